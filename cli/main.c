@@ -1,0 +1,314 @@
+/* main.c - the `tlaloc` program: one subcommand per job.
+ *
+ * Exit status: 0 success, 1 a check said no, 2 bad input (the message says
+ * where). The library never exits; only this file does. */
+#include "interp/interp.h"
+#include "ir/tg.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define EXIT_CHECK 1
+#define EXIT_BAD 2
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: tlaloc COMMAND [ARGS]\n"
+          "\n"
+          "commands:\n"
+          "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
+          "           [--out DIR] [--interp]     run a graph and print its outputs\n"
+          "  infer G.tg                          print each named value's dtype and shape\n"
+          "  fmt G.tg                            print the graph in canonical form\n"
+          "  help                                this text\n"
+          "\n"
+          "Exit status: 0 success, 1 a check failed, 2 bad input.\n");
+}
+
+/* Reads and parses a .tg file; prints diagnostics. NULL on failure. */
+static tl_graph *load_graph(const char *path) {
+  char err[512];
+  size_t len;
+  char *src = tl_read_file(path, &len, err, sizeof err);
+  if (!src) {
+    fprintf(stderr, "tlaloc: %s\n", err);
+    return NULL;
+  }
+  tl_diag d;
+  tl_diag_init(&d, path, src, len);
+  tl_graph *g = tl_tg_parse(src, len, &d);
+  fputs(tl_diag_text(&d), stderr);
+  tl_diag_free(&d);
+  free(src);
+  return g;
+}
+
+static int cmd_fmt(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: tlaloc fmt G.tg\n");
+    return EXIT_BAD;
+  }
+  tl_graph *g = load_graph(argv[1]);
+  if (!g) return EXIT_BAD;
+  char *s = tl_tg_print(g);
+  fputs(s, stdout);
+  free(s);
+  tl_graph_free(g);
+  return 0;
+}
+
+static int cmd_infer(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: tlaloc infer G.tg\n");
+    return EXIT_BAD;
+  }
+  tl_graph *g = load_graph(argv[1]);
+  if (!g) return EXIT_BAD;
+  char buf[256];
+  for (int i = 0; i < g->ninputs; i++) {
+    const tl_node *n = &g->nodes[g->inputs[i]];
+    printf("in  %s: %s\n", g->names[n->name], tl_type_str(g, &n->type, buf, sizeof buf));
+  }
+  for (int i = 0; i < g->nlets; i++) {
+    const tl_node *n = &g->nodes[g->lets[i]];
+    printf("let %s: %s\n", g->names[n->name], tl_type_str(g, &n->type, buf, sizeof buf));
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    const tl_node *n = &g->nodes[g->outputs[i].node];
+    printf("out %s: %s\n", g->names[g->outputs[i].name], tl_type_str(g, &n->type, buf, sizeof buf));
+  }
+  tl_graph_free(g);
+  return 0;
+}
+
+/* ---- printing tensors like numpy, summarised when large --------------- */
+
+#define PRINT_FULL_LIMIT 1000
+#define PRINT_EDGE 3
+
+static void print_elem(const tl_tensor *t, int64_t i) {
+  char b[64];
+  switch (t->dtype) {
+  case TL_BOOL: fputs(tl_tensor_get_i64(t, i) ? "True" : "False", stdout); break;
+  case TL_I32: case TL_I64: printf("%lld", (long long)tl_tensor_get_i64(t, i)); break;
+  default:
+    tl_fmt_double(b, sizeof b, tl_tensor_get_f64(t, i), t->dtype == TL_F32);
+    fputs(b, stdout);
+  }
+}
+
+static void print_rec(const tl_tensor *t, int dim, int64_t base, int64_t stride, bool summarise,
+                      int indent) {
+  if (dim == t->rank) {
+    print_elem(t, base);
+    return;
+  }
+  int64_t n = t->dims[dim], inner = stride / (n ? n : 1);
+  putchar('[');
+  for (int64_t i = 0; i < n; i++) {
+    if (summarise && n > 2 * PRINT_EDGE && i == PRINT_EDGE) {
+      fputs(dim + 1 == t->rank ? "..., " : "...,\n", stdout);
+      if (dim + 1 < t->rank) printf("%*s", indent + 1, "");
+      i = n - PRINT_EDGE - 1;
+      continue;
+    }
+    print_rec(t, dim + 1, base + i * inner, inner, summarise, indent + 1);
+    if (i + 1 < n) {
+      if (dim + 1 == t->rank) fputs(" ", stdout);
+      else printf("\n%*s", indent + 1, "");
+    }
+  }
+  putchar(']');
+}
+
+static void print_tensor(const char *name, const tl_tensor *t) {
+  printf("%s: %s[", name, tl_dtype_name((tl_dtype)t->dtype));
+  for (int i = 0; i < t->rank; i++) printf(i ? " %lld" : "%lld", (long long)t->dims[i]);
+  printf("] =%s", t->rank ? "\n" : " ");
+  int64_t stride = t->numel;
+  int indent = 0;
+  print_rec(t, 0, 0, stride, t->numel > PRINT_FULL_LIMIT, indent);
+  putchar('\n');
+}
+
+/* ---- run -------------------------------------------------------------- */
+
+static int parse_size(const char *s, int64_t *v) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(s, &end, 10);
+  if (errno || *end || end == s || x < 0) return -1;
+  *v = x;
+  return 0;
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *path = NULL, *outdir = NULL;
+  bool have_seed = false;
+  uint64_t seed = 0;
+  const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
+  const char **in_files = tl_xcalloc((size_t)argc, sizeof *in_files);
+  const char **dim_names = tl_xcalloc((size_t)argc, sizeof *dim_names);
+  int64_t *dim_vals = tl_xcalloc((size_t)argc, sizeof *dim_vals);
+  int nin = 0, ndims = 0, rc = EXIT_BAD;
+  tl_graph *g = NULL;
+  tl_tensor **inputs = NULL, **outputs = NULL;
+  int64_t *syms = NULL;
+  char err[1024];
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    bool has_val = i + 1 < argc;
+    if (strcmp(a, "--in") == 0 && has_val) {
+      const char *v = argv[++i], *eq = strchr(v, '=');
+      if (!eq || eq == v || !eq[1]) {
+        fprintf(stderr, "tlaloc run: --in expects NAME=FILE.npy, got '%s'\n", v);
+        goto done;
+      }
+      in_names[nin] = tl_xstrndup(v, (size_t)(eq - v));
+      in_files[nin++] = eq + 1;
+    } else if (strcmp(a, "--dim") == 0 && has_val) {
+      const char *v = argv[++i], *eq = strchr(v, '=');
+      if (!eq || eq == v || parse_size(eq + 1, &dim_vals[ndims])) {
+        fprintf(stderr, "tlaloc run: --dim expects SYM=SIZE (SIZE >= 0), got '%s'\n", v);
+        goto done;
+      }
+      dim_names[ndims++] = tl_xstrndup(v, (size_t)(eq - v));
+    } else if (strcmp(a, "--random") == 0 && has_val) {
+      int64_t s;
+      if (parse_size(argv[++i], &s)) {
+        fprintf(stderr, "tlaloc run: --random expects a non-negative seed\n");
+        goto done;
+      }
+      seed = (uint64_t)s;
+      have_seed = true;
+    } else if (strcmp(a, "--out") == 0 && has_val) {
+      outdir = argv[++i];
+    } else if (strcmp(a, "--interp") == 0) {
+      /* the interpreter is the only engine until the backend lands */
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "tlaloc run: unknown or incomplete option '%s'\n", a);
+      goto done;
+    } else if (!path) {
+      path = a;
+    } else {
+      fprintf(stderr, "tlaloc run: more than one graph given ('%s', '%s')\n", path, a);
+      goto done;
+    }
+  }
+  if (!path) {
+    fprintf(stderr, "usage: tlaloc run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... "
+                    "[--random SEED] [--out DIR] [--interp]\n");
+    goto done;
+  }
+  g = load_graph(path);
+  if (!g) goto done;
+  inputs = tl_xcalloc((size_t)g->ninputs + 1, sizeof *inputs);
+  outputs = tl_xcalloc((size_t)g->noutputs + 1, sizeof *outputs);
+  syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
+  for (int i = 0; i < g->nsyms; i++) syms[i] = -1;
+  for (int k = 0; k < ndims; k++) {
+    int s = -1;
+    for (int i = 0; i < g->nsyms; i++)
+      if (strcmp(g->syms[i], dim_names[k]) == 0) s = i;
+    if (s < 0) {
+      fprintf(stderr, "tlaloc run: --dim %s: the graph has no symbolic dim '%s'\n", dim_names[k], dim_names[k]);
+      goto done;
+    }
+    syms[s] = dim_vals[k];
+  }
+  for (int k = 0; k < nin; k++) {
+    int slot = -1;
+    for (int i = 0; i < g->ninputs; i++)
+      if (strcmp(g->names[g->nodes[g->inputs[i]].name], in_names[k]) == 0) slot = i;
+    if (slot < 0) {
+      fprintf(stderr, "tlaloc run: --in %s: the graph has no input '%s'\n", in_names[k], in_names[k]);
+      goto done;
+    }
+    if (inputs[slot]) {
+      fprintf(stderr, "tlaloc run: input '%s' is given twice\n", in_names[k]);
+      goto done;
+    }
+    inputs[slot] = tl_npy_read(in_files[k], err, sizeof err);
+    if (!inputs[slot]) {
+      fprintf(stderr, "tlaloc run: %s\n", err);
+      goto done;
+    }
+  }
+  if (tl_bind_inputs(g, inputs, syms, err, sizeof err)) {
+    fprintf(stderr, "tlaloc run: %s\n", err);
+    goto done;
+  }
+  for (int i = 0; i < g->ninputs; i++) {
+    if (inputs[i] || have_seed) continue;
+    fprintf(stderr, "tlaloc run: input '%s' has no value (give --in %s=FILE.npy or --random SEED)\n",
+            g->names[g->nodes[g->inputs[i]].name], g->names[g->nodes[g->inputs[i]].name]);
+    goto done;
+  }
+  if (have_seed && tl_random_inputs(g, inputs, syms, seed, err, sizeof err)) {
+    fprintf(stderr, "tlaloc run: %s\n", err);
+    goto done;
+  }
+  if (tl_interp_run(g, inputs, syms, outputs, err, sizeof err)) {
+    fprintf(stderr, "tlaloc run: %s: %s\n", path, err);
+    goto done;
+  }
+  if (outdir) {
+    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
+      fprintf(stderr, "tlaloc run: cannot create %s: %s\n", outdir, strerror(errno));
+      goto done;
+    }
+    for (int i = 0; i < g->noutputs; i++) {
+      tl_buf p = {0};
+      tl_buf_printf(&p, "%s/%s.npy", outdir, g->names[g->outputs[i].name]);
+      int w = tl_npy_write(p.s, outputs[i], err, sizeof err);
+      free(p.s);
+      if (w) {
+        fprintf(stderr, "tlaloc run: %s\n", err);
+        goto done;
+      }
+    }
+  } else {
+    for (int i = 0; i < g->noutputs; i++) print_tensor(g->names[g->outputs[i].name], outputs[i]);
+  }
+  rc = 0;
+done:
+  for (int k = 0; k < nin; k++) free((void *)in_names[k]);
+  for (int k = 0; k < ndims; k++) free((void *)dim_names[k]);
+  free(in_names);
+  free(in_files);
+  free(dim_names);
+  free(dim_vals);
+  if (g) {
+    for (int i = 0; i < g->ninputs; i++) tl_tensor_free(inputs[i]);
+    for (int i = 0; i < g->noutputs; i++) tl_tensor_free(outputs[i]);
+  }
+  free(inputs);
+  free(outputs);
+  free(syms);
+  tl_graph_free(g);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_BAD;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "infer") == 0) return cmd_infer(argc - 1, argv + 1);
+  if (strcmp(cmd, "fmt") == 0) return cmd_fmt(argc - 1, argv + 1);
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  fprintf(stderr, "tlaloc: unknown command '%s'\n", cmd);
+  usage(stderr);
+  return EXIT_BAD;
+}

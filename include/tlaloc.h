@@ -1,0 +1,87 @@
+/* tlaloc.h - the public C API of tlaloc, a tensor-graph optimizer and
+ * compiler. Frontends hand it a graph as .tg text; tlaloc type-checks it and
+ * runs it (today with the reference interpreter; optimisation and native
+ * code come through the same calls).
+ *
+ *   tlaloc_graph *g;
+ *   char *errors;
+ *   if (tlaloc_parse(text, strlen(text), "model.tg", &g, &errors) != TLALOC_OK) {
+ *     fputs(errors, stderr);          // file:line:col: error: ...
+ *     tlaloc_free(errors);
+ *     return 2;
+ *   }
+ *   float x[20] = {...};
+ *   tlaloc_tensor in = {TLALOC_F32, 2, {2, 10}, x};
+ *   tlaloc_tensor out;
+ *   if (tlaloc_run(g, &in, 1, &out, 1, &errors) == TLALOC_OK) {
+ *     ... out.data holds the result; tlaloc_free(out.data);
+ *   }
+ *   tlaloc_graph_free(g);
+ *
+ * Contracts: every function reports failure by status; error text is
+ * returned in a heap string the caller releases with tlaloc_free. Nothing is
+ * global: graphs may be used from several threads (one thread per graph). */
+#ifndef TLALOC_H
+#define TLALOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TLALOC_MAX_RANK 8
+
+typedef enum tlaloc_status {
+  TLALOC_OK = 0,
+  TLALOC_CHECK_FAILED = 1, /* a check said no (prove, check-rules) */
+  TLALOC_BAD_INPUT = 2     /* malformed graph, wrong shapes or dtypes */
+} tlaloc_status;
+
+typedef enum tlaloc_dtype {
+  TLALOC_BOOL, TLALOC_I32, TLALOC_I64, TLALOC_F32, TLALOC_F64
+} tlaloc_dtype;
+
+/* A dense C-order tensor. The caller owns `data` of inputs; outputs get data
+ * allocated by tlaloc (release with tlaloc_free). */
+typedef struct tlaloc_tensor {
+  int32_t dtype; /* tlaloc_dtype */
+  int32_t rank;
+  int64_t dims[TLALOC_MAX_RANK];
+  void *data;
+} tlaloc_tensor;
+
+typedef struct tl_graph tlaloc_graph;
+
+/* Parses .tg text (file names messages). On failure *errors holds every
+ * diagnostic found. */
+tlaloc_status tlaloc_parse(const char *src, size_t len, const char *file,
+                           tlaloc_graph **out, char **errors);
+void tlaloc_graph_free(tlaloc_graph *g);
+
+/* Canonical .tg text of g (tlaloc_free it). */
+char *tlaloc_print(const tlaloc_graph *g);
+
+/* Inputs and outputs, in declaration order. The type is written as .tg
+ * does ("f32[n 10]"); strings stay valid while g lives, except type strings
+ * (tlaloc_free them). */
+int tlaloc_num_inputs(const tlaloc_graph *g);
+int tlaloc_num_outputs(const tlaloc_graph *g);
+const char *tlaloc_input_name(const tlaloc_graph *g, int i);
+const char *tlaloc_output_name(const tlaloc_graph *g, int i);
+char *tlaloc_input_type(const tlaloc_graph *g, int i);
+char *tlaloc_output_type(const tlaloc_graph *g, int i);
+
+/* Runs g on inputs (one per graph input, in order; dtypes and ranks must
+ * match, symbolic dims are bound from them). Fills outputs[0..nout). */
+tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+                         tlaloc_tensor *outputs, int nout, char **errors);
+
+void tlaloc_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

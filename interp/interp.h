@@ -1,0 +1,39 @@
+/* interp.h - the reference interpreter: the oracle every optimisation and
+ * backend is checked against. Plain C, one obviously-correct kernel per op,
+ * numpy semantics (broadcasting, wrapping integers, NaN propagation, empty
+ * dims). Slow on purpose: clarity over speed. */
+#ifndef TL_INTERP_H
+#define TL_INTERP_H
+
+#include "interp/tensor.h"
+
+/* Binds the graph's symbolic dims: sym_values[i] is the size of symbol i
+ * (-1 = not yet known; the caller may preset some). Each given input (NULL
+ * entries are skipped) must have its declared dtype, rank and concrete dims;
+ * its symbolic dims take their sizes from it, consistently across inputs.
+ * Returns 0, or -1 with a message naming the input and the dim. */
+int tl_bind_inputs(const tl_graph *g, tl_tensor *const *inputs, int64_t *sym_values,
+                   char *err, size_t err_size);
+
+/* The concrete dims of type t under sym_values; -1 if a symbol is unbound. */
+int tl_concrete_dims(const tl_graph *g, const tl_type *t, const int64_t *sym_values,
+                     int64_t *dims, char *err, size_t err_size);
+
+/* Random inputs for every NULL entry of inputs (deterministic in seed):
+ * floats ~ N(0,1), integers uniform in [0, 3), bools fair. All symbols must
+ * be bound. */
+int tl_random_inputs(const tl_graph *g, tl_tensor **inputs, const int64_t *sym_values,
+                     uint64_t seed, char *err, size_t err_size);
+
+/* Runs g. inputs[i] is the value of g->inputs[i] (already bound); outputs[i]
+ * receives a new tensor for g->outputs[i] (caller frees). On a run-time error
+ * (an index out of range, an integer to a negative power, a max over an
+ * empty axis) returns -1 with a message naming the op; no output is left
+ * allocated. */
+int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sym_values,
+                  tl_tensor **outputs, char *err, size_t err_size);
+
+/* Whether op has an interpreter kernel (tests check every op has one). */
+bool tl_interp_has(int op);
+
+#endif

@@ -1,0 +1,312 @@
+/* graph.c - building graphs: nodes, names, symbols, hash-consing.
+ *
+ * Nodes are appended in topological order (an operand always exists before
+ * its user), so every pass over a graph is a loop over node ids. The memo
+ * table maps (op, attrs, operands) to the node that already computes it;
+ * inputs and constants with payloads are never merged by it. */
+#include "ir/ir.h"
+#include "interp/tensor.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t for streaming hashes */
+#include <xxhash.h>
+
+#define MEMO_SEED 0x746c616c6f63ULL /* fixed, so runs are reproducible */
+
+tl_graph *tl_graph_new(const char *name) {
+  tl_graph *g = tl_xcalloc(1, sizeof *g);
+  g->name = tl_xstrdup(name ? name : "g");
+  return g;
+}
+
+void tl_graph_free(tl_graph *g) {
+  if (!g) return;
+  free(g->name);
+  free(g->nodes);
+  free(g->args);
+  for (int i = 0; i < g->nnames; i++) free(g->names[i]);
+  free(g->names);
+  for (int i = 0; i < g->nsyms; i++) free(g->syms[i]);
+  free(g->syms);
+  free(g->inputs);
+  free(g->outputs);
+  free(g->lets);
+  for (int i = 0; i < g->nlits; i++) tl_tensor_free(g->lits[i]);
+  free(g->lits);
+  free(g->memo);
+  free(g);
+}
+
+int tl_graph_sym(tl_graph *g, const char *name, size_t n) {
+  for (int i = 0; i < g->nsyms; i++)
+    if (strlen(g->syms[i]) == n && memcmp(g->syms[i], name, n) == 0) return i;
+  TL_GROW(g->syms, g->nsyms, g->capsyms);
+  g->syms[g->nsyms] = tl_xstrndup(name, n);
+  return g->nsyms++;
+}
+
+int32_t tl_graph_name(tl_graph *g, const char *name) {
+  TL_GROW(g->names, g->nnames, g->capnames);
+  g->names[g->nnames] = tl_xstrdup(name);
+  return g->nnames++;
+}
+
+static int32_t push_node(tl_graph *g, int op, const tl_attrs *attrs,
+                         const int32_t *inputs, int n, tl_loc loc) {
+  TL_GROW(g->nodes, g->nnodes, g->capnodes);
+  while (g->nargs + (uint32_t)n > g->capargs) {
+    g->capargs = g->capargs ? g->capargs * 2 : 64;
+    g->args = tl_xrealloc(g->args, g->capargs * sizeof *g->args);
+  }
+  tl_node *nd = &g->nodes[g->nnodes];
+  memset(nd, 0, sizeof *nd);
+  nd->op = (uint16_t)op;
+  nd->ninputs = (uint16_t)n;
+  nd->inputs = g->nargs;
+  if (n) memcpy(g->args + g->nargs, inputs, (size_t)n * sizeof *inputs);
+  g->nargs += (uint32_t)n;
+  nd->name = -1;
+  nd->loc = loc;
+  if (attrs) nd->attrs = *attrs;
+  else tl_attrs_init(&nd->attrs);
+  return g->nnodes++;
+}
+
+int32_t tl_graph_add_input(tl_graph *g, const char *name, const tl_type *t, tl_loc loc) {
+  int32_t id = push_node(g, TL_OP_INPUT, NULL, NULL, 0, loc);
+  g->nodes[id].type = *t;
+  g->nodes[id].name = tl_graph_name(g, name);
+  TL_GROW(g->inputs, g->ninputs, g->capinputs);
+  g->inputs[g->ninputs++] = id;
+  return id;
+}
+
+static uint64_t node_hash(int op, const tl_attrs *a, const int32_t *in, int n) {
+  XXH3_state_t st;
+  XXH3_64bits_reset_withSeed(&st, MEMO_SEED);
+  uint16_t hdr[2] = {(uint16_t)op, (uint16_t)n};
+  XXH3_64bits_update(&st, hdr, sizeof hdr);
+  XXH3_64bits_update(&st, a, sizeof *a);
+  if (n) XXH3_64bits_update(&st, in, (size_t)n * sizeof *in);
+  return XXH3_64bits_digest(&st);
+}
+
+static bool node_is(const tl_graph *g, int32_t id, int op, const tl_attrs *a,
+                    const int32_t *in, int n) {
+  const tl_node *nd = &g->nodes[id];
+  return nd->op == op && nd->ninputs == n &&
+         memcmp(&nd->attrs, a, sizeof *a) == 0 &&
+         (n == 0 || memcmp(tl_node_inputs(g, nd), in, (size_t)n * sizeof *in) == 0);
+}
+
+static void memo_insert(tl_graph *g, int32_t id);
+
+static void memo_grow(tl_graph *g) {
+  uint32_t old = g->memocap;
+  int32_t *om = g->memo;
+  g->memocap = old ? old * 2 : 256;
+  g->memo = tl_xmalloc(g->memocap * sizeof *g->memo);
+  for (uint32_t i = 0; i < g->memocap; i++) g->memo[i] = -1;
+  for (uint32_t i = 0; i < old; i++)
+    if (om[i] >= 0) memo_insert(g, om[i]);
+  free(om);
+}
+
+static void memo_insert(tl_graph *g, int32_t id) {
+  const tl_node *nd = &g->nodes[id];
+  uint64_t h = node_hash(nd->op, &nd->attrs, tl_node_inputs(g, nd), nd->ninputs);
+  uint32_t mask = g->memocap - 1, i = (uint32_t)h & mask;
+  while (g->memo[i] >= 0) i = (i + 1) & mask;
+  g->memo[i] = id;
+}
+
+/* Nodes that stand for themselves: never shared by the memo. */
+static bool memoizable(int op) { return op != TL_OP_INPUT && op != TL_OP_CONST; }
+
+int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
+                     const int32_t *inputs, int ninputs, tl_loc loc,
+                     char *err, size_t err_size) {
+  tl_attrs a;
+  if (attrs) a = *attrs;
+  else tl_attrs_init(&a);
+  if (memoizable(op) && g->memocap) {
+    uint64_t h = node_hash(op, &a, inputs, ninputs);
+    uint32_t mask = g->memocap - 1;
+    for (uint32_t i = (uint32_t)h & mask; g->memo[i] >= 0; i = (i + 1) & mask)
+      if (node_is(g, g->memo[i], op, &a, inputs, ninputs)) return g->memo[i];
+  }
+  const tl_type *in[TL_GRAPH_MAX_ARGS];
+  if (ninputs > TL_GRAPH_MAX_ARGS) {
+    snprintf(err, err_size, "%s: too many operands (%d, at most %d)", tl_ops[op].name,
+             ninputs, TL_GRAPH_MAX_ARGS);
+    return -1;
+  }
+  bool poisoned = false;
+  for (int i = 0; i < ninputs; i++) {
+    in[i] = &g->nodes[inputs[i]].type;
+    if (in[i]->dtype == TL_DTYPE_ERROR) poisoned = true;
+  }
+  tl_type t;
+  memset(&t, 0, sizeof t);
+  if (poisoned) {
+    t.dtype = TL_DTYPE_ERROR;
+  } else if (tl_infer(g, op, &a, in, ninputs, &t, err, err_size) != 0) {
+    return -1;
+  }
+  int32_t id = push_node(g, op, &a, inputs, ninputs, loc);
+  g->nodes[id].type = t;
+  if (memoizable(op)) {
+    if ((uint32_t)g->nnodes * 2 >= g->memocap) memo_grow(g);
+    memo_insert(g, id);
+  }
+  return id;
+}
+
+int32_t tl_graph_add_const(tl_graph *g, tl_tensor *t, tl_loc loc) {
+  TL_GROW(g->lits, g->nlits, g->caplits);
+  g->lits[g->nlits] = t;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  a.lit = g->nlits++;
+  int32_t id = push_node(g, TL_OP_CONST, &a, NULL, 0, loc);
+  tl_type *ty = &g->nodes[id].type;
+  ty->dtype = t->dtype;
+  ty->rank = t->rank;
+  memcpy(ty->dims, t->dims, sizeof ty->dims);
+  return id;
+}
+
+void tl_graph_add_output(tl_graph *g, const char *name, int32_t node) {
+  TL_GROW(g->outputs, g->noutputs, g->capoutputs);
+  g->outputs[g->noutputs].name = tl_graph_name(g, name);
+  g->outputs[g->noutputs].node = node;
+  g->noutputs++;
+}
+
+void tl_graph_add_let(tl_graph *g, const char *name, int32_t node) {
+  /* The first name given to a node is the one printed for it. */
+  if (g->nodes[node].name < 0) g->nodes[node].name = tl_graph_name(g, name);
+  TL_GROW(g->lets, g->nlets, g->caplets);
+  g->lets[g->nlets++] = node;
+}
+
+static bool types_equal(const tl_graph *ga, const tl_type *a, const tl_graph *gb,
+                        const tl_type *b) {
+  if (a->dtype != b->dtype || a->weak != b->weak || a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++) {
+    int64_t x = a->dims[i], y = b->dims[i];
+    if (tl_dim_is_sym(x) != tl_dim_is_sym(y)) return false;
+    if (!tl_dim_is_sym(x)) {
+      if (x != y) return false;
+    } else if (strcmp(ga->syms[tl_dim_sym_id(x)], gb->syms[tl_dim_sym_id(y)]) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool attrs_equal(const tl_graph *ga, const tl_node *a, const tl_graph *gb,
+                        const tl_node *b) {
+  if (a->op == TL_OP_CONST) {
+    const tl_tensor *x = ga->lits[a->attrs.lit], *y = gb->lits[b->attrs.lit];
+    return x->numel == y->numel &&
+           memcmp(x->data, y->data, (size_t)x->numel * tl_dtype_size(x->dtype)) == 0;
+  }
+  tl_attrs x = a->attrs, y = b->attrs;
+  /* symbolic dims in shape attributes compare by name, not by id */
+  for (int i = 0; i < x.nshape; i++) {
+    if (x.shape[i] != TL_DIM_INFER && tl_dim_is_sym(x.shape[i])) {
+      if (y.shape[i] == TL_DIM_INFER || !tl_dim_is_sym(y.shape[i]) ||
+          strcmp(ga->syms[tl_dim_sym_id(x.shape[i])], gb->syms[tl_dim_sym_id(y.shape[i])]))
+        return false;
+      x.shape[i] = y.shape[i] = 0;
+    }
+  }
+  return memcmp(&x, &y, sizeof x) == 0;
+}
+
+bool tl_graph_equal(const tl_graph *a, const tl_graph *b) {
+  if (a->ninputs != b->ninputs || a->noutputs != b->noutputs) return false;
+  for (int i = 0; i < a->ninputs; i++) {
+    const tl_node *x = &a->nodes[a->inputs[i]], *y = &b->nodes[b->inputs[i]];
+    if (strcmp(a->names[x->name], b->names[y->name]) != 0) return false;
+    if (!types_equal(a, &x->type, b, &y->type)) return false;
+  }
+  int32_t *map = tl_xmalloc(((size_t)a->nnodes + 1) * sizeof *map);
+  int32_t *rmap = tl_xmalloc(((size_t)b->nnodes + 1) * sizeof *rmap);
+  for (int i = 0; i < a->nnodes; i++) map[i] = -1;
+  for (int i = 0; i < b->nnodes; i++) rmap[i] = -1;
+  for (int i = 0; i < a->ninputs; i++) {
+    map[a->inputs[i]] = b->inputs[i];
+    rmap[b->inputs[i]] = a->inputs[i];
+  }
+  size_t cap = 64, n = 0;
+  int32_t *stack = tl_xmalloc(cap * 2 * sizeof *stack);
+  bool eq = true;
+  for (int i = 0; i < a->noutputs && eq; i++) {
+    if (strcmp(a->names[a->outputs[i].name], b->names[b->outputs[i].name]) != 0) {
+      eq = false;
+      break;
+    }
+    stack[0] = a->outputs[i].node;
+    stack[1] = b->outputs[i].node;
+    n = 1;
+    while (n > 0 && eq) {
+      n--;
+      int32_t x = stack[2 * n], y = stack[2 * n + 1];
+      if (map[x] >= 0 || rmap[y] >= 0) {
+        eq = map[x] == y && rmap[y] == x;
+        continue;
+      }
+      const tl_node *nx = &a->nodes[x], *ny = &b->nodes[y];
+      if (nx->op != ny->op || nx->ninputs != ny->ninputs ||
+          !types_equal(a, &nx->type, b, &ny->type) || !attrs_equal(a, nx, b, ny)) {
+        eq = false;
+        break;
+      }
+      map[x] = y;
+      rmap[y] = x;
+      for (int k = 0; k < nx->ninputs; k++) {
+        if (n + 1 > cap) {
+          cap *= 2;
+          stack = tl_xrealloc(stack, cap * 2 * sizeof *stack);
+        }
+        stack[2 * n] = tl_node_inputs(a, nx)[k];
+        stack[2 * n + 1] = tl_node_inputs(b, ny)[k];
+        n++;
+      }
+    }
+  }
+  free(stack);
+  free(map);
+  free(rmap);
+  return eq;
+}
+
+char *tl_type_str(const tl_graph *g, const tl_type *t, char *buf, size_t size) {
+  size_t len = 0;
+  len += (size_t)snprintf(buf, size, "%s[", tl_dtype_name((tl_dtype)t->dtype));
+  for (int i = 0; i < t->rank && len < size; i++) {
+    const char *sep = i ? " " : "";
+    if (tl_dim_is_sym(t->dims[i]) && g && tl_dim_sym_id(t->dims[i]) < g->nsyms)
+      len += (size_t)snprintf(buf + len, size - len, "%s%s", sep, g->syms[tl_dim_sym_id(t->dims[i])]);
+    else if (tl_dim_is_sym(t->dims[i]))
+      len += (size_t)snprintf(buf + len, size - len, "%s?%d", sep, tl_dim_sym_id(t->dims[i]));
+    else
+      len += (size_t)snprintf(buf + len, size - len, "%s%lld", sep, (long long)t->dims[i]);
+  }
+  if (len < size) snprintf(buf + len, size - len, "]");
+  return buf;
+}
+
+int64_t tl_type_numel(const tl_type *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) {
+    if (tl_dim_is_sym(t->dims[i])) return -1;
+    n *= t->dims[i];
+  }
+  return n;
+}

@@ -1,0 +1,594 @@
+/* infer.c - dtype and shape inference for every op.
+ *
+ * One function per family of ops, picked through a table indexed by op
+ * (tests/ir checks it has no hole). The rules are numpy's: broadcasting
+ * aligns shapes on the right and stretches size-1 dims; NEP 50 promotion
+ * lets weakly typed scalar literals take the other operand's dtype.
+ *
+ * Symbolic dims: the same symbol is the same size. A symbol broadcast
+ * against a concrete size other than 1 is an error (the symbol might be
+ * anything), and so is a symbol against a different symbol. Sizes that would
+ * need arithmetic on symbols (concat along a symbolic axis, slicing one) are
+ * refused with a message rather than guessed. */
+#include "ir/ir.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct ictx {
+  const tl_graph *g;
+  int op;
+  const tl_attrs *a;
+  const tl_type *const *in;
+  int nin;
+  tl_type *out;
+  char *err;
+  size_t err_size;
+} ictx;
+
+typedef int (*infer_fn)(ictx *c);
+
+__attribute__((format(printf, 2, 3))) static int fail(ictx *c, const char *fmt, ...) {
+  int n = snprintf(c->err, c->err_size, "%s: ", tl_ops[c->op].name);
+  if (n < 0 || (size_t)n >= c->err_size) return -1;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err + n, c->err_size - (size_t)n, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static const char *tstr(ictx *c, const tl_type *t, char *buf, size_t n) {
+  return tl_type_str(c->g, t, buf, n);
+}
+
+static const char *dstr(ictx *c, int64_t d, char *buf, size_t n) {
+  if (tl_dim_is_sym(d) && c->g && tl_dim_sym_id(d) < c->g->nsyms)
+    snprintf(buf, n, "%s", c->g->syms[tl_dim_sym_id(d)]);
+  else
+    snprintf(buf, n, "%lld", (long long)d);
+  return buf;
+}
+
+/* ---- dtypes ---------------------------------------------------------- */
+
+enum { K_BOOL, K_INT, K_FLOAT };
+static int dkind(int dt) {
+  return dt == TL_BOOL ? K_BOOL : tl_dtype_is_int((tl_dtype)dt) ? K_INT : K_FLOAT;
+}
+
+/* NEP 50: strong operands promote by numpy's table; weak literals only lift
+ * the category (a float literal makes an int array f64; an int literal
+ * makes a bool array i64); all-weak stays weak. */
+void tl_promote(const tl_type *const *in, int n, uint8_t *dtype, uint8_t *weak) {
+  int strong = -1, wk = -1;
+  for (int i = 0; i < n; i++) {
+    if (in[i]->weak) {
+      if (dkind(in[i]->dtype) > wk) wk = dkind(in[i]->dtype);
+    } else {
+      strong = strong < 0 ? in[i]->dtype : tl_dtype_promote((tl_dtype)strong, (tl_dtype)in[i]->dtype);
+    }
+  }
+  if (strong < 0) {
+    *dtype = (uint8_t)(wk == K_FLOAT ? TL_F64 : wk == K_INT ? TL_I64 : TL_BOOL);
+    *weak = 1;
+    return;
+  }
+  *weak = 0;
+  if (wk > dkind(strong)) strong = wk == K_FLOAT ? TL_F64 : TL_I64;
+  *dtype = (uint8_t)strong;
+}
+
+static int infer_dtype(ictx *c, int first) {
+  uint8_t dt, weak;
+  const tl_op_info *oi = &tl_ops[c->op];
+  tl_promote(c->in + first, c->nin - first, &dt, &weak);
+  switch (oi->dtype_rule) {
+  case TL_DR_SAME: break;
+  case TL_DR_NUMERIC:
+    if (dt == TL_BOOL) return fail(c, "not defined for bool operands (cast them first)");
+    break;
+  case TL_DR_FLOAT:
+    if (!tl_dtype_is_float((tl_dtype)dt)) dt = TL_F64;
+    break;
+  case TL_DR_BOOL:
+  case TL_DR_CMP:
+    dt = TL_BOOL;
+    break;
+  case TL_DR_SUM:
+    if (dt == TL_BOOL || dt == TL_I32) dt = TL_I64;
+    break;
+  case TL_DR_WHERE:
+    break; /* caller passed first = 1 */
+  case TL_DR_FIRST:
+    dt = c->in[0]->dtype;
+    weak = c->in[0]->weak;
+    break;
+  case TL_DR_ATTR:
+    dt = c->a->dtype;
+    weak = 0;
+    break;
+  }
+  c->out->dtype = dt;
+  c->out->weak = weak;
+  return 0;
+}
+
+/* ---- shapes ---------------------------------------------------------- */
+
+static int broadcast2(ictx *c, const tl_type *x, const tl_type *y, tl_type *r) {
+  int rank = x->rank > y->rank ? x->rank : y->rank;
+  int64_t dims[TL_MAX_RANK];
+  for (int i = 0; i < rank; i++) {
+    int ix = x->rank - rank + i, iy = y->rank - rank + i;
+    int64_t a = ix >= 0 ? x->dims[ix] : 1, b = iy >= 0 ? y->dims[iy] : 1;
+    if (a == b || b == 1) dims[i] = a;
+    else if (a == 1) dims[i] = b;
+    else {
+      char s1[128], s2[128], d1[64], d2[64];
+      return fail(c, "cannot broadcast %s with %s (dim %s vs %s)", tstr(c, x, s1, sizeof s1),
+                  tstr(c, y, s2, sizeof s2), dstr(c, a, d1, sizeof d1), dstr(c, b, d2, sizeof d2));
+    }
+  }
+  r->rank = (uint8_t)rank;
+  memcpy(r->dims, dims, sizeof dims);
+  return 0;
+}
+
+static int infer_elemwise(ictx *c) {
+  const tl_op_info *oi = &tl_ops[c->op];
+  if (oi->dtype_rule == TL_DR_WHERE) {
+    if (infer_dtype(c, 1)) return -1;
+  } else if (infer_dtype(c, 0)) {
+    return -1;
+  }
+  tl_type shape;
+  memset(&shape, 0, sizeof shape);
+  shape.rank = 0;
+  for (int i = 0; i < c->nin; i++)
+    if (broadcast2(c, &shape, c->in[i], &shape)) return -1;
+  c->out->rank = shape.rank;
+  memcpy(c->out->dims, shape.dims, sizeof shape.dims);
+  if (c->op == TL_OP_CAST) {
+    c->out->dtype = c->a->dtype;
+    c->out->weak = 0;
+  }
+  return 0;
+}
+
+static int infer_like(ictx *c) {
+  *c->out = *c->in[0];
+  return 0;
+}
+
+/* Normalises the axes attribute against `rank`: negative axes count from
+ * the end; out of range and repeated axes are errors. Without the
+ * attribute, `all` selects every axis (reductions) or none. */
+static int norm_axes(ictx *c, int rank, bool all, int *axes, int *naxes) {
+  if (!(c->a->present & TL_A_AXIS)) {
+    *naxes = 0;
+    if (all)
+      for (int i = 0; i < rank; i++) axes[(*naxes)++] = i;
+    return 0;
+  }
+  *naxes = c->a->naxes;
+  for (int i = 0; i < c->a->naxes; i++) {
+    int ax = c->a->axes[i];
+    if (ax < -rank || ax >= rank)
+      return fail(c, "axis %d is out of range for rank %d", ax, rank);
+    if (ax < 0) ax += rank;
+    for (int j = 0; j < i; j++)
+      if (axes[j] == ax) return fail(c, "axis %d is repeated", c->a->axes[i]);
+    axes[i] = ax;
+  }
+  return 0;
+}
+
+static int infer_reduce(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  int axes[TL_MAX_RANK], naxes;
+  if (norm_axes(c, x->rank, true, axes, &naxes)) return -1;
+  bool red[TL_MAX_RANK] = {false};
+  for (int i = 0; i < naxes; i++) {
+    red[axes[i]] = true;
+    if ((c->op == TL_OP_MAX || c->op == TL_OP_MIN) && x->dims[axes[i]] == 0)
+      return fail(c, "zero-size reduction along axis %d has no identity", axes[i]);
+  }
+  int r = 0;
+  for (int i = 0; i < x->rank; i++) {
+    if (!red[i]) c->out->dims[r++] = x->dims[i];
+    else if (c->a->keepdims) c->out->dims[r++] = 1;
+  }
+  c->out->rank = (uint8_t)r;
+  c->out->weak = 0;
+  return 0;
+}
+
+static int infer_softmax(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  int ax = -1;
+  if (c->a->present & TL_A_AXIS) {
+    if (c->a->naxes != 1) return fail(c, ":axis must be a single axis");
+    ax = c->a->axes[0];
+  }
+  if (x->rank == 0) return fail(c, "needs an operand of rank 1 or more");
+  if (ax < -x->rank || ax >= x->rank)
+    return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
+  c->out->rank = x->rank;
+  memcpy(c->out->dims, x->dims, sizeof x->dims);
+  c->out->weak = 0;
+  return 0;
+}
+
+/* A symbolic size as (constant factor, sorted symbol list). */
+typedef struct symprod { int64_t k; int nsym; int sym[TL_MAX_RANK]; } symprod;
+
+static void symprod_of(const int64_t *dims, int n, symprod *p) {
+  p->k = 1;
+  p->nsym = 0;
+  for (int i = 0; i < n; i++) {
+    if (tl_dim_is_sym(dims[i])) {
+      int s = tl_dim_sym_id(dims[i]), j = p->nsym++;
+      while (j > 0 && p->sym[j - 1] > s) {
+        p->sym[j] = p->sym[j - 1];
+        j--;
+      }
+      p->sym[j] = s;
+    } else {
+      p->k *= dims[i];
+    }
+  }
+}
+
+static int infer_reshape(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  int n = c->a->nshape, infer_at = -1;
+  int64_t dims[TL_MAX_RANK] = {0};
+  for (int i = 0; i < n; i++) {
+    dims[i] = c->a->shape[i];
+    if (dims[i] == TL_DIM_INFER) {
+      if (infer_at >= 0) return fail(c, "only one dim may be -1");
+      infer_at = i;
+      dims[i] = 1;
+    }
+  }
+  symprod in, out;
+  symprod_of(x->dims, x->rank, &in);
+  symprod_of(dims, n, &out);
+  char s1[128];
+  if (infer_at >= 0) {
+    /* the inferred dim is in/out: a constant, or a single symbol */
+    int extra = -1, j = 0;
+    for (int i = 0; i < in.nsym; i++) {
+      if (j < out.nsym && out.sym[j] == in.sym[i]) j++;
+      else if (extra < 0) extra = in.sym[i];
+      else return fail(c, "cannot infer the -1 dim of reshape from %s", tstr(c, x, s1, sizeof s1));
+    }
+    if (j != out.nsym) return fail(c, "shape uses a symbol that %s does not have", tstr(c, x, s1, sizeof s1));
+    if (out.k == 0 || in.k % out.k != 0)
+      return fail(c, "cannot reshape %s: size is not divisible by the given dims", tstr(c, x, s1, sizeof s1));
+    int64_t q = in.k / out.k;
+    if (extra >= 0) {
+      if (q != 1) return fail(c, "cannot infer the -1 dim of reshape from %s", tstr(c, x, s1, sizeof s1));
+      dims[infer_at] = tl_dim_sym(extra);
+    } else {
+      dims[infer_at] = q;
+    }
+  } else {
+    bool same = in.k == out.k && in.nsym == out.nsym;
+    for (int i = 0; same && i < in.nsym; i++) same = in.sym[i] == out.sym[i];
+    if (!same) {
+      char s2[128];
+      tl_type t = *x;
+      t.rank = (uint8_t)n;
+      memcpy(t.dims, dims, sizeof dims);
+      return fail(c, "cannot reshape %s to %s (sizes differ)", tstr(c, x, s1, sizeof s1),
+                  tstr(c, &t, s2, sizeof s2));
+    }
+  }
+  c->out->rank = (uint8_t)n;
+  memcpy(c->out->dims, dims, sizeof dims);
+  return 0;
+}
+
+static int infer_transpose(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  int perm[TL_MAX_RANK];
+  if (c->a->present & TL_A_PERM) {
+    if (c->a->nperm != x->rank)
+      return fail(c, ":perm has %d entries for an operand of rank %d", c->a->nperm, x->rank);
+    bool seen[TL_MAX_RANK] = {false};
+    for (int i = 0; i < x->rank; i++) {
+      int p = c->a->perm[i];
+      if (p < 0) p += x->rank;
+      if (p < 0 || p >= x->rank || seen[p])
+        return fail(c, ":perm is not a permutation of 0..%d", x->rank - 1);
+      seen[p] = true;
+      perm[i] = p;
+    }
+  } else {
+    for (int i = 0; i < x->rank; i++) perm[i] = x->rank - 1 - i;
+  }
+  c->out->rank = x->rank;
+  for (int i = 0; i < x->rank; i++) c->out->dims[i] = x->dims[perm[i]];
+  return 0;
+}
+
+static int infer_broadcast_to(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  int n = c->a->nshape;
+  char s1[128], s2[128];
+  tl_type t;
+  memset(&t, 0, sizeof t);
+  t.dtype = x->dtype;
+  t.rank = (uint8_t)n;
+  memcpy(t.dims, c->a->shape, sizeof t.dims);
+  for (int i = 0; i < n; i++)
+    if (t.dims[i] == TL_DIM_INFER) return fail(c, "-1 is not allowed in :shape");
+  if (x->rank > n)
+    return fail(c, "cannot broadcast %s to %s", tstr(c, x, s1, sizeof s1), tstr(c, &t, s2, sizeof s2));
+  for (int i = 0; i < x->rank; i++) {
+    int64_t a = x->dims[i], b = t.dims[n - x->rank + i];
+    if (a != b && a != 1)
+      return fail(c, "cannot broadcast %s to %s", tstr(c, x, s1, sizeof s1), tstr(c, &t, s2, sizeof s2));
+  }
+  c->out->rank = (uint8_t)n;
+  memcpy(c->out->dims, t.dims, sizeof t.dims);
+  c->out->weak = 0;
+  return 0;
+}
+
+static int infer_expand_dims(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  int rank = x->rank + c->a->naxes;
+  if (rank > TL_MAX_RANK) return fail(c, "result rank %d exceeds %d", rank, TL_MAX_RANK);
+  int axes[TL_MAX_RANK], naxes;
+  if (norm_axes(c, rank, false, axes, &naxes)) return -1;
+  bool ins[TL_MAX_RANK] = {false};
+  for (int i = 0; i < naxes; i++) ins[axes[i]] = true;
+  int j = 0;
+  for (int i = 0; i < rank; i++) c->out->dims[i] = ins[i] ? 1 : x->dims[j++];
+  c->out->rank = (uint8_t)rank;
+  c->out->weak = 0;
+  return 0;
+}
+
+static int infer_squeeze(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  bool drop[TL_MAX_RANK] = {false};
+  if (c->a->present & TL_A_AXIS) {
+    int axes[TL_MAX_RANK], naxes;
+    if (norm_axes(c, x->rank, false, axes, &naxes)) return -1;
+    for (int i = 0; i < naxes; i++) {
+      if (x->dims[axes[i]] != 1) {
+        char d[64];
+        return fail(c, "cannot squeeze axis %d of size %s", axes[i], dstr(c, x->dims[axes[i]], d, sizeof d));
+      }
+      drop[axes[i]] = true;
+    }
+  } else {
+    for (int i = 0; i < x->rank; i++) drop[i] = x->dims[i] == 1;
+  }
+  int r = 0;
+  for (int i = 0; i < x->rank; i++)
+    if (!drop[i]) c->out->dims[r++] = x->dims[i];
+  c->out->rank = (uint8_t)r;
+  return 0;
+}
+
+static int infer_concat(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  if (x->rank == 0) return fail(c, "cannot concatenate rank-0 operands");
+  int ax = 0;
+  if (c->a->present & TL_A_AXIS) {
+    if (c->a->naxes != 1) return fail(c, ":axis must be a single axis");
+    ax = c->a->axes[0];
+  }
+  if (ax < -x->rank || ax >= x->rank) return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
+  if (ax < 0) ax += x->rank;
+  int64_t total = 0;
+  char s1[128], s2[128];
+  for (int k = 0; k < c->nin; k++) {
+    const tl_type *y = c->in[k];
+    if (y->rank != x->rank)
+      return fail(c, "operands have ranks %d and %d (%s, %s)", x->rank, y->rank,
+                  tstr(c, x, s1, sizeof s1), tstr(c, y, s2, sizeof s2));
+    for (int i = 0; i < x->rank; i++)
+      if (i != ax && y->dims[i] != x->dims[i])
+        return fail(c, "operand shapes %s and %s differ outside axis %d", tstr(c, x, s1, sizeof s1),
+                    tstr(c, y, s2, sizeof s2), ax);
+    if (tl_dim_is_sym(y->dims[ax])) {
+      if (c->nin == 1) {
+        total = y->dims[ax];
+        break;
+      }
+      return fail(c, "cannot concatenate along symbolic dim of %s", tstr(c, y, s1, sizeof s1));
+    }
+    total += y->dims[ax];
+  }
+  c->out->rank = x->rank;
+  memcpy(c->out->dims, x->dims, sizeof x->dims);
+  c->out->dims[ax] = total;
+  return 0;
+}
+
+static int infer_slice(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0];
+  const tl_attrs *a = c->a;
+  if (x->rank == 0) return fail(c, "cannot slice a rank-0 operand");
+  int ax = 0;
+  if (a->present & TL_A_AXIS) {
+    if (a->naxes != 1) return fail(c, ":axis must be a single axis");
+    ax = a->axes[0];
+  }
+  if (ax < -x->rank || ax >= x->rank) return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
+  if (ax < 0) ax += x->rank;
+  int64_t step = (a->present & TL_A_STEP) ? a->step : 1;
+  if (step == 0) return fail(c, ":step must not be 0");
+  int64_t n = x->dims[ax], len;
+  bool has_start = a->present & TL_A_START, has_stop = a->present & TL_A_STOP;
+  if (tl_dim_is_sym(n)) {
+    bool full = (!has_start || (step > 0 && a->start == 0)) && !has_stop && (step == 1 || step == -1);
+    if (!full) return fail(c, "cannot slice symbolic dim %s except whole (use a concrete shape)",
+                           c->g ? c->g->syms[tl_dim_sym_id(n)] : "?");
+    len = n;
+  } else {
+    /* Python's slice.indices() */
+    int64_t start, stop;
+    if (step > 0) {
+      start = has_start ? a->start : 0;
+      stop = has_stop ? a->stop : n;
+      if (start < 0) start = start + n < 0 ? 0 : start + n;
+      else if (start > n) start = n;
+      if (stop < 0) stop = stop + n < 0 ? 0 : stop + n;
+      else if (stop > n) stop = n;
+      len = stop > start ? (stop - start + step - 1) / step : 0;
+    } else {
+      start = has_start ? a->start : n - 1;
+      stop = has_stop ? a->stop : -n - 1;
+      if (start < 0) start = start + n < 0 ? -1 : start + n;
+      else if (start >= n) start = n - 1;
+      if (stop < 0) stop = stop + n < 0 ? -1 : stop + n;
+      else if (stop >= n) stop = n - 1;
+      len = start > stop ? (start - stop + (-step) - 1) / (-step) : 0;
+    }
+  }
+  c->out->rank = x->rank;
+  memcpy(c->out->dims, x->dims, sizeof x->dims);
+  c->out->dims[ax] = len;
+  return 0;
+}
+
+static int infer_take(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0], *idx = c->in[1];
+  char s1[128];
+  if (!tl_dtype_is_int((tl_dtype)idx->dtype))
+    return fail(c, "indices must be i32 or i64, not %s", tstr(c, idx, s1, sizeof s1));
+  if (!(c->a->present & TL_A_AXIS)) { /* numpy: take from the flattened operand */
+    c->out->rank = idx->rank;
+    memcpy(c->out->dims, idx->dims, sizeof idx->dims);
+    return 0;
+  }
+  if (c->a->naxes != 1) return fail(c, ":axis must be a single axis");
+  int ax = c->a->axes[0];
+  if (ax < -x->rank || ax >= x->rank) return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
+  if (ax < 0) ax += x->rank;
+  int rank = x->rank - 1 + idx->rank;
+  if (rank > TL_MAX_RANK) return fail(c, "result rank %d exceeds %d", rank, TL_MAX_RANK);
+  int r = 0;
+  for (int i = 0; i < ax; i++) c->out->dims[r++] = x->dims[i];
+  for (int i = 0; i < idx->rank; i++) c->out->dims[r++] = idx->dims[i];
+  for (int i = ax + 1; i < x->rank; i++) c->out->dims[r++] = x->dims[i];
+  c->out->rank = (uint8_t)rank;
+  return 0;
+}
+
+static int infer_matmul(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  c->out->weak = 0;
+  tl_type a = *c->in[0], b = *c->in[1];
+  char s1[128], s2[128];
+  if (a.rank == 0 || b.rank == 0)
+    return fail(c, "operands must have rank >= 1 (%s, %s)", tstr(c, &a, s1, sizeof s1), tstr(c, &b, s2, sizeof s2));
+  bool va = a.rank == 1, vb = b.rank == 1;
+  if (va) { a.dims[1] = a.dims[0]; a.dims[0] = 1; a.rank = 2; }
+  if (vb) { b.dims[1] = 1; b.rank = 2; }
+  int64_t k1 = a.dims[a.rank - 1], k2 = b.dims[b.rank - 2];
+  if (k1 != k2) {
+    char d1[64], d2[64];
+    return fail(c, "inner dims differ: %s @ %s (%s vs %s)", tstr(c, c->in[0], s1, sizeof s1),
+                tstr(c, c->in[1], s2, sizeof s2), dstr(c, k1, d1, sizeof d1), dstr(c, k2, d2, sizeof d2));
+  }
+  tl_type ba = a, bb = b, bo;
+  ba.rank = (uint8_t)(a.rank - 2);
+  bb.rank = (uint8_t)(b.rank - 2);
+  if (broadcast2(c, &ba, &bb, &bo)) return -1;
+  int r = bo.rank;
+  memcpy(c->out->dims, bo.dims, sizeof bo.dims);
+  if (!va) c->out->dims[r++] = a.dims[a.rank - 2];
+  if (!vb) c->out->dims[r++] = b.dims[b.rank - 1];
+  c->out->rank = (uint8_t)r;
+  return 0;
+}
+
+static int infer_lit(ictx *c) {
+  c->out->dtype = c->a->is_int ? TL_I64 : TL_F64;
+  c->out->weak = 1;
+  c->out->rank = 0;
+  return 0;
+}
+
+static int infer_fill(ictx *c) {
+  c->out->dtype = c->a->dtype;
+  c->out->weak = 0;
+  c->out->rank = c->a->nshape;
+  memcpy(c->out->dims, c->a->shape, sizeof c->a->shape);
+  for (int i = 0; i < c->a->nshape; i++)
+    if (c->a->shape[i] == TL_DIM_INFER) return fail(c, "-1 is not allowed in a shape");
+  return 0;
+}
+
+/* in and const get their type when created (tl_graph_add_input/_const). */
+static int infer_given(ictx *c) {
+  return fail(c, "is created by its own declaration, not as an operation");
+}
+
+static const infer_fn infer_table[TL_OP_COUNT] = {
+  [TL_OP_INPUT] = infer_given, [TL_OP_CONST] = infer_given,
+  [TL_OP_LIT] = infer_lit, [TL_OP_FILL] = infer_fill,
+  [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like,
+  [TL_OP_NEG] = infer_elemwise, [TL_OP_ABS] = infer_elemwise, [TL_OP_SIGN] = infer_elemwise,
+  [TL_OP_EXP] = infer_elemwise, [TL_OP_LOG] = infer_elemwise, [TL_OP_LOG1P] = infer_elemwise,
+  [TL_OP_EXPM1] = infer_elemwise, [TL_OP_SQRT] = infer_elemwise, [TL_OP_SIN] = infer_elemwise,
+  [TL_OP_COS] = infer_elemwise, [TL_OP_TANH] = infer_elemwise, [TL_OP_SIGMOID] = infer_elemwise,
+  [TL_OP_SOFTPLUS] = infer_elemwise, [TL_OP_LOG1MEXP] = infer_elemwise, [TL_OP_ERF] = infer_elemwise,
+  [TL_OP_ERFC] = infer_elemwise, [TL_OP_FLOOR] = infer_elemwise, [TL_OP_CEIL] = infer_elemwise,
+  [TL_OP_RECIPROCAL] = infer_elemwise, [TL_OP_NOT] = infer_elemwise, [TL_OP_CAST] = infer_elemwise,
+  [TL_OP_ADD] = infer_elemwise, [TL_OP_SUB] = infer_elemwise, [TL_OP_MUL] = infer_elemwise,
+  [TL_OP_DIV] = infer_elemwise, [TL_OP_FLOOR_DIVIDE] = infer_elemwise,
+  [TL_OP_REMAINDER] = infer_elemwise, [TL_OP_POW] = infer_elemwise,
+  [TL_OP_MAXIMUM] = infer_elemwise, [TL_OP_MINIMUM] = infer_elemwise,
+  [TL_OP_LOGADDEXP] = infer_elemwise, [TL_OP_XLOGY] = infer_elemwise,
+  [TL_OP_EQ] = infer_elemwise, [TL_OP_NE] = infer_elemwise, [TL_OP_LT] = infer_elemwise,
+  [TL_OP_LE] = infer_elemwise, [TL_OP_GT] = infer_elemwise, [TL_OP_GE] = infer_elemwise,
+  [TL_OP_AND] = infer_elemwise, [TL_OP_OR] = infer_elemwise, [TL_OP_WHERE] = infer_elemwise,
+  [TL_OP_SUM] = infer_reduce, [TL_OP_PROD] = infer_reduce, [TL_OP_MAX] = infer_reduce,
+  [TL_OP_MIN] = infer_reduce, [TL_OP_MEAN] = infer_reduce, [TL_OP_LOGSUMEXP] = infer_reduce,
+  [TL_OP_SOFTMAX] = infer_softmax, [TL_OP_LOG_SOFTMAX] = infer_softmax,
+  [TL_OP_RESHAPE] = infer_reshape, [TL_OP_TRANSPOSE] = infer_transpose,
+  [TL_OP_BROADCAST_TO] = infer_broadcast_to, [TL_OP_EXPAND_DIMS] = infer_expand_dims,
+  [TL_OP_SQUEEZE] = infer_squeeze, [TL_OP_CONCAT] = infer_concat, [TL_OP_SLICE] = infer_slice,
+  [TL_OP_TAKE] = infer_take, [TL_OP_MATMUL] = infer_matmul,
+};
+
+bool tl_infer_has(int op) { return op >= 0 && op < TL_OP_COUNT && infer_table[op] != NULL; }
+
+int tl_infer(const tl_graph *g, int op, const tl_attrs *attrs, const tl_type *const *in,
+             int nin, tl_type *out, char *err, size_t err_size) {
+  ictx c = {g, op, attrs, in, nin, out, err, err_size};
+  memset(out, 0, sizeof *out);
+  const tl_op_info *oi = &tl_ops[op];
+  if (oi->arity >= 0 && nin != oi->arity)
+    return fail(&c, "expects %d operand%s, got %d", oi->arity, oi->arity == 1 ? "" : "s", nin);
+  if (oi->arity < 0 && nin < 1) return fail(&c, "expects at least one operand");
+  unsigned extra = attrs->present & ~oi->allowed_attrs & ~(unsigned)TL_A_DTYPE;
+  if (extra) return fail(&c, "does not take the attribute given");
+  if ((attrs->present & oi->required_attrs) != oi->required_attrs)
+    return fail(&c, "is missing a required attribute");
+  for (int i = 0; i < nin; i++)
+    if (in[i]->dtype >= TL_DTYPE_COUNT) return fail(&c, "operand %d has no valid type", i);
+  int r = infer_table[op](&c);
+  if (r == 0 && out->rank > TL_MAX_RANK) return fail(&c, "result rank exceeds %d", TL_MAX_RANK);
+  return r;
+}

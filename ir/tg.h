@@ -1,0 +1,27 @@
+/* tg.h - the .tg graph text format (grammar in DESIGN.md): parser and
+ * canonical printer. parse(print(g)) is structurally equal to g, and
+ * print(parse(print(g))) == print(g). */
+#ifndef TL_TG_H
+#define TL_TG_H
+
+#include "ir/diag.h"
+#include "ir/ir.h"
+
+/* Parses one graph. On any error returns NULL, with every error that could
+ * be found (file:line:col, source line, caret) in d. */
+tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d);
+
+/* Canonical text of g: inputs in declaration order, then a `let` for every
+ * named or shared node in topological order, then the outputs. Returned
+ * string is heap-allocated (free()). */
+char *tl_tg_print(const tl_graph *g);
+
+/* One node as an expression (operands by name where they are named); for
+ * messages and explanations. Heap-allocated. */
+char *tl_tg_print_node(const tl_graph *g, int32_t node);
+
+/* Shortest text that reads back as exactly v; always marks a float as one
+ * ("2.0", "1e+30", "inf", "nan"). Writes into buf (>= 32 bytes). */
+void tl_fmt_double(char *buf, size_t size, double v, bool as_f32);
+
+#endif

@@ -1,0 +1,608 @@
+/* tg_parse.c - reads a .tg graph.
+ *
+ *   graph := '(' 'graph' NAME item* ')'
+ *   item  := '(' 'in' NAME DTYPE '[' dim* ']' ')'
+ *          | '(' 'let' NAME expr ')'  |  '(' 'out' NAME expr ')'
+ *   expr  := NAME | NUMBER | '(' OP expr* attr* ')'
+ *          | '(' 'const' DTYPE '[' dim* ']' NUMBER* ')'
+ *          | '(' 'fill' DTYPE '[' dim* ']' NUMBER ')'
+ *   attr  := ':' NAME value        value := INT | FLOAT | NAME | '[' value* ']'
+ *
+ * Recursive descent with recovery: an error inside an item is reported and
+ * the parser skips to the item's closing parenthesis, so one run reports
+ * every independent error. An expression that failed yields -1, and
+ * anything built on it is skipped silently (the cause was reported). */
+#include "interp/tensor.h"
+#include "ir/lex.h"
+#include "ir/tg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+typedef struct binding {
+  char *name;
+  int32_t node; /* -1: defined by a statement that failed */
+  tl_loc loc;
+  UT_hash_handle hh;
+} binding;
+
+typedef struct parser {
+  tl_lexer lx;
+  tl_diag *d;
+  tl_graph *g;
+  binding *scope;
+  int depth; /* nesting of '(' seen, for recovery */
+  bool eof_reported; /* one "never closed" message is enough */
+} parser;
+
+static const char *const attr_names[] = {"axis", "keepdims", "dtype", "shape",
+                                          "perm", "start", "stop", "step"};
+
+static tl_tok next(parser *p) {
+  tl_tok t = tl_lex_next(&p->lx);
+  if (t.kind == TK_LPAREN) p->depth++;
+  if (t.kind == TK_RPAREN) p->depth--;
+  return t;
+}
+
+static tl_tok peek(parser *p) { return tl_lex_peek(&p->lx); }
+
+/* Skips tokens until the parenthesis at depth `depth` closes (or EOF). */
+static void skip_to_depth(parser *p, int depth) {
+  while (p->depth > depth) {
+    tl_tok t = next(p);
+    if (t.kind == TK_EOF) return;
+  }
+}
+
+static void unclosed(parser *p, tl_loc open) {
+  if (p->eof_reported) return;
+  p->eof_reported = true;
+  tl_diag_error(p->d, open, "unbalanced parentheses: this '(' is never closed");
+}
+
+static const char *tok_desc(const tl_tok *t, char *buf, size_t n) {
+  switch (t->kind) {
+  case TK_EOF: return "end of file";
+  case TK_LPAREN: return "'('";
+  case TK_RPAREN: return "')'";
+  case TK_LBRACK: return "'['";
+  case TK_RBRACK: return "']'";
+  default:
+    snprintf(buf, n, "'%.*s%.*s'", t->kind == TK_KEYWORD ? 1 : t->kind == TK_VAR ? 1 : 0,
+             t->kind == TK_KEYWORD ? ":" : "?", (int)(t->len > 40 ? 40 : t->len), t->text);
+    return buf;
+  }
+}
+
+static void expected(parser *p, const tl_tok *t, const char *what) {
+  char b[64];
+  if (t->kind == TK_EOF)
+    tl_diag_error(p->d, t->loc, "expected %s, found end of file (unbalanced parentheses?)", what);
+  else
+    tl_diag_error(p->d, t->loc, "expected %s, found %s", what, tok_desc(t, b, sizeof b));
+}
+
+static binding *lookup(parser *p, const char *s, size_t n) {
+  binding *b = NULL;
+  HASH_FIND(hh, p->scope, s, n, b);
+  return b;
+}
+
+/* Binds a name; false (with an error) when it exists already. */
+static bool bind(parser *p, const tl_tok *name, int32_t node) {
+  binding *b = lookup(p, name->text, name->len);
+  if (b) {
+    tl_diag_error(p->d, name->loc, "duplicate name '%.*s'", (int)name->len, name->text);
+    tl_diag_note(p->d, b->loc, "'%s' was defined here", b->name);
+    return false;
+  }
+  b = tl_xcalloc(1, sizeof *b);
+  b->name = tl_xstrndup(name->text, name->len);
+  b->node = node;
+  b->loc = name->loc;
+  HASH_ADD_KEYPTR(hh, p->scope, b->name, name->len, b);
+  return true;
+}
+
+/* '[' dim* ']' into dims; symbols interned; -1 allowed when allow_infer. */
+static bool parse_dims(parser *p, int64_t *dims, int *rank, bool allow_infer) {
+  tl_tok t = next(p);
+  if (t.kind != TK_LBRACK) {
+    expected(p, &t, "'[' to start a shape");
+    return false;
+  }
+  *rank = 0;
+  for (;;) {
+    t = next(p);
+    if (t.kind == TK_RBRACK) return true;
+    if (*rank >= TL_MAX_RANK) {
+      tl_diag_error(p->d, t.loc, "shape has more than %d dims", TL_MAX_RANK);
+      return false;
+    }
+    if (t.kind == TK_NUMBER) {
+      double f;
+      int64_t i;
+      bool is_int;
+      if (!tl_tok_number(&t, &f, &i, &is_int) || !is_int || i < -1 || (i == -1 && !allow_infer)) {
+        tl_diag_error(p->d, t.loc, "bad dim '%.*s': dims are non-negative integers or names",
+                      (int)t.len, t.text);
+        return false;
+      }
+      dims[(*rank)++] = i == -1 ? TL_DIM_INFER : i;
+    } else if (t.kind == TK_NAME) {
+      dims[(*rank)++] = tl_dim_sym(tl_graph_sym(p->g, t.text, t.len));
+    } else {
+      expected(p, &t, "a dim (integer or name) or ']'");
+      return false;
+    }
+  }
+}
+
+static int parse_dtype(parser *p) {
+  tl_tok t = next(p);
+  int dt = t.kind == TK_NAME ? tl_dtype_lookup(t.text, t.len) : -1;
+  if (dt < 0) {
+    char b[64];
+    tl_diag_error(p->d, t.loc, "bad dtype %s: expected one of bool i32 i64 f32 f64",
+                  tok_desc(&t, b, sizeof b));
+  }
+  return dt;
+}
+
+static bool number_tok(parser *p, tl_tok *t, double *f, int64_t *i, bool *is_int) {
+  *t = next(p);
+  if (t->kind != TK_NUMBER) {
+    expected(p, t, "a number");
+    return false;
+  }
+  if (!tl_tok_number(t, f, i, is_int)) {
+    tl_diag_error(p->d, t->loc, "integer literal '%.*s' does not fit in i64", (int)t->len, t->text);
+    return false;
+  }
+  return true;
+}
+
+/* Stores a literal into element k of a tensor, checking it fits. */
+static bool store_literal(parser *p, tl_tensor *x, int64_t k, const tl_tok *t, double f,
+                          int64_t i, bool is_int) {
+  switch (x->dtype) {
+  case TL_BOOL:
+    if (!is_int || (i != 0 && i != 1)) {
+      tl_diag_error(p->d, t->loc, "bool values are 0 or 1, not '%.*s'", (int)t->len, t->text);
+      return false;
+    }
+    break;
+  case TL_I32:
+    if (!is_int || i < INT32_MIN || i > INT32_MAX) {
+      tl_diag_error(p->d, t->loc, "'%.*s' is not an i32 value", (int)t->len, t->text);
+      return false;
+    }
+    break;
+  case TL_I64:
+    if (!is_int) {
+      tl_diag_error(p->d, t->loc, "'%.*s' is not an i64 value", (int)t->len, t->text);
+      return false;
+    }
+    break;
+  default: break;
+  }
+  if (is_int) tl_tensor_set_i64(x, k, i);
+  else tl_tensor_set_f64(x, k, f);
+  return true;
+}
+
+/* After '(' 'const': DTYPE [dims] values ')' */
+static int32_t parse_const(parser *p, tl_loc loc, int depth) {
+  int dt = parse_dtype(p);
+  if (dt < 0) return -1;
+  int64_t dims[TL_MAX_RANK];
+  int rank;
+  if (!parse_dims(p, dims, &rank, false)) return -1;
+  for (int k = 0; k < rank; k++)
+    if (tl_dim_is_sym(dims[k])) {
+      tl_diag_error(p->d, loc, "const needs a concrete shape (use fill for symbolic shapes)");
+      return -1;
+    }
+  char err[256];
+  tl_tensor *x = tl_tensor_new((tl_dtype)dt, rank, dims, err, sizeof err);
+  if (!x) {
+    tl_diag_error(p->d, loc, "const: %s", err);
+    return -1;
+  }
+  int64_t k = 0;
+  bool ok = true;
+  while (peek(p).kind == TK_NUMBER) {
+    tl_tok t;
+    double f;
+    int64_t i;
+    bool is_int;
+    if (!number_tok(p, &t, &f, &i, &is_int)) { ok = false; break; }
+    if (k < x->numel && !store_literal(p, x, k, &t, f, i, is_int)) ok = false;
+    k++;
+  }
+  if (ok && k != x->numel) {
+    tl_diag_error(p->d, loc, "const of shape with %lld elements has %lld values",
+                  (long long)x->numel, (long long)k);
+    ok = false;
+  }
+  tl_tok t = next(p);
+  if (ok && t.kind != TK_RPAREN) {
+    expected(p, &t, "a number or ')' in const");
+    ok = false;
+  }
+  if (!ok) {
+    tl_tensor_free(x);
+    skip_to_depth(p, depth);
+    return -1;
+  }
+  return tl_graph_add_const(p->g, x, loc);
+}
+
+/* After '(' 'fill': DTYPE [dims] NUMBER ')' */
+static int32_t parse_fill(parser *p, tl_loc loc, int depth) {
+  tl_attrs a;
+  tl_attrs_init(&a);
+  int dt = parse_dtype(p);
+  if (dt < 0) return -1;
+  a.dtype = (uint8_t)dt;
+  int rank;
+  if (!parse_dims(p, a.shape, &rank, false)) return -1;
+  a.nshape = (uint8_t)rank;
+  tl_tok t;
+  double f;
+  int64_t i;
+  bool is_int;
+  if (!number_tok(p, &t, &f, &i, &is_int)) return -1;
+  tl_tensor probe = {.dtype = (uint8_t)dt};
+  uint64_t scratch = 0;
+  probe.data = &scratch;
+  if (!store_literal(p, &probe, 0, &t, f, i, is_int)) return -1;
+  a.f = tl_tensor_get_f64(&probe, 0);
+  a.i = tl_tensor_get_i64(&probe, 0);
+  a.is_int = !tl_dtype_is_float((tl_dtype)dt);
+  if (a.is_int) a.f = 0; /* one canonical encoding per value, for the memo */
+  else a.i = 0;
+  tl_tok close = next(p);
+  if (close.kind != TK_RPAREN) {
+    expected(p, &close, "')' after the fill value");
+    skip_to_depth(p, depth);
+    return -1;
+  }
+  char err[512];
+  int32_t id = tl_graph_add(p->g, TL_OP_FILL, &a, NULL, 0, loc, err, sizeof err);
+  if (id < 0) tl_diag_error(p->d, loc, "%s", err);
+  return id;
+}
+
+static int attr_index(const tl_tok *t) {
+  for (int i = 0; i < (int)(sizeof attr_names / sizeof *attr_names); i++)
+    if (tl_tok_is(t, attr_names[i])) return i;
+  return -1;
+}
+
+static bool int_value(parser *p, tl_tok *t, int64_t *v, const char *attr) {
+  double f;
+  bool is_int;
+  *t = next(p);
+  if (t->kind != TK_NUMBER || !tl_tok_number(t, &f, v, &is_int) || !is_int) {
+    char b[64];
+    tl_diag_error(p->d, t->loc, "attribute :%s expects an integer, found %s", attr,
+                  tok_desc(t, b, sizeof b));
+    return false;
+  }
+  return true;
+}
+
+/* Int or [int*] into an int8 list (axes, perm). */
+static bool int_list(parser *p, int8_t *out, uint8_t *n, const char *attr, bool allow_scalar) {
+  tl_tok t = peek(p);
+  int64_t v;
+  if (t.kind == TK_NUMBER && allow_scalar) {
+    if (!int_value(p, &t, &v, attr)) return false;
+    if (v < -TL_MAX_RANK * 2 || v >= TL_MAX_RANK * 2) {
+      tl_diag_error(p->d, t.loc, "attribute :%s value %lld is out of range", attr, (long long)v);
+      return false;
+    }
+    out[0] = (int8_t)v;
+    *n = 1;
+    return true;
+  }
+  t = next(p);
+  if (t.kind != TK_LBRACK) {
+    char b[64];
+    tl_diag_error(p->d, t.loc, "attribute :%s expects %s, found %s", attr,
+                  allow_scalar ? "an integer or a list [..]" : "a list [..]", tok_desc(&t, b, sizeof b));
+    return false;
+  }
+  *n = 0;
+  while (peek(p).kind != TK_RBRACK) {
+    if (*n >= TL_MAX_RANK) {
+      tl_diag_error(p->d, peek(p).loc, "attribute :%s has more than %d entries", attr, TL_MAX_RANK);
+      return false;
+    }
+    if (!int_value(p, &t, &v, attr)) return false;
+    if (v < -TL_MAX_RANK * 2 || v >= TL_MAX_RANK * 2) {
+      tl_diag_error(p->d, t.loc, "attribute :%s value %lld is out of range", attr, (long long)v);
+      return false;
+    }
+    out[(*n)++] = (int8_t)v;
+  }
+  next(p);
+  return true;
+}
+
+static bool parse_attr(parser *p, int op, tl_attrs *a) {
+  tl_tok key = next(p); /* TK_KEYWORD */
+  int ai = attr_index(&key);
+  if (ai < 0) {
+    tl_diag_error(p->d, key.loc, "unknown attribute ':%.*s'", (int)key.len, key.text);
+    return false;
+  }
+  unsigned bit = 1u << ai;
+  if (!(tl_ops[op].allowed_attrs & bit)) {
+    tl_diag_error(p->d, key.loc, "op '%s' does not take attribute ':%s'", tl_ops[op].name, attr_names[ai]);
+    return false;
+  }
+  if (a->present & bit) {
+    tl_diag_error(p->d, key.loc, "attribute ':%s' is given twice", attr_names[ai]);
+    return false;
+  }
+  a->present |= bit;
+  tl_tok t;
+  int64_t v;
+  switch (bit) {
+  case TL_A_AXIS: return int_list(p, a->axes, &a->naxes, "axis", true);
+  case TL_A_PERM: return int_list(p, a->perm, &a->nperm, "perm", false);
+  case TL_A_KEEPDIMS:
+    t = next(p);
+    if (tl_tok_is(&t, "true") || tl_tok_is(&t, "1")) a->keepdims = 1;
+    else if (tl_tok_is(&t, "false") || tl_tok_is(&t, "0")) a->present &= ~bit;
+    else {
+      char b[64];
+      tl_diag_error(p->d, t.loc, "attribute :keepdims expects true or false, found %s",
+                    tok_desc(&t, b, sizeof b));
+      return false;
+    }
+    return true;
+  case TL_A_DTYPE: {
+    int dt = parse_dtype(p);
+    if (dt < 0) return false;
+    a->dtype = (uint8_t)dt;
+    return true;
+  }
+  case TL_A_SHAPE: {
+    int rank;
+    if (!parse_dims(p, a->shape, &rank, op == TL_OP_RESHAPE)) return false;
+    a->nshape = (uint8_t)rank;
+    return true;
+  }
+  case TL_A_START: if (!int_value(p, &t, &v, "start")) return false; a->start = v; return true;
+  case TL_A_STOP: if (!int_value(p, &t, &v, "stop")) return false; a->stop = v; return true;
+  default: /* TL_A_STEP */
+    if (!int_value(p, &t, &v, "step")) return false;
+    a->step = v;
+    return true;
+  }
+}
+
+static int32_t parse_expr(parser *p);
+
+/* Deeper nesting than this is refused (the parser recurses per level). */
+#define TL_PARSE_MAX_DEPTH 1000
+
+static int32_t parse_call(parser *p, tl_tok open) {
+  int depth = p->depth - 1; /* depth outside this '(' */
+  if (p->depth > TL_PARSE_MAX_DEPTH) {
+    tl_diag_error(p->d, open.loc, "expression nested more than %d deep (use let)", TL_PARSE_MAX_DEPTH);
+    skip_to_depth(p, depth);
+    return -1;
+  }
+  tl_tok optok = next(p);
+  if (optok.kind != TK_NAME) {
+    expected(p, &optok, "an op name");
+    skip_to_depth(p, depth);
+    return -1;
+  }
+  if (tl_tok_is(&optok, "const")) return parse_const(p, open.loc, depth);
+  if (tl_tok_is(&optok, "fill")) return parse_fill(p, open.loc, depth);
+  int op = tl_op_lookup(optok.text, optok.len);
+  if (op < 0 || op == TL_OP_INPUT || op == TL_OP_LIT || op == TL_OP_CONST) {
+    if (tl_tok_is(&optok, "in") || tl_tok_is(&optok, "let") || tl_tok_is(&optok, "out"))
+      tl_diag_error(p->d, optok.loc, "'%.*s' is a statement, not an op (statements go at the top level of the graph)",
+                    (int)optok.len, optok.text);
+    else
+      tl_diag_error(p->d, optok.loc, "unknown op '%.*s'", (int)optok.len, optok.text);
+    skip_to_depth(p, depth);
+    return -1;
+  }
+  int32_t args[TL_GRAPH_MAX_ARGS];
+  int n = 0;
+  bool ok = true;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  for (;;) {
+    tl_tok t = peek(p);
+    if (t.kind == TK_RPAREN) {
+      next(p);
+      break;
+    }
+    if (t.kind == TK_EOF) {
+      unclosed(p, open.loc);
+      return -1;
+    }
+    if (t.kind == TK_KEYWORD) {
+      if (!parse_attr(p, op, &a)) {
+        skip_to_depth(p, depth);
+        return -1;
+      }
+      continue;
+    }
+    if (a.present) {
+      tl_diag_error(p->d, t.loc, "operands must come before attributes");
+      skip_to_depth(p, depth);
+      return -1;
+    }
+    int32_t x = parse_expr(p);
+    if (x < 0) ok = false;
+    if (n < TL_GRAPH_MAX_ARGS) args[n++] = x;
+  }
+  if (!ok) return -1;
+  /* -1 axis defaults and keepdims normalisation keep the memo canonical */
+  char err[512];
+  int32_t id = tl_graph_add(p->g, op, &a, args, n, open.loc, err, sizeof err);
+  if (id < 0) tl_diag_error(p->d, open.loc, "%s", err);
+  return id;
+}
+
+static int32_t parse_expr(parser *p) {
+  tl_tok t = next(p);
+  switch (t.kind) {
+  case TK_NAME: {
+    binding *b = lookup(p, t.text, t.len);
+    if (!b) {
+      tl_diag_error(p->d, t.loc, "undefined name '%.*s'", (int)t.len, t.text);
+      return -1;
+    }
+    return b->node;
+  }
+  case TK_NUMBER: {
+    double f;
+    int64_t i;
+    bool is_int;
+    if (!tl_tok_number(&t, &f, &i, &is_int)) {
+      tl_diag_error(p->d, t.loc, "integer literal '%.*s' does not fit in i64", (int)t.len, t.text);
+      return -1;
+    }
+    tl_attrs a;
+    tl_attrs_init(&a);
+    a.is_int = is_int;
+    if (is_int) a.i = i;
+    else a.f = f;
+    char err[256];
+    int32_t id = tl_graph_add(p->g, TL_OP_LIT, &a, NULL, 0, t.loc, err, sizeof err);
+    if (id < 0) tl_diag_error(p->d, t.loc, "%s", err);
+    return id;
+  }
+  case TK_LPAREN: return parse_call(p, t);
+  default:
+    expected(p, &t, "an expression (a name, a number or '(')");
+    return -1;
+  }
+}
+
+static void parse_item(parser *p) {
+  tl_tok open = next(p);
+  int depth = p->depth - 1;
+  if (open.kind != TK_LPAREN) {
+    expected(p, &open, "'(' to start an item (in, let or out)");
+    return;
+  }
+  tl_tok kw = next(p);
+  if (kw.kind != TK_NAME || !(tl_tok_is(&kw, "in") || tl_tok_is(&kw, "let") || tl_tok_is(&kw, "out"))) {
+    expected(p, &kw, "'in', 'let' or 'out'");
+    skip_to_depth(p, depth);
+    return;
+  }
+  tl_tok name = next(p);
+  if (name.kind != TK_NAME) {
+    expected(p, &name, "a name");
+    skip_to_depth(p, depth);
+    return;
+  }
+  char *nm = tl_xstrndup(name.text, name.len);
+  if (tl_tok_is(&kw, "in")) {
+    tl_type ty;
+    memset(&ty, 0, sizeof ty);
+    int dt = parse_dtype(p);
+    int rank = 0;
+    if (dt < 0 || !parse_dims(p, ty.dims, &rank, false)) {
+      bind(p, &name, -1);
+      skip_to_depth(p, depth);
+      free(nm);
+      return;
+    }
+    ty.dtype = (uint8_t)dt;
+    ty.rank = (uint8_t)rank;
+    int32_t id = lookup(p, name.text, name.len) ? -1 : tl_graph_add_input(p->g, nm, &ty, open.loc);
+    bind(p, &name, id);
+  } else {
+    int32_t x = parse_expr(p);
+    if (tl_tok_is(&kw, "let")) {
+      if (bind(p, &name, x) && x >= 0) tl_graph_add_let(p->g, nm, x);
+    } else {
+      if (bind(p, &name, x) && x >= 0) tl_graph_add_output(p->g, nm, x);
+    }
+  }
+  free(nm);
+  tl_tok close = next(p);
+  if (close.kind != TK_RPAREN) {
+    if (close.kind == TK_EOF)
+      unclosed(p, open.loc);
+    else
+      expected(p, &close, "')' to end the item");
+    skip_to_depth(p, depth);
+  }
+}
+
+tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d) {
+  parser p = {.d = d};
+  tl_lex_init(&p.lx, src, len);
+  int errors0 = d->nerrors;
+  tl_tok t = next(&p);
+  if (t.kind == TK_EOF) {
+    tl_diag_error(d, t.loc, "empty file: expected (graph NAME ...)");
+    return NULL;
+  }
+  if (t.kind != TK_LPAREN) {
+    expected(&p, &t, "'(graph NAME ...)'");
+    return NULL;
+  }
+  tl_tok open = t;
+  tl_tok kw = next(&p);
+  if (!tl_tok_is(&kw, "graph")) {
+    expected(&p, &kw, "'graph'");
+    return NULL;
+  }
+  tl_tok name = next(&p);
+  if (name.kind != TK_NAME) {
+    expected(&p, &name, "the graph's name");
+    return NULL;
+  }
+  char *gname = tl_xstrndup(name.text, name.len);
+  p.g = tl_graph_new(gname);
+  free(gname);
+  for (;;) {
+    t = peek(&p);
+    if (t.kind == TK_RPAREN) {
+      next(&p);
+      break;
+    }
+    if (t.kind == TK_EOF) {
+      unclosed(&p, open.loc);
+      break;
+    }
+    parse_item(&p);
+  }
+  t = next(&p);
+  if (t.kind != TK_EOF) {
+    char b[64];
+    tl_diag_error(d, t.loc, "unexpected %s after the end of the graph", tok_desc(&t, b, sizeof b));
+  }
+  if (d->nerrors == errors0 && p.g->noutputs == 0)
+    tl_diag_error(d, name.loc, "graph '%s' has no outputs", p.g->name);
+  binding *b, *tmp;
+  HASH_ITER(hh, p.scope, b, tmp) {
+    HASH_DEL(p.scope, b);
+    free(b->name);
+    free(b);
+  }
+  if (d->nerrors > errors0) {
+    tl_graph_free(p.g);
+    return NULL;
+  }
+  return p.g;
+}

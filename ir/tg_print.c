@@ -1,0 +1,239 @@
+/* tg_print.c - the canonical .tg text of a graph.
+ *
+ * What gets a `let`: every node a let named, and every other node used more
+ * than once (so shared work stays shared when the text is read back).
+ * Scalar literals and inputs are always written in place. Generated names
+ * are t0, t1, ... skipping names the graph already uses. */
+#include "interp/tensor.h"
+#include "ir/tg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tl_fmt_double(char *buf, size_t size, double v, bool as_f32) {
+  if (isnan(v)) {
+    snprintf(buf, size, "nan");
+    return;
+  }
+  if (isinf(v)) {
+    snprintf(buf, size, v > 0 ? "inf" : "-inf");
+    return;
+  }
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, size, "%.*g", prec, v);
+    double back = strtod(buf, NULL);
+    if (as_f32 ? (float)back == (float)v : back == v) break;
+  }
+  if (!strpbrk(buf, ".eEn")) {
+    size_t n = strlen(buf);
+    if (n + 2 < size) memcpy(buf + n, ".0", 3);
+  }
+}
+
+#define TL_PRINT_MAX_DEPTH 48
+
+typedef struct printer {
+  const tl_graph *g;
+  tl_buf out;
+  char **names; /* per node: name to refer to it by, or NULL: inline */
+} printer;
+
+static void put_dims(printer *pr, const int64_t *dims, int n) {
+  tl_buf_putn(&pr->out, "[", 1);
+  for (int i = 0; i < n; i++) {
+    if (i) tl_buf_putn(&pr->out, " ", 1);
+    if (dims[i] == TL_DIM_INFER) tl_buf_printf(&pr->out, "-1");
+    else if (tl_dim_is_sym(dims[i])) tl_buf_printf(&pr->out, "%s", pr->g->syms[tl_dim_sym_id(dims[i])]);
+    else tl_buf_printf(&pr->out, "%lld", (long long)dims[i]);
+  }
+  tl_buf_putn(&pr->out, "]", 1);
+}
+
+static void put_ints(printer *pr, const int8_t *v, int n, bool scalar_if_one) {
+  if (n == 1 && scalar_if_one) {
+    tl_buf_printf(&pr->out, "%d", v[0]);
+    return;
+  }
+  tl_buf_putn(&pr->out, "[", 1);
+  for (int i = 0; i < n; i++) tl_buf_printf(&pr->out, i ? " %d" : "%d", v[i]);
+  tl_buf_putn(&pr->out, "]", 1);
+}
+
+static void put_attrs(printer *pr, const tl_attrs *a) {
+  if (a->present & TL_A_AXIS) {
+    tl_buf_printf(&pr->out, " :axis ");
+    put_ints(pr, a->axes, a->naxes, true);
+  }
+  if ((a->present & TL_A_KEEPDIMS) && a->keepdims) tl_buf_printf(&pr->out, " :keepdims true");
+  if (a->present & TL_A_DTYPE) tl_buf_printf(&pr->out, " :dtype %s", tl_dtype_name((tl_dtype)a->dtype));
+  if (a->present & TL_A_SHAPE) {
+    tl_buf_printf(&pr->out, " :shape ");
+    put_dims(pr, a->shape, a->nshape);
+  }
+  if (a->present & TL_A_PERM) {
+    tl_buf_printf(&pr->out, " :perm ");
+    put_ints(pr, a->perm, a->nperm, false);
+  }
+  if (a->present & TL_A_START) tl_buf_printf(&pr->out, " :start %lld", (long long)a->start);
+  if (a->present & TL_A_STOP) tl_buf_printf(&pr->out, " :stop %lld", (long long)a->stop);
+  if (a->present & TL_A_STEP) tl_buf_printf(&pr->out, " :step %lld", (long long)a->step);
+}
+
+static void put_value(printer *pr, tl_dtype dt, double f, int64_t i, bool is_int) {
+  char b[64];
+  if (is_int || !tl_dtype_is_float(dt)) {
+    tl_buf_printf(&pr->out, "%lld", (long long)i);
+    return;
+  }
+  tl_fmt_double(b, sizeof b, f, dt == TL_F32);
+  tl_buf_printf(&pr->out, "%s", b);
+}
+
+static void put_expr(printer *pr, int32_t id, bool top);
+
+static void put_ref(printer *pr, int32_t id) { put_expr(pr, id, false); }
+
+/* Writes node id: by name unless top (the definition itself). */
+static void put_expr(printer *pr, int32_t id, bool top) {
+  const tl_graph *g = pr->g;
+  const tl_node *n = &g->nodes[id];
+  if (!top && pr->names[id]) {
+    tl_buf_printf(&pr->out, "%s", pr->names[id]);
+    return;
+  }
+  const tl_attrs *a = &n->attrs;
+  switch (n->op) {
+  case TL_OP_LIT:
+    put_value(pr, a->is_int ? TL_I64 : TL_F64, a->f, a->i, a->is_int);
+    return;
+  case TL_OP_CONST: {
+    const tl_tensor *x = g->lits[a->lit];
+    tl_buf_printf(&pr->out, "(const %s ", tl_dtype_name((tl_dtype)x->dtype));
+    put_dims(pr, x->dims, x->rank);
+    for (int64_t k = 0; k < x->numel; k++) {
+      tl_buf_putn(&pr->out, " ", 1);
+      put_value(pr, (tl_dtype)x->dtype, tl_tensor_get_f64(x, k), tl_tensor_get_i64(x, k),
+                !tl_dtype_is_float((tl_dtype)x->dtype));
+    }
+    tl_buf_putn(&pr->out, ")", 1);
+    return;
+  }
+  case TL_OP_FILL:
+    tl_buf_printf(&pr->out, "(fill %s ", tl_dtype_name((tl_dtype)a->dtype));
+    put_dims(pr, a->shape, a->nshape);
+    tl_buf_putn(&pr->out, " ", 1);
+    put_value(pr, (tl_dtype)a->dtype, a->f, a->i, a->is_int);
+    tl_buf_putn(&pr->out, ")", 1);
+    return;
+  default: break;
+  }
+  tl_buf_printf(&pr->out, "(%s", tl_ops[n->op].name);
+  for (int k = 0; k < n->ninputs; k++) {
+    tl_buf_putn(&pr->out, " ", 1);
+    put_ref(pr, tl_node_inputs(g, n)[k]);
+  }
+  put_attrs(pr, a);
+  tl_buf_putn(&pr->out, ")", 1);
+}
+
+static bool name_taken(const tl_graph *g, char **names, int32_t nnodes, const char *s) {
+  for (int i = 0; i < g->nnames; i++)
+    if (strcmp(g->names[i], s) == 0) return true;
+  for (int i = 0; i < nnodes; i++)
+    if (names[i] && strcmp(names[i], s) == 0) return true;
+  return false;
+}
+
+/* Decides which nodes are referred to by name. */
+static void assign_names(printer *pr, bool *let) {
+  const tl_graph *g = pr->g;
+  int32_t *uses = tl_xcalloc((size_t)g->nnodes + 1, sizeof *uses);
+  bool *live = tl_xcalloc((size_t)g->nnodes + 1, sizeof *live);
+  for (int i = 0; i < g->noutputs; i++) live[g->outputs[i].node] = true;
+  for (int i = 0; i < g->nlets; i++) live[g->lets[i]] = true;
+  for (int32_t id = g->nnodes - 1; id >= 0; id--) {
+    if (!live[id]) continue;
+    const tl_node *n = &g->nodes[id];
+    for (int k = 0; k < n->ninputs; k++) {
+      int32_t x = tl_node_inputs(g, n)[k];
+      live[x] = true;
+      uses[x]++;
+    }
+  }
+  for (int i = 0; i < g->noutputs; i++) uses[g->outputs[i].node]++;
+  /* depth of the expression that would be written in place; a deep chain
+   * is cut by lets so printing (and reading back) stays shallow */
+  int32_t *depth = tl_xcalloc((size_t)g->nnodes + 1, sizeof *depth);
+  int next = 0;
+  for (int32_t id = 0; id < g->nnodes; id++) {
+    const tl_node *n = &g->nodes[id];
+    let[id] = false;
+    if (!live[id]) continue;
+    if (n->op == TL_OP_INPUT) {
+      pr->names[id] = tl_xstrdup(g->names[n->name]);
+      continue;
+    }
+    if (n->op == TL_OP_LIT) continue;
+    for (int k = 0; k < n->ninputs; k++) {
+      int32_t x = tl_node_inputs(g, n)[k];
+      if (!pr->names[x] && depth[x] + 1 > depth[id]) depth[id] = depth[x] + 1;
+    }
+    bool named = n->name >= 0;
+    if (!named && uses[id] < 2 && depth[id] < TL_PRINT_MAX_DEPTH) continue;
+    let[id] = true;
+    if (named) {
+      pr->names[id] = tl_xstrdup(g->names[n->name]);
+    } else {
+      char b[32];
+      do snprintf(b, sizeof b, "t%d", next++);
+      while (name_taken(g, pr->names, g->nnodes, b));
+      pr->names[id] = tl_xstrdup(b);
+    }
+  }
+  free(uses);
+  free(live);
+  free(depth);
+}
+
+char *tl_tg_print(const tl_graph *g) {
+  printer pr = {g, {0}, tl_xcalloc((size_t)g->nnodes + 1, sizeof(char *))};
+  bool *let = tl_xcalloc((size_t)g->nnodes + 1, sizeof *let);
+  assign_names(&pr, let);
+  tl_buf_printf(&pr.out, "(graph %s", g->name);
+  for (int i = 0; i < g->ninputs; i++) {
+    const tl_node *n = &g->nodes[g->inputs[i]];
+    tl_buf_printf(&pr.out, "\n  (in %s %s ", g->names[n->name], tl_dtype_name((tl_dtype)n->type.dtype));
+    put_dims(&pr, n->type.dims, n->type.rank);
+    tl_buf_putn(&pr.out, ")", 1);
+  }
+  for (int32_t id = 0; id < g->nnodes; id++) {
+    if (!let[id]) continue;
+    tl_buf_printf(&pr.out, "\n  (let %s ", pr.names[id]);
+    put_expr(&pr, id, true);
+    tl_buf_putn(&pr.out, ")", 1);
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    tl_buf_printf(&pr.out, "\n  (out %s ", g->names[g->outputs[i].name]);
+    put_ref(&pr, g->outputs[i].node);
+    tl_buf_putn(&pr.out, ")", 1);
+  }
+  tl_buf_putn(&pr.out, ")\n", 2);
+  for (int32_t i = 0; i < g->nnodes; i++) free(pr.names[i]);
+  free(pr.names);
+  free(let);
+  return pr.out.s;
+}
+
+char *tl_tg_print_node(const tl_graph *g, int32_t node) {
+  printer pr = {g, {0}, tl_xcalloc((size_t)g->nnodes + 1, sizeof(char *))};
+  for (int32_t id = 0; id < g->nnodes; id++) {
+    const tl_node *n = &g->nodes[id];
+    if (id != node && n->name >= 0) pr.names[id] = tl_xstrdup(g->names[n->name]);
+  }
+  put_expr(&pr, node, true);
+  for (int32_t i = 0; i < g->nnodes; i++) free(pr.names[i]);
+  free(pr.names);
+  return pr.out.s ? pr.out.s : tl_xstrdup("");
+}

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs every Debian 12 package tlaloc needs to build, test and benchmark.
+# Idempotent; run as root (or through sudo) on a fresh Debian 12 machine.
+set -eu
+
+PACKAGES="
+  build-essential pkg-config meson ninja-build
+  llvm-19-dev
+  libxxhash-dev uthash-dev libcriterion-dev
+  libopenblas-dev
+  python3 python3-numpy python3-pytest
+"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
+echo "setup: Debian packages installed"

@@ -1,0 +1,102 @@
+/* util.c - see util.h. */
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void oom(size_t n) {
+  fprintf(stderr, "tlaloc: out of memory (allocating %zu bytes)\n", n);
+  abort();
+}
+
+void *tl_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) oom(n);
+  return p;
+}
+
+void *tl_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) oom(n * size);
+  return p;
+}
+
+void *tl_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) oom(n);
+  return q;
+}
+
+char *tl_xstrdup(const char *s) { return tl_xstrndup(s, strlen(s)); }
+
+char *tl_xstrndup(const char *s, size_t n) {
+  char *d = tl_xmalloc(n + 1);
+  memcpy(d, s, n);
+  d[n] = 0;
+  return d;
+}
+
+double tl_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+char *tl_read_file(const char *path, size_t *len, char *err, size_t err_size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 4096, n = 0;
+  char *s = tl_xmalloc(cap);
+  for (;;) {
+    if (n + 1 >= cap) s = tl_xrealloc(s, cap *= 2);
+    size_t r = fread(s + n, 1, cap - n - 1, f);
+    n += r;
+    if (r == 0) break;
+  }
+  if (ferror(f)) {
+    snprintf(err, err_size, "%s: read error", path);
+    fclose(f);
+    free(s);
+    return NULL;
+  }
+  fclose(f);
+  s[n] = 0;
+  if (len) *len = n;
+  return s;
+}
+
+void tl_buf_putn(tl_buf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    while (b->len + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 256;
+    b->s = tl_xrealloc(b->s, b->cap);
+  }
+  memcpy(b->s + b->len, s, n);
+  b->len += n;
+  b->s[b->len] = 0;
+}
+
+void tl_buf_printf(tl_buf *b, const char *fmt, ...) {
+  char tmp[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n < sizeof tmp) {
+    tl_buf_putn(b, tmp, (size_t)n);
+    return;
+  }
+  char *big = tl_xmalloc((size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  tl_buf_putn(b, big, (size_t)n);
+  free(big);
+}
