@@ -143,10 +143,10 @@ static int infer_elemwise(ictx *c) {
   } else if (infer_dtype(c, 0)) {
     return -1;
   }
-  tl_type shape;
-  memset(&shape, 0, sizeof shape);
-  shape.rank = 0;
-  for (int i = 0; i < c->nin; i++)
+  /* fold left to right: the message names the first operand (whole, for
+   * binary ops) and the one that does not fit */
+  tl_type shape = *c->in[0];
+  for (int i = 1; i < c->nin; i++)
     if (broadcast2(c, &shape, c->in[i], &shape)) return -1;
   c->out->rank = shape.rank;
   memcpy(c->out->dims, shape.dims, sizeof shape.dims);

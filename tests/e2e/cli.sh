@@ -1,0 +1,93 @@
+#!/bin/bash
+# End-to-end tests of the tlaloc program: exit statuses, diagnostics on
+# stderr, every example runs, fmt is idempotent on every example.
+# usage: cli.sh TLALOC SOURCE_DIR
+set -u
+TL=$1
+SRC=$2
+pass=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_status WANT DESCRIPTION CMD...
+expect_status() {
+  local want=$1 what=$2
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, want $want"; cat "$tmp/err"; fi
+}
+
+# Symbolic dims of a graph, bound to 3: "--dim n=3 --dim t=3 ..."
+dims_of() {
+  grep -oE '\(in [A-Za-z_][A-Za-z0-9_]* [a-z0-9]+ \[[^]]*\]' "$1" | sed 's/.*\[//; s/\]//' |
+    tr ' ' '\n' | grep -E '^[A-Za-z_]' | sort -u | sed 's/^/--dim /; s/$/=3/' | tr '\n' ' '
+}
+
+# Every malformed graph: exit 2, and its first expected diagnostic on stderr.
+for f in "$SRC"/tests/ir/malformed/*.tg; do
+  want=$(grep -m1 '^; expect: ' "$f" | sed 's/^; expect: //')
+  "$TL" fmt "$f" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" != 2 ]; then bad "$f: exit $rc, want 2"; continue; fi
+  if [ -s "$tmp/out" ]; then bad "$f: wrote output despite errors"; continue; fi
+  if grep -qF "$want" "$tmp/err"; then ok; else bad "$f: stderr lacks '$want'"; cat "$tmp/err"; fi
+done
+
+# Every example runs, infers, and prints canonically (idempotent fmt).
+for f in "$SRC"/examples/*.tg; do
+  # shellcheck disable=SC2046
+  expect_status 0 "run $f" "$TL" run "$f" --random 1 $(dims_of "$f")
+  expect_status 0 "infer $f" "$TL" infer "$f"
+  "$TL" fmt "$f" >"$tmp/a.tg" && "$TL" fmt "$tmp/a.tg" >"$tmp/b.tg"
+  if cmp -s "$tmp/a.tg" "$tmp/b.tg"; then ok; else bad "fmt not idempotent on $f"; fi
+done
+
+# Command-line errors.
+X="$SRC/examples/xent.tg"
+expect_status 2 "no command" "$TL"
+expect_status 2 "unknown command" "$TL" frobnicate
+expect_status 0 "help" "$TL" help
+expect_status 2 "missing file" "$TL" run "$tmp/nope.tg"
+expect_status 2 "missing inputs" "$TL" run "$X" --dim n=2
+grep -q "input 'x' has no value" "$tmp/err" && ok || bad "missing input message"
+expect_status 2 "unbound dim" "$TL" run "$X" --random 1
+grep -q "symbolic dim 'n' has no size" "$tmp/err" && ok || bad "unbound dim message"
+expect_status 2 "unknown dim" "$TL" run "$X" --random 1 --dim q=2
+expect_status 2 "unknown input" "$TL" run "$X" --random 1 --dim n=2 --in nope=x.npy
+expect_status 2 "bad npy path" "$TL" run "$X" --in x="$tmp/none.npy" --random 1 --dim n=2
+expect_status 2 "bad option" "$TL" run "$X" --frob
+expect_status 2 "bad --dim" "$TL" run "$X" --dim n=-4
+expect_status 2 "bad --random" "$TL" run "$X" --random x
+
+# Outputs written as .npy and read back as inputs: a round trip.
+expect_status 0 "run --out" "$TL" run "$X" --random 3 --dim n=4 --out "$tmp/o"
+[ -f "$tmp/o/loss.npy" ] && ok || bad "--out wrote no loss.npy"
+cat >"$tmp/id.tg" <<'G'
+(graph id (in x f32 [n 10]) (out y x))
+G
+"$TL" run "$X" --random 3 --dim n=4 --out "$tmp/o" >/dev/null 2>&1
+expect_status 0 "identity run" "$TL" run "$tmp/id.tg" --random 5 --dim n=4 --out "$tmp/p"
+expect_status 0 "identity of identity" "$TL" run "$tmp/id.tg" --in x="$tmp/p/y.npy" --out "$tmp/q"
+cmp -s "$tmp/p/y.npy" "$tmp/q/y.npy" && ok || bad ".npy round trip changed bytes"
+expect_status 2 "shape mismatch from npy" "$TL" run "$X" --in x="$tmp/p/y.npy" --in y="$tmp/o/loss.npy"
+grep -q "input 'y': expected f32\[n 10\], got rank 0" "$tmp/err" && ok || { bad "npy rank message"; cat "$tmp/err"; }
+
+# A run-time error names the op and exits 2 without partial output.
+cat >"$tmp/take.tg" <<'G'
+(graph t (in x f32 [4]) (in i i64 [2]) (out y (take x i :axis 0)))
+G
+cat >"$tmp/idx.tg" <<'G'
+(graph idx (out i (const i64 [2] 1 9)))
+G
+expect_status 0 "graph without inputs" "$TL" run "$tmp/idx.tg" --out "$tmp"
+expect_status 2 "take out of bounds" "$TL" run "$tmp/take.tg" --in i="$tmp/i.npy" --random 1
+grep -q "take (at 1:47): index 9 is out of bounds for axis 0 with size 4" "$tmp/err" && ok || { bad "take message"; cat "$tmp/err"; }
+[ -s "$tmp/out" ] && bad "partial output on error" || ok
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,420 @@
+/* test_ir.c - the tensor IR: op table, inference of every op, broadcasting
+ * corners, the .tg parser's diagnostics and the printer's round trip. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp/interp.h"
+#include "ir/tg.h"
+#include "util/util.h"
+
+#ifndef TL_SOURCE_DIR
+#error "TL_SOURCE_DIR must name the source tree"
+#endif
+
+static tl_graph *parse_str(const char *src, char **diag_text) {
+  tl_diag d;
+  tl_diag_init(&d, "t.tg", src, strlen(src));
+  tl_graph *g = tl_tg_parse(src, strlen(src), &d);
+  if (diag_text) *diag_text = tl_xstrdup(tl_diag_text(&d));
+  tl_diag_free(&d);
+  return g;
+}
+
+/* ---- op table ---------------------------------------------------------- */
+
+Test(optable, every_op_has_inference_and_a_kernel) {
+  for (int op = 0; op < TL_OP_COUNT; op++) {
+    cr_expect(tl_infer_has(op), "op '%s' has no inference function", tl_ops[op].name);
+    cr_expect(tl_interp_has(op), "op '%s' has no interpreter kernel", tl_ops[op].name);
+  }
+}
+
+Test(optable, names_are_unique_and_looked_up) {
+  for (int op = 0; op < TL_OP_COUNT; op++) {
+    cr_expect_eq(tl_op_lookup(tl_ops[op].name, strlen(tl_ops[op].name)), op, "%s", tl_ops[op].name);
+    for (int j = 0; j < op; j++) cr_expect_str_neq(tl_ops[op].name, tl_ops[j].name);
+  }
+  cr_expect_eq(tl_op_lookup("nope", 4), -1);
+}
+
+Test(optable, design_ops_are_present) {
+  const char *required[] = {
+    "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh", "sigmoid",
+    "softplus", "erf", "floor", "ceil", "sign", "reciprocal", "not", "add", "sub", "mul", "div",
+    "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "and", "or", "where", "cast",
+    "sum", "prod", "max", "min", "mean", "logsumexp", "softmax", "log_softmax", "reshape",
+    "transpose", "broadcast_to", "expand_dims", "squeeze", "concat", "slice", "take", "matmul",
+    "zeros_like", "ones_like"};
+  for (size_t i = 0; i < sizeof required / sizeof *required; i++)
+    cr_expect_geq(tl_op_lookup(required[i], strlen(required[i])), 0, "missing op %s", required[i]);
+}
+
+Test(dtype, numpy_promotion_table) {
+  cr_expect_eq(tl_dtype_promote(TL_I32, TL_F32), TL_F64);
+  cr_expect_eq(tl_dtype_promote(TL_I64, TL_F32), TL_F64);
+  cr_expect_eq(tl_dtype_promote(TL_I32, TL_I64), TL_I64);
+  cr_expect_eq(tl_dtype_promote(TL_F32, TL_F64), TL_F64);
+  cr_expect_eq(tl_dtype_promote(TL_BOOL, TL_I32), TL_I32);
+  cr_expect_eq(tl_dtype_promote(TL_BOOL, TL_F32), TL_F32);
+  cr_expect_eq(tl_dtype_promote(TL_F32, TL_F32), TL_F32);
+}
+
+/* ---- inference: (graph text body, expected type of output y) ----------- */
+
+typedef struct icase { const char *ins, *expr, *want; } icase;
+
+static const icase infer_cases[] = {
+  /* sources and constants */
+  {"", "2", "i64[]"}, {"", "2.5", "f64[]"},
+  {"", "(const f32 [2 2] 1 2 3 4)", "f32[2 2]"}, {"", "(fill i32 [n 3] 7)", "i32[n 3]"},
+  {"(in x f32 [n 3])", "(zeros_like x)", "f32[n 3]"}, {"(in x i32 [2])", "(ones_like x)", "i32[2]"},
+  /* unary */
+  {"(in x f32 [3])", "(neg x)", "f32[3]"}, {"(in x i32 [3])", "(neg x)", "i32[3]"},
+  {"(in x bool [3])", "(abs x)", "bool[3]"}, {"(in x i64 [3])", "(sign x)", "i64[3]"},
+  {"(in x f32 [3])", "(exp x)", "f32[3]"}, {"(in x i32 [3])", "(exp x)", "f64[3]"},
+  {"(in x bool [3])", "(log x)", "f64[3]"}, {"(in x f64 [3])", "(log1p x)", "f64[3]"},
+  {"(in x f32 [3])", "(expm1 x)", "f32[3]"}, {"(in x f32 [3])", "(sqrt x)", "f32[3]"},
+  {"(in x f32 [3])", "(sin x)", "f32[3]"}, {"(in x f32 [3])", "(cos x)", "f32[3]"},
+  {"(in x f32 [3])", "(tanh x)", "f32[3]"}, {"(in x f32 [3])", "(sigmoid x)", "f32[3]"},
+  {"(in x f32 [3])", "(softplus x)", "f32[3]"}, {"(in x f32 [3])", "(log1mexp x)", "f32[3]"},
+  {"(in x f32 [3])", "(erf x)", "f32[3]"}, {"(in x f32 [3])", "(erfc x)", "f32[3]"},
+  {"(in x i32 [3])", "(floor x)", "f64[3]"}, {"(in x f32 [3])", "(ceil x)", "f32[3]"},
+  {"(in x i32 [3])", "(reciprocal x)", "f64[3]"}, {"(in x f32 [3])", "(not x)", "bool[3]"},
+  {"(in x f64 [3])", "(cast x :dtype i32)", "i32[3]"},
+  /* binary, promotion, NEP 50 weak literals */
+  {"(in x f32 [3]) (in z f64 [3])", "(add x z)", "f64[3]"},
+  {"(in x i32 [3]) (in z f32 [3])", "(sub x z)", "f64[3]"},
+  {"(in x f32 [3])", "(mul x 2)", "f32[3]"}, {"(in x f32 [3])", "(mul 2.5 x)", "f32[3]"},
+  {"(in x i32 [3])", "(add x 2)", "i32[3]"}, {"(in x i32 [3])", "(add x 2.5)", "f64[3]"},
+  {"(in x bool [3])", "(add x 1)", "i64[3]"}, {"(in x bool [3])", "(add x x)", "bool[3]"},
+  {"", "(add 1 2)", "i64[]"}, {"", "(add 1 2.0)", "f64[]"},
+  {"(in x i32 [3])", "(div x x)", "f64[3]"}, {"(in x i32 [3])", "(floor_divide x 2)", "i32[3]"},
+  {"(in x f32 [3])", "(remainder x 2)", "f32[3]"}, {"(in x i64 [3])", "(pow x 2)", "i64[3]"},
+  {"(in x f32 [3])", "(maximum x 0)", "f32[3]"}, {"(in x f32 [3])", "(minimum x 0)", "f32[3]"},
+  {"(in x f32 [3])", "(logaddexp x x)", "f32[3]"}, {"(in x f32 [3])", "(xlogy x x)", "f32[3]"},
+  {"(in x f32 [3])", "(eq x 1)", "bool[3]"}, {"(in x i32 [3])", "(ne x 1.5)", "bool[3]"},
+  {"(in x f32 [3])", "(lt x x)", "bool[3]"}, {"(in x f32 [3])", "(le x x)", "bool[3]"},
+  {"(in x f32 [3])", "(gt x x)", "bool[3]"}, {"(in x f32 [3])", "(ge x x)", "bool[3]"},
+  {"(in x bool [3])", "(and x x)", "bool[3]"}, {"(in x f32 [3])", "(or x x)", "bool[3]"},
+  {"(in c bool [3]) (in x f32 [3])", "(where c x 0)", "f32[3]"},
+  {"(in c bool [2 1]) (in x i32 [3])", "(where c x 1.5)", "f64[2 3]"},
+  /* broadcasting corners */
+  {"(in x f32 []) (in z f32 [2 3])", "(add x z)", "f32[2 3]"},
+  {"(in x f32 [3 1]) (in z f32 [4])", "(add x z)", "f32[3 4]"},
+  {"(in x f32 [0]) (in z f32 [1])", "(add x z)", "f32[0]"},
+  {"(in x f32 [2 0]) (in z f32 [1 1])", "(mul x z)", "f32[2 0]"},
+  {"(in x f32 [n 1]) (in z f32 [1 n])", "(add x z)", "f32[n n]"},
+  {"(in x f32 [n 10]) (in z f32 [10])", "(add x z)", "f32[n 10]"},
+  {"(in x f32 [n]) (in z f32 [1])", "(add x z)", "f32[n]"},
+  {"(in x f32 [1 1 5]) (in z f32 [4 1])", "(add x z)", "f32[1 4 5]"},
+  /* reductions */
+  {"(in x f32 [2 3])", "(sum x)", "f32[]"}, {"(in x f32 [2 3])", "(sum x :axis 1)", "f32[2]"},
+  {"(in x f32 [2 3])", "(sum x :axis -1 :keepdims true)", "f32[2 1]"},
+  {"(in x f32 [2 3 4])", "(sum x :axis [0 2])", "f32[3]"},
+  {"(in x i32 [2 3])", "(sum x :axis 0)", "i64[3]"}, {"(in x bool [4])", "(sum x)", "i64[]"},
+  {"(in x i32 [4])", "(prod x)", "i64[]"}, {"(in x i32 [2 3])", "(max x :axis 0)", "i32[3]"},
+  {"(in x f32 [2 3])", "(min x :axis 1 :keepdims true)", "f32[2 1]"},
+  {"(in x i32 [2 3])", "(mean x)", "f64[]"}, {"(in x f32 [n 3])", "(mean x :axis 0)", "f32[3]"},
+  {"(in x f32 [n 3])", "(logsumexp x :axis 1)", "f32[n]"},
+  {"(in x f32 [0 3])", "(sum x :axis 0)", "f32[3]"},
+  {"(in x f32 [n 3])", "(softmax x :axis 1)", "f32[n 3]"},
+  {"(in x i32 [2 3])", "(log_softmax x)", "f64[2 3]"},
+  /* shape ops */
+  {"(in x f32 [2 3])", "(reshape x :shape [3 2])", "f32[3 2]"},
+  {"(in x f32 [2 3])", "(reshape x :shape [-1])", "f32[6]"},
+  {"(in x f32 [n 6])", "(reshape x :shape [n 2 3])", "f32[n 2 3]"},
+  {"(in x f32 [2 3 4])", "(transpose x)", "f32[4 3 2]"},
+  {"(in x f32 [2 3 4])", "(transpose x :perm [1 0 2])", "f32[3 2 4]"},
+  {"(in x f32 [3])", "(broadcast_to x :shape [n 3])", "f32[n 3]"},
+  {"(in x f32 [2 3])", "(expand_dims x :axis 0)", "f32[1 2 3]"},
+  {"(in x f32 [2 3])", "(expand_dims x :axis [-1 0])", "f32[1 2 3 1]"},
+  {"(in x f32 [1 3 1])", "(squeeze x)", "f32[3]"},
+  {"(in x f32 [1 3 1])", "(squeeze x :axis 0)", "f32[3 1]"},
+  {"(in x f32 [2 3]) (in z f32 [4 3])", "(concat x z)", "f32[6 3]"},
+  {"(in x f32 [2 3]) (in z f32 [2 1])", "(concat x z x :axis 1)", "f32[2 7]"},
+  {"(in x f32 [10])", "(slice x :start 2 :stop 8 :step 3)", "f32[2]"},
+  {"(in x f32 [10])", "(slice x :step -1)", "f32[10]"},
+  {"(in x f32 [10])", "(slice x :start -3)", "f32[3]"},
+  {"(in x f32 [10])", "(slice x :start 8 :stop 2)", "f32[0]"},
+  {"(in x f32 [4 5]) (in i i64 [2 3])", "(take x i :axis 1)", "f32[4 2 3]"},
+  {"(in x f32 [4 5]) (in i i32 [7])", "(take x i)", "f32[7]"},
+  /* matmul */
+  {"(in a f32 [2 3]) (in b f32 [3 4])", "(matmul a b)", "f32[2 4]"},
+  {"(in a f32 [3]) (in b f32 [3 4])", "(matmul a b)", "f32[4]"},
+  {"(in a f32 [2 3]) (in b f32 [3])", "(matmul a b)", "f32[2]"},
+  {"(in a f32 [3]) (in b f32 [3])", "(matmul a b)", "f32[]"},
+  {"(in a f32 [5 1 2 3]) (in b f32 [4 3 6])", "(matmul a b)", "f32[5 4 2 6]"},
+  {"(in a f32 [n 3]) (in b i32 [3 k])", "(matmul a b)", "f64[n k]"},
+};
+
+Test(infer, every_op_and_broadcasting_corners) {
+  bool covered[TL_OP_COUNT] = {false};
+  covered[TL_OP_INPUT] = true;
+  for (size_t i = 0; i < sizeof infer_cases / sizeof *infer_cases; i++) {
+    const icase *c = &infer_cases[i];
+    char src[512];
+    snprintf(src, sizeof src, "(graph g %s (out y %s))", c->ins, c->expr);
+    char *diag;
+    tl_graph *g = parse_str(src, &diag);
+    cr_assert(g, "case %zu '%s': %s", i, c->expr, diag);
+    const tl_node *n = &g->nodes[g->outputs[0].node];
+    char buf[128];
+    tl_type_str(g, &n->type, buf, sizeof buf);
+    cr_expect_str_eq(buf, c->want, "case %zu %s: got %s", i, c->expr, buf);
+    for (int32_t k = 0; k < g->nnodes; k++) covered[g->nodes[k].op] = true;
+    free(diag);
+    tl_graph_free(g);
+  }
+  for (int op = 0; op < TL_OP_COUNT; op++)
+    cr_expect(covered[op], "no inference case covers op '%s'", tl_ops[op].name);
+}
+
+Test(infer, reshape_minus_one_of_symbolic_product_is_refused) {
+  char *diag;
+  tl_graph *g = parse_str("(graph g (in x f32 [n 6]) (out y (reshape x :shape [-1 3])))", &diag);
+  cr_expect_null(g);
+  cr_expect(strstr(diag, "cannot infer the -1 dim") != NULL, "%s", diag);
+  free(diag);
+  tl_graph_free(g);
+}
+
+Test(infer, symbol_against_concrete_is_refused) {
+  char *diag;
+  tl_graph *g = parse_str("(graph g (in x f32 [n]) (in z f32 [3]) (out y (add x z)))", &diag);
+  cr_expect_null(g);
+  cr_expect(strstr(diag, "1:47: error: add: cannot broadcast f32[n] with f32[3] (dim n vs 3)") != NULL, "%s", diag);
+  free(diag);
+}
+
+Test(infer, hash_consing_shares_identical_nodes) {
+  tl_graph *g = parse_str("(graph g (in x f32 [3]) (let a (exp x)) (let b (exp x)) (out y (add a b)))", NULL);
+  cr_assert(g);
+  const tl_node *add = &g->nodes[g->outputs[0].node];
+  cr_expect_eq(tl_node_inputs(g, add)[0], tl_node_inputs(g, add)[1]);
+  tl_graph_free(g);
+}
+
+/* ---- malformed graphs: each file carries its expected diagnostics ----- */
+
+static char *expected_lines(const char *src) {
+  tl_buf b = {0};
+  const char *p = src;
+  while ((p = strstr(p, "; expect: ")) != NULL) {
+    p += strlen("; expect: ");
+    const char *e = strchr(p, '\n');
+    if (!e) e = p + strlen(p);
+    tl_buf_putn(&b, p, (size_t)(e - p));
+    tl_buf_putn(&b, "\n", 1);
+    p = e;
+  }
+  return b.s ? b.s : tl_xstrdup("");
+}
+
+/* The "file:line:col: error|note: message" lines of a diagnostic text. */
+static char *message_lines(const char *text, const char *file) {
+  tl_buf b = {0};
+  size_t fl = strlen(file);
+  for (const char *p = text; *p;) {
+    const char *e = strchr(p, '\n');
+    if (!e) e = p + strlen(p);
+    if ((size_t)(e - p) > fl && strncmp(p, file, fl) == 0 && p[fl] == ':') {
+      tl_buf_putn(&b, p + fl + 1, (size_t)(e - p) - fl - 1);
+      tl_buf_putn(&b, "\n", 1);
+    }
+    p = *e ? e + 1 : e;
+  }
+  return b.s ? b.s : tl_xstrdup("");
+}
+
+Test(parser, malformed_graphs_report_exact_positions) {
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/tests/ir/malformed", TL_SOURCE_DIR);
+  DIR *d = opendir(dir);
+  cr_assert(d, "cannot open %s", dir);
+  int count = 0;
+  struct dirent *ent;
+  while ((ent = readdir(d)) != NULL) {
+    size_t n = strlen(ent->d_name);
+    if (n < 4 || strcmp(ent->d_name + n - 3, ".tg") != 0) continue;
+    char path[2048], err[256];
+    snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+    size_t len;
+    char *src = tl_read_file(path, &len, err, sizeof err);
+    cr_assert(src, "%s", err);
+    tl_diag dg;
+    tl_diag_init(&dg, ent->d_name, src, len);
+    tl_graph *g = tl_tg_parse(src, len, &dg);
+    cr_expect_null(g, "%s parsed but is malformed", ent->d_name);
+    char *want = expected_lines(src), *got = message_lines(tl_diag_text(&dg), ent->d_name);
+    cr_expect_str_eq(got, want, "%s:\n got:\n%s want:\n%s", ent->d_name, got, want);
+    cr_expect(strstr(tl_diag_text(&dg), "^\n") != NULL, "%s: no caret line", ent->d_name);
+    free(want);
+    free(got);
+    tl_graph_free(g);
+    tl_diag_free(&dg);
+    free(src);
+    count++;
+  }
+  closedir(d);
+  cr_expect_geq(count, 25, "only %d malformed graphs", count);
+}
+
+Test(parser, truly_empty_input) {
+  char *diag;
+  tl_graph *g = parse_str("", &diag);
+  cr_expect_null(g);
+  cr_expect(strstr(diag, "t.tg:1:1: error: empty file") != NULL, "%s", diag);
+  free(diag);
+}
+
+Test(parser, deep_nesting_is_refused_not_overflowed) {
+  tl_buf b = {0};
+  tl_buf_printf(&b, "(graph g (in x f32 [3]) (out y ");
+  for (int i = 0; i < 5000; i++) tl_buf_printf(&b, "(exp ");
+  tl_buf_printf(&b, "x");
+  for (int i = 0; i < 5000; i++) tl_buf_printf(&b, ")");
+  tl_buf_printf(&b, "))");
+  char *diag;
+  tl_graph *g = parse_str(b.s, &diag);
+  cr_expect_null(g);
+  cr_expect(strstr(diag, "nested more than") != NULL, "%s", diag);
+  free(diag);
+  free(b.s);
+}
+
+/* ---- printing: canonical form and round trip --------------------------- */
+
+static void check_round_trip(const char *what, tl_graph *g) {
+  char *t1 = tl_tg_print(g);
+  char *diag;
+  tl_graph *g2 = parse_str(t1, &diag);
+  cr_assert(g2, "%s: printed form does not parse:\n%s\n%s", what, t1, diag);
+  cr_expect(tl_graph_equal(g, g2), "%s: parse(print(g)) != g\n%s", what, t1);
+  char *t2 = tl_tg_print(g2);
+  cr_expect_str_eq(t1, t2, "%s: printing is not idempotent", what);
+  free(t1);
+  free(t2);
+  free(diag);
+  tl_graph_free(g2);
+}
+
+Test(printer, every_example_round_trips) {
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/examples", TL_SOURCE_DIR);
+  DIR *d = opendir(dir);
+  cr_assert(d);
+  int count = 0;
+  struct dirent *ent;
+  while ((ent = readdir(d)) != NULL) {
+    size_t n = strlen(ent->d_name);
+    if (n < 4 || strcmp(ent->d_name + n - 3, ".tg") != 0) continue;
+    char path[2048], err[256];
+    snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+    size_t len;
+    char *src = tl_read_file(path, &len, err, sizeof err);
+    cr_assert(src, "%s", err);
+    tl_diag dg;
+    tl_diag_init(&dg, ent->d_name, src, len);
+    tl_graph *g = tl_tg_parse(src, len, &dg);
+    cr_assert(g, "%s", tl_diag_text(&dg));
+    check_round_trip(ent->d_name, g);
+    tl_graph_free(g);
+    tl_diag_free(&dg);
+    free(src);
+    count++;
+  }
+  closedir(d);
+  cr_expect_geq(count, 12);
+}
+
+Test(printer, literals_keep_their_kind_and_value) {
+  tl_graph *g = parse_str("(graph g (in x f64 [2]) (out y (add (mul x 2.0) (add 3 (mul x 0.1)))) "
+                          "(out z (add x (const f64 [2] 1e300 -0.0))) (out w (fill f32 [2] 0.1)))",
+                          NULL);
+  cr_assert(g);
+  char *t = tl_tg_print(g);
+  cr_expect(strstr(t, "2.0") && strstr(t, " 3 ") && strstr(t, "0.1") && strstr(t, "1e+300") &&
+                strstr(t, "-0.0"),
+            "%s", t);
+  check_round_trip("literals", g);
+  free(t);
+  tl_graph_free(g);
+}
+
+Test(printer, shared_nodes_get_lets_and_deep_chains_are_cut) {
+  tl_buf b = {0};
+  tl_buf_printf(&b, "(graph g (in x f32 [3]) (let e (exp x)) (out y ");
+  for (int i = 0; i < 200; i++) tl_buf_printf(&b, "(add e ");
+  tl_buf_printf(&b, "e");
+  for (int i = 0; i < 200; i++) tl_buf_printf(&b, ")");
+  tl_buf_printf(&b, "))");
+  tl_graph *g = parse_str(b.s, NULL);
+  cr_assert(g);
+  check_round_trip("deep chain", g);
+  free(b.s);
+  tl_graph_free(g);
+}
+
+/* Random well-typed graphs built through the API, printed and read back. */
+static uint64_t rng_state = 0x1234;
+static uint32_t rnd(uint32_t n) {
+  rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (uint32_t)(rng_state >> 33) % n;
+}
+
+Test(printer, random_graphs_round_trip) {
+  const int unary[] = {TL_OP_NEG, TL_OP_EXP, TL_OP_LOG, TL_OP_TANH, TL_OP_SIGMOID, TL_OP_ABS,
+                       TL_OP_SQRT, TL_OP_SOFTPLUS};
+  const int binary[] = {TL_OP_ADD, TL_OP_SUB, TL_OP_MUL, TL_OP_DIV, TL_OP_MAXIMUM, TL_OP_POW};
+  for (int trial = 0; trial < 200; trial++) {
+    tl_graph *g = tl_graph_new("r");
+    tl_type t;
+    memset(&t, 0, sizeof t);
+    t.dtype = rnd(2) ? TL_F32 : TL_F64;
+    t.rank = 2;
+    t.dims[0] = tl_dim_sym(tl_graph_sym(g, "n", 1));
+    t.dims[1] = 4;
+    int32_t vals[64];
+    int nv = 0;
+    vals[nv++] = tl_graph_add_input(g, "a", &t, (tl_loc){0, 0});
+    t.rank = 1;
+    t.dims[0] = 4;
+    vals[nv++] = tl_graph_add_input(g, "b", &t, (tl_loc){0, 0});
+    char err[256];
+    for (int k = 0; k < 30; k++) {
+      int32_t id;
+      int kind = rnd(5);
+      tl_attrs a;
+      tl_attrs_init(&a);
+      if (kind == 0) {
+        a.is_int = rnd(2);
+        if (a.is_int) a.i = (int64_t)rnd(100) - 50;
+        else a.f = ((double)rnd(1000) - 500) / 7.0;
+        id = tl_graph_add(g, TL_OP_LIT, &a, NULL, 0, (tl_loc){0, 0}, err, sizeof err);
+      } else if (kind == 1) {
+        int32_t x = vals[rnd((uint32_t)nv)];
+        id = tl_graph_add(g, unary[rnd(8)], &a, &x, 1, (tl_loc){0, 0}, err, sizeof err);
+      } else if (kind == 2 && g->nodes[vals[nv - 1]].type.rank == 2) {
+        int32_t x = vals[nv - 1];
+        a.present = TL_A_AXIS | (rnd(2) ? TL_A_KEEPDIMS : 0);
+        a.naxes = 1;
+        a.axes[0] = (int8_t)(rnd(2) ? 1 : -1);
+        a.keepdims = (a.present & TL_A_KEEPDIMS) ? 1 : 0;
+        id = tl_graph_add(g, rnd(2) ? TL_OP_SUM : TL_OP_LOGSUMEXP, &a, &x, 1, (tl_loc){0, 0}, err, sizeof err);
+      } else {
+        int32_t xs[2] = {vals[rnd((uint32_t)nv)], vals[rnd((uint32_t)nv)]};
+        id = tl_graph_add(g, binary[rnd(6)], &a, xs, 2, (tl_loc){0, 0}, err, sizeof err);
+      }
+      if (id >= 0 && nv < 64) vals[nv++] = id;
+    }
+    tl_graph_add_output(g, "o1", vals[nv - 1]);
+    tl_graph_add_output(g, "o2", vals[nv / 2]);
+    char name[32];
+    snprintf(name, sizeof name, "random graph %d", trial);
+    check_round_trip(name, g);
+    tl_graph_free(g);
+  }
+}
