@@ -16,13 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a kernel sees: its node's operands and their static types. */
 typedef struct rctx {
-  const tl_graph *g;
-  const int64_t *syms;
-  tl_tensor **vals;
+  const tl_tensor *const *args;
+  const tl_type *const *types;
+  const char *opname;
+  tl_loc loc;
   char *err;
   size_t err_size;
-  int32_t id;    /* node being run */
   bool failed;
 } rctx;
 
@@ -31,10 +32,9 @@ typedef int (*kernel_fn)(rctx *c, const tl_node *n, tl_tensor *out);
 __attribute__((format(printf, 2, 3))) static int rfail(rctx *c, const char *fmt, ...) {
   if (c->failed) return -1;
   c->failed = true;
-  const tl_node *n = &c->g->nodes[c->id];
-  int k = snprintf(c->err, c->err_size, "%s", tl_ops[n->op].name);
-  if (n->loc.line > 0)
-    k += snprintf(c->err + k, c->err_size - (size_t)k, " (at %d:%d)", n->loc.line, n->loc.col);
+  int k = snprintf(c->err, c->err_size, "%s", c->opname);
+  if (c->loc.line > 0)
+    k += snprintf(c->err + k, c->err_size - (size_t)k, " (at %d:%d)", c->loc.line, c->loc.col);
   k += snprintf(c->err + k, c->err_size - (size_t)k, ": ");
   va_list ap;
   va_start(ap, fmt);
@@ -43,9 +43,7 @@ __attribute__((format(printf, 2, 3))) static int rfail(rctx *c, const char *fmt,
   return -1;
 }
 
-static const tl_tensor *arg(rctx *c, const tl_node *n, int k) {
-  return c->vals[tl_node_inputs(c->g, n)[k]];
-}
+static const tl_tensor *arg(rctx *c, const tl_node *n, int k) { return c->args[k]; }
 
 static void strides_of(const int64_t *dims, int rank, int64_t *st) {
   int64_t s = 1;
@@ -287,10 +285,8 @@ static int k_elemwise(rctx *c, const tl_node *n, tl_tensor *out) {
     x[k].t = arg(c, n, k);
     bcast_strides(x[k].t, out->rank, x[k].st);
   }
-  const tl_type *ts[3];
-  for (int k = 0; k < nin; k++) ts[k] = &c->g->nodes[tl_node_inputs(c->g, n)[k]].type;
   uint8_t ct = out->dtype, weak;
-  if (tl_ops[op].dtype_rule == TL_DR_CMP) tl_promote(ts, nin, &ct, &weak);
+  if (tl_ops[op].dtype_rule == TL_DR_CMP) tl_promote(c->types, nin, &ct, &weak);
   if (op == TL_OP_WHERE) ct = out->dtype;
   bool fl = tl_dtype_is_float((tl_dtype)ct);
   for (int64_t o = 0; o < out->numel; o++) {
@@ -355,8 +351,9 @@ static int k_lit(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
+/* A const's payload is passed as its only argument (it lives in the graph). */
 static int k_const(rctx *c, const tl_node *n, tl_tensor *out) {
-  const tl_tensor *x = c->g->lits[n->attrs.lit];
+  const tl_tensor *x = c->args[0];
   memcpy(out->data, x->data, (size_t)x->numel * tl_dtype_size((tl_dtype)x->dtype));
   return 0;
 }
@@ -790,10 +787,44 @@ int tl_random_inputs(const tl_graph *g, tl_tensor **inputs, const int64_t *syms,
   return 0;
 }
 
+/* Runs one node's kernel into a new tensor of type t (dims concrete). */
+static int eval_node(const tl_node *n, const tl_tensor *const *args, const tl_type *const *types,
+                     const int64_t *dims, tl_tensor **res, char *err, size_t err_size) {
+  rctx c = {args, types, tl_ops[n->op].name, n->loc, err, err_size, false};
+  char e2[256];
+  *res = NULL;
+  tl_tensor *out = tl_tensor_new((tl_dtype)n->type.dtype, n->type.rank, dims, e2, sizeof e2);
+  if (!out) return rfail(&c, "%s", e2);
+  if (kernels[n->op](&c, n, out)) {
+    tl_tensor_free(out);
+    return -1;
+  }
+  *res = out;
+  return 0;
+}
+
+int tl_interp_eval(int op, const tl_attrs *attrs, const tl_tensor *const *args,
+                   const tl_type *const *types, int nargs, const tl_type *out_type,
+                   tl_tensor **out, char *err, size_t err_size) {
+  tl_node n;
+  memset(&n, 0, sizeof n);
+  n.op = (uint16_t)op;
+  n.ninputs = (uint16_t)nargs;
+  n.attrs = *attrs;
+  n.type = *out_type;
+  for (int i = 0; i < out_type->rank; i++)
+    if (tl_dim_is_sym(out_type->dims[i])) {
+      snprintf(err, err_size, "%s: result shape is symbolic", tl_ops[op].name);
+      return -1;
+    }
+  return eval_node(&n, args, types, out_type->dims, out, err, err_size);
+}
+
 int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *syms,
                   tl_tensor **outputs, char *err, size_t err_size) {
   int32_t nn = g->nnodes;
-  rctx c = {g, syms, tl_xcalloc((size_t)nn + 1, sizeof(tl_tensor *)), err, err_size, 0, false};
+  rctx c = {NULL, NULL, "interp", {0, 0}, err, err_size, false};
+  tl_tensor **vals = tl_xcalloc((size_t)nn + 1, sizeof(tl_tensor *));
   int32_t *uses = tl_xcalloc((size_t)nn + 1, sizeof *uses);
   bool *live = tl_xcalloc((size_t)nn + 1, sizeof *live);
   bool *borrowed = tl_xcalloc((size_t)nn + 1, sizeof *borrowed);
@@ -811,54 +842,58 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
     }
   }
   for (int i = 0; i < g->ninputs; i++) {
-    c.vals[g->inputs[i]] = inputs[i];
+    vals[g->inputs[i]] = inputs[i];
     borrowed[g->inputs[i]] = true;
   }
+  const tl_tensor **args = tl_xcalloc(TL_GRAPH_MAX_ARGS, sizeof *args);
+  const tl_type **types = tl_xcalloc(TL_GRAPH_MAX_ARGS, sizeof *types);
   int rc = 0;
   for (int32_t id = 0; id < nn && rc == 0; id++) {
     const tl_node *n = &g->nodes[id];
     if (!live[id] || n->op == TL_OP_INPUT) continue;
-    c.id = id;
+    c.opname = tl_ops[n->op].name;
+    c.loc = n->loc;
     int64_t dims[TL_MAX_RANK];
     char e2[256];
     if (tl_concrete_dims(g, &n->type, syms, dims, e2, sizeof e2)) {
       rc = rfail(&c, "%s", e2);
       break;
     }
-    tl_tensor *out = tl_tensor_new((tl_dtype)n->type.dtype, n->type.rank, dims, e2, sizeof e2);
-    if (!out) {
-      rc = rfail(&c, "%s", e2);
-      break;
+    for (int k = 0; k < n->ninputs; k++) {
+      int32_t x = tl_node_inputs(g, n)[k];
+      args[k] = vals[x];
+      types[k] = &g->nodes[x].type;
     }
-    rc = kernels[n->op](&c, n, out);
-    if (rc) {
-      tl_tensor_free(out);
-      break;
-    }
-    c.vals[id] = out;
+    if (n->op == TL_OP_CONST) args[0] = g->lits[n->attrs.lit];
+    tl_tensor *out;
+    rc = eval_node(n, args, types, dims, &out, err, err_size);
+    if (rc) break;
+    vals[id] = out;
     for (int k = 0; k < n->ninputs; k++) {
       int32_t x = tl_node_inputs(g, n)[k];
       if (--uses[x] == 0 && !borrowed[x]) {
-        tl_tensor_free(c.vals[x]);
-        c.vals[x] = NULL;
+        tl_tensor_free(vals[x]);
+        vals[x] = NULL;
       }
     }
   }
+  free(args);
+  free(types);
   if (rc == 0) {
     for (int i = 0; i < g->noutputs; i++) {
       int32_t x = g->outputs[i].node;
       /* hand each output its own tensor: copy inputs and repeats */
       if (borrowed[x] || --uses[x] > 0) {
-        outputs[i] = tl_tensor_copy(c.vals[x]);
+        outputs[i] = tl_tensor_copy(vals[x]);
       } else {
-        outputs[i] = c.vals[x];
-        c.vals[x] = NULL;
+        outputs[i] = vals[x];
+        vals[x] = NULL;
       }
     }
   }
   for (int32_t id = 0; id < nn; id++)
-    if (!borrowed[id]) tl_tensor_free(c.vals[id]);
-  free(c.vals);
+    if (!borrowed[id]) tl_tensor_free(vals[id]);
+  free(vals);
   free(uses);
   free(live);
   free(borrowed);

@@ -33,6 +33,14 @@ int tl_random_inputs(const tl_graph *g, tl_tensor **inputs, const int64_t *sym_v
 int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sym_values,
                   tl_tensor **outputs, char *err, size_t err_size);
 
+/* One op on given operand tensors (constant folding uses this: the same
+ * kernels as the interpreter). types are the operands' static types (weak
+ * literals matter for promotion); out_type must be concrete. A const's
+ * payload is its single argument. */
+int tl_interp_eval(int op, const tl_attrs *attrs, const tl_tensor *const *args,
+                   const tl_type *const *types, int nargs, const tl_type *out_type,
+                   tl_tensor **out, char *err, size_t err_size);
+
 /* Whether op has an interpreter kernel (tests check every op has one). */
 bool tl_interp_has(int op);
 
