@@ -1,0 +1,164 @@
+/* egraph.h - tlaloc's language-generic e-graph: hash-consed e-nodes, union-find,
+ * deferred rebuilding and e-class analyses (Willsey et al., "egg: Fast and
+ * Extensible Equality Saturation", POPL 2021).
+ *
+ *   eg_egraph *g = eg_new((eg_params){.lang = &eg_math_lang, .analysis = &a});
+ *   eg_id x = eg_add(g, MATH_SYM, eg_attr_intern(g, "x", 1), NULL, 0);
+ *   eg_id two = eg_add_term(g, "(* 2 x)", err, sizeof err);
+ *   eg_union(g, x, two); eg_rebuild(g);          // congruence restored here
+ *   eg_free(g);
+ *
+ * An e-node is (op: u16, attr: u32 interned attribute id, children: e-class
+ * ids). The engine never interprets ops: a language descriptor (eg_lang) names
+ * them and parses/prints leaf payloads, an analysis vtable (eg_analysis)
+ * attaches a fixed-size data blob to every e-class. No global state: two
+ * e-graphs on two threads are independent. Ids are dense u32, never pointers,
+ * so arenas can grow by realloc. */
+#ifndef TL_EGRAPH_H
+#define TL_EGRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint32_t eg_id;
+#define EG_NONE UINT32_MAX
+#define EG_ATTR_NONE 0u   /* interned id of the empty attribute (0 bytes) */
+#define EG_ATTR_MAX 512   /* largest attribute payload in bytes */
+
+typedef struct eg_egraph eg_egraph;
+
+/* One ":key value" pair of a pattern or term, as source text. */
+typedef struct eg_kv { const char *key, *val; size_t keylen, vallen; } eg_kv;
+
+/* A language: the op table the e-graph runs over. Strings are borrowed. */
+typedef struct eg_lang {
+  const char *name;
+  int nops;
+  const char *const *op_names; /* nops names */
+  const int *arity;            /* nops entries; -1 = variadic (>= 1 child) */
+  /* Token that is not "(" or "?var": writes its op and payload bytes into
+   * attr (EG_ATTR_MAX bytes); returns the payload length, -1 if not a leaf. */
+  int (*parse_leaf)(const struct eg_lang *l, const char *tok, size_t n,
+                    int *op, uint8_t *attr);
+  /* ":key value" pairs of an op into payload bytes; returns the length or -1
+   * with a message in err. NULL: the language has no attributes. */
+  int (*parse_attrs)(const struct eg_lang *l, int op, const eg_kv *kv, int nkv,
+                     uint8_t *attr, char *err, size_t errsz);
+  /* Prints op + payload (a leaf's token, or "op" followed by " :key v").
+   * Returns the snprintf-style length. NULL: the op name alone. */
+  int (*print_head)(const struct eg_lang *l, int op, const uint8_t *attr,
+                    size_t n, char *buf, size_t size);
+  void *ctx;
+} eg_lang;
+
+/* eg_analysis.merge result flags, as egg's DidMerge. */
+enum { EG_MERGE_TO = 1, EG_MERGE_FROM = 2 };
+
+/* An e-class analysis (egg section 4). Each class owns data_size bytes. */
+typedef struct eg_analysis {
+  size_t data_size;
+  /* Data of a new e-node; kids may be non-canonical (use eg_data). */
+  void (*make)(eg_egraph *g, int op, uint32_t attr, const eg_id *kids,
+               uint32_t n, void *out, void *ctx);
+  /* Joins from into to; EG_MERGE_TO if to changed, EG_MERGE_FROM if the
+   * result differs from `from`. */
+  unsigned (*merge)(eg_egraph *g, void *to, const void *from, void *ctx);
+  /* Called after a class's data changes or it absorbs another (may add and
+   * union, e.g. constant folding). NULL: none. */
+  void (*modify)(eg_egraph *g, eg_id cls, void *ctx);
+  /* true: the two classes must not merge (dtype/shape clash); writes why.
+   * The union is refused and logged with the current reason. NULL: never. */
+  bool (*refuse)(eg_egraph *g, const void *a, const void *b, char *why,
+                 size_t n, void *ctx);
+  void *ctx;
+} eg_analysis;
+
+typedef struct eg_params {
+  const eg_lang *lang;          /* required, must outlive the e-graph */
+  const eg_analysis *analysis;  /* NULL: no analysis; must outlive */
+  uint64_t seed;                /* XXH3 seed; runs are reproducible per seed */
+  bool explain;                 /* record a proof forest (eg_explain) */
+  bool immediate_rebuild;       /* restore congruence after every union */
+  bool check;                   /* eg_check after every rebuild (tests) */
+} eg_params;
+
+/* Why two classes were merged (explanations, refusal reports). */
+enum { EG_WHY_USER, EG_WHY_CONGRUENCE, EG_WHY_RULE, EG_WHY_ANALYSIS };
+typedef struct eg_reason {
+  int kind;
+  const char *name; /* rule or analysis name; borrowed for the call only */
+  bool backward;    /* rule applied right-to-left (a `<=>` rule) */
+} eg_reason;
+
+/* A stored e-node; valid until the next add/union/rebuild. */
+typedef struct eg_node {
+  uint16_t op, n;
+  uint32_t attr;
+  uint32_t kids; /* offset of the n children in the child pool */
+  uint32_t cls;  /* id created with this node (its class is eg_find(cls)) */
+} eg_node;
+
+eg_egraph *eg_new(eg_params p);  /* NULL on allocation failure */
+void eg_free(eg_egraph *g);
+const eg_lang *eg_lang_of(const eg_egraph *g);
+
+/* Interns payload bytes (n <= EG_ATTR_MAX); equal bytes give equal ids. */
+uint32_t eg_attr_intern(eg_egraph *g, const void *bytes, size_t n);
+const uint8_t *eg_attr_bytes(const eg_egraph *g, uint32_t id, size_t *n);
+
+/* Adds op(kids) with attribute id attr (or finds it: hash-consing). The
+ * result may already be non-canonical if an analysis merged it; with
+ * explanations on, every distinct original term gets its own id. */
+eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n);
+/* The class of op(kids) if present (kids canonicalised), else EG_NONE. */
+eg_id eg_lookup(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n);
+/* Canonical id (path halving). */
+eg_id eg_find(eg_egraph *g, eg_id id);
+
+/* Merges two classes; false if already equal or refused. Congruence is
+ * restored by eg_rebuild (or at once in immediate mode). */
+bool eg_union(eg_egraph *g, eg_id a, eg_id b);
+bool eg_union_why(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why);
+/* Restores the congruence and analysis invariants; returns #unions done. */
+size_t eg_rebuild(eg_egraph *g);
+bool eg_is_clean(const eg_egraph *g);
+
+/* Full invariant check; on failure writes a message and returns false. */
+bool eg_check(eg_egraph *g, char *err, size_t errsz);
+
+/* Sizes. enodes: nodes in class lists; memo: live hash-cons entries;
+ * total: hash-cons insertions ever (egg 0.9.5's total_size(), which keeps
+ * stale keys: the node limit is checked against it for parity with egg). */
+size_t eg_nclasses(const eg_egraph *g);
+size_t eg_nenodes(const eg_egraph *g);
+size_t eg_memo_size(const eg_egraph *g);
+size_t eg_total_size(const eg_egraph *g);
+size_t eg_bytes(const eg_egraph *g);       /* bytes held by the arenas now */
+size_t eg_peak_bytes(const eg_egraph *g);  /* high-water mark of eg_bytes */
+size_t eg_analysis_bytes(const eg_egraph *g); /* of which analysis data */
+size_t eg_nids(const eg_egraph *g);        /* ids ever made (classes+merged) */
+
+/* Class contents (canonical id expected); arrays valid until mutation. */
+const eg_node *eg_get_node(const eg_egraph *g, uint32_t nid);
+const eg_id *eg_node_kids(const eg_egraph *g, const eg_node *nd);
+const uint32_t *eg_class_nodes(const eg_egraph *g, eg_id cls, uint32_t *n);
+void *eg_data(eg_egraph *g, eg_id id);  /* analysis data of find(id) */
+/* Keeps only the nodes of class cls for which keep() is true (egg's
+ * `nodes.retain`): the removed nodes stay in the hash-cons. */
+void eg_class_retain(eg_egraph *g, eg_id cls,
+                     bool (*keep)(const eg_egraph *, const eg_node *, void *),
+                     void *ctx);
+/* Classes containing op (after a rebuild); the op index of e-matching. */
+const eg_id *eg_classes_with_op(eg_egraph *g, int op, uint32_t *n);
+
+/* Refused unions since creation, and the first few messages. */
+size_t eg_nrefused(const eg_egraph *g);
+const char *eg_refusals(const eg_egraph *g);
+
+/* Adds an s-expression term in the language's syntax; EG_NONE + message. */
+eg_id eg_add_term(eg_egraph *g, const char *text, char *err, size_t errsz);
+/* Prints one node head (op + payload) into buf; returns length. */
+int eg_print_head(const eg_egraph *g, int op, uint32_t attr, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,113 @@
+/* extract.c - greedy bottom-up extraction.
+ *
+ * Costs are computed by a fixpoint over all classes: a class's cost is the
+ * minimum over its nodes of weight + children's costs, taken only when all
+ * children are finite; repeat until nothing improves. Ties keep the first
+ * node in the class's (content-sorted) order, so results are reproducible. */
+#include "egraph/extract.h"
+#include "egraph/internal.h"
+
+#include <math.h>
+
+static int greedy(const eg_extractor *x, eg_egraph *g, eg_id root, eg_choice *ch) {
+  const double *w = x->ctx;
+  if (!eg_is_clean(g)) eg_rebuild(g);
+  size_t n = eg_nids(g);
+  ch->n = n;
+  ch->node = malloc(sizeof *ch->node * (n ? n : 1));
+  ch->cost = malloc(sizeof *ch->cost * (n ? n : 1));
+  EG_ASSERT(ch->node && ch->cost);
+  for (size_t i = 0; i < n; i++) {
+    ch->node[i] = EG_NONE;
+    ch->cost[i] = INFINITY;
+  }
+  uint32_t nr;
+  const eg_id *roots = eg_classes_with_op(g, -1, &nr);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (uint32_t r = 0; r < nr; r++) {
+      eg_id c = roots[r];
+      uint32_t nn;
+      const uint32_t *ns = eg_class_nodes(g, c, &nn);
+      double best = ch->cost[c];
+      uint32_t bn = ch->node[c];
+      for (uint32_t i = 0; i < nn; i++) {
+        const eg_node *nd = eg_get_node(g, ns[i]);
+        const eg_id *k = eg_node_kids(g, nd);
+        double s = w ? w[nd->op] : 1.0;
+        for (uint32_t j = 0; j < nd->n && s < INFINITY; j++) s += ch->cost[k[j]];
+        if (s < best) {
+          best = s;
+          bn = ns[i];
+        }
+      }
+      if (bn != ch->node[c] && best < ch->cost[c]) {
+        ch->cost[c] = best;
+        ch->node[c] = bn;
+        changed = true;
+      }
+    }
+  }
+  root = eg_find(g, root);
+  return ch->node[root] == EG_NONE ? -1 : 0;
+}
+
+eg_extractor eg_greedy_extractor(const double *weights) {
+  return (eg_extractor){greedy, (void *)weights};
+}
+
+void eg_choice_free(eg_choice *ch) {
+  free(ch->node);
+  free(ch->cost);
+  memset(ch, 0, sizeof *ch);
+}
+
+typedef struct sb { char *s; size_t n, cap; } sb;
+static void put(sb *b, const char *s, size_t n) {
+  if (b->n + n + 1 > b->cap) {
+    b->cap = (b->n + n + 1) * 2;
+    b->s = realloc(b->s, b->cap);
+    EG_ASSERT(b->s);
+  }
+  memcpy(b->s + b->n, s, n);
+  b->n += n;
+  b->s[b->n] = 0;
+}
+
+static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b, int depth) {
+  c = eg_find(g, c);
+  uint32_t nid = ch->node[c];
+  EG_ASSERT(nid != EG_NONE && depth < 100000);
+  const eg_node *nd = eg_get_node(g, nid);
+  char head[600];
+  int k = eg_print_head(g, nd->op, nd->attr, head, sizeof head);
+  if (k < 0) k = 0;
+  if (k >= (int)sizeof head) k = (int)sizeof head - 1;
+  uint32_t n = nd->n;
+  if (n) put(b, "(", 1);
+  put(b, head, (size_t)k);
+  for (uint32_t i = 0; i < n; i++) {
+    put(b, " ", 1);
+    print(g, ch, eg_node_kids(g, eg_get_node(g, nid))[i], b, depth + 1);
+  }
+  if (n) put(b, ")", 1);
+}
+
+char *eg_choice_term(eg_egraph *g, const eg_choice *ch, eg_id root) {
+  if (ch->node[eg_find(g, root)] == EG_NONE) return NULL;
+  sb b = {0};
+  print(g, ch, root, &b, 0);
+  return b.s;
+}
+
+char *eg_extract_best(eg_egraph *g, eg_id root, double *cost) {
+  eg_extractor x = eg_greedy_extractor(NULL);
+  eg_choice ch = {0};
+  char *s = NULL;
+  if (x.extract(&x, g, root, &ch) == 0) {
+    s = eg_choice_term(g, &ch, root);
+    if (cost) *cost = ch.cost[eg_find(g, root)];
+  }
+  eg_choice_free(&ch);
+  return s;
+}

@@ -1,0 +1,281 @@
+/* machine.c - compiling patterns to matching programs, and running them.
+ *
+ * Why a program and not a recursive walk of the pattern (pattern.c keeps that
+ * walk as the reference, eg_pattern_search_naive): the walk re-decides at
+ * every node what kind of pattern node it is, keeps a worklist of pending
+ * (pattern, class) pairs and a substitution map, and searches ground parts
+ * like any other. The program fixes all of that at compile time: registers
+ * hold the children of the node being tried, a repeated variable is one
+ * compare, a ground sub-pattern is one compare against a class looked up
+ * once per search in the hash-cons, and the only branching is the loop over
+ * the nodes of one op inside a class (binary search into the class's nodes,
+ * which rebuild keeps sorted by op). On the egg math suite the naive walk
+ * (with its per-node allocation) is many times slower; the tests check that
+ * both find exactly the same matches. */
+#include "egraph/internal.h"
+#include "egraph/pattern.h"
+
+enum { I_BIND, I_CMP, I_LOOKUP, I_YIELD };
+enum { A_FIXED, A_BIND, A_CMP }; /* attribute handling of a BIND */
+
+typedef struct eg_insn {
+  uint8_t k, amode;
+  uint16_t op;
+  uint32_t reg, out, n, attr; /* attr: fixed id, or the variable slot */
+} eg_insn;
+
+struct eg_prog {
+  const eg_pattern *p;
+  const eg_vartab *v;
+  eg_insn *code;
+  uint32_t ncode, nregs;
+  int root_kind; /* 0 variable, 1 ground, 2 node */
+  uint32_t *var_reg;
+  uint32_t *attr_ids;  /* per pattern node: its fixed attribute, interned */
+  uint32_t *ground;    /* pattern nodes looked up per search */
+  uint32_t nground;
+  eg_id *ground_cls;
+  uint32_t *regs, *aslot;
+  eg_id *inst, *kbuf;
+  uint32_t capk;
+};
+
+/* A ground pattern node: no variables below it. */
+static void mark_ground(const eg_pattern *p, uint8_t *gr) {
+  for (uint32_t i = 0; i < p->n; i++) {
+    const eg_pnode *pn = &p->nodes[i];
+    gr[i] = pn->kind == EG_PAT_NODE && !pn->attr_var;
+    for (uint32_t k = 0; k < pn->n && gr[i]; k++) gr[i] = gr[p->kids[pn->kids + k]];
+  }
+}
+
+eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
+  EG_ASSERT(p->n > 0);
+  eg_prog *pr = calloc(1, sizeof *pr);
+  EG_ASSERT(pr);
+  pr->p = p;
+  pr->v = v;
+  uint32_t nv = v->n ? v->n : 1;
+  pr->var_reg = malloc(sizeof *pr->var_reg * nv);
+  pr->aslot = calloc(nv, sizeof *pr->aslot);
+  pr->attr_ids = calloc(p->n, sizeof *pr->attr_ids);
+  pr->ground = malloc(sizeof *pr->ground * p->n);
+  pr->ground_cls = malloc(sizeof *pr->ground_cls * p->n);
+  pr->inst = malloc(sizeof *pr->inst * p->n);
+  uint8_t *gr = malloc(p->n), *seen = calloc(nv, 1);
+  /* at most one BIND per node plus one CMP/LOOKUP per child, plus YIELD */
+  pr->code = malloc(sizeof *pr->code * (2 * (size_t)p->n + 1));
+  uint32_t *stack = malloc(sizeof *stack * 2 * p->n);
+  EG_ASSERT(pr->var_reg && pr->aslot && pr->attr_ids && pr->ground && pr->ground_cls &&
+            pr->inst && gr && seen && pr->code && stack);
+  for (uint32_t i = 0; i < v->n; i++) pr->var_reg[i] = EG_NONE;
+  for (uint32_t i = 0; i < p->n; i++)
+    if (p->nodes[i].kind == EG_PAT_NODE && !p->nodes[i].attr_var)
+      pr->attr_ids[i] = eg_attr_intern(g, p->blob + p->nodes[i].attr_off, p->nodes[i].attr_len);
+  mark_ground(p, gr);
+  uint32_t root = p->n - 1, ns = 0;
+  pr->nregs = 1;
+  if (p->nodes[root].kind == EG_PAT_VAR) {
+    pr->root_kind = 0;
+    pr->var_reg[p->nodes[root].var] = 0;
+  } else if (gr[root]) {
+    pr->root_kind = 1;
+    pr->ground[pr->nground++] = root;
+  } else {
+    pr->root_kind = 2;
+    stack[ns++] = root;
+    stack[ns++] = 0;
+  }
+  while (ns) {
+    uint32_t reg = stack[--ns], pi = stack[--ns];
+    const eg_pnode *pn = &p->nodes[pi];
+    eg_insn in = {I_BIND, A_FIXED, pn->op, reg, pr->nregs, pn->n, pr->attr_ids[pi]};
+    if (pn->attr_var) {
+      in.amode = seen[pn->var] ? A_CMP : A_BIND;
+      in.attr = pn->var;
+      seen[pn->var] = 1;
+    }
+    pr->code[pr->ncode++] = in;
+    pr->nregs += pn->n;
+    /* checks on the children first, so a failing compare prunes before any
+     * deeper BIND branches */
+    for (uint32_t k = 0; k < pn->n; k++) {
+      uint32_t c = p->kids[pn->kids + k], r = in.out + k;
+      const eg_pnode *cn = &p->nodes[c];
+      if (cn->kind == EG_PAT_VAR) {
+        if (pr->var_reg[cn->var] == EG_NONE) pr->var_reg[cn->var] = r;
+        else pr->code[pr->ncode++] = (eg_insn){I_CMP, 0, 0, r, pr->var_reg[cn->var], 0, 0};
+      } else if (gr[c]) {
+        pr->code[pr->ncode++] = (eg_insn){I_LOOKUP, 0, 0, r, pr->nground, 0, 0};
+        pr->ground[pr->nground++] = c;
+      }
+    }
+    for (uint32_t k = pn->n; k-- > 0;) {
+      uint32_t c = p->kids[pn->kids + k];
+      if (p->nodes[c].kind == EG_PAT_NODE && !gr[c]) {
+        stack[ns++] = c;
+        stack[ns++] = in.out + k;
+      }
+    }
+  }
+  pr->code[pr->ncode++] = (eg_insn){I_YIELD, 0, 0, 0, 0, 0, 0};
+  pr->regs = malloc(sizeof *pr->regs * pr->nregs);
+  EG_ASSERT(pr->regs);
+  free(gr);
+  free(seen);
+  free(stack);
+  return pr;
+}
+
+void eg_prog_free(eg_prog *pr) {
+  if (!pr) return;
+  free(pr->code); free(pr->var_reg); free(pr->attr_ids); free(pr->ground);
+  free(pr->ground_cls); free(pr->regs); free(pr->aslot); free(pr->inst);
+  free(pr->kbuf);
+  free(pr);
+}
+
+typedef struct mach {
+  const eg_egraph *g;
+  const eg_prog *pr;
+  uint32_t *regs, *aslot;
+  eg_matches *out;
+  size_t found, limit;
+  bool done;
+} mach;
+
+static void yield(mach *m) {
+  eg_matches *o = m->out;
+  size_t w = 1 + (size_t)o->width;
+  if ((o->n + 1) * w > o->cap) {
+    o->cap = o->cap ? o->cap * 2 : 1024;
+    while ((o->n + 1) * w > o->cap) o->cap *= 2;
+    o->a = realloc(o->a, o->cap * sizeof *o->a);
+    EG_ASSERT(o->a);
+  }
+  uint32_t *rec = o->a + o->n * w;
+  rec[0] = m->regs[0];
+  const eg_prog *pr = m->pr;
+  for (uint32_t v = 0; v < pr->v->n; v++)
+    rec[1 + v] = pr->v->is_attr[v] ? m->aslot[v] : m->regs[pr->var_reg[v]];
+  o->n++;
+  if (++m->found > m->limit) m->done = true;
+}
+
+static void run(mach *m, uint32_t pc) {
+  const eg_insn *code = m->pr->code;
+  uint32_t *regs = m->regs;
+  for (;;) {
+    const eg_insn *in = &code[pc];
+    switch (in->k) {
+    case I_CMP:
+      if (regs[in->reg] != regs[in->out]) return;
+      pc++;
+      continue;
+    case I_LOOKUP:
+      if (regs[in->reg] != m->pr->ground_cls[in->out]) return;
+      pc++;
+      continue;
+    case I_YIELD:
+      yield(m);
+      return;
+    default: break;
+    }
+    /* I_BIND: the nodes of op in the class are contiguous (sorted by op) */
+    const eg_class *C = &m->g->cls[regs[in->reg]];
+    const uint32_t *ns = C->nodes;
+    const eg_node *nodes = m->g->nodes;
+    uint32_t lo = 0, hi = C->nn;
+    if (hi > 8) {
+      while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (nodes[ns[mid]].op < in->op) lo = mid + 1;
+        else hi = mid;
+      }
+      hi = C->nn;
+    }
+    for (uint32_t i = lo; i < hi; i++) {
+      const eg_node *nd = &nodes[ns[i]];
+      if (nd->op != in->op) {
+        if (nd->op > in->op) break;
+        continue;
+      }
+      if (nd->n != in->n) continue;
+      if (in->amode == A_FIXED) {
+        if (nd->attr != in->attr) continue;
+      } else if (in->amode == A_BIND) {
+        m->aslot[in->attr] = nd->attr;
+      } else if (m->aslot[in->attr] != nd->attr) {
+        continue;
+      }
+      const uint32_t *k = m->g->pool + nd->kids;
+      for (uint32_t j = 0; j < in->n; j++) regs[in->out + j] = k[j];
+      run(m, pc + 1);
+      if (m->done) return;
+    }
+    return;
+  }
+}
+
+/* Class of the ground pattern node gi (looked up, never added). */
+static eg_id lookup_ground(eg_egraph *g, eg_prog *pr, uint32_t pi) {
+  const eg_pattern *p = pr->p;
+  const eg_pnode *pn = &p->nodes[pi];
+  eg_id kb[8], *kids = pn->n <= 8 ? kb : malloc(sizeof *kids * pn->n);
+  EG_ASSERT(kids);
+  eg_id r = EG_NONE;
+  uint32_t k = 0;
+  for (; k < pn->n; k++) {
+    kids[k] = lookup_ground(g, pr, p->kids[pn->kids + k]);
+    if (kids[k] == EG_NONE) break;
+  }
+  if (k == pn->n) r = eg_lookup(g, pn->op, pr->attr_ids[pi], kids, pn->n);
+  if (kids != kb) free(kids);
+  return r;
+}
+
+size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) {
+  if (!eg_is_clean(g)) eg_rebuild(g);
+  if (out->width != pr->v->n) {
+    EG_ASSERT(out->n == 0);
+    out->width = pr->v->n;
+  }
+  for (uint32_t i = 0; i < pr->nground; i++) {
+    pr->ground_cls[i] = lookup_ground(g, pr, pr->ground[i]);
+    if (pr->ground_cls[i] == EG_NONE) return 0; /* can never match */
+  }
+  mach m = {g, pr, pr->regs, pr->aslot, out, 0, limit, false};
+  if (pr->root_kind == 1) {
+    pr->regs[0] = pr->ground_cls[0];
+    yield(&m);
+    return m.found;
+  }
+  uint32_t nc;
+  const eg_id *cl = eg_classes_with_op(g, pr->root_kind == 0 ? -1 : pr->p->nodes[pr->p->n - 1].op, &nc);
+  for (uint32_t i = 0; i < nc && !m.done; i++) {
+    pr->regs[0] = cl[i];
+    if (pr->root_kind == 0) yield(&m);
+    else run(&m, 0);
+  }
+  return m.found;
+}
+
+eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {
+  const eg_pattern *p = pr->p;
+  for (uint32_t i = 0; i < p->n; i++) {
+    const eg_pnode *pn = &p->nodes[i];
+    if (pn->kind == EG_PAT_VAR) {
+      pr->inst[i] = subst[pn->var];
+      continue;
+    }
+    if (pn->n > pr->capk) {
+      pr->kbuf = realloc(pr->kbuf, sizeof *pr->kbuf * pn->n);
+      EG_ASSERT(pr->kbuf);
+      pr->capk = pn->n;
+    }
+    for (uint32_t k = 0; k < pn->n; k++) pr->kbuf[k] = pr->inst[p->kids[pn->kids + k]];
+    uint32_t attr = pn->attr_var ? subst[pn->var] : pr->attr_ids[i];
+    pr->inst[i] = eg_add(g, pn->op, attr, pr->kbuf, pn->n);
+  }
+  return pr->inst[p->n - 1];
+}

@@ -1,0 +1,515 @@
+/* rules.c - the .rw reader and the condition registry.
+ *
+ * The reader is recursive descent over the shared tokenizer. Parentheses are
+ * checked in a first pass, so that an unbalanced file gets one precise
+ * message at the unmatched paren instead of a cascade; after that every
+ * error inside a rule skips to the rule's closing paren and reading goes on,
+ * so one run reports every bad rule. A text with errors adds nothing. */
+#include "egraph/rules.h"
+#include "egraph/internal.h"
+#include "egraph/pattern_parse.h"
+
+#include <errno.h>
+#include <stdarg.h>
+
+/* ---- conditions -------------------------------------------------------- */
+
+typedef struct cond_def {
+  char *name;
+  int min, max;
+  eg_cond_fn fn;
+  void *ctx;
+} cond_def;
+
+struct eg_conds {
+  cond_def *a;
+  int n, cap;
+};
+
+eg_conds *eg_conds_new(void) { return calloc(1, sizeof(eg_conds)); }
+
+void eg_conds_free(eg_conds *c) {
+  if (!c) return;
+  for (int i = 0; i < c->n; i++) free(c->a[i].name);
+  free(c->a);
+  free(c);
+}
+
+static int cond_find(const eg_conds *c, const char *s, size_t n) {
+  for (int i = 0; c && i < c->n; i++)
+    if (strlen(c->a[i].name) == n && !memcmp(c->a[i].name, s, n)) return i;
+  return -1;
+}
+
+int eg_conds_add(eg_conds *c, const char *name, int min_args, int max_args,
+                 eg_cond_fn fn, void *ctx) {
+  if (cond_find(c, name, strlen(name)) >= 0) return -1;
+  if (c->n == c->cap) {
+    c->cap = c->cap ? c->cap * 2 : 8;
+    c->a = realloc(c->a, sizeof *c->a * (size_t)c->cap);
+    EG_ASSERT(c->a);
+  }
+  c->a[c->n++] = (cond_def){strdup(name), min_args, max_args, fn, ctx};
+  return 0;
+}
+
+bool eg_rule_conds_hold(eg_egraph *g, const eg_rules *r, const eg_rule *rule,
+                        const uint32_t *subst) {
+  for (int i = 0; i < rule->nconds; i++) {
+    const eg_cond_use *u = &rule->conds[i];
+    uint32_t args[8];
+    EG_ASSERT(u->nargs <= 8);
+    for (int k = 0; k < u->nargs; k++)
+      args[k] = u->vars[k] == EG_NONE ? EG_NONE : subst[u->vars[k]];
+    const cond_def *d = &r->conds->a[u->fn];
+    if (!d->fn(g, args, (const char *const *)u->atoms, u->nargs, d->ctx)) return false;
+  }
+  return true;
+}
+
+/* ---- diagnostics ---------------------------------------------------------- */
+
+void eg_diag_free(eg_diag *d) {
+  if (!d) return;
+  free(d->text);
+  memset(d, 0, sizeof *d);
+}
+
+static void diag_put(eg_diag *d, const char *s, size_t n) {
+  if (d->len + n + 1 > d->cap) {
+    d->cap = (d->len + n + 1) * 2;
+    d->text = realloc(d->text, d->cap);
+    EG_ASSERT(d->text);
+  }
+  memcpy(d->text + d->len, s, n);
+  d->len += n;
+  d->text[d->len] = 0;
+}
+
+typedef struct parser {
+  eg_rules *r;
+  const char *file;
+  sx_lexer lx;
+  eg_diag *d, own;
+  int errors;
+} parser;
+
+/* file:line:col: error: msg, the source line, a caret under col */
+static void error_at(parser *ps, int line, int col, const char *fmt, ...) {
+  ps->errors++;
+  eg_diag *d = ps->d;
+  d->nerrors++;
+  char msg[600];
+  int k = snprintf(msg, sizeof msg, "%s:%d:%d: error: ", ps->file, line, col);
+  va_list ap;
+  va_start(ap, fmt);
+  k += vsnprintf(msg + k, sizeof msg - (size_t)k, fmt, ap);
+  va_end(ap);
+  if (k >= (int)sizeof msg) k = (int)sizeof msg - 1;
+  diag_put(d, msg, (size_t)k);
+  diag_put(d, "\n", 1);
+  size_t n;
+  const char *src = sx_line(&ps->lx, line, &n);
+  diag_put(d, src, n);
+  diag_put(d, "\n", 1);
+  for (int i = 1; i < col; i++) diag_put(d, (size_t)(i - 1) < n && src[i - 1] == '\t' ? "\t" : " ", 1);
+  diag_put(d, "^\n", 2);
+}
+
+static void skip_close(sx_lexer *lx) {
+  for (int depth = 1; depth > 0;) {
+    sx_tok t = sx_next(lx);
+    if (t.k == SX_EOF) return;
+    if (t.k == SX_LP) depth++;
+    if (t.k == SX_RP) depth--;
+  }
+}
+
+/* ---- rules ---------------------------------------------------------------- */
+
+static void rule_clear(eg_rule *ru, bool own_vars) {
+  free(ru->name);
+  eg_pattern_clear(&ru->lhs);
+  eg_pattern_clear(&ru->rhs);
+  if (own_vars && ru->vars) {
+    eg_vartab_clear(ru->vars);
+    free(ru->vars);
+  }
+  for (int i = 0; i < ru->nconds; i++) {
+    for (int k = 0; k < ru->conds[i].nargs; k++) free(ru->conds[i].atoms[k]);
+    free(ru->conds[i].vars);
+    free(ru->conds[i].atoms);
+  }
+  free(ru->conds);
+  memset(ru, 0, sizeof *ru);
+}
+
+eg_rules *eg_rules_new(const eg_lang *l, const eg_conds *conds) {
+  eg_rules *r = calloc(1, sizeof *r);
+  EG_ASSERT(r);
+  r->lang = l;
+  r->conds = conds;
+  return r;
+}
+
+static void rules_truncate(eg_rules *r, int nrules, int nsets) {
+  while (r->nrules > nrules) {
+    eg_rule *ru = &r->rules[--r->nrules];
+    rule_clear(ru, !ru->backward);
+  }
+  while (r->nrulesets > nsets) free(r->rulesets[--r->nrulesets]);
+}
+
+void eg_rules_free(eg_rules *r) {
+  if (!r) return;
+  rules_truncate(r, 0, 0);
+  free(r->rules);
+  free(r->rulesets);
+  for (int i = 0; i < r->nfiles; i++) free(r->files[i]);
+  free(r->files);
+  free(r);
+}
+
+int eg_rules_ruleset(const eg_rules *r, const char *name) {
+  for (int i = 0; i < r->nrulesets; i++)
+    if (!strcmp(r->rulesets[i], name)) return i;
+  return -1;
+}
+
+const eg_rule *eg_rules_find(const eg_rules *r, const char *name, bool backward) {
+  for (int i = 0; i < r->nrules; i++)
+    if (!strcmp(r->rules[i].name, name) && r->rules[i].backward == backward) return &r->rules[i];
+  return NULL;
+}
+
+static eg_rule *rule_push(eg_rules *r) {
+  if (r->nrules == r->caprules) {
+    r->caprules = r->caprules ? r->caprules * 2 : 32;
+    r->rules = realloc(r->rules, sizeof *r->rules * (size_t)r->caprules);
+    EG_ASSERT(r->rules);
+  }
+  eg_rule *ru = &r->rules[r->nrules++];
+  memset(ru, 0, sizeof *ru);
+  return ru;
+}
+
+static char *dupn(const char *s, size_t n) {
+  char *c = malloc(n + 1);
+  EG_ASSERT(c);
+  memcpy(c, s, n);
+  c[n] = 0;
+  return c;
+}
+
+static void pattern_copy(eg_pattern *dst, const eg_pattern *src) {
+  *dst = *src;
+  dst->nodes = malloc(sizeof *dst->nodes * (src->n ? src->n : 1));
+  dst->kids = malloc(sizeof *dst->kids * (src->nkids ? src->nkids : 1));
+  dst->blob = malloc(src->nblob ? src->nblob : 1);
+  EG_ASSERT(dst->nodes && dst->kids && dst->blob);
+  memcpy(dst->nodes, src->nodes, sizeof *dst->nodes * src->n);
+  if (src->nkids) memcpy(dst->kids, src->kids, sizeof *dst->kids * src->nkids);
+  if (src->nblob) memcpy(dst->blob, src->blob, src->nblob);
+}
+
+static bool pattern_uses(const eg_pattern *p, uint32_t v) {
+  for (uint32_t i = 0; i < p->n; i++)
+    if ((p->nodes[i].kind == EG_PAT_VAR || p->nodes[i].attr_var) && p->nodes[i].var == v) return true;
+  return false;
+}
+
+static int read_cond(parser *ps, eg_rule *ru) {
+  sx_tok lp = sx_next(&ps->lx);
+  if (lp.k != SX_LP) {
+    error_at(ps, lp.line, lp.col, "expected a condition '(NAME ARG...)' after ':if'");
+    return lp.k == SX_RP ? -2 : -1; /* -2: the rule's ')' is consumed */
+  }
+  sx_tok nm = sx_next(&ps->lx);
+  if (nm.k != SX_ATOM) {
+    error_at(ps, nm.line, nm.col, "expected a condition name");
+    if (nm.k != SX_RP) skip_close(&ps->lx);
+    return -1;
+  }
+  int fn = cond_find(ps->r->conds, nm.s, nm.n);
+  if (fn < 0) {
+    error_at(ps, nm.line, nm.col, "unknown condition '%.*s'", (int)nm.n, nm.s);
+    skip_close(&ps->lx);
+    return -1;
+  }
+  eg_cond_use u = {fn, 0, NULL, NULL};
+  u.vars = malloc(sizeof *u.vars * 8);
+  u.atoms = calloc(8, sizeof *u.atoms);
+  EG_ASSERT(u.vars && u.atoms);
+  int rc = 0;
+  for (;;) {
+    sx_tok t = sx_next(&ps->lx);
+    if (t.k == SX_RP) break;
+    if (t.k != SX_ATOM) {
+      error_at(ps, t.line, t.col, "expected a condition argument");
+      if (t.k == SX_LP) skip_close(&ps->lx);
+      skip_close(&ps->lx);
+      rc = -1;
+      break;
+    }
+    if (u.nargs == 8) {
+      error_at(ps, t.line, t.col, "too many condition arguments");
+      skip_close(&ps->lx);
+      rc = -1;
+      break;
+    }
+    if (t.s[0] == '?') {
+      int v = eg_vartab_find(ru->vars, t.s, t.n);
+      if (v < 0) {
+        error_at(ps, t.line, t.col, "unbound variable '%.*s' in condition", (int)t.n, t.s);
+        skip_close(&ps->lx);
+        rc = -1;
+        break;
+      }
+      u.vars[u.nargs++] = (uint32_t)v;
+    } else {
+      u.atoms[u.nargs] = dupn(t.s, t.n);
+      u.vars[u.nargs++] = EG_NONE;
+    }
+  }
+  const cond_def *d = &ps->r->conds->a[fn];
+  if (!rc && (u.nargs < d->min || u.nargs > d->max)) {
+    if (d->min == d->max)
+      error_at(ps, nm.line, nm.col, "condition '%s' takes %d argument%s, got %d", d->name,
+               d->min, d->min == 1 ? "" : "s", u.nargs);
+    else
+      error_at(ps, nm.line, nm.col, "condition '%s' takes %d to %d arguments, got %d", d->name,
+               d->min, d->max, u.nargs);
+    rc = -1;
+  }
+  ru->conds = realloc(ru->conds, sizeof *ru->conds * (size_t)(ru->nconds + 1));
+  EG_ASSERT(ru->conds);
+  ru->conds[ru->nconds++] = u; /* kept even on error: freed with the rule */
+  return rc;
+}
+
+static void pattern_error(parser *ps, const eg_perr *pe) {
+  error_at(ps, pe->line, pe->col, "%s", pe->msg);
+}
+
+/* After "(rule": NAME LHS =>|<=> RHS conditions ")" */
+static void read_rule(parser *ps, int set, sx_tok lp) {
+  eg_rules *r = ps->r;
+  sx_tok nm = sx_next(&ps->lx);
+  if (nm.k != SX_ATOM || nm.s[0] == '?' || nm.s[0] == ':') {
+    error_at(ps, nm.line, nm.col, "expected a rule name after 'rule'");
+    if (nm.k == SX_LP) skip_close(&ps->lx);
+    if (nm.k != SX_RP) skip_close(&ps->lx);
+    return;
+  }
+  for (int i = 0; i < r->nrules; i++)
+    if (strlen(r->rules[i].name) == nm.n && !memcmp(r->rules[i].name, nm.s, nm.n)) {
+      error_at(ps, nm.line, nm.col, "duplicate rule name '%.*s' (first defined at %s:%d:%d)",
+               (int)nm.n, nm.s, r->rules[i].file, r->rules[i].line, r->rules[i].col);
+      skip_close(&ps->lx);
+      return;
+    }
+  eg_rule *ru = rule_push(r);
+  ru->name = dupn(nm.s, nm.n);
+  ru->ruleset = set;
+  ru->file = ps->file;
+  ru->line = lp.line;
+  ru->col = lp.col;
+  ru->vars = calloc(1, sizeof *ru->vars);
+  EG_ASSERT(ru->vars);
+  eg_perr pe = {0};
+  if (eg_pattern_read(&ps->lx, r->lang, ru->vars, EG_VARS_NEW, &ru->lhs, &pe)) {
+    pattern_error(ps, &pe);
+    goto bad;
+  }
+  sx_tok arrow = sx_next(&ps->lx);
+  bool both = sx_is(arrow, "<=>");
+  if (!both && !sx_is(arrow, "=>")) {
+    error_at(ps, arrow.line, arrow.col, "expected '=>' or '<=>' after the left side");
+    if (arrow.k == SX_LP) skip_close(&ps->lx);
+    if (arrow.k != SX_RP) skip_close(&ps->lx);
+    goto bad_nested;
+  }
+  if (eg_pattern_read(&ps->lx, r->lang, ru->vars, 0, &ru->rhs, &pe)) {
+    pattern_error(ps, &pe);
+    goto bad;
+  }
+  if (both)
+    for (uint32_t v = 0; v < ru->vars->n; v++)
+      if (!pattern_uses(&ru->rhs, v)) {
+        error_at(ps, arrow.line, arrow.col,
+                 "variable '%s' of the left side is unbound on the right side of '<=>'",
+                 ru->vars->names[v]);
+        goto bad;
+      }
+  for (;;) {
+    sx_tok t = sx_next(&ps->lx);
+    if (t.k == SX_RP) break;
+    if (sx_is(t, ":if")) {
+      int rc = read_cond(ps, ru);
+      if (rc == -2) goto bad_nested;
+      if (rc) goto bad;
+      continue;
+    }
+    error_at(ps, t.line, t.col, "expected ':if' or ')' after the right side");
+    if (t.k == SX_LP) skip_close(&ps->lx);
+    goto bad;
+  }
+  if (both) {
+    ptrdiff_t at = ru - r->rules;
+    eg_rule *rev = rule_push(r);
+    ru = &r->rules[at];
+    rev->name = strdup(ru->name);
+    rev->backward = true;
+    rev->ruleset = set;
+    rev->vars = ru->vars;
+    pattern_copy(&rev->lhs, &ru->rhs);
+    pattern_copy(&rev->rhs, &ru->lhs);
+    rev->file = ru->file;
+    rev->line = ru->line;
+    rev->col = ru->col;
+    rev->nconds = ru->nconds;
+    rev->conds = malloc(sizeof *rev->conds * (size_t)(ru->nconds ? ru->nconds : 1));
+    EG_ASSERT(rev->conds);
+    for (int i = 0; i < ru->nconds; i++) {
+      eg_cond_use u = ru->conds[i];
+      u.vars = malloc(sizeof *u.vars * 8);
+      u.atoms = calloc(8, sizeof *u.atoms);
+      EG_ASSERT(u.vars && u.atoms);
+      memcpy(u.vars, ru->conds[i].vars, sizeof *u.vars * (size_t)u.nargs);
+      for (int k = 0; k < u.nargs; k++)
+        if (ru->conds[i].atoms[k]) u.atoms[k] = strdup(ru->conds[i].atoms[k]);
+      rev->conds[i] = u;
+    }
+  }
+  return;
+bad:
+  skip_close(&ps->lx);
+bad_nested:
+  r->nrules--;
+  rule_clear(&r->rules[r->nrules], true);
+}
+
+/* Unmatched parens, reported once, before anything else is read. */
+static int check_parens(parser *ps, const char *text, size_t n) {
+  sx_lexer lx;
+  sx_init(&lx, text, n);
+  int cap = 64, depth = 0;
+  sx_tok *open = malloc(sizeof *open * (size_t)cap);
+  EG_ASSERT(open);
+  int bad = 0;
+  for (;;) {
+    sx_tok t = sx_next(&lx);
+    if (t.k == SX_EOF) break;
+    if (t.k == SX_LP) {
+      if (depth == cap) {
+        cap *= 2;
+        open = realloc(open, sizeof *open * (size_t)cap);
+        EG_ASSERT(open);
+      }
+      open[depth++] = t;
+    } else if (t.k == SX_RP) {
+      if (!depth) {
+        error_at(ps, t.line, t.col, "unbalanced parentheses: unexpected ')'");
+        bad = 1;
+        break;
+      }
+      depth--;
+    }
+  }
+  if (!bad && depth) {
+    error_at(ps, open[depth - 1].line, open[depth - 1].col,
+             "unbalanced parentheses: '(' is never closed");
+    bad = 1;
+  }
+  free(open);
+  return bad;
+}
+
+int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_diag *d) {
+  r->files = realloc(r->files, sizeof *r->files * (size_t)(r->nfiles + 1));
+  EG_ASSERT(r->files);
+  char *fname = strdup(file ? file : "<rules>");
+  r->files[r->nfiles++] = fname;
+  parser ps = {r, fname, {0}, d, {0}, 0};
+  if (!ps.d) ps.d = &ps.own;
+  sx_init(&ps.lx, text, n);
+  int nrules0 = r->nrules, nsets0 = r->nrulesets;
+  if (check_parens(&ps, text, n)) goto done;
+  for (;;) {
+    sx_tok t = sx_next(&ps.lx);
+    if (t.k == SX_EOF) break;
+    sx_tok kw = t.k == SX_LP ? sx_next(&ps.lx) : t;
+    if (t.k != SX_LP || !sx_is(kw, "ruleset")) {
+      error_at(&ps, t.line, t.col, "expected '(ruleset NAME ...)'");
+      if (t.k == SX_LP && kw.k == SX_LP) skip_close(&ps.lx);
+      if (t.k == SX_LP && kw.k != SX_RP) skip_close(&ps.lx);
+      continue;
+    }
+    sx_tok nm = sx_next(&ps.lx);
+    if (nm.k != SX_ATOM) {
+      error_at(&ps, nm.line, nm.col, "expected a ruleset name");
+      if (nm.k == SX_LP) skip_close(&ps.lx);
+      if (nm.k != SX_RP) skip_close(&ps.lx);
+      continue;
+    }
+    char *name = dupn(nm.s, nm.n);
+    int set = eg_rules_ruleset(r, name);
+    if (set < 0) {
+      if (r->nrulesets == r->caprulesets) {
+        r->caprulesets = r->caprulesets ? r->caprulesets * 2 : 8;
+        r->rulesets = realloc(r->rulesets, sizeof *r->rulesets * (size_t)r->caprulesets);
+        EG_ASSERT(r->rulesets);
+      }
+      set = r->nrulesets;
+      r->rulesets[r->nrulesets++] = name;
+    } else {
+      free(name);
+    }
+    for (;;) {
+      sx_tok it = sx_next(&ps.lx);
+      if (it.k == SX_RP || it.k == SX_EOF) break;
+      sx_tok k2 = it.k == SX_LP ? sx_next(&ps.lx) : it;
+      if (it.k != SX_LP || !sx_is(k2, "rule")) {
+        error_at(&ps, it.line, it.col, "expected '(rule NAME LHS => RHS ...)'");
+        if (it.k == SX_LP && k2.k == SX_LP) skip_close(&ps.lx);
+        if (it.k == SX_LP && k2.k != SX_RP) skip_close(&ps.lx);
+        continue;
+      }
+      read_rule(&ps, set, it);
+    }
+  }
+done:
+  if (ps.errors) rules_truncate(r, nrules0, nsets0);
+  eg_diag_free(&ps.own);
+  return ps.errors;
+}
+
+int eg_rules_load_file(eg_rules *r, const char *path, eg_diag *d) {
+  FILE *f = fopen(path, "rb");
+  eg_diag own = {0};
+  if (!d) d = &own;
+  if (!f) {
+    char msg[512];
+    int k = snprintf(msg, sizeof msg, "%s: error: cannot open: %s\n", path, strerror(errno));
+    diag_put(d, msg, (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
+    d->nerrors++;
+    eg_diag_free(&own);
+    return 1;
+  }
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  EG_ASSERT(buf);
+  for (;;) {
+    size_t k = fread(buf + n, 1, cap - n, f);
+    n += k;
+    if (n < cap) break;
+    cap *= 2;
+    buf = realloc(buf, cap);
+    EG_ASSERT(buf);
+  }
+  fclose(f);
+  int e = eg_rules_load(r, path, buf, n, d);
+  free(buf);
+  eg_diag_free(&own);
+  return e;
+}

@@ -1,0 +1,84 @@
+/* rules.h - rewrite rules read from .rw files, and the condition registry.
+ *
+ *   (ruleset NAME
+ *     (rule NAME LHS => RHS [:if (COND ARG...)]...)
+ *     (rule NAME LHS <=> RHS)           ; two rules: NAME and NAME backwards
+ *     ...)
+ *
+ * Patterns use the language's syntax with ?vars (see pattern.h); an LHS may
+ * be a bare ?var (it matches every class). Conditions are predicates
+ * registered by name (eg_conds_add) and checked per match at apply time;
+ * their arguments are ?vars of the LHS or atoms (`(dtype ?x f32)`).
+ * Errors are reported as `file:line:col: error: msg`, the source line and a
+ * caret; parsing goes on after an error to report more in one run. */
+#ifndef TL_EGRAPH_RULES_H
+#define TL_EGRAPH_RULES_H
+
+#include "egraph/egraph.h"
+#include "egraph/pattern.h"
+
+/* A condition: args[i] is the class (or attribute id) bound to the i-th
+ * argument's variable, or EG_NONE where atoms[i] is a literal atom. */
+typedef bool (*eg_cond_fn)(eg_egraph *g, const uint32_t *args,
+                           const char *const *atoms, int nargs, void *ctx);
+
+typedef struct eg_conds eg_conds;
+eg_conds *eg_conds_new(void);
+void eg_conds_free(eg_conds *c);
+/* Registers name (copied) taking min..max arguments; -1 if the name exists. */
+int eg_conds_add(eg_conds *c, const char *name, int min_args, int max_args,
+                 eg_cond_fn fn, void *ctx);
+
+typedef struct eg_cond_use {
+  int fn;          /* index in the registry */
+  int nargs;
+  uint32_t *vars;  /* per argument: variable index, or EG_NONE for an atom */
+  char **atoms;
+} eg_cond_use;
+
+typedef struct eg_rule {
+  char *name;
+  bool backward;   /* the right-to-left half of a `<=>` rule */
+  int ruleset;
+  eg_pattern lhs, rhs;
+  eg_vartab *vars; /* shared by the two halves of a `<=>` rule */
+  eg_cond_use *conds;
+  int nconds;
+  const char *file;
+  int line, col;
+} eg_rule;
+
+typedef struct eg_rules {
+  const eg_lang *lang;
+  const eg_conds *conds;
+  eg_rule *rules;
+  int nrules, caprules;
+  char **rulesets;
+  int nrulesets, caprulesets;
+  char **files;
+  int nfiles;
+} eg_rules;
+
+/* Diagnostics of a load: text of all messages, and their count. */
+typedef struct eg_diag {
+  char *text;
+  size_t len, cap;
+  int nerrors;
+} eg_diag;
+void eg_diag_free(eg_diag *d);
+
+eg_rules *eg_rules_new(const eg_lang *l, const eg_conds *conds);
+void eg_rules_free(eg_rules *r);
+/* Parses text (named file in messages) into r. Returns the number of errors;
+ * on errors nothing of this text is kept. d may be NULL. */
+int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_diag *d);
+/* Reads and loads a file; a read failure counts as one error. */
+int eg_rules_load_file(eg_rules *r, const char *path, eg_diag *d);
+int eg_rules_ruleset(const eg_rules *r, const char *name); /* -1 */
+const eg_rule *eg_rules_find(const eg_rules *r, const char *name, bool backward);
+
+/* Checks a rule's conditions for one match (slots as in eg_matches). */
+bool eg_rule_conds_hold(eg_egraph *g, const eg_rules *r, const eg_rule *rule,
+                        const uint32_t *subst);
+
+#endif

@@ -1,0 +1,289 @@
+/* runner.c - the saturation loop and its two schedulers.
+ *
+ * The semantics are egg 0.9.5's Runner and BackoffScheduler (see
+ * shared/bench/egg-math-suite.md), so the math benchmark does the same work:
+ *  - search all rules, then apply all, then one rebuild (egg section 3.2: the
+ *    batch is what makes deferred rebuilding pay);
+ *  - limits checked at the start, after each rule's search and apply, and
+ *    after the iteration; a stop still finishes the iteration's rebuild;
+ *  - backoff: a rule finding more than match_limit << times_banned matches
+ *    is skipped and banned for ban_length << times_banned iterations; when
+ *    nothing applies but rules are banned, bans are fast-forwarded so the
+ *    earliest ban ends now instead of stopping as "saturated".
+ * Match buffers are reused across iterations (the per-iteration scratch). */
+#include "egraph/runner.h"
+#include "egraph/internal.h"
+#include "egraph/pattern.h"
+
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+const char *eg_stop_name(eg_stop s) {
+  switch (s) {
+  case EG_STOP_SATURATED: return "Saturated";
+  case EG_STOP_ITERATIONS: return "IterLimit";
+  case EG_STOP_NODES: return "NodeLimit";
+  case EG_STOP_TIME: return "TimeLimit";
+  case EG_STOP_MEMORY: return "MemoryLimit";
+  default: return "None";
+  }
+}
+
+eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5}; }
+
+typedef struct rstate {
+  eg_prog *lhs, *rhs;
+  eg_matches m;
+  uint32_t banned_until, times_banned;
+  bool active;
+} rstate;
+
+typedef struct run {
+  eg_egraph *g;
+  const eg_limits *lim;
+  double start;
+  uint32_t iters;
+  double stop_value;
+} run;
+
+static eg_stop check(run *r) {
+  double el = now_s() - r->start;
+  if (r->lim->seconds > 0 && el > r->lim->seconds) {
+    r->stop_value = el;
+    return EG_STOP_TIME;
+  }
+  size_t sz = eg_total_size(r->g);
+  if (r->lim->nodes && sz > r->lim->nodes) {
+    r->stop_value = (double)sz;
+    return EG_STOP_NODES;
+  }
+  if (r->lim->iters && r->iters >= r->lim->iters) {
+    r->stop_value = r->iters;
+    return EG_STOP_ITERATIONS;
+  }
+  size_t b = eg_bytes(r->g);
+  if (r->lim->bytes && b > r->lim->bytes) {
+    r->stop_value = (double)b;
+    return EG_STOP_MEMORY;
+  }
+  return EG_STOP_NONE;
+}
+
+static bool in_sets(const eg_rules *rules, int set, const char *sets) {
+  if (!sets || !*sets) return true;
+  const char *name = rules->rulesets[set];
+  size_t n = strlen(name);
+  for (const char *p = sets; *p;) {
+    while (*p == ' ' || *p == ',') p++;
+    const char *e = p;
+    while (*e && *e != ' ' && *e != ',') e++;
+    if ((size_t)(e - p) == n && !memcmp(p, name, n)) return true;
+    p = e;
+  }
+  return false;
+}
+
+static int check_sets(const eg_rules *rules, const char *sets, char *msg, size_t n) {
+  if (!sets) return 0;
+  for (const char *p = sets; *p;) {
+    while (*p == ' ' || *p == ',') p++;
+    const char *e = p;
+    while (*e && *e != ' ' && *e != ',') e++;
+    if (e > p) {
+      int found = 0;
+      for (int i = 0; i < rules->nrulesets; i++)
+        if (strlen(rules->rulesets[i]) == (size_t)(e - p) && !memcmp(rules->rulesets[i], p, (size_t)(e - p)))
+          found = 1;
+      if (!found) {
+        snprintf(msg, n, "unknown ruleset '%.*s'", (int)(e - p), p);
+        return -1;
+      }
+    }
+    p = e;
+  }
+  return 0;
+}
+
+/* BackoffScheduler::can_stop: true when no rule is banned; otherwise moves
+ * every ban earlier so the first one ends at this iteration. */
+static bool can_stop(rstate *st, int n, uint32_t it) {
+  uint32_t min = UINT32_MAX;
+  for (int i = 0; i < n; i++)
+    if (st[i].active && st[i].banned_until > it && st[i].banned_until < min) min = st[i].banned_until;
+  if (min == UINT32_MAX) return true;
+  uint32_t delta = min - it;
+  for (int i = 0; i < n; i++)
+    if (st[i].active && st[i].banned_until > it) st[i].banned_until -= delta;
+  return false;
+}
+
+static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
+                      eg_run_params p, rstate *st, eg_rule_stats *rs, eg_phase_report *out) {
+  int n = rules->nrules;
+  for (int i = 0; i < n; i++) {
+    st[i].active = in_sets(rules, rules->rules[i].ruleset, ph->rulesets);
+    st[i].banned_until = st[i].times_banned = 0;
+  }
+  run R = {g, &ph->limits, now_s(), 0, 0};
+  uint32_t capit = 0;
+  eg_rebuild(g);
+  eg_stop stop = EG_STOP_NONE;
+  for (;;) {
+    eg_iter_stats is = {0};
+    size_t size0 = eg_total_size(g), classes0 = eg_nclasses(g);
+    uint32_t it = R.iters;
+    stop = check(&R);
+    double t0 = now_s();
+    for (int i = 0; i < n && !stop; i++) {
+      rstate *s = &st[i];
+      eg_matches_clear(&s->m, s->m.width);
+      if (!s->active) continue;
+      if (p.sched == EG_SCHED_BACKOFF && it < s->banned_until) continue;
+      double ts = now_s();
+      size_t thr = SIZE_MAX, got;
+      if (p.sched == EG_SCHED_BACKOFF) {
+        thr = (size_t)p.match_limit << s->times_banned;
+        got = eg_prog_search(g, s->lhs, thr, &s->m);
+      } else {
+        got = eg_prog_search(g, s->lhs, SIZE_MAX, &s->m);
+      }
+      rs[i].searches++;
+      rs[i].matches += got;
+      if (got > thr) {
+        s->banned_until = it + (p.ban_length << s->times_banned);
+        s->times_banned++;
+        rs[i].times_banned++;
+        eg_matches_clear(&s->m, s->m.width);
+      }
+      rs[i].search_ms += (now_s() - ts) * 1e3;
+      stop = check(&R);
+    }
+    double t1 = now_s();
+    for (int i = 0; i < n && !stop; i++) {
+      rstate *s = &st[i];
+      if (!s->m.n) continue;
+      const eg_rule *ru = &rules->rules[i];
+      eg_reason why = {EG_WHY_RULE, ru->name, ru->backward};
+      double ta = now_s();
+      for (size_t k = 0; k < s->m.n; k++) {
+        const uint32_t *rec = eg_match_at(&s->m, k);
+        if (ru->nconds && !eg_rule_conds_hold(g, rules, ru, rec + 1)) {
+          rs[i].refused_conds++;
+          continue;
+        }
+        eg_id from = rec[0];
+        if (g->ex) from = eg_prog_instantiate(g, s->lhs, rec + 1);
+        eg_id to = eg_prog_instantiate(g, s->rhs, rec + 1);
+        if (eg_union_why(g, from, to, &why)) {
+          rs[i].applied++;
+          is.applied++;
+        }
+      }
+      rs[i].apply_ms += (now_s() - ta) * 1e3;
+      stop = check(&R);
+    }
+    double t2 = now_s();
+    eg_rebuild(g);
+    double t3 = now_s();
+    is.search_ms = (t1 - t0) * 1e3;
+    is.apply_ms = (t2 - t1) * 1e3;
+    is.rebuild_ms = (t3 - t2) * 1e3;
+    is.enodes = eg_nenodes(g);
+    is.eclasses = eg_nclasses(g);
+    is.memo = eg_total_size(g);
+    is.bytes = eg_bytes(g);
+    bool sat = is.applied == 0 && (p.sched != EG_SCHED_BACKOFF || can_stop(st, n, it)) &&
+               size0 == eg_total_size(g) && classes0 == eg_nclasses(g);
+    if (!stop && sat) stop = EG_STOP_SATURATED;
+    if (out->niters == capit) {
+      capit = capit ? capit * 2 : 16;
+      out->iters = realloc(out->iters, sizeof *out->iters * capit);
+      EG_ASSERT(out->iters);
+    }
+    out->iters[out->niters++] = is;
+    R.iters++;
+    if (stop) break;
+    stop = check(&R);
+    if (stop) break;
+  }
+  out->stop = stop;
+  out->stop_value = stop == EG_STOP_SATURATED ? R.iters : R.stop_value;
+  out->ms = (now_s() - R.start) * 1e3;
+}
+
+eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
+                  int nphases, eg_run_params p) {
+  eg_report *rep = calloc(1, sizeof *rep);
+  EG_ASSERT(rep);
+  int n = rules->nrules;
+  rep->nrules = n;
+  rep->rules = calloc((size_t)(n ? n : 1), sizeof *rep->rules);
+  rep->phases = calloc((size_t)(nphases ? nphases : 1), sizeof *rep->phases);
+  EG_ASSERT(rep->rules && rep->phases);
+  for (int i = 0; i < nphases; i++)
+    if (check_sets(rules, phases[i].rulesets, rep->msg, sizeof rep->msg)) {
+      rep->error = 1;
+      return rep;
+    }
+  if (!p.match_limit) p.match_limit = 1000;
+  if (!p.ban_length) p.ban_length = 5;
+  rstate *st = calloc((size_t)(n ? n : 1), sizeof *st);
+  EG_ASSERT(st);
+  for (int i = 0; i < n; i++) {
+    st[i].lhs = eg_prog_new(g, &rules->rules[i].lhs, rules->rules[i].vars);
+    st[i].rhs = eg_prog_new(g, &rules->rules[i].rhs, rules->rules[i].vars);
+    eg_matches_clear(&st[i].m, rules->rules[i].vars->n);
+  }
+  for (int ph = 0; ph < nphases; ph++) {
+    run_phase(g, rules, &phases[ph], p, st, rep->rules, &rep->phases[ph]);
+    rep->nphases++;
+  }
+  for (int i = 0; i < n; i++) {
+    eg_prog_free(st[i].lhs);
+    eg_prog_free(st[i].rhs);
+    eg_matches_free(&st[i].m);
+  }
+  free(st);
+  return rep;
+}
+
+void eg_report_free(eg_report *r) {
+  if (!r) return;
+  for (int i = 0; i < r->nphases; i++) free(r->phases[i].iters);
+  free(r->phases);
+  free(r->rules);
+  free(r);
+}
+
+void eg_report_print(const eg_report *r, const eg_rules *rules, FILE *f) {
+  if (r->error) {
+    fprintf(f, "error: %s\n", r->msg);
+    return;
+  }
+  for (int ph = 0; ph < r->nphases; ph++) {
+    const eg_phase_report *P = &r->phases[ph];
+    fprintf(f, "phase %d: stop %s(%.6g) after %u iterations, %.2f ms\n", ph,
+            eg_stop_name(P->stop), P->stop_value, P->niters, P->ms);
+    fprintf(f, "| iter | enodes | eclasses | memo | applied | search_ms | apply_ms | rebuild_ms |\n"
+               "|---|---|---|---|---|---|---|---|\n");
+    for (uint32_t i = 0; i < P->niters; i++) {
+      const eg_iter_stats *s = &P->iters[i];
+      fprintf(f, "| %u | %zu | %zu | %zu | %zu | %.3f | %.3f | %.3f |\n", i, s->enodes,
+              s->eclasses, s->memo, s->applied, s->search_ms, s->apply_ms, s->rebuild_ms);
+    }
+  }
+  fprintf(f, "| rule | searches | matches | applied | cond-refused | bans | search_ms | apply_ms |\n"
+             "|---|---|---|---|---|---|---|---|\n");
+  for (int i = 0; i < r->nrules; i++) {
+    const eg_rule_stats *s = &r->rules[i];
+    if (!s->searches) continue;
+    fprintf(f, "| %s%s | %zu | %zu | %zu | %zu | %u | %.3f | %.3f |\n", rules->rules[i].name,
+            rules->rules[i].backward ? " (<=)" : "", s->searches, s->matches, s->applied,
+            s->refused_conds, s->times_banned, s->search_ms, s->apply_ms);
+  }
+}

@@ -1,0 +1,177 @@
+/* test_run.c - saturation on egg's math suite: expected best terms, the
+ * backoff scheduler's bans, clean NodeLimit/TimeLimit stops, phases. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "egraph/extract.h"
+#include "egraph/math.h"
+#include "egraph/runner.h"
+
+static eg_math M;
+static eg_rules *R;
+static void setup(void) {
+  eg_math_init(&M);
+  R = eg_rules_new(&M.lang, M.conds);
+  eg_diag d = {0};
+  cr_assert_eq(eg_rules_load_file(R, TL_SOURCE_ROOT "/bench/egraph/egg-math.rw", &d), 0, "%s", d.text);
+  eg_diag_free(&d);
+}
+static void teardown(void) {
+  eg_rules_free(R);
+  eg_math_fini(&M);
+}
+TestSuite(egraph_run, .init = setup, .fini = teardown);
+
+static eg_egraph *graph(void) {
+  eg_params p = eg_math_params(&M, false);
+  p.check = true;
+  return eg_new(p);
+}
+
+static char *best_after(const char *expr, eg_limits lim, eg_sched s, eg_stop *stop) {
+  eg_egraph *g = graph();
+  char err[128];
+  eg_id root = eg_add_term(g, expr, err, sizeof err);
+  cr_assert_neq(root, EG_NONE, "%s", err);
+  eg_phase ph = {NULL, lim};
+  eg_run_params rp = eg_run_defaults();
+  rp.sched = s;
+  eg_report *rep = eg_run(g, R, &ph, 1, rp);
+  if (stop) *stop = rep->phases[0].stop;
+  eg_report_free(rep);
+  char *b = eg_extract_best(g, root, NULL);
+  eg_free(g);
+  return b;
+}
+
+Test(egraph_run, math_best_terms) {
+  eg_limits lim = {30, 100000, 20, 0};
+  eg_stop st;
+  char *b = best_after("(+ x (+ x (+ x x)))", lim, EG_SCHED_BACKOFF, &st);
+  cr_assert_str_eq(b, "(* x 4)");
+  cr_assert_eq(st, EG_STOP_SATURATED);
+  free(b);
+  b = best_after("(d x (+ 1 (* 2 x)))", lim, EG_SCHED_BACKOFF, &st);
+  cr_assert_str_eq(b, "2");
+  cr_assert_eq(st, EG_STOP_SATURATED);
+  free(b);
+  b = best_after("(/ 1 (- (/ (+ 1 (sqrt five)) 2) (/ (- 1 (sqrt five)) 2)))", (eg_limits){12, 100000, 20, 0},
+                 EG_SCHED_BACKOFF, NULL);
+  cr_assert_str_eq(b, "(/ 1 (sqrt five))");
+  free(b);
+  b = best_after("(d x (- (pow x 3) (* 7 (pow x 2))))", (eg_limits){30, 100000, 20, 0},
+                 EG_SCHED_BACKOFF, NULL);
+  cr_assert_str_eq(b, "(* x (+ -14 (* x 3)))");
+  free(b);
+}
+
+Test(egraph_run, integral_by_parts_is_proven) {
+  eg_egraph *g = graph();
+  char err[128];
+  eg_id root = eg_add_term(g, "(i (* (cos x) x) x)", err, sizeof err);
+  eg_phase ph = {NULL, {10, 100000, 20, 0}};
+  eg_report_free(eg_run(g, R, &ph, 1, eg_run_defaults()));
+  eg_id want = eg_add_term(g, "(+ (cos x) (* x (sin x)))", err, sizeof err);
+  eg_rebuild(g);
+  cr_assert_eq(eg_find(g, root), eg_find(g, want));
+  double cost;
+  free(eg_extract_best(g, root, &cost));
+  cr_assert_eq(cost, 6);
+  eg_free(g);
+}
+
+Test(egraph_run, backoff_bans_explosive_rules) {
+  eg_egraph *g = graph();
+  char err[128];
+  eg_add_term(g, "(+ a (+ b (+ c (+ d e))))", err, sizeof err);
+  eg_phase ph = {NULL, {12, 100000, 20, 0}};
+  eg_run_params rp = eg_run_defaults();
+  rp.match_limit = 8;
+  rp.ban_length = 3;
+  eg_report *rep = eg_run(g, R, &ph, 1, rp);
+  const eg_rule_stats *add_zero = NULL, *comm = &rep->rules[0];
+  for (int i = 0; i < R->nrules; i++)
+    if (!strcmp(R->rules[i].name, "add-zero")) add_zero = &rep->rules[i];
+  /* add-zero matches every class (> 8 at once): banned at iteration 0 for 3
+   * iterations, then for 6 when it explodes again; never searched while banned */
+  cr_assert_geq(add_zero->times_banned, 1);
+  cr_assert_lt(add_zero->searches, rep->phases[0].niters);
+  cr_assert_geq(comm->times_banned, 1);
+  /* the simple scheduler searches every rule every iteration */
+  eg_report_free(rep);
+  eg_free(g);
+  g = graph();
+  eg_add_term(g, "(+ a (+ b (+ c (+ d e))))", err, sizeof err);
+  rp.sched = EG_SCHED_SIMPLE;
+  ph.limits.iters = 3;
+  rep = eg_run(g, R, &ph, 1, rp);
+  for (int i = 0; i < R->nrules; i++) cr_assert_eq(rep->rules[i].searches, rep->phases[0].niters);
+  eg_report_free(rep);
+  eg_free(g);
+}
+
+Test(egraph_run, node_limit_stops_cleanly) {
+  eg_egraph *g = graph();
+  char err[256];
+  eg_id root = eg_add_term(g, "(+ a (+ b (+ c (+ d (+ e (+ f (+ g h)))))))", err, sizeof err);
+  eg_phase ph = {NULL, {30, 2000, 20, 0}};
+  eg_run_params rp = eg_run_defaults();
+  rp.sched = EG_SCHED_SIMPLE;
+  eg_report *rep = eg_run(g, R, &ph, 1, rp);
+  cr_assert_eq(rep->phases[0].stop, EG_STOP_NODES);
+  cr_assert_gt(rep->phases[0].stop_value, 2000);
+  cr_assert(eg_check(g, err, sizeof err), "%s", err);
+  char *b = eg_extract_best(g, root, NULL);
+  cr_assert(b);
+  free(b);
+  eg_report_free(rep);
+  eg_free(g);
+}
+
+Test(egraph_run, time_and_memory_limits_stop_cleanly) {
+  eg_egraph *g = graph();
+  char err[256];
+  eg_id root = eg_add_term(g, "(i (* (cos x) x) x)", err, sizeof err);
+  eg_phase ph = {NULL, {100, 0, 0.05, 0}};
+  eg_run_params rp = eg_run_defaults();
+  rp.sched = EG_SCHED_SIMPLE;
+  eg_report *rep = eg_run(g, R, &ph, 1, rp);
+  cr_assert_eq(rep->phases[0].stop, EG_STOP_TIME);
+  cr_assert(eg_check(g, err, sizeof err), "%s", err);
+  char *b = eg_extract_best(g, root, NULL);
+  cr_assert(b);
+  free(b);
+  eg_report_free(rep);
+  ph.limits = (eg_limits){100, 0, 0, eg_bytes(g) + 100000};
+  rep = eg_run(g, R, &ph, 1, rp);
+  cr_assert_eq(rep->phases[0].stop, EG_STOP_MEMORY);
+  cr_assert(eg_check(g, err, sizeof err), "%s", err);
+  eg_report_free(rep);
+  eg_free(g);
+}
+
+Test(egraph_run, phases_and_unknown_ruleset) {
+  eg_rules *r = eg_rules_new(&M.lang, M.conds);
+  const char *t = "(ruleset fold (rule zero-add (+ ?a 0) => ?a))\n"
+                  "(ruleset comm (rule comm-add (+ ?a ?b) => (+ ?b ?a)))\n";
+  cr_assert_eq(eg_rules_load(r, "p.rw", t, strlen(t), NULL), 0);
+  eg_egraph *g = graph();
+  char err[128];
+  eg_id root = eg_add_term(g, "(+ 0 y)", err, sizeof err);
+  eg_phase ph[2] = {{"fold", {5, 0, 0, 0}}, {"comm fold", {5, 0, 0, 0}}};
+  eg_report *rep = eg_run(g, r, ph, 2, eg_run_defaults());
+  cr_assert_eq(rep->nphases, 2);
+  cr_assert_eq(rep->phases[0].stop, EG_STOP_SATURATED);
+  cr_assert_eq(rep->rules[1].searches, rep->phases[1].niters); /* comm only in phase 2 */
+  char *b = eg_extract_best(g, root, NULL);
+  cr_assert_str_eq(b, "y");
+  free(b);
+  eg_report_free(rep);
+  eg_phase bad = {"nope", {1, 0, 0, 0}};
+  rep = eg_run(g, r, &bad, 1, eg_run_defaults());
+  cr_assert_eq(rep->error, 1);
+  cr_assert_str_eq(rep->msg, "unknown ruleset 'nope'");
+  eg_report_free(rep);
+  eg_free(g);
+  eg_rules_free(r);
+}
