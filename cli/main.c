@@ -4,6 +4,7 @@
  * where). The library never exits; only this file does. */
 #include "interp/interp.h"
 #include "ir/tg.h"
+#include "opt/opt.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -24,6 +25,13 @@ static void usage(FILE *f) {
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
           "           [--out DIR] [--interp]     run a graph and print its outputs\n"
           "  infer G.tg                          print each named value's dtype and shape\n"
+          "  opt G.tg [--rules PATH]... [--phase RULESETS]... [--limit K=V,...]\n"
+          "           [--scheduler backoff|simple] [--explain] [--stats] [-o OUT.tg]\n"
+          "                                      saturate with rules, print the best program\n"
+          "  prove A.tg B.tg [--rules PATH]... [--limit K=V,...]\n"
+          "                                      prove the outputs equal, with the rewrites\n"
+          "  dot G.tg [--rules PATH]... [--saturate]\n"
+          "                                      the graph's e-graph as Graphviz\n"
           "  fmt G.tg                            print the graph in canonical form\n"
           "  help                                this text\n"
           "\n"
@@ -295,6 +303,183 @@ done:
   return rc;
 }
 
+/* ---- the optimizer: opt, prove, dot ---------------------------------- */
+
+/* "iters=30,nodes=100000,time=5,mem=512" (mem in MiB) */
+static int parse_limits(const char *s, eg_limits *l) {
+  char *copy = tl_xstrdup(s), *save = NULL;
+  int rc = 0;
+  for (char *kv = strtok_r(copy, ",", &save); kv && rc == 0; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    if (!eq) { rc = -1; break; }
+    *eq = 0;
+    char *end;
+    errno = 0;
+    double v = strtod(eq + 1, &end);
+    if (errno || *end || v < 0) rc = -1;
+    else if (strcmp(kv, "iters") == 0) l->iters = (uint32_t)v;
+    else if (strcmp(kv, "nodes") == 0) l->nodes = (size_t)v;
+    else if (strcmp(kv, "time") == 0) l->seconds = v;
+    else if (strcmp(kv, "mem") == 0) l->bytes = (size_t)(v * 1048576.0);
+    else rc = -1;
+  }
+  free(copy);
+  return rc;
+}
+
+typedef struct opt_args {
+  tl_opt_params p;
+  const char **rules;
+  int nrules;
+  const char *files[2];
+  int nfiles;
+  const char *out;
+  bool explain, stats, saturate;
+} opt_args;
+
+/* Parses the options shared by opt, prove and dot; the rest are files. */
+static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, int want_files) {
+  memset(a, 0, sizeof *a);
+  a->p = tl_opt_defaults();
+  a->rules = tl_xcalloc((size_t)argc + 1, sizeof *a->rules);
+  for (int i = 1; i < argc; i++) {
+    const char *o = argv[i];
+    bool v = i + 1 < argc;
+    if (strcmp(o, "--rules") == 0 && v) a->rules[a->nrules++] = argv[++i];
+    else if (strcmp(o, "--phase") == 0 && v) {
+      if (a->p.nphases == TL_OPT_MAX_PHASES) {
+        fprintf(stderr, "tlaloc %s: at most %d phases\n", cmd, TL_OPT_MAX_PHASES);
+        return -1;
+      }
+      a->p.phases[a->p.nphases++] = argv[++i];
+    } else if (strcmp(o, "--limit") == 0 && v) {
+      if (parse_limits(argv[++i], &a->p.limits)) {
+        fprintf(stderr, "tlaloc %s: --limit expects iters=N,nodes=N,time=SECONDS,mem=MIB, got '%s'\n", cmd, argv[i]);
+        return -1;
+      }
+    } else if (strcmp(o, "--scheduler") == 0 && v) {
+      const char *s = argv[++i];
+      if (strcmp(s, "backoff") == 0) a->p.run.sched = EG_SCHED_BACKOFF;
+      else if (strcmp(s, "simple") == 0) a->p.run.sched = EG_SCHED_SIMPLE;
+      else {
+        fprintf(stderr, "tlaloc %s: --scheduler is backoff or simple, not '%s'\n", cmd, s);
+        return -1;
+      }
+    } else if ((strcmp(o, "--cost") == 0 || strcmp(o, "--extract") == 0) && v) {
+      fprintf(stderr, "tlaloc %s: %s is not available yet: the cost-model registry and the DAG and "
+                      "exact extractors are still to be built; opt uses greedy extraction with "
+                      "per-op weights\n", cmd, o);
+      return -1;
+    } else if (strcmp(o, "-o") == 0 && v) a->out = argv[++i];
+    else if (strcmp(o, "--explain") == 0) a->explain = true;
+    else if (strcmp(o, "--stats") == 0) a->stats = true;
+    else if (strcmp(o, "--saturate") == 0) a->saturate = true;
+    else if (strcmp(o, "--check") == 0) a->p.check = true;
+    else if (o[0] == '-' && o[1]) {
+      fprintf(stderr, "tlaloc %s: unknown or incomplete option '%s'\n", cmd, o);
+      return -1;
+    } else if (a->nfiles < 2) a->files[a->nfiles++] = o;
+    else {
+      fprintf(stderr, "tlaloc %s: too many files\n", cmd);
+      return -1;
+    }
+  }
+  if (a->nfiles != want_files) {
+    fprintf(stderr, "tlaloc %s: expects %d graph file%s (see tlaloc help)\n", cmd, want_files,
+            want_files == 1 ? "" : "s");
+    return -1;
+  }
+  a->p.rule_paths = a->rules;
+  a->p.nrule_paths = a->nrules;
+  return 0;
+}
+
+static tl_opt *make_opt(const char *cmd, opt_args *a) {
+  char *err = tl_xmalloc(1 << 16);
+  err[0] = 0;
+  tl_opt *o = tl_opt_new(&a->p, err, 1 << 16);
+  if (!o) fprintf(stderr, "%s%stlaloc %s: the rule files have errors\n", err,
+                  err[0] && err[strlen(err) - 1] != '\n' ? "\n" : "", cmd);
+  free(err);
+  return o;
+}
+
+static int cmd_opt(int argc, char **argv) {
+  opt_args a;
+  int rc = EXIT_BAD;
+  tl_graph *g = NULL, *best = NULL;
+  tl_opt *o = NULL;
+  if (parse_opt_args("opt", argc, argv, &a, 1)) goto done;
+  a.p.explain = a.explain;
+  if (!(g = load_graph(a.files[0])) || !(o = make_opt("opt", &a))) goto done;
+  char err[1024];
+  best = tl_opt_graph(o, g, err, sizeof err);
+  if (!best) {
+    fprintf(stderr, "tlaloc opt: %s: %s\n", a.files[0], err);
+    goto done;
+  }
+  if (a.stats) tl_opt_print_stats(o, stderr);
+  if (a.explain) tl_opt_print_explain(o, stderr);
+  char *text = tl_tg_print(best);
+  if (a.out) {
+    FILE *f = fopen(a.out, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+      fprintf(stderr, "tlaloc opt: cannot write %s\n", a.out);
+      free(text);
+      goto done;
+    }
+  } else {
+    fputs(text, stdout);
+  }
+  free(text);
+  rc = 0;
+done:
+  free(a.rules);
+  tl_graph_free(g);
+  tl_graph_free(best);
+  tl_opt_free(o);
+  return rc;
+}
+
+static int cmd_prove(int argc, char **argv) {
+  opt_args a;
+  int rc = EXIT_BAD;
+  tl_graph *g1 = NULL, *g2 = NULL;
+  tl_opt *o = NULL;
+  if (parse_opt_args("prove", argc, argv, &a, 2)) goto done;
+  a.p.explain = true;
+  if (!(g1 = load_graph(a.files[0])) || !(g2 = load_graph(a.files[1])) || !(o = make_opt("prove", &a)))
+    goto done;
+  char err[1024];
+  int r = tl_opt_prove(o, g1, g2, stdout, err, sizeof err);
+  if (r < 0) fprintf(stderr, "tlaloc prove: %s\n", err);
+  else rc = r == 1 ? 0 : EXIT_CHECK;
+  if (r >= 0 && a.stats) tl_opt_print_stats(o, stderr);
+done:
+  free(a.rules);
+  tl_graph_free(g1);
+  tl_graph_free(g2);
+  tl_opt_free(o);
+  return rc;
+}
+
+static int cmd_dot(int argc, char **argv) {
+  opt_args a;
+  int rc = EXIT_BAD;
+  tl_graph *g = NULL;
+  tl_opt *o = NULL;
+  if (parse_opt_args("dot", argc, argv, &a, 1)) goto done;
+  if (!(g = load_graph(a.files[0])) || !(o = make_opt("dot", &a))) goto done;
+  char err[1024];
+  if (tl_opt_dot(o, g, a.saturate, stdout, err, sizeof err)) fprintf(stderr, "tlaloc dot: %s\n", err);
+  else rc = 0;
+done:
+  free(a.rules);
+  tl_graph_free(g);
+  tl_opt_free(o);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
@@ -304,6 +489,9 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "infer") == 0) return cmd_infer(argc - 1, argv + 1);
   if (strcmp(cmd, "fmt") == 0) return cmd_fmt(argc - 1, argv + 1);
+  if (strcmp(cmd, "opt") == 0) return cmd_opt(argc - 1, argv + 1);
+  if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
+  if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);
     return 0;

@@ -24,4 +24,12 @@ char *tl_tg_print_node(const tl_graph *g, int32_t node);
  * ("2.0", "1e+30", "inf", "nan"). Writes into buf (>= 32 bytes). */
 void tl_fmt_double(char *buf, size_t size, double v, bool as_f32);
 
+/* Parses one ":key value" attribute of op (text holds just that) into a;
+ * symbols are interned in g. -1 with a one-line message on error. */
+int tl_tg_parse_attr(tl_graph *g, int op, const char *text, size_t len, tl_attrs *a,
+                     char *err, size_t err_size);
+/* Appends " :key value" for every attribute of a, and "[d ...]" for dims. */
+void tl_tg_print_attrs(const tl_graph *g, const tl_attrs *a, tl_buf *out);
+void tl_tg_print_dims(const tl_graph *g, const int64_t *dims, int n, tl_buf *out);
+
 #endif

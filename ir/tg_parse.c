@@ -606,3 +606,32 @@ tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d) {
   }
   return p.g;
 }
+
+int tl_tg_parse_attr(tl_graph *g, int op, const char *text, size_t len, tl_attrs *a, char *err,
+                     size_t err_size) {
+  tl_diag d;
+  tl_diag_init(&d, "attribute", text, len);
+  parser p = {.d = &d, .g = g};
+  tl_lex_init(&p.lx, text, len);
+  int rc = 0;
+  if (peek(&p).kind != TK_KEYWORD) {
+    tl_tok t = peek(&p);
+    expected(&p, &t, "':name value'");
+    rc = -1;
+  } else if (!parse_attr(&p, op, a)) {
+    rc = -1;
+  } else if (peek(&p).kind != TK_EOF) {
+    tl_tok t = peek(&p);
+    expected(&p, &t, "the end of the attribute value");
+    rc = -1;
+  }
+  if (rc) {
+    /* first line of the diagnostic, without the "attribute:1:c: error: " */
+    const char *m = tl_diag_text(&d), *e = strstr(m, "error: ");
+    m = e ? e + 7 : m;
+    size_t n = strcspn(m, "\n");
+    snprintf(err, err_size, "%.*s", (int)n, m);
+  }
+  tl_diag_free(&d);
+  return rc;
+}

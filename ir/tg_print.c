@@ -237,3 +237,15 @@ char *tl_tg_print_node(const tl_graph *g, int32_t node) {
   free(pr.names);
   return pr.out.s ? pr.out.s : tl_xstrdup("");
 }
+
+void tl_tg_print_attrs(const tl_graph *g, const tl_attrs *a, tl_buf *out) {
+  printer pr = {g, *out, NULL};
+  put_attrs(&pr, a);
+  *out = pr.out;
+}
+
+void tl_tg_print_dims(const tl_graph *g, const int64_t *dims, int n, tl_buf *out) {
+  printer pr = {g, *out, NULL};
+  put_dims(&pr, dims, n);
+  *out = pr.out;
+}

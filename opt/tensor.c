@@ -1,0 +1,673 @@
+/* tensor.c - the tensor language, analysis and rule conditions (tensor.h). */
+#include "opt/tensor.h"
+
+#include "interp/interp.h"
+#include "ir/tg.h"
+#include "util/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- payloads ----------------------------------------------------------- */
+
+static tl_attrs payload(eg_egraph *e, uint32_t attr) {
+  size_t n;
+  const uint8_t *b = eg_attr_bytes(e, attr, &n);
+  tl_attrs a;
+  tl_attrs_init(&a);
+  if (n == sizeof a) memcpy(&a, b, sizeof a);
+  return a;
+}
+
+static uint32_t intern(eg_egraph *e, const tl_attrs *a) { return eg_attr_intern(e, a, sizeof *a); }
+
+const tn_data *tn_data_of(eg_egraph *e, eg_id id) { return eg_data(e, id); }
+
+/* ---- the language ------------------------------------------------------- */
+
+static const char *op_names[TL_OP_COUNT];
+static int op_arity[TL_OP_COUNT];
+
+static int parse_leaf(const eg_lang *l, const char *tok, size_t n, int *op, uint8_t *attr) {
+  (void)l;
+  if (n == 0 || n >= 64) return -1;
+  char buf[64];
+  memcpy(buf, tok, n);
+  buf[n] = 0;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  char *end;
+  bool is_int = strpbrk(buf, ".eEin") == NULL;
+  if (is_int) {
+    long long v = strtoll(buf, &end, 10);
+    if (*end) return -1;
+    a.is_int = 1;
+    a.i = v;
+  } else {
+    double v;
+    if (strcmp(buf, "inf") == 0) v = INFINITY;
+    else if (strcmp(buf, "-inf") == 0) v = -INFINITY;
+    else if (strcmp(buf, "nan") == 0) v = NAN;
+    else {
+      v = strtod(buf, &end);
+      if (*end) return -1;
+    }
+    a.f = v;
+  }
+  *op = TL_OP_LIT;
+  memcpy(attr, &a, sizeof a);
+  return (int)sizeof a;
+}
+
+static int parse_attrs(const eg_lang *l, int op, const eg_kv *kv, int nkv, uint8_t *attr, char *err,
+                       size_t errsz) {
+  tn_ctx *c = l->ctx;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  for (int i = 0; i < nkv; i++) {
+    tl_buf t = {0};
+    tl_buf_printf(&t, ":%.*s %.*s", (int)kv[i].keylen, kv[i].key, (int)kv[i].vallen, kv[i].val);
+    int rc = tl_tg_parse_attr(c->store, op, t.s, t.len, &a, err, errsz);
+    free(t.s);
+    if (rc) return -1;
+  }
+  memcpy(attr, &a, sizeof a);
+  return (int)sizeof a;
+}
+
+static int print_head(const eg_lang *l, int op, const uint8_t *attr, size_t n, char *buf, size_t size) {
+  tn_ctx *c = l->ctx;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  if (n == sizeof a) memcpy(&a, attr, sizeof a);
+  tl_buf b = {0};
+  switch (op) {
+  case TL_OP_INPUT:
+    tl_buf_printf(&b, "%s", a.lit >= 0 && a.lit < c->ninputs ? c->store->names[c->in_name[a.lit]] : "?in");
+    break;
+  case TL_OP_LIT: {
+    char v[64];
+    if (a.is_int) snprintf(v, sizeof v, "%lld", (long long)a.i);
+    else tl_fmt_double(v, sizeof v, a.f, false);
+    tl_buf_printf(&b, "%s", v);
+    break;
+  }
+  case TL_OP_CONST: {
+    /* the whole literal is the head: it has no children */
+    tl_graph *tmp = tl_graph_new("c");
+    tl_graph_add_const(tmp, tl_tensor_copy(c->store->lits[a.lit]), (tl_loc){0, 0});
+    char *s = tl_tg_print_node(tmp, 0);
+    tl_buf_printf(&b, "%s", s);
+    free(s);
+    tl_graph_free(tmp);
+    break;
+  }
+  case TL_OP_FILL: {
+    char v[64];
+    if (a.is_int) snprintf(v, sizeof v, "%lld", (long long)a.i);
+    else tl_fmt_double(v, sizeof v, a.f, a.dtype == TL_F32);
+    tl_buf_printf(&b, "(fill %s ", tl_dtype_name((tl_dtype)a.dtype));
+    tl_tg_print_dims(c->store, a.shape, a.nshape, &b);
+    tl_buf_printf(&b, " %s)", v);
+    break;
+  }
+  default:
+    tl_buf_printf(&b, "%s", tl_ops[op].name);
+    tl_tg_print_attrs(c->store, &a, &b);
+  }
+  int len = snprintf(buf, size, "%s", b.s ? b.s : "");
+  free(b.s);
+  return len;
+}
+
+/* ---- the analysis ------------------------------------------------------- */
+
+static bool types_equal(const tl_type *a, const tl_type *b) {
+  if (a->dtype != b->dtype || a->weak != b->weak || a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++)
+    if (a->dims[i] != b->dims[i]) return false;
+  return true;
+}
+
+static uint8_t value_facts(double v) {
+  if (isnan(v)) return 0;
+  return (uint8_t)((v != 0 ? TN_NONZERO : 0) | (v > 0 ? TN_POSITIVE : 0) | (v >= 0 ? TN_NONNEG : 0));
+}
+
+/* Sign facts that follow from the op (every non-NaN element). */
+static uint8_t op_facts(int op, const tn_data *const *k, uint32_t n) {
+  uint8_t f0 = n > 0 ? k[0]->facts : 0, f1 = n > 1 ? k[1]->facts : 0;
+  switch (op) {
+  case TL_OP_EXP: case TL_OP_SIGMOID: case TL_OP_SOFTPLUS: case TL_OP_ABS:
+  case TL_OP_SOFTMAX: case TL_OP_ERFC:
+    return TN_NONNEG;
+  case TL_OP_ONES_LIKE:
+    return TN_POSITIVE | TN_NONNEG | TN_NONZERO;
+  case TL_OP_SQRT: case TL_OP_LOG1P:
+    return (f0 & TN_NONNEG) ? TN_NONNEG : 0;
+  case TL_OP_ADD:
+    if ((f0 & TN_POSITIVE && f1 & TN_NONNEG) || (f1 & TN_POSITIVE && f0 & TN_NONNEG))
+      return TN_POSITIVE | TN_NONNEG | TN_NONZERO;
+    return (f0 & f1 & TN_NONNEG) ? TN_NONNEG : 0;
+  case TL_OP_MUL:
+    if (n == 2 && k[0] == k[1]) return TN_NONNEG; /* x*x */
+    return (f0 & f1 & TN_NONNEG) ? TN_NONNEG : 0;
+  case TL_OP_DIV:
+    return (f0 & TN_NONNEG && f1 & TN_POSITIVE) ? TN_NONNEG : 0;
+  case TL_OP_MAXIMUM:
+    return (uint8_t)((f0 | f1) & (TN_POSITIVE | TN_NONNEG)) |
+           (((f0 | f1) & TN_POSITIVE) ? TN_NONZERO : 0);
+  case TL_OP_SUM: case TL_OP_MEAN:
+    return f0 & TN_NONNEG;
+  case TL_OP_MAX: case TL_OP_MIN: case TL_OP_RESHAPE: case TL_OP_TRANSPOSE:
+  case TL_OP_BROADCAST_TO: case TL_OP_EXPAND_DIMS: case TL_OP_SQUEEZE: case TL_OP_SLICE:
+  case TL_OP_TAKE:
+    return f0;
+  case TL_OP_NEG:
+    return (f0 & TN_NONZERO) ? TN_NONZERO : 0;
+  default:
+    return 0;
+  }
+}
+
+/* Folds an elementwise op whose operands are all uniform constants. */
+static bool fold(int op, const tl_attrs *a, const tn_data *const *k, uint32_t n, const tl_type *out,
+                 double *value) {
+  if (tl_ops[op].kind != TL_KIND_ELEMWISE || n > 3) return false;
+  for (uint32_t i = 0; i < n; i++)
+    if (!k[i]->has_value) return false;
+  tl_tensor *args[3] = {NULL, NULL, NULL};
+  tl_type ts[3];
+  const tl_type *tp[3];
+  bool ok = true;
+  char err[128];
+  for (uint32_t i = 0; i < n && ok; i++) {
+    args[i] = tl_tensor_new((tl_dtype)k[i]->type.dtype, 0, NULL, err, sizeof err);
+    if (!args[i]) ok = false;
+    else if (tl_dtype_is_float((tl_dtype)k[i]->type.dtype)) tl_tensor_set_f64(args[i], 0, k[i]->value);
+    else tl_tensor_set_i64(args[i], 0, (int64_t)k[i]->value);
+    ts[i] = k[i]->type;
+    ts[i].rank = 0;
+    tp[i] = &ts[i];
+  }
+  tl_type ot = *out;
+  ot.rank = 0;
+  tl_tensor *res = NULL;
+  if (ok && tl_interp_eval(op, a, (const tl_tensor *const *)args, tp, (int)n, &ot, &res, err, sizeof err) == 0) {
+    *value = tl_dtype_is_float((tl_dtype)res->dtype) ? tl_tensor_get_f64(res, 0)
+                                                      : (double)tl_tensor_get_i64(res, 0);
+    /* integers beyond 2^53 do not survive a double: do not claim a value */
+    if (tl_dtype_is_int((tl_dtype)res->dtype) && fabs(*value) > 9007199254740992.0) ok = false;
+  } else {
+    ok = false;
+  }
+  tl_tensor_free(res);
+  for (uint32_t i = 0; i < n; i++) tl_tensor_free(args[i]);
+  return ok;
+}
+
+static void make(eg_egraph *e, int op, uint32_t attr, const eg_id *kids, uint32_t n, void *out,
+                 void *ctxp) {
+  tn_ctx *c = ctxp;
+  tn_data *d = out;
+  memset(d, 0, sizeof *d);
+  tl_attrs a = payload(e, attr);
+  if (op == TL_OP_INPUT) {
+    d->type = c->in_type[a.lit];
+    return;
+  }
+  if (op == TL_OP_CONST) {
+    const tl_tensor *t = c->store->lits[a.lit];
+    d->type.dtype = t->dtype;
+    d->type.rank = t->rank;
+    memcpy(d->type.dims, t->dims, sizeof t->dims);
+    if (t->numel > 0) {
+      double v0 = tl_tensor_get_f64(t, 0);
+      bool uniform = true;
+      uint8_t facts = TN_NONZERO | TN_POSITIVE | TN_NONNEG;
+      for (int64_t i = 0; i < t->numel; i++) {
+        double v = tl_tensor_get_f64(t, i);
+        if (v != v0 && !(isnan(v) && isnan(v0))) uniform = false;
+        facts &= value_facts(v) | (isnan(v) ? (TN_NONZERO | TN_POSITIVE | TN_NONNEG) : 0);
+      }
+      d->facts = facts;
+      if (uniform && tl_dtype_is_float((tl_dtype)t->dtype)) {
+        d->has_value = 1;
+        d->value = v0;
+      } else if (uniform) {
+        d->has_value = 1;
+        d->value = (double)tl_tensor_get_i64(t, 0);
+      }
+    }
+    return;
+  }
+  const tn_data *k[TL_GRAPH_MAX_ARGS];
+  const tl_type *kt[TL_GRAPH_MAX_ARGS];
+  if (n > TL_GRAPH_MAX_ARGS) {
+    d->type.dtype = TL_DTYPE_ERROR;
+    return;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    k[i] = eg_data(e, kids[i]);
+    kt[i] = &k[i]->type;
+    if (k[i]->type.dtype == TL_DTYPE_ERROR) {
+      d->type.dtype = TL_DTYPE_ERROR;
+      return;
+    }
+  }
+  char err[256];
+  if (tl_infer(c->store, op, &a, kt, (int)n, &d->type, err, sizeof err) != 0) {
+    memset(d, 0, sizeof *d);
+    d->type.dtype = TL_DTYPE_ERROR;
+    return;
+  }
+  if (op == TL_OP_LIT || op == TL_OP_FILL) {
+    d->has_value = 1;
+    d->value = a.is_int ? (double)a.i : a.f;
+  } else if (op == TL_OP_ZEROS_LIKE || op == TL_OP_ONES_LIKE) {
+    d->has_value = 1;
+    d->value = op == TL_OP_ONES_LIKE;
+  } else {
+    double v;
+    if (fold(op, &a, k, n, &d->type, &v)) {
+      d->has_value = 1;
+      d->value = v;
+    }
+  }
+  d->facts = op_facts(op, k, n);
+  if (d->has_value) d->facts |= value_facts(d->value);
+  if (d->facts & TN_POSITIVE) d->facts |= TN_NONZERO | TN_NONNEG;
+}
+
+static unsigned merge(eg_egraph *e, void *top, const void *fromp, void *ctx) {
+  (void)e;
+  (void)ctx;
+  tn_data *to = top;
+  const tn_data *from = fromp;
+  unsigned r = 0;
+  uint8_t facts = to->facts | from->facts;
+  if (facts != to->facts) r |= EG_MERGE_TO;
+  if (facts != from->facts) r |= EG_MERGE_FROM;
+  to->facts = facts;
+  if (from->has_value && !to->has_value) {
+    to->has_value = 1;
+    to->value = from->value;
+    r |= EG_MERGE_TO;
+  } else if (to->has_value && !from->has_value) {
+    r |= EG_MERGE_FROM;
+  }
+  return r;
+}
+
+static bool refuse(eg_egraph *e, const void *ap, const void *bp, char *why, size_t n, void *ctx) {
+  (void)e;
+  tn_ctx *c = ctx;
+  const tn_data *a = ap, *b = bp;
+  if (types_equal(&a->type, &b->type)) return false;
+  char s1[160], s2[160];
+  snprintf(why, n, "type %s differs from %s", tl_type_str(c->store, &a->type, s1, sizeof s1),
+           tl_type_str(c->store, &b->type, s2, sizeof s2));
+  return true;
+}
+
+static bool is_value_leaf(const eg_egraph *e, const eg_node *nd, void *ctx) {
+  (void)e;
+  (void)ctx;
+  return nd->op == TL_OP_LIT || nd->op == TL_OP_FILL;
+}
+
+/* A class with a known uniform value gets its value as a leaf (a weak lit or
+ * a typed fill), so extraction can replace the computation by the constant. */
+static void modify(eg_egraph *e, eg_id cls, void *ctx) {
+  (void)ctx;
+  const tn_data *d = eg_data(e, cls);
+  if (!d->has_value || d->type.dtype == TL_DTYPE_ERROR) return;
+  uint32_t nn;
+  const uint32_t *nodes = eg_class_nodes(e, eg_find(e, cls), &nn);
+  for (uint32_t i = 0; i < nn; i++)
+    if (is_value_leaf(e, eg_get_node(e, nodes[i]), NULL)) return;
+  tl_type t = d->type;
+  double v = d->value;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  int op;
+  bool is_int = !tl_dtype_is_float((tl_dtype)t.dtype);
+  if (t.weak) {
+    op = TL_OP_LIT;
+    a.is_int = is_int;
+  } else {
+    op = TL_OP_FILL;
+    a.dtype = t.dtype;
+    a.nshape = t.rank;
+    memcpy(a.shape, t.dims, sizeof a.shape);
+    a.is_int = is_int;
+  }
+  if (is_int) a.i = (int64_t)v;
+  else a.f = v;
+  eg_id leaf = eg_add(e, op, intern(e, &a), NULL, 0);
+  eg_reason why = {EG_WHY_ANALYSIS, "constant-fold", false};
+  eg_union_why(e, cls, leaf, &why);
+}
+
+/* ---- conditions ------------------------------------------------------- */
+
+static const tn_data *arg_data(eg_egraph *e, uint32_t id) { return eg_data(e, id); }
+
+static bool c_nonzero(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return arg_data(e, a[0])->facts & TN_NONZERO;
+}
+static bool c_positive(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return arg_data(e, a[0])->facts & TN_POSITIVE;
+}
+static bool c_nonneg(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return arg_data(e, a[0])->facts & TN_NONNEG;
+}
+static bool c_const(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return arg_data(e, a[0])->has_value;
+}
+static bool c_scalar(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return arg_data(e, a[0])->type.rank == 0;
+}
+static bool c_float(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return tl_dtype_is_float((tl_dtype)arg_data(e, a[0])->type.dtype);
+}
+static bool c_strong(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return !arg_data(e, a[0])->type.weak;
+}
+static bool c_same_shape(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)x;
+  const tl_type *t0 = &arg_data(e, a[0])->type;
+  for (int i = 1; i < n; i++) {
+    const tl_type *t = &arg_data(e, a[i])->type;
+    if (t->rank != t0->rank || memcmp(t->dims, t0->dims, (size_t)t->rank * sizeof *t->dims)) return false;
+  }
+  return true;
+}
+static bool c_same_type(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)x;
+  for (int i = 1; i < n; i++)
+    if (!types_equal(&arg_data(e, a[0])->type, &arg_data(e, a[i])->type)) return false;
+  return true;
+}
+static bool c_dtype(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)n; (void)x;
+  int dt = at[1] ? tl_dtype_lookup(at[1], strlen(at[1])) : -1;
+  return dt >= 0 && arg_data(e, a[0])->type.dtype == dt;
+}
+static bool c_rank(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)n; (void)x;
+  return at[1] && arg_data(e, a[0])->type.rank == atoi(at[1]);
+}
+/* (value ?x V): every element of ?x is the number V */
+static bool c_value(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)n; (void)x;
+  const tn_data *d = arg_data(e, a[0]);
+  return at[1] && d->has_value && d->value == strtod(at[1], NULL);
+}
+/* (lossless-cast ?x DT): casting ?x's dtype to DT loses nothing */
+static bool c_widens(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)n; (void)x;
+  int to = at[1] ? tl_dtype_lookup(at[1], strlen(at[1])) : -1;
+  int from = arg_data(e, a[0])->type.dtype;
+  if (to < 0) return false;
+  if (from == to || from == TL_BOOL) return true;
+  if (from == TL_I32) return to == TL_I64 || to == TL_F64;
+  if (from == TL_F32) return to == TL_F64;
+  return false;
+}
+
+static bool c_numeric(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  uint8_t dt = arg_data(e, a[0])->type.dtype;
+  return dt != TL_BOOL && dt < TL_DTYPE_COUNT;
+}
+/* (fits ?b ?a): broadcasting ?b against ?a leaves ?a's shape unchanged */
+static bool c_fits(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  const tl_type *b = &arg_data(e, a[0])->type, *t = &arg_data(e, a[1])->type;
+  if (b->rank > t->rank) return false;
+  for (int i = 0; i < b->rank; i++) {
+    int64_t d = b->dims[i], td = t->dims[t->rank - b->rank + i];
+    if (d != td && d != 1) return false;
+  }
+  return true;
+}
+
+/* ---- context ---------------------------------------------------------- */
+
+tn_ctx *tn_ctx_new(void) {
+  tn_ctx *c = tl_xcalloc(1, sizeof *c);
+  c->store = tl_graph_new("store");
+  for (int i = 0; i < TL_OP_COUNT; i++) {
+    op_names[i] = tl_ops[i].name;
+    op_arity[i] = tl_ops[i].arity;
+  }
+  c->lang = (eg_lang){"tensor", TL_OP_COUNT, op_names, op_arity, parse_leaf, parse_attrs, print_head, c};
+  c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
+  c->conds = eg_conds_new();
+  struct { const char *name; int lo, hi; eg_cond_fn fn; } cs[] = {
+    {"nonzero", 1, 1, c_nonzero}, {"positive", 1, 1, c_positive}, {"nonneg", 1, 1, c_nonneg},
+    {"const", 1, 1, c_const}, {"scalar", 1, 1, c_scalar}, {"float", 1, 1, c_float},
+    {"strong", 1, 1, c_strong}, {"same-shape", 2, 8, c_same_shape},
+    {"same-type", 2, 8, c_same_type}, {"dtype", 2, 2, c_dtype}, {"rank", 2, 2, c_rank},
+    {"value", 2, 2, c_value}, {"lossless-cast", 2, 2, c_widens},
+    {"numeric", 1, 1, c_numeric}, {"fits", 2, 2, c_fits},
+  };
+  for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
+    eg_conds_add(c->conds, cs[i].name, cs[i].lo, cs[i].hi, cs[i].fn, c);
+  return c;
+}
+
+void tn_ctx_free(tn_ctx *c) {
+  if (!c) return;
+  tl_graph_free(c->store);
+  free(c->in_name);
+  free(c->in_type);
+  eg_conds_free(c->conds);
+  free(c);
+}
+
+/* Renames src's symbols in t into the context's symbol table. */
+static void rename_dims(tn_ctx *c, const tl_graph *src, int64_t *dims, int n) {
+  for (int i = 0; i < n; i++)
+    if (dims[i] != TL_DIM_INFER && tl_dim_is_sym(dims[i])) {
+      const char *s = src->syms[tl_dim_sym_id(dims[i])];
+      dims[i] = tl_dim_sym(tl_graph_sym(c->store, s, strlen(s)));
+    }
+}
+
+int tn_input(tn_ctx *c, const tl_graph *src, const char *name, const tl_type *t, char *err,
+             size_t err_size) {
+  tl_type tt = *t;
+  rename_dims(c, src, tt.dims, tt.rank);
+  for (int i = 0; i < c->ninputs; i++) {
+    if (strcmp(c->store->names[c->in_name[i]], name) != 0) continue;
+    if (!types_equal(&c->in_type[i], &tt)) {
+      char s1[160], s2[160];
+      snprintf(err, err_size, "input '%s' is %s in one graph and %s in another", name,
+               tl_type_str(c->store, &c->in_type[i], s1, sizeof s1),
+               tl_type_str(c->store, &tt, s2, sizeof s2));
+      return -1;
+    }
+    return i;
+  }
+  if (c->ninputs == c->capinputs) {
+    c->capinputs = c->capinputs ? 2 * c->capinputs : 8;
+    c->in_name = tl_xrealloc(c->in_name, (size_t)c->capinputs * sizeof *c->in_name);
+    c->in_type = tl_xrealloc(c->in_type, (size_t)c->capinputs * sizeof *c->in_type);
+  }
+  c->in_name[c->ninputs] = tl_graph_name(c->store, name);
+  c->in_type[c->ninputs] = tt;
+  return c->ninputs++;
+}
+
+int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, int *in_slots,
+                  char *err, size_t err_size) {
+  eg_id *cls = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *cls);
+  eg_id *kids = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *kids);
+  int rc = 0;
+  for (int i = 0; i < g->ninputs && rc == 0; i++) {
+    const tl_node *n = &g->nodes[g->inputs[i]];
+    int slot = tn_input(c, g, g->names[n->name], &n->type, err, err_size);
+    if (slot < 0) {
+      rc = -1;
+      break;
+    }
+    if (in_slots) in_slots[i] = slot;
+    tl_attrs a;
+    tl_attrs_init(&a);
+    a.lit = slot;
+    cls[g->inputs[i]] = eg_add(e, TL_OP_INPUT, intern(e, &a), NULL, 0);
+  }
+  for (int32_t id = 0; id < g->nnodes && rc == 0; id++) {
+    const tl_node *n = &g->nodes[id];
+    if (n->op == TL_OP_INPUT) continue;
+    tl_attrs a = n->attrs;
+    rename_dims(c, g, a.shape, a.nshape);
+    if (n->op == TL_OP_CONST) {
+      TL_GROW(c->store->lits, c->store->nlits, c->store->caplits);
+      c->store->lits[c->store->nlits] = tl_tensor_copy(g->lits[n->attrs.lit]);
+      a.lit = c->store->nlits++;
+    }
+    for (int k = 0; k < n->ninputs; k++) kids[k] = cls[tl_node_inputs(g, n)[k]];
+    cls[id] = eg_add(e, n->op, intern(e, &a), kids, n->ninputs);
+  }
+  if (rc == 0)
+    for (int i = 0; i < g->noutputs; i++) out_cls[i] = cls[g->outputs[i].node];
+  free(cls);
+  free(kids);
+  return rc;
+}
+
+tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const eg_id *roots,
+                         const char *const *out_names, int nroots, const int *in_slots, int nin,
+                         const char *name, char *err, size_t err_size) {
+  tl_graph *g = tl_graph_new(name);
+  for (int i = 0; i < c->store->nsyms; i++) tl_graph_sym(g, c->store->syms[i], strlen(c->store->syms[i]));
+  int32_t *in_node = tl_xmalloc(((size_t)c->ninputs + 1) * sizeof *in_node);
+  for (int i = 0; i < c->ninputs; i++) in_node[i] = -1;
+  for (int i = 0; i < nin; i++) {
+    int s = in_slots[i];
+    in_node[s] = tl_graph_add_input(g, c->store->names[c->in_name[s]], &c->in_type[s], (tl_loc){0, 0});
+  }
+  size_t nids = eg_nids(e);
+  int32_t *built = tl_xmalloc((nids + 1) * sizeof *built);
+  for (size_t i = 0; i < nids; i++) built[i] = -1;
+  /* iterative post-order over the chosen terms (graphs can be deep) */
+  size_t cap = 256, sp = 0;
+  eg_id *stack = tl_xmalloc(cap * sizeof *stack);
+  int32_t *args = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *args);
+  bool ok = true;
+  for (int r = 0; r < nroots && ok; r++) {
+    stack[sp++] = eg_find(e, roots[r]);
+    while (sp > 0 && ok) {
+      eg_id cl = stack[sp - 1];
+      if (built[cl] >= 0) {
+        sp--;
+        continue;
+      }
+      if (choice[cl] == EG_NONE) {
+        snprintf(err, err_size, "extraction chose no term for e-class %u", cl);
+        ok = false;
+        break;
+      }
+      const eg_node *nd = eg_get_node(e, choice[cl]);
+      const eg_id *kids = eg_node_kids(e, nd);
+      bool ready = true;
+      for (uint32_t k = 0; k < nd->n; k++) {
+        eg_id kc = eg_find(e, kids[k]);
+        if (built[kc] < 0) {
+          ready = false;
+          if (sp + 1 >= cap) stack = tl_xrealloc(stack, (cap *= 2) * sizeof *stack);
+          stack[sp++] = kc;
+          if (sp > nids + 1) { /* a cycle in the choice */
+            snprintf(err, err_size, "extraction chose a cyclic term at e-class %u", cl);
+            ok = false;
+            break;
+          }
+        }
+      }
+      if (!ready || !ok) continue;
+      sp--;
+      tl_attrs a = payload(e, nd->attr);
+      int32_t id;
+      char e2[512];
+      if (nd->op == TL_OP_INPUT) {
+        id = in_node[a.lit];
+        if (id < 0) {
+          snprintf(err, err_size, "extracted term uses input '%s' that the graph does not declare",
+                   c->store->names[c->in_name[a.lit]]);
+          ok = false;
+          break;
+        }
+      } else if (nd->op == TL_OP_CONST) {
+        id = tl_graph_add_const(g, tl_tensor_copy(c->store->lits[a.lit]), (tl_loc){0, 0});
+      } else {
+        for (uint32_t k = 0; k < nd->n; k++) args[k] = built[eg_find(e, kids[k])];
+        id = tl_graph_add(g, nd->op, &a, args, (int)nd->n, (tl_loc){0, 0}, e2, sizeof e2);
+        if (id < 0) {
+          snprintf(err, err_size, "extracted term is ill-typed: %s", e2);
+          ok = false;
+          break;
+        }
+      }
+      built[cl] = id;
+    }
+  }
+  if (ok)
+    for (int r = 0; r < nroots; r++) tl_graph_add_output(g, out_names[r], built[eg_find(e, roots[r])]);
+  free(stack);
+  free(args);
+  free(built);
+  free(in_node);
+  if (!ok) {
+    tl_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+static double weights[TL_OP_COUNT];
+
+const double *tn_op_weights(void) {
+  if (weights[TL_OP_ADD] != 0) return weights;
+  for (int op = 0; op < TL_OP_COUNT; op++) {
+    switch (tl_ops[op].kind) {
+    case TL_KIND_SOURCE: weights[op] = 0.0; break;
+    case TL_KIND_CONSTANT: weights[op] = 0.1; break;
+    case TL_KIND_SHAPE: weights[op] = 0.5; break;
+    case TL_KIND_LINALG: weights[op] = 20.0; break;
+    case TL_KIND_REDUCTION: weights[op] = 2.0; break;
+    default: weights[op] = 1.0; break;
+    }
+  }
+  /* transcendental functions cost several flops; the fused stable forms
+   * cost a little less than the naive compositions they replace */
+  const int transc[] = {TL_OP_EXP, TL_OP_LOG, TL_OP_TANH, TL_OP_ERF, TL_OP_ERFC, TL_OP_SIN, TL_OP_COS,
+                        TL_OP_POW, TL_OP_EXPM1, TL_OP_LOG1P};
+  for (size_t i = 0; i < sizeof transc / sizeof *transc; i++) weights[transc[i]] = 8.0;
+  weights[TL_OP_DIV] = 2.0;
+  weights[TL_OP_SQRT] = 2.0;
+  weights[TL_OP_RECIPROCAL] = 2.0;
+  weights[TL_OP_SIGMOID] = 9.0;
+  weights[TL_OP_SOFTPLUS] = 9.0;
+  weights[TL_OP_LOG1MEXP] = 9.0;
+  weights[TL_OP_LOGADDEXP] = 10.0;
+  weights[TL_OP_XLOGY] = 8.5;
+  weights[TL_OP_NEG] = 0.5;
+  weights[TL_OP_LOGSUMEXP] = 11.0;
+  weights[TL_OP_SOFTMAX] = 12.0;
+  weights[TL_OP_LOG_SOFTMAX] = 12.0;
+  return weights;
+}

@@ -1,0 +1,75 @@
+/* tensor.h - tlaloc's tensor ops as an e-graph language (egraph/ is generic
+ * over languages), and the tensor e-class analysis.
+ *
+ * An e-node's attribute payload is the op's tl_attrs, byte for byte: two
+ * nodes are the same term exactly when op, attributes and children agree,
+ * as in the graph's own hash-consing. Leaves: `in` (payload: the input's
+ * index in the context), `lit` (a weakly typed scalar literal; in .rw files
+ * every number is one), `const` (index of a tensor the context owns) and
+ * `fill`.
+ *
+ * The analysis keeps per e-class: the type (dtype, weak flag, shape, from
+ * tl_infer), the value when every element is the same known constant
+ * (folded with the interpreter's kernels), and sign facts that rule
+ * conditions query. A fact holds for every element that is not NaN. Two
+ * classes of different type never merge: the e-graph refuses the union and
+ * logs it with the rule that asked for it (eg_refusals). */
+#ifndef TL_OPT_TENSOR_H
+#define TL_OPT_TENSOR_H
+
+#include "egraph/egraph.h"
+#include "egraph/rules.h"
+#include "ir/ir.h"
+
+enum { TN_NONZERO = 1, TN_POSITIVE = 2, TN_NONNEG = 4 };
+
+typedef struct tn_data {
+  tl_type type;      /* dtype TL_DTYPE_ERROR: the node is ill-typed */
+  uint8_t facts;     /* TN_* */
+  uint8_t has_value; /* every element equals `value` */
+  uint8_t pad[6];
+  double value;
+} tn_data;
+
+/* The context shared by the language, the analysis and the conditions: the
+ * symbols, input names and constants of every graph loaded into one
+ * e-graph (so two graphs proved equal share them). */
+typedef struct tn_ctx {
+  tl_graph *store;   /* symbols, names, and const payloads (lits) */
+  int32_t *in_name;  /* per input: index in store->names */
+  tl_type *in_type;
+  int ninputs, capinputs;
+  eg_lang lang;
+  eg_analysis analysis;
+  eg_conds *conds;
+} tn_ctx;
+
+tn_ctx *tn_ctx_new(void);
+void tn_ctx_free(tn_ctx *c);
+
+/* The input slot for (name, type), created on first use. -1 (with a
+ * message) when the name exists with another type. t's symbols are ids of
+ * src's table; they are renamed into the context's. */
+int tn_input(tn_ctx *c, const tl_graph *src, const char *name, const tl_type *t,
+             char *err, size_t err_size);
+
+/* Loads the nodes of g into e; out_cls[i] gets the class of output i and
+ * in_slots[i] (if not NULL) the context's slot of input i. Inputs are
+ * matched by name. */
+int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, int *in_slots,
+                  char *err, size_t err_size);
+
+/* Builds a graph computing the chosen terms of roots (the extractor's
+ * choice), declaring the inputs in_slots (in order) and the outputs. */
+tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const eg_id *roots,
+                         const char *const *out_names, int nroots, const int *in_slots, int nin,
+                         const char *name, char *err, size_t err_size);
+
+/* Per-op weights for the greedy extractor until the cost model lands:
+ * roughly flops per element, transcendental functions dearer, and the
+ * numerically stable fused forms cheaper than the naive compositions. */
+const double *tn_op_weights(void);
+
+const tn_data *tn_data_of(eg_egraph *e, eg_id id);
+
+#endif

@@ -1,0 +1,243 @@
+/* test_opt.c - the optimizer over tensor graphs: every example optimised
+ * with the shipped rules computes what the original computes (the
+ * interpreter is the oracle); identities proved; non-identities refused. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp/interp.h"
+#include "ir/tg.h"
+#include "opt/opt.h"
+#include "util/util.h"
+
+static tl_graph *parse(const char *src) {
+  tl_diag d;
+  tl_diag_init(&d, "t.tg", src, strlen(src));
+  tl_graph *g = tl_tg_parse(src, strlen(src), &d);
+  if (!g) fprintf(stderr, "%s", tl_diag_text(&d));
+  tl_diag_free(&d);
+  return g;
+}
+
+static tl_opt *shipped_rules(void) {
+  tl_opt_params p = tl_opt_defaults();
+  const char *paths[2] = {TL_SOURCE_DIR "/rules/algebraic.rw", TL_SOURCE_DIR "/rules/stability.rw"};
+  p.rule_paths = paths;
+  p.nrule_paths = 2;
+  p.check = true;
+  p.limits.seconds = 20;
+  char err[4096];
+  tl_opt *o = tl_opt_new(&p, err, sizeof err);
+  cr_assert(o, "%s", err);
+  return o;
+}
+
+/* Runs g with random inputs (seed) and symbols bound to `size`. */
+static int run_random(const tl_graph *g, uint64_t seed, int64_t size, tl_tensor **outs) {
+  int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
+  for (int i = 0; i < g->nsyms; i++) syms[i] = size;
+  tl_tensor **ins = tl_xcalloc((size_t)g->ninputs + 1, sizeof *ins);
+  char err[512];
+  int rc = tl_random_inputs(g, ins, syms, seed, err, sizeof err);
+  if (rc == 0) rc = tl_interp_run(g, ins, syms, outs, err, sizeof err);
+  if (rc) fprintf(stderr, "%s\n", err);
+  for (int i = 0; i < g->ninputs; i++) tl_tensor_free(ins[i]);
+  free(ins);
+  free(syms);
+  return rc;
+}
+
+/* Equal within a dtype tolerance, scaled by the magnitudes involved; where
+ * the original is inf or NaN the optimised one may be finite (a stability
+ * rewrite), never the other way round. */
+static bool close_enough(const tl_tensor *a, const tl_tensor *b, char *why, size_t n) {
+  if (a->dtype != b->dtype || a->numel != b->numel) {
+    snprintf(why, n, "dtype or size differs");
+    return false;
+  }
+  double rtol = a->dtype == TL_F32 ? 2e-4 : 1e-9, scale = 0;
+  for (int64_t i = 0; i < a->numel; i++) {
+    double x = tl_tensor_get_f64(a, i);
+    if (isfinite(x) && fabs(x) > scale) scale = fabs(x);
+  }
+  for (int64_t i = 0; i < a->numel; i++) {
+    double x = tl_tensor_get_f64(a, i), y = tl_tensor_get_f64(b, i);
+    if (!isfinite(x)) continue; /* original overflowed or was undefined */
+    if (!isfinite(y) || fabs(x - y) > rtol * (fabs(x) + 1e-3 * scale) + 1e-30) {
+      snprintf(why, n, "element %lld: original %.17g, optimised %.17g", (long long)i, x, y);
+      return false;
+    }
+  }
+  return true;
+}
+
+Test(opt, every_example_keeps_its_value) {
+  tl_opt *o = shipped_rules();
+  DIR *d = opendir(TL_SOURCE_DIR "/examples");
+  cr_assert(d);
+  struct dirent *ent;
+  int count = 0;
+  while ((ent = readdir(d)) != NULL) {
+    size_t len = strlen(ent->d_name);
+    if (len < 4 || strcmp(ent->d_name + len - 3, ".tg") != 0) continue;
+    char path[1024], err[1024];
+    snprintf(path, sizeof path, "%s/examples/%s", TL_SOURCE_DIR, ent->d_name);
+    size_t n;
+    char *src = tl_read_file(path, &n, err, sizeof err);
+    cr_assert(src);
+    tl_graph *g = parse(src);
+    cr_assert(g, "%s", ent->d_name);
+    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
+    cr_assert(best, "%s: %s", ent->d_name, err);
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+      tl_tensor *o1[8] = {0}, *o2[8] = {0};
+      cr_assert_leq(g->noutputs, 8);
+      cr_assert_eq(run_random(g, seed, 3, o1), 0, "%s", ent->d_name);
+      cr_assert_eq(run_random(best, seed, 3, o2), 0, "%s optimised", ent->d_name);
+      for (int i = 0; i < g->noutputs; i++) {
+        char why[256];
+        cr_expect(close_enough(o1[i], o2[i], why, sizeof why), "%s output %d (seed %llu): %s", ent->d_name, i,
+                  (unsigned long long)seed, why);
+        tl_tensor_free(o1[i]);
+        tl_tensor_free(o2[i]);
+      }
+    }
+    tl_graph_free(best);
+    tl_graph_free(g);
+    free(src);
+    count++;
+  }
+  closedir(d);
+  cr_expect_geq(count, 12);
+  tl_opt_free(o);
+}
+
+Test(opt, naive_forms_become_stable_forms) {
+  tl_opt *o = shipped_rules();
+  struct { const char *in, *expr, *want; } cases[] = {
+    {"(in x f32 [n 10])", "(log (softmax x :axis 1))", "log_softmax"},
+    {"(in x f32 [n])", "(log (add 1 (exp x)))", "softplus"},
+    {"(in x f64 [n 8])", "(log (sum (exp x) :axis 1))", "logsumexp"},
+    {"(in x f32 [n])", "(div (exp x) (add 1 (exp x)))", "sigmoid"},
+    {"(in x f32 [n])", "(sub (exp x) 1)", "expm1"},
+    {"(in x f32 [n])", "(log (add 1 x))", "log1p"},
+    {"(in x f32 [n]) (in y f32 [n])", "(log (add (exp x) (exp y)))", "logaddexp"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[512], err[512];
+    snprintf(src, sizeof src, "(graph g %s (out result %s))", cases[i].in, cases[i].expr);
+    tl_graph *g = parse(src);
+    cr_assert(g);
+    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
+    cr_assert(best, "%s", err);
+    char *text = tl_tg_print(best);
+    cr_expect(strstr(text, cases[i].want) != NULL, "%s became %s", cases[i].expr, text);
+    free(text);
+    tl_graph_free(best);
+    tl_graph_free(g);
+  }
+  tl_opt_free(o);
+}
+
+/* ---- proofs ------------------------------------------------------------ */
+
+static const char *decls =
+    "(in x f32 [3 4]) (in y f32 [3 4]) (in a f32 [3 4]) (in b f32 [3 4]) (in c f32 [3 4]) "
+    "(in A f32 [2 5]) (in B f32 [5 3]) (in C f32 [3 7])";
+
+static int prove(tl_opt *o, const char *lhs, const char *rhs) {
+  char s1[1024], s2[1024], err[512];
+  snprintf(s1, sizeof s1, "(graph l %s (out r %s))", decls, lhs);
+  snprintf(s2, sizeof s2, "(graph r %s (out r %s))", decls, rhs);
+  tl_graph *g1 = parse(s1), *g2 = parse(s2);
+  cr_assert(g1 && g2, "%s | %s", lhs, rhs);
+  FILE *null = fopen("/dev/null", "w");
+  int r = tl_opt_prove(o, g1, g2, null, err, sizeof err);
+  fclose(null);
+  cr_assert_geq(r, 0, "%s", err);
+  tl_graph_free(g1);
+  tl_graph_free(g2);
+  return r;
+}
+
+Test(opt, proves_identities_with_the_shipped_rules) {
+  tl_opt_params p = tl_opt_defaults();
+  const char *paths[2] = {TL_SOURCE_DIR "/rules/algebraic.rw", TL_SOURCE_DIR "/rules/stability.rw"};
+  p.rule_paths = paths;
+  p.nrule_paths = 2;
+  p.explain = true;
+  p.check = true;
+  char err[4096];
+  tl_opt *o = tl_opt_new(&p, err, sizeof err);
+  cr_assert(o, "%s", err);
+  const char *ids[][2] = {
+    {"(add x 0)", "x"},
+    {"(mul x 1)", "x"},
+    {"(sub x x)", "(zeros_like x)"},
+    {"(neg (neg x))", "x"},
+    {"(log (exp x))", "x"},
+    {"(log (softmax x :axis 1))", "(log_softmax x :axis 1)"},
+    {"(mul (exp a) (exp b))", "(exp (add a b))"},
+    {"(add (mul a b) (mul a c))", "(mul a (add b c))"},
+    {"(transpose (transpose x))", "x"},
+    {"(transpose (matmul A B))", "(matmul (transpose B) (transpose A))"},
+    {"(matmul (matmul A B) C)", "(matmul A (matmul B C))"},
+    {"(log (add 1 (exp x)))", "(softplus x)"},
+    {"(sub 1 (sigmoid x))", "(sigmoid (neg x))"},
+    {"(div (exp x) (add 1 (exp x)))", "(sigmoid x)"},
+    {"(log (sum (exp x) :axis 1))", "(logsumexp x :axis 1)"},
+    {"(add x x)", "(mul 2 x)"},
+    {"(pow x 2)", "(mul x x)"},
+    {"(sqrt (mul x x))", "(abs x)"},
+    {"(add a (add b c))", "(add (add c b) a)"},
+    {"(sub a b)", "(add (neg b) a)"},
+    {"(log (sigmoid x))", "(neg (softplus (neg x)))"},
+    {"(sub 1 (erf x))", "(erfc x)"},
+    {"(log (add (exp x) (exp y)))", "(logaddexp x y)"},
+    {"(exp (log_softmax x :axis 1))", "(softmax x :axis 1)"},
+    {"(reshape (reshape x :shape [12]) :shape [4 3])", "(reshape x :shape [4 3])"},
+    {"(div (mul a (add 1 (exp y))) (add 1 (exp y)))", "a"},
+    {"(exp (log (add 1 (exp y))))", "(add 1 (exp y))"},
+    {"(sum (neg x) :axis 0)", "(neg (sum x :axis 0))"},
+    {"(cast (cast x :dtype f64) :dtype f32)", "x"},
+    {"(maximum x x)", "x"},
+    {"(abs (neg (abs x)))", "(abs x)"},
+    {"(log1p (exp x))", "(log (add (exp x) 1))"},
+    {"(mul x (log y))", "(xlogy x y)"},
+    {"(div 1 (add 1 (exp (neg x))))", "(sigmoid x)"},
+    {"(mul (sqrt (exp x)) (sqrt (exp x)))", "(exp x)"},
+  };
+  int n = (int)(sizeof ids / sizeof *ids);
+  for (int i = 0; i < n; i++) cr_expect_eq(prove(o, ids[i][0], ids[i][1]), 1, "not proved: %s = %s", ids[i][0], ids[i][1]);
+  cr_expect_geq(n, 30);
+  /* not identities (or not without a guard the rules rightly demand) */
+  const char *non[][2] = {
+    {"(exp (log x))", "x"},                 /* needs x > 0 */
+    {"(add x 1)", "x"},
+    {"(div x x)", "(ones_like x)"},         /* needs x != 0 */
+    {"(sqrt (mul x x))", "x"},              /* needs x >= 0 */
+    {"(log (mul a b))", "(add (log a) (log b))"}, /* needs a, b > 0 */
+    {"(matmul A B)", "(transpose (matmul A B))"},
+  };
+  for (size_t i = 0; i < sizeof non / sizeof *non; i++) {
+    char s1[1024], s2[1024];
+    snprintf(s1, sizeof s1, "(graph l %s (out r %s))", decls, non[i][0]);
+    snprintf(s2, sizeof s2, "(graph r %s (out r %s))", decls, non[i][1]);
+    tl_graph *g1 = parse(s1), *g2 = parse(s2);
+    if (!g1 || !g2) { /* a shape mismatch is also "not equal" */
+      tl_graph_free(g1);
+      tl_graph_free(g2);
+      continue;
+    }
+    FILE *null = fopen("/dev/null", "w");
+    int r = tl_opt_prove(o, g1, g2, null, err, sizeof err);
+    fclose(null);
+    cr_expect_eq(r, 0, "wrongly proved: %s = %s", non[i][0], non[i][1]);
+    tl_graph_free(g1);
+    tl_graph_free(g2);
+  }
+  tl_opt_free(o);
+}
