@@ -5,6 +5,7 @@
 #include "ir/tg.h"
 #include "util/util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,55 +50,115 @@ char *tlaloc_output_type(const tlaloc_graph *g, int i) {
   return i >= 0 && i < g->noutputs ? type_string(g, &g->nodes[g->outputs[i].node].type) : NULL;
 }
 
-tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
-                         tlaloc_tensor *outputs, int nout, char **errors) {
-  char err[1024];
-  if (errors) *errors = NULL;
+static void set_error(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(char **errors, const char *fmt, ...) {
+  if (!errors) return;
+  tl_buf b = {0};
+  char tmp[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  tl_buf_printf(&b, "%s", tmp);
+  *errors = b.s;
+}
+
+/* Wraps the input descriptors and binds the symbols; -1 with a message. */
+static int bind(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin, int nout, tl_tensor **in,
+                int64_t *syms, char *err, size_t n) {
   if (nin != g->ninputs || nout != g->noutputs) {
-    if (errors) {
-      tl_buf b = {0};
-      tl_buf_printf(&b, "graph '%s' takes %d inputs and gives %d outputs (called with %d and %d)",
-                    g->name, g->ninputs, g->noutputs, nin, nout);
-      *errors = b.s;
-    }
-    return TLALOC_BAD_INPUT;
+    snprintf(err, n, "graph '%s' takes %d inputs and gives %d outputs (called with %d and %d)",
+             g->name, g->ninputs, g->noutputs, nin, nout);
+    return -1;
   }
-  tl_tensor **in = tl_xcalloc((size_t)nin + 1, sizeof *in);
-  tl_tensor **out = tl_xcalloc((size_t)nout + 1, sizeof *out);
-  int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
   for (int i = 0; i < g->nsyms; i++) syms[i] = -1;
-  tlaloc_status st = TLALOC_OK;
   for (int i = 0; i < nin; i++) {
     const tlaloc_tensor *x = &inputs[i];
     if (x->dtype < 0 || x->dtype >= TL_DTYPE_COUNT || x->rank < 0 || x->rank > TL_MAX_RANK ||
         !(in[i] = tl_tensor_wrap((tl_dtype)x->dtype, x->rank, x->dims, x->data))) {
-      snprintf(err, sizeof err, "input %d has a bad descriptor (dtype %d, rank %d)", i, x->dtype, x->rank);
-      st = TLALOC_BAD_INPUT;
-      break;
+      snprintf(err, n, "input %d has a bad descriptor (dtype %d, rank %d)", i, x->dtype, x->rank);
+      return -1;
     }
   }
-  if (st == TLALOC_OK && (tl_bind_inputs(g, in, syms, err, sizeof err) ||
-                          tl_interp_run(g, in, syms, out, err, sizeof err)))
+  return tl_bind_inputs(g, in, syms, err, n);
+}
+
+tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+                                   tlaloc_tensor *outputs, int nout, char **errors) {
+  char err[1024];
+  if (errors) *errors = NULL;
+  tl_tensor **in = tl_xcalloc((size_t)nin + 1, sizeof *in);
+  int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
+  tlaloc_status st = TLALOC_OK;
+  if (bind(g, inputs, nin, nout, in, syms, err, sizeof err)) st = TLALOC_BAD_INPUT;
+  for (int i = 0; i < nout && st == TLALOC_OK; i++) {
+    const tl_type *t = &g->nodes[g->outputs[i].node].type;
+    memset(&outputs[i], 0, sizeof outputs[i]);
+    outputs[i].dtype = t->dtype;
+    outputs[i].rank = t->rank;
+    if (tl_concrete_dims(g, t, syms, outputs[i].dims, err, sizeof err)) st = TLALOC_BAD_INPUT;
+  }
+  if (st != TLALOC_OK) set_error(errors, "%s", err);
+  for (int i = 0; i < nin; i++) tl_tensor_free(in[i]);
+  free(in);
+  free(syms);
+  return st;
+}
+
+tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+                         tlaloc_tensor *outputs, int nout, char **errors) {
+  char err[1024];
+  if (errors) *errors = NULL;
+  tl_tensor **in = tl_xcalloc((size_t)nin + 1, sizeof *in);
+  tl_tensor **out = tl_xcalloc((size_t)nout + 1, sizeof *out);
+  int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
+  tlaloc_status st = TLALOC_OK;
+  if (bind(g, inputs, nin, nout, in, syms, err, sizeof err) || tl_interp_run(g, in, syms, out, err, sizeof err))
     st = TLALOC_BAD_INPUT;
+  /* caller buffers must have the output's exact type */
+  for (int i = 0; i < nout && st == TLALOC_OK; i++) {
+    const tlaloc_tensor *o = &outputs[i];
+    if (!o->data) continue;
+    const tl_tensor *t = out[i];
+    bool same = o->dtype == t->dtype && o->rank == t->rank;
+    for (int k = 0; same && k < t->rank; k++) same = o->dims[k] == t->dims[k];
+    if (!same) {
+      char want[256];
+      tl_type ty;
+      memset(&ty, 0, sizeof ty);
+      ty.dtype = t->dtype;
+      ty.rank = t->rank;
+      memcpy(ty.dims, t->dims, sizeof ty.dims);
+      snprintf(err, sizeof err, "output %d ('%s') is %s; the buffer given does not match", i,
+               g->names[g->outputs[i].name], tl_type_str(NULL, &ty, want, sizeof want));
+      st = TLALOC_BAD_INPUT;
+    }
+  }
   if (st == TLALOC_OK) {
     for (int i = 0; i < nout; i++) {
       tl_tensor *t = out[i];
-      memset(&outputs[i], 0, sizeof outputs[i]);
-      outputs[i].dtype = t->dtype;
-      outputs[i].rank = t->rank;
-      memcpy(outputs[i].dims, t->dims, sizeof t->dims);
-      outputs[i].data = t->data; /* ownership passes to the caller */
-      t->owns = false;
-      tl_tensor_free(t);
+      if (outputs[i].data) {
+        memcpy(outputs[i].data, t->data, (size_t)t->numel * tl_dtype_size((tl_dtype)t->dtype));
+      } else {
+        memset(&outputs[i], 0, sizeof outputs[i]);
+        outputs[i].dtype = t->dtype;
+        outputs[i].rank = t->rank;
+        memcpy(outputs[i].dims, t->dims, sizeof t->dims);
+        outputs[i].data = t->data; /* ownership passes to the caller */
+        t->owns = false;
+      }
     }
-  } else if (errors) {
-    *errors = tl_xstrdup(err);
+  } else {
+    set_error(errors, "%s", err);
   }
+  for (int i = 0; i < nout; i++) tl_tensor_free(out[i]);
   for (int i = 0; i < nin; i++) tl_tensor_free(in[i]);
   free(in);
   free(out);
   free(syms);
   return st;
 }
+
+const char *tlaloc_version(void) { return TLALOC_VERSION; }
 
 void tlaloc_free(void *p) { free(p); }

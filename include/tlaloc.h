@@ -43,8 +43,10 @@ typedef enum tlaloc_dtype {
   TLALOC_BOOL, TLALOC_I32, TLALOC_I64, TLALOC_F32, TLALOC_F64
 } tlaloc_dtype;
 
-/* A dense C-order tensor. The caller owns `data` of inputs; outputs get data
- * allocated by tlaloc (release with tlaloc_free). */
+/* A dense C-order tensor. The caller owns `data` of inputs. An output whose
+ * `data` is NULL on entry gets data allocated by tlaloc (release with
+ * tlaloc_free); one whose `data` is set is written in place, and its
+ * dtype, rank and dims must be the output's (see tlaloc_output_shapes). */
 typedef struct tlaloc_tensor {
   int32_t dtype; /* tlaloc_dtype */
   int32_t rank;
@@ -77,6 +79,14 @@ char *tlaloc_output_type(const tlaloc_graph *g, int i);
  * match, symbolic dims are bound from them). Fills outputs[0..nout). */
 tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
                          tlaloc_tensor *outputs, int nout, char **errors);
+
+/* The dtype, rank and dims each output will have for these inputs (data is
+ * left NULL); nothing is computed. */
+tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+                                   tlaloc_tensor *outputs, int nout, char **errors);
+
+/* "MAJOR.MINOR.PATCH" of the library. */
+const char *tlaloc_version(void);
 
 void tlaloc_free(void *p);
 

@@ -8,7 +8,7 @@ PACKAGES="
   llvm-19-dev
   libxxhash-dev uthash-dev libcriterion-dev
   libopenblas-dev
-  python3 python3-numpy python3-pytest
+  python3 python3-numpy python3-pytest python3-sympy python3-onnx libonnx-testdata
 "
 
 SUDO=""

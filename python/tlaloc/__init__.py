@@ -1,0 +1,22 @@
+"""tlaloc: a tensor-graph optimizer/compiler, from Python.
+
+    import numpy as np, tlaloc as tl
+    x = tl.tensor("x", "f32", ("n", 10)); y = tl.tensor("y", "f32", ("n", 10))
+    loss = -tl.mean(tl.sum(y * tl.log_softmax(x, axis=1), axis=1))
+    f = tl.function([x, y], loss)
+    f(np.random.rand(4, 10).astype("f4"), np.eye(10, dtype="f4")[:4])
+
+Importing is cheap: numpy and libtlaloc.so are loaded on first use.
+"""
+from ._lib import TlalocError, library
+from .graph import *  # noqa: F401,F403
+from .graph import Var, tensor, scalar, vector, matrix, constant, emit, inputs_of  # noqa: F401
+from .function import Function, function, from_tg  # noqa: F401
+
+__version__ = "0.1.0"
+
+
+def parse(text, file="<python>"):
+    """Parses .tg text; returns the canonical text (raises TlalocError on errors)."""
+    from ._lib import Graph
+    return Graph(text, file).printed()

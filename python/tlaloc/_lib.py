@@ -1,0 +1,159 @@
+"""Loading libtlaloc.so with ctypes (no compiler, nothing built at import).
+
+The library is looked up, in order: the TLALOC_LIBRARY environment variable
+(a path to the .so), ../../build/libtlaloc.so relative to this package (so
+the package is importable straight from a source checkout with a build),
+then the system's library path. It is loaded on first use, so
+`import tlaloc` costs almost nothing; `tlaloc.library()` loads it eagerly.
+"""
+import ctypes
+import ctypes.util
+import os
+import threading
+
+_lock = threading.Lock()
+_lib = None
+
+
+class TlalocError(Exception):
+    """An error reported by the C library; str(e) is its message."""
+
+    __module__ = "tlaloc"
+
+
+class _Tensor(ctypes.Structure):
+    _fields_ = [("dtype", ctypes.c_int32), ("rank", ctypes.c_int32),
+                ("dims", ctypes.c_int64 * 8), ("data", ctypes.c_void_p)]
+
+
+# tlaloc_dtype codes (include/tlaloc.h)
+DTYPE_CODES = {"bool": 0, "i32": 1, "i64": 2, "f32": 3, "f64": 4}
+CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
+MAX_RANK = 8
+
+
+def _candidates():
+    env = os.environ.get("TLALOC_LIBRARY")
+    if env:
+        yield env, True
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.normpath(os.path.join(here, "..", "..", "build", "libtlaloc.so")), False
+    found = ctypes.util.find_library("tlaloc")
+    if found:
+        yield found, False
+    yield "libtlaloc.so", False
+
+
+def library():
+    """The loaded ctypes.CDLL of libtlaloc (loads it on the first call)."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        tried = []
+        lib = None
+        for path, explicit in _candidates():
+            if not explicit and os.path.sep in path and not os.path.exists(path):
+                tried.append(path + " (missing)")
+                continue
+            try:
+                lib = ctypes.CDLL(path)
+                break
+            except OSError as e:
+                if explicit:
+                    raise TlalocError("TLALOC_LIBRARY=%s cannot be loaded: %s" % (path, e)) from None
+                tried.append("%s (%s)" % (path, e))
+        if lib is None:
+            raise TlalocError("libtlaloc.so not found; set TLALOC_LIBRARY to its path. Tried: "
+                              + "; ".join(tried))
+        vp, sz, i, cp = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_char_p
+        lib.tlaloc_parse.argtypes = [cp, sz, cp, ctypes.POINTER(vp), ctypes.POINTER(vp)]
+        lib.tlaloc_parse.restype = i
+        lib.tlaloc_graph_free.argtypes = [vp]
+        lib.tlaloc_graph_free.restype = None
+        lib.tlaloc_print.argtypes = [vp]
+        lib.tlaloc_print.restype = vp
+        lib.tlaloc_num_inputs.argtypes = [vp]
+        lib.tlaloc_num_outputs.argtypes = [vp]
+        for f in ("tlaloc_input_name", "tlaloc_output_name"):
+            getattr(lib, f).argtypes = [vp, i]
+            getattr(lib, f).restype = cp
+        for f in ("tlaloc_input_type", "tlaloc_output_type"):
+            getattr(lib, f).argtypes = [vp, i]
+            getattr(lib, f).restype = vp
+        lib.tlaloc_run.argtypes = [vp, vp, i, vp, i, ctypes.POINTER(vp)]
+        lib.tlaloc_run.restype = i
+        lib.tlaloc_free.argtypes = [vp]
+        lib.tlaloc_free.restype = None
+        lib._path = getattr(lib, "_name", None)
+        _lib = lib
+        return lib
+
+
+def take_string(lib, p):
+    """Copies a heap C string returned by tlaloc and frees it."""
+    if not p:
+        return ""
+    try:
+        return ctypes.string_at(p).decode("utf-8", "replace")
+    finally:
+        lib.tlaloc_free(p)
+
+
+class Graph:
+    """A parsed graph (owns the C tlaloc_graph)."""
+
+    __slots__ = ("_lib", "_g", "text", "__weakref__")
+
+    def __init__(self, text, file="<python>"):
+        lib = library()
+        self._lib = lib
+        self._g = None
+        self.text = text
+        src = text.encode("utf-8")
+        g = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        st = lib.tlaloc_parse(src, len(src), file.encode("utf-8"), ctypes.byref(g), ctypes.byref(err))
+        if st != 0:
+            raise TlalocError(take_string(lib, err.value) or "tlaloc_parse failed")
+        if err.value:
+            lib.tlaloc_free(err.value)
+        self._g = g.value
+
+    def __del__(self):
+        if self._g:
+            self._lib.tlaloc_graph_free(self._g)
+            self._g = None
+
+    @property
+    def handle(self):
+        return self._g
+
+    def printed(self):
+        return take_string(self._lib, self._lib.tlaloc_print(self._g))
+
+    def inputs(self):
+        lib, g = self._lib, self._g
+        return [(lib.tlaloc_input_name(g, k).decode(), take_string(lib, lib.tlaloc_input_type(g, k)))
+                for k in range(lib.tlaloc_num_inputs(g))]
+
+    def outputs(self):
+        lib, g = self._lib, self._g
+        return [(lib.tlaloc_output_name(g, k).decode(), take_string(lib, lib.tlaloc_output_type(g, k)))
+                for k in range(lib.tlaloc_num_outputs(g))]
+
+
+def parse_type(s):
+    """'f32[n 10]' -> ('f32', ('n', 10)); '' dims for scalars."""
+    s = s.strip()
+    k = s.index("[")
+    dt = s[:k]
+    dims = []
+    for d in s[k + 1:s.rindex("]")].split():
+        try:
+            dims.append(int(d))
+        except ValueError:
+            dims.append(d)
+    return dt, tuple(dims)

@@ -1,0 +1,105 @@
+"""ONNX import: unit tests and the backend node-test suite (libonnx-testdata)."""
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, TensorProto
+
+import tlaloc.onnx as tlo
+import onnx_suite
+
+NODE_DIR = onnx_suite.node_dir()
+PASSING = []
+if os.path.exists(onnx_suite.PASSING_FILE):
+    PASSING = [l.strip() for l in open(onnx_suite.PASSING_FILE) if l.strip()]
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=13):
+    g = helper.make_graph(nodes, "t", inputs, outputs, initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _vi(name, dt, shape):
+    return helper.make_tensor_value_info(name, dt, shape)
+
+
+def test_gemm_softmax_model():
+    w = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+    m = _model([helper.make_node("Gemm", ["x", "w"], ["h"], transB=1, alpha=0.5),
+                helper.make_node("Softmax", ["h"], ["y"], axis=1)],
+               [_vi("x", TensorProto.FLOAT, [2, 4])], [_vi("y", TensorProto.FLOAT, [2, 3])],
+               [onnx.numpy_helper.from_array(w, "w")], opset=11)
+    g = tlo.load(m)
+    assert "(const f32 [3 4]" in g.text
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    (y,) = tlo.function(g)(x)
+    h = 0.5 * x @ w.T
+    e = np.exp(h - h.max(1, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(1, keepdims=True), rtol=1e-5)
+
+
+def test_large_initializer_becomes_bound_input():
+    w = np.ones((40, 40), np.float32)
+    m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+               [_vi("x", TensorProto.FLOAT, [1, 40])], [_vi("y", TensorProto.FLOAT, [1, 40])],
+               [onnx.numpy_helper.from_array(w, "w")])
+    g = tlo.load(m, const_limit=100)
+    assert "(in w f32 [40 40])" in g.text and "w" in g.bound
+    (y,) = tlo.function(g)(np.ones((1, 40), np.float32))
+    np.testing.assert_array_equal(y, np.full((1, 40), 40, np.float32))
+
+
+def test_unsupported_op_and_attribute_named():
+    m = _model([helper.make_node("Conv", ["x", "x"], ["y"])],
+               [_vi("x", TensorProto.FLOAT, [1, 1, 3, 3])], [_vi("y", TensorProto.FLOAT, None)])
+    with pytest.raises(tlo.UnsupportedOnnx, match="Conv"):
+        tlo.load(m)
+    m = _model([helper.make_node("Relu", ["x"], ["y"], frobnicate=1)],
+               [_vi("x", TensorProto.FLOAT, [3])], [_vi("y", TensorProto.FLOAT, [3])])
+    with pytest.raises(tlo.UnsupportedOnnx, match="frobnicate"):
+        tlo.load(m)
+    m = _model([helper.make_node("Relu", ["x"], ["y"])],
+               [_vi("x", TensorProto.UINT8, [3])], [_vi("y", TensorProto.UINT8, [3])])
+    with pytest.raises(tlo.UnsupportedOnnx, match="UINT8"):
+        tlo.load(m)
+
+
+needs_data = pytest.mark.skipif(NODE_DIR is None, reason="libonnx-testdata not installed")
+
+
+@needs_data
+@pytest.mark.parametrize("name", PASSING)
+def test_node_model_still_passes(name):
+    st, op, msg = onnx_suite.run_model(os.path.join(NODE_DIR, name))
+    assert st == "pass", msg
+
+
+@needs_data
+def test_no_supported_model_fails():
+    """Every node model whose ops are all supported must pass (known bugs are
+    listed in onnx_suite.KNOWN_BUGS and reported as xfail below)."""
+    res = onnx_suite.run_all()
+    bad = {k: v[2][:300] for k, v in res.items()
+           if v[0] == "fail" and k not in onnx_suite.KNOWN_BUGS}
+    assert not bad, bad
+
+
+@needs_data
+@pytest.mark.parametrize("name", sorted(onnx_suite.KNOWN_BUGS))
+def test_known_bugs(name):
+    pytest.xfail("KNOWN BUG: " + onnx_suite.KNOWN_BUGS[name])
+
+
+LIGHT = "/work/shared/data/onnx-light"
+
+
+@pytest.mark.skipif(not os.path.isdir(LIGHT), reason="onnx-light models not present")
+def test_light_models_report_missing_ops():
+    import glob
+    for p in sorted(glob.glob(os.path.join(LIGHT, "*.onnx"))):
+        m = onnx.load(p, load_external_data=False)
+        missing = sorted({n.op_type for n in m.graph.node} - set(tlo.SUPPORTED_OPS))
+        if missing:
+            with pytest.raises(tlo.UnsupportedOnnx):
+                tlo.load(m)

@@ -1,0 +1,216 @@
+"""tlaloc Python package: graph building, tl.function, errors."""
+import math
+import subprocess
+import sys
+import os
+
+import numpy as np
+import pytest
+
+import tlaloc as tl
+
+rng = np.random.default_rng(0)
+
+
+def f32(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def log_softmax_np(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def test_xent_example():
+    x = tl.tensor("x", "f32", ("n", 10))
+    y = tl.tensor("y", "f32", ("n", 10))
+    loss = -tl.mean(tl.sum(y * tl.log(tl.softmax(x, axis=1)), axis=1))
+    f = tl.function([x, y], loss)
+    assert "(in x f32 [n 10])" in f.graph and "softmax" in f.graph
+    X, Y = f32(4, 10), np.eye(10, dtype=np.float32)[:4]
+    got = f(X, Y)
+    assert got.dtype == np.float32 and got.shape == ()
+    np.testing.assert_allclose(got, -np.mean(np.sum(Y * log_softmax_np(X, 1), axis=1)), rtol=1e-5)
+    assert "parse_s" in f.stats and f.stats["engine"] == "interpreter"
+
+
+@pytest.mark.parametrize("name,build,ref", [
+    ("add", lambda a, b: a + b, lambda a, b: a + b),
+    ("radd", lambda a, b: 2 + a, lambda a, b: 2 + a),
+    ("sub", lambda a, b: a - b, lambda a, b: a - b),
+    ("rsub", lambda a, b: 1.5 - a, lambda a, b: 1.5 - a),
+    ("mul", lambda a, b: a * b * 3, lambda a, b: a * b * 3),
+    ("div", lambda a, b: a / (b * b + 1), lambda a, b: a / (b * b + 1)),
+    ("rdiv", lambda a, b: 1 / (b * b + 1), lambda a, b: 1 / (b * b + 1)),
+    ("pow", lambda a, b: abs(a) ** 1.5, lambda a, b: np.abs(a) ** 1.5),
+    ("rpow", lambda a, b: 2 ** a, lambda a, b: 2 ** a),
+    ("neg", lambda a, b: -a, lambda a, b: -a),
+    ("lt", lambda a, b: a < b, lambda a, b: a < b),
+    ("le", lambda a, b: a <= 0.1, lambda a, b: a <= 0.1),
+    ("gt", lambda a, b: a > b, lambda a, b: a > b),
+    ("ge", lambda a, b: a >= b, lambda a, b: a >= b),
+    ("eq", lambda a, b: tl.eq(a, a), lambda a, b: a == a),
+    ("and", lambda a, b: (a > 0) & (b > 0), lambda a, b: (a > 0) & (b > 0)),
+    ("or", lambda a, b: (a > 0) | (b > 0), lambda a, b: (a > 0) | (b > 0)),
+    ("not", lambda a, b: ~(a > 0), lambda a, b: ~(a > 0)),
+    ("exp", lambda a, b: tl.exp(a), np.exp),
+    ("log", lambda a, b: tl.log(tl.abs(a) + 1), lambda a, b: np.log(np.abs(a) + 1)),
+    ("tanh", lambda a, b: tl.tanh(a), lambda a, b: np.tanh(a)),
+    ("sigmoid", lambda a, b: tl.sigmoid(a), lambda a, b: 1 / (1 + np.exp(-a))),
+    ("erf", lambda a, b: tl.erf(a), lambda a, b: np.vectorize(math.erf)(a).astype(a.dtype)),
+    ("where", lambda a, b: tl.where(a > b, a, b), lambda a, b: np.where(a > b, a, b)),
+    ("maximum", lambda a, b: tl.maximum(a, b), np.maximum),
+    ("minimum", lambda a, b: tl.minimum(a, 0.0), lambda a, b: np.minimum(a, 0.0)),
+    ("sum1", lambda a, b: tl.sum(a, axis=1), lambda a, b: a.sum(axis=1)),
+    ("sumk", lambda a, b: tl.sum(a, axis=1, keepdims=True), lambda a, b: a.sum(1, keepdims=True)),
+    ("mean", lambda a, b: tl.mean(a), lambda a, b: a.mean()),
+    ("max", lambda a, b: tl.max(a, axis=0), lambda a, b: a.max(axis=0)),
+    ("method", lambda a, b: a.sum(axis=0).max(), lambda a, b: a.sum(0).max()),
+    ("softmax", lambda a, b: tl.softmax(a), lambda a, b: np.exp(log_softmax_np(a, -1))),
+    ("log_softmax", lambda a, b: tl.log_softmax(a, axis=0), lambda a, b: log_softmax_np(a, 0)),
+    ("logsumexp", lambda a, b: tl.logsumexp(a, axis=1),
+     lambda a, b: np.log(np.exp(a).sum(axis=1))),
+    ("matmul", lambda a, b: a @ b.T, lambda a, b: a @ b.T),
+    ("T", lambda a, b: a.T, lambda a, b: a.T),
+    ("reshape", lambda a, b: a.reshape(4, 3), lambda a, b: a.reshape(4, 3)),
+    ("reshape-1", lambda a, b: a.reshape(-1), lambda a, b: a.reshape(-1)),
+    ("slice", lambda a, b: a[1:3], lambda a, b: a[1:3]),
+    ("slice2", lambda a, b: a[:, ::2], lambda a, b: a[:, ::2]),
+    ("sliceneg", lambda a, b: a[::-1, -2:], lambda a, b: a[::-1, -2:]),
+    ("int", lambda a, b: a[1], lambda a, b: a[1]),
+    ("intneg", lambda a, b: a[:, -1], lambda a, b: a[:, -1]),
+    ("none", lambda a, b: a[None, 0], lambda a, b: a[None, 0]),
+    ("ellipsis", lambda a, b: a[..., 2], lambda a, b: a[..., 2]),
+    ("concat", lambda a, b: tl.concatenate([a, b], axis=0), lambda a, b: np.concatenate([a, b])),
+    ("cast", lambda a, b: (a * 10).astype("i32"), lambda a, b: (a * 10).astype(np.int32)),
+    ("np-scalar", lambda a, b: a * np.float32(2), lambda a, b: a * np.float32(2)),
+    ("const", lambda a, b: a + tl.constant(np.arange(4, dtype=np.float32)),
+     lambda a, b: a + np.arange(4, dtype=np.float32)),
+])
+def test_ops(name, build, ref):
+    a = tl.tensor("a", "f32", (3, 4))
+    b = tl.tensor("b", "f32", (3, 4))
+    A, B = f32(3, 4), f32(3, 4)
+    f = tl.function([a, b], build(a, b))
+    got = f(A, B)
+    want = np.asarray(ref(A, B))
+    assert got.shape == want.shape, f.graph
+    if want.dtype.kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f.graph)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_multiple_outputs_and_sharing():
+    x = tl.tensor("x", "f64", ("n",))
+    e = tl.exp(x)
+    f = tl.function([x], [e + 1, e * 2])
+    assert f.graph.count("(exp x)") == 1 and "(let " in f.graph
+    X = np.linspace(0, 1, 7)
+    a, b = f(X)
+    np.testing.assert_allclose(a, np.exp(X) + 1)
+    np.testing.assert_allclose(b, np.exp(X) * 2)
+
+
+def test_symbolic_dims_bind_and_check():
+    x = tl.tensor("x", "f64", ("n", 3))
+    y = tl.tensor("y", "f64", ("n",))
+    f = tl.function([x, y], tl.sum(x, axis=1) + y)
+    np.testing.assert_allclose(f(np.ones((5, 3)), np.ones(5)), np.full(5, 4.0))
+    with pytest.raises(ValueError, match="n"):
+        f(np.ones((5, 3)), np.ones(4))
+
+
+def test_input_errors():
+    x = tl.tensor("x", "f32", (2, 3))
+    f = tl.function([x], x * 2)
+    with pytest.raises(TypeError, match="f32"):
+        f(np.ones((2, 3)))  # float64
+    with pytest.raises(ValueError, match="rank"):
+        f(np.ones(6, np.float32))
+    with pytest.raises(ValueError, match="dim 1"):
+        f(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match="contiguous"):
+        f(np.ones((3, 2), np.float32).T)
+    with pytest.raises(TypeError, match="takes 1"):
+        f()
+    np.testing.assert_array_equal(f(np.ones((2, 3), np.float32)), np.full((2, 3), 2, np.float32))
+
+
+def test_c_errors_become_tlaloc_error():
+    a = tl.tensor("a", "f32", (2, 3))
+    b = tl.tensor("b", "f32", (4,))
+    with pytest.raises(tl.TlalocError, match="cannot broadcast"):
+        tl.function([a, b], a + b)
+    with pytest.raises(tl.TlalocError, match="1:"):
+        tl.from_tg("(graph g (in x f32 [2]) (out y (frobnicate x)))")
+    # run-time errors (integer to a negative power) carry the C message
+    i = tl.tensor("i", "i64", (2,))
+    f = tl.function([i], i ** i)
+    with pytest.raises(tl.TlalocError):
+        f(np.array([2, -1], np.int64))
+
+
+def test_missing_input_and_names():
+    x = tl.tensor("x", "f64", ())
+    y = tl.tensor("y", "f64", ())
+    with pytest.raises(ValueError, match="'y'"):
+        tl.function([x], x + y)
+    with pytest.raises(ValueError):
+        tl.tensor("bad name", "f64")
+    with pytest.raises(TypeError):
+        tl.tensor("z", "f16")
+    with pytest.raises(TypeError):
+        bool(x > y)
+
+
+def test_rules_and_cost_not_implemented():
+    x = tl.tensor("x", "f64", ())
+    with pytest.raises(NotImplementedError, match="optimizer"):
+        tl.function([x], x, rules=["rules/stability.rw"])
+    with pytest.raises(NotImplementedError, match="cost"):
+        tl.function([x], x, cost="time")
+
+
+def test_type_inference_from_c():
+    x = tl.tensor("x", "i32", ("n", 4))
+    v = tl.sum(x * 2.5, axis=1, keepdims=True)
+    assert v.dtype == "f64" and v.shape == ("n", 1)
+    assert (x @ x.T).shape == ("n", "n")
+
+
+def test_from_tg_and_large_output_zero_copy():
+    f = tl.from_tg("(graph g (in x f64 [n]) (out y (mul x 2)) (out z (sum x)))")
+    X = np.arange(100000, dtype=np.float64)
+    y, z = f(X)
+    assert y.base is not None and not y.flags.owndata  # a view of tlaloc's buffer
+    np.testing.assert_array_equal(y, X * 2)
+    assert z == X.sum()
+    del y
+
+
+def test_scalar_and_list_inputs_converted():
+    x = tl.tensor("x", "f64", ())
+    f = tl.function([x], x + 1)
+    assert f(2.0) == 3.0
+    v = tl.tensor("v", "f32", (3,))
+    g = tl.function([v], v * 2)
+    np.testing.assert_array_equal(g([1, 2, 3]), np.array([2, 4, 6], np.float32))
+
+
+def test_deep_graph_uses_lets():
+    x = tl.tensor("x", "f64", ())
+    y = x
+    for _ in range(3000):
+        y = y + 1
+    f = tl.function([x], y)
+    assert f(0.0) == 3000.0
+
+
+def test_import_is_fast_and_lazy():
+    code = ("import time, sys; t=time.perf_counter(); import tlaloc; "
+            "d=time.perf_counter()-t; print(d, 'numpy' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(tl.__file__), ".."))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    assert float(out[0]) < 0.1 and out[1] == "False"
