@@ -368,7 +368,7 @@ static bool union_impl(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why) {
     B->parents = ta; B->np = tn; B->cp = tc;
   }
   EG_GROW(g, A->parents, A->cp, (uint64_t)A->np + B->np);
-  memcpy(A->parents + A->np, B->parents, (size_t)B->np * 4);
+  if (B->np) memcpy(A->parents + A->np, B->parents, (size_t)B->np * 4);
   A->np += B->np;
   list_free(g, &B->parents, &B->np, &B->cp);
   mark_dirty(g, ra);

@@ -294,7 +294,7 @@ static void push_step(xctx *x, uint32_t name, bool backward, tn *after) {
   }
   rstep *s = &x->st[x->n++];
   s->path = amalloc(&x->a, sizeof *s->path * (size_t)x->plen);
-  memcpy(s->path, x->path, sizeof *s->path * (size_t)x->plen);
+  if (x->plen) memcpy(s->path, x->path, sizeof *s->path * (size_t)x->plen);
   s->plen = x->plen;
   s->name = name;
   s->backward = backward;

@@ -286,7 +286,11 @@ static int k_elemwise(rctx *c, const tl_node *n, tl_tensor *out) {
     bcast_strides(x[k].t, out->rank, x[k].st);
   }
   uint8_t ct = out->dtype, weak;
-  if (tl_ops[op].dtype_rule == TL_DR_CMP) tl_promote(c->types, nin, &ct, &weak);
+  if (tl_ops[op].dtype_rule == TL_DR_CMP) {
+    tl_promote(c->types, nin, &ct, &weak);
+    /* integers compare exactly, literals beyond i32 included (NEP 50) */
+    if (ct == TL_I32) ct = TL_I64;
+  }
   if (op == TL_OP_WHERE) ct = out->dtype;
   bool fl = tl_dtype_is_float((tl_dtype)ct);
   for (int64_t o = 0; o < out->numel; o++) {
@@ -522,14 +526,18 @@ static int k_concat(rctx *c, const tl_node *n, tl_tensor *out) {
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < ax; i++) outer *= out->dims[i];
   for (int i = ax + 1; i < out->rank; i++) inner *= out->dims[i];
-  size_t es = tl_dtype_size((tl_dtype)out->dtype);
   int64_t pos = 0;
+  bool fl = tl_dtype_is_float((tl_dtype)out->dtype);
   for (int k = 0; k < n->ninputs; k++) {
     const tl_tensor *x = arg(c, n, k);
     int64_t chunk = x->dims[ax] * inner;
+    /* operands are converted to the promoted dtype element by element */
     for (int64_t a = 0; a < outer; a++)
-      memcpy((char *)out->data + (a * out->dims[ax] * inner + pos) * (int64_t)es,
-             (const char *)x->data + a * chunk * (int64_t)es, (size_t)chunk * es);
+      for (int64_t j = 0; j < chunk; j++) {
+        int64_t o = a * out->dims[ax] * inner + pos + j, i = a * chunk + j;
+        if (fl) tl_tensor_set_f64(out, o, tl_tensor_get_f64(x, i));
+        else tl_tensor_set_i64(out, o, tl_tensor_get_i64(x, i));
+      }
     pos += chunk;
   }
   return 0;

@@ -126,6 +126,30 @@ static void memo_insert(tl_graph *g, int32_t id) {
 /* Nodes that stand for themselves: never shared by the memo. */
 static bool memoizable(int op) { return op != TL_OP_INPUT && op != TL_OP_CONST; }
 
+/* NEP 50: arithmetic between an i32 operand and an integer literal the
+ * i32 range cannot hold is an error (numpy raises OverflowError), not a
+ * silent wrap. Comparisons are exact instead and are not checked here. */
+static int literal_out_of_range(const tl_graph *g, int op, const int32_t *inputs,
+                                const tl_type *const *in, int n, char *err, size_t err_size) {
+  const tl_op_info *oi = &tl_ops[op];
+  if (oi->kind != TL_KIND_ELEMWISE || oi->dtype_rule == TL_DR_CMP || oi->dtype_rule == TL_DR_BOOL ||
+      op == TL_OP_CAST)
+    return 0;
+  int first = oi->dtype_rule == TL_DR_WHERE ? 1 : 0;
+  uint8_t dt, weak;
+  tl_promote(in + first, n - first, &dt, &weak);
+  if (dt != TL_I32 || weak) return 0;
+  for (int i = first; i < n; i++) {
+    const tl_node *x = &g->nodes[inputs[i]];
+    if (x->op == TL_OP_LIT && x->attrs.is_int && (x->attrs.i < INT32_MIN || x->attrs.i > INT32_MAX)) {
+      snprintf(err, err_size, "%s: integer literal %lld is out of range for i32 (cast the operand to i64)",
+               oi->name, (long long)x->attrs.i);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
                      const int32_t *inputs, int ninputs, tl_loc loc,
                      char *err, size_t err_size) {
@@ -154,6 +178,8 @@ int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
   if (poisoned) {
     t.dtype = TL_DTYPE_ERROR;
   } else if (tl_infer(g, op, &a, in, ninputs, &t, err, err_size) != 0) {
+    return -1;
+  } else if (literal_out_of_range(g, op, inputs, in, ninputs, err, err_size)) {
     return -1;
   }
   int32_t id = push_node(g, op, &a, inputs, ninputs, loc);
