@@ -2,6 +2,7 @@
  *
  * Exit status: 0 success, 1 a check said no, 2 bad input (the message says
  * where). The library never exits; only this file does. */
+#include "backend/backend.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
@@ -23,7 +24,10 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
-          "           [--out DIR] [--interp]     run a graph and print its outputs\n"
+          "           [--out DIR] [--interp] [--stats]\n"
+          "                                      compile (or interpret) a graph, print outputs\n"
+          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O2|-O3]\n"
+          "                                      ahead-of-time object for use from C\n"
           "  infer G.tg                          print each named value's dtype and shape\n"
           "  opt G.tg [--rules PATH]... [--phase RULESETS]... [--limit K=V,...]\n"
           "           [--scheduler backoff|simple] [--explain] [--stats] [-o OUT.tg]\n"
@@ -157,7 +161,8 @@ static int parse_size(const char *s, int64_t *v) {
 
 static int cmd_run(int argc, char **argv) {
   const char *path = NULL, *outdir = NULL;
-  bool have_seed = false;
+  bool have_seed = false, interp = false, stats = false;
+  be_program *prog = NULL;
   uint64_t seed = 0;
   const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
   const char **in_files = tl_xcalloc((size_t)argc, sizeof *in_files);
@@ -198,7 +203,9 @@ static int cmd_run(int argc, char **argv) {
     } else if (strcmp(a, "--out") == 0 && has_val) {
       outdir = argv[++i];
     } else if (strcmp(a, "--interp") == 0) {
-      /* the interpreter is the only engine until the backend lands */
+      interp = true;
+    } else if (strcmp(a, "--stats") == 0) {
+      stats = true;
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "tlaloc run: unknown or incomplete option '%s'\n", a);
       goto done;
@@ -262,9 +269,31 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "tlaloc run: %s\n", err);
     goto done;
   }
-  if (tl_interp_run(g, inputs, syms, outputs, err, sizeof err)) {
+  if (!interp) {
+    be_options bo = be_options_default();
+    prog = be_compile(g, &bo, err, sizeof err);
+    if (!prog) {
+      fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
+      goto done;
+    }
+  }
+  double t0 = tl_now_ms();
+  int r = interp ? tl_interp_run(g, inputs, syms, outputs, err, sizeof err)
+                 : be_run(prog, inputs, syms, outputs, err, sizeof err);
+  double run_ms = tl_now_ms() - t0;
+  if (r) {
     fprintf(stderr, "tlaloc run: %s: %s\n", path, err);
     goto done;
+  }
+  if (stats) {
+    if (prog) {
+      const be_stats *s = be_program_stats(prog);
+      fprintf(stderr, "compile: plan %.2f ms, lower %.2f ms, LLVM opt %.2f ms, codegen %.2f ms, "
+                      "cache %.2f ms%s, jit %.2f ms; %d kernels\n",
+              s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms,
+              s->cache_hit ? " (hit)" : " (miss)", s->jit_ms, s->nkernels);
+    }
+    fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, interp ? "interpreter" : "compiled");
   }
   if (outdir) {
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
@@ -299,6 +328,7 @@ done:
   free(inputs);
   free(outputs);
   free(syms);
+  be_program_free(prog);
   tl_graph_free(g);
   return rc;
 }
@@ -490,6 +520,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "infer") == 0) return cmd_infer(argc - 1, argv + 1);
   if (strcmp(cmd, "fmt") == 0) return cmd_fmt(argc - 1, argv + 1);
   if (strcmp(cmd, "opt") == 0) return cmd_opt(argc - 1, argv + 1);
+  if (strcmp(cmd, "compile") == 0) return be_cmd_compile(argc - 1, argv + 1);
   if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

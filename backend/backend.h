@@ -1,0 +1,74 @@
+/* backend.h - tlaloc's CPU backend: a tl_graph lowered to LLVM IR, optimised
+ * for the host CPU and run through ORC LLJIT (or written as an object file).
+ *
+ *   be_options o = be_options_default();
+ *   be_program *p = be_compile(g, &o, err, sizeof err);   // NULL + message
+ *   tl_tensor *outs[NOUT];
+ *   if (be_run(p, inputs, syms, outs, err, sizeof err)) ...  // as tl_interp_run
+ *   be_program_free(p);
+ *
+ * Kernels: a maximal elementwise subgraph whose intermediates have a single
+ * consumer is one loop nest over broadcast shapes; shape ops other than
+ * reshape and concat are index maps inside those loops (no copy); reductions
+ * and softmax/log_softmax are row kernels with their producer fused in;
+ * f32/f64 matmul calls cblas_?gemm (OpenBLAS) from generated code.
+ * Compiled objects are cached on disk (TLALOC_CACHE_DIR, else
+ * $XDG_CACHE_HOME/tlaloc, else ~/.cache/tlaloc).
+ *
+ * Thread safety: compile from any thread; one program must not be run by
+ * two threads at once (it owns its buffers and its worker thread). */
+#ifndef TL_BACKEND_H
+#define TL_BACKEND_H
+
+#include "interp/tensor.h"
+
+typedef struct be_options {
+  int opt_level;   /* 2 or 3 (LLVM default<On>); 0 = no IR passes */
+  int threads;     /* threads for large loops; 0 = min(2, online CPUs) */
+  int vector_math; /* 1: call glibc libmvec vector variants (default) */
+  int use_cache;   /* 1: read and write the on-disk compile cache (default) */
+  const char *cache_dir; /* NULL: the environment decides (see above) */
+} be_options;
+
+be_options be_options_default(void);
+
+/* Times of the last compile (ms). cache_hit: the object came from disk and
+ * no LLVM optimisation or codegen ran. */
+typedef struct be_stats {
+  double plan_ms;    /* kernel formation and buffer planning */
+  double lower_ms;   /* LLVM IR construction and verification */
+  double opt_ms;     /* LLVMRunPasses */
+  double codegen_ms; /* object emission */
+  double cache_ms;   /* key hashing and cache read/write */
+  double jit_ms;     /* LLJIT creation, object linking, symbol lookup */
+  double total_ms;
+  int cache_hit;
+  int nkernels;
+} be_stats;
+
+typedef struct be_program be_program;
+
+/* Compiles g; the program keeps a pointer to g, so g must outlive it. A
+ * program runs on one thread at a time. NULL with a message in err on an unsupported op/dtype
+ * ("backend: op X on dtype Y is not supported") or an LLVM failure. */
+be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size_t n);
+
+/* Same contract as tl_interp_run: inputs[i] for g->inputs[i]; sym_values
+ * (g->nsyms entries, -1 = bind from inputs; may be NULL); outputs[i]
+ * receives a new tensor the caller frees. -1 with a message on a run-time
+ * error (index out of range, ...), leaving no output allocated. */
+int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
+           tl_tensor **outputs, char *err, size_t n);
+
+const be_stats *be_program_stats(const be_program *p);
+const tl_graph *be_program_graph(const be_program *p);
+void be_program_free(be_program *p);
+
+/* The host target as the cache key sees it ("triple cpu features"). */
+const char *be_host_desc(void);
+
+/* `tlaloc compile G.tg -o G.o --header G.h [--name NAME] [-O2|-O3]`;
+ * argv[0] is "compile". Returns the exit status (0, or 2 on bad input). */
+int be_cmd_compile(int argc, char **argv);
+
+#endif

@@ -1,0 +1,70 @@
+/* be_internal.h - private to backend/: the kernel plan shared by the JIT
+ * driver (jit.c) and the AOT writer (aot.c), and the IR emitter (lower.c).
+ *
+ * Generated code ABI (one module per program):
+ *   struct frame { void **bufs; const int64_t *syms; int32_t err; };
+ *   int32_t ENTRY(struct frame *f, parfor *par, void *pool);
+ *   typedef void parfor(void *pool, void (*k)(struct frame *, int64_t, int64_t),
+ *                       struct frame *f, int64_t n);
+ * bufs[i] points at buffer i of the plan (inputs, outputs, temporaries;
+ * constants live in the object). syms[s] is the size of symbol s. ENTRY
+ * runs the kernels in order and returns 0 or an error code (see be_err_*);
+ * par may be NULL (everything single-threaded). */
+#ifndef TL_BE_INTERNAL_H
+#define TL_BE_INTERNAL_H
+
+#include "backend/backend.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+enum { BE_S_DEAD, BE_S_INLINE, BE_S_MAT, BE_S_ALIAS };
+enum { BE_BUF_INPUT, BE_BUF_OUTPUT, BE_BUF_TEMP, BE_BUF_CONST };
+enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK };
+
+/* error codes: (node << 4) | kind */
+enum { BE_ERR_TAKE = 1, BE_ERR_POW = 2, BE_ERR_EMPTY = 3 };
+
+typedef struct be_buf {
+  int kind;
+  int32_t index; /* input or output number */
+  int32_t node;
+  uint8_t dtype, rank;
+  int64_t dims[TL_MAX_RANK]; /* tl dims: >= 0 concrete, < 0 symbol */
+} be_buf;
+
+typedef struct be_kern {
+  int kind;
+  int32_t node;  /* the node computed (EW: root expression) */
+  int32_t out;   /* output buffer */
+  int32_t place; /* EW into a concat: the concat node, else -1 */
+  int part;      /* concat operand number */
+  int32_t opbuf[2]; /* matmul: operand buffers (contiguous, result dtype) */
+  int32_t *reads; int nreads; /* buffers read (for liveness) */
+} be_kern;
+
+typedef struct be_plan {
+  const tl_graph *g;
+  uint8_t *state;   /* per node */
+  int32_t *buf_of;  /* per node: buffer for MAT/ALIAS */
+  int32_t *uses;
+  be_buf *bufs; int nbufs, capbufs;
+  be_kern *ks; int nks, capks;
+  int32_t *out_buf; /* per graph output */
+} be_plan;
+
+int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
+void be_plan_free(be_plan *p);
+
+/* Emits the whole program as function `entry` into a fresh module of ctx
+ * (with the TM's triple and data layout). NULL + message on failure. */
+LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef ctx, LLVMTargetMachineRef tm,
+                             const char *name, const char *entry, int vector_math,
+                             char *err, size_t n);
+
+/* One-time target/LLVM initialisation (pthread_once) and a host TM. */
+void be_init(void);
+LLVMTargetMachineRef be_host_tm(int opt_level);
+int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t n);
+
+#endif

@@ -1,0 +1,577 @@
+/* jit.c - compile driver: plan, cache lookup, LLVM IR, O2/O3, object
+ * emission, ORC LLJIT; and the run-time side: buffer planning, the worker
+ * thread, be_run.
+ *
+ * The JIT always links an object file: on a cache miss the optimised module
+ * is emitted with LLVMTargetMachineEmitToMemoryBuffer (and stored), on a
+ * hit the stored object is linked as is, so a hit skips IR construction,
+ * optimisation and codegen. The plan is rebuilt from the graph either way
+ * (it is cheap and the run-time needs it).
+ *
+ * Process-wide state: one pthread_once for LLVM's target initialisation,
+ * the -vector-library option and loading libmvec (RTLD_GLOBAL, so the JIT's
+ * process-symbol generator resolves _ZGVdN8v_expf and friends). */
+#include "backend/be_internal.h"
+#include "interp/interp.h"
+#include "ir/tg.h"
+#include "util/util.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define BE_VERSION "tlaloc-be-1"
+
+typedef struct be_frame {
+  void **bufs;
+  const int64_t *syms;
+  int32_t err;
+} be_frame;
+
+typedef void (*be_kfn)(be_frame *, int64_t, int64_t);
+typedef int32_t (*be_entry)(be_frame *, void (*)(void *, be_kfn, be_frame *, int64_t), void *);
+
+/* ---- the worker thread: the caller runs [0, n/2), the worker the rest -- */
+
+typedef struct be_pool {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int started, quit;
+  unsigned gen, done;
+  be_kfn k;
+  be_frame *f;
+  int64_t lo, hi;
+} be_pool;
+
+static void *pool_main(void *arg) {
+  be_pool *p = arg;
+  unsigned seen = 0;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->quit && p->gen == seen) pthread_cond_wait(&p->cv, &p->mu);
+    if (p->quit) break;
+    seen = p->gen;
+    pthread_mutex_unlock(&p->mu);
+    p->k(p->f, p->lo, p->hi);
+    pthread_mutex_lock(&p->mu);
+    p->done = seen;
+    pthread_cond_broadcast(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+static void pool_par(void *pool, be_kfn k, be_frame *f, int64_t n) {
+  be_pool *p = pool;
+  int64_t mid = n / 2;
+  pthread_mutex_lock(&p->mu);
+  p->k = k;
+  p->f = f;
+  p->lo = mid;
+  p->hi = n;
+  unsigned g = ++p->gen;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  k(f, 0, mid);
+  pthread_mutex_lock(&p->mu);
+  while (p->done != g) pthread_cond_wait(&p->cv, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static int pool_start(be_pool *p) {
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  if (pthread_create(&p->th, NULL, pool_main, p)) return -1;
+  p->started = 1;
+  return 0;
+}
+
+static void pool_stop(be_pool *p) {
+  if (!p->started) return;
+  pthread_mutex_lock(&p->mu);
+  p->quit = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  pthread_join(p->th, NULL);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+}
+
+/* ---- program ------------------------------------------------------------- */
+
+struct be_program {
+  const tl_graph *g;
+  be_plan plan;
+  be_options opt;
+  be_stats stats;
+  LLVMOrcLLJITRef jit;
+  be_entry entry;
+  be_pool pool;
+  int threads;
+  /* run-time buffer plan, valid for the symbol sizes in planned_syms */
+  int64_t *planned_syms, *syms;
+  size_t *offs;
+  char *arena;
+  size_t arena_size;
+  int planned;
+  void **bufs;
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static char host_desc[1024];
+
+static void init_impl(void) {
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  LLVMInitializeNativeAsmParser();
+  /* libmvec must be resolvable by the JIT; the AOT route links -lmvec */
+  dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
+  /* cblas_?gemm for generated code, unless the program links OpenBLAS */
+  if (!dlsym(RTLD_DEFAULT, "cblas_sgemm")) {
+    static const char *const blas[] = {"libopenblas.so.0", "libopenblas.so", "libblas.so.3"};
+    for (size_t i = 0; i < sizeof blas / sizeof *blas; i++)
+      if (dlopen(blas[i], RTLD_NOW | RTLD_GLOBAL) && dlsym(RTLD_DEFAULT, "cblas_sgemm")) break;
+  }
+  const char *nv = getenv("TLALOC_NO_VECLIB");
+  if (!nv || !*nv || *nv == '0') {
+    const char *args[] = {"tlaloc", "-vector-library=LIBMVEC-X86"};
+    LLVMParseCommandLineOptions(2, args, NULL);
+  }
+  char *t = LLVMGetDefaultTargetTriple(), *c = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
+  snprintf(host_desc, sizeof host_desc, "%s %s %s", t, c, f);
+  LLVMDisposeMessage(t);
+  LLVMDisposeMessage(c);
+  LLVMDisposeMessage(f);
+}
+
+void be_init(void) { pthread_once(&init_once, init_impl); }
+
+const char *be_host_desc(void) {
+  be_init();
+  return host_desc;
+}
+
+LLVMTargetMachineRef be_host_tm(int opt_level) {
+  be_init();
+  char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+  LLVMTargetRef t = NULL;
+  char *msg = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  if (!LLVMGetTargetFromTriple(triple, &t, &msg))
+    tm = LLVMCreateTargetMachine(t, triple, cpu, feat,
+                                 opt_level >= 3 ? LLVMCodeGenLevelAggressive
+                                 : opt_level > 0 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelNone,
+                                 LLVMRelocPIC, LLVMCodeModelDefault);
+  LLVMDisposeMessage(msg);
+  LLVMDisposeMessage(triple);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(feat);
+  return tm;
+}
+
+int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t n) {
+  if (opt_level <= 0) return 0;
+  LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+  LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+  LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+  LLVMErrorRef e = LLVMRunPasses(m, opt_level >= 3 ? "default<O3>" : "default<O2>", tm, po);
+  LLVMDisposePassBuilderOptions(po);
+  if (e) {
+    char *s = LLVMGetErrorMessage(e);
+    snprintf(err, n, "backend: LLVM passes failed: %s", s);
+    LLVMDisposeErrorMessage(s);
+    return -1;
+  }
+  return 0;
+}
+
+be_options be_options_default(void) {
+  be_options o = {3, 0, 1, 1, NULL};
+  return o;
+}
+
+/* ---- cache ---------------------------------------------------------------- */
+
+static int cache_dir(const be_options *o, char *buf, size_t n) {
+  const char *d = o->cache_dir ? o->cache_dir : getenv("TLALOC_CACHE_DIR");
+  if (d && *d) return snprintf(buf, n, "%s", d) < (int)n ? 0 : -1;
+  const char *x = getenv("XDG_CACHE_HOME");
+  if (x && *x) return snprintf(buf, n, "%s/tlaloc", x) < (int)n ? 0 : -1;
+  const char *h = getenv("HOME");
+  if (!h || !*h) return -1;
+  return snprintf(buf, n, "%s/.cache/tlaloc", h) < (int)n ? 0 : -1;
+}
+
+static void mkdirs(const char *path) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *q = tmp + 1; *q; q++)
+    if (*q == '/') {
+      *q = 0;
+      mkdir(tmp, 0755);
+      *q = '/';
+    }
+  mkdir(tmp, 0755);
+}
+
+static char *read_all(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = NULL;
+  size_t cap = 0, n = 0;
+  for (;;) {
+    if (n == cap) {
+      cap = cap ? 2 * cap : 65536;
+      buf = tl_xrealloc(buf, cap);
+    }
+    size_t r = fread(buf + n, 1, cap - n, f);
+    n += r;
+    if (r == 0) break;
+  }
+  fclose(f);
+  *len = n;
+  return buf;
+}
+
+static void write_atomic(const char *dir, const char *path, const void *data, size_t len) {
+  mkdirs(dir);
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%p", path, (long)getpid(), (void *)&tmp);
+  FILE *f = fopen(tmp, "wb");
+  if (!f) return;
+  bool ok = fwrite(data, 1, len, f) == len;
+  ok = fclose(f) == 0 && ok;
+  if (!ok || rename(tmp, path)) unlink(tmp);
+}
+
+/* ---- compile ------------------------------------------------------------- */
+
+static void set_llvm_err(LLVMErrorRef e, const char *what, char *err, size_t n) {
+  char *s = LLVMGetErrorMessage(e);
+  snprintf(err, n, "backend: %s: %s", what, s);
+  LLVMDisposeErrorMessage(s);
+}
+
+static int jit_link(be_program *p, LLVMMemoryBufferRef obj, char *err, size_t n) {
+  LLVMTargetMachineRef tm = be_host_tm(p->opt.opt_level);
+  if (!tm) {
+    LLVMDisposeMemoryBuffer(obj);
+    snprintf(err, n, "backend: no target machine for the host");
+    return -1;
+  }
+  LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+  LLVMErrorRef e = LLVMOrcCreateLLJIT(&p->jit, jb);
+  if (e) {
+    LLVMDisposeMemoryBuffer(obj);
+    set_llvm_err(e, "LLJIT", err, n);
+    return -1;
+  }
+  LLVMOrcDefinitionGeneratorRef gen = NULL;
+  e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(p->jit), NULL, NULL);
+  if (e) {
+    LLVMDisposeMemoryBuffer(obj);
+    set_llvm_err(e, "process symbols", err, n);
+    return -1;
+  }
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(p->jit);
+  LLVMOrcJITDylibAddGenerator(jd, gen);
+  e = LLVMOrcLLJITAddObjectFile(p->jit, jd, obj);
+  if (e) {
+    set_llvm_err(e, "adding the object", err, n);
+    return -1;
+  }
+  LLVMOrcExecutorAddress addr = 0;
+  e = LLVMOrcLLJITLookup(p->jit, &addr, "tlk_main");
+  if (e) {
+    set_llvm_err(e, "symbol lookup", err, n);
+    return -1;
+  }
+  p->entry = (be_entry)(uintptr_t)addr;
+  return 0;
+}
+
+be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size_t n) {
+  double t0 = tl_now_ms();
+  be_init();
+  be_program *p = tl_xcalloc(1, sizeof *p);
+  p->g = g;
+  p->opt = opt ? *opt : be_options_default();
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  p->threads = p->opt.threads > 0 ? p->opt.threads : (ncpu >= 2 ? 2 : 1);
+  if (be_plan_build(&p->plan, g, err, n)) {
+    be_program_free(p);
+    return NULL;
+  }
+  p->stats.nkernels = p->plan.nks;
+  double t1 = tl_now_ms();
+  p->stats.plan_ms = t1 - t0;
+  /* cache key: canonical text + target + options */
+  char dir[4096] = "", path[4200] = "";
+  bool cache = p->opt.use_cache && cache_dir(&p->opt, dir, sizeof dir) == 0;
+  LLVMMemoryBufferRef obj = NULL;
+  if (cache) {
+    char *text = tl_tg_print(g);
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_128bits_reset(st);
+    XXH3_128bits_update(st, BE_VERSION, strlen(BE_VERSION));
+    XXH3_128bits_update(st, text, strlen(text));
+    XXH3_128bits_update(st, host_desc, strlen(host_desc));
+    int o[2] = {p->opt.opt_level, p->opt.vector_math};
+    XXH3_128bits_update(st, o, sizeof o);
+    const char *nv = getenv("TLALOC_NO_VECLIB");
+    if (nv && *nv && *nv != '0') XXH3_128bits_update(st, "novl", 4);
+    XXH128_hash_t h = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    free(text);
+    snprintf(path, sizeof path, "%s/%016llx%016llx.o", dir, (unsigned long long)h.high64,
+             (unsigned long long)h.low64);
+    size_t len;
+    char *data = read_all(path, &len);
+    if (data && len > 0) {
+      obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, len, "tlaloc-cached");
+      p->stats.cache_hit = 1;
+    }
+    free(data);
+  }
+  double t2 = tl_now_ms();
+  p->stats.cache_ms = t2 - t1;
+  if (!obj) {
+    LLVMTargetMachineRef tm = be_host_tm(p->opt.opt_level);
+    if (!tm) {
+      snprintf(err, n, "backend: no target machine for the host");
+      be_program_free(p);
+      return NULL;
+    }
+    LLVMContextRef cx = LLVMContextCreate();
+    LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main",
+                                     p->opt.vector_math, err, n);
+    double t3 = tl_now_ms();
+    p->stats.lower_ms = t3 - t2;
+    const char *dump = getenv("TLALOC_BE_DUMP");
+    if (m && dump && *dump == '1') LLVMDumpModule(m);
+    int rc = m ? be_optimise(m, tm, p->opt.opt_level, err, n) : -1;
+    double t4 = tl_now_ms();
+    p->stats.opt_ms = t4 - t3;
+    if (m && dump && *dump == '2') LLVMDumpModule(m);
+    if (rc == 0) {
+      char *msg = NULL;
+      if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &obj)) {
+        snprintf(err, n, "backend: codegen failed: %s", msg ? msg : "");
+        rc = -1;
+      }
+      LLVMDisposeMessage(msg);
+    }
+    p->stats.codegen_ms = tl_now_ms() - t4;
+    if (m) LLVMDisposeModule(m);
+    LLVMContextDispose(cx);
+    LLVMDisposeTargetMachine(tm);
+    if (rc) {
+      be_program_free(p);
+      return NULL;
+    }
+    if (cache) {
+      double t5 = tl_now_ms();
+      write_atomic(dir, path, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+      p->stats.cache_ms += tl_now_ms() - t5;
+    }
+  }
+  double t6 = tl_now_ms();
+  if (jit_link(p, obj, err, n)) {
+    be_program_free(p);
+    return NULL;
+  }
+  p->stats.jit_ms = tl_now_ms() - t6;
+  p->stats.total_ms = tl_now_ms() - t0;
+  return p;
+}
+
+const be_stats *be_program_stats(const be_program *p) { return &p->stats; }
+const tl_graph *be_program_graph(const be_program *p) { return p->g; }
+
+void be_program_free(be_program *p) {
+  if (!p) return;
+  pool_stop(&p->pool);
+  if (p->jit) LLVMOrcDisposeLLJIT(p->jit);
+  be_plan_free(&p->plan);
+  free(p->planned_syms);
+  free(p->syms);
+  free(p->offs);
+  free(p->arena);
+  free(p->bufs);
+  free(p);
+}
+
+/* ---- run ------------------------------------------------------------------- */
+
+static const char *err_text(int kind) {
+  switch (kind) {
+  case BE_ERR_TAKE: return "an index is out of bounds";
+  case BE_ERR_POW: return "integers to negative integer powers are not allowed";
+  case BE_ERR_EMPTY: return "zero-size reduction has no identity";
+  default: return "run-time error";
+  }
+}
+
+/* Temporaries share one arena; a buffer's bytes are reused once its last
+ * reader has run (first fit over the kernel order). Planned again only when
+ * the symbol sizes change. */
+static int plan_memory(be_program *p, char *err, size_t n) {
+  const be_plan *pl = &p->plan;
+  const tl_graph *g = p->g;
+  int nb = pl->nbufs;
+  if (!p->offs) p->offs = tl_xcalloc((size_t)nb + 1, sizeof *p->offs);
+  int *first = tl_xmalloc(((size_t)nb + 1) * sizeof *first), *last = tl_xmalloc(((size_t)nb + 1) * sizeof *last);
+  size_t *size = tl_xcalloc((size_t)nb + 1, sizeof *size);
+  for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
+  for (int k = 0; k < pl->nks; k++) {
+    const be_kern *kk = &pl->ks[k];
+    if (kk->out >= 0) {
+      if (first[kk->out] < 0) first[kk->out] = k;
+      if (last[kk->out] < k) last[kk->out] = k;
+    }
+    for (int r = 0; r < kk->nreads; r++)
+      if (last[kk->reads[r]] < k) last[kk->reads[r]] = k;
+  }
+  for (int b = 0; b < nb; b++) {
+    const be_buf *bb = &pl->bufs[b];
+    if (bb->kind != BE_BUF_TEMP) continue;
+    tl_type t = {.dtype = bb->dtype, .rank = bb->rank};
+    memcpy(t.dims, bb->dims, sizeof t.dims);
+    int64_t dims[TL_MAX_RANK];
+    if (tl_concrete_dims(g, &t, p->syms, dims, err, n)) {
+      free(first); free(last); free(size);
+      return -1;
+    }
+    uint64_t bytes = tl_dtype_size((tl_dtype)bb->dtype);
+    for (int i = 0; i < bb->rank; i++) {
+      if (dims[i] && bytes > (uint64_t)TL_TENSOR_MAX_BYTES / (uint64_t)dims[i]) {
+        snprintf(err, n, "backend: an intermediate exceeds %lld bytes", (long long)TL_TENSOR_MAX_BYTES);
+        free(first); free(last); free(size);
+        return -1;
+      }
+      bytes *= (uint64_t)dims[i];
+    }
+    size[b] = ((size_t)bytes + 63) & ~(size_t)63;
+  }
+  /* first fit: place buffers in order of first write, avoiding overlap
+   * with every placed buffer whose live range intersects */
+  size_t total = 0;
+  int *placed = tl_xmalloc(((size_t)nb + 1) * sizeof *placed);
+  int np = 0;
+  for (int k = 0; k < pl->nks; k++)
+    for (int b = 0; b < nb; b++) {
+      if (pl->bufs[b].kind != BE_BUF_TEMP || first[b] != k) continue;
+      size_t off = 0;
+      bool moved = true;
+      while (moved) {
+        moved = false;
+        for (int i = 0; i < np; i++) {
+          int q = placed[i];
+          bool overlap_t = !(last[q] < first[b] || last[b] < first[q]);
+          bool overlap_m = off < p->offs[q] + size[q] && p->offs[q] < off + size[b];
+          if (overlap_t && overlap_m) {
+            off = p->offs[q] + size[q];
+            moved = true;
+          }
+        }
+      }
+      p->offs[b] = off;
+      placed[np++] = b;
+      if (off + size[b] > total) total = off + size[b];
+    }
+  free(placed);
+  free(first);
+  free(last);
+  free(size);
+  if (total > p->arena_size || !p->arena) {
+    free(p->arena);
+    p->arena = aligned_alloc(64, total ? total : 64);
+    if (!p->arena) {
+      p->arena_size = 0;
+      snprintf(err, n, "backend: out of memory for %zu bytes of intermediates", total);
+      return -1;
+    }
+    p->arena_size = total;
+  }
+  return 0;
+}
+
+int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
+           char *err, size_t n) {
+  const tl_graph *g = p->g;
+  const be_plan *pl = &p->plan;
+  int ns = g->nsyms;
+  for (int i = 0; i < g->noutputs; i++) outputs[i] = NULL;
+  if (!p->syms) {
+    p->syms = tl_xcalloc((size_t)ns + 1, sizeof *p->syms);
+    p->planned_syms = tl_xcalloc((size_t)ns + 1, sizeof *p->planned_syms);
+    p->bufs = tl_xcalloc((size_t)pl->nbufs + 1, sizeof *p->bufs);
+  }
+  for (int s = 0; s < ns; s++) p->syms[s] = sym_values ? sym_values[s] : -1;
+  for (int i = 0; i < g->ninputs; i++)
+    if (!inputs[i]) {
+      snprintf(err, n, "input '%s' is missing", g->names[g->nodes[g->inputs[i]].name]);
+      return -1;
+    }
+  if (tl_bind_inputs(g, inputs, p->syms, err, n)) return -1;
+  if (!p->planned || memcmp(p->syms, p->planned_syms, (size_t)ns * sizeof *p->syms)) {
+    p->planned = 0;
+    if (plan_memory(p, err, n)) return -1;
+    memcpy(p->planned_syms, p->syms, (size_t)ns * sizeof *p->syms);
+    p->planned = 1;
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    const be_buf *b = &pl->bufs[pl->out_buf[i]];
+    tl_type t = {.dtype = b->dtype, .rank = b->rank};
+    memcpy(t.dims, b->dims, sizeof t.dims);
+    int64_t dims[TL_MAX_RANK];
+    if (tl_concrete_dims(g, &t, p->syms, dims, err, n) ||
+        !(outputs[i] = tl_tensor_new((tl_dtype)b->dtype, b->rank, dims, err, n))) {
+      for (int j = 0; j < i; j++) {
+        tl_tensor_free(outputs[j]);
+        outputs[j] = NULL;
+      }
+      return -1;
+    }
+  }
+  for (int b = 0; b < pl->nbufs; b++) {
+    const be_buf *bb = &pl->bufs[b];
+    switch (bb->kind) {
+    case BE_BUF_INPUT: p->bufs[b] = inputs[bb->index]->data; break;
+    case BE_BUF_OUTPUT: p->bufs[b] = outputs[bb->index]->data; break;
+    case BE_BUF_TEMP: p->bufs[b] = p->arena + p->offs[b]; break;
+    default: p->bufs[b] = NULL;
+    }
+  }
+  if (p->threads > 1 && !p->pool.started && pool_start(&p->pool)) p->threads = 1;
+  be_frame f = {p->bufs, p->syms, 0};
+  int32_t rc = p->entry(&f, p->threads > 1 ? pool_par : NULL, &p->pool);
+  if (rc) {
+    int node = rc >> 4;
+    const tl_node *x = node < g->nnodes ? &g->nodes[node] : NULL;
+    if (x && x->loc.line > 0)
+      snprintf(err, n, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
+    else
+      snprintf(err, n, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
+    for (int i = 0; i < g->noutputs; i++) {
+      tl_tensor_free(outputs[i]);
+      outputs[i] = NULL;
+    }
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,1210 @@
+/* lower.c - the plan as LLVM IR: one function per kernel plus an entry
+ * that runs them in order (ABI in be_internal.h).
+ *
+ * Every value inside a kernel is computed by ex(), which evaluates a node at
+ * an index vector: a buffer is a load at sum(idx * contiguous stride);
+ * elementwise ops evaluate their operands at the broadcast index; the
+ * index-map shape ops (transpose, broadcast_to, expand_dims, squeeze,
+ * slice, take) rewrite the index vector. Loop-invariant values (buffer
+ * pointers, symbol sizes, strides) are emitted in the kernel's entry block
+ * through a second builder, so the loop bodies hold only index arithmetic
+ * and the loop vectoriser sees plain strided loads.
+ *
+ * Scalar semantics follow interp/interp.c operation by operation (NaN
+ * propagation, stable sigmoid/softplus, integer wrapping, x // 0 == 0, x86
+ * float-to-int conversion). Transcendental functions are glibc calls marked
+ * memory(none) with a vector-function-abi-variant naming libmvec's AVX2
+ * variant, so vectorised loops call _ZGVdN8v_expf and friends. */
+#include "backend/be_internal.h"
+#include "util/util.h"
+
+#include <llvm-c/Analysis.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXSYM 256
+
+typedef struct em {
+  const be_plan *p;
+  const tl_graph *g;
+  LLVMContextRef cx;
+  LLVMModuleRef m;
+  LLVMBuilderRef b, pre;
+  LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd, kty;
+  LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
+  int vector_math;
+  LLVMValueRef *used; int nused;
+  /* current kernel */
+  LLVMValueRef fn, frame, bufs, syms, errp;
+  LLVMValueRef *bufp;
+  LLVMValueRef symv[MAXSYM];
+  int32_t knode;
+  char *err; size_t errn; int failed;
+} em;
+
+static LLVMValueRef ci(em *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, 1); }
+
+static LLVMTypeRef vty(em *e, int dt) {
+  switch (dt) {
+  case TL_BOOL: return e->i1;
+  case TL_I32: return e->i32;
+  case TL_I64: return e->i64;
+  case TL_F32: return e->f32;
+  default: return e->f64;
+  }
+}
+static LLVMTypeRef mty(em *e, int dt) { return dt == TL_BOOL ? e->i8 : vty(e, dt); }
+static bool isf(int dt) { return dt == TL_F32 || dt == TL_F64; }
+
+static LLVMValueRef cf(em *e, int dt, double v) { return LLVMConstReal(vty(e, dt), v); }
+
+/* ---- kernel scaffolding ------------------------------------------------ */
+
+static LLVMValueRef dimv(em *e, int64_t d) {
+  if (d >= 0) return ci(e, d);
+  int s = tl_dim_sym_id(d);
+  if (s >= MAXSYM) return ci(e, 0);
+  if (!e->symv[s]) {
+    LLVMValueRef a = LLVMBuildGEP2(e->pre, e->i64, e->syms, (LLVMValueRef[]){ci(e, s)}, 1, "");
+    e->symv[s] = LLVMBuildLoad2(e->pre, e->i64, a, "sym");
+  }
+  return e->symv[s];
+}
+
+static LLVMValueRef bufptr(em *e, int32_t bi) {
+  if (e->p->bufs[bi].kind == BE_BUF_CONST) return e->consts[bi];
+  if (!e->bufp[bi]) {
+    LLVMValueRef a = LLVMBuildGEP2(e->pre, e->ptr, e->bufs, (LLVMValueRef[]){ci(e, bi)}, 1, "");
+    e->bufp[bi] = LLVMBuildLoad2(e->pre, e->ptr, a, "buf");
+  }
+  return e->bufp[bi];
+}
+
+static void kbegin(em *e, const char *name, int32_t node) {
+  e->fn = LLVMAddFunction(e->m, name, e->kty);
+  LLVMSetLinkage(e->fn, LLVMInternalLinkage);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->cx, e->fn, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "body");
+  LLVMPositionBuilderAtEnd(e->pre, entry);
+  LLVMValueRef br = LLVMBuildBr(e->pre, body);
+  LLVMPositionBuilderBefore(e->pre, br);
+  e->frame = LLVMGetParam(e->fn, 0);
+  e->bufs = LLVMBuildLoad2(e->pre, e->ptr, e->frame, "bufs");
+  LLVMValueRef sa = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 8)}, 1, "");
+  e->syms = LLVMBuildLoad2(e->pre, e->ptr, sa, "syms");
+  e->errp = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 16)}, 1, "errp");
+  memset(e->bufp, 0, (size_t)e->p->nbufs * sizeof *e->bufp);
+  memset(e->symv, 0, sizeof e->symv);
+  LLVMPositionBuilderAtEnd(e->b, body);
+  e->knode = node;
+}
+
+static void kend(em *e) { LLVMBuildRetVoid(e->b); }
+
+static void set_err(em *e, int code) {
+  LLVMBuildStore(e->b, LLVMConstInt(e->i32, (unsigned long long)(((int64_t)e->knode << 4) | code), 0),
+                 e->errp);
+}
+
+/* for (iv = lo; iv < hi; iv++) with nc loop-carried values */
+typedef struct loop {
+  LLVMBasicBlockRef head, body, exit;
+  LLVMValueRef iv, phis[4];
+  int nc;
+} loop;
+
+static LLVMValueRef loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, int nc,
+                              const LLVMValueRef *init) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+  l->head = LLVMAppendBasicBlockInContext(e->cx, e->fn, "head");
+  l->body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "loop");
+  l->exit = LLVMAppendBasicBlockInContext(e->cx, e->fn, "exit");
+  l->nc = nc;
+  LLVMBuildBr(e->b, l->head);
+  LLVMPositionBuilderAtEnd(e->b, l->head);
+  l->iv = LLVMBuildPhi(e->b, e->i64, "i");
+  LLVMAddIncoming(l->iv, &lo, &pre, 1);
+  for (int k = 0; k < nc; k++) {
+    l->phis[k] = LLVMBuildPhi(e->b, LLVMTypeOf(init[k]), "acc");
+    LLVMAddIncoming(l->phis[k], (LLVMValueRef *)&init[k], &pre, 1);
+  }
+  LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, l->iv, hi, ""), l->body, l->exit);
+  LLVMPositionBuilderAtEnd(e->b, l->body);
+  return l->iv;
+}
+
+static void loop_close(em *e, loop *l, const LLVMValueRef *next) {
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->b);
+  LLVMValueRef n = LLVMBuildNSWAdd(e->b, l->iv, ci(e, 1), "");
+  LLVMBuildBr(e->b, l->head);
+  LLVMAddIncoming(l->iv, &n, &latch, 1);
+  for (int k = 0; k < l->nc; k++) LLVMAddIncoming(l->phis[k], (LLVMValueRef *)&next[k], &latch, 1);
+  LLVMPositionBuilderAtEnd(e->b, l->exit);
+}
+
+/* ---- intrinsics and libm ----------------------------------------------- */
+
+static LLVMValueRef intr(em *e, const char *name, LLVMTypeRef t, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef tys[1] = {t};
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->m, id, tys, 1);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(e->cx, id, tys, 1);
+  return LLVMBuildCall2(e->b, ft, f, args, (unsigned)n, "");
+}
+static LLVMValueRef intr1(em *e, const char *name, LLVMValueRef x) {
+  return intr(e, name, LLVMTypeOf(x), &x, 1);
+}
+static LLVMValueRef intr2(em *e, const char *name, LLVMValueRef x, LLVMValueRef y) {
+  LLVMValueRef a[2] = {x, y};
+  return intr(e, name, LLVMTypeOf(x), a, 2);
+}
+
+static void add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v) {
+  unsigned k = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, k, v));
+}
+
+/* A glibc math function (name is the double one; f32 appends 'f'). */
+static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, int n) {
+  char fname[32], vname[48], attr[128];
+  bool f = dt == TL_F32;
+  snprintf(fname, sizeof fname, "%s%s", name, f ? "f" : "");
+  LLVMTypeRef t = vty(e, dt);
+  LLVMTypeRef pt[2] = {t, t};
+  LLVMTypeRef ft = LLVMFunctionType(t, pt, (unsigned)n, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(e->m, fname);
+  if (!fn) {
+    fn = LLVMAddFunction(e->m, fname, ft);
+    add_enum_attr(e, fn, "nounwind", 0);
+    add_enum_attr(e, fn, "willreturn", 0);
+    add_enum_attr(e, fn, "memory", 0);
+  }
+  LLVMValueRef c = LLVMBuildCall2(e->b, ft, fn, args, (unsigned)n, "");
+  if (e->vector_math) {
+    int w = f ? 8 : 4;
+    snprintf(vname, sizeof vname, "_ZGVdN%d%s_%s", w, n == 2 ? "vv" : "v", fname);
+    if (!LLVMGetNamedFunction(e->m, vname)) {
+      LLVMTypeRef vt = LLVMVectorType(t, (unsigned)w);
+      LLVMTypeRef vp[2] = {vt, vt};
+      LLVMValueRef vf = LLVMAddFunction(e->m, vname, LLVMFunctionType(vt, vp, (unsigned)n, 0));
+      add_enum_attr(e, vf, "nounwind", 0);
+      e->used = tl_xrealloc(e->used, (size_t)(e->nused + 1) * sizeof *e->used);
+      e->used[e->nused++] = vf;
+    }
+    snprintf(attr, sizeof attr, "_ZGV_LLVM_N%d%s_%s(%s)", w, n == 2 ? "vv" : "v", fname, vname);
+    const char *k = "vector-function-abi-variant";
+    LLVMAddCallSiteAttribute(c, LLVMAttributeFunctionIndex,
+                             LLVMCreateStringAttribute(e->cx, k, (unsigned)strlen(k), attr,
+                                                       (unsigned)strlen(attr)));
+  }
+  return c;
+}
+static LLVMValueRef m1(em *e, const char *name, int dt, LLVMValueRef x) {
+  return mcall(e, name, dt, &x, 1);
+}
+
+/* ---- conversions --------------------------------------------------------- */
+
+static LLVMValueRef truthy(em *e, LLVMValueRef v, int dt) {
+  if (dt == TL_BOOL) return v;
+  if (isf(dt)) return LLVMBuildFCmp(e->b, LLVMRealUNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
+  return LLVMBuildICmp(e->b, LLVMIntNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
+}
+
+/* x86 cvttsd2si: NaN and out-of-range give the most negative integer */
+static LLVMValueRef f2i(em *e, LLVMValueRef v, int from, int to) {
+  LLVMValueRef d = from == TL_F32 ? LLVMBuildFPExt(e->b, v, e->f64, "") : v;
+  double lo = to == TL_I32 ? -2147483649.0 : -9223372036854775808.0;
+  double hi = to == TL_I32 ? 2147483648.0 : 9223372036854775808.0;
+  LLVMRealPredicate lp = to == TL_I32 ? LLVMRealOGT : LLVMRealOGE;
+  LLVMValueRef ok = LLVMBuildAnd(e->b, LLVMBuildFCmp(e->b, lp, d, LLVMConstReal(e->f64, lo), ""),
+                                 LLVMBuildFCmp(e->b, LLVMRealOLT, d, LLVMConstReal(e->f64, hi), ""), "");
+  LLVMTypeRef t = vty(e, to);
+  LLVMValueRef safe = LLVMBuildSelect(e->b, ok, d, LLVMConstReal(e->f64, 0), "");
+  LLVMValueRef r = LLVMBuildFPToSI(e->b, safe, t, "");
+  LLVMValueRef mn = to == TL_I32 ? LLVMConstInt(e->i32, 0x80000000u, 0) : LLVMConstInt(e->i64, 1ull << 63, 0);
+  return LLVMBuildSelect(e->b, ok, r, mn, "");
+}
+
+static LLVMValueRef conv(em *e, LLVMValueRef v, int from, int to) {
+  if (from == to) return v;
+  if (to == TL_BOOL) return truthy(e, v, from);
+  LLVMTypeRef t = vty(e, to);
+  if (from == TL_BOOL) return isf(to) ? LLVMBuildUIToFP(e->b, v, t, "") : LLVMBuildZExt(e->b, v, t, "");
+  if (isf(from)) {
+    if (isf(to)) return to == TL_F64 ? LLVMBuildFPExt(e->b, v, t, "") : LLVMBuildFPTrunc(e->b, v, t, "");
+    return f2i(e, v, from, to);
+  }
+  if (isf(to)) {
+    if (from == TL_I64 && to == TL_F32) /* through double, as the interpreter */
+      return LLVMBuildFPTrunc(e->b, LLVMBuildSIToFP(e->b, v, e->f64, ""), t, "");
+    return LLVMBuildSIToFP(e->b, v, t, "");
+  }
+  return to == TL_I64 ? LLVMBuildSExt(e->b, v, t, "") : LLVMBuildTrunc(e->b, v, t, "");
+}
+
+/* ---- scalar ops ------------------------------------------------------------ */
+
+static LLVMValueRef sel(em *e, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(e->b, c, a, b, "");
+}
+static LLVMValueRef fcmp(em *e, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFCmp(e->b, p, a, b, "");
+}
+static LLVMValueRef icmp(em *e, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildICmp(e->b, p, a, b, "");
+}
+
+static LLVMValueRef f_sign(em *e, int dt, LLVMValueRef x) {
+  LLVMValueRef z = cf(e, dt, 0);
+  return sel(e, fcmp(e, LLVMRealOGT, x, z), cf(e, dt, 1),
+             sel(e, fcmp(e, LLVMRealOLT, x, z), cf(e, dt, -1), sel(e, fcmp(e, LLVMRealOEQ, x, z), z, x)));
+}
+
+static LLVMValueRef f_log1pexp_neg_abs(em *e, int dt, LLVMValueRef x) {
+  /* log1p(exp(-|x|)) */
+  LLVMValueRef ax = intr1(e, "llvm.fabs", x);
+  return m1(e, "log1p", dt, m1(e, "exp", dt, LLVMBuildFNeg(e->b, ax, "")));
+}
+
+static void fdivmod(em *e, int dt, LLVMValueRef a, LLVMValueRef b, LLVMValueRef *div, LLVMValueRef *mod) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef z = cf(e, dt, 0), one = cf(e, dt, 1);
+  LLVMValueRef m0 = LLVMBuildFRem(B, a, b, "");
+  LLVMValueRef q = LLVMBuildFDiv(B, a, b, "");
+  LLVMValueRef div0 = LLVMBuildFDiv(B, LLVMBuildFSub(B, a, m0, ""), b, "");
+  LLVMValueRef mnz = fcmp(e, LLVMRealUNE, m0, z);
+  LLVMValueRef sd = LLVMBuildXor(B, fcmp(e, LLVMRealOLT, b, z), fcmp(e, LLVMRealOLT, m0, z), "");
+  LLVMValueRef adj = LLVMBuildAnd(B, mnz, sd, "");
+  LLVMValueRef m1v = sel(e, adj, LLVMBuildFAdd(B, m0, b, ""), m0);
+  LLVMValueRef div1 = sel(e, adj, LLVMBuildFSub(B, div0, one, ""), div0);
+  LLVMValueRef m2 = sel(e, mnz, m1v, intr2(e, "llvm.copysign", z, b));
+  LLVMValueRef fd0 = intr1(e, "llvm.floor", div1);
+  LLVMValueRef fd1 = sel(e, fcmp(e, LLVMRealOGT, LLVMBuildFSub(B, div1, fd0, ""), cf(e, dt, 0.5)),
+                         LLVMBuildFAdd(B, fd0, one, ""), fd0);
+  LLVMValueRef fd = sel(e, fcmp(e, LLVMRealUNE, div1, z), fd1, intr2(e, "llvm.copysign", z, q));
+  LLVMValueRef bz = fcmp(e, LLVMRealOEQ, b, z);
+  *div = sel(e, bz, q, fd);
+  *mod = sel(e, bz, m0, m2);
+}
+
+static LLVMValueRef ipow(em *e, LLVMValueRef a, LLVMValueRef b) {
+  LLVMTypeRef t = LLVMTypeOf(a);
+  LLVMBasicBlockRef ebb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "powerr");
+  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(e->cx, e->fn, "powok");
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, b, LLVMConstNull(t)), ebb, ok);
+  LLVMPositionBuilderAtEnd(e->b, ebb);
+  set_err(e, BE_ERR_POW);
+  LLVMBuildBr(e->b, ok);
+  LLVMPositionBuilderAtEnd(e->b, ok);
+  /* square-and-multiply over the bits of b (0 iterations when b <= 0) */
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(e->cx, e->fn, "pw");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "pwb");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(e->cx, e->fn, "pwx");
+  LLVMBuildBr(e->b, head);
+  LLVMPositionBuilderAtEnd(e->b, head);
+  LLVMValueRef r = LLVMBuildPhi(e->b, t, ""), base = LLVMBuildPhi(e->b, t, ""), ex = LLVMBuildPhi(e->b, t, "");
+  LLVMValueRef one = LLVMConstInt(t, 1, 0);
+  LLVMAddIncoming(r, &one, &pre, 1);
+  LLVMAddIncoming(base, &a, &pre, 1);
+  LLVMAddIncoming(ex, &b, &pre, 1);
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, ex, LLVMConstNull(t)), body, exit);
+  LLVMPositionBuilderAtEnd(e->b, body);
+  LLVMValueRef bit = icmp(e, LLVMIntNE, LLVMBuildAnd(e->b, ex, one, ""), LLVMConstNull(t));
+  LLVMValueRef r2 = sel(e, bit, LLVMBuildMul(e->b, r, base, ""), r);
+  LLVMValueRef b2 = LLVMBuildMul(e->b, base, base, "");
+  LLVMValueRef e2 = LLVMBuildAShr(e->b, ex, one, "");
+  LLVMBuildBr(e->b, head);
+  LLVMAddIncoming(r, &r2, &body, 1);
+  LLVMAddIncoming(base, &b2, &body, 1);
+  LLVMAddIncoming(ex, &e2, &body, 1);
+  LLVMPositionBuilderAtEnd(e->b, exit);
+  return r;
+}
+
+static LLVMValueRef f_unary(em *e, int op, int dt, LLVMValueRef x) {
+  LLVMBuilderRef B = e->b;
+  switch (op) {
+  case TL_OP_NEG: return LLVMBuildFNeg(B, x, "");
+  case TL_OP_ABS: return intr1(e, "llvm.fabs", x);
+  case TL_OP_SIGN: return f_sign(e, dt, x);
+  case TL_OP_EXP: return m1(e, "exp", dt, x);
+  case TL_OP_LOG: return m1(e, "log", dt, x);
+  case TL_OP_LOG1P: return m1(e, "log1p", dt, x);
+  case TL_OP_EXPM1: return m1(e, "expm1", dt, x);
+  case TL_OP_SQRT: return intr1(e, "llvm.sqrt", x);
+  case TL_OP_SIN: return m1(e, "sin", dt, x);
+  case TL_OP_COS: return m1(e, "cos", dt, x);
+  case TL_OP_TANH: return m1(e, "tanh", dt, x);
+  case TL_OP_ERF: return m1(e, "erf", dt, x);
+  case TL_OP_ERFC: return m1(e, "erfc", dt, x);
+  case TL_OP_FLOOR: return intr1(e, "llvm.floor", x);
+  case TL_OP_CEIL: return intr1(e, "llvm.ceil", x);
+  case TL_OP_RECIPROCAL: return LLVMBuildFDiv(B, cf(e, dt, 1), x, "");
+  case TL_OP_SIGMOID: {
+    LLVMValueRef en = m1(e, "exp", dt, LLVMBuildFNeg(B, intr1(e, "llvm.fabs", x), ""));
+    LLVMValueRef d = LLVMBuildFAdd(B, cf(e, dt, 1), en, "");
+    return sel(e, fcmp(e, LLVMRealOGE, x, cf(e, dt, 0)), LLVMBuildFDiv(B, cf(e, dt, 1), d, ""),
+               LLVMBuildFDiv(B, en, d, ""));
+  }
+  case TL_OP_SOFTPLUS: {
+    LLVMValueRef r = LLVMBuildFAdd(B, intr2(e, "llvm.maxnum", x, cf(e, dt, 0)),
+                                   f_log1pexp_neg_abs(e, dt, x), "");
+    return sel(e, fcmp(e, LLVMRealUNO, x, x), x, r);
+  }
+  case TL_OP_LOG1MEXP: {
+    LLVMValueRef a = m1(e, "log", dt, LLVMBuildFNeg(B, m1(e, "expm1", dt, x), ""));
+    LLVMValueRef b = m1(e, "log1p", dt, LLVMBuildFNeg(B, m1(e, "exp", dt, x), ""));
+    LLVMValueRef r = sel(e, fcmp(e, LLVMRealOGT, x, cf(e, dt, -M_LN2)), a, b);
+    return sel(e, fcmp(e, LLVMRealOGT, x, cf(e, dt, 0)), cf(e, dt, NAN), r);
+  }
+  default: return NULL;
+  }
+}
+
+static LLVMValueRef f_binary(em *e, int op, int dt, LLVMValueRef a, LLVMValueRef b) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef d, m;
+  switch (op) {
+  case TL_OP_ADD: return LLVMBuildFAdd(B, a, b, "");
+  case TL_OP_SUB: return LLVMBuildFSub(B, a, b, "");
+  case TL_OP_MUL: return LLVMBuildFMul(B, a, b, "");
+  case TL_OP_DIV: return LLVMBuildFDiv(B, a, b, "");
+  case TL_OP_FLOOR_DIVIDE: fdivmod(e, dt, a, b, &d, &m); return d;
+  case TL_OP_REMAINDER: fdivmod(e, dt, a, b, &d, &m); return m;
+  case TL_OP_POW: { LLVMValueRef ar[2] = {a, b}; return mcall(e, "pow", dt, ar, 2); }
+  case TL_OP_MAXIMUM: return intr2(e, "llvm.maximum", a, b);
+  case TL_OP_MINIMUM: return intr2(e, "llvm.minimum", a, b);
+  case TL_OP_LOGADDEXP: {
+    LLVMValueRef mx = intr2(e, "llvm.maxnum", a, b);
+    LLVMValueRef r = LLVMBuildFAdd(B, mx, f_log1pexp_neg_abs(e, dt, LLVMBuildFSub(B, a, b, "")), "");
+    r = sel(e, fcmp(e, LLVMRealUNO, a, b), cf(e, dt, NAN), r);
+    return sel(e, fcmp(e, LLVMRealOEQ, a, b), LLVMBuildFAdd(B, a, cf(e, dt, M_LN2), ""), r);
+  }
+  case TL_OP_XLOGY: {
+    LLVMValueRef r = LLVMBuildFMul(B, a, m1(e, "log", dt, b), "");
+    LLVMValueRef z = LLVMBuildAnd(B, fcmp(e, LLVMRealOEQ, a, cf(e, dt, 0)), fcmp(e, LLVMRealORD, b, b), "");
+    return sel(e, z, cf(e, dt, 0), r);
+  }
+  default: return NULL;
+  }
+}
+
+static LLVMValueRef i_op(em *e, int op, LLVMValueRef a, LLVMValueRef b) {
+  LLVMBuilderRef B = e->b;
+  LLVMTypeRef t = LLVMTypeOf(a);
+  LLVMValueRef z = LLVMConstNull(t), one = LLVMConstInt(t, 1, 0), m1v = LLVMConstAllOnes(t);
+  switch (op) {
+  case TL_OP_NEG: return LLVMBuildSub(B, z, a, "");
+  case TL_OP_ABS: return sel(e, icmp(e, LLVMIntSLT, a, z), LLVMBuildSub(B, z, a, ""), a);
+  case TL_OP_SIGN:
+    return sel(e, icmp(e, LLVMIntSGT, a, z), one, sel(e, icmp(e, LLVMIntSLT, a, z), m1v, z));
+  case TL_OP_ADD: return LLVMBuildAdd(B, a, b, "");
+  case TL_OP_SUB: return LLVMBuildSub(B, a, b, "");
+  case TL_OP_MUL: return LLVMBuildMul(B, a, b, "");
+  case TL_OP_MAXIMUM: return sel(e, icmp(e, LLVMIntSGT, a, b), a, b);
+  case TL_OP_MINIMUM: return sel(e, icmp(e, LLVMIntSLT, a, b), a, b);
+  case TL_OP_POW: return ipow(e, a, b);
+  case TL_OP_FLOOR_DIVIDE: case TL_OP_REMAINDER: {
+    LLVMValueRef b0 = icmp(e, LLVMIntEQ, b, z), bm = icmp(e, LLVMIntEQ, b, m1v);
+    LLVMValueRef bs = sel(e, LLVMBuildOr(B, b0, bm, ""), one, b);
+    LLVMValueRef r = LLVMBuildSRem(B, a, bs, "");
+    if (op == TL_OP_FLOOR_DIVIDE) {
+      LLVMValueRef q = LLVMBuildSDiv(B, a, bs, "");
+      LLVMValueRef adj = LLVMBuildAnd(B, icmp(e, LLVMIntNE, r, z),
+                                      LLVMBuildXor(B, icmp(e, LLVMIntSLT, a, z), icmp(e, LLVMIntSLT, b, z), ""), "");
+      q = LLVMBuildSub(B, q, LLVMBuildZExt(B, adj, t, ""), "");
+      return sel(e, b0, z, sel(e, bm, LLVMBuildSub(B, z, a, ""), q));
+    }
+    LLVMValueRef adj = LLVMBuildAnd(B, icmp(e, LLVMIntNE, r, z),
+                                    LLVMBuildXor(B, icmp(e, LLVMIntSLT, r, z), icmp(e, LLVMIntSLT, b, z), ""), "");
+    r = sel(e, adj, LLVMBuildAdd(B, r, b, ""), r);
+    return sel(e, LLVMBuildOr(B, b0, bm, ""), z, r);
+  }
+  default: return NULL;
+  }
+}
+
+/* ---- expressions ---------------------------------------------------------- */
+
+static LLVMValueRef ex(em *e, int32_t id, LLVMValueRef *idx);
+
+static void contig_strides(em *e, int rank, const int64_t *dims, LLVMValueRef *st) {
+  LLVMValueRef s = ci(e, 1);
+  for (int i = rank - 1; i >= 0; i--) {
+    st[i] = s;
+    s = LLVMBuildMul(e->pre, s, dimv(e, dims[i]), "");
+  }
+}
+
+static LLVMValueRef offset(em *e, int rank, const LLVMValueRef *st, LLVMValueRef *idx) {
+  LLVMValueRef off = ci(e, 0);
+  for (int i = 0; i < rank; i++) off = LLVMBuildNSWAdd(e->b, off, LLVMBuildNSWMul(e->b, idx[i], st[i], ""), "");
+  return off;
+}
+
+static LLVMValueRef load_at(em *e, int32_t bi, int dt, LLVMValueRef off) {
+  LLVMValueRef a = LLVMBuildInBoundsGEP2(e->b, mty(e, dt), bufptr(e, bi), &off, 1, "");
+  LLVMValueRef v = LLVMBuildLoad2(e->b, mty(e, dt), a, "");
+  if (dt == TL_BOOL) v = LLVMBuildICmp(e->b, LLVMIntNE, v, LLVMConstInt(e->i8, 0, 0), "");
+  return v;
+}
+
+static void store_at(em *e, int32_t bi, int dt, LLVMValueRef off, LLVMValueRef v) {
+  if (dt == TL_BOOL) v = LLVMBuildZExt(e->b, v, e->i8, "");
+  LLVMValueRef a = LLVMBuildInBoundsGEP2(e->b, mty(e, dt), bufptr(e, bi), &off, 1, "");
+  LLVMBuildStore(e->b, v, a);
+}
+
+static LLVMValueRef lit_value(em *e, const tl_node *n) {
+  int dt = n->type.dtype;
+  bool one = n->op == TL_OP_ONES_LIKE;
+  if (n->op == TL_OP_ZEROS_LIKE || one) {
+    if (isf(dt)) return cf(e, dt, one);
+    return LLVMConstInt(vty(e, dt), one, 0);
+  }
+  if (isf(dt)) {
+    double v = n->attrs.is_int ? (double)n->attrs.i : n->attrs.f;
+    return cf(e, dt, dt == TL_F32 ? (double)(float)v : v);
+  }
+  int64_t v = n->attrs.is_int ? n->attrs.i : tl_f64_to_i64(n->attrs.f);
+  if (dt == TL_BOOL) return LLVMConstInt(e->i1, v != 0, 0);
+  return LLVMConstInt(vty(e, dt), (unsigned long long)v, 1);
+}
+
+/* Index of operand x (of rank xr) of a broadcasting op of rank r. */
+static void bcast_idx(em *e, const tl_type *xt, const tl_type *ot, LLVMValueRef *idx, LLVMValueRef *xi) {
+  int off = ot->rank - xt->rank;
+  for (int j = 0; j < xt->rank; j++) {
+    bool b = xt->dims[j] == 1 && ot->dims[j + off] != 1;
+    xi[j] = b ? ci(e, 0) : idx[j + off];
+  }
+}
+
+/* Python slice start for a dim of length len (an LLVM value). */
+static LLVMValueRef slice_start(em *e, const tl_attrs *a, LLVMValueRef len) {
+  int64_t step = (a->present & TL_A_STEP) ? a->step : 1;
+  LLVMBuilderRef B = e->pre;
+  if (step > 0) {
+    if (!(a->present & TL_A_START)) return ci(e, 0);
+    int64_t s = a->start;
+    if (s < 0) {
+      LLVMValueRef v = LLVMBuildAdd(B, ci(e, s), len, "");
+      return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, v, ci(e, 0), ""), ci(e, 0), v, "");
+    }
+    return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, ci(e, s), len, ""), len, ci(e, s), "");
+  }
+  LLVMValueRef lm1 = LLVMBuildSub(B, len, ci(e, 1), "");
+  if (!(a->present & TL_A_START)) return lm1;
+  int64_t s = a->start;
+  if (s < 0) {
+    LLVMValueRef v = LLVMBuildAdd(B, ci(e, s), len, "");
+    return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, v, ci(e, 0), ""), ci(e, -1), v, "");
+  }
+  return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGE, ci(e, s), len, ""), lm1, ci(e, s), "");
+}
+
+static LLVMValueRef ex_elemwise(em *e, int32_t id, LLVMValueRef *idx) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[id];
+  const int32_t *in = tl_node_inputs(g, n);
+  int op = n->op, nin = n->ninputs, odt = n->type.dtype;
+  LLVMValueRef v[3];
+  int dts[3];
+  const tl_type *ts[3];
+  for (int k = 0; k < nin; k++) {
+    LLVMValueRef xi[TL_MAX_RANK];
+    ts[k] = &g->nodes[in[k]].type;
+    bcast_idx(e, ts[k], &n->type, idx, xi);
+    v[k] = ex(e, in[k], xi);
+    dts[k] = ts[k]->dtype;
+  }
+  switch (op) {
+  case TL_OP_NOT: return LLVMBuildNot(e->b, truthy(e, v[0], dts[0]), "");
+  case TL_OP_AND: return LLVMBuildAnd(e->b, truthy(e, v[0], dts[0]), truthy(e, v[1], dts[1]), "");
+  case TL_OP_OR: return LLVMBuildOr(e->b, truthy(e, v[0], dts[0]), truthy(e, v[1], dts[1]), "");
+  case TL_OP_WHERE:
+    return sel(e, truthy(e, v[0], dts[0]), conv(e, v[1], dts[1], odt), conv(e, v[2], dts[2], odt));
+  case TL_OP_CAST: return conv(e, v[0], dts[0], odt);
+  default: break;
+  }
+  uint8_t ct = (uint8_t)odt, weak;
+  if (tl_ops[op].dtype_rule == TL_DR_CMP) tl_promote(ts, nin, &ct, &weak);
+  for (int k = 0; k < nin; k++) v[k] = conv(e, v[k], dts[k], ct);
+  if (tl_ops[op].dtype_rule == TL_DR_CMP) {
+    static const LLVMRealPredicate fp[] = {LLVMRealOEQ, LLVMRealUNE, LLVMRealOLT, LLVMRealOLE, LLVMRealOGT, LLVMRealOGE};
+    static const LLVMIntPredicate ip[] = {LLVMIntEQ, LLVMIntNE, LLVMIntSLT, LLVMIntSLE, LLVMIntSGT, LLVMIntSGE};
+    int k = op - TL_OP_EQ;
+    if (isf(ct)) return fcmp(e, fp[k], v[0], v[1]);
+    if (ct == TL_BOOL) {
+      v[0] = LLVMBuildZExt(e->b, v[0], e->i8, "");
+      v[1] = LLVMBuildZExt(e->b, v[1], e->i8, "");
+    }
+    return icmp(e, ip[k], v[0], v[1]);
+  }
+  LLVMValueRef r = NULL;
+  if (isf(ct)) r = nin == 1 ? f_unary(e, op, ct, v[0]) : f_binary(e, op, ct, v[0], v[1]);
+  else if (ct == TL_BOOL) {
+    if (op == TL_OP_ABS) r = v[0];
+    else if (op == TL_OP_ADD || op == TL_OP_MAXIMUM) r = LLVMBuildOr(e->b, v[0], v[1], "");
+    else if (op == TL_OP_MUL || op == TL_OP_MINIMUM) r = LLVMBuildAnd(e->b, v[0], v[1], "");
+  } else r = i_op(e, op, v[0], nin > 1 ? v[1] : NULL);
+  if (!r && !e->failed) {
+    e->failed = 1;
+    snprintf(e->err, e->errn, "backend: op %s on dtype %s is not supported", tl_ops[op].name,
+             tl_dtype_name((tl_dtype)ct));
+  }
+  return r ? r : LLVMGetUndef(vty(e, odt));
+}
+
+static LLVMValueRef ex_def(em *e, int32_t id, LLVMValueRef *idx);
+
+static LLVMValueRef ex(em *e, int32_t id, LLVMValueRef *idx) {
+  const tl_node *n = &e->g->nodes[id];
+  const be_plan *p = e->p;
+  if (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS) {
+    LLVMValueRef st[TL_MAX_RANK];
+    contig_strides(e, n->type.rank, n->type.dims, st);
+    return load_at(e, p->buf_of[id], n->type.dtype, offset(e, n->type.rank, st, idx));
+  }
+  return ex_def(e, id, idx);
+}
+
+/* The node's own definition (its operands may be buffers). */
+static LLVMValueRef ex_def(em *e, int32_t id, LLVMValueRef *idx) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[id];
+  const int32_t *in = tl_node_inputs(g, n);
+  const be_plan *p = e->p;
+  const tl_type *xt = n->ninputs ? &g->nodes[in[0]].type : NULL;
+  LLVMValueRef xi[TL_MAX_RANK];
+  switch (n->op) {
+  case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE:
+    return lit_value(e, n);
+  case TL_OP_TRANSPOSE:
+    for (int i = 0; i < xt->rank; i++) {
+      int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;
+      if (q < 0) q += xt->rank;
+      xi[q] = idx[i];
+    }
+    return ex(e, in[0], xi);
+  case TL_OP_BROADCAST_TO:
+    bcast_idx(e, xt, &n->type, idx, xi);
+    return ex(e, in[0], xi);
+  case TL_OP_EXPAND_DIMS: {
+    bool ins[TL_MAX_RANK] = {false};
+    for (int i = 0; i < n->attrs.naxes; i++) {
+      int a = n->attrs.axes[i];
+      ins[a < 0 ? a + n->type.rank : a] = true;
+    }
+    int j = 0;
+    for (int i = 0; i < n->type.rank; i++)
+      if (!ins[i]) xi[j++] = idx[i];
+    return ex(e, in[0], xi);
+  }
+  case TL_OP_SQUEEZE: {
+    bool drop[TL_MAX_RANK] = {false};
+    if (n->attrs.present & TL_A_AXIS)
+      for (int i = 0; i < n->attrs.naxes; i++) {
+        int a = n->attrs.axes[i];
+        drop[a < 0 ? a + xt->rank : a] = true;
+      }
+    else
+      for (int i = 0; i < xt->rank; i++) drop[i] = xt->dims[i] == 1;
+    int j = 0;
+    for (int i = 0; i < xt->rank; i++) xi[i] = drop[i] ? ci(e, 0) : idx[j++];
+    return ex(e, in[0], xi);
+  }
+  case TL_OP_SLICE: {
+    int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : 0;
+    if (ax < 0) ax += xt->rank;
+    int64_t step = (n->attrs.present & TL_A_STEP) ? n->attrs.step : 1;
+    LLVMValueRef start = slice_start(e, &n->attrs, dimv(e, xt->dims[ax]));
+    for (int i = 0; i < xt->rank; i++) xi[i] = idx[i];
+    xi[ax] = LLVMBuildNSWAdd(e->b, start, LLVMBuildNSWMul(e->b, idx[ax], ci(e, step), ""), "");
+    return ex(e, in[0], xi);
+  }
+  case TL_OP_TAKE: {
+    const tl_type *it = &g->nodes[in[1]].type;
+    bool flat = !(n->attrs.present & TL_A_AXIS);
+    int ax = flat ? 0 : n->attrs.axes[0];
+    if (ax < 0) ax += xt->rank;
+    LLVMValueRef ist[TL_MAX_RANK];
+    contig_strides(e, it->rank, it->dims, ist);
+    LLVMValueRef j = load_at(e, p->buf_of[in[1]], it->dtype, offset(e, it->rank, ist, idx + ax));
+    j = conv(e, j, it->dtype, TL_I64);
+    LLVMValueRef len;
+    if (flat) {
+      len = ci(e, 1);
+      for (int i = 0; i < xt->rank; i++) len = LLVMBuildMul(e->pre, len, dimv(e, xt->dims[i]), "");
+    } else {
+      len = dimv(e, xt->dims[ax]);
+    }
+    j = sel(e, icmp(e, LLVMIntSLT, j, ci(e, 0)), LLVMBuildAdd(e->b, j, len, ""), j);
+    if (flat) return load_at(e, p->buf_of[in[0]], xt->dtype, j);
+    for (int i = 0; i < ax; i++) xi[i] = idx[i];
+    xi[ax] = j;
+    for (int i = ax + 1; i < xt->rank; i++) xi[i] = idx[i - 1 + it->rank];
+    return ex(e, in[0], xi);
+  }
+  default:
+    if (tl_ops[n->op].kind == TL_KIND_ELEMWISE) return ex_elemwise(e, id, idx);
+    if (!e->failed) {
+      e->failed = 1;
+      snprintf(e->err, e->errn, "backend: op %s on dtype %s is not supported (internal: not inline)",
+               tl_ops[n->op].name, tl_dtype_name((tl_dtype)n->type.dtype));
+    }
+    return LLVMGetUndef(vty(e, n->type.dtype));
+  }
+}
+
+/* ---- kernels ------------------------------------------------------------- */
+
+/* Opens loops over dims[0..r) (dim 0 from lo to hi), writing the ivs. */
+static void nest_open(em *e, loop *ls, int r, const int64_t *dims, const int *order, LLVMValueRef lo,
+                      LLVMValueRef hi, LLVMValueRef *iv) {
+  for (int k = 0; k < r; k++) {
+    int d = order ? order[k] : k;
+    LLVMValueRef a = k == 0 && lo ? lo : ci(e, 0), b = k == 0 && hi ? hi : dimv(e, dims[d]);
+    iv[d] = loop_open(e, &ls[k], a, b, 0, NULL);
+  }
+}
+static void nest_close(em *e, loop *ls, int r) {
+  for (int k = r - 1; k >= 0; k--) loop_close(e, &ls[k], NULL);
+}
+
+static LLVMValueRef guard_range(em *e, LLVMValueRef lo, LLVMValueRef hi) {
+  /* rank-0 kernels: run once when the range is non-empty */
+  LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "once");
+  LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(e->cx, e->fn, "done");
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, lo, hi), yes, no);
+  LLVMPositionBuilderAtEnd(e->b, yes);
+  return (LLVMValueRef)no;
+}
+static void guard_end(em *e, LLVMValueRef no) {
+  LLVMBuildBr(e->b, (LLVMBasicBlockRef)no);
+  LLVMPositionBuilderAtEnd(e->b, (LLVMBasicBlockRef)no);
+}
+
+static void k_ew(em *e, const be_kern *k) {
+  const tl_node *n = &e->g->nodes[k->node];
+  const be_buf *ob = &e->p->bufs[k->out];
+  int r = n->type.rank;
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  LLVMValueRef ost[TL_MAX_RANK], base = ci(e, 0);
+  if (k->place >= 0) {
+    const tl_node *cn = &e->g->nodes[k->place];
+    contig_strides(e, cn->type.rank, cn->type.dims, ost);
+    int ax = (cn->attrs.present & TL_A_AXIS) ? cn->attrs.axes[0] : 0;
+    if (ax < 0) ax += cn->type.rank;
+    LLVMValueRef pos = ci(e, 0);
+    for (int i = 0; i < k->part; i++)
+      pos = LLVMBuildAdd(e->pre, pos, dimv(e, e->g->nodes[tl_node_inputs(e->g, cn)[i]].type.dims[ax]), "");
+    base = LLVMBuildMul(e->pre, pos, ost[ax], "");
+  } else {
+    contig_strides(e, r, n->type.dims, ost);
+  }
+  loop ls[TL_MAX_RANK];
+  LLVMValueRef iv[TL_MAX_RANK], no = NULL;
+  if (r == 0) no = guard_range(e, lo, hi);
+  nest_open(e, ls, r, n->type.dims, NULL, lo, hi, iv);
+  bool own = e->p->buf_of[k->node] == k->out && e->p->state[k->node] == BE_S_MAT;
+  LLVMValueRef v = own ? ex_def(e, k->node, iv) : ex(e, k->node, iv);
+  v = conv(e, v, n->type.dtype, ob->dtype);
+  LLVMValueRef off = LLVMBuildNSWAdd(e->b, base, offset(e, r, ost, iv), "");
+  store_at(e, k->out, ob->dtype, off, v);
+  nest_close(e, ls, r);
+  if (no) guard_end(e, no);
+}
+
+static void reduce_axes(const tl_node *n, int rank, bool *red) {
+  for (int i = 0; i < rank; i++) red[i] = !(n->attrs.present & TL_A_AXIS);
+  for (int i = 0; i < n->attrs.naxes; i++) {
+    int a = n->attrs.axes[i];
+    red[a < 0 ? a + rank : a] = true;
+  }
+}
+
+static LLVMValueRef fast(LLVMValueRef v, unsigned f) {
+  if (LLVMCanValueUseFastMathFlags(v)) LLVMSetFastMathFlags(v, f);
+  return v;
+}
+
+/* One pass of a reduction over the reduced dims: acc = f(acc, x[idx]). */
+typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_SUMEXP } rkind;
+
+static void reduce_pass(em *e, const tl_node *xn, int32_t xid, int nred, const int *red, LLVMValueRef *idx,
+                        rkind kind, int adt, LLVMValueRef *acc, LLVMValueRef *nan, LLVMValueRef shift) {
+  loop ls[TL_MAX_RANK];
+  bool fl = isf(adt);
+  LLVMValueRef init[2] = {*acc, nan ? *nan : NULL};
+  int nc = nan ? 2 : 1;
+  /* open loops carrying (acc, nan) */
+  for (int k = 0; k < nred; k++) {
+    idx[red[k]] = loop_open(e, &ls[k], ci(e, 0), dimv(e, xn->type.dims[red[k]]), nc, k ? (LLVMValueRef[]){ls[k - 1].phis[0], nc > 1 ? ls[k - 1].phis[1] : NULL} : init);
+  }
+  LLVMValueRef a = nred ? ls[nred - 1].phis[0] : *acc;
+  LLVMValueRef nn = nan ? (nred ? ls[nred - 1].phis[1] : *nan) : NULL;
+  LLVMValueRef v = conv(e, ex(e, xid, idx), xn->type.dtype, adt);
+  LLVMValueRef na = a, nnn = nn;
+  switch (kind) {
+  case R_SUM: na = fl ? fast(LLVMBuildFAdd(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildAdd(e->b, a, v, ""); break;
+  case R_PROD: na = fl ? fast(LLVMBuildFMul(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildMul(e->b, a, v, ""); break;
+  case R_SUMEXP: {
+    LLVMValueRef t = m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
+    na = fast(LLVMBuildFAdd(e->b, a, t, ""), LLVMFastMathAllowReassoc);
+    break;
+  }
+  case R_MAX: case R_MIN:
+    if (fl) {
+      /* maxnum under nnan vectorises; NaNs are tracked by a separate or */
+      na = fast(intr2(e, kind == R_MAX ? "llvm.maxnum" : "llvm.minnum", a, v),
+                LLVMFastMathNoNaNs | LLVMFastMathNoSignedZeros);
+      nnn = LLVMBuildOr(e->b, nn, fcmp(e, LLVMRealUNO, v, v), "");
+    } else {
+      na = sel(e, icmp(e, kind == R_MAX ? LLVMIntSGT : LLVMIntSLT, v, a), v, a);
+    }
+    break;
+  }
+  LLVMValueRef nx[2] = {na, nnn};
+  for (int k = nred - 1; k >= 0; k--) {
+    loop_close(e, &ls[k], nx);
+    nx[0] = ls[k].phis[0];
+    if (nc > 1) nx[1] = ls[k].phis[1];
+  }
+  *acc = nx[0];
+  if (nan) *nan = nx[1];
+}
+
+static LLVMValueRef fix_nan(em *e, int adt, LLVMValueRef acc, LLVMValueRef nan) {
+  /* the nnan maxnum may have produced anything on NaN input: replace */
+  return sel(e, nan, cf(e, adt, NAN), LLVMBuildFreeze(e->b, acc, ""));
+}
+
+static void k_red(em *e, const be_kern *k) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  int32_t xid = tl_node_inputs(g, n)[0];
+  const tl_node *xn = &g->nodes[xid];
+  int R = xn->type.rank, op = n->op, odt = n->type.dtype;
+  bool red[TL_MAX_RANK];
+  reduce_axes(n, R, red);
+  int kept[TL_MAX_RANK], rd[TL_MAX_RANK], nk = 0, nr = 0;
+  int64_t kd[TL_MAX_RANK];
+  for (int i = 0; i < R; i++) {
+    if (red[i]) rd[nr++] = i;
+    else { kd[nk] = xn->type.dims[i]; kept[nk++] = i; }
+  }
+  bool ints = !isf(odt) && op != TL_OP_MEAN && op != TL_OP_LOGSUMEXP;
+  int adt = ints ? TL_I64 : TL_F64;
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  LLVMValueRef count = ci(e, 1);
+  for (int i = 0; i < nr; i++) count = LLVMBuildMul(e->pre, count, dimv(e, xn->type.dims[rd[i]]), "");
+  if (op == TL_OP_MAX || op == TL_OP_MIN) {
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(e->cx, e->fn, "empty");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(e->cx, e->fn, "nonempty");
+    LLVMValueRef c = LLVMBuildAnd(e->b, icmp(e, LLVMIntEQ, count, ci(e, 0)), icmp(e, LLVMIntSLT, lo, hi), "");
+    LLVMBuildCondBr(e->b, c, bad, ok);
+    LLVMPositionBuilderAtEnd(e->b, bad);
+    set_err(e, BE_ERR_EMPTY);
+    LLVMBuildRetVoid(e->b);
+    LLVMPositionBuilderAtEnd(e->b, ok);
+  }
+  loop ls[TL_MAX_RANK];
+  LLVMValueRef idx[TL_MAX_RANK], no = NULL;
+  if (nk == 0) no = guard_range(e, lo, hi);
+  {
+    LLVMValueRef kiv[TL_MAX_RANK];
+    nest_open(e, ls, nk, kd, NULL, lo, hi, kiv);
+    for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
+  }
+  LLVMValueRef acc, nan = LLVMConstInt(e->i1, 0, 0), r;
+  switch (op) {
+  case TL_OP_SUM: case TL_OP_MEAN:
+    acc = ints ? ci(e, 0) : cf(e, adt, 0);
+    reduce_pass(e, xn, xid, nr, rd, idx, R_SUM, adt, &acc, NULL, NULL);
+    r = op == TL_OP_MEAN ? LLVMBuildFDiv(e->b, acc, LLVMBuildSIToFP(e->b, count, e->f64, ""), "") : acc;
+    break;
+  case TL_OP_PROD:
+    acc = ints ? ci(e, 1) : cf(e, adt, 1);
+    reduce_pass(e, xn, xid, nr, rd, idx, R_PROD, adt, &acc, NULL, NULL);
+    r = acc;
+    break;
+  case TL_OP_MAX: case TL_OP_MIN: {
+    bool mx = op == TL_OP_MAX;
+    acc = ints ? ci(e, mx ? INT64_MIN : INT64_MAX) : cf(e, adt, mx ? -INFINITY : INFINITY);
+    reduce_pass(e, xn, xid, nr, rd, idx, mx ? R_MAX : R_MIN, adt, &acc, ints ? NULL : &nan, NULL);
+    r = ints ? acc : fix_nan(e, adt, acc, nan);
+    break;
+  }
+  default: { /* logsumexp */
+    acc = cf(e, adt, -INFINITY);
+    reduce_pass(e, xn, xid, nr, rd, idx, R_MAX, adt, &acc, &nan, NULL);
+    LLVMValueRef m = fix_nan(e, adt, acc, nan);
+    LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", m), cf(e, adt, INFINITY));
+    LLVMValueRef s = cf(e, adt, 0);
+    LLVMValueRef sh = sel(e, fin, m, cf(e, adt, 0));
+    reduce_pass(e, xn, xid, nr, rd, idx, R_SUMEXP, adt, &s, NULL, sh);
+    r = sel(e, fin, LLVMBuildFAdd(e->b, m, m1(e, "log", adt, s), ""), m);
+  }
+  }
+  LLVMValueRef ost[TL_MAX_RANK];
+  contig_strides(e, nk, kd, ost);
+  LLVMValueRef kidx[TL_MAX_RANK];
+  for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];
+  store_at(e, k->out, odt, offset(e, nk, ost, kidx), conv(e, r, adt, odt));
+  nest_close(e, ls, nk);
+  if (no) guard_end(e, no);
+}
+
+static void k_softmax(em *e, const be_kern *k) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  int32_t xid = tl_node_inputs(g, n)[0];
+  const tl_node *xn = &g->nodes[xid];
+  int R = n->type.rank, dt = n->type.dtype;
+  int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
+  if (ax < 0) ax += R;
+  int kept[TL_MAX_RANK], nk = 0;
+  int64_t kd[TL_MAX_RANK];
+  for (int i = 0; i < R; i++)
+    if (i != ax) { kd[nk] = n->type.dims[i]; kept[nk++] = i; }
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  loop ls[TL_MAX_RANK];
+  LLVMValueRef idx[TL_MAX_RANK], kiv[TL_MAX_RANK], no = NULL;
+  if (nk == 0) no = guard_range(e, lo, hi);
+  nest_open(e, ls, nk, kd, NULL, lo, hi, kiv);
+  for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
+  int red[1] = {ax};
+  LLVMValueRef acc = cf(e, dt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0);
+  /* the input is converted to dt inside the passes (ints become f64) */
+  reduce_pass(e, xn, xid, 1, red, idx, R_MAX, dt, &acc, &nan, NULL);
+  LLVMValueRef m = fix_nan(e, dt, acc, nan);
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY));
+  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), m, cf(e, dt, 0));
+  LLVMValueRef s = cf(e, dt, 0);
+  reduce_pass(e, xn, xid, 1, red, idx, R_SUMEXP, dt, &s, NULL, sh);
+  LLVMValueRef post = n->op == TL_OP_SOFTMAX ? LLVMBuildFDiv(e->b, cf(e, dt, 1), s, "") : m1(e, "log", dt, s);
+  LLVMValueRef ost[TL_MAX_RANK];
+  contig_strides(e, R, n->type.dims, ost);
+  loop l;
+  idx[ax] = loop_open(e, &l, ci(e, 0), dimv(e, n->type.dims[ax]), 0, NULL);
+  LLVMValueRef v = LLVMBuildFSub(e->b, conv(e, ex(e, xid, idx), xn->type.dtype, dt), sh, "");
+  LLVMValueRef r = n->op == TL_OP_SOFTMAX ? LLVMBuildFMul(e->b, m1(e, "exp", dt, v), post, "")
+                                         : LLVMBuildFSub(e->b, v, post, "");
+  store_at(e, k->out, dt, offset(e, R, ost, idx), r);
+  loop_close(e, &l, NULL);
+  nest_close(e, ls, nk);
+  if (no) guard_end(e, no);
+}
+
+static void k_takecheck(em *e, const be_kern *k) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  const int32_t *in = tl_node_inputs(g, n);
+  const tl_type *xt = &g->nodes[in[0]].type, *it = &g->nodes[in[1]].type;
+  bool flat = !(n->attrs.present & TL_A_AXIS);
+  int ax = flat ? 0 : n->attrs.axes[0];
+  if (ax < 0) ax += xt->rank;
+  LLVMValueRef len = ci(e, 1);
+  if (flat)
+    for (int i = 0; i < xt->rank; i++) len = LLVMBuildMul(e->pre, len, dimv(e, xt->dims[i]), "");
+  else
+    len = dimv(e, xt->dims[ax]);
+  LLVMValueRef cnt = ci(e, 1);
+  for (int i = 0; i < it->rank; i++) cnt = LLVMBuildMul(e->pre, cnt, dimv(e, it->dims[i]), "");
+  loop l;
+  LLVMValueRef init = LLVMConstInt(e->i1, 0, 0);
+  LLVMValueRef i = loop_open(e, &l, ci(e, 0), cnt, 1, &init);
+  LLVMValueRef j = conv(e, load_at(e, e->p->buf_of[in[1]], it->dtype, i), it->dtype, TL_I64);
+  LLVMValueRef bad = LLVMBuildOr(e->b, icmp(e, LLVMIntSLT, j, LLVMBuildNeg(e->b, len, "")),
+                                 icmp(e, LLVMIntSGE, j, len), "");
+  LLVMValueRef nb = LLVMBuildOr(e->b, l.phis[0], bad, "");
+  loop_close(e, &l, &nb);
+  LLVMBasicBlockRef eb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "oob");
+  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(e->cx, e->fn, "inb");
+  LLVMBuildCondBr(e->b, l.phis[0], eb, ok);
+  LLVMPositionBuilderAtEnd(e->b, eb);
+  set_err(e, BE_ERR_TAKE);
+  LLVMBuildBr(e->b, ok);
+  LLVMPositionBuilderAtEnd(e->b, ok);
+}
+
+static void k_matmul(em *e, const be_kern *k) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  const int32_t *in = tl_node_inputs(g, n);
+  const tl_type *at = &g->nodes[in[0]].type, *bt = &g->nodes[in[1]].type;
+  int dt = n->type.dtype;
+  int64_t ad[TL_MAX_RANK + 1], bd[TL_MAX_RANK + 1];
+  int ar = at->rank, br = bt->rank;
+  memcpy(ad, at->dims, sizeof at->dims);
+  memcpy(bd, bt->dims, sizeof bt->dims);
+  if (ar == 1) { ad[1] = ad[0]; ad[0] = 1; ar = 2; }
+  if (br == 1) { bd[1] = 1; br = 2; }
+  LLVMValueRef M = dimv(e, ad[ar - 2]), K = dimv(e, ad[ar - 1]), N = dimv(e, bd[br - 1]);
+  int nbr = (ar > br ? ar : br) - 2;
+  /* batch dims of the output and each operand's batch stride (in matrices) */
+  int64_t bdims[TL_MAX_RANK];
+  LLVMValueRef ast[TL_MAX_RANK], bst[TL_MAX_RANK];
+  for (int i = 0; i < nbr; i++) {
+    int ai = i - (nbr - (ar - 2)), bi = i - (nbr - (br - 2));
+    int64_t da = ai >= 0 ? ad[ai] : 1, db = bi >= 0 ? bd[bi] : 1;
+    bdims[i] = da == 1 ? db : da;
+  }
+  LLVMValueRef s = ci(e, 1);
+  for (int i = nbr - 1; i >= 0; i--) {
+    int ai = i - (nbr - (ar - 2));
+    if (ai < 0 || (ad[ai] == 1 && bdims[i] != 1)) ast[i] = ci(e, 0);
+    else { ast[i] = s; s = LLVMBuildMul(e->pre, s, dimv(e, ad[ai]), ""); }
+  }
+  s = ci(e, 1);
+  for (int i = nbr - 1; i >= 0; i--) {
+    int bi = i - (nbr - (br - 2));
+    if (bi < 0 || (bd[bi] == 1 && bdims[i] != 1)) bst[i] = ci(e, 0);
+    else { bst[i] = s; s = LLVMBuildMul(e->pre, s, dimv(e, bd[bi]), ""); }
+  }
+  LLVMValueRef ost[TL_MAX_RANK];
+  contig_strides(e, nbr, bdims, ost);
+  LLVMValueRef MK = LLVMBuildMul(e->pre, M, K, ""), KN = LLVMBuildMul(e->pre, K, N, ""),
+               MN = LLVMBuildMul(e->pre, M, N, "");
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  LLVMValueRef no = guard_range(e, lo, hi);
+  loop ls[TL_MAX_RANK];
+  LLVMValueRef iv[TL_MAX_RANK];
+  nest_open(e, ls, nbr, bdims, NULL, NULL, NULL, iv);
+  LLVMValueRef ao = LLVMBuildMul(e->b, offset(e, nbr, ast, iv), MK, "");
+  LLVMValueRef bo = LLVMBuildMul(e->b, offset(e, nbr, bst, iv), KN, "");
+  LLVMValueRef co = LLVMBuildMul(e->b, offset(e, nbr, ost, iv), MN, "");
+  LLVMTypeRef et = mty(e, dt);
+  LLVMValueRef A = LLVMBuildGEP2(e->b, et, bufptr(e, k->opbuf[0]), &ao, 1, "");
+  LLVMValueRef Bp = LLVMBuildGEP2(e->b, et, bufptr(e, k->opbuf[1]), &bo, 1, "");
+  LLVMValueRef C = LLVMBuildGEP2(e->b, et, bufptr(e, k->out), &co, 1, "");
+  if (isf(dt)) {
+    /* K == 0: C = 0 (BLAS would reject lda = 0); M or N == 0: nothing */
+    LLVMValueRef mn0 = LLVMBuildOr(e->b, icmp(e, LLVMIntEQ, M, ci(e, 0)), icmp(e, LLVMIntEQ, N, ci(e, 0)), "");
+    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(e->cx, e->fn, "gemm");
+    LLVMBasicBlockRef zero = LLVMAppendBasicBlockInContext(e->cx, e->fn, "kzero");
+    LLVMBasicBlockRef chk = LLVMAppendBasicBlockInContext(e->cx, e->fn, "chk");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->cx, e->fn, "gnext");
+    LLVMBuildCondBr(e->b, mn0, next, chk);
+    LLVMPositionBuilderAtEnd(e->b, chk);
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, K, ci(e, 0)), zero, call);
+    LLVMPositionBuilderAtEnd(e->b, zero);
+    LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), LLVMBuildMul(e->b, MN, ci(e, (int64_t)tl_dtype_size((tl_dtype)dt)), ""), 8);
+    LLVMBuildBr(e->b, next);
+    LLVMPositionBuilderAtEnd(e->b, call);
+    LLVMTypeRef ft = vty(e, dt);
+    LLVMTypeRef pt[14] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->i32, ft, e->ptr, e->i32, e->ptr, e->i32, ft, e->ptr, e->i32};
+    LLVMTypeRef fty = LLVMFunctionType(e->vd, pt, 14, 0);
+    const char *fname = dt == TL_F32 ? "cblas_sgemm" : "cblas_dgemm";
+    LLVMValueRef fn = LLVMGetNamedFunction(e->m, fname);
+    if (!fn) fn = LLVMAddFunction(e->m, fname, fty);
+    LLVMValueRef m32 = LLVMBuildTrunc(e->b, M, e->i32, ""), n32 = LLVMBuildTrunc(e->b, N, e->i32, ""),
+                 k32 = LLVMBuildTrunc(e->b, K, e->i32, "");
+    LLVMValueRef args[14] = {LLVMConstInt(e->i32, 101, 0), LLVMConstInt(e->i32, 111, 0), LLVMConstInt(e->i32, 111, 0),
+                             m32, n32, k32, cf(e, dt, 1), A, k32, Bp, n32, cf(e, dt, 0), C, n32};
+    LLVMBuildCall2(e->b, fty, fn, args, 14, "");
+    LLVMBuildBr(e->b, next);
+    LLVMPositionBuilderAtEnd(e->b, next);
+  } else {
+    loop l3[3];
+    LLVMValueRef i = loop_open(e, &l3[0], ci(e, 0), M, 0, NULL);
+    LLVMValueRef j = loop_open(e, &l3[1], ci(e, 0), N, 0, NULL);
+    LLVMValueRef z = ci(e, 0);
+    LLVMValueRef t = loop_open(e, &l3[2], ci(e, 0), K, 1, &z);
+    LLVMValueRef av = conv(e, LLVMBuildLoad2(e->b, et, LLVMBuildGEP2(e->b, et, A, (LLVMValueRef[]){LLVMBuildAdd(e->b, LLVMBuildMul(e->b, i, K, ""), t, "")}, 1, ""), ""), dt == TL_BOOL ? TL_I32 : dt, TL_I64);
+    LLVMValueRef bv = conv(e, LLVMBuildLoad2(e->b, et, LLVMBuildGEP2(e->b, et, Bp, (LLVMValueRef[]){LLVMBuildAdd(e->b, LLVMBuildMul(e->b, t, N, ""), j, "")}, 1, ""), ""), dt == TL_BOOL ? TL_I32 : dt, TL_I64);
+    if (dt == TL_BOOL) {
+      av = LLVMBuildZExt(e->b, icmp(e, LLVMIntNE, av, ci(e, 0)), e->i64, "");
+      bv = LLVMBuildZExt(e->b, icmp(e, LLVMIntNE, bv, ci(e, 0)), e->i64, "");
+    }
+    LLVMValueRef na = LLVMBuildAdd(e->b, l3[2].phis[0], LLVMBuildMul(e->b, av, bv, ""), "");
+    loop_close(e, &l3[2], &na);
+    LLVMValueRef acc = l3[2].phis[0];
+    LLVMValueRef res = dt == TL_BOOL ? LLVMBuildZExt(e->b, icmp(e, LLVMIntNE, acc, ci(e, 0)), e->i8, "")
+                                     : conv(e, acc, TL_I64, dt);
+    LLVMBuildStore(e->b, res, LLVMBuildGEP2(e->b, et, C, (LLVMValueRef[]){LLVMBuildAdd(e->b, LLVMBuildMul(e->b, i, N, ""), j, "")}, 1, ""));
+    loop_close(e, &l3[1], NULL);
+    loop_close(e, &l3[0], NULL);
+  }
+  nest_close(e, ls, nbr);
+  guard_end(e, no);
+}
+
+/* ---- module ---------------------------------------------------------------- */
+
+/* Outer range of a kernel (split across threads) and its total work. */
+static void kernel_range(em *e, const be_kern *k, LLVMValueRef *range, LLVMValueRef *work, bool *par) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  *par = false;
+  *range = ci(e, 1);
+  *work = ci(e, 1);
+  const tl_type *t = &n->type;
+  if (k->kind == BE_K_RED) t = &g->nodes[tl_node_inputs(g, n)[0]].type;
+  if (k->kind == BE_K_EW || k->kind == BE_K_RED || k->kind == BE_K_SOFTMAX) {
+    for (int i = 0; i < t->rank; i++) *work = LLVMBuildMul(e->b, *work, dimv(e, t->dims[i]), "");
+    int first = 0;
+    if (k->kind == BE_K_RED || k->kind == BE_K_SOFTMAX) {
+      bool red[TL_MAX_RANK] = {false};
+      if (k->kind == BE_K_RED) reduce_axes(n, t->rank, red);
+      else {
+        int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
+        red[ax < 0 ? ax + t->rank : ax] = true;
+      }
+      first = -1;
+      for (int i = 0; i < t->rank && first < 0; i++)
+        if (!red[i]) first = i;
+      if (first < 0) return;
+    }
+    if (t->rank > 0) {
+      *range = dimv(e, t->dims[first]);
+      *par = true;
+    }
+  }
+}
+
+LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMachineRef tm,
+                             const char *name, const char *entry, int vector_math, char *err, size_t n) {
+  em E, *e = &E;
+  memset(e, 0, sizeof E);
+  e->p = p;
+  e->g = p->g;
+  e->cx = cx;
+  e->err = err;
+  e->errn = n;
+  e->vector_math = vector_math;
+  e->m = LLVMModuleCreateWithNameInContext(name, cx);
+  char *triple = LLVMGetTargetMachineTriple(tm);
+  LLVMSetTarget(e->m, triple);
+  LLVMDisposeMessage(triple);
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+  char *dl = LLVMCopyStringRepOfTargetData(td);
+  LLVMSetDataLayout(e->m, dl);
+  LLVMDisposeMessage(dl);
+  LLVMDisposeTargetData(td);
+  e->b = LLVMCreateBuilderInContext(cx);
+  e->pre = LLVMCreateBuilderInContext(cx);
+  e->i1 = LLVMInt1TypeInContext(cx);
+  e->i8 = LLVMInt8TypeInContext(cx);
+  e->i32 = LLVMInt32TypeInContext(cx);
+  e->i64 = LLVMInt64TypeInContext(cx);
+  e->f32 = LLVMFloatTypeInContext(cx);
+  e->f64 = LLVMDoubleTypeInContext(cx);
+  e->ptr = LLVMPointerTypeInContext(cx, 0);
+  e->vd = LLVMVoidTypeInContext(cx);
+  e->kty = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->i64, e->i64}, 3, 0);
+  e->bufp = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->bufp);
+  e->consts = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->consts);
+  if (p->g->nsyms > MAXSYM) {
+    snprintf(err, n, "backend: more than %d symbolic dims are not supported", MAXSYM);
+    e->failed = 1;
+  }
+  for (int i = 0; i < p->nbufs; i++) {
+    if (p->bufs[i].kind != BE_BUF_CONST) continue;
+    const tl_tensor *t = p->g->lits[p->g->nodes[p->bufs[i].node].attrs.lit];
+    size_t bytes = (size_t)t->numel * tl_dtype_size((tl_dtype)t->dtype);
+    LLVMValueRef init = LLVMConstStringInContext(cx, bytes ? (const char *)t->data : "", (unsigned)(bytes ? bytes : 1), 1);
+    LLVMValueRef gv = LLVMAddGlobal(e->m, LLVMTypeOf(init), "lit");
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetAlignment(gv, 16);
+    e->consts[i] = gv;
+  }
+  LLVMValueRef *kfn = tl_xcalloc((size_t)p->nks + 1, sizeof *kfn);
+  for (int i = 0; i < p->nks && !e->failed; i++) {
+    const be_kern *k = &p->ks[i];
+    char kn[32];
+    snprintf(kn, sizeof kn, "k%d", i);
+    kbegin(e, kn, k->node);
+    switch (k->kind) {
+    case BE_K_EW: k_ew(e, k); break;
+    case BE_K_RED: k_red(e, k); break;
+    case BE_K_SOFTMAX: k_softmax(e, k); break;
+    case BE_K_MATMUL: k_matmul(e, k); break;
+    default: k_takecheck(e, k); break;
+    }
+    kend(e);
+    kfn[i] = e->fn;
+  }
+  /* entry: kernels in order, large ones through par(pool, k, frame, n) */
+  LLVMTypeRef ety = LLVMFunctionType(e->i32, (LLVMTypeRef[]){e->ptr, e->ptr, e->ptr}, 3, 0);
+  LLVMTypeRef pty = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->ptr, e->i64}, 4, 0);
+  LLVMValueRef ef = LLVMAddFunction(e->m, entry, ety);
+  e->fn = ef;
+  LLVMBasicBlockRef eb = LLVMAppendBasicBlockInContext(cx, ef, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cx, ef, "body");
+  LLVMPositionBuilderAtEnd(e->pre, eb);
+  LLVMValueRef br = LLVMBuildBr(e->pre, body);
+  LLVMPositionBuilderBefore(e->pre, br);
+  e->frame = LLVMGetParam(ef, 0);
+  LLVMValueRef sa = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 8)}, 1, "");
+  e->syms = LLVMBuildLoad2(e->pre, e->ptr, sa, "syms");
+  e->errp = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 16)}, 1, "errp");
+  memset(e->symv, 0, sizeof e->symv);
+  LLVMPositionBuilderAtEnd(e->b, body);
+  LLVMValueRef par = LLVMGetParam(ef, 1), pool = LLVMGetParam(ef, 2);
+  LLVMValueRef havepar = LLVMBuildIsNotNull(e->b, par, "");
+  for (int i = 0; i < p->nks && !e->failed; i++) {
+    LLVMValueRef range, work;
+    bool canpar;
+    kernel_range(e, &p->ks[i], &range, &work, &canpar);
+    if (canpar) {
+      LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, 1 << 16)),
+                                      icmp(e, LLVMIntSGE, range, ci(e, 2)), "");
+      big = LLVMBuildAnd(e->b, big, havepar, "");
+      LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(cx, ef, "par");
+      LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(cx, ef, "ser");
+      LLVMBasicBlockRef nb = LLVMAppendBasicBlockInContext(cx, ef, "next");
+      LLVMBuildCondBr(e->b, big, pb, sb);
+      LLVMPositionBuilderAtEnd(e->b, pb);
+      LLVMBuildCall2(e->b, pty, par, (LLVMValueRef[]){pool, kfn[i], e->frame, range}, 4, "");
+      LLVMBuildBr(e->b, nb);
+      LLVMPositionBuilderAtEnd(e->b, sb);
+      LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), range}, 3, "");
+      LLVMBuildBr(e->b, nb);
+      LLVMPositionBuilderAtEnd(e->b, nb);
+    } else {
+      LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), range}, 3, "");
+    }
+    LLVMValueRef ev = LLVMBuildLoad2(e->b, e->i32, e->errp, "");
+    LLVMBasicBlockRef fb = LLVMAppendBasicBlockInContext(cx, ef, "fail");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cx, ef, "ok");
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntNE, ev, LLVMConstInt(e->i32, 0, 0)), fb, ok);
+    LLVMPositionBuilderAtEnd(e->b, fb);
+    LLVMBuildRet(e->b, ev);
+    LLVMPositionBuilderAtEnd(e->b, ok);
+  }
+  LLVMBuildRet(e->b, LLVMConstInt(e->i32, 0, 0));
+  if (e->nused) {
+    LLVMTypeRef at = LLVMArrayType2(e->ptr, (uint64_t)e->nused);
+    LLVMValueRef gv = LLVMAddGlobal(e->m, at, "llvm.compiler.used");
+    LLVMSetInitializer(gv, LLVMConstArray2(e->ptr, e->used, (uint64_t)e->nused));
+    LLVMSetLinkage(gv, LLVMAppendingLinkage);
+    LLVMSetSection(gv, "llvm.metadata");
+  }
+  free(kfn);
+  free(e->bufp);
+  free(e->consts);
+  free(e->used);
+  LLVMDisposeBuilder(e->b);
+  LLVMDisposeBuilder(e->pre);
+  if (e->failed) {
+    LLVMDisposeModule(e->m);
+    return NULL;
+  }
+  char *msg = NULL;
+  if (LLVMVerifyModule(e->m, LLVMReturnStatusAction, &msg)) {
+    snprintf(err, n, "backend: internal error: invalid IR: %.300s", msg ? msg : "");
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(e->m);
+    return NULL;
+  }
+  LLVMDisposeMessage(msg);
+  return e->m;
+}

@@ -1,0 +1,24 @@
+#!/bin/bash
+# AOT end to end: compile examples with be_cmd_compile, build examples/aot/main.c
+# with plain cc (-lm -lmvec -lopenblas only), compare with the interpreter.
+set -euo pipefail
+tool=$1; src=$2
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+fail=0
+for ex in layer_norm gelu logsumexp attention xent; do
+  "$tool" compile "$src/examples/$ex.tg" -o "$work/model.o" --header "$work/model.h" --name model
+  cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog"
+  for n in 4 0; do
+    "$work/prog" $n > "$work/got.txt"
+    "$tool" ref "$src/examples/$ex.tg" $n > "$work/ref.txt"
+    if ! paste "$work/got.txt" "$work/ref.txt" | awk '
+        { a=$1; b=$2; if (a != b) { d=a-b; if (d<0) d=-d; m=(a<0?-a:a); if ((b<0?-b:b)>m) m=(b<0?-b:b);
+          if (!(d <= 1e-4*m + 1e-5)) { print "mismatch line " NR ": " a " vs " b; bad=1 } } }
+        END { exit bad }' || [ "$(wc -l < "$work/got.txt")" != "$(wc -l < "$work/ref.txt")" ]; then
+      echo "FAIL aot $ex n=$n"; fail=1
+    else
+      echo "ok aot $ex n=$n ($(wc -l < "$work/got.txt") values)"
+    fi
+  done
+done
+exit $fail

@@ -1,0 +1,228 @@
+/* be_diff.c - differential test of the CPU backend against the reference
+ * interpreter: every examples/ graphs at several symbol sizes (0 included),
+ * then random graphs (be_random.c). Exit 0 iff every comparison passes.
+ *
+ * usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v] */
+#include "backend/backend.h"
+#include "interp/interp.h"
+#include "ir/tg.h"
+#include "util/util.h"
+
+#include <dirent.h>
+#include <unistd.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int be_random_graphs(int count, uint64_t seed, int verbose);
+int be_compare(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose);
+
+/* f32 GEMM accumulates in f32 (OpenBLAS); the interpreter in f64 */
+static double f32_rtol = 1e-5, f32_scale = 1;
+
+static bool close_enough(double a, double b, int dt) {
+  if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+  if (isinf(a) || isinf(b)) return a == b || (dt == TL_F32 && fabs(a - b) <= 1e-5 * fmax(fabs(a), fabs(b)));
+  double rtol = dt == TL_F32 ? f32_rtol : 1e-12, atol = dt == TL_F32 ? f32_rtol * f32_scale : 1e-12;
+  return fabs(a - b) <= rtol * fmax(fabs(a), fabs(b)) + atol;
+}
+
+/* 0 when compiled and interpreted agree (both errors also agree). */
+int be_compare(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose) {
+  char e1[512] = "", e2[512] = "";
+  int no = g->noutputs;
+  tl_tensor **ref = tl_xcalloc((size_t)no + 1, sizeof *ref), **got = tl_xcalloc((size_t)no + 1, sizeof *got);
+  int bad = 0;
+  int r1 = tl_interp_run(g, inputs, syms, ref, e1, sizeof e1);
+  f32_rtol = 1e-5;
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i].op == TL_OP_MATMUL && g->nodes[i].type.dtype == TL_F32) f32_rtol = 1e-4;
+  be_options o = be_options_default();
+  be_program *p = be_compile(g, &o, e2, sizeof e2);
+  if (!p) {
+    printf("FAIL %s: compile: %s\n", what, e2);
+    bad = 1;
+    goto done;
+  }
+  for (int rep = 0; rep < 2 && !bad; rep++) { /* twice: buffers are reused */
+    int r2 = be_run(p, inputs, syms, got, e2, sizeof e2);
+    if (r1 || r2) {
+      if (!r1 != !r2) {
+        printf("FAIL %s: interp %s, compiled %s\n", what, r1 ? e1 : "ok", r2 ? e2 : "ok");
+        bad = 1;
+      }
+    } else {
+      for (int i = 0; i < no && !bad; i++) {
+        const tl_tensor *a = ref[i], *b = got[i];
+        if (a->dtype != b->dtype || a->rank != b->rank || a->numel != b->numel ||
+            memcmp(a->dims, b->dims, (size_t)a->rank * sizeof a->dims[0])) {
+          printf("FAIL %s: output %d shape/dtype differs\n", what, i);
+          bad = 1;
+          break;
+        }
+        f32_scale = 1;
+        if (f32_rtol > 1e-5) /* GEMM error is relative to the output's norm */
+          for (int64_t k = 0; k < a->numel; k++) {
+            double v = fabs(tl_tensor_get_f64(a, k));
+            if (v > f32_scale && v < 1e30) f32_scale = v;
+          }
+        for (int64_t k = 0; k < a->numel; k++) {
+          bool ok;
+          if (tl_dtype_is_float((tl_dtype)a->dtype))
+            ok = close_enough(tl_tensor_get_f64(a, k), tl_tensor_get_f64(b, k), a->dtype);
+          else
+            ok = tl_tensor_get_i64(a, k) == tl_tensor_get_i64(b, k);
+          if (!ok) {
+            printf("FAIL %s: output %d element %lld: interp %.17g compiled %.17g\n", what, i, (long long)k,
+                   tl_tensor_get_f64(a, k), tl_tensor_get_f64(b, k));
+            bad = 1;
+            break;
+          }
+        }
+      }
+    }
+    for (int i = 0; i < no; i++) {
+      tl_tensor_free(got[i]);
+      got[i] = NULL;
+    }
+  }
+done:
+  if (bad && verbose) {
+    char *s = tl_tg_print(g);
+    printf("%s\n", s);
+    free(s);
+  }
+  be_program_free(p);
+  for (int i = 0; i < no; i++) tl_tensor_free(ref[i]);
+  free(ref);
+  free(got);
+  return bad;
+}
+
+static int run_example(const char *path, int verbose) {
+  char err[512];
+  size_t len;
+  char *src = tl_read_file(path, &len, err, sizeof err);
+  if (!src) {
+    printf("FAIL %s: %s\n", path, err);
+    return 1;
+  }
+  tl_diag d;
+  tl_diag_init(&d, path, src, len);
+  tl_graph *g = tl_tg_parse(src, len, &d);
+  tl_diag_free(&d);
+  free(src);
+  if (!g) {
+    printf("FAIL %s: parse\n", path);
+    return 1;
+  }
+  int bad = 0;
+  static const int64_t sizes[] = {5, 1, 0, 37};
+  for (int si = 0; si < 4; si++) {
+    int64_t *syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *syms);
+    for (int s = 0; s < g->nsyms; s++) syms[s] = sizes[si] + s;
+    tl_tensor **in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
+    char what[9000];
+    snprintf(what, sizeof what, "%s (syms from %lld)", path, (long long)sizes[si]);
+    if (tl_random_inputs(g, in, syms, 42 + (uint64_t)si, err, sizeof err)) {
+      printf("FAIL %s: inputs: %s\n", what, err);
+      bad = 1;
+    } else {
+      bad |= be_compare(g, in, syms, what, verbose);
+    }
+    for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+    free(in);
+    free(syms);
+  }
+  tl_graph_free(g);
+  return bad;
+}
+
+/* Cache: a miss then a hit (no LLVM work) that computes the same thing. */
+static int cache_test(const char *srcdir) {
+  char dir[4096], path[4200], err[512];
+  snprintf(dir, sizeof dir, "/tmp/tlaloc-be-cache-test.%ld", (long)getpid());
+  snprintf(path, sizeof path, "%s/examples/xent.tg", srcdir);
+  size_t len;
+  char *src = tl_read_file(path, &len, err, sizeof err);
+  tl_diag d;
+  tl_diag_init(&d, path, src, len);
+  tl_graph *g = tl_tg_parse(src, len, &d);
+  tl_diag_free(&d);
+  free(src);
+  be_options o = be_options_default();
+  o.cache_dir = dir;
+  int bad = 0;
+  be_program *a = be_compile(g, &o, err, sizeof err);
+  be_program *b = a ? be_compile(g, &o, err, sizeof err) : NULL;
+  if (!a || !b) {
+    printf("FAIL cache: %s\n", err);
+    bad = 1;
+  } else {
+    const be_stats *sa = be_program_stats(a), *sb = be_program_stats(b);
+    printf("cache: miss %.2f ms (lower %.2f opt %.2f codegen %.2f jit %.2f), hit %.2f ms (cache %.2f jit %.2f)\n",
+           sa->total_ms, sa->lower_ms, sa->opt_ms, sa->codegen_ms, sa->jit_ms, sb->total_ms, sb->cache_ms, sb->jit_ms);
+    if (sa->cache_hit || !sb->cache_hit || sb->opt_ms != 0 || sb->codegen_ms != 0) {
+      printf("FAIL cache: expected a miss then a hit without LLVM work\n");
+      bad = 1;
+    }
+    int64_t syms[4] = {7, -1, -1, -1};
+    tl_tensor *in[4] = {0}, *oa[2] = {0}, *ob[2] = {0};
+    tl_random_inputs(g, in, syms, 3, err, sizeof err);
+    if (be_run(a, in, syms, oa, err, sizeof err) || be_run(b, in, syms, ob, err, sizeof err) ||
+        memcmp(oa[0]->data, ob[0]->data, (size_t)oa[0]->numel * 4)) {
+      printf("FAIL cache: hit and miss programs differ\n");
+      bad = 1;
+    }
+    tl_tensor_free(oa[0]);
+    tl_tensor_free(ob[0]);
+    for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+  }
+  be_program_free(a);
+  be_program_free(b);
+  /* a corrupt cache entry must not crash: overwrite every entry */
+  tl_graph_free(g);
+  char cmd[8300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd)) bad = 1;
+  return bad;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v]\n");
+    return 2;
+  }
+  int nrandom = 300, verbose = 0;
+  uint64_t seed = 1;
+  const char *env = getenv("TLALOC_BE_RANDOM");
+  if (env) nrandom = atoi(env);
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--random") && i + 1 < argc) nrandom = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "-v")) verbose = 1;
+  }
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/examples", argv[1]);
+  DIR *dp = opendir(dir);
+  if (!dp) {
+    printf("FAIL cannot open %s\n", dir);
+    return 1;
+  }
+  struct dirent *de;
+  int fails = 0, n = 0;
+  while ((de = readdir(dp))) {
+    size_t l = strlen(de->d_name);
+    if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    fails += run_example(path, verbose);
+    n++;
+  }
+  closedir(dp);
+  printf("examples: %d files, %d failed\n", n, fails);
+  fails += cache_test(argv[1]);
+  int rf = nrandom > 0 ? be_random_graphs(nrandom, seed, verbose) : 0;
+  return fails || rf ? 1 : 0;
+}
