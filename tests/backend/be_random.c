@@ -51,7 +51,7 @@ static tl_graph *random_graph(int *depth_out) {
     if (rn(2)) drop = 0;
     t.rank = (uint8_t)(rank - drop);
     for (int k = 0; k < t.rank; k++) t.dims[k] = rn(4) == 0 ? 1 : base[k + drop];
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "x%d", i);
     ids[nn] = tl_graph_add_input(g, name, &t, (tl_loc){0, 0});
     depth[nn++] = 0;
@@ -130,7 +130,7 @@ static tl_graph *random_graph(int *depth_out) {
   int no = 1 + rn(2), md = 0;
   for (int i = 0; i < no; i++) {
     int q = nn - 1 - rn(nn > 3 ? 3 : nn);
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "y%d", i);
     tl_graph_add_output(g, name, ids[q]);
     if (depth[q] > md) md = depth[q];
