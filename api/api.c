@@ -3,6 +3,7 @@
 
 #include "interp/interp.h"
 #include "ir/tg.h"
+#include "opt/opt.h"
 #include "util/util.h"
 
 #include <stdarg.h>
@@ -160,5 +161,79 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
 }
 
 const char *tlaloc_version(void) { return TLALOC_VERSION; }
+
+static tl_opt *make_opt(const char *const *rule_paths, int nrules, const char *limits, bool explain,
+                        char **errors) {
+  tl_opt_params p = tl_opt_defaults();
+  p.rule_paths = rule_paths;
+  p.nrule_paths = rule_paths ? nrules : 0;
+  p.explain = explain;
+  if (limits && tl_opt_parse_limits(limits, &p.limits)) {
+    set_error(errors, "limits '%s': expected iters=N,nodes=N,time=SECONDS,mem=MIB", limits);
+    return NULL;
+  }
+  char *err = tl_xmalloc(1 << 16);
+  tl_opt *o = tl_opt_new(&p, err, 1 << 16);
+  if (!o) set_error(errors, "%s", err);
+  free(err);
+  return o;
+}
+
+tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_paths, int nrules,
+                              const char *limits, tlaloc_graph **out, char **stats, char **errors) {
+  if (errors) *errors = NULL;
+  if (stats) *stats = NULL;
+  *out = NULL;
+  tl_opt *o = make_opt(rule_paths, nrules, limits, false, errors);
+  if (!o) return TLALOC_BAD_INPUT;
+  char err[1024];
+  double t0 = tl_now_ms();
+  *out = tl_opt_graph(o, g, err, sizeof err);
+  double ms = tl_now_ms() - t0;
+  if (!*out) {
+    set_error(errors, "%s", err);
+    tl_opt_free(o);
+    return TLALOC_BAD_INPUT;
+  }
+  if (stats) {
+    const eg_report *r = tl_opt_report(o);
+    const eg_phase_report *last = &r->phases[r->nphases - 1];
+    uint32_t iters = 0;
+    for (int i = 0; i < r->nphases; i++) iters += r->phases[i].niters;
+    size_t en, ec, pb;
+    tl_opt_sizes(o, &en, &ec, &pb);
+    tl_buf b = {0};
+    tl_buf_printf(&b, "{\"stop\": \"%s\", \"iterations\": %u, \"enodes\": %zu, \"eclasses\": %zu, "
+                      "\"peak_bytes\": %zu, \"optimize_ms\": %.3f}",
+                  eg_stop_name(last->stop), iters, en, ec, pb, ms);
+    *stats = b.s;
+  }
+  tl_opt_free(o);
+  return TLALOC_OK;
+}
+
+tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
+                           int nrules, const char *limits, char **explanation, char **errors) {
+  if (errors) *errors = NULL;
+  if (explanation) *explanation = NULL;
+  tl_opt *o = make_opt(rule_paths, nrules, limits, true, errors);
+  if (!o) return TLALOC_BAD_INPUT;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  char err[1024];
+  int r = f ? tl_opt_prove(o, a, b, f, err, sizeof err) : -1;
+  if (f) fclose(f);
+  if (!f) snprintf(err, sizeof err, "out of memory");
+  tl_opt_free(o);
+  if (r < 0) {
+    set_error(errors, "%s", err);
+    free(text);
+    return TLALOC_BAD_INPUT;
+  }
+  if (explanation) *explanation = text;
+  else free(text);
+  return r == 1 ? TLALOC_OK : TLALOC_CHECK_FAILED;
+}
 
 void tlaloc_free(void *p) { free(p); }

@@ -335,28 +335,6 @@ done:
 
 /* ---- the optimizer: opt, prove, dot ---------------------------------- */
 
-/* "iters=30,nodes=100000,time=5,mem=512" (mem in MiB) */
-static int parse_limits(const char *s, eg_limits *l) {
-  char *copy = tl_xstrdup(s), *save = NULL;
-  int rc = 0;
-  for (char *kv = strtok_r(copy, ",", &save); kv && rc == 0; kv = strtok_r(NULL, ",", &save)) {
-    char *eq = strchr(kv, '=');
-    if (!eq) { rc = -1; break; }
-    *eq = 0;
-    char *end;
-    errno = 0;
-    double v = strtod(eq + 1, &end);
-    if (errno || *end || v < 0) rc = -1;
-    else if (strcmp(kv, "iters") == 0) l->iters = (uint32_t)v;
-    else if (strcmp(kv, "nodes") == 0) l->nodes = (size_t)v;
-    else if (strcmp(kv, "time") == 0) l->seconds = v;
-    else if (strcmp(kv, "mem") == 0) l->bytes = (size_t)(v * 1048576.0);
-    else rc = -1;
-  }
-  free(copy);
-  return rc;
-}
-
 typedef struct opt_args {
   tl_opt_params p;
   const char **rules;
@@ -383,7 +361,7 @@ static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, i
       }
       a->p.phases[a->p.nphases++] = argv[++i];
     } else if (strcmp(o, "--limit") == 0 && v) {
-      if (parse_limits(argv[++i], &a->p.limits)) {
+      if (tl_opt_parse_limits(argv[++i], &a->p.limits)) {
         fprintf(stderr, "tlaloc %s: --limit expects iters=N,nodes=N,time=SECONDS,mem=MIB, got '%s'\n", cmd, argv[i]);
         return -1;
       }

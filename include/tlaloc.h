@@ -85,6 +85,22 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
 tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
                                    tlaloc_tensor *outputs, int nout, char **errors);
 
+/* Optimises g: saturates an e-graph with the rule files (.rw files or
+ * folders; NULL/0 = the default rules folder) within limits
+ * ("iters=30,nodes=100000,time=10,mem=512"; NULL = defaults) and extracts
+ * the cheapest equivalent graph into *out (free with tlaloc_graph_free).
+ * *stats (if not NULL) gets a JSON object: stop reason, iterations,
+ * e-nodes, e-classes, saturation milliseconds. Reaching a limit is not an
+ * error. */
+tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_paths, int nrules,
+                              const char *limits, tlaloc_graph **out, char **stats, char **errors);
+
+/* TLALOC_OK when saturation proves the outputs of a and b equal (paired
+ * by name), TLALOC_CHECK_FAILED when it does not; *explanation (if not
+ * NULL) gets the report with the chains of rewrites. */
+tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
+                           int nrules, const char *limits, char **explanation, char **errors);
+
 /* "MAJOR.MINOR.PATCH" of the library. */
 const char *tlaloc_version(void);
 

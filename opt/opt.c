@@ -363,3 +363,34 @@ int tl_opt_dot(tl_opt *o, const tl_graph *g, bool sat, FILE *out, char *err, siz
   free(roots);
   return 0;
 }
+
+int tl_opt_parse_limits(const char *s, eg_limits *l) {
+  char *copy = tl_xstrdup(s), *save = NULL;
+  int rc = 0;
+  for (char *kv = strtok_r(copy, ",", &save); kv && rc == 0; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    if (!eq) {
+      rc = -1;
+      break;
+    }
+    *eq = 0;
+    char *end;
+    double v = strtod(eq + 1, &end);
+    if (*end || end == eq + 1 || !(v >= 0)) rc = -1;
+    else if (strcmp(kv, "iters") == 0) l->iters = (uint32_t)v;
+    else if (strcmp(kv, "nodes") == 0) l->nodes = (size_t)v;
+    else if (strcmp(kv, "time") == 0) l->seconds = v;
+    else if (strcmp(kv, "mem") == 0) l->bytes = (size_t)(v * 1048576.0);
+    else rc = -1;
+  }
+  free(copy);
+  return rc;
+}
+
+const eg_report *tl_opt_report(const tl_opt *o) { return o->report; }
+
+void tl_opt_sizes(const tl_opt *o, size_t *enodes, size_t *eclasses, size_t *peak_bytes) {
+  *enodes = o->e ? eg_nenodes(o->e) : 0;
+  *eclasses = o->e ? eg_nclasses(o->e) : 0;
+  *peak_bytes = o->e ? eg_peak_bytes(o->e) : 0;
+}

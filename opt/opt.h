@@ -58,6 +58,14 @@ void tl_opt_print_explain(tl_opt *o, FILE *f);
 int tl_opt_prove(tl_opt *o, const tl_graph *a, const tl_graph *b, FILE *out, char *err,
                  size_t err_size);
 
+/* Parses "iters=30,nodes=100000,time=5,mem=512" (mem in MiB) into l;
+ * -1 on a malformed string. */
+int tl_opt_parse_limits(const char *s, eg_limits *l);
+
+/* After a run: its report and the e-graph's final size. */
+const eg_report *tl_opt_report(const tl_opt *o);
+void tl_opt_sizes(const tl_opt *o, size_t *enodes, size_t *eclasses, size_t *peak_bytes);
+
 /* The graph's e-graph (after saturation with the rules when o has any) as
  * Graphviz: e-classes as clusters. */
 int tl_opt_dot(tl_opt *o, const tl_graph *g, bool saturate, FILE *out, char *err, size_t err_size);

@@ -507,7 +507,7 @@ class Runner:
         gpath = os.path.join(d, 'g.tg')
         with open(gpath, 'w') as f:
             f.write(tg_text)
-        args = [self.exe, 'run', gpath]
+        args = [self.exe, 'run', gpath, '--interp']  # the interpreter is what is tested here
         for name, arr in inputs:
             p = os.path.join(d, 'in-%s.npy' % name)
             np.save(p, arr)
