@@ -3,6 +3,7 @@
  * Exit status: 0 success, 1 a check said no, 2 bad input (the message says
  * where). The library never exits; only this file does. */
 #include "backend/backend.h"
+#include "check/check.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
@@ -34,6 +35,8 @@ static void usage(FILE *f) {
           "                                      saturate with rules, print the best program\n"
           "  prove A.tg B.tg [--rules PATH]... [--limit K=V,...]\n"
           "                                      prove the outputs equal, with the rewrites\n"
+          "  check-rules F.rw... [--seed N] [--trials N]\n"
+          "                                      test every rule on random inputs\n"
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"
           "  fmt G.tg                            print the graph in canonical form\n"
@@ -499,6 +502,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "fmt") == 0) return cmd_fmt(argc - 1, argv + 1);
   if (strcmp(cmd, "opt") == 0) return cmd_opt(argc - 1, argv + 1);
   if (strcmp(cmd, "compile") == 0) return be_cmd_compile(argc - 1, argv + 1);
+  if (strcmp(cmd, "check-rules") == 0) return tl_cmd_check_rules(argc - 1, argv + 1);
   if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

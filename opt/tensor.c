@@ -133,7 +133,8 @@ static bool types_equal(const tl_type *a, const tl_type *b) {
 
 static uint8_t value_facts(double v) {
   if (isnan(v)) return 0;
-  return (uint8_t)((v != 0 ? TN_NONZERO : 0) | (v > 0 ? TN_POSITIVE : 0) | (v >= 0 ? TN_NONNEG : 0));
+  return (uint8_t)((v != 0 ? TN_NONZERO : 0) | (v > 0 ? TN_POSITIVE : 0) | (v >= 0 ? TN_NONNEG : 0) |
+                   (v <= 0 ? TN_NONPOS : 0));
 }
 
 /* Sign facts that follow from the op (every non-NaN element). */
@@ -166,7 +167,10 @@ static uint8_t op_facts(int op, const tn_data *const *k, uint32_t n) {
   case TL_OP_TAKE:
     return f0;
   case TL_OP_NEG:
-    return (f0 & TN_NONZERO) ? TN_NONZERO : 0;
+    return (uint8_t)(((f0 & TN_NONZERO) ? TN_NONZERO : 0) | ((f0 & TN_NONNEG) ? TN_NONPOS : 0) |
+                     ((f0 & TN_NONPOS) ? TN_NONNEG : 0));
+  case TL_OP_LOG_SOFTMAX: case TL_OP_LOG1MEXP:
+    return TN_NONPOS;
   default:
     return 0;
   }
@@ -367,6 +371,20 @@ static bool c_nonneg(eg_egraph *e, const uint32_t *a, const char *const *at, int
   (void)at; (void)n; (void)x;
   return arg_data(e, a[0])->facts & TN_NONNEG;
 }
+static bool c_nonpos(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)n; (void)x;
+  return arg_data(e, a[0])->facts & TN_NONPOS;
+}
+static bool c_true(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)e; (void)a; (void)at; (void)n; (void)x;
+  return true;
+}
+static bool c_same_dtype(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
+  (void)at; (void)x;
+  for (int i = 1; i < n; i++)
+    if (arg_data(e, a[0])->type.dtype != arg_data(e, a[i])->type.dtype) return false;
+  return true;
+}
 static bool c_const(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
   (void)at; (void)n; (void)x;
   return arg_data(e, a[0])->has_value;
@@ -460,7 +478,10 @@ tn_ctx *tn_ctx_new(void) {
     {"strong", 1, 1, c_strong}, {"same-shape", 2, 8, c_same_shape},
     {"same-type", 2, 8, c_same_type}, {"dtype", 2, 2, c_dtype}, {"rank", 2, 2, c_rank},
     {"value", 2, 2, c_value}, {"lossless-cast", 2, 2, c_widens},
-    {"numeric", 1, 1, c_numeric}, {"fits", 2, 2, c_fits},
+    {"numeric", 1, 1, c_numeric}, {"fits", 2, 2, c_fits}, {"nonpos", 1, 1, c_nonpos},
+    {"same-dtype", 2, 8, c_same_dtype},
+    /* a marker for check-rules: inf/NaN -> finite counts as a pass */
+    {"improves-accuracy", 0, 0, c_true},
   };
   for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
     eg_conds_add(c->conds, cs[i].name, cs[i].lo, cs[i].hi, cs[i].fn, c);

@@ -21,7 +21,7 @@
 #include "egraph/rules.h"
 #include "ir/ir.h"
 
-enum { TN_NONZERO = 1, TN_POSITIVE = 2, TN_NONNEG = 4 };
+enum { TN_NONZERO = 1, TN_POSITIVE = 2, TN_NONNEG = 4, TN_NONPOS = 8 };
 
 typedef struct tn_data {
   tl_type type;      /* dtype TL_DTYPE_ERROR: the node is ill-typed */

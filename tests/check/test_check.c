@@ -1,0 +1,91 @@
+/* test_check.c - check-rules: the shipped rules pass (up to the known
+ * counter-examples of known.txt), every deliberately unsound rule is caught,
+ * the sound control passes, and "improves accuracy" is honoured. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/check.h"
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = calloc(1, (size_t)n + 1);
+  cr_assert(fread(s, 1, (size_t)n, f) == (size_t)n);
+  fclose(f);
+  return s;
+}
+
+static bool failed(const tl_check_result *r, const char *name) {
+  for (int i = 0; i < r->nfailed; i++)
+    if (!strcmp(r->failed[i], name)) return true;
+  return false;
+}
+
+static int check_file(const char *rel, const char *const *known, int nknown, tl_check_result *res) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", TL_SOURCE_DIR, rel);
+  char *text = slurp(path);
+  tl_check_opts o = {.seed = 1, .trials = 200, .known = known, .nknown = nknown, .out = stdout};
+  int rc = tl_check_rules_text(path, text, &o, res);
+  free(text);
+  return rc;
+}
+
+Test(check, shipped_rules) {
+  char *k = slurp(TL_SOURCE_DIR "/tests/check/known.txt");
+  const char *known[256];
+  int nknown = 0;
+  for (char *line = strtok(k, "\n"); line && nknown < 256; line = strtok(NULL, "\n"))
+    if (line[0] && line[0] != '#') known[nknown++] = line;
+  const char *files[] = {"rules/algebraic.rw", "rules/stability.rw"};
+  for (int i = 0; i < 2; i++) {
+    tl_check_result res;
+    int rc = check_file(files[i], known, nknown, &res);
+    cr_expect_eq(rc, 0, "%s: %d rules with an unknown counter-example", files[i], res.ncex);
+    cr_expect_gt(res.nrules, 20);
+    cr_expect_eq(res.nuntested, 0, "%s: %d rules never tested", files[i], res.nuntested);
+    tl_check_result_free(&res);
+  }
+  free(k);
+}
+
+Test(check, unsound_rules_caught) {
+  tl_check_result res;
+  int rc = check_file("tests/check/unsound.rw", NULL, 0, &res);
+  const char *bad[] = {"log-product-unguarded", "div-self-unguarded", "sqrt-square-to-x",
+                       "add-mul-zero-shape", "exp-log-unguarded", "sub-swap", "floordiv-overflow",
+                       "cast-lossy", "abs-drop", "sum-neg-wrong"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    cr_expect(failed(&res, bad[i]), "unsound rule %s was not caught", bad[i]);
+  cr_expect(!failed(&res, "div-two-control"), "the sound control was reported");
+  cr_expect_eq(rc, (int)(sizeof bad / sizeof *bad));
+  tl_check_result_free(&res);
+}
+
+Test(check, improves_accuracy) {
+  tl_check_result res;
+  check_file("tests/check/accuracy.rw", NULL, 0, &res);
+  cr_expect(!failed(&res, "logaddexp-declared"));
+  cr_expect(failed(&res, "logaddexp-undeclared"));
+  tl_check_result_free(&res);
+}
+
+Test(check, malformed_is_an_error) {
+  tl_check_result res;
+  tl_check_opts o = {.seed = 1, .trials = 10, .out = NULL};
+  cr_expect_eq(tl_check_rules_text("bad.rw", "(ruleset x (rule r (add ?x) => ", &o, &res), -1);
+  cr_expect_eq(tl_check_rules_text("bad.rw", "(ruleset x (rule r (frob ?x) => ?x))", &o, &res), -1);
+}
+
+Test(check, deterministic) {
+  tl_check_result a, b;
+  check_file("tests/check/unsound.rw", NULL, 0, &a);
+  check_file("tests/check/unsound.rw", NULL, 0, &b);
+  cr_expect_eq(a.nfailed, b.nfailed);
+  tl_check_result_free(&a);
+  tl_check_result_free(&b);
+}
