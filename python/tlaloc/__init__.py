@@ -8,7 +8,7 @@
 
 Importing is cheap: numpy and libtlaloc.so are loaded on first use.
 """
-from ._lib import TlalocError, library
+from ._lib import TlalocError, library, version
 from .graph import *  # noqa: F401,F403
 from .graph import Var, tensor, scalar, vector, matrix, constant, emit, inputs_of  # noqa: F401
 from .function import Function, function, from_tg  # noqa: F401

@@ -7,7 +7,6 @@ then the system's library path. It is loaded on first use, so
 `import tlaloc` costs almost nothing; `tlaloc.library()` loads it eagerly.
 """
 import ctypes
-import ctypes.util
 import os
 import threading
 
@@ -38,6 +37,7 @@ def _candidates():
         yield env, True
     here = os.path.dirname(os.path.abspath(__file__))
     yield os.path.normpath(os.path.join(here, "..", "..", "build", "libtlaloc.so")), False
+    import ctypes.util  # lazily: it imports shutil/re/subprocess (~20 ms)
     found = ctypes.util.find_library("tlaloc")
     if found:
         yield found, False
@@ -86,6 +86,16 @@ def library():
         lib.tlaloc_run.argtypes = [vp, vp, i, vp, i, ctypes.POINTER(vp)]
         lib.tlaloc_run.restype = i
         lib.tlaloc_free.argtypes = [vp]
+        lib.tlaloc_output_shapes.argtypes = [vp, vp, i, vp, i, ctypes.POINTER(vp)]
+        lib.tlaloc_output_shapes.restype = i
+        lib.tlaloc_optimize.argtypes = [vp, ctypes.POINTER(cp), i, cp, ctypes.POINTER(vp),
+                                        ctypes.POINTER(vp), ctypes.POINTER(vp)]
+        lib.tlaloc_optimize.restype = i
+        lib.tlaloc_prove.argtypes = [vp, vp, ctypes.POINTER(cp), i, cp, ctypes.POINTER(vp),
+                                     ctypes.POINTER(vp)]
+        lib.tlaloc_prove.restype = i
+        lib.tlaloc_version.argtypes = []
+        lib.tlaloc_version.restype = cp
         lib.tlaloc_free.restype = None
         lib._path = getattr(lib, "_name", None)
         _lib = lib
@@ -127,6 +137,45 @@ class Graph:
             self._lib.tlaloc_graph_free(self._g)
             self._g = None
 
+    @classmethod
+    def adopt(cls, handle):
+        """Wraps a tlaloc_graph* this object now owns (text = its canonical print)."""
+        self = cls.__new__(cls)
+        self._lib = library()
+        self._g = handle
+        self.text = self.printed()
+        return self
+
+    def optimize(self, rules=True, limits=None):
+        """(optimized Graph, stats dict) from tlaloc_optimize; rules=True: the default
+        rules folder, else a path or a list of .rw files/folders."""
+        import json
+        lib = self._lib
+        if rules is True:
+            arr, n = None, 0
+        else:
+            paths = [rules] if isinstance(rules, (str, bytes, os.PathLike)) else list(rules)
+            if not paths:
+                raise ValueError("rules=[]: give rule files/folders, or rules=True for the defaults")
+            enc = [os.fsencode(p) for p in paths]
+            arr, n = (ctypes.c_char_p * len(enc))(*enc), len(enc)
+        out, st_json, err = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+        lim = limits.encode() if limits is not None else None
+        st = lib.tlaloc_optimize(self._g, arr, n, lim, ctypes.byref(out), ctypes.byref(st_json),
+                                 ctypes.byref(err))
+        stats_text = take_string(lib, st_json.value)
+        if st != 0:
+            if out.value:
+                lib.tlaloc_graph_free(out.value)
+            raise TlalocError(take_string(lib, err.value) or "tlaloc_optimize failed")
+        if err.value:
+            lib.tlaloc_free(err.value)
+        try:
+            stats = json.loads(stats_text) if stats_text else {}
+        except ValueError:
+            stats = {"raw": stats_text}
+        return Graph.adopt(out.value), stats
+
     @property
     def handle(self):
         return self._g
@@ -143,6 +192,11 @@ class Graph:
         lib, g = self._lib, self._g
         return [(lib.tlaloc_output_name(g, k).decode(), take_string(lib, lib.tlaloc_output_type(g, k)))
                 for k in range(lib.tlaloc_num_outputs(g))]
+
+
+def version():
+    """The C library's "MAJOR.MINOR.PATCH"."""
+    return library().tlaloc_version().decode()
 
 
 def parse_type(s):

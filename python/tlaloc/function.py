@@ -1,6 +1,5 @@
 """tl.function: compile a graph once, call it on numpy arrays."""
 import ctypes
-import struct
 import threading
 import time
 
@@ -11,8 +10,10 @@ _NP = {}
 
 
 def _np():
+    global _NDARRAY
     if not _NP:
         import numpy as np
+        _NDARRAY = np.ndarray
         _NP["np"] = np
         _NP["codes"] = {np.dtype(np.bool_).num: 0, np.dtype(np.int32).num: 1,
                         np.dtype(np.int64).num: 2, np.dtype(np.float32).num: 3,
@@ -22,44 +23,50 @@ def _np():
     return _NP["np"]
 
 
-# Outputs bigger than this are handed to numpy without a copy (freed by
-# tlaloc_free when the array dies); smaller ones are copied (cheaper).
-_ZERO_COPY_BYTES = 1 << 16
+class _Sig:
+    """What one input-shape signature needs, computed once (tlaloc_output_shapes):
+    the input/output descriptor arrays with dims filled in, a settable pointer
+    per input, and per output either a cached numpy buffer (small outputs: run
+    writes into it, the caller gets a copy) or the shape/dtype to allocate."""
+
+    __slots__ = ("ins", "in_ptrs", "outs", "out_ptrs", "small", "big", "bound_keep", "ins_p",
+                 "outs_p")
 
 
-class _CBuffer:
-    """Owns a tlaloc-allocated output buffer; numpy views it via __array_interface__."""
+def _c_ptr(a):
+    """Data address of a C-contiguous numpy array (fast path for writable arrays)."""
+    try:
+        return _ADDR(_CCHAR.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data
 
-    __slots__ = ("__array_interface__", "_ptr", "_free")
 
-    def __init__(self, ptr, shape, typestr, free):
-        self._ptr = ptr
-        self._free = free
-        self.__array_interface__ = {"data": (ptr, False), "shape": shape, "typestr": typestr,
-                                    "version": 3}
+_ADDR = ctypes.addressof
+_CCHAR = ctypes.c_char
+_DUMMY = ctypes.create_string_buffer(8)  # data for zero-element outputs (nothing is written)
+_DUMMY_PTR = ctypes.addressof(_DUMMY)
 
-    def __del__(self):
-        if self._ptr:
-            self._free(self._ptr)
-            self._ptr = None
+# Outputs up to this many bytes are written into a per-signature buffer and
+# returned as a copy (cheaper than fetching a fresh array's address); bigger
+# ones are allocated by numpy and written in place.
+_SMALL_BYTES = 1 << 12
 
 
 class Function:
     """A compiled graph: call it with numpy arrays, one per input, in order.
 
     Returns one array (one output) or a list of arrays. `graph` is the .tg
-    text, `stats` the compile statistics."""
+    text as written, `optimized_graph` the graph that runs (the optimizer's
+    output when rules= is given), `stats` the compile statistics."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None):
-        if rules is not None:
-            raise NotImplementedError(
-                "tl.function(rules=...): the optimizer (e-graph saturation) is not exposed in "
-                "the C API yet; graphs are run by the reference interpreter as written")
+                 bound=None, limits=None):
         if cost is not None:
             raise NotImplementedError(
-                "tl.function(cost=...): extraction under a cost model is not exposed in the "
-                "C API yet; graphs are run by the reference interpreter as written")
+                "tl.function(cost=...): extraction under a custom cost model is not exposed in "
+                "the C API yet (no cost-model registry); the optimizer uses its default cost")
+        if limits is not None and (rules is None or rules is False):
+            raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
         np = _np()
         self._single = not isinstance(outputs, (list, tuple))
         if text is None:
@@ -72,8 +79,26 @@ class Function:
             t0 = t1 = time.perf_counter()
             self.output_names = None
         self.graph = text
-        self._g = _lib.Graph(text, "<%s>" % name)
+        self._src = _lib.Graph(text, "<%s>" % name)
         t2 = time.perf_counter()
+        self.stats = {
+            "emit_s": t1 - t0,
+            "parse_s": t2 - t1,
+            "nodes_in_text": text.count("("),
+            "engine": "interpreter",
+        }
+        if rules is None or rules is False:
+            self._g = self._src
+            self.optimized_graph = None
+            self.stats["optimized"] = False
+            self.stats["pending"] = ["cost", "compile_s", "cache_hit"]
+        else:
+            self._g, ostats = self._src.optimize(rules, limits)
+            self.optimized_graph = self._g.text
+            self.stats["optimized"] = True
+            self.stats["optimize_s"] = time.perf_counter() - t2
+            self.stats.update(ostats)
+            self.stats["pending"] = ["cost", "compile_s", "cache_hit"]
         lib = self._g._lib
         ins = self._g.inputs()
         outs = self._g.outputs()
@@ -82,15 +107,6 @@ class Function:
         self.input_names = [n for n, _ in ins]
         self.input_types = [_lib.parse_type(t) for _, t in ins]
         self.output_types = [_lib.parse_type(t) for _, t in outs]
-        self.stats = {
-            "emit_s": t1 - t0,
-            "parse_s": t2 - t1,
-            "nodes_in_text": text.count("("),
-            "engine": "interpreter",
-            # pending the optimizer/backend in the C API:
-            "pending": ["saturate_s", "egraph_nodes", "extract_s", "cost", "compile_s",
-                        "cache_hit"],
-        }
         # bound: {input name: array} for inputs the caller does not pass (ONNX initializers)
         self._bound = dict(bound or {})
         for k in self._bound:
@@ -99,15 +115,16 @@ class Function:
         self._arg_names = [n for n in self.input_names if n not in self._bound]
         self._nin = len(ins)
         self._nout = len(outs)
-        self._in = ctypes.create_string_buffer(80 * max(self._nin, 1))
-        self._out = ctypes.create_string_buffer(80 * max(self._nout, 1))
-        self._in_ptr = ctypes.addressof(self._in)
-        self._out_ptr = ctypes.addressof(self._out)
         self._err = ctypes.c_void_p()
         self._err_ref = ctypes.byref(self._err)
         self._run = lib.tlaloc_run
+        self._shapes = lib.tlaloc_output_shapes
         self._free = lib.tlaloc_free
+        self._handle = ctypes.c_void_p(self._g._g)
+        self._cnin = ctypes.c_int(self._nin)
+        self._cnout = ctypes.c_int(self._nout)
         self._lock = threading.Lock()
+        self._cache = {}
         dts = _NP["dtypes"]
         codes = {"bool": 0, "i32": 1, "i64": 2, "f32": 3, "f64": 4}
         self._spec = []
@@ -115,12 +132,14 @@ class Function:
             code = codes[dt]
             fixed = tuple((k, d) for k, d in enumerate(shape) if isinstance(d, int))
             syms = tuple((k, d) for k, d in enumerate(shape) if isinstance(d, str))
-            self._spec.append((n, dts[code], code, len(shape), fixed, syms,
-                               code | (len(shape) << 32)))
+            self._spec.append((n, dts[code], code, len(shape), fixed, syms))
         self._bound_arrays = {}
         for k, v in self._bound.items():
             i = self.input_names.index(k)
             self._bound_arrays[i] = self._check(i, v)
+        # positions of caller-passed inputs among the graph's inputs
+        self._arg_pos = [i for i in range(self._nin) if i not in self._bound_arrays]
+        self._arg_dts = [self._spec[i][1] for i in self._arg_pos]
 
     def __repr__(self):
         return "<tlaloc.Function %s(%s) -> %s>" % (
@@ -128,7 +147,7 @@ class Function:
 
     def _check(self, i, a):
         np = _NP["np"]
-        name, dt, code, rank, fixed, syms, header = self._spec[i]
+        name, dt, code, rank, fixed, syms = self._spec[i]
         if type(a) is not np.ndarray:
             if isinstance(a, np.generic) or isinstance(a, (int, float, bool, list, tuple)):
                 a = np.asarray(a)
@@ -152,8 +171,80 @@ class Function:
                                  % (name, k, shape[k], d, _fmt_shape(self.input_types[i][1])))
         return a
 
-    def __call__(self, *args, **kwargs):
+    def _signature(self, key, arrays):
+        """Builds (and caches) the _Sig for these argument shapes: checks fixed and
+        symbolic dims, asks tlaloc_output_shapes for the outputs."""
         np = _NP["np"]
+        full = []
+        j = 0
+        for i in range(self._nin):
+            if i in self._bound_arrays:
+                full.append(self._bound_arrays[i])
+            else:
+                full.append(arrays[j])
+                j += 1
+        symvals = {}
+        for i, a in enumerate(full):
+            name, dt, code, rank, fixed, syms = self._spec[i]
+            self._check(i, a)
+            for k, s in syms:
+                v = symvals.setdefault(s, (a.shape[k], name, k))
+                if v[0] != a.shape[k]:
+                    raise ValueError(
+                        "input %r: dim %d (%s) is %d, but %s was bound to %d by input %r"
+                        % (name, k, s, a.shape[k], s, v[0], v[1]))
+        sig = _Sig()
+        sig.ins = (_lib._Tensor * max(self._nin, 1))()
+        for i, a in enumerate(full):
+            t = sig.ins[i]
+            t.dtype = self._spec[i][2]
+            t.rank = a.ndim
+            for k, d in enumerate(a.shape):
+                t.dims[k] = d
+            t.data = _c_ptr(a)
+        base = ctypes.addressof(sig.ins)
+        sz = ctypes.sizeof(_lib._Tensor)
+        off = _lib._Tensor.data.offset
+        # bound inputs keep their pointer; caller inputs get one set per call
+        sig.in_ptrs = [ctypes.c_void_p.from_address(base + i * sz + off) for i in self._arg_pos]
+        sig.bound_keep = [full[i] for i in self._bound_arrays]
+        sig.outs = (_lib._Tensor * max(self._nout, 1))()
+        st = self._shapes(self._handle, sig.ins, self._nin, sig.outs, self._nout, self._err_ref)
+        if st != 0:
+            msg = _lib.take_string(self._g._lib, self._err.value)
+            self._err.value = None
+            raise _lib.TlalocError(msg or "tlaloc_output_shapes failed (status %d)" % st)
+        dts = _NP["dtypes"]
+        obase = ctypes.addressof(sig.outs)
+        sig.out_ptrs = []
+        sig.small = []
+        sig.big = []
+        for k in range(self._nout):
+            t = sig.outs[k]
+            dt = dts[t.dtype]
+            shape = tuple(t.dims[:t.rank])
+            ptr = ctypes.c_void_p.from_address(obase + k * sz + off)
+            sig.out_ptrs.append(ptr)
+            n = 1
+            for d in shape:
+                n *= d
+            if n == 0:
+                ptr.value = _DUMMY_PTR
+                sig.small.append((k, np.empty(shape, dt)))
+            elif n * dt.itemsize <= _SMALL_BYTES:
+                buf = np.empty(shape, dt)
+                ptr.value = buf.ctypes.data
+                sig.small.append((k, buf))
+            else:
+                sig.big.append((k, shape, dt, ptr))
+        sig.ins_p = ctypes.c_void_p(ctypes.addressof(sig.ins))
+        sig.outs_p = ctypes.c_void_p(ctypes.addressof(sig.outs))
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = sig
+        return sig
+
+    def __call__(self, *args, **kwargs):
         if kwargs:
             args = list(args)
             for n in self._arg_names[len(args):]:
@@ -166,98 +257,77 @@ class Function:
             raise TypeError("%s takes %d inputs (%s), got %d"
                             % (self.graph.split()[1], len(self._arg_names),
                                ", ".join(self._arg_names), len(args)))
-        arrays = []
-        buf = self._in
+        ndarray = _NDARRAY
+        ptrs = []
+        arrays = args
         j = 0
-        symvals = None
-        for i in range(self._nin):
-            if i in self._bound_arrays:
-                a = self._bound_arrays[i]
-            else:
-                a = args[j]
-                j += 1
-                name, dt, code, rank, fixed, syms, header = self._spec[i]
-                if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
-                    a = self._check(i, a)
-                else:
-                    if a.ndim != rank:
-                        a = self._check(i, a)
-                    shape = a.shape
-                    for k, d in fixed:
-                        if shape[k] != d:
-                            self._check(i, a)
-                if syms:
-                    if symvals is None:
-                        symvals = {}
-                    for k, s in syms:
-                        v = symvals.setdefault(s, (a.shape[k], name, k))
-                        if v[0] != a.shape[k]:
-                            raise ValueError(
-                                "input %r: dim %d (%s) is %d, but %s was bound to %d by input %r"
-                                % (name, k, s, a.shape[k], s, v[0], v[1]))
-            arrays.append(a)
+        for dt in self._arg_dts:
+            a = args[j]
+            if type(a) is ndarray and a.dtype is dt:
+                try:  # succeeds only for writable C-contiguous arrays
+                    ptrs.append(_ADDR(_CCHAR.from_buffer(a)))
+                    j += 1
+                    continue
+                except (TypeError, ValueError, BufferError):
+                    pass
+            if arrays is args:
+                arrays = list(args)
+            a = arrays[j] = self._check(self._arg_pos[j], a)
+            ptrs.append(a.ctypes.data)
+            j += 1
+        key = tuple([a.shape for a in arrays])
+        sig = self._cache.get(key)
+        if sig is None:
+            sig = self._signature(key, arrays)
         with self._lock:
-            off = 0
-            for i, a in enumerate(arrays):
-                shape = a.shape
-                _PACK[len(shape)](buf, off, self._spec[i][6], *shape)
-                _PTR(buf, off + 72, a.ctypes.data)
-                off += 80
-            st = self._run(self._g._g, self._in_ptr, self._nin, self._out_ptr, self._nout,
+            for p, v in zip(sig.in_ptrs, ptrs):
+                p.value = v
+            big = None
+            if sig.big:
+                big = []
+                for k, shape, dt, ptr in sig.big:
+                    o = _NP["np"].empty(shape, dt)
+                    ptr.value = _ADDR(_CCHAR.from_buffer(o))
+                    big.append((k, o))
+            st = self._run(self._handle, sig.ins_p, self._cnin, sig.outs_p, self._cnout,
                            self._err_ref)
             if st != 0:
                 msg = _lib.take_string(self._g._lib, self._err.value)
                 self._err.value = None
                 raise _lib.TlalocError(msg or "tlaloc_run failed (status %d)" % st)
-            rows = _UNPACK(self._out, self._nout)
-        results = []
-        dts = _NP["dtypes"]
-        for row in rows:
-            code = row[0]
-            rank = row[1]
-            shape = row[2:2 + rank]
-            ptr = row[10]
-            dt = dts[code]
-            n = 1
-            for d in shape:
-                n *= d
-            nbytes = n * dt.itemsize
-            if ptr and nbytes > _ZERO_COPY_BYTES:
-                owner = _CBuffer(ptr, shape, dt.str, self._free)
-                results.append(np.asarray(owner))
-            else:
-                out = np.empty(shape, dt)
-                if nbytes:
-                    ctypes.memmove(out.ctypes.data, ptr, nbytes)
-                if ptr:
-                    self._free(ptr)
-                results.append(out)
-        return results[0] if self._single else results
+            if self._single:
+                if big:
+                    return big[0][1]
+                return sig.small[0][1].copy()
+            results = [None] * self._nout
+            for k, buf in sig.small:
+                results[k] = buf.copy()
+        if big:
+            for k, o in big:
+                results[k] = o
+        return results
 
 
-_PACK = [struct.Struct("<q%dq" % r).pack_into for r in range(9)]
-_PTR = struct.Struct("<Q").pack_into
-_ROW = struct.Struct("<ii8qQ")
-
-
-def _UNPACK(buf, n):
-    return [_ROW.unpack_from(buf, 80 * k) for k in range(n)]
+_NDARRAY = None
 
 
 def _fmt_shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def function(inputs, outputs, rules=None, cost=None, name="f"):
+def function(inputs, outputs, rules=None, cost=None, name="f", limits=None):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
-    rules= and cost= (the optimizer's rule files and cost expression) raise
-    NotImplementedError until the optimizer is exposed in the C API."""
-    return Function(inputs, outputs, rules=rules, cost=cost, name=name)
+    rules=None runs the graph as written; rules=True optimizes it with the
+    default rules folder, rules=[paths] with those .rw files/folders;
+    limits="iters=30,nodes=100000,time=10,mem=512" bounds the saturation.
+    cost= raises NotImplementedError (no cost-model registry in the C API yet)."""
+    return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits)
 
 
-def from_tg(text, rules=None, cost=None, bound=None, name="tg"):
+def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None):
     """A Function from .tg text (its own inputs and outputs)."""
-    f = Function([], [], rules=rules, cost=cost, name=name, text=text, bound=bound)
+    f = Function([], [], rules=rules, cost=cost, name=name, text=text, bound=bound,
+                 limits=limits)
     f._single = f._nout == 1
     return f

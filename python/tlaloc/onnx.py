@@ -870,11 +870,123 @@ def to_tg(model, const_limit=1024):
     return load(model, const_limit).text
 
 
-def function(model, const_limit=1024, rules=None, cost=None):
+def function(model, const_limit=1024, rules=None, cost=None, limits=None):
     """A tlaloc Function for the model: call it with the graph inputs (not
     the initializers) in order; it returns the list of outputs."""
     g = load(model, const_limit) if not isinstance(model, OnnxGraph) else model
-    f = _Function([], [], rules=rules, cost=cost, name="onnx", text=g.text, bound=g.bound)
+    f = _Function([], [], rules=rules, cost=cost, name="onnx", text=g.text, bound=g.bound,
+                  limits=limits)
     f._single = False
     f.onnx = g
     return f
+
+
+def _nll(m, op, x, target, weight, at):
+    """NegativeLogLikelihoodLoss on x [N, C, d...] (log-probabilities), exactly:
+    the picked entry is selected with a one-hot comparison (eq against a
+    broadcast class-index constant) and summed over C, where every other term
+    is an exact 0."""
+    xs = m._shape(x, op)
+    if len(xs) < 2:
+        raise UnsupportedOnnx("%s: input must have rank >= 2, got %s" % (op, xs), op)
+    ts = m._shape(target, op)
+    if tuple(ts) != (xs[0],) + tuple(xs[2:]):
+        raise UnsupportedOnnx("%s: target shape %s does not match input %s" % (op, ts, xs), op)
+    tdt = m._dtype(target)
+    if tdt not in ("i32", "i64"):
+        raise UnsupportedOnnx("%s: target dtype %s" % (op, tdt), op)
+    red = at["reduction"]
+    red = red.decode() if isinstance(red, bytes) else red
+    if red not in ("none", "sum", "mean"):
+        raise UnsupportedOnnx("%s: reduction=%r" % (op, red), op)
+    C = int(xs[1])
+    r = len(xs)
+    npdt = np.int32 if tdt == "i32" else np.int64
+    iota = np.arange(C, dtype=npdt).reshape((1, C) + (1,) * (r - 2))
+    t1 = _g.expand_dims(target, 1)  # [N, 1, d...]
+    onehot = _g.equal(t1, _g.constant(iota))  # [N, C, d...]
+    ign = at["ignore_index"]
+    keep = None
+    if ign is not None:
+        keep = _g.not_equal(target, _g.constant(np.array(int(ign), dtype=npdt)))
+        onehot = _g.logical_and(onehot, _g.expand_dims(keep, 1))
+    dt = m._dtype(x)
+    zero = _g.constant(np.zeros((), dtype=np.float32 if dt == "f32" else np.float64))
+    picked = _g.sum(_g.where(onehot, x, zero), 1, False)  # [N, d...]
+    w = None
+    if weight is not None:
+        if tuple(m._shape(weight, op)) != (C,) or m._dtype(weight) != dt:
+            raise UnsupportedOnnx("%s: weight must be %s[%d]" % (op, dt, C), op)
+        wb = _g.reshape(weight, (1, C) + (1,) * (r - 2))
+        w = _g.sum(_g.where(onehot, _g.broadcast_to(wb, xs), zero), 1, False)
+        loss = _g.negative(_g.multiply(picked, w))
+    else:
+        loss = _g.negative(picked)
+        if keep is not None:
+            w = _g.cast(keep, dt)
+    if red == "none":
+        out = loss
+    elif red == "sum":
+        out = _g.sum(loss)
+    elif w is None:
+        out = _g.mean(loss)
+    else:
+        out = _g.divide(_g.sum(loss), _g.sum(w))
+    return _keep(m, x, out)
+
+
+@_reg("NegativeLogLikelihoodLoss", reduction="mean", ignore_index=None)
+def _nll_op(m, node, ins, at):
+    op = node.op_type
+    return _nll(m, op, _need(op, ins, 0), _need(op, ins, 1), _opt(ins, 2), at)
+
+
+@_reg("SoftmaxCrossEntropyLoss", reduction="mean", ignore_index=None)
+def _sce_op(m, node, ins, at):
+    op = node.op_type
+    x = _need(op, ins, 0)
+    lp = _keep(m, x, _g.log_softmax(x, 1))
+    return [_nll(m, op, lp, _need(op, ins, 1), _opt(ins, 2), at), lp]
+
+@_reg("GatherElements", axis=0)
+def _gather_elements(m, node, ins, at):
+    """Exact: out = sum over the data axis of where(index == iota, data, 0) (one
+    nonzero term per output; every other term is an exact 0)."""
+    op = "GatherElements"
+    x = _need(op, ins, 0)
+    idx = _need(op, ins, 1)
+    xs = list(m._shape(x, op))
+    qs = list(m._shape(idx, op))
+    r = len(xs)
+    if len(qs) != r or r == 0:
+        raise UnsupportedOnnx("%s: data %s and indices %s ranks differ" % (op, xs, qs), op)
+    axis = int(at["axis"])
+    if axis < 0:
+        axis += r
+    for k in range(r):
+        if k != axis and qs[k] > xs[k]:
+            raise UnsupportedOnnx("%s: indices %s exceed data %s" % (op, qs, xs), op)
+    tdt = m._dtype(idx)
+    if tdt not in ("i32", "i64"):
+        raise UnsupportedOnnx("%s: indices dtype %s" % (op, tdt), op)
+    if any(qs[k] != xs[k] for k in range(r) if k != axis):
+        key = tuple(slice(0, qs[k]) if k != axis else slice(None) for k in range(r))
+        x = x[key]
+    A = int(xs[axis])
+    npdt = np.int32 if tdt == "i32" else np.int64
+    zi = _g.constant(np.zeros((), npdt))
+    idx = _g.where(_g.less(idx, zi), _g.add(idx, _g.constant(np.array(A, npdt))), idx)
+    iota = np.arange(A, dtype=npdt).reshape((1,) * (axis + 1) + (A,) + (1,) * (r - axis - 1))
+    onehot = _g.equal(_g.expand_dims(idx, axis + 1), _g.constant(iota))
+    dt = m._dtype(x)
+    zero = _g.constant(np.zeros((), {"f32": np.float32, "f64": np.float64, "i32": np.int32,
+                                     "i64": np.int64, "bool": np.bool_}[dt]))
+    xe = _g.expand_dims(x, axis)
+    if dt == "bool":
+        picked = _g.sum(_g.where(onehot, _g.cast(xe, "i32"), _g.constant(np.zeros((), np.int32))),
+                        axis + 1, False)
+        return _g.greater(picked, _g.constant(np.zeros((), np.int32)))
+    return _keep(m, x, _g.sum(_g.where(onehot, xe, zero), axis + 1, False))
+
+
+SUPPORTED_OPS = sorted(_HANDLERS)

@@ -212,8 +212,8 @@ def to_tg(exprs, symbols, name="sympy", **kw):
     return _g.emit(ins, outs if isinstance(outs, list) else [outs], None, name)
 
 
-def function(exprs, symbols, rules=None, cost=None, name="sympy", **kw):
+def function(exprs, symbols, rules=None, cost=None, name="sympy", limits=None, **kw):
     """Compiles exprs (one SymPy expression or a list) over symbols; returns a
     callable on numpy arrays (one per symbol, in order)."""
     ins, outs = to_vars(exprs, symbols, **kw)
-    return _Function(ins, outs, rules=rules, cost=cost, name=name)
+    return _Function(ins, outs, rules=rules, cost=cost, name=name, limits=limits)
