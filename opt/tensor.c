@@ -689,6 +689,6 @@ const double *tn_op_weights(void) {
   weights[TL_OP_NEG] = 0.5;
   weights[TL_OP_LOGSUMEXP] = 11.0;
   weights[TL_OP_SOFTMAX] = 12.0;
-  weights[TL_OP_LOG_SOFTMAX] = 12.0;
+  weights[TL_OP_LOG_SOFTMAX] = 11.5; /* below x - logsumexp(x): 1 + 11 */
   return weights;
 }

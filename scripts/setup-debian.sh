@@ -7,7 +7,7 @@ PACKAGES="
   build-essential pkg-config meson ninja-build
   llvm-19-dev
   libxxhash-dev uthash-dev libcriterion-dev
-  libopenblas-dev
+  libopenblas-dev libmpfr-dev
   python3 python3-numpy python3-pytest python3-sympy python3-onnx libonnx-testdata
 "
 
