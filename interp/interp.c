@@ -439,14 +439,21 @@ static int k_reduce(rctx *c, const tl_node *n, tl_tensor *out) {
     seen[o] = true;
   }
   if (op == TL_OP_LOGSUMEXP) {
+    /* m + log1p(sum of the other terms): the max contributes exp(0) = 1
+     * exactly (its first occurrence), so a dominant max loses no digits */
     double *sum = tl_xcalloc((size_t)m + 1, sizeof *sum);
+    bool *used = tl_xcalloc((size_t)m + 1, 1);
     for (int64_t i = 0; i < x->numel; i++) {
       int64_t o = offset_of(i, x->dims, x->rank, st);
-      if (isfinite(acc[o])) sum[o] += exp(tl_tensor_get_f64(x, i) - acc[o]);
+      if (!isfinite(acc[o])) continue;
+      double v = tl_tensor_get_f64(x, i);
+      if (!used[o] && v == acc[o]) used[o] = true;
+      else sum[o] += exp(v - acc[o]);
     }
     for (int64_t o = 0; o < m; o++)
-      if (isfinite(acc[o])) acc[o] += log(sum[o]);
+      if (isfinite(acc[o])) acc[o] += log1p(sum[o]);
     free(sum);
+    free(used);
   }
   for (int64_t o = 0; o < m; o++) {
     if (op == TL_OP_MEAN) tl_tensor_set_f64(out, o, acc[o] / (double)count);
@@ -472,13 +479,22 @@ static int k_softmax(rctx *c, const tl_node *n, tl_tensor *out) {
     for (int64_t b = 0; b < inner; b++) {
       int64_t base = a * len * inner + b;
       double mx = -INFINITY;
-      for (int64_t k = 0; k < len; k++) mx = fmaxnan(mx, tl_tensor_get_f64(x, base + k * inner));
-      if (!isfinite(mx)) mx = isnan(mx) ? mx : 0.0;
-      double s = 0;
-      for (int64_t k = 0; k < len; k++) s += exp(tl_tensor_get_f64(x, base + k * inner) - mx);
+      int64_t at = -1;
+      for (int64_t k = 0; k < len; k++) {
+        double v = tl_tensor_get_f64(x, base + k * inner);
+        if (at < 0 || isnan(v) || v > mx) mx = v, at = k;
+        if (isnan(v)) break;
+      }
+      if (!isfinite(mx)) mx = isnan(mx) ? mx : 0.0, at = -1;
+      /* s = 1 + rest, the max's own term being exp(0) = 1; log(s) is taken
+       * as log1p(rest) so that a row dominated by its max keeps every digit */
+      double rest = 0;
+      for (int64_t k = 0; k < len; k++)
+        if (k != at) rest += exp(tl_tensor_get_f64(x, base + k * inner) - mx);
+      double s = at >= 0 ? 1.0 + rest : rest, logs = at >= 0 ? log1p(rest) : log(rest);
       for (int64_t k = 0; k < len; k++) {
         double v = tl_tensor_get_f64(x, base + k * inner) - mx;
-        tl_tensor_set_f64(out, base + k * inner, n->op == TL_OP_SOFTMAX ? exp(v) / s : v - log(s));
+        tl_tensor_set_f64(out, base + k * inner, n->op == TL_OP_SOFTMAX ? exp(v) / s : v - logs);
       }
     }
   }

@@ -420,6 +420,8 @@ def ref_reduce(op, x, axis, keepdims):
                 sh = np.where(np.isfinite(m), m, 0.0)
                 s = np.sum(np.exp(x64 - sh), axis=ax, keepdims=True)
                 r = np.log(s) + sh
+                if len(ax) == 1:  # TLALOC: log1p of the non-max terms (see ref_softmax)
+                    r = np.where(np.isfinite(m), np.log1p(_rest_of_max(x64 - sh, ax[0])) + sh, r)
                 scale = np.abs(sh) + 1
                 if not keepdims:
                     r = np.squeeze(r, axis=ax)
@@ -444,7 +446,18 @@ def ref_softmax(op, x, axis):
         s = np.sum(np.exp(v), axis=axis, keepdims=True)
         if op == 'softmax':
             return (np.exp(v) / s).astype(rt), None
-        return (v - np.log(s)).astype(rt), np.abs(v) + np.abs(np.log(s))
+        # TLALOC: log(s) as log1p of the terms other than the (first) max,
+        # whose own term is exactly 1, so a dominant max keeps its digits
+        logs = np.where(np.isfinite(m), np.log1p(_rest_of_max(v, axis)), np.log(s))
+        return (v - logs).astype(rt), np.abs(v) + np.abs(logs)
+
+
+def _rest_of_max(v, axis):
+    """Sum of exp(v) along axis without the first maximal element."""
+    e = np.exp(v)
+    idx = np.argmax(np.where(np.isnan(v), -np.inf, v), axis=axis)
+    np.put_along_axis(e, np.expand_dims(idx, axis), 0.0, axis=axis)
+    return np.sum(e, axis=axis, keepdims=True)
 
 
 # ---------------------------------------------------------------------------
