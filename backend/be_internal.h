@@ -65,6 +65,8 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef ctx, LLVMTargetMac
 /* One-time target/LLVM initialisation (pthread_once) and a host TM. */
 void be_init(void);
 LLVMTargetMachineRef be_host_tm(int opt_level);
+/* cg: codegen level, 0 None (the JIT's), 1 Less, 2 Default (be_host_tm) */
+LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg);
 int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t n);
 
 #endif

@@ -25,6 +25,9 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +35,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define BE_VERSION "tlaloc-be-1"
+#define BE_VERSION "tlaloc-be-2"
 
 typedef struct be_frame {
   void **bufs;
@@ -43,57 +46,90 @@ typedef struct be_frame {
 typedef void (*be_kfn)(be_frame *, int64_t, int64_t);
 typedef int32_t (*be_entry)(be_frame *, void (*)(void *, be_kfn, be_frame *, int64_t), void *);
 
-/* ---- the worker thread: the caller runs [0, n/2), the worker the rest -- */
+/* ---- the worker thread ------------------------------------------------
+ * A parallel loop is cut into chunks that the caller and the worker take
+ * from a shared counter, so a worker that is descheduled (a loaded machine)
+ * or slower does not hold the caller back. The worker has to claim a job
+ * (POSTED -> RUNNING) before it touches it; a caller that finishes every
+ * chunk while the job is still unclaimed withdraws it (POSTED -> IDLE) and
+ * returns without waiting for the worker to wake up at all. */
+
+enum { JOB_IDLE, JOB_POSTED, JOB_RUNNING };
 
 typedef struct be_pool {
   pthread_t th;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int started, quit;
-  unsigned gen, done;
+  unsigned gen;
+  _Alignas(64) atomic_int state;
+  atomic_int active;     /* 1 while the worker runs chunks of this job */
+  _Alignas(64) atomic_llong next; /* next chunk start */
   be_kfn k;
   be_frame *f;
-  int64_t lo, hi;
+  int64_t n, chunk;
 } be_pool;
+
+static void run_chunks(be_pool *p) {
+  for (;;) {
+    int64_t lo = atomic_fetch_add_explicit(&p->next, p->chunk, memory_order_relaxed);
+    if (lo >= p->n) break;
+    int64_t hi = lo + p->chunk < p->n ? lo + p->chunk : p->n;
+    p->k(p->f, lo, hi);
+  }
+}
 
 static void *pool_main(void *arg) {
   be_pool *p = arg;
   unsigned seen = 0;
-  pthread_mutex_lock(&p->mu);
   for (;;) {
+    pthread_mutex_lock(&p->mu);
     while (!p->quit && p->gen == seen) pthread_cond_wait(&p->cv, &p->mu);
-    if (p->quit) break;
+    int quit = p->quit;
     seen = p->gen;
     pthread_mutex_unlock(&p->mu);
-    p->k(p->f, p->lo, p->hi);
-    pthread_mutex_lock(&p->mu);
-    p->done = seen;
-    pthread_cond_broadcast(&p->cv);
+    if (quit) break;
+    int want = JOB_POSTED;
+    if (!atomic_compare_exchange_strong(&p->state, &want, JOB_RUNNING)) continue; /* withdrawn */
+    run_chunks(p);
+    atomic_store_explicit(&p->active, 0, memory_order_release);
   }
-  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
 static void pool_par(void *pool, be_kfn k, be_frame *f, int64_t n) {
   be_pool *p = pool;
-  int64_t mid = n / 2;
-  pthread_mutex_lock(&p->mu);
+  /* about 8 chunks per thread; at least 16 units so that neighbouring
+   * chunks of a 1-D f32/f64 loop rarely share a cache line */
+  int64_t chunk = n / 16;
+  if (chunk < 1) chunk = 1;
+  if (n >= 256) chunk = (chunk + 15) & ~(int64_t)15;
   p->k = k;
   p->f = f;
-  p->lo = mid;
-  p->hi = n;
-  unsigned g = ++p->gen;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  k(f, 0, mid);
+  p->n = n;
+  p->chunk = chunk;
+  atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+  atomic_store_explicit(&p->active, 1, memory_order_relaxed);
+  atomic_store_explicit(&p->state, JOB_POSTED, memory_order_release);
   pthread_mutex_lock(&p->mu);
-  while (p->done != g) pthread_cond_wait(&p->cv, &p->mu);
+  p->gen++;
+  pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
+  run_chunks(p);
+  int want = JOB_POSTED;
+  if (atomic_compare_exchange_strong(&p->state, &want, JOB_IDLE)) return; /* never claimed */
+  /* the worker is on its last chunk at most: spin briefly, then yield */
+  for (int i = 0; atomic_load_explicit(&p->active, memory_order_acquire); i++)
+    if (i > 1000) sched_yield();
+  atomic_store_explicit(&p->state, JOB_IDLE, memory_order_relaxed);
 }
 
 static int pool_start(be_pool *p) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
+  atomic_init(&p->state, JOB_IDLE);
+  atomic_init(&p->active, 0);
+  atomic_init(&p->next, 0);
   if (pthread_create(&p->th, NULL, pool_main, p)) return -1;
   p->started = 1;
   return 0;
@@ -165,15 +201,22 @@ const char *be_host_desc(void) {
 }
 
 LLVMTargetMachineRef be_host_tm(int opt_level) {
+  return be_host_tm_cg(opt_level, opt_level > 0 ? 2 : 0);
+}
+
+/* cg: 0 fast instruction selection and register allocation (the JIT: the
+ * IR passes already vectorised and unrolled; measured here, codegen's own
+ * optimisations cost 3-5x the codegen time, 10-25 ms per program, for at
+ * most ~10% run time on the row kernels), 2 LLVM's default (AOT objects). */
+LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg) {
+  (void)opt_level;
   be_init();
   char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
   LLVMTargetRef t = NULL;
   char *msg = NULL;
   LLVMTargetMachineRef tm = NULL;
   if (!LLVMGetTargetFromTriple(triple, &t, &msg))
-    tm = LLVMCreateTargetMachine(t, triple, cpu, feat,
-                                 opt_level >= 3 ? LLVMCodeGenLevelAggressive
-                                 : opt_level > 0 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelNone,
+    tm = LLVMCreateTargetMachine(t, triple, cpu, feat, cg >= 2 ? LLVMCodeGenLevelDefault : cg == 1 ? LLVMCodeGenLevelLess : LLVMCodeGenLevelNone,
                                  LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMDisposeMessage(msg);
   LLVMDisposeMessage(triple);
@@ -334,6 +377,8 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
     XXH3_128bits_update(st, o, sizeof o);
     const char *nv = getenv("TLALOC_NO_VECLIB");
     if (nv && *nv && *nv != '0') XXH3_128bits_update(st, "novl", 4);
+    const char *na = getenv("TLALOC_NO_AVX512");
+    if (na && *na && *na != '0') XXH3_128bits_update(st, "no512", 5);
     XXH128_hash_t h = XXH3_128bits_digest(st);
     XXH3_freeState(st);
     free(text);
@@ -350,7 +395,7 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
   double t2 = tl_now_ms();
   p->stats.cache_ms = t2 - t1;
   if (!obj) {
-    LLVMTargetMachineRef tm = be_host_tm(p->opt.opt_level);
+    LLVMTargetMachineRef tm = be_host_tm_cg(p->opt.opt_level, 0);
     if (!tm) {
       snprintf(err, n, "backend: no target machine for the host");
       be_program_free(p);
@@ -426,6 +471,21 @@ static const char *err_text(int kind) {
   }
 }
 
+/* Large buffers on transparent huge pages (2 MiB aligned, MADV_HUGEPAGE):
+ * a fresh 40 MB output otherwise takes ~10^4 page faults, which cost as
+ * much as the kernel that fills it. */
+enum { BE_HUGE = 1 << 21 };
+
+static void *alloc_big(size_t bytes) {
+  if (bytes < 2 * (size_t)BE_HUGE) return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+  size_t sz = (bytes + BE_HUGE - 1) & ~(size_t)(BE_HUGE - 1);
+  void *q = aligned_alloc(BE_HUGE, sz);
+#ifdef MADV_HUGEPAGE
+  if (q) madvise(q, sz, MADV_HUGEPAGE);
+#endif
+  return q;
+}
+
 /* Temporaries share one arena; a buffer's bytes are reused once its last
  * reader has run (first fit over the kernel order). Planned again only when
  * the symbol sizes change. */
@@ -499,7 +559,7 @@ static int plan_memory(be_program *p, char *err, size_t n) {
   free(size);
   if (total > p->arena_size || !p->arena) {
     free(p->arena);
-    p->arena = aligned_alloc(64, total ? total : 64);
+    p->arena = alloc_big(total ? total : 64);
     if (!p->arena) {
       p->arena_size = 0;
       snprintf(err, n, "backend: out of memory for %zu bytes of intermediates", total);
@@ -508,6 +568,26 @@ static int plan_memory(be_program *p, char *err, size_t n) {
     p->arena_size = total;
   }
   return 0;
+}
+
+/* As tl_tensor_new, but every element is written by a kernel, so no zero
+ * fill; the data is malloc-family memory the caller's tl_tensor_free frees. */
+static tl_tensor *new_output(tl_dtype dt, int rank, const int64_t *dims, char *err, size_t n) {
+  uint64_t bytes = tl_dtype_size(dt);
+  for (int i = 0; i < rank; i++) {
+    if (dims[i] && bytes > (uint64_t)TL_TENSOR_MAX_BYTES / (uint64_t)dims[i])
+      return tl_tensor_new(dt, rank, dims, err, n); /* its message */
+    bytes *= (uint64_t)dims[i];
+  }
+  if (bytes < (1u << 20)) return tl_tensor_new(dt, rank, dims, err, n);
+  void *data = alloc_big((size_t)bytes);
+  tl_tensor *t = data ? tl_tensor_wrap(dt, rank, dims, data) : NULL;
+  if (!t) {
+    free(data);
+    return tl_tensor_new(dt, rank, dims, err, n);
+  }
+  t->owns = true;
+  return t;
 }
 
 int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
@@ -540,7 +620,7 @@ int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, t
     memcpy(t.dims, b->dims, sizeof t.dims);
     int64_t dims[TL_MAX_RANK];
     if (tl_concrete_dims(g, &t, p->syms, dims, err, n) ||
-        !(outputs[i] = tl_tensor_new((tl_dtype)b->dtype, b->rank, dims, err, n))) {
+        !(outputs[i] = new_output((tl_dtype)b->dtype, b->rank, dims, err, n))) {
       for (int j = 0; j < i; j++) {
         tl_tensor_free(outputs[j]);
         outputs[j] = NULL;

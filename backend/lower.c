@@ -35,6 +35,7 @@ typedef struct em {
   LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd, kty;
   LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
   int vector_math;
+  int avx512; /* host has AVX-512F: 512-bit vectors and libmvec's _ZGVe variants */
   LLVMValueRef *used; int nused;
   /* current kernel */
   LLVMValueRef fn, frame, bufs, syms, errp;
@@ -82,9 +83,21 @@ static LLVMValueRef bufptr(em *e, int32_t bi) {
   return e->bufp[bi];
 }
 
+static void add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v) {
+  unsigned k = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, k, v));
+}
+
 static void kbegin(em *e, const char *name, int32_t node) {
   e->fn = LLVMAddFunction(e->m, name, e->kty);
   LLVMSetLinkage(e->fn, LLVMInternalLinkage);
+  /* kept out of line: the same code runs serially and from the worker */
+  add_enum_attr(e, e->fn, "noinline", 0);
+  if (e->avx512) {
+    static const char k[] = "prefer-vector-width", v[] = "512";
+    LLVMAddAttributeAtIndex(e->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(e->cx, k, sizeof k - 1, v, sizeof v - 1));
+  }
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->cx, e->fn, "entry");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "body");
   LLVMPositionBuilderAtEnd(e->pre, entry);
@@ -161,14 +174,9 @@ static LLVMValueRef intr2(em *e, const char *name, LLVMValueRef x, LLVMValueRef 
   return intr(e, name, LLVMTypeOf(x), a, 2);
 }
 
-static void add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v) {
-  unsigned k = LLVMGetEnumAttributeKindForName(name, strlen(name));
-  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, k, v));
-}
-
 /* A glibc math function (name is the double one; f32 appends 'f'). */
 static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, int n) {
-  char fname[32], vname[48], attr[128];
+  char fname[32], vname[48], attr[256];
   bool f = dt == TL_F32;
   snprintf(fname, sizeof fname, "%s%s", name, f ? "f" : "");
   LLVMTypeRef t = vty(e, dt);
@@ -183,17 +191,24 @@ static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, i
   }
   LLVMValueRef c = LLVMBuildCall2(e->b, ft, fn, args, (unsigned)n, "");
   if (e->vector_math) {
-    int w = f ? 8 : 4;
-    snprintf(vname, sizeof vname, "_ZGVdN%d%s_%s", w, n == 2 ? "vv" : "v", fname);
-    if (!LLVMGetNamedFunction(e->m, vname)) {
-      LLVMTypeRef vt = LLVMVectorType(t, (unsigned)w);
-      LLVMTypeRef vp[2] = {vt, vt};
-      LLVMValueRef vf = LLVMAddFunction(e->m, vname, LLVMFunctionType(vt, vp, (unsigned)n, 0));
-      add_enum_attr(e, vf, "nounwind", 0);
-      e->used = tl_xrealloc(e->used, (size_t)(e->nused + 1) * sizeof *e->used);
-      e->used[e->nused++] = vf;
+    /* the AVX2 variant, and on AVX-512 hosts also the 512-bit one (which
+     * the kernels' prefer-vector-width=512 makes the vectoriser pick) */
+    attr[0] = 0;
+    for (int isa = 0; isa < (e->avx512 ? 2 : 1); isa++) {
+      int w = (f ? 8 : 4) << isa;
+      snprintf(vname, sizeof vname, "_ZGV%cN%d%s_%s", isa ? 'e' : 'd', w, n == 2 ? "vv" : "v", fname);
+      if (!LLVMGetNamedFunction(e->m, vname)) {
+        LLVMTypeRef vt = LLVMVectorType(t, (unsigned)w);
+        LLVMTypeRef vp[2] = {vt, vt};
+        LLVMValueRef vf = LLVMAddFunction(e->m, vname, LLVMFunctionType(vt, vp, (unsigned)n, 0));
+        add_enum_attr(e, vf, "nounwind", 0);
+        e->used = tl_xrealloc(e->used, (size_t)(e->nused + 1) * sizeof *e->used);
+        e->used[e->nused++] = vf;
+      }
+      size_t l = strlen(attr);
+      snprintf(attr + l, sizeof attr - l, "%s_ZGV_LLVM_N%d%s_%s(%s)", l ? "," : "", w, n == 2 ? "vv" : "v",
+               fname, vname);
     }
-    snprintf(attr, sizeof attr, "_ZGV_LLVM_N%d%s_%s(%s)", w, n == 2 ? "vv" : "v", fname, vname);
     const char *k = "vector-function-abi-variant";
     LLVMAddCallSiteAttribute(c, LLVMAttributeFunctionIndex,
                              LLVMCreateStringAttribute(e->cx, k, (unsigned)strlen(k), attr,
@@ -780,8 +795,11 @@ static void reduce_pass(em *e, const tl_node *xn, int32_t xid, int nred, const i
 }
 
 static LLVMValueRef fix_nan(em *e, int adt, LLVMValueRef acc, LLVMValueRef nan) {
-  /* the nnan maxnum may have produced anything on NaN input: replace */
-  return sel(e, nan, cf(e, adt, NAN), LLVMBuildFreeze(e->b, acc, ""));
+  /* the nnan maxnum may have produced poison on NaN input: replace it. No
+   * freeze here: select does not propagate poison from the arm it does not
+   * pick, and a freeze lets InstCombine push it into the loop, dropping
+   * nnan from the maxnum and with it the vectorised max reduction. */
+  return sel(e, nan, cf(e, adt, NAN), acc);
 }
 
 static void k_red(em *e, const be_kern *k) {
@@ -1078,6 +1096,13 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
   e->err = err;
   e->errn = n;
   e->vector_math = vector_math;
+  {
+    char *feat = LLVMGetTargetMachineFeatureString(tm);
+    e->avx512 = feat && strstr(feat, "+avx512f") != NULL;
+    const char *no = getenv("TLALOC_NO_AVX512");
+    if (no && *no && *no != '0') e->avx512 = 0;
+    LLVMDisposeMessage(feat);
+  }
   e->m = LLVMModuleCreateWithNameInContext(name, cx);
   char *triple = LLVMGetTargetMachineTriple(tm);
   LLVMSetTarget(e->m, triple);
