@@ -4,6 +4,7 @@
  * where). The library never exits; only this file does. */
 #include "backend/backend.h"
 #include "check/check.h"
+#include "extract/extract.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
@@ -37,6 +38,8 @@ static void usage(FILE *f) {
           "                                      prove the outputs equal, with the rewrites\n"
           "  check-rules F.rw... [--seed N] [--trials N]\n"
           "                                      test every rule on random inputs\n"
+          "  extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n"
+          "                                      extract from a serialized e-graph\n"
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"
           "  fmt G.tg                            print the graph in canonical form\n"
@@ -503,6 +506,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "opt") == 0) return cmd_opt(argc - 1, argv + 1);
   if (strcmp(cmd, "compile") == 0) return be_cmd_compile(argc - 1, argv + 1);
   if (strcmp(cmd, "check-rules") == 0) return tl_cmd_check_rules(argc - 1, argv + 1);
+  if (strcmp(cmd, "extract") == 0) return ex_cmd_extract(argc - 1, argv + 1);
   if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -8,6 +8,7 @@ PACKAGES="
   llvm-19-dev
   libxxhash-dev uthash-dev libcriterion-dev
   libopenblas-dev libmpfr-dev
+  libcjson-dev coinor-libcbc-dev
   python3 python3-numpy python3-pytest python3-sympy python3-onnx libonnx-testdata
 "
 

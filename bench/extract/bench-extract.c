@@ -1,0 +1,250 @@
+/* bench-extract - every extractor on every extraction-gym sample; prints a
+ * markdown table per data set: total DAG cost, total time, the gap of the
+ * DAG-aware heuristic to the exact extractor, and how many files exact
+ * proved optimal within its time limit.
+ *
+ *   bench-extract [--data DIR] [--time-limit S] [--runs N] [--files] [--smoke]
+ *
+ * DIR defaults to $TL_EXTRACTION_GYM, else ../shared/data/extraction-gym.
+ * Times of tree and dag are the minimum of N runs (default 5); exact runs
+ * once. --files adds a per-file table. --smoke runs a handful of small files
+ * with a 1 s limit and checks the invariants (valid choice, dag <= tree),
+ * for the test suite; it exits 77 (skip) when the data is absent.
+ * Files that fail to load are counted as malformed, with their message. */
+#include "extract/extract.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct file_res {
+  char *path, *set;
+  double cost[EX_KIND_COUNT], secs[EX_KIND_COUNT], lb;
+  bool optimal, ok;
+} file_res;
+
+typedef struct files {
+  char **v;
+  size_t n, cap;
+} files;
+
+static void collect(const char *dir, files *f)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    size_t len = strlen(dir) + strlen(e->d_name) + 2;
+    char *p = malloc(len);
+    if (!p)
+      break;
+    snprintf(p, len, "%s/%s", dir, e->d_name);
+    struct stat st;
+    if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+      collect(p, f);
+      free(p);
+    } else if (len > 6 && strcmp(p + strlen(p) - 5, ".json") == 0) {
+      if (f->n == f->cap) {
+        size_t nc = f->cap ? f->cap * 2 : 64;
+        char **q = realloc(f->v, nc * sizeof *q);
+        if (!q) {
+          free(p);
+          break;
+        }
+        f->v = q, f->cap = nc;
+      }
+      f->v[f->n++] = p;
+    } else {
+      free(p);
+    }
+  }
+  closedir(d);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The data set of a file is the name of its parent folder. */
+static char *set_of(const char *path)
+{
+  const char *e = strrchr(path, '/');
+  if (!e)
+    return strdup(".");
+  const char *b = e;
+  while (b > path && b[-1] != '/')
+    b--;
+  return strndup(b, (size_t)(e - b));
+}
+
+static const char *smoke_files[] = {
+    "data/egg/math_powers.json", "data/egg/lambda_if.json", "data/dummy_examples/loop.json",
+    "data/maxsat/maxcut-140-630-0.7-1.json", "test_data/crafted/tree_plus_cycles.json",
+    "test_data/fuzz/1.json", "data/tensat/resnet50_acyclic.json",
+};
+
+int main(int argc, char **argv)
+{
+  const char *data = getenv("TL_EXTRACTION_GYM");
+  if (!data)
+    data = "../shared/data/extraction-gym";
+  double limit = 10.0;
+  int runs = 5;
+  bool smoke = false, per_file = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+      data = argv[++i];
+    else if (strcmp(argv[i], "--time-limit") == 0 && i + 1 < argc)
+      limit = atof(argv[++i]);
+    else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+      runs = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--smoke") == 0)
+      smoke = true;
+    else if (strcmp(argv[i], "--files") == 0)
+      per_file = true;
+    else {
+      fprintf(stderr, "usage: bench-extract [--data DIR] [--time-limit S] [--runs N] "
+                      "[--files] [--smoke]\n");
+      return 2;
+    }
+  }
+  if (runs < 1)
+    runs = 1;
+  files fl = {0};
+  if (smoke) {
+    limit = 1.0, runs = 1;
+    for (size_t i = 0; i < sizeof smoke_files / sizeof *smoke_files; i++) {
+      char *p = malloc(strlen(data) + strlen(smoke_files[i]) + 2);
+      if (!p)
+        return 1;
+      sprintf(p, "%s/%s", data, smoke_files[i]);
+      struct stat st;
+      if (stat(p, &st) != 0) {
+        free(p);
+        continue;
+      }
+      char **q = realloc(fl.v, (fl.n + 1) * sizeof *q);
+      if (!q)
+        return 1;
+      fl.v = q;
+      fl.v[fl.n++] = p;
+    }
+  } else {
+    collect(data, &fl);
+    qsort(fl.v, fl.n, sizeof *fl.v, cmp_str);
+  }
+  if (fl.n == 0) {
+    fprintf(stderr, "bench-extract: no .json files under %s (set TL_EXTRACTION_GYM)\n", data);
+    free(fl.v);
+    return 77;
+  }
+
+  file_res *res = calloc(fl.n, sizeof *res);
+  if (!res)
+    return 1;
+  int failures = 0, malformed = 0;
+  ex_params p = ex_params_default();
+  p.time_limit_s = limit;
+  for (size_t i = 0; i < fl.n; i++) {
+    file_res *r = &res[i];
+    r->path = fl.v[i];
+    r->set = set_of(fl.v[i]);
+    ex_graph *g;
+    ex_diag d;
+    if (ex_read_json(r->path, &g, &d) != EX_OK) {
+      printf("malformed: %s\n", d.msg);
+      malformed++;
+      continue;
+    }
+    r->ok = true;
+    for (int k = 0; k < EX_KIND_COUNT; k++) {
+      int n = k == EX_EXACT ? 1 : runs;
+      r->secs[k] = INFINITY;
+      for (int j = 0; j < n; j++) {
+        ex_result x;
+        if (ex_extract(g, (ex_kind)k, p, &x, &d) != EX_OK) {
+          printf("FAIL %s %s: %s\n", ex_kind_name((ex_kind)k), r->path, d.msg);
+          failures++, r->ok = false;
+          break;
+        }
+        r->cost[k] = x.dag_cost;
+        if (x.seconds < r->secs[k])
+          r->secs[k] = x.seconds;
+        if (k == EX_EXACT)
+          r->lb = x.lower_bound, r->optimal = x.optimal;
+        ex_result_free(&x);
+      }
+    }
+    if (r->ok && r->cost[EX_DAG] > r->cost[EX_TREE] + 1e-9 * fabs(r->cost[EX_TREE])) {
+      printf("FAIL dag worse than tree on %s: %.17g > %.17g\n", r->path, r->cost[EX_DAG],
+             r->cost[EX_TREE]);
+      failures++;
+    }
+    if (r->ok && r->cost[EX_EXACT] > r->cost[EX_DAG] + 1e-9 * fabs(r->cost[EX_DAG])) {
+      printf("FAIL exact worse than dag on %s\n", r->path);
+      failures++;
+    }
+    ex_graph_free(g);
+    fflush(stdout);
+  }
+
+  if (per_file) {
+    printf("\n| file | tree | dag | exact | lower bound | proved | tree ms | dag ms | exact ms |\n"
+           "|---|---:|---:|---:|---:|:-:|---:|---:|---:|\n");
+    for (size_t i = 0; i < fl.n; i++) {
+      file_res *r = &res[i];
+      if (!r->ok)
+        continue;
+      printf("| %s/%s | %.6g | %.6g | %.6g | %.6g | %s | %.3f | %.3f | %.1f |\n", r->set,
+             strrchr(r->path, '/') + 1, r->cost[0], r->cost[1], r->cost[2], r->lb,
+             r->optimal ? "yes" : "no", r->secs[0] * 1e3, r->secs[1] * 1e3, r->secs[2] * 1e3);
+    }
+  }
+
+  printf("\n| data set | files | tree DAG cost | dag DAG cost | exact DAG cost | exact lower bound "
+         "| dag gap to exact | tree ms | dag ms | dag/tree time | exact s | exact proved |\n"
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  /* Sets in order of first appearance (files are sorted, so sets are contiguous). */
+  double all[EX_KIND_COUNT] = {0}, allt[EX_KIND_COUNT] = {0}, alllb = 0;
+  int allf = 0, allopt = 0;
+  for (size_t i = 0; i < fl.n;) {
+    size_t j = i;
+    double c[EX_KIND_COUNT] = {0}, t[EX_KIND_COUNT] = {0}, lb = 0;
+    int nf = 0, nopt = 0;
+    for (; j < fl.n && strcmp(res[j].set, res[i].set) == 0; j++) {
+      if (!res[j].ok)
+        continue;
+      nf++, nopt += res[j].optimal, lb += res[j].lb;
+      for (int k = 0; k < EX_KIND_COUNT; k++)
+        c[k] += res[j].cost[k], t[k] += res[j].secs[k];
+    }
+    if (nf) {
+      printf("| %s | %d | %.6g | %.6g | %.6g | %.6g | %.3f%% | %.2f | %.2f | %.1fx | %.2f | %d/%d |\n",
+             res[i].set, nf, c[0], c[1], c[2], lb,
+             100.0 * (c[1] - c[2]) / (fabs(c[2]) > 0 ? fabs(c[2]) : 1), t[0] * 1e3, t[1] * 1e3,
+             t[0] > 0 ? t[1] / t[0] : 0, t[2], nopt, nf);
+      for (int k = 0; k < EX_KIND_COUNT; k++)
+        all[k] += c[k], allt[k] += t[k];
+      alllb += lb, allf += nf, allopt += nopt;
+    }
+    i = j;
+  }
+  printf("| **all** | %d | %.6g | %.6g | %.6g | %.6g | %.3f%% | %.2f | %.2f | %.1fx | %.2f | %d/%d |\n",
+         allf, all[0], all[1], all[2], alllb,
+         100.0 * (all[1] - all[2]) / (fabs(all[2]) > 0 ? fabs(all[2]) : 1), allt[0] * 1e3,
+         allt[1] * 1e3, allt[0] > 0 ? allt[1] / allt[0] : 0, allt[2], allopt, allf);
+  printf("\nmalformed files: %d; failures: %d; exact time limit %.0f s; tree/dag time = min of %d runs\n",
+         malformed, failures, limit, runs);
+  for (size_t i = 0; i < fl.n; i++)
+    free(res[i].path), free(res[i].set);
+  free(res);
+  free(fl.v);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,400 @@
+/* Tests of extract/: three independent kinds.
+ *  1. Samples: every extraction-gym file (TL_EXTRACTION_GYM) through every
+ *     extractor; results must be valid and acyclic (checked here again with
+ *     ex_check), dag <= tree, exact <= dag; the five malformed lean-egg files
+ *     must give the non-canonical-root error.
+ *  2. Brute force: random small e-graphs (cycles, self-loops, negative
+ *     costs, unextractable classes) where every choice is enumerated; exact
+ *     must match the enumerated optimum, and every extractor must agree on
+ *     feasibility.
+ *  3. Malformed input and the builder/CLI contracts, each with its message. */
+#include "extract/extract.h"
+
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *data_dir(void)
+{
+  const char *d = getenv("TL_EXTRACTION_GYM");
+  return d ? d : "../shared/data/extraction-gym";
+}
+
+static const char *malformed[] = {"Binders__4.json", "Condition_Subgoals__4.json",
+                                  "Explosion__4.json", "Math_BooleanAlgebra__1.json",
+                                  "Reduce__6.json"};
+
+static bool is_malformed(const char *path)
+{
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  for (size_t i = 0; i < sizeof malformed / sizeof *malformed; i++)
+    if (strcmp(b, malformed[i]) == 0)
+      return true;
+  return false;
+}
+
+typedef struct sample_stats {
+  int files, bad;
+} sample_stats;
+
+static void run_sample(const char *path, sample_stats *s)
+{
+  ex_graph *g;
+  ex_diag d;
+  ex_status st = ex_read_json(path, &g, &d);
+  if (is_malformed(path)) {
+    cr_expect_eq(st, EX_ERR_SCHEMA, "%s should be rejected", path);
+    cr_expect(strstr(d.msg, path) && strstr(d.msg, "root e-class") && strstr(d.msg, "has no e-node"),
+              "unexpected message: %s", d.msg);
+    s->bad++;
+    return;
+  }
+  cr_assert_eq(st, EX_OK, "%s", d.msg);
+  s->files++;
+  ex_params p = ex_params_default();
+  p.time_limit_s = 0.25; /* keeps the suite short; the bench uses 10 s */
+  double cost[EX_KIND_COUNT];
+  /* CBC overruns short limits on big models (it checks time between
+   * phases); large files are left to bench-extract to keep the suite short. */
+  int kinds = g->n_nodes <= 3000 ? EX_KIND_COUNT : EX_EXACT;
+  cost[EX_EXACT] = -INFINITY;
+  for (int k = 0; k < kinds; k++) {
+    ex_result r;
+    st = ex_extract(g, (ex_kind)k, p, &r, &d);
+    cr_assert_eq(st, EX_OK, "%s %s: %s", ex_kind_name((ex_kind)k), path, d.msg);
+    cr_expect_eq(ex_check(g, r.choice, &d), EX_OK, "%s %s: %s", ex_kind_name((ex_kind)k), path,
+                 d.msg);
+    cost[k] = r.dag_cost;
+    cr_expect(fabs(ex_dag_cost(g, r.choice) - r.dag_cost) <= 1e-9 * (1 + fabs(r.dag_cost)));
+    if (k == EX_EXACT)
+      cr_expect(r.lower_bound <= r.dag_cost + 1e-6 * (1 + fabs(r.dag_cost)), "%s: lb %g > %g",
+                path, r.lower_bound, r.dag_cost);
+    ex_result_free(&r);
+  }
+  double tol = 1e-9 * (1 + fabs(cost[EX_TREE]));
+  cr_expect(cost[EX_DAG] <= cost[EX_TREE] + tol, "%s: dag %.17g > tree %.17g", path,
+            cost[EX_DAG], cost[EX_TREE]);
+  cr_expect(cost[EX_EXACT] <= cost[EX_DAG] + tol, "%s: exact %.17g > dag %.17g", path,
+            cost[EX_EXACT], cost[EX_DAG]);
+  ex_graph_free(g);
+}
+
+static void walk(const char *dir, sample_stats *s)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    struct stat st;
+    size_t len = strlen(p);
+    if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+      walk(p, s);
+    else if (len > 5 && strcmp(p + len - 5, ".json") == 0)
+      run_sample(p, s);
+  }
+  closedir(d);
+}
+
+/* One test per top-level folder so Criterion can run them in parallel. */
+static void samples_under(const char *sub)
+{
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/%s", data_dir(), sub);
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    cr_skip_test("no extraction-gym data at %s", dir);
+  sample_stats s = {0};
+  walk(dir, &s);
+  cr_expect_gt(s.files, 0);
+}
+
+Test(samples, tensat, .timeout = 120) { samples_under("data/tensat"); }
+Test(samples, egg, .timeout = 120) { samples_under("data/egg"); }
+Test(samples, babble, .timeout = 120) { samples_under("data/babble"); }
+Test(samples, lean_egg, .timeout = 120)
+{
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/data/lean-egg", data_dir());
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    cr_skip_test("no extraction-gym data");
+  sample_stats s = {0};
+  walk(dir, &s);
+  cr_expect_eq(s.bad, 5, "the five malformed lean-egg files must be rejected");
+  cr_expect_eq(s.files, 7);
+}
+Test(samples, others, .timeout = 120)
+{
+  static const char *subs[] = {"data/diospyros", "data/dummy_examples", "data/eggcc-bril",
+                               "data/flexc", "data/herbie", "data/maxsat", "data/rover",
+                               "data/set_covering", "data/constructed"};
+  for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
+    samples_under(subs[i]);
+}
+Test(samples, test_data, .timeout = 120) { samples_under("test_data"); }
+
+/* ---- brute force -------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+  /* splitmix64: reproducible, no global state */
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static ex_graph *random_graph(uint64_t *seed, bool negative)
+{
+  ex_graph *g = ex_graph_new();
+  uint32_t nc = 2 + (uint32_t)(rng_next(seed) % 5); /* 2..6 classes */
+  for (uint32_t c = 0; c < nc; c++)
+    ex_graph_add_class(g, NULL);
+  for (uint32_t c = 0; c < nc; c++) {
+    uint32_t nn = 1 + (uint32_t)(rng_next(seed) % 3);
+    for (uint32_t i = 0; i < nn; i++) {
+      uint32_t kids[3], nk = (uint32_t)(rng_next(seed) % 4);
+      for (uint32_t k = 0; k < nk; k++)
+        kids[k] = (uint32_t)(rng_next(seed) % nc); /* any class: cycles and self-loops */
+      double cost = (double)(rng_next(seed) % 10);
+      if (negative && rng_next(seed) % 3 == 0)
+        cost = -cost;
+      ex_graph_add_node(g, c, cost, kids, nk, NULL);
+    }
+  }
+  ex_graph_add_root(g, 0);
+  if (rng_next(seed) % 3 == 0)
+    ex_graph_add_root(g, nc - 1);
+  ex_diag d;
+  cr_assert_eq(ex_graph_finish(g, &d), EX_OK, "%s", d.msg);
+  return g;
+}
+
+/* Minimum DAG cost over every assignment of one node to every class
+ * (unreachable classes' picks do not matter, so this covers all choices);
+ * INFINITY when none is valid. */
+static double brute_force(const ex_graph *g)
+{
+  uint32_t nc = g->n_classes, ch[8], idx[8] = {0};
+  double best = INFINITY;
+  for (;;) {
+    for (uint32_t c = 0; c < nc; c++)
+      ch[c] = g->class_start[c] + idx[c];
+    if (ex_check(g, ch, NULL) == EX_OK) {
+      double v = ex_dag_cost(g, ch);
+      if (v < best)
+        best = v;
+    }
+    uint32_t c = 0;
+    while (c < nc && ++idx[c] == g->class_start[c + 1] - g->class_start[c])
+      idx[c++] = 0;
+    if (c == nc)
+      break;
+  }
+  return best;
+}
+
+static void brute_round(uint64_t seed, int count, bool negative)
+{
+  for (int i = 0; i < count; i++) {
+    ex_graph *g = random_graph(&seed, negative);
+    double opt = brute_force(g);
+    ex_params p = ex_params_default();
+    p.time_limit_s = 5;
+    for (int k = 0; k < EX_KIND_COUNT; k++) {
+      ex_result r;
+      ex_diag d;
+      ex_status st = ex_extract(g, (ex_kind)k, p, &r, &d);
+      if (!isfinite(opt)) {
+        cr_expect_eq(st, EX_ERR_INFEASIBLE, "graph %d: %s found a choice where none exists", i,
+                     ex_kind_name((ex_kind)k));
+        cr_expect(strstr(d.msg, "no acyclic extraction"), "%s", d.msg);
+        continue;
+      }
+      cr_assert_eq(st, EX_OK, "graph %d %s: %s", i, ex_kind_name((ex_kind)k), d.msg);
+      cr_expect_eq(ex_check(g, r.choice, &d), EX_OK, "%s", d.msg);
+      cr_expect_geq(r.dag_cost, opt - 1e-9);
+      if (k == EX_EXACT) {
+        cr_expect(fabs(r.dag_cost - opt) < 1e-9, "graph %d (seed %llu): exact %g, optimum %g", i,
+                  (unsigned long long)seed, r.dag_cost, opt);
+        cr_expect(r.optimal);
+      }
+      ex_result_free(&r);
+    }
+    ex_graph_free(g);
+  }
+}
+
+Test(brute_force, nonnegative_costs, .timeout = 60) { brute_round(1, 300, false); }
+Test(brute_force, negative_costs, .timeout = 60) { brute_round(2, 300, true); }
+
+/* Tree-greedy is optimal for the tree cost with costs >= 0: compare with the
+ * enumerated minimum tree cost. */
+Test(brute_force, tree_optimal_tree_cost, .timeout = 60)
+{
+  uint64_t seed = 3;
+  for (int i = 0; i < 300; i++) {
+    ex_graph *g = random_graph(&seed, false);
+    uint32_t nc = g->n_classes, ch[8], idx[8] = {0};
+    double best = INFINITY;
+    for (;;) {
+      for (uint32_t c = 0; c < nc; c++)
+        ch[c] = g->class_start[c] + idx[c];
+      if (ex_check(g, ch, NULL) == EX_OK && ex_tree_cost(g, ch) < best)
+        best = ex_tree_cost(g, ch);
+      uint32_t c = 0;
+      while (c < nc && ++idx[c] == g->class_start[c + 1] - g->class_start[c])
+        idx[c++] = 0;
+      if (c == nc)
+        break;
+    }
+    ex_result r;
+    ex_diag d;
+    if (ex_extract(g, EX_TREE, ex_params_default(), &r, &d) == EX_OK) {
+      cr_expect(fabs(r.tree_cost - best) < 1e-9, "graph %d: tree %g, optimum %g", i, r.tree_cost,
+                best);
+      ex_result_free(&r);
+    } else {
+      cr_expect(!isfinite(best));
+    }
+    ex_graph_free(g);
+  }
+}
+
+/* ---- malformed input, builder, CLI ------------------------------------- */
+
+static ex_status read_str(const char *s, ex_diag *d)
+{
+  ex_graph *g;
+  ex_status st = ex_read_json_buf(s, strlen(s), "t.json", &g, d);
+  cr_expect((st == EX_OK) == (g != NULL));
+  ex_graph_free(g);
+  return st;
+}
+
+Test(malformed, messages)
+{
+  ex_diag d;
+  cr_expect_eq(read_str("{\"nodes\": {\"a\": {\"op\": \"x\", \"children\": [\"zz\"], \"eclass\": "
+                        "\"1\"}}, \"root_eclasses\": [\"1\"]}", &d), EX_ERR_SCHEMA);
+  cr_expect(strstr(d.msg, "t.json: error: node 'a' has child 'zz', which is not a node"), "%s",
+            d.msg);
+  cr_expect_eq(read_str("{\"nodes\": {\"a\": {\"op\": \"x\", \"children\": [], \"eclass\": "
+                        "\"1\"}}, \"root_eclasses\": [\"2\"]}", &d), EX_ERR_SCHEMA);
+  cr_expect(strstr(d.msg, "root e-class '2' has no e-node"), "%s", d.msg);
+  cr_expect_eq(read_str("{\"nodes\": {\"a\": {\"op\": \"x\", \"children\": [], \"eclass\": "
+                        "\"1\",}}, \"root_eclasses\": [\"1\"]}", &d), EX_ERR_SYNTAX);
+  cr_expect(strstr(d.msg, "t.json:1:") && strstr(d.msg, "JSON syntax error"), "%s", d.msg);
+  cr_expect_eq(read_str("{\"nodes\": {\"a\": {\"op\": \"x\", \"children\": [], \"eclass\": ",
+                        &d), EX_ERR_SYNTAX);
+  cr_expect(strstr(d.msg, "unexpected end of input"), "%s", d.msg);
+  cr_expect_eq(read_str("[1, 2]", &d), EX_ERR_SCHEMA);
+  cr_expect_eq(read_str("{\"nodes\": {}, \"root_eclasses\": []}", &d), EX_ERR_SCHEMA);
+  cr_expect(strstr(d.msg, "no root"), "%s", d.msg);
+  cr_expect_eq(read_str("{\"nodes\": {\"a\": {\"op\": \"x\", \"children\": [], \"cost\": \"x\", "
+                        "\"eclass\": \"1\"}}, \"root_eclasses\": [\"1\"]}", &d), EX_ERR_SCHEMA);
+  cr_expect(strstr(d.msg, "\"cost\" is not a finite number"), "%s", d.msg);
+  cr_expect_eq(read_str("{\"nodes\": {\"a\": {\"op\": \"x\", \"children\": []}}, "
+                        "\"root_eclasses\": [\"1\"]}", &d), EX_ERR_SCHEMA);
+  cr_expect(strstr(d.msg, "no string \"eclass\""), "%s", d.msg);
+  cr_expect_eq(read_str("{\"nodes\": {\"a\": {\"op\": \"x\", \"children\": [], \"eclass\": \"1\"},"
+                        "\"a\": {\"op\": \"y\", \"children\": [], \"eclass\": \"1\"}}, "
+                        "\"root_eclasses\": [\"1\"]}", &d), EX_ERR_SCHEMA);
+  cr_expect(strstr(d.msg, "defined twice"), "%s", d.msg);
+  ex_graph *g;
+  cr_expect_eq(ex_read_json("/nonexistent/e.json", &g, &d), EX_ERR_IO);
+  cr_expect(strstr(d.msg, "/nonexistent/e.json: error: cannot open"), "%s", d.msg);
+}
+
+Test(malformed, only_cyclic_choices)
+{
+  ex_graph *g;
+  ex_diag d;
+  const char *s = "{\"nodes\": {\"a\": {\"op\": \"f\", \"children\": [\"b\"], \"eclass\": \"1\"},"
+                  "\"b\": {\"op\": \"g\", \"children\": [\"a\"], \"eclass\": \"2\"},"
+                  "\"c\": {\"op\": \"k\", \"children\": [], \"eclass\": \"3\"}},"
+                  "\"root_eclasses\": [\"1\", \"3\"]}";
+  cr_assert_eq(ex_read_json_buf(s, strlen(s), "cyc.json", &g, &d), EX_OK, "%s", d.msg);
+  for (int k = 0; k < EX_KIND_COUNT; k++) {
+    ex_result r;
+    cr_expect_eq(ex_extract(g, (ex_kind)k, ex_params_default(), &r, &d), EX_ERR_INFEASIBLE);
+    cr_expect(strstr(d.msg, "no acyclic extraction exists") && strstr(d.msg, "'1'"), "%s", d.msg);
+  }
+  ex_graph_free(g);
+}
+
+/* Shared subterm: tree-greedy picks the cheap-looking unshared node, the
+ * DAG-aware extractor sees that reusing the shared class is cheaper. */
+Test(extractors, sharing_counted_once)
+{
+  ex_graph *g = ex_graph_new();
+  uint32_t root = ex_graph_add_class(g, "root"), s = ex_graph_add_class(g, "s"),
+           a = ex_graph_add_class(g, "a"), b = ex_graph_add_class(g, "b");
+  ex_graph_add_node(g, s, 10, NULL, 0, "s0");
+  uint32_t ks[1] = {s};
+  ex_graph_add_node(g, a, 1, ks, 1, "a_shared"); /* tree 11 */
+  ex_graph_add_node(g, a, 8, NULL, 0, "a_leaf");  /* tree 8 */
+  ex_graph_add_node(g, b, 1, ks, 1, "b_shared");
+  ex_graph_add_node(g, b, 8, NULL, 0, "b_leaf");
+  uint32_t kr[3] = {a, b, s};
+  ex_graph_add_node(g, root, 0, kr, 3, "r");
+  ex_graph_add_root(g, root);
+  ex_diag d;
+  cr_assert_eq(ex_graph_finish(g, &d), EX_OK);
+  ex_result t, x, e;
+  cr_assert_eq(ex_extract(g, EX_TREE, ex_params_default(), &t, &d), EX_OK);
+  cr_assert_eq(ex_extract(g, EX_DAG, ex_params_default(), &x, &d), EX_OK);
+  cr_assert_eq(ex_extract(g, EX_EXACT, ex_params_default(), &e, &d), EX_OK, "%s", d.msg);
+  cr_expect_eq(t.dag_cost, 26); /* 8 + 8 + 10 */
+  cr_expect_eq(x.dag_cost, 12); /* 1 + 1 + 10, s paid once */
+  cr_expect_eq(e.dag_cost, 12);
+  cr_expect(e.optimal);
+  cr_expect_eq(e.lower_bound, 12);
+  char b1[32];
+  cr_expect_str_eq(ex_graph_node_name(g, x.choice[a], b1, sizeof b1), "a_shared");
+  ex_result_free(&t), ex_result_free(&x), ex_result_free(&e);
+  ex_graph_free(g);
+}
+
+Test(extractors, kind_names)
+{
+  for (int k = 0; k < EX_KIND_COUNT; k++)
+    cr_expect_eq(ex_kind_parse(ex_kind_name((ex_kind)k)), k);
+  cr_expect_eq(ex_kind_parse("ilp"), EX_KIND_COUNT);
+}
+
+Test(cli, exit_status, .init = cr_redirect_stderr)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/data/egg/math_powers.json", data_dir());
+  struct stat st;
+  if (stat(path, &st) != 0)
+    cr_skip_test("no extraction-gym data");
+  FILE *saved = stdout;
+  stdout = fopen("/dev/null", "w");
+  char *ok[] = {"extract", path, "--extract", "exact", "--time-limit", "2", "--json", NULL};
+  int rc_ok = ex_cmd_extract(7, ok);
+  char *bad_opt[] = {"extract", path, "--extract", "ilp", NULL};
+  int rc_bad_opt = ex_cmd_extract(4, bad_opt);
+  char *missing[] = {"extract", "/nonexistent.json", NULL};
+  int rc_missing = ex_cmd_extract(2, missing);
+  char *none[] = {"extract", NULL};
+  int rc_none = ex_cmd_extract(1, none);
+  fclose(stdout);
+  stdout = saved;
+  cr_expect_eq(rc_ok, 0);
+  cr_expect_eq(rc_bad_opt, 2);
+  cr_expect_eq(rc_missing, 2);
+  cr_expect_eq(rc_none, 2);
+}
