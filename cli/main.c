@@ -49,22 +49,7 @@ static void usage(FILE *f) {
 }
 
 /* Reads and parses a .tg file; prints diagnostics. NULL on failure. */
-static tl_graph *load_graph(const char *path) {
-  char err[512];
-  size_t len;
-  char *src = tl_read_file(path, &len, err, sizeof err);
-  if (!src) {
-    fprintf(stderr, "tlaloc: %s\n", err);
-    return NULL;
-  }
-  tl_diag d;
-  tl_diag_init(&d, path, src, len);
-  tl_graph *g = tl_tg_parse(src, len, &d);
-  fputs(tl_diag_text(&d), stderr);
-  tl_diag_free(&d);
-  free(src);
-  return g;
-}
+static tl_graph *load_graph(const char *path) { return tl_tg_load(path, stderr); }
 
 static int cmd_fmt(int argc, char **argv) {
   if (argc != 2) {

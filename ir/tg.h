@@ -7,9 +7,15 @@
 #include "ir/diag.h"
 #include "ir/ir.h"
 
+#include <stdio.h>
+
 /* Parses one graph. On any error returns NULL, with every error that could
  * be found (file:line:col, source line, caret) in d. */
 tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d);
+
+/* Reads and parses the .tg file at path; every diagnostic (or the read
+ * error) is written to diag_out. NULL on failure. */
+tl_graph *tl_tg_load(const char *path, FILE *diag_out);
 
 /* Canonical text of g: inputs in declaration order, then a `let` for every
  * named or shared node in topological order, then the outputs. Returned

@@ -635,3 +635,20 @@ int tl_tg_parse_attr(tl_graph *g, int op, const char *text, size_t len, tl_attrs
   tl_diag_free(&d);
   return rc;
 }
+
+tl_graph *tl_tg_load(const char *path, FILE *diag_out) {
+  char err[512];
+  size_t len;
+  char *src = tl_read_file(path, &len, err, sizeof err);
+  if (!src) {
+    fprintf(diag_out, "tlaloc: %s\n", err);
+    return NULL;
+  }
+  tl_diag d;
+  tl_diag_init(&d, path, src, len);
+  tl_graph *g = tl_tg_parse(src, len, &d);
+  fputs(tl_diag_text(&d), diag_out);
+  tl_diag_free(&d);
+  free(src);
+  return g;
+}
