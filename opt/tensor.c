@@ -6,6 +6,7 @@
 #include "util/util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,18 @@ const tn_data *tn_data_of(eg_egraph *e, eg_id id) { return eg_data(e, id); }
 
 /* ---- the language ------------------------------------------------------- */
 
-static const char *op_names[TL_OP_COUNT];
-static int op_arity[TL_OP_COUNT];
+/* The language's op table: constant, expanded from ops.def like every
+ * other op-indexed table. */
+static const char *const op_names[TL_OP_COUNT] = {
+#define OP(id, name, arity, kind, dr, allowed, required) [TL_OP_##id] = name,
+#include "ir/ops.def"
+#undef OP
+};
+static const int op_arity[TL_OP_COUNT] = {
+#define OP(id, name, arity, kind, dr, allowed, required) [TL_OP_##id] = arity,
+#include "ir/ops.def"
+#undef OP
+};
 
 static int parse_leaf(const eg_lang *l, const char *tok, size_t n, int *op, uint8_t *attr) {
   (void)l;
@@ -465,10 +476,6 @@ static bool c_fits(eg_egraph *e, const uint32_t *a, const char *const *at, int n
 tn_ctx *tn_ctx_new(void) {
   tn_ctx *c = tl_xcalloc(1, sizeof *c);
   c->store = tl_graph_new("store");
-  for (int i = 0; i < TL_OP_COUNT; i++) {
-    op_names[i] = tl_ops[i].name;
-    op_arity[i] = tl_ops[i].arity;
-  }
   c->lang = (eg_lang){"tensor", TL_OP_COUNT, op_names, op_arity, parse_leaf, parse_attrs, print_head, c};
   c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
   c->conds = eg_conds_new();
@@ -660,9 +667,9 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
 /* ---- weights ------------------------------------------------------------ */
 
 static double weights[TL_OP_COUNT];
+static pthread_once_t weights_once = PTHREAD_ONCE_INIT;
 
-const double *tn_op_weights(void) {
-  if (weights[TL_OP_ADD] != 0) return weights;
+static void init_weights(void) {
   for (int op = 0; op < TL_OP_COUNT; op++) {
     switch (tl_ops[op].kind) {
     case TL_KIND_SOURCE: weights[op] = 0.0; break;
@@ -690,5 +697,10 @@ const double *tn_op_weights(void) {
   weights[TL_OP_LOGSUMEXP] = 11.0;
   weights[TL_OP_SOFTMAX] = 12.0;
   weights[TL_OP_LOG_SOFTMAX] = 11.5; /* below x - logsumexp(x): 1 + 11 */
+}
+
+/* Filled once (pthread_once: optimizers on several threads share it). */
+const double *tn_op_weights(void) {
+  pthread_once(&weights_once, init_weights);
   return weights;
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,4 +241,37 @@ Test(opt, proves_identities_with_the_shipped_rules) {
     tl_graph_free(g2);
   }
   tl_opt_free(o);
+}
+
+/* No global mutable state: two optimizers on two threads at once. */
+static void *opt_worker(void *arg) {
+  (void)arg;
+  long ok = 1;
+  for (int rep = 0; rep < 5 && ok; rep++) {
+    tl_opt_params p = tl_opt_defaults();
+    const char *paths[1] = {TL_SOURCE_DIR "/rules"};
+    p.rule_paths = paths;
+    p.nrule_paths = 1;
+    char err[4096];
+    tl_opt *o = tl_opt_new(&p, err, sizeof err);
+    tl_graph *g = parse("(graph g (in x f32 [n 10]) (out y (log (softmax x :axis 1))))");
+    tl_graph *best = o && g ? tl_opt_graph(o, g, err, sizeof err) : NULL;
+    char *text = best ? tl_tg_print(best) : NULL;
+    ok = text && strstr(text, "log_softmax") != NULL;
+    free(text);
+    tl_graph_free(best);
+    tl_graph_free(g);
+    tl_opt_free(o);
+  }
+  return (void *)ok;
+}
+
+Test(opt, two_optimizers_on_two_threads) {
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, opt_worker, NULL);
+  for (int i = 0; i < 2; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    cr_expect(r == (void *)1, "thread %d did not optimise correctly", i);
+  }
 }
