@@ -11,15 +11,9 @@
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "util/util.h"
+#include "tests/common/tltest.h"
 
-static tl_graph *parse(const char *src) {
-  tl_diag d;
-  tl_diag_init(&d, "t.tg", src, strlen(src));
-  tl_graph *g = tl_tg_parse(src, strlen(src), &d);
-  if (!g) fprintf(stderr, "%s", tl_diag_text(&d));
-  tl_diag_free(&d);
-  return g;
-}
+static tl_graph *parse(const char *src) { return tlt_parse(src, NULL); }
 
 /* ---- .npy -------------------------------------------------------------- */
 

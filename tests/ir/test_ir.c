@@ -1,7 +1,6 @@
 /* test_ir.c - the tensor IR: op table, inference of every op, broadcasting
  * corners, the .tg parser's diagnostics and the printer's round trip. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +8,13 @@
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "util/util.h"
+#include "tests/common/tltest.h"
+
+static tl_graph *parse_str(const char *src, char **diag_text) { return tlt_parse(src, diag_text); }
 
 #ifndef TL_SOURCE_DIR
 #error "TL_SOURCE_DIR must name the source tree"
 #endif
-
-static tl_graph *parse_str(const char *src, char **diag_text) {
-  tl_diag d;
-  tl_diag_init(&d, "t.tg", src, strlen(src));
-  tl_graph *g = tl_tg_parse(src, strlen(src), &d);
-  if (diag_text) *diag_text = tl_xstrdup(tl_diag_text(&d));
-  tl_diag_free(&d);
-  return g;
-}
 
 /* ---- op table ---------------------------------------------------------- */
 
@@ -229,36 +222,23 @@ static char *message_lines(const char *text, const char *file) {
   return b.s ? b.s : tl_xstrdup("");
 }
 
+static void check_malformed(const char *name, const char *src, size_t len, void *ctx) {
+  (void)ctx;
+  tl_diag dg;
+  tl_diag_init(&dg, name, src, len);
+  tl_graph *g = tl_tg_parse(src, len, &dg);
+  cr_expect_null(g, "%s parsed but is malformed", name);
+  char *want = expected_lines(src), *got = message_lines(tl_diag_text(&dg), name);
+  cr_expect_str_eq(got, want, "%s:\n got:\n%s want:\n%s", name, got, want);
+  cr_expect(strstr(tl_diag_text(&dg), "^\n") != NULL, "%s: no caret line", name);
+  free(want);
+  free(got);
+  tl_graph_free(g);
+  tl_diag_free(&dg);
+}
+
 Test(parser, malformed_graphs_report_exact_positions) {
-  char dir[1024];
-  snprintf(dir, sizeof dir, "%s/tests/ir/malformed", TL_SOURCE_DIR);
-  DIR *d = opendir(dir);
-  cr_assert(d, "cannot open %s", dir);
-  int count = 0;
-  struct dirent *ent;
-  while ((ent = readdir(d)) != NULL) {
-    size_t n = strlen(ent->d_name);
-    if (n < 4 || strcmp(ent->d_name + n - 3, ".tg") != 0) continue;
-    char path[2048], err[256];
-    snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-    size_t len;
-    char *src = tl_read_file(path, &len, err, sizeof err);
-    cr_assert(src, "%s", err);
-    tl_diag dg;
-    tl_diag_init(&dg, ent->d_name, src, len);
-    tl_graph *g = tl_tg_parse(src, len, &dg);
-    cr_expect_null(g, "%s parsed but is malformed", ent->d_name);
-    char *want = expected_lines(src), *got = message_lines(tl_diag_text(&dg), ent->d_name);
-    cr_expect_str_eq(got, want, "%s:\n got:\n%s want:\n%s", ent->d_name, got, want);
-    cr_expect(strstr(tl_diag_text(&dg), "^\n") != NULL, "%s: no caret line", ent->d_name);
-    free(want);
-    free(got);
-    tl_graph_free(g);
-    tl_diag_free(&dg);
-    free(src);
-    count++;
-  }
-  closedir(d);
+  int count = tlt_each_tg(TL_SOURCE_DIR "/tests/ir/malformed", check_malformed, NULL);
   cr_expect_geq(count, 25, "only %d malformed graphs", count);
 }
 
@@ -301,33 +281,19 @@ static void check_round_trip(const char *what, tl_graph *g) {
   tl_graph_free(g2);
 }
 
+static void round_trips(const char *name, const char *src, size_t len, void *ctx) {
+  (void)ctx;
+  tl_diag dg;
+  tl_diag_init(&dg, name, src, len);
+  tl_graph *g = tl_tg_parse(src, len, &dg);
+  cr_assert(g, "%s", tl_diag_text(&dg));
+  check_round_trip(name, g);
+  tl_graph_free(g);
+  tl_diag_free(&dg);
+}
+
 Test(printer, every_example_round_trips) {
-  char dir[1024];
-  snprintf(dir, sizeof dir, "%s/examples", TL_SOURCE_DIR);
-  DIR *d = opendir(dir);
-  cr_assert(d);
-  int count = 0;
-  struct dirent *ent;
-  while ((ent = readdir(d)) != NULL) {
-    size_t n = strlen(ent->d_name);
-    if (n < 4 || strcmp(ent->d_name + n - 3, ".tg") != 0) continue;
-    char path[2048], err[256];
-    snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-    size_t len;
-    char *src = tl_read_file(path, &len, err, sizeof err);
-    cr_assert(src, "%s", err);
-    tl_diag dg;
-    tl_diag_init(&dg, ent->d_name, src, len);
-    tl_graph *g = tl_tg_parse(src, len, &dg);
-    cr_assert(g, "%s", tl_diag_text(&dg));
-    check_round_trip(ent->d_name, g);
-    tl_graph_free(g);
-    tl_diag_free(&dg);
-    free(src);
-    count++;
-  }
-  closedir(d);
-  cr_expect_geq(count, 12);
+  cr_expect_geq(tlt_each_tg(TL_SOURCE_DIR "/examples", round_trips, NULL), 12);
 }
 
 Test(printer, literals_keep_their_kind_and_value) {

@@ -2,7 +2,6 @@
  * with the shipped rules computes what the original computes (the
  * interpreter is the oracle); identities proved; non-identities refused. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,15 +12,9 @@
 #include "ir/tg.h"
 #include "opt/opt.h"
 #include "util/util.h"
+#include "tests/common/tltest.h"
 
-static tl_graph *parse(const char *src) {
-  tl_diag d;
-  tl_diag_init(&d, "t.tg", src, strlen(src));
-  tl_graph *g = tl_tg_parse(src, strlen(src), &d);
-  if (!g) fprintf(stderr, "%s", tl_diag_text(&d));
-  tl_diag_free(&d);
-  return g;
-}
+static tl_graph *parse(const char *src) { return tlt_parse(src, NULL); }
 
 static tl_opt *shipped_rules(void) {
   tl_opt_params p = tl_opt_defaults();
@@ -75,44 +68,34 @@ static bool close_enough(const tl_tensor *a, const tl_tensor *b, char *why, size
   return true;
 }
 
+static void example_keeps_value(const char *name, const char *src, size_t len, void *ctx) {
+  (void)len;
+  tl_opt *o = ctx;
+  char err[1024];
+  tl_graph *g = parse(src);
+  cr_assert(g, "%s", name);
+  tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
+  cr_assert(best, "%s: %s", name, err);
+  for (uint64_t seed = 1; seed <= 3; seed++) {
+    tl_tensor *o1[8] = {0}, *o2[8] = {0};
+    cr_assert_leq(g->noutputs, 8);
+    cr_assert_eq(run_random(g, seed, 3, o1), 0, "%s", name);
+    cr_assert_eq(run_random(best, seed, 3, o2), 0, "%s optimised", name);
+    for (int i = 0; i < g->noutputs; i++) {
+      char why[256];
+      cr_expect(close_enough(o1[i], o2[i], why, sizeof why), "%s output %d (seed %llu): %s", name, i,
+                (unsigned long long)seed, why);
+      tl_tensor_free(o1[i]);
+      tl_tensor_free(o2[i]);
+    }
+  }
+  tl_graph_free(best);
+  tl_graph_free(g);
+}
+
 Test(opt, every_example_keeps_its_value) {
   tl_opt *o = shipped_rules();
-  DIR *d = opendir(TL_SOURCE_DIR "/examples");
-  cr_assert(d);
-  struct dirent *ent;
-  int count = 0;
-  while ((ent = readdir(d)) != NULL) {
-    size_t len = strlen(ent->d_name);
-    if (len < 4 || strcmp(ent->d_name + len - 3, ".tg") != 0) continue;
-    char path[1024], err[1024];
-    snprintf(path, sizeof path, "%s/examples/%s", TL_SOURCE_DIR, ent->d_name);
-    size_t n;
-    char *src = tl_read_file(path, &n, err, sizeof err);
-    cr_assert(src);
-    tl_graph *g = parse(src);
-    cr_assert(g, "%s", ent->d_name);
-    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-    cr_assert(best, "%s: %s", ent->d_name, err);
-    for (uint64_t seed = 1; seed <= 3; seed++) {
-      tl_tensor *o1[8] = {0}, *o2[8] = {0};
-      cr_assert_leq(g->noutputs, 8);
-      cr_assert_eq(run_random(g, seed, 3, o1), 0, "%s", ent->d_name);
-      cr_assert_eq(run_random(best, seed, 3, o2), 0, "%s optimised", ent->d_name);
-      for (int i = 0; i < g->noutputs; i++) {
-        char why[256];
-        cr_expect(close_enough(o1[i], o2[i], why, sizeof why), "%s output %d (seed %llu): %s", ent->d_name, i,
-                  (unsigned long long)seed, why);
-        tl_tensor_free(o1[i]);
-        tl_tensor_free(o2[i]);
-      }
-    }
-    tl_graph_free(best);
-    tl_graph_free(g);
-    free(src);
-    count++;
-  }
-  closedir(d);
-  cr_expect_geq(count, 12);
+  cr_expect_geq(tlt_each_tg(TL_SOURCE_DIR "/examples", example_keeps_value, o), 12);
   tl_opt_free(o);
 }
 

@@ -27,6 +27,9 @@
 #include "ir/tg.h"
 #include "opt/opt.h"
 #include "util/util.h"
+#include "tests/common/tltest.h"
+
+static tl_graph *parse(const char *src) { return tlt_parse(src, NULL); }
 
 typedef enum {
   R_LOG_SOFTMAX, R_SOFTMAX, R_LSE_ROWS, R_LSE_ALL, R_LOG1P, R_LOG1M, R_EXPM1, R_SOFTPLUS,
@@ -124,15 +127,6 @@ static double rel_err(double got, long double ref, bool f32) {
   if (isinf(got)) return isinf(ref) && (got > 0) == (ref > 0) ? 0 : INFINITY;
   long double floor_ = f32 ? FLT_MIN : DBL_MIN;
   return (double)(fabsl((long double)got - ref) / fmaxl(fabsl(ref), floor_));
-}
-
-static tl_graph *parse(const char *src) {
-  tl_diag d;
-  tl_diag_init(&d, "t.tg", src, strlen(src));
-  tl_graph *g = tl_tg_parse(src, strlen(src), &d);
-  if (!g) fprintf(stderr, "%s", tl_diag_text(&d));
-  tl_diag_free(&d);
-  return g;
 }
 
 static tl_opt *stability_rules(void) {
