@@ -1,0 +1,184 @@
+/* profile.c - the machine profile of the time model: defaults, file format,
+ * and the per-kernel roofline. See profile.h. */
+#include "extract/profile.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void tl_profile_default(tl_profile *p) {
+  memset(p, 0, sizeof *p);
+  p->measured = false;
+  snprintf(p->cpu, sizeof p->cpu, "%s", "defaults (reference 2-vCPU AVX-512 VM)");
+  /* ../shared/bench/machine-baselines.md: triad 15-16 GB/s on one thread,
+   * 25-32 on two; sgemm 74-76 GFLOP/s, dgemm 37 (OpenBLAS as Debian ships it). */
+  p->threads = 2;
+  p->bw_1 = 15.5e9;
+  p->bw_all = 28e9;
+  p->flops_1 = 32e9;  /* 16-wide f32 FMA at ~2 GHz, one port, half-used */
+  p->flops_all = 64e9;
+  p->gemm_f32 = 75e9;
+  p->gemm_f64 = 37e9;
+  p->kernel_overhead = 1e-6;
+  p->parallel_min_elems = 1 << 16;
+  p->f64_factor = 2.0;
+  /* Vectorised libmvec throughput on one thread, ns per f32 element; the
+   * fused exp+tanh chain measured ~1.2 ns per element (issue 6's bench). */
+  static const struct { tl_op op; double ns; } math[] = {
+    {TL_OP_EXP, 0.5},     {TL_OP_LOG, 0.6},      {TL_OP_LOG1P, 0.8},
+    {TL_OP_EXPM1, 0.8},   {TL_OP_SQRT, 0.15},    {TL_OP_SIN, 0.8},
+    {TL_OP_COS, 0.8},     {TL_OP_TANH, 0.7},     {TL_OP_SIGMOID, 0.6},
+    {TL_OP_SOFTPLUS, 1.2},{TL_OP_LOG1MEXP, 1.2}, {TL_OP_ERF, 0.8},
+    {TL_OP_ERFC, 0.9},    {TL_OP_RECIPROCAL, 0.1}, {TL_OP_DIV, 0.1},
+    {TL_OP_POW, 1.5},     {TL_OP_LOGADDEXP, 1.3}, {TL_OP_XLOGY, 0.7},
+    {TL_OP_REMAINDER, 0.3}, {TL_OP_FLOOR_DIVIDE, 0.3},
+    {TL_OP_LOGSUMEXP, 0.6}, {TL_OP_SOFTMAX, 0.7}, {TL_OP_LOG_SOFTMAX, 0.7},
+  };
+  for (size_t i = 0; i < sizeof math / sizeof math[0]; i++) p->elem_ns[math[i].op] = math[i].ns;
+}
+
+const char *tl_profile_path(char *buf, size_t n) {
+  const char *e = getenv("TLALOC_PROFILE");
+  if (e && *e) { snprintf(buf, n, "%s", e); return buf; }
+  const char *x = getenv("XDG_CACHE_HOME");
+  if (x && *x) { snprintf(buf, n, "%s/tlaloc/profile.txt", x); return buf; }
+  const char *h = getenv("HOME");
+  if (h && *h) { snprintf(buf, n, "%s/.cache/tlaloc/profile.txt", h); return buf; }
+  return NULL;
+}
+
+/* The scalar keys of the file, in the order save writes them. */
+#define PROFILE_KEYS(X) \
+  X(bw_1) X(bw_all) X(flops_1) X(flops_all) X(gemm_f32) X(gemm_f64) \
+  X(kernel_overhead) X(parallel_min_elems) X(f64_factor)
+
+int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
+  tl_profile_default(p);
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    if (errno == ENOENT) return 1;
+    snprintf(err, n, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  char line[512];
+  int lineno = 0, rc = 0;
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    char *hash = strchr(line, '#');
+    if (hash) *hash = 0;
+    char key[128], rest[400];
+    int got = sscanf(line, " %127s %399[^\n]", key, rest);
+    if (got <= 0) continue;
+    if (got == 1) { snprintf(err, n, "%s:%d: '%s' has no value", path, lineno, key); rc = 2; break; }
+    if (!strcmp(key, "cpu")) {
+      size_t len = strlen(rest);
+      while (len && (rest[len - 1] == ' ' || rest[len - 1] == '\t')) rest[--len] = 0;
+      snprintf(p->cpu, sizeof p->cpu, "%s", rest);
+      continue;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(rest, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == rest || *end || errno || !isfinite(v) || v < 0) {
+      snprintf(err, n, "%s:%d: '%s' needs a finite non-negative number", path, lineno, key);
+      rc = 2;
+      break;
+    }
+    if (!strcmp(key, "threads")) {
+      if (v < 1 || v > 4096 || v != floor(v)) {
+        snprintf(err, n, "%s:%d: threads must be an integer in 1..4096", path, lineno);
+        rc = 2;
+        break;
+      }
+      p->threads = (int)v;
+      continue;
+    }
+#define LOAD_KEY(k) if (!strcmp(key, #k)) { p->k = v; continue; }
+    PROFILE_KEYS(LOAD_KEY)
+#undef LOAD_KEY
+    if (!strncmp(key, "elem.", 5)) {
+      int op = tl_op_lookup(key + 5, strlen(key + 5));
+      if (op < 0) {
+        snprintf(err, n, "%s:%d: unknown op '%s'", path, lineno, key + 5);
+        rc = 2;
+        break;
+      }
+      p->elem_ns[op] = v;
+      continue;
+    }
+    snprintf(err, n, "%s:%d: unknown key '%s'", path, lineno, key);
+    rc = 2;
+    break;
+  }
+  fclose(f);
+  if (rc == 0 && (p->bw_1 <= 0 || p->bw_all <= 0 || p->flops_1 <= 0 || p->flops_all <= 0 ||
+                  p->gemm_f32 <= 0 || p->gemm_f64 <= 0)) {
+    snprintf(err, n, "%s: bandwidths and rates must be positive", path);
+    rc = 2;
+  }
+  if (rc) tl_profile_default(p);
+  else p->measured = true;
+  return rc;
+}
+
+int tl_profile_get(tl_profile *p, char *err, size_t n) {
+  char path[1024];
+  if (!tl_profile_path(path, sizeof path)) { tl_profile_default(p); return 0; }
+  int rc = tl_profile_load(path, p, err, n);
+  return rc == 1 ? 0 : rc;
+}
+
+static int mkdirs(char *dir) {
+  for (char *s = dir + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = 0;
+    int r = mkdir(dir, 0755);
+    *s = '/';
+    if (r && errno != EEXIST) return -1;
+  }
+  return mkdir(dir, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n) {
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = 0;
+    if (mkdirs(dir)) { snprintf(err, n, "%s: %s", dir, strerror(errno)); return 2; }
+  }
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+  FILE *f = fopen(tmp, "w");
+  if (!f) { snprintf(err, n, "%s: %s", tmp, strerror(errno)); return 2; }
+  fprintf(f, "# tlaloc profile 1 (written by tlaloc calibrate)\n");
+  fprintf(f, "cpu %s\nthreads %d\n", p->cpu, p->threads);
+#define SAVE_KEY(k) fprintf(f, "%s %.6g\n", #k, p->k);
+  PROFILE_KEYS(SAVE_KEY)
+#undef SAVE_KEY
+  for (int op = 0; op < TL_OP_COUNT; op++)
+    if (p->elem_ns[op] > 0) fprintf(f, "elem.%s %.6g\n", tl_ops[op].name, p->elem_ns[op]);
+  int bad = ferror(f);
+  if (fclose(f) || bad || rename(tmp, path)) {
+    snprintf(err, n, "%s: %s", path, strerror(errno));
+    remove(tmp);
+    return 2;
+  }
+  return 0;
+}
+
+double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w) {
+  bool par = w->elems >= p->parallel_min_elems && p->threads > 1;
+  double bw = par ? p->bw_all : p->bw_1;
+  double fl = par ? p->flops_all : p->flops_1;
+  double split = par ? p->threads : 1;
+  double compute = w->flops / fl + w->math_ns * 1e-9 / split;
+  double mem = w->bytes / bw;
+  double gemm = w->gemm_flops_f32 / p->gemm_f32 + w->gemm_flops_f64 / p->gemm_f64;
+  return p->kernel_overhead + gemm + (compute > mem ? compute : mem);
+}

@@ -1,0 +1,77 @@
+/* profile.h - what the time model knows about this machine.
+ *
+ * `tlaloc calibrate` measures the machine and stores a profile; the `time`
+ * cost property and `tlaloc cost-report` read it. Without a stored profile
+ * the defaults are the figures measured on the project's reference machine
+ * (2-vCPU AVX-512 VM, ../shared/bench/machine-baselines.md), so the model
+ * always has numbers, and a report says which ones it used.
+ *
+ * The file is plain text, one "key value" pair per line, '#' comments:
+ *
+ *   # tlaloc profile 1
+ *   threads 2
+ *   bw_1 1.55e10          bytes/s, triad-style stream on one thread
+ *   elem.exp 0.35         ns per f32 element on one thread
+ *
+ * Location: $TLALOC_PROFILE if set, else $XDG_CACHE_HOME/tlaloc/profile.txt,
+ * else ~/.cache/tlaloc/profile.txt. No global state: callers load a profile
+ * into their own struct. */
+#ifndef TL_PROFILE_H
+#define TL_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ir/ir.h"
+
+typedef struct tl_profile {
+  bool measured;          /* false: the built-in defaults */
+  char cpu[128];          /* CPU model name at measurement time */
+  int threads;            /* threads a large kernel is split over */
+  double bw_1, bw_all;    /* stream bandwidth, bytes/s: one thread, all threads */
+  double flops_1, flops_all; /* f32 multiply-add throughput, flop/s (vectorised) */
+  double gemm_f32, gemm_f64; /* BLAS GEMM rate on large square matrices, flop/s */
+  double kernel_overhead; /* seconds per kernel call (dispatch, loop setup) */
+  double parallel_min_elems; /* kernels below this many elements stay on one thread */
+  double f64_factor;      /* f64 element math costs this many times f32's */
+  /* Per-element cost of the op's arithmetic on one thread in ns (f32,
+   * vectorised, data in cache): what a roofline's "flops" cannot express for
+   * exp/log/tanh/erf… 0 means "one flop" (plain arithmetic). */
+  double elem_ns[TL_OP_COUNT];
+} tl_profile;
+
+/* The built-in defaults (measured once on the reference machine). */
+void tl_profile_default(tl_profile *p);
+
+/* Path of the stored profile (see above) into buf; returns buf, or NULL when
+ * no location can be derived (no HOME). */
+const char *tl_profile_path(char *buf, size_t n);
+
+/* Reads a profile file over the defaults. Returns 0 on success, 1 when the
+ * file does not exist (p holds the defaults), 2 on a malformed file (err
+ * holds "path:line: message"; p holds the defaults). */
+int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n);
+
+/* Loads the stored profile if there is one, else the defaults. A malformed
+ * stored profile is an error (returns 2, message in err) rather than being
+ * silently ignored. */
+int tl_profile_get(tl_profile *p, char *err, size_t n);
+
+/* Writes the profile atomically (temp file + rename), creating the folder.
+ * Returns 0, or 2 with a message. */
+int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n);
+
+/* The roofline for one kernel: overhead + max(bytes / bandwidth,
+ * flops / flop-rate + math), where math is the sum of per-element op costs
+ * (elem_ns × elements, scaled by f64_factor for f64) and the kernel runs on
+ * all threads when it has at least parallel_min_elems elements. Seconds. */
+typedef struct tl_kernel_work {
+  double elems;   /* elements the kernel's loop covers (for the thread split) */
+  double bytes;   /* bytes read from and written to memory (fused intermediates excluded) */
+  double flops;   /* plain arithmetic */
+  double math_ns; /* sum over the kernel's ops of elem_ns × elements (f64 already scaled) */
+  double gemm_flops_f32, gemm_flops_f64; /* work done by BLAS */
+} tl_kernel_work;
+double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w);
+
+#endif
