@@ -182,3 +182,56 @@ double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w) {
   double gemm = w->gemm_flops_f32 / p->gemm_f32 + w->gemm_flops_f64 / p->gemm_f64;
   return p->kernel_overhead + gemm + (compute > mem ? compute : mem);
 }
+
+double tl_type_elems(const tl_type *t, double sym_size) {
+  double e = 1;
+  for (int i = 0; i < t->rank; i++) e *= tl_dim_is_sym(t->dims[i]) ? sym_size : (double)t->dims[i];
+  return e;
+}
+
+void tl_node_work(const tl_profile *p, tl_op op, const tl_attrs *attrs, const tl_type *out,
+                  const tl_type *const *in, int nin, double sym_size, tl_kernel_work *w) {
+  (void)attrs;
+  memset(w, 0, sizeof *w);
+  tl_kind kind = tl_ops[op].kind;
+  if (kind == TL_KIND_SOURCE || kind == TL_KIND_CONSTANT) return;
+  double out_elems = tl_type_elems(out, sym_size);
+  w->bytes = out_elems * (double)tl_dtype_size(out->dtype);
+  for (int i = 0; i < nin; i++)
+    w->bytes += tl_type_elems(in[i], sym_size) * (double)tl_dtype_size(in[i]->dtype);
+  double scale = out->dtype == TL_F64 || (nin > 0 && in[0]->dtype == TL_F64) ? p->f64_factor : 1;
+  switch (kind) {
+  case TL_KIND_ELEMWISE:
+    w->elems = out_elems;
+    if (p->elem_ns[op] > 0) w->math_ns = p->elem_ns[op] * out_elems * scale;
+    else w->flops = out_elems;
+    break;
+  case TL_KIND_REDUCTION: {
+    double in_elems = nin > 0 ? tl_type_elems(in[0], sym_size) : 0;
+    w->elems = in_elems;
+    if (p->elem_ns[op] > 0) w->math_ns = p->elem_ns[op] * in_elems * scale;
+    else w->flops = in_elems;
+    break;
+  }
+  case TL_KIND_SHAPE:
+    /* concat copies; the index maps are free inside a consumer's loop, but
+     * on their own they still move their result through memory */
+    w->elems = out_elems;
+    break;
+  case TL_KIND_LINALG: {
+    /* matmul: out [..., m, n], operand 0 [..., m, k]; 2*m*n*k flops per batch */
+    double k = 1;
+    if (nin > 0 && in[0]->rank >= 1) {
+      int64_t d = in[0]->dims[in[0]->rank - 1];
+      k = tl_dim_is_sym(d) ? sym_size : (double)d;
+    }
+    double f = 2.0 * out_elems * k;
+    w->elems = out_elems;
+    if (out->dtype == TL_F32) w->gemm_flops_f32 = f;
+    else if (out->dtype == TL_F64) w->gemm_flops_f64 = f;
+    else w->flops = f; /* integer matmul: generated loops */
+    break;
+  }
+  default: break;
+  }
+}

@@ -74,4 +74,15 @@ typedef struct tl_kernel_work {
 } tl_kernel_work;
 double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w);
 
+/* The work of one op run on its own: every operand read from memory and the
+ * result written (a fused kernel sums its ops' flops and math_ns but counts
+ * only the bytes that cross its boundary). Symbolic dims count as sym_size
+ * elements. Shape ops that are index maps (transpose, broadcast_to, slice,
+ * reshape, ...) do no arithmetic; constants and inputs do no work at all. */
+void tl_node_work(const tl_profile *p, tl_op op, const tl_attrs *attrs, const tl_type *out,
+                  const tl_type *const *in, int nin, double sym_size, tl_kernel_work *w);
+
+/* Elements of t with symbolic dims counted as sym_size. */
+double tl_type_elems(const tl_type *t, double sym_size);
+
 #endif
