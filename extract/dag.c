@@ -38,6 +38,13 @@ typedef struct dagsets {
   double *cc;     /* cost of the chosen node of each settled class */
   uint32_t *size; /* |S(c)| */
   double *val;    /* D(c) */
+  /* Word range [lo, hi) outside which S(c) is empty. Sets are unions of
+   * their children's sets, and e-graphs number related classes close
+   * together, so the ranges are usually far narrower than the universe:
+   * unions, copies and popcounts only walk the range. tmp is kept zero
+   * outside [tlo, thi), the range of the last union. */
+  uint32_t *lo, *hi;
+  uint32_t tlo, thi;
 } dagsets;
 
 /* Union of the children's sets of node n into ds->tmp; returns its cost
@@ -47,22 +54,30 @@ static double node_union(dagsets *ds, uint32_t n)
 {
   const ex_graph *g = ds->g;
   uint32_t b = g->child_start[n], e = g->child_start[n + 1];
-  if (b == e) {
-    memset(ds->tmp, 0, ds->words * sizeof(uint64_t));
+  memset(ds->tmp + ds->tlo, 0, (size_t)(ds->thi - ds->tlo) * sizeof(uint64_t));
+  ds->tlo = ds->thi = 0;
+  if (b == e)
     return g->node_cost[n];
+  uint32_t big = g->child[b], lo = UINT32_MAX, hi = 0;
+  for (uint32_t k = b; k < e; k++) {
+    uint32_t c = g->child[k];
+    if (ds->size[c] > ds->size[big])
+      big = c;
+    if (ds->lo[c] < lo)
+      lo = ds->lo[c];
+    if (ds->hi[c] > hi)
+      hi = ds->hi[c];
   }
-  uint32_t big = g->child[b];
-  for (uint32_t k = b + 1; k < e; k++)
-    if (ds->size[g->child[k]] > ds->size[big])
-      big = g->child[k];
-  memcpy(ds->tmp, ds->bits + (size_t)big * ds->words, ds->words * sizeof(uint64_t));
+  ds->tlo = lo, ds->thi = hi;
+  memcpy(ds->tmp + ds->lo[big], ds->bits + (size_t)big * ds->words + ds->lo[big],
+         (size_t)(ds->hi[big] - ds->lo[big]) * sizeof(uint64_t));
   double v = g->node_cost[n] + ds->val[big];
   for (uint32_t k = b; k < e; k++) {
     uint32_t c = g->child[k];
     if (c == big)
       continue;
     const uint64_t *s = ds->bits + (size_t)c * ds->words;
-    for (size_t w = 0; w < ds->words; w++) {
+    for (size_t w = ds->lo[c]; w < ds->hi[c]; w++) {
       uint64_t nw = s[w] & ~ds->tmp[w];
       if (!nw)
         continue;
@@ -87,13 +102,15 @@ static ex_status greedy_sets(const ex_graph *g, uint32_t *choice)
   uint32_t *pstart = NULL, *par = NULL;
   uint32_t *left = malloc(((size_t)nn + 1) * sizeof(uint32_t));
   ds.bits = calloc((size_t)nc * ds.words + 1, sizeof(uint64_t));
-  ds.tmp = malloc((ds.words + 1) * sizeof(uint64_t));
+  ds.tmp = calloc(ds.words + 1, sizeof(uint64_t));
   ds.cc = calloc((size_t)nc + 1, sizeof(double));
   ds.size = calloc((size_t)nc + 1, sizeof(uint32_t));
   ds.val = calloc((size_t)nc + 1, sizeof(double));
+  ds.lo = calloc((size_t)nc + 1, sizeof(uint32_t));
+  ds.hi = calloc((size_t)nc + 1, sizeof(uint32_t));
   ex_heap h = {0};
   ex_status st = EX_ERR_NOMEM;
-  if (!left || !ds.bits || !ds.tmp || !ds.cc || !ds.size || !ds.val ||
+  if (!left || !ds.bits || !ds.tmp || !ds.cc || !ds.size || !ds.val || !ds.lo || !ds.hi ||
       !ex_parents(g, &pstart, &par))
     goto out;
   for (uint32_t c = 0; c < nc; c++)
@@ -113,10 +130,18 @@ static ex_status greedy_sets(const ex_graph *g, uint32_t *choice)
     ds.cc[c] = g->node_cost[n];
     ds.val[c] = node_union(&ds, n); /* includes cost(n) */
     uint64_t *s = ds.bits + (size_t)c * ds.words;
-    memcpy(s, ds.tmp, ds.words * sizeof(uint64_t));
-    s[c / 64] |= (uint64_t)1 << (c % 64);
+    uint32_t lo = ds.tlo, hi = ds.thi, cw = c / 64;
+    if (lo == hi)
+      lo = cw, hi = cw + 1;
+    else if (cw < lo)
+      lo = cw;
+    else if (cw >= hi)
+      hi = cw + 1;
+    memcpy(s + ds.tlo, ds.tmp + ds.tlo, (size_t)(ds.thi - ds.tlo) * sizeof(uint64_t));
+    s[cw] |= (uint64_t)1 << (c % 64);
+    ds.lo[c] = lo, ds.hi[c] = hi;
     uint32_t pop = 0;
-    for (size_t w = 0; w < ds.words; w++)
+    for (size_t w = lo; w < hi; w++)
       pop += (uint32_t)__builtin_popcountll(s[w]);
     ds.size[c] = pop;
     for (uint32_t k = pstart[c]; k < pstart[c + 1]; k++) {
@@ -131,6 +156,7 @@ out:
   ex_heap_free(&h);
   free(left), free(pstart), free(par);
   free(ds.bits), free(ds.tmp), free(ds.cc), free(ds.size), free(ds.val);
+  free(ds.lo), free(ds.hi);
   return st;
 }
 
