@@ -7,7 +7,9 @@ Each model is imported (tlaloc.onnx), run by tlaloc on every
 test_data_set_*, and compared with the expected outputs: same dtype, same
 shape, numpy.testing.assert_allclose(rtol=1e-4, atol=1e-5) (NaNs must match).
 Prints passed/failed/unsupported per op; --write stores the passing set in
-tests/python/onnx_passing.txt.
+tests/python/onnx_passing.txt. A few stored expectations are known wrong:
+they are recomputed from the operator's definition (WRONG_EXPECTED) or
+compared with the rounding they were stored with (ROUNDED_EXPECTED).
 """
 import collections
 import glob
@@ -29,6 +31,63 @@ PASSING_FILE = os.path.join(HERE, "onnx_passing.txt")
 # Models whose ops are all supported but which fail because of a real tlaloc
 # bug: name -> reason. The pytest test marks these xfail('KNOWN BUG: ...').
 KNOWN_BUGS = {}
+
+
+def _window(a, periodic):
+    """The window formula of the ONNX spec, in float64 with numpy's pi."""
+    def f(ins, exp):
+        size = int(np.asarray(ins[0]).ravel()[0])
+        n = np.arange(size, dtype=np.float64)
+        N = size if periodic else size - 1
+        w = a[0] - a[1] * np.cos(2 * np.pi * n / N) + a[2] * np.cos(4 * np.pi * n / N)
+        return [w.astype(exp[0].dtype)]
+    return f
+
+
+# Models whose stored expected outputs are wrong beyond the tolerance: the
+# window tests of onnx 1.12 were generated with an approximation of pi
+# (github.com/onnx/onnx/issues/5316, fixed later by regenerating the data).
+# For these the expected output is recomputed from the operator's
+# definition: name -> f(inputs, stored outputs) -> outputs.
+WRONG_EXPECTED = {}
+for _k, _a in (("hann", (0.5, 0.5, 0.0)), ("hamming", (25 / 46, 21 / 46, 0.0)),
+               ("blackman", (0.42, 0.5, 0.08))):
+    for _sym in ("", "_symmetric"):
+        for _exp in ("", "_expanded"):
+            WRONG_EXPECTED["test_%swindow%s%s" % (_k, _sym, _exp)] = _window(_a, not _sym)
+
+
+def _adam_multiple(ins, exp):
+    """test_adam_multiple's node leaves epsilon at its default (1e-6), but its
+    expected outputs were generated with epsilon=1e-2: Adam's formulas of
+    the spec, with the node's attributes (alpha 0.95, beta 0.85, norm 1e-3)."""
+    r, t = float(ins[0]), int(ins[1])
+    a, b, norm, eps = 0.95, 0.85, 0.001, 1e-6
+    xs, gs, vs, hs = ins[2:4], ins[4:6], ins[6:8], ins[8:10]
+    radj = r * np.sqrt(1 - b ** t) / (1 - a ** t) if t > 0 else r
+    xo, vo, ho = [], [], []
+    for x, g, v, h in zip(xs, gs, vs, hs):
+        g = norm * x.astype(np.float64) + g
+        vn = a * v + (1 - a) * g
+        hn = b * h + (1 - b) * g * g
+        xo.append((x - radj * vn / (np.sqrt(hn) + eps)).astype(np.float32))
+        vo.append(vn.astype(np.float32))
+        ho.append(hn.astype(np.float32))
+    return xo + vo + ho
+
+
+WRONG_EXPECTED["test_adam_multiple"] = _adam_multiple
+
+# Models whose expected outputs are stored rounded (the GridSample tests
+# hard-code PyTorch's values to 4 decimals): name -> the absolute tolerance
+# that rounding needs (half a unit of the last decimal, plus float32 noise).
+ROUNDED_EXPECTED = {"test_gridsample%s" % s: 5.01e-5 for s in (
+    "", "_aligncorners_true", "_bicubic", "_bilinear", "_border_padding", "_nearest",
+    "_reflection_padding", "_zeros_padding")}
+# The RoiAlign tests' outputs are also hard-coded to 4 decimals, and
+# aligned_false's differ by up to 8.4e-5 from the algorithm evaluated in
+# float64 (an independent numpy loop agrees with tlaloc to 1e-7): 1e-4.
+ROUNDED_EXPECTED.update({"test_roialign_aligned_false": 1e-4, "test_roialign_aligned_true": 1e-4})
 
 
 def node_dir():
@@ -66,6 +125,9 @@ def run_model(mdir):
                                                     key=_idx)]
         except Exception as e:
             return "unsupported", None, "test data not tensors: %s" % e
+        name = os.path.basename(os.path.normpath(mdir))
+        if name in WRONG_EXPECTED:
+            exp = WRONG_EXPECTED[name](ins, exp)
         # Inputs that fix shapes (Reshape's shape, Slice's starts, ...) are
         # frozen to this data set's values: tlaloc graphs have static shapes.
         frozen = {}
@@ -100,7 +162,8 @@ def run_model(mdir):
                 return "fail", None, "output %d: shape %s, expected %s" % (k, a.shape, b.shape)
             try:
                 if b.dtype.kind in "fc":
-                    np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True)
+                    np.testing.assert_allclose(a, b, rtol=RTOL, atol=ROUNDED_EXPECTED.get(name, ATOL),
+                                               equal_nan=True)
                 else:
                     np.testing.assert_array_equal(a, b)
             except AssertionError as e:
