@@ -52,7 +52,8 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
   fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n\n", name, g->ninputs, name, g->noutputs);
   fprintf(f, "struct %s_frame { void **bufs; const int64_t *syms; int32_t err; };\n", name);
   fprintf(f, "int32_t %s_entry(struct %s_frame *f, void *par, void *pool);\n\n", name, name);
-  /* buffer table: kind (0 in, 1 out, 2 temp, 3 const), index, dtype, rank, dims (<0: symbol -d-1) */
+  /* buffer table: kind (0 in, 1 out, 2 temp, 3 const, 4 unused: an in-place kernel writes
+   * another buffer), index, dtype, rank, dims (<0: symbol -d-1) */
   fprintf(f, "static const struct { int kind, index, dtype, rank; int64_t dims[8]; } %s_bufs_[%d] = {\n", name,
           p->nbufs ? p->nbufs : 1);
   for (int b = 0; b < p->nbufs; b++) {
@@ -86,7 +87,7 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
           "    int k = %s_bufs_[b].kind;\n"
           "    bufs[b] = 0;\n"
           "    if (k == 0) { bufs[b] = inputs[%s_bufs_[b].index].data; continue; }\n"
-          "    if (k == 3) continue;\n"
+          "    if (k >= 3) continue;\n"
           "    int64_t n = 1;\n"
           "    for (i = 0; i < %s_bufs_[b].rank; i++) {\n"
           "      int64_t d = %s_bufs_[b].dims[i];\n"
@@ -134,7 +135,8 @@ int be_cmd_compile(int argc, char **argv) {
         fprintf(stderr, "tlaloc compile: only --target cpu is supported here\n");
         return 2;
       }
-    } else if (!strcmp(a, "-O2")) opt = 2;
+    } else if (!strcmp(a, "-O1")) opt = 1;
+    else if (!strcmp(a, "-O2")) opt = 2;
     else if (!strcmp(a, "-O3")) opt = 3;
     else if (a[0] != '-' && !in) in = a;
     else {
@@ -144,7 +146,7 @@ int be_cmd_compile(int argc, char **argv) {
     }
   }
   if (!in || !out) {
-    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O2|-O3]\n");
+    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n");
     return 2;
   }
   tl_graph *g = load(in);
@@ -158,7 +160,11 @@ int be_cmd_compile(int argc, char **argv) {
   snprintf(entry, sizeof entry, "%s_entry", nbuf);
   be_plan p;
   int rc = 2;
-  if (be_plan_build(&p, g, err, sizeof err)) {
+  be_options bo = be_options_default();
+  be_rules own;
+  const be_rules *rules = be_rules_get(&bo, &own, err, sizeof err);
+  memset(&p, 0, sizeof p);
+  if (!rules || be_plan_build_with(&p, g, rules, 0, err, sizeof err)) {
     fprintf(stderr, "tlaloc compile: %s\n", err);
     be_plan_free(&p);
     tl_graph_free(g);

@@ -8,7 +8,9 @@
  *   be_program_free(p);
  *
  * Kernels: a maximal elementwise subgraph whose intermediates have a single
- * consumer is one loop nest over broadcast shapes; shape ops other than
+ * consumer is one loop nest over broadcast shapes (the fuse rules of
+ * rules/fusion.rw decide this; rules/inplace.rw which kernels write over a
+ * dead operand's buffer); shape ops other than
  * reshape and concat are index maps inside those loops (no copy); reductions
  * and softmax/log_softmax are row kernels with their producer fused in;
  * f32/f64 matmul calls cblas_?gemm (OpenBLAS) from generated code.
@@ -23,11 +25,19 @@
 #include "interp/tensor.h"
 
 typedef struct be_options {
-  int opt_level;   /* 2 or 3 (LLVM default<On>); 0 = no IR passes */
+  int opt_level;   /* 1 (default): the kernels' own pass list; 2 or 3: LLVM's
+                      default<On>; 0: no IR passes */
   int threads;     /* threads for large loops; 0 = min(2, online CPUs) */
   int vector_math; /* 1: call glibc libmvec vector variants (default) */
   int use_cache;   /* 1: read and write the on-disk compile cache (default) */
   const char *cache_dir; /* NULL: the environment decides (see above) */
+  /* The planner's rule files (docs/rules.md, "Fusion and in-place"): NULL
+   * for fusion.rw / inplace.rw of the default rules folder, "" for none (no
+   * fusion: every intermediate gets a buffer; no in-place kernels). */
+  const char *fusion_rules;
+  const char *inplace_rules;
+  int destroy_inputs; /* 1: an in-place kernel may overwrite a dead graph input
+                         (the caller's tensor; inputs must not share memory) */
 } be_options;
 
 be_options be_options_default(void);
@@ -44,6 +54,8 @@ typedef struct be_stats {
   double total_ms;
   int cache_hit;
   int nkernels;
+  int ninplace;       /* kernels writing over a dead operand's buffer */
+  size_t arena_bytes; /* intermediates' arena at the last run's sizes */
 } be_stats;
 
 typedef struct be_program be_program;
@@ -67,7 +79,7 @@ void be_program_free(be_program *p);
 /* The host target as the cache key sees it ("triple cpu features"). */
 const char *be_host_desc(void);
 
-/* `tlaloc compile G.tg -o G.o --header G.h [--name NAME] [-O2|-O3]`;
+/* `tlaloc compile G.tg -o G.o --header G.h [--name NAME] [-O1|-O2|-O3]`;
  * argv[0] is "compile". Returns the exit status (0, or 2 on bad input). */
 int be_cmd_compile(int argc, char **argv);
 

@@ -19,7 +19,9 @@
 #include <llvm-c/TargetMachine.h>
 
 enum { BE_S_DEAD, BE_S_INLINE, BE_S_MAT, BE_S_ALIAS };
-enum { BE_BUF_INPUT, BE_BUF_OUTPUT, BE_BUF_TEMP, BE_BUF_CONST };
+/* UNUSED: a temporary whose kernel now writes over a dead operand's buffer
+ * (the in-place pass); nothing reads or writes it. */
+enum { BE_BUF_INPUT, BE_BUF_OUTPUT, BE_BUF_TEMP, BE_BUF_CONST, BE_BUF_UNUSED };
 enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK };
 
 /* error codes: (node << 4) | kind */
@@ -28,7 +30,7 @@ enum { BE_ERR_TAKE = 1, BE_ERR_POW = 2, BE_ERR_EMPTY = 3 };
 typedef struct be_buf {
   int kind;
   int32_t index; /* input or output number */
-  int32_t node;
+  int32_t node;  /* the value it holds (after the in-place pass: its last writer's) */
   uint8_t dtype, rank;
   int64_t dims[TL_MAX_RANK]; /* tl dims: >= 0 concrete, < 0 symbol */
 } be_buf;
@@ -43,6 +45,29 @@ typedef struct be_kern {
   int32_t *reads; int nreads; /* buffers read (for liveness) */
 } be_kern;
 
+/* The planner's rules, read from .rw files (docs/rules.md, "Fusion and
+ * in-place"): the fuse declarations of the fusion file, and per op the
+ * operands that the in-place declarations let a kernel write over.
+ * Immutable once loaded, so one set is shared by every compile. */
+typedef struct be_fuse {
+  uint8_t producer[TL_OP_COUNT + 1], consumer[TL_OP_COUNT + 1]; /* [TL_OP_COUNT]: output */
+  bool single_use, cheap;
+  int64_t max_ops; /* 0: no limit */
+} be_fuse;
+
+typedef struct be_rules {
+  be_fuse *fuse;
+  int nfuse;
+  uint32_t destroys[TL_OP_COUNT]; /* bit k: operand k may be overwritten */
+  int ninplace_rules;
+} be_rules;
+
+/* Loads the rules the options name (NULL: the default file in the rules
+ * folder, "": none). Returns the rules (the process-wide default set, or
+ * *own filled in) or NULL with the files' diagnostics in err. */
+const be_rules *be_rules_get(const be_options *o, be_rules *own, char *err, size_t n);
+void be_rules_free(be_rules *r);
+
 typedef struct be_plan {
   const tl_graph *g;
   uint8_t *state;   /* per node */
@@ -51,9 +76,18 @@ typedef struct be_plan {
   be_buf *bufs; int nbufs, capbufs;
   be_kern *ks; int nks, capks;
   int32_t *out_buf; /* per graph output */
+  int ninplace;     /* kernels that write over a dead operand's buffer */
 } be_plan;
 
+/* Forms the kernels of g under rules (fusion), then applies the in-place
+ * rules to the schedule (inputs may be overwritten when destroy_inputs).
+ * On failure p is still safe to pass to be_plan_free. */
+int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
+                       char *err, size_t n);
+/* The same under the default rule files (be_options_default()). */
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
+/* A hash of everything the generated code depends on in the plan. */
+uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 
 /* Emits the whole program as function `entry` into a fresh module of ctx

@@ -1,24 +1,41 @@
 /* plan.c - kernel formation: which nodes get a buffer, which are computed
- * inline inside a consumer's loop, and the ordered list of kernels.
+ * inline inside a consumer's loop, and the ordered list of kernels; then
+ * the in-place pass over that schedule.
  *
  * Nodes are visited in id order (topological). A node is
  *   MAT    it has a buffer: inputs, constants, reductions, softmax, matmul,
- *          concat, and inline nodes that are expensive and shared;
+ *          concat, and the fusible nodes that the fusion rules do not fuse;
  *   ALIAS  reshape of a materialised value: the same contiguous memory seen
  *          with another shape;
- *   INLINE computed at each use inside the consumer's loop nest:
- *          elementwise ops, literals/fills, and the index-map shape ops
- *          (transpose, broadcast_to, expand_dims, squeeze, slice, take).
- * An inline node with more than one consumer that does arithmetic is
- * materialised, so a shared producer is never recomputed (fusion never
- * duplicates work); cheap index maps and literals are duplicated freely.
- * Invariant: a kernel only reads buffers written by earlier kernels. */
+ *   INLINE computed at each use inside the consumer's loop nest.
+ * The fusible nodes are the elementwise ops, literals/fills and the
+ * index-map shape ops (transpose, broadcast_to, expand_dims, squeeze, slice,
+ * take). Which of them are fused is decided by the fuse rules (by default
+ * rules/fusion.rw): a node stays INLINE when, for every use, a rule allows
+ * its op into the consumer's op. Two kinds of use need no rule: operands
+ * the lowering can only read from memory (matmul's, reshape's, take's
+ * indices and a flat take's data), which the consumer materialises itself
+ * whatever the rules say, and the operand of zeros_like/ones_like, of which
+ * only the shape is read. A program output is a use whose consumer is
+ * `output`.
+ * Invariant: a kernel only reads buffers written by earlier kernels.
+ *
+ * In-place (rules/inplace.rw): an elementwise kernel writing a temporary
+ * may write over an operand's buffer instead, when the rules allow it for
+ * every op between the kernel's root and each read of that buffer and the
+ * write is legal (see inplace()). */
 #include "backend/be_internal.h"
+#include "egraph/rules.h"
+#include "opt/opt.h"
+#include "opt/tensor.h"
 #include "util/util.h"
+
+#include <pthread.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 static int add_buf(be_plan *p, int kind, int32_t node, int index) {
   if (p->nbufs == p->capbufs) {
@@ -87,6 +104,203 @@ static bool computes(const be_plan *p, int32_t id) {
   return false;
 }
 
+/* ---- the rules ------------------------------------------------------------ */
+
+/* Reads one .rw file into rs; 0, or -1 with its diagnostics in err. */
+static int load_rw(eg_rules *rs, const char *path, char *err, size_t n) {
+  eg_diag d = {0};
+  int rc = eg_rules_load_file(rs, path, &d) ? -1 : 0;
+  if (rc) snprintf(err, n, "backend: rule file errors:\n%s", d.text ? d.text : path);
+  eg_diag_free(&d);
+  return rc;
+}
+
+static int load_fusion(be_rules *r, const char *path, char *err, size_t n) {
+  tn_ctx *c = tn_ctx_new();
+  eg_rules *rs = eg_rules_new(&c->lang, c->conds);
+  int rc = load_rw(rs, path, err, n);
+  if (!rc) {
+    r->fuse = tl_xcalloc((size_t)rs->nfuses + 1, sizeof *r->fuse);
+    for (int i = 0; i < rs->nfuses; i++) {
+      const eg_fuse *f = &rs->fuses[i];
+      be_fuse *b = &r->fuse[r->nfuse++];
+      memcpy(b->producer, f->producer, TL_OP_COUNT + 1);
+      memcpy(b->consumer, f->consumer, TL_OP_COUNT + 1);
+      for (int k = 0; k < f->nconds; k++) {
+        const eg_fuse_cond *fc = &f->conds[k];
+        if (fc->kind == EG_FUSE_SINGLE_USE) b->single_use = true;
+        else if (fc->kind == EG_FUSE_CHEAP) b->cheap = true;
+        else if (!b->max_ops || fc->arg < b->max_ops) b->max_ops = fc->arg;
+      }
+    }
+  }
+  eg_rules_free(rs);
+  tn_ctx_free(c);
+  return rc;
+}
+
+/* In-place rules are only sound for elementwise ops (each output element
+ * reads each operand at its own index): any other op is refused. */
+static int load_inplace(be_rules *r, const char *path, char *err, size_t n) {
+  tn_ctx *c = tn_ctx_new();
+  eg_rules *rs = eg_rules_new(&c->lang, c->conds);
+  int rc = load_rw(rs, path, err, n);
+  for (int i = 0; !rc && i < rs->ninplaces; i++) {
+    const eg_inplace *ip = &rs->inplaces[i];
+    if (tl_ops[ip->op].kind != TL_KIND_ELEMWISE) {
+      snprintf(err, n, "%s:%d:%d: error: in-place rule '%s': %s is not an elementwise op", ip->file, ip->line,
+               ip->col, ip->name, tl_ops[ip->op].name);
+      rc = -1;
+      break;
+    }
+    r->destroys[ip->op] |= ip->destroys;
+    r->ninplace_rules++;
+  }
+  eg_rules_free(rs);
+  tn_ctx_free(c);
+  return rc;
+}
+
+void be_rules_free(be_rules *r) {
+  free(r->fuse);
+  memset(r, 0, sizeof *r);
+}
+
+static int rules_load(be_rules *r, const char *fusion, const char *inpl, char *err, size_t n) {
+  memset(r, 0, sizeof *r);
+  char path[4096];
+  const char *dir = tl_opt_default_rules_dir();
+  if (!fusion) snprintf(path, sizeof path, "%s/fusion.rw", dir);
+  if ((fusion ? *fusion : 1) && load_fusion(r, fusion ? fusion : path, err, n)) return -1;
+  if (!inpl) snprintf(path, sizeof path, "%s/inplace.rw", dir);
+  if ((inpl ? *inpl : 1) && load_inplace(r, inpl ? inpl : path, err, n)) {
+    be_rules_free(r);
+    return -1;
+  }
+  return 0;
+}
+
+/* The default files are read once per process. */
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static be_rules default_rules;
+static int default_rc;
+static char default_err[2048];
+
+static void default_load(void) {
+  default_rc = rules_load(&default_rules, NULL, NULL, default_err, sizeof default_err);
+}
+
+const be_rules *be_rules_get(const be_options *o, be_rules *own, char *err, size_t n) {
+  if (!o->fusion_rules && !o->inplace_rules) {
+    pthread_once(&default_once, default_load);
+    if (default_rc) {
+      snprintf(err, n, "%s", default_err);
+      return NULL;
+    }
+    return &default_rules;
+  }
+  return rules_load(own, o->fusion_rules, o->inplace_rules, err, n) ? NULL : own;
+}
+
+/* ---- fusion ---------------------------------------------------------- */
+
+/* The fusion rules' view of the program: who reads each node, and the size
+ * of each fused node's expression. */
+typedef struct uses_csr {
+  int32_t *start; /* per node: its uses are [start[id], start[id + 1]) */
+  int32_t *cons;  /* consumer node, or -1 for a program output */
+  int32_t *slot;  /* operand number at the consumer */
+  int64_t *fops;  /* INLINE nodes: ops of the fused expression, counted as a
+                     tree (a node fused into two places counts twice; loads
+                     count 0), saturating; set when the node is visited */
+} uses_csr;
+
+/* Operands that the lowering reads from memory only: the consumer gives
+ * them a buffer itself (materialise), so no fusion rule is asked. */
+static bool needs_buffer(const tl_node *c, int slot) {
+  switch (c->op) {
+  case TL_OP_MATMUL: case TL_OP_RESHAPE: return true;
+  case TL_OP_TAKE: return slot == 1 || !(c->attrs.present & TL_A_AXIS);
+  default: return false;
+  }
+}
+
+static void count_fused_ops(const be_plan *p, uses_csr *u, int32_t id) {
+  const tl_node *n = &p->g->nodes[id];
+  int64_t s = 1;
+  for (int i = 0; i < n->ninputs; i++) {
+    int32_t in = tl_node_inputs(p->g, n)[i];
+    if (p->state[in] == BE_S_INLINE) s += u->fops[in];
+    if (s > INT64_MAX / 4) s = INT64_MAX / 4;
+  }
+  u->fops[id] = s;
+}
+
+static bool rule_allows(const be_plan *p, const uses_csr *u, const be_fuse *f, int32_t id, int cop) {
+  if (!f->producer[p->g->nodes[id].op] || !f->consumer[cop]) return false;
+  if (f->single_use && p->uses[id] != 1) return false;
+  if (f->cheap && computes(p, id)) return false;
+  return !f->max_ops || u->fops[id] <= f->max_ops;
+}
+
+/* id (just marked INLINE) may stay fused: every use is allowed by a rule. */
+static bool fusible(const be_plan *p, const be_rules *r, uses_csr *u, int32_t id) {
+  const tl_graph *g = p->g;
+  count_fused_ops(p, u, id);
+  for (int32_t e = u->start[id]; e < u->start[id + 1]; e++) {
+    int cop = TL_OP_COUNT; /* `output` */
+    if (u->cons[e] >= 0) {
+      const tl_node *c = &g->nodes[u->cons[e]];
+      if (needs_buffer(c, u->slot[e]) || c->op == TL_OP_ZEROS_LIKE || c->op == TL_OP_ONES_LIKE) continue;
+      cop = c->op;
+    }
+    bool ok = false;
+    for (int i = 0; i < r->nfuse && !ok; i++) ok = rule_allows(p, u, &r->fuse[i], id, cop);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static void uses_build(uses_csr *u, const tl_graph *g, const bool *live) {
+  int32_t nn = g->nnodes;
+  u->start = tl_xcalloc((size_t)nn + 2, sizeof *u->start);
+  for (int32_t id = 0; id < nn; id++) {
+    if (!live[id]) continue;
+    const tl_node *x = &g->nodes[id];
+    for (int k = 0; k < x->ninputs; k++) u->start[tl_node_inputs(g, x)[k] + 1]++;
+  }
+  for (int i = 0; i < g->noutputs; i++) u->start[g->outputs[i].node + 1]++;
+  for (int32_t id = 0; id < nn; id++) u->start[id + 1] += u->start[id];
+  int32_t total = u->start[nn];
+  u->cons = tl_xmalloc(((size_t)total + 1) * sizeof *u->cons);
+  u->slot = tl_xmalloc(((size_t)total + 1) * sizeof *u->slot);
+  u->fops = tl_xcalloc((size_t)nn + 1, sizeof *u->fops);
+  int32_t *fill = tl_xmalloc(((size_t)nn + 1) * sizeof *fill);
+  memcpy(fill, u->start, (size_t)nn * sizeof *fill);
+  for (int32_t id = 0; id < nn; id++) {
+    if (!live[id]) continue;
+    const tl_node *x = &g->nodes[id];
+    for (int k = 0; k < x->ninputs; k++) {
+      int32_t e = fill[tl_node_inputs(g, x)[k]]++;
+      u->cons[e] = id;
+      u->slot[e] = k;
+    }
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    int32_t e = fill[g->outputs[i].node]++;
+    u->cons[e] = -1;
+    u->slot[e] = 0;
+  }
+  free(fill);
+}
+
+static void uses_free(uses_csr *u) {
+  free(u->start);
+  free(u->cons);
+  free(u->slot);
+  free(u->fops);
+}
+
 static int unsupported(const tl_graph *g, int32_t id, char *err, size_t n) {
   const tl_node *x = &g->nodes[id];
   snprintf(err, n, "backend: op %s on dtype %s is not supported", tl_ops[x->op].name,
@@ -94,7 +308,17 @@ static int unsupported(const tl_graph *g, int32_t id, char *err, size_t n) {
   return -1;
 }
 
+static void inplace(be_plan *p, const be_rules *r, int destroy_inputs);
+
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
+  memset(p, 0, sizeof *p);
+  be_options o = be_options_default();
+  const be_rules *r = be_rules_get(&o, NULL, err, n);
+  return r ? be_plan_build_with(p, g, r, 0, err, n) : -1;
+}
+
+int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
+                       char *err, size_t n) {
   memset(p, 0, sizeof *p);
   p->g = g;
   int32_t nn = g->nnodes;
@@ -115,6 +339,8 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
       p->uses[tl_node_inputs(g, x)[k]]++;
     }
   }
+  uses_csr u;
+  uses_build(&u, g, live);
   for (int i = 0; i < g->ninputs; i++) {
     int32_t id = g->inputs[i];
     p->state[id] = BE_S_MAT;
@@ -123,7 +349,11 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
   for (int32_t id = 0; id < nn; id++) {
     const tl_node *x = &g->nodes[id];
     if (!live[id] || x->op == TL_OP_INPUT) continue;
-    if (x->type.dtype >= TL_DTYPE_COUNT) return unsupported(g, id, err, n);
+    if (x->type.dtype >= TL_DTYPE_COUNT) {
+      free(live);
+      uses_free(&u);
+      return unsupported(g, id, err, n);
+    }
     const int32_t *in = tl_node_inputs(g, x);
     switch (x->op) {
     case TL_OP_CONST:
@@ -151,6 +381,7 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
       if (!(x->attrs.present & TL_A_AXIS)) materialise(p, in[0]);
       add_kern(p, BE_K_TAKECHECK, id, -1);
       p->state[id] = BE_S_INLINE;
+      if (!fusible(p, rules, &u, id)) materialise(p, id);
       break;
     case TL_OP_MATMUL: {
       /* BLAS needs contiguous operands of the result dtype */
@@ -191,15 +422,17 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
       }
       case TL_KIND_ELEMWISE: case TL_KIND_SHAPE: case TL_KIND_CONSTANT:
         p->state[id] = BE_S_INLINE;
-        if (p->uses[id] > 1 && computes(p, id)) materialise(p, id);
+        if (!fusible(p, rules, &u, id)) materialise(p, id);
         break;
       default:
         free(live);
+        uses_free(&u);
         return unsupported(g, id, err, n);
       }
     }
   }
   free(live);
+  uses_free(&u);
   /* outputs: a kernel writes straight into the caller's tensor when it can */
   bool *claimed = tl_xcalloc((size_t)p->nbufs + 1, 1);
   for (int i = 0; i < g->noutputs; i++) {
@@ -220,7 +453,114 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
     }
   }
   free(claimed);
+  inplace(p, rules, destroy_inputs);
   return 0;
+}
+
+/* ---- in-place ----------------------------------------------------------- */
+
+static bool same_shape(const tl_type *a, const tl_type *b) {
+  return a->rank == b->rank && !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims);
+}
+
+/* Whether every read of buffer b in the expression of node id (fused into
+ * the kernel, or the kernel's root when def) is a read of x at the
+ * kernel's own output index, so that writing the output element by element
+ * over b never clobbers an element still to be read. ident: id itself is
+ * evaluated at the output index. An operand stays at the output index
+ * through an elementwise op when it has the output's shape (no broadcast)
+ * and an in-place rule lets the op write over it; index maps move it. */
+static bool reads_in_place(const be_plan *p, const be_rules *r, int32_t id, bool def, bool ident, int32_t b,
+                           int32_t x, const tl_type *ot) {
+  const tl_graph *g = p->g;
+  const tl_node *n = &g->nodes[id];
+  if (!def && (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS))
+    return p->buf_of[id] != b || (id == x && ident && p->state[id] == BE_S_MAT);
+  bool ew = tl_ops[n->op].kind == TL_KIND_ELEMWISE;
+  for (int k = 0; k < n->ninputs; k++) {
+    int32_t in = tl_node_inputs(g, n)[k];
+    bool ik = ident && ew && ((r->destroys[n->op] >> k) & 1) && same_shape(&g->nodes[in].type, ot);
+    if (!reads_in_place(p, r, in, false, ik, b, x, ot)) return false;
+  }
+  return true;
+}
+
+/* A buffer kernel ki may write its result over, or -1. Legal when the
+ * buffer holds exactly one value x (not an alias view, constant, output,
+ * or an input unless allowed) of the result's dtype and shape, no later
+ * kernel reads it, and the kernel reads it in place (reads_in_place). */
+static int32_t inplace_target(const be_plan *p, const be_rules *r, int ki, int destroy_inputs) {
+  const tl_graph *g = p->g;
+  const be_kern *k = &p->ks[ki];
+  if (k->kind != BE_K_EW || k->place >= 0 || k->out < 0) return -1;
+  const be_buf *ob = &p->bufs[k->out];
+  const tl_node *root = &g->nodes[k->node];
+  if (ob->kind != BE_BUF_TEMP || p->state[k->node] != BE_S_MAT || p->buf_of[k->node] != k->out ||
+      ob->dtype != root->type.dtype)
+    return -1;
+  for (int i = 0; i < k->nreads; i++) {
+    int32_t b = k->reads[i];
+    const be_buf *bb = &p->bufs[b];
+    if (!(bb->kind == BE_BUF_TEMP || (bb->kind == BE_BUF_INPUT && destroy_inputs))) continue;
+    int32_t x = bb->node;
+    if (p->state[x] != BE_S_MAT || p->buf_of[x] != b || bb->dtype != ob->dtype ||
+        !same_shape(&g->nodes[x].type, &root->type))
+      continue;
+    bool later = false;
+    for (int j = ki + 1; j < p->nks && !later; j++)
+      for (int q = 0; q < p->ks[j].nreads && !later; q++) later = p->ks[j].reads[q] == b;
+    if (later) continue;
+    if (reads_in_place(p, r, k->node, true, true, b, x, &root->type)) return b;
+  }
+  return -1;
+}
+
+/* The in-place pass, in schedule order: a kernel that may write over a
+ * dead operand's buffer does, its own temporary becomes UNUSED, and every
+ * later reference to it is redirected (so a chain of such kernels reuses
+ * one buffer). */
+static void inplace(be_plan *p, const be_rules *r, int destroy_inputs) {
+  if (!r->ninplace_rules) return;
+  for (int ki = 0; ki < p->nks; ki++) {
+    int32_t b = inplace_target(p, r, ki, destroy_inputs);
+    if (b < 0) continue;
+    int32_t old = p->ks[ki].out;
+    p->ks[ki].out = b;
+    for (int32_t id = 0; id < p->g->nnodes; id++)
+      if ((p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS) && p->buf_of[id] == old) p->buf_of[id] = b;
+    for (int j = ki + 1; j < p->nks; j++) {
+      be_kern *k = &p->ks[j];
+      for (int q = 0; q < k->nreads; q++)
+        if (k->reads[q] == old) k->reads[q] = b;
+      for (int q = 0; q < 2; q++)
+        if (k->kind == BE_K_MATMUL && k->opbuf[q] == old) k->opbuf[q] = b;
+    }
+    p->bufs[old].kind = BE_BUF_UNUSED;
+    p->bufs[b].node = p->ks[ki].node; /* b now holds the kernel's value */
+    p->ninplace++;
+  }
+}
+
+uint64_t be_plan_hash(const be_plan *p) {
+  XXH3_state_t *st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  XXH3_64bits_update(st, p->state, (size_t)p->g->nnodes);
+  XXH3_64bits_update(st, p->buf_of, (size_t)p->g->nnodes * sizeof *p->buf_of);
+  for (int b = 0; b < p->nbufs; b++) {
+    const be_buf *x = &p->bufs[b];
+    int64_t v[5] = {x->kind, x->index, x->node, x->dtype, x->rank};
+    XXH3_64bits_update(st, v, sizeof v);
+    XXH3_64bits_update(st, x->dims, sizeof x->dims);
+  }
+  for (int i = 0; i < p->nks; i++) {
+    const be_kern *k = &p->ks[i];
+    int64_t v[7] = {k->kind, k->node, k->out, k->place, k->part, k->opbuf[0], k->opbuf[1]};
+    XXH3_64bits_update(st, v, sizeof v);
+    XXH3_64bits_update(st, k->reads, (size_t)k->nreads * sizeof *k->reads);
+  }
+  uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return h;
 }
 
 void be_plan_free(be_plan *p) {

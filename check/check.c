@@ -347,12 +347,10 @@ static double max_finite(const tl_tensor *t) {
   return m;
 }
 
-static void run_trial(const trial *t, bool improves, outcome *o) {
+/* The trial's variables as nodes of g: inputs (their tensors appended to
+ * ins), fills and literals; var_node[v] = -1 for attribute variables. */
+static int add_vars(tl_graph *g, const trial *t, int32_t *var_node, tl_tensor **ins) {
   const eg_rule *ru = t->rule;
-  memset(o, 0, sizeof *o);
-  tl_graph *g = tl_graph_new("check");
-  int32_t *var_node = tl_xmalloc(((size_t)t->nv + 1) * sizeof *var_node);
-  tl_tensor **ins = tl_xcalloc((size_t)t->nv + 1, sizeof *ins);
   int nin = 0;
   char err[256];
   for (int v = 0; v < t->nv; v++) {
@@ -378,6 +376,17 @@ static void run_trial(const trial *t, bool improves, outcome *o) {
       var_node[v] = tl_graph_add(g, TL_OP_LIT, &a, NULL, 0, (tl_loc){0, 0}, err, sizeof err);
     }
   }
+  return nin;
+}
+
+static void run_trial(const trial *t, bool improves, outcome *o) {
+  const eg_rule *ru = t->rule;
+  memset(o, 0, sizeof *o);
+  tl_graph *g = tl_graph_new("check");
+  int32_t *var_node = tl_xmalloc(((size_t)t->nv + 1) * sizeof *var_node);
+  tl_tensor **ins = tl_xcalloc((size_t)t->nv + 1, sizeof *ins);
+  int nin = add_vars(g, t, var_node, ins);
+  char err[256];
   int32_t *lids = tl_xmalloc(((size_t)ru->lhs.n + 1) * sizeof *lids);
   int32_t *rids = tl_xmalloc(((size_t)ru->rhs.n + 1) * sizeof *rids);
   int32_t l = instantiate(g, &ru->lhs, var_node, t, lids);
@@ -508,6 +517,128 @@ void tl_check_result_free(tl_check_result *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* ---- in-place rules ------------------------------------------------------ */
+
+static bool same_bits(const tl_tensor *a, const tl_tensor *b, int64_t i) {
+  if (tl_dtype_is_float((tl_dtype)a->dtype)) {
+    double x = tl_tensor_get_f64(a, i), y = tl_tensor_get_f64(b, i);
+    return (isnan(x) && isnan(y)) || !memcmp(&x, &y, sizeof x);
+  }
+  return tl_tensor_get_i64(a, i) == tl_tensor_get_i64(b, i);
+}
+
+/* One trial of (inplace NAME (OP ?a ...) :destroys ...): for a destroyed
+ * operand drawn with the result's dtype and shape (where the backend would
+ * apply the rule), the result is computed, one element j of the operand is
+ * changed, and the result is computed again: every element other than j
+ * must be unchanged, else writing the result over the operand element by
+ * element could clobber a value still to be read. Returns 0 (the rule does
+ * not apply to these types), 1 (pass) or 2 (fail, why set). */
+static int run_inplace_trial(rng *r, const trial *t, const eg_inplace *ip, char *why, size_t nwhy) {
+  tl_graph *g = tl_graph_new("check-inplace");
+  int32_t *var_node = tl_xmalloc(((size_t)t->nv + 1) * sizeof *var_node);
+  tl_tensor **ins = tl_xcalloc((size_t)t->nv + 1, sizeof *ins);
+  int32_t *ids = tl_xmalloc(((size_t)ip->pat.n + 1) * sizeof *ids);
+  int nin = add_vars(g, t, var_node, ins), status = 0;
+  int32_t root = instantiate(g, &ip->pat, var_node, t, ids);
+  tl_tensor *out0 = NULL, *out1 = NULL, *saved = NULL;
+  char err[256];
+  if (root < 0) goto done;
+  tl_graph_add_output(g, "y", root);
+  const tl_type *ot = &g->nodes[root].type;
+  const eg_pnode *pr = &ip->pat.nodes[ip->pat.n - 1];
+  for (uint32_t k = 0; k < pr->n && !status; k++) {
+    if (!((ip->destroys >> k) & 1)) continue;
+    uint32_t v = ip->pat.nodes[ip->pat.kids[pr->kids + k]].var;
+    int32_t x = var_node[v];
+    int in = -1;
+    for (int i = 0; i < g->ninputs; i++)
+      if (g->inputs[i] == x) in = i;
+    const tl_type *xt = x >= 0 ? &g->nodes[x].type : NULL;
+    if (in < 0 || in >= nin || xt->dtype != ot->dtype || xt->weak || ot->weak || xt->rank != ot->rank ||
+        memcmp(xt->dims, ot->dims, (size_t)ot->rank * sizeof *ot->dims) || ins[in]->numel == 0)
+      continue;
+    if (tl_interp_run(g, ins, NULL, &out0, err, sizeof err)) break;
+    tl_tensor *xv = ins[in];
+    int64_t j = (int64_t)(rnext(r) % (uint64_t)xv->numel);
+    saved = tl_tensor_copy(xv);
+    double old = tl_tensor_get_f64(xv, j);
+    if (tl_dtype_is_float((tl_dtype)xv->dtype))
+      tl_tensor_set_f64(xv, j, old != 0 ? -2 * old : 1.5); /* always a different value */
+    else
+      tl_tensor_set_i64(xv, j, xv->dtype == TL_BOOL ? !tl_tensor_get_i64(xv, j) : tl_tensor_get_i64(xv, j) ^ 1);
+    int rc = tl_interp_run(g, ins, NULL, &out1, err, sizeof err);
+    memcpy(xv->data, saved->data, (size_t)xv->numel * tl_dtype_size((tl_dtype)xv->dtype));
+    if (rc) break;
+    status = 1;
+    for (int64_t i = 0; i < out0->numel; i++)
+      if (i != j && !same_bits(out0, out1, i)) {
+        snprintf(why, nwhy, "result element %lld changed when only element %lld of %s changed",
+                 (long long)i, (long long)j, ip->vars->names[v]);
+        status = 2;
+        break;
+      }
+  }
+done:
+  tl_tensor_free(out0);
+  tl_tensor_free(out1);
+  tl_tensor_free(saved);
+  tl_graph_free(g);
+  free(ids);
+  free(ins);
+  free(var_node);
+  return status;
+}
+
+/* An in-place rule is sound when its op is elementwise (every result
+ * element reads each operand at its own index, so it reads the destroyed
+ * operand's element before the result overwrites it) - that is the op
+ * table's definition; the trials test it on the interpreter. */
+static void check_inplace(const eg_rules *rs, int idx, const tl_check_opts *o, tl_check_result *res) {
+  const eg_inplace *ip = &rs->inplaces[idx];
+  FILE *f = o->out;
+  int trials = o->trials > 0 ? o->trials : 200;
+  res->nrules++;
+  char why[200] = "";
+  int valid = 0;
+  bool bad = false;
+  eg_rule ru;
+  memset(&ru, 0, sizeof ru);
+  ru.name = ip->name;
+  ru.lhs = ip->pat;
+  ru.rhs = ip->pat;
+  ru.vars = ip->vars;
+  rng r = {o->seed * 0x100000001b3ULL + (uint64_t)idx * 104729 + 17};
+  trial t = {&ru, (int)ip->vars->n, tl_xcalloc((size_t)ip->vars->n + 1, sizeof(var_inst))};
+  for (int attempt = 0; attempt < trials * 30 && valid < trials && !bad; attempt++) {
+    if (gen_trial(&r, &t)) {
+      int st = run_inplace_trial(&r, &t, ip, why, sizeof why);
+      valid += st != 0;
+      bad = st == 2;
+    }
+    trial_clear(&t);
+  }
+  free(t.v);
+  /* trials that passed do not make a non-elementwise op element-local */
+  if (!bad && tl_ops[ip->op].kind != TL_KIND_ELEMWISE) {
+    snprintf(why, sizeof why, "%s is not an elementwise op: a result element may read other elements "
+             "of the operand it overwrites", tl_ops[ip->op].name);
+    bad = true;
+  }
+  if (bad) {
+    res->ncex++;
+    res->failed = tl_xrealloc(res->failed, (size_t)(res->nfailed + 1) * sizeof *res->failed);
+    res->failed[res->nfailed++] = strdup(ip->name);
+    if (f) fprintf(f, "%s:%d: counter-example: in-place rule %s: %s\n", ip->file, ip->line, ip->name, why);
+  } else if (valid == 0) {
+    res->nuntested++;
+    if (f) fprintf(f, "%s:%d: warning: in-place rule %s: never applies (no trial gave the destroyed "
+                      "operand the result's dtype and shape)\n", ip->file, ip->line, ip->name);
+  } else if (o->verbose && f) {
+    fprintf(f, "%s:%d: in-place rule %s: ok (%d trials)\n", ip->file, ip->line, ip->name, valid);
+  }
+}
+
 int tl_check_rules(const eg_rules *rs, const tl_check_opts *o, tl_check_result *res) {
   memset(res, 0, sizeof *res);
   int trials = o->trials > 0 ? o->trials : 200;
@@ -586,6 +717,12 @@ int tl_check_rules(const eg_rules *rs, const tl_check_opts *o, tl_check_result *
     free(first_t.v);
     free(t.v);
   }
+  for (int i = 0; i < rs->ninplaces; i++) check_inplace(rs, i, o, res);
+  /* fuse declarations say what the backend computes in one loop, not that
+   * two terms are equal: there is nothing to prove on random inputs */
+  if (rs->nfuses && f)
+    fprintf(f, "check-rules: %d fusion rule%s skipped (not rewrite rules: nothing to check on values)\n",
+            rs->nfuses, rs->nfuses == 1 ? "" : "s");
   return res->ncex;
 }
 

@@ -152,19 +152,57 @@ eg_rules *eg_rules_new(const eg_lang *l, const eg_conds *conds) {
   return r;
 }
 
-static void rules_truncate(eg_rules *r, int nrules, int nsets) {
-  while (r->nrules > nrules) {
+static void class_clear(eg_opclass *c) {
+  free(c->name);
+  free(c->ops);
+  memset(c, 0, sizeof *c);
+}
+
+static void fuse_clear(eg_fuse *f) {
+  free(f->name);
+  free(f->producer);
+  free(f->consumer);
+  free(f->conds);
+  memset(f, 0, sizeof *f);
+}
+
+static void inplace_clear(eg_inplace *ip) {
+  free(ip->name);
+  eg_pattern_clear(&ip->pat);
+  if (ip->vars) {
+    eg_vartab_clear(ip->vars);
+    free(ip->vars);
+  }
+  memset(ip, 0, sizeof *ip);
+}
+
+/* How much of r existed before a text was read (a text with errors adds
+ * nothing: everything past the mark is dropped). */
+typedef struct mark { int nrules, nsets, nclasses, nfuses, ninplaces; } mark;
+
+static mark rules_mark(const eg_rules *r) {
+  return (mark){r->nrules, r->nrulesets, r->nclasses, r->nfuses, r->ninplaces};
+}
+
+static void rules_truncate(eg_rules *r, mark m) {
+  while (r->nrules > m.nrules) {
     eg_rule *ru = &r->rules[--r->nrules];
     rule_clear(ru, !ru->backward);
   }
-  while (r->nrulesets > nsets) free(r->rulesets[--r->nrulesets]);
+  while (r->nrulesets > m.nsets) free(r->rulesets[--r->nrulesets]);
+  while (r->nclasses > m.nclasses) class_clear(&r->classes[--r->nclasses]);
+  while (r->nfuses > m.nfuses) fuse_clear(&r->fuses[--r->nfuses]);
+  while (r->ninplaces > m.ninplaces) inplace_clear(&r->inplaces[--r->ninplaces]);
 }
 
 void eg_rules_free(eg_rules *r) {
   if (!r) return;
-  rules_truncate(r, 0, 0);
+  rules_truncate(r, (mark){0, 0, 0, 0, 0});
   free(r->rules);
   free(r->rulesets);
+  free(r->classes);
+  free(r->fuses);
+  free(r->inplaces);
   for (int i = 0; i < r->nfiles; i++) free(r->files[i]);
   free(r->files);
   free(r);
@@ -291,6 +329,283 @@ static void pattern_error(parser *ps, const eg_perr *pe) {
   error_at(ps, pe->line, pe->col, "%s", pe->msg);
 }
 
+/* Rules, fuse and inplace declarations share one namespace. */
+static bool duplicate_name(parser *ps, sx_tok nm) {
+  const eg_rules *r = ps->r;
+  const char *file = NULL;
+  int line = 0, col = 0;
+  for (int i = 0; i < r->nrules && !file; i++)
+    if (strlen(r->rules[i].name) == nm.n && !memcmp(r->rules[i].name, nm.s, nm.n))
+      file = r->rules[i].file, line = r->rules[i].line, col = r->rules[i].col;
+  for (int i = 0; i < r->nfuses && !file; i++)
+    if (strlen(r->fuses[i].name) == nm.n && !memcmp(r->fuses[i].name, nm.s, nm.n))
+      file = r->fuses[i].file, line = r->fuses[i].line, col = r->fuses[i].col;
+  for (int i = 0; i < r->ninplaces && !file; i++)
+    if (strlen(r->inplaces[i].name) == nm.n && !memcmp(r->inplaces[i].name, nm.s, nm.n))
+      file = r->inplaces[i].file, line = r->inplaces[i].line, col = r->inplaces[i].col;
+  if (!file) return false;
+  error_at(ps, nm.line, nm.col, "duplicate rule name '%.*s' (first defined at %s:%d:%d)", (int)nm.n,
+           nm.s, file, line, col);
+  return true;
+}
+
+/* After an error at token t inside a declaration: consume the rest of the
+ * declaration (t itself may open a nested list, or be its closing paren). */
+static void skip_decl(parser *ps, sx_tok t) {
+  if (t.k == SX_LP) skip_close(&ps->lx);
+  if (t.k != SX_RP && t.k != SX_EOF) skip_close(&ps->lx);
+}
+
+/* A declaration's name: an atom that is not a ?var or :key. */
+static bool read_decl_name(parser *ps, const char *what, sx_tok *nm) {
+  *nm = sx_next(&ps->lx);
+  if (nm->k == SX_ATOM && nm->s[0] != '?' && nm->s[0] != ':') return true;
+  error_at(ps, nm->line, nm->col, "expected a name after '%s'", what);
+  skip_decl(ps, *nm);
+  return false;
+}
+
+static void *grow(void *a, int n, int *cap, size_t elem) {
+  if (n < *cap) return a;
+  *cap = *cap ? *cap * 2 : 16;
+  a = realloc(a, elem * (size_t)*cap);
+  EG_ASSERT(a);
+  return a;
+}
+
+static int class_find(const eg_rules *r, const char *s, size_t n) {
+  for (int i = 0; i < r->nclasses; i++)
+    if (strlen(r->classes[i].name) == n && !memcmp(r->classes[i].name, s, n)) return i;
+  return -1;
+}
+
+/* An op, an opclass, `any` or `output` as a set of ops (nops + 1 flags,
+ * the last one for `output`: the program's outputs); NULL after reporting. */
+static uint8_t *read_selector(parser *ps, sx_tok t, const char *what) {
+  const eg_rules *r = ps->r;
+  int nops = r->lang->nops;
+  if (t.k != SX_ATOM || t.s[0] == '?' || t.s[0] == ':') {
+    error_at(ps, t.line, t.col, "expected %s: an op, an opclass, 'any' or 'output'", what);
+    return NULL;
+  }
+  uint8_t *set = calloc((size_t)nops + 1, 1);
+  EG_ASSERT(set);
+  int c = class_find(r, t.s, t.n), op = eg_lang_op(r->lang, t.s, t.n);
+  if (sx_is(t, "any")) memset(set, 1, (size_t)nops + 1);
+  else if (c >= 0) memcpy(set, r->classes[c].ops, (size_t)nops + 1);
+  else if (op >= 0) set[op] = 1;
+  else if (sx_is(t, "output")) set[nops] = 1;
+  else {
+    error_at(ps, t.line, t.col, "unknown op or opclass '%.*s'", (int)t.n, t.s);
+    free(set);
+    return NULL;
+  }
+  return set;
+}
+
+/* After "(opclass": NAME MEMBER... ")" */
+static void read_opclass(parser *ps, sx_tok lp) {
+  eg_rules *r = ps->r;
+  sx_tok nm;
+  if (!read_decl_name(ps, "opclass", &nm)) return;
+  int c = class_find(r, nm.s, nm.n);
+  if (c >= 0 || sx_is(nm, "any") || sx_is(nm, "output") || eg_lang_op(r->lang, nm.s, nm.n) >= 0) {
+    if (c >= 0)
+      error_at(ps, nm.line, nm.col, "duplicate opclass '%.*s' (first defined at %s:%d:%d)", (int)nm.n,
+               nm.s, r->classes[c].file, r->classes[c].line, r->classes[c].col);
+    else
+      error_at(ps, nm.line, nm.col, "opclass name '%.*s' is an op name, 'any' or 'output'", (int)nm.n, nm.s);
+    skip_close(&ps->lx);
+    return;
+  }
+  int nops = r->lang->nops, nmembers = 0;
+  uint8_t *ops = calloc((size_t)nops + 1, 1);
+  EG_ASSERT(ops);
+  for (;;) {
+    sx_tok t = sx_next(&ps->lx);
+    if (t.k == SX_RP) break;
+    uint8_t *m = read_selector(ps, t, "an opclass member");
+    if (!m) {
+      free(ops);
+      skip_decl(ps, t);
+      return;
+    }
+    for (int i = 0; i <= nops; i++) ops[i] |= m[i];
+    free(m);
+    nmembers++;
+  }
+  if (!nmembers) {
+    error_at(ps, nm.line, nm.col, "opclass '%.*s' has no members", (int)nm.n, nm.s);
+    free(ops);
+    return;
+  }
+  r->classes = grow(r->classes, r->nclasses, &r->capclasses, sizeof *r->classes);
+  r->classes[r->nclasses++] = (eg_opclass){dupn(nm.s, nm.n), ops, ps->file, lp.line, lp.col};
+}
+
+/* After ":if" in a fuse declaration. 0, -1 (the rest of the declaration is
+ * still to skip) or -2 (the declaration's ')' is consumed). */
+static int read_fuse_cond(parser *ps, eg_fuse *f) {
+  sx_tok lp = sx_next(&ps->lx);
+  if (lp.k != SX_LP) {
+    error_at(ps, lp.line, lp.col, "expected a condition '(NAME ARG...)' after ':if'");
+    return lp.k == SX_RP ? -2 : -1;
+  }
+  sx_tok nm = sx_next(&ps->lx);
+  int kind = sx_is(nm, "single-use") ? EG_FUSE_SINGLE_USE : sx_is(nm, "cheap") ? EG_FUSE_CHEAP
+           : sx_is(nm, "max-ops") ? EG_FUSE_MAX_OPS : -1;
+  if (kind < 0) {
+    if (nm.k == SX_ATOM)
+      error_at(ps, nm.line, nm.col,
+               "unknown fusion condition '%.*s' (known: single-use, cheap, max-ops N)", (int)nm.n, nm.s);
+    else
+      error_at(ps, nm.line, nm.col, "expected a fusion condition name");
+    if (nm.k == SX_LP) skip_close(&ps->lx);
+    if (nm.k != SX_RP) skip_close(&ps->lx);
+    return -1;
+  }
+  eg_fuse_cond c = {kind, 0};
+  sx_tok t = sx_next(&ps->lx);
+  if (kind == EG_FUSE_MAX_OPS) {
+    char *end = NULL;
+    long long v = t.k == SX_ATOM ? strtoll(t.s, &end, 10) : 0;
+    if (t.k != SX_ATOM || end != t.s + t.n || v < 1 || v > 1000000) {
+      error_at(ps, t.line, t.col, "condition 'max-ops' takes a positive integer");
+      if (t.k == SX_LP) skip_close(&ps->lx);
+      if (t.k != SX_RP) skip_close(&ps->lx);
+      return -1;
+    }
+    c.arg = v;
+    t = sx_next(&ps->lx);
+  }
+  if (t.k != SX_RP) {
+    error_at(ps, t.line, t.col, "condition '%.*s' takes %s", (int)nm.n, nm.s,
+             kind == EG_FUSE_MAX_OPS ? "one argument" : "no arguments");
+    if (t.k == SX_LP) skip_close(&ps->lx);
+    skip_close(&ps->lx);
+    return -1;
+  }
+  f->conds = realloc(f->conds, sizeof *f->conds * (size_t)(f->nconds + 1));
+  EG_ASSERT(f->conds);
+  f->conds[f->nconds++] = c;
+  return 0;
+}
+
+/* After "(fuse": NAME PRODUCER :into CONSUMER conditions ")" */
+static void read_fuse(parser *ps, int set, sx_tok lp) {
+  eg_rules *r = ps->r;
+  sx_tok nm;
+  if (!read_decl_name(ps, "fuse", &nm)) return;
+  if (duplicate_name(ps, nm)) {
+    skip_close(&ps->lx);
+    return;
+  }
+  eg_fuse f = {0};
+  sx_tok t = sx_next(&ps->lx);
+  if (!(f.producer = read_selector(ps, t, "a producer"))) goto bad;
+  t = sx_next(&ps->lx);
+  if (!sx_is(t, ":into")) {
+    error_at(ps, t.line, t.col, "expected ':into CONSUMER' after the producer");
+    goto bad;
+  }
+  t = sx_next(&ps->lx);
+  if (!(f.consumer = read_selector(ps, t, "a consumer after ':into'"))) goto bad;
+  for (;;) {
+    t = sx_next(&ps->lx);
+    if (t.k == SX_RP) break;
+    if (!sx_is(t, ":if")) {
+      error_at(ps, t.line, t.col, "expected ':if' or ')' after the consumer");
+      goto bad;
+    }
+    int rc = read_fuse_cond(ps, &f);
+    if (rc == -2) goto bad_closed;
+    if (rc) {
+      skip_close(&ps->lx);
+      goto bad_closed;
+    }
+  }
+  f.name = dupn(nm.s, nm.n);
+  f.ruleset = set;
+  f.file = ps->file;
+  f.line = lp.line;
+  f.col = lp.col;
+  r->fuses = grow(r->fuses, r->nfuses, &r->capfuses, sizeof *r->fuses);
+  r->fuses[r->nfuses++] = f;
+  return;
+bad:
+  skip_decl(ps, t);
+bad_closed:
+  fuse_clear(&f);
+}
+
+/* After "(inplace": NAME (OP ?a ...) :destroys ?v... ")" */
+static void read_inplace(parser *ps, int set, sx_tok lp) {
+  eg_rules *r = ps->r;
+  sx_tok nm;
+  if (!read_decl_name(ps, "inplace", &nm)) return;
+  if (duplicate_name(ps, nm)) {
+    skip_close(&ps->lx);
+    return;
+  }
+  eg_inplace ip = {0};
+  ip.vars = calloc(1, sizeof *ip.vars);
+  EG_ASSERT(ip.vars);
+  eg_perr pe = {0};
+  sx_tok at = sx_peek(&ps->lx);
+  if (eg_pattern_read(&ps->lx, r->lang, ip.vars, EG_VARS_NEW, &ip.pat, &pe)) {
+    pattern_error(ps, &pe);
+    skip_close(&ps->lx);
+    goto bad_closed;
+  }
+  const eg_pnode *root = &ip.pat.nodes[ip.pat.n - 1];
+  bool ok = root->kind == EG_PAT_NODE && root->n > 0 && root->n <= 32;
+  for (uint32_t k = 0; ok && k < root->n; k++) {
+    const eg_pnode *kid = &ip.pat.nodes[ip.pat.kids[root->kids + k]];
+    ok = kid->kind == EG_PAT_VAR;
+    for (uint32_t j = 0; ok && j < k; j++) ok = ip.pat.nodes[ip.pat.kids[root->kids + j]].var != kid->var;
+  }
+  if (!ok) {
+    error_at(ps, at.line, at.col, "an in-place pattern is one op over distinct ?vars, e.g. (exp ?x)");
+    skip_close(&ps->lx);
+    goto bad_closed;
+  }
+  ip.op = root->op;
+  sx_tok t = sx_next(&ps->lx);
+  if (!sx_is(t, ":destroys")) {
+    error_at(ps, t.line, t.col, "expected ':destroys ?VAR...' after the pattern");
+    goto bad;
+  }
+  for (;;) {
+    t = sx_next(&ps->lx);
+    if (t.k == SX_RP && ip.destroys) break;
+    if (t.k != SX_ATOM || t.s[0] != '?') {
+      error_at(ps, t.line, t.col, "expected an operand ?var after ':destroys'");
+      goto bad;
+    }
+    int v = eg_vartab_find(ip.vars, t.s, t.n);
+    int pos = -1;
+    for (uint32_t k = 0; v >= 0 && k < root->n; k++)
+      if (ip.pat.nodes[ip.pat.kids[root->kids + k]].var == (uint32_t)v) pos = (int)k;
+    if (pos < 0) {
+      error_at(ps, t.line, t.col, "'%.*s' is not an operand of the pattern", (int)t.n, t.s);
+      goto bad;
+    }
+    ip.destroys |= 1u << pos;
+  }
+  ip.name = dupn(nm.s, nm.n);
+  ip.ruleset = set;
+  ip.file = ps->file;
+  ip.line = lp.line;
+  ip.col = lp.col;
+  r->inplaces = grow(r->inplaces, r->ninplaces, &r->capinplaces, sizeof *r->inplaces);
+  r->inplaces[r->ninplaces++] = ip;
+  return;
+bad:
+  skip_decl(ps, t);
+bad_closed:
+  inplace_clear(&ip);
+}
+
 /* After "(rule": NAME LHS =>|<=> RHS conditions ")" */
 static void read_rule(parser *ps, int set, sx_tok lp) {
   eg_rules *r = ps->r;
@@ -301,13 +616,10 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
     if (nm.k != SX_RP) skip_close(&ps->lx);
     return;
   }
-  for (int i = 0; i < r->nrules; i++)
-    if (strlen(r->rules[i].name) == nm.n && !memcmp(r->rules[i].name, nm.s, nm.n)) {
-      error_at(ps, nm.line, nm.col, "duplicate rule name '%.*s' (first defined at %s:%d:%d)",
-               (int)nm.n, nm.s, r->rules[i].file, r->rules[i].line, r->rules[i].col);
-      skip_close(&ps->lx);
-      return;
-    }
+  if (duplicate_name(ps, nm)) {
+    skip_close(&ps->lx);
+    return;
+  }
   eg_rule *ru = rule_push(r);
   ru->name = dupn(nm.s, nm.n);
   ru->ruleset = set;
@@ -433,7 +745,7 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_
   parser ps = {r, fname, {0}, d, {0}, 0};
   if (!ps.d) ps.d = &ps.own;
   sx_init(&ps.lx, text, n);
-  int nrules0 = r->nrules, nsets0 = r->nrulesets;
+  mark m0 = rules_mark(r);
   if (check_parens(&ps, text, n)) goto done;
   for (;;) {
     sx_tok t = sx_next(&ps.lx);
@@ -469,17 +781,20 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_
       sx_tok it = sx_next(&ps.lx);
       if (it.k == SX_RP || it.k == SX_EOF) break;
       sx_tok k2 = it.k == SX_LP ? sx_next(&ps.lx) : it;
-      if (it.k != SX_LP || !sx_is(k2, "rule")) {
-        error_at(&ps, it.line, it.col, "expected '(rule NAME LHS => RHS ...)'");
+      if (it.k == SX_LP && sx_is(k2, "rule")) read_rule(&ps, set, it);
+      else if (it.k == SX_LP && sx_is(k2, "fuse")) read_fuse(&ps, set, it);
+      else if (it.k == SX_LP && sx_is(k2, "inplace")) read_inplace(&ps, set, it);
+      else if (it.k == SX_LP && sx_is(k2, "opclass")) read_opclass(&ps, it);
+      else {
+        error_at(&ps, it.line, it.col,
+                 "expected '(rule NAME LHS => RHS ...)', '(fuse ...)', '(inplace ...)' or '(opclass ...)'");
         if (it.k == SX_LP && k2.k == SX_LP) skip_close(&ps.lx);
         if (it.k == SX_LP && k2.k != SX_RP) skip_close(&ps.lx);
-        continue;
       }
-      read_rule(&ps, set, it);
     }
   }
 done:
-  if (ps.errors) rules_truncate(r, nrules0, nsets0);
+  if (ps.errors) rules_truncate(r, m0);
   eg_diag_free(&ps.own);
   return ps.errors;
 }

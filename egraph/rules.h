@@ -9,6 +9,19 @@
  * be a bare ?var (it matches every class). Conditions are predicates
  * registered by name (eg_conds_add) and checked per match at apply time;
  * their arguments are ?vars of the LHS or atoms (`(dtype ?x f32)`).
+ *
+ * A ruleset may also hold declarations for a backend's planner, which are
+ * not rewrites (the saturation runner never sees them: they are kept apart
+ * from `rules`; docs/rules.md "Fusion and in-place"):
+ *     (opclass NAME MEMBER...)          ; MEMBER: an op or an earlier opclass
+ *     (fuse NAME PRODUCER :into CONSUMER [:if (COND ARG...)]...)
+ *     (inplace NAME (OP ?a ?b ...) :destroys ?a [?b]...)
+ * PRODUCER and CONSUMER are an op, an opclass, `any` or `output` (the
+ * program's outputs, as a consumer); the fuse conditions are (single-use),
+ * (cheap) and (max-ops N), facts of the program that the planner evaluates
+ * (see eg_fuse_cond). Rules, fuse and inplace declarations share one
+ * namespace of names; opclass names are their own.
+ *
  * Errors are reported as `file:line:col: error: msg`, the source line and a
  * caret; parsing goes on after an error to report more in one run. */
 #ifndef TL_EGRAPH_RULES_H
@@ -48,11 +61,64 @@ typedef struct eg_rule {
   int line, col;
 } eg_rule;
 
+/* A named set of ops. ops[op] is 1 for a member; lang->nops + 1 entries,
+ * the last one standing for `output`. */
+typedef struct eg_opclass {
+  char *name;
+  uint8_t *ops;
+  const char *file;
+  int line, col;
+} eg_opclass;
+
+/* Conditions of a fuse declaration, about the producer P in the program:
+ *   SINGLE_USE  P has exactly one use (an operand slot or a program output)
+ *   CHEAP       P's fused expression does no arithmetic (only index maps,
+ *               literals and loads), so computing it at every use costs
+ *               nothing that a buffer would save
+ *   MAX_OPS     P's fused expression has at most `arg` ops */
+enum { EG_FUSE_SINGLE_USE, EG_FUSE_CHEAP, EG_FUSE_MAX_OPS };
+typedef struct eg_fuse_cond {
+  int kind;
+  int64_t arg;
+} eg_fuse_cond;
+
+/* May a producer whose op is in `producer` be computed inside the loop of
+ * a consumer whose op is in `consumer` (per-op flags as in eg_opclass),
+ * when every condition holds? */
+typedef struct eg_fuse {
+  char *name;
+  int ruleset;
+  uint8_t *producer, *consumer;
+  eg_fuse_cond *conds;
+  int nconds;
+  const char *file;
+  int line, col;
+} eg_fuse;
+
+/* The op of `pat` (one op over distinct ?vars) may write its result over the
+ * operands whose bits are set in `destroys` (bit i: operand i). */
+typedef struct eg_inplace {
+  char *name;
+  int ruleset;
+  int op;
+  uint32_t destroys;
+  eg_pattern pat;
+  eg_vartab *vars;
+  const char *file;
+  int line, col;
+} eg_inplace;
+
 typedef struct eg_rules {
   const eg_lang *lang;
   const eg_conds *conds;
   eg_rule *rules;
   int nrules, caprules;
+  eg_opclass *classes;
+  int nclasses, capclasses;
+  eg_fuse *fuses;
+  int nfuses, capfuses;
+  eg_inplace *inplaces;
+  int ninplaces, capinplaces;
   char **rulesets;
   int nrulesets, caprulesets;
   char **files;

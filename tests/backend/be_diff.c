@@ -17,6 +17,9 @@
 
 int be_random_graphs(int count, uint64_t seed, int verbose);
 int be_compare(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose);
+int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
+                    const be_options *o, be_stats *st);
+int be_fusion_tests(const char *srcdir, int verbose);
 
 /* f32 GEMM accumulates in f32 (OpenBLAS); the interpreter in f64 */
 static double f32_rtol = 1e-5, f32_scale = 1;
@@ -28,25 +31,48 @@ static bool close_enough(double a, double b, int dt) {
   return fabs(a - b) <= rtol * fmax(fabs(a), fabs(b)) + atol;
 }
 
-/* 0 when compiled and interpreted agree (both errors also agree). */
 int be_compare(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose) {
+  be_options o = be_options_default();
+  return be_compare_opts(g, inputs, syms, what, verbose, &o, NULL);
+}
+
+static bool same_tensor(const tl_tensor *a, const tl_tensor *b) {
+  return a->dtype == b->dtype && a->numel == b->numel &&
+         !memcmp(a->data, b->data, (size_t)a->numel * tl_dtype_size((tl_dtype)a->dtype));
+}
+
+/* 0 when compiled (under o) and interpreted agree (both errors also
+ * agree), and the inputs are left as they were (unless o lets the program
+ * destroy them: then each run gets fresh copies). st: the compile's
+ * statistics after the runs (may be NULL). */
+int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
+                    const be_options *o, be_stats *st) {
   char e1[512] = "", e2[512] = "";
-  int no = g->noutputs;
+  int no = g->noutputs, ni = g->ninputs;
   tl_tensor **ref = tl_xcalloc((size_t)no + 1, sizeof *ref), **got = tl_xcalloc((size_t)no + 1, sizeof *got);
+  tl_tensor **orig = tl_xcalloc((size_t)ni + 1, sizeof *orig), **run_in = tl_xcalloc((size_t)ni + 1, sizeof *run_in);
+  for (int i = 0; i < ni; i++) orig[i] = tl_tensor_copy(inputs[i]);
   int bad = 0;
   int r1 = tl_interp_run(g, inputs, syms, ref, e1, sizeof e1);
   f32_rtol = 1e-5;
   for (int i = 0; i < g->nnodes; i++)
     if (g->nodes[i].op == TL_OP_MATMUL && g->nodes[i].type.dtype == TL_F32) f32_rtol = 1e-4;
-  be_options o = be_options_default();
-  be_program *p = be_compile(g, &o, e2, sizeof e2);
+  be_program *p = be_compile(g, o, e2, sizeof e2);
   if (!p) {
     printf("FAIL %s: compile: %s\n", what, e2);
     bad = 1;
     goto done;
   }
   for (int rep = 0; rep < 2 && !bad; rep++) { /* twice: buffers are reused */
-    int r2 = be_run(p, inputs, syms, got, e2, sizeof e2);
+    for (int i = 0; i < ni; i++) run_in[i] = o->destroy_inputs ? tl_tensor_copy(inputs[i]) : inputs[i];
+    int r2 = be_run(p, run_in, syms, got, e2, sizeof e2);
+    for (int i = 0; i < ni; i++) {
+      if (o->destroy_inputs) tl_tensor_free(run_in[i]);
+      else if (!same_tensor(inputs[i], orig[i]) && !bad) {
+        printf("FAIL %s: input %d was overwritten\n", what, i);
+        bad = 1;
+      }
+    }
     if (r1 || r2) {
       if (!r1 != !r2) {
         printf("FAIL %s: interp %s, compiled %s\n", what, r1 ? e1 : "ok", r2 ? e2 : "ok");
@@ -93,10 +119,14 @@ done:
     printf("%s\n", s);
     free(s);
   }
+  if (p && st) *st = *be_program_stats(p);
   be_program_free(p);
   for (int i = 0; i < no; i++) tl_tensor_free(ref[i]);
+  for (int i = 0; i < ni; i++) tl_tensor_free(orig[i]);
   free(ref);
   free(got);
+  free(orig);
+  free(run_in);
   return bad;
 }
 
@@ -130,6 +160,12 @@ static int run_example(const char *path, int verbose) {
       bad = 1;
     } else {
       bad |= be_compare(g, in, syms, what, verbose);
+      if (si == 0) { /* LLVM's default<O3> as well as the default kernel pipeline */
+        be_options o3 = be_options_default();
+        o3.opt_level = 3;
+        strcat(what, " at -O3");
+        bad |= be_compare_opts(g, in, syms, what, verbose, &o3, NULL);
+      }
     }
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
     free(in);
@@ -223,6 +259,7 @@ int main(int argc, char **argv) {
   closedir(dp);
   printf("examples: %d files, %d failed\n", n, fails);
   fails += cache_test(argv[1]);
+  fails += be_fusion_tests(argv[1], verbose);
   int rf = nrandom > 0 ? be_random_graphs(nrandom, seed, verbose) : 0;
   return fails || rf ? 1 : 0;
 }

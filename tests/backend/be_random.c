@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int be_compare(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose);
+int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
+                    const be_options *o, be_stats *st);
 
 static uint64_t rs;
 static uint64_t rnd(void) {
@@ -56,10 +57,15 @@ static tl_graph *random_graph(int *depth_out) {
     ids[nn] = tl_graph_add_input(g, name, &t, (tl_loc){0, 0});
     depth[nn++] = 0;
   }
-  int steps = 2 + rn(10);
+  int steps = 2 + rn(12);
   char err[256];
   for (int s = 0; s < steps && nn < 60; s++) {
-    int a = rn(nn), b = rn(nn);
+    /* two times in three the first operand is the deepest node so far, so
+     * that chains reach depth 8; the others are any earlier node (sharing) */
+    int deep = 0;
+    for (int q = 1; q < nn; q++)
+      if (depth[q] >= depth[deep]) deep = q;
+    int a = rn(3) ? deep : rn(nn), b = rn(nn);
     int kind = rn(10);
     tl_attrs at;
     tl_attrs_init(&at);
@@ -139,24 +145,35 @@ static tl_graph *random_graph(int *depth_out) {
   return g;
 }
 
-int be_random_graphs(int count, uint64_t seed, int verbose) {
+/* count graphs compiled under o (NULL: the defaults); prints how many
+ * reached each output depth. */
+int be_random_graphs_opts(int count, uint64_t seed, int verbose, const be_options *o, const char *label) {
   rs = seed * 0x2545F4914F6CDD1DULL + 7;
-  int fails = 0, errs = 0, maxd = 0;
+  int fails = 0, errs = 0, maxd = 0, hist[9] = {0};
+  be_options def = be_options_default();
+  if (!o) o = &def;
   for (int i = 0; i < count; i++) {
     int d;
     tl_graph *g = random_graph(&d);
     if (d > maxd) maxd = d;
+    hist[d < 8 ? d : 8]++;
     tl_tensor *in[4] = {0};
     char err[256], what[64];
     if (tl_random_inputs(g, in, NULL, seed + (uint64_t)i, err, sizeof err)) {
       errs++;
     } else {
       snprintf(what, sizeof what, "random graph %d (seed %llu)", i, (unsigned long long)seed);
-      fails += be_compare(g, in, NULL, what, verbose);
+      fails += be_compare_opts(g, in, NULL, what, verbose, o, NULL);
     }
     for (int k = 0; k < g->ninputs; k++) tl_tensor_free(in[k]);
     tl_graph_free(g);
   }
-  printf("random: %d graphs (max depth %d), %d failed, %d skipped\n", count, maxd, fails, errs);
+  printf("random%s: %d graphs (max depth %d; by depth 0..8:", label, count, maxd);
+  for (int d = 0; d <= 8; d++) printf(" %d", hist[d]);
+  printf("), %d failed, %d skipped\n", fails, errs);
   return fails;
+}
+
+int be_random_graphs(int count, uint64_t seed, int verbose) {
+  return be_random_graphs_opts(count, seed, verbose, NULL, "");
 }

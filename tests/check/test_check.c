@@ -74,11 +74,38 @@ Test(check, improves_accuracy) {
   tl_check_result_free(&res);
 }
 
+Test(check, shipped_fusion_and_inplace_rules) {
+  tl_check_result res;
+  cr_expect_eq(check_file("rules/inplace.rw", NULL, 0, &res), 0);
+  cr_expect_gt(res.nrules, 30, "every in-place rule is checked");
+  cr_expect_eq(res.nuntested, 0, "%d in-place rules never applied", res.nuntested);
+  tl_check_result_free(&res);
+  /* fuse declarations are skipped, not counted as checked */
+  cr_expect_eq(check_file("rules/fusion.rw", NULL, 0, &res), 0);
+  cr_expect_eq(res.nrules, 0);
+  tl_check_result_free(&res);
+}
+
+Test(check, unsound_inplace_caught) {
+  tl_check_result res;
+  int rc = check_file("tests/check/inplace.rw", NULL, 0, &res);
+  cr_expect(failed(&res, "transpose-ip"));
+  cr_expect(failed(&res, "sum-ip"));
+  cr_expect(failed(&res, "softmax-ip"));
+  cr_expect(!failed(&res, "exp-control"));
+  cr_expect(!failed(&res, "add-control"));
+  cr_expect_eq(rc, 3);
+  cr_expect_eq(res.nrules, 5);
+  tl_check_result_free(&res);
+}
+
 Test(check, malformed_is_an_error) {
   tl_check_result res;
   tl_check_opts o = {.seed = 1, .trials = 10, .out = NULL};
   cr_expect_eq(tl_check_rules_text("bad.rw", "(ruleset x (rule r (add ?x) => ", &o, &res), -1);
   cr_expect_eq(tl_check_rules_text("bad.rw", "(ruleset x (rule r (frob ?x) => ?x))", &o, &res), -1);
+  cr_expect_eq(tl_check_rules_text("bad.rw", "(ruleset x (fuse f exp :into frob))", &o, &res), -1);
+  cr_expect_eq(tl_check_rules_text("bad.rw", "(ruleset x (inplace i (exp (log ?x)) :destroys ?x))", &o, &res), -1);
 }
 
 Test(check, deterministic) {

@@ -14,6 +14,8 @@ static char *load(const char *text, int *nerr) {
   eg_diag d = {0};
   *nerr = eg_rules_load(r, "t.rw", text, strlen(text), &d);
   cr_assert_eq(r->nrules, *nerr ? 0 : r->nrules, "a text with errors adds nothing");
+  cr_assert(!*nerr || (r->nfuses == 0 && r->ninplaces == 0 && r->nclasses == 0),
+            "a text with errors adds no declarations");
   eg_rules_free(r);
   char *s = d.text ? strdup(d.text) : strdup("");
   eg_diag_free(&d);
@@ -134,5 +136,176 @@ Test(egraph_rules, garbage_never_crashes) {
     char *s = load(bad[i], &n);
     if (i > 0) cr_assert_gt(n, 0, "accepted: %s", bad[i]);
     free(s);
+  }
+}
+
+/* ---- fusion and in-place declarations ------------------------------------ */
+
+static int op_of(const char *name) {
+  for (int i = 0; i < M.lang.nops; i++)
+    if (!strcmp(M.lang.op_names[i], name)) return i;
+  cr_assert_fail("no op %s", name);
+  return -1;
+}
+
+Test(egraph_rules, fuse_inplace_opclass_parse) {
+  eg_rules *r = eg_rules_new(&M.lang, M.conds);
+  const char *t = "(ruleset fusion\n"
+                  "  (opclass arith + - * /)\n"
+                  "  (opclass trig sin cos)\n"
+                  "  (opclass all-math arith trig ln sqrt)\n"
+                  "  (fuse a-into-a arith :into all-math :if (single-use))\n"
+                  "  (fuse trig-any trig :into any :if (cheap) :if (max-ops 8))\n"
+                  "  (fuse ln-out ln :into output)\n"
+                  "  (rule z (+ ?a 0) => ?a))\n"
+                  "(ruleset inplace\n"
+                  "  (inplace add-ip (+ ?a ?b) :destroys ?a ?b)\n"
+                  "  (inplace ln-ip (ln ?x) :destroys ?x))\n";
+  eg_diag d = {0};
+  cr_assert_eq(eg_rules_load(r, "t.rw", t, strlen(t), &d), 0, "%s", d.text);
+  int plus = op_of("+"), ln = op_of("ln"), sin = op_of("sin");
+  int nops = M.lang.nops;
+  cr_assert_eq(r->nrules, 1, "fuse/inplace/opclass are not rewrite rules");
+  cr_assert_eq(r->nclasses, 3);
+  cr_assert(r->classes[2].ops[plus] && r->classes[2].ops[sin] && r->classes[2].ops[ln]);
+  cr_assert_eq(r->nfuses, 3);
+  cr_assert(r->fuses[0].producer[plus] && !r->fuses[0].producer[ln] && r->fuses[0].consumer[sin]);
+  cr_assert(!r->fuses[0].consumer[nops], "`output` is only in any or by name");
+  cr_assert_eq(r->fuses[0].nconds, 1);
+  cr_assert_eq(r->fuses[0].conds[0].kind, EG_FUSE_SINGLE_USE);
+  cr_assert(r->fuses[1].consumer[nops] && r->fuses[1].consumer[plus]);
+  cr_assert_eq(r->fuses[1].nconds, 2);
+  cr_assert_eq(r->fuses[1].conds[1].kind, EG_FUSE_MAX_OPS);
+  cr_assert_eq(r->fuses[1].conds[1].arg, 8);
+  cr_assert(r->fuses[2].consumer[nops] && !r->fuses[2].consumer[plus]);
+  cr_assert_eq(r->ninplaces, 2);
+  cr_assert_eq(r->inplaces[0].op, plus);
+  cr_assert_eq(r->inplaces[0].destroys, 3u);
+  cr_assert_eq(r->inplaces[1].destroys, 1u);
+  cr_assert_eq(eg_rules_ruleset(r, "inplace"), 1);
+  eg_diag_free(&d);
+  eg_rules_free(r);
+}
+
+Test(egraph_rules, fuse_errors) {
+  int n;
+  char *s = load("(ruleset f\n  (fuse a frob :into any))\n", &n);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(s, "t.rw:2:11: error: unknown op or opclass 'frob'\n"
+                      "  (fuse a frob :into any))\n"
+                      "          ^\n");
+  free(s);
+  s = load("(ruleset f (fuse a + any))", &n);
+  cr_assert_str_eq(s, "t.rw:1:22: error: expected ':into CONSUMER' after the producer\n"
+                      "(ruleset f (fuse a + any))\n"
+                      "                     ^\n");
+  free(s);
+  s = load("(ruleset f (fuse a + :into * :if (single-use 2)))", &n);
+  cr_assert_str_eq(s, "t.rw:1:46: error: condition 'single-use' takes no arguments\n"
+                      "(ruleset f (fuse a + :into * :if (single-use 2)))\n"
+                      "                                             ^\n");
+  free(s);
+  s = load("(ruleset f (fuse a + :into * :if (max-ops x)))", &n);
+  cr_assert_str_eq(s, "t.rw:1:43: error: condition 'max-ops' takes a positive integer\n"
+                      "(ruleset f (fuse a + :into * :if (max-ops x)))\n"
+                      "                                          ^\n");
+  free(s);
+  s = load("(ruleset f (fuse a + :into * :if (nonzero ?x)))", &n);
+  cr_assert_str_eq(s, "t.rw:1:35: error: unknown fusion condition 'nonzero' (known: single-use, cheap, max-ops N)\n"
+                      "(ruleset f (fuse a + :into * :if (nonzero ?x)))\n"
+                      "                                  ^\n");
+  free(s);
+  s = load("(ruleset f (rule a (+ ?x 0) => ?x)\n (fuse a + :into *))", &n);
+  cr_assert_str_eq(s, "t.rw:2:8: error: duplicate rule name 'a' (first defined at t.rw:1:12)\n"
+                      " (fuse a + :into *))\n"
+                      "       ^\n");
+  free(s);
+}
+
+Test(egraph_rules, opclass_errors) {
+  int n;
+  char *s = load("(ruleset f\n  (opclass c + *)\n  (opclass c ln))", &n);
+  cr_assert_str_eq(s, "t.rw:3:12: error: duplicate opclass 'c' (first defined at t.rw:2:3)\n"
+                      "  (opclass c ln))\n"
+                      "           ^\n");
+  free(s);
+  s = load("(ruleset f (opclass sin +))", &n);
+  cr_assert_str_eq(s, "t.rw:1:21: error: opclass name 'sin' is an op name, 'any' or 'output'\n"
+                      "(ruleset f (opclass sin +))\n"
+                      "                    ^\n");
+  free(s);
+  s = load("(ruleset f (opclass c + ?x))", &n);
+  cr_assert_str_eq(s, "t.rw:1:25: error: expected an opclass member: an op, an opclass, 'any' or 'output'\n"
+                      "(ruleset f (opclass c + ?x))\n"
+                      "                        ^\n");
+  free(s);
+  s = load("(ruleset f (opclass c))", &n);
+  cr_assert_str_eq(s, "t.rw:1:21: error: opclass 'c' has no members\n"
+                      "(ruleset f (opclass c))\n"
+                      "                    ^\n");
+  free(s);
+}
+
+Test(egraph_rules, inplace_errors) {
+  int n;
+  char *s = load("(ruleset i\n  (inplace a (ln (+ ?x 1)) :destroys ?x))", &n);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(s, "t.rw:2:14: error: an in-place pattern is one op over distinct ?vars, e.g. (exp ?x)\n"
+                      "  (inplace a (ln (+ ?x 1)) :destroys ?x))\n"
+                      "             ^\n");
+  free(s);
+  s = load("(ruleset i (inplace a (+ ?x ?x) :destroys ?x))", &n);
+  cr_assert(strstr(s, "t.rw:1:23: error: an in-place pattern is one op over distinct ?vars"), "%s", s);
+  free(s);
+  s = load("(ruleset i (inplace a (+ ?x ?y) :destroys ?z))", &n);
+  cr_assert_str_eq(s, "t.rw:1:43: error: '?z' is not an operand of the pattern\n"
+                      "(ruleset i (inplace a (+ ?x ?y) :destroys ?z))\n"
+                      "                                          ^\n");
+  free(s);
+  s = load("(ruleset i (inplace a (+ ?x ?y) :destroys))", &n);
+  cr_assert_str_eq(s, "t.rw:1:42: error: expected an operand ?var after ':destroys'\n"
+                      "(ruleset i (inplace a (+ ?x ?y) :destroys))\n"
+                      "                                         ^\n");
+  free(s);
+  s = load("(ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))", &n);
+  cr_assert_str_eq(s, "t.rw:1:33: error: expected ':destroys ?VAR...' after the pattern\n"
+                      "(ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))\n"
+                      "                                ^\n");
+  free(s);
+  s = load("(ruleset i (inplace a (frob ?x) :destroys ?x))", &n);
+  cr_assert(strstr(s, "t.rw:1:24: error: unknown op 'frob'"), "%s", s);
+  free(s);
+  s = load("(ruleset i (nonsense a))", &n);
+  cr_assert(strstr(s, "t.rw:1:12: error: expected '(rule NAME LHS => RHS ...)', '(fuse ...)', "
+                      "'(inplace ...)' or '(opclass ...)'"), "%s", s);
+  free(s);
+}
+
+Test(egraph_rules, decl_errors_report_all_and_keep_nothing) {
+  int n;
+  char *s = load("(ruleset f\n"
+                 "  (opclass c + *)\n"
+                 "  (fuse a c :into nope)\n"
+                 "  (fuse b c :into c :if (cheap 1))\n"
+                 "  (inplace p (+ ?x ?y) :destroys ?q)\n"
+                 "  (fuse ok c :into c))\n", &n);
+  cr_assert_eq(n, 3, "%s", s);
+  cr_assert(strstr(s, "t.rw:3:19: error: unknown op or opclass 'nope'"), "%s", s);
+  cr_assert(strstr(s, "t.rw:4:32: error: condition 'cheap' takes no arguments"), "%s", s);
+  cr_assert(strstr(s, "t.rw:5:34: error: '?q' is not an operand of the pattern"), "%s", s);
+  free(s);
+  const char *bad[] = {"(ruleset f (fuse))", "(ruleset f (fuse a))", "(ruleset f (fuse a + :into))",
+                       "(ruleset f (fuse a (+) :into *))", "(ruleset f (fuse a + :into * :if))",
+                       "(ruleset f (fuse a + :into * :if ()))", "(ruleset f (fuse a + :into * :if (max-ops)))",
+                       "(ruleset f (fuse a + :into * :if (max-ops 0)))", "(ruleset f (fuse a + :into * :if (max-ops 1 2)))",
+                       "(ruleset f (fuse a + :into * junk))", "(ruleset f (opclass))", "(ruleset f (opclass (c) +))",
+                       "(ruleset f (opclass c (+)))", "(ruleset f (inplace))", "(ruleset f (inplace a))",
+                       "(ruleset f (inplace a ?x :destroys ?x))", "(ruleset f (inplace a (+ ?x 1) :destroys ?x))",
+                       "(ruleset f (inplace a (+ ?x ?y) :destroys ?x 1))", "(ruleset f (inplace a (+ ?x ?y) ?x))",
+                       "(ruleset f (fuse ?a + :into *))", "(ruleset f (fuse a + :into * :if (single-use (x))))"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char *e = load(bad[i], &n);
+    cr_assert_gt(n, 0, "accepted: %s", bad[i]);
+    free(e);
   }
 }

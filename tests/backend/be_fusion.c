@@ -1,0 +1,280 @@
+/* be_fusion.c - the planner's rule files, part of be-diff:
+ *  - the shipped rules cover every elementwise op (a new op without a rule
+ *    would silently lose fusion and in-place kernels);
+ *  - without the rule ew-into-ew (tests/backend/no-ew-fusion.rw), and with
+ *    no fusion rules at all, the examples form more kernels and compute the
+ *    same values as the interpreter;
+ *  - in-place kernels are formed where legal (counted by be_stats.ninplace,
+ *    with a smaller arena) and not where an in-place write would be wrong:
+ *    the operand is read by a later kernel, is a graph input, is an output,
+ *    is seen through a reshape alias or read through an index map; every
+ *    case is checked for values against the interpreter;
+ *  - random graphs with nothing fused and inputs destroyable (the most
+ *    in-place kernels) against the interpreter. */
+#include "backend/be_internal.h"
+#include "interp/interp.h"
+#include "tests/common/tltest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
+                    const be_options *o, be_stats *st);
+int be_random_graphs_opts(int count, uint64_t seed, int verbose, const be_options *o, const char *label);
+
+/* Every elementwise op may be fused into every elementwise consumer and
+ * has an in-place rule, under the shipped files. */
+static int coverage(void) {
+  be_options o = be_options_default();
+  char err[2048];
+  const be_rules *r = be_rules_get(&o, NULL, err, sizeof err);
+  if (!r) {
+    printf("FAIL fusion rules: %s\n", err);
+    return 1;
+  }
+  int bad = 0;
+  for (int p = 0; p < TL_OP_COUNT; p++) {
+    if (tl_ops[p].kind != TL_KIND_ELEMWISE) continue;
+    if (!r->destroys[p]) {
+      printf("FAIL rules/inplace.rw has no rule for elementwise op %s\n", tl_ops[p].name);
+      bad = 1;
+    }
+    for (int c = 0; c < TL_OP_COUNT; c++) {
+      if (tl_ops[c].kind != TL_KIND_ELEMWISE) continue;
+      bool ok = false;
+      for (int i = 0; i < r->nfuse && !ok; i++) ok = r->fuse[i].producer[p] && r->fuse[i].consumer[c];
+      if (!ok) {
+        printf("FAIL rules/fusion.rw does not fuse %s into %s\n", tl_ops[p].name, tl_ops[c].name);
+        bad = 1;
+        break;
+      }
+    }
+  }
+  printf("fusion rules: %d fuse rules, %d in-place rules, %s\n", r->nfuse, r->ninplace_rules,
+         bad ? "FAILED" : "every elementwise op covered");
+  return bad;
+}
+
+typedef struct ex_ctx {
+  const char *srcdir;
+  int verbose, fails;
+  long total[3];
+} ex_ctx;
+
+/* One example under the shipped rules, without ew-into-ew, and with no
+ * fusion at all: values against the interpreter, and kernel counts that
+ * can only grow as rules are removed. */
+static void example_kernels(const char *name, const char *src, size_t len, void *vctx) {
+  (void)len;
+  ex_ctx *c = vctx;
+  char *diag = NULL;
+  tl_graph *g = tlt_parse(src, &diag);
+  free(diag);
+  if (!g) {
+    printf("FAIL %s: parse\n", name);
+    c->fails++;
+    return;
+  }
+  char noew[4200], err[512];
+  snprintf(noew, sizeof noew, "%s/tests/backend/no-ew-fusion.rw", c->srcdir);
+  be_options o[3] = {be_options_default(), be_options_default(), be_options_default()};
+  o[1].fusion_rules = noew;
+  o[2].fusion_rules = "";
+  int64_t *syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *syms);
+  for (int s = 0; s < g->nsyms; s++) syms[s] = 6 + s;
+  tl_tensor **in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
+  int k[3] = {0, 0, 0}, ip = 0;
+  if (tl_random_inputs(g, in, syms, 11, err, sizeof err)) {
+    printf("FAIL %s: inputs: %s\n", name, err);
+    c->fails++;
+  } else {
+    for (int i = 0; i < 3; i++) {
+      be_stats st;
+      memset(&st, 0, sizeof st);
+      char what[300];
+      snprintf(what, sizeof what, "%s (%s)", name, i == 0 ? "shipped rules" : i == 1 ? "no ew-into-ew" : "no fusion");
+      c->fails += be_compare_opts(g, in, syms, what, c->verbose, &o[i], &st);
+      k[i] = st.nkernels;
+      c->total[i] += k[i];
+      if (i == 0) ip = st.ninplace;
+    }
+    if (k[1] < k[0] || k[2] < k[1]) {
+      printf("FAIL %s: kernels %d (shipped) %d (no ew-into-ew) %d (no fusion): removing rules must not fuse more\n",
+             name, k[0], k[1], k[2]);
+      c->fails++;
+    }
+  }
+  printf("  %-22s kernels %2d shipped, %2d without ew-into-ew, %2d without fusion; %d in place\n", name, k[0], k[1],
+         k[2], ip);
+  for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+  free(in);
+  free(syms);
+  tl_graph_free(g);
+}
+
+typedef struct ip_case {
+  const char *name, *text;
+  int destroy_inputs, expect; /* in-place kernels expected */
+} ip_case;
+
+static const ip_case ip_cases[] = {
+  /* t and u are shared, so each has a buffer; u's kernel is t's last reader */
+  {"legal", "(graph ip (in x f32 [n 8]) (let t (exp x)) (let u (add t t))"
+            " (out y (sum (mul u u) :axis 1)))", 0, 1},
+  /* with inputs destroyable, t's kernel also writes over x */
+  {"legal, inputs destroyable", "(graph ip (in x f32 [n 8]) (let t (exp x)) (let u (add t t))"
+            " (out y (sum (mul u u) :axis 1)))", 1, 2},
+  /* a reduction reads t before the kernel that writes over it */
+  {"legal after a reduction", "(graph ip (in x f64 [n 8]) (let t (exp x))"
+            " (let c (sub t (mean t :axis 1 :keepdims true))) (out y (sum (mul c c) :axis 1)))", 0, 1},
+  /* the in-place result feeds matmul: its operand buffers are redirected */
+  {"legal into matmul", "(graph ip (in x f32 [5 5]) (let t (exp x)) (let u (add t t)) (out y (matmul u u)))", 0, 1},
+  /* t is read again by the last kernel */
+  {"read later", "(graph ip (in x f32 [n 8]) (let t (exp x)) (let u (add t t))"
+            " (out y (sum (mul u u) :axis 1)) (out z (sum t :axis 1)))", 0, 0},
+  /* the only dead operand is the graph input */
+  {"graph input", "(graph ip (in x f32 [n 8]) (let u (exp x)) (out y (sum (mul u u) :axis 1)))", 0, 0},
+  {"graph input, destroyable", "(graph ip (in x f32 [n 8]) (let u (exp x)) (out y (sum (mul u u) :axis 1)))", 1, 1},
+  /* t is an output: the caller's tensor */
+  {"output", "(graph ip (in x f32 [n 8]) (let t (exp x)) (let u (add t t)) (out t0 t)"
+            " (out y (sum (mul u u) :axis 1)))", 0, 0},
+  /* a reshape view of t is read by a later kernel */
+  {"reshape alias read later", "(graph ip (in x f32 [4 8]) (let t (exp x)) (let u (add t t))"
+            " (out y (sum (mul u u) :axis 1)) (out z (sum (reshape t :shape [-1]))))", 0, 0},
+  /* u's kernel reads t's buffer through a reshape view as well */
+  {"reshape alias in the kernel", "(graph ip (in x f32 [4 8]) (let t (exp x))"
+            " (let u (add t (reshape t :shape [4 8]))) (out y (sum (mul u u) :axis 1)))", 0, 0},
+  /* u's kernel reads t transposed: writing u[i,j] over t[i,j] would
+   * clobber t[i,j] before u[j,i] reads it */
+  {"transposed read", "(graph ip (in x f32 [8 8]) (let t (exp x)) (let u (add t (transpose t)))"
+            " (out y (sum (mul u u) :axis 1)))", 0, 0},
+  /* t has fewer elements than u (broadcast): not the same buffer size */
+  {"broadcast", "(graph ip (in x f32 [8]) (in w f32 [n 8]) (let t (exp x)) (let u (add t w))"
+            " (out y (sum (mul u u) :axis 1)) (out z (sum (mul t t))))", 0, 0},
+};
+
+static int inplace_cases(int verbose) {
+  int fails = 0;
+  for (size_t i = 0; i < sizeof ip_cases / sizeof *ip_cases; i++) {
+    const ip_case *c = &ip_cases[i];
+    char *diag = NULL;
+    tl_graph *g = tlt_parse(c->text, &diag);
+    if (!g) {
+      printf("FAIL in-place %s: parse: %s\n", c->name, diag);
+      free(diag);
+      fails++;
+      continue;
+    }
+    free(diag);
+    int64_t syms[4] = {37, 37, 37, 37};
+    tl_tensor *in[4] = {0};
+    char err[256], what[200];
+    snprintf(what, sizeof what, "in-place case '%s'", c->name);
+    be_options on = be_options_default(), off = be_options_default();
+    on.destroy_inputs = c->destroy_inputs;
+    off.inplace_rules = "";
+    be_stats son, soff;
+    memset(&son, 0, sizeof son);
+    memset(&soff, 0, sizeof soff);
+    int bad = 0;
+    if (tl_random_inputs(g, in, syms, 5, err, sizeof err)) {
+      printf("FAIL %s: inputs: %s\n", what, err);
+      bad = 1;
+    } else {
+      bad |= be_compare_opts(g, in, syms, what, verbose, &on, &son);
+      bad |= be_compare_opts(g, in, syms, what, verbose, &off, &soff);
+    }
+    if (!bad && son.ninplace != c->expect) {
+      printf("FAIL %s: %d in-place kernels, expected %d\n", what, son.ninplace, c->expect);
+      bad = 1;
+    }
+    if (!bad && soff.ninplace != 0) {
+      printf("FAIL %s: in-place kernels without in-place rules\n", what);
+      bad = 1;
+    }
+    /* an in-place kernel writing a temporary saves that temporary */
+    if (!bad && c->expect && !c->destroy_inputs && son.arena_bytes >= soff.arena_bytes) {
+      printf("FAIL %s: arena %zu bytes in place, %zu without\n", what, son.arena_bytes, soff.arena_bytes);
+      bad = 1;
+    }
+    printf("  in-place %-28s %d kernel%s in place (expected %d), arena %zu -> %zu bytes%s\n", c->name,
+           son.ninplace, son.ninplace == 1 ? "" : "s", c->expect, soff.arena_bytes, son.arena_bytes,
+           bad ? "  FAILED" : "");
+    fails += bad;
+    for (int k = 0; k < g->ninputs; k++) tl_tensor_free(in[k]);
+    tl_graph_free(g);
+  }
+  return fails;
+}
+
+/* (max-ops 3) cuts gelu's chain: more kernels than one, fewer than without
+ * elementwise fusion, and the same values. */
+static int max_ops_test(const char *srcdir, int verbose) {
+  char path[4200], rw[4200], err[512];
+  snprintf(path, sizeof path, "%s/examples/gelu.tg", srcdir);
+  snprintf(rw, sizeof rw, "%s/tests/backend/max-ops-fusion.rw", srcdir);
+  tl_graph *g = tl_tg_load(path, stdout);
+  if (!g) return 1;
+  int64_t syms[1] = {1000};
+  tl_tensor *in[1] = {0};
+  be_options o = be_options_default();
+  o.fusion_rules = rw;
+  be_stats st;
+  memset(&st, 0, sizeof st);
+  int bad = tl_random_inputs(g, in, syms, 3, err, sizeof err) ? 1 : be_compare_opts(g, in, syms, "gelu (max-ops 3)", verbose, &o, &st);
+  if (!bad && !(st.nkernels > 1 && st.nkernels < 5)) {
+    printf("FAIL gelu under (max-ops 3): %d kernels, expected 2 to 4\n", st.nkernels);
+    bad = 1;
+  }
+  printf("  gelu under (max-ops 3): %d kernels%s\n", st.nkernels, bad ? "  FAILED" : "");
+  tl_tensor_free(in[0]);
+  tl_graph_free(g);
+  return bad;
+}
+
+/* A rule file the backend cannot use is reported, not half applied. */
+static int bad_rule_files(const char *srcdir) {
+  int fails = 0;
+  char path[4200], err[2048];
+  snprintf(path, sizeof path, "%s/tests/check/inplace.rw", srcdir); /* transpose-ip: not elementwise */
+  const char *cases[][2] = {{NULL, path}, {"/nonexistent/fusion.rw", NULL}};
+  const char *expect[] = {"transpose is not an elementwise op", "cannot open"};
+  for (int i = 0; i < 2; i++) {
+    be_options o = be_options_default();
+    o.fusion_rules = cases[i][0];
+    o.inplace_rules = cases[i][1];
+    be_rules own;
+    const be_rules *r = be_rules_get(&o, &own, err, sizeof err);
+    if (r || !strstr(err, expect[i])) {
+      printf("FAIL bad rule file %d: %s\n", i, r ? "accepted" : err);
+      if (r == &own) be_rules_free(&own);
+      fails++;
+    }
+  }
+  return fails;
+}
+
+int be_fusion_tests(const char *srcdir, int verbose) {
+  int fails = coverage();
+  ex_ctx c = {srcdir, verbose, 0, {0, 0, 0}};
+  char dir[3800];
+  snprintf(dir, sizeof dir, "%s/examples", srcdir);
+  printf("fusion rules on the examples:\n");
+  if (tlt_each_tg(dir, example_kernels, &c) < 0) c.fails++;
+  printf("  kernels in all: %ld shipped, %ld without ew-into-ew, %ld without fusion\n", c.total[0], c.total[1],
+         c.total[2]);
+  if (!(c.total[1] > c.total[0] && c.total[2] > c.total[1])) {
+    printf("FAIL removing fusion rules did not form more kernels\n");
+    c.fails++;
+  }
+  fails += c.fails;
+  fails += max_ops_test(srcdir, verbose);
+  fails += inplace_cases(verbose);
+  fails += bad_rule_files(srcdir);
+  be_options o = be_options_default();
+  o.fusion_rules = "";
+  o.destroy_inputs = 1;
+  fails += be_random_graphs_opts(100, 77, verbose, &o, " (no fusion, inputs destroyable)");
+  return fails;
+}
