@@ -162,16 +162,32 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
 
 const char *tlaloc_version(void) { return TLALOC_VERSION; }
 
-static tl_opt *make_opt(const char *const *rule_paths, int nrules, const char *limits, bool explain,
-                        char **errors) {
+static tl_opt *make_opt(const tlaloc_opt_options *opts, bool explain, char **errors) {
   tl_opt_params p = tl_opt_defaults();
-  p.rule_paths = rule_paths;
-  p.nrule_paths = rule_paths ? nrules : 0;
+  p.rule_paths = opts->rule_paths;
+  p.nrule_paths = opts->rule_paths ? opts->nrules : 0;
   p.explain = explain;
-  if (limits && tl_opt_parse_limits(limits, &p.limits)) {
-    set_error(errors, "limits '%s': expected iters=N,nodes=N,time=SECONDS,mem=MIB", limits);
+  if (opts->limits && tl_opt_parse_limits(opts->limits, &p.limits)) {
+    set_error(errors, "limits '%s': expected iters=N,nodes=N,time=SECONDS,mem=MIB", opts->limits);
     return NULL;
   }
+  p.cost = opts->cost;
+  if (opts->extract) {
+    p.extract = ex_kind_parse(opts->extract);
+    p.dag_max_classes = 0; /* asked for by name: no size fallback */
+    if (p.extract == EX_KIND_COUNT) {
+      set_error(errors, "extract '%s': expected tree, dag or exact", opts->extract);
+      return NULL;
+    }
+  }
+  if (opts->extract_seconds < 0) {
+    set_error(errors, "extract_seconds %g: expected a time limit > 0 (or 0 for the default)",
+              opts->extract_seconds);
+    return NULL;
+  }
+  if (opts->extract_seconds > 0) p.extract_seconds = opts->extract_seconds;
+  p.plugins = opts->plugins;
+  p.nplugins = opts->plugins ? opts->nplugins : 0;
   char *err = tl_xmalloc(1 << 16);
   tl_opt *o = tl_opt_new(&p, err, 1 << 16);
   if (!o) set_error(errors, "%s", err);
@@ -179,12 +195,50 @@ static tl_opt *make_opt(const char *const *rule_paths, int nrules, const char *l
   return o;
 }
 
-tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_paths, int nrules,
-                              const char *limits, tlaloc_graph **out, char **stats, char **errors) {
+/* The statistics of a run as one JSON object. */
+static char *stats_json(tl_opt *o, double ms) {
+  const eg_report *r = tl_opt_report(o);
+  const eg_phase_report *last = &r->phases[r->nphases - 1];
+  uint32_t iters = 0;
+  for (int i = 0; i < r->nphases; i++) iters += r->phases[i].niters;
+  size_t en, ec, pb;
+  tl_opt_sizes(o, &en, &ec, &pb);
+  tl_buf b = {0};
+  tl_buf_printf(&b, "{\"stop\": \"%s\", \"iterations\": %u, \"enodes\": %zu, \"eclasses\": %zu, "
+                    "\"peak_bytes\": %zu, \"optimize_ms\": %.3f",
+                eg_stop_name(last->stop), iters, en, ec, pb, ms);
+  const tl_opt_cost_report *c = tl_opt_cost(o);
+  if (c) {
+    tl_buf_printf(&b, ", \"cost\": \"");
+    for (const char *s = c->objective; *s; s++) /* the expression is user text */
+      if (*s == '"' || *s == '\\') tl_buf_printf(&b, "\\%c", *s);
+      else if ((unsigned char)*s >= 0x20) tl_buf_printf(&b, "%c", *s);
+    tl_buf_printf(&b, "\", \"extract\": \"%s\", \"extract_ms\": %.3f, \"objective\": %.9g, "
+                      "\"optimal\": %s, \"peak_bytes_program\": %.0f",
+                  ex_kind_name(c->extractor), c->extract_ms, c->objective_total,
+                  c->optimal ? "true" : "false", c->peak_bytes);
+    /* the program's cost properties, apart so a plugin's names cannot clash */
+    const tl_cost_registry *reg = tl_opt_costs(o);
+    tl_buf_printf(&b, ", \"program\": {");
+    for (int p = 0, first = 1; p < tl_cost_nprops(reg); p++)
+      if (tl_cost_prop_kind(reg, p) == TL_PROP_COST) {
+        tl_buf_printf(&b, "%s\"%s\": %.9g", first ? "" : ", ", tl_cost_prop_name(reg, p), c->totals[p]);
+        first = 0;
+      }
+    tl_buf_printf(&b, "}");
+  }
+  tl_buf_printf(&b, "}");
+  return b.s;
+}
+
+tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_options *opts,
+                                   tlaloc_graph **out, char **stats, char **errors) {
   if (errors) *errors = NULL;
   if (stats) *stats = NULL;
   *out = NULL;
-  tl_opt *o = make_opt(rule_paths, nrules, limits, false, errors);
+  tlaloc_opt_options none;
+  memset(&none, 0, sizeof none);
+  tl_opt *o = make_opt(opts ? opts : &none, false, errors);
   if (!o) return TLALOC_BAD_INPUT;
   char err[1024];
   double t0 = tl_now_ms();
@@ -195,28 +249,31 @@ tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_pat
     tl_opt_free(o);
     return TLALOC_BAD_INPUT;
   }
-  if (stats) {
-    const eg_report *r = tl_opt_report(o);
-    const eg_phase_report *last = &r->phases[r->nphases - 1];
-    uint32_t iters = 0;
-    for (int i = 0; i < r->nphases; i++) iters += r->phases[i].niters;
-    size_t en, ec, pb;
-    tl_opt_sizes(o, &en, &ec, &pb);
-    tl_buf b = {0};
-    tl_buf_printf(&b, "{\"stop\": \"%s\", \"iterations\": %u, \"enodes\": %zu, \"eclasses\": %zu, "
-                      "\"peak_bytes\": %zu, \"optimize_ms\": %.3f}",
-                  eg_stop_name(last->stop), iters, en, ec, pb, ms);
-    *stats = b.s;
-  }
+  if (stats) *stats = stats_json(o, ms);
   tl_opt_free(o);
   return TLALOC_OK;
+}
+
+tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_paths, int nrules,
+                              const char *limits, tlaloc_graph **out, char **stats, char **errors) {
+  tlaloc_opt_options opts;
+  memset(&opts, 0, sizeof opts);
+  opts.rule_paths = rule_paths;
+  opts.nrules = nrules;
+  opts.limits = limits;
+  return tlaloc_optimize_opts(g, &opts, out, stats, errors);
 }
 
 tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
                            int nrules, const char *limits, char **explanation, char **errors) {
   if (errors) *errors = NULL;
   if (explanation) *explanation = NULL;
-  tl_opt *o = make_opt(rule_paths, nrules, limits, true, errors);
+  tlaloc_opt_options opts;
+  memset(&opts, 0, sizeof opts);
+  opts.rule_paths = rule_paths;
+  opts.nrules = nrules;
+  opts.limits = limits;
+  tl_opt *o = make_opt(&opts, true, errors);
   if (!o) return TLALOC_BAD_INPUT;
   char *text = NULL;
   size_t len = 0;

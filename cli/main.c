@@ -4,6 +4,7 @@
  * where). The library never exits; only this file does. */
 #include "backend/backend.h"
 #include "check/check.h"
+#include "extract/calibrate.h"
 #include "extract/extract.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -32,7 +33,8 @@ static void usage(FILE *f) {
           "                                      ahead-of-time object for use from C\n"
           "  infer G.tg                          print each named value's dtype and shape\n"
           "  opt G.tg [--rules PATH]... [--phase RULESETS]... [--limit K=V,...]\n"
-          "           [--scheduler backoff|simple] [--explain] [--stats] [-o OUT.tg]\n"
+          "           [--scheduler backoff|simple] [--cost EXPR] [--extract tree|dag|exact]\n"
+          "           [--time-limit S] [--plugin F.so]... [--explain] [--stats] [-o OUT.tg]\n"
           "                                      saturate with rules, print the best program\n"
           "  prove A.tg B.tg [--rules PATH]... [--limit K=V,...]\n"
           "                                      prove the outputs equal, with the rewrites\n"
@@ -40,6 +42,9 @@ static void usage(FILE *f) {
           "                                      test every rule on random inputs\n"
           "  extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n"
           "                                      extract from a serialized e-graph\n"
+          "  calibrate [--quick] [-o PATH]       measure this machine for the time model\n"
+          "  cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n"
+          "                                      predicted vs measured time, per kernel and in total\n"
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"
           "  fmt G.tg                            print the graph in canonical form\n"
@@ -330,6 +335,9 @@ typedef struct opt_args {
   tl_opt_params p;
   const char **rules;
   int nrules;
+  const char **plugins;
+  int nplugins;
+  bool extraction; /* an extraction option was given (opt only) */
   const char *files[2];
   int nfiles;
   const char *out;
@@ -341,6 +349,7 @@ static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, i
   memset(a, 0, sizeof *a);
   a->p = tl_opt_defaults();
   a->rules = tl_xcalloc((size_t)argc + 1, sizeof *a->rules);
+  a->plugins = tl_xcalloc((size_t)argc + 1, sizeof *a->plugins);
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
     bool v = i + 1 < argc;
@@ -364,11 +373,28 @@ static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, i
         fprintf(stderr, "tlaloc %s: --scheduler is backoff or simple, not '%s'\n", cmd, s);
         return -1;
       }
-    } else if ((strcmp(o, "--cost") == 0 || strcmp(o, "--extract") == 0) && v) {
-      fprintf(stderr, "tlaloc %s: %s is not available yet: the cost-model registry and the DAG and "
-                      "exact extractors are still to be built; opt uses greedy extraction with "
-                      "per-op weights\n", cmd, o);
-      return -1;
+    } else if (strcmp(o, "--cost") == 0 && v) {
+      a->p.cost = argv[++i];
+      a->extraction = true;
+    } else if (strcmp(o, "--extract") == 0 && v) {
+      a->p.extract = ex_kind_parse(argv[++i]);
+      a->p.dag_max_classes = 0; /* asked for by name: no size fallback */
+      a->extraction = true;
+      if (a->p.extract == EX_KIND_COUNT) {
+        fprintf(stderr, "tlaloc %s: --extract is tree, dag or exact, not '%s'\n", cmd, argv[i]);
+        return -1;
+      }
+    } else if (strcmp(o, "--time-limit") == 0 && v) {
+      char *end;
+      a->p.extract_seconds = strtod(argv[++i], &end);
+      a->extraction = true;
+      if (*end || end == argv[i] || !(a->p.extract_seconds > 0)) {
+        fprintf(stderr, "tlaloc %s: --time-limit expects seconds > 0, got '%s'\n", cmd, argv[i]);
+        return -1;
+      }
+    } else if (strcmp(o, "--plugin") == 0 && v) {
+      a->plugins[a->nplugins++] = argv[++i];
+      a->extraction = true;
     } else if (strcmp(o, "-o") == 0 && v) a->out = argv[++i];
     else if (strcmp(o, "--explain") == 0) a->explain = true;
     else if (strcmp(o, "--stats") == 0) a->stats = true;
@@ -388,8 +414,14 @@ static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, i
             want_files == 1 ? "" : "s");
     return -1;
   }
+  if (a->extraction && strcmp(cmd, "opt") != 0) {
+    fprintf(stderr, "tlaloc %s: --cost, --extract, --time-limit and --plugin apply to opt only\n", cmd);
+    return -1;
+  }
   a->p.rule_paths = a->rules;
   a->p.nrule_paths = a->nrules;
+  a->p.plugins = a->plugins;
+  a->p.nplugins = a->nplugins;
   return 0;
 }
 
@@ -397,7 +429,8 @@ static tl_opt *make_opt(const char *cmd, opt_args *a) {
   char *err = tl_xmalloc(1 << 16);
   err[0] = 0;
   tl_opt *o = tl_opt_new(&a->p, err, 1 << 16);
-  if (!o) fprintf(stderr, "%s%stlaloc %s: the rule files have errors\n", err,
+  if (!o) fprintf(stderr, "%s%stlaloc %s: the optimizer cannot start (rule files, profile, plugins "
+                          "or cost expression above)\n", err,
                   err[0] && err[strlen(err) - 1] != '\n' ? "\n" : "", cmd);
   free(err);
   return o;
@@ -434,6 +467,7 @@ static int cmd_opt(int argc, char **argv) {
   rc = 0;
 done:
   free(a.rules);
+  free(a.plugins);
   tl_graph_free(g);
   tl_graph_free(best);
   tl_opt_free(o);
@@ -456,6 +490,7 @@ static int cmd_prove(int argc, char **argv) {
   if (r >= 0 && a.stats) tl_opt_print_stats(o, stderr);
 done:
   free(a.rules);
+  free(a.plugins);
   tl_graph_free(g1);
   tl_graph_free(g2);
   tl_opt_free(o);
@@ -474,6 +509,7 @@ static int cmd_dot(int argc, char **argv) {
   else rc = 0;
 done:
   free(a.rules);
+  free(a.plugins);
   tl_graph_free(g);
   tl_opt_free(o);
   return rc;
@@ -493,6 +529,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check-rules") == 0) return tl_cmd_check_rules(argc - 1, argv + 1);
   if (strcmp(cmd, "extract") == 0) return ex_cmd_extract(argc - 1, argv + 1);
   if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
+  if (strcmp(cmd, "calibrate") == 0) return tl_cmd_calibrate(argc - 1, argv + 1);
+  if (strcmp(cmd, "cost-report") == 0) return tl_cmd_cost_report(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);

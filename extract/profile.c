@@ -24,8 +24,13 @@ void tl_profile_default(tl_profile *p) {
   p->gemm_f32 = 75e9;
   p->gemm_f64 = 37e9;
   p->kernel_overhead = 1e-6;
+  p->par_overhead = 3e-6;
+  p->run_overhead = 1e-6;
   p->parallel_min_elems = 1 << 16;
   p->f64_factor = 2.0;
+  p->row_ns = 0;
+  p->fault_bw = 5e9;
+  p->nlevels = 0;
   /* Vectorised libmvec throughput on one thread, ns per f32 element; the
    * fused exp+tanh chain measured ~1.2 ns per element (issue 6's bench). */
   static const struct { tl_op op; double ns; } math[] = {
@@ -54,7 +59,56 @@ const char *tl_profile_path(char *buf, size_t n) {
 /* The scalar keys of the file, in the order save writes them. */
 #define PROFILE_KEYS(X) \
   X(bw_1) X(bw_all) X(flops_1) X(flops_all) X(gemm_f32) X(gemm_f64) \
-  X(kernel_overhead) X(parallel_min_elems) X(f64_factor)
+  X(kernel_overhead) X(par_overhead) X(run_overhead) X(parallel_min_elems) X(f64_factor) \
+  X(row_ns) X(fault_bw)
+
+/* A finite number > 0 (>= 0 when zero_ok) at *s; advances s. */
+static bool read_number(char **s, double *v, bool zero_ok) {
+  char *end;
+  errno = 0;
+  *v = strtod(*s, &end);
+  bool ok = end != *s && !errno && isfinite(*v) && (zero_ok ? *v >= 0 : *v > 0);
+  *s = end;
+  return ok;
+}
+
+/* "mem.BYTES BW_1 BW_ALL": one cache level, kept sorted by size. */
+static int load_level(tl_profile *p, const char *key, char *rest, const char *path, int lineno, char *err,
+                      size_t n) {
+  char *s = (char *)key + 4, *r = rest;
+  double bytes, b1, ball;
+  if (!read_number(&s, &bytes, false) || *s || bytes != floor(bytes)) {
+    snprintf(err, n, "%s:%d: '%s': '%s' is not a size in bytes", path, lineno, key, key + 4);
+    return -1;
+  }
+  bool ok = read_number(&r, &b1, false) && read_number(&r, &ball, false);
+  while (*r == ' ' || *r == '\t') r++;
+  if (!ok || *r) {
+    snprintf(err, n, "%s:%d: '%s' needs two positive numbers (bandwidth on one thread and on all threads)",
+             path, lineno, key);
+    return -1;
+  }
+  int i = 0;
+  while (i < p->nlevels && p->level_bytes[i] < bytes) i++;
+  if (i < p->nlevels && p->level_bytes[i] == bytes) {
+    snprintf(err, n, "%s:%d: '%s' is given twice", path, lineno, key);
+    return -1;
+  }
+  if (p->nlevels == TL_PROFILE_MAX_LEVELS) {
+    snprintf(err, n, "%s:%d: more than %d mem. levels", path, lineno, TL_PROFILE_MAX_LEVELS);
+    return -1;
+  }
+  for (int j = p->nlevels; j > i; j--) {
+    p->level_bytes[j] = p->level_bytes[j - 1];
+    p->level_bw_1[j] = p->level_bw_1[j - 1];
+    p->level_bw_all[j] = p->level_bw_all[j - 1];
+  }
+  p->level_bytes[i] = bytes;
+  p->level_bw_1[i] = b1;
+  p->level_bw_all[i] = ball;
+  p->nlevels++;
+  return 0;
+}
 
 int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
   tl_profile_default(p);
@@ -77,7 +131,14 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
     if (!strcmp(key, "cpu")) {
       size_t len = strlen(rest);
       while (len && (rest[len - 1] == ' ' || rest[len - 1] == '\t')) rest[--len] = 0;
-      snprintf(p->cpu, sizeof p->cpu, "%s", rest);
+      snprintf(p->cpu, sizeof p->cpu, "%.127s", rest); /* a longer name is cut */
+      continue;
+    }
+    if (!strncmp(key, "mem.", 4)) {
+      if (load_level(p, key, rest, path, lineno, err, n)) {
+        rc = 2;
+        break;
+      }
       continue;
     }
     char *end;
@@ -101,14 +162,15 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
 #define LOAD_KEY(k) if (!strcmp(key, #k)) { p->k = v; continue; }
     PROFILE_KEYS(LOAD_KEY)
 #undef LOAD_KEY
-    if (!strncmp(key, "elem.", 5)) {
-      int op = tl_op_lookup(key + 5, strlen(key + 5));
+    if (!strncmp(key, "elem.", 5) || !strncmp(key, "elem64.", 7)) {
+      const char *name = key + (key[4] == '.' ? 5 : 7);
+      int op = tl_op_lookup(name, strlen(name));
       if (op < 0) {
-        snprintf(err, n, "%s:%d: unknown op '%s'", path, lineno, key + 5);
+        snprintf(err, n, "%s:%d: unknown op '%s'", path, lineno, name);
         rc = 2;
         break;
       }
-      p->elem_ns[op] = v;
+      (key[4] == '.' ? p->elem_ns : p->elem_ns_f64)[op] = v;
       continue;
     }
     snprintf(err, n, "%s:%d: unknown key '%s'", path, lineno, key);
@@ -117,7 +179,7 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
   }
   fclose(f);
   if (rc == 0 && (p->bw_1 <= 0 || p->bw_all <= 0 || p->flops_1 <= 0 || p->flops_all <= 0 ||
-                  p->gemm_f32 <= 0 || p->gemm_f64 <= 0)) {
+                  p->gemm_f32 <= 0 || p->gemm_f64 <= 0 || p->fault_bw <= 0)) {
     snprintf(err, n, "%s: bandwidths and rates must be positive", path);
     rc = 2;
   }
@@ -161,8 +223,16 @@ int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n) 
 #define SAVE_KEY(k) fprintf(f, "%s %.6g\n", #k, p->k);
   PROFILE_KEYS(SAVE_KEY)
 #undef SAVE_KEY
+  /* a zero where the defaults have a cost is written too, or loading the
+   * file over the defaults would bring the default back */
+  tl_profile def;
+  tl_profile_default(&def);
   for (int op = 0; op < TL_OP_COUNT; op++)
-    if (p->elem_ns[op] > 0) fprintf(f, "elem.%s %.6g\n", tl_ops[op].name, p->elem_ns[op]);
+    if (p->elem_ns[op] > 0 || def.elem_ns[op] > 0) fprintf(f, "elem.%s %.6g\n", tl_ops[op].name, p->elem_ns[op]);
+  for (int op = 0; op < TL_OP_COUNT; op++)
+    if (p->elem_ns_f64[op] > 0) fprintf(f, "elem64.%s %.6g\n", tl_ops[op].name, p->elem_ns_f64[op]);
+  for (int i = 0; i < p->nlevels; i++)
+    fprintf(f, "mem.%.0f %.6g %.6g\n", p->level_bytes[i], p->level_bw_1[i], p->level_bw_all[i]);
   int bad = ferror(f);
   if (fclose(f) || bad || rename(tmp, path)) {
     snprintf(err, n, "%s: %s", path, strerror(errno));
@@ -172,15 +242,33 @@ int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n) 
   return 0;
 }
 
+/* Bandwidth for a kernel moving `bytes`: the smallest level that holds
+ * them. A level is never slower than a larger one or than memory (noise in
+ * the measurement must not make more bytes take less time). */
+static double stream_bw(const tl_profile *p, double bytes, bool par) {
+  double bw = par ? p->bw_all : p->bw_1;
+  for (int i = p->nlevels - 1; i >= 0 && bytes <= p->level_bytes[i]; i--) {
+    double l = par ? p->level_bw_all[i] : p->level_bw_1[i];
+    if (l > bw) bw = l;
+  }
+  return bw;
+}
+
 double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w) {
   bool par = w->elems >= p->parallel_min_elems && p->threads > 1;
-  double bw = par ? p->bw_all : p->bw_1;
+  double bw = stream_bw(p, w->bytes, par);
   double fl = par ? p->flops_all : p->flops_1;
   double split = par ? p->threads : 1;
   double compute = w->flops / fl + w->math_ns * 1e-9 / split;
   double mem = w->bytes / bw;
   double gemm = w->gemm_flops_f32 / p->gemm_f32 + w->gemm_flops_f64 / p->gemm_f64;
-  return p->kernel_overhead + gemm + (compute > mem ? compute : mem);
+  /* BLAS overlaps its memory traffic with its arithmetic like any kernel */
+  compute += gemm;
+  return p->kernel_overhead + (par ? p->par_overhead : 0) + (compute > mem ? compute : mem);
+}
+
+int tl_row_passes(tl_op op) {
+  return op == TL_OP_SOFTMAX || op == TL_OP_LOG_SOFTMAX ? 3 : op == TL_OP_LOGSUMEXP ? 2 : 1;
 }
 
 double tl_type_elems(const tl_type *t, double sym_size) {
@@ -191,7 +279,6 @@ double tl_type_elems(const tl_type *t, double sym_size) {
 
 void tl_node_work(const tl_profile *p, tl_op op, const tl_attrs *attrs, const tl_type *out,
                   const tl_type *const *in, int nin, double sym_size, tl_kernel_work *w) {
-  (void)attrs;
   memset(w, 0, sizeof *w);
   tl_kind kind = tl_ops[op].kind;
   if (kind == TL_KIND_SOURCE || kind == TL_KIND_CONSTANT) return;
@@ -199,18 +286,33 @@ void tl_node_work(const tl_profile *p, tl_op op, const tl_attrs *attrs, const tl
   w->bytes = out_elems * (double)tl_dtype_size(out->dtype);
   for (int i = 0; i < nin; i++)
     w->bytes += tl_type_elems(in[i], sym_size) * (double)tl_dtype_size(in[i]->dtype);
-  double scale = out->dtype == TL_F64 || (nin > 0 && in[0]->dtype == TL_F64) ? p->f64_factor : 1;
+  bool f64 = out->dtype == TL_F64 || (nin > 0 && in[0]->dtype == TL_F64);
+  /* per-element math: measured on f64 when the profile has it */
+  double ens = f64 && p->elem_ns_f64[op] > 0 ? p->elem_ns_f64[op] : p->elem_ns[op] * (f64 ? p->f64_factor : 1);
   switch (kind) {
   case TL_KIND_ELEMWISE:
     w->elems = out_elems;
-    if (p->elem_ns[op] > 0) w->math_ns = p->elem_ns[op] * out_elems * scale;
+    if (ens > 0) w->math_ns = ens * out_elems;
     else w->flops = out_elems;
     break;
   case TL_KIND_REDUCTION: {
     double in_elems = nin > 0 ? tl_type_elems(in[0], sym_size) : 0;
     w->elems = in_elems;
-    if (p->elem_ns[op] > 0) w->math_ns = p->elem_ns[op] * in_elems * scale;
+    if (ens > 0) w->math_ns = ens * in_elems;
     else w->flops = in_elems;
+    /* per row: a reduction has a row per result element; a normalisation
+     * keeps the shape, its rows run along the axis */
+    double rows = out_elems, passes = tl_row_passes(op);
+    if (op == TL_OP_SOFTMAX || op == TL_OP_LOG_SOFTMAX) {
+      if (nin > 0 && in[0]->rank > 0) {
+        int ax = attrs && (attrs->present & TL_A_AXIS) ? attrs->axes[0] : -1;
+        if (ax < 0) ax += in[0]->rank;
+        int64_t d = ax >= 0 && ax < in[0]->rank ? in[0]->dims[ax] : 1;
+        double len = tl_dim_is_sym(d) ? sym_size : (double)d;
+        rows = len > 0 ? in_elems / len : 0;
+      }
+    }
+    w->math_ns += p->row_ns * rows * passes;
     break;
   }
   case TL_KIND_SHAPE:

@@ -24,6 +24,8 @@
 
 #include "ir/ir.h"
 
+#define TL_PROFILE_MAX_LEVELS 16
+
 typedef struct tl_profile {
   bool measured;          /* false: the built-in defaults */
   char cpu[128];          /* CPU model name at measurement time */
@@ -32,12 +34,26 @@ typedef struct tl_profile {
   double flops_1, flops_all; /* f32 multiply-add throughput, flop/s (vectorised) */
   double gemm_f32, gemm_f64; /* BLAS GEMM rate on large square matrices, flop/s */
   double kernel_overhead; /* seconds per kernel call (dispatch, loop setup) */
+  double par_overhead;    /* extra seconds per kernel split over threads (waking the worker) */
+  double run_overhead;    /* seconds per program call (binding inputs, allocating outputs) */
   double parallel_min_elems; /* kernels below this many elements stay on one thread */
   double f64_factor;      /* f64 element math costs this many times f32's */
+  double row_ns;          /* ns per row and pass of a row kernel (reduction, softmax) */
+  double fault_bw;        /* bytes/s of first-touching fresh pages (an output of 32 MiB
+                             or more is a fresh mapping on every call) */
+  /* Caches: a kernel moving at most level_bytes[i] bytes (and more than the
+   * level before) streams at level_bw_1[i] / level_bw_all[i] instead of
+   * bw_1 / bw_all. Sorted by size; file lines "mem.BYTES BW_1 BW_ALL".
+   * The defaults have none. */
+  int nlevels;
+  double level_bytes[TL_PROFILE_MAX_LEVELS], level_bw_1[TL_PROFILE_MAX_LEVELS],
+      level_bw_all[TL_PROFILE_MAX_LEVELS];
   /* Per-element cost of the op's arithmetic on one thread in ns (f32,
    * vectorised, data in cache): what a roofline's "flops" cannot express for
    * exp/log/tanh/erf… 0 means "one flop" (plain arithmetic). */
   double elem_ns[TL_OP_COUNT];
+  /* The same on f64, measured ("elem64.OP"); 0: elem_ns × f64_factor. */
+  double elem_ns_f64[TL_OP_COUNT];
 } tl_profile;
 
 /* The built-in defaults (measured once on the reference machine). */
@@ -62,9 +78,13 @@ int tl_profile_get(tl_profile *p, char *err, size_t n);
 int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n);
 
 /* The roofline for one kernel: overhead + max(bytes / bandwidth,
- * flops / flop-rate + math), where math is the sum of per-element op costs
- * (elem_ns × elements, scaled by f64_factor for f64) and the kernel runs on
- * all threads when it has at least parallel_min_elems elements. Seconds. */
+ * flops / flop-rate + math + gemm flops / GEMM rate), where math is the sum
+ * of per-element op costs (elem_ns × elements, scaled by f64_factor for
+ * f64) and the kernel runs on all threads (paying par_overhead) when it has
+ * at least parallel_min_elems elements. The bandwidth is that of the
+ * smallest cache level holding the kernel's bytes, else memory's; levels
+ * are read so that the time never decreases as bytes grow. A program adds
+ * run_overhead once. Seconds. */
 typedef struct tl_kernel_work {
   double elems;   /* elements the kernel's loop covers (for the thread split) */
   double bytes;   /* bytes read from and written to memory (fused intermediates excluded) */
@@ -78,9 +98,17 @@ double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w);
  * result written (a fused kernel sums its ops' flops and math_ns but counts
  * only the bytes that cross its boundary). Symbolic dims count as sym_size
  * elements. Shape ops that are index maps (transpose, broadcast_to, slice,
- * reshape, ...) do no arithmetic; constants and inputs do no work at all. */
+ * reshape, ...) do no arithmetic; constants and inputs do no work at all.
+ * A row kernel (reduction, softmax) adds row_ns per row and pass
+ * (tl_row_passes) to math_ns. */
 void tl_node_work(const tl_profile *p, tl_op op, const tl_attrs *attrs, const tl_type *out,
                   const tl_type *const *in, int nin, double sym_size, tl_kernel_work *w);
+
+/* Passes a row kernel makes over its operand (backend/lower.c): 3 for
+ * softmax and log_softmax (max, sum of exponentials, write), 2 for
+ * logsumexp, 1 for the other reductions. A producer fused into the kernel
+ * is computed again in every pass. */
+int tl_row_passes(tl_op op);
 
 /* Elements of t with symbolic dims counted as sym_size. */
 double tl_type_elems(const tl_type *t, double sym_size);

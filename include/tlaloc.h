@@ -95,6 +95,29 @@ tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *i
 tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_paths, int nrules,
                               const char *limits, tlaloc_graph **out, char **stats, char **errors);
 
+/* tlaloc_optimize with the extraction spelled out. Zeroed fields take the
+ * defaults. cost: an expression over cost properties with numbers,
+ * + - * / and parentheses ("time", "memory", "time + 1e-9*memory"; NULL:
+ * "time + accuracy"); extract: "tree", "dag" (default) or "exact";
+ * extract_seconds: exact's time limit (0: 10 s); plugins: cost plugins
+ * (.so files, see docs/cost.md). *stats also gets the extraction: "cost",
+ * "extract", "extract_ms", "objective", "optimal", the program's cost
+ * properties under "program" ({"time": ..., "memory": ...}) and
+ * "peak_bytes_program" (live bytes at peak, tl_cost_peak_bytes). */
+typedef struct tlaloc_opt_options {
+  const char *const *rule_paths; /* NULL/0: the default rules folder */
+  int nrules;
+  const char *limits;            /* NULL: defaults */
+  const char *cost;
+  const char *extract;
+  double extract_seconds;
+  const char *const *plugins;
+  int nplugins;
+} tlaloc_opt_options;
+
+tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_options *opts,
+                                   tlaloc_graph **out, char **stats, char **errors);
+
 /* TLALOC_OK when saturation proves the outputs of a and b equal (paired
  * by name), TLALOC_CHECK_FAILED when it does not; *explanation (if not
  * NULL) gets the report with the chains of rewrites. */

@@ -3,12 +3,12 @@
 #include "opt/opt.h"
 
 #include "egraph/explain.h"
-#include "egraph/extract.h"
 #include "ir/tg.h"
 #include "opt/tensor.h"
 #include "util/util.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,11 +21,18 @@ struct tl_opt {
   tl_opt_params p;
   tn_ctx *ctx;
   eg_rules *rules;
+  tl_cost_registry *costs;
+  tl_cost_expr *objective;
+  bool check_costs; /* the monotonicity contract (debug builds, or p.check) */
   /* the last run, for statistics and explanations */
   eg_egraph *e;
   eg_report *report;
-  eg_choice choice;
-  bool have_choice;
+  uint32_t *choice;    /* per e-graph id: the chosen node of that class, or EG_NONE */
+  uint32_t *ex_class;  /* per e-graph id: its class in the ex_graph, or EX_NONE */
+  double *values;      /* per ex_graph class: its value properties [nprops] */
+  double *totals;      /* the program's cost properties */
+  tl_opt_cost_report cost;
+  bool have_cost;
   eg_id *orig, *roots; /* per output: the loaded term and its class */
   char **out_names;
   int nout;
@@ -38,6 +45,10 @@ tl_opt_params tl_opt_defaults(void) {
   p.limits.nodes = 100000;
   p.limits.seconds = 10.0;
   p.run = eg_run_defaults();
+  p.extract = EX_DAG;
+  p.dag_max_classes = 16384; /* 32 MiB of bitsets */
+  p.extract_seconds = 10.0;
+  p.sym_size = 1024;
   return p;
 }
 
@@ -85,9 +96,53 @@ static int load_path(eg_rules *r, const char *path, eg_diag *d, tl_buf *err) {
   return errors;
 }
 
+/* `ops`: the per-op weights of the greedy extractor that came before the
+ * registry (tn_op_weights), kept as a property so its choices can be
+ * compared with the model's: `--cost ops`. */
+typedef struct ops_prop {
+  const double *weights;
+  int id;
+} ops_prop;
+
+static double ops_cost(const tl_cost_node *n, void *user) {
+  const ops_prop *op = user;
+  double c = op->weights[n->op];
+  for (int k = 0; k < n->nin; k++) c += n->in[k][op->id];
+  return c;
+}
+
+/* The registry: built-ins, `ops`, then the plugins. -1 with a message. */
+static int setup_costs(tl_opt *o, const tl_profile *given, char *err, size_t err_size) {
+  tl_profile prof;
+  if (given) {
+    prof = *given;
+  } else {
+    char perr[512];
+    if (tl_profile_get(&prof, perr, sizeof perr) != 0) {
+      snprintf(err, err_size, "machine profile: %s", perr);
+      return -1;
+    }
+  }
+  o->costs = tl_cost_registry_new(&prof, o->p.sym_size > 0 ? o->p.sym_size : 1024);
+  ops_prop *op = tl_xmalloc(sizeof *op);
+  op->weights = tn_op_weights();
+  tl_cost_keep(o->costs, op, free);
+  op->id = tl_cost_add_property(o->costs, "ops", TL_PROP_COST, ops_cost, op, err, err_size);
+  if (op->id < 0) return -1;
+  for (int i = 0; i < o->p.nplugins; i++)
+    if (tl_cost_load_plugin(o->costs, o->p.plugins[i], err, err_size)) return -1;
+#ifndef NDEBUG
+  o->check_costs = true;
+#else
+  o->check_costs = o->p.check;
+#endif
+  return tl_opt_set_cost(o, o->p.cost ? o->p.cost : TL_COST_DEFAULT, err, err_size);
+}
+
 tl_opt *tl_opt_new(const tl_opt_params *p, char *err, size_t err_size) {
   tl_opt *o = tl_xcalloc(1, sizeof *o);
   o->p = *p;
+  o->p.profile = NULL; /* copied into the registry; the caller's may go */
   o->ctx = tn_ctx_new();
   o->rules = eg_rules_new(&o->ctx->lang, o->ctx->conds);
   eg_diag d = {0};
@@ -104,12 +159,37 @@ tl_opt *tl_opt_new(const tl_opt_params *p, char *err, size_t err_size) {
   }
   free(msgs.s);
   eg_diag_free(&d);
+  if (setup_costs(o, p->profile, err, err_size)) {
+    tl_opt_free(o);
+    return NULL;
+  }
+  /* used up: the objective and the plugins now live in the registry */
+  o->p.cost = NULL;
+  o->p.plugins = NULL;
+  o->p.nplugins = 0;
   return o;
 }
 
+tl_cost_registry *tl_opt_costs(tl_opt *o) { return o->costs; }
+
+int tl_opt_set_cost(tl_opt *o, const char *expr, char *err, size_t err_size) {
+  tl_cost_expr *x = tl_cost_expr_parse(o->costs, expr, err, err_size);
+  if (!x) return -1;
+  tl_cost_expr_free(o->objective);
+  o->objective = x;
+  return 0;
+}
+
+const tl_opt_cost_report *tl_opt_cost(const tl_opt *o) { return o->have_cost ? &o->cost : NULL; }
+
 static void clear_run(tl_opt *o) {
-  if (o->have_choice) eg_choice_free(&o->choice);
-  o->have_choice = false;
+  free(o->choice);
+  free(o->ex_class);
+  free(o->values);
+  free(o->totals);
+  o->choice = o->ex_class = NULL;
+  o->values = o->totals = NULL;
+  o->have_cost = false;
   eg_report_free(o->report);
   o->report = NULL;
   eg_free(o->e);
@@ -129,6 +209,8 @@ void tl_opt_free(tl_opt *o) {
   clear_run(o);
   eg_rules_free(o->rules);
   tn_ctx_free(o->ctx);
+  tl_cost_expr_free(o->objective);
+  tl_cost_registry_free(o->costs);
   free(o);
 }
 
@@ -148,6 +230,276 @@ static void saturate(tl_opt *o) {
   for (int i = 0; i < o->p.nphases; i++) ph[i] = (eg_phase){o->p.phases[i], o->p.limits};
   eg_rebuild(o->e);
   o->report = eg_run(o->e, o->rules, ph, n, o->p.run);
+}
+
+/* ---- extraction ------------------------------------------------------------
+ * The reachable part of the e-graph becomes an ex_graph whose node costs are
+ * the objective on each e-node's own properties, and the chosen extractor
+ * runs on it (extract/extract.h). */
+
+/* What the analysis knows of a class: its type, and its value when every
+ * element is one known constant. */
+static const tl_type *class_type(eg_egraph *e, eg_id c) { return &tn_data_of(e, c)->type; }
+
+static bool class_value(eg_egraph *e, eg_id c, double *v) {
+  const tn_data *d = tn_data_of(e, c);
+  *v = d->value;
+  return d->has_value;
+}
+
+static tl_attrs node_attrs(eg_egraph *e, const eg_node *nd) {
+  size_t n;
+  const uint8_t *b = eg_attr_bytes(e, nd->attr, &n);
+  tl_attrs a;
+  tl_attrs_init(&a);
+  if (n == sizeof a) memcpy(&a, b, sizeof a);
+  return a;
+}
+
+/* Scratch for evaluating one e-node (sized for the widest node). */
+typedef struct node_eval {
+  int np;
+  double *zeros_plus;    /* [nin * np] operand vectors */
+  const double **in;
+  const tl_type **in_type;
+  bool *in_known;
+  double *in_value;
+  int cap;
+} node_eval;
+
+static void node_eval_free(node_eval *x) {
+  free(x->zeros_plus);
+  free(x->in);
+  free(x->in_type);
+  free(x->in_known);
+  free(x->in_value);
+}
+
+/* Evaluates node nid's properties into out: operands carry their class's
+ * value properties (values[ex class]) and cost properties at 0, so `out`
+ * holds the node's own contribution. With check, the monotonicity contract
+ * is checked too. 0, or -1 with a message. */
+static int eval_node(tl_opt *o, node_eval *x, uint32_t nid, double *out, bool check, char *err,
+                     size_t err_size) {
+  eg_egraph *e = o->e;
+  const eg_node *nd = eg_get_node(e, nid);
+  int np = x->np, nin = nd->n;
+  if (nin > x->cap) {
+    x->cap = nin;
+    x->zeros_plus = tl_xrealloc(x->zeros_plus, (size_t)nin * (size_t)np * sizeof *x->zeros_plus);
+    x->in = tl_xrealloc(x->in, (size_t)nin * sizeof *x->in);
+    x->in_type = tl_xrealloc(x->in_type, (size_t)nin * sizeof *x->in_type);
+    x->in_known = tl_xrealloc(x->in_known, (size_t)nin * sizeof *x->in_known);
+    x->in_value = tl_xrealloc(x->in_value, (size_t)nin * sizeof *x->in_value);
+  }
+  const eg_id *kids = eg_node_kids(e, nd);
+  for (int k = 0; k < nin; k++) {
+    eg_id kc = eg_find(e, kids[k]);
+    double *v = x->zeros_plus + (size_t)k * (size_t)np;
+    const double *cv = o->values + (size_t)o->ex_class[kc] * (size_t)np;
+    for (int p = 0; p < np; p++) v[p] = tl_cost_prop_kind(o->costs, p) == TL_PROP_VALUE ? cv[p] : 0;
+    x->in[k] = v;
+    x->in_type[k] = class_type(e, kc);
+    x->in_known[k] = class_value(e, kc, &x->in_value[k]);
+  }
+  tl_attrs a = node_attrs(e, nd);
+  tl_cost_node cn = {.op = nd->op, .attrs = &a, .type = class_type(e, eg_find(e, nd->cls)), .nin = nin,
+                     .in_type = x->in_type, .in_known = x->in_known, .in_value = x->in_value,
+                     .in = x->in, .profile = tl_cost_profile(o->costs),
+                     .sym_size = tl_cost_sym_size(o->costs)};
+  if (tl_cost_eval(o->costs, &cn, out, err, err_size)) return -1;
+  return check ? tl_cost_check_monotone(o->costs, &cn, out, err, err_size) : 0;
+}
+
+static bool well_typed(eg_egraph *e, const eg_node *nd) {
+  return class_type(e, eg_find(e, nd->cls))->dtype != TL_DTYPE_ERROR;
+}
+
+/* One (class, node) pair of the reachable e-graph. */
+typedef struct xslot {
+  uint32_t node;    /* e-graph node id */
+  uint32_t cls;     /* ex class */
+  uint32_t pending; /* operand occurrences whose class is not settled yet */
+} xslot;
+
+/* Builds the ex_graph of the classes reachable from the roots and runs the
+ * extractor; fills o->choice. 0, or -1 with a message. */
+static int extract(tl_opt *o, char *err, size_t err_size) {
+  double t0 = tl_now_ms();
+  eg_egraph *e = o->e;
+  size_t nids = eg_nids(e);
+  int np = tl_cost_nprops(o->costs);
+  o->choice = tl_xmalloc((nids + 1) * sizeof *o->choice);
+  o->ex_class = tl_xmalloc((nids + 1) * sizeof *o->ex_class);
+  for (size_t i = 0; i < nids; i++) o->choice[i] = EG_NONE, o->ex_class[i] = EX_NONE;
+
+  /* 1. the classes reachable from the roots, numbered in discovery order */
+  uint32_t ncls = 0, capcls = 64;
+  eg_id *cls = tl_xmalloc(capcls * sizeof *cls);
+  for (int i = 0; i < o->nout; i++) {
+    if (o->ex_class[o->roots[i]] != EX_NONE) continue;
+    o->ex_class[o->roots[i]] = ncls;
+    cls[ncls++] = o->roots[i];
+  }
+  uint32_t nslots = 0;
+  for (uint32_t i = 0; i < ncls; i++) {
+    uint32_t nn;
+    const uint32_t *nodes = eg_class_nodes(e, cls[i], &nn);
+    nslots += nn;
+    for (uint32_t j = 0; j < nn; j++) {
+      const eg_node *nd = eg_get_node(e, nodes[j]);
+      const eg_id *kids = eg_node_kids(e, nd);
+      for (uint32_t k = 0; k < nd->n; k++) {
+        eg_id kc = eg_find(e, kids[k]);
+        if (o->ex_class[kc] != EX_NONE) continue;
+        if (ncls == capcls) cls = tl_xrealloc(cls, (capcls *= 2) * sizeof *cls);
+        o->ex_class[kc] = ncls;
+        cls[ncls++] = kc;
+      }
+    }
+  }
+
+  /* 2. settle classes bottom-up (a node is ready once every operand class
+   * is settled; the first ready node settles its class and gives it its
+   * value properties). Parents are kept per operand occurrence. */
+  xslot *slot = tl_xmalloc(((size_t)nslots + 1) * sizeof *slot);
+  uint32_t *pstart = tl_xcalloc((size_t)ncls + 2, sizeof *pstart);
+  uint32_t s = 0;
+  for (uint32_t i = 0; i < ncls; i++) {
+    uint32_t nn;
+    const uint32_t *nodes = eg_class_nodes(e, cls[i], &nn);
+    for (uint32_t j = 0; j < nn; j++, s++) {
+      const eg_node *nd = eg_get_node(e, nodes[j]);
+      slot[s] = (xslot){nodes[j], i, nd->n};
+      const eg_id *kids = eg_node_kids(e, nd);
+      for (uint32_t k = 0; k < nd->n; k++) pstart[o->ex_class[eg_find(e, kids[k])] + 1]++;
+    }
+  }
+  for (uint32_t i = 0; i < ncls; i++) pstart[i + 1] += pstart[i];
+  uint32_t *parent = tl_xmalloc(((size_t)pstart[ncls] + 1) * sizeof *parent);
+  uint32_t *fill = tl_xmalloc(((size_t)ncls + 1) * sizeof *fill);
+  memcpy(fill, pstart, (size_t)ncls * sizeof *fill);
+  for (s = 0; s < nslots; s++) {
+    const eg_node *nd = eg_get_node(e, slot[s].node);
+    const eg_id *kids = eg_node_kids(e, nd);
+    for (uint32_t k = 0; k < nd->n; k++) parent[fill[o->ex_class[eg_find(e, kids[k])]]++] = s;
+  }
+  free(fill);
+  o->values = tl_xcalloc((size_t)ncls * (size_t)np + 1, sizeof *o->values);
+  bool *settled = tl_xcalloc((size_t)ncls + 1, sizeof *settled);
+  uint32_t *queue = tl_xmalloc(((size_t)nslots + 1) * sizeof *queue);
+  uint32_t qh = 0, qt = 0;
+  for (s = 0; s < nslots; s++)
+    if (slot[s].pending == 0) queue[qt++] = s;
+  double *props = tl_xmalloc(((size_t)np + 1) * sizeof *props);
+  node_eval x = {.np = np};
+  int rc = 0;
+  while (qh < qt && rc == 0) {
+    xslot *sl = &slot[queue[qh++]];
+    if (settled[sl->cls] || !well_typed(e, eg_get_node(e, sl->node))) continue;
+    if (eval_node(o, &x, sl->node, props, false, err, err_size)) {
+      rc = -1;
+      break;
+    }
+    settled[sl->cls] = true;
+    double *v = o->values + (size_t)sl->cls * (size_t)np;
+    for (int p = 0; p < np; p++) v[p] = tl_cost_prop_kind(o->costs, p) == TL_PROP_VALUE ? props[p] : 0;
+    for (uint32_t i = pstart[sl->cls]; i < pstart[sl->cls + 1]; i++)
+      if (--slot[parent[i]].pending == 0) queue[qt++] = parent[i];
+  }
+  for (int i = 0; i < o->nout && rc == 0; i++)
+    if (!settled[o->ex_class[o->roots[i]]]) {
+      snprintf(err, err_size, "output '%s' has no well-typed, finite program in the e-graph",
+               o->out_names[i]);
+      rc = -1;
+    }
+
+  /* 3. the ex_graph: every well-typed node whose operands are settled,
+   * costing the objective on its own properties */
+  ex_graph *xg = rc == 0 ? ex_graph_new() : NULL;
+  uint32_t *ins_node = tl_xmalloc(((size_t)nslots + 1) * sizeof *ins_node);
+  uint32_t nins = 0;
+  uint32_t *kid = NULL;
+  uint32_t capkid = 0;
+  for (uint32_t i = 0; i < ncls && rc == 0; i++) ex_graph_add_class(xg, NULL);
+  for (s = 0; s < nslots && rc == 0; s++) {
+    const eg_node *nd = eg_get_node(e, slot[s].node);
+    if (slot[s].pending != 0 || !well_typed(e, nd)) continue;
+    if (eval_node(o, &x, slot[s].node, props, o->check_costs, err, err_size)) {
+      rc = -1;
+      break;
+    }
+    double c = tl_cost_expr_eval(o->objective, props);
+    if (!isfinite(c)) {
+      snprintf(err, err_size, "cost expression '%s' is %s on op '%s' (costs must be finite numbers)",
+               tl_cost_expr_text(o->objective), isnan(c) ? "NaN" : "infinite", tl_ops[nd->op].name);
+      rc = -1;
+      break;
+    }
+    if (nd->n > capkid) kid = tl_xrealloc(kid, (capkid = nd->n) * sizeof *kid);
+    const eg_id *kids = eg_node_kids(e, nd);
+    for (uint32_t k = 0; k < nd->n; k++) kid[k] = o->ex_class[eg_find(e, kids[k])];
+    ex_graph_add_node(xg, slot[s].cls, c, kid, nd->n, NULL);
+    ins_node[nins++] = slot[s].node;
+  }
+  free(kid);
+  ex_diag d;
+  for (int i = 0; i < o->nout && rc == 0; i++) ex_graph_add_root(xg, o->ex_class[o->roots[i]]);
+  if (rc == 0 && ex_graph_finish(xg, &d) != EX_OK) {
+    snprintf(err, err_size, "extraction: %s", d.msg);
+    rc = -1;
+  }
+
+  /* 4. extract, and map the choice back to e-graph nodes */
+  ex_result r;
+  memset(&r, 0, sizeof r);
+  ex_kind kind = o->p.extract;
+  bool too_large = kind == EX_DAG && o->p.dag_max_classes && ncls > o->p.dag_max_classes;
+  if (too_large) kind = EX_TREE;
+  if (rc == 0) {
+    ex_params xp = ex_params_default();
+    xp.time_limit_s = o->p.extract_seconds;
+    if (ex_extract(xg, kind, xp, &r, &d) != EX_OK) {
+      snprintf(err, err_size, "extraction (%s): %s", ex_kind_name(kind), d.msg);
+      rc = -1;
+    }
+  }
+  if (rc == 0) {
+    for (uint32_t i = 0; i < ncls; i++)
+      if (r.choice[i] != EX_NONE) o->choice[cls[i]] = ins_node[xg->node_input[r.choice[i]]];
+    o->cost = (tl_opt_cost_report){.objective = tl_cost_expr_text(o->objective),
+                                   .extractor = kind,
+                                   .dag_too_large = too_large,
+                                   .classes = xg->n_classes,
+                                   .nodes = xg->n_nodes,
+                                   .dag_cost = r.dag_cost,
+                                   .optimal = r.optimal,
+                                   .lower_bound = r.lower_bound};
+    ex_result_free(&r);
+  }
+  o->cost.extract_ms = tl_now_ms() - t0;
+  ex_graph_free(xg);
+  node_eval_free(&x);
+  free(props);
+  free(ins_node);
+  free(queue);
+  free(settled);
+  free(parent);
+  free(pstart);
+  free(slot);
+  free(cls);
+  return rc;
+}
+
+/* The rebuilt program's cost properties, objective and peak memory. */
+static int program_cost(tl_opt *o, const tl_graph *g, char *err, size_t err_size) {
+  o->totals = tl_xcalloc((size_t)tl_cost_nprops(o->costs) + 1, sizeof *o->totals);
+  if (tl_cost_graph(o->costs, o->objective, g, o->totals, &o->cost.objective_total, &o->cost.peak_bytes,
+                    err, err_size))
+    return -1;
+  o->cost.totals = o->totals;
+  o->have_cost = true;
+  return 0;
 }
 
 tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size) {
@@ -170,23 +522,25 @@ tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size)
       snprintf(err, err_size, "%s", o->report->msg);
     } else {
       for (int i = 0; i < o->nout; i++) o->roots[i] = eg_find(o->e, o->orig[i]);
-      eg_extractor x = eg_greedy_extractor(tn_op_weights());
-      memset(&o->choice, 0, sizeof o->choice);
-      bool ok = true;
-      for (int i = 0; i < o->nout && ok; i++) {
-        if (i > 0 && o->choice.node[o->roots[i]] != EG_NONE) continue;
-        if (o->have_choice) eg_choice_free(&o->choice);
-        ok = x.extract(&x, o->e, o->roots[i], &o->choice) == 0;
-        o->have_choice = true;
-      }
-      if (!ok) snprintf(err, err_size, "no finite-cost program for an output");
-      else
-        res = tn_build_graph(o->ctx, o->e, o->choice.node, o->roots, (const char *const *)o->out_names,
+      if (extract(o, err, err_size) == 0)
+        res = tn_build_graph(o->ctx, o->e, o->choice, o->roots, (const char *const *)o->out_names,
                              o->nout, slots, g->ninputs, g->name, err, err_size);
+      if (res && program_cost(o, res, err, err_size)) {
+        tl_graph_free(res);
+        res = NULL;
+      }
     }
   }
   free(slots);
   return res;
+}
+
+/* The program's cost properties, one line. */
+static void print_totals(const tl_opt *o, FILE *f) {
+  for (int p = 0; p < tl_cost_nprops(o->costs); p++) {
+    if (tl_cost_prop_kind(o->costs, p) != TL_PROP_COST) continue;
+    fprintf(f, " %s=%.4g", tl_cost_prop_name(o->costs, p), o->cost.totals[p]);
+  }
 }
 
 void tl_opt_print_stats(const tl_opt *o, FILE *f) {
@@ -197,10 +551,80 @@ void tl_opt_print_stats(const tl_opt *o, FILE *f) {
   if (eg_nrefused(o->e))
     fprintf(f, "refused unions (type mismatch; a rule bug or a missing guard): %zu\n%s",
             eg_nrefused(o->e), eg_refusals(o->e));
+  if (!o->have_cost) return;
+  const tl_opt_cost_report *c = &o->cost;
+  fprintf(f, "extraction: %s%s over %u e-classes, %u e-nodes in %.2f ms; cost '%s' = %.6g%s",
+          ex_kind_name(c->extractor), c->dag_too_large ? " (dag's limit is exceeded)" : "", c->classes,
+          c->nodes, c->extract_ms, c->objective, c->dag_cost, c->optimal ? " (proved optimal)" : "");
+  if (c->extractor == EX_EXACT && !c->optimal) fprintf(f, " (lower bound %.6g)", c->lower_bound);
+  fprintf(f, "\nprogram:");
+  print_totals(o, f);
+  fprintf(f, "; peak memory %.0f bytes\n", c->peak_bytes);
+}
+
+/* For --explain: every reachable class's cheapest tree cost under the
+ * objective (egg's bottom-up fixpoint over the own costs), so a candidate
+ * can be shown with the cost of its best term. best[] is per ex_graph
+ * class; own[]/onode[] the evaluated nodes. */
+typedef struct tree_costs {
+  double *best;
+  uint32_t n;
+} tree_costs;
+
+static tree_costs explain_tree_costs(tl_opt *o, node_eval *x, double *props) {
+  eg_egraph *e = o->e;
+  size_t nids = eg_nids(e);
+  uint32_t ncls = 0;
+  for (size_t c = 0; c < nids; c++)
+    if (o->ex_class[c] != EX_NONE && o->ex_class[c] + 1 > ncls) ncls = o->ex_class[c] + 1;
+  tree_costs t = {tl_xmalloc(((size_t)ncls + 1) * sizeof *t.best), ncls};
+  for (uint32_t i = 0; i < ncls; i++) t.best[i] = INFINITY;
+  uint32_t nn_all = 0, cap = 0;
+  uint32_t *onode = NULL;
+  double *own = NULL;
+  char why[256];
+  for (size_t c = 0; c < nids; c++) {
+    if (o->ex_class[c] == EX_NONE || eg_find(e, (eg_id)c) != c) continue;
+    uint32_t nn;
+    const uint32_t *nodes = eg_class_nodes(e, (eg_id)c, &nn);
+    for (uint32_t j = 0; j < nn; j++) {
+      const eg_node *nd = eg_get_node(e, nodes[j]);
+      bool ready = well_typed(e, nd);
+      const eg_id *kids = eg_node_kids(e, nd);
+      for (uint32_t k = 0; k < nd->n && ready; k++) ready = o->ex_class[eg_find(e, kids[k])] != EX_NONE;
+      if (!ready || eval_node(o, x, nodes[j], props, false, why, sizeof why)) continue;
+      if (nn_all == cap) {
+        cap = cap ? 2 * cap : 64;
+        onode = tl_xrealloc(onode, cap * sizeof *onode);
+        own = tl_xrealloc(own, cap * sizeof *own);
+      }
+      onode[nn_all] = nodes[j];
+      own[nn_all++] = tl_cost_expr_eval(o->objective, props);
+    }
+  }
+  /* Bellman-Ford style: at most one pass per class when costs are >= 0 */
+  bool changed = true;
+  for (uint32_t pass = 0; changed && pass <= ncls; pass++) {
+    changed = false;
+    for (uint32_t i = 0; i < nn_all; i++) {
+      const eg_node *nd = eg_get_node(e, onode[i]);
+      const eg_id *kids = eg_node_kids(e, nd);
+      double c = own[i];
+      for (uint32_t k = 0; k < nd->n; k++) c += t.best[o->ex_class[eg_find(e, kids[k])]];
+      uint32_t cl = o->ex_class[eg_find(e, nd->cls)];
+      if (c < t.best[cl]) {
+        t.best[cl] = c;
+        changed = true;
+      }
+    }
+  }
+  free(onode);
+  free(own);
+  return t;
 }
 
 void tl_opt_print_explain(tl_opt *o, FILE *f) {
-  if (!o->report || !o->have_choice) return;
+  if (!o->report || !o->have_cost) return;
   fprintf(f, "rules that fired:\n");
   int fired = 0;
   for (int i = 0; i < o->report->nrules; i++) {
@@ -212,30 +636,40 @@ void tl_opt_print_explain(tl_opt *o, FILE *f) {
     fired++;
   }
   if (!fired) fprintf(f, "  (none)\n");
+  int np = tl_cost_nprops(o->costs);
+  double *props = tl_xmalloc(((size_t)np + 1) * sizeof *props);
+  node_eval x = {.np = np};
+  tree_costs tc = explain_tree_costs(o, &x, props);
   for (int k = 0; k < o->nout; k++) {
     eg_id root = eg_find(o->e, o->roots[k]);
-    fprintf(f, "output %s: candidates in its e-class (tree cost, chosen first):\n", o->out_names[k]);
+    fprintf(f, "output %s: candidates in its e-class under '%s' (own cost, best tree cost; chosen "
+               "first):\n", o->out_names[k], o->cost.objective);
     uint32_t nn;
     const uint32_t *nodes = eg_class_nodes(o->e, root, &nn);
-    const double *w = tn_op_weights();
-    uint32_t chosen = o->choice.node[root];
+    uint32_t chosen = o->choice[root];
+    int shown = 0;
     for (int pass = 0; pass < 2; pass++)
       for (uint32_t i = 0; i < nn; i++) {
         if ((pass == 0) != (nodes[i] == chosen)) continue;
         const eg_node *nd = eg_get_node(o->e, nodes[i]);
-        double cost = w[nd->op];
-        bool finite = true;
-        const eg_id *kids = eg_node_kids(o->e, nd);
-        for (uint32_t j = 0; j < nd->n; j++) {
-          double kc = o->choice.cost[eg_find(o->e, kids[j])];
-          if (!(kc < 1e300)) finite = false;
-          cost += kc;
-        }
-        char head[256];
+        char head[256], own[32] = "-", tree[32] = "-", why[256];
         eg_print_head(o->e, nd->op, nd->attr, head, sizeof head);
-        if (finite) fprintf(f, "  %s %10.2f  %s ...\n", pass == 0 ? "*" : " ", cost, head);
-        else fprintf(f, "  %s %10s  %s ...\n", pass == 0 ? "*" : " ", "inf", head);
-        if (pass == 1 && i > 12) {
+        /* a candidate with an operand that has no finite term has no cost */
+        bool ready = well_typed(o->e, nd);
+        const eg_id *kids = eg_node_kids(o->e, nd);
+        double t = 0;
+        for (uint32_t j = 0; j < nd->n && ready; j++) {
+          uint32_t xc = o->ex_class[eg_find(o->e, kids[j])];
+          ready = xc != EX_NONE && isfinite(tc.best[xc]);
+          if (ready) t += tc.best[xc];
+        }
+        if (ready && eval_node(o, &x, nodes[i], props, false, why, sizeof why) == 0) {
+          double c = tl_cost_expr_eval(o->objective, props);
+          snprintf(own, sizeof own, "%.4g", c);
+          snprintf(tree, sizeof tree, "%.4g", c + t);
+        }
+        fprintf(f, "  %s %11s %11s  %s ...\n", pass == 0 ? "*" : " ", own, tree, head);
+        if (pass == 1 && ++shown >= 12 && nn > 13) {
           fprintf(f, "    (%u candidates in all)\n", nn);
           break;
         }
@@ -247,6 +681,12 @@ void tl_opt_print_explain(tl_opt *o, FILE *f) {
       eg_expl_free(ex);
     }
   }
+  fprintf(f, "program (%s extraction): cost %.6g;", ex_kind_name(o->cost.extractor), o->cost.objective_total);
+  print_totals(o, f);
+  fprintf(f, "; peak memory %.0f bytes\n", o->cost.peak_bytes);
+  free(tc.best);
+  node_eval_free(&x);
+  free(props);
 }
 
 int tl_opt_prove(tl_opt *o, const tl_graph *a, const tl_graph *b, FILE *out, char *err,

@@ -25,6 +25,14 @@ class _Tensor(ctypes.Structure):
                 ("dims", ctypes.c_int64 * 8), ("data", ctypes.c_void_p)]
 
 
+class _OptOptions(ctypes.Structure):
+    """tlaloc_opt_options (include/tlaloc.h)."""
+    _fields_ = [("rule_paths", ctypes.POINTER(ctypes.c_char_p)), ("nrules", ctypes.c_int),
+                ("limits", ctypes.c_char_p), ("cost", ctypes.c_char_p),
+                ("extract", ctypes.c_char_p), ("extract_seconds", ctypes.c_double),
+                ("plugins", ctypes.POINTER(ctypes.c_char_p)), ("nplugins", ctypes.c_int)]
+
+
 # tlaloc_dtype codes (include/tlaloc.h)
 DTYPE_CODES = {"bool": 0, "i32": 1, "i64": 2, "f32": 3, "f64": 4}
 CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
@@ -91,6 +99,9 @@ def library():
         lib.tlaloc_optimize.argtypes = [vp, ctypes.POINTER(cp), i, cp, ctypes.POINTER(vp),
                                         ctypes.POINTER(vp), ctypes.POINTER(vp)]
         lib.tlaloc_optimize.restype = i
+        lib.tlaloc_optimize_opts.argtypes = [vp, ctypes.POINTER(_OptOptions), ctypes.POINTER(vp),
+                                             ctypes.POINTER(vp), ctypes.POINTER(vp)]
+        lib.tlaloc_optimize_opts.restype = i
         lib.tlaloc_prove.argtypes = [vp, vp, ctypes.POINTER(cp), i, cp, ctypes.POINTER(vp),
                                      ctypes.POINTER(vp)]
         lib.tlaloc_prove.restype = i
@@ -146,9 +157,10 @@ class Graph:
         self.text = self.printed()
         return self
 
-    def optimize(self, rules=True, limits=None):
-        """(optimized Graph, stats dict) from tlaloc_optimize; rules=True: the default
-        rules folder, else a path or a list of .rw files/folders."""
+    def optimize(self, rules=True, limits=None, cost=None):
+        """(optimized Graph, stats dict) from tlaloc_optimize_opts; rules=True: the default
+        rules folder, else a path or a list of .rw files/folders; cost: the objective
+        over cost properties ("time", "memory", "time + 1e-9*memory"; None: the default)."""
         import json
         lib = self._lib
         if rules is True:
@@ -160,9 +172,16 @@ class Graph:
             enc = [os.fsencode(p) for p in paths]
             arr, n = (ctypes.c_char_p * len(enc))(*enc), len(enc)
         out, st_json, err = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
-        lim = limits.encode() if limits is not None else None
-        st = lib.tlaloc_optimize(self._g, arr, n, lim, ctypes.byref(out), ctypes.byref(st_json),
-                                 ctypes.byref(err))
+        opts = _OptOptions()
+        opts.rule_paths = arr
+        opts.nrules = n
+        opts.limits = limits.encode() if limits is not None else None
+        if cost is not None:
+            if not isinstance(cost, str):
+                raise TypeError("cost= is an expression string, e.g. 'time + 1e-9*memory'")
+            opts.cost = cost.encode()
+        st = lib.tlaloc_optimize_opts(self._g, ctypes.byref(opts), ctypes.byref(out),
+                                      ctypes.byref(st_json), ctypes.byref(err))
         stats_text = take_string(lib, st_json.value)
         if st != 0:
             if out.value:

@@ -61,12 +61,10 @@ class Function:
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
                  bound=None, limits=None):
-        if cost is not None:
-            raise NotImplementedError(
-                "tl.function(cost=...): extraction under a custom cost model is not exposed in "
-                "the C API yet (no cost-model registry); the optimizer uses its default cost")
         if limits is not None and (rules is None or rules is False):
             raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
+        if cost is not None and (rules is None or rules is False):
+            raise ValueError("cost= chooses what the optimizer extracts: pass rules=True or rule paths")
         np = _np()
         self._single = not isinstance(outputs, (list, tuple))
         if text is None:
@@ -93,12 +91,12 @@ class Function:
             self.stats["optimized"] = False
             self.stats["pending"] = ["cost", "compile_s", "cache_hit"]
         else:
-            self._g, ostats = self._src.optimize(rules, limits)
+            self._g, ostats = self._src.optimize(rules, limits, cost)
             self.optimized_graph = self._g.text
             self.stats["optimized"] = True
             self.stats["optimize_s"] = time.perf_counter() - t2
             self.stats.update(ostats)
-            self.stats["pending"] = ["cost", "compile_s", "cache_hit"]
+            self.stats["pending"] = ["compile_s", "cache_hit"]
         lib = self._g._lib
         ins = self._g.inputs()
         outs = self._g.outputs()
@@ -320,8 +318,10 @@ def function(inputs, outputs, rules=None, cost=None, name="f", limits=None):
 
     rules=None runs the graph as written; rules=True optimizes it with the
     default rules folder, rules=[paths] with those .rw files/folders;
-    limits="iters=30,nodes=100000,time=10,mem=512" bounds the saturation.
-    cost= raises NotImplementedError (no cost-model registry in the C API yet)."""
+    limits="iters=30,nodes=100000,time=10,mem=512" bounds the saturation;
+    cost= is the objective extraction minimises, an expression over cost
+    properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
+    see docs/cost.md). stats then has the extracted program's properties."""
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits)
 
 

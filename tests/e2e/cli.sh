@@ -130,7 +130,8 @@ cat >"$tmp/bad.rw" <<'G'
 G
 expect_status 2 "bad rule file" "$TL" opt "$X" --rules "$tmp/bad.rw"
 grep -q "bad.rw:1:36: error: unknown op 'frob'" "$tmp/err" && ok || { bad "rule error message"; cat "$tmp/err"; }
-expect_status 2 "--cost is reported as missing" "$TL" opt "$X" --cost time
+expect_status 0 "opt --cost time" "$TL" opt "$X" --cost time
+expect_status 2 "opt --cost with an unknown property" "$TL" opt "$X" --cost "tim + 1"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,0 +1,65 @@
+/* calibrate.h - the time model against the clock: `tlaloc calibrate`
+ * measures this machine into a tl_profile (profile.h), and `tlaloc
+ * cost-report` sets the model's prediction for each kernel of a compiled
+ * program beside the measured time. docs/calibrate.md describes both.
+ *
+ * Every measurement goes through the backend itself (be_compile + be_run):
+ * what the model needs is what tlaloc's generated code achieves here, not
+ * what a hand-written loop would. */
+#ifndef TL_CALIBRATE_H
+#define TL_CALIBRATE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "backend/backend.h"
+#include "extract/profile.h"
+
+/* Minimum wall time of be_run(p, ...) in seconds, over at least `runs`
+ * runs and until `budget_s` has been spent (at most 100000 runs), after one
+ * untimed warm-up run (it plans memory and starts the worker thread).
+ * Outputs are freed. -1 with a message on a run error. */
+double tl_time_run(be_program *p, tl_tensor *const *inputs, const int64_t *syms, int runs,
+                   double budget_s, char *err, size_t n);
+
+/* Inputs for g under syms (all bound): floats uniform in [0.5, 1.5) so that
+ * log, sqrt and pow stay in their domain and the math library's
+ * special-value paths stay out of the timings; integers in [0, 3); bools
+ * alternate. inputs has g->ninputs entries. -1 with a message. */
+int tl_timing_inputs(const tl_graph *g, const int64_t *syms, tl_tensor **inputs, char *err, size_t n);
+
+/* Measures this machine (see docs/calibrate.md). quick: smaller arrays and
+ * fewer runs, a few seconds in all. A line per measurement goes to log when
+ * it is not NULL. 0, or -1 with a message (a compile or run failure). */
+int tl_calibrate(tl_profile *p, bool quick, FILE *log, char *err, size_t n);
+
+/* The model's view of one kernel of a backend plan. */
+typedef struct tl_kernel_cost {
+  int kind;          /* BE_K_* of backend/be_internal.h */
+  int32_t node;      /* the node it computes (its root) */
+  double elems;      /* elements its loop covers (a reduction: its operand's) */
+  bool parallel;     /* split over the profile's threads */
+  tl_kernel_work w;  /* work; w.elems is 0 when the backend keeps it on one thread */
+  double predicted;  /* seconds, tl_profile_kernel_time */
+} tl_kernel_cost;
+
+typedef struct tl_program_cost {
+  tl_kernel_cost *ks;
+  int nks;
+  double total; /* run_overhead + the sum of the kernels' predictions */
+} tl_program_cost;
+
+/* Predicts the time of g as the backend compiles it (be_plan_build), with
+ * the symbolic dims bound by syms (g->nsyms entries, all >= 0). 0, or -1
+ * with a message (a plan error: unsupported op). */
+int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms, tl_program_cost *c,
+                    char *err, size_t n);
+void tl_program_cost_free(tl_program_cost *c);
+
+/* `tlaloc calibrate [--quick] [-o PATH]` and
+ * `tlaloc cost-report G.tg [--dim n=V]... [--runs N]`; argv[0] is the
+ * command's name. Return the exit status (0, or 2 on bad input). */
+int tl_cmd_calibrate(int argc, char **argv);
+int tl_cmd_cost_report(int argc, char **argv);
+
+#endif

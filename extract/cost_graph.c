@@ -1,0 +1,98 @@
+/* cost_graph.c - the cost of an extracted program (a tl_graph): each node's
+ * properties as extraction charged them, their totals, the objective, and
+ * the real peak memory under the program's schedule (cost.h). */
+#include "extract/cost.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+/* The scalar literal or fill value of node id, if it is one. */
+static bool known_value(const tl_graph *g, int32_t id, double *v) {
+  const tl_node *n = &g->nodes[id];
+  if (n->op != TL_OP_LIT && n->op != TL_OP_FILL) return false;
+  *v = n->attrs.is_int ? (double)n->attrs.i : n->attrs.f;
+  return true;
+}
+
+int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_graph *g, double *totals,
+                  double *objective, double *peak_bytes, char *err, size_t n) {
+  int np = tl_cost_nprops(r);
+  double *props = tl_xcalloc((size_t)g->nnodes * (size_t)np + 1, sizeof *props);
+  /* operand vectors: value properties are the operand's, costs are 0 (each
+   * node is charged its own contribution, as extraction charged it) */
+  double *opnd = tl_xmalloc(((size_t)TL_GRAPH_MAX_ARGS * (size_t)np + 1) * sizeof *opnd);
+  const double **in = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in);
+  const tl_type **in_type = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in_type);
+  bool *in_known = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in_known);
+  double *in_value = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in_value);
+  for (int p = 0; p < np; p++) totals[p] = 0;
+  double total_obj = 0;
+  int rc = 0;
+  for (int32_t id = 0; id < g->nnodes && rc == 0; id++) {
+    const tl_node *nd = &g->nodes[id];
+    const int32_t *args = tl_node_inputs(g, nd);
+    for (int k = 0; k < nd->ninputs; k++) {
+      double *v = opnd + (size_t)k * (size_t)np;
+      for (int p = 0; p < np; p++)
+        v[p] = tl_cost_prop_kind(r, p) == TL_PROP_VALUE ? props[(size_t)args[k] * (size_t)np + (size_t)p] : 0;
+      in[k] = v;
+      in_type[k] = &g->nodes[args[k]].type;
+      in_value[k] = 0;
+      in_known[k] = known_value(g, args[k], &in_value[k]);
+    }
+    tl_cost_node cn = {.op = nd->op, .attrs = &nd->attrs, .type = &nd->type, .nin = nd->ninputs,
+                       .in_type = in_type, .in_known = in_known, .in_value = in_value, .in = in,
+                       .profile = tl_cost_profile(r), .sym_size = tl_cost_sym_size(r)};
+    double *out = props + (size_t)id * (size_t)np;
+    if (tl_cost_eval(r, &cn, out, err, n)) {
+      rc = -1;
+      break;
+    }
+    for (int p = 0; p < np; p++)
+      if (tl_cost_prop_kind(r, p) == TL_PROP_COST) totals[p] += out[p];
+    if (obj) total_obj += tl_cost_expr_eval(obj, out);
+  }
+  if (objective) *objective = total_obj;
+  if (peak_bytes) *peak_bytes = tl_cost_peak_bytes(g, tl_cost_sym_size(r));
+  free(props);
+  free(opnd);
+  free(in);
+  free(in_type);
+  free(in_known);
+  free(in_value);
+  return rc;
+}
+
+double tl_cost_peak_bytes(const tl_graph *g, double sym_size) {
+  if (g->nnodes == 0) return 0;
+  /* last reader of every node; outputs are read "at the end" */
+  int32_t *last = tl_xmalloc((size_t)g->nnodes * sizeof *last);
+  for (int32_t i = 0; i < g->nnodes; i++) last[i] = -1;
+  for (int32_t i = 0; i < g->nnodes; i++) {
+    const int32_t *args = tl_node_inputs(g, &g->nodes[i]);
+    for (int k = 0; k < g->nodes[i].ninputs; k++) last[args[k]] = i;
+  }
+  for (int i = 0; i < g->noutputs; i++) last[g->outputs[i].node] = g->nnodes;
+  double live = 0, peak = 0;
+  for (int32_t i = 0; i < g->nnodes; i++) {
+    const tl_node *nd = &g->nodes[i];
+    bool counted = nd->op != TL_OP_INPUT && nd->op != TL_OP_LIT;
+    /* the result is allocated while the operands are still live */
+    if (counted && last[i] >= 0)
+      live += tl_type_elems(&nd->type, sym_size) * (double)tl_dtype_size((tl_dtype)nd->type.dtype);
+    if (live > peak) peak = live;
+    const int32_t *args = tl_node_inputs(g, nd);
+    for (int k = 0; k < nd->ninputs; k++) {
+      const tl_node *a = &g->nodes[args[k]];
+      bool dup = false;
+      for (int j = 0; j < k; j++) dup = dup || args[j] == args[k];
+      if (dup || last[args[k]] != i || a->op == TL_OP_INPUT || a->op == TL_OP_LIT) continue;
+      live -= tl_type_elems(&a->type, sym_size) * (double)tl_dtype_size((tl_dtype)a->type.dtype);
+    }
+  }
+  free(last);
+  return peak;
+}

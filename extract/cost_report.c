@@ -1,0 +1,460 @@
+/* cost_report.c - the time model's prediction for a program as the backend
+ * compiles it, kernel by kernel, and `tlaloc cost-report`, which sets it
+ * beside the clock.
+ *
+ * Prediction. be_plan_build gives the kernels in order; for each one the
+ * work is the arithmetic of the expression it computes (its root node and
+ * the inline nodes fused into it, each counted once through tl_node_work,
+ * a row kernel's producer once per pass) and the bytes of the buffers it
+ * reads and writes, nothing else: fused intermediates never touch memory.
+ * An output of 32 MiB or more also pays for its fresh pages (fault_bw):
+ * glibc maps such an allocation afresh on every call. tl_profile_kernel_time turns that into
+ * seconds; whether the kernel is split over threads follows the backend's
+ * rule (enough elements and an outer dimension of at least 2; BLAS and the
+ * index checks of take stay outside the split). A program adds the fixed
+ * cost of one be_run call.
+ *
+ * Measurement. The whole program is timed end to end with be_run. A kernel
+ * is timed as a program of its own: a graph whose inputs are the buffers
+ * the kernel reads, holding the expression it computes, with one output;
+ * compiled, it is again exactly one kernel. Its row therefore includes one
+ * call's fixed cost, and so does its prediction. */
+#include "extract/calibrate.h"
+
+#include "backend/be_internal.h"
+#include "interp/interp.h"
+#include "ir/tg.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- prediction -------------------------------------------------------- */
+
+/* glibc's largest dynamic mmap threshold: an allocation at least this big
+ * is a fresh mapping every time (see calibrate.c) */
+#define GLIBC_MMAP_MAX (32.0 * 1024 * 1024)
+
+static void concrete(const tl_type *t, const int64_t *syms, tl_type *out) {
+  *out = *t;
+  for (int i = 0; i < t->rank; i++)
+    if (tl_dim_is_sym(t->dims[i])) out->dims[i] = syms[tl_dim_sym_id(t->dims[i])];
+}
+
+static double elems_of(const tl_type *t, const int64_t *syms) {
+  tl_type c;
+  concrete(t, syms, &c);
+  return tl_type_elems(&c, 0);
+}
+
+static double buf_bytes(const be_plan *pl, int32_t b, const int64_t *syms) {
+  const be_buf *bb = &pl->bufs[b];
+  tl_type t = {.dtype = bb->dtype, .rank = bb->rank};
+  memcpy(t.dims, bb->dims, sizeof t.dims);
+  return elems_of(&t, syms) * (double)tl_dtype_size((tl_dtype)bb->dtype);
+}
+
+/* Whether kernel k computes its root node (rather than copying it from the
+ * buffer that already holds it: an output that is an input, a cast copy of
+ * a matmul operand). */
+static bool computes_root(const be_plan *pl, const be_kern *k) {
+  int st = pl->state[k->node];
+  if (st == BE_S_INLINE) return true;
+  return st == BE_S_MAT && pl->buf_of[k->node] == k->out;
+}
+
+/* Adds scale times the arithmetic of node id and of the inline nodes it is
+ * computed from; nodes held in buffers are reads, counted by the caller. A
+ * row kernel computes its fused producer once per pass. */
+static void add_expr(const tl_profile *p, const be_plan *pl, const int64_t *syms, int32_t id, bool root,
+                     double scale, uint8_t *seen, tl_kernel_work *w) {
+  if (seen[id]) return;
+  seen[id] = 1;
+  if (!root && pl->state[id] != BE_S_INLINE) return;
+  const tl_graph *g = pl->g;
+  const tl_node *x = &g->nodes[id];
+  const int32_t *in = tl_node_inputs(g, x);
+  tl_type out, *ts = tl_xmalloc(((size_t)x->ninputs + 1) * sizeof *ts);
+  const tl_type **tp = tl_xmalloc(((size_t)x->ninputs + 1) * sizeof *tp);
+  concrete(&x->type, syms, &out);
+  for (int i = 0; i < x->ninputs; i++) {
+    concrete(&g->nodes[in[i]].type, syms, &ts[i]);
+    tp[i] = &ts[i];
+  }
+  tl_kernel_work nw;
+  tl_node_work(p, (tl_op)x->op, &x->attrs, &out, tp, x->ninputs, 0, &nw);
+  free(ts);
+  free(tp);
+  w->flops += scale * nw.flops;
+  w->math_ns += scale * nw.math_ns;
+  w->gemm_flops_f32 += scale * nw.gemm_flops_f32;
+  w->gemm_flops_f64 += scale * nw.gemm_flops_f64;
+  if (x->op == TL_OP_MATMUL) return; /* its operands are buffers */
+  if (tl_ops[x->op].kind == TL_KIND_REDUCTION) scale *= tl_row_passes((tl_op)x->op);
+  for (int i = 0; i < x->ninputs; i++) add_expr(p, pl, syms, in[i], false, scale, seen, w);
+}
+
+/* The backend's split rule (backend/lower.c, kernel_range): elementwise,
+ * reduction and normalisation kernels whose loop covers enough elements
+ * and whose outermost kept dimension is at least 2. Returns the elements
+ * the split sees, or 0 when the kernel stays on one thread. */
+static double split_elems(const be_plan *pl, const be_kern *k, const int64_t *syms) {
+  const tl_graph *g = pl->g;
+  const tl_node *x = &g->nodes[k->node];
+  if (k->kind != BE_K_EW && k->kind != BE_K_RED && k->kind != BE_K_SOFTMAX) return 0;
+  tl_type t;
+  concrete(k->kind == BE_K_RED ? &g->nodes[tl_node_inputs(g, x)[0]].type : &x->type, syms, &t);
+  if (t.rank == 0) return 0;
+  bool red[TL_MAX_RANK] = {false};
+  if (k->kind == BE_K_RED) {
+    if (x->attrs.present & TL_A_AXIS)
+      for (int i = 0; i < x->attrs.naxes; i++) red[(x->attrs.axes[i] + t.rank) % t.rank] = true;
+    else
+      for (int i = 0; i < t.rank; i++) red[i] = true;
+  } else if (k->kind == BE_K_SOFTMAX) {
+    int ax = (x->attrs.present & TL_A_AXIS) ? x->attrs.axes[0] : -1;
+    red[(ax + t.rank) % t.rank] = true;
+  }
+  int first = -1;
+  for (int i = 0; i < t.rank && first < 0; i++)
+    if (!red[i]) first = i;
+  if (first < 0 || t.dims[first] < 2) return 0;
+  return tl_type_elems(&t, 0);
+}
+
+/* Elements a kernel's loop covers, for the report. */
+static double loop_elems(const be_plan *pl, const be_kern *k, const int64_t *syms) {
+  const tl_graph *g = pl->g;
+  const tl_node *x = &g->nodes[k->node];
+  if (k->kind == BE_K_RED || k->kind == BE_K_TAKECHECK)
+    return elems_of(&g->nodes[tl_node_inputs(g, x)[k->kind == BE_K_RED ? 0 : 1]].type, syms);
+  return elems_of(&x->type, syms);
+}
+
+int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms, tl_program_cost *c,
+                    char *err, size_t n) {
+  memset(c, 0, sizeof *c);
+  for (int s = 0; s < g->nsyms; s++)
+    if (!syms || syms[s] < 0) {
+      snprintf(err, n, "symbolic dim '%s' has no size (bind it with --dim %s=SIZE)", g->syms[s], g->syms[s]);
+      return -1;
+    }
+  be_plan pl;
+  if (be_plan_build(&pl, g, err, n)) {
+    be_plan_free(&pl);
+    return -1;
+  }
+  c->ks = tl_xcalloc((size_t)pl.nks + 1, sizeof *c->ks);
+  c->nks = pl.nks;
+  c->total = p->run_overhead;
+  uint8_t *seen = tl_xcalloc((size_t)g->nnodes + 1, 1), *touched = tl_xcalloc((size_t)pl.nbufs + 1, 1);
+  for (int i = 0; i < pl.nks; i++) {
+    const be_kern *k = &pl.ks[i];
+    tl_kernel_cost *kc = &c->ks[i];
+    kc->kind = k->kind;
+    kc->node = k->node;
+    memset(seen, 0, (size_t)g->nnodes);
+    tl_kernel_work *w = &kc->w;
+    for (int r = 0; r < k->nreads; r++) w->bytes += buf_bytes(&pl, k->reads[r], syms);
+    if (k->kind == BE_K_TAKECHECK) {
+      /* one comparison per index read */
+      for (int r = 0; r < k->nreads; r++)
+        w->flops += buf_bytes(&pl, k->reads[r], syms) / (double)tl_dtype_size((tl_dtype)pl.bufs[k->reads[r]].dtype);
+    } else if (computes_root(&pl, k)) {
+      add_expr(p, &pl, syms, k->node, true, 1, seen, w);
+    }
+    if (k->out >= 0)
+      w->bytes += k->place >= 0 ? elems_of(&g->nodes[k->node].type, syms) * (double)tl_dtype_size((tl_dtype)pl.bufs[k->out].dtype)
+                                : buf_bytes(&pl, k->out, syms);
+    w->elems = split_elems(&pl, k, syms);
+    kc->elems = loop_elems(&pl, k, syms);
+    kc->parallel = p->threads > 1 && w->elems >= p->parallel_min_elems;
+    kc->predicted = tl_profile_kernel_time(p, w);
+    /* the first kernel to write a large output touches its fresh pages */
+    if (k->out >= 0 && pl.bufs[k->out].kind == BE_BUF_OUTPUT && !touched[k->out]) {
+      touched[k->out] = 1;
+      double ob = buf_bytes(&pl, k->out, syms);
+      if (ob >= GLIBC_MMAP_MAX) kc->predicted += ob / p->fault_bw;
+    }
+    c->total += kc->predicted;
+  }
+  free(seen);
+  free(touched);
+  be_plan_free(&pl);
+  return 0;
+}
+
+void tl_program_cost_free(tl_program_cost *c) {
+  free(c->ks);
+  memset(c, 0, sizeof *c);
+}
+
+/* ---- one kernel as a program of its own -------------------------------- */
+
+typedef struct subg {
+  const be_plan *pl;
+  tl_graph *g2;
+  int32_t *map; /* node of g -> node of g2, -1 */
+  int ninputs;
+  char *err;
+  size_t n;
+} subg;
+
+static int32_t as_input(subg *s, int32_t id, const tl_type *t) {
+  char name[32];
+  snprintf(name, sizeof name, "b%d", s->ninputs++);
+  return tl_graph_add_input(s->g2, name, t, s->pl->g->nodes[id].loc);
+}
+
+/* Copies the expression of node id into g2: inline nodes as they are,
+ * buffers as inputs (constants as constants). -1 with a message. */
+static int32_t copy_expr(subg *s, int32_t id, bool root) {
+  if (s->map[id] >= 0) return s->map[id];
+  const tl_graph *g = s->pl->g;
+  const tl_node *x = &g->nodes[id];
+  int32_t r;
+  if (x->op == TL_OP_CONST) {
+    r = tl_graph_add_const(s->g2, tl_tensor_copy(g->lits[x->attrs.lit]), x->loc);
+  } else if (!root && s->pl->state[id] != BE_S_INLINE) {
+    r = as_input(s, id, &x->type);
+  } else if (x->op == TL_OP_INPUT) {
+    r = as_input(s, id, &x->type);
+  } else {
+    int32_t *in = tl_xmalloc(((size_t)x->ninputs + 1) * sizeof *in);
+    const int32_t *xi = tl_node_inputs(g, x);
+    r = 0;
+    for (int i = 0; i < x->ninputs && r >= 0; i++) r = in[i] = copy_expr(s, xi[i], false);
+    if (r >= 0) r = tl_graph_add(s->g2, x->op, &x->attrs, in, x->ninputs, x->loc, s->err, s->n);
+    free(in);
+    if (r < 0) return -1;
+  }
+  s->map[id] = r;
+  return r;
+}
+
+/* The graph of kernel k alone, or NULL (with a message; an empty message
+ * when the kernel cannot be run alone: take's index check). */
+static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, size_t n) {
+  err[0] = 0;
+  if (k->kind == BE_K_TAKECHECK) return NULL;
+  const tl_graph *g = pl->g;
+  subg s = {pl, tl_graph_new("kernel"), tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *s.map), 0, err, n};
+  for (int32_t i = 0; i < g->nnodes; i++) s.map[i] = -1;
+  /* same symbol ids, so types and shape attributes carry over as they are */
+  for (int i = 0; i < g->nsyms; i++) tl_graph_sym(s.g2, g->syms[i], strlen(g->syms[i]));
+  int32_t out = -1;
+  if (k->kind == BE_K_MATMUL) {
+    /* the operands as BLAS sees them: contiguous, of the result dtype */
+    int32_t in[2];
+    for (int i = 0; i < 2; i++) {
+      const be_buf *b = &pl->bufs[k->opbuf[i]];
+      tl_type t = {.dtype = b->dtype, .rank = b->rank};
+      memcpy(t.dims, b->dims, sizeof t.dims);
+      in[i] = as_input(&s, b->node, &t);
+    }
+    const tl_node *x = &g->nodes[k->node];
+    out = tl_graph_add(s.g2, TL_OP_MATMUL, &x->attrs, in, 2, x->loc, err, n);
+  } else {
+    out = copy_expr(&s, k->node, computes_root(pl, k));
+  }
+  free(s.map);
+  if (out < 0) {
+    tl_graph_free(s.g2);
+    return NULL;
+  }
+  tl_graph_add_output(s.g2, "y", out);
+  return s.g2;
+}
+
+/* ---- tlaloc cost-report ------------------------------------------------- */
+
+static const char *kind_name(int k) {
+  switch (k) {
+  case BE_K_EW: return "fused";
+  case BE_K_RED: return "reduce";
+  case BE_K_SOFTMAX: return "softmax";
+  case BE_K_MATMUL: return "matmul";
+  default: return "take-chk";
+  }
+}
+
+/* What bounds the prediction: memory, arithmetic, BLAS or the call. */
+static const char *bound_of(const tl_profile *p, const tl_kernel_cost *kc) {
+  const tl_kernel_work *w = &kc->w;
+  bool par = kc->parallel;
+  double mem = w->bytes / (par ? p->bw_all : p->bw_1);
+  double comp = w->flops / (par ? p->flops_all : p->flops_1) + w->math_ns * 1e-9 / (par ? p->threads : 1);
+  double gemm = w->gemm_flops_f32 / p->gemm_f32 + w->gemm_flops_f64 / p->gemm_f64;
+  double ovh = p->kernel_overhead + (par ? p->par_overhead : 0);
+  double m = fmax(fmax(mem, comp), fmax(gemm, ovh));
+  return m == gemm ? "gemm" : m == ovh ? "call" : m == mem ? "memory" : "compute";
+}
+
+static void fmt_time(char *b, size_t n, double s) {
+  if (s < 0) snprintf(b, n, "-");
+  else if (s < 1e-3) snprintf(b, n, "%.2f us", s * 1e6);
+  else snprintf(b, n, "%.3f ms", s * 1e3);
+}
+
+static int parse_count(const char *s, int64_t *v) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(s, &end, 10);
+  if (errno || *end || end == s || x < 0) return -1;
+  *v = x;
+  return 0;
+}
+
+int tl_cmd_cost_report(int argc, char **argv) {
+  const char *path = NULL;
+  int64_t runs = 10;
+  const char **dn = tl_xcalloc((size_t)argc + 1, sizeof *dn);
+  int64_t *dv = tl_xcalloc((size_t)argc + 1, sizeof *dv);
+  int nd = 0, rc = 2;
+  tl_graph *g = NULL;
+  int64_t *syms = NULL;
+  tl_tensor **in = NULL;
+  be_program *prog = NULL;
+  tl_program_cost pc = {0};
+  char err[1024], ppath[1024];
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--dim") && i + 1 < argc) {
+      const char *v = argv[++i], *eq = strchr(v, '=');
+      if (!eq || eq == v || parse_count(eq + 1, &dv[nd])) {
+        fprintf(stderr, "tlaloc cost-report: --dim expects SYM=SIZE (SIZE >= 0), got '%s'\n", v);
+        goto done;
+      }
+      dn[nd++] = v;
+    } else if (!strcmp(a, "--runs") && i + 1 < argc) {
+      if (parse_count(argv[++i], &runs) || runs < 1 || runs > 100000) {
+        fprintf(stderr, "tlaloc cost-report: --runs expects a count in 1..100000, got '%s'\n", argv[i]);
+        goto done;
+      }
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "tlaloc cost-report: unknown or incomplete option '%s'\n", a);
+      goto done;
+    } else if (!path) {
+      path = a;
+    } else {
+      fprintf(stderr, "tlaloc cost-report: more than one graph given ('%s', '%s')\n", path, a);
+      goto done;
+    }
+  }
+  if (!path) {
+    fprintf(stderr, "usage: tlaloc cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n");
+    goto done;
+  }
+  tl_profile p;
+  if (tl_profile_get(&p, err, sizeof err)) {
+    fprintf(stderr, "tlaloc cost-report: %s\n", err);
+    goto done;
+  }
+  if (!(g = tl_tg_load(path, stderr))) goto done;
+  syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
+  for (int s = 0; s < g->nsyms; s++) syms[s] = -1;
+  for (int k = 0; k < nd; k++) {
+    size_t len = (size_t)(strchr(dn[k], '=') - dn[k]);
+    int s = -1;
+    for (int j = 0; j < g->nsyms; j++)
+      if (strlen(g->syms[j]) == len && !strncmp(g->syms[j], dn[k], len)) s = j;
+    if (s < 0) {
+      fprintf(stderr, "tlaloc cost-report: --dim %s: the graph has no symbolic dim '%.*s'\n", dn[k], (int)len, dn[k]);
+      goto done;
+    }
+    syms[s] = dv[k];
+  }
+  if (tl_cost_predict(&p, g, syms, &pc, err, sizeof err)) {
+    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
+    goto done;
+  }
+  in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
+  be_options bo = be_options_default();
+  if (tl_timing_inputs(g, syms, in, err, sizeof err) || !(prog = be_compile(g, &bo, err, sizeof err))) {
+    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
+    goto done;
+  }
+  const double budget = 0.02; /* and at least 20 ms per figure, for the minimum */
+  double total = tl_time_run(prog, in, syms, (int)runs, budget, err, sizeof err);
+  if (total < 0) {
+    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
+    goto done;
+  }
+
+  printf("cost-report %s", path);
+  for (int s = 0; s < g->nsyms; s++) printf("%s%s=%lld", s ? " " : "  (", g->syms[s], (long long)syms[s]);
+  printf("%s\n", g->nsyms ? ")" : "");
+  const char *pp = tl_profile_path(ppath, sizeof ppath);
+  if (p.measured) printf("profile: measured, %s (%s)\n", pp, p.cpu);
+  else printf("profile: defaults, %s (no profile at %s; run tlaloc calibrate)\n", p.cpu, pp ? pp : "?");
+  printf("threads %d; each kernel row runs the kernel as a program of its own, so both its columns include "
+         "one call's fixed cost (%.2f us predicted)\n", p.threads, p.run_overhead * 1e6);
+  printf("\n%3s  %-8s  %-26s  %10s  %9s  %3s  %-7s  %11s  %11s  %9s\n", "#", "kind", "computes", "elements",
+         "MB moved", "par", "bound", "predicted", "measured", "meas/pred");
+  be_plan pl;
+  if (be_plan_build(&pl, g, err, sizeof err)) {
+    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
+    be_plan_free(&pl);
+    goto done;
+  }
+  int not_one = 0;
+  for (int i = 0; i < pc.nks; i++) {
+    const tl_kernel_cost *kc = &pc.ks[i];
+    const tl_node *x = &g->nodes[kc->node];
+    char what[64], pb[32], mb[32];
+    snprintf(what, sizeof what, "%s%s%s", x->name >= 0 ? g->names[x->name] : "", x->name >= 0 ? " = " : "",
+             tl_ops[x->op].name);
+    if (x->loc.line > 0) snprintf(what + strlen(what), sizeof what - strlen(what), " @%d:%d", x->loc.line, x->loc.col);
+    double pred = p.run_overhead + kc->predicted, meas = -1;
+    tl_graph *kg = kernel_graph(&pl, &pl.ks[i], err, sizeof err);
+    const char *note = "";
+    if (kg) {
+      tl_tensor **kin = tl_xcalloc((size_t)kg->ninputs + 1, sizeof *kin);
+      be_program *kp = NULL;
+      if (!tl_timing_inputs(kg, syms, kin, err, sizeof err) && (kp = be_compile(kg, &bo, err, sizeof err))) {
+        meas = tl_time_run(kp, kin, syms, (int)runs, budget, err, sizeof err);
+        if (be_program_stats(kp)->nkernels != 1) {
+          note = " *";
+          not_one++;
+        }
+      }
+      if (meas < 0) fprintf(stderr, "tlaloc cost-report: kernel %d not measured: %s\n", i, err);
+      be_program_free(kp);
+      for (int j = 0; j < kg->ninputs; j++) tl_tensor_free(kin[j]);
+      free(kin);
+      tl_graph_free(kg);
+    } else if (err[0]) {
+      fprintf(stderr, "tlaloc cost-report: kernel %d not measured: %s\n", i, err);
+    }
+    fmt_time(pb, sizeof pb, pred);
+    fmt_time(mb, sizeof mb, meas);
+    char ratio[32] = "-";
+    if (meas > 0) snprintf(ratio, sizeof ratio, "%.2f", meas / pred);
+    printf("%3d  %-8s  %-26.26s  %10.4g  %9.3f  %3s  %-7s  %11s  %11s  %9s%s\n", i, kind_name(kc->kind), what, kc->elems,
+           kc->w.bytes / 1e6, kc->parallel ? "yes" : "no", bound_of(&p, kc), pb, mb, ratio, note);
+  }
+  be_plan_free(&pl);
+  char pb[32], mb[32];
+  fmt_time(pb, sizeof pb, pc.total);
+  fmt_time(mb, sizeof mb, total);
+  char tw[96];
+  snprintf(tw, sizeof tw, "total: %d kernel%s, be_run end to end", pc.nks, pc.nks == 1 ? "" : "s");
+  printf("\n%-80s  %11s  %11s  %9.2f\n", tw, pb, mb, total / pc.total);
+  printf("(measured: minimum of at least %lld runs and 20 ms; inputs uniform in [0.5, 1.5))\n", (long long)runs);
+  if (not_one) printf("* compiled alone, this kernel became more than one kernel\n");
+  rc = 0;
+done:
+  if (g && in)
+    for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+  free(in);
+  be_program_free(prog);
+  tl_program_cost_free(&pc);
+  free(syms);
+  tl_graph_free(g);
+  free(dn);
+  free(dv);
+  return rc;
+}
