@@ -35,66 +35,78 @@ static inline uint64_t node_hash(const eg_egraph *g, uint32_t op, uint32_t attr,
 static inline bool node_is(const eg_egraph *g, const eg_node *nd, uint32_t op,
                            uint32_t attr, const uint32_t *kids, uint32_t n) {
   return nd->op == op && nd->n == n && nd->attr == attr &&
-         (n == 0 || memcmp(g->pool + nd->kids, kids, (size_t)n * 4) == 0);
+         (n == 0 || memcmp(eg_kids_(g, nd), kids, (size_t)n * 4) == 0);
 }
 
 static inline bool is_dead(const eg_egraph *g, uint32_t nid) {
-  return g->nodes[nid].cls == EG_NONE;
+  return eg_nd_(g, nid)->cls == EG_NONE;
 }
+
+/* The memo's size is not a power of two: a tag's home slot is
+ * (tag * cap) >> 32 (Lemire's multiply-shift range reduction), so the table
+ * can grow by 1.5x. It grows at load 0.8 to load 0.53, i.e. 10 to 15 bytes
+ * per entry, where doubling at 5/8 spent 13 to 26. Linear probing at 0.8
+ * costs about 3 probes for a hit and 13 for a miss, all in one or two cache
+ * lines since an entry carries its 32-bit hash tag. */
+static inline uint32_t memo_home(uint32_t tag, uint32_t cap) {
+  return (uint32_t)(((uint64_t)tag * cap) >> 32);
+}
+
+static inline uint32_t memo_next(uint32_t i, uint32_t cap) { return i + 1 == cap ? 0 : i + 1; }
 
 static uint32_t memo_find(const eg_egraph *g, uint64_t h, uint32_t op,
                           uint32_t attr, const uint32_t *kids, uint32_t n) {
-  uint32_t mask = g->memocap - 1, tag = (uint32_t)h, i = tag & mask;
+  uint32_t cap = g->memocap, tag = (uint32_t)h, i = memo_home(tag, cap);
   for (;;) {
     uint64_t e = g->memo[i];
     if (!e) return EG_NONE;
     if ((uint32_t)(e >> 32) == tag) {
       uint32_t nid = (uint32_t)e - 1;
-      if (node_is(g, &g->nodes[nid], op, attr, kids, n)) return nid;
+      if (node_is(g, eg_nd_(g, nid), op, attr, kids, n)) return nid;
     }
-    i = (i + 1) & mask;
+    i = memo_next(i, cap);
   }
 }
 
-static void memo_put(uint64_t *t, uint32_t mask, uint64_t e) {
-  uint32_t i = (uint32_t)(e >> 32) & mask;
-  while (t[i]) i = (i + 1) & mask;
+static void memo_put(uint64_t *t, uint32_t cap, uint64_t e) {
+  uint32_t i = memo_home((uint32_t)(e >> 32), cap);
+  while (t[i]) i = memo_next(i, cap);
   t[i] = e;
 }
 
-/* Load factor at most 5/8: linear probing stays short (about 1.8 probes for
- * a hit) while an entry costs 8 bytes, i.e. 13-26 bytes per node stored. */
 static void memo_insert(eg_egraph *g, uint64_t h, uint32_t nid) {
-  if ((uint64_t)(g->memon + 1) * 8 > (uint64_t)g->memocap * 5) {
-    uint32_t nc = g->memocap * 2;
+  if ((uint64_t)(g->memon + 1) * 5 > (uint64_t)g->memocap * 4) {
+    uint64_t want = (uint64_t)g->memocap + g->memocap / 2;
+    EG_ASSERT(want <= UINT32_MAX);
+    uint32_t nc = (uint32_t)want;
     uint64_t *t = calloc(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t i = 0; i < g->memocap; i++)
-      if (g->memo[i]) memo_put(t, nc - 1, g->memo[i]);
+      if (g->memo[i]) memo_put(t, nc, g->memo[i]);
     free(g->memo);
     g->bytes += (size_t)(nc - g->memocap) * sizeof *t;
     if (g->bytes > g->peak) g->peak = g->bytes;
     g->memo = t;
     g->memocap = nc;
   }
-  memo_put(g->memo, g->memocap - 1, ((uint64_t)(uint32_t)h << 32) | (nid + 1));
+  memo_put(g->memo, g->memocap, ((uint64_t)(uint32_t)h << 32) | (nid + 1));
   g->memon++;
 }
 
 /* Removes the entry of node nid (if it is the holder of its form), closing
  * the gap by backward shifting so no tombstones accumulate. */
 static void memo_remove(eg_egraph *g, uint64_t h, uint32_t nid) {
-  uint32_t mask = g->memocap - 1, i = (uint32_t)h & mask;
+  uint32_t cap = g->memocap, i = memo_home((uint32_t)h, cap);
   for (;;) {
     uint64_t e = g->memo[i];
     if (!e) return;
     if ((uint32_t)e == nid + 1) break;
-    i = (i + 1) & mask;
+    i = memo_next(i, cap);
   }
   g->memo[i] = 0;
   g->memon--;
-  for (uint32_t j = (i + 1) & mask; g->memo[j]; j = (j + 1) & mask) {
-    uint32_t k = (uint32_t)(g->memo[j] >> 32) & mask;
+  for (uint32_t j = memo_next(i, cap); g->memo[j]; j = memo_next(j, cap)) {
+    uint32_t k = memo_home((uint32_t)(g->memo[j] >> 32), cap);
     bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
     if (!stays) {
       g->memo[i] = g->memo[j];
@@ -102,6 +114,220 @@ static void memo_remove(eg_egraph *g, uint64_t h, uint32_t nid) {
       i = j;
     }
   }
+}
+
+/* ---- the list pool (see eg_class in internal.h) ------------------------- */
+
+/* Size class of a block holding need words: payload caps 2, 3, 4, 6, 8, 12,
+ * ..., i.e. 2^k and 1.5 * 2^k. */
+static inline uint32_t cap_idx(uint32_t need) {
+  if (need <= 2) return 0;
+  uint32_t b = 32u - (uint32_t)__builtin_clz(need - 1); /* 2^(b-1) < need <= 2^b */
+  return need <= 3u << (b - 2) ? 2 * (b - 2) + 1 : 2 * (b - 1);
+}
+
+/* Grows a big arena by 1.25x rather than eg_grow_'s 1.5x: the node arena
+ * and the list pool hold most of the bytes, and their slack at the peak is
+ * what this factor sets (realloc of a large block is cheap; copying 4x the
+ * final size in all is still a few ms at 10^6 nodes). */
+static void grow_words(eg_egraph *g, uint32_t **p, uint32_t *cap, uint64_t need) {
+  if (need <= *cap) return;
+  uint64_t nc = (uint64_t)*cap + *cap / 4 + 64;
+  if (nc < need) nc = need;
+  EG_ASSERT(nc <= UINT32_MAX);
+  uint32_t *q = realloc(*p, (size_t)nc * sizeof *q);
+  EG_ASSERT(q != NULL);
+  g->bytes += (size_t)(nc - *cap) * sizeof *q;
+  if (g->bytes > g->peak) g->peak = g->bytes;
+  *p = q;
+  *cap = (uint32_t)nc;
+}
+
+/* Slides every live block down over the free ones, in address order, and
+ * trims each to the smallest size class holding its entries. Why: free
+ * lists only recycle blocks of the same size class, and classes that merge
+ * and grow leave blocks of every size behind (on the 10^5-node chain two
+ * thirds of the pool ended up free). Run when the pool is full and at least
+ * a quarter of it is free blocks, so its O(pool) cost is paid for by the
+ * words it frees. Every block offset changes: callers re-read g->cls[].blk.
+ * During the walk a live block's w0 holds its owner's id (its w0 parked in
+ * the owner's blk), which is how the walk tells whose block it moves. */
+static void pool_compact(eg_egraph *g) {
+  for (uint32_t c = 0; c < g->nids; c++) {
+    uint32_t b = g->cls[c].blk;
+    if (!b) continue;
+    EG_ASSERT(c < EG_BLK_FREE);
+    g->cls[c].blk = g->lp[b];
+    g->lp[b] = c;
+  }
+  uint32_t q = EG_LP_HDR;
+  for (uint32_t p = EG_LP_HDR; p < g->nlp;) {
+    uint32_t w = g->lp[p];
+    if (w & EG_BLK_FREE) {
+      p += EG_LP_HDR + eg_blk_cap(w);
+      continue;
+    }
+    uint32_t c = w, w0 = g->cls[c].blk, cap = eg_blk_cap(w0);
+    uint32_t nn = w0 & EG_NN_MASK, np = g->lp[p + 1];
+    uint32_t ni = cap_idx(nn + np), ncap = eg_cap_at(ni);
+    /* nodes first: their target ends before the parents' source starts */
+    memmove(g->lp + q + EG_LP_HDR, g->lp + p + EG_LP_HDR, (size_t)nn * 4);
+    memmove(g->lp + q + EG_LP_HDR + ncap - np, g->lp + p + EG_LP_HDR + cap - np, (size_t)np * 4);
+    g->lp[q] = ni << EG_NN_BITS | nn;
+    g->lp[q + 1] = np;
+    g->cls[c].blk = q;
+    q += EG_LP_HDR + ncap;
+    p += EG_LP_HDR + cap;
+  }
+  g->nlp = q;
+  memset(g->lfree, 0, sizeof g->lfree);
+  g->lfree_words = 0;
+  g->ncompact++;
+}
+
+/* A block with room for need entries: from its size class's free list, else
+ * from the top of the pool. Its lists are empty. May move every block. */
+static uint32_t blk_alloc(eg_egraph *g, uint32_t need) {
+  uint32_t i = cap_idx(need), b = g->lfree[i], cap = eg_cap_at(i);
+  EG_ASSERT(i < EG_NCAPS && cap < (1u << 30));
+  if (b) {
+    g->lfree[i] = g->lp[b + 1];
+    g->lfree_words -= EG_LP_HDR + cap;
+  } else {
+    if ((uint64_t)g->nlp + EG_LP_HDR + cap > g->caplp && g->lfree_words >= g->caplp / 4)
+      pool_compact(g);
+    grow_words(g, &g->lp, &g->caplp, (uint64_t)g->nlp + EG_LP_HDR + cap);
+    b = g->nlp;
+    g->nlp += EG_LP_HDR + cap;
+  }
+  g->lp[b] = i << EG_NN_BITS;
+  g->lp[b + 1] = 0;
+  return b;
+}
+
+static void blk_free(eg_egraph *g, uint32_t b) {
+  uint32_t i = (g->lp[b] >> EG_NN_BITS) & 63;
+  g->lfree_words += EG_LP_HDR + eg_cap_at(i);
+  g->lp[b] = EG_BLK_FREE | i << EG_NN_BITS;
+  g->lp[b + 1] = g->lfree[i];
+  g->lfree[i] = b;
+}
+
+/* Makes room for extra more entries (nodes or parents) in class c's block,
+ * moving it to a block of a larger size class if needed. */
+static void cls_reserve(eg_egraph *g, uint32_t c, uint32_t extra) {
+  uint32_t b = g->cls[c].blk;
+  uint32_t nn = g->lp[b] & EG_NN_MASK, np = g->lp[b + 1];
+  if (b && (uint64_t)nn + np + extra <= eg_blk_cap(g->lp[b])) return;
+  EG_ASSERT((uint64_t)nn + np + extra < (1u << 30));
+  uint32_t nb = blk_alloc(g, nn + np + extra); /* may move every block */
+  b = g->cls[c].blk;
+  uint32_t *h = g->lp + b, *H = g->lp + nb, cap = eg_blk_cap(h[0]), ncap = eg_blk_cap(H[0]);
+  memcpy(H + EG_LP_HDR, h + EG_LP_HDR, (size_t)nn * 4);
+  memcpy(H + EG_LP_HDR + ncap - np, h + EG_LP_HDR + cap - np, (size_t)np * 4);
+  H[0] |= nn;
+  H[1] = np;
+  if (b) blk_free(g, b);
+  g->cls[c].blk = nb;
+}
+
+static void cls_push_parent(eg_egraph *g, uint32_t c, uint32_t nid) {
+  cls_reserve(g, c, 1);
+  uint32_t *h = g->lp + g->cls[c].blk;
+  h[EG_LP_HDR + eg_blk_cap(h[0]) - 1 - h[1]] = nid;
+  h[1]++;
+}
+
+static void cls_set_nn(eg_egraph *g, uint32_t c, uint32_t nn) {
+  EG_ASSERT(nn <= EG_NN_MASK);
+  uint32_t *h = g->lp + g->cls[c].blk;
+  h[0] = (h[0] & ~EG_NN_MASK) | nn;
+}
+
+/* Appends b's nodes and parents to a's (parents keep their order: a's, then
+ * b's) and releases b's block. */
+static void cls_absorb(eg_egraph *g, uint32_t a, uint32_t b) {
+  uint32_t nb = eg_cls_nn(g, b), pb = eg_cls_np(g, b);
+  if (nb + pb) {
+    cls_reserve(g, a, nb + pb);
+    uint32_t *A = g->lp + g->cls[a].blk, *B = g->lp + g->cls[b].blk;
+    uint32_t na = A[0] & EG_NN_MASK, capa = eg_blk_cap(A[0]), capb = eg_blk_cap(B[0]);
+    memcpy(A + EG_LP_HDR + na, B + EG_LP_HDR, (size_t)nb * 4);
+    memcpy(A + EG_LP_HDR + capa - A[1] - pb, B + EG_LP_HDR + capb - pb, (size_t)pb * 4);
+    cls_set_nn(g, a, na + nb);
+    A[1] += pb;
+  }
+  if (g->cls[b].blk) blk_free(g, g->cls[b].blk);
+  g->cls[b].blk = 0;
+}
+
+/* ---- analysis values ------------------------------------------------------ */
+
+/* Analysis data are lattice values that repeat across classes (a type, a
+ * constant, a few sign facts), so each distinct blob is stored once and a
+ * class holds a 4-byte handle. A class's value only moves up its lattice
+ * (merge joins), so the values ever interned number at most the lattice's
+ * height per class; they live until the e-graph is freed. */
+static uint64_t value_hash(const eg_egraph *g, const void *b) {
+  return XXH3_64bits_withSeed(b, g->asize, g->p.seed ^ 0xDA7Au);
+}
+
+static void dvtab_put(uint32_t *t, uint32_t mask, uint64_t h, uint32_t id) {
+  uint32_t i = (uint32_t)h & mask;
+  while (t[i]) i = (i + 1) & mask;
+  t[i] = id + 1;
+}
+
+static uint32_t value_intern(eg_egraph *g, const void *blob) {
+  uint64_t h = value_hash(g, blob);
+  uint32_t mask = g->dvtabcap - 1;
+  for (uint32_t i = (uint32_t)h & mask; g->dvtab[i]; i = (i + 1) & mask) {
+    uint32_t id = g->dvtab[i] - 1;
+    if (!memcmp(eg_value_(g, id), blob, g->asize)) return id;
+  }
+  uint32_t id = g->ndv;
+  /* grow the blobs by hand: EG_GROW counts whole elements, these are asize */
+  if (id == g->capdv) {
+    uint32_t nc = g->capdv ? g->capdv + g->capdv / 2 : 16;
+    uint8_t *d = realloc(g->dv, (size_t)nc * g->asize);
+    EG_ASSERT(d != NULL);
+    g->bytes += (size_t)(nc - g->capdv) * g->asize;
+    g->dv = d;
+    g->capdv = nc;
+  }
+  memcpy(g->dv + (size_t)id * g->asize, blob, g->asize);
+  g->ndv++;
+  if ((uint64_t)g->ndv * 2 > g->dvtabcap) {
+    uint32_t nc = g->dvtabcap * 2;
+    uint32_t *t = calloc(nc, sizeof *t);
+    EG_ASSERT(t != NULL);
+    for (uint32_t v = 0; v < g->ndv; v++) dvtab_put(t, nc - 1, value_hash(g, eg_value_(g, v)), v);
+    free(g->dvtab);
+    g->bytes += (size_t)(nc - g->dvtabcap) * sizeof *t;
+    g->dvtab = t;
+    g->dvtabcap = nc;
+  } else {
+    dvtab_put(g->dvtab, g->dvtabcap - 1, h, id);
+  }
+  if (g->bytes > g->peak) g->peak = g->bytes;
+  return id;
+}
+
+/* make() of a node into the scratch blob (zeroed first, so padding bytes are
+ * equal and equal values intern to one handle). */
+static void *make_value(eg_egraph *g, int op, uint32_t attr, const uint32_t *kids, uint32_t n) {
+  memset(g->dtmp, 0, g->asize);
+  g->an.make(g, op, attr, kids, n, g->dtmp, g->an.ctx);
+  return g->dtmp;
+}
+
+/* Joins value `from` into root r's data; returns merge()'s flags. */
+static unsigned merge_into(eg_egraph *g, uint32_t r, const void *from) {
+  uint32_t *hd = eg_handles_(g);
+  memcpy(g->dtmp2, eg_value_(g, hd[r]), g->asize);
+  unsigned m = g->an.merge(g, g->dtmp2, from, g->an.ctx);
+  if (m & EG_MERGE_TO) hd[r] = value_intern(g, g->dtmp2);
+  return m;
 }
 
 /* ---- attributes ----------------------------------------------------------- */
@@ -141,6 +367,7 @@ uint32_t eg_attr_intern(eg_egraph *g, const void *bytes, size_t n) {
                attr_hash(g, g->ablob + g->aoff[a], g->aoff[a + 1] - g->aoff[a]), a);
     free(g->atab);
     g->bytes += (size_t)(nc - g->atabcap) * sizeof *t;
+    if (g->bytes > g->peak) g->peak = g->bytes;
     g->atab = t;
     g->atabcap = nc;
   } else {
@@ -166,22 +393,32 @@ eg_egraph *eg_new(eg_params p) {
   if (p.analysis) {
     g->an = *p.analysis;
     g->has_an = true;
-    g->dsize = p.analysis->data_size;
+    g->asize = p.analysis->data_size ? p.analysis->data_size : 1;
+    g->dsize = sizeof(uint32_t);
+    g->dvtabcap = 64;
+    g->dvtab = calloc(g->dvtabcap, sizeof *g->dvtab);
+    g->dtmp = calloc(2, g->asize);
+    g->dtmp2 = (uint8_t *)g->dtmp + g->asize;
   }
   g->memocap = 1024;
   g->memo = calloc(g->memocap, sizeof *g->memo);
   g->atabcap = 64;
   g->atab = calloc(g->atabcap, sizeof *g->atab);
   g->byop = calloc((size_t)g->lang.nops, sizeof *g->byop);
-  if (!g->memo || !g->atab || !g->byop) {
+  if (!g->memo || !g->atab || !g->byop || (p.analysis && (!g->dvtab || !g->dtmp))) {
     eg_free(g);
     return NULL;
   }
-  g->bytes = sizeof *g + g->memocap * sizeof *g->memo +
-             g->atabcap * sizeof *g->atab + (size_t)g->lang.nops * sizeof *g->byop;
+  g->bytes = sizeof *g + g->memocap * sizeof *g->memo + g->atabcap * sizeof *g->atab +
+             (size_t)g->lang.nops * sizeof *g->byop +
+             (size_t)g->dvtabcap * sizeof *g->dvtab + 2 * g->asize;
   g->peak = g->bytes;
   g->clean = true;
-  g->byop_stale = true;
+  g->byop_stale = g->roots_stale = true;
+  /* pool words 0..1: the zero header that blk 0 (no block) reads as */
+  grow_words(g, &g->lp, &g->caplp, EG_LP_HDR);
+  g->lp[0] = g->lp[1] = 0;
+  g->nlp = EG_LP_HDR;
   EG_GROW(g, g->aoff, g->capattrs, 2);
   g->aoff[0] = 0;
   (void)eg_attr_intern(g, "", 0); /* id 0 = EG_ATTR_NONE */
@@ -191,18 +428,15 @@ eg_egraph *eg_new(eg_params p) {
 
 void eg_free(eg_egraph *g) {
   if (!g) return;
-  for (uint32_t i = 0; i < g->nids; i++) {
-    free(g->cls[i].nodes);
-    free(g->cls[i].parents);
-  }
   if (g->byop)
     for (int i = 0; i < g->lang.nops; i++) free(g->byop[i].a);
   free(g->byop);
   free(g->uf); free(g->flags); free(g->cls); free(g->data);
-  free(g->nodes); free(g->pool); free(g->memo);
+  free(g->na); free(g->memo); free(g->lp);
+  free(g->dv); free(g->dvtab); free(g->dtmp);
   free(g->ablob); free(g->aoff); free(g->atab);
   free(g->pending.a); free(g->apending.a); free(g->dirty.a); free(g->kbuf.a);
-  free(g->roots.a); free(g->sortbuf.a); free(g->dtmp);
+  free(g->roots.a); free(g->sortbuf.a);
   free(g->refusals);
   eg_ex_free(g->ex);
   free(g);
@@ -217,29 +451,20 @@ eg_id eg_find(eg_egraph *g, eg_id id) {
   return eg_uf_find(g->uf, id);
 }
 
+/* The op index and the root list are rebuilt when next asked for. */
+static inline void index_stale(eg_egraph *g) { g->byop_stale = g->roots_stale = true; }
+
 static inline void mark_dirty(eg_egraph *g, uint32_t r) {
   if (!(g->flags[r] & EG_F_DIRTY)) {
     g->flags[r] |= EG_F_DIRTY;
     eg_vec_push(g, &g->dirty, r);
   }
-  g->byop_stale = true;
+  index_stale(g);
 }
 
-void *eg_data(eg_egraph *g, eg_id id) {
-  return g->data + (size_t)eg_uf_find(g->uf, id) * g->dsize;
-}
-
-static void list_push(eg_egraph *g, uint32_t **a, uint32_t *n, uint32_t *cap,
-                      uint32_t x) {
-  if (*n == *cap) eg_grow_(g, (void **)a, cap, sizeof **a, (uint64_t)*n + 1);
-  (*a)[(*n)++] = x;
-}
-
-static void list_free(eg_egraph *g, uint32_t **a, uint32_t *n, uint32_t *cap) {
-  free(*a);
-  g->bytes -= (size_t)*cap * sizeof **a;
-  *a = NULL;
-  *n = *cap = 0;
+const void *eg_data(eg_egraph *g, eg_id id) {
+  if (!g->has_an) return NULL;
+  return eg_value_(g, eg_handles_(g)[eg_uf_find(g->uf, id)]);
 }
 
 /* ---- add ------------------------------------------------------------------ */
@@ -250,7 +475,7 @@ eg_id eg_lookup(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t
   for (uint32_t i = 0; i < n; i++) ck[i] = eg_find(g, kids[i]);
   uint32_t h = memo_find(g, node_hash(g, (uint32_t)op, attr, ck, n),
                          (uint32_t)op, attr, ck, n);
-  return h == EG_NONE ? EG_NONE : eg_uf_find(g->uf, g->nodes[h].cls);
+  return h == EG_NONE ? EG_NONE : eg_uf_find(g->uf, eg_nd_(g, h)->cls);
 }
 
 eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n) {
@@ -265,35 +490,36 @@ eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n)
   uint32_t holder = memo_find(g, h, (uint32_t)op, attr, ck, n);
   if (holder != EG_NONE) {
     if (g->ex) return eg_ex_add_existing(g, op, attr, kids, n, holder);
-    return eg_uf_find(g->uf, g->nodes[holder].cls);
+    return eg_uf_find(g->uf, eg_nd_(g, holder)->cls);
   }
   eg_id id = eg_uf_make(g);
   if (g->ex) eg_ex_new_id(g, id, op, attr, kids, n);
   /* kids may alias the pool: canonical copies are in kbuf from here on */
-  EG_GROW(g, g->nodes, g->capnodes, (uint64_t)g->nnodes + 1);
-  EG_GROW(g, g->pool, g->cappool, (uint64_t)g->npool + n);
-  uint32_t nid = g->nnodes++;
-  g->nodes[nid] = (eg_node){(uint16_t)op, (uint16_t)n, attr, g->npool, id};
-  if (n) memcpy(g->pool + g->npool, ck, (size_t)n * 4);
-  g->npool += n;
-  eg_class *c = &g->cls[id];
-  list_push(g, &c->nodes, &c->nn, &c->cn, nid);
+  grow_words(g, &g->na, &g->capna, (uint64_t)g->nna + EG_NODE_WORDS + n);
+  uint32_t nid = g->nna;
+  *eg_nd_(g, nid) = (eg_node){(uint16_t)op, (uint16_t)n, attr, id};
+  if (n) memcpy(eg_nkids_(g, nid), ck, (size_t)n * 4);
+  g->nna += EG_NODE_WORDS + n;
+  g->nstored++;
+  g->nkids += n;
+  /* a new class: one node, room for one parent */
+  uint32_t b = blk_alloc(g, 2);
+  g->cls[id].blk = b;
+  eg_cls_nodes(g, id)[0] = nid;
+  cls_set_nn(g, id, 1);
   /* one parent entry per child occurrence, as egg does: (+ x x) is twice a
    * parent of x. Parent-list lengths decide which class stays the root, and
    * with it which parents are re-canonicalised, so keeping egg's counts
    * keeps the hash-cons growth (and so NodeLimit stops) comparable. */
-  for (uint32_t i = 0; i < n; i++) {
-    eg_class *kc = &g->cls[g->pool[g->nodes[nid].kids + i]];
-    list_push(g, &kc->parents, &kc->np, &kc->cp, nid);
-  }
+  for (uint32_t i = 0; i < n; i++) cls_push_parent(g, eg_nkids_(g, nid)[i], nid);
   memo_insert(g, h, nid);
   g->memo_total++;
   g->nclasses++;
   g->nenodes++;
-  mark_dirty(g, id);
+  /* a one-node class is sorted already: only the op index goes stale */
+  index_stale(g);
   if (g->has_an) {
-    g->an.make(g, op, attr, g->pool + g->nodes[nid].kids, n,
-               g->data + (size_t)id * g->dsize, g->an.ctx);
+    eg_handles_(g)[id] = value_intern(g, make_value(g, op, attr, eg_nkids_(g, nid), n));
     if (g->an.modify) g->an.modify(g, id, g->an.ctx);
   }
   return id;
@@ -320,19 +546,26 @@ static void log_refusal(eg_egraph *g, const eg_reason *why, const char *msg) {
   g->nref += len;
 }
 
+static void push_parents(eg_egraph *g, eg_vec *v, uint32_t c, bool live_only) {
+  uint32_t np = eg_cls_np(g, c);
+  for (uint32_t i = 0; i < np; i++) {
+    uint32_t p = eg_cls_parent(g, c, i);
+    if (!live_only || !is_dead(g, p)) eg_vec_push(g, v, p);
+  }
+}
+
 static bool union_impl(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why) {
   uint32_t ra = eg_find(g, a), rb = eg_find(g, b);
   if (ra == rb) return false;
   if (g->has_an && g->an.refuse) {
     char msg[512] = "";
-    if (g->an.refuse(g, g->data + (size_t)ra * g->dsize,
-                     g->data + (size_t)rb * g->dsize, msg, sizeof msg, g->an.ctx)) {
+    if (g->an.refuse(g, eg_data(g, ra), eg_data(g, rb), msg, sizeof msg, g->an.ctx)) {
       log_refusal(g, why, msg);
       return false;
     }
   }
   if (g->ex) eg_ex_union(g, a, b, why);
-  if (g->cls[ra].np < g->cls[rb].np) {
+  if (eg_cls_np(g, ra) < eg_cls_np(g, rb)) {
     uint32_t t = ra;
     ra = rb;
     rb = t;
@@ -341,36 +574,13 @@ static bool union_impl(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why) {
   g->uf[rb] = ra;
   g->clean = false;
   g->nclasses--;
-  eg_class *A = &g->cls[ra], *B = &g->cls[rb];
-  for (uint32_t i = 0; i < B->np; i++)
-    if (!is_dead(g, B->parents[i])) eg_vec_push(g, &g->pending, B->parents[i]);
+  push_parents(g, &g->pending, rb, true);
   if (g->has_an) {
-    unsigned m = g->an.merge(g, g->data + (size_t)ra * g->dsize,
-                             g->data + (size_t)rb * g->dsize, g->an.ctx);
-    if (m & EG_MERGE_TO)
-      for (uint32_t i = 0; i < A->np; i++) eg_vec_push(g, &g->apending, A->parents[i]);
-    if (m & EG_MERGE_FROM)
-      for (uint32_t i = 0; i < B->np; i++) eg_vec_push(g, &g->apending, B->parents[i]);
+    unsigned m = merge_into(g, ra, eg_value_(g, eg_handles_(g)[rb]));
+    if (m & EG_MERGE_TO) push_parents(g, &g->apending, ra, false);
+    if (m & EG_MERGE_FROM) push_parents(g, &g->apending, rb, false);
   }
-  /* concatenate into the larger buffer so appends stay amortised */
-  if (A->cn < B->cn) {
-    uint32_t *ta = A->nodes, tn = A->nn, tc = A->cn;
-    A->nodes = B->nodes; A->nn = B->nn; A->cn = B->cn;
-    B->nodes = ta; B->nn = tn; B->cn = tc;
-  }
-  EG_GROW(g, A->nodes, A->cn, (uint64_t)A->nn + B->nn);
-  if (B->nn) memcpy(A->nodes + A->nn, B->nodes, (size_t)B->nn * 4);
-  A->nn += B->nn;
-  list_free(g, &B->nodes, &B->nn, &B->cn);
-  if (A->cp < B->cp) {
-    uint32_t *ta = A->parents, tn = A->np, tc = A->cp;
-    A->parents = B->parents; A->np = B->np; A->cp = B->cp;
-    B->parents = ta; B->np = tn; B->cp = tc;
-  }
-  EG_GROW(g, A->parents, A->cp, (uint64_t)A->np + B->np);
-  if (B->np) memcpy(A->parents + A->np, B->parents, (size_t)B->np * 4);
-  A->np += B->np;
-  list_free(g, &B->parents, &B->np, &B->cp);
+  cls_absorb(g, ra, rb);
   mark_dirty(g, ra);
   if (g->has_an && g->an.modify) g->an.modify(g, ra, g->an.ctx);
   g->union_depth--;
@@ -389,11 +599,11 @@ bool eg_union(eg_egraph *g, eg_id a, eg_id b) { return eg_union_why(g, a, b, NUL
 /* ---- rebuild -------------------------------------------------------------- */
 
 int eg_node_cmp(const eg_egraph *g, uint32_t a, uint32_t b) {
-  const eg_node *x = &g->nodes[a], *y = &g->nodes[b];
+  const eg_node *x = eg_nd_(g, a), *y = eg_nd_(g, b);
   if (x->op != y->op) return x->op < y->op ? -1 : 1;
   if (x->attr != y->attr) return x->attr < y->attr ? -1 : 1;
   if (x->n != y->n) return x->n < y->n ? -1 : 1;
-  const uint32_t *p = g->pool + x->kids, *q = g->pool + y->kids;
+  const uint32_t *p = eg_kids_(g, x), *q = eg_kids_(g, y);
   for (uint32_t i = 0; i < x->n; i++)
     if (p[i] != q[i]) return p[i] < q[i] ? -1 : 1;
   return 0;
@@ -431,29 +641,30 @@ static void fix_dirty(eg_egraph *g) {
     uint32_t c = g->dirty.a[d];
     g->flags[c] &= (uint8_t)~EG_F_DIRTY;
     if (g->uf[c] != c) continue;
-    eg_class *C = &g->cls[c];
-    if (C->nn < 2) continue;
-    sort_nodes(g, C->nodes, C->nn);
+    uint32_t nn = eg_cls_nn(g, c);
+    if (nn < 2) continue;
+    uint32_t *ns = eg_cls_nodes(g, c); /* sorting touches no pool */
+    sort_nodes(g, ns, nn);
     uint32_t w = 0;
-    for (uint32_t i = 0; i < C->nn;) {
+    for (uint32_t i = 0; i < nn;) {
       uint32_t j = i + 1;
-      while (j < C->nn && eg_node_cmp(g, C->nodes[i], C->nodes[j]) == 0) j++;
-      uint32_t keep = C->nodes[i];
+      while (j < nn && eg_node_cmp(g, ns[i], ns[j]) == 0) j++;
+      uint32_t keep = ns[i];
       if (j > i + 1) {
         /* keep the memo holder of the form; the rest are dead duplicates */
-        const eg_node *nd = &g->nodes[keep];
-        uint32_t hd = memo_find(g, node_hash(g, nd->op, nd->attr, g->pool + nd->kids, nd->n),
-                                nd->op, nd->attr, g->pool + nd->kids, nd->n);
+        const eg_node *nd = eg_nd_(g, keep);
+        const uint32_t *kk = eg_kids_(g, nd);
+        uint32_t hd = memo_find(g, node_hash(g, nd->op, nd->attr, kk, nd->n), nd->op, nd->attr, kk, nd->n);
         for (uint32_t k = i; k < j; k++)
-          if (C->nodes[k] == hd) keep = hd;
+          if (ns[k] == hd) keep = hd;
         for (uint32_t k = i; k < j; k++)
-          if (C->nodes[k] != keep) g->nodes[C->nodes[k]].cls = EG_NONE;
+          if (ns[k] != keep) eg_nd_(g, ns[k])->cls = EG_NONE;
         g->nenodes -= j - i - 1;
       }
-      C->nodes[w++] = keep;
+      ns[w++] = keep;
       i = j;
     }
-    C->nn = w;
+    cls_set_nn(g, c, w);
   }
   g->dirty.n = 0;
 }
@@ -462,16 +673,12 @@ size_t eg_rebuild(eg_egraph *g) {
   if (g->in_rebuild) return 0;
   g->in_rebuild++;
   size_t unions = 0;
-  if (g->dsize && !g->dtmp) {
-    g->dtmp = malloc(g->dsize);
-    EG_ASSERT(g->dtmp != NULL);
-  }
   while (g->pending.n || g->apending.n) {
     while (g->pending.n) {
       uint32_t nid = g->pending.a[--g->pending.n];
       if (is_dead(g, nid)) continue;
-      eg_node nd = g->nodes[nid];
-      uint32_t *k = g->pool + nd.kids;
+      eg_node nd = *eg_nd_(g, nid);
+      uint32_t *k = eg_nkids_(g, nid);
       bool changed = false;
       for (uint32_t i = 0; i < nd.n && !changed; i++) changed = g->uf[k[i]] != k[i];
       if (!changed) continue;
@@ -480,7 +687,7 @@ size_t eg_rebuild(eg_egraph *g) {
       uint64_t h = node_hash(g, nd.op, nd.attr, k, nd.n);
       uint32_t holder = memo_find(g, h, nd.op, nd.attr, k, nd.n);
       if (holder != EG_NONE) {
-        unions += union_impl(g, g->nodes[holder].cls, nd.cls, &why_congr);
+        unions += union_impl(g, eg_nd_(g, holder)->cls, nd.cls, &why_congr);
       } else {
         memo_insert(g, h, nid);
         g->memo_total++;
@@ -490,13 +697,11 @@ size_t eg_rebuild(eg_egraph *g) {
     while (g->apending.n) {
       uint32_t nid = g->apending.a[--g->apending.n];
       if (is_dead(g, nid)) continue;
-      eg_node nd = g->nodes[nid];
+      eg_node nd = *eg_nd_(g, nid);
       uint32_t c = eg_uf_find(g->uf, nd.cls);
-      g->an.make(g, nd.op, nd.attr, g->pool + nd.kids, nd.n, g->dtmp, g->an.ctx);
-      unsigned m = g->an.merge(g, g->data + (size_t)c * g->dsize, g->dtmp, g->an.ctx);
+      unsigned m = merge_into(g, c, make_value(g, nd.op, nd.attr, eg_nkids_(g, nid), nd.n));
       if (m & EG_MERGE_TO) {
-        for (uint32_t i = 0; i < g->cls[c].np; i++)
-          eg_vec_push(g, &g->apending, g->cls[c].parents[i]);
+        push_parents(g, &g->apending, c, false);
         if (g->an.modify) g->an.modify(g, c, g->an.ctx);
       }
     }
@@ -520,37 +725,66 @@ bool eg_is_clean(const eg_egraph *g) { return g->clean && !g->pending.n; }
 
 size_t eg_nclasses(const eg_egraph *g) { return g->nclasses; }
 size_t eg_nenodes(const eg_egraph *g) { return g->nenodes; }
+size_t eg_nodes_stored(const eg_egraph *g) { return g->nstored; }
 size_t eg_memo_size(const eg_egraph *g) { return g->memon; }
 size_t eg_total_size(const eg_egraph *g) { return (size_t)g->memo_total; }
 size_t eg_bytes(const eg_egraph *g) { return g->bytes + eg_ex_bytes(g->ex); }
 size_t eg_peak_bytes(const eg_egraph *g) { return g->peak + eg_ex_bytes(g->ex); }
 size_t eg_nids(const eg_egraph *g) { return g->nids; }
-size_t eg_analysis_bytes(const eg_egraph *g) { return (size_t)g->capids * g->dsize; }
 size_t eg_nrefused(const eg_egraph *g) { return g->nrefused; }
 const char *eg_refusals(const eg_egraph *g) { return g->refusals ? g->refusals : ""; }
 
-const eg_node *eg_get_node(const eg_egraph *g, uint32_t nid) {
-  EG_ASSERT(nid < g->nnodes);
-  return &g->nodes[nid];
+size_t eg_analysis_bytes(const eg_egraph *g) {
+  if (!g->has_an) return 0;
+  return (size_t)g->capids * g->dsize + (size_t)g->capdv * g->asize +
+         (size_t)g->dvtabcap * sizeof *g->dvtab + 2 * g->asize;
 }
-const eg_id *eg_node_kids(const eg_egraph *g, const eg_node *nd) { return g->pool + nd->kids; }
+
+size_t eg_analysis_values(const eg_egraph *g) { return g->ndv; }
+
+void eg_mem_usage(const eg_egraph *g, eg_mem *m) {
+  memset(m, 0, sizeof *m);
+  m->kids = g->nkids * sizeof *g->na;
+  m->nodes = (size_t)g->capna * sizeof *g->na - m->kids;
+  m->memo = (size_t)g->memocap * sizeof *g->memo;
+  m->ids = (size_t)g->capids * (sizeof *g->uf + sizeof *g->flags + sizeof *g->cls);
+  m->lists = (size_t)g->caplp * sizeof *g->lp;
+  m->lists_free = g->lfree_words * sizeof *g->lp + (size_t)(g->caplp - g->nlp) * sizeof *g->lp;
+  m->index = (size_t)g->lang.nops * sizeof *g->byop +
+             (size_t)g->roots.cap * sizeof *g->roots.a;
+  for (int o = 0; o < g->lang.nops; o++) m->index += (size_t)g->byop[o].cap * sizeof *g->byop[o].a;
+  m->work = ((size_t)g->pending.cap + g->apending.cap + g->dirty.cap + g->kbuf.cap +
+             g->sortbuf.cap) * sizeof(uint32_t);
+  m->attrs = (size_t)g->capablob + (size_t)g->capattrs * sizeof *g->aoff +
+             (size_t)g->atabcap * sizeof *g->atab;
+  m->analysis = eg_analysis_bytes(g);
+  m->explain = eg_ex_bytes(g->ex);
+  m->fixed = sizeof *g;
+  m->total = eg_bytes(g);
+  m->compactions = g->ncompact;
+}
+
+const eg_node *eg_get_node(const eg_egraph *g, uint32_t nid) {
+  EG_ASSERT((uint64_t)nid + EG_NODE_WORDS <= g->nna);
+  return eg_nd_(g, nid);
+}
+const eg_id *eg_node_kids(const eg_egraph *g, const eg_node *nd) { return eg_kids_(g, nd); }
 
 const uint32_t *eg_class_nodes(const eg_egraph *g, eg_id cls, uint32_t *n) {
   EG_ASSERT(cls < g->nids);
-  *n = g->cls[cls].nn;
-  return g->cls[cls].nodes;
+  *n = eg_cls_nn(g, cls);
+  return eg_cls_nodes(g, cls);
 }
 
 void eg_class_retain(eg_egraph *g, eg_id cls,
                      bool (*keep)(const eg_egraph *, const eg_node *, void *), void *ctx) {
   uint32_t r = eg_find(g, cls);
-  eg_class *C = &g->cls[r];
-  uint32_t w = 0;
-  for (uint32_t i = 0; i < C->nn; i++)
-    if (keep(g, &g->nodes[C->nodes[i]], ctx)) C->nodes[w++] = C->nodes[i];
-  g->nenodes -= C->nn - w;
-  if (w != C->nn) g->byop_stale = true;
-  C->nn = w;
+  uint32_t nn = eg_cls_nn(g, r), *ns = eg_cls_nodes(g, r), w = 0;
+  for (uint32_t i = 0; i < nn; i++)
+    if (keep(g, eg_nd_(g, ns[i]), ctx)) ns[w++] = ns[i];
+  g->nenodes -= nn - w;
+  if (w != nn) index_stale(g);
+  cls_set_nn(g, r, w);
 }
 
 /* The op index (egg's classes_by_op), rebuilt from the class lists when any
@@ -558,15 +792,12 @@ void eg_class_retain(eg_egraph *g, eg_id cls,
 static void build_byop(eg_egraph *g) {
   fix_dirty(g);
   for (int o = 0; o < g->lang.nops; o++) g->byop[o].n = 0;
-  g->roots.n = 0;
   for (uint32_t c = 0; c < g->nids; c++) {
     if (g->uf[c] != c) continue;
-    const eg_class *C = &g->cls[c];
-    if (!C->nn) continue; /* emptied by retain: nothing to match */
-    eg_vec_push(g, &g->roots, c);
+    uint32_t nn = eg_cls_nn(g, c);
     int prev = -1;
-    for (uint32_t i = 0; i < C->nn; i++) {
-      int op = g->nodes[C->nodes[i]].op;
+    for (uint32_t i = 0; i < nn; i++) {
+      int op = eg_nd_(g, eg_cls_nodes(g, c)[i])->op;
       if (op != prev) eg_vec_push(g, &g->byop[op], c);
       prev = op;
     }
@@ -574,12 +805,24 @@ static void build_byop(eg_egraph *g) {
   g->byop_stale = false;
 }
 
+/* Every class with a node (emptied ones have nothing to match). Only
+ * patterns rooted at a variable and the reference matcher ask, so it is
+ * built apart from the op index, on demand. */
+static void build_roots(eg_egraph *g) {
+  fix_dirty(g);
+  g->roots.n = 0;
+  for (uint32_t c = 0; c < g->nids; c++)
+    if (g->uf[c] == c && eg_cls_nn(g, c)) eg_vec_push(g, &g->roots, c);
+  g->roots_stale = false;
+}
+
 const eg_id *eg_classes_with_op(eg_egraph *g, int op, uint32_t *n) {
-  if (g->byop_stale || g->dirty.n) build_byop(g);
   if (op < 0) {
+    if (g->roots_stale || g->dirty.n) build_roots(g);
     *n = g->roots.n;
     return g->roots.a;
   }
+  if (g->byop_stale || g->dirty.n) build_byop(g);
   EG_ASSERT(op < g->lang.nops);
   *n = g->byop[op].n;
   return g->byop[op].a;
@@ -599,27 +842,63 @@ static int cmp_pair(const void *a, const void *b) {
     goto out;                              \
   } while (0)
 
+/* The list pool adds up: the zero header, every root's block, and the free
+ * blocks on their lists cover the used words exactly. */
+static bool check_pool(const eg_egraph *g, char *err, size_t errsz) {
+  bool ok = true;
+  uint64_t words = EG_LP_HDR, freew = 0;
+  if (g->lp[0] || g->lp[1]) FAIL("list pool header overwritten");
+  for (uint32_t c = 0; c < g->nids; c++) {
+    uint32_t b = g->cls[c].blk;
+    if (!b) continue;
+    const uint32_t *h = g->lp + b;
+    uint32_t cap = eg_blk_cap(h[0]);
+    if ((h[0] & EG_BLK_FREE) || b + EG_LP_HDR + (uint64_t)cap > g->nlp)
+      FAIL("class %u has a bad block at %u", c, b);
+    if ((uint64_t)(h[0] & EG_NN_MASK) + h[1] > cap) FAIL("class %u overflows its block", c);
+    words += EG_LP_HDR + (uint64_t)cap;
+  }
+  for (uint32_t i = 0; i < EG_NCAPS; i++)
+    for (uint32_t b = g->lfree[i]; b; b = g->lp[b + 1]) {
+      uint32_t w = g->lp[b];
+      if (!(w & EG_BLK_FREE) || ((w >> EG_NN_BITS) & 63) != i ||
+          b + EG_LP_HDR + (uint64_t)eg_cap_at(i) > g->nlp)
+        FAIL("bad free block %u in size class %u", b, i);
+      freew += EG_LP_HDR + (uint64_t)eg_cap_at(i);
+    }
+  if (freew != g->lfree_words) FAIL("free list words %zu, counted %llu", g->lfree_words, (unsigned long long)freew);
+  if (words + freew != g->nlp) FAIL("list pool: %llu words in blocks, %u used", (unsigned long long)(words + freew), g->nlp);
+out:
+  return ok;
+}
+
 bool eg_check(eg_egraph *g, char *err, size_t errsz) {
   bool ok = true;
   uint64_t *have = NULL, *want = NULL;
   size_t nh = 0, nw = 0, ch = 0, cw = 0, classes = 0, enodes = 0;
-  void *tmp = g->dsize ? malloc(g->dsize) : NULL;
+  void *tmp = g->has_an ? malloc(2 * g->asize) : NULL;
   if (!g->clean || g->pending.n || g->apending.n) FAIL("e-graph not rebuilt");
+  if (!check_pool(g, err, errsz)) {
+    ok = false;
+    goto out;
+  }
   for (uint32_t c = 0; c < g->nids; c++) {
     if (g->uf[c] != c) {
-      if (g->cls[c].nn || g->cls[c].np) FAIL("non-root %u owns lists", c);
+      if (g->cls[c].blk) FAIL("non-root %u owns lists", c);
       continue;
     }
     classes++;
-    const eg_class *C = &g->cls[c];
-    enodes += C->nn;
-    for (uint32_t i = 0; i < C->nn; i++) {
-      uint32_t nid = C->nodes[i];
-      const eg_node *nd = &g->nodes[nid];
+    uint32_t nn = eg_cls_nn(g, c), np = eg_cls_np(g, c);
+    const uint32_t *ns = eg_cls_nodes(g, c);
+    enodes += nn;
+    if (g->has_an && eg_handles_(g)[c] >= g->ndv) FAIL("class %u has no analysis value", c);
+    for (uint32_t i = 0; i < nn; i++) {
+      uint32_t nid = ns[i];
+      const eg_node *nd = eg_nd_(g, nid);
       if (is_dead(g, nid)) FAIL("dead node %u in class %u", nid, c);
       if (eg_uf_find(g->uf, nd->cls) != c) FAIL("node %u listed in class %u but belongs to %u", nid, c, eg_uf_find(g->uf, nd->cls));
-      if (i && eg_node_cmp(g, C->nodes[i - 1], nid) >= 0) FAIL("class %u nodes unsorted or duplicated", c);
-      const uint32_t *k = g->pool + nd->kids;
+      if (i && eg_node_cmp(g, ns[i - 1], nid) >= 0) FAIL("class %u nodes unsorted or duplicated", c);
+      const uint32_t *k = eg_kids_(g, nd);
       for (uint32_t j = 0; j < nd->n; j++) {
         if (g->uf[k[j]] != k[j]) FAIL("node %u has non-canonical child %u", nid, k[j]);
         if (nw == cw) {
@@ -631,23 +910,22 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
       }
       uint32_t hd = memo_find(g, node_hash(g, nd->op, nd->attr, k, nd->n), nd->op, nd->attr, k, nd->n);
       if (hd == EG_NONE) FAIL("node %u of class %u missing from the hash-cons", nid, c);
-      if (eg_uf_find(g->uf, g->nodes[hd].cls) != c)
+      if (eg_uf_find(g->uf, eg_nd_(g, hd)->cls) != c)
         FAIL("congruence: node %u (class %u) and node %u (class %u) are equal",
-             nid, c, hd, eg_uf_find(g->uf, g->nodes[hd].cls));
+             nid, c, hd, eg_uf_find(g->uf, eg_nd_(g, hd)->cls));
       if (g->has_an) {
-        g->an.make(g, nd->op, nd->attr, k, nd->n, tmp, g->an.ctx);
-        unsigned char *d = g->data + (size_t)c * g->dsize;
-        unsigned char *save = malloc(g->dsize);
-        EG_ASSERT(save);
-        memcpy(save, d, g->dsize);
-        unsigned m = g->an.merge(g, d, tmp, g->an.ctx);
-        memcpy(d, save, g->dsize);
-        free(save);
+        /* merge(data, make(node)) must change nothing; on copies, so the
+         * check leaves the e-graph as it was */
+        uint8_t *made = tmp, *cur = made + g->asize;
+        memset(made, 0, g->asize);
+        g->an.make(g, nd->op, nd->attr, k, nd->n, made, g->an.ctx);
+        memcpy(cur, eg_data(g, c), g->asize);
+        unsigned m = g->an.merge(g, cur, made, g->an.ctx);
         if (m & EG_MERGE_TO) FAIL("analysis of class %u is not up to date with node %u", c, nid);
       }
     }
-    for (uint32_t i = 0; i < C->np; i++) {
-      uint32_t p = C->parents[i];
+    for (uint32_t i = 0; i < np; i++) {
+      uint32_t p = eg_cls_parent(g, c, i);
       if (is_dead(g, p)) continue;
       if (nh == ch) {
         ch = ch ? ch * 2 : 256;
@@ -665,9 +943,9 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
     if (!e) continue;
     live++;
     uint32_t nid = (uint32_t)e - 1;
-    const eg_node *nd = &g->nodes[nid];
+    const eg_node *nd = eg_nd_(g, nid);
     if (is_dead(g, nid)) FAIL("dead node %u in the hash-cons", nid);
-    const uint32_t *k = g->pool + nd->kids;
+    const uint32_t *k = eg_kids_(g, nd);
     for (uint32_t j = 0; j < nd->n; j++)
       if (g->uf[k[j]] != k[j]) FAIL("hash-cons key of node %u not canonical", nid);
     uint64_t h = node_hash(g, nd->op, nd->attr, k, nd->n);

@@ -11,9 +11,9 @@
  * An e-node is (op: u16, attr: u32 interned attribute id, children: e-class
  * ids). The engine never interprets ops: a language descriptor (eg_lang) names
  * them and parses/prints leaf payloads, an analysis vtable (eg_analysis)
- * attaches a fixed-size data blob to every e-class. No global state: two
- * e-graphs on two threads are independent. Ids are dense u32, never pointers,
- * so arenas can grow by realloc. */
+ * gives every e-class a fixed-size data value. No global state: two
+ * e-graphs on two threads are independent. Class ids are dense u32, node ids
+ * arena offsets, never pointers, so arenas can grow by realloc. */
 #ifndef TL_EGRAPH_H
 #define TL_EGRAPH_H
 
@@ -55,14 +55,20 @@ typedef struct eg_lang {
 /* eg_analysis.merge result flags, as egg's DidMerge. */
 enum { EG_MERGE_TO = 1, EG_MERGE_FROM = 2 };
 
-/* An e-class analysis (egg section 4). Each class owns data_size bytes. */
+/* An e-class analysis (egg section 4). Each class has a data_size-byte
+ * value. Values are interned: equal blobs are stored once and a class holds a
+ * 4-byte handle, so data should be a plain value (no pointers to owned
+ * memory) whose unused bytes make() leaves alone (the engine zeroes the blob
+ * before make). A class's value only moves up by merge, so the distinct
+ * values ever stored stay few (the lattice's height per class at most). */
 typedef struct eg_analysis {
   size_t data_size;
-  /* Data of a new e-node; kids may be non-canonical (use eg_data). */
+  /* Data of a new e-node into out (zeroed); kids may be non-canonical (use
+   * eg_data). Must not add to or union in the e-graph. */
   void (*make)(eg_egraph *g, int op, uint32_t attr, const eg_id *kids,
                uint32_t n, void *out, void *ctx);
-  /* Joins from into to; EG_MERGE_TO if to changed, EG_MERGE_FROM if the
-   * result differs from `from`. */
+  /* Joins from into to (a scratch copy of the class's value); EG_MERGE_TO
+   * if to changed, EG_MERGE_FROM if the result differs from `from`. */
   unsigned (*merge)(eg_egraph *g, void *to, const void *from, void *ctx);
   /* Called after a class's data changes or it absorbs another (may add and
    * union, e.g. constant folding). NULL: none. */
@@ -91,11 +97,12 @@ typedef struct eg_reason {
   bool backward;    /* rule applied right-to-left (a `<=>` rule) */
 } eg_reason;
 
-/* A stored e-node; valid until the next add/union/rebuild. */
+/* A stored e-node: a 12-byte head, followed in the node arena by its n child
+ * ids (eg_node_kids). A node id is the node's word offset in that arena, so
+ * node ids are not dense. Valid until the next add/union/rebuild. */
 typedef struct eg_node {
   uint16_t op, n;
   uint32_t attr;
-  uint32_t kids; /* offset of the n children in the child pool */
   uint32_t cls;  /* id created with this node (its class is eg_find(cls)) */
 } eg_node;
 
@@ -137,19 +144,47 @@ size_t eg_total_size(const eg_egraph *g);
 size_t eg_bytes(const eg_egraph *g);       /* bytes held by the arenas now */
 size_t eg_peak_bytes(const eg_egraph *g);  /* high-water mark of eg_bytes */
 size_t eg_analysis_bytes(const eg_egraph *g); /* of which analysis data */
+size_t eg_analysis_values(const eg_egraph *g); /* distinct analysis values */
 size_t eg_nids(const eg_egraph *g);        /* ids ever made (classes+merged) */
+/* Node records ever stored: live, pruned by eg_class_retain, and dead
+ * duplicates that rebuild dropped (egg keeps all of them too). */
+size_t eg_nodes_stored(const eg_egraph *g);
+
+/* Where eg_bytes goes: the capacity of each structure now. Capacities never
+ * shrink, so (without explanations) eg_bytes is also the peak and this is
+ * the breakdown at the peak. The fields add up to total. */
+typedef struct eg_mem {
+  size_t fixed;      /* the eg_egraph record */
+  size_t nodes;      /* e-node records (eg_node) */
+  size_t kids;       /* child ids of the records */
+  size_t memo;       /* the hash-cons table */
+  size_t ids;        /* per id: union-find parent, flags, class block offset */
+  size_t lists;      /* class node and parent lists (the list pool) */
+  size_t lists_free; /*   of which free: freed blocks and the pool's tail */
+  size_t index;      /* op index (classes by op) and the list of roots */
+  size_t work;       /* worklists and scratch (rebuild queues, sort buffer) */
+  size_t attrs;      /* interned attribute payloads */
+  size_t analysis;   /* per-id value handles and the distinct values */
+  size_t explain;    /* proof forest (only with eg_params.explain) */
+  size_t total;      /* eg_bytes */
+  size_t compactions; /* times the list pool was compacted (not bytes) */
+} eg_mem;
+void eg_mem_usage(const eg_egraph *g, eg_mem *m);
 
 /* Class contents (canonical id expected); arrays valid until mutation. */
 const eg_node *eg_get_node(const eg_egraph *g, uint32_t nid);
 const eg_id *eg_node_kids(const eg_egraph *g, const eg_node *nd);
 const uint32_t *eg_class_nodes(const eg_egraph *g, eg_id cls, uint32_t *n);
-void *eg_data(eg_egraph *g, eg_id id);  /* analysis data of find(id) */
+/* Analysis data of find(id) (NULL without an analysis). Read-only: classes
+ * share values. Valid until the next add or union. */
+const void *eg_data(eg_egraph *g, eg_id id);
 /* Keeps only the nodes of class cls for which keep() is true (egg's
  * `nodes.retain`): the removed nodes stay in the hash-cons. */
 void eg_class_retain(eg_egraph *g, eg_id cls,
                      bool (*keep)(const eg_egraph *, const eg_node *, void *),
                      void *ctx);
-/* Classes containing op (after a rebuild); the op index of e-matching. */
+/* Classes containing op (after a rebuild); the op index of e-matching.
+ * op -1: every class with a node. */
 const eg_id *eg_classes_with_op(eg_egraph *g, int op, uint32_t *n);
 
 /* Refused unions since creation, and the first few messages. */

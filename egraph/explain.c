@@ -166,7 +166,7 @@ eg_id eg_ex_add_existing(eg_egraph *g, int op, uint32_t attr, const eg_id *kids,
   uint32_t id = tab_find(ex, w, n);
   if (w != wb) free(w);
   if (id != EG_NONE) return id;
-  uint32_t existing = g->nodes[holder].cls;
+  uint32_t existing = eg_nd_(g, holder)->cls;
   id = eg_uf_make(g);
   eg_ex_new_id(g, id, op, attr, kids, n);
   g->uf[id] = eg_uf_find(g->uf, existing);

@@ -182,20 +182,19 @@ static void run(mach *m, uint32_t pc) {
     default: break;
     }
     /* I_BIND: the nodes of op in the class are contiguous (sorted by op) */
-    const eg_class *C = &m->g->cls[regs[in->reg]];
-    const uint32_t *ns = C->nodes;
-    const eg_node *nodes = m->g->nodes;
-    uint32_t lo = 0, hi = C->nn;
+    const uint32_t nn = eg_cls_nn(m->g, regs[in->reg]);
+    const uint32_t *ns = eg_cls_nodes(m->g, regs[in->reg]);
+    uint32_t lo = 0, hi = nn;
     if (hi > 8) {
       while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (nodes[ns[mid]].op < in->op) lo = mid + 1;
+        if (eg_nd_(m->g, ns[mid])->op < in->op) lo = mid + 1;
         else hi = mid;
       }
-      hi = C->nn;
+      hi = nn;
     }
     for (uint32_t i = lo; i < hi; i++) {
-      const eg_node *nd = &nodes[ns[i]];
+      const eg_node *nd = eg_nd_(m->g, ns[i]);
       if (nd->op != in->op) {
         if (nd->op > in->op) break;
         continue;
@@ -208,7 +207,7 @@ static void run(mach *m, uint32_t pc) {
       } else if (m->aslot[in->attr] != nd->attr) {
         continue;
       }
-      const uint32_t *k = m->g->pool + nd->kids;
+      const uint32_t *k = eg_kids_(m->g, nd);
       for (uint32_t j = 0; j < in->n; j++) regs[in->out + j] = k[j];
       run(m, pc + 1);
       if (m->done) return;

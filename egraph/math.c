@@ -104,7 +104,7 @@ static bool is_leaf(const eg_egraph *g, const eg_node *nd, void *ctx) {
 
 static void modify(eg_egraph *g, eg_id cls, void *ctx) {
   const eg_math *m = ctx;
-  eg_math_data d = *(eg_math_data *)eg_data(g, cls);
+  eg_math_data d = *(const eg_math_data *)eg_data(g, cls);
   if (!d.has) return;
   uint32_t a = eg_attr_intern(g, &d.v, sizeof d.v);
   eg_id c = eg_add(g, EG_MATH_CONST, a, NULL, 0);

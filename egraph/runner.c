@@ -6,11 +6,14 @@
  *    batch is what makes deferred rebuilding pay);
  *  - limits checked at the start, after each rule's search and apply, and
  *    after the iteration; a stop still finishes the iteration's rebuild;
- *  - backoff: a rule finding more than match_limit << times_banned matches
- *    is skipped and banned for ban_length << times_banned iterations; when
+ *  - backoff: a rule finding more than limit << times_banned matches is
+ *    skipped and banned for ban_length << times_banned iterations; when
  *    nothing applies but rules are banned, bans are fast-forwarded so the
- *    earliest ban ends now instead of stopping as "saturated".
- * Match buffers are reused across iterations (the per-iteration scratch). */
+ *    earliest ban ends now instead of stopping as "saturated". The limit is
+ *    egg's match_limit, raised to match_per_node times the e-nodes the phase
+ *    started with (runner.h says why); match_per_node 0 is egg's.
+ * Match buffers are reused across iterations (the per-iteration scratch);
+ * those over 64 KB are freed after the apply (release_matches). */
 #include "egraph/runner.h"
 #include "egraph/internal.h"
 #include "egraph/pattern.h"
@@ -34,7 +37,7 @@ const char *eg_stop_name(eg_stop s) {
   }
 }
 
-eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5}; }
+eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0}; }
 
 typedef struct rstate {
   eg_prog *lhs, *rhs;
@@ -43,12 +46,25 @@ typedef struct rstate {
   bool active;
 } rstate;
 
+static size_t shl_sat(size_t x, uint32_t k) {
+  return k >= 8 * sizeof x || x > (SIZE_MAX >> k) ? SIZE_MAX : x << k;
+}
+
+/* The backoff scheduler's match limit for a phase that starts with n0 live
+ * e-nodes, before the shift by times_banned (runner.h). */
+static size_t match_base(eg_run_params p, size_t n0) {
+  double scaled = p.match_per_node * (double)n0;
+  if (!(scaled > (double)p.match_limit)) return p.match_limit;
+  return scaled >= (double)SIZE_MAX ? SIZE_MAX : (size_t)scaled;
+}
+
 typedef struct run {
   eg_egraph *g;
   const eg_limits *lim;
   double start;
   uint32_t iters;
   double stop_value;
+  size_t match_bytes; /* the match buffers now (counted by the memory limit) */
 } run;
 
 static eg_stop check(run *r) {
@@ -66,7 +82,7 @@ static eg_stop check(run *r) {
     r->stop_value = r->iters;
     return EG_STOP_ITERATIONS;
   }
-  size_t b = eg_bytes(r->g);
+  size_t b = eg_bytes(r->g) + r->match_bytes;
   if (r->lim->bytes && b > r->lim->bytes) {
     r->stop_value = (double)b;
     return EG_STOP_MEMORY;
@@ -109,6 +125,18 @@ static int check_sets(const eg_rules *rules, const char *sets, char *msg, size_t
   return 0;
 }
 
+/* A large match buffer is freed once applied: all rules' matches of one
+ * iteration are held together (search all, then apply all), and keeping each
+ * rule's buffer at its largest size ever would stack the peaks of different
+ * iterations. Small ones stay for reuse. */
+static void release_matches(run *r, rstate *s) {
+  if (s->m.cap * sizeof *s->m.a <= 64 * 1024) return;
+  r->match_bytes -= s->m.cap * sizeof *s->m.a;
+  uint32_t w = s->m.width;
+  eg_matches_free(&s->m);
+  eg_matches_clear(&s->m, w);
+}
+
 /* BackoffScheduler::can_stop: true when no rule is banned; otherwise moves
  * every ban earlier so the first one ends at this iteration. */
 static bool can_stop(rstate *st, int n, uint32_t it) {
@@ -123,15 +151,18 @@ static bool can_stop(rstate *st, int n, uint32_t it) {
 }
 
 static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
-                      eg_run_params p, rstate *st, eg_rule_stats *rs, eg_phase_report *out) {
+                      eg_run_params p, rstate *st, eg_rule_stats *rs, eg_phase_report *out,
+                      size_t *match_bytes) {
   int n = rules->nrules;
   for (int i = 0; i < n; i++) {
     st[i].active = in_sets(rules, rules->rules[i].ruleset, ph->rulesets);
     st[i].banned_until = st[i].times_banned = 0;
   }
-  run R = {g, &ph->limits, now_s(), 0, 0};
+  run R = {g, &ph->limits, now_s(), 0, 0, 0};
+  for (int i = 0; i < n; i++) R.match_bytes += st[i].m.cap * sizeof *st[i].m.a;
   uint32_t capit = 0;
   eg_rebuild(g);
+  size_t base = match_base(p, eg_nenodes(g));
   eg_stop stop = EG_STOP_NONE;
   for (;;) {
     eg_iter_stats is = {0};
@@ -143,19 +174,24 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
       rstate *s = &st[i];
       eg_matches_clear(&s->m, s->m.width);
       if (!s->active) continue;
-      if (p.sched == EG_SCHED_BACKOFF && it < s->banned_until) continue;
+      if (p.sched == EG_SCHED_BACKOFF && it < s->banned_until) {
+        is.banned++;
+        continue;
+      }
       double ts = now_s();
-      size_t thr = SIZE_MAX, got;
+      size_t thr = SIZE_MAX, got, cap0 = s->m.cap;
       if (p.sched == EG_SCHED_BACKOFF) {
-        thr = (size_t)p.match_limit << s->times_banned;
+        thr = shl_sat(base, s->times_banned);
         got = eg_prog_search(g, s->lhs, thr, &s->m);
       } else {
         got = eg_prog_search(g, s->lhs, SIZE_MAX, &s->m);
       }
+      R.match_bytes += (s->m.cap - cap0) * sizeof *s->m.a;
       rs[i].searches++;
       rs[i].matches += got;
       if (got > thr) {
-        s->banned_until = it + (p.ban_length << s->times_banned);
+        size_t len = shl_sat(p.ban_length, s->times_banned);
+        s->banned_until = len >= UINT32_MAX - it ? UINT32_MAX : it + (uint32_t)len;
         s->times_banned++;
         rs[i].times_banned++;
         eg_matches_clear(&s->m, s->m.width);
@@ -164,6 +200,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
       stop = check(&R);
     }
     double t1 = now_s();
+    if (R.match_bytes > *match_bytes) *match_bytes = R.match_bytes;
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
       if (!s->m.n) continue;
@@ -187,6 +224,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
       rs[i].apply_ms += (now_s() - ta) * 1e3;
       stop = check(&R);
     }
+    for (int i = 0; i < n; i++) release_matches(&R, &st[i]);
     double t2 = now_s();
     eg_rebuild(g);
     double t3 = now_s();
@@ -231,6 +269,7 @@ eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
       return rep;
     }
   if (!p.match_limit) p.match_limit = 1000;
+  if (!(p.match_per_node >= 0)) p.match_per_node = 0; /* NaN or negative: egg's */
   if (!p.ban_length) p.ban_length = 5;
   rstate *st = calloc((size_t)(n ? n : 1), sizeof *st);
   EG_ASSERT(st);
@@ -240,7 +279,7 @@ eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
     eg_matches_clear(&st[i].m, rules->rules[i].vars->n);
   }
   for (int ph = 0; ph < nphases; ph++) {
-    run_phase(g, rules, &phases[ph], p, st, rep->rules, &rep->phases[ph]);
+    run_phase(g, rules, &phases[ph], p, st, rep->rules, &rep->phases[ph], &rep->match_bytes);
     rep->nphases++;
   }
   for (int i = 0; i < n; i++) {
@@ -269,12 +308,12 @@ void eg_report_print(const eg_report *r, const eg_rules *rules, FILE *f) {
     const eg_phase_report *P = &r->phases[ph];
     fprintf(f, "phase %d: stop %s(%.6g) after %u iterations, %.2f ms\n", ph,
             eg_stop_name(P->stop), P->stop_value, P->niters, P->ms);
-    fprintf(f, "| iter | enodes | eclasses | memo | applied | search_ms | apply_ms | rebuild_ms |\n"
-               "|---|---|---|---|---|---|---|---|\n");
+    fprintf(f, "| iter | enodes | eclasses | memo | applied | banned | search_ms | apply_ms | rebuild_ms |\n"
+               "|---|---|---|---|---|---|---|---|---|\n");
     for (uint32_t i = 0; i < P->niters; i++) {
       const eg_iter_stats *s = &P->iters[i];
-      fprintf(f, "| %u | %zu | %zu | %zu | %zu | %.3f | %.3f | %.3f |\n", i, s->enodes,
-              s->eclasses, s->memo, s->applied, s->search_ms, s->apply_ms, s->rebuild_ms);
+      fprintf(f, "| %u | %zu | %zu | %zu | %zu | %zu | %.3f | %.3f | %.3f |\n", i, s->enodes,
+              s->eclasses, s->memo, s->applied, s->banned, s->search_ms, s->apply_ms, s->rebuild_ms);
     }
   }
   fprintf(f, "| rule | searches | matches | applied | cond-refused | bans | search_ms | apply_ms |\n"

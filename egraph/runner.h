@@ -29,17 +29,35 @@ typedef struct eg_limits {
   uint32_t iters;
   size_t nodes;
   double seconds;
-  size_t bytes; /* eg_bytes of the e-graph */
+  size_t bytes; /* eg_bytes of the e-graph plus the rules' match buffers */
 } eg_limits;
 
 typedef enum eg_sched { EG_SCHED_BACKOFF, EG_SCHED_SIMPLE } eg_sched;
 
+/* The backoff scheduler bans a rule whose matches in one search exceed
+ *     max(match_limit, match_per_node * N0) << times_banned,
+ * N0 the live e-nodes when the phase starts (the program's size, for the
+ * first phase), for ban_length << times_banned iterations. egg's
+ * BackoffScheduler has the fixed part only: 1000 matches, tuned on terms of
+ * tens of nodes. On a 10^6-node tensor graph a rule as tame as
+ * (mul ?x 1) => ?x finds 10^5 matches, and every rule is banned in its first
+ * iterations: nothing applies until the bans' growing limits catch up. Why
+ * N0 and not the e-graph's current size: a rule that explodes (associativity
+ * and commutativity on classes of many equivalent nodes) finds more matches
+ * as the e-graph grows, so a limit that grew with it would let the growth
+ * feed itself (the 43-node mixture_logpdf example went from 12k to 214k
+ * e-nodes that way); a limit fixed by the program's size bans such a rule
+ * once it finds twice as many matches as the program has nodes, the ratio
+ * egg's 1000 allows a program of 500 nodes. Below 500 nodes the limit is
+ * egg's. match_per_node 0 keeps egg's fixed limit at every size. */
 typedef struct eg_run_params {
   eg_sched sched;
-  uint32_t match_limit; /* backoff: matches per iteration before a ban */
-  uint32_t ban_length;  /* backoff: iterations of the first ban */
+  uint32_t match_limit;  /* backoff: matches per search before a ban, at least */
+  uint32_t ban_length;   /* backoff: iterations of the first ban */
+  double match_per_node; /* backoff: matches per starting e-node before a ban */
 } eg_run_params;
-eg_run_params eg_run_defaults(void); /* backoff, 1000, 5 (egg's defaults) */
+/* backoff, 1000, 5 (egg's defaults), 2 matches per starting e-node */
+eg_run_params eg_run_defaults(void);
 
 /* rulesets: names separated by spaces or commas; NULL or "" = every rule. */
 typedef struct eg_phase {
@@ -48,7 +66,7 @@ typedef struct eg_phase {
 } eg_phase;
 
 typedef struct eg_iter_stats {
-  size_t enodes, eclasses, memo, applied, bytes;
+  size_t enodes, eclasses, memo, applied, bytes, banned;
   double search_ms, apply_ms, rebuild_ms;
 } eg_iter_stats;
 
@@ -69,6 +87,9 @@ typedef struct eg_phase_report {
 typedef struct eg_report {
   eg_phase_report *phases;
   int nphases;
+  /* Largest bytes held by the rules' match buffers at once (they live from
+   * an iteration's search to its apply; not part of eg_bytes). */
+  size_t match_bytes;
   eg_rule_stats *rules; /* per rule of the book, summed over phases */
   int nrules;
   int error;            /* 1: a phase named an unknown ruleset */

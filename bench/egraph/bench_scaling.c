@@ -2,8 +2,15 @@
  * 10^6 nodes through tl_opt with rules/algebraic.rw.
  *
  *   bench-scaling [--smoke] [--runs N] [--min N] [--max N] [--family chain|mlp]
- *                 [--stats] [--rules PATH]
+ *                 [--stats] [--rules PATH] [--mem] [--match-per-node K]
  * --stats writes tl_opt_print_stats of every run to stderr.
+ * --mem adds a second table per family: the same saturation run directly on
+ *   the e-graph (tensor language + runner, as tl_opt does it, no
+ *   extraction), with the memory breakdown per stored e-node (eg_mem_usage),
+ *   the match buffers' peak, and the rule applications and banned rules per
+ *   iteration (to see the backoff scheduler's limit at work).
+ * --match-per-node K sets the backoff scheduler's scale (eg_run_params;
+ *   0 = egg's fixed limit of 1000 matches); default eg_run_defaults().
  *
  * Two families, built with the IR API (f32, x : [n 64] with n symbolic):
  *   chain: a long elementwise chain cycling through
@@ -28,8 +35,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "egraph/runner.h"
 #include "ir/ir.h"
 #include "opt/opt.h"
+#include "opt/tensor.h"
 
 static double now_ms(void) {
   struct timespec ts;
@@ -186,6 +195,13 @@ static void parse_stats(const tl_opt *o, row *r) {
 }
 
 static bool print_stats;
+static double match_per_node = -1; /* < 0: eg_run_defaults() */
+
+static eg_run_params run_params(void) {
+  eg_run_params rp = eg_run_defaults();
+  if (match_per_node >= 0) rp.match_per_node = match_per_node;
+  return rp;
+}
 
 static row run_size(const char *rules, int family, int32_t target, int runs) {
   row best;
@@ -200,6 +216,7 @@ static row run_size(const char *rules, int family, int32_t target, int runs) {
     p.limits.nodes = (size_t)g->nnodes * 50;
     p.limits.seconds = 120;
     p.limits.bytes = 0;
+    p.run = run_params();
     char err[1024];
     tl_opt *o = tl_opt_new(&p, err, sizeof err);
     if (!o) {
@@ -231,11 +248,65 @@ static row run_size(const char *rules, int family, int32_t target, int runs) {
   return best;
 }
 
+/* The saturation of tl_opt (same e-graph parameters, rules, limits and
+ * scheduler), run directly so the e-graph itself can be measured. */
+static int mem_row(const char *rules, int family, int32_t target) {
+  tl_graph *g = family == 0 ? build_chain(target) : build_mlp(target);
+  tn_ctx *c = tn_ctx_new();
+  eg_egraph *e = eg_new((eg_params){.lang = &c->lang, .analysis = &c->analysis,
+                                    .seed = 0x746c616c6f63ULL});
+  eg_rules *r = eg_rules_new(&c->lang, c->conds);
+  eg_diag d = {0};
+  if (eg_rules_load_file(r, rules, &d)) {
+    fprintf(stderr, "%s", d.text ? d.text : "rules: cannot load\n");
+    exit(2);
+  }
+  eg_diag_free(&d);
+  eg_id root;
+  char err[512];
+  if (tn_load_graph(c, e, g, &root, NULL, err, sizeof err)) {
+    fprintf(stderr, "load: %s\n", err);
+    exit(2);
+  }
+  eg_rebuild(e);
+  eg_phase ph = {"", {10, (size_t)g->nnodes * 50, 120, 0}};
+  double t0 = now_ms();
+  eg_report *rep = eg_run(e, r, &ph, 1, run_params());
+  double ms = now_ms() - t0;
+  const eg_phase_report *P = &rep->phases[0];
+  eg_mem m;
+  eg_mem_usage(e, &m);
+  size_t peak = eg_peak_bytes(e), an = eg_analysis_bytes(e), stored = eg_nodes_stored(e);
+  double n = (double)stored, core = (double)(peak - an), mib = 1024.0 * 1024.0;
+  char stop[48];
+  if (P->stop == EG_STOP_SATURATED) snprintf(stop, sizeof stop, "Saturated");
+  else snprintf(stop, sizeof stop, "%s(%.0f)", eg_stop_name(P->stop), P->stop_value);
+  printf("| %s | %d | %zu | %zu | %zu | %u | %s | %.0f | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f (%.1f) "
+         "| %.1f | %.1f | %.1f |",
+         family ? "mlp" : "chain", g->nnodes, stored, eg_nenodes(e), eg_nclasses(e), P->niters, stop, ms,
+         (double)peak / mib, (double)an / mib, core / n, core / (double)eg_nenodes(e),
+         (double)m.nodes / n, (double)m.kids / n, (double)m.memo / n, (double)m.ids / n,
+         (double)m.lists / n, (double)m.lists_free / n, (double)m.index / n, (double)m.work / n,
+         (double)rep->match_bytes / mib);
+  for (uint32_t i = 0; i < P->niters; i++)
+    printf("%s%zu/%zu", i ? " " : " ", P->iters[i].applied, P->iters[i].banned);
+  printf(" |\n");
+  fflush(stdout);
+  int bad = P->stop == EG_STOP_NONE || eg_nenodes(e) < (size_t)g->nnodes / 4;
+  eg_report_free(rep);
+  eg_rules_free(r);
+  eg_free(e);
+  tn_ctx_free(c);
+  tl_graph_free(g);
+  return bad;
+}
+
 int main(int argc, char **argv) {
   bool smoke = false;
   int runs = 3;
   int32_t max = 1000000, min = 1000;
   int only = -1;
+  bool mem = false;
   const char *rules = TL_SOURCE_ROOT "/rules/algebraic.rw";
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--smoke") == 0) smoke = true;
@@ -245,15 +316,18 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--min") == 0 && i + 1 < argc) min = (int32_t)atol(argv[++i]);
     else if (strcmp(argv[i], "--family") == 0 && i + 1 < argc) only = strcmp(argv[++i], "mlp") == 0;
     else if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) rules = argv[++i];
+    else if (strcmp(argv[i], "--mem") == 0) mem = true;
+    else if (strcmp(argv[i], "--match-per-node") == 0 && i + 1 < argc) match_per_node = atof(argv[++i]);
     else {
       fprintf(stderr, "usage: bench-scaling [--smoke] [--runs N] [--min N] [--max N] "
-                      "[--family chain|mlp] [--stats] [--rules PATH]\n");
+                      "[--family chain|mlp] [--stats] [--rules PATH] [--mem] [--match-per-node K]\n");
       return 2;
     }
   }
   if (smoke) {
     runs = 1;
     max = 10000;
+    mem = true;
   }
   if (runs < 1) runs = 1;
   static const char *const fam[2] = {"chain", "mlp"};
@@ -285,6 +359,19 @@ int main(int argc, char **argv) {
       if (!r.ok || r.enodes < (size_t)r.nodes_in / 4) failures++;
       prev = r.cpu_ms;
     }
+    printf("\n");
+    if (!mem) continue;
+    eg_run_params rp = run_params();
+    printf("Memory, direct eg_run (match_per_node %g): peak = eg_peak_bytes; core = peak - analysis;\n"
+           "stored = node records (live + dead duplicates); B/stored and the breakdown columns are\n"
+           "per stored e-node (eg_mem_usage, capacities); match = peak of the rules' match buffers\n"
+           "(outside the e-graph); per iteration: rule applications / rules skipped while banned.\n\n"
+           "| graph | nodes in | stored | live | e-classes | iters | stop | sat ms | peak MiB | analysis MiB "
+           "| core B/stored | core B/live | nodes | kids | memo | ids | lists (free) | index | work "
+           "| match MiB | applied/banned per iteration |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+           rp.match_per_node);
+    for (int32_t n = min; n <= max; n *= 10) failures += mem_row(rules, f, n);
     printf("\n");
   }
   return failures ? 1 : 0;

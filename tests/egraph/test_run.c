@@ -88,6 +88,7 @@ Test(egraph_run, backoff_bans_explosive_rules) {
   eg_run_params rp = eg_run_defaults();
   rp.match_limit = 8;
   rp.ban_length = 3;
+  rp.match_per_node = 0; /* the fixed limit of egg's scheduler */
   eg_report *rep = eg_run(g, R, &ph, 1, rp);
   const eg_rule_stats *add_zero = NULL, *comm = &rep->rules[0];
   for (int i = 0; i < R->nrules; i++)
@@ -108,6 +109,38 @@ Test(egraph_run, backoff_bans_explosive_rules) {
   for (int i = 0; i < R->nrules; i++) cr_assert_eq(rep->rules[i].searches, rep->phases[0].niters);
   eg_report_free(rep);
   eg_free(g);
+}
+
+/* The backoff limit scales with the program: on a sum of 1500 symbols
+ * (2999 e-nodes) commutativity finds 1499 matches at once, over egg's fixed
+ * 1000 (banned, nothing applied) but within 2 per starting e-node. */
+Test(egraph_run, backoff_limit_scales_with_program_size) {
+  enum { N = 1500 };
+  char *t = malloc(N * 16 + 16), *p = t;
+  cr_assert(t);
+  for (int i = 0; i < N - 1; i++) p += sprintf(p, "(+ s%d ", i);
+  p += sprintf(p, "s%d", N - 1);
+  for (int i = 0; i < N - 1; i++) *p++ = ')';
+  *p = 0;
+  int comm = -1;
+  for (int i = 0; i < R->nrules; i++)
+    if (!strcmp(R->rules[i].name, "comm-add")) comm = i;
+  cr_assert_geq(comm, 0);
+  for (int scaled = 0; scaled < 2; scaled++) {
+    eg_egraph *g = graph();
+    char err[128];
+    cr_assert_neq(eg_add_term(g, t, err, sizeof err), EG_NONE, "%s", err);
+    eg_phase ph = {NULL, {1, 0, 0, 0}};
+    eg_run_params rp = eg_run_defaults();
+    if (!scaled) rp.match_per_node = 0;
+    eg_report *rep = eg_run(g, R, &ph, 1, rp);
+    const eg_rule_stats *c = &rep->rules[comm];
+    cr_assert_eq(c->times_banned, scaled ? 0u : 1u);
+    cr_assert_eq(c->applied, scaled ? (size_t)N - 1 : 0);
+    eg_report_free(rep);
+    eg_free(g);
+  }
+  free(t);
 }
 
 Test(egraph_run, node_limit_stops_cleanly) {
