@@ -29,7 +29,7 @@ static void usage(FILE *f) {
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
           "           [--out DIR] [--interp] [--stats]\n"
           "                                      compile (or interpret) a graph, print outputs\n"
-          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O2|-O3]\n"
+          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n"
           "                                      ahead-of-time object for use from C\n"
           "  infer G.tg                          print each named value's dtype and shape\n"
           "  opt G.tg [--rules PATH]... [--phase RULESETS]... [--limit K=V,...]\n"
@@ -285,9 +285,11 @@ static int cmd_run(int argc, char **argv) {
     if (prog) {
       const be_stats *s = be_program_stats(prog);
       fprintf(stderr, "compile: plan %.2f ms, lower %.2f ms, LLVM opt %.2f ms, codegen %.2f ms, "
-                      "cache %.2f ms%s, jit %.2f ms; %d kernels\n",
+                      "cache %.2f ms%s, jit %.2f ms; %d kernels (%d in place), %zu bytes of "
+                      "intermediates\n",
               s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms,
-              s->cache_hit ? " (hit)" : " (miss)", s->jit_ms, s->nkernels);
+              s->cache_hit ? " (hit)" : " (miss)", s->jit_ms, s->nkernels, s->ninplace,
+              (size_t)s->arena_bytes);
     }
     fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, interp ? "interpreter" : "compiled");
   }
