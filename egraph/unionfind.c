@@ -1,7 +1,7 @@
 /* unionfind.c - the union-find over e-class ids.
  *
  * Ids are dense u32 handed out in creation order; every per-id array (parent,
- * flags, class lists, analysis data) grows together here so an id is valid in
+ * flags, class list block offset, analysis value handle) grows together here so an id is valid in
  * all of them at once. find is inline in internal.h (path halving).
  *
  * Union is by size of the parent lists (see union_impl in egraph.c), not by
