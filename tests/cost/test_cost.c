@@ -381,6 +381,7 @@ Test(cost, dag_is_never_worse_than_tree) {
   }
   cr_expect_leq(cost[EX_DAG], cost[EX_TREE] + 1e-15);
   cr_expect_leq(cost[EX_EXACT], cost[EX_DAG] + 1e-15);
+  tl_graph_free(g);
 }
 
 /* ---- the objective's parser ------------------------------------------------------ */
