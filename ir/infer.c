@@ -119,7 +119,7 @@ static int infer_dtype(ictx *c, int first) {
 
 static int broadcast2(ictx *c, const tl_type *x, const tl_type *y, tl_type *r) {
   int rank = x->rank > y->rank ? x->rank : y->rank;
-  int64_t dims[TL_MAX_RANK];
+  int64_t dims[TL_MAX_RANK] = {0}; /* dims past the rank are zero: types are hashed and compared as bytes */
   for (int i = 0; i < rank; i++) {
     int ix = x->rank - rank + i, iy = y->rank - rank + i;
     int64_t a = ix >= 0 ? x->dims[ix] : 1, b = iy >= 0 ? y->dims[iy] : 1;
