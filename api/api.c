@@ -1,6 +1,7 @@
 /* api.c - the public C API (include/tlaloc.h) over the internal modules. */
 #include "tlaloc.h"
 
+#include "backend/backend.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
@@ -158,6 +159,182 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
   free(out);
   free(syms);
   return st;
+}
+
+/* ---- compiled programs ---------------------------------------------------- */
+
+struct tl_api_program {
+  const tl_graph *g;
+  be_program *be;
+  /* per-call descriptors, reused: a program runs on one thread at a time,
+   * and the per-call path then allocates nothing */
+  tl_tensor *in, *out;
+  tl_tensor **inp, **outp;
+  int64_t *syms;
+  bool *allocated;
+};
+
+tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options *opts,
+                             tlaloc_program **out, char **errors) {
+  if (errors) *errors = NULL;
+  *out = NULL;
+  be_options bo = be_options_default();
+  if (opts) {
+    if (opts->opt_level < -1 || opts->opt_level > 3) {
+      set_error(errors, "opt_level %d: expected -1 (no IR passes), 0 (the default), 1, 2 or 3",
+                opts->opt_level);
+      return TLALOC_BAD_INPUT;
+    }
+    if (opts->threads < 0) {
+      set_error(errors, "threads %d: expected 0 (the default) or a count", opts->threads);
+      return TLALOC_BAD_INPUT;
+    }
+    if (opts->use_cache < -1 || opts->use_cache > 1) {
+      set_error(errors, "use_cache %d: expected 0 (the default), 1 (on) or -1 (off)",
+                opts->use_cache);
+      return TLALOC_BAD_INPUT;
+    }
+    if (opts->opt_level) bo.opt_level = opts->opt_level < 0 ? 0 : opts->opt_level;
+    bo.threads = opts->threads;
+    if (opts->use_cache) bo.use_cache = opts->use_cache > 0;
+    bo.cache_dir = opts->cache_dir;
+  }
+  char *err = tl_xmalloc(1 << 16); /* rule-file diagnostics can be long */
+  be_program *be = be_compile(g, &bo, err, 1 << 16);
+  if (!be) {
+    set_error(errors, "%s", err);
+    free(err);
+    return TLALOC_BAD_INPUT;
+  }
+  free(err);
+  tlaloc_program *p = tl_xcalloc(1, sizeof *p);
+  p->g = g;
+  p->be = be;
+  p->in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *p->in);
+  p->inp = tl_xcalloc((size_t)g->ninputs + 1, sizeof *p->inp);
+  p->out = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->out);
+  p->outp = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->outp);
+  p->syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *p->syms);
+  p->allocated = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->allocated);
+  for (int i = 0; i < g->ninputs; i++) p->inp[i] = &p->in[i];
+  for (int i = 0; i < g->noutputs; i++) p->outp[i] = &p->out[i];
+  *out = p;
+  return TLALOC_OK;
+}
+
+/* Fills t from the public descriptor x without allocating; NULL, or what
+ * is wrong with the descriptor. */
+static const char *describe(tl_tensor *t, const tlaloc_tensor *x) {
+  if (x->dtype < 0 || x->dtype >= TL_DTYPE_COUNT) return "no such dtype";
+  if (x->rank < 0 || x->rank > TL_MAX_RANK) return "rank out of range";
+  int64_t numel = 1;
+  for (int k = 0; k < x->rank; k++) {
+    int64_t d = x->dims[k];
+    if (d < 0) return "a negative dim";
+    if (d && numel > TL_TENSOR_MAX_BYTES / d) return "too many elements";
+    numel *= d;
+  }
+  if (numel && !x->data) return "data is NULL";
+  t->dtype = (uint8_t)x->dtype;
+  t->rank = (uint8_t)x->rank;
+  t->owns = false;
+  memcpy(t->dims, x->dims, (size_t)x->rank * sizeof *t->dims);
+  t->numel = numel;
+  t->data = x->data;
+  return NULL;
+}
+
+/* Allocates the outputs whose data is NULL, at their shapes for the inputs
+ * already described in p->in. */
+static int allocate_outputs(tlaloc_program *p, tlaloc_tensor *outputs, char *err, size_t n) {
+  const tl_graph *g = p->g;
+  for (int s = 0; s < g->nsyms; s++) p->syms[s] = -1;
+  if (tl_bind_inputs(g, p->inp, p->syms, err, n)) return -1;
+  for (int i = 0; i < g->noutputs; i++) {
+    if (outputs[i].data) continue;
+    const tl_type *ty = &g->nodes[g->outputs[i].node].type;
+    int64_t dims[TL_MAX_RANK];
+    if (tl_concrete_dims(g, ty, p->syms, dims, err, n)) return -1;
+    tl_tensor *t = tl_tensor_new((tl_dtype)ty->dtype, ty->rank, dims, err, n);
+    if (!t) return -1;
+    memset(&outputs[i], 0, sizeof outputs[i]);
+    outputs[i].dtype = t->dtype;
+    outputs[i].rank = t->rank;
+    memcpy(outputs[i].dims, dims, (size_t)ty->rank * sizeof *dims);
+    outputs[i].data = t->data; /* ownership passes to the caller */
+    p->allocated[i] = true;
+    t->owns = false;
+    tl_tensor_free(t);
+  }
+  return 0;
+}
+
+tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
+                                 tlaloc_tensor *outputs, int nout, char **errors) {
+  char err[1024];
+  if (errors) *errors = NULL;
+  const tl_graph *g = p->g;
+  if (nin != g->ninputs || nout != g->noutputs) {
+    set_error(errors, "graph '%s' takes %d inputs and gives %d outputs (called with %d and %d)",
+              g->name, g->ninputs, g->noutputs, nin, nout);
+    return TLALOC_BAD_INPUT;
+  }
+  for (int i = 0; i < nin; i++) {
+    const char *why = describe(&p->in[i], &inputs[i]);
+    if (why) {
+      set_error(errors, "input %d ('%s') has a bad descriptor (dtype %d, rank %d): %s", i,
+                g->names[g->nodes[g->inputs[i]].name], inputs[i].dtype, inputs[i].rank, why);
+      return TLALOC_BAD_INPUT;
+    }
+  }
+  bool any_alloc = false;
+  for (int i = 0; i < nout; i++) any_alloc |= !outputs[i].data;
+  int rc = any_alloc ? allocate_outputs(p, outputs, err, sizeof err) : 0;
+  for (int i = 0; i < nout && !rc; i++) {
+    const char *why = describe(&p->out[i], &outputs[i]);
+    if (why) {
+      snprintf(err, sizeof err, "output %d ('%s') has a bad descriptor (dtype %d, rank %d): %s", i,
+               g->names[g->outputs[i].name], outputs[i].dtype, outputs[i].rank, why);
+      rc = -1;
+    }
+  }
+  if (!rc) rc = be_run_into(p->be, p->inp, NULL, p->outp, err, sizeof err);
+  if (any_alloc)
+    for (int i = 0; i < nout; i++) {
+      if (p->allocated[i] && rc) { /* nothing allocated survives a failure */
+        free(outputs[i].data);
+        outputs[i].data = NULL;
+      }
+      p->allocated[i] = false;
+    }
+  if (rc) {
+    set_error(errors, "%s", err);
+    return TLALOC_BAD_INPUT;
+  }
+  return TLALOC_OK;
+}
+
+char *tlaloc_program_stats(const tlaloc_program *p) {
+  const be_stats *s = be_program_stats(p->be);
+  tl_buf b = {0};
+  tl_buf_printf(&b, "{\"plan_ms\": %.3f, \"lower_ms\": %.3f, \"opt_ms\": %.3f, \"codegen_ms\": %.3f, "
+                    "\"cache_ms\": %.3f, \"jit_ms\": %.3f, \"compile_ms\": %.3f, \"cache_hit\": %s, "
+                    "\"kernels\": %d, \"inplace\": %d, \"arena_bytes\": %zu}",
+                s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms, s->jit_ms, s->total_ms,
+                s->cache_hit ? "true" : "false", s->nkernels, s->ninplace, s->arena_bytes);
+  return b.s;
+}
+
+void tlaloc_program_free(tlaloc_program *p) {
+  if (!p) return;
+  be_program_free(p->be);
+  free(p->in);
+  free(p->inp);
+  free(p->out);
+  free(p->outp);
+  free(p->syms);
+  free(p->allocated);
+  free(p);
 }
 
 const char *tlaloc_version(void) { return TLALOC_VERSION; }

@@ -72,6 +72,16 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
 int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
            tl_tensor **outputs, char *err, size_t n);
 
+/* be_run into the caller's memory: outputs[i] describes output i's buffer
+ * (dtype, rank and dims must be the output's for these inputs, numel set,
+ * data non-NULL unless it has no elements). Nothing is allocated once the
+ * temporaries are planned for these symbol sizes (the per-call path of the
+ * C API). Output buffers must not overlap the inputs or each other (kernels
+ * read inputs after writing outputs): refused with a message. -1 with a
+ * message on any error; the outputs' contents are then unspecified. */
+int be_run_into(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
+                tl_tensor *const *outputs, char *err, size_t n);
+
 const be_stats *be_program_stats(const be_program *p);
 const tl_graph *be_program_graph(const be_program *p);
 void be_program_free(be_program *p);

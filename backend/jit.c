@@ -1,6 +1,6 @@
 /* jit.c - compile driver: plan, cache lookup, LLVM IR, O2/O3, object
  * emission, ORC LLJIT; and the run-time side: buffer planning, the worker
- * thread, be_run.
+ * thread, be_run (new output tensors) and be_run_into (the caller's).
  *
  * The JIT always links an object file: on a cache miss the optimised module
  * is emitted with LLVMTargetMachineEmitToMemoryBuffer (and stored), on a
@@ -164,6 +164,7 @@ struct be_program {
   size_t arena_size;
   int planned;
   void **bufs;
+  int64_t (*out_dims)[TL_MAX_RANK]; /* per output, at planned_syms */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -175,11 +176,20 @@ static void init_impl(void) {
   LLVMInitializeNativeAsmParser();
   /* libmvec must be resolvable by the JIT; the AOT route links -lmvec */
   dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
-  /* cblas_?gemm for generated code, unless the program links OpenBLAS */
-  if (!dlsym(RTLD_DEFAULT, "cblas_sgemm")) {
+  /* cblas_?gemm for generated code, unless the program links OpenBLAS. The
+   * JIT resolves symbols in the global scope (dlopen(NULL)); RTLD_DEFAULT
+   * would also see this library's own dependencies, which are not global
+   * when libtlaloc.so itself was loaded RTLD_LOCAL (Python's ctypes), so
+   * ask the global scope, and make OpenBLAS global if it is not. */
+  void *global = dlopen(NULL, RTLD_NOW);
+  bool have_gemm = global && dlsym(global, "cblas_sgemm");
+  if (global) dlclose(global);
+  if (!have_gemm) {
     static const char *const blas[] = {"libopenblas.so.0", "libopenblas.so", "libblas.so.3"};
-    for (size_t i = 0; i < sizeof blas / sizeof *blas; i++)
-      if (dlopen(blas[i], RTLD_NOW | RTLD_GLOBAL) && dlsym(RTLD_DEFAULT, "cblas_sgemm")) break;
+    for (size_t i = 0; i < sizeof blas / sizeof *blas; i++) {
+      void *h = dlopen(blas[i], RTLD_NOW | RTLD_GLOBAL); /* kept open: the JIT's code calls it */
+      if (h && dlsym(h, "cblas_sgemm")) break;
+    }
   }
   const char *nv = getenv("TLALOC_NO_VECLIB");
   if (!nv || !*nv || *nv == '0') {
@@ -485,6 +495,7 @@ void be_program_free(be_program *p) {
   free(p->offs);
   free(p->arena);
   free(p->bufs);
+  free(p->out_dims);
   free(p);
 }
 
@@ -619,16 +630,18 @@ static tl_tensor *new_output(tl_dtype dt, int rank, const int64_t *dims, char *e
   return t;
 }
 
-int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
-           char *err, size_t n) {
+/* Binds the symbols from the inputs; when their sizes differ from the last
+ * run's, plans the temporaries again and computes the outputs' dims. */
+static int prepare(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, char *err,
+                   size_t n) {
   const tl_graph *g = p->g;
   const be_plan *pl = &p->plan;
   int ns = g->nsyms;
-  for (int i = 0; i < g->noutputs; i++) outputs[i] = NULL;
   if (!p->syms) {
     p->syms = tl_xcalloc((size_t)ns + 1, sizeof *p->syms);
     p->planned_syms = tl_xcalloc((size_t)ns + 1, sizeof *p->planned_syms);
     p->bufs = tl_xcalloc((size_t)pl->nbufs + 1, sizeof *p->bufs);
+    p->out_dims = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->out_dims);
   }
   for (int s = 0; s < ns; s++) p->syms[s] = sym_values ? sym_values[s] : -1;
   for (int i = 0; i < g->ninputs; i++)
@@ -640,23 +653,24 @@ int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, t
   if (!p->planned || memcmp(p->syms, p->planned_syms, (size_t)ns * sizeof *p->syms)) {
     p->planned = 0;
     if (plan_memory(p, err, n)) return -1;
+    for (int i = 0; i < g->noutputs; i++) {
+      const be_buf *b = &pl->bufs[pl->out_buf[i]];
+      tl_type t = {.dtype = b->dtype, .rank = b->rank};
+      memcpy(t.dims, b->dims, sizeof t.dims);
+      if (tl_concrete_dims(g, &t, p->syms, p->out_dims[i], err, n)) return -1;
+    }
     memcpy(p->planned_syms, p->syms, (size_t)ns * sizeof *p->syms);
     p->planned = 1;
   }
-  for (int i = 0; i < g->noutputs; i++) {
-    const be_buf *b = &pl->bufs[pl->out_buf[i]];
-    tl_type t = {.dtype = b->dtype, .rank = b->rank};
-    memcpy(t.dims, b->dims, sizeof t.dims);
-    int64_t dims[TL_MAX_RANK];
-    if (tl_concrete_dims(g, &t, p->syms, dims, err, n) ||
-        !(outputs[i] = new_output((tl_dtype)b->dtype, b->rank, dims, err, n))) {
-      for (int j = 0; j < i; j++) {
-        tl_tensor_free(outputs[j]);
-        outputs[j] = NULL;
-      }
-      return -1;
-    }
-  }
+  return 0;
+}
+
+/* Points the plan's buffers at inputs, outputs and the arena and runs the
+ * kernels; -1 with the failing op's message on a run-time error. */
+static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *outputs, char *err,
+                   size_t n) {
+  const tl_graph *g = p->g;
+  const be_plan *pl = &p->plan;
   for (int b = 0; b < pl->nbufs; b++) {
     const be_buf *bb = &pl->bufs[b];
     switch (bb->kind) {
@@ -676,6 +690,28 @@ int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, t
       snprintf(err, n, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
     else
       snprintf(err, n, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
+    return -1;
+  }
+  return 0;
+}
+
+int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
+           char *err, size_t n) {
+  const tl_graph *g = p->g;
+  const be_plan *pl = &p->plan;
+  for (int i = 0; i < g->noutputs; i++) outputs[i] = NULL;
+  if (prepare(p, inputs, sym_values, err, n)) return -1;
+  for (int i = 0; i < g->noutputs; i++) {
+    const be_buf *b = &pl->bufs[pl->out_buf[i]];
+    if (!(outputs[i] = new_output((tl_dtype)b->dtype, b->rank, p->out_dims[i], err, n))) {
+      for (int j = 0; j < i; j++) {
+        tl_tensor_free(outputs[j]);
+        outputs[j] = NULL;
+      }
+      return -1;
+    }
+  }
+  if (execute(p, inputs, outputs, err, n)) {
     for (int i = 0; i < g->noutputs; i++) {
       tl_tensor_free(outputs[i]);
       outputs[i] = NULL;
@@ -683,4 +719,48 @@ int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, t
     return -1;
   }
   return 0;
+}
+
+static bool overlap(const tl_tensor *a, const tl_tensor *b) {
+  size_t na = (size_t)a->numel * tl_dtype_size((tl_dtype)a->dtype);
+  size_t nb = (size_t)b->numel * tl_dtype_size((tl_dtype)b->dtype);
+  const char *pa = a->data, *pb = b->data;
+  return na && nb && pa < pb + nb && pb < pa + na;
+}
+
+int be_run_into(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
+                tl_tensor *const *outputs, char *err, size_t n) {
+  const tl_graph *g = p->g;
+  const be_plan *pl = &p->plan;
+  if (prepare(p, inputs, sym_values, err, n)) return -1;
+  for (int i = 0; i < g->noutputs; i++) {
+    const tl_tensor *o = outputs[i];
+    const be_buf *b = &pl->bufs[pl->out_buf[i]];
+    const char *name = g->names[g->outputs[i].name];
+    bool same = o && o->dtype == b->dtype && o->rank == b->rank &&
+                !memcmp(o->dims, p->out_dims[i], (size_t)b->rank * sizeof *o->dims);
+    if (!same || (!o->data && o->numel > 0)) {
+      char want[256];
+      tl_type ty = {.dtype = b->dtype, .rank = b->rank};
+      memcpy(ty.dims, p->out_dims[i], sizeof ty.dims);
+      snprintf(err, n, "output %d ('%s') is %s; the buffer given %s", i, name,
+               tl_type_str(NULL, &ty, want, sizeof want), same ? "has no data" : "does not match");
+      return -1;
+    }
+    /* kernels read inputs after writing outputs, and outputs after
+     * writing them: caller buffers must be separate */
+    for (int j = 0; j < g->ninputs; j++)
+      if (overlap(o, inputs[j])) {
+        snprintf(err, n, "output %d ('%s') overlaps input '%s': a compiled program needs separate "
+                 "output buffers", i, name, g->names[g->nodes[g->inputs[j]].name]);
+        return -1;
+      }
+    for (int j = 0; j < i; j++)
+      if (overlap(o, outputs[j])) {
+        snprintf(err, n, "outputs %d ('%s') and %d ('%s') share memory", j,
+                 g->names[g->outputs[j].name], i, name);
+        return -1;
+      }
+  }
+  return execute(p, inputs, outputs, err, n);
 }

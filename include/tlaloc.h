@@ -1,7 +1,8 @@
 /* tlaloc.h - the public C API of tlaloc, a tensor-graph optimizer and
  * compiler. Frontends hand it a graph as .tg text; tlaloc type-checks it and
- * runs it (today with the reference interpreter; optimisation and native
- * code come through the same calls).
+ * runs it with the reference interpreter (tlaloc_run), optimises it
+ * (tlaloc_optimize) or compiles it to native code (tlaloc_compile,
+ * tlaloc_program_run).
  *
  *   tlaloc_graph *g;
  *   char *errors;
@@ -12,7 +13,7 @@
  *   }
  *   float x[20] = {...};
  *   tlaloc_tensor in = {TLALOC_F32, 2, {2, 10}, x};
- *   tlaloc_tensor out;
+ *   tlaloc_tensor out = {0};          // data NULL: tlaloc allocates it
  *   if (tlaloc_run(g, &in, 1, &out, 1, &errors) == TLALOC_OK) {
  *     ... out.data holds the result; tlaloc_free(out.data);
  *   }
@@ -20,7 +21,8 @@
  *
  * Contracts: every function reports failure by status; error text is
  * returned in a heap string the caller releases with tlaloc_free. Nothing is
- * global: graphs may be used from several threads (one thread per graph). */
+ * global: graphs may be used from several threads (one thread per graph),
+ * and so may compiled programs (one thread per program). */
 #ifndef TLALOC_H
 #define TLALOC_H
 
@@ -123,6 +125,62 @@ tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_optio
  * NULL) gets the report with the chains of rewrites. */
 tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
                            int nrules, const char *limits, char **explanation, char **errors);
+
+/* ---- compiled programs (the LLVM CPU backend) ----------------------------
+ *
+ *   tlaloc_program *p;
+ *   if (tlaloc_compile(g, NULL, &p, &errors) != TLALOC_OK) ...  // unsupported op/dtype
+ *   tlaloc_program_run(p, &in, 1, &out, 1, &errors);            // as tlaloc_run
+ *   tlaloc_program_free(p);
+ *
+ * The graph is compiled as it is (run tlaloc_optimize first to compile the
+ * optimised graph): kernel formation and in-place kernels follow the rule
+ * files of the default rules folder (fusion.rw, inplace.rw), the code is
+ * JIT-compiled for the host CPU, and the object is cached on disk by a hash
+ * of the program and target (cache_dir, else TLALOC_CACHE_DIR, else
+ * $XDG_CACHE_HOME/tlaloc, else ~/.cache/tlaloc). */
+typedef struct tl_api_program tlaloc_program;
+
+/* Zeroed fields take the defaults. */
+typedef struct tlaloc_compile_options {
+  int opt_level;         /* 0: default (1, the kernels' own pass list); 1..3; -1: no IR passes */
+  int threads;           /* threads for large loops; 0: min(2, online CPUs) */
+  int use_cache;         /* 0: default (on); 1: on; -1: neither read nor write the disk cache */
+  const char *cache_dir; /* NULL: the environment decides (see above) */
+} tlaloc_compile_options;
+
+/* Compiles g (NULL options: the defaults) into *out. The program keeps a
+ * pointer to g: g must outlive it. TLALOC_BAD_INPUT with the backend's
+ * message ("backend: op X on dtype Y is not supported", or an LLVM
+ * failure) when g cannot be compiled. */
+tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options *opts,
+                             tlaloc_program **out, char **errors);
+
+/* Runs the program with tlaloc_run's conventions: inputs in order (dtypes
+ * and ranks must match, symbolic dims are bound from them); an output whose
+ * `data` is NULL is allocated (release with tlaloc_free), one whose `data`
+ * is set is written in place and its dtype, rank and dims must be the
+ * output's (tlaloc_output_shapes of the program's graph). Output buffers
+ * must not overlap an input or each other (refused with a message: the
+ * kernels write outputs before they finish reading inputs). When every
+ * output has its buffer and the symbol sizes are those of the previous
+ * call, nothing is allocated.
+ * Thread safety: a program runs on one thread at a time (it owns its
+ * intermediates' arena and a worker thread); run different programs, or
+ * serialise the calls, to use several threads. */
+tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
+                                 tlaloc_tensor *outputs, int nout, char **errors);
+
+/* The compile statistics as a JSON object (tlaloc_free it): milliseconds
+ * "plan_ms", "lower_ms", "opt_ms", "codegen_ms", "cache_ms", "jit_ms",
+ * "compile_ms" (their total, wall clock); "cache_hit" (the object came from
+ * the disk cache: no IR, optimisation or codegen ran); "kernels",
+ * "inplace" (kernels writing over a dead operand's buffer) and
+ * "arena_bytes" (the intermediates' arena at the last run's sizes; 0
+ * before the first run). Not to be called while the program runs. */
+char *tlaloc_program_stats(const tlaloc_program *p);
+
+void tlaloc_program_free(tlaloc_program *p);
 
 /* "MAJOR.MINOR.PATCH" of the library. */
 const char *tlaloc_version(void);

@@ -33,6 +33,12 @@ class _OptOptions(ctypes.Structure):
                 ("plugins", ctypes.POINTER(ctypes.c_char_p)), ("nplugins", ctypes.c_int)]
 
 
+class _CompileOptions(ctypes.Structure):
+    """tlaloc_compile_options (include/tlaloc.h); zeroed fields take the defaults."""
+    _fields_ = [("opt_level", ctypes.c_int), ("threads", ctypes.c_int),
+                ("use_cache", ctypes.c_int), ("cache_dir", ctypes.c_char_p)]
+
+
 # tlaloc_dtype codes (include/tlaloc.h)
 DTYPE_CODES = {"bool": 0, "i32": 1, "i64": 2, "f32": 3, "f64": 4}
 CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
@@ -105,6 +111,15 @@ def library():
         lib.tlaloc_prove.argtypes = [vp, vp, ctypes.POINTER(cp), i, cp, ctypes.POINTER(vp),
                                      ctypes.POINTER(vp)]
         lib.tlaloc_prove.restype = i
+        lib.tlaloc_compile.argtypes = [vp, ctypes.POINTER(_CompileOptions), ctypes.POINTER(vp),
+                                       ctypes.POINTER(vp)]
+        lib.tlaloc_compile.restype = i
+        lib.tlaloc_program_run.argtypes = [vp, vp, i, vp, i, ctypes.POINTER(vp)]
+        lib.tlaloc_program_run.restype = i
+        lib.tlaloc_program_stats.argtypes = [vp]
+        lib.tlaloc_program_stats.restype = vp
+        lib.tlaloc_program_free.argtypes = [vp]
+        lib.tlaloc_program_free.restype = None
         lib.tlaloc_version.argtypes = []
         lib.tlaloc_version.restype = cp
         lib.tlaloc_free.restype = None
@@ -211,6 +226,45 @@ class Graph:
         lib, g = self._lib, self._g
         return [(lib.tlaloc_output_name(g, k).decode(), take_string(lib, lib.tlaloc_output_type(g, k)))
                 for k in range(lib.tlaloc_num_outputs(g))]
+
+
+class Program:
+    """A compiled graph (owns the C tlaloc_program). Keeps its Graph alive:
+    the C program points into it."""
+
+    __slots__ = ("_lib", "_p", "graph", "__weakref__")
+
+    def __init__(self, graph, opt_level=0, threads=0, use_cache=None, cache_dir=None):
+        lib = graph._lib
+        self._lib = lib
+        self._p = None
+        self.graph = graph
+        opts = _CompileOptions()
+        opts.opt_level = opt_level
+        opts.threads = threads
+        opts.use_cache = 0 if use_cache is None else (1 if use_cache else -1)
+        opts.cache_dir = os.fsencode(cache_dir) if cache_dir is not None else None
+        p, err = ctypes.c_void_p(), ctypes.c_void_p()
+        st = lib.tlaloc_compile(graph._g, ctypes.byref(opts), ctypes.byref(p), ctypes.byref(err))
+        if st != 0:
+            raise TlalocError(take_string(lib, err.value) or "tlaloc_compile failed")
+        if err.value:
+            lib.tlaloc_free(err.value)
+        self._p = p.value
+
+    def __del__(self):
+        if self._p:
+            self._lib.tlaloc_program_free(self._p)
+            self._p = None
+
+    @property
+    def handle(self):
+        return self._p
+
+    def stats(self):
+        """tlaloc_program_stats as a dict (compile times in ms, cache_hit, kernels, ...)."""
+        import json
+        return json.loads(take_string(self._lib, self._lib.tlaloc_program_stats(self._p)))
 
 
 def version():

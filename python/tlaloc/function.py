@@ -52,15 +52,31 @@ _DUMMY_PTR = ctypes.addressof(_DUMMY)
 _SMALL_BYTES = 1 << 12
 
 
+ENGINES = ("llvm", "interp", "auto")
+
+
+def check_engine(engine):
+    if engine not in ENGINES:
+        raise ValueError("engine=%r: expected 'llvm' (compiled, the default), 'interp' (the "
+                         "reference interpreter) or 'auto' (compiled, else interpreted)" % (engine,))
+
+
 class Function:
     """A compiled graph: call it with numpy arrays, one per input, in order.
 
     Returns one array (one output) or a list of arrays. `graph` is the .tg
     text as written, `optimized_graph` the graph that runs (the optimizer's
-    output when rules= is given), `stats` the compile statistics."""
+    output when rules= is given), `stats` the compile statistics.
+
+    engine="llvm" runs native code from the LLVM backend (tlaloc_compile);
+    "interp" the reference interpreter (tlaloc_run); "auto" compiles and
+    falls back to the interpreter when the backend refuses the graph
+    (stats["engine"] then says "interpreter-fallback" and
+    stats["fallback_reason"] has the backend's message)."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None, limits=None):
+                 bound=None, limits=None, engine="llvm"):
+        check_engine(engine)
         if limits is not None and (rules is None or rules is False):
             raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
         if cost is not None and (rules is None or rules is False):
@@ -83,21 +99,38 @@ class Function:
             "emit_s": t1 - t0,
             "parse_s": t2 - t1,
             "nodes_in_text": text.count("("),
-            "engine": "interpreter",
         }
         if rules is None or rules is False:
             self._g = self._src
             self.optimized_graph = None
             self.stats["optimized"] = False
-            self.stats["pending"] = ["cost", "compile_s", "cache_hit"]
         else:
             self._g, ostats = self._src.optimize(rules, limits, cost)
             self.optimized_graph = self._g.text
             self.stats["optimized"] = True
             self.stats["optimize_s"] = time.perf_counter() - t2
             self.stats.update(ostats)
-            self.stats["pending"] = ["compile_s", "cache_hit"]
         lib = self._g._lib
+        self._program = None
+        if engine == "interp":
+            self.stats["engine"] = "interpreter"
+        else:
+            t3 = time.perf_counter()
+            try:
+                self._program = _lib.Program(self._g)
+                t4 = time.perf_counter()
+            except _lib.TlalocError as e:
+                if engine != "auto":
+                    raise
+                self.stats["engine"] = "interpreter-fallback"
+                self.stats["fallback_reason"] = str(e)
+            else:
+                c = self._program.stats()
+                self.stats["engine"] = "llvm"
+                self.stats["compile_s"] = t4 - t3
+                self.stats["cache_hit"] = c["cache_hit"]
+                self.stats["kernels"] = c["kernels"]
+                self.stats["compile"] = c
         ins = self._g.inputs()
         outs = self._g.outputs()
         if self.output_names is None:
@@ -115,10 +148,17 @@ class Function:
         self._nout = len(outs)
         self._err = ctypes.c_void_p()
         self._err_ref = ctypes.byref(self._err)
-        self._run = lib.tlaloc_run
         self._shapes = lib.tlaloc_output_shapes
         self._free = lib.tlaloc_free
-        self._handle = ctypes.c_void_p(self._g._g)
+        self._ghandle = ctypes.c_void_p(self._g._g)
+        # the run entry point: same arguments for both engines
+        if self._program is not None:
+            self._run = lib.tlaloc_program_run
+            self._handle = ctypes.c_void_p(self._program.handle)
+        else:
+            self._run = lib.tlaloc_run
+            self._handle = self._ghandle
+        self._run_name = "tlaloc_program_run" if self._program is not None else "tlaloc_run"
         self._cnin = ctypes.c_int(self._nin)
         self._cnout = ctypes.c_int(self._nout)
         self._lock = threading.Lock()
@@ -138,6 +178,20 @@ class Function:
         # positions of caller-passed inputs among the graph's inputs
         self._arg_pos = [i for i in range(self._nin) if i not in self._bound_arrays]
         self._arg_dts = [self._spec[i][1] for i in self._arg_pos]
+
+    @property
+    def engine(self):
+        """"llvm" or "interpreter" (also after an engine="auto" fallback)."""
+        return "llvm" if self._program is not None else "interpreter"
+
+    def compile_stats(self):
+        """The compiled program's statistics now (tlaloc_program_stats: compile
+        times in ms, cache_hit, kernels, inplace, arena_bytes at the last
+        call's sizes); None with the interpreter."""
+        if self._program is None:
+            return None
+        with self._lock:
+            return self._program.stats()
 
     def __repr__(self):
         return "<tlaloc.Function %s(%s) -> %s>" % (
@@ -207,7 +261,7 @@ class Function:
         sig.in_ptrs = [ctypes.c_void_p.from_address(base + i * sz + off) for i in self._arg_pos]
         sig.bound_keep = [full[i] for i in self._bound_arrays]
         sig.outs = (_lib._Tensor * max(self._nout, 1))()
-        st = self._shapes(self._handle, sig.ins, self._nin, sig.outs, self._nout, self._err_ref)
+        st = self._shapes(self._ghandle, sig.ins, self._nin, sig.outs, self._nout, self._err_ref)
         if st != 0:
             msg = _lib.take_string(self._g._lib, self._err.value)
             self._err.value = None
@@ -276,7 +330,8 @@ class Function:
         key = tuple([a.shape for a in arrays])
         sig = self._cache.get(key)
         if sig is None:
-            sig = self._signature(key, arrays)
+            with self._lock:  # the error slot and the graph: one thread at a time
+                sig = self._signature(key, arrays)
         with self._lock:
             for p, v in zip(sig.in_ptrs, ptrs):
                 p.value = v
@@ -292,7 +347,7 @@ class Function:
             if st != 0:
                 msg = _lib.take_string(self._g._lib, self._err.value)
                 self._err.value = None
-                raise _lib.TlalocError(msg or "tlaloc_run failed (status %d)" % st)
+                raise _lib.TlalocError(msg or "%s failed (status %d)" % (self._run_name, st))
             if self._single:
                 if big:
                     return big[0][1]
@@ -313,8 +368,13 @@ def _fmt_shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def function(inputs, outputs, rules=None, cost=None, name="f", limits=None):
+def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engine="llvm"):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
+
+    engine="llvm" (default) runs native code from the LLVM backend and raises
+    TlalocError when the backend cannot compile the graph; engine="interp"
+    runs the reference interpreter; engine="auto" compiles and falls back to
+    the interpreter (stats["engine"] == "interpreter-fallback").
 
     rules=None runs the graph as written; rules=True optimizes it with the
     default rules folder, rules=[paths] with those .rw files/folders;
@@ -322,12 +382,13 @@ def function(inputs, outputs, rules=None, cost=None, name="f", limits=None):
     cost= is the objective extraction minimises, an expression over cost
     properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
     see docs/cost.md). stats then has the extracted program's properties."""
-    return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits)
+    return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
+                    engine=engine)
 
 
-def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None):
+def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm"):
     """A Function from .tg text (its own inputs and outputs)."""
     f = Function([], [], rules=rules, cost=cost, name=name, text=text, bound=bound,
-                 limits=limits)
+                 limits=limits, engine=engine)
     f._single = f._nout == 1
     return f

@@ -212,8 +212,11 @@ def to_tg(exprs, symbols, name="sympy", **kw):
     return _g.emit(ins, outs if isinstance(outs, list) else [outs], None, name)
 
 
-def function(exprs, symbols, rules=None, cost=None, name="sympy", limits=None, **kw):
+def function(exprs, symbols, rules=None, cost=None, name="sympy", limits=None, engine="llvm",
+             **kw):
     """Compiles exprs (one SymPy expression or a list) over symbols; returns a
-    callable on numpy arrays (one per symbol, in order)."""
+    callable on numpy arrays (one per symbol, in order). engine= as for
+    tlaloc.function: "llvm" (compiled, the default), "interp" (the reference
+    interpreter) or "auto" (compiled, else interpreted)."""
     ins, outs = to_vars(exprs, symbols, **kw)
-    return _Function(ins, outs, rules=rules, cost=cost, name=name, limits=limits)
+    return _Function(ins, outs, rules=rules, cost=cost, name=name, limits=limits, engine=engine)

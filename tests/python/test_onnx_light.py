@@ -2,11 +2,12 @@
 topologies whose float weights are ConstantOfShape nodes, with the expected
 output of the ONNX reference on the backend runner's dummy input.
 
-Each model is imported, then run twice: by the interpreter (through the
-Python package) and optimised + compiled (through the tlaloc command line:
-`tlaloc opt` with the default rules and limits, then `tlaloc run`), and both
-are compared with the expected output. The slow cases run only with
-TLALOC_SLOW_TESTS=1 (their times on a loaded 2-core machine are noted).
+Each model is imported, then run twice through the Python package: by the
+interpreter (engine="interp") and optimised + compiled (rules=True: the
+default rules and limits, then the LLVM backend through tlaloc_compile and
+tlaloc_program_run), and both are compared with the expected output. The
+slow cases run only with TLALOC_SLOW_TESTS=1 (their times on a loaded
+2-core machine are noted).
 
 With constant weights every class gets the same logit, so the expected
 output of a model ending in Softmax is uniform (0.001) whatever the
@@ -15,7 +16,6 @@ random-weight test below makes up for that on squeezenet: it compares the
 optimised, compiled program with the interpreted original graph.
 """
 import os
-import subprocess
 
 import numpy as np
 import onnx
@@ -32,17 +32,18 @@ SLOW = os.environ.get("TLALOC_SLOW_TESTS") == "1"
 RTOL, ATOL = 1e-4, 1e-5
 
 # name -> (interpreter seconds, optimise+compile+run seconds), measured on
-# the loaded development machine; None: not run that way (too slow).
+# the loaded development machine; the second through the C API with a cold
+# compile cache (load average ~4). None: not run that way (too slow).
 MODELS = {
-    "squeezenet": (1, 3),
-    "shufflenet": (2, 6),
-    "bvlc_alexnet": (5, 5),
-    "zfnet512": (10, 4),
-    "inception_v1": (16, 17),
-    "inception_v2": (12, 20),
-    "resnet50": (23, 13),
-    "densenet121": (20, 33),
-    "vgg19": (None, 11),  # 164 s interpreted: compiled only
+    "squeezenet": (1, 1),
+    "shufflenet": (2, 3),
+    "bvlc_alexnet": (5, 1),
+    "zfnet512": (10, 1),
+    "inception_v1": (16, 2),
+    "inception_v2": (12, 3),
+    "resnet50": (23, 3),
+    "densenet121": (20, 4),
+    "vgg19": (None, 4),  # 164 s interpreted: compiled only
 }
 DEFAULT_LIMIT_S = 5  # cases slower than this need TLALOC_SLOW_TESTS=1
 
@@ -67,16 +68,6 @@ def _dummy_input(model):
     return (np.arange(n).reshape(shape) / n).astype(np.float32)
 
 
-def _tlaloc_cli():
-    lib = os.environ.get("TLALOC_LIBRARY")
-    cands = [os.path.join(os.path.dirname(lib), "tlaloc")] if lib else []
-    cands.append(os.path.join(ROOT, "build", "tlaloc"))
-    for c in cands:
-        if os.path.isfile(c) and os.access(c, os.X_OK):
-            return c
-    return None
-
-
 def _gate(seconds):
     if seconds is None:
         pytest.skip("not run this way: too slow")
@@ -89,24 +80,15 @@ def _check(got, exp):
     np.testing.assert_allclose(got.reshape(exp.shape), exp, rtol=RTOL, atol=ATOL)
 
 
-def _opt_and_run(tmp_path, text, inputs):
-    """`tlaloc opt` (default rules, default limits), then `tlaloc run`
-    (compiled) on {input name: array}; returns {output name: array}."""
-    cli = _tlaloc_cli()
-    if cli is None:
-        pytest.skip("the tlaloc executable was not found next to TLALOC_LIBRARY")
-    src, opt, out = tmp_path / "model.tg", tmp_path / "model.opt.tg", tmp_path / "out"
-    src.write_text(text)
-    r = subprocess.run([cli, "opt", str(src), "-o", str(opt)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    args = [cli, "run", str(opt), "--out", str(out)]
-    for k, v in inputs.items():
-        p = tmp_path / ("in_%s.npy" % k)
-        np.save(p, v)
-        args += ["--in", "%s=%s" % (k, p)]
-    r = subprocess.run(args, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return {f[:-4]: np.load(out / f) for f in os.listdir(out)}
+def _opt_and_run(g, x):
+    """The model optimised (default rules, default limits) and compiled
+    (tlaloc_compile), run on x (its bound initializers passed by the
+    Function); returns the single output."""
+    f = tlo.function(g, rules=True)
+    assert f.stats["engine"] == "llvm" and f.stats["optimized"]
+    assert f.stats["kernels"] > 0 and f.stats["compile_s"] > 0
+    (y,) = f(x)
+    return y
 
 
 @needs_light
@@ -125,18 +107,18 @@ def test_light_model_imports(name):
 def test_light_model_interpreted(name):
     _gate(MODELS[name][0])
     m = onnx.load(_path(name))
-    (y,) = tlo.function(tlo.load(m))(_dummy_input(m))
+    f = tlo.function(tlo.load(m), engine="interp")
+    assert f.stats["engine"] == "interpreter"
+    (y,) = f(_dummy_input(m))
     _check(y, _expected(name))
 
 
 @needs_light
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_light_model_optimised_compiled(name, tmp_path):
+def test_light_model_optimised_compiled(name):
     _gate(MODELS[name][1])
     m = onnx.load(_path(name))
-    g = tlo.load(m)
-    outs = _opt_and_run(tmp_path, g.text, {g.input_names[0]: _dummy_input(m)})
-    (y,) = outs.values()
+    y = _opt_and_run(tlo.load(m), _dummy_input(m))
     _check(y, _expected(name))
 
 
@@ -161,16 +143,14 @@ def _with_random_weights(model, seed):
 
 
 @needs_light
-def test_light_squeezenet_random_weights_compiled_matches_interpreter(tmp_path):
+def test_light_squeezenet_random_weights_compiled_matches_interpreter():
     """Differential, with non-trivial values: random weights, a random
     input; the optimised and compiled program against the interpreted
     original graph."""
     m = _with_random_weights(onnx.load(_path("squeezenet")), 0)
     g = tlo.load(m)
     x = np.random.default_rng(1).random((1, 3, 224, 224), np.float32)
-    (ref,) = tlo.function(g)(x)
+    (ref,) = tlo.function(g, engine="interp")(x)
     assert ref.std() > 1e-4  # not the uniform output of constant weights
-    ins = dict(g.bound)
-    ins[g.input_names[0]] = x
-    (y,) = _opt_and_run(tmp_path, g.text, ins).values()
+    y = _opt_and_run(g, x)
     np.testing.assert_allclose(y.reshape(ref.shape), ref, rtol=1e-3, atol=1e-6)

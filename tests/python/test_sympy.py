@@ -40,10 +40,15 @@ SHIMS = {"erf": np.vectorize(math.erf), "erfc": np.vectorize(math.erfc),
 def test_expr(i):
     e = EXPRS[i]
     syms = [x, y, z]
-    f = tls.function(e, syms)
+    f = tls.function(e, syms)  # compiled (engine="llvm")
+    assert f.stats["engine"] == "llvm"
     got = f(*[PTS[s] for s in syms])
     want = np.broadcast_to(sp.lambdify(syms, e, [SHIMS, "numpy"])(*[PTS[s] for s in syms]), (N,))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f.graph)
+    fi = tls.function(e, syms, engine="interp")  # the oracle
+    assert fi.stats["engine"] == "interpreter"
+    np.testing.assert_allclose(got, fi(*[PTS[s] for s in syms]), rtol=1e-12, atol=1e-14,
+                               err_msg=f.graph)
 
 
 def test_count():
@@ -70,6 +75,14 @@ def test_unsupported_named():
         tls.function(sp.asin(x), [x])
     with pytest.raises(NotImplementedError, match="not in the symbols"):
         tls.function(x + y, [x])
+
+
+def test_engine_argument():
+    with pytest.raises(ValueError, match="engine="):
+        tls.function(x + 1, [x], engine="fast")
+    f = tls.function(x + 1, [x], engine="auto")
+    assert f.stats["engine"] == "llvm"
+    np.testing.assert_array_equal(f(np.arange(3.0)), [1.0, 2.0, 3.0])
 
 
 def test_stability_beats_lambdify():

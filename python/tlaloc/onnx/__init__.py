@@ -53,12 +53,14 @@ def to_tg(model, const_limit=1024):
     return load(model, const_limit).text
 
 
-def function(model, const_limit=1024, rules=None, cost=None, limits=None):
+def function(model, const_limit=1024, rules=None, cost=None, limits=None, engine="llvm"):
     """A tlaloc Function for the model: call it with the graph inputs (not
-    the initializers) in order; it returns the list of outputs."""
+    the initializers) in order; it returns the list of outputs. engine= as
+    for tlaloc.function: "llvm" (compiled, the default), "interp" (the
+    reference interpreter) or "auto" (compiled, else interpreted)."""
     g = load(model, const_limit) if not isinstance(model, OnnxGraph) else model
     f = _Function([], [], rules=rules, cost=cost, name="onnx", text=g.text, bound=g.bound,
-                  limits=limits)
+                  limits=limits, engine=engine)
     f._single = False
     f.onnx = g
     if any(d is not None for d in g.input_np + g.output_np):
