@@ -739,14 +739,16 @@ int tl_bind_inputs(const tl_graph *g, tl_tensor *const *inputs, int64_t *syms, c
     if (!x) continue;
     const tl_node *n = &g->nodes[g->inputs[i]];
     const char *name = g->names[n->name];
-    char want[160];
-    tl_type_str(g, &n->type, want, sizeof want);
+    char want[160]; /* the expected type, formatted only for a message (this runs every call) */
+#define WANT() tl_type_str(g, &n->type, want, sizeof want)
     if (x->dtype != n->type.dtype) {
+      WANT();
       snprintf(err, err_size, "input '%s': expected %s, got dtype %s", name, want,
                tl_dtype_name((tl_dtype)x->dtype));
       return -1;
     }
     if (x->rank != n->type.rank) {
+      WANT();
       snprintf(err, err_size, "input '%s': expected %s, got rank %d", name, want, x->rank);
       return -1;
     }
@@ -761,11 +763,13 @@ int tl_bind_inputs(const tl_graph *g, tl_tensor *const *inputs, int64_t *syms, c
         }
         syms[s] = x->dims[k];
       } else if (d != x->dims[k]) {
+        WANT();
         snprintf(err, err_size, "input '%s': expected %s, dim %d is %lld", name, want, k,
                  (long long)x->dims[k]);
         return -1;
       }
     }
+#undef WANT
   }
   return 0;
 }
