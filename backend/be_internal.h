@@ -42,6 +42,7 @@ typedef struct be_kern {
   int32_t place; /* EW into a concat: the concat node, else -1 */
   int part;      /* concat operand number */
   int32_t opbuf[2]; /* matmul: operand buffers (contiguous, result dtype) */
+  uint8_t trans[2]; /* matmul: operand k's buffer holds it with its last two dims swapped */
   int32_t *reads; int nreads; /* buffers read (for liveness) */
 } be_kern;
 
@@ -86,9 +87,40 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
                        char *err, size_t n);
 /* The same under the default rule files (be_options_default()). */
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
-/* A hash of everything the generated code depends on in the plan. */
+/* A hash of everything the generated code depends on in the plan, and of
+ * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
+ * version when lower.c emits different code for the same plan keeps stale
+ * objects from being linked. */
+#define BE_LOWER_VERSION 2 /* 2: merged loops, column mode, short rows, BLAS trans/gemv/fold */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
+
+/* The loops of an elementwise kernel (lower.c): its output dims in groups
+ * of adjacent dims that one loop covers, outermost first. Loop g covers
+ * dims [first[g], last[g]]; its variable is the index of dim carry[g] and
+ * the group's other dims have index 0 (see lower.c, "loop structure").
+ * A rank-0 kernel has no loop (n = 0). */
+typedef struct be_loops {
+  int n;
+  int8_t first[TL_MAX_RANK], last[TL_MAX_RANK], carry[TL_MAX_RANK];
+} be_loops;
+void be_ew_loops(const be_plan *p, const be_kern *k, be_loops *l);
+
+/* Threads: a kernel is split across the program's threads when its loop
+ * covers at least BE_SPLIT_ELEMS elements (*work below) and its outer loop
+ * at least 2 iterations; below that, handing half to the worker costs more
+ * than it saves. */
+enum { BE_SPLIT_ELEMS = 1 << 16 };
+
+/* The threads a program runs on when be_options.threads is 0:
+ * min(2, online CPUs). */
+int be_default_threads(void);
+
+/* Which loop of kernel k the entry may split: the dims [*lo, *hi] of *t
+ * make up its outer loop (what the threads share), all dims of *t the
+ * kernel's work. false for kernels that are never split (matmul, index
+ * checks, rank 0, reductions to a scalar). */
+bool be_kern_split_dims(const be_plan *p, const be_kern *k, const tl_type **t, int *lo, int *hi);
 
 /* Emits the whole program as function `entry` into a fresh module of ctx
  * (with the TM's triple and data layout). NULL + message on failure. */

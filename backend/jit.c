@@ -379,8 +379,7 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
   be_program *p = tl_xcalloc(1, sizeof *p);
   p->g = g;
   p->opt = opt ? *opt : be_options_default();
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  p->threads = p->opt.threads > 0 ? p->opt.threads : (ncpu >= 2 ? 2 : 1);
+  p->threads = p->opt.threads > 0 ? p->opt.threads : be_default_threads();
   be_rules own;
   const be_rules *rules = be_rules_get(&p->opt, &own, err, n);
   if (!rules) {

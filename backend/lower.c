@@ -10,6 +10,14 @@
  * through a second builder, so the loop bodies hold only index arithmetic
  * and the loop vectoriser sees plain strided loads.
  *
+ * Loop shapes (each measured in docs/backend.md): an elementwise kernel
+ * runs one loop per group of adjacent dims that its accesses see as one
+ * contiguous run ("loop structure"); a reduction or softmax that keeps the
+ * last dim works on chunks of columns ("column mode"); short rows get an
+ * innermost loop vectorised without interleaving (SHORT_ROW); matmul
+ * calls cblas ?gemm, or ?gemv for one row or one column, with the trans
+ * flags for operands the plan reads transposed (be_kern.trans).
+ *
  * Scalar semantics follow interp/interp.c operation by operation (NaN
  * propagation, stable sigmoid/softplus, integer wrapping, x // 0 == 0, x86
  * float-to-int conversion). Transcendental functions are glibc calls marked
@@ -19,6 +27,7 @@
 #include "util/util.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/DebugInfo.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +135,20 @@ typedef struct loop {
   LLVMBasicBlockRef head, body, exit;
   LLVMValueRef iv, phis[4];
   int nc;
+  int ic; /* > 0: llvm.loop.interleave.count for the vectoriser */
 } loop;
+
+/* Loop metadata !{self, !{"llvm.loop.interleave.count", ic}} on a latch. */
+static void loop_hint(em *e, LLVMValueRef latch_br, int ic) {
+  static const char key[] = "llvm.loop.interleave.count";
+  LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->cx, NULL, 0);
+  LLVMMetadataRef prop[2] = {LLVMMDStringInContext2(e->cx, key, sizeof key - 1),
+                             LLVMValueAsMetadata(LLVMConstInt(e->i32, (unsigned long long)ic, 0))};
+  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(e->cx, prop, 2)};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(e->cx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(tmp, id);
+  LLVMSetMetadata(latch_br, LLVMGetMDKindIDInContext(e->cx, "llvm.loop", 9), LLVMMetadataAsValue(e->cx, id));
+}
 
 static LLVMValueRef loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, int nc,
                               const LLVMValueRef *init) {
@@ -135,6 +157,7 @@ static LLVMValueRef loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, 
   l->body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "loop");
   l->exit = LLVMAppendBasicBlockInContext(e->cx, e->fn, "exit");
   l->nc = nc;
+  l->ic = 0;
   LLVMBuildBr(e->b, l->head);
   LLVMPositionBuilderAtEnd(e->b, l->head);
   l->iv = LLVMBuildPhi(e->b, e->i64, "i");
@@ -151,7 +174,8 @@ static LLVMValueRef loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, 
 static void loop_close(em *e, loop *l, const LLVMValueRef *next) {
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->b);
   LLVMValueRef n = LLVMBuildNSWAdd(e->b, l->iv, ci(e, 1), "");
-  LLVMBuildBr(e->b, l->head);
+  LLVMValueRef br = LLVMBuildBr(e->b, l->head);
+  if (l->ic > 0) loop_hint(e, br, l->ic);
   LLVMAddIncoming(l->iv, &n, &latch, 1);
   for (int k = 0; k < l->nc; k++) LLVMAddIncoming(l->phis[k], (LLVMValueRef *)&next[k], &latch, 1);
   LLVMPositionBuilderAtEnd(e->b, l->exit);
@@ -676,6 +700,194 @@ static LLVMValueRef ex_def(em *e, int32_t id, LLVMValueRef *idx) {
   }
 }
 
+/* ---- loop structure -------------------------------------------------------
+ * An elementwise kernel's loop nest covers its output dims, and adjacent
+ * dims that every memory access of the kernel sees as one contiguous run
+ * share one loop: a [512 32] kernel is one loop of 16384 iterations. The
+ * vectoriser's main loop needs VF x interleave iterations (32-64 here), so
+ * an innermost loop of 8-60 ran its scalar remainder, libm calls included,
+ * 5-10x slower than the same elements in one long loop.
+ *
+ * Inside a merged group of dims the loop variable j is given to the
+ * group's last dim (its "carry" dim) and the other dims' indices are 0, so
+ * every access computes j * stride(carry) for the group. That is the right
+ * offset exactly when, for each access (a load of a buffer, the store),
+ * the group's dims map to adjacent dims of the buffer of the same sizes in
+ * the same order (the first may carry a loop-invariant shift: a step-1
+ * slice), or the access does not depend on any of them (broadcast). The
+ * walk below follows ex()/ex_def()'s index maps to check that. Dims of
+ * size 1 always have index 0 and join any group. */
+
+/* How one index of a node's index vector depends on the kernel's output
+ * indices (bit a of mask: output dim a). PASS: it is the output index of
+ * the one dim in mask; SHIFT: that index plus a loop invariant; OTHER:
+ * another function of the dims in mask (mask 0: a loop invariant). */
+enum { DEP_PASS, DEP_SHIFT, DEP_OTHER };
+typedef struct dep {
+  uint8_t kind;
+  uint16_t mask;
+} dep;
+
+typedef struct mscan {
+  const be_plan *p;
+  const int64_t *odims;
+  int u[TL_MAX_RANK], nu;  /* the output dims not of size 1 */
+  bool cut[TL_MAX_RANK];   /* cut[k]: u[k] and u[k + 1] need loops of their own */
+} mscan;
+
+static dep dep_of(int kind, unsigned mask) { return (dep){(uint8_t)kind, (uint16_t)mask}; }
+
+/* One memory access: a buffer of dims ldims[0..lr) read or written at an
+ * index vector whose entries depend on the output dims as d says. */
+static void scan_access(mscan *s, int lr, const int64_t *ldims, const dep *d) {
+  for (int k = 0; k + 1 < s->nu; k++) {
+    if (s->cut[k]) continue;
+    int a = s->u[k], b = s->u[k + 1], p = -1, q = -1, np = 0, nq = 0;
+    for (int i = 0; i < lr; i++) {
+      if ((d[i].mask >> a) & 1) { p = i; np++; }
+      if ((d[i].mask >> b) & 1) { q = i; nq++; }
+    }
+    if (!np && !nq) continue; /* broadcast over both */
+    bool ok = np == 1 && nq == 1 && p < q && (d[p].kind == DEP_PASS || d[p].kind == DEP_SHIFT) &&
+              d[q].kind == DEP_PASS && ldims[q] == s->odims[b];
+    for (int i = p + 1; ok && i < q; i++) ok = ldims[i] == 1;
+    if (!ok) s->cut[k] = true;
+  }
+}
+
+/* Operand xt of a broadcasting node of type ot (bcast_idx's map). */
+static void bcast_dep(const tl_type *xt, const tl_type *ot, const dep *d, dep *x) {
+  int off = ot->rank - xt->rank;
+  for (int j = 0; j < xt->rank; j++)
+    x[j] = xt->dims[j] == 1 && ot->dims[j + off] != 1 ? dep_of(DEP_OTHER, 0) : d[j + off];
+}
+
+/* The accesses of ex(id) (def: ex_def(id)) at an index vector d. */
+static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
+  const be_plan *p = s->p;
+  const tl_graph *g = p->g;
+  const tl_node *n = &g->nodes[id];
+  if (!def && (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS)) {
+    scan_access(s, n->type.rank, n->type.dims, d);
+    return;
+  }
+  const int32_t *in = tl_node_inputs(g, n);
+  const tl_type *xt = n->ninputs ? &g->nodes[in[0]].type : NULL;
+  dep x[TL_MAX_RANK];
+  switch (n->op) {
+  case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE:
+    return;
+  case TL_OP_TRANSPOSE:
+    for (int i = 0; i < xt->rank; i++) {
+      int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;
+      x[q < 0 ? q + xt->rank : q] = d[i];
+    }
+    break;
+  case TL_OP_BROADCAST_TO:
+    bcast_dep(xt, &n->type, d, x);
+    break;
+  case TL_OP_EXPAND_DIMS: {
+    bool ins[TL_MAX_RANK] = {false};
+    for (int i = 0; i < n->attrs.naxes; i++) {
+      int a = n->attrs.axes[i];
+      ins[a < 0 ? a + n->type.rank : a] = true;
+    }
+    int j = 0;
+    for (int i = 0; i < n->type.rank; i++)
+      if (!ins[i]) x[j++] = d[i];
+    break;
+  }
+  case TL_OP_SQUEEZE: {
+    bool drop[TL_MAX_RANK] = {false};
+    if (n->attrs.present & TL_A_AXIS)
+      for (int i = 0; i < n->attrs.naxes; i++) {
+        int a = n->attrs.axes[i];
+        drop[a < 0 ? a + xt->rank : a] = true;
+      }
+    else
+      for (int i = 0; i < xt->rank; i++) drop[i] = xt->dims[i] == 1;
+    int j = 0;
+    for (int i = 0; i < xt->rank; i++) x[i] = drop[i] ? dep_of(DEP_OTHER, 0) : d[j++];
+    break;
+  }
+  case TL_OP_SLICE: {
+    int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : 0;
+    if (ax < 0) ax += xt->rank;
+    int64_t step = (n->attrs.present & TL_A_STEP) ? n->attrs.step : 1;
+    memcpy(x, d, (size_t)xt->rank * sizeof *x);
+    if (step == 1 && d[ax].kind == DEP_PASS) x[ax].kind = DEP_SHIFT;
+    else if (step != 1) x[ax] = dep_of(DEP_OTHER, d[ax].mask);
+    break;
+  }
+  case TL_OP_TAKE: {
+    const tl_type *it = &g->nodes[in[1]].type;
+    bool flat = !(n->attrs.present & TL_A_AXIS);
+    int ax = flat ? 0 : n->attrs.axes[0];
+    if (ax < 0) ax += xt->rank;
+    scan_access(s, it->rank, it->dims, d + ax); /* the indices */
+    unsigned m = 0;
+    for (int i = 0; i < it->rank; i++) m |= d[ax + i].mask;
+    if (flat) { /* a load at the index itself */
+      x[0] = dep_of(DEP_OTHER, m);
+      scan_access(s, 1, xt->dims, x);
+      return;
+    }
+    for (int i = 0; i < ax; i++) x[i] = d[i];
+    x[ax] = dep_of(DEP_OTHER, m);
+    for (int i = ax + 1; i < xt->rank; i++) x[i] = d[i - 1 + it->rank];
+    break;
+  }
+  default: /* elementwise (be_plan_build admits nothing else inline) */
+    for (int k = 0; k < n->ninputs; k++) {
+      bcast_dep(&g->nodes[in[k]].type, &n->type, d, x);
+      scan_expr(s, in[k], false, x);
+    }
+    return;
+  }
+  scan_expr(s, in[0], false, x);
+}
+
+void be_ew_loops(const be_plan *p, const be_kern *k, be_loops *l) {
+  const tl_graph *g = p->g;
+  const tl_node *n = &g->nodes[k->node];
+  int r = n->type.rank;
+  mscan s;
+  memset(&s, 0, sizeof s);
+  s.p = p;
+  s.odims = n->type.dims;
+  for (int i = 0; i < r; i++)
+    if (n->type.dims[i] != 1) s.u[s.nu++] = i;
+  dep d[TL_MAX_RANK];
+  for (int i = 0; i < r; i++) d[i] = dep_of(DEP_PASS, 1u << i);
+  bool own = p->buf_of[k->node] == k->out && p->state[k->node] == BE_S_MAT;
+  scan_expr(&s, k->node, own, d);
+  if (k->place >= 0) { /* the store, into a concat's buffer at an offset */
+    const tl_node *cn = &g->nodes[k->place];
+    int ax = (cn->attrs.present & TL_A_AXIS) ? cn->attrs.axes[0] : 0;
+    if (ax < 0) ax += cn->type.rank;
+    d[ax].kind = DEP_SHIFT;
+    scan_access(&s, cn->type.rank, cn->type.dims, d);
+  } else {
+    scan_access(&s, r, n->type.dims, d);
+  }
+  /* a cut between u[k] and u[k + 1] starts a loop at u[k] + 1 */
+  memset(l, 0, sizeof *l);
+  if (r == 0) return;
+  bool start[TL_MAX_RANK + 1] = {true};
+  for (int q = 0; q + 1 < s.nu; q++)
+    if (s.cut[q]) start[s.u[q] + 1] = true;
+  bool wide = false; /* the current group has a dim not of size 1 */
+  for (int i = 0; i < r; i++) {
+    if (start[i]) {
+      l->first[l->n++] = (int8_t)i;
+      wide = false;
+    }
+    l->last[l->n - 1] = (int8_t)i;
+    if (n->type.dims[i] != 1 || !wide) l->carry[l->n - 1] = (int8_t)i;
+    wide |= n->type.dims[i] != 1;
+  }
+}
+
 /* ---- kernels ------------------------------------------------------------- */
 
 /* Opens loops over dims[0..r) (dim 0 from lo to hi), writing the ivs. */
@@ -722,16 +934,30 @@ static void k_ew(em *e, const be_kern *k) {
   } else {
     contig_strides(e, r, n->type.dims, ost);
   }
+  /* one loop per group of merged dims (be_ew_loops) */
+  be_loops L;
+  be_ew_loops(e->p, k, &L);
   loop ls[TL_MAX_RANK];
   LLVMValueRef iv[TL_MAX_RANK], no = NULL;
-  if (r == 0) no = guard_range(e, lo, hi);
-  nest_open(e, ls, r, n->type.dims, NULL, lo, hi, iv);
+  for (int i = 0; i < r; i++) iv[i] = ci(e, 0);
+  if (L.n == 0) no = guard_range(e, lo, hi);
+  for (int q = 0; q < L.n; q++) {
+    LLVMValueRef len = ci(e, 1);
+    for (int i = L.first[q]; i <= L.last[q]; i++) len = LLVMBuildMul(e->pre, len, dimv(e, n->type.dims[i]), "");
+    iv[L.carry[q]] = loop_open(e, &ls[q], q == 0 ? lo : ci(e, 0), q == 0 ? hi : len, 0, NULL);
+  }
+  /* an innermost loop that is not the whole kernel may be short (dims that
+   * could not be merged: a broadcast row, a slice): vectorised without
+   * interleaving it takes a full vector from 16 f32 elements rather than
+   * 64 (measured: [1024 16] exp(x - m[r 1]) 12.0 -> 9.2 us; [16 1024] the
+   * same) */
+  if (L.n > 1) ls[L.n - 1].ic = 1;
   bool own = e->p->buf_of[k->node] == k->out && e->p->state[k->node] == BE_S_MAT;
   LLVMValueRef v = own ? ex_def(e, k->node, iv) : ex(e, k->node, iv);
   v = conv(e, v, n->type.dtype, ob->dtype);
   LLVMValueRef off = LLVMBuildNSWAdd(e->b, base, offset(e, r, ost, iv), "");
   store_at(e, k->out, ob->dtype, off, v);
-  nest_close(e, ls, r);
+  nest_close(e, ls, L.n);
   if (no) guard_end(e, no);
 }
 
@@ -751,40 +977,87 @@ static LLVMValueRef fast(LLVMValueRef v, unsigned f) {
 /* One pass of a reduction over the reduced dims: acc = f(acc, x[idx]). */
 typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_SUMEXP } rkind;
 
-static void reduce_pass(em *e, const tl_node *xn, int32_t xid, int nred, const int *red, LLVMValueRef *idx,
-                        rkind kind, int adt, LLVMValueRef *acc, LLVMValueRef *nan, LLVMValueRef shift) {
-  loop ls[TL_MAX_RANK];
+/* f(a, v) for one element. nan: a row pass's NaN flag; a float max/min then
+ * uses maxnum under nnan (which the vectoriser reduces) and the flag records
+ * NaNs. Without it (column mode, elementwise) llvm.maximum propagates them. */
+static LLVMValueRef reduce_step(em *e, rkind kind, int adt, LLVMValueRef a, LLVMValueRef v, LLVMValueRef shift,
+                                LLVMValueRef *nan) {
   bool fl = isf(adt);
+  switch (kind) {
+  case R_SUM: return fl ? fast(LLVMBuildFAdd(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildAdd(e->b, a, v, "");
+  case R_PROD: return fl ? fast(LLVMBuildFMul(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildMul(e->b, a, v, "");
+  case R_SUMEXP: {
+    LLVMValueRef t = m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
+    return fast(LLVMBuildFAdd(e->b, a, t, ""), LLVMFastMathAllowReassoc);
+  }
+  default:
+    if (!fl) return sel(e, icmp(e, kind == R_MAX ? LLVMIntSGT : LLVMIntSLT, v, a), v, a);
+    if (!nan) return intr2(e, kind == R_MAX ? "llvm.maximum" : "llvm.minimum", a, v);
+    *nan = LLVMBuildOr(e->b, *nan, fcmp(e, LLVMRealUNO, v, v), "");
+    return fast(intr2(e, kind == R_MAX ? "llvm.maxnum" : "llvm.minnum", a, v),
+                LLVMFastMathNoNaNs | LLVMFastMathNoSignedZeros);
+  }
+}
+
+/* What a pass reads. A row kernel's passes evaluate its fused producer
+ * again each (SRC_EX). A softmax whose producer computes anything stores
+ * the producer's value in its output in the first pass (SRC_STORE) and
+ * reads it back in the others (SRC_OUT): the producer is computed once,
+ * and every pass sees the same value. Recomputed, one pass could run the
+ * producer's libm call scalar and another libmvec's vector variant, which
+ * can differ in the last bit; the row's maximum minus itself then was not
+ * 0 (log_softmax of expm1(30x) on rows of 3: 20 of 30 seeds off the
+ * interpreter by ulp(x), up to 1e+23). */
+enum { SRC_EX, SRC_STORE, SRC_OUT };
+typedef struct psrc {
+  const be_kern *k;
+  const tl_node *xn; /* the input */
+  int32_t xid;
+  int mode;
+} psrc;
+
+/* The input's value at idx, converted to adt (for SRC_STORE/SRC_OUT adt
+ * is the output's dtype). */
+static LLVMValueRef src_value(em *e, const psrc *s, LLVMValueRef *idx, int adt) {
+  if (s->mode == SRC_EX) return conv(e, ex(e, s->xid, idx), s->xn->type.dtype, adt);
+  const tl_node *n = &e->g->nodes[s->k->node];
+  LLVMValueRef st[TL_MAX_RANK];
+  contig_strides(e, n->type.rank, n->type.dims, st);
+  LLVMValueRef off = offset(e, n->type.rank, st, idx);
+  if (s->mode == SRC_OUT) return load_at(e, s->k->out, adt, off);
+  LLVMValueRef v = conv(e, ex(e, s->xid, idx), s->xn->type.dtype, adt);
+  store_at(e, s->k->out, adt, off, v);
+  return v;
+}
+
+/* An inline expression that does arithmetic (not only loads and index maps). */
+static bool computes_inline(const be_plan *p, int32_t id) {
+  if (p->state[id] != BE_S_INLINE) return false;
+  const tl_node *n = &p->g->nodes[id];
+  if (tl_ops[n->op].kind == TL_KIND_ELEMWISE) return true;
+  for (int i = 0; i < n->ninputs; i++)
+    if (computes_inline(p, tl_node_inputs(p->g, n)[i])) return true;
+  return false;
+}
+
+/* The pass over one row; ic > 0 asks the vectoriser for that interleave
+ * count on the innermost loop. */
+static void row_pass(em *e, const psrc *src, int nred, const int *red, LLVMValueRef *idx,
+                     rkind kind, int adt, LLVMValueRef *acc, LLVMValueRef *nan, LLVMValueRef shift, int ic) {
+  const tl_node *xn = src->xn;
+  loop ls[TL_MAX_RANK];
   LLVMValueRef init[2] = {*acc, nan ? *nan : NULL};
   int nc = nan ? 2 : 1;
   /* open loops carrying (acc, nan) */
   for (int k = 0; k < nred; k++) {
     idx[red[k]] = loop_open(e, &ls[k], ci(e, 0), dimv(e, xn->type.dims[red[k]]), nc, k ? (LLVMValueRef[]){ls[k - 1].phis[0], nc > 1 ? ls[k - 1].phis[1] : NULL} : init);
   }
+  if (nred) ls[nred - 1].ic = ic;
   LLVMValueRef a = nred ? ls[nred - 1].phis[0] : *acc;
   LLVMValueRef nn = nan ? (nred ? ls[nred - 1].phis[1] : *nan) : NULL;
-  LLVMValueRef v = conv(e, ex(e, xid, idx), xn->type.dtype, adt);
-  LLVMValueRef na = a, nnn = nn;
-  switch (kind) {
-  case R_SUM: na = fl ? fast(LLVMBuildFAdd(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildAdd(e->b, a, v, ""); break;
-  case R_PROD: na = fl ? fast(LLVMBuildFMul(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildMul(e->b, a, v, ""); break;
-  case R_SUMEXP: {
-    LLVMValueRef t = m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
-    na = fast(LLVMBuildFAdd(e->b, a, t, ""), LLVMFastMathAllowReassoc);
-    break;
-  }
-  case R_MAX: case R_MIN:
-    if (fl) {
-      /* maxnum under nnan vectorises; NaNs are tracked by a separate or */
-      na = fast(intr2(e, kind == R_MAX ? "llvm.maxnum" : "llvm.minnum", a, v),
-                LLVMFastMathNoNaNs | LLVMFastMathNoSignedZeros);
-      nnn = LLVMBuildOr(e->b, nn, fcmp(e, LLVMRealUNO, v, v), "");
-    } else {
-      na = sel(e, icmp(e, kind == R_MAX ? LLVMIntSGT : LLVMIntSLT, v, a), v, a);
-    }
-    break;
-  }
-  LLVMValueRef nx[2] = {na, nnn};
+  LLVMValueRef v = src_value(e, src, idx, adt);
+  LLVMValueRef na = reduce_step(e, kind, adt, a, v, shift, nan ? &nn : NULL);
+  LLVMValueRef nx[2] = {na, nn};
   for (int k = nred - 1; k >= 0; k--) {
     loop_close(e, &ls[k], nx);
     nx[0] = ls[k].phis[0];
@@ -794,12 +1067,141 @@ static void reduce_pass(em *e, const tl_node *xn, int32_t xid, int nred, const i
   if (nan) *nan = nx[1];
 }
 
+/* Rows shorter than this take their innermost loops vectorised without
+ * interleaving. LLVM's default main loop is VF x 4 elements (64 f32 with
+ * AVX-512), so a row of 16-63 ran in the half-width epilogue or scalar;
+ * without interleaving a row of 16 takes one full vector. Long rows keep
+ * the interleaved loop, whose four accumulators hide the add latency (a
+ * sum over rows of 1024 ran 2x slower without). A symbolic row length
+ * gets both loops and picks at run time. */
+enum { SHORT_ROW = 64 };
+
+static void reduce_pass(em *e, const psrc *src, int nred, const int *red, LLVMValueRef *idx,
+                        rkind kind, int adt, LLVMValueRef *acc, LLVMValueRef *nan, LLVMValueRef shift) {
+  int64_t d = nred ? src->xn->type.dims[red[nred - 1]] : 0;
+  if (!nred || d >= 0) {
+    row_pass(e, src, nred, red, idx, kind, adt, acc, nan, shift, nred && d < SHORT_ROW ? 1 : 0);
+    return;
+  }
+  LLVMBasicBlockRef bb[2] = {LLVMAppendBasicBlockInContext(e->cx, e->fn, "short"),
+                             LLVMAppendBasicBlockInContext(e->cx, e->fn, "long")};
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowj");
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, dimv(e, d), ci(e, SHORT_ROW)), bb[0], bb[1]);
+  LLVMValueRef a[2], nn[2];
+  for (int v = 0; v < 2; v++) {
+    LLVMPositionBuilderAtEnd(e->b, bb[v]);
+    a[v] = *acc;
+    nn[v] = nan ? *nan : NULL;
+    row_pass(e, src, nred, red, idx, kind, adt, &a[v], nan ? &nn[v] : NULL, shift, v ? 0 : 1);
+    bb[v] = LLVMGetInsertBlock(e->b);
+    LLVMBuildBr(e->b, join);
+  }
+  LLVMPositionBuilderAtEnd(e->b, join);
+  *acc = LLVMBuildPhi(e->b, LLVMTypeOf(a[0]), "");
+  LLVMAddIncoming(*acc, a, bb, 2);
+  if (nan) {
+    *nan = LLVMBuildPhi(e->b, e->i1, "");
+    LLVMAddIncoming(*nan, nn, bb, 2);
+  }
+}
+
 static LLVMValueRef fix_nan(em *e, int adt, LLVMValueRef acc, LLVMValueRef nan) {
   /* the nnan maxnum may have produced poison on NaN input: replace it. No
    * freeze here: select does not propagate poison from the arm it does not
    * pick, and a freeze lets InstCombine push it into the loop, dropping
    * nnan from the maxnum and with it the vectorised max reduction. */
   return sel(e, nan, cf(e, adt, NAN), acc);
+}
+
+/* ---- column mode ----------------------------------------------------------
+ * A reduction that keeps the input's last dim (a sum over axis 0 of [r c],
+ * a softmax over a leading axis) read each output's elements at a stride
+ * of a row: scalar code and a cache line per element, 40x slower than a
+ * row reduction of the same size. In column mode the kernel takes the last
+ * dim in chunks of COLS columns with one accumulator per column in a stack
+ * array, so each pass over the reduced dims is a loop over contiguous
+ * columns that the vectoriser treats like an elementwise kernel. */
+enum { COLS = 256 };
+
+typedef struct cols {
+  loop outer[TL_MAX_RANK], chunk;
+  int nouter, last;
+  LLVMValueRef c0, w; /* the chunk's first column and its width */
+  LLVMValueRef *idx;
+} cols;
+
+/* Opens the loops over the kept dims (red[i] false) before the last, then
+ * the chunks of the last; the first kept dim covers the kernel's range
+ * [lo, hi) (the entry's split across threads). */
+static void cols_open(em *e, cols *c, const tl_type *t, const bool *red, LLVMValueRef *idx) {
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  c->idx = idx;
+  c->last = t->rank - 1;
+  c->nouter = 0;
+  bool first = true;
+  for (int i = 0; i < c->last; i++) {
+    if (red[i]) continue;
+    idx[i] = loop_open(e, &c->outer[c->nouter++], first ? lo : ci(e, 0), first ? hi : dimv(e, t->dims[i]), 0, NULL);
+    first = false;
+  }
+  LLVMValueRef clo = first ? lo : ci(e, 0), chi = first ? hi : dimv(e, t->dims[c->last]);
+  LLVMValueRef nch = LLVMBuildSDiv(e->b, LLVMBuildAdd(e->b, LLVMBuildSub(e->b, chi, clo, ""), ci(e, COLS - 1), ""),
+                                   ci(e, COLS), "");
+  LLVMValueRef q = loop_open(e, &c->chunk, ci(e, 0), nch, 0, NULL);
+  c->c0 = LLVMBuildNSWAdd(e->b, clo, LLVMBuildNSWMul(e->b, q, ci(e, COLS), ""), "");
+  LLVMValueRef rest = LLVMBuildSub(e->b, chi, c->c0, "");
+  c->w = sel(e, icmp(e, LLVMIntSLT, rest, ci(e, COLS)), rest, ci(e, COLS));
+}
+
+static void cols_close(em *e, cols *c) {
+  loop_close(e, &c->chunk, NULL);
+  for (int k = c->nouter - 1; k >= 0; k--) loop_close(e, &c->outer[k], NULL);
+}
+
+/* for (j = 0; j < w; j++) over the chunk's columns: idx[last] = c0 + j */
+static LLVMValueRef lane_open(em *e, cols *c, loop *l) {
+  LLVMValueRef j = loop_open(e, l, ci(e, 0), c->w, 0, NULL);
+  c->idx[c->last] = LLVMBuildNSWAdd(e->b, c->c0, j, "");
+  return j;
+}
+
+static LLVMValueRef lane_array(em *e, int dt) {
+  return LLVMBuildAlloca(e->pre, LLVMArrayType2(vty(e, dt), COLS), "lanes");
+}
+static LLVMValueRef lane_ptr(em *e, LLVMValueRef arr, int dt, LLVMValueRef j) {
+  return LLVMBuildInBoundsGEP2(e->b, vty(e, dt), arr, &j, 1, "");
+}
+static LLVMValueRef lane_load(em *e, LLVMValueRef arr, int dt, LLVMValueRef j) {
+  return LLVMBuildLoad2(e->b, vty(e, dt), lane_ptr(e, arr, dt, j), "");
+}
+
+static void lanes_fill(em *e, cols *c, LLVMValueRef arr, int dt, LLVMValueRef v) {
+  loop l;
+  LLVMValueRef j = lane_open(e, c, &l);
+  LLVMBuildStore(e->b, v, lane_ptr(e, arr, dt, j));
+  loop_close(e, &l, NULL);
+}
+
+/* A softmax's or logsumexp's shift from the column's max m: m, but 0 when
+ * m is infinite (the row-mode rule; a NaN m gives a NaN result either way). */
+static LLVMValueRef shift_of(em *e, int dt, LLVMValueRef m) {
+  return sel(e, fcmp(e, LLVMRealOEQ, intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY)), cf(e, dt, 0), m);
+}
+
+/* acc[j] = f(acc[j], x[idx]) over the reduced dims (outer) and the chunk's
+ * columns (inner). R_SUMEXP shifts by shift_of(marr[j]). */
+static void cols_pass(em *e, cols *c, const psrc *src, int nred, const int *red, rkind kind, int adt,
+                      LLVMValueRef acc, LLVMValueRef marr) {
+  const tl_node *xn = src->xn;
+  loop ls[TL_MAX_RANK + 1];
+  for (int k = 0; k < nred; k++)
+    c->idx[red[k]] = loop_open(e, &ls[k], ci(e, 0), dimv(e, xn->type.dims[red[k]]), 0, NULL);
+  LLVMValueRef j = lane_open(e, c, &ls[nred]);
+  LLVMValueRef v = src_value(e, src, c->idx, adt);
+  LLVMValueRef sh = kind == R_SUMEXP ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
+  LLVMValueRef p = lane_ptr(e, acc, adt, j);
+  LLVMBuildStore(e->b, reduce_step(e, kind, adt, LLVMBuildLoad2(e->b, vty(e, adt), p, ""), v, sh, NULL), p);
+  for (int k = nred; k >= 0; k--) loop_close(e, &ls[k], NULL);
 }
 
 static void k_red(em *e, const be_kern *k) {
@@ -831,51 +1233,83 @@ static void k_red(em *e, const be_kern *k) {
     LLVMBuildRetVoid(e->b);
     LLVMPositionBuilderAtEnd(e->b, ok);
   }
+  bool mx = op == TL_OP_MAX;
+  rkind kind = op == TL_OP_PROD ? R_PROD : op == TL_OP_MAX || op == TL_OP_LOGSUMEXP ? R_MAX
+             : op == TL_OP_MIN ? R_MIN : R_SUM;
+  LLVMValueRef init = kind == R_SUM ? (ints ? ci(e, 0) : cf(e, adt, 0))
+                    : kind == R_PROD ? (ints ? ci(e, 1) : cf(e, adt, 1))
+                    : ints ? ci(e, mx ? INT64_MIN : INT64_MAX) : cf(e, adt, kind == R_MAX ? -INFINITY : INFINITY);
+  LLVMValueRef ost[TL_MAX_RANK], idx[TL_MAX_RANK], kidx[TL_MAX_RANK];
+  contig_strides(e, nk, kd, ost);
+  psrc src = {k, xn, xid, SRC_EX};
+  if (R >= 2 && nr > 0 && !red[R - 1]) { /* column mode */
+    cols c;
+    cols_open(e, &c, &xn->type, red, idx);
+    LLVMValueRef acc = lane_array(e, adt), sacc = NULL;
+    lanes_fill(e, &c, acc, adt, init);
+    cols_pass(e, &c, &src, nr, rd, kind, adt, acc, NULL);
+    if (op == TL_OP_LOGSUMEXP) {
+      sacc = lane_array(e, adt);
+      lanes_fill(e, &c, sacc, adt, cf(e, adt, 0));
+      cols_pass(e, &c, &src, nr, rd, R_SUMEXP, adt, sacc, acc);
+    }
+    loop l;
+    LLVMValueRef j = lane_open(e, &c, &l);
+    LLVMValueRef r = lane_load(e, acc, adt, j);
+    if (op == TL_OP_MEAN) r = LLVMBuildFDiv(e->b, r, LLVMBuildSIToFP(e->b, count, e->f64, ""), "");
+    if (op == TL_OP_LOGSUMEXP) {
+      LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", r), cf(e, adt, INFINITY));
+      r = sel(e, fin, LLVMBuildFAdd(e->b, r, m1(e, "log", adt, lane_load(e, sacc, adt, j)), ""), r);
+    }
+    for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];
+    store_at(e, k->out, odt, offset(e, nk, ost, kidx), conv(e, r, adt, odt));
+    loop_close(e, &l, NULL);
+    cols_close(e, &c);
+    return;
+  }
   loop ls[TL_MAX_RANK];
-  LLVMValueRef idx[TL_MAX_RANK], no = NULL;
+  LLVMValueRef no = NULL;
   if (nk == 0) no = guard_range(e, lo, hi);
   {
     LLVMValueRef kiv[TL_MAX_RANK];
     nest_open(e, ls, nk, kd, NULL, lo, hi, kiv);
     for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
   }
-  LLVMValueRef acc, nan = LLVMConstInt(e->i1, 0, 0), r;
-  switch (op) {
-  case TL_OP_SUM: case TL_OP_MEAN:
-    acc = ints ? ci(e, 0) : cf(e, adt, 0);
-    reduce_pass(e, xn, xid, nr, rd, idx, R_SUM, adt, &acc, NULL, NULL);
-    r = op == TL_OP_MEAN ? LLVMBuildFDiv(e->b, acc, LLVMBuildSIToFP(e->b, count, e->f64, ""), "") : acc;
-    break;
-  case TL_OP_PROD:
-    acc = ints ? ci(e, 1) : cf(e, adt, 1);
-    reduce_pass(e, xn, xid, nr, rd, idx, R_PROD, adt, &acc, NULL, NULL);
-    r = acc;
-    break;
-  case TL_OP_MAX: case TL_OP_MIN: {
-    bool mx = op == TL_OP_MAX;
-    acc = ints ? ci(e, mx ? INT64_MIN : INT64_MAX) : cf(e, adt, mx ? -INFINITY : INFINITY);
-    reduce_pass(e, xn, xid, nr, rd, idx, mx ? R_MAX : R_MIN, adt, &acc, ints ? NULL : &nan, NULL);
-    r = ints ? acc : fix_nan(e, adt, acc, nan);
-    break;
-  }
-  default: { /* logsumexp */
-    acc = cf(e, adt, -INFINITY);
-    reduce_pass(e, xn, xid, nr, rd, idx, R_MAX, adt, &acc, &nan, NULL);
-    LLVMValueRef m = fix_nan(e, adt, acc, nan);
+  LLVMValueRef acc = init, nan = LLVMConstInt(e->i1, 0, 0), r;
+  bool fnan = !ints && (kind == R_MAX || kind == R_MIN);
+  reduce_pass(e, &src, nr, rd, idx, kind, adt, &acc, fnan ? &nan : NULL, NULL);
+  r = fnan ? fix_nan(e, adt, acc, nan) : acc;
+  if (op == TL_OP_MEAN) r = LLVMBuildFDiv(e->b, r, LLVMBuildSIToFP(e->b, count, e->f64, ""), "");
+  if (op == TL_OP_LOGSUMEXP) {
+    LLVMValueRef m = r;
     LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", m), cf(e, adt, INFINITY));
     LLVMValueRef s = cf(e, adt, 0);
     LLVMValueRef sh = sel(e, fin, m, cf(e, adt, 0));
-    reduce_pass(e, xn, xid, nr, rd, idx, R_SUMEXP, adt, &s, NULL, sh);
+    reduce_pass(e, &src, nr, rd, idx, R_SUMEXP, adt, &s, NULL, sh);
     r = sel(e, fin, LLVMBuildFAdd(e->b, m, m1(e, "log", adt, s), ""), m);
   }
-  }
-  LLVMValueRef ost[TL_MAX_RANK];
-  contig_strides(e, nk, kd, ost);
-  LLVMValueRef kidx[TL_MAX_RANK];
   for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];
   store_at(e, k->out, odt, offset(e, nk, ost, kidx), conv(e, r, adt, odt));
   nest_close(e, ls, nk);
   if (no) guard_end(e, no);
+}
+
+/* The output pass of a softmax row: y = f(x - shift, post); ic as row_pass. */
+static void softmax_write(em *e, const psrc *src, int ax, LLVMValueRef *idx, LLVMValueRef sh, LLVMValueRef post,
+                          int ic) {
+  const be_kern *k = src->k;
+  const tl_node *n = &e->g->nodes[k->node];
+  int dt = n->type.dtype;
+  LLVMValueRef ost[TL_MAX_RANK];
+  contig_strides(e, n->type.rank, n->type.dims, ost);
+  loop l;
+  idx[ax] = loop_open(e, &l, ci(e, 0), dimv(e, n->type.dims[ax]), 0, NULL);
+  l.ic = ic;
+  LLVMValueRef v = LLVMBuildFSub(e->b, src_value(e, src, idx, dt), sh, "");
+  LLVMValueRef r = n->op == TL_OP_SOFTMAX ? LLVMBuildFMul(e->b, m1(e, "exp", dt, v), post, "")
+                                         : LLVMBuildFSub(e->b, v, post, "");
+  store_at(e, k->out, dt, offset(e, n->type.rank, ost, idx), r);
+  loop_close(e, &l, NULL);
 }
 
 static void k_softmax(em *e, const be_kern *k) {
@@ -884,6 +1318,7 @@ static void k_softmax(em *e, const be_kern *k) {
   int32_t xid = tl_node_inputs(g, n)[0];
   const tl_node *xn = &g->nodes[xid];
   int R = n->type.rank, dt = n->type.dtype;
+  bool soft = n->op == TL_OP_SOFTMAX;
   int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
   if (ax < 0) ax += R;
   int kept[TL_MAX_RANK], nk = 0;
@@ -891,30 +1326,68 @@ static void k_softmax(em *e, const be_kern *k) {
   for (int i = 0; i < R; i++)
     if (i != ax) { kd[nk] = n->type.dims[i]; kept[nk++] = i; }
   LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  LLVMValueRef idx[TL_MAX_RANK];
+  int red[1] = {ax};
+  bool store = computes_inline(e->p, xid);
+  psrc first = {k, xn, xid, store ? SRC_STORE : SRC_EX}, rest = {k, xn, xid, store ? SRC_OUT : SRC_EX};
+  if (ax != R - 1) { /* column mode: max, sum of exponentials, post, write */
+    bool rd[TL_MAX_RANK] = {false};
+    rd[ax] = true;
+    cols c;
+    cols_open(e, &c, &n->type, rd, idx);
+    LLVMValueRef macc = lane_array(e, dt), sacc = lane_array(e, dt);
+    lanes_fill(e, &c, macc, dt, cf(e, dt, -INFINITY));
+    cols_pass(e, &c, &first, 1, red, R_MAX, dt, macc, NULL);
+    lanes_fill(e, &c, sacc, dt, cf(e, dt, 0));
+    cols_pass(e, &c, &rest, 1, red, R_SUMEXP, dt, sacc, macc);
+    loop l, lw[2];
+    LLVMValueRef j = lane_open(e, &c, &l), p = lane_ptr(e, sacc, dt, j);
+    LLVMValueRef s = LLVMBuildLoad2(e->b, vty(e, dt), p, "");
+    LLVMBuildStore(e->b, soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), s, "") : m1(e, "log", dt, s), p);
+    loop_close(e, &l, NULL);
+    LLVMValueRef ost[TL_MAX_RANK];
+    contig_strides(e, R, n->type.dims, ost);
+    idx[ax] = loop_open(e, &lw[0], ci(e, 0), dimv(e, n->type.dims[ax]), 0, NULL);
+    j = lane_open(e, &c, &lw[1]);
+    LLVMValueRef v = LLVMBuildFSub(e->b, src_value(e, &rest, idx, dt), shift_of(e, dt, lane_load(e, macc, dt, j)), "");
+    LLVMValueRef post = lane_load(e, sacc, dt, j);
+    LLVMValueRef r = soft ? LLVMBuildFMul(e->b, m1(e, "exp", dt, v), post, "") : LLVMBuildFSub(e->b, v, post, "");
+    store_at(e, k->out, dt, offset(e, R, ost, idx), r);
+    loop_close(e, &lw[1], NULL);
+    loop_close(e, &lw[0], NULL);
+    cols_close(e, &c);
+    return;
+  }
   loop ls[TL_MAX_RANK];
-  LLVMValueRef idx[TL_MAX_RANK], kiv[TL_MAX_RANK], no = NULL;
+  LLVMValueRef kiv[TL_MAX_RANK], no = NULL;
   if (nk == 0) no = guard_range(e, lo, hi);
   nest_open(e, ls, nk, kd, NULL, lo, hi, kiv);
   for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
-  int red[1] = {ax};
   LLVMValueRef acc = cf(e, dt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0);
   /* the input is converted to dt inside the passes (ints become f64) */
-  reduce_pass(e, xn, xid, 1, red, idx, R_MAX, dt, &acc, &nan, NULL);
+  reduce_pass(e, &first, 1, red, idx, R_MAX, dt, &acc, &nan, NULL);
   LLVMValueRef m = fix_nan(e, dt, acc, nan);
   LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY));
   LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), m, cf(e, dt, 0));
   LLVMValueRef s = cf(e, dt, 0);
-  reduce_pass(e, xn, xid, 1, red, idx, R_SUMEXP, dt, &s, NULL, sh);
-  LLVMValueRef post = n->op == TL_OP_SOFTMAX ? LLVMBuildFDiv(e->b, cf(e, dt, 1), s, "") : m1(e, "log", dt, s);
-  LLVMValueRef ost[TL_MAX_RANK];
-  contig_strides(e, R, n->type.dims, ost);
-  loop l;
-  idx[ax] = loop_open(e, &l, ci(e, 0), dimv(e, n->type.dims[ax]), 0, NULL);
-  LLVMValueRef v = LLVMBuildFSub(e->b, conv(e, ex(e, xid, idx), xn->type.dtype, dt), sh, "");
-  LLVMValueRef r = n->op == TL_OP_SOFTMAX ? LLVMBuildFMul(e->b, m1(e, "exp", dt, v), post, "")
-                                         : LLVMBuildFSub(e->b, v, post, "");
-  store_at(e, k->out, dt, offset(e, R, ost, idx), r);
-  loop_close(e, &l, NULL);
+  reduce_pass(e, &rest, 1, red, idx, R_SUMEXP, dt, &s, NULL, sh);
+  LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), s, "") : m1(e, "log", dt, s);
+  int64_t d = n->type.dims[ax];
+  if (d >= 0) {
+    softmax_write(e, &rest, ax, idx, sh, post, d < SHORT_ROW ? 1 : 0);
+  } else { /* as reduce_pass: both loops, picked by the row's length */
+    LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "short");
+    LLVMBasicBlockRef lb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "long");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowj");
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, dimv(e, d), ci(e, SHORT_ROW)), sb, lb);
+    LLVMPositionBuilderAtEnd(e->b, sb);
+    softmax_write(e, &rest, ax, idx, sh, post, 1);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, lb);
+    softmax_write(e, &rest, ax, idx, sh, post, 0);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
   nest_close(e, ls, nk);
   if (no) guard_end(e, no);
 }
@@ -951,6 +1424,62 @@ static void k_takecheck(em *e, const be_kern *k) {
   LLVMPositionBuilderAtEnd(e->b, ok);
 }
 
+static LLVMValueRef blas_fn(em *e, const char *name, int nargs, const LLVMTypeRef *pt, LLVMTypeRef *fty) {
+  *fty = LLVMFunctionType(e->vd, (LLVMTypeRef *)pt, (unsigned)nargs, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(e->m, name);
+  return fn ? fn : LLVMAddFunction(e->m, name, *fty);
+}
+
+/* C = op(A) op(B) for one matrix, M, N, K > 0, through CBLAS (row major).
+ * A is stored M x K, or K x M when trans[0] (BLAS's trans flag then reads
+ * it transposed); B K x N, or N x K. A product with one row or one column
+ * is a matrix-vector product: gemm would pack the whole matrix first
+ * (OpenBLAS's sgemm_itcopy took ~3/4 of a 1 x 9216 x 4096 product), gemv
+ * streams it once. beta = 0 and y is zeroed first, so stale memory (NaN
+ * bits) in the output never leaks through a BLAS that scales y by 0. */
+static void blas_call(em *e, const be_kern *k, int dt, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K,
+                      LLVMValueRef A, LLVMValueRef B, LLVMValueRef C, LLVMValueRef MN) {
+  bool f = dt == TL_F32, ta = k->trans[0], tb = k->trans[1];
+  LLVMTypeRef ft = vty(e, dt), i32 = e->i32;
+  LLVMValueRef m32 = LLVMBuildTrunc(e->b, M, i32, ""), n32 = LLVMBuildTrunc(e->b, N, i32, ""),
+               k32 = LLVMBuildTrunc(e->b, K, i32, "");
+  LLVMValueRef one = cf(e, dt, 1), zero = cf(e, dt, 0), inc = LLVMConstInt(i32, 1, 0);
+  LLVMValueRef rowm = LLVMConstInt(i32, 101, 0), notr = LLVMConstInt(i32, 111, 0), tr = LLVMConstInt(i32, 112, 0);
+  LLVMBasicBlockRef nv = LLVMAppendBasicBlockInContext(e->cx, e->fn, "gemv_n");
+  LLVMBasicBlockRef mchk = LLVMAppendBasicBlockInContext(e->cx, e->fn, "mchk");
+  LLVMBasicBlockRef mv = LLVMAppendBasicBlockInContext(e->cx, e->fn, "gemv_m");
+  LLVMBasicBlockRef mm = LLVMAppendBasicBlockInContext(e->cx, e->fn, "gemm");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->cx, e->fn, "blas_done");
+  LLVMTypeRef vt[12] = {i32, i32, i32, i32, ft, e->ptr, i32, e->ptr, i32, ft, e->ptr, i32}, vfty;
+  LLVMValueRef gemv = blas_fn(e, f ? "cblas_sgemv" : "cblas_dgemv", 12, vt, &vfty);
+  LLVMValueRef bytes = LLVMBuildMul(e->b, MN, ci(e, (int64_t)tl_dtype_size((tl_dtype)dt)), "");
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, N, ci(e, 1)), nv, mchk);
+  /* N == 1: y (M) = op(A) b */
+  LLVMPositionBuilderAtEnd(e->b, nv);
+  LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), bytes, 8);
+  LLVMValueRef an[12] = {rowm, ta ? tr : notr, ta ? k32 : m32, ta ? m32 : k32, one, A, ta ? m32 : k32,
+                         B, inc, zero, C, inc};
+  LLVMBuildCall2(e->b, vfty, gemv, an, 12, "");
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, mchk);
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, M, ci(e, 1)), mv, mm);
+  /* M == 1: y (N) = op(B)^T a */
+  LLVMPositionBuilderAtEnd(e->b, mv);
+  LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), bytes, 8);
+  LLVMValueRef am[12] = {rowm, tb ? notr : tr, tb ? n32 : k32, tb ? k32 : n32, one, B, tb ? k32 : n32,
+                         A, inc, zero, C, inc};
+  LLVMBuildCall2(e->b, vfty, gemv, am, 12, "");
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, mm);
+  LLVMTypeRef gt[14] = {i32, i32, i32, i32, i32, i32, ft, e->ptr, i32, e->ptr, i32, ft, e->ptr, i32}, gfty;
+  LLVMValueRef gemm = blas_fn(e, f ? "cblas_sgemm" : "cblas_dgemm", 14, gt, &gfty);
+  LLVMValueRef ag[14] = {rowm, ta ? tr : notr, tb ? tr : notr, m32, n32, k32, one, A, ta ? m32 : k32,
+                         B, tb ? k32 : n32, zero, C, n32};
+  LLVMBuildCall2(e->b, gfty, gemm, ag, 14, "");
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, done);
+}
+
 static void k_matmul(em *e, const be_kern *k) {
   const tl_graph *g = e->g;
   const tl_node *n = &g->nodes[k->node];
@@ -965,6 +1494,18 @@ static void k_matmul(em *e, const be_kern *k) {
   if (br == 1) { bd[1] = 1; br = 2; }
   LLVMValueRef M = dimv(e, ad[ar - 2]), K = dimv(e, ad[ar - 1]), N = dimv(e, bd[br - 1]);
   int nbr = (ar > br ? ar : br) - 2;
+  /* [.. M K] @ [K N] with one B for every batch (a linear layer over a
+   * batch): A's batches are contiguous rows, so the batch is one product
+   * with M * batch rows rather than a loop of small ones */
+  bool fold = nbr > 0 && !k->trans[0] && ar - 2 == nbr && isf(dt);
+  for (int i = 0; fold && i < nbr; i++) {
+    int bi = i - (nbr - (br - 2));
+    fold = bi < 0 || bd[bi] == 1;
+  }
+  if (fold) {
+    for (int i = 0; i < nbr; i++) M = LLVMBuildMul(e->pre, M, dimv(e, ad[i]), "");
+    nbr = 0;
+  }
   /* batch dims of the output and each operand's batch stride (in matrices) */
   int64_t bdims[TL_MAX_RANK];
   LLVMValueRef ast[TL_MAX_RANK], bst[TL_MAX_RANK];
@@ -1015,17 +1556,7 @@ static void k_matmul(em *e, const be_kern *k) {
     LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), LLVMBuildMul(e->b, MN, ci(e, (int64_t)tl_dtype_size((tl_dtype)dt)), ""), 8);
     LLVMBuildBr(e->b, next);
     LLVMPositionBuilderAtEnd(e->b, call);
-    LLVMTypeRef ft = vty(e, dt);
-    LLVMTypeRef pt[14] = {e->i32, e->i32, e->i32, e->i32, e->i32, e->i32, ft, e->ptr, e->i32, e->ptr, e->i32, ft, e->ptr, e->i32};
-    LLVMTypeRef fty = LLVMFunctionType(e->vd, pt, 14, 0);
-    const char *fname = dt == TL_F32 ? "cblas_sgemm" : "cblas_dgemm";
-    LLVMValueRef fn = LLVMGetNamedFunction(e->m, fname);
-    if (!fn) fn = LLVMAddFunction(e->m, fname, fty);
-    LLVMValueRef m32 = LLVMBuildTrunc(e->b, M, e->i32, ""), n32 = LLVMBuildTrunc(e->b, N, e->i32, ""),
-                 k32 = LLVMBuildTrunc(e->b, K, e->i32, "");
-    LLVMValueRef args[14] = {LLVMConstInt(e->i32, 101, 0), LLVMConstInt(e->i32, 111, 0), LLVMConstInt(e->i32, 111, 0),
-                             m32, n32, k32, cf(e, dt, 1), A, k32, Bp, n32, cf(e, dt, 0), C, n32};
-    LLVMBuildCall2(e->b, fty, fn, args, 14, "");
+    blas_call(e, k, dt, M, N, K, A, Bp, C, MN);
     LLVMBuildBr(e->b, next);
     LLVMPositionBuilderAtEnd(e->b, next);
   } else {
@@ -1055,35 +1586,44 @@ static void k_matmul(em *e, const be_kern *k) {
 
 /* ---- module ---------------------------------------------------------------- */
 
+bool be_kern_split_dims(const be_plan *p, const be_kern *k, const tl_type **t, int *lo, int *hi) {
+  const tl_graph *g = p->g;
+  const tl_node *n = &g->nodes[k->node];
+  if (k->kind == BE_K_EW) {
+    be_loops L;
+    be_ew_loops(p, k, &L);
+    *t = &n->type;
+    *lo = L.n ? L.first[0] : 0;
+    *hi = L.n ? L.last[0] : 0;
+    return L.n > 0;
+  }
+  if (k->kind != BE_K_RED && k->kind != BE_K_SOFTMAX) return false;
+  /* row kernels: the first kept dim */
+  *t = k->kind == BE_K_RED ? &g->nodes[tl_node_inputs(g, n)[0]].type : &n->type;
+  bool red[TL_MAX_RANK] = {false};
+  if (k->kind == BE_K_RED) reduce_axes(n, (*t)->rank, red);
+  else {
+    int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
+    red[ax < 0 ? ax + (*t)->rank : ax] = true;
+  }
+  for (int i = 0; i < (*t)->rank; i++)
+    if (!red[i]) {
+      *lo = *hi = i;
+      return true;
+    }
+  return false;
+}
+
 /* Outer range of a kernel (split across threads) and its total work. */
 static void kernel_range(em *e, const be_kern *k, LLVMValueRef *range, LLVMValueRef *work, bool *par) {
-  const tl_graph *g = e->g;
-  const tl_node *n = &g->nodes[k->node];
-  *par = false;
+  const tl_type *t;
+  int lo, hi;
   *range = ci(e, 1);
   *work = ci(e, 1);
-  const tl_type *t = &n->type;
-  if (k->kind == BE_K_RED) t = &g->nodes[tl_node_inputs(g, n)[0]].type;
-  if (k->kind == BE_K_EW || k->kind == BE_K_RED || k->kind == BE_K_SOFTMAX) {
-    for (int i = 0; i < t->rank; i++) *work = LLVMBuildMul(e->b, *work, dimv(e, t->dims[i]), "");
-    int first = 0;
-    if (k->kind == BE_K_RED || k->kind == BE_K_SOFTMAX) {
-      bool red[TL_MAX_RANK] = {false};
-      if (k->kind == BE_K_RED) reduce_axes(n, t->rank, red);
-      else {
-        int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
-        red[ax < 0 ? ax + t->rank : ax] = true;
-      }
-      first = -1;
-      for (int i = 0; i < t->rank && first < 0; i++)
-        if (!red[i]) first = i;
-      if (first < 0) return;
-    }
-    if (t->rank > 0) {
-      *range = dimv(e, t->dims[first]);
-      *par = true;
-    }
-  }
+  *par = be_kern_split_dims(e->p, k, &t, &lo, &hi);
+  if (!*par) return;
+  for (int i = 0; i < t->rank; i++) *work = LLVMBuildMul(e->b, *work, dimv(e, t->dims[i]), "");
+  for (int i = lo; i <= hi; i++) *range = LLVMBuildMul(e->b, *range, dimv(e, t->dims[i]), "");
 }
 
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMachineRef tm,
@@ -1180,7 +1720,7 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
     bool canpar;
     kernel_range(e, &p->ks[i], &range, &work, &canpar);
     if (canpar) {
-      LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, 1 << 16)),
+      LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, BE_SPLIT_ELEMS)),
                                       icmp(e, LLVMIntSGE, range, ci(e, 2)), "");
       big = LLVMBuildAnd(e->b, big, havepar, "");
       LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(cx, ef, "par");

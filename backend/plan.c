@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 static int add_buf(be_plan *p, int kind, int32_t node, int index) {
@@ -310,6 +311,19 @@ static int unsupported(const tl_graph *g, int32_t id, char *err, size_t n) {
 
 static void inplace(be_plan *p, const be_rules *r, int destroy_inputs);
 
+/* A transpose that swaps the last two dims and keeps the others. */
+static bool swaps_last_two(const tl_node *n) {
+  if (n->op != TL_OP_TRANSPOSE) return false;
+  int r = n->type.rank;
+  if (r < 2) return false;
+  if (!(n->attrs.present & TL_A_PERM)) return r == 2;
+  for (int i = 0; i < r; i++) {
+    int q = n->attrs.perm[i] < 0 ? n->attrs.perm[i] + r : n->attrs.perm[i];
+    if (q != (i < r - 2 ? i : i == r - 2 ? r - 1 : r - 2)) return false;
+  }
+  return true;
+}
+
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
   memset(p, 0, sizeof *p);
   be_options o = be_options_default();
@@ -384,11 +398,20 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
       if (!fusible(p, rules, &u, id)) materialise(p, id);
       break;
     case TL_OP_MATMUL: {
-      /* BLAS needs contiguous operands of the result dtype */
+      /* BLAS needs contiguous operands of the result dtype; a float
+       * operand that is an inline swap of the last two dims of a value is
+       * that value's buffer read transposed (BLAS's trans flag), not a copy */
       int32_t ob[2];
+      uint8_t tr[2] = {0, 0};
       for (int k = 0; k < 2; k++) {
         const tl_node *o = &g->nodes[in[k]];
-        if (o->type.dtype != x->type.dtype) {
+        if (o->type.dtype == x->type.dtype && p->state[in[k]] == BE_S_INLINE && swaps_last_two(o) &&
+            (x->type.dtype == TL_F32 || x->type.dtype == TL_F64)) {
+          int32_t t = tl_node_inputs(g, o)[0];
+          materialise(p, t);
+          ob[k] = p->buf_of[t];
+          tr[k] = 1;
+        } else if (o->type.dtype != x->type.dtype) {
           ob[k] = add_buf(p, BE_BUF_TEMP, in[k], -1);
           p->bufs[ob[k]].dtype = x->type.dtype;
           add_kern(p, BE_K_EW, in[k], ob[k]);
@@ -401,6 +424,8 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
       be_kern *kk = add_kern(p, BE_K_MATMUL, id, b);
       kk->opbuf[0] = ob[0];
       kk->opbuf[1] = ob[1];
+      kk->trans[0] = tr[0];
+      kk->trans[1] = tr[1];
       free(kk->reads);
       kk->reads = tl_xmalloc(2 * sizeof *kk->reads);
       kk->reads[0] = ob[0];
@@ -541,9 +566,18 @@ static void inplace(be_plan *p, const be_rules *r, int destroy_inputs) {
   }
 }
 
+/* jit.c's rule for be_options.threads == 0, here so that the cost model
+ * (extract/) follows the same one. */
+int be_default_threads(void) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  return ncpu >= 2 ? 2 : 1;
+}
+
 uint64_t be_plan_hash(const be_plan *p) {
   XXH3_state_t *st = XXH3_createState();
   XXH3_64bits_reset(st);
+  const int64_t version = BE_LOWER_VERSION;
+  XXH3_64bits_update(st, &version, sizeof version);
   XXH3_64bits_update(st, p->state, (size_t)p->g->nnodes);
   XXH3_64bits_update(st, p->buf_of, (size_t)p->g->nnodes * sizeof *p->buf_of);
   for (int b = 0; b < p->nbufs; b++) {
@@ -554,7 +588,7 @@ uint64_t be_plan_hash(const be_plan *p) {
   }
   for (int i = 0; i < p->nks; i++) {
     const be_kern *k = &p->ks[i];
-    int64_t v[7] = {k->kind, k->node, k->out, k->place, k->part, k->opbuf[0], k->opbuf[1]};
+    int64_t v[9] = {k->kind, k->node, k->out, k->place, k->part, k->opbuf[0], k->opbuf[1], k->trans[0], k->trans[1]};
     XXH3_64bits_update(st, v, sizeof v);
     XXH3_64bits_update(st, k->reads, (size_t)k->nreads * sizeof *k->reads);
   }

@@ -27,6 +27,7 @@
  *      here the arithmetic dominates. */
 #include "extract/calibrate.h"
 
+#include "backend/be_internal.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "util/util.h"
@@ -39,19 +40,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Mirrors of backend decisions the model must follow: the backend splits
- * a kernel over its threads when it covers at least 1 << 16 elements
- * (backend/lower.c), on min(2, online CPUs) threads (backend/jit.c). */
-#define BACKEND_SPLIT_ELEMS 65536.0
+/* The backend's split rule and thread count (backend/be_internal.h:
+ * BE_SPLIT_ELEMS, be_default_threads) are the model's too. */
 /* glibc maps an allocation of 32 MiB or more afresh on every call (its
  * dynamic mmap threshold stops there), so such an output's pages are
  * first-touched by every run. */
 #define GLIBC_MMAP_MAX (32.0 * 1024 * 1024)
-
-static int backend_threads(void) {
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  return ncpu >= 2 ? 2 : 1;
-}
 
 /* One be_run: its wall time in seconds, outputs freed; -1 on an error. */
 static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outs,
@@ -270,7 +264,7 @@ static int triad(cal *c, const tl_profile *p, long n, double *bw1, double *bwall
   double t[2];
   if (time_src_n(c, src, o, c->threads > 1 ? 2 : 1, t)) return -1;
   *bw1 = triad_bw(p, t[0], n, false);
-  *bwall = c->threads > 1 ? triad_bw(p, t[1], n, n >= BACKEND_SPLIT_ELEMS) : *bw1;
+  *bwall = c->threads > 1 ? triad_bw(p, t[1], n, n >= BE_SPLIT_ELEMS) : *bw1;
   return 0;
 }
 
@@ -454,7 +448,7 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
   tl_profile_default(p);
   cal c = {0};
   c.quick = quick;
-  c.threads = backend_threads();
+  c.threads = be_default_threads();
   c.o1 = be_options_default();
   c.o1.threads = 1;
   c.o1.use_cache = 0; /* measuring must not fill the user's compile cache */
@@ -465,7 +459,7 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
   c.err = err;
   c.n = n;
   p->threads = c.threads;
-  p->parallel_min_elems = BACKEND_SPLIT_ELEMS;
+  p->parallel_min_elems = BE_SPLIT_ELEMS;
   cpu_name(p->cpu, sizeof p->cpu);
   if (lg) fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu,
                    c.threads, c.threads > 1 ? "s" : "");

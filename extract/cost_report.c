@@ -97,32 +97,18 @@ static void add_expr(const tl_profile *p, const be_plan *pl, const int64_t *syms
   for (int i = 0; i < x->ninputs; i++) add_expr(p, pl, syms, in[i], false, scale, seen, w);
 }
 
-/* The backend's split rule (backend/lower.c, kernel_range): elementwise,
- * reduction and normalisation kernels whose loop covers enough elements
- * and whose outermost kept dimension is at least 2. Returns the elements
- * the split sees, or 0 when the kernel stays on one thread. */
+/* The backend's split rule (be_kern_split_dims, BE_SPLIT_ELEMS): the
+ * elements the split sees, or 0 when the kernel stays on one thread
+ * whatever its size (not splittable, or an outer loop of one iteration). */
 static double split_elems(const be_plan *pl, const be_kern *k, const int64_t *syms) {
-  const tl_graph *g = pl->g;
-  const tl_node *x = &g->nodes[k->node];
-  if (k->kind != BE_K_EW && k->kind != BE_K_RED && k->kind != BE_K_SOFTMAX) return 0;
+  const tl_type *kt;
+  int lo, hi;
+  if (!be_kern_split_dims(pl, k, &kt, &lo, &hi)) return 0;
   tl_type t;
-  concrete(k->kind == BE_K_RED ? &g->nodes[tl_node_inputs(g, x)[0]].type : &x->type, syms, &t);
-  if (t.rank == 0) return 0;
-  bool red[TL_MAX_RANK] = {false};
-  if (k->kind == BE_K_RED) {
-    if (x->attrs.present & TL_A_AXIS)
-      for (int i = 0; i < x->attrs.naxes; i++) red[(x->attrs.axes[i] + t.rank) % t.rank] = true;
-    else
-      for (int i = 0; i < t.rank; i++) red[i] = true;
-  } else if (k->kind == BE_K_SOFTMAX) {
-    int ax = (x->attrs.present & TL_A_AXIS) ? x->attrs.axes[0] : -1;
-    red[(ax + t.rank) % t.rank] = true;
-  }
-  int first = -1;
-  for (int i = 0; i < t.rank && first < 0; i++)
-    if (!red[i]) first = i;
-  if (first < 0 || t.dims[first] < 2) return 0;
-  return tl_type_elems(&t, 0);
+  concrete(kt, syms, &t);
+  double range = 1;
+  for (int i = lo; i <= hi; i++) range *= (double)t.dims[i];
+  return range < 2 ? 0 : tl_type_elems(&t, 0);
 }
 
 /* Elements a kernel's loop covers, for the report. */
@@ -254,6 +240,17 @@ static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, si
       tl_type t = {.dtype = b->dtype, .rank = b->rank};
       memcpy(t.dims, b->dims, sizeof t.dims);
       in[i] = as_input(&s, b->node, &t);
+      if (k->trans[i] && in[i] >= 0) {
+        /* the buffer holds the operand with its last two dims swapped; BLAS
+         * reads it with a trans flag, the sub-graph with a transpose */
+        tl_attrs a;
+        tl_attrs_init(&a);
+        a.present |= TL_A_PERM;
+        a.nperm = t.rank;
+        for (int d = 0; d < t.rank; d++)
+          a.perm[d] = (int8_t)(d < t.rank - 2 ? d : d == t.rank - 2 ? t.rank - 1 : t.rank - 2);
+        in[i] = tl_graph_add(s.g2, TL_OP_TRANSPOSE, &a, &in[i], 1, g->nodes[k->node].loc, err, n);
+      }
     }
     const tl_node *x = &g->nodes[k->node];
     out = tl_graph_add(s.g2, TL_OP_MATMUL, &x->attrs, in, 2, x->loc, err, n);

@@ -5,7 +5,12 @@
  *   2. log_softmax 1000x10000 f32 vs numpy and a hand C kernel built with
  *      gcc -O3 -march=native -ffast-math;
  *   3. matmul-heavy graphs (MLP, attention) vs calling OpenBLAS directly;
- *   4. cold JIT compile of each example vs gcc -O2 of a C kernel; cache hit.
+ *   4. cold JIT compile of each example vs gcc -O2 of a C kernel; cache hit;
+ *   5. loop shapes, one thread: each op on short rows (or over a leading
+ *      axis) against the same op on as many elements in long rows, which
+ *      the peer column holds (1.00x: the shape costs nothing); matmul with
+ *      one row and with a transposed operand against OpenBLAS called
+ *      directly.
  * usage: bench-backend SOURCE_DIR [--smoke] */
 #include "backend/backend.h"
 #include "interp/interp.h"
@@ -122,6 +127,73 @@ static void *build_c(const char *src, const char *flags, double *ms, char *sopat
 
 static void row(const char *what, double ours, const char *peer, double theirs) {
   printf("| %-44s | %9.3f ms | %-34s | %9.3f ms | %6.2fx |\n", what, ours, peer, theirs, theirs / ours);
+}
+
+/* src (symbols r and c) at r x c = shape[0] x shape[1] against the peer:
+ * peer_src (NULL: src) at shape[2] x shape[3]; one thread. */
+static void shape_pair(const char *what, const char *src, const int64_t *shape, const char *peer,
+                       const char *peer_src) {
+  double t[2] = {NAN, NAN};
+  for (int k = 0; k < 2; k++) {
+    char err[512];
+    tl_graph *g = parse(k && peer_src ? peer_src : src);
+    be_options o = be_options_default();
+    o.threads = 1;
+    o.use_cache = 0;
+    be_program *p = g ? be_compile(g, &o, err, sizeof err) : NULL;
+    int64_t syms[2] = {shape[2 * k], shape[2 * k + 1]};
+    tl_tensor *in[4] = {0};
+    if (!p || tl_random_inputs(g, in, syms, 3, err, sizeof err)) fprintf(stderr, "%s: %s\n", what, g ? err : "parse");
+    else t[k] = run_min(p, in, syms, 1);
+    for (int i = 0; g && i < g->ninputs; i++) tl_tensor_free(in[i]);
+    be_program_free(p);
+    tl_graph_free(g);
+  }
+  row(what, t[0], peer, t[1]);
+}
+
+/* y = x @ op(w) through the backend (program src, x [m k]) and through
+ * cblas_sgemm / cblas_sgemv called directly on the same buffers. */
+static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, int64_t nn, int transw) {
+  char err[512];
+  tl_graph *g = parse(src);
+  be_options o = be_options_default();
+  o.use_cache = 0;
+  be_program *p = g ? be_compile(g, &o, err, sizeof err) : NULL;
+  if (!p) {
+    fprintf(stderr, "%s: %s\n", what, g ? err : "parse");
+    tl_graph_free(g);
+    return;
+  }
+  int64_t syms[3] = {m, k, nn};
+  tl_tensor *in[4] = {0};
+  if (tl_random_inputs(g, in, syms, 3, err, sizeof err)) {
+    fprintf(stderr, "%s: %s\n", what, err);
+  } else {
+    double ours = run_min(p, in, syms, 1);
+    float *y = malloc((size_t)(m * nn) * 4);
+    const float *x = in[0]->data, *w = in[1]->data;
+    double gemm = 1e30, gemv = 1e30;
+    for (int r = 0; r < REPS; r++) {
+      double t0 = tl_now_ms();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, transw ? CblasTrans : CblasNoTrans, (int)m, (int)nn, (int)k, 1, x,
+                  (int)k, w, transw ? (int)k : (int)nn, 0, y, (int)nn);
+      t0 = tl_now_ms() - t0;
+      if (t0 < gemm) gemm = t0;
+      if (m != 1) continue;
+      t0 = tl_now_ms();
+      cblas_sgemv(CblasRowMajor, transw ? CblasNoTrans : CblasTrans, transw ? (int)nn : (int)k,
+                  transw ? (int)k : (int)nn, 1, w, transw ? (int)k : (int)nn, x, 1, 0, y, 1);
+      t0 = tl_now_ms() - t0;
+      if (t0 < gemv) gemv = t0;
+    }
+    row(what, ours, "cblas_sgemm direct", gemm);
+    if (m == 1) row(what, ours, "cblas_sgemv direct", gemv);
+    free(y);
+  }
+  for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+  be_program_free(p);
+  tl_graph_free(g);
 }
 
 int main(int argc, char **argv) {
@@ -288,5 +360,32 @@ int main(int argc, char **argv) {
   row("cold JIT, mean over examples", sum / (cnt ? cnt : 1), "gcc -O2 -shared, one C kernel", gcc2);
   row("cold JIT, worst example", worst, "gcc -O2 -shared, one C kernel", gcc2);
   printf("| cache hit, worst example | %9.3f ms | | | |\n", worst_hit);
+
+  /* 5. loop shapes */
+  static const int64_t s8[4] = {2048, 8, 16, 1024}, s16[4] = {1024, 16, 16, 1024}, s32[4] = {512, 32, 16, 1024},
+                       sq[4] = {1024, 1024, 1024, 1024};
+  const char *cos32 = "(graph s (in x f32 [r c]) (out y (cos x)))", *cos64 = "(graph s (in x f64 [r c]) (out y (cos x)))";
+  const char *lsm = "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))";
+  shape_pair("cos f32 [2048 8]", cos32, s8, "cos f32 [16 1024]", NULL);
+  shape_pair("cos f64 [2048 8]", cos64, s8, "cos f64 [16 1024]", NULL);
+  shape_pair("cos f32 [512 32]", cos32, s32, "cos f32 [16 1024]", NULL);
+  shape_pair("exp(x - m[r 1]) f32 [1024 16]", "(graph s (in x f32 [r c]) (in m f32 [r 1]) (out y (exp (sub x m))))",
+             s16, "the same on [16 1024]", NULL);
+  shape_pair("log_softmax f32 [2048 8]", lsm, s8, "log_softmax f32 [16 1024]", NULL);
+  shape_pair("log_softmax f32 [512 32]", lsm, s32, "log_softmax f32 [16 1024]", NULL);
+  shape_pair("sum :axis 1 f32 [1024 16]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", s16,
+             "sum :axis 1 f32 [16 1024]", NULL);
+  shape_pair("sum :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (sum x :axis 0)))", sq,
+             "sum :axis 1 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))");
+  shape_pair("softmax :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (softmax x :axis 0)))", sq,
+             "softmax :axis 1 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))");
+  int64_t K = smoke ? 1024 : 9216, NN = smoke ? 1024 : 4096;
+  blas_pair(smoke ? "[1 1024] @ [1024 1024]" : "[1 9216] @ [9216 4096] (gemv)",
+            "(graph s (in x f32 [m k]) (in w f32 [k n]) (out y (matmul x w)))", 1, K, NN, 0);
+  blas_pair(smoke ? "[1 1024] @ [1024 1024]^T" : "[1 9216] @ [4096 9216]^T (gemv)",
+            "(graph s (in x f32 [m k]) (in w f32 [n k]) (out y (matmul x (transpose w))))", 1, K, NN, 1);
+  blas_pair("[256 1024] @ [1024 1024]^T (trans flag)",
+            "(graph s (in x f32 [m k]) (in w f32 [n k]) (out y (matmul x (transpose w))))", smoke ? 16 : 256, 1024,
+            1024, 1);
   return 0;
 }

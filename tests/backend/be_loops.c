@@ -1,0 +1,261 @@
+/* be_loops.c - the loop structure of kernels, part of be-diff:
+ *  - elementwise kernels merge adjacent dims into one loop exactly when
+ *    every access allows it (be_ew_loops: loop counts of chosen kernels),
+ *    and compute the interpreter's values either way;
+ *  - reductions and softmax over a leading or middle axis (column mode,
+ *    chunks of 256 columns) and over short or long symbolic rows (both
+ *    loop versions), NaN and infinities included;
+ *  - matmul reads a transposed operand through BLAS's trans flag (no copy
+ *    kernel), takes gemv for one row or one column, and folds a batch that
+ *    shares its right operand into one product.
+ * Every case runs on one thread and on two (sizes above the split
+ * threshold where it matters). */
+#include "backend/be_internal.h"
+#include "interp/interp.h"
+#include "tests/common/tltest.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
+                    const be_options *o, be_stats *st);
+
+typedef struct lcase {
+  const char *name, *text;
+  int64_t syms[4]; /* symbol values, in order of appearance */
+  int loops;       /* loops of the kernel writing output 0 (its first part for a concat); -1: not checked */
+  int special;     /* inputs get NaN and infinities */
+} lcase;
+
+/* NaN, +inf and -inf at scattered places of every float input. */
+static void add_specials(tl_tensor *t) {
+  for (int64_t i = 0; i < t->numel; i++) {
+    double v = i % 17 == 3 ? NAN : i % 23 == 5 ? INFINITY : i % 29 == 7 ? -INFINITY : 0;
+    if (v == 0) continue;
+    if (t->dtype == TL_F32) ((float *)t->data)[i] = (float)v;
+    else if (t->dtype == TL_F64) ((double *)t->data)[i] = v;
+  }
+}
+
+/* Loops of the kernel that writes output 0, or -1 when it is not an
+ * elementwise kernel. */
+static int out_loops(const tl_graph *g, char *err, size_t n) {
+  be_plan pl;
+  int r = -1;
+  if (be_plan_build(&pl, g, err, n) == 0)
+    for (int k = 0; k < pl.nks && r < 0; k++)
+      if (pl.ks[k].out == pl.out_buf[0] && pl.ks[k].kind == BE_K_EW) {
+        be_loops l;
+        be_ew_loops(&pl, &pl.ks[k], &l);
+        r = l.n;
+      }
+  be_plan_free(&pl);
+  return r;
+}
+
+static int run_case(const lcase *c, int verbose) {
+  char *diag = NULL, err[512];
+  tl_graph *g = tlt_parse(c->text, &diag);
+  if (!g) {
+    printf("FAIL %s: parse: %s\n", c->name, diag);
+    free(diag);
+    return 1;
+  }
+  free(diag);
+  int bad = 0;
+  if (c->loops >= 0) {
+    int l = out_loops(g, err, sizeof err);
+    if (l != c->loops) {
+      printf("FAIL %s: %d loops, expected %d\n", c->name, l, c->loops);
+      bad = 1;
+    }
+  }
+  int64_t syms[4] = {c->syms[0], c->syms[1], c->syms[2], c->syms[3]};
+  tl_tensor *in[4] = {0};
+  if (tl_random_inputs(g, in, syms, 5, err, sizeof err)) {
+    printf("FAIL %s: inputs: %s\n", c->name, err);
+    bad = 1;
+  } else {
+    if (c->special)
+      for (int i = 0; i < g->ninputs; i++) add_specials(in[i]);
+    be_options o = be_options_default();
+    o.use_cache = 0;
+    int wrong = 0;
+    for (int th = 1; th <= 2 && !wrong; th++) {
+      char what[300];
+      snprintf(what, sizeof what, "%s (%d thread%s)", c->name, th, th > 1 ? "s" : "");
+      o.threads = th;
+      wrong = be_compare_opts(g, in, syms, what, verbose, &o, NULL);
+    }
+    bad |= wrong;
+  }
+  for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+  tl_graph_free(g);
+  return bad;
+}
+
+static const lcase ew_cases[] = {
+  {"same shape", "(graph l (in x f32 [r c]) (in y f32 [r c]) (out z (exp (add x y))))", {7, 37}, 1, 0},
+  {"same shape, rank 3", "(graph l (in x f64 [a b c]) (out z (cos x)))", {3, 5, 37}, 1, 0},
+  {"scalar operands", "(graph l (in x f32 [r c]) (in s f32 []) (out z (add (mul x 2.0) s)))", {9, 13}, 1, 0},
+  {"[1 1] operand", "(graph l (in x f32 [r c]) (in s f32 [1 1]) (out z (sub x s)))", {9, 13}, 1, 0},
+  {"row broadcast [c]", "(graph l (in x f32 [r c]) (in b f32 [c]) (out z (add x b)))", {9, 13}, 2, 0},
+  {"row broadcast [1 c]", "(graph l (in x f32 [r c]) (in b f32 [1 c]) (out z (add x b)))", {9, 13}, 2, 0},
+  {"column broadcast", "(graph l (in x f32 [r c]) (in m f32 [r 1]) (out z (exp (sub x m))))", {9, 13}, 2, 0},
+  {"broadcast over the leading dim only", "(graph l (in x f32 [a b c]) (in y f32 [b c]) (out z (mul x y)))",
+   {3, 4, 21}, 2, 0},
+  {"transpose", "(graph l (in x f32 [a b]) (out z (exp (transpose x))))", {9, 13}, 2, 0},
+  {"transpose of the leading dims", "(graph l (in x f32 [a b c]) (out z (neg (transpose x :perm [1 0 2]))))",
+   {3, 4, 21}, 3, 0},
+  {"slice step 1 on the outer dim", "(graph l (in x f32 [9 13]) (out z (exp (slice x :axis 0 :start 2))))",
+   {0}, 1, 0},
+  {"slice on the inner dim", "(graph l (in x f32 [9 13]) (out z (exp (slice x :axis 1 :start 1))))", {0}, 2, 0},
+  {"slice step 2 on the outer dim", "(graph l (in x f32 [9 13]) (out z (exp (slice x :axis 0 :step 2))))",
+   {0}, 2, 0},
+  {"unit dims", "(graph l (in x f32 [r c]) (out z (exp (expand_dims x :axis 1))))", {9, 13}, 1, 0},
+  {"squeeze", "(graph l (in x f32 [r 1 c]) (out z (exp (squeeze x :axis 1))))", {9, 13}, 1, 0},
+  {"broadcast_to", "(graph l (in x f32 [c]) (out z (exp (broadcast_to x :shape [r c]))))", {9, 13}, 2, 0},
+  {"reshape alias", "(graph l (in x f32 [r c]) (let t (exp x)) (out z (neg (reshape t :shape [c r]))))",
+   {9, 13}, 1, 0},
+  {"take rows", "(graph l (in x f32 [r c]) (in i i64 [k]) (out z (exp (take x i :axis 0))))", {5, 13, 7}, 2, 0},
+  {"take columns", "(graph l (in x f32 [r c]) (in i i32 [k]) (out z (exp (take x i :axis 1))))", {5, 13, 7}, 2,
+   0},
+  {"flat take", "(graph l (in x f32 [r c]) (in i i64 [k 3]) (out z (exp (take x i))))", {5, 13, 7}, 2, 0},
+  {"concat on the outer axis", "(graph l (in x f32 [9 c]) (in y f32 [4 c]) (out z (concat (exp x) (neg y) :axis 0)))",
+   {13}, 1, 0},
+  {"concat on the inner axis", "(graph l (in x f32 [r 13]) (in y f32 [r 4]) (out z (concat (exp x) (neg y) :axis 1)))",
+   {9}, 2, 0},
+  {"im2col part", "(graph l (in x f32 [n ch 6 7]) (out z (concat (expand_dims (slice (slice x :axis 2 :start 0 :stop 4)"
+                  " :axis 3 :start 0 :stop 4) :axis 2) (expand_dims (slice (slice x :axis 2 :start 1 :stop 5)"
+                  " :axis 3 :start 1 :stop 5) :axis 2) :axis 2)))",
+   {2, 3}, -1, 0},
+  {"NaN and infinities", "(graph l (in x f32 [r c]) (in y f32 [r c]) (out z (maximum (exp x) (tanh y))))", {7, 37}, 1,
+   1},
+  {"split across threads", "(graph l (in x f32 [r c]) (out z (sin x)))", {1, 70000}, 1, 0},
+  {"split across threads, two loops", "(graph l (in x f64 [r c]) (in m f64 [r 1]) (out z (exp (sub x m))))",
+   {700, 101}, 2, 0},
+};
+
+static const lcase red_cases[] = {
+  /* column mode: the last dim is kept; 300 columns are two chunks */
+  {"sum over axis 0", "(graph l (in x f32 [r c]) (out z (sum x :axis 0)))", {33, 300}, -1, 0},
+  {"mean over axis 0, f64", "(graph l (in x f64 [r c]) (out z (mean x :axis 0 :keepdims true)))", {33, 300}, -1, 0},
+  {"prod over axis 0", "(graph l (in x f64 [r c]) (out z (prod (add 1.0 (mul 0.1 x)) :axis 0)))", {9, 261}, -1, 0},
+  {"max over axis 0, NaN", "(graph l (in x f32 [r c]) (out z (max x :axis 0)))", {33, 300}, -1, 1},
+  {"min over axis 0, NaN", "(graph l (in x f64 [r c]) (out z (min x :axis 0)))", {33, 300}, -1, 1},
+  {"max over axis 0, i32", "(graph l (in x i32 [r c]) (out z (max x :axis 0)))", {33, 300}, -1, 0},
+  {"sum over axis 0, i64", "(graph l (in x i64 [r c]) (out z (sum x :axis 0)))", {33, 300}, -1, 0},
+  {"logsumexp over axis 0", "(graph l (in x f32 [r c]) (out z (logsumexp x :axis 0)))", {33, 300}, -1, 0},
+  {"logsumexp over axis 0, NaN and infinities", "(graph l (in x f64 [r c]) (out z (logsumexp x :axis 0)))",
+   {33, 300}, -1, 1},
+  {"sum over the middle axis", "(graph l (in x f32 [a b c]) (out z (sum (exp x) :axis 1)))", {3, 7, 40}, -1, 0},
+  {"sum over the two leading axes", "(graph l (in x f64 [a b c]) (out z (sum x :axis [0 1])))", {3, 7, 40}, -1, 0},
+  {"sum over the outer and inner axes", "(graph l (in x f32 [a b c]) (out z (sum x :axis [0 2])))", {3, 7, 40}, -1,
+   0},
+  {"max over axis 0, empty", "(graph l (in x f32 [r c]) (out z (max x :axis 0)))", {0, 5}, -1, 0},
+  {"sum over axis 0, no columns", "(graph l (in x f32 [r c]) (out z (sum x :axis 0)))", {5, 0}, -1, 0},
+  {"sum over axis 0, split across threads", "(graph l (in x f32 [r c]) (out z (sum (mul x x) :axis 0)))",
+   {70, 1000}, -1, 0},
+  {"softmax over axis 0", "(graph l (in x f32 [r c]) (out z (softmax x :axis 0)))", {33, 300}, -1, 0},
+  {"log_softmax over axis 0, NaN and infinities", "(graph l (in x f64 [r c]) (out z (log_softmax x :axis 0)))",
+   {33, 300}, -1, 1},
+  {"softmax over the middle axis", "(graph l (in x f32 [a b c]) (out z (softmax (mul 2.0 x) :axis 1)))",
+   {3, 7, 40}, -1, 0},
+  {"log_softmax over axis 0 of i32", "(graph l (in x i32 [r c]) (out z (log_softmax x :axis 0)))", {6, 10}, -1, 0},
+  {"softmax over axis 0, split across threads", "(graph l (in x f32 [r c]) (out z (softmax x :axis 0)))",
+   {70, 1000}, -1, 0},
+  /* row mode: a symbolic row length picks the short or the long loop */
+  {"sum, rows of 3", "(graph l (in x f32 [r c]) (out z (sum x :axis 1)))", {50, 3}, -1, 0},
+  {"sum, rows of 37", "(graph l (in x f32 [r c]) (out z (sum x :axis 1)))", {50, 37}, -1, 0},
+  {"sum, rows of 100", "(graph l (in x f32 [r c]) (out z (sum x :axis 1)))", {50, 100}, -1, 0},
+  {"max, rows of 37, NaN", "(graph l (in x f32 [r c]) (out z (max x :axis 1)))", {50, 37}, -1, 1},
+  {"max, rows of 100, NaN", "(graph l (in x f64 [r c]) (out z (max x :axis 1)))", {50, 100}, -1, 1},
+  {"logsumexp, rows of 37", "(graph l (in x f32 [r c]) (out z (logsumexp x :axis -1)))", {50, 37}, -1, 1},
+  {"softmax, rows of 5", "(graph l (in x f32 [r c]) (out z (softmax x :axis 1)))", {50, 5}, -1, 0},
+  {"log_softmax, rows of 37", "(graph l (in x f32 [r c]) (out z (log_softmax x :axis 1)))", {50, 37}, -1, 1},
+  {"log_softmax, rows of 130", "(graph l (in x f64 [r c]) (out z (log_softmax x :axis 1)))", {50, 130}, -1, 1},
+  {"softmax, rows of 20, concrete", "(graph l (in x f32 [40 20]) (out z (softmax x :axis 1)))", {0}, -1, 0},
+  /* a computing producer is evaluated once (stored in the output), so the
+   * row's maximum minus itself is exactly 0 even where x is huge */
+  {"log_softmax of expm1(30x), rows of 3",
+   "(graph l (in x f32 [4 3]) (out z (log_softmax (expm1 (mul x 30.0)) :axis 1)))", {0}, -1, 0},
+  {"log_softmax of expm1(30x) over axis 0",
+   "(graph l (in x f32 [4 3]) (out z (log_softmax (expm1 (mul x 30.0)) :axis 0)))", {0}, -1, 0},
+  {"softmax of expm1(30x), symbolic rows", "(graph l (in x f64 [r c]) (out z (softmax (expm1 (mul x 30.0)) :axis 1)))",
+   {9, 5}, -1, 1},
+};
+
+static const lcase mm_cases[] = {
+  {"x @ w^T", "(graph l (in x f32 [m k]) (in w f32 [n k]) (out z (matmul x (transpose w))))", {5, 7, 9}, -1, 0},
+  {"one row @ w^T (gemv)", "(graph l (in x f32 [m k]) (in w f32 [n k]) (out z (matmul x (transpose w))))", {1, 7, 9},
+   -1, 0},
+  {"one row @ w (gemv)", "(graph l (in x f64 [m k]) (in w f64 [k n]) (out z (matmul x w)))", {1, 7, 9}, -1, 0},
+  {"a @ one column (gemv)", "(graph l (in a f32 [m k]) (in b f32 [k n]) (out z (matmul a b)))", {6, 7, 1}, -1, 0},
+  {"a^T @ one column (gemv)", "(graph l (in a f64 [k m]) (in b f64 [k n]) (out z (matmul (transpose a) b)))",
+   {6, 7, 1}, -1, 0},
+  {"one row @ one column", "(graph l (in a f32 [m k]) (in b f32 [k n]) (out z (matmul a b)))", {1, 7, 1}, -1, 0},
+  {"vector @ matrix", "(graph l (in v f32 [k]) (in w f32 [k n]) (out z (matmul v w)))", {7, 9}, -1, 0},
+  {"matrix @ vector", "(graph l (in w f64 [m k]) (in v f64 [k]) (out z (matmul w v)))", {9, 7}, -1, 0},
+  {"a^T @ b", "(graph l (in a f32 [k m]) (in b f32 [k n]) (out z (matmul (transpose a) b)))", {6, 7, 9}, -1, 0},
+  {"a^T @ b^T", "(graph l (in a f64 [k m]) (in b f64 [n k]) (out z (matmul (transpose a) (transpose b))))",
+   {6, 7, 9}, -1, 0},
+  {"batched a @ b^T", "(graph l (in a f32 [2 3 m k]) (in b f32 [2 3 n k])"
+                      " (out z (matmul a (transpose b :perm [0 1 3 2]))))", {4, 5, 6}, -1, 0},
+  {"batch over a shared w (folded)", "(graph l (in x f32 [b m k]) (in w f32 [k n]) (out z (matmul x w)))",
+   {3, 4, 5, 6}, -1, 0},
+  {"batch of rows over a shared w (folded)", "(graph l (in x f64 [b m k]) (in w f64 [1 k n]) (out z (matmul x w)))",
+   {3, 1, 5, 6}, -1, 0},
+  {"batch over a shared w^T", "(graph l (in x f32 [b m k]) (in w f32 [n k]) (out z (matmul x (transpose w))))",
+   {3, 4, 5, 6}, -1, 0},
+  {"batched w (not folded)", "(graph l (in x f32 [b m k]) (in w f32 [b k n]) (out z (matmul x w)))", {3, 4, 5, 6}, -1,
+   0},
+  {"transpose also read elsewhere", "(graph l (in x f32 [m k]) (in w f32 [n k]) (let t (transpose w))"
+                                    " (out z (matmul x t)) (out u (exp t)))", {5, 7, 9}, -1, 0},
+  {"i32 a @ b^T (loops)", "(graph l (in a i32 [m k]) (in b i32 [n k]) (out z (matmul a (transpose b))))",
+   {5, 7, 9}, -1, 0},
+  {"K = 0 with w^T", "(graph l (in x f32 [m k]) (in w f32 [n k]) (out z (matmul x (transpose w))))", {5, 0, 9}, -1,
+   0},
+};
+
+/* A transposed operand is read through the trans flag: one kernel, the
+ * matmul, reading the input buffers themselves. */
+static int trans_plan(void) {
+  static const char *const src[] = {
+    "(graph l (in x f32 [m k]) (in w f32 [n k]) (out z (matmul x (transpose w))))",
+    "(graph l (in a f64 [2 k m]) (in b f64 [2 k n]) (out z (matmul (transpose a :perm [0 2 1]) b)))",
+  };
+  static const int tr[2][2] = {{0, 1}, {1, 0}};
+  int bad = 0;
+  for (int i = 0; i < 2; i++) {
+    char err[512];
+    tl_graph *g = tlt_parse(src[i], NULL);
+    be_plan pl;
+    if (!g || be_plan_build(&pl, g, err, sizeof err)) {
+      printf("FAIL trans plan %d: %s\n", i, g ? err : "parse");
+      bad = 1;
+    } else if (pl.nks != 1 || pl.ks[0].kind != BE_K_MATMUL || pl.ks[0].trans[0] != tr[i][0] ||
+               pl.ks[0].trans[1] != tr[i][1] || pl.bufs[pl.ks[0].opbuf[tr[i][1]]].kind != BE_BUF_INPUT) {
+      printf("FAIL trans plan %d: %d kernels, expected the matmul alone reading the input transposed\n", i, pl.nks);
+      bad = 1;
+    }
+    if (g) be_plan_free(&pl);
+    tl_graph_free(g);
+  }
+  return bad;
+}
+
+int be_loop_tests(int verbose) {
+  int fails = 0, n = 0;
+  const struct { const lcase *c; int n; } sets[] = {
+    {ew_cases, (int)(sizeof ew_cases / sizeof *ew_cases)},
+    {red_cases, (int)(sizeof red_cases / sizeof *red_cases)},
+    {mm_cases, (int)(sizeof mm_cases / sizeof *mm_cases)},
+  };
+  for (int s = 0; s < 3; s++)
+    for (int i = 0; i < sets[s].n; i++, n++) fails += run_case(&sets[s].c[i], verbose);
+  fails += trans_plan();
+  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms), %d failed\n", n, fails);
+  return fails;
+}
