@@ -28,7 +28,9 @@ typedef struct be_options {
   int opt_level;   /* 1 (default): the kernels' own pass list; 2 or 3: LLVM's
                       default<On>; 0: no IR passes */
   int threads;     /* threads for large loops; 0 = min(2, online CPUs) */
-  int vector_math; /* 1: call glibc libmvec vector variants (default) */
+  int vector_math; /* 1: call glibc libmvec vector variants (default);
+                      2: as 1, but f32 exp and tanh are tlaloc's own inline
+                      kernels (<= 4 ulp, docs/backend.md); 0: scalar libm */
   int use_cache;   /* 1: read and write the on-disk compile cache (default) */
   const char *cache_dir; /* NULL: the environment decides (see above) */
   /* The planner's rule files (docs/rules.md, "Fusion and in-place"): NULL

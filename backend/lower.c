@@ -22,7 +22,9 @@
  * propagation, stable sigmoid/softplus, integer wrapping, x // 0 == 0, x86
  * float-to-int conversion). Transcendental functions are glibc calls marked
  * memory(none) with a vector-function-abi-variant naming libmvec's AVX2
- * variant, so vectorised loops call _ZGVdN8v_expf and friends. */
+ * variant, so vectorised loops call _ZGVdN8v_expf and friends; with
+ * vector_math == 2, f32 exp and tanh are tlaloc's own inline kernels
+ * (vm_exp32, vm_tanh32). */
 #include "backend/be_internal.h"
 #include "util/util.h"
 
@@ -240,7 +242,17 @@ static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, i
   }
   return c;
 }
+static LLVMValueRef vm_exp32(em *e, LLVMValueRef x);
+static LLVMValueRef vm_tanh32(em *e, LLVMValueRef x);
+
+/* A one-argument math function; with vector_math == 2, f32 exp and tanh
+ * (and so sigmoid, softplus, softmax, ... built on exp) are tlaloc's own
+ * inline kernels below instead of calls. */
 static LLVMValueRef m1(em *e, const char *name, int dt, LLVMValueRef x) {
+  if (e->vector_math == 2 && dt == TL_F32) {
+    if (!strcmp(name, "exp")) return vm_exp32(e, x);
+    if (!strcmp(name, "tanh")) return vm_tanh32(e, x);
+  }
   return mcall(e, name, dt, &x, 1);
 }
 
@@ -294,6 +306,93 @@ static LLVMValueRef fcmp(em *e, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRe
 }
 static LLVMValueRef icmp(em *e, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildICmp(e->b, p, a, b, "");
+}
+
+/* ---- tlaloc's own f32 exp and tanh (vector_math == 2) ---------------------
+ * Inline IR with no calls (fmuladd, fmul, one fdiv, selects, bitcasts,
+ * integer ops), so the loop vectoriser widens them with the rest of the
+ * kernel. One polynomial serves both; its coefficients were fitted for
+ * tlaloc (relative-error least squares on Chebyshev nodes, reweighted
+ * towards minimax; docs/backend.md, "Own vector math"): relative error
+ * 3.1e-9, well below f32's 6e-8, so the error is that of the f32
+ * evaluation: at most 1.02 ulp (exp) and 2.62 ulp (tanh) over all f32
+ * inputs (docs/backend.md; tests/backend/be_vmath.c checks <= 4). Not the
+ * default: libmvec's AVX-512 variants are faster on AVX-512 hosts. */
+
+static LLVMValueRef fma32(em *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+  LLVMValueRef ar[3] = {a, b, c};
+  return intr(e, "llvm.fmuladd", e->f32, ar, 3);
+}
+
+/* 2^k as an f32 for k in [-126, 127]: the biased exponent in place. */
+static LLVMValueRef pow2i(em *e, LLVMValueRef k) {
+  LLVMValueRef b = LLVMBuildAdd(e->b, k, LLVMConstInt(e->i32, 127, 0), "");
+  return LLVMBuildBitCast(e->b, LLVMBuildShl(e->b, b, LLVMConstInt(e->i32, 23, 0), ""), e->f32, "");
+}
+
+/* The reduction shared by exp and tanh: x = n ln2 + r, n = round(x / ln2),
+ * r in [-ln2/2, ln2/2] (Cody-Waite: ln2_hi has 9 significant bits, so
+ * n * ln2_hi is exact for the |n| < 2^8 here). Returns exp(r) - 1 =
+ * r + r^2 q(r), q(r) = c2 + c3 r + ... + c6 r^4, and n in *ni (i32). n
+ * is rounded by the 1.5 * 2^23 shifter, which leaves it in the low bits: no
+ * float-to-int conversion, so NaN stays defined and flows into r. */
+static LLVMValueRef vm_expm1_r(em *e, LLVMValueRef x, LLVMValueRef *ni) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef shifter = cf(e, TL_F32, 12582912.0);
+  LLVMValueRef s = fma32(e, x, cf(e, TL_F32, 1.44269504088896341), shifter);
+  LLVMValueRef nf = LLVMBuildFSub(B, s, shifter, "");
+  *ni = LLVMBuildSub(B, LLVMBuildBitCast(B, s, e->i32, ""), LLVMConstInt(e->i32, 0x4b400000, 0), "");
+  LLVMValueRef r = fma32(e, nf, cf(e, TL_F32, -0.693359375), x);
+  r = fma32(e, nf, cf(e, TL_F32, 2.12194440e-4), r);
+  static const double c[5] = {0.4999999403953552, 0.1666652113199234, 0.04166838899254799,
+                              0.008368710055947304, 0.0013814610429108143};
+  /* Estrin's scheme, not Horner's: q is 3 dependent steps instead of 4,
+   * and the chain from x to the result is what limits a fused kernel */
+  LLVMValueRef r2 = LLVMBuildFMul(B, r, r, "");
+  LLVMValueRef lo = fma32(e, cf(e, TL_F32, c[1]), r, cf(e, TL_F32, c[0]));
+  LLVMValueRef hi = fma32(e, cf(e, TL_F32, c[3]), r, cf(e, TL_F32, c[2]));
+  hi = fma32(e, cf(e, TL_F32, c[4]), r2, hi);
+  LLVMValueRef q = fma32(e, hi, r2, lo);
+  return fma32(e, r2, q, r);
+}
+
+/* exp(x) = 2^n (1 + expm1(r)). x is clamped to [-104, 89] first: exp(89)
+ * overflows and exp(-104) rounds to 0 in the final multiply on their own,
+ * and n stays in [-150, 128]. 2^n is applied as two factors
+ * 2^(n/2) 2^(n - n/2), both normal, so subnormal results are rounded once,
+ * correctly, by the last multiply. NaN passes the clamps (ordered
+ * compares) and the arithmetic. */
+static LLVMValueRef vm_exp32(em *e, LLVMValueRef x) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef hi = cf(e, TL_F32, 89.0), lo = cf(e, TL_F32, -104.0);
+  LLVMValueRef xc = sel(e, fcmp(e, LLVMRealOGT, x, hi), hi, x);
+  xc = sel(e, fcmp(e, LLVMRealOLT, xc, lo), lo, xc);
+  LLVMValueRef ni;
+  LLVMValueRef p = LLVMBuildFAdd(B, vm_expm1_r(e, xc, &ni), cf(e, TL_F32, 1.0), "");
+  LLVMValueRef n1 = LLVMBuildAShr(B, ni, LLVMConstInt(e->i32, 1, 0), "");
+  LLVMValueRef n2 = LLVMBuildSub(B, ni, n1, "");
+  return LLVMBuildFMul(B, LLVMBuildFMul(B, p, pow2i(e, n1), ""), pow2i(e, n2), "");
+}
+
+/* tanh(x) = copysign(m / (m + 2), x), m = expm1(2|x|) with |x| clamped at
+ * 10 (tanh rounds to 1 beyond 9.01). expm1 = 2^n expm1(r) + (2^n - 1), one
+ * fma; n in [0, 29], so 2^n is one exponent field; 2^n - 1 is exact up to
+ * n = 24, and above, its rounding (relative 2^-25) is damped by 2 / (m + 2)
+ * < 2^-23 in m / (m + 2). The
+ * expm1 form keeps the relative accuracy near 0 (m ~ 2|x|), so no separate
+ * small-argument polynomial or select is needed. NaN passes the clamp and
+ * the arithmetic; the copysign gives tanh(-0) = -0. */
+static LLVMValueRef vm_tanh32(em *e, LLVMValueRef x) {
+  LLVMBuilderRef B = e->b;
+  LLVMValueRef a = intr1(e, "llvm.fabs", x);
+  LLVMValueRef ten = cf(e, TL_F32, 10.0);
+  LLVMValueRef ac = sel(e, fcmp(e, LLVMRealOGT, a, ten), ten, a);
+  LLVMValueRef ni;
+  LLVMValueRef er = vm_expm1_r(e, LLVMBuildFAdd(B, ac, ac, ""), &ni);
+  LLVMValueRef sc = pow2i(e, ni);
+  LLVMValueRef m = fma32(e, sc, er, LLVMBuildFSub(B, sc, cf(e, TL_F32, 1.0), ""));
+  LLVMValueRef t = LLVMBuildFDiv(B, m, LLVMBuildFAdd(B, m, cf(e, TL_F32, 2.0), ""), "");
+  return intr2(e, "llvm.copysign", t, x);
 }
 
 static LLVMValueRef f_sign(em *e, int dt, LLVMValueRef x) {

@@ -11,7 +11,10 @@
  *      the peer column holds (1.00x: the shape costs nothing); matmul with
  *      one row and with a transposed operand against OpenBLAS called
  *      directly.
- * usage: bench-backend SOURCE_DIR [--smoke] */
+ * Benchmark 1 is repeated with tlaloc's own f32 exp/tanh kernels
+ * (vector_math 2) against libmvec's (vector_math 1), with exp and tanh
+ * alone in ns per element; --chain stops after it.
+ * usage: bench-backend SOURCE_DIR [--smoke] [--chain] */
 #include "backend/backend.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -28,7 +31,7 @@
 #include <unistd.h>
 
 static int REPS = 7;
-static int smoke = 0;
+static int smoke = 0, chain_only = 0;
 
 static tl_graph *parse(const char *src) {
   tl_diag d;
@@ -196,10 +199,75 @@ static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, i
   tl_graph_free(g);
 }
 
+/* Minimum time of be_run_into p[0] and p[1] alternately into one
+ * preallocated f32 output (no allocation or page faults timed; taking
+ * turns spreads the machine's load over both). */
+static void run_into_pair(be_program *const *p, tl_tensor **in, int64_t *syms, int64_t n, double *t) {
+  char err[256];
+  tl_tensor *out = tl_tensor_new(TL_F32, 1, &n, err, sizeof err);
+  t[0] = t[1] = 1e30;
+  for (int r = 0; out && r < 3 * REPS; r++)
+    for (int k = 0; k < 2; k++) {
+      double t0 = tl_now_ms();
+      if (be_run_into(p[k], in, syms, &out, err, sizeof err)) {
+        fprintf(stderr, "run: %s\n", err);
+        t[k] = NAN;
+        r = 3 * REPS;
+        break;
+      }
+      t0 = tl_now_ms() - t0;
+      if (t0 < t[k]) t[k] = t0;
+    }
+  tl_tensor_free(out);
+}
+
+/* 1b. The chain, exp and tanh with vector_math 2 (tlaloc's own f32 exp
+ * and tanh) against 1 (libmvec), one thread, on the chain's inputs: with
+ * be_run as benchmark 1, and into a preallocated output (the kernels'
+ * own time). */
+static void vmath_rows(tl_tensor **in, int64_t n, double triad1) {
+  static const char *const src[3] = {
+    "(graph chain (in a f32 [n]) (in b f32 [n]) (out y (add (mul (tanh (exp (mul a 0.5))) b) 1)))",
+    "(graph e (in a f32 [n]) (in b f32 [n]) (out y (exp a)))",
+    "(graph t (in a f32 [n]) (in b f32 [n]) (out y (tanh a)))"};
+  static const char *const what[3] = {"chain", "exp", "tanh"};
+  for (int k = 0; k < 3; k++) {
+    double t[2] = {NAN, NAN}, ti[2] = {NAN, NAN};
+    tl_graph *g = parse(src[k]);
+    int64_t syms[1] = {n};
+    be_program *p[2] = {NULL, NULL};
+    for (int vm = 0; vm < 2 && g; vm++) {
+      char err[512];
+      be_options o = be_options_default();
+      o.threads = 1;
+      o.use_cache = 0;
+      o.vector_math = vm ? 1 : 2;
+      p[vm] = be_compile(g, &o, err, sizeof err);
+      if (!p[vm]) fprintf(stderr, "%s: %s\n", what[k], err);
+      else t[vm] = run_min(p[vm], in, syms, 1);
+    }
+    if (p[0] && p[1]) run_into_pair(p, in, syms, n, ti);
+    for (int vm = 0; vm < 2; vm++) be_program_free(p[vm]);
+    tl_graph_free(g);
+    char a[96], b[96];
+    snprintf(a, sizeof a, "%s, own exp/tanh, 1 thread", what[k]);
+    row(a, t[0], "libmvec", t[1]);
+    snprintf(a, sizeof a, "%s, own, into buffer (%.2f ns/elt)", what[k], ti[0] * 1e6 / (double)n);
+    snprintf(b, sizeof b, "libmvec, into buffer (%.2f ns/elt)", ti[1] * 1e6 / (double)n);
+    row(a, ti[0], b, ti[1]);
+    if (k == 0) {
+      row("chain, own exp/tanh, 1 thread", t[0], "STREAM triad 1 thread", triad1);
+      row("chain, own, into buffer, 1 thread", ti[0], "STREAM triad 1 thread", triad1);
+      row("chain, libmvec, into buffer, 1 thread", ti[1], "STREAM triad 1 thread", triad1);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   const char *srcdir = argc > 1 ? argv[1] : ".";
   for (int i = 2; i < argc; i++)
     if (!strcmp(argv[i], "--smoke")) smoke = 1;
+    else if (!strcmp(argv[i], "--chain")) chain_only = 1;
   if (smoke) REPS = 1;
   char err[512];
   be_options o1 = be_options_default(), o2 = be_options_default();
@@ -238,8 +306,10 @@ int main(int argc, char **argv) {
   row("chain, 2 threads", c2, "numpy", np1);
   be_program_free(p1);
   be_program_free(p2);
-  for (int i = 0; i < 2; i++) tl_tensor_free(in[i]);
   tl_graph_free(g);
+  vmath_rows(in, n, t1);
+  for (int i = 0; i < 2; i++) tl_tensor_free(in[i]);
+  if (chain_only) return 0;
 
   /* 2. log_softmax */
   int64_t rows = smoke ? 10 : 1000, cols = 10000;

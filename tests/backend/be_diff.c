@@ -21,6 +21,7 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
                     const be_options *o, be_stats *st);
 int be_fusion_tests(const char *srcdir, int verbose);
 int be_loop_tests(int verbose);
+int be_vmath_tests(const char *srcdir, int verbose);
 
 /* f32 GEMM accumulates in f32 (OpenBLAS); the interpreter in f64 */
 static double f32_rtol = 1e-5, f32_scale = 1;
@@ -262,6 +263,7 @@ int main(int argc, char **argv) {
   fails += cache_test(argv[1]);
   fails += be_fusion_tests(argv[1], verbose);
   fails += be_loop_tests(verbose);
+  fails += be_vmath_tests(argv[1], verbose);
   int rf = nrandom > 0 ? be_random_graphs(nrandom, seed, verbose) : 0;
   return fails || rf ? 1 : 0;
 }
