@@ -43,15 +43,25 @@ bool ex_parents(const ex_graph *g, uint32_t **start, uint32_t **par)
 
 ex_status ex_tree_choice(const ex_graph *g, uint32_t *choice, double *cost)
 {
-  uint32_t nc = g->n_classes, nn = g->n_nodes;
   uint32_t *pstart = NULL, *par = NULL;
+  ex_status st = EX_ERR_NOMEM;
+  if (ex_parents(g, &pstart, &par))
+    st = ex_tree_choice_par(g, pstart, par, choice, cost);
+  free(pstart), free(par);
+  return st;
+}
+
+ex_status ex_tree_choice_par(const ex_graph *g, const uint32_t *pstart, const uint32_t *par,
+                             uint32_t *choice, double *cost)
+{
+  uint32_t nc = g->n_classes, nn = g->n_nodes;
   uint32_t *left = malloc(((size_t)nn + 1) * sizeof(uint32_t));
   double *sum = malloc(((size_t)nn + 1) * sizeof(double));
   uint32_t *order = malloc(((size_t)nc + 1) * sizeof(uint32_t));
   uint32_t *rank = malloc(((size_t)nc + 1) * sizeof(uint32_t));
   ex_heap h = {0};
   ex_status st = EX_ERR_NOMEM;
-  if (!left || !sum || !order || !rank || !ex_parents(g, &pstart, &par))
+  if (!left || !sum || !order || !rank)
     goto out;
   for (uint32_t c = 0; c < nc; c++)
     choice[c] = EX_NONE, cost[c] = INFINITY, rank[c] = EX_NONE;
@@ -97,6 +107,6 @@ ex_status ex_tree_choice(const ex_graph *g, uint32_t *choice, double *cost)
   st = EX_OK;
 out:
   ex_heap_free(&h);
-  free(left), free(sum), free(order), free(rank), free(pstart), free(par);
+  free(left), free(sum), free(order), free(rank);
   return st;
 }

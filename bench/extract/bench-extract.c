@@ -3,11 +3,13 @@
  * DAG-aware heuristic to the exact extractor, and how many files exact
  * proved optimal within its time limit.
  *
- *   bench-extract [--data DIR] [--time-limit S] [--runs N] [--files] [--smoke]
+ *   bench-extract [--data DIR] [--time-limit S] [--runs N] [--kinds K,K] [--files] [--smoke]
  *
  * DIR defaults to $TL_EXTRACTION_GYM, else ../shared/data/extraction-gym.
  * Times of tree and dag are the minimum of N runs (default 5); exact runs
- * once. --files adds a per-file table. --smoke runs a handful of small files
+ * once. --kinds runs only the listed extractors (e.g. tree,dag to time the
+ * fast ones without the exact solver); the others print as "-". --files
+ * adds a per-file table. --smoke runs a handful of small files
  * with a 1 s limit and checks the invariants (valid choice, dag <= tree),
  * for the test suite; it exits 77 (skip) when the data is absent.
  * Files that fail to load are counted as malformed, with their message. */
@@ -90,6 +92,63 @@ static const char *smoke_files[] = {
     "test_data/fuzz/1.json", "data/tensat/resnet50_acyclic.json",
 };
 
+/* "tree,dag" -> want[]; false on an unknown name or an empty list. */
+static bool parse_kinds(const char *list, bool *want)
+{
+  for (int k = 0; k < EX_KIND_COUNT; k++)
+    want[k] = false;
+  bool any = false;
+  while (*list) {
+    size_t len = strcspn(list, ",");
+    char name[16];
+    if (len == 0 || len >= sizeof name)
+      return false;
+    memcpy(name, list, len);
+    name[len] = 0;
+    ex_kind k = ex_kind_parse(name);
+    if (k == EX_KIND_COUNT)
+      return false;
+    want[k] = any = true;
+    list += len + (list[len] == ',');
+  }
+  return any;
+}
+
+/* A number, or "-" for an extractor that was not run. */
+static const char *num(char *buf, size_t len, const char *fmt, double v, bool ran)
+{
+  if (!ran)
+    return "-";
+  snprintf(buf, len, fmt, v);
+  return buf;
+}
+
+/* Totals over the files of one data set (or all of them). */
+typedef struct total {
+  const char *name;
+  int files, proved;
+  double cost[EX_KIND_COUNT], secs[EX_KIND_COUNT], lb;
+} total;
+
+static void print_total(const total *t, const bool *want)
+{
+  const double *c = t->cost, *s = t->secs;
+  bool ex = want[EX_EXACT], both = want[EX_TREE] && want[EX_DAG];
+  char b[9][32];
+  printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | ", t->name, t->files,
+         num(b[0], 32, "%.6g", c[0], want[0]), num(b[1], 32, "%.6g", c[1], want[1]),
+         num(b[2], 32, "%.6g", c[2], ex), num(b[3], 32, "%.6g", t->lb, ex),
+         num(b[4], 32, "%.3f%%", 100.0 * (c[1] - c[2]) / (fabs(c[2]) > 0 ? fabs(c[2]) : 1),
+             ex && want[EX_DAG]),
+         num(b[5], 32, "%.2f", s[0] * 1e3, want[0]), num(b[6], 32, "%.2f", s[1] * 1e3, want[1]),
+         num(b[7], 32, "%.1fx", s[0] > 0 ? s[1] / s[0] : 0, both),
+         num(b[8], 32, "%.2f", s[2], ex));
+  if (ex)
+    printf("%d/%d |\n", t->proved, t->files);
+  else
+    printf("- |\n");
+}
+
 int main(int argc, char **argv)
 {
   const char *data = getenv("TL_EXTRACTION_GYM");
@@ -98,6 +157,9 @@ int main(int argc, char **argv)
   double limit = 10.0;
   int runs = 5;
   bool smoke = false, per_file = false;
+  bool want[EX_KIND_COUNT];
+  for (int k = 0; k < EX_KIND_COUNT; k++)
+    want[k] = true;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
       data = argv[++i];
@@ -109,9 +171,15 @@ int main(int argc, char **argv)
       smoke = true;
     else if (strcmp(argv[i], "--files") == 0)
       per_file = true;
-    else {
+    else if (strcmp(argv[i], "--kinds") == 0 && i + 1 < argc) {
+      if (!parse_kinds(argv[++i], want)) {
+        fprintf(stderr, "bench-extract: --kinds wants a list of tree, dag, exact, got '%s'\n",
+                argv[i]);
+        return 2;
+      }
+    } else {
       fprintf(stderr, "usage: bench-extract [--data DIR] [--time-limit S] [--runs N] "
-                      "[--files] [--smoke]\n");
+                      "[--kinds tree,dag,exact] [--files] [--smoke]\n");
       return 2;
     }
   }
@@ -165,6 +233,8 @@ int main(int argc, char **argv)
     }
     r->ok = true;
     for (int k = 0; k < EX_KIND_COUNT; k++) {
+      if (!want[k])
+        continue;
       int n = k == EX_EXACT ? 1 : runs;
       r->secs[k] = INFINITY;
       for (int j = 0; j < n; j++) {
@@ -182,12 +252,14 @@ int main(int argc, char **argv)
         ex_result_free(&x);
       }
     }
-    if (r->ok && r->cost[EX_DAG] > r->cost[EX_TREE] + 1e-9 * fabs(r->cost[EX_TREE])) {
+    if (r->ok && want[EX_TREE] && want[EX_DAG] &&
+        r->cost[EX_DAG] > r->cost[EX_TREE] + 1e-9 * fabs(r->cost[EX_TREE])) {
       printf("FAIL dag worse than tree on %s: %.17g > %.17g\n", r->path, r->cost[EX_DAG],
              r->cost[EX_TREE]);
       failures++;
     }
-    if (r->ok && r->cost[EX_EXACT] > r->cost[EX_DAG] + 1e-9 * fabs(r->cost[EX_DAG])) {
+    if (r->ok && want[EX_DAG] && want[EX_EXACT] &&
+        r->cost[EX_EXACT] > r->cost[EX_DAG] + 1e-9 * fabs(r->cost[EX_DAG])) {
       printf("FAIL exact worse than dag on %s\n", r->path);
       failures++;
     }
@@ -202,9 +274,15 @@ int main(int argc, char **argv)
       file_res *r = &res[i];
       if (!r->ok)
         continue;
-      printf("| %s/%s | %.6g | %.6g | %.6g | %.6g | %s | %.3f | %.3f | %.1f |\n", r->set,
-             strrchr(r->path, '/') + 1, r->cost[0], r->cost[1], r->cost[2], r->lb,
-             r->optimal ? "yes" : "no", r->secs[0] * 1e3, r->secs[1] * 1e3, r->secs[2] * 1e3);
+      char b[7][32];
+      bool ex = want[EX_EXACT];
+      printf("| %s/%s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->set,
+             strrchr(r->path, '/') + 1, num(b[0], 32, "%.6g", r->cost[0], want[0]),
+             num(b[1], 32, "%.6g", r->cost[1], want[1]), num(b[2], 32, "%.6g", r->cost[2], ex),
+             num(b[3], 32, "%.6g", r->lb, ex), ex ? (r->optimal ? "yes" : "no") : "-",
+             num(b[4], 32, "%.3f", r->secs[0] * 1e3, want[0]),
+             num(b[5], 32, "%.3f", r->secs[1] * 1e3, want[1]),
+             num(b[6], 32, "%.1f", r->secs[2] * 1e3, ex));
     }
   }
 
@@ -212,34 +290,25 @@ int main(int argc, char **argv)
          "| dag gap to exact | tree ms | dag ms | dag/tree time | exact s | exact proved |\n"
          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   /* Sets in order of first appearance (files are sorted, so sets are contiguous). */
-  double all[EX_KIND_COUNT] = {0}, allt[EX_KIND_COUNT] = {0}, alllb = 0;
-  int allf = 0, allopt = 0;
+  total all = {.name = "**all**"};
   for (size_t i = 0; i < fl.n;) {
     size_t j = i;
-    double c[EX_KIND_COUNT] = {0}, t[EX_KIND_COUNT] = {0}, lb = 0;
-    int nf = 0, nopt = 0;
+    total t = {.name = res[i].set};
     for (; j < fl.n && strcmp(res[j].set, res[i].set) == 0; j++) {
       if (!res[j].ok)
         continue;
-      nf++, nopt += res[j].optimal, lb += res[j].lb;
-      for (int k = 0; k < EX_KIND_COUNT; k++)
-        c[k] += res[j].cost[k], t[k] += res[j].secs[k];
+      t.files++, t.proved += res[j].optimal, t.lb += res[j].lb;
+      all.files++, all.proved += res[j].optimal, all.lb += res[j].lb;
+      for (int k = 0; k < EX_KIND_COUNT; k++) {
+        t.cost[k] += res[j].cost[k], t.secs[k] += res[j].secs[k];
+        all.cost[k] += res[j].cost[k], all.secs[k] += res[j].secs[k];
+      }
     }
-    if (nf) {
-      printf("| %s | %d | %.6g | %.6g | %.6g | %.6g | %.3f%% | %.2f | %.2f | %.1fx | %.2f | %d/%d |\n",
-             res[i].set, nf, c[0], c[1], c[2], lb,
-             100.0 * (c[1] - c[2]) / (fabs(c[2]) > 0 ? fabs(c[2]) : 1), t[0] * 1e3, t[1] * 1e3,
-             t[0] > 0 ? t[1] / t[0] : 0, t[2], nopt, nf);
-      for (int k = 0; k < EX_KIND_COUNT; k++)
-        all[k] += c[k], allt[k] += t[k];
-      alllb += lb, allf += nf, allopt += nopt;
-    }
+    if (t.files)
+      print_total(&t, want);
     i = j;
   }
-  printf("| **all** | %d | %.6g | %.6g | %.6g | %.6g | %.3f%% | %.2f | %.2f | %.1fx | %.2f | %d/%d |\n",
-         allf, all[0], all[1], all[2], alllb,
-         100.0 * (all[1] - all[2]) / (fabs(all[2]) > 0 ? fabs(all[2]) : 1), allt[0] * 1e3,
-         allt[1] * 1e3, allt[0] > 0 ? allt[1] / allt[0] : 0, allt[2], allopt, allf);
+  print_total(&all, want);
   printf("\nmalformed files: %d; failures: %d; exact time limit %.0f s; tree/dag time = min of %d runs\n",
          malformed, failures, limit, runs);
   for (size_t i = 0; i < fl.n; i++)

@@ -155,18 +155,22 @@ static uint64_t rng_next(uint64_t *s)
   return z ^ (z >> 31);
 }
 
-static ex_graph *random_graph(uint64_t *seed, bool negative)
+/* A random e-graph of 2..max_classes classes (at most 8) with 1..3 nodes
+ * each and up to max_kids (at most 4) children per node, any class allowed
+ * as a child: cycles and self-loops. */
+static ex_graph *random_graph_sized(uint64_t *seed, bool negative, uint32_t max_classes,
+                                   uint32_t max_kids)
 {
   ex_graph *g = ex_graph_new();
-  uint32_t nc = 2 + (uint32_t)(rng_next(seed) % 5); /* 2..6 classes */
+  uint32_t nc = 2 + (uint32_t)(rng_next(seed) % (max_classes - 1));
   for (uint32_t c = 0; c < nc; c++)
     ex_graph_add_class(g, NULL);
   for (uint32_t c = 0; c < nc; c++) {
     uint32_t nn = 1 + (uint32_t)(rng_next(seed) % 3);
     for (uint32_t i = 0; i < nn; i++) {
-      uint32_t kids[3], nk = (uint32_t)(rng_next(seed) % 4);
+      uint32_t kids[4], nk = (uint32_t)(rng_next(seed) % (max_kids + 1));
       for (uint32_t k = 0; k < nk; k++)
-        kids[k] = (uint32_t)(rng_next(seed) % nc); /* any class: cycles and self-loops */
+        kids[k] = (uint32_t)(rng_next(seed) % nc);
       double cost = (double)(rng_next(seed) % 10);
       if (negative && rng_next(seed) % 3 == 0)
         cost = -cost;
@@ -181,12 +185,17 @@ static ex_graph *random_graph(uint64_t *seed, bool negative)
   return g;
 }
 
+static ex_graph *random_graph(uint64_t *seed, bool negative)
+{
+  return random_graph_sized(seed, negative, 6, 3);
+}
+
 /* Minimum DAG cost over every assignment of one node to every class
  * (unreachable classes' picks do not matter, so this covers all choices);
  * INFINITY when none is valid. */
 static double brute_force(const ex_graph *g)
 {
-  uint32_t nc = g->n_classes, ch[8], idx[8] = {0};
+  uint32_t nc = g->n_classes, ch[8] = {0}, idx[8] = {0};
   double best = INFINITY;
   for (;;) {
     for (uint32_t c = 0; c < nc; c++)
@@ -205,10 +214,11 @@ static double brute_force(const ex_graph *g)
   return best;
 }
 
-static void brute_round(uint64_t seed, int count, bool negative)
+static void brute_round_sized(uint64_t seed, int count, bool negative, uint32_t max_classes,
+                              uint32_t max_kids)
 {
   for (int i = 0; i < count; i++) {
-    ex_graph *g = random_graph(&seed, negative);
+    ex_graph *g = random_graph_sized(&seed, negative, max_classes, max_kids);
     double opt = brute_force(g);
     ex_params p = ex_params_default();
     p.time_limit_s = 5;
@@ -226,6 +236,10 @@ static void brute_round(uint64_t seed, int count, bool negative)
       cr_expect_eq(ex_check(g, r.choice, &d), EX_OK, "%s", d.msg);
       cr_expect_geq(r.dag_cost, opt - 1e-9);
       if (k == EX_EXACT) {
+        /* The bound is the combinatorial one or the solver's: either way
+         * it may never pass the optimum. */
+        cr_expect(r.lower_bound <= opt + 1e-9, "graph %d (seed %llu): lower bound %g > optimum %g",
+                  i, (unsigned long long)seed, r.lower_bound, opt);
         cr_expect(fabs(r.dag_cost - opt) < 1e-9, "graph %d (seed %llu): exact %g, optimum %g", i,
                   (unsigned long long)seed, r.dag_cost, opt);
         cr_expect(r.optimal);
@@ -236,8 +250,20 @@ static void brute_round(uint64_t seed, int count, bool negative)
   }
 }
 
+static void brute_round(uint64_t seed, int count, bool negative)
+{
+  brute_round_sized(seed, count, negative, 6, 3);
+}
+
 Test(brute_force, nonnegative_costs, .timeout = 60) { brute_round(1, 300, false); }
 Test(brute_force, negative_costs, .timeout = 60) { brute_round(2, 300, true); }
+/* Larger and denser graphs: more cycles, so the exact extractor often needs
+ * several rounds of cycle rows, and more sharing for the lower bound. */
+Test(brute_force, dense_cycles, .timeout = 120)
+{
+  brute_round_sized(4, 150, false, 8, 4);
+  brute_round_sized(5, 150, true, 8, 4);
+}
 
 /* Tree-greedy is optimal for the tree cost with costs >= 0: compare with the
  * enumerated minimum tree cost. */
@@ -364,6 +390,99 @@ Test(extractors, sharing_counted_once)
   char b1[32];
   cr_expect_str_eq(ex_graph_node_name(g, x.choice[a], b1, sizeof b1), "a_shared");
   ex_result_free(&t), ex_result_free(&x), ex_result_free(&e);
+  ex_graph_free(g);
+}
+
+/* A private class (one parent occurrence) under a shared one: the DAG
+ * extractor folds its cost into its owner instead of giving it a bit, and
+ * must still count it once. r = (a, b); a and b either share s (cost 1 each,
+ * s costs 1 plus its private child p, 3) or are leaves (5 each). */
+Test(extractors, private_class_counted_once)
+{
+  ex_graph *g = ex_graph_new();
+  uint32_t r = ex_graph_add_class(g, "r"), a = ex_graph_add_class(g, "a"),
+           b = ex_graph_add_class(g, "b"), s = ex_graph_add_class(g, "s"),
+           p = ex_graph_add_class(g, "p");
+  ex_graph_add_node(g, p, 3, NULL, 0, "p0");
+  ex_graph_add_node(g, s, 1, (uint32_t[]){p}, 1, "s0");
+  ex_graph_add_node(g, a, 1, (uint32_t[]){s}, 1, "a_s");
+  ex_graph_add_node(g, a, 5, NULL, 0, "a_leaf");
+  ex_graph_add_node(g, b, 1, (uint32_t[]){s}, 1, "b_s");
+  ex_graph_add_node(g, b, 5, NULL, 0, "b_leaf");
+  ex_graph_add_node(g, r, 0, (uint32_t[]){a, b}, 2, "r0");
+  ex_graph_add_root(g, r);
+  ex_diag d;
+  cr_assert_eq(ex_graph_finish(g, &d), EX_OK);
+  ex_result x;
+  cr_assert_eq(ex_extract(g, EX_DAG, ex_params_default(), &x, &d), EX_OK, "%s", d.msg);
+  cr_expect_eq(x.dag_cost, 6); /* 1 + 1 + 1 + 3, s and p paid once */
+  ex_result_free(&x);
+  ex_graph_free(g);
+}
+
+/* The cheapest choice without acyclicity is a cycle (a_c -> c -> c_a), so
+ * the exact extractor needs its cycle rows; the optimum is 4 (a_leaf, b_c,
+ * c_a). Overlapping reachable sets keep the combinatorial bound (3) below
+ * it, so the solver has to prove it. Once more with negative costs, where
+ * the bound is not used at all. */
+Test(exact, cycle_rows)
+{
+  for (int neg = 0; neg < 2; neg++) {
+    ex_graph *g = ex_graph_new();
+    uint32_t r = ex_graph_add_class(g, "r"), a = ex_graph_add_class(g, "a"),
+             b = ex_graph_add_class(g, "b"), c = ex_graph_add_class(g, "c");
+    double lo = neg ? -1 : 1; /* the cheap cyclic nodes */
+    ex_graph_add_node(g, r, 0, (uint32_t[]){a, b}, 2, "r0");
+    ex_graph_add_node(g, a, lo, (uint32_t[]){c}, 1, "a_c");
+    ex_graph_add_node(g, a, 3, NULL, 0, "a_leaf");
+    ex_graph_add_node(g, b, 1, (uint32_t[]){c}, 1, "b_c");
+    ex_graph_add_node(g, b, 3, NULL, 0, "b_leaf");
+    ex_graph_add_node(g, c, 4, NULL, 0, "c_leaf");
+    ex_graph_add_node(g, c, neg ? -1 : 0, (uint32_t[]){a}, 1, "c_a");
+    ex_graph_add_root(g, r);
+    ex_diag d;
+    cr_assert_eq(ex_graph_finish(g, &d), EX_OK);
+    double opt = brute_force(g);
+    cr_assert_eq(opt, neg ? 3 : 4);
+    ex_result e;
+    cr_assert_eq(ex_extract(g, EX_EXACT, ex_params_default(), &e, &d), EX_OK, "%s", d.msg);
+    cr_expect_eq(e.dag_cost, opt, "neg %d: exact %g", neg, e.dag_cost);
+    cr_expect(e.optimal);
+    cr_expect_eq(e.lower_bound, opt);
+    ex_result_free(&e);
+    ex_graph_free(g);
+  }
+}
+
+/* egg's associativity/commutativity shape (math_associate_adds): one class
+ * per non-empty subset of {1..6}, one '+' node per ordered split, cost 1
+ * per node. Every extraction is a binary tree with 6 leaves (cost 11), and
+ * no two subterms can share, which the LP relaxation does not see; the
+ * combinatorial bound proves it without the solver. */
+Test(exact, disjoint_reach_bound)
+{
+  enum { K = 6, SETS = 1 << K };
+  ex_graph *g = ex_graph_new();
+  uint32_t cls[SETS];
+  for (uint32_t s = 1; s < SETS; s++)
+    cls[s] = ex_graph_add_class(g, NULL);
+  for (uint32_t s = 1; s < SETS; s++) {
+    if (!(s & (s - 1))) {
+      ex_graph_add_node(g, cls[s], 1, NULL, 0, NULL); /* a leaf */
+      continue;
+    }
+    for (uint32_t t = (s - 1) & s; t; t = (t - 1) & s)
+      ex_graph_add_node(g, cls[s], 1, (uint32_t[]){cls[t], cls[s & ~t]}, 2, NULL);
+  }
+  ex_graph_add_root(g, cls[SETS - 1]);
+  ex_diag d;
+  cr_assert_eq(ex_graph_finish(g, &d), EX_OK);
+  ex_result e;
+  cr_assert_eq(ex_extract(g, EX_EXACT, ex_params_default(), &e, &d), EX_OK, "%s", d.msg);
+  cr_expect_eq(e.dag_cost, 2 * K - 1);
+  cr_expect(e.optimal);
+  cr_expect_eq(e.lower_bound, 2 * K - 1);
+  ex_result_free(&e);
   ex_graph_free(g);
 }
 
