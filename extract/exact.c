@@ -743,6 +743,12 @@ static void COINLINKAGE_CB separate(void *osi, void *osi_cuts, void *app)
   sep *sp = app;
   const model *m = sp->m;
   const ex_graph *g = m->g;
+  /* CBC's heuristics (e.g. its small sub-branch-and-bound) run the cut
+   * generators on reduced copies of the model whose columns are not ours:
+   * rows in our numbering would index past their matrix (a crash seen on
+   * mixture_logpdf). Separate only on the model itself. */
+  if (Osi_getNumCols(osi) != (int)sp->l->ncols)
+    return;
   if (sp->oom || !support_build(&sp->s, m, Osi_getColSolution(osi))) {
     sp->oom = true;
     return;
