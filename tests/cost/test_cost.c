@@ -64,54 +64,17 @@ static tl_graph *optimise(tl_opt *o, const tl_graph *g, char **text) {
   return best;
 }
 
-/* ---- values: the interpreter is the oracle --------------------------------- */
-
-static int run_interp(const tl_graph *g, uint64_t seed, int64_t size, tl_tensor **outs) {
-  int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
-  for (int i = 0; i < g->nsyms; i++) syms[i] = size;
-  tl_tensor **ins = tl_xcalloc((size_t)g->ninputs + 1, sizeof *ins);
-  char err[512];
-  int rc = tl_random_inputs(g, ins, syms, seed, err, sizeof err);
-  if (rc == 0) rc = tl_interp_run(g, ins, syms, outs, err, sizeof err);
-  if (rc) fprintf(stderr, "%s\n", err);
-  for (int i = 0; i < g->ninputs; i++) tl_tensor_free(ins[i]);
-  free(ins);
-  free(syms);
-  return rc;
-}
-
-/* Equal within a dtype tolerance scaled by the magnitudes; where the
- * original is inf/NaN the optimised one may be finite (a stability rewrite). */
-static bool close_enough(const tl_tensor *a, const tl_tensor *b, char *why, size_t n) {
-  if (a->dtype != b->dtype || a->numel != b->numel) {
-    snprintf(why, n, "dtype or size differs");
-    return false;
-  }
-  double rtol = a->dtype == TL_F32 ? 2e-4 : 1e-9, scale = 0;
-  for (int64_t i = 0; i < a->numel; i++) {
-    double x = tl_tensor_get_f64(a, i);
-    if (isfinite(x) && fabs(x) > scale) scale = fabs(x);
-  }
-  for (int64_t i = 0; i < a->numel; i++) {
-    double x = tl_tensor_get_f64(a, i), y = tl_tensor_get_f64(b, i);
-    if (!isfinite(x)) continue;
-    if (!isfinite(y) || fabs(x - y) > rtol * (fabs(x) + 1e-3 * scale) + 1e-30) {
-      snprintf(why, n, "element %lld: original %.17g, optimised %.17g", (long long)i, x, y);
-      return false;
-    }
-  }
-  return true;
-}
+/* ---- values: the interpreter is the oracle (tltest.h) ------------------------ */
 
 static void expect_same_values_n(const tl_graph *g, const tl_graph *best, const char *what, int seeds) {
   for (uint64_t seed = 1; seed <= (uint64_t)seeds; seed++) {
     tl_tensor *o1[8] = {0}, *o2[8] = {0};
     cr_assert_leq(g->noutputs, 8);
-    cr_assert_eq(run_interp(g, seed, 3, o1), 0, "%s", what);
-    cr_assert_eq(run_interp(best, seed, 3, o2), 0, "%s optimised", what);
+    cr_assert_eq(tlt_run_random(g, seed, 3, o1), 0, "%s", what);
+    cr_assert_eq(tlt_run_random(best, seed, 3, o2), 0, "%s optimised", what);
     for (int i = 0; i < g->noutputs; i++) {
       char why[256];
-      cr_expect(close_enough(o1[i], o2[i], why, sizeof why), "%s output %d (seed %llu): %s", what, i,
+      cr_expect(tlt_close_enough(o1[i], o2[i], why, sizeof why), "%s output %d (seed %llu): %s", what, i,
                 (unsigned long long)seed, why);
       tl_tensor_free(o1[i]);
       tl_tensor_free(o2[i]);
