@@ -7,24 +7,11 @@
 set -u
 TL=$1
 SRC=$2
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export TLALOC_CACHE_DIR="$tmp/cache" # compiled code goes here, not to ~/.cache
+# shared counters, $tmp, the compile cache in $tmp, ok/bad/expect_status
+. "$SRC/tests/common/check.sh"
 export TLALOC_PROFILE="$tmp/default-profile.txt"
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_status WANT DESCRIPTION CMD...
-expect_status() {
-  local want=$1 what=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, want $want"; cat "$tmp/err"; fi
-}
+# expect_err DESCRIPTION TEXT: the last command's stderr has TEXT
 expect_err() { grep -qF -- "$2" "$tmp/err" && ok || { bad "$1: stderr lacks '$2'"; cat "$tmp/err"; }; }
 expect_out() { grep -qF -- "$2" "$tmp/out" && ok || { bad "$1: stdout lacks '$2'"; cat "$tmp/out"; }; }
 
@@ -138,5 +125,4 @@ expect_err "calibrate, bad option" "unknown or incomplete option '--fast'"
 expect_status 2 "calibrate, unwritable path" "$TL" calibrate --quick -o /proc/nope/p.txt
 expect_err "calibrate, unwritable path" "/proc/nope"
 
-echo "calibrate tests: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+check_summary "calibrate tests"

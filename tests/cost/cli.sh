@@ -7,24 +7,10 @@ set -u
 TL=$1
 SRC=$2
 PLUGIN=$3
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export TLALOC_CACHE_DIR="$tmp/cache"
+# shared counters, $tmp, the compile cache in $tmp, ok/bad/expect_status
+. "$SRC/tests/common/check.sh"
 export TLALOC_PROFILE="$tmp/no-profile.txt" # the built-in defaults, whatever is stored
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_status WANT DESCRIPTION CMD...
-expect_status() {
-  local want=$1 what=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, want $want"; cat "$tmp/err"; fi
-}
 # expect_err TEXT DESCRIPTION: the last command's stderr has TEXT
 expect_err() { if grep -qF -- "$1" "$tmp/err"; then ok; else bad "$2: stderr lacks '$1'"; cat "$tmp/err"; fi; }
 expect_out() { if grep -qF -- "$1" "$tmp/out"; then ok; else bad "$2: stdout lacks '$1'"; cat "$tmp/out"; fi; }
@@ -103,5 +89,4 @@ echo "bad" >"$tmp/profile.txt"
 TLALOC_PROFILE="$tmp/profile.txt" expect_status 2 "malformed profile" "$TL" opt "$X"
 expect_err "machine profile:" "malformed profile message"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+check_summary

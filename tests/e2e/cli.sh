@@ -5,23 +5,8 @@
 set -u
 TL=$1
 SRC=$2
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export TLALOC_CACHE_DIR="$tmp/cache" # compiled code goes here, not to ~/.cache
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_status WANT DESCRIPTION CMD...
-expect_status() {
-  local want=$1 what=$2
-  shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, want $want"; cat "$tmp/err"; fi
-}
+# shared counters, $tmp, the compile cache in $tmp, ok/bad/expect_status
+. "$SRC/tests/common/check.sh"
 
 # Symbolic dims of a graph, bound to 3: "--dim n=3 --dim t=3 ..."
 dims_of() {
@@ -133,5 +118,4 @@ grep -q "bad.rw:1:36: error: unknown op 'frob'" "$tmp/err" && ok || { bad "rule 
 expect_status 0 "opt --cost time" "$TL" opt "$X" --cost time
 expect_status 2 "opt --cost with an unknown property" "$TL" opt "$X" --cost "tim + 1"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+check_summary
