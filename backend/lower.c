@@ -1019,9 +1019,110 @@ static void guard_end(em *e, LLVMValueRef no) {
   LLVMPositionBuilderAtEnd(e->b, (LLVMBasicBlockRef)no);
 }
 
-static void k_ew(em *e, const be_kern *k) {
+/* ---- streaming prefetch ---------------------------------------------------
+ * A kernel that calls vector math functions (exp, tanh, ...) on every
+ * element issues its loads too slowly for the hardware prefetcher to keep
+ * memory busy: one thread ran the exp/tanh chain of bench-backend at the
+ * sum of its compute time and the triad's memory time (1.11 ns per element
+ * against 0.56 in L1 and 0.66 for the triad). Prefetching each streamed
+ * input a fixed distance ahead, one line per vector, overlaps the two (the
+ * same loop in C: 10.1 -> 7.3 ms, the triad 7.4 ms). Prefetching a block's
+ * lines in a burst at its start did not help (10.4 ms): the misses must be
+ * spread over the loop. So the loop runs in blocks of one cache line of
+ * the output, each block first prefetching the lines PF_AHEAD blocks ahead
+ * and then running the body over the block (one vector). */
+enum { PF_LINE = 64, PF_AHEAD = 32 };
+
+/* An inline expression (or the kernel's own definition, own) that calls a
+ * vector math function. */
+static bool calls_math(const be_plan *p, int32_t id, bool own) {
+  if (!own && p->state[id] != BE_S_INLINE) return false;
+  const tl_node *n = &p->g->nodes[id];
+  switch (n->op) {
+  case TL_OP_EXP: case TL_OP_LOG: case TL_OP_LOG1P: case TL_OP_EXPM1: case TL_OP_SIN: case TL_OP_COS:
+  case TL_OP_TANH: case TL_OP_SIGMOID: case TL_OP_SOFTPLUS: case TL_OP_LOG1MEXP: case TL_OP_ERF:
+  case TL_OP_ERFC: case TL_OP_POW: case TL_OP_LOGADDEXP: case TL_OP_XLOGY:
+    return isf(n->type.dtype);
+  default: break;
+  }
+  for (int i = 0; i < n->ninputs; i++)
+    if (calls_math(p, tl_node_inputs(p->g, n)[i], false)) return true;
+  return false;
+}
+
+/* The buffers kernel k reads in step with its output: as many elements
+ * (the same dims once dims of size 1 are dropped). In a kernel whose
+ * loops merge into one, such a buffer is read at the loop's index. */
+static int stream_bufs(const be_plan *p, const be_kern *k, int32_t *out, int max) {
+  const tl_type *t = &p->g->nodes[k->node].type;
+  int64_t od[TL_MAX_RANK];
+  int nod = 0;
+  for (int i = 0; i < t->rank; i++)
+    if (t->dims[i] != 1) od[nod++] = t->dims[i];
+  int ns = 0;
+  for (int r = 0; r < k->nreads && ns < max; r++) {
+    const be_buf *b = &p->bufs[k->reads[r]];
+    int nb = 0;
+    bool same = true;
+    for (int i = 0; i < b->rank && same; i++)
+      if (b->dims[i] != 1) same = nb < nod && b->dims[i] == od[nb++];
+    if (!same || nb != nod || b->dtype == TL_BOOL) continue;
+    bool dup = false;
+    for (int q = 0; q < ns; q++) dup |= out[q] == k->reads[r];
+    if (!dup) out[ns++] = k->reads[r];
+  }
+  return ns;
+}
+
+static void prefetch(em *e, LLVMValueRef base, LLVMValueRef byte_off) {
+  LLVMValueRef a = LLVMBuildGEP2(e->b, e->i8, base, &byte_off, 1, "");
+  LLVMValueRef args[4] = {a, LLVMConstInt(e->i32, 0, 0), LLVMConstInt(e->i32, 3, 0), LLVMConstInt(e->i32, 1, 0)};
+  intr(e, "llvm.prefetch", e->ptr, args, 4);
+}
+
+/* The body of an elementwise kernel at index iv: compute and store. */
+static void ew_body(em *e, const be_kern *k, LLVMValueRef base, const LLVMValueRef *ost, LLVMValueRef *iv) {
   const tl_node *n = &e->g->nodes[k->node];
   const be_buf *ob = &e->p->bufs[k->out];
+  bool own = e->p->buf_of[k->node] == k->out && e->p->state[k->node] == BE_S_MAT;
+  LLVMValueRef v = own ? ex_def(e, k->node, iv) : ex(e, k->node, iv);
+  v = conv(e, v, n->type.dtype, ob->dtype);
+  LLVMValueRef off = LLVMBuildNSWAdd(e->b, base, offset(e, n->type.rank, ost, iv), "");
+  store_at(e, k->out, ob->dtype, off, v);
+}
+
+/* One merged loop [lo, hi) in blocks of one output line, prefetching the
+ * streams, then the remainder; iv[carry] is the loop's index. */
+static void ew_prefetched(em *e, const be_kern *k, int carry, LLVMValueRef lo, LLVMValueRef hi,
+                          LLVMValueRef base, const LLVMValueRef *ost, LLVMValueRef *iv,
+                          const int32_t *st, int ns) {
+  int64_t osz = tl_dtype_size((tl_dtype)e->p->bufs[k->out].dtype);
+  int64_t bl = PF_LINE / osz;
+  LLVMValueRef nblk = LLVMBuildUDiv(e->b, LLVMBuildSub(e->b, hi, lo, ""), ci(e, bl), "");
+  loop ob, ib, tb;
+  LLVMValueRef b = loop_open(e, &ob, ci(e, 0), nblk, 0, NULL);
+  LLVMValueRef i0 = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, b, ci(e, bl), ""), "");
+  LLVMValueRef ahead = LLVMBuildAdd(e->b, i0, ci(e, bl * PF_AHEAD), "");
+  for (int s = 0; s < ns; s++) {
+    int64_t sz = tl_dtype_size((tl_dtype)e->p->bufs[st[s]].dtype);
+    LLVMValueRef at = LLVMBuildMul(e->b, ahead, ci(e, sz), "");
+    for (int64_t c = 0; c < bl * sz; c += PF_LINE) prefetch(e, bufptr(e, st[s]), LLVMBuildAdd(e->b, at, ci(e, c), ""));
+  }
+  /* from 0 to a constant: the vectoriser sees the trip count */
+  LLVMValueRef j = loop_open(e, &ib, ci(e, 0), ci(e, bl), 0, NULL);
+  ib.ic = 1;
+  iv[carry] = LLVMBuildNSWAdd(e->b, i0, j, "");
+  ew_body(e, k, base, ost, iv);
+  loop_close(e, &ib, NULL);
+  loop_close(e, &ob, NULL);
+  LLVMValueRef rest = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, nblk, ci(e, bl), ""), "");
+  iv[carry] = loop_open(e, &tb, rest, hi, 0, NULL);
+  ew_body(e, k, base, ost, iv);
+  loop_close(e, &tb, NULL);
+}
+
+static void k_ew(em *e, const be_kern *k) {
+  const tl_node *n = &e->g->nodes[k->node];
   int r = n->type.rank;
   LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
   LLVMValueRef ost[TL_MAX_RANK], base = ci(e, 0);
@@ -1043,6 +1144,12 @@ static void k_ew(em *e, const be_kern *k) {
   loop ls[TL_MAX_RANK];
   LLVMValueRef iv[TL_MAX_RANK], no = NULL;
   for (int i = 0; i < r; i++) iv[i] = ci(e, 0);
+  int32_t st[8];
+  int ns = L.n == 1 && calls_math(e->p, k->node, true) ? stream_bufs(e->p, k, st, 8) : 0;
+  if (ns > 0) {
+    ew_prefetched(e, k, L.carry[0], lo, hi, base, ost, iv, st, ns);
+    return;
+  }
   if (L.n == 0) no = guard_range(e, lo, hi);
   for (int q = 0; q < L.n; q++) {
     LLVMValueRef len = ci(e, 1);
@@ -1055,11 +1162,7 @@ static void k_ew(em *e, const be_kern *k) {
    * 64 (measured: [1024 16] exp(x - m[r 1]) 12.0 -> 9.2 us; [16 1024] the
    * same) */
   if (L.n > 1) ls[L.n - 1].ic = 1;
-  bool own = e->p->buf_of[k->node] == k->out && e->p->state[k->node] == BE_S_MAT;
-  LLVMValueRef v = own ? ex_def(e, k->node, iv) : ex(e, k->node, iv);
-  v = conv(e, v, n->type.dtype, ob->dtype);
-  LLVMValueRef off = LLVMBuildNSWAdd(e->b, base, offset(e, r, ost, iv), "");
-  store_at(e, k->out, ob->dtype, off, v);
+  ew_body(e, k, base, ost, iv);
   nest_close(e, ls, L.n);
   if (no) guard_end(e, no);
 }

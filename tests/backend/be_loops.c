@@ -136,6 +136,17 @@ static const lcase ew_cases[] = {
   {"split across threads", "(graph l (in x f32 [r c]) (out z (sin x)))", {1, 70000}, 1, 0},
   {"split across threads, two loops", "(graph l (in x f64 [r c]) (in m f64 [r 1]) (out z (exp (sub x m))))",
    {700, 101}, 2, 0},
+  /* one merged loop calling math: blocks of a cache line with prefetches
+   * of the streamed inputs, then the rest (lower.c, "streaming prefetch") */
+  {"prefetched blocks and a tail", "(graph l (in a f32 [n]) (in b f32 [n]) (out z (add (mul (tanh (exp a)) b) 1)))",
+   {70001}, 1, 1},
+  {"prefetched, f64 and a broadcast scalar", "(graph l (in a f64 [r c]) (in s f64 []) (out z (log1p (mul a s))))",
+   {37, 29}, 1, 0},
+  {"prefetched, mixed dtypes", "(graph l (in a f32 [n]) (in b f64 [n]) (in i i32 [n]) (out z (mul (exp a) (add b i))))",
+   {1000}, 1, 0},
+  {"prefetched, fewer elements than a block", "(graph l (in a f32 [n]) (out z (sigmoid a)))", {15}, 1, 1},
+  {"prefetched, in place over a dead temporary",
+   "(graph l (in a f32 [n]) (let t (mul a 3)) (let u (exp t)) (out z (add (tanh u) (sin t))))", {40000}, -1, 0},
 };
 
 static const lcase red_cases[] = {
