@@ -1,0 +1,17 @@
+/* c_peer.h - the peer of bench-backend's compile-latency rows: the kernels
+ * of a graph's plan written as C source, for gcc to compile (issue: "5x
+ * faster than writing the same kernels as C and compiling them with gcc
+ * -O2"). */
+#ifndef TL_BENCH_C_PEER_H
+#define TL_BENCH_C_PEER_H
+
+#include "ir/ir.h"
+
+#include <stddef.h>
+
+/* C source of g's kernels (one function per kernel of be_plan_build's
+ * plan, and `run` calling them in order), malloc'd; NULL with a message
+ * when the plan fails or an op has no C form here. */
+char *c_peer_source(const tl_graph *g, char *err, size_t n);
+
+#endif
