@@ -1194,6 +1194,11 @@ static LLVMValueRef reduce_step(em *e, rkind kind, int adt, LLVMValueRef a, LLVM
   case R_PROD: return fl ? fast(LLVMBuildFMul(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildMul(e->b, a, v, "");
   case R_SUMEXP: {
     LLVMValueRef t = m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
+    if (nan) { /* *nan counts the terms equal to the shift (see sumexp_log) */
+      LLVMValueRef eq = fcmp(e, LLVMRealOEQ, v, shift);
+      *nan = fast(LLVMBuildFAdd(e->b, *nan, sel(e, eq, cf(e, adt, 1), cf(e, adt, 0)), ""), LLVMFastMathAllowReassoc);
+      t = sel(e, eq, cf(e, adt, 0), t);
+    }
     return fast(LLVMBuildFAdd(e->b, a, t, ""), LLVMFastMathAllowReassoc);
   }
   default:
@@ -1203,6 +1208,19 @@ static LLVMValueRef reduce_step(em *e, rkind kind, int adt, LLVMValueRef a, LLVM
     return fast(intr2(e, kind == R_MAX ? "llvm.maxnum" : "llvm.minnum", a, v),
                 LLVMFastMathNoNaNs | LLVMFastMathNoSignedZeros);
   }
+}
+
+/* log of a sum of exponentials shifted by the max, from the pass's two
+ * accumulators: s, the terms other than those equal to the shift, and
+ * ties, how many equal it. With a finite max the sum is 1 + rest, where
+ * rest = s + (ties - 1) leaves out the max's own exp(0) = 1, and the log is
+ * log1p(rest): a row dominated by its max keeps every digit of its small
+ * terms (log(1 + 1e-9) is 0 in f32; log1p gives 1e-9), as the interpreter
+ * does. Otherwise (shift 0) the plain log of s + ties. */
+static LLVMValueRef sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, LLVMValueRef ties) {
+  LLVMValueRef rest = LLVMBuildFAdd(e->b, s, LLVMBuildFSub(e->b, ties, cf(e, dt, 1), ""), "");
+  LLVMValueRef all = LLVMBuildFAdd(e->b, s, ties, "");
+  return sel(e, fin, m1(e, "log1p", dt, rest), m1(e, "log", dt, all));
 }
 
 /* What a pass reads. A row kernel's passes evaluate its fused producer
@@ -1306,7 +1324,7 @@ static void reduce_pass(em *e, const psrc *src, int nred, const int *red, LLVMVa
   *acc = LLVMBuildPhi(e->b, LLVMTypeOf(a[0]), "");
   LLVMAddIncoming(*acc, a, bb, 2);
   if (nan) {
-    *nan = LLVMBuildPhi(e->b, e->i1, "");
+    *nan = LLVMBuildPhi(e->b, LLVMTypeOf(nn[0]), "");
     LLVMAddIncoming(*nan, nn, bb, 2);
   }
 }
@@ -1397,7 +1415,7 @@ static LLVMValueRef shift_of(em *e, int dt, LLVMValueRef m) {
 /* acc[j] = f(acc[j], x[idx]) over the reduced dims (outer) and the chunk's
  * columns (inner). R_SUMEXP shifts by shift_of(marr[j]). */
 static void cols_pass(em *e, cols *c, const psrc *src, int nred, const int *red, rkind kind, int adt,
-                      LLVMValueRef acc, LLVMValueRef marr) {
+                      LLVMValueRef acc, LLVMValueRef marr, LLVMValueRef tarr) {
   const tl_node *xn = src->xn;
   loop ls[TL_MAX_RANK + 1];
   for (int k = 0; k < nred; k++)
@@ -1405,8 +1423,10 @@ static void cols_pass(em *e, cols *c, const psrc *src, int nred, const int *red,
   LLVMValueRef j = lane_open(e, c, &ls[nred]);
   LLVMValueRef v = src_value(e, src, c->idx, adt);
   LLVMValueRef sh = kind == R_SUMEXP ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
-  LLVMValueRef p = lane_ptr(e, acc, adt, j);
-  LLVMBuildStore(e->b, reduce_step(e, kind, adt, LLVMBuildLoad2(e->b, vty(e, adt), p, ""), v, sh, NULL), p);
+  LLVMValueRef p = lane_ptr(e, acc, adt, j), tp = tarr ? lane_ptr(e, tarr, adt, j) : NULL;
+  LLVMValueRef t = tarr ? LLVMBuildLoad2(e->b, vty(e, adt), tp, "") : NULL;
+  LLVMBuildStore(e->b, reduce_step(e, kind, adt, LLVMBuildLoad2(e->b, vty(e, adt), p, ""), v, sh, tarr ? &t : NULL), p);
+  if (tarr) LLVMBuildStore(e->b, t, tp);
   for (int k = nred; k >= 0; k--) loop_close(e, &ls[k], NULL);
 }
 
@@ -1453,11 +1473,14 @@ static void k_red(em *e, const be_kern *k) {
     cols_open(e, &c, &xn->type, red, idx);
     LLVMValueRef acc = lane_array(e, adt), sacc = NULL;
     lanes_fill(e, &c, acc, adt, init);
-    cols_pass(e, &c, &src, nr, rd, kind, adt, acc, NULL);
+    cols_pass(e, &c, &src, nr, rd, kind, adt, acc, NULL, NULL);
+    LLVMValueRef tacc = NULL;
     if (op == TL_OP_LOGSUMEXP) {
       sacc = lane_array(e, adt);
+      tacc = lane_array(e, adt);
       lanes_fill(e, &c, sacc, adt, cf(e, adt, 0));
-      cols_pass(e, &c, &src, nr, rd, R_SUMEXP, adt, sacc, acc);
+      lanes_fill(e, &c, tacc, adt, cf(e, adt, 0));
+      cols_pass(e, &c, &src, nr, rd, R_SUMEXP, adt, sacc, acc, tacc);
     }
     loop l;
     LLVMValueRef j = lane_open(e, &c, &l);
@@ -1465,7 +1488,8 @@ static void k_red(em *e, const be_kern *k) {
     if (op == TL_OP_MEAN) r = LLVMBuildFDiv(e->b, r, LLVMBuildSIToFP(e->b, count, e->f64, ""), "");
     if (op == TL_OP_LOGSUMEXP) {
       LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", r), cf(e, adt, INFINITY));
-      r = sel(e, fin, LLVMBuildFAdd(e->b, r, m1(e, "log", adt, lane_load(e, sacc, adt, j)), ""), r);
+      LLVMValueRef lg = sumexp_log(e, adt, fin, lane_load(e, sacc, adt, j), lane_load(e, tacc, adt, j));
+      r = sel(e, fin, LLVMBuildFAdd(e->b, r, lg, ""), r);
     }
     for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];
     store_at(e, k->out, odt, offset(e, nk, ost, kidx), conv(e, r, adt, odt));
@@ -1489,10 +1513,10 @@ static void k_red(em *e, const be_kern *k) {
   if (op == TL_OP_LOGSUMEXP) {
     LLVMValueRef m = r;
     LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", m), cf(e, adt, INFINITY));
-    LLVMValueRef s = cf(e, adt, 0);
+    LLVMValueRef s = cf(e, adt, 0), ties = cf(e, adt, 0);
     LLVMValueRef sh = sel(e, fin, m, cf(e, adt, 0));
-    reduce_pass(e, &src, nr, rd, idx, R_SUMEXP, adt, &s, NULL, sh);
-    r = sel(e, fin, LLVMBuildFAdd(e->b, m, m1(e, "log", adt, s), ""), m);
+    reduce_pass(e, &src, nr, rd, idx, R_SUMEXP, adt, &s, &ties, sh);
+    r = sel(e, fin, LLVMBuildFAdd(e->b, m, sumexp_log(e, adt, fin, s, ties), ""), m);
   }
   for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];
   store_at(e, k->out, odt, offset(e, nk, ost, kidx), conv(e, r, adt, odt));
@@ -1543,13 +1567,18 @@ static void k_softmax(em *e, const be_kern *k) {
     cols_open(e, &c, &n->type, rd, idx);
     LLVMValueRef macc = lane_array(e, dt), sacc = lane_array(e, dt);
     lanes_fill(e, &c, macc, dt, cf(e, dt, -INFINITY));
-    cols_pass(e, &c, &first, 1, red, R_MAX, dt, macc, NULL);
+    LLVMValueRef tacc = lane_array(e, dt);
+    cols_pass(e, &c, &first, 1, red, R_MAX, dt, macc, NULL, NULL);
     lanes_fill(e, &c, sacc, dt, cf(e, dt, 0));
-    cols_pass(e, &c, &rest, 1, red, R_SUMEXP, dt, sacc, macc);
+    lanes_fill(e, &c, tacc, dt, cf(e, dt, 0));
+    cols_pass(e, &c, &rest, 1, red, R_SUMEXP, dt, sacc, macc, tacc);
     loop l, lw[2];
     LLVMValueRef j = lane_open(e, &c, &l), p = lane_ptr(e, sacc, dt, j);
-    LLVMValueRef s = LLVMBuildLoad2(e->b, vty(e, dt), p, "");
-    LLVMBuildStore(e->b, soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), s, "") : m1(e, "log", dt, s), p);
+    LLVMValueRef s = LLVMBuildLoad2(e->b, vty(e, dt), p, ""), t = lane_load(e, tacc, dt, j);
+    LLVMValueRef mj = lane_load(e, macc, dt, j);
+    LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", mj), cf(e, dt, INFINITY));
+    LLVMBuildStore(e->b, soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, t, ""), "")
+                              : sumexp_log(e, dt, fin, s, t), p);
     loop_close(e, &l, NULL);
     LLVMValueRef ost[TL_MAX_RANK];
     contig_strides(e, R, n->type.dims, ost);
@@ -1575,9 +1604,10 @@ static void k_softmax(em *e, const be_kern *k) {
   LLVMValueRef m = fix_nan(e, dt, acc, nan);
   LLVMValueRef fin = fcmp(e, LLVMRealOLT, intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY));
   LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), m, cf(e, dt, 0));
-  LLVMValueRef s = cf(e, dt, 0);
-  reduce_pass(e, &rest, 1, red, idx, R_SUMEXP, dt, &s, NULL, sh);
-  LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), s, "") : m1(e, "log", dt, s);
+  LLVMValueRef s = cf(e, dt, 0), ties = cf(e, dt, 0);
+  reduce_pass(e, &rest, 1, red, idx, R_SUMEXP, dt, &s, &ties, sh);
+  LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, ties, ""), "")
+                           : sumexp_log(e, dt, fin, s, ties);
   int64_t d = n->type.dims[ax];
   if (d >= 0) {
     softmax_write(e, &rest, ax, idx, sh, post, d < SHORT_ROW ? 1 : 0);

@@ -257,6 +257,65 @@ static int trans_plan(void) {
   return bad;
 }
 
+/* A row dominated by its max: log_softmax's max entry and logsumexp are
+ * -log1p(r) and log1p(r) for r = exp(-25) ~ 1.4e-11, which log(1 + r)
+ * rounds to 0 in f32 and f64 alike. Rows, columns, ties, -inf. */
+static int dominated_rows(void) {
+  static const char *const src[2][2] = {
+    {"(graph d (in x f32 [3 2]) (out a (log_softmax x :axis 1)) (out b (logsumexp x :axis 1)))",
+     "(graph d (in x f32 [2 3]) (out a (log_softmax x :axis 0)) (out b (logsumexp x :axis 0)))"},
+    {"(graph d (in x f64 [3 2]) (out a (log_softmax x :axis 1)) (out b (logsumexp x :axis 1)))",
+     "(graph d (in x f64 [2 3]) (out a (log_softmax x :axis 0)) (out b (logsumexp x :axis 0)))"}};
+  static const double rows[3][2] = {{0, -25}, {-25, 0}, {3, 3}};
+  const double r = exp(-25.0);
+  /* expected: row 0 [-log1p(r), -25 - log1p(r)], row 1 mirrored; row 2 ties: -log 2 each */
+  const double want_a[3][2] = {{-log1p(r), -25 - log1p(r)}, {-25 - log1p(r), -log1p(r)}, {-log(2.0), -log(2.0)}};
+  const double want_b[3] = {log1p(r), log1p(r), 3 + log(2.0)};
+  int bad = 0;
+  for (int dt = 0; dt < 2; dt++)
+    for (int col = 0; col < 2; col++)
+      for (int th = 1; th <= 2; th++) {
+        char err[512] = "";
+        tl_graph *g = tlt_parse(src[dt][col], NULL);
+        int64_t dims[2] = {col ? 2 : 3, col ? 3 : 2};
+        tl_tensor *x = g ? tl_tensor_new(dt ? TL_F64 : TL_F32, 2, dims, err, sizeof err) : NULL;
+        for (int i = 0; x && i < 3; i++)
+          for (int j = 0; j < 2; j++) tl_tensor_set_f64(x, col ? j * 3 + i : i * 2 + j, rows[i][j]);
+        be_options o = be_options_default();
+        o.use_cache = 0;
+        o.threads = th;
+        be_program *p = x ? be_compile(g, &o, err, sizeof err) : NULL;
+        tl_tensor *out[2] = {0};
+        if (!p || be_run(p, &x, NULL, out, err, sizeof err)) {
+          printf("FAIL dominated rows (%s, %s): %s\n", dt ? "f64" : "f32", col ? "columns" : "rows", err);
+          bad = 1;
+        } else {
+          double tol = dt ? 1e-15 : 1e-6; /* relative */
+          for (int i = 0; i < 3; i++) {
+            double gb = tl_tensor_get_f64(out[1], i);
+            if (!(fabs(gb - want_b[i]) <= tol * fabs(want_b[i]))) {
+              printf("FAIL dominated rows (%s, %s): logsumexp of row %d is %.9g, expected %.9g\n", dt ? "f64" : "f32",
+                     col ? "columns" : "rows", i, gb, want_b[i]);
+              bad = 1;
+            }
+            for (int j = 0; j < 2; j++) {
+              double ga = tl_tensor_get_f64(out[0], col ? j * 3 + i : i * 2 + j);
+              if (!(fabs(ga - want_a[i][j]) <= tol * fabs(want_a[i][j]))) {
+                printf("FAIL dominated rows (%s, %s): log_softmax[%d][%d] is %.9g, expected %.9g\n",
+                       dt ? "f64" : "f32", col ? "columns" : "rows", i, j, ga, want_a[i][j]);
+                bad = 1;
+              }
+            }
+          }
+        }
+        for (int k = 0; k < 2; k++) tl_tensor_free(out[k]);
+        be_program_free(p);
+        tl_tensor_free(x);
+        tl_graph_free(g);
+      }
+  return bad;
+}
+
 int be_loop_tests(int verbose) {
   int fails = 0, n = 0;
   const struct { const lcase *c; int n; } sets[] = {
@@ -267,6 +326,7 @@ int be_loop_tests(int verbose) {
   for (int s = 0; s < 3; s++)
     for (int i = 0; i < sets[s].n; i++, n++) fails += run_case(&sets[s].c[i], verbose);
   fails += trans_plan();
+  fails += dominated_rows();
   printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms), %d failed\n", n, fails);
   return fails;
 }
