@@ -1537,20 +1537,59 @@ static void k_red(em *e, const be_kern *k) {
 }
 
 /* The output pass of a softmax row: y = f(x - shift, post); ic as row_pass. */
-static void softmax_write(em *e, const psrc *src, int ax, LLVMValueRef *idx, LLVMValueRef sh, LLVMValueRef post,
-                          int ic) {
+static void softmax_elem(em *e, const psrc *src, LLVMValueRef *idx, LLVMValueRef sh, LLVMValueRef post,
+                         const LLVMValueRef *ost) {
   const be_kern *k = src->k;
   const tl_node *n = &e->g->nodes[k->node];
   int dt = n->type.dtype;
-  LLVMValueRef ost[TL_MAX_RANK];
-  contig_strides(e, n->type.rank, n->type.dims, ost);
-  loop l;
-  idx[ax] = loop_open(e, &l, ci(e, 0), dimv(e, n->type.dims[ax]), 0, NULL);
-  l.ic = ic;
   LLVMValueRef v = LLVMBuildFSub(e->b, src_value(e, src, idx, dt), sh, "");
   LLVMValueRef r = n->op == TL_OP_SOFTMAX ? LLVMBuildFMul(e->b, m1(e, "exp", dt, v), post, "")
                                          : LLVMBuildFSub(e->b, v, post, "");
   store_at(e, k->out, dt, offset(e, n->type.rank, ost, idx), r);
+}
+
+/* The write pass over one row. Over the last axis it also prefetches the
+ * next row of each input read in step with the output, one line per
+ * block of one output line (as ew_prefetched): the max pass of the next
+ * row then reads from cache, and memory works while this row is written.
+ * In C, the same loop took a 1000 x 10000 log_softmax from 11.1-11.2 to
+ * 9.5-9.7 ms. */
+static void softmax_write(em *e, const psrc *src, int ax, LLVMValueRef *idx, LLVMValueRef sh, LLVMValueRef post,
+                          int ic) {
+  const be_kern *k = src->k;
+  const tl_node *n = &e->g->nodes[k->node];
+  LLVMValueRef ost[TL_MAX_RANK];
+  contig_strides(e, n->type.rank, n->type.dims, ost);
+  int32_t st[8];
+  int ns = ax == n->type.rank - 1 && ic == 0 ? stream_bufs(e->p, k, st, 8) : 0;
+  LLVMValueRef len = dimv(e, n->type.dims[ax]);
+  loop l;
+  if (ns > 0) {
+    int64_t bl = PF_LINE / tl_dtype_size((tl_dtype)e->p->bufs[k->out].dtype);
+    idx[ax] = ci(e, 0);
+    LLVMValueRef next = LLVMBuildAdd(e->b, offset(e, n->type.rank, ost, idx), len, ""); /* the next row */
+    LLVMValueRef nblk = LLVMBuildUDiv(e->b, len, ci(e, bl), "");
+    loop ob, ib;
+    LLVMValueRef b = loop_open(e, &ob, ci(e, 0), nblk, 0, NULL);
+    LLVMValueRef i0 = LLVMBuildNSWMul(e->b, b, ci(e, bl), "");
+    LLVMValueRef at = LLVMBuildAdd(e->b, next, i0, "");
+    for (int q = 0; q < ns; q++) {
+      int64_t sz = tl_dtype_size((tl_dtype)e->p->bufs[st[q]].dtype);
+      LLVMValueRef byte = LLVMBuildMul(e->b, at, ci(e, sz), "");
+      for (int64_t c = 0; c < bl * sz; c += PF_LINE) prefetch(e, bufptr(e, st[q]), LLVMBuildAdd(e->b, byte, ci(e, c), ""));
+    }
+    LLVMValueRef j = loop_open(e, &ib, ci(e, 0), ci(e, bl), 0, NULL);
+    ib.ic = 1;
+    idx[ax] = LLVMBuildNSWAdd(e->b, i0, j, "");
+    softmax_elem(e, src, idx, sh, post, ost);
+    loop_close(e, &ib, NULL);
+    loop_close(e, &ob, NULL);
+    idx[ax] = loop_open(e, &l, LLVMBuildNSWMul(e->b, nblk, ci(e, bl), ""), len, 0, NULL);
+  } else {
+    idx[ax] = loop_open(e, &l, ci(e, 0), len, 0, NULL);
+    l.ic = ic;
+  }
+  softmax_elem(e, src, idx, sh, post, ost);
   loop_close(e, &l, NULL);
 }
 
