@@ -1731,6 +1731,15 @@ static LLVMValueRef blas_fn(em *e, const char *name, int nargs, const LLVMTypeRe
  * (OpenBLAS's sgemm_itcopy took ~3/4 of a 1 x 9216 x 4096 product), gemv
  * streams it once. beta = 0 and y is zeroed first, so stale memory (NaN
  * bits) in the output never leaks through a BLAS that scales y by 0. */
+/* Block bb: C = 0 (bytes), the gemv call with its 12 arguments, then done. */
+static void gemv_block(em *e, LLVMBasicBlockRef bb, LLVMValueRef C, LLVMValueRef bytes, LLVMTypeRef fty,
+                       LLVMValueRef fn, LLVMValueRef *args, LLVMBasicBlockRef done) {
+  LLVMPositionBuilderAtEnd(e->b, bb);
+  LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), bytes, 8);
+  LLVMBuildCall2(e->b, fty, fn, args, 12, "");
+  LLVMBuildBr(e->b, done);
+}
+
 static void blas_call(em *e, const be_kern *k, int dt, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K,
                       LLVMValueRef A, LLVMValueRef B, LLVMValueRef C, LLVMValueRef MN) {
   bool f = dt == TL_F32, ta = k->trans[0], tb = k->trans[1];
@@ -1749,21 +1758,15 @@ static void blas_call(em *e, const be_kern *k, int dt, LLVMValueRef M, LLVMValue
   LLVMValueRef bytes = LLVMBuildMul(e->b, MN, ci(e, (int64_t)tl_dtype_size((tl_dtype)dt)), "");
   LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, N, ci(e, 1)), nv, mchk);
   /* N == 1: y (M) = op(A) b */
-  LLVMPositionBuilderAtEnd(e->b, nv);
-  LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), bytes, 8);
   LLVMValueRef an[12] = {rowm, ta ? tr : notr, ta ? k32 : m32, ta ? m32 : k32, one, A, ta ? m32 : k32,
                          B, inc, zero, C, inc};
-  LLVMBuildCall2(e->b, vfty, gemv, an, 12, "");
-  LLVMBuildBr(e->b, done);
+  gemv_block(e, nv, C, bytes, vfty, gemv, an, done);
   LLVMPositionBuilderAtEnd(e->b, mchk);
   LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, M, ci(e, 1)), mv, mm);
   /* M == 1: y (N) = op(B)^T a */
-  LLVMPositionBuilderAtEnd(e->b, mv);
-  LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), bytes, 8);
   LLVMValueRef am[12] = {rowm, tb ? notr : tr, tb ? n32 : k32, tb ? k32 : n32, one, B, tb ? k32 : n32,
                          A, inc, zero, C, inc};
-  LLVMBuildCall2(e->b, vfty, gemv, am, 12, "");
-  LLVMBuildBr(e->b, done);
+  gemv_block(e, mv, C, bytes, vfty, gemv, am, done);
   LLVMPositionBuilderAtEnd(e->b, mm);
   LLVMTypeRef gt[14] = {i32, i32, i32, i32, i32, i32, ft, e->ptr, i32, e->ptr, i32, ft, e->ptr, i32}, gfty;
   LLVMValueRef gemm = blas_fn(e, f ? "cblas_sgemm" : "cblas_dgemm", 14, gt, &gfty);
