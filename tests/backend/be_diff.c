@@ -22,6 +22,7 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
 int be_fusion_tests(const char *srcdir, int verbose);
 int be_loop_tests(int verbose);
 int be_vmath_tests(const char *srcdir, int verbose);
+int be_jit_share_tests(const char *srcdir);
 
 /* f32 GEMM accumulates in f32 (OpenBLAS); the interpreter in f64 */
 static double f32_rtol = 1e-5, f32_scale = 1;
@@ -261,6 +262,7 @@ int main(int argc, char **argv) {
   closedir(dp);
   printf("examples: %d files, %d failed\n", n, fails);
   fails += cache_test(argv[1]);
+  fails += be_jit_share_tests(argv[1]);
   fails += be_fusion_tests(argv[1], verbose);
   fails += be_loop_tests(verbose);
   fails += be_vmath_tests(argv[1], verbose);
