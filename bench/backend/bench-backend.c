@@ -16,8 +16,9 @@
  *      directly.
  * Benchmark 1 is repeated with tlaloc's own f32 exp/tanh kernels
  * (vector_math 2) against libmvec's (vector_math 1), with exp and tanh
- * alone in ns per element; --chain stops after it.
- * usage: bench-backend SOURCE_DIR [--smoke] [--chain] */
+ * alone in ns per element; --chain stops after it; --compile runs
+ * benchmark 4 alone.
+ * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] */
 #include "backend/backend.h"
 #include "bench/backend/c_peer.h"
 #include "interp/interp.h"
@@ -35,7 +36,7 @@
 #include <unistd.h>
 
 static int REPS = 7;
-static int smoke = 0, chain_only = 0;
+static int smoke = 0, chain_only = 0, compile_only = 0;
 
 static tl_graph *parse(const char *src) {
   tl_diag d;
@@ -271,11 +272,103 @@ static void vmath_rows(tl_tensor **in, int64_t n, double triad1) {
   }
 }
 
+/* 4. compile latency: cold (no cache) per example, then cache hit */
+static void compile_latency(const char *srcdir, const be_options *o1) {
+  char err[512], so[256];
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/examples", srcdir);
+  DIR *dp = opendir(dir);
+  struct dirent *de;
+  double worst = 0, sum = 0;
+  int cnt = 0;
+  char cdir[256];
+  snprintf(cdir, sizeof cdir, "/tmp/tlbench-cache.%ld", (long)getpid());
+  be_options oc = be_options_default();
+  oc.cache_dir = cdir;
+  double worst_hit = 0, worst_ratio = INFINITY, log_ratio = 0, gsum = 0, gcc_at_worst = NAN;
+  int worst_ratio_at = -1;
+  be_stats worst_st;
+  memset(&worst_st, 0, sizeof worst_st);
+  while (dp && (de = readdir(dp))) {
+    size_t l = strlen(de->d_name);
+    if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    size_t len;
+    char *src = tl_read_file(path, &len, err, sizeof err);
+    tl_graph *eg = parse(src);
+    free(src);
+    double best = 1e30;
+    be_stats bs;
+    memset(&bs, 0, sizeof bs);
+    for (int r = 0; r < (smoke ? 1 : 5); r++) {
+      be_program *p = be_compile(eg, o1, err, sizeof err);
+      if (p && be_program_stats(p)->total_ms < best) best = be_program_stats(p)->total_ms, bs = *be_program_stats(p);
+      be_program_free(p);
+    }
+    /* the peer: the same kernels as C, gcc -O2 (min of the same count) */
+    double gccb = NAN;
+    char *csrc = c_peer_source(eg, err, sizeof err);
+    if (!csrc) fprintf(stderr, "%s: C peer: %s\n", de->d_name, err);
+    const char *dump = getenv("TLALOC_CPEER_DUMP"); /* a folder to keep the C in */
+    if (csrc && dump && *dump) {
+      char cp[8192];
+      snprintf(cp, sizeof cp, "%s/%s.c", dump, de->d_name);
+      FILE *cf = fopen(cp, "w");
+      if (cf) { fputs(csrc, cf); fclose(cf); }
+    }
+    for (int r = 0; csrc && r < (smoke ? 1 : 5); r++) {
+      double ms;
+      void *hh = build_c(csrc, "-O2", &ms, so);
+      if (!hh) {
+        fprintf(stderr, "%s: gcc failed on the C peer\n", de->d_name);
+        gccb = NAN;
+        break;
+      }
+      dlclose(hh);
+      unlink(so);
+      if (r == 0 || ms < gccb) gccb = ms;
+    }
+    free(csrc);
+    be_program *pm = be_compile(eg, &oc, err, sizeof err);
+    be_program *ph = be_compile(eg, &oc, err, sizeof err);
+    double hit = ph ? be_program_stats(ph)->total_ms : NAN;
+    be_program_free(pm);
+    be_program_free(ph);
+    printf("| cold JIT %-35s | %9.3f ms | cache hit                          | %9.3f ms |        |\n", de->d_name, best, hit);
+    char what[128];
+    snprintf(what, sizeof what, "cold JIT %.100s", de->d_name);
+    row(what, best, "its kernels as C, gcc -O2 -shared", gccb);
+    double ratio = gccb / best;
+    if (!(ratio >= worst_ratio)) worst_ratio = ratio, worst_ratio_at = cnt;
+    log_ratio += log(ratio);
+    if (best > worst) worst = best, gcc_at_worst = gccb, worst_st = bs;
+    gsum += gccb;
+    if (hit > worst_hit) worst_hit = hit;
+    sum += best;
+    cnt++;
+    tl_graph_free(eg);
+  }
+  if (dp) closedir(dp);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", cdir);
+  if (system(cmd)) {}
+  row("cold JIT, mean over examples", sum / (cnt ? cnt : 1), "gcc -O2, mean over examples", gsum / (cnt ? cnt : 1));
+  row("cold JIT, worst example", worst, "gcc -O2 on that example", gcc_at_worst);
+  printf("| cache hit, worst example | %9.3f ms | | | |\n", worst_hit);
+  printf("| worst example's JIT: plan %.2f, lower %.2f, LLVM opt %.2f, codegen %.2f, link %.2f ms; %d kernels | | | | |\n",
+         worst_st.plan_ms, worst_st.lower_ms, worst_st.opt_ms, worst_st.codegen_ms, worst_st.jit_ms, worst_st.nkernels);
+  printf("| gcc -O2 on each example's kernels / cold JIT: geometric mean %.2fx, lowest %.2fx (example %d) | | | | |\n",
+         exp(log_ratio / (cnt ? cnt : 1)), worst_ratio, worst_ratio_at);
+
+}
+
 int main(int argc, char **argv) {
   const char *srcdir = argc > 1 ? argv[1] : ".";
   for (int i = 2; i < argc; i++)
     if (!strcmp(argv[i], "--smoke")) smoke = 1;
     else if (!strcmp(argv[i], "--chain")) chain_only = 1;
+    else if (!strcmp(argv[i], "--compile")) compile_only = 1;
   if (smoke) REPS = 1;
   char err[512];
   be_options o1 = be_options_default(), o2 = be_options_default();
@@ -292,6 +385,10 @@ int main(int argc, char **argv) {
   }
   printf("load average at start: %s\n", lbuf[0] ? lbuf : "?\n");
   printf("| measurement | tlaloc | peer | peer time | peer/tlaloc |\n|---|---|---|---|---|\n");
+  if (compile_only) {
+    compile_latency(srcdir, &o1);
+    return 0;
+  }
 
   /* 1. fused chain */
   int64_t n = smoke ? 100000 : 10000000;
@@ -396,92 +493,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 3; i++) tl_tensor_free(min_[i]);
   tl_graph_free(g);
 
-  /* 4. compile latency: cold (no cache) per example, then cache hit */
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/examples", srcdir);
-  DIR *dp = opendir(dir);
-  struct dirent *de;
-  double worst = 0, sum = 0;
-  int cnt = 0;
-  char cdir[256];
-  snprintf(cdir, sizeof cdir, "/tmp/tlbench-cache.%ld", (long)getpid());
-  be_options oc = be_options_default();
-  oc.cache_dir = cdir;
-  double worst_hit = 0, worst_ratio = INFINITY, log_ratio = 0, gsum = 0, gcc_at_worst = NAN;
-  int worst_ratio_at = -1;
-  be_stats worst_st;
-  memset(&worst_st, 0, sizeof worst_st);
-  while (dp && (de = readdir(dp))) {
-    size_t l = strlen(de->d_name);
-    if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    size_t len;
-    char *src = tl_read_file(path, &len, err, sizeof err);
-    tl_graph *eg = parse(src);
-    free(src);
-    double best = 1e30;
-    be_stats bs;
-    memset(&bs, 0, sizeof bs);
-    for (int r = 0; r < (smoke ? 1 : 5); r++) {
-      be_program *p = be_compile(eg, &o1, err, sizeof err);
-      if (p && be_program_stats(p)->total_ms < best) best = be_program_stats(p)->total_ms, bs = *be_program_stats(p);
-      be_program_free(p);
-    }
-    /* the peer: the same kernels as C, gcc -O2 (min of the same count) */
-    double gccb = NAN;
-    char *csrc = c_peer_source(eg, err, sizeof err);
-    if (!csrc) fprintf(stderr, "%s: C peer: %s\n", de->d_name, err);
-    const char *dump = getenv("TLALOC_CPEER_DUMP"); /* a folder to keep the C in */
-    if (csrc && dump && *dump) {
-      char cp[8192];
-      snprintf(cp, sizeof cp, "%s/%s.c", dump, de->d_name);
-      FILE *cf = fopen(cp, "w");
-      if (cf) { fputs(csrc, cf); fclose(cf); }
-    }
-    for (int r = 0; csrc && r < (smoke ? 1 : 5); r++) {
-      double ms;
-      void *hh = build_c(csrc, "-O2", &ms, so);
-      if (!hh) {
-        fprintf(stderr, "%s: gcc failed on the C peer\n", de->d_name);
-        gccb = NAN;
-        break;
-      }
-      dlclose(hh);
-      unlink(so);
-      if (r == 0 || ms < gccb) gccb = ms;
-    }
-    free(csrc);
-    be_program *pm = be_compile(eg, &oc, err, sizeof err);
-    be_program *ph = be_compile(eg, &oc, err, sizeof err);
-    double hit = ph ? be_program_stats(ph)->total_ms : NAN;
-    be_program_free(pm);
-    be_program_free(ph);
-    printf("| cold JIT %-35s | %9.3f ms | cache hit                          | %9.3f ms |        |\n", de->d_name, best, hit);
-    char what[128];
-    snprintf(what, sizeof what, "cold JIT %.100s", de->d_name);
-    row(what, best, "its kernels as C, gcc -O2 -shared", gccb);
-    double ratio = gccb / best;
-    if (!(ratio >= worst_ratio)) worst_ratio = ratio, worst_ratio_at = cnt;
-    log_ratio += log(ratio);
-    if (best > worst) worst = best, gcc_at_worst = gccb, worst_st = bs;
-    gsum += gccb;
-    if (hit > worst_hit) worst_hit = hit;
-    sum += best;
-    cnt++;
-    tl_graph_free(eg);
-  }
-  if (dp) closedir(dp);
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", cdir);
-  if (system(cmd)) {}
-  row("cold JIT, mean over examples", sum / (cnt ? cnt : 1), "gcc -O2, mean over examples", gsum / (cnt ? cnt : 1));
-  row("cold JIT, worst example", worst, "gcc -O2 on that example", gcc_at_worst);
-  printf("| cache hit, worst example | %9.3f ms | | | |\n", worst_hit);
-  printf("| worst example's JIT: plan %.2f, lower %.2f, LLVM opt %.2f, codegen %.2f, link %.2f ms; %d kernels | | | | |\n",
-         worst_st.plan_ms, worst_st.lower_ms, worst_st.opt_ms, worst_st.codegen_ms, worst_st.jit_ms, worst_st.nkernels);
-  printf("| gcc -O2 on each example's kernels / cold JIT: geometric mean %.2fx, lowest %.2fx (example %d) | | | | |\n",
-         exp(log_ratio / (cnt ? cnt : 1)), worst_ratio, worst_ratio_at);
+  compile_latency(srcdir, &o1);
 
   /* 5. loop shapes */
   static const int64_t s8[4] = {2048, 8, 16, 1024}, s16[4] = {1024, 16, 16, 1024}, s32[4] = {512, 32, 16, 1024},
