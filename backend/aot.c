@@ -50,7 +50,7 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
           "#endif\n\n",
           name, g->name ? g->name : "", name, g->ninputs, g->noutputs, name, guard, guard);
   fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n\n", name, g->ninputs, name, g->noutputs);
-  fprintf(f, "struct %s_frame { void **bufs; const int64_t *syms; int32_t err; };\n", name);
+  fprintf(f, "struct %s_frame { void **bufs; const int64_t *syms; int32_t err; int32_t fresh; };\n", name);
   fprintf(f, "int32_t %s_entry(struct %s_frame *f, void *par, void *pool);\n\n", name, name);
   /* buffer table: kind (0 in, 1 out, 2 temp, 3 const, 4 unused: an in-place kernel writes
    * another buffer), index, dtype, rank, dims (<0: symbol -d-1) */
@@ -107,7 +107,7 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
           "    }\n"
           "  }\n"
           "  if (rc == 0) {\n"
-          "    struct %s_frame fr = {bufs, syms, 0};\n"
+          "    struct %s_frame fr = {bufs, syms, 0, 1}; /* fresh outputs */\n"
           "    rc = %s_entry(&fr, 0, 0);\n"
           "  }\n"
           "  for (b = 0; b < NB; b++) {\n"

@@ -43,6 +43,7 @@ typedef struct be_frame {
   void **bufs;
   const int64_t *syms;
   int32_t err;
+  int32_t fresh; /* the outputs were just allocated: no streaming stores (lower.c) */
 } be_frame;
 
 typedef void (*be_kfn)(be_frame *, int64_t, int64_t);
@@ -783,7 +784,7 @@ static int prepare(be_program *p, tl_tensor *const *inputs, const int64_t *sym_v
 
 /* Points the plan's buffers at inputs, outputs and the arena and runs the
  * kernels; -1 with the failing op's message on a run-time error. */
-static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *outputs, char *err,
+static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *outputs, int fresh, char *err,
                    size_t n) {
   const tl_graph *g = p->g;
   const be_plan *pl = &p->plan;
@@ -797,7 +798,7 @@ static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *ou
     }
   }
   if (p->threads > 1 && !p->pool.started && pool_start(&p->pool)) p->threads = 1;
-  be_frame f = {p->bufs, p->syms, 0};
+  be_frame f = {p->bufs, p->syms, 0, fresh};
   int32_t rc = p->entry(&f, p->threads > 1 ? pool_par : NULL, &p->pool);
   if (rc) {
     int node = rc >> 4;
@@ -827,7 +828,7 @@ int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, t
       return -1;
     }
   }
-  if (execute(p, inputs, outputs, err, n)) {
+  if (execute(p, inputs, outputs, 1, err, n)) {
     for (int i = 0; i < g->noutputs; i++) {
       tl_tensor_free(outputs[i]);
       outputs[i] = NULL;
@@ -878,5 +879,5 @@ int be_run_into(be_program *p, tl_tensor *const *inputs, const int64_t *sym_valu
         return -1;
       }
   }
-  return execute(p, inputs, outputs, err, n);
+  return execute(p, inputs, outputs, 0, err, n);
 }

@@ -21,6 +21,7 @@
 
 int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
                     const be_options *o, be_stats *st);
+extern int be_compare_into;
 
 typedef struct lcase {
   const char *name, *text;
@@ -39,6 +40,27 @@ static void add_specials(tl_tensor *t) {
   }
 }
 
+/* 1 when g's module (before LLVM's passes) has streaming stores, 0 when
+ * not, -1 on error */
+static int has_streams(const tl_graph *g, char *err, size_t n) {
+  be_plan pl;
+  if (be_plan_build(&pl, g, err, n)) return -1;
+  LLVMContextRef cx = LLVMContextCreate();
+  LLVMTargetMachineRef tm = be_host_tm(1);
+  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "l", "tlk_main", 1, err, n) : NULL;
+  int r = -1;
+  if (m) {
+    char *s = LLVMPrintModuleToString(m);
+    r = strstr(s, "!nontemporal") != NULL;
+    LLVMDisposeMessage(s);
+    LLVMDisposeModule(m);
+  }
+  if (tm) LLVMDisposeTargetMachine(tm);
+  LLVMContextDispose(cx);
+  be_plan_free(&pl);
+  return r;
+}
+
 /* Loops of the kernel that writes output 0, or -1 when it is not an
  * elementwise kernel. */
 static int out_loops(const tl_graph *g, char *err, size_t n) {
@@ -55,7 +77,8 @@ static int out_loops(const tl_graph *g, char *err, size_t n) {
   return r;
 }
 
-static int run_case(const lcase *c, int verbose) {
+/* streams: 1 the module must have streaming stores, -1 none, 0 unchecked */
+static int run_case(const lcase *c, int streams, int verbose) {
   char *diag = NULL, err[512];
   tl_graph *g = tlt_parse(c->text, &diag);
   if (!g) {
@@ -69,6 +92,14 @@ static int run_case(const lcase *c, int verbose) {
     int l = out_loops(g, err, sizeof err);
     if (l != c->loops) {
       printf("FAIL %s: %d loops, expected %d\n", c->name, l, c->loops);
+      bad = 1;
+    }
+  }
+  if (streams) {
+    int h = has_streams(g, err, sizeof err);
+    if (h != (streams > 0)) {
+      printf("FAIL %s: %s\n", c->name,
+             h < 0 ? err : h ? "streaming stores where none were expected" : "no streaming stores");
       bad = 1;
     }
   }
@@ -88,6 +119,12 @@ static int run_case(const lcase *c, int verbose) {
       snprintf(what, sizeof what, "%s (%d thread%s)", c->name, th, th > 1 ? "s" : "");
       o.threads = th;
       wrong = be_compare_opts(g, in, syms, what, verbose, &o, NULL);
+      if (streams > 0 && !wrong) { /* the streaming stores run only into the caller's buffers */
+        be_compare_into = 1;
+        strcat(what, " into buffers");
+        wrong = be_compare_opts(g, in, syms, what, verbose, &o, NULL);
+        be_compare_into = 0;
+      }
     }
     bad |= wrong;
   }
@@ -230,6 +267,27 @@ static const lcase mm_cases[] = {
    0},
 };
 
+/* Outputs of 8 MiB and more are written with streaming stores, line by
+ * line through a scratch line (lower.c, "streaming stores"); rows of 1003
+ * f32 start at every alignment, so some lines stream and some do not. */
+static const struct { lcase c; int streams; } stream_cases[] = {
+  {{"streaming stores, f32, a tail", "(graph l (in a f32 [n]) (out z (mul (exp a) 0.5)))", {2097152 + 37}, 1, 0}, 1},
+  {{"streaming stores, f64, NaN", "(graph l (in a f64 [n]) (in b f64 [n]) (out z (add (tanh a) b)))",
+    {1048576 + 3}, 1, 1}, 1},
+  {{"streaming stores, in place",
+    "(graph l (in a f32 [n]) (let t (mul a 3)) (let u (exp t)) (out z (add (tanh u) (sin t))))", {2097152 + 5}, -1,
+    0}, 1},
+  {{"no streaming stores for a small concrete output", "(graph l (in a f32 [1000]) (out z (exp a)))", {0}, 1, 0}, -1},
+  {{"log_softmax, streaming stores, unaligned rows", "(graph l (in x f32 [r c]) (out z (log_softmax x :axis 1)))",
+    {2100, 1003}, -1, 0}, 1},
+  {{"softmax of 2x (read back from the output), streaming stores",
+    "(graph l (in x f32 [r c]) (out z (softmax (mul 2.0 x) :axis 1)))", {2048, 1024}, -1, 0}, 1},
+  {{"softmax f64, streaming stores", "(graph l (in x f64 [r c]) (out z (softmax x :axis -1)))", {1024, 1025}, -1, 0},
+   1},
+  {{"no streaming stores for small concrete rows", "(graph l (in x f32 [40 20]) (out z (softmax x :axis 1)))", {0},
+    -1, 0}, -1},
+};
+
 /* A transposed operand is read through the trans flag: one kernel, the
  * matmul, reading the input buffers themselves. */
 static int trans_plan(void) {
@@ -324,9 +382,11 @@ int be_loop_tests(int verbose) {
     {mm_cases, (int)(sizeof mm_cases / sizeof *mm_cases)},
   };
   for (int s = 0; s < 3; s++)
-    for (int i = 0; i < sets[s].n; i++, n++) fails += run_case(&sets[s].c[i], verbose);
+    for (int i = 0; i < sets[s].n; i++, n++) fails += run_case(&sets[s].c[i], 0, verbose);
+  for (size_t i = 0; i < sizeof stream_cases / sizeof *stream_cases; i++, n++)
+    fails += run_case(&stream_cases[i].c, stream_cases[i].streams, verbose);
   fails += trans_plan();
   fails += dominated_rows();
-  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms), %d failed\n", n, fails);
+  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores), %d failed\n", n, fails);
   return fails;
 }
