@@ -540,7 +540,8 @@ int main(int argc, char **argv) {
     }
     free(sc);
     free(ao);
-    dlclose(hs);
+    /* not dlclose'd: libgomp's worker threads outlive the parallel loop
+     * and would run unmapped code */
     unlink(smso);
   } else {
     fprintf(stderr, "gcc failed on the attention peer's softmax\n");
