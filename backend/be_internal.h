@@ -1,5 +1,5 @@
 /* be_internal.h - private to backend/: the kernel plan shared by the JIT
- * driver (jit.c) and the AOT writer (aot.c), and the IR emitter (lower.c).
+ * driver (jit.c) and the AOT writer (aot.c), and the IR emitter (lower*.c).
  *
  * Generated code ABI (one module per program):
  *   struct frame { void **bufs; const int64_t *syms; int32_t err; };
@@ -89,7 +89,7 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
 /* A hash of everything the generated code depends on in the plan, and of
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
- * version when lower.c emits different code for the same plan keeps stale
+ * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
 #define BE_LOWER_VERSION 6 /* 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag */
 uint64_t be_plan_hash(const be_plan *p);

@@ -43,7 +43,7 @@ typedef struct be_frame {
   void **bufs;
   const int64_t *syms;
   int32_t err;
-  int32_t fresh; /* the outputs were just allocated: no streaming stores (lower.c) */
+  int32_t fresh; /* the outputs were just allocated: no streaming stores (lower_stream.c) */
 } be_frame;
 
 typedef void (*be_kfn)(be_frame *, int64_t, int64_t);

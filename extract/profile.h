@@ -104,7 +104,7 @@ double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w);
 void tl_node_work(const tl_profile *p, tl_op op, const tl_attrs *attrs, const tl_type *out,
                   const tl_type *const *in, int nin, double sym_size, tl_kernel_work *w);
 
-/* Passes a row kernel makes over its operand (backend/lower.c): 3 for
+/* Passes a row kernel makes over its operand (backend/lower_rows.c): 3 for
  * softmax and log_softmax (max, sum of exponentials, write), 2 for
  * logsumexp, 1 for the other reductions. A producer fused into the kernel
  * is computed again in every pass. */

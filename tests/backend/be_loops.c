@@ -174,7 +174,7 @@ static const lcase ew_cases[] = {
   {"split across threads, two loops", "(graph l (in x f64 [r c]) (in m f64 [r 1]) (out z (exp (sub x m))))",
    {700, 101}, 2, 0},
   /* one merged loop calling math: blocks of a cache line with prefetches
-   * of the streamed inputs, then the rest (lower.c, "streaming prefetch") */
+   * of the streamed inputs, then the rest (lower_stream.c, "streaming prefetch") */
   {"prefetched blocks and a tail", "(graph l (in a f32 [n]) (in b f32 [n]) (out z (add (mul (tanh (exp a)) b) 1)))",
    {70001}, 1, 1},
   {"prefetched, f64 and a broadcast scalar", "(graph l (in a f64 [r c]) (in s f64 []) (out z (log1p (mul a s))))",
@@ -268,7 +268,7 @@ static const lcase mm_cases[] = {
 };
 
 /* Outputs of 8 MiB and more are written with streaming stores, line by
- * line through a scratch line (lower.c, "streaming stores"); rows of 1003
+ * line through a scratch line (lower_stream.c, "streaming stores"); rows of 1003
  * f32 start at every alignment, so some lines stream and some do not. */
 static const struct { lcase c; int streams; } stream_cases[] = {
   {{"streaming stores, f32, a tail", "(graph l (in a f32 [n]) (out z (mul (exp a) 0.5)))", {2097152 + 37}, 1, 0}, 1},

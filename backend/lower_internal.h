@@ -1,0 +1,138 @@
+/* lower_internal.h - private to the IR emitter, backend/lower*.c (lower.c
+ * says which file holds what): the emitter's state (em), the small builders
+ * every file uses (static inline), and the functions one file of the
+ * emitter calls in another. Those carry the prefix lw_: every global symbol
+ * of libtlaloc is named for its module, and names such as ex, offset or
+ * conv would otherwise be globals of libtlaloc.a and libtlaloc.so. */
+#ifndef TL_LOWER_INTERNAL_H
+#define TL_LOWER_INTERNAL_H
+
+#include "backend/be_internal.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MAXSYM 256
+
+typedef struct em {
+  const be_plan *p;
+  const tl_graph *g;
+  LLVMContextRef cx;
+  LLVMModuleRef m;
+  LLVMBuilderRef b, pre;
+  LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd, kty;
+  LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
+  int vector_math;
+  int avx512; /* host has AVX-512F: 512-bit vectors and libmvec's _ZGVe variants */
+  LLVMValueRef *used; int nused;
+  /* current kernel */
+  LLVMValueRef fn, frame, bufs, syms, errp;
+  LLVMValueRef *bufp;
+  LLVMValueRef symv[MAXSYM];
+  int32_t knode;
+  int x86;     /* target is x86-64: streaming stores and sfence */
+  int nt_used; /* the current kernel has streaming stores: sfence before returning */
+  /* while set, stores to buffer scratch_buf go to scratch[scratch_j]
+   * (lw_prefetched_loop's line of output, see "streaming stores") */
+  LLVMValueRef scratch, scratch_j;
+  int32_t scratch_buf;
+  char *err; size_t errn; int failed;
+} em;
+
+static inline LLVMValueRef ci(em *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, 1); }
+
+static inline LLVMTypeRef vty(em *e, int dt) {
+  switch (dt) {
+  case TL_BOOL: return e->i1;
+  case TL_I32: return e->i32;
+  case TL_I64: return e->i64;
+  case TL_F32: return e->f32;
+  default: return e->f64;
+  }
+}
+static inline LLVMTypeRef mty(em *e, int dt) { return dt == TL_BOOL ? e->i8 : vty(e, dt); }
+static inline bool isf(int dt) { return dt == TL_F32 || dt == TL_F64; }
+
+static inline LLVMValueRef cf(em *e, int dt, double v) { return LLVMConstReal(vty(e, dt), v); }
+
+/* ---- scalar ops ------------------------------------------------------------ */
+
+static inline LLVMValueRef sel(em *e, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(e->b, c, a, b, "");
+}
+static inline LLVMValueRef fcmp(em *e, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFCmp(e->b, p, a, b, "");
+}
+static inline LLVMValueRef icmp(em *e, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildICmp(e->b, p, a, b, "");
+}
+
+/* ---- lower.c: kernel scaffolding ----------------------------------------- */
+
+LLVMValueRef lw_dimv(em *e, int64_t d);     /* a tl dim's size (symbols loaded in the entry block) */
+LLVMValueRef lw_bufptr(em *e, int32_t bi);  /* buffer bi's address (loaded in the entry block) */
+void lw_add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v);
+void lw_set_err(em *e, int code);           /* stores the error (knode << 4) | code */
+
+/* for (iv = lo; iv < hi; iv++) with nc loop-carried values */
+typedef struct loop {
+  LLVMBasicBlockRef head, body, exit;
+  LLVMValueRef iv, phis[4];
+  int nc;
+  int ic; /* > 0: llvm.loop.interleave.count for the vectoriser */
+} loop;
+LLVMValueRef lw_loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, int nc,
+                          const LLVMValueRef *init);
+void lw_loop_close(em *e, loop *l, const LLVMValueRef *next);
+void lw_nest_open(em *e, loop *ls, int r, const int64_t *dims, const int *order, LLVMValueRef lo,
+                  LLVMValueRef hi, LLVMValueRef *iv);
+void lw_nest_close(em *e, loop *ls, int r);
+LLVMValueRef lw_guard_range(em *e, LLVMValueRef lo, LLVMValueRef hi);
+void lw_guard_end(em *e, LLVMValueRef no);
+
+/* ---- lower_expr.c: values ------------------------------------------------ */
+
+LLVMValueRef lw_intr(em *e, const char *name, LLVMTypeRef t, LLVMValueRef *args, int n);
+LLVMValueRef lw_intr1(em *e, const char *name, LLVMValueRef x);
+LLVMValueRef lw_intr2(em *e, const char *name, LLVMValueRef x, LLVMValueRef y);
+LLVMValueRef lw_m1(em *e, const char *name, int dt, LLVMValueRef x);
+LLVMValueRef lw_conv(em *e, LLVMValueRef v, int from, int to);
+void lw_contig_strides(em *e, int rank, const int64_t *dims, LLVMValueRef *st);
+LLVMValueRef lw_offset(em *e, int rank, const LLVMValueRef *st, LLVMValueRef *idx);
+LLVMValueRef lw_load_at(em *e, int32_t bi, int dt, LLVMValueRef off);
+void lw_store_at(em *e, int32_t bi, int dt, LLVMValueRef off, LLVMValueRef v);
+LLVMValueRef lw_ex(em *e, int32_t id, LLVMValueRef *idx);
+LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx);
+void lw_expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]);
+void lw_squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]);
+
+/* ---- lower_stream.c: streaming prefetch and stores ------------------------ */
+
+/* lw_prefetched_loop's block is one line of the output, PF_LINE bytes;
+ * elementwise kernels prefetch PF_AHEAD blocks ahead (lower_stream.c) */
+enum { PF_LINE = 64, PF_AHEAD = 32 };
+
+/* where lw_prefetched_loop stores lines: buffer buf of dtype dt, stream when
+ * on (i1) and the line is aligned; off(i) is the output offset of element
+ * i of the loop, and the output is contiguous along the loop */
+typedef LLVMValueRef pf_off(em *e, LLVMValueRef i, void *ctx);
+typedef struct nt_lines { int32_t buf; int dt; LLVMValueRef on; pf_off *off; } nt_lines;
+typedef void pf_body(em *e, LLVMValueRef i, void *ctx);
+
+bool lw_calls_math(const be_plan *p, int32_t id, bool own);
+int lw_stream_bufs(const be_plan *p, const be_kern *k, int32_t *out, int max);
+LLVMValueRef lw_nt_wanted(em *e, const be_kern *k);
+void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef ahead,
+                        const int32_t *st, int ns, pf_body *body, void *ctx, const nt_lines *nt);
+
+/* ---- lower_rows.c: reductions and softmax -------------------------------- */
+
+void lw_reduce_axes(const tl_node *n, int rank, bool *red);
+void lw_k_red(em *e, const be_kern *k);
+void lw_k_softmax(em *e, const be_kern *k);
+
+/* ---- lower_matmul.c ------------------------------------------------------- */
+
+void lw_k_matmul(em *e, const be_kern *k);
+
+#endif
