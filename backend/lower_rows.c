@@ -22,8 +22,22 @@ static LLVMValueRef fast(LLVMValueRef v, unsigned f) {
   return v;
 }
 
-/* One pass of a reduction over the reduced dims: acc = f(acc, x[idx]). */
-typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_SUMEXP } rkind;
+/* One pass of a reduction over the reduced dims: acc = f(acc, x[idx]).
+ * R_SUMEXP_KEEP is R_SUMEXP that also keeps each exp(x - shift) in the
+ * output (softmax's sum pass; its write pass then only scales). */
+typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_SUMEXP, R_SUMEXP_KEEP } rkind;
+
+/* a + t for t = exp(v - shift); nan (a row pass's second accumulator)
+ * counts the terms equal to the shift and leaves them out (see sumexp_log) */
+static LLVMValueRef sumexp_add(em *e, int adt, LLVMValueRef a, LLVMValueRef t, LLVMValueRef v, LLVMValueRef shift,
+                               LLVMValueRef *nan) {
+  if (nan) {
+    LLVMValueRef eq = fcmp(e, LLVMRealOEQ, v, shift);
+    *nan = fast(LLVMBuildFAdd(e->b, *nan, sel(e, eq, cf(e, adt, 1), cf(e, adt, 0)), ""), LLVMFastMathAllowReassoc);
+    t = sel(e, eq, cf(e, adt, 0), t);
+  }
+  return fast(LLVMBuildFAdd(e->b, a, t, ""), LLVMFastMathAllowReassoc);
+}
 
 /* f(a, v) for one element. nan: a row pass's NaN flag; a float max/min then
  * uses maxnum under nnan (which the vectoriser reduces) and the flag records
@@ -34,15 +48,9 @@ static LLVMValueRef reduce_step(em *e, rkind kind, int adt, LLVMValueRef a, LLVM
   switch (kind) {
   case R_SUM: return fl ? fast(LLVMBuildFAdd(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildAdd(e->b, a, v, "");
   case R_PROD: return fl ? fast(LLVMBuildFMul(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildMul(e->b, a, v, "");
-  case R_SUMEXP: {
-    LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
-    if (nan) { /* *nan counts the terms equal to the shift (see sumexp_log) */
-      LLVMValueRef eq = fcmp(e, LLVMRealOEQ, v, shift);
-      *nan = fast(LLVMBuildFAdd(e->b, *nan, sel(e, eq, cf(e, adt, 1), cf(e, adt, 0)), ""), LLVMFastMathAllowReassoc);
-      t = sel(e, eq, cf(e, adt, 0), t);
-    }
-    return fast(LLVMBuildFAdd(e->b, a, t, ""), LLVMFastMathAllowReassoc);
-  }
+  case R_SUMEXP:
+  case R_SUMEXP_KEEP:
+    return sumexp_add(e, adt, a, lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, "")), v, shift, nan);
   default:
     if (!fl) return sel(e, icmp(e, kind == R_MAX ? LLVMIntSGT : LLVMIntSLT, v, a), v, a);
     if (!nan) return lw_intr2(e, kind == R_MAX ? "llvm.maximum" : "llvm.minimum", a, v);
@@ -85,7 +93,9 @@ static LLVMValueRef sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, 
  * can differ in the last bit; the row's maximum minus itself then was not
  * 0 (log_softmax of expm1(30x) on rows of 3: 20 of 30 seeds off the
  * interpreter by ulp(x), up to 1e+23). */
-enum { SRC_EX, SRC_STORE, SRC_OUT };
+enum { SRC_EX, SRC_STORE, SRC_OUT, SRC_EXP };
+/* SRC_EXP: softmax's write pass reads back exp(x - shift), which its sum
+ * pass (R_SUMEXP_KEEP) left in the output */
 typedef struct psrc {
   const be_kern *k;
   const tl_node *xn; /* the input */
@@ -95,13 +105,18 @@ typedef struct psrc {
 
 /* The input's value at idx, converted to adt (for SRC_STORE/SRC_OUT adt
  * is the output's dtype). */
-static LLVMValueRef src_value(em *e, const psrc *s, LLVMValueRef *idx, int adt) {
-  if (s->mode == SRC_EX) return lw_conv(e, lw_ex(e, s->xid, idx), s->xn->type.dtype, adt);
-  const tl_node *n = &e->g->nodes[s->k->node];
+/* the offset of element idx in kernel k's (contiguous) output */
+static LLVMValueRef out_offset(em *e, const be_kern *k, LLVMValueRef *idx) {
+  const tl_node *n = &e->g->nodes[k->node];
   LLVMValueRef st[TL_MAX_RANK];
   lw_contig_strides(e, n->type.rank, n->type.dims, st);
-  LLVMValueRef off = lw_offset(e, n->type.rank, st, idx);
-  if (s->mode == SRC_OUT) return lw_load_at(e, s->k->out, adt, off);
+  return lw_offset(e, n->type.rank, st, idx);
+}
+
+static LLVMValueRef src_value(em *e, const psrc *s, LLVMValueRef *idx, int adt) {
+  if (s->mode == SRC_EX) return lw_conv(e, lw_ex(e, s->xid, idx), s->xn->type.dtype, adt);
+  LLVMValueRef off = out_offset(e, s->k, idx);
+  if (s->mode == SRC_OUT || s->mode == SRC_EXP) return lw_load_at(e, s->k->out, adt, off);
   LLVMValueRef v = lw_conv(e, lw_ex(e, s->xid, idx), s->xn->type.dtype, adt);
   lw_store_at(e, s->k->out, adt, off, v);
   return v;
@@ -133,7 +148,14 @@ static void row_pass(em *e, const psrc *src, int nred, const int *red, LLVMValue
   LLVMValueRef a = nred ? ls[nred - 1].phis[0] : *acc;
   LLVMValueRef nn = nan ? (nred ? ls[nred - 1].phis[1] : *nan) : NULL;
   LLVMValueRef v = src_value(e, src, idx, adt);
-  LLVMValueRef na = reduce_step(e, kind, adt, a, v, shift, nan ? &nn : NULL);
+  LLVMValueRef na;
+  if (kind == R_SUMEXP_KEEP) {
+    LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
+    lw_store_at(e, src->k->out, adt, out_offset(e, src->k, idx), t);
+    na = sumexp_add(e, adt, a, t, v, shift, nan ? &nn : NULL);
+  } else {
+    na = reduce_step(e, kind, adt, a, v, shift, nan ? &nn : NULL);
+  }
   LLVMValueRef nx[2] = {na, nn};
   for (int k = nred - 1; k >= 0; k--) {
     lw_loop_close(e, &ls[k], nx);
@@ -384,9 +406,13 @@ static void softmax_elem(em *e, const psrc *src, LLVMValueRef *idx, LLVMValueRef
   const be_kern *k = src->k;
   const tl_node *n = &e->g->nodes[k->node];
   int dt = n->type.dtype;
-  LLVMValueRef v = LLVMBuildFSub(e->b, src_value(e, src, idx, dt), sh, "");
-  LLVMValueRef r = n->op == TL_OP_SOFTMAX ? LLVMBuildFMul(e->b, lw_m1(e, "exp", dt, v), post, "")
-                                         : LLVMBuildFSub(e->b, v, post, "");
+  LLVMValueRef r;
+  if (src->mode == SRC_EXP) {
+    r = LLVMBuildFMul(e->b, src_value(e, src, idx, dt), post, "");
+  } else {
+    LLVMValueRef v = LLVMBuildFSub(e->b, src_value(e, src, idx, dt), sh, "");
+    r = n->op == TL_OP_SOFTMAX ? LLVMBuildFMul(e->b, lw_m1(e, "exp", dt, v), post, "") : LLVMBuildFSub(e->b, v, post, "");
+  }
   lw_store_at(e, k->out, dt, lw_offset(e, n->type.rank, ost, idx), r);
 }
 
@@ -410,8 +436,17 @@ static LLVMValueRef softmax_off_at(em *e, LLVMValueRef i, void *ctx) {
  * row then reads from cache, and memory works while this row is written.
  * In C, the same loop took a 1000 x 10000 log_softmax from 11.1-11.2 to
  * 9.5-9.7 ms. */
+/* Whether softmax_write will stream kernel k's output (its i1 condition,
+ * emitted in the kernel's preamble) or never (NULL). */
+static LLVMValueRef softmax_streams(em *e, const be_kern *k, int ax, int ic) {
+  int32_t st[8];
+  if (ax != e->g->nodes[k->node].type.rank - 1 || ic != 0 || lw_stream_bufs(e->p, k, st, 8) == 0) return NULL;
+  return lw_nt_wanted(e, k);
+}
+
+/* The write pass; nt: softmax_streams' condition */
 static void softmax_write(em *e, const psrc *src, int ax, LLVMValueRef *idx, LLVMValueRef sh, LLVMValueRef post,
-                          int ic) {
+                          int ic, LLVMValueRef nton) {
   const be_kern *k = src->k;
   const tl_node *n = &e->g->nodes[k->node];
   LLVMValueRef ost[TL_MAX_RANK];
@@ -424,7 +459,7 @@ static void softmax_write(em *e, const psrc *src, int ax, LLVMValueRef *idx, LLV
     idx[ax] = ci(e, 0);
     LLVMValueRef next = LLVMBuildAdd(e->b, lw_offset(e, n->type.rank, ost, idx), len, ""); /* the next row */
     sw_ctx c = {src, idx, ax, sh, post, ost};
-    nt_lines nt = {k->out, e->p->bufs[k->out].dtype, lw_nt_wanted(e, k), softmax_off_at};
+    nt_lines nt = {k->out, e->p->bufs[k->out].dtype, nton, softmax_off_at};
     lw_prefetched_loop(e, bl, ci(e, 0), len, next, st, ns, softmax_elem_at, &c, nt.on ? &nt : NULL);
     return;
   }
@@ -503,11 +538,25 @@ void lw_k_softmax(em *e, const be_kern *k) {
   LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY));
   LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), m, cf(e, dt, 0));
   LLVMValueRef s = cf(e, dt, 0), ties = cf(e, dt, 0);
-  reduce_pass(e, &rest, 1, red, idx, R_SUMEXP, dt, &s, &ties, sh, false);
+  /* Softmax keeps each exp in the output and its write pass only scales:
+   * one exp per element instead of two (one thread, 1024 x 1024: 1.34 ->
+   * 0.73 ms; attention's 2048 x 2048 on two threads: 3.64 -> 3.35 ms).
+   * Its write pass then never streams: the sum pass's stores have brought
+   * the row's lines into cache, and a streaming store to a cached line
+   * costs more than an ordinary one (1000 x 10000 into a caller's buffer,
+   * one thread: 18.8-19.0 ms kept and streamed; 11.6-14.1 kept, not
+   * streamed; 11.8-12.0 two exps and streamed). log_softmax has no exp
+   * in its write pass and streams. */
+  int64_t d = n->type.dims[ax];
+  int ic = d >= 0 && d < SHORT_ROW ? 1 : 0;
+  bool keep = soft;
+  LLVMValueRef nton = keep ? NULL : softmax_streams(e, k, ax, ic);
+  reduce_pass(e, &rest, 1, red, idx, keep ? R_SUMEXP_KEEP : R_SUMEXP, dt, &s, &ties, sh, false);
   LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, ties, ""), "")
                            : sumexp_log(e, dt, fin, s, ties);
-  int64_t d = n->type.dims[ax];
-  softmax_write(e, &rest, ax, idx, sh, post, d >= 0 && d < SHORT_ROW ? 1 : 0);
+  psrc wsrc = rest;
+  if (keep) wsrc.mode = SRC_EXP;
+  softmax_write(e, &wsrc, ax, idx, sh, post, ic, nton);
   lw_nest_close(e, ls, nk);
   if (no) lw_guard_end(e, no);
 }

@@ -518,7 +518,7 @@ int main(int argc, char **argv) {
   tl_tensor *ain[4] = {0};
   tl_random_inputs(g, ain, s4, 4, err, sizeof err);
   p1 = be_compile(g, &o2, err, sizeof err);
-  double att = p1 ? run_min(p1, ain, s4, 1) : NAN;
+  double att = NAN;
   char smso[256];
   double smx_ms;
   void *hs = build_c(HAND_SOFTMAX, "-O3 -march=native -ffast-math -fopenmp", &smx_ms, smso);
@@ -528,8 +528,18 @@ int main(int argc, char **argv) {
     *(void **)&smx = dlsym(hs, "smx");
     float *sc = malloc((size_t)(T * T) * 4), *ao = malloc((size_t)(T * D) * 4);
     abl = 1e30;
-    for (int r = 0; r < REPS; r++) {
+    /* tlaloc and the peer alternate, three times the usual repetitions:
+     * OpenBLAS's, OpenMP's and tlaloc's threads share two CPUs, and a
+     * run right after the other side's is slowed by its spinning threads */
+    for (int r = 0; r < 3 * REPS; r++) {
+      tl_tensor *ao_t = NULL;
       double t0 = tl_now_ms();
+      if (p1 && be_run(p1, ain, s4, &ao_t, err, sizeof err) == 0) {
+        t0 = tl_now_ms() - t0;
+        if (!(t0 >= att)) att = t0;
+      }
+      tl_tensor_free(ao_t);
+      t0 = tl_now_ms();
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)D, 0.125f, ain[0]->data, (int)D,
                   ain[1]->data, (int)D, 0, sc, (int)T);
       smx(sc, T, T);
@@ -545,6 +555,7 @@ int main(int argc, char **argv) {
     unlink(smso);
   } else {
     fprintf(stderr, "gcc failed on the attention peer's softmax\n");
+    att = p1 ? run_min(p1, ain, s4, 1) : NAN;
   }
   row(smoke ? "attention t=128 d=64, 2 threads" : "attention t=2048 d=64, 2 threads", att,
       "2 sgemm + C softmax (gcc -fopenmp)", abl);
