@@ -102,18 +102,28 @@ void lw_set_err(em *e, int code) {
                  e->errp);
 }
 
-/* Loop metadata !{self, !{"llvm.loop.interleave.count", ic}} on a latch. */
-static void loop_hint(em *e, LLVMValueRef latch_br, int ic) {
-  /* ic < 0: llvm.loop.vectorize.enable false (a remainder shorter than a
-   * vector: vectorising it only adds code) */
-  static const char key[] = "llvm.loop.interleave.count", nv[] = "llvm.loop.vectorize.enable";
+/* Loop metadata !{self, props...} on a latch: ic > 0
+ * !{"llvm.loop.interleave.count", ic}; ic < 0 !{"llvm.loop.vectorize.enable",
+ * false} (a remainder shorter than a vector: vectorising it only adds
+ * code); nounroll !{"llvm.loop.unroll.disable"}. */
+static void loop_hint(em *e, LLVMValueRef latch_br, int ic, int nounroll) {
+  static const char key[] = "llvm.loop.interleave.count", nv[] = "llvm.loop.vectorize.enable",
+                    nu[] = "llvm.loop.unroll.disable";
   LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->cx, NULL, 0);
-  LLVMMetadataRef prop[2] = {ic < 0 ? LLVMMDStringInContext2(e->cx, nv, sizeof nv - 1)
-                                    : LLVMMDStringInContext2(e->cx, key, sizeof key - 1),
-                             ic < 0 ? LLVMValueAsMetadata(LLVMConstInt(e->i1, 0, 0))
-                                    : LLVMValueAsMetadata(LLVMConstInt(e->i32, (unsigned long long)ic, 0))};
-  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(e->cx, prop, 2)};
-  LLVMMetadataRef id = LLVMMDNodeInContext2(e->cx, ops, 2);
+  LLVMMetadataRef ops[3] = {tmp};
+  int nops = 1;
+  if (ic != 0) {
+    LLVMMetadataRef prop[2] = {ic < 0 ? LLVMMDStringInContext2(e->cx, nv, sizeof nv - 1)
+                                      : LLVMMDStringInContext2(e->cx, key, sizeof key - 1),
+                               ic < 0 ? LLVMValueAsMetadata(LLVMConstInt(e->i1, 0, 0))
+                                      : LLVMValueAsMetadata(LLVMConstInt(e->i32, (unsigned long long)ic, 0))};
+    ops[nops++] = LLVMMDNodeInContext2(e->cx, prop, 2);
+  }
+  if (nounroll) {
+    LLVMMetadataRef prop = LLVMMDStringInContext2(e->cx, nu, sizeof nu - 1);
+    ops[nops++] = LLVMMDNodeInContext2(e->cx, &prop, 1);
+  }
+  LLVMMetadataRef id = LLVMMDNodeInContext2(e->cx, ops, (size_t)nops);
   LLVMMetadataReplaceAllUsesWith(tmp, id);
   LLVMSetMetadata(latch_br, LLVMGetMDKindIDInContext(e->cx, "llvm.loop", 9), LLVMMetadataAsValue(e->cx, id));
 }
@@ -126,6 +136,7 @@ LLVMValueRef lw_loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, int 
   l->exit = LLVMAppendBasicBlockInContext(e->cx, e->fn, "exit");
   l->nc = nc;
   l->ic = 0;
+  l->nounroll = 0;
   LLVMBuildBr(e->b, l->head);
   LLVMPositionBuilderAtEnd(e->b, l->head);
   l->iv = LLVMBuildPhi(e->b, e->i64, "i");
@@ -143,7 +154,7 @@ void lw_loop_close(em *e, loop *l, const LLVMValueRef *next) {
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->b);
   LLVMValueRef n = LLVMBuildNSWAdd(e->b, l->iv, ci(e, 1), "");
   LLVMValueRef br = LLVMBuildBr(e->b, l->head);
-  if (l->ic != 0) loop_hint(e, br, l->ic);
+  if (l->ic != 0 || l->nounroll) loop_hint(e, br, l->ic, l->nounroll);
   LLVMAddIncoming(l->iv, &n, &latch, 1);
   for (int k = 0; k < l->nc; k++) LLVMAddIncoming(l->phis[k], (LLVMValueRef *)&next[k], &latch, 1);
   LLVMPositionBuilderAtEnd(e->b, l->exit);

@@ -79,7 +79,8 @@ typedef struct loop {
   LLVMBasicBlockRef head, body, exit;
   LLVMValueRef iv, phis[4];
   int nc;
-  int ic; /* > 0: llvm.loop.interleave.count for the vectoriser */
+  int ic; /* > 0: llvm.loop.interleave.count for the vectoriser; < 0: not vectorised */
+  int nounroll; /* llvm.loop.unroll.disable */
 } loop;
 LLVMValueRef lw_loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, int nc,
                           const LLVMValueRef *init);

@@ -129,6 +129,7 @@ void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLV
     loop hb;
     LLVMValueRef i = lw_loop_open(e, &hb, lo, start, 0, NULL);
     hb.ic = -1;
+    hb.nounroll = 1;
     body(e, i, ctx);
     lw_loop_close(e, &hb, NULL);
     lo = start;
@@ -136,6 +137,7 @@ void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLV
   LLVMValueRef nblk = LLVMBuildUDiv(e->b, LLVMBuildSub(e->b, hi, lo, ""), ci(e, bl), "");
   loop ob, ib, tb;
   LLVMValueRef b = lw_loop_open(e, &ob, ci(e, 0), nblk, 0, NULL);
+  ob.nounroll = 1; /* one vector a block already; unrolled, cheap bodies (softmax's scaling) doubled the code */
   LLVMValueRef i0 = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, b, ci(e, bl), ""), "");
   LLVMValueRef at = LLVMBuildAdd(e->b, i0, ahead, "");
   for (int s = 0; s < ns; s++) {
@@ -160,6 +162,7 @@ void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLV
   LLVMValueRef rest = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, nblk, ci(e, bl), ""), "");
   LLVMValueRef i = lw_loop_open(e, &tb, rest, hi, 0, NULL);
   tb.ic = -1;
+  tb.nounroll = 1;
   body(e, i, ctx);
   lw_loop_close(e, &tb, NULL);
 }
