@@ -60,6 +60,9 @@ typedef struct be_rules {
   be_fuse *fuse;
   int nfuse;
   uint32_t destroys[TL_OP_COUNT]; /* bit k: operand k may be overwritten */
+  /* softmax/log_softmax (:rowwise rules): bit k, the row kernel may write
+   * over operand k (it reads each element before it writes it) */
+  uint32_t destroys_rows[TL_OP_COUNT];
   int ninplace_rules;
 } be_rules;
 

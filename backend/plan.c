@@ -21,7 +21,8 @@
  * Invariant: a kernel only reads buffers written by earlier kernels.
  *
  * In-place (rules/inplace.rw): an elementwise kernel writing a temporary
- * may write over an operand's buffer instead, when the rules allow it for
+ * (or a softmax row kernel, under a :rowwise rule) may write over an
+ * operand's buffer instead, when the rules allow it for
  * every op between the kernel's root and each read of that buffer and the
  * write is legal (see inplace()). */
 #include "backend/be_internal.h"
@@ -141,20 +142,31 @@ static int load_fusion(be_rules *r, const char *path, char *err, size_t n) {
 }
 
 /* In-place rules are only sound for elementwise ops (each output element
- * reads each operand at its own index): any other op is refused. */
+ * reads each operand at its own index), and :rowwise ones for the ops whose
+ * kernel is a row kernel that reads each element of a row before it writes
+ * it (softmax, log_softmax: lw_k_softmax); any other op is refused. */
 static int load_inplace(be_rules *r, const char *path, char *err, size_t n) {
   tn_ctx *c = tn_ctx_new();
   eg_rules *rs = eg_rules_new(&c->lang, c->conds);
   int rc = load_rw(rs, path, err, n);
   for (int i = 0; !rc && i < rs->ninplaces; i++) {
     const eg_inplace *ip = &rs->inplaces[i];
-    if (tl_ops[ip->op].kind != TL_KIND_ELEMWISE) {
+    bool ew = tl_ops[ip->op].kind == TL_KIND_ELEMWISE;
+    if (ip->rowwise && !ew && ip->op != TL_OP_SOFTMAX && ip->op != TL_OP_LOG_SOFTMAX) {
+      snprintf(err, n, "%s:%d:%d: error: in-place rule '%s': the CPU backend has no row kernel for %s "
+               "(:rowwise applies to softmax and log_softmax)", ip->file, ip->line, ip->col, ip->name,
+               tl_ops[ip->op].name);
+      rc = -1;
+      break;
+    }
+    if (!ip->rowwise && !ew) {
       snprintf(err, n, "%s:%d:%d: error: in-place rule '%s': %s is not an elementwise op", ip->file, ip->line,
                ip->col, ip->name, tl_ops[ip->op].name);
       rc = -1;
       break;
     }
-    r->destroys[ip->op] |= ip->destroys;
+    if (ew) r->destroys[ip->op] |= ip->destroys; /* an elementwise op is rowwise along any axis */
+    else r->destroys_rows[ip->op] |= ip->destroys;
     r->ninplace_rules++;
   }
   eg_rules_free(rs);
@@ -494,7 +506,11 @@ static bool same_shape(const tl_type *a, const tl_type *b) {
  * over b never clobbers an element still to be read. ident: id itself is
  * evaluated at the output index. An operand stays at the output index
  * through an elementwise op when it has the output's shape (no broadcast)
- * and an in-place rule lets the op write over it; index maps move it. */
+ * and an in-place rule lets the op write over it; index maps move it.
+ * A softmax kernel's root reads its operand at every index of the output's
+ * row, not only its own; a :rowwise rule says each result row reads only
+ * the same row, and the row kernel reads each element before it writes
+ * that element (lw_k_softmax), so such reads count as in place too. */
 static bool reads_in_place(const be_plan *p, const be_rules *r, int32_t id, bool def, bool ident, int32_t b,
                            int32_t x, const tl_type *ot) {
   const tl_graph *g = p->g;
@@ -502,22 +518,27 @@ static bool reads_in_place(const be_plan *p, const be_rules *r, int32_t id, bool
   if (!def && (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS))
     return p->buf_of[id] != b || (id == x && ident && p->state[id] == BE_S_MAT);
   bool ew = tl_ops[n->op].kind == TL_KIND_ELEMWISE;
+  /* a row kernel's root (def) reads its operand along the output's rows */
+  uint32_t keep = ew ? r->destroys[n->op] : def ? r->destroys_rows[n->op] : 0;
   for (int k = 0; k < n->ninputs; k++) {
     int32_t in = tl_node_inputs(g, n)[k];
-    bool ik = ident && ew && ((r->destroys[n->op] >> k) & 1) && same_shape(&g->nodes[in].type, ot);
+    bool ik = ident && ((keep >> k) & 1) && same_shape(&g->nodes[in].type, ot);
     if (!reads_in_place(p, r, in, false, ik, b, x, ot)) return false;
   }
   return true;
 }
 
-/* A buffer kernel ki may write its result over, or -1. Legal when the
- * buffer holds exactly one value x (not an alias view, constant, output,
- * or an input unless allowed) of the result's dtype and shape, no later
- * kernel reads it, and the kernel reads it in place (reads_in_place). */
+/* A buffer kernel ki (elementwise, or a softmax under a :rowwise rule) may
+ * write its result over, or -1. Legal when the buffer holds exactly one
+ * value x (not an alias view, constant, output, or an input unless
+ * allowed) of the result's dtype and shape, no later kernel reads it, and
+ * the kernel reads it in place (reads_in_place). */
 static int32_t inplace_target(const be_plan *p, const be_rules *r, int ki, int destroy_inputs) {
   const tl_graph *g = p->g;
   const be_kern *k = &p->ks[ki];
-  if (k->kind != BE_K_EW || k->place >= 0 || k->out < 0) return -1;
+  if (!(k->kind == BE_K_EW || (k->kind == BE_K_SOFTMAX && r->destroys_rows[g->nodes[k->node].op])) ||
+      k->place >= 0 || k->out < 0)
+    return -1;
   const be_buf *ob = &p->bufs[k->out];
   const tl_node *root = &g->nodes[k->node];
   if (ob->kind != BE_BUF_TEMP || p->state[k->node] != BE_S_MAT || p->buf_of[k->node] != k->out ||

@@ -527,13 +527,28 @@ static bool same_bits(const tl_tensor *a, const tl_tensor *b, int64_t i) {
   return tl_tensor_get_i64(a, i) == tl_tensor_get_i64(b, i);
 }
 
+/* Whether elements i and j of a tensor of type t lie in the same row along
+ * axis ax (their indices differ at most in dim ax). */
+static bool same_row(const tl_type *t, int ax, int64_t i, int64_t j) {
+  for (int d = t->rank - 1; d >= 0; d--) {
+    int64_t n = t->dims[d];
+    if (d != ax && i % n != j % n) return false;
+    i /= n, j /= n;
+  }
+  return true;
+}
+
 /* One trial of (inplace NAME (OP ?a ...) :destroys ...): for a destroyed
  * operand drawn with the result's dtype and shape (where the backend would
  * apply the rule), the result is computed, one element j of the operand is
  * changed, and the result is computed again: every element other than j
  * must be unchanged, else writing the result over the operand element by
- * element could clobber a value still to be read. Returns 0 (the rule does
- * not apply to these types), 1 (pass) or 2 (fail, why set). */
+ * element could clobber a value still to be read. For a :rowwise rule,
+ * every element outside j's row along the op's axis must be unchanged
+ * (the backend's row kernel reads each element of a row before writing
+ * it, but a row that read another row would see it clobbered). Returns 0
+ * (the rule does not apply to these types), 1 (pass) or 2 (fail, why
+ * set). */
 static int run_inplace_trial(rng *r, const trial *t, const eg_inplace *ip, char *why, size_t nwhy) {
   tl_graph *g = tl_graph_new("check-inplace");
   int32_t *var_node = tl_xmalloc(((size_t)t->nv + 1) * sizeof *var_node);
@@ -546,6 +561,10 @@ static int run_inplace_trial(rng *r, const trial *t, const eg_inplace *ip, char 
   if (root < 0) goto done;
   tl_graph_add_output(g, "y", root);
   const tl_type *ot = &g->nodes[root].type;
+  const tl_attrs *ra = &g->nodes[root].attrs;
+  int ax = (ra->present & TL_A_AXIS) && ra->naxes ? ra->axes[0] : -1;
+  if (ax < 0) ax += ot->rank;
+  if (ip->rowwise && ((ra->present & TL_A_AXIS) && ra->naxes > 1)) goto done; /* not one row axis */
   const eg_pnode *pr = &ip->pat.nodes[ip->pat.n - 1];
   for (uint32_t k = 0; k < pr->n && !status; k++) {
     if (!((ip->destroys >> k) & 1)) continue;
@@ -572,9 +591,9 @@ static int run_inplace_trial(rng *r, const trial *t, const eg_inplace *ip, char 
     if (rc) break;
     status = 1;
     for (int64_t i = 0; i < out0->numel; i++)
-      if (i != j && !same_bits(out0, out1, i)) {
-        snprintf(why, nwhy, "result element %lld changed when only element %lld of %s changed",
-                 (long long)i, (long long)j, ip->vars->names[v]);
+      if (i != j && !(ip->rowwise && same_row(ot, ax, i, j)) && !same_bits(out0, out1, i)) {
+        snprintf(why, nwhy, "result element %lld changed when only element %lld of %s changed%s",
+                 (long long)i, (long long)j, ip->vars->names[v], ip->rowwise ? " (another row)" : "");
         status = 2;
         break;
       }
@@ -593,7 +612,9 @@ done:
 /* An in-place rule is sound when its op is elementwise (every result
  * element reads each operand at its own index, so it reads the destroyed
  * operand's element before the result overwrites it) - that is the op
- * table's definition; the trials test it on the interpreter. */
+ * table's definition; the trials test it on the interpreter. A :rowwise
+ * rule needs an op that works along an :axis (or an elementwise one), and
+ * trials that find no result row reading another row of the operand. */
 static void check_inplace(const eg_rules *rs, int idx, const tl_check_opts *o, tl_check_result *res) {
   const eg_inplace *ip = &rs->inplaces[idx];
   FILE *f = o->out;
@@ -620,7 +641,11 @@ static void check_inplace(const eg_rules *rs, int idx, const tl_check_opts *o, t
   }
   free(t.v);
   /* trials that passed do not make a non-elementwise op element-local */
-  if (!bad && tl_ops[ip->op].kind != TL_KIND_ELEMWISE) {
+  if (!bad && ip->rowwise && tl_ops[ip->op].kind != TL_KIND_ELEMWISE && !(tl_ops[ip->op].allowed_attrs & TL_A_AXIS)) {
+    snprintf(why, sizeof why, "%s has no :axis, so it has no rows for :rowwise", tl_ops[ip->op].name);
+    bad = true;
+  }
+  if (!bad && !ip->rowwise && tl_ops[ip->op].kind != TL_KIND_ELEMWISE) {
     snprintf(why, sizeof why, "%s is not an elementwise op: a result element may read other elements "
              "of the operand it overwrites", tl_ops[ip->op].name);
     bad = true;

@@ -538,7 +538,7 @@ bad_closed:
   fuse_clear(&f);
 }
 
-/* After "(inplace": NAME (OP ?a ...) :destroys ?v... ")" */
+/* After "(inplace": NAME (OP ?a ...) :destroys ?v... [:rowwise] ")" */
 static void read_inplace(parser *ps, int set, sx_tok lp) {
   eg_rules *r = ps->r;
   sx_tok nm;
@@ -578,6 +578,13 @@ static void read_inplace(parser *ps, int set, sx_tok lp) {
   for (;;) {
     t = sx_next(&ps->lx);
     if (t.k == SX_RP && ip.destroys) break;
+    if (ip.destroys && sx_is(t, ":rowwise") && !ip.rowwise) {
+      ip.rowwise = true;
+      t = sx_next(&ps->lx);
+      if (t.k == SX_RP) break;
+      error_at(ps, t.line, t.col, "expected ')' after ':rowwise'");
+      goto bad;
+    }
     if (t.k != SX_ATOM || t.s[0] != '?') {
       error_at(ps, t.line, t.col, "expected an operand ?var after ':destroys'");
       goto bad;

@@ -15,7 +15,7 @@
  * from `rules`; docs/rules.md "Fusion and in-place"):
  *     (opclass NAME MEMBER...)          ; MEMBER: an op or an earlier opclass
  *     (fuse NAME PRODUCER :into CONSUMER [:if (COND ARG...)]...)
- *     (inplace NAME (OP ?a ?b ...) :destroys ?a [?b]...)
+ *     (inplace NAME (OP ?a ?b ...) :destroys ?a [?b]... [:rowwise])
  * PRODUCER and CONSUMER are an op, an opclass, `any` or `output` (the
  * program's outputs, as a consumer); the fuse conditions are (single-use),
  * (cheap) and (max-ops N), facts of the program that the planner evaluates
@@ -96,12 +96,18 @@ typedef struct eg_fuse {
 } eg_fuse;
 
 /* The op of `pat` (one op over distinct ?vars) may write its result over the
- * operands whose bits are set in `destroys` (bit i: operand i). */
+ * operands whose bits are set in `destroys` (bit i: operand i). Without
+ * `rowwise` the claim is that result element i reads each destroyed operand
+ * at element i only; with it (`:rowwise`), that each row of the result along
+ * the op's :axis reads the same row of the destroyed operand only (softmax:
+ * a row kernel that reads each element before writing it may then work in
+ * place). */
 typedef struct eg_inplace {
   char *name;
   int ruleset;
   int op;
   uint32_t destroys;
+  bool rowwise;
   eg_pattern pat;
   eg_vartab *vars;
   const char *file;

@@ -152,6 +152,24 @@ static const ip_case ip_cases[] = {
   /* t has fewer elements than u (broadcast): not the same buffer size */
   {"broadcast", "(graph ip (in x f32 [8]) (in w f32 [n 8]) (let t (exp x)) (let u (add t w))"
             " (out y (sum (mul u u) :axis 1)) (out z (sum (mul t t))))", 0, 0},
+  /* softmax (:rowwise): the scaled scores are computed and normalised in
+   * the matmul's buffer, row by row */
+  {"softmax over dead scores", "(graph ip (in q f32 [n 8]) (in k f32 [n 8]) (in v f32 [n 8])"
+            " (out o (matmul (softmax (div (matmul q (transpose k)) 8.0) :axis -1) v)))", 0, 1},
+  /* over axis 0: the column form of the row kernel */
+  {"log_softmax by columns", "(graph ip (in x f32 [n 8]) (in w f32 [8 8])"
+            " (out y (sum (log_softmax (matmul x w) :axis 0) :axis 1)))", 0, 1},
+  {"softmax, scores read later", "(graph ip (in q f32 [n 8]) (in k f32 [n 8]) (let s (matmul q (transpose k)))"
+            " (out o (softmax s :axis -1)) (out z (sum s :axis 1)))", 0, 0},
+  /* element [i, j] of the row kernel's operand reads s[j, i]: another row */
+  {"softmax, transposed read", "(graph ip (in q f32 [8 8]) (in k f32 [8 8]) (let s (matmul q k))"
+            " (out o (sum (softmax (add s (transpose s)) :axis 1) :axis 0)))", 0, 0},
+  {"softmax of a graph input", "(graph ip (in x f32 [n 8]) (out y (sum (softmax x :axis 1) :axis 1)))", 0, 0},
+  {"softmax of a graph input, destroyable", "(graph ip (in x f32 [n 8])"
+            " (out y (sum (softmax x :axis 1) :axis 1)))", 1, 1},
+  /* f32 scores, f64 result: not the buffer's dtype */
+  {"softmax, wider result", "(graph ip (in q f32 [n 8]) (in k f32 [n 8]) (let s (matmul q (transpose k)))"
+            " (out o (sum (softmax (cast s :dtype f64) :axis -1) :axis 1)))", 0, 0},
 };
 
 static int inplace_cases(int verbose) {
@@ -198,7 +216,7 @@ static int inplace_cases(int verbose) {
       printf("FAIL %s: arena %zu bytes in place, %zu without\n", what, son.arena_bytes, soff.arena_bytes);
       bad = 1;
     }
-    printf("  in-place %-28s %d kernel%s in place (expected %d), arena %zu -> %zu bytes%s\n", c->name,
+    printf("  in-place %-38s %d kernel%s in place (expected %d), arena %zu -> %zu bytes%s\n", c->name,
            son.ninplace, son.ninplace == 1 ? "" : "s", c->expect, soff.arena_bytes, son.arena_bytes,
            bad ? "  FAILED" : "");
     fails += bad;

@@ -291,6 +291,46 @@ static const struct { lcase c; int streams; } stream_cases[] = {
     -1, 0}, -1},
 };
 
+/* Row kernels working in place (rules/inplace.rw, :rowwise) at sizes that
+ * split across threads: the softmax writes over its operand's buffer, the
+ * matmul's result, and must still match the interpreter. */
+static const lcase inplace_row_cases[] = {
+  {"softmax in place over scaled scores, NaN rows",
+   "(graph l (in q f32 [r 16]) (in k f32 [c 16]) (out z (matmul (softmax (div (matmul q (transpose k)) 4.0)"
+   " :axis -1) k)))", {300, 1031}, -1, 1},
+  {"softmax in place over scores", "(graph l (in q f32 [r 16]) (in k f32 [16 c]) (out z (sum (softmax"
+   " (matmul q k) :axis 1) :axis 0)))", {257, 640}, -1, 0},
+  {"log_softmax f64 in place", "(graph l (in q f64 [r 8]) (in k f64 [8 c]) (out z (sum (log_softmax"
+   " (matmul q k) :axis -1) :axis 0)))", {513, 700}, -1, 1},
+  {"softmax in place by columns", "(graph l (in q f32 [r 8]) (in k f32 [8 c]) (out z (sum (softmax"
+   " (mul (matmul q k) 3.0) :axis 0) :axis 1)))", {1000, 70}, -1, 0},
+};
+
+static int inplace_rows(int verbose) {
+  int bad = 0;
+  for (size_t i = 0; i < sizeof inplace_row_cases / sizeof *inplace_row_cases; i++) {
+    const lcase *c = &inplace_row_cases[i];
+    char err[512];
+    tl_graph *g = tlt_parse(c->text, NULL);
+    be_plan pl;
+    int kind = -1;
+    if (g && !be_plan_build(&pl, g, err, sizeof err)) {
+      for (int k = 0; k < pl.nks; k++)
+        for (int m = 0; m < k; m++)
+          if (pl.ks[k].kind == BE_K_SOFTMAX && pl.ks[m].kind == BE_K_MATMUL && pl.ks[m].out == pl.ks[k].out)
+            kind = pl.ninplace;
+      be_plan_free(&pl);
+    }
+    tl_graph_free(g);
+    if (kind != 1) {
+      printf("FAIL %s: the softmax kernel does not write over the matmul's buffer, alone in place\n", c->name);
+      bad++;
+    }
+    bad += run_case(c, 0, verbose);
+  }
+  return bad;
+}
+
 /* A transposed operand is read through the trans flag: one kernel, the
  * matmul, reading the input buffers themselves. */
 static int trans_plan(void) {
@@ -390,6 +430,8 @@ int be_loop_tests(int verbose) {
     fails += run_case(&stream_cases[i].c, stream_cases[i].streams, verbose);
   fails += trans_plan();
   fails += dominated_rows();
-  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores), %d failed\n", n, fails);
+  fails += inplace_rows(verbose);
+  n += (int)(sizeof inplace_row_cases / sizeof *inplace_row_cases);
+  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores, row kernels in place), %d failed\n", n, fails);
   return fails;
 }

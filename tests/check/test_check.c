@@ -94,8 +94,12 @@ Test(check, unsound_inplace_caught) {
   cr_expect(failed(&res, "softmax-ip"));
   cr_expect(!failed(&res, "exp-control"));
   cr_expect(!failed(&res, "add-control"));
-  cr_expect_eq(rc, 3);
-  cr_expect_eq(res.nrules, 5);
+  cr_expect(failed(&res, "transpose-rows"));
+  cr_expect(!failed(&res, "softmax-rows"), "a softmax row reads only its own row");
+  cr_expect(!failed(&res, "log_softmax-rows"));
+  cr_expect_eq(rc, 4);
+  cr_expect_eq(res.nrules, 8);
+  cr_expect_eq(res.nuntested, 0);
   tl_check_result_free(&res);
 }
 

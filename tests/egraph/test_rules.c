@@ -160,7 +160,8 @@ Test(egraph_rules, fuse_inplace_opclass_parse) {
                   "  (rule z (+ ?a 0) => ?a))\n"
                   "(ruleset inplace\n"
                   "  (inplace add-ip (+ ?a ?b) :destroys ?a ?b)\n"
-                  "  (inplace ln-ip (ln ?x) :destroys ?x))\n";
+                  "  (inplace ln-ip (ln ?x) :destroys ?x)\n"
+                  "  (inplace sin-rows (sin ?x) :destroys ?x :rowwise))\n";
   eg_diag d = {0};
   cr_assert_eq(eg_rules_load(r, "t.rw", t, strlen(t), &d), 0, "%s", d.text);
   int plus = op_of("+"), ln = op_of("ln"), sin = op_of("sin");
@@ -178,10 +179,12 @@ Test(egraph_rules, fuse_inplace_opclass_parse) {
   cr_assert_eq(r->fuses[1].conds[1].kind, EG_FUSE_MAX_OPS);
   cr_assert_eq(r->fuses[1].conds[1].arg, 8);
   cr_assert(r->fuses[2].consumer[nops] && !r->fuses[2].consumer[plus]);
-  cr_assert_eq(r->ninplaces, 2);
+  cr_assert_eq(r->ninplaces, 3);
   cr_assert_eq(r->inplaces[0].op, plus);
   cr_assert_eq(r->inplaces[0].destroys, 3u);
   cr_assert_eq(r->inplaces[1].destroys, 1u);
+  cr_assert(!r->inplaces[1].rowwise);
+  cr_assert(r->inplaces[2].rowwise && r->inplaces[2].destroys == 1u && r->inplaces[2].op == sin);
   cr_assert_eq(eg_rules_ruleset(r, "inplace"), 1);
   eg_diag_free(&d);
   eg_rules_free(r);
@@ -266,6 +269,15 @@ Test(egraph_rules, inplace_errors) {
   cr_assert_str_eq(s, "t.rw:1:42: error: expected an operand ?var after ':destroys'\n"
                       "(ruleset i (inplace a (+ ?x ?y) :destroys))\n"
                       "                                         ^\n");
+  free(s);
+  s = load("(ruleset i (inplace a (+ ?x ?y) :destroys :rowwise))", &n);
+  cr_assert(strstr(s, "t.rw:1:43: error: expected an operand ?var after ':destroys'"), "%s", s);
+  free(s);
+  s = load("(ruleset i (inplace a (+ ?x ?y) :destroys ?x :rowwise ?y))", &n);
+  cr_assert_str_eq(s, "t.rw:1:55: error: expected ')' after ':rowwise'\n"
+                      "(ruleset i (inplace a (+ ?x ?y) :destroys ?x :rowwise ?y))\n"
+                      "                                                      ^\n");
+  cr_assert_eq(n, 1);
   free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))", &n);
   cr_assert_str_eq(s, "t.rw:1:33: error: expected ':destroys ?VAR...' after the pattern\n"
