@@ -404,11 +404,14 @@ static void attention_rows(const be_options *o2) {
     float *sc = malloc((size_t)(T * T) * 4), *ao = malloc((size_t)(T * D) * 4);
     abl = 1e30;
     /* tlaloc, tlaloc without in-place rules and the peer take turns, in
-     * an order that rotates, three times the usual repetitions; each run
-     * waits 50 ms first. OpenBLAS's, OpenMP's and tlaloc's threads share
-     * two CPUs, and the threads of one run spin on after it: a run that
+     * an order that rotates, three times the usual repetitions.
+     * OpenBLAS's, OpenMP's and tlaloc's threads share two CPUs, and the
+     * threads of one run spin on after it: in a fixed order, a run that
      * followed the peer's came out up to 40% slower than one that
-     * followed tlaloc's, whichever program it was. */
+     * followed tlaloc's, whichever program it was. SETTLE=1 in the
+     * environment makes each run wait 50 ms first (every side then runs
+     * from an idle machine, and slower: tlaloc 8.9-10.3 ms, the peer
+     * 12.2-13.4 ms at t = 2048). */
     for (int r = 0; r < 3 * REPS; r++) {
       for (int j = 0; j < 3; j++) {
         int who = (r + j) % 3;
