@@ -22,7 +22,8 @@
 #ifndef TL_BACKEND_H
 #define TL_BACKEND_H
 
-#include "interp/tensor.h"
+#include "ir/ir.h"
+#include "tensor/tensor.h"
 
 typedef struct be_options {
   int opt_level;   /* 1 (default): the kernels' own pass list; 2 or 3: LLVM's

@@ -5,7 +5,8 @@
 #ifndef TL_INTERP_H
 #define TL_INTERP_H
 
-#include "interp/tensor.h"
+#include "ir/ir.h"
+#include "tensor/tensor.h"
 
 /* Binds the graph's symbolic dims: sym_values[i] is the size of symbol i
  * (-1 = not yet known; the caller may preset some). Each given input (NULL

@@ -5,7 +5,7 @@
  * table maps (op, attrs, operands) to the node that already computes it;
  * inputs and constants with payloads are never merged by it. */
 #include "ir/ir.h"
-#include "interp/tensor.h"
+#include "tensor/tensor.h"
 #include "util/util.h"
 
 #include <stdio.h>

@@ -17,13 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TL_MAX_RANK 8
-
-typedef enum tl_dtype {
-  TL_BOOL, TL_I32, TL_I64, TL_F32, TL_F64,
-  TL_DTYPE_COUNT,
-  TL_DTYPE_ERROR = 255 /* poisoned: an earlier error, do not report again */
-} tl_dtype;
+/* dtypes, TL_MAX_RANK and the tensors that constants hold */
+#include "tensor/tensor.h"
 
 typedef enum tl_kind {
   TL_KIND_SOURCE, TL_KIND_CONSTANT, TL_KIND_ELEMWISE, TL_KIND_REDUCTION,
@@ -68,12 +63,6 @@ extern const tl_op_info tl_ops[TL_OP_COUNT];
 
 /* Op by name (NULL-terminated string or n bytes); -1 when unknown. */
 int tl_op_lookup(const char *name, size_t n);
-
-const char *tl_dtype_name(tl_dtype dt);
-int tl_dtype_lookup(const char *name, size_t n); /* -1 when unknown */
-size_t tl_dtype_size(tl_dtype dt);
-static inline bool tl_dtype_is_float(tl_dtype dt) { return dt == TL_F32 || dt == TL_F64; }
-static inline bool tl_dtype_is_int(tl_dtype dt) { return dt == TL_I32 || dt == TL_I64; }
 
 /* numpy's promotion of two strong dtypes (i32+f32 -> f64, bool+x -> x). */
 tl_dtype tl_dtype_promote(tl_dtype a, tl_dtype b);
@@ -130,8 +119,6 @@ typedef struct tl_node {
 } tl_node;
 
 typedef struct tl_output { int32_t name; int32_t node; } tl_output;
-
-struct tl_tensor;
 
 typedef struct tl_graph {
   char *name;

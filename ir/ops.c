@@ -1,4 +1,5 @@
-/* ops.c - the op table (expanded from ops.def) and dtype facts. */
+/* ops.c - the op table (expanded from ops.def) and dtype promotion (the
+ * dtypes themselves are tensor/tensor.h's). */
 #include "ir/ir.h"
 
 #include <string.h>
@@ -16,22 +17,6 @@ int tl_op_lookup(const char *name, size_t n) {
       return i;
   return -1;
 }
-
-static const char *const dtype_names[TL_DTYPE_COUNT] = {"bool", "i32", "i64", "f32", "f64"};
-static const size_t dtype_sizes[TL_DTYPE_COUNT] = {1, 4, 8, 4, 8};
-
-const char *tl_dtype_name(tl_dtype dt) {
-  return dt < TL_DTYPE_COUNT ? dtype_names[dt] : "<error>";
-}
-
-int tl_dtype_lookup(const char *name, size_t n) {
-  for (int i = 0; i < TL_DTYPE_COUNT; i++)
-    if (strlen(dtype_names[i]) == n && memcmp(dtype_names[i], name, n) == 0)
-      return i;
-  return -1;
-}
-
-size_t tl_dtype_size(tl_dtype dt) { return dt < TL_DTYPE_COUNT ? dtype_sizes[dt] : 0; }
 
 /* numpy's table restricted to tlaloc's dtypes: the smallest type that holds
  * both; an f32 cannot hold every i32 exactly, so i32+f32 is f64 in numpy. */

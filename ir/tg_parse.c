@@ -12,7 +12,7 @@
  * the parser skips to the item's closing parenthesis, so one run reports
  * every independent error. An expression that failed yields -1, and
  * anything built on it is skipped silently (the cause was reported). */
-#include "interp/tensor.h"
+#include "tensor/tensor.h"
 #include "ir/lex.h"
 #include "ir/tg.h"
 

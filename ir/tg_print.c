@@ -4,7 +4,7 @@
  * than once (so shared work stays shared when the text is read back).
  * Scalar literals and inputs are always written in place. Generated names
  * are t0, t1, ... skipping names the graph already uses. */
-#include "interp/tensor.h"
+#include "tensor/tensor.h"
 #include "ir/tg.h"
 
 #include <math.h>

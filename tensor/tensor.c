@@ -1,11 +1,27 @@
-/* tensor.c - see tensor.h. */
-#include "interp/tensor.h"
+/* tensor/tensor.c - dtype facts and tensor allocation; see tensor.h. */
+#include "tensor/tensor.h"
 #include "util/util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char *const dtype_names[TL_DTYPE_COUNT] = {"bool", "i32", "i64", "f32", "f64"};
+static const size_t dtype_sizes[TL_DTYPE_COUNT] = {1, 4, 8, 4, 8};
+
+const char *tl_dtype_name(tl_dtype dt) {
+  return dt < TL_DTYPE_COUNT ? dtype_names[dt] : "<error>";
+}
+
+int tl_dtype_lookup(const char *name, size_t n) {
+  for (int i = 0; i < TL_DTYPE_COUNT; i++)
+    if (strlen(dtype_names[i]) == n && memcmp(dtype_names[i], name, n) == 0)
+      return i;
+  return -1;
+}
+
+size_t tl_dtype_size(tl_dtype dt) { return dt < TL_DTYPE_COUNT ? dtype_sizes[dt] : 0; }
 
 int64_t tl_f64_to_i64(double x) {
   /* [-2^63, 2^63) converts; everything else is x86's "integer indefinite" */

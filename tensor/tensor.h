@@ -1,6 +1,9 @@
-/* tensor.h - dense C-order tensors: the values the interpreter computes and
- * that .npy files carry. Dims are concrete here (symbols are bound before a
- * graph runs). Data is owned by the tensor unless it was wrapped.
+/* tensor/tensor.h - dtypes and dense C-order tensors: the values the
+ * interpreter computes, graph constants hold and .npy files carry
+ * (tensor.c, npy.c). Below the IR: a tensor knows its dtype and concrete
+ * dims, nothing about graphs or ops. Dims are concrete here (symbols are
+ * bound before a graph runs). Data is owned by the tensor unless it was
+ * wrapped.
  *
  * Element access is by dtype through tl_tensor_get_f64/get_i64/set_*, so
  * code that is not performance-critical (the interpreter, tests) can be
@@ -8,7 +11,23 @@
 #ifndef TL_TENSOR_H
 #define TL_TENSOR_H
 
-#include "ir/ir.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TL_MAX_RANK 8
+
+typedef enum tl_dtype {
+  TL_BOOL, TL_I32, TL_I64, TL_F32, TL_F64,
+  TL_DTYPE_COUNT,
+  TL_DTYPE_ERROR = 255 /* poisoned: an earlier error, do not report again */
+} tl_dtype;
+
+const char *tl_dtype_name(tl_dtype dt);
+int tl_dtype_lookup(const char *name, size_t n); /* -1 when unknown */
+size_t tl_dtype_size(tl_dtype dt);
+static inline bool tl_dtype_is_float(tl_dtype dt) { return dt == TL_F32 || dt == TL_F64; }
+static inline bool tl_dtype_is_int(tl_dtype dt) { return dt == TL_I32 || dt == TL_I64; }
 
 typedef struct tl_tensor {
   uint8_t dtype;

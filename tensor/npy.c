@@ -1,8 +1,8 @@
-/* npy.c - numpy's .npy format: a magic string, a version, a header length
- * (2 bytes in 1.0, 4 in 2.0 and 3.0), a Python dict literal with 'descr',
- * 'fortran_order' and 'shape', then the raw C-order data. Only what tlaloc
- * can hold is accepted; anything else is refused with the reason. */
-#include "interp/tensor.h"
+/* tensor/npy.c - numpy's .npy format: a magic string, a version, a header
+ * length (2 bytes in 1.0, 4 in 2.0 and 3.0), a Python dict literal with
+ * 'descr', 'fortran_order' and 'shape', then the raw C-order data. Only what
+ * tlaloc can hold is accepted; anything else is refused with the reason. */
+#include "tensor/tensor.h"
 #include "util/util.h"
 
 #include <ctype.h>
