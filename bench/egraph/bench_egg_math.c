@@ -18,7 +18,7 @@
 
 #include "egraph/egraph.h"
 #include "egraph/extract.h"
-#include "egraph/math.h"
+#include "tests/support/egg_math.h"
 #include "egraph/runner.h"
 
 static const char *const exprs[8] = {

@@ -7,7 +7,7 @@
 
 #include "egraph/egraph.h"
 #include "egraph/extract.h"
-#include "egraph/math.h"
+#include "tests/support/egg_math.h"
 #include "egraph/runner.h"
 #include "toy.h"
 

@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-#include "egraph/math.h"
+#include "tests/support/egg_math.h"
 #include "egraph/pattern.h"
 #include "egraph/runner.h"
 #include "toy.h"

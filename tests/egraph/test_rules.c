@@ -2,7 +2,7 @@
  * with exact file:line:col, source line and caret. */
 #include <criterion/criterion.h>
 
-#include "egraph/math.h"
+#include "tests/support/egg_math.h"
 #include "egraph/rules.h"
 
 static eg_math M;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "egraph/extract.h"
-#include "egraph/math.h"
+#include "tests/support/egg_math.h"
 #include "egraph/runner.h"
 
 static eg_math M;

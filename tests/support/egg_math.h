@@ -1,13 +1,14 @@
-/* math.h - the scalar "math" language of egg's test suite, used as the
- * engine's benchmark yardstick (shared/bench/egg-math-suite.md): ops
+/* tests/support/egg_math.h - the scalar "math" language of egg's test suite,
+ * used as the e-graph engine's test and benchmark yardstick (not part of the
+ * library: tests/egraph and bench/egraph link it as a static library) (shared/bench/egg-math-suite.md): ops
  * d i + - * / pow ln sqrt sin cos, constants (f64) and symbols as leaves, the
  * ConstantFold analysis and the conditions the math rules use.
  *
  *   eg_math m; eg_math_init(&m);
  *   eg_egraph *g = eg_new(eg_math_params(&m, false));
  *   eg_rules *r = eg_rules_new(&m.lang, m.conds);  // then eg_rules_load... */
-#ifndef TL_EGRAPH_MATH_H
-#define TL_EGRAPH_MATH_H
+#ifndef TL_TESTS_SUPPORT_EGG_MATH_H
+#define TL_TESTS_SUPPORT_EGG_MATH_H
 
 #include "egraph/egraph.h"
 #include "egraph/rules.h"

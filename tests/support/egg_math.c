@@ -1,15 +1,17 @@
-/* math.c - egg's math test language and its ConstantFold analysis.
+/* tests/support/egg_math.c - egg's math test language and its ConstantFold
+ * analysis, written against the e-graph's public API only.
  *
  * Semantics follow shared/bench/egg-math-suite.md fact by fact, so that the
  * benchmark does the same work as egg 0.9.5: make folds + - * / over constant
  * children (/ only by a non-zero), merge keeps a Some over a None, modify adds
  * the constant leaf, unions it in and then prunes the class to its leaves
  * (pruned nodes stay in the hash-cons). */
-#include "egraph/math.h"
-#include "egraph/internal.h"
+#include "tests/support/egg_math.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const char *const names[EG_MATH_NOPS] = {
   "const", "sym", "d", "i", "+", "-", "*", "/", "pow", "ln", "sqrt", "sin", "cos"};
