@@ -4,7 +4,7 @@
  * where). The library never exits; only this file does. */
 #include "backend/backend.h"
 #include "check/check.h"
-#include "extract/calibrate.h"
+#include "measure/calibrate.h"
 #include "extract/extract.h"
 #include "interp/interp.h"
 #include "ir/tg.h"

@@ -21,7 +21,7 @@
 #include <stdio.h>
 
 #include "egraph/runner.h"
-#include "extract/cost.h"
+#include "cost/cost.h"
 #include "extract/extract.h"
 #include "ir/ir.h"
 

@@ -15,7 +15,7 @@
  *
  * usage: bench-cost SOURCE_DIR [--smoke] [--profile PATH] [--runs N] [--graphs N] [--seed N]
  *                   [--dump DIR]   (writes the random graphs there, for tlaloc cost-report) */
-#include "extract/calibrate.h"
+#include "measure/calibrate.h"
 
 #include "interp/interp.h"
 #include "ir/tg.h"

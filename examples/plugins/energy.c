@@ -20,12 +20,12 @@
  * may not.
  *
  * The plugin links nothing of tlaloc: it registers through the table it is
- * given (extract/cost.h), and keeps its per-registry data (the property
+ * given (cost/cost.h), and keeps its per-registry data (the property
  * ids) with api->keep, so two optimizers may load it at once. */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "extract/cost.h"
+#include "cost/cost.h"
 
 #define PJ_PER_FLOP 2.0
 #define PJ_PER_BYTE 64.0

@@ -5,7 +5,7 @@
  *  2. the roofline (tl_profile_kernel_time): overheads, bandwidth and the
  *     thread split, math, GEMM;
  *  3. tl_cost_predict on small graphs whose work is known by hand. */
-#include "extract/calibrate.h"
+#include "measure/calibrate.h"
 
 #include "../common/tltest.h"
 

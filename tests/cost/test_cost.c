@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "extract/cost.h"
+#include "cost/cost.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "opt/opt.h"

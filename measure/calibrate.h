@@ -1,5 +1,5 @@
 /* calibrate.h - the time model against the clock: `tlaloc calibrate`
- * measures this machine into a tl_profile (profile.h), and `tlaloc
+ * measures this machine into a tl_profile (cost/profile.h), and `tlaloc
  * cost-report` sets the model's prediction for each kernel of a compiled
  * program beside the measured time. docs/calibrate.md describes both.
  *
@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "backend/backend.h"
-#include "extract/profile.h"
+#include "cost/profile.h"
 
 /* Minimum wall time of be_run(p, ...) in seconds, over at least `runs`
  * runs and until `budget_s` has been spent (at most 100000 runs), after one

@@ -1,7 +1,7 @@
-/* cost_graph.c - the cost of an extracted program (a tl_graph): each node's
- * properties as extraction charged them, their totals, the objective, and
- * the real peak memory under the program's schedule (cost.h). */
-#include "extract/cost.h"
+/* cost/cost_graph.c - the cost of an extracted program (a tl_graph): each
+ * node's properties as extraction charged them, their totals, the objective,
+ * and the real peak memory under the program's schedule (cost.h). */
+#include "cost/cost.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -19,7 +19,7 @@
  * the kernel reads, holding the expression it computes, with one output;
  * compiled, it is again exactly one kernel. Its row therefore includes one
  * call's fixed cost, and so does its prediction. */
-#include "extract/calibrate.h"
+#include "measure/calibrate.h"
 
 #include "backend/be_internal.h"
 #include "interp/interp.h"

@@ -1,4 +1,4 @@
-/* profile.h - what the time model knows about this machine.
+/* cost/profile.h - what the time model knows about this machine.
  *
  * `tlaloc calibrate` measures the machine and stores a profile; the `time`
  * cost property and `tlaloc cost-report` read it. Without a stored profile

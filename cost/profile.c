@@ -1,6 +1,6 @@
-/* profile.c - the machine profile of the time model: defaults, file format,
- * and the per-kernel roofline. See profile.h. */
-#include "extract/profile.h"
+/* cost/profile.c - the machine profile of the time model: defaults, file
+ * format, and the per-kernel roofline. See profile.h. */
+#include "cost/profile.h"
 
 #include <errno.h>
 #include <math.h>

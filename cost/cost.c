@@ -1,6 +1,6 @@
-/* cost.c - the property registry, node evaluation, the monotonicity check,
- * and the built-in properties (cost.h). */
-#include "extract/cost.h"
+/* cost/cost.c - the property registry, node evaluation, the monotonicity
+ * check, and the built-in properties (cost.h). */
+#include "cost/cost.h"
 
 #include <ctype.h>
 #include <math.h>

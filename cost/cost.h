@@ -1,5 +1,5 @@
-/* cost.h - the cost model: a registry of properties inferred per e-node, the
- * objective (`--cost EXPR`) over them, cost plugins, and the cost of an
+/* cost/cost.h - the cost model: a registry of properties inferred per e-node,
+ * the objective (`--cost EXPR`) over them, cost plugins, and the cost of an
  * extracted program.
  *
  *   tl_profile prof; tl_profile_default(&prof);
@@ -32,13 +32,13 @@
  *
  * No global mutable state: a registry belongs to its owner (one per
  * optimizer), so two optimizers on two threads are independent. */
-#ifndef TL_EXTRACT_COST_H
-#define TL_EXTRACT_COST_H
+#ifndef TL_COST_H
+#define TL_COST_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "extract/profile.h"
+#include "cost/profile.h"
 #include "ir/ir.h"
 
 #define TL_COST_DEFAULT "time + accuracy" /* the objective when none is given */

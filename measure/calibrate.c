@@ -1,5 +1,5 @@
 /* calibrate.c - `tlaloc calibrate`: measures this machine for the time
- * model and stores the profile (profile.h).
+ * model and stores the profile (cost/profile.h).
  *
  * Every figure is taken through tlaloc's own backend, on small graphs
  * compiled with be_compile and timed with be_run (minimum of several runs),
@@ -25,7 +25,7 @@
  *   5. GEMM: a square matmul graph (cblas from generated code); the
  *      roofline takes the larger of its arithmetic and memory terms, and
  *      here the arithmetic dominates. */
-#include "extract/calibrate.h"
+#include "measure/calibrate.h"
 
 #include "backend/be_internal.h"
 #include "interp/interp.h"

@@ -1,4 +1,4 @@
-/* cost_expr.c - the objective: `--cost EXPR` parsed once into a small
+/* cost/cost_expr.c - the objective: `--cost EXPR` parsed once into a small
  * stack program, evaluated per e-node over its property vector (cost.h).
  *
  *   expr    := term (('+' | '-') term)*
@@ -8,7 +8,7 @@
  *
  * A recursive-descent parser emits postfix code; the evaluator runs it on a
  * fixed stack (the parser bounds its depth). */
-#include "extract/cost.h"
+#include "cost/cost.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
-/* cost_plugin.c - cost plugins: a shared object whose entry point registers
- * properties and cost functions through a table of function pointers, so
- * the plugin links nothing of tlaloc (the tlaloc program links the library
- * statically and exports none of its symbols). See cost.h. */
-#include "extract/cost.h"
+/* cost/cost_plugin.c - cost plugins: a shared object whose entry point
+ * registers properties and cost functions through a table of function
+ * pointers, so the plugin links nothing of tlaloc (the tlaloc program links
+ * the library statically and exports none of its symbols). See cost.h. */
+#include "cost/cost.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
