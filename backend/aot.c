@@ -1,18 +1,15 @@
-/* aot.c - `tlaloc compile G.tg -o G.o --header G.h`: the same kernels as the
- * JIT, written as an object file, and a header that declares the C ABI and
- * carries the small glue (shape binding, buffer allocation) as static
- * functions, so a C program links the object with only -lm -lmvec
- * -lopenblas and nothing of tlaloc's. */
+/* aot.c - ahead-of-time compilation (be_compile_aot, behind `tlaloc
+ * compile`): the same kernels as the JIT, written as an object file, and a
+ * header that declares the C ABI and carries the small glue (shape binding,
+ * buffer allocation) as static functions, so a C program links the object
+ * with only -lm -lmvec -lopenblas and nothing of tlaloc's. */
 #include "backend/be_internal.h"
-#include "ir/tg.h"
 #include "util/util.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static tl_graph *load(const char *path) { return tl_tg_load(path, stderr); }
 
 static void dims_list(FILE *f, int rank, const int64_t *dims) {
   fprintf(f, "{");
@@ -23,10 +20,7 @@ static void dims_list(FILE *f, int rank, const int64_t *dims) {
 static int write_header(const char *path, const char *name, const be_plan *p) {
   const tl_graph *g = p->g;
   FILE *f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "tlaloc: cannot write %s\n", path);
-    return -1;
-  }
+  if (!f) return -1;
   char guard[256];
   snprintf(guard, sizeof guard, "TLALOC_AOT_%s_H", name);
   for (char *q = guard; *q; q++) *q = (char)toupper((unsigned char)*q);
@@ -122,74 +116,44 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
   return fclose(f) ? -1 : 0;
 }
 
-int be_cmd_compile(int argc, char **argv) {
-  const char *in = NULL, *out = NULL, *hdr = NULL, *name = NULL;
-  int opt = 3;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-o") && i + 1 < argc) out = argv[++i];
-    else if (!strcmp(a, "--header") && i + 1 < argc) hdr = argv[++i];
-    else if (!strcmp(a, "--name") && i + 1 < argc) name = argv[++i];
-    else if (!strcmp(a, "--target") && i + 1 < argc) {
-      if (strcmp(argv[++i], "cpu")) {
-        fprintf(stderr, "tlaloc compile: only --target cpu is supported here\n");
-        return 2;
-      }
-    } else if (!strcmp(a, "-O1")) opt = 1;
-    else if (!strcmp(a, "-O2")) opt = 2;
-    else if (!strcmp(a, "-O3")) opt = 3;
-    else if (a[0] != '-' && !in) in = a;
-    else {
-      fprintf(stderr, "tlaloc compile: unexpected argument '%s'\n", a);
-      in = NULL;
-      break;
-    }
-  }
-  if (!in || !out) {
-    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n");
-    return 2;
-  }
-  tl_graph *g = load(in);
-  if (!g) return 2;
+int be_compile_aot(const tl_graph *g, be_aot_params ap, char *err, size_t n) {
+  /* the name prefixes C identifiers: anything else becomes '_' */
   char nbuf[128];
-  snprintf(nbuf, sizeof nbuf, "%s", name ? name : g->name ? g->name : "graph");
+  snprintf(nbuf, sizeof nbuf, "%s", ap.name ? ap.name : g->name ? g->name : "graph");
   for (char *q = nbuf; *q; q++)
     if (!isalnum((unsigned char)*q)) *q = '_';
   if (isdigit((unsigned char)nbuf[0])) nbuf[0] = '_';
-  char err[512], entry[160];
+  int opt = ap.opt_level < 1 ? 1 : ap.opt_level > 3 ? 3 : ap.opt_level;
+  char entry[160];
   snprintf(entry, sizeof entry, "%s_entry", nbuf);
   be_plan p;
-  int rc = 2;
+  int rc = -1;
   be_options bo = be_options_default();
   be_rules own;
-  const be_rules *rules = be_rules_get(&bo, &own, err, sizeof err);
+  const be_rules *rules = be_rules_get(&bo, &own, err, n);
   memset(&p, 0, sizeof p);
-  if (!rules || be_plan_build_with(&p, g, rules, 0, err, sizeof err)) {
-    fprintf(stderr, "tlaloc compile: %s\n", err);
+  if (!rules || be_plan_build_with(&p, g, rules, 0, err, n)) {
     be_plan_free(&p);
-    tl_graph_free(g);
-    return 2;
+    return -1;
   }
   LLVMTargetMachineRef tm = be_host_tm(opt);
   LLVMContextRef cx = LLVMContextCreate();
-  LLVMModuleRef m = tm ? be_emit_module(&p, cx, tm, nbuf, entry, 1, err, sizeof err) : NULL;
-  if (!tm) snprintf(err, sizeof err, "no target machine for the host");
-  if (m && be_optimise(m, tm, opt, err, sizeof err) == 0) {
+  LLVMModuleRef m = tm ? be_emit_module(&p, cx, tm, nbuf, entry, 1, err, n) : NULL;
+  if (!tm) snprintf(err, n, "no target machine for the host");
+  if (m && be_optimise(m, tm, opt, err, n) == 0) {
     char *msg = NULL;
-    if (LLVMTargetMachineEmitToFile(tm, m, out, LLVMObjectFile, &msg)) {
-      snprintf(err, sizeof err, "writing %s: %s", out, msg ? msg : "");
-    } else if (hdr && write_header(hdr, nbuf, &p)) {
-      snprintf(err, sizeof err, "writing %s failed", hdr);
+    if (LLVMTargetMachineEmitToFile(tm, m, ap.object_path, LLVMObjectFile, &msg)) {
+      snprintf(err, n, "writing %s: %s", ap.object_path, msg ? msg : "");
+    } else if (ap.header_path && write_header(ap.header_path, nbuf, &p)) {
+      snprintf(err, n, "writing %s failed", ap.header_path);
     } else {
       rc = 0;
     }
     LLVMDisposeMessage(msg);
   }
-  if (rc) fprintf(stderr, "tlaloc compile: %s\n", err);
   if (m) LLVMDisposeModule(m);
   LLVMContextDispose(cx);
   if (tm) LLVMDisposeTargetMachine(tm);
   be_plan_free(&p);
-  tl_graph_free(g);
   return rc;
 }

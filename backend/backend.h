@@ -92,8 +92,20 @@ void be_program_free(be_program *p);
 /* The host target as the cache key sees it ("triple cpu features"). */
 const char *be_host_desc(void);
 
-/* `tlaloc compile G.tg -o G.o --header G.h [--name NAME] [-O1|-O2|-O3]`;
- * argv[0] is "compile". Returns the exit status (0, or 2 on bad input). */
-int be_cmd_compile(int argc, char **argv);
+/* Ahead-of-time compilation (what `tlaloc compile` runs). */
+typedef struct be_aot_params {
+  const char *name;        /* prefix of the C names (NAME, NAME_entry, ...);
+                              NULL: the graph's name, else "graph"; any
+                              character other than [A-Za-z0-9_] becomes '_' */
+  int opt_level;           /* 1..3, as -O1..-O3 */
+  const char *object_path; /* the object file to write */
+  const char *header_path; /* the C header to write; NULL: none */
+} be_aot_params;
+
+/* Writes g's kernels as an object file and, when asked, the header that
+ * declares the C ABI and carries the glue (see aot.c), so that a C program
+ * links the object with -lm -lmvec -lopenblas only. 0, or -1 with a message
+ * (unsupported op/dtype, LLVM failure, a file that cannot be written). */
+int be_compile_aot(const tl_graph *g, be_aot_params p, char *err, size_t n);
 
 #endif

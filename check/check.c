@@ -772,70 +772,25 @@ int tl_check_rules_text(const char *file, const char *text, const tl_check_opts 
   return rc;
 }
 
-static void usage(FILE *f) {
-  fprintf(f, "usage: tlaloc check-rules [--seed N] [--trials N] [--known RULE]... [-v] F.rw...\n"
-             "  checks every rule on random inputs against the reference interpreter;\n"
-             "  exit 0: no counter-example, 1: some, 2: bad input (see docs/rules.md)\n");
-}
-
-int tl_cmd_check_rules(int argc, char **argv) {
-  tl_check_opts o = {.seed = 1, .trials = 200, .out = stdout};
-  const char **known = tl_xcalloc((size_t)argc + 1, sizeof *known);
-  const char **files = tl_xcalloc((size_t)argc + 1, sizeof *files);
-  int nfiles = 0, rc = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if ((!strcmp(a, "--seed") || !strcmp(a, "--trials") || !strcmp(a, "--known")) && i + 1 < argc) {
-      const char *v = argv[++i];
-      char *end;
-      if (!strcmp(a, "--known")) { known[o.nknown++] = v; continue; }
-      long long n = strtoll(v, &end, 10);
-      if (*end || n < 0 || (!strcmp(a, "--trials") && (n < 1 || n > 1000000))) {
-        fprintf(stderr, "tlaloc check-rules: bad value for %s: '%s'\n", a, v);
-        rc = 2;
-        goto out;
-      }
-      if (!strcmp(a, "--seed")) o.seed = (uint64_t)n; else o.trials = (int)n;
-    } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-      o.verbose = true;
-    } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      goto out;
-    } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "tlaloc check-rules: unknown or incomplete option '%s'\n", a);
-      usage(stderr);
-      rc = 2;
-      goto out;
-    } else {
-      files[nfiles++] = a;
-    }
-  }
-  o.known = known;
-  if (nfiles == 0) { usage(stderr); rc = 2; goto out; }
+int tl_check_rule_files(const char *const *files, int nfiles, const tl_check_opts *o, FILE *diag,
+                        int *nerrors, tl_check_result *res) {
+  memset(res, 0, sizeof *res);
   tn_ctx *c = tn_ctx_new();
   eg_conds *conds = tl_check_conds_new();
   eg_rules *rs = eg_rules_new(&c->lang, conds);
   eg_diag d = {0};
-  int errs = 0;
+  int errs = 0, rc;
   for (int i = 0; i < nfiles; i++) errs += eg_rules_load_file(rs, files[i], &d);
+  if (nerrors) *nerrors = errs;
   if (errs) {
-    if (d.text) fputs(d.text, stderr);
-    fprintf(stderr, "tlaloc check-rules: %d error%s in the rule files\n", errs, errs == 1 ? "" : "s");
-    rc = 2;
+    if (diag && d.text) fputs(d.text, diag);
+    rc = -1;
   } else {
-    tl_check_result res;
-    tl_check_rules(rs, &o, &res);
-    printf("check-rules: %d rules checked, %d with a counter-example, %d known, %d untested\n",
-           res.nrules, res.ncex, res.nknown, res.nuntested);
-    rc = res.ncex ? 1 : 0;
-    tl_check_result_free(&res);
+    rc = tl_check_rules(rs, o, res);
   }
   eg_diag_free(&d);
   eg_rules_free(rs);
   eg_conds_free(conds);
   tn_ctx_free(c);
-out:
-  free(known);
-  free(files);
   return rc;
 }

@@ -1,5 +1,5 @@
-/* check.h - `tlaloc check-rules`: random testing of rewrite rules against
- * the reference interpreter (see docs/rules.md).
+/* check.h - random testing of rewrite rules against the reference
+ * interpreter, behind `tlaloc check-rules` (see docs/rules.md).
  *
  * For every rule (each half of a `<=>` rule separately) the checker draws
  * random inputs for the pattern variables (dtypes, broadcasting shapes,
@@ -56,8 +56,11 @@ int tl_check_rules(const eg_rules *r, const tl_check_opts *o, tl_check_result *r
 int tl_check_rules_text(const char *file, const char *text, const tl_check_opts *o,
                         tl_check_result *res);
 
-/* The command: tlaloc check-rules [--seed N] [--trials N] [--known NAME]...
- * [-v] F.rw...; exit 0 (no counter-example), 1 (some), 2 (bad input). */
-int tl_cmd_check_rules(int argc, char **argv);
+/* Loads the .rw files into one rule set (as tl_check_rules_text) and checks
+ * it (what `tlaloc check-rules` runs). When a file does not load: -1, the
+ * diagnostics written to diag (NULL: dropped), their count in *nerrors (may
+ * be NULL), res empty. Else as tl_check_rules. */
+int tl_check_rule_files(const char *const *files, int nfiles, const tl_check_opts *o, FILE *diag,
+                        int *nerrors, tl_check_result *res);
 
 #endif

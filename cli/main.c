@@ -1,10 +1,11 @@
-/* main.c - the `tlaloc` program: one subcommand per job.
+/* cli/main.c - the `tlaloc` program: one subcommand per job. run, infer,
+ * fmt, opt, prove and dot are here; the others are in cli/cmd_*.c (cli.h).
  *
  * Exit status: 0 success, 1 a check said no, 2 bad input (the message says
  * where). The library never exits; only this file does. */
+#include "cli/cli.h"
+
 #include "backend/backend.h"
-#include "check/check.h"
-#include "measure/calibrate.h"
 #include "extract/extract.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -527,12 +528,12 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "infer") == 0) return cmd_infer(argc - 1, argv + 1);
   if (strcmp(cmd, "fmt") == 0) return cmd_fmt(argc - 1, argv + 1);
   if (strcmp(cmd, "opt") == 0) return cmd_opt(argc - 1, argv + 1);
-  if (strcmp(cmd, "compile") == 0) return be_cmd_compile(argc - 1, argv + 1);
-  if (strcmp(cmd, "check-rules") == 0) return tl_cmd_check_rules(argc - 1, argv + 1);
-  if (strcmp(cmd, "extract") == 0) return ex_cmd_extract(argc - 1, argv + 1);
+  if (strcmp(cmd, "compile") == 0) return cli_cmd_compile(argc - 1, argv + 1);
+  if (strcmp(cmd, "check-rules") == 0) return cli_cmd_check_rules(argc - 1, argv + 1);
+  if (strcmp(cmd, "extract") == 0) return cli_cmd_extract(argc - 1, argv + 1);
   if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
-  if (strcmp(cmd, "calibrate") == 0) return tl_cmd_calibrate(argc - 1, argv + 1);
-  if (strcmp(cmd, "cost-report") == 0) return tl_cmd_cost_report(argc - 1, argv + 1);
+  if (strcmp(cmd, "calibrate") == 0) return cli_cmd_calibrate(argc - 1, argv + 1);
+  if (strcmp(cmd, "cost-report") == 0) return cli_cmd_cost_report(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);

@@ -148,11 +148,4 @@ void ex_result_free(ex_result *r);
 const char *ex_kind_name(ex_kind k);
 ex_kind ex_kind_parse(const char *s);
 
-/* ---- command line ---------------------------------------------------------- */
-
-/* `extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]`
- * (argv[0] is "extract"). Prints costs, time and choice to stdout. Returns 0
- * on success, 2 on bad input or usage (message on stderr). */
-int ex_cmd_extract(int argc, char **argv);
-
 #endif

@@ -1,5 +1,5 @@
-/* calibrate.c - `tlaloc calibrate`: measures this machine for the time
- * model and stores the profile (cost/profile.h).
+/* measure/calibrate.c - tl_calibrate, behind `tlaloc calibrate`: measures
+ * this machine for the time model (the profile of cost/profile.h).
  *
  * Every figure is taken through tlaloc's own backend, on small graphs
  * compiled with be_compile and timed with be_run (minimum of several runs),
@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 /* The backend's split rule and thread count (backend/be_internal.h:
  * BE_SPLIT_ELEMS, be_default_threads) are the model's too. */
@@ -470,56 +469,5 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
     return -1;
   }
   p->measured = true;
-  return 0;
-}
-
-/* Whether the profile can be written at path: its nearest existing folder
- * is writable (tl_profile_save creates the rest). Checked before a minute
- * of measuring rather than after. */
-static bool writable(const char *path) {
-  char dir[1024];
-  snprintf(dir, sizeof dir, "%s", path);
-  for (;;) {
-    char *slash = strrchr(dir, '/');
-    if (!slash) return access(".", W_OK) == 0;
-    if (slash == dir) return access("/", W_OK) == 0;
-    *slash = 0;
-    if (access(dir, F_OK) == 0) return access(dir, W_OK) == 0;
-  }
-}
-
-int tl_cmd_calibrate(int argc, char **argv) {
-  bool quick = false;
-  const char *out = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--quick")) quick = true;
-    else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-    else {
-      fprintf(stderr, "tlaloc calibrate: unknown or incomplete option '%s'\n"
-                      "usage: tlaloc calibrate [--quick] [-o PATH]\n", argv[i]);
-      return 2;
-    }
-  }
-  char path[1024], err[1024];
-  if (!out && !(out = tl_profile_path(path, sizeof path))) {
-    fprintf(stderr, "tlaloc calibrate: no place for the profile (neither TLALOC_PROFILE, "
-                    "XDG_CACHE_HOME nor HOME is set); give -o PATH\n");
-    return 2;
-  }
-  if (!writable(out)) {
-    fprintf(stderr, "tlaloc calibrate: cannot write the profile at %s (no writable folder)\n", out);
-    return 2;
-  }
-  tl_profile p;
-  double t0 = tl_now_ms();
-  if (tl_calibrate(&p, quick, stdout, err, sizeof err)) {
-    fprintf(stderr, "tlaloc calibrate: %s\n", err);
-    return 2;
-  }
-  if (tl_profile_save(out, &p, err, sizeof err)) {
-    fprintf(stderr, "tlaloc calibrate: %s\n", err);
-    return 2;
-  }
-  printf("measured in %.1f s; profile written to %s\n", (tl_now_ms() - t0) * 1e-3, out);
   return 0;
 }

@@ -1,7 +1,9 @@
-/* calibrate.h - the time model against the clock: `tlaloc calibrate`
- * measures this machine into a tl_profile (cost/profile.h), and `tlaloc
- * cost-report` sets the model's prediction for each kernel of a compiled
- * program beside the measured time. docs/calibrate.md describes both.
+/* measure/calibrate.h - the time model against the clock: tl_calibrate
+ * (`tlaloc calibrate`) measures this machine into a tl_profile
+ * (cost/profile.h), and tl_cost_report_measure (`tlaloc cost-report`) sets
+ * the model's prediction for each kernel of a compiled program beside the
+ * measured time. docs/calibrate.md describes both; the commands themselves
+ * are cli/cmd_measure.c.
  *
  * Every measurement goes through the backend itself (be_compile + be_run):
  * what the model needs is what tlaloc's generated code achieves here, not
@@ -56,10 +58,35 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
                     char *err, size_t n);
 void tl_program_cost_free(tl_program_cost *c);
 
-/* `tlaloc calibrate [--quick] [-o PATH]` and
- * `tlaloc cost-report G.tg [--dim n=V]... [--runs N]`; argv[0] is the
- * command's name. Return the exit status (0, or 2 on bad input). */
-int tl_cmd_calibrate(int argc, char **argv);
-int tl_cmd_cost_report(int argc, char **argv);
+/* One kernel of a cost report: its prediction beside its measured time.
+ * Both count one be_run call's fixed cost, since the kernel is timed as a
+ * program of its own (see cost_report.c). */
+typedef struct tl_report_kernel {
+  const char *kind;  /* "fused", "reduce", "softmax", "matmul", "take-chk" */
+  const char *bound; /* what bounds the prediction: "memory", "compute",
+                        "gemm" or "call" */
+  double predicted;  /* seconds: run_overhead + the kernel's prediction */
+  double measured;   /* seconds, the minimum over the runs; -1: not measured */
+  bool not_one;      /* compiled alone, it became more than one kernel */
+  char note[256];    /* why it was not measured ("" when it was, or when it
+                        cannot run alone: take's index check) */
+} tl_report_kernel;
+
+typedef struct tl_cost_report {
+  tl_program_cost pc;   /* the prediction; pc.ks[i] is kernel i's */
+  tl_report_kernel *ks; /* [pc.nks] */
+  int nks;
+  double measured;      /* seconds, the whole program through be_run */
+} tl_cost_report;
+
+/* What `tlaloc cost-report` shows: predicts g under syms (all bound, as
+ * tl_cost_predict), then measures the whole program and each kernel compiled
+ * alone (tl_time_run with runs and budget_s). 0, or -1 with a message (the
+ * prediction, or the whole program's compile or run, failed); a kernel that
+ * could not be measured has measured -1 and the reason in its note. Release
+ * with tl_cost_report_free (also safe after a failure). */
+int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t *syms, int runs,
+                           double budget_s, tl_cost_report *r, char *err, size_t n);
+void tl_cost_report_free(tl_cost_report *r);
 
 #endif

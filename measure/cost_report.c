@@ -1,6 +1,6 @@
-/* cost_report.c - the time model's prediction for a program as the backend
- * compiles it, kernel by kernel, and `tlaloc cost-report`, which sets it
- * beside the clock.
+/* measure/cost_report.c - the time model's prediction for a program as the
+ * backend compiles it, kernel by kernel, and the report behind `tlaloc
+ * cost-report`, which sets it beside the clock.
  *
  * Prediction. be_plan_build gives the kernels in order; for each one the
  * work is the arithmetic of the expression it computes (its root node and
@@ -26,7 +26,6 @@
 #include "ir/tg.h"
 #include "util/util.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,7 +265,7 @@ static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, si
   return s.g2;
 }
 
-/* ---- tlaloc cost-report ------------------------------------------------- */
+/* ---- the report: prediction beside the clock ---------------------------- */
 
 static const char *kind_name(int k) {
   switch (k) {
@@ -290,168 +289,61 @@ static const char *bound_of(const tl_profile *p, const tl_kernel_cost *kc) {
   return m == gemm ? "gemm" : m == ovh ? "call" : m == mem ? "memory" : "compute";
 }
 
-static void fmt_time(char *b, size_t n, double s) {
-  if (s < 0) snprintf(b, n, "-");
-  else if (s < 1e-3) snprintf(b, n, "%.2f us", s * 1e6);
-  else snprintf(b, n, "%.3f ms", s * 1e3);
-}
-
-static int parse_count(const char *s, int64_t *v) {
-  char *end;
-  errno = 0;
-  long long x = strtoll(s, &end, 10);
-  if (errno || *end || end == s || x < 0) return -1;
-  *v = x;
-  return 0;
-}
-
-int tl_cmd_cost_report(int argc, char **argv) {
-  const char *path = NULL;
-  int64_t runs = 10;
-  const char **dn = tl_xcalloc((size_t)argc + 1, sizeof *dn);
-  int64_t *dv = tl_xcalloc((size_t)argc + 1, sizeof *dv);
-  int nd = 0, rc = 2;
-  tl_graph *g = NULL;
-  int64_t *syms = NULL;
+int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t *syms, int runs,
+                           double budget_s, tl_cost_report *r, char *err, size_t n) {
+  memset(r, 0, sizeof *r);
   tl_tensor **in = NULL;
   be_program *prog = NULL;
-  tl_program_cost pc = {0};
-  char err[1024], ppath[1024];
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--dim") && i + 1 < argc) {
-      const char *v = argv[++i], *eq = strchr(v, '=');
-      if (!eq || eq == v || parse_count(eq + 1, &dv[nd])) {
-        fprintf(stderr, "tlaloc cost-report: --dim expects SYM=SIZE (SIZE >= 0), got '%s'\n", v);
-        goto done;
-      }
-      dn[nd++] = v;
-    } else if (!strcmp(a, "--runs") && i + 1 < argc) {
-      if (parse_count(argv[++i], &runs) || runs < 1 || runs > 100000) {
-        fprintf(stderr, "tlaloc cost-report: --runs expects a count in 1..100000, got '%s'\n", argv[i]);
-        goto done;
-      }
-    } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "tlaloc cost-report: unknown or incomplete option '%s'\n", a);
-      goto done;
-    } else if (!path) {
-      path = a;
-    } else {
-      fprintf(stderr, "tlaloc cost-report: more than one graph given ('%s', '%s')\n", path, a);
-      goto done;
-    }
-  }
-  if (!path) {
-    fprintf(stderr, "usage: tlaloc cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n");
-    goto done;
-  }
-  tl_profile p;
-  if (tl_profile_get(&p, err, sizeof err)) {
-    fprintf(stderr, "tlaloc cost-report: %s\n", err);
-    goto done;
-  }
-  if (!(g = tl_tg_load(path, stderr))) goto done;
-  syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
-  for (int s = 0; s < g->nsyms; s++) syms[s] = -1;
-  for (int k = 0; k < nd; k++) {
-    size_t len = (size_t)(strchr(dn[k], '=') - dn[k]);
-    int s = -1;
-    for (int j = 0; j < g->nsyms; j++)
-      if (strlen(g->syms[j]) == len && !strncmp(g->syms[j], dn[k], len)) s = j;
-    if (s < 0) {
-      fprintf(stderr, "tlaloc cost-report: --dim %s: the graph has no symbolic dim '%.*s'\n", dn[k], (int)len, dn[k]);
-      goto done;
-    }
-    syms[s] = dv[k];
-  }
-  if (tl_cost_predict(&p, g, syms, &pc, err, sizeof err)) {
-    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
-    goto done;
-  }
+  be_plan pl;
+  memset(&pl, 0, sizeof pl);
+  int rc = -1;
+  if (tl_cost_predict(p, g, syms, &r->pc, err, n)) goto done;
   in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
   be_options bo = be_options_default();
-  if (tl_timing_inputs(g, syms, in, err, sizeof err) || !(prog = be_compile(g, &bo, err, sizeof err))) {
-    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
-    goto done;
-  }
-  const double budget = 0.02; /* and at least 20 ms per figure, for the minimum */
-  double total = tl_time_run(prog, in, syms, (int)runs, budget, err, sizeof err);
-  if (total < 0) {
-    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
-    goto done;
-  }
-
-  printf("cost-report %s", path);
-  for (int s = 0; s < g->nsyms; s++) printf("%s%s=%lld", s ? " " : "  (", g->syms[s], (long long)syms[s]);
-  printf("%s\n", g->nsyms ? ")" : "");
-  const char *pp = tl_profile_path(ppath, sizeof ppath);
-  if (p.measured) printf("profile: measured, %s (%s)\n", pp, p.cpu);
-  else printf("profile: defaults, %s (no profile at %s; run tlaloc calibrate)\n", p.cpu, pp ? pp : "?");
-  printf("threads %d; each kernel row runs the kernel as a program of its own, so both its columns include "
-         "one call's fixed cost (%.2f us predicted)\n", p.threads, p.run_overhead * 1e6);
-  printf("\n%3s  %-8s  %-26s  %10s  %9s  %3s  %-7s  %11s  %11s  %9s\n", "#", "kind", "computes", "elements",
-         "MB moved", "par", "bound", "predicted", "measured", "meas/pred");
-  be_plan pl;
-  if (be_plan_build(&pl, g, err, sizeof err)) {
-    fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
-    be_plan_free(&pl);
-    goto done;
-  }
-  int not_one = 0;
-  for (int i = 0; i < pc.nks; i++) {
-    const tl_kernel_cost *kc = &pc.ks[i];
-    const tl_node *x = &g->nodes[kc->node];
-    char what[64], pb[32], mb[32];
-    snprintf(what, sizeof what, "%s%s%s", x->name >= 0 ? g->names[x->name] : "", x->name >= 0 ? " = " : "",
-             tl_ops[x->op].name);
-    if (x->loc.line > 0) snprintf(what + strlen(what), sizeof what - strlen(what), " @%d:%d", x->loc.line, x->loc.col);
-    double pred = p.run_overhead + kc->predicted, meas = -1;
-    tl_graph *kg = kernel_graph(&pl, &pl.ks[i], err, sizeof err);
-    const char *note = "";
+  if (tl_timing_inputs(g, syms, in, err, n) || !(prog = be_compile(g, &bo, err, n))) goto done;
+  r->measured = tl_time_run(prog, in, syms, runs, budget_s, err, n);
+  if (r->measured < 0) goto done;
+  if (be_plan_build(&pl, g, err, n)) goto done;
+  r->ks = tl_xcalloc((size_t)r->pc.nks + 1, sizeof *r->ks);
+  r->nks = r->pc.nks;
+  for (int i = 0; i < r->pc.nks; i++) {
+    const tl_kernel_cost *kc = &r->pc.ks[i];
+    tl_report_kernel *rk = &r->ks[i];
+    rk->kind = kind_name(kc->kind);
+    rk->bound = bound_of(p, kc);
+    rk->predicted = p->run_overhead + kc->predicted;
+    rk->measured = -1;
+    char kerr[256];
+    tl_graph *kg = kernel_graph(&pl, &pl.ks[i], kerr, sizeof kerr);
     if (kg) {
       tl_tensor **kin = tl_xcalloc((size_t)kg->ninputs + 1, sizeof *kin);
       be_program *kp = NULL;
-      if (!tl_timing_inputs(kg, syms, kin, err, sizeof err) && (kp = be_compile(kg, &bo, err, sizeof err))) {
-        meas = tl_time_run(kp, kin, syms, (int)runs, budget, err, sizeof err);
-        if (be_program_stats(kp)->nkernels != 1) {
-          note = " *";
-          not_one++;
-        }
+      if (!tl_timing_inputs(kg, syms, kin, kerr, sizeof kerr) && (kp = be_compile(kg, &bo, kerr, sizeof kerr))) {
+        rk->measured = tl_time_run(kp, kin, syms, runs, budget_s, kerr, sizeof kerr);
+        rk->not_one = be_program_stats(kp)->nkernels != 1;
       }
-      if (meas < 0) fprintf(stderr, "tlaloc cost-report: kernel %d not measured: %s\n", i, err);
+      if (rk->measured < 0) snprintf(rk->note, sizeof rk->note, "%s", kerr);
       be_program_free(kp);
       for (int j = 0; j < kg->ninputs; j++) tl_tensor_free(kin[j]);
       free(kin);
       tl_graph_free(kg);
-    } else if (err[0]) {
-      fprintf(stderr, "tlaloc cost-report: kernel %d not measured: %s\n", i, err);
+    } else {
+      snprintf(rk->note, sizeof rk->note, "%s", kerr);
     }
-    fmt_time(pb, sizeof pb, pred);
-    fmt_time(mb, sizeof mb, meas);
-    char ratio[32] = "-";
-    if (meas > 0) snprintf(ratio, sizeof ratio, "%.2f", meas / pred);
-    printf("%3d  %-8s  %-26.26s  %10.4g  %9.3f  %3s  %-7s  %11s  %11s  %9s%s\n", i, kind_name(kc->kind), what, kc->elems,
-           kc->w.bytes / 1e6, kc->parallel ? "yes" : "no", bound_of(&p, kc), pb, mb, ratio, note);
   }
-  be_plan_free(&pl);
-  char pb[32], mb[32];
-  fmt_time(pb, sizeof pb, pc.total);
-  fmt_time(mb, sizeof mb, total);
-  char tw[96];
-  snprintf(tw, sizeof tw, "total: %d kernel%s, be_run end to end", pc.nks, pc.nks == 1 ? "" : "s");
-  printf("\n%-80s  %11s  %11s  %9.2f\n", tw, pb, mb, total / pc.total);
-  printf("(measured: minimum of at least %lld runs and 20 ms; inputs uniform in [0.5, 1.5))\n", (long long)runs);
-  if (not_one) printf("* compiled alone, this kernel became more than one kernel\n");
   rc = 0;
 done:
-  if (g && in)
+  be_plan_free(&pl);
+  if (in)
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
   free(in);
   be_program_free(prog);
-  tl_program_cost_free(&pc);
-  free(syms);
-  tl_graph_free(g);
-  free(dn);
-  free(dv);
+  if (rc) tl_cost_report_free(r);
   return rc;
+}
+
+void tl_cost_report_free(tl_cost_report *r) {
+  tl_program_cost_free(&r->pc);
+  free(r->ks);
+  memset(r, 0, sizeof *r);
 }

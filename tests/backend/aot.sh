@@ -1,5 +1,5 @@
 #!/bin/bash
-# AOT end to end: compile examples with be_cmd_compile, build examples/aot/main.c
+# AOT end to end: compile examples with cli_cmd_compile, build examples/aot/main.c
 # with plain cc (-lm -lmvec -lopenblas only), compare with the interpreter.
 set -euo pipefail
 tool=$1; src=$2

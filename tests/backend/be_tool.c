@@ -1,7 +1,8 @@
-/* be_tool.c - test helper: `be-tool compile ARGS...` runs be_cmd_compile
+/* be_tool.c - test helper: `be-tool compile ARGS...` runs cli_cmd_compile
  * (the body of `tlaloc compile`); `be-tool ref G.tg SIZE` prints the
  * interpreter's outputs on examples/aot/main.c's deterministic inputs. */
 #include "backend/backend.h"
+#include "cli/cli.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "util/util.h"
@@ -52,7 +53,7 @@ static int ref(const char *path, int64_t sym) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 2 && !strcmp(argv[1], "compile")) return be_cmd_compile(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "compile")) return cli_cmd_compile(argc - 1, argv + 1);
   if (argc == 4 && !strcmp(argv[1], "ref")) return ref(argv[2], atoll(argv[3]));
   fprintf(stderr, "usage: be-tool compile ARGS... | be-tool ref G.tg SIZE\n");
   return 2;

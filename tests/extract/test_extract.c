@@ -8,6 +8,7 @@
  *     must match the enumerated optimum, and every extractor must agree on
  *     feasibility.
  *  3. Malformed input and the builder/CLI contracts, each with its message. */
+#include "cli/cli.h"
 #include "extract/extract.h"
 
 #include <criterion/criterion.h>
@@ -503,13 +504,13 @@ Test(cli, exit_status, .init = cr_redirect_stderr)
   FILE *saved = stdout;
   stdout = fopen("/dev/null", "w");
   char *ok[] = {"extract", path, "--extract", "exact", "--time-limit", "2", "--json", NULL};
-  int rc_ok = ex_cmd_extract(7, ok);
+  int rc_ok = cli_cmd_extract(7, ok);
   char *bad_opt[] = {"extract", path, "--extract", "ilp", NULL};
-  int rc_bad_opt = ex_cmd_extract(4, bad_opt);
+  int rc_bad_opt = cli_cmd_extract(4, bad_opt);
   char *missing[] = {"extract", "/nonexistent.json", NULL};
-  int rc_missing = ex_cmd_extract(2, missing);
+  int rc_missing = cli_cmd_extract(2, missing);
   char *none[] = {"extract", NULL};
-  int rc_none = ex_cmd_extract(1, none);
+  int rc_none = cli_cmd_extract(1, none);
   fclose(stdout);
   stdout = saved;
   cr_expect_eq(rc_ok, 0);

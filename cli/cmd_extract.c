@@ -1,7 +1,10 @@
-/* cmd.c - `tlaloc extract E.json [--extract tree|dag|exact] [--time-limit S]
- * [--json]`: read a serialized e-graph, extract, print costs, time and the
- * choice. Exit 0 on success, 2 on bad input or usage. */
-#include "extract/ex_internal.h"
+/* cli/cmd_extract.c - `tlaloc extract E.json [--extract tree|dag|exact]
+ * [--time-limit S] [--json]`: read a serialized e-graph, extract, print
+ * costs, time and the choice (extract/extract.h does the work). Exit 0 on
+ * success, 2 on bad input or usage. */
+#include "cli/cli.h"
+
+#include "extract/extract.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -66,7 +69,7 @@ static int print_json(const ex_graph *g, const char *path, ex_kind kind, const e
   return 0;
 }
 
-int ex_cmd_extract(int argc, char **argv)
+int cli_cmd_extract(int argc, char **argv)
 {
   const char *path = NULL;
   ex_kind kind = EX_DAG;
