@@ -772,9 +772,30 @@ int tl_check_rules_text(const char *file, const char *text, const tl_check_opts 
   return rc;
 }
 
+int tl_check_op_table(const tl_check_opts *o, tl_check_result *res) {
+  memset(res, 0, sizeof *res);
+  tn_ctx *c = tn_ctx_new();
+  eg_conds *conds = tl_check_conds_new();
+  eg_rules *rs = eg_rules_new(&c->lang, conds);
+  eg_diag d = {0};
+  int rc;
+  if (tn_op_table_rules(rs, &d)) {
+    if (o->out && d.text) fputs(d.text, o->out);
+    rc = -1;
+  } else {
+    rc = tl_check_rules(rs, o, res);
+  }
+  eg_diag_free(&d);
+  eg_rules_free(rs);
+  eg_conds_free(conds);
+  tn_ctx_free(c);
+  return rc;
+}
+
 static void usage(FILE *f) {
-  fprintf(f, "usage: tlaloc check-rules [--seed N] [--trials N] [--known RULE]... [-v] F.rw...\n"
+  fprintf(f, "usage: tlaloc check-rules [--seed N] [--trials N] [--known RULE]... [-v] [--op-table] F.rw...\n"
              "  checks every rule on random inputs against the reference interpreter;\n"
+             "  --op-table also checks the op table's claims (ir/ops.def: in-place);\n"
              "  exit 0: no counter-example, 1: some, 2: bad input (see docs/rules.md)\n");
 }
 
@@ -783,6 +804,7 @@ int tl_cmd_check_rules(int argc, char **argv) {
   const char **known = tl_xcalloc((size_t)argc + 1, sizeof *known);
   const char **files = tl_xcalloc((size_t)argc + 1, sizeof *files);
   int nfiles = 0, rc = 0;
+  bool op_table = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if ((!strcmp(a, "--seed") || !strcmp(a, "--trials") || !strcmp(a, "--known")) && i + 1 < argc) {
@@ -798,6 +820,8 @@ int tl_cmd_check_rules(int argc, char **argv) {
       if (!strcmp(a, "--seed")) o.seed = (uint64_t)n; else o.trials = (int)n;
     } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
       o.verbose = true;
+    } else if (!strcmp(a, "--op-table")) {
+      op_table = true;
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       usage(stdout);
       goto out;
@@ -811,12 +835,12 @@ int tl_cmd_check_rules(int argc, char **argv) {
     }
   }
   o.known = known;
-  if (nfiles == 0) { usage(stderr); rc = 2; goto out; }
+  if (nfiles == 0 && !op_table) { usage(stderr); rc = 2; goto out; }
   tn_ctx *c = tn_ctx_new();
   eg_conds *conds = tl_check_conds_new();
   eg_rules *rs = eg_rules_new(&c->lang, conds);
   eg_diag d = {0};
-  int errs = 0;
+  int errs = op_table && tn_op_table_rules(rs, &d) ? 1 : 0;
   for (int i = 0; i < nfiles; i++) errs += eg_rules_load_file(rs, files[i], &d);
   if (errs) {
     if (d.text) fputs(d.text, stderr);

@@ -56,8 +56,13 @@ int tl_check_rules(const eg_rules *r, const tl_check_opts *o, tl_check_result *r
 int tl_check_rules_text(const char *file, const char *text, const tl_check_opts *o,
                         tl_check_result *res);
 
+/* Checks the op table's claims that rule files could also make (the
+ * in-place facts of ir/ops.def, see tn_op_table_rules), as tl_check_rules
+ * checks a file's; -1 if the table does not load. */
+int tl_check_op_table(const tl_check_opts *o, tl_check_result *res);
+
 /* The command: tlaloc check-rules [--seed N] [--trials N] [--known NAME]...
- * [-v] F.rw...; exit 0 (no counter-example), 1 (some), 2 (bad input). */
+ * [-v] [--op-table] F.rw...; exit 0 (no counter-example), 1 (some), 2 (bad input). */
 int tl_cmd_check_rules(int argc, char **argv);
 
 #endif

@@ -40,6 +40,7 @@ typedef struct tn_ctx {
   tl_type *in_type;
   int ninputs, capinputs;
   eg_lang lang;
+  uint8_t op_class[TL_OP_COUNT]; /* lang.op_class: the op table's fusion classes */
   eg_analysis analysis;
   eg_conds *conds;
 } tn_ctx;
@@ -65,10 +66,17 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
                          const char *const *out_names, int nroots, const int *in_slots, int nin,
                          const char *name, char *err, size_t err_size);
 
-/* Per-op weights for the greedy extractor until the cost model lands:
+/* Per-op weights for the greedy extractor (the op table's WEIGHT column):
  * roughly flops per element, transcendental functions dearer, and the
  * numerically stable fused forms cheaper than the naive compositions. */
 const double *tn_op_weights(void);
+
+/* The op table's in-place facts (ir/ops.def, INPLACE) as declarations of a
+ * ruleset "op-table" loaded into r (a tensor-language rule set), each
+ * located at its op's row of ir/ops.def, so that `tlaloc check-rules
+ * --op-table` tests them like a rule file's. Returns 0, or -1 with the
+ * diagnostics in d (a name clash with a declaration already in r). */
+int tn_op_table_rules(eg_rules *r, eg_diag *d);
 
 const tn_data *tn_data_of(eg_egraph *e, eg_id id);
 
