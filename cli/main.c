@@ -4,6 +4,7 @@
  * where). The library never exits; only this file does. */
 #include "backend/backend.h"
 #include "check/check.h"
+#include "engine/engine.h"
 #include "extract/calibrate.h"
 #include "extract/extract.h"
 #include "interp/interp.h"
@@ -27,7 +28,7 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
-          "           [--out DIR] [--interp] [--stats]\n"
+          "           [--out DIR] [--engine NAME | --interp] [--stats]\n"
           "                                      compile (or interpret) a graph, print outputs\n"
           "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n"
           "                                      ahead-of-time object for use from C\n"
@@ -48,6 +49,7 @@ static void usage(FILE *f) {
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"
           "  fmt G.tg                            print the graph in canonical form\n"
+          "  engines                             the engines that run graphs (run --engine)\n"
           "  help                                this text\n"
           "\n"
           "Exit status: 0 success, 1 a check failed, 2 bad input.\n");
@@ -157,8 +159,9 @@ static int parse_size(const char *s, int64_t *v) {
 
 static int cmd_run(int argc, char **argv) {
   const char *path = NULL, *outdir = NULL;
-  bool have_seed = false, interp = false, stats = false;
-  be_program *prog = NULL;
+  bool have_seed = false, stats = false;
+  const tl_engine *engine = tl_engine_find("llvm", 0);
+  void *prog = NULL;
   uint64_t seed = 0;
   const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
   const char **in_files = tl_xcalloc((size_t)argc, sizeof *in_files);
@@ -199,7 +202,15 @@ static int cmd_run(int argc, char **argv) {
     } else if (strcmp(a, "--out") == 0 && has_val) {
       outdir = argv[++i];
     } else if (strcmp(a, "--interp") == 0) {
-      interp = true;
+      engine = tl_engine_find("interp", 0);
+    } else if (strcmp(a, "--engine") == 0 && has_val) {
+      const char *v = argv[++i];
+      if (!(engine = tl_engine_find(v, 0))) {
+        char names[256];
+        fprintf(stderr, "tlaloc run: --engine %s: no such engine (engines: %s)\n", v,
+                tl_engine_names(names, sizeof names));
+        goto done;
+      }
     } else if (strcmp(a, "--stats") == 0) {
       stats = true;
     } else if (a[0] == '-' && a[1]) {
@@ -214,7 +225,7 @@ static int cmd_run(int argc, char **argv) {
   }
   if (!path) {
     fprintf(stderr, "usage: tlaloc run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... "
-                    "[--random SEED] [--out DIR] [--interp]\n");
+                    "[--random SEED] [--out DIR] [--engine NAME | --interp]\n");
     goto done;
   }
   g = load_graph(path);
@@ -265,33 +276,24 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "tlaloc run: %s\n", err);
     goto done;
   }
-  if (!interp) {
-    be_options bo = be_options_default();
-    prog = be_compile(g, &bo, err, sizeof err);
-    if (!prog) {
-      fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
-      goto done;
-    }
+  tl_engine_opts eo = tl_engine_opts_default();
+  prog = engine->compile(g, &eo, err, sizeof err);
+  if (!prog) {
+    fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
+    goto done;
   }
   double t0 = tl_now_ms();
-  int r = interp ? tl_interp_run(g, inputs, syms, outputs, err, sizeof err)
-                 : be_run(prog, inputs, syms, outputs, err, sizeof err);
+  int r = engine->run(prog, inputs, syms, outputs, err, sizeof err);
   double run_ms = tl_now_ms() - t0;
   if (r) {
     fprintf(stderr, "tlaloc run: %s: %s\n", path, err);
     goto done;
   }
   if (stats) {
-    if (prog) {
-      const be_stats *s = be_program_stats(prog);
-      fprintf(stderr, "compile: plan %.2f ms, lower %.2f ms, LLVM opt %.2f ms, codegen %.2f ms, "
-                      "cache %.2f ms%s, jit %.2f ms; %d kernels (%d in place), %zu bytes of "
-                      "intermediates\n",
-              s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms,
-              s->cache_hit ? " (hit)" : " (miss)", s->jit_ms, s->nkernels, s->ninplace,
-              (size_t)s->arena_bytes);
-    }
-    fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, interp ? "interpreter" : "compiled");
+    char *d = engine->describe(prog);
+    fprintf(stderr, "compile: %s\n", d);
+    free(d);
+    fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, engine->name);
   }
   if (outdir) {
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
@@ -326,7 +328,7 @@ done:
   free(inputs);
   free(outputs);
   free(syms);
-  be_program_free(prog);
+  if (prog) engine->free(prog);
   tl_graph_free(g);
   return rc;
 }
@@ -517,6 +519,17 @@ done:
   return rc;
 }
 
+/* `tlaloc engines`: the engines `run --engine` and the C API can use. */
+static int cmd_engines(int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) {
+    fprintf(stderr, "usage: tlaloc engines\n");
+    return EXIT_BAD;
+  }
+  for (int i = 0; tl_engine_at(i); i++) printf("%-8s %s\n", tl_engine_at(i)->name, tl_engine_at(i)->summary);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
@@ -534,6 +547,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "calibrate") == 0) return tl_cmd_calibrate(argc - 1, argv + 1);
   if (strcmp(cmd, "cost-report") == 0) return tl_cmd_cost_report(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
+  if (strcmp(cmd, "engines") == 0) return cmd_engines(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);
     return 0;
