@@ -341,6 +341,15 @@ void tlaloc_program_free(tlaloc_program *p) {
   free(p);
 }
 
+const char *tlaloc_op_name(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].name : NULL; }
+int tlaloc_op_arity(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].arity : 0; }
+const char *tlaloc_op_libm(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].math : NULL; }
+
+const char *tlaloc_op_kind(int i) {
+  static const char *const kinds[] = {"source", "constant", "elementwise", "reduction", "shape", "linalg"};
+  return i >= 0 && i < TL_OP_COUNT ? kinds[tl_ops[i].kind] : NULL;
+}
+
 const char *tlaloc_version(void) { return TLALOC_VERSION; }
 
 static tl_opt *make_opt(const tlaloc_opt_options *opts, bool explain, char **errors) {

@@ -50,6 +50,7 @@ static void usage(FILE *f) {
           "                                      the graph's e-graph as Graphviz\n"
           "  fmt G.tg                            print the graph in canonical form\n"
           "  engines                             the engines that run graphs (run --engine)\n"
+          "  ops [--markdown]                    the op table: every op and its facts\n"
           "  help                                this text\n"
           "\n"
           "Exit status: 0 success, 1 a check failed, 2 bad input.\n");
@@ -519,6 +520,58 @@ done:
   return rc;
 }
 
+/* `tlaloc ops [--markdown]`: the op table (ir/ops.def), one row per op;
+ * docs/ops.md holds the markdown form (tests/docs checks it is current). */
+static int cmd_ops(int argc, char **argv) {
+  bool md = argc == 2 && !strcmp(argv[1], "--markdown");
+  if (argc > 2 || (argc == 2 && !md)) {
+    fprintf(stderr, "usage: tlaloc ops [--markdown]\n");
+    return EXIT_BAD;
+  }
+  static const char *const kinds[] = {"source", "constant", "elementwise", "reduction", "shape", "linalg"};
+  static const char *const rules[] = {"same", "numeric", "float", "bool", "cmp", "where", "sum", "first", "attr"};
+  static const char *const signs[] = {"", "nonneg", "positive", "nonpos", "keep", "nonneg-if-nonneg", "custom"};
+  static const char *const doms[] = {"all", "positive", "negative", "nonzero", "> -1"};
+  static const char *const grads[] = {"yes", "zero", "none"};
+  static const char *const attrs[] = {"axis", "keepdims", "dtype", "shape", "perm", "start", "stop", "step"};
+  const char *head[] = {"op", "arity", "kind", "dtype", "attributes", "fusion", "in place", "libm", "sign",
+                        "domain", "grad"};
+  if (md) {
+    printf("|");
+    for (int i = 0; i < 11; i++) printf(" %s |", head[i]);
+    printf("\n|");
+    for (int i = 0; i < 11; i++) printf("---|");
+    printf("\n");
+  } else {
+    printf("%-13s %-5s %-11s %-7s %-22s %-11s %-8s %-6s %-16s %-8s %s\n", head[0], head[1], head[2], head[3],
+           head[4], head[5], head[6], head[7], head[8], head[9], head[10]);
+  }
+  for (int op = 0; op < TL_OP_COUNT; op++) {
+    const tl_op_info *o = &tl_ops[op];
+    char ar[8], at[96] = "", ip[16] = "";
+    snprintf(ar, sizeof ar, "%d", o->arity);
+    if (o->arity < 0) snprintf(ar, sizeof ar, "n");
+    size_t l = 0;
+    for (int b = 0; b < 8; b++)
+      if (o->allowed_attrs & (1u << b))
+        l += (size_t)snprintf(at + l, sizeof at - l, "%s%s%s", l ? " " : "", attrs[b],
+                              o->required_attrs & (1u << b) ? "!" : "");
+    if (o->inplace & TL_INPLACE_ROWS) snprintf(ip, sizeof ip, "rows");
+    else if (o->inplace) snprintf(ip, sizeof ip, "elements");
+    const char *cells[] = {o->name, ar, kinds[o->kind], rules[o->dtype_rule], at, tl_fuse_class_names[o->fuse], ip,
+                           o->math ? o->math : "", signs[o->sign], doms[o->domain], grads[o->grad]};
+    if (md) {
+      printf("|");
+      for (int i = 0; i < 11; i++) printf(i == 0 ? " `%s` |" : " %s |", cells[i]);
+      printf("\n");
+    } else {
+      printf("%-13s %-5s %-11s %-7s %-22s %-11s %-8s %-6s %-16s %-8s %s\n", cells[0], cells[1], cells[2],
+             cells[3], cells[4], cells[5], cells[6], cells[7], cells[8], cells[9], cells[10]);
+    }
+  }
+  return 0;
+}
+
 /* `tlaloc engines`: the engines `run --engine` and the C API can use. */
 static int cmd_engines(int argc, char **argv) {
   (void)argv;
@@ -548,6 +601,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "cost-report") == 0) return tl_cmd_cost_report(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
   if (strcmp(cmd, "engines") == 0) return cmd_engines(argc - 1, argv + 1);
+  if (strcmp(cmd, "ops") == 0) return cmd_ops(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);
     return 0;

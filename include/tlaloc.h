@@ -191,6 +191,16 @@ char *tlaloc_program_stats(const tlaloc_program *p);
 
 void tlaloc_program_free(tlaloc_program *p);
 
+/* The op table (ir/ops.def; `tlaloc ops` prints it): op i's name, NULL
+ * past the last op; its operand count (-1: one or more); its kind
+ * ("elementwise", "reduction", "shape", "linalg", "constant", "source");
+ * the libm function it is ("exp"; NULL if none). Frontends build their
+ * op lists from these. */
+const char *tlaloc_op_name(int i);
+int tlaloc_op_arity(int i);
+const char *tlaloc_op_kind(int i);
+const char *tlaloc_op_libm(int i);
+
 /* "MAJOR.MINOR.PATCH" of the library. */
 const char *tlaloc_version(void);
 

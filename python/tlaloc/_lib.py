@@ -121,6 +121,11 @@ def library():
         lib.tlaloc_program_stats.restype = vp
         lib.tlaloc_program_free.argtypes = [vp]
         lib.tlaloc_program_free.restype = None
+        for f in ("tlaloc_op_name", "tlaloc_op_kind", "tlaloc_op_libm"):
+            getattr(lib, f).argtypes = [i]
+            getattr(lib, f).restype = cp
+        lib.tlaloc_op_arity.argtypes = [i]
+        lib.tlaloc_op_arity.restype = i
         lib.tlaloc_engine_name.argtypes = [i]
         lib.tlaloc_engine_name.restype = cp
         lib.tlaloc_version.argtypes = []
@@ -280,6 +285,21 @@ def engines():
         if n is None:
             return names
         names.append(n.decode())
+        i += 1
+
+
+def ops():
+    """The C library's op table: [(name, arity, kind, libm or None)] in
+    table order (tlaloc_op_name and friends)."""
+    lib = library()
+    out, i = [], 0
+    while True:
+        n = lib.tlaloc_op_name(i)
+        if n is None:
+            return out
+        m = lib.tlaloc_op_libm(i)
+        out.append((n.decode(), lib.tlaloc_op_arity(i), lib.tlaloc_op_kind(i).decode(),
+                    m.decode() if m else None))
         i += 1
 
 
