@@ -384,6 +384,7 @@ expm1 = _unary("expm1", "exp(x) - 1")
 sqrt = _unary("sqrt", "square root")
 sin = _unary("sin", "sine")
 cos = _unary("cos", "cosine")
+tan = _unary("tan", "tangent")
 tanh = _unary("tanh", "hyperbolic tangent")
 sigmoid = _unary("sigmoid", "1 / (1 + exp(-x)), stable")
 expit = sigmoid
@@ -481,10 +482,6 @@ def clip(x, a_min=None, a_max=None):
 
 def relu(x):
     return maximum(x, 0)
-
-
-def tan(x):
-    return sin(x) / cos(x)
 
 
 def sinh(x):

@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 sed -n '/^<!-- begin: tlaloc ops --markdown -->$/,/^<!-- end: tlaloc ops --markdown -->$/p' "$SRC/docs/ops.md" |
   sed '1d;$d' >"$tmp/have"
 if ! diff -u "$tmp/have" "$tmp/want"; then
-  echo "FAIL: docs/ops.md's op table is not the output of 'tlaloc ops --markdown' (diff above)"
+  echo "FAIL: docs/ops.md's op table is not the output of 'tlaloc ops --markdown' (diff above; scripts/ops-docs.sh rewrites it)"
   exit 1
 fi
 n=$(grep -c '^| `' "$tmp/have")
