@@ -467,6 +467,18 @@ static bool c_fits(eg_egraph *e, const uint32_t *a, const char *const *at, int n
   return true;
 }
 
+const tn_cond_def tn_conds[TN_C_COUNT] = {
+  [TN_C_NONZERO] = {"nonzero", 1, 1, c_nonzero}, [TN_C_POSITIVE] = {"positive", 1, 1, c_positive},
+  [TN_C_NONNEG] = {"nonneg", 1, 1, c_nonneg}, [TN_C_NONPOS] = {"nonpos", 1, 1, c_nonpos},
+  [TN_C_CONST] = {"const", 1, 1, c_const}, [TN_C_SCALAR] = {"scalar", 1, 1, c_scalar},
+  [TN_C_FLOAT] = {"float", 1, 1, c_float}, [TN_C_STRONG] = {"strong", 1, 1, c_strong},
+  [TN_C_NUMERIC] = {"numeric", 1, 1, c_numeric}, [TN_C_SAME_SHAPE] = {"same-shape", 2, 8, c_same_shape},
+  [TN_C_SAME_TYPE] = {"same-type", 2, 8, c_same_type}, [TN_C_SAME_DTYPE] = {"same-dtype", 2, 8, c_same_dtype},
+  [TN_C_DTYPE] = {"dtype", 2, 2, c_dtype}, [TN_C_RANK] = {"rank", 2, 2, c_rank},
+  [TN_C_VALUE] = {"value", 2, 2, c_value}, [TN_C_LOSSLESS_CAST] = {"lossless-cast", 2, 2, c_widens},
+  [TN_C_FITS] = {"fits", 2, 2, c_fits}, [TN_C_IMPROVES_ACCURACY] = {"improves-accuracy", 0, 0, c_true},
+};
+
 /* ---- context ---------------------------------------------------------- */
 
 tn_ctx *tn_ctx_new(void) {
@@ -479,19 +491,8 @@ tn_ctx *tn_ctx_new(void) {
                       .op_class = c->op_class, .ctx = c};
   c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
   c->conds = eg_conds_new();
-  struct { const char *name; int lo, hi; eg_cond_fn fn; } cs[] = {
-    {"nonzero", 1, 1, c_nonzero}, {"positive", 1, 1, c_positive}, {"nonneg", 1, 1, c_nonneg},
-    {"const", 1, 1, c_const}, {"scalar", 1, 1, c_scalar}, {"float", 1, 1, c_float},
-    {"strong", 1, 1, c_strong}, {"same-shape", 2, 8, c_same_shape},
-    {"same-type", 2, 8, c_same_type}, {"dtype", 2, 2, c_dtype}, {"rank", 2, 2, c_rank},
-    {"value", 2, 2, c_value}, {"lossless-cast", 2, 2, c_widens},
-    {"numeric", 1, 1, c_numeric}, {"fits", 2, 2, c_fits}, {"nonpos", 1, 1, c_nonpos},
-    {"same-dtype", 2, 8, c_same_dtype},
-    /* a marker for check-rules: inf/NaN -> finite counts as a pass */
-    {"improves-accuracy", 0, 0, c_true},
-  };
-  for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
-    eg_conds_add(c->conds, cs[i].name, cs[i].lo, cs[i].hi, cs[i].fn, c);
+  for (int i = 0; i < TN_C_COUNT; i++)
+    eg_conds_add(c->conds, tn_conds[i].name, tn_conds[i].min_args, tn_conds[i].max_args, tn_conds[i].on_classes, c);
   return c;
 }
 
