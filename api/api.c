@@ -1,7 +1,7 @@
 /* api.c - the public C API (include/tlaloc.h) over the internal modules. */
 #include "tlaloc.h"
 
-#include "backend/backend.h"
+#include "engine/engine.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
@@ -165,7 +165,8 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
 
 struct tl_api_program {
   const tl_graph *g;
-  be_program *be;
+  const tl_engine *engine;
+  void *prog;
   /* per-call descriptors, reused: a program runs on one thread at a time,
    * and the per-call path then allocates nothing */
   tl_tensor *in, *out;
@@ -178,7 +179,13 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
                              tlaloc_program **out, char **errors) {
   if (errors) *errors = NULL;
   *out = NULL;
-  be_options bo = be_options_default();
+  tl_engine_opts eo = tl_engine_opts_default();
+  const tl_engine *engine = tl_engine_find("llvm", 0);
+  if (opts && opts->engine && !(engine = tl_engine_find(opts->engine, 0))) {
+    char names[256];
+    set_error(errors, "no engine '%s' (engines: %s)", opts->engine, tl_engine_names(names, sizeof names));
+    return TLALOC_BAD_INPUT;
+  }
   if (opts) {
     if (opts->opt_level < -1 || opts->opt_level > 3) {
       set_error(errors, "opt_level %d: expected -1 (no IR passes), 0 (the default), 1, 2 or 3",
@@ -194,14 +201,14 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
                 opts->use_cache);
       return TLALOC_BAD_INPUT;
     }
-    if (opts->opt_level) bo.opt_level = opts->opt_level < 0 ? 0 : opts->opt_level;
-    bo.threads = opts->threads;
-    if (opts->use_cache) bo.use_cache = opts->use_cache > 0;
-    bo.cache_dir = opts->cache_dir;
+    eo.opt_level = opts->opt_level;
+    eo.threads = opts->threads;
+    eo.use_cache = opts->use_cache;
+    eo.cache_dir = opts->cache_dir;
   }
   char *err = tl_xmalloc(1 << 16); /* rule-file diagnostics can be long */
-  be_program *be = be_compile(g, &bo, err, 1 << 16);
-  if (!be) {
+  void *prog = engine->compile(g, &eo, err, 1 << 16);
+  if (!prog) {
     set_error(errors, "%s", err);
     free(err);
     return TLALOC_BAD_INPUT;
@@ -209,7 +216,8 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
   free(err);
   tlaloc_program *p = tl_xcalloc(1, sizeof *p);
   p->g = g;
-  p->be = be;
+  p->engine = engine;
+  p->prog = prog;
   p->in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *p->in);
   p->inp = tl_xcalloc((size_t)g->ninputs + 1, sizeof *p->inp);
   p->out = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->out);
@@ -298,7 +306,7 @@ tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs,
       rc = -1;
     }
   }
-  if (!rc) rc = be_run_into(p->be, p->inp, NULL, p->outp, err, sizeof err);
+  if (!rc) rc = p->engine->run_into(p->prog, p->inp, NULL, p->outp, err, sizeof err);
   if (any_alloc)
     for (int i = 0; i < nout; i++) {
       if (p->allocated[i] && rc) { /* nothing allocated survives a failure */
@@ -314,20 +322,16 @@ tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs,
   return TLALOC_OK;
 }
 
-char *tlaloc_program_stats(const tlaloc_program *p) {
-  const be_stats *s = be_program_stats(p->be);
-  tl_buf b = {0};
-  tl_buf_printf(&b, "{\"plan_ms\": %.3f, \"lower_ms\": %.3f, \"opt_ms\": %.3f, \"codegen_ms\": %.3f, "
-                    "\"cache_ms\": %.3f, \"jit_ms\": %.3f, \"compile_ms\": %.3f, \"cache_hit\": %s, "
-                    "\"kernels\": %d, \"inplace\": %d, \"arena_bytes\": %zu}",
-                s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms, s->jit_ms, s->total_ms,
-                s->cache_hit ? "true" : "false", s->nkernels, s->ninplace, s->arena_bytes);
-  return b.s;
+char *tlaloc_program_stats(const tlaloc_program *p) { return p->engine->describe(p->prog); }
+
+const char *tlaloc_engine_name(int i) {
+  const tl_engine *e = tl_engine_at(i);
+  return e ? e->name : NULL;
 }
 
 void tlaloc_program_free(tlaloc_program *p) {
   if (!p) return;
-  be_program_free(p->be);
+  p->engine->free(p->prog);
   free(p->in);
   free(p->inp);
   free(p->out);
@@ -335,6 +339,15 @@ void tlaloc_program_free(tlaloc_program *p) {
   free(p->syms);
   free(p->allocated);
   free(p);
+}
+
+const char *tlaloc_op_name(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].name : NULL; }
+int tlaloc_op_arity(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].arity : 0; }
+const char *tlaloc_op_libm(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].math : NULL; }
+
+const char *tlaloc_op_kind(int i) {
+  static const char *const kinds[] = {"source", "constant", "elementwise", "reduction", "shape", "linalg"};
+  return i >= 0 && i < TL_OP_COUNT ? kinds[tl_ops[i].kind] : NULL;
 }
 
 const char *tlaloc_version(void) { return TLALOC_VERSION; }

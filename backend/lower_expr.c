@@ -299,16 +299,7 @@ static LLVMValueRef f_unary(em *e, int op, int dt, LLVMValueRef x) {
   case TL_OP_NEG: return LLVMBuildFNeg(B, x, "");
   case TL_OP_ABS: return lw_intr1(e, "llvm.fabs", x);
   case TL_OP_SIGN: return f_sign(e, dt, x);
-  case TL_OP_EXP: return lw_m1(e, "exp", dt, x);
-  case TL_OP_LOG: return lw_m1(e, "log", dt, x);
-  case TL_OP_LOG1P: return lw_m1(e, "log1p", dt, x);
-  case TL_OP_EXPM1: return lw_m1(e, "expm1", dt, x);
   case TL_OP_SQRT: return lw_intr1(e, "llvm.sqrt", x);
-  case TL_OP_SIN: return lw_m1(e, "sin", dt, x);
-  case TL_OP_COS: return lw_m1(e, "cos", dt, x);
-  case TL_OP_TANH: return lw_m1(e, "tanh", dt, x);
-  case TL_OP_ERF: return lw_m1(e, "erf", dt, x);
-  case TL_OP_ERFC: return lw_m1(e, "erfc", dt, x);
   case TL_OP_FLOOR: return lw_intr1(e, "llvm.floor", x);
   case TL_OP_CEIL: return lw_intr1(e, "llvm.ceil", x);
   case TL_OP_RECIPROCAL: return LLVMBuildFDiv(B, cf(e, dt, 1), x, "");
@@ -329,7 +320,8 @@ static LLVMValueRef f_unary(em *e, int op, int dt, LLVMValueRef x) {
     LLVMValueRef r = sel(e, fcmp(e, LLVMRealOGT, x, cf(e, dt, -M_LN2)), a, b);
     return sel(e, fcmp(e, LLVMRealOGT, x, cf(e, dt, 0)), cf(e, dt, NAN), r);
   }
-  default: return NULL;
+  default: /* a libm op of ir/ops.def */
+    return tl_ops[op].ref1 ? lw_m1(e, tl_ops[op].math, dt, x) : NULL;
   }
 }
 
@@ -343,7 +335,6 @@ static LLVMValueRef f_binary(em *e, int op, int dt, LLVMValueRef a, LLVMValueRef
   case TL_OP_DIV: return LLVMBuildFDiv(B, a, b, "");
   case TL_OP_FLOOR_DIVIDE: fdivmod(e, dt, a, b, &d, &m); return d;
   case TL_OP_REMAINDER: fdivmod(e, dt, a, b, &d, &m); return m;
-  case TL_OP_POW: { LLVMValueRef ar[2] = {a, b}; return mcall(e, "pow", dt, ar, 2); }
   case TL_OP_MAXIMUM: return lw_intr2(e, "llvm.maximum", a, b);
   case TL_OP_MINIMUM: return lw_intr2(e, "llvm.minimum", a, b);
   case TL_OP_LOGADDEXP: {
@@ -357,7 +348,10 @@ static LLVMValueRef f_binary(em *e, int op, int dt, LLVMValueRef a, LLVMValueRef
     LLVMValueRef z = LLVMBuildAnd(B, fcmp(e, LLVMRealOEQ, a, cf(e, dt, 0)), fcmp(e, LLVMRealORD, b, b), "");
     return sel(e, z, cf(e, dt, 0), r);
   }
-  default: return NULL;
+  default: /* a libm op of ir/ops.def */
+    if (!tl_ops[op].ref2) return NULL;
+    LLVMValueRef ar[2] = {a, b};
+    return mcall(e, tl_ops[op].math, dt, ar, 2);
   }
 }
 

@@ -25,13 +25,7 @@
 bool lw_calls_math(const be_plan *p, int32_t id, bool own) {
   if (!own && p->state[id] != BE_S_INLINE) return false;
   const tl_node *n = &p->g->nodes[id];
-  switch (n->op) {
-  case TL_OP_EXP: case TL_OP_LOG: case TL_OP_LOG1P: case TL_OP_EXPM1: case TL_OP_SIN: case TL_OP_COS:
-  case TL_OP_TANH: case TL_OP_SIGMOID: case TL_OP_SOFTPLUS: case TL_OP_LOG1MEXP: case TL_OP_ERF:
-  case TL_OP_ERFC: case TL_OP_POW: case TL_OP_LOGADDEXP: case TL_OP_XLOGY:
-    return isf(n->type.dtype);
-  default: break;
-  }
+  if (tl_ops[n->op].vmath && tl_ops[n->op].kind == TL_KIND_ELEMWISE && isf(n->type.dtype)) return true;
   for (int i = 0; i < n->ninputs; i++)
     if (lw_calls_math(p, tl_node_inputs(p->g, n)[i], false)) return true;
   return false;

@@ -20,9 +20,10 @@
  * `output`.
  * Invariant: a kernel only reads buffers written by earlier kernels.
  *
- * In-place (rules/inplace.rw): an elementwise kernel writing a temporary
- * (or a softmax row kernel, under a :rowwise rule) may write over an
- * operand's buffer instead, when the rules allow it for
+ * In-place (the op table's INPLACE facts, and rules/inplace.rw): an
+ * elementwise kernel writing a temporary (or a softmax row kernel, under a
+ * :rowwise claim) may write over an operand's buffer instead, when the
+ * claims allow it for
  * every op between the kernel's root and each read of that buffer and the
  * write is legal (see inplace()). */
 #include "backend/be_internal.h"
@@ -179,6 +180,18 @@ void be_rules_free(be_rules *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* The op table's in-place facts (ir/ops.def, INPLACE): every elementwise
+ * op over each operand, softmax and log_softmax by rows. */
+static void table_inplace(be_rules *r) {
+  for (int op = 0; op < TL_OP_COUNT; op++) {
+    uint32_t m = tl_ops[op].inplace;
+    if (!m) continue;
+    if (m & TL_INPLACE_ROWS) r->destroys_rows[op] |= m & ~(uint32_t)TL_INPLACE_ROWS;
+    else r->destroys[op] |= m & ((1u << (tl_ops[op].arity > 0 ? tl_ops[op].arity : 1)) - 1);
+    r->ninplace_rules++;
+  }
+}
+
 static int rules_load(be_rules *r, const char *fusion, const char *inpl, char *err, size_t n) {
   memset(r, 0, sizeof *r);
   char path[4096];
@@ -186,6 +199,7 @@ static int rules_load(be_rules *r, const char *fusion, const char *inpl, char *e
   if (!fusion) snprintf(path, sizeof path, "%s/fusion.rw", dir);
   if ((fusion ? *fusion : 1) && load_fusion(r, fusion ? fusion : path, err, n)) return -1;
   if (!inpl) snprintf(path, sizeof path, "%s/inplace.rw", dir);
+  if (inpl ? *inpl : 1) table_inplace(r);
   if ((inpl ? *inpl : 1) && load_inplace(r, inpl ? inpl : path, err, n)) {
     be_rules_free(r);
     return -1;

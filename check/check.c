@@ -11,20 +11,9 @@
 
 /* ---- the condition registry ------------------------------------------- */
 
-/* Index i of this table is the registry index eg_cond_use.fn refers to. */
-enum {
-  C_NONZERO, C_POSITIVE, C_NONNEG, C_CONST, C_SCALAR, C_FLOAT, C_STRONG, C_SAME_SHAPE,
-  C_SAME_TYPE, C_DTYPE, C_RANK, C_VALUE, C_LOSSLESS, C_NUMERIC, C_FITS, C_IMPROVES,
-  C_SAME_DTYPE, C_NONPOS, C_COUNT
-};
-static const struct { const char *name; int lo, hi; } cond_defs[C_COUNT] = {
-  {"nonzero", 1, 1}, {"positive", 1, 1}, {"nonneg", 1, 1}, {"const", 1, 1},
-  {"scalar", 1, 1}, {"float", 1, 1}, {"strong", 1, 1}, {"same-shape", 2, 8},
-  {"same-type", 2, 8}, {"dtype", 2, 2}, {"rank", 2, 2}, {"value", 2, 2},
-  {"lossless-cast", 2, 2}, {"numeric", 1, 1}, {"fits", 2, 2}, {"improves-accuracy", 0, 0},
-  {"same-dtype", 2, 8}, {"nonpos", 1, 1},
-};
-
+/* The optimizer's conditions (opt/tensor.h's tn_conds, in its order, so
+ * an eg_cond_use.fn is a tn_cond_id); check-rules evaluates them itself on
+ * the trial's values (conds_hold), so they are registered as markers. */
 static bool c_true(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
   (void)e; (void)a; (void)at; (void)n; (void)x;
   return true;
@@ -32,8 +21,7 @@ static bool c_true(eg_egraph *e, const uint32_t *a, const char *const *at, int n
 
 eg_conds *tl_check_conds_new(void) {
   eg_conds *c = eg_conds_new();
-  for (int i = 0; i < C_COUNT; i++)
-    eg_conds_add(c, cond_defs[i].name, cond_defs[i].lo, cond_defs[i].hi, c_true, NULL);
+  for (int i = 0; i < TN_C_COUNT; i++) eg_conds_add(c, tn_conds[i].name, tn_conds[i].min_args, tn_conds[i].max_args, c_true, NULL);
   return c;
 }
 
@@ -159,17 +147,17 @@ static bool gen_trial(rng *r, trial *t) {
     memset(x, 0, sizeof *x);
     if (vt->is_attr[v]) { gen_attr(r, ru, v, &x->attrs); continue; }
     /* dtype */
-    const char *dts = var_atom(ru, v, C_DTYPE);
+    const char *dts = var_atom(ru, v, TN_C_DTYPE);
     int dt = rint_(r, TL_DTYPE_COUNT);
-    if (var_has(ru, v, C_FLOAT)) dt = TL_F32 + rint_(r, 2);
-    else if (var_has(ru, v, C_NUMERIC)) dt = TL_I32 + rint_(r, 4);
+    if (var_has(ru, v, TN_C_FLOAT)) dt = TL_F32 + rint_(r, 2);
+    else if (var_has(ru, v, TN_C_NUMERIC)) dt = TL_I32 + rint_(r, 4);
     if (dts) { dt = tl_dtype_lookup(dts, strlen(dts)); if (dt < 0) return false; }
     /* shape */
-    const char *rk = var_atom(ru, v, C_RANK);
+    const char *rk = var_atom(ru, v, TN_C_RANK);
     int rank;
     int64_t dims[TL_MAX_RANK];
     int mode = rint_(r, 100);
-    if (var_has(ru, v, C_SCALAR)) mode = -1;
+    if (var_has(ru, v, TN_C_SCALAR)) mode = -1;
     if (mode < 0 || (mode >= 45 && mode < 60)) rank = 0;
     else if (mode < 45) { rank = brank; memcpy(dims, bdims, sizeof dims); }
     else if (mode < 85) { /* a broadcastable suffix, some dims 1 */
@@ -187,10 +175,10 @@ static bool gen_trial(rng *r, trial *t) {
     x->type.dtype = (uint8_t)dt;
     x->type.rank = (uint8_t)rank;
     memcpy(x->type.dims, dims, sizeof dims);
-    const char *val = var_atom(ru, v, C_VALUE);
-    x->kind = val ? V_LIT : var_has(ru, v, C_CONST) ? V_FILL : V_INPUT;
-    bool pos = var_has(ru, v, C_POSITIVE), nonneg = var_has(ru, v, C_NONNEG),
-         nz = var_has(ru, v, C_NONZERO), nonpos = var_has(ru, v, C_NONPOS);
+    const char *val = var_atom(ru, v, TN_C_VALUE);
+    x->kind = val ? V_LIT : var_has(ru, v, TN_C_CONST) ? V_FILL : V_INPUT;
+    bool pos = var_has(ru, v, TN_C_POSITIVE), nonneg = var_has(ru, v, TN_C_NONNEG),
+         nz = var_has(ru, v, TN_C_NONZERO), nonpos = var_has(ru, v, TN_C_NONPOS);
     if (x->kind == V_LIT) {
       x->lit_int = strpbrk(val, ".eEin") == NULL;
       x->lit = strtod(val, NULL);
@@ -249,49 +237,49 @@ static bool conds_hold(const trial *t) {
     for (int k = 0; k < u->nargs && k < 8; k++)
       if (u->vars[k] != EG_NONE && u->vars[k] < (uint32_t)t->nv) a[k] = &t->v[u->vars[k]];
     const char *at1 = u->nargs > 1 ? u->atoms[1] : NULL;
-    if (u->fn == C_IMPROVES) continue;
+    if (u->fn == TN_C_IMPROVES_ACCURACY) continue;
     if (!a[0] || !a[0]->t) return false;
     const tl_tensor *x = a[0]->t;
     const tl_type *ty = &a[0]->type;
-    switch (u->fn) {
-    case C_NONZERO: case C_POSITIVE: case C_NONNEG: case C_NONPOS:
+    switch ((tn_cond_id)u->fn) { /* every condition: -Wswitch says when one is missing */
+    case TN_C_NONZERO: case TN_C_POSITIVE: case TN_C_NONNEG: case TN_C_NONPOS:
       for (int64_t i = 0; i < x->numel; i++) {
         double f = tl_tensor_get_f64(x, i);
-        bool hold = u->fn == C_NONZERO ? f != 0 : u->fn == C_POSITIVE ? f > 0
-                  : u->fn == C_NONNEG ? f >= 0 : f <= 0;
+        bool hold = u->fn == TN_C_NONZERO ? f != 0 : u->fn == TN_C_POSITIVE ? f > 0
+                  : u->fn == TN_C_NONNEG ? f >= 0 : f <= 0;
         if (!hold) return false;
       }
       break;
-    case C_SAME_DTYPE:
+    case TN_C_SAME_DTYPE:
       for (int k = 1; k < u->nargs && k < 8; k++)
         if (!a[k] || a[k]->type.dtype != ty->dtype) return false;
       break;
-    case C_CONST: if (a[0]->kind == V_INPUT) return false; break;
-    case C_SCALAR: if (ty->rank != 0) return false; break;
-    case C_FLOAT: if (!tl_dtype_is_float((tl_dtype)ty->dtype)) return false; break;
-    case C_STRONG: if (ty->weak) return false; break;
-    case C_NUMERIC: if (ty->dtype == TL_BOOL) return false; break;
-    case C_DTYPE: if (!at1 || ty->dtype != tl_dtype_lookup(at1, strlen(at1))) return false; break;
-    case C_RANK: if (!at1 || ty->rank != atoi(at1)) return false; break;
-    case C_VALUE:
+    case TN_C_CONST: if (a[0]->kind == V_INPUT) return false; break;
+    case TN_C_SCALAR: if (ty->rank != 0) return false; break;
+    case TN_C_FLOAT: if (!tl_dtype_is_float((tl_dtype)ty->dtype)) return false; break;
+    case TN_C_STRONG: if (ty->weak) return false; break;
+    case TN_C_NUMERIC: if (ty->dtype == TL_BOOL) return false; break;
+    case TN_C_DTYPE: if (!at1 || ty->dtype != tl_dtype_lookup(at1, strlen(at1))) return false; break;
+    case TN_C_RANK: if (!at1 || ty->rank != atoi(at1)) return false; break;
+    case TN_C_VALUE:
       if (!at1 || a[0]->kind == V_INPUT || a[0]->lit != strtod(at1, NULL)) return false;
       break;
-    case C_LOSSLESS: {
+    case TN_C_LOSSLESS_CAST: {
       int to = at1 ? tl_dtype_lookup(at1, strlen(at1)) : -1, from = ty->dtype;
       if (to < 0) return false;
       if (!(from == to || from == TL_BOOL || (from == TL_I32 && (to == TL_I64 || to == TL_F64)) ||
             (from == TL_F32 && to == TL_F64))) return false;
       break;
     }
-    case C_SAME_SHAPE: case C_SAME_TYPE:
+    case TN_C_SAME_SHAPE: case TN_C_SAME_TYPE:
       for (int k = 1; k < u->nargs && k < 8; k++) {
         if (!a[k]) return false;
         const tl_type *b = &a[k]->type;
         if (b->rank != ty->rank || memcmp(b->dims, ty->dims, (size_t)b->rank * sizeof *b->dims)) return false;
-        if (u->fn == C_SAME_TYPE && (b->dtype != ty->dtype || b->weak != ty->weak)) return false;
+        if (u->fn == TN_C_SAME_TYPE && (b->dtype != ty->dtype || b->weak != ty->weak)) return false;
       }
       break;
-    case C_FITS: {
+    case TN_C_FITS: {
       if (!a[1]) return false;
       const tl_type *b = ty, *tt = &a[1]->type;
       if (b->rank > tt->rank) return false;
@@ -301,7 +289,7 @@ static bool conds_hold(const trial *t) {
       }
       break;
     }
-    default: return false;
+    case TN_C_IMPROVES_ACCURACY: case TN_C_COUNT: break;
     }
   }
   return true;
@@ -505,7 +493,7 @@ static void print_attrs(FILE *f, const char *name, const tl_attrs *a) {
 
 static bool rule_improves(const eg_rules *rs, const eg_rule *ru) {
   for (int i = 0; i < ru->nconds; i++)
-    if (ru->conds[i].fn == C_IMPROVES) return true;
+    if (ru->conds[i].fn == TN_C_IMPROVES_ACCURACY) return true;
   const char *set = ru->ruleset >= 0 && ru->ruleset < rs->nrulesets ? rs->rulesets[ru->ruleset] : "";
   return strncmp(set, "stability", 9) == 0;
 }
@@ -772,14 +760,18 @@ int tl_check_rules_text(const char *file, const char *text, const tl_check_opts 
   return rc;
 }
 
-int tl_check_rule_files(const char *const *files, int nfiles, const tl_check_opts *o, FILE *diag,
-                        int *nerrors, tl_check_result *res) {
+int tl_check_op_table(const tl_check_opts *o, tl_check_result *res) {
+  return tl_check_rule_files(NULL, 0, true, o, o->out, NULL, res);
+}
+
+int tl_check_rule_files(const char *const *files, int nfiles, bool op_table, const tl_check_opts *o,
+                        FILE *diag, int *nerrors, tl_check_result *res) {
   memset(res, 0, sizeof *res);
   tn_ctx *c = tn_ctx_new();
   eg_conds *conds = tl_check_conds_new();
   eg_rules *rs = eg_rules_new(&c->lang, conds);
   eg_diag d = {0};
-  int errs = 0, rc;
+  int rc, errs = op_table && tn_op_table_rules(rs, &d) ? 1 : 0;
   for (int i = 0; i < nfiles; i++) errs += eg_rules_load_file(rs, files[i], &d);
   if (nerrors) *nerrors = errs;
   if (errs) {

@@ -56,11 +56,17 @@ int tl_check_rules(const eg_rules *r, const tl_check_opts *o, tl_check_result *r
 int tl_check_rules_text(const char *file, const char *text, const tl_check_opts *o,
                         tl_check_result *res);
 
-/* Loads the .rw files into one rule set (as tl_check_rules_text) and checks
- * it (what `tlaloc check-rules` runs). When a file does not load: -1, the
+/* Loads the .rw files into one rule set (as tl_check_rules_text), with the
+ * op table's claims when op_table (tl_check_op_table), and checks it (what
+ * `tlaloc check-rules` runs). When a file does not load: -1, the
  * diagnostics written to diag (NULL: dropped), their count in *nerrors (may
  * be NULL), res empty. Else as tl_check_rules. */
-int tl_check_rule_files(const char *const *files, int nfiles, const tl_check_opts *o, FILE *diag,
-                        int *nerrors, tl_check_result *res);
+int tl_check_rule_files(const char *const *files, int nfiles, bool op_table, const tl_check_opts *o,
+                        FILE *diag, int *nerrors, tl_check_result *res);
+
+/* Checks the op table's claims that rule files could also make (the
+ * in-place facts of ir/ops.def, see tn_op_table_rules), as tl_check_rules
+ * checks a file's; -1 if the table does not load. */
+int tl_check_op_table(const tl_check_opts *o, tl_check_result *res);
 
 #endif

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 
 #include "backend/backend.h"
+#include "engine/engine.h"
 #include "extract/extract.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -28,7 +29,7 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
-          "           [--out DIR] [--interp] [--stats]\n"
+          "           [--out DIR] [--engine NAME | --interp] [--stats]\n"
           "                                      compile (or interpret) a graph, print outputs\n"
           "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n"
           "                                      ahead-of-time object for use from C\n"
@@ -49,6 +50,8 @@ static void usage(FILE *f) {
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"
           "  fmt G.tg                            print the graph in canonical form\n"
+          "  engines                             the engines that run graphs (run --engine)\n"
+          "  ops [--markdown]                    the op table: every op and its facts\n"
           "  help                                this text\n"
           "\n"
           "Exit status: 0 success, 1 a check failed, 2 bad input.\n");
@@ -158,8 +161,9 @@ static int parse_size(const char *s, int64_t *v) {
 
 static int cmd_run(int argc, char **argv) {
   const char *path = NULL, *outdir = NULL;
-  bool have_seed = false, interp = false, stats = false;
-  be_program *prog = NULL;
+  bool have_seed = false, stats = false;
+  const tl_engine *engine = tl_engine_find("llvm", 0);
+  void *prog = NULL;
   uint64_t seed = 0;
   const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
   const char **in_files = tl_xcalloc((size_t)argc, sizeof *in_files);
@@ -200,7 +204,15 @@ static int cmd_run(int argc, char **argv) {
     } else if (strcmp(a, "--out") == 0 && has_val) {
       outdir = argv[++i];
     } else if (strcmp(a, "--interp") == 0) {
-      interp = true;
+      engine = tl_engine_find("interp", 0);
+    } else if (strcmp(a, "--engine") == 0 && has_val) {
+      const char *v = argv[++i];
+      if (!(engine = tl_engine_find(v, 0))) {
+        char names[256];
+        fprintf(stderr, "tlaloc run: --engine %s: no such engine (engines: %s)\n", v,
+                tl_engine_names(names, sizeof names));
+        goto done;
+      }
     } else if (strcmp(a, "--stats") == 0) {
       stats = true;
     } else if (a[0] == '-' && a[1]) {
@@ -215,7 +227,7 @@ static int cmd_run(int argc, char **argv) {
   }
   if (!path) {
     fprintf(stderr, "usage: tlaloc run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... "
-                    "[--random SEED] [--out DIR] [--interp]\n");
+                    "[--random SEED] [--out DIR] [--engine NAME | --interp]\n");
     goto done;
   }
   g = load_graph(path);
@@ -266,33 +278,24 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "tlaloc run: %s\n", err);
     goto done;
   }
-  if (!interp) {
-    be_options bo = be_options_default();
-    prog = be_compile(g, &bo, err, sizeof err);
-    if (!prog) {
-      fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
-      goto done;
-    }
+  tl_engine_opts eo = tl_engine_opts_default();
+  prog = engine->compile(g, &eo, err, sizeof err);
+  if (!prog) {
+    fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
+    goto done;
   }
   double t0 = tl_now_ms();
-  int r = interp ? tl_interp_run(g, inputs, syms, outputs, err, sizeof err)
-                 : be_run(prog, inputs, syms, outputs, err, sizeof err);
+  int r = engine->run(prog, inputs, syms, outputs, err, sizeof err);
   double run_ms = tl_now_ms() - t0;
   if (r) {
     fprintf(stderr, "tlaloc run: %s: %s\n", path, err);
     goto done;
   }
   if (stats) {
-    if (prog) {
-      const be_stats *s = be_program_stats(prog);
-      fprintf(stderr, "compile: plan %.2f ms, lower %.2f ms, LLVM opt %.2f ms, codegen %.2f ms, "
-                      "cache %.2f ms%s, jit %.2f ms; %d kernels (%d in place), %zu bytes of "
-                      "intermediates\n",
-              s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms,
-              s->cache_hit ? " (hit)" : " (miss)", s->jit_ms, s->nkernels, s->ninplace,
-              (size_t)s->arena_bytes);
-    }
-    fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, interp ? "interpreter" : "compiled");
+    char *d = engine->describe(prog);
+    fprintf(stderr, "compile: %s\n", d);
+    free(d);
+    fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, engine->name);
   }
   if (outdir) {
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
@@ -327,7 +330,7 @@ done:
   free(inputs);
   free(outputs);
   free(syms);
-  be_program_free(prog);
+  if (prog) engine->free(prog);
   tl_graph_free(g);
   return rc;
 }
@@ -518,6 +521,69 @@ done:
   return rc;
 }
 
+/* `tlaloc ops [--markdown]`: the op table (ir/ops.def), one row per op;
+ * docs/ops.md holds the markdown form (tests/docs checks it is current). */
+static int cmd_ops(int argc, char **argv) {
+  bool md = argc == 2 && !strcmp(argv[1], "--markdown");
+  if (argc > 2 || (argc == 2 && !md)) {
+    fprintf(stderr, "usage: tlaloc ops [--markdown]\n");
+    return EXIT_BAD;
+  }
+  static const char *const kinds[] = {"source", "constant", "elementwise", "reduction", "shape", "linalg"};
+  static const char *const rules[] = {"same", "numeric", "float", "bool", "cmp", "where", "sum", "first", "attr"};
+  static const char *const signs[] = {"", "nonneg", "positive", "nonpos", "keep", "nonneg-if-nonneg", "custom"};
+  static const char *const doms[] = {"all", "positive", "negative", "nonzero", "> -1"};
+  static const char *const grads[] = {"yes", "zero", "none"};
+  static const char *const attrs[] = {"axis", "keepdims", "dtype", "shape", "perm", "start", "stop", "step"};
+  const char *head[] = {"op", "arity", "kind", "dtype", "attributes", "fusion", "in place", "libm", "sign",
+                        "domain", "grad"};
+  if (md) {
+    printf("|");
+    for (int i = 0; i < 11; i++) printf(" %s |", head[i]);
+    printf("\n|");
+    for (int i = 0; i < 11; i++) printf("---|");
+    printf("\n");
+  } else {
+    printf("%-13s %-5s %-11s %-7s %-22s %-11s %-8s %-6s %-16s %-8s %s\n", head[0], head[1], head[2], head[3],
+           head[4], head[5], head[6], head[7], head[8], head[9], head[10]);
+  }
+  for (int op = 0; op < TL_OP_COUNT; op++) {
+    const tl_op_info *o = &tl_ops[op];
+    char ar[8], at[96] = "", ip[16] = "";
+    snprintf(ar, sizeof ar, "%d", o->arity);
+    if (o->arity < 0) snprintf(ar, sizeof ar, "n");
+    size_t l = 0;
+    for (int b = 0; b < 8; b++)
+      if (o->allowed_attrs & (1u << b))
+        l += (size_t)snprintf(at + l, sizeof at - l, "%s%s%s", l ? " " : "", attrs[b],
+                              o->required_attrs & (1u << b) ? "!" : "");
+    if (o->inplace & TL_INPLACE_ROWS) snprintf(ip, sizeof ip, "rows");
+    else if (o->inplace) snprintf(ip, sizeof ip, "elements");
+    const char *cells[] = {o->name, ar, kinds[o->kind], rules[o->dtype_rule], at, tl_fuse_class_names[o->fuse], ip,
+                           o->math ? o->math : "", signs[o->sign], doms[o->domain], grads[o->grad]};
+    if (md) {
+      printf("|");
+      for (int i = 0; i < 11; i++) printf(i == 0 ? " `%s` |" : " %s |", cells[i]);
+      printf("\n");
+    } else {
+      printf("%-13s %-5s %-11s %-7s %-22s %-11s %-8s %-6s %-16s %-8s %s\n", cells[0], cells[1], cells[2],
+             cells[3], cells[4], cells[5], cells[6], cells[7], cells[8], cells[9], cells[10]);
+    }
+  }
+  return 0;
+}
+
+/* `tlaloc engines`: the engines `run --engine` and the C API can use. */
+static int cmd_engines(int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) {
+    fprintf(stderr, "usage: tlaloc engines\n");
+    return EXIT_BAD;
+  }
+  for (int i = 0; tl_engine_at(i); i++) printf("%-8s %s\n", tl_engine_at(i)->name, tl_engine_at(i)->summary);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
@@ -535,6 +601,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "calibrate") == 0) return cli_cmd_calibrate(argc - 1, argv + 1);
   if (strcmp(cmd, "cost-report") == 0) return cli_cmd_cost_report(argc - 1, argv + 1);
   if (strcmp(cmd, "dot") == 0) return cmd_dot(argc - 1, argv + 1);
+  if (strcmp(cmd, "engines") == 0) return cmd_engines(argc - 1, argv + 1);
+  if (strcmp(cmd, "ops") == 0) return cmd_ops(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);
     return 0;

@@ -138,10 +138,11 @@ static double value_bytes(const tl_type *t, double sym_size) {
 
 /* Ops the backend fuses into their consumer's loop (elementwise, and shape
  * ops that are index maps): their result is never written to memory and
- * they add no kernel of their own. concat and take copy; they are kernels. */
+ * they add no kernel of their own. concat and take copy; they are kernels;
+ * reshape is a view. */
 static bool fused(int op) {
-  tl_kind k = tl_ops[op].kind;
-  return k == TL_KIND_ELEMWISE || (k == TL_KIND_SHAPE && op != TL_OP_CONCAT && op != TL_OP_TAKE);
+  return tl_ops[op].fuse == TL_FUSE_ELEMENTWISE ||
+         (tl_ops[op].kind == TL_KIND_SHAPE && op != TL_OP_CONCAT && op != TL_OP_TAKE);
 }
 
 /* profile.h's per-op work with the fusion refinement: a fused op pays the
@@ -271,21 +272,15 @@ static double b_transfer(const tl_cost_node *n, void *u) {
   return own + operands(n, P_TRANSFER);
 }
 
-/* Numerical hazards of float ops, one each: exp overflows; log is
- * ill-conditioned near 1 and turns an underflowed 0 into -inf; add and sub
- * cancel; div and reciprocal overflow when the divisor underflows. The
+/* Numerical hazards of float ops (the op table's HAZARD column), one each:
+ * exp overflows; log is ill-conditioned near 1 and turns an underflowed 0
+ * into -inf; add and sub cancel; div and reciprocal overflow when the
+ * divisor underflows. The
  * fused forms of rules/stability.rw (log1p, softplus, logsumexp, sigmoid,
  * ...) have none: that is what they are for. */
 static double b_accuracy(const tl_cost_node *n, void *u) {
   (void)u;
-  double own = 0;
-  switch (n->op) {
-  case TL_OP_EXP: case TL_OP_LOG: case TL_OP_ADD: case TL_OP_SUB: case TL_OP_DIV:
-  case TL_OP_RECIPROCAL:
-    own = tl_dtype_is_float((tl_dtype)n->type->dtype) ? 1 : 0;
-    break;
-  default: break;
-  }
+  double own = tl_dtype_is_float((tl_dtype)n->type->dtype) ? tl_ops[n->op].hazard : 0;
   return own + operands(n, P_ACCURACY);
 }
 

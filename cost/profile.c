@@ -31,19 +31,10 @@ void tl_profile_default(tl_profile *p) {
   p->row_ns = 0;
   p->fault_bw = 5e9;
   p->nlevels = 0;
-  /* Vectorised libmvec throughput on one thread, ns per f32 element; the
-   * fused exp+tanh chain measured ~1.2 ns per element (issue 6's bench). */
-  static const struct { tl_op op; double ns; } math[] = {
-    {TL_OP_EXP, 0.5},     {TL_OP_LOG, 0.6},      {TL_OP_LOG1P, 0.8},
-    {TL_OP_EXPM1, 0.8},   {TL_OP_SQRT, 0.15},    {TL_OP_SIN, 0.8},
-    {TL_OP_COS, 0.8},     {TL_OP_TANH, 0.7},     {TL_OP_SIGMOID, 0.6},
-    {TL_OP_SOFTPLUS, 1.2},{TL_OP_LOG1MEXP, 1.2}, {TL_OP_ERF, 0.8},
-    {TL_OP_ERFC, 0.9},    {TL_OP_RECIPROCAL, 0.1}, {TL_OP_DIV, 0.1},
-    {TL_OP_POW, 1.5},     {TL_OP_LOGADDEXP, 1.3}, {TL_OP_XLOGY, 0.7},
-    {TL_OP_REMAINDER, 0.3}, {TL_OP_FLOOR_DIVIDE, 0.3},
-    {TL_OP_LOGSUMEXP, 0.6}, {TL_OP_SOFTMAX, 0.7}, {TL_OP_LOG_SOFTMAX, 0.7},
-  };
-  for (size_t i = 0; i < sizeof math / sizeof math[0]; i++) p->elem_ns[math[i].op] = math[i].ns;
+  /* Vectorised libmvec throughput on one thread, ns per f32 element (the
+   * op table's NS column; the fused exp+tanh chain measured ~1.2 ns per
+   * element in bench-backend). */
+  for (int op = 0; op < TL_OP_COUNT; op++) p->elem_ns[op] = tl_ops[op].elem_ns;
 }
 
 const char *tl_profile_path(char *buf, size_t n) {

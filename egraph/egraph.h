@@ -49,6 +49,12 @@ typedef struct eg_lang {
    * Returns the snprintf-style length. NULL: the op name alone. */
   int (*print_head)(const struct eg_lang *l, int op, const uint8_t *attr,
                     size_t n, char *buf, size_t size);
+  /* Built-in opclasses for rule files (tensor ops: the fusion classes of
+   * the op table): class k (1 <= k < nclasses) is named class_names[k] and
+   * holds every op whose op_class[op] is k. nclasses 0: none. */
+  int nclasses;
+  const char *const *class_names;
+  const uint8_t *op_class; /* nops entries */
   void *ctx;
 } eg_lang;
 

@@ -379,6 +379,13 @@ static int class_find(const eg_rules *r, const char *s, size_t n) {
   return -1;
 }
 
+/* The language's built-in opclass named s, or 0. */
+static int builtin_class(const eg_lang *l, const char *s, size_t n) {
+  for (int k = 1; k < l->nclasses; k++)
+    if (strlen(l->class_names[k]) == n && !memcmp(l->class_names[k], s, n)) return k;
+  return 0;
+}
+
 /* An op, an opclass, `any` or `output` as a set of ops (nops + 1 flags,
  * the last one for `output`: the program's outputs); NULL after reporting. */
 static uint8_t *read_selector(parser *ps, sx_tok t, const char *what) {
@@ -390,9 +397,12 @@ static uint8_t *read_selector(parser *ps, sx_tok t, const char *what) {
   }
   uint8_t *set = calloc((size_t)nops + 1, 1);
   EG_ASSERT(set);
-  int c = class_find(r, t.s, t.n), op = eg_lang_op(r->lang, t.s, t.n);
+  int c = class_find(r, t.s, t.n), op = eg_lang_op(r->lang, t.s, t.n), b = builtin_class(r->lang, t.s, t.n);
   if (sx_is(t, "any")) memset(set, 1, (size_t)nops + 1);
   else if (c >= 0) memcpy(set, r->classes[c].ops, (size_t)nops + 1);
+  else if (b) {
+    for (int i = 0; i < nops; i++) set[i] = r->lang->op_class[i] == b;
+  }
   else if (op >= 0) set[op] = 1;
   else if (sx_is(t, "output")) set[nops] = 1;
   else {
@@ -409,6 +419,12 @@ static void read_opclass(parser *ps, sx_tok lp) {
   sx_tok nm;
   if (!read_decl_name(ps, "opclass", &nm)) return;
   int c = class_find(r, nm.s, nm.n);
+  if (builtin_class(r->lang, nm.s, nm.n)) {
+    error_at(ps, nm.line, nm.col, "opclass '%.*s' is built in (the %s language's op table)", (int)nm.n, nm.s,
+             r->lang->name);
+    skip_close(&ps->lx);
+    return;
+  }
   if (c >= 0 || sx_is(nm, "any") || sx_is(nm, "output") || eg_lang_op(r->lang, nm.s, nm.n) >= 0) {
     if (c >= 0)
       error_at(ps, nm.line, nm.col, "duplicate opclass '%.*s' (first defined at %s:%d:%d)", (int)nm.n,

@@ -126,12 +126,16 @@ tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_optio
 tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
                            int nrules, const char *limits, char **explanation, char **errors);
 
-/* ---- compiled programs (the LLVM CPU backend) ----------------------------
+/* ---- programs: a graph prepared by an engine ------------------------------
  *
  *   tlaloc_program *p;
  *   if (tlaloc_compile(g, NULL, &p, &errors) != TLALOC_OK) ...  // unsupported op/dtype
  *   tlaloc_program_run(p, &in, 1, &out, 1, &errors);            // as tlaloc_run
  *   tlaloc_program_free(p);
+ *
+ * An engine runs programs: "llvm" (the default: the LLVM CPU backend) or
+ * "interp" (the reference interpreter); tlaloc_engine_name lists them.
+ * Everything below holds for each; what follows is about "llvm".
  *
  * The graph is compiled as it is (run tlaloc_optimize first to compile the
  * optimised graph): kernel formation and in-place kernels follow the rule
@@ -147,12 +151,16 @@ typedef struct tlaloc_compile_options {
   int threads;           /* threads for large loops; 0: min(2, online CPUs) */
   int use_cache;         /* 0: default (on); 1: on; -1: neither read nor write the disk cache */
   const char *cache_dir; /* NULL: the environment decides (see above) */
+  const char *engine;    /* NULL: "llvm"; else an engine's name (tlaloc_engine_name) */
 } tlaloc_compile_options;
 
+/* The name of engine i (0, 1, ...), NULL past the last. */
+const char *tlaloc_engine_name(int i);
+
 /* Compiles g (NULL options: the defaults) into *out. The program keeps a
- * pointer to g: g must outlive it. TLALOC_BAD_INPUT with the backend's
+ * pointer to g: g must outlive it. TLALOC_BAD_INPUT with the engine's
  * message ("backend: op X on dtype Y is not supported", or an LLVM
- * failure) when g cannot be compiled. */
+ * failure) when g cannot be compiled, or when no engine has that name. */
 tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options *opts,
                              tlaloc_program **out, char **errors);
 
@@ -171,7 +179,8 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
 tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
                                  tlaloc_tensor *outputs, int nout, char **errors);
 
-/* The compile statistics as a JSON object (tlaloc_free it): milliseconds
+/* The compile statistics as a JSON object (tlaloc_free it): "engine" (its
+ * name), and for "llvm" milliseconds
  * "plan_ms", "lower_ms", "opt_ms", "codegen_ms", "cache_ms", "jit_ms",
  * "compile_ms" (their total, wall clock); "cache_hit" (the object came from
  * the disk cache: no IR, optimisation or codegen ran); "kernels",
@@ -181,6 +190,16 @@ tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs,
 char *tlaloc_program_stats(const tlaloc_program *p);
 
 void tlaloc_program_free(tlaloc_program *p);
+
+/* The op table (ir/ops.def; `tlaloc ops` prints it): op i's name, NULL
+ * past the last op; its operand count (-1: one or more); its kind
+ * ("elementwise", "reduction", "shape", "linalg", "constant", "source");
+ * the libm function it is ("exp"; NULL if none). Frontends build their
+ * op lists from these. */
+const char *tlaloc_op_name(int i);
+int tlaloc_op_arity(int i);
+const char *tlaloc_op_kind(int i);
+const char *tlaloc_op_libm(int i);
 
 /* "MAJOR.MINOR.PATCH" of the library. */
 const char *tlaloc_version(void);

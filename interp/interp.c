@@ -142,23 +142,14 @@ static double f_unary(int op, double x) {
   case TL_OP_NEG: return -x;
   case TL_OP_ABS: return fabs(x);
   case TL_OP_SIGN: return fsign(x);
-  case TL_OP_EXP: return exp(x);
-  case TL_OP_LOG: return log(x);
-  case TL_OP_LOG1P: return log1p(x);
-  case TL_OP_EXPM1: return expm1(x);
   case TL_OP_SQRT: return sqrt(x);
-  case TL_OP_SIN: return sin(x);
-  case TL_OP_COS: return cos(x);
-  case TL_OP_TANH: return tanh(x);
   case TL_OP_SIGMOID: return sigmoid(x);
   case TL_OP_SOFTPLUS: return softplus(x);
   case TL_OP_LOG1MEXP: return log1mexp(x);
-  case TL_OP_ERF: return erf(x);
-  case TL_OP_ERFC: return erfc(x);
   case TL_OP_FLOOR: return floor(x);
   case TL_OP_CEIL: return ceil(x);
   case TL_OP_RECIPROCAL: return 1.0 / x;
-  default: return NAN;
+  default: return tl_ops[op].ref1 ? tl_ops[op].ref1(x) : NAN; /* a libm op (ir/ops.def) */
   }
 }
 
@@ -171,12 +162,11 @@ static double f_binary(int op, double a, double b) {
   case TL_OP_DIV: return a / b;
   case TL_OP_FLOOR_DIVIDE: return fdivmod(a, b, &m);
   case TL_OP_REMAINDER: fdivmod(a, b, &m); return m;
-  case TL_OP_POW: return pow(a, b);
   case TL_OP_MAXIMUM: return fmaxnan(a, b);
   case TL_OP_MINIMUM: return fminnan(a, b);
   case TL_OP_LOGADDEXP: return logaddexp(a, b);
   case TL_OP_XLOGY: return xlogy(a, b);
-  default: return NAN;
+  default: return tl_ops[op].ref2 ? tl_ops[op].ref2(a, b) : NAN; /* a libm op (ir/ops.def) */
   }
 }
 
@@ -684,23 +674,11 @@ static int k_matmul(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
+/* Ops of kind TL_KIND_ELEMWISE need no entry: k_elemwise runs them all,
+ * through f_unary/f_binary (and a libm op through its ops.def function). */
 static const kernel_fn kernels[TL_OP_COUNT] = {
   [TL_OP_INPUT] = k_input, [TL_OP_LIT] = k_lit, [TL_OP_CONST] = k_const, [TL_OP_FILL] = k_fill,
   [TL_OP_ZEROS_LIKE] = k_like, [TL_OP_ONES_LIKE] = k_like,
-  [TL_OP_NEG] = k_elemwise, [TL_OP_ABS] = k_elemwise, [TL_OP_SIGN] = k_elemwise,
-  [TL_OP_EXP] = k_elemwise, [TL_OP_LOG] = k_elemwise, [TL_OP_LOG1P] = k_elemwise,
-  [TL_OP_EXPM1] = k_elemwise, [TL_OP_SQRT] = k_elemwise, [TL_OP_SIN] = k_elemwise,
-  [TL_OP_COS] = k_elemwise, [TL_OP_TANH] = k_elemwise, [TL_OP_SIGMOID] = k_elemwise,
-  [TL_OP_SOFTPLUS] = k_elemwise, [TL_OP_LOG1MEXP] = k_elemwise, [TL_OP_ERF] = k_elemwise,
-  [TL_OP_ERFC] = k_elemwise, [TL_OP_FLOOR] = k_elemwise, [TL_OP_CEIL] = k_elemwise,
-  [TL_OP_RECIPROCAL] = k_elemwise, [TL_OP_NOT] = k_elemwise, [TL_OP_CAST] = k_elemwise,
-  [TL_OP_ADD] = k_elemwise, [TL_OP_SUB] = k_elemwise, [TL_OP_MUL] = k_elemwise,
-  [TL_OP_DIV] = k_elemwise, [TL_OP_FLOOR_DIVIDE] = k_elemwise, [TL_OP_REMAINDER] = k_elemwise,
-  [TL_OP_POW] = k_elemwise, [TL_OP_MAXIMUM] = k_elemwise, [TL_OP_MINIMUM] = k_elemwise,
-  [TL_OP_LOGADDEXP] = k_elemwise, [TL_OP_XLOGY] = k_elemwise,
-  [TL_OP_EQ] = k_elemwise, [TL_OP_NE] = k_elemwise, [TL_OP_LT] = k_elemwise,
-  [TL_OP_LE] = k_elemwise, [TL_OP_GT] = k_elemwise, [TL_OP_GE] = k_elemwise,
-  [TL_OP_AND] = k_elemwise, [TL_OP_OR] = k_elemwise, [TL_OP_WHERE] = k_elemwise,
   [TL_OP_SUM] = k_reduce, [TL_OP_PROD] = k_reduce, [TL_OP_MAX] = k_reduce,
   [TL_OP_MIN] = k_reduce, [TL_OP_MEAN] = k_reduce, [TL_OP_LOGSUMEXP] = k_reduce,
   [TL_OP_SOFTMAX] = k_softmax, [TL_OP_LOG_SOFTMAX] = k_softmax,
@@ -710,7 +688,13 @@ static const kernel_fn kernels[TL_OP_COUNT] = {
   [TL_OP_TAKE] = k_take, [TL_OP_MATMUL] = k_matmul,
 };
 
-bool tl_interp_has(int op) { return op >= 0 && op < TL_OP_COUNT && kernels[op] != NULL; }
+static kernel_fn kernel_for(int op) {
+  if (op < 0 || op >= TL_OP_COUNT) return NULL;
+  if (kernels[op]) return kernels[op];
+  return tl_ops[op].kind == TL_KIND_ELEMWISE ? k_elemwise : NULL;
+}
+
+bool tl_interp_has(int op) { return kernel_for(op) != NULL; }
 
 /* ---- driver ----------------------------------------------------------- */
 
@@ -823,7 +807,7 @@ static int eval_node(const tl_node *n, const tl_tensor *const *args, const tl_ty
   *res = NULL;
   tl_tensor *out = tl_tensor_new((tl_dtype)n->type.dtype, n->type.rank, dims, e2, sizeof e2);
   if (!out) return rfail(&c, "%s", e2);
-  if (kernels[n->op](&c, n, out)) {
+  if (kernel_for(n->op)(&c, n, out)) {
     tl_tensor_free(out);
     return -1;
   }

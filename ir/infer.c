@@ -544,25 +544,12 @@ static int infer_given(ictx *c) {
   return fail(c, "is created by its own declaration, not as an operation");
 }
 
+/* Ops of kind TL_KIND_ELEMWISE need no entry: they all infer by numpy
+ * broadcasting under their dtype rule (infer_elemwise). */
 static const infer_fn infer_table[TL_OP_COUNT] = {
   [TL_OP_INPUT] = infer_given, [TL_OP_CONST] = infer_given,
   [TL_OP_LIT] = infer_lit, [TL_OP_FILL] = infer_fill,
   [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like,
-  [TL_OP_NEG] = infer_elemwise, [TL_OP_ABS] = infer_elemwise, [TL_OP_SIGN] = infer_elemwise,
-  [TL_OP_EXP] = infer_elemwise, [TL_OP_LOG] = infer_elemwise, [TL_OP_LOG1P] = infer_elemwise,
-  [TL_OP_EXPM1] = infer_elemwise, [TL_OP_SQRT] = infer_elemwise, [TL_OP_SIN] = infer_elemwise,
-  [TL_OP_COS] = infer_elemwise, [TL_OP_TANH] = infer_elemwise, [TL_OP_SIGMOID] = infer_elemwise,
-  [TL_OP_SOFTPLUS] = infer_elemwise, [TL_OP_LOG1MEXP] = infer_elemwise, [TL_OP_ERF] = infer_elemwise,
-  [TL_OP_ERFC] = infer_elemwise, [TL_OP_FLOOR] = infer_elemwise, [TL_OP_CEIL] = infer_elemwise,
-  [TL_OP_RECIPROCAL] = infer_elemwise, [TL_OP_NOT] = infer_elemwise, [TL_OP_CAST] = infer_elemwise,
-  [TL_OP_ADD] = infer_elemwise, [TL_OP_SUB] = infer_elemwise, [TL_OP_MUL] = infer_elemwise,
-  [TL_OP_DIV] = infer_elemwise, [TL_OP_FLOOR_DIVIDE] = infer_elemwise,
-  [TL_OP_REMAINDER] = infer_elemwise, [TL_OP_POW] = infer_elemwise,
-  [TL_OP_MAXIMUM] = infer_elemwise, [TL_OP_MINIMUM] = infer_elemwise,
-  [TL_OP_LOGADDEXP] = infer_elemwise, [TL_OP_XLOGY] = infer_elemwise,
-  [TL_OP_EQ] = infer_elemwise, [TL_OP_NE] = infer_elemwise, [TL_OP_LT] = infer_elemwise,
-  [TL_OP_LE] = infer_elemwise, [TL_OP_GT] = infer_elemwise, [TL_OP_GE] = infer_elemwise,
-  [TL_OP_AND] = infer_elemwise, [TL_OP_OR] = infer_elemwise, [TL_OP_WHERE] = infer_elemwise,
   [TL_OP_SUM] = infer_reduce, [TL_OP_PROD] = infer_reduce, [TL_OP_MAX] = infer_reduce,
   [TL_OP_MIN] = infer_reduce, [TL_OP_MEAN] = infer_reduce, [TL_OP_LOGSUMEXP] = infer_reduce,
   [TL_OP_SOFTMAX] = infer_softmax, [TL_OP_LOG_SOFTMAX] = infer_softmax,
@@ -572,7 +559,14 @@ static const infer_fn infer_table[TL_OP_COUNT] = {
   [TL_OP_TAKE] = infer_take, [TL_OP_MATMUL] = infer_matmul,
 };
 
-bool tl_infer_has(int op) { return op >= 0 && op < TL_OP_COUNT && infer_table[op] != NULL; }
+static infer_fn infer_for(int op) {
+  if (op < 0 || op >= TL_OP_COUNT) return NULL;
+  if (infer_table[op]) return infer_table[op];
+  return tl_ops[op].kind == TL_KIND_ELEMWISE ? infer_elemwise : NULL;
+}
+
+bool tl_infer_has(int op) { return infer_for(op) != NULL; }
+
 
 int tl_infer(const tl_graph *g, int op, const tl_attrs *attrs, const tl_type *const *in,
              int nin, tl_type *out, char *err, size_t err_size) {
@@ -588,7 +582,7 @@ int tl_infer(const tl_graph *g, int op, const tl_attrs *attrs, const tl_type *co
     return fail(&c, "is missing a required attribute");
   for (int i = 0; i < nin; i++)
     if (in[i]->dtype >= TL_DTYPE_COUNT) return fail(&c, "operand %d has no valid type", i);
-  int r = infer_table[op](&c);
+  int r = infer_for(op)(&c);
   if (r == 0 && out->rank > TL_MAX_RANK) return fail(&c, "result rank exceeds %d", TL_MAX_RANK);
   return r;
 }

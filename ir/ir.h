@@ -19,50 +19,8 @@
 
 /* dtypes, TL_MAX_RANK and the tensors that constants hold */
 #include "tensor/tensor.h"
-
-typedef enum tl_kind {
-  TL_KIND_SOURCE, TL_KIND_CONSTANT, TL_KIND_ELEMWISE, TL_KIND_REDUCTION,
-  TL_KIND_SHAPE, TL_KIND_LINALG
-} tl_kind;
-
-/* How an op's result dtype follows from its operands' (promoted) dtype. */
-typedef enum tl_dtype_rule {
-  TL_DR_SAME,    /* promoted operand dtype */
-  TL_DR_NUMERIC, /* promoted dtype; bool operands are an error */
-  TL_DR_FLOAT,   /* promoted dtype; bool and ints become f64 */
-  TL_DR_BOOL,    /* bool, operands of any dtype */
-  TL_DR_CMP,     /* bool, operands promoted together */
-  TL_DR_WHERE,   /* operand 0 is the condition; 1 and 2 are promoted */
-  TL_DR_SUM,     /* sum/prod: bool and i32 accumulate in i64 (numpy) */
-  TL_DR_FIRST,   /* dtype of operand 0 (take) */
-  TL_DR_ATTR     /* given by attributes (in, const, fill, cast, lit) */
-} tl_dtype_rule;
-
-enum {
-  TL_A_AXIS = 1 << 0, TL_A_KEEPDIMS = 1 << 1, TL_A_DTYPE = 1 << 2,
-  TL_A_SHAPE = 1 << 3, TL_A_PERM = 1 << 4, TL_A_START = 1 << 5,
-  TL_A_STOP = 1 << 6, TL_A_STEP = 1 << 7
-};
-
-typedef enum tl_op {
-#define OP(id, name, arity, kind, dr, allowed, required) TL_OP_##id,
-#include "ir/ops.def"
-#undef OP
-  TL_OP_COUNT
-} tl_op;
-
-typedef struct tl_op_info {
-  const char *name;
-  int arity; /* -1: variadic, at least one operand */
-  tl_kind kind;
-  tl_dtype_rule dtype_rule;
-  unsigned allowed_attrs, required_attrs;
-} tl_op_info;
-
-extern const tl_op_info tl_ops[TL_OP_COUNT];
-
-/* Op by name (NULL-terminated string or n bytes); -1 when unknown. */
-int tl_op_lookup(const char *name, size_t n);
+/* the op table */
+#include "ir/ops.h"
 
 /* numpy's promotion of two strong dtypes (i32+f32 -> f64, bool+x -> x). */
 tl_dtype tl_dtype_promote(tl_dtype a, tl_dtype b);

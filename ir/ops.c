@@ -2,13 +2,33 @@
  * dtypes themselves are tensor/tensor.h's). */
 #include "ir/ir.h"
 
+#include <math.h>
 #include <string.h>
 
+/* The fact macros of ops.def, each a designated initialiser (ops.h). */
+#define EW .fuse = TL_FUSE_ELEMENTWISE, .inplace = 0x7,
+#define MATH(f) .math = #f, .ref1 = f, .vmath = 1,
+#define MATH2(f) .math = #f, .ref2 = f, .vmath = 1,
+#define VMATH .vmath = 1,
+#define FUSE(c) .fuse = TL_FUSE_##c,
+#define INPLACE_ROWS .inplace = 1u | TL_INPLACE_ROWS,
+#define SIGN(s) .sign = s,
+#define HAZARD(n) .hazard = n,
+#define WEIGHT(w) .weight = w,
+#define NS(t) .elem_ns = t,
+#define DOMAIN(d) .domain = d,
+#define GRAD(g) .grad = g,
+
 const tl_op_info tl_ops[TL_OP_COUNT] = {
-#define OP(id, name, arity, kind, dr, allowed, required) \
-  [TL_OP_##id] = {name, arity, kind, dr, allowed, required},
+#define OP(id, name, arity, kind, dr, allowed, required, ...) \
+  [TL_OP_##id] = {name, arity, kind, dr, allowed, required, __LINE__, __VA_ARGS__},
 #include "ir/ops.def"
 #undef OP
+};
+
+const char *const tl_fuse_class_names[TL_FUSE_CLASS_COUNT] = {
+  [TL_FUSE_NONE] = "", [TL_FUSE_ELEMENTWISE] = "elementwise", [TL_FUSE_INDEX_MAP] = "index-map",
+  [TL_FUSE_LITERAL] = "literal", [TL_FUSE_ROW_KERNEL] = "row-kernel",
 };
 
 int tl_op_lookup(const char *name, size_t n) {

@@ -376,8 +376,8 @@ static double elem_cost(cal *c, tl_op op, const char *dt) {
     t = time_fmt(c, &c->o1, src, dt, N, dt, N, oi->name);
     base = time_fmt(c, &c->o1, src, dt, N, dt, N, "add");
   } else {
-    /* log1mexp wants x < 0; the inputs are in [0.5, 1.5) */
-    const char *arg = op == TL_OP_LOG1MEXP ? "(neg x)" : "x";
+    /* the inputs are in [0.5, 1.5): an op defined for x < 0 gets -x */
+    const char *arg = oi->domain == TL_DOM_NEGATIVE ? "(neg x)" : "x";
     const char *src = "(graph u (in x %s [%d]) (out y (%s %s)))";
     t = time_fmt(c, &c->o1, src, dt, N, oi->name, arg);
     base = time_fmt(c, &c->o1, src, dt, N, "neg", arg[0] == '(' ? "(neg x)" : "x");

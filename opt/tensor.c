@@ -31,12 +31,12 @@ const tn_data *tn_data_of(eg_egraph *e, eg_id id) { return eg_data(e, id); }
 /* The language's op table: constant, expanded from ops.def like every
  * other op-indexed table. */
 static const char *const op_names[TL_OP_COUNT] = {
-#define OP(id, name, arity, kind, dr, allowed, required) [TL_OP_##id] = name,
+#define OP(id, name, arity, kind, dr, allowed, required, ...) [TL_OP_##id] = name,
 #include "ir/ops.def"
 #undef OP
 };
 static const int op_arity[TL_OP_COUNT] = {
-#define OP(id, name, arity, kind, dr, allowed, required) [TL_OP_##id] = arity,
+#define OP(id, name, arity, kind, dr, allowed, required, ...) [TL_OP_##id] = arity,
 #include "ir/ops.def"
 #undef OP
 };
@@ -148,17 +148,21 @@ static uint8_t value_facts(double v) {
                    (v <= 0 ? TN_NONPOS : 0));
 }
 
-/* Sign facts that follow from the op (every non-NaN element). */
+/* Sign facts that follow from the op (every non-NaN element): the op
+ * table's SIGN column, and here the ops whose facts depend on several
+ * operands (TL_SIGN_CUSTOM). */
 static uint8_t op_facts(int op, const tn_data *const *k, uint32_t n) {
   uint8_t f0 = n > 0 ? k[0]->facts : 0, f1 = n > 1 ? k[1]->facts : 0;
+  switch ((tl_sign_rule)tl_ops[op].sign) {
+  case TL_SIGN_NONE: return 0;
+  case TL_SIGN_NONNEG: return TN_NONNEG;
+  case TL_SIGN_POSITIVE: return TN_POSITIVE | TN_NONNEG | TN_NONZERO;
+  case TL_SIGN_NONPOS: return TN_NONPOS;
+  case TL_SIGN_KEEP: return f0;
+  case TL_SIGN_NONNEG_IF_NONNEG: return f0 & TN_NONNEG;
+  case TL_SIGN_CUSTOM: break;
+  }
   switch (op) {
-  case TL_OP_EXP: case TL_OP_SIGMOID: case TL_OP_SOFTPLUS: case TL_OP_ABS:
-  case TL_OP_SOFTMAX: case TL_OP_ERFC:
-    return TN_NONNEG;
-  case TL_OP_ONES_LIKE:
-    return TN_POSITIVE | TN_NONNEG | TN_NONZERO;
-  case TL_OP_SQRT: case TL_OP_LOG1P:
-    return (f0 & TN_NONNEG) ? TN_NONNEG : 0;
   case TL_OP_ADD:
     if ((f0 & TN_POSITIVE && f1 & TN_NONNEG) || (f1 & TN_POSITIVE && f0 & TN_NONNEG))
       return TN_POSITIVE | TN_NONNEG | TN_NONZERO;
@@ -171,17 +175,9 @@ static uint8_t op_facts(int op, const tn_data *const *k, uint32_t n) {
   case TL_OP_MAXIMUM:
     return (uint8_t)((f0 | f1) & (TN_POSITIVE | TN_NONNEG)) |
            (((f0 | f1) & TN_POSITIVE) ? TN_NONZERO : 0);
-  case TL_OP_SUM: case TL_OP_MEAN:
-    return f0 & TN_NONNEG;
-  case TL_OP_MAX: case TL_OP_MIN: case TL_OP_RESHAPE: case TL_OP_TRANSPOSE:
-  case TL_OP_BROADCAST_TO: case TL_OP_EXPAND_DIMS: case TL_OP_SQUEEZE: case TL_OP_SLICE:
-  case TL_OP_TAKE:
-    return f0;
   case TL_OP_NEG:
     return (uint8_t)(((f0 & TN_NONZERO) ? TN_NONZERO : 0) | ((f0 & TN_NONNEG) ? TN_NONPOS : 0) |
                      ((f0 & TN_NONPOS) ? TN_NONNEG : 0));
-  case TL_OP_LOG_SOFTMAX: case TL_OP_LOG1MEXP:
-    return TN_NONPOS;
   default:
     return 0;
   }
@@ -471,27 +467,32 @@ static bool c_fits(eg_egraph *e, const uint32_t *a, const char *const *at, int n
   return true;
 }
 
+const tn_cond_def tn_conds[TN_C_COUNT] = {
+  [TN_C_NONZERO] = {"nonzero", 1, 1, c_nonzero}, [TN_C_POSITIVE] = {"positive", 1, 1, c_positive},
+  [TN_C_NONNEG] = {"nonneg", 1, 1, c_nonneg}, [TN_C_NONPOS] = {"nonpos", 1, 1, c_nonpos},
+  [TN_C_CONST] = {"const", 1, 1, c_const}, [TN_C_SCALAR] = {"scalar", 1, 1, c_scalar},
+  [TN_C_FLOAT] = {"float", 1, 1, c_float}, [TN_C_STRONG] = {"strong", 1, 1, c_strong},
+  [TN_C_NUMERIC] = {"numeric", 1, 1, c_numeric}, [TN_C_SAME_SHAPE] = {"same-shape", 2, 8, c_same_shape},
+  [TN_C_SAME_TYPE] = {"same-type", 2, 8, c_same_type}, [TN_C_SAME_DTYPE] = {"same-dtype", 2, 8, c_same_dtype},
+  [TN_C_DTYPE] = {"dtype", 2, 2, c_dtype}, [TN_C_RANK] = {"rank", 2, 2, c_rank},
+  [TN_C_VALUE] = {"value", 2, 2, c_value}, [TN_C_LOSSLESS_CAST] = {"lossless-cast", 2, 2, c_widens},
+  [TN_C_FITS] = {"fits", 2, 2, c_fits}, [TN_C_IMPROVES_ACCURACY] = {"improves-accuracy", 0, 0, c_true},
+};
+
 /* ---- context ---------------------------------------------------------- */
 
 tn_ctx *tn_ctx_new(void) {
   tn_ctx *c = tl_xcalloc(1, sizeof *c);
   c->store = tl_graph_new("store");
-  c->lang = (eg_lang){"tensor", TL_OP_COUNT, op_names, op_arity, parse_leaf, parse_attrs, print_head, c};
+  for (int op = 0; op < TL_OP_COUNT; op++) c->op_class[op] = tl_ops[op].fuse;
+  c->lang = (eg_lang){.name = "tensor", .nops = TL_OP_COUNT, .op_names = op_names, .arity = op_arity,
+                      .parse_leaf = parse_leaf, .parse_attrs = parse_attrs, .print_head = print_head,
+                      .nclasses = TL_FUSE_CLASS_COUNT, .class_names = tl_fuse_class_names,
+                      .op_class = c->op_class, .ctx = c};
   c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
   c->conds = eg_conds_new();
-  struct { const char *name; int lo, hi; eg_cond_fn fn; } cs[] = {
-    {"nonzero", 1, 1, c_nonzero}, {"positive", 1, 1, c_positive}, {"nonneg", 1, 1, c_nonneg},
-    {"const", 1, 1, c_const}, {"scalar", 1, 1, c_scalar}, {"float", 1, 1, c_float},
-    {"strong", 1, 1, c_strong}, {"same-shape", 2, 8, c_same_shape},
-    {"same-type", 2, 8, c_same_type}, {"dtype", 2, 2, c_dtype}, {"rank", 2, 2, c_rank},
-    {"value", 2, 2, c_value}, {"lossless-cast", 2, 2, c_widens},
-    {"numeric", 1, 1, c_numeric}, {"fits", 2, 2, c_fits}, {"nonpos", 1, 1, c_nonpos},
-    {"same-dtype", 2, 8, c_same_dtype},
-    /* a marker for check-rules: inf/NaN -> finite counts as a pass */
-    {"improves-accuracy", 0, 0, c_true},
-  };
-  for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
-    eg_conds_add(c->conds, cs[i].name, cs[i].lo, cs[i].hi, cs[i].fn, c);
+  for (int i = 0; i < TN_C_COUNT; i++)
+    eg_conds_add(c->conds, tn_conds[i].name, tn_conds[i].min_args, tn_conds[i].max_args, tn_conds[i].on_classes, c);
   return c;
 }
 
@@ -666,41 +667,57 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
 
 /* ---- weights ------------------------------------------------------------ */
 
+/* The op table's WEIGHT column: transcendental functions cost several
+ * flops; the fused stable forms a little less than the naive compositions
+ * they replace (log_softmax below x - logsumexp(x): 1 + 11). */
 static double weights[TL_OP_COUNT];
 static pthread_once_t weights_once = PTHREAD_ONCE_INIT;
 
 static void init_weights(void) {
-  for (int op = 0; op < TL_OP_COUNT; op++) {
-    switch (tl_ops[op].kind) {
-    case TL_KIND_SOURCE: weights[op] = 0.0; break;
-    case TL_KIND_CONSTANT: weights[op] = 0.1; break;
-    case TL_KIND_SHAPE: weights[op] = 0.5; break;
-    case TL_KIND_LINALG: weights[op] = 20.0; break;
-    case TL_KIND_REDUCTION: weights[op] = 2.0; break;
-    default: weights[op] = 1.0; break;
-    }
-  }
-  /* transcendental functions cost several flops; the fused stable forms
-   * cost a little less than the naive compositions they replace */
-  const int transc[] = {TL_OP_EXP, TL_OP_LOG, TL_OP_TANH, TL_OP_ERF, TL_OP_ERFC, TL_OP_SIN, TL_OP_COS,
-                        TL_OP_POW, TL_OP_EXPM1, TL_OP_LOG1P};
-  for (size_t i = 0; i < sizeof transc / sizeof *transc; i++) weights[transc[i]] = 8.0;
-  weights[TL_OP_DIV] = 2.0;
-  weights[TL_OP_SQRT] = 2.0;
-  weights[TL_OP_RECIPROCAL] = 2.0;
-  weights[TL_OP_SIGMOID] = 9.0;
-  weights[TL_OP_SOFTPLUS] = 9.0;
-  weights[TL_OP_LOG1MEXP] = 9.0;
-  weights[TL_OP_LOGADDEXP] = 10.0;
-  weights[TL_OP_XLOGY] = 8.5;
-  weights[TL_OP_NEG] = 0.5;
-  weights[TL_OP_LOGSUMEXP] = 11.0;
-  weights[TL_OP_SOFTMAX] = 12.0;
-  weights[TL_OP_LOG_SOFTMAX] = 11.5; /* below x - logsumexp(x): 1 + 11 */
+  for (int op = 0; op < TL_OP_COUNT; op++) weights[op] = tl_ops[op].weight;
 }
 
 /* Filled once (pthread_once: optimizers on several threads share it). */
 const double *tn_op_weights(void) {
   pthread_once(&weights_once, init_weights);
   return weights;
+}
+
+/* ---- the op table's declarations ---------------------------------------- */
+
+int tn_op_table_rules(eg_rules *r, eg_diag *d) {
+  size_t cap = 4096, len = 0;
+  char *text = tl_xmalloc(cap);
+  int first = r->ninplaces;
+  len += (size_t)snprintf(text, cap, "(ruleset op-table\n");
+  for (int op = 0; op < TL_OP_COUNT; op++) {
+    const tl_op_info *oi = &tl_ops[op];
+    if (!oi->inplace || oi->arity < 1) continue;
+    char pat[256], dst[64];
+    int pl = snprintf(pat, sizeof pat, "(%s", oi->name), dl = 0;
+    for (int i = 0; i < oi->arity && i < 3; i++) {
+      pl += snprintf(pat + pl, sizeof pat - (size_t)pl, " ?x%d", i);
+      if (oi->inplace & (1u << i)) dl += snprintf(dst + dl, sizeof dst - (size_t)dl, " ?x%d", i);
+    }
+    if (oi->inplace & TL_INPLACE_ROWS || oi->required_attrs & TL_A_AXIS)
+      pl += snprintf(pat + pl, sizeof pat - (size_t)pl, " :axis ?axis");
+    if (oi->required_attrs & TL_A_DTYPE) pl += snprintf(pat + pl, sizeof pat - (size_t)pl, " :dtype ?dtype");
+    snprintf(pat + pl, sizeof pat - (size_t)pl, ")");
+    char line[512];
+    int ll = snprintf(line, sizeof line, "  (inplace %s-ip %s :destroys%s%s)\n", oi->name, pat, dst,
+                      oi->inplace & TL_INPLACE_ROWS ? " :rowwise" : "");
+    if (len + (size_t)ll + 2 >= cap) text = tl_xrealloc(text, cap *= 2);
+    memcpy(text + len, line, (size_t)ll + 1);
+    len += (size_t)ll;
+  }
+  memcpy(text + len, ")", 2);
+  len++;
+  int nerr = eg_rules_load(r, "ir/ops.def", text, len, d);
+  free(text);
+  /* each declaration is the op's row of ops.def, not a line of the text */
+  for (int i = first; !nerr && i < r->ninplaces; i++) {
+    r->inplaces[i].line = tl_ops[r->inplaces[i].op].line;
+    r->inplaces[i].col = 1;
+  }
+  return nerr ? -1 : 0;
 }

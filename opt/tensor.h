@@ -34,12 +34,33 @@ typedef struct tn_data {
 /* The context shared by the language, the analysis and the conditions: the
  * symbols, input names and constants of every graph loaded into one
  * e-graph (so two graphs proved equal share them). */
+/* The conditions rule files may use on tensor terms, one table for every
+ * reader: the optimizer evaluates them on e-class facts (tn_ctx_new
+ * registers them in this order, so a registry index is a tn_cond_id), and
+ * `tlaloc check-rules` on the concrete values of its trials (check.c). */
+typedef enum tn_cond_id {
+  TN_C_NONZERO, TN_C_POSITIVE, TN_C_NONNEG, TN_C_NONPOS, TN_C_CONST, TN_C_SCALAR, TN_C_FLOAT,
+  TN_C_STRONG, TN_C_NUMERIC, TN_C_SAME_SHAPE, TN_C_SAME_TYPE, TN_C_SAME_DTYPE, TN_C_DTYPE, TN_C_RANK,
+  TN_C_VALUE, TN_C_LOSSLESS_CAST, TN_C_FITS,
+  TN_C_IMPROVES_ACCURACY, /* a marker for check-rules: inf/NaN -> finite counts as a pass */
+  TN_C_COUNT
+} tn_cond_id;
+
+typedef struct tn_cond_def {
+  const char *name;
+  int min_args, max_args;
+  eg_cond_fn on_classes; /* the optimizer's test (ctx: the tn_ctx) */
+} tn_cond_def;
+
+extern const tn_cond_def tn_conds[TN_C_COUNT];
+
 typedef struct tn_ctx {
   tl_graph *store;   /* symbols, names, and const payloads (lits) */
   int32_t *in_name;  /* per input: index in store->names */
   tl_type *in_type;
   int ninputs, capinputs;
   eg_lang lang;
+  uint8_t op_class[TL_OP_COUNT]; /* lang.op_class: the op table's fusion classes */
   eg_analysis analysis;
   eg_conds *conds;
 } tn_ctx;
@@ -65,10 +86,17 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
                          const char *const *out_names, int nroots, const int *in_slots, int nin,
                          const char *name, char *err, size_t err_size);
 
-/* Per-op weights for the greedy extractor until the cost model lands:
+/* Per-op weights for the greedy extractor (the op table's WEIGHT column):
  * roughly flops per element, transcendental functions dearer, and the
  * numerically stable fused forms cheaper than the naive compositions. */
 const double *tn_op_weights(void);
+
+/* The op table's in-place facts (ir/ops.def, INPLACE) as declarations of a
+ * ruleset "op-table" loaded into r (a tensor-language rule set), each
+ * located at its op's row of ir/ops.def, so that `tlaloc check-rules
+ * --op-table` tests them like a rule file's. Returns 0, or -1 with the
+ * diagnostics in d (a name clash with a declaration already in r). */
+int tn_op_table_rules(eg_rules *r, eg_diag *d);
 
 const tn_data *tn_data_of(eg_egraph *e, eg_id id);
 

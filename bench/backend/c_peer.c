@@ -88,15 +88,15 @@ static void elemwise(cg *c, const tl_node *n, int32_t id, ixs idx) {
   ixs xi[3];
   for (int k = 0; k < n->ninputs && k < 3; k++) bcast(&c->g->nodes[in[k]].type, &n->type, idx, xi[k]);
 #define A(k) gen(c, in[k], xi[k], false)
-  static const char *const un[][2] = {
-    {"exp", "exp"}, {"log", "log"}, {"log1p", "log1p"}, {"expm1", "expm1"}, {"sqrt", "sqrt"}, {"sin", "sin"},
-    {"cos", "cos"}, {"tanh", "tanh"}, {"erf", "erf"}, {"erfc", "erfc"}, {"floor", "floor"}, {"ceil", "ceil"}};
-  const char *name = tl_ops[n->op].name;
-  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++)
-    if (!strcmp(name, un[i][0])) {
-      tl_buf_printf(b, "%s(", fn(un[i][1], dt)); A(0); tl_buf_printf(b, ")");
-      return;
-    }
+  /* the libm ops of the op table, and three more libm functions */
+  static const char *const un[] = {"sqrt", "floor", "ceil"};
+  const char *name = tl_ops[n->op].math && tl_ops[n->op].arity == 1 ? tl_ops[n->op].math : NULL;
+  for (size_t i = 0; !name && i < sizeof un / sizeof un[0]; i++)
+    if (!strcmp(tl_ops[n->op].name, un[i])) name = un[i];
+  if (name) {
+    tl_buf_printf(b, "%s(", fn(name, dt)); A(0); tl_buf_printf(b, ")");
+    return;
+  }
   const char *bin = NULL;
   switch (n->op) {
   case TL_OP_ADD: bin = "+"; break;
@@ -144,7 +144,7 @@ static void elemwise(cg *c, const tl_node *n, int32_t id, ixs idx) {
     return;
   default:
     c->failed = 1;
-    tl_buf_printf(b, "0 /* %s */", name);
+    tl_buf_printf(b, "0 /* %s */", tl_ops[n->op].name);
   }
 #undef A
   (void)id;

@@ -16,6 +16,12 @@ from .function import Function, function, from_tg  # noqa: F401
 __version__ = "0.1.0"
 
 
+def __getattr__(name):
+    """Ops of the op table without a function of their own (graph.__getattr__)."""
+    from . import graph
+    return getattr(graph, name)
+
+
 def parse(text, file="<python>"):
     """Parses .tg text; returns the canonical text (raises TlalocError on errors)."""
     from ._lib import Graph

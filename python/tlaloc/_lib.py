@@ -36,7 +36,8 @@ class _OptOptions(ctypes.Structure):
 class _CompileOptions(ctypes.Structure):
     """tlaloc_compile_options (include/tlaloc.h); zeroed fields take the defaults."""
     _fields_ = [("opt_level", ctypes.c_int), ("threads", ctypes.c_int),
-                ("use_cache", ctypes.c_int), ("cache_dir", ctypes.c_char_p)]
+                ("use_cache", ctypes.c_int), ("cache_dir", ctypes.c_char_p),
+                ("engine", ctypes.c_char_p)]
 
 
 # tlaloc_dtype codes (include/tlaloc.h)
@@ -120,6 +121,13 @@ def library():
         lib.tlaloc_program_stats.restype = vp
         lib.tlaloc_program_free.argtypes = [vp]
         lib.tlaloc_program_free.restype = None
+        for f in ("tlaloc_op_name", "tlaloc_op_kind", "tlaloc_op_libm"):
+            getattr(lib, f).argtypes = [i]
+            getattr(lib, f).restype = cp
+        lib.tlaloc_op_arity.argtypes = [i]
+        lib.tlaloc_op_arity.restype = i
+        lib.tlaloc_engine_name.argtypes = [i]
+        lib.tlaloc_engine_name.restype = cp
         lib.tlaloc_version.argtypes = []
         lib.tlaloc_version.restype = cp
         lib.tlaloc_free.restype = None
@@ -234,7 +242,7 @@ class Program:
 
     __slots__ = ("_lib", "_p", "graph", "__weakref__")
 
-    def __init__(self, graph, opt_level=0, threads=0, use_cache=None, cache_dir=None):
+    def __init__(self, graph, opt_level=0, threads=0, use_cache=None, cache_dir=None, engine="llvm"):
         lib = graph._lib
         self._lib = lib
         self._p = None
@@ -244,6 +252,7 @@ class Program:
         opts.threads = threads
         opts.use_cache = 0 if use_cache is None else (1 if use_cache else -1)
         opts.cache_dir = os.fsencode(cache_dir) if cache_dir is not None else None
+        opts.engine = engine.encode()
         p, err = ctypes.c_void_p(), ctypes.c_void_p()
         st = lib.tlaloc_compile(graph._g, ctypes.byref(opts), ctypes.byref(p), ctypes.byref(err))
         if st != 0:
@@ -265,6 +274,33 @@ class Program:
         """tlaloc_program_stats as a dict (compile times in ms, cache_hit, kernels, ...)."""
         import json
         return json.loads(take_string(self._lib, self._lib.tlaloc_program_stats(self._p)))
+
+
+def engines():
+    """The engines' names, from the C library's table (tlaloc_engine_name)."""
+    lib = library()
+    names, i = [], 0
+    while True:
+        n = lib.tlaloc_engine_name(i)
+        if n is None:
+            return names
+        names.append(n.decode())
+        i += 1
+
+
+def ops():
+    """The C library's op table: [(name, arity, kind, libm or None)] in
+    table order (tlaloc_op_name and friends)."""
+    lib = library()
+    out, i = [], 0
+    while True:
+        n = lib.tlaloc_op_name(i)
+        if n is None:
+            return out
+        m = lib.tlaloc_op_libm(i)
+        out.append((n.decode(), lib.tlaloc_op_arity(i), lib.tlaloc_op_kind(i).decode(),
+                    m.decode() if m else None))
+        i += 1
 
 
 def version():

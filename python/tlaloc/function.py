@@ -52,13 +52,13 @@ _DUMMY_PTR = ctypes.addressof(_DUMMY)
 _SMALL_BYTES = 1 << 12
 
 
-ENGINES = ("llvm", "interp", "auto")
-
-
 def check_engine(engine):
-    if engine not in ENGINES:
-        raise ValueError("engine=%r: expected 'llvm' (compiled, the default), 'interp' (the "
-                         "reference interpreter) or 'auto' (compiled, else interpreted)" % (engine,))
+    """engine= names an engine of the C library's table (tlaloc engines:
+    "llvm", "interp", ...) or is "auto" (compiled, else interpreted)."""
+    names = _lib.engines()
+    if engine != "auto" and engine not in names:
+        raise ValueError("engine=%r: expected one of %s, or 'auto' (compiled, else interpreted)"
+                         % (engine, ", ".join(repr(n) for n in names)))
 
 
 class Function:
@@ -68,9 +68,10 @@ class Function:
     text as written, `optimized_graph` the graph that runs (the optimizer's
     output when rules= is given), `stats` the compile statistics.
 
-    engine="llvm" runs native code from the LLVM backend (tlaloc_compile);
-    "interp" the reference interpreter (tlaloc_run); "auto" compiles and
-    falls back to the interpreter when the backend refuses the graph
+    engine="llvm" runs native code from the LLVM backend, "interp" the
+    reference interpreter, each through tlaloc_compile's engine table;
+    "auto" compiles and falls back to the interpreter when the backend
+    refuses the graph
     (stats["engine"] then says "interpreter-fallback" and
     stats["fallback_reason"] has the backend's message)."""
 
@@ -117,7 +118,7 @@ class Function:
         else:
             t3 = time.perf_counter()
             try:
-                self._program = _lib.Program(self._g)
+                self._program = _lib.Program(self._g, engine="llvm" if engine == "auto" else engine)
                 t4 = time.perf_counter()
             except _lib.TlalocError as e:
                 if engine != "auto":
@@ -126,10 +127,10 @@ class Function:
                 self.stats["fallback_reason"] = str(e)
             else:
                 c = self._program.stats()
-                self.stats["engine"] = "llvm"
+                self.stats["engine"] = c["engine"]
                 self.stats["compile_s"] = t4 - t3
-                self.stats["cache_hit"] = c["cache_hit"]
-                self.stats["kernels"] = c["kernels"]
+                self.stats["cache_hit"] = c.get("cache_hit", False)
+                self.stats["kernels"] = c.get("kernels", 0)
                 self.stats["compile"] = c
         ins = self._g.inputs()
         outs = self._g.outputs()

@@ -384,6 +384,7 @@ expm1 = _unary("expm1", "exp(x) - 1")
 sqrt = _unary("sqrt", "square root")
 sin = _unary("sin", "sine")
 cos = _unary("cos", "cosine")
+tan = _unary("tan", "tangent")
 tanh = _unary("tanh", "hyperbolic tangent")
 sigmoid = _unary("sigmoid", "1 / (1 + exp(-x)), stable")
 expit = sigmoid
@@ -438,6 +439,22 @@ logical_and = _binary("and", "a and b")
 logical_or = _binary("or", "a or b")
 
 
+def __getattr__(name):
+    """An elementwise op of the C library's op table that has no function
+    above (a new op of ir/ops.def) is tl.<its name>, found on first use;
+    importing stays cheap because the library loads only then."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    from . import _lib
+    for op, arity, kind, libm in _lib.ops():
+        if op == name and kind == "elementwise" and arity in (1, 2):
+            doc = ("%s(x)" % (libm or op)) if arity == 1 else ("%s(a, b)" % (libm or op))
+            f = (_unary if arity == 1 else _binary)(op, doc + ", elementwise (from the op table)")
+            globals()[name] = f
+            return f
+    raise AttributeError("module 'tlaloc' has no attribute %r" % name)
+
+
 def logical_xor(a, b):
     return not_equal(cast(a, "bool"), cast(b, "bool"))
 
@@ -465,10 +482,6 @@ def clip(x, a_min=None, a_max=None):
 
 def relu(x):
     return maximum(x, 0)
-
-
-def tan(x):
-    return sin(x) / cos(x)
 
 
 def sinh(x):

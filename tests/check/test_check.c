@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check/check.h"
+#include "ir/ir.h"
 
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -77,8 +78,15 @@ Test(check, improves_accuracy) {
 Test(check, shipped_fusion_and_inplace_rules) {
   tl_check_result res;
   cr_expect_eq(check_file("rules/inplace.rw", NULL, 0, &res), 0);
-  cr_expect_gt(res.nrules, 30, "every in-place rule is checked");
-  cr_expect_eq(res.nuntested, 0, "%d in-place rules never applied", res.nuntested);
+  tl_check_result_free(&res);
+  /* the op table's in-place claims: one per elementwise op, two by rows */
+  tl_check_opts o = {.seed = 1, .trials = 100, .out = stderr};
+  cr_expect_eq(tl_check_op_table(&o, &res), 0);
+  int claims = 0;
+  for (int op = 0; op < TL_OP_COUNT; op++) claims += tl_ops[op].inplace != 0;
+  cr_expect_eq(res.nrules, claims, "every in-place claim of the op table is checked");
+  cr_expect_gt(res.nrules, 30);
+  cr_expect_eq(res.nuntested, 0, "%d in-place claims never applied", res.nuntested);
   tl_check_result_free(&res);
   /* fuse declarations are skipped, not counted as checked */
   cr_expect_eq(check_file("rules/fusion.rw", NULL, 0, &res), 0);

@@ -58,6 +58,7 @@ failure.
 import argparse
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -496,6 +497,34 @@ class Graph:
         return '\n'.join(lines) + ')\n'
 
 
+def op_table(exe):
+    """The op table as `tlaloc ops --markdown` prints it: {name: row}, each
+    row a dict of the columns (op, arity, kind, dtype, ..., libm, ...)."""
+    text = subprocess.run([exe, 'ops', '--markdown'], check=True, stdout=subprocess.PIPE).stdout.decode()
+    lines = [ln for ln in text.splitlines() if ln.startswith('|')]
+    head = [c.strip() for c in lines[0].strip('|').split('|')]
+    rows = {}
+    for ln in lines[2:]:
+        cells = [c.strip().strip('`') for c in ln.strip('|').split('|')]
+        rows[cells[0]] = dict(zip(head, cells))
+    return rows
+
+
+def derive_unary_refs(ops):
+    """An elementwise float op that is libm's f (the op table's libm column)
+    and has no reference here is numpy's f: a new such op is tested without
+    an edit to this file."""
+    for name, row in ops.items():
+        f = row['libm']
+        if row['kind'] == 'elementwise' and row['arity'] == '1' and f and name not in UNARY_FLOAT \
+                and hasattr(np, f):
+            UNARY_FLOAT[name] = getattr(np, f)
+
+
+OP_HEAD = re.compile(r'\(([a-z_0-9]+)')
+NUMBER = re.compile(r'(?<![\w.])[-+]?(\d+\.?\d*(e[-+]?\d+)?|inf|nan)(?![\w.])')
+
+
 class Runner:
     def __init__(self, exe, tmp, verbose, filt):
         self.exe = exe
@@ -508,6 +537,7 @@ class Runner:
         self.failures = []
         self.nrun = 0
         self.seen = set()
+        self.ops_passed = set()  # ops that ran in a passing case
 
     def _dir(self, name):
         self.nrun += 1
@@ -582,6 +612,12 @@ class Runner:
                 continue
             msg = compare(got, np.asarray(exp), scale, zsign)
             self.record(label, msg and ('%s = %s: %s' % (oname, expr, msg)), d)
+            if not msg:
+                text = expr + ' ' + ' '.join(e for n, e in g.lets)
+                self.ops_passed.update(OP_HEAD.findall(text))
+                self.ops_passed.add('in')
+                if NUMBER.search(text):
+                    self.ops_passed.add('lit')
 
     def expect_rc(self, label, tg_text, inputs=(), rc_want=2, dims=None, npy_paths=None, extra=None):
         """A case that must exit with status rc_want and say why on stderr."""
@@ -1430,10 +1466,17 @@ def main():
     tmp = tempfile.mkdtemp(prefix='tlaloc-diff-')
     t0 = time.time()
     R = Runner(exe, tmp, args.verbose, args.filter)
+    ops = op_table(exe)
+    derive_unary_refs(ops)
     try:
         for t in TESTS:
             # each family gets its own fixed seed, so families stay reproducible alone
             t(R, np.random.default_rng([args.seed, TESTS.index(t)]))
+        # every op of the op table must have run in a passing case
+        if not args.filter:
+            for op in sorted(set(ops) - R.ops_passed):
+                R.failed += 1
+                print('FAIL  op %s of the op table never ran in a passing case: add it to a family above' % op)
     finally:
         keep = args.keep or R.failed
         if not keep:

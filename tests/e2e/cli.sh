@@ -88,7 +88,7 @@ for f in "$SRC"/examples/*.tg; do
   ok
 done
 expect_status 0 "run --stats" "$TL" run "$X" --random 1 --dim n=2 --stats
-grep -q "run: .* ms (compiled)" "$tmp/err" && ok || bad "--stats prints the run time"
+grep -q "run: .* ms (llvm)" "$tmp/err" && ok || bad "--stats prints the run time"
 
 # The optimizer from the command line.
 expect_status 0 "opt" "$TL" opt "$SRC/examples/log_softmax_naive.tg" --rules "$SRC/rules"

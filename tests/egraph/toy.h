@@ -50,7 +50,8 @@ static int toy_print(const eg_lang *l, int op, const uint8_t *attr, size_t n, ch
   return snprintf(buf, size, "%s", toy_names[op]);
 }
 
-static const eg_lang toy_lang = {"toy", TOY_NOPS, toy_names, toy_arity, toy_leaf, toy_attrs,
-                                 toy_print, NULL};
+static const eg_lang toy_lang = {.name = "toy", .nops = TOY_NOPS, .op_names = toy_names,
+                                 .arity = toy_arity, .parse_leaf = toy_leaf, .parse_attrs = toy_attrs,
+                                 .print_head = toy_print};
 
 #endif

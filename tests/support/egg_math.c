@@ -151,7 +151,8 @@ static bool c_cdv(eg_egraph *g, const uint32_t *a, const char *const *at, int n,
 
 void eg_math_init(eg_math *m) {
   memset(m, 0, sizeof *m);
-  m->lang = (eg_lang){"math", EG_MATH_NOPS, names, arity, parse_leaf, NULL, print_head, NULL};
+  m->lang = (eg_lang){.name = "math", .nops = EG_MATH_NOPS, .op_names = names, .arity = arity,
+                     .parse_leaf = parse_leaf, .print_head = print_head};
   m->fold = (eg_analysis){sizeof(eg_math_data), make, merge, modify, NULL, m};
   m->prune = true;
   m->conds = eg_conds_new();

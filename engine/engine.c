@@ -1,0 +1,127 @@
+/* engine.c - the engine table: the reference interpreter and the LLVM CPU
+ * backend behind engine.h's interface. Each entry adapts its module's own
+ * API; nothing here computes. */
+#include "engine/engine.h"
+
+#include "backend/backend.h"
+#include "interp/interp.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+tl_engine_opts tl_engine_opts_default(void) {
+  tl_engine_opts o;
+  memset(&o, 0, sizeof o);
+  return o;
+}
+
+/* ---- the reference interpreter ------------------------------------------ */
+
+static void *interp_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+  (void)o;
+  for (int32_t i = 0; i < g->nnodes; i++)
+    if (!tl_interp_has(g->nodes[i].op)) {
+      snprintf(err, n, "interp: op %s has no interpreter kernel", tl_ops[g->nodes[i].op].name);
+      return NULL;
+    }
+  return (void *)g;
+}
+
+static int interp_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs,
+                      char *err, size_t n) {
+  return tl_interp_run(prog, inputs, syms, outputs, err, n);
+}
+
+/* The interpreter allocates its results: run, check, copy. */
+static int interp_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms,
+                           tl_tensor *const *outputs, char *err, size_t n) {
+  const tl_graph *g = prog;
+  tl_tensor **res = tl_xcalloc((size_t)g->noutputs + 1, sizeof *res);
+  int rc = tl_interp_run(g, inputs, syms, res, err, n);
+  for (int i = 0; !rc && i < g->noutputs; i++) {
+    const tl_tensor *r = res[i], *o = outputs[i];
+    bool same = r->dtype == o->dtype && r->rank == o->rank;
+    for (int k = 0; same && k < r->rank; k++) same = r->dims[k] == o->dims[k];
+    if (!same) {
+      snprintf(err, n, "output %d ('%s'): the buffer given does not have the output's dtype and shape", i,
+               g->names[g->outputs[i].name]);
+      rc = -1;
+    }
+  }
+  for (int i = 0; !rc && i < g->noutputs; i++)
+    if (res[i]->numel) memcpy(outputs[i]->data, res[i]->data, (size_t)res[i]->numel * tl_dtype_size((tl_dtype)res[i]->dtype));
+  for (int i = 0; i < g->noutputs; i++) tl_tensor_free(res[i]);
+  free(res);
+  return rc;
+}
+
+static char *interp_describe(const void *prog) {
+  (void)prog;
+  return tl_xstrdup("{\"engine\": \"interp\"}");
+}
+
+static void interp_free(void *prog) { (void)prog; }
+
+/* ---- the LLVM CPU backend ----------------------------------------------- */
+
+static void *llvm_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+  be_options bo = be_options_default();
+  if (o->opt_level) bo.opt_level = o->opt_level < 0 ? 0 : o->opt_level;
+  bo.threads = o->threads;
+  if (o->use_cache) bo.use_cache = o->use_cache > 0;
+  bo.cache_dir = o->cache_dir;
+  bo.destroy_inputs = o->destroy_inputs;
+  return be_compile(g, &bo, err, n);
+}
+
+static int llvm_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs,
+                    char *err, size_t n) {
+  return be_run(prog, inputs, syms, outputs, err, n);
+}
+
+static int llvm_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms,
+                         tl_tensor *const *outputs, char *err, size_t n) {
+  return be_run_into(prog, inputs, syms, outputs, err, n);
+}
+
+static char *llvm_describe(const void *prog) {
+  const be_stats *s = be_program_stats(prog);
+  tl_buf b = {0};
+  tl_buf_printf(&b, "{\"engine\": \"llvm\", \"plan_ms\": %.3f, \"lower_ms\": %.3f, \"opt_ms\": %.3f, "
+                    "\"codegen_ms\": %.3f, \"cache_ms\": %.3f, \"jit_ms\": %.3f, \"compile_ms\": %.3f, "
+                    "\"cache_hit\": %s, \"kernels\": %d, \"inplace\": %d, \"arena_bytes\": %zu}",
+                s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms, s->jit_ms, s->total_ms,
+                s->cache_hit ? "true" : "false", s->nkernels, s->ninplace, s->arena_bytes);
+  return b.s;
+}
+
+static void llvm_free(void *prog) { be_program_free(prog); }
+
+/* ---- the table ---------------------------------------------------------- */
+
+static const tl_engine engines[] = {
+  {"interp", "the reference interpreter (plain C, one kernel per op, slow on purpose)", interp_compile,
+   interp_run, interp_run_into, interp_describe, interp_free},
+  {"llvm", "LLVM CPU backend: fused kernels JIT-compiled for the host", llvm_compile, llvm_run, llvm_run_into,
+   llvm_describe, llvm_free},
+};
+enum { NENGINES = sizeof engines / sizeof engines[0] };
+
+const tl_engine *tl_engine_find(const char *name, size_t n) {
+  if (!n) n = strlen(name);
+  for (int i = 0; i < NENGINES; i++)
+    if (strlen(engines[i].name) == n && !memcmp(engines[i].name, name, n)) return &engines[i];
+  return NULL;
+}
+
+const tl_engine *tl_engine_at(int i) { return i >= 0 && i < NENGINES ? &engines[i] : NULL; }
+
+char *tl_engine_names(char *buf, size_t n) {
+  size_t l = 0;
+  buf[0] = 0;
+  for (int i = 0; i < NENGINES && l < n; i++)
+    l += (size_t)snprintf(buf + l, n - l, "%s%s", i ? ", " : "", engines[i].name);
+  return buf;
+}

@@ -1,0 +1,102 @@
+/* ops.h - the op table: every op's identity (name, arity, kind, dtype rule,
+ * attributes) and the facts later stages share (math function, fusion
+ * class, in-place legality, sign facts, cost constants, input domain,
+ * differentiability), expanded from ir/ops.def. Modules read facts from
+ * tl_ops[] instead of keeping per-op lists of their own. */
+#ifndef TL_IR_OPS_H
+#define TL_IR_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum tl_kind {
+  TL_KIND_SOURCE, TL_KIND_CONSTANT, TL_KIND_ELEMWISE, TL_KIND_REDUCTION,
+  TL_KIND_SHAPE, TL_KIND_LINALG
+} tl_kind;
+
+/* How an op's result dtype follows from its operands' (promoted) dtype. */
+typedef enum tl_dtype_rule {
+  TL_DR_SAME,    /* promoted operand dtype */
+  TL_DR_NUMERIC, /* promoted dtype; bool operands are an error */
+  TL_DR_FLOAT,   /* promoted dtype; bool and ints become f64 */
+  TL_DR_BOOL,    /* bool, operands of any dtype */
+  TL_DR_CMP,     /* bool, operands promoted together */
+  TL_DR_WHERE,   /* operand 0 is the condition; 1 and 2 are promoted */
+  TL_DR_SUM,     /* sum/prod: bool and i32 accumulate in i64 (numpy) */
+  TL_DR_FIRST,   /* dtype of operand 0 (take) */
+  TL_DR_ATTR     /* given by attributes (in, const, fill, cast, lit) */
+} tl_dtype_rule;
+
+enum {
+  TL_A_AXIS = 1 << 0, TL_A_KEEPDIMS = 1 << 1, TL_A_DTYPE = 1 << 2,
+  TL_A_SHAPE = 1 << 3, TL_A_PERM = 1 << 4, TL_A_START = 1 << 5,
+  TL_A_STOP = 1 << 6, TL_A_STEP = 1 << 7
+};
+
+/* Fusion classes: the built-in opclasses of the fusion rules (names in
+ * tl_fuse_class_names). */
+typedef enum tl_fuse_class {
+  TL_FUSE_NONE, TL_FUSE_ELEMENTWISE, TL_FUSE_INDEX_MAP, TL_FUSE_LITERAL,
+  TL_FUSE_ROW_KERNEL, TL_FUSE_CLASS_COUNT
+} tl_fuse_class;
+extern const char *const tl_fuse_class_names[TL_FUSE_CLASS_COUNT];
+
+/* Sign facts of an op's result, for every non-NaN element. */
+typedef enum tl_sign_rule {
+  TL_SIGN_NONE,            /* nothing known */
+  TL_SIGN_NONNEG,          /* >= 0 whatever the operands */
+  TL_SIGN_POSITIVE,        /* > 0 */
+  TL_SIGN_NONPOS,          /* <= 0 */
+  TL_SIGN_KEEP,            /* those of operand 0 (shape ops, max/min) */
+  TL_SIGN_NONNEG_IF_NONNEG,/* >= 0 when operand 0 is (sqrt, log1p, sum) */
+  TL_SIGN_CUSTOM           /* depends on several operands: opt/tensor.c */
+} tl_sign_rule;
+
+/* Where an op's operands keep it finite and smooth (random inputs). */
+typedef enum tl_domain {
+  TL_DOM_ALL, TL_DOM_POSITIVE, TL_DOM_NEGATIVE, TL_DOM_NONZERO, TL_DOM_GT_MINUS1
+} tl_domain;
+
+typedef enum tl_grad_rule {
+  TL_GRAD_DIFF, /* differentiable in its float operands */
+  TL_GRAD_ZERO, /* piecewise constant: the gradient is zero */
+  TL_GRAD_NONE  /* bool result: carries no gradient */
+} tl_grad_rule;
+
+#define TL_INPLACE_ROWS (1u << 31) /* in tl_op_info.inplace: a row claim */
+
+typedef struct tl_op_info {
+  const char *name;
+  int arity; /* -1: variadic, at least one operand */
+  tl_kind kind;
+  tl_dtype_rule dtype_rule;
+  unsigned allowed_attrs, required_attrs;
+  int line;             /* of its row in ir/ops.def, for messages */
+  /* facts (ir/ops.def says who reads each) */
+  const char *math;     /* libm name, f64 ("exp"); NULL if none */
+  double (*ref1)(double);         /* the libm function itself (MATH, unary) */
+  double (*ref2)(double, double); /* (MATH, binary) */
+  uint8_t vmath;        /* float lowering calls vector math */
+  uint8_t fuse;         /* tl_fuse_class */
+  uint32_t inplace;     /* bit i: operand i may be destroyed; TL_INPLACE_ROWS */
+  uint8_t sign;         /* tl_sign_rule */
+  uint8_t hazard;       /* numerical hazards (accuracy cost) */
+  uint8_t domain;       /* tl_domain */
+  uint8_t grad;         /* tl_grad_rule */
+  double weight;        /* the optimizer's abstract cost */
+  double elem_ns;       /* default ns per f32 element, one thread; 0: none */
+} tl_op_info;
+
+typedef enum tl_op {
+#define OP(id, name, arity, kind, dr, allowed, required, ...) TL_OP_##id,
+#include "ir/ops.def"
+#undef OP
+  TL_OP_COUNT
+} tl_op;
+
+extern const tl_op_info tl_ops[TL_OP_COUNT];
+
+/* Op by name (NULL-terminated string or n bytes); -1 when unknown. */
+int tl_op_lookup(const char *name, size_t n);
+
+#endif
