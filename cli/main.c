@@ -288,8 +288,8 @@ static int cmd_run(int argc, char **argv) {
                       "cache %.2f ms%s, jit %.2f ms; %d kernels (%d in place), %zu bytes of "
                       "intermediates\n",
               s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms,
-              s->cache_hit ? " (hit)" : " (miss)", s->jit_ms, s->nkernels, s->ninplace,
-              (size_t)s->arena_bytes);
+              s->cache_hit ? " (hit)" : s->cache_bad ? " (miss: a bad entry, replaced)" : " (miss)",
+              s->jit_ms, s->nkernels, s->ninplace, (size_t)s->arena_bytes);
     }
     fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, interp ? "interpreter" : "compiled");
   }
