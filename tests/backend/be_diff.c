@@ -1,6 +1,7 @@
 /* be_diff.c - differential test of the CPU backend against the reference
- * interpreter: every examples/ graphs at several symbol sizes (0 included),
- * then random graphs (be_random.c). Exit 0 iff every comparison passes.
+ * interpreter: every graph of examples/ and tests/backend/graphs/ at
+ * several symbol sizes (0 included), then random graphs (be_random.c).
+ * Exit 0 iff every comparison passes.
  *
  * usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v] */
 #include "backend/backend.h"
@@ -399,25 +400,29 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "-v")) verbose = 1;
   }
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/examples", argv[1]);
-  DIR *dp = opendir(dir);
-  if (!dp) {
-    printf("FAIL cannot open %s\n", dir);
-    return 1;
-  }
-  struct dirent *de;
+  /* the examples, and graphs kept as regression tests of the backend */
+  static const char *const dirs[2] = {"examples", "tests/backend/graphs"};
   int fails = 0, n = 0;
-  while ((de = readdir(dp))) {
-    size_t l = strlen(de->d_name);
-    if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    fails += run_example(path, verbose);
-    n++;
+  for (int di = 0; di < 2; di++) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", argv[1], dirs[di]);
+    DIR *dp = opendir(dir);
+    if (!dp) {
+      printf("FAIL cannot open %s\n", dir);
+      return 1;
+    }
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+      size_t l = strlen(de->d_name);
+      if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
+      char path[8192];
+      snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+      fails += run_example(path, verbose);
+      n++;
+    }
+    closedir(dp);
   }
-  closedir(dp);
-  printf("examples: %d files, %d failed\n", n, fails);
+  printf("examples and tests/backend/graphs: %d files, %d failed\n", n, fails);
   fails += cache_test(argv[1]);
   fails += be_jit_share_tests(argv[1]);
   fails += be_fusion_tests(argv[1], verbose);
