@@ -15,7 +15,9 @@
  * and softmax/log_softmax are row kernels with their producer fused in;
  * f32/f64 matmul calls cblas_?gemm (OpenBLAS) from generated code.
  * Compiled objects are cached on disk (TLALOC_CACHE_DIR, else
- * $XDG_CACHE_HOME/tlaloc, else ~/.cache/tlaloc).
+ * $XDG_CACHE_HOME/tlaloc, else ~/.cache/tlaloc), one KEY.tlc file each:
+ * a header naming the program, the object's size and hash, checked on load
+ * (a bad entry is recompiled and replaced).
  *
  * Thread safety: compile from any thread; one program must not be run by
  * two threads at once (it owns its buffers and its worker thread). */
@@ -46,7 +48,9 @@ typedef struct be_options {
 be_options be_options_default(void);
 
 /* Times of the last compile (ms). cache_hit: the object came from disk and
- * no LLVM optimisation or codegen ran. */
+ * no LLVM optimisation or codegen ran. cache_bad: the cache held an entry
+ * for this program that was unsound (truncated, corrupted, another
+ * program's object); it was discarded and replaced by a fresh compile. */
 typedef struct be_stats {
   double plan_ms;    /* kernel formation and buffer planning */
   double lower_ms;   /* LLVM IR construction and verification */
@@ -56,6 +60,7 @@ typedef struct be_stats {
   double jit_ms;     /* LLJIT creation, object linking, symbol lookup */
   double total_ms;
   int cache_hit;
+  int cache_bad;
   int nkernels;
   int ninplace;       /* kernels writing over a dead operand's buffer */
   size_t arena_bytes; /* intermediates' arena at the last run's sizes */

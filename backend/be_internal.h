@@ -43,6 +43,9 @@ typedef struct be_kern {
   int part;      /* concat operand number */
   int32_t opbuf[2]; /* matmul: operand buffers (contiguous, result dtype) */
   uint8_t trans[2]; /* matmul: operand k's buffer holds it with its last two dims swapped */
+  uint8_t uniform[2]; /* matmul: every element of operand k is the same number (a fill seen
+                         through shape ops): the product's rows (k = 0) or columns (k = 1)
+                         are equal, and lower_matmul.c computes one and copies it */
   int32_t *reads; int nreads; /* buffers read (for liveness) */
 } be_kern;
 
@@ -94,7 +97,7 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
  * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
-#define BE_LOWER_VERSION 7 /* 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps */
+#define BE_LOWER_VERSION 8 /* 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 

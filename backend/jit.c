@@ -18,6 +18,7 @@
 #include "ir/tg.h"
 #include "util/util.h"
 
+#include <assert.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <llvm-c/Error.h>
@@ -29,6 +30,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define BE_VERSION "tlaloc-be-3"
+#define BE_VERSION "tlaloc-be-4"
 
 typedef struct be_frame {
   void **bufs;
@@ -299,7 +301,37 @@ be_options be_options_default(void) {
   return o;
 }
 
-/* ---- cache ---------------------------------------------------------------- */
+/* ---- cache ----------------------------------------------------------------
+ * An entry is DIR/KEY.tlc: a 64-byte header, then the object file. KEY is
+ * the XXH3-128 of everything the object depends on (the program's canonical
+ * text, the plan's hash, the target, the options, BE_VERSION). The header
+ * says what the object is for and lets a load check it before linking:
+ * a truncated, corrupted or empty file, or another program's entry copied
+ * over this one (a valid object that would compute the wrong thing or
+ * crash), is refused, removed and replaced by a fresh compile. Entries are
+ * written to a temporary file and renamed over the old one, so a reader
+ * sees a whole entry or none. Fields are in host byte order: the target
+ * is part of the key. */
+
+#define CE_MAGIC "tlcache\n"
+enum { CE_FORMAT = 1 };
+
+typedef struct cache_hdr {
+  char magic[8];      /* CE_MAGIC */
+  uint32_t format;    /* CE_FORMAT */
+  uint32_t hdr_size;  /* sizeof(cache_hdr) */
+  uint64_t key_hi, key_lo; /* the entry's key, as in its file name */
+  uint64_t prog_hash; /* XXH3-64 of what the key hashes (program, plan, target, options) */
+  uint64_t obj_size;  /* bytes of object after the header */
+  uint64_t obj_hash;  /* XXH3-64 of those bytes */
+  uint64_t hdr_hash;  /* XXH3-64 of the header's bytes before this field */
+} cache_hdr;
+static_assert(sizeof(cache_hdr) == 64, "the cache header has no padding");
+
+/* What an entry is for: its key (the file name) and the program hash. */
+typedef struct cache_id {
+  uint64_t key_hi, key_lo, prog_hash;
+} cache_id;
 
 static int cache_dir(const be_options *o, char *buf, size_t n) {
   const char *d = o->cache_dir ? o->cache_dir : getenv("TLALOC_CACHE_DIR");
@@ -342,13 +374,83 @@ static char *read_all(const char *path, size_t *len) {
   return buf;
 }
 
-static void write_atomic(const char *dir, const char *path, const void *data, size_t len) {
+/* The id of g's object under plan p and options o. */
+static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_options *o) {
+  char *text = tl_tg_print(g);
+  uint64_t ph = be_plan_hash(p);
+  int opts[2] = {o->opt_level, o->vector_math};
+  const char *nv = getenv("TLALOC_NO_VECLIB"), *na = getenv("TLALOC_NO_AVX512");
+  struct {
+    const void *p;
+    size_t n;
+  } part[] = {{BE_VERSION, strlen(BE_VERSION)},
+              {text, strlen(text)},
+              {&ph, sizeof ph},
+              {host_desc, strlen(host_desc)},
+              {opts, sizeof opts},
+              {"novl", nv && *nv && *nv != '0' ? 4u : 0u},
+              {"no512", na && *na && *na != '0' ? 5u : 0u}};
+  XXH3_state_t *s128 = XXH3_createState(), *s64 = XXH3_createState();
+  XXH3_128bits_reset(s128);
+  XXH3_64bits_reset(s64);
+  for (size_t i = 0; i < sizeof part / sizeof part[0]; i++) {
+    XXH3_128bits_update(s128, part[i].p, part[i].n);
+    XXH3_64bits_update(s64, part[i].p, part[i].n);
+  }
+  XXH128_hash_t h = XXH3_128bits_digest(s128);
+  cache_id id = {h.high64, h.low64, XXH3_64bits_digest(s64)};
+  XXH3_freeState(s128);
+  XXH3_freeState(s64);
+  free(text);
+  return id;
+}
+
+static uint64_t hdr_hash(const cache_hdr *h) { return XXH3_64bits(h, offsetof(cache_hdr, hdr_hash)); }
+
+/* The entry at path as an object buffer: 0 and *obj on a sound entry for
+ * id; 1 when there is no entry; -1 when there is one but it is not sound
+ * (short, corrupted, another program's, another format). */
+static int cache_load(const char *path, const cache_id *id, LLVMMemoryBufferRef *obj) {
+  size_t len;
+  char *data = read_all(path, &len);
+  if (!data) return 1;
+  cache_hdr h;
+  int rc = -1;
+  if (len >= sizeof h) {
+    memcpy(&h, data, sizeof h);
+    const char *o = data + sizeof h;
+    if (!memcmp(h.magic, CE_MAGIC, sizeof h.magic) && h.format == CE_FORMAT && h.hdr_size == sizeof h &&
+        h.hdr_hash == hdr_hash(&h) && h.key_hi == id->key_hi && h.key_lo == id->key_lo &&
+        h.prog_hash == id->prog_hash && h.obj_size > 0 && h.obj_size == len - sizeof h &&
+        h.obj_hash == XXH3_64bits(o, h.obj_size)) {
+      *obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(o, h.obj_size, "tlaloc-cached");
+      rc = 0;
+    }
+  }
+  free(data);
+  return rc;
+}
+
+/* Writes the entry for id (header + object) to a temporary file in dir and
+ * renames it to path. Best effort: a failure leaves no entry (or the old). */
+static void cache_store(const char *dir, const char *path, const cache_id *id, const void *obj, size_t len) {
+  cache_hdr h;
+  memset(&h, 0, sizeof h);
+  memcpy(h.magic, CE_MAGIC, sizeof h.magic);
+  h.format = CE_FORMAT;
+  h.hdr_size = sizeof h;
+  h.key_hi = id->key_hi;
+  h.key_lo = id->key_lo;
+  h.prog_hash = id->prog_hash;
+  h.obj_size = len;
+  h.obj_hash = XXH3_64bits(obj, len);
+  h.hdr_hash = hdr_hash(&h);
   mkdirs(dir);
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%p", path, (long)getpid(), (void *)&tmp);
   FILE *f = fopen(tmp, "wb");
   if (!f) return;
-  bool ok = fwrite(data, 1, len, f) == len;
+  bool ok = fwrite(&h, 1, sizeof h, f) == sizeof h && fwrite(obj, 1, len, f) == len;
   ok = fclose(f) == 0 && ok;
   if (!ok || rename(tmp, path)) unlink(tmp);
 }
@@ -491,6 +593,42 @@ static int jit_link(be_program *p, LLVMMemoryBufferRef obj, char *err, size_t n)
   return 0;
 }
 
+/* LLVM IR, passes and codegen for p's plan: 0 and the object in *obj, or
+ * -1 with a message. */
+static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_t n) {
+  double t2 = tl_now_ms();
+  LLVMTargetMachineRef tm = tm_take(0);
+  if (!tm) {
+    snprintf(err, n, "backend: no target machine for the host");
+    return -1;
+  }
+  const tl_graph *g = p->g;
+  LLVMContextRef cx = LLVMContextCreate();
+  LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main", p->opt.vector_math,
+                                   err, n);
+  double t3 = tl_now_ms();
+  p->stats.lower_ms = t3 - t2;
+  const char *dump = getenv("TLALOC_BE_DUMP");
+  if (m && dump && *dump == '1') LLVMDumpModule(m);
+  int rc = m ? be_optimise(m, tm, p->opt.opt_level, err, n) : -1;
+  double t4 = tl_now_ms();
+  p->stats.opt_ms = t4 - t3;
+  if (m && dump && *dump == '2') LLVMDumpModule(m);
+  if (rc == 0) {
+    char *msg = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, obj)) {
+      snprintf(err, n, "backend: codegen failed: %s", msg ? msg : "");
+      rc = -1;
+    }
+    LLVMDisposeMessage(msg);
+  }
+  p->stats.codegen_ms = tl_now_ms() - t4;
+  if (m) LLVMDisposeModule(m);
+  LLVMContextDispose(cx);
+  tm_give(0, tm);
+  return rc;
+}
+
 be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size_t n) {
   double t0 = tl_now_ms();
   be_init();
@@ -514,80 +652,46 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
   p->stats.ninplace = p->plan.ninplace;
   double t1 = tl_now_ms();
   p->stats.plan_ms = t1 - t0;
-  /* cache key: canonical text + the plan (fusion and in-place decisions)
-   * + target + options */
   char dir[4096] = "", path[4200] = "";
   bool cache = p->opt.use_cache && cache_dir(&p->opt, dir, sizeof dir) == 0;
+  cache_id id = {0, 0, 0};
   LLVMMemoryBufferRef obj = NULL;
   if (cache) {
-    char *text = tl_tg_print(g);
-    XXH3_state_t *st = XXH3_createState();
-    XXH3_128bits_reset(st);
-    XXH3_128bits_update(st, BE_VERSION, strlen(BE_VERSION));
-    XXH3_128bits_update(st, text, strlen(text));
-    uint64_t ph = be_plan_hash(&p->plan);
-    XXH3_128bits_update(st, &ph, sizeof ph);
-    XXH3_128bits_update(st, host_desc, strlen(host_desc));
-    int o[2] = {p->opt.opt_level, p->opt.vector_math};
-    XXH3_128bits_update(st, o, sizeof o);
-    const char *nv = getenv("TLALOC_NO_VECLIB");
-    if (nv && *nv && *nv != '0') XXH3_128bits_update(st, "novl", 4);
-    const char *na = getenv("TLALOC_NO_AVX512");
-    if (na && *na && *na != '0') XXH3_128bits_update(st, "no512", 5);
-    XXH128_hash_t h = XXH3_128bits_digest(st);
-    XXH3_freeState(st);
-    free(text);
-    snprintf(path, sizeof path, "%s/%016llx%016llx.o", dir, (unsigned long long)h.high64,
-             (unsigned long long)h.low64);
-    size_t len;
-    char *data = read_all(path, &len);
-    if (data && len > 0) {
-      obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, len, "tlaloc-cached");
-      p->stats.cache_hit = 1;
+    id = cache_id_of(g, &p->plan, &p->opt);
+    snprintf(path, sizeof path, "%s/%016llx%016llx.tlc", dir, (unsigned long long)id.key_hi,
+             (unsigned long long)id.key_lo);
+    int lr = cache_load(path, &id, &obj);
+    if (lr == 0) p->stats.cache_hit = 1;
+    if (lr < 0) {
+      p->stats.cache_bad = 1;
+      unlink(path);
     }
-    free(data);
   }
-  double t2 = tl_now_ms();
-  p->stats.cache_ms = t2 - t1;
-  if (!obj) {
-    LLVMTargetMachineRef tm = tm_take(0);
-    if (!tm) {
-      snprintf(err, n, "backend: no target machine for the host");
-      be_program_free(p);
-      return NULL;
+  p->stats.cache_ms = tl_now_ms() - t1;
+  if (obj) {
+    double t6 = tl_now_ms();
+    if (jit_link(p, obj, err, n) == 0) {
+      p->stats.jit_ms = tl_now_ms() - t6;
+      p->stats.total_ms = tl_now_ms() - t0;
+      return p;
     }
-    LLVMContextRef cx = LLVMContextCreate();
-    LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main",
-                                     p->opt.vector_math, err, n);
-    double t3 = tl_now_ms();
-    p->stats.lower_ms = t3 - t2;
-    const char *dump = getenv("TLALOC_BE_DUMP");
-    if (m && dump && *dump == '1') LLVMDumpModule(m);
-    int rc = m ? be_optimise(m, tm, p->opt.opt_level, err, n) : -1;
-    double t4 = tl_now_ms();
-    p->stats.opt_ms = t4 - t3;
-    if (m && dump && *dump == '2') LLVMDumpModule(m);
-    if (rc == 0) {
-      char *msg = NULL;
-      if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, &obj)) {
-        snprintf(err, n, "backend: codegen failed: %s", msg ? msg : "");
-        rc = -1;
-      }
-      LLVMDisposeMessage(msg);
-    }
-    p->stats.codegen_ms = tl_now_ms() - t4;
-    if (m) LLVMDisposeModule(m);
-    LLVMContextDispose(cx);
-    tm_give(0, tm);
-    if (rc) {
-      be_program_free(p);
-      return NULL;
-    }
-    if (cache) {
-      double t5 = tl_now_ms();
-      write_atomic(dir, path, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
-      p->stats.cache_ms += tl_now_ms() - t5;
-    }
+    /* a sound entry that LLVM refuses (written by a tlaloc whose lowering
+     * differs under the same BE_VERSION): compile afresh */
+    if (p->jd) jd_give(p->jd);
+    p->jd = NULL;
+    obj = NULL;
+    p->stats.cache_hit = 0;
+    p->stats.cache_bad = 1;
+    unlink(path);
+  }
+  if (emit_object(p, &obj, err, n)) {
+    be_program_free(p);
+    return NULL;
+  }
+  if (cache) {
+    double t5 = tl_now_ms();
+    cache_store(dir, path, &id, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+    p->stats.cache_ms += tl_now_ms() - t5;
   }
   double t6 = tl_now_ms();
   if (jit_link(p, obj, err, n)) {

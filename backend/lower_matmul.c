@@ -64,6 +64,29 @@ static void blas_call(em *e, const be_kern *k, int dt, LLVMValueRef M, LLVMValue
   LLVMPositionBuilderAtEnd(e->b, done);
 }
 
+/* A product with a uniform operand (every element the same number; see
+ * be_kern.uniform) has equal rows (uniform A) or equal columns (uniform
+ * B), but a gemm does not round them alike: OpenBLAS's sgemm kernel sums
+ * rows 6-11 of each 12 in another order than rows 0-5, one ulp apart, and a
+ * softmax over such logits (~1e10 in squeezenet with constant weights,
+ * where an ulp is 1024) turned equal classes into 0 and 2/n. So BLAS
+ * computes the first row (or column) alone, into C's first Mu x Nu
+ * elements, and this loop copies it over the M x N product: element r
+ * takes element src(r) <= r, so going from the last element down reads
+ * each source before anything overwrites it. */
+static void spread_uniform(em *e, const be_kern *k, int dt, LLVMValueRef N, LLVMValueRef C, LLVMValueRef MN) {
+  LLVMTypeRef et = mty(e, dt);
+  loop l;
+  LLVMValueRef d = lw_loop_open(e, &l, ci(e, 0), MN, 0, NULL);
+  LLVMValueRef r = LLVMBuildSub(e->b, LLVMBuildSub(e->b, MN, ci(e, 1), ""), d, "");
+  LLVMValueRef src = k->uniform[0] && k->uniform[1] ? ci(e, 0)
+                     : k->uniform[0]                 ? LLVMBuildURem(e->b, r, N, "")
+                                                     : LLVMBuildUDiv(e->b, r, N, "");
+  LLVMValueRef v = LLVMBuildLoad2(e->b, et, LLVMBuildGEP2(e->b, et, C, &src, 1, ""), "");
+  LLVMBuildStore(e->b, v, LLVMBuildGEP2(e->b, et, C, &r, 1, ""));
+  lw_loop_close(e, &l, NULL);
+}
+
 void lw_k_matmul(em *e, const be_kern *k) {
   const tl_graph *g = e->g;
   const tl_node *n = &g->nodes[k->node];
@@ -140,7 +163,9 @@ void lw_k_matmul(em *e, const be_kern *k) {
     LLVMBuildMemSet(e->b, C, LLVMConstInt(e->i8, 0, 0), LLVMBuildMul(e->b, MN, ci(e, (int64_t)tl_dtype_size((tl_dtype)dt)), ""), 8);
     LLVMBuildBr(e->b, next);
     LLVMPositionBuilderAtEnd(e->b, call);
-    blas_call(e, k, dt, M, N, K, A, Bp, C, MN);
+    LLVMValueRef Mu = k->uniform[0] ? ci(e, 1) : M, Nu = k->uniform[1] ? ci(e, 1) : N;
+    blas_call(e, k, dt, Mu, Nu, K, A, Bp, C, LLVMBuildMul(e->b, Mu, Nu, ""));
+    if (k->uniform[0] || k->uniform[1]) spread_uniform(e, k, dt, N, C, MN);
     LLVMBuildBr(e->b, next);
     LLVMPositionBuilderAtEnd(e->b, next);
   } else {

@@ -350,6 +350,23 @@ static bool swaps_last_two(const tl_node *n) {
   return true;
 }
 
+/* Every element of id's value is the same number: a fill, literal,
+ * zeros_like or ones_like seen through shape ops, casts and negation
+ * (each exact, so equal inputs give equal outputs). */
+static bool uniform_value(const tl_graph *g, int32_t id) {
+  for (;;) {
+    const tl_node *n = &g->nodes[id];
+    switch (n->op) {
+    case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE: return true;
+    case TL_OP_RESHAPE: case TL_OP_TRANSPOSE: case TL_OP_BROADCAST_TO: case TL_OP_EXPAND_DIMS:
+    case TL_OP_SQUEEZE: case TL_OP_SLICE: case TL_OP_CAST: case TL_OP_NEG:
+      id = tl_node_inputs(g, n)[0];
+      break;
+    default: return false;
+    }
+  }
+}
+
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
   memset(p, 0, sizeof *p);
   be_options o = be_options_default();
@@ -452,6 +469,7 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
       kk->opbuf[1] = ob[1];
       kk->trans[0] = tr[0];
       kk->trans[1] = tr[1];
+      for (int q = 0; q < 2; q++) kk->uniform[q] = uniform_value(g, in[q]);
       free(kk->reads);
       kk->reads = tl_xmalloc(2 * sizeof *kk->reads);
       kk->reads[0] = ob[0];
@@ -623,7 +641,8 @@ uint64_t be_plan_hash(const be_plan *p) {
   }
   for (int i = 0; i < p->nks; i++) {
     const be_kern *k = &p->ks[i];
-    int64_t v[9] = {k->kind, k->node, k->out, k->place, k->part, k->opbuf[0], k->opbuf[1], k->trans[0], k->trans[1]};
+    int64_t v[11] = {k->kind,      k->node,     k->out,      k->place,      k->part,      k->opbuf[0],
+                     k->opbuf[1], k->trans[0], k->trans[1], k->uniform[0], k->uniform[1]};
     XXH3_64bits_update(st, v, sizeof v);
     XXH3_64bits_update(st, k->reads, (size_t)k->nreads * sizeof *k->reads);
   }

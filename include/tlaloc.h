@@ -183,7 +183,8 @@ tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs,
  * name), and for "llvm" milliseconds
  * "plan_ms", "lower_ms", "opt_ms", "codegen_ms", "cache_ms", "jit_ms",
  * "compile_ms" (their total, wall clock); "cache_hit" (the object came from
- * the disk cache: no IR, optimisation or codegen ran); "kernels",
+ * the disk cache: no IR, optimisation or codegen ran); "cache_bad" (the
+ * cache held an unsound entry for it, now recompiled and replaced); "kernels",
  * "inplace" (kernels writing over a dead operand's buffer) and
  * "arena_bytes" (the intermediates' arena at the last run's sizes; 0
  * before the first run). Not to be called while the program runs. */

@@ -19,8 +19,20 @@
  * (vector_math 2) against libmvec's (vector_math 1), with exp and tanh
  * alone in ns per element; --chain stops after it; --compile runs
  * benchmark 4 alone, --attention attention's rows alone.
+ *
+ * Every row also checks tlaloc's outputs (the last column): against the
+ * peer's outputs on the same inputs where the peer computes the same thing
+ * (numpy, the C kernels, OpenBLAS, the example's kernels as C), else
+ * against a plain C loop with libm (the STREAM rows, whose peer is a
+ * bandwidth reference) or the reference interpreter (the loop-shape rows,
+ * whose peer is tlaloc on another shape). Tolerance: f32 1e-4, f64 1e-10,
+ * relative to the larger value plus that much of the output's largest
+ * magnitude (GEMMs and long sums round relative to the norm; the -ffast-math
+ * peers reassociate). A mismatch, a compile or run error, or a C peer that
+ * does not build is a failure: the exit status is then 1 (the smoke test
+ * fails). numpy missing is reported and not a failure.
  * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] */
-#include "backend/backend.h"
+#include "backend/be_internal.h"
 #include "bench/backend/c_peer.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -31,6 +43,7 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +51,17 @@
 
 static int REPS = 7;
 static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0;
+static int failures; /* mismatches, compile and run errors, peers that did not build */
+
+static void fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  printf("FAIL ");
+  vprintf(fmt, ap);
+  printf("\n");
+  va_end(ap);
+  failures++;
+}
 
 static tl_graph *parse(const char *src) {
   tl_diag d;
@@ -45,22 +69,86 @@ static tl_graph *parse(const char *src) {
   tl_graph *g = tl_tg_parse(src, strlen(src), &d);
   fputs(tl_diag_text(&d), stderr);
   tl_diag_free(&d);
+  if (!g) fail("parse: %s", src);
   return g;
 }
 
-static double run_min(be_program *p, tl_tensor **in, int64_t *syms, int nout) {
+static be_program *compile(const char *what, const tl_graph *g, const be_options *o) {
+  char err[512];
+  be_program *p = g ? be_compile(g, o, err, sizeof err) : NULL;
+  if (g && !p) fail("%s: compile: %s", what, err);
+  return p;
+}
+
+/* n values of ours and theirs (float, or double when f64) agree within the
+ * tolerance above; v gets the check column's text. A mismatch prints the
+ * worst element and counts a failure. theirs NULL: the peer has no output
+ * (it failed, already counted). */
+static bool agree(const char *what, const char *peer, const void *ours, const void *theirs, bool f64, int64_t n,
+                  char *v, size_t vn) {
+  if (!ours || !theirs) {
+    snprintf(v, vn, "no output");
+    if (!ours) fail("%s: tlaloc has no output to compare with %s", what, peer);
+    return false;
+  }
+  double t = f64 ? 1e-10 : 1e-4, scale = 0, worst = 0;
+  int64_t at = -1;
+  for (int64_t i = 0; i < n; i++) {
+    double b = f64 ? ((const double *)theirs)[i] : ((const float *)theirs)[i];
+    if (isfinite(b) && fabs(b) > scale) scale = fabs(b);
+  }
+  for (int64_t i = 0; i < n; i++) {
+    double a = f64 ? ((const double *)ours)[i] : ((const float *)ours)[i];
+    double b = f64 ? ((const double *)theirs)[i] : ((const float *)theirs)[i];
+    double e;
+    if (isnan(a) || isnan(b) || isinf(a) || isinf(b)) e = (isnan(a) && isnan(b)) || a == b ? 0 : INFINITY;
+    else e = fabs(a - b) / (fmax(fabs(a), fabs(b)) + scale + 1e-300);
+    if (e > worst || (at < 0 && e > t)) worst = e, at = i;
+  }
+  if (worst <= t) {
+    snprintf(v, vn, "agree (%.0e)", worst);
+    return true;
+  }
+  double a = f64 ? ((const double *)ours)[at] : ((const float *)ours)[at];
+  double b = f64 ? ((const double *)theirs)[at] : ((const float *)theirs)[at];
+  fail("%s: tlaloc and %s differ at element %lld of %lld: %.9g vs %.9g", what, peer, (long long)at, (long long)n, a,
+       b);
+  snprintf(v, vn, "DIFFER");
+  return false;
+}
+
+/* agree() on two tensors of the same dtype and size. */
+static bool agree_t(const char *what, const char *peer, const tl_tensor *ours, const tl_tensor *theirs, char *v,
+                    size_t vn) {
+  if (ours && theirs && (ours->dtype != theirs->dtype || ours->numel != theirs->numel)) {
+    fail("%s: tlaloc's output and %s's have different dtypes or sizes", what, peer);
+    snprintf(v, vn, "DIFFER");
+    return false;
+  }
+  return agree(what, peer, ours ? ours->data : NULL, theirs ? theirs->data : NULL,
+               (ours ? ours->dtype : TL_F32) == TL_F64, ours ? ours->numel : 0, v, vn);
+}
+
+/* The fastest of REPS runs; *keep (if not NULL) gets the last run's first
+ * output (the caller frees it), NULL on a run error. */
+static double run_min(be_program *p, tl_tensor **in, int64_t *syms, int nout, tl_tensor **keep) {
   double best = 1e30;
   char err[256];
   tl_tensor *out[8];
+  if (keep) *keep = NULL;
+  if (!p) return NAN;
   for (int r = 0; r < REPS; r++) {
     double t = tl_now_ms();
     if (be_run(p, in, syms, out, err, sizeof err)) {
-      fprintf(stderr, "run: %s\n", err);
+      fail("run: %s", err);
       return NAN;
     }
     t = tl_now_ms() - t;
     if (t < best) best = t;
-    for (int i = 0; i < nout; i++) tl_tensor_free(out[i]);
+    for (int i = 0; i < nout; i++) {
+      if (keep && i == 0 && r == REPS - 1) *keep = out[0];
+      else tl_tensor_free(out[i]);
+    }
   }
   return best;
 }
@@ -95,16 +183,39 @@ static double triad(int64_t n, int threads) {
   return best;
 }
 
-static double numpy_ms(const char *setup, const char *stmt) {
-  char cmd[4096];
-  snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 -c \"import numpy as np, timeit; %s; "
-           "print(min(timeit.repeat(lambda: %s, number=1, repeat=%d))*1e3)\" 2>/dev/null", setup, stmt, REPS);
+/* numpy's time for stmt, a Python expression over the names of ins (each
+ * written to a .npy file and loaded), and its value, read back into *out.
+ * NAN and *out NULL when python3 or numpy is missing (said, not a failure). */
+static double numpy_run(const char *const *names, tl_tensor *const *ins, int nin, const char *stmt, tl_tensor **out) {
+  char cmd[8192], path[256], err[256];
+  int len = snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c \"import numpy as np, timeit; ");
+  *out = NULL;
+  for (int i = 0; i < nin; i++) {
+    snprintf(path, sizeof path, "/tmp/tlbench.%ld.%s.npy", (long)getpid(), names[i]);
+    if (tl_npy_write(path, ins[i], err, sizeof err)) {
+      fail("numpy input: %s", err);
+      return NAN;
+    }
+    len += snprintf(cmd + len, sizeof cmd - (size_t)len, "%s=np.load('%s'); ", names[i], path);
+  }
+  char opath[256];
+  snprintf(opath, sizeof opath, "/tmp/tlbench.%ld.out.npy", (long)getpid());
+  snprintf(cmd + len, sizeof cmd - (size_t)len,
+           "np.save('%s', %s); print(min(timeit.repeat(lambda: %s, number=1, repeat=%d))*1e3)\" 2>/dev/null", opath,
+           stmt, stmt, REPS);
   FILE *f = popen(cmd, "r");
-  if (!f) return NAN;
   double v = NAN;
-  if (fscanf(f, "%lf", &v) != 1) v = NAN;
-  pclose(f);
+  if (f) {
+    if (fscanf(f, "%lf", &v) != 1) v = NAN;
+    pclose(f);
+  }
+  if (!isnan(v)) *out = tl_npy_read(opath, err, sizeof err);
+  if (isnan(v) || !*out) printf("skipped: the numpy rows (no /usr/bin/python3 with numpy)\n");
+  for (int i = 0; i < nin; i++) {
+    snprintf(path, sizeof path, "/tmp/tlbench.%ld.%s.npy", (long)getpid(), names[i]);
+    unlink(path);
+  }
+  unlink(opath);
   return v;
 }
 
@@ -147,31 +258,41 @@ static void *build_c(const char *src, const char *flags, double *ms, char *sopat
   return dlopen(sopath, RTLD_NOW);
 }
 
-static void row(const char *what, double ours, const char *peer, double theirs) {
-  printf("| %-44s | %9.3f ms | %-34s | %9.3f ms | %6.2fx |\n", what, ours, peer, theirs, theirs / ours);
+static void row(const char *what, double ours, const char *peer, double theirs, const char *check) {
+  printf("| %-44s | %9.3f ms | %-34s | %9.3f ms | %6.2fx | %s |\n", what, ours, peer, theirs, theirs / ours, check);
 }
 
 /* src (symbols r and c) at r x c = shape[0] x shape[1] against the peer:
- * peer_src (NULL: src) at shape[2] x shape[3]; one thread. */
+ * peer_src (NULL: src) at shape[2] x shape[3]; one thread. The peer is
+ * tlaloc itself on another shape, so each side's output is checked against
+ * the reference interpreter on its own inputs. */
 static void shape_pair(const char *what, const char *src, const int64_t *shape, const char *peer,
                        const char *peer_src) {
   double t[2] = {NAN, NAN};
+  bool ok = true;
+  char v[64] = "";
   for (int k = 0; k < 2; k++) {
     char err[512];
     tl_graph *g = parse(k && peer_src ? peer_src : src);
     be_options o = be_options_default();
     o.threads = 1;
     o.use_cache = 0;
-    be_program *p = g ? be_compile(g, &o, err, sizeof err) : NULL;
+    be_program *p = compile(what, g, &o);
     int64_t syms[2] = {shape[2 * k], shape[2 * k + 1]};
-    tl_tensor *in[4] = {0};
-    if (!p || tl_random_inputs(g, in, syms, 3, err, sizeof err)) fprintf(stderr, "%s: %s\n", what, g ? err : "parse");
-    else t[k] = run_min(p, in, syms, 1);
+    tl_tensor *in[4] = {0}, *got = NULL, *ref = NULL;
+    if (g && tl_random_inputs(g, in, syms, 3, err, sizeof err)) fail("%s: inputs: %s", what, err);
+    else if (p) t[k] = run_min(p, in, syms, 1, &got);
+    if (p && tl_interp_run(g, in, syms, &ref, err, sizeof err)) fail("%s: interpreter: %s", what, err);
+    char label[160];
+    snprintf(label, sizeof label, "%s%s", k ? "peer shape of " : "", what);
+    ok &= agree_t(label, "the interpreter", got, ref, v, sizeof v);
+    tl_tensor_free(got);
+    tl_tensor_free(ref);
     for (int i = 0; g && i < g->ninputs; i++) tl_tensor_free(in[i]);
     be_program_free(p);
     tl_graph_free(g);
   }
-  row(what, t[0], peer, t[1]);
+  row(what, t[0], peer, t[1], ok ? "both = interpreter" : "DIFFER");
 }
 
 /* y = x @ op(w) through the backend (program src, x [m k]) and through
@@ -181,19 +302,18 @@ static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, i
   tl_graph *g = parse(src);
   be_options o = be_options_default();
   o.use_cache = 0;
-  be_program *p = g ? be_compile(g, &o, err, sizeof err) : NULL;
+  be_program *p = compile(what, g, &o);
   if (!p) {
-    fprintf(stderr, "%s: %s\n", what, g ? err : "parse");
     tl_graph_free(g);
     return;
   }
   int64_t syms[3] = {m, k, nn};
-  tl_tensor *in[4] = {0};
+  tl_tensor *in[4] = {0}, *got = NULL;
   if (tl_random_inputs(g, in, syms, 3, err, sizeof err)) {
-    fprintf(stderr, "%s: %s\n", what, err);
+    fail("%s: inputs: %s", what, err);
   } else {
-    double ours = run_min(p, in, syms, 1);
-    float *y = malloc((size_t)(m * nn) * 4);
+    double ours = run_min(p, in, syms, 1, &got);
+    float *y = malloc((size_t)(m * nn) * 4), *yv = malloc((size_t)(m * nn) * 4);
     const float *x = in[0]->data, *w = in[1]->data;
     double gemm = 1e30, gemv = 1e30;
     for (int r = 0; r < REPS; r++) {
@@ -205,14 +325,21 @@ static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, i
       if (m != 1) continue;
       t0 = tl_now_ms();
       cblas_sgemv(CblasRowMajor, transw ? CblasNoTrans : CblasTrans, transw ? (int)nn : (int)k,
-                  transw ? (int)k : (int)nn, 1, w, transw ? (int)k : (int)nn, x, 1, 0, y, 1);
+                  transw ? (int)k : (int)nn, 1, w, transw ? (int)k : (int)nn, x, 1, 0, yv, 1);
       t0 = tl_now_ms() - t0;
       if (t0 < gemv) gemv = t0;
     }
-    row(what, ours, "cblas_sgemm direct", gemm);
-    if (m == 1) row(what, ours, "cblas_sgemv direct", gemv);
+    char v[64];
+    agree(what, "cblas_sgemm", got ? got->data : NULL, y, false, m * nn, v, sizeof v);
+    row(what, ours, "cblas_sgemm direct", gemm, v);
+    if (m == 1) {
+      agree(what, "cblas_sgemv", got ? got->data : NULL, yv, false, m * nn, v, sizeof v);
+      row(what, ours, "cblas_sgemv direct", gemv, v);
+    }
     free(y);
+    free(yv);
   }
+  tl_tensor_free(got);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
   be_program_free(p);
   tl_graph_free(g);
@@ -220,34 +347,50 @@ static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, i
 
 /* Minimum time of be_run_into p[0] and p[1] alternately into one
  * preallocated f32 output of the given dims (no allocation or page faults
- * timed; taking turns spreads the machine's load over both). */
+ * timed; taking turns spreads the machine's load over both). out[k] gets
+ * a copy of p[k]'s output (NULL on an error; the caller frees them). */
 static void run_into_pair_dims(be_program *const *p, tl_tensor **in, int64_t *syms, int rank,
-                               const int64_t *dims, double *t) {
+                               const int64_t *dims, double *t, tl_tensor **outs) {
   char err[256];
-  tl_tensor *out = tl_tensor_new(TL_F32, rank, dims, err, sizeof err);
+  tl_tensor *out = p[0] && p[1] ? tl_tensor_new(TL_F32, rank, dims, err, sizeof err) : NULL;
   t[0] = t[1] = 1e30;
+  outs[0] = outs[1] = NULL;
   for (int r = 0; out && r < 3 * REPS; r++)
     for (int k = 0; k < 2; k++) {
       double t0 = tl_now_ms();
       if (be_run_into(p[k], in, syms, &out, err, sizeof err)) {
-        fprintf(stderr, "run: %s\n", err);
-        t[k] = NAN;
-        r = 3 * REPS;
-        break;
+        fail("run: %s", err);
+        t[0] = t[1] = NAN;
+        tl_tensor_free(out);
+        return;
       }
       t0 = tl_now_ms() - t0;
       if (t0 < t[k]) t[k] = t0;
+      if (r == 3 * REPS - 1) outs[k] = tl_tensor_copy(out);
     }
+  if (!out) t[0] = t[1] = NAN;
   tl_tensor_free(out);
 }
-static void run_into_pair(be_program *const *p, tl_tensor **in, int64_t *syms, int64_t n, double *t) {
-  run_into_pair_dims(p, in, syms, 1, &n, t);
+static void run_into_pair(be_program *const *p, tl_tensor **in, int64_t *syms, int64_t n, double *t,
+                          tl_tensor **outs) {
+  run_into_pair_dims(p, in, syms, 1, &n, t, outs);
+}
+
+/* The chain, exp and tanh written in C with libm, one element at a time:
+ * what the rows whose peer computes something else are checked against. */
+enum { F_CHAIN, F_EXP, F_TANH };
+static float *c_reference(int f, const tl_tensor *a, const tl_tensor *b) {
+  const float *x = a->data, *y = b->data;
+  float *r = malloc((size_t)a->numel * 4 + 4);
+  for (int64_t i = 0; i < a->numel; i++)
+    r[i] = f == F_CHAIN ? tanhf(expf(x[i] * 0.5f)) * y[i] + 1 : f == F_EXP ? expf(x[i]) : tanhf(x[i]);
+  return r;
 }
 
 /* 1b. The chain, exp and tanh with vector_math 2 (tlaloc's own f32 exp
  * and tanh) against 1 (libmvec), one thread, on the chain's inputs: with
  * be_run as benchmark 1, and into a preallocated output (the kernels'
- * own time). */
+ * own time). Checked: own against libmvec, libmvec against the C loop. */
 static void vmath_rows(tl_tensor **in, int64_t n, double triad1) {
   static const char *const src[3] = {
     "(graph chain (in a f32 [n]) (in b f32 [n]) (out y (add (mul (tanh (exp (mul a 0.5))) b) 1)))",
@@ -259,39 +402,119 @@ static void vmath_rows(tl_tensor **in, int64_t n, double triad1) {
     tl_graph *g = parse(src[k]);
     int64_t syms[1] = {n};
     be_program *p[2] = {NULL, NULL};
+    tl_tensor *got[2] = {NULL, NULL}, *into[2] = {NULL, NULL};
     for (int vm = 0; vm < 2 && g; vm++) {
-      char err[512];
       be_options o = be_options_default();
       o.threads = 1;
       o.use_cache = 0;
       o.vector_math = vm ? 1 : 2;
-      p[vm] = be_compile(g, &o, err, sizeof err);
-      if (!p[vm]) fprintf(stderr, "%s: %s\n", what[k], err);
-      else t[vm] = run_min(p[vm], in, syms, 1);
+      p[vm] = compile(what[k], g, &o);
+      t[vm] = run_min(p[vm], in, syms, 1, &got[vm]);
     }
-    if (p[0] && p[1]) run_into_pair(p, in, syms, n, ti);
+    run_into_pair(p, in, syms, n, ti, into);
     for (int vm = 0; vm < 2; vm++) be_program_free(p[vm]);
     tl_graph_free(g);
-    char a[96], b[96];
+    float *ref = c_reference(k, in[0], in[1]);
+    char a[96], b[96], v[64], w[64], vr[64];
     snprintf(a, sizeof a, "%s, own exp/tanh, 1 thread", what[k]);
-    row(a, t[0], "libmvec", t[1]);
+    bool ok = agree(a, "libmvec", got[0] ? got[0]->data : NULL, got[1] ? got[1]->data : NULL, false, n, v, sizeof v);
+    ok &= agree(a, "the C loop", got[1] ? got[1]->data : NULL, ref, false, n, w, sizeof w);
+    row(a, t[0], "libmvec", t[1], ok ? v : "DIFFER");
     snprintf(a, sizeof a, "%s, own, into buffer (%.2f ns/elt)", what[k], ti[0] * 1e6 / (double)n);
     snprintf(b, sizeof b, "libmvec, into buffer (%.2f ns/elt)", ti[1] * 1e6 / (double)n);
-    row(a, ti[0], b, ti[1]);
+    agree(a, "libmvec", into[0] ? into[0]->data : NULL, into[1] ? into[1]->data : NULL, false, n, v, sizeof v);
+    row(a, ti[0], b, ti[1], v);
     if (k == 0) {
-      row("chain, own exp/tanh, 1 thread", t[0], "STREAM triad 1 thread", triad1);
-      row("chain, own, into buffer, 1 thread", ti[0], "STREAM triad 1 thread", triad1);
-      row("chain, libmvec, into buffer, 1 thread", ti[1], "STREAM triad 1 thread", triad1);
+      snprintf(vr, sizeof vr, "= C loop: ");
+      agree("chain, own exp/tanh", "the C loop", got[0] ? got[0]->data : NULL, ref, false, n, vr + 10,
+            sizeof vr - 10);
+      row("chain, own exp/tanh, 1 thread", t[0], "STREAM triad 1 thread", triad1, vr);
+      agree("chain, own, into buffer", "the C loop", into[0] ? into[0]->data : NULL, ref, false, n, vr + 10,
+            sizeof vr - 10);
+      row("chain, own, into buffer, 1 thread", ti[0], "STREAM triad 1 thread", triad1, vr);
+      agree("chain, libmvec, into buffer", "the C loop", into[1] ? into[1]->data : NULL, ref, false, n, vr + 10,
+            sizeof vr - 10);
+      row("chain, libmvec, into buffer, 1 thread", ti[1], "STREAM triad 1 thread", triad1, vr);
+    }
+    free(ref);
+    for (int vm = 0; vm < 2; vm++) {
+      tl_tensor_free(got[vm]);
+      tl_tensor_free(into[vm]);
     }
   }
 }
 
-/* 4. compile latency: cold (no cache) per example, then cache hit */
+/* Runs the C peer's `run` (in the library h) on inputs at syms: the plan's
+ * buffers as tlaloc's run time lays them out (inputs the caller's, outputs
+ * and temporaries allocated here), then each graph output copied into a
+ * new tensor in outs. 0, or -1 with a message. */
+static int c_peer_run(void *h, const tl_graph *g, tl_tensor **in, const int64_t *syms, tl_tensor **outs, char *err,
+                      size_t n) {
+  void (*run)(void **, const long *);
+  *(void **)&run = dlsym(h, "run");
+  be_plan pl;
+  if (!run) {
+    snprintf(err, n, "the C peer has no run()");
+    return -1;
+  }
+  if (be_plan_build(&pl, g, err, n)) {
+    be_plan_free(&pl);
+    return -1;
+  }
+  void **bufs = tl_xcalloc((size_t)pl.nbufs + 1, sizeof *bufs);
+  long *s = tl_xcalloc((size_t)g->nsyms + 1, sizeof *s);
+  for (int i = 0; i < g->nsyms; i++) s[i] = (long)syms[i];
+  int rc = 0;
+  for (int b = 0; b < pl.nbufs && !rc; b++) {
+    const be_buf *bb = &pl.bufs[b];
+    if (bb->kind == BE_BUF_INPUT) bufs[b] = in[bb->index]->data;
+    else if (bb->kind == BE_BUF_CONST) rc = -1, snprintf(err, n, "a constant buffer: not run here");
+    else if (bb->kind != BE_BUF_UNUSED) {
+      int64_t e = 1;
+      for (int d = 0; d < bb->rank; d++) e *= bb->dims[d] >= 0 ? bb->dims[d] : syms[-bb->dims[d] - 1];
+      bufs[b] = tl_xcalloc((size_t)(e ? e : 1), tl_dtype_size((tl_dtype)bb->dtype));
+    }
+  }
+  if (!rc) run(bufs, s);
+  for (int i = 0; i < g->noutputs; i++) outs[i] = NULL;
+  for (int i = 0; i < g->noutputs && !rc; i++) {
+    const tl_type *t = &g->nodes[g->outputs[i].node].type;
+    int64_t dims[TL_MAX_RANK];
+    for (int d = 0; d < t->rank; d++) dims[d] = t->dims[d] >= 0 ? t->dims[d] : syms[-t->dims[d] - 1];
+    outs[i] = tl_tensor_new((tl_dtype)t->dtype, t->rank, dims, err, n);
+    if (!outs[i]) rc = -1;
+    else memcpy(outs[i]->data, bufs[pl.out_buf[i]], (size_t)outs[i]->numel * tl_dtype_size((tl_dtype)t->dtype));
+  }
+  for (int b = 0; b < pl.nbufs; b++)
+    if (pl.bufs[b].kind != BE_BUF_INPUT) free(bufs[b]);
+  free(bufs);
+  free(s);
+  be_plan_free(&pl);
+  return rc;
+}
+
+/* Every output of a program against the peer's (outs may hold NULLs). */
+static bool agree_outs(const char *what, const char *peer, const tl_graph *g, tl_tensor **ours, tl_tensor **theirs,
+                       char *v, size_t vn) {
+  bool ok = true;
+  char w[64];
+  snprintf(v, vn, "no output");
+  for (int i = 0; i < g->noutputs; i++) {
+    if (!agree_t(what, peer, ours[i], theirs[i], w, sizeof w)) ok = false;
+    if (i == 0 || !ok) snprintf(v, vn, "%s", w);
+  }
+  return ok;
+}
+
+/* 4. compile latency: cold (no cache) per example, then cache hit. Each
+ * example runs once (symbols 7, 8, ...; random inputs) compiled cold, from
+ * the cache, and as its kernels in C, and the outputs are compared. */
 static void compile_latency(const char *srcdir, const be_options *o1) {
   char err[512], so[256];
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/examples", srcdir);
   DIR *dp = opendir(dir);
+  if (!dp) fail("cannot open %s", dir);
   struct dirent *de;
   double worst = 0, sum = 0;
   int cnt = 0;
@@ -306,24 +529,31 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
   while (dp && (de = readdir(dp))) {
     size_t l = strlen(de->d_name);
     if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
-    char path[8192];
+    char path[8192], what[128];
     snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    snprintf(what, sizeof what, "cold JIT %.100s", de->d_name);
     size_t len;
     char *src = tl_read_file(path, &len, err, sizeof err);
-    tl_graph *eg = parse(src);
+    tl_graph *eg = src ? parse(src) : NULL;
     free(src);
+    if (!eg) {
+      fail("%s: cannot read or parse", path);
+      continue;
+    }
     double best = 1e30;
     be_stats bs;
     memset(&bs, 0, sizeof bs);
+    be_program *cold = NULL;
     for (int r = 0; r < (smoke ? 1 : 5); r++) {
-      be_program *p = be_compile(eg, o1, err, sizeof err);
+      be_program *p = compile(what, eg, o1);
       if (p && be_program_stats(p)->total_ms < best) best = be_program_stats(p)->total_ms, bs = *be_program_stats(p);
-      be_program_free(p);
+      if (!cold) cold = p;
+      else be_program_free(p);
     }
     /* the peer: the same kernels as C, gcc -O2 (min of the same count) */
     double gccb = NAN;
     char *csrc = c_peer_source(eg, err, sizeof err);
-    if (!csrc) fprintf(stderr, "%s: C peer: %s\n", de->d_name, err);
+    if (!csrc) fail("%s: C peer: %s", de->d_name, err);
     const char *dump = getenv("TLALOC_CPEER_DUMP"); /* a folder to keep the C in */
     if (csrc && dump && *dump) {
       char cp[8192];
@@ -331,28 +561,50 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
       FILE *cf = fopen(cp, "w");
       if (cf) { fputs(csrc, cf); fclose(cf); }
     }
+    void *peer = NULL;
+    char peer_so[256] = "";
     for (int r = 0; csrc && r < (smoke ? 1 : 5); r++) {
       double ms;
       void *hh = build_c(csrc, "-O2", &ms, so);
       if (!hh) {
-        fprintf(stderr, "%s: gcc failed on the C peer\n", de->d_name);
+        fail("%s: gcc failed on the C peer", de->d_name);
         gccb = NAN;
         break;
       }
-      dlclose(hh);
-      unlink(so);
+      if (!peer) peer = hh, snprintf(peer_so, sizeof peer_so, "%s", so);
+      else dlclose(hh), unlink(so);
       if (r == 0 || ms < gccb) gccb = ms;
     }
     free(csrc);
-    be_program *pm = be_compile(eg, &oc, err, sizeof err);
-    be_program *ph = be_compile(eg, &oc, err, sizeof err);
+    be_program *pm = compile(what, eg, &oc);
+    be_program *ph = compile(what, eg, &oc);
     double hit = ph ? be_program_stats(ph)->total_ms : NAN;
+    /* the outputs: cold, cache hit, C peer */
+    int64_t *syms = tl_xcalloc((size_t)eg->nsyms + 1, sizeof *syms);
+    for (int i = 0; i < eg->nsyms; i++) syms[i] = 7 + i;
+    tl_tensor **in = tl_xcalloc((size_t)eg->ninputs + 1, sizeof *in);
+    int no = eg->noutputs;
+    tl_tensor **oc_ = tl_xcalloc((size_t)no + 1, sizeof *oc_), **oh = tl_xcalloc((size_t)no + 1, sizeof *oh),
+              **op = tl_xcalloc((size_t)no + 1, sizeof *op);
+    if (tl_random_inputs(eg, in, syms, 5, err, sizeof err)) fail("%s: inputs: %s", what, err);
+    else {
+      if (cold && be_run(cold, in, syms, oc_, err, sizeof err)) fail("%s: run: %s", what, err);
+      if (ph && be_run(ph, in, syms, oh, err, sizeof err)) fail("%s: cache hit: run: %s", what, err);
+      if (peer && c_peer_run(peer, eg, in, syms, op, err, sizeof err)) fail("%s: C peer run: %s", what, err);
+    }
+    char vh[64], vp[64];
+    agree_outs(what, "the cache hit", eg, oh, oc_, vh, sizeof vh);
+    agree_outs(what, "the C peer", eg, oc_, op, vp, sizeof vp);
+    for (int i = 0; i < no; i++) tl_tensor_free(oc_[i]), tl_tensor_free(oh[i]), tl_tensor_free(op[i]);
+    for (int i = 0; i < eg->ninputs; i++) tl_tensor_free(in[i]);
+    free(oc_), free(oh), free(op), free(in), free(syms);
+    if (peer) dlclose(peer), unlink(peer_so);
+    be_program_free(cold);
     be_program_free(pm);
     be_program_free(ph);
-    printf("| cold JIT %-35s | %9.3f ms | cache hit                          | %9.3f ms |        |\n", de->d_name, best, hit);
-    char what[128];
-    snprintf(what, sizeof what, "cold JIT %.100s", de->d_name);
-    row(what, best, "its kernels as C, gcc -O2 -shared", gccb);
+    printf("| cold JIT %-35s | %9.3f ms | cache hit                          | %9.3f ms |        | %s |\n",
+           de->d_name, best, hit, vh);
+    row(what, best, "its kernels as C, gcc -O2 -shared", gccb, vp);
     double ratio = gccb / best;
     if (!(ratio >= worst_ratio)) worst_ratio = ratio, worst_ratio_at = cnt;
     log_ratio += log(ratio);
@@ -367,14 +619,14 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "rm -rf %s", cdir);
   if (system(cmd)) {}
-  row("cold JIT, mean over examples", sum / (cnt ? cnt : 1), "gcc -O2, mean over examples", gsum / (cnt ? cnt : 1));
-  row("cold JIT, worst example", worst, "gcc -O2 on that example", gcc_at_worst);
-  printf("| cache hit, worst example | %9.3f ms | | | |\n", worst_hit);
-  printf("| worst example's JIT: plan %.2f, lower %.2f, LLVM opt %.2f, codegen %.2f, link %.2f ms; %d kernels | | | | |\n",
+  row("cold JIT, mean over examples", sum / (cnt ? cnt : 1), "gcc -O2, mean over examples", gsum / (cnt ? cnt : 1),
+      "(per example above)");
+  row("cold JIT, worst example", worst, "gcc -O2 on that example", gcc_at_worst, "(per example above)");
+  printf("| cache hit, worst example | %9.3f ms | | | | |\n", worst_hit);
+  printf("| worst example's JIT: plan %.2f, lower %.2f, LLVM opt %.2f, codegen %.2f, link %.2f ms; %d kernels | | | | | |\n",
          worst_st.plan_ms, worst_st.lower_ms, worst_st.opt_ms, worst_st.codegen_ms, worst_st.jit_ms, worst_st.nkernels);
-  printf("| gcc -O2 on each example's kernels / cold JIT: geometric mean %.2fx, lowest %.2fx (example %d) | | | | |\n",
+  printf("| gcc -O2 on each example's kernels / cold JIT: geometric mean %.2fx, lowest %.2fx (example %d) | | | | | |\n",
          exp(log_ratio / (cnt ? cnt : 1)), worst_ratio, worst_ratio_at);
-
 }
 
 /* 3b. attention softmax(q k^T / 8) v, t x 64: two sgemms around a row
@@ -386,22 +638,30 @@ static void attention_rows(const be_options *o2) {
   int64_t T = smoke ? 128 : 2048, D = 64;
   tl_graph *g = parse("(graph att (in q f32 [t 64]) (in k f32 [t 64]) (in v f32 [t 64])"
             " (out o (matmul (softmax (div (matmul q (transpose k)) 8.0) :axis -1) v)))");
+  if (!g) return;
   int64_t s4[4] = {T};
   tl_tensor *ain[4] = {0};
   char err[512];
-  tl_random_inputs(g, ain, s4, 4, err, sizeof err);
+  if (tl_random_inputs(g, ain, s4, 4, err, sizeof err)) {
+    fail("attention: inputs: %s", err);
+    tl_graph_free(g);
+    return;
+  }
   be_options oi = *o2;
   oi.inplace_rules = ""; /* nothing in place: softmax writes a second t x t buffer */
-  be_program *p1 = be_compile(g, o2, err, sizeof err), *p0 = be_compile(g, &oi, err, sizeof err);
+  be_program *p1 = compile("attention", g, o2), *p0 = compile("attention without in-place rules", g, &oi);
   double att = NAN, att0 = NAN;
   char smso[256];
   double smx_ms;
   void *hs = build_c(HAND_SOFTMAX, "-O3 -march=native -ffast-math -fopenmp", &smx_ms, smso);
   double abl = NAN;
+  float *ao = NULL;
+  tl_tensor *got[2] = {NULL, NULL}; /* the last output of p1 and p0 */
   if (hs) {
     void (*smx)(float *, long, long);
     *(void **)&smx = dlsym(hs, "smx");
-    float *sc = malloc((size_t)(T * T) * 4), *ao = malloc((size_t)(T * D) * 4);
+    float *sc = malloc((size_t)(T * T) * 4);
+    ao = malloc((size_t)(T * D) * 4);
     abl = 1e30;
     /* tlaloc, tlaloc without in-place rules and the peer take turns, in
      * an order that rotates, three times the usual repetitions.
@@ -420,12 +680,16 @@ static void attention_rows(const be_options *o2) {
         be_program *p = who == 0 ? p1 : p0;
         double t0 = tl_now_ms();
         if (who < 2) {
-          if (p && be_run(p, ain, s4, &ao_t, err, sizeof err) == 0) {
+          if (!p) continue;
+          if (be_run(p, ain, s4, &ao_t, err, sizeof err) == 0) {
             t0 = tl_now_ms() - t0;
             double *best = who == 0 ? &att : &att0;
             if (!(t0 >= *best)) *best = t0;
+            tl_tensor_free(got[who]);
+            got[who] = ao_t;
+          } else {
+            fail("attention: run: %s", err);
           }
-          tl_tensor_free(ao_t);
           continue;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)D, 0.125f, ain[0]->data, (int)D,
@@ -438,22 +702,26 @@ static void attention_rows(const be_options *o2) {
       }
     }
     free(sc);
-    free(ao);
     /* not dlclose'd: libgomp's worker threads outlive the parallel loop
      * and would run unmapped code */
     unlink(smso);
   } else {
-    fprintf(stderr, "gcc failed on the attention peer's softmax\n");
-    att = p1 ? run_min(p1, ain, s4, 1) : NAN;
+    fail("gcc failed on the attention peer's softmax");
+    att = run_min(p1, ain, s4, 1, &got[0]);
   }
-  row(smoke ? "attention t=128 d=64, 2 threads" : "attention t=2048 d=64, 2 threads", att,
-      "2 sgemm + C softmax (gcc -fopenmp)", abl);
-  row("attention, softmax in place over the scores", att, "without in-place rules", att0);
+  char v[64];
+  const char *what = smoke ? "attention t=128 d=64, 2 threads" : "attention t=2048 d=64, 2 threads";
+  agree(what, "the peer", got[0] ? got[0]->data : NULL, ao, false, T * D, v, sizeof v);
+  row(what, att, "2 sgemm + C softmax (gcc -fopenmp)", abl, v);
+  agree("attention without in-place rules", "the peer", got[1] ? got[1]->data : NULL, ao, false, T * D, v, sizeof v);
+  row("attention, softmax in place over the scores", att, "without in-place rules", att0, v);
+  free(ao);
+  tl_tensor_free(got[0]);
+  tl_tensor_free(got[1]);
   be_program_free(p1);
   be_program_free(p0);
   for (int i = 0; i < 3; i++) tl_tensor_free(ain[i]);
   tl_graph_free(g);
-
 }
 
 int main(int argc, char **argv) {
@@ -478,14 +746,14 @@ int main(int argc, char **argv) {
     fclose(la);
   }
   printf("load average at start: %s\n", lbuf[0] ? lbuf : "?\n");
-  printf("| measurement | tlaloc | peer | peer time | peer/tlaloc |\n|---|---|---|---|---|\n");
+  printf("| measurement | tlaloc | peer | peer time | peer/tlaloc | outputs |\n|---|---|---|---|---|---|\n");
   if (compile_only) {
     compile_latency(srcdir, &o1);
-    return 0;
+    goto done;
   }
   if (attention_only) {
     attention_rows(&o2);
-    return 0;
+    goto done;
   }
 
   /* 1. fused chain */
@@ -494,70 +762,98 @@ int main(int argc, char **argv) {
                       " (out y (add (mul (tanh (exp (mul a 0.5))) b) 1)))");
   int64_t syms[4] = {n};
   tl_tensor *in[4] = {0};
-  tl_random_inputs(g, in, syms, 1, err, sizeof err);
-  be_program *p1 = be_compile(g, &o1, err, sizeof err), *p2 = be_compile(g, &o2, err, sizeof err);
-  if (!p1 || !p2) { fprintf(stderr, "%s\n", err); return 1; }
+  if (!g || tl_random_inputs(g, in, syms, 1, err, sizeof err)) {
+    fail("chain: %s", g ? err : "parse");
+    goto done;
+  }
+  be_program *p1 = compile("chain", g, &o1), *p2 = compile("chain", g, &o2);
   /* The triad writes into arrays allocated once, so the chain's headline
    * rows do too (be_run_into); be_run returns a fresh 40 MB output each
    * call, whose pages the kernel faults in and zeroes on first touch:
-   * those rows are printed as well. The two programs take turns. */
-  double ci[2], c1 = run_min(p1, in, syms, 1), c2 = run_min(p2, in, syms, 1);
-  run_into_pair((be_program *[]){p1, p2}, in, syms, n, ci);
+   * those rows are printed as well. The two programs take turns. The
+   * triad computes something else: the chain's outputs are checked
+   * against the C loop, and numpy's against numpy's. */
+  tl_tensor *y1 = NULL, *y2 = NULL, *yi[2] = {NULL, NULL}, *ynp = NULL;
+  double ci[2], c1 = run_min(p1, in, syms, 1, &y1), c2 = run_min(p2, in, syms, 1, &y2);
+  run_into_pair((be_program *[]){p1, p2}, in, syms, n, ci, yi);
   double t1 = triad(n, 1), t2 = triad(n, 2);
+  float *cref = c_reference(F_CHAIN, in[0], in[1]);
+  char v[64] = "= C loop: ";
   /* bytes: chain reads 2 arrays, writes 1 = triad's traffic */
-  row("chain exp/tanh 5 ops f32 n=1e7, 1 thread", ci[0], "STREAM triad 1 thread", t1);
-  row("chain exp/tanh 5 ops f32 n=1e7, 2 threads", ci[1], "STREAM triad 2 threads", t2);
-  row("chain, 1 thread, fresh output (be_run)", c1, "STREAM triad 1 thread", t1);
-  row("chain, 2 threads, fresh output (be_run)", c2, "STREAM triad 2 threads", t2);
-  char setup[512];
-  snprintf(setup, sizeof setup, "a=np.random.randn(%lld).astype(np.float32); b=np.random.randn(%lld).astype(np.float32)",
-           (long long)n, (long long)n);
-  double np1 = numpy_ms(setup, "np.tanh(np.exp(a*np.float32(0.5)))*b+np.float32(1)");
-  row("chain, 2 threads, fresh output (be_run)", c2, "numpy (fresh output)", np1);
+  agree("chain, 1 thread", "the C loop", yi[0] ? yi[0]->data : NULL, cref, false, n, v + 10, sizeof v - 10);
+  row("chain exp/tanh 5 ops f32 n=1e7, 1 thread", ci[0], "STREAM triad 1 thread", t1, v);
+  agree("chain, 2 threads", "the C loop", yi[1] ? yi[1]->data : NULL, cref, false, n, v + 10, sizeof v - 10);
+  row("chain exp/tanh 5 ops f32 n=1e7, 2 threads", ci[1], "STREAM triad 2 threads", t2, v);
+  agree("chain, 1 thread, be_run", "the C loop", y1 ? y1->data : NULL, cref, false, n, v + 10, sizeof v - 10);
+  row("chain, 1 thread, fresh output (be_run)", c1, "STREAM triad 1 thread", t1, v);
+  agree("chain, 2 threads, be_run", "the C loop", y2 ? y2->data : NULL, cref, false, n, v + 10, sizeof v - 10);
+  row("chain, 2 threads, fresh output (be_run)", c2, "STREAM triad 2 threads", t2, v);
+  double np1 = numpy_run((const char *[]){"a", "b"}, in, 2, "np.tanh(np.exp(a*np.float32(0.5)))*b+np.float32(1)",
+                         &ynp);
+  if (ynp) agree_t("chain, 2 threads, be_run", "numpy", y2, ynp, v, sizeof v);
+  else snprintf(v, sizeof v, "skipped: no numpy");
+  row("chain, 2 threads, fresh output (be_run)", c2, "numpy (fresh output)", np1, v);
+  free(cref);
+  tl_tensor_free(y1), tl_tensor_free(y2), tl_tensor_free(yi[0]), tl_tensor_free(yi[1]), tl_tensor_free(ynp);
   be_program_free(p1);
   be_program_free(p2);
   tl_graph_free(g);
   vmath_rows(in, n, t1);
   for (int i = 0; i < 2; i++) tl_tensor_free(in[i]);
-  if (chain_only) return 0;
+  if (chain_only) goto done;
 
   /* 2. log_softmax */
   int64_t rows = smoke ? 10 : 1000, cols = 10000;
   g = parse("(graph lsm (in x f32 [r c]) (out y (log_softmax x :axis 1)))");
   int64_t s2[4] = {rows, cols};
   tl_tensor *xin[2] = {0};
-  tl_random_inputs(g, xin, s2, 2, err, sizeof err);
-  p1 = be_compile(g, &o1, err, sizeof err);
-  p2 = be_compile(g, &o2, err, sizeof err);
+  if (!g || tl_random_inputs(g, xin, s2, 2, err, sizeof err)) {
+    fail("log_softmax: %s", g ? err : "parse");
+    goto done;
+  }
+  p1 = compile("log_softmax", g, &o1);
+  p2 = compile("log_softmax", g, &o2);
   /* the hand kernel writes into an array allocated once: so do the
    * headline rows (be_run_into); be_run's fresh output rows follow */
-  double l1 = run_min(p1, xin, s2, 1), l2 = run_min(p2, xin, s2, 1), li[2];
-  run_into_pair_dims((be_program *[]){p1, p2}, xin, s2, 2, s2, li);
+  tl_tensor *l1o = NULL, *l2o = NULL, *lio[2] = {NULL, NULL}, *lnp = NULL;
+  double l1 = run_min(p1, xin, s2, 1, &l1o), l2 = run_min(p2, xin, s2, 1, &l2o), li[2];
+  run_into_pair_dims((be_program *[]){p1, p2}, xin, s2, 2, s2, li, lio);
   double gcc_ms;
   char so[256];
   void *h = build_c(HAND_LSM, "-O3 -march=native -ffast-math", &gcc_ms, so);
   double hand = NAN;
+  float *hy = NULL;
   if (h) {
     void (*lsm)(const float *, float *, long, long);
     *(void **)&lsm = dlsym(h, "lsm"); /* POSIX's way to get a function from dlsym */
-    float *y = malloc((size_t)(rows * cols) * 4);
+    hy = malloc((size_t)(rows * cols) * 4);
     hand = 1e30;
     for (int r = 0; r < REPS; r++) {
       double t = tl_now_ms();
-      lsm(xin[0]->data, y, rows, cols);
+      lsm(xin[0]->data, hy, rows, cols);
       t = tl_now_ms() - t;
       if (t < hand) hand = t;
     }
-    free(y);
     dlclose(h);
     unlink(so);
+  } else {
+    fail("gcc failed on the log_softmax peer");
   }
-  row("log_softmax 1000x10000 f32, 1 thread", li[0], "C gcc -O3 -march=native -ffast-math", hand);
-  row("log_softmax 1000x10000 f32, 2 threads", li[1], "C hand kernel (1 thread)", hand);
-  row("log_softmax, 1 thread, fresh output (be_run)", l1, "C hand kernel (1 thread)", hand);
-  snprintf(setup, sizeof setup, "x=np.random.randn(%lld,%lld).astype(np.float32)", (long long)rows, (long long)cols);
-  double np2 = numpy_ms(setup, "(lambda m: (x-m)-np.log(np.exp(x-m).sum(axis=1,keepdims=True)))(x.max(axis=1,keepdims=True))");
-  row("log_softmax, 2 threads, fresh output (be_run)", l2, "numpy (stable, 3 passes)", np2);
+  int64_t lnum = rows * cols;
+  agree("log_softmax, 1 thread", "the C kernel", lio[0] ? lio[0]->data : NULL, hy, false, lnum, v, sizeof v);
+  row("log_softmax 1000x10000 f32, 1 thread", li[0], "C gcc -O3 -march=native -ffast-math", hand, v);
+  agree("log_softmax, 2 threads", "the C kernel", lio[1] ? lio[1]->data : NULL, hy, false, lnum, v, sizeof v);
+  row("log_softmax 1000x10000 f32, 2 threads", li[1], "C hand kernel (1 thread)", hand, v);
+  agree("log_softmax, 1 thread, be_run", "the C kernel", l1o ? l1o->data : NULL, hy, false, lnum, v, sizeof v);
+  row("log_softmax, 1 thread, fresh output (be_run)", l1, "C hand kernel (1 thread)", hand, v);
+  double np2 = numpy_run(
+      (const char *[]){"x"}, xin, 1,
+      "(lambda m: (x-m)-np.log(np.exp(x-m).sum(axis=1,keepdims=True)))(x.max(axis=1,keepdims=True))", &lnp);
+  if (lnp) agree_t("log_softmax, 2 threads, be_run", "numpy", l2o, lnp, v, sizeof v);
+  else snprintf(v, sizeof v, "skipped: no numpy");
+  row("log_softmax, 2 threads, fresh output (be_run)", l2, "numpy (stable, 3 passes)", np2, v);
+  free(hy);
+  tl_tensor_free(l1o), tl_tensor_free(l2o), tl_tensor_free(lio[0]), tl_tensor_free(lio[1]), tl_tensor_free(lnp);
   be_program_free(p1);
   be_program_free(p2);
   tl_tensor_free(xin[0]);
@@ -568,10 +864,13 @@ int main(int argc, char **argv) {
   g = parse("(graph mlp (in x f32 [n n]) (in w f32 [n n]) (in v f32 [n n])"
             " (out y (matmul (maximum (matmul x w) 0) v)))");
   int64_t s3[4] = {N};
-  tl_tensor *min_[4] = {0};
-  tl_random_inputs(g, min_, s3, 3, err, sizeof err);
-  p1 = be_compile(g, &o2, err, sizeof err);
-  double mm = run_min(p1, min_, s3, 1);
+  tl_tensor *min_[4] = {0}, *mo = NULL;
+  if (!g || tl_random_inputs(g, min_, s3, 3, err, sizeof err)) {
+    fail("mlp: %s", g ? err : "parse");
+    goto done;
+  }
+  p1 = compile("mlp", g, &o2);
+  double mm = run_min(p1, min_, s3, 1, &mo);
   float *t = malloc((size_t)(N * N) * 4), *yy = malloc((size_t)(N * N) * 4);
   double blas = 1e30;
   for (int r = 0; r < REPS; r++) {
@@ -584,9 +883,11 @@ int main(int argc, char **argv) {
     t0 = tl_now_ms() - t0;
     if (t0 < blas) blas = t0;
   }
+  agree("mlp", "OpenBLAS + C relu", mo ? mo->data : NULL, yy, false, N * N, v, sizeof v);
   free(t);
   free(yy);
-  row("MLP 2x sgemm 1024^3 + relu", mm, "cblas_sgemm direct + C relu", blas);
+  row("MLP 2x sgemm 1024^3 + relu", mm, "cblas_sgemm direct + C relu", blas, v);
+  tl_tensor_free(mo);
   be_program_free(p1);
   for (int i = 0; i < 3; i++) tl_tensor_free(min_[i]);
   tl_graph_free(g);
@@ -621,5 +922,8 @@ int main(int argc, char **argv) {
   blas_pair("[256 1024] @ [1024 1024]^T (trans flag)",
             "(graph s (in x f32 [m k]) (in w f32 [n k]) (out y (matmul x (transpose w))))", smoke ? 16 : 256, 1024,
             1024, 1);
-  return 0;
+done:
+  printf("%s: %d failure%s (mismatched outputs, compile or run errors, peers that did not build)\n",
+         failures ? "FAILED" : "ok", failures, failures == 1 ? "" : "s");
+  return failures ? 1 : 0;
 }

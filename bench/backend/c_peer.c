@@ -2,10 +2,11 @@
  * writes for the same plan: per kernel a function of nested loops over its
  * output, the fused ops as one C expression over loads with explicit index
  * arithmetic (libm calls for exp, log, ...), reductions and softmax as
- * accumulator loops, matmul as a cblas call. It is compiled for its compile
- * time only: the index arithmetic follows the plan's semantics, but the
- * corner cases tlaloc's lowering handles (NaN rules of max, float-to-int
- * conversion, take's bounds checks) are not reproduced. */
+ * accumulator loops, matmul as a cblas call. bench-backend times its
+ * compile and runs it on small random inputs, whose outputs must agree
+ * with tlaloc's; the corner cases tlaloc's lowering handles (NaN rules of
+ * max, float-to-int conversion, take's bounds checks, batch dims
+ * broadcast in part) are not reproduced. */
 #include "bench/backend/c_peer.h"
 
 #include "backend/be_internal.h"
@@ -334,24 +335,31 @@ static void k_matmul(cg *c, const be_kern *k) {
   const tl_node *n = &c->g->nodes[k->node];
   int R = n->type.rank, dt = n->type.dtype;
   const int32_t *in = tl_node_inputs(c->g, n);
-  const tl_type *at = &c->g->nodes[in[0]].type;
+  const tl_type *at = &c->g->nodes[in[0]].type, *bt = &c->g->nodes[in[1]].type;
+  /* as lower_matmul.c: a vector on the left is one row, on the right one
+   * column (the result then lacks that dim) */
+  int64_t m = at->rank >= 2 ? at->dims[at->rank - 2] : 1, kk = at->dims[at->rank - 1];
+  int64_t nn = bt->rank >= 2 ? bt->dims[bt->rank - 1] : 1;
+  int nbatch = R - (at->rank >= 2) - (bt->rank >= 2);
   char M[32], N[32], K[32];
-  dim(c, M, sizeof M, R >= 2 ? n->type.dims[R - 2] : 1);
-  dim(c, N, sizeof N, n->type.dims[R - 1]);
-  dim(c, K, sizeof K, at->dims[at->rank - 1]);
+  dim(c, M, sizeof M, m);
+  dim(c, N, sizeof N, nn);
+  dim(c, K, sizeof K, kk);
   tl_buf_printf(c->b, "  { long bt = 1;\n");
-  for (int i = 0; i + 2 < R; i++) {
+  for (int i = 0; i < nbatch; i++) {
     char d[32];
     dim(c, d, sizeof d, n->type.dims[i]);
     tl_buf_printf(c->b, "    bt *= %s;\n", d);
   }
+  /* an operand without the batch dims is shared by every product */
+  const char *qa = at->rank - 2 == nbatch ? "q" : "0", *qb = bt->rank - 2 == nbatch ? "q" : "0";
   tl_buf_printf(c->b,
                 "    for (long q = 0; q < bt; q++)\n"
-                "      cblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s, 1, (%s*)b[%d] + q*%s*%s, %s, (%s*)b[%d] + q*%s*%s, %s,"
+                "      cblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s, 1, (%s*)b[%d] + %s*%s*%s, %s, (%s*)b[%d] + %s*%s*%s, %s,"
                 " 0, (%s*)b[%d] + q*%s*%s, %s);\n  }\n",
                 dt == TL_F32 ? 's' : 'd', k->trans[0] ? "CblasTrans" : "CblasNoTrans",
-                k->trans[1] ? "CblasTrans" : "CblasNoTrans", M, N, K, cty(dt), k->opbuf[0], M, K, k->trans[0] ? M : K,
-                cty(dt), k->opbuf[1], K, N, k->trans[1] ? K : N, cty(dt), k->out, M, N, N);
+                k->trans[1] ? "CblasTrans" : "CblasNoTrans", M, N, K, cty(dt), k->opbuf[0], qa, M, K,
+                k->trans[0] ? M : K, cty(dt), k->opbuf[1], qb, K, N, k->trans[1] ? K : N, cty(dt), k->out, M, N, N);
 }
 
 char *c_peer_source(const tl_graph *g, char *err, size_t n) {

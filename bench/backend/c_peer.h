@@ -10,8 +10,9 @@
 #include <stddef.h>
 
 /* C source of g's kernels (one function per kernel of be_plan_build's
- * plan, and `run` calling them in order), malloc'd; NULL with a message
- * when the plan fails or an op has no C form here. */
+ * plan, and `void run(void **bufs, const long *syms)` calling them in
+ * order over the plan's buffers), malloc'd; NULL with a message when the
+ * plan fails or an op has no C form here. */
 char *c_peer_source(const tl_graph *g, char *err, size_t n);
 
 #endif

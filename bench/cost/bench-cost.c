@@ -13,6 +13,14 @@
  * cost), row reductions and normalisations broadcast back, and matmuls,
  * on f32 or f64 arrays of 16 Ki to 4 Mi elements.
  *
+ * The smoke run (small sizes, one run, the default profile) is a test: it
+ * also checks each compiled program's outputs against the interpreter's on
+ * the same inputs (f32 1e-4, f64 1e-9, relative to the larger value plus
+ * the output's largest magnitude, at least 1: the inputs are about 1, and
+ * an output that cancels to ~0 keeps f32's absolute error) and that every prediction and
+ * measurement is a positive number; a mismatch, a compile or run error
+ * exits 1.
+ *
  * usage: bench-cost SOURCE_DIR [--smoke] [--profile PATH] [--runs N] [--graphs N] [--seed N]
  *                   [--dump DIR]   (writes the random graphs there, for tlaloc cost-report) */
 #include "measure/calibrate.h"
@@ -137,6 +145,48 @@ static void summary(const char *what, int which, bool defaults) {
 
 /* ---- measuring one graph ------------------------------------------------- */
 
+/* The compiled program's outputs against the interpreter's on in. 0, or -1
+ * with the first mismatch printed. */
+static int check_outputs(const char *name, const tl_graph *g, be_program *prog, tl_tensor **in,
+                         const int64_t *syms) {
+  char err[512];
+  int no = g->noutputs, rc = 0;
+  tl_tensor **got = tl_xcalloc((size_t)no + 1, sizeof *got), **ref = tl_xcalloc((size_t)no + 1, sizeof *ref);
+  if (be_run(prog, in, syms, got, err, sizeof err) || tl_interp_run(g, in, syms, ref, err, sizeof err)) {
+    fprintf(stderr, "bench-cost: %s: %s\n", name, err);
+    rc = -1;
+  }
+  for (int o = 0; o < no && !rc; o++) {
+    const tl_tensor *a = got[o], *b = ref[o];
+    if (a->dtype != b->dtype || a->numel != b->numel) {
+      fprintf(stderr, "bench-cost: %s: output %d: compiled and interpreted differ in dtype or size\n", name, o);
+      rc = -1;
+      break;
+    }
+    bool fl = tl_dtype_is_float((tl_dtype)a->dtype);
+    double t = a->dtype == TL_F64 ? 1e-9 : 1e-4, scale = 0;
+    for (int64_t k = 0; k < b->numel && fl; k++)
+      if (isfinite(tl_tensor_get_f64(b, k))) scale = fmax(scale, fabs(tl_tensor_get_f64(b, k)));
+    for (int64_t k = 0; k < a->numel; k++) {
+      double x = tl_tensor_get_f64(a, k), y = tl_tensor_get_f64(b, k);
+      bool ok = !fl                        ? tl_tensor_get_i64(a, k) == tl_tensor_get_i64(b, k)
+                : isnan(x) || isnan(y)     ? isnan(x) && isnan(y)
+                : isinf(x) || isinf(y)     ? x == y
+                                           : fabs(x - y) <= t * (fmax(fabs(x), fabs(y)) + fmax(scale, 1));
+      if (!ok) {
+        fprintf(stderr, "bench-cost: %s: output %d element %lld: compiled %.9g, interpreted %.9g\n", name, o,
+                (long long)k, x, y);
+        rc = -1;
+        break;
+      }
+    }
+  }
+  for (int o = 0; o < no; o++) tl_tensor_free(got[o]), tl_tensor_free(ref[o]);
+  free(got);
+  free(ref);
+  return rc;
+}
+
 /* Predicts and measures g under syms; appends a point. -1 on failure. */
 static int measure(const tl_profile *prof, const tl_profile *def, tl_graph *g, const int64_t *syms,
                    const char *name, const char *size, bool random, be_program *prog) {
@@ -150,10 +200,16 @@ static int measure(const tl_profile *prof, const tl_profile *def, tl_graph *g, c
   double t = -1;
   if (!tl_timing_inputs(g, syms, in, err, sizeof err))
     t = tl_time_run(prog, in, syms, runs, smoke ? 0 : 0.02, err, sizeof err);
+  if (t < 0) fprintf(stderr, "bench-cost: %s: %s\n", name, err);
+  bool bad = t < 0 || (smoke && check_outputs(name, g, prog, in, syms));
+  if (!bad && !(t > 0 && pc.total > 0 && pd.total > 0 && isfinite(pc.total) && isfinite(pd.total))) {
+    fprintf(stderr, "bench-cost: %s: measured %g s, predicted %g s, defaults %g s: not positive numbers\n", name, t,
+            pc.total, pd.total);
+    bad = true;
+  }
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
   free(in);
-  if (t < 0) {
-    fprintf(stderr, "bench-cost: %s: %s\n", name, err);
+  if (bad) {
     tl_program_cost_free(&pc);
     tl_program_cost_free(&pd);
     return -1;
@@ -476,7 +532,10 @@ int main(int argc, char **argv) {
   printf("\n| graph | size | kernels | measured ms | predicted ms | defaults ms | pred/meas |\n"
          "|---|---|---|---|---|---|---|\n");
   double t0 = tl_now_ms();
-  if (run_examples(srcdir, &prof, &def) || run_random(ngraphs, seed, &prof, &def)) return 1;
+  if (run_examples(srcdir, &prof, &def) || run_random(ngraphs, seed, &prof, &def)) {
+    printf("FAILED (see the message above)\n");
+    return 1;
+  }
   printf("\n(measured: minimum of %d runs and at least %s; %d graphs in %.1f s)\n\n", runs,
          smoke ? "1 run" : "20 ms", npts, (tl_now_ms() - t0) * 1e-3);
   printf("| predictions from | n | Spearman | Kendall tau-b | median pred/meas | range | within 2x |\n"

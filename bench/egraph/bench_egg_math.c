@@ -199,20 +199,36 @@ int main(int argc, char **argv) {
   }
   int fails = 0;
   if (smoke) {
-    /* small limits, the invariant checker on after every rebuild */
+    /* small limits, the invariant checker on after every rebuild. Checked
+     * against egg: where egg saturates within these limits the saturated
+     * e-graph is fixed by the rules, so it must have egg's e-nodes and
+     * e-classes; and the goals of egg's tests that these limits reach
+     * (expressions 0, 2 and 3) must be proved equal to the start term. */
     eg_limits lim = {8, 1500, 1.0, 0};
     for (int s = 0; s < 2; s++)
       for (int e = 0; e < 8; e++) {
         double t0 = now_ms();
+        const egg_row *E = &egg[s][e];
+        bool goal = e == 0 || e == 2 || e == 3;
         result r = run_one(&m, rules, exprs[e], s ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF, e % 2,
-                           lim, true, true, NULL);
+                           lim, true, true, goal ? best[e] : NULL);
         char st[64];
         stop_str(&r, st, sizeof st);
-        printf("%-7s %-58s %-18s iters %2u enodes %6zu memo %6zu  %7.1f ms  best %s\n",
-               s ? "Simple" : "Backoff", exprs[e], st, r.iters, r.enodes, r.memo,
+        printf("%-7s %-58s %-18s iters %2u enodes %6zu eclasses %5zu memo %6zu  %7.1f ms  best %s\n",
+               s ? "Simple" : "Backoff", exprs[e], st, r.iters, r.enodes, r.eclasses, r.memo,
                now_ms() - t0, r.best ? r.best : "-");
         if (!r.best) fails++;
         if (e == 0 && (!r.best || strcmp(r.best, best[0]))) fails++;
+        if (goal && r.proved != 1) {
+          printf("FAIL %s: the goal %s is not proved\n", exprs[e], best[e]);
+          fails++;
+        }
+        if (!strcmp(E->stop, "Saturated") && E->iters <= (int)lim.iters && E->enodes <= (long)lim.nodes &&
+            (r.stop != EG_STOP_SATURATED || (long)r.enodes != E->enodes || (long)r.eclasses != E->eclasses)) {
+          printf("FAIL %s: %s with %zu e-nodes and %zu e-classes; egg saturates with %ld and %ld\n", exprs[e],
+                 st, r.enodes, r.eclasses, E->enodes, E->eclasses);
+          fails++;
+        }
         free(r.best);
       }
     printf(fails ? "smoke: FAILED\n" : "smoke: ok\n");

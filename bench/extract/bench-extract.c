@@ -9,10 +9,15 @@
  * Times of tree and dag are the minimum of N runs (default 5); exact runs
  * once. --kinds runs only the listed extractors (e.g. tree,dag to time the
  * fast ones without the exact solver); the others print as "-". --files
- * adds a per-file table. --smoke runs a handful of small files
- * with a 1 s limit and checks the invariants (valid choice, dag <= tree),
- * for the test suite; it exits 77 (skip) when the data is absent.
- * Files that fail to load are counted as malformed, with their message. */
+ * adds a per-file table. Files that fail to load are counted as malformed,
+ * with their message.
+ *
+ * --smoke, for the test suite, runs the repository's sample
+ * ($TL_EXTRACTION_SAMPLE, else tests/data/extraction-gym) with a 1 s limit
+ * and checks each file against its row of the sample's expected.tsv
+ * (computed from the definitions by expected.py): exact finds and proves
+ * the optimal DAG cost, tree and dag are no better than it, dag <= tree,
+ * and the malformed file (and only it) is refused. Any difference exits 1. */
 #include "extract/extract.h"
 
 #include <dirent.h>
@@ -86,11 +91,46 @@ static char *set_of(const char *path)
   return strndup(b, (size_t)(e - b));
 }
 
-static const char *smoke_files[] = {
-    "data/egg/math_powers.json", "data/egg/lambda_if.json", "data/dummy_examples/loop.json",
-    "data/maxsat/maxcut-140-630-0.7-1.json", "test_data/crafted/tree_plus_cycles.json",
-    "test_data/fuzz/1.json", "data/tensat/resnet50_acyclic.json",
-};
+/* expected.tsv of the repository's sample: per file, malformed or the
+ * optimal DAG cost. */
+typedef struct expect {
+  char **path;
+  bool *malformed;
+  double *dag_opt;
+  size_t n;
+} expect;
+
+static bool read_expected(const char *dir, expect *x)
+{
+  char path[4096], line[4096];
+  snprintf(path, sizeof path, "%s/expected.tsv", dir);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  size_t cap = 0;
+  while (fgets(line, sizeof line, f)) {
+    char rel[1024], status[32], tree[64], dag[64];
+    if (line[0] == '#' || sscanf(line, "%1023s %31s %63s %63s", rel, status, tree, dag) != 4)
+      continue;
+    if (x->n == cap) {
+      cap = cap ? 2 * cap : 16;
+      x->path = realloc(x->path, cap * sizeof *x->path);
+      x->malformed = realloc(x->malformed, cap * sizeof *x->malformed);
+      x->dag_opt = realloc(x->dag_opt, cap * sizeof *x->dag_opt);
+      if (!x->path || !x->malformed || !x->dag_opt)
+        exit(1);
+    }
+    x->path[x->n] = malloc(strlen(dir) + strlen(rel) + 2);
+    if (!x->path[x->n])
+      exit(1);
+    sprintf(x->path[x->n], "%s/%s", dir, rel);
+    x->malformed[x->n] = strcmp(status, "malformed") == 0;
+    x->dag_opt[x->n] = strtod(dag, NULL);
+    x->n++;
+  }
+  fclose(f);
+  return x->n > 0;
+}
 
 /* "tree,dag" -> want[]; false on an unknown name or an empty list. */
 static bool parse_kinds(const char *list, bool *want)
@@ -186,24 +226,20 @@ int main(int argc, char **argv)
   if (runs < 1)
     runs = 1;
   files fl = {0};
+  expect ex = {0};
   if (smoke) {
     limit = 1.0, runs = 1;
-    for (size_t i = 0; i < sizeof smoke_files / sizeof *smoke_files; i++) {
-      char *p = malloc(strlen(data) + strlen(smoke_files[i]) + 2);
-      if (!p)
-        return 1;
-      sprintf(p, "%s/%s", data, smoke_files[i]);
-      struct stat st;
-      if (stat(p, &st) != 0) {
-        free(p);
-        continue;
-      }
-      char **q = realloc(fl.v, (fl.n + 1) * sizeof *q);
-      if (!q)
-        return 1;
-      fl.v = q;
-      fl.v[fl.n++] = p;
+    const char *sample = getenv("TL_EXTRACTION_SAMPLE");
+    data = sample ? sample : "tests/data/extraction-gym";
+    if (!read_expected(data, &ex)) {
+      fprintf(stderr, "bench-extract: no expected.tsv under %s (set TL_EXTRACTION_SAMPLE)\n", data);
+      return 1;
     }
+    fl.v = malloc(ex.n * sizeof *fl.v);
+    if (!fl.v)
+      return 1;
+    for (size_t i = 0; i < ex.n; i++)
+      fl.v[fl.n++] = strdup(ex.path[i]);
   } else {
     collect(data, &fl);
     qsort(fl.v, fl.n, sizeof *fl.v, cmp_str);
@@ -226,10 +262,17 @@ int main(int argc, char **argv)
     r->set = set_of(fl.v[i]);
     ex_graph *g;
     ex_diag d;
+    bool want_bad = smoke && ex.malformed[i];
     if (ex_read_json(r->path, &g, &d) != EX_OK) {
       printf("malformed: %s\n", d.msg);
       malformed++;
+      if (smoke && !want_bad)
+        printf("FAIL %s: refused, expected.tsv has it as a valid e-graph\n", r->path), failures++;
       continue;
+    }
+    if (want_bad) {
+      printf("FAIL %s: read, expected.tsv has it as malformed\n", r->path);
+      failures++;
     }
     r->ok = true;
     for (int k = 0; k < EX_KIND_COUNT; k++) {
@@ -262,6 +305,20 @@ int main(int argc, char **argv)
         r->cost[EX_EXACT] > r->cost[EX_DAG] + 1e-9 * fabs(r->cost[EX_DAG])) {
       printf("FAIL exact worse than dag on %s\n", r->path);
       failures++;
+    }
+    if (r->ok && smoke && !want_bad) {
+      double opt = ex.dag_opt[i], tol = 1e-9 * (1 + fabs(opt));
+      for (int k = 0; k < EX_KIND_COUNT; k++)
+        if (want[k] && r->cost[k] < opt - tol) {
+          printf("FAIL %s %s: DAG cost %.17g beats the optimum %.17g\n", ex_kind_name((ex_kind)k), r->path,
+                 r->cost[k], opt);
+          failures++;
+        }
+      if (want[EX_EXACT] && (fabs(r->cost[EX_EXACT] - opt) > tol || !r->optimal)) {
+        printf("FAIL exact %s: %.17g%s, expected the optimum %.17g\n", r->path, r->cost[EX_EXACT],
+               r->optimal ? "" : " (not proved)", opt);
+        failures++;
+      }
     }
     ex_graph_free(g);
     fflush(stdout);
@@ -313,6 +370,9 @@ int main(int argc, char **argv)
          malformed, failures, limit, runs);
   for (size_t i = 0; i < fl.n; i++)
     free(res[i].path), free(res[i].set);
+  for (size_t i = 0; i < ex.n; i++)
+    free(ex.path[i]);
+  free(ex.path), free(ex.malformed), free(ex.dag_opt);
   free(res);
   free(fl.v);
   return failures ? 1 : 0;

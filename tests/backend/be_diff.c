@@ -1,6 +1,7 @@
 /* be_diff.c - differential test of the CPU backend against the reference
- * interpreter: every examples/ graphs at several symbol sizes (0 included),
- * then random graphs (be_random.c). Exit 0 iff every comparison passes.
+ * interpreter: every graph of examples/ and tests/backend/graphs/ at
+ * several symbol sizes (0 included), then random graphs (be_random.c).
+ * Exit 0 iff every comparison passes.
  *
  * usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v] */
 #include "backend/backend.h"
@@ -197,6 +198,144 @@ static int run_example(const char *path, int verbose) {
   return bad;
 }
 
+/* The only entry in dir (a compile of one program there): its path in
+ * path, its bytes returned (NULL if there is not exactly one). */
+static char *only_entry(const char *dir, char *path, size_t n, size_t *len) {
+  DIR *dp = opendir(dir);
+  if (!dp) return NULL;
+  struct dirent *de;
+  int count = 0;
+  while ((de = readdir(dp)))
+    if (de->d_name[0] != '.') count += snprintf(path, n, "%s/%s", dir, de->d_name) < (int)n ? 1 : 2;
+  closedir(dp);
+  char err[256];
+  return count == 1 ? tl_read_file(path, len, err, sizeof err) : NULL;
+}
+
+static int write_bytes(const char *path, const void *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return -1;
+  bool ok = fwrite(data, 1, len, f) == len;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static tl_graph *load_example(const char *srcdir, const char *name) {
+  char path[4096], err[512];
+  snprintf(path, sizeof path, "%s/examples/%s.tg", srcdir, name);
+  size_t len;
+  char *src = tl_read_file(path, &len, err, sizeof err);
+  if (!src) return NULL;
+  tl_diag d;
+  tl_diag_init(&d, path, src, len);
+  tl_graph *g = tl_tg_parse(src, len, &d);
+  tl_diag_free(&d);
+  free(src);
+  return g;
+}
+
+/* Bad cache entries: for each of two programs, its entry is replaced by a
+ * truncated, a bit-flipped, an empty, a bare object (no header) and the
+ * other program's entry (a sound object for another program: linking it
+ * gave softplus_naive a loss of 0 and made layer_norm crash). Each time
+ * the compile must notice (cache_bad, no hit), compute what the
+ * interpreter computes, and leave the entry as a fresh compile writes it;
+ * the compile after that is a hit. */
+static int cache_repair_test(const char *srcdir, const char *dir) {
+  static const char *const names[2] = {"softplus_naive", "layer_norm"};
+  enum { HDR = 64 }; /* jit.c's cache_hdr */
+  tl_graph *g[2] = {0};
+  char sub[2][4400], path[2][4800], err[512];
+  char *good[2] = {0};
+  size_t len[2] = {0};
+  int bad = 0;
+  for (int i = 0; i < 2 && !bad; i++) {
+    g[i] = load_example(srcdir, names[i]);
+    snprintf(sub[i], sizeof sub[i], "%s/%s", dir, names[i]);
+    be_options o = be_options_default();
+    o.cache_dir = sub[i];
+    be_program *p = g[i] ? be_compile(g[i], &o, err, sizeof err) : NULL;
+    be_program_free(p);
+    good[i] = p ? only_entry(sub[i], path[i], sizeof path[i], &len[i]) : NULL;
+    if (!good[i] || len[i] <= HDR + 16) {
+      printf("FAIL cache repair: no entry for %s\n", names[i]);
+      bad = 1;
+    }
+  }
+  enum { TRUNC_HALF, TRUNC_HEADER, TRUNC_ONE, FLIP_OBJECT, FLIP_HEADER, EMPTY, BARE_OBJECT, OTHER, EXTRA, NCASE };
+  static const char *const what[NCASE] = {"truncated to half", "truncated to the header", "one byte short",
+                                          "bytes flipped in the object", "a byte flipped in the header",
+                                          "empty", "a bare object file", "the other program's entry",
+                                          "a byte appended"};
+  for (int i = 0; i < 2 && !bad; i++) {
+    int64_t syms[2] = {5, -1};
+    tl_tensor *in[3] = {0};
+    if (tl_random_inputs(g[i], in, syms, 11, err, sizeof err)) {
+      printf("FAIL cache repair: inputs: %s\n", err);
+      bad = 1;
+    }
+    for (int c = 0; c < NCASE && !bad; c++) {
+      char *b = tl_xmalloc(len[i] + len[!i] + 1);
+      size_t n = len[i];
+      memcpy(b, good[i], n);
+      switch (c) {
+      case TRUNC_HALF: n /= 2; break;
+      case TRUNC_HEADER: n = HDR; break;
+      case TRUNC_ONE: n--; break;
+      case FLIP_OBJECT:
+        for (size_t k = n / 2; k < n / 2 + 16; k++) b[k] ^= (char)0x5a;
+        break;
+      case FLIP_HEADER: b[20] ^= 1; break;
+      case EMPTY: n = 0; break;
+      case BARE_OBJECT:
+        n -= HDR;
+        memmove(b, b + HDR, n);
+        break;
+      case OTHER:
+        n = len[!i];
+        memcpy(b, good[!i], n);
+        break;
+      case EXTRA: b[n++] = 0; break;
+      }
+      char label[256];
+      snprintf(label, sizeof label, "cache repair: %s, entry %s", names[i], what[c]);
+      be_options o = be_options_default();
+      o.cache_dir = sub[i];
+      be_stats st;
+      memset(&st, 0, sizeof st);
+      if (write_bytes(path[i], b, n)) {
+        printf("FAIL %s: cannot write the entry\n", label);
+        bad = 1;
+      } else if (be_compare_opts(g[i], in, syms, label, 0, &o, &st)) {
+        bad = 1; /* be_compare_opts said why */
+      } else if (st.cache_hit || !st.cache_bad) {
+        printf("FAIL %s: hit %d bad %d, expected a bad entry\n", label, st.cache_hit, st.cache_bad);
+        bad = 1;
+      } else {
+        size_t rl = 0;
+        char *r = tl_read_file(path[i], &rl, err, sizeof err);
+        if (!r || rl != len[i] || memcmp(r, good[i], rl)) {
+          printf("FAIL %s: the entry was not rewritten as a fresh compile writes it\n", label);
+          bad = 1;
+        }
+        free(r);
+        memset(&st, 0, sizeof st);
+        if (!bad && (be_compare_opts(g[i], in, syms, label, 0, &o, &st) || !st.cache_hit || st.cache_bad)) {
+          printf("FAIL %s: the repaired entry is not a hit\n", label);
+          bad = 1;
+        }
+      }
+      free(b);
+    }
+    for (int k = 0; k < g[i]->ninputs; k++) tl_tensor_free(in[k]);
+  }
+  if (!bad) printf("cache repair: %d kinds of bad entry on 2 programs, each recompiled and replaced\n", NCASE);
+  for (int i = 0; i < 2; i++) {
+    free(good[i]);
+    tl_graph_free(g[i]);
+  }
+  return bad;
+}
+
 /* Cache: a miss then a hit (no LLVM work) that computes the same thing. */
 static int cache_test(const char *srcdir) {
   char dir[4096], path[4200], err[512];
@@ -239,8 +378,8 @@ static int cache_test(const char *srcdir) {
   }
   be_program_free(a);
   be_program_free(b);
-  /* a corrupt cache entry must not crash: overwrite every entry */
   tl_graph_free(g);
+  bad |= cache_repair_test(srcdir, dir);
   char cmd[8300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd)) bad = 1;
@@ -261,25 +400,29 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "-v")) verbose = 1;
   }
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s/examples", argv[1]);
-  DIR *dp = opendir(dir);
-  if (!dp) {
-    printf("FAIL cannot open %s\n", dir);
-    return 1;
-  }
-  struct dirent *de;
+  /* the examples, and graphs kept as regression tests of the backend */
+  static const char *const dirs[2] = {"examples", "tests/backend/graphs"};
   int fails = 0, n = 0;
-  while ((de = readdir(dp))) {
-    size_t l = strlen(de->d_name);
-    if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    fails += run_example(path, verbose);
-    n++;
+  for (int di = 0; di < 2; di++) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", argv[1], dirs[di]);
+    DIR *dp = opendir(dir);
+    if (!dp) {
+      printf("FAIL cannot open %s\n", dir);
+      return 1;
+    }
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+      size_t l = strlen(de->d_name);
+      if (l < 4 || strcmp(de->d_name + l - 3, ".tg")) continue;
+      char path[8192];
+      snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+      fails += run_example(path, verbose);
+      n++;
+    }
+    closedir(dp);
   }
-  closedir(dp);
-  printf("examples: %d files, %d failed\n", n, fails);
+  printf("examples and tests/backend/graphs: %d files, %d failed\n", n, fails);
   fails += cache_test(argv[1]);
   fails += be_jit_share_tests(argv[1]);
   fails += be_fusion_tests(argv[1], verbose);
