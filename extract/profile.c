@@ -32,7 +32,8 @@ void tl_profile_default(tl_profile *p) {
   p->fault_bw = 5e9;
   p->nlevels = 0;
   /* Vectorised libmvec throughput on one thread, ns per f32 element; the
-   * fused exp+tanh chain measured ~1.2 ns per element (issue 6's bench). */
+   * fused exp+tanh chain measured ~1.2 ns per element (bench-backend's
+   * benchmark 1). */
   static const struct { tl_op op; double ns; } math[] = {
     {TL_OP_EXP, 0.5},     {TL_OP_LOG, 0.6},      {TL_OP_LOG1P, 0.8},
     {TL_OP_EXPM1, 0.8},   {TL_OP_SQRT, 0.15},    {TL_OP_SIN, 0.8},
