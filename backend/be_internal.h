@@ -2,14 +2,17 @@
  * driver (jit.c) and the AOT writer (aot.c), and the IR emitter (lower*.c).
  *
  * Generated code ABI (one module per program):
- *   struct frame { void **bufs; const int64_t *syms; int32_t err; };
+ *   struct frame { void **bufs; const int64_t *syms; int32_t err;
+ *                  int32_t fresh; };
  *   int32_t ENTRY(struct frame *f, parfor *par, void *pool);
  *   typedef void parfor(void *pool, void (*k)(struct frame *, int64_t, int64_t),
  *                       struct frame *f, int64_t n);
  * bufs[i] points at buffer i of the plan (inputs, outputs, temporaries;
- * constants live in the object). syms[s] is the size of symbol s. ENTRY
- * runs the kernels in order and returns 0 or an error code (see be_err_*);
- * par may be NULL (everything single-threaded). */
+ * constants live in the object). syms[s] is the size of symbol s. fresh is
+ * 1 when the outputs were just allocated (then no streaming stores:
+ * lower_stream.c). ENTRY runs the kernels in order and returns 0 or an
+ * error code (BE_ERR_*: (node << 4) | kind); par may be NULL (everything
+ * single-threaded). */
 #ifndef TL_BE_INTERNAL_H
 #define TL_BE_INTERNAL_H
 

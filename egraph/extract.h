@@ -4,8 +4,10 @@
  * An extractor fills a choice (one node per class reachable from the root)
  * and its cost. Cost functions must be monotone in the children's costs
  * (egg's contract), which makes the greedy fixpoint optimal for tree cost.
- * The real cost model (extract/, another issue) plugs in through the same
- * vtable. */
+ * tlaloc's optimizer does not use this vtable: opt/opt.c turns the
+ * reachable e-graph into an ex_graph and runs extract/'s extractors on it
+ * under the cost model (extract/cost.h). This greedy extractor serves the
+ * e-graph's own tests and the egg benchmark. */
 #ifndef TL_EGRAPH_EXTRACT_H
 #define TL_EGRAPH_EXTRACT_H
 

@@ -1,4 +1,4 @@
-/* tg.h - the .tg graph text format (grammar in DESIGN.md): parser and
+/* tg.h - the .tg graph text format (grammar in docs/design.md): parser and
  * canonical printer. parse(print(g)) is structurally equal to g, and
  * print(parse(print(g))) == print(g). */
 #ifndef TL_TG_H

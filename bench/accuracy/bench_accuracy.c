@@ -1,4 +1,4 @@
-/* bench_accuracy.c - issue 4's accuracy benchmark: for each rule of
+/* bench_accuracy.c - accuracy benchmark: for each rule of
  * rules/stability.rw, the naive form (the rule's left side) and the form
  * tl_opt rewrites it to, evaluated by the reference interpreter on a sweep
  * of inputs (the range where the naive form fails, and a normal range), the

@@ -1,7 +1,7 @@
 /* c_peer.h - the peer of bench-backend's compile-latency rows: the kernels
- * of a graph's plan written as C source, for gcc to compile (issue: "5x
- * faster than writing the same kernels as C and compiling them with gcc
- * -O2"). */
+ * of a graph's plan written as C source, for gcc to compile (the target:
+ * compiling is 5x faster than writing the same kernels as C and compiling
+ * them with gcc -O2). */
 #ifndef TL_BENCH_C_PEER_H
 #define TL_BENCH_C_PEER_H
 

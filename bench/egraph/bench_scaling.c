@@ -1,4 +1,4 @@
-/* bench_scaling.c - issue 3's scaling benchmark: tensor graphs of 10^3 to
+/* bench_scaling.c - scaling benchmark: tensor graphs of 10^3 to
  * 10^6 nodes through tl_opt with rules/algebraic.rw.
  *
  *   bench-scaling [--smoke] [--runs N] [--min N] [--max N] [--family chain|mlp]

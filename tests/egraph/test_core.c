@@ -186,7 +186,7 @@ static size_t mem_sum(const eg_mem *m) {
 
 /* eg_mem_usage accounts for every byte of eg_bytes; capacities never shrink,
  * so the peak is the current value; and a saturated math e-graph of tens of
- * thousands of e-nodes stays under the issue's 100 bytes per stored e-node
+ * thousands of e-nodes stays under the target of 100 bytes per stored e-node
  * (analysis values apart). */
 Test(egraph_core, memory_breakdown_adds_up) {
   eg_math m;
