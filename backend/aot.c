@@ -135,7 +135,8 @@ int be_cmd_compile(int argc, char **argv) {
         fprintf(stderr, "tlaloc compile: only --target cpu is supported here\n");
         return 2;
       }
-    } else if (!strcmp(a, "-O1")) opt = 1;
+    } else if (!strcmp(a, "-O0")) opt = 0;
+    else if (!strcmp(a, "-O1")) opt = 1;
     else if (!strcmp(a, "-O2")) opt = 2;
     else if (!strcmp(a, "-O3")) opt = 3;
     else if (a[0] != '-' && !in) in = a;
@@ -146,7 +147,7 @@ int be_cmd_compile(int argc, char **argv) {
     }
   }
   if (!in || !out) {
-    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n");
+    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n");
     return 2;
   }
   tl_graph *g = load(in);

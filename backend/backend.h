@@ -91,7 +91,7 @@ void be_program_free(be_program *p);
 /* The host target as the cache key sees it ("triple cpu features"). */
 const char *be_host_desc(void);
 
-/* `tlaloc compile G.tg -o G.o --header G.h [--name NAME] [-O1|-O2|-O3]`;
+/* `tlaloc compile G.tg -o G.o --header G.h [--name NAME] [-O0|-O1|-O2|-O3]`;
  * argv[0] is "compile". Returns the exit status (0, or 2 on bad input). */
 int be_cmd_compile(int argc, char **argv);
 

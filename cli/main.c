@@ -27,9 +27,9 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
-          "           [--out DIR] [--interp] [--stats]\n"
+          "           [--out DIR] [--interp] [--stats] [-O0|-O1|-O2|-O3]\n"
           "                                      compile (or interpret) a graph, print outputs\n"
-          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n"
+          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n"
           "                                      ahead-of-time object for use from C\n"
           "  infer G.tg                          print each named value's dtype and shape\n"
           "  opt G.tg [--rules PATH]... [--phase RULESETS]... [--limit K=V,...]\n"
@@ -158,6 +158,7 @@ static int parse_size(const char *s, int64_t *v) {
 static int cmd_run(int argc, char **argv) {
   const char *path = NULL, *outdir = NULL;
   bool have_seed = false, interp = false, stats = false;
+  int opt_level = be_options_default().opt_level;
   be_program *prog = NULL;
   uint64_t seed = 0;
   const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
@@ -202,6 +203,8 @@ static int cmd_run(int argc, char **argv) {
       interp = true;
     } else if (strcmp(a, "--stats") == 0) {
       stats = true;
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+      opt_level = a[2] - '0';
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "tlaloc run: unknown or incomplete option '%s'\n", a);
       goto done;
@@ -214,7 +217,7 @@ static int cmd_run(int argc, char **argv) {
   }
   if (!path) {
     fprintf(stderr, "usage: tlaloc run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... "
-                    "[--random SEED] [--out DIR] [--interp]\n");
+                    "[--random SEED] [--out DIR] [--interp] [--stats] [-O0|-O1|-O2|-O3]\n");
     goto done;
   }
   g = load_graph(path);
@@ -267,6 +270,7 @@ static int cmd_run(int argc, char **argv) {
   }
   if (!interp) {
     be_options bo = be_options_default();
+    bo.opt_level = opt_level;
     prog = be_compile(g, &bo, err, sizeof err);
     if (!prog) {
       fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
