@@ -61,7 +61,9 @@ static int add_buf(be_plan *p, int kind, int32_t node, int index) {
   return p->nbufs++;
 }
 
-/* Buffers an inline expression rooted at id reads. */
+/* Buffers an inline expression rooted at id reads (recursion depth: the
+ * fused expression's, at most BE_FUSE_MAX_OPS; so for computes and
+ * reads_in_place). */
 static void collect(const be_plan *p, int32_t id, be_kern *k) {
   const tl_node *n = &p->g->nodes[id];
   if (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS) {
