@@ -43,7 +43,7 @@ static void usage(FILE *f) {
           "  extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n"
           "                                      extract from a serialized e-graph\n"
           "  calibrate [--quick] [-o PATH]       measure this machine for the time model\n"
-          "  cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n"
+          "  cost-report G.tg [--dim SYM=SIZE]... [--runs N] [--time-limit S] [-O0|-O1|-O2|-O3]\n"
           "                                      predicted vs measured time, per kernel and in total\n"
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"

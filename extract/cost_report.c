@@ -66,13 +66,22 @@ static bool computes_root(const be_plan *pl, const be_kern *k) {
   return st == BE_S_MAT && pl->buf_of[k->node] == k->out;
 }
 
+/* Nodes add_expr has counted in the current kernel. */
+typedef struct seen_set {
+  uint8_t *on;    /* per node */
+  int32_t *list;  /* the nodes set, to clear them after the kernel */
+  int32_t n;
+} seen_set;
+
 /* Adds scale times the arithmetic of node id and of the inline nodes it is
  * computed from; nodes held in buffers are reads, counted by the caller. A
- * row kernel computes its fused producer once per pass. */
+ * row kernel computes its fused producer once per pass. Recursion depth:
+ * the kernel's fused expression, at most BE_FUSE_MAX_OPS (be_internal.h). */
 static void add_expr(const tl_profile *p, const be_plan *pl, const int64_t *syms, int32_t id, bool root,
-                     double scale, uint8_t *seen, tl_kernel_work *w) {
-  if (seen[id]) return;
-  seen[id] = 1;
+                     double scale, seen_set *seen, tl_kernel_work *w) {
+  if (seen->on[id]) return;
+  seen->on[id] = 1;
+  seen->list[seen->n++] = id;
   if (!root && pl->state[id] != BE_S_INLINE) return;
   const tl_graph *g = pl->g;
   const tl_node *x = &g->nodes[id];
@@ -136,13 +145,17 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
   c->ks = tl_xcalloc((size_t)pl.nks + 1, sizeof *c->ks);
   c->nks = pl.nks;
   c->total = p->run_overhead;
-  uint8_t *seen = tl_xcalloc((size_t)g->nnodes + 1, 1), *touched = tl_xcalloc((size_t)pl.nbufs + 1, 1);
+  /* cleared after each kernel node by node: a memset per kernel would be
+   * quadratic on a long chain's thousands of kernels */
+  seen_set seen = {tl_xcalloc((size_t)g->nnodes + 1, 1), tl_xmalloc(((size_t)g->nnodes + 1) * sizeof(int32_t)), 0};
+  uint8_t *touched = tl_xcalloc((size_t)pl.nbufs + 1, 1);
   for (int i = 0; i < pl.nks; i++) {
     const be_kern *k = &pl.ks[i];
     tl_kernel_cost *kc = &c->ks[i];
     kc->kind = k->kind;
     kc->node = k->node;
-    memset(seen, 0, (size_t)g->nnodes);
+    for (int32_t j = 0; j < seen.n; j++) seen.on[seen.list[j]] = 0;
+    seen.n = 0;
     tl_kernel_work *w = &kc->w;
     for (int r = 0; r < k->nreads; r++) w->bytes += buf_bytes(&pl, k->reads[r], syms);
     if (k->kind == BE_K_TAKECHECK) {
@@ -150,7 +163,7 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
       for (int r = 0; r < k->nreads; r++)
         w->flops += buf_bytes(&pl, k->reads[r], syms) / (double)tl_dtype_size((tl_dtype)pl.bufs[k->reads[r]].dtype);
     } else if (computes_root(&pl, k)) {
-      add_expr(p, &pl, syms, k->node, true, 1, seen, w);
+      add_expr(p, &pl, syms, k->node, true, 1, &seen, w);
     }
     if (k->out >= 0)
       w->bytes += k->place >= 0 ? elems_of(&g->nodes[k->node].type, syms) * (double)tl_dtype_size((tl_dtype)pl.bufs[k->out].dtype)
@@ -167,7 +180,8 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
     }
     c->total += kc->predicted;
   }
-  free(seen);
+  free(seen.on);
+  free(seen.list);
   free(touched);
   be_plan_free(&pl);
   return 0;
@@ -183,7 +197,9 @@ void tl_program_cost_free(tl_program_cost *c) {
 typedef struct subg {
   const be_plan *pl;
   tl_graph *g2;
-  int32_t *map; /* node of g -> node of g2, -1 */
+  int32_t *map;  /* node of g -> node of g2, -1; kept across kernels */
+  int32_t *set;  /* the entries of map set for this kernel, to reset */
+  int32_t nset;
   int ninputs;
   char *err;
   size_t n;
@@ -196,7 +212,8 @@ static int32_t as_input(subg *s, int32_t id, const tl_type *t) {
 }
 
 /* Copies the expression of node id into g2: inline nodes as they are,
- * buffers as inputs (constants as constants). -1 with a message. */
+ * buffers as inputs (constants as constants). -1 with a message.
+ * Recursion depth: the kernel's fused expression, at most BE_FUSE_MAX_OPS. */
 static int32_t copy_expr(subg *s, int32_t id, bool root) {
   if (s->map[id] >= 0) return s->map[id];
   const tl_graph *g = s->pl->g;
@@ -218,17 +235,19 @@ static int32_t copy_expr(subg *s, int32_t id, bool root) {
     if (r < 0) return -1;
   }
   s->map[id] = r;
+  s->set[s->nset++] = id;
   return r;
 }
 
 /* The graph of kernel k alone, or NULL (with a message; an empty message
- * when the kernel cannot be run alone: take's index check). */
-static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, size_t n) {
+ * when the kernel cannot be run alone: take's index check). map and set
+ * are scratch of g->nnodes entries, map all -1 (and left so). */
+static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, int32_t *map, int32_t *set, char *err,
+                              size_t n) {
   err[0] = 0;
   if (k->kind == BE_K_TAKECHECK) return NULL;
   const tl_graph *g = pl->g;
-  subg s = {pl, tl_graph_new("kernel"), tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *s.map), 0, err, n};
-  for (int32_t i = 0; i < g->nnodes; i++) s.map[i] = -1;
+  subg s = {pl, tl_graph_new("kernel"), map, set, 0, 0, err, n};
   /* same symbol ids, so types and shape attributes carry over as they are */
   for (int i = 0; i < g->nsyms; i++) tl_graph_sym(s.g2, g->syms[i], strlen(g->syms[i]));
   int32_t out = -1;
@@ -257,7 +276,7 @@ static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, si
   } else {
     out = copy_expr(&s, k->node, computes_root(pl, k));
   }
-  free(s.map);
+  for (int32_t i = 0; i < s.nset; i++) map[set[i]] = -1;
   if (out < 0) {
     tl_graph_free(s.g2);
     return NULL;
@@ -308,6 +327,8 @@ static int parse_count(const char *s, int64_t *v) {
 int tl_cmd_cost_report(int argc, char **argv) {
   const char *path = NULL;
   int64_t runs = 10;
+  double time_limit = 0; /* seconds of kernel measurements; 0: no limit */
+  be_options bo = be_options_default();
   const char **dn = tl_xcalloc((size_t)argc + 1, sizeof *dn);
   int64_t *dv = tl_xcalloc((size_t)argc + 1, sizeof *dv);
   int nd = 0, rc = 2;
@@ -331,6 +352,15 @@ int tl_cmd_cost_report(int argc, char **argv) {
         fprintf(stderr, "tlaloc cost-report: --runs expects a count in 1..100000, got '%s'\n", argv[i]);
         goto done;
       }
+    } else if (!strcmp(a, "--time-limit") && i + 1 < argc) {
+      char *end;
+      time_limit = strtod(argv[++i], &end);
+      if (*end || end == argv[i] || !(time_limit > 0)) {
+        fprintf(stderr, "tlaloc cost-report: --time-limit expects seconds > 0, got '%s'\n", argv[i]);
+        goto done;
+      }
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+      bo.opt_level = a[2] - '0';
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "tlaloc cost-report: unknown or incomplete option '%s'\n", a);
       goto done;
@@ -342,7 +372,8 @@ int tl_cmd_cost_report(int argc, char **argv) {
     }
   }
   if (!path) {
-    fprintf(stderr, "usage: tlaloc cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n");
+    fprintf(stderr, "usage: tlaloc cost-report G.tg [--dim SYM=SIZE]... [--runs N] [--time-limit S] "
+                    "[-O0|-O1|-O2|-O3]\n");
     goto done;
   }
   tl_profile p;
@@ -369,7 +400,7 @@ int tl_cmd_cost_report(int argc, char **argv) {
     goto done;
   }
   in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
-  be_options bo = be_options_default();
+  double t_start = tl_now_ms();
   if (tl_timing_inputs(g, syms, in, err, sizeof err) || !(prog = be_compile(g, &bo, err, sizeof err))) {
     fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
     goto done;
@@ -397,7 +428,9 @@ int tl_cmd_cost_report(int argc, char **argv) {
     be_plan_free(&pl);
     goto done;
   }
-  int not_one = 0;
+  int not_one = 0, unmeasured = 0;
+  int32_t *map = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *map), *set = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *set);
+  for (int32_t j = 0; j < g->nnodes; j++) map[j] = -1;
   for (int i = 0; i < pc.nks; i++) {
     const tl_kernel_cost *kc = &pc.ks[i];
     const tl_node *x = &g->nodes[kc->node];
@@ -406,7 +439,13 @@ int tl_cmd_cost_report(int argc, char **argv) {
              tl_ops[x->op].name);
     if (x->loc.line > 0) snprintf(what + strlen(what), sizeof what - strlen(what), " @%d:%d", x->loc.line, x->loc.col);
     double pred = p.run_overhead + kc->predicted, meas = -1;
-    tl_graph *kg = kernel_graph(&pl, &pl.ks[i], err, sizeof err);
+    /* past the time limit, the remaining kernels are predicted only */
+    bool measure = !(time_limit > 0 && tl_now_ms() - t_start > time_limit * 1e3);
+    tl_graph *kg = measure ? kernel_graph(&pl, &pl.ks[i], map, set, err, sizeof err) : NULL;
+    if (!measure) {
+      unmeasured++;
+      err[0] = 0;
+    }
     const char *note = "";
     if (kg) {
       tl_tensor **kin = tl_xcalloc((size_t)kg->ninputs + 1, sizeof *kin);
@@ -433,6 +472,8 @@ int tl_cmd_cost_report(int argc, char **argv) {
     printf("%3d  %-8s  %-26.26s  %10.4g  %9.3f  %3s  %-7s  %11s  %11s  %9s%s\n", i, kind_name(kc->kind), what, kc->elems,
            kc->w.bytes / 1e6, kc->parallel ? "yes" : "no", bound_of(&p, kc), pb, mb, ratio, note);
   }
+  free(map);
+  free(set);
   be_plan_free(&pl);
   char pb[32], mb[32];
   fmt_time(pb, sizeof pb, pc.total);
@@ -442,6 +483,9 @@ int tl_cmd_cost_report(int argc, char **argv) {
   printf("\n%-80s  %11s  %11s  %9.2f\n", tw, pb, mb, total / pc.total);
   printf("(measured: minimum of at least %lld runs and 20 ms; inputs uniform in [0.5, 1.5))\n", (long long)runs);
   if (not_one) printf("* compiled alone, this kernel became more than one kernel\n");
+  if (unmeasured)
+    printf("%d kernel%s not measured: the time limit (%g s) was reached\n", unmeasured, unmeasured == 1 ? "" : "s",
+           time_limit);
   rc = 0;
 done:
   if (g && in)
