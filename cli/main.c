@@ -367,7 +367,7 @@ static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, i
       }
       a->p.phases[a->p.nphases++] = argv[++i];
     } else if (strcmp(o, "--limit") == 0 && v) {
-      if (tl_opt_parse_limits(argv[++i], &a->p.limits)) {
+      if (tl_opt_parse_limits(argv[++i], &a->p)) {
         fprintf(stderr, "tlaloc %s: --limit expects iters=N,nodes=N,time=SECONDS,mem=MIB, got '%s'\n", cmd, argv[i]);
         return -1;
       }
