@@ -373,10 +373,13 @@ struct eg_expl {
 /* Work is bounded too: a flat explanation of a DAG can have exponentially
  * many steps (a shared subterm's proof repeats at each of its uses), and
  * each step costs its path's length. Expanding the proof costs one unit per
- * task and a step's path length per step, and stops past EX_WORK; writing
- * the steps stops once their text passes EX_TEXT bytes. Either way the
- * explanation is truncated: its steps are the proof's beginning. */
-#define EX_WORK ((size_t)1 << 22)
+ * task and a step's path length per step (the paths kept are 4 bytes per
+ * unit), and stops past EX_WORK units or EX_STEPS steps; writing the steps
+ * stops once their text passes EX_TEXT bytes. Either way the explanation is
+ * truncated: its steps are the proof's beginning. A one-step proof under a
+ * 10^6-level path takes about 5 million units. */
+#define EX_WORK ((size_t)1 << 25)
+#define EX_STEPS ((size_t)1 << 17)
 #define EX_TEXT ((size_t)1 << 24)
 
 typedef struct xctx {
@@ -458,7 +461,7 @@ static void explain_ids(xctx *x, uint32_t a, uint32_t b) {
   tpush(&s, (task){T_IDS, a, b, 0});
   while (s.n) {
     task t = s.a[--s.n];
-    if (++x->work > EX_WORK) {
+    if (++x->work > EX_WORK || x->n >= EX_STEPS) {
       x->truncated = true;
       break;
     }

@@ -29,8 +29,9 @@ typedef struct eg_expl_step {
  * operands written "..." (terms print as trees, and a DAG with sharing
  * prints exponentially long); a marked term shows 8 levels at each end of
  * a longer path to the rewrite, "..." between; an explanation whose proof
- * takes more than 2^22 units of work to expand (proof tasks, and each
- * step's path length) or whose steps' text passes 16 MiB stops there,
+ * takes more than 2^25 units of work to expand (proof tasks, and each
+ * step's path length) or 2^17 steps, or whose steps' text passes 16 MiB,
+ * stops there,
  * truncated (its text then ends with a line saying so). Nothing recurses
  * on the depth of terms or proofs. */
 #define EG_EXPL_TERM_BYTES 4096

@@ -400,7 +400,6 @@ int tl_cmd_cost_report(int argc, char **argv) {
     goto done;
   }
   in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
-  double t_start = tl_now_ms();
   if (tl_timing_inputs(g, syms, in, err, sizeof err) || !(prog = be_compile(g, &bo, err, sizeof err))) {
     fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
     goto done;
@@ -429,6 +428,7 @@ int tl_cmd_cost_report(int argc, char **argv) {
     goto done;
   }
   int not_one = 0, unmeasured = 0;
+  double t_start = tl_now_ms(); /* the kernels' measurements, for --time-limit */
   int32_t *map = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *map), *set = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *set);
   for (int32_t j = 0; j < g->nnodes; j++) map[j] = -1;
   for (int i = 0; i < pc.nks; i++) {
