@@ -334,7 +334,10 @@ static bool is_value_leaf(const eg_egraph *e, const eg_node *nd, void *ctx) {
 }
 
 /* A class with a known uniform value gets its value as a leaf (a weak lit or
- * a typed fill), so extraction can replace the computation by the constant. */
+ * a typed fill), so extraction can replace the computation by the constant.
+ * The e-graph calls this from inside eg_add and eg_union, and it adds and
+ * unions itself: the leaf's own call returns at once (its class holds a
+ * value leaf), so the re-entry is one level deep whatever the graph. */
 static void modify(eg_egraph *e, eg_id cls, void *ctx) {
   (void)ctx;
   const tn_data *d = eg_data(e, cls);
