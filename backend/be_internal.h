@@ -62,6 +62,18 @@ typedef struct be_fuse {
   int64_t max_ops; /* 0: no limit */
 } be_fuse;
 
+/* The most ops a fused expression may have (counted as fuse's max-ops
+ * counts them: as a tree, loads 0), whatever the rules allow: a chain of
+ * 10^6 elementwise ops with single uses is legal, and fusing it whole gave
+ * one kernel whose expression every walk over it (planning, lowering,
+ * the cost model) recursed through, level by level, and whose LLVM time
+ * grew faster than its size (10^4 adds 1.1 s, 4x10^4 11 s in LLVM's
+ * passes). Cut at this bound, the walks recurse at most this deep (a
+ * kernel's root adds one level) and a chain compiles in linear time
+ * (kernels of ~500 adds). No shipped example or test fuses more than 16
+ * ops, so this changes none of them. */
+#define BE_FUSE_MAX_OPS 1024
+
 typedef struct be_rules {
   be_fuse *fuse;
   int nfuse;

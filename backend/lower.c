@@ -222,7 +222,9 @@ static void bcast_dep(const tl_type *xt, const tl_type *ot, const dep *d, dep *x
     x[j] = xt->dims[j] == 1 && ot->dims[j + off] != 1 ? dep_of(DEP_OTHER, 0) : d[j + off];
 }
 
-/* The accesses of lw_ex(id) (def: lw_ex_def(id)) at an index vector d. */
+/* The accesses of lw_ex(id) (def: lw_ex_def(id)) at an index vector d.
+ * Recursive, as deep as the kernel's expression: at most BE_FUSE_MAX_OPS
+ * levels (be_internal.h). */
 static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
   const be_plan *p = s->p;
   const tl_graph *g = p->g;

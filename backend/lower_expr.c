@@ -17,7 +17,15 @@
  * memory(none) with a vector-function-abi-variant naming libmvec's AVX2
  * variant, so vectorised loops call _ZGVdN8v_expf and friends; with
  * vector_math == 2, f32 exp and tanh are tlaloc's own inline kernels
- * (vm_exp32, vm_tanh32). */
+ * (vm_exp32, vm_tanh32).
+ *
+ * lw_ex recurses once per level of a kernel's fused expression (through
+ * lw_ex_def and ex_elemwise); the planner cuts every fused expression at
+ * BE_FUSE_MAX_OPS ops (be_internal.h), which bounds that depth whatever
+ * the graph's length. The other walks over a kernel's expression
+ * (scan_expr, computes_inline, lw_calls_math, plan.c's collect, computes
+ * and reads_in_place, the cost model's add_expr and copy_expr) rest on the
+ * same bound. */
 #include "backend/lower_internal.h"
 #include "util/util.h"
 

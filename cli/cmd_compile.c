@@ -1,5 +1,5 @@
 /* cli/cmd_compile.c - `tlaloc compile G.tg -o G.o [--header G.h] [--name
- * NAME] [-O1|-O2|-O3]`: the arguments, then be_compile_aot does the work. */
+ * NAME] [-O0|-O1|-O2|-O3]`: the arguments, then be_compile_aot does the work. */
 #include "cli/cli.h"
 
 #include "backend/backend.h"
@@ -21,7 +21,8 @@ int cli_cmd_compile(int argc, char **argv) {
         fprintf(stderr, "tlaloc compile: only --target cpu is supported here\n");
         return CLI_EXIT_BAD;
       }
-    } else if (!strcmp(a, "-O1")) ap.opt_level = 1;
+    } else if (!strcmp(a, "-O0")) ap.opt_level = 0;
+    else if (!strcmp(a, "-O1")) ap.opt_level = 1;
     else if (!strcmp(a, "-O2")) ap.opt_level = 2;
     else if (!strcmp(a, "-O3")) ap.opt_level = 3;
     else if (a[0] != '-' && !in) in = a;
@@ -32,7 +33,7 @@ int cli_cmd_compile(int argc, char **argv) {
     }
   }
   if (!in || !ap.object_path) {
-    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n");
+    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n");
     return CLI_EXIT_BAD;
   }
   tl_graph *g = tl_tg_load(in, stderr);

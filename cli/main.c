@@ -29,9 +29,9 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
-          "           [--out DIR] [--engine NAME | --interp] [--stats]\n"
+          "           [--out DIR] [--engine NAME | --interp] [--stats] [-O0|-O1|-O2|-O3]\n"
           "                                      compile (or interpret) a graph, print outputs\n"
-          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n"
+          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n"
           "                                      ahead-of-time object for use from C\n"
           "  infer G.tg                          print each named value's dtype and shape\n"
           "  opt G.tg [--rules PATH]... [--phase RULESETS]... [--limit K=V,...]\n"
@@ -45,7 +45,7 @@ static void usage(FILE *f) {
           "  extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n"
           "                                      extract from a serialized e-graph\n"
           "  calibrate [--quick] [-o PATH]       measure this machine for the time model\n"
-          "  cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n"
+          "  cost-report G.tg [--dim SYM=SIZE]... [--runs N] [--time-limit S] [-O0|-O1|-O2|-O3]\n"
           "                                      predicted vs measured time, per kernel and in total\n"
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"
@@ -164,6 +164,7 @@ static int cmd_run(int argc, char **argv) {
   bool have_seed = false, stats = false;
   const tl_engine *engine = tl_engine_find("llvm", 0);
   void *prog = NULL;
+  int opt_level = 0; /* the engine's default */
   uint64_t seed = 0;
   const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
   const char **in_files = tl_xcalloc((size_t)argc, sizeof *in_files);
@@ -215,6 +216,8 @@ static int cmd_run(int argc, char **argv) {
       }
     } else if (strcmp(a, "--stats") == 0) {
       stats = true;
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+      opt_level = a[2] == '0' ? -1 : a[2] - '0'; /* -O0: no IR passes (tl_engine_opts) */
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "tlaloc run: unknown or incomplete option '%s'\n", a);
       goto done;
@@ -227,7 +230,7 @@ static int cmd_run(int argc, char **argv) {
   }
   if (!path) {
     fprintf(stderr, "usage: tlaloc run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... "
-                    "[--random SEED] [--out DIR] [--engine NAME | --interp]\n");
+                    "[--random SEED] [--out DIR] [--engine NAME | --interp] [--stats] [-O0|-O1|-O2|-O3]\n");
     goto done;
   }
   g = load_graph(path);
@@ -279,6 +282,7 @@ static int cmd_run(int argc, char **argv) {
     goto done;
   }
   tl_engine_opts eo = tl_engine_opts_default();
+  eo.opt_level = opt_level;
   prog = engine->compile(g, &eo, err, sizeof err);
   if (!prog) {
     fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
@@ -367,7 +371,7 @@ static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, i
       }
       a->p.phases[a->p.nphases++] = argv[++i];
     } else if (strcmp(o, "--limit") == 0 && v) {
-      if (tl_opt_parse_limits(argv[++i], &a->p.limits)) {
+      if (tl_opt_parse_limits(argv[++i], &a->p)) {
         fprintf(stderr, "tlaloc %s: --limit expects iters=N,nodes=N,time=SECONDS,mem=MIB, got '%s'\n", cmd, argv[i]);
         return -1;
       }

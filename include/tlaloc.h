@@ -89,7 +89,8 @@ tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *i
 
 /* Optimises g: saturates an e-graph with the rule files (.rw files or
  * folders; NULL/0 = the default rules folder) within limits
- * ("iters=30,nodes=100000,time=10,mem=512"; NULL = defaults) and extracts
+ * ("iters=30,nodes=100000,time=10,mem=512"; NULL = defaults: 30, 100000 +
+ * 10 per e-node of the program, 10 s, 2 GiB; nodes= given is exact) and extracts
  * the cheapest equivalent graph into *out (free with tlaloc_graph_free).
  * *stats (if not NULL) gets a JSON object: stop reason, iterations,
  * e-nodes, e-classes, saturation milliseconds. Reaching a limit is not an

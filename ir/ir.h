@@ -88,7 +88,7 @@ typedef struct tl_graph {
   tl_output *outputs; int32_t noutputs, capoutputs;
   int32_t *lets; int32_t nlets, caplets;       /* let-named nodes, in order */
   struct tl_tensor **lits; int32_t nlits, caplits; /* const payloads, owned */
-  int32_t *memo; uint32_t memocap;             /* hash-cons table: node ids */
+  uint64_t *memo; uint32_t memocap;            /* hash-cons table (graph.c) */
 } tl_graph;
 
 static inline const int32_t *tl_node_inputs(const tl_graph *g, const tl_node *n) {

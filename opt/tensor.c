@@ -330,7 +330,10 @@ static bool is_value_leaf(const eg_egraph *e, const eg_node *nd, void *ctx) {
 }
 
 /* A class with a known uniform value gets its value as a leaf (a weak lit or
- * a typed fill), so extraction can replace the computation by the constant. */
+ * a typed fill), so extraction can replace the computation by the constant.
+ * The e-graph calls this from inside eg_add and eg_union, and it adds and
+ * unions itself: the leaf's own call returns at once (its class holds a
+ * value leaf), so the re-entry is one level deep whatever the graph. */
 static void modify(eg_egraph *e, eg_id cls, void *ctx) {
   (void)ctx;
   const tn_data *d = eg_data(e, cls);
@@ -591,19 +594,23 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
   size_t nids = eg_nids(e);
   int32_t *built = tl_xmalloc((nids + 1) * sizeof *built);
   for (size_t i = 0; i < nids; i++) built[i] = -1;
-  /* iterative post-order over the chosen terms (graphs can be deep) */
+  /* iterative post-order over the chosen terms (graphs can be deep): a
+   * frame is a class and its next operand; a class met again while its
+   * frame is open is a cycle in the choice */
+  typedef struct frame { eg_id cl; uint32_t k; } frame;
   size_t cap = 256, sp = 0;
-  eg_id *stack = tl_xmalloc(cap * sizeof *stack);
+  frame *stack = tl_xmalloc(cap * sizeof *stack);
+  uint8_t *open = tl_xcalloc(nids + 1, 1);
   int32_t *args = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *args);
   bool ok = true;
   for (int r = 0; r < nroots && ok; r++) {
-    stack[sp++] = eg_find(e, roots[r]);
+    eg_id root = eg_find(e, roots[r]);
+    if (built[root] >= 0) continue;
+    stack[sp++] = (frame){root, 0};
+    open[root] = 1;
     while (sp > 0 && ok) {
-      eg_id cl = stack[sp - 1];
-      if (built[cl] >= 0) {
-        sp--;
-        continue;
-      }
+      frame *f = &stack[sp - 1];
+      eg_id cl = f->cl;
       if (choice[cl] == EG_NONE) {
         snprintf(err, err_size, "extraction chose no term for e-class %u", cl);
         ok = false;
@@ -611,22 +618,21 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
       }
       const eg_node *nd = eg_get_node(e, choice[cl]);
       const eg_id *kids = eg_node_kids(e, nd);
-      bool ready = true;
-      for (uint32_t k = 0; k < nd->n; k++) {
-        eg_id kc = eg_find(e, kids[k]);
-        if (built[kc] < 0) {
-          ready = false;
-          if (sp + 1 >= cap) stack = tl_xrealloc(stack, (cap *= 2) * sizeof *stack);
-          stack[sp++] = kc;
-          if (sp > nids + 1) { /* a cycle in the choice */
-            snprintf(err, err_size, "extraction chose a cyclic term at e-class %u", cl);
-            ok = false;
-            break;
-          }
+      if (f->k < nd->n) {
+        eg_id kc = eg_find(e, kids[f->k++]);
+        if (built[kc] >= 0) continue;
+        if (open[kc]) {
+          snprintf(err, err_size, "extraction chose a cyclic term at e-class %u", kc);
+          ok = false;
+          break;
         }
+        if (sp == cap) stack = tl_xrealloc(stack, (cap *= 2) * sizeof *stack);
+        stack[sp++] = (frame){kc, 0};
+        open[kc] = 1;
+        continue;
       }
-      if (!ready || !ok) continue;
       sp--;
+      open[cl] = 0;
       tl_attrs a = payload(e, nd->attr);
       int32_t id;
       char e2[512];
@@ -655,6 +661,7 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
   if (ok)
     for (int r = 0; r < nroots; r++) tl_graph_add_output(g, out_names[r], built[eg_find(e, roots[r])]);
   free(stack);
+  free(open);
   free(args);
   free(built);
   free(in_node);
