@@ -265,6 +265,20 @@ Test(parser, deep_nesting_is_refused_not_overflowed) {
   free(b.s);
 }
 
+/* A graph whose first node has no operands: args is still NULL, and the
+ * node's operand array must be an empty array, not NULL + 0 (undefined
+ * behaviour that clang's UBSan reports). */
+Test(parser, operandless_first_node) {
+  const char *src[] = {"(graph g (in x f32 [2]) (out y (add x 1)))", "(graph g (in x f32 [2]) (out y x))"};
+  for (int k = 0; k < 2; k++) {
+    tl_graph *g = parse_str(src[k], NULL);
+    cr_assert(g);
+    for (int32_t i = 0; i < g->nnodes; i++)
+      cr_expect_not_null(tl_node_inputs(g, &g->nodes[i]), "%s: node %d", src[k], (int)i);
+    tl_graph_free(g);
+  }
+}
+
 /* ---- printing: canonical form and round trip --------------------------- */
 
 static void check_round_trip(const char *what, tl_graph *g) {
