@@ -8,6 +8,7 @@
 #include "egraph/rules.h"
 #include "egraph/internal.h"
 #include "egraph/pattern_parse.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -110,10 +111,10 @@ static void error_at(parser *ps, int line, int col, const char *fmt, ...) {
   diag_put(d, "\n", 1);
   size_t n;
   const char *src = sx_line(&ps->lx, line, &n);
-  diag_put(d, src, n);
-  diag_put(d, "\n", 1);
-  for (int i = 1; i < col; i++) diag_put(d, (size_t)(i - 1) < n && src[i - 1] == '\t' ? "\t" : " ", 1);
-  diag_put(d, "^\n", 2);
+  tl_buf q = {0};
+  tl_quote_line(&q, "", src, n, col);
+  diag_put(d, q.s, q.len);
+  free(q.s);
 }
 
 static void skip_close(sx_lexer *lx) {

@@ -2,6 +2,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +100,25 @@ void tl_buf_printf(tl_buf *b, const char *fmt, ...) {
   va_end(ap);
   tl_buf_putn(b, big, (size_t)n);
   free(big);
+}
+
+static bool utf8_cont(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
+
+void tl_quote_line(tl_buf *b, const char *indent, const char *line, size_t n, int col) {
+  size_t at = col > 1 ? (size_t)col - 1 : 0; /* the caret's byte */
+  if (at > n) at = n;
+  size_t start = 0, end = n;
+  if (n > TL_QUOTE_WIDTH) {
+    start = at > TL_QUOTE_WIDTH / 2 ? at - TL_QUOTE_WIDTH / 2 : 0;
+    if (start + TL_QUOTE_WIDTH > n) start = n - TL_QUOTE_WIDTH;
+    end = start + TL_QUOTE_WIDTH;
+    /* whole UTF-8 characters only */
+    while (start > 0 && start < n && utf8_cont(line[start])) start--;
+    while (end < n && utf8_cont(line[end])) end--;
+  }
+  const char *lmark = start > 0 ? "..." : "", *rmark = end < n ? "..." : "";
+  tl_buf_printf(b, "%s%s%.*s%s\n%s", indent, lmark, (int)(end - start), line + start, rmark, indent);
+  if (start > 0) tl_buf_putn(b, "   ", 3);
+  for (size_t i = start; i < at; i++) tl_buf_putn(b, line[i] == '\t' ? "\t" : " ", 1);
+  tl_buf_putn(b, "^\n", 2);
 }

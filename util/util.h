@@ -37,4 +37,11 @@ void tl_buf_printf(tl_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void tl_buf_putn(tl_buf *b, const char *s, size_t n);
 
+/* Quotes a source line under a diagnostic: "indent" + the line, then
+ * "indent" + a caret under column col (1-based, in bytes). A line longer
+ * than TL_QUOTE_WIDTH shows only a window of that many columns around col,
+ * its cut ends marked "...", as clang does. */
+#define TL_QUOTE_WIDTH 100
+void tl_quote_line(tl_buf *b, const char *indent, const char *line, size_t n, int col);
+
 #endif
