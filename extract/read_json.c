@@ -250,8 +250,10 @@ ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
     if (rest >= len)
       return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error: unexpected end of input",
                      name, line, col);
-    return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error near '%.20s'", name,
-                   line, col, buf + off);
+    /* the buffer need not be NUL-terminated: quote at most what is left */
+    size_t near = len - off < 20 ? len - off : 20;
+    return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error near '%.*s'", name,
+                   line, col, (int)near, buf + off);
   }
   reader r = {.name = name, .d = d, .g = ex_graph_new()};
   ex_status st = r.g ? read_tree(&r, root) : ex_fail(d, EX_ERR_NOMEM, "%s: error: out of memory", name);

@@ -343,6 +343,25 @@ Test(malformed, messages)
   cr_expect(strstr(d.msg, "/nonexistent/e.json: error: cannot open"), "%s", d.msg);
 }
 
+/* The in-memory reader takes a buffer that need not be NUL-terminated:
+ * the syntax error quotes only bytes inside it. */
+Test(malformed, syntax_error_quotes_inside_the_buffer)
+{
+  char *buf = malloc(2);
+  memcpy(buf, "{x", 2);
+  ex_graph *g;
+  ex_diag d;
+  cr_expect_eq(ex_read_json_buf(buf, 2, "t.json", &g, &d), EX_ERR_SYNTAX);
+  cr_expect(strstr(d.msg, "t.json:1:2: error: JSON syntax error near 'x'"), "%s", d.msg);
+  free(buf);
+  buf = malloc(40);
+  memset(buf, 'x', 40);
+  buf[0] = '[';
+  cr_expect_eq(ex_read_json_buf(buf, 40, "t.json", &g, &d), EX_ERR_SYNTAX);
+  cr_expect(strstr(d.msg, "near 'xxxxxxxxxxxxxxxxxxxx'"), "%s", d.msg);
+  free(buf);
+}
+
 Test(malformed, only_cyclic_choices)
 {
   ex_graph *g;
