@@ -10,7 +10,6 @@
 #include "egraph/pattern_parse.h"
 #include "util/util.h"
 
-#include <errno.h>
 #include <stdarg.h>
 
 /* ---- conditions -------------------------------------------------------- */
@@ -808,29 +807,19 @@ done:
 }
 
 int eg_rules_load_file(eg_rules *r, const char *path, eg_diag *d) {
-  FILE *f = fopen(path, "rb");
   eg_diag own = {0};
   if (!d) d = &own;
-  if (!f) {
+  char why[256];
+  size_t n;
+  char *buf = tl_read_input(path, TL_READ_MAX_TEXT, &n, why, sizeof why);
+  if (!buf) {
     char msg[512];
-    int k = snprintf(msg, sizeof msg, "%s: error: cannot open: %s\n", path, strerror(errno));
+    int k = snprintf(msg, sizeof msg, "%s: error: %s\n", path, why);
     diag_put(d, msg, (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
     d->nerrors++;
     eg_diag_free(&own);
     return 1;
   }
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  EG_ASSERT(buf);
-  for (;;) {
-    size_t k = fread(buf + n, 1, cap - n, f);
-    n += k;
-    if (n < cap) break;
-    cap *= 2;
-    buf = realloc(buf, cap);
-    EG_ASSERT(buf);
-  }
-  fclose(f);
   int e = eg_rules_load(r, path, buf, n, d);
   free(buf);
   eg_diag_free(&own);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void oom(size_t n) {
@@ -47,29 +48,94 @@ double tl_now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-char *tl_read_file(const char *path, size_t *len, char *err, size_t err_size) {
+FILE *tl_open_input(const char *path, int64_t *size, char *why, size_t why_size) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    snprintf(why, why_size, "cannot open: %s", strerror(errno));
     return NULL;
   }
-  size_t cap = 4096, n = 0;
-  char *s = tl_xmalloc(cap);
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0) {
+    snprintf(why, why_size, "cannot open: %s", strerror(errno));
+    fclose(f);
+    return NULL;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    snprintf(why, why_size, "is a folder, not a file");
+    fclose(f);
+    return NULL;
+  }
+  *size = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+  return f;
+}
+
+/* "64 MiB" for the messages; the limits are whole MiB. */
+static void limit_str(char *b, size_t n, size_t max) {
+  if (max >= ((size_t)1 << 30) && max % ((size_t)1 << 30) == 0)
+    snprintf(b, n, "%zu GiB", max >> 30);
+  else if (max >= ((size_t)1 << 20))
+    snprintf(b, n, "%zu MiB", max >> 20);
+  else
+    snprintf(b, n, "%zu bytes", max);
+}
+
+char *tl_read_input(const char *path, size_t max, size_t *len, char *why, size_t why_size) {
+  int64_t size;
+  FILE *f = tl_open_input(path, &size, why, why_size);
+  if (!f) return NULL;
+  char lim[32];
+  limit_str(lim, sizeof lim, max);
+  if (size >= 0 && (uint64_t)size > max) {
+    snprintf(why, why_size, "the file has %lld bytes, more than the input limit of %s",
+             (long long)size, lim);
+    fclose(f);
+    return NULL;
+  }
+  /* a regular file is read in one piece; one of unknown size (or one that
+   * grows while it is read) a block at a time, up to max + 1 bytes */
+  size_t cap = size >= 0 ? (size_t)size + 2 : 65536, n = 0;
+  char *s = malloc(cap);
   for (;;) {
-    if (n + 1 >= cap) s = tl_xrealloc(s, cap *= 2);
+    if (!s) {
+      snprintf(why, why_size, "out of memory reading %zu bytes", cap);
+      fclose(f);
+      return NULL;
+    }
+    if (n + 1 >= cap) {
+      if (n > max) break;
+      size_t nc = cap * 2 > max + 2 ? max + 2 : cap * 2;
+      char *q = realloc(s, nc);
+      if (!q) free(s);
+      s = q;
+      cap = nc;
+      continue;
+    }
     size_t r = fread(s + n, 1, cap - n - 1, f);
     n += r;
     if (r == 0) break;
   }
   if (ferror(f)) {
-    snprintf(err, err_size, "%s: read error", path);
+    snprintf(why, why_size, "read error: %s", strerror(errno));
     fclose(f);
     free(s);
     return NULL;
   }
   fclose(f);
+  if (n > max) {
+    snprintf(why, why_size, "%s and longer than the input limit of %s",
+             size >= 0 ? "the file grew while it was read" : "not a regular file", lim);
+    free(s);
+    return NULL;
+  }
   s[n] = 0;
   if (len) *len = n;
+  return s;
+}
+
+char *tl_read_file(const char *path, size_t *len, char *err, size_t err_size) {
+  char why[256];
+  char *s = tl_read_input(path, TL_READ_MAX_TEXT, len, why, sizeof why);
+  if (!s) snprintf(err, err_size, "%s: %s", path, why);
   return s;
 }
 

@@ -360,6 +360,9 @@ Test(malformed, syntax_error_quotes_inside_the_buffer)
   cr_expect_eq(ex_read_json_buf(buf, 40, "t.json", &g, &d), EX_ERR_SYNTAX);
   cr_expect(strstr(d.msg, "near 'xxxxxxxxxxxxxxxxxxxx'"), "%s", d.msg);
   free(buf);
+  cr_expect_eq(ex_read_json("/dev/zero", &g, &d), EX_ERR_IO);
+  cr_expect(strstr(d.msg, "/dev/zero: error: not a regular file and longer than the input limit"),
+            "%s", d.msg);
 }
 
 Test(malformed, only_cyclic_choices)
