@@ -1,7 +1,7 @@
 #!/bin/bash
-# Hostile inputs to the tlaloc program: endless files, folders. Each must
-# end in a clear message and exit 2, quickly and in bounded memory, never a
-# crash or a hang.
+# Hostile inputs to the tlaloc program: malformed .npy headers, endless
+# files, folders. Each must end in a clear message and exit 2, quickly and
+# in bounded memory, never a crash or a hang.
 # usage: inputs.sh TLALOC SOURCE_DIR
 set -u
 TL=$1
@@ -10,7 +10,37 @@ SRC=$2
 . "$SRC/tests/common/check.sh"
 
 expect_err() { if grep -qF -- "$1" "$tmp/err"; then ok; else bad "$2: stderr lacks '$1'"; head -c 2000 "$tmp/err"; fi; }
+# npy HEADER [DATA]: a .npy 1.0 file with that header dict (no padding)
+npy() {
+  local n=${#1}
+  printf '\x93NUMPY\x01\x00'"$(printf '\\x%02x\\x%02x' $((n & 255)) $((n >> 8)))"
+  printf '%s' "$1"
+  [ $# -gt 1 ] && printf '%s' "$2"
+}
 X="$SRC/examples/xent.tg"
+
+# .npy headers whose scans used to run past the header's end
+npy "{'descr':" >"$tmp/a.npy"
+expect_status 2 "npy: header ends after 'descr':" "$TL" run "$X" --in x="$tmp/a.npy" --random 1 --interp
+expect_err "a.npy: header has no 'descr' string" "npy: no descr value"
+{ npy "{'descr':   " "'"; head -c 1048576 /dev/zero | tr '\0' A; } >"$tmp/b.npy"
+expect_status 2 "npy: quote after the header" "$TL" run "$X" --in x="$tmp/b.npy" --random 1 --interp
+expect_err "b.npy: header has no 'descr' string" "npy: quote after the header"
+npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1" 2345678 >"$tmp/c.npy"
+expect_status 2 "npy: shape cut short" "$TL" run "$X" --in x="$tmp/c.npy" --random 1 --interp
+expect_err "c.npy: malformed 'shape'" "npy: shape cut short"
+
+# 136 bytes declaring a billion f8: refused before the 8 GB are allocated.
+# Under a 2 GB address-space limit the allocation would fail first; the
+# sanitizer build cannot start under such a limit, so it skips this.
+h="{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }"
+{ npy "$h$(printf '%*s' $((117 - ${#h})) '')"$'\n'; head -c 8 /dev/zero; } >"$tmp/big.npy"
+[ "$(stat -c %s "$tmp/big.npy")" = 136 ] && ok || bad "big.npy is not 136 bytes"
+if (ulimit -v 2000000 && "$TL" help) >/dev/null 2>&1; then
+  (ulimit -v 2000000 && exec "$TL" run "$X" --in x="$tmp/big.npy" --random 1 --interp) >"$tmp/out" 2>"$tmp/err"
+  [ $? = 2 ] && ok || bad "npy: billion f8 under a memory limit: exit not 2"
+  expect_err "big.npy: data is truncated (8 bytes, shape needs 8000000000)" "npy: size checked before allocating"
+fi
 
 # Endless or unbounded inputs: refused at the size limit, not read forever.
 expect_status 2 "fmt /dev/zero" timeout 60 "$TL" fmt /dev/zero
@@ -19,6 +49,8 @@ expect_status 2 "check-rules /dev/zero" timeout 60 "$TL" check-rules /dev/zero
 expect_err "/dev/zero: error: not a regular file and longer than the input limit of 64 MiB" "check-rules /dev/zero"
 expect_status 2 "extract /dev/zero" timeout 60 "$TL" extract /dev/zero
 expect_err "/dev/zero: error: not a regular file and longer than the input limit of 64 MiB" "extract /dev/zero"
+expect_status 2 "run --in x=/dev/zero" timeout 60 "$TL" run "$X" --in x=/dev/zero --random 1 --dim n=2
+expect_err "/dev/zero: not a .npy file (bad magic)" "run --in x=/dev/zero"
 expect_status 2 "fmt of a folder" "$TL" fmt "$SRC/examples"
 expect_err "examples: is a folder, not a file" "fmt of a folder"
 # a pipe is read like a file, within the limit
