@@ -66,6 +66,7 @@ typedef struct rd {
   eg_pattern *p;
   eg_perr *err;
   uint32_t capn, capk, capb;
+  int depth; /* open '(' of the pattern being read */
 } rd;
 
 static int fail(rd *r, sx_tok t, const char *fmt, ...) {
@@ -237,7 +238,16 @@ out:
 
 static int read_expr(rd *r, uint32_t *out) {
   sx_tok t = sx_next(r->lx);
-  if (t.k == SX_LP) return read_node(r, t, out);
+  if (t.k == SX_LP) {
+    if (r->depth >= EG_PAT_MAX_DEPTH) {
+      skip_close(r->lx);
+      return fail(r, t, "pattern nested more than %d deep", EG_PAT_MAX_DEPTH);
+    }
+    r->depth++;
+    int rc = read_node(r, t, out);
+    r->depth--;
+    return rc;
+  }
   if (t.k != SX_ATOM || t.s[0] == ':')
     return fail(r, t, t.k == SX_EOF ? "unexpected end of input, expected an expression"
                                     : "expected an expression");
@@ -270,7 +280,7 @@ static int read_expr(rd *r, uint32_t *out) {
 
 int eg_pattern_read(sx_lexer *lx, const eg_lang *l, eg_vartab *vt, int flags,
                     eg_pattern *out, eg_perr *err) {
-  rd r = {lx, l, vt, flags, out, err, 0, 0, 0};
+  rd r = {lx, l, vt, flags, out, err, 0, 0, 0, 0};
   uint32_t root;
   if (read_expr(&r, &root)) return -1;
   /* the subtree is post-order and contiguous: its root is the last node */

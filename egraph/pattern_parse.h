@@ -17,6 +17,10 @@ enum {
   EG_VARS_NONE = 2,  /* ?vars are an error (a ground term) */
 };
 
+/* Deeper nesting than this is refused: the reader, the compiler and the
+ * checkers recurse once per level (the .tg parser has the same limit). */
+#define EG_PAT_MAX_DEPTH 1000
+
 /* Reads one pattern from lx into out (appending). Returns 0, or -1 with err
  * set; on error the lexer is left after the offending expression when it
  * can be (so a caller may go on and report more). */

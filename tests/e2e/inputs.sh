@@ -1,7 +1,7 @@
 #!/bin/bash
 # Hostile inputs to the tlaloc program: malformed .npy headers, endless
-# files, folders. Each must end in a clear message and exit 2, quickly and
-# in bounded memory, never a crash or a hang.
+# files, deep rule patterns, long lines. Each must end in a clear message
+# and exit 2, quickly and in bounded memory, never a crash or a hang.
 # usage: inputs.sh TLALOC SOURCE_DIR
 set -u
 TL=$1
@@ -55,5 +55,33 @@ expect_status 2 "fmt of a folder" "$TL" fmt "$SRC/examples"
 expect_err "examples: is a folder, not a file" "fmt of a folder"
 # a pipe is read like a file, within the limit
 expect_status 0 "fmt from a pipe" bash -c "cat '$X' | '$TL' fmt /dev/stdin"
+
+# A rule pattern 5000 deep: a file:line:col error, not a stack overflow;
+# the quoted line is a window around the column, not the whole line.
+{
+  printf '(ruleset deep\n  (rule deep '
+  for _ in $(seq 5000); do printf '(neg '; done
+  printf '?x'
+  for _ in $(seq 5000); do printf ')'; done
+  printf ' => ?x))\n'
+} >"$tmp/deep.rw"
+expect_status 2 "check-rules deep.rw" "$TL" check-rules "$tmp/deep.rw"
+expect_err "deep.rw:2:5014: error: pattern nested more than 1000 deep" "check-rules deep.rw"
+[ "$(wc -c <"$tmp/err")" -lt 1000 ] && ok || bad "check-rules deep.rw: $(wc -c <"$tmp/err") bytes of diagnostics"
+expect_status 2 "opt --rules deep.rw" "$TL" opt "$X" --rules "$tmp/deep.rw"
+expect_err "deep.rw:2:5014: error: pattern nested more than 1000 deep" "opt --rules deep.rw"
+
+# A deep .tg expression on one 600 KB line: the diagnostic quotes a window.
+{
+  printf '(graph g (in x f32 [3]) (out y '
+  for _ in $(seq 60000); do printf '(exp '; done
+  printf 'x'
+  for _ in $(seq 60000); do printf ')'; done
+  printf '))\n'
+} >"$tmp/deep.tg"
+expect_status 2 "fmt deep.tg" "$TL" fmt "$tmp/deep.tg"
+expect_err "deep.tg:1:5022: error: expression nested more than 1000 deep" "fmt deep.tg"
+[ "$(wc -c <"$tmp/err")" -lt 1000 ] && ok || bad "fmt deep.tg: $(wc -c <"$tmp/err") bytes of diagnostics"
+grep -q '^  \.\.\.(exp (exp .*\.\.\.$' "$tmp/err" && ok || { bad "fmt deep.tg: no window"; head -c 1000 "$tmp/err"; }
 
 check_summary

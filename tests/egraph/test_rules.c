@@ -1,6 +1,9 @@
 /* test_rules.c - the .rw reader: the shipped math rules, and error messages
  * with exact file:line:col, source line and caret. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "egraph/math.h"
 #include "egraph/rules.h"
@@ -320,4 +323,34 @@ Test(egraph_rules, decl_errors_report_all_and_keep_nothing) {
     cr_assert_gt(n, 0, "accepted: %s", bad[i]);
     free(e);
   }
+}
+
+/* A pattern 5000 deep is refused at the level past the limit, with a
+ * file:line:col message, not read by 5000 nested calls (a stack overflow
+ * in the sanitizer build); its quoted line is a window around the column. */
+Test(egraph_rules, deep_patterns_are_refused) {
+  size_t depth = 5000, len = 40 + 9 * depth;
+  char *text = malloc(len), *p = text;
+  p += sprintf(p, "(ruleset s\n (rule r ");
+  for (size_t i = 0; i < depth; i++) p += sprintf(p, "(ln ");
+  p += sprintf(p, "?a");
+  for (size_t i = 0; i < depth; i++) *p++ = ')';
+  sprintf(p, " => ?a))");
+  int n;
+  char *s = load(text, &n);
+  cr_expect_eq(n, 1, "%.300s", s);
+  /* " (rule r " is 9 columns; the 1001st '(' is at 10 + 4 * 1000 */
+  cr_expect(strncmp(s, "t.rw:2:4010: error: pattern nested more than 1000 deep\n", 55) == 0, "%.300s", s);
+  cr_expect_lt(strlen(s), 400, "%zu bytes of diagnostics", strlen(s));
+  free(s);
+  /* 1000 deep is fine */
+  p = text + sprintf(text, "(ruleset s\n (rule r ");
+  for (size_t i = 0; i < 1000; i++) p += sprintf(p, "(ln ");
+  p += sprintf(p, "?a");
+  for (size_t i = 0; i < 1000; i++) *p++ = ')';
+  sprintf(p, " => ?a))");
+  s = load(text, &n);
+  cr_expect_eq(n, 0, "%.300s", s);
+  free(s);
+  free(text);
 }
