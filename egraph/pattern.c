@@ -239,7 +239,7 @@ out:
 static int read_expr(rd *r, uint32_t *out) {
   sx_tok t = sx_next(r->lx);
   if (t.k == SX_LP) {
-    if (r->depth >= EG_PAT_MAX_DEPTH) {
+    if (r->depth >= EG_PAT_MAX_DEPTH && !(r->flags & EG_VARS_NONE)) {
       skip_close(r->lx);
       return fail(r, t, "pattern nested more than %d deep", EG_PAT_MAX_DEPTH);
     }
