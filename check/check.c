@@ -17,12 +17,12 @@ enum {
   C_SAME_TYPE, C_DTYPE, C_RANK, C_VALUE, C_LOSSLESS, C_NUMERIC, C_FITS, C_IMPROVES,
   C_SAME_DTYPE, C_NONPOS, C_COUNT
 };
-static const struct { const char *name; int lo, hi; } cond_defs[C_COUNT] = {
-  {"nonzero", 1, 1}, {"positive", 1, 1}, {"nonneg", 1, 1}, {"const", 1, 1},
-  {"scalar", 1, 1}, {"float", 1, 1}, {"strong", 1, 1}, {"same-shape", 2, 8},
-  {"same-type", 2, 8}, {"dtype", 2, 2}, {"rank", 2, 2}, {"value", 2, 2},
-  {"lossless-cast", 2, 2}, {"numeric", 1, 1}, {"fits", 2, 2}, {"improves-accuracy", 0, 0},
-  {"same-dtype", 2, 8}, {"nonpos", 1, 1},
+static const struct { const char *name, *args; } cond_defs[C_COUNT] = {
+  {"nonzero", "v"}, {"positive", "v"}, {"nonneg", "v"}, {"const", "v"},
+  {"scalar", "v"}, {"float", "v"}, {"strong", "v"}, {"same-shape", "vv+"},
+  {"same-type", "vv+"}, {"dtype", "va"}, {"rank", "va"}, {"value", "va"},
+  {"lossless-cast", "va"}, {"numeric", "v"}, {"fits", "vv"}, {"improves-accuracy", ""},
+  {"same-dtype", "vv+"}, {"nonpos", "v"},
 };
 
 static bool c_true(eg_egraph *e, const uint32_t *a, const char *const *at, int n, void *x) {
@@ -33,7 +33,7 @@ static bool c_true(eg_egraph *e, const uint32_t *a, const char *const *at, int n
 eg_conds *tl_check_conds_new(void) {
   eg_conds *c = eg_conds_new();
   for (int i = 0; i < C_COUNT; i++)
-    eg_conds_add(c, cond_defs[i].name, cond_defs[i].lo, cond_defs[i].hi, c_true, NULL);
+    eg_conds_add(c, cond_defs[i].name, cond_defs[i].args, c_true, NULL);
   return c;
 }
 

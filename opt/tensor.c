@@ -479,19 +479,19 @@ tn_ctx *tn_ctx_new(void) {
   c->lang = (eg_lang){"tensor", TL_OP_COUNT, op_names, op_arity, parse_leaf, parse_attrs, print_head, c};
   c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
   c->conds = eg_conds_new();
-  struct { const char *name; int lo, hi; eg_cond_fn fn; } cs[] = {
-    {"nonzero", 1, 1, c_nonzero}, {"positive", 1, 1, c_positive}, {"nonneg", 1, 1, c_nonneg},
-    {"const", 1, 1, c_const}, {"scalar", 1, 1, c_scalar}, {"float", 1, 1, c_float},
-    {"strong", 1, 1, c_strong}, {"same-shape", 2, 8, c_same_shape},
-    {"same-type", 2, 8, c_same_type}, {"dtype", 2, 2, c_dtype}, {"rank", 2, 2, c_rank},
-    {"value", 2, 2, c_value}, {"lossless-cast", 2, 2, c_widens},
-    {"numeric", 1, 1, c_numeric}, {"fits", 2, 2, c_fits}, {"nonpos", 1, 1, c_nonpos},
-    {"same-dtype", 2, 8, c_same_dtype},
+  struct { const char *name, *args; eg_cond_fn fn; } cs[] = {
+    {"nonzero", "v", c_nonzero}, {"positive", "v", c_positive}, {"nonneg", "v", c_nonneg},
+    {"const", "v", c_const}, {"scalar", "v", c_scalar}, {"float", "v", c_float},
+    {"strong", "v", c_strong}, {"same-shape", "vv+", c_same_shape},
+    {"same-type", "vv+", c_same_type}, {"dtype", "va", c_dtype}, {"rank", "va", c_rank},
+    {"value", "va", c_value}, {"lossless-cast", "va", c_widens},
+    {"numeric", "v", c_numeric}, {"fits", "vv", c_fits}, {"nonpos", "v", c_nonpos},
+    {"same-dtype", "vv+", c_same_dtype},
     /* a marker for check-rules: inf/NaN -> finite counts as a pass */
-    {"improves-accuracy", 0, 0, c_true},
+    {"improves-accuracy", "", c_true},
   };
   for (size_t i = 0; i < sizeof cs / sizeof *cs; i++)
-    eg_conds_add(c->conds, cs[i].name, cs[i].lo, cs[i].hi, cs[i].fn, c);
+    eg_conds_add(c->conds, cs[i].name, cs[i].args, cs[i].fn, c);
   return c;
 }
 

@@ -71,6 +71,31 @@ expect_err "deep.rw:2:5014: error: pattern nested more than 1000 deep" "check-ru
 expect_status 2 "opt --rules deep.rw" "$TL" opt "$X" --rules "$tmp/deep.rw"
 expect_err "deep.rw:2:5014: error: pattern nested more than 1000 deep" "opt --rules deep.rw"
 
+# Condition arguments of the wrong kind: refused when the rules are read
+# (an atom where a variable belongs reached the condition as e-class
+# EG_NONE and crashed opt; an attribute variable read another id's data).
+cat >"$tmp/cond.tg" <<'G'
+(graph g (in x f32 [3 4]) (out y (add (sum x :axis 1) 0)))
+G
+cat >"$tmp/cond1.rw" <<'G'
+(ruleset r
+  (rule add0 (add ?x 0) => ?x :if (numeric 111?x)))
+G
+cat >"$tmp/cond2.rw" <<'G'
+(ruleset r
+  (rule sumx (sum ?x :axis ?a) => (sum ?x :axis ?a) :if (numeric ?a)))
+G
+cat >"$tmp/cond3.rw" <<'G'
+(ruleset r
+  (rule add0 (add ?x 0) => ?x :if (dtype ?x ?x)))
+G
+expect_status 2 "condition with an atom for a variable" "$TL" opt "$tmp/cond.tg" --rules "$tmp/cond1.rw"
+expect_err "cond1.rw:2:44: error: condition 'numeric' takes a ?variable of the pattern as argument 1, not '111?x'" "atom for a variable"
+expect_status 2 "condition with an attribute variable" "$TL" opt "$tmp/cond.tg" --rules "$tmp/cond2.rw"
+expect_err "cond2.rw:2:66: error: condition 'numeric' takes an operand as argument 1; '?a' is an attribute variable" "attribute variable"
+expect_status 2 "condition with a variable for an atom" "$TL" check-rules "$tmp/cond3.rw"
+expect_err "cond3.rw:2:45: error: condition 'dtype' takes an atom as argument 2, not the variable '?x'" "variable for an atom"
+
 # A deep .tg expression on one 600 KB line: the diagnostic quotes a window.
 {
   printf '(graph g (in x f32 [3]) (out y '

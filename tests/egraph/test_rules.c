@@ -354,3 +354,20 @@ Test(egraph_rules, deep_patterns_are_refused) {
   free(s);
   free(text);
 }
+
+/* A condition reads its arguments as it declares them: an operand's class
+ * where it takes a variable (an atom there was passed as EG_NONE, and the
+ * condition read the e-class data of id EG_NONE: a crash in opt). */
+Test(egraph_rules, condition_argument_kinds) {
+  int n;
+  char *s = load("(ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))", &n);
+  cr_assert_str_eq(s, "t.rw:1:48: error: condition 'nonzero' takes a ?variable of the pattern "
+                      "as argument 1, not '1?a'\n"
+                      "(ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))\n"
+                      "                                               ^\n");
+  free(s);
+  s = load("(ruleset s (rule r (+ ?a ?b) => ?a :if (const-or-distinct-var ?a x)))", &n);
+  cr_expect(strstr(s, "t.rw:1:66: error: condition 'const-or-distinct-var' takes a ?variable "
+                      "of the pattern as argument 2, not 'x'"), "%s", s);
+  free(s);
+}
