@@ -263,9 +263,14 @@ static int read_expr(rd *r, uint32_t *out) {
   int len = r->l->parse_leaf ? r->l->parse_leaf(r->l, t.s, t.n, &op, buf) : -1;
   if (len < 0) {
     int o = eg_lang_op(r->l, t.s, t.n);
-    if (o >= 0 && r->l->arity[o] == 0) { /* a nullary op written bare */
+    if (o >= 0 && r->l->arity[o] == 0) { /* a nullary op written bare: as (op) */
       op = o;
       len = 0;
+      if (r->l->parse_attrs) {
+        char msg[200] = "bad attribute";
+        if ((len = r->l->parse_attrs(r->l, o, NULL, 0, buf, msg, sizeof msg)) < 0)
+          return fail(r, t, "%s", msg);
+      }
     } else {
       return fail(r, t, "unknown leaf '%.*s'", (int)t.n, t.s);
     }

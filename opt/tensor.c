@@ -75,6 +75,15 @@ static int parse_leaf(const eg_lang *l, const char *tok, size_t n, int *op, uint
 static int parse_attrs(const eg_lang *l, int op, const eg_kv *kv, int nkv, uint8_t *attr, char *err,
                        size_t errsz) {
   tn_ctx *c = l->ctx;
+  /* their payload is an index into the context (an input slot, a stored
+   * tensor): a rule has none to give, and the analysis would read past the
+   * context's tables */
+  if (op == TL_OP_INPUT || op == TL_OP_CONST) {
+    snprintf(err, errsz, "'%s' stands for one of the program's %s and cannot be written in a "
+             "pattern (a number is a literal)", tl_ops[op].name,
+             op == TL_OP_INPUT ? "inputs" : "tensors");
+    return -1;
+  }
   tl_attrs a;
   tl_attrs_init(&a);
   for (int i = 0; i < nkv; i++) {

@@ -96,6 +96,15 @@ expect_err "cond2.rw:2:66: error: condition 'numeric' takes an operand as argume
 expect_status 2 "condition with a variable for an atom" "$TL" check-rules "$tmp/cond3.rw"
 expect_err "cond3.rw:2:45: error: condition 'dtype' takes an atom as argument 2, not the variable '?x'" "variable for an atom"
 
+# 'in' and 'const' in a rule: their payload indexes the program's inputs
+# and tensors, which a rule cannot name (the analysis read past its tables).
+for rhs in "(const)" "const" "(in)" "in"; do
+  printf '(ruleset r\n  (rule w (add ?x 0) => %s))\n' "$rhs" >"$tmp/leaf.rw"
+  expect_status 2 "rule writing $rhs" "$TL" opt "$tmp/cond.tg" --rules "$tmp/leaf.rw"
+  expect_err "leaf.rw:2:2" "rule writing $rhs: position"
+  expect_err "cannot be written in a pattern" "rule writing $rhs: message"
+done
+
 # A deep .tg expression on one 600 KB line: the diagnostic quotes a window.
 {
   printf '(graph g (in x f32 [3]) (out y '
