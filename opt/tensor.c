@@ -504,6 +504,18 @@ tn_ctx *tn_ctx_new(void) {
   return c;
 }
 
+tn_mark tn_ctx_mark(const tn_ctx *c) {
+  return (tn_mark){c->store->nsyms, c->store->nnames, c->store->nlits};
+}
+
+void tn_ctx_reset(tn_ctx *c, tn_mark m) {
+  tl_graph *s = c->store;
+  while (s->nsyms > m.nsyms) free(s->syms[--s->nsyms]);
+  while (s->nnames > m.nnames) free(s->names[--s->nnames]);
+  while (s->nlits > m.nlits) tl_tensor_free(s->lits[--s->nlits]);
+  c->ninputs = 0;
+}
+
 void tn_ctx_free(tn_ctx *c) {
   if (!c) return;
   tl_graph_free(c->store);
