@@ -21,7 +21,7 @@ static bool c_true(eg_egraph *e, const uint32_t *a, const char *const *at, int n
 
 eg_conds *tl_check_conds_new(void) {
   eg_conds *c = eg_conds_new();
-  for (int i = 0; i < TN_C_COUNT; i++) eg_conds_add(c, tn_conds[i].name, tn_conds[i].min_args, tn_conds[i].max_args, c_true, NULL);
+  for (int i = 0; i < TN_C_COUNT; i++) eg_conds_add(c, tn_conds[i].name, tn_conds[i].args, c_true, NULL);
   return c;
 }
 

@@ -91,8 +91,12 @@ typedef struct tl_graph {
   uint64_t *memo; uint32_t memocap;            /* hash-cons table (graph.c) */
 } tl_graph;
 
+/* A node's operand ids. args is NULL until the first operand is added: a
+ * node without operands then gets an empty array, not NULL + 0 (undefined
+ * behaviour, which clang's UBSan reports). */
 static inline const int32_t *tl_node_inputs(const tl_graph *g, const tl_node *n) {
-  return g->args + n->inputs;
+  static const int32_t none[1] = {0};
+  return g->args ? g->args + n->inputs : none;
 }
 
 tl_graph *tl_graph_new(const char *name);

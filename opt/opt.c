@@ -20,6 +20,7 @@
 struct tl_opt {
   tl_opt_params p;
   tn_ctx *ctx;
+  tn_mark rules_mark; /* the context as the rules left it */
   eg_rules *rules;
   tl_cost_registry *costs;
   tl_cost_expr *objective;
@@ -161,6 +162,7 @@ tl_opt *tl_opt_new(const tl_opt_params *p, char *err, size_t err_size) {
   }
   free(msgs.s);
   eg_diag_free(&d);
+  o->rules_mark = tn_ctx_mark(o->ctx);
   if (setup_costs(o, p->profile, err, err_size)) {
     tl_opt_free(o);
     return NULL;
@@ -203,7 +205,9 @@ static void clear_run(tl_opt *o) {
   o->out_names = NULL;
   o->orig = o->roots = NULL;
   o->nout = 0;
-  o->ctx->ninputs = 0; /* input slots belong to one e-graph */
+  /* input slots, and the graphs' symbols, names and tensors, belong to
+   * one e-graph: a tl_opt used for many graphs does not keep them all */
+  tn_ctx_reset(o->ctx, o->rules_mark);
 }
 
 void tl_opt_free(tl_opt *o) {

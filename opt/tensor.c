@@ -75,6 +75,15 @@ static int parse_leaf(const eg_lang *l, const char *tok, size_t n, int *op, uint
 static int parse_attrs(const eg_lang *l, int op, const eg_kv *kv, int nkv, uint8_t *attr, char *err,
                        size_t errsz) {
   tn_ctx *c = l->ctx;
+  /* their payload is an index into the context (an input slot, a stored
+   * tensor): a rule has none to give, and the analysis would read past the
+   * context's tables */
+  if (op == TL_OP_INPUT || op == TL_OP_CONST) {
+    snprintf(err, errsz, "'%s' stands for one of the program's %s and cannot be written in a "
+             "pattern (a number is a literal)", tl_ops[op].name,
+             op == TL_OP_INPUT ? "inputs" : "tensors");
+    return -1;
+  }
   tl_attrs a;
   tl_attrs_init(&a);
   for (int i = 0; i < nkv; i++) {
@@ -471,15 +480,15 @@ static bool c_fits(eg_egraph *e, const uint32_t *a, const char *const *at, int n
 }
 
 const tn_cond_def tn_conds[TN_C_COUNT] = {
-  [TN_C_NONZERO] = {"nonzero", 1, 1, c_nonzero}, [TN_C_POSITIVE] = {"positive", 1, 1, c_positive},
-  [TN_C_NONNEG] = {"nonneg", 1, 1, c_nonneg}, [TN_C_NONPOS] = {"nonpos", 1, 1, c_nonpos},
-  [TN_C_CONST] = {"const", 1, 1, c_const}, [TN_C_SCALAR] = {"scalar", 1, 1, c_scalar},
-  [TN_C_FLOAT] = {"float", 1, 1, c_float}, [TN_C_STRONG] = {"strong", 1, 1, c_strong},
-  [TN_C_NUMERIC] = {"numeric", 1, 1, c_numeric}, [TN_C_SAME_SHAPE] = {"same-shape", 2, 8, c_same_shape},
-  [TN_C_SAME_TYPE] = {"same-type", 2, 8, c_same_type}, [TN_C_SAME_DTYPE] = {"same-dtype", 2, 8, c_same_dtype},
-  [TN_C_DTYPE] = {"dtype", 2, 2, c_dtype}, [TN_C_RANK] = {"rank", 2, 2, c_rank},
-  [TN_C_VALUE] = {"value", 2, 2, c_value}, [TN_C_LOSSLESS_CAST] = {"lossless-cast", 2, 2, c_widens},
-  [TN_C_FITS] = {"fits", 2, 2, c_fits}, [TN_C_IMPROVES_ACCURACY] = {"improves-accuracy", 0, 0, c_true},
+  [TN_C_NONZERO] = {"nonzero", "v", c_nonzero}, [TN_C_POSITIVE] = {"positive", "v", c_positive},
+  [TN_C_NONNEG] = {"nonneg", "v", c_nonneg}, [TN_C_NONPOS] = {"nonpos", "v", c_nonpos},
+  [TN_C_CONST] = {"const", "v", c_const}, [TN_C_SCALAR] = {"scalar", "v", c_scalar},
+  [TN_C_FLOAT] = {"float", "v", c_float}, [TN_C_STRONG] = {"strong", "v", c_strong},
+  [TN_C_NUMERIC] = {"numeric", "v", c_numeric}, [TN_C_SAME_SHAPE] = {"same-shape", "vv+", c_same_shape},
+  [TN_C_SAME_TYPE] = {"same-type", "vv+", c_same_type}, [TN_C_SAME_DTYPE] = {"same-dtype", "vv+", c_same_dtype},
+  [TN_C_DTYPE] = {"dtype", "va", c_dtype}, [TN_C_RANK] = {"rank", "va", c_rank},
+  [TN_C_VALUE] = {"value", "va", c_value}, [TN_C_LOSSLESS_CAST] = {"lossless-cast", "va", c_widens},
+  [TN_C_FITS] = {"fits", "vv", c_fits}, [TN_C_IMPROVES_ACCURACY] = {"improves-accuracy", "", c_true},
 };
 
 /* ---- context ---------------------------------------------------------- */
@@ -495,8 +504,20 @@ tn_ctx *tn_ctx_new(void) {
   c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
   c->conds = eg_conds_new();
   for (int i = 0; i < TN_C_COUNT; i++)
-    eg_conds_add(c->conds, tn_conds[i].name, tn_conds[i].min_args, tn_conds[i].max_args, tn_conds[i].on_classes, c);
+    eg_conds_add(c->conds, tn_conds[i].name, tn_conds[i].args, tn_conds[i].on_classes, c);
   return c;
+}
+
+tn_mark tn_ctx_mark(const tn_ctx *c) {
+  return (tn_mark){c->store->nsyms, c->store->nnames, c->store->nlits};
+}
+
+void tn_ctx_reset(tn_ctx *c, tn_mark m) {
+  tl_graph *s = c->store;
+  while (s->nsyms > m.nsyms) free(s->syms[--s->nsyms]);
+  while (s->nnames > m.nnames) free(s->names[--s->nnames]);
+  while (s->nlits > m.nlits) tl_tensor_free(s->lits[--s->nlits]);
+  c->ninputs = 0;
 }
 
 void tn_ctx_free(tn_ctx *c) {

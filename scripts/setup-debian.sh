@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="
   build-essential pkg-config meson ninja-build
-  llvm-19-dev
+  llvm-19-dev clang-19 libclang-rt-19-dev
   libxxhash-dev uthash-dev libcriterion-dev
   libopenblas-dev libmpfr-dev
   libcjson-dev coinor-libcbc-dev
