@@ -224,7 +224,7 @@ static int32_t copy_expr(subg *s, int32_t id, bool root) {
  * when the kernel cannot be run alone: take's index check). */
 static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, size_t n) {
   err[0] = 0;
-  if (k->kind == BE_K_TAKECHECK) return NULL;
+  if (k->kind == BE_K_TAKECHECK || k->kind == BE_K_SCATTER) return NULL; /* they read their own output */
   const tl_graph *g = pl->g;
   subg s = {pl, tl_graph_new("kernel"), tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *s.map), 0, err, n};
   for (int32_t i = 0; i < g->nnodes; i++) s.map[i] = -1;
@@ -273,6 +273,7 @@ static const char *kind_name(int k) {
   case BE_K_RED: return "reduce";
   case BE_K_SOFTMAX: return "softmax";
   case BE_K_MATMUL: return "matmul";
+  case BE_K_SCATTER: return "scatter";
   default: return "take-chk";
   }
 }
