@@ -178,11 +178,31 @@ static int32_t reshape(ictx *c, int32_t x, const tl_type *to) {
 }
 
 /* Value v (a contribution to x's cotangent) made to fit x: x's dtype, and
- * x's shape by summing what broadcasting stretched and broadcasting what
- * is smaller. Dims align on the right, as numpy's broadcasting. */
-static int32_t fit(ictx *c, int32_t v, const tl_type *xt) {
+ * x's shape by summing what broadcasting stretched, then (full) broadcasting
+ * what is smaller; without full, dims of size 1 where x's are larger stay
+ * (the value is uniform along them). st: the shape v stands for (an
+ * elementwise node's result), or NULL. Dims align on the right, as numpy's. */
+static int32_t fit(ictx *c, int32_t v, const tl_type *xt, const tl_type *st, bool full) {
   v = cast(c, v, xt->dtype);
   if (v < 0) return -1;
+  if (st) {
+    /* v stands for a value of shape st (an elementwise op's result; v may
+     * be uniform along some of its dims): where x was broadcast along a
+     * dim that v is uniform along, the sum needs v stretched first */
+    const tl_type *vt0 = type_of(c, v);
+    bool stretch = false;
+    for (int i = 0; i < st->rank; i++) {
+      int xi = i - (st->rank - xt->rank), vi = i - (st->rank - vt0->rank);
+      bool xb = xi < 0 || (xt->dims[xi] == 1 && st->dims[i] != 1);
+      bool vu = vi < 0 || (vt0->dims[vi] == 1 && st->dims[i] != 1);
+      stretch |= xb && vu;
+    }
+    if (stretch) {
+      tl_type to = *st;
+      v = broadcast(c, v, &to);
+      if (v < 0) return -1;
+    }
+  }
   const tl_type vt = *type_of(c, v);
   if (same_dims(&vt, xt)) return v;
   int lead = vt.rank > xt->rank ? vt.rank - xt->rank : 0;
@@ -200,7 +220,7 @@ static int32_t fit(ictx *c, int32_t v, const tl_type *xt) {
   for (int i = 0; i < lead; i++) leads[i] = i;
   v = sum_axes(c, v, ones, n1, true);
   if (v >= 0) v = sum_axes(c, v, leads, lead, false);
-  if (v >= 0) v = broadcast(c, v, xt);
+  if (v >= 0 && full) v = broadcast(c, v, xt);
   return v;
 }
 
@@ -269,7 +289,7 @@ static int32_t helper(ictx *c, const gr_term *t, const int32_t *kid, const tl_at
         if (red[i]) ea.axes[ea.naxes++] = (int8_t)i;
       if (ea.naxes) e = add(c, TL_OP_EXPAND_DIMS, &ea, &e, 1);
     }
-    return e < 0 ? -1 : broadcast(c, e, x);
+    return e; /* the keepdims shape: broadcasting (or fit) stretches it */
   }
   case GR_H_COUNT: {
     const tl_type *xt = type_of(c, e);
@@ -342,6 +362,18 @@ static int32_t helper(ictx *c, const gr_term *t, const int32_t *kid, const tl_at
 
 int32_t gr_rule_apply(const gr_rules *rs, int i, tl_graph *g, int32_t node, int k, int32_t ct, char *err,
                       size_t n) {
+  return gr_apply(rs, i, g, node, k, ct, true, err, n);
+}
+
+int32_t gr_broadcast(tl_graph *g, int32_t x, const tl_type *to, char *err, size_t n) {
+  static const gr_rule none = {.name = "(transform)", .file = "-"};
+  bind b = {.g = g};
+  ictx c = {&none, &b, err, n, false};
+  return broadcast(&c, x, to);
+}
+
+int32_t gr_apply(const gr_rules *rs, int i, tl_graph *g, int32_t node, int k, int32_t ct, bool full, char *err,
+                 size_t n) {
   const gr_rule *r = &rs->r[i];
   const tl_node *nd = &g->nodes[node];
   bind b = {.g = g, .node = node, .ct = ct, .k = k};
@@ -386,5 +418,8 @@ int32_t gr_rule_apply(const gr_rules *rs, int i, tl_graph *g, int32_t node, int 
   int32_t v = c.failed ? -1 : id[r->nt - 1];
   free(id);
   if (v < 0) return -1;
-  return fit(&c, v, &g->nodes[in[k]].type);
+  /* adding nodes may have moved g's arrays: nd and in are stale here */
+  const tl_node *now = &g->nodes[node];
+  tl_type xt = g->nodes[tl_node_inputs(g, now)[k]].type, st = now->type;
+  return fit(&c, v, &xt, tl_ops[now->op].kind == TL_KIND_ELEMWISE ? &st : NULL, full);
 }

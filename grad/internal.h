@@ -15,7 +15,7 @@ enum { GR_T_VAR, GR_T_NUM, GR_T_OP, GR_T_HELPER };
 
 /* Helper forms: expanded by apply.c from the types at hand (docs/grad.md). */
 typedef enum gr_helper {
-  GR_H_UNREDUCE,     /* (unreduce E ?x :axis :keepdims): E back to ?x's shape */
+  GR_H_UNREDUCE,     /* (unreduce E ?x :axis :keepdims): E with ?x's reduced dims as 1s */
   GR_H_COUNT,        /* (count ?x :axis): elements a reduction combines */
   GR_H_RESHAPE_LIKE, /* (reshape_like E ?x) */
   GR_H_UNTRANSPOSE,  /* (untranspose E :perm): the inverse permutation */
@@ -75,5 +75,12 @@ struct gr_rules {
   int nfiles;
   int ntexts;
 };
+
+/* gr_rule_apply; without full, the contribution may keep size-1 dims where
+ * it is uniform (broadcasting it gives the operand's). */
+int32_t gr_apply(const gr_rules *rs, int i, tl_graph *g, int32_t node, int k, int32_t ct, bool full, char *err,
+                 size_t n);
+/* x broadcast to the shape of `to` (x itself when it has it). */
+int32_t gr_broadcast(tl_graph *g, int32_t x, const tl_type *to, char *err, size_t n);
 
 #endif

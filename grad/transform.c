@@ -29,28 +29,20 @@
 #include <string.h>
 
 /* A copy of g's nodes (same ids, same symbols), no outputs and no lets. */
-static tl_graph *copy_nodes(const tl_graph *g, const char *name, char *err, size_t n) {
-  tl_graph *h = tl_graph_new(name);
-  for (int i = 0; i < g->nsyms; i++) tl_graph_sym(h, g->syms[i], strlen(g->syms[i]));
-  for (int32_t id = 0; id < g->nnodes; id++) {
-    const tl_node *x = &g->nodes[id];
-    int32_t got;
-    if (x->op == TL_OP_INPUT) got = tl_graph_add_input(h, g->names[x->name], &x->type, x->loc);
-    else if (x->op == TL_OP_CONST) got = tl_graph_add_const(h, tl_tensor_copy(g->lits[x->attrs.lit]), x->loc);
-    else got = tl_graph_add(h, x->op, &x->attrs, tl_node_inputs(g, x), x->ninputs, x->loc, err, n);
-    if (got != id) {
-      if (got >= 0) snprintf(err, n, "grad: the graph is not hash-consed (node %d repeats node %d)", id, got);
-      tl_graph_free(h);
-      return NULL;
-    }
-  }
+static tl_graph *copy_nodes(const tl_graph *g, const char *name) {
+  tl_graph *h = tl_graph_copy(g, name);
+  h->noutputs = 0;
+  h->nlets = 0;
+  for (int32_t id = 0; id < h->nnodes; id++)
+    if (h->nodes[id].op != TL_OP_INPUT) h->nodes[id].name = -1; /* let names are given again at the end */
   return h;
 }
 
-/* The nodes h's outputs reach, and every input of `keep_in` (flags per
- * input number), into a fresh graph in id order; g's let names are kept
- * for nodes below g->nnodes (the ids are g's there). */
-static tl_graph *compact(const tl_graph *h, const tl_graph *g, const bool *drop_in) {
+/* The nodes h's outputs reach and every input not in drop_in (flags per
+ * input number) into a fresh graph in id order, h freed; or h itself when
+ * it drops no input and at most a tenth of its nodes are dead. g's let
+ * names are kept for nodes below g->nnodes (the ids are g's there). */
+static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
   bool *live = tl_xcalloc((size_t)h->nnodes + 1, 1);
   int32_t *map = tl_xmalloc(((size_t)h->nnodes + 1) * sizeof *map);
   for (int i = 0; i < h->noutputs; i++) live[h->outputs[i].node] = true;
@@ -61,6 +53,22 @@ static tl_graph *compact(const tl_graph *h, const tl_graph *g, const bool *drop_
   }
   for (int i = 0; i < h->ninputs; i++)
     if (!drop_in || !drop_in[i]) live[h->inputs[i]] = true;
+  bool dropping = false;
+  int32_t dead = 0;
+  for (int i = 0; drop_in && i < h->ninputs; i++) dropping |= drop_in[i];
+  for (int32_t id = 0; id < h->nnodes; id++) dead += !live[id];
+  if (!dropping && (int64_t)dead * 10 <= h->nnodes) {
+    /* few dead nodes: they cost nothing (every engine and the printer
+     * start from the outputs), a rebuild would cost a pass of hashing */
+    for (int i = 0; g && i < g->nlets; i++) {
+      int32_t id = g->lets[i];
+      if (id < h->nnodes && live[id] && h->nodes[id].op != TL_OP_INPUT)
+        tl_graph_add_let(h, g->names[g->nodes[id].name], id);
+    }
+    free(live);
+    free(map);
+    return h;
+  }
   tl_graph *c = tl_graph_new(h->name);
   for (int i = 0; i < h->nsyms; i++) tl_graph_sym(c, h->syms[i], strlen(h->syms[i]));
   char err[256];
@@ -90,6 +98,7 @@ static tl_graph *compact(const tl_graph *h, const tl_graph *g, const bool *drop_
   for (int i = 0; i < h->noutputs; i++) tl_graph_add_output(c, h->names[h->outputs[i].name], map[h->outputs[i].node]);
   free(live);
   free(map);
+  tl_graph_free(h);
   return c;
 }
 
@@ -179,6 +188,17 @@ static int sweep(tl_graph *h, const gr_rules *rs, int32_t nfwd, const bool *dep,
     const tl_node *x = &h->nodes[id];
     int op = x->op, nin = x->ninputs;
     if (tl_ops[op].grad != TL_GRAD_DIFF || nin == 0) continue;
+    /* a cotangent may be smaller than its value (uniform along size-1
+     * dims, as an elementwise rule of a broadcasting consumer leaves it);
+     * rules of other ops see it at the value's shape */
+    if (tl_ops[op].kind != TL_KIND_ELEMWISE) {
+      tl_type xt = x->type; /* adding nodes moves h's arrays */
+      ct[id] = gr_broadcast(h, ct[id], &xt, e2, sizeof e2);
+      if (ct[id] < 0) {
+        snprintf(err, n, "grad: %s", e2);
+        return -1;
+      }
+    }
     for (int k = 0; k < nin; k++) {
       int32_t in = tl_node_inputs(h, &h->nodes[id])[k];
       const tl_type *it = &h->nodes[in].type;
@@ -193,7 +213,7 @@ static int sweep(tl_graph *h, const gr_rules *rs, int32_t nfwd, const bool *dep,
         if (nd->loc.line) snprintf(err + strlen(err), n - strlen(err), " %d:%d", nd->loc.line, nd->loc.col);
         return -1;
       }
-      int32_t c = gr_rule_apply(rs, r, h, id, k, ct[id], e2, sizeof e2);
+      int32_t c = gr_apply(rs, r, h, id, k, ct[id], false, e2, sizeof e2);
       if (c < 0) {
         snprintf(err, n, "grad: %s", e2);
         return -1;
@@ -246,9 +266,8 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
                          int32_t *ct_in, char *err, size_t n) {
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s_%s", g->name, mode == GR_VJP ? "vjp" : mode == GR_JVP ? "jvp" : "grad");
-  tl_graph *h = copy_nodes(g, nm.s, err, n);
+  tl_graph *h = copy_nodes(g, nm.s);
   free(nm.s);
-  if (!h) return NULL;
   int32_t nfwd = g->nnodes;
   int32_t *from = tl_xmalloc(((size_t)s->nwrt + 1) * sizeof *from);
   for (int i = 0; i < s->nwrt; i++) from[i] = g->inputs[s->wrt[i]];
@@ -285,7 +304,8 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
     if (!rc) rc = sweep(h, rs, nfwd, dep, ct, err, n);
     for (int w = 0; w < s->nwrt && !rc; w++) {
       int32_t in = g->inputs[s->wrt[w]];
-      grads[sw * s->nwrt + w] = ct[in] >= 0 ? ct[in] : fill_zeros(h, &g->nodes[in].type, err, n);
+      grads[sw * s->nwrt + w] = ct[in] >= 0 ? gr_broadcast(h, ct[in], &g->nodes[in].type, err, n)
+                                            : fill_zeros(h, &g->nodes[in].type, err, n);
       if (grads[sw * s->nwrt + w] < 0) rc = -1;
     }
   }
@@ -361,7 +381,8 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
       tl_graph_add_output(v, g->names[g->outputs[i].name], g->outputs[i].node);
   for (int i = 0; i < s->nof && !rc; i++) {
     const tl_output *o = &g->outputs[s->of[i]];
-    int32_t j = ct[ct_in[i]] >= 0 ? ct[ct_in[i]] : fill_zeros(v, &g->nodes[o->node].type, err, n);
+    int32_t j = ct[ct_in[i]] >= 0 ? gr_broadcast(v, ct[ct_in[i]], &g->nodes[o->node].type, err, n)
+                                  : fill_zeros(v, &g->nodes[o->node].type, err, n);
     tl_buf on = {0};
     tl_buf_printf(&on, "jvp_%s", g->names[o->name]);
     if (j < 0) rc = -1;
@@ -381,6 +402,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     for (int i = 0; i < v->ninputs; i++)
       for (int k = 0; k < s->nof; k++) drop[i] |= v->inputs[i] == ct_in[k];
     c = compact(v, g, drop);
+    v = NULL;
     free(drop);
     for (int i = 0; i < c->ninputs && c; i++)
       if (!strncmp(c->names[c->nodes[c->inputs[i]].name], "ct_", 3) &&
@@ -412,7 +434,5 @@ tl_graph *gr_transform(const tl_graph *g, const gr_rules *rs, const gr_params *p
   free(ct_in);
   sel_free(&s);
   if (!h) return NULL;
-  tl_graph *c = compact(h, g, NULL);
-  tl_graph_free(h);
-  return c;
+  return compact(h, g, NULL);
 }
