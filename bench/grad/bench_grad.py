@@ -2,7 +2,7 @@
 """bench_grad.py - a training step (forward, gradient, SGD update) compiled by
 tlaloc against the same step in PyTorch 1.13 eager, f32, on the same threads.
 
-    bench_grad.py [--smoke] [--threads N] [--runs N] [--rules | --no-rules]
+    bench_grad.py [--smoke] [--threads N]... [--runs N] [--no-rules]
 
 Workloads (docs/grad.md, "Benchmark"):
   logreg     logistic regression, X [100000 100]: mean(softplus(z) - y z), z = X w + b
@@ -14,9 +14,10 @@ tlaloc: tl.grad of the loss, the update p - lr dp, one tl.function (the
 gradient graph optimized by the rules of rules/ unless --no-rules) whose
 outputs are the loss and the new parameters; PyTorch: loss.backward(), then
 p -= lr p.grad under no_grad. Each step's time is the minimum of --runs
-(default 7) runs, after two warm-up steps; both run on --threads threads
-(default 2: torch.set_num_threads, and tlaloc's compile option; OpenBLAS
-threads are set to the same through OPENBLAS_NUM_THREADS before loading).
+(default 7) runs, after two warm-up steps; both run on the same threads,
+each --threads N in turn (default 1 then 2: torch.set_num_threads, and
+tlaloc's compile option; OpenBLAS's own threads follow the same count
+through openblas_set_num_threads).
 
 Also reported, per workload: building the gradient graph (tl.grad), the
 optimizer, and the LLVM compile with an empty compile cache, and, in a
@@ -42,7 +43,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 def parse_args():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, action="append")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--no-rules", action="store_true", help="compile the gradient graph as built")
     ap.add_argument("--cold-child", action="store_true", help=argparse.SUPPRESS)
@@ -50,8 +51,7 @@ def parse_args():
 
 
 ARGS = parse_args()
-os.environ.setdefault("OPENBLAS_NUM_THREADS", str(ARGS.threads))
-os.environ.setdefault("OMP_NUM_THREADS", str(ARGS.threads))
+ARGS.threads = ARGS.threads or ([1] if ARGS.smoke else [1, 2])
 sys.path.insert(0, os.path.join(ROOT, "python"))
 if "TLALOC_LIBRARY" not in os.environ and os.path.exists(os.path.join(ROOT, "build", "libtlaloc.so")):
     os.environ["TLALOC_LIBRARY"] = os.path.join(ROOT, "build", "libtlaloc.so")
@@ -165,40 +165,36 @@ def cold_child():
     grads = tl.grad(loss, params)
     t2 = time.perf_counter()
     outs = [loss] + [p - LR * g for p, g in zip(params, grads)]
-    f = tl.function(params + inputs, outs, rules=None if ARGS.no_rules else True)
+    f = tl.function(params + inputs, outs, rules=None if ARGS.no_rules else True, threads=ARGS.threads[0])
     t3 = time.perf_counter()
     print("%.6f %.6f %.6f %.6f" % (t3 - t0, t2 - t1, t3 - t2, f.stats.get("compile_s", 0)))
 
 
-def main():
-    if ARGS.cold_child:
-        cold_child()
-        return 0
-    import torch
-    torch.set_num_threads(ARGS.threads)
-    rng = np.random.default_rng(0)
+def set_blas_threads(n):
+    """OpenBLAS's threads (the library tlaloc's kernels and numpy call)."""
+    import ctypes
+    for name in ("libopenblas.so.0", "libblas.so.3"):  # tlaloc's link, and numpy's
+        try:
+            getattr(ctypes.CDLL(name), "openblas_set_num_threads")(n)
+        except (OSError, AttributeError):
+            pass
+
+
+def run_threads(torch, threads, rng):
+    torch.set_num_threads(threads)
+    set_blas_threads(threads)
     sizes = {"logreg": (1000, 10), "mlp": (8, 32), "attention": (16, 8)} if ARGS.smoke else \
         {"logreg": (100000, 100), "mlp": (256, 1024), "attention": (1024, 64)}
     runs = 2 if ARGS.smoke else ARGS.runs
     builders = {"logreg": logreg, "mlp": mlp, "attention": attention}
     rows, bad = [], 0
-    cache = tempfile.mkdtemp(prefix="tlaloc-bench-grad-")
-    os.environ["TLALOC_CACHE_DIR"] = cache
-    t0 = time.perf_counter()
-    tl.library()
-    t1 = time.perf_counter()
-    w0 = tl.tensor("w0", "f32", (2,))
-    tl.grad(tl.sum(w0 * w0), w0)  # the default derivative rules are read once per process
-    t2 = time.perf_counter()
-    lib_ms, rules_ms = (t1 - t0) * 1e3, (t2 - t1) * 1e3
     for name in ("logreg", "mlp", "attention"):
         params, inputs, loss = builders[name](*sizes[name])
         t0 = time.perf_counter()
         grads = tl.grad(loss, params)
         t1 = time.perf_counter()
         outs = [loss] + [p - LR * g for p, g in zip(params, grads)]
-        f = tl.function(params + inputs, outs, threads=ARGS.threads, rules=None if ARGS.no_rules else True)
-        t2 = time.perf_counter()
+        f = tl.function(params + inputs, outs, threads=threads, rules=None if ARGS.no_rules else True)
         st = f.stats
         vals = data(name, params, inputs, rng)
         args = [vals[p.name] for p in params] + [vals[x.name] for x in inputs]
@@ -220,14 +216,13 @@ def main():
         th_time = min_time(lambda: torch_step(name, torch, P, D), runs)
         rows.append((name, sizes[name], tl_time, th_time, (t1 - t0) * 1e3, st.get("optimize_s", 0) * 1e3,
                      st.get("compile_s", 0) * 1e3, st.get("kernels", 0)))
-    print("threads %d; %s; min of %d runs after 2 warm-up steps; f32; rules: %s" %
-          (ARGS.threads, cpu_model(), runs, "no" if ARGS.no_rules else "rules/ (the e-graph)"))
+    print("threads %d; %s; load average %s; min of %d runs after 2 warm-up steps; f32; rules: %s" %
+          (threads, cpu_model(), load_average(), runs, "no" if ARGS.no_rules else "rules/ (the e-graph)"))
     print("| workload | sizes | tlaloc step ms | PyTorch step ms | speedup | grad ms | optimize ms | LLVM compile ms | kernels |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, sz, a, b, g, o, c, k in rows:
         print("| %s | %s | %.2f | %.2f | %.2fx | %.1f | %.1f | %.1f | %d |" % (name, "x".join(map(str, sz)), a * 1e3,
                                                                            b * 1e3, b / a, g, o, c, k))
-    print("loading libtlaloc.so %.0f ms; the first tl.grad (reads the derivative rules) %.1f ms" % (lib_ms, rules_ms))
     if not ARGS.smoke:
         # the peers' matrix products: one sgemm of the MLP's shape, each way
         m, k, n = 256, 1024, 1024
@@ -238,8 +233,30 @@ def main():
         t_th = min_time(lambda: ta @ tb, runs)
         print("sgemm %dx%dx%d: PyTorch %.2f ms (%.0f GFLOP/s), numpy/OpenBLAS (tlaloc's BLAS) %.2f ms (%.0f GFLOP/s)"
               % (m, k, n, t_th * 1e3, 2 * m * k * n / t_th / 1e9, t_np * 1e3, 2 * m * k * n / t_np / 1e9))
+    return bad
+
+
+def main():
+    if ARGS.cold_child:
+        cold_child()
+        return 0
+    import torch
+    rng = np.random.default_rng(0)
+    os.environ["TLALOC_CACHE_DIR"] = tempfile.mkdtemp(prefix="tlaloc-bench-grad-")
+    t0 = time.perf_counter()
+    tl.library()
+    t1 = time.perf_counter()
+    w0 = tl.tensor("w0", "f32", (2,))
+    tl.grad(tl.sum(w0 * w0), w0)  # the default derivative rules are read once per process
+    t2 = time.perf_counter()
+    bad = 0
+    for threads in ARGS.threads:
+        bad += run_threads(torch, threads, rng)
+    print("loading libtlaloc.so %.0f ms; the first tl.grad (reads the derivative rules) %.1f ms" %
+          ((t1 - t0) * 1e3, (t2 - t1) * 1e3))
+    if not ARGS.smoke:
         env = dict(os.environ, TLALOC_CACHE_DIR=tempfile.mkdtemp(prefix="tlaloc-cold-"))
-        cmd = [sys.executable, os.path.abspath(__file__), "--cold-child", "--threads", str(ARGS.threads)]
+        cmd = [sys.executable, os.path.abspath(__file__), "--cold-child", "--threads", str(ARGS.threads[0])]
         if ARGS.no_rules:
             cmd.append("--no-rules")
         for label in ("empty compile cache", "warm compile cache"):
@@ -252,6 +269,13 @@ def main():
         print("bench-grad: %d result(s) differ from PyTorch" % bad)
         return 1
     return 0
+
+
+def load_average():
+    try:
+        return "%.2f" % os.getloadavg()[0]
+    except OSError:
+        return "?"
 
 
 def cpu_model():

@@ -454,3 +454,13 @@ def test_grad_api_shapes_and_errors():
     k = tl.tensor("k", "i64", (3,))
     with pytest.raises(tl.TlalocError, match="only float inputs"):
         tl.grad(tl.sum(tl.cast(k, "f32") * w), k)
+
+
+def test_training_example_loss_falls():
+    """examples/train.py: logistic regression and an MLP trained with Adam
+    (the update inside the compiled graph) halve their losses."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("train", os.path.join(ROOT, "examples", "train.py"))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    assert train.main(["--steps", "60", "--quiet"]) == 0
