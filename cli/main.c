@@ -561,8 +561,12 @@ static int cmd_ops(int argc, char **argv) {
                               o->required_attrs & (1u << b) ? "!" : "");
     if (o->inplace & TL_INPLACE_ROWS) snprintf(ip, sizeof ip, "rows");
     else if (o->inplace) snprintf(ip, sizeof ip, "elements");
+    char gr[32];
+    snprintf(gr, sizeof gr, "%s", grads[o->grad]);
+    for (int k = 0; k < 8; k++) /* the operands that never carry one (NOGRAD) */
+      if ((o->nograd >> k) & 1) snprintf(gr + strlen(gr), sizeof gr - strlen(gr), ", not %d", k);
     const char *cells[] = {o->name, ar, kinds[o->kind], rules[o->dtype_rule], at, tl_fuse_class_names[o->fuse], ip,
-                           o->math ? o->math : "", signs[o->sign], doms[o->domain], grads[o->grad]};
+                           o->math ? o->math : "", signs[o->sign], doms[o->domain], gr};
     if (md) {
       printf("|");
       for (int i = 0; i < 11; i++) printf(i == 0 ? " `%s` |" : " %s |", cells[i]);
