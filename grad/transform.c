@@ -114,9 +114,16 @@ static int find_input(const tl_graph *g, const char *name) {
   return -1;
 }
 
-static bool name_used(const tl_graph *g, const char *name) {
-  for (int i = 0; i < g->nnames; i++)
-    if (!strcmp(g->names[i], name)) return true;
+/* Whether a new input or output named `name` would clash with a name the
+ * derivative graph keeps from g: its inputs, its lets, and its outputs
+ * when they are kept too (with_outputs). */
+static bool name_used(const tl_graph *g, const char *name, bool with_outputs) {
+  for (int i = 0; i < g->ninputs; i++)
+    if (!strcmp(g->names[g->nodes[g->inputs[i]].name], name)) return true;
+  for (int i = 0; i < g->nlets; i++)
+    if (!strcmp(g->names[g->nodes[g->lets[i]].name], name)) return true;
+  for (int i = 0; with_outputs && i < g->noutputs; i++)
+    if (!strcmp(g->names[g->outputs[i].name], name)) return true;
   return false;
 }
 
@@ -283,7 +290,7 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
     const tl_output *o = &g->outputs[s->of[i]];
     tl_buf in = {0};
     tl_buf_printf(&in, "ct_%s", g->names[o->name]);
-    if (name_used(g, in.s)) {
+    if (name_used(g, in.s, with_outputs)) {
       snprintf(err, n, "grad: the cotangent input '%s' would clash with a name of the graph", in.s);
       rc = -1;
     } else {
@@ -315,7 +322,7 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
       const char *in = g->names[g->nodes[g->inputs[s->wrt[w]]].name];
       if (mode == GR_GRAD) tl_buf_printf(&on, "d%s_d%s", g->names[g->outputs[s->of[sw]].name], in);
       else tl_buf_printf(&on, "vjp_%s", in);
-      if (name_used(g, on.s)) {
+      if (name_used(g, on.s, with_outputs)) {
         snprintf(err, n, "grad: the output name '%s' would clash with a name of the graph", on.s);
         rc = -1;
       } else {
@@ -354,7 +361,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     const tl_node *x = &g->nodes[g->inputs[s->wrt[w]]];
     tl_buf tn = {0};
     tl_buf_printf(&tn, "t_%s", g->names[x->name]);
-    if (name_used(g, tn.s)) {
+    if (name_used(g, tn.s, p->with_outputs)) {
       snprintf(err, n, "grad: the tangent input '%s' would clash with a name of the graph", tn.s);
       rc = -1;
     } else {
@@ -386,7 +393,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     tl_buf on = {0};
     tl_buf_printf(&on, "jvp_%s", g->names[o->name]);
     if (j < 0) rc = -1;
-    else if (name_used(g, on.s)) {
+    else if (name_used(g, on.s, p->with_outputs)) {
       snprintf(err, n, "grad: the output name '%s' would clash with a name of the graph", on.s);
       rc = -1;
     } else {
