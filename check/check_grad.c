@@ -610,7 +610,7 @@ int tl_check_grad_rules(const gr_rules *rs, const tl_check_opts *o, tl_check_res
       fprintf(f, "    on %s\n", b.s);
       free(b.s);
       for (int i = 0; i < first.c.nin; i++) {
-        char nm[8];
+        char nm[16];
         snprintf(nm, sizeof nm, "a%d", i);
         print_values(f, nm, first.ins[i]);
       }
