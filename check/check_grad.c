@@ -451,7 +451,7 @@ static void run_trial(const gr_rules *rs, int ri, rng *r, bool kinks, gtrial *t)
   char err[1024];
   if (!g || !g64) goto done;
   int32_t node = g->outputs[0].node;
-  const tl_type *yt = &g->nodes[node].type;
+  const tl_type yt_v = g->nodes[node].type, *yt = &yt_v; /* a copy: adding nodes moves g->nodes */
   if (!tl_dtype_is_float((tl_dtype)yt->dtype) || !effective(rs, ri, g, node, k)) goto done;
   gen_values(r, &t->c, kinks, v64, v);
   /* the cotangent, in the result's dtype */
