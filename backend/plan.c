@@ -255,6 +255,7 @@ static bool needs_buffer(const tl_node *c, int slot) {
   switch (c->op) {
   case TL_OP_MATMUL: case TL_OP_RESHAPE: return true;
   case TL_OP_TAKE: return slot == 1 || !(c->attrs.present & TL_A_AXIS);
+  case TL_OP_SCATTER_ADD: return slot == 1;
   default: return false;
   }
 }
@@ -437,6 +438,24 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
         be_kern *kk = add_kern(p, BE_K_EW, in[k], b);
         kk->place = id;
         kk->part = k;
+      }
+      p->state[id] = BE_S_MAT;
+      p->buf_of[id] = b;
+      break;
+    }
+    case TL_OP_SLICE_UPDATE: case TL_OP_SCATTER_ADD: {
+      /* operand 0 is copied into the buffer, then the update is written
+       * over its slice (an EW kernel placed at the slice, as a concat's
+       * part) or the addend accumulated at the indices (BE_K_SCATTER) */
+      int b = add_buf(p, BE_BUF_TEMP, id, -1);
+      add_kern(p, BE_K_EW, in[0], b);
+      if (x->op == TL_OP_SLICE_UPDATE) {
+        be_kern *kk = add_kern(p, BE_K_EW, in[1], b);
+        kk->place = id;
+        kk->part = 1;
+      } else {
+        materialise(p, in[1]);
+        add_kern(p, BE_K_SCATTER, id, b);
       }
       p->state[id] = BE_S_MAT;
       p->buf_of[id] = b;

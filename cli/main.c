@@ -40,6 +40,8 @@ static void usage(FILE *f) {
           "                                      saturate with rules, print the best program\n"
           "  prove A.tg B.tg [--rules PATH]... [--limit K=V,...]\n"
           "                                      prove the outputs equal, with the rewrites\n"
+          "  grad G.tg [--wrt IN,...] [--of OUT,...] [--vjp | --jvp] [--with-outputs] [-o OUT.tg]\n"
+          "                                      the gradient (vjp, jvp) graph of a graph\n"
           "  check-rules F.rw... [--seed N] [--trials N]\n"
           "                                      test every rule on random inputs\n"
           "  extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n"
@@ -563,8 +565,12 @@ static int cmd_ops(int argc, char **argv) {
                               o->required_attrs & (1u << b) ? "!" : "");
     if (o->inplace & TL_INPLACE_ROWS) snprintf(ip, sizeof ip, "rows");
     else if (o->inplace) snprintf(ip, sizeof ip, "elements");
+    char gr[32];
+    snprintf(gr, sizeof gr, "%s", grads[o->grad]);
+    for (int k = 0; k < 8; k++) /* the operands that never carry one (NOGRAD) */
+      if ((o->nograd >> k) & 1) snprintf(gr + strlen(gr), sizeof gr - strlen(gr), ", not %d", k);
     const char *cells[] = {o->name, ar, kinds[o->kind], rules[o->dtype_rule], at, tl_fuse_class_names[o->fuse], ip,
-                           o->math ? o->math : "", signs[o->sign], doms[o->domain], grads[o->grad]};
+                           o->math ? o->math : "", signs[o->sign], doms[o->domain], gr};
     if (md) {
       printf("|");
       for (int i = 0; i < 11; i++) printf(i == 0 ? " `%s` |" : " %s |", cells[i]);
@@ -600,6 +606,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "opt") == 0) return cmd_opt(argc - 1, argv + 1);
   if (strcmp(cmd, "compile") == 0) return cli_cmd_compile(argc - 1, argv + 1);
   if (strcmp(cmd, "check-rules") == 0) return cli_cmd_check_rules(argc - 1, argv + 1);
+  if (strcmp(cmd, "grad") == 0) return cli_cmd_grad(argc - 1, argv + 1);
   if (strcmp(cmd, "extract") == 0) return cli_cmd_extract(argc - 1, argv + 1);
   if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
   if (strcmp(cmd, "calibrate") == 0) return cli_cmd_calibrate(argc - 1, argv + 1);

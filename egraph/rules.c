@@ -838,6 +838,7 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_
       else if (it.k == SX_LP && sx_is(k2, "fuse")) read_fuse(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "inplace")) read_inplace(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "opclass")) read_opclass(&ps, it);
+      else if (it.k == SX_LP && sx_is(k2, "grad")) skip_close(&ps.lx); /* a derivative rule: grad/ reads it */
       else {
         error_at(&ps, it.line, it.col,
                  "expected '(rule NAME LHS => RHS ...)', '(fuse ...)', '(inplace ...)' or '(opclass ...)'");

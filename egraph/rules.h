@@ -20,7 +20,8 @@
  * program's outputs, as a consumer); the fuse conditions are (single-use),
  * (cheap) and (max-ops N), facts of the program that the planner evaluates
  * (see eg_fuse_cond). Rules, fuse and inplace declarations share one
- * namespace of names; opclass names are their own.
+ * namespace of names; opclass names are their own. Derivative rules,
+ * (grad NAME ...), are skipped here: grad/ reads them (docs/grad.md). 
  *
  * Errors are reported as `file:line:col: error: msg`, the source line and a
  * caret; parsing goes on after an error to report more in one run. */

@@ -44,6 +44,39 @@ void tl_graph_free(tl_graph *g) {
   free(g);
 }
 
+static void *dup_array(const void *a, size_t n, size_t size) {
+  void *d = tl_xmalloc(n * size + 1);
+  if (n) memcpy(d, a, n * size);
+  return d;
+}
+
+tl_graph *tl_graph_copy(const tl_graph *g, const char *name) {
+  tl_graph *c = tl_xcalloc(1, sizeof *c);
+  c->name = tl_xstrdup(name ? name : g->name);
+  c->nodes = dup_array(g->nodes, (size_t)g->nnodes, sizeof *g->nodes);
+  c->nnodes = c->capnodes = g->nnodes;
+  c->args = dup_array(g->args, g->nargs, sizeof *g->args);
+  c->nargs = c->capargs = g->nargs;
+  c->names = dup_array(g->names, (size_t)g->nnames, sizeof *g->names);
+  for (int i = 0; i < g->nnames; i++) c->names[i] = tl_xstrdup(g->names[i]);
+  c->nnames = c->capnames = g->nnames;
+  c->syms = dup_array(g->syms, (size_t)g->nsyms, sizeof *g->syms);
+  for (int i = 0; i < g->nsyms; i++) c->syms[i] = tl_xstrdup(g->syms[i]);
+  c->nsyms = c->capsyms = g->nsyms;
+  c->inputs = dup_array(g->inputs, (size_t)g->ninputs, sizeof *g->inputs);
+  c->ninputs = c->capinputs = g->ninputs;
+  c->outputs = dup_array(g->outputs, (size_t)g->noutputs, sizeof *g->outputs);
+  c->noutputs = c->capoutputs = g->noutputs;
+  c->lets = dup_array(g->lets, (size_t)g->nlets, sizeof *g->lets);
+  c->nlets = c->caplets = g->nlets;
+  c->lits = dup_array(g->lits, (size_t)g->nlits, sizeof *g->lits);
+  for (int i = 0; i < g->nlits; i++) c->lits[i] = tl_tensor_copy(g->lits[i]);
+  c->nlits = c->caplits = g->nlits;
+  c->memo = g->memocap ? dup_array(g->memo, g->memocap, sizeof *g->memo) : NULL;
+  c->memocap = g->memocap;
+  return c;
+}
+
 int tl_graph_sym(tl_graph *g, const char *name, size_t n) {
   for (int i = 0; i < g->nsyms; i++)
     if (strlen(g->syms[i]) == n && memcmp(g->syms[i], name, n) == 0) return i;

@@ -101,6 +101,9 @@ static inline const int32_t *tl_node_inputs(const tl_graph *g, const tl_node *n)
 
 tl_graph *tl_graph_new(const char *name);
 void tl_graph_free(tl_graph *g);
+/* A deep copy of g (same node ids, names, symbols, constants) under a new
+ * name; its arrays are copied as they are, without rebuilding anything. */
+tl_graph *tl_graph_copy(const tl_graph *g, const char *name);
 
 /* Interned symbol id for a dim name (created if new). */
 int tl_graph_sym(tl_graph *g, const char *name, size_t n);

@@ -244,7 +244,7 @@ static int32_t copy_expr(subg *s, int32_t id, bool root) {
 static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, int32_t *map, int32_t *set, char *err,
                               size_t n) {
   err[0] = 0;
-  if (k->kind == BE_K_TAKECHECK) return NULL;
+  if (k->kind == BE_K_TAKECHECK || k->kind == BE_K_SCATTER) return NULL; /* they read their own output */
   const tl_graph *g = pl->g;
   subg s = {pl, tl_graph_new("kernel"), map, set, 0, 0, err, n};
   /* same symbol ids, so types and shape attributes carry over as they are */
@@ -292,6 +292,7 @@ static const char *kind_name(int k) {
   case BE_K_RED: return "reduce";
   case BE_K_SOFTMAX: return "softmax";
   case BE_K_MATMUL: return "matmul";
+  case BE_K_SCATTER: return "scatter";
   default: return "take-chk";
   }
 }

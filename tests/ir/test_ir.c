@@ -134,6 +134,10 @@ static const icase infer_cases[] = {
   {"(in x f32 [10])", "(slice x :start 8 :stop 2)", "f32[0]"},
   {"(in x f32 [4 5]) (in i i64 [2 3])", "(take x i :axis 1)", "f32[4 2 3]"},
   {"(in x f32 [4 5]) (in i i32 [7])", "(take x i)", "f32[7]"},
+  {"(in x f32 [10]) (in v f32 [2])", "(slice_update x v :start 2 :stop 8 :step 3)", "f32[10]"},
+  {"(in x f32 [n 4]) (in v f32 [n 4])", "(slice_update x v :axis 0 :step -1)", "f32[n 4]"},
+  {"(in x f32 [4 5]) (in i i64 [2 3]) (in v f32 [4 2 3])", "(scatter_add x i v :axis 1)", "f32[4 5]"},
+  {"(in x i32 [4 5]) (in i i32 [7]) (in v i32 [7])", "(scatter_add x i v)", "i32[4 5]"},
   /* matmul */
   {"(in a f32 [2 3]) (in b f32 [3 4])", "(matmul a b)", "f32[2 4]"},
   {"(in a f32 [3]) (in b f32 [3 4])", "(matmul a b)", "f32[4]"},
@@ -183,6 +187,29 @@ Test(infer, symbol_against_concrete_is_refused) {
   cr_expect_null(g);
   cr_expect(strstr(diag, "1:47: error: add: cannot broadcast f32[n] with f32[3] (dim n vs 3)") != NULL, "%s", diag);
   free(diag);
+}
+
+Test(infer, updates_must_have_the_slice_or_take_type) {
+  static const char *const cases[][2] = {
+    {"(graph g (in x f32 [10]) (in v f32 [3]) (out y (slice_update x v :start 2 :stop 8 :step 3)))",
+     "slice_update: the update must have the slice's type f32[2], not f32[3]"},
+    {"(graph g (in x f32 [10]) (in v f64 [10]) (out y (slice_update x v)))",
+     "slice_update: the update must have the slice's type f32[10], not f64[10]"},
+    {"(graph g (in x f32 [4 5]) (in i i64 [3]) (in v f32 [3 5]) (out y (scatter_add x i v :axis 1)))",
+     "scatter_add: the addend must have the type f32[4 3] of (take x i), not f32[3 5]"},
+    {"(graph g (in x bool [4]) (in i i64 [3]) (in v bool [3]) (out y (scatter_add x i v)))",
+     "scatter_add: not defined for bool operands"},
+    {"(graph g (in x f32 [4]) (in i f32 [3]) (in v f32 [3]) (out y (scatter_add x i v)))",
+     "scatter_add: indices must be i32 or i64"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *diag;
+    tl_graph *g = parse_str(cases[i][0], &diag);
+    cr_expect_null(g, "%s", cases[i][0]);
+    cr_expect(diag && strstr(diag, cases[i][1]) != NULL, "%s", diag);
+    free(diag);
+    tl_graph_free(g);
+  }
 }
 
 Test(infer, hash_consing_shares_identical_nodes) {
