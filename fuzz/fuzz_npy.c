@@ -1,7 +1,7 @@
 /* fuzz_npy.c - the .npy reader. An accepted file must write back and read
  * again as the same dtype, shape and bytes; a refused one must say why. */
 #include "fuzz/fuzz.h"
-#include "interp/tensor.h"
+#include "tensor/tensor.h"
 
 #include <string.h>
 #include <unistd.h>
