@@ -508,9 +508,9 @@ static LLVMValueRef ex_elemwise(em *e, int32_t id, LLVMValueRef *idx) {
   const tl_node *n = &g->nodes[id];
   const int32_t *in = tl_node_inputs(g, n);
   int op = n->op, nin = n->ninputs, odt = n->type.dtype;
-  LLVMValueRef v[3];
-  int dts[3];
-  const tl_type *ts[3];
+  LLVMValueRef v[3] = {0};
+  int dts[3] = {0};
+  const tl_type *ts[3] = {0};
   for (int k = 0; k < nin; k++) {
     LLVMValueRef xi[TL_MAX_RANK];
     ts[k] = &g->nodes[in[k]].type;

@@ -296,6 +296,8 @@ static double in_domain(double v, int dom) {
   case TL_DOM_NEGATIVE: return -0.1 - fabs(v);
   case TL_DOM_NONZERO: return fabs(v) < 0.1 ? copysign(0.1 + fabs(v), v == 0 ? 1 : v) : v;
   case TL_DOM_GT_MINUS1: return -0.9 + fabs(v);
+  case TL_DOM_UNIT: return 0.9 * tanh(v);
+  case TL_DOM_GT_ONE: return 1.1 + fabs(v);
   default: return v;
   }
 }

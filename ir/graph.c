@@ -121,6 +121,21 @@ int32_t tl_graph_add_input(tl_graph *g, const char *name, const tl_type *t, tl_l
   return id;
 }
 
+void tl_graph_set_range(tl_graph *g, int32_t input, double lo, double hi) {
+  tl_attrs *a = &g->nodes[input].attrs;
+  a->present |= TL_A_RANGE;
+  a->f = lo;
+  a->hi = hi;
+}
+
+bool tl_graph_range(const tl_graph *g, int32_t input, double *lo, double *hi) {
+  const tl_attrs *a = &g->nodes[input].attrs;
+  if (g->nodes[input].op != TL_OP_INPUT || !(a->present & TL_A_RANGE)) return false;
+  *lo = a->f;
+  *hi = a->hi;
+  return true;
+}
+
 static uint64_t node_hash(int op, const tl_attrs *a, const int32_t *in, int n) {
   XXH3_state_t st;
   XXH3_64bits_reset_withSeed(&st, MEMO_SEED);

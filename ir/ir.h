@@ -55,7 +55,8 @@ typedef struct tl_attrs {
   int32_t lit;  /* const: index of its tensor in the graph's literal table */
   int64_t shape[TL_MAX_RANK]; /* dims (symbolic allowed); TL_DIM_INFER in reshape */
   int64_t start, stop, step;  /* slice bounds, when present */
-  double f;     /* lit/fill value (as a double) */
+  double f;     /* lit/fill value (as a double); an input's lowest value (TL_A_RANGE) */
+  double hi;    /* an input's highest value (TL_A_RANGE) */
   int64_t i;    /* lit/fill value when is_int (exact for all of i64) */
 } tl_attrs;
 
@@ -112,6 +113,11 @@ int32_t tl_graph_name(tl_graph *g, const char *name);
 
 /* Adds an input with the given type (dims may be symbolic). */
 int32_t tl_graph_add_input(tl_graph *g, const char *name, const tl_type *t, tl_loc loc);
+/* An input's declared range: every element in [lo, hi] (`:range` in .tg);
+ * a promise the optimizer's sign facts use, not checked at run time. */
+void tl_graph_set_range(tl_graph *g, int32_t input, double lo, double hi);
+/* The declared range of input node `input`: true and [*lo, *hi], or false. */
+bool tl_graph_range(const tl_graph *g, int32_t input, double *lo, double *hi);
 
 /* Adds (or finds, by hash-consing) the node op(inputs) with attrs. Infers
  * its type; on a type error returns -1 and writes a message naming the op

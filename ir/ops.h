@@ -30,7 +30,8 @@ typedef enum tl_dtype_rule {
 enum {
   TL_A_AXIS = 1 << 0, TL_A_KEEPDIMS = 1 << 1, TL_A_DTYPE = 1 << 2,
   TL_A_SHAPE = 1 << 3, TL_A_PERM = 1 << 4, TL_A_START = 1 << 5,
-  TL_A_STOP = 1 << 6, TL_A_STEP = 1 << 7
+  TL_A_STOP = 1 << 6, TL_A_STEP = 1 << 7,
+  TL_A_RANGE = 1 << 8 /* an input's declared range [f, hi] (`:range LO HI`) */
 };
 
 /* Fusion classes: the built-in opclasses of the fusion rules (names in
@@ -54,7 +55,9 @@ typedef enum tl_sign_rule {
 
 /* Where an op's operands keep it finite and smooth (random inputs). */
 typedef enum tl_domain {
-  TL_DOM_ALL, TL_DOM_POSITIVE, TL_DOM_NEGATIVE, TL_DOM_NONZERO, TL_DOM_GT_MINUS1
+  TL_DOM_ALL, TL_DOM_POSITIVE, TL_DOM_NEGATIVE, TL_DOM_NONZERO, TL_DOM_GT_MINUS1,
+  TL_DOM_UNIT,   /* (-1, 1): asin, acos, atanh */
+  TL_DOM_GT_ONE  /* (1, inf): acosh */
 } tl_domain;
 
 typedef enum tl_grad_rule {

@@ -569,7 +569,47 @@ static void parse_item(parser *p) {
     }
     ty.dtype = (uint8_t)dt;
     ty.rank = (uint8_t)rank;
+    double lo = -INFINITY, hi = INFINITY;
+    bool ranged = false;
+    if (peek(p).kind == TK_KEYWORD) {
+      /* `:range LO HI`: every element lies in [LO, HI] (the graph's
+       * promise, as an FPBench precondition: the optimizer's guards may
+       * rely on it; nothing checks it at run time) */
+      tl_tok kw2 = next(p);
+      tl_tok t1, t2;
+      double f;
+      int64_t iv;
+      bool is_int;
+      if (!tl_tok_is(&kw2, "range")) {
+        tl_diag_error(p->d, kw2.loc, "unknown input attribute ':%.*s' (an input takes :range LO HI)",
+                      (int)kw2.len, kw2.text);
+        bind(p, &name, -1);
+        skip_to_depth(p, depth);
+        free(nm);
+        return;
+      }
+      bool ok = number_tok(p, &t1, &f, &iv, &is_int);
+      lo = is_int ? (double)iv : f;
+      ok = ok && number_tok(p, &t2, &f, &iv, &is_int);
+      hi = is_int ? (double)iv : f;
+      if (ok && !(lo <= hi)) {
+        tl_diag_error(p->d, t1.loc, "empty range: %.*s > %.*s (or NaN)", (int)t1.len, t1.text, (int)t2.len, t2.text);
+        ok = false;
+      }
+      if (ok && !tl_dtype_is_float((tl_dtype)dt)) {
+        tl_diag_error(p->d, kw2.loc, ":range is for float inputs");
+        ok = false;
+      }
+      if (!ok) {
+        bind(p, &name, -1);
+        skip_to_depth(p, depth);
+        free(nm);
+        return;
+      }
+      ranged = true;
+    }
     int32_t id = lookup(p, name.text, name.len) ? -1 : tl_graph_add_input(p->g, nm, &ty, open.loc);
+    if (id >= 0 && ranged) tl_graph_set_range(p->g, id, lo, hi);
     bind(p, &name, id);
   } else {
     int32_t x = parse_expr(p);

@@ -254,6 +254,13 @@ char *tl_tg_print(const tl_graph *g) {
     const tl_node *n = &g->nodes[g->inputs[i]];
     tl_buf_printf(&pr.out, "\n  (in %s %s ", g->names[n->name], tl_dtype_name((tl_dtype)n->type.dtype));
     put_dims(&pr, n->type.dims, n->type.rank);
+    double lo, hi;
+    if (tl_graph_range(g, g->inputs[i], &lo, &hi)) {
+      char a[64], b[64];
+      tl_fmt_double(a, sizeof a, lo, false);
+      tl_fmt_double(b, sizeof b, hi, false);
+      tl_buf_printf(&pr.out, " :range %s %s", a, b);
+    }
     tl_buf_putn(&pr.out, ")", 1);
   }
   for (int32_t id = 0; id < g->nnodes; id++) {

@@ -236,6 +236,12 @@ static void make(eg_egraph *e, int op, uint32_t attr, const eg_id *kids, uint32_
   tl_attrs a = payload(e, attr);
   if (op == TL_OP_INPUT) {
     d->type = c->in_type[a.lit];
+    /* a declared range gives the sign facts the guards ask for */
+    double lo = c->in_lo[a.lit], hi = c->in_hi[a.lit];
+    if (lo > 0) d->facts |= TN_POSITIVE | TN_NONNEG | TN_NONZERO;
+    else if (lo >= 0) d->facts |= TN_NONNEG;
+    if (hi <= 0) d->facts |= TN_NONPOS;
+    if (hi < 0) d->facts |= TN_NONZERO;
     return;
   }
   if (op == TL_OP_CONST) {
@@ -525,6 +531,8 @@ void tn_ctx_free(tn_ctx *c) {
   tl_graph_free(c->store);
   free(c->in_name);
   free(c->in_type);
+  free(c->in_lo);
+  free(c->in_hi);
   eg_conds_free(c->conds);
   free(c);
 }
@@ -538,10 +546,13 @@ static void rename_dims(tn_ctx *c, const tl_graph *src, int64_t *dims, int n) {
     }
 }
 
-int tn_input(tn_ctx *c, const tl_graph *src, const char *name, const tl_type *t, char *err,
-             size_t err_size) {
-  tl_type tt = *t;
+int tn_input(tn_ctx *c, const tl_graph *src, int32_t node, char *err, size_t err_size) {
+  const tl_node *n = &src->nodes[node];
+  const char *name = src->names[n->name];
+  tl_type tt = n->type;
   rename_dims(c, src, tt.dims, tt.rank);
+  double lo = -INFINITY, hi = INFINITY;
+  tl_graph_range(src, node, &lo, &hi);
   for (int i = 0; i < c->ninputs; i++) {
     if (strcmp(c->store->names[c->in_name[i]], name) != 0) continue;
     if (!types_equal(&c->in_type[i], &tt)) {
@@ -551,15 +562,24 @@ int tn_input(tn_ctx *c, const tl_graph *src, const char *name, const tl_type *t,
                tl_type_str(c->store, &tt, s2, sizeof s2));
       return -1;
     }
+    if (c->in_lo[i] != lo || c->in_hi[i] != hi) {
+      snprintf(err, err_size, "input '%s' has the range [%g, %g] in one graph and [%g, %g] in another",
+               name, c->in_lo[i], c->in_hi[i], lo, hi);
+      return -1;
+    }
     return i;
   }
   if (c->ninputs == c->capinputs) {
     c->capinputs = c->capinputs ? 2 * c->capinputs : 8;
     c->in_name = tl_xrealloc(c->in_name, (size_t)c->capinputs * sizeof *c->in_name);
     c->in_type = tl_xrealloc(c->in_type, (size_t)c->capinputs * sizeof *c->in_type);
+    c->in_lo = tl_xrealloc(c->in_lo, (size_t)c->capinputs * sizeof *c->in_lo);
+    c->in_hi = tl_xrealloc(c->in_hi, (size_t)c->capinputs * sizeof *c->in_hi);
   }
   c->in_name[c->ninputs] = tl_graph_name(c->store, name);
   c->in_type[c->ninputs] = tt;
+  c->in_lo[c->ninputs] = lo;
+  c->in_hi[c->ninputs] = hi;
   return c->ninputs++;
 }
 
@@ -569,8 +589,7 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
   eg_id *kids = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *kids);
   int rc = 0;
   for (int i = 0; i < g->ninputs && rc == 0; i++) {
-    const tl_node *n = &g->nodes[g->inputs[i]];
-    int slot = tn_input(c, g, g->names[n->name], &n->type, err, err_size);
+    int slot = tn_input(c, g, g->inputs[i], err, err_size);
     if (slot < 0) {
       rc = -1;
       break;
@@ -611,6 +630,7 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
   for (int i = 0; i < nin; i++) {
     int s = in_slots[i];
     in_node[s] = tl_graph_add_input(g, c->store->names[c->in_name[s]], &c->in_type[s], (tl_loc){0, 0});
+    if (c->in_lo[s] != -INFINITY || c->in_hi[s] != INFINITY) tl_graph_set_range(g, in_node[s], c->in_lo[s], c->in_hi[s]);
   }
   size_t nids = eg_nids(e);
   int32_t *built = tl_xmalloc((nids + 1) * sizeof *built);

@@ -58,6 +58,7 @@ typedef struct tn_ctx {
   tl_graph *store;   /* symbols, names, and const payloads (lits) */
   int32_t *in_name;  /* per input: index in store->names */
   tl_type *in_type;
+  double *in_lo, *in_hi; /* per input: its declared range (-inf, inf: none) */
   int ninputs, capinputs;
   eg_lang lang;
   uint8_t op_class[TL_OP_COUNT]; /* lang.op_class: the op table's fusion classes */
@@ -76,11 +77,11 @@ typedef struct tn_mark { int32_t nsyms, nnames, nlits; } tn_mark;
 tn_mark tn_ctx_mark(const tn_ctx *c);
 void tn_ctx_reset(tn_ctx *c, tn_mark m);
 
-/* The input slot for (name, type), created on first use. -1 (with a
- * message) when the name exists with another type. t's symbols are ids of
- * src's table; they are renamed into the context's. */
-int tn_input(tn_ctx *c, const tl_graph *src, const char *name, const tl_type *t,
-             char *err, size_t err_size);
+/* The input slot for src's input node (its name, type and declared
+ * range), created on first use. -1 (with a message) when the name exists
+ * with another type or range. The type's symbols are ids of src's table;
+ * they are renamed into the context's. */
+int tn_input(tn_ctx *c, const tl_graph *src, int32_t node, char *err, size_t err_size);
 
 /* Loads the nodes of g into e; out_cls[i] gets the class of output i and
  * in_slots[i] (if not NULL) the context's slot of input i. Inputs are

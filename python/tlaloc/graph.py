@@ -386,6 +386,21 @@ sin = _unary("sin", "sine")
 cos = _unary("cos", "cosine")
 tan = _unary("tan", "tangent")
 tanh = _unary("tanh", "hyperbolic tangent")
+arcsin = _unary("asin", "inverse sine")
+asin = arcsin
+arccos = _unary("acos", "inverse cosine")
+acos = arccos
+arctan = _unary("atan", "inverse tangent")
+atan = arctan
+sinh = _unary("sinh", "hyperbolic sine")
+cosh = _unary("cosh", "hyperbolic cosine")
+arcsinh = _unary("asinh", "inverse hyperbolic sine")
+asinh = arcsinh
+arccosh = _unary("acosh", "inverse hyperbolic cosine")
+acosh = arccosh
+arctanh = _unary("atanh", "inverse hyperbolic tangent")
+atanh = arctanh
+cbrt = _unary("cbrt", "real cube root")
 sigmoid = _unary("sigmoid", "1 / (1 + exp(-x)), stable")
 expit = sigmoid
 softplus = _unary("softplus", "log(1 + exp(x)), stable")
@@ -418,6 +433,9 @@ floor_divide = _binary("floor_divide", "a // b")
 remainder = _binary("remainder", "a % b (numpy's mod)")
 mod = remainder
 power = _binary("pow", "a ** b")
+arctan2 = _binary("atan2", "the angle of the point (b, a)")
+atan2 = arctan2
+hypot = _binary("hypot", "sqrt(a**2 + b**2) without overflow")
 pow = power
 maximum = _binary("maximum", "elementwise max (NaN propagates)")
 minimum = _binary("minimum", "elementwise min (NaN propagates)")
@@ -481,14 +499,6 @@ def clip(x, a_min=None, a_max=None):
 
 
 relu = _unary("relu", "max(x, 0): its gradient at 0 is 0 (PyTorch's relu), not maximum's 0.5")
-
-
-def sinh(x):
-    return (exp(x) - exp(negative(x))) * 0.5
-
-
-def cosh(x):
-    return (exp(x) + exp(negative(x))) * 0.5
 
 
 def isnan(x):

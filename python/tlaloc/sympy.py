@@ -41,7 +41,8 @@ def _unary_map():
         _sp.exp: _g.exp, _sp.log: _g.log, _sp.sin: _g.sin, _sp.cos: _g.cos,
         _sp.tan: _g.tan, _sp.tanh: _g.tanh, _sp.Abs: _g.absolute, _sp.sign: _g.sign,
         _sp.floor: _g.floor, _sp.ceiling: _g.ceil, _sp.erf: _g.erf, _sp.erfc: _g.erfc,
-        _sp.sinh: _g.sinh, _sp.cosh: _g.cosh,
+        _sp.sinh: _g.sinh, _sp.cosh: _g.cosh, _sp.asin: _g.arcsin, _sp.acos: _g.arccos,
+        _sp.atan: _g.arctan, _sp.asinh: _g.arcsinh, _sp.acosh: _g.arccosh, _sp.atanh: _g.arctanh,
     }
     try:
         from sympy.codegen.cfunctions import log1p, expm1
@@ -144,6 +145,8 @@ class _Converter:
             if len(e.args) != 1:
                 raise SympyConversionError("%s with %d arguments" % (e.func.__name__, len(e.args)))
             return f(self(e.args[0]))
+        if isinstance(e, _sp.atan2):
+            return _g.arctan2(self(e.args[0]), self(e.args[1]))
         if isinstance(e, (_sp.Max, _sp.Min)):
             op = _g.maximum if isinstance(e, _sp.Max) else _g.minimum
             args = [self(a) for a in e.args]

@@ -517,10 +517,21 @@ def derive_unary_refs(ops):
     and has no reference here is numpy's f: a new such op is tested without
     an edit to this file."""
     for name, row in ops.items():
-        f = row['libm']
-        if row['kind'] == 'elementwise' and row['arity'] == '1' and f and name not in UNARY_FLOAT \
-                and hasattr(np, f):
+        f = NUMPY_NAME.get(row['libm'], row['libm'])
+        if row['kind'] != 'elementwise' or not f or not hasattr(np, f):
+            continue
+        if row['arity'] == '1' and name not in UNARY_FLOAT:
             UNARY_FLOAT[name] = getattr(np, f)
+        if row['arity'] == '2' and name not in _FBIN:
+            # a two-operand libm function: float result, computed in f64
+            _FBIN[name] = getattr(np, f)
+            BIN_FLOAT.append(name)
+            BIN_ALL.append(name)
+
+
+# libm names that numpy (before 2.0) spells differently
+NUMPY_NAME = {'asin': 'arcsin', 'acos': 'arccos', 'atan': 'arctan', 'asinh': 'arcsinh',
+              'acosh': 'arccosh', 'atanh': 'arctanh', 'atan2': 'arctan2'}
 
 
 OP_HEAD = re.compile(r'\(([a-z_0-9]+)')

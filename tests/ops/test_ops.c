@@ -193,6 +193,8 @@ static double domain_value(uint64_t *s, tl_domain d, bool integer) {
   case TL_DOM_NEGATIVE: v = integer ? -(double)(1 + rng_next(s) % 5) : uniform(s, -4, -0.1); break;
   case TL_DOM_NONZERO: v = (integer ? (double)(1 + rng_next(s) % 5) : uniform(s, 0.3, 3)) * (rng_next(s) & 1 ? 1 : -1); break;
   case TL_DOM_GT_MINUS1: v = integer ? (double)(rng_next(s) % 5) : uniform(s, -0.9, 3); break;
+  case TL_DOM_UNIT: v = integer ? 0.0 : uniform(s, -0.95, 0.95); break;
+  case TL_DOM_GT_ONE: v = integer ? (double)(2 + rng_next(s) % 5) : uniform(s, 1.1, 4); break;
   default: v = integer ? (double)((int64_t)(rng_next(s) % 11) - 5) : uniform(s, -3, 3); break;
   }
   return v;

@@ -99,6 +99,13 @@ OPS = {
     "reciprocal": lambda a, at: torch.reciprocal(a[0]),
     "not": lambda a, at: torch.logical_not(a[0]),
     "cast": lambda a, at: a[0].to(TORCH_DT[at["dtype"]]),
+    "asin": lambda a, at: torch.asin(a[0]), "acos": lambda a, at: torch.acos(a[0]),
+    "atan": lambda a, at: torch.atan(a[0]), "sinh": lambda a, at: torch.sinh(a[0]),
+    "cosh": lambda a, at: torch.cosh(a[0]), "asinh": lambda a, at: torch.asinh(a[0]),
+    "acosh": lambda a, at: torch.acosh(a[0]), "atanh": lambda a, at: torch.atanh(a[0]),
+    # PyTorch 1.13 has no cbrt: the real cube root as sign(x) |x|^(1/3)
+    "cbrt": lambda a, at: torch.sign(a[0]) * torch.abs(a[0]) ** (1.0 / 3.0),
+    "atan2": lambda a, at: torch.atan2(a[0], a[1]), "hypot": lambda a, at: torch.hypot(*torch.broadcast_tensors(a[0], a[1])),
     "add": lambda a, at: a[0] + a[1], "sub": lambda a, at: a[0] - a[1], "mul": lambda a, at: a[0] * a[1],
     "div": lambda a, at: a[0] / a[1], "floor_divide": lambda a, at: torch.div(a[0], a[1], rounding_mode="floor"),
     "remainder": lambda a, at: torch.remainder(a[0], a[1]), "pow": lambda a, at: torch.pow(a[0], a[1]),
@@ -218,20 +225,26 @@ def _vals(rng, shape, edge, domain):
         x = np.where(np.abs(x) < 0.1, np.copysign(0.1 + np.abs(x), np.where(x == 0, 1.0, x)), x)
     elif domain == "gt-1":
         x = -0.9 + np.abs(x)
+    elif domain == "unit":
+        x = 0.9 * np.tanh(x)
+    elif domain == "gt1":
+        x = 1.1 + np.abs(x)
     return x
 
 
 DOMAINS = {"log": "positive", "sqrt": "positive", "log1p": "gt-1", "log1mexp": "negative",
            "reciprocal": "nonzero", "div": "nonzero", "remainder": "nonzero", "pow": "positive",
-           "xlogy": "positive"}
+           "xlogy": "positive", "asin": "unit", "acos": "unit", "atanh": "unit", "acosh": "gt1",
+           "cbrt": "nonzero", "atan2": "nonzero", "hypot": "nonzero"}
 
 # (op, operand shapes, attributes, index operands {position: (shape, length)})
 CASES = [(op, [(3, 4)], {}, {}) for op in
          ["neg", "abs", "relu", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid",
+          "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt",
           "softplus", "log1mexp", "erf", "erfc", "reciprocal", "sign", "floor", "ceil"]]
 CASES += [(op, [(3, 4), (4,)], {}, {}) for op in
           ["add", "sub", "mul", "div", "remainder", "pow", "maximum", "minimum", "logaddexp", "xlogy",
-           "floor_divide"]]
+           "floor_divide", "atan2", "hypot"]]
 CASES += [("cast", [(3, 4)], {"dtype": "f32"}, {}), ("where", [(3, 1), (3, 4), (4,)], {}, {})]
 CASES += [(op, [(3, 4)], at, {}) for op in ["sum", "prod", "max", "min", "mean", "logsumexp"]
           for at in ({}, {"axis": 1}, {"axis": 0, "keepdims": True})]

@@ -25,6 +25,9 @@ NOT_IN_SYMPY = {
     "gt": "relational rule", "ge": "relational rule",
     "and": "boolean rule", "or": "boolean rule", "where": "Piecewise rule",
     "relu": "no sympy function; Max(x, 0) converts to maximum",
+    "cbrt": "sympy's cbrt(x) is Pow(x, 1/3), the principal (complex) root for negative x",
+    "atan2": "sympy's atan2 has its own two-operand converter",
+    "hypot": "no sympy function; sqrt(x**2 + y**2) converts (without hypot's overflow safety)",
 }
 
 # Ops ONNX has no operator for; each with the reason.
@@ -36,6 +39,7 @@ NOT_IN_ONNX = {
     "pow": "Pow has its own converter", "maximum": "Max (variadic) has its own converter",
     "minimum": "Min (variadic) has its own converter", "logaddexp": "no ONNX operator",
     "xlogy": "no ONNX operator", "ne": "no ONNX operator (Not(Equal))", "where": "Where has its own converter",
+    "cbrt": "no ONNX operator", "atan2": "no ONNX operator", "hypot": "no ONNX operator",
 }
 
 

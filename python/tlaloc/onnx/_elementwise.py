@@ -14,7 +14,9 @@ _UN = {"Neg": _g.negative, "Abs": _g.absolute, "Exp": _g.exp, "Log": _g.log,
        "Sqrt": _g.sqrt, "Sin": _g.sin, "Cos": _g.cos, "Tanh": _g.tanh,
        "Sigmoid": _g.sigmoid, "Softplus": _g.softplus, "Erf": _g.erf, "Floor": _g.floor,
        "Ceil": _g.ceil, "Sign": _g.sign, "Not": _g.logical_not, "Tan": _g.tan,
-       "Sinh": _g.sinh, "Cosh": _g.cosh, "Relu": _g.relu}
+       "Sinh": _g.sinh, "Cosh": _g.cosh, "Relu": _g.relu,
+       "Asin": _g.arcsin, "Acos": _g.arccos, "Atan": _g.arctan, "Asinh": _g.arcsinh,
+       "Acosh": _g.arccosh, "Atanh": _g.arctanh}
 
 
 @_reg(" ".join(_UN))
@@ -232,30 +234,3 @@ def _shrink(m, node, ins, at):
     return _keep(m, x, y)
 
 
-@_reg("Asinh Acosh Atanh")
-def _ahyp(m, node, ins, at):
-    """Inverse hyperbolic functions from log1p and sqrt, in the forms that
-    keep full precision near 0 (asinh, atanh) and 1 (acosh); for huge
-    arguments, where the square would overflow, log(2|x|) is the value to
-    the last bit."""
-    op = node.op_type
-    x = _need(op, ins, 0)
-    if m._dtype(x) not in ("f32", "f64"):
-        raise UnsupportedOnnx("%s of %s" % (op, m._dtype(x)), op)
-    big = 1e8 if m._dtype(x) == "f64" else 1e4
-    if op == "Atanh":  # sign(x) * 0.5 * log1p(2|x| / (1 - |x|)): no cancellation near -1
-        a = _g.absolute(x)
-        y = _g.multiply(0.5, _g.log1p(_g.divide(_g.multiply(2.0, a), _g.subtract(1.0, a))))
-        return _keep(m, x, _g.where(_g.less(x, 0), _g.negative(y), y))
-    if op == "Asinh":  # sign(x) * log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))
-        a = _g.absolute(x)
-        a2 = _g.multiply(a, a)
-        small = _g.log1p(_g.add(a, _g.divide(a2, _g.add(1.0, _g.sqrt(_g.add(1.0, a2))))))
-        huge = _g.add(_g.log(a), float(np.log(2.0)))
-        y = _g.where(_g.greater(a, big), huge, small)
-        return _keep(m, x, _g.where(_g.less(x, 0), _g.negative(y), y))
-    # acosh(x) = log1p(t + sqrt(2t + t^2)), t = x - 1 (exact for x in [1, 2])
-    t = _g.subtract(x, 1.0)
-    small = _g.log1p(_g.add(t, _g.sqrt(_g.add(_g.multiply(2.0, t), _g.multiply(t, t)))))
-    huge = _g.add(_g.log(x), float(np.log(2.0)))
-    return _keep(m, x, _g.where(_g.greater(x, big), huge, small))
