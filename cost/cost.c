@@ -274,15 +274,35 @@ static double b_transfer(const tl_cost_node *n, void *u) {
   return own + operands(n, P_TRANSFER);
 }
 
+/* Whether add or sub can cancel: its operands may have opposite signs
+ * (add) or the same sign (sub), as far as the sign facts know. An add of
+ * two non-negative values, or a sub of a non-negative and a non-positive
+ * one, rounds once and loses nothing. */
+static bool cancels(const tl_cost_node *n) {
+  if (!n->in_facts) return true;
+  uint8_t a = n->in_facts[0], b = n->in_facts[1];
+  const uint8_t NN = TL_FACT_NONNEG, NP = TL_FACT_NONPOS;
+  if (n->op == TL_OP_ADD) return !((a & b & NN) || (a & b & NP));
+  return !((a & NN && b & NP) || (a & NP && b & NN));
+}
+
+/* A cancellation can lose every digit where an overflow needs extreme
+ * inputs: it weighs two hazards. */
+#define CANCELLATION 2.0
+
 /* Numerical hazards of float ops (the op table's HAZARD column), one each:
  * exp overflows; log is ill-conditioned near 1 and turns an underflowed 0
- * into -inf; add and sub cancel; div and reciprocal overflow when the
+ * into -inf; add and sub cancel (unless the sign facts rule it out:
+ * two hazards, see cancels); div and reciprocal overflow when the
  * divisor underflows. The
  * fused forms of rules/stability.rw (log1p, softplus, logsumexp, sigmoid,
  * ...) have none: that is what they are for. */
 static double b_accuracy(const tl_cost_node *n, void *u) {
   (void)u;
-  double own = tl_dtype_is_float((tl_dtype)n->type->dtype) ? tl_ops[n->op].hazard : 0;
+  if (!tl_dtype_is_float((tl_dtype)n->type->dtype)) return operands(n, P_ACCURACY);
+  double own = tl_ops[n->op].hazard;
+  if ((n->op == TL_OP_ADD || n->op == TL_OP_SUB) && n->nin == 2)
+    own = cancels(n) ? CANCELLATION : 0;
   return own + operands(n, P_ACCURACY);
 }
 

@@ -58,6 +58,7 @@ typedef struct tl_cost_node {
   const tl_type *const *in_type;  /* operand types */
   const bool *in_known;           /* operand k is a known uniform constant, */
   const double *in_value;         /* ... of this value */
+  const uint8_t *in_facts;        /* operand k's sign facts (TL_FACT_*), or NULL: none known */
   const double *const *in;        /* in[k][p]: property p of operand k */
   const double *self;             /* self[p]: this node's properties registered before */
   const tl_profile *profile;      /* the machine the time model describes */

@@ -28,6 +28,10 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
   const tl_type **in_type = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in_type);
   bool *in_known = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in_known);
   double *in_value = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in_value);
+  uint8_t *in_facts = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *in_facts);
+  /* the sign facts the optimizer's analysis has, so that a program costs
+   * here what extraction charged for it */
+  uint8_t *facts = tl_xcalloc((size_t)g->nnodes + 1, 1);
   for (int p = 0; p < np; p++) totals[p] = 0;
   double total_obj = 0;
   int rc = 0;
@@ -42,9 +46,20 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
       in_type[k] = &g->nodes[args[k]].type;
       in_value[k] = 0;
       in_known[k] = known_value(g, args[k], &in_value[k]);
+      in_facts[k] = facts[args[k]];
     }
+    double lo, hi, v;
+    if (nd->op == TL_OP_INPUT)
+      facts[id] = tl_graph_range(g, id, &lo, &hi) ? (uint8_t)(tl_value_facts(lo) & (TL_FACT_NONNEG | TL_FACT_POSITIVE)) |
+                                                        (uint8_t)(tl_value_facts(hi) & TL_FACT_NONPOS) |
+                                                        (lo > 0 || hi < 0 ? TL_FACT_NONZERO : 0)
+                                                  : 0;
+    else if (known_value(g, id, &v)) facts[id] = tl_value_facts(v);
+    else facts[id] = tl_sign_facts(nd->op, in_facts, nd->ninputs < 3 ? nd->ninputs : 3,
+                                   nd->ninputs == 2 && args[0] == args[1]);
     tl_cost_node cn = {.op = nd->op, .attrs = &nd->attrs, .type = &nd->type, .nin = nd->ninputs,
-                       .in_type = in_type, .in_known = in_known, .in_value = in_value, .in = in,
+                       .in_type = in_type, .in_known = in_known, .in_value = in_value,
+                       .in_facts = in_facts, .in = in,
                        .profile = tl_cost_profile(r), .sym_size = tl_cost_sym_size(r)};
     double *out = props + (size_t)id * (size_t)np;
     if (tl_cost_eval(r, &cn, out, err, n)) {
@@ -63,6 +78,8 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
   free(in_type);
   free(in_known);
   free(in_value);
+  free(in_facts);
+  free(facts);
   return rc;
 }
 

@@ -54,3 +54,39 @@ void tl_attrs_init(tl_attrs *a) {
   memset(a, 0, sizeof *a);
   a->lit = -1;
 }
+
+uint8_t tl_value_facts(double v) {
+  if (isnan(v)) return 0;
+  return (uint8_t)((v != 0 ? TL_FACT_NONZERO : 0) | (v > 0 ? TL_FACT_POSITIVE : 0) |
+                   (v >= 0 ? TL_FACT_NONNEG : 0) | (v <= 0 ? TL_FACT_NONPOS : 0));
+}
+
+uint8_t tl_sign_facts(int op, const uint8_t *in, int n, bool same) {
+  enum { Z = TL_FACT_NONZERO, P = TL_FACT_POSITIVE, NN = TL_FACT_NONNEG, NP = TL_FACT_NONPOS };
+  uint8_t f0 = n > 0 ? in[0] : 0, f1 = n > 1 ? in[1] : 0;
+  switch ((tl_sign_rule)tl_ops[op].sign) {
+  case TL_SIGN_NONE: return 0;
+  case TL_SIGN_NONNEG: return NN;
+  case TL_SIGN_POSITIVE: return P | NN | Z;
+  case TL_SIGN_NONPOS: return NP;
+  case TL_SIGN_KEEP: return f0;
+  case TL_SIGN_NONNEG_IF_NONNEG: return f0 & NN;
+  case TL_SIGN_CUSTOM: break;
+  }
+  switch (op) {
+  case TL_OP_ADD:
+    if ((f0 & P && f1 & NN) || (f1 & P && f0 & NN)) return P | NN | Z;
+    return (uint8_t)(((f0 & f1 & NN) ? NN : 0) | ((f0 & f1 & NP) ? NP : 0));
+  case TL_OP_MUL:
+    if (n == 2 && same) return NN; /* x*x */
+    return (f0 & f1 & NN) ? NN : 0;
+  case TL_OP_DIV:
+    return (f0 & NN && f1 & P) ? NN : 0;
+  case TL_OP_MAXIMUM:
+    return (uint8_t)((f0 | f1) & (P | NN)) | (((f0 | f1) & P) ? Z : 0);
+  case TL_OP_NEG:
+    return (uint8_t)(((f0 & Z) ? Z : 0) | ((f0 & NN) ? NP : 0) | ((f0 & NP) ? NN : 0));
+  default:
+    return 0;
+  }
+}

@@ -54,6 +54,15 @@ typedef enum tl_sign_rule {
 } tl_sign_rule;
 
 /* Where an op's operands keep it finite and smooth (random inputs). */
+/* Sign facts of a value, for every non-NaN element (bits). */
+enum { TL_FACT_NONZERO = 1, TL_FACT_POSITIVE = 2, TL_FACT_NONNEG = 4, TL_FACT_NONPOS = 8 };
+/* The facts of op's result from its operands' (the SIGN column, and the
+ * ops whose facts depend on several operands); same: the two operands are
+ * one value (x*x). Used by the optimizer's analysis and the cost model. */
+uint8_t tl_sign_facts(int op, const uint8_t *in, int n, bool same);
+/* The facts of a number. */
+uint8_t tl_value_facts(double v);
+
 typedef enum tl_domain {
   TL_DOM_ALL, TL_DOM_POSITIVE, TL_DOM_NEGATIVE, TL_DOM_NONZERO, TL_DOM_GT_MINUS1,
   TL_DOM_UNIT,   /* (-1, 1): asin, acos, atanh */

@@ -265,6 +265,8 @@ static void saturate(tl_opt *o) {
  * element is one known constant. */
 static const tl_type *class_type(eg_egraph *e, eg_id c) { return &tn_data_of(e, c)->type; }
 
+static uint8_t class_facts(eg_egraph *e, eg_id c) { return tn_data_of(e, c)->facts; }
+
 static bool class_value(eg_egraph *e, eg_id c, double *v) {
   const tn_data *d = tn_data_of(e, c);
   *v = d->value;
@@ -288,6 +290,7 @@ typedef struct node_eval {
   const tl_type **in_type;
   bool *in_known;
   double *in_value;
+  uint8_t *in_facts;
   int cap;
 } node_eval;
 
@@ -297,6 +300,7 @@ static void node_eval_free(node_eval *x) {
   free(x->in_type);
   free(x->in_known);
   free(x->in_value);
+  free(x->in_facts);
 }
 
 /* Evaluates node nid's properties into out: operands carry their class's
@@ -315,6 +319,7 @@ static int eval_node(tl_opt *o, node_eval *x, uint32_t nid, double *out, bool ch
     x->in_type = tl_xrealloc(x->in_type, (size_t)nin * sizeof *x->in_type);
     x->in_known = tl_xrealloc(x->in_known, (size_t)nin * sizeof *x->in_known);
     x->in_value = tl_xrealloc(x->in_value, (size_t)nin * sizeof *x->in_value);
+    x->in_facts = tl_xrealloc(x->in_facts, (size_t)nin * sizeof *x->in_facts);
   }
   const eg_id *kids = eg_node_kids(e, nd);
   for (int k = 0; k < nin; k++) {
@@ -325,11 +330,12 @@ static int eval_node(tl_opt *o, node_eval *x, uint32_t nid, double *out, bool ch
     x->in[k] = v;
     x->in_type[k] = class_type(e, kc);
     x->in_known[k] = class_value(e, kc, &x->in_value[k]);
+    x->in_facts[k] = class_facts(e, kc);
   }
   tl_attrs a = node_attrs(e, nd);
   tl_cost_node cn = {.op = nd->op, .attrs = &a, .type = class_type(e, eg_find(e, nd->cls)), .nin = nin,
                      .in_type = x->in_type, .in_known = x->in_known, .in_value = x->in_value,
-                     .in = x->in, .profile = tl_cost_profile(o->costs),
+                     .in_facts = x->in_facts, .in = x->in, .profile = tl_cost_profile(o->costs),
                      .sym_size = tl_cost_sym_size(o->costs)};
   if (tl_cost_eval(o->costs, &cn, out, err, err_size)) return -1;
   return check ? tl_cost_check_monotone(o->costs, &cn, out, err, err_size) : 0;

@@ -151,45 +151,12 @@ static bool types_equal(const tl_type *a, const tl_type *b) {
   return true;
 }
 
-static uint8_t value_facts(double v) {
-  if (isnan(v)) return 0;
-  return (uint8_t)((v != 0 ? TN_NONZERO : 0) | (v > 0 ? TN_POSITIVE : 0) | (v >= 0 ? TN_NONNEG : 0) |
-                   (v <= 0 ? TN_NONPOS : 0));
-}
+static uint8_t value_facts(double v) { return tl_value_facts(v); }
 
-/* Sign facts that follow from the op (every non-NaN element): the op
- * table's SIGN column, and here the ops whose facts depend on several
- * operands (TL_SIGN_CUSTOM). */
 static uint8_t op_facts(int op, const tn_data *const *k, uint32_t n) {
-  uint8_t f0 = n > 0 ? k[0]->facts : 0, f1 = n > 1 ? k[1]->facts : 0;
-  switch ((tl_sign_rule)tl_ops[op].sign) {
-  case TL_SIGN_NONE: return 0;
-  case TL_SIGN_NONNEG: return TN_NONNEG;
-  case TL_SIGN_POSITIVE: return TN_POSITIVE | TN_NONNEG | TN_NONZERO;
-  case TL_SIGN_NONPOS: return TN_NONPOS;
-  case TL_SIGN_KEEP: return f0;
-  case TL_SIGN_NONNEG_IF_NONNEG: return f0 & TN_NONNEG;
-  case TL_SIGN_CUSTOM: break;
-  }
-  switch (op) {
-  case TL_OP_ADD:
-    if ((f0 & TN_POSITIVE && f1 & TN_NONNEG) || (f1 & TN_POSITIVE && f0 & TN_NONNEG))
-      return TN_POSITIVE | TN_NONNEG | TN_NONZERO;
-    return (f0 & f1 & TN_NONNEG) ? TN_NONNEG : 0;
-  case TL_OP_MUL:
-    if (n == 2 && k[0] == k[1]) return TN_NONNEG; /* x*x */
-    return (f0 & f1 & TN_NONNEG) ? TN_NONNEG : 0;
-  case TL_OP_DIV:
-    return (f0 & TN_NONNEG && f1 & TN_POSITIVE) ? TN_NONNEG : 0;
-  case TL_OP_MAXIMUM:
-    return (uint8_t)((f0 | f1) & (TN_POSITIVE | TN_NONNEG)) |
-           (((f0 | f1) & TN_POSITIVE) ? TN_NONZERO : 0);
-  case TL_OP_NEG:
-    return (uint8_t)(((f0 & TN_NONZERO) ? TN_NONZERO : 0) | ((f0 & TN_NONNEG) ? TN_NONPOS : 0) |
-                     ((f0 & TN_NONPOS) ? TN_NONNEG : 0));
-  default:
-    return 0;
-  }
+  uint8_t f[3] = {0, 0, 0};
+  for (uint32_t i = 0; i < n && i < 3; i++) f[i] = k[i]->facts;
+  return tl_sign_facts(op, f, (int)(n < 3 ? n : 3), n == 2 && k[0] == k[1]);
 }
 
 /* Folds an elementwise op whose operands are all uniform constants. */

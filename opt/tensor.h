@@ -21,7 +21,8 @@
 #include "egraph/rules.h"
 #include "ir/ir.h"
 
-enum { TN_NONZERO = 1, TN_POSITIVE = 2, TN_NONNEG = 4, TN_NONPOS = 8 };
+/* the op table's sign facts (ir/ops.h) */
+enum { TN_NONZERO = TL_FACT_NONZERO, TN_POSITIVE = TL_FACT_POSITIVE, TN_NONNEG = TL_FACT_NONNEG, TN_NONPOS = TL_FACT_NONPOS };
 
 typedef struct tn_data {
   tl_type type;      /* dtype TL_DTYPE_ERROR: the node is ill-typed */

@@ -12,9 +12,9 @@
  * fail the `; where:` line of the file (the precondition's part no range
  * can say) or whose exact result is not a finite f64 are drawn again.
  *
- * The reference: every node evaluated in MPFR at 256 bits, then at twice
- * the precision until two precisions round to the same f64 (up to 16384
- * bits; a point that never settles is dropped and counted). Error of a
+ * The reference: check/exact.h's MPFR evaluation (adaptive precision up
+ * to 16384 bits; a point where it never settles is dropped and counted,
+ * `*` in the table). Error of a
  * value v against the rounded exact result r: log2(1 + the number of f64
  * values between them) (so 0 is exact and 64 is everything wrong); v NaN
  * or infinite where r is finite counts 64. An expression's error is the
@@ -28,7 +28,6 @@
  * docs/accuracy.md). 0 otherwise. */
 #include <float.h>
 #include <math.h>
-#include <mpfr.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,13 +36,13 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "check/exact.h"
 #include "interp/interp.h"
 #include "ir/diag.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
 #include "util/util.h"
 
-#define MAX_PREC 16384
 #define MAX_IN 16
 
 /* ---- f64 values as ordinals (Herbie's ulp distance) ------------------ */
@@ -82,104 +81,6 @@ static double draw(double lo, double hi) {
   uint64_t span = (uint64_t)(b - a);
   uint64_t k = span == UINT64_MAX ? rng() : rng() % (span + 1);
   return from_ord(a + (int64_t)k);
-}
-
-/* ---- the MPFR evaluator ------------------------------------------------ */
-
-/* Evaluates g's nodes at one point (x[i]: input i) at precision prec into
- * v[] (initialised by the caller to at least prec bits). 0, or -1 with the
- * op it cannot evaluate in *bad. */
-static int mp_eval(const tl_graph *g, const double *x, mpfr_t *v, mpfr_prec_t prec, int *bad) {
-  const mpfr_rnd_t R = MPFR_RNDN;
-  mpfr_t t, u;
-  mpfr_inits2(prec, t, u, (mpfr_ptr)0);
-  int rc = 0;
-  for (int32_t id = 0; id < g->nnodes && rc == 0; id++) {
-    const tl_node *n = &g->nodes[id];
-    mpfr_set_prec(v[id], prec);
-    const int32_t *in = tl_node_inputs(g, n);
-    mpfr_ptr a = n->ninputs > 0 ? v[in[0]] : NULL, b = n->ninputs > 1 ? v[in[1]] : NULL;
-    mpfr_ptr r = v[id];
-    switch (n->op) {
-    case TL_OP_INPUT: {
-      int k = 0;
-      while (g->inputs[k] != id) k++;
-      mpfr_set_d(r, x[k], R);
-      break;
-    }
-    case TL_OP_LIT:
-    case TL_OP_FILL:
-      if (n->attrs.is_int) mpfr_set_si(r, (long)n->attrs.i, R);
-      else mpfr_set_d(r, n->attrs.f, R);
-      break;
-    case TL_OP_NEG: mpfr_neg(r, a, R); break;
-    case TL_OP_ABS: mpfr_abs(r, a, R); break;
-    case TL_OP_SQRT: mpfr_sqrt(r, a, R); break;
-    case TL_OP_CBRT: mpfr_cbrt(r, a, R); break;
-    case TL_OP_EXP: mpfr_exp(r, a, R); break;
-    case TL_OP_EXPM1: mpfr_expm1(r, a, R); break;
-    case TL_OP_LOG: mpfr_log(r, a, R); break;
-    case TL_OP_LOG1P: mpfr_log1p(r, a, R); break;
-    case TL_OP_SIN: mpfr_sin(r, a, R); break;
-    case TL_OP_COS: mpfr_cos(r, a, R); break;
-    case TL_OP_TAN: mpfr_tan(r, a, R); break;
-    case TL_OP_ASIN: mpfr_asin(r, a, R); break;
-    case TL_OP_ACOS: mpfr_acos(r, a, R); break;
-    case TL_OP_ATAN: mpfr_atan(r, a, R); break;
-    case TL_OP_SINH: mpfr_sinh(r, a, R); break;
-    case TL_OP_COSH: mpfr_cosh(r, a, R); break;
-    case TL_OP_TANH: mpfr_tanh(r, a, R); break;
-    case TL_OP_ASINH: mpfr_asinh(r, a, R); break;
-    case TL_OP_ACOSH: mpfr_acosh(r, a, R); break;
-    case TL_OP_ATANH: mpfr_atanh(r, a, R); break;
-    case TL_OP_ERF: mpfr_erf(r, a, R); break;
-    case TL_OP_ERFC: mpfr_erfc(r, a, R); break;
-    case TL_OP_FLOOR: mpfr_floor(r, a); break;
-    case TL_OP_CEIL: mpfr_ceil(r, a); break;
-    case TL_OP_RECIPROCAL: mpfr_ui_div(r, 1, a, R); break;
-    case TL_OP_ADD: mpfr_add(r, a, b, R); break;
-    case TL_OP_SUB: mpfr_sub(r, a, b, R); break;
-    case TL_OP_MUL: mpfr_mul(r, a, b, R); break;
-    case TL_OP_DIV: mpfr_div(r, a, b, R); break;
-    case TL_OP_POW: mpfr_pow(r, a, b, R); break;
-    case TL_OP_ATAN2: mpfr_atan2(r, a, b, R); break;
-    case TL_OP_HYPOT: mpfr_hypot(r, a, b, R); break;
-    case TL_OP_MAXIMUM: mpfr_max(r, a, b, R); break;
-    case TL_OP_MINIMUM: mpfr_min(r, a, b, R); break;
-    case TL_OP_EQ: mpfr_set_si(r, mpfr_equal_p(a, b), R); break;
-    case TL_OP_NE: mpfr_set_si(r, !mpfr_equal_p(a, b) && !mpfr_unordered_p(a, b), R); break;
-    case TL_OP_LT: mpfr_set_si(r, mpfr_less_p(a, b), R); break;
-    case TL_OP_LE: mpfr_set_si(r, mpfr_lessequal_p(a, b), R); break;
-    case TL_OP_GT: mpfr_set_si(r, mpfr_greater_p(a, b), R); break;
-    case TL_OP_GE: mpfr_set_si(r, mpfr_greaterequal_p(a, b), R); break;
-    case TL_OP_AND: mpfr_set_si(r, !mpfr_zero_p(a) && !mpfr_zero_p(b), R); break;
-    case TL_OP_OR: mpfr_set_si(r, !mpfr_zero_p(a) || !mpfr_zero_p(b), R); break;
-    case TL_OP_NOT: mpfr_set_si(r, mpfr_zero_p(a), R); break;
-    case TL_OP_WHERE: mpfr_set(r, mpfr_zero_p(a) ? v[in[2]] : b, R); break;
-    default:
-      *bad = n->op;
-      rc = -1;
-    }
-  }
-  mpfr_clears(t, u, (mpfr_ptr)0);
-  return rc;
-}
-
-/* The exact value of output 0 at x, rounded to f64: 0, 1 when it never
- * settled, -1 when the graph has an op the evaluator lacks. */
-static int exact(const tl_graph *g, const double *x, mpfr_t *v, double *out, int *bad) {
-  int32_t o = g->outputs[0].node;
-  double prev = NAN;
-  for (mpfr_prec_t p = 256; p <= MAX_PREC; p *= 2) {
-    if (mp_eval(g, x, v, p, bad)) return -1;
-    double d = mpfr_get_d(v[o], MPFR_RNDN);
-    if (p > 256 && (d == prev || (isnan(d) && isnan(prev)))) {
-      *out = d;
-      return 0;
-    }
-    prev = d;
-  }
-  return 1;
 }
 
 /* ---- files ------------------------------------------------------------ */
@@ -254,7 +155,6 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
   bool wfail = false;
   tl_graph *g = parse_text(path, src), *wg = NULL, *best = NULL;
   tl_tensor *ins[MAX_IN] = {0}, *wins[MAX_IN] = {0};
-  mpfr_t *v = NULL;
   double *xs = NULL, *ref = NULL;
   if (!g) goto done;
   if (g->ninputs > MAX_IN || g->noutputs != 1) {
@@ -279,8 +179,10 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
     if (lo[i] < -DBL_MAX) lo[i] = -DBL_MAX;
     if (hi[i] > DBL_MAX) hi[i] = DBL_MAX;
   }
-  v = malloc((size_t)g->nnodes * sizeof *v);
-  for (int32_t i = 0; i < g->nnodes; i++) mpfr_init2(v[i], 256);
+  if (!tl_exact_supports(g)) {
+    fprintf(stderr, "%s: the exact evaluator does not support every op of this graph\n", path);
+    goto done;
+  }
   xs = malloc((size_t)N * ni * sizeof *xs);
   ref = malloc((size_t)N * sizeof *ref);
   int have = 0, dropped = 0;
@@ -303,14 +205,7 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
       if (ok && tl_tensor_get_f64(ok, k) == 0) continue;
       for (int i = 0; i < ni; i++) xi[i] = tl_tensor_get_f64(ins[i], k);
       double r;
-      int bad = -1;
-      int e = exact(g, xi, v, &r, &bad);
-      if (e < 0) {
-        fprintf(stderr, "%s: the MPFR evaluator has no '%s'\n", path, tl_ops[bad].name);
-        tl_tensor_free(ok);
-        goto done;
-      }
-      if (e > 0) {
+      if (tl_exact_elem(g, ins, g->outputs[0].node, k, &r)) {
         dropped++;
         continue;
       }
@@ -366,10 +261,6 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
   rc = 0;
 done:
   for (int i = 0; i < MAX_IN; i++) tl_tensor_free(ins[i]);
-  if (v) {
-    for (int32_t i = 0; i < g->nnodes; i++) mpfr_clear(v[i]);
-    free(v);
-  }
   free(xs);
   free(ref);
   tl_graph_free(g);
@@ -440,8 +331,6 @@ int main(int argc, char **argv) {
   int nf = 0, cf = 0;
   for (int i = 0; i < np; i++) collect(paths[i], &files, &nf, &cf, 0);
   free(paths);
-  mpfr_set_emin(mpfr_get_emin_min());
-  mpfr_set_emax(mpfr_get_emax_max());
   tl_opt_params p = tl_opt_defaults();
   char err[4096];
   tl_opt *o = tl_opt_new(&p, err, sizeof err);
