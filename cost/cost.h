@@ -163,8 +163,10 @@ int tl_cost_load_plugin(tl_cost_registry *r, const char *path, char *err, size_t
  * (value properties are not summed: 0), *objective sums the objective per
  * node (obj may be NULL), *peak_bytes is the peak of live intermediate and
  * output bytes when the nodes run in order (see tl_cost_peak_bytes). 0, or
- * -1 with a message. */
-int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_graph *g,
+ * -1 with a message. facts: the sign facts (TL_FACT_*) of each node, as the
+ * optimizer's analysis knows them, or NULL to derive them from the graph
+ * (literals, declared ranges, the op table's SIGN column). */
+int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_graph *g, const uint8_t *facts,
                   double *totals, double *objective, double *peak_bytes, char *err, size_t n);
 /* Peak live bytes of g's values when its nodes run in id order (a
  * topological order): a value is allocated when computed and freed after

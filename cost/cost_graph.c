@@ -17,8 +17,8 @@ static bool known_value(const tl_graph *g, int32_t id, double *v) {
   return true;
 }
 
-int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_graph *g, double *totals,
-                  double *objective, double *peak_bytes, char *err, size_t n) {
+int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_graph *g, const uint8_t *given,
+                  double *totals, double *objective, double *peak_bytes, char *err, size_t n) {
   int np = tl_cost_nprops(r);
   double *props = tl_xcalloc((size_t)g->nnodes * (size_t)np + 1, sizeof *props);
   /* operand vectors: value properties are the operand's, costs are 0 (each
@@ -49,7 +49,8 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
       in_facts[k] = facts[args[k]];
     }
     double lo, hi, v;
-    if (nd->op == TL_OP_INPUT)
+    if (given) facts[id] = given[id];
+    else if (nd->op == TL_OP_INPUT)
       facts[id] = tl_graph_range(g, id, &lo, &hi) ? (uint8_t)(tl_value_facts(lo) & (TL_FACT_NONNEG | TL_FACT_POSITIVE)) |
                                                         (uint8_t)(tl_value_facts(hi) & TL_FACT_NONPOS) |
                                                         (lo > 0 || hi < 0 ? TL_FACT_NONZERO : 0)

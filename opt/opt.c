@@ -522,9 +522,9 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
 }
 
 /* The rebuilt program's cost properties, objective and peak memory. */
-static int program_cost(tl_opt *o, const tl_graph *g, char *err, size_t err_size) {
+static int program_cost(tl_opt *o, const tl_graph *g, const uint8_t *facts, char *err, size_t err_size) {
   o->totals = tl_xcalloc((size_t)tl_cost_nprops(o->costs) + 1, sizeof *o->totals);
-  if (tl_cost_graph(o->costs, o->objective, g, o->totals, &o->cost.objective_total, &o->cost.peak_bytes,
+  if (tl_cost_graph(o->costs, o->objective, g, facts, o->totals, &o->cost.objective_total, &o->cost.peak_bytes,
                     err, err_size))
     return -1;
   o->cost.totals = o->totals;
@@ -546,6 +546,7 @@ tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size)
   int *slots = tl_xcalloc((size_t)g->ninputs + 1, sizeof *slots);
   for (int i = 0; i < o->nout; i++) o->out_names[i] = tl_xstrdup(g->names[g->outputs[i].name]);
   tl_graph *res = NULL;
+  uint8_t *facts = NULL;
   if (tn_load_graph(o->ctx, o->e, g, o->orig, slots, err, err_size) == 0) {
     saturate(o);
     if (o->report->error) {
@@ -554,14 +555,15 @@ tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size)
       for (int i = 0; i < o->nout; i++) o->roots[i] = eg_find(o->e, o->orig[i]);
       if (extract(o, err, err_size) == 0)
         res = tn_build_graph(o->ctx, o->e, o->choice, o->roots, (const char *const *)o->out_names,
-                             o->nout, slots, g->ninputs, g->name, err, err_size);
-      if (res && program_cost(o, res, err, err_size)) {
+                             o->nout, slots, g->ninputs, g->name, &facts, err, err_size);
+      if (res && program_cost(o, res, facts, err, err_size)) {
         tl_graph_free(res);
         res = NULL;
       }
     }
   }
   free(slots);
+  free(facts);
   return res;
 }
 

@@ -589,7 +589,7 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
 
 tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const eg_id *roots,
                          const char *const *out_names, int nroots, const int *in_slots, int nin,
-                         const char *name, char *err, size_t err_size) {
+                         const char *name, uint8_t **facts, char *err, size_t err_size) {
   tl_graph *g = tl_graph_new(name);
   for (int i = 0; i < c->store->nsyms; i++) tl_graph_sym(g, c->store->syms[i], strlen(c->store->syms[i]));
   int32_t *in_node = tl_xmalloc(((size_t)c->ninputs + 1) * sizeof *in_node);
@@ -668,6 +668,11 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
   }
   if (ok)
     for (int r = 0; r < nroots; r++) tl_graph_add_output(g, out_names[r], built[eg_find(e, roots[r])]);
+  if (ok && facts) {
+    *facts = tl_xcalloc((size_t)g->nnodes + 1, 1);
+    for (size_t cl = 0; cl < nids; cl++)
+      if (built[cl] >= 0 && (eg_id)cl == eg_find(e, (eg_id)cl)) (*facts)[built[cl]] |= tn_data_of(e, (eg_id)cl)->facts;
+  }
   free(stack);
   free(open);
   free(args);

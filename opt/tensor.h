@@ -92,9 +92,13 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
 
 /* Builds a graph computing the chosen terms of roots (the extractor's
  * choice), declaring the inputs in_slots (in order) and the outputs. */
+/* facts (may be NULL) receives, per node of the result, the sign facts
+ * (TN_*) the analysis knows of its e-class: what extraction priced the node
+ * with (a class knows more than its chosen node alone, from every node it
+ * holds); the caller frees it. */
 tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const eg_id *roots,
                          const char *const *out_names, int nroots, const int *in_slots, int nin,
-                         const char *name, char *err, size_t err_size);
+                         const char *name, uint8_t **facts, char *err, size_t err_size);
 
 /* Per-op weights for the greedy extractor (the op table's WEIGHT column):
  * roughly flops per element, transcendental functions dearer, and the

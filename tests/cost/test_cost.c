@@ -579,7 +579,7 @@ Test(cost, builtin_properties_of_a_program) {
   cr_assert(g);
   double totals[TL_COST_MAX_PROPS], obj, peak;
   char err[256];
-  cr_assert_eq(tl_cost_graph(r, NULL, g, totals, &obj, &peak, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(tl_cost_graph(r, NULL, g, NULL, totals, &obj, &peak, err, sizeof err), 0, "%s", err);
   cr_expect_float_eq(totals[tl_cost_find(r, "bytes")], 4096.0 + 4096 + 4, 1e-9);
   cr_expect_float_eq(totals[tl_cost_find(r, "flops")], 1024.0 + 1024, 1e-9);
   cr_expect_float_eq(totals[tl_cost_find(r, "memory")], 4096.0 + 4, 1e-9);

@@ -514,6 +514,7 @@ typedef struct win {
   const char *want;              /* in the optimized VJP's text */
   double x_extreme;              /* an input value where the naive gradient is not finite */
   const char *wrt[2];            /* the parameters (NULL: every float input) */
+  bool more_ops;                 /* the accuracy cost may keep a larger form (below) */
 } win;
 
 /* Every float input set to v (others 1): the VJP's outputs (ct = 1). */
@@ -556,15 +557,19 @@ static bool all_finite(tl_tensor *const *t, int n) {
  * which extraction keeps as xlogy (-inf where a probability underflows). */
 Test(optimize, gradients_become_stable) {
   static const win wins[] = {
-    {"softplus", "(graph g (in x f32 [4]) (out y (log (add 1 (exp x)))))", "(sigmoid x)", 100, {NULL, NULL}},
-    {"sigmoid", "(graph g (in x f32 [4]) (out y (div (exp x) (add 1 (exp x)))))", "(sigmoid x)", 100, {NULL, NULL}},
+    {"softplus", "(graph g (in x f32 [4]) (out y (log (add 1 (exp x)))))", "(sigmoid x)", 100, {NULL, NULL}, false},
+    {"sigmoid", "(graph g (in x f32 [4]) (out y (div (exp x) (add 1 (exp x)))))", "(sigmoid x)", 100, {NULL, NULL}, false},
     {"xent", "(graph g (in x f32 [2 4]) (in y f32 [2 4])"
-             " (out loss (neg (mean (sum (mul y (log (softmax x :axis 1))) :axis 1)))))", "(softmax x", 60, {"x", NULL}},
-    {"log-softmax", "(graph g (in x f32 [2 4]) (out y (log (softmax x :axis -1))))", "(softmax x", 60, {NULL, NULL}},
-    {"logsumexp", "(graph g (in x f64 [2 4]) (out y (log (sum (exp x) :axis 1))))", "(softmax x", 800, {NULL, NULL}},
+             " (out loss (neg (mean (sum (mul y (log (softmax x :axis 1))) :axis 1)))))", "(softmax x", 60, {"x", NULL}, false},
+    {"log-softmax", "(graph g (in x f32 [2 4]) (out y (log (softmax x :axis -1))))", "(softmax x", 60, {NULL, NULL}, false},
+    {"logsumexp", "(graph g (in x f64 [2 4]) (out y (log (sum (exp x) :axis 1))))", "(softmax x", 800, {NULL, NULL}, false},
     {"logreg", "(graph g (in x f64 [3]) (in w f64 []) (in y f64 [3])"
                " (let p (sigmoid (mul x w))) (out nll (neg (mean (add (mul y (log p)) (mul (sub 1 y) (log (sub 1 p))))))))",
-     "sigmoid", 40, {"x", "w"}},
+     /* the accuracy cost, which charges only the adds and subs whose
+      * operands' sign facts allow a cancellation (docs/accuracy.md), prices
+      * a form with one op more than the naive VJP lower; it is finite
+      * where the naive one is not */
+     "sigmoid", 40, {"x", "w"}, true},
   };
   gr_rules *r = shipped();
   tl_opt_params op = tl_opt_defaults();
@@ -582,8 +587,9 @@ Test(optimize, gradients_become_stable) {
     cr_assert(best, "%s: %s", w->name, err);
     char *text = tl_tg_print(best);
     cr_expect(strstr(text, w->want) != NULL, "%s: the optimized gradient has no %s:\n%s", w->name, w->want, text);
-    cr_expect_lt(count_nodes(best), count_nodes(vg), "%s: %d ops optimized, %d naive", w->name, count_nodes(best),
-                 count_nodes(vg));
+    if (!w->more_ops)
+      cr_expect_lt(count_nodes(best), count_nodes(vg), "%s: %d ops optimized, %d naive", w->name,
+                   count_nodes(best), count_nodes(vg));
     tl_tensor **naive = run_vjp(vg, w->x_extreme, 2), **opt = run_vjp(best, w->x_extreme, 2);
     cr_expect(!all_finite(naive, vg->noutputs), "%s: the naive gradient is finite at %g", w->name, w->x_extreme);
     cr_expect(all_finite(opt, best->noutputs), "%s: the optimized gradient is not finite at %g:\n%s", w->name,
