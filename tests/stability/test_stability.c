@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -332,4 +333,78 @@ Test(stability, every_rule_has_a_case) {
   }
   cr_expect_geq(count, 25);
   free(src);
+}
+
+/* ---- a rule that worsens accuracy on a declared range ------------------- */
+
+/* The accurate form 1 / (sqrt(x + 1) + sqrt(x)) and a rule file holding a
+ * rewrite that worsens it, back to sqrt(x + 1) - sqrt(x) (a cancellation
+ * for large x). With x declared non-negative (:range 0 inf) the sign facts
+ * show that the sum cannot cancel and the difference can: the cost refuses
+ * the rewrite. Without the range the facts cannot tell (the sqrts may be
+ * NaN), and the cheaper difference is taken: the declaration is what
+ * protects the program. The errors are measured against MPFR (exact.h). */
+#include "check/exact.h"
+
+static double mean_bits(const tl_graph *g, tl_tensor *x) {
+  char err[256];
+  int64_t syms[2] = {-1, -1};
+  tl_tensor *out[1] = {NULL};
+  tl_tensor *ins[1] = {x};
+  cr_assert(tl_bind_inputs(g, ins, syms, err, sizeof err) == 0 && tl_interp_run(g, ins, syms, out, err, sizeof err) == 0,
+            "%s", err);
+  double s = 0;
+  for (int64_t k = 0; k < x->numel; k++) {
+    double ref;
+    cr_assert(tl_exact_elem(g, ins, g->outputs[0].node, k, &ref) == 0);
+    double v = tl_tensor_get_f64(out[0], k);
+    int64_t a, b;
+    memcpy(&a, &v, 8);
+    memcpy(&b, &ref, 8);
+    s += log2(1 + fabs((double)a - (double)b)); /* both positive here */
+  }
+  tl_tensor_free(out[0]);
+  return s / (double)x->numel;
+}
+
+Test(accuracy, a_worsening_rule_is_refused_on_a_declared_range) {
+  /* equal in exact arithmetic for x >= 0 */
+  const char *rules = "(ruleset worsen (rule conjugate-back (div 1 (add (sqrt (add ?x 1)) (sqrt ?x)))"
+                      " => (sub (sqrt (add ?x 1)) (sqrt ?x))))";
+  char path[] = "/tmp/tlaloc-worsen-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs(rules, f);
+  fclose(f);
+  tl_opt_params p = tl_opt_defaults();
+  const char *paths[1] = {path};
+  p.rule_paths = paths;
+  p.nrule_paths = 1;
+  char err[4096];
+  tl_opt *o = tl_opt_new(&p, err, sizeof err);
+  cr_assert(o, "%s", err);
+  const char *ranged = "(graph g (in x f64 [64] :range 0 inf) (out y (div 1 (add (sqrt (add x 1)) (sqrt x)))))";
+  const char *plain = "(graph g (in x f64 [64]) (out y (div 1 (add (sqrt (add x 1)) (sqrt x)))))";
+  tl_graph *g1 = parse(ranged), *g2 = parse(plain);
+  tl_graph *b1 = tl_opt_graph(o, g1, err, sizeof err), *b2 = b1 ? tl_opt_graph(o, g2, err, sizeof err) : NULL;
+  cr_assert(b1 && b2, "%s", err);
+  char *t1 = tl_tg_print(b1), *t2 = tl_tg_print(b2);
+  cr_expect(strstr(t1, "(sub") == NULL, "the rewrite that cancels was taken on x >= 0:\n%s", t1);
+  cr_expect(strstr(t2, "(sub") != NULL, "without the range the cost has no reason to refuse it:\n%s", t2);
+  /* and the refused form is the accurate one: large x, where sqrt(x+1) - sqrt(x) cancels */
+  int64_t dims[1] = {64};
+  tl_tensor *x = tl_tensor_new(TL_F64, 1, dims, err, sizeof err);
+  for (int k = 0; k < 64; k++) tl_tensor_set_f64(x, k, pow(10, 4 + k * 0.2));
+  double kept = mean_bits(b1, x), taken = mean_bits(b2, x);
+  cr_expect(kept < 1 && taken > kept + 10, "bits of error: kept %g, cancelling %g", kept, taken);
+  tl_tensor_free(x);
+  free(t1);
+  free(t2);
+  tl_graph_free(g1);
+  tl_graph_free(g2);
+  tl_graph_free(b1);
+  tl_graph_free(b2);
+  tl_opt_free(o);
+  unlink(path);
 }
