@@ -42,8 +42,8 @@ Test(check, shipped_rules) {
   int nknown = 0;
   for (char *line = strtok(k, "\n"); line && nknown < 256; line = strtok(NULL, "\n"))
     if (line[0] && line[0] != '#') known[nknown++] = line;
-  const char *files[] = {"rules/algebraic.rw", "rules/stability.rw"};
-  for (int i = 0; i < 2; i++) {
+  const char *files[] = {"rules/algebraic.rw", "rules/stability.rw", "rules/accuracy.rw"};
+  for (int i = 0; i < 3; i++) {
     tl_check_result res;
     int rc = check_file(files[i], known, nknown, &res);
     cr_expect_eq(rc, 0, "%s: %d rules with an unknown counter-example", files[i], res.ncex);
