@@ -61,6 +61,18 @@ def check_engine(engine):
                          % (engine, ", ".join(repr(n) for n in names)))
 
 
+class _DefaultRules:
+    """function()'s default rules=: the shipped rules folder, as rules=True,
+    except that an optimizer that cannot start warns and runs the graph as
+    written instead of raising."""
+
+    def __repr__(self):
+        return "DEFAULT_RULES"
+
+
+DEFAULT_RULES = _DefaultRules()
+
+
 class Function:
     """A compiled graph: call it with numpy arrays, one per input, in order.
 
@@ -101,16 +113,35 @@ class Function:
             "parse_s": t2 - t1,
             "nodes_in_text": text.count("("),
         }
+        by_default = rules is DEFAULT_RULES
+        if by_default:
+            rules = True
         if rules is None or rules is False:
             self._g = self._src
             self.optimized_graph = None
             self.stats["optimized"] = False
         else:
-            self._g, ostats = self._src.optimize(rules, limits, cost)
-            self.optimized_graph = self._g.text
-            self.stats["optimized"] = True
-            self.stats["optimize_s"] = time.perf_counter() - t2
-            self.stats.update(ostats)
+            try:
+                self._g, ostats = self._src.optimize(rules, limits, cost)
+            except _lib.TlalocError as e:
+                if not by_default:
+                    raise
+                # the optimizer could not start (no rules folder where the
+                # library looks, a bad machine profile): run the graph as
+                # written rather than refuse a graph that is fine
+                import warnings
+                warnings.warn("tlaloc: the default optimization failed, the graph runs as "
+                              "written (pass rules=False to skip it): %s" % e, RuntimeWarning,
+                              stacklevel=3)
+                self._g = self._src
+                self.optimized_graph = None
+                self.stats["optimized"] = False
+                self.stats["optimize_error"] = str(e)
+            else:
+                self.optimized_graph = self._g.text
+                self.stats["optimized"] = True
+                self.stats["optimize_s"] = time.perf_counter() - t2
+                self.stats.update(ostats)
         lib = self._g._lib
         self._program = None
         if engine == "interp":
@@ -370,7 +401,8 @@ def _fmt_shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engine="llvm", threads=0):
+def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=None, engine="llvm",
+             threads=0):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
     engine="llvm" (default) runs native code from the LLVM backend and raises
@@ -378,8 +410,12 @@ def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engi
     runs the reference interpreter; engine="auto" compiles and falls back to
     the interpreter (stats["engine"] == "interpreter-fallback").
 
-    rules=None runs the graph as written; rules=True optimizes it with the
-    default rules folder, rules=[paths] with those .rw files/folders;
+    By default the graph is optimized with the shipped rules folder (the
+    stability, algebra and fusion rewrites: log(1 + exp(x)) runs as
+    softplus(x)); rules=False (or None) runs the graph as written, rules=True
+    is the default but raises when the optimizer cannot start (the default
+    warns and runs the graph as written), rules=[paths] uses those .rw
+    files/folders;
     limits="iters=30,nodes=100000,time=10,mem=512" bounds the saturation;
     cost= is the objective extraction minimises, an expression over cost
     properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
