@@ -15,9 +15,14 @@ _lib = None
 
 
 class TlalocError(Exception):
-    """An error reported by the C library; str(e) is its message."""
+    """An error reported by the C library; str(e) is its message. A type
+    error found when a built graph is parsed also has .op (the op), .src
+    ((file, line) of the user code that built the value) and .var."""
 
     __module__ = "tlaloc"
+    op = None
+    src = None
+    var = None
 
 
 class _Tensor(ctypes.Structure):

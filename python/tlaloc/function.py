@@ -4,7 +4,7 @@ import threading
 import time
 
 from . import _lib
-from .graph import Var, as_var, emit_graph
+from .graph import Var, as_var, emit_graph, located_error
 
 _NP = {}
 
@@ -106,7 +106,12 @@ class Function:
             t0 = t1 = time.perf_counter()
             self.output_names = None
         self.graph = text
-        self._src = _lib.Graph(text, "<%s>" % name)
+        try:
+            self._src = _lib.Graph(text, "<%s>" % name)
+        except _lib.TlalocError as e:
+            if self.output_names is None:
+                raise
+            raise located_error(e, inputs, [as_var(o) for o in outs]) from None
         t2 = time.perf_counter()
         self.stats = {
             "emit_s": t1 - t0,

@@ -2,6 +2,7 @@
 import builtins
 import math
 import re
+import sys
 
 DTYPES = ("bool", "i32", "i64", "f32", "f64")
 _DTYPE_ALIASES = {
@@ -89,13 +90,32 @@ def _fmt_dims(shape):
     return "[" + " ".join(out) + "]"
 
 
+def _user_site():
+    """(file, line) of the innermost caller outside this package: where the
+    user's code built a Var (kept for error messages; the line's text is
+    read only when a message needs it)."""
+    f = _getframe(2)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_PREFIX):
+        f = f.f_back
+    return (f.f_code.co_filename, f.f_lineno) if f is not None else None
+
+
+_getframe = sys._getframe
+
+
+# this package's frames have co_filename under here (same spelling as ours)
+_PKG_PREFIX = _user_site.__code__.co_filename.rsplit("/", 1)[0] + "/"
+
+
 class Var:
     """A symbolic tensor: an input, a literal, a constant or an op applied to Vars.
 
     Vars are immutable and hashable by identity (== is identity, as in
-    PyTensor; use tl.eq / tl.equal for the elementwise comparison)."""
+    PyTensor; use tl.eq / tl.equal for the elementwise comparison).
+    `src` is (file, line) of the user code that built it (None if unknown);
+    type errors found when compiling name it."""
 
-    __slots__ = ("op", "args", "attrs", "data", "name", "_type", "__weakref__")
+    __slots__ = ("op", "args", "attrs", "data", "name", "_type", "src", "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Var
 
     def __init__(self, op, args=(), attrs=(), data=None, name=None):
@@ -105,6 +125,8 @@ class Var:
         self.data = data   # inputs/const/fill: (dtype, shape[, values]); lit: the number
         self.name = name
         self._type = None
+        # leaves (inputs, literals, constants) are never where a type error is
+        self.src = _user_site() if self.args else None
 
     # -- type, from the C inference (one parse of the subgraph; cached) --
     @property
@@ -114,10 +136,13 @@ class Var:
             if self.op == "in":
                 self._type = (self.data[0], tuple(self.data[1]))
             else:
-                from ._lib import Graph, parse_type
+                from ._lib import Graph, TlalocError, parse_type
                 ins = inputs_of([self])
                 text = emit(ins, [self], ["v"], "type_query")
-                g = Graph(text, "<type query>")
+                try:
+                    g = Graph(text, "<type query>")
+                except TlalocError as e:
+                    raise located_error(e, ins, [self]) from None
                 self._type = parse_type(g.outputs()[0][1])
         return self._type
 
@@ -134,11 +159,20 @@ class Var:
         return len(self.type[1])
 
     def __repr__(self):
-        if self.op == "in":
-            return "tensor(%r, %r, %r)" % (self.name, self.data[0], tuple(self.data[1]))
+        """<tlaloc.Var OP DTYPE[DIMS]> (inputs: `in NAME`, literals: their
+        value; a Var whose type cannot be inferred says so)."""
         if self.op == "lit":
-            return "lit(%s)" % fmt_number(self.data)
-        return "<tlaloc.Var %s>" % self.op
+            return "<tlaloc.Var lit %s>" % fmt_number(self.data)
+        head = "in %s" % self.name if self.op == "in" else self.op
+        if self.op == "_alias":
+            head = "%s (as %s)" % (self.args[0].op, self.name)
+        try:
+            dt, shape = self.type
+        except Exception as e:  # a type error: repr must not raise
+            m = _ERR_AT.search(str(e))
+            why = m.group(3) if m else str(e).split("\n", 1)[0]
+            return "<tlaloc.Var %s: type error: %s>" % (head, why)
+        return "<tlaloc.Var %s %s%s>" % (head, dt, _fmt_dims(shape))
 
     def __bool__(self):
         raise TypeError("a symbolic tlaloc tensor has no truth value (use tl.where / tl.eq)")
@@ -654,8 +688,9 @@ def emit(inputs, outputs, out_names=None, graph_name="g", max_depth=200):
     return emit_graph(inputs, outputs, out_names, graph_name, max_depth)[0]
 
 
-def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200):
-    """(.tg text, output names)."""
+def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200, line_map=None):
+    """(.tg text, output names). line_map, a dict, gets {line number: Var}
+    for each `let` line (with max_depth=1 every op is a let of its own)."""
     check_name(graph_name, "graph name")
     in_names = set()
     for x in inputs:
@@ -732,6 +767,8 @@ def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200):
         if shared or d >= max_depth or (v.op == "const" and uses.get(k, 0) > 1):
             n = fresh()
             lines.append("  (let %s %s)" % (n, t))
+            if line_map is not None:
+                line_map[len(lines)] = v
             t, d = n, 0
         texts[k] = t
         depth[k] = d
@@ -758,3 +795,43 @@ def _bmax(xs):
         if x > m:
             m = x
     return m
+
+
+_ERR_AT = re.compile(r":(\d+):(\d+): error: ([^\n]*)")
+
+
+def located_error(err, inputs, outputs):
+    """err (a TlalocError from parsing the graph of outputs) with the Python
+    line that built the offending value: the graph is emitted again with
+    every op a `let` of its own, so the line of the C message names one
+    Var, whose .src is the user's file and line. The error returned has
+    .op, .src ((file, line) or None) and .var; err itself when the place
+    cannot be found."""
+    from ._lib import Graph, TlalocError
+    line_map = {}
+    try:
+        text = emit_graph(inputs, outputs, None, "located", max_depth=1, line_map=line_map)[0]
+        Graph(text, "<located>")
+    except TlalocError as e2:
+        m = _ERR_AT.search(str(e2))
+        v = line_map.get(int(m.group(1))) if m else None
+    except Exception:
+        return err
+    else:
+        return err
+    if v is None:
+        return err
+    msg = str(err).rstrip("\n")
+    detail = m.group(3)
+    if v.src:
+        import linecache
+        code = linecache.getline(v.src[0], v.src[1]).strip()
+        head = "%s:%d: %s (the %s built here)%s" % (v.src[0], v.src[1], detail, v.op,
+                                                  "\n    " + code if code else "")
+    else:
+        head = "%s (the %s built at an unknown place)" % (detail, v.op)
+    out = TlalocError("%s\nin the graph as emitted:\n%s" % (head, msg))
+    out.op = v.op
+    out.src = v.src
+    out.var = v
+    return out
