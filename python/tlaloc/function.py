@@ -88,12 +88,18 @@ class Function:
     stats["fallback_reason"] has the backend's message)."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None, limits=None, engine="llvm", threads=0):
+                 bound=None, limits=None, engine="llvm", threads=0, plugins=None, profile=None):
         check_engine(engine)
         if limits is not None and (rules is None or rules is False):
             raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
         if cost is not None and (rules is None or rules is False):
             raise ValueError("cost= chooses what the optimizer extracts: pass rules=True or rule paths")
+        if plugins and (rules is None or rules is False):
+            raise ValueError("plugins= are cost plugins of the optimizer: pass rules=True or rule paths")
+        if profile is not None and (rules is None or rules is False):
+            raise ValueError("profile= is the optimizer's machine profile: pass rules=True or rule paths")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ValueError("threads= is a count >= 0 (0: min(2, CPUs)), got %r" % (threads,))
         np = _np()
         self._single = not isinstance(outputs, (list, tuple))
         if text is None:
@@ -127,9 +133,11 @@ class Function:
             self.stats["optimized"] = False
         else:
             try:
-                self._g, ostats = self._src.optimize(rules, limits, cost)
+                self._g, ostats = self._src.optimize(rules, limits, cost, plugins, profile)
             except _lib.TlalocError as e:
-                if not by_default:
+                # options of the user's own are errors of the user's own
+                if not by_default or plugins or profile is not None or cost is not None \
+                        or limits is not None:
                     raise
                 # the optimizer could not start (no rules folder where the
                 # library looks, a bad machine profile): run the graph as
@@ -407,7 +415,7 @@ def _fmt_shape(shape):
 
 
 def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=None, engine="llvm",
-             threads=0):
+             threads=0, plugins=None, profile=None):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
     engine="llvm" (default) runs native code from the LLVM backend and raises
@@ -425,9 +433,13 @@ def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=N
     cost= is the objective extraction minimises, an expression over cost
     properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
     see docs/cost.md). stats then has the extracted program's properties.
-    threads: the compiled program's threads for large loops (0: min(2, CPUs))."""
+    threads: the compiled program's threads for large loops (0: min(2, CPUs);
+    tlaloc_compile_options.threads). plugins: cost plugin .so files the
+    optimizer loads (their properties can be named in cost=); profile: a
+    machine profile file (as `tlaloc calibrate` writes) for the optimizer's
+    cost model instead of the stored one (tlaloc_opt_options)."""
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
-                    engine=engine, threads=threads)
+                    engine=engine, threads=threads, plugins=plugins, profile=profile)
 
 
 def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm"):

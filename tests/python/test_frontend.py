@@ -66,3 +66,44 @@ def test_gradient_vars_keep_the_site_of_the_forward_values():
     y = tl.exp(x)
     g = tl.grad(tl.sum(y), x)
     assert g.src is not None and g.src[0] == THIS
+
+
+# ---- compile options -----------------------------------------------------------
+
+def _profile(path, **keys):
+    with open(path, "w") as fh:
+        fh.write("# tlaloc profile 1\n")
+        for k, v in keys.items():
+            fh.write("%s %s\n" % (k, v))
+    return str(path)
+
+
+def test_profile_reaches_the_cost_model(tmp_path):
+    """profile= replaces the stored machine profile: a GEMM rate 10^6 times
+    lower makes the same program's predicted time larger."""
+    a = tl.tensor("A", "f32", (400, 90))
+    b = tl.tensor("B", "f32", (90, 25))
+    fast = tl.function([a, b], a @ b, profile=_profile(tmp_path / "fast.txt", gemm_f32=1e12))
+    slow = tl.function([a, b], a @ b, profile=_profile(tmp_path / "slow.txt", gemm_f32=1e6))
+    assert slow.stats["program"]["time"] > 100 * fast.stats["program"]["time"]
+    A = np.ones((400, 90), np.float32)
+    B = np.ones((90, 25), np.float32)
+    np.testing.assert_array_equal(slow(A, B), A @ B)
+    with pytest.raises(tl.TlalocError, match="no such file"):
+        tl.function([a, b], a @ b, profile=str(tmp_path / "missing.txt"))
+    with pytest.raises(tl.TlalocError, match="unknown key 'bogus'"):
+        tl.function([a, b], a @ b, profile=_profile(tmp_path / "bad.txt", bogus=1))
+    with pytest.raises(ValueError, match="profile="):
+        tl.function([a, b], a @ b, profile=str(tmp_path / "fast.txt"), rules=False)
+
+
+def test_threads_are_passed_to_the_compiler():
+    x = tl.tensor("x", "f64", ("n",))
+    X = np.linspace(-3, 3, 1 << 20)
+    want = np.tanh(X) * 2 + 1
+    for t in (1, 3):
+        f = tl.function([x], tl.tanh(x) * 2 + 1, threads=t)
+        np.testing.assert_allclose(f(X), want, rtol=1e-12, atol=1e-15)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="threads="):
+            tl.function([x], x + 1, threads=bad)

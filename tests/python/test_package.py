@@ -621,3 +621,11 @@ def test_readme_python_example_runs_and_is_stable(capsys):
     assert "softplus" in g.optimized_graph
     with np.errstate(over="ignore"):
         assert np.isinf(h(Z)[1])
+
+
+def test_default_optimization_does_not_hide_option_errors():
+    x = tl.tensor("x", "f64", ())
+    with pytest.raises(tl.TlalocError, match="unknown property"):
+        tl.function([x], tl.exp(x), cost="time + speed")
+    with pytest.raises(tl.TlalocError, match="limits"):
+        tl.function([x], tl.exp(x), limits="iters=banana")
