@@ -152,7 +152,11 @@ class Var:
 
     @property
     def shape(self):
-        return self.type[1]
+        """The dims: ints, and Dim (a str subclass: the symbol's name) for
+        symbolic ones; arithmetic of a Dim with a Var or a number is the
+        size as a value (`tl.sum(X) / X.shape[0]`)."""
+        return tuple(Dim(d, self, k) if isinstance(d, str) else d
+                     for k, d in enumerate(self.type[1]))
 
     @property
     def ndim(self):
@@ -242,6 +246,26 @@ class Var:
     def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
     def squeeze(self, axis=None): return squeeze(self, axis)
     def take(self, indices, axis=None): return take(self, indices, axis)
+    def clip(self, a_min=None, a_max=None): return clip(self, a_min, a_max)
+
+    def argmax(self, axis=None, keepdims=False):
+        from .numpy_ops import argmax
+        return argmax(self, axis, keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        from .numpy_ops import argmin
+        return argmin(self, axis, keepdims)
+
+    def cumsum(self, axis=None, dtype=None):
+        from .numpy_ops import cumsum
+        return cumsum(self, axis, dtype)
+
+    def cumprod(self, axis=None, dtype=None):
+        from .numpy_ops import cumprod
+        return cumprod(self, axis, dtype)
+
+    def ravel(self): return ravel(self)
+    def flatten(self): return ravel(self)
 
     def named(self, name):
         """This value, to be output under `name` (a new Var)."""
@@ -250,6 +274,10 @@ class Var:
     def __getitem__(self, key):
         if not isinstance(key, tuple):
             key = (key,)
+        key = tuple(_index_key(k) for k in key)
+        if builtins.sum(1 for k in key if isinstance(k, Var)) > 1:
+            raise IndexError("one integer-array index per subscript is supported (numpy's "
+                             "combined advanced indexing is not); index twice, or use tl.take")
         if any(k is Ellipsis for k in key):
             if builtins.sum(1 for k in key if k is Ellipsis) > 1:
                 raise IndexError("an index can only have a single ellipsis ('...')")
@@ -259,11 +287,15 @@ class Var:
             if fill < 0:
                 raise IndexError("too many indices for a tensor of rank %d" % self.ndim)
             key = key[:e] + (slice(None),) * fill + key[e + 1:]
+        dims = list(self.type[1])  # tracked through the key (one type query)
+        if builtins.sum(1 for k in key if k is not None) > len(dims):
+            raise IndexError("too many indices for a tensor of rank %d" % len(dims))
         x = self
         axis = 0
         for k in key:
             if k is None:
                 x = expand_dims(x, axis)
+                dims.insert(axis, 1)
                 axis += 1
             elif isinstance(k, slice):
                 if k.start is None and k.stop is None and k.step in (None, 1):
@@ -277,21 +309,86 @@ class Var:
                         if isinstance(v, Var) or not _is_int(v):
                             raise TypeError("slice bounds must be Python ints (got %r)" % (v,))
                         attrs.append((nm, int(v)))
+                d = dims[axis]
+                if isinstance(d, str):
+                    if not (k.start is None and k.stop is None and k.step == -1):
+                        raise SymbolicSizeError(
+                            "slicing %s along axis %d, whose size is the symbolic dim %r: the "
+                            "result's size would be arithmetic on %r (%r - 1, ...), and symbolic "
+                            "size arithmetic is not supported yet; give that dim a concrete "
+                            "size, or index it with an int or an integer array"
+                            % (_fmt_slice(k), axis, d, d, d))
+                else:
+                    dims[axis] = len(range(*k.indices(d)))
                 x = Var("slice", (x,), attrs)
                 axis += 1
             elif isinstance(k, Var):
+                kt = k.type
+                if kt[0] not in ("i32", "i64"):
+                    raise IndexError(_MASK_MSG if kt[0] == "bool" else
+                                     "array indices must be integers, got %s" % kt[0])
                 x = take(x, k, axis=axis)
-                axis += 1  # numpy would insert k's dims; correct for rank-1 indices
+                dims[axis:axis + 1] = list(kt[1])
+                axis += len(kt[1])
             elif _is_int(k):
                 k = int(k)
-                attrs = [("axis", axis), ("start", k)]
-                if k != -1:
-                    attrs.append(("stop", k + 1))
-                x = Var("slice", (x,), attrs)
-                x = Var("squeeze", (x,), [("axis", axis)])
+                d = dims[axis]
+                if isinstance(d, str):
+                    # a slice of a symbolic dim has no size to write: take one element
+                    import numpy as np
+                    x = take(x, constant(np.int64(k)), axis=axis)
+                else:
+                    if not -d <= k < d:
+                        raise IndexError("index %d is out of bounds for axis %d with size %d"
+                                         % (k, axis, d))
+                    attrs = [("axis", axis), ("start", k)]
+                    if k != -1:
+                        attrs.append(("stop", k + 1))
+                    x = Var("slice", (x,), attrs)
+                    x = Var("squeeze", (x,), [("axis", axis)])
+                del dims[axis]
             else:
-                raise TypeError("unsupported index %r (ints, slices, None, ..., a tensor)" % (k,))
+                raise TypeError("unsupported index %r (ints, slices, None, ..., integer arrays)"
+                                % (k,))
         return x
+
+
+_MASK_MSG = ("boolean mask indexing is not supported: its result's shape depends on the "
+             "values, which a compiled graph cannot have (jax.jit refuses it too); use "
+             "tl.where(mask, x, 0) to zero the other elements, or tl.sum(tl.where(mask, x, 0)) "
+             "for a masked reduction")
+
+
+class SymbolicSizeError(NotImplementedError):
+    """An op whose result size would be arithmetic on symbolic dims (n - 1,
+    2 * n, n * d): tlaloc's shapes hold concrete sizes and symbol names
+    only, so these are not supported yet."""
+
+    __module__ = "tlaloc"
+
+
+def _fmt_slice(k):
+    return "[%s:%s%s]" % ("" if k.start is None else k.start, "" if k.stop is None else k.stop,
+                          "" if k.step is None else ":%s" % k.step)
+
+
+def _index_key(k):
+    """Lists and numpy arrays in an index: integer arrays become constants
+    (taken along their axis); boolean ones are refused."""
+    if isinstance(k, (list, tuple)) or type(k).__module__ == "numpy" and hasattr(k, "ndim") \
+            and k.ndim > 0:
+        import numpy as np
+        a = np.asarray(k)
+        if a.dtype == np.bool_:
+            raise IndexError(_MASK_MSG)
+        if a.size == 0:
+            a = a.astype(np.int64)
+        if a.dtype.kind not in "iu":
+            raise IndexError("array indices must be integers, got %s" % a.dtype)
+        return constant(a.astype(np.int64))
+    if isinstance(k, bool) or type(k).__name__ == "bool_":
+        raise IndexError(_MASK_MSG)
+    return k
 
 
 def _is_int(v):
@@ -392,7 +489,14 @@ def _np_dtype(dt):
 
 
 def _op(name, *args, **attrs):
-    a = [as_var(x) for x in args]
+    a = [as_var(x) if type(x) is not Dim else x for x in args]
+    if Dim in map(type, a):  # a symbolic size as a value: the other operand's float dtype
+        dt = "i64"
+        for x in a:
+            if type(x) is not Dim and x.op not in ("lit",) and x.dtype in ("f32", "f64"):
+                dt = x.dtype
+                break
+        a = [x.value(dt) if type(x) is Dim else x for x in a]
     at = [(k, v) for k, v in attrs.items() if v is not None]
     return Var(name, a, at)
 
@@ -479,6 +583,11 @@ def __getattr__(name):
     importing stays cheap because the library loads only then."""
     if name.startswith("_"):
         raise AttributeError(name)
+    if name in _NUMPY_OPS:  # numpy functions by decomposition (numpy_ops.py), loaded on use
+        from . import numpy_ops
+        f = getattr(numpy_ops, name)
+        globals()[name] = f
+        return f
     from . import _lib
     for op, arity, kind, libm in _lib.ops():
         if op == name and kind == "elementwise" and arity in (1, 2):
@@ -487,6 +596,10 @@ def __getattr__(name):
             globals()[name] = f
             return f
     raise AttributeError("module 'tlaloc' has no attribute %r" % name)
+
+
+_NUMPY_OPS = ("size", "arange", "eye", "one_hot", "argmax", "argmin", "cumsum", "cumprod", "pad",
+              "take_along_axis", "einsum")
 
 
 def logical_xor(a, b):
@@ -587,13 +700,66 @@ def log_softmax(x, axis=-1):
 
 
 # ---- shape ops ----
+def _check_shape_arg(shape, what):
+    for d in shape:
+        if isinstance(d, Var):
+            raise SymbolicSizeError(
+                "%s: a size computed from a symbolic dim (%r) is not a shape; symbolic size "
+                "arithmetic is not supported yet" % (what, d))
+
+
 def reshape(x, shape):
     if isinstance(shape, (int, str)):
         shape = (shape,)
+    shape = tuple(shape)
+    _check_shape_arg(shape, "reshape")
     for d in shape:
         if isinstance(d, str):
             check_name(d, "dimension symbol")
-    return _op("reshape", x, shape=[d if isinstance(d, str) else int(d) for d in shape])
+    shape = [d if isinstance(d, str) else int(d) for d in shape]
+    if -1 in shape:
+        x = as_var(x)
+        ins = x.type[1]
+        if any(isinstance(d, str) for d in ins):
+            shape[shape.index(-1)] = _infer_minus_one(ins, shape)
+    return _op("reshape", x, shape=shape)
+
+
+def _infer_minus_one(ins, shape):
+    """The -1 of a reshape of a symbolic shape, when it is a concrete size or
+    one of the input's symbols (f32[n 10] -> (-1, 10) is n, (-1, 5) refused)."""
+    rest = [d for d in shape if d != -1]
+    left = [d for d in ins if isinstance(d, str)]
+    for d in rest:
+        if isinstance(d, str):
+            if d not in left:
+                return -1  # the C inference says what is wrong
+            left.remove(d)
+    pin = 1
+    for d in ins:
+        if not isinstance(d, str):
+            pin *= d
+    pout = 1
+    for d in rest:
+        if not isinstance(d, str):
+            pout *= d
+    if not left and pout and pin % pout == 0:
+        return pin // pout
+    if len(left) == 1 and pin == pout:
+        return left[0]
+    raise SymbolicSizeError(
+        "reshape of [%s] to (%s): the -1 would be %s, arithmetic on symbolic dims; symbolic "
+        "size arithmetic is not supported yet (give the dims concrete sizes, or keep each "
+        "symbolic dim a dim of its own)"
+        % (" ".join(str(d) for d in ins), ", ".join(str(d) for d in shape),
+           " * ".join(left + ([str(pin)] if pin != 1 else [])) +
+           (" / %d" % pout if pout != 1 else "")))
+
+
+def ravel(x):
+    """x flattened (reshape to (-1,)); a symbolic shape only when it has one
+    symbolic dim and the other dims are 1."""
+    return reshape(x, (-1,))
 
 
 def transpose(x, axes=None):
@@ -619,10 +785,19 @@ def squeeze(x, axis=None):
 
 
 def concatenate(xs, axis=0):
-    xs = list(xs)
+    xs = [as_var(x) for x in xs]
     if not xs:
         raise ValueError("need at least one tensor to concatenate")
-    return _op("concat", *xs, axis=int(axis))
+    axis = int(axis)
+    if len(xs) > 1:
+        dims = xs[0].type[1]
+        if -len(dims) <= axis < len(dims) and isinstance(dims[axis], str):
+            raise SymbolicSizeError(
+                "concatenate along axis %d, whose size is the symbolic dim %r: the result's "
+                "size would be a sum of sizes, and symbolic size arithmetic is not supported "
+                "yet (concatenate along a concrete axis, or give that dim a concrete size)"
+                % (axis, dims[axis]))
+    return _op("concat", *xs, axis=axis)
 
 
 concat = concatenate
@@ -646,6 +821,51 @@ def dot(a, b):
 
 def identity(x):
     return as_var(x)
+
+
+# ---- symbolic sizes as values ----
+class Dim(str):
+    """A symbolic dim of a Var's shape: the symbol's name (a str, so shapes
+    still compare and print as before), which also knows its Var and axis.
+    Arithmetic with a Var or a number gives the size as a value, computed
+    from the data: a scalar (i64, or the other operand's float dtype) equal
+    to the dim's size at run time (`tl.sum(X) / X.shape[0]`). It reads one
+    element per index of that axis, so the other dims must not be empty."""
+
+    __slots__ = ("var", "axis")
+
+    def __new__(cls, name, var, axis):
+        self = str.__new__(cls, name)
+        self.var = var
+        self.axis = axis
+        return self
+
+    def value(self, dtype="i64"):
+        """The size as a scalar Var of dtype."""
+        from .numpy_ops import size
+        return size(self.var, self.axis, dtype)
+
+    def _with(self, other):
+        dt = "i64"
+        if isinstance(other, Var) and other.dtype in ("f32", "f64"):
+            dt = other.dtype
+        elif isinstance(other, float):
+            dt = "f64"
+        return self.value(dt)
+
+    def __add__(self, o): return add(self._with(o), o)
+    def __radd__(self, o): return add(o, self._with(o))
+    def __sub__(self, o): return subtract(self._with(o), o)
+    def __rsub__(self, o): return subtract(o, self._with(o))
+    def __mul__(self, o): return multiply(self._with(o), o)
+    def __rmul__(self, o): return multiply(o, self._with(o))
+    def __truediv__(self, o): return divide(self._with(o), o)
+    def __rtruediv__(self, o): return divide(o, self._with(o))
+    def __floordiv__(self, o): return floor_divide(self._with(o), o)
+    def __rfloordiv__(self, o): return floor_divide(o, self._with(o))
+
+    def __reduce__(self):
+        return (str, (str(self),))
 
 
 # ---- emission ----

@@ -107,3 +107,154 @@ def test_threads_are_passed_to_the_compiler():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="threads="):
             tl.function([x], x + 1, threads=bad)
+
+
+# ---- numpy coverage ---------------------------------------------------------------
+
+RNG = np.random.default_rng(7)
+M = RNG.standard_normal((4, 6))
+M[1, 2] = M[1, 4] = M[1].max() + 1  # ties: numpy takes the first
+A = RNG.standard_normal((6, 3))
+B3 = RNG.standard_normal((2, 3, 4))
+C3 = RNG.standard_normal((2, 4, 5))
+D3 = RNG.standard_normal((3, 4, 5))
+E3 = RNG.standard_normal((4, 5, 2))
+I1 = np.array([[0, 5, 2], [1, 1, 1], [5, 4, 3], [-1, 0, 2]])
+I0 = np.array([[0, 3, 2, 1, 1, -4]])
+
+NUMPY_CASES = {
+    "arange": (lambda m: m + tl.arange(6), lambda M: M + np.arange(6)),
+    "arange-float": (lambda m: m * tl.arange(0.5, 3.5, 0.5), lambda M: M * np.arange(0.5, 3.5, 0.5)),
+    "eye": (lambda m: m @ tl.eye(6, k=1), lambda M: M @ np.eye(6, k=1)),
+    "one_hot": (lambda m: tl.one_hot(tl.argmax(m, 1), 6), lambda M: np.eye(6)[np.argmax(M, 1)]),
+    "argmax-0": (lambda m: tl.argmax(m, 0), lambda M: np.argmax(M, 0)),
+    "argmax-1-keepdims": (lambda m: tl.argmax(m, 1, keepdims=True),
+                          lambda M: np.argmax(M, 1, keepdims=True)),
+    "argmax-all": (lambda m: m.argmax(), lambda M: M.argmax()),
+    "argmin-1": (lambda m: m.argmin(1), lambda M: M.argmin(1)),
+    "argmin-neg-axis": (lambda m: tl.argmin(m, -2), lambda M: np.argmin(M, -2)),
+    "cumsum-1": (lambda m: tl.cumsum(m, 1), lambda M: np.cumsum(M, 1)),
+    "cumsum-0": (lambda m: m.cumsum(0), lambda M: M.cumsum(0)),
+    "cumsum-all": (lambda m: tl.cumsum(m), lambda M: np.cumsum(M)),
+    "cumsum-int": (lambda m: tl.cumsum(tl.cast(m * 10, "i32"), 1),
+                   lambda M: np.cumsum((M * 10).astype(np.int32), 1)),
+    "cumprod-1": (lambda m: tl.cumprod(m, 1), lambda M: np.cumprod(M, 1)),
+    "pad": (lambda m: tl.pad(m, ((1, 2), (0, 3)), constant_values=7.0),
+            lambda M: np.pad(M, ((1, 2), (0, 3)), constant_values=7.0)),
+    "pad-int": (lambda m: tl.pad(m, 1), lambda M: np.pad(M, 1)),
+    "clip": (lambda m: tl.clip(m, -0.5, 0.5), lambda M: np.clip(M, -0.5, 0.5)),
+    "clip-method": (lambda m: m.clip(None, 0.1), lambda M: M.clip(None, 0.1)),
+    "take_along_axis-1": (lambda m: tl.take_along_axis(m, I1, 1),
+                          lambda M: np.take_along_axis(M, I1, 1)),
+    "take_along_axis-0": (lambda m: tl.take_along_axis(m, I0, 0),
+                          lambda M: np.take_along_axis(M, I0, 0)),
+    "index-rows": (lambda m: m[[0, 2]], lambda M: M[[0, 2]]),
+    "index-cols": (lambda m: m[:, [4, 0]], lambda M: M[:, [4, 0]]),
+    "index-numpy-neg": (lambda m: m[np.array([3, -1])], lambda M: M[np.array([3, -1])]),
+    "index-2d": (lambda m: m[:, np.array([[1, 2], [3, 4]])], lambda M: M[:, np.array([[1, 2], [3, 4]])]),
+    "index-var": (lambda m: m[tl.argmax(m, 0)], lambda M: M[np.argmax(M, 0)]),
+    "index-mixed": (lambda m: m[1:3, [5, 0, 1]][:, 0], lambda M: M[1:3, [5, 0, 1]][:, 0]),
+    "einsum-matmul": (lambda m: tl.einsum("ij,jk->ik", m, A), lambda M: np.einsum("ij,jk->ik", M, A)),
+    "einsum-implicit": (lambda m: tl.einsum("ij,jk", m, A), lambda M: np.einsum("ij,jk", M, A)),
+    "einsum-transpose": (lambda m: tl.einsum("ij->ji", m), lambda M: np.einsum("ij->ji", M)),
+    "einsum-sum": (lambda m: tl.einsum("ij->", m), lambda M: np.einsum("ij->", M)),
+    "einsum-rowdot": (lambda m: tl.einsum("ij,ij->i", m, m), lambda M: np.einsum("ij,ij->i", M, M)),
+    "einsum-broadcast": (lambda m: tl.einsum("ij,kj->ikj", m, m), lambda M: np.einsum("ij,kj->ikj", M, M)),
+    "einsum-batch": (lambda m: tl.einsum("bij,bjk->kib", B3, C3) + tl.sum(m) * 0,
+                     lambda M: np.einsum("bij,bjk->kib", B3, C3)),
+    "einsum-grouped": (lambda m: tl.einsum("ijk,jkl->il", D3, E3) + tl.sum(m) * 0,
+                       lambda M: np.einsum("ijk,jkl->il", D3, E3)),
+    "einsum-three": (lambda m: tl.einsum("ij,jk,kl->il", m, A, A.T),
+                     lambda M: np.einsum("ij,jk,kl->il", M, A, A.T)),
+    "einsum-outer": (lambda m: tl.einsum("i,j->ij", m[0], m[1]), lambda M: np.einsum("i,j->ij", M[0], M[1])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_CASES))
+@pytest.mark.parametrize("engine", ["llvm", "interp"])
+def test_numpy_coverage(name, engine):
+    build, ref = NUMPY_CASES[name]
+    m = tl.tensor("M", "f64", (4, 6))
+    got = tl.function([m], build(m), engine=engine)(M)
+    want = ref(M)
+    assert got.shape == np.shape(want) and got.dtype == np.asarray(want).dtype
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_argmax_takes_the_first_nan_as_numpy():
+    v = tl.tensor("v", "f64", (5,))
+    f = tl.function([v], [tl.argmax(v), tl.argmin(v)])
+    for a in ([1.0, np.nan, 3.0, np.nan, 0.0], [2.0, 2.0, 1.0, 0.0, 2.0]):
+        a = np.array(a)
+        assert [int(r) for r in f(a)] == [np.argmax(a), np.argmin(a)]
+
+
+def test_boolean_masks_are_refused_with_a_hint():
+    m = tl.tensor("M", "f64", (4, 6))
+    for mask in (m > 0, np.array([True, False, True, True]), [True, False, True, False], True):
+        with pytest.raises(IndexError, match=r"boolean mask.*tl\.where"):
+            m[mask]
+
+
+def test_index_errors():
+    m = tl.tensor("M", "f64", (4, 6))
+    with pytest.raises(IndexError, match="out of bounds"):
+        m[4]
+    with pytest.raises(IndexError, match="one integer-array index"):
+        m[[0, 1], [1, 2]]
+    with pytest.raises(IndexError, match="integers"):
+        m[[0.5, 1.0]]
+    with pytest.raises(NotImplementedError, match="repeated"):
+        tl.einsum("ii->i", m)
+
+
+# the symbolic-shape cases: X of shape (n, d)
+V = np.arange(12, dtype=np.float32).reshape(3, 4)
+SYMBOLIC_OK = {
+    "X[0]": (lambda X: X[0], lambda V: V[0], "f32[d]"),
+    "X[-1]": (lambda X: X[-1], lambda V: V[-1], "f32[d]"),
+    "X[:, 0]": (lambda X: X[:, 0], lambda V: V[:, 0], "f32[n]"),
+    "X[::-1]": (lambda X: X[::-1], lambda V: V[::-1], "f32[n d]"),
+    "X[[0, -1]]": (lambda X: X[[0, -1]], lambda V: V[[0, -1]], "f32[2 d]"),
+    "sum(X) / n": (lambda X: tl.sum(X) / X.shape[0], lambda V: np.float32(V.sum() / V.shape[0]),
+                   "f32[]"),
+    "d * X": (lambda X: X.shape[1] * X, lambda V: V.shape[1] * V, "f32[n d]"),
+    "size": (lambda X: tl.size(X), lambda V: np.int64(V.size), "i64[]"),
+    "reshape (-1, d)": (lambda X: X[:, None].reshape((-1, "d")), lambda V: V, "f32[n d]"),
+    "einsum rowdot": (lambda X: tl.einsum("nd,nd->n", X, X), lambda V: np.einsum("nd,nd->n", V, V),
+                      "f32[n]"),
+    "einsum gram": (lambda X: tl.einsum("nd,md->nm", X, X), lambda V: V @ V.T, "f32[n n]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYMBOLIC_OK))
+def test_symbolic_shapes_that_work(name):
+    build, ref, typ = SYMBOLIC_OK[name]
+    X = tl.tensor("X", "f32", ("n", "d"))
+    v = build(X)
+    assert repr(v).endswith(" %s>" % typ)
+    for W in (V, np.ones((1, 7), np.float32)):
+        got = tl.function([X], v)(W)
+        want = ref(W)
+        assert got.shape == np.shape(want) and got.dtype == np.asarray(want).dtype
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+SYMBOLIC_REFUSED = {
+    "X[:, 1:]": lambda X: X[:, 1:],
+    "X.reshape((-1,))": lambda X: X.reshape((-1,)),
+    "concatenate": lambda X: tl.concatenate([X, X], 0),
+    "pad": lambda X: tl.pad(X, ((0, 0), (1, 1))),
+    "argmax": lambda X: tl.argmax(X, 1),
+    "cumsum": lambda X: tl.cumsum(X, 0),
+    "take_along_axis": lambda X: tl.take_along_axis(X, np.zeros((1, 1), np.int64), 1),
+    "arange": lambda X: tl.arange(X.shape[0]),
+    "reshape to a size": lambda X: X.reshape((X.shape[0] * 2, -1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYMBOLIC_REFUSED))
+def test_symbolic_size_arithmetic_is_refused_clearly(name):
+    X = tl.tensor("X", "f32", ("n", "d"))
+    with pytest.raises(tl.SymbolicSizeError, match="symbolic size arithmetic is not supported yet"):
+        SYMBOLIC_REFUSED[name](X)
