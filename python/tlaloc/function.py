@@ -88,7 +88,8 @@ class Function:
     stats["fallback_reason"] has the backend's message)."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None, limits=None, engine="llvm", threads=0, plugins=None, profile=None):
+                 bound=None, limits=None, engine="llvm", threads=0, plugins=None, profile=None,
+                 out_names=None):
         check_engine(engine)
         if limits is not None and (rules is None or rules is False):
             raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
@@ -106,7 +107,7 @@ class Function:
             inputs = list(inputs)
             outs = [outputs] if self._single else list(outputs)
             t0 = time.perf_counter()
-            text, self.output_names = emit_graph(inputs, [as_var(o) for o in outs], None, name)
+            text, self.output_names = emit_graph(inputs, [as_var(o) for o in outs], out_names, name)
             t1 = time.perf_counter()
         else:
             t0 = t1 = time.perf_counter()
@@ -415,7 +416,7 @@ def _fmt_shape(shape):
 
 
 def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=None, engine="llvm",
-             threads=0, plugins=None, profile=None):
+             threads=0, plugins=None, profile=None, updates=None):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
     engine="llvm" (default) runs native code from the LLVM backend and raises
@@ -437,9 +438,26 @@ def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=N
     tlaloc_compile_options.threads). plugins: cost plugin .so files the
     optimizer loads (their properties can be named in cost=); profile: a
     machine profile file (as `tlaloc calibrate` writes) for the optimizer's
-    cost model instead of the stored one (tlaloc_opt_options)."""
+    cost model instead of the stored one (tlaloc_opt_options).
+
+    Shared variables (tl.shared) the outputs read are passed their current
+    values; updates=[(shared, new value), ...] stores the new values after
+    each call, computed in the same run as the outputs (from the old
+    values), as theano.function's updates."""
+    if updates or _uses_shared(outputs):
+        from .shared import SharedFunction
+        return SharedFunction(inputs, outputs, updates, rules=rules, cost=cost, name=name,
+                              limits=limits, engine=engine, threads=threads, plugins=plugins,
+                              profile=profile)
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
                     engine=engine, threads=threads, plugins=plugins, profile=profile)
+
+
+def _uses_shared(outputs):
+    from .graph import inputs_of
+    from .shared import Shared
+    outs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
+    return any(isinstance(v, Shared) for v in inputs_of([o for o in outs if isinstance(o, Var)]))
 
 
 def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm"):

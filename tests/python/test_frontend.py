@@ -258,3 +258,88 @@ def test_symbolic_size_arithmetic_is_refused_clearly(name):
     X = tl.tensor("X", "f32", ("n", "d"))
     with pytest.raises(tl.SymbolicSizeError, match="symbolic size arithmetic is not supported yet"):
         SYMBOLIC_REFUSED[name](X)
+
+
+# ---- shared variables and updates ----------------------------------------------------
+
+@pytest.mark.parametrize("engine", ["llvm", "interp"])
+def test_shared_values_and_updates(engine):
+    w = tl.shared(np.zeros(3), name="w")
+    assert repr(w) == "<tlaloc.shared w f64[3]>" and w.shape == (3,)
+    x = tl.tensor("x", "f64", (3,))
+    step = tl.function([x], tl.sum(w * x), updates=[(w, w + x)], engine=engine)
+    assert step(np.ones(3)) == 0.0  # the output reads the old value
+    np.testing.assert_array_equal(w.get_value(), [1, 1, 1])
+    assert step(np.array([1.0, 2.0, 3.0])) == 6.0
+    np.testing.assert_array_equal(w.get_value(), [2, 3, 4])
+    # a function without updates sees set_value
+    read = tl.function([x], x + w, engine=engine)
+    w.set_value([10, 20, 30])
+    np.testing.assert_array_equal(read(np.zeros(3)), [10, 20, 30])
+    v = w.get_value()
+    v[0] = -1  # a copy
+    assert w.get_value()[0] == 10
+
+
+def test_updates_are_simultaneous_and_after_the_outputs():
+    a = tl.shared(np.array([1.0, 2.0]), name="a")
+    b = tl.shared(np.array([5.0, 6.0]), name="b")
+    swap = tl.function([], [a, b * 2], updates=[(a, b), (b, a)])
+    out_a, out_b2 = swap()
+    np.testing.assert_array_equal(out_a, [1, 2])
+    np.testing.assert_array_equal(out_b2, [10, 12])
+    np.testing.assert_array_equal(a.get_value(), [5, 6])
+    np.testing.assert_array_equal(b.get_value(), [1, 2])
+    swap()
+    np.testing.assert_array_equal(a.get_value(), [1, 2])
+    # a failing call updates nothing
+    n = tl.shared(np.int64(0), name="count")
+    x = tl.tensor("x", "i64", ("k",))
+    f = tl.function([x], tl.take(x, 3), updates=[(n, n + 1)])
+    assert f(np.arange(5)) == 3 and n.get_value() == 1
+    with pytest.raises(tl.TlalocError):
+        f(np.arange(2))
+    assert n.get_value() == 1
+
+
+def test_sgd_with_shared_parameters_matches_numpy():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((64, 5))
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) > 0).astype(np.float64)
+    w = tl.shared(np.zeros(5), name="w")
+    b = tl.shared(0.0, name="b")
+    xs = tl.tensor("X", "f64", ("n", 5))
+    ys = tl.tensor("y", "f64", ("n",))
+    z = xs @ w + b
+    loss = tl.mean(tl.softplus(z) - ys * z)
+    gw, gb = tl.grad(loss, [w, b])
+    train = tl.function([xs, ys], loss, updates=[(w, w - 0.5 * gw), (b, b - 0.5 * gb)])
+    W, B = np.zeros(5), 0.0
+    losses = []
+    for _ in range(20):
+        losses.append(train(X, y))
+        zz = X @ W + B
+        p = 1 / (1 + np.exp(-zz))
+        W, B = W - 0.5 * X.T @ (p - y) / len(y), B - 0.5 * np.mean(p - y)
+    np.testing.assert_allclose(w.get_value(), W, rtol=1e-10)
+    np.testing.assert_allclose(b.get_value(), B, rtol=1e-10)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_shared_errors():
+    w = tl.shared(np.zeros((2, 3), np.float32), name="w2")
+    x = tl.tensor("x", "f32", (2, 3))
+    with pytest.raises(TypeError, match="cannot be an input"):
+        tl.function([x, w], x + w)
+    with pytest.raises(TypeError, match="type f32"):
+        tl.function([x], x, updates=[(w, tl.sum(x))])
+    with pytest.raises(TypeError, match="type f32"):
+        tl.function([x], x, updates=[(w, tl.cast(x, "f64"))])
+    with pytest.raises(ValueError, match="updated twice"):
+        tl.function([x], x, updates=[(w, x), (w, x * 2)])
+    with pytest.raises(TypeError, match="tl.shared"):
+        tl.function([x], x, updates=[(x, x)])
+    with pytest.raises(ValueError, match="shape"):
+        w.set_value(np.zeros(3))
+    w.set_value(np.ones((2, 3)))  # converted to f32
+    assert w.get_value().dtype == np.float32
