@@ -14,17 +14,20 @@ from .graph import *  # noqa: F401,F403
 from .graph import Var, tensor, scalar, vector, matrix, constant, emit, inputs_of  # noqa: F401
 from .function import Function, function, from_tg  # noqa: F401
 from .autodiff import grad, vjp, jvp  # noqa: F401
-from .shared import shared, Shared  # noqa: F401
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """tl.random (loaded on first use), and ops of the op table without a
+    """tl.random and tl.shared (loaded on first use), and ops of the op table without a
     function of their own (graph.__getattr__)."""
     if name == "random":
         import importlib
         return importlib.import_module(".random", __name__)
+    if name in ("shared", "Shared"):
+        from . import state as mod
+        globals()[name] = v = getattr(mod, name)
+        return v
     from . import graph
     return getattr(graph, name)
 

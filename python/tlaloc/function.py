@@ -4,7 +4,7 @@ import threading
 import time
 
 from . import _lib
-from .graph import Var, as_var, emit_graph, located_error
+from .graph import Var, as_var, emit_graph
 
 _NP = {}
 
@@ -118,6 +118,7 @@ class Function:
         except _lib.TlalocError as e:
             if self.output_names is None:
                 raise
+            from ._shapes import located_error
             raise located_error(e, inputs, [as_var(o) for o in outs]) from None
         t2 = time.perf_counter()
         self.stats = {
@@ -445,7 +446,7 @@ def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=N
     each call, computed in the same run as the outputs (from the old
     values), as theano.function's updates."""
     if updates or _uses_shared(outputs):
-        from .shared import SharedFunction
+        from .state import SharedFunction
         return SharedFunction(inputs, outputs, updates, rules=rules, cost=cost, name=name,
                               limits=limits, engine=engine, threads=threads, plugins=plugins,
                               profile=profile)
@@ -454,8 +455,12 @@ def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=N
 
 
 def _uses_shared(outputs):
+    import sys
+    mod = sys.modules.get(__package__ + ".state")
+    if mod is None:  # tl.shared never called: no Var can be one
+        return False
     from .graph import inputs_of
-    from .shared import Shared
+    Shared = mod.Shared
     outs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
     return any(isinstance(v, Shared) for v in inputs_of([o for o in outs if isinstance(o, Var)]))
 

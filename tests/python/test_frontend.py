@@ -343,3 +343,14 @@ def test_shared_errors():
         w.set_value(np.zeros(3))
     w.set_value(np.ones((2, 3)))  # converted to f32
     assert w.get_value().dtype == np.float32
+
+
+def test_import_loads_none_of_the_optional_modules():
+    import subprocess
+    import sys
+    code = ("import sys, tlaloc; print(sorted(m for m in sys.modules if m in "
+            "('tlaloc.state', 'tlaloc.random', 'tlaloc.numpy_ops', 'numpy')))")
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(tl.__file__), ".."))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.strip()
+    assert out == "[]"
