@@ -1,6 +1,7 @@
 /* api.c - the public C API (include/tlaloc.h) over the internal modules. */
 #include "tlaloc.h"
 
+#include "cost/profile.h"
 #include "engine/engine.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -378,6 +379,20 @@ static tl_opt *make_opt(const tlaloc_opt_options *opts, bool explain, char **err
   if (opts->extract_seconds > 0) p.extract_seconds = opts->extract_seconds;
   p.plugins = opts->plugins;
   p.nplugins = opts->plugins ? opts->nplugins : 0;
+  tl_profile prof; /* tl_opt_new copies it */
+  if (opts->profile) {
+    char perr[512];
+    int rc = tl_profile_load(opts->profile, &prof, perr, sizeof perr);
+    if (rc == 1) {
+      set_error(errors, "machine profile %s: no such file", opts->profile);
+      return NULL;
+    }
+    if (rc) {
+      set_error(errors, "machine profile: %s", perr);
+      return NULL;
+    }
+    p.profile = &prof;
+  }
   char *err = tl_xmalloc(1 << 16);
   tl_opt *o = tl_opt_new(&p, err, 1 << 16);
   if (!o) set_error(errors, "%s", err);

@@ -106,7 +106,11 @@ tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_pat
  * (.so files, see docs/cost.md). *stats also gets the extraction: "cost",
  * "extract", "extract_ms", "objective", "optimal", the program's cost
  * properties under "program" ({"time": ..., "memory": ...}) and
- * "peak_bytes_program" (live bytes at peak, tl_cost_peak_bytes). */
+ * "peak_bytes_program" (live bytes at peak, tl_cost_peak_bytes).
+ * profile: a machine profile file (as `tlaloc calibrate` writes, read over
+ * the defaults) for the cost model; NULL: the stored one (TLALOC_PROFILE,
+ * else the cache folder's), else the defaults. A missing or malformed
+ * file given here is an error. */
 typedef struct tlaloc_opt_options {
   const char *const *rule_paths; /* NULL/0: the default rules folder */
   int nrules;
@@ -116,6 +120,7 @@ typedef struct tlaloc_opt_options {
   double extract_seconds;
   const char *const *plugins;
   int nplugins;
+  const char *profile;           /* NULL: the stored profile or the defaults */
 } tlaloc_opt_options;
 
 tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_options *opts,

@@ -19,7 +19,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """Ops of the op table without a function of their own (graph.__getattr__)."""
+    """tl.random and tl.shared (loaded on first use), and ops of the op table without a
+    function of their own (graph.__getattr__)."""
+    if name == "random":
+        import importlib
+        return importlib.import_module(".random", __name__)
+    if name in ("shared", "Shared"):
+        from . import state as mod
+        globals()[name] = v = getattr(mod, name)
+        return v
     from . import graph
     return getattr(graph, name)
 

@@ -15,9 +15,14 @@ _lib = None
 
 
 class TlalocError(Exception):
-    """An error reported by the C library; str(e) is its message."""
+    """An error reported by the C library; str(e) is its message. A type
+    error found when a built graph is parsed also has .op (the op), .src
+    ((file, line) of the user code that built the value) and .var."""
 
     __module__ = "tlaloc"
+    op = None
+    src = None
+    var = None
 
 
 class _Tensor(ctypes.Structure):
@@ -30,7 +35,8 @@ class _OptOptions(ctypes.Structure):
     _fields_ = [("rule_paths", ctypes.POINTER(ctypes.c_char_p)), ("nrules", ctypes.c_int),
                 ("limits", ctypes.c_char_p), ("cost", ctypes.c_char_p),
                 ("extract", ctypes.c_char_p), ("extract_seconds", ctypes.c_double),
-                ("plugins", ctypes.POINTER(ctypes.c_char_p)), ("nplugins", ctypes.c_int)]
+                ("plugins", ctypes.POINTER(ctypes.c_char_p)), ("nplugins", ctypes.c_int),
+                ("profile", ctypes.c_char_p)]
 
 
 class _CompileOptions(ctypes.Structure):
@@ -180,10 +186,11 @@ class Graph:
         self.text = self.printed()
         return self
 
-    def optimize(self, rules=True, limits=None, cost=None):
+    def optimize(self, rules=True, limits=None, cost=None, plugins=None, profile=None):
         """(optimized Graph, stats dict) from tlaloc_optimize_opts; rules=True: the default
         rules folder, else a path or a list of .rw files/folders; cost: the objective
-        over cost properties ("time", "memory", "time + 1e-9*memory"; None: the default)."""
+        over cost properties ("time", "memory", "time + 1e-9*memory"; None: the default);
+        plugins: cost plugin .so paths; profile: a machine profile file for the cost model."""
         import json
         lib = self._lib
         if rules is True:
@@ -203,6 +210,14 @@ class Graph:
             if not isinstance(cost, str):
                 raise TypeError("cost= is an expression string, e.g. 'time + 1e-9*memory'")
             opts.cost = cost.encode()
+        keep = None
+        if plugins:
+            plugins = [plugins] if isinstance(plugins, (str, bytes, os.PathLike)) else list(plugins)
+            keep = [os.fsencode(p) for p in plugins]
+            opts.plugins = (ctypes.c_char_p * len(keep))(*keep)
+            opts.nplugins = len(keep)
+        if profile is not None:
+            opts.profile = os.fsencode(profile)
         st = lib.tlaloc_optimize_opts(self._g, ctypes.byref(opts), ctypes.byref(out),
                                       ctypes.byref(st_json), ctypes.byref(err))
         stats_text = take_string(lib, st_json.value)

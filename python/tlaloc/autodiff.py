@@ -64,7 +64,11 @@ def _substitute(outputs, mapping):
             stack.extend((a, False) for a in v.args if id(a) not in done)
             continue
         args = [done[id(a)] for a in v.args]
-        done[k] = v if all(a is b for a, b in zip(args, v.args)) else Var(v.op, args, v.attrs, v.data, v.name)
+        if all(a is b for a, b in zip(args, v.args)):
+            done[k] = v
+        else:
+            done[k] = w = Var(v.op, args, v.attrs, v.data, v.name)
+            w.src = v.src
     return [done[id(o)] for o in outputs]
 
 

@@ -61,6 +61,18 @@ def check_engine(engine):
                          % (engine, ", ".join(repr(n) for n in names)))
 
 
+class _DefaultRules:
+    """function()'s default rules=: the shipped rules folder, as rules=True,
+    except that an optimizer that cannot start warns and runs the graph as
+    written instead of raising."""
+
+    def __repr__(self):
+        return "DEFAULT_RULES"
+
+
+DEFAULT_RULES = _DefaultRules()
+
+
 class Function:
     """A compiled graph: call it with numpy arrays, one per input, in order.
 
@@ -76,41 +88,75 @@ class Function:
     stats["fallback_reason"] has the backend's message)."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None, limits=None, engine="llvm", threads=0):
+                 bound=None, limits=None, engine="llvm", threads=0, plugins=None, profile=None,
+                 out_names=None):
         check_engine(engine)
         if limits is not None and (rules is None or rules is False):
             raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
         if cost is not None and (rules is None or rules is False):
             raise ValueError("cost= chooses what the optimizer extracts: pass rules=True or rule paths")
+        if plugins and (rules is None or rules is False):
+            raise ValueError("plugins= are cost plugins of the optimizer: pass rules=True or rule paths")
+        if profile is not None and (rules is None or rules is False):
+            raise ValueError("profile= is the optimizer's machine profile: pass rules=True or rule paths")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ValueError("threads= is a count >= 0 (0: min(2, CPUs)), got %r" % (threads,))
         np = _np()
         self._single = not isinstance(outputs, (list, tuple))
         if text is None:
             inputs = list(inputs)
             outs = [outputs] if self._single else list(outputs)
             t0 = time.perf_counter()
-            text, self.output_names = emit_graph(inputs, [as_var(o) for o in outs], None, name)
+            text, self.output_names = emit_graph(inputs, [as_var(o) for o in outs], out_names, name)
             t1 = time.perf_counter()
         else:
             t0 = t1 = time.perf_counter()
             self.output_names = None
         self.graph = text
-        self._src = _lib.Graph(text, "<%s>" % name)
+        try:
+            self._src = _lib.Graph(text, "<%s>" % name)
+        except _lib.TlalocError as e:
+            if self.output_names is None:
+                raise
+            from ._shapes import located_error
+            raise located_error(e, inputs, [as_var(o) for o in outs]) from None
         t2 = time.perf_counter()
         self.stats = {
             "emit_s": t1 - t0,
             "parse_s": t2 - t1,
             "nodes_in_text": text.count("("),
         }
+        by_default = rules is DEFAULT_RULES
+        if by_default:
+            rules = True
         if rules is None or rules is False:
             self._g = self._src
             self.optimized_graph = None
             self.stats["optimized"] = False
         else:
-            self._g, ostats = self._src.optimize(rules, limits, cost)
-            self.optimized_graph = self._g.text
-            self.stats["optimized"] = True
-            self.stats["optimize_s"] = time.perf_counter() - t2
-            self.stats.update(ostats)
+            try:
+                self._g, ostats = self._src.optimize(rules, limits, cost, plugins, profile)
+            except _lib.TlalocError as e:
+                # options of the user's own are errors of the user's own
+                if not by_default or plugins or profile is not None or cost is not None \
+                        or limits is not None:
+                    raise
+                # the optimizer could not start (no rules folder where the
+                # library looks, a bad machine profile): run the graph as
+                # written rather than refuse a graph that is fine
+                import warnings
+                warnings.warn("tlaloc: the default optimization failed, the graph runs as "
+                              "written (pass rules=False to skip it): %s" % e, RuntimeWarning,
+                              stacklevel=3)
+                self._g = self._src
+                self.optimized_graph = None
+                self.stats["optimized"] = False
+                self.stats["optimize_error"] = str(e)
+            else:
+                self.optimized_graph = self._g.text
+                self.stats["optimized"] = True
+                self.stats["optimize_s"] = time.perf_counter() - t2
+                self.stats.update(ostats)
         lib = self._g._lib
         self._program = None
         if engine == "interp":
@@ -370,7 +416,8 @@ def _fmt_shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engine="llvm", threads=0):
+def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=None, engine="llvm",
+             threads=0, plugins=None, profile=None, updates=None):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
     engine="llvm" (default) runs native code from the LLVM backend and raises
@@ -378,15 +425,44 @@ def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engi
     runs the reference interpreter; engine="auto" compiles and falls back to
     the interpreter (stats["engine"] == "interpreter-fallback").
 
-    rules=None runs the graph as written; rules=True optimizes it with the
-    default rules folder, rules=[paths] with those .rw files/folders;
+    By default the graph is optimized with the shipped rules folder (the
+    stability, algebra and fusion rewrites: log(1 + exp(x)) runs as
+    softplus(x)); rules=False (or None) runs the graph as written, rules=True
+    is the default but raises when the optimizer cannot start (the default
+    warns and runs the graph as written), rules=[paths] uses those .rw
+    files/folders;
     limits="iters=30,nodes=100000,time=10,mem=512" bounds the saturation;
     cost= is the objective extraction minimises, an expression over cost
     properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
     see docs/cost.md). stats then has the extracted program's properties.
-    threads: the compiled program's threads for large loops (0: min(2, CPUs))."""
+    threads: the compiled program's threads for large loops (0: min(2, CPUs);
+    tlaloc_compile_options.threads). plugins: cost plugin .so files the
+    optimizer loads (their properties can be named in cost=); profile: a
+    machine profile file (as `tlaloc calibrate` writes) for the optimizer's
+    cost model instead of the stored one (tlaloc_opt_options).
+
+    Shared variables (tl.shared) the outputs read are passed their current
+    values; updates=[(shared, new value), ...] stores the new values after
+    each call, computed in the same run as the outputs (from the old
+    values), as theano.function's updates."""
+    if updates or _uses_shared(outputs):
+        from .state import SharedFunction
+        return SharedFunction(inputs, outputs, updates, rules=rules, cost=cost, name=name,
+                              limits=limits, engine=engine, threads=threads, plugins=plugins,
+                              profile=profile)
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
-                    engine=engine, threads=threads)
+                    engine=engine, threads=threads, plugins=plugins, profile=profile)
+
+
+def _uses_shared(outputs):
+    import sys
+    mod = sys.modules.get(__package__ + ".state")
+    if mod is None:  # tl.shared never called: no Var can be one
+        return False
+    from .graph import inputs_of
+    Shared = mod.Shared
+    outs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
+    return any(isinstance(v, Shared) for v in inputs_of([o for o in outs if isinstance(o, Var)]))
 
 
 def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm"):

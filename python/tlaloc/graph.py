@@ -1,7 +1,7 @@
 """Symbolic graph building: Var nodes, numpy-named ops, .tg emission."""
-import builtins
 import math
 import re
+import sys
 
 DTYPES = ("bool", "i32", "i64", "f32", "f64")
 _DTYPE_ALIASES = {
@@ -89,13 +89,32 @@ def _fmt_dims(shape):
     return "[" + " ".join(out) + "]"
 
 
+def _user_site():
+    """(file, line) of the innermost caller outside this package: where the
+    user's code built a Var (kept for error messages; the line's text is
+    read only when a message needs it)."""
+    f = _getframe(2)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_PREFIX):
+        f = f.f_back
+    return (f.f_code.co_filename, f.f_lineno) if f is not None else None
+
+
+_getframe = sys._getframe
+
+
+# this package's frames have co_filename under here (same spelling as ours)
+_PKG_PREFIX = _user_site.__code__.co_filename.rsplit("/", 1)[0] + "/"
+
+
 class Var:
     """A symbolic tensor: an input, a literal, a constant or an op applied to Vars.
 
     Vars are immutable and hashable by identity (== is identity, as in
-    PyTensor; use tl.eq / tl.equal for the elementwise comparison)."""
+    PyTensor; use tl.eq / tl.equal for the elementwise comparison).
+    `src` is (file, line) of the user code that built it (None if unknown);
+    type errors found when compiling name it."""
 
-    __slots__ = ("op", "args", "attrs", "data", "name", "_type", "__weakref__")
+    __slots__ = ("op", "args", "attrs", "data", "name", "_type", "src", "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Var
 
     def __init__(self, op, args=(), attrs=(), data=None, name=None):
@@ -105,6 +124,8 @@ class Var:
         self.data = data   # inputs/const/fill: (dtype, shape[, values]); lit: the number
         self.name = name
         self._type = None
+        # leaves (inputs, literals, constants) are never where a type error is
+        self.src = _user_site() if self.args else None
 
     # -- type, from the C inference (one parse of the subgraph; cached) --
     @property
@@ -114,10 +135,14 @@ class Var:
             if self.op == "in":
                 self._type = (self.data[0], tuple(self.data[1]))
             else:
-                from ._lib import Graph, parse_type
+                from ._lib import Graph, TlalocError, parse_type
                 ins = inputs_of([self])
                 text = emit(ins, [self], ["v"], "type_query")
-                g = Graph(text, "<type query>")
+                try:
+                    g = Graph(text, "<type query>")
+                except TlalocError as e:
+                    from ._shapes import located_error
+                    raise located_error(e, ins, [self]) from None
                 self._type = parse_type(g.outputs()[0][1])
         return self._type
 
@@ -127,18 +152,32 @@ class Var:
 
     @property
     def shape(self):
-        return self.type[1]
+        """The dims: ints, and Dim (a str subclass: the symbol's name) for
+        symbolic ones; arithmetic of a Dim with a Var or a number is the
+        size as a value (`tl.sum(X) / X.shape[0]`)."""
+        return tuple(Dim(d, self, k) if isinstance(d, str) else d
+                     for k, d in enumerate(self.type[1]))
 
     @property
     def ndim(self):
         return len(self.type[1])
 
     def __repr__(self):
-        if self.op == "in":
-            return "tensor(%r, %r, %r)" % (self.name, self.data[0], tuple(self.data[1]))
+        """<tlaloc.Var OP DTYPE[DIMS]> (inputs: `in NAME`, literals: their
+        value; a Var whose type cannot be inferred says so)."""
         if self.op == "lit":
-            return "lit(%s)" % fmt_number(self.data)
-        return "<tlaloc.Var %s>" % self.op
+            return "<tlaloc.Var lit %s>" % fmt_number(self.data)
+        head = "in %s" % self.name if self.op == "in" else self.op
+        if self.op == "_alias":
+            head = "%s (as %s)" % (self.args[0].op, self.name)
+        try:
+            dt, shape = self.type
+        except Exception as e:  # a type error: repr must not raise
+            from ._shapes import ERR_AT as _ERR_AT
+            m = _ERR_AT.search(str(e))
+            why = m.group(3) if m else str(e).split("\n", 1)[0]
+            return "<tlaloc.Var %s: type error: %s>" % (head, why)
+        return "<tlaloc.Var %s %s%s>" % (head, dt, _fmt_dims(shape))
 
     def __bool__(self):
         raise TypeError("a symbolic tlaloc tensor has no truth value (use tl.where / tl.eq)")
@@ -208,56 +247,43 @@ class Var:
     def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
     def squeeze(self, axis=None): return squeeze(self, axis)
     def take(self, indices, axis=None): return take(self, indices, axis)
+    def clip(self, a_min=None, a_max=None): return clip(self, a_min, a_max)
+
+    def argmax(self, axis=None, keepdims=False):
+        from .numpy_ops import argmax
+        return argmax(self, axis, keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        from .numpy_ops import argmin
+        return argmin(self, axis, keepdims)
+
+    def cumsum(self, axis=None, dtype=None):
+        from .numpy_ops import cumsum
+        return cumsum(self, axis, dtype)
+
+    def cumprod(self, axis=None, dtype=None):
+        from .numpy_ops import cumprod
+        return cumprod(self, axis, dtype)
+
+    def ravel(self): return ravel(self)
+    def flatten(self): return ravel(self)
 
     def named(self, name):
         """This value, to be output under `name` (a new Var)."""
         return identity_named(self, name)
 
     def __getitem__(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        if any(k is Ellipsis for k in key):
-            if builtins.sum(1 for k in key if k is Ellipsis) > 1:
-                raise IndexError("an index can only have a single ellipsis ('...')")
-            used = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
-            e = key.index(Ellipsis)
-            fill = self.ndim - used
-            if fill < 0:
-                raise IndexError("too many indices for a tensor of rank %d" % self.ndim)
-            key = key[:e] + (slice(None),) * fill + key[e + 1:]
-        x = self
-        axis = 0
-        for k in key:
-            if k is None:
-                x = expand_dims(x, axis)
-                axis += 1
-            elif isinstance(k, slice):
-                if k.start is None and k.stop is None and k.step in (None, 1):
-                    axis += 1
-                    continue
-                if k.step == 0:
-                    raise ValueError("slice step cannot be zero")
-                attrs = [("axis", axis)]
-                for nm, v in (("start", k.start), ("stop", k.stop), ("step", k.step)):
-                    if v is not None:
-                        if isinstance(v, Var) or not _is_int(v):
-                            raise TypeError("slice bounds must be Python ints (got %r)" % (v,))
-                        attrs.append((nm, int(v)))
-                x = Var("slice", (x,), attrs)
-                axis += 1
-            elif isinstance(k, Var):
-                x = take(x, k, axis=axis)
-                axis += 1  # numpy would insert k's dims; correct for rank-1 indices
-            elif _is_int(k):
-                k = int(k)
-                attrs = [("axis", axis), ("start", k)]
-                if k != -1:
-                    attrs.append(("stop", k + 1))
-                x = Var("slice", (x,), attrs)
-                x = Var("squeeze", (x,), [("axis", axis)])
-            else:
-                raise TypeError("unsupported index %r (ints, slices, None, ..., a tensor)" % (k,))
-        return x
+        """numpy indexing: ints, slices, None, ..., one integer array (_shapes.py)."""
+        from ._shapes import getitem
+        return getitem(self, key)
+
+
+class SymbolicSizeError(NotImplementedError):
+    """An op whose result size would be arithmetic on symbolic dims (n - 1,
+    2 * n, n * d): tlaloc's shapes hold concrete sizes and symbol names
+    only, so these are not supported yet."""
+
+    __module__ = "tlaloc"
 
 
 def _is_int(v):
@@ -358,7 +384,14 @@ def _np_dtype(dt):
 
 
 def _op(name, *args, **attrs):
-    a = [as_var(x) for x in args]
+    a = [as_var(x) if type(x) is not Dim else x for x in args]
+    if Dim in map(type, a):  # a symbolic size as a value: the other operand's float dtype
+        dt = "i64"
+        for x in a:
+            if type(x) is not Dim and x.op not in ("lit",) and x.dtype in ("f32", "f64"):
+                dt = x.dtype
+                break
+        a = [x.value(dt) if type(x) is Dim else x for x in a]
     at = [(k, v) for k, v in attrs.items() if v is not None]
     return Var(name, a, at)
 
@@ -463,6 +496,11 @@ def __getattr__(name):
     importing stays cheap because the library loads only then."""
     if name.startswith("_"):
         raise AttributeError(name)
+    if name in _NUMPY_OPS:  # numpy functions by decomposition (numpy_ops.py), loaded on use
+        from . import numpy_ops
+        f = getattr(numpy_ops, name)
+        globals()[name] = f
+        return f
     from . import _lib
     for op, arity, kind, libm in _lib.ops():
         if op == name and kind == "elementwise" and arity in (1, 2):
@@ -471,6 +509,10 @@ def __getattr__(name):
             globals()[name] = f
             return f
     raise AttributeError("module 'tlaloc' has no attribute %r" % name)
+
+
+_NUMPY_OPS = ("size", "arange", "eye", "one_hot", "argmax", "argmin", "cumsum", "cumprod", "pad",
+              "take_along_axis", "einsum")
 
 
 def logical_xor(a, b):
@@ -563,13 +605,36 @@ def log_softmax(x, axis=-1):
 
 
 # ---- shape ops ----
+def _check_shape_arg(shape, what):
+    for d in shape:
+        if isinstance(d, Var):
+            raise SymbolicSizeError(
+                "%s: a size computed from a symbolic dim (%r) is not a shape; symbolic size "
+                "arithmetic is not supported yet" % (what, d))
+
+
 def reshape(x, shape):
     if isinstance(shape, (int, str)):
         shape = (shape,)
+    shape = tuple(shape)
+    _check_shape_arg(shape, "reshape")
     for d in shape:
         if isinstance(d, str):
             check_name(d, "dimension symbol")
-    return _op("reshape", x, shape=[d if isinstance(d, str) else int(d) for d in shape])
+    shape = [d if isinstance(d, str) else int(d) for d in shape]
+    if -1 in shape:
+        x = as_var(x)
+        ins = x.type[1]
+        if any(isinstance(d, str) for d in ins):
+            from ._shapes import infer_minus_one
+            shape[shape.index(-1)] = infer_minus_one(ins, shape)
+    return _op("reshape", x, shape=shape)
+
+
+def ravel(x):
+    """x flattened (reshape to (-1,)); a symbolic shape only when it has one
+    symbolic dim and the other dims are 1."""
+    return reshape(x, (-1,))
 
 
 def transpose(x, axes=None):
@@ -595,10 +660,19 @@ def squeeze(x, axis=None):
 
 
 def concatenate(xs, axis=0):
-    xs = list(xs)
+    xs = [as_var(x) for x in xs]
     if not xs:
         raise ValueError("need at least one tensor to concatenate")
-    return _op("concat", *xs, axis=int(axis))
+    axis = int(axis)
+    if len(xs) > 1:
+        dims = xs[0].type[1]
+        if -len(dims) <= axis < len(dims) and isinstance(dims[axis], str):
+            raise SymbolicSizeError(
+                "concatenate along axis %d, whose size is the symbolic dim %r: the result's "
+                "size would be a sum of sizes, and symbolic size arithmetic is not supported "
+                "yet (concatenate along a concrete axis, or give that dim a concrete size)"
+                % (axis, dims[axis]))
+    return _op("concat", *xs, axis=axis)
 
 
 concat = concatenate
@@ -622,6 +696,51 @@ def dot(a, b):
 
 def identity(x):
     return as_var(x)
+
+
+# ---- symbolic sizes as values ----
+class Dim(str):
+    """A symbolic dim of a Var's shape: the symbol's name (a str, so shapes
+    still compare and print as before), which also knows its Var and axis.
+    Arithmetic with a Var or a number gives the size as a value, computed
+    from the data: a scalar (i64, or the other operand's float dtype) equal
+    to the dim's size at run time (`tl.sum(X) / X.shape[0]`). It reads one
+    element per index of that axis, so the other dims must not be empty."""
+
+    __slots__ = ("var", "axis")
+
+    def __new__(cls, name, var, axis):
+        self = str.__new__(cls, name)
+        self.var = var
+        self.axis = axis
+        return self
+
+    def value(self, dtype="i64"):
+        """The size as a scalar Var of dtype."""
+        from .numpy_ops import size
+        return size(self.var, self.axis, dtype)
+
+    def _with(self, other):
+        dt = "i64"
+        if isinstance(other, Var) and other.dtype in ("f32", "f64"):
+            dt = other.dtype
+        elif isinstance(other, float):
+            dt = "f64"
+        return self.value(dt)
+
+    def __add__(self, o): return add(self._with(o), o)
+    def __radd__(self, o): return add(o, self._with(o))
+    def __sub__(self, o): return subtract(self._with(o), o)
+    def __rsub__(self, o): return subtract(o, self._with(o))
+    def __mul__(self, o): return multiply(self._with(o), o)
+    def __rmul__(self, o): return multiply(o, self._with(o))
+    def __truediv__(self, o): return divide(self._with(o), o)
+    def __rtruediv__(self, o): return divide(o, self._with(o))
+    def __floordiv__(self, o): return floor_divide(self._with(o), o)
+    def __rfloordiv__(self, o): return floor_divide(o, self._with(o))
+
+    def __reduce__(self):
+        return (str, (str(self),))
 
 
 # ---- emission ----
@@ -664,8 +783,9 @@ def emit(inputs, outputs, out_names=None, graph_name="g", max_depth=200):
     return emit_graph(inputs, outputs, out_names, graph_name, max_depth)[0]
 
 
-def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200):
-    """(.tg text, output names)."""
+def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200, line_map=None):
+    """(.tg text, output names). line_map, a dict, gets {line number: Var}
+    for each `let` line (with max_depth=1 every op is a let of its own)."""
     check_name(graph_name, "graph name")
     in_names = set()
     for x in inputs:
@@ -742,6 +862,8 @@ def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200):
         if shared or d >= max_depth or (v.op == "const" and uses.get(k, 0) > 1):
             n = fresh()
             lines.append("  (let %s %s)" % (n, t))
+            if line_map is not None:
+                line_map[len(lines)] = v
             t, d = n, 0
         texts[k] = t
         depth[k] = d

@@ -3,7 +3,8 @@
  * smaller peak by memory, an energy plugin's choice), every extracted
  * program computes what the original computes (the interpreter is the
  * oracle), the expression parser's errors, the monotonicity check, the
- * placement/transfer properties and the peak-memory measure.
+ * placement/transfer properties, the peak-memory measure, and the C API's
+ * profile option.
  *
  * Every optimizer here uses the built-in default profile, so the choices do
  * not depend on a profile that `tlaloc calibrate` may have stored. */
@@ -13,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "tlaloc.h"
 #include "backend/backend.h"
 #include "cost/cost.h"
 #include "interp/interp.h"
@@ -607,4 +610,74 @@ Test(cost, peak_bytes_frees_after_the_last_reader) {
   cr_expect_float_eq(peak_oracle(h, 10), 80.0, 1e-9);
   tl_graph_free(g);
   tl_graph_free(h);
+}
+
+/* ---- tlaloc_opt_options.profile: a profile file for one optimization ---- */
+
+static double program_time(const char *stats) {
+  const char *p = strstr(stats, "\"program\"");
+  cr_assert(p, "%s", stats);
+  p = strstr(p, "\"time\": ");
+  cr_assert(p, "%s", stats);
+  return strtod(p + 8, NULL);
+}
+
+static tlaloc_status optimize_with_profile(const tlaloc_graph *g, const char *profile, char **stats,
+                                           char **err) {
+  tlaloc_opt_options o;
+  memset(&o, 0, sizeof o);
+  o.profile = profile;
+  tlaloc_graph *out = NULL;
+  tlaloc_status st = tlaloc_optimize_opts(g, &o, &out, stats, err);
+  if (out) tlaloc_graph_free(out);
+  return st;
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  cr_assert(f, "%s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+Test(cost, api_profile_option) {
+  const char *src = "(graph m (in A f32 [400 90]) (in B f32 [90 25]) (out D (matmul A B)))";
+  tlaloc_graph *g = NULL;
+  char *err = NULL, *stats = NULL;
+  cr_assert_eq(tlaloc_parse(src, strlen(src), "<api>", &g, &err), TLALOC_OK, "%s", err);
+  tlaloc_free(err);
+  char dir[] = "/tmp/tl-cost-profile-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char fast[64], slow[64], bad[64], missing[64];
+  snprintf(fast, sizeof fast, "%s/fast.txt", dir);
+  snprintf(slow, sizeof slow, "%s/slow.txt", dir);
+  snprintf(bad, sizeof bad, "%s/bad.txt", dir);
+  snprintf(missing, sizeof missing, "%s/missing.txt", dir);
+  write_text(fast, "# a machine with a fast GEMM\ngemm_f32 1e12\n");
+  write_text(slow, "gemm_f32 1e6\n");
+  write_text(bad, "bogus 1\n");
+  /* the profile given is the one the cost model reads */
+  cr_assert_eq(optimize_with_profile(g, fast, &stats, &err), TLALOC_OK, "%s", err);
+  double t_fast = program_time(stats);
+  tlaloc_free(stats);
+  tlaloc_free(err);
+  cr_assert_eq(optimize_with_profile(g, slow, &stats, &err), TLALOC_OK, "%s", err);
+  double t_slow = program_time(stats);
+  tlaloc_free(stats);
+  tlaloc_free(err);
+  cr_expect_gt(t_slow, 100 * t_fast, "slow %g, fast %g", t_slow, t_fast);
+  /* a missing or malformed file is an error */
+  cr_expect_eq(optimize_with_profile(g, missing, &stats, &err), TLALOC_BAD_INPUT);
+  cr_expect(err && strstr(err, "no such file"), "%s", err ? err : "(none)");
+  tlaloc_free(stats);
+  tlaloc_free(err);
+  cr_expect_eq(optimize_with_profile(g, bad, &stats, &err), TLALOC_BAD_INPUT);
+  cr_expect(err && strstr(err, "unknown key 'bogus'"), "%s", err ? err : "(none)");
+  tlaloc_free(stats);
+  tlaloc_free(err);
+  remove(fast);
+  remove(slow);
+  remove(bad);
+  rmdir(dir);
+  tlaloc_graph_free(g);
 }

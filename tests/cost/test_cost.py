@@ -42,8 +42,27 @@ def test_default_cost_is_reported():
 def test_cost_errors():
     x = tl.tensor("x", "f64", ())
     with pytest.raises(ValueError, match="cost="):
-        tl.function([x], x, cost="time")
+        tl.function([x], x, cost="time", rules=False)
     with pytest.raises(tl.TlalocError, match="column 8: unknown property 'speed'"):
         tl.function([x], tl.exp(x), rules=True, cost="time + speed")
     with pytest.raises(TypeError):
         tl.function([x], tl.exp(x), rules=True, cost=3)
+
+
+def test_function_takes_plugins():
+    """tl.function(plugins=[...]) loads cost plugins into the optimizer: the
+    energy plugin's property can be the objective and is reported."""
+    plugin = os.environ.get("TLALOC_ENERGY_PLUGIN")
+    if not plugin:
+        pytest.skip("TLALOC_ENERGY_PLUGIN not set (meson sets it)")
+    a = tl.tensor("A", "f32", (400, 90))
+    b = tl.tensor("B", "f32", (90, 25))
+    c = tl.tensor("C", "f32", (25, 90))
+    f = tl.function([a, b, c], (a @ b) @ c, plugins=[plugin], cost="energy")
+    assert f.stats["cost"] == "energy" and f.stats["program"]["energy"] > 0
+    with pytest.raises(tl.TlalocError, match="unknown property 'energy'"):
+        tl.function([a, b, c], (a @ b) @ c, cost="energy")
+    with pytest.raises(tl.TlalocError):
+        tl.function([a, b, c], (a @ b) @ c, plugins=[os.path.join(HERE, "no-such.so")])
+    with pytest.raises(ValueError, match="plugins="):
+        tl.function([a, b, c], (a @ b) @ c, plugins=[plugin], rules=False)

@@ -202,16 +202,52 @@ REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 def test_cost_and_limits_need_rules():
     x = tl.tensor("x", "f64", ())
-    with pytest.raises(ValueError, match="cost="):
-        tl.function([x], x, cost="time")
-    with pytest.raises(ValueError, match="limits"):
-        tl.function([x], x, limits="iters=3")
+    for off in (False, None):
+        with pytest.raises(ValueError, match="cost="):
+            tl.function([x], x, cost="time", rules=off)
+        with pytest.raises(ValueError, match="limits"):
+            tl.function([x], x, limits="iters=3", rules=off)
+    # with the default rules they apply
+    assert tl.function([x], x, limits="iters=3").stats["optimized"] is True
+
+
+def test_optimizes_by_default():
+    """tl.function runs the shipped rules unless told not to: the naive
+    softplus is finite at 100 and 1000 (it overflows as written)."""
+    x = tl.tensor("x", "f64", ())
+    f = tl.function([x], tl.log(1 + tl.exp(x)))
+    assert f.stats["optimized"] is True and "softplus" in f.optimized_graph
+    np.testing.assert_allclose(f(100.0), 100.0, rtol=1e-15)
+    np.testing.assert_allclose(f(1000.0), 1000.0, rtol=1e-15)
+    xv = tl.tensor("x", "f32", ("n",))
+    fv = tl.function([xv], tl.log(1 + tl.exp(xv)))
+    X = np.array([100.0, 20.0, 0.0, -20.0, -100.0], np.float32)
+    np.testing.assert_allclose(fv(X), np.logaddexp(np.float32(0), X), rtol=2e-6)
+    for off in (False, None):
+        g = tl.function([x], tl.log(1 + tl.exp(x)), rules=off)
+        assert g.stats["optimized"] is False and g.optimized_graph is None
+        with np.errstate(over="ignore"):
+            assert np.isinf(g(1000.0))
+
+
+def test_default_optimization_falls_back_with_a_warning(monkeypatch, tmp_path):
+    """An optimizer that cannot start (here: an empty rules folder where the
+    library looks) warns and runs the graph as written under the default;
+    an explicit rules=True raises."""
+    monkeypatch.setenv("TLALOC_RULES_DIR", str(tmp_path / "missing"))
+    x = tl.tensor("x", "f64", ())
+    with pytest.warns(RuntimeWarning, match="default optimization failed"):
+        f = tl.function([x], x * 2)
+    assert f.stats["optimized"] is False and "optimize_error" in f.stats
+    assert f(3.0) == 6.0
+    with pytest.raises(tl.TlalocError):
+        tl.function([x], x * 2, rules=True)
 
 
 def test_rules_optimize_and_stats():
     z = tl.tensor("z", "f64", ("n",))
     naive = tl.log(1 + tl.exp(z))
-    f0 = tl.function([z], naive)
+    f0 = tl.function([z], naive, rules=False)
     assert f0.optimized_graph is None and f0.stats["optimized"] is False
     for rules in (True, [os.path.join(REPO, "rules", "stability.rw")],
                   os.path.join(REPO, "rules")):
@@ -568,3 +604,28 @@ def test_c_compile_options_checked():
     for kw in (dict(opt_level=-1), dict(opt_level=3), dict(threads=1), dict(use_cache=False)):
         p = _lib.Program(g, **kw)
         assert p.stats()["cache_hit"] is False or kw.get("use_cache") is not False
+
+
+def test_readme_python_example_runs_and_is_stable(capsys):
+    """The README's Python example runs as written, and its second function
+    is the stability rewrite happening by default."""
+    import re
+    with open(os.path.join(REPO, "README.md")) as fh:
+        block = re.findall(r"```python\n(.*?)```", fh.read(), re.S)[0]
+    env = {}
+    exec(compile(block, "README.md", "exec"), env)
+    capsys.readouterr()
+    g, h = env["g"], env["h"]
+    Z = np.array([100.0, 1000.0])
+    np.testing.assert_array_equal(g(Z), Z)
+    assert "softplus" in g.optimized_graph
+    with np.errstate(over="ignore"):
+        assert np.isinf(h(Z)[1])
+
+
+def test_default_optimization_does_not_hide_option_errors():
+    x = tl.tensor("x", "f64", ())
+    with pytest.raises(tl.TlalocError, match="unknown property"):
+        tl.function([x], tl.exp(x), cost="time + speed")
+    with pytest.raises(tl.TlalocError, match="limits"):
+        tl.function([x], tl.exp(x), limits="iters=banana")
