@@ -1,9 +1,10 @@
-/* engine.c - the engine table: the reference interpreter and the LLVM CPU
- * backend behind engine.h's interface. Each entry adapts its module's own
- * API; nothing here computes. */
+/* engine.c - the engine table: the reference interpreter, the LLVM CPU
+ * backend, the GPU backend and its emulator behind engine.h's interface.
+ * Each entry adapts its module's own API; nothing here computes. */
 #include "engine/engine.h"
 
 #include "backend/backend.h"
+#include "gpu/gpu.h"
 #include "interp/interp.h"
 #include "util/util.h"
 
@@ -101,13 +102,47 @@ static char *llvm_describe(const void *prog) {
 
 static void llvm_free(void *prog) { be_program_free(prog); }
 
+/* ---- the GPU backend: on the GPU, and on the host's emulator of the grid ---- */
+
+static void *gpu_compile_with(const tl_graph *g, const tl_engine_opts *o, int sim, char *err, size_t n) {
+  gpu_options go = gpu_options_default();
+  go.sim = sim;
+  if (o->opt_level) go.opt_level = o->opt_level < 0 ? 0 : o->opt_level;
+  return gpu_compile(g, &go, err, n);
+}
+
+static void *gpu_eng_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+  return gpu_compile_with(g, o, 0, err, n);
+}
+
+static void *sim_eng_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+  return gpu_compile_with(g, o, 1, err, n);
+}
+
+static int gpu_eng_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs, char *err,
+                       size_t n) {
+  return gpu_run(prog, inputs, syms, outputs, err, n);
+}
+
+static int gpu_eng_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor *const *outputs,
+                            char *err, size_t n) {
+  return gpu_run_into(prog, inputs, syms, outputs, err, n);
+}
+
+static char *gpu_eng_describe(const void *prog) { return gpu_describe(prog); }
+static void gpu_eng_free(void *prog) { gpu_program_free(prog); }
+
 /* ---- the table ---------------------------------------------------------- */
 
 static const tl_engine engines[] = {
   {"interp", "the reference interpreter (plain C, one kernel per op, slow on purpose)", interp_compile,
-   interp_run, interp_run_into, interp_describe, interp_free},
+   interp_run, interp_run_into, interp_describe, interp_free, NULL},
   {"llvm", "LLVM CPU backend: fused kernels JIT-compiled for the host", llvm_compile, llvm_run, llvm_run_into,
-   llvm_describe, llvm_free},
+   llvm_describe, llvm_free, NULL},
+  {"gpu", "GPU backend: the same kernels as PTX (LLVM NVPTX), run through the CUDA driver", gpu_eng_compile,
+   gpu_eng_run, gpu_eng_run_into, gpu_eng_describe, gpu_eng_free, gpu_available},
+  {"gpu-sim", "the GPU backend's kernels on the host's emulator of the grid (every block, every thread)",
+   sim_eng_compile, gpu_eng_run, gpu_eng_run_into, gpu_eng_describe, gpu_eng_free, NULL},
 };
 enum { NENGINES = sizeof engines / sizeof engines[0] };
 

@@ -329,6 +329,12 @@ int main(int argc, char **argv) {
     for (int e = 0; tl_engine_at(e); e++) {
       const tl_engine *eng = tl_engine_at(e);
       if (!strcmp(eng->name, "interp")) continue; /* the reference */
+      char why[512];
+      if (eng->available && !eng->available(why, sizeof why)) {
+        if (op == 0 || (only && !strcmp(only, tl_ops[op].name)))
+          printf("skipped: engine %s cannot run here: %s\n", eng->name, why);
+        continue;
+      }
       tally t = {0, 0, 0};
       int typed = 0;
       for (int k = 0; k < c.n; k++) {
