@@ -70,6 +70,8 @@ typedef struct gpu_ptx_stats {
  * names k0, k1, ... (prefixed by name_prefix when given); st may be NULL. */
 char *gpu_ptx(const tl_graph *g, const gpu_options *o, const char *name_prefix, gpu_ptx_stats *st, char *err,
               size_t n);
+/* The architecture o asks for ("sm_90" by default). */
+const char *gpu_arch(const gpu_options *o);
 /* The libdevice o would link (into buf), or NULL when there is none. */
 const char *gpu_libdevice_path(const gpu_options *o, char *buf, size_t n);
 /* 1 when a CUDA driver and a GPU are there, else 0 with the reason. */

@@ -38,8 +38,6 @@ void gpu_tables_free(gpu_tables *t);
 /* PTX for the build's kernels (gk_nvptx.c); NULL with a message. */
 char *gpu_nvptx(const gpu_build *b, const char *arch, const char *libdevice, int opt_level, gpu_ptx_stats *st,
                 char *err, size_t n);
-/* The architecture o asks for ("sm_90" by default). */
-const char *gpu_arch(const gpu_options *o);
 
 /* The emulated device: host memory, kernels run by gk_sim_launch. */
 typedef struct gpu_sim {
