@@ -93,22 +93,4 @@ typedef struct gpu_aot_params {
  * LLVM, no CUDA library at link time. 0, or -1 with a message. */
 int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, char *err, size_t n);
 
-/* ---- placement (place.c) ------------------------------------------------------------ */
-
-typedef struct gpu_place {
-  double cpu_s;       /* the CPU backend's program: its kernels and one call */
-  double gpu_s;       /* the GPU program: the three below and one call */
-  double gpu_kernels_s, gpu_h2d_s, gpu_d2h_s;
-  double h2d_bytes, d2h_bytes;
-  int nkernels;
-  int gpu;            /* 1: the GPU is predicted faster */
-} gpu_place;
-
-/* Predicts g (symbols bound by syms, all >= 0) on the CPU and on the GPU of
- * the profile, kernel by kernel from the plan, with the copies of the
- * inputs to the device and of the outputs back priced by the link's
- * bandwidth (docs/gpu.md, "Placement"). 0, or -1 with a message. */
-int gpu_place_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms, gpu_place *out, char *err,
-                      size_t n);
-
 #endif

@@ -61,6 +61,23 @@ def check_engine(engine):
                          % (engine, ", ".join(repr(n) for n in names)))
 
 
+# device= names the engine that runs there: the CPU backend, the GPU backend
+# (or its emulator), or the C library's "auto" engine, which picks the CPU
+# or the GPU at each call from the cost model's prediction
+DEVICES = {"cpu": "llvm", "gpu": "gpu", "gpu-sim": "gpu-sim", "auto": "auto"}
+
+
+def engine_for_device(engine, device):
+    """The engine for device= (None: engine= alone decides)."""
+    if device is None:
+        return engine
+    if device not in DEVICES:
+        raise ValueError("device=%r: expected one of %s" % (device, ", ".join(repr(d) for d in DEVICES)))
+    if engine not in ("llvm", DEVICES[device]):
+        raise ValueError("engine=%r and device=%r name different engines" % (engine, device))
+    return DEVICES[device]
+
+
 class Function:
     """A compiled graph: call it with numpy arrays, one per input, in order.
 
@@ -76,8 +93,11 @@ class Function:
     stats["fallback_reason"] has the backend's message)."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None, limits=None, engine="llvm"):
-        check_engine(engine)
+                 bound=None, limits=None, engine="llvm", device=None):
+        exact = device is not None  # the C engine of that name, "auto" included
+        engine = engine_for_device(engine, device)
+        if not exact:
+            check_engine(engine)
         if limits is not None and (rules is None or rules is False):
             raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
         if cost is not None and (rules is None or rules is False):
@@ -118,7 +138,7 @@ class Function:
         else:
             t3 = time.perf_counter()
             try:
-                self._program = _lib.Program(self._g, engine="llvm" if engine == "auto" else engine)
+                self._program = _lib.Program(self._g, engine="llvm" if engine == "auto" and not exact else engine)
                 t4 = time.perf_counter()
             except _lib.TlalocError as e:
                 if engine != "auto":
@@ -369,13 +389,19 @@ def _fmt_shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engine="llvm"):
+def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engine="llvm", device=None):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
     engine="llvm" (default) runs native code from the LLVM backend and raises
     TlalocError when the backend cannot compile the graph; engine="interp"
     runs the reference interpreter; engine="auto" compiles and falls back to
     the interpreter (stats["engine"] == "interpreter-fallback").
+
+    device= says where instead: "cpu" (the LLVM backend), "gpu" (the GPU
+    backend: TlalocError "gpu: no CUDA driver ..." without one), "gpu-sim"
+    (the GPU's kernels on the host's emulator), "auto" (the CPU or the GPU
+    at each call, whichever the cost model predicts faster for its sizes,
+    copies included; docs/gpu.md).
 
     rules=None runs the graph as written; rules=True optimizes it with the
     default rules folder, rules=[paths] with those .rw files/folders;
@@ -384,12 +410,12 @@ def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engi
     properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
     see docs/cost.md). stats then has the extracted program's properties."""
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
-                    engine=engine)
+                    engine=engine, device=device)
 
 
-def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm"):
+def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm", device=None):
     """A Function from .tg text (its own inputs and outputs)."""
     f = Function([], [], rules=rules, cost=cost, name=name, text=text, bound=bound,
-                 limits=limits, engine=engine)
+                 limits=limits, engine=engine, device=device)
     f._single = f._nout == 1
     return f

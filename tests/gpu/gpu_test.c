@@ -18,7 +18,10 @@
  *                                    f32 range on the emulator, refusals of the rest
  *   gpu-test driver                  the runtime without a driver or without a GPU
  *                                    (a stub libcuda) says so
+ *   gpu-test placement               the cost model's CPU-or-GPU choice on graphs
+ *                                    where the answer is known, predictions printed
  * Exit 0 when everything passed, 1 on a failure, 77 for a skip. */
+#include "cost/cost.h"
 #include "engine/engine.h"
 #include "gpu/gk.h"
 #include "gpu/gk_sim.h"
@@ -717,6 +720,70 @@ static int driver_mode(void) {
   return fails ? 1 : 0;
 }
 
+/* ---- placement ---------------------------------------------------------------------------------- */
+
+static int placement_mode(void) {
+  /* the built-in profile (an H100/H200-class GPU on PCIe 5, the reference
+   * 2-vCPU machine), not this machine's stored one: the answers are the
+   * model's, and the test must not depend on where it runs */
+  tl_profile prof;
+  tl_profile_default(&prof);
+  static const struct { const char *name, *text; int64_t n; int gpu; } cases[] = {
+    {"a tiny graph", "(graph t (in x f32 [16]) (out y (add (mul x 2.0) 1.0)))", 0, 0},
+    {"a small softmax", "(graph t (in x f32 [64 128]) (out y (softmax x :axis 1)))", 0, 0},
+    {"a huge input, plus 1", "(graph t (in x f32 [n]) (out y (add x 1.0)))", 100000000, 0},
+    {"a large elementwise chain", "(graph t (in x f32 [n]) (out y (tanh (exp (sin (cos (erf (sigmoid x))))))))",
+     20000000, 1},
+    {"a large matmul", "(graph t (in a f32 [4096 4096]) (in b f32 [4096 4096]) (out c (matmul a b)))", 0, 1},
+    {"attention, t = 4096, d = 64",
+     "(graph t (in q f32 [4096 64]) (in k f32 [4096 64]) (in v f32 [4096 64])"
+     " (out o (matmul (softmax (div (matmul q (transpose k)) 8.0) :axis -1) v)))", 0, 1},
+  };
+  int fails = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    tl_graph *g = tlt_parse(cases[i].text, NULL);
+    int64_t syms[1] = {cases[i].n};
+    tl_placement pl;
+    char err[512];
+    if (tl_cost_place(&prof, g, g->nsyms ? syms : NULL, 0, &pl, err, sizeof err)) {
+      printf("FAIL placement of %s: %s\n", cases[i].name, err);
+      fails++;
+      tl_graph_free(g);
+      continue;
+    }
+    bool ok = pl.gpu == (cases[i].gpu != 0);
+    printf("%s placement of %-28s cpu %12.1f us | gpu %12.1f us = kernels %10.1f + in %10.1f (%.3g B) + out %10.1f "
+           "(%.3g B) + sync -> %s\n", ok ? "ok  " : "FAIL", cases[i].name, pl.cpu_s * 1e6, pl.gpu_s * 1e6,
+           pl.gpu_kernels_s * 1e6, pl.h2d_s * 1e6, pl.h2d_bytes, pl.d2h_s * 1e6, pl.d2h_bytes, pl.gpu ? "GPU" : "CPU");
+    fails += !ok;
+    tl_graph_free(g);
+  }
+  /* the auto engine runs a tiny graph on the CPU and says so */
+  const tl_engine *a = tl_engine_find("auto", 0);
+  tl_graph *g = tlt_parse(cases[0].text, NULL);
+  tl_engine_opts eo = tl_engine_opts_default();
+  char err[512];
+  void *p = a->compile(g, &eo, err, sizeof err);
+  tl_tensor *in[1] = {0}, *out[1] = {0};
+  tl_random_inputs(g, in, NULL, 1, err, sizeof err);
+  if (!p || a->run(p, in, NULL, out, err, sizeof err)) {
+    printf("FAIL the auto engine: %s\n", err);
+    fails++;
+  } else {
+    char *d = a->describe(p);
+    bool ok = strstr(d, "\"device\": \"cpu\"") != NULL;
+    printf("%s the auto engine on a tiny graph: %.200s...\n", ok ? "ok  " : "FAIL", d);
+    fails += !ok;
+    free(d);
+  }
+  if (p) a->free(p);
+  tl_tensor_free(in[0]);
+  tl_tensor_free(out[0]);
+  tl_graph_free(g);
+  printf("placement: %d failed\n", fails);
+  return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: gpu-test sim|gpu|ptxas SRC [--random N] | emulator | own-math | driver\n");
@@ -732,6 +799,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "emulator")) return emulator_mode();
   if (!strcmp(m, "own-math")) return own_math_mode();
   if (!strcmp(m, "driver")) return driver_mode();
+  if (!strcmp(m, "placement")) return placement_mode();
   fprintf(stderr, "gpu-test: unknown mode '%s'\n", m);
   return 2;
 }
