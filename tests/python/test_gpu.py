@@ -61,3 +61,23 @@ def test_device_argument_checked():
         tl.function([x], x + 1, device="tpu")
     with pytest.raises(ValueError, match="name different engines"):
         tl.function([x], x + 1, engine="interp", device="gpu")
+
+
+def test_c_api_device_field():
+    """tlaloc_compile_options.device picks the engine of that place."""
+    import ctypes
+    g = _lib.Graph("(graph g (in x f32 [4]) (out y (exp x)))", "<t>")
+    lib = g._lib
+    for dev, engine, ok in (("gpu-sim", "gpu-sim", True), ("cpu", "llvm", True), ("tpu", None, False)):
+        opts = _lib._CompileOptions()
+        opts.device = dev.encode()
+        p, err = ctypes.c_void_p(), ctypes.c_void_p()
+        st = lib.tlaloc_compile(g._g, ctypes.byref(opts), ctypes.byref(p), ctypes.byref(err))
+        msg = _lib.take_string(lib, err.value) if err.value else ""
+        assert (st == 0) == ok, msg
+        if ok:
+            import json
+            assert json.loads(_lib.take_string(lib, lib.tlaloc_program_stats(p.value)))["engine"] == engine
+            lib.tlaloc_program_free(p.value)
+        else:
+            assert "device 'tpu'" in msg
