@@ -15,7 +15,7 @@ int cli_cmd_compile(int argc, char **argv) {
   be_aot_params ap = {.opt_level = 3};
   gpu_options go = gpu_options_default();
   const char *in = NULL, *launcher = NULL;
-  int ptx = 0;
+  int ptx = 0, opt_given = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-o") && i + 1 < argc) ap.object_path = argv[++i];
@@ -30,9 +30,9 @@ int cli_cmd_compile(int argc, char **argv) {
         fprintf(stderr, "tlaloc compile: --target is cpu or ptx, not '%s'\n", t);
         return CLI_EXIT_BAD;
       }
-    } else if (!strcmp(a, "-O1")) ap.opt_level = 1;
-    else if (!strcmp(a, "-O2")) ap.opt_level = 2;
-    else if (!strcmp(a, "-O3")) ap.opt_level = 3;
+    } else if (!strcmp(a, "-O1")) ap.opt_level = 1, opt_given = 1;
+    else if (!strcmp(a, "-O2")) ap.opt_level = 2, opt_given = 1;
+    else if (!strcmp(a, "-O3")) ap.opt_level = 3, opt_given = 1;
     else if (a[0] != '-' && !in) in = a;
     else {
       fprintf(stderr, "tlaloc compile: unexpected argument '%s'\n", a);
@@ -51,7 +51,7 @@ int cli_cmd_compile(int argc, char **argv) {
   char err[2048];
   int rc = 0;
   if (ptx) {
-    go.opt_level = ap.opt_level;
+    if (opt_given) go.opt_level = ap.opt_level;
     gpu_aot_params gp = {.name = ap.name, .ptx_path = ap.object_path, .header_path = ap.header_path,
                          .launcher_path = launcher};
     if (gpu_compile_aot(g, &go, gp, err, sizeof err)) {

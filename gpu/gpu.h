@@ -32,7 +32,8 @@ typedef struct gpu_options {
   const char *libdevice; /* NULL: $CUDA_HOME/nvvm/libdevice/libdevice.10.bc, else
                             /usr/local/cuda/...; "": none */
   int use_cublas;        /* 1 (default): f32/f64 matmul through cuBLAS when it loads */
-  int opt_level;         /* LLVM: 0 none, 1-3 default<O1..O3> (default 3) */
+  int opt_level;         /* LLVM: 0 none, 1-3 default<O1..O3> (default 2, or
+                            $TLALOC_GPU_OPT_LEVEL) */
   unsigned sim_blocks;   /* the emulator's grid limit (default 3: the kernels' grid-stride
                             loops then wrap even on small inputs) */
 } gpu_options;
