@@ -72,7 +72,7 @@ static int write_header(const char *path, const char *name, const gpu_build *b) 
           " * inputs in), %s_exec (launch the kernels; asynchronous), %s_fetch (copy the\n"
           " * outputs out, as %s allocates them), %s_time_exec (ms per %s_exec).\n"
           " * dtype codes: 0 bool (uint8_t), 1 int32, 2 int64, 3 float, 4 double. */\n"
-          "#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n"
+          "#ifndef %s\n#define %s\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
           "#ifndef TLALOC_TENSOR_DEFINED\n#define TLALOC_TENSOR_DEFINED\n"
           "typedef struct tlaloc_tensor {\n  int dtype;\n  int rank;\n  int64_t dims[8];\n  void *data;\n} tlaloc_tensor;\n"
           "#endif\n\n",
@@ -103,8 +103,12 @@ static int write_header(const char *path, const char *name, const gpu_build *b) 
           "int %s_prepare(const tlaloc_tensor *inputs);\n"
           "int %s_exec(void);\n"
           "int %s_fetch(tlaloc_tensor *outputs);\n"
-          "double %s_time_exec(int reps);\n\n#endif\n",
-          name, name, name, name, name, name, name, name, name);
+          "double %s_time_exec(int reps);\n"
+          "/* seconds per device-to-device copy of bytes (CUDA events), per host-to-device\n"
+          " * copy from pageable memory (the best of reps); -1 on failure */\n"
+          "double %s_copy_time(size_t bytes, int reps);\n"
+          "double %s_h2d_time(size_t bytes, int reps);\n\n#endif\n",
+          name, name, name, name, name, name, name, name, name, name, name);
   return fclose(f) ? -1 : 0;
 }
 
@@ -197,6 +201,14 @@ static const char entry_points[] =
     "double @_time_exec(int reps) {\n"
     "  if (@_s_.state <= 0) return -1;\n"
     "  return gpu_rt_cuda_time_exec(&@_s_.cuda, &@_s_.st, reps, @_s_.err, sizeof @_s_.err);\n"
+    "}\n\n"
+    "double @_copy_time(size_t bytes, int reps) {\n"
+    "  if (@_init()) return -1;\n"
+    "  return gpu_rt_cuda_copy_time(&@_s_.cuda, bytes, reps, @_s_.err, sizeof @_s_.err);\n"
+    "}\n\n"
+    "double @_h2d_time(size_t bytes, int reps) {\n"
+    "  if (@_init()) return -1;\n"
+    "  return gpu_rt_cuda_h2d_time(&@_s_.cuda, bytes, reps, @_s_.err, sizeof @_s_.err);\n"
     "}\n";
 
 static void emit(FILE *f, const char *t, const char *name, int nin, int nout) {

@@ -42,41 +42,10 @@
 /* ---- the graphs ----------------------------------------------------------------- */
 
 /* Graphs for the kernel kinds and modes the examples and random graphs
- * reach rarely or never: rows longer than a warp takes (block per row),
- * symbolic row lengths, column reductions (thread per row), matmul in every
- * form, take, concat, slices with negative steps, integer pow, vector runs
- * with tails, the run-time errors. Symbols are bound to 700 by default. */
-static const char *const special[] = {
-  "(graph rows (in x f32 [3 2500]) (out a (softmax x :axis 1)) (out b (log_softmax x :axis -1))"
-  " (out c (logsumexp x :axis 1)) (out d (max x :axis 1)) (out e (sum x :axis 1)) (out f (mean (exp x) :axis 1)))",
-  "(graph symrows (in x f64 [r c]) (out a (softmax (mul x 3.0) :axis 1)) (out b (prod (div x 8.0) :axis 1))"
-  " (out c (min x :axis 1 :keepdims true)) (out d (logsumexp x)))",
-  "(graph cols (in x f32 [300 5]) (in y f64 [4 300 3]) (out a (sum x :axis 0)) (out b (softmax x :axis 0))"
-  " (out c (max y :axis [0 1])) (out d (log_softmax y :axis 1)) (out e (logsumexp y :axis 1)))",
-  "(graph mm (in a f32 [37 19]) (in b f32 [19 23]) (in c f64 [3 5 7]) (in d f64 [7 4]) (in e f32 [23 19])"
-  " (out x (matmul a b)) (out y (matmul c d)) (out z (matmul a (transpose e))) (out w (matmul (transpose b) (transpose a))))",
-  "(graph mmv (in a f32 [19]) (in b f32 [19 23]) (in c f32 [23 19]) (in d f64 [2 1 3 4]) (in e f64 [5 4 2])"
-  " (out x (matmul a b)) (out y (matmul c a)) (out z (matmul d e)))",
-  "(graph mmi (in a i32 [9 17]) (in b i32 [17 5]) (in c i64 [4 3]) (in d i64 [3 2]) (in p bool [6 5]) (in q bool [5 3])"
-  " (out x (matmul a b)) (out y (matmul c d)) (out z (matmul p q)) (out w (matmul (cast p :dtype f32) (cast q :dtype f32))))",
-  "(graph takes (in x f32 [7 5]) (in i i64 [4]) (in j i32 [2 3]) (out a (take x i :axis 0)) (out b (take x j :axis 1))"
-  " (out c (take x i)) (out d (exp (take x (sub 0 j) :axis 1))))",
-  "(graph shapes (in x f32 [6 5]) (in y f32 [6 3]) (out a (concat x y :axis 1)) (out b (slice x :axis 0 :start -1 :step -2))"
-  " (out c (broadcast_to (slice x :axis 1 :start 1 :stop 4) :shape [2 6 3])) (out d (transpose (concat x (exp y) x :axis 1))))",
-  "(graph ints (in x i32 [5 7]) (in y i64 [7]) (out a (pow x 3)) (out b (floor_divide y 3)) (out c (remainder (neg x) 4))"
-  " (out d (sum (mul x x) :axis 1)) (out e (max y)) (out f (prod (add y 1))))",
-  "(graph vec (in x f32 [1027]) (in y f64 [1027]) (in s f32 []) (out a (tanh (mul x s))) (out b (sigmoid y))"
-  " (out c (add (exp x) (cast (log1p (abs y)) :dtype f32))) (out d (where (gt x 0) x (mul x 0.01))))",
-  "(graph chain (in x f32 [n]) (out y (exp (sin (cos (tanh (mul (add x 1) (sub x 2))))))))",
-  "(graph bools (in x f32 [40]) (in y f32 [40]) (out a (and (gt x 0) (lt y 0))) (out b (sum (gt x y))) (out c (not (eq x y))))",
-};
-
-/* Graphs whose runs must fail, on every engine alike. */
-static const char *const failing[] = {
-  "(graph oob (in x f32 [4 3]) (in i i64 [3]) (out a (take x (add i 5) :axis 0)))",
-  "(graph negpow (in x i64 [4]) (out a (pow x (sub 0 (add x 1)))))",
-  "(graph emptymax (in x f32 [3 c]) (out a (max x :axis 1)))",
-};
+ * reach rarely or never are the .tg files of tests/gpu/graphs (each says what it is
+ * for); those whose runs must fail, on every engine alike, are
+ * the files of tests/gpu/graphs/fail. Symbols are bound to 700 and to 3 (0 for the
+ * failing ones). scripts/gpu-prepare.sh carries them to a GPU machine too. */
 
 /* ---- comparing with the interpreter --------------------------------------------------- */
 
@@ -210,15 +179,15 @@ static tl_graph *load(const char *path) {
   return g;
 }
 
-/* The examples' paths (sorted), NULL-terminated. */
-static char **examples(const char *src) {
+/* The paths of the .tg files of src/sub (sorted), NULL-terminated. */
+static char **tg_files(const char *src, const char *sub) {
   char dir[4096];
-  snprintf(dir, sizeof dir, "%s/examples", src);
+  snprintf(dir, sizeof dir, "%s/%s", src, sub);
   char **list = tl_xcalloc(256, sizeof *list);
   int n = 0;
   FILE *p;
   char cmd[4200];
-  snprintf(cmd, sizeof cmd, "ls %s/*.tg", dir);
+  snprintf(cmd, sizeof cmd, "ls %s/*.tg 2>/dev/null", dir);
   if ((p = popen(cmd, "r"))) {
     char line[4200];
     while (n < 255 && fgets(line, sizeof line, p)) {
@@ -235,6 +204,12 @@ static void free_list(char **l) {
   free(l);
 }
 
+static int count(char **l) {
+  int n = 0;
+  while (l[n]) n++;
+  return n;
+}
+
 static int diff_mode(const char *engine, const char *src, int nrandom) {
   const tl_engine *eng = tl_engine_find(engine, 0);
   char why[512];
@@ -243,7 +218,8 @@ static int diff_mode(const char *engine, const char *src, int nrandom) {
     return 77;
   }
   tally t = {0};
-  char **ex = examples(src);
+  char **ex = tg_files(src, "examples"), **sp = tg_files(src, "tests/gpu/graphs"),
+       **fl = tg_files(src, "tests/gpu/graphs/fail");
   static const int64_t sizes[] = {0, 1, 7, 130};
   for (int i = 0; ex[i]; i++) {
     tl_graph *g = load(ex[i]);
@@ -257,20 +233,25 @@ static int diff_mode(const char *engine, const char *src, int nrandom) {
     tl_graph_free(g);
   }
   int nex = t.graphs;
-  for (size_t i = 0; i < sizeof special / sizeof *special; i++) {
-    tl_graph *g = tlt_parse(special[i], NULL);
+  for (int i = 0; sp[i]; i++) {
+    tl_graph *g = load(sp[i]);
+    if (!g) {
+      printf("FAIL %s: does not parse\n", sp[i]);
+      t.failed++;
+      continue;
+    }
     t.graphs++;
-    compare_sized(eng, g, 700, 7 + i, special[i], &t);
-    compare_sized(eng, g, 3, 9 + i, special[i], &t);
+    compare_sized(eng, g, 700, 7 + (uint64_t)i, sp[i], &t);
+    compare_sized(eng, g, 3, 9 + (uint64_t)i, sp[i], &t);
     tl_graph_free(g);
   }
   int refused = t.refused_both;
-  for (size_t i = 0; i < sizeof failing / sizeof *failing; i++) {
-    tl_graph *g = tlt_parse(failing[i], NULL);
+  for (int i = 0; fl[i]; i++) {
+    tl_graph *g = load(fl[i]);
     tally f = {0};
-    compare_sized(eng, g, 0, 1, failing[i], &f);
-    if (f.refused_both != 1) {
-      printf("FAIL %s on %s: the run should fail on both engines\n", failing[i], eng->name);
+    if (g) compare_sized(eng, g, 0, 1, fl[i], &f);
+    if (!g || f.refused_both != 1) {
+      printf("FAIL %s on %s: the run should fail on both engines\n", fl[i], eng->name);
       t.failed++;
     }
     t.failed += f.failed;
@@ -286,11 +267,12 @@ static int diff_mode(const char *engine, const char *src, int nrandom) {
     compare_sized(eng, g, 0, 1000 + (uint64_t)i, what, &t);
     tl_graph_free(g);
   }
+  printf("%s against the interpreter: %d graphs (%d examples at 4 sizes, %d of tests/gpu/graphs at 2, %d random), "
+         "%d runs, %d refused by both, %d error cases failing on both as they should, %d failed\n",
+         engine, t.graphs, nex, count(sp), nrandom, t.runs, refused, count(fl), t.failed);
   free_list(ex);
-  printf("%s against the interpreter: %d graphs (%d examples at 4 sizes, %zu hand-written, %d random), %d runs, "
-         "%d refused by both as they should be, %zu error cases, %d failed\n",
-         engine, t.graphs, nex, sizeof special / sizeof *special, nrandom, t.runs, refused,
-         sizeof failing / sizeof *failing, t.failed);
+  free_list(sp);
+  free_list(fl);
   return t.failed ? 1 : 0;
 }
 
@@ -359,7 +341,7 @@ static int ptxas_mode(const char *src, int nrandom) {
   gpu_options o = gpu_options_default();
   bool have_ld = gpu_libdevice_path(&o, ldb, sizeof ldb) != NULL;
   pstats ps = {0}, own = {0};
-  char **ex = examples(src);
+  char **ex = tg_files(src, "examples"), **sp = tg_files(src, "tests/gpu/graphs");
   for (int i = 0; ex[i]; i++) {
     tl_graph *g = load(ex[i]);
     ptx_one(g, &o, ptxas, tmp, ex[i], &ps);
@@ -369,9 +351,9 @@ static int ptxas_mode(const char *src, int nrandom) {
     tl_graph_free(g);
   }
   int nex = ps.modules;
-  for (size_t i = 0; i < sizeof special / sizeof *special; i++) {
-    tl_graph *g = tlt_parse(special[i], NULL);
-    ptx_one(g, &o, ptxas, tmp, special[i], &ps);
+  for (int i = 0; sp[i]; i++) {
+    tl_graph *g = load(sp[i]);
+    ptx_one(g, &o, ptxas, tmp, sp[i], &ps);
     tl_graph_free(g);
   }
   rg_seed(7);
@@ -383,13 +365,13 @@ static int ptxas_mode(const char *src, int nrandom) {
     ptx_one(g, &o, ptxas, tmp, what, &ps);
     tl_graph_free(g);
   }
-  free_list(ex);
   unlink(tmp);
-  printf("ptxas -arch=%s (%s): %d modules, %d kernels (%d examples, %zu hand-written, %d random graphs): %d accepted, "
-         "%d rejected; compile %.1f ms per module on average, %.1f at most\n",
+  printf("ptxas -arch=%s (%s): %d modules, %d kernels (%d examples, %d of tests/gpu/graphs, %d random graphs): "
+         "%d accepted, %d rejected; compile %.1f ms per module on average, %.1f at most\n",
          gpu_arch(&o), have_ld ? "libdevice linked" : "no libdevice: the project's own math", ps.modules, ps.kernels,
-         nex, sizeof special / sizeof *special, nrandom, ps.accepted, ps.rejected,
-         ps.modules ? ps.ms_total / ps.modules : 0, ps.ms_max);
+         nex, count(sp), nrandom, ps.accepted, ps.rejected, ps.modules ? ps.ms_total / ps.modules : 0, ps.ms_max);
+  free_list(ex);
+  free_list(sp);
   printf("ptxas, the examples without libdevice (own f32 exp/log/log1p/tanh): %d accepted, %d rejected, %d refused "
          "with the 'needs libdevice' message\n", own.accepted, own.rejected, own.refused);
   return ps.rejected || own.rejected || ps.accepted == 0 ? 1 : 0;
