@@ -59,6 +59,20 @@ int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_va
 char *gpu_describe(const gpu_program *p);
 void gpu_program_free(gpu_program *p);
 
+/* ---- timing (the `gpu` engine only; tlaloc calibrate, cost-report) ------------------
+ * After a gpu_run with the inputs to time, their device copies stay: */
+int gpu_program_kernels(const gpu_program *p);
+/* Seconds per run of kernel ki alone, or of all the program's kernels (ki
+ * = -1), by CUDA events over reps runs after one untimed; -1 with a
+ * message (no GPU program, or a failure). */
+double gpu_time(gpu_program *p, int ki, int reps, char *err, size_t n);
+/* Seconds per copy of bytes: device to device (events), or host to device
+ * from pageable memory (h2d: wall clock, the best of reps); -1 with a
+ * message. */
+double gpu_copy_seconds(gpu_program *p, size_t bytes, int reps, int h2d, char *err, size_t n);
+/* The GPU's name ("" for the emulator). */
+const char *gpu_device_name(const gpu_program *p);
+
 /* ---- PTX ------------------------------------------------------------------------ */
 
 typedef struct gpu_ptx_stats {

@@ -682,6 +682,27 @@ GPU_RT_API double gpu_rt_cuda_time_exec(gpu_rt_cuda *c, gpu_rt_state *s, int rep
   return ms < 0 ? -1 : ms / reps;
 }
 
+static int rt_launch_one(gpu_rt_cuda *c, gpu_rt_state *s, int ki, unsigned grid, char *err, size_t n) {
+  if (s->p->ks[ki].gemm && c->cublas) {
+    int rc = rt_cuda_gemm(c, ki, s->ptr, s->syms, err, n);
+    if (rc) return rc < 0 ? -1 : 0;
+  }
+  return rt_cuda_launch(c, ki, grid, (unsigned)s->p->ks[ki].threads, s->ptr, s->numel, s->syms, s->errp, err, n);
+}
+
+GPU_RT_API double gpu_rt_cuda_time_kernel(gpu_rt_cuda *c, gpu_rt_state *s, int ki, int reps, char *err, size_t n) {
+  gpu_rt_drv.cuCtxSetCurrent(gpu_rt_drv.ctx);
+  unsigned grid = gpu_rt_grid(s, ki);
+  if (!grid) return 0;
+  if (rt_events(c, err, n) || rt_launch_one(c, s, ki, grid, err, n) || rt_cuda_sync(c, err, n)) return -1;
+  gpu_rt_drv.cuEventRecord((gpu_rt_CUevent)c->ev[0], (gpu_rt_CUstream)c->stream);
+  for (int i = 0; i < reps; i++)
+    if (rt_launch_one(c, s, ki, grid, err, n)) return -1;
+  gpu_rt_drv.cuEventRecord((gpu_rt_CUevent)c->ev[1], (gpu_rt_CUstream)c->stream);
+  double ms = rt_elapsed_ms(c, err, n);
+  return ms < 0 ? -1 : ms / reps;
+}
+
 GPU_RT_API double gpu_rt_cuda_copy_time(gpu_rt_cuda *c, size_t bytes, int reps, char *err, size_t n) {
   gpu_rt_drv.cuCtxSetCurrent(gpu_rt_drv.ctx);
   gpu_rt_CUdeviceptr a = 0, b = 0;

@@ -165,6 +165,11 @@ GPU_RT_API gpu_rt_dev gpu_rt_cuda_dev(gpu_rt_cuda *c);
 /* Milliseconds of reps runs of gpu_rt_exec (after one untimed), by CUDA
  * events on the program's stream; -1 on failure. */
 GPU_RT_API double gpu_rt_cuda_time_exec(gpu_rt_cuda *c, gpu_rt_state *s, int reps, char *err, size_t n);
+/* Milliseconds of one launch of kernel ki (the mean of reps, after one
+ * untimed) under the state's sizes and device memory (a matmul through
+ * cuBLAS where the program uses it); 0 when the kernel has no work; -1 on
+ * failure. */
+GPU_RT_API double gpu_rt_cuda_time_kernel(gpu_rt_cuda *c, gpu_rt_state *s, int ki, int reps, char *err, size_t n);
 /* Device-to-device copy of bytes, reps times: seconds per copy (events);
  * and host-to-device of bytes from pageable memory (wall clock). -1 on
  * failure. */

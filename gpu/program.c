@@ -395,6 +395,27 @@ int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_va
   return rc;
 }
 
+int gpu_program_kernels(const gpu_program *p) { return p->b.nks; }
+const char *gpu_device_name(const gpu_program *p) { return p->cuda_open ? p->cuda.devname : ""; }
+
+double gpu_time(gpu_program *p, int ki, int reps, char *err, size_t n) {
+  if (!p->cuda_open || !p->st.planned) {
+    snprintf(err, n, "gpu: timing needs a program of the gpu engine that has run");
+    return -1;
+  }
+  double ms = ki < 0 ? gpu_rt_cuda_time_exec(&p->cuda, &p->st, reps, err, n)
+                     : gpu_rt_cuda_time_kernel(&p->cuda, &p->st, ki, reps, err, n);
+  return ms < 0 ? -1 : ms * 1e-3;
+}
+
+double gpu_copy_seconds(gpu_program *p, size_t bytes, int reps, int h2d, char *err, size_t n) {
+  if (!p->cuda_open) {
+    snprintf(err, n, "gpu: timing needs a program of the gpu engine");
+    return -1;
+  }
+  return h2d ? gpu_rt_cuda_h2d_time(&p->cuda, bytes, reps, err, n) : gpu_rt_cuda_copy_time(&p->cuda, bytes, reps, err, n);
+}
+
 static const char *const kind_names[] = {"fused", "reduce", "softmax", "matmul", "take-chk"};
 
 char *gpu_describe(const gpu_program *p) {
