@@ -371,7 +371,7 @@ static tl_opt *make_opt(const tlaloc_opt_options *opts, bool explain, char **err
   p.rule_paths = opts->rule_paths;
   p.nrule_paths = opts->rule_paths ? opts->nrules : 0;
   p.explain = explain;
-  if (opts->limits && tl_opt_parse_limits(opts->limits, &p.limits)) {
+  if (opts->limits && tl_opt_parse_limits(opts->limits, &p)) {
     set_error(errors, "limits '%s': expected iters=N,nodes=N,time=SECONDS,mem=MIB", opts->limits);
     return NULL;
   }

@@ -123,7 +123,7 @@ int be_compile_aot(const tl_graph *g, be_aot_params ap, char *err, size_t n) {
   for (char *q = nbuf; *q; q++)
     if (!isalnum((unsigned char)*q)) *q = '_';
   if (isdigit((unsigned char)nbuf[0])) nbuf[0] = '_';
-  int opt = ap.opt_level < 1 ? 1 : ap.opt_level > 3 ? 3 : ap.opt_level;
+  int opt = ap.opt_level < 0 ? 0 : ap.opt_level > 3 ? 3 : ap.opt_level; /* 0: no IR passes */
   char entry[160];
   snprintf(entry, sizeof entry, "%s_entry", nbuf);
   be_plan p;

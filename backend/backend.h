@@ -102,7 +102,7 @@ typedef struct be_aot_params {
   const char *name;        /* prefix of the C names (NAME, NAME_entry, ...);
                               NULL: the graph's name, else "graph"; any
                               character other than [A-Za-z0-9_] becomes '_' */
-  int opt_level;           /* 1..3, as -O1..-O3 */
+  int opt_level;           /* 0..3, as -O0..-O3 (0: no IR passes) */
   const char *object_path; /* the object file to write */
   const char *header_path; /* the C header to write; NULL: none */
 } be_aot_params;

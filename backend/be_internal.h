@@ -25,7 +25,9 @@ enum { BE_S_DEAD, BE_S_INLINE, BE_S_MAT, BE_S_ALIAS };
 /* UNUSED: a temporary whose kernel now writes over a dead operand's buffer
  * (the in-place pass); nothing reads or writes it. */
 enum { BE_BUF_INPUT, BE_BUF_OUTPUT, BE_BUF_TEMP, BE_BUF_CONST, BE_BUF_UNUSED };
-enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK };
+/* SCATTER: scatter_add's accumulation into its buffer (which an EW kernel
+ * filled with operand 0 first); one thread, in the addend's element order */
+enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK, BE_K_SCATTER };
 
 /* error codes: (node << 4) | kind */
 enum { BE_ERR_TAKE = 1, BE_ERR_POW = 2, BE_ERR_EMPTY = 3 };
@@ -42,8 +44,8 @@ typedef struct be_kern {
   int kind;
   int32_t node;  /* the node computed (EW: root expression) */
   int32_t out;   /* output buffer */
-  int32_t place; /* EW into a concat: the concat node, else -1 */
-  int part;      /* concat operand number */
+  int32_t place; /* EW into part of a buffer: the concat or slice_update node, else -1 */
+  int part;      /* the operand it computes (slice_update: 1, the update) */
   int32_t opbuf[2]; /* matmul: operand buffers (contiguous, result dtype) */
   uint8_t trans[2]; /* matmul: operand k's buffer holds it with its last two dims swapped */
   uint8_t uniform[2]; /* matmul: every element of operand k is the same number (a fill seen
@@ -61,6 +63,18 @@ typedef struct be_fuse {
   bool single_use, cheap;
   int64_t max_ops; /* 0: no limit */
 } be_fuse;
+
+/* The most ops a fused expression may have (counted as fuse's max-ops
+ * counts them: as a tree, loads 0), whatever the rules allow: a chain of
+ * 10^6 elementwise ops with single uses is legal, and fusing it whole gave
+ * one kernel whose expression every walk over it (planning, lowering,
+ * the cost model) recursed through, level by level, and whose LLVM time
+ * grew faster than its size (10^4 adds 1.1 s, 4x10^4 11 s in LLVM's
+ * passes). Cut at this bound, the walks recurse at most this deep (a
+ * kernel's root adds one level) and a chain compiles in linear time
+ * (kernels of ~500 adds). No shipped example or test fuses more than 16
+ * ops, so this changes none of them. */
+#define BE_FUSE_MAX_OPS 1024
 
 typedef struct be_rules {
   be_fuse *fuse;
@@ -100,7 +114,7 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
  * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
-#define BE_LOWER_VERSION 8 /* 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
+#define BE_LOWER_VERSION 9 /* 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 

@@ -222,7 +222,9 @@ static void bcast_dep(const tl_type *xt, const tl_type *ot, const dep *d, dep *x
     x[j] = xt->dims[j] == 1 && ot->dims[j + off] != 1 ? dep_of(DEP_OTHER, 0) : d[j + off];
 }
 
-/* The accesses of lw_ex(id) (def: lw_ex_def(id)) at an index vector d. */
+/* The accesses of lw_ex(id) (def: lw_ex_def(id)) at an index vector d.
+ * Recursive, as deep as the kernel's expression: at most BE_FUSE_MAX_OPS
+ * levels (be_internal.h). */
 static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
   const be_plan *p = s->p;
   const tl_graph *g = p->g;
@@ -312,11 +314,13 @@ void be_ew_loops(const be_plan *p, const be_kern *k, be_loops *l) {
   for (int i = 0; i < r; i++) d[i] = dep_of(DEP_PASS, 1u << i);
   bool own = p->buf_of[k->node] == k->out && p->state[k->node] == BE_S_MAT;
   scan_expr(&s, k->node, own, d);
-  if (k->place >= 0) { /* the store, into a concat's buffer at an offset */
+  if (k->place >= 0) { /* the store, into a concat's buffer at an offset (a slice_update's: strided) */
     const tl_node *cn = &g->nodes[k->place];
     int ax = (cn->attrs.present & TL_A_AXIS) ? cn->attrs.axes[0] : 0;
     if (ax < 0) ax += cn->type.rank;
-    d[ax].kind = DEP_SHIFT;
+    bool unit = cn->op == TL_OP_CONCAT || !(cn->attrs.present & TL_A_STEP) || cn->attrs.step == 1;
+    if (unit) d[ax].kind = DEP_SHIFT;
+    else d[ax] = dep_of(DEP_OTHER, d[ax].mask);
     scan_access(&s, cn->type.rank, cn->type.dims, d);
   } else {
     scan_access(&s, r, n->type.dims, d);
@@ -415,9 +419,17 @@ static void k_ew(em *e, const be_kern *k) {
     int ax = (cn->attrs.present & TL_A_AXIS) ? cn->attrs.axes[0] : 0;
     if (ax < 0) ax += cn->type.rank;
     LLVMValueRef pos = ci(e, 0);
-    for (int i = 0; i < k->part; i++)
-      pos = LLVMBuildAdd(e->pre, pos, lw_dimv(e, e->g->nodes[tl_node_inputs(e->g, cn)[i]].type.dims[ax]), "");
-    base = LLVMBuildMul(e->pre, pos, ost[ax], "");
+    if (cn->op == TL_OP_SLICE_UPDATE) {
+      /* the update's index i along the axis lands at start + i * step */
+      int64_t step = (cn->attrs.present & TL_A_STEP) ? cn->attrs.step : 1;
+      pos = lw_slice_start(e, &cn->attrs, lw_dimv(e, cn->type.dims[ax]));
+      base = LLVMBuildMul(e->pre, pos, ost[ax], "");
+      ost[ax] = LLVMBuildMul(e->pre, ost[ax], ci(e, step), "");
+    } else {
+      for (int i = 0; i < k->part; i++)
+        pos = LLVMBuildAdd(e->pre, pos, lw_dimv(e, e->g->nodes[tl_node_inputs(e->g, cn)[i]].type.dims[ax]), "");
+      base = LLVMBuildMul(e->pre, pos, ost[ax], "");
+    }
   } else {
     lw_contig_strides(e, r, n->type.dims, ost);
   }
@@ -480,6 +492,62 @@ static void k_takecheck(em *e, const be_kern *k) {
   lw_set_err(e, BE_ERR_TAKE);
   LLVMBuildBr(e->b, ok);
   LLVMPositionBuilderAtEnd(e->b, ok);
+}
+
+/* scatter_add's accumulation: for every element of the addend v (in C
+ * order, one thread, so duplicate indices add up in a fixed order), the
+ * index j = i[...] (negative: from the end; out of range: the take error)
+ * picks the element of the buffer (already holding operand 0) that v's
+ * element is added to. */
+static void k_scatter(em *e, const be_kern *k) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  const int32_t *in = tl_node_inputs(g, n);
+  const tl_type *xt = &n->type, *it = &g->nodes[in[1]].type, *vt = &g->nodes[in[2]].type;
+  bool flat = !(n->attrs.present & TL_A_AXIS);
+  int ax = flat ? 0 : n->attrs.axes[0], dt = xt->dtype;
+  if (ax < 0) ax += xt->rank;
+  LLVMValueRef ost[TL_MAX_RANK], ist[TL_MAX_RANK], len = ci(e, 1);
+  lw_contig_strides(e, xt->rank, xt->dims, ost);
+  lw_contig_strides(e, it->rank, it->dims, ist);
+  if (flat)
+    for (int i = 0; i < xt->rank; i++) len = LLVMBuildMul(e->pre, len, lw_dimv(e, xt->dims[i]), "");
+  else
+    len = lw_dimv(e, xt->dims[ax]);
+  loop ls[TL_MAX_RANK];
+  LLVMValueRef iv[TL_MAX_RANK], no = NULL;
+  if (vt->rank == 0) no = lw_guard_range(e, ci(e, 0), ci(e, 1));
+  lw_nest_open(e, ls, vt->rank, vt->dims, NULL, NULL, NULL, iv);
+  int ia = flat ? 0 : ax;
+  LLVMValueRef j = lw_load_at(e, e->p->buf_of[in[1]], it->dtype, lw_offset(e, it->rank, ist, iv + ia));
+  j = lw_conv(e, j, it->dtype, TL_I64);
+  j = sel(e, icmp(e, LLVMIntSLT, j, ci(e, 0)), LLVMBuildAdd(e->b, j, len, ""), j);
+  LLVMValueRef bad = LLVMBuildOr(e->b, icmp(e, LLVMIntSLT, j, ci(e, 0)), icmp(e, LLVMIntSGE, j, len), "");
+  LLVMBasicBlockRef eb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "oob");
+  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(e->cx, e->fn, "inb");
+  LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->cx, e->fn, "nexte");
+  LLVMBuildCondBr(e->b, bad, eb, ok);
+  LLVMPositionBuilderAtEnd(e->b, eb);
+  lw_set_err(e, BE_ERR_TAKE);
+  LLVMBuildBr(e->b, next);
+  LLVMPositionBuilderAtEnd(e->b, ok);
+  LLVMValueRef off;
+  if (flat) {
+    off = j;
+  } else {
+    LLVMValueRef xi[TL_MAX_RANK];
+    for (int i = 0; i < ax; i++) xi[i] = iv[i];
+    xi[ax] = j;
+    for (int i = ax + 1; i < xt->rank; i++) xi[i] = iv[i - 1 + it->rank];
+    off = lw_offset(e, xt->rank, ost, xi);
+  }
+  LLVMValueRef v = lw_ex(e, in[2], iv), old = lw_load_at(e, k->out, dt, off);
+  LLVMValueRef sum = isf(dt) ? LLVMBuildFAdd(e->b, old, v, "") : LLVMBuildAdd(e->b, old, v, "");
+  lw_store_at(e, k->out, dt, off, sum);
+  LLVMBuildBr(e->b, next);
+  LLVMPositionBuilderAtEnd(e->b, next);
+  lw_nest_close(e, ls, vt->rank);
+  if (no) lw_guard_end(e, no);
 }
 
 /* ---- module ---------------------------------------------------------------- */
@@ -591,6 +659,7 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
     case BE_K_RED: lw_k_red(e, k); break;
     case BE_K_SOFTMAX: lw_k_softmax(e, k); break;
     case BE_K_MATMUL: lw_k_matmul(e, k); break;
+    case BE_K_SCATTER: k_scatter(e, k); break;
     default: k_takecheck(e, k); break;
     }
     kend(e);

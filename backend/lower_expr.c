@@ -17,7 +17,15 @@
  * memory(none) with a vector-function-abi-variant naming libmvec's AVX2
  * variant, so vectorised loops call _ZGVdN8v_expf and friends; with
  * vector_math == 2, f32 exp and tanh are tlaloc's own inline kernels
- * (vm_exp32, vm_tanh32). */
+ * (vm_exp32, vm_tanh32).
+ *
+ * lw_ex recurses once per level of a kernel's fused expression (through
+ * lw_ex_def and ex_elemwise); the planner cuts every fused expression at
+ * BE_FUSE_MAX_OPS ops (be_internal.h), which bounds that depth whatever
+ * the graph's length. The other walks over a kernel's expression
+ * (scan_expr, computes_inline, lw_calls_math, plan.c's collect, computes
+ * and reads_in_place, the cost model's add_expr and copy_expr) rest on the
+ * same bound. */
 #include "backend/lower_internal.h"
 #include "util/util.h"
 
@@ -299,6 +307,7 @@ static LLVMValueRef f_unary(em *e, int op, int dt, LLVMValueRef x) {
   case TL_OP_NEG: return LLVMBuildFNeg(B, x, "");
   case TL_OP_ABS: return lw_intr1(e, "llvm.fabs", x);
   case TL_OP_SIGN: return f_sign(e, dt, x);
+  case TL_OP_RELU: return lw_intr2(e, "llvm.maximum", x, cf(e, dt, 0));
   case TL_OP_SQRT: return lw_intr1(e, "llvm.sqrt", x);
   case TL_OP_FLOOR: return lw_intr1(e, "llvm.floor", x);
   case TL_OP_CEIL: return lw_intr1(e, "llvm.ceil", x);
@@ -364,6 +373,7 @@ static LLVMValueRef i_op(em *e, int op, LLVMValueRef a, LLVMValueRef b) {
   case TL_OP_ABS: return sel(e, icmp(e, LLVMIntSLT, a, z), LLVMBuildSub(B, z, a, ""), a);
   case TL_OP_SIGN:
     return sel(e, icmp(e, LLVMIntSGT, a, z), one, sel(e, icmp(e, LLVMIntSLT, a, z), m1v, z));
+  case TL_OP_RELU: return sel(e, icmp(e, LLVMIntSGT, a, z), a, z);
   case TL_OP_ADD: return LLVMBuildAdd(B, a, b, "");
   case TL_OP_SUB: return LLVMBuildSub(B, a, b, "");
   case TL_OP_MUL: return LLVMBuildMul(B, a, b, "");
@@ -471,7 +481,7 @@ static void bcast_idx(em *e, const tl_type *xt, const tl_type *ot, LLVMValueRef 
 }
 
 /* Python slice start for a dim of length len (an LLVM value). */
-static LLVMValueRef slice_start(em *e, const tl_attrs *a, LLVMValueRef len) {
+LLVMValueRef lw_slice_start(em *e, const tl_attrs *a, LLVMValueRef len) {
   int64_t step = (a->present & TL_A_STEP) ? a->step : 1;
   LLVMBuilderRef B = e->pre;
   if (step > 0) {
@@ -597,7 +607,7 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
     int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : 0;
     if (ax < 0) ax += xt->rank;
     int64_t step = (n->attrs.present & TL_A_STEP) ? n->attrs.step : 1;
-    LLVMValueRef start = slice_start(e, &n->attrs, lw_dimv(e, xt->dims[ax]));
+    LLVMValueRef start = lw_slice_start(e, &n->attrs, lw_dimv(e, xt->dims[ax]));
     for (int i = 0; i < xt->rank; i++) xi[i] = idx[i];
     xi[ax] = LLVMBuildNSWAdd(e->b, start, LLVMBuildNSWMul(e->b, idx[ax], ci(e, step), ""), "");
     return lw_ex(e, in[0], xi);

@@ -122,7 +122,8 @@ static LLVMValueRef src_value(em *e, const psrc *s, LLVMValueRef *idx, int adt) 
   return v;
 }
 
-/* An inline expression that does arithmetic (not only loads and index maps). */
+/* An inline expression that does arithmetic (not only loads and index maps).
+ * Recursion depth: the fused expression's, at most BE_FUSE_MAX_OPS. */
 static bool computes_inline(const be_plan *p, int32_t id) {
   if (p->state[id] != BE_S_INLINE) return false;
   const tl_node *n = &p->g->nodes[id];

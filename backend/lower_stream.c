@@ -21,7 +21,8 @@
  * and then running the body over the block (one vector). */
 
 /* An inline expression (or the kernel's own definition, own) that calls a
- * vector math function. */
+ * vector math function. Recursion depth: the fused expression's, at most
+ * BE_FUSE_MAX_OPS. */
 bool lw_calls_math(const be_plan *p, int32_t id, bool own) {
   if (!own && p->state[id] != BE_S_INLINE) return false;
   const tl_node *n = &p->g->nodes[id];

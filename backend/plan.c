@@ -25,7 +25,12 @@
  * :rowwise claim) may write over an operand's buffer instead, when the
  * claims allow it for
  * every op between the kernel's root and each read of that buffer and the
- * write is legal (see inplace()). */
+ * write is legal (see inplace()).
+ *
+ * Whatever the rules say, a fused expression has at most BE_FUSE_MAX_OPS
+ * ops (be_internal.h): a longer one is cut by giving a node its own buffer.
+ * Every walk over a kernel's expression (here, in lower*.c and in the cost
+ * model) recurses once per level of it, so that bound is their depth. */
 #include "backend/be_internal.h"
 #include "egraph/rules.h"
 #include "opt/opt.h"
@@ -57,7 +62,9 @@ static int add_buf(be_plan *p, int kind, int32_t node, int index) {
   return p->nbufs++;
 }
 
-/* Buffers an inline expression rooted at id reads. */
+/* Buffers an inline expression rooted at id reads (recursion depth: the
+ * fused expression's, at most BE_FUSE_MAX_OPS; so for computes and
+ * reads_in_place). */
 static void collect(const be_plan *p, int32_t id, be_kern *k) {
   const tl_node *n = &p->g->nodes[id];
   if (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS) {
@@ -248,6 +255,7 @@ static bool needs_buffer(const tl_node *c, int slot) {
   switch (c->op) {
   case TL_OP_MATMUL: case TL_OP_RESHAPE: return true;
   case TL_OP_TAKE: return slot == 1 || !(c->attrs.present & TL_A_AXIS);
+  case TL_OP_SCATTER_ADD: return slot == 1;
   default: return false;
   }
 }
@@ -270,10 +278,12 @@ static bool rule_allows(const be_plan *p, const uses_csr *u, const be_fuse *f, i
   return !f->max_ops || u->fops[id] <= f->max_ops;
 }
 
-/* id (just marked INLINE) may stay fused: every use is allowed by a rule. */
+/* id (just marked INLINE) may stay fused: its expression is within
+ * BE_FUSE_MAX_OPS and every use is allowed by a rule. */
 static bool fusible(const be_plan *p, const be_rules *r, uses_csr *u, int32_t id) {
   const tl_graph *g = p->g;
   count_fused_ops(p, u, id);
+  if (u->fops[id] > BE_FUSE_MAX_OPS) return false;
   for (int32_t e = u->start[id]; e < u->start[id + 1]; e++) {
     int cop = TL_OP_COUNT; /* `output` */
     if (u->cons[e] >= 0) {
@@ -433,6 +443,24 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
       p->buf_of[id] = b;
       break;
     }
+    case TL_OP_SLICE_UPDATE: case TL_OP_SCATTER_ADD: {
+      /* operand 0 is copied into the buffer, then the update is written
+       * over its slice (an EW kernel placed at the slice, as a concat's
+       * part) or the addend accumulated at the indices (BE_K_SCATTER) */
+      int b = add_buf(p, BE_BUF_TEMP, id, -1);
+      add_kern(p, BE_K_EW, in[0], b);
+      if (x->op == TL_OP_SLICE_UPDATE) {
+        be_kern *kk = add_kern(p, BE_K_EW, in[1], b);
+        kk->place = id;
+        kk->part = 1;
+      } else {
+        materialise(p, in[1]);
+        add_kern(p, BE_K_SCATTER, id, b);
+      }
+      p->state[id] = BE_S_MAT;
+      p->buf_of[id] = b;
+      break;
+    }
     case TL_OP_TAKE:
       materialise(p, in[1]);
       if (!(x->attrs.present & TL_A_AXIS)) materialise(p, in[0]);
@@ -565,7 +593,8 @@ static bool reads_in_place(const be_plan *p, const be_rules *r, int32_t id, bool
  * value x (not an alias view, constant, output, or an input unless
  * allowed) of the result's dtype and shape, no later kernel reads it, and
  * the kernel reads it in place (reads_in_place). */
-static int32_t inplace_target(const be_plan *p, const be_rules *r, int ki, int destroy_inputs) {
+static int32_t inplace_target(const be_plan *p, const be_rules *r, int ki, int destroy_inputs,
+                               const int *last_read) {
   const tl_graph *g = p->g;
   const be_kern *k = &p->ks[ki];
   if (!(k->kind == BE_K_EW || (k->kind == BE_K_SOFTMAX && r->destroys_rows[g->nodes[k->node].op])) ||
@@ -584,10 +613,7 @@ static int32_t inplace_target(const be_plan *p, const be_rules *r, int ki, int d
     if (p->state[x] != BE_S_MAT || p->buf_of[x] != b || bb->dtype != ob->dtype ||
         !same_shape(&g->nodes[x].type, &root->type))
       continue;
-    bool later = false;
-    for (int j = ki + 1; j < p->nks && !later; j++)
-      for (int q = 0; q < p->ks[j].nreads && !later; q++) later = p->ks[j].reads[q] == b;
-    if (later) continue;
+    if (last_read[b] > ki) continue; /* a later kernel reads it */
     if (reads_in_place(p, r, k->node, true, true, b, x, &root->type)) return b;
   }
   return -1;
@@ -596,27 +622,68 @@ static int32_t inplace_target(const be_plan *p, const be_rules *r, int ki, int d
 /* The in-place pass, in schedule order: a kernel that may write over a
  * dead operand's buffer does, its own temporary becomes UNUSED, and every
  * later reference to it is redirected (so a chain of such kernels reuses
- * one buffer). */
+ * one buffer). The references are kept per buffer (the nodes it holds, the
+ * kernels' reads of it, its last reader), so that the pass is linear in the
+ * schedule: a redirected temporary is a kernel's fresh output, whose lists
+ * move once into the target's. */
 static void inplace(be_plan *p, const be_rules *r, int destroy_inputs) {
   if (!r->ninplace_rules) return;
+  int nb = p->nbufs;
+  int32_t nn = p->g->nnodes, nr = 0;
+  for (int j = 0; j < p->nks; j++) nr += p->ks[j].nreads;
+  int32_t *nhead = tl_xmalloc(((size_t)nb + 1) * sizeof *nhead), *nnext = tl_xmalloc(((size_t)nn + 1) * sizeof *nnext);
+  int32_t *rhead = tl_xmalloc(((size_t)nb + 1) * sizeof *rhead), *rnext = tl_xmalloc(((size_t)nr + 1) * sizeof *rnext);
+  int32_t *rk = tl_xmalloc(((size_t)nr + 1) * sizeof *rk), *rq = tl_xmalloc(((size_t)nr + 1) * sizeof *rq);
+  int *last = tl_xmalloc(((size_t)nb + 1) * sizeof *last);
+  for (int b = 0; b < nb; b++) nhead[b] = rhead[b] = last[b] = -1;
+  for (int32_t id = nn - 1; id >= 0; id--)
+    if (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS) {
+      nnext[id] = nhead[p->buf_of[id]];
+      nhead[p->buf_of[id]] = id;
+    }
+  for (int j = 0, e = 0; j < p->nks; j++)
+    for (int q = 0; q < p->ks[j].nreads; q++, e++) {
+      int32_t b = p->ks[j].reads[q];
+      rk[e] = j;
+      rq[e] = q;
+      rnext[e] = rhead[b];
+      rhead[b] = e;
+      last[b] = j;
+    }
   for (int ki = 0; ki < p->nks; ki++) {
-    int32_t b = inplace_target(p, r, ki, destroy_inputs);
+    int32_t b = inplace_target(p, r, ki, destroy_inputs, last);
     if (b < 0) continue;
     int32_t old = p->ks[ki].out;
     p->ks[ki].out = b;
-    for (int32_t id = 0; id < p->g->nnodes; id++)
-      if ((p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS) && p->buf_of[id] == old) p->buf_of[id] = b;
-    for (int j = ki + 1; j < p->nks; j++) {
-      be_kern *k = &p->ks[j];
-      for (int q = 0; q < k->nreads; q++)
-        if (k->reads[q] == old) k->reads[q] = b;
+    for (int32_t id = nhead[old], nx; id >= 0; id = nx) {
+      nx = nnext[id];
+      p->buf_of[id] = b;
+      nnext[id] = nhead[b];
+      nhead[b] = id;
+    }
+    nhead[old] = -1;
+    for (int32_t e = rhead[old], nx; e >= 0; e = nx) {
+      nx = rnext[e];
+      be_kern *k = &p->ks[rk[e]];
+      k->reads[rq[e]] = b;
       for (int q = 0; q < 2; q++)
         if (k->kind == BE_K_MATMUL && k->opbuf[q] == old) k->opbuf[q] = b;
+      rnext[e] = rhead[b];
+      rhead[b] = e;
     }
+    rhead[old] = -1;
+    if (last[old] > last[b]) last[b] = last[old];
     p->bufs[old].kind = BE_BUF_UNUSED;
     p->bufs[b].node = p->ks[ki].node; /* b now holds the kernel's value */
     p->ninplace++;
   }
+  free(nhead);
+  free(nnext);
+  free(rhead);
+  free(rnext);
+  free(rk);
+  free(rq);
+  free(last);
 }
 
 /* jit.c's rule for be_options.threads == 0, here so that the cost model

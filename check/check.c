@@ -1,5 +1,6 @@
 /* check.c - random testing of rewrite rules (see check.h, docs/rules.md). */
 #include "check/check.h"
+#include "check/gen.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,24 +22,8 @@ static bool c_true(eg_egraph *e, const uint32_t *a, const char *const *at, int n
 
 eg_conds *tl_check_conds_new(void) {
   eg_conds *c = eg_conds_new();
-  for (int i = 0; i < TN_C_COUNT; i++) eg_conds_add(c, tn_conds[i].name, tn_conds[i].min_args, tn_conds[i].max_args, c_true, NULL);
+  for (int i = 0; i < TN_C_COUNT; i++) eg_conds_add(c, tn_conds[i].name, tn_conds[i].args, c_true, NULL);
   return c;
-}
-
-/* ---- random numbers (splitmix64) -------------------------------------- */
-
-typedef struct rng { uint64_t s; } rng;
-static uint64_t rnext(rng *r) {
-  uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-static int rint_(rng *r, int n) { return (int)(rnext(r) % (uint64_t)n); }
-static double runi(rng *r) { return (double)(rnext(r) >> 11) * 0x1.0p-53; }
-static double rnorm(rng *r) {
-  double u = runi(r) + 1e-300, v = runi(r);
-  return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
 }
 
 /* ---- a trial ------------------------------------------------------------ */
@@ -59,25 +44,6 @@ typedef struct trial {
   int nv;
   var_inst *v;
 } trial;
-
-static double gen_float(rng *r, bool f32, bool wide) {
-  int k = rint_(r, 100);
-  if (k < 6) return 0.0;
-  if (k < 9) return -0.0;
-  if (k < 30) return (double)(rint_(r, 9) - 4);
-  if (!wide || k < 55) return rnorm(r) * 2;
-  double e = f32 ? 20 : 30;
-  double m = pow(10.0, (runi(r) * 2 - 1) * e);
-  return rint_(r, 2) ? m : -m;
-}
-static int64_t gen_int(rng *r, tl_dtype dt, bool wide) {
-  int k = rint_(r, 100);
-  if (k < 60 || !wide) return rint_(r, 11) - 5;
-  if (k < 85) return rint_(r, 2001) - 1000;
-  int64_t big = dt == TL_I32 ? INT32_MAX : INT64_MAX;
-  int64_t v = big / (1 + rint_(r, 3)) - rint_(r, 4);
-  return rint_(r, 2) ? v : -v;
-}
 
 /* Conditions of the rule that mention variable v with name id. */
 static bool var_has(const eg_rule *ru, uint32_t v, int id) {
@@ -752,6 +718,17 @@ int tl_check_rules_text(const char *file, const char *text, const tl_check_opts 
     rc = -1;
   } else {
     rc = tl_check_rules(rs, o, res);
+    gr_rules *gr = gr_rules_new();
+    tl_buf gd = {0};
+    if (gr_rules_load(gr, file, text, strlen(text), &gd)) {
+      if (o->out && gd.s) fputs(gd.s, o->out);
+      tl_check_result_free(res);
+      rc = -1;
+    } else {
+      rc += tl_check_grad_rules(gr, o, res);
+    }
+    free(gd.s);
+    gr_rules_free(gr);
   }
   eg_diag_free(&d);
   eg_rules_free(rs);
@@ -773,13 +750,21 @@ int tl_check_rule_files(const char *const *files, int nfiles, bool op_table, con
   eg_diag d = {0};
   int rc, errs = op_table && tn_op_table_rules(rs, &d) ? 1 : 0;
   for (int i = 0; i < nfiles; i++) errs += eg_rules_load_file(rs, files[i], &d);
+  gr_rules *gr = gr_rules_new();
+  tl_buf gd = {0};
+  if (!errs)
+    for (int i = 0; i < nfiles; i++) errs += gr_rules_load_path(gr, files[i], &gd);
   if (nerrors) *nerrors = errs;
   if (errs) {
     if (diag && d.text) fputs(d.text, diag);
+    if (diag && gd.s) fputs(gd.s, diag);
     rc = -1;
   } else {
     rc = tl_check_rules(rs, o, res);
+    rc += tl_check_grad_rules(gr, o, res);
   }
+  free(gd.s);
+  gr_rules_free(gr);
   eg_diag_free(&d);
   eg_rules_free(rs);
   eg_conds_free(conds);

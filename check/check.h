@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "egraph/rules.h"
+#include "grad/grad.h"
 
 typedef struct tl_check_opts {
   uint64_t seed;
@@ -51,7 +52,14 @@ eg_conds *tl_check_conds_new(void);
  * Returns the number of rules with an unknown counter-example. */
 int tl_check_rules(const eg_rules *r, const tl_check_opts *o, tl_check_result *res);
 
-/* Parses text as a .rw file and checks it. Returns -1 on a parse error (the
+/* Checks every derivative rule of r against central finite differences in
+ * f64 and, at the points where an op is not differentiable, PyTorch's
+ * convention (check_grad.c); adds to res (not cleared). Returns the number
+ * of rules with an unknown counter-example. */
+int tl_check_grad_rules(const gr_rules *r, const tl_check_opts *o, tl_check_result *res);
+
+/* Parses text as a .rw file and checks it (rewrite, in-place and
+ * derivative rules). Returns -1 on a parse error (the
  * diagnostics go to o->out), else as tl_check_rules. */
 int tl_check_rules_text(const char *file, const char *text, const tl_check_opts *o,
                         tl_check_result *res);

@@ -17,6 +17,9 @@ int cli_cmd_compile(int argc, char **argv);
 /* tlaloc check-rules [--seed N] [--trials N] [--known NAME]... [-v] F.rw...;
  * 1 when a rule has a counter-example that is not known. */
 int cli_cmd_check_rules(int argc, char **argv);
+/* tlaloc grad G.tg [--wrt IN,...] [--of OUT,...] [--vjp | --jvp] [--with-outputs]
+ * [--rules PATH]... [-o OUT.tg]: the derivative graph (docs/grad.md). */
+int cli_cmd_grad(int argc, char **argv);
 /* tlaloc extract E.json [--extract tree|dag|exact] [--time-limit S] [--json] */
 int cli_cmd_extract(int argc, char **argv);
 /* tlaloc calibrate [--quick] [-o PATH] */

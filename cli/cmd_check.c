@@ -12,7 +12,8 @@
 
 static void usage(FILE *f) {
   fprintf(f, "usage: tlaloc check-rules [--seed N] [--trials N] [--known RULE]... [-v] [--op-table] F.rw...\n"
-             "  checks every rule on random inputs against the reference interpreter;\n"
+             "  checks every rule on random inputs against the reference interpreter\n"
+             "  (derivative rules against finite differences, docs/grad.md);\n"
              "  --op-table also checks the op table's claims (ir/ops.def: in-place);\n"
              "  exit 0: no counter-example, 1: some, 2: bad input (see docs/rules.md)\n");
 }

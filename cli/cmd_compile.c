@@ -1,5 +1,5 @@
 /* cli/cmd_compile.c - `tlaloc compile G.tg -o G.o [--header G.h] [--name
- * NAME] [-O1|-O2|-O3]`: the arguments, then be_compile_aot does the work;
+ * NAME] [-O0|-O1|-O2|-O3]`: the arguments, then be_compile_aot does the work;
  * with --target ptx (`-o G.ptx --header G.h [--launcher G_launch.c]
  * [--arch sm_NN]`) gpu_compile_aot writes the GPU's kernels and launcher. */
 #include "cli/cli.h"
@@ -30,7 +30,8 @@ int cli_cmd_compile(int argc, char **argv) {
         fprintf(stderr, "tlaloc compile: --target is cpu or ptx, not '%s'\n", t);
         return CLI_EXIT_BAD;
       }
-    } else if (!strcmp(a, "-O1")) ap.opt_level = 1, opt_given = 1;
+    } else if (!strcmp(a, "-O0")) ap.opt_level = 0, opt_given = 1;
+    else if (!strcmp(a, "-O1")) ap.opt_level = 1, opt_given = 1;
     else if (!strcmp(a, "-O2")) ap.opt_level = 2, opt_given = 1;
     else if (!strcmp(a, "-O3")) ap.opt_level = 3, opt_given = 1;
     else if (a[0] != '-' && !in) in = a;
@@ -41,9 +42,9 @@ int cli_cmd_compile(int argc, char **argv) {
     }
   }
   if (!in || !ap.object_path) {
-    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n"
+    fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n"
                     "       tlaloc compile G.tg --target ptx -o G.ptx [--header G.h [--launcher G_launch.c]]\n"
-                    "                      [--name NAME] [--arch sm_90] [-O1|-O2|-O3]\n");
+                    "                      [--name NAME] [--arch sm_90] [-O0|-O1|-O2|-O3]\n");
     return CLI_EXIT_BAD;
   }
   tl_graph *g = tl_tg_load(in, stderr);

@@ -1,5 +1,5 @@
 /* cli/cmd_measure.c - `tlaloc calibrate [--quick] [-o PATH]` and `tlaloc
- * cost-report G.tg [--dim SYM=SIZE]... [--runs N]`: the arguments and the
+ * cost-report G.tg [--dim SYM=SIZE]... [--runs N] [--time-limit S] [-O0..-O3]`: the arguments and the
  * printed report; measure/calibrate.h does the measuring. */
 #include "cli/cli.h"
 
@@ -86,6 +86,8 @@ static int parse_count(const char *s, int64_t *v) {
 int cli_cmd_cost_report(int argc, char **argv) {
   const char *path = NULL;
   int64_t runs = 10;
+  double time_limit = 0; /* seconds of kernel measurements; 0: no limit */
+  int opt_level = -1;    /* the backend's default */
   const char **dn = tl_xcalloc((size_t)argc + 1, sizeof *dn);
   int64_t *dv = tl_xcalloc((size_t)argc + 1, sizeof *dv);
   int nd = 0, rc = CLI_EXIT_BAD;
@@ -107,6 +109,15 @@ int cli_cmd_cost_report(int argc, char **argv) {
         fprintf(stderr, "tlaloc cost-report: --runs expects a count in 1..100000, got '%s'\n", argv[i]);
         goto done;
       }
+    } else if (!strcmp(a, "--time-limit") && i + 1 < argc) {
+      char *end;
+      time_limit = strtod(argv[++i], &end);
+      if (*end || end == argv[i] || !(time_limit > 0)) {
+        fprintf(stderr, "tlaloc cost-report: --time-limit expects seconds > 0, got '%s'\n", argv[i]);
+        goto done;
+      }
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+      opt_level = a[2] - '0';
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "tlaloc cost-report: unknown or incomplete option '%s'\n", a);
       goto done;
@@ -118,7 +129,8 @@ int cli_cmd_cost_report(int argc, char **argv) {
     }
   }
   if (!path) {
-    fprintf(stderr, "usage: tlaloc cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n");
+    fprintf(stderr, "usage: tlaloc cost-report G.tg [--dim SYM=SIZE]... [--runs N] [--time-limit S] "
+                    "[-O0|-O1|-O2|-O3]\n");
     goto done;
   }
   tl_profile p;
@@ -140,8 +152,9 @@ int cli_cmd_cost_report(int argc, char **argv) {
     }
     syms[s] = dv[k];
   }
-  const double budget = 0.02; /* and at least 20 ms per figure, for the minimum */
-  if (tl_cost_report_measure(&p, g, syms, (int)runs, budget, &r, err, sizeof err)) {
+  /* and at least 20 ms per figure, for the minimum */
+  tl_cost_report_opts ro = {.runs = (int)runs, .budget_s = 0.02, .opt_level = opt_level, .time_limit_s = time_limit};
+  if (tl_cost_report_measure(&p, g, syms, ro, &r, err, sizeof err)) {
     fprintf(stderr, "tlaloc cost-report: %s: %s\n", path, err);
     goto done;
   }
@@ -182,6 +195,9 @@ int cli_cmd_cost_report(int argc, char **argv) {
   printf("\n%-80s  %11s  %11s  %9.2f\n", tw, pb, mb, r.measured / r.pc.total);
   printf("(measured: minimum of at least %lld runs and 20 ms; inputs uniform in [0.5, 1.5))\n", (long long)runs);
   if (not_one) printf("* compiled alone, this kernel became more than one kernel\n");
+  if (r.nunmeasured)
+    printf("%d kernel%s not measured: the time limit (%g s) was reached\n", r.nunmeasured,
+           r.nunmeasured == 1 ? "" : "s", time_limit);
   /* the same kernels on the GPU: predicted, and measured where there is one */
   tl_gpu_report gr;
   if (tl_gpu_report_measure(&p, g, syms, (int)runs, &gr, err, sizeof err)) {

@@ -30,9 +30,9 @@ static void usage(FILE *f) {
           "commands:\n"
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
           "           [--out DIR] [--save-inputs DIR] [--engine NAME | --interp]\n"
-          "           [--device cpu|gpu|gpu-sim|auto] [--stats]\n"
+          "           [--device cpu|gpu|gpu-sim|auto] [--stats] [-O0|-O1|-O2|-O3]\n"
           "                                      compile (or interpret) a graph, print outputs\n"
-          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3]\n"
+          "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n"
           "                                      ahead-of-time object for use from C\n"
           "  compile G.tg --target ptx -o G.ptx [--header G.h [--launcher G_launch.c]] [--arch sm_90]\n"
           "                                      GPU kernels and a C launcher (CUDA driver only)\n"
@@ -43,12 +43,14 @@ static void usage(FILE *f) {
           "                                      saturate with rules, print the best program\n"
           "  prove A.tg B.tg [--rules PATH]... [--limit K=V,...]\n"
           "                                      prove the outputs equal, with the rewrites\n"
+          "  grad G.tg [--wrt IN,...] [--of OUT,...] [--vjp | --jvp] [--with-outputs] [-o OUT.tg]\n"
+          "                                      the gradient (vjp, jvp) graph of a graph\n"
           "  check-rules F.rw... [--seed N] [--trials N]\n"
           "                                      test every rule on random inputs\n"
           "  extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n"
           "                                      extract from a serialized e-graph\n"
           "  calibrate [--quick] [-o PATH]       measure this machine for the time model\n"
-          "  cost-report G.tg [--dim SYM=SIZE]... [--runs N]\n"
+          "  cost-report G.tg [--dim SYM=SIZE]... [--runs N] [--time-limit S] [-O0|-O1|-O2|-O3]\n"
           "                                      predicted vs measured time, per kernel and in total\n"
           "  dot G.tg [--rules PATH]... [--saturate]\n"
           "                                      the graph's e-graph as Graphviz\n"
@@ -192,6 +194,7 @@ static int cmd_run(int argc, char **argv) {
   bool have_seed = false, stats = false;
   const tl_engine *engine = tl_engine_find("llvm", 0);
   void *prog = NULL;
+  int opt_level = 0; /* the engine's default */
   uint64_t seed = 0;
   const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
   const char **in_files = tl_xcalloc((size_t)argc, sizeof *in_files);
@@ -251,6 +254,8 @@ static int cmd_run(int argc, char **argv) {
       indir = argv[++i];
     } else if (strcmp(a, "--stats") == 0) {
       stats = true;
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
+      opt_level = a[2] == '0' ? -1 : a[2] - '0'; /* -O0: no IR passes (tl_engine_opts) */
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "tlaloc run: unknown or incomplete option '%s'\n", a);
       goto done;
@@ -264,7 +269,7 @@ static int cmd_run(int argc, char **argv) {
   if (!path) {
     fprintf(stderr, "usage: tlaloc run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... "
                     "[--random SEED] [--out DIR] [--save-inputs DIR] [--engine NAME | --interp | "
-                    "--device cpu|gpu|gpu-sim|auto]\n");
+                    "--device cpu|gpu|gpu-sim|auto] [--stats] [-O0|-O1|-O2|-O3]\n");
     goto done;
   }
   g = load_graph(path);
@@ -320,6 +325,7 @@ static int cmd_run(int argc, char **argv) {
     goto done;
   }
   tl_engine_opts eo = tl_engine_opts_default();
+  eo.opt_level = opt_level;
   prog = engine->compile(g, &eo, err, sizeof err);
   if (!prog) {
     fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
@@ -403,7 +409,7 @@ static int parse_opt_args(const char *cmd, int argc, char **argv, opt_args *a, i
       }
       a->p.phases[a->p.nphases++] = argv[++i];
     } else if (strcmp(o, "--limit") == 0 && v) {
-      if (tl_opt_parse_limits(argv[++i], &a->p.limits)) {
+      if (tl_opt_parse_limits(argv[++i], &a->p)) {
         fprintf(stderr, "tlaloc %s: --limit expects iters=N,nodes=N,time=SECONDS,mem=MIB, got '%s'\n", cmd, argv[i]);
         return -1;
       }
@@ -595,8 +601,12 @@ static int cmd_ops(int argc, char **argv) {
                               o->required_attrs & (1u << b) ? "!" : "");
     if (o->inplace & TL_INPLACE_ROWS) snprintf(ip, sizeof ip, "rows");
     else if (o->inplace) snprintf(ip, sizeof ip, "elements");
+    char gr[32];
+    snprintf(gr, sizeof gr, "%s", grads[o->grad]);
+    for (int k = 0; k < 8; k++) /* the operands that never carry one (NOGRAD) */
+      if ((o->nograd >> k) & 1) snprintf(gr + strlen(gr), sizeof gr - strlen(gr), ", not %d", k);
     const char *cells[] = {o->name, ar, kinds[o->kind], rules[o->dtype_rule], at, tl_fuse_class_names[o->fuse], ip,
-                           o->math ? o->math : "", signs[o->sign], doms[o->domain], grads[o->grad]};
+                           o->math ? o->math : "", signs[o->sign], doms[o->domain], gr};
     if (md) {
       printf("|");
       for (int i = 0; i < 11; i++) printf(i == 0 ? " `%s` |" : " %s |", cells[i]);
@@ -632,6 +642,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "opt") == 0) return cmd_opt(argc - 1, argv + 1);
   if (strcmp(cmd, "compile") == 0) return cli_cmd_compile(argc - 1, argv + 1);
   if (strcmp(cmd, "check-rules") == 0) return cli_cmd_check_rules(argc - 1, argv + 1);
+  if (strcmp(cmd, "grad") == 0) return cli_cmd_grad(argc - 1, argv + 1);
   if (strcmp(cmd, "extract") == 0) return cli_cmd_extract(argc - 1, argv + 1);
   if (strcmp(cmd, "prove") == 0) return cmd_prove(argc - 1, argv + 1);
   if (strcmp(cmd, "calibrate") == 0) return cli_cmd_calibrate(argc - 1, argv + 1);

@@ -139,11 +139,13 @@ static double value_bytes(const tl_type *t, double sym_size) {
 
 /* Ops the backend fuses into their consumer's loop (elementwise, and shape
  * ops that are index maps): their result is never written to memory and
- * they add no kernel of their own. concat and take copy; they are kernels;
+ * they add no kernel of their own. concat, take, slice_update and
+ * scatter_add copy; they are kernels;
  * reshape is a view. */
 static bool fused(int op) {
   return tl_ops[op].fuse == TL_FUSE_ELEMENTWISE ||
-         (tl_ops[op].kind == TL_KIND_SHAPE && op != TL_OP_CONCAT && op != TL_OP_TAKE);
+         (tl_ops[op].kind == TL_KIND_SHAPE && op != TL_OP_CONCAT && op != TL_OP_TAKE &&
+          op != TL_OP_SLICE_UPDATE && op != TL_OP_SCATTER_ADD);
 }
 
 /* profile.h's per-op work with the fusion refinement: a fused op pays the

@@ -203,17 +203,51 @@ static void afree(arena *a) {
   free(a->blocks);
 }
 
+/* A growable stack of u32 (the traversals below keep their own stacks:
+ * terms and proofs are as deep as the program, 10^6 on a long chain). */
+typedef struct ustack { uint32_t *a; size_t n, cap; } ustack;
+
+static void upush(ustack *s, uint32_t x) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 64;
+    s->a = realloc(s->a, sizeof *s->a * s->cap);
+    EG_ASSERT(s->a);
+  }
+  s->a[s->n++] = x;
+}
+
+/* The original term of id, shared with memo (a DAG of tn), built bottom-up
+ * from an explicit stack: an id is built once all its children are. */
 static tn *term_of(const struct eg_explain *ex, arena *a, tn **memo, uint32_t id) {
   if (memo[id]) return memo[id];
-  const uint32_t *w = exnode(ex, id);
-  tn *t = amalloc(a, sizeof *t);
-  t->op = w[0];
-  t->attr = w[1];
-  t->n = w[2];
-  t->kids = amalloc(a, sizeof *t->kids * t->n);
-  for (uint32_t i = 0; i < t->n; i++) t->kids[i] = term_of(ex, a, memo, w[3 + i]);
-  memo[id] = t;
-  return t;
+  ustack st = {0};
+  upush(&st, id);
+  while (st.n) {
+    uint32_t x = st.a[st.n - 1];
+    if (memo[x]) {
+      st.n--;
+      continue;
+    }
+    const uint32_t *w = exnode(ex, x);
+    bool ready = true;
+    for (uint32_t i = 0; i < w[2]; i++)
+      if (!memo[w[3 + i]]) {
+        ready = false;
+        upush(&st, w[3 + i]);
+      }
+    if (!ready) continue; /* children are older ids: no cycle, so this ends */
+    w = exnode(ex, x);
+    tn *t = amalloc(a, sizeof *t);
+    t->op = w[0];
+    t->attr = w[1];
+    t->n = w[2];
+    t->kids = amalloc(a, sizeof *t->kids * t->n);
+    for (uint32_t i = 0; i < t->n; i++) t->kids[i] = memo[w[3 + i]];
+    memo[x] = t;
+    st.n--;
+  }
+  free(st.a);
+  return memo[id];
 }
 
 typedef struct sbuf { char *s; size_t n, cap; } sbuf;
@@ -228,27 +262,87 @@ static void sput(sbuf *b, const char *s, size_t n) {
   b->n += n;
   b->s[b->n] = 0;
 }
+static void sputs(sbuf *b, const char *s) { sput(b, s, strlen(s)); }
 
-/* Prints t; the subterm at path (depth plen) is wrapped in mark. */
-static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t *path,
-                       int plen, const char *mark) {
-  if (mark && plen == 0) {
-    sput(b, mark, strlen(mark));
-    sput(b, " ", 1);
+/* Bounds on the text of an explanation. A term is printed as a tree, so a
+ * DAG with sharing prints exponentially long, and a 10^6-long chain prints
+ * 10^6 levels deep; past EG_EXPL_TERM_BYTES an operand is written "...". A
+ * marked term shows the path to the rewritten subterm, of which only the
+ * EX_KEEP outermost and innermost levels when it is longer ("..." stands for
+ * the levels left out). */
+#define EX_KEEP 8
+
+static bool hidden_level(int pd, int plen) { return plen > 2 * EX_KEEP && pd >= EX_KEEP && pd < plen - EX_KEEP; }
+
+/* Prints t; with mark, the subterm at path (plen levels down) is wrapped in
+ * "mark ...)". Iterative: frames hold the nodes still open. Past the byte
+ * bound, one "..." stands for all the operands not written. */
+static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t *path, int plen,
+                       const char *mark) {
+  typedef struct pframe {
+    const tn *t;
+    uint32_t k; /* next child */
+    int pd;     /* depth on the path to the mark, -1 off it */
+  } pframe;
+  size_t start = b->n, sp = 0, cap = 16;
+  pframe *st = malloc(sizeof *st * cap);
+  EG_ASSERT(st);
+  const tn *cur = t;
+  bool over = false; /* past the byte bound: what is off the path is cut */
+  int pd = mark ? 0 : -1;
+  if (!mark) plen = -2; /* no level is the marked one */
+  for (;;) {
+    /* open cur */
+    bool hid = hidden_level(pd, plen);
+    if (hid && pd == EX_KEEP) sputs(b, "... ");
+    if (pd < 0 && b->n - start > EG_EXPL_TERM_BYTES) {
+      sputs(b, "...");
+      over = true;
+    } else {
+      if (pd == plen) {
+        sputs(b, mark);
+        sputs(b, " ");
+      }
+      if (!hid) {
+        char head[600];
+        int k = eg_print_head(g, (int)cur->op, cur->attr, head, sizeof head);
+        if (k < 0) k = 0;
+        if (k >= (int)sizeof head) k = (int)sizeof head - 1;
+        if (cur->n) sputs(b, "(");
+        sput(b, head, (size_t)k);
+      }
+      if (cur->n) {
+        if (sp == cap) {
+          st = realloc(st, sizeof *st * (cap *= 2));
+          EG_ASSERT(st);
+        }
+        st[sp++] = (pframe){cur, 0, pd};
+      } else if (pd == plen) {
+        sputs(b, ")");
+      }
+    }
+    /* the next child to open, closing the finished frames */
+    cur = NULL;
+    while (sp && !cur) {
+      pframe *f = &st[sp - 1];
+      bool fh = hidden_level(f->pd, plen);
+      if (f->k < f->t->n) {
+        uint32_t i = f->k++;
+        bool on = f->pd >= 0 && f->pd < plen && path[f->pd] == i;
+        if ((fh || over) && !on) continue;
+        if (!fh) sputs(b, " ");
+        cur = f->t->kids[i];
+        pd = on ? f->pd + 1 : -1;
+        continue;
+      }
+      if (!fh) sputs(b, ")");
+      if (f->pd == plen) sputs(b, ")");
+      if (fh && f->pd == EX_KEEP) sputs(b, " ...");
+      sp--;
+    }
+    if (!cur) break;
   }
-  char head[600];
-  int k = eg_print_head(g, (int)t->op, t->attr, head, sizeof head);
-  if (k < 0) k = 0;
-  if (k >= (int)sizeof head) k = (int)sizeof head - 1;
-  if (t->n) sput(b, "(", 1);
-  sput(b, head, (size_t)k);
-  for (uint32_t i = 0; i < t->n; i++) {
-    sput(b, " ", 1);
-    bool on = mark && plen > 0 && path[0] == i;
-    print_term(g, t->kids[i], b, on ? path + 1 : NULL, on ? plen - 1 : -1, on ? mark : NULL);
-  }
-  if (t->n) sput(b, ")", 1);
-  if (mark && plen == 0) sput(b, ")", 1);
+  free(st);
 }
 
 static char *term_str(const eg_egraph *g, const tn *t) {
@@ -264,7 +358,7 @@ typedef struct rstep {
   int plen;
   uint32_t name;
   bool backward;
-  tn *after;
+  tn *before, *after;
 } rstep;
 
 struct eg_expl {
@@ -273,7 +367,20 @@ struct eg_expl {
   char *start, *text;
   char **strs;
   size_t nstrs, capstrs;
+  bool truncated;
 };
+
+/* Work is bounded too: a flat explanation of a DAG can have exponentially
+ * many steps (a shared subterm's proof repeats at each of its uses), and
+ * each step costs its path's length. Expanding the proof costs one unit per
+ * task and a step's path length per step (the paths kept are 4 bytes per
+ * unit), and stops past EX_WORK units or EX_STEPS steps; writing the steps
+ * stops once their text passes EX_TEXT bytes. Either way the explanation is
+ * truncated: its steps are the proof's beginning. A one-step proof under a
+ * 10^6-level path takes about 5 million units. */
+#define EX_WORK ((size_t)1 << 25)
+#define EX_STEPS ((size_t)1 << 17)
+#define EX_TEXT ((size_t)1 << 24)
 
 typedef struct xctx {
   eg_egraph *g;
@@ -284,9 +391,11 @@ typedef struct xctx {
   size_t n, cap;
   uint32_t *path; /* current context path */
   int plen, pcap;
+  size_t work;
+  bool truncated;
 } xctx;
 
-static void push_step(xctx *x, uint32_t name, bool backward, tn *after) {
+static void push_step(xctx *x, uint32_t name, bool backward, tn *before, tn *after) {
   if (x->n == x->cap) {
     x->cap = x->cap ? x->cap * 2 : 16;
     x->st = realloc(x->st, sizeof *x->st * x->cap);
@@ -298,7 +407,9 @@ static void push_step(xctx *x, uint32_t name, bool backward, tn *after) {
   s->plen = x->plen;
   s->name = name;
   s->backward = backward;
+  s->before = before;
   s->after = after;
+  x->work += (size_t)x->plen;
 }
 
 static uint32_t depth_of(const struct eg_explain *ex, uint32_t x) {
@@ -307,63 +418,112 @@ static uint32_t depth_of(const struct eg_explain *ex, uint32_t x) {
   return d;
 }
 
-static void explain_ids(xctx *x, uint32_t a, uint32_t b);
+/* The proof is expanded from an explicit stack of tasks (a congruence edge
+ * of a chain nests one level per link): explain ids a = b; walk the forest
+ * edge u -> v justified by just[j]; enter child i of the context path;
+ * leave it. Tasks run in the order the recursive formulation would. */
+enum { T_IDS, T_EDGE, T_ENTER, T_LEAVE };
+typedef struct task { uint32_t kind, a, b, j; } task;
+typedef struct tstack { task *a; size_t n, cap; } tstack;
 
-/* One forest edge walked from u to v. */
-static void explain_edge(xctx *x, uint32_t u, uint32_t v, const ex_just *j) {
-  if (j->kind == EG_WHY_CONGRUENCE) {
-    const uint32_t *wu = exnode(x->ex, u), *wv = exnode(x->ex, v);
-    EG_ASSERT(wu[0] == wv[0] && wu[2] == wv[2]);
-    for (uint32_t i = 0; i < wu[2]; i++) {
-      if (x->plen == x->pcap) {
-        x->pcap = x->pcap ? x->pcap * 2 : 16;
-        x->path = realloc(x->path, sizeof *x->path * (size_t)x->pcap);
-        EG_ASSERT(x->path);
-      }
-      x->path[x->plen++] = i;
-      explain_ids(x, wu[3 + i], wv[3 + i]);
-      x->plen--;
-    }
-    return;
+static void tpush(tstack *s, task t) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 64;
+    s->a = realloc(s->a, sizeof *s->a * s->cap);
+    EG_ASSERT(s->a);
   }
-  bool forward = j->from == u;
-  push_step(x, j->name, forward ? (bool)j->backward : !j->backward, term_of(x->ex, &x->a, x->memo, v));
+  s->a[s->n++] = t;
 }
 
-static void explain_ids(xctx *x, uint32_t a, uint32_t b) {
-  if (a == b) return;
-  const struct eg_explain *ex = x->ex;
+/* Pushes the edges of the forest path from a to b (through their lowest
+ * common ancestor), last first, so that they pop in path order. */
+static void push_path(const struct eg_explain *ex, tstack *s, uint32_t a, uint32_t b) {
   uint32_t da = depth_of(ex, a), db = depth_of(ex, b), p = a, q = b;
   while (da > db) { p = ex->parent[p]; da--; }
   while (db > da) { q = ex->parent[q]; db--; }
   while (p != q) { p = ex->parent[p]; q = ex->parent[q]; }
   EG_ASSERT(p != EG_NONE);
   uint32_t lca = p;
-  for (uint32_t u = a; u != lca; u = ex->parent[u]) explain_edge(x, u, ex->parent[u], &ex->just[u]);
-  /* from lca down to b: collect b's upward path, walk it reversed */
-  uint32_t cnt = 0;
-  for (uint32_t u = b; u != lca; u = ex->parent[u]) cnt++;
-  uint32_t *up = malloc(sizeof *up * (cnt ? cnt : 1));
-  EG_ASSERT(up);
-  cnt = 0;
-  for (uint32_t u = b; u != lca; u = ex->parent[u]) up[cnt++] = u;
-  for (uint32_t i = cnt; i-- > 0;) explain_edge(x, ex->parent[up[i]], up[i], &ex->just[up[i]]);
-  free(up);
+  /* from lca down to b, pushed first: b's upward path in its own order */
+  for (uint32_t u = b; u != lca; u = ex->parent[u]) tpush(s, (task){T_EDGE, ex->parent[u], u, u});
+  /* from a up to lca, to pop first: pushed in reverse */
+  size_t mark = s->n;
+  for (uint32_t u = a; u != lca; u = ex->parent[u]) tpush(s, (task){T_EDGE, u, ex->parent[u], u});
+  for (size_t i = mark, j = s->n; i + 1 < j; i++, j--) {
+    task t = s->a[i];
+    s->a[i] = s->a[j - 1];
+    s->a[j - 1] = t;
+  }
 }
 
+static void explain_ids(xctx *x, uint32_t a, uint32_t b) {
+  tstack s = {0};
+  tpush(&s, (task){T_IDS, a, b, 0});
+  while (s.n) {
+    task t = s.a[--s.n];
+    if (++x->work > EX_WORK || x->n >= EX_STEPS) {
+      x->truncated = true;
+      break;
+    }
+    switch (t.kind) {
+    case T_IDS:
+      if (t.a != t.b) push_path(x->ex, &s, t.a, t.b);
+      break;
+    case T_ENTER:
+      if (x->plen == x->pcap) {
+        x->pcap = x->pcap ? x->pcap * 2 : 16;
+        x->path = realloc(x->path, sizeof *x->path * (size_t)x->pcap);
+        EG_ASSERT(x->path);
+      }
+      x->path[x->plen++] = t.a;
+      break;
+    case T_LEAVE:
+      x->plen--;
+      break;
+    default: { /* T_EDGE: u = a, v = b, justified by just[j] */
+      const ex_just *j = &x->ex->just[t.j];
+      if (j->kind == EG_WHY_CONGRUENCE) {
+        /* the children's proofs, child 0 first (congruence edges only use
+         * older edges, so this terminates) */
+        const uint32_t *wu = exnode(x->ex, t.a), *wv = exnode(x->ex, t.b);
+        EG_ASSERT(wu[0] == wv[0] && wu[2] == wv[2]);
+        for (uint32_t i = wu[2]; i-- > 0;) {
+          if (wu[3 + i] == wv[3 + i]) continue;
+          tpush(&s, (task){T_LEAVE, 0, 0, 0});
+          tpush(&s, (task){T_IDS, wu[3 + i], wv[3 + i], 0});
+          tpush(&s, (task){T_ENTER, i, 0, 0});
+        }
+        break;
+      }
+      bool forward = j->from == t.a;
+      push_step(x, j->name, forward ? (bool)j->backward : !j->backward, term_of(x->ex, &x->a, x->memo, t.a),
+                term_of(x->ex, &x->a, x->memo, t.b));
+    }
+    }
+  }
+  free(s.a);
+}
+
+/* t with the subterm at path replaced by with (the nodes on the path are
+ * copied; the rest is shared). */
 static tn *replace_at(arena *a, const tn *t, const uint32_t *path, int plen, tn *with) {
   if (plen == 0) return with;
-  tn *c = amalloc(a, sizeof *c);
-  *c = *t;
-  c->kids = amalloc(a, sizeof *c->kids * t->n);
-  memcpy(c->kids, t->kids, sizeof *c->kids * t->n);
-  c->kids[path[0]] = replace_at(a, t->kids[path[0]], path + 1, plen - 1, with);
-  return c;
-}
-
-static const tn *sub_at(const tn *t, const uint32_t *path, int plen) {
-  for (int i = 0; i < plen; i++) t = t->kids[path[i]];
-  return t;
+  tn *root = amalloc(a, sizeof *root), *c = root;
+  *root = *t;
+  for (int d = 0; d < plen; d++) {
+    tn **kids = amalloc(a, sizeof *kids * c->n);
+    memcpy(kids, c->kids, sizeof *kids * c->n);
+    c->kids = kids;
+    if (d + 1 == plen) {
+      kids[path[d]] = with;
+      break;
+    }
+    tn *k = amalloc(a, sizeof *k);
+    *k = *kids[path[d]];
+    kids[path[d]] = k;
+    c = k;
+  }
+  return root;
 }
 
 static char *keep(eg_expl *e, char *s) {
@@ -378,24 +538,32 @@ static char *keep(eg_expl *e, char *s) {
 
 eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b) {
   if (!g->ex || a >= g->nids || b >= g->nids || eg_find(g, a) != eg_find(g, b)) return NULL;
-  xctx x = {g, g->ex, {0}, calloc(g->ex->nids, sizeof(tn *)), NULL, 0, 0, NULL, 0, 0};
+  xctx x = {.g = g, .ex = g->ex, .memo = calloc(g->ex->nids, sizeof(tn *))};
   EG_ASSERT(x.memo);
   explain_ids(&x, a, b);
   eg_expl *e = calloc(1, sizeof *e);
   EG_ASSERT(e);
+  e->truncated = x.truncated;
   tn *cur = term_of(g->ex, &x.a, x.memo, a);
   e->start = keep(e, term_str(g, cur));
   sbuf text = {0};
-  sput(&text, e->start, strlen(e->start));
-  sput(&text, "\n", 1);
+  sputs(&text, e->start);
+  sputs(&text, "\n");
   e->steps = calloc(x.n ? x.n : 1, sizeof *e->steps);
   EG_ASSERT(e->steps);
+  size_t bytes = 0;
   for (size_t i = 0; i < x.n; i++) {
+    if (bytes > EX_TEXT) {
+      e->truncated = true;
+      break;
+    }
     rstep *s = &x.st[i];
     eg_expl_step *o = &e->steps[e->n++];
     o->rule = g->ex->names[s->name];
     o->backward = s->backward;
-    o->before = keep(e, term_str(g, sub_at(cur, s->path, s->plen)));
+    /* the subterm the step rewrites is its edge's start (each proof of
+     * u = v at a path turns term(u) there into term(v)) */
+    o->before = keep(e, term_str(g, s->before));
     o->after = keep(e, term_str(g, s->after));
     cur = replace_at(&x.a, cur, s->path, s->plen, s->after);
     char mark[300];
@@ -404,8 +572,14 @@ eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b) {
     print_term(g, cur, &b2, s->path, s->plen, mark);
     o->term = keep(e, b2.s);
     o->plain = keep(e, term_str(g, cur));
-    sput(&text, o->term, strlen(o->term));
-    sput(&text, "\n", 1);
+    sputs(&text, o->term);
+    sputs(&text, "\n");
+    bytes += strlen(o->before) + strlen(o->after) + 2 * strlen(o->term);
+  }
+  if (e->truncated) {
+    char note[160];
+    snprintf(note, sizeof note, "... (explanation cut after %zu steps: longer than tlaloc prints)\n", e->n);
+    sputs(&text, note);
   }
   e->text = keep(e, text.s ? text.s : strdup(""));
   afree(&x.a);
@@ -424,6 +598,7 @@ void eg_expl_free(eg_expl *e) {
 }
 
 size_t eg_expl_nsteps(const eg_expl *e) { return e->n; }
+bool eg_expl_truncated(const eg_expl *e) { return e->truncated; }
 const eg_expl_step *eg_expl_step_at(const eg_expl *e, size_t i) { return i < e->n ? &e->steps[i] : NULL; }
 const char *eg_expl_start(const eg_expl *e) { return e->start; }
 const char *eg_expl_text(const eg_expl *e) { return e->text; }

@@ -25,10 +25,23 @@ typedef struct eg_expl_step {
   const char *plain;   /* the whole term after the step, unmarked */
 } eg_expl_step;
 
+/* Bounds: a term longer than EG_EXPL_TERM_BYTES has its remaining
+ * operands written "..." (terms print as trees, and a DAG with sharing
+ * prints exponentially long); a marked term shows 8 levels at each end of
+ * a longer path to the rewrite, "..." between; an explanation whose proof
+ * takes more than 2^25 units of work to expand (proof tasks, and each
+ * step's path length) or 2^17 steps, or whose steps' text passes 16 MiB,
+ * stops there,
+ * truncated (its text then ends with a line saying so). Nothing recurses
+ * on the depth of terms or proofs. */
+#define EG_EXPL_TERM_BYTES 4096
+
 /* NULL when explanations are off or a and b are not equal. */
 eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b);
 void eg_expl_free(eg_expl *e);
 size_t eg_expl_nsteps(const eg_expl *e);
+/* The proof was longer than the work bound: the steps are its beginning. */
+bool eg_expl_truncated(const eg_expl *e);
 const eg_expl_step *eg_expl_step_at(const eg_expl *e, size_t i);
 const char *eg_expl_start(const eg_expl *e);  /* term of a */
 const char *eg_expl_text(const eg_expl *e);   /* start, then each marked term */

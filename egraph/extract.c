@@ -74,29 +74,58 @@ static void put(sb *b, const char *s, size_t n) {
   b->s[b->n] = 0;
 }
 
-static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b, int depth) {
-  c = eg_find(g, c);
-  uint32_t nid = ch->node[c];
-  EG_ASSERT(nid != EG_NONE && depth < 100000);
-  const eg_node *nd = eg_get_node(g, nid);
+/* Writes one node's head ("(op" with its payload, or a leaf's token). */
+static void put_head(eg_egraph *g, const eg_node *nd, sb *b) {
   char head[600];
   int k = eg_print_head(g, nd->op, nd->attr, head, sizeof head);
   if (k < 0) k = 0;
   if (k >= (int)sizeof head) k = (int)sizeof head - 1;
-  uint32_t n = nd->n;
-  if (n) put(b, "(", 1);
+  if (nd->n) put(b, "(", 1);
   put(b, head, (size_t)k);
-  for (uint32_t i = 0; i < n; i++) {
-    put(b, " ", 1);
-    print(g, ch, eg_node_kids(g, eg_get_node(g, nid))[i], b, depth + 1);
+}
+
+/* The chosen term of c, written with an explicit stack of the nodes still
+ * open (a chosen term is as deep as the program: a 10^6-long chain). The
+ * text is the term as a tree, so a class the choice shares is written at
+ * each use. */
+static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b) {
+  typedef struct frame { uint32_t nid, k; } frame; /* node, its next child */
+  size_t sp = 0, cap = 16;
+  frame *st = malloc(cap * sizeof *st);
+  EG_ASSERT(st);
+  for (;;) {
+    uint32_t nid = ch->node[eg_find(g, c)];
+    EG_ASSERT(nid != EG_NONE);
+    const eg_node *nd = eg_get_node(g, nid);
+    put_head(g, nd, b);
+    if (nd->n) {
+      if (sp == cap) {
+        st = realloc(st, (cap *= 2) * sizeof *st);
+        EG_ASSERT(st);
+      }
+      st[sp++] = (frame){nid, 0};
+    }
+    /* close the finished nodes; descend into the next child */
+    while (sp) {
+      frame *f = &st[sp - 1];
+      const eg_node *fn = eg_get_node(g, f->nid);
+      if (f->k < fn->n) {
+        put(b, " ", 1);
+        c = eg_node_kids(g, fn)[f->k++];
+        break;
+      }
+      put(b, ")", 1);
+      sp--;
+    }
+    if (!sp) break;
   }
-  if (n) put(b, ")", 1);
+  free(st);
 }
 
 char *eg_choice_term(eg_egraph *g, const eg_choice *ch, eg_id root) {
   if (ch->node[eg_find(g, root)] == EG_NONE) return NULL;
   sb b = {0};
-  print(g, ch, root, &b, 0);
+  print(g, ch, root, &b);
   return b.s;
 }
 

@@ -66,6 +66,7 @@ typedef struct rd {
   eg_pattern *p;
   eg_perr *err;
   uint32_t capn, capk, capb;
+  int depth; /* open '(' of the pattern being read */
 } rd;
 
 static int fail(rd *r, sx_tok t, const char *fmt, ...) {
@@ -237,7 +238,16 @@ out:
 
 static int read_expr(rd *r, uint32_t *out) {
   sx_tok t = sx_next(r->lx);
-  if (t.k == SX_LP) return read_node(r, t, out);
+  if (t.k == SX_LP) {
+    if (r->depth >= EG_PAT_MAX_DEPTH && !(r->flags & EG_VARS_NONE)) {
+      skip_close(r->lx);
+      return fail(r, t, "pattern nested more than %d deep", EG_PAT_MAX_DEPTH);
+    }
+    r->depth++;
+    int rc = read_node(r, t, out);
+    r->depth--;
+    return rc;
+  }
   if (t.k != SX_ATOM || t.s[0] == ':')
     return fail(r, t, t.k == SX_EOF ? "unexpected end of input, expected an expression"
                                     : "expected an expression");
@@ -253,9 +263,14 @@ static int read_expr(rd *r, uint32_t *out) {
   int len = r->l->parse_leaf ? r->l->parse_leaf(r->l, t.s, t.n, &op, buf) : -1;
   if (len < 0) {
     int o = eg_lang_op(r->l, t.s, t.n);
-    if (o >= 0 && r->l->arity[o] == 0) { /* a nullary op written bare */
+    if (o >= 0 && r->l->arity[o] == 0) { /* a nullary op written bare: as (op) */
       op = o;
       len = 0;
+      if (r->l->parse_attrs) {
+        char msg[200] = "bad attribute";
+        if ((len = r->l->parse_attrs(r->l, o, NULL, 0, buf, msg, sizeof msg)) < 0)
+          return fail(r, t, "%s", msg);
+      }
     } else {
       return fail(r, t, "unknown leaf '%.*s'", (int)t.n, t.s);
     }
@@ -270,7 +285,7 @@ static int read_expr(rd *r, uint32_t *out) {
 
 int eg_pattern_read(sx_lexer *lx, const eg_lang *l, eg_vartab *vt, int flags,
                     eg_pattern *out, eg_perr *err) {
-  rd r = {lx, l, vt, flags, out, err, 0, 0, 0};
+  rd r = {lx, l, vt, flags, out, err, 0, 0, 0, 0};
   uint32_t root;
   if (read_expr(&r, &root)) return -1;
   /* the subtree is post-order and contiguous: its root is the last node */

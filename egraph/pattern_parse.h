@@ -17,6 +17,12 @@ enum {
   EG_VARS_NONE = 2,  /* ?vars are an error (a ground term) */
 };
 
+/* Patterns nested deeper than this are refused: the reader, the matcher's
+ * compiler and check-rules recurse once per level (the .tg parser has the
+ * same limit). Ground terms (EG_VARS_NONE: eg_add_term) are data, not
+ * rules, and are not limited. */
+#define EG_PAT_MAX_DEPTH 1000
+
 /* Reads one pattern from lx into out (appending). Returns 0, or -1 with err
  * set; on error the lexer is left after the offending expression when it
  * can be (so a caller may go on and report more). */

@@ -8,14 +8,15 @@
 #include "egraph/rules.h"
 #include "egraph/internal.h"
 #include "egraph/pattern_parse.h"
+#include "util/util.h"
 
-#include <errno.h>
 #include <stdarg.h>
 
 /* ---- conditions -------------------------------------------------------- */
 
 typedef struct cond_def {
   char *name;
+  char kinds[EG_COND_MAX_ARGS]; /* per argument: 'v' operand variable, 'a' atom */
   int min, max;
   eg_cond_fn fn;
   void *ctx;
@@ -41,15 +42,24 @@ static int cond_find(const eg_conds *c, const char *s, size_t n) {
   return -1;
 }
 
-int eg_conds_add(eg_conds *c, const char *name, int min_args, int max_args,
-                 eg_cond_fn fn, void *ctx) {
+int eg_conds_add(eg_conds *c, const char *name, const char *args, eg_cond_fn fn, void *ctx) {
   if (cond_find(c, name, strlen(name)) >= 0) return -1;
   if (c->n == c->cap) {
     c->cap = c->cap ? c->cap * 2 : 8;
     c->a = realloc(c->a, sizeof *c->a * (size_t)c->cap);
     EG_ASSERT(c->a);
   }
-  c->a[c->n++] = (cond_def){strdup(name), min_args, max_args, fn, ctx};
+  cond_def d = {strdup(name), {0}, 0, 0, fn, ctx};
+  size_t n = strlen(args);
+  bool more = n && args[n - 1] == '+';
+  d.min = (int)(more ? n - 1 : n);
+  d.max = more ? EG_COND_MAX_ARGS : d.min;
+  EG_ASSERT(d.min <= EG_COND_MAX_ARGS && (!more || d.min > 0));
+  for (int i = 0; i < EG_COND_MAX_ARGS; i++) {
+    d.kinds[i] = i < d.min ? args[i] : d.min ? args[d.min - 1] : 'a';
+    EG_ASSERT(d.kinds[i] == 'v' || d.kinds[i] == 'a');
+  }
+  c->a[c->n++] = d;
   return 0;
 }
 
@@ -57,8 +67,8 @@ bool eg_rule_conds_hold(eg_egraph *g, const eg_rules *r, const eg_rule *rule,
                         const uint32_t *subst) {
   for (int i = 0; i < rule->nconds; i++) {
     const eg_cond_use *u = &rule->conds[i];
-    uint32_t args[8];
-    EG_ASSERT(u->nargs <= 8);
+    uint32_t args[EG_COND_MAX_ARGS];
+    EG_ASSERT(u->nargs <= EG_COND_MAX_ARGS);
     for (int k = 0; k < u->nargs; k++)
       args[k] = u->vars[k] == EG_NONE ? EG_NONE : subst[u->vars[k]];
     const cond_def *d = &r->conds->a[u->fn];
@@ -110,10 +120,10 @@ static void error_at(parser *ps, int line, int col, const char *fmt, ...) {
   diag_put(d, "\n", 1);
   size_t n;
   const char *src = sx_line(&ps->lx, line, &n);
-  diag_put(d, src, n);
-  diag_put(d, "\n", 1);
-  for (int i = 1; i < col; i++) diag_put(d, (size_t)(i - 1) < n && src[i - 1] == '\t' ? "\t" : " ", 1);
-  diag_put(d, "^\n", 2);
+  tl_buf q = {0};
+  tl_quote_line(&q, "", src, n, col);
+  diag_put(d, q.s, q.len);
+  free(q.s);
 }
 
 static void skip_close(sx_lexer *lx) {
@@ -275,9 +285,10 @@ static int read_cond(parser *ps, eg_rule *ru) {
     return -1;
   }
   eg_cond_use u = {fn, 0, NULL, NULL};
-  u.vars = malloc(sizeof *u.vars * 8);
-  u.atoms = calloc(8, sizeof *u.atoms);
+  u.vars = malloc(sizeof *u.vars * EG_COND_MAX_ARGS);
+  u.atoms = calloc(EG_COND_MAX_ARGS, sizeof *u.atoms);
   EG_ASSERT(u.vars && u.atoms);
+  sx_tok at[EG_COND_MAX_ARGS];
   int rc = 0;
   for (;;) {
     sx_tok t = sx_next(&ps->lx);
@@ -289,12 +300,13 @@ static int read_cond(parser *ps, eg_rule *ru) {
       rc = -1;
       break;
     }
-    if (u.nargs == 8) {
+    if (u.nargs == EG_COND_MAX_ARGS) {
       error_at(ps, t.line, t.col, "too many condition arguments");
       skip_close(&ps->lx);
       rc = -1;
       break;
     }
+    at[u.nargs] = t;
     if (t.s[0] == '?') {
       int v = eg_vartab_find(ru->vars, t.s, t.n);
       if (v < 0) {
@@ -318,6 +330,24 @@ static int read_cond(parser *ps, eg_rule *ru) {
       error_at(ps, nm.line, nm.col, "condition '%s' takes %d to %d arguments, got %d", d->name,
                d->min, d->max, u.nargs);
     rc = -1;
+  }
+  /* each argument of the kind the condition reads: its function gets an
+   * operand's class for a 'v' and the text for an 'a', nothing else */
+  for (int i = 0; !rc && i < u.nargs; i++) {
+    sx_tok t = at[i];
+    if (d->kinds[i] == 'v' && u.vars[i] == EG_NONE) {
+      error_at(ps, t.line, t.col, "condition '%s' takes a ?variable of the pattern as argument %d, "
+               "not '%.*s'", d->name, i + 1, (int)t.n, t.s);
+      rc = -1;
+    } else if (d->kinds[i] == 'v' && ru->vars->is_attr[u.vars[i]]) {
+      error_at(ps, t.line, t.col, "condition '%s' takes an operand as argument %d; '%.*s' is an "
+               "attribute variable", d->name, i + 1, (int)t.n, t.s);
+      rc = -1;
+    } else if (d->kinds[i] == 'a' && u.vars[i] != EG_NONE) {
+      error_at(ps, t.line, t.col, "condition '%s' takes an atom as argument %d, not the variable "
+               "'%.*s'", d->name, i + 1, (int)t.n, t.s);
+      rc = -1;
+    }
   }
   ru->conds = realloc(ru->conds, sizeof *ru->conds * (size_t)(ru->nconds + 1));
   EG_ASSERT(ru->conds);
@@ -808,6 +838,7 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_
       else if (it.k == SX_LP && sx_is(k2, "fuse")) read_fuse(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "inplace")) read_inplace(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "opclass")) read_opclass(&ps, it);
+      else if (it.k == SX_LP && sx_is(k2, "grad")) skip_close(&ps.lx); /* a derivative rule: grad/ reads it */
       else {
         error_at(&ps, it.line, it.col,
                  "expected '(rule NAME LHS => RHS ...)', '(fuse ...)', '(inplace ...)' or '(opclass ...)'");
@@ -823,29 +854,19 @@ done:
 }
 
 int eg_rules_load_file(eg_rules *r, const char *path, eg_diag *d) {
-  FILE *f = fopen(path, "rb");
   eg_diag own = {0};
   if (!d) d = &own;
-  if (!f) {
+  char why[256];
+  size_t n;
+  char *buf = tl_read_input(path, TL_READ_MAX_TEXT, &n, why, sizeof why);
+  if (!buf) {
     char msg[512];
-    int k = snprintf(msg, sizeof msg, "%s: error: cannot open: %s\n", path, strerror(errno));
+    int k = snprintf(msg, sizeof msg, "%s: error: %s\n", path, why);
     diag_put(d, msg, (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
     d->nerrors++;
     eg_diag_free(&own);
     return 1;
   }
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  EG_ASSERT(buf);
-  for (;;) {
-    size_t k = fread(buf + n, 1, cap - n, f);
-    n += k;
-    if (n < cap) break;
-    cap *= 2;
-    buf = realloc(buf, cap);
-    EG_ASSERT(buf);
-  }
-  fclose(f);
   int e = eg_rules_load(r, path, buf, n, d);
   free(buf);
   eg_diag_free(&own);

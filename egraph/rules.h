@@ -20,7 +20,8 @@
  * program's outputs, as a consumer); the fuse conditions are (single-use),
  * (cheap) and (max-ops N), facts of the program that the planner evaluates
  * (see eg_fuse_cond). Rules, fuse and inplace declarations share one
- * namespace of names; opclass names are their own.
+ * namespace of names; opclass names are their own. Derivative rules,
+ * (grad NAME ...), are skipped here: grad/ reads them (docs/grad.md). 
  *
  * Errors are reported as `file:line:col: error: msg`, the source line and a
  * caret; parsing goes on after an error to report more in one run. */
@@ -30,17 +31,22 @@
 #include "egraph/egraph.h"
 #include "egraph/pattern.h"
 
-/* A condition: args[i] is the class (or attribute id) bound to the i-th
- * argument's variable, or EG_NONE where atoms[i] is a literal atom. */
+/* A condition: args[i] is the class bound to the i-th argument's variable,
+ * or EG_NONE where atoms[i] is a literal atom. */
 typedef bool (*eg_cond_fn)(eg_egraph *g, const uint32_t *args,
                            const char *const *atoms, int nargs, void *ctx);
+
+#define EG_COND_MAX_ARGS 8
 
 typedef struct eg_conds eg_conds;
 eg_conds *eg_conds_new(void);
 void eg_conds_free(eg_conds *c);
-/* Registers name (copied) taking min..max arguments; -1 if the name exists. */
-int eg_conds_add(eg_conds *c, const char *name, int min_args, int max_args,
-                 eg_cond_fn fn, void *ctx);
+/* Registers name (copied); -1 if the name exists. args gives the arguments
+ * the reader accepts, one letter each: 'v' a ?variable bound to an operand
+ * of the left side (fn gets its class), 'a' an atom (fn gets its text); a
+ * final '+' repeats the last letter up to EG_COND_MAX_ARGS. "v", "va",
+ * "vv+", "" (no arguments). */
+int eg_conds_add(eg_conds *c, const char *name, const char *args, eg_cond_fn fn, void *ctx);
 
 typedef struct eg_cond_use {
   int fn;          /* index in the registry */

@@ -6,6 +6,14 @@
  *    batch is what makes deferred rebuilding pay);
  *  - limits checked at the start, after each rule's search and apply, and
  *    after the iteration; a stop still finishes the iteration's rebuild;
+ *    unlike egg, the node limit is also checked after every application
+ *    (and the others every 64): one rule's matches can multiply the
+ *    e-graph (a 14-term sum under associativity, commutativity and
+ *    distributivity went from 33k to 536k memo entries in one iteration
+ *    against a limit of 100k), so applying stops once the limit is
+ *    passed, overshooting by what the last application added (its
+ *    right-hand side's new nodes, and the leaves the analysis adds for
+ *    them);
  *  - backoff: a rule finding more than limit << times_banned matches is
  *    skipped and banned for ban_length << times_banned iterations; when
  *    nothing applies but rules are banned, bans are fast-forwarded so the
@@ -207,7 +215,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
       const eg_rule *ru = &rules->rules[i];
       eg_reason why = {EG_WHY_RULE, ru->name, ru->backward};
       double ta = now_s();
-      for (size_t k = 0; k < s->m.n; k++) {
+      for (size_t k = 0; k < s->m.n && !stop; k++) {
         const uint32_t *rec = eg_match_at(&s->m, k);
         if (ru->nconds && !eg_rule_conds_hold(g, rules, ru, rec + 1)) {
           rs[i].refused_conds++;
@@ -220,9 +228,10 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
           rs[i].applied++;
           is.applied++;
         }
+        if ((R.lim->nodes && eg_total_size(g) > R.lim->nodes) || (k & 63) == 63) stop = check(&R);
       }
       rs[i].apply_ms += (now_s() - ta) * 1e3;
-      stop = check(&R);
+      if (!stop) stop = check(&R);
     }
     for (int i = 0; i < n; i++) release_matches(&R, &st[i]);
     double t2 = now_s();

@@ -4,8 +4,11 @@
  * One iteration: check the limits; search every rule (in file order) on the
  * rebuilt e-graph; apply every rule's matches (conditions checked per match
  * at apply time); rebuild once. Limits are checked again after each rule's
- * search and apply and after the iteration. Saturated: an iteration applied
- * nothing, no rule is banned, and the sizes did not change.
+ * search and apply and after the iteration, and, unlike egg, while applying:
+ * the node limit after every application, the others every 64, so that one
+ * rule's matches cannot multiply the e-graph past the limit. A stop inside
+ * an iteration still ends it with its rebuild. Saturated: an iteration
+ * applied nothing, no rule is banned, and the sizes did not change.
  *
  *   eg_phase ph = {.rulesets = "simplify", .limits = {.iters = 30, .nodes = 100000}};
  *   eg_report *rep = eg_run(g, rules, &ph, 1, eg_run_defaults());
@@ -24,7 +27,12 @@ typedef enum eg_stop {
 } eg_stop;
 const char *eg_stop_name(eg_stop s); /* "Saturated", "IterLimit", ... */
 
-/* Zero means no limit. nodes compares with eg_total_size (egg's memo size). */
+/* Zero means no limit. nodes compares with eg_total_size (egg's memo size).
+ * The stop passes it by what the last application added at most (its
+ * right-hand side's new nodes and the analysis' leaves for them); the
+ * rebuild after the stop re-keys nodes in the memo, which eg_total_size
+ * counts too (as egg's does), so the memo size printed for that iteration
+ * can be larger, while the live e-nodes do not grow by it. */
 typedef struct eg_limits {
   uint32_t iters;
   size_t nodes;

@@ -53,7 +53,9 @@
  * repaired into an acyclic one (ex_repair()), which becomes the incumbent when
  * it is cheaper. On the time limit, the result is the best acyclic solution
  * seen, with the best lower bound proven (each round's model relaxes the
- * problem, so its bound holds).
+ * problem, so its bound holds). A node cost beyond EX_SOLVER_MAX_COST in
+ * magnitude is out of the solver's range: the heuristic's answer is then
+ * the result, unproved, with the combinatorial bound.
  *
  * Files (declarations shared between them in exact_internal.h, the rest
  * static; the exact_*.c files are built only with CBC, see meson.build):
@@ -74,6 +76,11 @@
 
 /* Classes with at most this many nodes get the pairwise dominance check. */
 #define EX_DOMINANCE_MAX 256
+
+/* Costs the solver is given at most (in magnitude). CLP asserts that every
+ * objective coefficient is below 1e25, and its tolerances are absolute long
+ * before that: a model with a larger cost is not solved (see below). */
+#define EX_SOLVER_MAX_COST 1e15
 
 /* Marks the classes reachable from the roots through candidate nodes. */
 bool ex_mark_live(model *m)
@@ -544,6 +551,11 @@ ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choic
       goto out;
     }
   }
+  /* Costs out of the solver's range: the DAG heuristic's choice stands,
+   * not proved optimal, with the combinatorial bound when there is one. */
+  for (uint32_t n = 0; n < nn; n++)
+    if (m.cand[n] && m.live[g->node_class[n]] && !(fabs(g->node_cost[n]) <= EX_SOLVER_MAX_COST))
+      goto out;
   if (!ex_parents(g, &w.pstart, &w.par)) {
     st = EX_ERR_NOMEM;
     goto out;

@@ -22,9 +22,9 @@
  * be strings or integers. Subsumed nodes (egglog) stay resolvable as children
  * but are not candidates. */
 #include "extract/ex_internal.h"
+#include "util/util.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -250,8 +250,10 @@ ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
     if (rest >= len)
       return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error: unexpected end of input",
                      name, line, col);
-    return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error near '%.20s'", name,
-                   line, col, buf + off);
+    /* the buffer need not be NUL-terminated: quote at most what is left */
+    size_t near = len - off < 20 ? len - off : 20;
+    return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error near '%.*s'", name,
+                   line, col, (int)near, buf + off);
   }
   reader r = {.name = name, .d = d, .g = ex_graph_new()};
   ex_status st = r.g ? read_tree(&r, root) : ex_fail(d, EX_ERR_NOMEM, "%s: error: out of memory", name);
@@ -273,33 +275,12 @@ ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
 ex_status ex_read_json(const char *path, ex_graph **out, ex_diag *d)
 {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return ex_fail(d, EX_ERR_IO, "%s: error: cannot open: %s", path, strerror(errno));
-  char *buf = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (len + 65536 > cap) {
-      size_t nc = cap ? cap * 2 : 1 << 20;
-      char *q = realloc(buf, nc);
-      if (!q) {
-        free(buf);
-        fclose(f);
-        return ex_fail(d, EX_ERR_NOMEM, "%s: error: out of memory", path);
-      }
-      buf = q, cap = nc;
-    }
-    size_t got = fread(buf + len, 1, cap - len, f);
-    len += got;
-    if (got == 0)
-      break;
-  }
-  bool bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return ex_fail(d, EX_ERR_IO, "%s: error: read failed", path);
-  }
+  char why[256];
+  size_t len;
+  char *buf = tl_read_input(path, TL_READ_MAX_TEXT, &len, why, sizeof why);
+  if (!buf)
+    return ex_fail(d, strncmp(why, "out of memory", 13) == 0 ? EX_ERR_NOMEM : EX_ERR_IO,
+                   "%s: error: %s", path, why);
   ex_status st = ex_read_json_buf(buf, len, path, out, d);
   free(buf);
   return st;

@@ -89,7 +89,8 @@ tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *i
 
 /* Optimises g: saturates an e-graph with the rule files (.rw files or
  * folders; NULL/0 = the default rules folder) within limits
- * ("iters=30,nodes=100000,time=10,mem=512"; NULL = defaults) and extracts
+ * ("iters=30,nodes=100000,time=10,mem=512"; NULL = defaults: 30, 100000 +
+ * 10 per e-node of the program, 10 s, 2 GiB; nodes= given is exact) and extracts
  * the cheapest equivalent graph into *out (free with tlaloc_graph_free).
  * *stats (if not NULL) gets a JSON object: stop reason, iterations,
  * e-nodes, e-classes, saturation milliseconds. Reaching a limit is not an
@@ -125,6 +126,36 @@ tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_optio
  * NULL) gets the report with the chains of rewrites. */
 tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
                            int nrules, const char *limits, char **explanation, char **errors);
+
+/* ---- differentiation (docs/grad.md) ------------------------------------------
+ *
+ *   const char *wrt[] = {"w", "b"};
+ *   tlaloc_grad_options o = {.wrt = wrt, .nwrt = 2, .with_outputs = 1};
+ *   tlaloc_graph *dg;
+ *   tlaloc_grad(g, &o, &dg, &errors);     // outputs: loss, dloss_dw, dloss_db
+ *
+ * The result is an ordinary graph sharing the forward values: run it,
+ * optimise it, compile it, or differentiate it again (grad of grad). */
+typedef struct tlaloc_grad_options {
+  const char *mode;               /* NULL or "grad": scalar outputs, outputs d<out>_d<in>;
+                                     "vjp": inputs ct_<out> (cotangents), outputs vjp_<in>;
+                                     "jvp": inputs t_<in> (tangents), outputs jvp_<out> */
+  const char *const *of;          /* the outputs to differentiate, by name; 0: every output */
+  int nof;
+  const char *const *wrt;         /* the inputs, by name; 0: every float input */
+  int nwrt;
+  int with_outputs;               /* 1: g's outputs first, under their names */
+  const char *const *rule_paths;  /* derivative rules (.rw files or folders); NULL/0: the default
+                                     rules folder (read once per process) */
+  int nrules;
+} tlaloc_grad_options;
+
+/* The derivative graph of g into *out (NULL options: grad of every output
+ * with respect to every float input). TLALOC_BAD_INPUT with a message:
+ * a non-scalar output in grad mode, an unknown name, an op without a
+ * derivative rule, rule files with errors. */
+tlaloc_status tlaloc_grad(const tlaloc_graph *g, const tlaloc_grad_options *opts, tlaloc_graph **out,
+                          char **errors);
 
 /* ---- programs: a graph prepared by an engine ------------------------------
  *

@@ -142,6 +142,7 @@ static double f_unary(int op, double x) {
   case TL_OP_NEG: return -x;
   case TL_OP_ABS: return fabs(x);
   case TL_OP_SIGN: return fsign(x);
+  case TL_OP_RELU: return x > 0 || isnan(x) ? x : 0.0;
   case TL_OP_SQRT: return sqrt(x);
   case TL_OP_SIGMOID: return sigmoid(x);
   case TL_OP_SOFTPLUS: return softplus(x);
@@ -222,6 +223,7 @@ static int64_t i_unary(int op, int64_t x) {
   case TL_OP_NEG: return wrap_sub(0, x);
   case TL_OP_ABS: return x < 0 ? wrap_sub(0, x) : x;
   case TL_OP_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
+  case TL_OP_RELU: return x > 0 ? x : 0;
   default: return 0;
   }
 }
@@ -606,6 +608,76 @@ static int k_take(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
+/* Python's slice start along a dim of length len (as infer.c and k_slice). */
+static int64_t slice_first(const tl_attrs *a, int64_t len) {
+  int64_t step = (a->present & TL_A_STEP) ? a->step : 1, start;
+  if (step > 0) {
+    start = (a->present & TL_A_START) ? a->start : 0;
+    if (start < 0) start = start + len < 0 ? 0 : start + len;
+    else if (start > len) start = len;
+  } else {
+    start = (a->present & TL_A_START) ? a->start : len - 1;
+    if (start < 0) start = start + len < 0 ? -1 : start + len;
+    else if (start >= len) start = len - 1;
+  }
+  return start;
+}
+
+/* x with x[start::step] along :axis replaced by v (v has the slice's type). */
+static int k_slice_update(rctx *c, const tl_node *n, tl_tensor *out) {
+  const tl_tensor *x = arg(c, n, 0), *v = arg(c, n, 1);
+  const tl_attrs *a = &n->attrs;
+  int ax = (a->present & TL_A_AXIS) ? a->axes[0] : 0;
+  if (ax < 0) ax += x->rank;
+  int64_t step = (a->present & TL_A_STEP) ? a->step : 1, start = slice_first(a, x->dims[ax]);
+  size_t es = tl_dtype_size((tl_dtype)x->dtype);
+  memcpy(out->data, x->data, (size_t)x->numel * es);
+  int64_t xs[TL_MAX_RANK];
+  strides_of(x->dims, x->rank, xs);
+  for (int64_t o = 0; o < v->numel; o++) {
+    int64_t rem = o, off = 0;
+    for (int i = v->rank - 1; i >= 0; i--) {
+      int64_t idx = rem % v->dims[i];
+      rem /= v->dims[i];
+      off += (i == ax ? start + idx * step : idx) * xs[i];
+    }
+    memcpy((char *)out->data + off * (int64_t)es, (const char *)v->data + o * (int64_t)es, es);
+  }
+  return 0;
+}
+
+/* x with v's slices added at the indices (the transpose of k_take): in
+ * v's element order, so that duplicate indices accumulate in a fixed order. */
+static int k_scatter_add(rctx *c, const tl_node *n, tl_tensor *out) {
+  const tl_tensor *x = arg(c, n, 0), *idx = arg(c, n, 1), *v = arg(c, n, 2);
+  bool flat = !(n->attrs.present & TL_A_AXIS), fl = tl_dtype_is_float((tl_dtype)x->dtype);
+  int ax = flat ? 0 : n->attrs.axes[0];
+  if (ax < 0) ax += x->rank;
+  int64_t outer = 1, len = flat ? x->numel : x->dims[ax], inner = 1;
+  if (!flat) {
+    for (int i = 0; i < ax; i++) outer *= x->dims[i];
+    for (int i = ax + 1; i < x->rank; i++) inner *= x->dims[i];
+  }
+  for (int64_t k = 0; k < idx->numel; k++) {
+    int64_t j = tl_tensor_get_i64(idx, k);
+    if (j < -len || j >= len)
+      return rfail(c, "index %lld is out of bounds for axis %d with size %lld", (long long)j, ax,
+                   (long long)len);
+  }
+  memcpy(out->data, x->data, (size_t)x->numel * tl_dtype_size((tl_dtype)x->dtype));
+  for (int64_t a = 0; a < outer; a++)
+    for (int64_t k = 0; k < idx->numel; k++) {
+      int64_t j = tl_tensor_get_i64(idx, k);
+      if (j < 0) j += len;
+      for (int64_t b = 0; b < inner; b++) {
+        int64_t o = (a * len + j) * inner + b, src = (a * idx->numel + k) * inner + b;
+        if (fl) tl_tensor_set_f64(out, o, tl_tensor_get_f64(out, o) + tl_tensor_get_f64(v, src));
+        else tl_tensor_set_i64(out, o, wrap_add(tl_tensor_get_i64(out, o), tl_tensor_get_i64(v, src)));
+      }
+    }
+  return 0;
+}
+
 /* ---- matmul ----------------------------------------------------------- */
 
 static int k_matmul(rctx *c, const tl_node *n, tl_tensor *out) {
@@ -686,6 +758,7 @@ static const kernel_fn kernels[TL_OP_COUNT] = {
   [TL_OP_BROADCAST_TO] = k_broadcast_to, [TL_OP_EXPAND_DIMS] = k_copy,
   [TL_OP_SQUEEZE] = k_copy, [TL_OP_CONCAT] = k_concat, [TL_OP_SLICE] = k_slice,
   [TL_OP_TAKE] = k_take, [TL_OP_MATMUL] = k_matmul,
+  [TL_OP_SLICE_UPDATE] = k_slice_update, [TL_OP_SCATTER_ADD] = k_scatter_add,
 };
 
 static kernel_fn kernel_for(int op) {

@@ -29,10 +29,7 @@ static void quote_line(tl_diag *d, tl_loc loc) {
     if (*p == '\n') l++;
   const char *e = p;
   while (e < end && *e != '\n') e++;
-  tl_buf_printf(&d->out, "  %.*s\n  ", (int)(e - p), p);
-  for (int i = 1; i < loc.col && p + i - 1 < e; i++)
-    tl_buf_putn(&d->out, p[i - 1] == '\t' ? "\t" : " ", 1);
-  tl_buf_putn(&d->out, "^\n", 2);
+  tl_quote_line(&d->out, "  ", p, (size_t)(e - p), loc.col);
 }
 
 static void emit(tl_diag *d, tl_loc loc, const char *kind, const char *fmt, va_list ap) {

@@ -3,7 +3,11 @@
  * Nodes are appended in topological order (an operand always exists before
  * its user), so every pass over a graph is a loop over node ids. The memo
  * table maps (op, attrs, operands) to the node that already computes it;
- * inputs and constants with payloads are never merged by it. */
+ * inputs and constants with payloads are never merged by it. Its entries
+ * are (low 32 bits of the hash) << 32 | (node id + 1), 0 empty, linear
+ * probing at load <= 1/2: a probe compares the hash bits before it reads
+ * a node (a cache miss on a large graph), and growing rehashes without
+ * hashing a node again. */
 #include "ir/ir.h"
 #include "tensor/tensor.h"
 #include "util/util.h"
@@ -38,6 +42,39 @@ void tl_graph_free(tl_graph *g) {
   free(g->lits);
   free(g->memo);
   free(g);
+}
+
+static void *dup_array(const void *a, size_t n, size_t size) {
+  void *d = tl_xmalloc(n * size + 1);
+  if (n) memcpy(d, a, n * size);
+  return d;
+}
+
+tl_graph *tl_graph_copy(const tl_graph *g, const char *name) {
+  tl_graph *c = tl_xcalloc(1, sizeof *c);
+  c->name = tl_xstrdup(name ? name : g->name);
+  c->nodes = dup_array(g->nodes, (size_t)g->nnodes, sizeof *g->nodes);
+  c->nnodes = c->capnodes = g->nnodes;
+  c->args = dup_array(g->args, g->nargs, sizeof *g->args);
+  c->nargs = c->capargs = g->nargs;
+  c->names = dup_array(g->names, (size_t)g->nnames, sizeof *g->names);
+  for (int i = 0; i < g->nnames; i++) c->names[i] = tl_xstrdup(g->names[i]);
+  c->nnames = c->capnames = g->nnames;
+  c->syms = dup_array(g->syms, (size_t)g->nsyms, sizeof *g->syms);
+  for (int i = 0; i < g->nsyms; i++) c->syms[i] = tl_xstrdup(g->syms[i]);
+  c->nsyms = c->capsyms = g->nsyms;
+  c->inputs = dup_array(g->inputs, (size_t)g->ninputs, sizeof *g->inputs);
+  c->ninputs = c->capinputs = g->ninputs;
+  c->outputs = dup_array(g->outputs, (size_t)g->noutputs, sizeof *g->outputs);
+  c->noutputs = c->capoutputs = g->noutputs;
+  c->lets = dup_array(g->lets, (size_t)g->nlets, sizeof *g->lets);
+  c->nlets = c->caplets = g->nlets;
+  c->lits = dup_array(g->lits, (size_t)g->nlits, sizeof *g->lits);
+  for (int i = 0; i < g->nlits; i++) c->lits[i] = tl_tensor_copy(g->lits[i]);
+  c->nlits = c->caplits = g->nlits;
+  c->memo = g->memocap ? dup_array(g->memo, g->memocap, sizeof *g->memo) : NULL;
+  c->memocap = g->memocap;
+  return c;
 }
 
 int tl_graph_sym(tl_graph *g, const char *name, size_t n) {
@@ -102,25 +139,20 @@ static bool node_is(const tl_graph *g, int32_t id, int op, const tl_attrs *a,
          (n == 0 || memcmp(tl_node_inputs(g, nd), in, (size_t)n * sizeof *in) == 0);
 }
 
-static void memo_insert(tl_graph *g, int32_t id);
+static void memo_put(uint64_t *memo, uint32_t mask, uint64_t e) {
+  uint32_t i = (uint32_t)(e >> 32) & mask;
+  while (memo[i]) i = (i + 1) & mask;
+  memo[i] = e;
+}
 
 static void memo_grow(tl_graph *g) {
   uint32_t old = g->memocap;
-  int32_t *om = g->memo;
+  uint64_t *om = g->memo;
   g->memocap = old ? old * 2 : 256;
-  g->memo = tl_xmalloc(g->memocap * sizeof *g->memo);
-  for (uint32_t i = 0; i < g->memocap; i++) g->memo[i] = -1;
+  g->memo = tl_xcalloc(g->memocap, sizeof *g->memo);
   for (uint32_t i = 0; i < old; i++)
-    if (om[i] >= 0) memo_insert(g, om[i]);
+    if (om[i]) memo_put(g->memo, g->memocap - 1, om[i]);
   free(om);
-}
-
-static void memo_insert(tl_graph *g, int32_t id) {
-  const tl_node *nd = &g->nodes[id];
-  uint64_t h = node_hash(nd->op, &nd->attrs, tl_node_inputs(g, nd), nd->ninputs);
-  uint32_t mask = g->memocap - 1, i = (uint32_t)h & mask;
-  while (g->memo[i] >= 0) i = (i + 1) & mask;
-  g->memo[i] = id;
 }
 
 /* Nodes that stand for themselves: never shared by the memo. */
@@ -156,11 +188,13 @@ int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
   tl_attrs a;
   if (attrs) a = *attrs;
   else tl_attrs_init(&a);
+  uint64_t h = memoizable(op) ? node_hash(op, &a, inputs, ninputs) : 0;
   if (memoizable(op) && g->memocap) {
-    uint64_t h = node_hash(op, &a, inputs, ninputs);
     uint32_t mask = g->memocap - 1;
-    for (uint32_t i = (uint32_t)h & mask; g->memo[i] >= 0; i = (i + 1) & mask)
-      if (node_is(g, g->memo[i], op, &a, inputs, ninputs)) return g->memo[i];
+    for (uint32_t i = (uint32_t)h & mask; g->memo[i]; i = (i + 1) & mask) {
+      int32_t id = (int32_t)(uint32_t)g->memo[i] - 1;
+      if ((uint32_t)(g->memo[i] >> 32) == (uint32_t)h && node_is(g, id, op, &a, inputs, ninputs)) return id;
+    }
   }
   const tl_type *in[TL_GRAPH_MAX_ARGS];
   if (ninputs > TL_GRAPH_MAX_ARGS) {
@@ -186,7 +220,7 @@ int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
   g->nodes[id].type = t;
   if (memoizable(op)) {
     if ((uint32_t)g->nnodes * 2 >= g->memocap) memo_grow(g);
-    memo_insert(g, id);
+    memo_put(g->memo, g->memocap - 1, (uint64_t)(uint32_t)h << 32 | (uint32_t)(id + 1));
   }
   return id;
 }

@@ -421,9 +421,8 @@ static int infer_concat(ictx *c) {
   return 0;
 }
 
-static int infer_slice(ictx *c) {
-  if (infer_dtype(c, 0)) return -1;
-  const tl_type *x = c->in[0];
+/* The shape of slicing x by c's attributes into *out (rank and dims). */
+static int slice_shape(ictx *c, const tl_type *x, tl_type *out) {
   const tl_attrs *a = c->a;
   if (x->rank == 0) return fail(c, "cannot slice a rank-0 operand");
   int ax = 0;
@@ -463,9 +462,39 @@ static int infer_slice(ictx *c) {
       len = start > stop ? (start - stop + (-step) - 1) / (-step) : 0;
     }
   }
+  out->rank = x->rank;
+  memcpy(out->dims, x->dims, sizeof x->dims);
+  out->dims[ax] = len;
+  return 0;
+}
+
+static int infer_slice(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  return slice_shape(c, c->in[0], c->out);
+}
+
+static bool same_dims(const tl_type *a, const tl_type *b) {
+  return a->rank == b->rank && !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims);
+}
+
+/* slice_update x v: x with the slice that slice would take replaced by v,
+ * which has exactly that slice's shape and x's dtype (no broadcasting, no
+ * conversion: the transpose of slice). */
+static int infer_slice_update(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0], *v = c->in[1];
+  tl_type s;
+  memset(&s, 0, sizeof s);
+  if (slice_shape(c, x, &s)) return -1;
+  char s1[128], s2[128];
+  if (!same_dims(&s, v) || v->dtype != x->dtype) {
+    s.dtype = x->dtype;
+    return fail(c, "the update must have the slice's type %s, not %s", tstr(c, &s, s1, sizeof s1),
+                tstr(c, v, s2, sizeof s2));
+  }
   c->out->rank = x->rank;
   memcpy(c->out->dims, x->dims, sizeof x->dims);
-  c->out->dims[ax] = len;
+  c->out->weak = 0;
   return 0;
 }
 
@@ -491,6 +520,32 @@ static int infer_take(ictx *c) {
   for (int i = 0; i < idx->rank; i++) c->out->dims[r++] = idx->dims[i];
   for (int i = ax + 1; i < x->rank; i++) c->out->dims[r++] = x->dims[i];
   c->out->rank = (uint8_t)rank;
+  return 0;
+}
+
+/* scatter_add x i v: x with v's slices added at the indices i along :axis
+ * (duplicates accumulate; no :axis: into the flattened x); v has the shape
+ * and dtype of (take x i :axis) (the transpose of take). */
+static int infer_scatter_add(ictx *c) {
+  if (infer_dtype(c, 0)) return -1;
+  const tl_type *x = c->in[0], *v = c->in[2];
+  char s1[128], s2[128];
+  if (x->dtype == TL_BOOL) return fail(c, "not defined for bool operands (cast them first)");
+  if (x->rank == 0) return fail(c, "cannot scatter into a rank-0 operand");
+  tl_type t;
+  memset(&t, 0, sizeof t);
+  ictx tc = *c;
+  tc.out = &t;
+  tc.nin = 2;
+  if (infer_take(&tc)) return -1;
+  if (!same_dims(&t, v) || v->dtype != x->dtype) {
+    t.dtype = x->dtype;
+    return fail(c, "the addend must have the type %s of (take x i), not %s", tstr(c, &t, s1, sizeof s1),
+                tstr(c, v, s2, sizeof s2));
+  }
+  c->out->rank = x->rank;
+  memcpy(c->out->dims, x->dims, sizeof x->dims);
+  c->out->weak = 0;
   return 0;
 }
 
@@ -557,6 +612,7 @@ static const infer_fn infer_table[TL_OP_COUNT] = {
   [TL_OP_BROADCAST_TO] = infer_broadcast_to, [TL_OP_EXPAND_DIMS] = infer_expand_dims,
   [TL_OP_SQUEEZE] = infer_squeeze, [TL_OP_CONCAT] = infer_concat, [TL_OP_SLICE] = infer_slice,
   [TL_OP_TAKE] = infer_take, [TL_OP_MATMUL] = infer_matmul,
+  [TL_OP_SLICE_UPDATE] = infer_slice_update, [TL_OP_SCATTER_ADD] = infer_scatter_add,
 };
 
 static infer_fn infer_for(int op) {

@@ -88,15 +88,22 @@ typedef struct tl_graph {
   tl_output *outputs; int32_t noutputs, capoutputs;
   int32_t *lets; int32_t nlets, caplets;       /* let-named nodes, in order */
   struct tl_tensor **lits; int32_t nlits, caplits; /* const payloads, owned */
-  int32_t *memo; uint32_t memocap;             /* hash-cons table: node ids */
+  uint64_t *memo; uint32_t memocap;            /* hash-cons table (graph.c) */
 } tl_graph;
 
+/* A node's operand ids. args is NULL until the first operand is added: a
+ * node without operands then gets an empty array, not NULL + 0 (undefined
+ * behaviour, which clang's UBSan reports). */
 static inline const int32_t *tl_node_inputs(const tl_graph *g, const tl_node *n) {
-  return g->args + n->inputs;
+  static const int32_t none[1] = {0};
+  return g->args ? g->args + n->inputs : none;
 }
 
 tl_graph *tl_graph_new(const char *name);
 void tl_graph_free(tl_graph *g);
+/* A deep copy of g (same node ids, names, symbols, constants) under a new
+ * name; its arrays are copied as they are, without rebuilding anything. */
+tl_graph *tl_graph_copy(const tl_graph *g, const char *name);
 
 /* Interned symbol id for a dim name (created if new). */
 int tl_graph_sym(tl_graph *g, const char *name, size_t n);

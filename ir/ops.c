@@ -18,6 +18,7 @@
 #define NS(t) .elem_ns = t,
 #define DOMAIN(d) .domain = d,
 #define GRAD(g) .grad = g,
+#define NOGRAD(m) .nograd = m,
 
 const tl_op_info tl_ops[TL_OP_COUNT] = {
 #define OP(id, name, arity, kind, dr, allowed, required, ...) \

@@ -83,6 +83,7 @@ typedef struct tl_op_info {
   uint8_t hazard;       /* numerical hazards (accuracy cost) */
   uint8_t domain;       /* tl_domain */
   uint8_t grad;         /* tl_grad_rule */
+  uint8_t nograd;       /* bit i: operand i carries no gradient (indices, conditions) */
   double weight;        /* the optimizer's abstract cost */
   double elem_ns;       /* default ns per f32 element, one thread; 0: none */
 } tl_op_info;

@@ -20,20 +20,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
+#include <xxhash.h>
 
 typedef struct binding {
-  char *name;
-  int32_t node; /* -1: defined by a statement that failed */
+  uint32_t name, len; /* the name: offset in the scope's pool, length */
+  int32_t node;       /* -1: defined by a statement that failed */
   tl_loc loc;
-  UT_hash_handle hh;
 } binding;
+
+/* The names defined so far. A graph can define 10^6 of them and every
+ * operand is a lookup, so this is a flat table: bindings in one array, their
+ * names (NUL-terminated) in one pool, and an open-addressed index (linear
+ * probing, load <= 1/2) whose slots hold the hash's high 32 bits and the
+ * binding's index + 1 (0: empty), so a probe reads one slot. */
+typedef struct scope {
+  binding *b;
+  uint32_t n, cap;
+  uint64_t *slot;
+  uint32_t nslot;
+  char *pool;
+  size_t npool, cappool;
+} scope;
 
 typedef struct parser {
   tl_lexer lx;
   tl_diag *d;
   tl_graph *g;
-  binding *scope;
+  scope scope;
   int depth; /* nesting of '(' seen, for recovery */
   bool eof_reported; /* one "never closed" message is enough */
 } parser;
@@ -87,9 +100,24 @@ static void expected(parser *p, const tl_tok *t, const char *what) {
 }
 
 static binding *lookup(parser *p, const char *s, size_t n) {
-  binding *b = NULL;
-  HASH_FIND(hh, p->scope, s, n, b);
-  return b;
+  const scope *sc = &p->scope;
+  if (!sc->nslot) return NULL;
+  uint64_t h = XXH3_64bits(s, n);
+  uint32_t mask = sc->nslot - 1;
+  for (uint32_t i = (uint32_t)h & mask; sc->slot[i]; i = (i + 1) & mask) {
+    if ((sc->slot[i] >> 32) != (h >> 32)) continue;
+    binding *b = &sc->b[(uint32_t)sc->slot[i] - 1];
+    if (b->len == n && memcmp(sc->pool + b->name, s, n) == 0) return b;
+  }
+  return NULL;
+}
+
+static void scope_index(scope *sc, uint32_t k) {
+  const binding *b = &sc->b[k];
+  uint64_t h = XXH3_64bits(sc->pool + b->name, b->len);
+  uint32_t mask = sc->nslot - 1, i = (uint32_t)h & mask;
+  while (sc->slot[i]) i = (i + 1) & mask;
+  sc->slot[i] = (h & 0xffffffff00000000u) | (k + 1);
 }
 
 /* Binds a name; false (with an error) when it exists already. */
@@ -97,14 +125,28 @@ static bool bind(parser *p, const tl_tok *name, int32_t node) {
   binding *b = lookup(p, name->text, name->len);
   if (b) {
     tl_diag_error(p->d, name->loc, "duplicate name '%.*s'", (int)name->len, name->text);
-    tl_diag_note(p->d, b->loc, "'%s' was defined here", b->name);
+    tl_diag_note(p->d, b->loc, "'%s' was defined here", p->scope.pool + b->name);
     return false;
   }
-  b = tl_xcalloc(1, sizeof *b);
-  b->name = tl_xstrndup(name->text, name->len);
-  b->node = node;
-  b->loc = name->loc;
-  HASH_ADD_KEYPTR(hh, p->scope, b->name, name->len, b);
+  scope *sc = &p->scope;
+  while (sc->npool + name->len + 1 > sc->cappool) {
+    sc->cappool = sc->cappool ? 2 * sc->cappool : 4096;
+    sc->pool = tl_xrealloc(sc->pool, sc->cappool);
+  }
+  memcpy(sc->pool + sc->npool, name->text, name->len);
+  sc->pool[sc->npool + name->len] = 0;
+  TL_GROW(sc->b, sc->n, sc->cap);
+  sc->b[sc->n] = (binding){(uint32_t)sc->npool, (uint32_t)name->len, node, name->loc};
+  sc->npool += name->len + 1;
+  sc->n++;
+  if (2 * sc->n > sc->nslot) {
+    free(sc->slot);
+    sc->nslot = sc->nslot ? 2 * sc->nslot : 64;
+    sc->slot = tl_xcalloc(sc->nslot, sizeof *sc->slot);
+    for (uint32_t k = 0; k < sc->n; k++) scope_index(sc, k);
+  } else {
+    scope_index(sc, sc->n - 1);
+  }
   return true;
 }
 
@@ -594,12 +636,9 @@ tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d) {
   }
   if (d->nerrors == errors0 && p.g->noutputs == 0)
     tl_diag_error(d, name.loc, "graph '%s' has no outputs", p.g->name);
-  binding *b, *tmp;
-  HASH_ITER(hh, p.scope, b, tmp) {
-    HASH_DEL(p.scope, b);
-    free(b->name);
-    free(b);
-  }
+  free(p.scope.b);
+  free(p.scope.slot);
+  free(p.scope.pool);
   if (d->nerrors > errors0) {
     tl_graph_free(p.g);
     return NULL;

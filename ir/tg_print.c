@@ -91,23 +91,14 @@ static void put_value(printer *pr, tl_dtype dt, double f, int64_t i, bool is_int
   tl_buf_printf(&pr->out, "%s", b);
 }
 
-static void put_expr(printer *pr, int32_t id, bool top);
-
-static void put_ref(printer *pr, int32_t id) { put_expr(pr, id, false); }
-
-/* Writes node id: by name unless top (the definition itself). */
-static void put_expr(printer *pr, int32_t id, bool top) {
+/* Writes a leaf (literal, const, fill) in place; false for other ops. */
+static bool put_leaf(printer *pr, const tl_node *n) {
   const tl_graph *g = pr->g;
-  const tl_node *n = &g->nodes[id];
-  if (!top && pr->names[id]) {
-    tl_buf_printf(&pr->out, "%s", pr->names[id]);
-    return;
-  }
   const tl_attrs *a = &n->attrs;
   switch (n->op) {
   case TL_OP_LIT:
     put_value(pr, a->is_int ? TL_I64 : TL_F64, a->f, a->i, a->is_int);
-    return;
+    return true;
   case TL_OP_CONST: {
     const tl_tensor *x = g->lits[a->lit];
     tl_buf_printf(&pr->out, "(const %s ", tl_dtype_name((tl_dtype)x->dtype));
@@ -118,7 +109,7 @@ static void put_expr(printer *pr, int32_t id, bool top) {
                 !tl_dtype_is_float((tl_dtype)x->dtype));
     }
     tl_buf_putn(&pr->out, ")", 1);
-    return;
+    return true;
   }
   case TL_OP_FILL:
     tl_buf_printf(&pr->out, "(fill %s ", tl_dtype_name((tl_dtype)a->dtype));
@@ -126,24 +117,75 @@ static void put_expr(printer *pr, int32_t id, bool top) {
     tl_buf_putn(&pr->out, " ", 1);
     put_value(pr, (tl_dtype)a->dtype, a->f, a->i, a->is_int);
     tl_buf_putn(&pr->out, ")", 1);
-    return;
-  default: break;
+    return true;
+  default: return false;
   }
-  tl_buf_printf(&pr->out, "(%s", tl_ops[n->op].name);
-  for (int k = 0; k < n->ninputs; k++) {
-    tl_buf_putn(&pr->out, " ", 1);
-    put_ref(pr, tl_node_inputs(g, n)[k]);
-  }
-  put_attrs(pr, a);
-  tl_buf_putn(&pr->out, ")", 1);
 }
 
-static bool name_taken(const tl_graph *g, char **names, int32_t nnodes, const char *s) {
-  for (int i = 0; i < g->nnames; i++)
-    if (strcmp(g->names[i], s) == 0) return true;
-  for (int i = 0; i < nnodes; i++)
-    if (names[i] && strcmp(names[i], s) == 0) return true;
-  return false;
+/* Writes node id: by name unless top (the definition itself), operands by
+ * name where they have one and in place otherwise. Iterative, with an
+ * explicit stack of the calls still open: tl_tg_print cuts deep chains with
+ * lets, but tl_tg_print_node is given graphs built by code, whose unnamed
+ * chains are as deep as the graph is long. */
+static void put_expr(printer *pr, int32_t id, bool top) {
+  const tl_graph *g = pr->g;
+  if (!top && pr->names[id]) {
+    tl_buf_printf(&pr->out, "%s", pr->names[id]);
+    return;
+  }
+  if (put_leaf(pr, &g->nodes[id])) return;
+  typedef struct frame { int32_t id, k; } frame; /* node, its next operand */
+  size_t sp = 0, cap = 16;
+  frame *st = tl_xmalloc(cap * sizeof *st);
+  tl_buf_printf(&pr->out, "(%s", tl_ops[g->nodes[id].op].name);
+  st[sp++] = (frame){id, 0};
+  while (sp) {
+    frame *f = &st[sp - 1];
+    const tl_node *n = &g->nodes[f->id];
+    if (f->k == n->ninputs) {
+      put_attrs(pr, &n->attrs);
+      tl_buf_putn(&pr->out, ")", 1);
+      sp--;
+      continue;
+    }
+    int32_t x = tl_node_inputs(g, n)[f->k++];
+    tl_buf_putn(&pr->out, " ", 1);
+    if (pr->names[x]) {
+      tl_buf_printf(&pr->out, "%s", pr->names[x]);
+      continue;
+    }
+    if (put_leaf(pr, &g->nodes[x])) continue;
+    tl_buf_printf(&pr->out, "(%s", tl_ops[g->nodes[x].op].name);
+    if (sp == cap) st = tl_xrealloc(st, (cap *= 2) * sizeof *st);
+    st[sp++] = (frame){x, 0};
+  }
+  free(st);
+}
+
+static void put_ref(printer *pr, int32_t id) { put_expr(pr, id, false); }
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Sorted, the k of every name "t<k>" the graph already uses (decimal, no
+ * leading zero): generated names skip them. Comparing each candidate with
+ * every name instead made printing quadratic in the graph's size. */
+static int64_t *taken_t_names(const tl_graph *g, int *n) {
+  int64_t *t = tl_xmalloc(((size_t)g->nnames + 1) * sizeof *t);
+  *n = 0;
+  for (int i = 0; i < g->nnames; i++) {
+    const char *s = g->names[i];
+    size_t len = strlen(s);
+    if (s[0] != 't' || len < 2 || len > 19 || (s[1] == '0' && len > 2)) continue;
+    int64_t v = 0;
+    size_t q = 1;
+    for (; q < len && s[q] >= '0' && s[q] <= '9'; q++) v = v * 10 + (s[q] - '0');
+    if (q == len) t[(*n)++] = v;
+  }
+  qsort(t, (size_t)*n, sizeof *t, cmp_i64);
+  return t;
 }
 
 /* Decides which nodes are referred to by name. */
@@ -166,7 +208,8 @@ static void assign_names(printer *pr, bool *let) {
   /* depth of the expression that would be written in place; a deep chain
    * is cut by lets so printing (and reading back) stays shallow */
   int32_t *depth = tl_xcalloc((size_t)g->nnodes + 1, sizeof *depth);
-  int next = 0;
+  int ntaken, ti = 0;
+  int64_t *taken = taken_t_names(g, &ntaken), next = 0;
   for (int32_t id = 0; id < g->nnodes; id++) {
     const tl_node *n = &g->nodes[id];
     let[id] = false;
@@ -187,14 +230,19 @@ static void assign_names(printer *pr, bool *let) {
       pr->names[id] = tl_xstrdup(g->names[n->name]);
     } else {
       char b[32];
-      do snprintf(b, sizeof b, "t%d", next++);
-      while (name_taken(g, pr->names, g->nnodes, b));
+      for (;;) {
+        while (ti < ntaken && taken[ti] < next) ti++;
+        if (ti == ntaken || taken[ti] != next) break;
+        next++;
+      }
+      snprintf(b, sizeof b, "t%lld", (long long)next++);
       pr->names[id] = tl_xstrdup(b);
     }
   }
   free(uses);
   free(live);
   free(depth);
+  free(taken);
 }
 
 char *tl_tg_print(const tl_graph *g) {

@@ -76,8 +76,22 @@ typedef struct tl_cost_report {
   tl_program_cost pc;   /* the prediction; pc.ks[i] is kernel i's */
   tl_report_kernel *ks; /* [pc.nks] */
   int nks;
+  int nunmeasured;      /* kernels left unmeasured by time_limit_s */
   double measured;      /* seconds, the whole program through be_run */
 } tl_cost_report;
+
+/* How tl_cost_report_measure measures: each figure is the minimum of at
+ * least `runs` runs and until budget_s has been spent (tl_time_run); the
+ * kernels are compiled at opt_level (-1: the backend's default; 0..3 as
+ * be_options); past time_limit_s seconds (0: none) of kernel measurements
+ * the remaining kernels are predicted only. The whole program is always
+ * measured. */
+typedef struct tl_cost_report_opts {
+  int runs;
+  double budget_s;
+  int opt_level;
+  double time_limit_s;
+} tl_cost_report_opts;
 
 /* What `tlaloc cost-report` shows: predicts g under syms (all bound, as
  * tl_cost_predict), then measures the whole program and each kernel compiled
@@ -85,8 +99,8 @@ typedef struct tl_cost_report {
  * prediction, or the whole program's compile or run, failed); a kernel that
  * could not be measured has measured -1 and the reason in its note. Release
  * with tl_cost_report_free (also safe after a failure). */
-int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t *syms, int runs,
-                           double budget_s, tl_cost_report *r, char *err, size_t n);
+int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t *syms, tl_cost_report_opts o,
+                           tl_cost_report *r, char *err, size_t n);
 void tl_cost_report_free(tl_cost_report *r);
 
 /* ---- the GPU (calibrate_gpu.c) ---------------------------------------------

@@ -65,13 +65,22 @@ static bool computes_root(const be_plan *pl, const be_kern *k) {
   return st == BE_S_MAT && pl->buf_of[k->node] == k->out;
 }
 
+/* Nodes add_expr has counted in the current kernel. */
+typedef struct seen_set {
+  uint8_t *on;    /* per node */
+  int32_t *list;  /* the nodes set, to clear them after the kernel */
+  int32_t n;
+} seen_set;
+
 /* Adds scale times the arithmetic of node id and of the inline nodes it is
  * computed from; nodes held in buffers are reads, counted by the caller. A
- * row kernel computes its fused producer once per pass. */
+ * row kernel computes its fused producer once per pass. Recursion depth:
+ * the kernel's fused expression, at most BE_FUSE_MAX_OPS (be_internal.h). */
 static void add_expr(const tl_profile *p, const be_plan *pl, const int64_t *syms, int32_t id, bool root,
-                     double scale, uint8_t *seen, tl_kernel_work *w) {
-  if (seen[id]) return;
-  seen[id] = 1;
+                     double scale, seen_set *seen, tl_kernel_work *w) {
+  if (seen->on[id]) return;
+  seen->on[id] = 1;
+  seen->list[seen->n++] = id;
   if (!root && pl->state[id] != BE_S_INLINE) return;
   const tl_graph *g = pl->g;
   const tl_node *x = &g->nodes[id];
@@ -135,13 +144,17 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
   c->ks = tl_xcalloc((size_t)pl.nks + 1, sizeof *c->ks);
   c->nks = pl.nks;
   c->total = p->run_overhead;
-  uint8_t *seen = tl_xcalloc((size_t)g->nnodes + 1, 1), *touched = tl_xcalloc((size_t)pl.nbufs + 1, 1);
+  /* cleared after each kernel node by node: a memset per kernel would be
+   * quadratic on a long chain's thousands of kernels */
+  seen_set seen = {tl_xcalloc((size_t)g->nnodes + 1, 1), tl_xmalloc(((size_t)g->nnodes + 1) * sizeof(int32_t)), 0};
+  uint8_t *touched = tl_xcalloc((size_t)pl.nbufs + 1, 1);
   for (int i = 0; i < pl.nks; i++) {
     const be_kern *k = &pl.ks[i];
     tl_kernel_cost *kc = &c->ks[i];
     kc->kind = k->kind;
     kc->node = k->node;
-    memset(seen, 0, (size_t)g->nnodes);
+    for (int32_t j = 0; j < seen.n; j++) seen.on[seen.list[j]] = 0;
+    seen.n = 0;
     tl_kernel_work *w = &kc->w;
     for (int r = 0; r < k->nreads; r++) w->bytes += buf_bytes(&pl, k->reads[r], syms);
     if (k->kind == BE_K_TAKECHECK) {
@@ -149,7 +162,7 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
       for (int r = 0; r < k->nreads; r++)
         w->flops += buf_bytes(&pl, k->reads[r], syms) / (double)tl_dtype_size((tl_dtype)pl.bufs[k->reads[r]].dtype);
     } else if (computes_root(&pl, k)) {
-      add_expr(p, &pl, syms, k->node, true, 1, seen, w);
+      add_expr(p, &pl, syms, k->node, true, 1, &seen, w);
     }
     if (k->out >= 0)
       w->bytes += k->place >= 0 ? elems_of(&g->nodes[k->node].type, syms) * (double)tl_dtype_size((tl_dtype)pl.bufs[k->out].dtype)
@@ -166,7 +179,8 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
     }
     c->total += kc->predicted;
   }
-  free(seen);
+  free(seen.on);
+  free(seen.list);
   free(touched);
   be_plan_free(&pl);
   return 0;
@@ -182,7 +196,9 @@ void tl_program_cost_free(tl_program_cost *c) {
 typedef struct subg {
   const be_plan *pl;
   tl_graph *g2;
-  int32_t *map; /* node of g -> node of g2, -1 */
+  int32_t *map;  /* node of g -> node of g2, -1; kept across kernels */
+  int32_t *set;  /* the entries of map set for this kernel, to reset */
+  int32_t nset;
   int ninputs;
   char *err;
   size_t n;
@@ -195,7 +211,8 @@ static int32_t as_input(subg *s, int32_t id, const tl_type *t) {
 }
 
 /* Copies the expression of node id into g2: inline nodes as they are,
- * buffers as inputs (constants as constants). -1 with a message. */
+ * buffers as inputs (constants as constants). -1 with a message.
+ * Recursion depth: the kernel's fused expression, at most BE_FUSE_MAX_OPS. */
 static int32_t copy_expr(subg *s, int32_t id, bool root) {
   if (s->map[id] >= 0) return s->map[id];
   const tl_graph *g = s->pl->g;
@@ -217,17 +234,19 @@ static int32_t copy_expr(subg *s, int32_t id, bool root) {
     if (r < 0) return -1;
   }
   s->map[id] = r;
+  s->set[s->nset++] = id;
   return r;
 }
 
 /* The graph of kernel k alone, or NULL (with a message; an empty message
- * when the kernel cannot be run alone: take's index check). */
-static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, size_t n) {
+ * when the kernel cannot be run alone: take's index check). map and set
+ * are scratch of g->nnodes entries, map all -1 (and left so). */
+static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, int32_t *map, int32_t *set, char *err,
+                              size_t n) {
   err[0] = 0;
-  if (k->kind == BE_K_TAKECHECK) return NULL;
+  if (k->kind == BE_K_TAKECHECK || k->kind == BE_K_SCATTER) return NULL; /* they read their own output */
   const tl_graph *g = pl->g;
-  subg s = {pl, tl_graph_new("kernel"), tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *s.map), 0, err, n};
-  for (int32_t i = 0; i < g->nnodes; i++) s.map[i] = -1;
+  subg s = {pl, tl_graph_new("kernel"), map, set, 0, 0, err, n};
   /* same symbol ids, so types and shape attributes carry over as they are */
   for (int i = 0; i < g->nsyms; i++) tl_graph_sym(s.g2, g->syms[i], strlen(g->syms[i]));
   int32_t out = -1;
@@ -256,7 +275,7 @@ static tl_graph *kernel_graph(const be_plan *pl, const be_kern *k, char *err, si
   } else {
     out = copy_expr(&s, k->node, computes_root(pl, k));
   }
-  free(s.map);
+  for (int32_t i = 0; i < s.nset; i++) map[set[i]] = -1;
   if (out < 0) {
     tl_graph_free(s.g2);
     return NULL;
@@ -273,6 +292,7 @@ static const char *kind_name(int k) {
   case BE_K_RED: return "reduce";
   case BE_K_SOFTMAX: return "softmax";
   case BE_K_MATMUL: return "matmul";
+  case BE_K_SCATTER: return "scatter";
   default: return "take-chk";
   }
 }
@@ -289,23 +309,29 @@ static const char *bound_of(const tl_profile *p, const tl_kernel_cost *kc) {
   return m == gemm ? "gemm" : m == ovh ? "call" : m == mem ? "memory" : "compute";
 }
 
-int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t *syms, int runs,
-                           double budget_s, tl_cost_report *r, char *err, size_t n) {
+int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t *syms, tl_cost_report_opts o,
+                           tl_cost_report *r, char *err, size_t n) {
   memset(r, 0, sizeof *r);
   tl_tensor **in = NULL;
   be_program *prog = NULL;
   be_plan pl;
   memset(&pl, 0, sizeof pl);
+  int32_t *map = NULL, *set = NULL;
   int rc = -1;
   if (tl_cost_predict(p, g, syms, &r->pc, err, n)) goto done;
   in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
   be_options bo = be_options_default();
+  if (o.opt_level >= 0) bo.opt_level = o.opt_level;
   if (tl_timing_inputs(g, syms, in, err, n) || !(prog = be_compile(g, &bo, err, n))) goto done;
-  r->measured = tl_time_run(prog, in, syms, runs, budget_s, err, n);
+  r->measured = tl_time_run(prog, in, syms, o.runs, o.budget_s, err, n);
   if (r->measured < 0) goto done;
   if (be_plan_build(&pl, g, err, n)) goto done;
   r->ks = tl_xcalloc((size_t)r->pc.nks + 1, sizeof *r->ks);
   r->nks = r->pc.nks;
+  double t_start = tl_now_ms(); /* the kernels' measurements, for o.time_limit_s */
+  map = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *map);
+  set = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *set);
+  for (int32_t j = 0; j < g->nnodes; j++) map[j] = -1;
   for (int i = 0; i < r->pc.nks; i++) {
     const tl_kernel_cost *kc = &r->pc.ks[i];
     tl_report_kernel *rk = &r->ks[i];
@@ -313,13 +339,19 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
     rk->bound = bound_of(p, kc);
     rk->predicted = p->run_overhead + kc->predicted;
     rk->measured = -1;
-    char kerr[256];
-    tl_graph *kg = kernel_graph(&pl, &pl.ks[i], kerr, sizeof kerr);
+    char kerr[256] = "";
+    /* past the time limit, the remaining kernels are predicted only */
+    bool measure = !(o.time_limit_s > 0 && tl_now_ms() - t_start > o.time_limit_s * 1e3);
+    tl_graph *kg = measure ? kernel_graph(&pl, &pl.ks[i], map, set, kerr, sizeof kerr) : NULL;
+    if (!measure) {
+      r->nunmeasured++; /* rk->measured stays -1, with no note */
+      continue;
+    }
     if (kg) {
       tl_tensor **kin = tl_xcalloc((size_t)kg->ninputs + 1, sizeof *kin);
       be_program *kp = NULL;
       if (!tl_timing_inputs(kg, syms, kin, kerr, sizeof kerr) && (kp = be_compile(kg, &bo, kerr, sizeof kerr))) {
-        rk->measured = tl_time_run(kp, kin, syms, runs, budget_s, kerr, sizeof kerr);
+        rk->measured = tl_time_run(kp, kin, syms, o.runs, o.budget_s, kerr, sizeof kerr);
         rk->not_one = be_program_stats(kp)->nkernels != 1;
       }
       if (rk->measured < 0) snprintf(rk->note, sizeof rk->note, "%s", kerr);
@@ -333,6 +365,8 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
   }
   rc = 0;
 done:
+  free(map);
+  free(set);
   be_plan_free(&pl);
   if (in)
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);

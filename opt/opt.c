@@ -20,6 +20,7 @@
 struct tl_opt {
   tl_opt_params p;
   tn_ctx *ctx;
+  tn_mark rules_mark; /* the context as the rules left it */
   eg_rules *rules;
   tl_cost_registry *costs;
   tl_cost_expr *objective;
@@ -43,6 +44,8 @@ tl_opt_params tl_opt_defaults(void) {
   memset(&p, 0, sizeof p);
   p.limits.iters = 30;
   p.limits.nodes = 100000;
+  p.nodes_per_node = 10;
+  p.limits.bytes = (size_t)2 << 30;
   p.limits.seconds = 10.0;
   p.run = eg_run_defaults();
   p.extract = EX_DAG;
@@ -159,6 +162,7 @@ tl_opt *tl_opt_new(const tl_opt_params *p, char *err, size_t err_size) {
   }
   free(msgs.s);
   eg_diag_free(&d);
+  o->rules_mark = tn_ctx_mark(o->ctx);
   if (setup_costs(o, p->profile, err, err_size)) {
     tl_opt_free(o);
     return NULL;
@@ -201,7 +205,9 @@ static void clear_run(tl_opt *o) {
   o->out_names = NULL;
   o->orig = o->roots = NULL;
   o->nout = 0;
-  o->ctx->ninputs = 0; /* input slots belong to one e-graph */
+  /* input slots, and the graphs' symbols, names and tensors, belong to
+   * one e-graph: a tl_opt used for many graphs does not keep them all */
+  tn_ctx_reset(o->ctx, o->rules_mark);
 }
 
 void tl_opt_free(tl_opt *o) {
@@ -220,14 +226,32 @@ static eg_egraph *new_egraph(tl_opt *o) {
   return eg_new(ep);
 }
 
+/* The limits of every phase, the node limit scaled by the loaded program's
+ * size (tl_opt_params.nodes_per_node): a fixed limit below the program's
+ * own size stopped a 200,000-node graph at NodeLimit after its first
+ * iteration, before any rewrite. Ten e-nodes per program e-node leave room
+ * for the shipped rules' saturation (2.75 on an elementwise chain, 1.7 on
+ * an MLP; docs/egraph.md) and for growth toward a better program, and the
+ * default byte limit (2 GiB, about 20 million e-nodes with their analysis
+ * data and match buffers) keeps a large program's e-graph within memory. */
+static eg_limits phase_limits(const tl_opt *o) {
+  eg_limits l = o->p.limits;
+  if (l.nodes && o->p.nodes_per_node > 0) {
+    double n = (double)l.nodes + o->p.nodes_per_node * (double)eg_total_size(o->e);
+    l.nodes = n >= 0x1p63 ? (size_t)1 << 63 : (size_t)n;
+  }
+  return l;
+}
+
 static void saturate(tl_opt *o) {
   eg_phase ph[TL_OPT_MAX_PHASES];
   int n = o->p.nphases;
+  eg_limits lim = phase_limits(o);
   if (n == 0) {
-    ph[0] = (eg_phase){"", o->p.limits};
+    ph[0] = (eg_phase){"", lim};
     n = 1;
   }
-  for (int i = 0; i < o->p.nphases; i++) ph[i] = (eg_phase){o->p.phases[i], o->p.limits};
+  for (int i = 0; i < o->p.nphases; i++) ph[i] = (eg_phase){o->p.phases[i], lim};
   eg_rebuild(o->e);
   o->report = eg_run(o->e, o->rules, ph, n, o->p.run);
 }
@@ -804,7 +828,8 @@ int tl_opt_dot(tl_opt *o, const tl_graph *g, bool sat, FILE *out, char *err, siz
   return 0;
 }
 
-int tl_opt_parse_limits(const char *s, eg_limits *l) {
+int tl_opt_parse_limits(const char *s, tl_opt_params *p) {
+  eg_limits *l = &p->limits;
   char *copy = tl_xstrdup(s), *save = NULL;
   int rc = 0;
   for (char *kv = strtok_r(copy, ",", &save); kv && rc == 0; kv = strtok_r(NULL, ",", &save)) {
@@ -818,7 +843,7 @@ int tl_opt_parse_limits(const char *s, eg_limits *l) {
     double v = strtod(eq + 1, &end);
     if (*end || end == eq + 1 || !(v >= 0)) rc = -1;
     else if (strcmp(kv, "iters") == 0) l->iters = (uint32_t)v;
-    else if (strcmp(kv, "nodes") == 0) l->nodes = (size_t)v;
+    else if (strcmp(kv, "nodes") == 0) l->nodes = (size_t)v, p->nodes_per_node = 0;
     else if (strcmp(kv, "time") == 0) l->seconds = v;
     else if (strcmp(kv, "mem") == 0) l->bytes = (size_t)(v * 1048576.0);
     else rc = -1;

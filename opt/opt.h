@@ -35,6 +35,12 @@ typedef struct tl_opt_params {
   const char *phases[TL_OPT_MAX_PHASES];
   int nphases;
   eg_limits limits;              /* per phase */
+  /* The node limit scales with the program: a phase stops at limits.nodes +
+   * nodes_per_node x (the e-nodes the loaded program makes), so a program
+   * larger than limits.nodes is rewritten at all; the byte limit
+   * (limits.bytes) still bounds the memory. 0: limits.nodes alone (what an
+   * explicit nodes= in tl_opt_parse_limits sets). */
+  double nodes_per_node;
   eg_run_params run;
   bool explain;                  /* keep proofs (prove, --explain) */
   bool check;                    /* check e-graph invariants every rebuild, and
@@ -52,8 +58,9 @@ typedef struct tl_opt_params {
   double sym_size;               /* elements a symbolic dim counts as (1024) */
 } tl_opt_params;
 
-/* 30 iterations, 100000 nodes, 10 s; cost TL_COST_DEFAULT, dag extraction
- * up to 16384 classes (tree above), exact limited to 10 s. */
+/* 30 iterations, 100000 + 10 per program e-node nodes, 2 GiB, 10 s; cost
+ * TL_COST_DEFAULT, dag extraction up to 16384 classes (tree above), exact
+ * limited to 10 s. */
 tl_opt_params tl_opt_defaults(void);
 
 /* The rules folder used when none is given: $TLALOC_RULES_DIR, else the
@@ -108,9 +115,10 @@ void tl_opt_print_explain(tl_opt *o, FILE *f);
 int tl_opt_prove(tl_opt *o, const tl_graph *a, const tl_graph *b, FILE *out, char *err,
                  size_t err_size);
 
-/* Parses "iters=30,nodes=100000,time=5,mem=512" (mem in MiB) into l;
- * -1 on a malformed string. */
-int tl_opt_parse_limits(const char *s, eg_limits *l);
+/* Parses "iters=30,nodes=100000,time=5,mem=512" (mem in MiB) into
+ * p->limits; nodes= is then exact (p->nodes_per_node = 0). -1 on a
+ * malformed string. */
+int tl_opt_parse_limits(const char *s, tl_opt_params *p);
 
 /* After a run: its report and the e-graph's final size. */
 const eg_report *tl_opt_report(const tl_opt *o);

@@ -75,6 +75,15 @@ static int parse_leaf(const eg_lang *l, const char *tok, size_t n, int *op, uint
 static int parse_attrs(const eg_lang *l, int op, const eg_kv *kv, int nkv, uint8_t *attr, char *err,
                        size_t errsz) {
   tn_ctx *c = l->ctx;
+  /* their payload is an index into the context (an input slot, a stored
+   * tensor): a rule has none to give, and the analysis would read past the
+   * context's tables */
+  if (op == TL_OP_INPUT || op == TL_OP_CONST) {
+    snprintf(err, errsz, "'%s' stands for one of the program's %s and cannot be written in a "
+             "pattern (a number is a literal)", tl_ops[op].name,
+             op == TL_OP_INPUT ? "inputs" : "tensors");
+    return -1;
+  }
   tl_attrs a;
   tl_attrs_init(&a);
   for (int i = 0; i < nkv; i++) {
@@ -330,7 +339,10 @@ static bool is_value_leaf(const eg_egraph *e, const eg_node *nd, void *ctx) {
 }
 
 /* A class with a known uniform value gets its value as a leaf (a weak lit or
- * a typed fill), so extraction can replace the computation by the constant. */
+ * a typed fill), so extraction can replace the computation by the constant.
+ * The e-graph calls this from inside eg_add and eg_union, and it adds and
+ * unions itself: the leaf's own call returns at once (its class holds a
+ * value leaf), so the re-entry is one level deep whatever the graph. */
 static void modify(eg_egraph *e, eg_id cls, void *ctx) {
   (void)ctx;
   const tn_data *d = eg_data(e, cls);
@@ -468,15 +480,15 @@ static bool c_fits(eg_egraph *e, const uint32_t *a, const char *const *at, int n
 }
 
 const tn_cond_def tn_conds[TN_C_COUNT] = {
-  [TN_C_NONZERO] = {"nonzero", 1, 1, c_nonzero}, [TN_C_POSITIVE] = {"positive", 1, 1, c_positive},
-  [TN_C_NONNEG] = {"nonneg", 1, 1, c_nonneg}, [TN_C_NONPOS] = {"nonpos", 1, 1, c_nonpos},
-  [TN_C_CONST] = {"const", 1, 1, c_const}, [TN_C_SCALAR] = {"scalar", 1, 1, c_scalar},
-  [TN_C_FLOAT] = {"float", 1, 1, c_float}, [TN_C_STRONG] = {"strong", 1, 1, c_strong},
-  [TN_C_NUMERIC] = {"numeric", 1, 1, c_numeric}, [TN_C_SAME_SHAPE] = {"same-shape", 2, 8, c_same_shape},
-  [TN_C_SAME_TYPE] = {"same-type", 2, 8, c_same_type}, [TN_C_SAME_DTYPE] = {"same-dtype", 2, 8, c_same_dtype},
-  [TN_C_DTYPE] = {"dtype", 2, 2, c_dtype}, [TN_C_RANK] = {"rank", 2, 2, c_rank},
-  [TN_C_VALUE] = {"value", 2, 2, c_value}, [TN_C_LOSSLESS_CAST] = {"lossless-cast", 2, 2, c_widens},
-  [TN_C_FITS] = {"fits", 2, 2, c_fits}, [TN_C_IMPROVES_ACCURACY] = {"improves-accuracy", 0, 0, c_true},
+  [TN_C_NONZERO] = {"nonzero", "v", c_nonzero}, [TN_C_POSITIVE] = {"positive", "v", c_positive},
+  [TN_C_NONNEG] = {"nonneg", "v", c_nonneg}, [TN_C_NONPOS] = {"nonpos", "v", c_nonpos},
+  [TN_C_CONST] = {"const", "v", c_const}, [TN_C_SCALAR] = {"scalar", "v", c_scalar},
+  [TN_C_FLOAT] = {"float", "v", c_float}, [TN_C_STRONG] = {"strong", "v", c_strong},
+  [TN_C_NUMERIC] = {"numeric", "v", c_numeric}, [TN_C_SAME_SHAPE] = {"same-shape", "vv+", c_same_shape},
+  [TN_C_SAME_TYPE] = {"same-type", "vv+", c_same_type}, [TN_C_SAME_DTYPE] = {"same-dtype", "vv+", c_same_dtype},
+  [TN_C_DTYPE] = {"dtype", "va", c_dtype}, [TN_C_RANK] = {"rank", "va", c_rank},
+  [TN_C_VALUE] = {"value", "va", c_value}, [TN_C_LOSSLESS_CAST] = {"lossless-cast", "va", c_widens},
+  [TN_C_FITS] = {"fits", "vv", c_fits}, [TN_C_IMPROVES_ACCURACY] = {"improves-accuracy", "", c_true},
 };
 
 /* ---- context ---------------------------------------------------------- */
@@ -492,8 +504,20 @@ tn_ctx *tn_ctx_new(void) {
   c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
   c->conds = eg_conds_new();
   for (int i = 0; i < TN_C_COUNT; i++)
-    eg_conds_add(c->conds, tn_conds[i].name, tn_conds[i].min_args, tn_conds[i].max_args, tn_conds[i].on_classes, c);
+    eg_conds_add(c->conds, tn_conds[i].name, tn_conds[i].args, tn_conds[i].on_classes, c);
   return c;
+}
+
+tn_mark tn_ctx_mark(const tn_ctx *c) {
+  return (tn_mark){c->store->nsyms, c->store->nnames, c->store->nlits};
+}
+
+void tn_ctx_reset(tn_ctx *c, tn_mark m) {
+  tl_graph *s = c->store;
+  while (s->nsyms > m.nsyms) free(s->syms[--s->nsyms]);
+  while (s->nnames > m.nnames) free(s->names[--s->nnames]);
+  while (s->nlits > m.nlits) tl_tensor_free(s->lits[--s->nlits]);
+  c->ninputs = 0;
 }
 
 void tn_ctx_free(tn_ctx *c) {
@@ -591,19 +615,23 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
   size_t nids = eg_nids(e);
   int32_t *built = tl_xmalloc((nids + 1) * sizeof *built);
   for (size_t i = 0; i < nids; i++) built[i] = -1;
-  /* iterative post-order over the chosen terms (graphs can be deep) */
+  /* iterative post-order over the chosen terms (graphs can be deep): a
+   * frame is a class and its next operand; a class met again while its
+   * frame is open is a cycle in the choice */
+  typedef struct frame { eg_id cl; uint32_t k; } frame;
   size_t cap = 256, sp = 0;
-  eg_id *stack = tl_xmalloc(cap * sizeof *stack);
+  frame *stack = tl_xmalloc(cap * sizeof *stack);
+  uint8_t *open = tl_xcalloc(nids + 1, 1);
   int32_t *args = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *args);
   bool ok = true;
   for (int r = 0; r < nroots && ok; r++) {
-    stack[sp++] = eg_find(e, roots[r]);
+    eg_id root = eg_find(e, roots[r]);
+    if (built[root] >= 0) continue;
+    stack[sp++] = (frame){root, 0};
+    open[root] = 1;
     while (sp > 0 && ok) {
-      eg_id cl = stack[sp - 1];
-      if (built[cl] >= 0) {
-        sp--;
-        continue;
-      }
+      frame *f = &stack[sp - 1];
+      eg_id cl = f->cl;
       if (choice[cl] == EG_NONE) {
         snprintf(err, err_size, "extraction chose no term for e-class %u", cl);
         ok = false;
@@ -611,22 +639,21 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
       }
       const eg_node *nd = eg_get_node(e, choice[cl]);
       const eg_id *kids = eg_node_kids(e, nd);
-      bool ready = true;
-      for (uint32_t k = 0; k < nd->n; k++) {
-        eg_id kc = eg_find(e, kids[k]);
-        if (built[kc] < 0) {
-          ready = false;
-          if (sp + 1 >= cap) stack = tl_xrealloc(stack, (cap *= 2) * sizeof *stack);
-          stack[sp++] = kc;
-          if (sp > nids + 1) { /* a cycle in the choice */
-            snprintf(err, err_size, "extraction chose a cyclic term at e-class %u", cl);
-            ok = false;
-            break;
-          }
+      if (f->k < nd->n) {
+        eg_id kc = eg_find(e, kids[f->k++]);
+        if (built[kc] >= 0) continue;
+        if (open[kc]) {
+          snprintf(err, err_size, "extraction chose a cyclic term at e-class %u", kc);
+          ok = false;
+          break;
         }
+        if (sp == cap) stack = tl_xrealloc(stack, (cap *= 2) * sizeof *stack);
+        stack[sp++] = (frame){kc, 0};
+        open[kc] = 1;
+        continue;
       }
-      if (!ready || !ok) continue;
       sp--;
+      open[cl] = 0;
       tl_attrs a = payload(e, nd->attr);
       int32_t id;
       char e2[512];
@@ -655,6 +682,7 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
   if (ok)
     for (int r = 0; r < nroots; r++) tl_graph_add_output(g, out_names[r], built[eg_find(e, roots[r])]);
   free(stack);
+  free(open);
   free(args);
   free(built);
   free(in_node);

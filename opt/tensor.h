@@ -48,7 +48,7 @@ typedef enum tn_cond_id {
 
 typedef struct tn_cond_def {
   const char *name;
-  int min_args, max_args;
+  const char *args;      /* the arguments the reader accepts (eg_conds_add) */
   eg_cond_fn on_classes; /* the optimizer's test (ctx: the tn_ctx) */
 } tn_cond_def;
 
@@ -67,6 +67,14 @@ typedef struct tn_ctx {
 
 tn_ctx *tn_ctx_new(void);
 void tn_ctx_free(tn_ctx *c);
+
+/* The store's size at a point (after the rules are read, say): what an
+ * e-graph adds later (its graphs' symbols, names and tensors, the input
+ * slots) belongs to that e-graph, and tn_ctx_reset drops it, so a context
+ * used for many graphs does not grow with each. */
+typedef struct tn_mark { int32_t nsyms, nnames, nlits; } tn_mark;
+tn_mark tn_ctx_mark(const tn_ctx *c);
+void tn_ctx_reset(tn_ctx *c, tn_mark m);
 
 /* The input slot for (name, type), created on first use. -1 (with a
  * message) when the name exists with another type. t's symbols are ids of

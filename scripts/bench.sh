@@ -7,8 +7,8 @@
 #
 #   scripts/bench.sh [--smoke] [NAME...]
 #
-#   NAME     egg-math scaling extract backend accuracy cost (default: all,
-#            in that order). A full run of bench-extract alone can take
+#   NAME     egg-math scaling extract backend accuracy cost grad (default:
+#            all, in that order). A full run of bench-extract alone can take
 #            tens of minutes (the exact extractor, 10 s limit per file, on
 #            every extraction-gym file); bench-scaling goes up to 10^6-node
 #            graphs.
@@ -29,11 +29,11 @@ for a in "$@"; do
   case "$a" in
   --smoke) smoke=(--smoke) ;;
   -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  egg-math|scaling|extract|backend|accuracy|cost) names+=("$a") ;;
+  egg-math|scaling|extract|backend|accuracy|cost|grad) names+=("$a") ;;
   *) echo "bench.sh: unknown benchmark or option '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#names[@]} -gt 0 ] || names=(egg-math scaling extract backend accuracy cost)
+[ ${#names[@]} -gt 0 ] || names=(egg-math scaling extract backend accuracy cost grad)
 
 dir=${BENCH_BUILD_DIR:-build-bench}
 if [ -d "$dir" ]; then
@@ -74,6 +74,16 @@ for n in "${names[@]}"; do
   backend) run "$n" bench/backend/bench-backend "$root" ;;
   accuracy) run "$n" bench/accuracy/bench-accuracy ;;
   cost) run "$n" bench/cost/bench-cost "$root" ;;
+  grad)
+    run grad-deep bench/grad/bench-grad-deep
+    # a training step against PyTorch eager: Debian's python3 with python3-torch
+    cmd=(/usr/bin/python3 "$root/bench/grad/bench_grad.py" "${smoke[@]}")
+    echo "== grad: TLALOC_LIBRARY=$dir/libtlaloc.so ${cmd[*]}"
+    if ! TLALOC_LIBRARY="$root/$dir/libtlaloc.so" "${cmd[@]}"; then
+      echo "== grad: FAILED"
+      failed=$((failed + 1))
+    fi
+    ;;
   esac
 done
 

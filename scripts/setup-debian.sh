@@ -5,11 +5,12 @@ set -eu
 
 PACKAGES="
   build-essential pkg-config meson ninja-build
-  llvm-19-dev
+  llvm-19-dev clang-19 libclang-rt-19-dev
   libxxhash-dev uthash-dev libcriterion-dev
   libopenblas-dev libmpfr-dev
   libcjson-dev coinor-libcbc-dev
   python3 python3-numpy python3-pytest python3-sympy python3-onnx libonnx-testdata
+  python3-torch
 "
 
 SUDO=""

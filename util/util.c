@@ -2,10 +2,12 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void oom(size_t n) {
@@ -46,29 +48,94 @@ double tl_now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-char *tl_read_file(const char *path, size_t *len, char *err, size_t err_size) {
+FILE *tl_open_input(const char *path, int64_t *size, char *why, size_t why_size) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    snprintf(why, why_size, "cannot open: %s", strerror(errno));
     return NULL;
   }
-  size_t cap = 4096, n = 0;
-  char *s = tl_xmalloc(cap);
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0) {
+    snprintf(why, why_size, "cannot open: %s", strerror(errno));
+    fclose(f);
+    return NULL;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    snprintf(why, why_size, "is a folder, not a file");
+    fclose(f);
+    return NULL;
+  }
+  *size = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+  return f;
+}
+
+/* "64 MiB" for the messages; the limits are whole MiB. */
+static void limit_str(char *b, size_t n, size_t max) {
+  if (max >= ((size_t)1 << 30) && max % ((size_t)1 << 30) == 0)
+    snprintf(b, n, "%zu GiB", max >> 30);
+  else if (max >= ((size_t)1 << 20))
+    snprintf(b, n, "%zu MiB", max >> 20);
+  else
+    snprintf(b, n, "%zu bytes", max);
+}
+
+char *tl_read_input(const char *path, size_t max, size_t *len, char *why, size_t why_size) {
+  int64_t size;
+  FILE *f = tl_open_input(path, &size, why, why_size);
+  if (!f) return NULL;
+  char lim[32];
+  limit_str(lim, sizeof lim, max);
+  if (size >= 0 && (uint64_t)size > max) {
+    snprintf(why, why_size, "the file has %lld bytes, more than the input limit of %s",
+             (long long)size, lim);
+    fclose(f);
+    return NULL;
+  }
+  /* a regular file is read in one piece; one of unknown size (or one that
+   * grows while it is read) a block at a time, up to max + 1 bytes */
+  size_t cap = size >= 0 ? (size_t)size + 2 : 65536, n = 0;
+  char *s = malloc(cap);
   for (;;) {
-    if (n + 1 >= cap) s = tl_xrealloc(s, cap *= 2);
+    if (!s) {
+      snprintf(why, why_size, "out of memory reading %zu bytes", cap);
+      fclose(f);
+      return NULL;
+    }
+    if (n + 1 >= cap) {
+      if (n > max) break;
+      size_t nc = cap * 2 > max + 2 ? max + 2 : cap * 2;
+      char *q = realloc(s, nc);
+      if (!q) free(s);
+      s = q;
+      cap = nc;
+      continue;
+    }
     size_t r = fread(s + n, 1, cap - n - 1, f);
     n += r;
     if (r == 0) break;
   }
   if (ferror(f)) {
-    snprintf(err, err_size, "%s: read error", path);
+    snprintf(why, why_size, "read error: %s", strerror(errno));
     fclose(f);
     free(s);
     return NULL;
   }
   fclose(f);
+  if (n > max) {
+    snprintf(why, why_size, "%s and longer than the input limit of %s",
+             size >= 0 ? "the file grew while it was read" : "not a regular file", lim);
+    free(s);
+    return NULL;
+  }
   s[n] = 0;
   if (len) *len = n;
+  return s;
+}
+
+char *tl_read_file(const char *path, size_t *len, char *err, size_t err_size) {
+  char why[256];
+  char *s = tl_read_input(path, TL_READ_MAX_TEXT, len, why, sizeof why);
+  if (!s) snprintf(err, err_size, "%s: %s", path, why);
   return s;
 }
 
@@ -99,4 +166,25 @@ void tl_buf_printf(tl_buf *b, const char *fmt, ...) {
   va_end(ap);
   tl_buf_putn(b, big, (size_t)n);
   free(big);
+}
+
+static bool utf8_cont(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
+
+void tl_quote_line(tl_buf *b, const char *indent, const char *line, size_t n, int col) {
+  size_t at = col > 1 ? (size_t)col - 1 : 0; /* the caret's byte */
+  if (at > n) at = n;
+  size_t start = 0, end = n;
+  if (n > TL_QUOTE_WIDTH) {
+    start = at > TL_QUOTE_WIDTH / 2 ? at - TL_QUOTE_WIDTH / 2 : 0;
+    if (start + TL_QUOTE_WIDTH > n) start = n - TL_QUOTE_WIDTH;
+    end = start + TL_QUOTE_WIDTH;
+    /* whole UTF-8 characters only */
+    while (start > 0 && start < n && utf8_cont(line[start])) start--;
+    while (end < n && utf8_cont(line[end])) end--;
+  }
+  const char *lmark = start > 0 ? "..." : "", *rmark = end < n ? "..." : "";
+  tl_buf_printf(b, "%s%s%.*s%s\n%s", indent, lmark, (int)(end - start), line + start, rmark, indent);
+  if (start > 0) tl_buf_putn(b, "   ", 3);
+  for (size_t i = start; i < at; i++) tl_buf_putn(b, line[i] == '\t' ? "\t" : " ", 1);
+  tl_buf_putn(b, "^\n", 2);
 }

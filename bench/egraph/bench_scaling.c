@@ -214,6 +214,7 @@ static row run_size(const char *rules, int family, int32_t target, int runs) {
     p.nrule_paths = 1;
     p.limits.iters = 10;
     p.limits.nodes = (size_t)g->nnodes * 50;
+    p.nodes_per_node = 0; /* exactly 50x */
     p.limits.seconds = 120;
     p.limits.bytes = 0;
     p.run = run_params();

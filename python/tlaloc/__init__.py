@@ -5,6 +5,7 @@
     loss = -tl.mean(tl.sum(y * tl.log_softmax(x, axis=1), axis=1))
     f = tl.function([x, y], loss)
     f(np.random.rand(4, 10).astype("f4"), np.eye(10, dtype="f4")[:4])
+    dx = tl.grad(loss, x)          # symbolic, as theano.grad; tl.vjp, tl.jvp too
 
 Importing is cheap: numpy and libtlaloc.so are loaded on first use.
 """
@@ -12,6 +13,7 @@ from ._lib import TlalocError, library, version
 from .graph import *  # noqa: F401,F403
 from .graph import Var, tensor, scalar, vector, matrix, constant, emit, inputs_of  # noqa: F401
 from .function import Function, function, from_tg  # noqa: F401
+from .autodiff import grad, vjp, jvp  # noqa: F401
 
 __version__ = "0.1.0"
 

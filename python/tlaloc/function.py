@@ -93,7 +93,7 @@ class Function:
     stats["fallback_reason"] has the backend's message)."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None, limits=None, engine="llvm", device=None):
+                 bound=None, limits=None, engine="llvm", device=None, threads=0):
         exact = device is not None  # the C engine of that name, "auto" included
         engine = engine_for_device(engine, device)
         if not exact:
@@ -138,7 +138,8 @@ class Function:
         else:
             t3 = time.perf_counter()
             try:
-                self._program = _lib.Program(self._g, engine="llvm" if engine == "auto" and not exact else engine)
+                self._program = _lib.Program(self._g, threads=threads,
+                                             engine="llvm" if engine == "auto" and not exact else engine)
                 t4 = time.perf_counter()
             except _lib.TlalocError as e:
                 if engine != "auto":
@@ -389,7 +390,7 @@ def _fmt_shape(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engine="llvm", device=None):
+def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engine="llvm", device=None, threads=0):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
     engine="llvm" (default) runs native code from the LLVM backend and raises
@@ -408,9 +409,10 @@ def function(inputs, outputs, rules=None, cost=None, name="f", limits=None, engi
     limits="iters=30,nodes=100000,time=10,mem=512" bounds the saturation;
     cost= is the objective extraction minimises, an expression over cost
     properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
-    see docs/cost.md). stats then has the extracted program's properties."""
+    see docs/cost.md). stats then has the extracted program's properties.
+    threads: the compiled program's threads for large loops (0: min(2, CPUs))."""
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
-                    engine=engine, device=device)
+                    engine=engine, device=device, threads=threads)
 
 
 def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm", device=None):

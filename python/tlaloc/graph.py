@@ -480,8 +480,7 @@ def clip(x, a_min=None, a_max=None):
     return x
 
 
-def relu(x):
-    return maximum(x, 0)
+relu = _unary("relu", "max(x, 0): its gradient at 0 is 0 (PyTorch's relu), not maximum's 0.5")
 
 
 def sinh(x):

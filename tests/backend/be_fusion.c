@@ -10,7 +10,9 @@
  *    is seen through a reshape alias or read through an index map; every
  *    case is checked for values against the interpreter;
  *  - random graphs with nothing fused and inputs destroyable (the most
- *    in-place kernels) against the interpreter. */
+ *    in-place kernels) against the interpreter;
+ *  - long chains that every rule would fuse whole are cut into kernels of
+ *    at most BE_FUSE_MAX_OPS ops, and compute the interpreter's values. */
 #include "backend/be_internal.h"
 #include "interp/interp.h"
 #include "tests/common/tltest.h"
@@ -251,6 +253,56 @@ static int max_ops_test(const char *srcdir, int verbose) {
   return bad;
 }
 
+/* A chain of n links, each fmt applied to the previous value ("%s"). */
+static tl_graph *chain(int n, const char *decl, const char *fmt) {
+  tl_buf b = {0};
+  tl_buf_printf(&b, "(graph chain %s\n", decl);
+  char prev[32] = "x";
+  for (int i = 1; i <= n; i++) {
+    tl_buf_printf(&b, "  (let v%d ", i);
+    tl_buf_printf(&b, fmt, prev);
+    tl_buf_printf(&b, ")\n");
+    snprintf(prev, sizeof prev, "v%d", i);
+  }
+  tl_buf_printf(&b, "  (out y %s))\n", prev);
+  tl_graph *g = tlt_parse(b.s, NULL);
+  free(b.s);
+  return g;
+}
+
+/* Single-use elementwise links (and index maps) that the shipped rules
+ * fuse whole are cut at BE_FUSE_MAX_OPS ops per kernel: a 6000-add chain
+ * (12000 ops with its literals) makes 12 to 24 kernels, 3000 links of
+ * neg-of-transpose likewise; the values are the interpreter's. */
+static int fuse_max_test(int verbose) {
+  struct { const char *decl, *fmt, *what; int n; } cases[] = {
+      {"(in x f64 [3])", "(add %s 1.5)", "6000 adds", 6000},
+      {"(in x f32 [2 2])", "(neg (transpose %s))", "3000 neg-of-transpose", 3000},
+  };
+  int bad = 0;
+  for (int c = 0; c < 2; c++) {
+    char err[512];
+    tl_graph *g = chain(cases[c].n, cases[c].decl, cases[c].fmt);
+    tl_tensor *in[1] = {0};
+    be_options o = be_options_default();
+    be_stats st;
+    memset(&st, 0, sizeof st);
+    int b = !g || tl_random_inputs(g, in, NULL, 5, err, sizeof err) ? 1
+                                                                   : be_compare_opts(g, in, NULL, cases[c].what, verbose, &o, &st);
+    int lo = 2 * cases[c].n / BE_FUSE_MAX_OPS, hi = 2 * lo + 2;
+    if (!b && !(st.nkernels >= lo && st.nkernels <= hi)) {
+      printf("FAIL %s: %d kernels, expected %d to %d (BE_FUSE_MAX_OPS %d)\n", cases[c].what, st.nkernels, lo, hi,
+             BE_FUSE_MAX_OPS);
+      b = 1;
+    }
+    printf("  %s: %d kernels%s\n", cases[c].what, st.nkernels, b ? "  FAILED" : "");
+    bad += b;
+    tl_tensor_free(in[0]);
+    tl_graph_free(g);
+  }
+  return bad;
+}
+
 /* A rule file the backend cannot use is reported, not half applied. */
 static int bad_rule_files(const char *srcdir) {
   int fails = 0;
@@ -288,6 +340,7 @@ int be_fusion_tests(const char *srcdir, int verbose) {
   }
   fails += c.fails;
   fails += max_ops_test(srcdir, verbose);
+  fails += fuse_max_test(verbose);
   fails += inplace_cases(verbose);
   fails += bad_rule_files(srcdir);
   be_options o = be_options_default();

@@ -128,3 +128,29 @@ Test(check, deterministic) {
   tl_check_result_free(&a);
   tl_check_result_free(&b);
 }
+
+/* Derivative rules: the shipped ones agree with finite differences and
+ * PyTorch's conventions, every one of them tested; five wrong ones (wrong
+ * sign, missing chain factor, missing broadcast of a reduction's
+ * cotangent, wrong axis, wrong subgradient convention) are caught and the
+ * control is not. */
+Test(check, shipped_derivative_rules) {
+  tl_check_result res;
+  cr_expect_eq(check_file("rules/grad.rw", NULL, 0, &res), 0, "%d derivative rules with a counter-example", res.ncex);
+  cr_expect_gt(res.nrules, 60);
+  cr_expect_eq(res.nuntested, 0, "%d derivative rules never tested", res.nuntested);
+  tl_check_result_free(&res);
+}
+
+Test(check, wrong_derivative_rules_caught) {
+  tl_check_result res;
+  int rc = check_file("tests/check/grad_wrong.rw", NULL, 0, &res);
+  const char *bad[] = {"sin-wrong-sign", "exp-no-chain", "sum-no-unreduce", "softmax-wrong-axis",
+                       "maximum-tie-to-x"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    cr_expect(failed(&res, bad[i]), "wrong derivative rule %s was not caught", bad[i]);
+  cr_expect(!failed(&res, "tanh-control"), "the right control was reported");
+  cr_expect_eq(rc, 5);
+  cr_expect_eq(res.nrules, 6);
+  tl_check_result_free(&res);
+}

@@ -79,6 +79,17 @@ expect_err "--extract is tree, dag or exact, not 'greedy'" "--extract message"
 expect_status 2 "bad --time-limit" "$TL" opt "$X" --time-limit -1
 expect_status 2 "missing plugin" "$TL" opt "$X" --plugin "$tmp/none.so"
 expect_err "plugin $tmp/none.so: cannot load it" "missing plugin message"
+# a truncated plugin is refused before dlopen maps it (which died of SIGBUS)
+for n in 100 3000 10000 $(($(stat -c %s "$PLUGIN") - 100)); do
+  head -c "$n" "$PLUGIN" >"$tmp/trunc.so"
+  expect_status 2 "plugin truncated to $n bytes" "$TL" opt "$X" --plugin "$tmp/trunc.so"
+  expect_err "trunc.so: cannot load it:" "truncated plugin message"
+done
+echo "not an ELF file" >"$tmp/text.so"
+expect_status 2 "plugin that is not ELF" "$TL" opt "$X" --plugin "$tmp/text.so"
+expect_err "text.so: cannot load it: not an ELF file" "non-ELF plugin message"
+expect_status 2 "plugin that is a folder" "$TL" opt "$X" --plugin "$tmp"
+expect_err "is a folder, not a file" "folder plugin message"
 expect_status 2 "not a plugin" "$TL" opt "$X" --plugin libm.so.6
 expect_err "has no 'tlaloc_plugin_init'" "not-a-plugin message"
 expect_status 2 "--cost on prove" "$TL" prove "$X" "$X" --cost time

@@ -248,7 +248,7 @@ UNARY_FLOAT = {  # TL_DR_FLOAT: computed in f64, result f64 for bool/ints (TLALO
     'floor': np.floor, 'ceil': np.ceil,  # TLALOC: f64 for ints
     'reciprocal': lambda x: 1.0 / x,  # TLALOC: true division, f64 for ints
 }
-UNARY_NUMERIC = ['neg', 'sign']  # refused for bool
+UNARY_NUMERIC = ['neg', 'sign', 'relu']  # refused for bool
 UNARY_SAME = ['abs']
 
 
@@ -264,6 +264,8 @@ def ref_unary(op, x):
             return np.abs(x)  # abs(INT_MIN) wraps to INT_MIN, as numpy
         if op == 'neg':
             return np.negative(x)
+        if op == 'relu':
+            return np.maximum(x, np.zeros((), x.dtype))  # NaN propagates
         if op == 'sign':
             if isfloat(dt):
                 return np.sign(x.astype(F64)).astype(dt)
@@ -997,6 +999,31 @@ def t_shape(R, rng):
             ('take/scalar-idx', '(take x is :axis 1)', np.take(x, i_s, axis=1)),
             ('take/empty-x', '(take e i32 :axis 2)', np.take(e, np.array([2, -1, 0, 1, -3]), axis=2)),
         ]
+        # slice_update: x with a slice replaced; scatter_add: x with rows added at indices
+        x2 = random_array(dt, (2, 3, 4), rng, 0.2)
+        g.inp('x2', x2)
+        for ax, st, sp, step in slices[:9]:
+            attr = ' :axis %d' % ax
+            sl = [slice(None)] * 3
+            sl[ax] = slice(st, sp, step)
+            for nm, v in ((' :start %d', st), (' :stop %d', sp), (' :step %d', step)):
+                if v is not None:
+                    attr += nm % v
+            y = x.copy()
+            y[tuple(sl)] = x2[tuple(sl)]
+            cases.append(('slice_update/%s' % attr.strip(), '(slice_update x (slice x2%s)%s)' % (attr, attr), y))
+        if dt != 'bool':
+            for ax, idx, nm in ((1, i32, 'i32'), (2, i64, 'i64'), (-1, i32, 'i32'), (0, ie, 'ie')):
+                y = x.copy()
+                v = np.take(x2, idx, axis=ax)
+                ix = [slice(None)] * 3
+                ix[ax] = idx
+                np.add.at(y, tuple(ix), v)
+                cases.append(('scatter_add/axis%d/%s' % (ax, nm),
+                              '(scatter_add x %s (take x2 %s :axis %d) :axis %d)' % (nm, nm, ax, ax), y))
+            y = x.copy().reshape(-1)
+            np.add.at(y, i64.reshape(-1), np.take(x2, i64).reshape(-1))
+            cases.append(('scatter_add/flat', '(scatter_add x i64 (take x2 i64))', y.reshape(x.shape)))
         for label, expr, exp in cases:
             g.out('shape/%s/%s' % (label, dt), expr, np.array(exp, order='C'))
         R.run(g)

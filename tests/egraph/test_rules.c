@@ -1,6 +1,9 @@
 /* test_rules.c - the .rw reader: the shipped math rules, and error messages
  * with exact file:line:col, source line and caret. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "tests/support/egg_math.h"
 #include "egraph/rules.h"
@@ -320,4 +323,51 @@ Test(egraph_rules, decl_errors_report_all_and_keep_nothing) {
     cr_assert_gt(n, 0, "accepted: %s", bad[i]);
     free(e);
   }
+}
+
+/* A pattern 5000 deep is refused at the level past the limit, with a
+ * file:line:col message, not read by 5000 nested calls (a stack overflow
+ * in the sanitizer build); its quoted line is a window around the column. */
+Test(egraph_rules, deep_patterns_are_refused) {
+  size_t depth = 5000, len = 40 + 9 * depth;
+  char *text = malloc(len), *p = text;
+  p += sprintf(p, "(ruleset s\n (rule r ");
+  for (size_t i = 0; i < depth; i++) p += sprintf(p, "(ln ");
+  p += sprintf(p, "?a");
+  for (size_t i = 0; i < depth; i++) *p++ = ')';
+  sprintf(p, " => ?a))");
+  int n;
+  char *s = load(text, &n);
+  cr_expect_eq(n, 1, "%.300s", s);
+  /* " (rule r " is 9 columns; the 1001st '(' is at 10 + 4 * 1000 */
+  cr_expect(strncmp(s, "t.rw:2:4010: error: pattern nested more than 1000 deep\n", 55) == 0, "%.300s", s);
+  cr_expect_lt(strlen(s), 400, "%zu bytes of diagnostics", strlen(s));
+  free(s);
+  /* 1000 deep is fine */
+  p = text + sprintf(text, "(ruleset s\n (rule r ");
+  for (size_t i = 0; i < 1000; i++) p += sprintf(p, "(ln ");
+  p += sprintf(p, "?a");
+  for (size_t i = 0; i < 1000; i++) *p++ = ')';
+  sprintf(p, " => ?a))");
+  s = load(text, &n);
+  cr_expect_eq(n, 0, "%.300s", s);
+  free(s);
+  free(text);
+}
+
+/* A condition reads its arguments as it declares them: an operand's class
+ * where it takes a variable (an atom there was passed as EG_NONE, and the
+ * condition read the e-class data of id EG_NONE: a crash in opt). */
+Test(egraph_rules, condition_argument_kinds) {
+  int n;
+  char *s = load("(ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))", &n);
+  cr_assert_str_eq(s, "t.rw:1:48: error: condition 'nonzero' takes a ?variable of the pattern "
+                      "as argument 1, not '1?a'\n"
+                      "(ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))\n"
+                      "                                               ^\n");
+  free(s);
+  s = load("(ruleset s (rule r (+ ?a ?b) => ?a :if (const-or-distinct-var ?a x)))", &n);
+  cr_expect(strstr(s, "t.rw:1:66: error: condition 'const-or-distinct-var' takes a ?variable "
+                      "of the pattern as argument 2, not 'x'"), "%s", s);
+  free(s);
 }

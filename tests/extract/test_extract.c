@@ -535,6 +535,50 @@ Test(malformed, messages)
   cr_expect(strstr(d.msg, "/nonexistent/e.json: error: cannot open"), "%s", d.msg);
 }
 
+/* The in-memory reader takes a buffer that need not be NUL-terminated:
+ * the syntax error quotes only bytes inside it. */
+Test(malformed, syntax_error_quotes_inside_the_buffer)
+{
+  char *buf = malloc(2);
+  memcpy(buf, "{x", 2);
+  ex_graph *g;
+  ex_diag d;
+  cr_expect_eq(ex_read_json_buf(buf, 2, "t.json", &g, &d), EX_ERR_SYNTAX);
+  cr_expect(strstr(d.msg, "t.json:1:2: error: JSON syntax error near 'x'"), "%s", d.msg);
+  free(buf);
+  buf = malloc(40);
+  memset(buf, 'x', 40);
+  buf[0] = '[';
+  cr_expect_eq(ex_read_json_buf(buf, 40, "t.json", &g, &d), EX_ERR_SYNTAX);
+  cr_expect(strstr(d.msg, "near 'xxxxxxxxxxxxxxxxxxxx'"), "%s", d.msg);
+  free(buf);
+  cr_expect_eq(ex_read_json("/dev/zero", &g, &d), EX_ERR_IO);
+  cr_expect(strstr(d.msg, "/dev/zero: error: not a regular file and longer than the input limit"),
+            "%s", d.msg);
+}
+
+/* A cost CLP cannot take (it asserts |cost| < 1e25, and aborted the
+ * process): exact returns the dag heuristic's valid choice, not proved. */
+Test(exact, costs_out_of_the_solvers_range)
+{
+  const char *s = "{\"nodes\": {\"a\": {\"op\": \"a\", \"children\": [], \"eclass\": \"A\"},"
+                  "\"b\": {\"op\": \"b\", \"children\": [], \"eclass\": \"B\"},"
+                  "\"x\": {\"op\": \"x\", \"children\": [\"a\"], \"eclass\": \"X\"},"
+                  "\"h\": {\"op\": \"huge\", \"cost\": 6.7e25, \"children\": [\"a\"], \"eclass\": \"Y\"},"
+                  "\"c\": {\"op\": \"cheap\", \"children\": [\"b\"], \"eclass\": \"Y\"},"
+                  "\"r\": {\"op\": \"r\", \"children\": [\"x\", \"c\"], \"eclass\": \"R\"}},"
+                  "\"root_eclasses\": [\"R\"]}";
+  ex_graph *g;
+  ex_diag d;
+  cr_assert_eq(ex_read_json_buf(s, strlen(s), "huge.json", &g, &d), EX_OK, "%s", d.msg);
+  ex_result r;
+  cr_assert_eq(ex_extract(g, EX_EXACT, ex_params_default(), &r, &d), EX_OK, "%s", d.msg);
+  cr_expect_eq(ex_check(g, r.choice, &d), EX_OK, "%s", d.msg);
+  cr_expect_eq(r.dag_cost, 5.0);
+  ex_result_free(&r);
+  ex_graph_free(g);
+}
+
 Test(malformed, only_cyclic_choices)
 {
   ex_graph *g;

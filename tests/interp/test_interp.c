@@ -128,6 +128,96 @@ Test(npy, unsupported_layouts_are_refused_with_reasons) {
   cr_expect(strstr(err, "not a .npy file") != NULL);
 }
 
+/* A v1.0 image of exactly prefix + header + data bytes, in a buffer of its
+ * own size (so the sanitizer build sees any read past it). */
+static unsigned char *npy_exact(const char *header, size_t hlen, const void *data, size_t n,
+                                size_t *len) {
+  *len = 10 + hlen + n;
+  unsigned char *b = malloc(*len);
+  memcpy(b, "\x93NUMPY\x01\x00", 8);
+  b[8] = (unsigned char)(hlen & 0xff);
+  b[9] = (unsigned char)(hlen >> 8);
+  memcpy(b + 10, header, hlen);
+  if (n) memcpy(b + 10 + hlen, data, n);
+  return b;
+}
+
+static void expect_refused(const unsigned char *b, size_t len, const char *msg) {
+  char err[256] = "";
+  tl_tensor *t = tl_npy_read_mem(b, len, "h.npy", err, sizeof err);
+  cr_expect_null(t, "accepted a header that should say '%s'", msg);
+  cr_expect(strstr(err, msg) != NULL, "'%s' lacks '%s'", err, msg);
+  tl_tensor_free(t);
+}
+
+Test(npy, header_scans_stay_inside_the_header) {
+  size_t len;
+  /* the dict ends right after "'descr':": no value to read */
+  unsigned char *b = npy_exact("{'descr':", 9, NULL, 0, &len);
+  expect_refused(b, len, "header has no 'descr' string");
+  free(b);
+  /* a quote right after the header must not be taken for the value, nor
+   * the data searched for its closing quote */
+  size_t big = 1 << 20;
+  char *data = malloc(big);
+  memset(data, 'A', big);
+  data[0] = '\'';
+  b = npy_exact("{'descr':   ", 12, data, big, &len);
+  expect_refused(b, len, "header has no 'descr' string");
+  free(b);
+  free(data);
+  /* a shape cut short: its digits end at the header's end, not in the data */
+  const char *h = "{'descr': '<f8', 'fortran_order': False, 'shape': (1";
+  b = npy_exact(h, strlen(h), "2345678", 7, &len);
+  expect_refused(b, len, "malformed 'shape'");
+  free(b);
+  h = "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }";
+  b = npy_exact(h, strlen(h), NULL, 0, &len);
+  expect_refused(b, len, "dim out of range");
+  free(b);
+  h = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }";
+  b = npy_exact(h, strlen(h), NULL, 0, &len);
+  expect_refused(b, len, "shape too large");
+  free(b);
+  /* the descr string never closes inside the header */
+  h = "{'descr': '<f8";
+  b = npy_exact(h, strlen(h), "'", 1, &len);
+  expect_refused(b, len, "malformed 'descr'");
+  free(b);
+}
+
+/* 136 bytes declaring a billion f8: refused as truncated before the 8 GB
+ * the shape asks for are allocated (tests/e2e/cli.sh runs this under a
+ * memory limit). */
+Test(npy, size_is_checked_before_allocating) {
+  unsigned char buf[512];
+  size_t n = make_npy(buf, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }",
+                      "\0\0\0\0\0\0\0\0", 8);
+  char err[256];
+  cr_expect_null(tl_npy_read_mem(buf, n, "big.npy", err, sizeof err));
+  cr_expect(strstr(err, "data is truncated (8 bytes, shape needs 8000000000)") != NULL, "%s", err);
+  const char *p = tmp_path("big.npy");
+  FILE *f = fopen(p, "wb");
+  cr_assert(f);
+  fwrite(buf, 1, n, f);
+  fclose(f);
+  cr_expect_null(tl_npy_read(p, err, sizeof err));
+  cr_expect(strstr(err, "data is truncated (8 bytes, shape needs 8000000000)") != NULL, "%s", err);
+  unlink(p);
+}
+
+Test(npy, endless_and_odd_files_are_refused) {
+  char err[256];
+  cr_expect_null(tl_npy_read("/dev/zero", err, sizeof err));
+  cr_expect(strstr(err, "/dev/zero: not a .npy file") != NULL, "%s", err);
+  cr_expect_null(tl_npy_read("/tmp", err, sizeof err));
+  cr_expect(strstr(err, "/tmp: is a folder") != NULL, "%s", err);
+  /* a header longer than any numpy writes */
+  unsigned char pre[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0, 0, 0, 0x40};
+  cr_expect_null(tl_npy_read_mem(pre, sizeof pre, "h.npy", err, sizeof err));
+  cr_expect(strstr(err, "header of 1073741824 bytes is too long") != NULL, "%s", err);
+}
+
 /* ---- interpreter, hand-checked ---------------------------------------- */
 
 static tl_tensor *run1(const char *src, tl_tensor *in0, char *err, size_t n) {

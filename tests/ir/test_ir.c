@@ -134,6 +134,10 @@ static const icase infer_cases[] = {
   {"(in x f32 [10])", "(slice x :start 8 :stop 2)", "f32[0]"},
   {"(in x f32 [4 5]) (in i i64 [2 3])", "(take x i :axis 1)", "f32[4 2 3]"},
   {"(in x f32 [4 5]) (in i i32 [7])", "(take x i)", "f32[7]"},
+  {"(in x f32 [10]) (in v f32 [2])", "(slice_update x v :start 2 :stop 8 :step 3)", "f32[10]"},
+  {"(in x f32 [n 4]) (in v f32 [n 4])", "(slice_update x v :axis 0 :step -1)", "f32[n 4]"},
+  {"(in x f32 [4 5]) (in i i64 [2 3]) (in v f32 [4 2 3])", "(scatter_add x i v :axis 1)", "f32[4 5]"},
+  {"(in x i32 [4 5]) (in i i32 [7]) (in v i32 [7])", "(scatter_add x i v)", "i32[4 5]"},
   /* matmul */
   {"(in a f32 [2 3]) (in b f32 [3 4])", "(matmul a b)", "f32[2 4]"},
   {"(in a f32 [3]) (in b f32 [3 4])", "(matmul a b)", "f32[4]"},
@@ -183,6 +187,29 @@ Test(infer, symbol_against_concrete_is_refused) {
   cr_expect_null(g);
   cr_expect(strstr(diag, "1:47: error: add: cannot broadcast f32[n] with f32[3] (dim n vs 3)") != NULL, "%s", diag);
   free(diag);
+}
+
+Test(infer, updates_must_have_the_slice_or_take_type) {
+  static const char *const cases[][2] = {
+    {"(graph g (in x f32 [10]) (in v f32 [3]) (out y (slice_update x v :start 2 :stop 8 :step 3)))",
+     "slice_update: the update must have the slice's type f32[2], not f32[3]"},
+    {"(graph g (in x f32 [10]) (in v f64 [10]) (out y (slice_update x v)))",
+     "slice_update: the update must have the slice's type f32[10], not f64[10]"},
+    {"(graph g (in x f32 [4 5]) (in i i64 [3]) (in v f32 [3 5]) (out y (scatter_add x i v :axis 1)))",
+     "scatter_add: the addend must have the type f32[4 3] of (take x i), not f32[3 5]"},
+    {"(graph g (in x bool [4]) (in i i64 [3]) (in v bool [3]) (out y (scatter_add x i v)))",
+     "scatter_add: not defined for bool operands"},
+    {"(graph g (in x f32 [4]) (in i f32 [3]) (in v f32 [3]) (out y (scatter_add x i v)))",
+     "scatter_add: indices must be i32 or i64"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *diag;
+    tl_graph *g = parse_str(cases[i][0], &diag);
+    cr_expect_null(g, "%s", cases[i][0]);
+    cr_expect(diag && strstr(diag, cases[i][1]) != NULL, "%s", diag);
+    free(diag);
+    tl_graph_free(g);
+  }
 }
 
 Test(infer, hash_consing_shares_identical_nodes) {
@@ -266,6 +293,81 @@ Test(parser, deep_nesting_is_refused_not_overflowed) {
   cr_expect(strstr(diag, "nested more than") != NULL, "%s", diag);
   free(diag);
   free(b.s);
+}
+
+/* A graph whose first node has no operands: args is still NULL, and the
+ * node's operand array must be an empty array, not NULL + 0 (undefined
+ * behaviour that clang's UBSan reports). */
+Test(parser, operandless_first_node) {
+  const char *src[] = {"(graph g (in x f32 [2]) (out y (add x 1)))", "(graph g (in x f32 [2]) (out y x))"};
+  for (int k = 0; k < 2; k++) {
+    tl_graph *g = parse_str(src[k], NULL);
+    cr_assert(g);
+    for (int32_t i = 0; i < g->nnodes; i++)
+      cr_expect_not_null(tl_node_inputs(g, &g->nodes[i]), "%s: node %d", src[k], (int)i);
+    tl_graph_free(g);
+  }
+}
+
+/* A long line is quoted as a window around the column, with "..." where it
+ * is cut and the caret under the same character. */
+Test(parser, long_lines_are_quoted_around_the_column) {
+  tl_buf b = {0};
+  tl_buf_printf(&b, "(graph g (in x f32 [3]) (out y ");
+  for (int i = 0; i < 3000; i++) tl_buf_printf(&b, "(exp ");
+  tl_buf_printf(&b, "x");
+  for (int i = 0; i < 3000; i++) tl_buf_printf(&b, ")");
+  tl_buf_printf(&b, "))");
+  char *diag;
+  cr_assert_null(parse_str(b.s, &diag));
+  /* message, quoted window, caret line */
+  char *l1 = strchr(diag, '\n');
+  cr_assert(l1);
+  char *l2 = strchr(l1 + 1, '\n');
+  cr_assert(l2);
+  char *l3 = strchr(l2 + 1, '\n');
+  cr_assert(l3);
+  size_t w = (size_t)(l2 - l1 - 1);
+  cr_expect_leq(w, TL_QUOTE_WIDTH + 8, "quoted line of %zu bytes", w);
+  cr_expect(strncmp(l1 + 1, "  ...", 5) == 0, "no left mark: %.*s", (int)w, l1 + 1);
+  cr_expect(strncmp(l2 - 3, "...", 3) == 0, "no right mark: %.*s", (int)w, l1 + 1);
+  size_t caret = (size_t)(l3 - l2 - 2);
+  cr_expect_eq(l2[caret + 1], '^', "%.*s", (int)(l3 - l2 - 1), l2 + 1);
+  /* the caret is under the '(' of the expression too deep: (graph, (out
+   * and 998 (exp are allowed, the 999th (exp at column 32 + 5 * 998 not */
+  cr_expect(strstr(diag, "t.tg:1:5022: error: expression nested more than 1000 deep"), "%.200s", diag);
+  cr_expect_eq(l1[1 + caret], '(');
+  cr_expect(strncmp(l1 + 1 + caret, "(exp ", 5) == 0);
+  cr_expect_lt(strlen(diag), 2000, "%zu bytes of diagnostics", strlen(diag));
+  free(diag);
+  free(b.s);
+
+  /* short lines, and columns near either end of a long one */
+  struct { const char *line; int col; const char *want; } cases[] = {
+    {"abc", 2, "  abc\n   ^\n"},
+    {"a\tb", 3, "  a\tb\n   \t^\n"},
+    {"abc", 9, "  abc\n     ^\n"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    tl_buf q = {0};
+    tl_quote_line(&q, "  ", cases[i].line, strlen(cases[i].line), cases[i].col);
+    cr_expect_str_eq(q.s, cases[i].want, "case %zu", i);
+    free(q.s);
+  }
+  char line[300];
+  memset(line, 'a', sizeof line);
+  line[0] = 'S';
+  line[299] = 'E';
+  tl_buf q = {0};
+  tl_quote_line(&q, "", line, sizeof line, 1);
+  cr_expect(q.s[0] == 'S' && strstr(q.s, "a...\n^\n"), "%s", q.s);
+  free(q.s);
+  q = (tl_buf){0};
+  tl_quote_line(&q, "", line, sizeof line, 300);
+  char *nl = strchr(q.s, '\n');
+  cr_expect(strncmp(q.s, "...a", 4) == 0 && nl[-1] == 'E', "%s", q.s);
+  cr_expect_eq(strlen(nl + 1), (size_t)(nl - q.s) + 1, "caret not under the last byte: %s", q.s);
+  free(q.s);
 }
 
 /* ---- printing: canonical form and round trip --------------------------- */

@@ -155,6 +155,16 @@ static bool op_cases(int op, cases *c) {
         add(c, "(graph t (in x %s [5 4]) (in i i64 [3]) (out y (take x i :axis 0)))", t);
         add(c, "(graph t (in x %s [5 4]) (in i i32 [2 2]) (out y (take x i :axis 1)))", t);
         break;
+      case TL_OP_SLICE_UPDATE:
+        add(c, "(graph t (in x %s [3 33]) (in v %s [3 10]) (out y (slice_update x v :axis 1 :start 1 :stop 30 :step 3)))", t, t);
+        add(c, "(graph t (in x %s [5 4]) (in v %s [3 4]) (out y (slice_update (neg x) v :axis 0 :start -1 :stop -6 :step -2)))", t, t);
+        add(c, "(graph t (in x %s [4 6]) (in v %s [4 2]) (out y (slice_update (zeros_like x) (add v v) :axis -1 :start 2 :stop 4)))", t, t);
+        break;
+      case TL_OP_SCATTER_ADD:
+        add(c, "(graph t (in x %s [5 4]) (in i i64 [3]) (in v %s [3 4]) (out y (scatter_add x i v :axis 0)))", t, t);
+        add(c, "(graph t (in x %s [5 4]) (in i i32 [2 2]) (in v %s [5 2 2]) (out y (scatter_add (zeros_like x) i (neg v) :axis 1)))", t, t);
+        add(c, "(graph t (in x %s [5 4]) (in i i64 [6]) (in v %s [6]) (out y (scatter_add x i v)))", t, t);
+        break;
       default: return false;
       }
     }
@@ -207,7 +217,7 @@ static tl_tensor **make_inputs(const tl_graph *g, int op, bool nasty, uint64_t s
     const tl_type *t = &g->nodes[g->inputs[i]].type;
     in[i] = tl_tensor_new((tl_dtype)t->dtype, t->rank, t->dims, err, sizeof err);
     const char *name = g->names[g->nodes[g->inputs[i]].name];
-    bool index = op == TL_OP_TAKE && !strcmp(name, "i");
+    bool index = (op == TL_OP_TAKE || op == TL_OP_SCATTER_ADD) && !strcmp(name, "i");
     for (int64_t k = 0; k < in[i]->numel; k++) {
       if (index) { /* take's indices: in range, negative ones included */
         tl_tensor_set_i64(in[i], k, (int64_t)(rng_next(&s) % 7) - 3);

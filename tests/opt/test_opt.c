@@ -61,6 +61,29 @@ Test(opt, every_example_keeps_its_value) {
   tl_opt_free(o);
 }
 
+/* One optimizer for many graphs: each graph's symbols, names and tensors
+ * belong to its own run (they piled up in the context, and every result
+ * carried the symbols of all the graphs before it). */
+Test(opt, a_reused_optimizer_keeps_nothing_of_earlier_graphs) {
+  tl_opt *o = shipped_rules();
+  for (int i = 0; i < 300; i++) {
+    char src[256], err[1024];
+    snprintf(src, sizeof src, "(graph g%d (in x%d f32 [n%d 2]) (out y (add (exp x%d) (const f32 [2] 1 %d))))",
+             i, i, i, i, i);
+    tl_graph *g = parse(src);
+    cr_assert(g, "%s", src);
+    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
+    cr_assert(best, "%s: %s", src, err);
+    cr_assert_eq(best->nsyms, 1, "graph %d: %d symbols", i, (int)best->nsyms);
+    char want[16];
+    snprintf(want, sizeof want, "x%d", i);
+    cr_assert_str_eq(best->names[best->nodes[best->inputs[0]].name], want);
+    tl_graph_free(best);
+    tl_graph_free(g);
+  }
+  tl_opt_free(o);
+}
+
 Test(opt, naive_forms_become_stable_forms) {
   tl_opt *o = shipped_rules();
   struct { const char *in, *expr, *want; } cases[] = {

@@ -24,6 +24,7 @@ NOT_IN_SYMPY = {
     "eq": "relational rule", "ne": "relational rule", "lt": "relational rule", "le": "relational rule",
     "gt": "relational rule", "ge": "relational rule",
     "and": "boolean rule", "or": "boolean rule", "where": "Piecewise rule",
+    "relu": "no sympy function; Max(x, 0) converts to maximum",
 }
 
 # Ops ONNX has no operator for; each with the reason.

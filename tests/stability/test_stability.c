@@ -34,7 +34,7 @@ static tl_graph *parse(const char *src) { return tlt_parse(src, NULL); }
 typedef enum {
   R_LOG_SOFTMAX, R_SOFTMAX, R_LSE_ROWS, R_LSE_ALL, R_LOG1P, R_LOG1M, R_EXPM1, R_SOFTPLUS,
   R_SOFTPLUS_NEG, R_LOG1MEXP_NEGABS, R_LOG_SIGMOID, R_NEG_SOFTPLUS, R_SIGMOID, R_SIGMOID_NEG,
-  R_EXP, R_TANH, R_ERFC, R_ERFC_NEG, R_LOGADDEXP, R_XLOGY
+  R_EXP, R_TANH, R_ERFC, R_ERFC_NEG, R_LOGADDEXP, R_XLOGY, R_X, R_Y_SIGMOID, R_SOFTMAX_ROWSUM_Y
 } ref_kind;
 
 #define MAXV 8
@@ -81,6 +81,14 @@ static int reference(const scase *c, long double *out) {
                                                  : expl(((long double)x[r * C + j] - m) - logl(s));
     }
     return c->ref == R_LSE_ROWS ? R : n;
+  case R_SOFTMAX_ROWSUM_Y: /* softmax(x)[r, j] * sum_j y[r, j] */
+    for (int r = 0; r < R; r++) {
+      long double m = x[r * C], s = 0, ys = 0;
+      for (int j = 1; j < C; j++) m = fmaxl(m, x[r * C + j]);
+      for (int j = 0; j < C; j++) s += expl((long double)x[r * C + j] - m), ys += y[r * C + j];
+      for (int j = 0; j < C; j++) out[r * C + j] = expl((long double)x[r * C + j] - m) / s * ys;
+    }
+    return n;
   case R_LSE_ALL: {
     long double m = x[0], s = 0;
     for (int i = 1; i < n; i++) m = fmaxl(m, x[i]);
@@ -113,6 +121,8 @@ static int reference(const scase *c, long double *out) {
       break;
     }
     case R_XLOGY: out[i] = v == 0 ? 0 : v * logl(w); break;
+    case R_X: out[i] = v; break;
+    case R_Y_SIGMOID: out[i] = w * sigmoidl(v); break;
     default: out[i] = NAN; break;
     }
   }
@@ -236,6 +246,15 @@ static const scase cases[] = {
   /* x*log(y) at x = 0, y = 0: 0 * -inf = NaN; xlogy is 0 */
   {"xlogy", "f64", 1, 3, true, LS, "(mul x (log y))", "xlogy", NULL, R_XLOGY, false, false, {0, 2, 0}, {0, 3, 5}},
   {"xlogy", "f32", 1, 2, true, LS, "(mul x (log y))", "xlogy", NULL, R_XLOGY, false, false, {0, 2}, {0, 3}},
+  /* gradient shapes (docs/grad.md): y * (x / y) is NaN at y = 0 and y = inf */
+  {"div-mul-cancel", "f64", 1, 3, true, LS, "(mul y (div x y))", "(out r x)", "(div", R_X, false, false, {2, -3, 0.5}, {0, INFINITY, 4}},
+  {"div-mul-cancel", "f32", 1, 2, true, LS, "(mul y (div x y))", "(out r x)", "(div", R_X, false, false, {2, -3}, {0, 1e-30}},
+  /* the gradient of log(1 + exp x): y / (1 + exp x) * exp x is inf/inf past 88 (f32) */
+  {"sigmoid-grad", "f32", 1, 3, true, LS, "(mul (div y (add 1 (exp x))) (exp x))", "sigmoid", "(exp", R_Y_SIGMOID, false, false, {100, -20, 0.5}, {2, 3, -1}},
+  {"sigmoid-grad", "f64", 1, 2, true, LS, "(mul (div y (add 1 (exp x))) (exp x))", "sigmoid", "(exp", R_Y_SIGMOID, false, false, {800, 1}, {2, 3}},
+  /* the gradient of log(sum(exp x)) over rows: exp overflows */
+  {"lse-grad-1", "f32", 2, 3, true, LS, "(mul (exp x) (expand_dims (div (sum y :axis 1) (sum (exp x) :axis 1)) :axis 1))", "softmax", "(exp x", R_SOFTMAX_ROWSUM_Y, false, false, {100, 99, -100, 1, 0, 2}, {1, 2, 3, 0.5, 0.5, 1}},
+  {"lse-grad-last", "f64", 2, 3, true, LS, "(mul (exp x) (expand_dims (div (sum y :axis -1) (sum (exp x) :axis -1)) :axis -1))", "softmax", "(exp x", R_SOFTMAX_ROWSUM_Y, false, false, {1000, 999, -1000, 1, 0, 2}, {1, 2, 3, 0.5, 0.5, 1}},
 };
 
 static void check_case(tl_opt *o, const scase *c) {

@@ -156,10 +156,10 @@ void eg_math_init(eg_math *m) {
   m->fold = (eg_analysis){sizeof(eg_math_data), make, merge, modify, NULL, m};
   m->prune = true;
   m->conds = eg_conds_new();
-  eg_conds_add(m->conds, "nonzero", 1, 1, c_nonzero, NULL);
-  eg_conds_add(m->conds, "const", 1, 1, c_const, NULL);
-  eg_conds_add(m->conds, "is-sym", 1, 1, c_sym, NULL);
-  eg_conds_add(m->conds, "const-or-distinct-var", 2, 2, c_cdv, NULL);
+  eg_conds_add(m->conds, "nonzero", "v", c_nonzero, NULL);
+  eg_conds_add(m->conds, "const", "v", c_const, NULL);
+  eg_conds_add(m->conds, "is-sym", "v", c_sym, NULL);
+  eg_conds_add(m->conds, "const-or-distinct-var", "vv", c_cdv, NULL);
 }
 
 void eg_math_fini(eg_math *m) {

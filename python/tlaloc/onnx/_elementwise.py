@@ -14,7 +14,7 @@ _UN = {"Neg": _g.negative, "Abs": _g.absolute, "Exp": _g.exp, "Log": _g.log,
        "Sqrt": _g.sqrt, "Sin": _g.sin, "Cos": _g.cos, "Tanh": _g.tanh,
        "Sigmoid": _g.sigmoid, "Softplus": _g.softplus, "Erf": _g.erf, "Floor": _g.floor,
        "Ceil": _g.ceil, "Sign": _g.sign, "Not": _g.logical_not, "Tan": _g.tan,
-       "Sinh": _g.sinh, "Cosh": _g.cosh}
+       "Sinh": _g.sinh, "Cosh": _g.cosh, "Relu": _g.relu}
 
 
 @_reg(" ".join(_UN))
@@ -90,11 +90,6 @@ def _variadic(m, node, ins, at):
     elif len(xs) == 1:
         out = _g.Var("_alias", (out,), (), None, None) if False else out
     return out
-
-
-@_reg("Relu")
-def _relu(m, node, ins, at):
-    return _g.maximum(_need("Relu", ins, 0), 0)
 
 
 @_reg("LeakyRelu", alpha=0.01)
