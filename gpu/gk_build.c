@@ -184,6 +184,8 @@ static int32_t f_unary(gb *b, int op, int dt, int32_t x) {
   case TL_OP_FLOOR: return intr1(b, GK_FLOOR, x);
   case TL_OP_CEIL: return intr1(b, GK_CEIL, x);
   case TL_OP_RECIPROCAL: return fbin(b, GK_FDIV, cf(b, dt, 1), x);
+  /* as the interpreter: NaN stays, -0 and below become +0 */
+  case TL_OP_RELU: return sel(b, fcmp(b, GK_FOLE, x, cf(b, dt, 0)), cf(b, dt, 0), x);
   case TL_OP_SIGMOID: {
     int32_t en = gb_math(b, GK_EXP, dt, gk_fneg(k, intr1(b, GK_FABS, x)), -1);
     int32_t d = fbin(b, GK_FADD, cf(b, dt, 1), en);
@@ -243,6 +245,7 @@ static int32_t i_op(gb *b, int op, int32_t x, int32_t y) {
   case TL_OP_NEG: return gk_bin_v(k, GK_SUB, z, x);
   case TL_OP_ABS: return sel(b, icmp(b, GK_ISLT, x, z), gk_bin_v(k, GK_SUB, z, x), x);
   case TL_OP_SIGN: return sel(b, icmp(b, GK_ISGT, x, z), one, sel(b, icmp(b, GK_ISLT, x, z), m1, z));
+  case TL_OP_RELU: return sel(b, icmp(b, GK_ISGT, x, z), x, z);
   case TL_OP_ADD: return gk_bin_v(k, GK_ADD, x, y);
   case TL_OP_SUB: return gk_bin_v(k, GK_SUB, x, y);
   case TL_OP_MUL: return gk_bin_v(k, GK_MUL, x, y);
@@ -526,9 +529,18 @@ static int k_ew(gb *b, const be_kern *kk) {
     gb_strides(b, cn->type.rank, cn->type.dims, w.ost);
     int ax = (cn->attrs.present & TL_A_AXIS) ? cn->attrs.axes[0] : 0;
     if (ax < 0) ax += cn->type.rank;
-    int32_t pos = gk_i64(k, 0);
-    for (int i = 0; i < kk->part; i++) pos = gk_add(k, pos, gb_dim(b, g->nodes[tl_node_inputs(g, cn)[i]].type.dims[ax]));
-    w.base = gk_mul(k, pos, w.ost[ax]);
+    if (cn->op == TL_OP_SLICE_UPDATE) {
+      /* the update's index i along the axis lands at start + i * step */
+      int64_t step = (cn->attrs.present & TL_A_STEP) ? cn->attrs.step : 1;
+      int32_t start = slice_start(b, &cn->attrs, gb_dim(b, cn->type.dims[ax]));
+      w.base = gk_mul(k, start, w.ost[ax]);
+      w.ost[ax] = gk_mul(k, w.ost[ax], gk_i64(k, step));
+    } else {
+      int32_t pos = gk_i64(k, 0);
+      for (int i = 0; i < kk->part; i++)
+        pos = gk_add(k, pos, gb_dim(b, g->nodes[tl_node_inputs(g, cn)[i]].type.dims[ax]));
+      w.base = gk_mul(k, pos, w.ost[ax]);
+    }
   } else {
     gb_strides(b, r, w.n->type.dims, w.ost);
   }
@@ -617,6 +629,65 @@ static int k_takecheck(gb *b, const be_kern *kk) {
   return 0;
 }
 
+/* scatter_add's accumulation, as backend/lower.c's k_scatter: for every
+ * element of the addend v in C order, the index j = i[...] (negative: from
+ * the end; out of range: the take error, and the element is skipped) picks
+ * the element of the buffer (already holding operand 0) that v's element
+ * is added to. One thread does it all, so duplicate indices add up in the
+ * CPU's order and the result is the CPU's to the bit; the other threads of
+ * the grid skip the loop. (Atomic adds would be parallel but would sum
+ * floats in an order that changes from run to run.) */
+static int k_scatter(gb *b, const be_kern *kk) {
+  gk_kernel *k = b->k;
+  const tl_graph *g = b->g;
+  const tl_node *n = &g->nodes[kk->node];
+  const int32_t *in = tl_node_inputs(g, n);
+  const tl_type *xt = &n->type, *it = &g->nodes[in[1]].type, *vt = &g->nodes[in[2]].type;
+  bool flat = !(n->attrs.present & TL_A_AXIS);
+  int ax = flat ? 0 : n->attrs.axes[0], dt = xt->dtype;
+  if (ax < 0) ax += xt->rank;
+  int32_t ost[TL_MAX_RANK], ist[TL_MAX_RANK], vd[TL_MAX_RANK], iv[TL_MAX_RANK];
+  gb_strides(b, xt->rank, xt->dims, ost);
+  gb_strides(b, it->rank, it->dims, ist);
+  int32_t len = gk_i64(k, 1), cnt = gk_i64(k, 1), zero = gk_i64(k, 0);
+  if (flat)
+    for (int i = 0; i < xt->rank; i++) len = gk_mul(k, len, gb_dim(b, xt->dims[i]));
+  else
+    len = gb_dim(b, xt->dims[ax]);
+  for (int i = 0; i < vt->rank; i++) cnt = gk_mul(k, cnt, vd[i] = gb_dim(b, vt->dims[i]));
+  k->launch.nwork = 0; /* one block: thread 0 works */
+  k->launch.per_block = GB_THREADS;
+  gk_if(k, icmp(b, GK_IEQ, gb_gtid(b), zero));
+  int32_t tv = gk_var(k, GK_I64);
+  gk_loop(k, tv, zero, cnt, gk_i64(k, 1));
+  gb_decompose(b, gk_get(k, tv), vt->rank, vd, iv);
+  int ia = flat ? 0 : ax;
+  int32_t j = load_at(b, b->p->buf_of[in[1]], it->dtype, gb_offset(b, it->rank, ist, iv + ia));
+  j = gb_conv(b, j, it->dtype, TL_I64);
+  j = sel(b, icmp(b, GK_ISLT, j, zero), gk_add(k, j, len), j);
+  int32_t bad = gk_bin_v(k, GK_OR, icmp(b, GK_ISLT, j, zero), icmp(b, GK_ISGE, j, len));
+  gk_if(k, bad);
+  gb_set_err(b, BE_ERR_TAKE);
+  gk_end(k);
+  gk_if(k, gk_bin_v(k, GK_XOR, bad, gk_ci(k, GK_I1, 1)));
+  int32_t off;
+  if (flat) {
+    off = j;
+  } else {
+    int32_t xi[TL_MAX_RANK];
+    for (int i = 0; i < ax; i++) xi[i] = iv[i];
+    xi[ax] = j;
+    for (int i = ax + 1; i < xt->rank; i++) xi[i] = iv[i - 1 + it->rank];
+    off = gb_offset(b, xt->rank, ost, xi);
+  }
+  int32_t v = gb_conv(b, gb_ex(b, in[2], iv), vt->dtype, dt), old = load_at(b, kk->out, dt, off);
+  gk_store(k, kk->out, dt, off, gk_bin_v(k, isf(dt) ? GK_FADD : GK_ADD, old, v));
+  gk_end(k);
+  gk_end(k);
+  gk_end(k);
+  return b->failed ? -1 : 0;
+}
+
 int gb_kernel(gb *b, int ki, const char *name) {
   const be_kern *kk = &b->p->ks[ki];
   b->k = gk_new(name, GB_THREADS);
@@ -631,7 +702,9 @@ int gb_kernel(gb *b, int ki, const char *name) {
   case BE_K_RED: rc = gb_k_red(b, kk); break;
   case BE_K_SOFTMAX: rc = gb_k_softmax(b, kk); break;
   case BE_K_MATMUL: rc = gb_k_matmul(b, kk); break;
-  default: rc = k_takecheck(b, kk); break;
+  case BE_K_SCATTER: rc = k_scatter(b, kk); break;
+  case BE_K_TAKECHECK: rc = k_takecheck(b, kk); break;
+  default: gb_fail(b, "gpu: kernel kind %d is not supported", kk->kind); rc = -1; break;
   }
   if (!rc && b->failed) rc = -1;
   if (!rc && gk_verify(b->k, b->err, b->errn)) rc = -1;

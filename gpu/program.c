@@ -416,7 +416,7 @@ double gpu_copy_seconds(gpu_program *p, size_t bytes, int reps, int h2d, char *e
   return h2d ? gpu_rt_cuda_h2d_time(&p->cuda, bytes, reps, err, n) : gpu_rt_cuda_copy_time(&p->cuda, bytes, reps, err, n);
 }
 
-static const char *const kind_names[] = {"fused", "reduce", "softmax", "matmul", "take-chk"};
+static const char *const kind_names[] = {"fused", "reduce", "softmax", "matmul", "take-chk", "scatter"};
 
 char *gpu_describe(const gpu_program *p) {
   tl_buf b = {0};

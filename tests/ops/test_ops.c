@@ -327,6 +327,7 @@ int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL; /* an op name: run that op alone */
   static cases c;
   int fails = 0, ops = 0, ncases = 0;
+  char skipped[600] = "";
   for (int op = 0; op < TL_OP_COUNT; op++) {
     if (only && strcmp(only, tl_ops[op].name)) continue;
     c.n = 0;
@@ -341,8 +342,14 @@ int main(int argc, char **argv) {
       if (!strcmp(eng->name, "interp")) continue; /* the reference */
       char why[512];
       if (eng->available && !eng->available(why, sizeof why)) {
-        if (op == 0 || (only && !strcmp(only, tl_ops[op].name)))
-          printf("skipped: engine %s cannot run here: %s\n", eng->name, why);
+        /* once per engine (the first op run): "gpu: skipped: no CUDA driver (...)" */
+        size_t nl = strlen(eng->name);
+        const char *r = !strncmp(why, eng->name, nl) && !strncmp(why + nl, ": ", 2) ? why + nl + 2 : why;
+        if (ops == 1) {
+          printf("%s: skipped: %s\n", eng->name, r);
+          size_t u = strlen(skipped);
+          snprintf(skipped + u, sizeof skipped - u, "%s%s (%s)", u ? ", " : "", eng->name, r);
+        }
         continue;
       }
       tally t = {0, 0, 0};
@@ -369,5 +376,6 @@ int main(int argc, char **argv) {
     }
   }
   printf("every op on every engine: %d ops, %d runs, %d failed\n", ops, ncases, fails);
+  if (skipped[0]) printf("engines skipped here: %s\n", skipped);
   return fails ? 1 : 0;
 }
