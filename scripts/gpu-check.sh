@@ -17,7 +17,8 @@
 # 3. bench/gpu: the fused chain (n = 10^8) and softmax / log_softmax over
 #    4096 x 32768 against the device-to-device copy bandwidth measured in
 #    the same run, attention at t = 4096, d = 64; then PyTorch on the same
-#    shapes (and attention's output compared with PyTorch's);
+#    shapes (and attention's output compared with PyTorch's), and a table
+#    of tlaloc's time against PyTorch's per benchmark ("VS" lines);
 # 4. the PTX compile times measured where the folder was prepared.
 #
 # Without a driver or a GPU every build step still runs and the report says
@@ -89,14 +90,31 @@ fi
 echo "differential: $nok ok, $nfail failed (of $(ls -d "$carry"/diff/*/ | wc -l))"
 
 echo "== 3. benchmarks (CUDA events; bandwidth: the bytes a kernel must move)"
+bout="$carry/bench/out.txt"
+: > "$bout"
 if [ $bench_ok = 1 ]; then
-  timeout 150 "$carry/bench/run" "$carry/bench" || { echo "FAIL the benchmark program (exit $?)"; fail=1; }
+  timeout 150 "$carry/bench/run" "$carry/bench" | tee -a "$bout"
+  rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { echo "FAIL the benchmark program (exit $rc)"; fail=1; }
 fi
 if command -v python3 > /dev/null; then
-  timeout 150 python3 "$carry/torch_bench.py" "$carry/bench" || { echo "FAIL torch_bench (exit $?)"; fail=1; }
+  timeout 150 python3 "$carry/torch_bench.py" "$carry/bench" | tee -a "$bout"
+  rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { echo "FAIL torch_bench (exit $rc)"; fail=1; }
 else
-  echo "TORCH unavailable reason=\"no python3\""
+  echo "TORCH unavailable reason=\"no python3\"" | tee -a "$bout"
 fi
+echo "== 3b. tlaloc against PyTorch (ms per call, lower is better; ratio = tlaloc / PyTorch)"
+awk '
+  function ms(line) { if (match(line, /ms=[0-9.eE+-]+/)) return substr(line, RSTART + 3, RLENGTH - 3); return "" }
+  $1 == "BENCH" && (ms($0) != "") { t[$2] = ms($0) }
+  $1 == "TORCH" && (ms($0) != "") { m = "eager"; if (match($0, /mode=[a-z-]+/)) m = substr($0, RSTART + 5, RLENGTH - 5)
+                                    p[$2 " (" m ")"] = ms($0); pn[$2 " (" m ")"] = $2 }
+  END {
+    n = 0
+    for (k in p) if (pn[k] in t) { printf "VS %-36s tlaloc %10.4f  torch %10.4f  ratio %.2f\n", k, t[pn[k]], p[k], t[pn[k]] / p[k]; n++ }
+    if (!n) print "VS none: no benchmark had both a tlaloc and a PyTorch time"
+  }' "$bout" | sort
 
 echo "== 4. PTX compile time per program (measured where the folder was prepared; no GPU needed)"
 [ -f "$carry/compile_times.txt" ] && cat "$carry/compile_times.txt" || echo "(not measured)"
