@@ -77,7 +77,7 @@ static int bench_compile(const char *src) {
   char err[2048];
   free(gpu_ptx(w, &o, NULL, NULL, err, sizeof err));
   tl_graph_free(w);
-  int fails = 0, n = 0, under = 0;
+  int fails = 0, n = 0, under = 0, nrefused = 0;
   double sum = 0, worst = 0;
   while (fgets(path, sizeof path, ls)) {
     path[strcspn(path, "\n")] = 0;
@@ -86,19 +86,32 @@ static int bench_compile(const char *src) {
       fails++;
       continue;
     }
-    double first = first_in_process(path);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    double first = first_in_process(path); /* -1 where refused */
     gpu_ptx_stats best = {.total_ms = 1e300}, st;
-    for (int r = 0; r < (smoke ? 1 : 7); r++) {
+    int refused = 0;
+    for (int r = 0; r < (smoke ? 1 : 7) && !refused; r++) {
       char *p = gpu_ptx(g, &o, NULL, &st, err, sizeof err);
       if (!p) {
-        printf("FAIL %s: %s\n", path, err);
-        fails++;
-        break;
+        /* without the CUDA toolkit the own math covers f32 exp, log, log1p
+         * and tanh only: the others are refused, and that is no failure */
+        if (!ld && strstr(err, "needs libdevice")) {
+          printf("%-22s refused here: %.*s\n", base, (int)strcspn(err, "("), err);
+          nrefused++;
+        } else {
+          printf("FAIL %s: %s\n", path, err);
+          fails++;
+        }
+        refused = 1;
+      } else {
+        free(p);
+        if (st.total_ms < best.total_ms) best = st;
       }
-      free(p);
-      if (st.total_ms < best.total_ms) best = st;
     }
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (refused) {
+      tl_graph_free(g);
+      continue;
+    }
     printf("%-22s %7d %9.1f %9.1f   %6.1f %6.1f %6.1f %6.1f %6.1f%s\n", base, best.nkernels, first, best.total_ms,
            best.build_ms, best.lower_ms, best.link_ms, best.opt_ms, best.emit_ms, best.total_ms <= 30 ? "" : "  > 30");
     n++;
@@ -110,6 +123,7 @@ static int bench_compile(const char *src) {
   pclose(ls);
   printf("cold compile: %d programs, mean %.1f ms, at most %.1f ms; %d of %d within the 30 ms goal\n", n,
          n ? sum / n : 0, worst, under, n);
+  if (nrefused) printf("%d programs refused for want of libdevice (no CUDA toolkit here)\n", nrefused);
   return fails ? 1 : 0;
 }
 

@@ -18,9 +18,20 @@ int main(void) {
   return rc ? 1 : 0;
 }
 C
-fail=0 ran=0
+fail=0 ran=0 built=0
 for ex in layer_norm gelu logsumexp attention xent matmul_chain logreg_nll; do
-  "$tlaloc" compile "$src/examples/$ex.tg" --target ptx -o "$work/model.ptx" --header "$work/model.h" --name model
+  if ! "$tlaloc" compile "$src/examples/$ex.tg" --target ptx -o "$work/model.ptx" --header "$work/model.h" \
+      --name model 2> "$work/compile.txt"; then
+    # without the CUDA toolkit's libdevice only f32 exp, log, log1p and tanh
+    # have code of their own: the other math functions are refused
+    if grep -q "needs libdevice" "$work/compile.txt"; then
+      echo "skip aot $ex: $(grep -o 'the math function [a-z0-9]* on [a-z0-9]* needs libdevice' "$work/compile.txt") (no CUDA toolkit here)"
+    else
+      echo "FAIL aot $ex: $(cat "$work/compile.txt")"; fail=1
+    fi
+    continue
+  fi
+  built=$((built + 1))
   cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -I"$work" -c "$work/model_launch.c" -o "$work/launch.o"
   cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/launch.o" -ldl -lpthread -lm -o "$work/prog"
   cc -O2 -I"$work" "$work/why.c" "$work/launch.o" -ldl -lpthread -o "$work/why"
@@ -50,4 +61,5 @@ for ex in layer_norm gelu logsumexp attention xent matmul_chain logreg_nll; do
   done
 done
 [ $ran = 1 ] || echo "(the launchers were built and linked; running them needs a GPU)"
+[ $built -gt 0 ] || { echo "FAIL aot: no example compiled"; fail=1; }
 exit $fail
