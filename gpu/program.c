@@ -126,13 +126,14 @@ void gpu_tables_make(gpu_tables *t, const gpu_build *b) {
     memcpy(r->wdiv, k->launch.wdiv, sizeof r->wdiv);
     r->per_block = k->launch.per_block;
     r->nbufs = k->nbufs;
-    memcpy(l, k->bufs, (size_t)k->nbufs * sizeof *l);
+    /* (no memcpy from a NULL list of none) */
+    if (k->nbufs) memcpy(l, k->bufs, (size_t)k->nbufs * sizeof *l);
     r->bufs = l;
     r->nsyms = k->nsyms;
-    memcpy(l + k->nbufs, k->syms, (size_t)k->nsyms * sizeof *l);
+    if (k->nsyms) memcpy(l + k->nbufs, k->syms, (size_t)k->nsyms * sizeof *l);
     r->syms = l + k->nbufs;
     r->nreads = kk->nreads;
-    memcpy(l + k->nbufs + k->nsyms, kk->reads, (size_t)kk->nreads * sizeof *l);
+    if (kk->nreads) memcpy(l + k->nbufs + k->nsyms, kk->reads, (size_t)kk->nreads * sizeof *l);
     r->reads = l + k->nbufs + k->nsyms;
     r->out = kk->out;
     if (kk->kind == BE_K_MATMUL) {
