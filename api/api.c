@@ -187,6 +187,20 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
     set_error(errors, "no engine '%s' (engines: %s)", opts->engine, tl_engine_names(names, sizeof names));
     return TLALOC_BAD_INPUT;
   }
+  if (opts && opts->device) {
+    const char *d = opts->device, *name = !strcmp(d, "cpu") ? "llvm" : d;
+    const tl_engine *de = !strcmp(d, "cpu") || !strcmp(d, "gpu") || !strcmp(d, "gpu-sim") || !strcmp(d, "auto")
+                              ? tl_engine_find(name, 0) : NULL;
+    if (!de) {
+      set_error(errors, "device '%s': expected cpu, gpu, gpu-sim or auto", d);
+      return TLALOC_BAD_INPUT;
+    }
+    if (opts->engine && de != engine) {
+      set_error(errors, "engine '%s' and device '%s' name different engines", opts->engine, d);
+      return TLALOC_BAD_INPUT;
+    }
+    engine = de;
+  }
   if (opts) {
     if (opts->opt_level < -1 || opts->opt_level > 3) {
       set_error(errors, "opt_level %d: expected -1 (no IR passes), 0 (the default), 1, 2 or 3",

@@ -198,6 +198,30 @@ int cli_cmd_cost_report(int argc, char **argv) {
   if (r.nunmeasured)
     printf("%d kernel%s not measured: the time limit (%g s) was reached\n", r.nunmeasured,
            r.nunmeasured == 1 ? "" : "s", time_limit);
+  /* the same kernels on the GPU: predicted, and measured where there is one */
+  tl_gpu_report gr;
+  if (tl_gpu_report_measure(&p, g, syms, (int)runs, &gr, err, sizeof err)) {
+    fprintf(stderr, "tlaloc cost-report: on the GPU: %s\n", err);
+    tl_gpu_report_free(&gr);
+    goto done;
+  }
+  bool gm = gr.meas_total >= 0;
+  printf("\nGPU: %s (profile: %s)\n", gm ? gr.why : "not measured", p.gpu[0] ? p.gpu : "defaults, an H100/H200-class GPU");
+  if (!gm) printf("  (%s: the predictions alone)\n", gr.why);
+  printf("gpu %3s  %-8s  %-26s  %11s  %11s  %9s\n", "#", "kind", "computes", "predicted", "measured", "meas/pred");
+  for (int i = 0; i < gr.nks; i++) {
+    const tl_node *x = &g->nodes[r.pc.ks[i].node];
+    char pb[32], mb[32], ratio[32] = "-";
+    fmt_time(pb, sizeof pb, gr.predicted[i]);
+    fmt_time(mb, sizeof mb, gr.measured[i]);
+    if (gr.measured[i] > 0) snprintf(ratio, sizeof ratio, "%.2f", gr.measured[i] / gr.predicted[i]);
+    printf("gpu %3d  %-8s  %-26.26s  %11s  %11s  %9s\n", i, r.ks[i].kind, tl_ops[x->op].name, pb, mb, ratio);
+  }
+  fmt_time(pb, sizeof pb, gr.pred_total);
+  fmt_time(mb, sizeof mb, gr.meas_total);
+  printf("total on the GPU (copies in %.2f us and out %.2f us predicted, sync): %s predicted, %s measured%s\n",
+         gr.pred_h2d * 1e6, gr.pred_d2h * 1e6, pb, mb, gm && !gr.same_kernels ? " (the GPU's plan differs: totals only)" : "");
+  tl_gpu_report_free(&gr);
   rc = 0;
 done:
   tl_cost_report_free(&r);

@@ -29,10 +29,13 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... [--random SEED]\n"
-          "           [--out DIR] [--engine NAME | --interp] [--stats] [-O0|-O1|-O2|-O3]\n"
+          "           [--out DIR] [--save-inputs DIR] [--engine NAME | --interp]\n"
+          "           [--device cpu|gpu|gpu-sim|auto] [--stats] [-O0|-O1|-O2|-O3]\n"
           "                                      compile (or interpret) a graph, print outputs\n"
           "  compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n"
           "                                      ahead-of-time object for use from C\n"
+          "  compile G.tg --target ptx -o G.ptx [--header G.h [--launcher G_launch.c]] [--arch sm_90]\n"
+          "                                      GPU kernels and a C launcher (CUDA driver only)\n"
           "  infer G.tg                          print each named value's dtype and shape\n"
           "  opt G.tg [--rules PATH]... [--phase RULESETS]... [--limit K=V,...]\n"
           "           [--scheduler backoff|simple] [--cost EXPR] [--extract tree|dag|exact]\n"
@@ -161,8 +164,33 @@ static int parse_size(const char *s, int64_t *v) {
   return 0;
 }
 
+/* --device: the engine that runs on it (cpu is the LLVM CPU backend; auto
+ * picks the CPU or the GPU for each run from the cost model's prediction) */
+static const tl_engine *device_engine(const char *d) {
+  if (!strcmp(d, "cpu")) return tl_engine_find("llvm", 0);
+  if (!strcmp(d, "gpu") || !strcmp(d, "gpu-sim") || !strcmp(d, "auto")) return tl_engine_find(d, 0);
+  return NULL;
+}
+
+static int write_npys(const char *dir, const tl_graph *g, tl_tensor *const *ts, bool inputs, char *err, size_t n) {
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+    snprintf(err, n, "cannot create %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  int count = inputs ? g->ninputs : g->noutputs;
+  for (int i = 0; i < count; i++) {
+    tl_buf p = {0};
+    const char *name = inputs ? g->names[g->nodes[g->inputs[i]].name] : g->names[g->outputs[i].name];
+    tl_buf_printf(&p, "%s/%s.npy", dir, name);
+    int w = tl_npy_write(p.s, ts[i], err, n);
+    free(p.s);
+    if (w) return -1;
+  }
+  return 0;
+}
+
 static int cmd_run(int argc, char **argv) {
-  const char *path = NULL, *outdir = NULL;
+  const char *path = NULL, *outdir = NULL, *indir = NULL;
   bool have_seed = false, stats = false;
   const tl_engine *engine = tl_engine_find("llvm", 0);
   void *prog = NULL;
@@ -216,6 +244,14 @@ static int cmd_run(int argc, char **argv) {
                 tl_engine_names(names, sizeof names));
         goto done;
       }
+    } else if (strcmp(a, "--device") == 0 && has_val) {
+      const char *v = argv[++i];
+      if (!(engine = device_engine(v))) {
+        fprintf(stderr, "tlaloc run: --device is cpu, gpu, gpu-sim or auto, not '%s'\n", v);
+        goto done;
+      }
+    } else if (strcmp(a, "--save-inputs") == 0 && has_val) {
+      indir = argv[++i];
     } else if (strcmp(a, "--stats") == 0) {
       stats = true;
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
@@ -232,7 +268,8 @@ static int cmd_run(int argc, char **argv) {
   }
   if (!path) {
     fprintf(stderr, "usage: tlaloc run G.tg [--in NAME=F.npy]... [--dim SYM=SIZE]... "
-                    "[--random SEED] [--out DIR] [--engine NAME | --interp] [--stats] [-O0|-O1|-O2|-O3]\n");
+                    "[--random SEED] [--out DIR] [--save-inputs DIR] [--engine NAME | --interp | "
+                    "--device cpu|gpu|gpu-sim|auto] [--stats] [-O0|-O1|-O2|-O3]\n");
     goto done;
   }
   g = load_graph(path);
@@ -283,6 +320,10 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "tlaloc run: %s\n", err);
     goto done;
   }
+  if (indir && write_npys(indir, g, inputs, true, err, sizeof err)) {
+    fprintf(stderr, "tlaloc run: %s\n", err);
+    goto done;
+  }
   tl_engine_opts eo = tl_engine_opts_default();
   eo.opt_level = opt_level;
   prog = engine->compile(g, &eo, err, sizeof err);
@@ -297,6 +338,11 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "tlaloc run: %s: %s\n", path, err);
     goto done;
   }
+  if (!strcmp(engine->name, "auto")) { /* the placement, always: it is what auto is for */
+    char *d = engine->describe(prog);
+    fprintf(stderr, "placement: %s\n", d);
+    free(d);
+  }
   if (stats) {
     char *d = engine->describe(prog);
     fprintf(stderr, "compile: %s\n", d);
@@ -304,19 +350,9 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, engine->name);
   }
   if (outdir) {
-    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
-      fprintf(stderr, "tlaloc run: cannot create %s: %s\n", outdir, strerror(errno));
+    if (write_npys(outdir, g, outputs, false, err, sizeof err)) {
+      fprintf(stderr, "tlaloc run: %s\n", err);
       goto done;
-    }
-    for (int i = 0; i < g->noutputs; i++) {
-      tl_buf p = {0};
-      tl_buf_printf(&p, "%s/%s.npy", outdir, g->names[g->outputs[i].name]);
-      int w = tl_npy_write(p.s, outputs[i], err, sizeof err);
-      free(p.s);
-      if (w) {
-        fprintf(stderr, "tlaloc run: %s\n", err);
-        goto done;
-      }
     }
   } else {
     for (int i = 0; i < g->noutputs; i++) print_tensor(g->names[g->outputs[i].name], outputs[i]);

@@ -26,6 +26,7 @@ typedef struct cost_kept {
 struct tl_cost_registry {
   cost_prop *props;
   int nprops;
+  tl_device device; /* where the built-in placement puts values */
   tl_profile profile;
   double sym_size;
   cost_kept *kept;
@@ -230,10 +231,14 @@ static bool free_op(int op) {
 }
 
 static double b_placement(const tl_cost_node *n, void *u) {
-  (void)n;
-  (void)u;
-  return 0; /* every value lives on the host until a plugin says otherwise */
+  const tl_cost_registry *r = u;
+  /* on the GPU every computed value (constants too: they are part of the
+   * module) lives there; the graph's inputs come from the host */
+  return r->device == TL_DEVICE_GPU && n->op != TL_OP_INPUT ? 1 : 0;
 }
+
+void tl_cost_set_device(tl_cost_registry *r, tl_device d) { r->device = d; }
+tl_device tl_cost_device(const tl_cost_registry *r) { return r->device; }
 
 static double b_flops(const tl_cost_node *n, void *u) {
   (void)u;
@@ -252,8 +257,14 @@ static double b_time(const tl_cost_node *n, void *u) {
   (void)u;
   double own = 0;
   if (!free_op(n->op)) {
-    own = tl_profile_kernel_time(n->profile, n->work);
-    if (fused(n->op)) own -= n->profile->kernel_overhead; /* the consumer's kernel pays it */
+    if (n->self[P_PLACEMENT] != 0) { /* the GPU's roofline, its launch instead of the CPU's call */
+      bool f64 = n->type->dtype == TL_F64 || (n->nin > 0 && n->in_type[0]->dtype == TL_F64);
+      own = tl_profile_gpu_kernel_time(n->profile, n->work, f64);
+      if (fused(n->op)) own -= n->profile->gpu_launch;
+    } else {
+      own = tl_profile_kernel_time(n->profile, n->work);
+      if (fused(n->op)) own -= n->profile->kernel_overhead; /* the consumer's kernel pays it */
+    }
     if (own < 0) own = 0;
   }
   return own + operands(n, P_TIME);
@@ -266,11 +277,15 @@ static double b_memory(const tl_cost_node *n, void *u) {
   return own + operands(n, P_MEMORY);
 }
 
+/* Seconds of copies: each operand placed elsewhere than this node moves
+ * over the link (a value used by several such consumers is charged once
+ * each). */
 static double b_transfer(const tl_cost_node *n, void *u) {
   (void)u;
   double own = 0;
   for (int k = 0; k < n->nin; k++)
-    if (n->in[k][P_PLACEMENT] != n->self[P_PLACEMENT]) own += value_bytes(n->in_type[k], n->sym_size);
+    if (n->in[k][P_PLACEMENT] != n->self[P_PLACEMENT])
+      own += tl_profile_transfer_time(n->profile, value_bytes(n->in_type[k], n->sym_size));
   return own + operands(n, P_TRANSFER);
 }
 
@@ -326,7 +341,8 @@ tl_cost_registry *tl_cost_registry_new(const tl_profile *p, double sym_size) {
   };
   char err[128];
   for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++) {
-    int id = tl_cost_add_property(r, builtin[i].name, builtin[i].kind, builtin[i].fn, NULL, err, sizeof err);
+    int id = tl_cost_add_property(r, builtin[i].name, builtin[i].kind, builtin[i].fn, i == P_PLACEMENT ? r : NULL,
+                                  err, sizeof err);
     if (id != (int)i) { /* a broken invariant, not a user error */
       fprintf(stderr, "%s:%d: built-in cost property %s: %s\n", __FILE__, __LINE__, builtin[i].name, err);
       abort();

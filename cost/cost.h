@@ -74,9 +74,19 @@ typedef double (*tl_cost_fn)(const tl_cost_node *n, void *user);
 /* ---- the registry -------------------------------------------------------- */
 
 /* A registry with the built-in properties (in this order): placement (value:
- * 0 = host), flops, bytes, time, memory, transfer, accuracy. The profile is
- * copied; sym_size > 0. */
+ * 0 = host, 1 = the GPU), flops, bytes, time, memory, transfer, accuracy.
+ * The profile is copied; sym_size > 0. */
 tl_cost_registry *tl_cost_registry_new(const tl_profile *p, double sym_size);
+
+/* Where the built-in `placement` puts values: TL_DEVICE_CPU (the default)
+ * every value on the host; TL_DEVICE_GPU every value but the graph's inputs
+ * on the GPU (the inputs arrive from the host, so their consumers pay
+ * `transfer`). `time` prices a node placed on the GPU with the profile's
+ * GPU roofline, `transfer` prices each operand placed elsewhere than its
+ * consumer as a copy over the link (seconds). */
+typedef enum tl_device { TL_DEVICE_CPU, TL_DEVICE_GPU } tl_device;
+void tl_cost_set_device(tl_cost_registry *r, tl_device d);
+tl_device tl_cost_device(const tl_cost_registry *r);
 /* Releases kept objects (tl_cost_keep) and closes plugins. NULL is fine. */
 void tl_cost_registry_free(tl_cost_registry *r);
 
@@ -173,5 +183,22 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
  * its last reader; outputs live to the end. Inputs (the caller's) and
  * scalar literals are not counted. */
 double tl_cost_peak_bytes(const tl_graph *g, double sym_size);
+
+/* ---- placement: the CPU or the GPU -----------------------------------------
+ * The predicted time of g on each device (cost_place.c; docs/gpu.md,
+ * "Placement"): the `time` of every node under a registry of each device,
+ * plus one call's fixed cost, plus on the GPU the copies of the inputs to
+ * the device and of the outputs back (each once) and the stream's
+ * synchronisation. Symbols take their sizes from syms (g->nsyms entries;
+ * NULL or a negative entry: sym_size). */
+typedef struct tl_placement {
+  double cpu_s;      /* the CPU's kernels and one call */
+  double gpu_s;      /* gpu_kernels_s + h2d_s + d2h_s + the GPU's sync per call */
+  double gpu_kernels_s, h2d_s, d2h_s;
+  double h2d_bytes, d2h_bytes;
+  bool gpu;          /* the GPU is predicted faster */
+} tl_placement;
+int tl_cost_place(const tl_profile *p, const tl_graph *g, const int64_t *syms, double sym_size, tl_placement *out,
+                  char *err, size_t n);
 
 #endif

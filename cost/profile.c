@@ -35,6 +35,24 @@ void tl_profile_default(tl_profile *p) {
    * op table's NS column; the fused exp+tanh chain measured ~1.2 ns per
    * element in bench-backend). */
   for (int op = 0; op < TL_OP_COUNT; op++) p->elem_ns[op] = tl_ops[op].elem_ns;
+  /* An H100/H200-class GPU: a device-to-device copy moves ~3.0 TB/s on an
+   * H100 SXM and ~4.3 TB/s on an H200 (read plus written; the datasheets
+   * say 3.35 and 4.8 peak), 3.5e12 is between; f32 FMA 67 TFLOP/s peak and
+   * f64 34 (half of each, sustained); cuBLAS SGEMM without TF32 ~50
+   * TFLOP/s, DGEMM ~50 on the tensor cores; a math function's element some
+   * 1500 times faster than one CPU thread's (4e12 exp/s against 0.5 ns);
+   * ~4 us per launch and ~15 us per call for the stream synchronisation;
+   * PCIe 5 x16 from pageable memory ~25 GB/s, 10 us per copy. */
+  p->gpu_bw = 3.5e12;
+  p->gpu_flops = 33e12;
+  p->gpu_flops_f64 = 17e12;
+  p->gpu_gemm_f32 = 50e12;
+  p->gpu_gemm_f64 = 50e12;
+  p->gpu_math_factor = 1500;
+  p->gpu_launch = 4e-6;
+  p->gpu_sync = 15e-6;
+  p->link_bw = 25e9;
+  p->link_latency = 10e-6;
 }
 
 const char *tl_profile_path(char *buf, size_t n) {
@@ -51,7 +69,9 @@ const char *tl_profile_path(char *buf, size_t n) {
 #define PROFILE_KEYS(X) \
   X(bw_1) X(bw_all) X(flops_1) X(flops_all) X(gemm_f32) X(gemm_f64) \
   X(kernel_overhead) X(par_overhead) X(run_overhead) X(parallel_min_elems) X(f64_factor) \
-  X(row_ns) X(fault_bw)
+  X(row_ns) X(fault_bw) \
+  X(gpu_bw) X(gpu_flops) X(gpu_flops_f64) X(gpu_gemm_f32) X(gpu_gemm_f64) X(gpu_math_factor) \
+  X(gpu_launch) X(gpu_sync) X(link_bw) X(link_latency)
 
 /* A finite number > 0 (>= 0 when zero_ok) at *s; advances s. */
 static bool read_number(char **s, double *v, bool zero_ok) {
@@ -119,10 +139,10 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
     int got = sscanf(line, " %127s %399[^\n]", key, rest);
     if (got <= 0) continue;
     if (got == 1) { snprintf(err, n, "%s:%d: '%s' has no value", path, lineno, key); rc = 2; break; }
-    if (!strcmp(key, "cpu")) {
+    if (!strcmp(key, "cpu") || !strcmp(key, "gpu")) {
       size_t len = strlen(rest);
       while (len && (rest[len - 1] == ' ' || rest[len - 1] == '\t')) rest[--len] = 0;
-      snprintf(p->cpu, sizeof p->cpu, "%.127s", rest); /* a longer name is cut */
+      snprintf(key[0] == 'c' ? p->cpu : p->gpu, sizeof p->cpu, "%.127s", rest); /* a longer name is cut */
       continue;
     }
     if (!strncmp(key, "mem.", 4)) {
@@ -170,7 +190,9 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
   }
   fclose(f);
   if (rc == 0 && (p->bw_1 <= 0 || p->bw_all <= 0 || p->flops_1 <= 0 || p->flops_all <= 0 ||
-                  p->gemm_f32 <= 0 || p->gemm_f64 <= 0 || p->fault_bw <= 0)) {
+                  p->gemm_f32 <= 0 || p->gemm_f64 <= 0 || p->fault_bw <= 0 || p->gpu_bw <= 0 || p->gpu_flops <= 0 ||
+                  p->gpu_flops_f64 <= 0 || p->gpu_gemm_f32 <= 0 || p->gpu_gemm_f64 <= 0 || p->gpu_math_factor <= 0 ||
+                  p->link_bw <= 0)) {
     snprintf(err, n, "%s: bandwidths and rates must be positive", path);
     rc = 2;
   }
@@ -211,6 +233,7 @@ int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n) 
   if (!f) { snprintf(err, n, "%s: %s", tmp, strerror(errno)); return 2; }
   fprintf(f, "# tlaloc profile 1 (written by tlaloc calibrate)\n");
   fprintf(f, "cpu %s\nthreads %d\n", p->cpu, p->threads);
+  if (p->gpu[0]) fprintf(f, "gpu %s\n", p->gpu);
 #define SAVE_KEY(k) fprintf(f, "%s %.6g\n", #k, p->k);
   PROFILE_KEYS(SAVE_KEY)
 #undef SAVE_KEY
@@ -256,6 +279,17 @@ double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w) {
   /* BLAS overlaps its memory traffic with its arithmetic like any kernel */
   compute += gemm;
   return p->kernel_overhead + (par ? p->par_overhead : 0) + (compute > mem ? compute : mem);
+}
+
+double tl_profile_gpu_kernel_time(const tl_profile *p, const tl_kernel_work *w, bool f64) {
+  double compute = w->flops / (f64 ? p->gpu_flops_f64 : p->gpu_flops) + w->math_ns * 1e-9 / p->gpu_math_factor +
+                   w->gemm_flops_f32 / p->gpu_gemm_f32 + w->gemm_flops_f64 / p->gpu_gemm_f64;
+  double mem = w->bytes / p->gpu_bw;
+  return p->gpu_launch + (compute > mem ? compute : mem);
+}
+
+double tl_profile_transfer_time(const tl_profile *p, double bytes) {
+  return bytes > 0 ? p->link_latency + bytes / p->link_bw : 0;
 }
 
 int tl_row_passes(tl_op op) {

@@ -54,6 +54,21 @@ typedef struct tl_profile {
   double elem_ns[TL_OP_COUNT];
   /* The same on f64, measured ("elem64.OP"); 0: elem_ns × f64_factor. */
   double elem_ns_f64[TL_OP_COUNT];
+  /* The GPU and the link to it (docs/gpu.md, "Placement"). The defaults
+   * are an H100/H200-class card (SXM, HBM3/HBM3e) on PCIe 5 with pageable
+   * host memory; `tlaloc calibrate` measures the GPU and the link when
+   * there is one ("gpu NAME" in the file says so). */
+  char gpu[128];          /* the GPU the figures are for; "" for the defaults */
+  double gpu_bw;          /* device memory, bytes/s, bytes read plus written */
+  double gpu_flops;       /* f32 arithmetic, flop/s (FMA counted as two) */
+  double gpu_flops_f64;   /* the same in f64 */
+  double gpu_gemm_f32, gpu_gemm_f64; /* cuBLAS matmul rates, flop/s */
+  double gpu_math_factor; /* a math function's element (exp, log, ...) costs elem_ns /
+                             gpu_math_factor ns on the whole GPU */
+  double gpu_launch;      /* seconds per kernel launch */
+  double gpu_sync;        /* seconds per program call: the error word back, a stream sync */
+  double link_bw;         /* host <-> device copies, bytes/s */
+  double link_latency;    /* seconds per copy */
 } tl_profile;
 
 /* The built-in defaults (measured once on the reference machine). */
@@ -103,6 +118,15 @@ double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w);
  * (tl_row_passes) to math_ns. */
 void tl_node_work(const tl_profile *p, tl_op op, const tl_attrs *attrs, const tl_type *out,
                   const tl_type *const *in, int nin, double sym_size, tl_kernel_work *w);
+
+/* The same roofline on the GPU: gpu_launch + max(bytes / gpu_bw, flops /
+ * rate + math_ns / gpu_math_factor + gemm flops / cuBLAS rate), where the
+ * f64 rates apply when f64 is set. Seconds. */
+double tl_profile_gpu_kernel_time(const tl_profile *p, const tl_kernel_work *w, bool f64);
+
+/* Seconds to copy bytes between host and device: link_latency + bytes /
+ * link_bw (0 for no bytes). */
+double tl_profile_transfer_time(const tl_profile *p, double bytes);
 
 /* Passes a row kernel makes over its operand (backend/lower_rows.c): 3 for
  * softmax and log_softmax (max, sum of exponentials, write), 2 for

@@ -1,9 +1,11 @@
-/* engine.c - the engine table: the reference interpreter and the LLVM CPU
- * backend behind engine.h's interface. Each entry adapts its module's own
- * API; nothing here computes. */
+/* engine.c - the engine table: the reference interpreter, the LLVM CPU
+ * backend, the GPU backend and its emulator behind engine.h's interface.
+ * Each entry adapts its module's own API; nothing here computes. */
 #include "engine/engine.h"
 
 #include "backend/backend.h"
+#include "cost/cost.h"
+#include "gpu/gpu.h"
 #include "interp/interp.h"
 #include "util/util.h"
 
@@ -101,13 +103,137 @@ static char *llvm_describe(const void *prog) {
 
 static void llvm_free(void *prog) { be_program_free(prog); }
 
+/* ---- the GPU backend: on the GPU, and on the host's emulator of the grid ---- */
+
+static void *gpu_compile_with(const tl_graph *g, const tl_engine_opts *o, int sim, char *err, size_t n) {
+  gpu_options go = gpu_options_default();
+  go.sim = sim;
+  if (o->opt_level) go.opt_level = o->opt_level < 0 ? 0 : o->opt_level;
+  return gpu_compile(g, &go, err, n);
+}
+
+static void *gpu_eng_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+  return gpu_compile_with(g, o, 0, err, n);
+}
+
+static void *sim_eng_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+  return gpu_compile_with(g, o, 1, err, n);
+}
+
+static int gpu_eng_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs, char *err,
+                       size_t n) {
+  return gpu_run(prog, inputs, syms, outputs, err, n);
+}
+
+static int gpu_eng_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor *const *outputs,
+                            char *err, size_t n) {
+  return gpu_run_into(prog, inputs, syms, outputs, err, n);
+}
+
+static char *gpu_eng_describe(const void *prog) { return gpu_describe(prog); }
+static void gpu_eng_free(void *prog) { gpu_program_free(prog); }
+
+/* ---- auto: the CPU or the GPU, whichever the cost model predicts faster ----
+ * Decided at each run, on the call's sizes (tl_cost_place): a program that
+ * is fast on the CPU stays there, one whose kernels outweigh copying its
+ * inputs over and its outputs back goes to the GPU. The CPU program is
+ * compiled up front (it is also the answer whenever there is no GPU); the
+ * GPU's when it is first chosen. */
+
+typedef struct auto_prog {
+  const tl_graph *g;
+  tl_engine_opts o;
+  tl_profile prof;
+  void *cpu, *gpu;
+  int gpu_ok;
+  char why[512];   /* why the GPU is not used, when it is not */
+  tl_placement last;
+  int last_gpu, runs;
+} auto_prog;
+
+static void *auto_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+  auto_prog *a = tl_xcalloc(1, sizeof *a);
+  a->g = g;
+  a->o = *o;
+  char perr[512];
+  if (tl_profile_get(&a->prof, perr, sizeof perr)) tl_profile_default(&a->prof);
+  if (!(a->cpu = llvm_compile(g, o, err, n))) {
+    free(a);
+    return NULL;
+  }
+  a->gpu_ok = gpu_available(a->why, sizeof a->why);
+  return a;
+}
+
+/* The engine's program for this call's sizes. */
+static void *auto_choose(auto_prog *a, tl_tensor *const *inputs, const int64_t *sym_values, char *err, size_t n) {
+  const tl_graph *g = a->g;
+  int64_t *syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *syms);
+  for (int s = 0; s < g->nsyms; s++) syms[s] = sym_values ? sym_values[s] : -1;
+  char e2[512];
+  int bound = !tl_bind_inputs(g, inputs, syms, e2, sizeof e2);
+  int place = bound && !tl_cost_place(&a->prof, g, syms, 0, &a->last, e2, sizeof e2);
+  free(syms);
+  a->runs++;
+  a->last_gpu = 0;
+  if (!place || !a->last.gpu || !a->gpu_ok) return a->cpu;
+  if (!a->gpu && !(a->gpu = gpu_compile_with(g, &a->o, 0, err, n))) {
+    snprintf(a->why, sizeof a->why, "%s", err);
+    a->gpu_ok = 0;
+    return a->cpu;
+  }
+  a->last_gpu = 1;
+  return a->gpu;
+}
+
+static int auto_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs, char *err,
+                    size_t n) {
+  auto_prog *a = prog;
+  void *p = auto_choose(a, inputs, syms, err, n);
+  return p == a->gpu ? gpu_run(p, inputs, syms, outputs, err, n) : be_run(p, inputs, syms, outputs, err, n);
+}
+
+static int auto_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor *const *outputs,
+                         char *err, size_t n) {
+  auto_prog *a = prog;
+  void *p = auto_choose(a, inputs, syms, err, n);
+  return p == a->gpu ? gpu_run_into(p, inputs, syms, outputs, err, n) : be_run_into(p, inputs, syms, outputs, err, n);
+}
+
+static char *auto_describe(const void *prog) {
+  const auto_prog *a = prog;
+  char *inner = a->last_gpu ? gpu_describe(a->gpu) : llvm_describe(a->cpu);
+  tl_buf b = {0};
+  tl_buf_printf(&b, "{\"engine\": \"auto\", \"device\": \"%s\", \"predicted_cpu_us\": %.3f, "
+                    "\"predicted_gpu_us\": %.3f, \"predicted_gpu_kernels_us\": %.3f, \"predicted_h2d_us\": %.3f, "
+                    "\"predicted_d2h_us\": %.3f, \"gpu\": \"%s\", \"program\": %s}",
+                a->last_gpu ? "gpu" : "cpu", a->last.cpu_s * 1e6, a->last.gpu_s * 1e6, a->last.gpu_kernels_s * 1e6,
+                a->last.h2d_s * 1e6, a->last.d2h_s * 1e6, a->gpu_ok ? "available" : a->why, inner);
+  free(inner);
+  return b.s;
+}
+
+static void auto_free(void *prog) {
+  auto_prog *a = prog;
+  if (!a) return;
+  be_program_free(a->cpu);
+  gpu_program_free(a->gpu);
+  free(a);
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 static const tl_engine engines[] = {
   {"interp", "the reference interpreter (plain C, one kernel per op, slow on purpose)", interp_compile,
-   interp_run, interp_run_into, interp_describe, interp_free},
+   interp_run, interp_run_into, interp_describe, interp_free, NULL},
   {"llvm", "LLVM CPU backend: fused kernels JIT-compiled for the host", llvm_compile, llvm_run, llvm_run_into,
-   llvm_describe, llvm_free},
+   llvm_describe, llvm_free, NULL},
+  {"gpu", "GPU backend: the same kernels as PTX (LLVM NVPTX), run through the CUDA driver", gpu_eng_compile,
+   gpu_eng_run, gpu_eng_run_into, gpu_eng_describe, gpu_eng_free, gpu_available},
+  {"gpu-sim", "the GPU backend's kernels on the host's emulator of the grid (every block, every thread)",
+   sim_eng_compile, gpu_eng_run, gpu_eng_run_into, gpu_eng_describe, gpu_eng_free, NULL},
+  {"auto", "llvm or gpu at each run, whichever the cost model predicts faster for the call's sizes (copies included)",
+   auto_compile, auto_run, auto_run_into, auto_describe, auto_free, NULL},
 };
 enum { NENGINES = sizeof engines / sizeof engines[0] };
 

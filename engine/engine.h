@@ -1,5 +1,5 @@
 /* engine.h - one interface for everything that runs a graph: the reference
- * interpreter, the LLVM CPU backend, and later the GPU backend. Callers
+ * interpreter, the LLVM CPU backend, the GPU backend and its emulator. Callers
  * (the C API, the CLI, the every-op tests) pick an engine by name from one
  * table and never call a backend directly, so a new engine is one entry.
  *
@@ -33,7 +33,7 @@ typedef struct tl_engine_opts {
 } tl_engine_opts;
 
 typedef struct tl_engine {
-  const char *name;    /* "interp", "llvm" */
+  const char *name;    /* "interp", "llvm", "gpu", "gpu-sim" */
   const char *summary; /* one line for `tlaloc engines` and errors */
   /* Prepares g to run; NULL with a message in err when it cannot (an op
    * or dtype the engine lacks, an LLVM failure). */
@@ -50,6 +50,9 @@ typedef struct tl_engine {
    * kernels...); the caller frees it. */
   char *(*describe)(const void *prog);
   void (*free)(void *prog);
+  /* Whether the engine can run here: 1, or 0 with the reason in why (the
+   * GPU without a driver or a GPU). NULL: always. */
+  int (*available)(char *why, size_t n);
 } tl_engine;
 
 tl_engine_opts tl_engine_opts_default(void);

@@ -169,8 +169,10 @@ tlaloc_status tlaloc_grad(const tlaloc_graph *g, const tlaloc_grad_options *opts
  *   tlaloc_program_run(p, &in, 1, &out, 1, &errors);            // as tlaloc_run
  *   tlaloc_program_free(p);
  *
- * An engine runs programs: "llvm" (the default: the LLVM CPU backend) or
- * "interp" (the reference interpreter); tlaloc_engine_name lists them.
+ * An engine runs programs: "llvm" (the default: the LLVM CPU backend),
+ * "interp" (the reference interpreter), "gpu" (the GPU backend through the
+ * CUDA driver), "gpu-sim" (its kernels on the host's emulator), "auto" (llvm
+ * or gpu at each run, from the cost model); tlaloc_engine_name lists them.
  * Everything below holds for each; what follows is about "llvm".
  *
  * The graph is compiled as it is (run tlaloc_optimize first to compile the
@@ -188,6 +190,8 @@ typedef struct tlaloc_compile_options {
   int use_cache;         /* 0: default (on); 1: on; -1: neither read nor write the disk cache */
   const char *cache_dir; /* NULL: the environment decides (see above) */
   const char *engine;    /* NULL: "llvm"; else an engine's name (tlaloc_engine_name) */
+  const char *device;    /* NULL, or where to run: "cpu" (engine llvm), "gpu", "gpu-sim",
+                            "auto" (the engines of those names); engine, if given, must agree */
 } tlaloc_compile_options;
 
 /* The name of engine i (0, 1, ...), NULL past the last. */

@@ -24,7 +24,8 @@
  *      exp), f64_factor the geometric mean of the ratios;
  *   5. GEMM: a square matmul graph (cblas from generated code); the
  *      roofline takes the larger of its arithmetic and memory terms, and
- *      here the arithmetic dominates. */
+ *      here the arithmetic dominates;
+ *   6. the GPU and the link, when there is a GPU (calibrate_gpu.c). */
 #include "measure/calibrate.h"
 
 #include "backend/be_internal.h"
@@ -464,7 +465,7 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
                    c.threads, c.threads > 1 ? "s" : "");
   if (measure_overheads(&c, p, lg) || measure_par_overhead(&c, p, lg) || measure_bandwidth(&c, p, lg) ||
       measure_flops(&c, p, lg) || measure_rows(&c, p, lg) || measure_math(&c, p, lg) ||
-      measure_gemm(&c, p, lg)) {
+      measure_gemm(&c, p, lg) || tl_calibrate_gpu(p, quick, lg, err, n)) {
     tl_profile_default(p);
     return -1;
   }

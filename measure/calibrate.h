@@ -103,4 +103,27 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
                            tl_cost_report *r, char *err, size_t n);
 void tl_cost_report_free(tl_cost_report *r);
 
+/* ---- the GPU (calibrate_gpu.c) ---------------------------------------------
+ * The GPU's and the link's figures of p, measured through the gpu engine
+ * when a driver and a GPU are there (tl_calibrate runs it last); without
+ * them a line on lg says why they keep their defaults. 0, or -1 with a
+ * message. */
+int tl_calibrate_gpu(tl_profile *p, bool quick, FILE *lg, char *err, size_t n);
+
+/* The GPU's side of a cost report: per kernel of the plan, the GPU's
+ * roofline prediction and (with a GPU) the time of that kernel alone by
+ * CUDA events; the whole call predicted (kernels, copies in and out, sync)
+ * and measured (wall clock of gpu_run, minimum of runs). Measurements are
+ * -1 without a GPU (why says what is missing; with one, the GPU's name). */
+typedef struct tl_gpu_report {
+  int nks;
+  double *predicted, *measured; /* seconds, per kernel */
+  double pred_total, pred_h2d, pred_d2h, meas_total;
+  bool same_kernels; /* the GPU program's kernels are the plan's (in place over inputs can differ) */
+  char why[512];
+} tl_gpu_report;
+int tl_gpu_report_measure(const tl_profile *p, const tl_graph *g, const int64_t *syms, int runs, tl_gpu_report *r,
+                          char *err, size_t n);
+void tl_gpu_report_free(tl_gpu_report *r);
+
 #endif

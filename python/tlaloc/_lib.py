@@ -43,7 +43,7 @@ class _CompileOptions(ctypes.Structure):
     """tlaloc_compile_options (include/tlaloc.h); zeroed fields take the defaults."""
     _fields_ = [("opt_level", ctypes.c_int), ("threads", ctypes.c_int),
                 ("use_cache", ctypes.c_int), ("cache_dir", ctypes.c_char_p),
-                ("engine", ctypes.c_char_p)]
+                ("engine", ctypes.c_char_p), ("device", ctypes.c_char_p)]
 
 
 # tlaloc_dtype codes (include/tlaloc.h)

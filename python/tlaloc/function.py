@@ -73,6 +73,23 @@ class _DefaultRules:
 DEFAULT_RULES = _DefaultRules()
 
 
+# device= names the engine that runs there: the CPU backend, the GPU backend
+# (or its emulator), or the C library's "auto" engine, which picks the CPU
+# or the GPU at each call from the cost model's prediction
+DEVICES = {"cpu": "llvm", "gpu": "gpu", "gpu-sim": "gpu-sim", "auto": "auto"}
+
+
+def engine_for_device(engine, device):
+    """The engine for device= (None: engine= alone decides)."""
+    if device is None:
+        return engine
+    if device not in DEVICES:
+        raise ValueError("device=%r: expected one of %s" % (device, ", ".join(repr(d) for d in DEVICES)))
+    if engine not in ("llvm", DEVICES[device]):
+        raise ValueError("engine=%r and device=%r name different engines" % (engine, device))
+    return DEVICES[device]
+
+
 class Function:
     """A compiled graph: call it with numpy arrays, one per input, in order.
 
@@ -88,9 +105,12 @@ class Function:
     stats["fallback_reason"] has the backend's message)."""
 
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
-                 bound=None, limits=None, engine="llvm", threads=0, plugins=None, profile=None,
+                 bound=None, limits=None, engine="llvm", device=None, threads=0, plugins=None, profile=None,
                  out_names=None):
-        check_engine(engine)
+        exact = device is not None  # the C engine of that name, "auto" included
+        engine = engine_for_device(engine, device)
+        if not exact:
+            check_engine(engine)
         if limits is not None and (rules is None or rules is False):
             raise ValueError("limits= applies to the optimizer: pass rules=True or rule paths")
         if cost is not None and (rules is None or rules is False):
@@ -165,7 +185,7 @@ class Function:
             t3 = time.perf_counter()
             try:
                 self._program = _lib.Program(self._g, threads=threads,
-                                             engine="llvm" if engine == "auto" else engine)
+                                             engine="llvm" if engine == "auto" and not exact else engine)
                 t4 = time.perf_counter()
             except _lib.TlalocError as e:
                 if engine != "auto":
@@ -417,13 +437,19 @@ def _fmt_shape(shape):
 
 
 def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=None, engine="llvm",
-             threads=0, plugins=None, profile=None, updates=None):
+             device=None, threads=0, plugins=None, profile=None, updates=None):
     """Compiles the graph from `inputs` (tl.tensor Vars) to `outputs` (a Var or a list).
 
     engine="llvm" (default) runs native code from the LLVM backend and raises
     TlalocError when the backend cannot compile the graph; engine="interp"
     runs the reference interpreter; engine="auto" compiles and falls back to
     the interpreter (stats["engine"] == "interpreter-fallback").
+
+    device= says where instead: "cpu" (the LLVM backend), "gpu" (the GPU
+    backend: TlalocError "gpu: no CUDA driver ..." without one), "gpu-sim"
+    (the GPU's kernels on the host's emulator), "auto" (the CPU or the GPU
+    at each call, whichever the cost model predicts faster for its sizes,
+    copies included; docs/gpu.md).
 
     By default the graph is optimized with the shipped rules folder (the
     stability, algebra and fusion rewrites: log(1 + exp(x)) runs as
@@ -448,10 +474,10 @@ def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=N
     if updates or _uses_shared(outputs):
         from .state import SharedFunction
         return SharedFunction(inputs, outputs, updates, rules=rules, cost=cost, name=name,
-                              limits=limits, engine=engine, threads=threads, plugins=plugins,
-                              profile=profile)
+                              limits=limits, engine=engine, device=device, threads=threads,
+                              plugins=plugins, profile=profile)
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
-                    engine=engine, threads=threads, plugins=plugins, profile=profile)
+                    engine=engine, device=device, threads=threads, plugins=plugins, profile=profile)
 
 
 def _uses_shared(outputs):
@@ -465,9 +491,9 @@ def _uses_shared(outputs):
     return any(isinstance(v, Shared) for v in inputs_of([o for o in outs if isinstance(o, Var)]))
 
 
-def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm"):
+def from_tg(text, rules=None, cost=None, bound=None, name="tg", limits=None, engine="llvm", device=None):
     """A Function from .tg text (its own inputs and outputs)."""
     f = Function([], [], rules=rules, cost=cost, name=name, text=text, bound=bound,
-                 limits=limits, engine=engine)
+                 limits=limits, engine=engine, device=device)
     f._single = f._nout == 1
     return f

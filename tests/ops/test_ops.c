@@ -329,6 +329,7 @@ int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL; /* an op name: run that op alone */
   static cases c;
   int fails = 0, ops = 0, ncases = 0;
+  char skipped[600] = "";
   for (int op = 0; op < TL_OP_COUNT; op++) {
     if (only && strcmp(only, tl_ops[op].name)) continue;
     c.n = 0;
@@ -341,6 +342,18 @@ int main(int argc, char **argv) {
     for (int e = 0; tl_engine_at(e); e++) {
       const tl_engine *eng = tl_engine_at(e);
       if (!strcmp(eng->name, "interp")) continue; /* the reference */
+      char why[512];
+      if (eng->available && !eng->available(why, sizeof why)) {
+        /* once per engine (the first op run): "gpu: skipped: no CUDA driver (...)" */
+        size_t nl = strlen(eng->name);
+        const char *r = !strncmp(why, eng->name, nl) && !strncmp(why + nl, ": ", 2) ? why + nl + 2 : why;
+        if (ops == 1) {
+          printf("%s: skipped: %s\n", eng->name, r);
+          size_t u = strlen(skipped);
+          snprintf(skipped + u, sizeof skipped - u, "%s%s (%s)", u ? ", " : "", eng->name, r);
+        }
+        continue;
+      }
       tally t = {0, 0, 0};
       int typed = 0;
       for (int k = 0; k < c.n; k++) {
@@ -365,5 +378,6 @@ int main(int argc, char **argv) {
     }
   }
   printf("every op on every engine: %d ops, %d runs, %d failed\n", ops, ncases, fails);
+  if (skipped[0]) printf("engines skipped here: %s\n", skipped);
   return fails ? 1 : 0;
 }

@@ -439,7 +439,7 @@ def test_examples_compiled_match_interpreter(path):
 
 def test_engine_argument_checked():
     x = tl.tensor("x", "f64", ())
-    for bad in ("gpu", "", None, "LLVM"):
+    for bad in ("tpu", "", None, "LLVM"):
         with pytest.raises(ValueError, match="engine="):
             tl.function([x], x + 1, engine=bad)
     with pytest.raises(ValueError, match="engine="):

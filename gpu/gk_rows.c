@@ -1,0 +1,339 @@
+/* gk_rows.c - row kernels: reductions (sum, prod, mean, max, min,
+ * logsumexp) and softmax / log_softmax (gb.h).
+ *
+ * A row is what one output element of a reduction reads (or one softmax
+ * row along its axis). Three ways to map rows onto threads, chosen when
+ * the kernel is built:
+ *   THREAD  a thread per row, the row read serially: for rows that keep
+ *           the input's last dim (a sum over axis 0, a softmax over a
+ *           leading axis), where neighbouring threads then read
+ *           neighbouring columns (coalesced);
+ *   WARP    a warp per row, lanes striding along it, combined by five
+ *           xor shuffles: rows of a known length up to WARP_ROW;
+ *   BLOCK   a block per row: each warp combines by shuffles, lane 0 of
+ *           each warp writes shared memory, a barrier, every warp reads
+ *           the GB_WARPS partial results and combines them again by
+ *           shuffles (so every thread holds the row's result without a
+ *           second round through shared memory), and a barrier before the
+ *           shared array is written again.
+ * Rows are distributed grid-stride (block-stride in BLOCK mode, so the
+ * barriers stay in block-uniform control flow; warp-stride in WARP mode,
+ * so the shuffles see whole warps).
+ *
+ * The arithmetic follows backend/lower_rows.c: float reductions accumulate
+ * in f64 and integer ones in i64 (softmax in its own dtype); max and min
+ * propagate NaN; logsumexp and softmax shift by the row's max (by 0 when it
+ * is infinite) and count the terms equal to the shift apart, so that the
+ * log is taken as log1p of the rest. A producer fused into the kernel is
+ * computed again in each pass (on the GPU every pass computes it with the
+ * same code, so the passes agree). */
+#include "gpu/gb.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { M_THREAD, M_WARP, M_BLOCK };
+enum { WARP_ROW = 1024 };
+
+void gb_reduce_axes(const tl_node *n, int rank, bool *red) {
+  for (int i = 0; i < rank; i++) red[i] = !(n->attrs.present & TL_A_AXIS);
+  for (int i = 0; i < n->attrs.naxes; i++) {
+    int a = n->attrs.axes[i];
+    red[a < 0 ? a + rank : a] = true;
+  }
+}
+
+static bool isf(int dt) { return dt == TL_F32 || dt == TL_F64; }
+
+/* How partial results combine. */
+typedef enum { C_ADD, C_MUL, C_MAX, C_MIN } comb;
+
+static int32_t combine(gb *b, comb c, int32_t x, int32_t y) {
+  gk_kernel *k = b->k;
+  gk_ty t = gk_type(k, x);
+  bool fl = t == GK_F32 || t == GK_F64;
+  switch (c) {
+  case C_ADD: return gk_bin_v(k, fl ? GK_FADD : GK_ADD, x, y);
+  case C_MUL: return gk_bin_v(k, fl ? GK_FMUL : GK_MUL, x, y);
+  case C_MAX:
+    if (fl) return gk_intr_v(k, GK_MAXIMUM, x, y, -1);
+    return gk_select(k, gk_icmp_v(k, GK_ISGT, y, x), y, x);
+  default:
+    if (fl) return gk_intr_v(k, GK_MINIMUM, x, y, -1);
+    return gk_select(k, gk_icmp_v(k, GK_ISLT, y, x), y, x);
+  }
+}
+
+/* The row loop and lane loop of a mode. */
+typedef struct rows {
+  int mode;
+  int32_t shm[2]; /* BLOCK: one shared array per combined value */
+  int32_t lane0;  /* i1: this thread writes the row's result */
+  int32_t first, step; /* the lane loop: first element and stride */
+} rows;
+
+static void rows_open(gb *b, rows *r, int32_t nrows, int32_t rv) {
+  gk_kernel *k = b->k;
+  int32_t tid = gk_sreg_v(k, GK_TID);
+  int32_t lane = gk_bin_v(k, GK_AND, tid, gk_i64(k, 31)), warp = gk_bin_v(k, GK_ASHR, tid, gk_i64(k, 5));
+  int32_t w = gk_i64(k, GB_WARPS);
+  switch (r->mode) {
+  case M_THREAD:
+    gk_loop(k, rv, gb_gtid(b), nrows, gb_gstride(b));
+    r->lane0 = gk_ci(k, GK_I1, 1);
+    r->first = gk_i64(k, 0);
+    r->step = gk_i64(k, 1);
+    break;
+  case M_WARP:
+    gk_loop(k, rv, gk_add(k, gk_mul(k, gk_sreg_v(k, GK_CTAID), w), warp), nrows, gk_mul(k, gk_sreg_v(k, GK_NCTAID), w));
+    r->lane0 = gk_icmp_v(k, GK_IEQ, lane, gk_i64(k, 0));
+    r->first = lane;
+    r->step = gk_i64(k, 32);
+    break;
+  default:
+    gk_loop(k, rv, gk_sreg_v(k, GK_CTAID), nrows, gk_sreg_v(k, GK_NCTAID));
+    r->lane0 = gk_icmp_v(k, GK_IEQ, tid, gk_i64(k, 0));
+    r->first = tid;
+    r->step = gk_sreg_v(k, GK_NTID);
+    break;
+  }
+}
+
+/* Combines n values (each with its own combine) across the threads that
+ * share a row; every such thread gets the result. id: the identity of
+ * each combine (BLOCK mode pads the shared reads with it). */
+static void rows_combine(gb *b, rows *r, int n, int32_t *v, const comb *c, const int32_t *id) {
+  gk_kernel *k = b->k;
+  if (r->mode == M_THREAD) return;
+  for (int off = 16; off >= 1; off /= 2)
+    for (int i = 0; i < n; i++) v[i] = combine(b, c[i], v[i], gk_shfl_xor(k, v[i], off));
+  if (r->mode == M_WARP) return;
+  int32_t tid = gk_sreg_v(k, GK_TID);
+  int32_t lane = gk_bin_v(k, GK_AND, tid, gk_i64(k, 31)), warp = gk_bin_v(k, GK_ASHR, tid, gk_i64(k, 5));
+  gk_if(k, gk_icmp_v(k, GK_IEQ, lane, gk_i64(k, 0)));
+  for (int i = 0; i < n; i++) gk_shstore(k, r->shm[i], warp, v[i]);
+  gk_end(k);
+  gk_barrier(k);
+  int32_t in = gk_icmp_v(k, GK_ISLT, lane, gk_i64(k, GB_WARPS));
+  int32_t at = gk_bin_v(k, GK_AND, lane, gk_i64(k, GB_WARPS - 1));
+  for (int i = 0; i < n; i++) v[i] = gk_select(k, in, gk_shload(k, r->shm[i], at), id[i]);
+  for (int off = 16; off >= 1; off /= 2)
+    for (int i = 0; i < n; i++) v[i] = combine(b, c[i], v[i], gk_shfl_xor(k, v[i], off));
+  gk_barrier(k); /* the shared arrays are written again by the next pass or row */
+}
+
+/* The mode for rows of length len (a tl dim product: known when every dim
+ * is concrete) that keep (THREAD-friendly) or read along the last dim. */
+static int choose_mode(bool along_last, int64_t len_known) {
+  if (!along_last) return M_THREAD;
+  if (len_known >= 0 && len_known <= WARP_ROW) return M_WARP;
+  return M_BLOCK;
+}
+
+static void set_launch(gb *b, int mode, int nk, const int64_t *kd) {
+  gk_launch *l = &b->k->launch;
+  l->nwork = nk;
+  for (int i = 0; i < nk; i++) l->work[i] = kd[i];
+  l->per_block = mode == M_THREAD ? GB_THREADS : mode == M_WARP ? GB_WARPS : 1;
+}
+
+/* log of a sum of exponentials shifted by the max, from s (the terms other
+ * than those equal to the shift) and ties (how many equal it): see
+ * backend/lower_rows.c, sumexp_log */
+static int32_t sumexp_log(gb *b, int dt, int32_t fin, int32_t s, int32_t ties) {
+  gk_kernel *k = b->k;
+  gk_ty t = gk_ty_of_dtype(dt);
+  int32_t one = gk_cf(k, t, 1);
+  int32_t rest = gk_bin_v(k, GK_FADD, s, gk_bin_v(k, GK_FSUB, ties, one));
+  int32_t all = gk_bin_v(k, GK_FSUB, gk_bin_v(k, GK_FADD, s, ties), one);
+  int32_t x = gk_select(k, fin, rest, all), u = gk_bin_v(k, GK_FADD, x, one);
+  int32_t um1 = gk_bin_v(k, GK_FSUB, u, one);
+  int32_t q = gk_bin_v(k, GK_FMUL, gb_math(b, GK_LOG, dt, u, -1), gk_bin_v(k, GK_FDIV, x, um1));
+  int32_t r = gk_select(k, gk_fcmp_v(k, GK_FOEQ, u, gk_cf(k, t, INFINITY)), u, q);
+  return gk_select(k, gk_fcmp_v(k, GK_FOEQ, um1, gk_cf(k, t, 0)), x, r);
+}
+
+/* |m| < inf */
+static int32_t is_finite(gb *b, int32_t m) {
+  gk_ty t = gk_type(b->k, m);
+  return gk_fcmp_v(b->k, GK_FOLT, gk_intr_v(b->k, GK_FABS, m, -1, -1), gk_cf(b->k, t, INFINITY));
+}
+
+/* ---- reductions ---------------------------------------------------------------- */
+
+typedef struct red {
+  int32_t xid;
+  const tl_node *xn;
+  int nk, nr, kept[TL_MAX_RANK], rd[TL_MAX_RANK];
+  int32_t kdim[TL_MAX_RANK], rdim[TL_MAX_RANK];
+  int32_t kidx[TL_MAX_RANK];
+  int adt;
+} red;
+
+/* The input at the row's kept indices and reduced element j, in adt. */
+static int32_t red_elem(gb *b, const red *R, int32_t j) {
+  int32_t ridx[TL_MAX_RANK], idx[TL_MAX_RANK];
+  gb_decompose(b, j, R->nr, R->rdim, ridx);
+  for (int i = 0; i < R->nk; i++) idx[R->kept[i]] = R->kidx[i];
+  for (int i = 0; i < R->nr; i++) idx[R->rd[i]] = ridx[i];
+  return gb_conv(b, gb_ex(b, R->xid, idx), R->xn->type.dtype, R->adt);
+}
+
+int gb_k_red(gb *b, const be_kern *kk) {
+  gk_kernel *k = b->k;
+  const tl_graph *g = b->g;
+  const tl_node *n = &g->nodes[kk->node];
+  red R;
+  memset(&R, 0, sizeof R);
+  R.xid = tl_node_inputs(g, n)[0];
+  R.xn = &g->nodes[R.xid];
+  int rank = R.xn->type.rank, op = n->op, odt = n->type.dtype;
+  bool redm[TL_MAX_RANK];
+  gb_reduce_axes(n, rank, redm);
+  int64_t kd[TL_MAX_RANK], len_known = 1;
+  for (int i = 0; i < rank; i++) {
+    int64_t d = R.xn->type.dims[i];
+    if (redm[i]) {
+      R.rd[R.nr] = i;
+      R.rdim[R.nr++] = gb_dim(b, d);
+      len_known = d < 0 || len_known < 0 ? -1 : len_known * d;
+    } else {
+      kd[R.nk] = d;
+      R.kept[R.nk] = i;
+      R.kdim[R.nk++] = gb_dim(b, d);
+    }
+  }
+  bool ints = !isf(odt) && op != TL_OP_MEAN && op != TL_OP_LOGSUMEXP;
+  R.adt = ints ? TL_I64 : TL_F64;
+  gk_ty at = gk_ty_of_dtype(R.adt);
+  rows rw = {.mode = choose_mode(!(rank >= 2 && R.nr > 0 && !redm[rank - 1]), len_known)};
+  set_launch(b, rw.mode, R.nk, kd);
+  int32_t count = gk_i64(k, 1), nrows = gk_i64(k, 1);
+  for (int i = 0; i < R.nr; i++) count = gk_mul(k, count, R.rdim[i]);
+  for (int i = 0; i < R.nk; i++) nrows = gk_mul(k, nrows, R.kdim[i]);
+  if (op == TL_OP_MAX || op == TL_OP_MIN) {
+    gk_if(k, gk_icmp_v(k, GK_IEQ, count, gk_i64(k, 0)));
+    gb_set_err(b, BE_ERR_EMPTY);
+    gk_end(k);
+  }
+  comb c = op == TL_OP_PROD ? C_MUL : op == TL_OP_MAX || op == TL_OP_LOGSUMEXP ? C_MAX : op == TL_OP_MIN ? C_MIN : C_ADD;
+  int32_t init = c == C_ADD ? (ints ? gk_i64(k, 0) : gk_cf(k, at, 0))
+               : c == C_MUL ? (ints ? gk_i64(k, 1) : gk_cf(k, at, 1))
+               : ints ? gk_i64(k, c == C_MAX ? INT64_MIN : INT64_MAX) : gk_cf(k, at, c == C_MAX ? -INFINITY : INFINITY);
+  if (rw.mode == M_BLOCK) {
+    rw.shm[0] = gk_shm(k, at, GB_WARPS);
+    if (op == TL_OP_LOGSUMEXP) rw.shm[1] = gk_shm(k, at, GB_WARPS);
+  }
+  int32_t rv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
+  rows_open(b, &rw, nrows, rv);
+  int32_t row = gk_get(k, rv);
+  gb_decompose(b, row, R.nk, R.kdim, R.kidx);
+  gk_set(k, acc, init);
+  gk_loop(k, jv, rw.first, count, rw.step);
+  gk_set(k, acc, combine(b, c, gk_get(k, acc), red_elem(b, &R, gk_get(k, jv))));
+  gk_end(k);
+  int32_t r = gk_get(k, acc);
+  rows_combine(b, &rw, 1, &r, &c, &init);
+  if (op == TL_OP_MEAN) r = gk_bin_v(k, GK_FDIV, r, gk_conv_v(k, GK_SITOFP, count, GK_F64));
+  if (op == TL_OP_LOGSUMEXP) {
+    int32_t m = r, fin = is_finite(b, m);
+    int32_t sh = gk_select(k, fin, m, gk_cf(k, at, 0));
+    int32_t s = gk_var(k, at), ties = gk_var(k, at);
+    gk_set(k, s, gk_cf(k, at, 0));
+    gk_set(k, ties, gk_cf(k, at, 0));
+    gk_loop(k, jv, rw.first, count, rw.step);
+    int32_t v = red_elem(b, &R, gk_get(k, jv));
+    int32_t eq = gk_fcmp_v(k, GK_FOEQ, v, sh);
+    int32_t t = gb_math(b, GK_EXP, R.adt, gk_bin_v(k, GK_FSUB, v, sh), -1);
+    gk_set(k, ties, gk_bin_v(k, GK_FADD, gk_get(k, ties), gk_select(k, eq, gk_cf(k, at, 1), gk_cf(k, at, 0))));
+    gk_set(k, s, gk_bin_v(k, GK_FADD, gk_get(k, s), gk_select(k, eq, gk_cf(k, at, 0), t)));
+    gk_end(k);
+    int32_t pair[2] = {gk_get(k, s), gk_get(k, ties)}, zero = gk_cf(k, at, 0);
+    comb cc[2] = {C_ADD, C_ADD};
+    int32_t ids[2] = {zero, zero};
+    rows_combine(b, &rw, 2, pair, cc, ids);
+    r = gk_select(k, fin, gk_bin_v(k, GK_FADD, m, sumexp_log(b, R.adt, fin, pair[0], pair[1])), m);
+  }
+  gk_if(k, rw.lane0);
+  gk_store(k, kk->out, odt, row, gb_conv(b, r, R.adt, odt));
+  gk_end(k);
+  gk_end(k);
+  return b->failed ? -1 : 0;
+}
+
+/* ---- softmax and log_softmax ------------------------------------------------------ */
+
+int gb_k_softmax(gb *b, const be_kern *kk) {
+  gk_kernel *k = b->k;
+  const tl_graph *g = b->g;
+  const tl_node *n = &g->nodes[kk->node];
+  int32_t xid = tl_node_inputs(g, n)[0];
+  const tl_node *xn = &g->nodes[xid];
+  int rank = n->type.rank, dt = n->type.dtype;
+  gk_ty t = gk_ty_of_dtype(dt);
+  bool soft = n->op == TL_OP_SOFTMAX;
+  int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
+  if (ax < 0) ax += rank;
+  int kept[TL_MAX_RANK], nk = 0;
+  int64_t kd[TL_MAX_RANK];
+  int32_t kdim[TL_MAX_RANK], kidx[TL_MAX_RANK], idx[TL_MAX_RANK], ost[TL_MAX_RANK];
+  for (int i = 0; i < rank; i++)
+    if (i != ax) {
+      kd[nk] = n->type.dims[i];
+      kdim[nk] = gb_dim(b, kd[nk]);
+      kept[nk++] = i;
+    }
+  int64_t d = n->type.dims[ax];
+  rows rw = {.mode = choose_mode(ax == rank - 1, d)};
+  set_launch(b, rw.mode, nk, kd);
+  int32_t len = gb_dim(b, d), nrows = gk_i64(k, 1);
+  for (int i = 0; i < nk; i++) nrows = gk_mul(k, nrows, kdim[i]);
+  gb_strides(b, rank, n->type.dims, ost);
+  if (rw.mode == M_BLOCK) {
+    rw.shm[0] = gk_shm(k, t, GB_WARPS);
+    rw.shm[1] = gk_shm(k, t, GB_WARPS);
+  }
+  int32_t rv = gk_var(k, GK_I64), jv = gk_var(k, GK_I64), mx = gk_var(k, t), s = gk_var(k, t), ties = gk_var(k, t);
+  rows_open(b, &rw, nrows, rv);
+  gb_decompose(b, gk_get(k, rv), nk, kdim, kidx);
+  for (int i = 0; i < nk; i++) idx[kept[i]] = kidx[i];
+  /* pass 1: the max */
+  int32_t ninf = gk_cf(k, t, -INFINITY);
+  gk_set(k, mx, ninf);
+  gk_loop(k, jv, rw.first, len, rw.step);
+  idx[ax] = gk_get(k, jv);
+  int32_t v = gb_conv(b, gb_ex(b, xid, idx), xn->type.dtype, dt);
+  gk_set(k, mx, combine(b, C_MAX, gk_get(k, mx), v));
+  gk_end(k);
+  int32_t m = gk_get(k, mx);
+  comb cmax = C_MAX;
+  rows_combine(b, &rw, 1, &m, &cmax, &ninf);
+  int32_t fin = is_finite(b, m);
+  int32_t sh = gk_select(k, gk_bin_v(k, GK_OR, fin, gk_fcmp_v(k, GK_FUNO, m, m)), m, gk_cf(k, t, 0));
+  /* pass 2: the sum of exponentials, terms equal to the shift counted apart */
+  gk_set(k, s, gk_cf(k, t, 0));
+  gk_set(k, ties, gk_cf(k, t, 0));
+  gk_loop(k, jv, rw.first, len, rw.step);
+  idx[ax] = gk_get(k, jv);
+  v = gb_conv(b, gb_ex(b, xid, idx), xn->type.dtype, dt);
+  int32_t eq = gk_fcmp_v(k, GK_FOEQ, v, sh);
+  int32_t e = gb_math(b, GK_EXP, dt, gk_bin_v(k, GK_FSUB, v, sh), -1);
+  gk_set(k, ties, gk_bin_v(k, GK_FADD, gk_get(k, ties), gk_select(k, eq, gk_cf(k, t, 1), gk_cf(k, t, 0))));
+  gk_set(k, s, gk_bin_v(k, GK_FADD, gk_get(k, s), gk_select(k, eq, gk_cf(k, t, 0), e)));
+  gk_end(k);
+  int32_t pair[2] = {gk_get(k, s), gk_get(k, ties)}, zero = gk_cf(k, t, 0);
+  comb cc[2] = {C_ADD, C_ADD};
+  int32_t ids[2] = {zero, zero};
+  rows_combine(b, &rw, 2, pair, cc, ids);
+  int32_t post = soft ? gk_bin_v(k, GK_FDIV, gk_cf(k, t, 1), gk_bin_v(k, GK_FADD, pair[0], pair[1]))
+                      : sumexp_log(b, dt, fin, pair[0], pair[1]);
+  /* pass 3: write */
+  gk_loop(k, jv, rw.first, len, rw.step);
+  idx[ax] = gk_get(k, jv);
+  v = gk_bin_v(k, GK_FSUB, gb_conv(b, gb_ex(b, xid, idx), xn->type.dtype, dt), sh);
+  int32_t y = soft ? gk_bin_v(k, GK_FMUL, gb_math(b, GK_EXP, dt, v, -1), post) : gk_bin_v(k, GK_FSUB, v, post);
+  gk_store(k, kk->out, dt, gb_offset(b, rank, ost, idx), y);
+  gk_end(k);
+  gk_end(k);
+  return b->failed ? -1 : 0;
+}
