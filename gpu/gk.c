@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const gk_math_names[GK_MATH_COUNT] = {"exp", "log", "log1p", "expm1", "sin", "cos",
-                                                  "tan", "tanh", "erf", "erfc", "pow", "fmod"};
+const char *const gk_math_names[GK_MATH_COUNT] = {
+    "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "erf", "erfc", "pow", "fmod",
+    "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "atan2", "hypot"};
 
 int gk_math_lookup(const char *libm_name) {
   for (int i = 0; i < GK_MATH_COUNT; i++)

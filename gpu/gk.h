@@ -88,7 +88,8 @@ typedef enum gk_intr {
 /* The math functions a kernel may call: libdevice's __nv_NAME(f). */
 typedef enum gk_math {
   GK_EXP, GK_LOG, GK_LOG1P, GK_EXPM1, GK_SIN, GK_COS, GK_TAN, GK_TANH, GK_ERF, GK_ERFC,
-  GK_POW, GK_FMOD, GK_MATH_COUNT
+  GK_POW, GK_FMOD, GK_ASIN, GK_ACOS, GK_ATAN, GK_SINH, GK_COSH, GK_ASINH, GK_ACOSH, GK_ATANH,
+  GK_CBRT, GK_ATAN2, GK_HYPOT, GK_MATH_COUNT
 } gk_math;
 extern const char *const gk_math_names[GK_MATH_COUNT]; /* "exp", ..., libm's names */
 int gk_math_lookup(const char *libm_name);             /* -1 when not one of them */

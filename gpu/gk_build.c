@@ -347,9 +347,9 @@ static int32_t ex_elemwise(gb *b, int32_t id, const int32_t *idx) {
   const tl_node *n = &g->nodes[id];
   const int32_t *in = tl_node_inputs(g, n);
   int op = n->op, nin = n->ninputs, odt = n->type.dtype;
-  int32_t v[3];
-  int dts[3];
-  const tl_type *ts[3];
+  int32_t v[3] = {0};
+  int dts[3] = {0};
+  const tl_type *ts[3] = {0};
   for (int q = 0; q < nin; q++) {
     int32_t xi[TL_MAX_RANK];
     ts[q] = &g->nodes[in[q]].type;

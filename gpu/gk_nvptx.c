@@ -258,7 +258,7 @@ static LLVMValueRef math_call(nv *e, const gk_ins *x) {
   char name[32];
   snprintf(name, sizeof name, "__nv_%s%s", gk_math_names[x->aux], f ? "f" : "");
   LLVMTypeRef t = ty_of(e, x->ty), pt[2] = {t, t};
-  int na = x->aux == GK_POW || x->aux == GK_FMOD ? 2 : 1;
+  int na = x->aux == GK_POW || x->aux == GK_FMOD || x->aux == GK_ATAN2 || x->aux == GK_HYPOT ? 2 : 1;
   LLVMTypeRef ft = LLVMFunctionType(t, pt, (unsigned)na, 0);
   LLVMValueRef fn = LLVMGetNamedFunction(e->m, name);
   if (!fn) fn = LLVMAddFunction(e->m, name, ft);

@@ -316,6 +316,17 @@ static void ev_math(sim *s, int32_t pc, const gk_ins *x, const uint8_t *m) {
       case GK_ERF: y = erff(v); break;
       case GK_ERFC: y = erfcf(v); break;
       case GK_POW: y = powf(v, w); break;
+      case GK_ASIN: y = asinf(v); break;
+      case GK_ACOS: y = acosf(v); break;
+      case GK_ATAN: y = atanf(v); break;
+      case GK_SINH: y = sinhf(v); break;
+      case GK_COSH: y = coshf(v); break;
+      case GK_ASINH: y = asinhf(v); break;
+      case GK_ACOSH: y = acoshf(v); break;
+      case GK_ATANH: y = atanhf(v); break;
+      case GK_CBRT: y = cbrtf(v); break;
+      case GK_ATAN2: y = atan2f(v, w); break;
+      case GK_HYPOT: y = hypotf(v, w); break;
       default: y = fmodf(v, w); break;
       }
       r.f = y;
@@ -333,6 +344,17 @@ static void ev_math(sim *s, int32_t pc, const gk_ins *x, const uint8_t *m) {
       case GK_ERF: y = erf(v); break;
       case GK_ERFC: y = erfc(v); break;
       case GK_POW: y = pow(v, w); break;
+      case GK_ASIN: y = asin(v); break;
+      case GK_ACOS: y = acos(v); break;
+      case GK_ATAN: y = atan(v); break;
+      case GK_SINH: y = sinh(v); break;
+      case GK_COSH: y = cosh(v); break;
+      case GK_ASINH: y = asinh(v); break;
+      case GK_ACOSH: y = acosh(v); break;
+      case GK_ATANH: y = atanh(v); break;
+      case GK_CBRT: y = cbrt(v); break;
+      case GK_ATAN2: y = atan2(v, w); break;
+      case GK_HYPOT: y = hypot(v, w); break;
       default: y = fmod(v, w); break;
       }
       r.d = y;
