@@ -574,7 +574,8 @@ static int cmd_ops(int argc, char **argv) {
   static const char *const kinds[] = {"source", "constant", "elementwise", "reduction", "shape", "linalg"};
   static const char *const rules[] = {"same", "numeric", "float", "bool", "cmp", "where", "sum", "first", "attr"};
   static const char *const signs[] = {"", "nonneg", "positive", "nonpos", "keep", "nonneg-if-nonneg", "custom"};
-  static const char *const doms[] = {"all", "positive", "negative", "nonzero", "> -1"};
+  static const char *const doms[] = {"all", "positive", "negative", "nonzero", "> -1", "(-1, 1)", "> 1"};
+  _Static_assert(sizeof doms / sizeof *doms == TL_DOM_GT_ONE + 1, "a name per tl_domain");
   static const char *const grads[] = {"yes", "zero", "none"};
   static const char *const attrs[] = {"axis", "keepdims", "dtype", "shape", "perm", "start", "stop", "step"};
   const char *head[] = {"op", "arity", "kind", "dtype", "attributes", "fusion", "in place", "libm", "sign",

@@ -78,9 +78,10 @@ static uint64_t rng(void) {
 /* Uniform over the f64 values in [lo, hi] (finite). */
 static double draw(double lo, double hi) {
   int64_t a = ord(lo), b = ord(hi);
-  uint64_t span = (uint64_t)(b - a);
+  /* unsigned arithmetic: the span of all finite values exceeds INT64_MAX */
+  uint64_t span = (uint64_t)b - (uint64_t)a;
   uint64_t k = span == UINT64_MAX ? rng() : rng() % (span + 1);
-  return from_ord(a + (int64_t)k);
+  return from_ord((int64_t)((uint64_t)a + k));
 }
 
 /* ---- files ------------------------------------------------------------ */
