@@ -51,10 +51,7 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
     double lo, hi, v;
     if (given) facts[id] = given[id];
     else if (nd->op == TL_OP_INPUT)
-      facts[id] = tl_graph_range(g, id, &lo, &hi) ? (uint8_t)(tl_value_facts(lo) & (TL_FACT_NONNEG | TL_FACT_POSITIVE)) |
-                                                        (uint8_t)(tl_value_facts(hi) & TL_FACT_NONPOS) |
-                                                        (lo > 0 || hi < 0 ? TL_FACT_NONZERO : 0)
-                                                  : 0;
+      facts[id] = tl_graph_range(g, id, &lo, &hi) ? tl_range_facts(lo, hi) : 0;
     else if (known_value(g, id, &v)) facts[id] = tl_value_facts(v);
     else facts[id] = tl_sign_facts(nd->op, in_facts, nd->ninputs < 3 ? nd->ninputs : 3,
                                    nd->ninputs == 2 && args[0] == args[1]);

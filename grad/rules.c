@@ -578,8 +578,6 @@ static int load_file(gr_rules *rs, const char *path, tl_buf *diag) {
   return e;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 int gr_rules_load_path(gr_rules *rs, const char *path, tl_buf *diag) {
   struct stat st;
   if (stat(path, &st) != 0) {
@@ -587,30 +585,19 @@ int gr_rules_load_path(gr_rules *rs, const char *path, tl_buf *diag) {
     return 1;
   }
   if (!S_ISDIR(st.st_mode)) return load_file(rs, path, diag);
-  DIR *dir = opendir(path);
-  if (!dir) {
+  int n = 0, errors = 0;
+  char **names = tl_dir_list(path, ".rw", &n);
+  if (!names) {
     if (diag) tl_buf_printf(diag, "%s: cannot open folder\n", path);
     return 1;
   }
-  char **names = NULL;
-  int n = 0, cap = 0, errors = 0;
-  struct dirent *ent;
-  while ((ent = readdir(dir)) != NULL) {
-    size_t len = strlen(ent->d_name);
-    if (len < 4 || strcmp(ent->d_name + len - 3, ".rw") != 0) continue;
-    TL_GROW(names, n, cap);
-    names[n++] = tl_xstrdup(ent->d_name);
-  }
-  closedir(dir);
-  qsort(names, (size_t)n, sizeof *names, cmp_str);
   for (int i = 0; i < n; i++) {
     tl_buf full = {0};
     tl_buf_printf(&full, "%s/%s", path, names[i]);
     errors += load_file(rs, full.s, diag);
     free(full.s);
-    free(names[i]);
   }
-  free(names);
+  tl_dir_list_free(names, n);
   return errors;
 }
 

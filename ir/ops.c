@@ -61,6 +61,15 @@ uint8_t tl_value_facts(double v) {
                    (v >= 0 ? TL_FACT_NONNEG : 0) | (v <= 0 ? TL_FACT_NONPOS : 0));
 }
 
+uint8_t tl_range_facts(double lo, double hi) {
+  uint8_t f = 0;
+  if (lo > 0) f |= TL_FACT_POSITIVE | TL_FACT_NONNEG | TL_FACT_NONZERO;
+  else if (lo >= 0) f |= TL_FACT_NONNEG;
+  if (hi <= 0) f |= TL_FACT_NONPOS;
+  if (hi < 0) f |= TL_FACT_NONZERO;
+  return f;
+}
+
 uint8_t tl_sign_facts(int op, const uint8_t *in, int n, bool same) {
   enum { Z = TL_FACT_NONZERO, P = TL_FACT_POSITIVE, NN = TL_FACT_NONNEG, NP = TL_FACT_NONPOS };
   uint8_t f0 = n > 0 ? in[0] : 0, f1 = n > 1 ? in[1] : 0;

@@ -62,6 +62,8 @@ enum { TL_FACT_NONZERO = 1, TL_FACT_POSITIVE = 2, TL_FACT_NONNEG = 4, TL_FACT_NO
 uint8_t tl_sign_facts(int op, const uint8_t *in, int n, bool same);
 /* The facts of a number. */
 uint8_t tl_value_facts(double v);
+/* The facts of every value in [lo, hi] (an input's declared :range). */
+uint8_t tl_range_facts(double lo, double hi);
 
 typedef enum tl_domain {
   TL_DOM_ALL, TL_DOM_POSITIVE, TL_DOM_NEGATIVE, TL_DOM_NONZERO, TL_DOM_GT_MINUS1,

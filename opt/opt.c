@@ -60,10 +60,6 @@ const char *tl_opt_default_rules_dir(void) {
   return env && *env ? env : TL_RULES_DIR;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Loads a .rw file, or every .rw file of a folder in name order. */
 static int load_path(eg_rules *r, const char *path, eg_diag *d, tl_buf *err) {
   struct stat st;
@@ -72,30 +68,19 @@ static int load_path(eg_rules *r, const char *path, eg_diag *d, tl_buf *err) {
     return 1;
   }
   if (!S_ISDIR(st.st_mode)) return eg_rules_load_file(r, path, d);
-  DIR *dir = opendir(path);
-  if (!dir) {
+  int n = 0, errors = 0;
+  char **names = tl_dir_list(path, ".rw", &n);
+  if (!names) {
     tl_buf_printf(err, "%s: cannot open folder\n", path);
     return 1;
   }
-  char **names = NULL;
-  int n = 0, cap = 0, errors = 0;
-  struct dirent *ent;
-  while ((ent = readdir(dir)) != NULL) {
-    size_t len = strlen(ent->d_name);
-    if (len < 4 || strcmp(ent->d_name + len - 3, ".rw") != 0) continue;
-    TL_GROW(names, n, cap);
-    names[n++] = tl_xstrdup(ent->d_name);
-  }
-  closedir(dir);
-  qsort(names, (size_t)n, sizeof *names, cmp_str);
   for (int i = 0; i < n; i++) {
     tl_buf full = {0};
     tl_buf_printf(&full, "%s/%s", path, names[i]);
     errors += eg_rules_load_file(r, full.s, d);
     free(full.s);
-    free(names[i]);
   }
-  free(names);
+  tl_dir_list_free(names, n);
   return errors;
 }
 

@@ -204,11 +204,7 @@ static void make(eg_egraph *e, int op, uint32_t attr, const eg_id *kids, uint32_
   if (op == TL_OP_INPUT) {
     d->type = c->in_type[a.lit];
     /* a declared range gives the sign facts the guards ask for */
-    double lo = c->in_lo[a.lit], hi = c->in_hi[a.lit];
-    if (lo > 0) d->facts |= TN_POSITIVE | TN_NONNEG | TN_NONZERO;
-    else if (lo >= 0) d->facts |= TN_NONNEG;
-    if (hi <= 0) d->facts |= TN_NONPOS;
-    if (hi < 0) d->facts |= TN_NONZERO;
+    d->facts = tl_range_facts(c->in_lo[a.lit], c->in_hi[a.lit]);
     return;
   }
   if (op == TL_OP_CONST) {

@@ -1,6 +1,7 @@
 /* util.c - see util.h. */
 #include "util/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -187,4 +188,31 @@ void tl_quote_line(tl_buf *b, const char *indent, const char *line, size_t n, in
   if (start > 0) tl_buf_putn(b, "   ", 3);
   for (size_t i = start; i < at; i++) tl_buf_putn(b, line[i] == '\t' ? "\t" : " ", 1);
   tl_buf_putn(b, "^\n", 2);
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char **tl_dir_list(const char *path, const char *suffix, int *n) {
+  *n = 0;
+  DIR *dir = opendir(path);
+  if (!dir) return NULL;
+  char **names = NULL;
+  int cap = 0;
+  size_t sl = suffix ? strlen(suffix) : 0;
+  struct dirent *ent;
+  while ((ent = readdir(dir)) != NULL) {
+    size_t len = strlen(ent->d_name);
+    if (suffix ? len <= sl || strcmp(ent->d_name + len - sl, suffix) != 0 : ent->d_name[0] == '.') continue;
+    TL_GROW(names, *n, cap);
+    names[(*n)++] = tl_xstrdup(ent->d_name);
+  }
+  closedir(dir);
+  if (!names) names = tl_xmalloc(sizeof *names); /* an empty folder is not a failure */
+  qsort(names, (size_t)*n, sizeof *names, cmp_name);
+  return names;
+}
+
+void tl_dir_list_free(char **names, int n) {
+  for (int i = 0; i < n; i++) free(names[i]);
+  free(names);
 }

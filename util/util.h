@@ -64,4 +64,12 @@ void tl_buf_putn(tl_buf *b, const char *s, size_t n);
 #define TL_QUOTE_WIDTH 100
 void tl_quote_line(tl_buf *b, const char *indent, const char *line, size_t n, int col);
 
+/* The entries of folder `path` whose names end in `suffix` (NULL: every
+ * entry but those starting with '.'), sorted by name, *n of them; NULL when
+ * the folder cannot be opened. Rule folders and benchmark folders are read
+ * in this order, so that results do not depend on the file system's.
+ * Freed with tl_dir_list_free. */
+char **tl_dir_list(const char *path, const char *suffix, int *n);
+void tl_dir_list_free(char **names, int n);
+
 #endif

@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include "check/exact.h"
@@ -271,8 +270,6 @@ done:
   return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 /* Appends the .tg files under path (a file, or a folder searched one level
  * of subfolders deep), sorted. */
 static void collect(const char *path, char ***files, int *n, int *cap, int depth) {
@@ -282,34 +279,21 @@ static void collect(const char *path, char ***files, int *n, int *cap, int depth
     return;
   }
   if (!S_ISDIR(st.st_mode)) {
-    if (*n == *cap) *cap = *cap ? 2 * *cap : 64, *files = realloc(*files, (size_t)*cap * sizeof **files);
-    (*files)[(*n)++] = strdup(path);
+    TL_GROW(*files, *n, *cap);
+    (*files)[(*n)++] = tl_xstrdup(path);
     return;
   }
-  DIR *d = opendir(path);
-  if (!d) return;
-  char **names = NULL;
-  int nn = 0, cn = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    if (nn == cn) cn = cn ? 2 * cn : 64, names = realloc(names, (size_t)cn * sizeof *names);
-    names[nn++] = strdup(e->d_name);
-  }
-  closedir(d);
-  qsort(names, (size_t)nn, sizeof *names, cmp_str);
-  for (int i = 0; i < nn; i++) {
-    size_t l = strlen(path) + strlen(names[i]) + 2;
-    char *p = malloc(l);
-    snprintf(p, l, "%s/%s", path, names[i]);
-    size_t pl = strlen(p);
+  int nn = 0;
+  char **names = tl_dir_list(path, NULL, &nn);
+  for (int i = 0; names && i < nn; i++) {
+    tl_buf p = {0};
+    tl_buf_printf(&p, "%s/%s", path, names[i]);
     struct stat s2;
-    if (stat(p, &s2) == 0 && S_ISDIR(s2.st_mode) && depth < 1) collect(p, files, n, cap, depth + 1);
-    else if (pl > 3 && strcmp(p + pl - 3, ".tg") == 0) collect(p, files, n, cap, depth);
-    free(p);
-    free(names[i]);
+    if (stat(p.s, &s2) == 0 && S_ISDIR(s2.st_mode) && depth < 1) collect(p.s, files, n, cap, depth + 1);
+    else if (p.len > 3 && strcmp(p.s + p.len - 3, ".tg") == 0) collect(p.s, files, n, cap, depth);
+    free(p.s);
   }
-  free(names);
+  if (names) tl_dir_list_free(names, nn);
 }
 
 int main(int argc, char **argv) {
