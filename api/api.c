@@ -17,7 +17,7 @@ _Static_assert(TLALOC_MAX_RANK == TL_MAX_RANK, "public and internal max rank agr
 _Static_assert((int)TLALOC_F64 == (int)TL_F64 && (int)TLALOC_BOOL == (int)TL_BOOL,
                "public and internal dtype codes agree");
 
-tlaloc_status tlaloc_parse(const char *src, size_t len, const char *file, tlaloc_graph **out,
+static tlaloc_status tlaloc_parse_unguarded(const char *src, size_t len, const char *file, tlaloc_graph **out,
                            char **errors) {
   tl_diag d;
   tl_diag_init(&d, file, src, len);
@@ -28,7 +28,7 @@ tlaloc_status tlaloc_parse(const char *src, size_t len, const char *file, tlaloc
 }
 
 void tlaloc_graph_free(tlaloc_graph *g) { tl_graph_free(g); }
-char *tlaloc_print(const tlaloc_graph *g) { return tl_tg_print(g); }
+static char *tlaloc_print_unguarded(const tlaloc_graph *g) { return tl_tg_print(g); }
 int tlaloc_num_inputs(const tlaloc_graph *g) { return g->ninputs; }
 int tlaloc_num_outputs(const tlaloc_graph *g) { return g->noutputs; }
 
@@ -45,11 +45,11 @@ static char *type_string(const tlaloc_graph *g, const tl_type *t) {
   return tl_xstrdup(tl_type_str(g, t, buf, sizeof buf));
 }
 
-char *tlaloc_input_type(const tlaloc_graph *g, int i) {
+static char *tlaloc_input_type_unguarded(const tlaloc_graph *g, int i) {
   return i >= 0 && i < g->ninputs ? type_string(g, &g->nodes[g->inputs[i]].type) : NULL;
 }
 
-char *tlaloc_output_type(const tlaloc_graph *g, int i) {
+static char *tlaloc_output_type_unguarded(const tlaloc_graph *g, int i) {
   return i >= 0 && i < g->noutputs ? type_string(g, &g->nodes[g->outputs[i].node].type) : NULL;
 }
 
@@ -86,7 +86,7 @@ static int bind(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin, int
   return tl_bind_inputs(g, in, syms, err, n);
 }
 
-tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+static tlaloc_status tlaloc_output_shapes_unguarded(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
                                    tlaloc_tensor *outputs, int nout, char **errors) {
   char err[1024];
   if (errors) *errors = NULL;
@@ -103,12 +103,12 @@ tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *i
   }
   if (st != TLALOC_OK) set_error(errors, "%s", err);
   for (int i = 0; i < nin; i++) tl_tensor_free(in[i]);
-  free(in);
-  free(syms);
+  tl_free(in);
+  tl_free(syms);
   return st;
 }
 
-tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+static tlaloc_status tlaloc_run_unguarded(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
                          tlaloc_tensor *outputs, int nout, char **errors) {
   char err[1024];
   if (errors) *errors = NULL;
@@ -156,9 +156,9 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
   }
   for (int i = 0; i < nout; i++) tl_tensor_free(out[i]);
   for (int i = 0; i < nin; i++) tl_tensor_free(in[i]);
-  free(in);
-  free(out);
-  free(syms);
+  tl_free(in);
+  tl_free(out);
+  tl_free(syms);
   return st;
 }
 
@@ -176,7 +176,7 @@ struct tl_api_program {
   bool *allocated;
 };
 
-tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options *opts,
+static tlaloc_status tlaloc_compile_unguarded(const tlaloc_graph *g, const tlaloc_compile_options *opts,
                              tlaloc_program **out, char **errors) {
   if (errors) *errors = NULL;
   *out = NULL;
@@ -225,10 +225,10 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
   void *prog = engine->compile(g, &eo, err, 1 << 16);
   if (!prog) {
     set_error(errors, "%s", err);
-    free(err);
+    tl_free(err);
     return TLALOC_BAD_INPUT;
   }
-  free(err);
+  tl_free(err);
   tlaloc_program *p = tl_xcalloc(1, sizeof *p);
   p->g = g;
   p->engine = engine;
@@ -292,7 +292,7 @@ static int allocate_outputs(tlaloc_program *p, tlaloc_tensor *outputs, char *err
   return 0;
 }
 
-tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
+static tlaloc_status tlaloc_program_run_unguarded(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
                                  tlaloc_tensor *outputs, int nout, char **errors) {
   char err[1024];
   if (errors) *errors = NULL;
@@ -325,7 +325,7 @@ tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs,
   if (any_alloc)
     for (int i = 0; i < nout; i++) {
       if (p->allocated[i] && rc) { /* nothing allocated survives a failure */
-        free(outputs[i].data);
+        tl_free(outputs[i].data);
         outputs[i].data = NULL;
       }
       p->allocated[i] = false;
@@ -337,7 +337,7 @@ tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs,
   return TLALOC_OK;
 }
 
-char *tlaloc_program_stats(const tlaloc_program *p) { return p->engine->describe(p->prog); }
+static char *tlaloc_program_stats_unguarded(const tlaloc_program *p) { return p->engine->describe(p->prog); }
 
 const char *tlaloc_engine_name(int i) {
   const tl_engine *e = tl_engine_at(i);
@@ -347,13 +347,13 @@ const char *tlaloc_engine_name(int i) {
 void tlaloc_program_free(tlaloc_program *p) {
   if (!p) return;
   p->engine->free(p->prog);
-  free(p->in);
-  free(p->inp);
-  free(p->out);
-  free(p->outp);
-  free(p->syms);
-  free(p->allocated);
-  free(p);
+  tl_free(p->in);
+  tl_free(p->inp);
+  tl_free(p->out);
+  tl_free(p->outp);
+  tl_free(p->syms);
+  tl_free(p->allocated);
+  tl_free(p);
 }
 
 const char *tlaloc_op_name(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].name : NULL; }
@@ -410,7 +410,7 @@ static tl_opt *make_opt(const tlaloc_opt_options *opts, bool explain, char **err
   char *err = tl_xmalloc(1 << 16);
   tl_opt *o = tl_opt_new(&p, err, 1 << 16);
   if (!o) set_error(errors, "%s", err);
-  free(err);
+  tl_free(err);
   return o;
 }
 
@@ -450,7 +450,7 @@ static char *stats_json(tl_opt *o, double ms) {
   return b.s;
 }
 
-tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_options *opts,
+static tlaloc_status tlaloc_optimize_opts_unguarded(const tlaloc_graph *g, const tlaloc_opt_options *opts,
                                    tlaloc_graph **out, char **stats, char **errors) {
   if (errors) *errors = NULL;
   if (stats) *stats = NULL;
@@ -483,7 +483,7 @@ tlaloc_status tlaloc_optimize(const tlaloc_graph *g, const char *const *rule_pat
   return tlaloc_optimize_opts(g, &opts, out, stats, errors);
 }
 
-tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
+static tlaloc_status tlaloc_prove_unguarded(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
                            int nrules, const char *limits, char **explanation, char **errors) {
   if (errors) *errors = NULL;
   if (explanation) *explanation = NULL;
@@ -502,14 +502,161 @@ tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const c
   if (f) fclose(f);
   if (!f) snprintf(err, sizeof err, "out of memory");
   tl_opt_free(o);
+  /* open_memstream's buffer is libc's: the caller gets a tl_ copy */
+  char *mine = r >= 0 && explanation && text ? tl_try_strdup(text) : NULL;
+  tl_free_foreign(text);
+  if (r >= 0 && explanation && !mine) {
+    r = -1;
+    snprintf(err, sizeof err, "out of memory");
+  }
   if (r < 0) {
     set_error(errors, "%s", err);
-    free(text);
     return TLALOC_BAD_INPUT;
   }
-  if (explanation) *explanation = text;
-  else free(text);
+  if (explanation) *explanation = mine;
   return r == 1 ? TLALOC_OK : TLALOC_CHECK_FAILED;
 }
 
-void tlaloc_free(void *p) { free(p); }
+void tlaloc_free(void *p) { tl_free(p); }
+
+/* After an unwind: "out of memory" in *errors when that small string can
+ * still be had (the failed allocation was undone). */
+static tlaloc_status api_out_of_memory(char **errors, size_t failed) {
+  char msg[64];
+  snprintf(msg, sizeof msg, "out of memory (allocating %zu bytes)", failed);
+  if (errors) *errors = tl_try_strdup(msg);
+  return TLALOC_OUT_OF_MEMORY;
+}
+
+/* The public entry points: each runs in a region (util/alloc.h), so that
+ * running out of memory anywhere below frees what the call allocated and
+ * returns TLALOC_OUT_OF_MEMORY (NULL for the text functions). */
+tlaloc_status tlaloc_parse(const char *src, size_t len, const char *file, tlaloc_graph **out,
+                           char **errors) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    if (out) *out = NULL;
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_parse_unguarded(src, len, file, out, errors);
+  tl_region_end(&r);
+  return st;
+}
+
+char *tlaloc_print(const tlaloc_graph *g) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) return NULL;
+  char *s = tlaloc_print_unguarded(g);
+  tl_region_end(&r);
+  return s;
+}
+
+char *tlaloc_input_type(const tlaloc_graph *g, int i) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) return NULL;
+  char *s = tlaloc_input_type_unguarded(g, i);
+  tl_region_end(&r);
+  return s;
+}
+
+char *tlaloc_output_type(const tlaloc_graph *g, int i) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) return NULL;
+  char *s = tlaloc_output_type_unguarded(g, i);
+  tl_region_end(&r);
+  return s;
+}
+
+tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+                                   tlaloc_tensor *outputs, int nout, char **errors) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_output_shapes_unguarded(g, inputs, nin, outputs, nout, errors);
+  tl_region_end(&r);
+  return st;
+}
+
+tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+                         tlaloc_tensor *outputs, int nout, char **errors) {
+  /* outputs whose data tlaloc allocates: NULL again after an unwind */
+  unsigned char small[64], *fresh = nout <= 64 ? small : tl_try_malloc((size_t)nout);
+  if (!fresh) return api_out_of_memory(errors, (size_t)nout);
+  for (int i = 0; i < nout; i++) fresh[i] = outputs[i].data == NULL;
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    for (int i = 0; i < nout; i++)
+      if (fresh[i]) outputs[i].data = NULL;
+    if (fresh != small) tl_free(fresh);
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_run_unguarded(g, inputs, nin, outputs, nout, errors);
+  tl_region_end(&r);
+  if (fresh != small) tl_free(fresh);
+  return st;
+}
+
+tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options *opts,
+                             tlaloc_program **out, char **errors) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    if (out) *out = NULL;
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_compile_unguarded(g, opts, out, errors);
+  tl_region_end(&r);
+  return st;
+}
+
+tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
+                                 tlaloc_tensor *outputs, int nout, char **errors) {
+  /* outputs whose data tlaloc allocates: NULL again after an unwind */
+  unsigned char small[64], *fresh = nout <= 64 ? small : tl_try_malloc((size_t)nout);
+  if (!fresh) return api_out_of_memory(errors, (size_t)nout);
+  for (int i = 0; i < nout; i++) fresh[i] = outputs[i].data == NULL;
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    for (int i = 0; i < nout; i++)
+      if (fresh[i]) outputs[i].data = NULL;
+    if (fresh != small) tl_free(fresh);
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_program_run_unguarded(p, inputs, nin, outputs, nout, errors);
+  tl_region_end(&r);
+  if (fresh != small) tl_free(fresh);
+  return st;
+}
+
+char *tlaloc_program_stats(const tlaloc_program *p) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) return NULL;
+  char *s = tlaloc_program_stats_unguarded(p);
+  tl_region_end(&r);
+  return s;
+}
+
+tlaloc_status tlaloc_optimize_opts(const tlaloc_graph *g, const tlaloc_opt_options *opts,
+                                   tlaloc_graph **out, char **stats, char **errors) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    if (out) *out = NULL;
+    if (stats) *stats = NULL;
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_optimize_opts_unguarded(g, opts, out, stats, errors);
+  tl_region_end(&r);
+  return st;
+}
+
+tlaloc_status tlaloc_prove(const tlaloc_graph *a, const tlaloc_graph *b, const char *const *rule_paths,
+                           int nrules, const char *limits, char **explanation, char **errors) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    if (explanation) *explanation = NULL;
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_prove_unguarded(a, b, rule_paths, nrules, limits, explanation, errors);
+  tl_region_end(&r);
+  return st;
+}

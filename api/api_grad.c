@@ -22,11 +22,11 @@ static void load_default(void) {
     gr_rules_free(r);
     return;
   }
-  free(d.s);
+  tl_free(d.s);
   default_rules = r;
 }
 
-tlaloc_status tlaloc_grad(const tlaloc_graph *g, const tlaloc_grad_options *opts, tlaloc_graph **out,
+static tlaloc_status tlaloc_grad_unguarded(const tlaloc_graph *g, const tlaloc_grad_options *opts, tlaloc_graph **out,
                           char **errors) {
   if (errors) *errors = NULL;
   *out = NULL;
@@ -54,11 +54,11 @@ tlaloc_status tlaloc_grad(const tlaloc_graph *g, const tlaloc_grad_options *opts
     for (int i = 0; i < opts->nrules; i++) e += gr_rules_load_path(own, opts->rule_paths[i], &d);
     if (e) {
       if (errors) *errors = d.s;
-      else free(d.s);
+      else tl_free(d.s);
       gr_rules_free(own);
       return TLALOC_BAD_INPUT;
     }
-    free(d.s);
+    tl_free(d.s);
     r = own;
   } else {
     pthread_once(&default_once, load_default);
@@ -76,4 +76,28 @@ tlaloc_status tlaloc_grad(const tlaloc_graph *g, const tlaloc_grad_options *opts
     return TLALOC_BAD_INPUT;
   }
   return TLALOC_OK;
+}
+
+/* After an unwind: "out of memory" in *errors when that small string can
+ * still be had (the failed allocation was undone). */
+static tlaloc_status api_out_of_memory(char **errors, size_t failed) {
+  char msg[64];
+  snprintf(msg, sizeof msg, "out of memory (allocating %zu bytes)", failed);
+  if (errors) *errors = tl_try_strdup(msg);
+  return TLALOC_OUT_OF_MEMORY;
+}
+
+/* The public entry points: each runs in a region (util/alloc.h), so that
+ * running out of memory anywhere below frees what the call allocated and
+ * returns TLALOC_OUT_OF_MEMORY (NULL for the text functions). */
+tlaloc_status tlaloc_grad(const tlaloc_graph *g, const tlaloc_grad_options *opts, tlaloc_graph **out,
+                          char **errors) {
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    if (out) *out = NULL;
+    return api_out_of_memory(errors, r.failed);
+  }
+  tlaloc_status st = tlaloc_grad_unguarded(g, opts, out, errors);
+  tl_region_end(&r);
+  return st;
 }

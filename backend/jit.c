@@ -401,7 +401,7 @@ static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_option
   cache_id id = {h.high64, h.low64, XXH3_64bits_digest(s64)};
   XXH3_freeState(s128);
   XXH3_freeState(s64);
-  free(text);
+  tl_free(text);
   return id;
 }
 
@@ -427,7 +427,7 @@ static int cache_load(const char *path, const cache_id *id, LLVMMemoryBufferRef 
       rc = 0;
     }
   }
-  free(data);
+  tl_free(data);
   return rc;
 }
 
@@ -593,17 +593,34 @@ static int jit_link(be_program *p, LLVMMemoryBufferRef obj, char *err, size_t n)
   return 0;
 }
 
+typedef struct emit_res {
+  LLVMContextRef cx;
+  LLVMTargetMachineRef tm;
+} emit_res;
+
+static void emit_release(void *arg) {
+  emit_res *r = arg;
+  if (r->cx) LLVMContextDispose(r->cx);
+  tm_give(0, r->tm);
+}
+
 /* LLVM IR, passes and codegen for p's plan: 0 and the object in *obj, or
  * -1 with a message. */
 static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_t n) {
   double t2 = tl_now_ms();
+  /* running out of memory while lowering frees the context (and the module
+   * in it) and returns the target machine */
+  tl_cleanup *cl = tl_cleanup_push(emit_release);
   LLVMTargetMachineRef tm = tm_take(0);
   if (!tm) {
+    tl_cleanup_pop(cl);
     snprintf(err, n, "backend: no target machine for the host");
     return -1;
   }
   const tl_graph *g = p->g;
-  LLVMContextRef cx = LLVMContextCreate();
+  emit_res res = {NULL, tm};
+  cl->arg = &res;
+  LLVMContextRef cx = res.cx = LLVMContextCreate();
   LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main", p->opt.vector_math,
                                    err, n);
   double t3 = tl_now_ms();
@@ -624,6 +641,7 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_
   }
   p->stats.codegen_ms = tl_now_ms() - t4;
   if (m) LLVMDisposeModule(m);
+  tl_cleanup_pop(cl);
   LLVMContextDispose(cx);
   tm_give(0, tm);
   return rc;
@@ -632,7 +650,9 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_
 be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size_t n) {
   double t0 = tl_now_ms();
   be_init();
-  be_program *p = tl_xcalloc(1, sizeof *p);
+  /* its thread pool's atomics sit on their own cache lines */
+  be_program *p = tl_xaligned_alloc(_Alignof(be_program), sizeof *p);
+  memset(p, 0, sizeof *p);
   p->g = g;
   p->opt = opt ? *opt : be_options_default();
   p->threads = p->opt.threads > 0 ? p->opt.threads : be_default_threads();
@@ -711,13 +731,13 @@ void be_program_free(be_program *p) {
   pool_stop(&p->pool);
   if (p->jd) jd_give(p->jd);
   be_plan_free(&p->plan);
-  free(p->planned_syms);
-  free(p->syms);
-  free(p->offs);
-  free(p->arena);
-  free(p->bufs);
-  free(p->out_dims);
-  free(p);
+  tl_free(p->planned_syms);
+  tl_free(p->syms);
+  tl_free(p->offs);
+  tl_free(p->arena);
+  tl_free(p->bufs);
+  tl_free(p->out_dims);
+  tl_free(p);
 }
 
 /* ---- run ------------------------------------------------------------------- */
@@ -737,9 +757,9 @@ static const char *err_text(int kind) {
 enum { BE_HUGE = 1 << 21 };
 
 static void *alloc_big(size_t bytes) {
-  if (bytes < 2 * (size_t)BE_HUGE) return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+  if (bytes < 2 * (size_t)BE_HUGE) return tl_xaligned_alloc(64, (bytes + 63) & ~(size_t)63);
   size_t sz = (bytes + BE_HUGE - 1) & ~(size_t)(BE_HUGE - 1);
-  void *q = aligned_alloc(BE_HUGE, sz);
+  void *q = tl_xaligned_alloc(BE_HUGE, sz);
 #ifdef MADV_HUGEPAGE
   if (q) madvise(q, sz, MADV_HUGEPAGE);
 #endif
@@ -773,14 +793,14 @@ static int plan_memory(be_program *p, char *err, size_t n) {
     memcpy(t.dims, bb->dims, sizeof t.dims);
     int64_t dims[TL_MAX_RANK];
     if (tl_concrete_dims(g, &t, p->syms, dims, err, n)) {
-      free(first); free(last); free(size);
+      tl_free(first); tl_free(last); tl_free(size);
       return -1;
     }
     uint64_t bytes = tl_dtype_size((tl_dtype)bb->dtype);
     for (int i = 0; i < bb->rank; i++) {
       if (dims[i] && bytes > (uint64_t)TL_TENSOR_MAX_BYTES / (uint64_t)dims[i]) {
         snprintf(err, n, "backend: an intermediate exceeds %lld bytes", (long long)TL_TENSOR_MAX_BYTES);
-        free(first); free(last); free(size);
+        tl_free(first); tl_free(last); tl_free(size);
         return -1;
       }
       bytes *= (uint64_t)dims[i];
@@ -813,12 +833,12 @@ static int plan_memory(be_program *p, char *err, size_t n) {
       placed[np++] = b;
       if (off + size[b] > total) total = off + size[b];
     }
-  free(placed);
-  free(first);
-  free(last);
-  free(size);
+  tl_free(placed);
+  tl_free(first);
+  tl_free(last);
+  tl_free(size);
   if (total > p->arena_size || !p->arena) {
-    free(p->arena);
+    tl_free(p->arena);
     p->arena = alloc_big(total ? total : 64);
     if (!p->arena) {
       p->arena_size = 0;
@@ -844,7 +864,7 @@ static tl_tensor *new_output(tl_dtype dt, int rank, const int64_t *dims, char *e
   void *data = alloc_big((size_t)bytes);
   tl_tensor *t = data ? tl_tensor_wrap(dt, rank, dims, data) : NULL;
   if (!t) {
-    free(data);
+    tl_free(data);
     return tl_tensor_new(dt, rank, dims, err, n);
   }
   t->owns = true;

@@ -592,6 +592,12 @@ static void kernel_range(em *e, const be_kern *k, LLVMValueRef *range, LLVMValue
   for (int i = lo; i <= hi; i++) *range = LLVMBuildMul(e->b, *range, lw_dimv(e, t->dims[i]), "");
 }
 
+static void builders_release(void *arg) {
+  em *e = arg;
+  if (e->b) LLVMDisposeBuilder(e->b);
+  if (e->pre) LLVMDisposeBuilder(e->pre);
+}
+
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMachineRef tm,
                              const char *name, const char *entry, int vector_math, char *err, size_t n) {
   em E, *e = &E;
@@ -619,8 +625,13 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
   LLVMSetDataLayout(e->m, dl);
   LLVMDisposeMessage(dl);
   LLVMDisposeTargetData(td);
+  /* the builders are not the context's: disposed of by hand, or by this
+   * cleanup when running out of memory unwinds the lowering (the caller's
+   * cleanup disposes of the context and with it the module) */
+  tl_cleanup *cl = tl_cleanup_push(builders_release);
   e->b = LLVMCreateBuilderInContext(cx);
   e->pre = LLVMCreateBuilderInContext(cx);
+  cl->arg = e;
   e->i1 = LLVMInt1TypeInContext(cx);
   e->i8 = LLVMInt8TypeInContext(cx);
   e->i32 = LLVMInt32TypeInContext(cx);
@@ -721,10 +732,11 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
     LLVMSetLinkage(gv, LLVMAppendingLinkage);
     LLVMSetSection(gv, "llvm.metadata");
   }
-  free(kfn);
-  free(e->bufp);
-  free(e->consts);
-  free(e->used);
+  tl_free(kfn);
+  tl_free(e->bufp);
+  tl_free(e->consts);
+  tl_free(e->used);
+  tl_cleanup_pop(cl);
   LLVMDisposeBuilder(e->b);
   LLVMDisposeBuilder(e->pre);
   if (e->failed) {

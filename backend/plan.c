@@ -183,7 +183,7 @@ static int load_inplace(be_rules *r, const char *path, char *err, size_t n) {
 }
 
 void be_rules_free(be_rules *r) {
-  free(r->fuse);
+  tl_free(r->fuse);
   memset(r, 0, sizeof *r);
 }
 
@@ -328,14 +328,14 @@ static void uses_build(uses_csr *u, const tl_graph *g, const bool *live) {
     u->cons[e] = -1;
     u->slot[e] = 0;
   }
-  free(fill);
+  tl_free(fill);
 }
 
 static void uses_free(uses_csr *u) {
-  free(u->start);
-  free(u->cons);
-  free(u->slot);
-  free(u->fops);
+  tl_free(u->start);
+  tl_free(u->cons);
+  tl_free(u->slot);
+  tl_free(u->fops);
 }
 
 static int unsupported(const tl_graph *g, int32_t id, char *err, size_t n) {
@@ -417,7 +417,7 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
     const tl_node *x = &g->nodes[id];
     if (!live[id] || x->op == TL_OP_INPUT) continue;
     if (x->type.dtype >= TL_DTYPE_COUNT) {
-      free(live);
+      tl_free(live);
       uses_free(&u);
       return unsupported(g, id, err, n);
     }
@@ -498,7 +498,7 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
       kk->trans[0] = tr[0];
       kk->trans[1] = tr[1];
       for (int q = 0; q < 2; q++) kk->uniform[q] = uniform_value(g, in[q]);
-      free(kk->reads);
+      tl_free(kk->reads);
       kk->reads = tl_xmalloc(2 * sizeof *kk->reads);
       kk->reads[0] = ob[0];
       kk->reads[1] = ob[1];
@@ -522,13 +522,13 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
         if (!fusible(p, rules, &u, id)) materialise(p, id);
         break;
       default:
-        free(live);
+        tl_free(live);
         uses_free(&u);
         return unsupported(g, id, err, n);
       }
     }
   }
-  free(live);
+  tl_free(live);
   uses_free(&u);
   /* outputs: a kernel writes straight into the caller's tensor when it can */
   bool *claimed = tl_xcalloc((size_t)p->nbufs + 1, 1);
@@ -549,7 +549,7 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
       claimed[nb] = true;
     }
   }
-  free(claimed);
+  tl_free(claimed);
   inplace(p, rules, destroy_inputs);
   return 0;
 }
@@ -677,13 +677,13 @@ static void inplace(be_plan *p, const be_rules *r, int destroy_inputs) {
     p->bufs[b].node = p->ks[ki].node; /* b now holds the kernel's value */
     p->ninplace++;
   }
-  free(nhead);
-  free(nnext);
-  free(rhead);
-  free(rnext);
-  free(rk);
-  free(rq);
-  free(last);
+  tl_free(nhead);
+  tl_free(nnext);
+  tl_free(rhead);
+  tl_free(rnext);
+  tl_free(rk);
+  tl_free(rq);
+  tl_free(last);
 }
 
 /* jit.c's rule for be_options.threads == 0, here so that the cost model
@@ -719,12 +719,12 @@ uint64_t be_plan_hash(const be_plan *p) {
 }
 
 void be_plan_free(be_plan *p) {
-  for (int i = 0; i < p->nks; i++) free(p->ks[i].reads);
-  free(p->state);
-  free(p->buf_of);
-  free(p->uses);
-  free(p->bufs);
-  free(p->ks);
-  free(p->out_buf);
+  for (int i = 0; i < p->nks; i++) tl_free(p->ks[i].reads);
+  tl_free(p->state);
+  tl_free(p->buf_of);
+  tl_free(p->uses);
+  tl_free(p->bufs);
+  tl_free(p->ks);
+  tl_free(p->out_buf);
   memset(p, 0, sizeof *p);
 }

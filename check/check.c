@@ -419,11 +419,11 @@ fail:
   o->r = tl_tensor_copy(R);
 done:
   for (int i = 0; i < nout; i++) tl_tensor_free(outs[i]);
-  free(outs);
-  free(lids);
-  free(rids);
-  free(var_node);
-  free(ins);
+  tl_free(outs);
+  tl_free(lids);
+  tl_free(rids);
+  tl_free(var_node);
+  tl_free(ins);
   o->g = g;
 }
 
@@ -473,8 +473,8 @@ static bool rule_improves(const eg_rules *rs, const eg_rule *ru) {
 
 void tl_check_result_free(tl_check_result *r) {
   if (!r) return;
-  for (int i = 0; i < r->nfailed; i++) free(r->failed[i]);
-  free(r->failed);
+  for (int i = 0; i < r->nfailed; i++) tl_free(r->failed[i]);
+  tl_free(r->failed);
   memset(r, 0, sizeof *r);
 }
 
@@ -564,9 +564,9 @@ done:
   tl_tensor_free(out1);
   tl_tensor_free(saved);
   tl_graph_free(g);
-  free(ids);
-  free(ins);
-  free(var_node);
+  tl_free(ids);
+  tl_free(ins);
+  tl_free(var_node);
   return status;
 }
 
@@ -600,7 +600,7 @@ static void check_inplace(const eg_rules *rs, int idx, const tl_check_opts *o, t
     }
     trial_clear(&t);
   }
-  free(t.v);
+  tl_free(t.v);
   /* trials that passed do not make a non-elementwise op element-local */
   if (!bad && ip->rowwise && tl_ops[ip->op].kind != TL_KIND_ELEMWISE && !(tl_ops[ip->op].allowed_attrs & TL_A_AXIS)) {
     snprintf(why, sizeof why, "%s has no :axis, so it has no rows for :rowwise", tl_ops[ip->op].name);
@@ -614,7 +614,7 @@ static void check_inplace(const eg_rules *rs, int idx, const tl_check_opts *o, t
   if (bad) {
     res->ncex++;
     res->failed = tl_xrealloc(res->failed, (size_t)(res->nfailed + 1) * sizeof *res->failed);
-    res->failed[res->nfailed++] = strdup(ip->name);
+    res->failed[res->nfailed++] = tl_xstrdup(ip->name);
     if (f) fprintf(f, "%s:%d: counter-example: in-place rule %s: %s\n", ip->file, ip->line, ip->name, why);
   } else if (valid == 0) {
     res->nuntested++;
@@ -682,7 +682,7 @@ int tl_check_rules(const eg_rules *rs, const tl_check_opts *o, tl_check_result *
     if (have_first) {
       if (known) res->nknown++; else res->ncex++;
       res->failed = tl_xrealloc(res->failed, (size_t)(res->nfailed + 1) * sizeof *res->failed);
-      res->failed[res->nfailed++] = strdup(rname);
+      res->failed[res->nfailed++] = tl_xstrdup(rname);
       if (f) {
         fprintf(f, "%s:%d: %s: rule %s%s: %s (%d of %d trials failed)\n",
                 ru->file ? ru->file : "?", ru->line, known ? "known counter-example" : "counter-example",
@@ -700,8 +700,8 @@ int tl_check_rules(const eg_rules *rs, const tl_check_opts *o, tl_check_result *
       tl_graph_free(first.g);
       trial_clear(&first_t);
     }
-    free(first_t.v);
-    free(t.v);
+    tl_free(first_t.v);
+    tl_free(t.v);
   }
   for (int i = 0; i < rs->ninplaces; i++) check_inplace(rs, i, o, res);
   /* fuse declarations say what the backend computes in one loop, not that
@@ -734,7 +734,7 @@ int tl_check_rules_text(const char *file, const char *text, const tl_check_opts 
     } else {
       rc += tl_check_grad_rules(gr, o, res);
     }
-    free(gd.s);
+    tl_free(gd.s);
     gr_rules_free(gr);
   }
   eg_diag_free(&d);
@@ -770,7 +770,7 @@ int tl_check_rule_files(const char *const *files, int nfiles, bool op_table, con
     rc = tl_check_rules(rs, o, res);
     rc += tl_check_grad_rules(gr, o, res);
   }
-  free(gd.s);
+  tl_free(gd.s);
   gr_rules_free(gr);
   eg_diag_free(&d);
   eg_rules_free(rs);

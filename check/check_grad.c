@@ -270,7 +270,7 @@ static tl_graph *parse_case(const gcase *c, bool f64) {
   tl_diag_init(&d, "trial", b.s, b.len);
   tl_graph *g = tl_tg_parse(b.s, b.len, &d);
   tl_diag_free(&d);
-  free(b.s);
+  tl_free(b.s);
   return g;
 }
 
@@ -533,10 +533,10 @@ static void run_trial(const gr_rules *rs, int ri, rng *r, bool kinks, gtrial *t)
       }
     }
   }
-  free(tol);
-  free(expect);
-  free(skip);
-  free(at_kink);
+  tl_free(tol);
+  tl_free(expect);
+  tl_free(skip);
+  tl_free(at_kink);
 done:
   if (t->status != 2) trial_free(t);
   for (int i = 0; i < 5; i++) {
@@ -610,7 +610,7 @@ int tl_check_grad_rules(const gr_rules *rs, const tl_check_opts *o, tl_check_res
               known ? "known counter-example" : "counter-example", ru.name, first.why,
               first.kinks ? "kink" : "smooth", nfail, valid);
       fprintf(f, "    on %s\n", b.s);
-      free(b.s);
+      tl_free(b.s);
       for (int i = 0; i < first.c.nin; i++) {
         char nm[16];
         snprintf(nm, sizeof nm, "a%d", i);

@@ -212,8 +212,8 @@ int tl_exact_elem(const tl_graph *g, tl_tensor *const *ins, int32_t id, int64_t 
     have_prev = true;
   }
   for (int32_t i = 0; i < g->nnodes; i++) mpfr_clear(v[i]);
-  free(v);
-  free(in_val);
+  tl_free(v);
+  tl_free(in_val);
   mpfr_set_emin(emin);
   mpfr_set_emax(emax);
   return rc;

@@ -11,6 +11,7 @@
 
 #define CLI_EXIT_CHECK 1
 #define CLI_EXIT_BAD 2
+#define CLI_EXIT_OOM 3 /* out of memory: everything allocated was freed */
 
 /* tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3] */
 int cli_cmd_compile(int argc, char **argv);

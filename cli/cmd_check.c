@@ -67,7 +67,7 @@ int cli_cmd_check_rules(int argc, char **argv) {
   }
   tl_check_result_free(&res);
 out:
-  free(known);
-  free(files);
+  tl_free(known);
+  tl_free(files);
   return rc;
 }

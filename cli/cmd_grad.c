@@ -7,6 +7,7 @@
  * inputs ct_<output>) and jvp_<output> (--jvp, with inputs t_<input>);
  * docs/grad.md. */
 #include "cli/cli.h"
+#include "util/alloc.h"
 
 #include "grad/grad.h"
 #include "ir/tg.h"
@@ -23,7 +24,7 @@ static void usage(void) {
 /* Splits a comma-separated list into names (appended). */
 static void split(char *s, const char ***v, int *n) {
   for (char *t = strtok(s, ","); t; t = strtok(NULL, ",")) {
-    *v = realloc((void *)*v, (size_t)(*n + 1) * sizeof **v);
+    *v = tl_xrealloc((void *)*v, (size_t)(*n + 1) * sizeof **v);
     if (!*v) abort();
     (*v)[(*n)++] = t;
   }
@@ -43,7 +44,7 @@ int cli_cmd_grad(int argc, char **argv) {
     else if (!strcmp(a, "--jvp")) p.mode = GR_JVP;
     else if (!strcmp(a, "--with-outputs")) p.with_outputs = true;
     else if (!strcmp(a, "--rules") && more) {
-      rules = realloc((void *)rules, (size_t)(nrules + 1) * sizeof *rules);
+      rules = tl_xrealloc((void *)rules, (size_t)(nrules + 1) * sizeof *rules);
       if (!rules) abort();
       rules[nrules++] = argv[++i];
     } else if (!strcmp(a, "-o") && more) out = argv[++i];
@@ -88,16 +89,16 @@ int cli_cmd_grad(int argc, char **argv) {
           rc = CLI_EXIT_BAD;
         }
       }
-      free(text);
+      tl_free(text);
       tl_graph_free(dg);
     }
   }
-  free(diag.s);
+  tl_free(diag.s);
   gr_rules_free(r);
   tl_graph_free(g);
 done:
-  free((void *)rules);
-  free((void *)wrt);
-  free((void *)of);
+  tl_free((void *)rules);
+  tl_free((void *)wrt);
+  tl_free((void *)of);
   return rc;
 }

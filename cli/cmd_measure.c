@@ -225,9 +225,9 @@ int cli_cmd_cost_report(int argc, char **argv) {
   rc = 0;
 done:
   tl_cost_report_free(&r);
-  free(syms);
+  tl_free(syms);
   tl_graph_free(g);
-  free(dn);
-  free(dv);
+  tl_free(dn);
+  tl_free(dv);
   return rc;
 }

@@ -74,7 +74,7 @@ static int cmd_fmt(int argc, char **argv) {
   if (!g) return EXIT_BAD;
   char *s = tl_tg_print(g);
   fputs(s, stdout);
-  free(s);
+  tl_free(s);
   tl_graph_free(g);
   return 0;
 }
@@ -183,7 +183,7 @@ static int write_npys(const char *dir, const tl_graph *g, tl_tensor *const *ts, 
     const char *name = inputs ? g->names[g->nodes[g->inputs[i]].name] : g->names[g->outputs[i].name];
     tl_buf_printf(&p, "%s/%s.npy", dir, name);
     int w = tl_npy_write(p.s, ts[i], err, n);
-    free(p.s);
+    tl_free(p.s);
     if (w) return -1;
   }
   return 0;
@@ -341,12 +341,12 @@ static int cmd_run(int argc, char **argv) {
   if (!strcmp(engine->name, "auto")) { /* the placement, always: it is what auto is for */
     char *d = engine->describe(prog);
     fprintf(stderr, "placement: %s\n", d);
-    free(d);
+    tl_free(d);
   }
   if (stats) {
     char *d = engine->describe(prog);
     fprintf(stderr, "compile: %s\n", d);
-    free(d);
+    tl_free(d);
     fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, engine->name);
   }
   if (outdir) {
@@ -359,19 +359,19 @@ static int cmd_run(int argc, char **argv) {
   }
   rc = 0;
 done:
-  for (int k = 0; k < nin; k++) free((void *)in_names[k]);
-  for (int k = 0; k < ndims; k++) free((void *)dim_names[k]);
-  free(in_names);
-  free(in_files);
-  free(dim_names);
-  free(dim_vals);
+  for (int k = 0; k < nin; k++) tl_free((void *)in_names[k]);
+  for (int k = 0; k < ndims; k++) tl_free((void *)dim_names[k]);
+  tl_free(in_names);
+  tl_free(in_files);
+  tl_free(dim_names);
+  tl_free(dim_vals);
   if (g) {
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(inputs[i]);
     for (int i = 0; i < g->noutputs; i++) tl_tensor_free(outputs[i]);
   }
-  free(inputs);
-  free(outputs);
-  free(syms);
+  tl_free(inputs);
+  tl_free(outputs);
+  tl_free(syms);
   if (prog) engine->free(prog);
   tl_graph_free(g);
   return rc;
@@ -480,7 +480,7 @@ static tl_opt *make_opt(const char *cmd, opt_args *a) {
   if (!o) fprintf(stderr, "%s%stlaloc %s: the optimizer cannot start (rule files, profile, plugins "
                           "or cost expression above)\n", err,
                   err[0] && err[strlen(err) - 1] != '\n' ? "\n" : "", cmd);
-  free(err);
+  tl_free(err);
   return o;
 }
 
@@ -505,17 +505,17 @@ static int cmd_opt(int argc, char **argv) {
     FILE *f = fopen(a.out, "w");
     if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
       fprintf(stderr, "tlaloc opt: cannot write %s\n", a.out);
-      free(text);
+      tl_free(text);
       goto done;
     }
   } else {
     fputs(text, stdout);
   }
-  free(text);
+  tl_free(text);
   rc = 0;
 done:
-  free(a.rules);
-  free(a.plugins);
+  tl_free(a.rules);
+  tl_free(a.plugins);
   tl_graph_free(g);
   tl_graph_free(best);
   tl_opt_free(o);
@@ -537,8 +537,8 @@ static int cmd_prove(int argc, char **argv) {
   else rc = r == 1 ? 0 : EXIT_CHECK;
   if (r >= 0 && a.stats) tl_opt_print_stats(o, stderr);
 done:
-  free(a.rules);
-  free(a.plugins);
+  tl_free(a.rules);
+  tl_free(a.plugins);
   tl_graph_free(g1);
   tl_graph_free(g2);
   tl_opt_free(o);
@@ -556,8 +556,8 @@ static int cmd_dot(int argc, char **argv) {
   if (tl_opt_dot(o, g, a.saturate, stdout, err, sizeof err)) fprintf(stderr, "tlaloc dot: %s\n", err);
   else rc = 0;
 done:
-  free(a.rules);
-  free(a.plugins);
+  tl_free(a.rules);
+  tl_free(a.plugins);
   tl_graph_free(g);
   tl_opt_free(o);
   return rc;
@@ -631,7 +631,7 @@ static int cmd_engines(int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return EXIT_BAD;
@@ -658,4 +658,21 @@ int main(int argc, char **argv) {
   fprintf(stderr, "tlaloc: unknown command '%s'\n", cmd);
   usage(stderr);
   return EXIT_BAD;
+}
+
+/* Every command runs in one region: running out of memory anywhere frees
+ * what the command allocated and exits with CLI_EXIT_OOM after saying so.
+ * TLALOC_FAIL_ALLOC=k fails the k-th allocation (the out-of-memory tests). */
+int main(int argc, char **argv) {
+  const char *k = getenv("TLALOC_FAIL_ALLOC");
+  if (k && *k) tl_alloc_fail_at(strtoull(k, NULL, 10));
+  tl_region r;
+  if (!TL_REGION_TRY(&r)) {
+    fflush(stdout);
+    fprintf(stderr, "tlaloc: out of memory (allocating %zu bytes)\n", r.failed);
+    return CLI_EXIT_OOM;
+  }
+  int rc = dispatch(argc, argv);
+  tl_region_end(&r);
+  return rc;
 }

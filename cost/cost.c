@@ -126,9 +126,9 @@ void tl_cost_registry_free(tl_cost_registry *r) {
   /* newest first: a plugin's data goes before the plugin's code (kept first) */
   for (int i = r->nkept - 1; i >= 0; i--)
     if (r->kept[i].release) r->kept[i].release(r->kept[i].p);
-  free(r->kept);
-  free(r->props);
-  free(r);
+  tl_free(r->kept);
+  tl_free(r->props);
+  tl_free(r);
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -209,9 +209,9 @@ int tl_cost_check_monotone(const tl_cost_registry *r, const tl_cost_node *n, con
       }
     }
   }
-  free(raised);
-  free(out);
-  free(in);
+  tl_free(raised);
+  tl_free(out);
+  tl_free(in);
   return rc;
 }
 

@@ -108,7 +108,7 @@ static void primary(xparser *p) {
         tl_buf_printf(&known, "%s%s", i ? ", " : "", tl_cost_prop_name(p->r, i));
       char msg[512];
       snprintf(msg, sizeof msg, "unknown property '%s' (properties: %s)", name, known.s ? known.s : "");
-      free(known.s);
+      tl_free(known.s);
       fail(p, at, msg);
       return;
     }
@@ -209,7 +209,7 @@ const char *tl_cost_expr_text(const tl_cost_expr *e) { return e->text; }
 
 void tl_cost_expr_free(tl_cost_expr *e) {
   if (!e) return;
-  free(e->text);
-  free(e->code);
-  free(e);
+  tl_free(e->text);
+  tl_free(e->code);
+  tl_free(e);
 }

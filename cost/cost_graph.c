@@ -70,14 +70,14 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
   }
   if (objective) *objective = total_obj;
   if (peak_bytes) *peak_bytes = tl_cost_peak_bytes(g, tl_cost_sym_size(r));
-  free(props);
-  free(opnd);
-  free(in);
-  free(in_type);
-  free(in_known);
-  free(in_value);
-  free(in_facts);
-  free(facts);
+  tl_free(props);
+  tl_free(opnd);
+  tl_free(in);
+  tl_free(in_type);
+  tl_free(in_known);
+  tl_free(in_value);
+  tl_free(in_facts);
+  tl_free(facts);
   return rc;
 }
 
@@ -108,6 +108,6 @@ double tl_cost_peak_bytes(const tl_graph *g, double sym_size) {
       live -= tl_type_elems(&a->type, sym_size) * (double)tl_dtype_size((tl_dtype)a->type.dtype);
     }
   }
-  free(last);
+  tl_free(last);
   return peak;
 }

@@ -58,13 +58,13 @@ static int total_time(const tl_cost_registry *r, const tl_graph *g, const int64_
     rc = tl_cost_eval(r, &cn, o, err, n);
     *out += o[tp];
   }
-  free(props);
-  free(opnd);
-  free(in);
-  free(types);
-  free(in_type);
-  free(known);
-  free(values);
+  tl_free(props);
+  tl_free(opnd);
+  tl_free(in);
+  tl_free(types);
+  tl_free(in_type);
+  tl_free(known);
+  tl_free(values);
   return rc;
 }
 

@@ -74,7 +74,7 @@ static int check_elf(const char *path, char *why, size_t n) {
                      "file (truncated?)");
     goto out;
   }
-  ph = malloc((size_t)eh.e_phnum * sizeof *ph);
+  ph = tl_xmalloc((size_t)eh.e_phnum * sizeof *ph);
   if (!ph || fseek(f, (long)eh.e_phoff, SEEK_SET) != 0 ||
       fread(ph, sizeof *ph, eh.e_phnum, f) != eh.e_phnum) {
     snprintf(why, n, "cannot read its program headers");
@@ -100,7 +100,7 @@ static int check_elf(const char *path, char *why, size_t n) {
   }
   rc = 0;
 out:
-  free(ph);
+  tl_free(ph);
   fclose(f);
   return rc;
 }

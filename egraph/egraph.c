@@ -15,6 +15,7 @@
  * to roots, and it is re-inserted; if its new form is already present, the
  * two classes are congruent and are merged (a union that may cascade). */
 #include "egraph/internal.h"
+#include "util/alloc.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -79,11 +80,11 @@ static void memo_insert(eg_egraph *g, uint64_t h, uint32_t nid) {
     uint64_t want = (uint64_t)g->memocap + g->memocap / 2;
     EG_ASSERT(want <= UINT32_MAX);
     uint32_t nc = (uint32_t)want;
-    uint64_t *t = calloc(nc, sizeof *t);
+    uint64_t *t = tl_xcalloc(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t i = 0; i < g->memocap; i++)
       if (g->memo[i]) memo_put(t, nc, g->memo[i]);
-    free(g->memo);
+    tl_free(g->memo);
     g->bytes += (size_t)(nc - g->memocap) * sizeof *t;
     if (g->bytes > g->peak) g->peak = g->bytes;
     g->memo = t;
@@ -135,7 +136,7 @@ static void grow_words(eg_egraph *g, uint32_t **p, uint32_t *cap, uint64_t need)
   uint64_t nc = (uint64_t)*cap + *cap / 4 + 64;
   if (nc < need) nc = need;
   EG_ASSERT(nc <= UINT32_MAX);
-  uint32_t *q = realloc(*p, (size_t)nc * sizeof *q);
+  uint32_t *q = tl_xrealloc(*p, (size_t)nc * sizeof *q);
   EG_ASSERT(q != NULL);
   g->bytes += (size_t)(nc - *cap) * sizeof *q;
   if (g->bytes > g->peak) g->peak = g->bytes;
@@ -289,7 +290,7 @@ static uint32_t value_intern(eg_egraph *g, const void *blob) {
   /* grow the blobs by hand: EG_GROW counts whole elements, these are asize */
   if (id == g->capdv) {
     uint32_t nc = g->capdv ? g->capdv + g->capdv / 2 : 16;
-    uint8_t *d = realloc(g->dv, (size_t)nc * g->asize);
+    uint8_t *d = tl_xrealloc(g->dv, (size_t)nc * g->asize);
     EG_ASSERT(d != NULL);
     g->bytes += (size_t)(nc - g->capdv) * g->asize;
     g->dv = d;
@@ -299,10 +300,10 @@ static uint32_t value_intern(eg_egraph *g, const void *blob) {
   g->ndv++;
   if ((uint64_t)g->ndv * 2 > g->dvtabcap) {
     uint32_t nc = g->dvtabcap * 2;
-    uint32_t *t = calloc(nc, sizeof *t);
+    uint32_t *t = tl_xcalloc(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t v = 0; v < g->ndv; v++) dvtab_put(t, nc - 1, value_hash(g, eg_value_(g, v)), v);
-    free(g->dvtab);
+    tl_free(g->dvtab);
     g->bytes += (size_t)(nc - g->dvtabcap) * sizeof *t;
     g->dvtab = t;
     g->dvtabcap = nc;
@@ -360,12 +361,12 @@ uint32_t eg_attr_intern(eg_egraph *g, const void *bytes, size_t n) {
   g->aoff[id + 1] = g->nablob;
   if ((uint64_t)g->nattrs * 2 > g->atabcap) {
     uint32_t nc = g->atabcap * 2;
-    uint32_t *t = calloc(nc, sizeof *t);
+    uint32_t *t = tl_xcalloc(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t a = 0; a < g->nattrs; a++)
       atab_put(t, nc - 1,
                attr_hash(g, g->ablob + g->aoff[a], g->aoff[a + 1] - g->aoff[a]), a);
-    free(g->atab);
+    tl_free(g->atab);
     g->bytes += (size_t)(nc - g->atabcap) * sizeof *t;
     if (g->bytes > g->peak) g->peak = g->bytes;
     g->atab = t;
@@ -386,7 +387,7 @@ const uint8_t *eg_attr_bytes(const eg_egraph *g, uint32_t id, size_t *n) {
 
 eg_egraph *eg_new(eg_params p) {
   if (!p.lang) return NULL;
-  eg_egraph *g = calloc(1, sizeof *g);
+  eg_egraph *g = tl_xcalloc(1, sizeof *g);
   if (!g) return NULL;
   g->p = p;
   g->lang = *p.lang;
@@ -396,15 +397,15 @@ eg_egraph *eg_new(eg_params p) {
     g->asize = p.analysis->data_size ? p.analysis->data_size : 1;
     g->dsize = sizeof(uint32_t);
     g->dvtabcap = 64;
-    g->dvtab = calloc(g->dvtabcap, sizeof *g->dvtab);
-    g->dtmp = calloc(2, g->asize);
+    g->dvtab = tl_xcalloc(g->dvtabcap, sizeof *g->dvtab);
+    g->dtmp = tl_xcalloc(2, g->asize);
     g->dtmp2 = (uint8_t *)g->dtmp + g->asize;
   }
   g->memocap = 1024;
-  g->memo = calloc(g->memocap, sizeof *g->memo);
+  g->memo = tl_xcalloc(g->memocap, sizeof *g->memo);
   g->atabcap = 64;
-  g->atab = calloc(g->atabcap, sizeof *g->atab);
-  g->byop = calloc((size_t)g->lang.nops, sizeof *g->byop);
+  g->atab = tl_xcalloc(g->atabcap, sizeof *g->atab);
+  g->byop = tl_xcalloc((size_t)g->lang.nops, sizeof *g->byop);
   if (!g->memo || !g->atab || !g->byop || (p.analysis && (!g->dvtab || !g->dtmp))) {
     eg_free(g);
     return NULL;
@@ -429,17 +430,17 @@ eg_egraph *eg_new(eg_params p) {
 void eg_free(eg_egraph *g) {
   if (!g) return;
   if (g->byop)
-    for (int i = 0; i < g->lang.nops; i++) free(g->byop[i].a);
-  free(g->byop);
-  free(g->uf); free(g->flags); free(g->cls); free(g->data);
-  free(g->na); free(g->memo); free(g->lp);
-  free(g->dv); free(g->dvtab); free(g->dtmp);
-  free(g->ablob); free(g->aoff); free(g->atab);
-  free(g->pending.a); free(g->apending.a); free(g->dirty.a); free(g->kbuf.a);
-  free(g->roots.a); free(g->sortbuf.a);
-  free(g->refusals);
+    for (int i = 0; i < g->lang.nops; i++) tl_free(g->byop[i].a);
+  tl_free(g->byop);
+  tl_free(g->uf); tl_free(g->flags); tl_free(g->cls); tl_free(g->data);
+  tl_free(g->na); tl_free(g->memo); tl_free(g->lp);
+  tl_free(g->dv); tl_free(g->dvtab); tl_free(g->dtmp);
+  tl_free(g->ablob); tl_free(g->aoff); tl_free(g->atab);
+  tl_free(g->pending.a); tl_free(g->apending.a); tl_free(g->dirty.a); tl_free(g->kbuf.a);
+  tl_free(g->roots.a); tl_free(g->sortbuf.a);
+  tl_free(g->refusals);
   eg_ex_free(g->ex);
-  free(g);
+  tl_free(g);
 }
 
 const eg_lang *eg_lang_of(const eg_egraph *g) { return &g->lang; }
@@ -537,7 +538,7 @@ static void log_refusal(eg_egraph *g, const eg_reason *why, const char *msg) {
   size_t len = (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
   if (g->nref + len + 1 > g->capref) {
     size_t nc = (g->nref + len + 1) * 2;
-    char *r = realloc(g->refusals, nc);
+    char *r = tl_xrealloc(g->refusals, nc);
     if (!r) return;
     g->refusals = r;
     g->capref = nc;
@@ -876,7 +877,7 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
   bool ok = true;
   uint64_t *have = NULL, *want = NULL;
   size_t nh = 0, nw = 0, ch = 0, cw = 0, classes = 0, enodes = 0;
-  void *tmp = g->has_an ? malloc(2 * g->asize) : NULL;
+  void *tmp = g->has_an ? tl_xmalloc(2 * g->asize) : NULL;
   if (!g->clean || g->pending.n || g->apending.n) FAIL("e-graph not rebuilt");
   if (!check_pool(g, err, errsz)) {
     ok = false;
@@ -903,7 +904,7 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
         if (g->uf[k[j]] != k[j]) FAIL("node %u has non-canonical child %u", nid, k[j]);
         if (nw == cw) {
           cw = cw ? cw * 2 : 256;
-          want = realloc(want, cw * sizeof *want);
+          want = tl_xrealloc(want, cw * sizeof *want);
           EG_ASSERT(want);
         }
         want[nw++] = ((uint64_t)k[j] << 32) | nid;
@@ -929,7 +930,7 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
       if (is_dead(g, p)) continue;
       if (nh == ch) {
         ch = ch ? ch * 2 : 256;
-        have = realloc(have, ch * sizeof *have);
+        have = tl_xrealloc(have, ch * sizeof *have);
         EG_ASSERT(have);
       }
       have[nh++] = ((uint64_t)c << 32) | p;
@@ -962,9 +963,9 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
            (uint32_t)want[i], (uint32_t)(want[i] >> 32));
   }
 out:
-  free(have);
-  free(want);
-  free(tmp);
+  tl_free(have);
+  tl_free(want);
+  tl_free(tmp);
   return ok;
 }
 

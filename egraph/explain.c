@@ -8,6 +8,7 @@
  * f(a1..an) and f(b1..bn) is justified by the proofs of ai = bi, which only
  * use older edges, so the recursive expansion terminates. */
 #include "egraph/explain.h"
+#include "util/alloc.h"
 #include "egraph/internal.h"
 
 #define XXH_INLINE_ALL
@@ -35,20 +36,20 @@ struct eg_explain {
 };
 
 struct eg_explain *eg_ex_new(void) {
-  struct eg_explain *ex = calloc(1, sizeof *ex);
+  struct eg_explain *ex = tl_xcalloc(1, sizeof *ex);
   EG_ASSERT(ex);
   ex->tabcap = 256;
-  ex->tab = calloc(ex->tabcap, sizeof *ex->tab);
+  ex->tab = tl_xcalloc(ex->tabcap, sizeof *ex->tab);
   EG_ASSERT(ex->tab);
   return ex;
 }
 
 void eg_ex_free(struct eg_explain *ex) {
   if (!ex) return;
-  free(ex->off); free(ex->parent); free(ex->just); free(ex->pool); free(ex->tab);
-  for (uint32_t i = 0; i < ex->nnames; i++) free(ex->names[i]);
-  free(ex->names);
-  free(ex);
+  tl_free(ex->off); tl_free(ex->parent); tl_free(ex->just); tl_free(ex->pool); tl_free(ex->tab);
+  for (uint32_t i = 0; i < ex->nnames; i++) tl_free(ex->names[i]);
+  tl_free(ex->names);
+  tl_free(ex);
 }
 
 size_t eg_ex_bytes(const struct eg_explain *ex) {
@@ -80,9 +81,9 @@ static uint32_t tab_find(const struct eg_explain *ex, const uint32_t *w, uint32_
 static uint32_t name_id(struct eg_explain *ex, const char *s) {
   for (uint32_t i = ex->nnames; i-- > 0;)
     if (!strcmp(ex->names[i], s)) return i;
-  ex->names = realloc(ex->names, sizeof *ex->names * (ex->nnames + 1));
+  ex->names = tl_xrealloc(ex->names, sizeof *ex->names * (ex->nnames + 1));
   EG_ASSERT(ex->names);
-  ex->names[ex->nnames] = strdup(s);
+  ex->names[ex->nnames] = tl_xstrdup(s);
   EG_ASSERT(ex->names[ex->nnames]);
   return ex->nnames++;
 }
@@ -92,14 +93,14 @@ void eg_ex_new_id(eg_egraph *g, eg_id id, int op, uint32_t attr, const eg_id *ki
   EG_ASSERT(id == ex->nids);
   if (ex->nids == ex->capids) {
     ex->capids = ex->capids ? ex->capids * 2 : 64;
-    ex->off = realloc(ex->off, sizeof *ex->off * ex->capids);
-    ex->parent = realloc(ex->parent, sizeof *ex->parent * ex->capids);
-    ex->just = realloc(ex->just, sizeof *ex->just * ex->capids);
+    ex->off = tl_xrealloc(ex->off, sizeof *ex->off * ex->capids);
+    ex->parent = tl_xrealloc(ex->parent, sizeof *ex->parent * ex->capids);
+    ex->just = tl_xrealloc(ex->just, sizeof *ex->just * ex->capids);
     EG_ASSERT(ex->off && ex->parent && ex->just);
   }
   if (ex->npool + 3 + n > ex->cappool) {
     ex->cappool = (ex->npool + 3 + n) * 2;
-    ex->pool = realloc(ex->pool, sizeof *ex->pool * ex->cappool);
+    ex->pool = tl_xrealloc(ex->pool, sizeof *ex->pool * ex->cappool);
     EG_ASSERT(ex->pool);
   }
   uint32_t *w = ex->pool + ex->npool;
@@ -113,14 +114,14 @@ void eg_ex_new_id(eg_egraph *g, eg_id id, int op, uint32_t attr, const eg_id *ki
   ex->nids++;
   if ((ex->ntab + 1) * 2 > ex->tabcap) {
     uint32_t nc = ex->tabcap * 2;
-    uint32_t *t = calloc(nc, sizeof *t);
+    uint32_t *t = tl_xcalloc(nc, sizeof *t);
     EG_ASSERT(t);
     for (uint32_t i = 0; i < ex->tabcap; i++)
       if (ex->tab[i]) {
         const uint32_t *x = exnode(ex, ex->tab[i] - 1);
         tab_put(t, nc - 1, exhash(x, x[2]), ex->tab[i] - 1);
       }
-    free(ex->tab);
+    tl_free(ex->tab);
     ex->tab = t;
     ex->tabcap = nc;
   }
@@ -157,14 +158,14 @@ void eg_ex_union(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why) {
 eg_id eg_ex_add_existing(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n,
                          uint32_t holder) {
   struct eg_explain *ex = g->ex;
-  uint32_t wb[3 + 16], *w = n <= 16 ? wb : malloc(sizeof *w * (3 + n));
+  uint32_t wb[3 + 16], *w = n <= 16 ? wb : tl_xmalloc(sizeof *w * (3 + n));
   EG_ASSERT(w);
   w[0] = (uint32_t)op;
   w[1] = attr;
   w[2] = n;
   if (n) memcpy(w + 3, kids, (size_t)n * 4);
   uint32_t id = tab_find(ex, w, n);
-  if (w != wb) free(w);
+  if (w != wb) tl_free(w);
   if (id != EG_NONE) return id;
   uint32_t existing = eg_nd_(g, holder)->cls;
   id = eg_uf_make(g);
@@ -189,18 +190,18 @@ typedef struct arena {
 static void *amalloc(arena *a, size_t sz) {
   if (a->n == a->cap) {
     a->cap = a->cap ? a->cap * 2 : 64;
-    a->blocks = realloc(a->blocks, sizeof *a->blocks * a->cap);
+    a->blocks = tl_xrealloc(a->blocks, sizeof *a->blocks * a->cap);
     EG_ASSERT(a->blocks);
   }
-  void *p = malloc(sz ? sz : 1);
+  void *p = tl_xmalloc(sz ? sz : 1);
   EG_ASSERT(p);
   a->blocks[a->n++] = p;
   return p;
 }
 
 static void afree(arena *a) {
-  for (size_t i = 0; i < a->n; i++) free(a->blocks[i]);
-  free(a->blocks);
+  for (size_t i = 0; i < a->n; i++) tl_free(a->blocks[i]);
+  tl_free(a->blocks);
 }
 
 /* A growable stack of u32 (the traversals below keep their own stacks:
@@ -210,7 +211,7 @@ typedef struct ustack { uint32_t *a; size_t n, cap; } ustack;
 static void upush(ustack *s, uint32_t x) {
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 64;
-    s->a = realloc(s->a, sizeof *s->a * s->cap);
+    s->a = tl_xrealloc(s->a, sizeof *s->a * s->cap);
     EG_ASSERT(s->a);
   }
   s->a[s->n++] = x;
@@ -246,7 +247,7 @@ static tn *term_of(const struct eg_explain *ex, arena *a, tn **memo, uint32_t id
     memo[x] = t;
     st.n--;
   }
-  free(st.a);
+  tl_free(st.a);
   return memo[id];
 }
 
@@ -255,7 +256,7 @@ typedef struct sbuf { char *s; size_t n, cap; } sbuf;
 static void sput(sbuf *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
     b->cap = (b->n + n + 1) * 2;
-    b->s = realloc(b->s, b->cap);
+    b->s = tl_xrealloc(b->s, b->cap);
     EG_ASSERT(b->s);
   }
   memcpy(b->s + b->n, s, n);
@@ -285,7 +286,7 @@ static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t 
     int pd;     /* depth on the path to the mark, -1 off it */
   } pframe;
   size_t start = b->n, sp = 0, cap = 16;
-  pframe *st = malloc(sizeof *st * cap);
+  pframe *st = tl_xmalloc(sizeof *st * cap);
   EG_ASSERT(st);
   const tn *cur = t;
   bool over = false; /* past the byte bound: what is off the path is cut */
@@ -313,7 +314,7 @@ static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t 
       }
       if (cur->n) {
         if (sp == cap) {
-          st = realloc(st, sizeof *st * (cap *= 2));
+          st = tl_xrealloc(st, sizeof *st * (cap *= 2));
           EG_ASSERT(st);
         }
         st[sp++] = (pframe){cur, 0, pd};
@@ -342,7 +343,7 @@ static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t 
     }
     if (!cur) break;
   }
-  free(st);
+  tl_free(st);
 }
 
 static char *term_str(const eg_egraph *g, const tn *t) {
@@ -398,7 +399,7 @@ typedef struct xctx {
 static void push_step(xctx *x, uint32_t name, bool backward, tn *before, tn *after) {
   if (x->n == x->cap) {
     x->cap = x->cap ? x->cap * 2 : 16;
-    x->st = realloc(x->st, sizeof *x->st * x->cap);
+    x->st = tl_xrealloc(x->st, sizeof *x->st * x->cap);
     EG_ASSERT(x->st);
   }
   rstep *s = &x->st[x->n++];
@@ -429,7 +430,7 @@ typedef struct tstack { task *a; size_t n, cap; } tstack;
 static void tpush(tstack *s, task t) {
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 64;
-    s->a = realloc(s->a, sizeof *s->a * s->cap);
+    s->a = tl_xrealloc(s->a, sizeof *s->a * s->cap);
     EG_ASSERT(s->a);
   }
   s->a[s->n++] = t;
@@ -472,7 +473,7 @@ static void explain_ids(xctx *x, uint32_t a, uint32_t b) {
     case T_ENTER:
       if (x->plen == x->pcap) {
         x->pcap = x->pcap ? x->pcap * 2 : 16;
-        x->path = realloc(x->path, sizeof *x->path * (size_t)x->pcap);
+        x->path = tl_xrealloc(x->path, sizeof *x->path * (size_t)x->pcap);
         EG_ASSERT(x->path);
       }
       x->path[x->plen++] = t.a;
@@ -501,7 +502,7 @@ static void explain_ids(xctx *x, uint32_t a, uint32_t b) {
     }
     }
   }
-  free(s.a);
+  tl_free(s.a);
 }
 
 /* t with the subterm at path replaced by with (the nodes on the path are
@@ -529,7 +530,7 @@ static tn *replace_at(arena *a, const tn *t, const uint32_t *path, int plen, tn 
 static char *keep(eg_expl *e, char *s) {
   if (e->nstrs == e->capstrs) {
     e->capstrs = e->capstrs ? e->capstrs * 2 : 32;
-    e->strs = realloc(e->strs, sizeof *e->strs * e->capstrs);
+    e->strs = tl_xrealloc(e->strs, sizeof *e->strs * e->capstrs);
     EG_ASSERT(e->strs);
   }
   e->strs[e->nstrs++] = s;
@@ -538,10 +539,10 @@ static char *keep(eg_expl *e, char *s) {
 
 eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b) {
   if (!g->ex || a >= g->nids || b >= g->nids || eg_find(g, a) != eg_find(g, b)) return NULL;
-  xctx x = {.g = g, .ex = g->ex, .memo = calloc(g->ex->nids, sizeof(tn *))};
+  xctx x = {.g = g, .ex = g->ex, .memo = tl_xcalloc(g->ex->nids, sizeof(tn *))};
   EG_ASSERT(x.memo);
   explain_ids(&x, a, b);
-  eg_expl *e = calloc(1, sizeof *e);
+  eg_expl *e = tl_xcalloc(1, sizeof *e);
   EG_ASSERT(e);
   e->truncated = x.truncated;
   tn *cur = term_of(g->ex, &x.a, x.memo, a);
@@ -549,7 +550,7 @@ eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b) {
   sbuf text = {0};
   sputs(&text, e->start);
   sputs(&text, "\n");
-  e->steps = calloc(x.n ? x.n : 1, sizeof *e->steps);
+  e->steps = tl_xcalloc(x.n ? x.n : 1, sizeof *e->steps);
   EG_ASSERT(e->steps);
   size_t bytes = 0;
   for (size_t i = 0; i < x.n; i++) {
@@ -581,20 +582,20 @@ eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b) {
     snprintf(note, sizeof note, "... (explanation cut after %zu steps: longer than tlaloc prints)\n", e->n);
     sputs(&text, note);
   }
-  e->text = keep(e, text.s ? text.s : strdup(""));
+  e->text = keep(e, text.s ? text.s : tl_xstrdup(""));
   afree(&x.a);
-  free(x.memo);
-  free(x.st);
-  free(x.path);
+  tl_free(x.memo);
+  tl_free(x.st);
+  tl_free(x.path);
   return e;
 }
 
 void eg_expl_free(eg_expl *e) {
   if (!e) return;
-  for (size_t i = 0; i < e->nstrs; i++) free(e->strs[i]);
-  free(e->strs);
-  free(e->steps);
-  free(e);
+  for (size_t i = 0; i < e->nstrs; i++) tl_free(e->strs[i]);
+  tl_free(e->strs);
+  tl_free(e->steps);
+  tl_free(e);
 }
 
 size_t eg_expl_nsteps(const eg_expl *e) { return e->n; }
@@ -606,10 +607,10 @@ const char *eg_expl_text(const eg_expl *e) { return e->text; }
 char *eg_id_term(eg_egraph *g, eg_id id) {
   if (!g->ex || id >= g->ex->nids) return NULL;
   arena a = {0};
-  tn **memo = calloc(g->ex->nids, sizeof *memo);
+  tn **memo = tl_xcalloc(g->ex->nids, sizeof *memo);
   EG_ASSERT(memo);
   char *s = term_str(g, term_of(g->ex, &a, memo, id));
   afree(&a);
-  free(memo);
+  tl_free(memo);
   return s;
 }

@@ -5,6 +5,7 @@
  * children are finite; repeat until nothing improves. Ties keep the first
  * node in the class's (content-sorted) order, so results are reproducible. */
 #include "egraph/extract.h"
+#include "util/alloc.h"
 #include "egraph/internal.h"
 
 #include <math.h>
@@ -14,8 +15,8 @@ static int greedy(const eg_extractor *x, eg_egraph *g, eg_id root, eg_choice *ch
   if (!eg_is_clean(g)) eg_rebuild(g);
   size_t n = eg_nids(g);
   ch->n = n;
-  ch->node = malloc(sizeof *ch->node * (n ? n : 1));
-  ch->cost = malloc(sizeof *ch->cost * (n ? n : 1));
+  ch->node = tl_xmalloc(sizeof *ch->node * (n ? n : 1));
+  ch->cost = tl_xmalloc(sizeof *ch->cost * (n ? n : 1));
   EG_ASSERT(ch->node && ch->cost);
   for (size_t i = 0; i < n; i++) {
     ch->node[i] = EG_NONE;
@@ -57,8 +58,8 @@ eg_extractor eg_greedy_extractor(const double *weights) {
 }
 
 void eg_choice_free(eg_choice *ch) {
-  free(ch->node);
-  free(ch->cost);
+  tl_free(ch->node);
+  tl_free(ch->cost);
   memset(ch, 0, sizeof *ch);
 }
 
@@ -66,7 +67,7 @@ typedef struct sb { char *s; size_t n, cap; } sb;
 static void put(sb *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
     b->cap = (b->n + n + 1) * 2;
-    b->s = realloc(b->s, b->cap);
+    b->s = tl_xrealloc(b->s, b->cap);
     EG_ASSERT(b->s);
   }
   memcpy(b->s + b->n, s, n);
@@ -91,7 +92,7 @@ static void put_head(eg_egraph *g, const eg_node *nd, sb *b) {
 static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b) {
   typedef struct frame { uint32_t nid, k; } frame; /* node, its next child */
   size_t sp = 0, cap = 16;
-  frame *st = malloc(cap * sizeof *st);
+  frame *st = tl_xmalloc(cap * sizeof *st);
   EG_ASSERT(st);
   for (;;) {
     uint32_t nid = ch->node[eg_find(g, c)];
@@ -100,7 +101,7 @@ static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b) {
     put_head(g, nd, b);
     if (nd->n) {
       if (sp == cap) {
-        st = realloc(st, (cap *= 2) * sizeof *st);
+        st = tl_xrealloc(st, (cap *= 2) * sizeof *st);
         EG_ASSERT(st);
       }
       st[sp++] = (frame){nid, 0};
@@ -119,7 +120,7 @@ static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b) {
     }
     if (!sp) break;
   }
-  free(st);
+  tl_free(st);
 }
 
 char *eg_choice_term(eg_egraph *g, const eg_choice *ch, eg_id root) {

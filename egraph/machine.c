@@ -13,6 +13,7 @@
  * (with its per-node allocation) is many times slower; the tests check that
  * both find exactly the same matches. */
 #include "egraph/internal.h"
+#include "util/alloc.h"
 #include "egraph/pattern.h"
 
 enum { I_BIND, I_CMP, I_LOOKUP, I_YIELD };
@@ -51,21 +52,21 @@ static void mark_ground(const eg_pattern *p, uint8_t *gr) {
 
 eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
   EG_ASSERT(p->n > 0);
-  eg_prog *pr = calloc(1, sizeof *pr);
+  eg_prog *pr = tl_xcalloc(1, sizeof *pr);
   EG_ASSERT(pr);
   pr->p = p;
   pr->v = v;
   uint32_t nv = v->n ? v->n : 1;
-  pr->var_reg = malloc(sizeof *pr->var_reg * nv);
-  pr->aslot = calloc(nv, sizeof *pr->aslot);
-  pr->attr_ids = calloc(p->n, sizeof *pr->attr_ids);
-  pr->ground = malloc(sizeof *pr->ground * p->n);
-  pr->ground_cls = malloc(sizeof *pr->ground_cls * p->n);
-  pr->inst = malloc(sizeof *pr->inst * p->n);
-  uint8_t *gr = malloc(p->n), *seen = calloc(nv, 1);
+  pr->var_reg = tl_xmalloc(sizeof *pr->var_reg * nv);
+  pr->aslot = tl_xcalloc(nv, sizeof *pr->aslot);
+  pr->attr_ids = tl_xcalloc(p->n, sizeof *pr->attr_ids);
+  pr->ground = tl_xmalloc(sizeof *pr->ground * p->n);
+  pr->ground_cls = tl_xmalloc(sizeof *pr->ground_cls * p->n);
+  pr->inst = tl_xmalloc(sizeof *pr->inst * p->n);
+  uint8_t *gr = tl_xmalloc(p->n), *seen = tl_xcalloc(nv, 1);
   /* at most one BIND per node plus one CMP/LOOKUP per child, plus YIELD */
-  pr->code = malloc(sizeof *pr->code * (2 * (size_t)p->n + 1));
-  uint32_t *stack = malloc(sizeof *stack * 2 * p->n);
+  pr->code = tl_xmalloc(sizeof *pr->code * (2 * (size_t)p->n + 1));
+  uint32_t *stack = tl_xmalloc(sizeof *stack * 2 * p->n);
   EG_ASSERT(pr->var_reg && pr->aslot && pr->attr_ids && pr->ground && pr->ground_cls &&
             pr->inst && gr && seen && pr->code && stack);
   for (uint32_t i = 0; i < v->n; i++) pr->var_reg[i] = EG_NONE;
@@ -119,20 +120,20 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
     }
   }
   pr->code[pr->ncode++] = (eg_insn){I_YIELD, 0, 0, 0, 0, 0, 0};
-  pr->regs = malloc(sizeof *pr->regs * pr->nregs);
+  pr->regs = tl_xmalloc(sizeof *pr->regs * pr->nregs);
   EG_ASSERT(pr->regs);
-  free(gr);
-  free(seen);
-  free(stack);
+  tl_free(gr);
+  tl_free(seen);
+  tl_free(stack);
   return pr;
 }
 
 void eg_prog_free(eg_prog *pr) {
   if (!pr) return;
-  free(pr->code); free(pr->var_reg); free(pr->attr_ids); free(pr->ground);
-  free(pr->ground_cls); free(pr->regs); free(pr->aslot); free(pr->inst);
-  free(pr->kbuf);
-  free(pr);
+  tl_free(pr->code); tl_free(pr->var_reg); tl_free(pr->attr_ids); tl_free(pr->ground);
+  tl_free(pr->ground_cls); tl_free(pr->regs); tl_free(pr->aslot); tl_free(pr->inst);
+  tl_free(pr->kbuf);
+  tl_free(pr);
 }
 
 typedef struct mach {
@@ -150,7 +151,7 @@ static void yield(mach *m) {
   if ((o->n + 1) * w > o->cap) {
     o->cap = o->cap ? o->cap * 2 : 1024;
     while ((o->n + 1) * w > o->cap) o->cap *= 2;
-    o->a = realloc(o->a, o->cap * sizeof *o->a);
+    o->a = tl_xrealloc(o->a, o->cap * sizeof *o->a);
     EG_ASSERT(o->a);
   }
   uint32_t *rec = o->a + o->n * w;
@@ -220,7 +221,7 @@ static void run(mach *m, uint32_t pc) {
 static eg_id lookup_ground(eg_egraph *g, eg_prog *pr, uint32_t pi) {
   const eg_pattern *p = pr->p;
   const eg_pnode *pn = &p->nodes[pi];
-  eg_id kb[8], *kids = pn->n <= 8 ? kb : malloc(sizeof *kids * pn->n);
+  eg_id kb[8], *kids = pn->n <= 8 ? kb : tl_xmalloc(sizeof *kids * pn->n);
   EG_ASSERT(kids);
   eg_id r = EG_NONE;
   uint32_t k = 0;
@@ -229,7 +230,7 @@ static eg_id lookup_ground(eg_egraph *g, eg_prog *pr, uint32_t pi) {
     if (kids[k] == EG_NONE) break;
   }
   if (k == pn->n) r = eg_lookup(g, pn->op, pr->attr_ids[pi], kids, pn->n);
-  if (kids != kb) free(kids);
+  if (kids != kb) tl_free(kids);
   return r;
 }
 
@@ -268,7 +269,7 @@ eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {
       continue;
     }
     if (pn->n > pr->capk) {
-      pr->kbuf = realloc(pr->kbuf, sizeof *pr->kbuf * pn->n);
+      pr->kbuf = tl_xrealloc(pr->kbuf, sizeof *pr->kbuf * pn->n);
       EG_ASSERT(pr->kbuf);
       pr->capk = pn->n;
     }

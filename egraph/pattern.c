@@ -1,6 +1,7 @@
 /* pattern.c - reading patterns and terms, the naive reference matcher, and
  * the match buffer. Compilation and the matching machine are in machine.c. */
 #include "egraph/pattern_parse.h"
+#include "util/alloc.h"
 #include "egraph/internal.h"
 
 #include <stdarg.h>
@@ -15,7 +16,7 @@ static void *xgrow(void *p, uint32_t *cap, size_t elem, uint64_t need) {
   if (need <= *cap) return p;
   uint64_t nc = *cap ? (uint64_t)*cap * 2 : 8;
   if (nc < need) nc = need;
-  void *q = realloc(p, (size_t)nc * elem);
+  void *q = tl_xrealloc(p, (size_t)nc * elem);
   EG_ASSERT(q != NULL);
   *cap = (uint32_t)nc;
   return q;
@@ -33,7 +34,7 @@ static uint32_t vartab_add(eg_vartab *v, const char *s, size_t n, bool is_attr) 
   cap = v->cap;
   v->is_attr = xgrow(v->is_attr, &cap, 1, v->n + 1);
   v->cap = cap;
-  char *c = malloc(n + 1);
+  char *c = tl_xmalloc(n + 1);
   EG_ASSERT(c);
   memcpy(c, s, n);
   c[n] = 0;
@@ -43,16 +44,16 @@ static uint32_t vartab_add(eg_vartab *v, const char *s, size_t n, bool is_attr) 
 }
 
 void eg_vartab_clear(eg_vartab *v) {
-  for (uint32_t i = 0; i < v->n; i++) free(v->names[i]);
-  free(v->names);
-  free(v->is_attr);
+  for (uint32_t i = 0; i < v->n; i++) tl_free(v->names[i]);
+  tl_free(v->names);
+  tl_free(v->is_attr);
   memset(v, 0, sizeof *v);
 }
 
 void eg_pattern_clear(eg_pattern *p) {
-  free(p->nodes);
-  free(p->kids);
-  free(p->blob);
+  tl_free(p->nodes);
+  tl_free(p->kids);
+  tl_free(p->blob);
   memset(p, 0, sizeof *p);
 }
 
@@ -183,10 +184,10 @@ static int read_node(rd *r, sx_tok lp, uint32_t *out) {
       goto out;
     }
     if (nk == capk) {
-      uint32_t *nkids = malloc(sizeof *nkids * capk * 2);
+      uint32_t *nkids = tl_xmalloc(sizeof *nkids * capk * 2);
       EG_ASSERT(nkids);
       memcpy(nkids, kids, nk * sizeof *kids);
-      if (kids != kbuf) free(kids);
+      if (kids != kbuf) tl_free(kids);
       kids = nkids;
       capk *= 2;
     }
@@ -232,7 +233,7 @@ static int read_node(rd *r, sx_tok lp, uint32_t *out) {
   r->p->nkids += nk;
   *out = push_node(r, nd);
 out:
-  if (kids != kbuf) free(kids);
+  if (kids != kbuf) tl_free(kids);
   return rc;
 }
 
@@ -293,7 +294,7 @@ int eg_pattern_read(sx_lexer *lx, const eg_lang *l, eg_vartab *vt, int flags,
 }
 
 eg_pat *eg_pat_parse(const eg_lang *l, const char *text, char *err, size_t errsz) {
-  eg_pat *p = calloc(1, sizeof *p);
+  eg_pat *p = tl_xcalloc(1, sizeof *p);
   EG_ASSERT(p);
   sx_lexer lx;
   sx_init(&lx, text, strlen(text));
@@ -314,7 +315,7 @@ void eg_pat_free(eg_pat *p) {
   if (!p) return;
   eg_pattern_clear(&p->p);
   eg_vartab_clear(&p->vars);
-  free(p);
+  tl_free(p);
 }
 
 eg_id eg_add_term(eg_egraph *g, const char *text, char *err, size_t errsz) {
@@ -327,20 +328,20 @@ eg_id eg_add_term(eg_egraph *g, const char *text, char *err, size_t errsz) {
   if (eg_pattern_read(&lx, eg_lang_of(g), &vt, EG_VARS_NONE, &p, &pe) == 0) {
     sx_tok t = sx_next(&lx);
     if (t.k == SX_EOF) {
-      eg_id *ids = malloc(sizeof *ids * p.n);
+      eg_id *ids = tl_xmalloc(sizeof *ids * p.n);
       eg_id kb[16];
       EG_ASSERT(ids);
       for (uint32_t i = 0; i < p.n; i++) {
         const eg_pnode *nd = &p.nodes[i];
-        eg_id *kids = nd->n <= 16 ? kb : malloc(sizeof *kids * nd->n);
+        eg_id *kids = nd->n <= 16 ? kb : tl_xmalloc(sizeof *kids * nd->n);
         EG_ASSERT(kids);
         for (uint32_t k = 0; k < nd->n; k++) kids[k] = ids[p.kids[nd->kids + k]];
         uint32_t attr = eg_attr_intern(g, p.blob + nd->attr_off, nd->attr_len);
         ids[i] = eg_add(g, nd->op, attr, kids, nd->n);
-        if (kids != kb) free(kids);
+        if (kids != kb) tl_free(kids);
       }
       res = ids[p.n - 1];
-      free(ids);
+      tl_free(ids);
     } else {
       pe.line = t.line;
       pe.col = t.col;
@@ -361,7 +362,7 @@ void eg_matches_clear(eg_matches *m, uint32_t width) {
 }
 
 void eg_matches_free(eg_matches *m) {
-  free(m->a);
+  tl_free(m->a);
   memset(m, 0, sizeof *m);
 }
 
@@ -381,7 +382,7 @@ static void naive_push(naive *s) {
   size_t w = 1 + (size_t)m->width;
   if ((m->n + 1) * w > m->cap) {
     m->cap = (m->n + 1) * w * 2;
-    m->a = realloc(m->a, m->cap * sizeof *m->a);
+    m->a = tl_xrealloc(m->a, m->cap * sizeof *m->a);
     EG_ASSERT(m->a);
   }
   uint32_t *rec = m->a + m->n * w;
@@ -430,8 +431,8 @@ static void naive_go(naive *s, const uint32_t *todo, const eg_id *cls, uint32_t 
     }
     /* new worklist: this node's children, then the rest */
     uint32_t k = pn->n + ntodo - 1;
-    uint32_t *t2 = malloc(sizeof *t2 * (k ? k : 1));
-    eg_id *c2 = malloc(sizeof *c2 * (k ? k : 1));
+    uint32_t *t2 = tl_xmalloc(sizeof *t2 * (k ? k : 1));
+    eg_id *c2 = tl_xmalloc(sizeof *c2 * (k ? k : 1));
     EG_ASSERT(t2 && c2);
     const eg_id *kids = eg_node_kids(s->g, nd);
     for (uint32_t j = 0; j < pn->n; j++) {
@@ -441,8 +442,8 @@ static void naive_go(naive *s, const uint32_t *todo, const eg_id *cls, uint32_t 
     memcpy(t2 + pn->n, todo + 1, (ntodo - 1) * sizeof *t2);
     memcpy(c2 + pn->n, cls + 1, (ntodo - 1) * sizeof *c2);
     naive_go(s, t2, c2, k);
-    free(t2);
-    free(c2);
+    tl_free(t2);
+    tl_free(c2);
     if (bound_here) s->subst[pn->var] = EG_NONE;
   }
 }
@@ -451,11 +452,11 @@ size_t eg_pattern_search_naive(eg_egraph *g, const eg_pattern *p, const eg_varta
                                eg_matches *out) {
   if (!eg_is_clean(g)) eg_rebuild(g);
   eg_matches_clear(out, v->n);
-  naive s = {g, p, v, malloc(sizeof(uint32_t) * (v->n ? v->n : 1)), out, 0};
+  naive s = {g, p, v, tl_xmalloc(sizeof(uint32_t) * (v->n ? v->n : 1)), out, 0};
   EG_ASSERT(s.subst);
   uint32_t nr;
   const eg_id *roots = eg_classes_with_op(g, -1, &nr);
-  eg_id *copy = malloc(sizeof *copy * (nr ? nr : 1));
+  eg_id *copy = tl_xmalloc(sizeof *copy * (nr ? nr : 1));
   EG_ASSERT(copy);
   memcpy(copy, roots, nr * sizeof *copy);
   uint32_t root = p->n - 1;
@@ -464,7 +465,7 @@ size_t eg_pattern_search_naive(eg_egraph *g, const eg_pattern *p, const eg_varta
     s.root = copy[i];
     naive_go(&s, &root, &copy[i], 1);
   }
-  free(copy);
-  free(s.subst);
+  tl_free(copy);
+  tl_free(s.subst);
   return out->n;
 }

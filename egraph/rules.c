@@ -27,13 +27,13 @@ struct eg_conds {
   int n, cap;
 };
 
-eg_conds *eg_conds_new(void) { return calloc(1, sizeof(eg_conds)); }
+eg_conds *eg_conds_new(void) { return tl_xcalloc(1, sizeof(eg_conds)); }
 
 void eg_conds_free(eg_conds *c) {
   if (!c) return;
-  for (int i = 0; i < c->n; i++) free(c->a[i].name);
-  free(c->a);
-  free(c);
+  for (int i = 0; i < c->n; i++) tl_free(c->a[i].name);
+  tl_free(c->a);
+  tl_free(c);
 }
 
 static int cond_find(const eg_conds *c, const char *s, size_t n) {
@@ -46,10 +46,10 @@ int eg_conds_add(eg_conds *c, const char *name, const char *args, eg_cond_fn fn,
   if (cond_find(c, name, strlen(name)) >= 0) return -1;
   if (c->n == c->cap) {
     c->cap = c->cap ? c->cap * 2 : 8;
-    c->a = realloc(c->a, sizeof *c->a * (size_t)c->cap);
+    c->a = tl_xrealloc(c->a, sizeof *c->a * (size_t)c->cap);
     EG_ASSERT(c->a);
   }
-  cond_def d = {strdup(name), {0}, 0, 0, fn, ctx};
+  cond_def d = {tl_xstrdup(name), {0}, 0, 0, fn, ctx};
   size_t n = strlen(args);
   bool more = n && args[n - 1] == '+';
   d.min = (int)(more ? n - 1 : n);
@@ -81,14 +81,14 @@ bool eg_rule_conds_hold(eg_egraph *g, const eg_rules *r, const eg_rule *rule,
 
 void eg_diag_free(eg_diag *d) {
   if (!d) return;
-  free(d->text);
+  tl_free(d->text);
   memset(d, 0, sizeof *d);
 }
 
 static void diag_put(eg_diag *d, const char *s, size_t n) {
   if (d->len + n + 1 > d->cap) {
     d->cap = (d->len + n + 1) * 2;
-    d->text = realloc(d->text, d->cap);
+    d->text = tl_xrealloc(d->text, d->cap);
     EG_ASSERT(d->text);
   }
   memcpy(d->text + d->len, s, n);
@@ -123,7 +123,7 @@ static void error_at(parser *ps, int line, int col, const char *fmt, ...) {
   tl_buf q = {0};
   tl_quote_line(&q, "", src, n, col);
   diag_put(d, q.s, q.len);
-  free(q.s);
+  tl_free(q.s);
 }
 
 static void skip_close(sx_lexer *lx) {
@@ -138,24 +138,24 @@ static void skip_close(sx_lexer *lx) {
 /* ---- rules ---------------------------------------------------------------- */
 
 static void rule_clear(eg_rule *ru, bool own_vars) {
-  free(ru->name);
+  tl_free(ru->name);
   eg_pattern_clear(&ru->lhs);
   eg_pattern_clear(&ru->rhs);
   if (own_vars && ru->vars) {
     eg_vartab_clear(ru->vars);
-    free(ru->vars);
+    tl_free(ru->vars);
   }
   for (int i = 0; i < ru->nconds; i++) {
-    for (int k = 0; k < ru->conds[i].nargs; k++) free(ru->conds[i].atoms[k]);
-    free(ru->conds[i].vars);
-    free(ru->conds[i].atoms);
+    for (int k = 0; k < ru->conds[i].nargs; k++) tl_free(ru->conds[i].atoms[k]);
+    tl_free(ru->conds[i].vars);
+    tl_free(ru->conds[i].atoms);
   }
-  free(ru->conds);
+  tl_free(ru->conds);
   memset(ru, 0, sizeof *ru);
 }
 
 eg_rules *eg_rules_new(const eg_lang *l, const eg_conds *conds) {
-  eg_rules *r = calloc(1, sizeof *r);
+  eg_rules *r = tl_xcalloc(1, sizeof *r);
   EG_ASSERT(r);
   r->lang = l;
   r->conds = conds;
@@ -163,25 +163,25 @@ eg_rules *eg_rules_new(const eg_lang *l, const eg_conds *conds) {
 }
 
 static void class_clear(eg_opclass *c) {
-  free(c->name);
-  free(c->ops);
+  tl_free(c->name);
+  tl_free(c->ops);
   memset(c, 0, sizeof *c);
 }
 
 static void fuse_clear(eg_fuse *f) {
-  free(f->name);
-  free(f->producer);
-  free(f->consumer);
-  free(f->conds);
+  tl_free(f->name);
+  tl_free(f->producer);
+  tl_free(f->consumer);
+  tl_free(f->conds);
   memset(f, 0, sizeof *f);
 }
 
 static void inplace_clear(eg_inplace *ip) {
-  free(ip->name);
+  tl_free(ip->name);
   eg_pattern_clear(&ip->pat);
   if (ip->vars) {
     eg_vartab_clear(ip->vars);
-    free(ip->vars);
+    tl_free(ip->vars);
   }
   memset(ip, 0, sizeof *ip);
 }
@@ -199,7 +199,7 @@ static void rules_truncate(eg_rules *r, mark m) {
     eg_rule *ru = &r->rules[--r->nrules];
     rule_clear(ru, !ru->backward);
   }
-  while (r->nrulesets > m.nsets) free(r->rulesets[--r->nrulesets]);
+  while (r->nrulesets > m.nsets) tl_free(r->rulesets[--r->nrulesets]);
   while (r->nclasses > m.nclasses) class_clear(&r->classes[--r->nclasses]);
   while (r->nfuses > m.nfuses) fuse_clear(&r->fuses[--r->nfuses]);
   while (r->ninplaces > m.ninplaces) inplace_clear(&r->inplaces[--r->ninplaces]);
@@ -208,14 +208,14 @@ static void rules_truncate(eg_rules *r, mark m) {
 void eg_rules_free(eg_rules *r) {
   if (!r) return;
   rules_truncate(r, (mark){0, 0, 0, 0, 0});
-  free(r->rules);
-  free(r->rulesets);
-  free(r->classes);
-  free(r->fuses);
-  free(r->inplaces);
-  for (int i = 0; i < r->nfiles; i++) free(r->files[i]);
-  free(r->files);
-  free(r);
+  tl_free(r->rules);
+  tl_free(r->rulesets);
+  tl_free(r->classes);
+  tl_free(r->fuses);
+  tl_free(r->inplaces);
+  for (int i = 0; i < r->nfiles; i++) tl_free(r->files[i]);
+  tl_free(r->files);
+  tl_free(r);
 }
 
 int eg_rules_ruleset(const eg_rules *r, const char *name) {
@@ -233,7 +233,7 @@ const eg_rule *eg_rules_find(const eg_rules *r, const char *name, bool backward)
 static eg_rule *rule_push(eg_rules *r) {
   if (r->nrules == r->caprules) {
     r->caprules = r->caprules ? r->caprules * 2 : 32;
-    r->rules = realloc(r->rules, sizeof *r->rules * (size_t)r->caprules);
+    r->rules = tl_xrealloc(r->rules, sizeof *r->rules * (size_t)r->caprules);
     EG_ASSERT(r->rules);
   }
   eg_rule *ru = &r->rules[r->nrules++];
@@ -242,7 +242,7 @@ static eg_rule *rule_push(eg_rules *r) {
 }
 
 static char *dupn(const char *s, size_t n) {
-  char *c = malloc(n + 1);
+  char *c = tl_xmalloc(n + 1);
   EG_ASSERT(c);
   memcpy(c, s, n);
   c[n] = 0;
@@ -251,9 +251,9 @@ static char *dupn(const char *s, size_t n) {
 
 static void pattern_copy(eg_pattern *dst, const eg_pattern *src) {
   *dst = *src;
-  dst->nodes = malloc(sizeof *dst->nodes * (src->n ? src->n : 1));
-  dst->kids = malloc(sizeof *dst->kids * (src->nkids ? src->nkids : 1));
-  dst->blob = malloc(src->nblob ? src->nblob : 1);
+  dst->nodes = tl_xmalloc(sizeof *dst->nodes * (src->n ? src->n : 1));
+  dst->kids = tl_xmalloc(sizeof *dst->kids * (src->nkids ? src->nkids : 1));
+  dst->blob = tl_xmalloc(src->nblob ? src->nblob : 1);
   EG_ASSERT(dst->nodes && dst->kids && dst->blob);
   memcpy(dst->nodes, src->nodes, sizeof *dst->nodes * src->n);
   if (src->nkids) memcpy(dst->kids, src->kids, sizeof *dst->kids * src->nkids);
@@ -285,8 +285,8 @@ static int read_cond(parser *ps, eg_rule *ru) {
     return -1;
   }
   eg_cond_use u = {fn, 0, NULL, NULL};
-  u.vars = malloc(sizeof *u.vars * EG_COND_MAX_ARGS);
-  u.atoms = calloc(EG_COND_MAX_ARGS, sizeof *u.atoms);
+  u.vars = tl_xmalloc(sizeof *u.vars * EG_COND_MAX_ARGS);
+  u.atoms = tl_xcalloc(EG_COND_MAX_ARGS, sizeof *u.atoms);
   EG_ASSERT(u.vars && u.atoms);
   sx_tok at[EG_COND_MAX_ARGS];
   int rc = 0;
@@ -349,7 +349,7 @@ static int read_cond(parser *ps, eg_rule *ru) {
       rc = -1;
     }
   }
-  ru->conds = realloc(ru->conds, sizeof *ru->conds * (size_t)(ru->nconds + 1));
+  ru->conds = tl_xrealloc(ru->conds, sizeof *ru->conds * (size_t)(ru->nconds + 1));
   EG_ASSERT(ru->conds);
   ru->conds[ru->nconds++] = u; /* kept even on error: freed with the rule */
   return rc;
@@ -398,7 +398,7 @@ static bool read_decl_name(parser *ps, const char *what, sx_tok *nm) {
 static void *grow(void *a, int n, int *cap, size_t elem) {
   if (n < *cap) return a;
   *cap = *cap ? *cap * 2 : 16;
-  a = realloc(a, elem * (size_t)*cap);
+  a = tl_xrealloc(a, elem * (size_t)*cap);
   EG_ASSERT(a);
   return a;
 }
@@ -425,7 +425,7 @@ static uint8_t *read_selector(parser *ps, sx_tok t, const char *what) {
     error_at(ps, t.line, t.col, "expected %s: an op, an opclass, 'any' or 'output'", what);
     return NULL;
   }
-  uint8_t *set = calloc((size_t)nops + 1, 1);
+  uint8_t *set = tl_xcalloc((size_t)nops + 1, 1);
   EG_ASSERT(set);
   int c = class_find(r, t.s, t.n), op = eg_lang_op(r->lang, t.s, t.n), b = builtin_class(r->lang, t.s, t.n);
   if (sx_is(t, "any")) memset(set, 1, (size_t)nops + 1);
@@ -437,7 +437,7 @@ static uint8_t *read_selector(parser *ps, sx_tok t, const char *what) {
   else if (sx_is(t, "output")) set[nops] = 1;
   else {
     error_at(ps, t.line, t.col, "unknown op or opclass '%.*s'", (int)t.n, t.s);
-    free(set);
+    tl_free(set);
     return NULL;
   }
   return set;
@@ -465,24 +465,24 @@ static void read_opclass(parser *ps, sx_tok lp) {
     return;
   }
   int nops = r->lang->nops, nmembers = 0;
-  uint8_t *ops = calloc((size_t)nops + 1, 1);
+  uint8_t *ops = tl_xcalloc((size_t)nops + 1, 1);
   EG_ASSERT(ops);
   for (;;) {
     sx_tok t = sx_next(&ps->lx);
     if (t.k == SX_RP) break;
     uint8_t *m = read_selector(ps, t, "an opclass member");
     if (!m) {
-      free(ops);
+      tl_free(ops);
       skip_decl(ps, t);
       return;
     }
     for (int i = 0; i <= nops; i++) ops[i] |= m[i];
-    free(m);
+    tl_free(m);
     nmembers++;
   }
   if (!nmembers) {
     error_at(ps, nm.line, nm.col, "opclass '%.*s' has no members", (int)nm.n, nm.s);
-    free(ops);
+    tl_free(ops);
     return;
   }
   r->classes = grow(r->classes, r->nclasses, &r->capclasses, sizeof *r->classes);
@@ -531,7 +531,7 @@ static int read_fuse_cond(parser *ps, eg_fuse *f) {
     skip_close(&ps->lx);
     return -1;
   }
-  f->conds = realloc(f->conds, sizeof *f->conds * (size_t)(f->nconds + 1));
+  f->conds = tl_xrealloc(f->conds, sizeof *f->conds * (size_t)(f->nconds + 1));
   EG_ASSERT(f->conds);
   f->conds[f->nconds++] = c;
   return 0;
@@ -594,7 +594,7 @@ static void read_inplace(parser *ps, int set, sx_tok lp) {
     return;
   }
   eg_inplace ip = {0};
-  ip.vars = calloc(1, sizeof *ip.vars);
+  ip.vars = tl_xcalloc(1, sizeof *ip.vars);
   EG_ASSERT(ip.vars);
   eg_perr pe = {0};
   sx_tok at = sx_peek(&ps->lx);
@@ -679,7 +679,7 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
   ru->file = ps->file;
   ru->line = lp.line;
   ru->col = lp.col;
-  ru->vars = calloc(1, sizeof *ru->vars);
+  ru->vars = tl_xcalloc(1, sizeof *ru->vars);
   EG_ASSERT(ru->vars);
   eg_perr pe = {0};
   if (eg_pattern_read(&ps->lx, r->lang, ru->vars, EG_VARS_NEW, &ru->lhs, &pe)) {
@@ -723,7 +723,7 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
     ptrdiff_t at = ru - r->rules;
     eg_rule *rev = rule_push(r);
     ru = &r->rules[at];
-    rev->name = strdup(ru->name);
+    rev->name = tl_xstrdup(ru->name);
     rev->backward = true;
     rev->ruleset = set;
     rev->vars = ru->vars;
@@ -733,16 +733,16 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
     rev->line = ru->line;
     rev->col = ru->col;
     rev->nconds = ru->nconds;
-    rev->conds = malloc(sizeof *rev->conds * (size_t)(ru->nconds ? ru->nconds : 1));
+    rev->conds = tl_xmalloc(sizeof *rev->conds * (size_t)(ru->nconds ? ru->nconds : 1));
     EG_ASSERT(rev->conds);
     for (int i = 0; i < ru->nconds; i++) {
       eg_cond_use u = ru->conds[i];
-      u.vars = malloc(sizeof *u.vars * 8);
-      u.atoms = calloc(8, sizeof *u.atoms);
+      u.vars = tl_xmalloc(sizeof *u.vars * 8);
+      u.atoms = tl_xcalloc(8, sizeof *u.atoms);
       EG_ASSERT(u.vars && u.atoms);
       memcpy(u.vars, ru->conds[i].vars, sizeof *u.vars * (size_t)u.nargs);
       for (int k = 0; k < u.nargs; k++)
-        if (ru->conds[i].atoms[k]) u.atoms[k] = strdup(ru->conds[i].atoms[k]);
+        if (ru->conds[i].atoms[k]) u.atoms[k] = tl_xstrdup(ru->conds[i].atoms[k]);
       rev->conds[i] = u;
     }
   }
@@ -759,7 +759,7 @@ static int check_parens(parser *ps, const char *text, size_t n) {
   sx_lexer lx;
   sx_init(&lx, text, n);
   int cap = 64, depth = 0;
-  sx_tok *open = malloc(sizeof *open * (size_t)cap);
+  sx_tok *open = tl_xmalloc(sizeof *open * (size_t)cap);
   EG_ASSERT(open);
   int bad = 0;
   for (;;) {
@@ -768,7 +768,7 @@ static int check_parens(parser *ps, const char *text, size_t n) {
     if (t.k == SX_LP) {
       if (depth == cap) {
         cap *= 2;
-        open = realloc(open, sizeof *open * (size_t)cap);
+        open = tl_xrealloc(open, sizeof *open * (size_t)cap);
         EG_ASSERT(open);
       }
       open[depth++] = t;
@@ -786,14 +786,14 @@ static int check_parens(parser *ps, const char *text, size_t n) {
              "unbalanced parentheses: '(' is never closed");
     bad = 1;
   }
-  free(open);
+  tl_free(open);
   return bad;
 }
 
 int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_diag *d) {
-  r->files = realloc(r->files, sizeof *r->files * (size_t)(r->nfiles + 1));
+  r->files = tl_xrealloc(r->files, sizeof *r->files * (size_t)(r->nfiles + 1));
   EG_ASSERT(r->files);
-  char *fname = strdup(file ? file : "<rules>");
+  char *fname = tl_xstrdup(file ? file : "<rules>");
   r->files[r->nfiles++] = fname;
   parser ps = {r, fname, {0}, d, {0}, 0};
   if (!ps.d) ps.d = &ps.own;
@@ -822,13 +822,13 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_
     if (set < 0) {
       if (r->nrulesets == r->caprulesets) {
         r->caprulesets = r->caprulesets ? r->caprulesets * 2 : 8;
-        r->rulesets = realloc(r->rulesets, sizeof *r->rulesets * (size_t)r->caprulesets);
+        r->rulesets = tl_xrealloc(r->rulesets, sizeof *r->rulesets * (size_t)r->caprulesets);
         EG_ASSERT(r->rulesets);
       }
       set = r->nrulesets;
       r->rulesets[r->nrulesets++] = name;
     } else {
-      free(name);
+      tl_free(name);
     }
     for (;;) {
       sx_tok it = sx_next(&ps.lx);
@@ -868,7 +868,7 @@ int eg_rules_load_file(eg_rules *r, const char *path, eg_diag *d) {
     return 1;
   }
   int e = eg_rules_load(r, path, buf, n, d);
-  free(buf);
+  tl_free(buf);
   eg_diag_free(&own);
   return e;
 }

@@ -23,6 +23,7 @@
  * Match buffers are reused across iterations (the per-iteration scratch);
  * those over 64 KB are freed after the apply (release_matches). */
 #include "egraph/runner.h"
+#include "util/alloc.h"
 #include "egraph/internal.h"
 #include "egraph/pattern.h"
 
@@ -249,7 +250,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
     if (!stop && sat) stop = EG_STOP_SATURATED;
     if (out->niters == capit) {
       capit = capit ? capit * 2 : 16;
-      out->iters = realloc(out->iters, sizeof *out->iters * capit);
+      out->iters = tl_xrealloc(out->iters, sizeof *out->iters * capit);
       EG_ASSERT(out->iters);
     }
     out->iters[out->niters++] = is;
@@ -265,12 +266,12 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
 
 eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
                   int nphases, eg_run_params p) {
-  eg_report *rep = calloc(1, sizeof *rep);
+  eg_report *rep = tl_xcalloc(1, sizeof *rep);
   EG_ASSERT(rep);
   int n = rules->nrules;
   rep->nrules = n;
-  rep->rules = calloc((size_t)(n ? n : 1), sizeof *rep->rules);
-  rep->phases = calloc((size_t)(nphases ? nphases : 1), sizeof *rep->phases);
+  rep->rules = tl_xcalloc((size_t)(n ? n : 1), sizeof *rep->rules);
+  rep->phases = tl_xcalloc((size_t)(nphases ? nphases : 1), sizeof *rep->phases);
   EG_ASSERT(rep->rules && rep->phases);
   for (int i = 0; i < nphases; i++)
     if (check_sets(rules, phases[i].rulesets, rep->msg, sizeof rep->msg)) {
@@ -280,7 +281,7 @@ eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
   if (!p.match_limit) p.match_limit = 1000;
   if (!(p.match_per_node >= 0)) p.match_per_node = 0; /* NaN or negative: egg's */
   if (!p.ban_length) p.ban_length = 5;
-  rstate *st = calloc((size_t)(n ? n : 1), sizeof *st);
+  rstate *st = tl_xcalloc((size_t)(n ? n : 1), sizeof *st);
   EG_ASSERT(st);
   for (int i = 0; i < n; i++) {
     st[i].lhs = eg_prog_new(g, &rules->rules[i].lhs, rules->rules[i].vars);
@@ -296,16 +297,16 @@ eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
     eg_prog_free(st[i].rhs);
     eg_matches_free(&st[i].m);
   }
-  free(st);
+  tl_free(st);
   return rep;
 }
 
 void eg_report_free(eg_report *r) {
   if (!r) return;
-  for (int i = 0; i < r->nphases; i++) free(r->phases[i].iters);
-  free(r->phases);
-  free(r->rules);
-  free(r);
+  for (int i = 0; i < r->nphases; i++) tl_free(r->phases[i].iters);
+  tl_free(r->phases);
+  tl_free(r->rules);
+  tl_free(r);
 }
 
 void eg_report_print(const eg_report *r, const eg_rules *rules, FILE *f) {

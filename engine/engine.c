@@ -55,7 +55,7 @@ static int interp_run_into(void *prog, tl_tensor *const *inputs, const int64_t *
   for (int i = 0; !rc && i < g->noutputs; i++)
     if (res[i]->numel) memcpy(outputs[i]->data, res[i]->data, (size_t)res[i]->numel * tl_dtype_size((tl_dtype)res[i]->dtype));
   for (int i = 0; i < g->noutputs; i++) tl_tensor_free(res[i]);
-  free(res);
+  tl_free(res);
   return rc;
 }
 
@@ -158,7 +158,7 @@ static void *auto_compile(const tl_graph *g, const tl_engine_opts *o, char *err,
   char perr[512];
   if (tl_profile_get(&a->prof, perr, sizeof perr)) tl_profile_default(&a->prof);
   if (!(a->cpu = llvm_compile(g, o, err, n))) {
-    free(a);
+    tl_free(a);
     return NULL;
   }
   a->gpu_ok = gpu_available(a->why, sizeof a->why);
@@ -173,7 +173,7 @@ static void *auto_choose(auto_prog *a, tl_tensor *const *inputs, const int64_t *
   char e2[512];
   int bound = !tl_bind_inputs(g, inputs, syms, e2, sizeof e2);
   int place = bound && !tl_cost_place(&a->prof, g, syms, 0, &a->last, e2, sizeof e2);
-  free(syms);
+  tl_free(syms);
   a->runs++;
   a->last_gpu = 0;
   if (!place || !a->last.gpu || !a->gpu_ok) return a->cpu;
@@ -209,7 +209,7 @@ static char *auto_describe(const void *prog) {
                     "\"predicted_d2h_us\": %.3f, \"gpu\": \"%s\", \"program\": %s}",
                 a->last_gpu ? "gpu" : "cpu", a->last.cpu_s * 1e6, a->last.gpu_s * 1e6, a->last.gpu_kernels_s * 1e6,
                 a->last.h2d_s * 1e6, a->last.d2h_s * 1e6, a->gpu_ok ? "available" : a->why, inner);
-  free(inner);
+  tl_free(inner);
   return b.s;
 }
 
@@ -218,7 +218,7 @@ static void auto_free(void *prog) {
   if (!a) return;
   be_program_free(a->cpu);
   gpu_program_free(a->gpu);
-  free(a);
+  tl_free(a);
 }
 
 /* ---- the table ---------------------------------------------------------- */

@@ -27,6 +27,7 @@
  *    skips switches that cannot win before they are scored, and after a
  *    switch only the classes above it are brought up to date. */
 #include "extract/ex_internal.h"
+#include "util/alloc.h"
 
 #include <math.h>
 #include <string.h>
@@ -182,7 +183,7 @@ static bool settle(dagsets *ds, uint32_t c, uint32_t n, double key)
       nc *= 2;
     if (nc * sizeof(uint64_t) > EX_DAG_SETS_MAX)
       return false;
-    uint64_t *a = realloc(ds->arena, nc * sizeof(uint64_t));
+    uint64_t *a = tl_xrealloc(ds->arena, nc * sizeof(uint64_t));
     if (!a)
       return false;
     ds->arena = a, ds->cap = nc;
@@ -209,14 +210,14 @@ static ex_status greedy_sets(const ex_graph *g, const uint32_t *pstart, const ui
 {
   uint32_t nc = g->n_classes, nn = g->n_nodes;
   dagsets ds = {.g = g};
-  uint32_t *left = malloc(((size_t)nn + 1) * sizeof(uint32_t));
-  ds.bit = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  ds.cls = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  ds.off = malloc(((size_t)nc + 1) * sizeof(size_t));
-  ds.lo = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  ds.hi = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  ds.own = malloc(((size_t)nc + 1) * sizeof(double));
-  ds.val = malloc(((size_t)nc + 1) * sizeof(double));
+  uint32_t *left = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
+  ds.bit = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  ds.cls = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  ds.off = tl_xmalloc(((size_t)nc + 1) * sizeof(size_t));
+  ds.lo = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  ds.hi = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  ds.own = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
+  ds.val = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
   ex_heap h = {0};
   ex_status st = EX_ERR_NOMEM;
   if (!left || !ds.bit || !ds.cls || !ds.off || !ds.lo || !ds.hi || !ds.own || !ds.val)
@@ -229,7 +230,7 @@ static ex_status greedy_sets(const ex_graph *g, const uint32_t *pstart, const ui
     if (pstart[c + 1] - pstart[c] != 1)
       ds.cls[shared] = c, ds.bit[c] = shared++;
   }
-  ds.tmp = calloc((size_t)shared / 64 + 2, sizeof(uint64_t));
+  ds.tmp = tl_xcalloc((size_t)shared / 64 + 2, sizeof(uint64_t));
   if (!ds.tmp)
     goto out;
   for (uint32_t c = 0; c < nc; c++)
@@ -258,8 +259,8 @@ static ex_status greedy_sets(const ex_graph *g, const uint32_t *pstart, const ui
   st = EX_OK;
 out:
   ex_heap_free(&h);
-  free(left), free(ds.bit), free(ds.cls), free(ds.arena), free(ds.off), free(ds.lo), free(ds.hi);
-  free(ds.tmp), free(ds.own), free(ds.val);
+  tl_free(left), tl_free(ds.bit), tl_free(ds.cls), tl_free(ds.arena), tl_free(ds.off), tl_free(ds.lo), tl_free(ds.hi);
+  tl_free(ds.tmp), tl_free(ds.own), tl_free(ds.val);
   return st;
 }
 
@@ -437,14 +438,14 @@ static ex_status local_search(const ex_graph *g, const uint32_t *pstart, const u
   uint32_t nc = g->n_classes;
   size_t ne = g->child_start[g->n_nodes];
   search s = {.g = g, .pstart = pstart, .par = par, .choice = choice};
-  s.ref = calloc((size_t)nc + 1, sizeof(uint32_t));
-  s.h = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  s.tpos = malloc(((size_t)nc + 1) * sizeof(double));
-  s.tneg = malloc(((size_t)nc + 1) * sizeof(double));
-  s.mark = calloc((size_t)nc + 1, sizeof(uint32_t));
+  s.ref = tl_xcalloc((size_t)nc + 1, sizeof(uint32_t));
+  s.h = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  s.tpos = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
+  s.tneg = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
+  s.mark = tl_xcalloc((size_t)nc + 1, sizeof(uint32_t));
   /* Stack and log: a cascade touches each class once per incoming edge. */
-  s.stk = malloc((ne + nc + 2) * sizeof(uint32_t));
-  s.log = malloc((2 * ne + 2) * sizeof(uint32_t));
+  s.stk = tl_xmalloc((ne + nc + 2) * sizeof(uint32_t));
+  s.log = tl_xmalloc((2 * ne + 2) * sizeof(uint32_t));
   ex_status st = EX_ERR_NOMEM;
   if (!s.ref || !s.h || !s.tpos || !s.tneg || !s.mark || !s.stk || !s.log)
     goto out;
@@ -507,7 +508,7 @@ static ex_status local_search(const ex_graph *g, const uint32_t *pstart, const u
   }
   st = EX_OK;
 out:
-  free(s.ref), free(s.h), free(s.tpos), free(s.tneg), free(s.mark), free(s.stk), free(s.log);
+  tl_free(s.ref), tl_free(s.h), tl_free(s.tpos), tl_free(s.tneg), tl_free(s.mark), tl_free(s.stk), tl_free(s.log);
   return st;
 }
 
@@ -517,15 +518,15 @@ ex_status ex_dag_improve(const ex_graph *g, uint32_t *choice)
   ex_status st = EX_ERR_NOMEM;
   if (ex_parents(g, &pstart, &par))
     st = local_search(g, pstart, par, choice);
-  free(pstart), free(par);
+  tl_free(pstart), tl_free(par);
   return st;
 }
 
 ex_status ex_dag_choice(const ex_graph *g, uint32_t *choice, ex_diag *d)
 {
   uint32_t nc = g->n_classes;
-  uint32_t *alt = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  double *tc = malloc(((size_t)nc + 1) * sizeof(double));
+  uint32_t *alt = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  double *tc = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
   uint32_t *pstart = NULL, *par = NULL;
   ex_status st = EX_ERR_NOMEM;
   /* One parents index serves the tree pass and steps 1 and 3. */
@@ -541,7 +542,7 @@ ex_status ex_dag_choice(const ex_graph *g, uint32_t *choice, ex_diag *d)
     memcpy(choice, alt, (size_t)nc * sizeof(uint32_t));
   st = local_search(g, pstart, par, choice);
 out:
-  free(alt), free(tc), free(pstart), free(par);
+  tl_free(alt), tl_free(tc), tl_free(pstart), tl_free(par);
   if (st == EX_ERR_NOMEM)
     ex_fail(d, st, "out of memory in DAG extraction");
   return st;

@@ -67,6 +67,7 @@
  *                   cut callback), and the repair of cyclic solutions;
  *   exact_reduce.c  the LP stage. */
 #include "extract/ex_internal.h"
+#include "util/alloc.h"
 
 #include <math.h>
 #include <string.h>
@@ -86,7 +87,7 @@
 bool ex_mark_live(model *m)
 {
   const ex_graph *g = m->g;
-  uint32_t *stk = malloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
+  uint32_t *stk = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
   if (!stk)
     return false;
   memset(m->live, 0, g->n_classes);
@@ -104,7 +105,7 @@ bool ex_mark_live(model *m)
           m->live[g->child[k]] = 1, stk[sp++] = g->child[k];
     }
   }
-  free(stk);
+  tl_free(stk);
   return true;
 }
 
@@ -150,13 +151,13 @@ bool ex_sccs(model *m)
 {
   const ex_graph *g = m->g;
   uint32_t nc = g->n_classes;
-  uint32_t *idx = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  uint32_t *low = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  uint32_t *stk = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  uint8_t *on = calloc((size_t)nc + 1, 1);
-  uint32_t *cs = malloc(((size_t)nc + 1) * sizeof(uint32_t)); /* call stack: class */
-  uint32_t *cn = malloc(((size_t)nc + 1) * sizeof(uint32_t)); /* current node */
-  uint32_t *ck = malloc(((size_t)nc + 1) * sizeof(uint32_t)); /* current child slot */
+  uint32_t *idx = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  uint32_t *low = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  uint32_t *stk = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  uint8_t *on = tl_xcalloc((size_t)nc + 1, 1);
+  uint32_t *cs = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t)); /* call stack: class */
+  uint32_t *cn = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t)); /* current node */
+  uint32_t *ck = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t)); /* current child slot */
   bool ok = idx && low && stk && on && cs && cn && ck;
   uint32_t next = 0, sp = 0, ns = 0;
   for (uint32_t c = 0; ok && c < nc; c++)
@@ -208,7 +209,7 @@ bool ex_sccs(model *m)
         low[cs[fp - 1]] = low[v];
     }
   }
-  free(idx), free(low), free(stk), free(on), free(cs), free(cn), free(ck);
+  tl_free(idx), tl_free(low), tl_free(stk), tl_free(on), tl_free(cs), tl_free(cn), tl_free(ck);
   m->n_scc = ns;
   return ok;
 }
@@ -237,7 +238,7 @@ static bool cover_rows(const model *m, lp *l, uint32_t c, edges *eb)
     for (uint32_t k = g->child_start[n]; k < g->child_start[n + 1]; k++) {
       if (eb->n == eb->cap) {
         size_t nc = eb->cap ? 2 * eb->cap : 64;
-        edge *v = realloc(eb->v, nc * sizeof *v);
+        edge *v = tl_xrealloc(eb->v, nc * sizeof *v);
         if (!v)
           return false;
         eb->v = v, eb->cap = nc;
@@ -324,8 +325,8 @@ ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, doub
   ex_status st = EX_ERR_NOMEM;
   if (!ex_build_rows(m, &l, w, mand))
     goto out;
-  start = malloc(((size_t)l.ncols + 1) * sizeof(double));
-  sidx = malloc(((size_t)l.ncols + 1) * sizeof(int));
+  start = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(double));
+  sidx = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(int));
   if (!start || !sidx)
     goto out;
   for (uint32_t i = 0; i < l.ncols; i++)
@@ -438,7 +439,7 @@ out:
   if (cbc)
     Cbc_deleteModel(cbc);
   ex_lp_free(&l);
-  free(start), free(sidx);
+  tl_free(start), tl_free(sidx);
   ex_sep_free(&sp);
   return st;
 }
@@ -449,12 +450,12 @@ static bool model_init(model *m, const ex_graph *g)
 {
   size_t nc = g->n_classes, nn = g->n_nodes;
   *m = (model){.g = g};
-  m->cand = malloc(nn + 1);
-  m->live = malloc(nc + 1);
-  m->isroot = calloc(nc + 1, 1);
-  m->mand = calloc(nc + 1, 1);
-  m->col = malloc((nn + 1) * sizeof(uint32_t));
-  m->scc = malloc((nc + 1) * sizeof(uint32_t));
+  m->cand = tl_xmalloc(nn + 1);
+  m->live = tl_xmalloc(nc + 1);
+  m->isroot = tl_xcalloc(nc + 1, 1);
+  m->mand = tl_xcalloc(nc + 1, 1);
+  m->col = tl_xmalloc((nn + 1) * sizeof(uint32_t));
+  m->scc = tl_xmalloc((nc + 1) * sizeof(uint32_t));
   if (!m->cand || !m->live || !m->isroot || !m->mand || !m->col || !m->scc)
     return false;
   for (uint32_t r = 0; r < g->n_roots; r++)
@@ -464,28 +465,28 @@ static bool model_init(model *m, const ex_graph *g)
 
 static void model_free(model *m)
 {
-  free(m->cand), free(m->live), free(m->isroot), free(m->mand), free(m->col), free(m->scc);
+  tl_free(m->cand), tl_free(m->live), tl_free(m->isroot), tl_free(m->mand), tl_free(m->col), tl_free(m->scc);
 }
 
 static bool work_init(work *w, const ex_graph *g)
 {
   size_t nc = g->n_classes, nn = g->n_nodes;
   *w = (work){0};
-  w->tc = malloc((nc + 1) * sizeof(double));
-  w->pick = malloc((nc + 1) * sizeof(uint32_t));
-  w->alt = malloc((nc + 1) * sizeof(uint32_t));
-  w->stk = malloc((nc + 1) * sizeof(uint32_t));
-  w->pos = malloc((nc + 1) * sizeof(uint32_t));
-  w->colour = malloc(nc + 1);
-  w->ok = malloc(nc + 1);
-  w->left_n = malloc((nn + 1) * sizeof(uint32_t));
+  w->tc = tl_xmalloc((nc + 1) * sizeof(double));
+  w->pick = tl_xmalloc((nc + 1) * sizeof(uint32_t));
+  w->alt = tl_xmalloc((nc + 1) * sizeof(uint32_t));
+  w->stk = tl_xmalloc((nc + 1) * sizeof(uint32_t));
+  w->pos = tl_xmalloc((nc + 1) * sizeof(uint32_t));
+  w->colour = tl_xmalloc(nc + 1);
+  w->ok = tl_xmalloc(nc + 1);
+  w->left_n = tl_xmalloc((nn + 1) * sizeof(uint32_t));
   return w->tc && w->pick && w->alt && w->stk && w->pos && w->colour && w->ok && w->left_n;
 }
 
 static void work_free(work *w)
 {
-  free(w->pstart), free(w->par), free(w->tc), free(w->pick), free(w->alt), free(w->stk);
-  free(w->pos), free(w->colour), free(w->ok), free(w->left_n), free(w->eb.v), free(w->mrow);
+  tl_free(w->pstart), tl_free(w->par), tl_free(w->tc), tl_free(w->pick), tl_free(w->alt), tl_free(w->stk);
+  tl_free(w->pos), tl_free(w->colour), tl_free(w->ok), tl_free(w->left_n), tl_free(w->eb.v), tl_free(w->mrow);
 }
 
 ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choice,

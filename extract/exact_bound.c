@@ -16,6 +16,7 @@
  * value 2, CBC's bound 3.7 after 10 s, optimum 13), and the solver is not
  * needed at all. */
 #include "extract/exact_internal.h"
+#include "util/alloc.h"
 
 #include <math.h>
 
@@ -116,15 +117,15 @@ double ex_lower_bound(const model *m)
   double *lb = NULL, result = NAN;
   uint8_t *done = NULL;
   ex_heap h = {0};
-  b.reach = calloc((size_t)m->n_scc * b.words + 1, sizeof(uint64_t));
-  b.uf = malloc(((size_t)maxk + 1) * sizeof(uint32_t));
-  b.gmax = malloc(((size_t)maxk + 1) * sizeof(double));
-  b.kids = malloc(((size_t)maxk + 1) * sizeof(uint32_t));
-  first = malloc(((size_t)m->n_scc + 1) * sizeof(uint32_t));
-  next = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  left = malloc(((size_t)nn + 1) * sizeof(uint32_t));
-  lb = malloc(((size_t)nc + 1) * sizeof(double));
-  done = calloc((size_t)nc + 1, 1);
+  b.reach = tl_xcalloc((size_t)m->n_scc * b.words + 1, sizeof(uint64_t));
+  b.uf = tl_xmalloc(((size_t)maxk + 1) * sizeof(uint32_t));
+  b.gmax = tl_xmalloc(((size_t)maxk + 1) * sizeof(double));
+  b.kids = tl_xmalloc(((size_t)maxk + 1) * sizeof(uint32_t));
+  first = tl_xmalloc(((size_t)m->n_scc + 1) * sizeof(uint32_t));
+  next = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  left = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
+  lb = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
+  done = tl_xcalloc((size_t)nc + 1, 1);
   if (!b.reach || !b.uf || !b.gmax || !b.kids || !first || !next || !left || !lb || !done ||
       !ex_parents(g, &pstart, &par))
     goto out;
@@ -189,8 +190,8 @@ double ex_lower_bound(const model *m)
   result = group_sum(&b, m, g->roots, g->n_roots, lb);
 out:
   ex_heap_free(&h);
-  free(b.reach), free(b.uf), free(b.gmax), free(b.kids), free(first), free(next), free(left), free(lb);
-  free(done);
-  free(pstart), free(par);
+  tl_free(b.reach), tl_free(b.uf), tl_free(b.gmax), tl_free(b.kids), tl_free(first), tl_free(next), tl_free(left), tl_free(lb);
+  tl_free(done);
+  tl_free(pstart), tl_free(par);
   return result;
 }

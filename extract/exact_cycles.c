@@ -9,6 +9,7 @@
  *    become the incumbent (ex_repair).
  * Why the rows are valid is in exact.c's overview. */
 #include "extract/exact_internal.h"
+#include "util/alloc.h"
 
 #include <math.h>
 #include <string.h>
@@ -119,11 +120,11 @@ static bool support_build(support *s, const model *m, const double *x)
         }
         if (s->n == s->cap) {
           uint32_t ncap = s->cap ? 2 * s->cap : 1024;
-          uint32_t *t = realloc(s->to, (size_t)ncap * sizeof *t);
+          uint32_t *t = tl_xrealloc(s->to, (size_t)ncap * sizeof *t);
           if (!t)
             return false;
           s->to = t;
-          double *y = realloc(s->y, (size_t)ncap * sizeof *y);
+          double *y = tl_xrealloc(s->y, (size_t)ncap * sizeof *y);
           if (!y)
             return false;
           s->y = y, s->cap = ncap;
@@ -247,16 +248,16 @@ bool ex_sep_init(sep *sp, const model *m, lp *l)
   uint32_t nc = g->n_classes;
   *sp = (sep){.m = m, .l = l};
   support *s = &sp->s;
-  s->X = malloc(((size_t)nc + 1) * sizeof(double));
-  s->start = malloc(((size_t)nc + 2) * sizeof(uint32_t));
-  s->slot = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  s->dist = malloc(((size_t)nc + 1) * sizeof(double));
-  s->pred = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  s->touched = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  s->on_cut = malloc((size_t)nc + 1);
-  sp->cyc = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  sp->cyclic = calloc((size_t)m->n_scc + 1, 1);
-  uint32_t *size = calloc((size_t)m->n_scc + 1, sizeof(uint32_t));
+  s->X = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
+  s->start = tl_xmalloc(((size_t)nc + 2) * sizeof(uint32_t));
+  s->slot = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  s->dist = tl_xmalloc(((size_t)nc + 1) * sizeof(double));
+  s->pred = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  s->touched = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  s->on_cut = tl_xmalloc((size_t)nc + 1);
+  sp->cyc = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  sp->cyclic = tl_xcalloc((size_t)m->n_scc + 1, 1);
+  uint32_t *size = tl_xcalloc((size_t)m->n_scc + 1, sizeof(uint32_t));
   bool ok = s->X && s->start && s->slot && s->dist && s->pred && s->touched && s->on_cut &&
             sp->cyc && sp->cyclic && size;
   for (uint32_t c = 0; ok && c < nc; c++) {
@@ -264,15 +265,15 @@ bool ex_sep_init(sep *sp, const model *m, lp *l)
     if (m->live[c] && ++size[m->scc[c]] > 1)
       sp->cyclic[m->scc[c]] = 1;
   }
-  free(size);
+  tl_free(size);
   return ok;
 }
 
 void ex_sep_free(sep *sp)
 {
   support *s = &sp->s;
-  free(s->X), free(s->start), free(s->to), free(s->y), free(s->slot), free(s->dist);
-  free(s->pred), free(s->touched), free(s->on_cut), free(sp->cyc), free(sp->cyclic);
+  tl_free(s->X), tl_free(s->start), tl_free(s->to), tl_free(s->y), tl_free(s->slot), tl_free(s->dist);
+  tl_free(s->pred), tl_free(s->touched), tl_free(s->on_cut), tl_free(sp->cyc), tl_free(sp->cyclic);
   ex_lp_free(&sp->row);
   ex_heap_free(&sp->h);
 }

@@ -6,6 +6,7 @@
  * exact_internal.h). A file of its own because every stage of the
  * extractor builds rows, while none of them needs to see how. */
 #include "extract/exact_internal.h"
+#include "util/alloc.h"
 
 #include <float.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@ bool ex_lp_grow(void **p, uint32_t *cap, uint32_t need, size_t sz)
   uint32_t nc = *cap ? *cap : 256;
   while (nc < need)
     nc *= 2;
-  void *q = realloc(*p, (size_t)nc * sz);
+  void *q = tl_xrealloc(*p, (size_t)nc * sz);
   if (!q)
     return false;
   *p = q;
@@ -85,11 +86,11 @@ void ex_lp_row(lp *l, char sense, double rhs)
  * CBC and CLP load them. False on OOM (the arrays are freed). */
 bool ex_lp_csc(const lp *l, CoinBigIndex **startp, int **idxp, double **valp)
 {
-  CoinBigIndex *start = calloc((size_t)l->ncols + 2, sizeof *start);
-  int *idx = malloc(((size_t)l->nz + 1) * sizeof *idx);
-  double *val = malloc(((size_t)l->nz + 1) * sizeof *val);
+  CoinBigIndex *start = tl_xcalloc((size_t)l->ncols + 2, sizeof *start);
+  int *idx = tl_xmalloc(((size_t)l->nz + 1) * sizeof *idx);
+  double *val = tl_xmalloc(((size_t)l->nz + 1) * sizeof *val);
   if (!start || !idx || !val) {
-    free(start), free(idx), free(val);
+    tl_free(start), tl_free(idx), tl_free(val);
     return false;
   }
   for (uint32_t i = 0; i < l->nz; i++)
@@ -127,13 +128,13 @@ Cbc_Model *ex_lp_load(const lp *l, bool integer)
       Cbc_setInteger(cbc, (int)c);
   }
 out:
-  free(start), free(idx), free(val);
+  tl_free(start), tl_free(idx), tl_free(val);
   return cbc;
 }
 
 void ex_lp_free(lp *l)
 {
-  free(l->clb), free(l->cub), free(l->obj), free(l->rlb), free(l->rub);
-  free(l->zr), free(l->zc), free(l->zv), free(l->ri), free(l->rv);
+  tl_free(l->clb), tl_free(l->cub), tl_free(l->obj), tl_free(l->rlb), tl_free(l->rub);
+  tl_free(l->zr), tl_free(l->zc), tl_free(l->zv), tl_free(l->ri), tl_free(l->rv);
 }
 

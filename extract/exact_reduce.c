@@ -27,6 +27,7 @@
  * tensat/bert_acyclic this takes the model from 20244 to 969 columns and
  * its LP value from 0.589 to 0.7078. */
 #include "extract/exact_internal.h"
+#include "util/alloc.h"
 
 #include <float.h>
 #include <math.h>
@@ -178,7 +179,7 @@ static int lp_relax(const lp *l, double seconds, double *value, double *x, doubl
     }
     Clp_deleteModel(clp);
   }
-  free(start), free(idx), free(val);
+  tl_free(start), tl_free(idx), tl_free(val);
   return ok;
 }
 
@@ -253,9 +254,9 @@ ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double dead
     st = EX_ERR_NOMEM;
     if (!ex_build_rows(m, &l, w, true))
       goto out;
-    free(x), free(rc);
-    x = malloc(((size_t)l.ncols + 1) * sizeof(double));
-    rc = malloc(((size_t)l.ncols + 1) * sizeof(double));
+    tl_free(x), tl_free(rc);
+    x = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(double));
+    rc = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(double));
     if (!x || !rc)
       goto out;
     double v, plain = NAN;
@@ -304,7 +305,7 @@ ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double dead
     st = EX_ERR_NOMEM;
 out:
   ex_lp_free(&l);
-  free(x), free(rc);
+  tl_free(x), tl_free(rc);
   return st;
 }
 

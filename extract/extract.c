@@ -3,6 +3,7 @@
  * every caller (CLI, tests, bench, the optimizer) gets the same guarantee:
  * an EX_OK result is a valid acyclic extraction. */
 #include "extract/ex_internal.h"
+#include "util/alloc.h"
 
 #include <assert.h>
 #include <math.h>
@@ -19,11 +20,11 @@ static ex_status run_tree(const ex_graph *g, const ex_params *p, uint32_t *choic
                           double *lb, bool *optimal, ex_diag *d)
 {
   (void)p, (void)lb, (void)optimal;
-  double *tc = malloc(((size_t)g->n_classes + 1) * sizeof(double));
+  double *tc = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(double));
   if (!tc)
     return ex_fail(d, EX_ERR_NOMEM, "out of memory in tree extraction");
   ex_status st = ex_tree_choice(g, choice, tc);
-  free(tc);
+  tl_free(tc);
   if (st != EX_OK)
     return ex_fail(d, st, "out of memory in tree extraction");
   return EX_OK;
@@ -64,7 +65,7 @@ ex_params ex_params_default(void)
 
 void ex_result_free(ex_result *r)
 {
-  free(r->choice);
+  tl_free(r->choice);
   memset(r, 0, sizeof *r);
 }
 
@@ -73,7 +74,7 @@ ex_status ex_extract(const ex_graph *g, ex_kind kind, ex_params p, ex_result *r,
   memset(r, 0, sizeof *r);
   if (kind >= EX_KIND_COUNT)
     return ex_fail(d, EX_ERR_INVALID, "unknown extractor %d", (int)kind);
-  uint32_t *choice = malloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
+  uint32_t *choice = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
   if (!choice)
     return ex_fail(d, EX_ERR_NOMEM, "out of memory");
   double lb = -INFINITY;
@@ -107,7 +108,7 @@ ex_status ex_extract(const ex_graph *g, ex_kind kind, ex_params p, ex_result *r,
                    extractors[kind].name, cd.msg);
   }
   if (st != EX_OK) {
-    free(choice);
+    tl_free(choice);
     return st;
   }
   r->choice = choice;

@@ -7,6 +7,7 @@
  * because a choice is per class. Builders append in any order; finish sorts
  * once with a counting sort, so building is linear. */
 #include "extract/ex_internal.h"
+#include "util/alloc.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ static bool grow(void *p, uint32_t *cap, size_t need, size_t sz)
     nc *= 2;
   if (nc > UINT32_MAX - 1)
     nc = UINT32_MAX - 1;
-  void *q = realloc(*(void **)p, nc * sz);
+  void *q = tl_xrealloc(*(void **)p, nc * sz);
   if (!q)
     return false;
   *(void **)p = q;
@@ -66,12 +67,12 @@ static bool grow(void *p, uint32_t *cap, size_t need, size_t sz)
 
 ex_graph *ex_graph_new(void)
 {
-  ex_graph *g = calloc(1, sizeof *g);
+  ex_graph *g = tl_xcalloc(1, sizeof *g);
   if (!g)
     return NULL;
-  g->b = calloc(1, sizeof *g->b);
+  g->b = tl_xcalloc(1, sizeof *g->b);
   if (!g->b) {
-    free(g);
+    tl_free(g);
     return NULL;
   }
   return g;
@@ -91,7 +92,7 @@ static uint32_t intern(ex_graph *g, const char *name)
     size_t nc = b->cap_names ? b->cap_names * 2 : 4096;
     while (nc < b->n_names + len)
       nc *= 2;
-    char *q = realloc(g->names, nc);
+    char *q = tl_xrealloc(g->names, nc);
     if (!q)
       return EX_NONE - 1;
     g->names = q;
@@ -126,16 +127,16 @@ uint32_t ex_graph_add_node(ex_graph *g, uint32_t cls, double cost,
     if (b->cap_nodes > UINT32_MAX / 4)
       return EX_NONE;
     uint32_t nc = b->cap_nodes ? b->cap_nodes * 2 : 64;
-    uint32_t *a1 = realloc(b->nclass, (size_t)nc * sizeof *a1);
+    uint32_t *a1 = tl_xrealloc(b->nclass, (size_t)nc * sizeof *a1);
     if (a1)
       b->nclass = a1;
-    uint32_t *a2 = realloc(b->nname, (size_t)nc * sizeof *a2);
+    uint32_t *a2 = tl_xrealloc(b->nname, (size_t)nc * sizeof *a2);
     if (a2)
       b->nname = a2;
-    uint32_t *a3 = realloc(b->nchild_off, (size_t)nc * sizeof *a3);
+    uint32_t *a3 = tl_xrealloc(b->nchild_off, (size_t)nc * sizeof *a3);
     if (a3)
       b->nchild_off = a3;
-    double *a4 = realloc(b->ncost, (size_t)nc * sizeof *a4);
+    double *a4 = tl_xrealloc(b->ncost, (size_t)nc * sizeof *a4);
     if (a4)
       b->ncost = a4;
     if (!a1 || !a2 || !a3 || !a4)
@@ -181,14 +182,14 @@ static void build_free(struct ex_graph_build *b)
 {
   if (!b)
     return;
-  free(b->class_name);
-  free(b->nclass);
-  free(b->nname);
-  free(b->nchild_off);
-  free(b->ncost);
-  free(b->child);
-  free(b->roots);
-  free(b);
+  tl_free(b->class_name);
+  tl_free(b->nclass);
+  tl_free(b->nname);
+  tl_free(b->nchild_off);
+  tl_free(b->ncost);
+  tl_free(b->child);
+  tl_free(b->roots);
+  tl_free(b);
 }
 
 ex_status ex_graph_finish(ex_graph *g, ex_diag *d)
@@ -197,13 +198,13 @@ ex_status ex_graph_finish(ex_graph *g, ex_diag *d)
   if (!b)
     return EX_OK;
   uint32_t nc = b->n_classes, nn = b->n_nodes, ne = b->n_child;
-  g->class_start = calloc((size_t)nc + 1, sizeof(uint32_t));
-  g->node_class = malloc(((size_t)nn + 1) * sizeof(uint32_t));
-  g->node_cost = malloc(((size_t)nn + 1) * sizeof(double));
-  g->child_start = malloc(((size_t)nn + 1) * sizeof(uint32_t));
-  g->child = malloc(((size_t)ne + 1) * sizeof(uint32_t));
-  g->node_name = malloc(((size_t)nn + 1) * sizeof(uint32_t));
-  g->node_input = malloc(((size_t)nn + 1) * sizeof(uint32_t));
+  g->class_start = tl_xcalloc((size_t)nc + 1, sizeof(uint32_t));
+  g->node_class = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
+  g->node_cost = tl_xmalloc(((size_t)nn + 1) * sizeof(double));
+  g->child_start = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
+  g->child = tl_xmalloc(((size_t)ne + 1) * sizeof(uint32_t));
+  g->node_name = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
+  g->node_input = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
   if (!g->class_start || !g->node_class || !g->node_cost || !g->child_start ||
       !g->child || !g->node_name || !g->node_input)
     return ex_fail(d, EX_ERR_NOMEM, "out of memory building the e-graph");
@@ -212,13 +213,13 @@ ex_status ex_graph_finish(ex_graph *g, ex_diag *d)
     g->class_start[b->nclass[i] + 1]++;
   for (uint32_t c = 0; c < nc; c++)
     g->class_start[c + 1] += g->class_start[c];
-  uint32_t *fill = malloc(((size_t)nc + 1) * sizeof(uint32_t));
+  uint32_t *fill = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
   if (!fill)
     return ex_fail(d, EX_ERR_NOMEM, "out of memory building the e-graph");
   memcpy(fill, g->class_start, ((size_t)nc + 1) * sizeof(uint32_t));
   for (uint32_t i = 0; i < nn; i++)
     g->node_input[fill[b->nclass[i]]++] = i;
-  free(fill);
+  tl_free(fill);
   uint32_t e = 0;
   g->has_negative = false;
   for (uint32_t n = 0; n < nn; n++) {
@@ -262,17 +263,17 @@ void ex_graph_free(ex_graph *g)
   if (!g)
     return;
   build_free(g->b);
-  free(g->class_start);
-  free(g->node_class);
-  free(g->node_cost);
-  free(g->child_start);
-  free(g->child);
-  free(g->roots);
-  free(g->names);
-  free(g->class_name);
-  free(g->node_name);
-  free(g->node_input);
-  free(g);
+  tl_free(g->class_start);
+  tl_free(g->node_class);
+  tl_free(g->node_cost);
+  tl_free(g->child_start);
+  tl_free(g->child);
+  tl_free(g->roots);
+  tl_free(g->names);
+  tl_free(g->class_name);
+  tl_free(g->node_name);
+  tl_free(g->node_input);
+  tl_free(g);
 }
 
 const char *ex_graph_class_name(const ex_graph *g, uint32_t c, char *buf, size_t len)
@@ -302,11 +303,11 @@ const char *ex_graph_node_name(const ex_graph *g, uint32_t n, char *buf, size_t 
 ex_status ex_check(const ex_graph *g, const uint32_t *choice, ex_diag *d)
 {
   /* Colour DFS: 0 unseen, 1 on the stack, 2 done. A grey child is a cycle. */
-  uint8_t *col = calloc((size_t)g->n_classes + 1, 1);
-  uint32_t *stk = malloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
-  uint32_t *pos = malloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
+  uint8_t *col = tl_xcalloc((size_t)g->n_classes + 1, 1);
+  uint32_t *stk = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
+  uint32_t *pos = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
   if (!col || !stk || !pos) {
-    free(col), free(stk), free(pos);
+    tl_free(col), tl_free(stk), tl_free(pos);
     return ex_fail(d, EX_ERR_NOMEM, "out of memory checking a choice");
   }
   char b1[32], b2[32];
@@ -349,17 +350,17 @@ ex_status ex_check(const ex_graph *g, const uint32_t *choice, ex_diag *d)
       }
     }
   }
-  free(col), free(stk), free(pos);
+  tl_free(col), tl_free(stk), tl_free(pos);
   return st;
 }
 
 void ex_trim(const ex_graph *g, uint32_t *choice)
 {
-  uint8_t *seen = calloc((size_t)g->n_classes + 1, 1);
-  uint32_t *stk = malloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
+  uint8_t *seen = tl_xcalloc((size_t)g->n_classes + 1, 1);
+  uint32_t *stk = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
   if (!seen || !stk) {
     /* Trimming is cosmetic (unreachable choices cost nothing): skip on OOM. */
-    free(seen), free(stk);
+    tl_free(seen), tl_free(stk);
     return;
   }
   uint32_t sp = 0;
@@ -377,16 +378,16 @@ void ex_trim(const ex_graph *g, uint32_t *choice)
   for (uint32_t c = 0; c < g->n_classes; c++)
     if (!seen[c])
       choice[c] = EX_NONE;
-  free(seen), free(stk);
+  tl_free(seen), tl_free(stk);
 }
 
 double ex_dag_cost(const ex_graph *g, const uint32_t *choice)
 {
-  uint8_t *seen = calloc((size_t)g->n_classes + 1, 1);
-  uint32_t *stk = malloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
+  uint8_t *seen = tl_xcalloc((size_t)g->n_classes + 1, 1);
+  uint32_t *stk = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
   double sum = 0;
   if (!seen || !stk) {
-    free(seen), free(stk);
+    tl_free(seen), tl_free(stk);
     return NAN;
   }
   uint32_t sp = 0;
@@ -400,7 +401,7 @@ double ex_dag_cost(const ex_graph *g, const uint32_t *choice)
       if (!seen[g->child[k]])
         seen[g->child[k]] = 1, stk[sp++] = g->child[k];
   }
-  free(seen), free(stk);
+  tl_free(seen), tl_free(stk);
   return sum;
 }
 
@@ -408,13 +409,13 @@ double ex_tree_cost(const ex_graph *g, const uint32_t *choice)
 {
   /* Post-order memo: tc[c] = cost(choice[c]) + sum of tc over its children,
    * counting a repeated child once per occurrence. */
-  double *tc = malloc(((size_t)g->n_classes + 1) * sizeof(double));
-  uint8_t *st = calloc((size_t)g->n_classes + 1, 1);
+  double *tc = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(double));
+  uint8_t *st = tl_xcalloc((size_t)g->n_classes + 1, 1);
   /* A class may be pushed once per parent edge before it is expanded. */
-  uint32_t *stk = malloc(((size_t)g->child_start[g->n_nodes] + 2) * sizeof(uint32_t));
+  uint32_t *stk = tl_xmalloc(((size_t)g->child_start[g->n_nodes] + 2) * sizeof(uint32_t));
   double sum = 0;
   if (!tc || !st || !stk) {
-    free(tc), free(st), free(stk);
+    tl_free(tc), tl_free(st), tl_free(stk);
     return NAN;
   }
   for (uint32_t r = 0; r < g->n_roots; r++) {
@@ -441,7 +442,7 @@ double ex_tree_cost(const ex_graph *g, const uint32_t *choice)
     }
     sum += tc[g->roots[r]];
   }
-  free(tc), free(st), free(stk);
+  tl_free(tc), tl_free(st), tl_free(stk);
   return sum;
 }
 
@@ -451,11 +452,11 @@ bool ex_heap_push(ex_heap *h, double key, uint32_t id)
 {
   if (h->n == h->cap) {
     uint32_t nc = h->cap ? h->cap * 2 : 64;
-    double *k = realloc(h->key, (size_t)nc * sizeof *k);
+    double *k = tl_xrealloc(h->key, (size_t)nc * sizeof *k);
     if (!k)
       return false;
     h->key = k;
-    uint32_t *i = realloc(h->id, (size_t)nc * sizeof *i);
+    uint32_t *i = tl_xrealloc(h->id, (size_t)nc * sizeof *i);
     if (!i)
       return false;
     h->id = i;
@@ -497,7 +498,7 @@ bool ex_heap_pop(ex_heap *h, double *key, uint32_t *id)
 
 void ex_heap_free(ex_heap *h)
 {
-  free(h->key);
-  free(h->id);
+  tl_free(h->key);
+  tl_free(h->id);
   h->key = NULL, h->id = NULL, h->n = h->cap = 0;
 }

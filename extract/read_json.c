@@ -42,16 +42,16 @@ static bool strmap_init(strmap *m, size_t n)
   size_t cap = 16;
   while (cap < 2 * n + 2)
     cap *= 2;
-  m->key = calloc(cap, sizeof *m->key);
-  m->val = malloc(cap * sizeof *m->val);
+  m->key = tl_xcalloc(cap, sizeof *m->key);
+  m->val = tl_xmalloc(cap * sizeof *m->val);
   m->mask = cap - 1;
   return m->key && m->val;
 }
 
 static void strmap_free(strmap *m)
 {
-  free(m->key);
-  free(m->val);
+  tl_free(m->key);
+  tl_free(m->val);
 }
 
 /* Returns the slot of k: either holding k or empty. Capacity is fixed at
@@ -102,7 +102,7 @@ static const char *keep_id(reader *r, const cJSON *v)
   const char *t = id_text(v, buf, sizeof buf);
   if (!t || t != buf)
     return t;
-  char *c = strdup(buf);
+  char *c = tl_xstrdup(buf);
   if (!c)
     return NULL;
   r->owned[r->n_owned++] = c;
@@ -134,8 +134,8 @@ static ex_status read_tree(reader *r, const cJSON *root)
     return schema(r, "missing or non-array \"root_eclasses\"%s%s", "", "");
   size_t nn = (size_t)cJSON_GetArraySize(nodes), nr = (size_t)cJSON_GetArraySize(roots);
   if (!strmap_init(&r->nodes, nn) || !strmap_init(&r->classes, nn + nr) ||
-      !(r->node_cls = malloc((nn + 1) * sizeof(uint32_t))) ||
-      !(r->owned = calloc(2 * nn + nr + 1, sizeof(char *))))
+      !(r->node_cls = tl_xmalloc((nn + 1) * sizeof(uint32_t))) ||
+      !(r->owned = tl_xcalloc(2 * nn + nr + 1, sizeof(char *))))
     return ex_fail(r->d, EX_ERR_NOMEM, "%s: error: out of memory", r->name);
 
   /* Pass 1: every node's name and class, so children can be resolved in
@@ -175,7 +175,7 @@ static ex_status read_tree(reader *r, const cJSON *root)
     }
     uint32_t k = 0, nk = ch ? (uint32_t)cJSON_GetArraySize(ch) : 0;
     if (nk > cap) {
-      uint32_t *q = realloc(kids, (size_t)nk * sizeof *q);
+      uint32_t *q = tl_xrealloc(kids, (size_t)nk * sizeof *q);
       if (!q) {
         st = ex_fail(r->d, EX_ERR_NOMEM, "%s: error: out of memory", r->name);
         break;
@@ -199,7 +199,7 @@ static ex_status read_tree(reader *r, const cJSON *root)
                           n->string) == EX_NONE)
       st = ex_fail(r->d, EX_ERR_NOMEM, "%s: error: out of memory", r->name);
   }
-  free(kids);
+  tl_free(kids);
   if (st != EX_OK)
     return st;
 
@@ -259,10 +259,10 @@ ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
   ex_status st = r.g ? read_tree(&r, root) : ex_fail(d, EX_ERR_NOMEM, "%s: error: out of memory", name);
   strmap_free(&r.nodes);
   strmap_free(&r.classes);
-  free(r.node_cls);
+  tl_free(r.node_cls);
   for (size_t i = 0; i < r.n_owned; i++)
-    free(r.owned[i]);
-  free(r.owned);
+    tl_free(r.owned[i]);
+  tl_free(r.owned);
   cJSON_Delete(root);
   if (st != EX_OK) {
     ex_graph_free(r.g);
@@ -282,6 +282,6 @@ ex_status ex_read_json(const char *path, ex_graph **out, ex_diag *d)
     return ex_fail(d, strncmp(why, "out of memory", 13) == 0 ? EX_ERR_NOMEM : EX_ERR_IO,
                    "%s: error: %s", path, why);
   ex_status st = ex_read_json_buf(buf, len, path, out, d);
-  free(buf);
+  tl_free(buf);
   return st;
 }

@@ -19,6 +19,7 @@
  * re-chooses, in settle order, the cheapest node whose children all settled
  * earlier -- still topological, never worse. */
 #include "extract/ex_internal.h"
+#include "util/alloc.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,8 +27,8 @@
 bool ex_parents(const ex_graph *g, uint32_t **start, uint32_t **par)
 {
   uint32_t ne = g->child_start[g->n_nodes];
-  *start = calloc((size_t)g->n_classes + 2, sizeof(uint32_t));
-  *par = malloc(((size_t)ne + 1) * sizeof(uint32_t));
+  *start = tl_xcalloc((size_t)g->n_classes + 2, sizeof(uint32_t));
+  *par = tl_xmalloc(((size_t)ne + 1) * sizeof(uint32_t));
   if (!*start || !*par)
     return false;
   uint32_t *s = *start;
@@ -47,7 +48,7 @@ ex_status ex_tree_choice(const ex_graph *g, uint32_t *choice, double *cost)
   ex_status st = EX_ERR_NOMEM;
   if (ex_parents(g, &pstart, &par))
     st = ex_tree_choice_par(g, pstart, par, choice, cost);
-  free(pstart), free(par);
+  tl_free(pstart), tl_free(par);
   return st;
 }
 
@@ -55,10 +56,10 @@ ex_status ex_tree_choice_par(const ex_graph *g, const uint32_t *pstart, const ui
                              uint32_t *choice, double *cost)
 {
   uint32_t nc = g->n_classes, nn = g->n_nodes;
-  uint32_t *left = malloc(((size_t)nn + 1) * sizeof(uint32_t));
-  double *sum = malloc(((size_t)nn + 1) * sizeof(double));
-  uint32_t *order = malloc(((size_t)nc + 1) * sizeof(uint32_t));
-  uint32_t *rank = malloc(((size_t)nc + 1) * sizeof(uint32_t));
+  uint32_t *left = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
+  double *sum = tl_xmalloc(((size_t)nn + 1) * sizeof(double));
+  uint32_t *order = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
+  uint32_t *rank = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
   ex_heap h = {0};
   ex_status st = EX_ERR_NOMEM;
   if (!left || !sum || !order || !rank)
@@ -107,6 +108,6 @@ ex_status ex_tree_choice_par(const ex_graph *g, const uint32_t *pstart, const ui
   st = EX_OK;
 out:
   ex_heap_free(&h);
-  free(left), free(sum), free(order), free(rank);
+  tl_free(left), tl_free(sum), tl_free(order), tl_free(rank);
   return st;
 }

@@ -22,6 +22,7 @@
  * the backend does not support an op on a dtype. Symbols take sizes from
  * the input's hash: 0, 1, 2, 3 or 5. */
 #include "fuzz/fuzz.h"
+#include "util/alloc.h"
 #include "backend/backend.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -104,7 +105,7 @@ static tl_graph *twin_graph(const tl_graph *g) {
       p += 2;
     }
   tl_graph *t = parse(s, strlen(s), "twin.tg");
-  free(s);
+  tl_free(s);
   return t;
 }
 
@@ -232,7 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   be_program_free(p);
 done:
   free_all(out1, best->noutputs);
-  free(text);
+  tl_free(text);
   tl_graph_free(best);
   free_all(out0, g->noutputs);
   free_all(in, g->ninputs);

@@ -6,6 +6,7 @@
  * optimised graph's outputs have the original's types (the analysis never
  * merges classes of different types, so even unsound rules keep them). */
 #include "fuzz/fuzz.h"
+#include "util/alloc.h"
 #include "check/check.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
@@ -88,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                   tl_type_str(best, b, tb, sizeof tb));
     }
     char *s = tl_tg_print(best);
-    free(s);
+    tl_free(s);
     tl_graph_free(best);
   }
   tl_opt_free(o);

@@ -3,6 +3,7 @@
  * an equal graph and prints the same again (the printer and the parser are
  * inverses on what the parser accepts). */
 #include "fuzz/fuzz.h"
+#include "util/alloc.h"
 #include "ir/tg.h"
 
 #include <string.h>
@@ -37,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!tl_graph_equal(g, g2)) FUZZ_FAIL("parse(print(g)) != g; printed:\n%s", t1);
   char *t2 = tl_tg_print(g2);
   if (strcmp(t1, t2) != 0) FUZZ_FAIL("printing is not idempotent:\n%s\n---\n%s", t1, t2);
-  free(t1);
-  free(t2);
+  tl_free(t1);
+  tl_free(t2);
   tl_diag_free(&d2);
   tl_graph_free(g2);
   tl_graph_free(g);

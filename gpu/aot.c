@@ -333,7 +333,7 @@ int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, 
       else rc = 0;
     }
   }
-  free(ptx);
+  tl_free(ptx);
   gpu_build_free(&b);
   return rc;
 }

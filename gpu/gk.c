@@ -55,15 +55,15 @@ gk_kernel *gk_new(const char *name, int threads) {
 
 void gk_free(gk_kernel *k) {
   if (!k) return;
-  free(k->ins);
-  free(k->vars);
-  free(k->bufs);
-  free(k->buf_written);
-  free(k->syms);
-  free(k->open);
-  free(k->closed);
-  free(k->memo);
-  free(k);
+  tl_free(k->ins);
+  tl_free(k->vars);
+  tl_free(k->bufs);
+  tl_free(k->buf_written);
+  tl_free(k->syms);
+  tl_free(k->open);
+  tl_free(k->closed);
+  tl_free(k->memo);
+  tl_free(k);
 }
 
 gk_ty gk_type(const gk_kernel *k, int32_t v) {
@@ -120,7 +120,7 @@ static void memo_grow(gk_kernel *k) {
     while (m[j] >= 0) j = (j + 1) & (cap - 1);
     m[j] = v;
   }
-  free(k->memo);
+  tl_free(k->memo);
   k->memo = m;
   k->memocap = cap;
 }
@@ -500,8 +500,8 @@ int gk_verify(const gk_kernel *k, char *err, size_t n) {
 done:
 #undef USE
 #undef BAD
-  free(stack);
-  free(open);
+  tl_free(stack);
+  tl_free(open);
   return rc;
 }
 

@@ -84,7 +84,7 @@ static char *read_file(const char *path, size_t *len) {
   fseek(f, 0, SEEK_SET);
   char *buf = sz > 0 ? tl_xmalloc((size_t)sz) : NULL;
   if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-    free(buf);
+    tl_free(buf);
     buf = NULL;
   }
   fclose(f);
@@ -146,7 +146,7 @@ static LLVMModuleRef ld_module(const char *path, LLVMContextRef cx, char *err, s
   snprintf(key, sizeof key, "%s %lld %lld", path, (long long)sb.st_size, (long long)sb.st_mtime);
   pthread_mutex_lock(&ld_mu);
   if (!ld_bc || strcmp(key, ld_key)) {
-    free(ld_bc);
+    tl_free(ld_bc);
     ld_bc = NULL;
     char cpath[4400];
     bool cached = !cache_path(key, cpath, sizeof cpath) && (ld_bc = read_file(cpath, &ld_len)) != NULL;
@@ -194,6 +194,7 @@ typedef struct nv {
   LLVMContextRef cx;
   LLVMModuleRef m;
   LLVMBuilderRef b;
+  LLVMTargetMachineRef tm;
   LLVMTypeRef i1, i8, i32, i64, f32, f64, g1, g3, vd;
   LLVMValueRef *consts; /* per plan buffer: its global (constants) */
   /* the kernel being lowered */
@@ -203,6 +204,13 @@ typedef struct nv {
   char *err;
   size_t errn;
 } nv;
+
+static void nv_release(void *arg) {
+  nv *e = arg;
+  if (e->b) LLVMDisposeBuilder(e->b);
+  if (e->cx) LLVMContextDispose(e->cx); /* with its modules */
+  if (e->tm) LLVMDisposeTargetMachine(e->tm);
+}
 
 static LLVMTypeRef ty_of(nv *e, int t) {
   switch (t) {
@@ -366,7 +374,7 @@ static void lower_kernel(nv *e, const gk_kernel *k) {
   for (int i = 0; i < k->nbufs; i++) pt[1 + i] = e->g1;
   for (int i = 0; i < k->nsyms; i++) pt[1 + k->nbufs + i] = e->i64;
   e->fn = LLVMAddFunction(e->m, k->name, LLVMFunctionType(e->vd, pt, (unsigned)np, 0));
-  free(pt);
+  tl_free(pt);
   LLVMSetFunctionCallConv(e->fn, LLVMPTXKernelCallConv);
   unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
   unsigned readonly = LLVMGetEnumAttributeKindForName("readonly", 8);
@@ -474,11 +482,11 @@ static void lower_kernel(nv *e, const gk_kernel *k) {
     }
   }
   LLVMBuildRetVoid(B);
-  free(stack);
-  free(e->bufp);
-  free(e->symv);
-  free(e->vals);
-  free(e->vars);
+  tl_free(stack);
+  tl_free(e->bufp);
+  tl_free(e->symv);
+  tl_free(e->vals);
+  tl_free(e->vars);
 }
 
 char *gpu_nvptx(const gpu_build *bd, const char *arch, const char *libdevice, int opt_level, gpu_ptx_stats *st,
@@ -490,6 +498,9 @@ char *gpu_nvptx(const gpu_build *bd, const char *arch, const char *libdevice, in
   e->bd = bd;
   e->err = err;
   e->errn = n;
+  /* running out of memory while lowering disposes of the LLVM objects */
+  tl_cleanup *cl = tl_cleanup_push(nv_release);
+  cl->arg = e;
   e->cx = LLVMContextCreate();
   e->m = LLVMModuleCreateWithNameInContext(bd->g->name ? bd->g->name : "g", e->cx);
   e->b = LLVMCreateBuilderInContext(e->cx);
@@ -512,6 +523,7 @@ char *gpu_nvptx(const gpu_build *bd, const char *arch, const char *libdevice, in
   }
   tm = LLVMCreateTargetMachine(target, NV_TRIPLE, arch, "", opt_level > 0 ? LLVMCodeGenLevelAggressive : LLVMCodeGenLevelNone,
                                LLVMRelocDefault, LLVMCodeModelDefault);
+  e->tm = tm;
   if (!tm) {
     snprintf(err, n, "gpu: no NVPTX target machine for %s", arch);
     goto done;
@@ -597,13 +609,18 @@ char *gpu_nvptx(const gpu_build *bd, const char *arch, const char *libdevice, in
     goto done;
   }
   size_t len = LLVMGetBufferSize(out);
-  ptx = tl_xmalloc(len + 1);
-  memcpy(ptx, LLVMGetBufferStart(out), len);
-  ptx[len] = 0;
+  ptx = tl_try_malloc(len + 1);
+  if (ptx) {
+    memcpy(ptx, LLVMGetBufferStart(out), len);
+    ptx[len] = 0;
+  } else {
+    snprintf(err, n, "gpu: out of memory for %zu bytes of PTX", len);
+  }
   LLVMDisposeMemoryBuffer(out);
   st->emit_ms = tl_now_ms() - t3;
 done:
-  free(e->consts);
+  tl_cleanup_pop(cl);
+  tl_free(e->consts);
   LLVMDisposeBuilder(e->b);
   LLVMDisposeModule(e->m);
   LLVMContextDispose(e->cx);

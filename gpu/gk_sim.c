@@ -598,14 +598,14 @@ int gk_sim_launch(const gk_kernel *k, const gk_sim_args *a, char *err, size_t n)
     rc = run_range(s, 0, k->nins, s->masks, 0);
   }
   for (int i = 0; i < k->nshm; i++) {
-    free(s->shm[i]);
-    free(s->shsh[i]);
+    tl_free(s->shm[i]);
+    tl_free(s->shsh[i]);
   }
-  for (int32_t i = 0; i < maxbuf; i++) free(s->gsh[i]);
-  free(s->gsh);
-  free(s->val);
-  free(s->var);
-  free(s->endof);
-  free(s->masks);
+  for (int32_t i = 0; i < maxbuf; i++) tl_free(s->gsh[i]);
+  tl_free(s->gsh);
+  tl_free(s->val);
+  tl_free(s->var);
+  tl_free(s->endof);
+  tl_free(s->masks);
   return rc;
 }

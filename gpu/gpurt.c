@@ -18,6 +18,20 @@
 
 #include "gpurt.h"
 
+/* This file is also pasted verbatim into every AOT launcher, which has
+ * only libc; built inside tlaloc (GPURT_IN_TLALOC) its host allocations go
+ * through tlaloc's allocation hook like every other module's. */
+#ifdef GPURT_IN_TLALOC
+#include "util/alloc.h"
+#define RT_MALLOC tl_try_malloc
+#define RT_CALLOC tl_try_calloc
+#define RT_FREE tl_free
+#else
+#define RT_MALLOC malloc
+#define RT_CALLOC calloc
+#define RT_FREE free
+#endif
+
 #define GPU_RT_ALIGN 256 /* every buffer starts here: the kernels' 16-byte accesses rely on it */
 
 static size_t rt_round(size_t b) { return (b + GPU_RT_ALIGN - 1) & ~(size_t)(GPU_RT_ALIGN - 1); }
@@ -33,10 +47,10 @@ GPU_RT_API void gpu_rt_init(gpu_rt_state *s, const gpu_rt_prog *p, gpu_rt_dev *d
 
 GPU_RT_API void gpu_rt_fini(gpu_rt_state *s) {
   if (s->pool && s->dev) s->dev->release(s->dev->self, s->pool);
-  free(s->syms);
-  free(s->planned_syms);
-  free(s->numel);
-  free(s->ptr);
+  RT_FREE(s->syms);
+  RT_FREE(s->planned_syms);
+  RT_FREE(s->numel);
+  RT_FREE(s->ptr);
   memset(s, 0, sizeof *s);
 }
 
@@ -48,9 +62,9 @@ static int64_t rt_dim(const gpu_rt_state *s, int64_t d) { return d >= 0 ? d : s-
 static int rt_plan(gpu_rt_state *s, char *err, size_t n) {
   const gpu_rt_prog *p = s->p;
   int nb = p->nbufs;
-  size_t *off = calloc((size_t)nb + 1, sizeof *off), *size = calloc((size_t)nb + 1, sizeof *size);
-  int *first = malloc(((size_t)nb + 1) * sizeof *first), *last = malloc(((size_t)nb + 1) * sizeof *last);
-  int *placed = malloc(((size_t)nb + 1) * sizeof *placed), rc = 0, np = 0;
+  size_t *off = RT_CALLOC((size_t)nb + 1, sizeof *off), *size = RT_CALLOC((size_t)nb + 1, sizeof *size);
+  int *first = RT_MALLOC(((size_t)nb + 1) * sizeof *first), *last = RT_MALLOC(((size_t)nb + 1) * sizeof *last);
+  int *placed = RT_MALLOC(((size_t)nb + 1) * sizeof *placed), rc = 0, np = 0;
   if (!off || !size || !first || !last || !placed) {
     snprintf(err, n, "gpu: out of host memory");
     rc = -2;
@@ -118,11 +132,11 @@ static int rt_plan(gpu_rt_state *s, char *err, size_t n) {
   s->errp = s->pool;
   for (int b = 0; b < nb; b++) s->ptr[b] = size[b] ? s->pool + off[b] : 0;
 done:
-  free(off);
-  free(size);
-  free(first);
-  free(last);
-  free(placed);
+  RT_FREE(off);
+  RT_FREE(size);
+  RT_FREE(first);
+  RT_FREE(last);
+  RT_FREE(placed);
   return rc;
 }
 
@@ -130,10 +144,10 @@ GPU_RT_API int gpu_rt_prepare(gpu_rt_state *s, const gpu_rt_tensor *in, const in
                               size_t n) {
   const gpu_rt_prog *p = s->p;
   if (!s->syms) {
-    s->syms = calloc((size_t)p->nsyms + 1, sizeof *s->syms);
-    s->planned_syms = calloc((size_t)p->nsyms + 1, sizeof *s->planned_syms);
-    s->numel = calloc((size_t)p->nbufs + 1, sizeof *s->numel);
-    s->ptr = calloc((size_t)p->nbufs + 1, sizeof *s->ptr);
+    s->syms = RT_CALLOC((size_t)p->nsyms + 1, sizeof *s->syms);
+    s->planned_syms = RT_CALLOC((size_t)p->nsyms + 1, sizeof *s->planned_syms);
+    s->numel = RT_CALLOC((size_t)p->nbufs + 1, sizeof *s->numel);
+    s->ptr = RT_CALLOC((size_t)p->nbufs + 1, sizeof *s->ptr);
     if (!s->syms || !s->planned_syms || !s->numel || !s->ptr) {
       snprintf(err, n, "gpu: out of host memory");
       return -2;
@@ -592,7 +606,7 @@ GPU_RT_API int gpu_rt_cuda_open(gpu_rt_cuda *c, const gpu_rt_prog *p, const void
     return -2;
   }
   c->mod = mod;
-  c->fns = calloc((size_t)p->nkernels + 1, sizeof *c->fns);
+  c->fns = RT_CALLOC((size_t)p->nkernels + 1, sizeof *c->fns);
   for (int i = 0; i < p->nkernels; i++) {
     gpu_rt_CUfunction f = NULL;
     if ((r = d->cuModuleGetFunction(&f, mod, p->ks[i].name))) {
@@ -628,7 +642,7 @@ GPU_RT_API void gpu_rt_cuda_close(gpu_rt_cuda *c) {
     if (c->ev[i]) gpu_rt_drv.cuEventDestroy((gpu_rt_CUevent)c->ev[i]);
   if (c->stream) gpu_rt_drv.cuStreamDestroy((gpu_rt_CUstream)c->stream);
   if (c->mod) gpu_rt_drv.cuModuleUnload((gpu_rt_CUmodule)c->mod);
-  free(c->fns);
+  RT_FREE(c->fns);
   memset(c, 0, sizeof *c);
 }
 
@@ -733,7 +747,7 @@ static double rt_now(void) {
 GPU_RT_API double gpu_rt_cuda_h2d_time(gpu_rt_cuda *c, size_t bytes, int reps, char *err, size_t n) {
   gpu_rt_drv.cuCtxSetCurrent(gpu_rt_drv.ctx);
   gpu_rt_CUdeviceptr a = 0;
-  char *h = malloc(bytes ? bytes : 1);
+  char *h = RT_MALLOC(bytes ? bytes : 1);
   double best = -1;
   if (!h || gpu_rt_drv.cuMemAlloc(&a, bytes)) {
     snprintf(err, n, "gpu: cannot allocate %zu bytes", bytes);
@@ -753,6 +767,6 @@ GPU_RT_API double gpu_rt_cuda_h2d_time(gpu_rt_cuda *c, size_t bytes, int reps, c
     }
   }
   if (a) gpu_rt_drv.cuMemFree(a);
-  free(h);
+  RT_FREE(h);
   return best;
 }

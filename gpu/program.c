@@ -84,7 +84,7 @@ int gpu_build_make(gpu_build *b, const tl_graph *g, int math, const char *name_p
     if (dump && *dump == '1') {
       char *t = gk_print(gbs.k);
       fputs(t, stderr);
-      free(t);
+      tl_free(t);
     }
   }
   return 0;
@@ -92,8 +92,8 @@ int gpu_build_make(gpu_build *b, const tl_graph *g, int math, const char *name_p
 
 void gpu_build_free(gpu_build *b) {
   for (int i = 0; i < b->nks; i++) gk_free(b->ks[i]);
-  free(b->ks);
-  free(b->is_const);
+  tl_free(b->ks);
+  tl_free(b->is_const);
   be_plan_free(&b->plan);
   memset(b, 0, sizeof *b);
 }
@@ -163,11 +163,11 @@ void gpu_tables_make(gpu_tables *t, const gpu_build *b) {
 
 void gpu_tables_free(gpu_tables *t) {
   if (t->lists)
-    for (int i = 0; i < t->prog.nkernels; i++) free(t->lists[i]);
-  free(t->lists);
-  free(t->bufs);
-  free(t->ks);
-  free(t->steps);
+    for (int i = 0; i < t->prog.nkernels; i++) tl_free(t->lists[i]);
+  tl_free(t->lists);
+  tl_free(t->bufs);
+  tl_free(t->ks);
+  tl_free(t->steps);
   memset(t, 0, sizeof *t);
 }
 
@@ -236,7 +236,7 @@ gpu_program *gpu_compile(const tl_graph *g, const gpu_options *opt, char *err, s
   char why[512];
   if (!p->o.sim && !gpu_available(why, sizeof why)) {
     snprintf(err, n, "%s", why);
-    free(p);
+    tl_free(p);
     return NULL;
   }
   char buf[4096];
@@ -276,8 +276,8 @@ void gpu_program_free(gpu_program *p) {
   if (p->cuda_open) gpu_rt_cuda_close(&p->cuda);
   gpu_tables_free(&p->t);
   gpu_build_free(&p->b);
-  free(p->ptx);
-  free(p);
+  tl_free(p->ptx);
+  tl_free(p);
 }
 
 static const char *err_text(int kind) {
@@ -355,9 +355,9 @@ int gpu_run(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
       tl_tensor_free(outputs[i]);
       outputs[i] = NULL;
     }
-  free(vin);
-  free(vout);
-  free(syms);
+  tl_free(vin);
+  tl_free(vout);
+  tl_free(syms);
   p->run_ms = tl_now_ms() - t0;
   return rc;
 }
@@ -389,9 +389,9 @@ int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_va
     if (!rc) rc = gpu_rt_download(&p->st, vout, err, n);
     rc = report(p, rc, err, n);
   }
-  free(vin);
-  free(vout);
-  free(syms);
+  tl_free(vin);
+  tl_free(vout);
+  tl_free(syms);
   p->run_ms = tl_now_ms() - t0;
   return rc;
 }

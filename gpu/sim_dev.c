@@ -17,7 +17,7 @@
 static int sim_alloc(void *self, size_t bytes, uint64_t *ptr, char *err, size_t n) {
   (void)self;
   size_t sz = (bytes + 255) & ~(size_t)255;
-  void *q = aligned_alloc(256, sz ? sz : 256);
+  void *q = tl_xaligned_alloc(256, sz ? sz : 256);
   if (!q) {
     snprintf(err, n, "gpu-sim: out of memory for %zu bytes", bytes);
     return -2;
@@ -29,7 +29,7 @@ static int sim_alloc(void *self, size_t bytes, uint64_t *ptr, char *err, size_t 
 
 static void sim_release(void *self, uint64_t ptr) {
   (void)self;
-  free((void *)(uintptr_t)ptr);
+  tl_free((void *)(uintptr_t)ptr);
 }
 
 static int sim_h2d(void *self, uint64_t dst, const void *src, size_t bytes, char *err, size_t n) {
@@ -78,8 +78,8 @@ static int sim_launch(void *self, int ki, unsigned grid, unsigned block, const u
   gk_sim_args a = {.grid = grid, .block = block, .bufs = bufs, .numel = ne, .syms = syms,
                    .err = (int32_t *)(uintptr_t)errp};
   int rc = gk_sim_launch(k, &a, err, n);
-  free(bufs);
-  free(ne);
+  tl_free(bufs);
+  tl_free(ne);
   return rc ? -2 : 0;
 }
 

@@ -14,6 +14,7 @@
  * the rule's value is smaller. That is the generic half of every rule, so
  * rules are written at the op's own shapes. */
 #include "grad/internal.h"
+#include "util/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -416,7 +417,7 @@ int32_t gr_apply(const gr_rules *rs, int i, tl_graph *g, int32_t node, int k, in
     }
   }
   int32_t v = c.failed ? -1 : id[r->nt - 1];
-  free(id);
+  tl_free(id);
   if (v < 0) return -1;
   /* adding nodes may have moved g's arrays: nd and in are stale here */
   const tl_node *now = &g->nodes[node];

@@ -11,6 +11,7 @@
  * closing paren so one run reports every bad rule, and a text with errors
  * adds nothing. Right sides nest at most 64 deep. */
 #include "grad/internal.h"
+#include "util/alloc.h"
 #include "ir/diag.h"
 #include "ir/lex.h"
 #include "ir/tg.h"
@@ -61,22 +62,22 @@ const char *gr_default_rules_dir(void) {
 gr_rules *gr_rules_new(void) { return tl_xcalloc(1, sizeof(gr_rules)); }
 
 static void rule_clear(gr_rule *r) {
-  free(r->name);
-  for (int i = 0; i < r->nvars; i++) free(r->vars[i]);
-  free(r->vars);
-  free(r->t);
-  free(r->kid);
-  free(r->conds);
+  tl_free(r->name);
+  for (int i = 0; i < r->nvars; i++) tl_free(r->vars[i]);
+  tl_free(r->vars);
+  tl_free(r->t);
+  tl_free(r->kid);
+  tl_free(r->conds);
   memset(r, 0, sizeof *r);
 }
 
 void gr_rules_free(gr_rules *r) {
   if (!r) return;
   for (int i = 0; i < r->n; i++) rule_clear(&r->r[i]);
-  free(r->r);
-  for (int i = 0; i < r->nfiles; i++) free(r->files[i]);
-  free(r->files);
-  free(r);
+  tl_free(r->r);
+  for (int i = 0; i < r->nfiles; i++) tl_free(r->files[i]);
+  tl_free(r->files);
+  tl_free(r);
 }
 
 int gr_rules_count(const gr_rules *r) { return r->n; }
@@ -235,7 +236,7 @@ static int read_fixed_attr(rp *p, tl_tok key, int parse_op, tl_attrs *a) {
       if (u.kind == TK_RBRACK) break;
       if (u.kind != TK_NUMBER && u.kind != TK_NAME) {
         error_at(p, u.loc, "expected a list value or ']'");
-        free(text.s);
+        tl_free(text.s);
         if (u.kind == TK_LPAREN) skip_close(p);
         return u.kind == TK_RPAREN ? -2 : -1;
       }
@@ -246,13 +247,13 @@ static int read_fixed_attr(rp *p, tl_tok key, int parse_op, tl_attrs *a) {
     tl_buf_printf(&text, " %.*s", (int)t.len, t.text);
   } else {
     error_at(p, t.loc, "expected a value after ':%.*s'", (int)key.len, key.text);
-    free(text.s);
+    tl_free(text.s);
     if (t.kind == TK_LPAREN) skip_close(p);
     return t.kind == TK_RPAREN ? -2 : -1;
   }
   char err[256];
   int rc = tl_tg_parse_attr(p->scratch, parse_op, text.s, text.len, a, err, sizeof err);
-  free(text.s);
+  tl_free(text.s);
   if (rc) error_at(p, key.loc, "%s", err);
   return rc;
 }
@@ -574,7 +575,7 @@ static int load_file(gr_rules *rs, const char *path, tl_buf *diag) {
     return 1;
   }
   int e = gr_rules_load(rs, path, src, len, diag);
-  free(src);
+  tl_free(src);
   return e;
 }
 
@@ -595,7 +596,7 @@ int gr_rules_load_path(gr_rules *rs, const char *path, tl_buf *diag) {
     tl_buf full = {0};
     tl_buf_printf(&full, "%s/%s", path, names[i]);
     errors += load_file(rs, full.s, diag);
-    free(full.s);
+    tl_free(full.s);
   }
   tl_dir_list_free(names, n);
   return errors;

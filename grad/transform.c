@@ -22,6 +22,7 @@
  * the forward graph's let names are kept for the values that remain. No
  * traversal recurses over the graph. */
 #include "grad/internal.h"
+#include "util/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,8 +66,8 @@ static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
       if (id < h->nnodes && live[id] && h->nodes[id].op != TL_OP_INPUT)
         tl_graph_add_let(h, g->names[g->nodes[id].name], id);
     }
-    free(live);
-    free(map);
+    tl_free(live);
+    tl_free(map);
     return h;
   }
   tl_graph *c = tl_graph_new(h->name);
@@ -96,8 +97,8 @@ static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
       tl_graph_add_let(c, g->names[g->nodes[id].name], map[id]);
   }
   for (int i = 0; i < h->noutputs; i++) tl_graph_add_output(c, h->names[h->outputs[i].name], map[h->outputs[i].node]);
-  free(live);
-  free(map);
+  tl_free(live);
+  tl_free(map);
   tl_graph_free(h);
   return c;
 }
@@ -172,8 +173,8 @@ static int select_io(const tl_graph *g, const gr_params *p, sel *s, char *err, s
 }
 
 static void sel_free(sel *s) {
-  free(s->of);
-  free(s->wrt);
+  tl_free(s->of);
+  tl_free(s->wrt);
 }
 
 static int32_t fill_zeros(tl_graph *h, const tl_type *t, char *err, size_t n) {
@@ -274,12 +275,12 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s_%s", g->name, mode == GR_VJP ? "vjp" : mode == GR_JVP ? "jvp" : "grad");
   tl_graph *h = copy_nodes(g, nm.s);
-  free(nm.s);
+  tl_free(nm.s);
   int32_t nfwd = g->nnodes;
   int32_t *from = tl_xmalloc(((size_t)s->nwrt + 1) * sizeof *from);
   for (int i = 0; i < s->nwrt; i++) from[i] = g->inputs[s->wrt[i]];
   bool *dep = depends(g, from, s->nwrt);
-  free(from);
+  tl_free(from);
   int32_t *ct = tl_xmalloc(((size_t)nfwd + 1) * sizeof *ct);
   int32_t *grads = tl_xmalloc(((size_t)s->nof * (size_t)s->nwrt + 1) * sizeof *grads);
   int rc = 0;
@@ -296,7 +297,7 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
     } else {
       ct_in[i] = tl_graph_add_input(h, in.s, &g->nodes[o->node].type, (tl_loc){0, 0});
     }
-    free(in.s);
+    tl_free(in.s);
   }
   for (int sw = 0; sw < sweeps && !rc; sw++) {
     for (int32_t id = 0; id < nfwd; id++) ct[id] = -1;
@@ -328,11 +329,11 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
       } else {
         tl_graph_add_output(h, on.s, grads[sw * s->nwrt + w]);
       }
-      free(on.s);
+      tl_free(on.s);
     }
-  free(dep);
-  free(ct);
-  free(grads);
+  tl_free(dep);
+  tl_free(ct);
+  tl_free(grads);
   if (rc) {
     tl_graph_free(h);
     return NULL;
@@ -349,7 +350,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
   int32_t *ct_in = tl_xcalloc((size_t)s->nof + 1, sizeof *ct_in);
   tl_graph *v = reverse(g, rs, GR_JVP, false, s, ct_in, err, n);
   if (!v) {
-    free(ct_in);
+    tl_free(ct_in);
     return NULL;
   }
   int32_t *vjp = tl_xmalloc(((size_t)s->nwrt + 1) * sizeof *vjp);
@@ -372,9 +373,9 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
       total = sm < 0 ? -1 : accumulate(v, total, sm, err, n);
       if (total < 0) rc = -1;
     }
-    free(tn.s);
+    tl_free(tn.s);
   }
-  free(vjp);
+  tl_free(vjp);
   int32_t nn = v->nnodes;
   bool *dep = rc ? NULL : depends(v, ct_in, s->nof);
   int32_t *ct = tl_xmalloc(((size_t)nn + 1) * sizeof *ct);
@@ -399,10 +400,10 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     } else {
       tl_graph_add_output(v, on.s, j);
     }
-    free(on.s);
+    tl_free(on.s);
   }
-  free(dep);
-  free(ct);
+  tl_free(dep);
+  tl_free(ct);
   tl_graph *c = NULL;
   if (!rc) {
     bool *drop = tl_xcalloc((size_t)v->ninputs + 1, 1);
@@ -410,7 +411,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
       for (int k = 0; k < s->nof; k++) drop[i] |= v->inputs[i] == ct_in[k];
     c = compact(v, g, drop);
     v = NULL;
-    free(drop);
+    tl_free(drop);
     for (int i = 0; i < c->ninputs && c; i++)
       if (!strncmp(c->names[c->nodes[c->inputs[i]].name], "ct_", 3) &&
           find_input(g, c->names[c->nodes[c->inputs[i]].name]) < 0) {
@@ -420,7 +421,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
         c = NULL;
       }
   }
-  free(ct_in);
+  tl_free(ct_in);
   tl_graph_free(v);
   return c;
 }
@@ -438,7 +439,7 @@ tl_graph *gr_transform(const tl_graph *g, const gr_rules *rs, const gr_params *p
   }
   int32_t *ct_in = tl_xcalloc((size_t)s.nof + 1, sizeof *ct_in);
   tl_graph *h = reverse(g, rs, p->mode, p->with_outputs, &s, ct_in, err, n);
-  free(ct_in);
+  tl_free(ct_in);
   sel_free(&s);
   if (!h) return NULL;
   return compact(h, g, NULL);

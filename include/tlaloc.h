@@ -38,7 +38,9 @@ extern "C" {
 typedef enum tlaloc_status {
   TLALOC_OK = 0,
   TLALOC_CHECK_FAILED = 1, /* a check said no (prove, check-rules) */
-  TLALOC_BAD_INPUT = 2     /* malformed graph, wrong shapes or dtypes */
+  TLALOC_BAD_INPUT = 2,    /* malformed graph, wrong shapes or dtypes */
+  TLALOC_OUT_OF_MEMORY = 3 /* an allocation failed: the call freed what it
+                            * had allocated and changed nothing else */
 } tlaloc_status;
 
 typedef enum tlaloc_dtype {

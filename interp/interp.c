@@ -444,17 +444,17 @@ static int k_reduce(rctx *c, const tl_node *n, tl_tensor *out) {
     }
     for (int64_t o = 0; o < m; o++)
       if (isfinite(acc[o])) acc[o] += log1p(sum[o]);
-    free(sum);
-    free(used);
+    tl_free(sum);
+    tl_free(used);
   }
   for (int64_t o = 0; o < m; o++) {
     if (op == TL_OP_MEAN) tl_tensor_set_f64(out, o, acc[o] / (double)count);
     else if (ints) tl_tensor_set_i64(out, o, iacc[o]);
     else tl_tensor_set_f64(out, o, acc[o]);
   }
-  free(acc);
-  free(iacc);
-  free(seen);
+  tl_free(acc);
+  tl_free(iacc);
+  tl_free(seen);
   return 0;
 }
 
@@ -962,8 +962,8 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
       }
     }
   }
-  free(args);
-  free(types);
+  tl_free(args);
+  tl_free(types);
   if (rc == 0) {
     for (int i = 0; i < g->noutputs; i++) {
       int32_t x = g->outputs[i].node;
@@ -978,9 +978,9 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
   }
   for (int32_t id = 0; id < nn; id++)
     if (!borrowed[id]) tl_tensor_free(vals[id]);
-  free(vals);
-  free(uses);
-  free(live);
-  free(borrowed);
+  tl_free(vals);
+  tl_free(uses);
+  tl_free(live);
+  tl_free(borrowed);
   return rc;
 }

@@ -1,5 +1,6 @@
 /* diag.c - see diag.h. */
 #include "ir/diag.h"
+#include "util/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@ void tl_diag_init(tl_diag *d, const char *file, const char *src, size_t len) {
 }
 
 void tl_diag_free(tl_diag *d) {
-  free(d->out.s);
+  tl_free(d->out.s);
   d->out.s = NULL;
   d->out.len = d->out.cap = 0;
 }

@@ -28,20 +28,20 @@ tl_graph *tl_graph_new(const char *name) {
 
 void tl_graph_free(tl_graph *g) {
   if (!g) return;
-  free(g->name);
-  free(g->nodes);
-  free(g->args);
-  for (int i = 0; i < g->nnames; i++) free(g->names[i]);
-  free(g->names);
-  for (int i = 0; i < g->nsyms; i++) free(g->syms[i]);
-  free(g->syms);
-  free(g->inputs);
-  free(g->outputs);
-  free(g->lets);
+  tl_free(g->name);
+  tl_free(g->nodes);
+  tl_free(g->args);
+  for (int i = 0; i < g->nnames; i++) tl_free(g->names[i]);
+  tl_free(g->names);
+  for (int i = 0; i < g->nsyms; i++) tl_free(g->syms[i]);
+  tl_free(g->syms);
+  tl_free(g->inputs);
+  tl_free(g->outputs);
+  tl_free(g->lets);
   for (int i = 0; i < g->nlits; i++) tl_tensor_free(g->lits[i]);
-  free(g->lits);
-  free(g->memo);
-  free(g);
+  tl_free(g->lits);
+  tl_free(g->memo);
+  tl_free(g);
 }
 
 static void *dup_array(const void *a, size_t n, size_t size) {
@@ -167,7 +167,7 @@ static void memo_grow(tl_graph *g) {
   g->memo = tl_xcalloc(g->memocap, sizeof *g->memo);
   for (uint32_t i = 0; i < old; i++)
     if (om[i]) memo_put(g->memo, g->memocap - 1, om[i]);
-  free(om);
+  tl_free(om);
 }
 
 /* Nodes that stand for themselves: never shared by the memo. */
@@ -355,9 +355,9 @@ bool tl_graph_equal(const tl_graph *a, const tl_graph *b) {
       }
     }
   }
-  free(stack);
-  free(map);
-  free(rmap);
+  tl_free(stack);
+  tl_free(map);
+  tl_free(rmap);
   return eq;
 }
 

@@ -5,6 +5,7 @@
 #define TL_TG_H
 
 #include "ir/diag.h"
+#include "util/alloc.h"
 #include "ir/ir.h"
 
 #include <stdio.h>
@@ -19,7 +20,7 @@ tl_graph *tl_tg_load(const char *path, FILE *diag_out);
 
 /* Canonical text of g: inputs in declaration order, then a `let` for every
  * named or shared node in topological order, then the outputs. Returned
- * string is heap-allocated (free()). */
+ * string is heap-allocated (tl_free()). */
 char *tl_tg_print(const tl_graph *g);
 
 /* One node as an expression (operands by name where they are named); for

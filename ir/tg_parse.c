@@ -13,6 +13,7 @@
  * every independent error. An expression that failed yields -1, and
  * anything built on it is skipped silently (the cause was reported). */
 #include "tensor/tensor.h"
+#include "util/alloc.h"
 #include "ir/lex.h"
 #include "ir/tg.h"
 
@@ -140,7 +141,7 @@ static bool bind(parser *p, const tl_tok *name, int32_t node) {
   sc->npool += name->len + 1;
   sc->n++;
   if (2 * sc->n > sc->nslot) {
-    free(sc->slot);
+    tl_free(sc->slot);
     sc->nslot = sc->nslot ? 2 * sc->nslot : 64;
     sc->slot = tl_xcalloc(sc->nslot, sizeof *sc->slot);
     for (uint32_t k = 0; k < sc->n; k++) scope_index(sc, k);
@@ -564,7 +565,7 @@ static void parse_item(parser *p) {
     if (dt < 0 || !parse_dims(p, ty.dims, &rank, false)) {
       bind(p, &name, -1);
       skip_to_depth(p, depth);
-      free(nm);
+      tl_free(nm);
       return;
     }
     ty.dtype = (uint8_t)dt;
@@ -585,7 +586,7 @@ static void parse_item(parser *p) {
                       (int)kw2.len, kw2.text);
         bind(p, &name, -1);
         skip_to_depth(p, depth);
-        free(nm);
+        tl_free(nm);
         return;
       }
       bool ok = number_tok(p, &t1, &f, &iv, &is_int);
@@ -603,7 +604,7 @@ static void parse_item(parser *p) {
       if (!ok) {
         bind(p, &name, -1);
         skip_to_depth(p, depth);
-        free(nm);
+        tl_free(nm);
         return;
       }
       ranged = true;
@@ -619,7 +620,7 @@ static void parse_item(parser *p) {
       if (bind(p, &name, x) && x >= 0) tl_graph_add_output(p->g, nm, x);
     }
   }
-  free(nm);
+  tl_free(nm);
   tl_tok close = next(p);
   if (close.kind != TK_RPAREN) {
     if (close.kind == TK_EOF)
@@ -656,7 +657,7 @@ tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d) {
   }
   char *gname = tl_xstrndup(name.text, name.len);
   p.g = tl_graph_new(gname);
-  free(gname);
+  tl_free(gname);
   for (;;) {
     t = peek(&p);
     if (t.kind == TK_RPAREN) {
@@ -676,9 +677,9 @@ tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d) {
   }
   if (d->nerrors == errors0 && p.g->noutputs == 0)
     tl_diag_error(d, name.loc, "graph '%s' has no outputs", p.g->name);
-  free(p.scope.b);
-  free(p.scope.slot);
-  free(p.scope.pool);
+  tl_free(p.scope.b);
+  tl_free(p.scope.slot);
+  tl_free(p.scope.pool);
   if (d->nerrors > errors0) {
     tl_graph_free(p.g);
     return NULL;
@@ -728,6 +729,6 @@ tl_graph *tl_tg_load(const char *path, FILE *diag_out) {
   tl_graph *g = tl_tg_parse(src, len, &d);
   fputs(tl_diag_text(&d), diag_out);
   tl_diag_free(&d);
-  free(src);
+  tl_free(src);
   return g;
 }

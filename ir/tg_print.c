@@ -5,6 +5,7 @@
  * Scalar literals and inputs are always written in place. Generated names
  * are t0, t1, ... skipping names the graph already uses. */
 #include "tensor/tensor.h"
+#include "util/alloc.h"
 #include "ir/tg.h"
 
 #include <math.h>
@@ -159,7 +160,7 @@ static void put_expr(printer *pr, int32_t id, bool top) {
     if (sp == cap) st = tl_xrealloc(st, (cap *= 2) * sizeof *st);
     st[sp++] = (frame){x, 0};
   }
-  free(st);
+  tl_free(st);
 }
 
 static void put_ref(printer *pr, int32_t id) { put_expr(pr, id, false); }
@@ -239,10 +240,10 @@ static void assign_names(printer *pr, bool *let) {
       pr->names[id] = tl_xstrdup(b);
     }
   }
-  free(uses);
-  free(live);
-  free(depth);
-  free(taken);
+  tl_free(uses);
+  tl_free(live);
+  tl_free(depth);
+  tl_free(taken);
 }
 
 char *tl_tg_print(const tl_graph *g) {
@@ -275,9 +276,9 @@ char *tl_tg_print(const tl_graph *g) {
     tl_buf_putn(&pr.out, ")", 1);
   }
   tl_buf_putn(&pr.out, ")\n", 2);
-  for (int32_t i = 0; i < g->nnodes; i++) free(pr.names[i]);
-  free(pr.names);
-  free(let);
+  for (int32_t i = 0; i < g->nnodes; i++) tl_free(pr.names[i]);
+  tl_free(pr.names);
+  tl_free(let);
   return pr.out.s;
 }
 
@@ -288,8 +289,8 @@ char *tl_tg_print_node(const tl_graph *g, int32_t node) {
     if (id != node && n->name >= 0) pr.names[id] = tl_xstrdup(g->names[n->name]);
   }
   put_expr(&pr, node, true);
-  for (int32_t i = 0; i < g->nnodes; i++) free(pr.names[i]);
-  free(pr.names);
+  for (int32_t i = 0; i < g->nnodes; i++) tl_free(pr.names[i]);
+  tl_free(pr.names);
   return pr.out.s ? pr.out.s : tl_xstrdup("");
 }
 

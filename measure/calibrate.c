@@ -69,7 +69,7 @@ double tl_time_run(be_program *p, tl_tensor *const *inputs, const int64_t *syms,
     double t = run_once(p, inputs, syms, outs, err, n);
     if (t < 0 || r == 0 || t < best) best = t;
   }
-  free(outs);
+  tl_free(outs);
   return best;
 }
 
@@ -148,8 +148,8 @@ static int time_src_n(cal *c, const char *src, const be_options *const *o, int n
   }
   for (int i = 0; i < nopt; i++) be_program_free(p[i]);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-  free(in);
-  free(outs);
+  tl_free(in);
+  tl_free(outs);
   tl_graph_free(g);
   return rc;
 }
@@ -200,7 +200,7 @@ static int measure_overheads(cal *c, tl_profile *p, FILE *lg) {
   for (int i = 1; i < K; i++) tl_buf_printf(&b, " (let r%d (sum (add x r%d) :axis 0 :keepdims true))", i, i - 1);
   tl_buf_printf(&b, " (out y r%d))", K - 1);
   double tk = time_src(c, b.s, &c->o1);
-  free(b.s);
+  tl_free(b.s);
   if (tk < 0) return -1;
   /* noise can make the difference tiny or negative: keep a 10 ns floor */
   p->kernel_overhead = fmax((tk - t1) / (K - 1), 1e-8);
@@ -224,7 +224,7 @@ static double work_of(const tl_profile *p, double t, bool par) {
 static void *(*volatile fill)(void *, int, size_t) = memset; /* a store the compiler cannot drop */
 
 static double fault_cost(size_t bytes, int reps) {
-  char *q = aligned_alloc(1 << 21, bytes);
+  char *q = tl_xaligned_alloc(1 << 21, bytes);
   if (!q) return 0;
   fill(q, 1, bytes);
   double touched = 1e30, fresh = 1e30;
@@ -233,16 +233,16 @@ static double fault_cost(size_t bytes, int reps) {
     fill(q, r, bytes);
     touched = fmin(touched, tl_now_ms() - t0);
     t0 = tl_now_ms();
-    char *f = aligned_alloc(1 << 21, bytes);
+    char *f = tl_xaligned_alloc(1 << 21, bytes);
     if (!f) break;
 #ifdef MADV_HUGEPAGE
     madvise(f, bytes, MADV_HUGEPAGE);
 #endif
     fill(f, r, bytes);
-    free(f);
+    tl_free(f);
     fresh = fmin(fresh, tl_now_ms() - t0);
   }
-  free(q);
+  tl_free(q);
   return fresh < 1e30 ? fmax(fresh - touched, 0) * 1e-3 / (double)bytes : 0;
 }
 
@@ -334,7 +334,7 @@ static double time_flops(cal *c, long n, const be_options *o) {
   for (int i = 0; i < 32; i++) tl_buf_printf(&e, " 1.0001) 0.0001)");
   tl_buf_printf(&e, "))");
   double t = time_src(c, e.s, o);
-  free(e.s);
+  tl_free(e.s);
   return t;
 }
 

@@ -43,7 +43,7 @@ static void gprog_free(gprog *x) {
   gpu_program_free(x->p);
   if (x->g)
     for (int i = 0; i < x->g->ninputs; i++) tl_tensor_free(x->in[i]);
-  free(x->in);
+  tl_free(x->in);
   tl_graph_free(x->g);
   memset(x, 0, sizeof *x);
 }
@@ -67,7 +67,7 @@ static int gprog_make(gprog *x, const char *src, char *err, size_t n) {
   tl_tensor **outs = tl_xcalloc((size_t)x->g->noutputs + 1, sizeof *outs);
   int rc = gpu_run(x->p, x->in, NULL, outs, err, n);
   for (int i = 0; i < x->g->noutputs; i++) tl_tensor_free(outs[i]);
-  free(outs);
+  tl_free(outs);
   return rc;
 }
 
@@ -132,7 +132,7 @@ int tl_calibrate_gpu(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
     for (int i = 0; i < 32; i++) tl_buf_printf(&b, " 1.0001) 0.0001)");
     tl_buf_printf(&b, "))");
     double tc = time_kernels(b.s, 20, err, n);
-    free(b.s);
+    tl_free(b.s);
     if (tc < 0) rc = -1;
     else {
       double rate = 64.0 * NE / fmax(tc - p->gpu_launch, 1e-9);
@@ -149,7 +149,7 @@ int tl_calibrate_gpu(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
     for (int i = 0; i < 16; i++) tl_buf_printf(&b, "))");
     tl_buf_printf(&b, "))");
     double tm = time_kernels(b.s, 20, err, n);
-    free(b.s);
+    tl_free(b.s);
     if (tm < 0) rc = -1;
     else {
       double ns = fmax(tm - p->gpu_launch - 8.0 * NE / p->gpu_bw, 1e-12) * 1e9 / (16.0 * NE);
@@ -228,13 +228,13 @@ int tl_gpu_report_measure(const tl_profile *p, const tl_graph *g, const int64_t 
   snprintf(r->why, sizeof r->why, "%s", gp ? gpu_device_name(gp) : "");
   gpu_program_free(gp);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-  free(in);
-  free(out);
+  tl_free(in);
+  tl_free(out);
   return rc;
 }
 
 void tl_gpu_report_free(tl_gpu_report *r) {
-  free(r->predicted);
-  free(r->measured);
+  tl_free(r->predicted);
+  tl_free(r->measured);
   memset(r, 0, sizeof *r);
 }

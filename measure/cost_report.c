@@ -94,8 +94,8 @@ static void add_expr(const tl_profile *p, const be_plan *pl, const int64_t *syms
   }
   tl_kernel_work nw;
   tl_node_work(p, (tl_op)x->op, &x->attrs, &out, tp, x->ninputs, 0, &nw);
-  free(ts);
-  free(tp);
+  tl_free(ts);
+  tl_free(tp);
   w->flops += scale * nw.flops;
   w->math_ns += scale * nw.math_ns;
   w->gemm_flops_f32 += scale * nw.gemm_flops_f32;
@@ -179,15 +179,15 @@ int tl_cost_predict(const tl_profile *p, const tl_graph *g, const int64_t *syms,
     }
     c->total += kc->predicted;
   }
-  free(seen.on);
-  free(seen.list);
-  free(touched);
+  tl_free(seen.on);
+  tl_free(seen.list);
+  tl_free(touched);
   be_plan_free(&pl);
   return 0;
 }
 
 void tl_program_cost_free(tl_program_cost *c) {
-  free(c->ks);
+  tl_free(c->ks);
   memset(c, 0, sizeof *c);
 }
 
@@ -230,7 +230,7 @@ static int32_t copy_expr(subg *s, int32_t id, bool root) {
     r = 0;
     for (int i = 0; i < x->ninputs && r >= 0; i++) r = in[i] = copy_expr(s, xi[i], false);
     if (r >= 0) r = tl_graph_add(s->g2, x->op, &x->attrs, in, x->ninputs, x->loc, s->err, s->n);
-    free(in);
+    tl_free(in);
     if (r < 0) return -1;
   }
   s->map[id] = r;
@@ -357,7 +357,7 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
       if (rk->measured < 0) snprintf(rk->note, sizeof rk->note, "%s", kerr);
       be_program_free(kp);
       for (int j = 0; j < kg->ninputs; j++) tl_tensor_free(kin[j]);
-      free(kin);
+      tl_free(kin);
       tl_graph_free(kg);
     } else {
       snprintf(rk->note, sizeof rk->note, "%s", kerr);
@@ -365,12 +365,12 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
   }
   rc = 0;
 done:
-  free(map);
-  free(set);
+  tl_free(map);
+  tl_free(set);
   be_plan_free(&pl);
   if (in)
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-  free(in);
+  tl_free(in);
   be_program_free(prog);
   if (rc) tl_cost_report_free(r);
   return rc;
@@ -378,6 +378,6 @@ done:
 
 void tl_cost_report_free(tl_cost_report *r) {
   tl_program_cost_free(&r->pc);
-  free(r->ks);
+  tl_free(r->ks);
   memset(r, 0, sizeof *r);
 }

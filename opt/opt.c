@@ -78,7 +78,7 @@ static int load_path(eg_rules *r, const char *path, eg_diag *d, tl_buf *err) {
     tl_buf full = {0};
     tl_buf_printf(&full, "%s/%s", path, names[i]);
     errors += eg_rules_load_file(r, full.s, d);
-    free(full.s);
+    tl_free(full.s);
   }
   tl_dir_list_free(names, n);
   return errors;
@@ -114,7 +114,7 @@ static int setup_costs(tl_opt *o, const tl_profile *given, char *err, size_t err
   o->costs = tl_cost_registry_new(&prof, o->p.sym_size > 0 ? o->p.sym_size : 1024);
   ops_prop *op = tl_xmalloc(sizeof *op);
   op->weights = tn_op_weights();
-  tl_cost_keep(o->costs, op, free);
+  tl_cost_keep(o->costs, op, tl_free);
   op->id = tl_cost_add_property(o->costs, "ops", TL_PROP_COST, ops_cost, op, err, err_size);
   if (op->id < 0) return -1;
   for (int i = 0; i < o->p.nplugins; i++)
@@ -140,12 +140,12 @@ tl_opt *tl_opt_new(const tl_opt_params *p, char *err, size_t err_size) {
   for (int i = 0; i < p->nrule_paths; i++) errors += load_path(o->rules, p->rule_paths[i], &d, &msgs);
   if (errors) {
     snprintf(err, err_size, "%s%s", msgs.s ? msgs.s : "", d.text ? d.text : "");
-    free(msgs.s);
+    tl_free(msgs.s);
     eg_diag_free(&d);
     tl_opt_free(o);
     return NULL;
   }
-  free(msgs.s);
+  tl_free(msgs.s);
   eg_diag_free(&d);
   o->rules_mark = tn_ctx_mark(o->ctx);
   if (setup_costs(o, p->profile, err, err_size)) {
@@ -172,10 +172,10 @@ int tl_opt_set_cost(tl_opt *o, const char *expr, char *err, size_t err_size) {
 const tl_opt_cost_report *tl_opt_cost(const tl_opt *o) { return o->have_cost ? &o->cost : NULL; }
 
 static void clear_run(tl_opt *o) {
-  free(o->choice);
-  free(o->ex_class);
-  free(o->values);
-  free(o->totals);
+  tl_free(o->choice);
+  tl_free(o->ex_class);
+  tl_free(o->values);
+  tl_free(o->totals);
   o->choice = o->ex_class = NULL;
   o->values = o->totals = NULL;
   o->have_cost = false;
@@ -183,10 +183,10 @@ static void clear_run(tl_opt *o) {
   o->report = NULL;
   eg_free(o->e);
   o->e = NULL;
-  for (int i = 0; i < o->nout; i++) free(o->out_names[i]);
-  free(o->out_names);
-  free(o->orig);
-  free(o->roots);
+  for (int i = 0; i < o->nout; i++) tl_free(o->out_names[i]);
+  tl_free(o->out_names);
+  tl_free(o->orig);
+  tl_free(o->roots);
   o->out_names = NULL;
   o->orig = o->roots = NULL;
   o->nout = 0;
@@ -202,7 +202,7 @@ void tl_opt_free(tl_opt *o) {
   tn_ctx_free(o->ctx);
   tl_cost_expr_free(o->objective);
   tl_cost_registry_free(o->costs);
-  free(o);
+  tl_free(o);
 }
 
 static eg_egraph *new_egraph(tl_opt *o) {
@@ -280,12 +280,12 @@ typedef struct node_eval {
 } node_eval;
 
 static void node_eval_free(node_eval *x) {
-  free(x->zeros_plus);
-  free(x->in);
-  free(x->in_type);
-  free(x->in_known);
-  free(x->in_value);
-  free(x->in_facts);
+  tl_free(x->zeros_plus);
+  tl_free(x->in);
+  tl_free(x->in_type);
+  tl_free(x->in_known);
+  tl_free(x->in_value);
+  tl_free(x->in_facts);
 }
 
 /* Evaluates node nid's properties into out: operands carry their class's
@@ -399,7 +399,7 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
     const eg_id *kids = eg_node_kids(e, nd);
     for (uint32_t k = 0; k < nd->n; k++) parent[fill[o->ex_class[eg_find(e, kids[k])]]++] = s;
   }
-  free(fill);
+  tl_free(fill);
   o->values = tl_xcalloc((size_t)ncls * (size_t)np + 1, sizeof *o->values);
   bool *settled = tl_xcalloc((size_t)ncls + 1, sizeof *settled);
   uint32_t *queue = tl_xmalloc(((size_t)nslots + 1) * sizeof *queue);
@@ -457,7 +457,7 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
     ex_graph_add_node(xg, slot[s].cls, c, kid, nd->n, NULL);
     ins_node[nins++] = slot[s].node;
   }
-  free(kid);
+  tl_free(kid);
   ex_diag d;
   for (int i = 0; i < o->nout && rc == 0; i++) ex_graph_add_root(xg, o->ex_class[o->roots[i]]);
   if (rc == 0 && ex_graph_finish(xg, &d) != EX_OK) {
@@ -495,14 +495,14 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
   o->cost.extract_ms = tl_now_ms() - t0;
   ex_graph_free(xg);
   node_eval_free(&x);
-  free(props);
-  free(ins_node);
-  free(queue);
-  free(settled);
-  free(parent);
-  free(pstart);
-  free(slot);
-  free(cls);
+  tl_free(props);
+  tl_free(ins_node);
+  tl_free(queue);
+  tl_free(settled);
+  tl_free(parent);
+  tl_free(pstart);
+  tl_free(slot);
+  tl_free(cls);
   return rc;
 }
 
@@ -547,8 +547,8 @@ tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size)
       }
     }
   }
-  free(slots);
-  free(facts);
+  tl_free(slots);
+  tl_free(facts);
   return res;
 }
 
@@ -635,8 +635,8 @@ static tree_costs explain_tree_costs(tl_opt *o, node_eval *x, double *props) {
       }
     }
   }
-  free(onode);
-  free(own);
+  tl_free(onode);
+  tl_free(own);
   return t;
 }
 
@@ -701,9 +701,9 @@ void tl_opt_print_explain(tl_opt *o, FILE *f) {
   fprintf(f, "program (%s extraction): cost %.6g;", ex_kind_name(o->cost.extractor), o->cost.objective_total);
   print_totals(o, f);
   fprintf(f, "; peak memory %.0f bytes\n", o->cost.peak_bytes);
-  free(tc.best);
+  tl_free(tc.best);
   node_eval_free(&x);
-  free(props);
+  tl_free(props);
 }
 
 int tl_opt_prove(tl_opt *o, const tl_graph *a, const tl_graph *b, FILE *out, char *err,
@@ -726,14 +726,14 @@ int tl_opt_prove(tl_opt *o, const tl_graph *a, const tl_graph *b, FILE *out, cha
     if (pair[i] < 0) {
       snprintf(err, err_size, "output '%s' of the first graph has no output of that name in the second",
                a->names[a->outputs[i].name]);
-      free(pair);
+      tl_free(pair);
       goto done;
     }
   }
   saturate(o);
   if (o->report->error) {
     snprintf(err, err_size, "%s", o->report->msg);
-    free(pair);
+    tl_free(pair);
     goto done;
   }
   rc = 1;
@@ -754,10 +754,10 @@ int tl_opt_prove(tl_opt *o, const tl_graph *a, const tl_graph *b, FILE *out, cha
       rc = 0;
     }
   }
-  free(pair);
+  tl_free(pair);
 done:
-  free(ra);
-  free(rb);
+  tl_free(ra);
+  tl_free(rb);
   return rc;
 }
 
@@ -766,7 +766,7 @@ int tl_opt_dot(tl_opt *o, const tl_graph *g, bool sat, FILE *out, char *err, siz
   o->e = new_egraph(o);
   eg_id *roots = tl_xcalloc((size_t)g->noutputs + 1, sizeof *roots);
   if (tn_load_graph(o->ctx, o->e, g, roots, NULL, err, err_size) != 0) {
-    free(roots);
+    tl_free(roots);
     return -1;
   }
   if (sat) saturate(o);
@@ -817,7 +817,7 @@ int tl_opt_dot(tl_opt *o, const tl_graph *g, bool sat, FILE *out, char *err, siz
     if (nn) fprintf(out, "  out%d -> n%u [lhead=cluster_%u];\n", i, nodes[0], c);
   }
   fprintf(out, "}\n");
-  free(roots);
+  tl_free(roots);
   return 0;
 }
 
@@ -841,7 +841,7 @@ int tl_opt_parse_limits(const char *s, tl_opt_params *p) {
     else if (strcmp(kv, "mem") == 0) l->bytes = (size_t)(v * 1048576.0);
     else rc = -1;
   }
-  free(copy);
+  tl_free(copy);
   return rc;
 }
 

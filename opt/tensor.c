@@ -90,7 +90,7 @@ static int parse_attrs(const eg_lang *l, int op, const eg_kv *kv, int nkv, uint8
     tl_buf t = {0};
     tl_buf_printf(&t, ":%.*s %.*s", (int)kv[i].keylen, kv[i].key, (int)kv[i].vallen, kv[i].val);
     int rc = tl_tg_parse_attr(c->store, op, t.s, t.len, &a, err, errsz);
-    free(t.s);
+    tl_free(t.s);
     if (rc) return -1;
   }
   memcpy(attr, &a, sizeof a);
@@ -120,7 +120,7 @@ static int print_head(const eg_lang *l, int op, const uint8_t *attr, size_t n, c
     tl_graph_add_const(tmp, tl_tensor_copy(c->store->lits[a.lit]), (tl_loc){0, 0});
     char *s = tl_tg_print_node(tmp, 0);
     tl_buf_printf(&b, "%s", s);
-    free(s);
+    tl_free(s);
     tl_graph_free(tmp);
     break;
   }
@@ -138,7 +138,7 @@ static int print_head(const eg_lang *l, int op, const uint8_t *attr, size_t n, c
     tl_tg_print_attrs(c->store, &a, &b);
   }
   int len = snprintf(buf, size, "%s", b.s ? b.s : "");
-  free(b.s);
+  tl_free(b.s);
   return len;
 }
 
@@ -483,8 +483,8 @@ tn_mark tn_ctx_mark(const tn_ctx *c) {
 
 void tn_ctx_reset(tn_ctx *c, tn_mark m) {
   tl_graph *s = c->store;
-  while (s->nsyms > m.nsyms) free(s->syms[--s->nsyms]);
-  while (s->nnames > m.nnames) free(s->names[--s->nnames]);
+  while (s->nsyms > m.nsyms) tl_free(s->syms[--s->nsyms]);
+  while (s->nnames > m.nnames) tl_free(s->names[--s->nnames]);
   while (s->nlits > m.nlits) tl_tensor_free(s->lits[--s->nlits]);
   c->ninputs = 0;
 }
@@ -492,12 +492,12 @@ void tn_ctx_reset(tn_ctx *c, tn_mark m) {
 void tn_ctx_free(tn_ctx *c) {
   if (!c) return;
   tl_graph_free(c->store);
-  free(c->in_name);
-  free(c->in_type);
-  free(c->in_lo);
-  free(c->in_hi);
+  tl_free(c->in_name);
+  tl_free(c->in_type);
+  tl_free(c->in_lo);
+  tl_free(c->in_hi);
   eg_conds_free(c->conds);
-  free(c);
+  tl_free(c);
 }
 
 /* Renames src's symbols in t into the context's symbol table. */
@@ -578,8 +578,8 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
   }
   if (rc == 0)
     for (int i = 0; i < g->noutputs; i++) out_cls[i] = cls[g->outputs[i].node];
-  free(cls);
-  free(kids);
+  tl_free(cls);
+  tl_free(kids);
   return rc;
 }
 
@@ -669,11 +669,11 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
     for (size_t cl = 0; cl < nids; cl++)
       if (built[cl] >= 0 && (eg_id)cl == eg_find(e, (eg_id)cl)) (*facts)[built[cl]] |= tn_data_of(e, (eg_id)cl)->facts;
   }
-  free(stack);
-  free(open);
-  free(args);
-  free(built);
-  free(in_node);
+  tl_free(stack);
+  tl_free(open);
+  tl_free(args);
+  tl_free(built);
+  tl_free(in_node);
   if (!ok) {
     tl_graph_free(g);
     return NULL;
@@ -729,7 +729,7 @@ int tn_op_table_rules(eg_rules *r, eg_diag *d) {
   memcpy(text + len, ")", 2);
   len++;
   int nerr = eg_rules_load(r, "ir/ops.def", text, len, d);
-  free(text);
+  tl_free(text);
   /* each declaration is the op's row of ops.def, not a line of the text */
   for (int i = first; !nerr && i < r->ninplaces; i++) {
     r->inplaces[i].line = tl_ops[r->inplaces[i].op].line;

@@ -254,7 +254,7 @@ tl_tensor *tl_npy_read(const char *path, char *err, size_t err_size) {
     npy_fix_bools(t);
   }
 out:
-  free(h);
+  tl_free(h);
   fclose(f);
   return t;
 }

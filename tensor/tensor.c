@@ -68,10 +68,10 @@ tl_tensor *tl_tensor_new(tl_dtype dt, int rank, const int64_t *dims, char *err, 
   size_t bytes;
   tl_tensor *t = header(dt, rank, dims, err, err_size, &bytes);
   if (!t) return NULL;
-  t->data = calloc(bytes ? bytes : 1, 1);
+  t->data = tl_xcalloc(bytes ? bytes : 1, 1);
   if (!t->data) {
     snprintf(err, err_size, "out of memory allocating %zu bytes", bytes);
-    free(t);
+    tl_free(t);
     return NULL;
   }
   t->owns = true;
@@ -97,6 +97,6 @@ tl_tensor *tl_tensor_copy(const tl_tensor *t) {
 
 void tl_tensor_free(tl_tensor *t) {
   if (!t) return;
-  if (t->owns) free(t->data);
-  free(t);
+  if (t->owns) tl_free(t->data);
+  tl_free(t);
 }

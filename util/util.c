@@ -11,38 +11,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static void oom(size_t n) {
-  fprintf(stderr, "tlaloc: out of memory (allocating %zu bytes)\n", n);
-  abort();
-}
-
-void *tl_xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) oom(n);
-  return p;
-}
-
-void *tl_xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size ? size : 1);
-  if (!p) oom(n * size);
-  return p;
-}
-
-void *tl_xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) oom(n);
-  return q;
-}
-
-char *tl_xstrdup(const char *s) { return tl_xstrndup(s, strlen(s)); }
-
-char *tl_xstrndup(const char *s, size_t n) {
-  char *d = tl_xmalloc(n + 1);
-  memcpy(d, s, n);
-  d[n] = 0;
-  return d;
-}
-
 double tl_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -95,7 +63,7 @@ char *tl_read_input(const char *path, size_t max, size_t *len, char *why, size_t
   /* a regular file is read in one piece; one of unknown size (or one that
    * grows while it is read) a block at a time, up to max + 1 bytes */
   size_t cap = size >= 0 ? (size_t)size + 2 : 65536, n = 0;
-  char *s = malloc(cap);
+  char *s = tl_xmalloc(cap);
   for (;;) {
     if (!s) {
       snprintf(why, why_size, "out of memory reading %zu bytes", cap);
@@ -105,8 +73,8 @@ char *tl_read_input(const char *path, size_t max, size_t *len, char *why, size_t
     if (n + 1 >= cap) {
       if (n > max) break;
       size_t nc = cap * 2 > max + 2 ? max + 2 : cap * 2;
-      char *q = realloc(s, nc);
-      if (!q) free(s);
+      char *q = tl_xrealloc(s, nc);
+      if (!q) tl_free(s);
       s = q;
       cap = nc;
       continue;
@@ -118,14 +86,14 @@ char *tl_read_input(const char *path, size_t max, size_t *len, char *why, size_t
   if (ferror(f)) {
     snprintf(why, why_size, "read error: %s", strerror(errno));
     fclose(f);
-    free(s);
+    tl_free(s);
     return NULL;
   }
   fclose(f);
   if (n > max) {
     snprintf(why, why_size, "%s and longer than the input limit of %s",
              size >= 0 ? "the file grew while it was read" : "not a regular file", lim);
-    free(s);
+    tl_free(s);
     return NULL;
   }
   s[n] = 0;
@@ -166,7 +134,7 @@ void tl_buf_printf(tl_buf *b, const char *fmt, ...) {
   vsnprintf(big, (size_t)n + 1, fmt, ap);
   va_end(ap);
   tl_buf_putn(b, big, (size_t)n);
-  free(big);
+  tl_free(big);
 }
 
 static bool utf8_cont(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
@@ -213,6 +181,6 @@ char **tl_dir_list(const char *path, const char *suffix, int *n) {
 }
 
 void tl_dir_list_free(char **names, int n) {
-  for (int i = 0; i < n; i++) free(names[i]);
-  free(names);
+  for (int i = 0; i < n; i++) tl_free(names[i]);
+  tl_free(names);
 }

@@ -1,7 +1,5 @@
-/* util.h - allocation that never returns NULL (out of memory is not a user
- * error tlaloc can recover from: it prints and aborts), growable arrays,
- * string helpers and a monotonic clock. Large, user-sized allocations
- * (tensors) do not use these: they check sizes and report errors. */
+/* util.h - growable arrays, string helpers, bounded file input and a
+ * monotonic clock; allocation itself is util/alloc.h (included here). */
 #ifndef TL_UTIL_H
 #define TL_UTIL_H
 
@@ -9,11 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-void *tl_xmalloc(size_t n);
-void *tl_xcalloc(size_t n, size_t size);
-void *tl_xrealloc(void *p, size_t n);
-char *tl_xstrdup(const char *s);
-char *tl_xstrndup(const char *s, size_t n);
+#include "util/alloc.h"
 
 /* Grows array `a` (with count n and capacity cap) to hold one more element. */
 #define TL_GROW(a, n, cap)                                            \

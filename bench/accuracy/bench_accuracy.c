@@ -281,8 +281,8 @@ int main(int argc, char **argv) {
     }
     char *before_text = tl_tg_print(g), *after_text = tl_tg_print(best);
     bool rewritten = strcmp(before_text, after_text) != 0;
-    free(before_text);
-    free(after_text);
+    tl_free(before_text);
+    tl_free(after_text);
     int64_t dims[2] = {N, C};
     tl_tensor *ins[2] = {NULL, NULL};
     ins[0] = tl_tensor_new(f32 ? TL_F32 : TL_F64, 2, dims, err, sizeof err);
@@ -343,8 +343,8 @@ int main(int argc, char **argv) {
     tl_tensor_free(opt);
     tl_tensor_free(ins[0]);
     tl_tensor_free(ins[1]);
-    free(xv);
-    free(yv);
+    tl_free(xv);
+    tl_free(yv);
     tl_graph_free(best);
     tl_graph_free(g);
   }

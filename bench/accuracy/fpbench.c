@@ -111,7 +111,7 @@ static tl_graph *where_graph(const char *path, const char *src, const tl_graph *
     tl_buf_printf(&b, " (in %s f64 [n])", g->names[g->nodes[g->inputs[i]].name]);
   tl_buf_printf(&b, " (out ok %.*s))", (int)(e - w), w);
   tl_graph *p = parse_text(path, b.s);
-  free(b.s);
+  tl_free(b.s);
   if (!p) *fail = true;
   return p;
 }
@@ -170,8 +170,8 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
   }
   char *t1 = tl_tg_print(g), *t2 = tl_tg_print(best);
   res->rewritten = strcmp(t1, t2) != 0;
-  free(t1);
-  free(t2);
+  tl_free(t1);
+  tl_free(t2);
   int N = ro->points, ni = g->ninputs, batch = 4 * N;
   double lo[MAX_IN], hi[MAX_IN];
   for (int i = 0; i < ni; i++) {
@@ -183,8 +183,8 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
     fprintf(stderr, "%s: the exact evaluator does not support every op of this graph\n", path);
     goto done;
   }
-  xs = malloc((size_t)N * ni * sizeof *xs);
-  ref = malloc((size_t)N * sizeof *ref);
+  xs = tl_xmalloc((size_t)N * ni * sizeof *xs);
+  ref = tl_xmalloc((size_t)N * sizeof *ref);
   int have = 0, dropped = 0;
   double xi[MAX_IN];
   for (int round = 0; round < 50 && have < N; round++) {
@@ -261,12 +261,12 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
   rc = 0;
 done:
   for (int i = 0; i < MAX_IN; i++) tl_tensor_free(ins[i]);
-  free(xs);
-  free(ref);
+  tl_free(xs);
+  tl_free(ref);
   tl_graph_free(g);
   tl_graph_free(wg);
   tl_graph_free(best);
-  free(src);
+  tl_free(src);
   return rc;
 }
 
@@ -291,7 +291,7 @@ static void collect(const char *path, char ***files, int *n, int *cap, int depth
     struct stat s2;
     if (stat(p.s, &s2) == 0 && S_ISDIR(s2.st_mode) && depth < 1) collect(p.s, files, n, cap, depth + 1);
     else if (p.len > 3 && strcmp(p.s + p.len - 3, ".tg") == 0) collect(p.s, files, n, cap, depth);
-    free(p.s);
+    tl_free(p.s);
   }
   if (names) tl_dir_list_free(names, nn);
 }
@@ -299,7 +299,7 @@ static void collect(const char *path, char ***files, int *n, int *cap, int depth
 int main(int argc, char **argv) {
   run_opts ro = {4000, false};
   uint64_t seed = 1;
-  char **paths = calloc((size_t)argc + 1, sizeof *paths);
+  char **paths = tl_xcalloc((size_t)argc + 1, sizeof *paths);
   int np = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--points") == 0 && i + 1 < argc) ro.points = atoi(argv[++i]);
@@ -315,7 +315,7 @@ int main(int argc, char **argv) {
   char **files = NULL;
   int nf = 0, cf = 0;
   for (int i = 0; i < np; i++) collect(paths[i], &files, &nf, &cf, 0);
-  free(paths);
+  tl_free(paths);
   tl_opt_params p = tl_opt_defaults();
   char err[4096];
   tl_opt *o = tl_opt_new(&p, err, sizeof err);
@@ -334,13 +334,13 @@ int main(int argc, char **argv) {
     if (bench_file(files[i], o, &ro, &r)) {
       failures++;
       printf("| %s | - | - | - | error |\n", base);
-      free(files[i]);
+      tl_free(files[i]);
       continue;
     }
     if (r.skipped) {
       printf("| %s | %d | - | - | skipped: too few points satisfy the precondition |\n", base, r.points);
       nskipped++;
-      free(files[i]);
+      tl_free(files[i]);
       continue;
     }
     double d = r.after - r.before;
@@ -356,9 +356,9 @@ int main(int argc, char **argv) {
            what);
     if (ro.smoke && d > 1) failures++;
     fflush(stdout);
-    free(files[i]);
+    tl_free(files[i]);
   }
-  free(files);
+  tl_free(files);
   printf("\n%d expressions: %d better by >= 1 bit, %d within 1 bit, %d worse by > 1 bit; %d rewritten; "
          "mean bits %.2f before, %.2f after; %d skipped%s\n",
          counted, better, same, worse, rewritten, counted ? tb / counted : 0, counted ? ta / counted : 0, nskipped,

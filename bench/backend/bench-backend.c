@@ -161,7 +161,7 @@ static void *triad_part(void *arg) {
   return NULL;
 }
 static double triad(int64_t n, int threads) {
-  float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *c = malloc((size_t)n * 4);
+  float *a = tl_xmalloc((size_t)n * 4), *b = tl_xmalloc((size_t)n * 4), *c = tl_xmalloc((size_t)n * 4);
   for (int64_t i = 0; i < n; i++) { a[i] = 0; b[i] = 1; c[i] = 2; }
   double best = 1e30;
   for (int r = 0; r < REPS; r++) {
@@ -179,7 +179,7 @@ static double triad(int64_t n, int threads) {
     t = tl_now_ms() - t;
     if (t < best) best = t;
   }
-  free(a); free(b); free(c);
+  tl_free(a); tl_free(b); tl_free(c);
   return best;
 }
 
@@ -313,7 +313,7 @@ static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, i
     fail("%s: inputs: %s", what, err);
   } else {
     double ours = run_min(p, in, syms, 1, &got);
-    float *y = malloc((size_t)(m * nn) * 4), *yv = malloc((size_t)(m * nn) * 4);
+    float *y = tl_xmalloc((size_t)(m * nn) * 4), *yv = tl_xmalloc((size_t)(m * nn) * 4);
     const float *x = in[0]->data, *w = in[1]->data;
     double gemm = 1e30, gemv = 1e30;
     for (int r = 0; r < REPS; r++) {
@@ -336,8 +336,8 @@ static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, i
       agree(what, "cblas_sgemv", got ? got->data : NULL, yv, false, m * nn, v, sizeof v);
       row(what, ours, "cblas_sgemv direct", gemv, v);
     }
-    free(y);
-    free(yv);
+    tl_free(y);
+    tl_free(yv);
   }
   tl_tensor_free(got);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
@@ -381,7 +381,7 @@ static void run_into_pair(be_program *const *p, tl_tensor **in, int64_t *syms, i
 enum { F_CHAIN, F_EXP, F_TANH };
 static float *c_reference(int f, const tl_tensor *a, const tl_tensor *b) {
   const float *x = a->data, *y = b->data;
-  float *r = malloc((size_t)a->numel * 4 + 4);
+  float *r = tl_xmalloc((size_t)a->numel * 4 + 4);
   for (int64_t i = 0; i < a->numel; i++)
     r[i] = f == F_CHAIN ? tanhf(expf(x[i] * 0.5f)) * y[i] + 1 : f == F_EXP ? expf(x[i]) : tanhf(x[i]);
   return r;
@@ -436,7 +436,7 @@ static void vmath_rows(tl_tensor **in, int64_t n, double triad1) {
             sizeof vr - 10);
       row("chain, libmvec, into buffer, 1 thread", ti[1], "STREAM triad 1 thread", triad1, vr);
     }
-    free(ref);
+    tl_free(ref);
     for (int vm = 0; vm < 2; vm++) {
       tl_tensor_free(got[vm]);
       tl_tensor_free(into[vm]);
@@ -486,9 +486,9 @@ static int c_peer_run(void *h, const tl_graph *g, tl_tensor **in, const int64_t 
     else memcpy(outs[i]->data, bufs[pl.out_buf[i]], (size_t)outs[i]->numel * tl_dtype_size((tl_dtype)t->dtype));
   }
   for (int b = 0; b < pl.nbufs; b++)
-    if (pl.bufs[b].kind != BE_BUF_INPUT) free(bufs[b]);
-  free(bufs);
-  free(s);
+    if (pl.bufs[b].kind != BE_BUF_INPUT) tl_free(bufs[b]);
+  tl_free(bufs);
+  tl_free(s);
   be_plan_free(&pl);
   return rc;
 }
@@ -535,7 +535,7 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
     size_t len;
     char *src = tl_read_file(path, &len, err, sizeof err);
     tl_graph *eg = src ? parse(src) : NULL;
-    free(src);
+    tl_free(src);
     if (!eg) {
       fail("%s: cannot read or parse", path);
       continue;
@@ -575,7 +575,7 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
       else dlclose(hh), unlink(so);
       if (r == 0 || ms < gccb) gccb = ms;
     }
-    free(csrc);
+    tl_free(csrc);
     be_program *pm = compile(what, eg, &oc);
     be_program *ph = compile(what, eg, &oc);
     double hit = ph ? be_program_stats(ph)->total_ms : NAN;
@@ -597,7 +597,7 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
     agree_outs(what, "the C peer", eg, oc_, op, vp, sizeof vp);
     for (int i = 0; i < no; i++) tl_tensor_free(oc_[i]), tl_tensor_free(oh[i]), tl_tensor_free(op[i]);
     for (int i = 0; i < eg->ninputs; i++) tl_tensor_free(in[i]);
-    free(oc_), free(oh), free(op), free(in), free(syms);
+    tl_free(oc_), tl_free(oh), tl_free(op), tl_free(in), tl_free(syms);
     if (peer) dlclose(peer), unlink(peer_so);
     be_program_free(cold);
     be_program_free(pm);
@@ -660,8 +660,8 @@ static void attention_rows(const be_options *o2) {
   if (hs) {
     void (*smx)(float *, long, long);
     *(void **)&smx = dlsym(hs, "smx");
-    float *sc = malloc((size_t)(T * T) * 4);
-    ao = malloc((size_t)(T * D) * 4);
+    float *sc = tl_xmalloc((size_t)(T * T) * 4);
+    ao = tl_xmalloc((size_t)(T * D) * 4);
     abl = 1e30;
     /* tlaloc, tlaloc without in-place rules and the peer take turns, in
      * an order that rotates, three times the usual repetitions.
@@ -701,7 +701,7 @@ static void attention_rows(const be_options *o2) {
         if (t0 < abl) abl = t0;
       }
     }
-    free(sc);
+    tl_free(sc);
     /* not dlclose'd: libgomp's worker threads outlive the parallel loop
      * and would run unmapped code */
     unlink(smso);
@@ -715,7 +715,7 @@ static void attention_rows(const be_options *o2) {
   row(what, att, "2 sgemm + C softmax (gcc -fopenmp)", abl, v);
   agree("attention without in-place rules", "the peer", got[1] ? got[1]->data : NULL, ao, false, T * D, v, sizeof v);
   row("attention, softmax in place over the scores", att, "without in-place rules", att0, v);
-  free(ao);
+  tl_free(ao);
   tl_tensor_free(got[0]);
   tl_tensor_free(got[1]);
   be_program_free(p1);
@@ -793,7 +793,7 @@ int main(int argc, char **argv) {
   if (ynp) agree_t("chain, 2 threads, be_run", "numpy", y2, ynp, v, sizeof v);
   else snprintf(v, sizeof v, "skipped: no numpy");
   row("chain, 2 threads, fresh output (be_run)", c2, "numpy (fresh output)", np1, v);
-  free(cref);
+  tl_free(cref);
   tl_tensor_free(y1), tl_tensor_free(y2), tl_tensor_free(yi[0]), tl_tensor_free(yi[1]), tl_tensor_free(ynp);
   be_program_free(p1);
   be_program_free(p2);
@@ -826,7 +826,7 @@ int main(int argc, char **argv) {
   if (h) {
     void (*lsm)(const float *, float *, long, long);
     *(void **)&lsm = dlsym(h, "lsm"); /* POSIX's way to get a function from dlsym */
-    hy = malloc((size_t)(rows * cols) * 4);
+    hy = tl_xmalloc((size_t)(rows * cols) * 4);
     hand = 1e30;
     for (int r = 0; r < REPS; r++) {
       double t = tl_now_ms();
@@ -852,7 +852,7 @@ int main(int argc, char **argv) {
   if (lnp) agree_t("log_softmax, 2 threads, be_run", "numpy", l2o, lnp, v, sizeof v);
   else snprintf(v, sizeof v, "skipped: no numpy");
   row("log_softmax, 2 threads, fresh output (be_run)", l2, "numpy (stable, 3 passes)", np2, v);
-  free(hy);
+  tl_free(hy);
   tl_tensor_free(l1o), tl_tensor_free(l2o), tl_tensor_free(lio[0]), tl_tensor_free(lio[1]), tl_tensor_free(lnp);
   be_program_free(p1);
   be_program_free(p2);
@@ -871,7 +871,7 @@ int main(int argc, char **argv) {
   }
   p1 = compile("mlp", g, &o2);
   double mm = run_min(p1, min_, s3, 1, &mo);
-  float *t = malloc((size_t)(N * N) * 4), *yy = malloc((size_t)(N * N) * 4);
+  float *t = tl_xmalloc((size_t)(N * N) * 4), *yy = tl_xmalloc((size_t)(N * N) * 4);
   double blas = 1e30;
   for (int r = 0; r < REPS; r++) {
     double t0 = tl_now_ms();
@@ -884,8 +884,8 @@ int main(int argc, char **argv) {
     if (t0 < blas) blas = t0;
   }
   agree("mlp", "OpenBLAS + C relu", mo ? mo->data : NULL, yy, false, N * N, v, sizeof v);
-  free(t);
-  free(yy);
+  tl_free(t);
+  tl_free(yy);
   row("MLP 2x sgemm 1024^3 + relu", mm, "cblas_sgemm direct + C relu", blas, v);
   tl_tensor_free(mo);
   be_program_free(p1);

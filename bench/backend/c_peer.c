@@ -51,10 +51,10 @@ static void offset(cg *c, const tl_type *t, ixs idx, char *out, size_t n) {
     char *prev = tl_xstrdup(o.s);
     o.len = 0;
     tl_buf_printf(&o, "(%s)*%s+(%s)", prev, d, idx[i]);
-    free(prev);
+    tl_free(prev);
   }
   snprintf(out, n, "%s", o.s);
-  free(o.s);
+  tl_free(o.s);
 }
 
 /* Index of operand type xt from the indices of a result of type ot
@@ -198,7 +198,7 @@ static void gen(cg *c, int32_t id, ixs idx, bool own) {
       }
       snprintf(xi[i], sizeof xi[i], "(%.*s)%%%s", (int)(r.len < 120 ? r.len : 120), r.s, d);
     }
-    free(r.s);
+    tl_free(r.s);
     gen(c, in[0], xi, false);
     return;
   }
@@ -294,7 +294,7 @@ static void k_red(cg *c, const be_kern *k) {
     open_loops(c, &n->type, oi, "o", -1);
     offset(c, &n->type, oi, off, sizeof off);
     tl_buf_printf(c->b, "    ((%s*)b[%d])[%s] /= (%s)(%s);\n", ty, k->out, off, ty, cnt.s);
-    free(cnt.s);
+    tl_free(cnt.s);
   }
 }
 
@@ -389,7 +389,7 @@ char *c_peer_source(const tl_graph *g, char *err, size_t n) {
   be_plan_free(&pl);
   if (C.failed) {
     snprintf(err, n, "an op has no C form here");
-    free(b.s);
+    tl_free(b.s);
     return NULL;
   }
   return b.s;

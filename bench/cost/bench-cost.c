@@ -67,7 +67,7 @@ static void ranks(const double *v, int n, double *r) {
     for (int k = i; k <= j; k++) r[ix[k]] = (i + j) / 2.0 + 1;
     i = j + 1;
   }
-  free(ix);
+  tl_free(ix);
 }
 
 static double pearson(const double *a, const double *b, int n) {
@@ -87,8 +87,8 @@ static double spearman(const double *a, const double *b, int n) {
   ranks(a, n, ra);
   ranks(b, n, rb);
   double r = pearson(ra, rb, n);
-  free(ra);
-  free(rb);
+  tl_free(ra);
+  tl_free(rb);
   return r;
 }
 
@@ -138,9 +138,9 @@ static void summary(const char *what, int which, bool defaults) {
     printf("| %-34s | %3d | %7.3f | %7.3f | %6.2f | %5.2f-%-6.2f | %3d/%-3d |\n", what, n, rho, tau,
            median(ratio, n), lo, hi, within2, n);
   }
-  free(p);
-  free(m);
-  free(ratio);
+  tl_free(p);
+  tl_free(m);
+  tl_free(ratio);
 }
 
 /* ---- measuring one graph ------------------------------------------------- */
@@ -182,8 +182,8 @@ static int check_outputs(const char *name, const tl_graph *g, be_program *prog, 
     }
   }
   for (int o = 0; o < no; o++) tl_tensor_free(got[o]), tl_tensor_free(ref[o]);
-  free(got);
-  free(ref);
+  tl_free(got);
+  tl_free(ref);
   return rc;
 }
 
@@ -208,7 +208,7 @@ static int measure(const tl_profile *prof, const tl_profile *def, tl_graph *g, c
     bad = true;
   }
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-  free(in);
+  tl_free(in);
   if (bad) {
     tl_program_cost_free(&pc);
     tl_program_cost_free(&pd);
@@ -286,7 +286,7 @@ static int run_examples(const char *srcdir, const tl_profile *prof, const tl_pro
       double t = -1;
       if (!tl_timing_inputs(g, syms, in, err, sizeof err)) t = tl_time_run(prog, in, syms, 1, 0, err, sizeof err);
       for (int k = 0; k < g->ninputs; k++) tl_tensor_free(in[k]);
-      free(in);
+      tl_free(in);
       if (t < 0 || t >= target) break;
       /* quadratic graphs (attention) grow fast: smaller steps near the end */
       v = (int64_t)((double)v * (t < target / 8 ? 2 : 1.25));
@@ -299,12 +299,12 @@ static int run_examples(const char *srcdir, const tl_profile *prof, const tl_pro
     char name[64];
     snprintf(name, sizeof name, "%.*s", (int)(strlen(names[i]) - 3), names[i]);
     rc = measure(prof, def, g, syms, name, size, false, prog);
-    free(syms);
+    tl_free(syms);
     be_program_free(prog);
     tl_graph_free(g);
   }
-  for (int i = 0; i < nn; i++) free(names[i]);
-  free(names);
+  for (int i = 0; i < nn; i++) tl_free(names[i]);
+  tl_free(names);
   return rc;
 }
 
@@ -438,7 +438,7 @@ static tl_graph *random_graph(int idx, char *size, size_t sn) {
     else v = rowop(&q, x, rank);
     if (v < 0) {
       fprintf(stderr, "bench-cost: random graph %d: %s\n", idx, q.err);
-      free(q.vals);
+      tl_free(q.vals);
       tl_graph_free(q.g);
       return NULL;
     }
@@ -447,7 +447,7 @@ static tl_graph *random_graph(int idx, char *size, size_t sn) {
   }
   tl_graph_add_output(q.g, "y", q.vals[q.nv - 1]);
   if (pick(4) == 0 && q.nv > nin + 2) tl_graph_add_output(q.g, "z", q.vals[nin + pick(q.nv - nin - 1)]);
-  free(q.vals);
+  tl_free(q.vals);
   return q.g;
 }
 
@@ -466,13 +466,13 @@ static int run_random(int count, uint64_t seed, const tl_profile *prof, const tl
       FILE *f = fopen(path, "w");
       char *text = tl_tg_print(g);
       if (!f || fputs(text, f) < 0 || fclose(f)) fprintf(stderr, "bench-cost: cannot write %s\n", path);
-      free(text);
+      tl_free(text);
     }
     be_program *prog = be_compile(g, &o, err, sizeof err);
     if (!prog) {
       char *text = tl_tg_print(g);
       fprintf(stderr, "bench-cost: %s: %s\n%s", name, err, text);
-      free(text);
+      tl_free(text);
       tl_graph_free(g);
       return -1;
     }
@@ -544,6 +544,6 @@ int main(int argc, char **argv) {
   summary("measured profile, examples", 1, false);
   summary("measured profile, random graphs", 2, false);
   summary("defaults, all graphs", 0, true);
-  free(pts);
+  tl_free(pts);
   return 0;
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "egraph/egraph.h"
+#include "util/alloc.h"
 #include "egraph/extract.h"
 #include "tests/support/egg_math.h"
 #include "egraph/runner.h"
@@ -229,7 +230,7 @@ int main(int argc, char **argv) {
                  st, r.enodes, r.eclasses, E->enodes, E->eclasses);
           fails++;
         }
-        free(r.best);
+        tl_free(r.best);
       }
     printf(fails ? "smoke: FAILED\n" : "smoke: ok\n");
     eg_rules_free(rules);
@@ -280,7 +281,7 @@ int main(int argc, char **argv) {
     result r = best_of(&m, rules, exprs[e], EG_SCHED_BACKOFF, true, lim, runs, NULL);
     printf("| `%s` | %.2f | %.2f | %.2fx | %zu | %zu |\n", exprs[e], res[0][e].wall_ms, r.wall_ms,
            r.wall_ms / res[0][e].wall_ms, res[0][e].enodes, r.enodes);
-    free(r.best);
+    tl_free(r.best);
   }
 
   printf("\n## memory (peak bytes held by the e-graph, eg_peak_bytes)\n\n");
@@ -301,7 +302,7 @@ int main(int argc, char **argv) {
              core / (double)r->enodes, (double)M->nodes / n, (double)M->kids / n, (double)M->memo / n,
              (double)M->ids / n, (double)M->lists / n, (double)M->lists_free / n,
              (double)M->index / n, (double)M->work / n);
-      free(res[s][e].best);
+      tl_free(res[s][e].best);
     }
   eg_rules_free(rules);
   eg_math_fini(&m);

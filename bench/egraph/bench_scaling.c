@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "egraph/runner.h"
+#include "util/alloc.h"
 #include "ir/ir.h"
 #include "opt/opt.h"
 #include "opt/tensor.h"
@@ -191,7 +192,7 @@ static void parse_stats(const tl_opt *o, row *r) {
     }
     line = nl ? nl + 1 : NULL;
   }
-  free(buf);
+  tl_free_foreign(buf); /* open_memstream's, libc's */
 }
 
 static bool print_stats;

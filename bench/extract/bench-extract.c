@@ -19,6 +19,7 @@
  * the optimal DAG cost, tree and dag are no better than it, dag <= tree,
  * and the malformed file (and only it) is refused. Any difference exits 1. */
 #include "extract/extract.h"
+#include "util/alloc.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -48,27 +49,27 @@ static void collect(const char *dir, files *f)
     if (e->d_name[0] == '.')
       continue;
     size_t len = strlen(dir) + strlen(e->d_name) + 2;
-    char *p = malloc(len);
+    char *p = tl_xmalloc(len);
     if (!p)
       break;
     snprintf(p, len, "%s/%s", dir, e->d_name);
     struct stat st;
     if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
       collect(p, f);
-      free(p);
+      tl_free(p);
     } else if (len > 6 && strcmp(p + strlen(p) - 5, ".json") == 0) {
       if (f->n == f->cap) {
         size_t nc = f->cap ? f->cap * 2 : 64;
-        char **q = realloc(f->v, nc * sizeof *q);
+        char **q = tl_xrealloc(f->v, nc * sizeof *q);
         if (!q) {
-          free(p);
+          tl_free(p);
           break;
         }
         f->v = q, f->cap = nc;
       }
       f->v[f->n++] = p;
     } else {
-      free(p);
+      tl_free(p);
     }
   }
   closedir(d);
@@ -84,11 +85,11 @@ static char *set_of(const char *path)
 {
   const char *e = strrchr(path, '/');
   if (!e)
-    return strdup(".");
+    return tl_xstrdup(".");
   const char *b = e;
   while (b > path && b[-1] != '/')
     b--;
-  return strndup(b, (size_t)(e - b));
+  return tl_xstrndup(b, (size_t)(e - b));
 }
 
 /* expected.tsv of the repository's sample: per file, malformed or the
@@ -114,13 +115,13 @@ static bool read_expected(const char *dir, expect *x)
       continue;
     if (x->n == cap) {
       cap = cap ? 2 * cap : 16;
-      x->path = realloc(x->path, cap * sizeof *x->path);
-      x->malformed = realloc(x->malformed, cap * sizeof *x->malformed);
-      x->dag_opt = realloc(x->dag_opt, cap * sizeof *x->dag_opt);
+      x->path = tl_xrealloc(x->path, cap * sizeof *x->path);
+      x->malformed = tl_xrealloc(x->malformed, cap * sizeof *x->malformed);
+      x->dag_opt = tl_xrealloc(x->dag_opt, cap * sizeof *x->dag_opt);
       if (!x->path || !x->malformed || !x->dag_opt)
         exit(1);
     }
-    x->path[x->n] = malloc(strlen(dir) + strlen(rel) + 2);
+    x->path[x->n] = tl_xmalloc(strlen(dir) + strlen(rel) + 2);
     if (!x->path[x->n])
       exit(1);
     sprintf(x->path[x->n], "%s/%s", dir, rel);
@@ -235,22 +236,22 @@ int main(int argc, char **argv)
       fprintf(stderr, "bench-extract: no expected.tsv under %s (set TL_EXTRACTION_SAMPLE)\n", data);
       return 1;
     }
-    fl.v = malloc(ex.n * sizeof *fl.v);
+    fl.v = tl_xmalloc(ex.n * sizeof *fl.v);
     if (!fl.v)
       return 1;
     for (size_t i = 0; i < ex.n; i++)
-      fl.v[fl.n++] = strdup(ex.path[i]);
+      fl.v[fl.n++] = tl_xstrdup(ex.path[i]);
   } else {
     collect(data, &fl);
     qsort(fl.v, fl.n, sizeof *fl.v, cmp_str);
   }
   if (fl.n == 0) {
     fprintf(stderr, "bench-extract: no .json files under %s (set TL_EXTRACTION_GYM)\n", data);
-    free(fl.v);
+    tl_free(fl.v);
     return 77;
   }
 
-  file_res *res = calloc(fl.n, sizeof *res);
+  file_res *res = tl_xcalloc(fl.n, sizeof *res);
   if (!res)
     return 1;
   int failures = 0, malformed = 0;
@@ -369,11 +370,11 @@ int main(int argc, char **argv)
   printf("\nmalformed files: %d; failures: %d; exact time limit %.0f s; tree/dag time = min of %d runs\n",
          malformed, failures, limit, runs);
   for (size_t i = 0; i < fl.n; i++)
-    free(res[i].path), free(res[i].set);
+    tl_free(res[i].path), tl_free(res[i].set);
   for (size_t i = 0; i < ex.n; i++)
-    free(ex.path[i]);
-  free(ex.path), free(ex.malformed), free(ex.dag_opt);
-  free(res);
-  free(fl.v);
+    tl_free(ex.path[i]);
+  tl_free(ex.path), tl_free(ex.malformed), tl_free(ex.dag_opt);
+  tl_free(res);
+  tl_free(fl.v);
   return failures ? 1 : 0;
 }

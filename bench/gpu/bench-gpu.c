@@ -75,7 +75,7 @@ static int bench_compile(const char *src) {
    * and the pruned libdevice are then paid */
   tl_graph *w = load(strcat(strcpy(path, src), "/examples/gelu.tg"));
   char err[2048];
-  free(gpu_ptx(w, &o, NULL, NULL, err, sizeof err));
+  tl_free(gpu_ptx(w, &o, NULL, NULL, err, sizeof err));
   tl_graph_free(w);
   int fails = 0, n = 0, under = 0, nrefused = 0;
   double sum = 0, worst = 0;
@@ -104,7 +104,7 @@ static int bench_compile(const char *src) {
         }
         refused = 1;
       } else {
-        free(p);
+        tl_free(p);
         if (st.total_ms < best.total_ms) best = st;
       }
     }
@@ -163,7 +163,7 @@ static int bench_device(const char *src) {
     } else {
       char *d = gpu_describe(p);
       printf("%s: %s\n", cases[i].what, d);
-      free(d);
+      tl_free(d);
     }
     for (int k = 0; k < 4; k++) {
       tl_tensor_free(in[k]);

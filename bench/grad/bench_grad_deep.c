@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     tl_graph_free(dg);
     tl_graph_free(g);
   }
-  free(d.s);
+  tl_free(d.s);
   gr_rules_free(r);
   return 0;
 }

@@ -140,16 +140,16 @@ done:
   if (bad && verbose) {
     char *s = tl_tg_print(g);
     printf("%s\n", s);
-    free(s);
+    tl_free(s);
   }
   if (p && st) *st = *be_program_stats(p);
   be_program_free(p);
   for (int i = 0; i < no; i++) tl_tensor_free(ref[i]);
   for (int i = 0; i < ni; i++) tl_tensor_free(orig[i]);
-  free(ref);
-  free(got);
-  free(orig);
-  free(run_in);
+  tl_free(ref);
+  tl_free(got);
+  tl_free(orig);
+  tl_free(run_in);
   return bad;
 }
 
@@ -165,7 +165,7 @@ static int run_example(const char *path, int verbose) {
   tl_diag_init(&d, path, src, len);
   tl_graph *g = tl_tg_parse(src, len, &d);
   tl_diag_free(&d);
-  free(src);
+  tl_free(src);
   if (!g) {
     printf("FAIL %s: parse\n", path);
     return 1;
@@ -191,8 +191,8 @@ static int run_example(const char *path, int verbose) {
       }
     }
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-    free(in);
-    free(syms);
+    tl_free(in);
+    tl_free(syms);
   }
   tl_graph_free(g);
   return bad;
@@ -229,7 +229,7 @@ static tl_graph *load_example(const char *srcdir, const char *name) {
   tl_diag_init(&d, path, src, len);
   tl_graph *g = tl_tg_parse(src, len, &d);
   tl_diag_free(&d);
-  free(src);
+  tl_free(src);
   return g;
 }
 
@@ -317,20 +317,20 @@ static int cache_repair_test(const char *srcdir, const char *dir) {
           printf("FAIL %s: the entry was not rewritten as a fresh compile writes it\n", label);
           bad = 1;
         }
-        free(r);
+        tl_free(r);
         memset(&st, 0, sizeof st);
         if (!bad && (be_compare_opts(g[i], in, syms, label, 0, &o, &st) || !st.cache_hit || st.cache_bad)) {
           printf("FAIL %s: the repaired entry is not a hit\n", label);
           bad = 1;
         }
       }
-      free(b);
+      tl_free(b);
     }
     for (int k = 0; k < g[i]->ninputs; k++) tl_tensor_free(in[k]);
   }
   if (!bad) printf("cache repair: %d kinds of bad entry on 2 programs, each recompiled and replaced\n", NCASE);
   for (int i = 0; i < 2; i++) {
-    free(good[i]);
+    tl_free(good[i]);
     tl_graph_free(g[i]);
   }
   return bad;
@@ -347,7 +347,7 @@ static int cache_test(const char *srcdir) {
   tl_diag_init(&d, path, src, len);
   tl_graph *g = tl_tg_parse(src, len, &d);
   tl_diag_free(&d);
-  free(src);
+  tl_free(src);
   be_options o = be_options_default();
   o.cache_dir = dir;
   int bad = 0;

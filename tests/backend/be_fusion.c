@@ -14,6 +14,7 @@
  *  - long chains that every rule would fuse whole are cut into kernels of
  *    at most BE_FUSE_MAX_OPS ops, and compute the interpreter's values. */
 #include "backend/be_internal.h"
+#include "util/alloc.h"
 #include "interp/interp.h"
 #include "tests/common/tltest.h"
 
@@ -72,7 +73,7 @@ static void example_kernels(const char *name, const char *src, size_t len, void 
   ex_ctx *c = vctx;
   char *diag = NULL;
   tl_graph *g = tlt_parse(src, &diag);
-  free(diag);
+  tl_free(diag);
   if (!g) {
     printf("FAIL %s: parse\n", name);
     c->fails++;
@@ -110,8 +111,8 @@ static void example_kernels(const char *name, const char *src, size_t len, void 
   printf("  %-22s kernels %2d shipped, %2d without ew-into-ew, %2d without fusion; %d in place\n", name, k[0], k[1],
          k[2], ip);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-  free(in);
-  free(syms);
+  tl_free(in);
+  tl_free(syms);
   tl_graph_free(g);
 }
 
@@ -182,11 +183,11 @@ static int inplace_cases(int verbose) {
     tl_graph *g = tlt_parse(c->text, &diag);
     if (!g) {
       printf("FAIL in-place %s: parse: %s\n", c->name, diag);
-      free(diag);
+      tl_free(diag);
       fails++;
       continue;
     }
-    free(diag);
+    tl_free(diag);
     int64_t syms[4] = {37, 37, 37, 37};
     tl_tensor *in[4] = {0};
     char err[256], what[200];
@@ -266,7 +267,7 @@ static tl_graph *chain(int n, const char *decl, const char *fmt) {
   }
   tl_buf_printf(&b, "  (out y %s))\n", prev);
   tl_graph *g = tlt_parse(b.s, NULL);
-  free(b.s);
+  tl_free(b.s);
   return g;
 }
 

@@ -95,7 +95,7 @@ int be_jit_share_tests(const char *srcdir) {
     tl_diag_init(&d, path, src, len);
     cs[k].g = tl_tg_parse(src, len, &d);
     tl_diag_free(&d);
-    free(src);
+    tl_free(src);
     if (!cs[k].g || cs[k].g->nsyms > 8 || cs[k].g->ninputs > 8 || cs[k].g->noutputs > 8) {
       printf("FAIL jit share: %s does not parse or is too wide for this test\n", path);
       bad = 1;

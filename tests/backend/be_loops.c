@@ -11,6 +11,7 @@
  * Every case runs on one thread and on two (sizes above the split
  * threshold where it matters). */
 #include "backend/be_internal.h"
+#include "util/alloc.h"
 #include "interp/interp.h"
 #include "tests/common/tltest.h"
 
@@ -83,10 +84,10 @@ static int run_case(const lcase *c, int streams, int verbose) {
   tl_graph *g = tlt_parse(c->text, &diag);
   if (!g) {
     printf("FAIL %s: parse: %s\n", c->name, diag);
-    free(diag);
+    tl_free(diag);
     return 1;
   }
-  free(diag);
+  tl_free(diag);
   int bad = 0;
   if (c->loops >= 0) {
     int l = out_loops(g, err, sizeof err);

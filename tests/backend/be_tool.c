@@ -21,7 +21,7 @@ static int ref(const char *path, int64_t sym) {
   tl_diag_init(&d, path, src, len);
   tl_graph *g = tl_tg_parse(src, len, &d);
   tl_diag_free(&d);
-  free(src);
+  tl_free(src);
   if (!g) return 2;
   int64_t syms[64];
   for (int s = 0; s < g->nsyms && s < 64; s++) syms[s] = sym;

@@ -101,7 +101,7 @@ static int check_one(float x, float ge, float gt, acc *a, int verbose) {
 static int accuracy_test(int verbose) {
   char err[512], *diag = NULL;
   tl_graph *g = tlt_parse("(graph v (in x f32 [n]) (out e (exp x)) (out t (tanh x)))", &diag);
-  free(diag);
+  tl_free(diag);
   if (!g) {
     printf("FAIL vmath: parse\n");
     return 1;
@@ -187,7 +187,7 @@ static int agree_test(const char *srcdir, int verbose) {
   for (size_t i = 0; i < sizeof graphs / sizeof graphs[0]; i++) {
     char err[512], *diag = NULL, what[64];
     tl_graph *g = tlt_parse(graphs[i], &diag);
-    free(diag);
+    tl_free(diag);
     if (!g) {
       printf("FAIL vmath: graph %zu: parse\n", i);
       bad = 1;
@@ -229,8 +229,8 @@ static int agree_test(const char *srcdir, int verbose) {
     char *src = tl_read_file(path, &len, err, sizeof err);
     char *diag = NULL;
     tl_graph *g = src ? tlt_parse(src, &diag) : NULL;
-    free(diag);
-    free(src);
+    tl_free(diag);
+    tl_free(src);
     if (!g) {
       printf("FAIL vmath: %s: cannot read or parse\n", path);
       bad = 1;
@@ -248,8 +248,8 @@ static int agree_test(const char *srcdir, int verbose) {
       bad |= be_compare_opts(g, in, syms, what, verbose, &o, NULL);
     }
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-    free(in);
-    free(syms);
+    tl_free(in);
+    tl_free(syms);
     tl_graph_free(g);
     ng++;
   }

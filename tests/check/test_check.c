@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check/check.h"
+#include "util/alloc.h"
 #include "ir/ir.h"
 
 static char *slurp(const char *path) {
@@ -14,7 +15,7 @@ static char *slurp(const char *path) {
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  char *s = calloc(1, (size_t)n + 1);
+  char *s = tl_xcalloc(1, (size_t)n + 1);
   cr_assert(fread(s, 1, (size_t)n, f) == (size_t)n);
   fclose(f);
   return s;
@@ -32,7 +33,7 @@ static int check_file(const char *rel, const char *const *known, int nknown, tl_
   char *text = slurp(path);
   tl_check_opts o = {.seed = 1, .trials = 200, .known = known, .nknown = nknown, .out = stdout};
   int rc = tl_check_rules_text(path, text, &o, res);
-  free(text);
+  tl_free(text);
   return rc;
 }
 
@@ -51,7 +52,7 @@ Test(check, shipped_rules) {
     cr_expect_eq(res.nuntested, 0, "%s: %d rules never tested", files[i], res.nuntested);
     tl_check_result_free(&res);
   }
-  free(k);
+  tl_free(k);
 }
 
 Test(check, unsound_rules_caught) {

@@ -50,7 +50,7 @@ static inline int tlt_each_tg(const char *dir, void (*fn)(const char *name, cons
       break;
     }
     fn(ent->d_name, src, len, ctx);
-    free(src);
+    tl_free(src);
     count++;
   }
   closedir(d);
@@ -69,8 +69,8 @@ static inline int tlt_run_random(const tl_graph *g, uint64_t seed, int64_t size,
   if (rc == 0) rc = tl_interp_run(g, ins, syms, outs, err, sizeof err);
   if (rc) fprintf(stderr, "%s\n", err);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(ins[i]);
-  free(ins);
-  free(syms);
+  tl_free(ins);
+  tl_free(syms);
   return rc;
 }
 

@@ -136,7 +136,7 @@ static void chain_case(const char *shapes, const char *written, const char *chea
   cr_expect(strstr(text, cheap) != NULL, "%s, written %s, extractor %s: expected %s, got\n%s", shapes,
             written, ex_kind_name(kind), cheap, text);
   expect_same_values_n(g, best, shapes, 1); /* 10^7 multiply-adds in the interpreter */
-  free(text);
+  tl_free(text);
   tl_graph_free(best);
   tl_graph_free(g);
   tl_opt_free(o);
@@ -167,7 +167,7 @@ Test(cost, matrix_chain_choice_is_measurably_faster) {
   double t_slow = run_ms(slow), t_fast = run_ms(fast);
   cr_expect_lt(t_fast * 3, t_slow, "chosen order %.3f ms, written order %.3f ms: not 3x faster", t_fast, t_slow);
   fprintf(stderr, "matrix chain [10x1000][1000x10][10x1000]: A(BC) %.3f ms, (AB)C %.3f ms\n", t_slow, t_fast);
-  free(text);
+  tl_free(text);
   tl_graph_free(fast);
   tl_graph_free(slow);
   tl_opt_free(o);
@@ -182,9 +182,9 @@ Test(cost, matrix_chain_choice_is_measurably_faster) {
  * literals are not counted. */
 static double peak_oracle(const tl_graph *g, double sym) {
   int32_t n = g->nnodes;
-  int32_t *last = malloc(((size_t)n + 1) * sizeof *last);
-  bool *keep = calloc((size_t)n + 1, 1), *freed = calloc((size_t)n + 1, 1);
-  double *bytes = calloc((size_t)n + 1, sizeof *bytes);
+  int32_t *last = tl_xmalloc(((size_t)n + 1) * sizeof *last);
+  bool *keep = tl_xcalloc((size_t)n + 1, 1), *freed = tl_xcalloc((size_t)n + 1, 1);
+  double *bytes = tl_xcalloc((size_t)n + 1, sizeof *bytes);
   cr_assert(last && keep && freed && bytes);
   for (int32_t i = 0; i < n; i++) {
     const tl_node *x = &g->nodes[i];
@@ -210,7 +210,7 @@ static double peak_oracle(const tl_graph *g, double sym) {
       }
     }
   }
-  free(last), free(keep), free(freed), free(bytes);
+  tl_free(last), tl_free(keep), tl_free(freed), tl_free(bytes);
   return peak;
 }
 
@@ -233,7 +233,7 @@ Test(cost, memory_picks_a_smaller_peak_than_time) {
     mem[i] = c->totals[tl_cost_find(tl_opt_costs(o), "memory")];
     tim[i] = c->totals[tl_cost_find(tl_opt_costs(o), "time")];
     expect_same_values(g, best, costs[i]);
-    free(text);
+    tl_free(text);
     tl_graph_free(best);
     tl_opt_free(o);
   }
@@ -268,7 +268,7 @@ Test(cost, energy_plugin_changes_what_is_extracted) {
     cr_assert_geq(id, 0);
     energy[i] = tl_opt_cost(o)->totals[id];
     expect_same_values(g, best, costs[i]);
-    free(text);
+    tl_free(text);
     tl_graph_free(best);
     tl_opt_free(o);
   }
@@ -303,7 +303,7 @@ static void *plugin_worker(void *arg) {
     tl_graph *best = o && g ? tl_opt_graph(o, g, err, sizeof err) : NULL;
     char *text = best ? tl_tg_print(best) : NULL;
     ok = text && strstr(text, strcmp(cost, "energy") == 0 ? A_BC : AB_C) != NULL;
-    free(text);
+    tl_free(text);
     tl_graph_free(best);
     tl_graph_free(g);
     tl_opt_free(o);
@@ -380,7 +380,7 @@ Test(cost, dag_is_never_worse_than_tree) {
     cost[k] = tl_opt_cost(o)->dag_cost;
     cr_expect_eq(count(text, "(exp"), 1, "exp computed once: %s", text);
     expect_same_values(g, best, ex_kind_name((ex_kind)k));
-    free(text);
+    tl_free(text);
     tl_graph_free(best);
     tl_opt_free(o);
   }
@@ -555,7 +555,7 @@ Test(cost, placement_drives_transfer) {
   const tl_profile *p = tl_cost_profile(r);
   double want = 3 * p->link_latency + (4.0 * (8 * 16 + 16 * 4) + 4.0 * 8 * 4) / p->link_bw;
   cr_expect_float_eq(transfer, want, 1e-12 * want, "transfer %g s, expected %g", transfer, want);
-  free(text);
+  tl_free(text);
   tl_graph_free(best);
   tl_graph_free(g);
   tl_opt_free(o);
@@ -567,7 +567,7 @@ Test(cost, transfer_is_zero_on_the_host) {
   char *text;
   tl_graph *best = optimise(o, g, &text);
   cr_expect_eq(tl_opt_cost(o)->totals[tl_cost_find(tl_opt_costs(o), "transfer")], 0);
-  free(text);
+  tl_free(text);
   tl_graph_free(best);
   tl_graph_free(g);
   tl_opt_free(o);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "egraph/egraph.h"
+#include "util/alloc.h"
 #include "egraph/extract.h"
 #include "tests/support/egg_math.h"
 #include "egraph/runner.h"
@@ -250,8 +251,8 @@ Test(egraph_core, analysis_values_are_shared) {
 Test(egraph_core, list_pool_compaction_keeps_classes) {
   eg_egraph *g = toy_graph(false);
   enum { N = 3000 };
-  eg_id *leaf = malloc(N * sizeof *leaf), *f = malloc(N * sizeof *f);
-  int *par = malloc(N * sizeof *par);
+  eg_id *leaf = tl_xmalloc(N * sizeof *leaf), *f = tl_xmalloc(N * sizeof *f);
+  int *par = tl_xmalloc(N * sizeof *par);
   cr_assert(leaf && f && par);
   for (int i = 0; i < N; i++) {
     leaf[i] = eg_add(g, TOY_LEAF, eg_attr_intern(g, &i, sizeof i), NULL, 0);
@@ -283,9 +284,9 @@ Test(egraph_core, list_pool_compaction_keeps_classes) {
   }
   char err[256];
   cr_assert(eg_check(g, err, sizeof err), "%s", err);
-  free(leaf);
-  free(f);
-  free(par);
+  tl_free(leaf);
+  tl_free(f);
+  tl_free(par);
   eg_free(g);
 }
 
@@ -318,6 +319,6 @@ Test(egraph_core, two_egraphs_two_threads) {
   pthread_join(t2, &r2);
   cr_assert_str_eq(r1, "(* x 4)");
   cr_assert_str_eq(r2, "2");
-  free(r1);
-  free(r2);
+  tl_free(r1);
+  tl_free(r2);
 }

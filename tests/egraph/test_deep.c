@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "egraph/explain.h"
+#include "util/alloc.h"
 #include "egraph/extract.h"
 #include "tests/support/egg_math.h"
 #include "egraph/runner.h"
@@ -44,7 +45,7 @@ Test(egraph_deep, extracted_chain_prints) {
   cr_assert_eq(cost, 2.0 * n + 1);
   cr_assert_eq(strlen(s), (size_t)n * strlen("(+  1)") + 1);
   cr_assert(!strncmp(s, "(+ (+ (+ x 1) 1) 1)", 6) && !strcmp(s + strlen(s) - 6, " 1) 1)"));
-  free(s);
+  tl_free(s);
   eg_free(g);
 }
 
@@ -91,7 +92,7 @@ Test(egraph_deep, explanation_of_a_deep_rewrite) {
   eg_expl_free(e);
   char *t = eg_id_term(g, a);
   cr_assert_lt(strlen(t), 2 * EG_EXPL_TERM_BYTES);
-  free(t);
+  tl_free(t);
   eg_free(g);
   eg_rules_free(r);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tests/support/egg_math.h"
+#include "util/alloc.h"
 #include "egraph/rules.h"
 
 static eg_math M;
@@ -20,7 +21,7 @@ static char *load(const char *text, int *nerr) {
   cr_assert(!*nerr || (r->nfuses == 0 && r->ninplaces == 0 && r->nclasses == 0),
             "a text with errors adds no declarations");
   eg_rules_free(r);
-  char *s = d.text ? strdup(d.text) : strdup("");
+  char *s = d.text ? tl_xstrdup(d.text) : tl_xstrdup("");
   eg_diag_free(&d);
   return s;
 }
@@ -57,7 +58,7 @@ Test(egraph_rules, unknown_op) {
   cr_assert_str_eq(s, "t.rw:2:12: error: unknown op 'foo'\n"
                       "  (rule r (foo ?a) => ?a))\n"
                       "           ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, wrong_arity) {
@@ -66,7 +67,7 @@ Test(egraph_rules, wrong_arity) {
   cr_assert_str_eq(s, "t.rw:1:21: error: op '+' takes 2 operands, got 1\n"
                       "(ruleset s (rule r (+ ?a) => ?a))\n"
                       "                    ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, unbound_rhs_var) {
@@ -75,7 +76,7 @@ Test(egraph_rules, unbound_rhs_var) {
   cr_assert_str_eq(s, "t.rw:1:39: error: unbound variable '?c' on the right side\n"
                       "(ruleset s (rule r (+ ?a ?b) => (+ ?a ?c)))\n"
                       "                                      ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, unknown_condition) {
@@ -84,7 +85,7 @@ Test(egraph_rules, unknown_condition) {
   cr_assert_str_eq(s, "t.rw:1:40: error: unknown condition 'positive'\n"
                       "(ruleset s (rule r (/ ?a ?a) => 1 :if (positive ?a)))\n"
                       "                                       ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, duplicate_rule_name) {
@@ -93,7 +94,7 @@ Test(egraph_rules, duplicate_rule_name) {
   cr_assert_str_eq(s, "t.rw:3:8: error: duplicate rule name 'r' (first defined at t.rw:2:2)\n"
                       " (rule r (* ?a 1) => ?a))\n"
                       "       ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, unbalanced_parens) {
@@ -102,12 +103,12 @@ Test(egraph_rules, unbalanced_parens) {
   cr_assert_str_eq(s, "t.rw:1:1: error: unbalanced parentheses: '(' is never closed\n"
                       "(ruleset s\n"
                       "^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset s (rule r ?a => ?a)))", &n);
   cr_assert_str_eq(s, "t.rw:1:30: error: unbalanced parentheses: unexpected ')'\n"
                       "(ruleset s (rule r ?a => ?a)))\n"
                       "                             ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, several_errors_in_one_run) {
@@ -123,7 +124,7 @@ Test(egraph_rules, several_errors_in_one_run) {
   cr_assert(strstr(s, "t.rw:3:23: error: unbound variable '?y' on the right side"));
   cr_assert(strstr(s, "t.rw:4:31: error: condition 'nonzero' takes 1 argument, got 2"));
   cr_assert(strstr(s, "t.rw:5:20: error: expected '=>' or '<=>' after the left side"));
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, garbage_never_crashes) {
@@ -138,7 +139,7 @@ Test(egraph_rules, garbage_never_crashes) {
     int n;
     char *s = load(bad[i], &n);
     if (i > 0) cr_assert_gt(n, 0, "accepted: %s", bad[i]);
-    free(s);
+    tl_free(s);
   }
 }
 
@@ -200,32 +201,32 @@ Test(egraph_rules, fuse_errors) {
   cr_assert_str_eq(s, "t.rw:2:11: error: unknown op or opclass 'frob'\n"
                       "  (fuse a frob :into any))\n"
                       "          ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (fuse a + any))", &n);
   cr_assert_str_eq(s, "t.rw:1:22: error: expected ':into CONSUMER' after the producer\n"
                       "(ruleset f (fuse a + any))\n"
                       "                     ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (fuse a + :into * :if (single-use 2)))", &n);
   cr_assert_str_eq(s, "t.rw:1:46: error: condition 'single-use' takes no arguments\n"
                       "(ruleset f (fuse a + :into * :if (single-use 2)))\n"
                       "                                             ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (fuse a + :into * :if (max-ops x)))", &n);
   cr_assert_str_eq(s, "t.rw:1:43: error: condition 'max-ops' takes a positive integer\n"
                       "(ruleset f (fuse a + :into * :if (max-ops x)))\n"
                       "                                          ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (fuse a + :into * :if (nonzero ?x)))", &n);
   cr_assert_str_eq(s, "t.rw:1:35: error: unknown fusion condition 'nonzero' (known: single-use, cheap, max-ops N)\n"
                       "(ruleset f (fuse a + :into * :if (nonzero ?x)))\n"
                       "                                  ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (rule a (+ ?x 0) => ?x)\n (fuse a + :into *))", &n);
   cr_assert_str_eq(s, "t.rw:2:8: error: duplicate rule name 'a' (first defined at t.rw:1:12)\n"
                       " (fuse a + :into *))\n"
                       "       ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, opclass_errors) {
@@ -234,22 +235,22 @@ Test(egraph_rules, opclass_errors) {
   cr_assert_str_eq(s, "t.rw:3:12: error: duplicate opclass 'c' (first defined at t.rw:2:3)\n"
                       "  (opclass c ln))\n"
                       "           ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (opclass sin +))", &n);
   cr_assert_str_eq(s, "t.rw:1:21: error: opclass name 'sin' is an op name, 'any' or 'output'\n"
                       "(ruleset f (opclass sin +))\n"
                       "                    ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (opclass c + ?x))", &n);
   cr_assert_str_eq(s, "t.rw:1:25: error: expected an opclass member: an op, an opclass, 'any' or 'output'\n"
                       "(ruleset f (opclass c + ?x))\n"
                       "                        ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset f (opclass c))", &n);
   cr_assert_str_eq(s, "t.rw:1:21: error: opclass 'c' has no members\n"
                       "(ruleset f (opclass c))\n"
                       "                    ^\n");
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, inplace_errors) {
@@ -259,41 +260,41 @@ Test(egraph_rules, inplace_errors) {
   cr_assert_str_eq(s, "t.rw:2:14: error: an in-place pattern is one op over distinct ?vars, e.g. (exp ?x)\n"
                       "  (inplace a (ln (+ ?x 1)) :destroys ?x))\n"
                       "             ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?x) :destroys ?x))", &n);
   cr_assert(strstr(s, "t.rw:1:23: error: an in-place pattern is one op over distinct ?vars"), "%s", s);
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys ?z))", &n);
   cr_assert_str_eq(s, "t.rw:1:43: error: '?z' is not an operand of the pattern\n"
                       "(ruleset i (inplace a (+ ?x ?y) :destroys ?z))\n"
                       "                                          ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys))", &n);
   cr_assert_str_eq(s, "t.rw:1:42: error: expected an operand ?var after ':destroys'\n"
                       "(ruleset i (inplace a (+ ?x ?y) :destroys))\n"
                       "                                         ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys :rowwise))", &n);
   cr_assert(strstr(s, "t.rw:1:43: error: expected an operand ?var after ':destroys'"), "%s", s);
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys ?x :rowwise ?y))", &n);
   cr_assert_str_eq(s, "t.rw:1:55: error: expected ')' after ':rowwise'\n"
                       "(ruleset i (inplace a (+ ?x ?y) :destroys ?x :rowwise ?y))\n"
                       "                                                      ^\n");
   cr_assert_eq(n, 1);
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))", &n);
   cr_assert_str_eq(s, "t.rw:1:33: error: expected ':destroys ?VAR...' after the pattern\n"
                       "(ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))\n"
                       "                                ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (inplace a (frob ?x) :destroys ?x))", &n);
   cr_assert(strstr(s, "t.rw:1:24: error: unknown op 'frob'"), "%s", s);
-  free(s);
+  tl_free(s);
   s = load("(ruleset i (nonsense a))", &n);
   cr_assert(strstr(s, "t.rw:1:12: error: expected '(rule NAME LHS => RHS ...)', '(fuse ...)', "
                       "'(inplace ...)' or '(opclass ...)'"), "%s", s);
-  free(s);
+  tl_free(s);
 }
 
 Test(egraph_rules, decl_errors_report_all_and_keep_nothing) {
@@ -308,7 +309,7 @@ Test(egraph_rules, decl_errors_report_all_and_keep_nothing) {
   cr_assert(strstr(s, "t.rw:3:19: error: unknown op or opclass 'nope'"), "%s", s);
   cr_assert(strstr(s, "t.rw:4:32: error: condition 'cheap' takes no arguments"), "%s", s);
   cr_assert(strstr(s, "t.rw:5:34: error: '?q' is not an operand of the pattern"), "%s", s);
-  free(s);
+  tl_free(s);
   const char *bad[] = {"(ruleset f (fuse))", "(ruleset f (fuse a))", "(ruleset f (fuse a + :into))",
                        "(ruleset f (fuse a (+) :into *))", "(ruleset f (fuse a + :into * :if))",
                        "(ruleset f (fuse a + :into * :if ()))", "(ruleset f (fuse a + :into * :if (max-ops)))",
@@ -321,7 +322,7 @@ Test(egraph_rules, decl_errors_report_all_and_keep_nothing) {
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char *e = load(bad[i], &n);
     cr_assert_gt(n, 0, "accepted: %s", bad[i]);
-    free(e);
+    tl_free(e);
   }
 }
 
@@ -330,7 +331,7 @@ Test(egraph_rules, decl_errors_report_all_and_keep_nothing) {
  * in the sanitizer build); its quoted line is a window around the column. */
 Test(egraph_rules, deep_patterns_are_refused) {
   size_t depth = 5000, len = 40 + 9 * depth;
-  char *text = malloc(len), *p = text;
+  char *text = tl_xmalloc(len), *p = text;
   p += sprintf(p, "(ruleset s\n (rule r ");
   for (size_t i = 0; i < depth; i++) p += sprintf(p, "(ln ");
   p += sprintf(p, "?a");
@@ -342,7 +343,7 @@ Test(egraph_rules, deep_patterns_are_refused) {
   /* " (rule r " is 9 columns; the 1001st '(' is at 10 + 4 * 1000 */
   cr_expect(strncmp(s, "t.rw:2:4010: error: pattern nested more than 1000 deep\n", 55) == 0, "%.300s", s);
   cr_expect_lt(strlen(s), 400, "%zu bytes of diagnostics", strlen(s));
-  free(s);
+  tl_free(s);
   /* 1000 deep is fine */
   p = text + sprintf(text, "(ruleset s\n (rule r ");
   for (size_t i = 0; i < 1000; i++) p += sprintf(p, "(ln ");
@@ -351,8 +352,8 @@ Test(egraph_rules, deep_patterns_are_refused) {
   sprintf(p, " => ?a))");
   s = load(text, &n);
   cr_expect_eq(n, 0, "%.300s", s);
-  free(s);
-  free(text);
+  tl_free(s);
+  tl_free(text);
 }
 
 /* A condition reads its arguments as it declares them: an operand's class
@@ -365,9 +366,9 @@ Test(egraph_rules, condition_argument_kinds) {
                       "as argument 1, not '1?a'\n"
                       "(ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))\n"
                       "                                               ^\n");
-  free(s);
+  tl_free(s);
   s = load("(ruleset s (rule r (+ ?a ?b) => ?a :if (const-or-distinct-var ?a x)))", &n);
   cr_expect(strstr(s, "t.rw:1:66: error: condition 'const-or-distinct-var' takes a ?variable "
                       "of the pattern as argument 2, not 'x'"), "%s", s);
-  free(s);
+  tl_free(s);
 }

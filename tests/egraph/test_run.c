@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "egraph/extract.h"
+#include "util/alloc.h"
 #include "tests/support/egg_math.h"
 #include "egraph/runner.h"
 
@@ -50,19 +51,19 @@ Test(egraph_run, math_best_terms) {
   char *b = best_after("(+ x (+ x (+ x x)))", lim, EG_SCHED_BACKOFF, &st);
   cr_assert_str_eq(b, "(* x 4)");
   cr_assert_eq(st, EG_STOP_SATURATED);
-  free(b);
+  tl_free(b);
   b = best_after("(d x (+ 1 (* 2 x)))", lim, EG_SCHED_BACKOFF, &st);
   cr_assert_str_eq(b, "2");
   cr_assert_eq(st, EG_STOP_SATURATED);
-  free(b);
+  tl_free(b);
   b = best_after("(/ 1 (- (/ (+ 1 (sqrt five)) 2) (/ (- 1 (sqrt five)) 2)))", (eg_limits){12, 100000, 20, 0},
                  EG_SCHED_BACKOFF, NULL);
   cr_assert_str_eq(b, "(/ 1 (sqrt five))");
-  free(b);
+  tl_free(b);
   b = best_after("(d x (- (pow x 3) (* 7 (pow x 2))))", (eg_limits){30, 100000, 20, 0},
                  EG_SCHED_BACKOFF, NULL);
   cr_assert_str_eq(b, "(* x (+ -14 (* x 3)))");
-  free(b);
+  tl_free(b);
 }
 
 Test(egraph_run, integral_by_parts_is_proven) {
@@ -75,7 +76,7 @@ Test(egraph_run, integral_by_parts_is_proven) {
   eg_rebuild(g);
   cr_assert_eq(eg_find(g, root), eg_find(g, want));
   double cost;
-  free(eg_extract_best(g, root, &cost));
+  tl_free(eg_extract_best(g, root, &cost));
   cr_assert_eq(cost, 6);
   eg_free(g);
 }
@@ -116,7 +117,7 @@ Test(egraph_run, backoff_bans_explosive_rules) {
  * 1000 (banned, nothing applied) but within 2 per starting e-node. */
 Test(egraph_run, backoff_limit_scales_with_program_size) {
   enum { N = 1500 };
-  char *t = malloc(N * 16 + 16), *p = t;
+  char *t = tl_xmalloc(N * 16 + 16), *p = t;
   cr_assert(t);
   for (int i = 0; i < N - 1; i++) p += sprintf(p, "(+ s%d ", i);
   p += sprintf(p, "s%d", N - 1);
@@ -140,7 +141,7 @@ Test(egraph_run, backoff_limit_scales_with_program_size) {
     eg_report_free(rep);
     eg_free(g);
   }
-  free(t);
+  tl_free(t);
 }
 
 Test(egraph_run, node_limit_stops_cleanly) {
@@ -156,7 +157,7 @@ Test(egraph_run, node_limit_stops_cleanly) {
   cr_assert(eg_check(g, err, sizeof err), "%s", err);
   char *b = eg_extract_best(g, root, NULL);
   cr_assert(b);
-  free(b);
+  tl_free(b);
   eg_report_free(rep);
   eg_free(g);
 }
@@ -173,7 +174,7 @@ Test(egraph_run, time_and_memory_limits_stop_cleanly) {
   cr_assert(eg_check(g, err, sizeof err), "%s", err);
   char *b = eg_extract_best(g, root, NULL);
   cr_assert(b);
-  free(b);
+  tl_free(b);
   eg_report_free(rep);
   ph.limits = (eg_limits){100, 0, 0, eg_bytes(g) + 100000};
   rep = eg_run(g, R, &ph, 1, rp);
@@ -198,7 +199,7 @@ Test(egraph_run, phases_and_unknown_ruleset) {
   cr_assert_eq(rep->rules[1].searches, rep->phases[1].niters); /* comm only in phase 2 */
   char *b = eg_extract_best(g, root, NULL);
   cr_assert_str_eq(b, "y");
-  free(b);
+  tl_free(b);
   eg_report_free(rep);
   eg_phase bad = {"nope", {1, 0, 0, 0}};
   rep = eg_run(g, r, &bad, 1, eg_run_defaults());

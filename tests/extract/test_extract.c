@@ -14,6 +14,7 @@
  *     every extractor must agree on feasibility.
  *  3. Malformed input and the builder/CLI contracts, each with its message. */
 #include "cli/cli.h"
+#include "util/alloc.h"
 #include "extract/extract.h"
 
 #include <criterion/criterion.h>
@@ -69,9 +70,9 @@ static bool or_chosen(const ex_graph *g, const uint32_t *choice, uint32_t c)
 static bool or_walk(const ex_graph *g, const uint32_t *choice, or_walk_t *w)
 {
   uint32_t nc = g->n_classes;
-  uint8_t *colour = calloc((size_t)nc + 1, 1); /* 0 new, 1 on the stack, 2 done */
-  uint32_t *stk = malloc(((size_t)nc + 1) * sizeof *stk), *next = malloc(((size_t)nc + 1) * sizeof *next);
-  w->order = malloc(((size_t)nc + 1) * sizeof *w->order);
+  uint8_t *colour = tl_xcalloc((size_t)nc + 1, 1); /* 0 new, 1 on the stack, 2 done */
+  uint32_t *stk = tl_xmalloc(((size_t)nc + 1) * sizeof *stk), *next = tl_xmalloc(((size_t)nc + 1) * sizeof *next);
+  w->order = tl_xmalloc(((size_t)nc + 1) * sizeof *w->order);
   w->n = 0;
   cr_assert(colour && stk && next && w->order);
   bool ok = true;
@@ -102,7 +103,7 @@ static bool or_walk(const ex_graph *g, const uint32_t *choice, or_walk_t *w)
       }
     }
   }
-  free(colour), free(stk), free(next);
+  tl_free(colour), tl_free(stk), tl_free(next);
   return ok;
 }
 
@@ -116,7 +117,7 @@ static double or_dag_cost(const ex_graph *g, const uint32_t *choice)
     for (uint32_t i = 0; i < w.n; i++)
       v += g->node_cost[choice[w.order[i]]];
   }
-  free(w.order);
+  tl_free(w.order);
   return v;
 }
 
@@ -125,7 +126,7 @@ static double or_tree_cost(const ex_graph *g, const uint32_t *choice)
   or_walk_t w;
   double v = NAN;
   if (or_walk(g, choice, &w)) {
-    double *tc = calloc((size_t)g->n_classes + 1, sizeof *tc);
+    double *tc = tl_xcalloc((size_t)g->n_classes + 1, sizeof *tc);
     cr_assert(tc);
     for (uint32_t i = 0; i < w.n; i++) { /* children first */
       uint32_t c = w.order[i], n = choice[c];
@@ -136,9 +137,9 @@ static double or_tree_cost(const ex_graph *g, const uint32_t *choice)
     v = 0;
     for (uint32_t i = 0; i < g->n_roots; i++)
       v += tc[g->roots[i]];
-    free(tc);
+    tl_free(tc);
   }
-  free(w.order);
+  tl_free(w.order);
   return v;
 }
 
@@ -539,19 +540,19 @@ Test(malformed, messages)
  * the syntax error quotes only bytes inside it. */
 Test(malformed, syntax_error_quotes_inside_the_buffer)
 {
-  char *buf = malloc(2);
+  char *buf = tl_xmalloc(2);
   memcpy(buf, "{x", 2);
   ex_graph *g;
   ex_diag d;
   cr_expect_eq(ex_read_json_buf(buf, 2, "t.json", &g, &d), EX_ERR_SYNTAX);
   cr_expect(strstr(d.msg, "t.json:1:2: error: JSON syntax error near 'x'"), "%s", d.msg);
-  free(buf);
-  buf = malloc(40);
+  tl_free(buf);
+  buf = tl_xmalloc(40);
   memset(buf, 'x', 40);
   buf[0] = '[';
   cr_expect_eq(ex_read_json_buf(buf, 40, "t.json", &g, &d), EX_ERR_SYNTAX);
   cr_expect(strstr(d.msg, "near 'xxxxxxxxxxxxxxxxxxxx'"), "%s", d.msg);
-  free(buf);
+  tl_free(buf);
   cr_expect_eq(ex_read_json("/dev/zero", &g, &d), EX_ERR_IO);
   cr_expect(strstr(d.msg, "/dev/zero: error: not a regular file and longer than the input limit"),
             "%s", d.msg);

@@ -129,12 +129,12 @@ static int compare(const tl_engine *eng, const tl_graph *g, tl_tensor **in, cons
   if (bad) {
     char *s = tl_tg_print(g);
     printf("%s\n", s);
-    free(s);
+    tl_free(s);
   }
   if (p) eng->free(p);
   for (int i = 0; i < no; i++) tl_tensor_free(ref[i]);
-  free(ref);
-  free(got);
+  tl_free(ref);
+  tl_free(got);
   t->failed += bad;
   return bad;
 }
@@ -161,8 +161,8 @@ static int compare_sized(const tl_engine *eng, const tl_graph *g, int64_t size, 
     bad = compare(eng, g, in, syms, w, t);
   }
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-  free(in);
-  free(syms);
+  tl_free(in);
+  tl_free(syms);
   return bad;
 }
 
@@ -175,7 +175,7 @@ static tl_graph *load(const char *path) {
   tl_diag_init(&d, path, src, len);
   tl_graph *g = tl_tg_parse(src, len, &d);
   tl_diag_free(&d);
-  free(src);
+  tl_free(src);
   return g;
 }
 
@@ -200,8 +200,8 @@ static char **tg_files(const char *src, const char *sub) {
 }
 
 static void free_list(char **l) {
-  for (int i = 0; l[i]; i++) free(l[i]);
-  free(l);
+  for (int i = 0; l[i]; i++) tl_free(l[i]);
+  tl_free(l);
 }
 
 static int count(char **l) {
@@ -310,7 +310,7 @@ static void ptx_one(const tl_graph *g, const gpu_options *o, const char *ptxas, 
   FILE *f = fopen(tmp, "w");
   fputs(ptx, f);
   fclose(f);
-  free(ptx);
+  tl_free(ptx);
   char cmd[9000];
   snprintf(cmd, sizeof cmd, "%s -arch=%s %s -o /dev/null 2>&1", ptxas, gpu_arch(o), tmp);
   FILE *p = popen(cmd, "r");
@@ -756,7 +756,7 @@ static int placement_mode(void) {
     bool ok = strstr(d, "\"device\": \"cpu\"") != NULL;
     printf("%s the auto engine on a tiny graph: %.200s...\n", ok ? "ok  " : "FAIL", d);
     fails += !ok;
-    free(d);
+    tl_free(d);
   }
   if (p) a->free(p);
   tl_tensor_free(in[0]);

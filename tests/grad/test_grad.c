@@ -24,7 +24,7 @@ static gr_rules *shipped(void) {
   tl_buf d = {0};
   int e = gr_rules_load_path(r, TL_SOURCE_DIR "/rules", &d);
   cr_assert_eq(e, 0, "%s", d.s ? d.s : "");
-  free(d.s);
+  tl_free(d.s);
   return r;
 }
 
@@ -98,8 +98,8 @@ static void run_named(const tl_graph *g, const tl_graph *g0, tl_tensor **values,
   char err[512];
   cr_assert_eq(tl_bind_inputs(g, ins, syms, err, sizeof err), 0, "%s: %s", g->name, err);
   cr_assert_eq(tl_interp_run(g, ins, syms, outs, err, sizeof err), 0, "%s: %s", g->name, err);
-  free(ins);
-  free(syms);
+  tl_free(ins);
+  tl_free(syms);
 }
 
 /* phi(x) = sum over the float outputs o of <ct_o, y_o(x)>. */
@@ -111,7 +111,7 @@ static double phi(const tl_graph *g, tl_tensor **x, tl_tensor *const *ct) {
     if (ct[o]) s += dot(ct[o], outs[o]);
     tl_tensor_free(outs[o]);
   }
-  free(outs);
+  tl_free(outs);
   return s;
 }
 
@@ -127,7 +127,7 @@ static double fd_along(const tl_graph *g, tl_tensor **x, tl_tensor *const *v, tl
     }
     f[s] = phi(g, xs, ct);
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(xs[i]);
-    free(xs);
+    tl_free(xs);
   }
   return (f[0] - f[1]) / (2 * h);
 }
@@ -141,7 +141,7 @@ Test(rules, every_differentiable_op_has_a_rule) {
   tl_buf m = {0};
   int missing = gr_rules_missing(r, &m);
   cr_expect_eq(missing, 0, "operands of differentiable ops without a derivative rule:\n%s", m.s ? m.s : "");
-  free(m.s);
+  tl_free(m.s);
   /* and the check itself notices a missing one */
   gr_rules *few = gr_rules_new();
   const char *one = "(ruleset g (grad exp (exp ?x) :wrt ?x => (mul ?g ?out)))";
@@ -150,7 +150,7 @@ Test(rules, every_differentiable_op_has_a_rule) {
   cr_expect_gt(gr_rules_missing(few, &m2), 50);
   cr_expect(strstr(m2.s, "\nlog operand 0") && strstr(m2.s, "matmul operand 1") && !strstr(m2.s, "\nexp operand"),
             "%s", m2.s);
-  free(m2.s);
+  tl_free(m2.s);
   gr_rules_free(few);
   gr_rules_free(r);
 }
@@ -175,7 +175,7 @@ Test(rules, malformed_rules_are_reported_with_positions) {
     cr_expect_gt(e, 0, "%s", cases[i][0]);
     cr_expect(d.s && strstr(d.s, cases[i][1]), "%s\ngave:\n%s", cases[i][0], d.s ? d.s : "(nothing)");
     cr_expect_eq(gr_rules_count(r), 0, "a text with errors adds nothing");
-    free(d.s);
+    tl_free(d.s);
     gr_rules_free(r);
   }
   /* the rest of a .rw file is the rewrite reader's: skipped here */
@@ -201,7 +201,7 @@ Test(rules, a_later_file_overrides) {
   char err[256];
   cr_assert_eq(tl_interp_run(d, &x, NULL, &out, err, sizeof err), 0, "%s", err);
   cr_expect_float_eq(tl_tensor_get_f64(out, 0), 2 * exp(0.5), 1e-12);
-  free(text);
+  tl_free(text);
   tl_tensor_free(x);
   tl_tensor_free(out);
   tl_graph_free(d);
@@ -266,7 +266,7 @@ static void check_example(const char *name, const char *src, size_t len, void *v
   cr_expect(fabs(vjp_dot - fd) <= 1e-6 * (fabs(fd) + 1), "%s: <vjp, v> = %.12g, finite differences %.12g", name,
             vjp_dot, fd);
   for (int o = 0; o < vg->noutputs; o++) tl_tensor_free(vo[o]);
-  free(vo);
+  tl_free(vo);
   /* the JVP: tangents t_<in> = v */
   tl_graph *jg = transform(g, c->r, GR_JVP, false);
   char tn[64][64];
@@ -293,7 +293,7 @@ static void check_example(const char *name, const char *src, size_t len, void *v
   cr_expect(fabs(jvp_dot - fd) <= 1e-6 * (fabs(fd) + 1), "%s: <ct, jvp> = %.12g, finite differences %.12g", name,
             jvp_dot, fd);
   for (int o = 0; o < jg->noutputs; o++) tl_tensor_free(jo[o]);
-  free(jo);
+  tl_free(jo);
   for (int i = 0; i < jg->ninputs; i++)
     cr_expect(strncmp(jg->names[jg->nodes[jg->inputs[i]].name], "ct_", 3), "%s: the JVP kept a cotangent input", name);
   /* the f32 VJP graph compiles and runs the same on every engine */
@@ -328,20 +328,20 @@ static void check_example(const char *name, const char *src, size_t len, void *v
                 vg32->names[vg32->outputs[o].name], why);
       tl_tensor_free(got[o]);
     }
-    free(got);
+    tl_free(got);
     eng->free(prog);
   }
   for (int o = 0; o < vg32->noutputs; o++) tl_tensor_free(ref[o]);
   for (int i = 0; i < vg32->ninputs; i++) tl_tensor_free(ins[i]);
-  free(ref);
-  free(ins);
-  free(syms);
+  tl_free(ref);
+  tl_free(ins);
+  tl_free(syms);
   tl_graph_free(vg32);
   c->checked++;
-  free(tname);
-  free(tval);
-  free(xn);
-  free(xv);
+  tl_free(tname);
+  tl_free(tval);
+  tl_free(xn);
+  tl_free(xv);
   tl_graph_free(vg);
   tl_graph_free(jg);
   for (int i = 0; i < g->ninputs; i++) {
@@ -349,13 +349,13 @@ static void check_example(const char *name, const char *src, size_t len, void *v
     tl_tensor_free(v[i]);
   }
   for (int o = 0; o < g->noutputs; o++) tl_tensor_free(ct[o]);
-  free(x);
-  free(v);
-  free(ct);
+  tl_free(x);
+  tl_free(v);
+  tl_free(ct);
 done:
   tl_graph_free(g);
   tl_graph_free(g32);
-  free(s64);
+  tl_free(s64);
 }
 
 Test(transform, examples_against_finite_differences_on_every_engine) {
@@ -407,7 +407,7 @@ static void check_hvp(const char *src) {
     }
     run_named(g1, g, xs, NULL, NULL, 0, s ? gm : gp);
     for (int i = 0; i < g->ninputs; i++) tl_tensor_free(xs[i]);
-    free(xs);
+    tl_free(xs);
   }
   for (int o = 0; o < g2->noutputs; o++) {
     const char *in = g2->names[g2->outputs[o].name] + 4; /* vjp_<input> */
@@ -434,11 +434,11 @@ static void check_hvp(const char *src) {
     tl_tensor_free(x[i]);
     tl_tensor_free(v[i]);
   }
-  free(gp);
-  free(gm);
-  free(hv);
-  free(x);
-  free(v);
+  tl_free(gp);
+  tl_free(gm);
+  tl_free(hv);
+  tl_free(x);
+  tl_free(v);
   tl_graph_free(g2);
   tl_graph_free(g1);
   tl_graph_free(g);
@@ -511,7 +511,7 @@ static int count_nodes(const tl_graph *g) {
     n += x->op != TL_OP_INPUT && x->op != TL_OP_LIT;
     for (int k = 0; k < x->ninputs; k++) live[tl_node_inputs(g, x)[k]] = true;
   }
-  free(live);
+  tl_free(live);
   return n;
 }
 
@@ -543,7 +543,7 @@ static tl_tensor **run_vjp(const tl_graph *vg, double v, int64_t n) {
   char err[512];
   cr_assert_eq(tl_interp_run(vg, ins, NULL, outs, err, sizeof err), 0, "%s", err);
   for (int i = 0; i < vg->ninputs; i++) tl_tensor_free(ins[i]);
-  free(ins);
+  tl_free(ins);
   return outs;
 }
 
@@ -604,8 +604,8 @@ Test(optimize, gradients_become_stable) {
       tl_tensor_free(naive[k]);
       tl_tensor_free(opt[k]);
     }
-    free(naive);
-    free(opt);
+    tl_free(naive);
+    tl_free(opt);
     naive = run_vjp(vg, 0.3, 2);
     opt = run_vjp(best, 0.3, 2);
     for (int k = 0; k < vg->noutputs; k++) {
@@ -614,9 +614,9 @@ Test(optimize, gradients_become_stable) {
       tl_tensor_free(naive[k]);
       tl_tensor_free(opt[k]);
     }
-    free(naive);
-    free(opt);
-    free(text);
+    tl_free(naive);
+    tl_free(opt);
+    tl_free(text);
     tl_graph_free(best);
     tl_graph_free(vg);
     tl_graph_free(g);
@@ -662,7 +662,7 @@ Test(transform, names_and_modes) {
   d = transform(u, r, GR_GRAD, false);
   char *text = tl_tg_print(d);
   cr_expect(strstr(text, "(out ds_dy (fill f32 [3] 0.0))"), "%s", text);
-  free(text);
+  tl_free(text);
   tl_graph_free(d);
   tl_graph_free(u);
   /* errors */

@@ -133,7 +133,7 @@ Test(npy, unsupported_layouts_are_refused_with_reasons) {
 static unsigned char *npy_exact(const char *header, size_t hlen, const void *data, size_t n,
                                 size_t *len) {
   *len = 10 + hlen + n;
-  unsigned char *b = malloc(*len);
+  unsigned char *b = tl_xmalloc(*len);
   memcpy(b, "\x93NUMPY\x01\x00", 8);
   b[8] = (unsigned char)(hlen & 0xff);
   b[9] = (unsigned char)(hlen >> 8);
@@ -155,35 +155,35 @@ Test(npy, header_scans_stay_inside_the_header) {
   /* the dict ends right after "'descr':": no value to read */
   unsigned char *b = npy_exact("{'descr':", 9, NULL, 0, &len);
   expect_refused(b, len, "header has no 'descr' string");
-  free(b);
+  tl_free(b);
   /* a quote right after the header must not be taken for the value, nor
    * the data searched for its closing quote */
   size_t big = 1 << 20;
-  char *data = malloc(big);
+  char *data = tl_xmalloc(big);
   memset(data, 'A', big);
   data[0] = '\'';
   b = npy_exact("{'descr':   ", 12, data, big, &len);
   expect_refused(b, len, "header has no 'descr' string");
-  free(b);
-  free(data);
+  tl_free(b);
+  tl_free(data);
   /* a shape cut short: its digits end at the header's end, not in the data */
   const char *h = "{'descr': '<f8', 'fortran_order': False, 'shape': (1";
   b = npy_exact(h, strlen(h), "2345678", 7, &len);
   expect_refused(b, len, "malformed 'shape'");
-  free(b);
+  tl_free(b);
   h = "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }";
   b = npy_exact(h, strlen(h), NULL, 0, &len);
   expect_refused(b, len, "dim out of range");
-  free(b);
+  tl_free(b);
   h = "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }";
   b = npy_exact(h, strlen(h), NULL, 0, &len);
   expect_refused(b, len, "shape too large");
-  free(b);
+  tl_free(b);
   /* the descr string never closes inside the header */
   h = "{'descr': '<f8";
   b = npy_exact(h, strlen(h), "'", 1, &len);
   expect_refused(b, len, "malformed 'descr'");
-  free(b);
+  tl_free(b);
 }
 
 /* 136 bytes declaring a billion f8: refused as truncated before the 8 GB

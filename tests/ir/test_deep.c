@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ir/tg.h"
+#include "util/alloc.h"
 #include "tests/common/tltest.h"
 
 Test(ir_deep, unnamed_chain_prints_and_reads_back) {
@@ -30,12 +31,12 @@ Test(ir_deep, unnamed_chain_prints_and_reads_back) {
   char *s = tl_tg_print_node(g, c);
   cr_assert_eq(strlen(s), (size_t)n * strlen("(add  1)") + 1);
   cr_assert(!strncmp(s, "(add (add (add x 1) 1) 1)", 5));
-  free(s);
+  tl_free(s);
   s = tl_tg_print(g);
   tl_graph *back = tlt_parse(s, NULL);
   cr_assert(back);
   cr_assert(tl_graph_equal(g, back));
   tl_graph_free(back);
-  free(s);
+  tl_free(s);
   tl_graph_free(g);
 }

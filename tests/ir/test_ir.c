@@ -162,7 +162,7 @@ Test(infer, every_op_and_broadcasting_corners) {
     tl_type_str(g, &n->type, buf, sizeof buf);
     cr_expect_str_eq(buf, c->want, "case %zu %s: got %s", i, c->expr, buf);
     for (int32_t k = 0; k < g->nnodes; k++) covered[g->nodes[k].op] = true;
-    free(diag);
+    tl_free(diag);
     tl_graph_free(g);
   }
   /* an elementwise op infers by the one broadcasting rule of its dtype rule
@@ -177,7 +177,7 @@ Test(infer, reshape_minus_one_of_symbolic_product_is_refused) {
   tl_graph *g = parse_str("(graph g (in x f32 [n 6]) (out y (reshape x :shape [-1 3])))", &diag);
   cr_expect_null(g);
   cr_expect(strstr(diag, "cannot infer the -1 dim") != NULL, "%s", diag);
-  free(diag);
+  tl_free(diag);
   tl_graph_free(g);
 }
 
@@ -186,7 +186,7 @@ Test(infer, symbol_against_concrete_is_refused) {
   tl_graph *g = parse_str("(graph g (in x f32 [n]) (in z f32 [3]) (out y (add x z)))", &diag);
   cr_expect_null(g);
   cr_expect(strstr(diag, "1:47: error: add: cannot broadcast f32[n] with f32[3] (dim n vs 3)") != NULL, "%s", diag);
-  free(diag);
+  tl_free(diag);
 }
 
 Test(infer, updates_must_have_the_slice_or_take_type) {
@@ -207,7 +207,7 @@ Test(infer, updates_must_have_the_slice_or_take_type) {
     tl_graph *g = parse_str(cases[i][0], &diag);
     cr_expect_null(g, "%s", cases[i][0]);
     cr_expect(diag && strstr(diag, cases[i][1]) != NULL, "%s", diag);
-    free(diag);
+    tl_free(diag);
     tl_graph_free(g);
   }
 }
@@ -261,8 +261,8 @@ static void check_malformed(const char *name, const char *src, size_t len, void 
   char *want = expected_lines(src), *got = message_lines(tl_diag_text(&dg), name);
   cr_expect_str_eq(got, want, "%s:\n got:\n%s want:\n%s", name, got, want);
   cr_expect(strstr(tl_diag_text(&dg), "^\n") != NULL, "%s: no caret line", name);
-  free(want);
-  free(got);
+  tl_free(want);
+  tl_free(got);
   tl_graph_free(g);
   tl_diag_free(&dg);
 }
@@ -277,7 +277,7 @@ Test(parser, truly_empty_input) {
   tl_graph *g = parse_str("", &diag);
   cr_expect_null(g);
   cr_expect(strstr(diag, "t.tg:1:1: error: empty file") != NULL, "%s", diag);
-  free(diag);
+  tl_free(diag);
 }
 
 Test(parser, deep_nesting_is_refused_not_overflowed) {
@@ -291,8 +291,8 @@ Test(parser, deep_nesting_is_refused_not_overflowed) {
   tl_graph *g = parse_str(b.s, &diag);
   cr_expect_null(g);
   cr_expect(strstr(diag, "nested more than") != NULL, "%s", diag);
-  free(diag);
-  free(b.s);
+  tl_free(diag);
+  tl_free(b.s);
 }
 
 /* A graph whose first node has no operands: args is still NULL, and the
@@ -339,8 +339,8 @@ Test(parser, long_lines_are_quoted_around_the_column) {
   cr_expect_eq(l1[1 + caret], '(');
   cr_expect(strncmp(l1 + 1 + caret, "(exp ", 5) == 0);
   cr_expect_lt(strlen(diag), 2000, "%zu bytes of diagnostics", strlen(diag));
-  free(diag);
-  free(b.s);
+  tl_free(diag);
+  tl_free(b.s);
 
   /* short lines, and columns near either end of a long one */
   struct { const char *line; int col; const char *want; } cases[] = {
@@ -352,7 +352,7 @@ Test(parser, long_lines_are_quoted_around_the_column) {
     tl_buf q = {0};
     tl_quote_line(&q, "  ", cases[i].line, strlen(cases[i].line), cases[i].col);
     cr_expect_str_eq(q.s, cases[i].want, "case %zu", i);
-    free(q.s);
+    tl_free(q.s);
   }
   char line[300];
   memset(line, 'a', sizeof line);
@@ -361,13 +361,13 @@ Test(parser, long_lines_are_quoted_around_the_column) {
   tl_buf q = {0};
   tl_quote_line(&q, "", line, sizeof line, 1);
   cr_expect(q.s[0] == 'S' && strstr(q.s, "a...\n^\n"), "%s", q.s);
-  free(q.s);
+  tl_free(q.s);
   q = (tl_buf){0};
   tl_quote_line(&q, "", line, sizeof line, 300);
   char *nl = strchr(q.s, '\n');
   cr_expect(strncmp(q.s, "...a", 4) == 0 && nl[-1] == 'E', "%s", q.s);
   cr_expect_eq(strlen(nl + 1), (size_t)(nl - q.s) + 1, "caret not under the last byte: %s", q.s);
-  free(q.s);
+  tl_free(q.s);
 }
 
 /* ---- printing: canonical form and round trip --------------------------- */
@@ -380,9 +380,9 @@ static void check_round_trip(const char *what, tl_graph *g) {
   cr_expect(tl_graph_equal(g, g2), "%s: parse(print(g)) != g\n%s", what, t1);
   char *t2 = tl_tg_print(g2);
   cr_expect_str_eq(t1, t2, "%s: printing is not idempotent", what);
-  free(t1);
-  free(t2);
-  free(diag);
+  tl_free(t1);
+  tl_free(t2);
+  tl_free(diag);
   tl_graph_free(g2);
 }
 
@@ -411,7 +411,7 @@ Test(printer, literals_keep_their_kind_and_value) {
                 strstr(t, "-0.0"),
             "%s", t);
   check_round_trip("literals", g);
-  free(t);
+  tl_free(t);
   tl_graph_free(g);
 }
 
@@ -425,7 +425,7 @@ Test(printer, shared_nodes_get_lets_and_deep_chains_are_cut) {
   tl_graph *g = parse_str(b.s, NULL);
   cr_assert(g);
   check_round_trip("deep chain", g);
-  free(b.s);
+  tl_free(b.s);
   tl_graph_free(g);
 }
 

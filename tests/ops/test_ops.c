@@ -19,6 +19,7 @@
  * a row in the table (elementwise) or a line in op_cases() (other kinds).
  * Prints one line per op and engine; exit 1 on any failure. */
 #include "engine/engine.h"
+#include "util/alloc.h"
 #include "interp/interp.h"
 #include "tests/common/tltest.h"
 
@@ -318,10 +319,10 @@ static int run_case(const tl_engine *eng, const tl_graph *g, int op, bool nasty,
     tl_tensor_free(got[i]);
   }
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
-  free(in);
-  free(ref);
-  free(got);
-  free(syms);
+  tl_free(in);
+  tl_free(ref);
+  tl_free(got);
+  tl_free(syms);
   return bad;
 }
 
@@ -359,7 +360,7 @@ int main(int argc, char **argv) {
       for (int k = 0; k < c.n; k++) {
         char *diag = NULL;
         tl_graph *g = tlt_parse(c.text[k], &diag);
-        free(diag);
+        tl_free(diag);
         if (!g) continue; /* a dtype the op does not admit: the type checker says so */
         typed++;
         for (int nasty = 0; nasty < 2; nasty++)

@@ -25,7 +25,7 @@ static tl_graph *chain(int n, const char *fmt) {
   }
   tl_buf_printf(&b, "  (out y %s))\n", prev);
   tl_graph *g = tlt_parse(b.s, NULL);
-  free(b.s);
+  tl_free(b.s);
   cr_assert(g);
   return g;
 }
@@ -124,7 +124,7 @@ Test(opt_limits, node_limit_holds_within_an_iteration) {
   for (int i = 0; i < 13; i++) tl_buf_printf(&b, ")");
   tl_buf_printf(&b, "))\n");
   tl_graph *g = tlt_parse(b.s, NULL);
-  free(b.s);
+  tl_free(b.s);
   cr_assert(g);
   const size_t limit = 100000, slack = 8;
   eg_sched sched[2] = {EG_SCHED_SIMPLE, EG_SCHED_BACKOFF};

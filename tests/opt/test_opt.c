@@ -104,7 +104,7 @@ Test(opt, naive_forms_become_stable_forms) {
     cr_assert(best, "%s", err);
     char *text = tl_tg_print(best);
     cr_expect(strstr(text, cases[i].want) != NULL, "%s became %s", cases[i].expr, text);
-    free(text);
+    tl_free(text);
     tl_graph_free(best);
     tl_graph_free(g);
   }
@@ -226,7 +226,7 @@ static void *opt_worker(void *arg) {
     tl_graph *best = o && g ? tl_opt_graph(o, g, err, sizeof err) : NULL;
     char *text = best ? tl_tg_print(best) : NULL;
     ok = text && strstr(text, "log_softmax") != NULL;
-    free(text);
+    tl_free(text);
     tl_graph_free(best);
     tl_graph_free(g);
     tl_opt_free(o);

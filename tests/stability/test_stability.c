@@ -295,7 +295,7 @@ static void check_case(tl_opt *o, const scase *c) {
               c->rule, c->dtype, worst_naive);
   tl_tensor_free(naive);
   tl_tensor_free(opt);
-  free(text);
+  tl_free(text);
   tl_graph_free(best);
   tl_graph_free(g);
 }
@@ -332,7 +332,7 @@ Test(stability, every_rule_has_a_case) {
     count++;
   }
   cr_expect_geq(count, 25);
-  free(src);
+  tl_free(src);
 }
 
 /* ---- a rule that worsens accuracy on a declared range ------------------- */
@@ -399,8 +399,8 @@ Test(accuracy, a_worsening_rule_is_refused_on_a_declared_range) {
   double kept = mean_bits(b1, x), taken = mean_bits(b2, x);
   cr_expect(kept < 1 && taken > kept + 10, "bits of error: kept %g, cancelling %g", kept, taken);
   tl_tensor_free(x);
-  free(t1);
-  free(t2);
+  tl_free(t1);
+  tl_free(t2);
   tl_graph_free(g1);
   tl_graph_free(g2);
   tl_graph_free(b1);

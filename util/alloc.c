@@ -1,0 +1,271 @@
+/* alloc.c - see alloc.h. Blocks carry a 32-byte header (tl_block) in front
+ * of the user's pointer; tracked ones sit in their region's doubly linked
+ * list, which one process-wide mutex guards (a block may be freed by another
+ * thread than the one that allocated it). Untracked blocks never touch the
+ * mutex, so the allocations of a run outside any region stay cheap. */
+#include "util/alloc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(tl_block) == 32, "tl_block must keep 16-byte alignment");
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local tl_region *top;
+static _Atomic uint64_t count;
+static _Atomic uint64_t fail_at;
+
+void tl_alloc_fail_at(uint64_t k) { atomic_store(&fail_at, k ? atomic_load(&count) + k : 0); }
+uint64_t tl_alloc_count(void) { return atomic_load(&count); }
+
+/* True when this allocation is the one chosen to fail. */
+static int inject(void) {
+  uint64_t c = atomic_fetch_add(&count, 1) + 1;
+  uint64_t k = atomic_load(&fail_at);
+  return k && c == k;
+}
+
+static void link_block(tl_block *h) {
+  tl_region *r = top;
+  if (!r) {
+    h->prev = h->next = NULL;
+    return;
+  }
+  pthread_mutex_lock(&lock);
+  h->next = r->head.next;
+  h->prev = &r->head;
+  r->head.next->prev = h;
+  r->head.next = h;
+  pthread_mutex_unlock(&lock);
+}
+
+static void unlink_block(tl_block *h) {
+  if (!h->prev) return;
+  pthread_mutex_lock(&lock);
+  h->prev->next = h->next;
+  h->next->prev = h->prev;
+  pthread_mutex_unlock(&lock);
+}
+
+static void *finish(tl_block *h, void *base, size_t n) {
+  h->base = base;
+  h->size = n;
+  link_block(h);
+  return h + 1;
+}
+
+void *tl_try_malloc(size_t n) {
+  if (inject() || n > SIZE_MAX - sizeof(tl_block)) return NULL;
+  tl_block *h = malloc(sizeof *h + n);
+  return h ? finish(h, h, n) : NULL;
+}
+
+/* calloc itself, not malloc + memset: a large block then comes as fresh
+ * zero pages that are faulted in only when written. */
+void *tl_try_calloc(size_t n, size_t size) {
+  if (inject() || (size && n > (SIZE_MAX - sizeof(tl_block)) / size - 1)) return NULL;
+  tl_block *h = calloc(1, sizeof *h + n * size);
+  return h ? finish(h, h, n * size) : NULL;
+}
+
+void *tl_try_realloc(void *p, size_t n) {
+  if (!p) return tl_try_malloc(n);
+  if (inject() || n > SIZE_MAX - sizeof(tl_block)) return NULL;
+  tl_block *h = (tl_block *)p - 1;
+  if (h->base != h) { /* an aligned block: move it by hand */
+    void *q = tl_try_malloc(n);
+    if (!q) return NULL;
+    memcpy(q, p, h->size < n ? h->size : n);
+    tl_free(p);
+    return q;
+  }
+  int tracked = h->prev != NULL;
+  if (tracked) pthread_mutex_lock(&lock);
+  tl_block *nh = realloc(h, sizeof *nh + n);
+  if (nh) {
+    nh->base = nh;
+    nh->size = n;
+    if (tracked) {
+      nh->prev->next = nh;
+      nh->next->prev = nh;
+    }
+  }
+  if (tracked) pthread_mutex_unlock(&lock);
+  return nh ? nh + 1 : NULL;
+}
+
+char *tl_try_strndup(const char *s, size_t n) {
+  size_t len = strnlen(s, n);
+  char *d = tl_try_malloc(len + 1);
+  if (!d) return NULL;
+  memcpy(d, s, len);
+  d[len] = 0;
+  return d;
+}
+
+char *tl_try_strdup(const char *s) { return tl_try_strndup(s, SIZE_MAX); }
+
+void *tl_try_aligned_alloc(size_t align, size_t n) {
+  if (align < sizeof(tl_block)) align = sizeof(tl_block);
+  if (inject() || n > SIZE_MAX - 2 * align) return NULL;
+  size_t total = (align + n + align - 1) & ~(align - 1);
+  char *base = aligned_alloc(align, total);
+  if (!base) return NULL;
+  tl_block *h = (tl_block *)(base + align) - 1;
+  return finish(h, base, n);
+}
+
+void tl_free(void *p) {
+  if (!p) return;
+  tl_block *h = (tl_block *)p - 1;
+  unlink_block(h);
+  free(h->base);
+}
+
+void tl_free_foreign(void *p) { free(p); }
+
+_Noreturn void tl_oom(size_t n) {
+  tl_region *r = top;
+  if (!r) {
+    fprintf(stderr, "tlaloc: out of memory (allocating %zu bytes)\n", n);
+    abort();
+  }
+  /* Cleanups first: they may read blocks of the region (an LLVM context
+   * kept in a struct the region allocated). */
+  while (r->cleanups) {
+    tl_cleanup *c = r->cleanups;
+    r->cleanups = c->next;
+    if (c->arg) c->fn(c->arg);
+    c->region = NULL;
+  }
+  pthread_mutex_lock(&lock);
+  tl_block *h = r->head.next;
+  r->head.next = r->head.prev = &r->head;
+  pthread_mutex_unlock(&lock);
+  while (h != &r->head) {
+    tl_block *next = h->next;
+    free(h->base);
+    h = next;
+  }
+  top = r->parent;
+  r->failed = n;
+  longjmp(r->jb, 1);
+}
+
+void *tl_xmalloc(size_t n) {
+  void *p = tl_try_malloc(n);
+  if (!p) tl_oom(n);
+  return p;
+}
+
+void *tl_xcalloc(size_t n, size_t size) {
+  void *p = tl_try_calloc(n, size);
+  if (!p) tl_oom(n * size);
+  return p;
+}
+
+void *tl_xrealloc(void *p, size_t n) {
+  void *q = tl_try_realloc(p, n);
+  if (!q) tl_oom(n);
+  return q;
+}
+
+char *tl_xstrndup(const char *s, size_t n) {
+  char *d = tl_try_strndup(s, n);
+  if (!d) tl_oom(n);
+  return d;
+}
+
+char *tl_xstrdup(const char *s) { return tl_xstrndup(s, SIZE_MAX); }
+
+void *tl_xaligned_alloc(size_t align, size_t n) {
+  void *p = tl_try_aligned_alloc(align, n);
+  if (!p) tl_oom(n);
+  return p;
+}
+
+void tl_region_enter_(tl_region *r) {
+  r->parent = top;
+  r->head.next = r->head.prev = &r->head;
+  r->head.base = NULL;
+  r->head.size = 0;
+  r->cleanups = NULL;
+  r->failed = 0;
+  top = r;
+}
+
+void tl_keep(void *p) {
+  if (!p) return;
+  tl_block *h = (tl_block *)p - 1;
+  unlink_block(h);
+  h->prev = h->next = NULL;
+}
+
+int tl_in_region(void) { return top != NULL; }
+
+void tl_region_end(tl_region *r) {
+  if (top != r) {
+    fprintf(stderr, "tlaloc: internal error: regions left out of order\n");
+    abort();
+  }
+  tl_region *p = r->parent;
+  /* Cleanups still armed pass to the parent (the resource was handed on);
+   * at the outermost region they are detached for their owner to pop. */
+  while (r->cleanups) {
+    tl_cleanup *c = r->cleanups;
+    r->cleanups = c->next;
+    c->region = p;
+    if (p) {
+      c->next = p->cleanups;
+      p->cleanups = c;
+    } else {
+      c->next = NULL;
+    }
+  }
+  pthread_mutex_lock(&lock);
+  if (r->head.next != &r->head) {
+    if (p) { /* splice the whole list in front of the parent's */
+      tl_block *first = r->head.next, *last = r->head.prev;
+      last->next = p->head.next;
+      p->head.next->prev = last;
+      p->head.next = first;
+      first->prev = &p->head;
+    } else {
+      for (tl_block *h = r->head.next, *next; h != &r->head; h = next) {
+        next = h->next;
+        h->prev = h->next = NULL;
+      }
+    }
+  }
+  r->head.next = r->head.prev = &r->head;
+  pthread_mutex_unlock(&lock);
+  top = p;
+}
+
+tl_cleanup *tl_cleanup_push(void (*fn)(void *arg)) {
+  tl_cleanup *c = tl_xmalloc(sizeof *c);
+  c->fn = fn;
+  c->arg = NULL;
+  c->region = top;
+  c->next = NULL;
+  if (top) {
+    c->next = top->cleanups;
+    top->cleanups = c;
+  }
+  return c;
+}
+
+void tl_cleanup_pop(tl_cleanup *c) {
+  if (!c) return;
+  if (c->region) {
+    for (tl_cleanup **pp = &c->region->cleanups; *pp; pp = &(*pp)->next)
+      if (*pp == c) {
+        *pp = c->next;
+        break;
+      }
+  }
+  tl_free(c);
+}
