@@ -773,7 +773,11 @@ static int plan_memory(be_program *p, char *err, size_t n) {
   const be_plan *pl = &p->plan;
   const tl_graph *g = p->g;
   int nb = pl->nbufs;
-  if (!p->offs) p->offs = tl_xcalloc((size_t)nb + 1, sizeof *p->offs);
+  if (!p->offs) { /* kept by the program: a later unwind must not free it */
+    size_t *o = tl_xcalloc((size_t)nb + 1, sizeof *o);
+    tl_keep(o);
+    p->offs = o;
+  }
   int *first = tl_xmalloc(((size_t)nb + 1) * sizeof *first), *last = tl_xmalloc(((size_t)nb + 1) * sizeof *last);
   size_t *size = tl_xcalloc((size_t)nb + 1, sizeof *size);
   for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
@@ -839,7 +843,9 @@ static int plan_memory(be_program *p, char *err, size_t n) {
   tl_free(size);
   if (total > p->arena_size || !p->arena) {
     tl_free(p->arena);
+    p->arena = NULL;
     p->arena = alloc_big(total ? total : 64);
+    tl_keep(p->arena);
     if (!p->arena) {
       p->arena_size = 0;
       snprintf(err, n, "backend: out of memory for %zu bytes of intermediates", total);
@@ -879,10 +885,20 @@ static int prepare(be_program *p, tl_tensor *const *inputs, const int64_t *sym_v
   const be_plan *pl = &p->plan;
   int ns = g->nsyms;
   if (!p->syms) {
-    p->syms = tl_xcalloc((size_t)ns + 1, sizeof *p->syms);
-    p->planned_syms = tl_xcalloc((size_t)ns + 1, sizeof *p->planned_syms);
-    p->bufs = tl_xcalloc((size_t)pl->nbufs + 1, sizeof *p->bufs);
-    p->out_dims = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->out_dims);
+    /* all four first, then kept by the program (util/alloc.h: an unwind
+     * must not leave it pointing at freed blocks) */
+    int64_t *syms = tl_xcalloc((size_t)ns + 1, sizeof *syms);
+    int64_t *planned = tl_xcalloc((size_t)ns + 1, sizeof *planned);
+    void **bufs = tl_xcalloc((size_t)pl->nbufs + 1, sizeof *bufs);
+    void *out_dims = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->out_dims);
+    tl_keep(syms);
+    tl_keep(planned);
+    tl_keep(bufs);
+    tl_keep(out_dims);
+    p->syms = syms;
+    p->planned_syms = planned;
+    p->bufs = bufs;
+    p->out_dims = out_dims;
   }
   for (int s = 0; s < ns; s++) p->syms[s] = sym_values ? sym_values[s] : -1;
   for (int i = 0; i < g->ninputs; i++)

@@ -26,10 +26,12 @@
 #define RT_MALLOC tl_try_malloc
 #define RT_CALLOC tl_try_calloc
 #define RT_FREE tl_free
+#define RT_KEEP tl_keep /* state kept across runs: an unwind must not free it */
 #else
 #define RT_MALLOC malloc
 #define RT_CALLOC calloc
 #define RT_FREE free
+#define RT_KEEP(p) ((void)(p))
 #endif
 
 #define GPU_RT_ALIGN 256 /* every buffer starts here: the kernels' 16-byte accesses rely on it */
@@ -149,9 +151,20 @@ GPU_RT_API int gpu_rt_prepare(gpu_rt_state *s, const gpu_rt_tensor *in, const in
     s->numel = RT_CALLOC((size_t)p->nbufs + 1, sizeof *s->numel);
     s->ptr = RT_CALLOC((size_t)p->nbufs + 1, sizeof *s->ptr);
     if (!s->syms || !s->planned_syms || !s->numel || !s->ptr) {
+      RT_FREE(s->syms);
+      RT_FREE(s->planned_syms);
+      RT_FREE(s->numel);
+      RT_FREE(s->ptr);
+      s->syms = s->planned_syms = NULL;
+      s->numel = NULL;
+      s->ptr = NULL;
       snprintf(err, n, "gpu: out of host memory");
       return -2;
     }
+    RT_KEEP(s->syms);
+    RT_KEEP(s->planned_syms);
+    RT_KEEP(s->numel);
+    RT_KEEP(s->ptr);
   }
   for (int i = 0; i < p->nsyms; i++) s->syms[i] = sym_values ? sym_values[i] : -1;
   for (int b = 0; b < p->nbufs; b++) {
