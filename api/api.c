@@ -6,12 +6,19 @@
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
+#include "util/error.h"
 #include "util/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The public statuses are util/error.h's, number for number. */
+_Static_assert((int)TLALOC_OK == TL_OK && (int)TLALOC_CHECK_FAILED == TL_CHECK_FAILED &&
+                  (int)TLALOC_BAD_INPUT == TL_BAD_INPUT && (int)TLALOC_OUT_OF_MEMORY == TL_OUT_OF_MEMORY &&
+                  (int)TLALOC_INTERNAL_ERROR == TL_INTERNAL && (int)TLALOC_BACKEND_FAILED == TL_BACKEND_FAILED,
+              "tlaloc_status and tl_status differ");
 
 _Static_assert(TLALOC_MAX_RANK == TL_MAX_RANK, "public and internal max rank agree");
 _Static_assert((int)TLALOC_F64 == (int)TL_F64 && (int)TLALOC_BOOL == (int)TL_BOOL,
@@ -221,14 +228,12 @@ static tlaloc_status tlaloc_compile_unguarded(const tlaloc_graph *g, const tlalo
     eo.use_cache = opts->use_cache;
     eo.cache_dir = opts->cache_dir;
   }
-  char *err = tl_xmalloc(1 << 16); /* rule-file diagnostics can be long */
-  void *prog = engine->compile(g, &eo, err, 1 << 16);
+  tl_error err = {0};
+  void *prog = engine->compile(g, &eo, &err);
   if (!prog) {
-    set_error(errors, "%s", err);
-    tl_free(err);
-    return TLALOC_BAD_INPUT;
+    set_error(errors, "%s", err.msg);
+    return (tlaloc_status)err.status;
   }
-  tl_free(err);
   tlaloc_program *p = tl_xcalloc(1, sizeof *p);
   p->g = g;
   p->engine = engine;
@@ -270,6 +275,7 @@ static const char *describe(tl_tensor *t, const tlaloc_tensor *x) {
 /* Allocates the outputs whose data is NULL, at their shapes for the inputs
  * already described in p->in. */
 static int allocate_outputs(tlaloc_program *p, tlaloc_tensor *outputs, char *err, size_t n) {
+  /* every failure here is the inputs' (out of memory unwinds) */
   const tl_graph *g = p->g;
   for (int s = 0; s < g->nsyms; s++) p->syms[s] = -1;
   if (tl_bind_inputs(g, p->inp, p->syms, err, n)) return -1;
@@ -294,7 +300,7 @@ static int allocate_outputs(tlaloc_program *p, tlaloc_tensor *outputs, char *err
 
 static tlaloc_status tlaloc_program_run_unguarded(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
                                  tlaloc_tensor *outputs, int nout, char **errors) {
-  char err[1024];
+  tl_error err = {0};
   if (errors) *errors = NULL;
   const tl_graph *g = p->g;
   if (nin != g->ninputs || nout != g->noutputs) {
@@ -312,16 +318,14 @@ static tlaloc_status tlaloc_program_run_unguarded(tlaloc_program *p, const tlalo
   }
   bool any_alloc = false;
   for (int i = 0; i < nout; i++) any_alloc |= !outputs[i].data;
-  int rc = any_alloc ? allocate_outputs(p, outputs, err, sizeof err) : 0;
+  int rc = any_alloc && allocate_outputs(p, outputs, TL_EMSG(&err)) ? tl_fail_kind(&err, TL_BAD_INPUT) : 0;
   for (int i = 0; i < nout && !rc; i++) {
     const char *why = describe(&p->out[i], &outputs[i]);
-    if (why) {
-      snprintf(err, sizeof err, "output %d ('%s') has a bad descriptor (dtype %d, rank %d): %s", i,
-               g->names[g->outputs[i].name], outputs[i].dtype, outputs[i].rank, why);
-      rc = -1;
-    }
+    if (why)
+      rc = tl_fail(&err, TL_BAD_INPUT, "output %d ('%s') has a bad descriptor (dtype %d, rank %d): %s", i,
+                   g->names[g->outputs[i].name], outputs[i].dtype, outputs[i].rank, why);
   }
-  if (!rc) rc = p->engine->run_into(p->prog, p->inp, NULL, p->outp, err, sizeof err);
+  if (!rc) rc = p->engine->run_into(p->prog, p->inp, NULL, p->outp, &err);
   if (any_alloc)
     for (int i = 0; i < nout; i++) {
       if (p->allocated[i] && rc) { /* nothing allocated survives a failure */
@@ -331,8 +335,8 @@ static tlaloc_status tlaloc_program_run_unguarded(tlaloc_program *p, const tlalo
       p->allocated[i] = false;
     }
   if (rc) {
-    set_error(errors, "%s", err);
-    return TLALOC_BAD_INPUT;
+    set_error(errors, "%s", err.msg);
+    return (tlaloc_status)err.status;
   }
   return TLALOC_OK;
 }
@@ -459,14 +463,14 @@ static tlaloc_status tlaloc_optimize_opts_unguarded(const tlaloc_graph *g, const
   memset(&none, 0, sizeof none);
   tl_opt *o = make_opt(opts ? opts : &none, false, errors);
   if (!o) return TLALOC_BAD_INPUT;
-  char err[1024];
+  tl_error err = {0};
   double t0 = tl_now_ms();
-  *out = tl_opt_graph(o, g, err, sizeof err);
+  *out = tl_opt_graph(o, g, &err);
   double ms = tl_now_ms() - t0;
   if (!*out) {
-    set_error(errors, "%s", err);
+    set_error(errors, "%s", err.msg);
     tl_opt_free(o);
-    return TLALOC_BAD_INPUT;
+    return (tlaloc_status)err.status;
   }
   if (stats) *stats = stats_json(o, ms);
   tl_opt_free(o);

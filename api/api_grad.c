@@ -17,7 +17,7 @@ static char *default_err;
 static void load_default(void) {
   gr_rules *r = gr_rules_new();
   tl_buf d = {0};
-  if (gr_rules_load_path(r, gr_default_rules_dir(), &d)) {
+  if (gr_rules_load_path(r, tl_rules_dir(), &d)) {
     default_err = d.s ? d.s : tl_xstrdup("derivative rules: cannot be read");
     gr_rules_free(r);
     return;

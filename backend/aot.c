@@ -116,7 +116,7 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
   return fclose(f) ? -1 : 0;
 }
 
-int be_compile_aot(const tl_graph *g, be_aot_params ap, char *err, size_t n) {
+int be_compile_aot(const tl_graph *g, be_aot_params ap, tl_error *err) {
   /* the name prefixes C identifiers: anything else becomes '_' */
   char nbuf[128];
   snprintf(nbuf, sizeof nbuf, "%s", ap.name ? ap.name : g->name ? g->name : "graph");
@@ -130,22 +130,22 @@ int be_compile_aot(const tl_graph *g, be_aot_params ap, char *err, size_t n) {
   int rc = -1;
   be_options bo = be_options_default();
   be_rules own;
-  const be_rules *rules = be_rules_get(&bo, &own, err, n);
+  const be_rules *rules = be_rules_get(&bo, &own, TL_EMSG(err));
   memset(&p, 0, sizeof p);
-  if (!rules || be_plan_build_with(&p, g, rules, 0, err, n)) {
+  if (!rules || be_plan_build_with(&p, g, rules, 0, TL_EMSG(err))) {
     be_plan_free(&p);
-    return -1;
+    return tl_fail_kind(err, TL_BAD_INPUT);
   }
   LLVMTargetMachineRef tm = be_host_tm(opt);
   LLVMContextRef cx = LLVMContextCreate();
-  LLVMModuleRef m = tm ? be_emit_module(&p, cx, tm, nbuf, entry, 1, err, n) : NULL;
-  if (!tm) snprintf(err, n, "no target machine for the host");
-  if (m && be_optimise(m, tm, opt, err, n) == 0) {
+  LLVMModuleRef m = tm ? be_emit_module(&p, cx, tm, nbuf, entry, 1, err) : NULL;
+  if (!tm) tl_fail(err, TL_BACKEND_FAILED, "backend: no target machine for the host");
+  if (m && be_optimise(m, tm, opt, err) == 0) {
     char *msg = NULL;
     if (LLVMTargetMachineEmitToFile(tm, m, ap.object_path, LLVMObjectFile, &msg)) {
-      snprintf(err, n, "writing %s: %s", ap.object_path, msg ? msg : "");
+      tl_fail(err, TL_BAD_INPUT, "writing %s: %s", ap.object_path, msg ? msg : "");
     } else if (ap.header_path && write_header(ap.header_path, nbuf, &p)) {
-      snprintf(err, n, "writing %s failed", ap.header_path);
+      tl_fail(err, TL_BAD_INPUT, "writing %s failed", ap.header_path);
     } else {
       rc = 0;
     }

@@ -69,16 +69,19 @@ typedef struct be_stats {
 typedef struct be_program be_program;
 
 /* Compiles g; the program keeps a pointer to g, so g must outlive it. A
- * program runs on one thread at a time. NULL with a message in err on an unsupported op/dtype
- * ("backend: op X on dtype Y is not supported") or an LLVM failure. */
-be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size_t n);
+ * program runs on one thread at a time. NULL on failure, with err's
+ * status TL_BAD_INPUT for an unsupported op/dtype ("backend: op X on
+ * dtype Y is not supported"), TL_BACKEND_FAILED for an LLVM failure,
+ * TL_INTERNAL for IR that does not verify. A bad compile-cache entry is
+ * never a failure: it is discarded and the program compiled afresh. */
+be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *err);
 
 /* Same contract as tl_interp_run: inputs[i] for g->inputs[i]; sym_values
  * (g->nsyms entries, -1 = bind from inputs; may be NULL); outputs[i]
  * receives a new tensor the caller frees. -1 with a message on a run-time
  * error (index out of range, ...), leaving no output allocated. */
 int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
-           tl_tensor **outputs, char *err, size_t n);
+           tl_tensor **outputs, tl_error *err);
 
 /* be_run into the caller's memory: outputs[i] describes output i's buffer
  * (dtype, rank and dims must be the output's for these inputs, numel set,
@@ -88,7 +91,7 @@ int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
  * read inputs after writing outputs): refused with a message. -1 with a
  * message on any error; the outputs' contents are then unspecified. */
 int be_run_into(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
-                tl_tensor *const *outputs, char *err, size_t n);
+                tl_tensor *const *outputs, tl_error *err);
 
 const be_stats *be_program_stats(const be_program *p);
 const tl_graph *be_program_graph(const be_program *p);
@@ -111,6 +114,6 @@ typedef struct be_aot_params {
  * declares the C ABI and carries the glue (see aot.c), so that a C program
  * links the object with -lm -lmvec -lopenblas only. 0, or -1 with a message
  * (unsupported op/dtype, LLVM failure, a file that cannot be written). */
-int be_compile_aot(const tl_graph *g, be_aot_params p, char *err, size_t n);
+int be_compile_aot(const tl_graph *g, be_aot_params p, tl_error *err);
 
 #endif

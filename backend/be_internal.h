@@ -149,13 +149,13 @@ bool be_kern_split_dims(const be_plan *p, const be_kern *k, const tl_type **t, i
  * (with the TM's triple and data layout). NULL + message on failure. */
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef ctx, LLVMTargetMachineRef tm,
                              const char *name, const char *entry, int vector_math,
-                             char *err, size_t n);
+                             tl_error *err);
 
 /* One-time target/LLVM initialisation (pthread_once) and a host TM. */
 void be_init(void);
 LLVMTargetMachineRef be_host_tm(int opt_level);
 /* cg: codegen level, 0 None (the JIT's), 1 Less, 2 Default (be_host_tm) */
 LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg);
-int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t n);
+int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, tl_error *err);
 
 #endif

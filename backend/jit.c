@@ -279,7 +279,7 @@ static const char lean_pipeline[] =
     "loop(loop-rotate),loop-mssa(licm),inject-tli-mappings,loop-vectorize,loop-unroll<O3>,"
     "instcombine<no-verify-fixpoint>,simplifycfg)";
 
-int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *err, size_t n) {
+int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, tl_error *er) {
   if (opt_level <= 0) return 0;
   LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
@@ -289,7 +289,7 @@ int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, char *e
   LLVMDisposePassBuilderOptions(po);
   if (e) {
     char *s = LLVMGetErrorMessage(e);
-    snprintf(err, n, "backend: LLVM passes failed: %s", s);
+    tl_fail(er, TL_BACKEND_FAILED, "backend: LLVM passes failed: %s", s);
     LLVMDisposeErrorMessage(s);
     return -1;
   }
@@ -465,15 +465,15 @@ static void cache_store(const char *dir, const char *path, const cache_id *id, c
  * API cannot remove a JITDylib from the session. */
 static pthread_once_t jit_once = PTHREAD_ONCE_INIT;
 static LLVMOrcLLJITRef the_jit;
-static char the_jit_err[512];
+static char the_jit_err[sizeof ((tl_error *)0)->msg];
 static pthread_mutex_t jd_mu = PTHREAD_MUTEX_INITIALIZER;
 static LLVMOrcJITDylibRef *jd_free;
 static int jd_nfree, jd_cap;
 static unsigned jd_count;
 
-static void set_llvm_err(LLVMErrorRef e, const char *what, char *err, size_t n) {
+static void set_llvm_err(LLVMErrorRef e, const char *what, tl_error *er) {
   char *s = LLVMGetErrorMessage(e);
-  snprintf(err, n, "backend: %s: %s", what, s);
+  tl_fail(er, TL_BACKEND_FAILED, "backend: %s: %s", what, s);
   LLVMDisposeErrorMessage(s);
 }
 
@@ -487,13 +487,15 @@ static void jit_init(void) {
   LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
   LLVMErrorRef e = LLVMOrcCreateLLJIT(&the_jit, jb);
   if (e) {
-    set_llvm_err(e, "LLJIT", the_jit_err, sizeof the_jit_err);
+    tl_error er = {0};
+    set_llvm_err(e, "LLJIT", &er);
+    snprintf(the_jit_err, sizeof the_jit_err, "%s", er.msg);
     the_jit = NULL;
   }
 }
 
 /* a JITDylib that resolves the process's symbols (libm, libmvec, BLAS) */
-static LLVMOrcJITDylibRef jd_take(char *err, size_t n) {
+static LLVMOrcJITDylibRef jd_take(tl_error *er) {
   pthread_mutex_lock(&jd_mu);
   LLVMOrcJITDylibRef jd = jd_nfree > 0 ? jd_free[--jd_nfree] : NULL;
   unsigned id = jd ? 0 : jd_count++;
@@ -505,7 +507,7 @@ static LLVMOrcJITDylibRef jd_take(char *err, size_t n) {
   LLVMOrcDefinitionGeneratorRef gen = NULL;
   LLVMErrorRef e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(the_jit), NULL, NULL);
   if (e) {
-    set_llvm_err(e, "process symbols", err, n);
+    set_llvm_err(e, "process symbols", er);
     return NULL; /* the bare JITDylib stays in the session, empty */
   }
   LLVMOrcJITDylibAddGenerator(jd, gen);
@@ -565,14 +567,14 @@ static LLVMErrorRef jd_lookup(LLVMOrcJITDylibRef jd, const char *name, LLVMOrcEx
   return w.err;
 }
 
-static int jit_link(be_program *p, LLVMMemoryBufferRef obj, char *err, size_t n) {
+static int jit_link(be_program *p, LLVMMemoryBufferRef obj, tl_error *er) {
   pthread_once(&jit_once, jit_init);
   if (!the_jit) {
     LLVMDisposeMemoryBuffer(obj);
-    snprintf(err, n, "%s", the_jit_err);
+    tl_fail(er, TL_BACKEND_FAILED, "%s", the_jit_err);
     return -1;
   }
-  LLVMOrcJITDylibRef jd = jd_take(err, n);
+  LLVMOrcJITDylibRef jd = jd_take(er);
   if (!jd) {
     LLVMDisposeMemoryBuffer(obj);
     return -1;
@@ -580,13 +582,13 @@ static int jit_link(be_program *p, LLVMMemoryBufferRef obj, char *err, size_t n)
   p->jd = jd;
   LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(the_jit, jd, obj);
   if (e) {
-    set_llvm_err(e, "adding the object", err, n);
+    set_llvm_err(e, "adding the object", er);
     return -1;
   }
   LLVMOrcExecutorAddress addr = 0;
   e = jd_lookup(jd, "tlk_main", &addr);
   if (e) {
-    set_llvm_err(e, "symbol lookup", err, n);
+    set_llvm_err(e, "symbol lookup", er);
     return -1;
   }
   p->entry = (be_entry)(uintptr_t)addr;
@@ -606,7 +608,7 @@ static void emit_release(void *arg) {
 
 /* LLVM IR, passes and codegen for p's plan: 0 and the object in *obj, or
  * -1 with a message. */
-static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_t n) {
+static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
   double t2 = tl_now_ms();
   /* running out of memory while lowering frees the context (and the module
    * in it) and returns the target machine */
@@ -614,7 +616,7 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_
   LLVMTargetMachineRef tm = tm_take(0);
   if (!tm) {
     tl_cleanup_pop(cl);
-    snprintf(err, n, "backend: no target machine for the host");
+    tl_fail(er, TL_BACKEND_FAILED, "backend: no target machine for the host");
     return -1;
   }
   const tl_graph *g = p->g;
@@ -622,19 +624,19 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_
   cl->arg = &res;
   LLVMContextRef cx = res.cx = LLVMContextCreate();
   LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main", p->opt.vector_math,
-                                   err, n);
+                                   er);
   double t3 = tl_now_ms();
   p->stats.lower_ms = t3 - t2;
   const char *dump = getenv("TLALOC_BE_DUMP");
   if (m && dump && *dump == '1') LLVMDumpModule(m);
-  int rc = m ? be_optimise(m, tm, p->opt.opt_level, err, n) : -1;
+  int rc = m ? be_optimise(m, tm, p->opt.opt_level, er) : -1;
   double t4 = tl_now_ms();
   p->stats.opt_ms = t4 - t3;
   if (m && dump && *dump == '2') LLVMDumpModule(m);
   if (rc == 0) {
     char *msg = NULL;
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, obj)) {
-      snprintf(err, n, "backend: codegen failed: %s", msg ? msg : "");
+      tl_fail(er, TL_BACKEND_FAILED, "backend: codegen failed: %s", msg ? msg : "");
       rc = -1;
     }
     LLVMDisposeMessage(msg);
@@ -647,7 +649,7 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, char *err, size_
   return rc;
 }
 
-be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size_t n) {
+be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *er) {
   double t0 = tl_now_ms();
   be_init();
   /* its thread pool's atomics sit on their own cache lines */
@@ -657,14 +659,16 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
   p->opt = opt ? *opt : be_options_default();
   p->threads = p->opt.threads > 0 ? p->opt.threads : be_default_threads();
   be_rules own;
-  const be_rules *rules = be_rules_get(&p->opt, &own, err, n);
+  const be_rules *rules = be_rules_get(&p->opt, &own, TL_EMSG(er));
   if (!rules) {
+    tl_fail_kind(er, TL_BAD_INPUT); /* a rule file of the caller's */
     be_program_free(p);
     return NULL;
   }
-  int prc = be_plan_build_with(&p->plan, g, rules, p->opt.destroy_inputs, err, n);
+  int prc = be_plan_build_with(&p->plan, g, rules, p->opt.destroy_inputs, TL_EMSG(er));
   if (rules == &own) be_rules_free(&own);
   if (prc) {
+    tl_fail_kind(er, TL_BAD_INPUT); /* an op or dtype the backend lacks */
     be_program_free(p);
     return NULL;
   }
@@ -690,7 +694,7 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
   p->stats.cache_ms = tl_now_ms() - t1;
   if (obj) {
     double t6 = tl_now_ms();
-    if (jit_link(p, obj, err, n) == 0) {
+    if (jit_link(p, obj, er) == 0) {
       p->stats.jit_ms = tl_now_ms() - t6;
       p->stats.total_ms = tl_now_ms() - t0;
       return p;
@@ -703,8 +707,9 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
     p->stats.cache_hit = 0;
     p->stats.cache_bad = 1;
     unlink(path);
+    tl_error_clear(er);
   }
-  if (emit_object(p, &obj, err, n)) {
+  if (emit_object(p, &obj, er)) {
     be_program_free(p);
     return NULL;
   }
@@ -714,7 +719,7 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, char *err, size
     p->stats.cache_ms += tl_now_ms() - t5;
   }
   double t6 = tl_now_ms();
-  if (jit_link(p, obj, err, n)) {
+  if (jit_link(p, obj, er)) {
     be_program_free(p);
     return NULL;
   }
@@ -769,7 +774,7 @@ static void *alloc_big(size_t bytes) {
 /* Temporaries share one arena; a buffer's bytes are reused once its last
  * reader has run (first fit over the kernel order). Planned again only when
  * the symbol sizes change. */
-static int plan_memory(be_program *p, char *err, size_t n) {
+static int plan_memory(be_program *p, tl_error *er) {
   const be_plan *pl = &p->plan;
   const tl_graph *g = p->g;
   int nb = pl->nbufs;
@@ -796,14 +801,14 @@ static int plan_memory(be_program *p, char *err, size_t n) {
     tl_type t = {.dtype = bb->dtype, .rank = bb->rank};
     memcpy(t.dims, bb->dims, sizeof t.dims);
     int64_t dims[TL_MAX_RANK];
-    if (tl_concrete_dims(g, &t, p->syms, dims, err, n)) {
+    if (tl_concrete_dims(g, &t, p->syms, dims, TL_EMSG(er))) {
       tl_free(first); tl_free(last); tl_free(size);
-      return -1;
+      return tl_fail_kind(er, TL_BAD_INPUT);
     }
     uint64_t bytes = tl_dtype_size((tl_dtype)bb->dtype);
     for (int i = 0; i < bb->rank; i++) {
       if (dims[i] && bytes > (uint64_t)TL_TENSOR_MAX_BYTES / (uint64_t)dims[i]) {
-        snprintf(err, n, "backend: an intermediate exceeds %lld bytes", (long long)TL_TENSOR_MAX_BYTES);
+        tl_fail(er, TL_BAD_INPUT, "backend: an intermediate exceeds %lld bytes", (long long)TL_TENSOR_MAX_BYTES);
         tl_free(first); tl_free(last); tl_free(size);
         return -1;
       }
@@ -848,7 +853,7 @@ static int plan_memory(be_program *p, char *err, size_t n) {
     tl_keep(p->arena);
     if (!p->arena) {
       p->arena_size = 0;
-      snprintf(err, n, "backend: out of memory for %zu bytes of intermediates", total);
+      tl_fail(er, TL_OUT_OF_MEMORY, "backend: out of memory for %zu bytes of intermediates", total);
       return -1;
     }
     p->arena_size = total;
@@ -859,28 +864,32 @@ static int plan_memory(be_program *p, char *err, size_t n) {
 
 /* As tl_tensor_new, but every element is written by a kernel, so no zero
  * fill; the data is malloc-family memory the caller's tl_tensor_free frees. */
-static tl_tensor *new_output(tl_dtype dt, int rank, const int64_t *dims, char *err, size_t n) {
+static tl_tensor *new_output(tl_dtype dt, int rank, const int64_t *dims, tl_error *er) {
   uint64_t bytes = tl_dtype_size(dt);
   for (int i = 0; i < rank; i++) {
-    if (dims[i] && bytes > (uint64_t)TL_TENSOR_MAX_BYTES / (uint64_t)dims[i])
-      return tl_tensor_new(dt, rank, dims, err, n); /* its message */
+    if (dims[i] && bytes > (uint64_t)TL_TENSOR_MAX_BYTES / (uint64_t)dims[i]) {
+      tl_fail(er, TL_BAD_INPUT, "backend: an output exceeds %lld bytes", (long long)TL_TENSOR_MAX_BYTES);
+      return NULL;
+    }
     bytes *= (uint64_t)dims[i];
   }
-  if (bytes < (1u << 20)) return tl_tensor_new(dt, rank, dims, err, n);
-  void *data = alloc_big((size_t)bytes);
-  tl_tensor *t = data ? tl_tensor_wrap(dt, rank, dims, data) : NULL;
-  if (!t) {
+  if (bytes >= (1u << 20)) {
+    void *data = alloc_big((size_t)bytes);
+    tl_tensor *t = data ? tl_tensor_wrap(dt, rank, dims, data) : NULL;
+    if (t) {
+      t->owns = true;
+      return t;
+    }
     tl_free(data);
-    return tl_tensor_new(dt, rank, dims, err, n);
   }
-  t->owns = true;
+  tl_tensor *t = tl_tensor_new(dt, rank, dims, TL_EMSG(er));
+  if (!t) tl_fail_kind(er, TL_BAD_INPUT);
   return t;
 }
 
 /* Binds the symbols from the inputs; when their sizes differ from the last
  * run's, plans the temporaries again and computes the outputs' dims. */
-static int prepare(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, char *err,
-                   size_t n) {
+static int prepare(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_error *er) {
   const tl_graph *g = p->g;
   const be_plan *pl = &p->plan;
   int ns = g->nsyms;
@@ -903,18 +912,18 @@ static int prepare(be_program *p, tl_tensor *const *inputs, const int64_t *sym_v
   for (int s = 0; s < ns; s++) p->syms[s] = sym_values ? sym_values[s] : -1;
   for (int i = 0; i < g->ninputs; i++)
     if (!inputs[i]) {
-      snprintf(err, n, "input '%s' is missing", g->names[g->nodes[g->inputs[i]].name]);
+      tl_fail(er, TL_BAD_INPUT, "input '%s' is missing", g->names[g->nodes[g->inputs[i]].name]);
       return -1;
     }
-  if (tl_bind_inputs(g, inputs, p->syms, err, n)) return -1;
+  if (tl_bind_inputs(g, inputs, p->syms, TL_EMSG(er))) return tl_fail_kind(er, TL_BAD_INPUT);
   if (!p->planned || memcmp(p->syms, p->planned_syms, (size_t)ns * sizeof *p->syms)) {
     p->planned = 0;
-    if (plan_memory(p, err, n)) return -1;
+    if (plan_memory(p, er)) return -1;
     for (int i = 0; i < g->noutputs; i++) {
       const be_buf *b = &pl->bufs[pl->out_buf[i]];
       tl_type t = {.dtype = b->dtype, .rank = b->rank};
       memcpy(t.dims, b->dims, sizeof t.dims);
-      if (tl_concrete_dims(g, &t, p->syms, p->out_dims[i], err, n)) return -1;
+      if (tl_concrete_dims(g, &t, p->syms, p->out_dims[i], TL_EMSG(er))) return tl_fail_kind(er, TL_BAD_INPUT);
     }
     memcpy(p->planned_syms, p->syms, (size_t)ns * sizeof *p->syms);
     p->planned = 1;
@@ -924,8 +933,7 @@ static int prepare(be_program *p, tl_tensor *const *inputs, const int64_t *sym_v
 
 /* Points the plan's buffers at inputs, outputs and the arena and runs the
  * kernels; -1 with the failing op's message on a run-time error. */
-static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *outputs, int fresh, char *err,
-                   size_t n) {
+static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *outputs, int fresh, tl_error *er) {
   const tl_graph *g = p->g;
   const be_plan *pl = &p->plan;
   for (int b = 0; b < pl->nbufs; b++) {
@@ -944,23 +952,23 @@ static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *ou
     int node = rc >> 4;
     const tl_node *x = node < g->nnodes ? &g->nodes[node] : NULL;
     if (x && x->loc.line > 0)
-      snprintf(err, n, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
+      tl_fail(er, TL_BAD_INPUT, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
     else
-      snprintf(err, n, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
+      tl_fail(er, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
     return -1;
   }
   return 0;
 }
 
 int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
-           char *err, size_t n) {
+           tl_error *er) {
   const tl_graph *g = p->g;
   const be_plan *pl = &p->plan;
   for (int i = 0; i < g->noutputs; i++) outputs[i] = NULL;
-  if (prepare(p, inputs, sym_values, err, n)) return -1;
+  if (prepare(p, inputs, sym_values, er)) return -1;
   for (int i = 0; i < g->noutputs; i++) {
     const be_buf *b = &pl->bufs[pl->out_buf[i]];
-    if (!(outputs[i] = new_output((tl_dtype)b->dtype, b->rank, p->out_dims[i], err, n))) {
+    if (!(outputs[i] = new_output((tl_dtype)b->dtype, b->rank, p->out_dims[i], er))) {
       for (int j = 0; j < i; j++) {
         tl_tensor_free(outputs[j]);
         outputs[j] = NULL;
@@ -968,7 +976,7 @@ int be_run(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values, t
       return -1;
     }
   }
-  if (execute(p, inputs, outputs, 1, err, n)) {
+  if (execute(p, inputs, outputs, 1, er)) {
     for (int i = 0; i < g->noutputs; i++) {
       tl_tensor_free(outputs[i]);
       outputs[i] = NULL;
@@ -986,10 +994,10 @@ static bool overlap(const tl_tensor *a, const tl_tensor *b) {
 }
 
 int be_run_into(be_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
-                tl_tensor *const *outputs, char *err, size_t n) {
+                tl_tensor *const *outputs, tl_error *er) {
   const tl_graph *g = p->g;
   const be_plan *pl = &p->plan;
-  if (prepare(p, inputs, sym_values, err, n)) return -1;
+  if (prepare(p, inputs, sym_values, er)) return -1;
   for (int i = 0; i < g->noutputs; i++) {
     const tl_tensor *o = outputs[i];
     const be_buf *b = &pl->bufs[pl->out_buf[i]];
@@ -1000,7 +1008,7 @@ int be_run_into(be_program *p, tl_tensor *const *inputs, const int64_t *sym_valu
       char want[256];
       tl_type ty = {.dtype = b->dtype, .rank = b->rank};
       memcpy(ty.dims, p->out_dims[i], sizeof ty.dims);
-      snprintf(err, n, "output %d ('%s') is %s; the buffer given %s", i, name,
+      tl_fail(er, TL_BAD_INPUT, "output %d ('%s') is %s; the buffer given %s", i, name,
                tl_type_str(NULL, &ty, want, sizeof want), same ? "has no data" : "does not match");
       return -1;
     }
@@ -1008,16 +1016,16 @@ int be_run_into(be_program *p, tl_tensor *const *inputs, const int64_t *sym_valu
      * writing them: caller buffers must be separate */
     for (int j = 0; j < g->ninputs; j++)
       if (overlap(o, inputs[j])) {
-        snprintf(err, n, "output %d ('%s') overlaps input '%s': a compiled program needs separate "
+        tl_fail(er, TL_BAD_INPUT, "output %d ('%s') overlaps input '%s': a compiled program needs separate "
                  "output buffers", i, name, g->names[g->nodes[g->inputs[j]].name]);
         return -1;
       }
     for (int j = 0; j < i; j++)
       if (overlap(o, outputs[j])) {
-        snprintf(err, n, "outputs %d ('%s') and %d ('%s') share memory", j,
+        tl_fail(er, TL_BAD_INPUT, "outputs %d ('%s') and %d ('%s') share memory", j,
                  g->names[g->outputs[j].name], i, name);
         return -1;
       }
   }
-  return execute(p, inputs, outputs, 0, err, n);
+  return execute(p, inputs, outputs, 0, er);
 }

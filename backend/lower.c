@@ -599,14 +599,13 @@ static void builders_release(void *arg) {
 }
 
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMachineRef tm,
-                             const char *name, const char *entry, int vector_math, char *err, size_t n) {
+                             const char *name, const char *entry, int vector_math, tl_error *err) {
   em E, *e = &E;
   memset(e, 0, sizeof E);
   e->p = p;
   e->g = p->g;
   e->cx = cx;
   e->err = err;
-  e->errn = n;
   e->vector_math = vector_math;
   {
     char *feat = LLVMGetTargetMachineFeatureString(tm);
@@ -644,7 +643,7 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
   e->bufp = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->bufp);
   e->consts = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->consts);
   if (p->g->nsyms > MAXSYM) {
-    snprintf(err, n, "backend: more than %d symbolic dims are not supported", MAXSYM);
+    tl_fail(err, TL_BAD_INPUT, "backend: more than %d symbolic dims are not supported", MAXSYM);
     e->failed = 1;
   }
   for (int i = 0; i < p->nbufs; i++) {
@@ -745,7 +744,7 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
   }
   char *msg = NULL;
   if (LLVMVerifyModule(e->m, LLVMReturnStatusAction, &msg)) {
-    snprintf(err, n, "backend: internal error: invalid IR: %.300s", msg ? msg : "");
+    tl_fail(err, TL_INTERNAL, "backend: internal error: invalid IR: %.300s", msg ? msg : "");
     LLVMDisposeMessage(msg);
     LLVMDisposeModule(e->m);
     return NULL;

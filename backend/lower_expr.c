@@ -550,7 +550,7 @@ static LLVMValueRef ex_elemwise(em *e, int32_t id, LLVMValueRef *idx) {
   } else r = i_op(e, op, v[0], nin > 1 ? v[1] : NULL);
   if (!r && !e->failed) {
     e->failed = 1;
-    snprintf(e->err, e->errn, "backend: op %s on dtype %s is not supported", tl_ops[op].name,
+    tl_fail(e->err, TL_BAD_INPUT, "backend: op %s on dtype %s is not supported", tl_ops[op].name,
              tl_dtype_name((tl_dtype)ct));
   }
   return r ? r : LLVMGetUndef(vty(e, odt));
@@ -639,7 +639,7 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
     if (tl_ops[n->op].kind == TL_KIND_ELEMWISE) return ex_elemwise(e, id, idx);
     if (!e->failed) {
       e->failed = 1;
-      snprintf(e->err, e->errn, "backend: op %s on dtype %s is not supported (internal: not inline)",
+      tl_fail(e->err, TL_INTERNAL, "backend: op %s on dtype %s is not supported (internal: not inline)",
                tl_ops[n->op].name, tl_dtype_name((tl_dtype)n->type.dtype));
     }
     return LLVMGetUndef(vty(e, n->type.dtype));

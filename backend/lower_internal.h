@@ -36,7 +36,7 @@ typedef struct em {
    * (lw_prefetched_loop's line of output, see "streaming stores") */
   LLVMValueRef scratch, scratch_j;
   int32_t scratch_buf;
-  char *err; size_t errn; int failed;
+  tl_error *err; int failed;
 } em;
 
 static inline LLVMValueRef ci(em *e, int64_t v) { return LLVMConstInt(e->i64, (unsigned long long)v, 1); }

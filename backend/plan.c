@@ -118,10 +118,10 @@ static bool computes(const be_plan *p, int32_t id) {
 
 /* Reads one .rw file into rs; 0, or -1 with its diagnostics in err. */
 static int load_rw(eg_rules *rs, const char *path, char *err, size_t n) {
-  eg_diag d = {0};
+  tl_diag d = {0};
   int rc = eg_rules_load_file(rs, path, &d) ? -1 : 0;
-  if (rc) snprintf(err, n, "backend: rule file errors:\n%s", d.text ? d.text : path);
-  eg_diag_free(&d);
+  if (rc) snprintf(err, n, "backend: rule file errors:\n%s", d.nerrors ? tl_diag_text(&d) : path);
+  tl_diag_free(&d);
   return rc;
 }
 
@@ -202,7 +202,7 @@ static void table_inplace(be_rules *r) {
 static int rules_load(be_rules *r, const char *fusion, const char *inpl, char *err, size_t n) {
   memset(r, 0, sizeof *r);
   char path[4096];
-  const char *dir = tl_opt_default_rules_dir();
+  const char *dir = tl_rules_dir();
   if (!fusion) snprintf(path, sizeof path, "%s/fusion.rw", dir);
   if ((fusion ? *fusion : 1) && load_fusion(r, fusion ? fusion : path, err, n)) return -1;
   if (!inpl) snprintf(path, sizeof path, "%s/inplace.rw", dir);

@@ -718,10 +718,10 @@ int tl_check_rules_text(const char *file, const char *text, const tl_check_opts 
   tn_ctx *c = tn_ctx_new();
   eg_conds *conds = tl_check_conds_new();
   eg_rules *rs = eg_rules_new(&c->lang, conds);
-  eg_diag d = {0};
+  tl_diag d = {0};
   int rc;
   if (eg_rules_load(rs, file, text, strlen(text), &d)) {
-    if (o->out && d.text) fputs(d.text, o->out);
+    if (o->out) fputs(tl_diag_text(&d), o->out);
     rc = -1;
   } else {
     rc = tl_check_rules(rs, o, res);
@@ -737,7 +737,7 @@ int tl_check_rules_text(const char *file, const char *text, const tl_check_opts 
     tl_free(gd.s);
     gr_rules_free(gr);
   }
-  eg_diag_free(&d);
+  tl_diag_free(&d);
   eg_rules_free(rs);
   eg_conds_free(conds);
   tn_ctx_free(c);
@@ -754,7 +754,7 @@ int tl_check_rule_files(const char *const *files, int nfiles, bool op_table, con
   tn_ctx *c = tn_ctx_new();
   eg_conds *conds = tl_check_conds_new();
   eg_rules *rs = eg_rules_new(&c->lang, conds);
-  eg_diag d = {0};
+  tl_diag d = {0};
   int rc, errs = op_table && tn_op_table_rules(rs, &d) ? 1 : 0;
   for (int i = 0; i < nfiles; i++) errs += eg_rules_load_file(rs, files[i], &d);
   gr_rules *gr = gr_rules_new();
@@ -763,7 +763,7 @@ int tl_check_rule_files(const char *const *files, int nfiles, bool op_table, con
     for (int i = 0; i < nfiles; i++) errs += gr_rules_load_path(gr, files[i], &gd);
   if (nerrors) *nerrors = errs;
   if (errs) {
-    if (diag && d.text) fputs(d.text, diag);
+    if (diag) fputs(tl_diag_text(&d), diag);
     if (diag && gd.s) fputs(gd.s, diag);
     rc = -1;
   } else {
@@ -772,7 +772,7 @@ int tl_check_rule_files(const char *const *files, int nfiles, bool op_table, con
   }
   tl_free(gd.s);
   gr_rules_free(gr);
-  eg_diag_free(&d);
+  tl_diag_free(&d);
   eg_rules_free(rs);
   eg_conds_free(conds);
   tn_ctx_free(c);

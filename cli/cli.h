@@ -4,14 +4,18 @@
  * returns the program's exit status; only the program exits. argv[0] is the
  * command's name.
  *
- * Exit status: 0 success, 1 a check said no, 2 bad input (the message on
- * stderr says where). */
+ * Exit status: util/error.h's tl_status, number for number: 0 success,
+ * 1 a check said no, 2 bad input (the message on stderr says where), 3 out
+ * of memory, 4 an internal error (a bug of tlaloc), 5 LLVM, the GPU driver
+ * or the ILP solver failed. */
 #ifndef TL_CLI_H
 #define TL_CLI_H
 
 #define CLI_EXIT_CHECK 1
 #define CLI_EXIT_BAD 2
 #define CLI_EXIT_OOM 3 /* out of memory: everything allocated was freed */
+#define CLI_EXIT_INTERNAL 4
+#define CLI_EXIT_BACKEND 5
 
 /* tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O1|-O2|-O3] */
 int cli_cmd_compile(int argc, char **argv);

@@ -49,19 +49,19 @@ int cli_cmd_compile(int argc, char **argv) {
   }
   tl_graph *g = tl_tg_load(in, stderr);
   if (!g) return CLI_EXIT_BAD;
-  char err[2048];
+  tl_error err = {0};
   int rc = 0;
   if (ptx) {
     if (opt_given) go.opt_level = ap.opt_level;
     gpu_aot_params gp = {.name = ap.name, .ptx_path = ap.object_path, .header_path = ap.header_path,
                          .launcher_path = launcher};
-    if (gpu_compile_aot(g, &go, gp, err, sizeof err)) {
-      fprintf(stderr, "tlaloc compile: %s\n", err);
-      rc = CLI_EXIT_BAD;
+    if (gpu_compile_aot(g, &go, gp, &err)) {
+      fprintf(stderr, "tlaloc compile: %s\n", err.msg);
+      rc = err.status;
     }
-  } else if (be_compile_aot(g, ap, err, sizeof err)) {
-    fprintf(stderr, "tlaloc compile: %s\n", err);
-    rc = CLI_EXIT_BAD;
+  } else if (be_compile_aot(g, ap, &err)) {
+    fprintf(stderr, "tlaloc compile: %s\n", err.msg);
+    rc = err.status;
   }
   tl_graph_free(g);
   return rc;

@@ -12,24 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(const char *msg)
-{
-  if (msg)
-    fprintf(stderr, "tlaloc extract: error: %s\n", msg);
-  fputs("usage: tlaloc extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n",
-        stderr);
+static int usage(const char *msg) {
+  if (msg) fprintf(stderr, "tlaloc extract: error: %s\n", msg);
+  fputs("usage: tlaloc extract E.json [--extract tree|dag|exact] [--time-limit S] [--json]\n", stderr);
   return 2;
 }
 
-static void print_text(const ex_graph *g, const char *path, ex_kind kind, const ex_result *r)
-{
+static void print_text(const ex_graph *g, const char *path, ex_kind kind, const ex_result *r) {
   char b1[32], b2[32];
-  printf("file: %s\nextractor: %s\nclasses: %u\nnodes: %u\n", path, ex_kind_name(kind),
-         g->n_classes, g->n_nodes);
-  printf("dag_cost: %.17g\ntree_cost: %.17g\ntime_ms: %.3f\n", r->dag_cost, r->tree_cost,
-         r->seconds * 1e3);
-  if (kind == EX_EXACT)
-    printf("optimal: %s\nlower_bound: %.17g\n", r->optimal ? "yes" : "no", r->lower_bound);
+  printf("file: %s\nextractor: %s\nclasses: %u\nnodes: %u\n", path, ex_kind_name(kind), g->n_classes, g->n_nodes);
+  printf("dag_cost: %.17g\ntree_cost: %.17g\ntime_ms: %.3f\n", r->dag_cost, r->tree_cost, r->seconds * 1e3);
+  if (kind == EX_EXACT) printf("optimal: %s\nlower_bound: %.17g\n", r->optimal ? "yes" : "no", r->lower_bound);
   puts("choice:");
   for (uint32_t c = 0; c < g->n_classes; c++)
     if (r->choice[c] != EX_NONE)
@@ -37,8 +30,7 @@ static void print_text(const ex_graph *g, const char *path, ex_kind kind, const 
              ex_graph_node_name(g, r->choice[c], b2, sizeof b2));
 }
 
-static int print_json(const ex_graph *g, const char *path, ex_kind kind, const ex_result *r)
-{
+static int print_json(const ex_graph *g, const char *path, ex_kind kind, const ex_result *r) {
   char b1[32], b2[32];
   cJSON *o = cJSON_CreateObject(), *ch = cJSON_CreateObject();
   if (!o || !ch) {
@@ -52,8 +44,7 @@ static int print_json(const ex_graph *g, const char *path, ex_kind kind, const e
   cJSON_AddNumberToObject(o, "time_ms", r->seconds * 1e3);
   if (kind == EX_EXACT) {
     cJSON_AddBoolToObject(o, "optimal", r->optimal);
-    if (isfinite(r->lower_bound))
-      cJSON_AddNumberToObject(o, "lower_bound", r->lower_bound);
+    if (isfinite(r->lower_bound)) cJSON_AddNumberToObject(o, "lower_bound", r->lower_bound);
   }
   for (uint32_t c = 0; c < g->n_classes; c++)
     if (r->choice[c] != EX_NONE)
@@ -62,15 +53,13 @@ static int print_json(const ex_graph *g, const char *path, ex_kind kind, const e
   cJSON_AddItemToObject(o, "choice", ch);
   char *s = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
-  if (!s)
-    return 2;
+  if (!s) return 2;
   puts(s);
   cJSON_free(s);
   return 0;
 }
 
-int cli_cmd_extract(int argc, char **argv)
-{
+int cli_cmd_extract(int argc, char **argv) {
   const char *path = NULL;
   ex_kind kind = EX_DAG;
   ex_params p = ex_params_default();
@@ -79,14 +68,12 @@ int cli_cmd_extract(int argc, char **argv)
     const char *a = argv[i];
     if (strcmp(a, "--extract") == 0 || strncmp(a, "--extract=", 10) == 0) {
       const char *v = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
-      if (!v || (kind = ex_kind_parse(v)) == EX_KIND_COUNT)
-        return usage("--extract takes tree, dag or exact");
+      if (!v || (kind = ex_kind_parse(v)) == EX_KIND_COUNT) return usage("--extract takes tree, dag or exact");
     } else if (strcmp(a, "--time-limit") == 0 || strncmp(a, "--time-limit=", 13) == 0) {
       const char *v = a[12] == '=' ? a + 13 : (i + 1 < argc ? argv[++i] : NULL);
       char *end = NULL;
       p.time_limit_s = v ? strtod(v, &end) : NAN;
-      if (!v || end == v || *end || !(p.time_limit_s >= 0))
-        return usage("--time-limit takes a number of seconds >= 0");
+      if (!v || end == v || *end || !(p.time_limit_s >= 0)) return usage("--time-limit takes a number of seconds >= 0");
     } else if (strcmp(a, "--json") == 0) {
       json = true;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -102,11 +89,10 @@ int cli_cmd_extract(int argc, char **argv)
       path = a;
     }
   }
-  if (!path)
-    return usage("no input file");
+  if (!path) return usage("no input file");
 
   ex_graph *g;
-  ex_diag d;
+  tl_error d;
   if (ex_read_json(path, &g, &d) != EX_OK) {
     fprintf(stderr, "%s\n", d.msg);
     return 2;

@@ -63,7 +63,7 @@ int cli_cmd_grad(int argc, char **argv) {
   gr_rules *r = gr_rules_new();
   tl_buf diag = {0};
   int errs = 0;
-  if (nrules == 0) errs = gr_rules_load_path(r, gr_default_rules_dir(), &diag);
+  if (nrules == 0) errs = gr_rules_load_path(r, tl_rules_dir(), &diag);
   for (int i = 0; i < nrules; i++) errs += gr_rules_load_path(r, rules[i], &diag);
   if (errs) {
     fputs(diag.s ? diag.s : "", stderr);

@@ -204,7 +204,7 @@ static int cmd_run(int argc, char **argv) {
   tl_graph *g = NULL;
   tl_tensor **inputs = NULL, **outputs = NULL;
   int64_t *syms = NULL;
-  char err[1024];
+  tl_error err = {0};
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -300,14 +300,14 @@ static int cmd_run(int argc, char **argv) {
       fprintf(stderr, "tlaloc run: input '%s' is given twice\n", in_names[k]);
       goto done;
     }
-    inputs[slot] = tl_npy_read(in_files[k], err, sizeof err);
+    inputs[slot] = tl_npy_read(in_files[k], TL_EMSG(&err));
     if (!inputs[slot]) {
-      fprintf(stderr, "tlaloc run: %s\n", err);
+      fprintf(stderr, "tlaloc run: %s\n", err.msg);
       goto done;
     }
   }
-  if (tl_bind_inputs(g, inputs, syms, err, sizeof err)) {
-    fprintf(stderr, "tlaloc run: %s\n", err);
+  if (tl_bind_inputs(g, inputs, syms, TL_EMSG(&err))) {
+    fprintf(stderr, "tlaloc run: %s\n", err.msg);
     goto done;
   }
   for (int i = 0; i < g->ninputs; i++) {
@@ -316,26 +316,28 @@ static int cmd_run(int argc, char **argv) {
             g->names[g->nodes[g->inputs[i]].name], g->names[g->nodes[g->inputs[i]].name]);
     goto done;
   }
-  if (have_seed && tl_random_inputs(g, inputs, syms, seed, err, sizeof err)) {
-    fprintf(stderr, "tlaloc run: %s\n", err);
+  if (have_seed && tl_random_inputs(g, inputs, syms, seed, TL_EMSG(&err))) {
+    fprintf(stderr, "tlaloc run: %s\n", err.msg);
     goto done;
   }
-  if (indir && write_npys(indir, g, inputs, true, err, sizeof err)) {
-    fprintf(stderr, "tlaloc run: %s\n", err);
+  if (indir && write_npys(indir, g, inputs, true, TL_EMSG(&err))) {
+    fprintf(stderr, "tlaloc run: %s\n", err.msg);
     goto done;
   }
   tl_engine_opts eo = tl_engine_opts_default();
   eo.opt_level = opt_level;
-  prog = engine->compile(g, &eo, err, sizeof err);
+  prog = engine->compile(g, &eo, &err);
   if (!prog) {
-    fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err);
+    fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err.msg);
+    rc = err.status; /* bad input, or LLVM's or the driver's failure */
     goto done;
   }
   double t0 = tl_now_ms();
-  int r = engine->run(prog, inputs, syms, outputs, err, sizeof err);
+  int r = engine->run(prog, inputs, syms, outputs, &err);
   double run_ms = tl_now_ms() - t0;
   if (r) {
-    fprintf(stderr, "tlaloc run: %s: %s\n", path, err);
+    fprintf(stderr, "tlaloc run: %s: %s\n", path, err.msg);
+    rc = err.status;
     goto done;
   }
   if (!strcmp(engine->name, "auto")) { /* the placement, always: it is what auto is for */
@@ -350,8 +352,8 @@ static int cmd_run(int argc, char **argv) {
     fprintf(stderr, "run: %.3f ms (%s)\n", run_ms, engine->name);
   }
   if (outdir) {
-    if (write_npys(outdir, g, outputs, false, err, sizeof err)) {
-      fprintf(stderr, "tlaloc run: %s\n", err);
+    if (write_npys(outdir, g, outputs, false, TL_EMSG(&err))) {
+      fprintf(stderr, "tlaloc run: %s\n", err.msg);
       goto done;
     }
   } else {
@@ -492,10 +494,11 @@ static int cmd_opt(int argc, char **argv) {
   if (parse_opt_args("opt", argc, argv, &a, 1)) goto done;
   a.p.explain = a.explain;
   if (!(g = load_graph(a.files[0])) || !(o = make_opt("opt", &a))) goto done;
-  char err[1024];
-  best = tl_opt_graph(o, g, err, sizeof err);
+  tl_error err = {0};
+  best = tl_opt_graph(o, g, &err);
   if (!best) {
-    fprintf(stderr, "tlaloc opt: %s: %s\n", a.files[0], err);
+    fprintf(stderr, "tlaloc opt: %s: %s\n", a.files[0], err.msg);
+    rc = err.status;
     goto done;
   }
   if (a.stats) tl_opt_print_stats(o, stderr);
@@ -659,6 +662,10 @@ static int dispatch(int argc, char **argv) {
   usage(stderr);
   return EXIT_BAD;
 }
+
+_Static_assert(CLI_EXIT_CHECK == TL_CHECK_FAILED && CLI_EXIT_BAD == TL_BAD_INPUT && CLI_EXIT_OOM == TL_OUT_OF_MEMORY &&
+                   CLI_EXIT_INTERNAL == TL_INTERNAL && CLI_EXIT_BACKEND == TL_BACKEND_FAILED,
+               "the exit statuses are tl_status's");
 
 /* Every command runs in one region: running out of memory anywhere frees
  * what the command allocated and exits with CLI_EXIT_OOM after saying so.

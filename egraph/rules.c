@@ -79,51 +79,23 @@ bool eg_rule_conds_hold(eg_egraph *g, const eg_rules *r, const eg_rule *rule,
 
 /* ---- diagnostics ---------------------------------------------------------- */
 
-void eg_diag_free(eg_diag *d) {
-  if (!d) return;
-  tl_free(d->text);
-  memset(d, 0, sizeof *d);
-}
-
-static void diag_put(eg_diag *d, const char *s, size_t n) {
-  if (d->len + n + 1 > d->cap) {
-    d->cap = (d->len + n + 1) * 2;
-    d->text = tl_xrealloc(d->text, d->cap);
-    EG_ASSERT(d->text);
-  }
-  memcpy(d->text + d->len, s, n);
-  d->len += n;
-  d->text[d->len] = 0;
-}
-
 typedef struct parser {
   eg_rules *r;
   const char *file;
   sx_lexer lx;
-  eg_diag *d, own;
+  tl_diag *d, own;
   int errors;
 } parser;
 
 /* file:line:col: error: msg, the source line, a caret under col */
 static void error_at(parser *ps, int line, int col, const char *fmt, ...) {
   ps->errors++;
-  eg_diag *d = ps->d;
-  d->nerrors++;
   char msg[600];
-  int k = snprintf(msg, sizeof msg, "%s:%d:%d: error: ", ps->file, line, col);
   va_list ap;
   va_start(ap, fmt);
-  k += vsnprintf(msg + k, sizeof msg - (size_t)k, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (k >= (int)sizeof msg) k = (int)sizeof msg - 1;
-  diag_put(d, msg, (size_t)k);
-  diag_put(d, "\n", 1);
-  size_t n;
-  const char *src = sx_line(&ps->lx, line, &n);
-  tl_buf q = {0};
-  tl_quote_line(&q, "", src, n, col);
-  diag_put(d, q.s, q.len);
-  tl_free(q.s);
+  tl_diag_error(ps->d, (tl_loc){line, col}, "%s", msg);
 }
 
 static void skip_close(sx_lexer *lx) {
@@ -790,13 +762,19 @@ static int check_parens(parser *ps, const char *text, size_t n) {
   return bad;
 }
 
-int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_diag *d) {
+int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, tl_diag *d) {
   r->files = tl_xrealloc(r->files, sizeof *r->files * (size_t)(r->nfiles + 1));
   EG_ASSERT(r->files);
   char *fname = tl_xstrdup(file ? file : "<rules>");
   r->files[r->nfiles++] = fname;
   parser ps = {r, fname, {0}, d, {0}, 0};
   if (!ps.d) ps.d = &ps.own;
+  /* the diagnostics may gather several files: point them at this one */
+  const char *file0 = ps.d->file, *src0 = ps.d->src;
+  size_t len0 = ps.d->len;
+  ps.d->file = fname;
+  ps.d->src = text;
+  ps.d->len = n;
   sx_init(&ps.lx, text, n);
   mark m0 = rules_mark(r);
   if (check_parens(&ps, text, n)) goto done;
@@ -849,26 +827,31 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_
   }
 done:
   if (ps.errors) rules_truncate(r, m0);
-  eg_diag_free(&ps.own);
+  if (ps.d != &ps.own) {
+    ps.d->file = file0;
+    ps.d->src = src0;
+    ps.d->len = len0;
+  }
+  tl_diag_free(&ps.own);
   return ps.errors;
 }
 
-int eg_rules_load_file(eg_rules *r, const char *path, eg_diag *d) {
-  eg_diag own = {0};
+int eg_rules_load_file(eg_rules *r, const char *path, tl_diag *d) {
+  tl_diag own = {0};
   if (!d) d = &own;
   char why[256];
   size_t n;
   char *buf = tl_read_input(path, TL_READ_MAX_TEXT, &n, why, sizeof why);
   if (!buf) {
-    char msg[512];
-    int k = snprintf(msg, sizeof msg, "%s: error: %s\n", path, why);
-    diag_put(d, msg, (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
-    d->nerrors++;
-    eg_diag_free(&own);
+    const char *file0 = d->file;
+    d->file = path;
+    tl_diag_error(d, (tl_loc){0, 0}, "%s", why);
+    d->file = file0;
+    tl_diag_free(&own);
     return 1;
   }
   int e = eg_rules_load(r, path, buf, n, d);
   tl_free(buf);
-  eg_diag_free(&own);
+  tl_diag_free(&own);
   return e;
 }

@@ -21,7 +21,7 @@
  * (cheap) and (max-ops N), facts of the program that the planner evaluates
  * (see eg_fuse_cond). Rules, fuse and inplace declarations share one
  * namespace of names; opclass names are their own. Derivative rules,
- * (grad NAME ...), are skipped here: grad/ reads them (docs/grad.md). 
+ * (grad NAME ...), are skipped here: grad/ reads them (docs/grad.md).
  *
  * Errors are reported as `file:line:col: error: msg`, the source line and a
  * caret; parsing goes on after an error to report more in one run. */
@@ -30,6 +30,7 @@
 
 #include "egraph/egraph.h"
 #include "egraph/pattern.h"
+#include "util/error.h"
 
 /* A condition: args[i] is the class bound to the i-th argument's variable,
  * or EG_NONE where atoms[i] is a literal atom. */
@@ -137,21 +138,13 @@ typedef struct eg_rules {
   int nfiles;
 } eg_rules;
 
-/* Diagnostics of a load: text of all messages, and their count. */
-typedef struct eg_diag {
-  char *text;
-  size_t len, cap;
-  int nerrors;
-} eg_diag;
-void eg_diag_free(eg_diag *d);
-
 eg_rules *eg_rules_new(const eg_lang *l, const eg_conds *conds);
 void eg_rules_free(eg_rules *r);
 /* Parses text (named file in messages) into r. Returns the number of errors;
  * on errors nothing of this text is kept. d may be NULL. */
-int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, eg_diag *d);
+int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, tl_diag *d);
 /* Reads and loads a file; a read failure counts as one error. */
-int eg_rules_load_file(eg_rules *r, const char *path, eg_diag *d);
+int eg_rules_load_file(eg_rules *r, const char *path, tl_diag *d);
 int eg_rules_ruleset(const eg_rules *r, const char *name); /* -1 */
 const eg_rule *eg_rules_find(const eg_rules *r, const char *name, bool backward);
 

@@ -21,35 +21,36 @@ tl_engine_opts tl_engine_opts_default(void) {
 
 /* ---- the reference interpreter ------------------------------------------ */
 
-static void *interp_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+static void *interp_compile(const tl_graph *g, const tl_engine_opts *o, tl_error *err) {
   (void)o;
   for (int32_t i = 0; i < g->nnodes; i++)
     if (!tl_interp_has(g->nodes[i].op)) {
-      snprintf(err, n, "interp: op %s has no interpreter kernel", tl_ops[g->nodes[i].op].name);
+      tl_fail(err, TL_BAD_INPUT, "interp: op %s has no interpreter kernel", tl_ops[g->nodes[i].op].name);
       return NULL;
     }
   return (void *)g;
 }
 
+/* The interpreter's only failures are the input's (running out of memory
+ * unwinds, util/alloc.h). */
 static int interp_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs,
-                      char *err, size_t n) {
-  return tl_interp_run(prog, inputs, syms, outputs, err, n);
+                      tl_error *err) {
+  return tl_interp_run(prog, inputs, syms, outputs, TL_EMSG(err)) ? tl_fail_kind(err, TL_BAD_INPUT) : 0;
 }
 
 /* The interpreter allocates its results: run, check, copy. */
 static int interp_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms,
-                           tl_tensor *const *outputs, char *err, size_t n) {
+                           tl_tensor *const *outputs, tl_error *err) {
   const tl_graph *g = prog;
   tl_tensor **res = tl_xcalloc((size_t)g->noutputs + 1, sizeof *res);
-  int rc = tl_interp_run(g, inputs, syms, res, err, n);
+  int rc = interp_run((void *)g, inputs, syms, res, err);
   for (int i = 0; !rc && i < g->noutputs; i++) {
     const tl_tensor *r = res[i], *o = outputs[i];
     bool same = r->dtype == o->dtype && r->rank == o->rank;
     for (int k = 0; same && k < r->rank; k++) same = r->dims[k] == o->dims[k];
     if (!same) {
-      snprintf(err, n, "output %d ('%s'): the buffer given does not have the output's dtype and shape", i,
-               g->names[g->outputs[i].name]);
-      rc = -1;
+      rc = tl_fail(err, TL_BAD_INPUT, "output %d ('%s'): the buffer given does not have the output's dtype and shape",
+                   i, g->names[g->outputs[i].name]);
     }
   }
   for (int i = 0; !rc && i < g->noutputs; i++)
@@ -68,24 +69,24 @@ static void interp_free(void *prog) { (void)prog; }
 
 /* ---- the LLVM CPU backend ----------------------------------------------- */
 
-static void *llvm_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+static void *llvm_compile(const tl_graph *g, const tl_engine_opts *o, tl_error *err) {
   be_options bo = be_options_default();
   if (o->opt_level) bo.opt_level = o->opt_level < 0 ? 0 : o->opt_level;
   bo.threads = o->threads;
   if (o->use_cache) bo.use_cache = o->use_cache > 0;
   bo.cache_dir = o->cache_dir;
   bo.destroy_inputs = o->destroy_inputs;
-  return be_compile(g, &bo, err, n);
+  return be_compile(g, &bo, err);
 }
 
 static int llvm_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs,
-                    char *err, size_t n) {
-  return be_run(prog, inputs, syms, outputs, err, n);
+                    tl_error *err) {
+  return be_run(prog, inputs, syms, outputs, err);
 }
 
 static int llvm_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms,
-                         tl_tensor *const *outputs, char *err, size_t n) {
-  return be_run_into(prog, inputs, syms, outputs, err, n);
+                         tl_tensor *const *outputs, tl_error *err) {
+  return be_run_into(prog, inputs, syms, outputs, err);
 }
 
 static char *llvm_describe(const void *prog) {
@@ -105,29 +106,29 @@ static void llvm_free(void *prog) { be_program_free(prog); }
 
 /* ---- the GPU backend: on the GPU, and on the host's emulator of the grid ---- */
 
-static void *gpu_compile_with(const tl_graph *g, const tl_engine_opts *o, int sim, char *err, size_t n) {
+static void *gpu_compile_with(const tl_graph *g, const tl_engine_opts *o, int sim, tl_error *err) {
   gpu_options go = gpu_options_default();
   go.sim = sim;
   if (o->opt_level) go.opt_level = o->opt_level < 0 ? 0 : o->opt_level;
-  return gpu_compile(g, &go, err, n);
+  return gpu_compile(g, &go, err);
 }
 
-static void *gpu_eng_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
-  return gpu_compile_with(g, o, 0, err, n);
+static void *gpu_eng_compile(const tl_graph *g, const tl_engine_opts *o, tl_error *err) {
+  return gpu_compile_with(g, o, 0, err);
 }
 
-static void *sim_eng_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
-  return gpu_compile_with(g, o, 1, err, n);
+static void *sim_eng_compile(const tl_graph *g, const tl_engine_opts *o, tl_error *err) {
+  return gpu_compile_with(g, o, 1, err);
 }
 
-static int gpu_eng_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs, char *err,
-                       size_t n) {
-  return gpu_run(prog, inputs, syms, outputs, err, n);
+static int gpu_eng_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs,
+                       tl_error *err) {
+  return gpu_run(prog, inputs, syms, outputs, err);
 }
 
 static int gpu_eng_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor *const *outputs,
-                            char *err, size_t n) {
-  return gpu_run_into(prog, inputs, syms, outputs, err, n);
+                            tl_error *err) {
+  return gpu_run_into(prog, inputs, syms, outputs, err);
 }
 
 static char *gpu_eng_describe(const void *prog) { return gpu_describe(prog); }
@@ -151,13 +152,13 @@ typedef struct auto_prog {
   int last_gpu, runs;
 } auto_prog;
 
-static void *auto_compile(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n) {
+static void *auto_compile(const tl_graph *g, const tl_engine_opts *o, tl_error *err) {
   auto_prog *a = tl_xcalloc(1, sizeof *a);
   a->g = g;
   a->o = *o;
   char perr[512];
   if (tl_profile_get(&a->prof, perr, sizeof perr)) tl_profile_default(&a->prof);
-  if (!(a->cpu = llvm_compile(g, o, err, n))) {
+  if (!(a->cpu = llvm_compile(g, o, err))) {
     tl_free(a);
     return NULL;
   }
@@ -166,7 +167,7 @@ static void *auto_compile(const tl_graph *g, const tl_engine_opts *o, char *err,
 }
 
 /* The engine's program for this call's sizes. */
-static void *auto_choose(auto_prog *a, tl_tensor *const *inputs, const int64_t *sym_values, char *err, size_t n) {
+static void *auto_choose(auto_prog *a, tl_tensor *const *inputs, const int64_t *sym_values) {
   const tl_graph *g = a->g;
   int64_t *syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *syms);
   for (int s = 0; s < g->nsyms; s++) syms[s] = sym_values ? sym_values[s] : -1;
@@ -177,8 +178,10 @@ static void *auto_choose(auto_prog *a, tl_tensor *const *inputs, const int64_t *
   a->runs++;
   a->last_gpu = 0;
   if (!place || !a->last.gpu || !a->gpu_ok) return a->cpu;
-  if (!a->gpu && !(a->gpu = gpu_compile_with(g, &a->o, 0, err, n))) {
-    snprintf(a->why, sizeof a->why, "%s", err);
+  tl_error gerr = {0};
+  if (!a->gpu && !(a->gpu = gpu_compile_with(g, &a->o, 0, &gerr))) {
+    /* the CPU program answers instead: not this call's failure */
+    snprintf(a->why, sizeof a->why, "%.500s", gerr.msg);
     a->gpu_ok = 0;
     return a->cpu;
   }
@@ -186,18 +189,18 @@ static void *auto_choose(auto_prog *a, tl_tensor *const *inputs, const int64_t *
   return a->gpu;
 }
 
-static int auto_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs, char *err,
-                    size_t n) {
+static int auto_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs,
+                    tl_error *err) {
   auto_prog *a = prog;
-  void *p = auto_choose(a, inputs, syms, err, n);
-  return p == a->gpu ? gpu_run(p, inputs, syms, outputs, err, n) : be_run(p, inputs, syms, outputs, err, n);
+  void *p = auto_choose(a, inputs, syms);
+  return p == a->gpu ? gpu_run(p, inputs, syms, outputs, err) : be_run(p, inputs, syms, outputs, err);
 }
 
 static int auto_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor *const *outputs,
-                         char *err, size_t n) {
+                         tl_error *err) {
   auto_prog *a = prog;
-  void *p = auto_choose(a, inputs, syms, err, n);
-  return p == a->gpu ? gpu_run_into(p, inputs, syms, outputs, err, n) : be_run_into(p, inputs, syms, outputs, err, n);
+  void *p = auto_choose(a, inputs, syms);
+  return p == a->gpu ? gpu_run_into(p, inputs, syms, outputs, err) : be_run_into(p, inputs, syms, outputs, err);
 }
 
 static char *auto_describe(const void *prog) {

@@ -5,14 +5,17 @@
  *
  *   const tl_engine *e = tl_engine_find("llvm");        // NULL: no such engine
  *   tl_engine_opts o = tl_engine_opts_default();
- *   void *p = e->compile(g, &o, err, sizeof err);       // NULL + message
- *   e->run(p, inputs, NULL, outputs, err, sizeof err);  // as tl_interp_run
+ *   tl_error err = {0};
+ *   void *p = e->compile(g, &o, &err);       // NULL: err.status, err.msg
+ *   e->run(p, inputs, NULL, outputs, &err);  // as tl_interp_run
  *   e->free(p);
  *
  * Contracts shared by every engine: a program keeps a pointer to its graph
  * (the graph must outlive it); inputs[i] is for g->inputs[i]; sym_values
  * has g->nsyms entries (-1: bind from the inputs) or is NULL; a program
- * runs on one thread at a time; errors are messages, never exits. */
+ * runs on one thread at a time; a failure is a tl_error (util/error.h)
+ * whose status tells bad input from an LLVM or driver failure, never an
+ * exit. */
 #ifndef TL_ENGINE_H
 #define TL_ENGINE_H
 
@@ -35,17 +38,18 @@ typedef struct tl_engine_opts {
 typedef struct tl_engine {
   const char *name;    /* "interp", "llvm", "gpu", "gpu-sim" */
   const char *summary; /* one line for `tlaloc engines` and errors */
-  /* Prepares g to run; NULL with a message in err when it cannot (an op
-   * or dtype the engine lacks, an LLVM failure). */
-  void *(*compile)(const tl_graph *g, const tl_engine_opts *o, char *err, size_t n);
-  /* Runs; outputs[i] receives a new tensor the caller frees. -1 with a
-   * message on a run-time error, leaving no output allocated. */
+  /* Prepares g to run; NULL when it cannot: an op or dtype the engine
+   * lacks (TL_BAD_INPUT), an LLVM or driver failure (TL_BACKEND_FAILED). */
+  void *(*compile)(const tl_graph *g, const tl_engine_opts *o, tl_error *err);
+  /* Runs; outputs[i] receives a new tensor the caller frees. -1 on a
+   * run-time error (bad inputs, an index out of range: TL_BAD_INPUT; a
+   * driver call: TL_BACKEND_FAILED), leaving no output allocated. */
   int (*run)(void *prog, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
-             char *err, size_t n);
+             tl_error *err);
   /* Runs into the caller's buffers (dtype, rank and dims must be the
    * output's, data set unless empty; no overlap with inputs or each other). */
   int (*run_into)(void *prog, tl_tensor *const *inputs, const int64_t *sym_values,
-                  tl_tensor *const *outputs, char *err, size_t n);
+                  tl_tensor *const *outputs, tl_error *err);
   /* A JSON object describing the program (engine name, compile times,
    * kernels...); the caller frees it. */
   char *(*describe)(const void *prog);

@@ -84,25 +84,20 @@
 #define EX_SOLVER_MAX_COST 1e15
 
 /* Marks the classes reachable from the roots through candidate nodes. */
-bool ex_mark_live(model *m)
-{
+bool ex_mark_live(model *m) {
   const ex_graph *g = m->g;
   uint32_t *stk = tl_xmalloc(((size_t)g->n_classes + 1) * sizeof(uint32_t));
-  if (!stk)
-    return false;
+  if (!stk) return false;
   memset(m->live, 0, g->n_classes);
   uint32_t sp = 0;
   for (uint32_t r = 0; r < g->n_roots; r++)
-    if (!m->live[g->roots[r]])
-      m->live[g->roots[r]] = 1, stk[sp++] = g->roots[r];
+    if (!m->live[g->roots[r]]) m->live[g->roots[r]] = 1, stk[sp++] = g->roots[r];
   while (sp) {
     uint32_t c = stk[--sp];
     for (uint32_t n = g->class_start[c]; n < g->class_start[c + 1]; n++) {
-      if (!m->cand[n])
-        continue;
+      if (!m->cand[n]) continue;
       for (uint32_t k = g->child_start[n]; k < g->child_start[n + 1]; k++)
-        if (!m->live[g->child[k]])
-          m->live[g->child[k]] = 1, stk[sp++] = g->child[k];
+        if (!m->live[g->child[k]]) m->live[g->child[k]] = 1, stk[sp++] = g->child[k];
     }
   }
   tl_free(stk);
@@ -110,34 +105,26 @@ bool ex_mark_live(model *m)
 }
 
 /* Is every child class of a also a child class of b? (small lists: quadratic) */
-static bool children_subset(const ex_graph *g, uint32_t a, uint32_t b)
-{
+static bool children_subset(const ex_graph *g, uint32_t a, uint32_t b) {
   for (uint32_t i = g->child_start[a]; i < g->child_start[a + 1]; i++) {
     uint32_t j = g->child_start[b];
-    while (j < g->child_start[b + 1] && g->child[j] != g->child[i])
-      j++;
-    if (j == g->child_start[b + 1])
-      return false;
+    while (j < g->child_start[b + 1] && g->child[j] != g->child[i]) j++;
+    if (j == g->child_start[b + 1]) return false;
   }
   return true;
 }
 
-static void dominance(model *m)
-{
+static void dominance(model *m) {
   const ex_graph *g = m->g;
   for (uint32_t c = 0; c < g->n_classes; c++) {
     uint32_t b = g->class_start[c], e = g->class_start[c + 1];
-    if (!m->live[c] || e - b > EX_DOMINANCE_MAX)
-      continue;
+    if (!m->live[c] || e - b > EX_DOMINANCE_MAX) continue;
     for (uint32_t x = b; x < e; x++) {
-      if (!m->cand[x])
-        continue;
+      if (!m->cand[x]) continue;
       for (uint32_t y = b; y < e && m->cand[x]; y++) {
-        if (y == x || !m->cand[y] || g->node_cost[y] > g->node_cost[x])
-          continue;
+        if (y == x || !m->cand[y] || g->node_cost[y] > g->node_cost[x]) continue;
         /* y dominates x; on a tie in both directions keep the lower id. */
-        if (children_subset(g, y, x) &&
-            !(g->node_cost[y] == g->node_cost[x] && children_subset(g, x, y) && y > x))
+        if (children_subset(g, y, x) && !(g->node_cost[y] == g->node_cost[x] && children_subset(g, x, y) && y > x))
           m->cand[x] = 0;
       }
     }
@@ -147,8 +134,7 @@ static void dominance(model *m)
 /* Tarjan's SCC algorithm, iterative, over live classes and candidate edges.
  * SCC ids are given in completion order: every SCC reachable from another
  * has a smaller id. */
-bool ex_sccs(model *m)
-{
+bool ex_sccs(model *m) {
   const ex_graph *g = m->g;
   uint32_t nc = g->n_classes;
   uint32_t *idx = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
@@ -160,11 +146,9 @@ bool ex_sccs(model *m)
   uint32_t *ck = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t)); /* current child slot */
   bool ok = idx && low && stk && on && cs && cn && ck;
   uint32_t next = 0, sp = 0, ns = 0;
-  for (uint32_t c = 0; ok && c < nc; c++)
-    idx[c] = EX_NONE, m->scc[c] = EX_NONE;
+  for (uint32_t c = 0; ok && c < nc; c++) idx[c] = EX_NONE, m->scc[c] = EX_NONE;
   for (uint32_t s = 0; ok && s < nc; s++) {
-    if (!m->live[s] || idx[s] != EX_NONE)
-      continue;
+    if (!m->live[s] || idx[s] != EX_NONE) continue;
     uint32_t fp = 0;
     cs[fp] = s, cn[fp] = g->class_start[s], ck[fp] = EX_NONE, fp++;
     idx[s] = low[s] = next++, stk[sp++] = s, on[s] = 1;
@@ -178,8 +162,7 @@ bool ex_sccs(model *m)
           cn[fp - 1]++, ck[fp - 1] = EX_NONE;
           continue;
         }
-        if (ck[fp - 1] == EX_NONE)
-          ck[fp - 1] = g->child_start[n];
+        if (ck[fp - 1] == EX_NONE) ck[fp - 1] = g->child_start[n];
         if (ck[fp - 1] < g->child_start[n + 1]) {
           w = g->child[ck[fp - 1]++];
           break;
@@ -205,8 +188,7 @@ bool ex_sccs(model *m)
         ns++;
       }
       fp--;
-      if (fp && low[v] < low[cs[fp - 1]])
-        low[cs[fp - 1]] = low[v];
+      if (fp && low[v] < low[cs[fp - 1]]) low[cs[fp - 1]] = low[v];
     }
   }
   tl_free(idx), tl_free(low), tl_free(stk), tl_free(on), tl_free(cs), tl_free(cn), tl_free(ck);
@@ -216,11 +198,9 @@ bool ex_sccs(model *m)
 
 /* ---- the model's rows ------------------------------------------------------ */
 
-static int edge_cmp(const void *a, const void *b)
-{
+static int edge_cmp(const void *a, const void *b) {
   const edge *x = a, *y = b;
-  if (x->child != y->child)
-    return x->child < y->child ? -1 : 1;
+  if (x->child != y->child) return x->child < y->child ? -1 : 1;
   return (x->node > y->node) - (x->node < y->node);
 }
 
@@ -228,34 +208,29 @@ static int edge_cmp(const void *a, const void *b)
  *   sum of x_n over c's nodes having d as a child - X_d <= 0.
  * (child, node) pairs are sorted so each d is one run, linear in the
  * class's edges. False on OOM. */
-static bool cover_rows(const model *m, lp *l, uint32_t c, edges *eb)
-{
+static bool cover_rows(const model *m, lp *l, uint32_t c, edges *eb) {
   const ex_graph *g = m->g;
   eb->n = 0;
   for (uint32_t n = g->class_start[c]; n < g->class_start[c + 1]; n++) {
-    if (m->col[n] == EX_NONE)
-      continue;
+    if (m->col[n] == EX_NONE) continue;
     for (uint32_t k = g->child_start[n]; k < g->child_start[n + 1]; k++) {
       if (eb->n == eb->cap) {
         size_t nc = eb->cap ? 2 * eb->cap : 64;
         edge *v = tl_xrealloc(eb->v, nc * sizeof *v);
-        if (!v)
-          return false;
+        if (!v) return false;
         eb->v = v, eb->cap = nc;
       }
       eb->v[eb->n++] = (edge){g->child[k], n};
     }
   }
-  if (eb->n > 1)
-    qsort(eb->v, eb->n, sizeof *eb->v, edge_cmp);
+  if (eb->n > 1) qsort(eb->v, eb->n, sizeof *eb->v, edge_cmp);
   for (size_t i = 0; i < eb->n;) {
     uint32_t d = eb->v[i].child;
     for (; i < eb->n && eb->v[i].child == d; i++)
       if (i == 0 || eb->v[i - 1].child != d || eb->v[i - 1].node != eb->v[i].node)
         ex_lp_term(l, m->col[eb->v[i].node], 1.0);
     for (uint32_t q = g->class_start[d]; q < g->class_start[d + 1]; q++)
-      if (m->col[q] != EX_NONE)
-        ex_lp_term(l, m->col[q], -1.0);
+      if (m->col[q] != EX_NONE) ex_lp_term(l, m->col[q], -1.0);
     ex_lp_row(l, 'L', 0.0);
   }
   return true;
@@ -265,42 +240,34 @@ static bool cover_rows(const model *m, lp *l, uint32_t c, edges *eb)
  * that do not change between rounds: one per class (= 1 for roots and
  * mandatory classes, <= 1 otherwise), the coverage rows, and with negative
  * costs the chosen-parent rows. False on OOM. */
-bool ex_build_rows(model *m, lp *l, work *w, bool mand)
-{
+bool ex_build_rows(model *m, lp *l, work *w, bool mand) {
   const ex_graph *g = m->g;
   w->n_mrow = 0;
   for (uint32_t n = 0; n < g->n_nodes; n++) {
     m->col[n] = EX_NONE;
-    if (m->cand[n] && m->live[g->node_class[n]])
-      m->col[n] = ex_lp_col(l, g->node_cost[n]);
+    if (m->cand[n] && m->live[g->node_class[n]]) m->col[n] = ex_lp_col(l, g->node_cost[n]);
   }
   for (uint32_t c = 0; c < g->n_classes; c++) {
-    if (!m->live[c])
-      continue;
+    if (!m->live[c]) continue;
     for (uint32_t n = g->class_start[c]; n < g->class_start[c + 1]; n++)
-      if (m->col[n] != EX_NONE)
-        ex_lp_term(l, m->col[n], 1.0);
+      if (m->col[n] != EX_NONE) ex_lp_term(l, m->col[n], 1.0);
     if (mand && m->mand[c] && !m->isroot[c]) {
-      if (!ex_lp_grow((void **)&w->mrow, &w->cap_mrow, w->n_mrow + 1, sizeof(uint32_t)))
-        return false;
+      if (!ex_lp_grow((void **)&w->mrow, &w->cap_mrow, w->n_mrow + 1, sizeof(uint32_t))) return false;
       w->mrow[w->n_mrow++] = l->nrows;
     }
     ex_lp_row(l, m->isroot[c] || (mand && m->mand[c]) ? 'E' : 'L', 1.0);
     if (g->has_negative && !m->isroot[c]) {
       /* X_c <= number of chosen parent nodes */
       for (uint32_t n = g->class_start[c]; n < g->class_start[c + 1]; n++)
-        if (m->col[n] != EX_NONE)
-          ex_lp_term(l, m->col[n], 1.0);
+        if (m->col[n] != EX_NONE) ex_lp_term(l, m->col[n], 1.0);
       for (uint32_t q = w->pstart[c]; q < w->pstart[c + 1]; q++) {
         uint32_t pn = w->par[q];
         /* A parent with c twice is listed twice: count it once. */
-        if (m->col[pn] != EX_NONE && (q == w->pstart[c] || w->par[q - 1] != pn))
-          ex_lp_term(l, m->col[pn], -1.0);
+        if (m->col[pn] != EX_NONE && (q == w->pstart[c] || w->par[q - 1] != pn)) ex_lp_term(l, m->col[pn], -1.0);
       }
       ex_lp_row(l, 'L', 0.0);
     }
-    if (!cover_rows(m, l, c, &w->eb))
-      return false;
+    if (!cover_rows(m, l, c, &w->eb)) return false;
   }
   return !l->oom;
 }
@@ -312,9 +279,8 @@ bool ex_build_rows(model *m, lp *l, work *w, bool mand)
  * one) replaces choice and *best; *lb rises to each round's bound, which holds
  * for m (every round relaxes it); *optimal is set when the last round
  * proved its solution optimal for m, within the relative gap. */
-ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, double gap,
-                    bool mand, uint32_t *choice, double *best, double *lb, bool *optimal)
-{
+ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, double gap, bool mand, uint32_t *choice,
+                    double *best, double *lb, bool *optimal) {
   const ex_graph *g = m->g;
   uint32_t nc = g->n_classes;
   lp l = {0};
@@ -323,27 +289,21 @@ ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, doub
   int *sidx = NULL;
   Cbc_Model *cbc = NULL;
   ex_status st = EX_ERR_NOMEM;
-  if (!ex_build_rows(m, &l, w, mand))
-    goto out;
+  if (!ex_build_rows(m, &l, w, mand)) goto out;
   start = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(double));
   sidx = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(int));
-  if (!start || !sidx)
-    goto out;
-  for (uint32_t i = 0; i < l.ncols; i++)
-    sidx[i] = (int)i;
+  if (!start || !sidx) goto out;
+  for (uint32_t i = 0; i < l.ncols; i++) sidx[i] = (int)i;
   uint32_t n_live = 0;
-  for (uint32_t c = 0; c < nc; c++)
-    n_live += m->live[c];
+  for (uint32_t c = 0; c < nc; c++) n_live += m->live[c];
   bool cyclic = m->n_scc < n_live; /* some SCC has two classes or more */
-  if (cyclic && !ex_sep_init(&sp, m, &l))
-    goto out;
+  if (cyclic && !ex_sep_init(&sp, m, &l)) goto out;
   st = EX_OK;
 
   /* Solve, cut the cycles of the solution, solve again. */
   for (;;) {
     double left = deadline - ex_now();
-    if (left < 0.01)
-      break;
+    if (left < 0.01) break;
     if (!(cbc = ex_lp_load(&l, true))) {
       st = EX_ERR_NOMEM;
       goto out;
@@ -360,18 +320,14 @@ ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, doub
     /* The limit is wall-clock time, as documented (CBC counts CPU time by
      * default, which overruns on a loaded machine). */
     Cbc_setParameter(cbc, "timeMode", "elapsed");
-    if (isfinite(left))
-      Cbc_setMaximumSeconds(cbc, left);
-    if (cyclic)
-      Cbc_addCutCallback(cbc, ex_separate, "cycles", &sp);
+    if (isfinite(left)) Cbc_setMaximumSeconds(cbc, left);
+    if (cyclic) Cbc_addCutCallback(cbc, ex_separate, "cycles", &sp);
     Cbc_setAllowableGap(cbc, 1e-7);
     Cbc_setAllowableFractionGap(cbc, gap);
     /* MIP start: the incumbent, which satisfies every row added so far. */
-    for (uint32_t i = 0; i < l.ncols; i++)
-      start[i] = 0.0;
+    for (uint32_t i = 0; i < l.ncols; i++) start[i] = 0.0;
     for (uint32_t c = 0; c < nc; c++)
-      if (choice[c] != EX_NONE && m->col[choice[c]] != EX_NONE)
-        start[m->col[choice[c]]] = 1.0;
+      if (choice[c] != EX_NONE && m->col[choice[c]] != EX_NONE) start[m->col[choice[c]]] = 1.0;
     Cbc_setMIPStartI(cbc, (int)l.ncols, sidx, start);
 
     int rc = Cbc_solve(cbc);
@@ -385,10 +341,8 @@ ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, doub
      * (status 0: finished, 1: stopped on the time limit). */
     bool sane = rc == 0 || rc == 1;
     double rb = proven && sol ? Cbc_getObjValue(cbc) : Cbc_getBestPossibleObjValue(cbc);
-    if (sane && isfinite(rb) && rb > *lb)
-      *lb = rb;
-    if (!sane || !sol)
-      break;
+    if (sane && isfinite(rb) && rb > *lb) *lb = rb;
+    if (!sane || !sol) break;
     ex_chosen(m, sol, !g->has_negative, w->pick);
     uint32_t cuts = ex_cut_cycles(m, &l, w->pick, w->colour, w->stk, w->pos);
     if (l.oom) {
@@ -401,8 +355,7 @@ ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, doub
       int ns = Cbc_numberSavedSolutions(cbc);
       for (int i = 0; i < ns && cuts < EX_CUTS_PER_ROUND; i++) {
         const double *other = Cbc_savedSolution(cbc, i);
-        if (!other || other == sol)
-          continue;
+        if (!other || other == sol) continue;
         ex_chosen(m, other, !g->has_negative, w->alt);
         cuts += ex_cut_cycles(m, &l, w->alt, w->colour, w->stk, w->pos);
       }
@@ -436,8 +389,7 @@ ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, doub
     cbc = NULL;
   }
 out:
-  if (cbc)
-    Cbc_deleteModel(cbc);
+  if (cbc) Cbc_deleteModel(cbc);
   ex_lp_free(&l);
   tl_free(start), tl_free(sidx);
   ex_sep_free(&sp);
@@ -446,8 +398,7 @@ out:
 
 /* ---- the entry point ------------------------------------------------------ */
 
-static bool model_init(model *m, const ex_graph *g)
-{
+static bool model_init(model *m, const ex_graph *g) {
   size_t nc = g->n_classes, nn = g->n_nodes;
   *m = (model){.g = g};
   m->cand = tl_xmalloc(nn + 1);
@@ -456,20 +407,16 @@ static bool model_init(model *m, const ex_graph *g)
   m->mand = tl_xcalloc(nc + 1, 1);
   m->col = tl_xmalloc((nn + 1) * sizeof(uint32_t));
   m->scc = tl_xmalloc((nc + 1) * sizeof(uint32_t));
-  if (!m->cand || !m->live || !m->isroot || !m->mand || !m->col || !m->scc)
-    return false;
-  for (uint32_t r = 0; r < g->n_roots; r++)
-    m->isroot[g->roots[r]] = 1;
+  if (!m->cand || !m->live || !m->isroot || !m->mand || !m->col || !m->scc) return false;
+  for (uint32_t r = 0; r < g->n_roots; r++) m->isroot[g->roots[r]] = 1;
   return true;
 }
 
-static void model_free(model *m)
-{
+static void model_free(model *m) {
   tl_free(m->cand), tl_free(m->live), tl_free(m->isroot), tl_free(m->mand), tl_free(m->col), tl_free(m->scc);
 }
 
-static bool work_init(work *w, const ex_graph *g)
-{
+static bool work_init(work *w, const ex_graph *g) {
   size_t nc = g->n_classes, nn = g->n_nodes;
   *w = (work){0};
   w->tc = tl_xmalloc((nc + 1) * sizeof(double));
@@ -483,23 +430,19 @@ static bool work_init(work *w, const ex_graph *g)
   return w->tc && w->pick && w->alt && w->stk && w->pos && w->colour && w->ok && w->left_n;
 }
 
-static void work_free(work *w)
-{
+static void work_free(work *w) {
   tl_free(w->pstart), tl_free(w->par), tl_free(w->tc), tl_free(w->pick), tl_free(w->alt), tl_free(w->stk);
   tl_free(w->pos), tl_free(w->colour), tl_free(w->ok), tl_free(w->left_n), tl_free(w->eb.v), tl_free(w->mrow);
 }
 
-ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choice,
-                          double *lower_bound_out, bool *optimal, ex_diag *d)
-{
+ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choice, double *lower_bound_out,
+                          bool *optimal, tl_error *d) {
   double t0 = ex_now();
   double deadline = p->time_limit_s > 0 ? t0 + p->time_limit_s : INFINITY;
   ex_status st = ex_dag_choice(g, choice, d);
-  if (st != EX_OK)
-    return st;
+  if (st != EX_OK) return st;
   for (uint32_t r = 0; r < g->n_roots; r++)
-    if (choice[g->roots[r]] == EX_NONE)
-      return EX_OK; /* infeasible: ex_extract reports it */
+    if (choice[g->roots[r]] == EX_NONE) return EX_OK; /* infeasible: ex_extract reports it */
   ex_trim(g, choice);
   double best = ex_dag_cost(g, choice), lb = -INFINITY;
 
@@ -511,33 +454,26 @@ ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choic
   ok = model_init(&h, g) && ok;
   ok = work_init(&w, g) && ok;
   st = EX_ERR_NOMEM;
-  if (!ok)
-    goto out;
+  if (!ok) goto out;
   /* Extractability comes from the tree pass: a class with no tree choice
    * has no acyclic extraction at all. */
-  if (ex_tree_choice(g, w.pick, w.tc) != EX_OK)
-    goto out;
+  if (ex_tree_choice(g, w.pick, w.tc) != EX_OK) goto out;
   for (uint32_t n = 0; n < nn; n++) {
     uint32_t c = g->node_class[n];
     m.cand[n] = 1;
     for (uint32_t k = g->child_start[n]; k < g->child_start[n + 1]; k++)
-      if (g->child[k] == c || w.pick[g->child[k]] == EX_NONE)
-        m.cand[n] = 0;
+      if (g->child[k] == c || w.pick[g->child[k]] == EX_NONE) m.cand[n] = 0;
   }
-  if (!ex_mark_live(&m))
-    goto out;
+  if (!ex_mark_live(&m)) goto out;
   if (!g->has_negative) {
     dominance(&m);
-    if (!ex_mark_live(&m))
-      goto out;
+    if (!ex_mark_live(&m)) goto out;
   }
   /* The incumbent must stay expressible: un-prune its nodes (dominance may
    * have removed one that the heuristic chose). */
   for (uint32_t c = 0; c < nc; c++)
-    if (choice[c] != EX_NONE)
-      m.cand[choice[c]] = 1, m.live[c] = 1;
-  if (!ex_mark_live(&m) || !ex_sccs(&m))
-    goto out;
+    if (choice[c] != EX_NONE) m.cand[choice[c]] = 1, m.live[c] = 1;
+  if (!ex_mark_live(&m) || !ex_sccs(&m)) goto out;
 
   st = EX_OK;
   if (!g->has_negative) {
@@ -555,16 +491,14 @@ ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choic
   /* Costs out of the solver's range: the DAG heuristic's choice stands,
    * not proved optimal, with the combinatorial bound when there is one. */
   for (uint32_t n = 0; n < nn; n++)
-    if (m.cand[n] && m.live[g->node_class[n]] && !(fabs(g->node_cost[n]) <= EX_SOLVER_MAX_COST))
-      goto out;
+    if (m.cand[n] && m.live[g->node_class[n]] && !(fabs(g->node_cost[n]) <= EX_SOLVER_MAX_COST)) goto out;
   if (!ex_parents(g, &w.pstart, &w.par)) {
     st = EX_ERR_NOMEM;
     goto out;
   }
   bool mand_rows = false;
   st = ex_reduce(&m, &h, &w, p, deadline, choice, &best, &lb, optimal, &mand_rows);
-  if (st == EX_OK && !*optimal)
-    st = ex_rounds(&m, &w, p, deadline, 1e-9, mand_rows, choice, &best, &lb, optimal);
+  if (st == EX_OK && !*optimal) st = ex_rounds(&m, &w, p, deadline, 1e-9, mand_rows, choice, &best, &lb, optimal);
 out:
   if (st == EX_OK) {
     /* Bounds come from the shrunk model, which has the same optimum; clamp
@@ -574,19 +508,18 @@ out:
   }
   model_free(&m), model_free(&h);
   work_free(&w);
-  if (st == EX_ERR_NOMEM)
-    ex_fail(d, st, "out of memory in exact extraction");
+  if (st == EX_ERR_NOMEM) ex_fail(d, st, "out of memory in exact extraction");
   return st;
 }
 
 #else
 
-ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choice,
-                          double *lower_bound, bool *optimal, ex_diag *d)
-{
+ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choice, double *lower_bound, bool *optimal,
+                          tl_error *d) {
   (void)g, (void)p, (void)choice, (void)lower_bound, (void)optimal;
-  return ex_fail(d, EX_ERR_SOLVER, "exact extraction needs CBC (coinor-libcbc-dev); "
-                                   "this tlaloc was built without it");
+  return ex_fail(d, EX_ERR_SOLVER,
+                 "exact extraction needs CBC (coinor-libcbc-dev); "
+                 "this tlaloc was built without it");
 }
 
 #endif

@@ -35,20 +35,16 @@ typedef struct bound {
   uint32_t *kids;  /* distinct children of one node */
 } bound;
 
-static bool reach_meet(const bound *b, const model *m, uint32_t c, uint32_t d)
-{
+static bool reach_meet(const bound *b, const model *m, uint32_t c, uint32_t d) {
   const uint64_t *x = b->reach + (size_t)m->scc[c] * b->words;
   const uint64_t *y = b->reach + (size_t)m->scc[d] * b->words;
   for (size_t w = 0; w < b->words; w++)
-    if (x[w] & y[w])
-      return true;
+    if (x[w] & y[w]) return true;
   return false;
 }
 
-static uint32_t uf_find(uint32_t *uf, uint32_t i)
-{
-  while (uf[i] != i)
-    i = uf[i] = uf[uf[i]];
+static uint32_t uf_find(uint32_t *uf, uint32_t i) {
+  while (uf[i] != i) i = uf[i] = uf[uf[i]];
   return i;
 }
 
@@ -56,63 +52,50 @@ static uint32_t uf_find(uint32_t *uf, uint32_t i)
  * the largest lb[] in each group. Above EX_LB_GROUP_MAX classes the
  * pairwise test is skipped and the largest alone is taken (still a lower
  * bound). */
-static double group_sum(bound *b, const model *m, const uint32_t *cls, uint32_t k,
-                        const double *lb)
-{
+static double group_sum(bound *b, const model *m, const uint32_t *cls, uint32_t k, const double *lb) {
   double best = 0;
   if (k > EX_LB_GROUP_MAX) {
-    for (uint32_t i = 0; i < k; i++)
-      best = lb[cls[i]] > best ? lb[cls[i]] : best;
+    for (uint32_t i = 0; i < k; i++) best = lb[cls[i]] > best ? lb[cls[i]] : best;
     return best;
   }
-  for (uint32_t i = 0; i < k; i++)
-    b->uf[i] = i;
+  for (uint32_t i = 0; i < k; i++) b->uf[i] = i;
   for (uint32_t i = 0; i < k; i++)
     for (uint32_t j = i + 1; j < k; j++)
       if (uf_find(b->uf, i) != uf_find(b->uf, j) && reach_meet(b, m, cls[i], cls[j]))
         b->uf[uf_find(b->uf, i)] = uf_find(b->uf, j);
   double *gmax = b->gmax;
-  for (uint32_t i = 0; i < k; i++)
-    gmax[i] = 0;
+  for (uint32_t i = 0; i < k; i++) gmax[i] = 0;
   for (uint32_t i = 0; i < k; i++) {
     uint32_t r = uf_find(b->uf, i);
-    if (lb[cls[i]] > gmax[r])
-      gmax[r] = lb[cls[i]];
+    if (lb[cls[i]] > gmax[r]) gmax[r] = lb[cls[i]];
   }
   double sum = 0;
   for (uint32_t i = 0; i < k; i++)
-    if (uf_find(b->uf, i) == i)
-      sum += gmax[i];
+    if (uf_find(b->uf, i) == i) sum += gmax[i];
   return sum;
 }
 
 /* Distinct children of node n into b->kids; returns their number. */
-static uint32_t distinct_children(const ex_graph *g, bound *b, uint32_t n)
-{
+static uint32_t distinct_children(const ex_graph *g, bound *b, uint32_t n) {
   uint32_t k = 0;
   for (uint32_t i = g->child_start[n]; i < g->child_start[n + 1]; i++) {
     uint32_t d = g->child[i], j = 0;
-    while (j < k && b->kids[j] != d)
-      j++;
-    if (j == k)
-      b->kids[k++] = d;
+    while (j < k && b->kids[j] != d) j++;
+    if (j == k) b->kids[k++] = d;
   }
   return k;
 }
 
 /* The lower bound of the header, for the roots together; -INFINITY when
  * it is not computed (memory cap) and NAN on OOM. */
-double ex_lower_bound(const model *m)
-{
+double ex_lower_bound(const model *m) {
   const ex_graph *g = m->g;
   uint32_t nc = g->n_classes, nn = g->n_nodes;
   bound b = {.words = ((size_t)nc + 63) / 64};
-  if ((size_t)m->n_scc * b.words * 8 > EX_LB_BITS_MAX)
-    return -INFINITY;
+  if ((size_t)m->n_scc * b.words * 8 > EX_LB_BITS_MAX) return -INFINITY;
   uint32_t maxk = g->n_roots;
   for (uint32_t n = 0; n < nn; n++)
-    if (g->child_start[n + 1] - g->child_start[n] > maxk)
-      maxk = g->child_start[n + 1] - g->child_start[n];
+    if (g->child_start[n + 1] - g->child_start[n] > maxk) maxk = g->child_start[n + 1] - g->child_start[n];
   uint32_t *pstart = NULL, *par = NULL, *first = NULL, *next = NULL, *left = NULL;
   double *lb = NULL, result = NAN;
   uint8_t *done = NULL;
@@ -130,51 +113,41 @@ double ex_lower_bound(const model *m)
       !ex_parents(g, &pstart, &par))
     goto out;
   /* Members of each SCC; SCCs in id order see their successors done. */
-  for (uint32_t s = 0; s < m->n_scc; s++)
-    first[s] = EX_NONE;
+  for (uint32_t s = 0; s < m->n_scc; s++) first[s] = EX_NONE;
   for (uint32_t c = 0; c < nc; c++)
-    if (m->live[c])
-      next[c] = first[m->scc[c]], first[m->scc[c]] = c;
+    if (m->live[c]) next[c] = first[m->scc[c]], first[m->scc[c]] = c;
   for (uint32_t s = 0; s < m->n_scc; s++) {
     uint64_t *r = b.reach + (size_t)s * b.words;
     for (uint32_t c = first[s]; c != EX_NONE; c = next[c]) {
       r[c / 64] |= (uint64_t)1 << (c % 64);
       for (uint32_t n = g->class_start[c]; n < g->class_start[c + 1]; n++) {
-        if (!m->cand[n])
-          continue;
+        if (!m->cand[n]) continue;
         for (uint32_t k = g->child_start[n]; k < g->child_start[n + 1]; k++) {
           uint32_t t = m->scc[g->child[k]];
-          if (t == s)
-            continue;
+          if (t == s) continue;
           const uint64_t *rt = b.reach + (size_t)t * b.words;
-          for (size_t w = 0; w < b.words; w++)
-            r[w] |= rt[w];
+          for (size_t w = 0; w < b.words; w++) r[w] |= rt[w];
         }
       }
     }
   }
   /* Knuth's pass, as in tree.c, over candidate nodes of live classes. */
-  for (uint32_t c = 0; c < nc; c++)
-    lb[c] = INFINITY;
+  for (uint32_t c = 0; c < nc; c++) lb[c] = INFINITY;
   for (uint32_t n = 0; n < nn; n++) {
     left[n] = EX_NONE;
-    if (!m->cand[n] || !m->live[g->node_class[n]])
-      continue;
+    if (!m->cand[n] || !m->live[g->node_class[n]]) continue;
     left[n] = g->child_start[n + 1] - g->child_start[n];
-    if (!left[n] && !ex_heap_push(&h, g->node_cost[n], n))
-      goto out;
+    if (!left[n] && !ex_heap_push(&h, g->node_cost[n], n)) goto out;
   }
   double key;
   uint32_t n;
   while (ex_heap_pop(&h, &key, &n)) {
     uint32_t c = g->node_class[n];
-    if (done[c])
-      continue;
+    if (done[c]) continue;
     done[c] = 1, lb[c] = key;
     for (uint32_t k = pstart[c]; k < pstart[c + 1]; k++) {
       uint32_t p = par[k];
-      if (left[p] == EX_NONE || done[g->node_class[p]] || --left[p] != 0)
-        continue;
+      if (left[p] == EX_NONE || done[g->node_class[p]] || --left[p] != 0) continue;
       double v;
       if (g->child_start[p + 1] - g->child_start[p] > EX_LB_GROUP_MAX) {
         v = 0; /* too many children to group: the largest alone */
@@ -183,14 +156,14 @@ double ex_lower_bound(const model *m)
       } else {
         v = group_sum(&b, m, b.kids, distinct_children(g, &b, p), lb);
       }
-      if (!ex_heap_push(&h, g->node_cost[p] + v, p))
-        goto out;
+      if (!ex_heap_push(&h, g->node_cost[p] + v, p)) goto out;
     }
   }
   result = group_sum(&b, m, g->roots, g->n_roots, lb);
 out:
   ex_heap_free(&h);
-  tl_free(b.reach), tl_free(b.uf), tl_free(b.gmax), tl_free(b.kids), tl_free(first), tl_free(next), tl_free(left), tl_free(lb);
+  tl_free(b.reach), tl_free(b.uf), tl_free(b.gmax), tl_free(b.kids), tl_free(first), tl_free(next), tl_free(left),
+      tl_free(lb);
   tl_free(done);
   tl_free(pstart), tl_free(par);
   return result;

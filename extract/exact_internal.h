@@ -19,13 +19,13 @@
 
 typedef struct model {
   const ex_graph *g;
-  uint8_t *cand;     /* [n_nodes] node may be chosen */
-  uint8_t *live;     /* [n_classes] class reachable through candidates */
-  uint8_t *isroot;   /* [n_classes] */
-  uint32_t *col;     /* [n_nodes] column of x_n, EX_NONE when not a candidate */
-  uint32_t *scc;     /* [n_classes] SCC id, in completion order (sinks first) */
+  uint8_t *cand;   /* [n_nodes] node may be chosen */
+  uint8_t *live;   /* [n_classes] class reachable through candidates */
+  uint8_t *isroot; /* [n_classes] */
+  uint32_t *col;   /* [n_nodes] column of x_n, EX_NONE when not a candidate */
+  uint32_t *scc;   /* [n_classes] SCC id, in completion order (sinks first) */
   uint32_t n_scc;
-  uint8_t *mand;     /* [n_classes] every valid extraction uses the class */
+  uint8_t *mand; /* [n_classes] every valid extraction uses the class */
 } model;
 
 /* The model is collected here and handed to CBC in one Cbc_loadProblem:
@@ -69,23 +69,23 @@ typedef struct work {
  * X_c > 0, its out-edges c -> d with weight y_cd = sum of x_n over c's nodes
  * having d as a child. Compressed rows; rebuilt after every LP solve. */
 typedef struct support {
-  double *X;           /* [n_classes] */
-  uint32_t *start;     /* [n_classes + 1] */
-  uint32_t *to;        /* [edges] */
-  double *y;           /* [edges] */
+  double *X;       /* [n_classes] */
+  uint32_t *start; /* [n_classes + 1] */
+  uint32_t *to;    /* [edges] */
+  double *y;       /* [edges] */
   uint32_t n, cap;
-  uint32_t *slot;      /* [n_classes] scratch: edge index of d for the current c */
-  double *dist;        /* [n_classes] Dijkstra */
-  uint32_t *pred;      /* [n_classes] Dijkstra: predecessor class */
-  uint32_t *touched;   /* [n_classes] classes whose dist was set */
-  uint8_t *on_cut;     /* [n_classes] already on a cycle cut this round */
+  uint32_t *slot;    /* [n_classes] scratch: edge index of d for the current c */
+  double *dist;      /* [n_classes] Dijkstra */
+  uint32_t *pred;    /* [n_classes] Dijkstra: predecessor class */
+  uint32_t *touched; /* [n_classes] classes whose dist was set */
+  uint8_t *on_cut;   /* [n_classes] already on a cycle cut this round */
 } support;
 
 /* The cycle separator's state, handed by CBC to ex_separate. */
 typedef struct sep {
   const model *m;
-  lp *l;           /* the model: kept rows are appended here */
-  lp row;          /* row buffer only */
+  lp *l;  /* the model: kept rows are appended here */
+  lp row; /* row buffer only */
   support s;
   ex_heap h;
   uint32_t *cyc;
@@ -95,10 +95,7 @@ typedef struct sep {
 } sep;
 
 /* Is the gap between the incumbent and the bound closed? */
-static inline bool closed(double best, double lb)
-{
-  return best - lb <= 1e-9 * (1 + fabs(best));
-}
+static inline bool closed(double best, double lb) { return best - lb <= 1e-9 * (1 + fabs(best)); }
 
 /* exact_lp.c: the model as arrays (comments at the definitions). */
 bool ex_lp_grow(void **p, uint32_t *cap, uint32_t need, size_t sz);
@@ -113,26 +110,23 @@ void ex_lp_free(lp *l);
 bool ex_mark_live(model *m);
 bool ex_sccs(model *m);
 bool ex_build_rows(model *m, lp *l, work *w, bool mand);
-ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, double gap,
-                    bool mand, uint32_t *choice, double *best, double *lb, bool *optimal);
+ex_status ex_rounds(model *m, work *w, const ex_params *p, double deadline, double gap, bool mand, uint32_t *choice,
+                    double *best, double *lb, bool *optimal);
 
 /* exact_bound.c: the combinatorial lower bound. */
 double ex_lower_bound(const model *m);
 
 /* exact_cycles.c: cycle rows and repair of cyclic solutions. */
 void ex_chosen(const model *m, const double *sol, bool from_roots, uint32_t *pick);
-uint32_t ex_cut_cycles(const model *m, lp *l, const uint32_t *pick, uint8_t *colour,
-                       uint32_t *stk, uint32_t *pos);
+uint32_t ex_cut_cycles(const model *m, lp *l, const uint32_t *pick, uint8_t *colour, uint32_t *stk, uint32_t *pos);
 void COINLINKAGE_CB ex_separate(void *osi, void *osi_cuts, void *app);
 bool ex_sep_init(sep *sp, const model *m, lp *l);
 void ex_sep_free(sep *sp);
-bool ex_repair(const model *m, const uint32_t *pstart, const uint32_t *par,
-               const uint32_t *pick, uint32_t *out, double *tcost, uint32_t *left,
-               uint32_t *queue);
+bool ex_repair(const model *m, const uint32_t *pstart, const uint32_t *par, const uint32_t *pick, uint32_t *out,
+               double *tcost, uint32_t *left, uint32_t *queue);
 
 /* exact_reduce.c: the LP stage. */
-ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double deadline,
-                    uint32_t *choice, double *best, double *lb, bool *optimal,
-                    bool *mand_rows);
+ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double deadline, uint32_t *choice, double *best,
+                    double *lb, bool *optimal, bool *mand_rows);
 
 #endif

@@ -62,23 +62,20 @@
  * candidate nodes without using class `banned` (EX_NONE: none banned).
  * Knuth-style, as in tree.c but without costs: a node settles its class
  * once all its children have settled. Linear in the graph. */
-static void extractable(const model *m, work *w, uint32_t banned)
-{
+static void extractable(const model *m, work *w, uint32_t banned) {
   const ex_graph *g = m->g;
   uint32_t qh = 0, qt = 0;
   memset(w->ok, 0, g->n_classes);
   for (uint32_t n = 0; n < g->n_nodes; n++) {
     w->left_n[n] = m->cand[n] ? g->child_start[n + 1] - g->child_start[n] : EX_NONE;
     uint32_t c = g->node_class[n];
-    if (w->left_n[n] == 0 && c != banned && !w->ok[c])
-      w->ok[c] = 1, w->stk[qt++] = c;
+    if (w->left_n[n] == 0 && c != banned && !w->ok[c]) w->ok[c] = 1, w->stk[qt++] = c;
   }
   while (qh < qt) {
     uint32_t c = w->stk[qh++];
     for (uint32_t k = w->pstart[c]; k < w->pstart[c + 1]; k++) {
       uint32_t p = w->par[k], pc = g->node_class[p];
-      if (w->left_n[p] == EX_NONE || --w->left_n[p] != 0 || pc == banned || w->ok[pc])
-        continue;
+      if (w->left_n[p] == EX_NONE || --w->left_n[p] != 0 || pc == banned || w->ok[pc]) continue;
       w->ok[pc] = 1, w->stk[qt++] = pc; /* each class once: qt <= n_classes */
     }
   }
@@ -88,14 +85,12 @@ static void extractable(const model *m, work *w, uint32_t banned)
  * more (after nodes were fixed to 0), then recomputes the live classes.
  * One pass suffices: extractability is witnessed by nodes whose children
  * are all extractable, and those stay. */
-static bool drop_dead(model *m, work *w)
-{
+static bool drop_dead(model *m, work *w) {
   const ex_graph *g = m->g;
   extractable(m, w, EX_NONE);
   for (uint32_t n = 0; n < g->n_nodes; n++)
     for (uint32_t k = g->child_start[n]; m->cand[n] && k < g->child_start[n + 1]; k++)
-      if (!w->ok[g->child[k]])
-        m->cand[n] = 0;
+      if (!w->ok[g->child[k]]) m->cand[n] = 0;
   return ex_mark_live(m);
 }
 
@@ -108,31 +103,25 @@ static bool drop_dead(model *m, work *w)
  * the roots are still extractable. `budget` bounds the work (nodes + edges
  * visited) over all calls; classes once mandatory stay so, since models
  * only lose nodes. */
-static void find_mandatory(model *m, work *w, const uint32_t *choice, uint64_t *budget)
-{
+static void find_mandatory(model *m, work *w, const uint32_t *choice, uint64_t *budget) {
   const ex_graph *g = m->g;
   uint64_t cost = (uint64_t)g->n_nodes + g->child_start[g->n_nodes] + g->n_classes;
   for (uint32_t c = 0; c < g->n_classes; c++) {
-    if (choice[c] == EX_NONE || m->isroot[c] || m->mand[c])
-      continue;
-    if (*budget < cost)
-      return;
+    if (choice[c] == EX_NONE || m->isroot[c] || m->mand[c]) continue;
+    if (*budget < cost) return;
     *budget -= cost;
     extractable(m, w, c);
     for (uint32_t r = 0; r < g->n_roots && !m->mand[c]; r++)
-      if (!w->ok[g->roots[r]])
-        m->mand[c] = 1;
+      if (!w->ok[g->roots[r]]) m->mand[c] = 1;
   }
 }
 
 /* The incumbent's nodes stay in the model (so it stays a MIP start). */
-static bool keep_incumbent(model *m, const uint32_t *choice)
-{
+static bool keep_incumbent(model *m, const uint32_t *choice) {
   const ex_graph *g = m->g;
   bool changed = false;
   for (uint32_t c = 0; c < g->n_classes; c++)
-    if (choice[c] != EX_NONE && !m->cand[choice[c]])
-      m->cand[choice[c]] = 1, changed = true;
+    if (choice[c] != EX_NONE && !m->cand[choice[c]]) m->cand[choice[c]] = 1, changed = true;
   return !changed || ex_mark_live(m);
 }
 
@@ -143,22 +132,18 @@ static bool keep_incumbent(model *m, const uint32_t *choice)
  * value, NAN when unsolved.
  * Returns 1 when the first solve is proven optimal, 0 when not (time
  * limit, numerical trouble), -1 on OOM. */
-static int lp_relax(const lp *l, double seconds, double *value, double *x, double *rc,
-                    const uint32_t *relax, uint32_t n_relax, double *plain)
-{
+static int lp_relax(const lp *l, double seconds, double *value, double *x, double *rc, const uint32_t *relax,
+                    uint32_t n_relax, double *plain) {
   CoinBigIndex *start = NULL;
   int *idx = NULL;
   double *val = NULL;
-  if (!ex_lp_csc(l, &start, &idx, &val))
-    return -1;
+  if (!ex_lp_csc(l, &start, &idx, &val)) return -1;
   Clp_Simplex *clp = Clp_newModel();
   int ok = -1;
   if (clp) {
-    Clp_loadProblem(clp, (int)l->ncols, (int)l->nrows, start, idx, val, l->clb, l->cub, l->obj,
-                    l->rlb, l->rub);
+    Clp_loadProblem(clp, (int)l->ncols, (int)l->nrows, start, idx, val, l->clb, l->cub, l->obj, l->rlb, l->rub);
     Clp_setLogLevel(clp, 0);
-    if (isfinite(seconds))
-      Clp_setMaximumSeconds(clp, seconds);
+    if (isfinite(seconds)) Clp_setMaximumSeconds(clp, seconds);
     Clp_initialSolve(clp);
     ok = 0;
     if (Clp_isProvenOptimal(clp)) {
@@ -168,11 +153,9 @@ static int lp_relax(const lp *l, double seconds, double *value, double *x, doubl
       ok = 1;
       if (plain) {
         double *lo = Clp_rowLower(clp);
-        for (uint32_t i = 0; i < n_relax; i++)
-          lo[relax[i]] = -DBL_MAX;
+        for (uint32_t i = 0; i < n_relax; i++) lo[relax[i]] = -DBL_MAX;
         /* Bounded: when it takes long, the rows moved the LP a lot. */
-        if (isfinite(seconds))
-          Clp_setMaximumSeconds(clp, seconds * EX_PLAIN_SHARE);
+        if (isfinite(seconds)) Clp_setMaximumSeconds(clp, seconds * EX_PLAIN_SHARE);
         Clp_primal(clp, 0);
         *plain = Clp_isProvenOptimal(clp) ? Clp_objectiveValue(clp) : NAN;
       }
@@ -194,10 +177,8 @@ static int lp_relax(const lp *l, double seconds, double *value, double *x, doubl
  * far from the optimum, which keeps reduced-cost fixing weak
  * (tensat/bert_acyclic: 0.827, while the smaller problem's optimum, 0.708,
  * is the whole one's). */
-static ex_status lp_heuristic(const model *m, model *h, work *w, const ex_params *p,
-                              double deadline, const double *x, const double *rc, double v,
-                              uint32_t *choice, double *best, uint64_t *budget)
-{
+static ex_status lp_heuristic(const model *m, model *h, work *w, const ex_params *p, double deadline, const double *x,
+                              const double *rc, double v, uint32_t *choice, double *best, uint64_t *budget) {
   const ex_graph *g = m->g;
   double tau = (*best - v) / 2;
   uint32_t total = 0, kept = 0;
@@ -205,8 +186,7 @@ static ex_status lp_heuristic(const model *m, model *h, work *w, const ex_params
   memcpy(h->mand, m->mand, g->n_classes);
   for (uint32_t n = 0; n < g->n_nodes; n++) {
     uint32_t c = m->col[n];
-    if (c == EX_NONE)
-      continue;
+    if (c == EX_NONE) continue;
     total++;
     if (x[c] > EX_EPS || rc[c] <= tau)
       kept++;
@@ -214,14 +194,11 @@ static ex_status lp_heuristic(const model *m, model *h, work *w, const ex_params
       h->cand[n] = 0;
   }
   /* Not worth a second solve when it would be about as large. */
-  if ((double)kept > EX_HEUR_KEEP * total)
-    return EX_OK;
-  if (!ex_mark_live(h) || !keep_incumbent(h, choice) || !drop_dead(h, w) ||
-      !keep_incumbent(h, choice) || !ex_sccs(h))
+  if ((double)kept > EX_HEUR_KEEP * total) return EX_OK;
+  if (!ex_mark_live(h) || !keep_incumbent(h, choice) || !drop_dead(h, w) || !keep_incumbent(h, choice) || !ex_sccs(h))
     return EX_ERR_NOMEM;
   find_mandatory(h, w, choice, budget);
-  double now = ex_now(), share = isfinite(deadline) ? (deadline - now) * EX_HEUR_SHARE
-                                                    : EX_HEUR_SECONDS;
+  double now = ex_now(), share = isfinite(deadline) ? (deadline - now) * EX_HEUR_SHARE : EX_HEUR_SECONDS;
   double hlb = -INFINITY;
   bool hopt = false;
   return ex_rounds(h, w, p, now + share, EX_HEUR_GAP, true, choice, best, &hlb, &hopt);
@@ -234,10 +211,8 @@ static ex_status lp_heuristic(const model *m, model *h, work *w, const ex_params
  * classes mandatory, which raises the next LP value, and so on. The model
  * keeps every solution cheaper than the incumbent, so the LP value of the
  * reduced model, capped at the incumbent's cost, bounds the optimum. */
-ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double deadline,
-                    uint32_t *choice, double *best, double *lb, bool *optimal,
-                    bool *mand_rows)
-{
+ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double deadline, uint32_t *choice, double *best,
+                    double *lb, bool *optimal, bool *mand_rows) {
   const ex_graph *g = m->g;
   lp l = {0};
   double *x = NULL, *rc = NULL;
@@ -246,31 +221,24 @@ ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double dead
   uint64_t budget = EX_MANDATORY_WORK;
   for (int round = 0; round < EX_REDUCE_ROUNDS; round++) {
     double left = deadline - ex_now();
-    if (left < 0.05)
-      break;
+    if (left < 0.05) break;
     find_mandatory(m, w, choice, &budget);
     ex_lp_free(&l);
     l = (lp){0};
     st = EX_ERR_NOMEM;
-    if (!ex_build_rows(m, &l, w, true))
-      goto out;
+    if (!ex_build_rows(m, &l, w, true)) goto out;
     tl_free(x), tl_free(rc);
     x = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(double));
     rc = tl_xmalloc(((size_t)l.ncols + 1) * sizeof(double));
-    if (!x || !rc)
-      goto out;
+    if (!x || !rc) goto out;
     double v, plain = NAN;
     int solved = lp_relax(&l, left, &v, x, rc, w->mrow, w->n_mrow, round == 0 ? &plain : NULL);
-    if (solved < 0)
-      goto out;
+    if (solved < 0) goto out;
     st = EX_OK;
-    if (!solved)
-      break;
-    if (round == 0)
-      *mand_rows = isnan(plain) || v - plain > EX_MAND_GAIN * (*best - plain);
+    if (!solved) break;
+    if (round == 0) *mand_rows = isnan(plain) || v - plain > EX_MAND_GAIN * (*best - plain);
     double b = v < *best ? v : *best;
-    if (b > *lb)
-      *lb = b;
+    if (b > *lb) *lb = b;
     if (closed(*best, *lb)) {
       *optimal = true;
       break;
@@ -278,8 +246,7 @@ ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double dead
     if (!tried) {
       tried = true;
       st = lp_heuristic(m, h, w, p, deadline, x, rc, v, choice, best, &budget);
-      if (st != EX_OK)
-        goto out;
+      if (st != EX_OK) goto out;
       if (closed(*best, *lb)) {
         *optimal = true;
         break;
@@ -290,22 +257,17 @@ ex_status ex_reduce(model *m, model *h, work *w, const ex_params *p, double dead
     uint32_t fixed = 0;
     for (uint32_t n = 0; n < g->n_nodes; n++) {
       uint32_t c = m->col[n];
-      if (c != EX_NONE && x[c] <= EX_EPS && rc[c] > 0 && v + rc[c] > cut)
-        m->cand[n] = 0, fixed++;
+      if (c != EX_NONE && x[c] <= EX_EPS && rc[c] > 0 && v + rc[c] > cut) m->cand[n] = 0, fixed++;
     }
-    if (!fixed)
-      break;
+    if (!fixed) break;
     changed = true;
     st = EX_ERR_NOMEM;
-    if (!keep_incumbent(m, choice) || !drop_dead(m, w) || !keep_incumbent(m, choice))
-      goto out;
+    if (!keep_incumbent(m, choice) || !drop_dead(m, w) || !keep_incumbent(m, choice)) goto out;
     st = EX_OK;
   }
-  if (changed && !ex_sccs(m))
-    st = EX_ERR_NOMEM;
+  if (changed && !ex_sccs(m)) st = EX_ERR_NOMEM;
 out:
   ex_lp_free(&l);
   tl_free(x), tl_free(rc);
   return st;
 }
-

@@ -1,7 +1,7 @@
 /* extract.h - choosing one e-node per e-class: the extractors, the generic
  * e-graph they read, and the egraph-serialize JSON reader.
  *
- *   ex_graph *g; ex_diag d;
+ *   ex_graph *g; tl_error d;
  *   if (ex_read_json("bert.json", &g, &d) != EX_OK) { fputs(d.msg, stderr); return 2; }
  *   ex_result r;
  *   ex_params p = ex_params_default();
@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/error.h"
+
 #define EX_NONE UINT32_MAX /* "no node / no class" in choices and lookups */
 
 typedef enum ex_status {
@@ -37,15 +39,14 @@ typedef enum ex_status {
   EX_ERR_SCHEMA,     /* JSON, but not a valid e-graph (missing field, bad child, empty root) */
   EX_ERR_INFEASIBLE, /* a root has no acyclic extraction (only cyclic choices) */
   EX_ERR_NOMEM,
-  EX_ERR_SOLVER,     /* the ILP solver is missing or failed */
-  EX_ERR_INVALID     /* a choice given to ex_check is not a valid extraction */
+  EX_ERR_SOLVER, /* the ILP solver is missing or failed */
+  EX_ERR_INVALID /* a choice given to ex_check is not a valid extraction */
 } ex_status;
 
-/* Diagnostics: one message, already prefixed with the file name when there
- * is one. Filled only when a function returns something other than EX_OK. */
-typedef struct ex_diag {
-  char msg[512];
-} ex_diag;
+/* Failures are util/error.h's tl_error: the message, already prefixed with
+ * the file name when there is one, and the kind (EX_ERR_NOMEM: out of
+ * memory; EX_ERR_SOLVER: backend failed; the others: bad input). Filled
+ * only when a function returns something other than EX_OK. */
 
 /* ---- the generic e-graph --------------------------------------------------
  * Immutable after ex_graph_finish. Nodes are numbered so that the nodes of
@@ -54,17 +55,17 @@ typedef struct ex_diag {
  * optional and only used for printing. */
 typedef struct ex_graph {
   uint32_t n_classes, n_nodes, n_roots;
-  uint32_t *class_start; /* [n_classes+1] */
-  uint32_t *node_class;  /* [n_nodes] */
-  double *node_cost;     /* [n_nodes] */
-  uint32_t *child_start; /* [n_nodes+1] */
-  uint32_t *child;       /* [child_start[n_nodes]] class ids */
-  uint32_t *roots;       /* [n_roots], distinct */
-  bool has_negative;     /* some node cost < 0 */
-  struct ex_graph_build *b; /* builder state; NULL once finished */
-  char *names;           /* arena of NUL-terminated names */
+  uint32_t *class_start;            /* [n_classes+1] */
+  uint32_t *node_class;             /* [n_nodes] */
+  double *node_cost;                /* [n_nodes] */
+  uint32_t *child_start;            /* [n_nodes+1] */
+  uint32_t *child;                  /* [child_start[n_nodes]] class ids */
+  uint32_t *roots;                  /* [n_roots], distinct */
+  bool has_negative;                /* some node cost < 0 */
+  struct ex_graph_build *b;         /* builder state; NULL once finished */
+  char *names;                      /* arena of NUL-terminated names */
   uint32_t *class_name, *node_name; /* offsets into names, EX_NONE if unnamed */
-  uint32_t *node_input;  /* [n_nodes] insertion index of each final node */
+  uint32_t *node_input;             /* [n_nodes] insertion index of each final node */
 } ex_graph;
 
 /* A new empty graph under construction; NULL when out of memory. */
@@ -75,14 +76,13 @@ uint32_t ex_graph_add_class(ex_graph *g, const char *name);
  * Returns its insertion index, EX_NONE on OOM or a bad class id. finish
  * renumbers nodes to group them by class (stable within a class); the
  * insertion index of final node n is then node_input[n]. */
-uint32_t ex_graph_add_node(ex_graph *g, uint32_t cls, double cost,
-                           const uint32_t *children, uint32_t n,
+uint32_t ex_graph_add_node(ex_graph *g, uint32_t cls, double cost, const uint32_t *children, uint32_t n,
                            const char *name);
 /* Marks a class as a root (duplicates are ignored). */
 ex_status ex_graph_add_root(ex_graph *g, uint32_t cls);
 /* Freezes the graph. Fails (EX_ERR_SCHEMA, message in d) when a child or root
  * names a class that has no node. */
-ex_status ex_graph_finish(ex_graph *g, ex_diag *d);
+ex_status ex_graph_finish(ex_graph *g, tl_error *d);
 void ex_graph_free(ex_graph *g);
 /* Printable names; fall back to the decimal id when unnamed (buf >= 16 bytes). */
 const char *ex_graph_class_name(const ex_graph *g, uint32_t c, char *buf, size_t len);
@@ -92,17 +92,16 @@ const char *ex_graph_node_name(const ex_graph *g, uint32_t n, char *buf, size_t 
  * Reads egraph-serialize JSON (extraction-gym's format): {"nodes": {id: {op,
  * children: [node ids], eclass, cost}}, "root_eclasses": [...]}. On error
  * returns a status, *out = NULL, and d->msg names the file and the problem. */
-ex_status ex_read_json(const char *path, ex_graph **out, ex_diag *d);
+ex_status ex_read_json(const char *path, ex_graph **out, tl_error *d);
 /* Same, from memory (name is used in messages only). */
-ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
-                           ex_graph **out, ex_diag *d);
+ex_status ex_read_json_buf(const char *buf, size_t len, const char *name, ex_graph **out, tl_error *d);
 
 /* ---- choices --------------------------------------------------------------- */
 
 /* EX_OK when choice[] (EX_NONE for unchosen classes) is a valid extraction:
  * every root chosen, every reachable class chosen with one of its own
  * nodes, and the chosen graph reachable from the roots acyclic. */
-ex_status ex_check(const ex_graph *g, const uint32_t *choice, ex_diag *d);
+ex_status ex_check(const ex_graph *g, const uint32_t *choice, tl_error *d);
 /* Sum of the costs of distinct chosen nodes reachable from the roots. The
  * choice must pass ex_check. */
 double ex_dag_cost(const ex_graph *g, const uint32_t *choice);
@@ -125,12 +124,12 @@ typedef struct ex_params {
 } ex_params;
 
 typedef struct ex_result {
-  uint32_t *choice;    /* [n_classes]; EX_NONE where unreachable; owned */
+  uint32_t *choice; /* [n_classes]; EX_NONE where unreachable; owned */
   double dag_cost, tree_cost;
-  double seconds;      /* wall time of the extraction itself */
-  double lower_bound;  /* EX_EXACT: proven lower bound on the DAG cost;
+  double seconds;     /* wall time of the extraction itself */
+  double lower_bound; /* EX_EXACT: proven lower bound on the DAG cost;
                           others: -INFINITY */
-  bool optimal;        /* EX_EXACT proved the DAG cost optimal */
+  bool optimal;       /* EX_EXACT proved the DAG cost optimal */
 } ex_result;
 
 ex_params ex_params_default(void); /* 10 s limit, silent */
@@ -139,8 +138,7 @@ ex_params ex_params_default(void); /* 10 s limit, silent */
  * (always: the result is validated before returning) and must be released
  * with ex_result_free. Errors: EX_ERR_INFEASIBLE when a root has only cyclic
  * choices, EX_ERR_NOMEM, EX_ERR_SOLVER. r is zeroed on error. */
-ex_status ex_extract(const ex_graph *g, ex_kind kind, ex_params p,
-                     ex_result *r, ex_diag *d);
+ex_status ex_extract(const ex_graph *g, ex_kind kind, ex_params p, ex_result *r, tl_error *d);
 void ex_result_free(ex_result *r);
 
 /* "tree" | "dag" | "exact" <-> kind; ex_kind_parse returns EX_KIND_COUNT

@@ -37,39 +37,32 @@ typedef struct strmap {
   size_t mask;
 } strmap;
 
-static bool strmap_init(strmap *m, size_t n)
-{
+static bool strmap_init(strmap *m, size_t n) {
   size_t cap = 16;
-  while (cap < 2 * n + 2)
-    cap *= 2;
+  while (cap < 2 * n + 2) cap *= 2;
   m->key = tl_xcalloc(cap, sizeof *m->key);
   m->val = tl_xmalloc(cap * sizeof *m->val);
   m->mask = cap - 1;
   return m->key && m->val;
 }
 
-static void strmap_free(strmap *m)
-{
+static void strmap_free(strmap *m) {
   tl_free(m->key);
   tl_free(m->val);
 }
 
 /* Returns the slot of k: either holding k or empty. Capacity is fixed at
  * twice the maximum key count, so a free slot always exists. */
-static size_t strmap_slot(const strmap *m, const char *k)
-{
+static size_t strmap_slot(const strmap *m, const char *k) {
   size_t i = (size_t)XXH3_64bits(k, strlen(k)) & m->mask;
-  while (m->key[i] && strcmp(m->key[i], k) != 0)
-    i = (i + 1) & m->mask;
+  while (m->key[i] && strcmp(m->key[i], k) != 0) i = (i + 1) & m->mask;
   return i;
 }
 
 /* Ids in the wild are strings, but integers are accepted: they are printed
  * into buf and interned as text. */
-static const char *id_text(const cJSON *v, char *buf, size_t len)
-{
-  if (cJSON_IsString(v))
-    return v->valuestring;
+static const char *id_text(const cJSON *v, char *buf, size_t len) {
+  if (cJSON_IsString(v)) return v->valuestring;
   if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e15) {
     snprintf(buf, len, "%.0f", v->valuedouble);
     return buf;
@@ -79,59 +72,48 @@ static const char *id_text(const cJSON *v, char *buf, size_t len)
 
 typedef struct reader {
   const char *name;
-  ex_diag *d;
+  tl_error *d;
   ex_graph *g;
   strmap nodes;   /* node name -> index in the nodes object (input order) */
   strmap classes; /* class name -> class id */
   uint32_t *node_cls;
-  char **owned;   /* integer ids printed to text; freed at the end */
+  char **owned; /* integer ids printed to text; freed at the end */
   size_t n_owned;
 } reader;
 
-static ex_status schema(reader *r, const char *fmt, const char *a, const char *b)
-{
+static ex_status schema(reader *r, const char *fmt, const char *a, const char *b) {
   char what[400];
   snprintf(what, sizeof what, fmt, a, b);
   return ex_fail(r->d, EX_ERR_SCHEMA, "%s: error: %s", r->name, what);
 }
 
 /* Interned copy of an integer id (cJSON's string for strings). */
-static const char *keep_id(reader *r, const cJSON *v)
-{
+static const char *keep_id(reader *r, const cJSON *v) {
   char buf[40];
   const char *t = id_text(v, buf, sizeof buf);
-  if (!t || t != buf)
-    return t;
+  if (!t || t != buf) return t;
   char *c = tl_xstrdup(buf);
-  if (!c)
-    return NULL;
+  if (!c) return NULL;
   r->owned[r->n_owned++] = c;
   return c;
 }
 
-static uint32_t class_of(reader *r, const char *name)
-{
+static uint32_t class_of(reader *r, const char *name) {
   size_t s = strmap_slot(&r->classes, name);
-  if (r->classes.key[s])
-    return r->classes.val[s];
+  if (r->classes.key[s]) return r->classes.val[s];
   uint32_t id = ex_graph_add_class(r->g, name);
-  if (id == EX_NONE)
-    return EX_NONE;
+  if (id == EX_NONE) return EX_NONE;
   r->classes.key[s] = name;
   r->classes.val[s] = id;
   return id;
 }
 
-static ex_status read_tree(reader *r, const cJSON *root)
-{
-  if (!cJSON_IsObject(root))
-    return schema(r, "the top level is not a JSON object%s%s", "", "");
+static ex_status read_tree(reader *r, const cJSON *root) {
+  if (!cJSON_IsObject(root)) return schema(r, "the top level is not a JSON object%s%s", "", "");
   const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
   const cJSON *roots = cJSON_GetObjectItemCaseSensitive(root, "root_eclasses");
-  if (!cJSON_IsObject(nodes))
-    return schema(r, "missing or non-object \"nodes\"%s%s", "", "");
-  if (!cJSON_IsArray(roots))
-    return schema(r, "missing or non-array \"root_eclasses\"%s%s", "", "");
+  if (!cJSON_IsObject(nodes)) return schema(r, "missing or non-object \"nodes\"%s%s", "", "");
+  if (!cJSON_IsArray(roots)) return schema(r, "missing or non-array \"root_eclasses\"%s%s", "", "");
   size_t nn = (size_t)cJSON_GetArraySize(nodes), nr = (size_t)cJSON_GetArraySize(roots);
   if (!strmap_init(&r->nodes, nn) || !strmap_init(&r->classes, nn + nr) ||
       !(r->node_cls = tl_xmalloc((nn + 1) * sizeof(uint32_t))) ||
@@ -142,17 +124,14 @@ static ex_status read_tree(reader *r, const cJSON *root)
    * pass 2 regardless of the order nodes appear in. */
   uint32_t i = 0;
   for (const cJSON *n = nodes->child; n; n = n->next, i++) {
-    if (!cJSON_IsObject(n))
-      return schema(r, "node '%s' is not an object%s", n->string, "");
+    if (!cJSON_IsObject(n)) return schema(r, "node '%s' is not an object%s", n->string, "");
     size_t s = strmap_slot(&r->nodes, n->string);
-    if (r->nodes.key[s])
-      return schema(r, "node '%s' is defined twice%s", n->string, "");
+    if (r->nodes.key[s]) return schema(r, "node '%s' is defined twice%s", n->string, "");
     r->nodes.key[s] = n->string;
     r->nodes.val[s] = i;
     const cJSON *ec = cJSON_GetObjectItemCaseSensitive(n, "eclass");
     const char *cn = ec ? keep_id(r, ec) : NULL;
-    if (!cn)
-      return schema(r, "node '%s' has no string \"eclass\"%s", n->string, "");
+    if (!cn) return schema(r, "node '%s' has no string \"eclass\"%s", n->string, "");
     if ((r->node_cls[i] = class_of(r, cn)) == EX_NONE)
       return ex_fail(r->d, EX_ERR_NOMEM, "%s: error: out of memory", r->name);
   }
@@ -187,43 +166,38 @@ static ex_status read_tree(reader *r, const cJSON *root)
       const char *cn = id_text(c, buf, sizeof buf);
       size_t s = cn ? strmap_slot(&r->nodes, cn) : 0;
       if (!cn || !r->nodes.key[s]) {
-        st = schema(r, "node '%s' has child '%s', which is not a node", n->string,
-                    cn ? cn : "(not a string)");
+        st = schema(r, "node '%s' has child '%s', which is not a node", n->string, cn ? cn : "(not a string)");
         break;
       }
       kids[k] = r->node_cls[r->nodes.val[s]];
     }
-    if (st != EX_OK || cJSON_IsTrue(su))
-      continue;
-    if (ex_graph_add_node(r->g, r->node_cls[idx], co ? co->valuedouble : 1.0, kids, nk,
-                          n->string) == EX_NONE)
+    if (st != EX_OK || cJSON_IsTrue(su)) continue;
+    if (ex_graph_add_node(r->g, r->node_cls[idx], co ? co->valuedouble : 1.0, kids, nk, n->string) == EX_NONE)
       st = ex_fail(r->d, EX_ERR_NOMEM, "%s: error: out of memory", r->name);
   }
   tl_free(kids);
-  if (st != EX_OK)
-    return st;
+  if (st != EX_OK) return st;
 
   for (const cJSON *c = roots->child; c; c = c->next) {
     char buf[40];
     const char *cn = id_text(c, buf, sizeof buf);
-    if (!cn)
-      return schema(r, "a root e-class id is not a string%s%s", "", "");
+    if (!cn) return schema(r, "a root e-class id is not a string%s%s", "", "");
     size_t s = strmap_slot(&r->classes, cn);
     if (!r->classes.key[s])
-      return schema(r, "root e-class '%s' has no e-node (not the e-class of any node; "
-                       "root ids must be canonical)%s", cn, "");
+      return schema(r,
+                    "root e-class '%s' has no e-node (not the e-class of any node; "
+                    "root ids must be canonical)%s",
+                    cn, "");
     if ((st = ex_graph_add_root(r->g, r->classes.val[s])) != EX_OK)
       return ex_fail(r->d, st, "%s: error: out of memory", r->name);
   }
-  ex_diag fd;
-  if ((st = ex_graph_finish(r->g, &fd)) != EX_OK)
-    return ex_fail(r->d, st, "%s: error: %s", r->name, fd.msg);
+  tl_error fd;
+  if ((st = ex_graph_finish(r->g, &fd)) != EX_OK) return ex_fail(r->d, st, "%s: error: %s", r->name, fd.msg);
   return EX_OK;
 }
 
 /* Line and column (1-based) of byte offset off, for syntax errors. */
-static void line_col(const char *buf, size_t off, unsigned *line, unsigned *col)
-{
+static void line_col(const char *buf, size_t off, unsigned *line, unsigned *col) {
   *line = 1, *col = 1;
   for (size_t i = 0; i < off; i++) {
     if (buf[i] == '\n')
@@ -233,9 +207,7 @@ static void line_col(const char *buf, size_t off, unsigned *line, unsigned *col)
   }
 }
 
-ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
-                           ex_graph **out, ex_diag *d)
-{
+ex_status ex_read_json_buf(const char *buf, size_t len, const char *name, ex_graph **out, tl_error *d) {
   *out = NULL;
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
@@ -244,24 +216,20 @@ ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
     unsigned line, col;
     line_col(buf, off, &line, &col);
     size_t rest = off;
-    while (rest < len && (buf[rest] == ' ' || buf[rest] == '\n' || buf[rest] == '\r' ||
-                          buf[rest] == '\t'))
-      rest++;
+    while (rest < len && (buf[rest] == ' ' || buf[rest] == '\n' || buf[rest] == '\r' || buf[rest] == '\t')) rest++;
     if (rest >= len)
-      return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error: unexpected end of input",
-                     name, line, col);
+      return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error: unexpected end of input", name, line, col);
     /* the buffer need not be NUL-terminated: quote at most what is left */
     size_t near = len - off < 20 ? len - off : 20;
-    return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error near '%.*s'", name,
-                   line, col, (int)near, buf + off);
+    return ex_fail(d, EX_ERR_SYNTAX, "%s:%u:%u: error: JSON syntax error near '%.*s'", name, line, col, (int)near,
+                   buf + off);
   }
   reader r = {.name = name, .d = d, .g = ex_graph_new()};
   ex_status st = r.g ? read_tree(&r, root) : ex_fail(d, EX_ERR_NOMEM, "%s: error: out of memory", name);
   strmap_free(&r.nodes);
   strmap_free(&r.classes);
   tl_free(r.node_cls);
-  for (size_t i = 0; i < r.n_owned; i++)
-    tl_free(r.owned[i]);
+  for (size_t i = 0; i < r.n_owned; i++) tl_free(r.owned[i]);
   tl_free(r.owned);
   cJSON_Delete(root);
   if (st != EX_OK) {
@@ -272,15 +240,13 @@ ex_status ex_read_json_buf(const char *buf, size_t len, const char *name,
   return EX_OK;
 }
 
-ex_status ex_read_json(const char *path, ex_graph **out, ex_diag *d)
-{
+ex_status ex_read_json(const char *path, ex_graph **out, tl_error *d) {
   *out = NULL;
   char why[256];
   size_t len;
   char *buf = tl_read_input(path, TL_READ_MAX_TEXT, &len, why, sizeof why);
   if (!buf)
-    return ex_fail(d, strncmp(why, "out of memory", 13) == 0 ? EX_ERR_NOMEM : EX_ERR_IO,
-                   "%s: error: %s", path, why);
+    return ex_fail(d, strncmp(why, "out of memory", 13) == 0 ? EX_ERR_NOMEM : EX_ERR_IO, "%s: error: %s", path, why);
   ex_status st = ex_read_json_buf(buf, len, path, out, d);
   tl_free(buf);
   return st;

@@ -24,37 +24,29 @@
 #include <math.h>
 #include <string.h>
 
-bool ex_parents(const ex_graph *g, uint32_t **start, uint32_t **par)
-{
+bool ex_parents(const ex_graph *g, uint32_t **start, uint32_t **par) {
   uint32_t ne = g->child_start[g->n_nodes];
   *start = tl_xcalloc((size_t)g->n_classes + 2, sizeof(uint32_t));
   *par = tl_xmalloc(((size_t)ne + 1) * sizeof(uint32_t));
-  if (!*start || !*par)
-    return false;
+  if (!*start || !*par) return false;
   uint32_t *s = *start;
-  for (uint32_t k = 0; k < ne; k++)
-    s[g->child[k] + 2]++;
-  for (uint32_t c = 0; c < g->n_classes; c++)
-    s[c + 2] += s[c + 1];
+  for (uint32_t k = 0; k < ne; k++) s[g->child[k] + 2]++;
+  for (uint32_t c = 0; c < g->n_classes; c++) s[c + 2] += s[c + 1];
   for (uint32_t n = 0; n < g->n_nodes; n++)
-    for (uint32_t k = g->child_start[n]; k < g->child_start[n + 1]; k++)
-      (*par)[s[g->child[k] + 1]++] = n;
+    for (uint32_t k = g->child_start[n]; k < g->child_start[n + 1]; k++) (*par)[s[g->child[k] + 1]++] = n;
   return true;
 }
 
-ex_status ex_tree_choice(const ex_graph *g, uint32_t *choice, double *cost)
-{
+ex_status ex_tree_choice(const ex_graph *g, uint32_t *choice, double *cost) {
   uint32_t *pstart = NULL, *par = NULL;
   ex_status st = EX_ERR_NOMEM;
-  if (ex_parents(g, &pstart, &par))
-    st = ex_tree_choice_par(g, pstart, par, choice, cost);
+  if (ex_parents(g, &pstart, &par)) st = ex_tree_choice_par(g, pstart, par, choice, cost);
   tl_free(pstart), tl_free(par);
   return st;
 }
 
-ex_status ex_tree_choice_par(const ex_graph *g, const uint32_t *pstart, const uint32_t *par,
-                             uint32_t *choice, double *cost)
-{
+ex_status ex_tree_choice_par(const ex_graph *g, const uint32_t *pstart, const uint32_t *par, uint32_t *choice,
+                             double *cost) {
   uint32_t nc = g->n_classes, nn = g->n_nodes;
   uint32_t *left = tl_xmalloc(((size_t)nn + 1) * sizeof(uint32_t));
   double *sum = tl_xmalloc(((size_t)nn + 1) * sizeof(double));
@@ -62,31 +54,25 @@ ex_status ex_tree_choice_par(const ex_graph *g, const uint32_t *pstart, const ui
   uint32_t *rank = tl_xmalloc(((size_t)nc + 1) * sizeof(uint32_t));
   ex_heap h = {0};
   ex_status st = EX_ERR_NOMEM;
-  if (!left || !sum || !order || !rank)
-    goto out;
-  for (uint32_t c = 0; c < nc; c++)
-    choice[c] = EX_NONE, cost[c] = INFINITY, rank[c] = EX_NONE;
+  if (!left || !sum || !order || !rank) goto out;
+  for (uint32_t c = 0; c < nc; c++) choice[c] = EX_NONE, cost[c] = INFINITY, rank[c] = EX_NONE;
   for (uint32_t n = 0; n < nn; n++) {
     left[n] = g->child_start[n + 1] - g->child_start[n];
     sum[n] = g->node_cost[n];
-    if (!left[n] && !ex_heap_push(&h, sum[n], n))
-      goto out;
+    if (!left[n] && !ex_heap_push(&h, sum[n], n)) goto out;
   }
   uint32_t settled = 0;
   double key;
   uint32_t n;
   while (ex_heap_pop(&h, &key, &n)) {
     uint32_t c = g->node_class[n];
-    if (choice[c] != EX_NONE)
-      continue;
+    if (choice[c] != EX_NONE) continue;
     choice[c] = n, cost[c] = key, rank[c] = settled, order[settled++] = c;
     for (uint32_t k = pstart[c]; k < pstart[c + 1]; k++) {
       uint32_t p = par[k];
-      if (choice[g->node_class[p]] != EX_NONE)
-        continue;
+      if (choice[g->node_class[p]] != EX_NONE) continue;
       sum[p] += key;
-      if (--left[p] == 0 && !ex_heap_push(&h, sum[p], p))
-        goto out;
+      if (--left[p] == 0 && !ex_heap_push(&h, sum[p], p)) goto out;
     }
   }
   if (g->has_negative) {
@@ -96,12 +82,10 @@ ex_status ex_tree_choice_par(const ex_graph *g, const uint32_t *pstart, const ui
         double s = g->node_cost[m];
         uint32_t k = g->child_start[m];
         for (; k < g->child_start[m + 1]; k++) {
-          if (rank[g->child[k]] >= i)
-            break;
+          if (rank[g->child[k]] >= i) break;
           s += cost[g->child[k]];
         }
-        if (k == g->child_start[m + 1] && s < cost[c])
-          cost[c] = s, choice[c] = m;
+        if (k == g->child_start[m + 1] && s < cost[c]) cost[c] = s, choice[c] = m;
       }
     }
   }

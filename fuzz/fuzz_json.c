@@ -24,7 +24,7 @@ static bool leq(double a, double b) {
 static bool same(double a, double b) { return leq(a, b) && leq(b, a); }
 
 static void check_result(const ex_graph *g, const ex_result *r, const char *what) {
-  ex_diag d;
+  tl_error d;
   if (ex_check(g, r->choice, &d) != EX_OK) FUZZ_FAIL("%s: invalid choice: %s", what, d.msg);
   double dc = ex_dag_cost(g, r->choice), tc = ex_tree_cost(g, r->choice);
   if (!same(dc, r->dag_cost)) FUZZ_FAIL("%s: dag cost %.17g, the choice costs %.17g", what, r->dag_cost, dc);
@@ -34,7 +34,7 @@ static void check_result(const ex_graph *g, const ex_result *r, const char *what
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ex_graph *g;
-  ex_diag d;
+  tl_error d;
   ex_status st = ex_read_json_buf((const char *)data, size, "fuzz.json", &g, &d);
   if (st != EX_OK) {
     if (strncmp(d.msg, "fuzz.json", 9) != 0) FUZZ_FAIL("refused without naming the input: '%s'", d.msg);

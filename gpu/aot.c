@@ -288,7 +288,7 @@ static int write_launcher(const char *path, const char *name, const gpu_build *b
   return fclose(f) ? -1 : 0;
 }
 
-int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, char *err, size_t n) {
+int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, tl_error *err) {
   char nbuf[128];
   snprintf(nbuf, sizeof nbuf, "%s", ap.name ? ap.name : g->name ? g->name : "graph");
   for (char *q = nbuf; *q; q++)
@@ -301,23 +301,26 @@ int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, 
   const char *ld = gpu_libdevice_path(o, ldb, sizeof ldb);
   int math = o->math == GPU_MATH_OWN || (o->math == GPU_MATH_AUTO && !ld) ? GB_MATH_OWN : GB_MATH_LIBDEVICE;
   if (math == GB_MATH_LIBDEVICE && !ld) {
-    snprintf(err, n, "gpu: libdevice not found (CUDA_HOME, /usr/local/cuda) but asked for");
+    tl_fail(err, TL_BACKEND_FAILED, "gpu: libdevice not found (CUDA_HOME, /usr/local/cuda) but asked for");
     return -1;
   }
   gpu_build b;
-  if (gpu_build_make(&b, g, math, prefix, err, n)) {
+  if (gpu_build_make(&b, g, math, prefix, TL_EMSG(err))) {
     gpu_build_free(&b);
-    return -1;
+    return tl_fail_kind(err, TL_BAD_INPUT);
   }
   gpu_ptx_stats st;
   memset(&st, 0, sizeof st);
-  char *ptx = gpu_nvptx(&b, gpu_arch(o), ld, o->opt_level, &st, err, n);
+  char *ptx = gpu_nvptx(&b, gpu_arch(o), ld, o->opt_level, &st, TL_EMSG(err));
+  if (!ptx) tl_fail_kind(err, TL_BACKEND_FAILED);
   int rc = -1;
   if (ptx) {
     FILE *f = fopen(ap.ptx_path, "w");
     char lpath[4096];
-    if (!f || fputs(ptx, f) < 0 || fclose(f)) {
-      snprintf(err, n, "gpu: cannot write %s", ap.ptx_path);
+    int bad = !f || fputs(ptx, f) < 0;
+    if (f && fclose(f)) bad = 1;
+    if (bad) {
+      tl_fail(err, TL_BAD_INPUT, "gpu: cannot write %s", ap.ptx_path);
     } else if (!ap.header_path) {
       rc = 0;
     } else {
@@ -328,8 +331,8 @@ int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, 
         int dl = slash ? (int)(slash - ap.header_path + 1) : 0;
         snprintf(lpath, sizeof lpath, "%.*s%s_launch.c", dl, ap.header_path, nbuf);
       }
-      if (write_header(ap.header_path, nbuf, &b)) snprintf(err, n, "gpu: cannot write %s", ap.header_path);
-      else if (write_launcher(lpath, nbuf, &b, ptx)) snprintf(err, n, "gpu: cannot write %s", lpath);
+      if (write_header(ap.header_path, nbuf, &b)) tl_fail(err, TL_BAD_INPUT, "gpu: cannot write %s", ap.header_path);
+      else if (write_launcher(lpath, nbuf, &b, ptx)) tl_fail(err, TL_BAD_INPUT, "gpu: cannot write %s", lpath);
       else rc = 0;
     }
   }

@@ -5,8 +5,9 @@
  * every block (engine `gpu-sim`). docs/gpu.md describes both.
  *
  *   gpu_options o = gpu_options_default();
- *   gpu_program *p = gpu_compile(g, &o, err, sizeof err); // NULL + message
- *   gpu_run(p, inputs, syms, outputs, err, sizeof err);   // as tl_interp_run
+ *   tl_error e = {0};
+ *   gpu_program *p = gpu_compile(g, &o, &e);     // NULL: e.status, e.msg
+ *   gpu_run(p, inputs, syms, outputs, &e);       // as tl_interp_run
  *   gpu_program_free(p);
  *
  * Nothing here links CUDA: libcuda.so.1 and libcublas are opened with
@@ -42,17 +43,18 @@ gpu_options gpu_options_default(void);
 
 typedef struct gpu_program gpu_program;
 
-/* Compiles g (which must outlive the program). NULL with a message: an op,
- * dtype or math function the GPU backend lacks, an LLVM failure, no driver
- * or no GPU (not for o->sim). */
-gpu_program *gpu_compile(const tl_graph *g, const gpu_options *o, char *err, size_t n);
+/* Compiles g (which must outlive the program). NULL on failure: an op,
+ * dtype or math function the GPU backend lacks (TL_BAD_INPUT), an LLVM
+ * failure, no driver or no GPU (TL_BACKEND_FAILED; not for o->sim). */
+gpu_program *gpu_compile(const tl_graph *g, const gpu_options *o, tl_error *err);
 /* As tl_interp_run: inputs[i] for g->inputs[i], sym_values (may be NULL),
- * outputs[i] new tensors the caller frees; -1 with a message. */
-int gpu_run(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs, char *err,
-            size_t n);
+ * outputs[i] new tensors the caller frees; -1 on failure: bad inputs or a
+ * kernel's run-time error (TL_BAD_INPUT), a driver call (TL_BACKEND_FAILED). */
+int gpu_run(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
+            tl_error *err);
 /* Into the caller's buffers (dtype and dims must be the outputs'). */
 int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor *const *outputs,
-                 char *err, size_t n);
+                 tl_error *err);
 /* A JSON object: engine, compile times, kernels, the program's steps
  * (host-to-device copies, launches, device-to-host copies), the last run's
  * bytes moved. The caller frees it. */
@@ -106,6 +108,6 @@ typedef struct gpu_aot_params {
  * run for timing), and a launcher source that carries the GPU runtime
  * (gpurt.c) and the PTX: cc NAME_launch.c -ldl -lpthread, no tlaloc, no
  * LLVM, no CUDA library at link time. 0, or -1 with a message. */
-int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, char *err, size_t n);
+int gpu_compile_aot(const tl_graph *g, const gpu_options *o, gpu_aot_params ap, tl_error *err);
 
 #endif

@@ -228,21 +228,22 @@ struct gpu_program {
   double compile_ms, load_ms, run_ms;
 };
 
-gpu_program *gpu_compile(const tl_graph *g, const gpu_options *opt, char *err, size_t n) {
+gpu_program *gpu_compile(const tl_graph *g, const gpu_options *opt, tl_error *err) {
   double t0 = tl_now_ms();
   gpu_program *p = tl_xcalloc(1, sizeof *p);
   p->g = g;
   p->o = opt ? *opt : gpu_options_default();
   char why[512];
   if (!p->o.sim && !gpu_available(why, sizeof why)) {
-    snprintf(err, n, "%s", why);
+    tl_fail(err, TL_BACKEND_FAILED, "%s", why);
     tl_free(p);
     return NULL;
   }
   char buf[4096];
   const char *ld;
   int math = math_mode(&p->o, &ld, buf, sizeof buf);
-  if (gpu_build_make(&p->b, g, math, NULL, err, n)) {
+  if (gpu_build_make(&p->b, g, math, NULL, TL_EMSG(err))) {
+    tl_fail_kind(err, TL_BAD_INPUT);
     gpu_program_free(p);
     return NULL;
   }
@@ -251,13 +252,15 @@ gpu_program *gpu_compile(const tl_graph *g, const gpu_options *opt, char *err, s
   if (p->o.sim) {
     p->dev = gpu_sim_dev(&p->sim, &p->b, p->o.sim_blocks ? p->o.sim_blocks : 3);
   } else {
-    p->ptx = gpu_nvptx(&p->b, gpu_arch(&p->o), ld, p->o.opt_level, &p->ps, err, n);
+    p->ptx = gpu_nvptx(&p->b, gpu_arch(&p->o), ld, p->o.opt_level, &p->ps, TL_EMSG(err));
     if (!p->ptx) {
+      tl_fail_kind(err, TL_BACKEND_FAILED);
       gpu_program_free(p);
       return NULL;
     }
     double t1 = tl_now_ms();
-    if (gpu_rt_cuda_open(&p->cuda, &p->t.prog, p->ptx, p->o.use_cublas, err, n)) {
+    if (gpu_rt_cuda_open(&p->cuda, &p->t.prog, p->ptx, p->o.use_cublas, TL_EMSG(err))) {
+      tl_fail_kind(err, TL_BACKEND_FAILED);
       gpu_program_free(p);
       return NULL;
     }
@@ -301,54 +304,55 @@ static void views(const tl_graph *g, tl_tensor *const *ts, int nt, gpu_rt_tensor
 }
 
 /* The outcome of the runtime's code rc as the engines report it. */
-static int report(const gpu_program *p, int rc, char *err, size_t n) {
-  if (rc <= 0) return rc ? -1 : 0;
+static int report(const gpu_program *p, int rc, tl_error *err) {
+  if (rc < 0) return tl_fail_kind(err, TL_BACKEND_FAILED); /* a driver call's message */
+  if (rc == 0) return 0;
   int node = rc >> 4;
   const tl_node *x = node < p->g->nnodes ? &p->g->nodes[node] : NULL;
   if (x && x->loc.line > 0)
-    snprintf(err, n, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
+    tl_fail(err, TL_BAD_INPUT, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
   else
-    snprintf(err, n, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
+    tl_fail(err, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
   return -1;
 }
 
 /* Binds the symbols with the interpreter's messages (input names), then
  * prepares the device. */
 static int prepare(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, gpu_rt_tensor *vin,
-                   int64_t *syms, char *err, size_t n) {
+                   int64_t *syms, tl_error *err) {
   const tl_graph *g = p->g;
   for (int s = 0; s < g->nsyms; s++) syms[s] = sym_values ? sym_values[s] : -1;
   for (int i = 0; i < g->ninputs; i++)
     if (!inputs[i]) {
-      snprintf(err, n, "input '%s' is missing", g->names[g->nodes[g->inputs[i]].name]);
-      return -1;
+      return tl_fail(err, TL_BAD_INPUT, "input '%s' is missing", g->names[g->nodes[g->inputs[i]].name]);
     }
-  if (tl_bind_inputs(g, inputs, syms, err, n)) return -1;
+  if (tl_bind_inputs(g, inputs, syms, TL_EMSG(err))) return tl_fail_kind(err, TL_BAD_INPUT);
   views(g, inputs, g->ninputs, vin);
-  return gpu_rt_prepare(&p->st, vin, syms, err, n) ? -1 : 0;
+  /* the intermediates' device memory */
+  return gpu_rt_prepare(&p->st, vin, syms, TL_EMSG(err)) ? tl_fail_kind(err, TL_BACKEND_FAILED) : 0;
 }
 
-int gpu_run(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs, char *err,
-            size_t n) {
+int gpu_run(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
+            tl_error *err) {
   const tl_graph *g = p->g;
   double t0 = tl_now_ms();
   for (int i = 0; i < g->noutputs; i++) outputs[i] = NULL;
   gpu_rt_tensor *vin = tl_xcalloc((size_t)g->ninputs + 1, sizeof *vin);
   gpu_rt_tensor *vout = tl_xcalloc((size_t)g->noutputs + 1, sizeof *vout);
   int64_t *syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *syms);
-  int rc = prepare(p, inputs, sym_values, vin, syms, err, n);
+  int rc = prepare(p, inputs, sym_values, vin, syms, err);
   for (int i = 0; !rc && i < g->noutputs; i++) {
     int dt, rank;
     int64_t dims[8];
     gpu_rt_output_type(&p->st, i, &dt, &rank, dims);
-    if (!(outputs[i] = tl_tensor_new((tl_dtype)dt, rank, dims, err, n))) rc = -1;
+    if (!(outputs[i] = tl_tensor_new((tl_dtype)dt, rank, dims, TL_EMSG(err)))) rc = tl_fail_kind(err, TL_BAD_INPUT);
     else views(g, &outputs[i], 1, &vout[i]);
   }
   if (!rc) {
-    rc = gpu_rt_upload(&p->st, vin, err, n);
-    if (!rc) rc = gpu_rt_exec(&p->st, err, n);
-    if (!rc) rc = gpu_rt_download(&p->st, vout, err, n);
-    rc = report(p, rc, err, n);
+    rc = gpu_rt_upload(&p->st, vin, TL_EMSG(err));
+    if (!rc) rc = gpu_rt_exec(&p->st, TL_EMSG(err));
+    if (!rc) rc = gpu_rt_download(&p->st, vout, TL_EMSG(err));
+    rc = report(p, rc, err);
   }
   if (rc)
     for (int i = 0; i < g->noutputs; i++) {
@@ -363,13 +367,13 @@ int gpu_run(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
 }
 
 int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor *const *outputs,
-                 char *err, size_t n) {
+                 tl_error *err) {
   const tl_graph *g = p->g;
   double t0 = tl_now_ms();
   gpu_rt_tensor *vin = tl_xcalloc((size_t)g->ninputs + 1, sizeof *vin);
   gpu_rt_tensor *vout = tl_xcalloc((size_t)g->noutputs + 1, sizeof *vout);
   int64_t *syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *syms);
-  int rc = prepare(p, inputs, sym_values, vin, syms, err, n);
+  int rc = prepare(p, inputs, sym_values, vin, syms, err);
   for (int i = 0; !rc && i < g->noutputs; i++) {
     int dt, rank;
     int64_t dims[8];
@@ -377,17 +381,17 @@ int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_va
     const tl_tensor *o = outputs[i];
     if (!o || o->dtype != dt || o->rank != rank || memcmp(o->dims, dims, (size_t)rank * sizeof *dims) ||
         (!o->data && o->numel > 0)) {
-      snprintf(err, n, "output %d ('%s'): the buffer given does not have the output's dtype and shape", i,
+      tl_fail(err, TL_BAD_INPUT, "output %d ('%s'): the buffer given does not have the output's dtype and shape", i,
                g->names[g->outputs[i].name]);
       rc = -1;
     }
   }
   if (!rc) {
     views(g, outputs, g->noutputs, vout);
-    rc = gpu_rt_upload(&p->st, vin, err, n);
-    if (!rc) rc = gpu_rt_exec(&p->st, err, n);
-    if (!rc) rc = gpu_rt_download(&p->st, vout, err, n);
-    rc = report(p, rc, err, n);
+    rc = gpu_rt_upload(&p->st, vin, TL_EMSG(err));
+    if (!rc) rc = gpu_rt_exec(&p->st, TL_EMSG(err));
+    if (!rc) rc = gpu_rt_download(&p->st, vout, TL_EMSG(err));
+    rc = report(p, rc, err);
   }
   tl_free(vin);
   tl_free(vout);

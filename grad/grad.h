@@ -4,7 +4,7 @@
  * conventions and the names).
  *
  *   gr_rules *r = gr_rules_new();
- *   if (gr_rules_load_path(r, gr_default_rules_dir(), &diag)) ...   // every .rw of the folder
+ *   if (gr_rules_load_path(r, tl_rules_dir(), &diag)) ...   // every .rw of the folder
  *   gr_params p = {.mode = GR_GRAD, .wrt = (const char *[]){"w"}, .nwrt = 1};
  *   tl_graph *dg = gr_transform(g, r, &p, err, sizeof err);        // outputs d<loss>_d<w>
  *   ... an ordinary graph: print it, optimise it, run it, differentiate it again
@@ -39,8 +39,6 @@ void gr_rules_free(gr_rules *r);
 int gr_rules_load(gr_rules *r, const char *file, const char *text, size_t len, tl_buf *diag);
 /* A .rw file, or every *.rw file of a folder in name order. */
 int gr_rules_load_path(gr_rules *r, const char *path, tl_buf *diag);
-/* $TLALOC_RULES_DIR, else the source tree's rules/ (as the optimizer's). */
-const char *gr_default_rules_dir(void);
 
 /* A loaded rule, for check-rules and messages. `wrt` is the operand the
  * rule differentiates for (-1: each operand of a variadic op); `text` is

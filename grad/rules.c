@@ -12,7 +12,7 @@
  * adds nothing. Right sides nest at most 64 deep. */
 #include "grad/internal.h"
 #include "util/alloc.h"
-#include "ir/diag.h"
+#include "util/error.h"
 #include "ir/lex.h"
 #include "ir/tg.h"
 
@@ -22,10 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#ifndef TL_RULES_DIR
-#define TL_RULES_DIR "rules"
-#endif
 
 enum { MAX_DEPTH = 64 };
 
@@ -50,11 +46,6 @@ static int key_bit(const tl_tok *t) {
   for (int b = 0; b < 8; b++)
     if (tl_tok_is(t, key_names[b])) return 1 << b;
   return 0;
-}
-
-const char *gr_default_rules_dir(void) {
-  const char *env = getenv("TLALOC_RULES_DIR");
-  return env && *env ? env : TL_RULES_DIR;
 }
 
 /* ---- the rule set ------------------------------------------------------------ */

@@ -39,8 +39,13 @@ typedef enum tlaloc_status {
   TLALOC_OK = 0,
   TLALOC_CHECK_FAILED = 1, /* a check said no (prove, check-rules) */
   TLALOC_BAD_INPUT = 2,    /* malformed graph, wrong shapes or dtypes */
-  TLALOC_OUT_OF_MEMORY = 3 /* an allocation failed: the call freed what it
-                            * had allocated and changed nothing else */
+  TLALOC_OUT_OF_MEMORY = 3, /* an allocation failed: the call freed what it
+                             * had allocated and changed nothing else */
+  TLALOC_INTERNAL_ERROR = 4, /* an invariant of tlaloc failed: a bug to report,
+                              * never the input's fault */
+  TLALOC_BACKEND_FAILED = 5  /* LLVM, the GPU driver or the ILP solver failed or is missing
+                              * (no target machine, codegen, linking, a driver
+                              * call, no GPU) */
 } tlaloc_status;
 
 typedef enum tlaloc_dtype {

@@ -19,6 +19,7 @@
 
 /* dtypes, TL_MAX_RANK and the tensors that constants hold */
 #include "tensor/tensor.h"
+#include "util/error.h"
 /* the op table */
 #include "ir/ops.h"
 
@@ -65,7 +66,7 @@ typedef struct tl_attrs {
 
 void tl_attrs_init(tl_attrs *a);
 
-typedef struct tl_loc { int line, col; } tl_loc;
+/* tl_loc (a position in the .tg text) is util/error.h's. */
 
 typedef struct tl_node {
   uint16_t op;

@@ -4,7 +4,7 @@
 #ifndef TL_TG_H
 #define TL_TG_H
 
-#include "ir/diag.h"
+#include "util/error.h"
 #include "util/alloc.h"
 #include "ir/ir.h"
 

@@ -52,9 +52,10 @@ static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *s
                        char *err, size_t n) {
   const tl_graph *g = be_program_graph(p);
   double t0 = tl_now_ms();
-  int rc = be_run(p, inputs, syms, outs, err, n);
+  tl_error e = {0};
+  int rc = be_run(p, inputs, syms, outs, &e);
   double t = (tl_now_ms() - t0) * 1e-3;
-  if (rc) return -1;
+  if (rc) return tl_error_to(&e, err, n);
   for (int i = 0; i < g->noutputs; i++) tl_tensor_free(outs[i]);
   return t;
 }
@@ -133,7 +134,8 @@ static int time_src_n(cal *c, const char *src, const be_options *const *o, int n
   be_program *p[2] = {NULL, NULL};
   int rc = tl_timing_inputs(g, NULL, in, c->err, c->n);
   for (int i = 0; i < nopt && !rc; i++) {
-    if (!(p[i] = be_compile(g, o[i], c->err, c->n))) rc = -1;
+    tl_error e = {0};
+    if (!(p[i] = be_compile(g, o[i], &e))) rc = tl_error_to(&e, c->err, c->n);
     else if (run_once(p[i], in, NULL, outs, c->err, c->n) < 0) rc = -1; /* warm-up */
     t[i] = INFINITY;
   }

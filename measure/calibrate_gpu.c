@@ -63,9 +63,10 @@ static int gprog_make(gprog *x, const char *src, char *err, size_t n) {
   x->in = tl_xcalloc((size_t)x->g->ninputs + 1, sizeof *x->in);
   if (tl_timing_inputs(x->g, NULL, x->in, err, n)) return -1;
   gpu_options o = gpu_options_default();
-  if (!(x->p = gpu_compile(x->g, &o, err, n))) return -1;
+  tl_error e = {0};
+  if (!(x->p = gpu_compile(x->g, &o, &e))) return tl_error_to(&e, err, n);
   tl_tensor **outs = tl_xcalloc((size_t)x->g->noutputs + 1, sizeof *outs);
-  int rc = gpu_run(x->p, x->in, NULL, outs, err, n);
+  int rc = gpu_run(x->p, x->in, NULL, outs, &e) ? tl_error_to(&e, err, n) : 0;
   for (int i = 0; i < x->g->noutputs; i++) tl_tensor_free(outs[i]);
   tl_free(outs);
   return rc;
@@ -108,7 +109,8 @@ int tl_calibrate_gpu(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
     tl_tensor *out[1] = {0};
     for (int r = 0; r < 20 && !rc; r++) {
       double t0 = tl_now_ms();
-      rc = gpu_run(tiny.p, tiny.in, NULL, out, err, n);
+      tl_error e = {0};
+      rc = gpu_run(tiny.p, tiny.in, NULL, out, &e) ? tl_error_to(&e, err, n) : 0;
       best = fmin(best, (tl_now_ms() - t0) * 1e-3);
       tl_tensor_free(out[0]);
     }
@@ -206,12 +208,13 @@ int tl_gpu_report_measure(const tl_profile *p, const tl_graph *g, const int64_t 
   gpu_options o = gpu_options_default();
   gpu_program *gp = NULL;
   int rc = tl_timing_inputs(g, syms, in, err, n);
-  if (!rc && !(gp = gpu_compile(g, &o, err, n))) rc = -1;
+  tl_error e = {0};
+  if (!rc && !(gp = gpu_compile(g, &o, &e))) rc = tl_error_to(&e, err, n);
   if (!rc) {
     double best = INFINITY;
     for (int k = 0; k < runs && !rc; k++) {
       double t0 = tl_now_ms();
-      rc = gpu_run(gp, in, syms, out, err, n);
+      rc = gpu_run(gp, in, syms, out, &e) ? tl_error_to(&e, err, n) : 0;
       best = fmin(best, (tl_now_ms() - t0) * 1e-3);
       for (int i = 0; i < g->noutputs; i++) tl_tensor_free(out[i]), out[i] = NULL;
     }

@@ -322,7 +322,12 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
   in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
   be_options bo = be_options_default();
   if (o.opt_level >= 0) bo.opt_level = o.opt_level;
-  if (tl_timing_inputs(g, syms, in, err, n) || !(prog = be_compile(g, &bo, err, n))) goto done;
+  tl_error e = {0};
+  if (tl_timing_inputs(g, syms, in, err, n)) goto done;
+  if (!(prog = be_compile(g, &bo, &e))) {
+    tl_error_to(&e, err, n);
+    goto done;
+  }
   r->measured = tl_time_run(prog, in, syms, o.runs, o.budget_s, err, n);
   if (r->measured < 0) goto done;
   if (be_plan_build(&pl, g, err, n)) goto done;
@@ -350,7 +355,9 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
     if (kg) {
       tl_tensor **kin = tl_xcalloc((size_t)kg->ninputs + 1, sizeof *kin);
       be_program *kp = NULL;
-      if (!tl_timing_inputs(kg, syms, kin, kerr, sizeof kerr) && (kp = be_compile(kg, &bo, kerr, sizeof kerr))) {
+      tl_error ke = {0};
+      if (!tl_timing_inputs(kg, syms, kin, kerr, sizeof kerr) &&
+          ((kp = be_compile(kg, &bo, &ke)) || tl_error_to(&ke, kerr, sizeof kerr) == 0)) {
         rk->measured = tl_time_run(kp, kin, syms, o.runs, o.budget_s, kerr, sizeof kerr);
         rk->not_one = be_program_stats(kp)->nkernels != 1;
       }

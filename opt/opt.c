@@ -13,9 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#ifndef TL_RULES_DIR
-#define TL_RULES_DIR "rules"
-#endif
 
 struct tl_opt {
   tl_opt_params p;
@@ -55,13 +52,9 @@ tl_opt_params tl_opt_defaults(void) {
   return p;
 }
 
-const char *tl_opt_default_rules_dir(void) {
-  const char *env = getenv("TLALOC_RULES_DIR");
-  return env && *env ? env : TL_RULES_DIR;
-}
 
 /* Loads a .rw file, or every .rw file of a folder in name order. */
-static int load_path(eg_rules *r, const char *path, eg_diag *d, tl_buf *err) {
+static int load_path(eg_rules *r, const char *path, tl_diag *d, tl_buf *err) {
   struct stat st;
   if (stat(path, &st) != 0) {
     tl_buf_printf(err, "%s: no such rule file or folder\n", path);
@@ -133,20 +126,20 @@ tl_opt *tl_opt_new(const tl_opt_params *p, char *err, size_t err_size) {
   o->p.profile = NULL; /* copied into the registry; the caller's may go */
   o->ctx = tn_ctx_new();
   o->rules = eg_rules_new(&o->ctx->lang, o->ctx->conds);
-  eg_diag d = {0};
+  tl_diag d = {0};
   tl_buf msgs = {0};
   int errors = 0;
-  if (p->nrule_paths == 0) errors += load_path(o->rules, tl_opt_default_rules_dir(), &d, &msgs);
+  if (p->nrule_paths == 0) errors += load_path(o->rules, tl_rules_dir(), &d, &msgs);
   for (int i = 0; i < p->nrule_paths; i++) errors += load_path(o->rules, p->rule_paths[i], &d, &msgs);
   if (errors) {
-    snprintf(err, err_size, "%s%s", msgs.s ? msgs.s : "", d.text ? d.text : "");
+    snprintf(err, err_size, "%s%s", msgs.s ? msgs.s : "", d.nerrors ? tl_diag_text(&d) : "");
     tl_free(msgs.s);
-    eg_diag_free(&d);
+    tl_diag_free(&d);
     tl_opt_free(o);
     return NULL;
   }
   tl_free(msgs.s);
-  eg_diag_free(&d);
+  tl_diag_free(&d);
   o->rules_mark = tn_ctx_mark(o->ctx);
   if (setup_costs(o, p->profile, err, err_size)) {
     tl_opt_free(o);
@@ -339,7 +332,7 @@ typedef struct xslot {
 
 /* Builds the ex_graph of the classes reachable from the roots and runs the
  * extractor; fills o->choice. 0, or -1 with a message. */
-static int extract(tl_opt *o, char *err, size_t err_size) {
+static int extract(tl_opt *o, tl_error *err) {
   double t0 = tl_now_ms();
   eg_egraph *e = o->e;
   size_t nids = eg_nids(e);
@@ -412,8 +405,8 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
   while (qh < qt && rc == 0) {
     xslot *sl = &slot[queue[qh++]];
     if (settled[sl->cls] || !well_typed(e, eg_get_node(e, sl->node))) continue;
-    if (eval_node(o, &x, sl->node, props, false, err, err_size)) {
-      rc = -1;
+    if (eval_node(o, &x, sl->node, props, false, TL_EMSG(err))) {
+      rc = tl_fail_kind(err, TL_BAD_INPUT); /* a cost function's complaint */
       break;
     }
     settled[sl->cls] = true;
@@ -424,9 +417,9 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
   }
   for (int i = 0; i < o->nout && rc == 0; i++)
     if (!settled[o->ex_class[o->roots[i]]]) {
-      snprintf(err, err_size, "output '%s' has no well-typed, finite program in the e-graph",
-               o->out_names[i]);
-      rc = -1;
+      /* the input was one, and rewriting keeps it in its e-class */
+      rc = tl_fail(err, TL_INTERNAL, "output '%s' has no well-typed, finite program in the e-graph",
+                   o->out_names[i]);
     }
 
   /* 3. the ex_graph: every well-typed node whose operands are settled,
@@ -440,15 +433,14 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
   for (s = 0; s < nslots && rc == 0; s++) {
     const eg_node *nd = eg_get_node(e, slot[s].node);
     if (slot[s].pending != 0 || !well_typed(e, nd)) continue;
-    if (eval_node(o, &x, slot[s].node, props, o->check_costs, err, err_size)) {
-      rc = -1;
+    if (eval_node(o, &x, slot[s].node, props, o->check_costs, TL_EMSG(err))) {
+      rc = tl_fail_kind(err, TL_BAD_INPUT);
       break;
     }
     double c = tl_cost_expr_eval(o->objective, props);
     if (!isfinite(c)) {
-      snprintf(err, err_size, "cost expression '%s' is %s on op '%s' (costs must be finite numbers)",
-               tl_cost_expr_text(o->objective), isnan(c) ? "NaN" : "infinite", tl_ops[nd->op].name);
-      rc = -1;
+      rc = tl_fail(err, TL_BAD_INPUT, "cost expression '%s' is %s on op '%s' (costs must be finite numbers)",
+                   tl_cost_expr_text(o->objective), isnan(c) ? "NaN" : "infinite", tl_ops[nd->op].name);
       break;
     }
     if (nd->n > capkid) kid = tl_xrealloc(kid, (capkid = nd->n) * sizeof *kid);
@@ -458,12 +450,10 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
     ins_node[nins++] = slot[s].node;
   }
   tl_free(kid);
-  ex_diag d;
+  tl_error d;
   for (int i = 0; i < o->nout && rc == 0; i++) ex_graph_add_root(xg, o->ex_class[o->roots[i]]);
-  if (rc == 0 && ex_graph_finish(xg, &d) != EX_OK) {
-    snprintf(err, err_size, "extraction: %s", d.msg);
-    rc = -1;
-  }
+  if (rc == 0 && ex_graph_finish(xg, &d) != EX_OK)
+    rc = tl_fail(err, TL_INTERNAL, "extraction: %.3000s", d.msg); /* a graph this code built */
 
   /* 4. extract, and map the choice back to e-graph nodes */
   ex_result r;
@@ -474,10 +464,12 @@ static int extract(tl_opt *o, char *err, size_t err_size) {
   if (rc == 0) {
     ex_params xp = ex_params_default();
     xp.time_limit_s = o->p.extract_seconds;
-    if (ex_extract(xg, kind, xp, &r, &d) != EX_OK) {
-      snprintf(err, err_size, "extraction (%s): %s", ex_kind_name(kind), d.msg);
-      rc = -1;
-    }
+    ex_status xs = ex_extract(xg, kind, xp, &r, &d);
+    /* the solver's failure is its own; any other is this code's: every
+     * output has a finite program, settled above */
+    if (xs != EX_OK)
+      rc = tl_fail(err, xs == EX_ERR_SOLVER ? TL_BACKEND_FAILED : d.status == TL_OUT_OF_MEMORY ? TL_OUT_OF_MEMORY : TL_INTERNAL,
+                   "extraction (%s): %.3000s", ex_kind_name(kind), d.msg);
   }
   if (rc == 0) {
     for (uint32_t i = 0; i < ncls; i++)
@@ -517,11 +509,11 @@ static int program_cost(tl_opt *o, const tl_graph *g, const uint8_t *facts, char
   return 0;
 }
 
-tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size) {
+tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, tl_error *err) {
   clear_run(o);
   o->e = new_egraph(o);
   if (!o->e) {
-    snprintf(err, err_size, "cannot create an e-graph");
+    tl_fail(err, TL_INTERNAL, "cannot create an e-graph");
     return NULL;
   }
   o->nout = g->noutputs;
@@ -532,16 +524,22 @@ tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size)
   for (int i = 0; i < o->nout; i++) o->out_names[i] = tl_xstrdup(g->names[g->outputs[i].name]);
   tl_graph *res = NULL;
   uint8_t *facts = NULL;
-  if (tn_load_graph(o->ctx, o->e, g, o->orig, slots, err, err_size) == 0) {
+  if (tn_load_graph(o->ctx, o->e, g, o->orig, slots, TL_EMSG(err))) {
+    tl_fail_kind(err, TL_BAD_INPUT);
+  } else {
     saturate(o);
     if (o->report->error) {
-      snprintf(err, err_size, "%s", o->report->msg);
+      tl_fail(err, TL_BAD_INPUT, "%s", o->report->msg); /* a phase names a ruleset the rules lack */
     } else {
       for (int i = 0; i < o->nout; i++) o->roots[i] = eg_find(o->e, o->orig[i]);
-      if (extract(o, err, err_size) == 0)
+      if (extract(o, err) == 0) {
         res = tn_build_graph(o->ctx, o->e, o->choice, o->roots, (const char *const *)o->out_names,
-                             o->nout, slots, g->ninputs, g->name, &facts, err, err_size);
-      if (res && program_cost(o, res, facts, err, err_size)) {
+                             o->nout, slots, g->ninputs, g->name, &facts, TL_EMSG(err));
+        /* a cyclic or ill-typed choice: the extractor's or the rules' bug */
+        if (!res) tl_fail_kind(err, TL_INTERNAL);
+      }
+      if (res && program_cost(o, res, facts, TL_EMSG(err))) {
+        tl_fail_kind(err, TL_BAD_INPUT);
         tl_graph_free(res);
         res = NULL;
       }

@@ -6,7 +6,8 @@
  *   p.rule_paths = paths; p.nrule_paths = 1;        // files or folders of .rw
  *   p.cost = "time + 1e-9*memory"; p.extract = EX_DAG;
  *   tl_opt *o = tl_opt_new(&p, err, sizeof err);     // rules parsed once
- *   tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
+ *   tl_error e = {0};
+ *   tl_graph *best = tl_opt_graph(o, g, &e);         // NULL: e.status, e.msg
  *   ... tl_opt_report(o) has the runner's statistics, tl_opt_cost(o) the
  *       extraction's
  *   tl_opt_free(o);
@@ -63,10 +64,6 @@ typedef struct tl_opt_params {
  * limited to 10 s. */
 tl_opt_params tl_opt_defaults(void);
 
-/* The rules folder used when none is given: $TLALOC_RULES_DIR, else the
- * source tree's rules/. */
-const char *tl_opt_default_rules_dir(void);
-
 typedef struct tl_opt tl_opt;
 
 /* Parses the rule files, loads the profile and the plugins, parses the
@@ -99,9 +96,12 @@ typedef struct tl_opt_cost_report {
 /* NULL before a successful tl_opt_graph. Valid until the next run. */
 const tl_opt_cost_report *tl_opt_cost(const tl_opt *o);
 
-/* Optimises g (g is not changed). NULL with a message on failure. A stop
- * at a limit is a normal outcome: the best program found is returned. */
-tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, char *err, size_t err_size);
+/* Optimises g (g is not changed). NULL on failure: the graph or a cost
+ * function refused (TL_BAD_INPUT), the ILP solver failed
+ * (TL_BACKEND_FAILED), extraction or rebuilding went wrong (TL_INTERNAL).
+ * A stop at a limit is a normal outcome: the best program found is
+ * returned. */
+tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, tl_error *err);
 
 /* After tl_opt_graph: the statistics (--stats: saturation, extraction and
  * the program's cost properties), the rules that fired and the costs of the

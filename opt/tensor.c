@@ -701,7 +701,7 @@ const double *tn_op_weights(void) {
 
 /* ---- the op table's declarations ---------------------------------------- */
 
-int tn_op_table_rules(eg_rules *r, eg_diag *d) {
+int tn_op_table_rules(eg_rules *r, tl_diag *d) {
   size_t cap = 4096, len = 0;
   char *text = tl_xmalloc(cap);
   int first = r->ninplaces;

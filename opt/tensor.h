@@ -110,7 +110,7 @@ const double *tn_op_weights(void);
  * located at its op's row of ir/ops.def, so that `tlaloc check-rules
  * --op-table` tests them like a rule file's. Returns 0, or -1 with the
  * diagnostics in d (a name clash with a declaration already in r). */
-int tn_op_table_rules(eg_rules *r, eg_diag *d);
+int tn_op_table_rules(eg_rules *r, tl_diag *d);
 
 const tn_data *tn_data_of(eg_egraph *e, eg_id id);
 

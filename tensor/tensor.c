@@ -68,12 +68,8 @@ tl_tensor *tl_tensor_new(tl_dtype dt, int rank, const int64_t *dims, char *err, 
   size_t bytes;
   tl_tensor *t = header(dt, rank, dims, err, err_size, &bytes);
   if (!t) return NULL;
+  /* out of memory unwinds (util/alloc.h): the public call says so */
   t->data = tl_xcalloc(bytes ? bytes : 1, 1);
-  if (!t->data) {
-    snprintf(err, err_size, "out of memory allocating %zu bytes", bytes);
-    tl_free(t);
-    return NULL;
-  }
   t->owns = true;
   return t;
 }

@@ -184,3 +184,18 @@ void tl_dir_list_free(char **names, int n) {
   for (int i = 0; i < n; i++) tl_free(names[i]);
   tl_free(names);
 }
+
+#ifndef TL_RULES_DIR
+#define TL_RULES_DIR "rules"
+#endif
+#ifndef TL_RULES_INSTALL_DIR
+#define TL_RULES_INSTALL_DIR TL_RULES_DIR
+#endif
+
+const char *tl_rules_dir(void) {
+  const char *env = getenv("TLALOC_RULES_DIR");
+  if (env && *env) return env;
+  struct stat st;
+  if (stat(TL_RULES_DIR, &st) == 0 && S_ISDIR(st.st_mode)) return TL_RULES_DIR;
+  return TL_RULES_INSTALL_DIR;
+}

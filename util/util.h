@@ -23,6 +23,12 @@
 
 double tl_now_ms(void);
 
+/* The folder of the shipped .rw rules, which the optimizer, the backend's
+ * planner and grad load when given none: $TLALOC_RULES_DIR when set, else
+ * the source tree's rules/ when it exists (a build used in place), else the
+ * installed copy (meson install: PREFIX/share/tlaloc/rules). */
+const char *tl_rules_dir(void);
+
 /* Input size limits. Every file tlaloc reads goes through tl_open_input,
  * and all but .npy data through tl_read_input, so that no input (a huge or
  * endless file, /dev/zero, a pipe) makes it read or allocate without bound.

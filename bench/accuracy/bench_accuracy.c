@@ -250,14 +250,14 @@ int main(int argc, char **argv) {
   const char *paths[2] = {TL_SOURCE_ROOT "/rules/algebraic.rw", TL_SOURCE_ROOT "/rules/stability.rw"};
   p.rule_paths = paths;
   p.nrule_paths = 2;
-  char err[4096];
-  tl_opt *o = tl_opt_new(&p, err, sizeof err);
+  tl_error err = {0};
+  tl_opt *o = tl_opt_new(&p, TL_EMSG(&err));
   if (!o) {
-    fprintf(stderr, "bench-accuracy: %s\n", err);
+    fprintf(stderr, "bench-accuracy: %s\n", err.msg);
     return 1;
   }
   int failures = 0, missed = 0, kept = 0;
-  printf("| rule | dtype | input range | max rel err before | max rel err after | after <= target | rewritten |\n");
+  printf("| rule | dtype | input range | max rel err.msg before | max rel err.msg after | after <= target | rewritten |\n");
   printf("|---|---|---|---|---|---|---|\n");
   for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
     const bcase *c = &cases[ci];
@@ -274,9 +274,9 @@ int main(int argc, char **argv) {
     snprintf(src, sizeof src, "(graph g %s (out r %s))", in, c->expr);
     tl_graph *g = parse(src);
     if (!g) return 1;
-    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
+    tl_graph *best = tl_opt_graph(o, g, &err);
     if (!best) {
-      fprintf(stderr, "bench-accuracy: %s: %s\n", c->rule, err);
+      fprintf(stderr, "bench-accuracy: %s: %s\n", c->rule, err.msg);
       return 1;
     }
     char *before_text = tl_tg_print(g), *after_text = tl_tg_print(best);
@@ -285,8 +285,8 @@ int main(int argc, char **argv) {
     tl_free(after_text);
     int64_t dims[2] = {N, C};
     tl_tensor *ins[2] = {NULL, NULL};
-    ins[0] = tl_tensor_new(f32 ? TL_F32 : TL_F64, 2, dims, err, sizeof err);
-    if (has_y) ins[1] = tl_tensor_new(f32 ? TL_F32 : TL_F64, 2, dims, err, sizeof err);
+    ins[0] = tl_tensor_new(f32 ? TL_F32 : TL_F64, 2, dims, TL_EMSG(&err));
+    if (has_y) ins[1] = tl_tensor_new(f32 ? TL_F32 : TL_F64, 2, dims, TL_EMSG(&err));
     for (int i = 0; i < N; i++) {
       double u = N > 1 ? c->lo + (c->hi - c->lo) * i / (N - 1) : c->lo;
       double t = c->logsp ? c->sign * pow(10, u) : u;
@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
     fmt_err(sa, sizeof sa, ea, bada);
     printf("| %s | %s | %s | %s | %s | %s | %s |\n", c->rule, c->dtype, c->range, sb, sa,
            ok ? "yes" : "**no**", rewritten ? "yes" : "**no**");
-    if (!ok) fprintf(stderr, "  %s %s: worst input x = %.17g (rel err %.3g)\n", c->rule, c->dtype, worst_in, ea);
+    if (!ok) fprintf(stderr, "  %s %s: worst input x = %.17g (rel err.msg %.3g)\n", c->rule, c->dtype, worst_in, ea);
     tl_tensor_free(naive);
     tl_tensor_free(opt);
     tl_tensor_free(ins[0]);

@@ -37,7 +37,7 @@
 
 #include "check/exact.h"
 #include "interp/interp.h"
-#include "ir/diag.h"
+#include "util/error.h"
 #include "ir/tg.h"
 #include "opt/opt.h"
 #include "util/util.h"
@@ -144,11 +144,11 @@ typedef struct run_opts {
 
 /* One expression: 0, or -1 (message printed). */
 static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *res) {
-  char err[4096];
+  tl_error err = {0};
   size_t len;
-  char *src = tl_read_file(path, &len, err, sizeof err);
+  char *src = tl_read_file(path, &len, TL_EMSG(&err));
   if (!src) {
-    fprintf(stderr, "bench-fpbench: %s\n", err);
+    fprintf(stderr, "bench-fpbench: %s\n", err.msg);
     return -1;
   }
   int rc = -1;
@@ -163,9 +163,9 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
   }
   wg = where_graph(path, src, g, &wfail);
   if (wfail) goto done;
-  best = tl_opt_graph(o, g, err, sizeof err);
+  best = tl_opt_graph(o, g, &err);
   if (!best) {
-    fprintf(stderr, "%s: optimizing: %s\n", path, err);
+    fprintf(stderr, "%s: optimizing: %s\n", path, err.msg);
     goto done;
   }
   char *t1 = tl_tg_print(g), *t2 = tl_tg_print(best);
@@ -190,14 +190,14 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
   for (int round = 0; round < 50 && have < N; round++) {
     int64_t dims[1] = {batch};
     for (int i = 0; i < ni; i++) {
-      ins[i] = tl_tensor_new(TL_F64, 1, dims, err, sizeof err);
+      ins[i] = tl_tensor_new(TL_F64, 1, dims, TL_EMSG(&err));
       for (int k = 0; k < batch; k++) tl_tensor_set_f64(ins[i], k, draw(lo[i], hi[i]));
     }
     tl_tensor *ok = NULL;
     if (wg) {
-      ok = run1(wg, ins, err, sizeof err);
+      ok = run1(wg, ins, TL_EMSG(&err));
       if (!ok) {
-        fprintf(stderr, "%s: the where line: %s\n", path, err);
+        fprintf(stderr, "%s: the where line: %s\n", path, err.msg);
         goto done;
       }
     }
@@ -227,12 +227,12 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
   }
   int64_t dims[1] = {have};
   for (int i = 0; i < ni; i++) {
-    ins[i] = tl_tensor_new(TL_F64, 1, dims, err, sizeof err);
+    ins[i] = tl_tensor_new(TL_F64, 1, dims, TL_EMSG(&err));
     for (int k = 0; k < have; k++) tl_tensor_set_f64(ins[i], k, xs[(size_t)k * ni + i]);
   }
-  tl_tensor *yb = run1(g, ins, err, sizeof err);
+  tl_tensor *yb = run1(g, ins, TL_EMSG(&err));
   if (!yb) {
-    fprintf(stderr, "%s: interpreter: %s\n", path, err);
+    fprintf(stderr, "%s: interpreter: %s\n", path, err.msg);
     goto done;
   }
   /* the optimized graph's inputs are the original's, by name */
@@ -241,9 +241,9 @@ static int bench_file(const char *path, tl_opt *o, const run_opts *ro, result *r
     for (int j = 0; j < ni; j++)
       if (strcmp(nm, g->names[g->nodes[g->inputs[j]].name]) == 0) wins[i] = ins[j];
   }
-  tl_tensor *ya = run1(best, wins, err, sizeof err);
+  tl_tensor *ya = run1(best, wins, TL_EMSG(&err));
   if (!ya) {
-    fprintf(stderr, "%s: interpreter (optimized): %s\n", path, err);
+    fprintf(stderr, "%s: interpreter (optimized): %s\n", path, err.msg);
     tl_tensor_free(yb);
     goto done;
   }

@@ -74,9 +74,9 @@ static tl_graph *parse(const char *src) {
 }
 
 static be_program *compile(const char *what, const tl_graph *g, const be_options *o) {
-  char err[512];
-  be_program *p = g ? be_compile(g, o, err, sizeof err) : NULL;
-  if (g && !p) fail("%s: compile: %s", what, err);
+  tl_error err = {0};
+  be_program *p = g ? be_compile(g, o, &err) : NULL;
+  if (g && !p) fail("%s: compile: %s", what, err.msg);
   return p;
 }
 
@@ -133,14 +133,14 @@ static bool agree_t(const char *what, const char *peer, const tl_tensor *ours, c
  * output (the caller frees it), NULL on a run error. */
 static double run_min(be_program *p, tl_tensor **in, int64_t *syms, int nout, tl_tensor **keep) {
   double best = 1e30;
-  char err[256];
+  tl_error err = {0};
   tl_tensor *out[8];
   if (keep) *keep = NULL;
   if (!p) return NAN;
   for (int r = 0; r < REPS; r++) {
     double t = tl_now_ms();
-    if (be_run(p, in, syms, out, err, sizeof err)) {
-      fail("run: %s", err);
+    if (be_run(p, in, syms, out, &err)) {
+      fail("run: %s", err.msg);
       return NAN;
     }
     t = tl_now_ms() - t;
@@ -351,15 +351,15 @@ static void blas_pair(const char *what, const char *src, int64_t m, int64_t k, i
  * a copy of p[k]'s output (NULL on an error; the caller frees them). */
 static void run_into_pair_dims(be_program *const *p, tl_tensor **in, int64_t *syms, int rank,
                                const int64_t *dims, double *t, tl_tensor **outs) {
-  char err[256];
-  tl_tensor *out = p[0] && p[1] ? tl_tensor_new(TL_F32, rank, dims, err, sizeof err) : NULL;
+  tl_error err = {0};
+  tl_tensor *out = p[0] && p[1] ? tl_tensor_new(TL_F32, rank, dims, TL_EMSG(&err)) : NULL;
   t[0] = t[1] = 1e30;
   outs[0] = outs[1] = NULL;
   for (int r = 0; out && r < 3 * REPS; r++)
     for (int k = 0; k < 2; k++) {
       double t0 = tl_now_ms();
-      if (be_run_into(p[k], in, syms, &out, err, sizeof err)) {
-        fail("run: %s", err);
+      if (be_run_into(p[k], in, syms, &out, &err)) {
+        fail("run: %s", err.msg);
         t[0] = t[1] = NAN;
         tl_tensor_free(out);
         return;
@@ -510,7 +510,8 @@ static bool agree_outs(const char *what, const char *peer, const tl_graph *g, tl
  * example runs once (symbols 7, 8, ...; random inputs) compiled cold, from
  * the cache, and as its kernels in C, and the outputs are compared. */
 static void compile_latency(const char *srcdir, const be_options *o1) {
-  char err[512], so[256];
+  char so[256];
+  tl_error err = {0};
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/examples", srcdir);
   DIR *dp = opendir(dir);
@@ -533,7 +534,7 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
     snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
     snprintf(what, sizeof what, "cold JIT %.100s", de->d_name);
     size_t len;
-    char *src = tl_read_file(path, &len, err, sizeof err);
+    char *src = tl_read_file(path, &len, TL_EMSG(&err));
     tl_graph *eg = src ? parse(src) : NULL;
     tl_free(src);
     if (!eg) {
@@ -552,8 +553,8 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
     }
     /* the peer: the same kernels as C, gcc -O2 (min of the same count) */
     double gccb = NAN;
-    char *csrc = c_peer_source(eg, err, sizeof err);
-    if (!csrc) fail("%s: C peer: %s", de->d_name, err);
+    char *csrc = c_peer_source(eg, TL_EMSG(&err));
+    if (!csrc) fail("%s: C peer: %s", de->d_name, err.msg);
     const char *dump = getenv("TLALOC_CPEER_DUMP"); /* a folder to keep the C in */
     if (csrc && dump && *dump) {
       char cp[8192];
@@ -586,11 +587,11 @@ static void compile_latency(const char *srcdir, const be_options *o1) {
     int no = eg->noutputs;
     tl_tensor **oc_ = tl_xcalloc((size_t)no + 1, sizeof *oc_), **oh = tl_xcalloc((size_t)no + 1, sizeof *oh),
               **op = tl_xcalloc((size_t)no + 1, sizeof *op);
-    if (tl_random_inputs(eg, in, syms, 5, err, sizeof err)) fail("%s: inputs: %s", what, err);
+    if (tl_random_inputs(eg, in, syms, 5, TL_EMSG(&err))) fail("%s: inputs: %s", what, err.msg);
     else {
-      if (cold && be_run(cold, in, syms, oc_, err, sizeof err)) fail("%s: run: %s", what, err);
-      if (ph && be_run(ph, in, syms, oh, err, sizeof err)) fail("%s: cache hit: run: %s", what, err);
-      if (peer && c_peer_run(peer, eg, in, syms, op, err, sizeof err)) fail("%s: C peer run: %s", what, err);
+      if (cold && be_run(cold, in, syms, oc_, &err)) fail("%s: run: %s", what, err.msg);
+      if (ph && be_run(ph, in, syms, oh, &err)) fail("%s: cache hit: run: %s", what, err.msg);
+      if (peer && c_peer_run(peer, eg, in, syms, op, TL_EMSG(&err))) fail("%s: C peer run: %s", what, err.msg);
     }
     char vh[64], vp[64];
     agree_outs(what, "the cache hit", eg, oh, oc_, vh, sizeof vh);
@@ -641,9 +642,9 @@ static void attention_rows(const be_options *o2) {
   if (!g) return;
   int64_t s4[4] = {T};
   tl_tensor *ain[4] = {0};
-  char err[512];
-  if (tl_random_inputs(g, ain, s4, 4, err, sizeof err)) {
-    fail("attention: inputs: %s", err);
+  tl_error err = {0};
+  if (tl_random_inputs(g, ain, s4, 4, TL_EMSG(&err))) {
+    fail("attention: inputs: %s", err.msg);
     tl_graph_free(g);
     return;
   }
@@ -681,14 +682,14 @@ static void attention_rows(const be_options *o2) {
         double t0 = tl_now_ms();
         if (who < 2) {
           if (!p) continue;
-          if (be_run(p, ain, s4, &ao_t, err, sizeof err) == 0) {
+          if (be_run(p, ain, s4, &ao_t, &err) == 0) {
             t0 = tl_now_ms() - t0;
             double *best = who == 0 ? &att : &att0;
             if (!(t0 >= *best)) *best = t0;
             tl_tensor_free(got[who]);
             got[who] = ao_t;
           } else {
-            fail("attention: run: %s", err);
+            fail("attention: run: %s", err.msg);
           }
           continue;
         }

@@ -149,11 +149,11 @@ static void summary(const char *what, int which, bool defaults) {
  * with the first mismatch printed. */
 static int check_outputs(const char *name, const tl_graph *g, be_program *prog, tl_tensor **in,
                          const int64_t *syms) {
-  char err[512];
+  tl_error err = {0};
   int no = g->noutputs, rc = 0;
   tl_tensor **got = tl_xcalloc((size_t)no + 1, sizeof *got), **ref = tl_xcalloc((size_t)no + 1, sizeof *ref);
-  if (be_run(prog, in, syms, got, err, sizeof err) || tl_interp_run(g, in, syms, ref, err, sizeof err)) {
-    fprintf(stderr, "bench-cost: %s: %s\n", name, err);
+  if (be_run(prog, in, syms, got, &err) || tl_interp_run(g, in, syms, ref, TL_EMSG(&err))) {
+    fprintf(stderr, "bench-cost: %s: %s\n", name, err.msg);
     rc = -1;
   }
   for (int o = 0; o < no && !rc; o++) {
@@ -268,10 +268,10 @@ static int run_examples(const char *srcdir, const tl_profile *prof, const tl_pro
       rc = -1;
       break;
     }
-    char err[512];
-    be_program *prog = be_compile(g, &o, err, sizeof err);
+    tl_error err = {0};
+    be_program *prog = be_compile(g, &o, &err);
     if (!prog) {
-      fprintf(stderr, "bench-cost: %s: %s\n", names[i], err);
+      fprintf(stderr, "bench-cost: %s: %s\n", names[i], err.msg);
       tl_graph_free(g);
       rc = -1;
       break;
@@ -284,7 +284,7 @@ static int run_examples(const char *srcdir, const tl_profile *prof, const tl_pro
       for (int s = 0; s < g->nsyms; s++) syms[s] = v;
       tl_tensor **in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
       double t = -1;
-      if (!tl_timing_inputs(g, syms, in, err, sizeof err)) t = tl_time_run(prog, in, syms, 1, 0, err, sizeof err);
+      if (!tl_timing_inputs(g, syms, in, TL_EMSG(&err))) t = tl_time_run(prog, in, syms, 1, 0, TL_EMSG(&err));
       for (int k = 0; k < g->ninputs; k++) tl_tensor_free(in[k]);
       tl_free(in);
       if (t < 0 || t >= target) break;
@@ -456,7 +456,8 @@ static int run_random(int count, uint64_t seed, const tl_profile *prof, const tl
   be_options o = be_options_default();
   o.use_cache = 0;
   for (int i = 0; i < count; i++) {
-    char size[48], name[32], err[512];
+    char size[48], name[32];
+    tl_error err = {0};
     tl_graph *g = random_graph(i, size, sizeof size);
     if (!g) return -1;
     snprintf(name, sizeof name, "random %d", i);
@@ -468,10 +469,10 @@ static int run_random(int count, uint64_t seed, const tl_profile *prof, const tl
       if (!f || fputs(text, f) < 0 || fclose(f)) fprintf(stderr, "bench-cost: cannot write %s\n", path);
       tl_free(text);
     }
-    be_program *prog = be_compile(g, &o, err, sizeof err);
+    be_program *prog = be_compile(g, &o, &err);
     if (!prog) {
       char *text = tl_tg_print(g);
-      fprintf(stderr, "bench-cost: %s: %s\n%s", name, err, text);
+      fprintf(stderr, "bench-cost: %s: %s\n%s", name, err.msg, text);
       tl_free(text);
       tl_graph_free(g);
       return -1;

@@ -188,12 +188,12 @@ int main(int argc, char **argv) {
   eg_math m;
   eg_math_init(&m);
   eg_rules *rules = eg_rules_new(&m.lang, m.conds);
-  eg_diag d = {0};
+  tl_diag d = {0};
   if (eg_rules_load_file(rules, rules_path, &d)) {
-    fputs(d.text, stderr);
+    fputs(tl_diag_text(&d), stderr);
     return 2;
   }
-  eg_diag_free(&d);
+  tl_diag_free(&d);
   if (rules->nrules != 36) {
     fprintf(stderr, "bench: expected 36 rules, got %d\n", rules->nrules);
     return 1;

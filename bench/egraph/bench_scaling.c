@@ -219,15 +219,15 @@ static row run_size(const char *rules, int family, int32_t target, int runs) {
     p.limits.seconds = 120;
     p.limits.bytes = 0;
     p.run = run_params();
-    char err[1024];
-    tl_opt *o = tl_opt_new(&p, err, sizeof err);
+    tl_error err = {0};
+    tl_opt *o = tl_opt_new(&p, TL_EMSG(&err));
     if (!o) {
-      fprintf(stderr, "rules: %s\n", err);
+      fprintf(stderr, "rules: %s\n", err.msg);
       exit(2);
     }
     reset_hwm();
     double t0 = now_ms(), c0 = cpu_ms();
-    tl_graph *res = tl_opt_graph(o, g, err, sizeof err);
+    tl_graph *res = tl_opt_graph(o, g, &err);
     double t1 = now_ms(), c1 = cpu_ms();
     row r;
     memset(&r, 0, sizeof r);
@@ -235,7 +235,7 @@ static row run_size(const char *rules, int family, int32_t target, int runs) {
     r.wall_ms = t1 - t0;
     r.cpu_ms = c1 - c0;
     r.ok = res != NULL;
-    if (!res) fprintf(stderr, "%s %d: %s\n", family ? "mlp" : "chain", target, err);
+    if (!res) fprintf(stderr, "%s %d: %s\n", family ? "mlp" : "chain", target, err.msg);
     parse_stats(o, &r);
     if (print_stats) tl_opt_print_stats(o, stderr);
     long hwm = vm_hwm_kib();
@@ -258,12 +258,12 @@ static int mem_row(const char *rules, int family, int32_t target) {
   eg_egraph *e = eg_new((eg_params){.lang = &c->lang, .analysis = &c->analysis,
                                     .seed = 0x746c616c6f63ULL});
   eg_rules *r = eg_rules_new(&c->lang, c->conds);
-  eg_diag d = {0};
+  tl_diag d = {0};
   if (eg_rules_load_file(r, rules, &d)) {
-    fprintf(stderr, "%s", d.text ? d.text : "rules: cannot load\n");
+    fprintf(stderr, "%s", d.nerrors ? tl_diag_text(&d) : "rules: cannot load\n");
     exit(2);
   }
-  eg_diag_free(&d);
+  tl_diag_free(&d);
   eg_id root;
   char err[512];
   if (tn_load_graph(c, e, g, &root, NULL, err, sizeof err)) {

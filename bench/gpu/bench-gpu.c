@@ -143,22 +143,23 @@ static int bench_device(const char *src) {
   };
   int fails = 0;
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    char path[4200], err[2048];
+    char path[4200];
+    tl_error err = {0};
     snprintf(path, sizeof path, "%s/bench/gpu/%s", src, cases[i].file);
     tl_graph *g = load(path);
     gpu_options o = gpu_options_default();
-    gpu_program *p = g ? gpu_compile(g, &o, err, sizeof err) : NULL;
+    gpu_program *p = g ? gpu_compile(g, &o, &err) : NULL;
     if (!p) {
-      printf("FAIL %s: %s\n", cases[i].what, g ? err : "does not parse");
+      printf("FAIL %s: %s\n", cases[i].what, g ? err.msg : "does not parse");
       fails++;
       tl_graph_free(g);
       continue;
     }
     int64_t syms[1] = {cases[i].sym};
     tl_tensor *in[4] = {0}, *out[4] = {0};
-    if (tl_random_inputs(g, in, g->nsyms ? syms : NULL, 1, err, sizeof err) ||
-        gpu_run(p, in, g->nsyms ? syms : NULL, out, err, sizeof err)) {
-      printf("FAIL %s: %s\n", cases[i].what, err);
+    if (tl_random_inputs(g, in, g->nsyms ? syms : NULL, 1, TL_EMSG(&err)) ||
+        gpu_run(p, in, g->nsyms ? syms : NULL, out, &err)) {
+      printf("FAIL %s: %s\n", cases[i].what, err.msg);
       fails++;
     } else {
       char *d = gpu_describe(p);

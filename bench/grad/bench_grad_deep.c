@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
   int smoke = argc > 1 && !strcmp(argv[1], "--smoke");
   gr_rules *r = gr_rules_new();
   tl_buf d = {0};
-  if (gr_rules_load_path(r, gr_default_rules_dir(), &d)) {
+  if (gr_rules_load_path(r, tl_rules_dir(), &d)) {
     fprintf(stderr, "%s", d.s ? d.s : "bench-grad-deep: cannot read the derivative rules\n");
     return 1;
   }

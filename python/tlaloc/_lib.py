@@ -15,14 +15,22 @@ _lib = None
 
 
 class TlalocError(Exception):
-    """An error reported by the C library; str(e) is its message. A type
-    error found when a built graph is parsed also has .op (the op), .src
-    ((file, line) of the user code that built the value) and .var."""
+    """An error reported by the C library; str(e) is its message and
+    .status the C API's status: 2 bad input, 3 out of memory, 4 an internal
+    error (a bug of tlaloc), 5 LLVM, the GPU driver or the ILP solver failed
+    (None when the error is the frontend's own). A type error found when a
+    built graph is parsed also has .op (the op), .src ((file, line) of the
+    user code that built the value) and .var."""
 
     __module__ = "tlaloc"
     op = None
     src = None
     var = None
+    status = None
+
+    def __init__(self, *args, status=None):
+        super().__init__(*args)
+        self.status = status
 
 
 class _Tensor(ctypes.Structure):
@@ -167,7 +175,7 @@ class Graph:
         err = ctypes.c_void_p()
         st = lib.tlaloc_parse(src, len(src), file.encode("utf-8"), ctypes.byref(g), ctypes.byref(err))
         if st != 0:
-            raise TlalocError(take_string(lib, err.value) or "tlaloc_parse failed")
+            raise TlalocError(take_string(lib, err.value) or "tlaloc_parse failed", status=st)
         if err.value:
             lib.tlaloc_free(err.value)
         self._g = g.value
@@ -224,7 +232,7 @@ class Graph:
         if st != 0:
             if out.value:
                 lib.tlaloc_graph_free(out.value)
-            raise TlalocError(take_string(lib, err.value) or "tlaloc_optimize failed")
+            raise TlalocError(take_string(lib, err.value) or "tlaloc_optimize failed", status=st)
         if err.value:
             lib.tlaloc_free(err.value)
         try:
@@ -271,7 +279,7 @@ class Program:
         p, err = ctypes.c_void_p(), ctypes.c_void_p()
         st = lib.tlaloc_compile(graph._g, ctypes.byref(opts), ctypes.byref(p), ctypes.byref(err))
         if st != 0:
-            raise TlalocError(take_string(lib, err.value) or "tlaloc_compile failed")
+            raise TlalocError(take_string(lib, err.value) or "tlaloc_compile failed", status=st)
         if err.value:
             lib.tlaloc_free(err.value)
         self._p = p.value

@@ -260,7 +260,7 @@ def _derive(mode, outputs, wrt, extra=None, rules=None):
     out, err = ctypes.c_void_p(), ctypes.c_void_p()
     st = lib.tlaloc_grad(src.handle, ctypes.byref(opts), ctypes.byref(out), ctypes.byref(err))
     if st != 0:
-        raise _lib.TlalocError(_lib.take_string(lib, err.value) or "tlaloc_grad failed")
+        raise _lib.TlalocError(_lib.take_string(lib, err.value) or "tlaloc_grad failed", status=st)
     dg = _lib.Graph.adopt(out.value)
     if extra is not None:
         names = out_names if mode == "vjp" else wrt_names

@@ -333,7 +333,7 @@ class Function:
         if st != 0:
             msg = _lib.take_string(self._g._lib, self._err.value)
             self._err.value = None
-            raise _lib.TlalocError(msg or "tlaloc_output_shapes failed (status %d)" % st)
+            raise _lib.TlalocError(msg or "tlaloc_output_shapes failed (status %d)" % st, status=st)
         dts = _NP["dtypes"]
         obase = ctypes.addressof(sig.outs)
         sig.out_ptrs = []
@@ -415,7 +415,7 @@ class Function:
             if st != 0:
                 msg = _lib.take_string(self._g._lib, self._err.value)
                 self._err.value = None
-                raise _lib.TlalocError(msg or "%s failed (status %d)" % (self._run_name, st))
+                raise _lib.TlalocError(msg or "%s failed (status %d)" % (self._run_name, st), status=st)
             if self._single:
                 if big:
                     return big[0][1]

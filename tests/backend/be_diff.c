@@ -59,7 +59,8 @@ static bool same_tensor(const tl_tensor *a, const tl_tensor *b) {
  * statistics after the runs (may be NULL). */
 int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
                     const be_options *o, be_stats *st) {
-  char e1[512] = "", e2[512] = "";
+  char e1[512] = "";
+  tl_error e2 = {0};
   int no = g->noutputs, ni = g->ninputs;
   tl_tensor **ref = tl_xcalloc((size_t)no + 1, sizeof *ref), **got = tl_xcalloc((size_t)no + 1, sizeof *got);
   tl_tensor **orig = tl_xcalloc((size_t)ni + 1, sizeof *orig), **run_in = tl_xcalloc((size_t)ni + 1, sizeof *run_in);
@@ -72,9 +73,9 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
     if (g->nodes[i].op == TL_OP_MATMUL && g->nodes[i].type.dtype == TL_F32) f32_rtol = 1e-4;
     if (g->nodes[i].type.dtype == TL_F32) f64_from_f32 = true;
   }
-  be_program *p = be_compile(g, o, e2, sizeof e2);
+  be_program *p = be_compile(g, o, &e2);
   if (!p) {
-    printf("FAIL %s: compile: %s\n", what, e2);
+    printf("FAIL %s: compile: %s\n", what, e2.msg);
     bad = 1;
     goto done;
   }
@@ -84,10 +85,10 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
     if (be_compare_into && !r1) { /* into buffers the caller owns (frame flag fresh = 0) */
       r2 = 0;
       for (int i = 0; i < no && !r2; i++)
-        if (!(got[i] = tl_tensor_new((tl_dtype)ref[i]->dtype, ref[i]->rank, ref[i]->dims, e2, sizeof e2))) r2 = -1;
-      if (!r2) r2 = be_run_into(p, run_in, syms, got, e2, sizeof e2);
+        if (!(got[i] = tl_tensor_new((tl_dtype)ref[i]->dtype, ref[i]->rank, ref[i]->dims, TL_EMSG(&e2)))) r2 = -1;
+      if (!r2) r2 = be_run_into(p, run_in, syms, got, &e2);
     } else {
-      r2 = be_run(p, run_in, syms, got, e2, sizeof e2);
+      r2 = be_run(p, run_in, syms, got, &e2);
     }
     for (int i = 0; i < ni; i++) {
       if (o->destroy_inputs) tl_tensor_free(run_in[i]);
@@ -98,7 +99,7 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
     }
     if (r1 || r2) {
       if (!r1 != !r2) {
-        printf("FAIL %s: interp %s, compiled %s\n", what, r1 ? e1 : "ok", r2 ? e2 : "ok");
+        printf("FAIL %s: interp %s, compiled %s\n", what, r1 ? e1 : "ok", r2 ? e2.msg : "ok");
         bad = 1;
       }
     } else {
@@ -244,7 +245,8 @@ static int cache_repair_test(const char *srcdir, const char *dir) {
   static const char *const names[2] = {"softplus_naive", "layer_norm"};
   enum { HDR = 64 }; /* jit.c's cache_hdr */
   tl_graph *g[2] = {0};
-  char sub[2][4400], path[2][4800], err[512];
+  char sub[2][4400], path[2][4800];
+  tl_error err = {0};
   char *good[2] = {0};
   size_t len[2] = {0};
   int bad = 0;
@@ -253,7 +255,7 @@ static int cache_repair_test(const char *srcdir, const char *dir) {
     snprintf(sub[i], sizeof sub[i], "%s/%s", dir, names[i]);
     be_options o = be_options_default();
     o.cache_dir = sub[i];
-    be_program *p = g[i] ? be_compile(g[i], &o, err, sizeof err) : NULL;
+    be_program *p = g[i] ? be_compile(g[i], &o, &err) : NULL;
     be_program_free(p);
     good[i] = p ? only_entry(sub[i], path[i], sizeof path[i], &len[i]) : NULL;
     if (!good[i] || len[i] <= HDR + 16) {
@@ -269,8 +271,8 @@ static int cache_repair_test(const char *srcdir, const char *dir) {
   for (int i = 0; i < 2 && !bad; i++) {
     int64_t syms[2] = {5, -1};
     tl_tensor *in[3] = {0};
-    if (tl_random_inputs(g[i], in, syms, 11, err, sizeof err)) {
-      printf("FAIL cache repair: inputs: %s\n", err);
+    if (tl_random_inputs(g[i], in, syms, 11, TL_EMSG(&err))) {
+      printf("FAIL cache repair: inputs: %s\n", err.msg);
       bad = 1;
     }
     for (int c = 0; c < NCASE && !bad; c++) {
@@ -312,7 +314,7 @@ static int cache_repair_test(const char *srcdir, const char *dir) {
         bad = 1;
       } else {
         size_t rl = 0;
-        char *r = tl_read_file(path[i], &rl, err, sizeof err);
+        char *r = tl_read_file(path[i], &rl, TL_EMSG(&err));
         if (!r || rl != len[i] || memcmp(r, good[i], rl)) {
           printf("FAIL %s: the entry was not rewritten as a fresh compile writes it\n", label);
           bad = 1;
@@ -338,11 +340,12 @@ static int cache_repair_test(const char *srcdir, const char *dir) {
 
 /* Cache: a miss then a hit (no LLVM work) that computes the same thing. */
 static int cache_test(const char *srcdir) {
-  char dir[4096], path[4200], err[512];
+  char dir[4096], path[4200];
+  tl_error err = {0};
   snprintf(dir, sizeof dir, "/tmp/tlaloc-be-cache-test.%ld", (long)getpid());
   snprintf(path, sizeof path, "%s/examples/xent.tg", srcdir);
   size_t len;
-  char *src = tl_read_file(path, &len, err, sizeof err);
+  char *src = tl_read_file(path, &len, TL_EMSG(&err));
   tl_diag d;
   tl_diag_init(&d, path, src, len);
   tl_graph *g = tl_tg_parse(src, len, &d);
@@ -351,10 +354,10 @@ static int cache_test(const char *srcdir) {
   be_options o = be_options_default();
   o.cache_dir = dir;
   int bad = 0;
-  be_program *a = be_compile(g, &o, err, sizeof err);
-  be_program *b = a ? be_compile(g, &o, err, sizeof err) : NULL;
+  be_program *a = be_compile(g, &o, &err);
+  be_program *b = a ? be_compile(g, &o, &err) : NULL;
   if (!a || !b) {
-    printf("FAIL cache: %s\n", err);
+    printf("FAIL cache: %s\n", err.msg);
     bad = 1;
   } else {
     const be_stats *sa = be_program_stats(a), *sb = be_program_stats(b);
@@ -366,8 +369,8 @@ static int cache_test(const char *srcdir) {
     }
     int64_t syms[4] = {7, -1, -1, -1};
     tl_tensor *in[4] = {0}, *oa[2] = {0}, *ob[2] = {0};
-    tl_random_inputs(g, in, syms, 3, err, sizeof err);
-    if (be_run(a, in, syms, oa, err, sizeof err) || be_run(b, in, syms, ob, err, sizeof err) ||
+    tl_random_inputs(g, in, syms, 3, TL_EMSG(&err));
+    if (be_run(a, in, syms, oa, &err) || be_run(b, in, syms, ob, &err) ||
         memcmp(oa[0]->data, ob[0]->data, (size_t)oa[0]->numel * 4)) {
       printf("FAIL cache: hit and miss programs differ\n");
       bad = 1;

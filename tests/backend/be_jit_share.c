@@ -33,11 +33,11 @@ static be_options no_cache(void) {
 
 /* runs p on c's inputs; 0 iff every output equals c->ref bit for bit */
 static int same_as_ref(be_program *p, share_case *c, const char *what) {
-  char err[512];
+  tl_error err = {0};
   tl_tensor *out[8] = {0};
   int bad = 0;
-  if (be_run(p, c->in, c->syms, out, err, sizeof err)) {
-    printf("FAIL jit share %s: %s\n", what, err);
+  if (be_run(p, c->in, c->syms, out, &err)) {
+    printf("FAIL jit share %s: %s\n", what, err.msg);
     return 1;
   }
   for (int i = 0; i < c->g->noutputs; i++) {
@@ -59,12 +59,13 @@ typedef struct worker_arg {
 static void *worker(void *arg) {
   worker_arg *w = arg;
   be_options o = no_cache();
-  char err[512], what[64];
+  char what[64];
+  tl_error err = {0};
   for (int r = 0; r < ROUNDS; r++) {
-    be_program *p = be_compile(w->c->g, &o, err, sizeof err);
+    be_program *p = be_compile(w->c->g, &o, &err);
     snprintf(what, sizeof what, "thread round %d", r);
     if (!p) {
-      printf("FAIL jit share %s: %s\n", what, err);
+      printf("FAIL jit share %s: %s\n", what, err.msg);
       w->fails++;
       continue;
     }
@@ -79,15 +80,15 @@ int be_jit_share_tests(const char *srcdir) {
   memset(cs, 0, sizeof cs);
   be_program *p[NG] = {0};
   be_options o = no_cache();
-  char err[512];
+  tl_error err = {0};
   int bad = 0;
   for (int k = 0; k < NG; k++) {
     char path[4200];
     snprintf(path, sizeof path, "%s/examples/%s", srcdir, names[k]);
     size_t len;
-    char *src = tl_read_file(path, &len, err, sizeof err);
+    char *src = tl_read_file(path, &len, TL_EMSG(&err));
     if (!src) {
-      printf("FAIL jit share: %s\n", err);
+      printf("FAIL jit share: %s\n", err.msg);
       bad = 1;
       goto done;
     }
@@ -102,17 +103,17 @@ int be_jit_share_tests(const char *srcdir) {
       goto done;
     }
     for (int s = 0; s < cs[k].g->nsyms; s++) cs[k].syms[s] = 7 + s;
-    if (tl_random_inputs(cs[k].g, cs[k].in, cs[k].syms, 5 + (uint64_t)k, err, sizeof err)) {
-      printf("FAIL jit share: inputs: %s\n", err);
+    if (tl_random_inputs(cs[k].g, cs[k].in, cs[k].syms, 5 + (uint64_t)k, TL_EMSG(&err))) {
+      printf("FAIL jit share: inputs: %s\n", err.msg);
       bad = 1;
       goto done;
     }
   }
   /* every program alive at once; the first runs give the references */
   for (int k = 0; k < NG; k++) {
-    p[k] = be_compile(cs[k].g, &o, err, sizeof err);
-    if (!p[k] || be_run(p[k], cs[k].in, cs[k].syms, cs[k].ref, err, sizeof err)) {
-      printf("FAIL jit share: %s: %s\n", names[k], err);
+    p[k] = be_compile(cs[k].g, &o, &err);
+    if (!p[k] || be_run(p[k], cs[k].in, cs[k].syms, cs[k].ref, &err)) {
+      printf("FAIL jit share: %s: %s\n", names[k], err.msg);
       bad = 1;
       goto done;
     }
@@ -120,8 +121,8 @@ int be_jit_share_tests(const char *srcdir) {
   /* the references are right: they match the interpreter's shapes */
   for (int k = 0; k < NG; k++) {
     tl_tensor *iout[8] = {0};
-    if (tl_interp_run(cs[k].g, cs[k].in, cs[k].syms, iout, err, sizeof err)) {
-      printf("FAIL jit share: interpreter on %s: %s\n", names[k], err);
+    if (tl_interp_run(cs[k].g, cs[k].in, cs[k].syms, iout, TL_EMSG(&err))) {
+      printf("FAIL jit share: interpreter on %s: %s\n", names[k], err.msg);
       bad = 1;
     }
     for (int i = 0; i < cs[k].g->noutputs; i++) {
@@ -136,9 +137,9 @@ int be_jit_share_tests(const char *srcdir) {
   /* free the middle one: its JITDylib goes to the next compile, which must
    * run its own code; the others keep theirs */
   be_program_free(p[1]);
-  p[1] = be_compile(cs[2].g, &o, err, sizeof err);
+  p[1] = be_compile(cs[2].g, &o, &err);
   if (!p[1]) {
-    printf("FAIL jit share: recompile: %s\n", err);
+    printf("FAIL jit share: recompile: %s\n", err.msg);
     bad = 1;
     goto done;
   }
@@ -146,9 +147,9 @@ int be_jit_share_tests(const char *srcdir) {
   bad |= same_as_ref(p[0], &cs[0], "xent after another program was freed");
   bad |= same_as_ref(p[2], &cs[2], "gelu beside its twin");
   be_program_free(p[1]);
-  p[1] = be_compile(cs[1].g, &o, err, sizeof err);
+  p[1] = be_compile(cs[1].g, &o, &err);
   if (!p[1]) {
-    printf("FAIL jit share: recompile: %s\n", err);
+    printf("FAIL jit share: recompile: %s\n", err.msg);
     bad = 1;
     goto done;
   }

@@ -48,7 +48,9 @@ static int has_streams(const tl_graph *g, char *err, size_t n) {
   if (be_plan_build(&pl, g, err, n)) return -1;
   LLVMContextRef cx = LLVMContextCreate();
   LLVMTargetMachineRef tm = be_host_tm(1);
-  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "l", "tlk_main", 1, err, n) : NULL;
+  tl_error e = {0};
+  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "l", "tlk_main", 1, &e) : NULL;
+  if (!m) tl_error_to(&e, err, n);
   int r = -1;
   if (m) {
     char *s = LLVMPrintModuleToString(m);
@@ -377,19 +379,19 @@ static int dominated_rows(void) {
   for (int dt = 0; dt < 2; dt++)
     for (int col = 0; col < 2; col++)
       for (int th = 1; th <= 2; th++) {
-        char err[512] = "";
+        tl_error err = {0};
         tl_graph *g = tlt_parse(src[dt][col], NULL);
         int64_t dims[2] = {col ? 2 : 3, col ? 3 : 2};
-        tl_tensor *x = g ? tl_tensor_new(dt ? TL_F64 : TL_F32, 2, dims, err, sizeof err) : NULL;
+        tl_tensor *x = g ? tl_tensor_new(dt ? TL_F64 : TL_F32, 2, dims, TL_EMSG(&err)) : NULL;
         for (int i = 0; x && i < 3; i++)
           for (int j = 0; j < 2; j++) tl_tensor_set_f64(x, col ? j * 3 + i : i * 2 + j, rows[i][j]);
         be_options o = be_options_default();
         o.use_cache = 0;
         o.threads = th;
-        be_program *p = x ? be_compile(g, &o, err, sizeof err) : NULL;
+        be_program *p = x ? be_compile(g, &o, &err) : NULL;
         tl_tensor *out[2] = {0};
-        if (!p || be_run(p, &x, NULL, out, err, sizeof err)) {
-          printf("FAIL dominated rows (%s, %s): %s\n", dt ? "f64" : "f32", col ? "columns" : "rows", err);
+        if (!p || be_run(p, &x, NULL, out, &err)) {
+          printf("FAIL dominated rows (%s, %s): %s\n", dt ? "f64" : "f32", col ? "columns" : "rows", err.msg);
           bad = 1;
         } else {
           double tol = dt ? 1e-15 : 1e-6; /* relative */

@@ -99,7 +99,8 @@ static int check_one(float x, float ge, float gt, acc *a, int verbose) {
 }
 
 static int accuracy_test(int verbose) {
-  char err[512], *diag = NULL;
+  char *diag = NULL;
+  tl_error err = {0};
   tl_graph *g = tlt_parse("(graph v (in x f32 [n]) (out e (exp x)) (out t (tanh x)))", &diag);
   tl_free(diag);
   if (!g) {
@@ -110,9 +111,9 @@ static int accuracy_test(int verbose) {
   o.vector_math = 2;
   o.use_cache = 0;
   o.threads = 1;
-  be_program *p = be_compile(g, &o, err, sizeof err);
+  be_program *p = be_compile(g, &o, &err);
   if (!p) {
-    printf("FAIL vmath: compile: %s\n", err);
+    printf("FAIL vmath: compile: %s\n", err.msg);
     tl_graph_free(g);
     return 1;
   }
@@ -120,9 +121,9 @@ static int accuracy_test(int verbose) {
   const int nexact = (int)(sizeof exact / sizeof exact[0]), nnear = (int)(sizeof near / sizeof near[0]);
   const int64_t nrand = 3 * 100000 + 1;
   int64_t n = nexact + 2 * nnear + 1 + nrand;
-  tl_tensor *x = tl_tensor_new(TL_F32, 1, &n, err, sizeof err);
+  tl_tensor *x = tl_tensor_new(TL_F32, 1, &n, TL_EMSG(&err));
   if (!x) {
-    printf("FAIL vmath: %s\n", err);
+    printf("FAIL vmath: %s\n", err.msg);
     be_program_free(p);
     tl_graph_free(g);
     return 1;
@@ -144,8 +145,8 @@ static int accuracy_test(int verbose) {
   }
   tl_tensor *out[2] = {0};
   int bad = 0;
-  if (be_run(p, &x, &n, out, err, sizeof err)) {
-    printf("FAIL vmath: run: %s\n", err);
+  if (be_run(p, &x, &n, out, &err)) {
+    printf("FAIL vmath: run: %s\n", err.msg);
     bad = 1;
   } else {
     const float *ge = out[0]->data, *gt = out[1]->data;

@@ -60,9 +60,9 @@ static tl_graph *parse(const char *src) { return tlt_parse(src, NULL); }
 
 /* Optimises src; returns the program and its text (caller frees both). */
 static tl_graph *optimise(tl_opt *o, const tl_graph *g, char **text) {
-  char err[1024];
-  tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-  cr_assert(best, "%s", err);
+  tl_error err = {0};
+  tl_graph *best = tl_opt_graph(o, g, &err);
+  cr_assert(best, "%s", err.msg);
   *text = tl_tg_print(best);
   return best;
 }
@@ -102,18 +102,18 @@ static int count(const char *s, const char *sub) {
 
 /* Minimum run time (ms) of g compiled by the backend on random inputs. */
 static double run_ms(const tl_graph *g) {
-  char err[1024];
+  tl_error err = {0};
   be_options bo = be_options_default();
   bo.use_cache = 0;
-  be_program *prog = be_compile(g, &bo, err, sizeof err);
-  cr_assert(prog, "%s", err);
+  be_program *prog = be_compile(g, &bo, &err);
+  cr_assert(prog, "%s", err.msg);
   tl_tensor *ins[3] = {0}, *outs[1] = {0};
   int64_t syms[1] = {-1}; /* no symbolic dims */
-  cr_assert_eq(tl_random_inputs(g, ins, syms, 7, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(tl_random_inputs(g, ins, syms, 7, TL_EMSG(&err)), 0, "%s", err.msg);
   double best = INFINITY;
   for (int r = 0; r < 9; r++) {
     double t0 = tl_now_ms();
-    cr_assert_eq(be_run(prog, ins, NULL, outs, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(be_run(prog, ins, NULL, outs, &err), 0, "%s", err.msg);
     double t = tl_now_ms() - t0;
     if (t < best) best = t;
     tl_tensor_free(outs[0]);
@@ -295,12 +295,12 @@ Test(cost, plugin_errors) {
 /* Two optimizers with the plugin on two threads (each its own registry). */
 static void *plugin_worker(void *arg) {
   const char *cost = arg;
-  char err[1024];
+  tl_error err = {0};
   long ok = 1;
   for (int rep = 0; rep < 3 && ok; rep++) {
-    tl_opt *o = make_opt(cost, EX_DAG, TL_ENERGY_PLUGIN, err, sizeof err);
+    tl_opt *o = make_opt(cost, EX_DAG, TL_ENERGY_PLUGIN, TL_EMSG(&err));
     tl_graph *g = parse(ENERGY_G);
-    tl_graph *best = o && g ? tl_opt_graph(o, g, err, sizeof err) : NULL;
+    tl_graph *best = o && g ? tl_opt_graph(o, g, &err) : NULL;
     char *text = best ? tl_tg_print(best) : NULL;
     ok = text && strstr(text, strcmp(cost, "energy") == 0 ? A_BC : AB_C) != NULL;
     tl_free(text);
@@ -336,10 +336,11 @@ static void example_all_objectives(const char *name, const char *src, size_t len
   tl_graph *g = parse(src);
   cr_assert(g, "%s", name);
   for (int i = 0; i < s->n; i++) {
-    char what[256], err[1024];
+    char what[256];
+    tl_error err = {0};
     snprintf(what, sizeof what, "%s under %s", name, s->what[i]);
-    tl_graph *best = tl_opt_graph(s->o[i], g, err, sizeof err);
-    cr_assert(best, "%s: %s", what, err);
+    tl_graph *best = tl_opt_graph(s->o[i], g, &err);
+    cr_assert(best, "%s: %s", what, err.msg);
     const tl_opt_cost_report *c = tl_opt_cost(s->o[i]);
     cr_assert(c);
     /* the extractor's DAG cost is the rebuilt program's objective */
@@ -492,20 +493,20 @@ static double forwards(const tl_cost_node *n, void *u) {
 Test(cost, monotonicity_violation_is_caught) {
   tl_opt *o = must_opt("time", EX_DAG, NULL);
   tl_cost_registry *r = tl_opt_costs(o);
-  char err[1024];
-  int id = tl_cost_add_property(r, "weird", TL_PROP_COST, forwards, NULL, err, sizeof err);
-  cr_assert_eq(id, 8, "%s", err); /* after the built-ins and `ops` */
-  cr_assert_eq(tl_cost_register(r, "weird", "exp", backwards, NULL, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(tl_opt_set_cost(o, "time + weird", err, sizeof err), 0, "%s", err);
+  tl_error err = {0};
+  int id = tl_cost_add_property(r, "weird", TL_PROP_COST, forwards, NULL, TL_EMSG(&err));
+  cr_assert_eq(id, 8, "%s", err.msg); /* after the built-ins and `ops` */
+  cr_assert_eq(tl_cost_register(r, "weird", "exp", backwards, NULL, TL_EMSG(&err)), 0, "%s", err.msg);
+  cr_assert_eq(tl_opt_set_cost(o, "time + weird", TL_EMSG(&err)), 0, "%s", err.msg);
   tl_graph *g = parse("(graph g (in x f32 [4]) (out y (neg (exp x))))");
   /* the function reads property 7 (`ops` here) as "its operands' cost" */
-  tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
+  tl_graph *best = tl_opt_graph(o, g, &err);
   cr_expect_null(best);
-  cr_expect(strstr(err, "cost function for property 'weird' of op 'exp' is not monotone") != NULL, "%s", err);
+  cr_expect(strstr(err.msg, "cost function for property 'weird' of op 'exp' is not monotone") != NULL, "%s", err.msg);
   /* a monotone function is accepted */
-  cr_assert_eq(tl_cost_register(r, "weird", "exp", forwards, NULL, err, sizeof err), 0, "%s", err);
-  best = tl_opt_graph(o, g, err, sizeof err);
-  cr_expect(best, "%s", err);
+  cr_assert_eq(tl_cost_register(r, "weird", "exp", forwards, NULL, TL_EMSG(&err)), 0, "%s", err.msg);
+  best = tl_opt_graph(o, g, &err);
+  cr_expect(best, "%s", err.msg);
   tl_graph_free(best);
   tl_graph_free(g);
   tl_opt_free(o);
@@ -520,14 +521,14 @@ static double nan_fn(const tl_cost_node *n, void *u) {
 Test(cost, non_finite_costs_are_errors) {
   tl_opt *o = must_opt("time / memory", EX_DAG, NULL);
   tl_graph *g = parse("(graph g (in x f32 [4]) (out y (exp x)))");
-  char err[1024];
+  tl_error err = {0};
   /* an input materialises nothing: time / memory is 0/0 there */
-  cr_expect_null(tl_opt_graph(o, g, err, sizeof err));
-  cr_expect(strstr(err, "cost expression 'time / memory' is NaN on op 'in'") != NULL, "%s", err);
-  cr_assert_eq(tl_cost_add_property(tl_opt_costs(o), "bad", TL_PROP_COST, nan_fn, NULL, err, sizeof err), 8);
-  cr_assert_eq(tl_opt_set_cost(o, "time", err, sizeof err), 0);
-  cr_expect_null(tl_opt_graph(o, g, err, sizeof err));
-  cr_expect(strstr(err, "cost property 'bad' of op 'in' is NaN") != NULL, "%s", err);
+  cr_expect_null(tl_opt_graph(o, g, &err));
+  cr_expect(strstr(err.msg, "cost expression 'time / memory' is NaN on op 'in'") != NULL, "%s", err.msg);
+  cr_assert_eq(tl_cost_add_property(tl_opt_costs(o), "bad", TL_PROP_COST, nan_fn, NULL, TL_EMSG(&err)), 8);
+  cr_assert_eq(tl_opt_set_cost(o, "time", TL_EMSG(&err)), 0);
+  cr_expect_null(tl_opt_graph(o, g, &err));
+  cr_expect(strstr(err.msg, "cost property 'bad' of op 'in' is NaN") != NULL, "%s", err.msg);
   tl_graph_free(g);
   tl_opt_free(o);
 }

@@ -118,4 +118,14 @@ grep -q "bad.rw:1:36: error: unknown op 'frob'" "$tmp/err" && ok || { bad "rule 
 expect_status 0 "opt --cost time" "$TL" opt "$X" --cost time
 expect_status 2 "opt --cost with an unknown property" "$TL" opt "$X" --cost "tim + 1"
 
+# Exit statuses tell bad input (2) from a backend that failed or is missing
+# (5): the GPU engine without a GPU or a driver.
+if "$TL" run "$X" --random 1 --dim n=8 --engine gpu >"$tmp/out" 2>"$tmp/err"; then
+  ok # a machine with a GPU
+else
+  rc=$?
+  [ "$rc" = 5 ] && grep -q "gpu: no " "$tmp/err" && ok || { bad "run --engine gpu without a GPU: exit $rc, want 5"; cat "$tmp/err"; }
+fi
+expect_status 2 "run with a negative size" "$TL" run "$X" --random 1 --dim n=-4
+
 check_summary

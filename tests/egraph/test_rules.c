@@ -15,14 +15,14 @@ static void teardown(void) { eg_math_fini(&M); }
 
 static char *load(const char *text, int *nerr) {
   eg_rules *r = eg_rules_new(&M.lang, M.conds);
-  eg_diag d = {0};
+  tl_diag d = {0};
   *nerr = eg_rules_load(r, "t.rw", text, strlen(text), &d);
   cr_assert_eq(r->nrules, *nerr ? 0 : r->nrules, "a text with errors adds nothing");
   cr_assert(!*nerr || (r->nfuses == 0 && r->ninplaces == 0 && r->nclasses == 0),
             "a text with errors adds no declarations");
   eg_rules_free(r);
-  char *s = d.text ? tl_xstrdup(d.text) : tl_xstrdup("");
-  eg_diag_free(&d);
+  char *s = tl_xstrdup(tl_diag_text(&d));
+  tl_diag_free(&d);
   return s;
 }
 
@@ -30,8 +30,8 @@ TestSuite(egraph_rules, .init = setup, .fini = teardown);
 
 Test(egraph_rules, shipped_math_rules) {
   eg_rules *r = eg_rules_new(&M.lang, M.conds);
-  eg_diag d = {0};
-  cr_assert_eq(eg_rules_load_file(r, TL_SOURCE_ROOT "/bench/egraph/egg-math.rw", &d), 0, "%s", d.text);
+  tl_diag d = {0};
+  cr_assert_eq(eg_rules_load_file(r, TL_SOURCE_ROOT "/bench/egraph/egg-math.rw", &d), 0, "%s", tl_diag_text(&d));
   cr_assert_eq(r->nrules, 36);
   cr_assert_eq(r->nrulesets, 1);
   cr_assert_str_eq(r->rules[0].name, "comm-add");
@@ -56,8 +56,8 @@ Test(egraph_rules, unknown_op) {
   char *s = load("(ruleset s\n  (rule r (foo ?a) => ?a))\n", &n);
   cr_assert_eq(n, 1);
   cr_assert_str_eq(s, "t.rw:2:12: error: unknown op 'foo'\n"
-                      "  (rule r (foo ?a) => ?a))\n"
-                      "           ^\n");
+                      "    (rule r (foo ?a) => ?a))\n"
+                      "             ^\n");
   tl_free(s);
 }
 
@@ -65,8 +65,8 @@ Test(egraph_rules, wrong_arity) {
   int n;
   char *s = load("(ruleset s (rule r (+ ?a) => ?a))", &n);
   cr_assert_str_eq(s, "t.rw:1:21: error: op '+' takes 2 operands, got 1\n"
-                      "(ruleset s (rule r (+ ?a) => ?a))\n"
-                      "                    ^\n");
+                      "  (ruleset s (rule r (+ ?a) => ?a))\n"
+                      "                      ^\n");
   tl_free(s);
 }
 
@@ -74,8 +74,8 @@ Test(egraph_rules, unbound_rhs_var) {
   int n;
   char *s = load("(ruleset s (rule r (+ ?a ?b) => (+ ?a ?c)))", &n);
   cr_assert_str_eq(s, "t.rw:1:39: error: unbound variable '?c' on the right side\n"
-                      "(ruleset s (rule r (+ ?a ?b) => (+ ?a ?c)))\n"
-                      "                                      ^\n");
+                      "  (ruleset s (rule r (+ ?a ?b) => (+ ?a ?c)))\n"
+                      "                                        ^\n");
   tl_free(s);
 }
 
@@ -83,8 +83,8 @@ Test(egraph_rules, unknown_condition) {
   int n;
   char *s = load("(ruleset s (rule r (/ ?a ?a) => 1 :if (positive ?a)))", &n);
   cr_assert_str_eq(s, "t.rw:1:40: error: unknown condition 'positive'\n"
-                      "(ruleset s (rule r (/ ?a ?a) => 1 :if (positive ?a)))\n"
-                      "                                       ^\n");
+                      "  (ruleset s (rule r (/ ?a ?a) => 1 :if (positive ?a)))\n"
+                      "                                         ^\n");
   tl_free(s);
 }
 
@@ -92,8 +92,8 @@ Test(egraph_rules, duplicate_rule_name) {
   int n;
   char *s = load("(ruleset s\n (rule r (+ ?a 0) => ?a)\n (rule r (* ?a 1) => ?a))", &n);
   cr_assert_str_eq(s, "t.rw:3:8: error: duplicate rule name 'r' (first defined at t.rw:2:2)\n"
-                      " (rule r (* ?a 1) => ?a))\n"
-                      "       ^\n");
+                      "   (rule r (* ?a 1) => ?a))\n"
+                      "         ^\n");
   tl_free(s);
 }
 
@@ -101,13 +101,13 @@ Test(egraph_rules, unbalanced_parens) {
   int n;
   char *s = load("(ruleset s\n (rule r (+ ?a 0) => ?a)\n", &n);
   cr_assert_str_eq(s, "t.rw:1:1: error: unbalanced parentheses: '(' is never closed\n"
-                      "(ruleset s\n"
-                      "^\n");
+                      "  (ruleset s\n"
+                      "  ^\n");
   tl_free(s);
   s = load("(ruleset s (rule r ?a => ?a)))", &n);
   cr_assert_str_eq(s, "t.rw:1:30: error: unbalanced parentheses: unexpected ')'\n"
-                      "(ruleset s (rule r ?a => ?a)))\n"
-                      "                             ^\n");
+                      "  (ruleset s (rule r ?a => ?a)))\n"
+                      "                               ^\n");
   tl_free(s);
 }
 
@@ -166,8 +166,8 @@ Test(egraph_rules, fuse_inplace_opclass_parse) {
                   "  (inplace add-ip (+ ?a ?b) :destroys ?a ?b)\n"
                   "  (inplace ln-ip (ln ?x) :destroys ?x)\n"
                   "  (inplace sin-rows (sin ?x) :destroys ?x :rowwise))\n";
-  eg_diag d = {0};
-  cr_assert_eq(eg_rules_load(r, "t.rw", t, strlen(t), &d), 0, "%s", d.text);
+  tl_diag d = {0};
+  cr_assert_eq(eg_rules_load(r, "t.rw", t, strlen(t), &d), 0, "%s", tl_diag_text(&d));
   int plus = op_of("+"), ln = op_of("ln"), sin = op_of("sin");
   int nops = M.lang.nops;
   cr_assert_eq(r->nrules, 1, "fuse/inplace/opclass are not rewrite rules");
@@ -190,7 +190,7 @@ Test(egraph_rules, fuse_inplace_opclass_parse) {
   cr_assert(!r->inplaces[1].rowwise);
   cr_assert(r->inplaces[2].rowwise && r->inplaces[2].destroys == 1u && r->inplaces[2].op == sin);
   cr_assert_eq(eg_rules_ruleset(r, "inplace"), 1);
-  eg_diag_free(&d);
+  tl_diag_free(&d);
   eg_rules_free(r);
 }
 
@@ -199,33 +199,33 @@ Test(egraph_rules, fuse_errors) {
   char *s = load("(ruleset f\n  (fuse a frob :into any))\n", &n);
   cr_assert_eq(n, 1);
   cr_assert_str_eq(s, "t.rw:2:11: error: unknown op or opclass 'frob'\n"
-                      "  (fuse a frob :into any))\n"
-                      "          ^\n");
+                      "    (fuse a frob :into any))\n"
+                      "            ^\n");
   tl_free(s);
   s = load("(ruleset f (fuse a + any))", &n);
   cr_assert_str_eq(s, "t.rw:1:22: error: expected ':into CONSUMER' after the producer\n"
-                      "(ruleset f (fuse a + any))\n"
-                      "                     ^\n");
+                      "  (ruleset f (fuse a + any))\n"
+                      "                       ^\n");
   tl_free(s);
   s = load("(ruleset f (fuse a + :into * :if (single-use 2)))", &n);
   cr_assert_str_eq(s, "t.rw:1:46: error: condition 'single-use' takes no arguments\n"
-                      "(ruleset f (fuse a + :into * :if (single-use 2)))\n"
-                      "                                             ^\n");
+                      "  (ruleset f (fuse a + :into * :if (single-use 2)))\n"
+                      "                                               ^\n");
   tl_free(s);
   s = load("(ruleset f (fuse a + :into * :if (max-ops x)))", &n);
   cr_assert_str_eq(s, "t.rw:1:43: error: condition 'max-ops' takes a positive integer\n"
-                      "(ruleset f (fuse a + :into * :if (max-ops x)))\n"
-                      "                                          ^\n");
+                      "  (ruleset f (fuse a + :into * :if (max-ops x)))\n"
+                      "                                            ^\n");
   tl_free(s);
   s = load("(ruleset f (fuse a + :into * :if (nonzero ?x)))", &n);
   cr_assert_str_eq(s, "t.rw:1:35: error: unknown fusion condition 'nonzero' (known: single-use, cheap, max-ops N)\n"
-                      "(ruleset f (fuse a + :into * :if (nonzero ?x)))\n"
-                      "                                  ^\n");
+                      "  (ruleset f (fuse a + :into * :if (nonzero ?x)))\n"
+                      "                                    ^\n");
   tl_free(s);
   s = load("(ruleset f (rule a (+ ?x 0) => ?x)\n (fuse a + :into *))", &n);
   cr_assert_str_eq(s, "t.rw:2:8: error: duplicate rule name 'a' (first defined at t.rw:1:12)\n"
-                      " (fuse a + :into *))\n"
-                      "       ^\n");
+                      "   (fuse a + :into *))\n"
+                      "         ^\n");
   tl_free(s);
 }
 
@@ -233,23 +233,23 @@ Test(egraph_rules, opclass_errors) {
   int n;
   char *s = load("(ruleset f\n  (opclass c + *)\n  (opclass c ln))", &n);
   cr_assert_str_eq(s, "t.rw:3:12: error: duplicate opclass 'c' (first defined at t.rw:2:3)\n"
-                      "  (opclass c ln))\n"
-                      "           ^\n");
+                      "    (opclass c ln))\n"
+                      "             ^\n");
   tl_free(s);
   s = load("(ruleset f (opclass sin +))", &n);
   cr_assert_str_eq(s, "t.rw:1:21: error: opclass name 'sin' is an op name, 'any' or 'output'\n"
-                      "(ruleset f (opclass sin +))\n"
-                      "                    ^\n");
+                      "  (ruleset f (opclass sin +))\n"
+                      "                      ^\n");
   tl_free(s);
   s = load("(ruleset f (opclass c + ?x))", &n);
   cr_assert_str_eq(s, "t.rw:1:25: error: expected an opclass member: an op, an opclass, 'any' or 'output'\n"
-                      "(ruleset f (opclass c + ?x))\n"
-                      "                        ^\n");
+                      "  (ruleset f (opclass c + ?x))\n"
+                      "                          ^\n");
   tl_free(s);
   s = load("(ruleset f (opclass c))", &n);
   cr_assert_str_eq(s, "t.rw:1:21: error: opclass 'c' has no members\n"
-                      "(ruleset f (opclass c))\n"
-                      "                    ^\n");
+                      "  (ruleset f (opclass c))\n"
+                      "                      ^\n");
   tl_free(s);
 }
 
@@ -258,35 +258,35 @@ Test(egraph_rules, inplace_errors) {
   char *s = load("(ruleset i\n  (inplace a (ln (+ ?x 1)) :destroys ?x))", &n);
   cr_assert_eq(n, 1);
   cr_assert_str_eq(s, "t.rw:2:14: error: an in-place pattern is one op over distinct ?vars, e.g. (exp ?x)\n"
-                      "  (inplace a (ln (+ ?x 1)) :destroys ?x))\n"
-                      "             ^\n");
+                      "    (inplace a (ln (+ ?x 1)) :destroys ?x))\n"
+                      "               ^\n");
   tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?x) :destroys ?x))", &n);
   cr_assert(strstr(s, "t.rw:1:23: error: an in-place pattern is one op over distinct ?vars"), "%s", s);
   tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys ?z))", &n);
   cr_assert_str_eq(s, "t.rw:1:43: error: '?z' is not an operand of the pattern\n"
-                      "(ruleset i (inplace a (+ ?x ?y) :destroys ?z))\n"
-                      "                                          ^\n");
+                      "  (ruleset i (inplace a (+ ?x ?y) :destroys ?z))\n"
+                      "                                            ^\n");
   tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys))", &n);
   cr_assert_str_eq(s, "t.rw:1:42: error: expected an operand ?var after ':destroys'\n"
-                      "(ruleset i (inplace a (+ ?x ?y) :destroys))\n"
-                      "                                         ^\n");
+                      "  (ruleset i (inplace a (+ ?x ?y) :destroys))\n"
+                      "                                           ^\n");
   tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys :rowwise))", &n);
   cr_assert(strstr(s, "t.rw:1:43: error: expected an operand ?var after ':destroys'"), "%s", s);
   tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :destroys ?x :rowwise ?y))", &n);
   cr_assert_str_eq(s, "t.rw:1:55: error: expected ')' after ':rowwise'\n"
-                      "(ruleset i (inplace a (+ ?x ?y) :destroys ?x :rowwise ?y))\n"
-                      "                                                      ^\n");
+                      "  (ruleset i (inplace a (+ ?x ?y) :destroys ?x :rowwise ?y))\n"
+                      "                                                        ^\n");
   cr_assert_eq(n, 1);
   tl_free(s);
   s = load("(ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))", &n);
   cr_assert_str_eq(s, "t.rw:1:33: error: expected ':destroys ?VAR...' after the pattern\n"
-                      "(ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))\n"
-                      "                                ^\n");
+                      "  (ruleset i (inplace a (+ ?x ?y) :if (nonzero ?x)))\n"
+                      "                                  ^\n");
   tl_free(s);
   s = load("(ruleset i (inplace a (frob ?x) :destroys ?x))", &n);
   cr_assert(strstr(s, "t.rw:1:24: error: unknown op 'frob'"), "%s", s);
@@ -364,8 +364,8 @@ Test(egraph_rules, condition_argument_kinds) {
   char *s = load("(ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))", &n);
   cr_assert_str_eq(s, "t.rw:1:48: error: condition 'nonzero' takes a ?variable of the pattern "
                       "as argument 1, not '1?a'\n"
-                      "(ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))\n"
-                      "                                               ^\n");
+                      "  (ruleset s (rule r (+ ?a 0) => ?a :if (nonzero 1?a)))\n"
+                      "                                                 ^\n");
   tl_free(s);
   s = load("(ruleset s (rule r (+ ?a ?b) => ?a :if (const-or-distinct-var ?a x)))", &n);
   cr_expect(strstr(s, "t.rw:1:66: error: condition 'const-or-distinct-var' takes a ?variable "

@@ -13,9 +13,9 @@ static eg_rules *R;
 static void setup(void) {
   eg_math_init(&M);
   R = eg_rules_new(&M.lang, M.conds);
-  eg_diag d = {0};
-  cr_assert_eq(eg_rules_load_file(R, TL_SOURCE_ROOT "/bench/egraph/egg-math.rw", &d), 0, "%s", d.text);
-  eg_diag_free(&d);
+  tl_diag d = {0};
+  cr_assert_eq(eg_rules_load_file(R, TL_SOURCE_ROOT "/bench/egraph/egg-math.rw", &d), 0, "%s", tl_diag_text(&d));
+  tl_diag_free(&d);
 }
 static void teardown(void) {
   eg_rules_free(R);

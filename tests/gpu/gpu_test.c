@@ -63,7 +63,8 @@ typedef struct tally {
  * both refuse to run it). */
 static int compare(const tl_engine *eng, const tl_graph *g, tl_tensor **in, const int64_t *syms, const char *what,
                    tally *t) {
-  char e1[1024] = "", e2[1024] = "";
+  char e1[1024] = "";
+  tl_error e2 = {0};
   int no = g->noutputs;
   tl_tensor **ref = tl_xcalloc((size_t)no + 1, sizeof *ref), **got = tl_xcalloc((size_t)no + 1, sizeof *got);
   int r1 = tl_interp_run(g, in, syms, ref, e1, sizeof e1);
@@ -74,18 +75,18 @@ static int compare(const tl_engine *eng, const tl_graph *g, tl_tensor **in, cons
     f32 |= g->nodes[i].type.dtype == TL_F32;
   }
   tl_engine_opts eo = tl_engine_opts_default();
-  void *p = eng->compile(g, &eo, e2, sizeof e2);
+  void *p = eng->compile(g, &eo, &e2);
   int bad = 0;
   if (!p) {
-    printf("FAIL %s on %s: compile: %s\n", what, eng->name, e2);
+    printf("FAIL %s on %s: compile: %s\n", what, eng->name, e2.msg);
     bad = 1;
   }
   for (int rep = 0; p && rep < 2 && !bad; rep++) { /* twice: the device pool is reused */
-    int r2 = eng->run(p, in, syms, got, e2, sizeof e2);
+    int r2 = eng->run(p, in, syms, got, &e2);
     t->runs++;
     if (r1 || r2) {
       if (!r1 != !r2) {
-        printf("FAIL %s on %s: interp %s, %s %s\n", what, eng->name, r1 ? e1 : "ok", eng->name, r2 ? e2 : "ok");
+        printf("FAIL %s on %s: interp %s, %s %s\n", what, eng->name, r1 ? e1 : "ok", eng->name, r2 ? e2.msg : "ok");
         bad = 1;
       } else if (rep == 0) {
         t->refused_both++;
@@ -543,18 +544,19 @@ static int own_math_mode(void) {
   o.math = GPU_MATH_OWN;
   o.sim_blocks = 64;
   for (size_t f = 0; f < sizeof fs / sizeof *fs; f++) {
-    char text[256], err[1024];
+    char text[256];
+    tl_error err = {0};
     snprintf(text, sizeof text, "(graph m (in x f32 [%d]) (out y (%s x)))", N, fs[f].op);
     tl_graph *g = tlt_parse(text, NULL);
-    gpu_program *p = gpu_compile(g, &o, err, sizeof err);
+    gpu_program *p = gpu_compile(g, &o, &err);
     if (!p) {
-      printf("FAIL own %s: %s\n", fs[f].op, err);
+      printf("FAIL own %s: %s\n", fs[f].op, err.msg);
       fails++;
       tl_graph_free(g);
       continue;
     }
     int64_t dims[1] = {N};
-    tl_tensor *x = tl_tensor_new(TL_F32, 1, dims, err, sizeof err), *y = NULL;
+    tl_tensor *x = tl_tensor_new(TL_F32, 1, dims, TL_EMSG(&err)), *y = NULL;
     float *xs = x->data;
     /* every binade of the range, evenly in each, then the special values */
     static const float special_vals[] = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 1e-45f, -1e-45f,
@@ -572,8 +574,8 @@ static int own_math_mode(void) {
     for (int i = 0; i < ns; i++) xs[N - ns + i] = special_vals[i];
     double worst = 0;
     float at = 0;
-    if (gpu_run(p, &x, NULL, &y, err, sizeof err)) {
-      printf("FAIL own %s: run: %s\n", fs[f].op, err);
+    if (gpu_run(p, &x, NULL, &y, &err)) {
+      printf("FAIL own %s: run: %s\n", fs[f].op, err.msg);
       fails++;
     } else {
       const float *ys = y->data;
@@ -606,12 +608,12 @@ static int own_math_mode(void) {
   (void)sim;
   for (size_t i = 0; i < sizeof ok_graphs / sizeof *ok_graphs; i++) {
     tl_graph *g = tlt_parse(ok_graphs[i], NULL);
-    char err[1024];
-    gpu_program *p = gpu_compile(g, &o, err, sizeof err);
+    tl_error err = {0};
+    gpu_program *p = gpu_compile(g, &o, &err);
     tl_tensor *in[1] = {0}, *out[8] = {0}, *ref[8] = {0};
-    tl_random_inputs(g, in, NULL, 3, err, sizeof err);
-    if (!p || gpu_run(p, in, NULL, out, err, sizeof err) || tl_interp_run(g, in, NULL, ref, err, sizeof err)) {
-      printf("FAIL own math composites: %s\n", err);
+    tl_random_inputs(g, in, NULL, 3, TL_EMSG(&err));
+    if (!p || gpu_run(p, in, NULL, out, &err) || tl_interp_run(g, in, NULL, ref, TL_EMSG(&err))) {
+      printf("FAIL own math composites: %s\n", err.msg);
       fails++;
     } else {
       for (int k = 0; k < g->noutputs; k++)
@@ -635,10 +637,10 @@ static int own_math_mode(void) {
   }
   for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
     tl_graph *g = tlt_parse(refused[i][0], NULL);
-    char err[1024] = "";
-    gpu_program *p = gpu_compile(g, &o, err, sizeof err);
-    bool ok = !p && strstr(err, refused[i][1]);
-    printf("%s own math refuses: %s\n", ok ? "ok  " : "FAIL", p ? "(compiled!)" : err);
+    tl_error err = {0};
+    gpu_program *p = gpu_compile(g, &o, &err);
+    bool ok = !p && strstr(err.msg, refused[i][1]);
+    printf("%s own math refuses: %s\n", ok ? "ok  " : "FAIL", p ? "(compiled!)" : err.msg);
     fails += !ok;
     gpu_program_free(p);
     tl_graph_free(g);
@@ -673,10 +675,10 @@ static int driver_mode(void) {
       int ok = gpu_available(w, sizeof w);
       /* a program cannot be compiled for the GPU either, with the same message */
       tl_graph *g = tlt_parse("(graph t (in x f32 [4]) (out y (exp x)))", NULL);
-      char err[512] = "";
+      tl_error err = {0};
       gpu_options o = gpu_options_default();
-      gpu_program *p = gpu_compile(g, &o, err, sizeof err);
-      dprintf(fd[1], "%d\n%s\n%s\n", ok, w, p ? "compiled" : err);
+      gpu_program *p = gpu_compile(g, &o, &err);
+      dprintf(fd[1], "%d\n%s\n%s\n", ok, w, p ? "compiled" : err.msg);
       _exit(0);
     }
     close(fd[1]);
@@ -726,9 +728,9 @@ static int placement_mode(void) {
     tl_graph *g = tlt_parse(cases[i].text, NULL);
     int64_t syms[1] = {cases[i].n};
     tl_placement pl;
-    char err[512];
-    if (tl_cost_place(&prof, g, g->nsyms ? syms : NULL, 0, &pl, err, sizeof err)) {
-      printf("FAIL placement of %s: %s\n", cases[i].name, err);
+    tl_error err = {0};
+    if (tl_cost_place(&prof, g, g->nsyms ? syms : NULL, 0, &pl, TL_EMSG(&err))) {
+      printf("FAIL placement of %s: %s\n", cases[i].name, err.msg);
       fails++;
       tl_graph_free(g);
       continue;
@@ -744,12 +746,12 @@ static int placement_mode(void) {
   const tl_engine *a = tl_engine_find("auto", 0);
   tl_graph *g = tlt_parse(cases[0].text, NULL);
   tl_engine_opts eo = tl_engine_opts_default();
-  char err[512];
-  void *p = a->compile(g, &eo, err, sizeof err);
+  tl_error err = {0};
+  void *p = a->compile(g, &eo, &err);
   tl_tensor *in[1] = {0}, *out[1] = {0};
-  tl_random_inputs(g, in, NULL, 1, err, sizeof err);
-  if (!p || a->run(p, in, NULL, out, err, sizeof err)) {
-    printf("FAIL the auto engine: %s\n", err);
+  tl_random_inputs(g, in, NULL, 1, TL_EMSG(&err));
+  if (!p || a->run(p, in, NULL, out, &err)) {
+    printf("FAIL the auto engine: %s\n", err.msg);
     fails++;
   } else {
     char *d = a->describe(p);

@@ -301,13 +301,13 @@ static void check_example(const char *name, const char *src, size_t len, void *v
   tl_tensor **ins = tl_xcalloc((size_t)vg32->ninputs + 1, sizeof *ins);
   int64_t *syms = tl_xmalloc(((size_t)vg32->nsyms + 1) * sizeof *syms);
   for (int i = 0; i < vg32->nsyms; i++) syms[i] = 3;
-  char err[1024];
-  cr_assert_eq(tl_random_inputs(vg32, ins, syms, 7, err, sizeof err), 0, "%s", err);
+  tl_error err = {0};
+  cr_assert_eq(tl_random_inputs(vg32, ins, syms, 7, TL_EMSG(&err)), 0, "%s", err.msg);
   for (int i = 0; i < vg32->ninputs; i++) /* positive inputs: logs stay finite */
     for (int64_t k = 0; is_float_type(&vg32->nodes[vg32->inputs[i]].type) && k < ins[i]->numel; k++)
       tl_tensor_set_f64(ins[i], k, 0.1 + 0.8 * uni(&r));
   tl_tensor **ref = tl_xcalloc((size_t)vg32->noutputs + 1, sizeof *ref);
-  cr_assert_eq(tl_interp_run(vg32, ins, syms, ref, err, sizeof err), 0, "%s: %s", name, err);
+  cr_assert_eq(tl_interp_run(vg32, ins, syms, ref, TL_EMSG(&err)), 0, "%s: %s", name, err.msg);
   for (int e = 0; tl_engine_at(e); e++) {
     const tl_engine *eng = tl_engine_at(e);
     char why[512];
@@ -318,10 +318,10 @@ static void check_example(const char *name, const char *src, size_t len, void *v
     }
     tl_engine_opts eo = tl_engine_opts_default();
     eo.use_cache = -1;
-    void *prog = eng->compile(vg32, &eo, err, sizeof err);
-    cr_assert(prog, "%s on %s: %s", name, eng->name, err);
+    void *prog = eng->compile(vg32, &eo, &err);
+    cr_assert(prog, "%s on %s: %s", name, eng->name, err.msg);
     tl_tensor **got = tl_xcalloc((size_t)vg32->noutputs + 1, sizeof *got);
-    cr_assert_eq(eng->run(prog, ins, syms, got, err, sizeof err), 0, "%s on %s: %s", name, eng->name, err);
+    cr_assert_eq(eng->run(prog, ins, syms, got, &err), 0, "%s on %s: %s", name, eng->name, err.msg);
     for (int o = 0; o < vg32->noutputs; o++) {
       char why[256];
       cr_expect(tlt_close_enough(ref[o], got[o], why, sizeof why), "%s on %s, output %s: %s", name, eng->name,
@@ -579,18 +579,18 @@ Test(optimize, gradients_become_stable) {
   };
   gr_rules *r = shipped();
   tl_opt_params op = tl_opt_defaults();
-  char err[2048];
-  tl_opt *o = tl_opt_new(&op, err, sizeof err);
-  cr_assert(o, "%s", err);
+  tl_error err = {0};
+  tl_opt *o = tl_opt_new(&op, TL_EMSG(&err));
+  cr_assert(o, "%s", err.msg);
   for (size_t i = 0; i < sizeof wins / sizeof *wins; i++) {
     const win *w = &wins[i];
     tl_graph *g = parse(w->src);
     cr_assert(g, "%s", w->name);
     gr_params p = {.mode = GR_VJP, .wrt = w->wrt, .nwrt = w->wrt[1] ? 2 : w->wrt[0] ? 1 : 0};
-    tl_graph *vg = gr_transform(g, r, &p, err, sizeof err);
-    cr_assert(vg, "%s: %s", w->name, err);
-    tl_graph *best = tl_opt_graph(o, vg, err, sizeof err);
-    cr_assert(best, "%s: %s", w->name, err);
+    tl_graph *vg = gr_transform(g, r, &p, TL_EMSG(&err));
+    cr_assert(vg, "%s: %s", w->name, err.msg);
+    tl_graph *best = tl_opt_graph(o, vg, &err);
+    cr_assert(best, "%s: %s", w->name, err.msg);
     char *text = tl_tg_print(best);
     cr_expect(strstr(text, w->want) != NULL, "%s: the optimized gradient has no %s:\n%s", w->name, w->want, text);
     if (!w->more_ops)

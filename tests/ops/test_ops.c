@@ -275,7 +275,8 @@ typedef struct tally { int run, refused, fail; } tally;
 /* One case on one engine: 0 pass (or both refused), 1 fail. */
 static int run_case(const tl_engine *eng, const tl_graph *g, int op, bool nasty, uint64_t seed, const char *text,
                     tally *t) {
-  char err[1024], ierr[1024];
+  char ierr[1024];
+  tl_error err = {0};
   tl_tensor **in = make_inputs(g, op, nasty, seed);
   tl_tensor **ref = tl_xcalloc((size_t)g->noutputs + 1, sizeof *ref);
   tl_tensor **got = tl_xcalloc((size_t)g->noutputs + 1, sizeof *got);
@@ -284,17 +285,17 @@ static int run_case(const tl_engine *eng, const tl_graph *g, int op, bool nasty,
   int irc = tl_interp_run(g, in, syms, ref, ierr, sizeof ierr);
   tl_engine_opts o = tl_engine_opts_default();
   o.use_cache = -1;
-  void *p = eng->compile(g, &o, err, sizeof err);
+  void *p = eng->compile(g, &o, &err);
   if (!p) {
-    printf("  FAIL %s: %s\n    compile: %s\n", eng->name, text, err);
+    printf("  FAIL %s: %s\n    compile: %s\n", eng->name, text, err.msg);
     bad = 1;
   } else {
-    int rrc = eng->run(p, in, syms, got, err, sizeof err);
+    int rrc = eng->run(p, in, syms, got, &err);
     if (irc && rrc) {
       t->refused++;
     } else if (irc || rrc) {
       printf("  FAIL %s%s: %s\n    %s refused it: %s\n", eng->name, nasty ? " (awkward values)" : "", text,
-             irc ? "only the interpreter" : eng->name, irc ? ierr : err);
+             irc ? "only the interpreter" : eng->name, irc ? ierr : err.msg);
       bad = 1;
     } else {
       bool reduces = tl_ops[op].kind == TL_KIND_REDUCTION || tl_ops[op].kind == TL_KIND_LINALG;

@@ -52,9 +52,9 @@ static tl_opt *with_rules(const char *text, tl_opt_params p) {
 Test(opt_limits, chain_with_a_shared_operand_is_rebuilt) {
   tl_graph *g = chain(3000, "(add 1 %s)");
   tl_opt *o = with_rules("(ruleset r (rule mul-one (mul ?x 1) => ?x))\n", tl_opt_defaults());
-  char err[1024];
-  tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-  cr_assert(best, "%s", err);
+  tl_error err = {0};
+  tl_graph *best = tl_opt_graph(o, g, &err);
+  cr_assert(best, "%s", err.msg);
   cr_assert(tl_graph_equal(g, best));
   tl_graph_free(best);
   tl_opt_free(o);
@@ -83,10 +83,10 @@ static size_t applied(const tl_opt *o) {
  * the default (scaled) limit every link goes and y = x comes out. */
 Test(opt_limits, default_node_limit_scales_with_the_program) {
   tl_graph *g = chain(120000, "(mul %s 1)");
-  char err[1024];
+  tl_error err = {0};
   tl_opt *o = algebraic(tl_opt_defaults());
-  tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-  cr_assert(best, "%s", err);
+  tl_graph *best = tl_opt_graph(o, g, &err);
+  cr_assert(best, "%s", err.msg);
   const eg_report *r = tl_opt_report(o);
   cr_assert_eq(r->phases[0].stop, EG_STOP_SATURATED, "stop %s", eg_stop_name(r->phases[0].stop));
   cr_assert_geq(applied(o), 120000);
@@ -98,8 +98,8 @@ Test(opt_limits, default_node_limit_scales_with_the_program) {
   cr_assert_eq(tl_opt_parse_limits("nodes=100000", &p), 0);
   cr_assert_eq(p.nodes_per_node, 0);
   o = algebraic(p);
-  best = tl_opt_graph(o, g, err, sizeof err);
-  cr_assert(best, "%s", err);
+  best = tl_opt_graph(o, g, &err);
+  cr_assert(best, "%s", err.msg);
   cr_assert_eq(tl_opt_report(o)->phases[0].stop, EG_STOP_NODES);
   cr_assert_eq(applied(o), 0);
   tl_graph_free(best);
@@ -134,9 +134,9 @@ Test(opt_limits, node_limit_holds_within_an_iteration) {
     p.run.sched = sched[s];
     p.check = true; /* eg_check after every rebuild, the last one too */
     tl_opt *o = algebraic(p);
-    char err[1024];
-    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-    cr_assert(best, "%s", err);
+    tl_error err = {0};
+    tl_graph *best = tl_opt_graph(o, g, &err);
+    cr_assert(best, "%s", err.msg);
     const eg_phase_report *ph = &tl_opt_report(o)->phases[0];
     cr_assert_eq(ph->stop, EG_STOP_NODES, "scheduler %d: stop %s", s, eg_stop_name(ph->stop));
     cr_assert_leq(ph->stop_value, (double)(limit + slack), "scheduler %d: %g", s, ph->stop_value);

@@ -33,11 +33,11 @@ static tl_opt *shipped_rules(void) {
 static void example_keeps_value(const char *name, const char *src, size_t len, void *ctx) {
   (void)len;
   tl_opt *o = ctx;
-  char err[1024];
+  tl_error err = {0};
   tl_graph *g = parse(src);
   cr_assert(g, "%s", name);
-  tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-  cr_assert(best, "%s: %s", name, err);
+  tl_graph *best = tl_opt_graph(o, g, &err);
+  cr_assert(best, "%s: %s", name, err.msg);
   for (uint64_t seed = 1; seed <= 3; seed++) {
     tl_tensor *o1[8] = {0}, *o2[8] = {0};
     cr_assert_leq(g->noutputs, 8);
@@ -67,13 +67,14 @@ Test(opt, every_example_keeps_its_value) {
 Test(opt, a_reused_optimizer_keeps_nothing_of_earlier_graphs) {
   tl_opt *o = shipped_rules();
   for (int i = 0; i < 300; i++) {
-    char src[256], err[1024];
+    char src[256];
+    tl_error err = {0};
     snprintf(src, sizeof src, "(graph g%d (in x%d f32 [n%d 2]) (out y (add (exp x%d) (const f32 [2] 1 %d))))",
              i, i, i, i, i);
     tl_graph *g = parse(src);
     cr_assert(g, "%s", src);
-    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-    cr_assert(best, "%s: %s", src, err);
+    tl_graph *best = tl_opt_graph(o, g, &err);
+    cr_assert(best, "%s: %s", src, err.msg);
     cr_assert_eq(best->nsyms, 1, "graph %d: %d symbols", i, (int)best->nsyms);
     char want[16];
     snprintf(want, sizeof want, "x%d", i);
@@ -96,12 +97,13 @@ Test(opt, naive_forms_become_stable_forms) {
     {"(in x f32 [n]) (in y f32 [n])", "(log (add (exp x) (exp y)))", "logaddexp"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    char src[512], err[512];
+    char src[512];
+    tl_error err = {0};
     snprintf(src, sizeof src, "(graph g %s (out result %s))", cases[i].in, cases[i].expr);
     tl_graph *g = parse(src);
     cr_assert(g);
-    tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-    cr_assert(best, "%s", err);
+    tl_graph *best = tl_opt_graph(o, g, &err);
+    cr_assert(best, "%s", err.msg);
     char *text = tl_tg_print(best);
     cr_expect(strstr(text, cases[i].want) != NULL, "%s became %s", cases[i].expr, text);
     tl_free(text);
@@ -220,10 +222,10 @@ static void *opt_worker(void *arg) {
     const char *paths[1] = {TL_SOURCE_DIR "/rules"};
     p.rule_paths = paths;
     p.nrule_paths = 1;
-    char err[4096];
-    tl_opt *o = tl_opt_new(&p, err, sizeof err);
+    tl_error err = {0};
+    tl_opt *o = tl_opt_new(&p, TL_EMSG(&err));
     tl_graph *g = parse("(graph g (in x f32 [n 10]) (out y (log (softmax x :axis 1))))");
-    tl_graph *best = o && g ? tl_opt_graph(o, g, err, sizeof err) : NULL;
+    tl_graph *best = o && g ? tl_opt_graph(o, g, &err) : NULL;
     char *text = best ? tl_tg_print(best) : NULL;
     ok = text && strstr(text, "log_softmax") != NULL;
     tl_free(text);

@@ -32,6 +32,7 @@ def test_gpu_without_a_gpu_says_so():
             f = tl.function(ins, outs, device="gpu")
         except tl.TlalocError as e:
             assert "gpu: no " in str(e)  # no CUDA driver, or no GPU
+            assert e.status == 5  # TLALOC_BACKEND_FAILED, not bad input
         else:
             x = np.ones((4, 37), np.float32)
             ref = tl.function(ins, outs, engine="interp")(x)
@@ -53,6 +54,13 @@ def test_auto_and_cpu_devices():
     f(x)
     st = f.compile_stats()
     assert st["device"] == "cpu" and st["predicted_cpu_us"] < st["predicted_gpu_us"]
+
+
+def test_bad_input_status():
+    """A graph the engine cannot take is bad input (status 2)."""
+    with pytest.raises(tl.TlalocError) as e:
+        _lib.Graph("(graph g (in x f32 [4]) (out y (frob x)))", "<t>")
+    assert e.value.status == 2
 
 
 def test_device_argument_checked():

@@ -259,7 +259,8 @@ static const scase cases[] = {
 };
 
 static void check_case(tl_opt *o, const scase *c) {
-  char src[1024], err[1024], in[256];
+  char src[1024], in[256];
+  tl_error err = {0};
   if (c->lets[0]) /* x is computed from the input z */
     snprintf(in, sizeof in, "(in z %s [%d %d]) %s", c->dtype, c->rows, c->cols, c->lets);
   else if (c->has_y)
@@ -270,8 +271,8 @@ static void check_case(tl_opt *o, const scase *c) {
   snprintf(src, sizeof src, "(graph g %s (out r %s))", in, c->expr);
   tl_graph *g = parse(src);
   cr_assert(g, "%s: %s", c->rule, src);
-  tl_graph *best = tl_opt_graph(o, g, err, sizeof err);
-  cr_assert(best, "%s: %s", c->rule, err);
+  tl_graph *best = tl_opt_graph(o, g, &err);
+  cr_assert(best, "%s: %s", c->rule, err.msg);
   char *text = tl_tg_print(best);
   cr_expect(strstr(text, c->want) != NULL, "%s (%s): %s did not fire: became\n%s", c->rule, c->dtype, c->expr, text);
   if (c->absent)
@@ -287,11 +288,11 @@ static void check_case(tl_opt *o, const scase *c) {
     double a = tl_tensor_get_f64(opt, i), b = tl_tensor_get_f64(naive, i);
     double e = rel_err(a, ref[i], tol > 1e-7), en = rel_err(b, ref[i], tol > 1e-7);
     if (en > worst_naive || isnan(en)) worst_naive = en;
-    cr_expect(isfinite(a) && e <= tol, "%s (%s) element %d: optimised %.17g, reference %.21Lg, rel err %.3g",
+    cr_expect(isfinite(a) && e <= tol, "%s (%s) element %d: optimised %.17g, reference %.21Lg, rel err.msg %.3g",
               c->rule, c->dtype, i, a, ref[i], e);
   }
   if (!c->naive_ok)
-    cr_expect(worst_naive > 1e-3, "%s (%s): the naive form did not fail on these inputs (worst rel err %.3g)",
+    cr_expect(worst_naive > 1e-3, "%s (%s): the naive form did not fail on these inputs (worst rel err.msg %.3g)",
               c->rule, c->dtype, worst_naive);
   tl_tensor_free(naive);
   tl_tensor_free(opt);
@@ -381,20 +382,20 @@ Test(accuracy, a_worsening_rule_is_refused_on_a_declared_range) {
   const char *paths[1] = {path};
   p.rule_paths = paths;
   p.nrule_paths = 1;
-  char err[4096];
-  tl_opt *o = tl_opt_new(&p, err, sizeof err);
-  cr_assert(o, "%s", err);
+  tl_error err = {0};
+  tl_opt *o = tl_opt_new(&p, TL_EMSG(&err));
+  cr_assert(o, "%s", err.msg);
   const char *ranged = "(graph g (in x f64 [64] :range 0 inf) (out y (div 1 (add (sqrt (add x 1)) (sqrt x)))))";
   const char *plain = "(graph g (in x f64 [64]) (out y (div 1 (add (sqrt (add x 1)) (sqrt x)))))";
   tl_graph *g1 = parse(ranged), *g2 = parse(plain);
-  tl_graph *b1 = tl_opt_graph(o, g1, err, sizeof err), *b2 = b1 ? tl_opt_graph(o, g2, err, sizeof err) : NULL;
-  cr_assert(b1 && b2, "%s", err);
+  tl_graph *b1 = tl_opt_graph(o, g1, &err), *b2 = b1 ? tl_opt_graph(o, g2, &err) : NULL;
+  cr_assert(b1 && b2, "%s", err.msg);
   char *t1 = tl_tg_print(b1), *t2 = tl_tg_print(b2);
   cr_expect(strstr(t1, "(sub") == NULL, "the rewrite that cancels was taken on x >= 0:\n%s", t1);
   cr_expect(strstr(t2, "(sub") != NULL, "without the range the cost has no reason to refuse it:\n%s", t2);
   /* and the refused form is the accurate one: large x, where sqrt(x+1) - sqrt(x) cancels */
   int64_t dims[1] = {64};
-  tl_tensor *x = tl_tensor_new(TL_F64, 1, dims, err, sizeof err);
+  tl_tensor *x = tl_tensor_new(TL_F64, 1, dims, TL_EMSG(&err));
   for (int k = 0; k < 64; k++) tl_tensor_set_f64(x, k, pow(10, 4 + k * 0.2));
   double kept = mean_bits(b1, x), taken = mean_bits(b2, x);
   cr_expect(kept < 1 && taken > kept + 10, "bits of error: kept %g, cancelling %g", kept, taken);

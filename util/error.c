@@ -1,13 +1,51 @@
-/* diag.c - see diag.h. */
-#include "ir/diag.h"
-#include "util/alloc.h"
+/* error.c - see error.h. */
+#include "util/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <string.h>
+
+const char *tl_status_name(tl_status s) {
+  switch (s) {
+  case TL_OK: return "ok";
+  case TL_CHECK_FAILED: return "check failed";
+  case TL_BAD_INPUT: return "bad input";
+  case TL_OUT_OF_MEMORY: return "out of memory";
+  case TL_INTERNAL: return "internal error";
+  case TL_BACKEND_FAILED: return "backend failed";
+  }
+  return "unknown status";
+}
+
+int tl_fail(tl_error *e, tl_status s, const char *fmt, ...) {
+  e->status = s;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+int tl_fail_kind(tl_error *e, tl_status s) {
+  e->status = s;
+  if (!e->msg[0]) snprintf(e->msg, sizeof e->msg, "%s (no message)", tl_status_name(s));
+  return -1;
+}
+
+int tl_error_to(const tl_error *e, char *err, size_t n) {
+  if (n) snprintf(err, n, "%s", e->msg);
+  return -1;
+}
+
+void tl_error_clear(tl_error *e) {
+  e->status = TL_OK;
+  e->msg[0] = 0;
+}
+
+/* ---- diagnostics of an input text ---------------------------------------- */
 
 void tl_diag_init(tl_diag *d, const char *file, const char *src, size_t len) {
-  d->file = file ? file : "<input>";
+  d->file = file;
   d->src = src;
   d->len = len;
   d->out.s = NULL;
@@ -36,22 +74,23 @@ static void quote_line(tl_diag *d, tl_loc loc) {
 static void emit(tl_diag *d, tl_loc loc, const char *kind, const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof msg, fmt, ap);
+  const char *file = d->file ? d->file : "<input>";
   if (loc.line > 0)
-    tl_buf_printf(&d->out, "%s:%d:%d: %s: %s\n", d->file, loc.line, loc.col, kind, msg);
+    tl_buf_printf(&d->out, "%s:%d:%d: %s: %s\n", file, loc.line, loc.col, kind, msg);
   else
-    tl_buf_printf(&d->out, "%s: %s: %s\n", d->file, kind, msg);
+    tl_buf_printf(&d->out, "%s: %s: %s\n", file, kind, msg);
   quote_line(d, loc);
 }
 
 void tl_diag_error(tl_diag *d, tl_loc loc, const char *fmt, ...) {
   d->nerrors++;
   if (d->nerrors > TL_DIAG_MAX_ERRORS) return;
-  if (d->nerrors == TL_DIAG_MAX_ERRORS + 0) {
+  if (d->nerrors == TL_DIAG_MAX_ERRORS) {
     va_list ap;
     va_start(ap, fmt);
     emit(d, loc, "error", fmt, ap);
     va_end(ap);
-    tl_buf_printf(&d->out, "%s: too many errors, stopping\n", d->file);
+    tl_buf_printf(&d->out, "%s: too many errors, stopping\n", d->file ? d->file : "<input>");
     return;
   }
   va_list ap;
