@@ -10,7 +10,7 @@ PACKAGES="
   libopenblas-dev libmpfr-dev
   libcjson-dev coinor-libcbc-dev
   python3 python3-numpy python3-pytest python3-sympy python3-onnx libonnx-testdata
-  python3-torch
+  python3-torch python3-dask python3-distributed
 "
 
 SUDO=""

@@ -66,6 +66,13 @@ def _candidates():
         yield env, True
     here = os.path.dirname(os.path.abspath(__file__))
     yield os.path.normpath(os.path.join(here, "..", "..", "build", "libtlaloc.so")), False
+    try:  # installed by `meson install`: the library where it put it, relative to here
+        from . import _paths
+    except ImportError:
+        pass
+    else:
+        rel = os.path.relpath(_paths.LIBDIR, _paths.PYDIR)
+        yield os.path.normpath(os.path.join(here, "..", rel, "libtlaloc.so")), False
     import ctypes.util  # lazily: it imports shutil/re/subprocess (~20 ms)
     found = ctypes.util.find_library("tlaloc")
     if found:

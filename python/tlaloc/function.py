@@ -107,6 +107,8 @@ class Function:
     def __init__(self, inputs, outputs, rules=None, cost=None, name="f", text=None,
                  bound=None, limits=None, engine="llvm", device=None, threads=0, plugins=None, profile=None,
                  out_names=None):
+        # what a pickled copy needs to be made again (__reduce__)
+        self._travel = {"name": name, "engine": engine, "device": device, "threads": threads}
         exact = device is not None  # the C engine of that name, "auto" included
         engine = engine_for_device(engine, device)
         if not exact:
@@ -246,6 +248,18 @@ class Function:
         # positions of caller-passed inputs among the graph's inputs
         self._arg_pos = [i for i in range(self._nin) if i not in self._bound_arrays]
         self._arg_dts = [self._spec[i][1] for i in self._arg_pos]
+
+    def __reduce__(self):
+        """A Function pickles as the graph that runs (the optimized one when
+        it was optimized, so the other side does not optimize again), its
+        bound inputs and its options; unpickling compiles it again, which
+        the compile cache makes a lookup where the cache is shared (the same
+        machine, or TLALOC_CACHE_DIR on a shared disk). The compiled code
+        itself does not travel: it is the host's."""
+        text = self.optimized_graph if self.optimized_graph is not None else self.graph
+        bound = {k: _np().asarray(v) for k, v in self._bound.items()}
+        return (_unpickle_function, (text, self._single, bound, dict(self._travel),
+                                     list(self.output_names), self.optimized_graph is not None))
 
     @property
     def engine(self):
@@ -478,6 +492,15 @@ def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=N
                               plugins=plugins, profile=profile)
     return Function(inputs, outputs, rules=rules, cost=cost, name=name, limits=limits,
                     engine=engine, device=device, threads=threads, plugins=plugins, profile=profile)
+
+
+def _unpickle_function(text, single, bound, travel, output_names, optimized):
+    f = Function([], [], rules=False, text=text, bound=bound, **travel)
+    f._single = single
+    f.output_names = output_names
+    f.stats["optimized"] = optimized  # before it travelled
+    f.stats["unpickled"] = True
+    return f
 
 
 def _uses_shared(outputs):

@@ -85,6 +85,11 @@ class SharedFunction:
     """A Function over inputs plus the shared variables its graph reads; a
     call passes their current values and then applies the updates."""
 
+    def __reduce__(self):
+        raise TypeError("a function over shared variables (tl.shared) does not pickle: their values "
+                        "live in this process and updates change them here; pass them as inputs "
+                        "(tl.tensor) to a function that travels")
+
     def __init__(self, inputs, outputs, updates, **kw):
         from .function import Function
         self._single = not isinstance(outputs, (list, tuple))
