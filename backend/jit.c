@@ -39,7 +39,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define BE_VERSION "tlaloc-be-4"
+#define BE_VERSION "tlaloc-be-5"
 
 typedef struct be_frame {
   void **bufs;
@@ -173,7 +173,7 @@ struct be_program {
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static char host_desc[1024];
+static char host_desc[20480]; /* the whole feature list: the cache key must not cut it */
 static char *host_triple, *host_cpu, *host_feat; /* kept for the process */
 
 static void init_impl(void) {
@@ -207,6 +207,17 @@ static void init_impl(void) {
   host_triple = LLVMGetDefaultTargetTriple();
   host_cpu = LLVMGetHostCPUName();
   host_feat = LLVMGetHostCPUFeatures();
+  /* TLALOC_NO_AVX512=1: no 512-bit code at all, not only no 512-bit libmvec
+   * calls (lower.c): the host CPU's name implies AVX-512 on Zen 4/5 and
+   * Sapphire Rapids, so the features say -avx512f last, which also turns
+   * off every AVX-512 extension that needs it */
+  const char *na = getenv("TLALOC_NO_AVX512");
+  if (na && *na && *na != '0') {
+    static char feat[16384]; /* a host's list is ~1-2 KB */
+    snprintf(feat, sizeof feat, "%s%s-avx512f", host_feat, *host_feat ? "," : "");
+    LLVMDisposeMessage(host_feat);
+    host_feat = feat;
+  }
   snprintf(host_desc, sizeof host_desc, "%s %s %s", host_triple, host_cpu, host_feat);
 }
 

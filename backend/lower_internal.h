@@ -81,6 +81,8 @@ typedef struct loop {
   int nc;
   int ic; /* > 0: llvm.loop.interleave.count for the vectoriser; < 0: not vectorised */
   int nounroll; /* llvm.loop.unroll.disable */
+  int vectorize; /* llvm.loop.vectorize.enable true: a loop of exactly one vector, which the
+                  * vectoriser must take whatever its cost model says of the calls inside */
 } loop;
 LLVMValueRef lw_loop_open(em *e, loop *l, LLVMValueRef lo, LLVMValueRef hi, int nc,
                           const LLVMValueRef *init);

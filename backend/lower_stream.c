@@ -148,6 +148,7 @@ void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLV
   }
   LLVMValueRef j = lw_loop_open(e, &ib, ci(e, 0), ci(e, bl), 0, NULL);
   ib.ic = 1;
+  ib.vectorize = 1; /* bl elements: one vector */
   e->scratch_j = j;
   body(e, LLVMBuildNSWAdd(e->b, i0, j, ""), ctx);
   lw_loop_close(e, &ib, NULL);

@@ -21,4 +21,19 @@ for ex in layer_norm gelu logsumexp attention xent; do
     fi
   done
 done
+# TLALOC_NO_AVX512=1: no 512-bit register anywhere in the object (on a host
+# with AVX-512, where the default code uses zmm registers)
+if grep -q avx512f /proc/cpuinfo 2>/dev/null && command -v objdump >/dev/null; then
+  "$tool" compile "$src/examples/gelu.tg" -o "$work/wide.o"
+  TLALOC_NO_AVX512=1 "$tool" compile "$src/examples/gelu.tg" -o "$work/narrow.o"
+  if ! objdump -d "$work/wide.o" | grep -q zmm; then
+    echo "FAIL aot: the default object has no zmm code on an AVX-512 host (the check would prove nothing)"; fail=1
+  elif objdump -d "$work/narrow.o" | grep -q zmm; then
+    echo "FAIL aot: TLALOC_NO_AVX512=1 still emits zmm code"; fail=1
+  else
+    echo "ok aot: TLALOC_NO_AVX512=1 emits no zmm code"
+  fi
+else
+  echo "skipped: the TLALOC_NO_AVX512 check (no AVX-512 on this host, or no objdump)"
+fi
 exit $fail
