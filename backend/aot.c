@@ -33,6 +33,8 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
           " *              dims and dense C-order data, owned by the caller;\n"
           " *   outputs[i] the graph's outputs (%d): %s fills dtype, rank and dims and\n"
           " *              mallocs data; the caller frees each outputs[i].data with free().\n"
+          " *   or %s_into(inputs, outputs): into the caller's buffers, whose dtype,\n"
+          " *   rank and dims %s_shapes(inputs, outputs) fills. C and C++.\n"
           " * Returns 0; -1 when an input's dtype/rank/dims do not match; -2 when out of\n"
           " * memory; > 0 a run-time error ((node << 4) | kind; kind 1 take index out of\n"
           " * bounds, 2 integer to a negative power, 3 max/min over an empty axis).\n"
@@ -41,8 +43,8 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
           "#ifndef %s\n#define %s\n\n#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
           "#ifndef TLALOC_TENSOR_DEFINED\n#define TLALOC_TENSOR_DEFINED\n"
           "typedef struct tlaloc_tensor {\n  int dtype;\n  int rank;\n  int64_t dims[8];\n  void *data;\n} tlaloc_tensor;\n"
-          "#endif\n\n",
-          name, g->name ? g->name : "", name, g->ninputs, g->noutputs, name, guard, guard);
+          "#endif\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
+          name, g->name ? g->name : "", name, g->ninputs, g->noutputs, name, name, name, guard, guard);
   fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n\n", name, g->ninputs, name, g->noutputs);
   fprintf(f, "struct %s_frame { void **bufs; const int64_t *syms; int32_t err; int32_t fresh; };\n", name);
   fprintf(f, "int32_t %s_entry(struct %s_frame *f, void *par, void *pool);\n\n", name, name);
@@ -58,15 +60,15 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
   }
   if (!p->nbufs) fprintf(f, "  {3, 0, 0, 0, {0}},\n");
   fprintf(f, "};\n\n");
+  /* NAME_bind_ binds the symbols from the inputs; NAME_shape_ gives buffer
+   * b's element count; NAME_shapes fills the outputs' descriptors; NAME
+   * mallocs the outputs and temporaries; NAME_into writes the caller's
+   * output buffers (fresh = 0: the kernels may not assume fresh memory). */
   fprintf(f,
-          "static inline int %s(const tlaloc_tensor *inputs, tlaloc_tensor *outputs) {\n"
-          "  enum { NB = %d, NS = %d };\n"
-          "  static const int esize[5] = {1, 4, 8, 4, 8};\n"
-          "  int64_t syms[NS + 1];\n"
-          "  void *bufs[NB + 1];\n"
-          "  int b, i, rc = 0;\n"
-          "  for (i = 0; i < NS; i++) syms[i] = -1;\n"
-          "  for (b = 0; b < NB; b++) {\n"
+          "static inline int %s_bind_(const tlaloc_tensor *inputs, int64_t *syms) {\n"
+          "  int b, i;\n"
+          "  for (i = 0; i < %d; i++) syms[i] = -1;\n"
+          "  for (b = 0; b < %d; b++) {\n"
           "    if (%s_bufs_[b].kind != 0) continue;\n"
           "    const tlaloc_tensor *x = &inputs[%s_bufs_[b].index];\n"
           "    if (x->dtype != %s_bufs_[b].dtype || x->rank != %s_bufs_[b].rank) return -1;\n"
@@ -76,43 +78,86 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
           "      if (d < 0) syms[-d - 1] = x->dims[i];\n"
           "    }\n"
           "  }\n"
-          "  for (i = 0; i < NS; i++) if (syms[i] < 0) return -1;\n"
+          "  for (i = 0; i < %d; i++) if (syms[i] < 0) return -1;\n"
+          "  return 0;\n"
+          "}\n\n",
+          name, g->nsyms, p->nbufs, name, name, name, name, name, g->nsyms);
+  fprintf(f,
+          "static inline int64_t %s_shape_(int b, const int64_t *syms, tlaloc_tensor *o) {\n"
+          "  int64_t n = 1;\n"
+          "  int i;\n"
+          "  if (o) { o->dtype = %s_bufs_[b].dtype; o->rank = %s_bufs_[b].rank; }\n"
+          "  for (i = 0; i < 8; i++) {\n"
+          "    int64_t d = %s_bufs_[b].dims[i];\n"
+          "    int64_t v = i < %s_bufs_[b].rank ? (d >= 0 ? d : syms[-d - 1]) : 0;\n"
+          "    if (o) o->dims[i] = v;\n"
+          "    if (i < %s_bufs_[b].rank) n *= v;\n"
+          "  }\n"
+          "  return n;\n"
+          "}\n\n",
+          name, name, name, name, name, name);
+  fprintf(f,
+          "/* The outputs' dtype, rank and dims for these inputs (data untouched);\n"
+          " * 0, or -1 when an input does not match. */\n"
+          "static inline int %s_shapes(const tlaloc_tensor *inputs, tlaloc_tensor *outputs) {\n"
+          "  int64_t syms[%d + 1];\n"
+          "  int b;\n"
+          "  if (%s_bind_(inputs, syms)) return -1;\n"
+          "  for (b = 0; b < %d; b++)\n"
+          "    if (%s_bufs_[b].kind == 1) %s_shape_(b, syms, &outputs[%s_bufs_[b].index]);\n"
+          "  return 0;\n"
+          "}\n\n",
+          name, g->nsyms, name, p->nbufs, name, name, name);
+  fprintf(f,
+          "static inline int %s_run_(const tlaloc_tensor *inputs, tlaloc_tensor *outputs, int into) {\n"
+          "  enum { NB = %d, NS = %d };\n"
+          "  static const int esize[5] = {1, 4, 8, 4, 8};\n"
+          "  int64_t syms[NS + 1];\n"
+          "  void *bufs[NB + 1];\n"
+          "  int b, i, rc = 0;\n"
+          "  if (%s_bind_(inputs, syms)) return -1;\n"
           "  for (b = 0; b < NB; b++) {\n"
           "    int k = %s_bufs_[b].kind;\n"
           "    bufs[b] = 0;\n"
           "    if (k == 0) { bufs[b] = inputs[%s_bufs_[b].index].data; continue; }\n"
           "    if (k >= 3) continue;\n"
-          "    int64_t n = 1;\n"
-          "    for (i = 0; i < %s_bufs_[b].rank; i++) {\n"
-          "      int64_t d = %s_bufs_[b].dims[i];\n"
-          "      n *= d >= 0 ? d : syms[-d - 1];\n"
+          "    if (k == 1 && into) {\n"
+          "      tlaloc_tensor want, *o = &outputs[%s_bufs_[b].index];\n"
+          "      int64_t n = %s_shape_(b, syms, &want);\n"
+          "      if (o->dtype != want.dtype || o->rank != want.rank || (n && !o->data)) rc = -1;\n"
+          "      for (i = 0; i < want.rank; i++) if (o->dims[i] != want.dims[i]) rc = -1;\n"
+          "      bufs[b] = o->data;\n"
+          "      continue;\n"
           "    }\n"
+          "    int64_t n = %s_shape_(b, syms, k == 1 ? &outputs[%s_bufs_[b].index] : 0);\n"
           "    bufs[b] = malloc((size_t)(n ? n : 1) * (size_t)esize[%s_bufs_[b].dtype]);\n"
           "    if (!bufs[b]) rc = -2;\n"
-          "    if (k == 1) {\n"
-          "      tlaloc_tensor *o = &outputs[%s_bufs_[b].index];\n"
-          "      o->dtype = %s_bufs_[b].dtype;\n"
-          "      o->rank = %s_bufs_[b].rank;\n"
-          "      for (i = 0; i < 8; i++) {\n"
-          "        int64_t d = %s_bufs_[b].dims[i];\n"
-          "        o->dims[i] = i < o->rank ? (d >= 0 ? d : syms[-d - 1]) : 0;\n"
-          "      }\n"
-          "      o->data = bufs[b];\n"
-          "    }\n"
+          "    if (k == 1) outputs[%s_bufs_[b].index].data = bufs[b];\n"
           "  }\n"
           "  if (rc == 0) {\n"
-          "    struct %s_frame fr = {bufs, syms, 0, 1}; /* fresh outputs */\n"
+          "    struct %s_frame fr = {bufs, syms, 0, into ? 0 : 1}; /* fresh outputs unless the caller's */\n"
           "    rc = %s_entry(&fr, 0, 0);\n"
           "  }\n"
           "  for (b = 0; b < NB; b++) {\n"
           "    int k = %s_bufs_[b].kind;\n"
-          "    if (k == 2 || (k == 1 && rc != 0)) free(bufs[b]);\n"
-          "    if (k == 1 && rc != 0) outputs[%s_bufs_[b].index].data = 0;\n"
+          "    if (k == 2 || (k == 1 && !into && rc != 0)) free(bufs[b]);\n"
+          "    if (k == 1 && !into && rc != 0) outputs[%s_bufs_[b].index].data = 0;\n"
           "  }\n"
           "  return rc;\n"
-          "}\n\n#endif\n",
-          name, p->nbufs, g->nsyms, name, name, name, name, name, name, name, name, name, name, name, name,
-          name, name, name, name, name, name);
+          "}\n\n"
+          "/* Outputs malloc'd here (the caller frees each data). */\n"
+          "static inline int %s(const tlaloc_tensor *inputs, tlaloc_tensor *outputs) {\n"
+          "  return %s_run_(inputs, outputs, 0);\n"
+          "}\n\n"
+          "/* Into the caller's buffers: outputs[i] has the dtype, rank and dims\n"
+          " * %s_shapes gives and data set (no overlap with the inputs or each\n"
+          " * other); -1 when they do not match. */\n"
+          "static inline int %s_into(const tlaloc_tensor *inputs, tlaloc_tensor *outputs) {\n"
+          "  return %s_run_(inputs, outputs, 1);\n"
+          "}\n\n"
+          "#ifdef __cplusplus\n}\n#endif\n\n#endif\n",
+          name, p->nbufs, g->nsyms, name, name, name, name, name, name, name, name, name, name, name, name, name,
+          name, name, name, name, name);
   return fclose(f) ? -1 : 0;
 }
 

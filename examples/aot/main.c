@@ -3,7 +3,10 @@
  *   tlaloc compile examples/layer_norm.tg -o model.o --header model.h --name model
  *   cc -O2 -I. examples/aot/main.c model.o -lm -lmvec -lopenblas -o layer_norm
  *   ./layer_norm 4        # every symbolic dim = 4
+ *   ./layer_norm 4 into   # the same into buffers this program allocates
  *
+ * It compiles as C++ too (g++ -x c++): the header declares the object's
+ * entry extern "C".
  * Inputs are deterministic (x[i] = sin(0.37 i + input number)) so a test can
  * compute the same values with the interpreter; outputs print one element
  * per line. */
@@ -12,6 +15,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
   int64_t sym = argc > 1 ? atoll(argv[1]) : 4;
@@ -39,7 +43,20 @@ int main(int argc, char **argv) {
       }
     }
   }
-  int rc = model(in, out);
+  int into = argc > 2 && !strcmp(argv[2], "into");
+  int rc;
+  if (into) { /* the caller's buffers, at the shapes model_shapes gives */
+    rc = model_shapes(in, out);
+    for (int o = 0; !rc && o < model_NUM_OUTPUTS; o++) {
+      static const int esize[5] = {1, 4, 8, 4, 8};
+      int64_t n = 1;
+      for (int i = 0; i < out[o].rank; i++) n *= out[o].dims[i];
+      out[o].data = malloc((size_t)(n ? n : 1) * (size_t)esize[out[o].dtype]);
+    }
+    if (!rc) rc = model_into(in, out);
+  } else {
+    rc = model(in, out);
+  }
   if (rc) {
     fprintf(stderr, "model failed: %d\n", rc);
     return 1;

@@ -8,8 +8,12 @@ fail=0
 for ex in layer_norm gelu logsumexp attention xent; do
   "$tool" compile "$src/examples/$ex.tg" -o "$work/model.o" --header "$work/model.h" --name model
   cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog"
+  # the same program as C++, calling the outputs-into-buffers entry
+  g++ -O2 -I"$work" -x c++ "$src/examples/aot/main.c" -x none "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog++"
   for n in 4 0; do
+    "$work/prog++" $n into > "$work/got++.txt"
     "$work/prog" $n > "$work/got.txt"
+    cmp -s "$work/got.txt" "$work/got++.txt" || { echo "FAIL aot $ex n=$n: C++ into the caller's buffers differs from C"; fail=1; }
     "$tool" ref "$src/examples/$ex.tg" $n > "$work/ref.txt"
     if ! paste "$work/got.txt" "$work/ref.txt" | awk '
         { a=$1; b=$2; if (a != b) { d=a-b; if (d<0) d=-d; m=(a<0?-a:a); if ((b<0?-b:b)>m) m=(b<0?-b:b);
