@@ -181,7 +181,12 @@ int be_compile_aot(const tl_graph *g, be_aot_params ap, tl_error *err) {
     be_plan_free(&p);
     return tl_fail_kind(err, TL_BAD_INPUT);
   }
-  LLVMTargetMachineRef tm = be_host_tm(opt);
+  LLVMTargetMachineRef tm = be_level_tm(ap.cpu, opt > 0 ? 2 : 0);
+  if (!tm && ap.cpu) {
+    be_plan_free(&p);
+    return tl_fail(err, TL_BAD_INPUT, "--cpu '%s': expected x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or native%s",
+                   ap.cpu, strncmp(be_host_desc(), "x86_64", 6) ? " (on an x86-64 host)" : "");
+  }
   LLVMContextRef cx = LLVMContextCreate();
   LLVMModuleRef m = tm ? be_emit_module(&p, cx, tm, nbuf, entry, 1, err) : NULL;
   if (!tm) tl_fail(err, TL_BACKEND_FAILED, "backend: no target machine for the host");

@@ -108,6 +108,10 @@ typedef struct be_aot_params {
   int opt_level;           /* 0..3, as -O0..-O3 (0: no IR passes) */
   const char *object_path; /* the object file to write */
   const char *header_path; /* the C header to write; NULL: none */
+  const char *cpu;         /* the CPUs the object runs on: "x86-64" (SSE2),
+                              "x86-64-v2" (SSE4.2), "x86-64-v3" (AVX2, FMA),
+                              "x86-64-v4" (AVX-512), or NULL / "native": this
+                              host's CPU and features (the default) */
 } be_aot_params;
 
 /* Writes g's kernels as an object file and, when asked, the header that

@@ -156,6 +156,11 @@ void be_init(void);
 LLVMTargetMachineRef be_host_tm(int opt_level);
 /* cg: codegen level, 0 None (the JIT's), 1 Less, 2 Default (be_host_tm) */
 LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg);
+/* A target machine for the x86-64 micro-architecture level cpu ("x86-64",
+ * "x86-64-v2", "-v3", "-v4") with that level's features spelled out (so
+ * that the lowering sees them, as it sees the host's), or the host's for
+ * NULL or "native"; NULL for another name. */
+LLVMTargetMachineRef be_level_tm(const char *cpu, int cg);
 int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, tl_error *err);
 
 #endif

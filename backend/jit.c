@@ -250,6 +250,31 @@ LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg) {
   return tm;
 }
 
+LLVMTargetMachineRef be_level_tm(const char *cpu, int cg) {
+  if (!cpu || !strcmp(cpu, "native")) return be_host_tm_cg(1, cg);
+  /* the features each level adds (the psABI's micro-architecture levels) */
+  static const char v2[] = "+cx16,+popcnt,+sse3,+sse4.1,+sse4.2,+ssse3,+sahf",
+                    v3[] = ",+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave",
+                    v4[] = ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl";
+  char feat[512];
+  if (!strcmp(cpu, "x86-64")) snprintf(feat, sizeof feat, "%s", "");
+  else if (!strcmp(cpu, "x86-64-v2")) snprintf(feat, sizeof feat, "%s", v2);
+  else if (!strcmp(cpu, "x86-64-v3")) snprintf(feat, sizeof feat, "%s%s", v2, v3);
+  else if (!strcmp(cpu, "x86-64-v4")) snprintf(feat, sizeof feat, "%s%s%s", v2, v3, v4);
+  else return NULL;
+  be_init();
+  if (strncmp(host_triple, "x86_64", 6)) return NULL; /* the levels are x86-64's */
+  LLVMTargetRef t = NULL;
+  char *msg = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  if (!LLVMGetTargetFromTriple(host_triple, &t, &msg))
+    tm = LLVMCreateTargetMachine(t, host_triple, cpu, feat,
+                                 cg >= 2 ? LLVMCodeGenLevelDefault : cg == 1 ? LLVMCodeGenLevelLess : LLVMCodeGenLevelNone,
+                                 LLVMRelocPIC, LLVMCodeModelDefault);
+  LLVMDisposeMessage(msg);
+  return tm;
+}
+
 /* Target machines are kept for reuse: a fresh one builds its X86 subtarget
  * (legal types, lowering actions, register classes) again on first use,
  * about 1 ms of every cold compile (attention: 9.2-9.6 -> 8.4-8.5 ms).

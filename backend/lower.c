@@ -621,6 +621,7 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
   {
     char *feat = LLVMGetTargetMachineFeatureString(tm);
     e->avx512 = feat && strstr(feat, "+avx512f") != NULL;
+    e->avx2 = feat && strstr(feat, "+avx2") != NULL;
     const char *no = getenv("TLALOC_NO_AVX512");
     if (no && *no && *no != '0') e->avx512 = 0;
     LLVMDisposeMessage(feat);

@@ -67,12 +67,14 @@ static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, i
   }
   LLVMValueRef c = LLVMBuildCall2(e->b, ft, fn, args, (unsigned)n, "");
   if (e->vector_math) {
-    /* the AVX2 variant, and on AVX-512 hosts also the 512-bit one (which
-     * the kernels' prefer-vector-width=512 makes the vectoriser pick) */
+    /* the AVX2 variant, and on AVX-512 targets also the 512-bit one (which
+     * the kernels' prefer-vector-width=512 makes the vectoriser pick);
+     * without AVX2 (an object for x86-64 or -v2) the SSE one */
     attr[0] = 0;
-    for (int isa = 0; isa < (e->avx512 ? 2 : 1); isa++) {
-      int w = (f ? 8 : 4) << isa;
-      snprintf(vname, sizeof vname, "_ZGV%cN%d%s_%s", isa ? 'e' : 'd', w, n == 2 ? "vv" : "v", fname);
+    int isa0 = e->avx2 ? 1 : 0, isa1 = e->avx2 ? (e->avx512 ? 2 : 1) : 0;
+    for (int isa = isa0; isa <= isa1; isa++) {
+      int w = (f ? 4 : 2) << isa;
+      snprintf(vname, sizeof vname, "_ZGV%cN%d%s_%s", "bde"[isa], w, n == 2 ? "vv" : "v", fname);
       if (!LLVMGetNamedFunction(e->m, vname)) {
         LLVMTypeRef vt = LLVMVectorType(t, (unsigned)w);
         LLVMTypeRef vp[2] = {vt, vt};

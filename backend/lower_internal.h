@@ -23,7 +23,8 @@ typedef struct em {
   LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd, kty;
   LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
   int vector_math;
-  int avx512; /* host has AVX-512F: 512-bit vectors and libmvec's _ZGVe variants */
+  int avx512; /* target has AVX-512F: 512-bit vectors and libmvec's _ZGVe variants */
+  int avx2;   /* target has AVX2: libmvec's _ZGVd variants (else the SSE _ZGVb ones) */
   LLVMValueRef *used; int nused;
   /* current kernel */
   LLVMValueRef fn, frame, bufs, syms, errp;

@@ -1,5 +1,5 @@
 /* cli/cmd_compile.c - `tlaloc compile G.tg -o G.o [--header G.h] [--name
- * NAME] [-O0|-O1|-O2|-O3]`: the arguments, then be_compile_aot does the work;
+ * NAME] [-O0|-O1|-O2|-O3] [--cpu LEVEL]`: the arguments, then be_compile_aot does the work;
  * with --target ptx (`-o G.ptx --header G.h [--launcher G_launch.c]
  * [--arch sm_NN]`) gpu_compile_aot writes the GPU's kernels and launcher. */
 #include "cli/cli.h"
@@ -23,6 +23,7 @@ int cli_cmd_compile(int argc, char **argv) {
     else if (!strcmp(a, "--name") && i + 1 < argc) ap.name = argv[++i];
     else if (!strcmp(a, "--launcher") && i + 1 < argc) launcher = argv[++i];
     else if (!strcmp(a, "--arch") && i + 1 < argc) go.arch = argv[++i];
+    else if (!strcmp(a, "--cpu") && i + 1 < argc) ap.cpu = argv[++i];
     else if (!strcmp(a, "--target") && i + 1 < argc) {
       const char *t = argv[++i];
       if (!strcmp(t, "ptx")) ptx = 1;
@@ -43,6 +44,7 @@ int cli_cmd_compile(int argc, char **argv) {
   }
   if (!in || !ap.object_path) {
     fprintf(stderr, "usage: tlaloc compile G.tg -o G.o [--header G.h] [--name NAME] [-O0|-O1|-O2|-O3]\n"
+                    "                      [--cpu x86-64|x86-64-v2|x86-64-v3|x86-64-v4|native]\n"
                     "       tlaloc compile G.tg --target ptx -o G.ptx [--header G.h [--launcher G_launch.c]]\n"
                     "                      [--name NAME] [--arch sm_90] [-O0|-O1|-O2|-O3]\n");
     return CLI_EXIT_BAD;

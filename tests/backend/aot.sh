@@ -25,6 +25,37 @@ for ex in layer_norm gelu logsumexp attention xent; do
     fi
   done
 done
+# --cpu LEVEL: objects for older CPUs hold no wider registers than the
+# level has (x86-64 and -v2: SSE only; -v3: AVX2, no AVX-512) and compute
+# the same values; an unknown level is refused
+for ex in gelu layer_norm; do
+  for level in x86-64 x86-64-v2 x86-64-v3 x86-64-v4; do
+    "$tool" compile "$src/examples/$ex.tg" -o "$work/lv.o" --header "$work/model.h" --name model --cpu $level
+    wide=$(objdump -d "$work/lv.o" | grep -cE 'ymm|zmm' || true)
+    z=$(objdump -d "$work/lv.o" | grep -c zmm || true)
+    case $level in
+      x86-64|x86-64-v2) [ "$wide" = 0 ] || { echo "FAIL aot --cpu $level: $wide ymm/zmm instructions"; fail=1; } ;;
+      x86-64-v3) [ "$z" = 0 ] || { echo "FAIL aot --cpu $level: $z zmm instructions"; fail=1; } ;;
+    esac
+    if [ $level = x86-64-v4 ] && ! grep -q avx512f /proc/cpuinfo; then continue; fi # cannot run here
+    cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/lv.o" -lm -lmvec -lopenblas -o "$work/lvprog"
+    "$work/lvprog" 4 > "$work/got.txt"
+    "$tool" ref "$src/examples/$ex.tg" 4 > "$work/ref.txt"
+    if paste "$work/got.txt" "$work/ref.txt" | awk '
+        { a=$1; b=$2; d=a-b; if (d<0) d=-d; m=(a<0?-a:a); if ((b<0?-b:b)>m) m=(b<0?-b:b);
+          if (!(d <= 1e-4*m + 1e-5)) bad=1 } END { exit bad }'; then
+      echo "ok aot $ex --cpu $level"
+    else
+      echo "FAIL aot $ex --cpu $level: values differ from the interpreter"; fail=1
+    fi
+  done
+done
+if "$tool" compile "$src/examples/gelu.tg" -o "$work/lv.o" --cpu pentium 2>"$work/err.txt"; then
+  echo "FAIL aot: --cpu pentium accepted"; fail=1
+elif ! grep -q "expected x86-64, x86-64-v2" "$work/err.txt"; then
+  echo "FAIL aot: --cpu pentium: $(cat "$work/err.txt")"; fail=1
+fi
+
 # TLALOC_NO_AVX512=1: no 512-bit register anywhere in the object (on a host
 # with AVX-512, where the default code uses zmm registers)
 if grep -q avx512f /proc/cpuinfo 2>/dev/null && command -v objdump >/dev/null; then
