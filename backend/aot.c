@@ -45,7 +45,8 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
           "typedef struct tlaloc_tensor {\n  int dtype;\n  int rank;\n  int64_t dims[8];\n  void *data;\n} tlaloc_tensor;\n"
           "#endif\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n",
           name, g->name ? g->name : "", name, g->ninputs, g->noutputs, name, name, name, guard, guard);
-  fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n\n", name, g->ninputs, name, g->noutputs);
+  fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n#define %s_HAS_INTO 1\n\n", name, g->ninputs, name,
+          g->noutputs, name);
   fprintf(f, "struct %s_frame { void **bufs; const int64_t *syms; int32_t err; int32_t fresh; };\n", name);
   fprintf(f, "int32_t %s_entry(struct %s_frame *f, void *par, void *pool);\n\n", name, name);
   /* buffer table: kind (0 in, 1 out, 2 temp, 3 const, 4 unused: an in-place kernel writes

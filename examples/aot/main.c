@@ -46,6 +46,10 @@ int main(int argc, char **argv) {
   int into = argc > 2 && !strcmp(argv[2], "into");
   int rc;
   if (into) { /* the caller's buffers, at the shapes model_shapes gives */
+#ifndef model_HAS_INTO
+    fprintf(stderr, "this header has no model_into (the GPU launcher's has not)\n");
+    return 2;
+#else
     rc = model_shapes(in, out);
     for (int o = 0; !rc && o < model_NUM_OUTPUTS; o++) {
       static const int esize[5] = {1, 4, 8, 4, 8};
@@ -54,6 +58,7 @@ int main(int argc, char **argv) {
       out[o].data = malloc((size_t)(n ? n : 1) * (size_t)esize[out[o].dtype]);
     }
     if (!rc) rc = model_into(in, out);
+#endif
   } else {
     rc = model(in, out);
   }
