@@ -300,7 +300,8 @@ static int allocate_outputs(tlaloc_program *p, tlaloc_tensor *outputs, char *err
 
 static tlaloc_status tlaloc_program_run_unguarded(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
                                  tlaloc_tensor *outputs, int nout, char **errors) {
-  tl_error err = {0};
+  tl_error err; /* the per-call path: status and an empty message, not 4 KiB of zeros */
+  tl_error_clear(&err);
   if (errors) *errors = NULL;
   const tl_graph *g = p->g;
   if (nin != g->ninputs || nout != g->noutputs) {

@@ -236,18 +236,24 @@ LLVMTargetMachineRef be_host_tm(int opt_level) {
  * IR passes already vectorised and unrolled; measured here, codegen's own
  * optimisations cost 3-5x the codegen time, 10-25 ms per program, for at
  * most ~10% run time on the row kernels), 2 LLVM's default (AOT objects). */
-LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg) {
-  (void)opt_level;
+/* A target machine for the host's triple with this CPU and features. */
+static LLVMTargetMachineRef make_tm(const char *cpu, const char *feat, int cg) {
   be_init();
   LLVMTargetRef t = NULL;
   char *msg = NULL;
   LLVMTargetMachineRef tm = NULL;
   if (!LLVMGetTargetFromTriple(host_triple, &t, &msg))
-    tm = LLVMCreateTargetMachine(t, host_triple, host_cpu, host_feat,
+    tm = LLVMCreateTargetMachine(t, host_triple, cpu, feat,
                                  cg >= 2 ? LLVMCodeGenLevelDefault : cg == 1 ? LLVMCodeGenLevelLess : LLVMCodeGenLevelNone,
                                  LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMDisposeMessage(msg);
   return tm;
+}
+
+LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg) {
+  (void)opt_level;
+  be_init();
+  return make_tm(host_cpu, host_feat, cg);
 }
 
 LLVMTargetMachineRef be_level_tm(const char *cpu, int cg) {
@@ -264,15 +270,7 @@ LLVMTargetMachineRef be_level_tm(const char *cpu, int cg) {
   else return NULL;
   be_init();
   if (strncmp(host_triple, "x86_64", 6)) return NULL; /* the levels are x86-64's */
-  LLVMTargetRef t = NULL;
-  char *msg = NULL;
-  LLVMTargetMachineRef tm = NULL;
-  if (!LLVMGetTargetFromTriple(host_triple, &t, &msg))
-    tm = LLVMCreateTargetMachine(t, host_triple, cpu, feat,
-                                 cg >= 2 ? LLVMCodeGenLevelDefault : cg == 1 ? LLVMCodeGenLevelLess : LLVMCodeGenLevelNone,
-                                 LLVMRelocPIC, LLVMCodeModelDefault);
-  LLVMDisposeMessage(msg);
-  return tm;
+  return make_tm(cpu, feat, cg);
 }
 
 /* Target machines are kept for reuse: a fresh one builds its X86 subtarget

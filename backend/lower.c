@@ -109,8 +109,8 @@ void lw_set_err(em *e, int code) {
  * !{"llvm.loop.vectorize.enable", true}: LLVM 19's cost model prices a
  * libmvec call it only knows from the call's vector-function-abi-variant
  * (f64 sin and cos at 8 lanes: no TLI entry) above eight scalar calls and
- * leaves such a loop scalar, 5x slower (measured: f64 sin, 10^6 elements,
- * 3.5 -> 0.7 ms). */
+ * leaves such a loop scalar (measured: f64 (let s (sin x)) (out o (add (exp s)
+ * (mul s 2))), 10^6 elements, 1 thread 9.7 -> 1.7 ms). */
 static void loop_hint(em *e, LLVMValueRef latch_br, int ic, int nounroll, int vectorize) {
   static const char key[] = "llvm.loop.interleave.count", nv[] = "llvm.loop.vectorize.enable",
                     nu[] = "llvm.loop.unroll.disable";

@@ -51,8 +51,9 @@
 static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outs,
                        char *err, size_t n) {
   const tl_graph *g = be_program_graph(p);
+  tl_error e;
+  tl_error_clear(&e);
   double t0 = tl_now_ms();
-  tl_error e = {0};
   int rc = be_run(p, inputs, syms, outs, &e);
   double t = (tl_now_ms() - t0) * 1e-3;
   if (rc) return tl_error_to(&e, err, n);

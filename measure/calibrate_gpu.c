@@ -107,9 +107,10 @@ int tl_calibrate_gpu(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
     p->gpu_launch = tk;
     double best = INFINITY;
     tl_tensor *out[1] = {0};
+    tl_error e;
+    tl_error_clear(&e);
     for (int r = 0; r < 20 && !rc; r++) {
       double t0 = tl_now_ms();
-      tl_error e = {0};
       rc = gpu_run(tiny.p, tiny.in, NULL, out, &e) ? tl_error_to(&e, err, n) : 0;
       best = fmin(best, (tl_now_ms() - t0) * 1e-3);
       tl_tensor_free(out[0]);
