@@ -366,8 +366,7 @@ int tlaloc_op_arity(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].arity 
 const char *tlaloc_op_libm(int i) { return i >= 0 && i < TL_OP_COUNT ? tl_ops[i].math : NULL; }
 
 const char *tlaloc_op_kind(int i) {
-  static const char *const kinds[] = {"source", "constant", "elementwise", "reduction", "shape", "linalg"};
-  return i >= 0 && i < TL_OP_COUNT ? kinds[tl_ops[i].kind] : NULL;
+  return i >= 0 && i < TL_OP_COUNT ? tl_kind_names[tl_ops[i].kind] : NULL;
 }
 
 const char *tlaloc_version(void) { return TLALOC_VERSION; }

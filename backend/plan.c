@@ -340,6 +340,10 @@ static void uses_free(uses_csr *u) {
 
 static int unsupported(const tl_graph *g, int32_t id, char *err, size_t n) {
   const tl_node *x = &g->nodes[id];
+  if (tl_ops[x->op].kind == TL_KIND_CONTROL)
+    return snprintf(err, n, "backend: %s (functions, conditionals, loops) runs through an engine, which stages "
+                    "the graph around it (tlaloc run, the C API); it is not compiled into one program or an "
+                    "object file yet", tl_ops[x->op].name), -1;
   snprintf(err, n, "backend: op %s on dtype %s is not supported", tl_ops[x->op].name,
            tl_dtype_name((tl_dtype)x->type.dtype));
   return -1;

@@ -574,13 +574,13 @@ static int cmd_ops(int argc, char **argv) {
     fprintf(stderr, "usage: tlaloc ops [--markdown]\n");
     return EXIT_BAD;
   }
-  static const char *const kinds[] = {"source", "constant", "elementwise", "reduction", "shape", "linalg"};
+  const char *const *kinds = tl_kind_names;
   static const char *const rules[] = {"same", "numeric", "float", "bool", "cmp", "where", "sum", "first", "attr"};
   static const char *const signs[] = {"", "nonneg", "positive", "nonpos", "keep", "nonneg-if-nonneg", "custom"};
   static const char *const doms[] = {"all", "positive", "negative", "nonzero", "> -1", "(-1, 1)", "> 1"};
   _Static_assert(sizeof doms / sizeof *doms == TL_DOM_GT_ONE + 1, "a name per tl_domain");
   static const char *const grads[] = {"yes", "zero", "none"};
-  static const char *const attrs[] = {"axis", "keepdims", "dtype", "shape", "perm", "start", "stop", "step"};
+  const char *const *attrs = tl_attr_names;
   const char *head[] = {"op", "arity", "kind", "dtype", "attributes", "fusion", "in place", "libm", "sign",
                         "domain", "grad"};
   if (md) {
@@ -595,18 +595,18 @@ static int cmd_ops(int argc, char **argv) {
   }
   for (int op = 0; op < TL_OP_COUNT; op++) {
     const tl_op_info *o = &tl_ops[op];
-    char ar[8], at[96] = "", ip[16] = "";
+    char ar[8], at[160] = "", ip[16] = "";
     snprintf(ar, sizeof ar, "%d", o->arity);
     if (o->arity < 0) snprintf(ar, sizeof ar, "n");
     size_t l = 0;
-    for (int b = 0; b < 8; b++)
+    for (int b = 0; b < TL_NATTRS; b++)
       if (o->allowed_attrs & (1u << b))
         l += (size_t)snprintf(at + l, sizeof at - l, "%s%s%s", l ? " " : "", attrs[b],
                               o->required_attrs & (1u << b) ? "!" : "");
     if (o->inplace & TL_INPLACE_ROWS) snprintf(ip, sizeof ip, "rows");
     else if (o->inplace) snprintf(ip, sizeof ip, "elements");
     char gr[32];
-    snprintf(gr, sizeof gr, "%s", grads[o->grad]);
+    snprintf(gr, sizeof gr, "%s", o->kind == TL_KIND_CONTROL ? "not yet" : grads[o->grad]);
     for (int k = 0; k < 8; k++) /* the operands that never carry one (NOGRAD) */
       if ((o->nograd >> k) & 1) snprintf(gr + strlen(gr), sizeof gr - strlen(gr), ", not %d", k);
     const char *cells[] = {o->name, ar, kinds[o->kind], rules[o->dtype_rule], at, tl_fuse_class_names[o->fuse], ip,

@@ -2,6 +2,7 @@
  * backend, the GPU backend and its emulator behind engine.h's interface.
  * Each entry adapts its module's own API; nothing here computes. */
 #include "engine/engine.h"
+#include "engine/staged.h"
 
 #include "backend/backend.h"
 #include "cost/cost.h"
@@ -224,11 +225,12 @@ static void auto_free(void *prog) {
   tl_free(a);
 }
 
-/* ---- the table ---------------------------------------------------------- */
+/* ---- the table ----------------------------------------------------------
+ * The compiling engines take straight-line graphs; a graph with functions,
+ * conditionals or loops runs on them staged (engine/staged.h): their
+ * programs are wrapped so that one interface serves both. */
 
-static const tl_engine engines[] = {
-  {"interp", "the reference interpreter (plain C, one kernel per op, slow on purpose)", interp_compile,
-   interp_run, interp_run_into, interp_describe, interp_free, NULL},
+static const tl_engine raw[] = {
   {"llvm", "LLVM CPU backend: fused kernels JIT-compiled for the host", llvm_compile, llvm_run, llvm_run_into,
    llvm_describe, llvm_free, NULL},
   {"gpu", "GPU backend: the same kernels as PTX (LLVM NVPTX), run through the CUDA driver", gpu_eng_compile,
@@ -237,6 +239,85 @@ static const tl_engine engines[] = {
    sim_eng_compile, gpu_eng_run, gpu_eng_run_into, gpu_eng_describe, gpu_eng_free, NULL},
   {"auto", "llvm or gpu at each run, whichever the cost model predicts faster for the call's sizes (copies included)",
    auto_compile, auto_run, auto_run_into, auto_describe, auto_free, NULL},
+};
+
+typedef struct wprog {
+  const tl_engine *raw;
+  void *p;        /* the raw engine's program, or */
+  tl_staged *s;   /* the staged one (the graph has control flow) */
+  const tl_graph *g;
+} wprog;
+
+static void *wrap_compile(const tl_engine *e, const tl_graph *g, const tl_engine_opts *o, tl_error *err) {
+  wprog *w = tl_xcalloc(1, sizeof *w);
+  w->raw = e;
+  w->g = g;
+  if (tl_graph_has_control(g)) w->s = tl_staged_compile(g, e, o, err);
+  else w->p = e->compile(g, o, err);
+  if (!w->s && !w->p) {
+    tl_free(w);
+    return NULL;
+  }
+  return w;
+}
+
+static void *w_llvm(const tl_graph *g, const tl_engine_opts *o, tl_error *err) { return wrap_compile(&raw[0], g, o, err); }
+static void *w_gpu(const tl_graph *g, const tl_engine_opts *o, tl_error *err) { return wrap_compile(&raw[1], g, o, err); }
+static void *w_sim(const tl_graph *g, const tl_engine_opts *o, tl_error *err) { return wrap_compile(&raw[2], g, o, err); }
+static void *w_auto(const tl_graph *g, const tl_engine_opts *o, tl_error *err) { return wrap_compile(&raw[3], g, o, err); }
+
+static int w_run(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outputs, tl_error *err) {
+  wprog *w = prog;
+  return w->s ? tl_staged_run(w->s, inputs, syms, outputs, err) : w->raw->run(w->p, inputs, syms, outputs, err);
+}
+
+static int w_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms, tl_tensor *const *outputs,
+                      tl_error *err) {
+  wprog *w = prog;
+  if (!w->s) return w->raw->run_into(w->p, inputs, syms, outputs, err);
+  /* staged: run, check, copy (as the interpreter does) */
+  const tl_graph *g = w->g;
+  tl_tensor **res = tl_xcalloc((size_t)g->noutputs + 1, sizeof *res);
+  int rc = tl_staged_run(w->s, inputs, syms, res, err);
+  for (int i = 0; !rc && i < g->noutputs; i++) {
+    const tl_tensor *r = res[i], *o = outputs[i];
+    bool same = r->dtype == o->dtype && r->rank == o->rank;
+    for (int k = 0; same && k < r->rank; k++) same = r->dims[k] == o->dims[k];
+    if (!same)
+      rc = tl_fail(err, TL_BAD_INPUT, "output %d ('%s'): the buffer given does not have the output's dtype and shape",
+                   i, g->names[g->outputs[i].name]);
+  }
+  for (int i = 0; !rc && i < g->noutputs; i++)
+    if (res[i]->numel) memcpy(outputs[i]->data, res[i]->data, (size_t)res[i]->numel * tl_dtype_size((tl_dtype)res[i]->dtype));
+  for (int i = 0; i < g->noutputs; i++) tl_tensor_free(res[i]);
+  tl_free(res);
+  return rc;
+}
+
+static char *w_describe(const void *prog) {
+  const wprog *w = prog;
+  return w->s ? tl_staged_describe(w->s) : w->raw->describe(w->p);
+}
+
+static void w_free(void *prog) {
+  wprog *w = prog;
+  if (!w) return;
+  if (w->s) tl_staged_free(w->s);
+  else w->raw->free(w->p);
+  tl_free(w);
+}
+
+static const tl_engine engines[] = {
+  {"interp", "the reference interpreter (plain C, one kernel per op, slow on purpose)", interp_compile,
+   interp_run, interp_run_into, interp_describe, interp_free, NULL},
+  {"llvm", "LLVM CPU backend: fused kernels JIT-compiled for the host", w_llvm, w_run, w_run_into, w_describe,
+   w_free, NULL},
+  {"gpu", "GPU backend: the same kernels as PTX (LLVM NVPTX), run through the CUDA driver", w_gpu, w_run,
+   w_run_into, w_describe, w_free, gpu_available},
+  {"gpu-sim", "the GPU backend's kernels on the host's emulator of the grid (every block, every thread)", w_sim,
+   w_run, w_run_into, w_describe, w_free, NULL},
+  {"auto", "llvm or gpu at each run, whichever the cost model predicts faster for the call's sizes (copies included)",
+   w_auto, w_run, w_run_into, w_describe, w_free, NULL},
 };
 enum { NENGINES = sizeof engines / sizeof engines[0] };
 

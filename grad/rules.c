@@ -597,7 +597,7 @@ int gr_rules_missing(const gr_rules *rs, tl_buf *out) {
   int missing = 0;
   for (int op = 0; op < TL_OP_COUNT; op++) {
     const tl_op_info *o = &tl_ops[op];
-    if (o->grad != TL_GRAD_DIFF || o->arity == 0) continue;
+    if (o->grad != TL_GRAD_DIFF || o->arity == 0 || o->kind == TL_KIND_CONTROL) continue;
     int nk = o->arity < 0 ? 1 : o->arity;
     for (int k = 0; k < nk; k++) {
       if ((o->nograd >> k) & 1) continue;

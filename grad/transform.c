@@ -195,6 +195,9 @@ static int sweep(tl_graph *h, const gr_rules *rs, int32_t nfwd, const bool *dep,
     if (ct[id] < 0) continue;
     const tl_node *x = &h->nodes[id];
     int op = x->op, nin = x->ninputs;
+    if (tl_ops[op].kind == TL_KIND_CONTROL && dep[id])
+      return snprintf(err, n, "grad: the gradient of %s (a function call, conditional or loop) is not "
+                      "implemented yet", tl_ops[op].name), -1;
     if (tl_ops[op].grad != TL_GRAD_DIFF || nin == 0) continue;
     /* a cotangent may be smaller than its value (uniform along size-1
      * dims, as an elementwise rule of a broadcasting consumer leaves it);

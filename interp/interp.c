@@ -767,7 +767,10 @@ static kernel_fn kernel_for(int op) {
   return tl_ops[op].kind == TL_KIND_ELEMWISE ? k_elemwise : NULL;
 }
 
-bool tl_interp_has(int op) { return kernel_for(op) != NULL; }
+/* control nodes are run by tl_interp_run itself (interp/control.c) */
+bool tl_interp_has(int op) {
+  return kernel_for(op) != NULL || (op >= 0 && op < TL_OP_COUNT && tl_ops[op].kind == TL_KIND_CONTROL);
+}
 
 /* ---- driver ----------------------------------------------------------- */
 
@@ -897,12 +900,54 @@ int tl_interp_eval(int op, const tl_attrs *attrs, const tl_tensor *const *args,
   n.ninputs = (uint16_t)nargs;
   n.attrs = *attrs;
   n.type = *out_type;
+  if (tl_ops[op].kind == TL_KIND_CONTROL || !kernel_for(op)) {
+    snprintf(err, err_size, "%s: runs functions of a graph, not evaluated alone", tl_ops[op].name);
+    return -1;
+  }
   for (int i = 0; i < out_type->rank; i++)
     if (tl_dim_is_sym(out_type->dims[i])) {
       snprintf(err, err_size, "%s: result shape is symbolic", tl_ops[op].name);
       return -1;
     }
   return eval_node(&n, args, types, out_type->dims, out, err, err_size);
+}
+
+/* The interpreter's runner for control nodes: function fn of the table
+ * of graph ctx, bound to its arguments and interpreted. */
+static int interp_fn(void *ctx, int32_t fn, tl_tensor *const *in, tl_tensor **out, char *err, size_t n) {
+  const tl_graph *f = ((const tl_graph *)ctx)->fns->fn[fn];
+  int64_t *syms = tl_xmalloc(((size_t)f->nsyms + 1) * sizeof *syms);
+  for (int s = 0; s < f->nsyms; s++) syms[s] = -1;
+  char e2[1024];
+  int rc = tl_bind_inputs(f, in, syms, e2, sizeof e2);
+  if (!rc) rc = tl_interp_run(f, in, syms, out, e2, sizeof e2);
+  if (rc) snprintf(err, n, "in function '%s': %s", f->name, e2);
+  tl_free(syms);
+  return rc;
+}
+
+/* Runs control node id; its results go to vals[id] and to every live
+ * node later in g that is a result of the same run (done[] marks them). */
+static int run_control(const tl_graph *g, int32_t id, const tl_tensor *const *args, const bool *live, bool *done,
+                       tl_tensor **vals, char *err, size_t n) {
+  const tl_node *x = &g->nodes[id];
+  int nres = tl_control_nresults(g, x);
+  tl_tensor **res = tl_xcalloc((size_t)nres + 1, sizeof *res);
+  tl_ctl_runner r = {(void *)g, interp_fn, NULL};
+  int rc = tl_control_run(g, x, (tl_tensor *const *)args, res, &r, err, n);
+  if (rc == 0) {
+    vals[id] = res[x->attrs.out];
+    res[x->attrs.out] = NULL;
+    for (int32_t j = id + 1; j < g->nnodes; j++)
+      if (live[j] && tl_control_same_run(g, id, j)) {
+        vals[j] = res[g->nodes[j].attrs.out];
+        res[g->nodes[j].attrs.out] = NULL;
+        done[j] = true;
+      }
+    for (int i = 0; i < nres; i++) tl_tensor_free(res[i]);
+  }
+  tl_free(res);
+  return rc;
 }
 
 int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *syms,
@@ -913,6 +958,7 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
   int32_t *uses = tl_xcalloc((size_t)nn + 1, sizeof *uses);
   bool *live = tl_xcalloc((size_t)nn + 1, sizeof *live);
   bool *borrowed = tl_xcalloc((size_t)nn + 1, sizeof *borrowed);
+  bool *done = tl_xcalloc((size_t)nn + 1, sizeof *done); /* control results already computed */
   for (int i = 0; i < g->noutputs; i++) {
     live[g->outputs[i].node] = true;
     uses[g->outputs[i].node]++;
@@ -950,10 +996,15 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
       types[k] = &g->nodes[x].type;
     }
     if (n->op == TL_OP_CONST) args[0] = g->lits[n->attrs.lit];
-    tl_tensor *out;
-    rc = eval_node(n, args, types, dims, &out, err, err_size);
-    if (rc) break;
-    vals[id] = out;
+    if (tl_ops[n->op].kind == TL_KIND_CONTROL) {
+      if (!done[id]) rc = run_control(g, id, args, live, done, vals, err, err_size);
+      if (rc) break;
+    } else {
+      tl_tensor *out;
+      rc = eval_node(n, args, types, dims, &out, err, err_size);
+      if (rc) break;
+      vals[id] = out;
+    }
     for (int k = 0; k < n->ninputs; k++) {
       int32_t x = tl_node_inputs(g, n)[k];
       if (--uses[x] == 0 && !borrowed[x]) {
@@ -982,5 +1033,6 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
   tl_free(uses);
   tl_free(live);
   tl_free(borrowed);
+  tl_free(done);
   return rc;
 }

@@ -42,6 +42,23 @@ int tl_interp_eval(int op, const tl_attrs *attrs, const tl_tensor *const *args,
                    const tl_type *const *types, int nargs, const tl_type *out_type,
                    tl_tensor **out, char *err, size_t err_size);
 
+/* How an engine runs function fn of a graph's table: inputs in, a new
+ * tensor per output into out (run), or into the given buffers (run_into,
+ * optional: NULL when the engine has none). 0, or -1 with a message and no
+ * output left allocated. */
+typedef struct tl_ctl_runner {
+  void *ctx;
+  int (*run)(void *ctx, int32_t fn, tl_tensor *const *in, tl_tensor **out, char *err, size_t n);
+  int (*run_into)(void *ctx, int32_t fn, tl_tensor *const *in, tl_tensor *const *out, char *err, size_t n);
+} tl_ctl_runner;
+
+/* Runs control node x (call, cond, loop, scan: interp/control.c says what
+ * each does) on args; results[i] receives result i of the run (a new
+ * tensor; tl_control_nresults of them). -1 on a run-time error (a loop past
+ * its :max, a failing function) with no result left allocated. */
+int tl_control_run(const tl_graph *g, const tl_node *x, tl_tensor *const *args, tl_tensor **results,
+                   const tl_ctl_runner *r, char *err, size_t n);
+
 /* Whether op has an interpreter kernel (tests check every op has one). */
 bool tl_interp_has(int op);
 

@@ -41,7 +41,49 @@ void tl_graph_free(tl_graph *g) {
   for (int i = 0; i < g->nlits; i++) tl_tensor_free(g->lits[i]);
   tl_free(g->lits);
   tl_free(g->memo);
+  if (g->fns_owned) tl_fns_release(g->fns);
   tl_free(g);
+}
+
+tl_fns *tl_fns_new(void) {
+  tl_fns *t = tl_xcalloc(1, sizeof *t);
+  t->refs = 1;
+  return t;
+}
+
+void tl_fns_release(tl_fns *t) {
+  if (!t || --t->refs > 0) return;
+  for (int i = 0; i < t->n; i++) tl_graph_free(t->fn[i]);
+  tl_free(t->fn);
+  tl_free(t);
+}
+
+int32_t tl_fns_add(tl_fns *t, tl_graph *f) {
+  TL_GROW(t->fn, t->n, t->cap);
+  if (f->fns_owned) tl_fns_release(f->fns);
+  f->fns = t;
+  f->fns_owned = false;
+  t->fn[t->n] = f;
+  return t->n++;
+}
+
+int32_t tl_fns_find(const tl_fns *t, const char *name, size_t n) {
+  for (int i = 0; t && i < t->n; i++)
+    if (strlen(t->fn[i]->name) == n && memcmp(t->fn[i]->name, name, n) == 0) return i;
+  return -1;
+}
+
+void tl_graph_set_fns(tl_graph *g, tl_fns *fns) {
+  if (fns) fns->refs++;
+  if (g->fns_owned) tl_fns_release(g->fns);
+  g->fns = fns;
+  g->fns_owned = fns != NULL;
+}
+
+bool tl_graph_has_control(const tl_graph *g) {
+  for (int32_t i = 0; i < g->nnodes; i++)
+    if (tl_ops[g->nodes[i].op].kind == TL_KIND_CONTROL) return true;
+  return false;
 }
 
 static void *dup_array(const void *a, size_t n, size_t size) {
@@ -74,6 +116,8 @@ tl_graph *tl_graph_copy(const tl_graph *g, const char *name) {
   c->nlits = c->caplits = g->nlits;
   c->memo = g->memocap ? dup_array(g->memo, g->memocap, sizeof *g->memo) : NULL;
   c->memocap = g->memocap;
+  /* a copy of a function is a graph of its own: it holds the table */
+  tl_graph_set_fns(c, g->fns);
   return c;
 }
 
@@ -203,6 +247,10 @@ int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
   tl_attrs a;
   if (attrs) a = *attrs;
   else tl_attrs_init(&a);
+  if (tl_ops[op].kind == TL_KIND_CONTROL) { /* :out 0 is the default: one encoding */
+    if (a.out) a.present |= TL_A_OUT;
+    else a.present &= ~(unsigned)TL_A_OUT;
+  }
   uint64_t h = memoizable(op) ? node_hash(op, &a, inputs, ninputs) : 0;
   if (memoizable(op) && g->memocap) {
     uint32_t mask = g->memocap - 1;
@@ -303,7 +351,23 @@ static bool attrs_equal(const tl_graph *ga, const tl_node *a, const tl_graph *gb
   return memcmp(&x, &y, sizeof x) == 0;
 }
 
+static bool body_equal(const tl_graph *a, const tl_graph *b);
+
+/* Function tables compare function by function (names and bodies); the
+ * nodes that call them compare by index. */
+static bool fns_equal(const tl_fns *a, const tl_fns *b) {
+  int na = a ? a->n : 0, nb = b ? b->n : 0;
+  if (na != nb) return false;
+  for (int i = 0; i < na; i++)
+    if (strcmp(a->fn[i]->name, b->fn[i]->name) != 0 || !body_equal(a->fn[i], b->fn[i])) return false;
+  return true;
+}
+
 bool tl_graph_equal(const tl_graph *a, const tl_graph *b) {
+  return (a->fns == b->fns || fns_equal(a->fns, b->fns)) && body_equal(a, b);
+}
+
+static bool body_equal(const tl_graph *a, const tl_graph *b) {
   if (a->ninputs != b->ninputs || a->noutputs != b->noutputs) return false;
   for (int i = 0; i < a->ninputs; i++) {
     const tl_node *x = &a->nodes[a->inputs[i]], *y = &b->nodes[b->inputs[i]];

@@ -599,6 +599,10 @@ static int infer_given(ictx *c) {
   return fail(c, "is created by its own declaration, not as an operation");
 }
 
+static int infer_control(ictx *c) {
+  return tl_infer_control(c->g, c->op, c->a, c->in, c->nin, c->out, c->err, c->err_size);
+}
+
 /* Ops of kind TL_KIND_ELEMWISE need no entry: they all infer by numpy
  * broadcasting under their dtype rule (infer_elemwise). */
 static const infer_fn infer_table[TL_OP_COUNT] = {
@@ -613,6 +617,8 @@ static const infer_fn infer_table[TL_OP_COUNT] = {
   [TL_OP_SQUEEZE] = infer_squeeze, [TL_OP_CONCAT] = infer_concat, [TL_OP_SLICE] = infer_slice,
   [TL_OP_TAKE] = infer_take, [TL_OP_MATMUL] = infer_matmul,
   [TL_OP_SLICE_UPDATE] = infer_slice_update, [TL_OP_SCATTER_ADD] = infer_scatter_add,
+  [TL_OP_CALL] = infer_control, [TL_OP_COND] = infer_control, [TL_OP_LOOP] = infer_control,
+  [TL_OP_SCAN] = infer_control,
 };
 
 static infer_fn infer_for(int op) {
@@ -631,7 +637,8 @@ int tl_infer(const tl_graph *g, int op, const tl_attrs *attrs, const tl_type *co
   const tl_op_info *oi = &tl_ops[op];
   if (oi->arity >= 0 && nin != oi->arity)
     return fail(&c, "expects %d operand%s, got %d", oi->arity, oi->arity == 1 ? "" : "s", nin);
-  if (oi->arity < 0 && nin < 1) return fail(&c, "expects at least one operand");
+  if (oi->arity < 0 && nin < 1 && oi->kind != TL_KIND_CONTROL) return fail(&c, "expects at least one operand");
+  if (op == TL_OP_COND && nin < 1) return fail(&c, "expects a condition");
   unsigned extra = attrs->present & ~oi->allowed_attrs & ~(unsigned)TL_A_DTYPE;
   if (extra) return fail(&c, "does not take the attribute given");
   if ((attrs->present & oi->required_attrs) != oi->required_attrs)

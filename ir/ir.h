@@ -59,6 +59,15 @@ typedef struct tl_attrs {
   double f;     /* lit/fill value (as a double); an input's lowest value (TL_A_RANGE) */
   double hi;    /* an input's highest value (TL_A_RANGE) */
   int64_t i;    /* lit/fill value when is_int (exact for all of i64) */
+  /* control flow (call, cond, loop, scan): functions of the graph's
+   * function table, by index. call :fn -> fn[0]; cond :then/:else -> fn[0],
+   * fn[1]; loop :cond/:body/:until -> fn[0], fn[1], fn[2]; scan :body ->
+   * fn[1]. Which are set is in `present`. */
+  int32_t fn[3];
+  int32_t out;   /* which of the callee's outputs this node is (:out) */
+  int64_t trips; /* loop: the most iterations (:max N), -1 unbounded (:max unbounded) */
+  int64_t carry; /* scan: how many of the operands and outputs are carried state */
+  int64_t length; /* scan: the number of steps when it has no sequence operand */
 } tl_attrs;
 
 /* reshape's "-1" (infer this dim); distinct from every symbol id in use */
@@ -80,6 +89,19 @@ typedef struct tl_node {
 
 typedef struct tl_output { int32_t name; int32_t node; } tl_output;
 
+struct tl_graph;
+/* A function table: the named functions a graph's call/cond/loop/scan
+ * nodes refer to (by index). A function is an ordinary graph whose inputs
+ * are its parameters and whose outputs are its results; it may call the
+ * functions before it in the table (so there is no recursion). The table
+ * is shared, reference counted, by every graph that holds it strongly (a
+ * top-level graph and its copies); the functions inside hold it weakly. */
+typedef struct tl_fns {
+  int refs;
+  struct tl_graph **fn;
+  int32_t n, cap;
+} tl_fns;
+
 typedef struct tl_graph {
   char *name;
   tl_node *nodes; int32_t nnodes, capnodes;
@@ -91,6 +113,8 @@ typedef struct tl_graph {
   int32_t *lets; int32_t nlets, caplets;       /* let-named nodes, in order */
   struct tl_tensor **lits; int32_t nlits, caplits; /* const payloads, owned */
   uint64_t *memo; uint32_t memocap;            /* hash-cons table (graph.c) */
+  tl_fns *fns;    /* the functions it may call; NULL: none */
+  bool fns_owned; /* it holds a reference to fns (a function does not) */
 } tl_graph;
 
 /* A node's operand ids. args is NULL until the first operand is added: a
@@ -106,6 +130,19 @@ void tl_graph_free(tl_graph *g);
 /* A deep copy of g (same node ids, names, symbols, constants) under a new
  * name; its arrays are copied as they are, without rebuilding anything. */
 tl_graph *tl_graph_copy(const tl_graph *g, const char *name);
+
+/* Makes fns g's function table (holding a reference; NULL: none). */
+void tl_graph_set_fns(tl_graph *g, tl_fns *fns);
+/* A new, empty function table with one reference (the caller's). */
+tl_fns *tl_fns_new(void);
+/* Drops one reference; the last frees the functions. */
+void tl_fns_release(tl_fns *f);
+/* Appends function f (its fns set weakly to the table); returns its index. */
+int32_t tl_fns_add(tl_fns *t, tl_graph *f);
+/* The index of the function named name (n bytes), or -1. */
+int32_t tl_fns_find(const tl_fns *t, const char *name, size_t n);
+/* Whether g has a call, cond, loop or scan node. */
+bool tl_graph_has_control(const tl_graph *g);
 
 /* Interned symbol id for a dim name (created if new). */
 int tl_graph_sym(tl_graph *g, const char *name, size_t n);
@@ -143,6 +180,17 @@ bool tl_graph_equal(const tl_graph *a, const tl_graph *b);
 int tl_infer(const tl_graph *g, int op, const tl_attrs *attrs,
              const tl_type *const *in, int nin, tl_type *out,
              char *err, size_t err_size);
+
+/* Inference of call/cond/loop/scan (ir/control.c): the operands against
+ * the called functions' parameters, the result from their outputs. */
+int tl_infer_control(const tl_graph *g, int op, const tl_attrs *a, const tl_type *const *in, int nin,
+                     tl_type *out, char *err, size_t n);
+/* How many results one run of control node x has (its callee's outputs, a
+ * loop's carried values); x's own is attrs.out of them. */
+int tl_control_nresults(const tl_graph *g, const tl_node *x);
+/* Whether control nodes a and b are results of the same run (same op,
+ * operands and functions; only :out differs): one run computes both. */
+bool tl_control_same_run(const tl_graph *g, int32_t a, int32_t b);
 
 /* Whether op has an inference function (tests check every op has one). */
 bool tl_infer_has(int op);

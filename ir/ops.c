@@ -32,6 +32,13 @@ const char *const tl_fuse_class_names[TL_FUSE_CLASS_COUNT] = {
   [TL_FUSE_LITERAL] = "literal", [TL_FUSE_ROW_KERNEL] = "row-kernel",
 };
 
+const char *const tl_kind_names[TL_KIND_CONTROL + 1] = {"source", "constant", "elementwise", "reduction",
+                                                       "shape", "linalg", "control"};
+const char *const tl_attr_names[TL_NATTRS] = {"axis", "keepdims", "dtype", "shape", "perm", "start", "stop",
+                                              "step", "range", "fn", "then", "else", "cond", "body", "until",
+                                              "out", "max", "carry", "length"};
+_Static_assert(TL_A_LENGTH == 1 << (TL_NATTRS - 1), "a name per attribute bit");
+
 int tl_op_lookup(const char *name, size_t n) {
   for (int i = 0; i < TL_OP_COUNT; i++)
     if (strlen(tl_ops[i].name) == n && memcmp(tl_ops[i].name, name, n) == 0)

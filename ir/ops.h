@@ -11,7 +11,8 @@
 
 typedef enum tl_kind {
   TL_KIND_SOURCE, TL_KIND_CONSTANT, TL_KIND_ELEMWISE, TL_KIND_REDUCTION,
-  TL_KIND_SHAPE, TL_KIND_LINALG
+  TL_KIND_SHAPE, TL_KIND_LINALG,
+  TL_KIND_CONTROL /* call, cond, loop, scan: run functions of the graph's table */
 } tl_kind;
 
 /* How an op's result dtype follows from its operands' (promoted) dtype. */
@@ -31,7 +32,11 @@ enum {
   TL_A_AXIS = 1 << 0, TL_A_KEEPDIMS = 1 << 1, TL_A_DTYPE = 1 << 2,
   TL_A_SHAPE = 1 << 3, TL_A_PERM = 1 << 4, TL_A_START = 1 << 5,
   TL_A_STOP = 1 << 6, TL_A_STEP = 1 << 7,
-  TL_A_RANGE = 1 << 8 /* an input's declared range [f, hi] (`:range LO HI`) */
+  TL_A_RANGE = 1 << 8, /* an input's declared range [f, hi] (`:range LO HI`) */
+  /* control flow: the functions called, the output taken, the bounds */
+  TL_A_FN = 1 << 9, TL_A_THEN = 1 << 10, TL_A_ELSE = 1 << 11, TL_A_COND = 1 << 12,
+  TL_A_BODY = 1 << 13, TL_A_UNTIL = 1 << 14, TL_A_OUT = 1 << 15, TL_A_MAX = 1 << 16,
+  TL_A_CARRY = 1 << 17, TL_A_LENGTH = 1 << 18
 };
 
 /* Fusion classes: the built-in opclasses of the fusion rules (names in
@@ -110,6 +115,12 @@ typedef enum tl_op {
 } tl_op;
 
 extern const tl_op_info tl_ops[TL_OP_COUNT];
+
+/* Names of the kinds (tl_kind) and of the attributes by bit number (TL_A_*;
+ * "range" is an input's, written `:range LO HI`). */
+extern const char *const tl_kind_names[TL_KIND_CONTROL + 1];
+enum { TL_NATTRS = 19 };
+extern const char *const tl_attr_names[TL_NATTRS];
 
 /* Op by name (NULL-terminated string or n bytes); -1 when unknown. */
 int tl_op_lookup(const char *name, size_t n);

@@ -1,8 +1,12 @@
 /* tg_parse.c - reads a .tg graph.
  *
+ *   file  := func* graph
+ *   func  := '(' 'func' NAME item* ')'     (its ins are its parameters)
  *   graph := '(' 'graph' NAME item* ')'
  *   item  := '(' 'in' NAME DTYPE '[' dim* ']' ')'
  *          | '(' 'let' NAME expr ')'  |  '(' 'out' NAME expr ')'
+ *          | '(' 'let' '[' NAME* ']' expr ')'   (the results of a call,
+ *                                                 cond, loop or scan)
  *   expr  := NAME | NUMBER | '(' OP expr* attr* ')'
  *          | '(' 'const' DTYPE '[' dim* ']' NUMBER* ')'
  *          | '(' 'fill' DTYPE '[' dim* ']' NUMBER ')'
@@ -47,13 +51,13 @@ typedef struct parser {
   tl_lexer lx;
   tl_diag *d;
   tl_graph *g;
+  tl_fns *fns; /* the functions defined so far (NULL: none yet) */
   scope scope;
   int depth; /* nesting of '(' seen, for recovery */
   bool eof_reported; /* one "never closed" message is enough */
 } parser;
 
-static const char *const attr_names[] = {"axis", "keepdims", "dtype", "shape",
-                                          "perm", "start", "stop", "step"};
+#define attr_names tl_attr_names
 
 static tl_tok next(parser *p) {
   tl_tok t = tl_lex_next(&p->lx);
@@ -423,6 +427,47 @@ static bool parse_attr(parser *p, int op, tl_attrs *a) {
     a->nshape = (uint8_t)rank;
     return true;
   }
+  case TL_A_FN: case TL_A_THEN: case TL_A_ELSE: case TL_A_COND: case TL_A_BODY: case TL_A_UNTIL: {
+    t = next(p);
+    int32_t f = t.kind == TK_NAME ? tl_fns_find(p->fns, t.text, t.len) : -1;
+    if (f < 0) {
+      char b[64];
+      tl_diag_error(p->d, t.loc, "attribute :%s expects the name of a function defined above, found %s",
+                    attr_names[ai], tok_desc(&t, b, sizeof b));
+      return false;
+    }
+    int slot = bit == TL_A_ELSE || bit == TL_A_BODY ? 1 : bit == TL_A_UNTIL ? 2 : 0;
+    a->fn[slot] = f;
+    return true;
+  }
+  case TL_A_OUT:
+    if (!int_value(p, &t, &v, "out")) return false;
+    if (v < 0 || v >= TL_GRAPH_MAX_ARGS) {
+      tl_diag_error(p->d, t.loc, "attribute :out %lld is out of range", (long long)v);
+      return false;
+    }
+    a->out = (int32_t)v;
+    if (v == 0) a->present &= ~bit; /* the default, one encoding for the memo */
+    return true;
+  case TL_A_MAX:
+    if (peek(p).kind == TK_NAME) {
+      t = next(p);
+      if (!tl_tok_is(&t, "unbounded")) {
+        tl_diag_error(p->d, t.loc, "attribute :max expects a count or 'unbounded', found '%.*s'", (int)t.len, t.text);
+        return false;
+      }
+      a->trips = -1;
+      return true;
+    }
+    if (!int_value(p, &t, &v, "max")) return false;
+    if (v < 0) {
+      tl_diag_error(p->d, t.loc, "attribute :max must be >= 0 (or 'unbounded')");
+      return false;
+    }
+    a->trips = v;
+    return true;
+  case TL_A_CARRY: if (!int_value(p, &t, &v, "carry")) return false; a->carry = v; return true;
+  case TL_A_LENGTH: if (!int_value(p, &t, &v, "length")) return false; a->length = v; return true;
   case TL_A_START: if (!int_value(p, &t, &v, "start")) return false; a->start = v; return true;
   case TL_A_STOP: if (!int_value(p, &t, &v, "stop")) return false; a->stop = v; return true;
   default: /* TL_A_STEP */
@@ -537,6 +582,60 @@ static int32_t parse_expr(parser *p) {
   }
 }
 
+/* After '(' 'let', at '[': `[a b ...] expr` binds the results of one
+ * call/cond/loop/scan run, in order (each a node of its own :out). */
+static void parse_multi_let(parser *p, tl_tok open, int depth) {
+  tl_tok names[64];
+  int n = 0;
+  next(p); /* '[' */
+  for (;;) {
+    tl_tok t = next(p);
+    if (t.kind == TK_RBRACK) break;
+    if (t.kind != TK_NAME || n == 64) {
+      if (n == 64) tl_diag_error(p->d, t.loc, "a let binds at most 64 names");
+      else expected(p, &t, "a name or ']'");
+      skip_to_depth(p, depth);
+      return;
+    }
+    names[n++] = t;
+  }
+  int32_t x = parse_expr(p);
+  bool ok = x >= 0;
+  if (ok && tl_ops[p->g->nodes[x].op].kind != TL_KIND_CONTROL) {
+    tl_diag_error(p->d, open.loc, "let [..] binds the results of a call, cond, loop or scan, not of a %s",
+                  tl_ops[p->g->nodes[x].op].name);
+    ok = false;
+  }
+  if (ok && (p->g->nodes[x].attrs.out != 0 || tl_control_nresults(p->g, &p->g->nodes[x]) != n)) {
+    tl_diag_error(p->d, open.loc, "let [..] names %d value%s but the %s has %d result%s (and no :out)", n,
+                  n == 1 ? "" : "s", tl_ops[p->g->nodes[x].op].name, tl_control_nresults(p->g, &p->g->nodes[x]),
+                  tl_control_nresults(p->g, &p->g->nodes[x]) == 1 ? "" : "s");
+    ok = false;
+  }
+  for (int k = 0; k < n; k++) {
+    int32_t id = -1;
+    if (ok) {
+      tl_node nd = p->g->nodes[x];
+      nd.attrs.out = k;
+      if (k) nd.attrs.present |= TL_A_OUT;
+      int32_t args[TL_GRAPH_MAX_ARGS];
+      memcpy(args, tl_node_inputs(p->g, &nd), nd.ninputs * sizeof *args);
+      char err[512];
+      id = tl_graph_add(p->g, nd.op, &nd.attrs, args, nd.ninputs, open.loc, err, sizeof err);
+      if (id < 0) tl_diag_error(p->d, open.loc, "%s", err);
+    }
+    char *nm = tl_xstrndup(names[k].text, names[k].len);
+    if (bind(p, &names[k], id) && id >= 0) tl_graph_add_let(p->g, nm, id);
+    tl_free(nm);
+  }
+  tl_tok close = next(p);
+  if (close.kind != TK_RPAREN) {
+    if (close.kind == TK_EOF) unclosed(p, open.loc);
+    else expected(p, &close, "')' to end the let");
+    skip_to_depth(p, depth);
+  }
+}
+
 static void parse_item(parser *p) {
   tl_tok open = next(p);
   int depth = p->depth - 1;
@@ -548,6 +647,10 @@ static void parse_item(parser *p) {
   if (kw.kind != TK_NAME || !(tl_tok_is(&kw, "in") || tl_tok_is(&kw, "let") || tl_tok_is(&kw, "out"))) {
     expected(p, &kw, "'in', 'let' or 'out'");
     skip_to_depth(p, depth);
+    return;
+  }
+  if (tl_tok_is(&kw, "let") && peek(p).kind == TK_LBRACK) {
+    parse_multi_let(p, open, depth);
     return;
   }
   tl_tok name = next(p);
@@ -631,60 +734,100 @@ static void parse_item(parser *p) {
   }
 }
 
+/* After '(' ('graph' | 'func'): NAME item* ')' into a new graph. */
+static tl_graph *parse_form(parser *p, tl_tok open, tl_tok kw) {
+  tl_tok name = next(p);
+  if (name.kind != TK_NAME) {
+    expected(p, &name, kw.text[0] == 'f' ? "the function's name" : "the graph's name");
+    skip_to_depth(p, 0);
+    return NULL;
+  }
+  bool is_fn = tl_tok_is(&kw, "func");
+  if (is_fn && tl_fns_find(p->fns, name.text, name.len) >= 0) {
+    tl_diag_error(p->d, name.loc, "function '%.*s' is defined twice", (int)name.len, name.text);
+    skip_to_depth(p, 0);
+    return NULL;
+  }
+  int errors0 = p->d->nerrors;
+  char *gname = tl_xstrndup(name.text, name.len);
+  p->g = tl_graph_new(gname);
+  tl_free(gname);
+  if (is_fn) p->g->fns = p->fns; /* weakly: the table will hold it */
+  else tl_graph_set_fns(p->g, p->fns);
+  scope saved = p->scope;
+  memset(&p->scope, 0, sizeof p->scope); /* names are local to a form */
+  for (;;) {
+    tl_tok t = peek(p);
+    if (t.kind == TK_RPAREN) {
+      next(p);
+      break;
+    }
+    if (t.kind == TK_EOF) {
+      unclosed(p, open.loc);
+      break;
+    }
+    parse_item(p);
+  }
+  tl_free(p->scope.b);
+  tl_free(p->scope.slot);
+  tl_free(p->scope.pool);
+  p->scope = saved;
+  tl_graph *g = p->g;
+  p->g = NULL;
+  if (p->d->nerrors == errors0 && g->noutputs == 0)
+    tl_diag_error(p->d, name.loc, "%s '%s' has no outputs", is_fn ? "function" : "graph", g->name);
+  if (p->d->nerrors > errors0) {
+    tl_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
 tl_graph *tl_tg_parse(const char *src, size_t len, tl_diag *d) {
   parser p = {.d = d};
   tl_lex_init(&p.lx, src, len);
   int errors0 = d->nerrors;
-  tl_tok t = next(&p);
-  if (t.kind == TK_EOF) {
-    tl_diag_error(d, t.loc, "empty file: expected (graph NAME ...)");
-    return NULL;
-  }
-  if (t.kind != TK_LPAREN) {
-    expected(&p, &t, "'(graph NAME ...)'");
-    return NULL;
-  }
-  tl_tok open = t;
-  tl_tok kw = next(&p);
-  if (!tl_tok_is(&kw, "graph")) {
-    expected(&p, &kw, "'graph'");
-    return NULL;
-  }
-  tl_tok name = next(&p);
-  if (name.kind != TK_NAME) {
-    expected(&p, &name, "the graph's name");
-    return NULL;
-  }
-  char *gname = tl_xstrndup(name.text, name.len);
-  p.g = tl_graph_new(gname);
-  tl_free(gname);
+  tl_graph *main = NULL;
+  bool seen_graph = false;
   for (;;) {
-    t = peek(&p);
-    if (t.kind == TK_RPAREN) {
-      next(&p);
-      break;
-    }
+    tl_tok t = next(&p);
     if (t.kind == TK_EOF) {
-      unclosed(&p, open.loc);
+      if (!seen_graph && d->nerrors == errors0)
+        tl_diag_error(d, t.loc, p.fns ? "expected (graph NAME ...) after the functions"
+                                      : "empty file: expected (graph NAME ...)");
       break;
     }
-    parse_item(&p);
+    if (t.kind != TK_LPAREN) {
+      char b[64];
+      if (seen_graph) tl_diag_error(d, t.loc, "unexpected %s after the end of the graph", tok_desc(&t, b, sizeof b));
+      else expected(&p, &t, "'(graph NAME ...)'");
+      break;
+    }
+    tl_tok kw = next(&p);
+    if (seen_graph) {
+      tl_diag_error(d, t.loc, "unexpected '(' after the end of the graph (functions come before it)");
+      break;
+    }
+    if (tl_tok_is(&kw, "func")) {
+      if (!p.fns) p.fns = tl_fns_new();
+      tl_graph *f = parse_form(&p, t, kw);
+      if (f) tl_fns_add(p.fns, f);
+      continue;
+    }
+    if (!tl_tok_is(&kw, "graph")) {
+      expected(&p, &kw, p.fns ? "'graph' or 'func'" : "'graph'");
+      break;
+    }
+    seen_graph = true;
+    main = parse_form(&p, t, kw);
+    if (!main && d->nerrors == errors0) break;
   }
-  t = next(&p);
-  if (t.kind != TK_EOF) {
-    char b[64];
-    tl_diag_error(d, t.loc, "unexpected %s after the end of the graph", tok_desc(&t, b, sizeof b));
-  }
-  if (d->nerrors == errors0 && p.g->noutputs == 0)
-    tl_diag_error(d, name.loc, "graph '%s' has no outputs", p.g->name);
-  tl_free(p.scope.b);
-  tl_free(p.scope.slot);
-  tl_free(p.scope.pool);
+  tl_fns_release(p.fns); /* the graph holds its own reference */
   if (d->nerrors > errors0) {
-    tl_graph_free(p.g);
+    tl_graph_free(main);
     return NULL;
   }
-  return p.g;
+  return main;
 }
 
 int tl_tg_parse_attr(tl_graph *g, int op, const char *text, size_t len, tl_attrs *a, char *err,

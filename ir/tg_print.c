@@ -80,6 +80,23 @@ static void put_attrs(printer *pr, const tl_attrs *a) {
   if (a->present & TL_A_START) tl_buf_printf(&pr->out, " :start %lld", (long long)a->start);
   if (a->present & TL_A_STOP) tl_buf_printf(&pr->out, " :stop %lld", (long long)a->stop);
   if (a->present & TL_A_STEP) tl_buf_printf(&pr->out, " :step %lld", (long long)a->step);
+  static const struct { unsigned bit; const char *key; int slot; } fk[] = {
+    {TL_A_FN, "fn", 0}, {TL_A_THEN, "then", 0}, {TL_A_ELSE, "else", 1},
+    {TL_A_COND, "cond", 0}, {TL_A_BODY, "body", 1}, {TL_A_UNTIL, "until", 2}};
+  for (size_t k = 0; k < sizeof fk / sizeof *fk; k++) {
+    if (!(a->present & fk[k].bit)) continue;
+    const tl_fns *t = pr->g->fns;
+    int32_t i = a->fn[fk[k].slot];
+    if (t && i >= 0 && i < t->n) tl_buf_printf(&pr->out, " :%s %s", fk[k].key, t->fn[i]->name);
+    else tl_buf_printf(&pr->out, " :%s ?%d", fk[k].key, i);
+  }
+  if (a->present & TL_A_CARRY) tl_buf_printf(&pr->out, " :carry %lld", (long long)a->carry);
+  if (a->present & TL_A_LENGTH) tl_buf_printf(&pr->out, " :length %lld", (long long)a->length);
+  if (a->present & TL_A_MAX) {
+    if (a->trips < 0) tl_buf_printf(&pr->out, " :max unbounded");
+    else tl_buf_printf(&pr->out, " :max %lld", (long long)a->trips);
+  }
+  if (a->present & TL_A_OUT) tl_buf_printf(&pr->out, " :out %d", a->out);
 }
 
 static void put_value(printer *pr, tl_dtype dt, double f, int64_t i, bool is_int) {
@@ -246,11 +263,12 @@ static void assign_names(printer *pr, bool *let) {
   tl_free(taken);
 }
 
-char *tl_tg_print(const tl_graph *g) {
-  printer pr = {g, {0}, tl_xcalloc((size_t)g->nnodes + 1, sizeof(char *))};
+/* One graph or function form, appended to *out. */
+static void print_form(const tl_graph *g, const char *keyword, tl_buf *out) {
+  printer pr = {g, *out, tl_xcalloc((size_t)g->nnodes + 1, sizeof(char *))};
   bool *let = tl_xcalloc((size_t)g->nnodes + 1, sizeof *let);
   assign_names(&pr, let);
-  tl_buf_printf(&pr.out, "(graph %s", g->name);
+  tl_buf_printf(&pr.out, "(%s %s", keyword, g->name);
   for (int i = 0; i < g->ninputs; i++) {
     const tl_node *n = &g->nodes[g->inputs[i]];
     tl_buf_printf(&pr.out, "\n  (in %s %s ", g->names[n->name], tl_dtype_name((tl_dtype)n->type.dtype));
@@ -279,7 +297,17 @@ char *tl_tg_print(const tl_graph *g) {
   for (int32_t i = 0; i < g->nnodes; i++) tl_free(pr.names[i]);
   tl_free(pr.names);
   tl_free(let);
-  return pr.out.s;
+  *out = pr.out;
+}
+
+char *tl_tg_print(const tl_graph *g) {
+  tl_buf out = {0};
+  /* a graph that holds a function table prints it first, in table order
+   * (a function calls only those before it, so this reads back) */
+  if (g->fns && g->fns_owned)
+    for (int i = 0; i < g->fns->n; i++) print_form(g->fns->fn[i], "func", &out);
+  print_form(g, "graph", &out);
+  return out.s;
 }
 
 char *tl_tg_print_node(const tl_graph *g, int32_t node) {

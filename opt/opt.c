@@ -509,7 +509,33 @@ static int program_cost(tl_opt *o, const tl_graph *g, const uint8_t *facts, char
   return 0;
 }
 
+static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_error *err);
+
+/* A graph with functions: each function is optimized on its own, in table
+ * order (the rules apply inside bodies; a function keeps its parameters
+ * and results, so every call stays valid), then the graph, whose control
+ * nodes refer to the new table. The report is the graph's. */
 tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, tl_error *err) {
+  if (!g->fns || g->fns->n == 0) return opt_one(o, g, err);
+  tl_fns *t = tl_fns_new();
+  for (int i = 0; i < g->fns->n; i++) {
+    tl_graph *f = opt_one(o, g->fns->fn[i], err);
+    if (!f) {
+      char m[sizeof err->msg];
+      snprintf(m, sizeof m, "%s", err->msg);
+      tl_fail(err, err->status, "in function '%s': %s", g->fns->fn[i]->name, m);
+      tl_fns_release(t);
+      return NULL;
+    }
+    tl_fns_add(t, f);
+  }
+  tl_graph *res = opt_one(o, g, err);
+  if (res) tl_graph_set_fns(res, t);
+  tl_fns_release(t);
+  return res;
+}
+
+static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_error *err) {
   clear_run(o);
   o->e = new_egraph(o);
   if (!o->e) {

@@ -551,6 +551,8 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
   eg_id *cls = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *cls);
   eg_id *kids = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *kids);
   int rc = 0;
+  /* control nodes are typed through the functions they call */
+  if (g->fns) tl_graph_set_fns(c->store, g->fns);
   for (int i = 0; i < g->ninputs && rc == 0; i++) {
     int slot = tn_input(c, g, g->inputs[i], err, err_size);
     if (slot < 0) {
@@ -587,6 +589,7 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
                          const char *const *out_names, int nroots, const int *in_slots, int nin,
                          const char *name, uint8_t **facts, char *err, size_t err_size) {
   tl_graph *g = tl_graph_new(name);
+  tl_graph_set_fns(g, c->store->fns);
   for (int i = 0; i < c->store->nsyms; i++) tl_graph_sym(g, c->store->syms[i], strlen(c->store->syms[i]));
   int32_t *in_node = tl_xmalloc(((size_t)c->ninputs + 1) * sizeof *in_node);
   for (int i = 0; i < c->ninputs; i++) in_node[i] = -1;

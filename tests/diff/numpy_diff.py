@@ -469,8 +469,10 @@ def _rest_of_max(v, axis):
 class Graph:
     """One .tg graph with its inputs and the checks on its outputs."""
 
-    def __init__(self, name, dims=None):
+    def __init__(self, name, dims=None, funcs='', engine=None):
         self.name = name
+        self.funcs = funcs   # (func ...) forms written before the graph
+        self.engine = engine # None: the interpreter; else --engine NAME
         self.ins = []        # (name, tl dtype, shape text, array)
         self.lets = []
         self.outs = []       # (label, outname, expr, expected, scale, zsign)
@@ -489,7 +491,7 @@ class Graph:
         self.outs.append((label, 'o%d' % len(self.outs), expr, expected, scale, zsign))
 
     def text(self):
-        lines = ['(graph %s' % self.name]
+        lines = ([self.funcs] if self.funcs else []) + ['(graph %s' % self.name]
         for n, dt, sh, _ in self.ins:
             lines.append('  (in %s %s %s)' % (n, dt, sh))
         for n, e in self.lets:
@@ -563,7 +565,8 @@ class Runner:
         gpath = os.path.join(d, 'g.tg')
         with open(gpath, 'w') as f:
             f.write(tg_text)
-        args = [self.exe, 'run', gpath, '--interp']  # the interpreter is what is tested here
+        # the interpreter is what is tested here, unless a case names an engine
+        args = [self.exe, 'run', gpath] + ([] if '--engine' in (extra or []) else ['--interp'])
         for name, arr in inputs:
             p = os.path.join(d, 'in-%s.npy' % name)
             np.save(p, arr)
@@ -613,7 +616,8 @@ class Runner:
         if not self.wanted(labels + [g.name]):
             return
         d = self._dir(g.name)
-        rc, err, outdir = self.tlaloc(d, g.text(), [(n, a) for n, _, _, a in g.ins], g.dims)
+        rc, err, outdir = self.tlaloc(d, g.text(), [(n, a) for n, _, _, a in g.ins], g.dims,
+                                      ['--engine', g.engine] if g.engine else None)
         for label, oname, expr, exp, scale, zsign in g.outs:
             if rc != 0:
                 self.record(label, 'tlaloc exited %s: %s' % (rc, err.strip()[-300:]), d)
@@ -1487,9 +1491,191 @@ def t_compose(R, rng):
 
 
 # ---------------------------------------------------------------------------
+# functions, conditionals and loops, against the same loops written in numpy
+
+CONTROL_FUNCS = '''
+(func newton_go (in x f64 [n]) (in y f64 [n]) (out c (gt (max (div (abs (sub (mul y y) x)) x)) 1e-13)))
+(func newton_step (in x f64 [n]) (in y f64 [n]) (out x2 x) (out y2 (mul 0.5 (add y (div x y)))))
+(func cum (in c T [m]) (in x T [m]) (out c2 (add c x)) (out y (add c x)))
+(func rnn (in h f64 [b k]) (in w f64 [d k]) (in u f64 [k k]) (in bias f64 [k]) (in x f64 [b d])
+  (let h2 (tanh (add (add (matmul x w) (matmul h u)) bias)))
+  (out hn h2) (out w2 w) (out u2 u) (out bias2 bias) (out y (sum h2 :axis 1)))
+(func pos (in a T [n]) (out r (sqrt a)))
+(func bad (in a T [n]) (out r (take a (fill i64 [n] 100))))
+(func never (in i i64 []) (in a T [n]) (out p (ge i 0)))
+(func spin (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 a))
+(func bad_loop (in a T [n]) (out r (loop 0 a :cond never :body spin :max 3 :out 1)))
+(func sq1 (in a T [n]) (out r (add (mul a a) 1)))
+(func twice (in a T [n]) (out r (call (call a :fn sq1) :fn sq1)))
+(func lt3 (in i i64 []) (in a T [n]) (out p (lt i 3)))
+(func inc (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (add a 1)))
+(func inner (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (loop 0 a :cond lt3 :body inc :max 10 :out 1)))
+(func lti (in j i64 []) (in i i64 []) (in a T [n]) (out p (lt j i)))
+(func inc2 (in j i64 []) (in i i64 []) (in a T [n]) (out j2 (add j 1)) (out i2 i) (out a2 (add a 1)))
+(func tri (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (loop 0 i a :cond lti :body inc2 :max 10 :out 2)))
+(func done (in i i64 []) (in a T [n]) (out p (ge i 4)))
+'''
+
+
+def t_control(R, rng):
+    for eng in (None, 'llvm'):
+        sfx = eng or 'interp'
+        for dt in ('f32', 'f64'):
+            np_dt = np.float32 if dt == 'f32' else np.float64
+            g = Graph('control_%s_%s' % (sfx, dt), funcs=CONTROL_FUNCS.replace(' T ', ' %s ' % dt), engine=eng)
+            # Newton's method for sqrt: a while loop (f64), the same iteration in numpy
+            xs = np.concatenate([np.exp(rng.uniform(np.log(1e-6), np.log(1e6), 60)), [1.0, 4.0, 1e-300, 1e300]])
+            g.inp('nx', xs)
+            y = xs.copy()
+            with ERR:
+                for _ in range(2000):
+                    if not np.max(np.abs(y * y - xs) / xs) > 1e-13:
+                        break
+                    y = 0.5 * (y + xs / y)
+            g.out('control/newton/%s/%s' % (sfx, dt), '(loop nx nx :cond newton_go :body newton_step :max 2000 :out 1)', y)
+            # cumulative sum with scan (same order of additions as np.cumsum)
+            cx = random_array(dt, (9, 5), rng)
+            g.inp('cx', cx)
+            g.inp('c0', np.zeros(5, dtype=np_dt))
+            g.let('[cc cy]', '(scan c0 cx :body cum :carry 1)')
+            g.out('control/cumsum/%s/%s' % (sfx, dt), 'cy', np.cumsum(cx, axis=0, dtype=np_dt))
+            g.out('control/cumsum-carry/%s/%s' % (sfx, dt), 'cc', np.cumsum(cx, axis=0, dtype=np_dt)[-1])
+            g.inp('ex', np.zeros((0, 5), dtype=np_dt))
+            g.out('control/scan-empty/%s/%s' % (sfx, dt), '(scan c0 ex :body cum :carry 1 :out 1)', np.zeros((0, 5), dtype=np_dt))
+            g.out('control/scan-empty-carry/%s/%s' % (sfx, dt), '(scan c0 ex :body cum :carry 1)', np.zeros(5, dtype=np_dt))
+            # a piecewise function with cond: the untaken branch would fail (an index
+            # out of range; a loop past its :max), so it must never run
+            px = np.abs(random_array(dt, (6,), rng)) + np_dt(0.5)
+            g.inp('px', px)
+            g.inp('pt', np.array(True))
+            g.inp('pf', np.array(False))
+            g.out('control/cond-lazy/%s/%s' % (sfx, dt), '(cond pt px :then pos :else bad)', np.sqrt(px))
+            g.out('control/cond-lazy-else/%s/%s' % (sfx, dt), '(cond pf px :then bad_loop :else pos)', np.sqrt(px))
+            g.out('control/cond-data/%s/%s' % (sfx, dt), '(cond (gt (sum px) 0) (neg px) :then sq1 :else bad)',
+                  (-px) * (-px) + np_dt(1))
+            # one function from three places (graph, twice inside another function)
+            g.out('control/call3/%s/%s' % (sfx, dt), '(add (call px :fn sq1) (call px :fn twice))',
+                  (px * px + np_dt(1)) + ((px * px + np_dt(1)) ** 2 + np_dt(1)))
+            # nested loops: 3 outer iterations of a 3-trip inner loop; inner trips = outer counter
+            g.out('control/nested/%s/%s' % (sfx, dt), '(loop 0 px :cond lt3 :body inner :max 10 :out 1)', px + np_dt(9))
+            g.out('control/nested-tri/%s/%s' % (sfx, dt), '(loop 0 px :cond lt3 :body tri :max 10 :out 1)', px + np_dt(3))
+            # zero trips; :until as the post-condition (the body runs once, even though cond is false after)
+            g.out('control/zero-trip/%s/%s' % (sfx, dt), '(loop 5 px :cond lt3 :body inc :max 10 :out 1)', px)
+            g.out('control/until/%s/%s' % (sfx, dt), '(loop 0 px :cond lt3 :body inc :until done :max unbounded :out 1)',
+                  px + np_dt(4))
+            R.run(g)
+        # an RNN with scan against the same recurrence in numpy
+        g = Graph('control_rnn_%s' % sfx, funcs=CONTROL_FUNCS.replace(' T ', ' f64 '), engine=eng)
+        T, B, D, H = 7, 3, 4, 5
+        xs = rng.normal(size=(T, B, D))
+        h0 = rng.normal(size=(B, H))
+        w = rng.normal(size=(D, H)) * 0.5
+        u = rng.normal(size=(H, H)) * 0.5
+        b = rng.normal(size=H)
+        for n, a in (('xs', xs), ('h0', h0), ('w', w), ('u', u), ('b', b)):
+            g.inp(n, a)
+        h, ys = h0, []
+        for t in range(T):
+            h = np.tanh(xs[t] @ w + h @ u + b)
+            ys.append(h.sum(axis=1))
+        g.let('[hT w1 u1 b1 ys]', '(scan h0 w u b xs :body rnn :carry 4)')
+        g.out('control/rnn-h/%s' % sfx, 'hT', h)
+        g.out('control/rnn-ys/%s' % sfx, 'ys', np.array(ys))
+        R.run(g)
+        # a loop that hits its maximum trip count: a clear run-time error
+        fx = np.ones(3)
+        R.expect_rc('control/max-trips/%s' % sfx, CONTROL_FUNCS.replace(' T ', ' f64 ') +
+                    '(graph m (in x f64 [3]) (out y (loop 0 x :cond never :body spin :max 5 :out 1)))',
+                    [('x', fx)], rc_want=2, extra=['--engine', eng] if eng else None)
+
+
+RANDOM_FUNCS = '''
+(func u0 (in a T [n]) (out r (tanh (add a 0.5))))
+(func u1 (in a T [n]) (out r (mul (sin a) 0.75)))
+(func u2 (in a T [n]) (out r (sub (mul a 0.5) (cos a))))
+(func b0 (in a T [n]) (in b T [n]) (out r (tanh (add a b))))
+(func two (in a T [n]) (out r (call a :fn u0)) (out s (call (call a :fn u1) :fn u2)))
+(func lt2 (in i i64 []) (in a T [n]) (out p (lt i 2)))
+(func lt4 (in i i64 []) (in a T [n]) (out p (lt i 4)))
+(func st0 (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (call a :fn u0)))
+(func st1 (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (cond (gt (sum a) 0) a :then u1 :else u2)))
+(func sc0 (in c T [n]) (in x T [n]) (out c2 (call c x :fn b0)) (out y (mul c2 x)))
+'''
+
+
+def _random_expr(rng, depth):
+    """A random expression over x, z [n] and xs [5 n] with calls, conds, loops, scans."""
+    if depth == 0 or rng.random() < 0.15:
+        return ['x', 'z', '(slice xs :axis 0 :start 2 :stop 3 :step 1)'][rng.integers(0, 2)]
+    a = _random_expr(rng, depth - 1)
+    k = rng.integers(0, 9)
+    if k == 0:
+        return '(call %s :fn u%d)' % (a, rng.integers(0, 3))
+    if k == 1:
+        return '(call %s %s :fn b0)' % (a, _random_expr(rng, depth - 1))
+    if k == 2:
+        return '(call %s :fn two :out %d)' % (a, rng.integers(0, 2))
+    if k == 3:
+        return '(cond (gt (sum %s) %s) %s :then u%d :else u%d)' % (
+            a, fmt_num(float(rng.normal())), _random_expr(rng, depth - 1), rng.integers(0, 3), rng.integers(0, 3))
+    if k == 4:
+        return '(loop %d %s :cond lt%d :body st%d :max 8 :out 1)' % (
+            rng.integers(0, 3), a, 2 * rng.integers(1, 3), rng.integers(0, 2))
+    if k == 5:
+        return '(scan %s xs :body sc0 :carry 1 :out %d)' % (a, 0) if rng.random() < 0.5 else \
+            '(sum (scan %s xs :body sc0 :carry 1 :out 1) :axis 0)' % a
+    if k == 6:
+        return '(add %s %s)' % (a, _random_expr(rng, depth - 1))
+    if k == 7:
+        return '(mul %s 0.5)' % a
+    return '(tanh %s)' % a
+
+
+def t_control_random(R, rng):
+    """200 random programs with calls, conditionals, loops and scans: llvm
+    (staged, compiled) against the interpreter, 10 programs per graph."""
+    nprog = 0
+    for gi in range(20):
+        dt = ('f32', 'f64')[gi % 2]
+        np_dt = np.float32 if dt == 'f32' else np.float64
+        n = int(rng.integers(1, 7))
+        x = rng.normal(size=n).astype(np_dt)
+        z = rng.normal(size=n).astype(np_dt)
+        xs = rng.normal(size=(5, n)).astype(np_dt)
+        outs = [_random_expr(rng, 4) for _ in range(10)]
+        text = RANDOM_FUNCS.replace(' T ', ' %s ' % dt) + '(graph r (in x %s [n]) (in z %s [n]) (in xs %s [5 n])\n%s)\n' % (
+            dt, dt, dt, '\n'.join('  (out o%d %s)' % (i, e) for i, e in enumerate(outs)))
+        label = 'control/random/%02d-%s' % (gi, dt)
+        if not R.wanted([label]):
+            continue
+        d = R._dir('control_random_%02d' % gi)
+        ins = [('x', x), ('z', z), ('xs', xs)]
+        rc1, e1, o1 = R.tlaloc(os.path.join(d), text, ins, None, None)
+        d2 = os.path.join(d, 'llvm')
+        os.makedirs(d2, exist_ok=True)
+        rc2, e2, o2 = R.tlaloc(d2, text, ins, None, ['--engine', 'llvm'])
+        nprog += len(outs)
+        if rc1 != 0 or rc2 != 0:
+            R.record(label, 'interp exit %s, llvm exit %s: %s' % (rc1, rc2, (e1 or e2).strip()[-300:]), d)
+            continue
+        msg = None
+        for i in range(len(outs)):
+            a = np.load(os.path.join(o1, 'o%d.npy' % i))
+            b = np.load(os.path.join(o2, 'o%d.npy' % i))
+            m = compare(b, a, scale=np.max(np.abs(a)) if a.size else None)
+            if m:
+                msg = 'program o%d = %s: llvm vs interp: %s' % (i, outs[i], m)
+                break
+        R.record(label, msg, d)
+        if not msg:
+            R.ops_passed.update(OP_HEAD.findall(text))
+    assert nprog == 200 or R.filt
+
+
+# ---------------------------------------------------------------------------
 
 TESTS = [t_unary, t_binary, t_where, t_broadcast, t_literals, t_cast, t_reduce, t_softmax,
-         t_shape, t_matmul, t_constants, t_symbolic, t_errors, t_npy, t_compose, t_mixed, t_fuzz]
+         t_shape, t_matmul, t_constants, t_symbolic, t_errors, t_npy, t_compose, t_mixed, t_fuzz, t_control, t_control_random]
 
 
 def main():

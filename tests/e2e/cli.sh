@@ -128,4 +128,19 @@ else
 fi
 expect_status 2 "run with a negative size" "$TL" run "$X" --random 1 --dim n=-4
 
+# Control flow: not yet differentiable nor compiled into an object file;
+# both say so (exit 2) instead of a wrong gradient or a crash.
+N="$SRC/examples/newton_sqrt.tg"
+cat >"$tmp/ctl.tg" <<'G'
+(func sq (in a f64 [n]) (out r (mul a a)))
+(graph c (in x f64 [3]) (out y (sum (call x :fn sq))))
+G
+expect_status 2 "grad through a call" "$TL" grad "$tmp/ctl.tg" --wrt x
+grep -q "grad: the gradient of call .* is not implemented yet" "$tmp/err" && ok || { bad "grad through call message"; cat "$tmp/err"; }
+expect_status 2 "compile a loop to an object" "$TL" compile "$N" -o "$tmp/n.o"
+grep -q "backend: loop (functions, conditionals, loops) runs through an engine" "$tmp/err" && ok || { bad "aot loop message"; cat "$tmp/err"; }
+[ ! -e "$tmp/n.o" ] && ok || bad "compile of a loop left an object behind"
+expect_status 0 "opt keeps the functions" "$TL" opt "$N"
+grep -q "(func newton_step" "$tmp/out" && ok || { bad "opt output lacks the functions"; cat "$tmp/out"; }
+
 check_summary

@@ -168,8 +168,93 @@ Test(infer, every_op_and_broadcasting_corners) {
   /* an elementwise op infers by the one broadcasting rule of its dtype rule
    * (tests/ops runs every one on every dtype); every other op has its own */
   for (int op = 0; op < TL_OP_COUNT; op++)
-    cr_expect(covered[op] || tl_ops[op].kind == TL_KIND_ELEMWISE, "no inference case covers op '%s'",
-              tl_ops[op].name);
+    cr_expect(covered[op] || tl_ops[op].kind == TL_KIND_ELEMWISE || tl_ops[op].kind == TL_KIND_CONTROL,
+              "no inference case covers op '%s'", tl_ops[op].name);
+}
+
+/* Control nodes: typed per call signature through the functions they run
+ * (infer.control_errors covers what is refused). */
+static const char *const control_fns =
+  "(func f (in a f32 [n m]) (in b f32 [m]) (out s (add a b)) (out r (sum a :axis 0)))"
+  "(func t (in a f32 [k]) (out r (neg a)))"
+  "(func e (in a f32 [k]) (out r (exp a)))"
+  "(func c (in i i64 []) (in a f32 [k]) (out p (lt i 3)))"
+  "(func b (in i i64 []) (in a f32 [k]) (out i2 (add i 1)) (out a2 (mul a 2)))"
+  "(func sc (in h f32 [k]) (in x f32 [k]) (out h2 (tanh (add h x))) (out y (sum h2)))";
+
+Test(infer, control_results_take_the_callers_dims) {
+  static const struct { const char *ins, *expr, *want; } cases[] = {
+    {"(in x f32 [3 4]) (in z f32 [4])", "(call x z :fn f)", "f32[3 4]"},
+    {"(in x f32 [p 4]) (in z f32 [4])", "(call x z :fn f :out 1)", "f32[4]"},
+    {"(in p bool []) (in x f32 [q])", "(cond p x :then t :else e)", "f32[q]"},
+    {"(in x f32 [5])", "(loop 0 x :cond c :body b :max 10 :out 1)", "f32[5]"},
+    {"(in x f32 [5])", "(loop 0 x :cond c :body b :max unbounded)", "i64[]"},
+    {"(in h f32 [8]) (in xs f32 [t 8])", "(scan h xs :body sc :carry 1 :out 1)", "f32[t]"},
+    {"(in h f32 [8]) (in xs f32 [0 8])", "(scan h xs :body sc :carry 1)", "f32[8]"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[2048], *diag;
+    snprintf(src, sizeof src, "%s (graph g %s (out y %s))", control_fns, cases[i].ins, cases[i].expr);
+    tl_graph *g = parse_str(src, &diag);
+    cr_assert(g, "case %zu '%s': %s", i, cases[i].expr, diag);
+    char buf[128];
+    tl_type_str(g, &g->nodes[g->outputs[0].node].type, buf, sizeof buf);
+    cr_expect_str_eq(buf, cases[i].want, "case %zu %s: got %s", i, cases[i].expr, buf);
+    /* the text reads back as the same graph, functions included */
+    char *text = tl_tg_print(g), *d2;
+    tl_graph *h = parse_str(text, &d2);
+    cr_expect(h && tl_graph_equal(g, h), "case %zu does not read back:\n%s\n%s", i, text, d2);
+    tl_free(text);
+    tl_free(d2);
+    tl_graph_free(h);
+    tl_free(diag);
+    tl_graph_free(g);
+  }
+}
+
+Test(infer, control_errors) {
+  static const struct { const char *ins, *expr, *want; } cases[] = {
+    {"(in x f32 [3 4]) (in z f32 [5])", "(call x z :fn f)", "call: operand 1 is f32[5] but parameter 'b' of function 'f' is f32[m]"},
+    {"(in x f32 [3 4])", "(call x :fn f)", "call: function 'f' takes 2 operands, given 1"},
+    {"(in x f32 [3 4]) (in z f32 [4])", "(call x z :fn f :out 2)", "call: :out 2, but 'f' has 2 outputs"},
+    {"(in x f32 [3 4]) (in z f32 [4])", "(call x z :fn nosuch)", "attribute :fn expects the name of a function defined above"},
+    {"(in p f32 [2]) (in x f32 [3])", "(cond p x :then t :else e)", "cond: the condition must be a scalar, not f32[2]"},
+    {"(in p bool []) (in x f32 [3])", "(cond p x x :then t :else f)", "cond: the branches disagree: 't' has 1 outputs, 'f' has 2"},
+    {"(in x f32 [5])", "(loop 0 x :cond c :body b)", "loop: is missing a required attribute"},
+    {"(in x f32 [5])", "(loop 0 x :cond b :body b :max 3)", "loop: condition 'b' must have one output (a scalar), it has 2"},
+    {"(in x f32 [5])", "(loop 0 x :cond c :body b :max -2)", "attribute :max must be >= 0"},
+    {"(in x f64 [5])", "(loop 0 x :cond c :body b :max 3)", "loop: operand 1 is f64[5] but parameter 'a' of condition 'c' is f32[k]"},
+    {"(in h f32 [8])", "(scan h h :body sc :carry 2)", "scan: has no sequence operand, so it needs :length"},
+    {"(in h f32 [8]) (in xs f32 [4 7])", "(scan h xs :body sc :carry 1)", "scan: operand 1 is f32[7] but parameter 'x' of body 'sc' is f32[k]"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[2048], *diag;
+    snprintf(src, sizeof src, "%s (graph g %s (out y %s))", control_fns, cases[i].ins, cases[i].expr);
+    tl_graph *g = parse_str(src, &diag);
+    cr_expect_null(g, "case %zu '%s' type-checked", i, cases[i].expr);
+    cr_expect(diag && strstr(diag, cases[i].want) != NULL, "case %zu: want '%s' in:\n%s", i, cases[i].want, diag);
+    tl_free(diag);
+    tl_graph_free(g);
+  }
+  /* a function whose result dim no parameter fixes; let [..] of the wrong count */
+  static const char *const srcs[][2] = {
+    {"(func z (in a f32 [k]) (out r (fill f32 [j] 0))) (graph g (in x f32 [3]) (out y (call x :fn z)))",
+     "output 'r' of function 'z' has dim 'j', which none of its parameters determines"},
+    {"(func f (in a f32 [k]) (out r a) (out s a)) (graph g (in x f32 [3]) (let [u v w] (call x :fn f)) (out y u))",
+     "let [..] names 3 values but the call has 2 results"},
+    {"(func f (in a f32 [k]) (out r a)) (func f (in a f32 [k]) (out r a)) (graph g (in x f32 [3]) (out y x))",
+     "function 'f' is defined twice"},
+    {"(func f (in a f32 [k]) (out r (call a :fn f))) (graph g (in x f32 [3]) (out y x))",
+     "attribute :fn expects the name of a function defined above"},
+  };
+  for (size_t i = 0; i < sizeof srcs / sizeof *srcs; i++) {
+    char *diag;
+    tl_graph *g = parse_str(srcs[i][0], &diag);
+    cr_expect_null(g, "%s", srcs[i][0]);
+    cr_expect(diag && strstr(diag, srcs[i][1]) != NULL, "want '%s' in:\n%s", srcs[i][1], diag);
+    tl_free(diag);
+    tl_graph_free(g);
+  }
 }
 
 Test(infer, reshape_minus_one_of_symbolic_product_is_refused) {

@@ -103,6 +103,40 @@ static bool op_cases(int op, cases *c) {
   case TL_KIND_SOURCE:
     for (int d = 0; d < 5; d++) add(c, "(graph t (in x %s [2 3]) (out y x))", DT[d]);
     return true;
+  case TL_KIND_CONTROL:
+    for (int d = 1; d < 5; d++) { /* functions typed by their call: symbolic parameters */
+      const char *t = DT[d];
+      switch (op) {
+      case TL_OP_CALL:
+        add(c, "(func f (in a %s [n m]) (in b %s [m]) (out s (add a b)) (out p (mul a b))) "
+               "(graph t (in x %s [3 4]) (in z %s [4]) (let [s p] (call x z :fn f)) (out y (sub s p)) "
+               "(out w (call (neg x) z :fn f :out 1)))", t, t, t, t);
+        break;
+      case TL_OP_COND:
+        add(c, "(func f (in a %s [n]) (out r (add a a))) (func h (in a %s [n]) (out r (mul a a))) "
+               "(graph t (in p bool []) (in x %s [5]) (out y (cond p x :then f :else h)) "
+               "(out z (cond (not p) (neg x) :then f :else h)))", t, t, t);
+        break;
+      case TL_OP_LOOP:
+        add(c, "(func c (in i i64 []) (in a %s [n]) (out k (lt i 5))) "
+               "(func b (in i i64 []) (in a %s [n]) (out i2 (add i 1)) (out a2 (add a (cast i :dtype %s)))) "
+               "(graph t (in x %s [4]) (let [i y] (loop 0 x :cond c :body b :max 10)) (out o y) (out k i))", t, t, t, t);
+        add(c, "(func c (in i i64 []) (in a %s [n]) (out k (lt i 0))) "
+               "(func b (in i i64 []) (in a %s [n]) (out i2 (add i 1)) (out a2 (mul a a))) "
+               "(graph t (in x %s [4]) (out y (loop 0 x :cond c :body b :max 10 :out 1)))", t, t, t);
+        break;
+      case TL_OP_SCAN:
+        add(c, "(func f (in c %s [m]) (in x %s [m]) (out c2 (add c x)) (out y (mul c2 c))) "
+               "(graph t (in x %s [6 3]) (in c0 %s [3]) (let [c ys] (scan c0 x :body f :carry 1)) (out a c) "
+               "(out b ys))", t, t, t, t);
+        add(c, "(func f (in c %s [m]) (in x %s [m]) (out c2 (add c x)) (out y (mul c2 c))) "
+               "(graph t (in x %s [0 3]) (in c0 %s [3]) (let [c ys] (scan c0 x :body f :carry 1)) (out a c) "
+               "(out b ys))", t, t, t, t);
+        break;
+      default: return false;
+      }
+    }
+    return true;
   case TL_KIND_CONSTANT:
     for (int d = 0; d < 5; d++) {
       if (op == TL_OP_LIT) add(c, "(graph t (in x %s [2 3]) (out y (add x 3)) (out z (mul x 0.5)))", DT[d]);

@@ -269,7 +269,9 @@ def _case_id(c):
 def test_every_differentiable_op_has_a_case():
     covered = {c[0] for c in CASES}
     for name, arity, kind, _ in tl._lib.ops():
-        if kind in ("source", "constant") or name in ("not", "eq", "ne", "lt", "le", "gt", "ge", "and", "or"):
+        # control flow's gradient is not implemented yet: grad refuses it by
+        # name (tests/e2e/cli.sh checks), it is never taken as zero
+        if kind in ("source", "constant", "control") or name in ("not", "eq", "ne", "lt", "le", "gt", "ge", "and", "or"):
             continue
         assert name in covered, "op %s has no gradient case against PyTorch" % name
 
@@ -355,6 +357,8 @@ def _example_graphs():
     out = []
     for path in sorted(glob.glob(os.path.join(ROOT, "examples", "*.tg"))):
         text = open(path).read().replace("f32", "f64")
+        if "(func " in text:  # control flow: no gradient yet (grad refuses it)
+            continue
         out.append((os.path.basename(path), text))
     return out
 
