@@ -33,6 +33,19 @@ for f in "$SRC"/examples/*.tg; do
   if cmp -s "$tmp/a.tg" "$tmp/b.tg"; then ok; else bad "fmt not idempotent on $f"; fi
 done
 
+# Every control-flow example runs on the interpreter and compiled (staged),
+# with the same results, and prints canonically.
+for f in "$SRC"/examples/control/*.tg; do
+  # shellcheck disable=SC2046
+  expect_status 0 "run --interp $f" "$TL" run "$f" --random 1 --interp $(dims_of "$f")
+  cp "$tmp/out" "$tmp/interp.txt"
+  # shellcheck disable=SC2046
+  expect_status 0 "run $f" "$TL" run "$f" --random 1 $(dims_of "$f")
+  cmp -s "$tmp/out" "$tmp/interp.txt" && ok || { bad "$f: llvm and interp print different results"; diff "$tmp/out" "$tmp/interp.txt"; }
+  "$TL" fmt "$f" >"$tmp/a.tg" && "$TL" fmt "$tmp/a.tg" >"$tmp/b.tg"
+  if cmp -s "$tmp/a.tg" "$tmp/b.tg"; then ok; else bad "fmt not idempotent on $f"; fi
+done
+
 # Command-line errors.
 X="$SRC/examples/xent.tg"
 expect_status 2 "no command" "$TL"
@@ -130,7 +143,7 @@ expect_status 2 "run with a negative size" "$TL" run "$X" --random 1 --dim n=-4
 
 # Control flow: not yet differentiable nor compiled into an object file;
 # both say so (exit 2) instead of a wrong gradient or a crash.
-N="$SRC/examples/newton_sqrt.tg"
+N="$SRC/examples/control/newton_sqrt.tg"
 cat >"$tmp/ctl.tg" <<'G'
 (func sq (in a f64 [n]) (out r (mul a a)))
 (graph c (in x f64 [3]) (out y (sum (call x :fn sq))))
