@@ -171,7 +171,10 @@ def _read_graph(text, leaves):
                 args.append(expr(t))
         return Var(head, args, attrs)
 
-    assert next(it) == "(" and next(it) == "graph"
+    assert next(it) == "("
+    if next(it) != "graph":  # (func ...): control flow outside the differentiated path
+        raise NotImplementedError("the gradient graph holds functions (tl.cond, tl.while_loop, ...): "
+                                  "gradients through control flow are not implemented yet")
     next(it)  # the graph's name
     for t in it:
         if t == ")":

@@ -69,6 +69,8 @@ def _fmt_attr(v):
         return v
     if isinstance(v, float):
         return fmt_number(v)
+    if hasattr(v, "params") and hasattr(v, "outs"):  # a traced function (control.Fn)
+        return v.name
     try:  # numpy integers
         return str(int(v))
     except Exception:
@@ -783,10 +785,43 @@ def emit(inputs, outputs, out_names=None, graph_name="g", max_depth=200):
     return emit_graph(inputs, outputs, out_names, graph_name, max_depth)[0]
 
 
-def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200, line_map=None):
+def _functions_of(outputs):
+    """The traced functions (control.Fn) the graph of outputs calls, those
+    they call first (the order a .tg file must define them in)."""
+    done, order = set(), []
+
+    def visit_graph(outs):
+        seen, stack = set(), list(outs)
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            for _, av in v.attrs:
+                if hasattr(av, "params") and hasattr(av, "outs") and id(av) not in done:
+                    visit_fn(av)
+            stack.extend(v.args)
+
+    def visit_fn(f):
+        done.add(id(f))
+        visit_graph(f.outs)
+        order.append(f)
+
+    visit_graph(outputs)
+    return order
+
+
+def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200, line_map=None, keyword="graph"):
     """(.tg text, output names). line_map, a dict, gets {line number: Var}
-    for each `let` line (with max_depth=1 every op is a let of its own)."""
+    for each `let` line (with max_depth=1 every op is a let of its own).
+    The functions the graph calls (tl.cond, tl.while_loop, ...) come first."""
     check_name(graph_name, "graph name")
+    prefix = ""
+    if keyword == "graph":
+        fns = _functions_of([as_var(o) for o in outputs])
+        prefix = "".join(emit_graph(f.params, f.outs, None, f.name, max_depth, None, "func")[0] for f in fns)
+        if line_map is not None and prefix:
+            line_map = None  # the line numbers would be off by the functions' lines
     in_names = set()
     for x in inputs:
         if not isinstance(x, Var) or x.op != "in":
@@ -825,7 +860,7 @@ def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200, l
     names = {}
     for x in inputs:
         names[id(x)] = x.name
-    lines = ["(graph %s" % graph_name]
+    lines = ["(%s %s" % (keyword, graph_name)]
     for x in inputs:
         lines.append("  (in %s %s %s)" % (x.name, x.data[0], _fmt_dims(x.data[1])))
     texts = {id(x): x.name for x in inputs}
@@ -881,7 +916,7 @@ def emit_graph(inputs, outputs, out_names=None, graph_name="g", max_depth=200, l
         used.add(n)
         final.append(n)
         lines.append("  (out %s %s)" % (n, texts[id(o)]))
-    return "\n".join(lines) + ")\n", final
+    return prefix + "\n".join(lines) + ")\n", final
 
 
 def _bmax(xs):

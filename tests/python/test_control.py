@@ -1,0 +1,171 @@
+"""tl.cond, tl.while_loop, tl.fori_loop, tl.scan, tl.ifelse and @tl.fn,
+against the same loops written in numpy, on the compiled (staged) engine
+and on the interpreter."""
+import numpy as np
+import pytest
+
+import tlaloc as tl
+
+ENGINES = ["llvm", "interp"]
+
+
+def fn(inputs, outputs, engine):
+    return tl.function(inputs, outputs, engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_while_loop_newton_sqrt(engine):
+    x = tl.tensor("x", "f64", ("n",))
+    r = tl.while_loop(lambda y: tl.max(tl.abs(y * y - x) / x) > 1e-13,
+                      lambda y: 0.5 * (y + x / y), x, max_iters=200)
+    f = fn([x], r, engine)
+    xv = np.exp(np.random.default_rng(0).uniform(np.log(1e-6), np.log(1e6), 100))
+    y = xv.copy()
+    while np.max(np.abs(y * y - xv) / xv) > 1e-13:
+        y = 0.5 * (y + xv / y)
+    np.testing.assert_array_equal(f(xv), y)
+    assert "(loop " in f.graph and "(func " in f.graph  # a real loop, not unrolled
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cond_runs_only_the_branch_taken(engine):
+    p = tl.scalar("p", "bool")
+    x = tl.tensor("x", "f64", ("n",))
+    # the untaken branch indexes out of range: it must never run
+    bad = lambda a: tl.take(a, tl.full(("n",), 100, "i64"))  # noqa: E731
+    f = fn([p, x], tl.cond(p, lambda a: tl.sqrt(a), bad, x), engine)
+    g = fn([p, x], tl.cond(p, bad, lambda a: tl.log(a), x), engine)
+    xv = np.array([1.0, 4.0, 9.0])
+    np.testing.assert_allclose(f(True, xv), np.sqrt(xv), rtol=1e-15)
+    np.testing.assert_allclose(g(False, xv), np.log(xv), rtol=1e-15)
+    with pytest.raises(tl.TlalocError, match="out of (range|bounds)"):
+        f(False, xv)
+    # tuples of results, closures over outer values (lifted as operands)
+    w = tl.tensor("w", "f64", ("n",))
+    s, d = tl.cond(tl.sum(x) > 0, lambda a: (a + w, a - w), lambda a: (a * w, a / w), x)
+    h = fn([x, w], [s, d], engine)
+    wv = np.array([2.0, 3.0, 4.0])
+    for xs in (xv, -xv):
+        got = h(xs, wv)
+        want = (xs + wv, xs - wv) if xs.sum() > 0 else (xs * wv, xs / wv)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-15)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-15)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ifelse_values_are_lazy(engine):
+    p = tl.scalar("p", "bool")
+    x = tl.tensor("x", "f64", ("n",))
+    out = tl.ifelse(p, tl.sqrt(x), tl.take(x, tl.full(("n",), 100, "i64")))
+    f = fn([p, x], out, engine)
+    xv = np.array([1.0, 4.0])
+    np.testing.assert_array_equal(f(True, xv), np.sqrt(xv))
+    with pytest.raises(tl.TlalocError):
+        f(False, xv)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_scan_cumsum_and_rnn(engine):
+    xs = tl.tensor("xs", "f32", ("t", "k"))
+    c0 = tl.tensor("c0", "f32", ("k",))
+    last, sums = tl.scan(lambda c, x: (c + x, c + x), c0, xs)
+    f = fn([c0, xs], [last, sums], engine)
+    xv = np.random.default_rng(1).normal(size=(9, 4)).astype(np.float32)
+    got_last, got = f(np.zeros(4, np.float32), xv)
+    np.testing.assert_array_equal(got, np.cumsum(xv, axis=0, dtype=np.float32))
+    np.testing.assert_array_equal(got_last, np.cumsum(xv, axis=0, dtype=np.float32)[-1])
+    # zero steps
+    e_last, e = f(np.ones(4, np.float32), np.zeros((0, 4), np.float32))
+    assert e.shape == (0, 4)
+    np.testing.assert_array_equal(e_last, np.ones(4, np.float32))
+    # an RNN: h = tanh(x W + h U + b), the weights closed over
+    T, B, D, H = 6, 3, 4, 5
+    X = tl.tensor("X", "f64", ("t", "b", "d"))
+    h0 = tl.tensor("h0", "f64", ("b", "h"))
+    W = tl.tensor("W", "f64", ("d", "h"))
+    U = tl.tensor("U", "f64", ("h", "h"))
+    bias = tl.tensor("bias", "f64", ("h",))
+
+    def cell(h, x):
+        h2 = tl.tanh(x @ W + h @ U + bias)
+        return h2, tl.sum(h2 * h2, axis=1)
+
+    hT, ys = tl.scan(cell, h0, X)
+    g = fn([X, h0, W, U, bias], [hT, ys], engine)
+    rng = np.random.default_rng(2)
+    Xv, hv = rng.normal(size=(T, B, D)), rng.normal(size=(B, H))
+    Wv, Uv, bv = rng.normal(size=(D, H)) * 0.5, rng.normal(size=(H, H)) * 0.5, rng.normal(size=H)
+    h, want = hv, []
+    for t in range(T):
+        h = np.tanh(Xv[t] @ Wv + h @ Uv + bv)
+        want.append((h * h).sum(axis=1))
+    got_h, got_ys = g(Xv, hv, Wv, Uv, bv)
+    np.testing.assert_allclose(got_h, h, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got_ys, np.array(want), rtol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fori_loop_and_nesting(engine):
+    x = tl.tensor("x", "f64", ("n",))
+    f = fn([x], tl.fori_loop(0, 5, lambda i, v: v * 2 + tl.cast(i, "f64"), x), engine)
+    xv = np.array([1.0, -2.0, 0.5])
+    want = xv.copy()
+    for i in range(5):
+        want = want * 2 + i
+    np.testing.assert_array_equal(f(xv), want)
+    # a while loop inside a fori body: the inner trip count depends on the outer counter
+    def outer(i, v):
+        _, w = tl.while_loop(lambda s: s[0] < i, lambda s: (s[0] + 1, s[1] + 1.0), (tl.constant(np.int64(0)), v),
+                             max_iters=10)
+        return w
+    g = fn([x], tl.fori_loop(0, 4, outer, x), engine)
+    np.testing.assert_array_equal(g(xv), xv + (0 + 1 + 2 + 3))
+    # zero trips: the state comes back unchanged
+    z = fn([x], tl.fori_loop(3, 1, lambda i, v: v + 1.0, x), engine)
+    np.testing.assert_array_equal(z(xv), xv)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_max_iters_is_a_run_time_error(engine):
+    x = tl.tensor("x", "f64", ("n",))
+    f = fn([x], tl.while_loop(lambda v: tl.sum(v) > -1.0, lambda v: v + 1.0, x, max_iters=7), engine)
+    with pytest.raises(tl.TlalocError, match="did not end within its :max of 7 iterations"):
+        f(np.zeros(2))
+
+
+def test_fn_is_one_function_called_from_three_places():
+    @tl.fn
+    def sq1(a):
+        return a * a + 1.0
+
+    x = tl.tensor("x", "f64", ("n",))
+    out = sq1(x) + sq1(-x) + sq1(sq1(x))
+    f = tl.function([x], out)
+    assert f.graph.count("(func ") == 1 and f.graph.count(":fn sq1") == 4
+    xv = np.array([0.5, -3.0])
+    s = xv * xv + 1
+    np.testing.assert_allclose(f(xv), 2 * s + s * s + 1, rtol=1e-15)
+    # another shape: another trace of the same Python function
+    m = tl.tensor("m", "f32", ("a", "b"))
+    g = tl.function([m], sq1(m))
+    np.testing.assert_allclose(g(np.ones((2, 3), np.float32)), np.full((2, 3), 2.0, np.float32))
+
+
+def test_structure_errors():
+    x = tl.tensor("x", "f64", ("n",))
+    with pytest.raises(ValueError, match="different structures"):
+        tl.cond(tl.sum(x) > 0, lambda a: (a, a), lambda a: a, x)
+    with pytest.raises(ValueError, match="state's structure"):
+        tl.while_loop(lambda s: tl.sum(s[0]) > 0, lambda s: s[0], (x, x))
+    with pytest.raises(ValueError, match="scalar"):
+        tl.cond(x > 0, lambda a: a, lambda a: a, x)
+    # types that differ between branches: the C library names both functions
+    with pytest.raises(tl.TlalocError, match="the branches disagree"):
+        tl.function([x], tl.cond(tl.sum(x) > 0, lambda a: a, lambda a: tl.cast(a, "f32"), x))
+
+
+def test_grad_through_control_flow_is_refused_by_name():
+    x = tl.tensor("x", "f64", ("n",))
+    y = tl.cond(tl.sum(x) > 0, lambda a: a * a, lambda a: -a, x)
+    with pytest.raises(tl.TlalocError, match="the gradient of cond .* is not implemented yet"):
+        tl.grad(tl.sum(y), x)
