@@ -71,6 +71,7 @@ static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
     return h;
   }
   tl_graph *c = tl_graph_new(h->name);
+  tl_graph_set_fns(c, h->fns);
   for (int i = 0; i < h->nsyms; i++) tl_graph_sym(c, h->syms[i], strlen(h->syms[i]));
   char err[256];
   int32_t in[TL_GRAPH_MAX_ARGS];
@@ -186,18 +187,347 @@ static int32_t fill_zeros(tl_graph *h, const tl_type *t, char *err, size_t n) {
   return tl_graph_add(h, TL_OP_FILL, &a, NULL, 0, (tl_loc){0, 0}, err, n);
 }
 
+/* ---- control flow: calls, conditionals and scans -------------------------
+ * The gradient of a control node is control flow over gradient functions,
+ * which are appended to the derivative graph's own function table (a copy
+ * of the forward graph's, made once by gr_transform):
+ *   call f(a..)           -> call of f.vjp(a.., ct..): one result per float operand
+ *   cond p (f|h)(a..)     -> cond p (f.vjp|h.vjp)(a.., ct..)
+ *   scan f (c.. xs..)     -> the forward scan again through f.trace, which also
+ *                            stacks each step's input carries (the recorded
+ *                            trace), then a scan over the reversed trace whose
+ *                            body f.rev calls f.vjp: backpropagation through
+ *                            time; its carries are the carries' cotangents
+ * where f.vjp is f's VJP (every float output's cotangent in, the gradient of
+ * every float parameter out). A loop has no recorded trace: refused. */
+
+static bool is_float_type(const tl_type *t) { return tl_dtype_is_float((tl_dtype)t->dtype); }
+
+static int32_t find_fn(const tl_fns *t, const char *name) { return tl_fns_find(t, name, strlen(name)); }
+
+static tl_graph *transform_in(const tl_graph *g, const gr_rules *rs, const gr_params *p, bool own_table, char *err,
+                              size_t n);
+
+/* Index in t of the VJP function of function fi (made on first use); -2
+ * when fi has no float parameter or no float result (no gradient flows). */
+static int32_t fn_vjp(tl_fns *t, const gr_rules *rs, int32_t fi, char *err, size_t n) {
+  const tl_graph *f = t->fn[fi];
+  tl_buf nm = {0};
+  tl_buf_printf(&nm, "%s.vjp", f->name);
+  int32_t have = find_fn(t, nm.s);
+  if (have >= 0) {
+    tl_free(nm.s);
+    return have;
+  }
+  /* a copy whose results are named r.K: the cotangent inputs (ct_r.K) then
+   * cannot clash with a parameter (a VJP's own are ct_..., so the VJP of a
+   * VJP would clash otherwise) */
+  tl_graph *fc = tl_graph_copy(f, NULL);
+  char pre[16] = "r";
+  for (bool clash = true; clash && strlen(pre) < sizeof pre - 1;) {
+    clash = false; /* a VJP's parameters are ct_r.K: its own VJP takes ct_rr.K */
+    for (int i = 0; i < fc->ninputs && !clash; i++)
+      clash = !strncmp(fc->names[fc->nodes[fc->inputs[i]].name], "ct_", 3) &&
+              !strncmp(fc->names[fc->nodes[fc->inputs[i]].name] + 3, pre, strlen(pre)) &&
+              fc->names[fc->nodes[fc->inputs[i]].name][3 + strlen(pre)] == '.';
+    if (clash) strcat(pre, "r");
+  }
+  for (int i = 0; i < fc->noutputs; i++) {
+    char on[32];
+    snprintf(on, sizeof on, "%s.%d", pre, i);
+    fc->outputs[i].name = tl_graph_name(fc, on);
+  }
+  f = fc;
+  const char **of = tl_xcalloc((size_t)f->noutputs + 1, sizeof *of);
+  const char **wrt = tl_xcalloc((size_t)f->ninputs + 1, sizeof *wrt);
+  int nof = 0, nwrt = 0;
+  for (int i = 0; i < f->noutputs; i++)
+    if (is_float_type(&f->nodes[f->outputs[i].node].type)) of[nof++] = f->names[f->outputs[i].name];
+  for (int i = 0; i < f->ninputs; i++)
+    if (is_float_type(&f->nodes[f->inputs[i]].type)) wrt[nwrt++] = f->names[f->nodes[f->inputs[i]].name];
+  int32_t r = -2;
+  if (nof && nwrt) {
+    gr_params p = {GR_VJP, of, nof, wrt, nwrt, false};
+    char e2[1024];
+    tl_graph *v = transform_in(f, rs, &p, false, e2, sizeof e2);
+    if (!v) {
+      snprintf(err, n, "in function '%s': %s", f->name, e2);
+      r = -1;
+    } else {
+      tl_free(v->name);
+      v->name = tl_xstrdup(nm.s);
+      r = tl_fns_add(t, v);
+    }
+  }
+  tl_free(of);
+  tl_free(wrt);
+  tl_free(nm.s);
+  tl_graph_free(fc);
+  return r;
+}
+
+/* The type of result r of control node x (its :out r sibling's). */
+static int result_type(const tl_graph *h, const tl_node *x, int r, tl_type *out, char *err, size_t n) {
+  tl_attrs a = x->attrs;
+  a.out = r;
+  const tl_type *in[TL_GRAPH_MAX_ARGS];
+  for (int k = 0; k < x->ninputs; k++) in[k] = &h->nodes[tl_node_inputs(h, x)[k]].type;
+  return tl_infer_control(h, x->op, &a, in, x->ninputs, out, err, n);
+}
+
+static int32_t add_ctl(tl_graph *h, int op, const tl_attrs *a, const int32_t *args, int nargs, char *err, size_t n) {
+  return tl_graph_add(h, op, a, args, nargs, (tl_loc){0, 0}, err, n);
+}
+
+static int32_t reversed(tl_graph *h, int32_t v, char *err, size_t n) {
+  tl_attrs a;
+  tl_attrs_init(&a);
+  a.present = TL_A_AXIS | TL_A_STEP;
+  a.naxes = 1;
+  a.axes[0] = 0;
+  a.step = -1;
+  return tl_graph_add(h, TL_OP_SLICE, &a, &v, 1, (tl_loc){0, 0}, err, n);
+}
+
+/* f.trace: f that also returns its carried parameters (the scan stacks them). */
+static int32_t fn_trace(tl_fns *t, int32_t fi, int k) {
+  const tl_graph *f = t->fn[fi];
+  tl_buf nm = {0};
+  tl_buf_printf(&nm, "%s.trace", f->name);
+  int32_t have = find_fn(t, nm.s);
+  if (have < 0) {
+    tl_graph *c = tl_graph_copy(f, nm.s);
+    for (int i = 0; i < k; i++) {
+      char on[32];
+      snprintf(on, sizeof on, "cin.%d", i);
+      tl_graph_add_output(c, on, c->inputs[i]);
+    }
+    have = tl_fns_add(t, c);
+  }
+  tl_free(nm.s);
+  return have;
+}
+
+/* f.rev, the reverse scan's body: (ctc.. | c.. x.. cty..) -> (dc.. | dx..)
+ * over the float carries' cotangents, through f.vjp. */
+static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, char *err, size_t n) {
+  const tl_graph *f = t->fn[fi];
+  tl_buf nm = {0};
+  tl_buf_printf(&nm, "%s.rev", f->name);
+  int32_t have = find_fn(t, nm.s);
+  if (have >= 0) {
+    tl_free(nm.s);
+    return have;
+  }
+  tl_graph *r = tl_graph_new(nm.s);
+  tl_free(nm.s);
+  r->fns = t; /* weakly, as every function of t */
+  for (int s = 0; s < f->nsyms; s++) tl_graph_sym(r, f->syms[s], strlen(f->syms[s]));
+  int nin = f->ninputs, nout = f->noutputs;
+  int32_t *ctc = tl_xcalloc((size_t)k + 1, sizeof *ctc), *par = tl_xcalloc((size_t)nin + 1, sizeof *par);
+  int32_t *cty = tl_xcalloc((size_t)nout + 1, sizeof *cty);
+  char pn[32];
+  for (int i = 0; i < k; i++)
+    if (is_float_type(&f->nodes[f->inputs[i]].type)) {
+      snprintf(pn, sizeof pn, "ctc.%d", i);
+      ctc[i] = tl_graph_add_input(r, pn, &f->nodes[f->inputs[i]].type, (tl_loc){0, 0});
+    }
+  for (int i = 0; i < nin; i++) {
+    snprintf(pn, sizeof pn, "p.%d", i);
+    par[i] = tl_graph_add_input(r, pn, &f->nodes[f->inputs[i]].type, (tl_loc){0, 0});
+  }
+  for (int m = k; m < nout; m++)
+    if (is_float_type(&f->nodes[f->outputs[m].node].type)) {
+      snprintf(pn, sizeof pn, "cty.%d", m);
+      cty[m] = tl_graph_add_input(r, pn, &f->nodes[f->outputs[m].node].type, (tl_loc){0, 0});
+    }
+  /* f.vjp's operands: f's parameters, then its float results' cotangents */
+  int32_t *args = tl_xcalloc((size_t)nin + (size_t)nout + 1, sizeof *args);
+  int na = 0;
+  for (int i = 0; i < nin; i++) args[na++] = par[i];
+  for (int m = 0; m < nout; m++)
+    if (is_float_type(&f->nodes[f->outputs[m].node].type)) args[na++] = m < k ? ctc[m] : cty[m];
+  int rc = 0, w = 0;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  a.present = TL_A_FN;
+  a.fn[0] = vi;
+  int32_t *dxs = tl_xcalloc((size_t)nin + 1, sizeof *dxs);
+  int ndx = 0;
+  for (int i = 0; i < nin && !rc; i++) {
+    if (!is_float_type(&f->nodes[f->inputs[i]].type)) continue;
+    a.out = w++;
+    int32_t d = add_ctl(r, TL_OP_CALL, &a, args, na, err, n);
+    if (d < 0) rc = -1;
+    else if (i >= k) dxs[ndx++] = d;
+    else {
+      snprintf(pn, sizeof pn, "dc.%d", i);
+      tl_graph_add_output(r, pn, d);
+    }
+  }
+  for (int q = 0; q < ndx && !rc; q++) {
+    snprintf(pn, sizeof pn, "dx.%d", q);
+    tl_graph_add_output(r, pn, dxs[q]);
+  }
+  tl_free(ctc);
+  tl_free(par);
+  tl_free(cty);
+  tl_free(args);
+  tl_free(dxs);
+  if (rc) {
+    tl_graph_free(r);
+    return -1;
+  }
+  return tl_fns_add(t, r);
+}
+
+static int32_t accumulate(tl_graph *h, int32_t a, int32_t b, char *err, size_t n);
+
+/* Gives the cotangent c to operand k of node x (when that operand depends
+ * on a differentiated input). */
+static int give(tl_graph *h, int32_t xid, int k, int32_t c, const bool *dep, int32_t *ct, char *err, size_t n) {
+  int32_t in = tl_node_inputs(h, &h->nodes[xid])[k];
+  if (!dep[in] || !is_float_type(&h->nodes[in].type)) return 0;
+  ct[in] = accumulate(h, ct[in], c, err, n);
+  return ct[in] < 0 ? -1 : 0;
+}
+
+/* The cotangents of control node id's run (its results' cotangents, from
+ * every sibling) to its operands. id is the run's first node. */
+static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd, const bool *dep, int32_t *ct,
+                       char *err, size_t n) {
+  tl_node x = h->nodes[id]; /* adding nodes moves h's arrays */
+  int nres = tl_control_nresults(h, &x), nin = x.ninputs;
+  int32_t *cts = tl_xmalloc(((size_t)nres + 1) * sizeof *cts);
+  tl_type *rt = tl_xcalloc((size_t)nres + 1, sizeof *rt);
+  int32_t *ops = tl_xmalloc(((size_t)nin + 1) * sizeof *ops);
+  memcpy(ops, tl_node_inputs(h, &x), (size_t)nin * sizeof *ops);
+  bool any = false;
+  int rc = 0;
+  for (int r = 0; r < nres && !rc; r++) {
+    cts[r] = -1;
+    rc = result_type(h, &x, r, &rt[r], err, n);
+  }
+  for (int32_t j = id; j < nfwd && !rc; j++)
+    if (j == id || tl_control_same_run(h, id, j)) {
+      int r = h->nodes[j].attrs.out;
+      if (ct[j] < 0) continue;
+      tl_type jt = h->nodes[j].type;
+      cts[r] = gr_broadcast(h, ct[j], &jt, err, n);
+      if (cts[r] < 0) rc = -1;
+      any = true;
+    }
+  /* a float result without a cotangent gets zeros */
+  for (int r = 0; r < nres && !rc && any; r++)
+    if (cts[r] < 0 && is_float_type(&rt[r]) && (cts[r] = fill_zeros(h, &rt[r], err, n)) < 0) rc = -1;
+  tl_fns *t = h->fns;
+  int32_t *args = tl_xcalloc((size_t)nin + (size_t)nres * 4 + 8, sizeof *args);
+  tl_attrs a;
+  tl_attrs_init(&a);
+  if (!rc && any && (x.op == TL_OP_CALL || x.op == TL_OP_COND)) {
+    int first = x.op == TL_OP_COND; /* the condition carries no gradient */
+    int32_t v0 = fn_vjp(t, rs, x.attrs.fn[0], err, n), v1 = -2;
+    if (v0 >= 0 && x.op == TL_OP_COND) v1 = fn_vjp(t, rs, x.attrs.fn[1], err, n);
+    if (v0 == -1 || v1 == -1) rc = -1;
+    const tl_graph *f = t->fn[x.attrs.fn[0]];
+    if (!rc && v0 >= 0) {
+      int na = 0;
+      for (int k = 0; k < nin; k++) args[na++] = ops[k];
+      for (int r = 0; r < nres; r++)
+        if (is_float_type(&rt[r])) args[na++] = cts[r];
+      if (x.op == TL_OP_CALL) {
+        a.present = TL_A_FN;
+        a.fn[0] = v0;
+      } else {
+        a.present = TL_A_THEN | TL_A_ELSE;
+        a.fn[0] = v0;
+        a.fn[1] = v1;
+      }
+      int w = 0;
+      for (int k = first; k < nin && !rc; k++) {
+        if (!is_float_type(&f->nodes[f->inputs[k - first]].type)) continue;
+        a.out = w++;
+        int32_t d = add_ctl(h, x.op, &a, args, na, err, n);
+        rc = d < 0 ? -1 : give(h, id, k, d, dep, ct, err, n);
+      }
+    }
+  } else if (!rc && any && x.op == TL_OP_SCAN) {
+    int k = (int)x.attrs.carry, nx = nin - k;
+    int32_t fi = x.attrs.fn[1];
+    const tl_graph *f = t->fn[fi];
+    int nout = f->noutputs;
+    int32_t vi = fn_vjp(t, rs, fi, err, n);
+    if (vi == -1) rc = -1;
+    if (!rc && vi >= 0) {
+      /* the recorded trace: each step's input carries, stacked */
+      int32_t ti = fn_trace(t, fi, k), ri = fn_rev(t, fi, vi, k, err, n);
+      if (ri < 0) rc = -1;
+      int32_t *stacked = tl_xcalloc((size_t)k + 1, sizeof *stacked);
+      tl_attrs ta = x.attrs;
+      ta.fn[1] = ti;
+      for (int i = 0; i < k && !rc; i++) {
+        ta.out = nout + i;
+        if ((stacked[i] = add_ctl(h, TL_OP_SCAN, &ta, ops, nin, err, n)) < 0) rc = -1;
+      }
+      /* the reverse scan: carries the float carries' cotangents; its
+       * sequences: the trace, the xs and the ys' cotangents, reversed */
+      int na = 0, nfc = 0;
+      for (int i = 0; i < k; i++)
+        if (is_float_type(&rt[i])) args[na++] = cts[i], nfc++;
+      for (int i = 0; i < k && !rc; i++)
+        if ((args[na++] = reversed(h, stacked[i], err, n)) < 0) rc = -1;
+      for (int j = 0; j < nx && !rc; j++)
+        if ((args[na++] = reversed(h, ops[k + j], err, n)) < 0) rc = -1;
+      for (int m = k; m < nres && !rc; m++)
+        if (is_float_type(&rt[m]) && (args[na++] = reversed(h, cts[m], err, n)) < 0) rc = -1;
+      tl_attrs_init(&a);
+      a.present = TL_A_BODY | TL_A_CARRY;
+      a.fn[1] = ri;
+      a.carry = nfc;
+      int w = 0;
+      for (int i = 0; i < k && !rc; i++) {
+        if (!is_float_type(&rt[i])) continue;
+        a.out = w++;
+        int32_t d = add_ctl(h, TL_OP_SCAN, &a, args, na, err, n);
+        rc = d < 0 ? -1 : give(h, id, i, d, dep, ct, err, n);
+      }
+      for (int j = 0; j < nx && !rc; j++) {
+        if (!is_float_type(&f->nodes[f->inputs[k + j]].type)) continue;
+        a.out = w++;
+        int32_t d = add_ctl(h, TL_OP_SCAN, &a, args, na, err, n);
+        int32_t dr = d < 0 ? -1 : reversed(h, d, err, n);
+        rc = dr < 0 ? -1 : give(h, id, k + j, dr, dep, ct, err, n);
+      }
+      tl_free(stacked);
+    }
+  } else if (!rc && any) {
+    snprintf(err, n, "grad: the gradient of a loop is not implemented yet (a loop records no trace; "
+             "a scan does: write the loop as a scan over its trip count)");
+    rc = -1;
+  }
+  tl_free(args);
+  tl_free(cts);
+  tl_free(rt);
+  tl_free(ops);
+  return rc;
+}
+
 /* One reverse sweep over h's forward nodes [0, nfwd): ct[id] holds the
  * seeds on entry and every cotangent on exit (-1: none). dep[id]: the
  * node depends on a differentiated input. */
 static int sweep(tl_graph *h, const gr_rules *rs, int32_t nfwd, const bool *dep, int32_t *ct, char *err, size_t n) {
   char e2[768];
   for (int32_t id = nfwd - 1; id >= 0; id--) {
+    if (tl_ops[h->nodes[id].op].kind == TL_KIND_CONTROL) {
+      /* one run's results are handled together, at its first node */
+      bool first = dep[id];
+      for (int32_t j = 0; j < id && first; j++) first = !tl_control_same_run(h, j, id);
+      if (first && control_vjp(h, rs, id, nfwd, dep, ct, err, n)) return -1;
+      continue;
+    }
     if (ct[id] < 0) continue;
     const tl_node *x = &h->nodes[id];
     int op = x->op, nin = x->ninputs;
-    if (tl_ops[op].kind == TL_KIND_CONTROL && dep[id])
-      return snprintf(err, n, "grad: the gradient of %s (a function call, conditional or loop) is not "
-                      "implemented yet", tl_ops[op].name), -1;
     if (tl_ops[op].grad != TL_GRAD_DIFF || nin == 0) continue;
     /* a cotangent may be smaller than its value (uniform along size-1
      * dims, as an elementwise rule of a broadcasting consumer leaves it);
@@ -273,12 +603,24 @@ static int32_t scalar_one(tl_graph *h, int dtype, char *err, size_t n) {
 /* Reverse mode (GR_GRAD, GR_VJP) of g, uncompacted: g's nodes keep their
  * ids. For GR_VJP, ct_in[i] receives the node of output s->of[i]'s
  * cotangent input; grads[sweep * nwrt + w] the gradient nodes. */
+/* A copy of table t whose functions are its own (each copied). */
+static tl_fns *copy_table(const tl_fns *t) {
+  tl_fns *c = tl_fns_new();
+  for (int i = 0; i < t->n; i++) tl_fns_add(c, tl_graph_copy(t->fn[i], NULL));
+  return c;
+}
+
 static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bool with_outputs, const sel *s,
-                         int32_t *ct_in, char *err, size_t n) {
+                         int32_t *ct_in, bool own_table, char *err, size_t n) {
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s_%s", g->name, mode == GR_VJP ? "vjp" : mode == GR_JVP ? "jvp" : "grad");
   tl_graph *h = copy_nodes(g, nm.s);
   tl_free(nm.s);
+  if (own_table && g->fns) { /* the gradient functions go into a table of its own */
+    tl_fns *t = copy_table(g->fns);
+    tl_graph_set_fns(h, t);
+    tl_fns_release(t);
+  }
   int32_t nfwd = g->nnodes;
   int32_t *from = tl_xmalloc(((size_t)s->nwrt + 1) * sizeof *from);
   for (int i = 0; i < s->nwrt; i++) from[i] = g->inputs[s->wrt[i]];
@@ -348,10 +690,10 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
  * S = sum_w sum(v_w * t_w) with respect to the cotangent inputs c_o, whose
  * cotangents are (J t)_o. The result must not use the c_o any more (the
  * VJP is linear in them); it is checked. */
-static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params *p, const sel *s, char *err,
-                         size_t n) {
+static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params *p, const sel *s, bool own_table,
+                         char *err, size_t n) {
   int32_t *ct_in = tl_xcalloc((size_t)s->nof + 1, sizeof *ct_in);
-  tl_graph *v = reverse(g, rs, GR_JVP, false, s, ct_in, err, n);
+  tl_graph *v = reverse(g, rs, GR_JVP, false, s, ct_in, own_table, err, n);
   if (!v) {
     tl_free(ct_in);
     return NULL;
@@ -430,18 +772,26 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
 }
 
 tl_graph *gr_transform(const tl_graph *g, const gr_rules *rs, const gr_params *p, char *err, size_t n) {
+  return transform_in(g, rs, p, true, err, n);
+}
+
+/* own_table: the result gets its own copy of g's function table (the
+ * public entry); else it shares g's, which is where the gradient
+ * functions of g's control nodes go (g is a function of that table). */
+static tl_graph *transform_in(const tl_graph *g, const gr_rules *rs, const gr_params *p, bool own_table, char *err,
+                              size_t n) {
   sel s;
   if (select_io(g, p, &s, err, n)) {
     sel_free(&s);
     return NULL;
   }
   if (p->mode == GR_JVP) {
-    tl_graph *f = forward(g, rs, p, &s, err, n);
+    tl_graph *f = forward(g, rs, p, &s, own_table, err, n);
     sel_free(&s);
     return f;
   }
   int32_t *ct_in = tl_xcalloc((size_t)s.nof + 1, sizeof *ct_in);
-  tl_graph *h = reverse(g, rs, p->mode, p->with_outputs, &s, ct_in, err, n);
+  tl_graph *h = reverse(g, rs, p->mode, p->with_outputs, &s, ct_in, own_table, err, n);
   tl_free(ct_in);
   sel_free(&s);
   if (!h) return NULL;

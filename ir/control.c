@@ -274,6 +274,8 @@ bool tl_control_same_run(const tl_graph *g, int32_t a, int32_t b) {
   if (x->op != y->op || x->ninputs != y->ninputs || tl_ops[x->op].kind != TL_KIND_CONTROL) return false;
   tl_attrs ax = x->attrs, ay = y->attrs;
   ax.out = ay.out = 0;
+  ax.present &= ~(unsigned)TL_A_OUT; /* set for every :out but 0 */
+  ay.present &= ~(unsigned)TL_A_OUT;
   if (memcmp(&ax, &ay, sizeof ax) != 0) return false;
   return x->ninputs == 0 ||
          memcmp(tl_node_inputs(g, x), tl_node_inputs(g, y), (size_t)x->ninputs * sizeof(int32_t)) == 0;

@@ -128,16 +128,23 @@ def _attr_value(tok, it):
     return int(tok) if _is_number(tok) else tok
 
 
+_FN_KEYS = ("fn", "then", "else", "cond", "body", "until")
+
+
 def _read_graph(text, leaves):
     """{output name: Var} of canonical .tg text (tlaloc_print's), its
-    inputs bound to the Vars of leaves (by name). Iterative: lets give the
-    nesting, expressions nest at most 48 deep (the printer cuts deeper)."""
+    inputs bound to the Vars of leaves (by name); its functions (a
+    derivative of control flow has some) become control.Fn objects.
+    Iterative: lets give the nesting, expressions nest at most 48 deep
+    (the printer cuts deeper)."""
+    from .control import Fn, _fresh
     toks = _tokens(text)
     it = iter(toks)
-    env = dict(leaves)
-    outs = {}
+    fns = {}
+    scope = [dict(leaves)]
 
     def expr(tok):
+        env = scope[0]
         if tok != "(":
             if _is_number(tok):
                 return Var("lit", (), (), _number(tok))
@@ -166,35 +173,61 @@ def _read_graph(text, leaves):
             if t == ")":
                 break
             if t.startswith(":"):
-                attrs.append((t[1:], _attr_value(next(it), it)))
+                key = t[1:]
+                val = next(it)
+                attrs.append((key, fns[val] if key in _FN_KEYS else _attr_value(val, it)))
             else:
                 args.append(expr(t))
         return Var(head, args, attrs)
 
-    assert next(it) == "("
-    if next(it) != "graph":  # (func ...): control flow outside the differentiated path
-        raise NotImplementedError("the gradient graph holds functions (tl.cond, tl.while_loop, ...): "
-                                  "gradients through control flow are not implemented yet")
-    next(it)  # the graph's name
+    def form(is_fn):
+        """The items of a graph or function up to its ')': (params, [(kind, name, Var)])."""
+        params, items = [], []
+        for t in it:
+            if t == ")":
+                break
+            assert t == "("
+            kind, name = next(it), next(it)
+            if kind == "in":
+                dt = next(it)
+                assert next(it) == "["
+                shape = []
+                for u in it:
+                    if u == "]":
+                        break
+                    shape.append(int(u) if _is_number(u) else u)
+                for u in it:  # :range, if any
+                    if u == ")":
+                        break
+                if is_fn:
+                    scope[0][name] = v = tensor(name, dt, tuple(shape))
+                    params.append(v)
+                elif name not in scope[0]:
+                    raise _lib.TlalocError("derivative graph: input %r has no Var" % name)
+                continue
+            v = expr(next(it))
+            assert next(it) == ")"
+            if kind == "let":
+                scope[0][name] = v
+            items.append((kind, name, v))
+        return params, items
+
     for t in it:
-        if t == ")":
-            break
         assert t == "("
-        kind, name = next(it), next(it)
-        if kind == "in":
-            for u in it:  # its type: the leaf stands for it
-                if u == ")":
-                    break
-            if name not in env:
-                raise _lib.TlalocError("derivative graph: input %r has no Var" % name)
+        head, name = next(it), next(it)
+        if head == "func":
+            saved = scope[0]
+            scope[0] = {}
+            params, items = form(True)
+            scope[0] = saved
+            # a fresh name: the graph these Vars end up in may hold another
+            # function read under the same name (a second tl.grad)
+            fns[name] = Fn(_fresh(name.replace(".", "_")), params, [v for k, _, v in items if k == "out"], [])
             continue
-        v = expr(next(it))
-        assert next(it) == ")"
-        if kind == "let":
-            env[name] = v
-        else:
-            outs[name] = v
-    return outs
+        assert head == "graph"
+        _, items = form(False)
+        return {n: v for k, n, v in items if k == "out"}
+    raise _lib.TlalocError("derivative graph: no graph")
 
 
 # ---- the three transforms --------------------------------------------------------

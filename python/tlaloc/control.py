@@ -279,33 +279,34 @@ def while_loop(cond_fun, body_fun, init_val, max_iters=None):
 
 def fori_loop(lower, upper, body_fun, init_val):
     """jax.lax.fori_loop: for i in range(lower, upper): val = body_fun(i, val).
-    i is an i64 scalar; with Python int bounds the trip count is the loop's
-    maximum, else it is unbounded."""
-    state, spec = _flatten(init_val)
-    i0 = as_var(lower) if isinstance(lower, Var) else as_var(int(lower))
-    hi = as_var(upper) if isinstance(upper, Var) else as_var(int(upper))
+    i is an i64 scalar. With Python int bounds it is a scan of upper - lower
+    steps (so it has a gradient, as in JAX); with a Var bound, a while loop
+    (unbounded)."""
     from .graph import cast, less, add
-    i0 = cast(i0, "i64")
-    hi = cast(hi, "i64")
+    if not isinstance(lower, Var) and not isinstance(upper, Var):
+        trips = max(0, int(upper) - int(lower))
+
+        def step(c, _):
+            i, v = c
+            return (add(i, 1), body_fun(i, v)), None
+
+        (_, out), _ = scan(step, (as_var(int(lower)), init_val), None, length=trips)
+        return out
+    state, spec = _flatten(init_val)
+    i0 = cast(as_var(lower), "i64")
+    hi = cast(as_var(upper), "i64")
     full = [i0] + state
 
-    def cf(v):
-        return less(v[0], hi)
-
     def bf(v):
-        i, val = v[0], _unflatten(spec, v[1:])
-        new = body_fun(i, val)
+        new = body_fun(v[0], _unflatten(spec, v[1:]))
         nl, ns = _flatten(new)
         if ns != spec:
             raise ValueError("fori_loop: the body must return the state's structure")
-        return [add(i, 1)] + nl
+        return [add(v[0], 1)] + nl
 
-    fc, _ = _trace(lambda *a: cf(list(a)), full, _fresh("fori_cond"))
+    fc, _ = _trace(lambda *a: less(a[0], hi), full, _fresh("fori_cond"))
     fb, _ = _trace(lambda *a: bf(list(a)), full, _fresh("fori_body"))
-    trips = None
-    if not isinstance(lower, Var) and not isinstance(upper, Var):
-        trips = max(0, int(upper) - int(lower))
-    outs = _loop(fc, fb, full, trips)
+    outs = _loop(fc, fb, full, None)
     return _unflatten(spec, outs[1:])
 
 

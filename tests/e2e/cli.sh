@@ -141,15 +141,24 @@ else
 fi
 expect_status 2 "run with a negative size" "$TL" run "$X" --random 1 --dim n=-4
 
-# Control flow: not yet differentiable nor compiled into an object file;
-# both say so (exit 2) instead of a wrong gradient or a crash.
+# Control flow: calls, conds and scans differentiate into gradient
+# functions; a loop (no recorded trace) and AOT objects are refused by
+# name (exit 2) rather than given a wrong answer or a crash.
 N="$SRC/examples/control/newton_sqrt.tg"
 cat >"$tmp/ctl.tg" <<'G'
 (func sq (in a f64 [n]) (out r (mul a a)))
 (graph c (in x f64 [3]) (out y (sum (call x :fn sq))))
 G
-expect_status 2 "grad through a call" "$TL" grad "$tmp/ctl.tg" --wrt x
-grep -q "grad: the gradient of call .* is not implemented yet" "$tmp/err" && ok || { bad "grad through call message"; cat "$tmp/err"; }
+expect_status 0 "grad through a call" "$TL" grad "$tmp/ctl.tg" --wrt x -o "$tmp/ctl_grad.tg"
+grep -q "(func sq.vjp" "$tmp/ctl_grad.tg" && ok || { bad "grad of a call has no sq.vjp"; cat "$tmp/ctl_grad.tg"; }
+expect_status 0 "run the gradient of a call" "$TL" run "$tmp/ctl_grad.tg" --random 1
+cat >"$tmp/loop.tg" <<'G'
+(func go (in x f64 [n]) (out c (lt (sum x) 10)))
+(func dbl (in x f64 [n]) (out y (mul x 2)))
+(graph l (in x f64 [3]) (out y (sum (loop x :cond go :body dbl :max 50))))
+G
+expect_status 2 "grad through a loop" "$TL" grad "$tmp/loop.tg" --wrt x
+grep -q "grad: the gradient of a loop is not implemented yet" "$tmp/err" && ok || { bad "grad through loop message"; cat "$tmp/err"; }
 expect_status 2 "compile a loop to an object" "$TL" compile "$N" -o "$tmp/n.o"
 grep -q "backend: loop (functions, conditionals, loops) runs through an engine" "$tmp/err" && ok || { bad "aot loop message"; cat "$tmp/err"; }
 [ ! -e "$tmp/n.o" ] && ok || bad "compile of a loop left an object behind"

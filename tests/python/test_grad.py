@@ -269,8 +269,8 @@ def _case_id(c):
 def test_every_differentiable_op_has_a_case():
     covered = {c[0] for c in CASES}
     for name, arity, kind, _ in tl._lib.ops():
-        # control flow's gradient is not implemented yet: grad refuses it by
-        # name (tests/e2e/cli.sh checks), it is never taken as zero
+        # control flow differentiates into gradient functions, not rules:
+        # tests/python/test_control.py checks it against PyTorch
         if kind in ("source", "constant", "control") or name in ("not", "eq", "ne", "lt", "le", "gt", "ge", "and", "or"):
             continue
         assert name in covered, "op %s has no gradient case against PyTorch" % name
