@@ -189,11 +189,23 @@ static int write_npys(const char *dir, const tl_graph *g, tl_tensor *const *ts, 
   return 0;
 }
 
+typedef struct held_prog {
+  const tl_engine *engine;
+  void *prog;
+} held_prog;
+
+static void release_prog(void *arg) {
+  held_prog *h = arg;
+  if (h && h->prog) h->engine->free(h->prog);
+}
+
 static int cmd_run(int argc, char **argv) {
   const char *path = NULL, *outdir = NULL, *indir = NULL;
   bool have_seed = false, stats = false;
   const tl_engine *engine = tl_engine_find("llvm", 0);
   void *prog = NULL;
+  held_prog *held = NULL;
+  tl_cleanup *prog_cleanup = NULL;
   int opt_level = 0; /* the engine's default */
   uint64_t seed = 0;
   const char **in_names = tl_xcalloc((size_t)argc, sizeof *in_names);
@@ -326,7 +338,14 @@ static int cmd_run(int argc, char **argv) {
   }
   tl_engine_opts eo = tl_engine_opts_default();
   eo.opt_level = opt_level;
+  /* running out of memory in the run frees the program (what it kept
+   * beyond the command's region: buffers grown at the first run, LLVM's) */
+  held = tl_xcalloc(1, sizeof *held);
+  prog_cleanup = tl_cleanup_push(release_prog);
   prog = engine->compile(g, &eo, &err);
+  held->engine = engine;
+  held->prog = prog;
+  prog_cleanup->arg = held;
   if (!prog) {
     fprintf(stderr, "tlaloc run: %s: %s (--interp runs the interpreter)\n", path, err.msg);
     rc = err.status; /* bad input, or LLVM's or the driver's failure */
@@ -374,6 +393,8 @@ done:
   tl_free(inputs);
   tl_free(outputs);
   tl_free(syms);
+  if (prog_cleanup) tl_cleanup_pop(prog_cleanup);
+  tl_free(held);
   if (prog) engine->free(prog);
   tl_graph_free(g);
   return rc;
