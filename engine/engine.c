@@ -246,15 +246,29 @@ typedef struct wprog {
   void *p;        /* the raw engine's program, or */
   tl_staged *s;   /* the staged one (the graph has control flow) */
   const tl_graph *g;
+  tl_graph *inlined; /* what runs when calls were inlined (owned), else NULL */
 } wprog;
 
 static void *wrap_compile(const tl_engine *e, const tl_graph *g, const tl_engine_opts *o, tl_error *err) {
   wprog *w = tl_xcalloc(1, sizeof *w);
   w->raw = e;
   w->g = g;
-  if (tl_graph_has_control(g)) w->s = tl_staged_compile(g, e, o, err);
-  else w->p = e->compile(g, o, err);
+  const tl_graph *run = g;
+  if (tl_graph_has_control(g)) {
+    /* small straight-line functions are inlined: they fuse with their
+     * callers, and a graph left without control flow is compiled whole */
+    w->inlined = tl_inline_calls(g, TL_INLINE_MAX_NODES, TL_EMSG(err));
+    if (!w->inlined) {
+      tl_fail_kind(err, TL_INTERNAL);
+      tl_free(w);
+      return NULL;
+    }
+    run = w->inlined;
+  }
+  if (tl_graph_has_control(run)) w->s = tl_staged_compile(run, e, o, err);
+  else w->p = e->compile(run, o, err);
   if (!w->s && !w->p) {
+    tl_graph_free(w->inlined);
     tl_free(w);
     return NULL;
   }
@@ -304,6 +318,7 @@ static void w_free(void *prog) {
   if (!w) return;
   if (w->s) tl_staged_free(w->s);
   else w->raw->free(w->p);
+  tl_graph_free(w->inlined);
   tl_free(w);
 }
 

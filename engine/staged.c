@@ -27,7 +27,14 @@ typedef struct fntab {
   const tl_engine *base;
   fnprog *p;
   int n;
+  /* loop and scan buffers kept between runs: fresh pages cost a fault
+   * each (on a VM, several microseconds), so a loop over 8 MB states that
+   * allocated its double buffers per run spent most of its time in faults */
+  tl_tensor **pool;
+  int npool, cappool;
 } fntab;
+
+enum { POOL_MAX = 16 };
 
 typedef struct seg {
   tl_graph *g;
@@ -67,6 +74,8 @@ static void fntab_free(fntab *t) {
     else if (t->p[i].raw)
       t->base->free(t->p[i].raw);
   }
+  for (int i = 0; i < t->npool; i++) tl_tensor_free(t->pool[i]);
+  tl_free(t->pool);
   tl_free(t->p);
   tl_free(t);
 }
@@ -124,14 +133,34 @@ static int build_segment(const tl_graph *g, int L, const int *lvl, const bool *l
 static tl_staged *compile_with(const tl_graph *g, const tl_engine *base, const tl_engine_opts *o, fntab *fns,
                                tl_error *err);
 
+/* Marks the functions g's control nodes run. */
+static void mark_used(const tl_graph *g, bool *used) {
+  for (int32_t id = 0; id < g->nnodes; id++) {
+    const tl_node *x = &g->nodes[id];
+    if (tl_ops[x->op].kind != TL_KIND_CONTROL) continue;
+    static const unsigned bits[3][3] = {{TL_A_FN, TL_A_THEN, TL_A_COND}, {TL_A_ELSE, TL_A_BODY, 0}, {TL_A_UNTIL, 0, 0}};
+    for (int s = 0; s < 3; s++)
+      for (int b = 0; b < 3; b++)
+        if (bits[s][b] && (x->attrs.present & bits[s][b])) used[x->attrs.fn[s]] = true;
+  }
+}
+
 static fntab *compile_fns(const tl_graph *g, const tl_engine *base, const tl_engine_opts *o, tl_error *err) {
   fntab *t = tl_xcalloc(1, sizeof *t);
   t->base = base;
   int n = g->fns ? g->fns->n : 0;
   t->p = tl_xcalloc((size_t)n + 1, sizeof *t->p);
+  /* only the functions that run: the graph's, then theirs (a function
+   * calls only those before it, so one pass from the last suffices) */
+  bool *used = tl_xcalloc((size_t)n + 1, sizeof *used);
+  mark_used(g, used);
+  for (int i = n - 1; i >= 0; i--)
+    if (used[i]) mark_used(g->fns->fn[i], used);
   for (int i = 0; i < n; i++) {
     const tl_graph *f = g->fns->fn[i];
     t->p[i].g = f;
+    t->n = i + 1;
+    if (!used[i]) continue;
     if (tl_graph_has_control(f))
       t->p[i].s = compile_with(f, base, o, t, err);
     else
@@ -142,9 +171,11 @@ static fntab *compile_fns(const tl_graph *g, const tl_engine *base, const tl_eng
       snprintf(m, sizeof m, "%s", err->msg);
       tl_fail(err, err->status ? err->status : TL_BAD_INPUT, "in function '%s': %s", f->name, m);
       fntab_free(t);
+      tl_free(used);
       return NULL;
     }
   }
+  tl_free(used);
   return t;
 }
 
@@ -285,6 +316,29 @@ static int fn_run_into(void *ctx, int32_t fn, tl_tensor *const *in, tl_tensor *c
   return rc;
 }
 
+static tl_tensor *pool_get(void *ctx, const tl_tensor *like, char *err, size_t n) {
+  fntab *t = ctx;
+  for (int i = t->npool - 1; i >= 0; i--) {
+    tl_tensor *x = t->pool[i];
+    if (x->dtype != like->dtype || x->numel != like->numel) continue;
+    t->pool[i] = t->pool[--t->npool];
+    x->rank = like->rank;
+    memcpy(x->dims, like->dims, sizeof x->dims);
+    return x;
+  }
+  return tl_tensor_new((tl_dtype)like->dtype, like->rank, like->dims, err, n);
+}
+
+static void pool_put(void *ctx, tl_tensor *x) {
+  fntab *t = ctx;
+  if (t->npool == POOL_MAX || !x->owns) {
+    tl_tensor_free(x);
+    return;
+  }
+  TL_GROW(t->pool, t->npool, t->cappool);
+  t->pool[t->npool++] = x;
+}
+
 int tl_staged_run(tl_staged *s, tl_tensor *const *inputs, const int64_t *sym_values, tl_tensor **outputs,
                   tl_error *err) {
   const tl_graph *g = s->g;
@@ -296,7 +350,7 @@ int tl_staged_run(tl_staged *s, tl_tensor *const *inputs, const int64_t *sym_val
   for (int k = 0; k < g->nsyms; k++) syms[k] = sym_values ? sym_values[k] : -1;
   int rc = tl_bind_inputs(g, inputs, syms, TL_EMSG(err)) ? tl_fail_kind(err, TL_BAD_INPUT) : 0;
   for (int i = 0; i < g->ninputs; i++) vals[g->inputs[i]] = inputs[i];
-  tl_ctl_runner r = {s->fns, fn_run, fn_run_into};
+  tl_ctl_runner r = {s->fns, fn_run, fn_run_into, pool_get, pool_put};
   for (int st = 0; st < s->nsteps && !rc; st++) {
     if (s->steps[st] >= 0) {
       const seg *sg = &s->segs[s->steps[st]];
@@ -363,10 +417,11 @@ char *tl_staged_describe(const tl_staged *s) {
     tl_free(d);
   }
   tl_buf_printf(&b, "], \"functions\": {");
-  for (int i = 0; s->owns_fns && i < s->fns->n; i++) {
+  for (int i = 0, k = 0; s->owns_fns && i < s->fns->n; i++) {
     const fnprog *p = &s->fns->p[i];
+    if (!p->s && !p->raw) continue; /* not run: inlined, or not called */
     char *d = p->s ? tl_staged_describe(p->s) : s->base->describe(p->raw);
-    tl_buf_printf(&b, "%s\"%s\": %s", i ? ", " : "", p->g->name, d);
+    tl_buf_printf(&b, "%s\"%s\": %s", k++ ? ", " : "", p->g->name, d);
     tl_free(d);
   }
   tl_buf_printf(&b, "}}");

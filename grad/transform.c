@@ -308,9 +308,14 @@ static int32_t fn_trace(tl_fns *t, int32_t fi, int k) {
   return have;
 }
 
-/* f.rev, the reverse scan's body: (ctc.. | c.. x.. cty..) -> (dc.. | dx..)
- * over the float carries' cotangents, through f.vjp. */
-static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, char *err, size_t n) {
+/* f.rev, the reverse scan's body, for a scan of k carries and m consts:
+ *   carries:   the float carries' cotangents, the float consts' gradient sums
+ *   consts:    the forward scan's consts
+ *   sequences: the step's input carries (the trace), its xs, its float ys'
+ *              cotangents
+ * returns the carries' cotangents one step back, the sums plus this step's
+ * consts gradients, then the xs' gradients; all through f.vjp. */
+static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, int m, char *err, size_t n) {
   const tl_graph *f = t->fn[fi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.rev", f->name);
@@ -324,57 +329,74 @@ static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, char *err, size_
   r->fns = t; /* weakly, as every function of t */
   for (int s = 0; s < f->nsyms; s++) tl_graph_sym(r, f->syms[s], strlen(f->syms[s]));
   int nin = f->ninputs, nout = f->noutputs;
-  int32_t *ctc = tl_xcalloc((size_t)k + 1, sizeof *ctc), *par = tl_xcalloc((size_t)nin + 1, sizeof *par);
+  int32_t *ctc = tl_xcalloc((size_t)nin + 1, sizeof *ctc), *par = tl_xcalloc((size_t)nin + 1, sizeof *par);
   int32_t *cty = tl_xcalloc((size_t)nout + 1, sizeof *cty);
   char pn[32];
-  for (int i = 0; i < k; i++)
-    if (is_float_type(&f->nodes[f->inputs[i]].type)) {
-      snprintf(pn, sizeof pn, "ctc.%d", i);
-      ctc[i] = tl_graph_add_input(r, pn, &f->nodes[f->inputs[i]].type, (tl_loc){0, 0});
+  const tl_type *pt;
+  /* carries: cotangents of the float carries, then sums of the float consts */
+  for (int i = 0; i < k + m; i++)
+    if (is_float_type(pt = &f->nodes[f->inputs[i]].type)) {
+      snprintf(pn, sizeof pn, i < k ? "ctc.%d" : "acc.%d", i);
+      ctc[i] = tl_graph_add_input(r, pn, pt, (tl_loc){0, 0});
     }
-  for (int i = 0; i < nin; i++) {
+  for (int i = k; i < k + m; i++) { /* consts */
     snprintf(pn, sizeof pn, "p.%d", i);
     par[i] = tl_graph_add_input(r, pn, &f->nodes[f->inputs[i]].type, (tl_loc){0, 0});
   }
-  for (int m = k; m < nout; m++)
-    if (is_float_type(&f->nodes[f->outputs[m].node].type)) {
-      snprintf(pn, sizeof pn, "cty.%d", m);
-      cty[m] = tl_graph_add_input(r, pn, &f->nodes[f->outputs[m].node].type, (tl_loc){0, 0});
+  for (int i = 0; i < nin; i++) { /* sequences: the trace's carries, the xs */
+    if (i >= k && i < k + m) continue;
+    snprintf(pn, sizeof pn, "p.%d", i);
+    par[i] = tl_graph_add_input(r, pn, &f->nodes[f->inputs[i]].type, (tl_loc){0, 0});
+  }
+  for (int q = k; q < nout; q++)
+    if (is_float_type(pt = &f->nodes[f->outputs[q].node].type)) {
+      snprintf(pn, sizeof pn, "cty.%d", q);
+      cty[q] = tl_graph_add_input(r, pn, pt, (tl_loc){0, 0});
     }
   /* f.vjp's operands: f's parameters, then its float results' cotangents */
   int32_t *args = tl_xcalloc((size_t)nin + (size_t)nout + 1, sizeof *args);
   int na = 0;
   for (int i = 0; i < nin; i++) args[na++] = par[i];
-  for (int m = 0; m < nout; m++)
-    if (is_float_type(&f->nodes[f->outputs[m].node].type)) args[na++] = m < k ? ctc[m] : cty[m];
+  for (int q = 0; q < nout; q++)
+    if (is_float_type(&f->nodes[f->outputs[q].node].type)) args[na++] = q < k ? ctc[q] : cty[q];
   int rc = 0, w = 0;
   tl_attrs a;
   tl_attrs_init(&a);
   a.present = TL_A_FN;
   a.fn[0] = vi;
-  int32_t *dxs = tl_xcalloc((size_t)nin + 1, sizeof *dxs);
-  int ndx = 0;
+  int32_t *grad = tl_xcalloc((size_t)nin + 1, sizeof *grad);
   for (int i = 0; i < nin && !rc; i++) {
+    grad[i] = -1;
     if (!is_float_type(&f->nodes[f->inputs[i]].type)) continue;
     a.out = w++;
-    int32_t d = add_ctl(r, TL_OP_CALL, &a, args, na, err, n);
-    if (d < 0) rc = -1;
-    else if (i >= k) dxs[ndx++] = d;
-    else {
-      snprintf(pn, sizeof pn, "dc.%d", i);
-      tl_graph_add_output(r, pn, d);
+    if ((grad[i] = add_ctl(r, TL_OP_CALL, &a, args, na, err, n)) < 0) rc = -1;
+  }
+  for (int i = 0; i < nin && !rc; i++) { /* outputs in the order of the carries, then the xs */
+    if (grad[i] < 0) continue;
+    int32_t d = grad[i];
+    if (i >= k && i < k + m) {
+      int32_t two[2] = {ctc[i], grad[i]};
+      if ((d = tl_graph_add(r, TL_OP_ADD, NULL, two, 2, (tl_loc){0, 0}, err, n)) < 0) {
+        rc = -1;
+        break;
+      }
     }
+    if (i >= k + m) continue;
+    snprintf(pn, sizeof pn, i < k ? "dc.%d" : "dk.%d", i);
+    tl_graph_add_output(r, pn, d);
   }
-  for (int q = 0; q < ndx && !rc; q++) {
-    snprintf(pn, sizeof pn, "dx.%d", q);
-    tl_graph_add_output(r, pn, dxs[q]);
-  }
+  for (int i = k + m; i < nin && !rc; i++)
+    if (grad[i] >= 0) {
+      snprintf(pn, sizeof pn, "dx.%d", i);
+      tl_graph_add_output(r, pn, grad[i]);
+    }
   tl_free(ctc);
   tl_free(par);
   tl_free(cty);
   tl_free(args);
-  tl_free(dxs);
+  tl_free(grad);
   if (rc) {
+    r->fns = NULL;
     tl_graph_free(r);
     return -1;
   }
@@ -452,16 +474,30 @@ static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd
       }
     }
   } else if (!rc && any && x.op == TL_OP_SCAN) {
-    int k = (int)x.attrs.carry, nx = nin - k;
+    int k = (int)x.attrs.carry, m = (x.attrs.present & TL_A_CONSTS) ? (int)x.attrs.consts : 0, nx = nin - k - m;
     int32_t fi = x.attrs.fn[1];
+    /* a scan an earlier sweep made record its trace runs f.trace: its own
+     * function is f */
+    const char *fname = t->fn[fi]->name;
+    size_t fl = strlen(fname);
+    if (fl > 6 && !strcmp(fname + fl - 6, ".trace")) {
+      char base[256];
+      snprintf(base, sizeof base, "%.*s", (int)(fl - 6), fname);
+      if (find_fn(t, base) >= 0) fi = find_fn(t, base);
+    }
     const tl_graph *f = t->fn[fi];
     int nout = f->noutputs;
+    nres = nout; /* f.trace's extra results (the trace) have no cotangent */
     int32_t vi = fn_vjp(t, rs, fi, err, n);
     if (vi == -1) rc = -1;
     if (!rc && vi >= 0) {
-      /* the recorded trace: each step's input carries, stacked */
-      int32_t ti = fn_trace(t, fi, k), ri = fn_rev(t, fi, vi, k, err, n);
+      /* the recorded trace: each step's input carries, stacked. The forward
+       * scan itself becomes a run of f.trace (the same results first), so
+       * the forward pass runs once, not again for the trace */
+      int32_t ti = fn_trace(t, fi, k), ri = fn_rev(t, fi, vi, k, m, err, n);
       if (ri < 0) rc = -1;
+      for (int32_t j = nfwd - 1; j >= id && !rc; j--) /* id last: the test compares with it */
+        if (j == id || tl_control_same_run(h, id, j)) h->nodes[j].attrs.fn[1] = ti;
       int32_t *stacked = tl_xcalloc((size_t)k + 1, sizeof *stacked);
       tl_attrs ta = x.attrs;
       ta.fn[1] = ti;
@@ -469,34 +505,44 @@ static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd
         ta.out = nout + i;
         if ((stacked[i] = add_ctl(h, TL_OP_SCAN, &ta, ops, nin, err, n)) < 0) rc = -1;
       }
-      /* the reverse scan: carries the float carries' cotangents; its
-       * sequences: the trace, the xs and the ys' cotangents, reversed */
-      int na = 0, nfc = 0;
+      /* the reverse scan: carries the float carries' cotangents and the
+       * float consts' gradient sums (from zero); its consts: the forward
+       * ones; its sequences: the trace, the xs and the ys' cotangents,
+       * reversed */
+      int na = 0, ncar = 0;
       for (int i = 0; i < k; i++)
-        if (is_float_type(&rt[i])) args[na++] = cts[i], nfc++;
+        if (is_float_type(&rt[i])) args[na++] = cts[i], ncar++;
+      for (int i = k; i < k + m && !rc; i++) {
+        tl_type ct_t = h->nodes[ops[i]].type;
+        if (!is_float_type(&ct_t)) continue;
+        if ((args[na++] = fill_zeros(h, &ct_t, err, n)) < 0) rc = -1;
+        ncar++;
+      }
+      for (int i = k; i < k + m; i++) args[na++] = ops[i];
       for (int i = 0; i < k && !rc; i++)
         if ((args[na++] = reversed(h, stacked[i], err, n)) < 0) rc = -1;
       for (int j = 0; j < nx && !rc; j++)
-        if ((args[na++] = reversed(h, ops[k + j], err, n)) < 0) rc = -1;
-      for (int m = k; m < nres && !rc; m++)
-        if (is_float_type(&rt[m]) && (args[na++] = reversed(h, cts[m], err, n)) < 0) rc = -1;
+        if ((args[na++] = reversed(h, ops[k + m + j], err, n)) < 0) rc = -1;
+      for (int q = k; q < nres && !rc; q++)
+        if (is_float_type(&rt[q]) && (args[na++] = reversed(h, cts[q], err, n)) < 0) rc = -1;
       tl_attrs_init(&a);
-      a.present = TL_A_BODY | TL_A_CARRY;
+      a.present = TL_A_BODY | TL_A_CARRY | (m ? TL_A_CONSTS : 0);
       a.fn[1] = ri;
-      a.carry = nfc;
+      a.carry = ncar;
+      a.consts = m;
       int w = 0;
-      for (int i = 0; i < k && !rc; i++) {
-        if (!is_float_type(&rt[i])) continue;
+      for (int i = 0; i < k + m && !rc; i++) { /* the carries' cotangents, the consts' gradients */
+        if (!is_float_type(&h->nodes[ops[i]].type)) continue;
         a.out = w++;
         int32_t d = add_ctl(h, TL_OP_SCAN, &a, args, na, err, n);
         rc = d < 0 ? -1 : give(h, id, i, d, dep, ct, err, n);
       }
       for (int j = 0; j < nx && !rc; j++) {
-        if (!is_float_type(&f->nodes[f->inputs[k + j]].type)) continue;
+        if (!is_float_type(&f->nodes[f->inputs[k + m + j]].type)) continue;
         a.out = w++;
         int32_t d = add_ctl(h, TL_OP_SCAN, &a, args, na, err, n);
         int32_t dr = d < 0 ? -1 : reversed(h, d, err, n);
-        rc = dr < 0 ? -1 : give(h, id, k + j, dr, dep, ct, err, n);
+        rc = dr < 0 ? -1 : give(h, id, k + m + j, dr, dep, ct, err, n);
       }
       tl_free(stacked);
     }

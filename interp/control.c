@@ -24,14 +24,27 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The tensor that will receive values like t (same dtype and dims). */
-static tl_tensor *like(const tl_tensor *t, char *err, size_t n) {
+/* A buffer that will receive values like t (same dtype and dims). */
+static tl_tensor *like(const tl_ctl_runner *r, const tl_tensor *t, char *err, size_t n) {
+  if (r->get) return r->get(r->ctx, t, err, n);
   return tl_tensor_new((tl_dtype)t->dtype, t->rank, t->dims, err, n);
 }
 
 static void free_all(tl_tensor **t, int n) {
   for (int i = 0; i < n; i++) {
     tl_tensor_free(t[i]);
+    t[i] = NULL;
+  }
+}
+
+/* Buffers from like() back to the runner. */
+static void put_all(const tl_ctl_runner *r, tl_tensor **t, int n) {
+  if (!r->put) {
+    free_all(t, n);
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    if (t[i]) r->put(r->ctx, t[i]);
     t[i] = NULL;
   }
 }
@@ -74,7 +87,7 @@ static int run_loop(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
     if (r->run_into) {
       tl_tensor **dst = bufs + (size_t)side * ns;
       for (int i = 0; i < ns && rc == 0; i++)
-        if (!dst[i] && !(dst[i] = like(args[i], err, n))) rc = -1;
+        if (!dst[i] && !(dst[i] = like(r, args[i], err, n))) rc = -1;
       if (rc == 0) rc = r->run_into(r->ctx, a->fn[1], cur, dst, err, n);
       if (rc == 0) memcpy(cur, dst, (size_t)ns * sizeof *cur);
       side ^= 1;
@@ -113,7 +126,7 @@ static int run_loop(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
       tl_tensor_free(cur[i]);
     }
   }
-  free_all(bufs, 2 * ns);
+  put_all(r, bufs, 2 * ns);
   tl_free(bufs);
   tl_free(cur);
   return rc;
@@ -136,28 +149,29 @@ static int run_scan(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
                     const tl_ctl_runner *r, char *err, size_t n) {
   const tl_attrs *a = &x->attrs;
   const tl_graph *f = g->fns->fn[a->fn[1]];
-  int k = (int)a->carry, nin = x->ninputs, nx = nin - k, nout = f->noutputs, ny = nout - k;
-  int64_t len = nx ? args[k]->dims[0] : a->length;
+  int k = (int)a->carry, m = (a->present & TL_A_CONSTS) ? (int)a->consts : 0;
+  int nin = x->ninputs, nx = nin - k - m, nout = f->noutputs, ny = nout - k;
+  int64_t len = nx ? args[k + m]->dims[0] : a->length;
   tl_tensor *views = tl_xcalloc((size_t)nx + 1, sizeof *views);
   tl_tensor **in = tl_xcalloc((size_t)nin + 1, sizeof *in);
   tl_tensor **out = tl_xcalloc((size_t)nout + 1, sizeof *out);
   tl_tensor **bufs = tl_xcalloc(2 * (size_t)k + 1, sizeof *bufs); /* the carries' two buffers */
   tl_tensor *yview = tl_xcalloc((size_t)ny + 1, sizeof *yview);
   tl_tensor **yptr = tl_xcalloc((size_t)ny + 1, sizeof *yptr);
-  for (int i = 0; i < k; i++) in[i] = args[i];
+  for (int i = 0; i < k + m; i++) in[i] = args[i]; /* the consts stay, whole */
   for (int i = 0; i < ny; i++) res[k + i] = NULL;
   bool owned = false; /* in[0..k) are the scan's own (not the arguments) */
   int rc = 0, side = 0;
   for (int64_t t = 0; t < len && rc == 0; t++) {
     for (int i = 0; i < nx; i++) {
-      views[i] = step_view(args[k + i], t);
-      in[k + i] = &views[i];
+      views[i] = step_view(args[k + m + i], t);
+      in[k + m + i] = &views[i];
     }
     if (t > 0 && r->run_into) {
       /* carries into the buffer not being read, ys into their rows */
       for (int i = 0; i < k && rc == 0; i++) {
         tl_tensor **b = &bufs[(size_t)side * k + i];
-        if (!*b && !(*b = like(args[i], err, n))) rc = -1;
+        if (!*b && !(*b = like(r, args[i], err, n))) rc = -1;
         out[i] = *b;
       }
       for (int i = 0; i < ny; i++) {
@@ -197,8 +211,8 @@ static int run_scan(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
     int64_t *syms = tl_xmalloc(((size_t)f->nsyms + 1) * sizeof *syms);
     for (int s = 0; s < f->nsyms; s++) syms[s] = -1;
     for (int i = 0; i < nx; i++) {
-      views[i] = step_view(args[k + i], 0);
-      in[k + i] = &views[i];
+      views[i] = step_view(args[k + m + i], 0);
+      in[k + m + i] = &views[i];
     }
     rc = tl_bind_inputs(f, in, syms, err, n);
     for (int i = 0; i < ny && rc == 0; i++) {
@@ -223,7 +237,7 @@ static int run_scan(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
     if (owned) free_all(in, k);
     free_all(res + k, ny);
   }
-  free_all(bufs, 2 * k);
+  put_all(r, bufs, 2 * k);
   tl_free(bufs);
   tl_free(views);
   tl_free(in);

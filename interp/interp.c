@@ -933,7 +933,7 @@ static int run_control(const tl_graph *g, int32_t id, const tl_tensor *const *ar
   const tl_node *x = &g->nodes[id];
   int nres = tl_control_nresults(g, x);
   tl_tensor **res = tl_xcalloc((size_t)nres + 1, sizeof *res);
-  tl_ctl_runner r = {(void *)g, interp_fn, NULL};
+  tl_ctl_runner r = {(void *)g, interp_fn, NULL, NULL, NULL};
   int rc = tl_control_run(g, x, (tl_tensor *const *)args, res, &r, err, n);
   if (rc == 0) {
     vals[id] = res[x->attrs.out];

@@ -50,6 +50,11 @@ typedef struct tl_ctl_runner {
   void *ctx;
   int (*run)(void *ctx, int32_t fn, tl_tensor *const *in, tl_tensor **out, char *err, size_t n);
   int (*run_into)(void *ctx, int32_t fn, tl_tensor *const *in, tl_tensor *const *out, char *err, size_t n);
+  /* optional: a buffer like t (its dtype and dims, any contents) for the
+   * double buffers, and its return once the run is done; an engine that
+   * keeps them across runs saves the fresh pages of every run */
+  tl_tensor *(*get)(void *ctx, const tl_tensor *like, char *err, size_t n);
+  void (*put)(void *ctx, tl_tensor *t);
 } tl_ctl_runner;
 
 /* Runs control node x (call, cond, loop, scan: interp/control.c says what

@@ -188,21 +188,24 @@ static int infer_loop(cctx *c, const tl_attrs *a, const tl_type *const *in, int 
 static int infer_scan(cctx *c, const tl_attrs *a, const tl_type *const *in, int nin, tl_type *out) {
   const tl_graph *f = callee(c, a, 1, "body");
   if (!f) return -1;
-  if (a->carry < 0 || a->carry > nin) return fail(c, ":carry %lld, but it has %d operands", (long long)a->carry, nin);
-  int k = (int)a->carry, nx = nin - k;
+  int64_t nc = (a->present & TL_A_CONSTS) ? a->consts : 0;
+  if (a->carry < 0 || nc < 0 || a->carry + nc > nin)
+    return fail(c, ":carry %lld and :consts %lld, but it has %d operands", (long long)a->carry, (long long)nc, nin);
+  int k = (int)a->carry, m = (int)nc, nx = nin - k - m;
   char s1[128], s2[128];
   int64_t len = (a->present & TL_A_LENGTH) ? a->length : UNBOUND;
   if ((a->present & TL_A_LENGTH) && len < 0) return fail(c, ":length must be >= 0");
   tl_type *slices = tl_xmalloc(sizeof *slices * ((size_t)nx + 1));
   const tl_type **args = tl_xmalloc(sizeof *args * ((size_t)nin + 1));
-  for (int i = 0; i < k; i++) args[i] = in[i];
+  for (int i = 0; i < k + m; i++) args[i] = in[i];
   for (int i = 0; i < nx; i++) {
-    const tl_type *x = in[k + i];
-    int bad = x->rank < 1 ? fail(c, "sequence operand %d is a scalar (it is scanned along its first dim)", k + i) : 0;
+    const tl_type *x = in[k + m + i];
+    int bad =
+        x->rank < 1 ? fail(c, "sequence operand %d is a scalar (it is scanned along its first dim)", k + m + i) : 0;
     if (!bad && len == UNBOUND)
       len = x->dims[0];
     else if (!bad && x->dims[0] != len)
-      bad = fail(c, "sequence operand %d is %s, whose first dim is not the scan's length", k + i,
+      bad = fail(c, "sequence operand %d is %s, whose first dim is not the scan's length", k + m + i,
                  tl_type_str(c->g, x, s1, sizeof s1));
     if (bad) {
       tl_free(slices);
@@ -212,7 +215,7 @@ static int infer_scan(cctx *c, const tl_attrs *a, const tl_type *const *in, int 
     slices[i] = *x;
     slices[i].rank--;
     memmove(slices[i].dims, x->dims + 1, sizeof(int64_t) * (TL_MAX_RANK - 1));
-    args[k + i] = &slices[i];
+    args[k + m + i] = &slices[i];
   }
   int64_t *map = new_map(f);
   int r = len == UNBOUND ? fail(c, "has no sequence operand, so it needs :length") : 0;

@@ -68,6 +68,7 @@ typedef struct tl_attrs {
   int64_t trips; /* loop: the most iterations (:max N), -1 unbounded (:max unbounded) */
   int64_t carry; /* scan: how many of the operands and outputs are carried state */
   int64_t length; /* scan: the number of steps when it has no sequence operand */
+  int64_t consts; /* scan: how many operands after the carries every step gets whole */
 } tl_attrs;
 
 /* reshape's "-1" (infer this dim); distinct from every symbol id in use */
@@ -141,6 +142,15 @@ void tl_fns_release(tl_fns *f);
 int32_t tl_fns_add(tl_fns *t, tl_graph *f);
 /* The index of the function named name (n bytes), or -1. */
 int32_t tl_fns_find(const tl_fns *t, const char *name, size_t n);
+/* g with every call of a function that has no control flow of its own and
+ * at most max_nodes nodes replaced by the function's body (ir/inline.c),
+ * its table's functions likewise; a new graph with a new table. NULL with
+ * a message on a (internal) failure to rebuild. */
+tl_graph *tl_inline_calls(const tl_graph *g, int max_nodes, char *err, size_t n);
+/* The size below which a function is inlined where it is called: the
+ * engines compile a call of a larger one once and run it from every call. */
+#define TL_INLINE_MAX_NODES 256
+
 /* Whether g has a call, cond, loop or scan node. */
 bool tl_graph_has_control(const tl_graph *g);
 

@@ -468,6 +468,7 @@ static bool parse_attr(parser *p, int op, tl_attrs *a) {
     return true;
   case TL_A_CARRY: if (!int_value(p, &t, &v, "carry")) return false; a->carry = v; return true;
   case TL_A_LENGTH: if (!int_value(p, &t, &v, "length")) return false; a->length = v; return true;
+  case TL_A_CONSTS: if (!int_value(p, &t, &v, "consts")) return false; a->consts = v; return true;
   case TL_A_START: if (!int_value(p, &t, &v, "start")) return false; a->start = v; return true;
   case TL_A_STOP: if (!int_value(p, &t, &v, "stop")) return false; a->stop = v; return true;
   default: /* TL_A_STEP */

@@ -91,6 +91,7 @@ static void put_attrs(printer *pr, const tl_attrs *a) {
     else tl_buf_printf(&pr->out, " :%s ?%d", fk[k].key, i);
   }
   if (a->present & TL_A_CARRY) tl_buf_printf(&pr->out, " :carry %lld", (long long)a->carry);
+  if (a->present & TL_A_CONSTS) tl_buf_printf(&pr->out, " :consts %lld", (long long)a->consts);
   if (a->present & TL_A_LENGTH) tl_buf_printf(&pr->out, " :length %lld", (long long)a->length);
   if (a->present & TL_A_MAX) {
     if (a->trips < 0) tl_buf_printf(&pr->out, " :max unbounded");

@@ -510,6 +510,7 @@ static int program_cost(tl_opt *o, const tl_graph *g, const uint8_t *facts, char
 }
 
 static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_error *err);
+static tl_graph *opt_table(tl_opt *o, const tl_graph *g, tl_error *err);
 
 /* A graph with functions: each function is optimized on its own, in table
  * order (the rules apply inside bodies; a function keeps its parameters
@@ -517,6 +518,20 @@ static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_error *err);
  * nodes refer to the new table. The report is the graph's. */
 tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, tl_error *err) {
   if (!g->fns || g->fns->n == 0) return opt_one(o, g, err);
+  /* small straight-line functions are inlined first, so that the rules see
+   * through their calls (ir/inline.c says which) */
+  tl_graph *in = tl_inline_calls(g, TL_INLINE_MAX_NODES, TL_EMSG(err));
+  if (!in) {
+    tl_fail_kind(err, TL_INTERNAL);
+    return NULL;
+  }
+  tl_graph *res = opt_table(o, in, err);
+  tl_graph_free(in);
+  return res;
+}
+
+static tl_graph *opt_table(tl_opt *o, const tl_graph *g, tl_error *err) {
+  if (!tl_graph_has_control(g)) return opt_one(o, g, err); /* every call inlined */
   tl_fns *t = tl_fns_new();
   for (int i = 0; i < g->fns->n; i++) {
     tl_graph *f = opt_one(o, g->fns->fn[i], err);

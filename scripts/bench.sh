@@ -7,7 +7,7 @@
 #
 #   scripts/bench.sh [--smoke] [NAME...]
 #
-#   NAME     egg-math scaling extract backend accuracy cost grad (default:
+#   NAME     egg-math scaling extract backend accuracy cost grad control (default:
 #            all, in that order). A full run of bench-extract alone can take
 #            tens of minutes (the exact extractor, 10 s limit per file, on
 #            every extraction-gym file); bench-scaling goes up to 10^6-node
@@ -29,11 +29,11 @@ for a in "$@"; do
   case "$a" in
   --smoke) smoke=(--smoke) ;;
   -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  egg-math|scaling|extract|backend|accuracy|cost|grad) names+=("$a") ;;
+  egg-math|scaling|extract|backend|accuracy|cost|grad|control) names+=("$a") ;;
   *) echo "bench.sh: unknown benchmark or option '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#names[@]} -gt 0 ] || names=(egg-math scaling extract backend accuracy cost grad)
+[ ${#names[@]} -gt 0 ] || names=(egg-math scaling extract backend accuracy cost grad control)
 
 dir=${BENCH_BUILD_DIR:-build-bench}
 if [ -d "$dir" ]; then
@@ -81,6 +81,15 @@ for n in "${names[@]}"; do
     echo "== grad: TLALOC_LIBRARY=$dir/libtlaloc.so ${cmd[*]}"
     if ! TLALOC_LIBRARY="$root/$dir/libtlaloc.so" "${cmd[@]}"; then
       echo "== grad: FAILED"
+      failed=$((failed + 1))
+    fi
+    ;;
+  control)
+    # scans and loops against PyTorch eager, a C loop over cblas and numpy
+    cmd=(/usr/bin/python3 "$root/bench/control/bench_control.py" "${smoke[@]}")
+    echo "== control: TLALOC_LIBRARY=$dir/libtlaloc.so ${cmd[*]}"
+    if ! TLALOC_LIBRARY="$root/$dir/libtlaloc.so" "${cmd[@]}"; then
+      echo "== control: FAILED"
       failed=$((failed + 1))
     fi
     ;;

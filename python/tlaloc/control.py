@@ -342,16 +342,17 @@ def scan(f, init, xs, length=None):
     proto = carry + slices
     fb, _ = _trace(lambda *a: body(*a), proto, _fresh("scan_body"))
     ysp, ny = yspec_box[0]
-    k = len(carry) + len(fb.lifted)
-    # lifted values ride as carries returned unchanged (after the own carries)
-    nown = len(carry)
+    # the closed-over values are the scan's consts: every step gets them whole
+    nown, nl = len(carry), len(fb.lifted)
     params = fb.params[:nown] + fb.params[len(proto):] + fb.params[nown:len(proto)]
-    outs_f = fb.outs[:nown] + fb.params[len(proto):] + fb.outs[nown:]
-    fb2 = Fn(fb.name, params, outs_f, [])
-    attrs = [("body", fb2), ("carry", k)]
+    fb2 = Fn(fb.name, params, fb.outs, [])
+    attrs = [("body", fb2), ("carry", nown)]
+    if nl:
+        attrs.append(("consts", nl))
     if not seqs:
         attrs.append(("length", int(length)))
-    res = _node("scan", carry + fb.lifted + seqs, attrs, k + ny)
+    k = nown
+    res = _node("scan", carry + fb.lifted + seqs, attrs, nown + ny)
     return _unflatten(cspec, res[:nown]), _unflatten(ysp, res[k:])
 
 
