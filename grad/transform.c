@@ -289,36 +289,165 @@ static int32_t reversed(tl_graph *h, int32_t v, char *err, size_t n) {
   return tl_graph_add(h, TL_OP_SLICE, &a, &v, 1, (tl_loc){0, 0}, err, n);
 }
 
-/* f.trace: f that also returns its carried parameters (the scan stacks them). */
-static int32_t fn_trace(tl_fns *t, int32_t fi, int k) {
+/* ---- residuals: what the backward pass of a scan step reads ------------
+ * f.vjp recomputes f's values from its parameters before it uses them; in a
+ * scan that is a second forward pass per step. Instead (the partial
+ * evaluation JAX does for its scans), the values of f.vjp that its
+ * backward part reads, depend on the step (a carry or an x, not only on
+ * consts) and are not a cheap view of a parameter, are residuals: f.trace
+ * computes and returns them with the step's input carries (the scan stacks
+ * them), and f.rev is f.vjp's backward part alone, reading them. */
+
+typedef struct resid {
+  const tl_graph *v; /* f.vjp */
+  int npar;          /* f's parameters: f.vjp's first inputs */
+  bool *ct_dep;      /* per node of v: depends on a cotangent input */
+  bool *varies;      /* depends on a carry or an x */
+  int32_t *res;      /* the residual nodes, in id order */
+  int nres;
+} resid;
+
+static bool is_view(int op) {
+  return op == TL_OP_TRANSPOSE || op == TL_OP_RESHAPE || op == TL_OP_EXPAND_DIMS || op == TL_OP_SQUEEZE ||
+         op == TL_OP_BROADCAST_TO;
+}
+
+static void resid_find(resid *r, const tl_graph *v, int npar, int k, int m) {
+  r->v = v;
+  r->npar = npar;
+  r->ct_dep = tl_xcalloc((size_t)v->nnodes + 1, 1);
+  r->varies = tl_xcalloc((size_t)v->nnodes + 1, 1);
+  bool *cheap = tl_xcalloc((size_t)v->nnodes + 1, 1);
+  bool *is_res = tl_xcalloc((size_t)v->nnodes + 1, 1);
+  for (int i = 0; i < v->ninputs; i++) {
+    int32_t x = v->inputs[i];
+    if (i >= npar) r->ct_dep[x] = true;
+    else r->varies[x] = i < k || i >= k + m;
+    cheap[x] = true;
+  }
+  for (int32_t x = 0; x < v->nnodes; x++) {
+    const tl_node *nd = &v->nodes[x];
+    if (nd->op == TL_OP_INPUT) continue;
+    bool all_cheap = true;
+    for (int j = 0; j < nd->ninputs; j++) {
+      int32_t a = tl_node_inputs(v, nd)[j];
+      r->ct_dep[x] |= r->ct_dep[a];
+      r->varies[x] |= r->varies[a];
+      all_cheap &= cheap[a];
+    }
+    cheap[x] = nd->ninputs == 0 || (is_view(nd->op) && all_cheap);
+  }
+  /* residuals: read by a backward node (or a result itself) */
+  for (int32_t x = 0; x < v->nnodes; x++) {
+    const tl_node *nd = &v->nodes[x];
+    if (!r->ct_dep[x]) continue;
+    for (int j = 0; j < nd->ninputs; j++) {
+      int32_t a = tl_node_inputs(v, nd)[j];
+      if (!r->ct_dep[a] && r->varies[a] && !cheap[a] && v->nodes[a].type.rank < TL_MAX_RANK) is_res[a] = true;
+    }
+  }
+  for (int i = 0; i < v->noutputs; i++) {
+    int32_t a = v->outputs[i].node;
+    if (!r->ct_dep[a] && r->varies[a] && !cheap[a] && v->nodes[a].type.rank < TL_MAX_RANK) is_res[a] = true;
+  }
+  r->res = tl_xcalloc((size_t)v->nnodes + 1, sizeof *r->res);
+  r->nres = 0;
+  for (int32_t x = 0; x < v->nnodes; x++)
+    if (is_res[x]) r->res[r->nres++] = x;
+  tl_free(cheap);
+  tl_free(is_res);
+}
+
+static void resid_free(resid *r) {
+  tl_free(r->ct_dep);
+  tl_free(r->varies);
+  tl_free(r->res);
+}
+
+/* Rebuilds the nodes of v that `roots` need into h, through map (set for
+ * the nodes given: inputs, residuals), in id order. */
+static int rebuild(tl_graph *h, const tl_graph *v, int32_t *map, const int32_t *roots, int nroots, char *err, size_t n) {
+  bool *need = tl_xcalloc((size_t)v->nnodes + 1, 1);
+  for (int i = 0; i < nroots; i++) need[roots[i]] = true;
+  for (int32_t x = v->nnodes - 1; x >= 0; x--) {
+    if (!need[x] || map[x] >= 0) continue;
+    const tl_node *nd = &v->nodes[x];
+    for (int j = 0; j < nd->ninputs; j++) need[tl_node_inputs(v, nd)[j]] = true;
+  }
+  int rc = 0;
+  int32_t ops[TL_GRAPH_MAX_ARGS];
+  for (int32_t x = 0; x < v->nnodes && !rc; x++) {
+    if (!need[x] || map[x] >= 0) continue;
+    const tl_node *nd = &v->nodes[x];
+    if (nd->op == TL_OP_INPUT) {
+      rc = -1;
+      snprintf(err, n, "grad: internal error: %s's input %d is not bound", v->name, x);
+      break;
+    }
+    if (nd->op == TL_OP_CONST) {
+      map[x] = tl_graph_add_const(h, tl_tensor_copy(v->lits[nd->attrs.lit]), nd->loc);
+      continue;
+    }
+    for (int j = 0; j < nd->ninputs; j++) ops[j] = map[tl_node_inputs(v, nd)[j]];
+    if ((map[x] = tl_graph_add(h, nd->op, &nd->attrs, ops, nd->ninputs, nd->loc, err, n)) < 0) rc = -1;
+  }
+  tl_free(need);
+  return rc;
+}
+
+/* f.trace: f, then its input carries, then the residuals. */
+static int32_t fn_trace(tl_fns *t, int32_t fi, int k, const resid *r, char *err, size_t n) {
   const tl_graph *f = t->fn[fi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.trace", f->name);
   int32_t have = find_fn(t, nm.s);
-  if (have < 0) {
-    tl_graph *c = tl_graph_copy(f, nm.s);
-    for (int i = 0; i < k; i++) {
-      char on[32];
-      snprintf(on, sizeof on, "cin.%d", i);
-      tl_graph_add_output(c, on, c->inputs[i]);
-    }
-    have = tl_fns_add(t, c);
+  if (have >= 0) {
+    tl_free(nm.s);
+    return have;
   }
+  tl_graph *c = tl_graph_copy(f, nm.s);
   tl_free(nm.s);
-  return have;
+  int rc = 0;
+  char on[32];
+  for (int i = 0; i < k; i++) {
+    snprintf(on, sizeof on, "cin.%d", i);
+    tl_graph_add_output(c, on, c->inputs[i]);
+  }
+  int32_t *map = tl_xmalloc(((size_t)r->v->nnodes + 1) * sizeof *map);
+  for (int32_t x = 0; x < r->v->nnodes; x++) map[x] = -1;
+  for (int i = 0; i < r->npar; i++) map[r->v->inputs[i]] = c->inputs[i];
+  rc = rebuild(c, r->v, map, r->res, r->nres, err, n);
+  for (int j = 0; j < r->nres && !rc; j++) {
+    snprintf(on, sizeof on, "res.%d", j);
+    tl_graph_add_output(c, on, map[r->res[j]]);
+  }
+  tl_free(map);
+  if (rc) {
+    tl_graph_free(c);
+    return -1;
+  }
+  return tl_fns_add(t, c);
 }
 
 /* f.rev, the reverse scan's body, for a scan of k carries and m consts:
  *   carries:   the float carries' cotangents, the float consts' gradient sums
  *   consts:    the forward scan's consts
  *   sequences: the step's input carries (the trace), its xs, its float ys'
- *              cotangents
+ *              cotangents, its residuals
  * returns the carries' cotangents one step back, the sums plus this step's
- * consts gradients, then the xs' gradients; all through f.vjp. */
-static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, int m, char *err, size_t n) {
-  const tl_graph *f = t->fn[fi];
+ * consts gradients, then the xs' gradients: f.vjp's backward part. */
+static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, int m, const resid *rs_, const bool *want_dx,
+                      char *err, size_t n) {
+  const tl_graph *f = t->fn[fi], *v = t->fn[vi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.rev", f->name);
+  /* the xs whose gradients nobody reads are left out (named by a mask) */
+  bool all = true;
+  for (int i = k + m; i < f->ninputs; i++) all &= want_dx[i - k - m];
+  if (!all) {
+    tl_buf_printf(&nm, ".x");
+    for (int i = k + m; i < f->ninputs; i++) tl_buf_printf(&nm, "%d", want_dx[i - k - m] ? 1 : 0);
+  }
   int32_t have = find_fn(t, nm.s);
   if (have >= 0) {
     tl_free(nm.s);
@@ -327,7 +456,7 @@ static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, int m, char *err
   tl_graph *r = tl_graph_new(nm.s);
   tl_free(nm.s);
   r->fns = t; /* weakly, as every function of t */
-  for (int s = 0; s < f->nsyms; s++) tl_graph_sym(r, f->syms[s], strlen(f->syms[s]));
+  for (int s = 0; s < v->nsyms; s++) tl_graph_sym(r, v->syms[s], strlen(v->syms[s]));
   int nin = f->ninputs, nout = f->noutputs;
   int32_t *ctc = tl_xcalloc((size_t)nin + 1, sizeof *ctc), *par = tl_xcalloc((size_t)nin + 1, sizeof *par);
   int32_t *cty = tl_xcalloc((size_t)nout + 1, sizeof *cty);
@@ -353,35 +482,44 @@ static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, int m, char *err
       snprintf(pn, sizeof pn, "cty.%d", q);
       cty[q] = tl_graph_add_input(r, pn, pt, (tl_loc){0, 0});
     }
-  /* f.vjp's operands: f's parameters, then its float results' cotangents */
-  int32_t *args = tl_xcalloc((size_t)nin + (size_t)nout + 1, sizeof *args);
-  int na = 0;
-  for (int i = 0; i < nin; i++) args[na++] = par[i];
+  int32_t *map = tl_xmalloc(((size_t)v->nnodes + 1) * sizeof *map);
+  for (int32_t x = 0; x < v->nnodes; x++) map[x] = -1;
+  for (int j = 0; j < rs_->nres; j++) { /* residuals, last */
+    snprintf(pn, sizeof pn, "res.%d", j);
+    map[rs_->res[j]] = tl_graph_add_input(r, pn, &v->nodes[rs_->res[j]].type, (tl_loc){0, 0});
+  }
+  /* f.vjp's inputs: f's parameters, then its float results' cotangents */
+  for (int i = 0; i < nin; i++) map[v->inputs[i]] = par[i];
+  int ci = nin;
   for (int q = 0; q < nout; q++)
-    if (is_float_type(&f->nodes[f->outputs[q].node].type)) args[na++] = q < k ? ctc[q] : cty[q];
-  int rc = 0, w = 0;
-  tl_attrs a;
-  tl_attrs_init(&a);
-  a.present = TL_A_FN;
-  a.fn[0] = vi;
+    if (is_float_type(&f->nodes[f->outputs[q].node].type)) map[v->inputs[ci++]] = q < k ? ctc[q] : cty[q];
+  int32_t *roots = tl_xcalloc((size_t)v->noutputs + 1, sizeof *roots);
+  int nroots = 0;
+  for (int i = 0, w0 = 0; i < nin; i++)
+    if (is_float_type(&f->nodes[f->inputs[i]].type)) {
+      if (i < k + m || want_dx[i - k - m]) roots[nroots++] = v->outputs[w0].node;
+      w0++;
+    }
+  int rc = rebuild(r, v, map, roots, nroots, err, n);
+  /* v's outputs: the gradients of f's float parameters, in order */
   int32_t *grad = tl_xcalloc((size_t)nin + 1, sizeof *grad);
-  for (int i = 0; i < nin && !rc; i++) {
+  int w = 0;
+  for (int i = 0; i < nin; i++) {
     grad[i] = -1;
-    if (!is_float_type(&f->nodes[f->inputs[i]].type)) continue;
-    a.out = w++;
-    if ((grad[i] = add_ctl(r, TL_OP_CALL, &a, args, na, err, n)) < 0) rc = -1;
+    if (!is_float_type(&f->nodes[f->inputs[i]].type) || rc) continue;
+    int32_t o = v->outputs[w++].node;
+    if (i < k + m || want_dx[i - k - m]) grad[i] = map[o];
   }
   for (int i = 0; i < nin && !rc; i++) { /* outputs in the order of the carries, then the xs */
-    if (grad[i] < 0) continue;
+    if (grad[i] < 0 || i >= k + m) continue;
     int32_t d = grad[i];
-    if (i >= k && i < k + m) {
+    if (i >= k) {
       int32_t two[2] = {ctc[i], grad[i]};
       if ((d = tl_graph_add(r, TL_OP_ADD, NULL, two, 2, (tl_loc){0, 0}, err, n)) < 0) {
         rc = -1;
         break;
       }
     }
-    if (i >= k + m) continue;
     snprintf(pn, sizeof pn, i < k ? "dc.%d" : "dk.%d", i);
     tl_graph_add_output(r, pn, d);
   }
@@ -393,7 +531,8 @@ static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, int m, char *err
   tl_free(ctc);
   tl_free(par);
   tl_free(cty);
-  tl_free(args);
+  tl_free(map);
+  tl_free(roots);
   tl_free(grad);
   if (rc) {
     r->fns = NULL;
@@ -494,14 +633,22 @@ static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd
       /* the recorded trace: each step's input carries, stacked. The forward
        * scan itself becomes a run of f.trace (the same results first), so
        * the forward pass runs once, not again for the trace */
-      int32_t ti = fn_trace(t, fi, k), ri = fn_rev(t, fi, vi, k, m, err, n);
+      resid res;
+      resid_find(&res, t->fn[vi], f->ninputs, k, m);
+      int32_t ti = fn_trace(t, fi, k, &res, err, n);
+      bool *want_dx = tl_xcalloc((size_t)nx + 1, sizeof *want_dx);
+      for (int j = 0; j < nx; j++) want_dx[j] = dep[ops[k + m + j]] && is_float_type(&h->nodes[ops[k + m + j]].type);
+      int32_t ri = ti < 0 ? -1 : fn_rev(t, fi, vi, k, m, &res, want_dx, err, n);
+      int nresid = res.nres;
+      resid_free(&res);
       if (ri < 0) rc = -1;
+      args = tl_xrealloc(args, ((size_t)nin * 2 + (size_t)nres + (size_t)nresid + 8) * sizeof *args);
       for (int32_t j = nfwd - 1; j >= id && !rc; j--) /* id last: the test compares with it */
         if (j == id || tl_control_same_run(h, id, j)) h->nodes[j].attrs.fn[1] = ti;
-      int32_t *stacked = tl_xcalloc((size_t)k + 1, sizeof *stacked);
+      int32_t *stacked = tl_xcalloc((size_t)k + (size_t)nresid + 1, sizeof *stacked);
       tl_attrs ta = x.attrs;
       ta.fn[1] = ti;
-      for (int i = 0; i < k && !rc; i++) {
+      for (int i = 0; i < k + nresid && !rc; i++) { /* the input carries, then the residuals */
         ta.out = nout + i;
         if ((stacked[i] = add_ctl(h, TL_OP_SCAN, &ta, ops, nin, err, n)) < 0) rc = -1;
       }
@@ -525,6 +672,8 @@ static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd
         if ((args[na++] = reversed(h, ops[k + m + j], err, n)) < 0) rc = -1;
       for (int q = k; q < nres && !rc; q++)
         if (is_float_type(&rt[q]) && (args[na++] = reversed(h, cts[q], err, n)) < 0) rc = -1;
+      for (int j = 0; j < nresid && !rc; j++)
+        if ((args[na++] = reversed(h, stacked[k + j], err, n)) < 0) rc = -1;
       tl_attrs_init(&a);
       a.present = TL_A_BODY | TL_A_CARRY | (m ? TL_A_CONSTS : 0);
       a.fn[1] = ri;
@@ -538,13 +687,14 @@ static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd
         rc = d < 0 ? -1 : give(h, id, i, d, dep, ct, err, n);
       }
       for (int j = 0; j < nx && !rc; j++) {
-        if (!is_float_type(&f->nodes[f->inputs[k + m + j]].type)) continue;
+        if (!is_float_type(&f->nodes[f->inputs[k + m + j]].type) || !want_dx[j]) continue;
         a.out = w++;
         int32_t d = add_ctl(h, TL_OP_SCAN, &a, args, na, err, n);
         int32_t dr = d < 0 ? -1 : reversed(h, d, err, n);
         rc = dr < 0 ? -1 : give(h, id, k + m + j, dr, dep, ct, err, n);
       }
       tl_free(stacked);
+      tl_free(want_dx);
     }
   } else if (!rc && any) {
     snprintf(err, n, "grad: the gradient of a loop is not implemented yet (a loop records no trace; "
