@@ -556,8 +556,17 @@ static void jd_give(LLVMOrcJITDylibRef jd) {
   }
   pthread_mutex_lock(&jd_mu);
   if (jd_nfree == jd_cap) {
-    jd_cap = jd_cap ? 2 * jd_cap : 16;
-    jd_free = tl_xrealloc(jd_free, (size_t)jd_cap * sizeof *jd_free);
+    /* no unwinding here (the lock is held, and freeing a program happens
+     * in cleanups): without memory the JITDylib is just not reused */
+    int cap = jd_cap ? 2 * jd_cap : 16;
+    LLVMOrcJITDylibRef *grown = tl_try_realloc(jd_free, (size_t)cap * sizeof *grown);
+    if (!grown) {
+      pthread_mutex_unlock(&jd_mu);
+      return;
+    }
+    tl_keep(grown); /* process-wide: no region's */
+    jd_free = grown;
+    jd_cap = cap;
   }
   jd_free[jd_nfree++] = jd;
   pthread_mutex_unlock(&jd_mu);

@@ -160,10 +160,18 @@ void tl_quote_line(tl_buf *b, const char *indent, const char *line, size_t n, in
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static void close_dir(void *d) { closedir(d); }
+
 char **tl_dir_list(const char *path, const char *suffix, int *n) {
   *n = 0;
+  /* running out of memory while listing closes the folder (a cleanup) */
+  tl_cleanup *cl = tl_cleanup_push(close_dir);
   DIR *dir = opendir(path);
-  if (!dir) return NULL;
+  if (!dir) {
+    tl_cleanup_pop(cl);
+    return NULL;
+  }
+  cl->arg = dir;
   char **names = NULL;
   int cap = 0;
   size_t sl = suffix ? strlen(suffix) : 0;
@@ -174,6 +182,7 @@ char **tl_dir_list(const char *path, const char *suffix, int *n) {
     TL_GROW(names, *n, cap);
     names[(*n)++] = tl_xstrdup(ent->d_name);
   }
+  tl_cleanup_pop(cl);
   closedir(dir);
   if (!names) names = tl_xmalloc(sizeof *names); /* an empty folder is not a failure */
   qsort(names, (size_t)*n, sizeof *names, cmp_name);
