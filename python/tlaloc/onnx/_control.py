@@ -1,9 +1,14 @@
-"""Control flow: If (the branch taken when the condition is static, else
-both and a where), Loop and Scan unrolled by importing the body once per
-iteration (OnnxGraph._inline).
+"""Control flow as tlaloc's own (docs/design.md, "Functions and control
+flow"): If is a cond (only the branch taken runs; a static condition just
+imports that branch), Loop a while loop (a scan when it has scan outputs
+and a static trip count), Scan a scan. Each body is imported once, as a
+function (OnnxGraph._inline on the trace's placeholders). What these cannot
+express (Scan-8's batch axis, a Loop with scan outputs and a run-time trip
+count or condition) is unrolled by importing the body once per iteration.
 """
 import numpy as np
 
+from .. import control as _c
 from .. import graph as _g
 from ._core import UnsupportedOnnx, _need, _opt, _reg, _ty
 from ._helpers import _axis, _sval
@@ -29,22 +34,62 @@ def _if(m, node, ins, at):
     if c is not None:
         return m._inline(at["then_branch"] if bool(np.asarray(c).ravel()[0]) else at["else_branch"],
                          [], op)[0]
-    a, _ = m._inline(at["then_branch"], [], op)
-    b, _ = m._inline(at["else_branch"], [], op)
+    cb = _g.reshape(_g.cast(cond, "bool"), ())
+    a = m._inline(at["then_branch"], [], op)[0]  # typed here, to name a mismatch
+    b = m._inline(at["else_branch"], [], op)[0]
     if len(a) != len(b):
         raise UnsupportedOnnx("%s: branches have %d and %d outputs" % (op, len(a), len(b)), op)
-    outs = []
-    cb = _g.reshape(_g.cast(cond, "bool"), ())
     for x, y in zip(a, b):
         if _ty(x) != _ty(y):
             raise UnsupportedOnnx("%s: branch outputs %s and %s differ (a run-time condition "
                                   "needs the same type)" % (op, _ty(x), _ty(y)), op)
-        outs.append(_g.where(cb, x, y))
-    return outs
+    return list(_c.cond(cb, lambda: tuple(m._inline(at["then_branch"], [], op)[0]),
+                        lambda: tuple(m._inline(at["else_branch"], [], op)[0])))
 
 
 @_reg("Loop", body=None)
 def _loop(m, node, ins, at):
+    """A while loop over (i, cond, state...): while i < M and cond, the body
+    gives (cond, state..., scan outputs...). With scan outputs it is a scan
+    of M steps (M static, and the condition must stay true: checked at run
+    time by a loop guard is not possible, so a run-time condition there is
+    unrolled when static, else refused)."""
+    op = "Loop"
+    body = at["body"]
+    state = [x for x in ins[2:]]
+    if any(v is None for v in state):
+        raise UnsupportedOnnx("%s: an empty loop-carried input" % op, op)
+    nstate = len(state)
+    nscan = len(body.output) - 1 - nstate
+    M, C = _opt(ins, 0), _opt(ins, 1)
+    if M is None and C is None:
+        raise UnsupportedOnnx("%s: neither a trip count nor a condition (infinite loop)" % op, op)
+    if nscan:
+        return _loop_unrolled(m, node, ins, at)
+    i0 = _g.constant(np.array(0, np.int64))
+    c0 = _g.reshape(_g.cast(C, "bool"), ()) if C is not None else _g.constant(np.array(True))
+    trips = None
+    if M is not None:
+        try:
+            trips = int(_sval(m._static(node.input[0], op, "M"), op, "M"))
+        except UnsupportedOnnx:
+            trips = None
+    Mv = _g.reshape(_g.cast(M, "i64"), ()) if M is not None else None
+
+    def go(s):
+        i, c = s[0], s[1]
+        return _g.logical_and(c, _g.less(i, Mv)) if Mv is not None else c
+
+    def step(s):
+        i, c = s[0], s[1]
+        outs = m._inline(body, [i, c] + list(s[2:]), op)[0]
+        return (_g.add(i, 1), _g.reshape(_g.cast(outs[0], "bool"), ())) + tuple(outs[1:1 + nstate])
+
+    res = _c.while_loop(go, step, (i0, c0) + tuple(state), max_iters=trips)
+    return list(res[2:])
+
+
+def _loop_unrolled(m, node, ins, at):
     """Unrolled: the trip count and the condition (initial and each
     iteration's) must be static; scan outputs are stacked on a new axis 0."""
     op = "Loop"
@@ -103,7 +148,48 @@ def _scan(m, node, ins, at):
     nout = len(body.output) - ni
     oax = list(at["scan_output_axes"] or [0] * nout)
     odir = list(at["scan_output_directions"] or [0] * nout)
-    return _scan_run(m, op, body, list(ins), K, iax, idir, oax, odir)
+    return _scan_real(m, op, body, list(ins), K, iax, idir, oax, odir)
+
+
+def _move_axis(v, src, dst, rank):
+    """v with axis src moved to position dst."""
+    if src == dst:
+        return v
+    perm = [a for a in range(rank) if a != src]
+    perm.insert(dst, src)
+    return _g.transpose(v, perm)
+
+
+def _reverse0(v):
+    return _g.Var("slice", (v,), [("axis", 0), ("step", -1)])
+
+
+def _scan_real(m, op, body, xs, K, iax, idir, oax, odir):
+    """A tlaloc scan: each scan input's axis moved first (reversed for
+    direction 1); the stacked outputs moved to their axis (reversed)."""
+    ni = len(xs) - K
+    state, seqs = xs[:ni], xs[ni:]
+    xs0 = []
+    for v, a, d in zip(seqs, iax, idir):
+        r = m._rank(v)
+        u = _move_axis(v, _axis(a, r, op), 0, r)
+        xs0.append(_reverse0(u) if d else u)
+    T = {m._shape(v, op)[0] for v in xs0}
+    if len(T) > 1:
+        raise UnsupportedOnnx("%s: scan inputs of different lengths" % op, op)
+
+    def f(c, x):
+        outs = m._inline(body, list(c) + list(x), op)[0]
+        return tuple(outs[:ni]), tuple(outs[ni:])
+
+    carry, ys = _c.scan(f, tuple(state), tuple(xs0))
+    res = list(carry)
+    for k, y in enumerate(ys):
+        if odir[k]:
+            y = _reverse0(y)
+        r = m._rank(y)
+        res.append(_move_axis(y, 0, _axis(oax[k], r, op), r))
+    return res
 
 
 def _scan_run(m, op, body, xs, K, iax, idir, oax, odir):
