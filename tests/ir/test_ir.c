@@ -180,7 +180,8 @@ static const char *const control_fns =
   "(func e (in a f32 [k]) (out r (exp a)))"
   "(func c (in i i64 []) (in a f32 [k]) (out p (lt i 3)))"
   "(func b (in i i64 []) (in a f32 [k]) (out i2 (add i 1)) (out a2 (mul a 2)))"
-  "(func sc (in h f32 [k]) (in x f32 [k]) (out h2 (tanh (add h x))) (out y (sum h2)))";
+  "(func sc (in h f32 [k]) (in x f32 [k]) (out h2 (tanh (add h x))) (out y (sum h2)))"
+  "(func sk (in h f32 [k]) (in w f32 [k k]) (in x f32 [k]) (out h2 (tanh (add (matmul w h) x))) (out y (sum h2)))";
 
 Test(infer, control_results_take_the_callers_dims) {
   static const struct { const char *ins, *expr, *want; } cases[] = {
@@ -191,6 +192,7 @@ Test(infer, control_results_take_the_callers_dims) {
     {"(in x f32 [5])", "(loop 0 x :cond c :body b :max unbounded)", "i64[]"},
     {"(in h f32 [8]) (in xs f32 [t 8])", "(scan h xs :body sc :carry 1 :out 1)", "f32[t]"},
     {"(in h f32 [8]) (in xs f32 [0 8])", "(scan h xs :body sc :carry 1)", "f32[8]"},
+    {"(in h f32 [8]) (in w f32 [8 8]) (in xs f32 [t 8])", "(scan h w xs :body sk :carry 1 :consts 1 :out 1)", "f32[t]"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char src[2048], *diag;
@@ -210,6 +212,42 @@ Test(infer, control_results_take_the_callers_dims) {
     tl_free(diag);
     tl_graph_free(g);
   }
+}
+
+Test(inline, small_straight_line_calls_become_their_bodies) {
+  char *diag;
+  tl_graph *g = parse_str("(func f (in a f32 [n]) (out r (add a (fill f32 [n] 1))) (out s (neg a)))"
+                          "(func two (in a f32 [n]) (out r (call (call a :fn f) :fn f :out 1)))"
+                          "(graph g (in x f32 [3]) (out y (call x :fn two)) (out z (call x :fn f :out 1)))",
+                          &diag);
+  cr_assert(g, "%s", diag);
+  char err[256];
+  tl_graph *h = tl_inline_calls(g, TL_INLINE_MAX_NODES, err, sizeof err);
+  cr_assert(h, "%s", err);
+  cr_expect(!tl_graph_has_control(h), "a call is left");
+  tl_graph *kept = tl_inline_calls(g, 2, err, sizeof err); /* f has 4 nodes: stays a call */
+  cr_expect(kept && tl_graph_has_control(kept));
+  /* the same values, by the interpreter */
+  float xv[3] = {1, -2, 0.5f};
+  int64_t dims[1] = {3};
+  tl_tensor *in = tl_tensor_wrap(TL_F32, 1, dims, xv);
+  const tl_graph *gs[3] = {g, h, kept};
+  tl_tensor *out[3][2];
+  for (int k = 0; k < 3; k++) {
+    int64_t syms[1] = {-1};
+    cr_assert(tl_interp_run(gs[k], &in, syms, out[k], err, sizeof err) == 0, "%s", err);
+  }
+  for (int k = 1; k < 3; k++)
+    for (int o = 0; o < 2; o++)
+      for (int i = 0; i < 3; i++)
+        cr_expect(tl_tensor_get_f64(out[k][o], i) == tl_tensor_get_f64(out[0][o], i));
+  for (int k = 0; k < 3; k++)
+    for (int o = 0; o < 2; o++) tl_tensor_free(out[k][o]);
+  tl_tensor_free(in);
+  tl_graph_free(h);
+  tl_graph_free(kept);
+  tl_graph_free(g);
+  tl_free(diag);
 }
 
 Test(infer, control_errors) {
