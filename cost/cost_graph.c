@@ -17,6 +17,55 @@ static bool known_value(const tl_graph *g, int32_t id, double *v) {
   return true;
 }
 
+/* A loop's trip count when it has no bound: an estimate (documented in
+ * docs/cost.md), since nothing tells how often a while loop runs. */
+#define TL_COST_UNBOUNDED_TRIPS 10.0
+
+/* The cost properties of one run of control node x (its first :out): its
+ * functions' totals times how often they run. call: once; cond: the
+ * dearer branch, property by property; loop: :max times body and
+ * condition (the bound is an upper estimate; 10 when unbounded), plus the
+ * first test; scan: the length times the body. */
+static int control_cost(const tl_cost_registry *r, const tl_graph *g, const tl_node *x, double *add, char *err,
+                        size_t n) {
+  int np = tl_cost_nprops(r);
+  const tl_fns *t = g->fns;
+  double *a = tl_xcalloc((size_t)np + 1, sizeof *a), *b = tl_xcalloc((size_t)np + 1, sizeof *b);
+  int rc = 0;
+  for (int p = 0; p < np; p++) add[p] = 0;
+  switch (x->op) {
+  case TL_OP_CALL:
+    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[0]], NULL, add, NULL, NULL, err, n);
+    break;
+  case TL_OP_COND:
+    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[0]], NULL, a, NULL, NULL, err, n);
+    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[1]], NULL, b, NULL, NULL, err, n);
+    for (int p = 0; p < np && !rc; p++) add[p] = a[p] > b[p] ? a[p] : b[p];
+    break;
+  case TL_OP_LOOP: {
+    double trips = x->attrs.trips >= 0 ? (double)x->attrs.trips : TL_COST_UNBOUNDED_TRIPS;
+    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[1]], NULL, a, NULL, NULL, err, n);
+    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[0]], NULL, b, NULL, NULL, err, n);
+    for (int p = 0; p < np && !rc; p++) add[p] = trips * (a[p] + b[p]) + b[p];
+    break;
+  }
+  case TL_OP_SCAN: {
+    int nin = x->ninputs, first = (int)x->attrs.carry + (int)((x->attrs.present & TL_A_CONSTS) ? x->attrs.consts : 0);
+    int64_t len = first < nin ? g->nodes[tl_node_inputs(g, x)[first]].type.dims[0] : x->attrs.length;
+    double steps = tl_dim_is_sym(len) ? tl_cost_sym_size(r) : (double)len;
+    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[1]], NULL, a, NULL, NULL, err, n);
+    for (int p = 0; p < np && !rc; p++) add[p] = steps * a[p];
+    break;
+  }
+  default: break;
+  }
+  for (int p = 0; p < np; p++)
+    if (tl_cost_prop_kind(r, p) != TL_PROP_COST) add[p] = 0;
+  tl_free(a);
+  tl_free(b);
+  return rc;
+}
+
 int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_graph *g, const uint8_t *given,
                   double *totals, double *objective, double *peak_bytes, char *err, size_t n) {
   int np = tl_cost_nprops(r);
@@ -63,6 +112,17 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
     if (tl_cost_eval(r, &cn, out, err, n)) {
       rc = -1;
       break;
+    }
+    if (tl_ops[nd->op].kind == TL_KIND_CONTROL && g->fns) { /* a run costs its functions, once */
+      bool first = true;
+      for (int32_t j = 0; j < id && first; j++) first = !tl_control_same_run(g, j, id);
+      if (first) {
+        double *add = tl_xcalloc((size_t)np + 1, sizeof *add);
+        rc = control_cost(r, g, nd, add, err, n);
+        for (int p = 0; p < np && !rc; p++) out[p] += add[p];
+        tl_free(add);
+        if (rc) break;
+      }
     }
     for (int p = 0; p < np; p++)
       if (tl_cost_prop_kind(r, p) == TL_PROP_COST) totals[p] += out[p];

@@ -162,6 +162,12 @@ grep -q "grad: the gradient of a loop is not implemented yet" "$tmp/err" && ok |
 expect_status 2 "compile a loop to an object" "$TL" compile "$N" -o "$tmp/n.o"
 grep -q "backend: loop (functions, conditionals, loops) runs through an engine" "$tmp/err" && ok || { bad "aot loop message"; cat "$tmp/err"; }
 [ ! -e "$tmp/n.o" ] && ok || bad "compile of a loop left an object behind"
+# The cost model charges a loop its body times its bound: :max 100 costs
+# about ten times :max 10 (docs/cost.md)
+sed 's/:max 100/:max 10/' "$N" >"$tmp/n10.tg"
+"$TL" opt "$N" --stats >/dev/null 2>"$tmp/s100" && "$TL" opt "$tmp/n10.tg" --stats >/dev/null 2>"$tmp/s10"
+o100=$(grep -o ' ops=[0-9.e+]*' "$tmp/s100" | cut -d= -f2) o10=$(grep -o ' ops=[0-9.e+]*' "$tmp/s10" | cut -d= -f2)
+awk -v a="$o100" -v b="$o10" 'BEGIN { exit !(b > 0 && a / b > 8 && a / b < 11) }' && ok || bad "loop cost: ops $o100 at :max 100, $o10 at :max 10"
 expect_status 0 "opt keeps the functions" "$TL" opt "$N"
 grep -q "(func newton_step" "$tmp/out" && ok || { bad "opt output lacks the functions"; cat "$tmp/out"; }
 
