@@ -49,10 +49,37 @@ struct tl_staged {
   seg *segs;
   int nsegs;
   int32_t *steps; /* >= 0: segment index; < 0: control node -(id + 1) */
+  int32_t *alias; /* per node: a control run whose first results are this run's, or -1 */
   int nsteps, capsteps, capsegs;
   fntab *fns;
   bool owns_fns;
 };
+
+/* Whether runs a and b (first nodes) compute the same first results: the
+ * same op, operands and attributes but the functions, and b's functions
+ * give a's results first (f and f.trace: a gradient's forward scan). */
+static bool prefix_run(const tl_graph *g, int32_t a, int32_t b) {
+  const tl_node *x = &g->nodes[a], *y = &g->nodes[b];
+  if (x->op != y->op || x->ninputs != y->ninputs || a == b) return false;
+  if (x->ninputs && memcmp(tl_node_inputs(g, x), tl_node_inputs(g, y), (size_t)x->ninputs * sizeof(int32_t)))
+    return false;
+  tl_attrs ax = x->attrs, ay = y->attrs;
+  for (int k = 0; k < 3; k++) ax.fn[k] = ay.fn[k] = 0;
+  ax.out = ay.out = 0;
+  ax.present &= ~(unsigned)TL_A_OUT;
+  ay.present &= ~(unsigned)TL_A_OUT;
+  if (memcmp(&ax, &ay, sizeof ax) || x->op == TL_OP_LOOP) return false;
+  for (int k = 0; k < (x->op == TL_OP_COND ? 2 : 1); k++) {
+    int slot = x->op == TL_OP_SCAN ? 1 : k;
+    const tl_graph *fa = g->fns->fn[x->attrs.fn[slot]], *fb = g->fns->fn[y->attrs.fn[slot]];
+    if (fa == fb) continue;
+    if (fb->noutputs < fa->noutputs) return false;
+    tl_graph head = *fb; /* fb with only as many results as fa */
+    head.noutputs = fa->noutputs;
+    if (!tl_graph_equal(fa, &head)) return false;
+  }
+  return true;
+}
 
 static bool is_leaf(const tl_node *x) {
   return x->op != TL_OP_INPUT && x->ninputs == 0 && tl_ops[x->op].kind != TL_KIND_CONTROL;
@@ -190,6 +217,8 @@ static tl_staged *compile_with(const tl_graph *g, const tl_engine *base, const t
   bool *used_later = tl_xcalloc((size_t)nn + 1, sizeof *used_later);
   bool *tabled = tl_xcalloc((size_t)nn + 1, sizeof *tabled);
   int *lvl = tl_xcalloc((size_t)nn + 1, sizeof *lvl);
+  s->alias = tl_xmalloc(((size_t)nn + 1) * sizeof *s->alias);
+  for (int32_t i = 0; i < nn; i++) s->alias[i] = -1;
   for (int i = 0; i < g->noutputs; i++)
     live[g->outputs[i].node] = used_later[g->outputs[i].node] = tabled[g->outputs[i].node] = true;
   for (int32_t id = nn - 1; id >= 0; id--)
@@ -221,6 +250,17 @@ static tl_staged *compile_with(const tl_graph *g, const tl_engine *base, const t
         bool first = true;
         for (int32_t j = 0; j < id && first; j++) first = !(live[j] && tl_control_same_run(g, j, id));
         if (!first) continue;
+        /* a run whose results another run of this level gives first is
+         * not run: it takes that run's */
+        for (int32_t j = 0; j < nn && s->alias[id] < 0; j++) {
+          if (j == id || !live[j] || lvl[j] != L || tl_ops[g->nodes[j].op].kind != TL_KIND_CONTROL ||
+              s->alias[j] >= 0 || !prefix_run(g, id, j))
+            continue;
+          bool jfirst = true; /* j must be its run's first node: the one run */
+          for (int32_t q = 0; q < j && jfirst; q++) jfirst = !(live[q] && tl_control_same_run(g, q, j));
+          if (jfirst) s->alias[id] = j;
+        }
+        if (s->alias[id] >= 0) continue;
         TL_GROW(s->steps, s->nsteps, s->capsteps);
         s->steps[s->nsteps++] = -(id + 1);
       }
@@ -242,6 +282,11 @@ static tl_staged *compile_with(const tl_graph *g, const tl_engine *base, const t
       s->steps[s->nsteps++] = s->nsegs - 1;
     }
   }
+  /* a run aliased to one that is aliased in turn takes the last one's
+   * (the prefix relation is transitive) */
+  for (int32_t a = 0; a < nn; a++)
+    for (int guard = 0; s->alias[a] >= 0 && s->alias[s->alias[a]] >= 0 && guard < nn; guard++)
+      s->alias[a] = s->alias[s->alias[a]];
   tl_free(live);
   tl_free(used_later);
   tl_free(tabled);
@@ -275,6 +320,7 @@ void tl_staged_free(tl_staged *s) {
   }
   tl_free(s->segs);
   tl_free(s->steps);
+  tl_free(s->alias);
   if (s->owns_fns) fntab_free(s->fns);
   tl_free(s);
 }
@@ -373,6 +419,15 @@ int tl_staged_run(tl_staged *s, tl_tensor *const *inputs, const int64_t *sym_val
     tl_tensor **res = tl_xcalloc((size_t)nres + 1, sizeof *res);
     for (int k = 0; k < x->ninputs; k++) args[k] = vals[tl_node_inputs(g, x)[k]];
     rc = tl_control_run(g, x, args, res, &r, TL_EMSG(err)) ? tl_fail_kind(err, TL_BAD_INPUT) : 0;
+    /* the runs that take this one's first results get copies */
+    for (int32_t a = 0; a < nn && !rc; a++) {
+      if (s->alias[a] != id) continue;
+      for (int32_t j = a; j < nn; j++)
+        if (j == a || tl_control_same_run(g, a, j)) {
+          vals[j] = tl_tensor_copy(res[g->nodes[j].attrs.out]);
+          own[j] = true;
+        }
+    }
     for (int32_t j = id; j < nn && !rc; j++)
       if (j == id || tl_control_same_run(g, id, j)) {
         int o = g->nodes[j].attrs.out;
