@@ -39,12 +39,9 @@ static int interp_run(void *prog, tl_tensor *const *inputs, const int64_t *syms,
   return tl_interp_run(prog, inputs, syms, outputs, TL_EMSG(err)) ? tl_fail_kind(err, TL_BAD_INPUT) : 0;
 }
 
-/* The interpreter allocates its results: run, check, copy. */
-static int interp_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms,
-                           tl_tensor *const *outputs, tl_error *err) {
-  const tl_graph *g = prog;
-  tl_tensor **res = tl_xcalloc((size_t)g->noutputs + 1, sizeof *res);
-  int rc = interp_run((void *)g, inputs, syms, res, err);
+/* run_into for an engine that allocates its results: res (rc, the run's
+ * status) checked against the caller's buffers and copied; res freed. */
+static int copy_results(const tl_graph *g, tl_tensor **res, int rc, tl_tensor *const *outputs, tl_error *err) {
   for (int i = 0; !rc && i < g->noutputs; i++) {
     const tl_tensor *r = res[i], *o = outputs[i];
     bool same = r->dtype == o->dtype && r->rank == o->rank;
@@ -59,6 +56,14 @@ static int interp_run_into(void *prog, tl_tensor *const *inputs, const int64_t *
   for (int i = 0; i < g->noutputs; i++) tl_tensor_free(res[i]);
   tl_free(res);
   return rc;
+}
+
+/* The interpreter allocates its results: run, check, copy. */
+static int interp_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms,
+                           tl_tensor *const *outputs, tl_error *err) {
+  const tl_graph *g = prog;
+  tl_tensor **res = tl_xcalloc((size_t)g->noutputs + 1, sizeof *res);
+  return copy_results(g, res, interp_run((void *)g, inputs, syms, res, err), outputs, err);
 }
 
 static char *interp_describe(const void *prog) {
@@ -292,20 +297,7 @@ static int w_run_into(void *prog, tl_tensor *const *inputs, const int64_t *syms,
   /* staged: run, check, copy (as the interpreter does) */
   const tl_graph *g = w->g;
   tl_tensor **res = tl_xcalloc((size_t)g->noutputs + 1, sizeof *res);
-  int rc = tl_staged_run(w->s, inputs, syms, res, err);
-  for (int i = 0; !rc && i < g->noutputs; i++) {
-    const tl_tensor *r = res[i], *o = outputs[i];
-    bool same = r->dtype == o->dtype && r->rank == o->rank;
-    for (int k = 0; same && k < r->rank; k++) same = r->dims[k] == o->dims[k];
-    if (!same)
-      rc = tl_fail(err, TL_BAD_INPUT, "output %d ('%s'): the buffer given does not have the output's dtype and shape",
-                   i, g->names[g->outputs[i].name]);
-  }
-  for (int i = 0; !rc && i < g->noutputs; i++)
-    if (res[i]->numel) memcpy(outputs[i]->data, res[i]->data, (size_t)res[i]->numel * tl_dtype_size((tl_dtype)res[i]->dtype));
-  for (int i = 0; i < g->noutputs; i++) tl_tensor_free(res[i]);
-  tl_free(res);
-  return rc;
+  return copy_results(g, res, tl_staged_run(w->s, inputs, syms, res, err), outputs, err);
 }
 
 static char *w_describe(const void *prog) {

@@ -69,9 +69,11 @@ static bool prefix_run(const tl_graph *g, int32_t a, int32_t b) {
   ax.present &= ~(unsigned)TL_A_OUT;
   ay.present &= ~(unsigned)TL_A_OUT;
   if (memcmp(&ax, &ay, sizeof ax) || x->op == TL_OP_LOOP) return false;
-  for (int k = 0; k < (x->op == TL_OP_COND ? 2 : 1); k++) {
-    int slot = x->op == TL_OP_SCAN ? 1 : k;
-    const tl_graph *fa = g->fns->fn[x->attrs.fn[slot]], *fb = g->fns->fn[y->attrs.fn[slot]];
+  int32_t fx[3], fy[3];
+  int nf = tl_control_fns(x, fx);
+  tl_control_fns(y, fy);
+  for (int k = 0; k < nf; k++) {
+    const tl_graph *fa = g->fns->fn[fx[k]], *fb = g->fns->fn[fy[k]];
     if (fa == fb) continue;
     if (fb->noutputs < fa->noutputs) return false;
     tl_graph head = *fb; /* fb with only as many results as fa */
@@ -164,11 +166,8 @@ static tl_staged *compile_with(const tl_graph *g, const tl_engine *base, const t
 static void mark_used(const tl_graph *g, bool *used) {
   for (int32_t id = 0; id < g->nnodes; id++) {
     const tl_node *x = &g->nodes[id];
-    if (tl_ops[x->op].kind != TL_KIND_CONTROL) continue;
-    static const unsigned bits[3][3] = {{TL_A_FN, TL_A_THEN, TL_A_COND}, {TL_A_ELSE, TL_A_BODY, 0}, {TL_A_UNTIL, 0, 0}};
-    for (int s = 0; s < 3; s++)
-      for (int b = 0; b < 3; b++)
-        if (bits[s][b] && (x->attrs.present & bits[s][b])) used[x->attrs.fn[s]] = true;
+    int32_t f[3];
+    for (int k = tl_control_fns(x, f) - 1; k >= 0; k--) used[f[k]] = true;
   }
 }
 

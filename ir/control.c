@@ -272,6 +272,17 @@ int tl_control_nresults(const tl_graph *g, const tl_node *x) {
   }
 }
 
+int tl_control_fns(const tl_node *x, int32_t fns[3]) {
+  const tl_attrs *a = &x->attrs;
+  switch (x->op) {
+  case TL_OP_CALL: fns[0] = a->fn[0]; return 1;
+  case TL_OP_COND: fns[0] = a->fn[0], fns[1] = a->fn[1]; return 2;
+  case TL_OP_LOOP: fns[0] = a->fn[0], fns[1] = a->fn[1], fns[2] = a->fn[2]; return (a->present & TL_A_UNTIL) ? 3 : 2;
+  case TL_OP_SCAN: fns[0] = a->fn[1]; return 1;
+  default: return 0;
+  }
+}
+
 bool tl_control_same_run(const tl_graph *g, int32_t a, int32_t b) {
   const tl_node *x = &g->nodes[a], *y = &g->nodes[b];
   if (x->op != y->op || x->ninputs != y->ninputs || tl_ops[x->op].kind != TL_KIND_CONTROL) return false;

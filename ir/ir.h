@@ -198,6 +198,10 @@ int tl_infer_control(const tl_graph *g, int op, const tl_attrs *a, const tl_type
 /* How many results one run of control node x has (its callee's outputs, a
  * loop's carried values); x's own is attrs.out of them. */
 int tl_control_nresults(const tl_graph *g, const tl_node *x);
+/* The functions control node x runs (its table indices, in slot order:
+ * call f; cond then, else; loop cond, body[, until]; scan body) into fns;
+ * returns how many. */
+int tl_control_fns(const tl_node *x, int32_t fns[3]);
 /* Whether control nodes a and b are results of the same run (same op,
  * operands and functions; only :out differs): one run computes both. */
 bool tl_control_same_run(const tl_graph *g, int32_t a, int32_t b);
