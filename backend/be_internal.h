@@ -27,10 +27,50 @@ enum { BE_S_DEAD, BE_S_INLINE, BE_S_MAT, BE_S_ALIAS };
 enum { BE_BUF_INPUT, BE_BUF_OUTPUT, BE_BUF_TEMP, BE_BUF_CONST, BE_BUF_UNUSED };
 /* SCATTER: scatter_add's accumulation into its buffer (which an EW kernel
  * filled with operand 0 first); one thread, in the addend's element order */
-enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK, BE_K_SCATTER };
+/* CONTROL: a call, cond, loop or scan (be_ctl): the entry runs the
+ * functions' own entries on frames of their own, in branches and loops */
+enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK, BE_K_SCATTER, BE_K_CONTROL };
 
-/* error codes: (node << 4) | kind */
-enum { BE_ERR_TAKE = 1, BE_ERR_POW = 2, BE_ERR_EMPTY = 3 };
+/* error codes: (node << 4) | kind. A function's error is reported as its
+ * control node's, with the function's kind; MAXTRIP: a loop needed more
+ * than its :max iterations. */
+enum { BE_ERR_TAKE = 1, BE_ERR_POW = 2, BE_ERR_EMPTY = 3, BE_ERR_MAXTRIP = 4 };
+
+struct be_plan;
+
+/* One function as a control kernel runs it. The function's plan is shared
+ * by every kernel that runs it (the root plan's table); what differs per
+ * site is where its buffers live: its inputs and outputs are the caller's
+ * buffers (bound as the kernel runs), and each of its temporaries is a
+ * temporary of the caller's own (temp[b]), sized by the caller's symbols
+ * (symdim: the caller's dim each of the function's symbols is bound to by
+ * the operands' types), so that the caller's arena holds them and nothing
+ * is allocated while the kernel runs, however many iterations it takes. */
+typedef struct be_site {
+  int fnplan;      /* index in the root plan's table (be_fnplans) */
+  int32_t *temp;   /* per buffer of the function's plan: the caller's buffer, or -1 */
+  int64_t *symdim; /* per symbol of the function: the caller's tl dim */
+} be_site;
+
+typedef struct be_ctl {
+  int nop;
+  int32_t *opbuf;  /* the operands' buffers (an operand fused into other kernels gets one of
+                      its own here: its node stays inline for them) */
+  int nres;
+  int32_t *res;    /* the run's results' buffers, in result order */
+  int32_t *alt;    /* loop: a second buffer per state value; scan: per carry */
+  int32_t pred[2]; /* loop: the scalar buffers of :cond's and :until's results */
+  int nsite;
+  be_site site[3]; /* in tl_control_fns's order */
+} be_ctl;
+
+/* The plans of the functions a program runs (each planned once, callees
+ * before their callers), owned by the root plan. */
+typedef struct be_fnplans {
+  int n, cap;
+  const tl_graph **g;
+  struct be_plan **plan;
+} be_fnplans;
 
 typedef struct be_buf {
   int kind;
@@ -51,7 +91,9 @@ typedef struct be_kern {
   uint8_t uniform[2]; /* matmul: every element of operand k is the same number (a fill seen
                          through shape ops): the product's rows (k = 0) or columns (k = 1)
                          are equal, and lower_matmul.c computes one and copies it */
-  int32_t *reads; int nreads; /* buffers read (for liveness) */
+  int32_t *reads; int nreads; /* buffers read (for liveness; a control kernel's also lists
+                                 every buffer it writes) */
+  be_ctl *ctl;                /* CONTROL: what it runs, on which buffers */
 } be_kern;
 
 /* The planner's rules, read from .rw files (docs/rules.md, "Fusion and
@@ -101,6 +143,8 @@ typedef struct be_plan {
   be_kern *ks; int nks, capks;
   int32_t *out_buf; /* per graph output */
   int ninplace;     /* kernels that write over a dead operand's buffer */
+  be_fnplans *fns;  /* the functions' plans: the root's table (owned when root) */
+  bool root;
 } be_plan;
 
 /* Forms the kernels of g under rules (fusion), then applies the in-place
@@ -114,7 +158,7 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
  * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
-#define BE_LOWER_VERSION 9 /* 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
+#define BE_LOWER_VERSION 10 /* 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 

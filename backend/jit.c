@@ -795,6 +795,7 @@ static const char *err_text(int kind) {
   case BE_ERR_TAKE: return "an index is out of bounds";
   case BE_ERR_POW: return "integers to negative integer powers are not allowed";
   case BE_ERR_EMPTY: return "zero-size reduction has no identity";
+  case BE_ERR_MAXTRIP: return "the loop did not end within its :max iterations";
   default: return "run-time error";
   }
 }
@@ -835,8 +836,10 @@ static int plan_memory(be_program *p, tl_error *er) {
       if (first[kk->out] < 0) first[kk->out] = k;
       if (last[kk->out] < k) last[kk->out] = k;
     }
-    for (int r = 0; r < kk->nreads; r++)
+    for (int r = 0; r < kk->nreads; r++) {
       if (last[kk->reads[r]] < k) last[kk->reads[r]] = k;
+      if (first[kk->reads[r]] < 0) first[kk->reads[r]] = k; /* what a control kernel writes */
+    }
   }
   for (int b = 0; b < nb; b++) {
     const be_buf *bb = &pl->bufs[b];
@@ -994,10 +997,14 @@ static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *ou
   if (rc) {
     int node = rc >> 4;
     const tl_node *x = node < g->nnodes ? &g->nodes[node] : NULL;
+    char why[160];
+    snprintf(why, sizeof why, "%s", err_text(rc & 15));
+    if (x && (rc & 15) == BE_ERR_MAXTRIP) /* the interpreter's words */
+      snprintf(why, sizeof why, "the loop did not end within its :max of %lld iterations", (long long)x->attrs.trips);
     if (x && x->loc.line > 0)
-      tl_fail(er, TL_BAD_INPUT, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
+      tl_fail(er, TL_BAD_INPUT, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, why);
     else
-      tl_fail(er, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
+      tl_fail(er, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", why);
     return -1;
   }
   return 0;

@@ -1,19 +1,22 @@
 /* lower.c - the plan as LLVM IR: one function per kernel plus an entry
  * that runs them in order (ABI in be_internal.h).
  *
- * The emitter is five files along its seams, sharing the state em and the
+ * The emitter is six files along its seams, sharing the state em and the
  * functions of lower_internal.h:
  *   lower.c         kernel scaffolding (a kernel's function, the values of
  *                   its entry block, loops, error codes); elementwise
  *                   kernels (their loop structure and body); the take index
- *                   check; the module (constants, kernels, the entry);
+ *                   check; the module (each function's plan as an entry of
+ *                   its own, callees first, then the graph's: constants,
+ *                   kernels, the entry);
  *   lower_expr.c    values: intrinsics and libm calls, conversions, scalar
  *                   ops, tlaloc's own f32 exp and tanh, expressions (lw_ex);
  *   lower_stream.c  streaming prefetch and streaming stores: the blocked
  *                   loop that elementwise and softmax kernels share;
  *   lower_rows.c    reductions, softmax and log_softmax: row passes and
  *                   column mode;
- *   lower_matmul.c  matmul: CBLAS calls, integer loops.
+ *   lower_matmul.c  matmul: CBLAS calls, integer loops;
+ *   lower_control.c call, cond, loop and scan in the entry.
  *
  * Loop shapes (each measured in docs/backend.md): an elementwise kernel
  * runs one loop per group of adjacent dims that its accesses see as one
@@ -609,6 +612,123 @@ static void builders_release(void *arg) {
   if (e->pre) LLVMDisposeBuilder(e->pre);
 }
 
+/* One plan's constants, kernels and entry function (ENTRY of the ABI,
+ * named entry) into the module; the functions it runs were emitted before
+ * (e->fnentry). */
+static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, const char *entry, bool internal) {
+  LLVMContextRef cx = e->cx;
+  e->p = p;
+  e->g = p->g;
+  e->bufp = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->bufp);
+  e->consts = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->consts);
+  if (p->g->nsyms > MAXSYM) {
+    tl_fail(e->err, TL_BAD_INPUT, "backend: more than %d symbolic dims are not supported", MAXSYM);
+    e->failed = 1;
+  }
+  for (int i = 0; i < p->nbufs; i++) {
+    if (p->bufs[i].kind != BE_BUF_CONST) continue;
+    const tl_tensor *t = p->g->lits[p->g->nodes[p->bufs[i].node].attrs.lit];
+    size_t bytes = (size_t)t->numel * tl_dtype_size((tl_dtype)t->dtype);
+    LLVMValueRef init = LLVMConstStringInContext(cx, bytes ? (const char *)t->data : "", (unsigned)(bytes ? bytes : 1), 1);
+    LLVMValueRef gv = LLVMAddGlobal(e->m, LLVMTypeOf(init), "lit");
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetAlignment(gv, 16);
+    e->consts[i] = gv;
+  }
+  LLVMValueRef *kfn = tl_xcalloc((size_t)p->nks + 1, sizeof *kfn);
+  for (int i = 0; i < p->nks && !e->failed; i++) {
+    const be_kern *k = &p->ks[i];
+    if (k->kind == BE_K_CONTROL) continue; /* runs in the entry itself */
+    char kn[48];
+    snprintf(kn, sizeof kn, "%s%d", kprefix, i);
+    kbegin(e, kn, k->node);
+    switch (k->kind) {
+    case BE_K_EW: k_ew(e, k); break;
+    case BE_K_RED: lw_k_red(e, k); break;
+    case BE_K_SOFTMAX: lw_k_softmax(e, k); break;
+    case BE_K_MATMUL: lw_k_matmul(e, k); break;
+    case BE_K_SCATTER: k_scatter(e, k); break;
+    default: k_takecheck(e, k); break;
+    }
+    kend(e);
+    kfn[i] = e->fn;
+  }
+  /* entry: kernels in order, large ones through par(pool, k, frame, n) */
+  LLVMTypeRef pty = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->ptr, e->i64}, 4, 0);
+  LLVMValueRef ef = LLVMAddFunction(e->m, entry, e->ety);
+  if (internal) LLVMSetLinkage(ef, LLVMInternalLinkage);
+  e->fn = ef;
+  LLVMBasicBlockRef eb = LLVMAppendBasicBlockInContext(cx, ef, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cx, ef, "body");
+  LLVMPositionBuilderAtEnd(e->pre, eb);
+  LLVMValueRef br = LLVMBuildBr(e->pre, body);
+  LLVMPositionBuilderBefore(e->pre, br);
+  e->frame = LLVMGetParam(ef, 0);
+  e->bufs = LLVMBuildLoad2(e->pre, e->ptr, e->frame, "bufs");
+  LLVMValueRef sa = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 8)}, 1, "");
+  e->syms = LLVMBuildLoad2(e->pre, e->ptr, sa, "syms");
+  e->errp = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 16)}, 1, "errp");
+  memset(e->symv, 0, sizeof e->symv);
+  memset(e->bufp, 0, (size_t)p->nbufs * sizeof *e->bufp);
+  LLVMPositionBuilderAtEnd(e->b, body);
+  LLVMValueRef par = LLVMGetParam(ef, 1), pool = LLVMGetParam(ef, 2);
+  LLVMValueRef havepar = LLVMBuildIsNotNull(e->b, par, "");
+  for (int i = 0; i < p->nks && !e->failed; i++) {
+    if (p->ks[i].kind == BE_K_CONTROL) {
+      lw_k_control(e, &p->ks[i], par, pool);
+      continue;
+    }
+    LLVMValueRef range, work;
+    bool canpar;
+    kernel_range(e, &p->ks[i], &range, &work, &canpar);
+    if (canpar) {
+      LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, BE_SPLIT_ELEMS)),
+                                      icmp(e, LLVMIntSGE, range, ci(e, 2)), "");
+      big = LLVMBuildAnd(e->b, big, havepar, "");
+      LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(cx, ef, "par");
+      LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(cx, ef, "ser");
+      LLVMBasicBlockRef nb = LLVMAppendBasicBlockInContext(cx, ef, "next");
+      LLVMBuildCondBr(e->b, big, pb, sb);
+      LLVMPositionBuilderAtEnd(e->b, pb);
+      LLVMBuildCall2(e->b, pty, par, (LLVMValueRef[]){pool, kfn[i], e->frame, range}, 4, "");
+      LLVMBuildBr(e->b, nb);
+      LLVMPositionBuilderAtEnd(e->b, sb);
+      LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), range}, 3, "");
+      LLVMBuildBr(e->b, nb);
+      LLVMPositionBuilderAtEnd(e->b, nb);
+    } else {
+      LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), range}, 3, "");
+    }
+    LLVMValueRef ev = LLVMBuildLoad2(e->b, e->i32, e->errp, "");
+    LLVMBasicBlockRef fb = LLVMAppendBasicBlockInContext(cx, ef, "fail");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cx, ef, "ok");
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntNE, ev, LLVMConstInt(e->i32, 0, 0)), fb, ok);
+    LLVMPositionBuilderAtEnd(e->b, fb);
+    LLVMBuildRet(e->b, ev);
+    LLVMPositionBuilderAtEnd(e->b, ok);
+  }
+  LLVMBuildRet(e->b, LLVMConstInt(e->i32, 0, 0));
+  tl_free(kfn);
+  tl_free(e->bufp);
+  tl_free(e->consts);
+  e->bufp = e->consts = NULL;
+  return ef;
+}
+
+/* The functions' entries, each once, callees first. */
+static void emit_fn(em *e, const be_plan *root, int fi, const char *entry) {
+  if (e->fnentry[fi] || e->failed) return;
+  const be_plan *p = root->fns->plan[fi];
+  for (int i = 0; i < p->nks; i++)
+    for (int s = 0; p->ks[i].ctl && s < p->ks[i].ctl->nsite; s++) emit_fn(e, root, p->ks[i].ctl->site[s].fnplan, entry);
+  char kp[64], en[200];
+  snprintf(kp, sizeof kp, "f%d_k", fi);
+  snprintf(en, sizeof en, "%s_f%d", entry, fi);
+  e->fnentry[fi] = emit_program(e, p, kp, en, true);
+}
+
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMachineRef tm,
                              const char *name, const char *entry, int vector_math, tl_error *err) {
   em E, *e = &E;
@@ -652,90 +772,10 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
   e->ptr = LLVMPointerTypeInContext(cx, 0);
   e->vd = LLVMVoidTypeInContext(cx);
   e->kty = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->i64, e->i64}, 3, 0);
-  e->bufp = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->bufp);
-  e->consts = tl_xcalloc((size_t)p->nbufs + 1, sizeof *e->consts);
-  if (p->g->nsyms > MAXSYM) {
-    tl_fail(err, TL_BAD_INPUT, "backend: more than %d symbolic dims are not supported", MAXSYM);
-    e->failed = 1;
-  }
-  for (int i = 0; i < p->nbufs; i++) {
-    if (p->bufs[i].kind != BE_BUF_CONST) continue;
-    const tl_tensor *t = p->g->lits[p->g->nodes[p->bufs[i].node].attrs.lit];
-    size_t bytes = (size_t)t->numel * tl_dtype_size((tl_dtype)t->dtype);
-    LLVMValueRef init = LLVMConstStringInContext(cx, bytes ? (const char *)t->data : "", (unsigned)(bytes ? bytes : 1), 1);
-    LLVMValueRef gv = LLVMAddGlobal(e->m, LLVMTypeOf(init), "lit");
-    LLVMSetInitializer(gv, init);
-    LLVMSetGlobalConstant(gv, 1);
-    LLVMSetLinkage(gv, LLVMPrivateLinkage);
-    LLVMSetAlignment(gv, 16);
-    e->consts[i] = gv;
-  }
-  LLVMValueRef *kfn = tl_xcalloc((size_t)p->nks + 1, sizeof *kfn);
-  for (int i = 0; i < p->nks && !e->failed; i++) {
-    const be_kern *k = &p->ks[i];
-    char kn[32];
-    snprintf(kn, sizeof kn, "k%d", i);
-    kbegin(e, kn, k->node);
-    switch (k->kind) {
-    case BE_K_EW: k_ew(e, k); break;
-    case BE_K_RED: lw_k_red(e, k); break;
-    case BE_K_SOFTMAX: lw_k_softmax(e, k); break;
-    case BE_K_MATMUL: lw_k_matmul(e, k); break;
-    case BE_K_SCATTER: k_scatter(e, k); break;
-    default: k_takecheck(e, k); break;
-    }
-    kend(e);
-    kfn[i] = e->fn;
-  }
-  /* entry: kernels in order, large ones through par(pool, k, frame, n) */
-  LLVMTypeRef ety = LLVMFunctionType(e->i32, (LLVMTypeRef[]){e->ptr, e->ptr, e->ptr}, 3, 0);
-  LLVMTypeRef pty = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->ptr, e->i64}, 4, 0);
-  LLVMValueRef ef = LLVMAddFunction(e->m, entry, ety);
-  e->fn = ef;
-  LLVMBasicBlockRef eb = LLVMAppendBasicBlockInContext(cx, ef, "entry");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cx, ef, "body");
-  LLVMPositionBuilderAtEnd(e->pre, eb);
-  LLVMValueRef br = LLVMBuildBr(e->pre, body);
-  LLVMPositionBuilderBefore(e->pre, br);
-  e->frame = LLVMGetParam(ef, 0);
-  LLVMValueRef sa = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 8)}, 1, "");
-  e->syms = LLVMBuildLoad2(e->pre, e->ptr, sa, "syms");
-  e->errp = LLVMBuildGEP2(e->pre, e->i8, e->frame, (LLVMValueRef[]){ci(e, 16)}, 1, "errp");
-  memset(e->symv, 0, sizeof e->symv);
-  LLVMPositionBuilderAtEnd(e->b, body);
-  LLVMValueRef par = LLVMGetParam(ef, 1), pool = LLVMGetParam(ef, 2);
-  LLVMValueRef havepar = LLVMBuildIsNotNull(e->b, par, "");
-  for (int i = 0; i < p->nks && !e->failed; i++) {
-    LLVMValueRef range, work;
-    bool canpar;
-    kernel_range(e, &p->ks[i], &range, &work, &canpar);
-    if (canpar) {
-      LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, BE_SPLIT_ELEMS)),
-                                      icmp(e, LLVMIntSGE, range, ci(e, 2)), "");
-      big = LLVMBuildAnd(e->b, big, havepar, "");
-      LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(cx, ef, "par");
-      LLVMBasicBlockRef sb = LLVMAppendBasicBlockInContext(cx, ef, "ser");
-      LLVMBasicBlockRef nb = LLVMAppendBasicBlockInContext(cx, ef, "next");
-      LLVMBuildCondBr(e->b, big, pb, sb);
-      LLVMPositionBuilderAtEnd(e->b, pb);
-      LLVMBuildCall2(e->b, pty, par, (LLVMValueRef[]){pool, kfn[i], e->frame, range}, 4, "");
-      LLVMBuildBr(e->b, nb);
-      LLVMPositionBuilderAtEnd(e->b, sb);
-      LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), range}, 3, "");
-      LLVMBuildBr(e->b, nb);
-      LLVMPositionBuilderAtEnd(e->b, nb);
-    } else {
-      LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), range}, 3, "");
-    }
-    LLVMValueRef ev = LLVMBuildLoad2(e->b, e->i32, e->errp, "");
-    LLVMBasicBlockRef fb = LLVMAppendBasicBlockInContext(cx, ef, "fail");
-    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(cx, ef, "ok");
-    LLVMBuildCondBr(e->b, icmp(e, LLVMIntNE, ev, LLVMConstInt(e->i32, 0, 0)), fb, ok);
-    LLVMPositionBuilderAtEnd(e->b, fb);
-    LLVMBuildRet(e->b, ev);
-    LLVMPositionBuilderAtEnd(e->b, ok);
-  }
-  LLVMBuildRet(e->b, LLVMConstInt(e->i32, 0, 0));
+  e->ety = LLVMFunctionType(e->i32, (LLVMTypeRef[]){e->ptr, e->ptr, e->ptr}, 3, 0);
+  e->fnentry = tl_xcalloc((size_t)(p->fns ? p->fns->n : 0) + 1, sizeof *e->fnentry);
+  for (int i = 0; p->fns && i < p->fns->n; i++) emit_fn(e, p, i, entry);
+  if (!e->failed) emit_program(e, p, "k", entry, false);
   if (e->nused) {
     LLVMTypeRef at = LLVMArrayType2(e->ptr, (uint64_t)e->nused);
     LLVMValueRef gv = LLVMAddGlobal(e->m, at, "llvm.compiler.used");
@@ -743,9 +783,7 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
     LLVMSetLinkage(gv, LLVMAppendingLinkage);
     LLVMSetSection(gv, "llvm.metadata");
   }
-  tl_free(kfn);
-  tl_free(e->bufp);
-  tl_free(e->consts);
+  tl_free(e->fnentry);
   tl_free(e->used);
   tl_cleanup_pop(cl);
   LLVMDisposeBuilder(e->b);

@@ -21,6 +21,8 @@ typedef struct em {
   LLVMModuleRef m;
   LLVMBuilderRef b, pre;
   LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, vd, kty;
+  LLVMTypeRef ety;           /* an entry's type (ENTRY of the ABI) */
+  LLVMValueRef *fnentry;     /* per plan of the root's table: its entry function */
   LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
   int vector_math;
   int avx512; /* target has AVX-512F: 512-bit vectors and libmvec's _ZGVe variants */
@@ -140,5 +142,11 @@ void lw_k_softmax(em *e, const be_kern *k);
 /* ---- lower_matmul.c ------------------------------------------------------- */
 
 void lw_k_matmul(em *e, const be_kern *k);
+
+/* ---- lower_control.c: call, cond, loop, scan in the entry ------------------ */
+
+/* Emits control kernel k into the entry being built (e->fn), running its
+ * functions' entries (e->fnentry) with the entry's par and pool. */
+void lw_k_control(em *e, const be_kern *k, LLVMValueRef par, LLVMValueRef pool);
 
 #endif

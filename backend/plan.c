@@ -18,6 +18,9 @@
  * whatever the rules say, and the operand of zeros_like/ones_like, of which
  * only the shape is read. A program output is a use whose consumer is
  * `output`.
+ * A call, cond, loop or scan is one kernel (BE_K_CONTROL) per run; the
+ * functions it runs are planned once each, in the root plan's table (see
+ * "control flow" below).
  * Invariant: a kernel only reads buffers written by earlier kernels.
  *
  * In-place (the op table's INPLACE facts, and rules/inplace.rw): an
@@ -45,14 +48,19 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+static int add_buf_typed(be_plan *p, int kind, int32_t node, int index, const tl_type *t);
+
 static int add_buf(be_plan *p, int kind, int32_t node, int index) {
+  return add_buf_typed(p, kind, node, index, &p->g->nodes[node].type);
+}
+
+static int add_buf_typed(be_plan *p, int kind, int32_t node, int index, const tl_type *t) {
   if (p->nbufs == p->capbufs) {
     p->capbufs = p->capbufs ? 2 * p->capbufs : 16;
     p->bufs = tl_xrealloc(p->bufs, (size_t)p->capbufs * sizeof *p->bufs);
   }
   be_buf *b = &p->bufs[p->nbufs];
   memset(b, 0, sizeof *b);
-  const tl_type *t = &p->g->nodes[node].type;
   b->kind = kind;
   b->index = index;
   b->node = node;
@@ -340,16 +348,14 @@ static void uses_free(uses_csr *u) {
 
 static int unsupported(const tl_graph *g, int32_t id, char *err, size_t n) {
   const tl_node *x = &g->nodes[id];
-  if (tl_ops[x->op].kind == TL_KIND_CONTROL)
-    return snprintf(err, n, "backend: %s (functions, conditionals, loops) runs through an engine, which stages "
-                    "the graph around it (tlaloc run, the C API); it is not compiled into one program or an "
-                    "object file yet", tl_ops[x->op].name), -1;
   snprintf(err, n, "backend: op %s on dtype %s is not supported", tl_ops[x->op].name,
            tl_dtype_name((tl_dtype)x->type.dtype));
   return -1;
 }
 
 static void inplace(be_plan *p, const be_rules *r, int destroy_inputs);
+static int plan_build(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
+                      be_fnplans *fns, char *err, size_t n);
 
 /* A transpose that swaps the last two dims and keeps the others. */
 static bool swaps_last_two(const tl_node *n) {
@@ -381,6 +387,220 @@ static bool uniform_value(const tl_graph *g, int32_t id) {
   }
 }
 
+/* ---- control flow --------------------------------------------------------
+ * A run of a call, cond, loop or scan is one kernel (BE_K_CONTROL) however
+ * many of its results the graph reads: every result gets a buffer (the
+ * functions write them all), and a sibling node (another :out of the same
+ * run) reads its result's buffer. A run whose functions compute another
+ * run's results first (tl_control_prefix_run: a loss's scan and its
+ * gradient's forward trace) is not run again: its nodes read the longer
+ * run's buffers. */
+
+/* The plan of function fi of g's table, planned on first use. */
+static int fn_plan(be_plan *p, const be_rules *rules, int32_t fi, char *err, size_t n) {
+  const tl_graph *f = p->g->fns->fn[fi];
+  be_fnplans *t = p->fns;
+  for (int i = 0; i < t->n; i++)
+    if (t->g[i] == f) return t->plan[i] ? i : -1; /* NULL: being planned (no recursion in tlaloc's functions) */
+  if (t->n == t->cap) {
+    int cap = t->cap ? 2 * t->cap : 4;
+    const tl_graph **ng = tl_xrealloc(t->g, (size_t)cap * sizeof *ng);
+    t->g = ng;
+    be_plan **np = tl_xrealloc(t->plan, (size_t)cap * sizeof *np);
+    t->plan = np;
+    t->cap = cap;
+  }
+  int i = t->n;
+  be_plan *sp = tl_xcalloc(1, sizeof *sp);
+  t->g[i] = f;
+  t->plan[i] = NULL;
+  t->n++;
+  /* a function never writes over its parameters: they are its caller's buffers */
+  if (plan_build(sp, f, rules, 0, t, err, n)) {
+    be_plan_free(sp);
+    tl_free(sp);
+    return -1;
+  }
+  t->plan[i] = sp;
+  return i;
+}
+
+/* The caller's dim for function dim d (a symbol: what the site binds it to). */
+static int64_t site_dim(const be_site *s, int64_t d) { return d >= 0 ? d : s->symdim[tl_dim_sym_id(d)]; }
+
+static tl_type site_type(const be_site *s, const tl_type *t) {
+  tl_type r = *t;
+  for (int i = 0; i < t->rank; i++) r.dims[i] = site_dim(s, t->dims[i]);
+  return r;
+}
+
+/* Binds function fi's symbols to the caller's operand dims (parameter j is
+ * operand first + j; a scan's sequence operands are seen one step at a
+ * time, without their first dim) and gives each of its temporaries a
+ * temporary of the caller's. */
+static int plan_site(be_plan *p, const be_rules *rules, be_kern *k, be_site *s, int32_t fi, int first,
+                     char *err, size_t n) {
+  const tl_graph *g = p->g;
+  const tl_node *x = &g->nodes[k->node];
+  int fp = fn_plan(p, rules, fi, err, n);
+  if (fp < 0) return -1;
+  s->fnplan = fp;
+  const be_plan *sp = p->fns->plan[fp];
+  const tl_graph *f = sp->g;
+  s->symdim = tl_xcalloc((size_t)f->nsyms + 1, sizeof *s->symdim);
+  int seq = x->op == TL_OP_SCAN ? (int)(x->attrs.carry + ((x->attrs.present & TL_A_CONSTS) ? x->attrs.consts : 0))
+                                : x->ninputs;
+  for (int j = 0; j < f->ninputs && first + j < x->ninputs; j++) {
+    const tl_type *ft = &f->nodes[f->inputs[j]].type;
+    const tl_type *at = &g->nodes[tl_node_inputs(g, x)[first + j]].type;
+    int shift = first + j >= seq ? 1 : 0;
+    for (int d = 0; d < ft->rank && d + shift < at->rank; d++)
+      if (ft->dims[d] < 0) s->symdim[tl_dim_sym_id(ft->dims[d])] = at->dims[d + shift];
+  }
+  s->temp = tl_xmalloc(((size_t)sp->nbufs + 1) * sizeof *s->temp);
+  for (int b = 0; b < sp->nbufs; b++) {
+    s->temp[b] = -1;
+    if (sp->bufs[b].kind != BE_BUF_TEMP) continue;
+    tl_type t = {.dtype = sp->bufs[b].dtype, .rank = sp->bufs[b].rank};
+    memcpy(t.dims, sp->bufs[b].dims, sizeof t.dims);
+    t = site_type(s, &t);
+    s->temp[b] = add_buf_typed(p, BE_BUF_TEMP, k->node, -1, &t);
+  }
+  return 0;
+}
+
+static void add_read(be_kern *k, int32_t b) {
+  for (int i = 0; i < k->nreads; i++)
+    if (k->reads[i] == b) return;
+  k->reads = tl_xrealloc(k->reads, (size_t)(k->nreads + 1) * sizeof *k->reads);
+  k->reads[k->nreads++] = b;
+}
+
+/* The type of result r of run x. */
+static int result_type(const tl_graph *g, const tl_node *x, int r, tl_type *t, char *err, size_t n) {
+  tl_attrs a = x->attrs;
+  a.out = r;
+  if (r) a.present |= TL_A_OUT;
+  else a.present &= ~(unsigned)TL_A_OUT;
+  const tl_type **in = tl_xmalloc(((size_t)x->ninputs + 1) * sizeof *in);
+  for (int i = 0; i < x->ninputs; i++) in[i] = &g->nodes[tl_node_inputs(g, x)[i]].type;
+  int rc = tl_infer_control(g, x->op, &a, in, x->ninputs, t, err, n);
+  tl_free(in);
+  return rc;
+}
+
+static int plan_control(be_plan *p, const be_rules *rules, const bool *live, int32_t id, char *err, size_t n) {
+  const tl_graph *g = p->g;
+  const tl_node *x = &g->nodes[id];
+  /* the run that computes id: an earlier kernel's, or a longer run's */
+  int32_t run = id;
+  for (int32_t j = 0, hops = 0; j < g->nnodes && hops < 8; j++)
+    if (live[j] && tl_ops[g->nodes[j].op].kind == TL_KIND_CONTROL && !tl_control_same_run(g, run, j) &&
+        tl_control_prefix_run(g, run, j)) {
+      run = j;
+      j = -1;
+      hops++;
+    }
+  for (int i = 0; i < p->nks; i++) {
+    const be_kern *k = &p->ks[i];
+    if (k->kind == BE_K_CONTROL && (k->node == run || tl_control_same_run(g, k->node, run))) {
+      int32_t b = k->ctl->res[x->attrs.out];
+      p->state[id] = BE_S_MAT;
+      p->buf_of[id] = b;
+      return 0;
+    }
+  }
+  const tl_node *r = &g->nodes[run];
+  const int32_t *in = tl_node_inputs(g, r);
+  /* operands in buffers; one computed inline elsewhere is computed into a
+   * buffer of this kernel's (materialising the node itself would change
+   * what kernels formed before read) */
+  int32_t *opbuf = tl_xmalloc(((size_t)r->ninputs + 1) * sizeof *opbuf);
+  for (int i = 0; i < r->ninputs; i++) {
+    opbuf[i] = -1;
+    for (int j = 0; j < i; j++)
+      if (in[j] == in[i]) opbuf[i] = opbuf[j];
+    if (opbuf[i] >= 0) continue;
+    if (p->state[in[i]] == BE_S_MAT || p->state[in[i]] == BE_S_ALIAS) {
+      opbuf[i] = p->buf_of[in[i]];
+    } else {
+      opbuf[i] = add_buf(p, BE_BUF_TEMP, in[i], -1);
+      add_kern(p, BE_K_EW, in[i], opbuf[i]);
+    }
+  }
+  be_kern *k = add_kern(p, BE_K_CONTROL, run, -1);
+  int ki = (int)(k - p->ks);
+  be_ctl *c = tl_xcalloc(1, sizeof *c);
+  k->ctl = c;
+  c->opbuf = opbuf;
+  c->nop = r->ninputs;
+  tl_free(k->reads); /* collect() saw the nodes; these are the buffers */
+  k->reads = NULL;
+  k->nreads = 0;
+  for (int i = 0; i < r->ninputs; i++) add_read(k, opbuf[i]);
+  int nres = tl_control_nresults(g, r);
+  c->res = tl_xmalloc(((size_t)nres + 1) * sizeof *c->res);
+  c->nres = nres;
+  c->pred[0] = c->pred[1] = -1;
+  for (int i = 0; i < nres; i++) {
+    tl_type t;
+    if (result_type(g, r, i, &t, err, n)) return -1;
+    /* the buffer names the node that reads it (the outputs pass writes a
+     * graph output straight into the caller's tensor) */
+    int32_t holder = run;
+    for (int32_t j = 0; j < g->nnodes; j++)
+      if (live[j] && (j == id || tl_control_same_run(g, j, run) || tl_control_prefix_run(g, j, run)) &&
+          g->nodes[j].attrs.out == i) {
+        holder = j;
+        break;
+      }
+    c->res[i] = add_buf_typed(p, BE_BUF_TEMP, holder, -1, &t);
+  }
+  k = &p->ks[ki];
+  int32_t fns[3];
+  c->nsite = tl_control_fns(r, fns);
+  for (int i = 0; i < c->nsite; i++) {
+    int first = r->op == TL_OP_COND ? 1 : 0;
+    if (plan_site(p, rules, &p->ks[ki], &c->site[i], fns[i], first, err, n)) return -1;
+  }
+  if (r->op == TL_OP_LOOP || r->op == TL_OP_SCAN) {
+    int nalt = r->op == TL_OP_LOOP ? nres : (int)r->attrs.carry;
+    c->alt = tl_xmalloc(((size_t)nalt + 1) * sizeof *c->alt);
+    for (int i = 0; i < nalt; i++) {
+      const be_buf *rb = &p->bufs[c->res[i]];
+      tl_type t = {.dtype = rb->dtype, .rank = rb->rank};
+      memcpy(t.dims, rb->dims, sizeof t.dims);
+      c->alt[i] = add_buf_typed(p, BE_BUF_TEMP, run, -1, &t);
+    }
+  }
+  if (r->op == TL_OP_LOOP)
+    for (int i = 0; i < 2; i++) {
+      int si = i == 0 ? 0 : 2;
+      if (si >= c->nsite) continue;
+      const be_plan *sp = p->fns->plan[c->site[si].fnplan];
+      const be_buf *ob = &sp->bufs[sp->out_buf[0]];
+      tl_type t = {.dtype = ob->dtype, .rank = ob->rank};
+      memcpy(t.dims, ob->dims, sizeof t.dims);
+      t = site_type(&c->site[si], &t);
+      c->pred[i] = add_buf_typed(p, BE_BUF_TEMP, run, -1, &t);
+    }
+  /* liveness: everything it writes, as reads of the kernel's */
+  k = &p->ks[ki];
+  for (int i = 0; i < nres; i++) add_read(k, c->res[i]);
+  int nalt = r->op == TL_OP_LOOP ? nres : r->op == TL_OP_SCAN ? (int)r->attrs.carry : 0;
+  for (int i = 0; i < nalt; i++) add_read(k, c->alt[i]);
+  for (int i = 0; i < 2; i++)
+    if (c->pred[i] >= 0) add_read(k, c->pred[i]);
+  for (int i = 0; i < c->nsite; i++) {
+    const be_plan *sp = p->fns->plan[c->site[i].fnplan];
+    for (int b = 0; b < sp->nbufs; b++)
+      if (c->site[i].temp[b] >= 0) add_read(k, c->site[i].temp[b]);
+  }
+  p->state[id] = BE_S_MAT;
+  p->buf_of[id] = c->res[x->attrs.out];
+  return 0;
+}
+
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
   memset(p, 0, sizeof *p);
   be_options o = be_options_default();
@@ -390,8 +610,17 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
 
 int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
                        char *err, size_t n) {
+  return plan_build(p, g, rules, destroy_inputs, NULL, err, n);
+}
+
+static int plan_control(be_plan *p, const be_rules *rules, const bool *live, int32_t id, char *err, size_t n);
+
+static int plan_build(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
+                      be_fnplans *fns, char *err, size_t n) {
   memset(p, 0, sizeof *p);
   p->g = g;
+  p->root = fns == NULL;
+  p->fns = fns ? fns : tl_xcalloc(1, sizeof *p->fns);
   int32_t nn = g->nnodes;
   p->state = tl_xcalloc((size_t)nn + 1, 1);
   p->buf_of = tl_xcalloc((size_t)nn + 1, sizeof *p->buf_of);
@@ -513,6 +742,13 @@ int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int
     }
     default:
       switch (tl_ops[x->op].kind) {
+      case TL_KIND_CONTROL:
+        if (plan_control(p, rules, live, id, err, n)) {
+          tl_free(live);
+          uses_free(&u);
+          return -1;
+        }
+        break;
       case TL_KIND_REDUCTION: {
         int b = add_buf(p, BE_BUF_TEMP, id, -1);
         add_kern(p, x->op == TL_OP_SOFTMAX || x->op == TL_OP_LOG_SOFTMAX ? BE_K_SOFTMAX : BE_K_RED,
@@ -672,6 +908,8 @@ static void inplace(be_plan *p, const be_rules *r, int destroy_inputs) {
       k->reads[rq[e]] = b;
       for (int q = 0; q < 2; q++)
         if (k->kind == BE_K_MATMUL && k->opbuf[q] == old) k->opbuf[q] = b;
+      for (int q = 0; k->ctl && q < k->ctl->nop; q++)
+        if (k->ctl->opbuf[q] == old) k->ctl->opbuf[q] = b;
       rnext[e] = rhead[b];
       rhead[b] = e;
     }
@@ -697,11 +935,21 @@ int be_default_threads(void) {
   return ncpu >= 2 ? 2 : 1;
 }
 
+static void hash_plan(XXH3_state_t *st, const be_plan *p);
+
 uint64_t be_plan_hash(const be_plan *p) {
   XXH3_state_t *st = XXH3_createState();
   XXH3_64bits_reset(st);
   const int64_t version = BE_LOWER_VERSION;
   XXH3_64bits_update(st, &version, sizeof version);
+  hash_plan(st, p);
+  for (int i = 0; p->root && i < p->fns->n; i++) hash_plan(st, p->fns->plan[i]);
+  uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return h;
+}
+
+static void hash_plan(XXH3_state_t *st, const be_plan *p) {
   XXH3_64bits_update(st, p->state, (size_t)p->g->nnodes);
   XXH3_64bits_update(st, p->buf_of, (size_t)p->g->nnodes * sizeof *p->buf_of);
   for (int b = 0; b < p->nbufs; b++) {
@@ -716,14 +964,46 @@ uint64_t be_plan_hash(const be_plan *p) {
                      k->opbuf[1], k->trans[0], k->trans[1], k->uniform[0], k->uniform[1]};
     XXH3_64bits_update(st, v, sizeof v);
     XXH3_64bits_update(st, k->reads, (size_t)k->nreads * sizeof *k->reads);
+    const be_ctl *c = k->ctl;
+    if (!c) continue;
+    XXH3_64bits_update(st, c->opbuf, (size_t)c->nop * sizeof *c->opbuf);
+    XXH3_64bits_update(st, c->res, (size_t)c->nres * sizeof *c->res);
+    XXH3_64bits_update(st, c->pred, sizeof c->pred);
+    for (int s = 0; s < c->nsite; s++) {
+      const be_plan *sp = p->fns->plan[c->site[s].fnplan];
+      XXH3_64bits_update(st, &c->site[s].fnplan, sizeof c->site[s].fnplan);
+      XXH3_64bits_update(st, c->site[s].temp, (size_t)sp->nbufs * sizeof *c->site[s].temp);
+      XXH3_64bits_update(st, c->site[s].symdim, (size_t)sp->g->nsyms * sizeof *c->site[s].symdim);
+    }
   }
-  uint64_t h = XXH3_64bits_digest(st);
-  XXH3_freeState(st);
-  return h;
+}
+
+static void ctl_free(be_ctl *c) {
+  if (!c) return;
+  tl_free(c->opbuf);
+  tl_free(c->res);
+  tl_free(c->alt);
+  for (int i = 0; i < 3; i++) {
+    tl_free(c->site[i].temp);
+    tl_free(c->site[i].symdim);
+  }
+  tl_free(c);
 }
 
 void be_plan_free(be_plan *p) {
-  for (int i = 0; i < p->nks; i++) tl_free(p->ks[i].reads);
+  for (int i = 0; i < p->nks; i++) {
+    tl_free(p->ks[i].reads);
+    ctl_free(p->ks[i].ctl);
+  }
+  if (p->root && p->fns) {
+    for (int i = 0; i < p->fns->n; i++) {
+      if (p->fns->plan[i]) be_plan_free(p->fns->plan[i]);
+      tl_free(p->fns->plan[i]);
+    }
+    tl_free(p->fns->g);
+    tl_free(p->fns->plan);
+    tl_free(p->fns);
+  }
   tl_free(p->state);
   tl_free(p->buf_of);
   tl_free(p->uses);

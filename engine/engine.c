@@ -231,9 +231,10 @@ static void auto_free(void *prog) {
 }
 
 /* ---- the table ----------------------------------------------------------
- * The compiling engines take straight-line graphs; a graph with functions,
- * conditionals or loops runs on them staged (engine/staged.h): their
- * programs are wrapped so that one interface serves both. */
+ * The LLVM backend compiles functions, conditionals and loops into its
+ * program; on the GPU engines and auto a graph with them runs staged
+ * (engine/staged.h): their programs are wrapped so that one interface
+ * serves both. */
 
 static const tl_engine raw[] = {
   {"llvm", "LLVM CPU backend: fused kernels JIT-compiled for the host", llvm_compile, llvm_run, llvm_run_into,
@@ -270,7 +271,13 @@ static void *wrap_compile(const tl_engine *e, const tl_graph *g, const tl_engine
     }
     run = w->inlined;
   }
-  if (tl_graph_has_control(run)) w->s = tl_staged_compile(run, e, o, err);
+  /* the LLVM backend compiles control flow into its program (branches and
+   * loops in the generated code); the others run it staged, and so does
+   * llvm under TLALOC_STAGED=1 (bench/control measures one against the
+   * other) */
+  const char *st = getenv("TLALOC_STAGED");
+  bool staged = e != &raw[0] || (st && *st && *st != '0');
+  if (tl_graph_has_control(run) && staged) w->s = tl_staged_compile(run, e, o, err);
   else w->p = e->compile(run, o, err);
   if (!w->s && !w->p) {
     tl_graph_free(w->inlined);

@@ -55,34 +55,6 @@ struct tl_staged {
   bool owns_fns;
 };
 
-/* Whether runs a and b (first nodes) compute the same first results: the
- * same op, operands and attributes but the functions, and b's functions
- * give a's results first (f and f.trace: a gradient's forward scan). */
-static bool prefix_run(const tl_graph *g, int32_t a, int32_t b) {
-  const tl_node *x = &g->nodes[a], *y = &g->nodes[b];
-  if (x->op != y->op || x->ninputs != y->ninputs || a == b) return false;
-  if (x->ninputs && memcmp(tl_node_inputs(g, x), tl_node_inputs(g, y), (size_t)x->ninputs * sizeof(int32_t)))
-    return false;
-  tl_attrs ax = x->attrs, ay = y->attrs;
-  for (int k = 0; k < 3; k++) ax.fn[k] = ay.fn[k] = 0;
-  ax.out = ay.out = 0;
-  ax.present &= ~(unsigned)TL_A_OUT;
-  ay.present &= ~(unsigned)TL_A_OUT;
-  if (memcmp(&ax, &ay, sizeof ax) || x->op == TL_OP_LOOP) return false;
-  int32_t fx[3], fy[3];
-  int nf = tl_control_fns(x, fx);
-  tl_control_fns(y, fy);
-  for (int k = 0; k < nf; k++) {
-    const tl_graph *fa = g->fns->fn[fx[k]], *fb = g->fns->fn[fy[k]];
-    if (fa == fb) continue;
-    if (fb->noutputs < fa->noutputs) return false;
-    tl_graph head = *fb; /* fb with only as many results as fa */
-    head.noutputs = fa->noutputs;
-    if (!tl_graph_equal(fa, &head)) return false;
-  }
-  return true;
-}
-
 static bool is_leaf(const tl_node *x) {
   return x->op != TL_OP_INPUT && x->ninputs == 0 && tl_ops[x->op].kind != TL_KIND_CONTROL;
 }
@@ -253,7 +225,7 @@ static tl_staged *compile_with(const tl_graph *g, const tl_engine *base, const t
          * not run: it takes that run's */
         for (int32_t j = 0; j < nn && s->alias[id] < 0; j++) {
           if (j == id || !live[j] || lvl[j] != L || tl_ops[g->nodes[j].op].kind != TL_KIND_CONTROL ||
-              s->alias[j] >= 0 || !prefix_run(g, id, j))
+              s->alias[j] >= 0 || !tl_control_prefix_run(g, id, j))
             continue;
           bool jfirst = true; /* j must be its run's first node: the one run */
           for (int32_t q = 0; q < j && jfirst; q++) jfirst = !(live[q] && tl_control_same_run(g, q, j));

@@ -294,3 +294,34 @@ bool tl_control_same_run(const tl_graph *g, int32_t a, int32_t b) {
   return x->ninputs == 0 ||
          memcmp(tl_node_inputs(g, x), tl_node_inputs(g, y), (size_t)x->ninputs * sizeof(int32_t)) == 0;
 }
+
+/* Whether runs a and b (first nodes) compute the same first results: the
+ * same op, operands and attributes but the functions, and b's functions
+ * give a's results first (f and f.trace: a gradient's forward scan). */
+bool tl_control_prefix_run(const tl_graph *g, int32_t a, int32_t b) {
+  const tl_node *x = &g->nodes[a], *y = &g->nodes[b];
+  if (x->op != y->op || x->ninputs != y->ninputs || a == b) return false;
+  if (x->ninputs && memcmp(tl_node_inputs(g, x), tl_node_inputs(g, y), (size_t)x->ninputs * sizeof(int32_t)))
+    return false;
+  tl_attrs ax = x->attrs, ay = y->attrs;
+  for (int k = 0; k < 3; k++) ax.fn[k] = ay.fn[k] = 0;
+  ax.out = ay.out = 0;
+  ax.present &= ~(unsigned)TL_A_OUT;
+  ay.present &= ~(unsigned)TL_A_OUT;
+  if (memcmp(&ax, &ay, sizeof ax) || x->op == TL_OP_LOOP) return false;
+  int32_t fx[3], fy[3];
+  int nf = tl_control_fns(x, fx);
+  tl_control_fns(y, fy);
+  for (int k = 0; k < nf; k++) {
+    const tl_graph *fa = g->fns->fn[fx[k]], *fb = g->fns->fn[fy[k]];
+    if (fa == fb) continue;
+    if (fb->noutputs < fa->noutputs) return false;
+    tl_graph head = *fb; /* fb with only as many results as fa */
+    head.noutputs = fa->noutputs;
+    /* a gradient's functions sit in a copy of the table that grew; bodies
+     * without control flow do not look into it */
+    if (!tl_graph_has_control(fa) && !tl_graph_has_control(fb)) head.fns = fa->fns;
+    if (!tl_graph_equal(fa, &head)) return false;
+  }
+  return true;
+}

@@ -205,6 +205,11 @@ int tl_control_fns(const tl_node *x, int32_t fns[3]);
 /* Whether control nodes a and b are results of the same run (same op,
  * operands and functions; only :out differs): one run computes both. */
 bool tl_control_same_run(const tl_graph *g, int32_t a, int32_t b);
+/* Whether run b computes run a's results first: the same op, operands and
+ * attributes but the functions, and b's functions give a's results first
+ * (f and f.trace: a gradient's forward scan reads what the loss's scan
+ * computes). Not for loops. */
+bool tl_control_prefix_run(const tl_graph *g, int32_t a, int32_t b);
 
 /* Whether op has an inference function (tests check every op has one). */
 bool tl_infer_has(int op);

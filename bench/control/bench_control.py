@@ -11,7 +11,11 @@ Workloads (docs/design.md, "Functions and control flow"):
              h), and forward + gradient (tl.grad of sum(h_T) + sum(ys) with
              respect to W, U, b); against PyTorch eager (the same loop,
              loss.backward()) and, forward, a C loop (gcc -O3, cblas_sgemm
-             from OpenBLAS, tanhf) built here
+             from OpenBLAS, tanhf) built here; and tlaloc's own two ways
+             of running it: compiled whole (branches and loops in the
+             generated code, the llvm engine's default) and staged
+             (TLALOC_STAGED=1: the loop driven from C between compiled
+             segments, as the GPU engines run it)
   newton     tl.while_loop: Newton's iteration for sqrt on 10^6 f64 until
              every relative residual is below 1e-12, against the same loop
              in numpy
@@ -136,12 +140,22 @@ def bench_rnn(T, B, D, H):
     loss = tl.sum(hT) + tl.sum(ys)
     gW, gU, gb = tl.grad(loss, [tW, tU, tb])
     fg = tl.function([tX, th0, tW, tU, tb], [loss, gW, gU, gb], threads=THREADS)
+    # the same functions run staged (control flow driven from C between
+    # compiled segments: what the GPU engines do) against compiled whole
+    os.environ["TLALOC_STAGED"] = "1"
+    fwd_s = tl.function([tX, th0, tW, tU, tb], [hT, ys], threads=THREADS)
+    fg_s = tl.function([tX, th0, tW, tU, tb], [loss, gW, gU, gb], threads=THREADS)
+    del os.environ["TLALOC_STAGED"]
     args = (X, h0, W, U, b)
-    t_fwd = tmin(lambda: fwd(*args))
-    t_fg = tmin(lambda: fg(*args))
+    t_fwd, t_fwd_s = tmin(lambda: fwd(*args)), tmin(lambda: fwd_s(*args))
+    t_fg, t_fg_s = tmin(lambda: fg(*args)), tmin(lambda: fg_s(*args))
     got_h, got_ys = fwd(*args)
     got = fg(*args)
-    row = {"tlaloc fwd": t_fwd, "tlaloc fwd+grad": t_fg}
+    got_s = fg_s(*args)
+    for i in range(len(got)):
+        check("rnn staged vs compiled output %d" % i, got_s[i], got[i], 1e-5)
+    row = {"tlaloc fwd": t_fwd, "tlaloc fwd+grad": t_fg, "tlaloc fwd staged": t_fwd_s,
+           "tlaloc fwd+grad staged": t_fg_s}
     clib = build_c()
     if clib is not None:
         hc = np.zeros((B, H), np.float32)
@@ -257,7 +271,9 @@ def main():
     r = bench_rnn(T, B, D, H)
     print("\nrnn scan (T=%d, batch %d, hidden %d, f32):" % (T, B, H))
     for k, v in r.items():
-        print("  %-18s %9.3f ms" % (k, v * 1e3))
+        print("  %-24s %9.3f ms" % (k, v * 1e3))
+    print("  compiled whole vs staged: fwd %.2fx, fwd+grad %.2fx" %
+          (r["tlaloc fwd staged"] / r["tlaloc fwd"], r["tlaloc fwd+grad staged"] / r["tlaloc fwd+grad"]))
     goals = []
     if "C loop fwd" in r:
         goals.append(("fwd vs C loop", r["C loop fwd"] / r["tlaloc fwd"], 0.9))
@@ -268,7 +284,7 @@ def main():
     nw = bench_newton(n)
     print("\nnewton while loop (%d f64):" % n)
     for k, v in nw.items():
-        print("  %-18s %9.3f ms" % (k, v * 1e3))
+        print("  %-24s %9.3f ms" % (k, v * 1e3))
     goals.append(("newton vs numpy", nw["numpy"] / nw["tlaloc"], 1.0))
     cm = bench_compile(20)
     print("\n20-function module, cold cache:")

@@ -1,12 +1,30 @@
 #!/bin/bash
 # AOT end to end: compile examples with cli_cmd_compile, build examples/aot/main.c
 # with plain cc (-lm -lmvec -lopenblas only), compare with the interpreter.
+# Graphs with functions, conditionals and loops too: the object holds their
+# branches and loops (a scan of zero steps at n=0).
 set -euo pipefail
 tool=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 fail=0
-for ex in layer_norm gelu logsumexp attention xent; do
-  "$tool" compile "$src/examples/$ex.tg" -o "$work/model.o" --header "$work/model.h" --name model
+# a while loop (doubling until the sum reaches 10), the same with a
+# post-condition, and one whose :max is too small (a run-time error)
+mkdir -p "$work/ctl"
+cat >"$work/ctl/doubling.tg" <<'G'
+(func go (in x f64 [n]) (out c (lt (sum x) 10)))
+(func until10 (in x f64 [n]) (out c (ge (sum x) 10)))
+(func dbl (in x f64 [n]) (out y (mul x 2)))
+(graph doubling
+  (in x f64 [n])
+  (in y f64 [3])
+  (out a (loop (abs y) :cond go :body dbl :max 60))
+  (out b (loop (add (abs y) 1) :cond go :body dbl :until until10 :max unbounded))
+  (out c (call x :fn dbl)))
+G
+sed 's/:max 60/:max 1/' "$work/ctl/doubling.tg" >"$work/ctl/short.tg"
+for ex in layer_norm gelu logsumexp attention xent control/cumsum_scan control/piecewise ctl; do
+  case $ex in ctl) ex=doubling; exdir=$work/ctl ;; *) exdir=$src/examples ;; esac
+  "$tool" compile "$exdir/$ex.tg" -o "$work/model.o" --header "$work/model.h" --name model
   cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog"
   # the same program as C++, calling the outputs-into-buffers entry
   g++ -O2 -I"$work" -x c++ "$src/examples/aot/main.c" -x none "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog++"
@@ -14,7 +32,7 @@ for ex in layer_norm gelu logsumexp attention xent; do
     "$work/prog++" $n into > "$work/got++.txt"
     "$work/prog" $n > "$work/got.txt"
     cmp -s "$work/got.txt" "$work/got++.txt" || { echo "FAIL aot $ex n=$n: C++ into the caller's buffers differs from C"; fail=1; }
-    "$tool" ref "$src/examples/$ex.tg" $n > "$work/ref.txt"
+    "$tool" ref "$exdir/$ex.tg" $n > "$work/ref.txt"
     if ! paste "$work/got.txt" "$work/ref.txt" | awk '
         { a=$1; b=$2; if (a != b) { d=a-b; if (d<0) d=-d; m=(a<0?-a:a); if ((b<0?-b:b)>m) m=(b<0?-b:b);
           if (!(d <= 1e-4*m + 1e-5)) { print "mismatch line " NR ": " a " vs " b; bad=1 } } }
@@ -25,6 +43,21 @@ for ex in layer_norm gelu logsumexp attention xent; do
     fi
   done
 done
+# the loop past its :max: the object returns the loop's error code
+# ((node << 4) | 4), as the interpreter refuses it
+"$tool" compile "$work/ctl/short.tg" -o "$work/model.o" --header "$work/model.h" --name model
+cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog"
+if "$work/prog" 4 >/dev/null 2>"$work/err.txt"; then
+  echo "FAIL aot: a loop past its :max ran to the end"; fail=1
+else
+  code=$(sed -n 's/^model failed: \([0-9][0-9]*\)$/\1/p' "$work/err.txt")
+  if [ -n "$code" ] && [ $((code & 15)) = 4 ]; then
+    echo "ok aot: a loop past its :max returns its error (code $code)"
+  else
+    echo "FAIL aot: a loop past its :max: $(cat "$work/err.txt")"; fail=1
+  fi
+fi
+
 # --cpu LEVEL: objects for older CPUs hold no wider registers than the
 # level has (x86-64 and -v2: SSE only; -v3: AVX2, no AVX-512) and compute
 # the same values; an unknown level is refused
