@@ -27,6 +27,9 @@
 #include "ir/ir.h"
 #include "tensor/tensor.h"
 
+/* be_options.own_math bits (the same values as cost/profile.h's TL_OWN_*) */
+enum { BE_OWN_EXP32 = 1, BE_OWN_TANH32 = 2 };
+
 typedef struct be_options {
   int opt_level;   /* 1 (default): the kernels' own pass list; 2 or 3: LLVM's
                       default<On>; 0: no IR passes */
@@ -34,6 +37,9 @@ typedef struct be_options {
   int vector_math; /* 1: call glibc libmvec vector variants (default);
                       2: as 1, but f32 exp and tanh are tlaloc's own inline
                       kernels (<= 4 ulp, docs/backend.md); 0: scalar libm */
+  unsigned own_math; /* with vector_math 1: BE_OWN_EXP32 / BE_OWN_TANH32 make that f32
+                        function tlaloc's own kernel (what `tlaloc calibrate` measured
+                        faster on this machine; the engines pass the profile's choice) */
   int use_cache;   /* 1: read and write the on-disk compile cache (default) */
   const char *cache_dir; /* NULL: the environment decides (see above) */
   /* The planner's rule files (docs/rules.md, "Fusion and in-place"): NULL

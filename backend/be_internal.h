@@ -189,8 +189,18 @@ int be_default_threads(void);
  * checks, rank 0, reductions to a scalar). */
 bool be_kern_split_dims(const be_plan *p, const be_kern *k, const tl_type **t, int *lo, int *hi);
 
+/* The emitter's vector-math code for be_options' vector_math and own_math:
+ * 0 scalar libm; else bit 0 (libmvec) and, above it, the BE_OWN_* bits of
+ * the f32 functions that are tlaloc's own inline kernels (vector_math 2:
+ * both). */
+static inline int be_vm_code(int vector_math, unsigned own_math) {
+  if (vector_math <= 0) return 0;
+  return 1 | (int)((vector_math >= 2 ? (unsigned)(BE_OWN_EXP32 | BE_OWN_TANH32) : own_math) << 1);
+}
+
 /* Emits the whole program as function `entry` into a fresh module of ctx
- * (with the TM's triple and data layout). NULL + message on failure. */
+ * (with the TM's triple and data layout); vector_math as be_vm_code gives
+ * it. NULL + message on failure. */
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef ctx, LLVMTargetMachineRef tm,
                              const char *name, const char *entry, int vector_math,
                              tl_error *err);

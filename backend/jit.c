@@ -331,7 +331,7 @@ int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, tl_erro
 }
 
 be_options be_options_default(void) {
-  be_options o = {1, 0, 1, 1, NULL, NULL, NULL, 0};
+  be_options o = {1, 0, 1, 0, 1, NULL, NULL, NULL, 0};
   return o;
 }
 
@@ -412,7 +412,7 @@ static char *read_all(const char *path, size_t *len) {
 static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_options *o) {
   char *text = tl_tg_print(g);
   uint64_t ph = be_plan_hash(p);
-  int opts[2] = {o->opt_level, o->vector_math};
+  int opts[3] = {o->opt_level, o->vector_math, (int)(o->vector_math == 1 ? o->own_math : 0)};
   const char *nv = getenv("TLALOC_NO_VECLIB"), *na = getenv("TLALOC_NO_AVX512");
   struct {
     const void *p;
@@ -666,8 +666,8 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
   emit_res res = {NULL, tm};
   cl->arg = &res;
   LLVMContextRef cx = res.cx = LLVMContextCreate();
-  LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main", p->opt.vector_math,
-                                   er);
+  int vm = be_vm_code(p->opt.vector_math, p->opt.own_math);
+  LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main", vm, er);
   double t3 = tl_now_ms();
   p->stats.lower_ms = t3 - t2;
   const char *dump = getenv("TLALOC_BE_DUMP");

@@ -16,7 +16,7 @@
  * float-to-int conversion). Transcendental functions are glibc calls marked
  * memory(none) with a vector-function-abi-variant naming libmvec's AVX2
  * variant, so vectorised loops call _ZGVdN8v_expf and friends; with
- * vector_math == 2, f32 exp and tanh are tlaloc's own inline kernels
+ * own bits of vector_math (be_vm_code), f32 exp and tanh are tlaloc's own inline kernels
  * (vm_exp32, vm_tanh32).
  *
  * lw_ex recurses once per level of a kernel's fused expression (through
@@ -97,13 +97,14 @@ static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, i
 static LLVMValueRef vm_exp32(em *e, LLVMValueRef x);
 static LLVMValueRef vm_tanh32(em *e, LLVMValueRef x);
 
-/* A one-argument math function; with vector_math == 2, f32 exp and tanh
- * (and so sigmoid, softplus, softmax, ... built on exp) are tlaloc's own
- * inline kernels below instead of calls. */
+/* A one-argument math function; f32 exp and tanh (and so sigmoid,
+ * softplus, softmax, ... built on exp) are tlaloc's own inline kernels
+ * below instead of calls where e->vector_math's own bits say so. */
 LLVMValueRef lw_m1(em *e, const char *name, int dt, LLVMValueRef x) {
-  if (e->vector_math == 2 && dt == TL_F32) {
-    if (!strcmp(name, "exp")) return vm_exp32(e, x);
-    if (!strcmp(name, "tanh")) return vm_tanh32(e, x);
+  if (dt == TL_F32 && e->vector_math) {
+    unsigned own = (unsigned)e->vector_math >> 1;
+    if ((own & BE_OWN_EXP32) && !strcmp(name, "exp")) return vm_exp32(e, x);
+    if ((own & BE_OWN_TANH32) && !strcmp(name, "tanh")) return vm_tanh32(e, x);
   }
   return mcall(e, name, dt, &x, 1);
 }

@@ -24,7 +24,7 @@ typedef struct em {
   LLVMTypeRef ety;           /* an entry's type (ENTRY of the ABI) */
   LLVMValueRef *fnentry;     /* per plan of the root's table: its entry function */
   LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
-  int vector_math;
+  int vector_math; /* be_vm_code (be_internal.h) */
   int avx512; /* target has AVX-512F: 512-bit vectors and libmvec's _ZGVe variants */
   int avx2;   /* target has AVX2: libmvec's _ZGVd variants (else the SSE _ZGVb ones) */
   LLVMValueRef *used; int nused;

@@ -145,6 +145,20 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
       snprintf(key[0] == 'c' ? p->cpu : p->gpu, sizeof p->cpu, "%.127s", rest); /* a longer name is cut */
       continue;
     }
+    if (!strncmp(key, "vmath.", 6)) {
+      unsigned bit = !strcmp(key + 6, "exp") ? TL_OWN_EXP32 : !strcmp(key + 6, "tanh") ? TL_OWN_TANH32 : 0;
+      size_t len = strlen(rest);
+      while (len && (rest[len - 1] == ' ' || rest[len - 1] == '\t')) rest[--len] = 0;
+      bool own = !strcmp(rest, "own");
+      if (!bit || (!own && strcmp(rest, "libmvec"))) {
+        snprintf(err, n, "%s:%d: '%s %s': expected vmath.exp or vmath.tanh, then own or libmvec", path, lineno,
+                 key, rest);
+        rc = 2;
+        break;
+      }
+      p->own_math = own ? p->own_math | bit : p->own_math & ~bit;
+      continue;
+    }
     if (!strncmp(key, "mem.", 4)) {
       if (load_level(p, key, rest, path, lineno, err, n)) {
         rc = 2;
@@ -247,6 +261,8 @@ int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n) 
     if (p->elem_ns_f64[op] > 0) fprintf(f, "elem64.%s %.6g\n", tl_ops[op].name, p->elem_ns_f64[op]);
   for (int i = 0; i < p->nlevels; i++)
     fprintf(f, "mem.%.0f %.6g %.6g\n", p->level_bytes[i], p->level_bw_1[i], p->level_bw_all[i]);
+  fprintf(f, "vmath.exp %s\nvmath.tanh %s\n", (p->own_math & TL_OWN_EXP32) ? "own" : "libmvec",
+          (p->own_math & TL_OWN_TANH32) ? "own" : "libmvec");
   int bad = ferror(f);
   if (fclose(f) || bad || rename(tmp, path)) {
     snprintf(err, n, "%s: %s", path, strerror(errno));

@@ -26,6 +26,9 @@
 
 #define TL_PROFILE_MAX_LEVELS 16
 
+/* tl_profile.own_math bits (the backend's be_options.own_math, the same) */
+enum { TL_OWN_EXP32 = 1, TL_OWN_TANH32 = 2 };
+
 typedef struct tl_profile {
   bool measured;          /* false: the built-in defaults */
   char cpu[128];          /* CPU model name at measurement time */
@@ -54,6 +57,11 @@ typedef struct tl_profile {
   double elem_ns[TL_OP_COUNT];
   /* The same on f64, measured ("elem64.OP"); 0: elem_ns × f64_factor. */
   double elem_ns_f64[TL_OP_COUNT];
+  /* Which f32 math the backend calls where it has a choice: bit
+   * TL_OWN_EXP32 / TL_OWN_TANH32 set when tlaloc's own inline kernel was
+   * measured faster than libmvec's ("vmath.exp own" / "vmath.tanh libmvec"
+   * in the file). The defaults have none: libmvec, sound on every machine. */
+  unsigned own_math;
   /* The GPU and the link to it (docs/gpu.md, "Placement"). The defaults
    * are an H100/H200-class card (SXM, HBM3/HBM3e) on PCIe 5 with pageable
    * host memory; `tlaloc calibrate` measures the GPU and the link when

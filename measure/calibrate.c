@@ -428,6 +428,32 @@ static int measure_math(cal *c, tl_profile *p, FILE *lg) {
   return 0;
 }
 
+/* Which f32 exp and tanh the backend should call: libmvec's or tlaloc's
+ * own inline kernels (be_options.own_math), each timed against the other
+ * in alternating rounds on 10^5 elements in cache, one thread. Own only
+ * when at least 3% faster, so that noise does not flip a sound default. */
+static int measure_vmath(cal *c, tl_profile *p, FILE *lg) {
+  static const struct { const char *fn; unsigned bit; } f[] = {{"exp", TL_OWN_EXP32}, {"tanh", TL_OWN_TANH32}};
+  be_options own = c->o1;
+  own.vector_math = 2;
+  const be_options *o[2] = {&c->o1, &own};
+  p->own_math = 0;
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    char src[160];
+    double t[2];
+    snprintf(src, sizeof src, "(graph vm (in x f32 [100000]) (out y (%s (mul x 0.5))))", f[i].fn);
+    if (time_src_n(c, src, o, 2, t)) return -1;
+    if (t[1] < 0.97 * t[0]) p->own_math |= f[i].bit;
+    if (lg) {
+      char what[64];
+      snprintf(what, sizeof what, "f32 %s: libmvec | own (chosen: %s)", f[i].fn,
+               (p->own_math & f[i].bit) ? "own" : "libmvec");
+      fprintf(lg, "  %-44s %10.3f | %.3f ns\n", what, t[0] / 1e5 * 1e9, t[1] / 1e5 * 1e9);
+    }
+  }
+  return 0;
+}
+
 static int measure_gemm(cal *c, tl_profile *p, FILE *lg) {
   long n = c->quick ? 256 : 1024;
   const char *dts[2] = {"f32", "f64"};
@@ -467,7 +493,7 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
   if (lg) fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu,
                    c.threads, c.threads > 1 ? "s" : "");
   if (measure_overheads(&c, p, lg) || measure_par_overhead(&c, p, lg) || measure_bandwidth(&c, p, lg) ||
-      measure_flops(&c, p, lg) || measure_rows(&c, p, lg) || measure_math(&c, p, lg) ||
+      measure_flops(&c, p, lg) || measure_rows(&c, p, lg) || measure_math(&c, p, lg) || measure_vmath(&c, p, lg) ||
       measure_gemm(&c, p, lg) || tl_calibrate_gpu(p, quick, lg, err, n)) {
     tl_profile_default(p);
     return -1;

@@ -490,6 +490,58 @@ static int vector_math_calls(int verbose) {
   return bad;
 }
 
+/* be_options.own_math picks per function: with only BE_OWN_EXP32, f32 exp
+ * is tlaloc's own kernel (no libmvec call) while tanh still calls libmvec;
+ * and the other way round. */
+static int own_math_choice(int verbose) {
+  int bad = 0;
+  const char *text = "(graph g (in x f32 [n]) (let s (add (exp x) (tanh x))) (out y (add (neg s) (mul s 2))))";
+  for (unsigned own = 0; own < 4; own++) {
+    char err[512], *diag = NULL;
+    tl_graph *g = tlt_parse(text, &diag);
+    tl_free(diag);
+    be_plan pl;
+    if (!g || be_plan_build(&pl, g, err, sizeof err)) {
+      printf("FAIL own math: %s\n", g ? err : "parse");
+      tl_graph_free(g);
+      return bad + 1;
+    }
+    LLVMContextRef cx = LLVMContextCreate();
+    LLVMTargetMachineRef tm = be_host_tm(1);
+    tl_error e = {0};
+    LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "v", "tlk_main", be_vm_code(1, own), &e) : NULL;
+    if (m && be_optimise(m, tm, 1, &e)) {
+      LLVMDisposeModule(m);
+      m = NULL;
+    }
+    char *ir = m ? LLVMPrintModuleToString(m) : NULL;
+    /* a call of the vector variant: "call <N x float> @_ZGV..._expf(" */
+    bool exp_call = false, tanh_call = false;
+    for (const char *q = ir ? strstr(ir, "call <") : NULL; q; q = strstr(q + 1, "call <")) {
+      const char *eol = strchr(q, '\n');
+      const char *a = strstr(q, "_expf("), *b = strstr(q, "_tanhf(");
+      exp_call |= a && (!eol || a < eol);
+      tanh_call |= b && (!eol || b < eol);
+    }
+    bool want_exp = !(own & BE_OWN_EXP32), want_tanh = !(own & BE_OWN_TANH32);
+    if (!ir || exp_call != want_exp || tanh_call != want_tanh) {
+      printf("FAIL own math %u: exp %s libmvec, tanh %s libmvec (wanted %s, %s)%s%s\n", own, exp_call ? "calls" : "does not call",
+             tanh_call ? "calls" : "does not call", want_exp ? "a call" : "none", want_tanh ? "a call" : "none",
+             ir ? "" : ": ", ir ? "" : e.msg);
+      bad++;
+    } else if (verbose) {
+      printf("ok own math %u\n", own);
+    }
+    if (ir) LLVMDisposeMessage(ir);
+    if (m) LLVMDisposeModule(m);
+    if (tm) LLVMDisposeTargetMachine(tm);
+    LLVMContextDispose(cx);
+    be_plan_free(&pl);
+    tl_graph_free(g);
+  }
+  return bad;
+}
+
 int be_loop_tests(int verbose) {
   int fails = 0, n = 0;
   const struct { const lcase *c; int n; } sets[] = {
@@ -506,6 +558,7 @@ int be_loop_tests(int verbose) {
   fails += inplace_rows(verbose);
   n += (int)(sizeof inplace_row_cases / sizeof *inplace_row_cases);
   fails += vector_math_calls(verbose);
-  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores, row kernels in place, vector math per op and dtype), %d failed\n", n, fails);
+  fails += own_math_choice(verbose);
+  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores, row kernels in place, vector math per op and dtype, own math per function), %d failed\n", n, fails);
   return fails;
 }

@@ -32,7 +32,7 @@ expect_out "calibrate" "MiB, 1 thread"
 # every number positive; the multi-thread figures not below half the
 # single-thread ones; magnitudes a real machine can have
 while read -r key val; do
-  case $key in '#'* | cpu | '') continue ;; esac
+  case $key in '#'* | cpu | vmath.* | '') continue ;; esac
   # a row may cost nothing measurable; everything else takes time
   if [ "$key" = row_ns ]; then min=">="; else min=">"; fi
   awk -v v="$val" "BEGIN { exit !(v + 0 $min 0) }" && ok || bad "profile: $key = $val is not positive"
@@ -60,6 +60,24 @@ done
 levels=$(grep -c '^mem\.[0-9]* [0-9.e+]* [0-9.e+]*$' "$P")
 [ "$levels" -ge 3 ] && ok || bad "profile has $levels mem. levels"
 grep '^mem\.' "$P" | sed 's/^mem\.//' | awk '{ if ($1 <= last) exit 1; last = $1 }' && ok || bad "mem. levels not increasing"
+
+# which f32 exp and tanh the backend calls: measured, own or libmvec
+for fn in exp tanh; do
+  grep -Eq "^vmath\.$fn (own|libmvec)$" "$P" && ok || { bad "profile lacks vmath.$fn own|libmvec"; cat "$P"; }
+done
+# ... and the llvm engine follows the profile's choice: f32 exp tlaloc's own
+# (no libmvec call in the optimised module), tanh libmvec's (a call)
+grep -v '^vmath\.' "$P" >"$tmp/vm.txt"
+printf 'vmath.exp own\nvmath.tanh libmvec\n' >>"$tmp/vm.txt"
+printf '(graph vm (in x f32 [4096]) (let s (add (exp x) (tanh x))) (out y (add (neg s) (mul s 2))))\n' >"$tmp/vm.tg"
+TLALOC_PROFILE="$tmp/vm.txt" TLALOC_CACHE_DIR="$tmp/vmcache" TLALOC_BE_DUMP=2 "$TL" run "$tmp/vm.tg" --random 1 \
+  >/dev/null 2>"$tmp/vm.ll"
+grep -q 'call <.*_tanhf(' "$tmp/vm.ll" && ! grep -q 'call <.*_expf(' "$tmp/vm.ll" && ok ||
+  bad "the engine did not follow vmath.exp own / vmath.tanh libmvec"
+sed -i 's/^vmath\.exp own$/vmath.exp libmvec/' "$tmp/vm.txt"
+TLALOC_PROFILE="$tmp/vm.txt" TLALOC_CACHE_DIR="$tmp/vmcache" TLALOC_BE_DUMP=2 "$TL" run "$tmp/vm.tg" --random 1 \
+  >/dev/null 2>"$tmp/vm.ll"
+grep -q 'call <.*_expf(' "$tmp/vm.ll" && ok || bad "vmath.exp libmvec: the engine calls no libmvec exp"
 
 # ---- the stored profile's location ----------------------------------------
 # TLALOC_PROFILE names where calibrate writes and where cost-report reads
