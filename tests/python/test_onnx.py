@@ -39,6 +39,46 @@ def test_gemm_softmax_model():
     np.testing.assert_allclose(y, e / e.sum(1, keepdims=True), rtol=1e-5)
 
 
+def _loop_model(trips, cond=None):
+    """Loop(M, cond, y): y += 1 each step; scan output 2 y + i (the body
+    passes its condition through, so the loop runs M times)."""
+    b = helper.make_graph([
+        helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])),
+        helper.make_node("Add", ["y_in", "one"], ["y_out"]),
+        helper.make_node("Cast", ["i"], ["fi"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["y_in", "y_in"], ["y2"]),
+        helper.make_node("Add", ["y2", "fi"], ["scan_out"]),
+    ], "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []),
+                _vi("y_in", TensorProto.FLOAT, [3])],
+        [_vi("cond_out", TensorProto.BOOL, []), _vi("y_out", TensorProto.FLOAT, [3]),
+         _vi("scan_out", TensorProto.FLOAT, [3])])
+    inits = [onnx.numpy_helper.from_array(np.array(trips, np.int64), "M")]
+    if cond is not None:
+        inits.append(onnx.numpy_helper.from_array(np.array(cond), "c"))
+    return _model([helper.make_node("Loop", ["M", "c" if cond is not None else "", "y"], ["ry", "rs"], body=b)],
+                  [_vi("y", TensorProto.FLOAT, [3])],
+                  [_vi("ry", TensorProto.FLOAT, [3]), _vi("rs", TensorProto.FLOAT, [trips, 3])], inits)
+
+
+@pytest.mark.parametrize("trips,cond", [(4, None), (0, None), (3, True), (3, False)])
+def test_loop_with_scan_outputs_is_a_scan(trips, cond):
+    """A Loop with scan outputs and a static trip count imports as a scan
+    (the body once, a function), not unrolled; zero trips (M = 0, or an
+    initial condition false) give empty scan outputs."""
+    g = tlo.load(_loop_model(trips, cond))
+    assert "(scan " in g.text and g.text.count("(add ") <= 4, g.text
+    y0 = np.array([1.0, -2.0, 0.5], np.float32)
+    ry, rs = tlo.function(g)(y0)
+    n = trips if cond is not False else 0
+    y, want = y0.copy(), []
+    for i in range(n):
+        want.append(2 * y + i)
+        y = y + 1
+    np.testing.assert_allclose(ry, y)
+    np.testing.assert_allclose(rs, np.array(want, np.float32).reshape(n, 3))
+
+
 def test_large_initializer_becomes_bound_input():
     w = np.ones((40, 40), np.float32)
     m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])],

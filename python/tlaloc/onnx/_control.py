@@ -1,10 +1,13 @@
 """Control flow as tlaloc's own (docs/design.md, "Functions and control
 flow"): If is a cond (only the branch taken runs; a static condition just
-imports that branch), Loop a while loop (a scan when it has scan outputs
-and a static trip count), Scan a scan. Each body is imported once, as a
-function (OnnxGraph._inline on the trace's placeholders). What these cannot
-express (Scan-8's batch axis, a Loop with scan outputs and a run-time trip
-count or condition) is unrolled by importing the body once per iteration.
+imports that branch), Loop a while loop, or a scan when it has scan outputs,
+a static trip count and a condition that stays true (the body passes its
+condition through), Scan a scan. Each body is imported once, as a function
+(OnnxGraph._inline on the trace's placeholders). What these cannot express
+(Scan-8's batch axis, a Loop with scan outputs whose condition can turn
+false or whose trip count is known only at run time, a body that needs its
+iteration number where a value must be static) is unrolled by importing
+the body once per iteration, when the trip count and condition are static.
 """
 import numpy as np
 
@@ -65,7 +68,8 @@ def _loop(m, node, ins, at):
     if M is None and C is None:
         raise UnsupportedOnnx("%s: neither a trip count nor a condition (infinite loop)" % op, op)
     if nscan:
-        return _loop_unrolled(m, node, ins, at)
+        res = _loop_as_scan(m, node, ins, at, nstate)
+        return res if res is not None else _loop_unrolled(m, node, ins, at)
     i0 = _g.constant(np.array(0, np.int64))
     c0 = _g.reshape(_g.cast(C, "bool"), ()) if C is not None else _g.constant(np.array(True))
     trips = None
@@ -87,6 +91,53 @@ def _loop(m, node, ins, at):
 
     res = _c.while_loop(go, step, (i0, c0) + tuple(state), max_iters=trips)
     return list(res[2:])
+
+
+def _passes_condition(body):
+    """The body's condition output is its condition input (directly or
+    through Identity): the loop runs its whole trip count."""
+    src, want = body.output[0].name, body.input[1].name
+    for _ in range(len(body.node) + 1):
+        if src == want:
+            return True
+        prod = [n for n in body.node if src in n.output]
+        if len(prod) != 1 or prod[0].op_type != "Identity":
+            return False
+        src = prod[0].input[0]
+    return False
+
+
+def _loop_as_scan(m, node, ins, at, nstate):
+    """A Loop with scan outputs, a static trip count M and a condition that
+    stays true, as a scan of M steps carrying (i, state...): its scan
+    outputs are the scan's stacked ys (M = 0: empty, typed by the body).
+    None when it is not such a loop, or the body needs i static (then the
+    caller unrolls it)."""
+    op = "Loop"
+    body = at["body"]
+    M, C = _opt(ins, 0), _opt(ins, 1)
+    if M is None or not _passes_condition(body):
+        return None
+    try:
+        trips = int(_sval(m._static(node.input[0], op, "M"), op, "M"))
+        c = True if C is None else bool(_sval(m._static(node.input[1], op, "cond"), op, "cond"))
+    except UnsupportedOnnx:
+        return None
+    if not c:
+        trips = 0
+    state = list(ins[2:])
+    c0 = _g.constant(np.array(True))
+
+    def step(carry, _):
+        i, s = carry[0], carry[1:]
+        outs = m._inline(body, [i, c0] + list(s), op)[0]
+        return (_g.add(i, 1),) + tuple(outs[1:1 + nstate]), tuple(outs[1 + nstate:])
+
+    try:
+        carry, ys = _c.scan(step, (_g.constant(np.array(0, np.int64)),) + tuple(state), None, length=trips)
+    except UnsupportedOnnx:
+        return None
+    return list(carry[1:]) + list(ys)
 
 
 def _loop_unrolled(m, node, ins, at):
