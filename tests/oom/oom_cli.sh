@@ -33,6 +33,8 @@ loop() { # name, then the command's arguments
 loop "run xent (cold cache)" run "$src/examples/xent.tg" --random 1 --dim n=8
 loop "run xent (warm cache)" run "$src/examples/xent.tg" --random 1 --dim n=8
 loop "run attention --interp" run "$src/examples/attention.tg" --random 1 --interp --dim t=4
+# functions, a cond and a scan compiled into one program (plan, emit, link)
+loop "run piecewise (control flow)" run "$src/examples/control/piecewise.tg" --random 1 --dim n=3 --dim k=2
 loop "opt logsumexp" opt "$src/examples/logsumexp.tg" --rules "$src/rules"
 loop "infer gelu" infer "$src/examples/gelu.tg"
 rm -f /tmp/oom_cli_err.$$
