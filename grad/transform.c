@@ -199,7 +199,8 @@ static int32_t fill_zeros(tl_graph *h, const tl_type *t, char *err, size_t n) {
  *                            body f.rev calls f.vjp: backpropagation through
  *                            time; its carries are the carries' cotangents
  * where f.vjp is f's VJP (every float output's cotangent in, the gradient of
- * every float parameter out). A loop has no recorded trace: refused. */
+ * every float parameter out). A loop records no trace: its gradient counts
+ * and replays (see "loops" below). */
 
 static bool is_float_type(const tl_type *t) { return tl_dtype_is_float((tl_dtype)t->dtype); }
 
@@ -555,6 +556,295 @@ static int give(tl_graph *h, int32_t xid, int k, int32_t c, const bool *dep, int
 
 /* The cotangents of control node id's run (its results' cotangents, from
  * every sibling) to its operands. id is the run's first node. */
+/* ---- loops: count the trips, then replay ----------------------------------
+ * A while loop records no trace, and its trip count is known only when it
+ * ends, so nothing can be stacked into a preallocated result. Its gradient
+ * replays instead (checkpointing with no snapshots: O(1) memory, O(n^2)
+ * body runs for n trips):
+ *   (n, s_n) = loop (0, s_0) :cond c.count :body b.count [:until u.count]
+ *              the same loop, also counting its trips
+ *   ct       = loop (n, ct_n, s_0) :cond b.bwd_cond :body b.bwd_body
+ *              while j > 0: j -= 1; s_j = loop (0, j, s_0) :body b (j times,
+ *              b.replay_*); ct = b.vjp(s_j, ct)
+ * and ct is the gradient of s_0's float values. JAX refuses reverse mode
+ * through while_loop; this is correct for any trip count but quadratic in
+ * it: a loop that runs long should be a scan (a recorded trace, linear). */
+
+/* A new function named name whose parameters are extra (i64 scalars named
+ * by extra_names) followed by f's parameters (f's types and symbols). */
+static tl_graph *fn_like(const tl_graph *f, const char *name, const char *const *extra, int nextra,
+                         int32_t *params) {
+  tl_graph *g = tl_graph_new(name);
+  for (int i = 0; i < f->nsyms; i++) tl_graph_sym(g, f->syms[i], strlen(f->syms[i]));
+  tl_type it = {.dtype = TL_I64, .rank = 0};
+  int np = 0;
+  for (int i = 0; i < nextra; i++) params[np++] = tl_graph_add_input(g, extra[i], &it, (tl_loc){0, 0});
+  for (int i = 0; i < f->ninputs; i++) {
+    char nm[32];
+    snprintf(nm, sizeof nm, "s.%d", i);
+    params[np++] = tl_graph_add_input(g, nm, &f->nodes[f->inputs[i]].type, (tl_loc){0, 0});
+  }
+  return g;
+}
+
+static int32_t i64_scalar(tl_graph *h, int64_t v, char *err, size_t n) {
+  tl_attrs a;
+  tl_attrs_init(&a);
+  a.dtype = TL_I64;
+  a.f = v;
+  a.i = (int64_t)v;
+  a.is_int = 1;
+  return tl_graph_add(h, TL_OP_FILL, &a, NULL, 0, (tl_loc){0, 0}, err, n);
+}
+
+static int32_t call_out(tl_graph *h, int32_t fi, int out, const int32_t *args, int nargs, char *err, size_t n) {
+  tl_attrs a;
+  tl_attrs_init(&a);
+  a.present = TL_A_FN;
+  a.fn[0] = fi;
+  a.out = out;
+  return add_ctl(h, TL_OP_CALL, &a, args, nargs, err, n);
+}
+
+static int32_t bin(tl_graph *h, int op, int32_t x, int32_t y, char *err, size_t n) {
+  int32_t two[2] = {x, y};
+  return tl_graph_add(h, op, NULL, two, 2, (tl_loc){0, 0}, err, n);
+}
+
+/* Adds function g to t under its name (or finds the one already there);
+ * -1 when building it failed (bad: a node was -1). */
+static int32_t fn_add(tl_fns *t, tl_graph *g, bool bad) {
+  if (bad) {
+    tl_graph_free(g);
+    return -1;
+  }
+  int32_t have = find_fn(t, g->name);
+  if (have >= 0) {
+    tl_graph_free(g);
+    return have;
+  }
+  return tl_fns_add(t, g);
+}
+
+/* The loop's counting functions: kind 0 c.count(i, s..) = c(s..); 1
+ * b.count(i, s..) = (i + 1, b(s..)); 2 u.count(i, s..) = u(s..). */
+static int32_t fn_count(tl_fns *t, int32_t fi, int kind, char *err, size_t n) {
+  const tl_graph *f = t->fn[fi];
+  tl_buf nm = {0};
+  tl_buf_printf(&nm, "%s.count", f->name);
+  int32_t have = find_fn(t, nm.s);
+  if (have >= 0) {
+    tl_free(nm.s);
+    return have;
+  }
+  const char *ex[1] = {"i"};
+  int32_t *pa = tl_xmalloc(((size_t)f->ninputs + 2) * sizeof *pa);
+  tl_graph *g = fn_like(f, nm.s, ex, 1, pa);
+  tl_free(nm.s);
+  g->fns = t;
+  bool bad = false;
+  if (kind == 1) {
+    int32_t one = i64_scalar(g, 1, err, n), i1 = one < 0 ? -1 : bin(g, TL_OP_ADD, pa[0], one, err, n);
+    bad |= i1 < 0;
+    if (!bad) tl_graph_add_output(g, "i2", i1);
+  }
+  for (int r = 0; r < f->noutputs && !bad; r++) {
+    int32_t v = call_out(g, fi, r, pa + 1, f->ninputs, err, n);
+    bad |= v < 0;
+    char on[32];
+    snprintf(on, sizeof on, "r.%d", r);
+    if (!bad) tl_graph_add_output(g, on, v);
+  }
+  tl_free(pa);
+  return fn_add(t, g, bad);
+}
+
+/* b.replay_cond(k, j, s..) = k < j; b.replay_body(k, j, s..) = (k + 1, j, b(s..)). */
+static int32_t fn_replay(tl_fns *t, int32_t bi, bool body, char *err, size_t n) {
+  const tl_graph *f = t->fn[bi];
+  tl_buf nm = {0};
+  tl_buf_printf(&nm, "%s.replay_%s", f->name, body ? "body" : "cond");
+  int32_t have = find_fn(t, nm.s);
+  if (have >= 0) {
+    tl_free(nm.s);
+    return have;
+  }
+  const char *ex[2] = {"k", "j"};
+  int32_t *pa = tl_xmalloc(((size_t)f->ninputs + 3) * sizeof *pa);
+  tl_graph *g = fn_like(f, nm.s, ex, 2, pa);
+  tl_free(nm.s);
+  g->fns = t;
+  bool bad = false;
+  if (!body) {
+    int32_t lt = bin(g, TL_OP_LT, pa[0], pa[1], err, n);
+    bad |= lt < 0;
+    if (!bad) tl_graph_add_output(g, "go", lt);
+  } else {
+    int32_t one = i64_scalar(g, 1, err, n), k1 = one < 0 ? -1 : bin(g, TL_OP_ADD, pa[0], one, err, n);
+    bad |= k1 < 0;
+    if (!bad) {
+      tl_graph_add_output(g, "k2", k1);
+      tl_graph_add_output(g, "j2", pa[1]);
+    }
+    for (int r = 0; r < f->noutputs && !bad; r++) {
+      int32_t v = call_out(g, bi, r, pa + 2, f->ninputs, err, n);
+      bad |= v < 0;
+      char on[32];
+      snprintf(on, sizeof on, "r.%d", r);
+      if (!bad) tl_graph_add_output(g, on, v);
+    }
+  }
+  tl_free(pa);
+  return fn_add(t, g, bad);
+}
+
+/* b.bwd_cond(j, ct.., s0..) = j > 0; b.bwd_body(j, ct.., s0..) = (j - 1,
+ * b.vjp(s_{j-1}, ct), s0..) with s_{j-1} replayed from s0. nf float
+ * states (their cotangents are the ct parameters). */
+static int32_t fn_bwd(tl_fns *t, const gr_rules *rs, int32_t bi, bool body, int32_t vi, const int *fl, int nf,
+                      int64_t trips, char *err, size_t n) {
+  const tl_graph *f = t->fn[bi];
+  tl_buf nm = {0};
+  tl_buf_printf(&nm, "%s.bwd_%s", f->name, body ? "body" : "cond");
+  int32_t have = find_fn(t, nm.s);
+  if (have >= 0) {
+    tl_free(nm.s);
+    return have;
+  }
+  int32_t rc_ = body ? fn_replay(t, bi, false, err, n) : 0, rb = body ? fn_replay(t, bi, true, err, n) : 0;
+  if (rc_ < 0 || rb < 0) {
+    tl_free(nm.s);
+    return -1;
+  }
+  (void)rs;
+  tl_graph *g = tl_graph_new(nm.s);
+  tl_free(nm.s);
+  g->fns = t;
+  for (int i = 0; i < f->nsyms; i++) tl_graph_sym(g, f->syms[i], strlen(f->syms[i]));
+  tl_type it = {.dtype = TL_I64, .rank = 0};
+  int32_t j = tl_graph_add_input(g, "j", &it, (tl_loc){0, 0});
+  int32_t *ct = tl_xmalloc(((size_t)nf + 1) * sizeof *ct), *s0 = tl_xmalloc(((size_t)f->ninputs + 1) * sizeof *s0);
+  for (int w = 0; w < nf; w++) {
+    char nm2[32];
+    snprintf(nm2, sizeof nm2, "ct.%d", w);
+    ct[w] = tl_graph_add_input(g, nm2, &f->nodes[f->inputs[fl[w]]].type, (tl_loc){0, 0});
+  }
+  for (int i = 0; i < f->ninputs; i++) {
+    char nm2[32];
+    snprintf(nm2, sizeof nm2, "s0.%d", i);
+    s0[i] = tl_graph_add_input(g, nm2, &f->nodes[f->inputs[i]].type, (tl_loc){0, 0});
+  }
+  bool bad = false;
+  int32_t zero = i64_scalar(g, 0, err, n);
+  bad |= zero < 0;
+  if (!body) {
+    int32_t gt = bad ? -1 : bin(g, TL_OP_GT, j, zero, err, n);
+    bad |= gt < 0;
+    if (!bad) tl_graph_add_output(g, "go", gt);
+  } else {
+    int32_t one = bad ? -1 : i64_scalar(g, 1, err, n), j1 = one < 0 ? -1 : bin(g, TL_OP_SUB, j, one, err, n);
+    bad |= j1 < 0;
+    int ns = f->ninputs;
+    int32_t *args = tl_xmalloc(((size_t)ns + (size_t)nf + 3) * sizeof *args);
+    int32_t *sj = tl_xmalloc(((size_t)ns + 1) * sizeof *sj);
+    args[0] = zero;
+    args[1] = j1;
+    memcpy(args + 2, s0, (size_t)ns * sizeof *args);
+    tl_attrs a;
+    tl_attrs_init(&a);
+    a.present = TL_A_COND | TL_A_BODY | TL_A_MAX;
+    a.fn[0] = rc_;
+    a.fn[1] = rb;
+    a.trips = trips;
+    for (int i = 0; i < ns && !bad; i++) { /* s_{j-1}: the replay's states */
+      a.out = 2 + i;
+      sj[i] = add_ctl(g, TL_OP_LOOP, &a, args, ns + 2, err, n);
+      bad |= sj[i] < 0;
+    }
+    if (!bad) tl_graph_add_output(g, "j2", j1);
+    memcpy(args, sj, (size_t)ns * sizeof *args);
+    memcpy(args + ns, ct, (size_t)nf * sizeof *args);
+    for (int w = 0; w < nf && !bad; w++) { /* b.vjp's results: the float parameters' gradients */
+      int32_t d = call_out(g, vi, w, args, ns + nf, err, n);
+      bad |= d < 0;
+      char on[32];
+      snprintf(on, sizeof on, "ct2.%d", w);
+      if (!bad) tl_graph_add_output(g, on, d);
+    }
+    for (int i = 0; i < ns && !bad; i++) {
+      char on[32];
+      snprintf(on, sizeof on, "s02.%d", i);
+      tl_graph_add_output(g, on, s0[i]);
+    }
+    tl_free(args);
+    tl_free(sj);
+  }
+  tl_free(ct);
+  tl_free(s0);
+  return fn_add(t, g, bad);
+}
+
+/* The gradient of loop node x (operands ops, the float states' indices fl
+ * with cotangents cts) into ct, through give. */
+static int loop_vjp(tl_graph *h, const gr_rules *rs, int32_t id, const tl_node *x, const int32_t *ops,
+                    const int32_t *cts, const bool *dep, int32_t *ct, char *err, size_t n) {
+  tl_fns *t = h->fns;
+  int ns = x->ninputs;
+  bool until = (x->attrs.present & TL_A_UNTIL) != 0;
+  int32_t bi = x->attrs.fn[1];
+  const tl_graph *b = t->fn[bi];
+  int *fl = tl_xmalloc(((size_t)ns + 1) * sizeof *fl);
+  int nf = 0;
+  for (int i = 0; i < ns; i++)
+    if (is_float_type(&h->nodes[ops[i]].type)) fl[nf++] = i;
+  int32_t vi = nf ? fn_vjp(t, rs, bi, err, n) : -2;
+  int rc = vi == -1 ? -1 : 0;
+  if (vi == -2) { /* no float state: no gradient flows */
+    tl_free(fl);
+    return 0;
+  }
+  int32_t cc = rc ? -1 : fn_count(t, x->attrs.fn[0], 0, err, n);
+  int32_t cb = cc < 0 ? -1 : fn_count(t, bi, 1, err, n);
+  int32_t cu = cb < 0 || !until ? cb : fn_count(t, x->attrs.fn[2], 2, err, n);
+  int32_t bc = cu < 0 ? -1 : fn_bwd(t, rs, bi, false, vi, fl, nf, x->attrs.trips, err, n);
+  int32_t bb = bc < 0 ? -1 : fn_bwd(t, rs, bi, true, vi, fl, nf, x->attrs.trips, err, n);
+  if (bb < 0) rc = -1;
+  (void)b;
+  int32_t *args = tl_xmalloc(((size_t)ns * 2 + 4) * sizeof *args);
+  int32_t cnt = -1;
+  if (!rc) { /* n: the same loop, counting */
+    args[0] = i64_scalar(h, 0, err, n);
+    memcpy(args + 1, ops, (size_t)ns * sizeof *args);
+    tl_attrs a = x->attrs;
+    a.fn[0] = cc;
+    a.fn[1] = cb;
+    if (until) a.fn[2] = cu;
+    a.out = 0;
+    cnt = args[0] < 0 ? -1 : add_ctl(h, TL_OP_LOOP, &a, args, ns + 1, err, n);
+    if (cnt < 0) rc = -1;
+  }
+  if (!rc) { /* the backward loop from (n, ct_n, s_0) */
+    int na = 0;
+    args[na++] = cnt;
+    for (int w = 0; w < nf; w++) args[na++] = cts[fl[w]];
+    for (int i = 0; i < ns; i++) args[na++] = ops[i];
+    tl_attrs a;
+    tl_attrs_init(&a);
+    a.present = TL_A_COND | TL_A_BODY | TL_A_MAX;
+    a.fn[0] = bc;
+    a.fn[1] = bb;
+    a.trips = x->attrs.trips;
+    for (int w = 0; w < nf && !rc; w++) {
+      a.out = 1 + w;
+      int32_t d = add_ctl(h, TL_OP_LOOP, &a, args, na, err, n);
+      rc = d < 0 ? -1 : give(h, id, fl[w], d, dep, ct, err, n);
+    }
+  }
+  tl_free(args);
+  tl_free(fl);
+  return rc;
+}
+
 static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd, const bool *dep, int32_t *ct,
                        char *err, size_t n) {
   tl_node x = h->nodes[id]; /* adding nodes moves h's arrays */
@@ -697,9 +987,7 @@ static int control_vjp(tl_graph *h, const gr_rules *rs, int32_t id, int32_t nfwd
       tl_free(want_dx);
     }
   } else if (!rc && any) {
-    snprintf(err, n, "grad: the gradient of a loop is not implemented yet (a loop records no trace; "
-             "a scan does: write the loop as a scan over its trip count)");
-    rc = -1;
+    rc = loop_vjp(h, rs, id, &x, ops, cts, dep, ct, err, n);
   }
   tl_free(args);
   tl_free(cts);
