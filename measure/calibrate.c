@@ -430,6 +430,7 @@ static int measure_math(cal *c, tl_profile *p, FILE *lg) {
 
 /* Which f32 exp and tanh the backend should call: libmvec's or tlaloc's
  * own inline kernels (be_options.own_math), each timed against the other
+ * (before the per-op costs, which are then measured with the choice)
  * in alternating rounds on 10^5 elements in cache, one thread. Own only
  * when at least 3% faster, so that noise does not flip a sound default. */
 static int measure_vmath(cal *c, tl_profile *p, FILE *lg) {
@@ -451,6 +452,8 @@ static int measure_vmath(cal *c, tl_profile *p, FILE *lg) {
       fprintf(lg, "  %-44s %10.3f | %.3f ns\n", what, t[0] / 1e5 * 1e9, t[1] / 1e5 * 1e9);
     }
   }
+  /* what follows (the per-op costs) is measured with the math chosen */
+  c->o1.own_math = c->on.own_math = p->own_math;
   return 0;
 }
 
@@ -493,7 +496,7 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
   if (lg) fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu,
                    c.threads, c.threads > 1 ? "s" : "");
   if (measure_overheads(&c, p, lg) || measure_par_overhead(&c, p, lg) || measure_bandwidth(&c, p, lg) ||
-      measure_flops(&c, p, lg) || measure_rows(&c, p, lg) || measure_math(&c, p, lg) || measure_vmath(&c, p, lg) ||
+      measure_flops(&c, p, lg) || measure_rows(&c, p, lg) || measure_vmath(&c, p, lg) || measure_math(&c, p, lg) ||
       measure_gemm(&c, p, lg) || tl_calibrate_gpu(p, quick, lg, err, n)) {
     tl_profile_default(p);
     return -1;
