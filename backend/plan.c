@@ -73,14 +73,12 @@ static int add_buf_typed(be_plan *p, int kind, int32_t node, int index, const tl
 /* Buffers an inline expression rooted at id reads (recursion depth: the
  * fused expression's, at most BE_FUSE_MAX_OPS; so for computes and
  * reads_in_place). */
+static void add_read(be_kern *k, int32_t b);
+
 static void collect(const be_plan *p, int32_t id, be_kern *k) {
   const tl_node *n = &p->g->nodes[id];
   if (p->state[id] == BE_S_MAT || p->state[id] == BE_S_ALIAS) {
-    int32_t b = p->buf_of[id];
-    for (int i = 0; i < k->nreads; i++)
-      if (k->reads[i] == b) return;
-    k->reads = tl_xrealloc(k->reads, (size_t)(k->nreads + 1) * sizeof *k->reads);
-    k->reads[k->nreads++] = b;
+    add_read(k, p->buf_of[id]);
     return;
   }
   for (int i = 0; i < n->ninputs; i++) collect(p, tl_node_inputs(p->g, n)[i], k);
@@ -469,6 +467,7 @@ static int plan_site(be_plan *p, const be_rules *rules, be_kern *k, be_site *s, 
   return 0;
 }
 
+/* Adds buffer b to k's reads (once). */
 static void add_read(be_kern *k, int32_t b) {
   for (int i = 0; i < k->nreads; i++)
     if (k->reads[i] == b) return;

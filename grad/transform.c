@@ -206,6 +206,17 @@ static bool is_float_type(const tl_type *t) { return tl_dtype_is_float((tl_dtype
 
 static int32_t find_fn(const tl_fns *t, const char *name) { return tl_fns_find(t, name, strlen(name)); }
 
+/* The function named nm->s if t has it already (nm freed), else -1 (nm
+ * kept, for the builder to name the new function). */
+static int32_t have_fn(const tl_fns *t, tl_buf *nm) {
+  int32_t have = find_fn(t, nm->s);
+  if (have >= 0) {
+    tl_free(nm->s);
+    nm->s = NULL;
+  }
+  return have;
+}
+
 static tl_graph *transform_in(const tl_graph *g, const gr_rules *rs, const gr_params *p, bool own_table, char *err,
                               size_t n);
 
@@ -215,11 +226,8 @@ static int32_t fn_vjp(tl_fns *t, const gr_rules *rs, int32_t fi, char *err, size
   const tl_graph *f = t->fn[fi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.vjp", f->name);
-  int32_t have = find_fn(t, nm.s);
-  if (have >= 0) {
-    tl_free(nm.s);
-    return have;
-  }
+  int32_t have = have_fn(t, &nm);
+  if (have >= 0) return have;
   /* a copy whose results are named r.K: the cotangent inputs (ct_r.K) then
    * cannot clash with a parameter (a VJP's own are ct_..., so the VJP of a
    * VJP would clash otherwise) */
@@ -401,11 +409,8 @@ static int32_t fn_trace(tl_fns *t, int32_t fi, int k, const resid *r, char *err,
   const tl_graph *f = t->fn[fi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.trace", f->name);
-  int32_t have = find_fn(t, nm.s);
-  if (have >= 0) {
-    tl_free(nm.s);
-    return have;
-  }
+  int32_t have = have_fn(t, &nm);
+  if (have >= 0) return have;
   tl_graph *c = tl_graph_copy(f, nm.s);
   tl_free(nm.s);
   int rc = 0;
@@ -449,11 +454,8 @@ static int32_t fn_rev(tl_fns *t, int32_t fi, int32_t vi, int k, int m, const res
     tl_buf_printf(&nm, ".x");
     for (int i = k + m; i < f->ninputs; i++) tl_buf_printf(&nm, "%d", want_dx[i - k - m] ? 1 : 0);
   }
-  int32_t have = find_fn(t, nm.s);
-  if (have >= 0) {
-    tl_free(nm.s);
-    return have;
-  }
+  int32_t have = have_fn(t, &nm);
+  if (have >= 0) return have;
   tl_graph *r = tl_graph_new(nm.s);
   tl_free(nm.s);
   r->fns = t; /* weakly, as every function of t */
@@ -561,7 +563,7 @@ static int give(tl_graph *h, int32_t xid, int k, int32_t c, const bool *dep, int
  * ends, so nothing can be stacked into a preallocated result. Its gradient
  * replays instead (checkpointing with no snapshots: O(1) memory, O(n^2)
  * body runs for n trips):
- *   (n, s_n) = loop (0, s_0) :cond c.count :body b.count [:until u.count]
+ *   (n, s_n) = loop (0, s_0) :cond c.count :body b.count_body [:until u.count]
  *              the same loop, also counting its trips
  *   ct       = loop (n, ct_n, s_0) :cond b.bwd_cond :body b.bwd_body
  *              while j > 0: j -= 1; s_j = loop (0, j, s_0) :body b (j times,
@@ -591,8 +593,8 @@ static int32_t i64_scalar(tl_graph *h, int64_t v, char *err, size_t n) {
   tl_attrs a;
   tl_attrs_init(&a);
   a.dtype = TL_I64;
-  a.f = v;
-  a.i = (int64_t)v;
+  a.f = (double)v;
+  a.i = v;
   a.is_int = 1;
   return tl_graph_add(h, TL_OP_FILL, &a, NULL, 0, (tl_loc){0, 0}, err, n);
 }
@@ -611,6 +613,25 @@ static int32_t bin(tl_graph *h, int op, int32_t x, int32_t y, char *err, size_t 
   return tl_graph_add(h, op, NULL, two, 2, (tl_loc){0, 0}, err, n);
 }
 
+/* Outputs r.K: f's results on args (f's parameters). */
+static bool add_calls(tl_graph *g, int32_t fi, const int32_t *args, int nargs, char *err, size_t n) {
+  const tl_graph *f = g->fns->fn[fi];
+  for (int r = 0; r < f->noutputs; r++) {
+    int32_t v = call_out(g, fi, r, args, nargs, err, n);
+    if (v < 0) return false;
+    char on[32];
+    snprintf(on, sizeof on, "r.%d", r);
+    tl_graph_add_output(g, on, v);
+  }
+  return true;
+}
+
+/* v + d for an i64 scalar v, or -1. */
+static int32_t add_i64(tl_graph *g, int op, int32_t v, int64_t d, char *err, size_t n) {
+  int32_t c = i64_scalar(g, d, err, n);
+  return c < 0 ? -1 : bin(g, op, v, c, err, n);
+}
+
 /* Adds function g to t under its name (or finds the one already there);
  * -1 when building it failed (bad: a node was -1). */
 static int32_t fn_add(tl_fns *t, tl_graph *g, bool bad) {
@@ -626,35 +647,26 @@ static int32_t fn_add(tl_fns *t, tl_graph *g, bool bad) {
   return tl_fns_add(t, g);
 }
 
-/* The loop's counting functions: kind 0 c.count(i, s..) = c(s..); 1
- * b.count(i, s..) = (i + 1, b(s..)); 2 u.count(i, s..) = u(s..). */
-static int32_t fn_count(tl_fns *t, int32_t fi, int kind, char *err, size_t n) {
+/* The loop's counting functions: for its body b.count_body(i, s..) =
+ * (i + 1, b(s..)); for its condition (and :until) c.count(i, s..) = c(s..). */
+static int32_t fn_count(tl_fns *t, int32_t fi, bool body, char *err, size_t n) {
   const tl_graph *f = t->fn[fi];
   tl_buf nm = {0};
-  tl_buf_printf(&nm, "%s.count", f->name);
-  int32_t have = find_fn(t, nm.s);
-  if (have >= 0) {
-    tl_free(nm.s);
-    return have;
-  }
+  tl_buf_printf(&nm, "%s.count%s", f->name, body ? "_body" : "");
+  int32_t have = have_fn(t, &nm);
+  if (have >= 0) return have;
   const char *ex[1] = {"i"};
   int32_t *pa = tl_xmalloc(((size_t)f->ninputs + 2) * sizeof *pa);
   tl_graph *g = fn_like(f, nm.s, ex, 1, pa);
   tl_free(nm.s);
   g->fns = t;
   bool bad = false;
-  if (kind == 1) {
-    int32_t one = i64_scalar(g, 1, err, n), i1 = one < 0 ? -1 : bin(g, TL_OP_ADD, pa[0], one, err, n);
-    bad |= i1 < 0;
+  if (body) {
+    int32_t i1 = add_i64(g, TL_OP_ADD, pa[0], 1, err, n);
+    bad = i1 < 0;
     if (!bad) tl_graph_add_output(g, "i2", i1);
   }
-  for (int r = 0; r < f->noutputs && !bad; r++) {
-    int32_t v = call_out(g, fi, r, pa + 1, f->ninputs, err, n);
-    bad |= v < 0;
-    char on[32];
-    snprintf(on, sizeof on, "r.%d", r);
-    if (!bad) tl_graph_add_output(g, on, v);
-  }
+  bad = bad || !add_calls(g, fi, pa + 1, f->ninputs, err, n);
   tl_free(pa);
   return fn_add(t, g, bad);
 }
@@ -664,11 +676,8 @@ static int32_t fn_replay(tl_fns *t, int32_t bi, bool body, char *err, size_t n) 
   const tl_graph *f = t->fn[bi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.replay_%s", f->name, body ? "body" : "cond");
-  int32_t have = find_fn(t, nm.s);
-  if (have >= 0) {
-    tl_free(nm.s);
-    return have;
-  }
+  int32_t have = have_fn(t, &nm);
+  if (have >= 0) return have;
   const char *ex[2] = {"k", "j"};
   int32_t *pa = tl_xmalloc(((size_t)f->ninputs + 3) * sizeof *pa);
   tl_graph *g = fn_like(f, nm.s, ex, 2, pa);
@@ -677,22 +686,16 @@ static int32_t fn_replay(tl_fns *t, int32_t bi, bool body, char *err, size_t n) 
   bool bad = false;
   if (!body) {
     int32_t lt = bin(g, TL_OP_LT, pa[0], pa[1], err, n);
-    bad |= lt < 0;
+    bad = lt < 0;
     if (!bad) tl_graph_add_output(g, "go", lt);
   } else {
-    int32_t one = i64_scalar(g, 1, err, n), k1 = one < 0 ? -1 : bin(g, TL_OP_ADD, pa[0], one, err, n);
-    bad |= k1 < 0;
+    int32_t k1 = add_i64(g, TL_OP_ADD, pa[0], 1, err, n);
+    bad = k1 < 0;
     if (!bad) {
       tl_graph_add_output(g, "k2", k1);
       tl_graph_add_output(g, "j2", pa[1]);
     }
-    for (int r = 0; r < f->noutputs && !bad; r++) {
-      int32_t v = call_out(g, bi, r, pa + 2, f->ninputs, err, n);
-      bad |= v < 0;
-      char on[32];
-      snprintf(on, sizeof on, "r.%d", r);
-      if (!bad) tl_graph_add_output(g, on, v);
-    }
+    bad = bad || !add_calls(g, bi, pa + 2, f->ninputs, err, n);
   }
   tl_free(pa);
   return fn_add(t, g, bad);
@@ -701,22 +704,18 @@ static int32_t fn_replay(tl_fns *t, int32_t bi, bool body, char *err, size_t n) 
 /* b.bwd_cond(j, ct.., s0..) = j > 0; b.bwd_body(j, ct.., s0..) = (j - 1,
  * b.vjp(s_{j-1}, ct), s0..) with s_{j-1} replayed from s0. nf float
  * states (their cotangents are the ct parameters). */
-static int32_t fn_bwd(tl_fns *t, const gr_rules *rs, int32_t bi, bool body, int32_t vi, const int *fl, int nf,
-                      int64_t trips, char *err, size_t n) {
+static int32_t fn_bwd(tl_fns *t, int32_t bi, bool body, int32_t vi, const int *fl, int nf, int64_t trips,
+                      char *err, size_t n) {
   const tl_graph *f = t->fn[bi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.bwd_%s", f->name, body ? "body" : "cond");
-  int32_t have = find_fn(t, nm.s);
-  if (have >= 0) {
-    tl_free(nm.s);
-    return have;
-  }
+  int32_t have = have_fn(t, &nm);
+  if (have >= 0) return have;
   int32_t rc_ = body ? fn_replay(t, bi, false, err, n) : 0, rb = body ? fn_replay(t, bi, true, err, n) : 0;
   if (rc_ < 0 || rb < 0) {
     tl_free(nm.s);
     return -1;
   }
-  (void)rs;
   tl_graph *g = tl_graph_new(nm.s);
   tl_free(nm.s);
   g->fns = t;
@@ -742,7 +741,7 @@ static int32_t fn_bwd(tl_fns *t, const gr_rules *rs, int32_t bi, bool body, int3
     bad |= gt < 0;
     if (!bad) tl_graph_add_output(g, "go", gt);
   } else {
-    int32_t one = bad ? -1 : i64_scalar(g, 1, err, n), j1 = one < 0 ? -1 : bin(g, TL_OP_SUB, j, one, err, n);
+    int32_t j1 = bad ? -1 : add_i64(g, TL_OP_SUB, j, 1, err, n);
     bad |= j1 < 0;
     int ns = f->ninputs;
     int32_t *args = tl_xmalloc(((size_t)ns + (size_t)nf + 3) * sizeof *args);
@@ -792,7 +791,6 @@ static int loop_vjp(tl_graph *h, const gr_rules *rs, int32_t id, const tl_node *
   int ns = x->ninputs;
   bool until = (x->attrs.present & TL_A_UNTIL) != 0;
   int32_t bi = x->attrs.fn[1];
-  const tl_graph *b = t->fn[bi];
   int *fl = tl_xmalloc(((size_t)ns + 1) * sizeof *fl);
   int nf = 0;
   for (int i = 0; i < ns; i++)
@@ -803,13 +801,12 @@ static int loop_vjp(tl_graph *h, const gr_rules *rs, int32_t id, const tl_node *
     tl_free(fl);
     return 0;
   }
-  int32_t cc = rc ? -1 : fn_count(t, x->attrs.fn[0], 0, err, n);
-  int32_t cb = cc < 0 ? -1 : fn_count(t, bi, 1, err, n);
-  int32_t cu = cb < 0 || !until ? cb : fn_count(t, x->attrs.fn[2], 2, err, n);
-  int32_t bc = cu < 0 ? -1 : fn_bwd(t, rs, bi, false, vi, fl, nf, x->attrs.trips, err, n);
-  int32_t bb = bc < 0 ? -1 : fn_bwd(t, rs, bi, true, vi, fl, nf, x->attrs.trips, err, n);
+  int32_t cc = rc ? -1 : fn_count(t, x->attrs.fn[0], false, err, n);
+  int32_t cb = cc < 0 ? -1 : fn_count(t, bi, true, err, n);
+  int32_t cu = cb < 0 || !until ? cb : fn_count(t, x->attrs.fn[2], false, err, n);
+  int32_t bc = cu < 0 ? -1 : fn_bwd(t, bi, false, vi, fl, nf, x->attrs.trips, err, n);
+  int32_t bb = bc < 0 ? -1 : fn_bwd(t, bi, true, vi, fl, nf, x->attrs.trips, err, n);
   if (bb < 0) rc = -1;
-  (void)b;
   int32_t *args = tl_xmalloc(((size_t)ns * 2 + 4) * sizeof *args);
   int32_t cnt = -1;
   if (!rc) { /* n: the same loop, counting */

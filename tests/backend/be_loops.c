@@ -425,6 +425,42 @@ static int dominated_rows(void) {
  * and f64: LLVM's cost model once left f64 sin scalar (five times slower
  * end to end than the sum of its kernels' time suggested). Checked on the
  * optimised module of a one-op program, so it needs no timing. */
+/* The optimised module of the one-graph program text, vector math vm
+ * (be_vm_code), as text (the caller frees it); NULL with a message in err. */
+static char *optimised_ir(const char *text, int vm, char *err, size_t n) {
+  char *diag = NULL;
+  tl_graph *g = tlt_parse(text, &diag);
+  tl_free(diag);
+  be_plan pl;
+  if (!g || be_plan_build(&pl, g, err, n)) {
+    if (!g) snprintf(err, n, "parse");
+    tl_graph_free(g);
+    return NULL;
+  }
+  LLVMContextRef cx = LLVMContextCreate();
+  LLVMTargetMachineRef tm = be_host_tm(1);
+  tl_error e = {0};
+  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "v", "tlk_main", vm, &e) : NULL;
+  if (m && be_optimise(m, tm, 1, &e)) {
+    LLVMDisposeModule(m);
+    m = NULL;
+  }
+  char *ir = NULL;
+  if (m) {
+    char *l = LLVMPrintModuleToString(m);
+    ir = tl_xstrdup(l);
+    LLVMDisposeMessage(l);
+    LLVMDisposeModule(m);
+  } else {
+    snprintf(err, n, "%.400s", tm ? e.msg : "no target machine");
+  }
+  if (tm) LLVMDisposeTargetMachine(tm);
+  LLVMContextDispose(cx);
+  be_plan_free(&pl);
+  tl_graph_free(g);
+  return ir;
+}
+
 static int vector_math_calls(int verbose) {
   int bad = 0, n = 0;
   for (int op = 0; op < TL_OP_COUNT; op++) {
@@ -436,28 +472,10 @@ static int vector_math_calls(int verbose) {
        * through streaming-store lines, which vectorised anyway) */
       snprintf(text, sizeof text, "(graph g (in x %s [n]) (let s (%s x%s)) (out y (add (neg s) (mul s 2))))",
                f ? "f64" : "f32", oi->name, oi->arity == 2 ? " (add x 1)" : "");
-      char *diag = NULL;
-      tl_graph *g = tlt_parse(text, &diag);
-      tl_free(diag);
-      be_plan pl;
-      if (!g || be_plan_build(&pl, g, err, sizeof err)) {
-        printf("FAIL vector math %s: %s\n", text, g ? err : "parse");
-        bad++;
-        tl_graph_free(g);
-        continue;
-      }
-      LLVMContextRef cx = LLVMContextCreate();
-      LLVMTargetMachineRef tm = be_host_tm(1);
-      tl_error e = {0};
-      LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "v", "tlk_main", 1, &e) : NULL;
-      if (m && be_optimise(m, tm, 1, &e)) {
-        LLVMDisposeModule(m);
-        m = NULL;
-      }
       char want[64];
       /* a call, not the declaration every module has: call <N x T> @_ZGV?N?v_NAME( */
       snprintf(want, sizeof want, "x %s> @_ZGV", f ? "double" : "float");
-      char *ir = m ? LLVMPrintModuleToString(m) : NULL;
+      char *ir = optimised_ir(text, 1, err, sizeof err);
       const char *hit = ir ? strstr(ir, want) : NULL;
       char name[48];
       snprintf(name, sizeof name, "%s_%s%s(", oi->arity == 2 ? "vv" : "v", oi->math, f ? "" : "f");
@@ -469,18 +487,13 @@ static int vector_math_calls(int verbose) {
         found = at && (!eol || at < eol) && call && call < hit;
       }
       if (!found) {
-        printf("FAIL vector math: %s: %s\n", text, m ? "the vectorised loop calls no libmvec variant" : e.msg);
+        printf("FAIL vector math: %s: %s\n", text, ir ? "the vectorised loop calls no libmvec variant" : err);
         bad++;
       } else if (verbose) {
         printf("ok vector math %s %s\n", oi->name, f ? "f64" : "f32");
       }
       n++;
-      if (ir) LLVMDisposeMessage(ir);
-      if (m) LLVMDisposeModule(m);
-      if (tm) LLVMDisposeTargetMachine(tm);
-      LLVMContextDispose(cx);
-      be_plan_free(&pl);
-      tl_graph_free(g);
+      tl_free(ir);
     }
   }
   if (n < 20) {
@@ -497,24 +510,8 @@ static int own_math_choice(int verbose) {
   int bad = 0;
   const char *text = "(graph g (in x f32 [n]) (let s (add (exp x) (tanh x))) (out y (add (neg s) (mul s 2))))";
   for (unsigned own = 0; own < 4; own++) {
-    char err[512], *diag = NULL;
-    tl_graph *g = tlt_parse(text, &diag);
-    tl_free(diag);
-    be_plan pl;
-    if (!g || be_plan_build(&pl, g, err, sizeof err)) {
-      printf("FAIL own math: %s\n", g ? err : "parse");
-      tl_graph_free(g);
-      return bad + 1;
-    }
-    LLVMContextRef cx = LLVMContextCreate();
-    LLVMTargetMachineRef tm = be_host_tm(1);
-    tl_error e = {0};
-    LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "v", "tlk_main", be_vm_code(1, own), &e) : NULL;
-    if (m && be_optimise(m, tm, 1, &e)) {
-      LLVMDisposeModule(m);
-      m = NULL;
-    }
-    char *ir = m ? LLVMPrintModuleToString(m) : NULL;
+    char err[512];
+    char *ir = optimised_ir(text, be_vm_code(1, own), err, sizeof err);
     /* a call of the vector variant: "call <N x float> @_ZGV..._expf(" */
     bool exp_call = false, tanh_call = false;
     for (const char *q = ir ? strstr(ir, "call <") : NULL; q; q = strstr(q + 1, "call <")) {
@@ -527,17 +524,12 @@ static int own_math_choice(int verbose) {
     if (!ir || exp_call != want_exp || tanh_call != want_tanh) {
       printf("FAIL own math %u: exp %s libmvec, tanh %s libmvec (wanted %s, %s)%s%s\n", own, exp_call ? "calls" : "does not call",
              tanh_call ? "calls" : "does not call", want_exp ? "a call" : "none", want_tanh ? "a call" : "none",
-             ir ? "" : ": ", ir ? "" : e.msg);
+             ir ? "" : ": ", ir ? "" : err);
       bad++;
     } else if (verbose) {
       printf("ok own math %u\n", own);
     }
-    if (ir) LLVMDisposeMessage(ir);
-    if (m) LLVMDisposeModule(m);
-    if (tm) LLVMDisposeTargetMachine(tm);
-    LLVMContextDispose(cx);
-    be_plan_free(&pl);
-    tl_graph_free(g);
+    tl_free(ir);
   }
   return bad;
 }
