@@ -11,8 +11,8 @@
 #include "backend/be_internal.h"
 #include "gpu/gk.h"
 
-/* Threads of every block; 8 warps. The row kernels' shared arrays and
- * their warp-per-row mode assume it. */
+/* Threads of a block; 8 warps. The warp-per-row mode assumes it; a
+ * softmax kernel holding its rows in registers may set more (gk_rows.c). */
 enum { GB_THREADS = 256, GB_WARPS = GB_THREADS / 32 };
 
 /* How math functions are computed (gpu.h, gpu_math). */

@@ -12,7 +12,7 @@
  *           xor shuffles: rows of a known length up to WARP_ROW;
  *   BLOCK   a block per row: each warp combines by shuffles, lane 0 of
  *           each warp writes shared memory, a barrier, every warp reads
- *           the GB_WARPS partial results and combines them again by
+ *           the block's per-warp partial results and combines them again by
  *           shuffles (so every thread holds the row's result without a
  *           second round through shared memory), and a barrier before the
  *           shared array is written again.
@@ -26,7 +26,8 @@
  * is infinite) and count the terms equal to the shift apart, so that the
  * log is taken as log1p of the rest. A producer fused into the kernel is
  * computed again in each pass (on the GPU every pass computes it with the
- * same code, so the passes agree). */
+ * same code, so the passes agree). Softmax rows of a known length up to
+ * CACHE_ROW are read once into registers instead (softmax_cached). */
 #include "gpu/gb.h"
 
 #include <math.h>
@@ -34,6 +35,11 @@
 
 enum { M_THREAD, M_WARP, M_BLOCK };
 enum { WARP_ROW = 1024 };
+/* Softmax rows of a known length up to CACHE_ROW are held in registers,
+ * at most CACHE_PER values per thread: blocks of GB_THREADS threads for
+ * rows up to CACHE_SMALL, of CACHE_THREADS above (fewer, bigger blocks:
+ * a 1024-thread block may use 64 registers per thread). */
+enum { CACHE_PER = 32, CACHE_THREADS = 1024, CACHE_ROW = CACHE_PER * CACHE_THREADS, CACHE_SMALL = CACHE_PER * GB_THREADS };
 
 void gb_reduce_axes(const tl_node *n, int rank, bool *red) {
   for (int i = 0; i < rank; i++) red[i] = !(n->attrs.present & TL_A_AXIS);
@@ -110,12 +116,13 @@ static void rows_combine(gb *b, rows *r, int n, int32_t *v, const comb *c, const
   if (r->mode == M_WARP) return;
   int32_t tid = gk_sreg_v(k, GK_TID);
   int32_t lane = gk_bin_v(k, GK_AND, tid, gk_i64(k, 31)), warp = gk_bin_v(k, GK_ASHR, tid, gk_i64(k, 5));
+  int nw = k->launch.threads / 32; /* a power of two, at most 32 */
   gk_if(k, gk_icmp_v(k, GK_IEQ, lane, gk_i64(k, 0)));
   for (int i = 0; i < n; i++) gk_shstore(k, r->shm[i], warp, v[i]);
   gk_end(k);
   gk_barrier(k);
-  int32_t in = gk_icmp_v(k, GK_ISLT, lane, gk_i64(k, GB_WARPS));
-  int32_t at = gk_bin_v(k, GK_AND, lane, gk_i64(k, GB_WARPS - 1));
+  int32_t in = gk_icmp_v(k, GK_ISLT, lane, gk_i64(k, nw));
+  int32_t at = gk_bin_v(k, GK_AND, lane, gk_i64(k, nw - 1));
   for (int i = 0; i < n; i++) v[i] = gk_select(k, in, gk_shload(k, r->shm[i], at), id[i]);
   for (int off = 16; off >= 1; off /= 2)
     for (int i = 0; i < n; i++) v[i] = combine(b, c[i], v[i], gk_shfl_xor(k, v[i], off));
@@ -263,6 +270,67 @@ int gb_k_red(gb *b, const be_kern *kk) {
 
 /* ---- softmax and log_softmax ------------------------------------------------------ */
 
+/* Softmax or log_softmax of the row at idx (its axis ax of known length
+ * d) with the row held in registers: `per` elements per thread, element c
+ * of a thread at tid + c * threads (coalesced). One read of the input, one
+ * write; the exponentials of softmax are computed once. Elements past the
+ * row's end (only in the last chunk, when threads does not divide d) read
+ * as -inf, which adds nothing to the max, the sum or the ties whatever the
+ * shift (the shift is finite, or 0, or NaN). */
+static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t d, int32_t *idx, int ax,
+                           const int32_t *ost) {
+  gk_kernel *k = b->k;
+  const tl_graph *g = b->g;
+  const tl_node *n = &g->nodes[kk->node];
+  int32_t xid = tl_node_inputs(g, n)[0];
+  int xdt = g->nodes[xid].type.dtype, dt = n->type.dtype, rank = n->type.rank, T = k->launch.threads;
+  gk_ty t = gk_ty_of_dtype(dt);
+  bool soft = n->op == TL_OP_SOFTMAX, ragged = d % T != 0;
+  int32_t tid = gk_sreg_v(k, GK_TID), len = gk_i64(k, d), ninf = gk_cf(k, t, -INFINITY);
+  int32_t vals[CACHE_PER], at[CACHE_PER];
+  int32_t m = ninf;
+  for (int c = 0; c < per; c++) {
+    at[c] = gk_add(k, tid, gk_i64(k, (int64_t)c * T));
+    vals[c] = gk_var(k, t);
+    bool guard = ragged && c == per - 1;
+    if (guard) {
+      gk_set(k, vals[c], ninf);
+      gk_if(k, gk_icmp_v(k, GK_ISLT, at[c], len));
+    }
+    idx[ax] = at[c];
+    gk_set(k, vals[c], gb_conv(b, gb_ex(b, xid, idx), xdt, dt));
+    if (guard) gk_end(k);
+    m = combine(b, C_MAX, m, gk_get(k, vals[c]));
+  }
+  comb cmax = C_MAX;
+  rows_combine(b, rw, 1, &m, &cmax, &ninf);
+  int32_t fin = is_finite(b, m);
+  int32_t sh = gk_select(k, gk_bin_v(k, GK_OR, fin, gk_fcmp_v(k, GK_FUNO, m, m)), m, gk_cf(k, t, 0));
+  int32_t zero = gk_cf(k, t, 0), one = gk_cf(k, t, 1), s = zero, ties = zero;
+  for (int c = 0; c < per; c++) {
+    int32_t v = gk_get(k, vals[c]), eq = gk_fcmp_v(k, GK_FOEQ, v, sh);
+    int32_t e = gb_math(b, GK_EXP, dt, gk_bin_v(k, GK_FSUB, v, sh), -1);
+    ties = gk_bin_v(k, GK_FADD, ties, gk_select(k, eq, one, zero));
+    s = gk_bin_v(k, GK_FADD, s, gk_select(k, eq, zero, e));
+    if (soft) gk_set(k, vals[c], e);
+  }
+  int32_t pair[2] = {s, ties};
+  comb cc[2] = {C_ADD, C_ADD};
+  int32_t ids[2] = {zero, zero};
+  rows_combine(b, rw, 2, pair, cc, ids);
+  int32_t post = soft ? gk_bin_v(k, GK_FDIV, one, gk_bin_v(k, GK_FADD, pair[0], pair[1]))
+                      : sumexp_log(b, dt, fin, pair[0], pair[1]);
+  for (int c = 0; c < per; c++) {
+    bool guard = ragged && c == per - 1;
+    if (guard) gk_if(k, gk_icmp_v(k, GK_ISLT, at[c], len));
+    int32_t v = gk_get(k, vals[c]);
+    int32_t y = soft ? gk_bin_v(k, GK_FMUL, v, post) : gk_bin_v(k, GK_FSUB, gk_bin_v(k, GK_FSUB, v, sh), post);
+    idx[ax] = at[c];
+    gk_store(k, kk->out, dt, gb_offset(b, rank, ost, idx), y);
+    if (guard) gk_end(k);
+  }
+}
+
 int gb_k_softmax(gb *b, const be_kern *kk) {
   gk_kernel *k = b->k;
   const tl_graph *g = b->g;
@@ -285,18 +353,29 @@ int gb_k_softmax(gb *b, const be_kern *kk) {
     }
   int64_t d = n->type.dims[ax];
   rows rw = {.mode = choose_mode(ax == rank - 1, d)};
+  /* a row of known length up to CACHE_ROW is read once into registers */
+  int per = 0;
+  if (rw.mode == M_BLOCK && d > 0 && d <= CACHE_ROW) {
+    k->launch.threads = d <= CACHE_SMALL ? GB_THREADS : CACHE_THREADS;
+    per = (int)((d + k->launch.threads - 1) / k->launch.threads);
+  }
   set_launch(b, rw.mode, nk, kd);
   int32_t len = gb_dim(b, d), nrows = gk_i64(k, 1);
   for (int i = 0; i < nk; i++) nrows = gk_mul(k, nrows, kdim[i]);
   gb_strides(b, rank, n->type.dims, ost);
   if (rw.mode == M_BLOCK) {
-    rw.shm[0] = gk_shm(k, t, GB_WARPS);
-    rw.shm[1] = gk_shm(k, t, GB_WARPS);
+    rw.shm[0] = gk_shm(k, t, k->launch.threads / 32);
+    rw.shm[1] = gk_shm(k, t, k->launch.threads / 32);
   }
   int32_t rv = gk_var(k, GK_I64), jv = gk_var(k, GK_I64), mx = gk_var(k, t), s = gk_var(k, t), ties = gk_var(k, t);
   rows_open(b, &rw, nrows, rv);
   gb_decompose(b, gk_get(k, rv), nk, kdim, kidx);
   for (int i = 0; i < nk; i++) idx[kept[i]] = kidx[i];
+  if (per) {
+    softmax_cached(b, kk, &rw, per, d, idx, ax, ost);
+    gk_end(k);
+    return b->failed ? -1 : 0;
+  }
   /* pass 1: the max */
   int32_t ninf = gk_cf(k, t, -INFINITY);
   gk_set(k, mx, ninf);

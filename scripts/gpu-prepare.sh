@@ -12,7 +12,9 @@
 #                 reference interpreter's outputs on those inputs), or
 #                 expect_error where the interpreter refuses the run: every
 #                 example at symbol sizes 1000 and 37, every graph of
-#                 tests/gpu/graphs at 700, of tests/gpu/graphs/fail at 0
+#                 tests/gpu/graphs at 700, the first GPU_PREPARE_RANDOM
+#                 (150; 0 with GPU_PREPARE_QUICK) random graphs of
+#                 tests/gpu, the graphs of tests/gpu/graphs/fail at 0
 #   bench/        chain, softmax, log_softmax, attention: launchers of
 #                 bench/gpu/*.tg (their inputs are made on the GPU machine)
 #   driver.c launch_bench.c torch_bench.py gpu-check.sh   the programs
@@ -76,6 +78,7 @@ add_case() { # name graph size
   fi
   rm -f "$d/interp.txt"
   echo "$graph ${dims[*]}" > "$d/what.txt"
+  cp "$graph" "$d/graph.tg" # to reproduce a failure here
 }
 
 ncase=0
@@ -89,6 +92,21 @@ for g in tests/gpu/graphs/*.tg; do
   add_case "graph-$(basename "$g" .tg)" "$g" 700
   ncase=$((ncase + 1))
 done
+# the random graphs of tests/gpu (gpu-test write-random: tests/backend's
+# generator, the sequence gpu-sim and gpu-real use)
+nrandom=${GPU_PREPARE_RANDOM:-150}
+[ "${GPU_PREPARE_QUICK:-0}" != 1 ] || nrandom=${GPU_PREPARE_RANDOM:-0}
+if [ "$nrandom" -gt 0 ]; then
+  gt=$build/tests/gpu/gpu-test
+  [ -x "$gt" ] || { echo "gpu-prepare: no $gt for the random graphs (GPU_PREPARE_RANDOM=0 leaves them out)" >&2; exit 2; }
+  rdir=$(mktemp -d)
+  "$gt" write-random "$rdir" "$nrandom"
+  for g in "$rdir"/*.tg; do
+    add_case "$(basename "$g" .tg)" "$g" 700
+    ncase=$((ncase + 1))
+  done
+  rm -rf "$rdir"
+fi
 for g in tests/gpu/graphs/fail/*.tg; do
   add_case "fail-$(basename "$g" .tg)" "$g" 0
   ncase=$((ncase + 1))
@@ -114,7 +132,7 @@ if [ -x "$build/bench/gpu/bench-gpu" ] && [ "${GPU_PREPARE_QUICK:-0}" != 1 ]; th
 fi
 {
   echo "prepared $(date -u '+%Y-%m-%d %H:%M UTC') from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
-  echo "cases: $((ncase - nrefused)) differential (examples at 1000 and 37, tests/gpu/graphs at 700, failing runs at 0); benchmarks: chain softmax log_softmax attention"
+  echo "cases: $((ncase - nrefused)) differential (examples at 1000 and 37, tests/gpu/graphs at 700, $nrandom random graphs, failing runs at 0); benchmarks: chain softmax log_softmax attention"
   if [ -n "$ptxas" ]; then echo "ptxas -arch=sm_90 accepted all $nptx PTX modules here ($("$ptxas" --version | tail -1))"
   else echo "no ptxas here: the PTX was not assembled before travelling"; fi
   if [ "$nrefused" -gt 0 ]; then

@@ -5,6 +5,8 @@
   softmax, log_softmax over 4096 x 32768 f32 (torch.softmax, eager);
   the fused chain tanh(exp(0.5 a)) * b + 1 at n = 10^8 (eager: one kernel
   per op), and torch.compile'd when that works there;
+  a call of the chain at n = 1000 from host arrays to a host result
+  (wall clock, the best of 5 x 100);
   attention t = 4096, d = 64: softmax(q k^T / 8) v in f32 (TF32 off, as
   tlaloc's kernels and cuBLAS calls use none), and
   scaled_dot_product_attention on the same inputs; tlaloc's output, written
@@ -67,6 +69,25 @@ def main():
     except Exception as e:  # no compiler there: the eager figure stands
         print("TORCH chain compiled=unavailable reason=\"%s\"" % str(e).splitlines()[0][:120])
     del a, b
+
+    # a call's fixed costs, as launch_bench's "call" row: host arrays of
+    # 1000 in, the chain (eager), the result back to the host
+    import time
+    ha = np.random.default_rng(1).uniform(-2, 2, 1000).astype(np.float32)
+    hb = np.random.default_rng(2).uniform(-2, 2, 1000).astype(np.float32)
+
+    def call():
+        return chain(torch.from_numpy(ha).to(dev), torch.from_numpy(hb).to(dev)).cpu().numpy()
+
+    for _ in range(10):
+        call()
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(100):
+            call()
+        best = min(best, (time.perf_counter() - t0) / 100)
+    print("TORCH call ms=%.4f call_us=%.2f mode=eager" % (best * 1e3, best * 1e6))
 
     paths = [os.path.join(out, "attention_%s.npy" % k) for k in "qkvo"]
     if all(os.path.exists(p) for p in paths):

@@ -20,6 +20,8 @@
  *                                    (a stub libcuda) says so
  *   gpu-test placement               the cost model's CPU-or-GPU choice on graphs
  *                                    where the answer is known, predictions printed
+ *   gpu-test write-random DIR N      the first N random graphs of the modes above
+ *                                    as .tg files (scripts/gpu-prepare.sh)
  * Exit 0 when everything passed, 1 on a failure, 77 for a skip. */
 #include "cost/cost.h"
 #include "engine/engine.h"
@@ -768,9 +770,33 @@ static int placement_mode(void) {
   return fails ? 1 : 0;
 }
 
+/* The random graphs of the differential modes (the same seed, so the same
+ * sequence) as DIR/random-NNN.tg, for scripts/gpu-prepare.sh to carry to a
+ * GPU machine that has no tlaloc of its own. */
+static int write_random_mode(const char *dir, int n) {
+  rg_seed(7);
+  for (int i = 0; i < n; i++) {
+    int d;
+    tl_graph *g = rg_graph(&d);
+    char *text = tl_tg_print(g), path[4096];
+    tl_graph_free(g);
+    snprintf(path, sizeof path, "%s/random-%03d.tg", dir, i);
+    FILE *f = fopen(path, "w");
+    int ok = f && text && fputs(text, f) >= 0;
+    if (f && fclose(f)) ok = 0;
+    tl_free(text);
+    if (!ok) {
+      fprintf(stderr, "gpu-test: cannot write %s\n", path);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: gpu-test sim|gpu|ptxas SRC [--random N] | emulator | own-math | driver\n");
+    fprintf(stderr, "usage: gpu-test sim|gpu|ptxas SRC [--random N] | emulator | own-math | driver | placement | "
+                    "write-random DIR N\n");
     return 2;
   }
   int nrandom = 300;
@@ -784,6 +810,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "own-math")) return own_math_mode();
   if (!strcmp(m, "driver")) return driver_mode();
   if (!strcmp(m, "placement")) return placement_mode();
+  if (!strcmp(m, "write-random") && argc > 3) return write_random_mode(argv[2], atoi(argv[3]));
   fprintf(stderr, "gpu-test: unknown mode '%s'\n", m);
   return 2;
 }
