@@ -271,12 +271,16 @@ int gb_k_red(gb *b, const be_kern *kk) {
 /* ---- softmax and log_softmax ------------------------------------------------------ */
 
 /* Softmax or log_softmax of the row at idx (its axis ax of known length
- * d) with the row held in registers: `per` elements per thread, element c
- * of a thread at tid + c * threads (coalesced). One read of the input, one
- * write; the exponentials of softmax are computed once. Elements past the
- * row's end (only in the last chunk, when threads does not divide d) read
- * as -inf, which adds nothing to the max, the sum or the ties whatever the
- * shift (the shift is finite, or 0, or NaN). */
+ * d) with the row held in registers: `per` elements per thread, in runs
+ * of `vec` (4 when d is a multiple of 4, else 1): run q of a thread starts
+ * at element (tid + q * threads) * vec, so a warp's accesses are
+ * contiguous, and a run's first element is marked aligned to the run
+ * (every buffer is 256-byte aligned and the row starts at a multiple of
+ * vec), which lets LLVM load and store a run as one vector. One read of
+ * the input, one write; the exponentials of softmax are computed once.
+ * Runs past the row's end (only in the last, when threads * vec does not
+ * divide d) are skipped and read as -inf, which adds nothing to the max,
+ * the sum or the ties whatever the shift (finite, 0, or NaN). */
 static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t d, int32_t *idx, int ax,
                            const int32_t *ost) {
   gk_kernel *k = b->k;
@@ -284,24 +288,36 @@ static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t 
   const tl_node *n = &g->nodes[kk->node];
   int32_t xid = tl_node_inputs(g, n)[0];
   int xdt = g->nodes[xid].type.dtype, dt = n->type.dtype, rank = n->type.rank, T = k->launch.threads;
+  int vec = d % 4 == 0 ? 4 : 1, nrun = (int)((d + (int64_t)T * vec - 1) / ((int64_t)T * vec));
   gk_ty t = gk_ty_of_dtype(dt);
-  bool soft = n->op == TL_OP_SOFTMAX, ragged = d % T != 0;
+  bool soft = n->op == TL_OP_SOFTMAX, ragged = d % ((int64_t)T * vec) != 0;
   int32_t tid = gk_sreg_v(k, GK_TID), len = gk_i64(k, d), ninf = gk_cf(k, t, -INFINITY);
   int32_t vals[CACHE_PER], at[CACHE_PER];
   int32_t m = ninf;
-  for (int c = 0; c < per; c++) {
-    at[c] = gk_add(k, tid, gk_i64(k, (int64_t)c * T));
-    vals[c] = gk_var(k, t);
-    bool guard = ragged && c == per - 1;
-    if (guard) {
-      gk_set(k, vals[c], ninf);
-      gk_if(k, gk_icmp_v(k, GK_ISLT, at[c], len));
+  (void)per;
+  for (int q = 0; q < nrun; q++) {
+    int32_t base = gk_mul(k, gk_add(k, tid, gk_i64(k, (int64_t)q * T)), gk_i64(k, vec));
+    bool guard = ragged && q == nrun - 1;
+    for (int e = 0; e < vec; e++) {
+      at[q * vec + e] = gk_add(k, base, gk_i64(k, e));
+      vals[q * vec + e] = gk_var(k, t);
+      if (guard) gk_set(k, vals[q * vec + e], ninf);
     }
-    idx[ax] = at[c];
-    gk_set(k, vals[c], gb_conv(b, gb_ex(b, xid, idx), xdt, dt));
+    if (guard) gk_if(k, gk_icmp_v(k, GK_ISLT, base, len));
+    if (vec > 1) {
+      idx[ax] = base;
+      k->align_base = gb_offset(b, rank, ost, idx);
+      k->align_vec = vec;
+    }
+    for (int e = 0; e < vec; e++) {
+      idx[ax] = at[q * vec + e];
+      gk_set(k, vals[q * vec + e], gb_conv(b, gb_ex(b, xid, idx), xdt, dt));
+    }
+    k->align_base = -1;
     if (guard) gk_end(k);
-    m = combine(b, C_MAX, m, gk_get(k, vals[c]));
+    for (int e = 0; e < vec; e++) m = combine(b, C_MAX, m, gk_get(k, vals[q * vec + e]));
   }
+  per = nrun * vec;
   comb cmax = C_MAX;
   rows_combine(b, rw, 1, &m, &cmax, &ninf);
   int32_t fin = is_finite(b, m);
@@ -320,13 +336,25 @@ static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t 
   rows_combine(b, rw, 2, pair, cc, ids);
   int32_t post = soft ? gk_bin_v(k, GK_FDIV, one, gk_bin_v(k, GK_FADD, pair[0], pair[1]))
                       : sumexp_log(b, dt, fin, pair[0], pair[1]);
-  for (int c = 0; c < per; c++) {
-    bool guard = ragged && c == per - 1;
-    if (guard) gk_if(k, gk_icmp_v(k, GK_ISLT, at[c], len));
-    int32_t v = gk_get(k, vals[c]);
-    int32_t y = soft ? gk_bin_v(k, GK_FMUL, v, post) : gk_bin_v(k, GK_FSUB, gk_bin_v(k, GK_FSUB, v, sh), post);
-    idx[ax] = at[c];
-    gk_store(k, kk->out, dt, gb_offset(b, rank, ost, idx), y);
+  for (int q = 0; q < nrun; q++) {
+    bool guard = ragged && q == nrun - 1;
+    int32_t base = at[q * vec];
+    if (guard) gk_if(k, gk_icmp_v(k, GK_ISLT, base, len));
+    int32_t y[4];
+    for (int e = 0; e < vec; e++) {
+      int32_t v = gk_get(k, vals[q * vec + e]);
+      y[e] = soft ? gk_bin_v(k, GK_FMUL, v, post) : gk_bin_v(k, GK_FSUB, gk_bin_v(k, GK_FSUB, v, sh), post);
+    }
+    if (vec > 1) {
+      idx[ax] = base;
+      k->align_base = gb_offset(b, rank, ost, idx);
+      k->align_vec = vec;
+    }
+    for (int e = 0; e < vec; e++) {
+      idx[ax] = at[q * vec + e];
+      gk_store(k, kk->out, dt, gb_offset(b, rank, ost, idx), y[e]);
+    }
+    k->align_base = -1;
     if (guard) gk_end(k);
   }
 }
