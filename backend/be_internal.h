@@ -102,7 +102,7 @@ typedef struct be_kern {
  * Immutable once loaded, so one set is shared by every compile. */
 typedef struct be_fuse {
   uint8_t producer[TL_OP_COUNT + 1], consumer[TL_OP_COUNT + 1]; /* [TL_OP_COUNT]: output */
-  bool single_use, cheap;
+  bool single_use, cheap, light;
   int64_t max_ops; /* 0: no limit */
 } be_fuse;
 

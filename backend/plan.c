@@ -120,6 +120,40 @@ static bool computes(const be_plan *p, int32_t id) {
   return false;
 }
 
+/* A value read by a fused expression is as large as the expression's
+ * root (t) unless it broadcasts along some dim: a lower rank, or a 1 where
+ * the root's dim (aligned from the right) is not 1. */
+static bool full_size(const tl_type *v, const tl_type *t) {
+  if (v->rank < t->rank) return false;
+  for (int i = 0; i < v->rank; i++) {
+    int ti = i + t->rank - v->rank;
+    if (v->dims[i] == 1 && ti >= 0 && t->dims[ti] != 1) return false;
+  }
+  return true;
+}
+
+/* The fuse condition (light) of the INLINE node id: its fused expression
+ * calls no math function, has no op the op table prices above LIGHT_NS
+ * per element (floor_divide and remainder are; add, mul, div, sqrt are
+ * not), and reads at most one full-size value (*nfull counts them;
+ * recursion: the expression's depth). A buffer element written and read
+ * back costs ~0.4 ns at one thread's bandwidth (8 bytes at ~20 GB/s). */
+#define LIGHT_NS 0.2
+static bool light_walk(const be_plan *p, int32_t id, const tl_type *t, int *nfull) {
+  const tl_node *n = &p->g->nodes[id];
+  if (p->state[id] != BE_S_INLINE) return !full_size(&n->type, t) || ++*nfull <= 1;
+  if (tl_ops[n->op].math || tl_ops[n->op].vmath || tl_ops[n->op].elem_ns > LIGHT_NS) return false;
+  if (n->op == TL_OP_TAKE) return false; /* an index check besides the read */
+  for (int i = 0; i < n->ninputs; i++)
+    if (!light_walk(p, tl_node_inputs(p->g, n)[i], t, nfull)) return false;
+  return true;
+}
+
+static bool light(const be_plan *p, int32_t id) {
+  int nfull = 0;
+  return light_walk(p, id, &p->g->nodes[id].type, &nfull);
+}
+
 /* ---- the rules ------------------------------------------------------------ */
 
 /* Reads one .rw file into rs; 0, or -1 with its diagnostics in err. */
@@ -146,6 +180,7 @@ static int load_fusion(be_rules *r, const char *path, char *err, size_t n) {
         const eg_fuse_cond *fc = &f->conds[k];
         if (fc->kind == EG_FUSE_SINGLE_USE) b->single_use = true;
         else if (fc->kind == EG_FUSE_CHEAP) b->cheap = true;
+        else if (fc->kind == EG_FUSE_LIGHT) b->light = true;
         else if (!b->max_ops || fc->arg < b->max_ops) b->max_ops = fc->arg;
       }
     }
@@ -281,6 +316,7 @@ static bool rule_allows(const be_plan *p, const uses_csr *u, const be_fuse *f, i
   if (!f->producer[p->g->nodes[id].op] || !f->consumer[cop]) return false;
   if (f->single_use && p->uses[id] != 1) return false;
   if (f->cheap && computes(p, id)) return false;
+  if (f->light && !light(p, id)) return false;
   return !f->max_ops || u->fops[id] <= f->max_ops;
 }
 

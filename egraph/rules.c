@@ -471,11 +471,11 @@ static int read_fuse_cond(parser *ps, eg_fuse *f) {
   }
   sx_tok nm = sx_next(&ps->lx);
   int kind = sx_is(nm, "single-use") ? EG_FUSE_SINGLE_USE : sx_is(nm, "cheap") ? EG_FUSE_CHEAP
-           : sx_is(nm, "max-ops") ? EG_FUSE_MAX_OPS : -1;
+           : sx_is(nm, "light") ? EG_FUSE_LIGHT : sx_is(nm, "max-ops") ? EG_FUSE_MAX_OPS : -1;
   if (kind < 0) {
     if (nm.k == SX_ATOM)
       error_at(ps, nm.line, nm.col,
-               "unknown fusion condition '%.*s' (known: single-use, cheap, max-ops N)", (int)nm.n, nm.s);
+               "unknown fusion condition '%.*s' (known: single-use, cheap, light, max-ops N)", (int)nm.n, nm.s);
     else
       error_at(ps, nm.line, nm.col, "expected a fusion condition name");
     if (nm.k == SX_LP) skip_close(&ps->lx);

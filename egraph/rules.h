@@ -18,7 +18,7 @@
  *     (inplace NAME (OP ?a ?b ...) :destroys ?a [?b]... [:rowwise])
  * PRODUCER and CONSUMER are an op, an opclass, `any` or `output` (the
  * program's outputs, as a consumer); the fuse conditions are (single-use),
- * (cheap) and (max-ops N), facts of the program that the planner evaluates
+ * (cheap), (light) and (max-ops N), facts of the program that the planner evaluates
  * (see eg_fuse_cond). Rules, fuse and inplace declarations share one
  * namespace of names; opclass names are their own. Derivative rules,
  * (grad NAME ...), are skipped here: grad/ reads them (docs/grad.md).
@@ -82,8 +82,13 @@ typedef struct eg_opclass {
  *   CHEAP       P's fused expression does no arithmetic (only index maps,
  *               literals and loads), so computing it at every use costs
  *               nothing that a buffer would save
+ *   LIGHT       P's fused expression does only plain arithmetic (no op
+ *               that calls a math function) and reads at most one value
+ *               as large as P (the others broadcast along some dim), so
+ *               computing it at a use reads no more memory than its buffer
+ *               would, and saves writing that buffer
  *   MAX_OPS     P's fused expression has at most `arg` ops */
-enum { EG_FUSE_SINGLE_USE, EG_FUSE_CHEAP, EG_FUSE_MAX_OPS };
+enum { EG_FUSE_SINGLE_USE, EG_FUSE_CHEAP, EG_FUSE_MAX_OPS, EG_FUSE_LIGHT };
 typedef struct eg_fuse_cond {
   int kind;
   int64_t arg;

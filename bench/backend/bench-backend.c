@@ -3,7 +3,9 @@
  *   1. 5-op elementwise chain with exp/tanh, n = 1e7 f32, vs a STREAM triad
  *      (1 and 2 threads) and numpy;
  *   2. log_softmax 1000x10000 f32 vs numpy and a hand C kernel built with
- *      gcc -O3 -march=native -ffast-math;
+ *      gcc -O3 -march=native -ffast-math; layer norm 4096x1024 f32 vs a C
+ *      kernel (the same flags, OpenMP for two threads) and PyTorch's
+ *      layer_norm;
  *   3. matmul-heavy graphs (MLP, attention) vs calling OpenBLAS directly
  *      (attention's softmax in C, gcc -O3 -march=native -ffast-math);
  *   4. cold JIT compile of each example (no compile cache; LLVM already
@@ -31,7 +33,7 @@
  * peers reassociate). A mismatch, a compile or run error, or a C peer that
  * does not build is a failure: the exit status is then 1 (the smoke test
  * fails). numpy missing is reported and not a failure.
- * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] */
+ * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] */
 #include "backend/be_internal.h"
 #include "bench/backend/c_peer.h"
 #include "interp/interp.h"
@@ -50,7 +52,7 @@
 #include <unistd.h>
 
 static int REPS = 7;
-static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0;
+static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0, layer_norm_only = 0;
 static int failures; /* mismatches, compile and run errors, peers that did not build */
 
 static void fail(const char *fmt, ...) {
@@ -186,7 +188,12 @@ static double triad(int64_t n, int threads) {
 /* numpy's time for stmt, a Python expression over the names of ins (each
  * written to a .npy file and loaded), and its value, read back into *out.
  * NAN and *out NULL when python3 or numpy is missing (said, not a failure). */
-static double numpy_run(const char *const *names, tl_tensor *const *ins, int nin, const char *stmt, tl_tensor **out) {
+/* stmt timed in python3 (the minimum of REPS calls) after the inputs are
+ * loaded as numpy arrays named names[i] and prelude has run; its value
+ * (anything np.asarray takes) goes to *out. NAN when python3 or a module
+ * is missing, with "skipped: what" printed. */
+static double py_run(const char *prelude, const char *what, const char *const *names, tl_tensor *const *ins, int nin,
+                     const char *stmt, tl_tensor **out) {
   char cmd[8192], path[256], err[256];
   int len = snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c \"import numpy as np, timeit; ");
   *out = NULL;
@@ -201,8 +208,9 @@ static double numpy_run(const char *const *names, tl_tensor *const *ins, int nin
   char opath[256];
   snprintf(opath, sizeof opath, "/tmp/tlbench.%ld.out.npy", (long)getpid());
   snprintf(cmd + len, sizeof cmd - (size_t)len,
-           "np.save('%s', %s); print(min(timeit.repeat(lambda: %s, number=1, repeat=%d))*1e3)\" 2>/dev/null", opath,
-           stmt, stmt, REPS);
+           "%s; np.save('%s', np.asarray(%s)); print(min(timeit.repeat(lambda: %s, number=1, repeat=%d))*1e3)\" "
+           "2>/dev/null",
+           prelude, opath, stmt, stmt, REPS);
   FILE *f = popen(cmd, "r");
   double v = NAN;
   if (f) {
@@ -210,13 +218,17 @@ static double numpy_run(const char *const *names, tl_tensor *const *ins, int nin
     pclose(f);
   }
   if (!isnan(v)) *out = tl_npy_read(opath, err, sizeof err);
-  if (isnan(v) || !*out) printf("skipped: the numpy rows (no /usr/bin/python3 with numpy)\n");
+  if (isnan(v) || !*out) printf("skipped: the %s rows (no /usr/bin/python3 with it)\n", what);
   for (int i = 0; i < nin; i++) {
     snprintf(path, sizeof path, "/tmp/tlbench.%ld.%s.npy", (long)getpid(), names[i]);
     unlink(path);
   }
   unlink(opath);
   return v;
+}
+
+static double numpy_run(const char *const *names, tl_tensor *const *ins, int nin, const char *stmt, tl_tensor **out) {
+  return py_run("pass", "numpy", names, ins, nin, stmt, out);
 }
 
 static const char *HAND_LSM =
@@ -240,6 +252,21 @@ static const char *HAND_SOFTMAX =
   "    float m = -INFINITY; for (long i = 0; i < cols; i++) m = a[i] > m ? a[i] : m;\n"
   "    float t = 0; for (long i = 0; i < cols; i++) { a[i] = expf(a[i] - m); t += a[i]; }\n"
   "    float inv = 1 / t; for (long i = 0; i < cols; i++) a[i] *= inv;\n"
+  "  }\n}\n";
+
+/* layer norm over rows: mean, variance about it, normalise, scale and
+ * shift; the row (4 KB at 1024 columns) stays in L1 across its passes */
+static const char *HAND_LN =
+  "#include <math.h>\n"
+  "void ln(const float *x, const float *g, const float *b, float *y, long rows, long cols, int threads) {\n"
+  "  #pragma omp parallel for num_threads(threads) schedule(static)\n"
+  "  for (long r = 0; r < rows; r++) {\n"
+  "    const float *a = x + r * cols; float *o = y + r * cols;\n"
+  "    float s = 0; for (long i = 0; i < cols; i++) s += a[i];\n"
+  "    float mu = s / cols, v = 0;\n"
+  "    for (long i = 0; i < cols; i++) { float d = a[i] - mu; v += d * d; }\n"
+  "    float inv = 1 / sqrtf(v / cols + 1e-5f);\n"
+  "    for (long i = 0; i < cols; i++) o[i] = (a[i] - mu) * inv * g[i] + b[i];\n"
   "  }\n}\n";
 
 static void *build_c(const char *src, const char *flags, double *ms, char *sopath) {
@@ -725,6 +752,81 @@ static void attention_rows(const be_options *o2) {
   tl_graph_free(g);
 }
 
+/* 2b. layer norm [4096 1024] f32 (examples/layer_norm.tg with symbolic
+ * columns): tlaloc writing into a buffer against the C peer (one thread,
+ * and two through OpenMP), and with fresh outputs (be_run) against
+ * PyTorch's layer_norm, which allocates its output too, at 1 and 2
+ * threads. */
+static void layer_norm_rows(be_options *o1, be_options *o2) {
+  char err[512], v[64];
+  int64_t rows = smoke ? 64 : 4096, cols = 1024, s2[2] = {rows, cols};
+  tl_graph *g = parse("(graph ln (in x f32 [r c]) (in gamma f32 [c]) (in beta f32 [c])"
+                      " (let mu (mean x :axis -1 :keepdims true)) (let d (sub x mu))"
+                      " (let var (mean (mul d d) :axis -1 :keepdims true))"
+                      " (out y (add (mul (div d (sqrt (add var 1e-5))) gamma) beta)))");
+  tl_tensor *in[3] = {0};
+  if (!g || tl_random_inputs(g, in, s2, 4, err, sizeof err)) {
+    fail("layer norm: %s", g ? err : "parse");
+    tl_graph_free(g);
+    return;
+  }
+  be_program *p[2] = {compile("layer norm", g, o1), compile("layer norm", g, o2)};
+  tl_tensor *fo[2] = {NULL, NULL}, *io[2] = {NULL, NULL};
+  double fr[2] = {run_min(p[0], in, s2, 1, &fo[0]), run_min(p[1], in, s2, 1, &fo[1])}, ir[2];
+  run_into_pair_dims(p, in, s2, 2, s2, ir, io);
+  double gcc_ms, hand[2] = {NAN, NAN};
+  char so[256];
+  void *h = build_c(HAND_LN, "-O3 -march=native -ffast-math -fopenmp", &gcc_ms, so);
+  float *hy = tl_xmalloc((size_t)(rows * cols) * 4);
+  if (h) {
+    void (*ln)(const float *, const float *, const float *, float *, long, long, int);
+    *(void **)&ln = dlsym(h, "ln");
+    for (int t = 0; t < 2; t++) {
+      hand[t] = 1e30;
+      for (int r = 0; r < 3 * REPS; r++) {
+        double t0 = tl_now_ms();
+        ln(in[0]->data, in[1]->data, in[2]->data, hy, rows, cols, t + 1);
+        t0 = tl_now_ms() - t0;
+        if (t0 < hand[t]) hand[t] = t0;
+      }
+    }
+    unlink(so); /* not dlclose'd: libgomp's workers outlive the loop (as attention's) */
+  } else {
+    fail("gcc failed on the layer norm peer");
+  }
+  static const char *const thr[2] = {"1 thread", "2 threads"};
+  char what[96], peer[64];
+  for (int t = 0; t < 2; t++) {
+    agree("layer norm", "the C kernel", io[t] ? io[t]->data : NULL, h ? hy : NULL, false, rows * cols, v, sizeof v);
+    snprintf(what, sizeof what, "layer norm 4096x1024 f32, %s", thr[t]);
+    snprintf(peer, sizeof peer, "C gcc -O3 -march=native (%s)", thr[t]);
+    row(what, ir[t], peer, hand[t], v);
+  }
+  for (int t = 0; t < 2; t++) {
+    tl_tensor *pt = NULL;
+    char pre[160];
+    snprintf(pre, sizeof pre,
+             "import torch; torch.set_num_threads(%d); F = torch.nn.functional; "
+             "x, gamma, beta = (torch.from_numpy(a) for a in (x, gamma, beta))", t + 1);
+    double tt = py_run(pre, "PyTorch", (const char *[]){"x", "gamma", "beta"}, in, 3,
+                       "F.layer_norm(x, (x.shape[1],), gamma, beta, 1e-5)", &pt);
+    if (pt) agree_t("layer norm, be_run", "PyTorch", fo[t], pt, v, sizeof v);
+    else snprintf(v, sizeof v, "skipped: no PyTorch");
+    snprintf(what, sizeof what, "layer norm, %s, fresh output (be_run)", thr[t]);
+    snprintf(peer, sizeof peer, "PyTorch layer_norm (%s)", thr[t]);
+    row(what, fr[t], peer, tt, v);
+    tl_tensor_free(pt);
+  }
+  tl_free(hy);
+  for (int t = 0; t < 2; t++) {
+    tl_tensor_free(fo[t]);
+    tl_tensor_free(io[t]);
+    be_program_free(p[t]);
+  }
+  for (int i = 0; i < 3; i++) tl_tensor_free(in[i]);
+  tl_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   const char *srcdir = argc > 1 ? argv[1] : ".";
   for (int i = 2; i < argc; i++)
@@ -732,6 +834,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--chain")) chain_only = 1;
     else if (!strcmp(argv[i], "--compile")) compile_only = 1;
     else if (!strcmp(argv[i], "--attention")) attention_only = 1;
+    else if (!strcmp(argv[i], "--layer-norm")) layer_norm_only = 1;
   if (smoke) REPS = 1;
   char err[512];
   be_options o1 = be_options_default(), o2 = be_options_default();
@@ -754,6 +857,10 @@ int main(int argc, char **argv) {
   }
   if (attention_only) {
     attention_rows(&o2);
+    goto done;
+  }
+  if (layer_norm_only) {
+    layer_norm_rows(&o1, &o2);
     goto done;
   }
 
@@ -859,6 +966,8 @@ int main(int argc, char **argv) {
   be_program_free(p2);
   tl_tensor_free(xin[0]);
   tl_graph_free(g);
+
+  layer_norm_rows(&o1, &o2);
 
   /* 3. matmul-heavy: MLP layer relu(x W + b) W2 */
   int64_t N = smoke ? 64 : 1024;

@@ -12,7 +12,9 @@
  *  - random graphs with nothing fused and inputs destroyable (the most
  *    in-place kernels) against the interpreter;
  *  - long chains that every rule would fuse whole are cut into kernels of
- *    at most BE_FUSE_MAX_OPS ops, and compute the interpreter's values. */
+ *    at most BE_FUSE_MAX_OPS ops, and compute the interpreter's values;
+ *  - the (light) condition recomputes a shared producer only where that
+ *    reads no more memory than its buffer and does no costly op. */
 #include "backend/be_internal.h"
 #include "util/alloc.h"
 #include "interp/interp.h"
@@ -128,9 +130,10 @@ static const ip_case ip_cases[] = {
   /* with inputs destroyable, t's kernel also writes over x */
   {"legal, inputs destroyable", "(graph ip (in x f32 [n 8]) (let t (exp x)) (let u (add t t))"
             " (out y (sum (mul u u) :axis 1)))", 1, 2},
-  /* a reduction reads t before the kernel that writes over it */
+  /* a reduction reads t before the kernel that writes over it (c's exp
+   * keeps it from the light fusion rule: shared, c gets a buffer) */
   {"legal after a reduction", "(graph ip (in x f64 [n 8]) (let t (exp x))"
-            " (let c (sub t (mean t :axis 1 :keepdims true))) (out y (sum (mul c c) :axis 1)))", 0, 1},
+            " (let c (exp (sub t (mean t :axis 1 :keepdims true)))) (out y (sum (mul c c) :axis 1)))", 0, 1},
   /* the in-place result feeds matmul: its operand buffers are redirected */
   {"legal into matmul", "(graph ip (in x f32 [5 5]) (let t (exp x)) (let u (add t t)) (out y (matmul u u)))", 0, 1},
   /* t is read again by the last kernel */
@@ -326,6 +329,68 @@ static int bad_rule_files(const char *srcdir) {
   return fails;
 }
 
+/* The fuse condition (light): a shared producer is recomputed in each
+ * consumer only when it is plain arithmetic reading at most one full-size
+ * value. Kernel counts under the shipped rules, values against the
+ * interpreter. */
+typedef struct light_case {
+  const char *name, *text;
+  int kernels;
+} light_case;
+
+static const light_case light_cases[] = {
+  /* layer norm: x - mu feeds the variance and the output; no buffer */
+  {"layer norm", "(graph l (in x f32 [n 64]) (in g f32 [64]) (in b f32 [64])"
+                 " (let mu (mean x :axis -1 :keepdims true)) (let d (sub x mu))"
+                 " (let var (mean (mul d d) :axis -1 :keepdims true))"
+                 " (out y (add (mul (div d (sqrt (add var 1e-5))) g) b)))", 3},
+  /* two full-size operands: recomputing would read two values per use */
+  {"two full-size operands", "(graph l (in x f32 [n 8]) (in y f32 [n 8]) (let s (add x y))"
+                             " (out a (sum s :axis 1)) (out b (max s :axis 1)))", 3},
+  /* a math function is not recomputed */
+  {"shared exp", "(graph l (in x f32 [n 8]) (let s (exp x)) (out a (sum s :axis 1)) (out b (max s :axis 1)))", 3},
+  /* nor an op the op table prices above plain arithmetic */
+  {"shared remainder", "(graph l (in x f32 [n 8]) (let s (remainder x 3.0))"
+                       " (out a (sum s :axis 1)) (out b (max s :axis 1)))", 3},
+  /* a broadcast operand does not count */
+  {"shared x - row mean", "(graph l (in x f32 [n 8]) (let s (sub x (mean x :axis 1 :keepdims true)))"
+                          " (out a (sum s :axis 1)) (out b (max s :axis 1)))", 3},
+  {"shared x * column scale", "(graph l (in x f32 [n 8]) (in c f32 [8]) (let s (mul x c))"
+                              " (out a (sum s :axis 1)) (out b (max s :axis 1)))", 2},
+};
+
+static int light_test(int verbose) {
+  int fails = 0;
+  for (size_t i = 0; i < sizeof light_cases / sizeof *light_cases; i++) {
+    const light_case *c = &light_cases[i];
+    char *diag = NULL, err[256], what[200];
+    tl_graph *g = tlt_parse(c->text, &diag);
+    tl_free(diag);
+    int64_t syms[4] = {37, 37, 37, 37};
+    tl_tensor *in[4] = {0};
+    be_options o = be_options_default();
+    be_stats st;
+    memset(&st, 0, sizeof st);
+    snprintf(what, sizeof what, "light case '%s'", c->name);
+    int bad = !g;
+    if (g && tl_random_inputs(g, in, syms, 5, err, sizeof err)) {
+      printf("FAIL %s: inputs: %s\n", what, err);
+      bad = 1;
+    } else if (g) {
+      bad |= be_compare_opts(g, in, syms, what, verbose, &o, &st);
+      if (st.nkernels != c->kernels) {
+        printf("FAIL %s: %d kernels, expected %d\n", what, st.nkernels, c->kernels);
+        bad = 1;
+      }
+    }
+    printf("  light %-30s %d kernels (expected %d)%s\n", c->name, st.nkernels, c->kernels, bad ? "  FAILED" : "");
+    for (int k = 0; g && k < g->ninputs; k++) tl_tensor_free(in[k]);
+    tl_graph_free(g);
+    fails += bad;
+  }
+  return fails;
+}
+
 int be_fusion_tests(const char *srcdir, int verbose) {
   int fails = coverage();
   ex_ctx c = {srcdir, verbose, 0, {0, 0, 0}};
@@ -343,6 +408,7 @@ int be_fusion_tests(const char *srcdir, int verbose) {
   fails += max_ops_test(srcdir, verbose);
   fails += fuse_max_test(verbose);
   fails += inplace_cases(verbose);
+  fails += light_test(verbose);
   fails += bad_rule_files(srcdir);
   be_options o = be_options_default();
   o.fusion_rules = "";

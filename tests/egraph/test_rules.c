@@ -218,7 +218,7 @@ Test(egraph_rules, fuse_errors) {
                       "                                            ^\n");
   tl_free(s);
   s = load("(ruleset f (fuse a + :into * :if (nonzero ?x)))", &n);
-  cr_assert_str_eq(s, "t.rw:1:35: error: unknown fusion condition 'nonzero' (known: single-use, cheap, max-ops N)\n"
+  cr_assert_str_eq(s, "t.rw:1:35: error: unknown fusion condition 'nonzero' (known: single-use, cheap, light, max-ops N)\n"
                       "  (ruleset f (fuse a + :into * :if (nonzero ?x)))\n"
                       "                                    ^\n");
   tl_free(s);
