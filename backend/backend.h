@@ -49,9 +49,13 @@ typedef struct be_options {
   const char *inplace_rules;
   int destroy_inputs; /* 1: an in-place kernel may overwrite a dead graph input
                          (the caller's tensor; inputs must not share memory) */
+  int codegen; /* machine-code optimisation of the JIT: 0 fast instruction selection
+                  and register allocation, 1 (default) LLVM's "less", 2 its default
+                  (what AOT objects get); see docs/backend.md "Codegen level" */
 } be_options;
 
 be_options be_options_default(void);
+int be_codegen_level(const be_options *o); /* codegen clamped to 0..2 */
 
 /* Times of the last compile (ms). cache_hit: the object came from disk and
  * no LLVM optimisation or codegen ran. cache_bad: the cache held an entry

@@ -21,7 +21,9 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
 
-enum { BE_S_DEAD, BE_S_INLINE, BE_S_MAT, BE_S_ALIAS };
+/* ROW: a reduction over a row computed inside a BE_K_ROWS kernel, held
+ * per row in a register (no buffer) */
+enum { BE_S_DEAD, BE_S_INLINE, BE_S_MAT, BE_S_ALIAS, BE_S_ROW };
 /* UNUSED: a temporary whose kernel now writes over a dead operand's buffer
  * (the in-place pass); nothing reads or writes it. */
 enum { BE_BUF_INPUT, BE_BUF_OUTPUT, BE_BUF_TEMP, BE_BUF_CONST, BE_BUF_UNUSED };
@@ -29,7 +31,11 @@ enum { BE_BUF_INPUT, BE_BUF_OUTPUT, BE_BUF_TEMP, BE_BUF_CONST, BE_BUF_UNUSED };
  * filled with operand 0 first); one thread, in the addend's element order */
 /* CONTROL: a call, cond, loop or scan (be_ctl): the entry runs the
  * functions' own entries on frames of their own, in branches and loops */
-enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK, BE_K_SCATTER, BE_K_CONTROL };
+/* ROWS: an elementwise kernel over rows of the last axis that computes the
+ * row reductions it reads (rows[], state ROW) in passes over each row
+ * first, so the row is read from cache by every pass after the first
+ * (layer norm, RMS norm: plan.c "row kernels") */
+enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK, BE_K_SCATTER, BE_K_CONTROL, BE_K_ROWS };
 
 /* error codes: (node << 4) | kind. A function's error is reported as its
  * control node's, with the function's kind; MAXTRIP: a loop needed more
@@ -68,6 +74,7 @@ typedef struct be_ctl {
  * before their callers), owned by the root plan. */
 typedef struct be_fnplans {
   int n, cap;
+  bool no_rows; /* no BE_K_ROWS kernels (the GPU's plans) */
   const tl_graph **g;
   struct be_plan **plan;
 } be_fnplans;
@@ -94,6 +101,7 @@ typedef struct be_kern {
   int32_t *reads; int nreads; /* buffers read (for liveness; a control kernel's also lists
                                  every buffer it writes) */
   be_ctl *ctl;                /* CONTROL: what it runs, on which buffers */
+  int32_t *rows; int nrows;   /* ROWS: the row reductions, in node order */
 } be_kern;
 
 /* The planner's rules, read from .rw files (docs/rules.md, "Fusion and
@@ -149,7 +157,11 @@ typedef struct be_plan {
 
 /* Forms the kernels of g under rules (fusion), then applies the in-place
  * rules to the schedule (inputs may be overwritten when destroy_inputs).
- * On failure p is still safe to pass to be_plan_free. */
+ * On failure p is still safe to pass to be_plan_free. be_plan_build_for
+ * without BE_K_ROWS kernels when row_kernels is false (the GPU backend's
+ * plans); be_plan_build_with with them. */
+int be_plan_build_for(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs, bool row_kernels,
+                      char *err, size_t n);
 int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
                        char *err, size_t n);
 /* The same under the default rule files (be_options_default()). */
@@ -158,7 +170,7 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
  * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
-#define BE_LOWER_VERSION 10 /* 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
+#define BE_LOWER_VERSION 11 /* 11: row kernels (BE_K_ROWS); 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 

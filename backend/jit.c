@@ -232,10 +232,15 @@ LLVMTargetMachineRef be_host_tm(int opt_level) {
   return be_host_tm_cg(opt_level, opt_level > 0 ? 2 : 0);
 }
 
-/* cg: 0 fast instruction selection and register allocation (the JIT: the
- * IR passes already vectorised and unrolled; measured here, codegen's own
- * optimisations cost 3-5x the codegen time, 10-25 ms per program, for at
- * most ~10% run time on the row kernels), 2 LLVM's default (AOT objects). */
+/* cg: 0 fast instruction selection and register allocation, 1 LLVM's
+ * "less" (the JIT's default), 2 its default (AOT objects). Level 0 had been
+ * the JIT's: the IR passes vectorise and unroll, and codegen's own work
+ * cost 3-5x the codegen time for ~10% on the row kernels then measured.
+ * But its register allocator spills the accumulators of a kernel with
+ * several passes: layer norm 4096 x 1024 on one thread ran 2.6 ms at 0,
+ * 1.19 at 1, 0.92 at 2 (gcc -O3 -march=native: 1.36); the 5-op chain into
+ * a buffer 6.7 -> 5.5 ms; the examples' mean cold JIT 4.9 -> 13.2 ms (14.2
+ * at 2). Measured on the 2-vCPU Zen 5 VM (bench-backend). */
 /* A target machine for the host's triple with this CPU and features. */
 static LLVMTargetMachineRef make_tm(const char *cpu, const char *feat, int cg) {
   be_init();
@@ -330,8 +335,10 @@ int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, tl_erro
   return 0;
 }
 
+int be_codegen_level(const be_options *o) { return o->codegen < 0 ? 0 : o->codegen > 2 ? 2 : o->codegen; }
+
 be_options be_options_default(void) {
-  be_options o = {1, 0, 1, 0, 1, NULL, NULL, NULL, 0};
+  be_options o = {1, 0, 1, 0, 1, NULL, NULL, NULL, 0, 1};
   return o;
 }
 
@@ -412,7 +419,7 @@ static char *read_all(const char *path, size_t *len) {
 static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_options *o) {
   char *text = tl_tg_print(g);
   uint64_t ph = be_plan_hash(p);
-  int opts[3] = {o->opt_level, o->vector_math, (int)(o->vector_math == 1 ? o->own_math : 0)};
+  int opts[4] = {o->opt_level, o->vector_math, (int)(o->vector_math == 1 ? o->own_math : 0), be_codegen_level(o)};
   const char *nv = getenv("TLALOC_NO_VECLIB"), *na = getenv("TLALOC_NO_AVX512");
   struct {
     const void *p;
@@ -641,12 +648,13 @@ static int jit_link(be_program *p, LLVMMemoryBufferRef obj, tl_error *er) {
 typedef struct emit_res {
   LLVMContextRef cx;
   LLVMTargetMachineRef tm;
+  int cg;
 } emit_res;
 
 static void emit_release(void *arg) {
   emit_res *r = arg;
   if (r->cx) LLVMContextDispose(r->cx);
-  tm_give(0, r->tm);
+  tm_give(r->cg, r->tm);
 }
 
 /* LLVM IR, passes and codegen for p's plan: 0 and the object in *obj, or
@@ -656,14 +664,15 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
   /* running out of memory while lowering frees the context (and the module
    * in it) and returns the target machine */
   tl_cleanup *cl = tl_cleanup_push(emit_release);
-  LLVMTargetMachineRef tm = tm_take(0);
+  int cg = be_codegen_level(&p->opt);
+  LLVMTargetMachineRef tm = tm_take(cg);
   if (!tm) {
     tl_cleanup_pop(cl);
     tl_fail(er, TL_BACKEND_FAILED, "backend: no target machine for the host");
     return -1;
   }
   const tl_graph *g = p->g;
-  emit_res res = {NULL, tm};
+  emit_res res = {NULL, tm, cg};
   cl->arg = &res;
   LLVMContextRef cx = res.cx = LLVMContextCreate();
   int vm = be_vm_code(p->opt.vector_math, p->opt.own_math);
@@ -688,7 +697,7 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
   if (m) LLVMDisposeModule(m);
   tl_cleanup_pop(cl);
   LLVMContextDispose(cx);
-  tm_give(0, tm);
+  tm_give(cg, tm);
   return rc;
 }
 

@@ -577,6 +577,11 @@ bool be_kern_split_dims(const be_plan *p, const be_kern *k, const tl_type **t, i
     *hi = L.n ? L.last[0] : 0;
     return L.n > 0;
   }
+  if (k->kind == BE_K_ROWS) { /* rows of the last axis: the first dim */
+    *t = &n->type;
+    *lo = *hi = 0;
+    return true;
+  }
   if (k->kind != BE_K_RED && k->kind != BE_K_SOFTMAX) return false;
   /* row kernels: the first kept dim */
   *t = k->kind == BE_K_RED ? &g->nodes[tl_node_inputs(g, n)[0]].type : &n->type;
@@ -648,6 +653,7 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
     case BE_K_EW: k_ew(e, k); break;
     case BE_K_RED: lw_k_red(e, k); break;
     case BE_K_SOFTMAX: lw_k_softmax(e, k); break;
+    case BE_K_ROWS: lw_k_rows(e, k); break;
     case BE_K_MATMUL: lw_k_matmul(e, k); break;
     case BE_K_SCATTER: k_scatter(e, k); break;
     default: k_takecheck(e, k); break;

@@ -567,6 +567,7 @@ LLVMValueRef lw_ex(em *e, int32_t id, LLVMValueRef *idx) {
     lw_contig_strides(e, n->type.rank, n->type.dims, st);
     return lw_load_at(e, p->buf_of[id], n->type.dtype, lw_offset(e, n->type.rank, st, idx));
   }
+  if (p->state[id] == BE_S_ROW) return e->rowval[id]; /* read at the current row (plan.c "row kernels") */
   return lw_ex_def(e, id, idx);
 }
 

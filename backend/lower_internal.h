@@ -39,6 +39,9 @@ typedef struct em {
    * (lw_prefetched_loop's line of output, see "streaming stores") */
   LLVMValueRef scratch, scratch_j;
   int32_t scratch_buf;
+  /* per node, in a BE_K_ROWS kernel: a BE_S_ROW reduction's value for the
+   * current row (lw_ex returns it), else NULL */
+  LLVMValueRef *rowval;
   tl_error *err; int failed;
 } em;
 
@@ -138,6 +141,7 @@ void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLV
 void lw_reduce_axes(const tl_node *n, int rank, bool *red);
 void lw_k_red(em *e, const be_kern *k);
 void lw_k_softmax(em *e, const be_kern *k);
+void lw_k_rows(em *e, const be_kern *k);
 
 /* ---- lower_matmul.c ------------------------------------------------------- */
 

@@ -561,3 +561,102 @@ void lw_k_softmax(em *e, const be_kern *k) {
   lw_nest_close(e, ls, nk);
   if (no) lw_guard_end(e, no);
 }
+
+/* ---- row kernels (BE_K_ROWS, plan.c "row kernels") ------------------------
+ * For each row (the dims before the last; the first split across
+ * threads): one pass per row reduction, in node order (a later one may
+ * read an earlier one's value), then the write pass, which evaluates the
+ * kernel's expression with this row's values (lw_ex returns them). Each
+ * reduction is computed as lw_k_red's row mode computes it (an f64
+ * accumulator, max/min's NaN flag, mean divided by the count) and
+ * converted to its dtype: the numbers its buffer would have held. */
+typedef struct rows_ctx { const be_kern *k; LLVMValueRef *idx; int ax; } rows_ctx;
+static void rows_elem_at(em *e, LLVMValueRef i, void *ctx) {
+  rows_ctx *c = ctx;
+  const be_kern *k = c->k;
+  const tl_node *n = &e->g->nodes[k->node];
+  const be_buf *ob = &e->p->bufs[k->out];
+  bool own = e->p->buf_of[k->node] == k->out && e->p->state[k->node] == BE_S_MAT;
+  c->idx[c->ax] = i;
+  LLVMValueRef v = own ? lw_ex_def(e, k->node, c->idx) : lw_ex(e, k->node, c->idx);
+  lw_store_at(e, k->out, ob->dtype, out_offset(e, k, c->idx), lw_conv(e, v, n->type.dtype, ob->dtype));
+}
+static LLVMValueRef rows_off_at(em *e, LLVMValueRef i, void *ctx) {
+  rows_ctx *c = ctx;
+  c->idx[c->ax] = i;
+  return out_offset(e, c->k, c->idx);
+}
+
+void lw_k_rows(em *e, const be_kern *k) {
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  int R = n->type.rank, nk = R - 1, red[1] = {R - 1};
+  int64_t kd[TL_MAX_RANK];
+  for (int i = 0; i < nk; i++) kd[i] = n->type.dims[i];
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  LLVMValueRef len = lw_dimv(e, n->type.dims[R - 1]);
+  bool maxmin = false;
+  for (int i = 0; i < k->nrows; i++) {
+    int op = g->nodes[k->rows[i]].op;
+    maxmin |= op == TL_OP_MAX || op == TL_OP_MIN;
+  }
+  if (maxmin) { /* max/min of an empty row: lw_k_red's error */
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(e->cx, e->fn, "empty");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(e->cx, e->fn, "nonempty");
+    LLVMValueRef c = LLVMBuildAnd(e->b, icmp(e, LLVMIntEQ, len, ci(e, 0)), icmp(e, LLVMIntSLT, lo, hi), "");
+    LLVMBuildCondBr(e->b, c, bad, ok);
+    LLVMPositionBuilderAtEnd(e->b, bad);
+    e->knode = k->rows[0];
+    for (int i = 0; i < k->nrows; i++) {
+      int op = g->nodes[k->rows[i]].op;
+      if (op == TL_OP_MAX || op == TL_OP_MIN) {
+        e->knode = k->rows[i];
+        break;
+      }
+    }
+    lw_set_err(e, BE_ERR_EMPTY);
+    e->knode = k->node;
+    LLVMBuildRetVoid(e->b);
+    LLVMPositionBuilderAtEnd(e->b, ok);
+  }
+  loop ls[TL_MAX_RANK];
+  LLVMValueRef idx[TL_MAX_RANK];
+  lw_nest_open(e, ls, nk, kd, NULL, lo, hi, idx);
+  LLVMValueRef *rv = tl_xcalloc((size_t)g->nnodes + 1, sizeof *rv);
+  e->rowval = rv;
+  for (int i = 0; i < k->nrows; i++) {
+    int32_t s = k->rows[i];
+    const tl_node *sn = &g->nodes[s];
+    int32_t xid = tl_node_inputs(g, sn)[0];
+    int op = sn->op, adt = TL_F64;
+    rkind kind = op == TL_OP_MAX ? R_MAX : op == TL_OP_MIN ? R_MIN : R_SUM;
+    LLVMValueRef acc = cf(e, adt, kind == R_SUM ? 0 : kind == R_MAX ? -INFINITY : INFINITY);
+    LLVMValueRef nan = LLVMConstInt(e->i1, 0, 0);
+    bool fnan = kind != R_SUM;
+    psrc src = {k, &g->nodes[xid], xid, SRC_EX};
+    reduce_pass(e, &src, 1, red, idx, kind, adt, &acc, fnan ? &nan : NULL, NULL, true);
+    LLVMValueRef r = fnan ? fix_nan(e, adt, acc, nan) : acc;
+    if (op == TL_OP_MEAN) r = LLVMBuildFDiv(e->b, r, LLVMBuildSIToFP(e->b, len, e->f64, ""), "");
+    rv[s] = lw_conv(e, r, adt, sn->type.dtype);
+  }
+  /* the write pass prefetches the next row of what it reads in step with
+   * the output (as softmax's does): the next row's first pass then reads
+   * from cache while memory works during this row's writes */
+  int32_t st[8];
+  int ns = lw_stream_bufs(e->p, k, st, 8);
+  rows_ctx c = {k, idx, R - 1};
+  if (ns > 0) {
+    int64_t bl = PF_LINE / tl_dtype_size((tl_dtype)e->p->bufs[k->out].dtype);
+    idx[R - 1] = ci(e, 0);
+    LLVMValueRef next = LLVMBuildAdd(e->b, out_offset(e, k, idx), len, "");
+    nt_lines nt = {k->out, e->p->bufs[k->out].dtype, lw_nt_wanted(e, k), rows_off_at};
+    lw_prefetched_loop(e, bl, ci(e, 0), len, next, st, ns, rows_elem_at, &c, nt.on ? &nt : NULL);
+  } else {
+    loop l;
+    rows_elem_at(e, lw_loop_open(e, &l, ci(e, 0), len, 0, NULL), &c);
+    lw_loop_close(e, &l, NULL);
+  }
+  lw_nest_close(e, ls, nk);
+  e->rowval = NULL;
+  tl_free(rv);
+}

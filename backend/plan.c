@@ -312,11 +312,14 @@ static void count_fused_ops(const be_plan *p, uses_csr *u, int32_t id) {
   u->fops[id] = s;
 }
 
-static bool rule_allows(const be_plan *p, const uses_csr *u, const be_fuse *f, int32_t id, int cop) {
+static bool rule_allows(const be_plan *p, const uses_csr *u, const be_fuse *f, int32_t id, int cop, bool buffered) {
   if (!f->producer[p->g->nodes[id].op] || !f->consumer[cop]) return false;
   if (f->single_use && p->uses[id] != 1) return false;
   if (f->cheap && computes(p, id)) return false;
-  if (f->light && !light(p, id)) return false;
+  /* buffered: a use will give id a buffer anyway (a matmul operand): the
+   * kernels that computed it inline before that would read it instead,
+   * from a buffer written only later */
+  if (f->light && (buffered || !light(p, id))) return false;
   return !f->max_ops || u->fops[id] <= f->max_ops;
 }
 
@@ -326,6 +329,9 @@ static bool fusible(const be_plan *p, const be_rules *r, uses_csr *u, int32_t id
   const tl_graph *g = p->g;
   count_fused_ops(p, u, id);
   if (u->fops[id] > BE_FUSE_MAX_OPS) return false;
+  bool buffered = false;
+  for (int32_t e = u->start[id]; e < u->start[id + 1]; e++)
+    buffered |= u->cons[e] >= 0 && needs_buffer(&g->nodes[u->cons[e]], u->slot[e]);
   for (int32_t e = u->start[id]; e < u->start[id + 1]; e++) {
     int cop = TL_OP_COUNT; /* `output` */
     if (u->cons[e] >= 0) {
@@ -334,7 +340,7 @@ static bool fusible(const be_plan *p, const be_rules *r, uses_csr *u, int32_t id
       cop = c->op;
     }
     bool ok = false;
-    for (int i = 0; i < r->nfuse && !ok; i++) ok = rule_allows(p, u, &r->fuse[i], id, cop);
+    for (int i = 0; i < r->nfuse && !ok; i++) ok = rule_allows(p, u, &r->fuse[i], id, cop, buffered);
     if (!ok) return false;
   }
   return true;
@@ -388,6 +394,7 @@ static int unsupported(const tl_graph *g, int32_t id, char *err, size_t n) {
 }
 
 static void inplace(be_plan *p, const be_rules *r, int destroy_inputs);
+static void row_kernels(be_plan *p);
 static int plan_build(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
                       be_fnplans *fns, char *err, size_t n);
 
@@ -645,7 +652,16 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n) {
 
 int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
                        char *err, size_t n) {
-  return plan_build(p, g, rules, destroy_inputs, NULL, err, n);
+  return be_plan_build_for(p, g, rules, destroy_inputs, true, err, n);
+}
+
+int be_plan_build_for(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs, bool row_kernels,
+                      char *err, size_t n) {
+  be_fnplans *fns = tl_xcalloc(1, sizeof *fns);
+  fns->no_rows = !row_kernels;
+  int rc = plan_build(p, g, rules, destroy_inputs, fns, err, n);
+  p->root = true; /* it owns the table it was given */
+  return rc;
 }
 
 static int plan_control(be_plan *p, const be_rules *rules, const bool *live, int32_t id, char *err, size_t n);
@@ -825,8 +841,218 @@ static int plan_build(be_plan *p, const tl_graph *g, const be_rules *rules, int 
     }
   }
   tl_free(claimed);
+  if (!p->fns->no_rows) row_kernels(p);
   inplace(p, rules, destroy_inputs);
   return 0;
+}
+
+/* ---- row kernels ----------------------------------------------------------
+ * An elementwise kernel over [..., D] whose expression reads row
+ * reductions (sum, mean, max or min over the last axis with keepdims, of a
+ * float value of the kernel's own shape) becomes one BE_K_ROWS kernel that
+ * computes them in passes over each row before it writes the row: layer
+ * norm's mean and variance, RMS norm's mean square. The row (4 KB at 1024
+ * f32) comes from memory once and from cache in the later passes, instead
+ * of once per kernel. A reduction joins when every use of it is in the
+ * kernel's expression or in the input of another joining reduction (so it
+ * is not a program output and no other kernel reads its buffer), and every
+ * path to it runs through elementwise nodes of the kernel's shape or of
+ * its row shape [..., 1], so that it is always read at the current row.
+ * Its value is then the same number the buffer would hold: the lowering
+ * reduces the same expression in the same order. */
+
+typedef struct rowfuse {
+  const be_plan *p;
+  const tl_type *t;   /* the kernel's shape */
+  int32_t *uses_in;   /* per node: uses from the walked expressions */
+  uint8_t *mark;      /* per node: 1 INLINE walked, 2 candidate, 4 bad path, 8 rejected, 16 touched,
+                         32 walked by rf_leak */
+  int32_t *touched; int ntouched;
+  int32_t *cand; int ncand;
+} rowfuse;
+
+static void rf_touch(rowfuse *f, int32_t id) {
+  if (f->mark[id] & 16) return;
+  f->mark[id] |= 16;
+  f->touched[f->ntouched++] = id;
+}
+
+static bool rowshape(const tl_type *v, const tl_type *t) {
+  if (v->rank != t->rank || v->dims[v->rank - 1] != 1) return false;
+  return !memcmp(v->dims, t->dims, (size_t)(t->rank - 1) * sizeof *t->dims);
+}
+
+static bool same_type(const tl_type *a, const tl_type *b) {
+  return a->rank == b->rank && a->dtype == b->dtype && !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims);
+}
+
+/* A reduction a BE_K_ROWS kernel of shape t could compute per row. */
+static bool row_reduction(const be_plan *p, int32_t id, const tl_type *t) {
+  const tl_node *n = &p->g->nodes[id];
+  if (p->state[id] != BE_S_MAT || p->buf_of[id] < 0 || p->bufs[p->buf_of[id]].node != id) return false;
+  if (n->op != TL_OP_SUM && n->op != TL_OP_MEAN && n->op != TL_OP_MAX && n->op != TL_OP_MIN) return false;
+  if (n->type.dtype != TL_F32 && n->type.dtype != TL_F64) return false;
+  if (!(n->attrs.present & TL_A_KEEPDIMS) || !n->attrs.keepdims || n->attrs.naxes != 1) return false;
+  const tl_type *x = &p->g->nodes[tl_node_inputs(p->g, n)[0]].type;
+  int ax = n->attrs.axes[0] < 0 ? n->attrs.axes[0] + x->rank : n->attrs.axes[0];
+  return ax == t->rank - 1 && x->rank == t->rank && !memcmp(x->dims, t->dims, (size_t)t->rank * sizeof *t->dims) &&
+         rowshape(&n->type, t);
+}
+
+/* Walks the operands of node id (an INLINE node, or an expression's root,
+ * of type t or the row shape: ok) counting uses of candidate reductions. */
+static void rf_operands(rowfuse *f, int32_t id, bool ok) {
+  const be_plan *p = f->p;
+  const tl_node *n = &p->g->nodes[id];
+  for (int i = 0; i < n->ninputs; i++) {
+    int32_t x = tl_node_inputs(p->g, n)[i];
+    const tl_node *xn = &p->g->nodes[x];
+    if (p->state[x] == BE_S_INLINE) {
+      rf_touch(f, x);
+      f->uses_in[x]++; /* this operand slot: inside */
+      if (f->mark[x] & 1) continue;
+      f->mark[x] |= 1;
+      bool k = tl_ops[xn->op].kind == TL_KIND_ELEMWISE || tl_ops[xn->op].kind == TL_KIND_CONSTANT;
+      rf_operands(f, x, ok && k && (same_type(&xn->type, f->t) || rowshape(&xn->type, f->t)));
+    } else if ((f->mark[x] & 2) || row_reduction(p, x, f->t)) {
+      rf_touch(f, x);
+      f->uses_in[x]++;
+      if (!ok) f->mark[x] |= 4;
+      if (!(f->mark[x] & 2)) {
+        f->mark[x] |= 2;
+        f->cand[f->ncand++] = x;
+      }
+    }
+  }
+}
+
+/* An INLINE node x used outside the walked expressions as well: another
+ * kernel computes it too, so no candidate under it may lose its buffer.
+ * Rejects them (8); true when one was newly rejected. */
+static bool rf_leak(rowfuse *f, int32_t x) {
+  if (f->mark[x] & 32) return false;
+  f->mark[x] |= 32;
+  const tl_node *n = &f->p->g->nodes[x];
+  bool changed = false;
+  for (int i = 0; i < n->ninputs; i++) {
+    int32_t y = tl_node_inputs(f->p->g, n)[i];
+    if (f->mark[y] & 2) {
+      changed |= !(f->mark[y] & 8);
+      f->mark[y] |= 8;
+    } else if (f->p->state[y] == BE_S_INLINE) {
+      rf_touch(f, y);
+      changed |= rf_leak(f, y);
+    }
+  }
+  return changed;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void row_kernels(be_plan *p) {
+  const tl_graph *g = p->g;
+  rowfuse f = {p, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  bool *drop = NULL; /* per kernel: a reduction now computed by a ROWS kernel */
+  for (int ki = 0; ki < p->nks; ki++) {
+    be_kern *k = &p->ks[ki];
+    const tl_node *r = &g->nodes[k->node];
+    if (k->kind != BE_K_EW || k->place >= 0 || r->type.rank < 2 || p->bufs[k->out].dtype != r->type.dtype) continue;
+    bool any = false; /* cheap test first: does it read a row reduction's buffer? */
+    for (int i = 0; i < k->nreads && !any; i++) {
+      int32_t b = k->reads[i];
+      any = p->bufs[b].kind == BE_BUF_TEMP && row_reduction(p, p->bufs[b].node, &r->type);
+    }
+    if (!any) continue;
+    if (!f.mark) {
+      f.uses_in = tl_xcalloc((size_t)g->nnodes + 1, sizeof *f.uses_in);
+      f.mark = tl_xcalloc((size_t)g->nnodes + 1, 1);
+      f.touched = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *f.touched);
+      f.cand = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *f.cand);
+      drop = tl_xcalloc((size_t)p->nks + 1, sizeof *drop);
+    }
+    f.t = &r->type;
+    /* until no candidate is rejected: walk the kernel's expression and the
+     * inputs of the candidates still in, counting uses */
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (int i = 0; i < f.ntouched; i++) {
+        f.uses_in[f.touched[i]] = 0;
+        f.mark[f.touched[i]] &= (uint8_t)~(1 | 32);
+      }
+      rf_operands(&f, k->node, true);
+      for (int c = 0; c < f.ncand; c++) {
+        int32_t x = f.cand[c];
+        if (f.mark[x] & 8) continue;
+        int32_t in = tl_node_inputs(g, &g->nodes[x])[0];
+        if (p->state[in] == BE_S_INLINE) {
+          rf_touch(&f, in);
+          f.uses_in[in]++;
+          if (!(f.mark[in] & 1)) {
+            f.mark[in] |= 1;
+            rf_operands(&f, in, true);
+          }
+        }
+      }
+      for (int i = 0; i < f.ntouched; i++) {
+        int32_t x = f.touched[i];
+        if ((f.mark[x] & 1) && f.uses_in[x] != p->uses[x]) changed |= rf_leak(&f, x);
+      }
+      /* an inline root (an output's kernel) computed elsewhere too */
+      if (p->state[k->node] == BE_S_INLINE && p->uses[k->node] != 1) {
+        rf_touch(&f, k->node);
+        changed |= rf_leak(&f, k->node);
+      }
+      for (int c = 0; c < f.ncand; c++) {
+        int32_t x = f.cand[c];
+        if (!(f.mark[x] & 8) && ((f.mark[x] & 4) || f.uses_in[x] != p->uses[x])) {
+          f.mark[x] |= 8;
+          changed = true;
+        }
+      }
+    }
+    int32_t *rows = tl_xmalloc(((size_t)f.ncand + 1) * sizeof *rows);
+    int nrows = 0;
+    for (int c = 0; c < f.ncand; c++)
+      if (!(f.mark[f.cand[c]] & 8)) rows[nrows++] = f.cand[c];
+    for (int i = 0; i < f.ntouched; i++) f.uses_in[f.touched[i]] = 0, f.mark[f.touched[i]] = 0;
+    f.ntouched = f.ncand = 0;
+    if (!nrows) {
+      tl_free(rows);
+      continue;
+    }
+    qsort(rows, (size_t)nrows, sizeof *rows, cmp_i32);
+    for (int i = 0; i < nrows; i++) {
+      int32_t x = rows[i];
+      for (int j = 0; j < ki; j++)
+        if (p->ks[j].node == x && p->ks[j].kind == BE_K_RED) drop[j] = true;
+      p->bufs[p->buf_of[x]].kind = BE_BUF_UNUSED;
+      p->buf_of[x] = -1;
+      p->state[x] = BE_S_ROW;
+    }
+    k->kind = BE_K_ROWS;
+    k->rows = rows;
+    k->nrows = nrows;
+    k->nreads = 0;
+    for (int i = 0; i < r->ninputs; i++) collect(p, tl_node_inputs(g, r)[i], k);
+  }
+  if (!drop) return;
+  int w = 0;
+  for (int i = 0; i < p->nks; i++) {
+    if (drop[i]) {
+      tl_free(p->ks[i].reads);
+      continue;
+    }
+    p->ks[w++] = p->ks[i];
+  }
+  p->nks = w;
+  tl_free(drop);
+  tl_free(f.uses_in);
+  tl_free(f.mark);
+  tl_free(f.touched);
+  tl_free(f.cand);
 }
 
 /* ---- in-place ----------------------------------------------------------- */
@@ -999,6 +1225,7 @@ static void hash_plan(XXH3_state_t *st, const be_plan *p) {
                      k->opbuf[1], k->trans[0], k->trans[1], k->uniform[0], k->uniform[1]};
     XXH3_64bits_update(st, v, sizeof v);
     XXH3_64bits_update(st, k->reads, (size_t)k->nreads * sizeof *k->reads);
+    XXH3_64bits_update(st, k->rows, (size_t)k->nrows * sizeof *k->rows);
     const be_ctl *c = k->ctl;
     if (!c) continue;
     XXH3_64bits_update(st, c->opbuf, (size_t)c->nop * sizeof *c->opbuf);
@@ -1028,6 +1255,7 @@ static void ctl_free(be_ctl *c) {
 void be_plan_free(be_plan *p) {
   for (int i = 0; i < p->nks; i++) {
     tl_free(p->ks[i].reads);
+    tl_free(p->ks[i].rows);
     ctl_free(p->ks[i].ctl);
   }
   if (p->root && p->fns) {

@@ -61,7 +61,7 @@ int gpu_build_make(gpu_build *b, const tl_graph *g, int math, const char *name_p
   be_rules own;
   const be_rules *rules = be_rules_get(&bo, &own, err, n);
   if (!rules) return -1;
-  int rc = be_plan_build_with(&b->plan, g, rules, 1, err, n);
+  int rc = be_plan_build_for(&b->plan, g, rules, 1, false, err, n); /* no BE_K_ROWS kernels here */
   if (rules == &own) be_rules_free(&own);
   if (rc) {
     /* the plan's message names the backend; this is the GPU's */

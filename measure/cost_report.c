@@ -81,7 +81,7 @@ static void add_expr(const tl_profile *p, const be_plan *pl, const int64_t *syms
   if (seen->on[id]) return;
   seen->on[id] = 1;
   seen->list[seen->n++] = id;
-  if (!root && pl->state[id] != BE_S_INLINE) return;
+  if (!root && pl->state[id] != BE_S_INLINE && pl->state[id] != BE_S_ROW) return; /* ROW: computed in the kernel */
   const tl_graph *g = pl->g;
   const tl_node *x = &g->nodes[id];
   const int32_t *in = tl_node_inputs(g, x);
@@ -220,7 +220,7 @@ static int32_t copy_expr(subg *s, int32_t id, bool root) {
   int32_t r;
   if (x->op == TL_OP_CONST) {
     r = tl_graph_add_const(s->g2, tl_tensor_copy(g->lits[x->attrs.lit]), x->loc);
-  } else if (!root && s->pl->state[id] != BE_S_INLINE) {
+  } else if (!root && s->pl->state[id] != BE_S_INLINE && s->pl->state[id] != BE_S_ROW) {
     r = as_input(s, id, &x->type);
   } else if (x->op == TL_OP_INPUT) {
     r = as_input(s, id, &x->type);
@@ -293,6 +293,7 @@ static const char *kind_name(int k) {
   case BE_K_SOFTMAX: return "softmax";
   case BE_K_MATMUL: return "matmul";
   case BE_K_SCATTER: return "scatter";
+  case BE_K_ROWS: return "rows";
   default: return "take-chk";
   }
 }

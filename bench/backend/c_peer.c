@@ -362,9 +362,16 @@ static void k_matmul(cg *c, const be_kern *k) {
                 k->trans[0] ? M : K, cty(dt), k->opbuf[1], qb, K, N, k->trans[1] ? K : N, cty(dt), k->out, M, N, N);
 }
 
+int c_peer_plan(be_plan *pl, const tl_graph *g, char *err, size_t n) {
+  memset(pl, 0, sizeof *pl);
+  be_options o = be_options_default();
+  const be_rules *rules = be_rules_get(&o, NULL, err, n);
+  return rules ? be_plan_build_for(pl, g, rules, 0, false, err, n) : -1;
+}
+
 char *c_peer_source(const tl_graph *g, char *err, size_t n) {
   be_plan pl;
-  if (be_plan_build(&pl, g, err, n)) {
+  if (c_peer_plan(&pl, g, err, n)) {
     be_plan_free(&pl);
     return NULL;
   }

@@ -5,6 +5,7 @@
 #ifndef TL_BENCH_C_PEER_H
 #define TL_BENCH_C_PEER_H
 
+#include "backend/be_internal.h"
 #include "ir/ir.h"
 
 #include <stddef.h>
@@ -14,5 +15,9 @@
  * order over the plan's buffers), malloc'd; NULL with a message when the
  * plan fails or an op has no C form here. */
 char *c_peer_source(const tl_graph *g, char *err, size_t n);
+/* The plan the C source follows (buffer numbers included): the backend's
+ * without row kernels (a layer norm is then its reductions' kernels and
+ * the elementwise one: the same work in more loops). */
+int c_peer_plan(be_plan *pl, const tl_graph *g, char *err, size_t n);
 
 #endif

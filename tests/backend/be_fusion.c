@@ -14,12 +14,15 @@
  *  - long chains that every rule would fuse whole are cut into kernels of
  *    at most BE_FUSE_MAX_OPS ops, and compute the interpreter's values;
  *  - the (light) condition recomputes a shared producer only where that
- *    reads no more memory than its buffer and does no costly op. */
+ *    reads no more memory than its buffer and does no costly op;
+ *  - row kernels take the reductions they may and no other, and compute
+ *    the interpreter's values (NaN, infinities, empty rows included). */
 #include "backend/be_internal.h"
 #include "util/alloc.h"
 #include "interp/interp.h"
 #include "tests/common/tltest.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,9 +134,10 @@ static const ip_case ip_cases[] = {
   {"legal, inputs destroyable", "(graph ip (in x f32 [n 8]) (let t (exp x)) (let u (add t t))"
             " (out y (sum (mul u u) :axis 1)))", 1, 2},
   /* a reduction reads t before the kernel that writes over it (c's exp
-   * keeps it from the light fusion rule: shared, c gets a buffer) */
+   * keeps it from the light fusion rule: shared, c gets a buffer; a mean
+   * over columns, which no row kernel takes) */
   {"legal after a reduction", "(graph ip (in x f64 [n 8]) (let t (exp x))"
-            " (let c (exp (sub t (mean t :axis 1 :keepdims true)))) (out y (sum (mul c c) :axis 1)))", 0, 1},
+            " (let c (exp (sub t (mean t :axis 0 :keepdims true)))) (out y (sum (mul c c) :axis 1)))", 0, 1},
   /* the in-place result feeds matmul: its operand buffers are redirected */
   {"legal into matmul", "(graph ip (in x f32 [5 5]) (let t (exp x)) (let u (add t t)) (out y (matmul u u)))", 0, 1},
   /* t is read again by the last kernel */
@@ -339,11 +343,11 @@ typedef struct light_case {
 } light_case;
 
 static const light_case light_cases[] = {
-  /* layer norm: x - mu feeds the variance and the output; no buffer */
-  {"layer norm", "(graph l (in x f32 [n 64]) (in g f32 [64]) (in b f32 [64])"
-                 " (let mu (mean x :axis -1 :keepdims true)) (let d (sub x mu))"
-                 " (let var (mean (mul d d) :axis -1 :keepdims true))"
-                 " (out y (add (mul (div d (sqrt (add var 1e-5))) g) b)))", 3},
+  /* normalising columns: x - mu feeds the variance and the output; no
+   * buffer (over rows, a row kernel would take both means) */
+  {"column norm", "(graph l (in x f32 [n 64]) (let mu (mean x :axis 0 :keepdims true)) (let d (sub x mu))"
+                  " (let var (mean (mul d d) :axis 0 :keepdims true))"
+                  " (out y (div d (sqrt (add var 1e-5)))))", 3},
   /* two full-size operands: recomputing would read two values per use */
   {"two full-size operands", "(graph l (in x f32 [n 8]) (in y f32 [n 8]) (let s (add x y))"
                              " (out a (sum s :axis 1)) (out b (max s :axis 1)))", 3},
@@ -357,6 +361,11 @@ static const light_case light_cases[] = {
                           " (out a (sum s :axis 1)) (out b (max s :axis 1)))", 3},
   {"shared x * column scale", "(graph l (in x f32 [n 8]) (in c f32 [8]) (let s (mul x c))"
                               " (out a (sum s :axis 1)) (out b (max s :axis 1)))", 2},
+  /* a matmul operand gets a buffer anyway: computed inline in the sum's
+   * kernel first, the sum would have read that buffer before its kernel
+   * wrote it (found by tests/python's grad-of-grad) */
+  {"shared with a matmul", "(graph l (in x f32 [n 8]) (in w f32 [8 8]) (let s (mul x 2.0))"
+                           " (out a (sum s :axis 1)) (out b (matmul s w)))", 3},
 };
 
 static int light_test(int verbose) {
@@ -391,6 +400,104 @@ static int light_test(int verbose) {
   return fails;
 }
 
+/* Row kernels (plan.c "row kernels"): which reductions an elementwise
+ * kernel computes itself, counted on the plan (kernels in all, BE_K_ROWS
+ * kernels); values against the interpreter, at sizes 37 and 0 (empty
+ * rows: a max's error must be the interpreter's) and on inputs with NaN
+ * and infinities. */
+typedef struct rows_case {
+  const char *name, *text;
+  int kernels, rows;
+} rows_case;
+
+static const rows_case rows_cases[] = {
+  {"layer norm", "(graph l (in x f32 [n m]) (in g f32 [m]) (in b f32 [m])"
+                 " (let mu (mean x :axis -1 :keepdims true)) (let d (sub x mu))"
+                 " (let var (mean (mul d d) :axis -1 :keepdims true))"
+                 " (out y (add (mul (div d (sqrt (add var 1e-5))) g) b)))", 1, 1},
+  {"rms norm f64, rank 3", "(graph l (in x f64 [k n m]) (in g f64 [m])"
+                           " (out y (mul (div x (sqrt (add (mean (mul x x) :axis 2 :keepdims true) 1e-6))) g)))", 1, 1},
+  {"x - row max, row min", "(graph l (in x f32 [n m]) (let mx (max x :axis -1 :keepdims true))"
+                           " (out y (mul (sub x mx) (min x :axis 1 :keepdims true))))", 1, 1},
+  /* the mean is an output too: it keeps its buffer and its kernel */
+  {"reduction also an output", "(graph l (in x f32 [n m]) (let mu (mean x :axis -1 :keepdims true))"
+                               " (out m mu) (out y (sub x mu)))", 2, 0},
+  /* read by another kernel (the sum over rows) as well */
+  {"reduction read elsewhere", "(graph l (in x f32 [n m]) (let mu (sum x :axis -1 :keepdims true))"
+                               " (out y (sub x mu)) (out z (sum (exp mu))))", 3, 0},
+  /* t0 is an output's kernel and also computed inside y's: the min keeps
+   * its buffer (found by bench-cost's random graphs) */
+  {"shared inline root", "(graph l (in x0 f32 [n m]) (in x1 f32 [n m])"
+                         " (let t0 (sub x0 (min x0 :axis 1 :keepdims true)))"
+                         " (out y (maximum (tanh x1) t0)) (out z t0))", 3, 0},
+  /* d is inline in the output's kernel and in another reduction's */
+  {"inline node read elsewhere", "(graph l (in x f32 [n m]) (let d (sub x (mean x :axis -1 :keepdims true)))"
+                                 " (out y (mul d 2.0)) (out z (sum d :axis 0)))", 3, 0},
+  /* a reduction over the first axis is not a row's */
+  {"column reduction", "(graph l (in x f32 [n m]) (out y (sub x (sum x :axis 0 :keepdims true))))", 2, 0},
+  /* read through a transpose: not at the current row */
+  {"through a transpose", "(graph l (in x f32 [n n]) (let s (sum x :axis -1 :keepdims true))"
+                          " (out y (add x (transpose (broadcast_to s :shape [n n])))))", 2, 0},
+  /* an integer reduction stays a kernel of its own */
+  {"integer sum", "(graph l (in x i32 [n m]) (out y (sub x (sum x :axis -1 :keepdims true))))", 2, 0},
+};
+
+static int rows_test(int verbose) {
+  int fails = 0;
+  for (size_t i = 0; i < sizeof rows_cases / sizeof *rows_cases; i++) {
+    const rows_case *c = &rows_cases[i];
+    char *diag = NULL, err[256], what[200];
+    tl_graph *g = tlt_parse(c->text, &diag);
+    if (!g) {
+      printf("FAIL rows case '%s': parse: %s\n", c->name, diag ? diag : "");
+      tl_free(diag);
+      fails++;
+      continue;
+    }
+    tl_free(diag);
+    int bad = 0, nk = -1, nrows = -1;
+    be_plan pl;
+    if (be_plan_build(&pl, g, err, sizeof err)) {
+      printf("FAIL rows case '%s': plan: %s\n", c->name, err);
+      bad = 1;
+    } else {
+      nk = pl.nks;
+      nrows = 0;
+      for (int k = 0; k < pl.nks; k++) nrows += pl.ks[k].kind == BE_K_ROWS;
+      bad |= nk != c->kernels || nrows != c->rows;
+    }
+    be_plan_free(&pl);
+    static const int64_t sizes[3] = {37, 5, 0};
+    for (int z = 0; z < 3; z++) {
+      int64_t syms[4] = {sizes[z], sizes[z] + 3, sizes[z] + 1, sizes[z]};
+      tl_tensor *in[4] = {0};
+      be_options o = be_options_default();
+      snprintf(what, sizeof what, "rows case '%s' at %lld", c->name, (long long)sizes[z]);
+      if (tl_random_inputs(g, in, syms, 9 + (uint64_t)z, err, sizeof err)) {
+        printf("FAIL %s: inputs: %s\n", what, err);
+        bad = 1;
+        continue;
+      }
+      if (z == 1) /* NaN, infinities and a huge value in the first rows */
+        for (int k = 0; k < g->ninputs; k++) {
+          tl_tensor *t = in[k];
+          if (!tl_dtype_is_float((tl_dtype)t->dtype) || t->numel < 4) continue;
+          tl_tensor_set_f64(t, 0, NAN);
+          tl_tensor_set_f64(t, t->numel / 2, INFINITY);
+          tl_tensor_set_f64(t, t->numel / 2 + 1, -INFINITY);
+          tl_tensor_set_f64(t, t->numel - 1, 3e38);
+        }
+      bad |= be_compare_opts(g, in, syms, what, verbose, &o, NULL);
+      for (int k = 0; k < g->ninputs; k++) tl_tensor_free(in[k]);
+    }
+    printf("  rows %-28s %d kernels, %d row kernels (expected %d, %d)%s\n", c->name, nk, nrows, c->kernels, c->rows,
+           bad ? "  FAILED" : "");
+    tl_graph_free(g);
+    fails += bad;
+  }
+  return fails;
+}
+
 int be_fusion_tests(const char *srcdir, int verbose) {
   int fails = coverage();
   ex_ctx c = {srcdir, verbose, 0, {0, 0, 0}};
@@ -409,6 +516,7 @@ int be_fusion_tests(const char *srcdir, int verbose) {
   fails += fuse_max_test(verbose);
   fails += inplace_cases(verbose);
   fails += light_test(verbose);
+  fails += rows_test(verbose);
   fails += bad_rule_files(srcdir);
   be_options o = be_options_default();
   o.fusion_rules = "";
