@@ -309,8 +309,8 @@ static void tm_give(int cg, LLVMTargetMachineRef tm) {
  * passes); what pays is: CSE of the repeated loads of a fused expression,
  * loop rotation and LICM into the form the loop vectoriser accepts, the
  * vectoriser itself (with libmvec's variants: inject-tli-mappings), one
- * unroll of the vector body (the JIT's codegen level None does no loop
- * strength reduction), and a cleanup. Measured on the examples' kernels:
+ * unroll of the vector body (chosen when the JIT's codegen level was None,
+ * which does no loop strength reduction), and a cleanup. Measured on the examples' kernels:
  * 30-45% less optimisation time than default<O3>, run time within the
  * noise (docs/backend.md). */
 static const char lean_pipeline[] =

@@ -595,25 +595,18 @@ void lw_k_rows(em *e, const be_kern *k) {
   for (int i = 0; i < nk; i++) kd[i] = n->type.dims[i];
   LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
   LLVMValueRef len = lw_dimv(e, n->type.dims[R - 1]);
-  bool maxmin = false;
-  for (int i = 0; i < k->nrows; i++) {
+  int32_t maxmin = -1; /* the first max or min: an empty row is its error */
+  for (int i = 0; i < k->nrows && maxmin < 0; i++) {
     int op = g->nodes[k->rows[i]].op;
-    maxmin |= op == TL_OP_MAX || op == TL_OP_MIN;
+    if (op == TL_OP_MAX || op == TL_OP_MIN) maxmin = k->rows[i];
   }
-  if (maxmin) { /* max/min of an empty row: lw_k_red's error */
+  if (maxmin >= 0) { /* max/min of an empty row: lw_k_red's error */
     LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(e->cx, e->fn, "empty");
     LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(e->cx, e->fn, "nonempty");
     LLVMValueRef c = LLVMBuildAnd(e->b, icmp(e, LLVMIntEQ, len, ci(e, 0)), icmp(e, LLVMIntSLT, lo, hi), "");
     LLVMBuildCondBr(e->b, c, bad, ok);
     LLVMPositionBuilderAtEnd(e->b, bad);
-    e->knode = k->rows[0];
-    for (int i = 0; i < k->nrows; i++) {
-      int op = g->nodes[k->rows[i]].op;
-      if (op == TL_OP_MAX || op == TL_OP_MIN) {
-        e->knode = k->rows[i];
-        break;
-      }
-    }
+    e->knode = maxmin;
     lw_set_err(e, BE_ERR_EMPTY);
     e->knode = k->node;
     LLVMBuildRetVoid(e->b);

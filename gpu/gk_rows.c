@@ -281,8 +281,18 @@ int gb_k_red(gb *b, const be_kern *kk) {
  * Runs past the row's end (only in the last, when threads * vec does not
  * divide d) are skipped and read as -inf, which adds nothing to the max,
  * the sum or the ties whatever the shift (finite, 0, or NaN). */
-static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t d, int32_t *idx, int ax,
-                           const int32_t *ost) {
+/* Marks the next loads or stores at run q's first element (idx with the
+ * axis at base) aligned to the run, or clears the mark (vec 1). */
+static void align_run(gb *b, int vec, int rank, const int32_t *ost, int32_t *idx, int ax, int32_t base) {
+  gk_kernel *k = b->k;
+  k->align_base = -1;
+  if (vec == 1) return;
+  idx[ax] = base;
+  k->align_base = gb_offset(b, rank, ost, idx);
+  k->align_vec = vec;
+}
+
+static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int64_t d, int32_t *idx, int ax, const int32_t *ost) {
   gk_kernel *k = b->k;
   const tl_graph *g = b->g;
   const tl_node *n = &g->nodes[kk->node];
@@ -294,7 +304,6 @@ static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t 
   int32_t tid = gk_sreg_v(k, GK_TID), len = gk_i64(k, d), ninf = gk_cf(k, t, -INFINITY);
   int32_t vals[CACHE_PER], at[CACHE_PER];
   int32_t m = ninf;
-  (void)per;
   for (int q = 0; q < nrun; q++) {
     int32_t base = gk_mul(k, gk_add(k, tid, gk_i64(k, (int64_t)q * T)), gk_i64(k, vec));
     bool guard = ragged && q == nrun - 1;
@@ -304,20 +313,16 @@ static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t 
       if (guard) gk_set(k, vals[q * vec + e], ninf);
     }
     if (guard) gk_if(k, gk_icmp_v(k, GK_ISLT, base, len));
-    if (vec > 1) {
-      idx[ax] = base;
-      k->align_base = gb_offset(b, rank, ost, idx);
-      k->align_vec = vec;
-    }
+    align_run(b, vec, rank, ost, idx, ax, base);
     for (int e = 0; e < vec; e++) {
       idx[ax] = at[q * vec + e];
       gk_set(k, vals[q * vec + e], gb_conv(b, gb_ex(b, xid, idx), xdt, dt));
     }
-    k->align_base = -1;
+    align_run(b, 1, rank, ost, idx, ax, base);
     if (guard) gk_end(k);
     for (int e = 0; e < vec; e++) m = combine(b, C_MAX, m, gk_get(k, vals[q * vec + e]));
   }
-  per = nrun * vec;
+  int per = nrun * vec;
   comb cmax = C_MAX;
   rows_combine(b, rw, 1, &m, &cmax, &ninf);
   int32_t fin = is_finite(b, m);
@@ -345,16 +350,12 @@ static void softmax_cached(gb *b, const be_kern *kk, rows *rw, int per, int64_t 
       int32_t v = gk_get(k, vals[q * vec + e]);
       y[e] = soft ? gk_bin_v(k, GK_FMUL, v, post) : gk_bin_v(k, GK_FSUB, gk_bin_v(k, GK_FSUB, v, sh), post);
     }
-    if (vec > 1) {
-      idx[ax] = base;
-      k->align_base = gb_offset(b, rank, ost, idx);
-      k->align_vec = vec;
-    }
+    align_run(b, vec, rank, ost, idx, ax, base);
     for (int e = 0; e < vec; e++) {
       idx[ax] = at[q * vec + e];
       gk_store(k, kk->out, dt, gb_offset(b, rank, ost, idx), y[e]);
     }
-    k->align_base = -1;
+    align_run(b, 1, rank, ost, idx, ax, base);
     if (guard) gk_end(k);
   }
 }
@@ -382,11 +383,8 @@ int gb_k_softmax(gb *b, const be_kern *kk) {
   int64_t d = n->type.dims[ax];
   rows rw = {.mode = choose_mode(ax == rank - 1, d)};
   /* a row of known length up to CACHE_ROW is read once into registers */
-  int per = 0;
-  if (rw.mode == M_BLOCK && d > 0 && d <= CACHE_ROW) {
-    k->launch.threads = d <= CACHE_SMALL ? GB_THREADS : CACHE_THREADS;
-    per = (int)((d + k->launch.threads - 1) / k->launch.threads);
-  }
+  bool cached = rw.mode == M_BLOCK && d > 0 && d <= CACHE_ROW;
+  if (cached) k->launch.threads = d <= CACHE_SMALL ? GB_THREADS : CACHE_THREADS;
   set_launch(b, rw.mode, nk, kd);
   int32_t len = gb_dim(b, d), nrows = gk_i64(k, 1);
   for (int i = 0; i < nk; i++) nrows = gk_mul(k, nrows, kdim[i]);
@@ -399,8 +397,8 @@ int gb_k_softmax(gb *b, const be_kern *kk) {
   rows_open(b, &rw, nrows, rv);
   gb_decompose(b, gk_get(k, rv), nk, kdim, kidx);
   for (int i = 0; i < nk; i++) idx[kept[i]] = kidx[i];
-  if (per) {
-    softmax_cached(b, kk, &rw, per, d, idx, ax, ost);
+  if (cached) {
+    softmax_cached(b, kk, &rw, d, idx, ax, ost);
     gk_end(k);
     return b->failed ? -1 : 0;
   }
