@@ -66,24 +66,38 @@ static int write_header(const char *path, const char *name, const be_plan *p) {
    * b's element count; NAME_shapes fills the outputs' descriptors; NAME
    * mallocs the outputs and temporaries; NAME_into writes the caller's
    * output buffers (fresh = 0: the kernels may not assume fresh memory). */
+  /* derived symbols (ir/symdim.h): computed once the base ones are bound,
+   * then compared with the inputs' dims */
+  fprintf(f, "static const unsigned char %s_derived_[%d + 1] = {", name, g->nsyms);
+  for (int s = 0; s < g->nsyms; s++) fprintf(f, "%s%d", s ? ", " : "", tl_sym_derived(g, s) ? 1 : 0);
+  fprintf(f, "%s};\n\n", g->nsyms ? "" : "0");
   fprintf(f,
           "static inline int %s_bind_(const tlaloc_tensor *inputs, int64_t *syms) {\n"
-          "  int b, i;\n"
+          "  int b, i, pass;\n"
           "  for (i = 0; i < %d; i++) syms[i] = -1;\n"
-          "  for (b = 0; b < %d; b++) {\n"
-          "    if (%s_bufs_[b].kind != 0) continue;\n"
-          "    const tlaloc_tensor *x = &inputs[%s_bufs_[b].index];\n"
-          "    if (x->dtype != %s_bufs_[b].dtype || x->rank != %s_bufs_[b].rank) return -1;\n"
-          "    for (i = 0; i < x->rank; i++) {\n"
-          "      int64_t d = %s_bufs_[b].dims[i];\n"
-          "      if (d >= 0 ? x->dims[i] != d : (syms[-d - 1] >= 0 && syms[-d - 1] != x->dims[i])) return -1;\n"
-          "      if (d < 0) syms[-d - 1] = x->dims[i];\n"
+          "  for (pass = 0; pass < 2; pass++) {\n"
+          "    if (pass == 1) {\n",
+          name, g->nsyms);
+  tl_syms_emit_c(g, f, "syms");
+  fprintf(f,
+          "    }\n"
+          "    for (b = 0; b < %d; b++) {\n"
+          "      if (%s_bufs_[b].kind != 0) continue;\n"
+          "      const tlaloc_tensor *x = &inputs[%s_bufs_[b].index];\n"
+          "      if (x->dtype != %s_bufs_[b].dtype || x->rank != %s_bufs_[b].rank) return -1;\n"
+          "      for (i = 0; i < x->rank; i++) {\n"
+          "        int64_t d = %s_bufs_[b].dims[i];\n"
+          "        if (d < 0 && %s_derived_[-d - 1] != pass) continue;\n"
+          "        if (d >= 0 ? x->dims[i] != d : (syms[-d - 1] >= 0 && syms[-d - 1] != x->dims[i])) return -1;\n"
+          "        if (d < 0 && pass == 0) syms[-d - 1] = x->dims[i];\n"
+          "        if (d < 0 && pass == 1 && syms[-d - 1] < 0) return -1;\n"
+          "      }\n"
           "    }\n"
           "  }\n"
           "  for (i = 0; i < %d; i++) if (syms[i] < 0) return -1;\n"
           "  return 0;\n"
           "}\n\n",
-          name, g->nsyms, p->nbufs, name, name, name, name, name, g->nsyms);
+          p->nbufs, name, name, name, name, name, name, g->nsyms);
   fprintf(f,
           "static inline int64_t %s_shape_(int b, const int64_t *syms, tlaloc_tensor *o) {\n"
           "  int64_t n = 1;\n"

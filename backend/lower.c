@@ -251,7 +251,7 @@ static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
   const tl_type *xt = n->ninputs ? &g->nodes[in[0]].type : NULL;
   dep x[TL_MAX_RANK];
   switch (n->op) {
-  case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE:
+  case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE: case TL_OP_DIM:
     return;
   case TL_OP_TRANSPOSE:
     for (int i = 0; i < xt->rank; i++) {

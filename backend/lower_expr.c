@@ -582,6 +582,10 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
   switch (n->op) {
   case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE:
     return lit_value(e, n);
+  case TL_OP_DIM: {
+    int ax = n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0];
+    return lw_dimv(e, xt->dims[ax]);
+  }
   case TL_OP_TRANSPOSE:
     for (int i = 0; i < xt->rank; i++) {
       int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;

@@ -336,7 +336,9 @@ static bool fusible(const be_plan *p, const be_rules *r, uses_csr *u, int32_t id
     int cop = TL_OP_COUNT; /* `output` */
     if (u->cons[e] >= 0) {
       const tl_node *c = &g->nodes[u->cons[e]];
-      if (needs_buffer(c, u->slot[e]) || c->op == TL_OP_ZEROS_LIKE || c->op == TL_OP_ONES_LIKE) continue;
+      if (needs_buffer(c, u->slot[e]) || c->op == TL_OP_ZEROS_LIKE || c->op == TL_OP_ONES_LIKE ||
+          c->op == TL_OP_DIM)
+        continue;
       cop = c->op;
     }
     bool ok = false;
@@ -489,6 +491,7 @@ static int plan_site(be_plan *p, const be_rules *rules, be_kern *k, be_site *s, 
   const be_plan *sp = p->fns->plan[fp];
   const tl_graph *f = sp->g;
   s->symdim = tl_xcalloc((size_t)f->nsyms + 1, sizeof *s->symdim);
+  for (int i = 0; i < f->nsyms; i++) s->symdim[i] = TL_DIM_NONE;
   int seq = x->op == TL_OP_SCAN ? (int)(x->attrs.carry + ((x->attrs.present & TL_A_CONSTS) ? x->attrs.consts : 0))
                                 : x->ninputs;
   for (int j = 0; j < f->ninputs && first + j < x->ninputs; j++) {
@@ -496,8 +499,14 @@ static int plan_site(be_plan *p, const be_rules *rules, be_kern *k, be_site *s, 
     const tl_type *at = &g->nodes[tl_node_inputs(g, x)[first + j]].type;
     int shift = first + j >= seq ? 1 : 0;
     for (int d = 0; d < ft->rank && d + shift < at->rank; d++)
-      if (ft->dims[d] < 0) s->symdim[tl_dim_sym_id(ft->dims[d])] = at->dims[d + shift];
+      if (ft->dims[d] < 0 && !tl_sym_derived(f, tl_dim_sym_id(ft->dims[d])))
+        s->symdim[tl_dim_sym_id(ft->dims[d])] = at->dims[d + shift];
   }
+  /* the function's derived dims as dims of the caller (interned in its
+   * table, whose symbols the entry's frame holds: see be_compile) */
+  if (tl_syms_map((tl_graph *)(uintptr_t)g, f, s->symdim, err, n)) return -1;
+  for (int i = 0; i < f->nsyms; i++)
+    if (s->symdim[i] == TL_DIM_NONE) s->symdim[i] = 0;
   s->temp = tl_xmalloc(((size_t)sp->nbufs + 1) * sizeof *s->temp);
   for (int b = 0; b < sp->nbufs; b++) {
     s->temp[b] = -1;

@@ -280,9 +280,15 @@ static int write_launcher(const char *path, const char *name, const gpu_build *b
   fprintf(f, "};\nstatic const gpu_rt_step %s_steps_[%d] = {", name, t.prog.nsteps ? t.prog.nsteps : 1);
   for (int i = 0; i < t.prog.nsteps; i++) fprintf(f, "%s{%d, %d}", i ? ", " : "", t.steps[i].kind, t.steps[i].arg);
   fprintf(f, "%s};\n", t.prog.nsteps ? "" : "{0, 0}");
-  fprintf(f, "static const gpu_rt_prog %s_prog_ = {%d, %d, %d, %d, %d, %d, %s_rbufs_, %s_rks_, %s_steps_};\n\n", name,
-          t.prog.nbufs, t.prog.nsyms, t.prog.ninputs, t.prog.noutputs, t.prog.nkernels, t.prog.nsteps, name, name,
-          name);
+  /* the derived dims (ir/symdim.h), computed from the bound ones */
+  fprintf(f, "static int %s_derive_(int64_t *syms) {\n  (void)syms;\n", name);
+  tl_syms_emit_c(g, f, "syms");
+  fprintf(f, "  return 0;\n}\n");
+  fprintf(f,
+          "static const gpu_rt_prog %s_prog_ = {%d, %d, %d, %d, %d, %d, %s_rbufs_, %s_rks_, %s_steps_, "
+          "%s_derive_};\n\n",
+          name, t.prog.nbufs, t.prog.nsyms, t.prog.ninputs, t.prog.noutputs, t.prog.nkernels, t.prog.nsteps, name,
+          name, name, name);
   emit(f, entry_points, name, g->ninputs, g->noutputs);
   gpu_tables_free(&t);
   return fclose(f) ? -1 : 0;

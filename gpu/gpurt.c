@@ -185,6 +185,10 @@ GPU_RT_API int gpu_rt_prepare(gpu_rt_state *s, const gpu_rt_tensor *in, const in
       if (d < 0) s->syms[-d - 1] = x->dims[i];
     }
   }
+  if (p->derive && p->derive(s->syms)) {
+    snprintf(err, n, "gpu: a derived dim is negative or disagrees with the inputs");
+    return -1;
+  }
   for (int i = 0; i < p->nsyms; i++)
     if (s->syms[i] < 0) {
       snprintf(err, n, "gpu: symbol %d has no size", i);

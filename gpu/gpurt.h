@@ -82,6 +82,10 @@ typedef struct gpu_rt_prog {
   const gpu_rt_buf *bufs;
   const gpu_rt_kernel *ks;
   const gpu_rt_step *steps;
+  /* computes the derived symbols (ir/symdim.h) from the base ones, in
+   * place: -1 when one is negative or disagrees with a value the inputs
+   * gave it; NULL: the caller gives every symbol (the JIT binds them) */
+  int (*derive)(int64_t *syms);
 } gpu_rt_prog;
 
 /* A device. Pointers are device addresses (the emulator's: host ones). */

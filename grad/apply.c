@@ -330,21 +330,40 @@ static int32_t helper(ictx *c, const gr_term *t, const int32_t *kid, const tl_at
     int r = type_of(c, e)->rank;
     int ax = (a->present & TL_A_AXIS) ? a->axes[0] : 0;
     if (ax < 0) ax += r;
-    int64_t off = 0;
-    for (int i = 0; i < c->b->k; i++) {
-      int64_t d = c->b->g->nodes[in[i]].type.dims[ax];
-      if (tl_dim_is_sym(d)) return fail(c, "concat along a symbolic dim has no static offsets");
-      off += d;
+    /* operand k's part: [before, before + d) from the start, or from the
+     * end when the dims before it are symbolic and those after are not */
+    int64_t before = 0, after = 0, d = x->dims[ax];
+    bool sym_before = false, sym_after = false;
+    for (int i = 0; i < n->ninputs; i++) {
+      int64_t di = c->b->g->nodes[in[i]].type.dims[ax];
+      if (i == c->b->k) continue;
+      bool *sym = i < c->b->k ? &sym_before : &sym_after;
+      int64_t *acc = i < c->b->k ? &before : &after;
+      if (tl_dim_is_sym(di)) *sym = true;
+      else *acc += di;
     }
+    if (n->ninputs == 1) return reshape(c, e, x); /* the whole */
     tl_attrs sa;
     tl_attrs_init(&sa);
-    sa.present = TL_A_AXIS | TL_A_START | TL_A_STOP;
+    sa.present = TL_A_AXIS;
     sa.naxes = 1;
     sa.axes[0] = (int8_t)ax;
-    sa.start = off;
-    int64_t d = x->dims[ax];
-    if (tl_dim_is_sym(d)) return reshape(c, e, x); /* a single operand: the whole */
-    sa.stop = off + d;
+    if (!sym_before && !tl_dim_is_sym(d)) {
+      sa.present |= TL_A_START | TL_A_STOP;
+      sa.start = before;
+      sa.stop = before + d;
+    } else if (!sym_before && !sym_after) {
+      sa.present |= TL_A_START;
+      sa.start = before;
+      if (after) sa.present |= TL_A_STOP, sa.stop = -after;
+    } else if (!sym_after && !tl_dim_is_sym(d)) {
+      sa.present |= TL_A_START;
+      sa.start = -(after + d);
+      if (after) sa.present |= TL_A_STOP, sa.stop = -after;
+    } else {
+      return fail(c, "concat along a symbolic dim: operand %d has symbolic sizes on both sides, so its part "
+                     "of the gradient has no static offsets", c->b->k);
+    }
     return add(c, TL_OP_SLICE, &sa, &e, 1);
   }
   case GR_H_MT: {

@@ -362,6 +362,13 @@ static int k_fill(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
+static int k_dim(rctx *c, const tl_node *n, tl_tensor *out) {
+  const tl_tensor *x = c->args[0];
+  int ax = n->attrs.axes[0] < 0 ? n->attrs.axes[0] + x->rank : n->attrs.axes[0];
+  tl_tensor_set_i64(out, 0, x->dims[ax]);
+  return 0;
+}
+
 static int k_like(rctx *c, const tl_node *n, tl_tensor *out) {
   for (int64_t o = 0; o < out->numel; o++) tl_tensor_set_i64(out, o, n->op == TL_OP_ONES_LIKE);
   return 0;
@@ -750,7 +757,7 @@ static int k_matmul(rctx *c, const tl_node *n, tl_tensor *out) {
  * through f_unary/f_binary (and a libm op through its ops.def function). */
 static const kernel_fn kernels[TL_OP_COUNT] = {
   [TL_OP_INPUT] = k_input, [TL_OP_LIT] = k_lit, [TL_OP_CONST] = k_const, [TL_OP_FILL] = k_fill,
-  [TL_OP_ZEROS_LIKE] = k_like, [TL_OP_ONES_LIKE] = k_like,
+  [TL_OP_ZEROS_LIKE] = k_like, [TL_OP_ONES_LIKE] = k_like, [TL_OP_DIM] = k_dim,
   [TL_OP_SUM] = k_reduce, [TL_OP_PROD] = k_reduce, [TL_OP_MAX] = k_reduce,
   [TL_OP_MIN] = k_reduce, [TL_OP_MEAN] = k_reduce, [TL_OP_LOGSUMEXP] = k_reduce,
   [TL_OP_SOFTMAX] = k_softmax, [TL_OP_LOG_SOFTMAX] = k_softmax,
@@ -780,12 +787,13 @@ int tl_concrete_dims(const tl_graph *g, const tl_type *t, const int64_t *syms, i
     int64_t d = t->dims[i];
     if (tl_dim_is_sym(d)) {
       int s = tl_dim_sym_id(d);
-      if (!syms || syms[s] < 0) {
+      int64_t v = syms ? tl_dim_value(g, d, syms) : -1;
+      if (v < 0) {
         snprintf(err, err_size, "symbolic dim '%s' has no size (bind it with --dim %s=SIZE or an input)",
                  g->syms[s], g->syms[s]);
         return -1;
       }
-      d = syms[s];
+      d = v;
     }
     dims[i] = d;
   }
@@ -816,6 +824,7 @@ int tl_bind_inputs(const tl_graph *g, tl_tensor *const *inputs, int64_t *syms, c
       int64_t d = n->type.dims[k];
       if (tl_dim_is_sym(d)) {
         int s = tl_dim_sym_id(d);
+        if (tl_sym_derived(g, s)) continue; /* checked once the base symbols are bound */
         if (syms[s] >= 0 && syms[s] != x->dims[k]) {
           snprintf(err, err_size, "input '%s': dim %d ('%s') is %lld, but '%s' is already %lld",
                    name, k, g->syms[s], (long long)x->dims[k], g->syms[s], (long long)syms[s]);
@@ -830,6 +839,27 @@ int tl_bind_inputs(const tl_graph *g, tl_tensor *const *inputs, int64_t *syms, c
       }
     }
 #undef WANT
+  }
+  if (tl_syms_eval(g, syms, err, err_size)) return -1;
+  for (int i = 0; i < g->ninputs; i++) {
+    const tl_tensor *x = inputs[i];
+    if (!x) continue;
+    const tl_node *n = &g->nodes[g->inputs[i]];
+    for (int k = 0; k < x->rank; k++) {
+      int64_t d = n->type.dims[k];
+      if (!tl_dim_is_sym(d) || !tl_sym_derived(g, tl_dim_sym_id(d))) continue;
+      int s = tl_dim_sym_id(d);
+      if (syms[s] < 0) {
+        snprintf(err, err_size, "input '%s': dim %d is '%s', and no input binds what it is computed from "
+                 "by a dim of its own", g->names[n->name], k, g->syms[s]);
+        return -1;
+      }
+      if (syms[s] != x->dims[k]) {
+        snprintf(err, err_size, "input '%s': dim %d ('%s') is %lld, but '%s' is %lld", g->names[n->name], k,
+                 g->syms[s], (long long)x->dims[k], g->syms[s], (long long)syms[s]);
+        return -1;
+      }
+    }
   }
   return 0;
 }

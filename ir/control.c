@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define UNBOUND INT64_MAX
+#define UNBOUND TL_DIM_NONE
 
 typedef struct cctx {
   const tl_graph *g;
@@ -52,24 +52,38 @@ static int bind_params(cctx *c, const tl_graph *f, const tl_type *const *args, i
     return fail(c, "%s '%s' takes %d operand%s, given %d", role, f->name, f->ninputs, f->ninputs == 1 ? "" : "s",
                 nargs);
   for (int s = 0; s < f->nsyms; s++) map[s] = UNBOUND;
-  for (int k = 0; k < nargs; k++) {
-    const tl_node *p = &f->nodes[f->inputs[k]];
-    const tl_type *pt = &p->type, *at = args[k];
-    char s1[128], s2[128];
-    bool ok = pt->dtype == at->dtype && pt->rank == at->rank;
-    for (int d = 0; ok && d < pt->rank; d++) {
-      int64_t pd = pt->dims[d], ad = at->dims[d];
-      if (!tl_dim_is_sym(pd)) {
-        ok = pd == ad;
-      } else {
-        int64_t *m = &map[tl_dim_sym_id(pd)];
-        if (*m == UNBOUND) *m = ad;
-        ok = *m == ad;
-      }
+  /* base symbols first; derived ones are then computed in the caller's
+   * table (ir/symdim.h) and compared */
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) {
+      char e[200];
+      if (tl_syms_map((tl_graph *)(uintptr_t)c->g, f, map, e, sizeof e)) return fail(c, "%s", e);
     }
-    if (!ok)
-      return fail(c, "operand %d is %s but parameter '%s' of %s '%s' is %s", k, tl_type_str(c->g, at, s1, sizeof s1),
-                  f->names[p->name], role, f->name, tl_type_str(f, pt, s2, sizeof s2));
+    for (int k = 0; k < nargs; k++) {
+      const tl_node *p = &f->nodes[f->inputs[k]];
+      const tl_type *pt = &p->type, *at = args[k];
+      char s1[128], s2[128];
+      bool ok = pt->dtype == at->dtype && pt->rank == at->rank;
+      for (int d = 0; ok && d < pt->rank; d++) {
+        int64_t pd = pt->dims[d], ad = at->dims[d];
+        if (!tl_dim_is_sym(pd)) {
+          ok = pd == ad;
+        } else if (tl_sym_derived(f, tl_dim_sym_id(pd)) != (pass == 1)) {
+          continue;
+        } else {
+          int64_t *m = &map[tl_dim_sym_id(pd)];
+          if (*m == UNBOUND && pass == 1)
+            return fail(c, "parameter '%s' of %s '%s' has dim '%s', which none of its parameters determines by "
+                           "itself", f->names[p->name], role, f->name, f->syms[tl_dim_sym_id(pd)]);
+          if (*m == UNBOUND) *m = ad;
+          ok = *m == ad;
+        }
+      }
+      if (!ok)
+        return fail(c, "operand %d is %s but parameter '%s' of %s '%s' is %s", k,
+                    tl_type_str(c->g, at, s1, sizeof s1), f->names[p->name], role, f->name,
+                    tl_type_str(f, pt, s2, sizeof s2));
+    }
   }
   return 0;
 }

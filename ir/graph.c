@@ -35,6 +35,7 @@ void tl_graph_free(tl_graph *g) {
   tl_free(g->names);
   for (int i = 0; i < g->nsyms; i++) tl_free(g->syms[i]);
   tl_free(g->syms);
+  tl_free(g->symdefs);
   tl_free(g->inputs);
   tl_free(g->outputs);
   tl_free(g->lets);
@@ -104,7 +105,8 @@ tl_graph *tl_graph_copy(const tl_graph *g, const char *name) {
   c->nnames = c->capnames = g->nnames;
   c->syms = dup_array(g->syms, (size_t)g->nsyms, sizeof *g->syms);
   for (int i = 0; i < g->nsyms; i++) c->syms[i] = tl_xstrdup(g->syms[i]);
-  c->nsyms = c->capsyms = g->nsyms;
+  c->nsyms = c->capsyms = c->capsymdefs = g->nsyms;
+  c->symdefs = dup_array(g->symdefs, (size_t)g->nsyms, sizeof *g->symdefs);
   c->inputs = dup_array(g->inputs, (size_t)g->ninputs, sizeof *g->inputs);
   c->ninputs = c->capinputs = g->ninputs;
   c->outputs = dup_array(g->outputs, (size_t)g->noutputs, sizeof *g->outputs);
@@ -121,12 +123,28 @@ tl_graph *tl_graph_copy(const tl_graph *g, const char *name) {
   return c;
 }
 
+int tl_graph_sym_append(tl_graph *g, const char *name, size_t n, const tl_symdef *def) {
+  TL_GROW(g->syms, g->nsyms, g->capsyms);
+  if (g->capsymdefs < g->capsyms) {
+    g->symdefs = tl_xrealloc(g->symdefs, (size_t)g->capsyms * sizeof *g->symdefs);
+    g->capsymdefs = g->capsyms;
+  }
+  g->syms[g->nsyms] = tl_xstrndup(name, n);
+  if (def) g->symdefs[g->nsyms] = *def;
+  else memset(&g->symdefs[g->nsyms], 0, sizeof *g->symdefs);
+  return g->nsyms++;
+}
+
 int tl_graph_sym(tl_graph *g, const char *name, size_t n) {
   for (int i = 0; i < g->nsyms; i++)
     if (strlen(g->syms[i]) == n && memcmp(g->syms[i], name, n) == 0) return i;
-  TL_GROW(g->syms, g->nsyms, g->capsyms);
-  g->syms[g->nsyms] = tl_xstrndup(name, n);
-  return g->nsyms++;
+  if (n && name[0] == '(') {
+    /* a derived dim's name is its definition (ir/symdim.h) */
+    int64_t d;
+    char err[256];
+    if (tl_dim_parse(g, name, n, &d, err, sizeof err) == 0 && tl_dim_is_sym(d)) return tl_dim_sym_id(d);
+  }
+  return tl_graph_sym_append(g, name, n, NULL);
 }
 
 int32_t tl_graph_name(tl_graph *g, const char *name) {

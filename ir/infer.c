@@ -7,9 +7,12 @@
  *
  * Symbolic dims: the same symbol is the same size. A symbol broadcast
  * against a concrete size other than 1 is an error (the symbol might be
- * anything), and so is a symbol against a different symbol. Sizes that would
- * need arithmetic on symbols (concat along a symbolic axis, slicing one) are
- * refused with a message rather than guessed. */
+ * anything); two different symbols must be equal when the graph is bound
+ * (same_at_bind), as PyTensor checks them at run time. Sizes computed
+ * from symbols (concat along a symbolic axis, slicing one, reshape's -1)
+ * are derived dims of the graph's table (ir/symdim.h), interned here:
+ * inference may append to the symbol table of the graph it is given (the
+ * table only grows, and a dim's name is its definition). */
 #include "ir/ir.h"
 
 #include <stdarg.h>
@@ -28,6 +31,10 @@ typedef struct ictx {
 } ictx;
 
 typedef int (*infer_fn)(ictx *c);
+
+/* The graph whose symbol table derived dims are interned in (NULL: none;
+ * see the header comment on why a const graph's table may grow). */
+static tl_graph *symtab(ictx *c) { return (tl_graph *)(uintptr_t)c->g; }
 
 __attribute__((format(printf, 2, 3))) static int fail(ictx *c, const char *fmt, ...) {
   int n = snprintf(c->err, c->err_size, "%s: ", tl_ops[c->op].name);
@@ -117,6 +124,18 @@ static int infer_dtype(ictx *c, int first) {
 
 /* ---- shapes ---------------------------------------------------------- */
 
+/* Two different symbolic sizes that must be equal (broadcast operands,
+ * matmul's inner dims): accepted, and checked when the graph is bound, by
+ * interning both differences as derived dims (neither may be negative).
+ * False when they can never be equal (n and n + 1). */
+static bool same_at_bind(ictx *c, int64_t a, int64_t b) {
+  tl_graph *g = symtab(c);
+  int64_t d;
+  char e[200];
+  return g && tl_dim_is_sym(a) && tl_dim_is_sym(b) && !tl_dim_arith(g, TL_DIM_SUB, a, b, &d, e, sizeof e) &&
+         !tl_dim_arith(g, TL_DIM_SUB, b, a, &d, e, sizeof e);
+}
+
 static int broadcast2(ictx *c, const tl_type *x, const tl_type *y, tl_type *r) {
   int rank = x->rank > y->rank ? x->rank : y->rank;
   int64_t dims[TL_MAX_RANK] = {0}; /* dims past the rank are zero: types are hashed and compared as bytes */
@@ -125,6 +144,7 @@ static int broadcast2(ictx *c, const tl_type *x, const tl_type *y, tl_type *r) {
     int64_t a = ix >= 0 ? x->dims[ix] : 1, b = iy >= 0 ? y->dims[iy] : 1;
     if (a == b || b == 1) dims[i] = a;
     else if (a == 1) dims[i] = b;
+    else if (same_at_bind(c, a, b)) dims[i] = a;
     else {
       char s1[128], s2[128], d1[64], d2[64];
       return fail(c, "cannot broadcast %s with %s (dim %s vs %s)", tstr(c, x, s1, sizeof s1),
@@ -243,6 +263,36 @@ static void symprod_of(const int64_t *dims, int n, symprod *p) {
   }
 }
 
+/* reshape when a symbol is involved: the sizes compared (and the -1 dim
+ * computed) as canonical polynomials of the symbols. */
+static int reshape_symbolic(ictx *c, int64_t *dims, int n, int infer_at) {
+  tl_graph *g = symtab(c);
+  const tl_type *x = c->in[0];
+  int64_t in = 1, out = 1;
+  char e[200], s1[128], s2[128];
+  for (int i = 0; i < x->rank; i++)
+    if (tl_dim_arith(g, TL_DIM_MUL, in, x->dims[i], &in, e, sizeof e)) return fail(c, "%s", e);
+  for (int i = 0; i < n; i++)
+    if (i != infer_at && tl_dim_arith(g, TL_DIM_MUL, out, dims[i], &out, e, sizeof e)) return fail(c, "%s", e);
+  if (infer_at >= 0) {
+    int64_t q, back;
+    if (out == 0 || tl_dim_arith(g, TL_DIM_FLOORDIV, in, out, &q, e, sizeof e) ||
+        tl_dim_arith(g, TL_DIM_MUL, q, out, &back, e, sizeof e) || back != in)
+      return fail(c, "cannot infer the -1 dim of reshape from %s: its size %s is not a multiple of %s",
+                  tstr(c, x, s1, sizeof s1), dstr(c, in, s2, sizeof s2), dstr(c, out, e, sizeof e));
+    dims[infer_at] = q;
+  } else if (in != out) {
+    tl_type t = *x;
+    t.rank = (uint8_t)n;
+    memcpy(t.dims, dims, (size_t)n * sizeof *dims);
+    return fail(c, "cannot reshape %s to %s (sizes %s and %s differ)", tstr(c, x, s1, sizeof s1),
+                tstr(c, &t, s2, sizeof s2), dstr(c, in, e, 100), dstr(c, out, e + 100, 100));
+  }
+  c->out->rank = (uint8_t)n;
+  memcpy(c->out->dims, dims, (size_t)n * sizeof *dims);
+  return 0;
+}
+
 static int infer_reshape(ictx *c) {
   if (infer_dtype(c, 0)) return -1;
   const tl_type *x = c->in[0];
@@ -260,6 +310,7 @@ static int infer_reshape(ictx *c) {
   symprod_of(x->dims, x->rank, &in);
   symprod_of(dims, n, &out);
   char s1[128];
+  if ((in.nsym || out.nsym) && symtab(c)) return reshape_symbolic(c, dims, n, infer_at);
   if (infer_at >= 0) {
     /* the inferred dim is in/out: a constant, or a single symbol */
     int extra = -1, j = 0;
@@ -406,12 +457,11 @@ static int infer_concat(ictx *c) {
       if (i != ax && y->dims[i] != x->dims[i])
         return fail(c, "operand shapes %s and %s differ outside axis %d", tstr(c, x, s1, sizeof s1),
                     tstr(c, y, s2, sizeof s2), ax);
-    if (tl_dim_is_sym(y->dims[ax])) {
-      if (c->nin == 1) {
-        total = y->dims[ax];
-        break;
-      }
-      return fail(c, "cannot concatenate along symbolic dim of %s", tstr(c, y, s1, sizeof s1));
+    if (tl_dim_is_sym(y->dims[ax]) || tl_dim_is_sym(total)) {
+      char e[200];
+      if (!symtab(c)) return fail(c, "cannot concatenate along symbolic dim of %s", tstr(c, y, s1, sizeof s1));
+      if (tl_dim_arith(symtab(c), TL_DIM_ADD, total, y->dims[ax], &total, e, sizeof e)) return fail(c, "%s", e);
+      continue;
     }
     total += y->dims[ax];
   }
@@ -438,9 +488,34 @@ static int slice_shape(ictx *c, const tl_type *x, tl_type *out) {
   bool has_start = a->present & TL_A_START, has_stop = a->present & TL_A_STOP;
   if (tl_dim_is_sym(n)) {
     bool full = (!has_start || (step > 0 && a->start == 0)) && !has_stop && (step == 1 || step == -1);
-    if (!full) return fail(c, "cannot slice symbolic dim %s except whole (use a concrete shape)",
-                           c->g ? c->g->syms[tl_dim_sym_id(n)] : "?");
-    len = n;
+    if (full) {
+      len = n;
+    } else {
+      tl_graph *g = symtab(c);
+      if (!g) return fail(c, "cannot slice symbolic dim %s except whole", "?");
+      /* The slice covers [lo, hi) of the dim, stepping by |step|. Unlike
+       * numpy, the bounds are not clamped: 0 <= lo <= hi <= n is checked at
+       * bind time, by interning hi - lo and n - hi as derived dims. */
+      int64_t lo, hi, span, rest, k;
+      char e[200];
+      bool ok;
+      if (step > 0) {
+        k = has_start ? a->start : 0;
+        ok = !tl_dim_add_int(g, k < 0 ? n : 0, k, &lo, e, sizeof e);
+        k = has_stop ? a->stop : 0;
+        ok = ok && !tl_dim_add_int(g, !has_stop || k < 0 ? n : 0, k, &hi, e, sizeof e);
+      } else {
+        k = has_stop ? a->stop + 1 : 0;
+        ok = !tl_dim_add_int(g, has_stop && a->stop < 0 ? n : 0, k, &lo, e, sizeof e);
+        k = has_start ? a->start + 1 : 0;
+        ok = ok && !tl_dim_add_int(g, !has_start || a->start < 0 ? n : 0, k, &hi, e, sizeof e);
+      }
+      ok = ok && !tl_dim_arith(g, TL_DIM_SUB, hi, lo, &span, e, sizeof e) &&
+           !tl_dim_arith(g, TL_DIM_SUB, n, hi, &rest, e, sizeof e) &&
+           !tl_dim_arith(g, TL_DIM_CEILDIV, span, step > 0 ? step : -step, &len, e, sizeof e);
+      if (!ok) return fail(c, "slice of symbolic dim %s: %s", g->syms[tl_dim_sym_id(n)], e);
+      (void)rest;
+    }
   } else {
     /* Python's slice.indices() */
     int64_t start, stop;
@@ -549,6 +624,17 @@ static int infer_scatter_add(ictx *c) {
   return 0;
 }
 
+static int infer_dim(ictx *c) {
+  const tl_type *x = c->in[0];
+  if (c->a->naxes != 1) return fail(c, ":axis must be a single axis");
+  int ax = c->a->axes[0];
+  if (ax < -x->rank || ax >= x->rank) return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
+  c->out->dtype = TL_I64;
+  c->out->weak = 0;
+  c->out->rank = 0;
+  return 0;
+}
+
 static int infer_matmul(ictx *c) {
   if (infer_dtype(c, 0)) return -1;
   c->out->weak = 0;
@@ -560,7 +646,7 @@ static int infer_matmul(ictx *c) {
   if (va) { a.dims[1] = a.dims[0]; a.dims[0] = 1; a.rank = 2; }
   if (vb) { b.dims[1] = 1; b.rank = 2; }
   int64_t k1 = a.dims[a.rank - 1], k2 = b.dims[b.rank - 2];
-  if (k1 != k2) {
+  if (k1 != k2 && !same_at_bind(c, k1, k2)) {
     char d1[64], d2[64];
     return fail(c, "inner dims differ: %s @ %s (%s vs %s)", tstr(c, c->in[0], s1, sizeof s1),
                 tstr(c, c->in[1], s2, sizeof s2), dstr(c, k1, d1, sizeof d1), dstr(c, k2, d2, sizeof d2));
@@ -608,7 +694,7 @@ static int infer_control(ictx *c) {
 static const infer_fn infer_table[TL_OP_COUNT] = {
   [TL_OP_INPUT] = infer_given, [TL_OP_CONST] = infer_given,
   [TL_OP_LIT] = infer_lit, [TL_OP_FILL] = infer_fill,
-  [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like,
+  [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like, [TL_OP_DIM] = infer_dim,
   [TL_OP_SUM] = infer_reduce, [TL_OP_PROD] = infer_reduce, [TL_OP_MAX] = infer_reduce,
   [TL_OP_MIN] = infer_reduce, [TL_OP_MEAN] = infer_reduce, [TL_OP_LOGSUMEXP] = infer_reduce,
   [TL_OP_SOFTMAX] = infer_softmax, [TL_OP_LOG_SOFTMAX] = infer_softmax,

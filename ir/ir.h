@@ -22,6 +22,8 @@
 #include "util/error.h"
 /* the op table */
 #include "ir/ops.h"
+/* symbolic dims with arithmetic */
+#include "ir/symdim.h"
 
 /* numpy's promotion of two strong dtypes (i32+f32 -> f64, bool+x -> x). */
 tl_dtype tl_dtype_promote(tl_dtype a, tl_dtype b);
@@ -109,6 +111,7 @@ typedef struct tl_graph {
   int32_t *args; uint32_t nargs, capargs;
   char **names; int32_t nnames, capnames;      /* value names (in/let/out) */
   char **syms; int32_t nsyms, capsyms;         /* symbolic dim names */
+  tl_symdef *symdefs; int32_t capsymdefs;      /* their definitions (symdim.h) */
   int32_t *inputs; int32_t ninputs, capinputs; /* INPUT nodes, declared order */
   tl_output *outputs; int32_t noutputs, capoutputs;
   int32_t *lets; int32_t nlets, caplets;       /* let-named nodes, in order */
@@ -154,8 +157,12 @@ tl_graph *tl_inline_calls(const tl_graph *g, int max_nodes, char *err, size_t n)
 /* Whether g has a call, cond, loop or scan node. */
 bool tl_graph_has_control(const tl_graph *g);
 
-/* Interned symbol id for a dim name (created if new). */
+/* Interned symbol id for a dim name (created if new). A name starting
+ * with '(' is a derived dim's canonical text, interned with its definition. */
 int tl_graph_sym(tl_graph *g, const char *name, size_t n);
+/* Appends symbol `name` with definition def (NULL: a base symbol), without
+ * looking it up: for symdim.c, which has looked. */
+int tl_graph_sym_append(tl_graph *g, const char *name, size_t n, const tl_symdef *def);
 /* Index of a fresh copy of `name` in g->names. */
 int32_t tl_graph_name(tl_graph *g, const char *name);
 

@@ -182,8 +182,24 @@ static bool parse_dims(parser *p, int64_t *dims, int *rank, bool allow_infer) {
       dims[(*rank)++] = i == -1 ? TL_DIM_INFER : i;
     } else if (t.kind == TK_NAME) {
       dims[(*rank)++] = tl_dim_sym(tl_graph_sym(p->g, t.text, t.len));
+    } else if (t.kind == TK_LPAREN) {
+      /* a derived dim, (+ n 1): its text up to the matching ')' */
+      int depth = p->depth;
+      tl_tok e = t;
+      while (p->depth >= depth && e.kind != TK_EOF) e = next(p);
+      if (e.kind == TK_EOF) {
+        unclosed(p, t.loc);
+        return false;
+      }
+      char msg[256];
+      int64_t d;
+      if (tl_dim_parse(p->g, t.text, (size_t)(e.text + e.len - t.text), &d, msg, sizeof msg)) {
+        tl_diag_error(p->d, t.loc, "bad dim: %s", msg);
+        return false;
+      }
+      dims[(*rank)++] = d;
     } else {
-      expected(p, &t, "a dim (integer or name) or ']'");
+      expected(p, &t, "a dim (integer, name or (+ - * floordiv ceildiv ...)) or ']'");
       return false;
     }
   }

@@ -258,6 +258,13 @@ static void make(eg_egraph *e, int op, uint32_t attr, const eg_id *kids, uint32_
   } else if (op == TL_OP_ZEROS_LIKE || op == TL_OP_ONES_LIKE) {
     d->has_value = 1;
     d->value = op == TL_OP_ONES_LIKE;
+  } else if (op == TL_OP_DIM && n == 1) {
+    const tl_type *xt = kt[0];
+    int ax = a.axes[0] < 0 ? a.axes[0] + xt->rank : a.axes[0];
+    if (ax >= 0 && ax < xt->rank && !tl_dim_is_sym(xt->dims[ax])) {
+      d->has_value = 1;
+      d->value = (double)xt->dims[ax];
+    }
   } else {
     double v;
     if (fold(op, &a, k, n, &d->type, &v)) {
@@ -585,17 +592,33 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
   return rc;
 }
 
+/* dims of the store's symbol table as dims of g's (by name) */
+static void remap_dims(tn_ctx *c, tl_graph *g, int64_t *dims, int n) {
+  for (int i = 0; i < n; i++)
+    if (tl_dim_is_sym(dims[i]) && dims[i] != TL_DIM_INFER) {
+      const char *s = c->store->syms[tl_dim_sym_id(dims[i])];
+      dims[i] = tl_dim_sym(tl_graph_sym(g, s, strlen(s)));
+    }
+}
+
 tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const eg_id *roots,
                          const char *const *out_names, int nroots, const int *in_slots, int nin,
                          const char *name, uint8_t **facts, char *err, size_t err_size) {
   tl_graph *g = tl_graph_new(name);
   tl_graph_set_fns(g, c->store->fns);
-  for (int i = 0; i < c->store->nsyms; i++) tl_graph_sym(g, c->store->syms[i], strlen(c->store->syms[i]));
+  /* The store's base symbols, in order; its derived ones (ir/symdim.h)
+   * only as the inputs and chosen terms use them, by name: a derived dim
+   * is also a bind-time check, and one that only an unchosen term made
+   * (a slice the rules tried) must not constrain the program. */
+  for (int i = 0; i < c->store->nsyms; i++)
+    if (!tl_sym_derived(c->store, i)) tl_graph_sym(g, c->store->syms[i], strlen(c->store->syms[i]));
   int32_t *in_node = tl_xmalloc(((size_t)c->ninputs + 1) * sizeof *in_node);
   for (int i = 0; i < c->ninputs; i++) in_node[i] = -1;
   for (int i = 0; i < nin; i++) {
     int s = in_slots[i];
-    in_node[s] = tl_graph_add_input(g, c->store->names[c->in_name[s]], &c->in_type[s], (tl_loc){0, 0});
+    tl_type it = c->in_type[s];
+    remap_dims(c, g, it.dims, it.rank);
+    in_node[s] = tl_graph_add_input(g, c->store->names[c->in_name[s]], &it, (tl_loc){0, 0});
     if (c->in_lo[s] != -INFINITY || c->in_hi[s] != INFINITY) tl_graph_set_range(g, in_node[s], c->in_lo[s], c->in_hi[s]);
   }
   size_t nids = eg_nids(e);
@@ -655,6 +678,7 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
         id = tl_graph_add_const(g, tl_tensor_copy(c->store->lits[a.lit]), (tl_loc){0, 0});
       } else {
         for (uint32_t k = 0; k < nd->n; k++) args[k] = built[eg_find(e, kids[k])];
+        if (a.present & TL_A_SHAPE) remap_dims(c, g, a.shape, a.nshape);
         id = tl_graph_add(g, nd->op, &a, args, (int)nd->n, (tl_loc){0, 0}, e2, sizeof e2);
         if (id < 0) {
           snprintf(err, err_size, "extracted term is ill-typed: %s", e2);

@@ -344,9 +344,27 @@ def parse_type(s):
     k = s.index("[")
     dt = s[:k]
     dims = []
-    for d in s[k + 1:s.rindex("]")].split():
+    body = s[k + 1:s.rindex("]")]
+    i = 0
+    while i < len(body):
+        if body[i].isspace():
+            i += 1
+            continue
+        j = i
+        if body[i] == "(":  # a derived dim: '(+ n -1)', up to its ')'
+            depth = 0
+            while j < len(body):
+                depth += {"(": 1, ")": -1}.get(body[j], 0)
+                j += 1
+                if depth == 0:
+                    break
+        else:
+            while j < len(body) and not body[j].isspace():
+                j += 1
+        d = body[i:j]
         try:
             dims.append(int(d))
         except ValueError:
             dims.append(d)
+        i = j
     return dt, tuple(dims)

@@ -4,8 +4,7 @@ of a reshape of a symbolic shape, and errors located at the user's line."""
 import builtins
 import re
 
-from .graph import (Var, SymbolicSizeError, _is_int, constant, expand_dims, emit_graph,
-                    take)
+from .graph import Var, _is_int, constant, expand_dims, emit_graph, take
 
 
 def getitem(self, key):
@@ -49,13 +48,9 @@ def getitem(self, key):
                     attrs.append((nm, int(v)))
             d = dims[axis]
             if isinstance(d, str):
-                if not (k.start is None and k.stop is None and k.step == -1):
-                    raise SymbolicSizeError(
-                        "slicing %s along axis %d, whose size is the symbolic dim %r: the "
-                        "result's size would be arithmetic on %r (%r - 1, ...), and symbolic "
-                        "size arithmetic is not supported yet; give that dim a concrete "
-                        "size, or index it with an int or an integer array"
-                        % (_fmt_slice(k), axis, d, d, d))
+                # a derived dim ((+ n -1), (ceildiv n 2)); unlike numpy the
+                # bounds are not clamped: they are checked when the graph runs
+                dims[axis] = "(slice)"
             else:
                 dims[axis] = len(range(*k.indices(d)))
             x = Var("slice", (x,), attrs)
@@ -72,9 +67,13 @@ def getitem(self, key):
             k = int(k)
             d = dims[axis]
             if isinstance(d, str):
-                # a slice of a symbolic dim has no size to write: take one element
-                import numpy as np
-                x = take(x, constant(np.int64(k)), axis=axis)
+                # one element of a symbolic dim: a slice whose bounds are
+                # checked when the graph runs (n >= k + 1)
+                attrs = [("axis", axis), ("start", k)]
+                if k != -1:
+                    attrs.append(("stop", k + 1))
+                x = Var("slice", (x,), attrs)
+                x = Var("squeeze", (x,), [("axis", axis)])
             else:
                 if not -d <= k < d:
                     raise IndexError("index %d is out of bounds for axis %d with size %d"
@@ -97,11 +96,6 @@ _MASK_MSG = ("boolean mask indexing is not supported: its result's shape depends
              "for a masked reduction")
 
 
-def _fmt_slice(k):
-    return "[%s:%s%s]" % ("" if k.start is None else k.start, "" if k.stop is None else k.stop,
-                          "" if k.step is None else ":%s" % k.step)
-
-
 def _index_key(k):
     """Lists and numpy arrays in an index: integer arrays become constants
     (taken along their axis); boolean ones are refused."""
@@ -119,37 +113,6 @@ def _index_key(k):
     if isinstance(k, bool) or type(k).__name__ == "bool_":
         raise IndexError(_MASK_MSG)
     return k
-
-
-def infer_minus_one(ins, shape):
-    """The -1 of a reshape of a symbolic shape, when it is a concrete size or
-    one of the input's symbols (f32[n 10] -> (-1, 10) is n, (-1, 5) refused)."""
-    rest = [d for d in shape if d != -1]
-    left = [d for d in ins if isinstance(d, str)]
-    for d in rest:
-        if isinstance(d, str):
-            if d not in left:
-                return -1  # the C inference says what is wrong
-            left.remove(d)
-    pin = 1
-    for d in ins:
-        if not isinstance(d, str):
-            pin *= d
-    pout = 1
-    for d in rest:
-        if not isinstance(d, str):
-            pout *= d
-    if not left and pout and pin % pout == 0:
-        return pin // pout
-    if len(left) == 1 and pin == pout:
-        return left[0]
-    raise SymbolicSizeError(
-        "reshape of [%s] to (%s): the -1 would be %s, arithmetic on symbolic dims; symbolic "
-        "size arithmetic is not supported yet (give the dims concrete sizes, or keep each "
-        "symbolic dim a dim of its own)"
-        % (" ".join(str(d) for d in ins), ", ".join(str(d) for d in shape),
-           " * ".join(left + ([str(pin)] if pin != 1 else [])) +
-           (" / %d" % pout if pout != 1 else "")))
 
 
 ERR_AT = re.compile(r":(\d+):(\d+): error: ([^\n]*)")

@@ -77,11 +77,26 @@ def _fmt_attr(v):
         raise TypeError("bad attribute value %r" % (v,)) from None
 
 
+_DIM_EXPR_RE = re.compile(r"^\((?:[A-Za-z0-9_.'+\-* ()]|floordiv|ceildiv)*\)$")
+
+
+def check_dim(d):
+    """A symbolic dim: a name, or a derived dim's text ('(+ n 1)', as
+    tlaloc prints them: sums, products, floordiv, ceildiv of names and
+    integers)."""
+    if isinstance(d, str) and d.startswith("("):
+        if not _DIM_EXPR_RE.match(d) or d.count("(") != d.count(")"):
+            raise ValueError("dimension %r is not a valid derived dim (e.g. '(+ n 1)', "
+                             "'(* 2 n)', '(floordiv n 2)')" % (d,))
+        return d
+    return check_name(d, "dimension symbol")
+
+
 def _fmt_dims(shape):
     out = []
     for d in shape:
         if isinstance(d, str):
-            check_name(d, "dimension symbol")
+            check_dim(d)
             out.append(d)
         else:
             d = int(d)
@@ -281,9 +296,9 @@ class Var:
 
 
 class SymbolicSizeError(NotImplementedError):
-    """An op whose result size would be arithmetic on symbolic dims (n - 1,
-    2 * n, n * d): tlaloc's shapes hold concrete sizes and symbol names
-    only, so these are not supported yet."""
+    """An op whose result size depends on symbolic dims in a way tlaloc's
+    derived dims cannot say (sums, products and floor/ceil divisions of
+    symbols they can: slicing, concat and reshape's -1 use them)."""
 
     __module__ = "tlaloc"
 
@@ -611,8 +626,8 @@ def _check_shape_arg(shape, what):
     for d in shape:
         if isinstance(d, Var):
             raise SymbolicSizeError(
-                "%s: a size computed from a symbolic dim (%r) is not a shape; symbolic size "
-                "arithmetic is not supported yet" % (what, d))
+                "%s: %r is a value computed from a symbolic dim, not a shape; write the size "
+                "as a derived dim, e.g. '(* 2 n)', or use -1" % (what, d))
 
 
 def reshape(x, shape):
@@ -622,14 +637,10 @@ def reshape(x, shape):
     _check_shape_arg(shape, "reshape")
     for d in shape:
         if isinstance(d, str):
-            check_name(d, "dimension symbol")
+            check_dim(d)
+    # a -1 is tlaloc's to infer: with symbolic dims it is their quotient
+    # (f32[n d] -> (-1,) is (* d n))
     shape = [d if isinstance(d, str) else int(d) for d in shape]
-    if -1 in shape:
-        x = as_var(x)
-        ins = x.type[1]
-        if any(isinstance(d, str) for d in ins):
-            from ._shapes import infer_minus_one
-            shape[shape.index(-1)] = infer_minus_one(ins, shape)
     return _op("reshape", x, shape=shape)
 
 
@@ -665,16 +676,8 @@ def concatenate(xs, axis=0):
     xs = [as_var(x) for x in xs]
     if not xs:
         raise ValueError("need at least one tensor to concatenate")
-    axis = int(axis)
-    if len(xs) > 1:
-        dims = xs[0].type[1]
-        if -len(dims) <= axis < len(dims) and isinstance(dims[axis], str):
-            raise SymbolicSizeError(
-                "concatenate along axis %d, whose size is the symbolic dim %r: the result's "
-                "size would be a sum of sizes, and symbolic size arithmetic is not supported "
-                "yet (concatenate along a concrete axis, or give that dim a concrete size)"
-                % (axis, dims[axis]))
-    return _op("concat", *xs, axis=axis)
+    # along a symbolic axis the size is a derived dim: (+ n 3), (* 2 n)
+    return _op("concat", *xs, axis=int(axis))
 
 
 concat = concatenate

@@ -8,24 +8,17 @@ from .graph import (Var, SymbolicSizeError, add, as_dtype, as_var, cast, constan
 
 
 def size(x, axis=None, dtype="i64"):
-    """The number of elements of x (along axis) as a scalar Var: computed
-    from the data when the dim is symbolic (ones along that axis, summed),
-    a literal when it is concrete."""
+    """The number of elements of x (along axis) as a scalar Var: the IR's
+    `dim` op, whose value is the bound size when the dim is symbolic (a
+    literal when it is concrete)."""
     x = as_var(x)
     dims = x.type[1]
     axes = range(len(dims)) if axis is None else [int(axis) % len(dims)]
     total = None
     for a in axes:
-        d = dims[a]
-        if isinstance(d, str):
-            import numpy as np
-            v = x
-            for b in reversed(range(len(dims))):  # index 0 along every other axis
-                if b != a:
-                    v = take(v, constant(np.int64(0)), axis=b)
-            term = sum(cast(ones_like(v), dtype))
-        else:
-            term = cast(constant(d, "i64"), dtype)
+        term = Var("dim", (x,), [("axis", a)])
+        if dtype != "i64":
+            term = cast(term, dtype)
         total = term if total is None else multiply(total, term)
     return total if total is not None else cast(constant(1, "i64"), dtype)
 
@@ -35,8 +28,7 @@ def _concrete(d, what):
     if isinstance(d, str):
         raise SymbolicSizeError(
             "%s along a symbolic dim (%r) needs the index range 0..%s-1, which the IR has no "
-            "op for yet (symbolic size arithmetic is not supported yet); give that dim a "
-            "concrete size" % (what, str(d), str(d)))
+            "op for yet; give that dim a concrete size" % (what, str(d), str(d)))
     return d
 
 
@@ -45,8 +37,9 @@ def arange(start, stop=None, step=1, dtype=None):
     import numpy as np
     for v in (start, stop, step):
         if isinstance(v, (str, Var)):
-            raise SymbolicSizeError("arange with a symbolic bound (%r): its size would be "
-                                    "symbolic: symbolic size arithmetic is not supported yet" % (v,))
+            raise SymbolicSizeError("arange with a symbolic bound (%r): tlaloc's arange is a "
+                                    "constant, and the IR has no index-range op for a symbolic "
+                                    "size yet" % (v,))
     a = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is not None:
         a = a.astype(_np_dtype(as_dtype(dtype)))
@@ -58,8 +51,8 @@ def eye(N, M=None, k=0, dtype="f64"):
     import numpy as np
     for v in (N, M):
         if isinstance(v, (str, Var)):
-            raise SymbolicSizeError("eye with a symbolic size (%r) needs an index-range op "
-                                    "(symbolic size arithmetic is not supported yet)" % (v,))
+            raise SymbolicSizeError("eye with a symbolic size (%r) needs an index-range op, which "
+                                    "the IR has no op for yet" % (v,))
     return constant(np.eye(N, M, k, dtype=_np_dtype(as_dtype(dtype))))
 
 
@@ -178,11 +171,6 @@ def pad(x, pad_width, mode="constant", constant_values=0):
         b, a = int(pw[ax, 0]), int(pw[ax, 1])
         if not b and not a:
             continue
-        if isinstance(dims[ax], str):
-            raise SymbolicSizeError(
-                "pad along axis %d, whose size is the symbolic dim %r: the result's size "
-                "would be %s + %d, and symbolic size arithmetic is not supported yet"
-                % (ax, dims[ax], dims[ax], b + a))
         parts = []
         for w in (b, a):
             if w:
@@ -192,7 +180,8 @@ def pad(x, pad_width, mode="constant", constant_values=0):
             else:
                 parts.append(None)
         x = _op("concat", *[p for p in (parts[0], x, parts[1]) if p is not None], axis=ax)
-        dims[ax] += b + a
+        # a symbolic dim grows into a derived one: (+ n 2)
+        dims[ax] = "(+ %s %d)" % (dims[ax], b + a) if isinstance(dims[ax], str) else dims[ax] + b + a
     return x
 
 
@@ -287,9 +276,9 @@ def _group(v, dims, groups):
             continue
         need = True
         if any(isinstance(d, str) for d in part):
-            raise SymbolicSizeError(
-                "einsum: grouping the dims %s into one matmul dim needs their product, and "
-                "symbolic size arithmetic is not supported yet" % (list(part),))
+            # a derived dim, their product: (* n d)
+            shape.append("(* %s)" % " ".join(str(d) for d in part))
+            continue
         p = 1
         for d in part:
             p *= d

@@ -107,8 +107,7 @@ def _shape(shape):
         if isinstance(d, (str, Var)):
             raise SymbolicSizeError(
                 "random numbers of a symbolic shape %r need a counter per element, an index "
-                "range the IR cannot make for a symbolic size (symbolic size arithmetic is not "
-                "supported yet); use a concrete shape" % (shape,))
+                "range the IR has no op for yet; use a concrete shape" % (shape,))
         n *= int(d)
     return shape, n
 

@@ -975,6 +975,9 @@ def t_shape(R, rng):
             ('ones_like', '(ones_like x)', np.ones_like(x)),
             ('zeros_like/empty', '(zeros_like e)', np.zeros_like(e)),
             ('ones_like/scalar', '(ones_like s)', np.ones_like(s)),
+            ('dim/1', '(dim x :axis 1)', np.int64(x.shape[1])),
+            ('dim/-1 of empty', '(dim e :axis -1)', np.int64(e.shape[-1])),
+            ('dim/in arithmetic', '(mul x (dim x :axis 0))', x.astype(np.promote_types(x.dtype, np.int64)) * x.shape[0]),
         ]
         slices = [(0, None, None, None), (1, 1, None, None), (1, None, 2, None), (2, 1, 3, None),
                   (2, None, None, 2), (2, None, None, -1), (2, -1, None, -2), (2, 3, 0, -1),

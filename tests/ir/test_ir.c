@@ -122,6 +122,27 @@ static const icase infer_cases[] = {
   {"(in x f32 [2 3 4])", "(transpose x)", "f32[4 3 2]"},
   {"(in x f32 [2 3 4])", "(transpose x :perm [1 0 2])", "f32[3 2 4]"},
   {"(in x f32 [3])", "(broadcast_to x :shape [n 3])", "f32[n 3]"},
+  /* derived dims (ir/symdim.h): canonical, so equal sizes are one dim */
+  {"(in x f32 [n 6])", "(reshape x :shape [-1 3])", "f32[(* 2 n) 3]"},
+  {"(in x f32 [n d])", "(reshape x :shape [-1])", "f32[(* d n)]"},
+  {"(in x f32 [n d])", "(reshape (reshape x :shape [-1]) :shape [n -1])", "f32[n d]"},
+  {"(in x f32 [n])", "(slice x :start 1)", "f32[(+ n -1)]"},
+  {"(in x f32 [n])", "(slice x :stop -2)", "f32[(+ n -2)]"},
+  {"(in x f32 [n])", "(slice x :start -3)", "f32[3]"},
+  {"(in x f32 [n])", "(slice x :start 1 :stop 4)", "f32[3]"},
+  {"(in x f32 [n])", "(slice x :step 2)", "f32[(ceildiv n 2)]"},
+  {"(in x f32 [n])", "(slice x :start 1 :step 3)", "f32[(ceildiv (+ n -1) 3)]"},
+  {"(in x f32 [n])", "(slice x :step -2)", "f32[(ceildiv n 2)]"},
+  {"(in x f32 [n])", "(slice x :start -2 :step -1)", "f32[(+ n -1)]"},
+  {"(in x f32 [n])", "(concat (slice x :start 1) (slice x :stop 1))", "f32[n]"},
+  {"(in x f32 [n]) (in z f32 [m 2])", "(concat x (reshape z :shape [-1]) x)", "f32[(+ (* 2 m) (* 2 n))]"},
+  {"(in x f32 [(+ n 1)]) (in z f32 [n])", "(add (slice x :start 1) z)", "f32[n]"},
+  {"(in x f32 [(- (+ n 3) 1)])", "(slice x :stop -2)", "f32[n]"},
+  {"(in x f32 [(+ -1 (- 0 n) n n)])", "(neg x)", "f32[(+ n -1)]"},
+  {"(in x f32 [(floordiv (* 4 n) 2)])", "(neg x)", "f32[(* 2 n)]"},
+  {"(in x f32 [n]) (in z f32 [m])", "(add x z)", "f32[n]"},
+  {"(in x f32 [2 n]) (in z f32 [m 4])", "(matmul x z)", "f32[2 4]"},
+  {"(in x f32 [n 3])", "(dim x :axis 0)", "i64[]"},
   {"(in x f32 [2 3])", "(expand_dims x :axis 0)", "f32[1 2 3]"},
   {"(in x f32 [2 3])", "(expand_dims x :axis [-1 0])", "f32[1 2 3 1]"},
   {"(in x f32 [1 3 1])", "(squeeze x)", "f32[3]"},
@@ -295,11 +316,83 @@ Test(infer, control_errors) {
   }
 }
 
-Test(infer, reshape_minus_one_of_symbolic_product_is_refused) {
+Test(infer, derived_dims_that_cannot_be_are_refused) {
+  static const char *const cases[][2] = {
+    {"(in x f32 [n 5]) (out y (reshape x :shape [-1 3]))", "its size (* 5 n) is not a multiple of 3"},
+    {"(in x f32 [n d]) (out y (reshape x :shape [n n]))", "sizes (* d n) and (* n n) differ"},
+    {"(in x f32 [n]) (out y (add x (slice x :start 1)))", "cannot broadcast f32[n] with f32[(+ n -1)]"},
+    {"(in x f32 [n]) (out y (slice x :start 5 :stop 2))", "symbolic size is the negative constant -3"},
+    {"(in x f32 [(- 2 3)]) (out y x)", "negative constant -1"},
+    {"(in x f32 [(floordiv n 0)]) (out y x)", "divided by 0"},
+    {"(in x f32 [(pow n 2)]) (out y x)", "unknown operator 'pow'"},
+    {"(in x f32 [(+ n 1]) (out y x)", "bad dim"},
+    {"(in x f32 [(* a b c d e)]) (out y x)", "too complex"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[512], *diag;
+    snprintf(src, sizeof src, "(graph g %s)", cases[i][0]);
+    tl_graph *g = parse_str(src, &diag);
+    cr_expect_null(g, "case %zu type-checked", i);
+    cr_expect(diag && strstr(diag, cases[i][1]) != NULL, "case %zu: want '%s' in:\n%s", i, cases[i][1], diag);
+    tl_free(diag);
+    tl_graph_free(g);
+  }
+}
+
+/* Values: derived dims are computed when the inputs are bound, and each is
+ * a check that it is not negative (slice bounds, sizes that must match). */
+Test(infer, derived_dims_bind_and_check) {
   char *diag;
-  tl_graph *g = parse_str("(graph g (in x f32 [n 6]) (out y (reshape x :shape [-1 3])))", &diag);
+  tl_graph *g = parse_str("(graph g (in x f32 [n d]) (in y f32 [(+ n 1)]) (out a (slice x :axis 1 :stop 3)) "
+                          "(out b (slice x :step 2)) (out c (add (slice y :start 1) (sum x :axis 1))))", &diag);
+  cr_assert(g, "%s", diag);
+  tl_free(diag);
+  char err[256];
+  int64_t x3[2] = {5, 4}, y6[1] = {6}, y5[1] = {5}, x2[2] = {5, 2};
+  tl_tensor *xs = tl_tensor_new(TL_F32, 2, x3, err, sizeof err), *ys = tl_tensor_new(TL_F32, 1, y6, err, sizeof err);
+  tl_tensor *in[2] = {xs, ys};
+  int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
+  for (int s = 0; s < g->nsyms; s++) syms[s] = -1;
+  cr_expect_eq(tl_bind_inputs(g, in, syms, err, sizeof err), 0, "%s", err);
+  int64_t dims[TL_MAX_RANK];
+  cr_expect_eq(tl_concrete_dims(g, &g->nodes[g->outputs[1].node].type, syms, dims, err, sizeof err), 0);
+  cr_expect_eq(dims[0], 3, "ceildiv(5, 2) is %lld", (long long)dims[0]);
+  /* y must be n + 1 */
+  tl_tensor_free(ys);
+  in[1] = ys = tl_tensor_new(TL_F32, 1, y5, err, sizeof err);
+  for (int s = 0; s < g->nsyms; s++) syms[s] = -1;
+  cr_expect_neq(tl_bind_inputs(g, in, syms, err, sizeof err), 0);
+  cr_expect(strstr(err, "input 'y': dim 0 ('(+ n 1)') is 5, but '(+ n 1)' is 6") != NULL, "%s", err);
+  /* :stop 3 needs d >= 3 */
+  tl_tensor_free(xs);
+  tl_tensor_free(ys);
+  in[0] = xs = tl_tensor_new(TL_F32, 2, x2, err, sizeof err);
+  in[1] = ys = tl_tensor_new(TL_F32, 1, y6, err, sizeof err);
+  for (int s = 0; s < g->nsyms; s++) syms[s] = -1;
+  cr_expect_neq(tl_bind_inputs(g, in, syms, err, sizeof err), 0);
+  cr_expect(strstr(err, "symbolic dim '(+ d -3)' is negative") != NULL && strstr(err, "d = 2") != NULL, "%s", err);
+  tl_tensor_free(xs);
+  tl_tensor_free(ys);
+  tl_free(syms);
+  tl_graph_free(g);
+}
+
+/* A function's derived dims become the caller's (by substitution), and a
+ * derived parameter is checked against its operand. */
+Test(infer, derived_dims_through_calls) {
+  char *diag;
+  tl_graph *g = parse_str("(func f (in a f32 [k]) (in b f32 [(+ k 1)]) (out r (concat a b))) "
+                          "(graph g (in x f32 [(* 2 n)]) (in z f32 [(+ (* 2 n) 1)]) (out y (call x z :fn f)))", &diag);
+  cr_assert(g, "%s", diag);
+  char buf[128];
+  tl_type_str(g, &g->nodes[g->outputs[0].node].type, buf, sizeof buf);
+  cr_expect_str_eq(buf, "f32[(+ (* 4 n) 1)]");
+  tl_free(diag);
+  tl_graph_free(g);
+  g = parse_str("(func f (in a f32 [k]) (in b f32 [(+ k 1)]) (out r (concat a b))) "
+                "(graph g (in x f32 [n]) (in z f32 [n]) (out y (call x z :fn f)))", &diag);
   cr_expect_null(g);
-  cr_expect(strstr(diag, "cannot infer the -1 dim") != NULL, "%s", diag);
+  cr_expect(diag && strstr(diag, "operand 1 is f32[n] but parameter 'b' of function 'f' is f32[(+ k 1)]"), "%s", diag);
   tl_free(diag);
   tl_graph_free(g);
 }

@@ -143,6 +143,9 @@ static bool op_cases(int op, cases *c) {
       else if (op == TL_OP_CONST) add(c, "(graph t (in x %s [3]) (out y (add x (const %s [3] 1 0 -2))))", DT[d], DT[d]);
       else if (op == TL_OP_FILL) add(c, "(graph t (in x %s [2 3]) (out y (add x (fill %s [3] 2))))", DT[d], DT[d]);
       else if (op == TL_OP_ZEROS_LIKE || op == TL_OP_ONES_LIKE) add(c, "(graph t (in x %s [2 3]) (out y (%s x)))", DT[d], nm);
+      else if (op == TL_OP_DIM)
+        add(c, "(graph t (in x %s [2 3]) (out y (dim x :axis 1)) (out z (add (dim x :axis -2) (sum (cast x :dtype i64)))) "
+               "(out w (dim (fill f32 [0 5] 1) :axis 1)))", DT[d]);
       else return false;
     }
     return true;

@@ -224,6 +224,22 @@ SYMBOLIC_OK = {
     "einsum rowdot": (lambda X: tl.einsum("nd,nd->n", X, X), lambda V: np.einsum("nd,nd->n", V, V),
                       "f32[n]"),
     "einsum gram": (lambda X: tl.einsum("nd,md->nm", X, X), lambda V: V @ V.T, "f32[n n]"),
+    # derived dims: sizes computed from the symbols (checked when bound)
+    "X[:, 1:]": (lambda X: X[:, 1:], lambda V: V[:, 1:], "f32[n (+ d -1)]"),
+    "X[:, -2:]": (lambda X: X[:, -2:], lambda V: V[:, -2:], "f32[n 2]"),
+    "X[:, ::2]": (lambda X: X[:, ::2], lambda V: V[:, ::2], "f32[n (ceildiv d 2)]"),
+    "X[:, 1:][:, ::-2]": (lambda X: X[:, 1:][:, ::-2], lambda V: V[:, 1:][:, ::-2],
+                               "f32[n (ceildiv (+ d -1) 2)]"),
+    "X.reshape((-1,))": (lambda X: X.reshape((-1,)), lambda V: V.reshape(-1), "f32[(* d n)]"),
+    "reshape back": (lambda X: X.reshape((-1,)).reshape(("n", "d")), lambda V: V, "f32[n d]"),
+    "concatenate": (lambda X: tl.concatenate([X, X], 0), lambda V: np.concatenate([V, V], 0),
+                    "f32[(* 2 n) d]"),
+    "concatenate parts": (lambda X: tl.concatenate([X[:, 1:], X[:, :1]], 1),
+                          lambda V: np.concatenate([V[:, 1:], V[:, :1]], 1), "f32[n d]"),
+    "pad": (lambda X: tl.pad(X, ((0, 0), (1, 2))), lambda V: np.pad(V, ((0, 0), (1, 2))),
+            "f32[n (+ d 3)]"),
+    "einsum grouped": (lambda X: tl.einsum("nd,nd->", X, X), lambda V: np.einsum("nd,nd->", V, V),
+                       "f32[]"),
 }
 
 
@@ -241,10 +257,6 @@ def test_symbolic_shapes_that_work(name):
 
 
 SYMBOLIC_REFUSED = {
-    "X[:, 1:]": lambda X: X[:, 1:],
-    "X.reshape((-1,))": lambda X: X.reshape((-1,)),
-    "concatenate": lambda X: tl.concatenate([X, X], 0),
-    "pad": lambda X: tl.pad(X, ((0, 0), (1, 1))),
     "argmax": lambda X: tl.argmax(X, 1),
     "cumsum": lambda X: tl.cumsum(X, 0),
     "take_along_axis": lambda X: tl.take_along_axis(X, np.zeros((1, 1), np.int64), 1),
@@ -254,10 +266,43 @@ SYMBOLIC_REFUSED = {
 
 
 @pytest.mark.parametrize("name", sorted(SYMBOLIC_REFUSED))
-def test_symbolic_size_arithmetic_is_refused_clearly(name):
+def test_symbolic_index_ranges_are_refused_clearly(name):
     X = tl.tensor("X", "f32", ("n", "d"))
-    with pytest.raises(tl.SymbolicSizeError, match="symbolic size arithmetic is not supported yet"):
+    with pytest.raises(tl.SymbolicSizeError, match="index.range|not a shape"):
         SYMBOLIC_REFUSED[name](X)
+
+
+def test_derived_dims_are_checked_when_bound():
+    X = tl.tensor("X", "f32", ("n", "d"))
+    f = tl.function([X], [X[:, 2:], X[:, :3]])
+    a, b = f(np.ones((2, 5), np.float32))
+    assert a.shape == (2, 3) and b.shape == (2, 3)
+    # numpy would clamp; a graph compiled for any d checks instead
+    with pytest.raises(tl.TlalocError, match=r"\(\+ d -3\)|\(\+ d -2\)"):
+        f(np.ones((2, 1), np.float32))
+
+
+def test_distinct_symbols_equal_when_bound():
+    x = tl.tensor("x", "f64", ("n",))
+    y = tl.tensor("y", "f64", ("m",))
+    f = tl.function([x, y], x * y)
+    np.testing.assert_array_equal(f(np.arange(3.0), np.arange(3.0)), np.arange(3.0) ** 2)
+    with pytest.raises(tl.TlalocError, match="must be >= 0"):
+        f(np.arange(3.0), np.arange(4.0))
+    # sizes that can never be equal are refused when the graph is built
+    with pytest.raises(tl.TlalocError, match="cannot broadcast"):
+        tl.function([x], x[1:] * x)
+
+
+def test_derived_dims_through_gradients():
+    X = tl.tensor("X", "f64", ("n", "d"))
+    loss = tl.sum(tl.exp(tl.concatenate([X[:, 1:], X[:, :1]], 1)) * X)
+    g, = tl.grad(loss, [X])
+    V = np.random.default_rng(0).standard_normal((3, 5))
+    got = tl.function([X], g)(V)
+    R = np.concatenate([V[:, 1:], V[:, :1]], 1)
+    want = np.exp(R) + np.concatenate([(np.exp(R) * V)[:, -1:], (np.exp(R) * V)[:, :-1]], 1)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 # ---- shared variables and updates ----------------------------------------------------
