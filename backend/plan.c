@@ -502,9 +502,15 @@ static int plan_site(be_plan *p, const be_rules *rules, be_kern *k, be_site *s, 
       if (ft->dims[d] < 0 && !tl_sym_derived(f, tl_dim_sym_id(ft->dims[d])))
         s->symdim[tl_dim_sym_id(ft->dims[d])] = at->dims[d + shift];
   }
-  /* the function's derived dims as dims of the caller (interned in its
-   * table, whose symbols the entry's frame holds: see be_compile) */
+  /* the function's derived dims as dims of the caller: typing the call
+   * interned them in the caller's table already (ir/control.c), and the
+   * table must not grow now (callers size symbol arrays before compiling) */
+  int32_t nsyms = g->nsyms;
   if (tl_syms_map((tl_graph *)(uintptr_t)g, f, s->symdim, err, n)) return -1;
+  if (g->nsyms != nsyms) {
+    snprintf(err, n, "function '%s': a derived dim of its body is not a dim of the caller", f->name);
+    return -1;
+  }
   for (int i = 0; i < f->nsyms; i++)
     if (s->symdim[i] == TL_DIM_NONE) s->symdim[i] = 0;
   s->temp = tl_xmalloc(((size_t)sp->nbufs + 1) * sizeof *s->temp);

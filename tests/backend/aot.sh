@@ -22,8 +22,20 @@ cat >"$work/ctl/doubling.tg" <<'G'
   (out c (call x :fn dbl)))
 G
 sed 's/:max 60/:max 1/' "$work/ctl/doubling.tg" >"$work/ctl/short.tg"
-for ex in layer_norm gelu logsumexp attention xent control/cumsum_scan control/piecewise ctl; do
-  case $ex in ctl) ex=doubling; exdir=$work/ctl ;; *) exdir=$src/examples ;; esac
+# derived dims (sizes computed from n), in the graph and in a function
+# whose derived dims become the caller's; the header computes them
+cat >"$work/ctl/derived.tg" <<'G'
+(func thirds (in x f64 [k]) (out y (concat x (slice x :step 3))))
+(graph derived
+  (in x f64 [n])
+  (in w f64 [n 3])
+  (out a (concat x (slice x :step -2) :axis 0))
+  (out b (mul (reshape w :shape [-1]) 2))
+  (out c (call (exp x) :fn thirds))
+  (out d (mul (sum x) (cast (dim w :axis 0) :dtype f64))))
+G
+for ex in layer_norm gelu logsumexp attention xent control/cumsum_scan control/piecewise ctl derived; do
+  case $ex in ctl) ex=doubling; exdir=$work/ctl ;; derived) exdir=$work/ctl ;; *) exdir=$src/examples ;; esac
   "$tool" compile "$exdir/$ex.tg" -o "$work/model.o" --header "$work/model.h" --name model
   cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog"
   # the same program as C++, calling the outputs-into-buffers entry

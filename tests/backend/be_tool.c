@@ -24,7 +24,13 @@ static int ref(const char *path, int64_t sym) {
   tl_free(src);
   if (!g) return 2;
   int64_t syms[64];
-  for (int s = 0; s < g->nsyms && s < 64; s++) syms[s] = sym;
+  if (g->nsyms > 64) return 2;
+  /* every base symbol is SIZE; derived dims follow from them */
+  for (int s = 0; s < g->nsyms; s++) syms[s] = tl_sym_derived(g, s) ? -1 : sym;
+  if (tl_syms_eval(g, syms, err, sizeof err)) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
   tl_tensor *in[16] = {0}, *out[16] = {0};
   for (int k = 0; k < g->ninputs; k++) {
     const tl_type *t = &g->nodes[g->inputs[k]].type;
