@@ -525,6 +525,7 @@ static LLVMValueRef ex_elemwise(em *e, int32_t id, LLVMValueRef *idx) {
   case TL_OP_NOT: return LLVMBuildNot(e->b, truthy(e, v[0], dts[0]), "");
   case TL_OP_AND: return LLVMBuildAnd(e->b, truthy(e, v[0], dts[0]), truthy(e, v[1], dts[1]), "");
   case TL_OP_OR: return LLVMBuildOr(e->b, truthy(e, v[0], dts[0]), truthy(e, v[1], dts[1]), "");
+  case TL_OP_BITWISE_XOR: return LLVMBuildXor(e->b, lw_conv(e, v[0], dts[0], odt), lw_conv(e, v[1], dts[1], odt), "");
   case TL_OP_WHERE:
     return sel(e, truthy(e, v[0], dts[0]), lw_conv(e, v[1], dts[1], odt), lw_conv(e, v[2], dts[2], odt));
   case TL_OP_CAST: return lw_conv(e, v[0], dts[0], odt);

@@ -596,7 +596,7 @@ static int cmd_ops(int argc, char **argv) {
     return EXIT_BAD;
   }
   const char *const *kinds = tl_kind_names;
-  static const char *const rules[] = {"same", "numeric", "float", "bool", "cmp", "where", "sum", "first", "attr"};
+  static const char *const rules[] = {"same", "numeric", "float", "bool", "cmp", "where", "sum", "first", "attr", "integer"};
   static const char *const signs[] = {"", "nonneg", "positive", "nonpos", "keep", "nonneg-if-nonneg", "custom"};
   static const char *const doms[] = {"all", "positive", "negative", "nonzero", "> -1", "(-1, 1)", "> 1"};
   _Static_assert(sizeof doms / sizeof *doms == TL_DOM_GT_ONE + 1, "a name per tl_domain");

@@ -362,6 +362,7 @@ static int32_t ex_elemwise(gb *b, int32_t id, const int32_t *idx) {
   case TL_OP_NOT: return gk_bin_v(k, GK_XOR, truthy(b, v[0], dts[0]), gk_ci(k, GK_I1, 1));
   case TL_OP_AND: return gk_bin_v(k, GK_AND, truthy(b, v[0], dts[0]), truthy(b, v[1], dts[1]));
   case TL_OP_OR: return gk_bin_v(k, GK_OR, truthy(b, v[0], dts[0]), truthy(b, v[1], dts[1]));
+  case TL_OP_BITWISE_XOR: return gk_bin_v(k, GK_XOR, gb_conv(b, v[0], dts[0], odt), gb_conv(b, v[1], dts[1], odt));
   case TL_OP_WHERE: return sel(b, truthy(b, v[0], dts[0]), gb_conv(b, v[1], dts[1], odt), gb_conv(b, v[2], dts[2], odt));
   case TL_OP_CAST: return gb_conv(b, v[0], dts[0], odt);
   default: break;

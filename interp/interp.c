@@ -292,6 +292,9 @@ static int k_elemwise(rctx *c, const tl_node *n, tl_tensor *out) {
     case TL_OP_NOT: tl_tensor_set_i64(out, o, !truthy(x[0].t, off[0])); continue;
     case TL_OP_AND: tl_tensor_set_i64(out, o, truthy(x[0].t, off[0]) && truthy(x[1].t, off[1])); continue;
     case TL_OP_OR: tl_tensor_set_i64(out, o, truthy(x[0].t, off[0]) || truthy(x[1].t, off[1])); continue;
+    case TL_OP_BITWISE_XOR:
+      tl_tensor_set_i64(out, o, geti(&x[0], off[0], ct) ^ geti(&x[1], off[1], ct));
+      continue;
     case TL_OP_WHERE: {
       const operand *pick = truthy(x[0].t, off[0]) ? &x[1] : &x[2];
       int64_t po = pick == &x[1] ? off[1] : off[2];

@@ -96,6 +96,10 @@ static int infer_dtype(ictx *c, int first) {
   case TL_DR_NUMERIC:
     if (dt == TL_BOOL) return fail(c, "not defined for bool operands (cast them first)");
     break;
+  case TL_DR_INTEGER:
+    if (tl_dtype_is_float((tl_dtype)dt)) return fail(c, "defined for integer and bool operands only, not %s",
+                                                     tl_dtype_name((tl_dtype)dt));
+    break;
   case TL_DR_FLOAT:
     if (!tl_dtype_is_float((tl_dtype)dt)) dt = TL_F64;
     break;

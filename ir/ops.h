@@ -25,7 +25,8 @@ typedef enum tl_dtype_rule {
   TL_DR_WHERE,   /* operand 0 is the condition; 1 and 2 are promoted */
   TL_DR_SUM,     /* sum/prod: bool and i32 accumulate in i64 (numpy) */
   TL_DR_FIRST,   /* dtype of operand 0 (take) */
-  TL_DR_ATTR     /* given by attributes (in, const, fill, cast, lit) */
+  TL_DR_ATTR,    /* given by attributes (in, const, fill, cast, lit) */
+  TL_DR_INTEGER  /* promoted dtype; float operands are an error (bitwise ops) */
 } tl_dtype_rule;
 
 enum {

@@ -112,6 +112,7 @@ static void elemwise(cg *c, const tl_node *n, int32_t id, ixs idx) {
   case TL_OP_GE: bin = ">="; break;
   case TL_OP_AND: bin = "&&"; break;
   case TL_OP_OR: bin = "||"; break;
+  case TL_OP_BITWISE_XOR: bin = "^"; break;
   default: break;
   }
   if (bin) {

@@ -240,6 +240,8 @@ class Var:
     def __rand__(self, o): return logical_and(o, self)
     def __or__(self, o): return logical_or(self, o)
     def __ror__(self, o): return logical_or(o, self)
+    def __xor__(self, o): return bitwise_xor(self, o)
+    def __rxor__(self, o): return bitwise_xor(o, self)
 
     # -- methods, as numpy's ndarray --
     @property
@@ -505,6 +507,7 @@ greater_equal = _binary("ge", "a >= b")
 ge = greater_equal
 logical_and = _binary("and", "a and b")
 logical_or = _binary("or", "a or b")
+bitwise_xor = _binary("bitwise_xor", "a ^ b for integers (logical xor for bools)")
 
 
 def __getattr__(name):

@@ -16,20 +16,16 @@ counters are an index range, which symbolic shapes cannot have yet.
 
 Values are uint32 words stored in i64 (the IR has no unsigned dtype);
 addition mod 2^32 is an add and a remainder, a rotation a multiply, a
-floor division and a remainder, and XOR (which the IR lacks) a lookup in a
-16x16 table per 4-bit nibble, summed. It costs some hundreds of integer
-ops per pair of words: fine for initialisation, dropout masks and
-sampling, slower than a native generator for large bulk draws.
+floor division and a remainder, XOR the IR's bitwise_xor. Some hundred
+integer ops per pair of words, fused into one kernel.
 """
-from .graph import (SymbolicSizeError, Var, add, as_var, cast, concatenate, constant,
-                    expand_dims, fill, floor_divide, less, log, multiply, remainder, reshape,
+from .graph import (SymbolicSizeError, Var, add, as_var, bitwise_xor, cast, concatenate,
+                    constant, fill, floor_divide, less, log, multiply, remainder, reshape,
                     sqrt, subtract, sum, take, cos, negative, stack)
 
 M32 = 1 << 32
 _ROT = (13, 15, 26, 6, 17, 29, 16, 24)
 _PARITY = 0x1BD11BDA
-_XOR_TABLE = None
-_POW16 = None
 
 
 def key_data(seed):
@@ -46,16 +42,6 @@ def key(seed):
     return constant(key_data(seed))
 
 
-def _tables():
-    global _XOR_TABLE, _POW16
-    if _XOR_TABLE is None:
-        import numpy as np
-        i = np.arange(16, dtype=np.int64)
-        _XOR_TABLE = (i[:, None] ^ i[None, :]).reshape(-1)
-        _POW16 = 16 ** np.arange(8, dtype=np.int64)
-    return _XOR_TABLE, _POW16
-
-
 def _add32(a, b):
     return remainder(add(a, b), M32)
 
@@ -65,14 +51,7 @@ def _rotl32(x, r):
 
 
 def _xor32(a, b):
-    """a ^ b for words in [0, 2^32): the nibbles of both (a trailing axis of
-    8), looked up in the XOR table, weighted back."""
-    table, pow16 = _tables()
-    p = constant(pow16)
-    an = remainder(floor_divide(expand_dims(a, -1), p), 16)
-    bn = remainder(floor_divide(expand_dims(b, -1), p), 16)
-    t = take(constant(table), add(multiply(an, 16), bn))
-    return sum(multiply(t, p), -1)
+    return bitwise_xor(a, b)
 
 
 def threefry2x32(k0, k1, x0, x1):

@@ -278,7 +278,8 @@ BIN_NUMERIC = ['sub', 'floor_divide', 'remainder', 'pow']  # refused for bool+bo
 BIN_FLOAT = ['div', 'logaddexp', 'xlogy']
 BIN_CMP = ['eq', 'ne', 'lt', 'le', 'gt', 'ge']
 BIN_BOOL = ['and', 'or']
-BIN_ALL = BIN_SAME + BIN_NUMERIC + BIN_FLOAT + BIN_CMP + BIN_BOOL
+BIN_INT = ['bitwise_xor']  # refused when an operand is a float
+BIN_ALL = BIN_SAME + BIN_NUMERIC + BIN_FLOAT + BIN_CMP + BIN_BOOL + BIN_INT
 
 _FBIN = {
     'add': np.add, 'sub': np.subtract, 'mul': np.multiply, 'div': np.true_divide,
@@ -332,6 +333,8 @@ def ref_binary(op, x, y, xdt=None, ydt=None):
         if op in BIN_BOOL:
             f = np.logical_and if op == 'and' else np.logical_or
             return f(a.astype(bool), b.astype(bool))
+        if op == 'bitwise_xor':
+            return np.logical_xor(a, b) if ct == BOOL else np.bitwise_xor(a, b)
         if op in BIN_FLOAT:
             rt = ct if isfloat(ct) else F64
             return _FBIN[op](a.astype(F64), b.astype(F64)).astype(rt)
@@ -703,6 +706,8 @@ def t_binary(R, rng):
             g.inp('y', y)
             for op in BIN_ALL:
                 if op in BIN_NUMERIC and xd == 'bool' and yd == 'bool':
+                    continue
+                if op in BIN_INT and (isfloat(NP[xd]) or isfloat(NP[yd])):
                     continue
                 # which of 0.0 and -0.0 maximum/minimum return is not
                 # specified (numpy's SIMD loops differ from its scalar ones)
@@ -1431,6 +1436,8 @@ def t_fuzz(R, rng):
         g.inp('y', y)
         for op in rng.choice(BIN_ALL, 6, replace=False):
             if op in BIN_NUMERIC and xd == 'bool' and yd == 'bool':
+                continue
+            if op in BIN_INT and (isfloat(NP[xd]) or isfloat(NP[yd])):
                 continue
             g.out('fuzz/%d/%s/%s%s,%s%s' % (k, op, xd, list(sx), yd, list(sy)), _bin_expr(op, 'x', 'y', yd),
                   _bin_ref(op, x, y))
