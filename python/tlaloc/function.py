@@ -135,6 +135,9 @@ class Function:
             t0 = t1 = time.perf_counter()
             self.output_names = None
         self.graph = text
+        # the Vars it was built from: a run-time error is located at the
+        # user's line by running them again in the interpreter (_located)
+        self._built = (inputs, [as_var(o) for o in outs]) if self.output_names is not None else None
         try:
             self._src = _lib.Graph(text, "<%s>" % name)
         except _lib.TlalocError as e:
@@ -248,6 +251,46 @@ class Function:
         # positions of caller-passed inputs among the graph's inputs
         self._arg_pos = [i for i in range(self._nin) if i not in self._bound_arrays]
         self._arg_dts = [self._spec[i][1] for i in self._arg_pos]
+
+    def _located(self, err, arrays):
+        """err (a run-time failure, e.g. a take index out of range) with the
+        Python line that built the failing value: the graph as written (not
+        the optimized one, whose nodes have no source) runs again in the
+        interpreter, emitted one op per line, and the line its error names
+        is a Var whose .src is the user's file and line. err itself when
+        the interpreter does not fail or the place cannot be found; only
+        the error path pays for this."""
+        if self._built is None or err.status not in (2, None):
+            return err
+        import re
+        from .graph import emit_graph
+        inputs, outs = self._built
+        line_map = {}
+        try:
+            text = emit_graph(inputs, outs, None, "located", max_depth=1, line_map=line_map)[0]
+            g = _lib.Graph(text, "<located>")
+            names = [n for n, _ in g.inputs()]
+            given = dict(zip(self._arg_names, arrays))
+            given.update({self.input_names[i]: a for i, a in self._bound_arrays.items()})
+            Function([], [], text=text, rules=False, engine="interp")(**{n: given[n] for n in names})
+        except _lib.TlalocError as e2:
+            m = re.search(r"\(at (\d+):(\d+)\): ([^\n]*)", str(e2))
+            v = line_map.get(int(m.group(1))) if m else None
+        except Exception:
+            return err
+        else:
+            return err
+        if v is None or not v.src:
+            return err
+        import linecache
+        code = linecache.getline(v.src[0], v.src[1]).strip()
+        out = _lib.TlalocError("%s:%d: %s: %s (the %s built here)%s\nas the compiled function said: %s"
+                               % (v.src[0], v.src[1], v.op, m.group(3), v.op,
+                                  "\n    " + code if code else "", err), status=err.status)
+        out.op = v.op
+        out.src = v.src
+        out.var = v
+        return out
 
     def __reduce__(self):
         """A Function pickles as the graph that runs (the optimized one when
@@ -429,14 +472,17 @@ class Function:
             if st != 0:
                 msg = _lib.take_string(self._g._lib, self._err.value)
                 self._err.value = None
-                raise _lib.TlalocError(msg or "%s failed (status %d)" % (self._run_name, st), status=st)
-            if self._single:
+                err = _lib.TlalocError(msg or "%s failed (status %d)" % (self._run_name, st), status=st)
+            elif self._single:
                 if big:
                     return big[0][1]
                 return sig.small[0][1].copy()
-            results = [None] * self._nout
-            for k, buf in sig.small:
-                results[k] = buf.copy()
+            else:
+                results = [None] * self._nout
+                for k, buf in sig.small:
+                    results[k] = buf.copy()
+        if st != 0:
+            raise self._located(err, arrays) from None
         if big:
             for k, o in big:
                 results[k] = o

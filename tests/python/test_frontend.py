@@ -51,6 +51,21 @@ def test_compile_error_names_the_users_line():
     assert "%s:%d:" % (THIS, line) in str(ei2.value)
 
 
+@pytest.mark.parametrize("engine", ["llvm", "interp"])
+def test_run_time_error_names_the_users_line(engine):
+    x = tl.tensor("x", "f64", (3,))
+    i = tl.tensor("i", "i64", (2,))
+    picked = tl.take(tl.exp(x), i)  # MARK-bad-take
+    f = tl.function([x, i], tl.sum(picked) * 2, engine=engine)
+    assert f(np.zeros(3), np.array([0, 2])) == 4.0
+    with pytest.raises(tl.TlalocError) as ei:
+        f(np.zeros(3), np.array([0, 5]))
+    msg = str(ei.value)
+    assert "%s:%d:" % (THIS, _line_of("MARK-bad-take")) in msg, msg
+    assert "picked = tl.take" in msg and "out of bounds" in msg
+    assert ei.value.op == "take" and ei.value.var is picked
+
+
 def test_error_inside_a_helper_names_the_helper_line():
     def layer(v, w):
         return v @ w  # MARK-helper
