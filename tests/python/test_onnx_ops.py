@@ -79,6 +79,15 @@ def test_mod_fmod_and_floor_mod_signs():
     np.testing.assert_array_equal(y, np.fmod(ai, bi))
 
 
+def test_bitwise_xor():
+    a = np.array([0, 5, -1, 1 << 40, 123456789], np.int64)
+    b = np.array([7, 5, 12, 3, -987654321], np.int64)
+    (y,) = _run("BitwiseXor", {"a": a, "b": b}, [I64], opset=18)
+    np.testing.assert_array_equal(y, np.bitwise_xor(a, b))
+    (y,) = _run("BitwiseXor", {"a": a.astype(np.int32), "b": b.astype(np.int32)}, [I32], opset=18)
+    np.testing.assert_array_equal(y, np.bitwise_xor(a.astype(np.int32), b.astype(np.int32)))
+
+
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_inverse_hyperbolic_accuracy(dt):
     """Full precision near 0 and 1 and for huge arguments (no overflow)."""

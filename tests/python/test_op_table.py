@@ -7,6 +7,7 @@ from tlaloc import _lib
 
 # Ops SymPy has no function for; each with the reason.
 NOT_IN_SYMPY = {
+    "bitwise_xor": "sympy's Xor is boolean logic, and sympy has no integer bitwise operators",
     "neg": "sympy writes -x as Mul(-1, x), converted by the Mul rule",
     "sqrt": "sympy writes sqrt(x) as Pow(x, 1/2), converted by the Pow rule",
     "sigmoid": "no sympy function; 1/(1+exp(-x)) converts and the stability rules fuse it",

@@ -40,7 +40,7 @@ def _identity(m, node, ins, at):
 _BIN = {"Add": _g.add, "Sub": _g.subtract, "Mul": _g.multiply, "And": _g.logical_and,
         "Or": _g.logical_or, "Xor": _g.not_equal, "Equal": _g.equal, "Less": _g.less,
         "LessOrEqual": _g.less_equal, "Greater": _g.greater,
-        "GreaterOrEqual": _g.greater_equal}
+        "GreaterOrEqual": _g.greater_equal, "BitwiseXor": _g.bitwise_xor}
 
 
 @_reg(" ".join(_BIN))
