@@ -253,6 +253,16 @@ static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
   switch (n->op) {
   case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE: case TL_OP_DIM:
     return;
+  case TL_OP_IOTA: {
+    /* its value is the index along :axis itself, so that dim must keep a
+     * loop of its own (merged dims see index 0 but the carry's): scanned
+     * as an access whose :axis index is no plain pass-through */
+    int ax = n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0];
+    memcpy(x, d, (size_t)xt->rank * sizeof *x);
+    x[ax] = dep_of(DEP_OTHER, d[ax].mask);
+    scan_access(s, n->type.rank, n->type.dims, x);
+    return;
+  }
   case TL_OP_TRANSPOSE:
     for (int i = 0; i < xt->rank; i++) {
       int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;

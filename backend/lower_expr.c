@@ -587,6 +587,8 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
     int ax = n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0];
     return lw_dimv(e, xt->dims[ax]);
   }
+  case TL_OP_IOTA: /* lower.c keeps :axis out of merged loops, so idx[ax] is the index */
+    return idx[n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0]];
   case TL_OP_TRANSPOSE:
     for (int i = 0; i < xt->rank; i++) {
       int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;

@@ -337,7 +337,7 @@ static bool fusible(const be_plan *p, const be_rules *r, uses_csr *u, int32_t id
     if (u->cons[e] >= 0) {
       const tl_node *c = &g->nodes[u->cons[e]];
       if (needs_buffer(c, u->slot[e]) || c->op == TL_OP_ZEROS_LIKE || c->op == TL_OP_ONES_LIKE ||
-          c->op == TL_OP_DIM)
+          c->op == TL_OP_DIM || c->op == TL_OP_IOTA)
         continue;
       cop = c->op;
     }

@@ -421,6 +421,8 @@ int32_t gb_ex_def(gb *b, int32_t id, const int32_t *idx) {
     int ax = n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0];
     return gb_dim(b, xt->dims[ax]);
   }
+  case TL_OP_IOTA:
+    return idx[n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0]];
   case TL_OP_TRANSPOSE:
     for (int i = 0; i < xt->rank; i++) {
       int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;

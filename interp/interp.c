@@ -372,6 +372,15 @@ static int k_dim(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
+static int k_iota(rctx *c, const tl_node *n, tl_tensor *out) {
+  (void)c;
+  int ax = n->attrs.axes[0] < 0 ? n->attrs.axes[0] + out->rank : n->attrs.axes[0];
+  int64_t inner = 1;
+  for (int i = ax + 1; i < out->rank; i++) inner *= out->dims[i];
+  for (int64_t o = 0; o < out->numel; o++) tl_tensor_set_i64(out, o, (o / inner) % out->dims[ax]);
+  return 0;
+}
+
 static int k_like(rctx *c, const tl_node *n, tl_tensor *out) {
   for (int64_t o = 0; o < out->numel; o++) tl_tensor_set_i64(out, o, n->op == TL_OP_ONES_LIKE);
   return 0;
@@ -760,7 +769,7 @@ static int k_matmul(rctx *c, const tl_node *n, tl_tensor *out) {
  * through f_unary/f_binary (and a libm op through its ops.def function). */
 static const kernel_fn kernels[TL_OP_COUNT] = {
   [TL_OP_INPUT] = k_input, [TL_OP_LIT] = k_lit, [TL_OP_CONST] = k_const, [TL_OP_FILL] = k_fill,
-  [TL_OP_ZEROS_LIKE] = k_like, [TL_OP_ONES_LIKE] = k_like, [TL_OP_DIM] = k_dim,
+  [TL_OP_ZEROS_LIKE] = k_like, [TL_OP_ONES_LIKE] = k_like, [TL_OP_DIM] = k_dim, [TL_OP_IOTA] = k_iota,
   [TL_OP_SUM] = k_reduce, [TL_OP_PROD] = k_reduce, [TL_OP_MAX] = k_reduce,
   [TL_OP_MIN] = k_reduce, [TL_OP_MEAN] = k_reduce, [TL_OP_LOGSUMEXP] = k_reduce,
   [TL_OP_SOFTMAX] = k_softmax, [TL_OP_LOG_SOFTMAX] = k_softmax,

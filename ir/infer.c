@@ -639,6 +639,18 @@ static int infer_dim(ictx *c) {
   return 0;
 }
 
+static int infer_iota(ictx *c) {
+  const tl_type *x = c->in[0];
+  if (c->a->naxes != 1) return fail(c, ":axis must be a single axis");
+  int ax = c->a->axes[0];
+  if (ax < -x->rank || ax >= x->rank) return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
+  c->out->dtype = TL_I64;
+  c->out->weak = 0;
+  c->out->rank = x->rank;
+  memcpy(c->out->dims, x->dims, sizeof x->dims);
+  return 0;
+}
+
 static int infer_matmul(ictx *c) {
   if (infer_dtype(c, 0)) return -1;
   c->out->weak = 0;
@@ -698,7 +710,7 @@ static int infer_control(ictx *c) {
 static const infer_fn infer_table[TL_OP_COUNT] = {
   [TL_OP_INPUT] = infer_given, [TL_OP_CONST] = infer_given,
   [TL_OP_LIT] = infer_lit, [TL_OP_FILL] = infer_fill,
-  [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like, [TL_OP_DIM] = infer_dim,
+  [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like, [TL_OP_DIM] = infer_dim, [TL_OP_IOTA] = infer_iota,
   [TL_OP_SUM] = infer_reduce, [TL_OP_PROD] = infer_reduce, [TL_OP_MAX] = infer_reduce,
   [TL_OP_MIN] = infer_reduce, [TL_OP_MEAN] = infer_reduce, [TL_OP_LOGSUMEXP] = infer_reduce,
   [TL_OP_SOFTMAX] = infer_softmax, [TL_OP_LOG_SOFTMAX] = infer_softmax,

@@ -678,7 +678,7 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
         id = tl_graph_add_const(g, tl_tensor_copy(c->store->lits[a.lit]), (tl_loc){0, 0});
       } else {
         for (uint32_t k = 0; k < nd->n; k++) args[k] = built[eg_find(e, kids[k])];
-        if (a.present & TL_A_SHAPE) remap_dims(c, g, a.shape, a.nshape);
+        remap_dims(c, g, a.shape, a.nshape); /* reshape, broadcast_to, fill */
         id = tl_graph_add(g, nd->op, &a, args, (int)nd->n, (tl_loc){0, 0}, e2, sizeof e2);
         if (id < 0) {
           snprintf(err, err_size, "extracted term is ill-typed: %s", e2);

@@ -27,32 +27,51 @@ def size(x, axis=None, dtype="i64"):
 def _concrete(d, what):
     if isinstance(d, str):
         raise SymbolicSizeError(
-            "%s along a symbolic dim (%r) needs the index range 0..%s-1, which the IR has no "
-            "op for yet; give that dim a concrete size" % (what, str(d), str(d)))
+            "%s along a symbolic dim (%r): its log2(n) doubling steps must be known when the "
+            "graph is built; give that dim a concrete size, or write the scan with tl.scan"
+            % (what, str(d)))
     return d
 
 
 def arange(start, stop=None, step=1, dtype=None):
-    """numpy.arange as a constant (the bounds are Python numbers)."""
+    """numpy.arange: a constant when the bounds are Python numbers; an
+    `iota` when the stop is a symbolic dim (`arange(X.shape[0])`; start and
+    step ints, step > 0)."""
     import numpy as np
+    if stop is None:
+        start, stop = 0, start
+    if isinstance(stop, str) and not isinstance(start, (str, Var)) and not isinstance(step, (str, Var)):
+        start, step = int(start), int(step)
+        if step <= 0:
+            raise ValueError("arange with a symbolic stop needs a step > 0")
+        count = stop if (start, step) == (0, 1) else "(ceildiv (- %s %d) %d)" % (stop, start, step)
+        r = Var("iota", (fill((count,), 0, "i64"),), [("axis", 0)])
+        if step != 1:
+            r = multiply(r, step)
+        if start:
+            r = add(r, start)
+        return cast(r, dtype) if dtype is not None else r
     for v in (start, stop, step):
         if isinstance(v, (str, Var)):
-            raise SymbolicSizeError("arange with a symbolic bound (%r): tlaloc's arange is a "
-                                    "constant, and the IR has no index-range op for a symbolic "
-                                    "size yet" % (v,))
-    a = np.arange(start, stop, step) if stop is not None else np.arange(start)
+            raise SymbolicSizeError("arange with a symbolic start or step (%r): only the stop may "
+                                    "be a symbolic dim" % (v,))
+    a = np.arange(start, stop, step)
     if dtype is not None:
         a = a.astype(_np_dtype(as_dtype(dtype)))
     return constant(a)
 
 
 def eye(N, M=None, k=0, dtype="f64"):
-    """numpy.eye as a constant (N, M Python ints)."""
+    """numpy.eye: a constant for int sizes; for a symbolic size, row index
+    == column index - k over two iotas."""
     import numpy as np
-    for v in (N, M):
-        if isinstance(v, (str, Var)):
-            raise SymbolicSizeError("eye with a symbolic size (%r) needs an index-range op, which "
-                                    "the IR has no op for yet" % (v,))
+    if isinstance(N, Var) or isinstance(M, Var):
+        raise SymbolicSizeError("eye: the sizes are dims (ints or symbol names), not values")
+    if isinstance(N, str) or isinstance(M, str):
+        M = N if M is None else M
+        z = fill((N, M), 0, "i64")
+        rows, cols = Var("iota", (z,), [("axis", 0)]), Var("iota", (z,), [("axis", 1)])
+        return cast(equal(add(rows, int(k)), cols), dtype)
     return constant(np.eye(N, M, k, dtype=_np_dtype(as_dtype(dtype))))
 
 
@@ -61,11 +80,19 @@ def identity_matrix(n, dtype="f64"):
 
 
 def _iota_along(n, axis, rank):
-    """arange(n) (i64) shaped to broadcast along axis of a rank-`rank` tensor."""
+    """arange(n) (i64) shaped to broadcast along axis of a rank-`rank`
+    tensor: a constant for an int n, the IR's iota for a symbolic one."""
     import numpy as np
     shape = [1] * rank
     shape[axis] = n
+    if isinstance(n, str):
+        return Var("iota", (fill(tuple(shape), 0, "i64"),), [("axis", axis)])
     return constant(np.arange(n, dtype=np.int64).reshape(shape))
+
+
+def _len_value(x, ax, n):
+    """The size n of x's axis ax as a value: the int, or the dim op's."""
+    return size(x, ax) if isinstance(n, str) else n
 
 
 def one_hot(indices, depth, dtype="f64"):
@@ -93,12 +120,12 @@ def _arg_reduce(x, axis, keepdims, reduce, what):
         axis = 0
     dims = x.type[1]
     ax = _norm_axis(int(axis), len(dims))
-    n = _concrete(dims[ax], what)
+    n = dims[ax]
     m = reduce(x, ax, keepdims=True)
     hit = equal(x, m)
     if x.dtype in ("f32", "f64"):
         hit = logical_or(hit, not_equal(x, x))  # numpy: the first NaN
-    first = min(where(hit, _iota_along(n, ax, len(dims)), n), ax, keepdims)
+    first = min(where(hit, _iota_along(n, ax, len(dims)), _len_value(x, ax, n)), ax, keepdims)
     return first
 
 
@@ -189,8 +216,7 @@ def take_along_axis(arr, indices, axis):
     """numpy.take_along_axis (indices of arr's rank; negative ones wrap; an
     index out of range gives 0, not an error). Computed as a one-hot
     selection summed along the axis, so it costs len(axis) work per output
-    element; the axis must have a concrete size, the other dims may be
-    symbolic."""
+    element (an iota along a symbolic axis)."""
     arr = as_var(arr)
     indices = as_var(indices)
     if axis is None:
@@ -203,8 +229,8 @@ def take_along_axis(arr, indices, axis):
         raise ValueError("take_along_axis: indices must have the rank of arr (%d), got %d"
                          % (rank, indices.ndim))
     ax = _norm_axis(int(axis), rank)
-    n = _concrete(dims[ax], "take_along_axis")
-    idx = where(less(indices, 0), add(indices, n), indices)
+    n = dims[ax]
+    idx = where(less(indices, 0), add(indices, _len_value(arr, ax, n)), indices)
     hit = equal(expand_dims(idx, ax + 1), _iota_along(n, ax + 1, rank + 1))
     src = expand_dims(arr, ax)
     dt = arr.dtype

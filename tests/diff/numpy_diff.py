@@ -982,6 +982,10 @@ def t_shape(R, rng):
             ('ones_like/scalar', '(ones_like s)', np.ones_like(s)),
             ('dim/1', '(dim x :axis 1)', np.int64(x.shape[1])),
             ('dim/-1 of empty', '(dim e :axis -1)', np.int64(e.shape[-1])),
+            ('iota/1', '(iota x :axis 1)', np.broadcast_to(np.arange(x.shape[1]).reshape(1, -1, 1), x.shape).copy()),
+            ('iota/-1 plus x', '(add (iota x :axis -1) x)',
+             (np.broadcast_to(np.arange(x.shape[-1]), x.shape) + x.astype(np.promote_types(x.dtype, np.int64)))),
+            ('iota/empty', '(iota e :axis 0)', np.zeros(e.shape, np.int64)),
             ('dim/in arithmetic', '(mul x (dim x :axis 0))', x.astype(np.promote_types(x.dtype, np.int64)) * x.shape[0]),
         ]
         slices = [(0, None, None, None), (1, 1, None, None), (1, None, 2, None), (2, 1, 3, None),

@@ -143,6 +143,7 @@ static const icase infer_cases[] = {
   {"(in x f32 [n]) (in z f32 [m])", "(add x z)", "f32[n]"},
   {"(in x f32 [2 n]) (in z f32 [m 4])", "(matmul x z)", "f32[2 4]"},
   {"(in x f32 [n 3])", "(dim x :axis 0)", "i64[]"},
+  {"(in x f32 [n 3])", "(iota x :axis 0)", "i64[n 3]"},
   {"(in x f32 [2 3])", "(expand_dims x :axis 0)", "f32[1 2 3]"},
   {"(in x f32 [2 3])", "(expand_dims x :axis [-1 0])", "f32[1 2 3 1]"},
   {"(in x f32 [1 3 1])", "(squeeze x)", "f32[3]"},

@@ -146,6 +146,9 @@ static bool op_cases(int op, cases *c) {
       else if (op == TL_OP_DIM)
         add(c, "(graph t (in x %s [2 3]) (out y (dim x :axis 1)) (out z (add (dim x :axis -2) (sum (cast x :dtype i64)))) "
                "(out w (dim (fill f32 [0 5] 1) :axis 1)))", DT[d]);
+      else if (op == TL_OP_IOTA)
+        add(c, "(graph t (in x %s [2 3 4]) (out y (iota x :axis 1)) (out z (add (iota x :axis -1) (cast x :dtype i64))) "
+               "(out w (mul (iota (fill f32 [37 5] 1) :axis 0) (iota (fill f32 [37 5] 1) :axis 1))))", DT[d]);
       else return false;
     }
     return true;
