@@ -304,12 +304,44 @@ static int32_t helper(ictx *c, const gr_term *t, const int32_t *kid, const tl_at
       else k *= xt->dims[i];
     }
     if (!sym.rank) return lit_int(c, k);
-    /* a symbolic size is only known at run time: the sum of a fill of ones */
-    int32_t s = fill(c, &sym, 1);
-    if (s >= 0) s = add(c, TL_OP_SUM, NULL, &s, 1);
-    if (s >= 0 && k != 1) {
-      int32_t kk = lit_int(c, k), in[2] = {s, kk};
-      s = add(c, TL_OP_MUL, NULL, in, 2);
+    /* a symbolic size is known at run time: the product of the dim ops'
+     * values, in the dtype a sum over those dims has (i64 for bool and
+     * i32, as TL_DR_SUM) */
+    int32_t s = k != 1 ? lit_int(c, k) : -1;
+    for (int i = 0; i < xt->rank; i++) {
+      if (!red[i] || !tl_dim_is_sym(xt->dims[i])) continue;
+      /* the dim of an input that has it (a use of e would keep e computed
+       * for its shape alone), else of e */
+      const tl_graph *g = c->b->g;
+      int32_t src = e, ax = i;
+      for (int k = 0; k < g->ninputs && src == e; k++) {
+        const tl_type *it = &g->nodes[g->inputs[k]].type;
+        for (int j = 0; j < it->rank; j++)
+          if (it->dims[j] == xt->dims[i]) {
+            src = g->inputs[k];
+            ax = j;
+            break;
+          }
+      }
+      tl_attrs da;
+      tl_attrs_init(&da);
+      da.present = TL_A_AXIS;
+      da.naxes = 1;
+      da.axes[0] = (int8_t)ax;
+      int32_t d = add(c, TL_OP_DIM, &da, &src, 1);
+      if (s >= 0 && d >= 0) {
+        int32_t in[2] = {s, d};
+        d = add(c, TL_OP_MUL, NULL, in, 2);
+      }
+      s = d;
+    }
+    int dt = xt->dtype == TL_BOOL || xt->dtype == TL_I32 ? TL_I64 : xt->dtype;
+    if (s >= 0 && dt != TL_I64) {
+      tl_attrs ca;
+      tl_attrs_init(&ca);
+      ca.present = TL_A_DTYPE;
+      ca.dtype = (uint8_t)dt;
+      s = add(c, TL_OP_CAST, &ca, &s, 1);
     }
     return s;
   }
