@@ -204,7 +204,7 @@ int be_compile_aot(const tl_graph *g, be_aot_params ap, tl_error *err) {
                    ap.cpu, strncmp(be_host_desc(), "x86_64", 6) ? " (on an x86-64 host)" : "");
   }
   LLVMContextRef cx = LLVMContextCreate();
-  LLVMModuleRef m = tm ? be_emit_module(&p, cx, tm, nbuf, entry, 1, err) : NULL;
+  LLVMModuleRef m = tm ? be_emit_module(&p, cx, tm, nbuf, entry, 1, BE_SPLIT_ELEMS, err) : NULL;
   if (!tm) tl_fail(err, TL_BACKEND_FAILED, "backend: no target machine for the host");
   if (m && be_optimise(m, tm, opt, err) == 0) {
     char *msg = NULL;

@@ -52,10 +52,14 @@ typedef struct be_options {
   int codegen; /* machine-code optimisation of the JIT: 0 fast instruction selection
                   and register allocation, 1 (default) LLVM's "less", 2 its default
                   (what AOT objects get); see docs/backend.md "Codegen level" */
+  long split_elems; /* a kernel is split across the threads from this many elements of
+                       work on (0: BE_SPLIT_ELEMS); `tlaloc calibrate` measures where
+                       splitting starts to pay, and the engines pass the profile's */
 } be_options;
 
 be_options be_options_default(void);
 int be_codegen_level(const be_options *o); /* codegen clamped to 0..2 */
+long be_split_elems(const be_options *o);   /* split_elems, or BE_SPLIT_ELEMS for 0 */
 
 /* Times of the last compile (ms). cache_hit: the object came from disk and
  * no LLVM optimisation or codegen ran. cache_bad: the cache held an entry

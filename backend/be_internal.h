@@ -170,7 +170,7 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
  * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
-#define BE_LOWER_VERSION 11 /* 11: row kernels (BE_K_ROWS); 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
+#define BE_LOWER_VERSION 12 /* 12: dim, iota, bitwise_xor, the split threshold an option; 11: row kernels (BE_K_ROWS); 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 
@@ -212,9 +212,10 @@ static inline int be_vm_code(int vector_math, unsigned own_math) {
 
 /* Emits the whole program as function `entry` into a fresh module of ctx
  * (with the TM's triple and data layout); vector_math as be_vm_code gives
- * it. NULL + message on failure. */
+ * it; kernels split across threads from split_elems elements of work
+ * (be_split_elems). NULL + message on failure. */
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef ctx, LLVMTargetMachineRef tm,
-                             const char *name, const char *entry, int vector_math,
+                             const char *name, const char *entry, int vector_math, long split_elems,
                              tl_error *err);
 
 /* One-time target/LLVM initialisation (pthread_once) and a host TM. */

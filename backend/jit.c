@@ -337,8 +337,10 @@ int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, tl_erro
 
 int be_codegen_level(const be_options *o) { return o->codegen < 0 ? 0 : o->codegen > 2 ? 2 : o->codegen; }
 
+long be_split_elems(const be_options *o) { return o->split_elems > 0 ? o->split_elems : BE_SPLIT_ELEMS; }
+
 be_options be_options_default(void) {
-  be_options o = {1, 0, 1, 0, 1, NULL, NULL, NULL, 0, 1};
+  be_options o = {1, 0, 1, 0, 1, NULL, NULL, NULL, 0, 1, 0};
   return o;
 }
 
@@ -419,7 +421,8 @@ static char *read_all(const char *path, size_t *len) {
 static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_options *o) {
   char *text = tl_tg_print(g);
   uint64_t ph = be_plan_hash(p);
-  int opts[4] = {o->opt_level, o->vector_math, (int)(o->vector_math == 1 ? o->own_math : 0), be_codegen_level(o)};
+  long opts[5] = {o->opt_level, o->vector_math, (long)(o->vector_math == 1 ? o->own_math : 0), be_codegen_level(o),
+                  be_split_elems(o)};
   const char *nv = getenv("TLALOC_NO_VECLIB"), *na = getenv("TLALOC_NO_AVX512");
   struct {
     const void *p;
@@ -676,7 +679,7 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
   cl->arg = &res;
   LLVMContextRef cx = res.cx = LLVMContextCreate();
   int vm = be_vm_code(p->opt.vector_math, p->opt.own_math);
-  LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main", vm, er);
+  LLVMModuleRef m = be_emit_module(&p->plan, cx, tm, g->name ? g->name : "g", "tlk_main", vm, be_split_elems(&p->opt), er);
   double t3 = tl_now_ms();
   p->stats.lower_ms = t3 - t2;
   const char *dump = getenv("TLALOC_BE_DUMP");
@@ -704,6 +707,7 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
 be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *er) {
   double t0 = tl_now_ms();
   be_init();
+  tl_alloc_tune(); /* outputs and arenas stay warm across calls */
   /* its thread pool's atomics sit on their own cache lines */
   be_program *p = tl_xaligned_alloc(_Alignof(be_program), sizeof *p);
   memset(p, 0, sizeof *p);

@@ -700,7 +700,7 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
     bool canpar;
     kernel_range(e, &p->ks[i], &range, &work, &canpar);
     if (canpar) {
-      LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, BE_SPLIT_ELEMS)),
+      LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, e->split_elems)),
                                       icmp(e, LLVMIntSGE, range, ci(e, 2)), "");
       big = LLVMBuildAnd(e->b, big, havepar, "");
       LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(cx, ef, "par");
@@ -746,7 +746,8 @@ static void emit_fn(em *e, const be_plan *root, int fi, const char *entry) {
 }
 
 LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMachineRef tm,
-                             const char *name, const char *entry, int vector_math, tl_error *err) {
+                             const char *name, const char *entry, int vector_math, long split_elems,
+                             tl_error *err) {
   em E, *e = &E;
   memset(e, 0, sizeof E);
   e->p = p;
@@ -754,6 +755,7 @@ LLVMModuleRef be_emit_module(const be_plan *p, LLVMContextRef cx, LLVMTargetMach
   e->cx = cx;
   e->err = err;
   e->vector_math = vector_math;
+  e->split_elems = split_elems > 0 ? split_elems : BE_SPLIT_ELEMS;
   {
     char *feat = LLVMGetTargetMachineFeatureString(tm);
     e->avx512 = feat && strstr(feat, "+avx512f") != NULL;

@@ -89,6 +89,7 @@ static void *llvm_compile(const tl_graph *g, const tl_engine_opts *o, tl_error *
   char perr[256];
   if (tl_profile_get(&prof, perr, sizeof perr)) tl_profile_default(&prof);
   bo.own_math = prof.own_math;
+  bo.split_elems = (long)prof.parallel_min_elems; /* where splitting pays here */
   return be_compile(g, &bo, err);
 }
 

@@ -311,6 +311,28 @@ static int measure_bandwidth(cal *c, tl_profile *p, FILE *lg) {
   return 0;
 }
 
+/* Where splitting a kernel across the threads starts to pay: a light
+ * in-cache kernel (a copy-like add, the cheapest per element, so the
+ * threshold holds for every kernel) costs t1 per element on one thread;
+ * split over T threads it saves n t1 (1 - 1/T) and costs par_overhead, so
+ * it pays from n = par_overhead / (t1 (1 - 1/T)). Rounded up to a power of
+ * two and kept within [2^12, 2^22]; the engines compile with it
+ * (be_options.split_elems) and the time model predicts with it. */
+static int measure_split(cal *c, tl_profile *p, FILE *lg) {
+  p->parallel_min_elems = BE_SPLIT_ELEMS;
+  if (c->threads <= 1 || p->par_overhead <= 1e-8) return 0;
+  enum { N = 1 << 16 };
+  double t = time_fmt(c, &c->o1, "(graph s (in x f32 [%d]) (out y (add x 1.5)))", N);
+  if (t < 0) return -1;
+  double per = fmax((t - p->run_overhead - p->kernel_overhead) / N, 1e-12);
+  double n = p->par_overhead / (per * (1.0 - 1.0 / c->threads));
+  long m = 1L << 12;
+  while (m < n && m < (1L << 22)) m <<= 1;
+  p->parallel_min_elems = (double)m;
+  if (lg) fprintf(lg, "  %-44s %10ld elements (%.3f ns/element on one thread)\n", "split from", m, per * 1e9);
+  return 0;
+}
+
 static int measure_par_overhead(cal *c, tl_profile *p, FILE *lg) {
   p->par_overhead = 0;
   if (c->threads > 1) {
@@ -324,7 +346,7 @@ static int measure_par_overhead(cal *c, tl_profile *p, FILE *lg) {
     p->par_overhead = fmax(tp - p->run_overhead - p->kernel_overhead - work / c->threads, 1e-8);
   }
   if (lg) fprintf(lg, "  %-44s %10.3f us\n", "split kernel, extra", p->par_overhead * 1e6);
-  return 0;
+  return measure_split(c, p, lg);
 }
 
 /* A chain of 32 (add (mul . 1.0001) 0.0001): 64 flops per element; strict
@@ -491,7 +513,7 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
   c.err = err;
   c.n = n;
   p->threads = c.threads;
-  p->parallel_min_elems = BE_SPLIT_ELEMS;
+  p->parallel_min_elems = BE_SPLIT_ELEMS; /* until measure_split */
   cpu_name(p->cpu, sizeof p->cpu);
   if (lg) fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu,
                    c.threads, c.threads > 1 ? "s" : "");

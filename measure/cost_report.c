@@ -323,6 +323,9 @@ int tl_cost_report_measure(const tl_profile *p, const tl_graph *g, const int64_t
   in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
   be_options bo = be_options_default();
   if (o.opt_level >= 0) bo.opt_level = o.opt_level;
+  /* compiled as the engines compile it with this profile */
+  bo.own_math = p->own_math;
+  bo.split_elems = (long)p->parallel_min_elems;
   tl_error e = {0};
   if (tl_timing_inputs(g, syms, in, err, n)) goto done;
   if (!(prog = be_compile(g, &bo, &e))) {

@@ -6,6 +6,9 @@
 #include "util/alloc.h"
 
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,4 +271,20 @@ void tl_cleanup_pop(tl_cleanup *c) {
       }
   }
   tl_free(c);
+}
+
+/* ---- glibc's thresholds (alloc.h) ----------------------------------------- */
+
+static void tune_once(void) {
+#ifdef __GLIBC__
+  const char *t = getenv("TLALOC_MALLOC_TUNE");
+  if ((t && t[0] == '0') || getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_")) return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
+void tl_alloc_tune(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, tune_once);
 }

@@ -44,6 +44,17 @@ char *tl_xstrndup(const char *s, size_t n);
 /* align: a power of two; the block is released with tl_free too. */
 void *tl_xaligned_alloc(size_t align, size_t n);
 
+/* Keeps freed memory of tensor sizes warm in this process: glibc's
+ * defaults return a freed block of over 128 KiB to the kernel (mmap'd, or
+ * trimmed off the heap's top once 2x that is free), so the next call's
+ * outputs fault their pages in again, which costs ~10 us per 4 KiB page on
+ * the VMs measured: two 256 KiB outputs made a 20 us call 900 us. Sets
+ * M_MMAP_THRESHOLD to 32 MiB and M_TRIM_THRESHOLD to 64 MiB, once, unless
+ * the environment sets either (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_)
+ * or TLALOC_MALLOC_TUNE=0. Called when a program is compiled or
+ * interpreted; a no-op without glibc. */
+void tl_alloc_tune(void);
+
 void *tl_try_malloc(size_t n);
 void *tl_try_calloc(size_t n, size_t size);
 void *tl_try_realloc(void *p, size_t n);

@@ -49,7 +49,7 @@ static int has_streams(const tl_graph *g, char *err, size_t n) {
   LLVMContextRef cx = LLVMContextCreate();
   LLVMTargetMachineRef tm = be_host_tm(1);
   tl_error e = {0};
-  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "l", "tlk_main", 1, &e) : NULL;
+  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "l", "tlk_main", 1, BE_SPLIT_ELEMS, &e) : NULL;
   if (!m) tl_error_to(&e, err, n);
   int r = -1;
   if (m) {
@@ -440,7 +440,7 @@ static char *optimised_ir(const char *text, int vm, char *err, size_t n) {
   LLVMContextRef cx = LLVMContextCreate();
   LLVMTargetMachineRef tm = be_host_tm(1);
   tl_error e = {0};
-  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "v", "tlk_main", vm, &e) : NULL;
+  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "v", "tlk_main", vm, BE_SPLIT_ELEMS, &e) : NULL;
   if (m && be_optimise(m, tm, 1, &e)) {
     LLVMDisposeModule(m);
     m = NULL;
@@ -506,6 +506,46 @@ static int vector_math_calls(int verbose) {
 /* be_options.own_math picks per function: with only BE_OWN_EXP32, f32 exp
  * is tlaloc's own kernel (no libmvec call) while tanh still calls libmvec;
  * and the other way round. */
+/* The split threshold is an option (tlaloc calibrate measures it): the
+ * entry compares each kernel's work with the value it was given. */
+static int split_threshold(void) {
+  char err[512];
+  tl_graph *g = tlt_parse("(graph g (in x f32 [n]) (out y (add x 1)))", NULL);
+  be_plan pl;
+  int bad = 0;
+  if (!g || be_plan_build(&pl, g, err, sizeof err)) {
+    printf("FAIL split threshold: %s\n", g ? err : "parse");
+    tl_graph_free(g);
+    return 1;
+  }
+  LLVMContextRef cx = LLVMContextCreate();
+  LLVMTargetMachineRef tm = be_host_tm(1);
+  const long want[2] = {BE_SPLIT_ELEMS, 123457};
+  for (int i = 0; i < 2; i++) {
+    tl_error e = {0};
+    LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "s", "tlk_main", 1, want[i], &e) : NULL;
+    char cmp[64];
+    snprintf(cmp, sizeof cmp, ", %ld\n", want[i]); /* icmp sge i64 %work, N */
+    char *ir = m ? LLVMPrintModuleToString(m) : NULL;
+    bool found = false;
+    for (const char *q = ir ? strstr(ir, "icmp sge i64") : NULL; q && !found; q = strstr(q + 1, "icmp sge i64")) {
+      const char *eol = strchr(q, '\n');
+      found = eol && !strncmp(eol - strlen(cmp) + 1, cmp, strlen(cmp));
+    }
+    if (!found) {
+      printf("FAIL split threshold %ld: no comparison of the work with it in the entry\n", want[i]);
+      bad = 1;
+    }
+    if (ir) LLVMDisposeMessage(ir);
+    if (m) LLVMDisposeModule(m);
+  }
+  if (tm) LLVMDisposeTargetMachine(tm);
+  LLVMContextDispose(cx);
+  be_plan_free(&pl);
+  tl_graph_free(g);
+  return bad;
+}
+
 static int own_math_choice(int verbose) {
   int bad = 0;
   const char *text = "(graph g (in x f32 [n]) (let s (add (exp x) (tanh x))) (out y (add (neg s) (mul s 2))))";
@@ -551,6 +591,7 @@ int be_loop_tests(int verbose) {
   n += (int)(sizeof inplace_row_cases / sizeof *inplace_row_cases);
   fails += vector_math_calls(verbose);
   fails += own_math_choice(verbose);
+  fails += split_threshold();
   printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores, row kernels in place, vector math per op and dtype, own math per function), %d failed\n", n, fails);
   return fails;
 }
