@@ -523,6 +523,8 @@ static tlaloc_status tlaloc_prove_unguarded(const tlaloc_graph *a, const tlaloc_
 
 void tlaloc_free(void *p) { tl_free(p); }
 
+void tlaloc_malloc_tune(void) { tl_alloc_tune(); }
+
 /* After an unwind: "out of memory" in *errors when that small string can
  * still be had (the failed allocation was undone). */
 static tlaloc_status api_out_of_memory(char **errors, size_t failed) {

@@ -707,7 +707,6 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
 be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *er) {
   double t0 = tl_now_ms();
   be_init();
-  tl_alloc_tune(); /* outputs and arenas stay warm across calls */
   /* its thread pool's atomics sit on their own cache lines */
   be_program *p = tl_xaligned_alloc(_Alignof(be_program), sizeof *p);
   memset(p, 0, sizeof *p);

@@ -693,6 +693,7 @@ _Static_assert(CLI_EXIT_CHECK == TL_CHECK_FAILED && CLI_EXIT_BAD == TL_BAD_INPUT
  * what the command allocated and exits with CLI_EXIT_OOM after saying so.
  * TLALOC_FAIL_ALLOC=k fails the k-th allocation (the out-of-memory tests). */
 int main(int argc, char **argv) {
+  tl_alloc_tune(); /* outputs of repeated runs stay warm (util/alloc.h) */
   const char *k = getenv("TLALOC_FAIL_ALLOC");
   if (k && *k) tl_alloc_fail_at(strtoull(k, NULL, 10));
   tl_region r;

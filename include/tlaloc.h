@@ -254,6 +254,15 @@ const char *tlaloc_version(void);
 
 void tlaloc_free(void *p);
 
+/* Keeps glibc from returning freed blocks under 32 MiB to the kernel
+ * (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 64 MiB), so that outputs
+ * allocated on every call reuse warm pages instead of faulting them in
+ * again (~10 us per 4 KiB page on some VMs). Process-wide, hence opt-in:
+ * the CLI and the Python package call it; TLALOC_MALLOC_TUNE=0 or glibc's
+ * own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
+ * make it a no-op, as does a libc other than glibc. */
+void tlaloc_malloc_tune(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -994,7 +994,6 @@ static int run_control(const tl_graph *g, int32_t id, const tl_tensor *const *ar
 
 int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *syms,
                   tl_tensor **outputs, char *err, size_t err_size) {
-  tl_alloc_tune(); /* its tensors stay warm across calls (util/alloc.h) */
   int32_t nn = g->nnodes;
   rctx c = {NULL, NULL, "interp", {0, 0}, err, err_size, false};
   tl_tensor **vals = tl_xcalloc((size_t)nn + 1, sizeof(tl_tensor *));

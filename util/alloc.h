@@ -51,8 +51,9 @@ void *tl_xaligned_alloc(size_t align, size_t n);
  * the VMs measured: two 256 KiB outputs made a 20 us call 900 us. Sets
  * M_MMAP_THRESHOLD to 32 MiB and M_TRIM_THRESHOLD to 64 MiB, once, unless
  * the environment sets either (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_)
- * or TLALOC_MALLOC_TUNE=0. Called when a program is compiled or
- * interpreted; a no-op without glibc. */
+ * or TLALOC_MALLOC_TUNE=0; a no-op without glibc. Process-wide, so the
+ * library never calls it on its own: the CLI and the Python package do
+ * (the public tlaloc_malloc_tune), C hosts may. */
 void tl_alloc_tune(void);
 
 void *tl_try_malloc(size_t n);

@@ -842,6 +842,9 @@ static void layer_norm_rows(be_options *o1, be_options *o2) {
 }
 
 int main(int argc, char **argv) {
+  /* fresh outputs reuse warm pages, as from the CLI and Python
+   * (tlaloc_malloc_tune); TLALOC_MALLOC_TUNE=0 measures glibc's defaults */
+  tl_alloc_tune();
   const char *srcdir = argc > 1 ? argv[1] : ".";
   for (int i = 2; i < argc; i++)
     if (!strcmp(argv[i], "--smoke")) smoke = 1;

@@ -122,6 +122,9 @@ def library():
         lib.tlaloc_run.argtypes = [vp, vp, i, vp, i, ctypes.POINTER(vp)]
         lib.tlaloc_run.restype = i
         lib.tlaloc_free.argtypes = [vp]
+        # fresh outputs reuse warm pages (include/tlaloc.h; TLALOC_MALLOC_TUNE=0: not)
+        lib.tlaloc_malloc_tune.restype = None
+        lib.tlaloc_malloc_tune()
         lib.tlaloc_output_shapes.argtypes = [vp, vp, i, vp, i, ctypes.POINTER(vp)]
         lib.tlaloc_output_shapes.restype = i
         lib.tlaloc_optimize.argtypes = [vp, ctypes.POINTER(cp), i, cp, ctypes.POINTER(vp),
