@@ -247,26 +247,6 @@ static int infer_softmax(ictx *c) {
   return 0;
 }
 
-/* A symbolic size as (constant factor, sorted symbol list). */
-typedef struct symprod { int64_t k; int nsym; int sym[TL_MAX_RANK]; } symprod;
-
-static void symprod_of(const int64_t *dims, int n, symprod *p) {
-  p->k = 1;
-  p->nsym = 0;
-  for (int i = 0; i < n; i++) {
-    if (tl_dim_is_sym(dims[i])) {
-      int s = tl_dim_sym_id(dims[i]), j = p->nsym++;
-      while (j > 0 && p->sym[j - 1] > s) {
-        p->sym[j] = p->sym[j - 1];
-        j--;
-      }
-      p->sym[j] = s;
-    } else {
-      p->k *= dims[i];
-    }
-  }
-}
-
 /* reshape when a symbol is involved: the sizes compared (and the -1 dim
  * computed) as canonical polynomials of the symbols. */
 static int reshape_symbolic(ictx *c, int64_t *dims, int n, int infer_at) {
@@ -310,40 +290,27 @@ static int infer_reshape(ictx *c) {
       dims[i] = 1;
     }
   }
-  symprod in, out;
-  symprod_of(x->dims, x->rank, &in);
-  symprod_of(dims, n, &out);
+  bool sym = false;
+  for (int i = 0; i < x->rank; i++) sym |= tl_dim_is_sym(x->dims[i]);
+  for (int i = 0; i < n; i++) sym |= tl_dim_is_sym(dims[i]);
+  if (sym) {
+    if (!symtab(c)) return fail(c, "a reshape of symbolic sizes needs the graph's symbol table");
+    return reshape_symbolic(c, dims, n, infer_at);
+  }
+  int64_t in = 1, out = 1;
+  for (int i = 0; i < x->rank; i++) in *= x->dims[i];
+  for (int i = 0; i < n; i++) out *= dims[i];
   char s1[128];
-  if ((in.nsym || out.nsym) && symtab(c)) return reshape_symbolic(c, dims, n, infer_at);
   if (infer_at >= 0) {
-    /* the inferred dim is in/out: a constant, or a single symbol */
-    int extra = -1, j = 0;
-    for (int i = 0; i < in.nsym; i++) {
-      if (j < out.nsym && out.sym[j] == in.sym[i]) j++;
-      else if (extra < 0) extra = in.sym[i];
-      else return fail(c, "cannot infer the -1 dim of reshape from %s", tstr(c, x, s1, sizeof s1));
-    }
-    if (j != out.nsym) return fail(c, "shape uses a symbol that %s does not have", tstr(c, x, s1, sizeof s1));
-    if (out.k == 0 || in.k % out.k != 0)
+    if (out == 0 || in % out != 0)
       return fail(c, "cannot reshape %s: size is not divisible by the given dims", tstr(c, x, s1, sizeof s1));
-    int64_t q = in.k / out.k;
-    if (extra >= 0) {
-      if (q != 1) return fail(c, "cannot infer the -1 dim of reshape from %s", tstr(c, x, s1, sizeof s1));
-      dims[infer_at] = tl_dim_sym(extra);
-    } else {
-      dims[infer_at] = q;
-    }
-  } else {
-    bool same = in.k == out.k && in.nsym == out.nsym;
-    for (int i = 0; same && i < in.nsym; i++) same = in.sym[i] == out.sym[i];
-    if (!same) {
-      char s2[128];
-      tl_type t = *x;
-      t.rank = (uint8_t)n;
-      memcpy(t.dims, dims, sizeof dims);
-      return fail(c, "cannot reshape %s to %s (sizes differ)", tstr(c, x, s1, sizeof s1),
-                  tstr(c, &t, s2, sizeof s2));
-    }
+    dims[infer_at] = in / out;
+  } else if (in != out) {
+    char s2[128];
+    tl_type t = *x;
+    t.rank = (uint8_t)n;
+    memcpy(t.dims, dims, sizeof dims);
+    return fail(c, "cannot reshape %s to %s (sizes differ)", tstr(c, x, s1, sizeof s1), tstr(c, &t, s2, sizeof s2));
   }
   c->out->rank = (uint8_t)n;
   memcpy(c->out->dims, dims, sizeof dims);
@@ -628,26 +595,16 @@ static int infer_scatter_add(ictx *c) {
   return 0;
 }
 
-static int infer_dim(ictx *c) {
+/* dim (an i64 scalar) and iota (i64, x's shape): one :axis of x */
+static int infer_axis_index(ictx *c) {
   const tl_type *x = c->in[0];
   if (c->a->naxes != 1) return fail(c, ":axis must be a single axis");
   int ax = c->a->axes[0];
   if (ax < -x->rank || ax >= x->rank) return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
   c->out->dtype = TL_I64;
   c->out->weak = 0;
-  c->out->rank = 0;
-  return 0;
-}
-
-static int infer_iota(ictx *c) {
-  const tl_type *x = c->in[0];
-  if (c->a->naxes != 1) return fail(c, ":axis must be a single axis");
-  int ax = c->a->axes[0];
-  if (ax < -x->rank || ax >= x->rank) return fail(c, "axis %d is out of range for rank %d", ax, x->rank);
-  c->out->dtype = TL_I64;
-  c->out->weak = 0;
-  c->out->rank = x->rank;
-  memcpy(c->out->dims, x->dims, sizeof x->dims);
+  c->out->rank = c->op == TL_OP_IOTA ? x->rank : 0;
+  if (c->op == TL_OP_IOTA) memcpy(c->out->dims, x->dims, sizeof x->dims);
   return 0;
 }
 
@@ -710,7 +667,7 @@ static int infer_control(ictx *c) {
 static const infer_fn infer_table[TL_OP_COUNT] = {
   [TL_OP_INPUT] = infer_given, [TL_OP_CONST] = infer_given,
   [TL_OP_LIT] = infer_lit, [TL_OP_FILL] = infer_fill,
-  [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like, [TL_OP_DIM] = infer_dim, [TL_OP_IOTA] = infer_iota,
+  [TL_OP_ZEROS_LIKE] = infer_like, [TL_OP_ONES_LIKE] = infer_like, [TL_OP_DIM] = infer_axis_index, [TL_OP_IOTA] = infer_axis_index,
   [TL_OP_SUM] = infer_reduce, [TL_OP_PROD] = infer_reduce, [TL_OP_MAX] = infer_reduce,
   [TL_OP_MIN] = infer_reduce, [TL_OP_MEAN] = infer_reduce, [TL_OP_LOGSUMEXP] = infer_reduce,
   [TL_OP_SOFTMAX] = infer_softmax, [TL_OP_LOG_SOFTMAX] = infer_softmax,

@@ -475,6 +475,11 @@ int tl_syms_eval(const tl_graph *g, int64_t *syms, char *err, size_t n) {
   return 0;
 }
 
+int tl_syms_at(const tl_graph *g, int64_t *syms, int64_t size, int64_t step, char *err, size_t n) {
+  for (int s = 0; s < g->nsyms; s++) syms[s] = g->symdefs[s].kind == TL_SYM_BASE ? size + step * s : -1;
+  return tl_syms_eval(g, syms, err, n);
+}
+
 int64_t tl_dim_value(const tl_graph *g, int64_t d, const int64_t *syms) {
   if (!tl_dim_is_sym(d)) return d;
   int s = tl_dim_sym_id(d);

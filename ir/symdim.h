@@ -65,6 +65,10 @@ bool tl_sym_derived(const struct tl_graph *g, int s);
  * stay -1); -1 with a message naming the dim when one is negative or
  * divides by zero. */
 int tl_syms_eval(const struct tl_graph *g, int64_t *syms, char *err, size_t n);
+/* Binds every base symbol s of g to size + step * s and computes the
+ * derived ones (tools and tests that run a graph at one size); -1 as
+ * tl_syms_eval. */
+int tl_syms_at(const struct tl_graph *g, int64_t *syms, int64_t size, int64_t step, char *err, size_t n);
 /* The value of dim d under syms, computing derived symbols on the way; -1
  * when something it needs is unbound. */
 int64_t tl_dim_value(const struct tl_graph *g, int64_t d, const int64_t *syms);

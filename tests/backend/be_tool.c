@@ -26,8 +26,7 @@ static int ref(const char *path, int64_t sym) {
   int64_t syms[64];
   if (g->nsyms > 64) return 2;
   /* every base symbol is SIZE; derived dims follow from them */
-  for (int s = 0; s < g->nsyms; s++) syms[s] = tl_sym_derived(g, s) ? -1 : sym;
-  if (tl_syms_eval(g, syms, err, sizeof err)) {
+  if (tl_syms_at(g, syms, sym, 0, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return 1;
   }

@@ -62,10 +62,9 @@ static inline int tlt_each_tg(const char *dir, void (*fn)(const char *name, cons
 /* Runs g with random inputs (seed) and symbols bound to `size`. */
 static inline int tlt_run_random(const tl_graph *g, uint64_t seed, int64_t size, tl_tensor **outs) {
   int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
-  for (int i = 0; i < g->nsyms; i++) syms[i] = tl_sym_derived(g, i) ? -1 : size; /* derived dims follow */
   tl_tensor **ins = tl_xcalloc((size_t)g->ninputs + 1, sizeof *ins);
   char err[512];
-  int rc = tl_syms_eval(g, syms, err, sizeof err);
+  int rc = tl_syms_at(g, syms, size, 0, err, sizeof err); /* derived dims follow */
   if (rc == 0) rc = tl_random_inputs(g, ins, syms, seed, err, sizeof err);
   if (rc == 0) rc = tl_interp_run(g, ins, syms, outs, err, sizeof err);
   if (rc) fprintf(stderr, "%s\n", err);

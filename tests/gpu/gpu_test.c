@@ -147,11 +147,10 @@ static int compare_sized(const tl_engine *eng, const tl_graph *g, int64_t size, 
                          tally *t) {
   char err[512], w[512];
   int64_t *syms = tl_xcalloc((size_t)g->nsyms + 1, sizeof *syms);
-  for (int s = 0; s < g->nsyms; s++) syms[s] = tl_sym_derived(g, s) ? -1 : size + s;
   tl_tensor **in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
   int bad = 0;
   snprintf(w, sizeof w, "%s (symbols from %lld)", what, (long long)size);
-  if (tl_syms_eval(g, syms, err, sizeof err) || tl_random_inputs(g, in, syms, seed, err, sizeof err)) {
+  if (tl_syms_at(g, syms, size, 1, err, sizeof err) || tl_random_inputs(g, in, syms, seed, err, sizeof err)) {
     printf("FAIL %s: inputs: %s\n", w, err);
     bad = 1;
   } else {

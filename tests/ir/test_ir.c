@@ -12,6 +12,16 @@
 
 static tl_graph *parse_str(const char *src, char **diag_text) { return tlt_parse(src, diag_text); }
 
+/* src must be refused, with `want` in its diagnostics (what: the case). */
+static void expect_refused(const char *src, const char *want, const char *what) {
+  char *diag;
+  tl_graph *g = parse_str(src, &diag);
+  cr_expect_null(g, "%s type-checked", what);
+  cr_expect(diag && strstr(diag, want) != NULL, "%s: want '%s' in:\n%s", what, want, diag);
+  tl_free(diag);
+  tl_graph_free(g);
+}
+
 #ifndef TL_SOURCE_DIR
 #error "TL_SOURCE_DIR must name the source tree"
 #endif
@@ -288,13 +298,10 @@ Test(infer, control_errors) {
     {"(in h f32 [8]) (in xs f32 [4 7])", "(scan h xs :body sc :carry 1)", "scan: operand 1 is f32[7] but parameter 'x' of body 'sc' is f32[k]"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    char src[2048], *diag;
+    char src[2048], what[256];
     snprintf(src, sizeof src, "%s (graph g %s (out y %s))", control_fns, cases[i].ins, cases[i].expr);
-    tl_graph *g = parse_str(src, &diag);
-    cr_expect_null(g, "case %zu '%s' type-checked", i, cases[i].expr);
-    cr_expect(diag && strstr(diag, cases[i].want) != NULL, "case %zu: want '%s' in:\n%s", i, cases[i].want, diag);
-    tl_free(diag);
-    tl_graph_free(g);
+    snprintf(what, sizeof what, "case %zu '%s'", i, cases[i].expr);
+    expect_refused(src, cases[i].want, what);
   }
   /* a function whose result dim no parameter fixes; let [..] of the wrong count */
   static const char *const srcs[][2] = {
@@ -307,14 +314,7 @@ Test(infer, control_errors) {
     {"(func f (in a f32 [k]) (out r (call a :fn f))) (graph g (in x f32 [3]) (out y x))",
      "attribute :fn expects the name of a function defined above"},
   };
-  for (size_t i = 0; i < sizeof srcs / sizeof *srcs; i++) {
-    char *diag;
-    tl_graph *g = parse_str(srcs[i][0], &diag);
-    cr_expect_null(g, "%s", srcs[i][0]);
-    cr_expect(diag && strstr(diag, srcs[i][1]) != NULL, "want '%s' in:\n%s", srcs[i][1], diag);
-    tl_free(diag);
-    tl_graph_free(g);
-  }
+  for (size_t i = 0; i < sizeof srcs / sizeof *srcs; i++) expect_refused(srcs[i][0], srcs[i][1], srcs[i][0]);
 }
 
 Test(infer, derived_dims_that_cannot_be_are_refused) {
@@ -330,13 +330,9 @@ Test(infer, derived_dims_that_cannot_be_are_refused) {
     {"(in x f32 [(* a b c d e)]) (out y x)", "too complex"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    char src[512], *diag;
+    char src[512];
     snprintf(src, sizeof src, "(graph g %s)", cases[i][0]);
-    tl_graph *g = parse_str(src, &diag);
-    cr_expect_null(g, "case %zu type-checked", i);
-    cr_expect(diag && strstr(diag, cases[i][1]) != NULL, "case %zu: want '%s' in:\n%s", i, cases[i][1], diag);
-    tl_free(diag);
-    tl_graph_free(g);
+    expect_refused(src, cases[i][1], cases[i][0]);
   }
 }
 
@@ -390,12 +386,9 @@ Test(infer, derived_dims_through_calls) {
   cr_expect_str_eq(buf, "f32[(+ (* 4 n) 1)]");
   tl_free(diag);
   tl_graph_free(g);
-  g = parse_str("(func f (in a f32 [k]) (in b f32 [(+ k 1)]) (out r (concat a b))) "
-                "(graph g (in x f32 [n]) (in z f32 [n]) (out y (call x z :fn f)))", &diag);
-  cr_expect_null(g);
-  cr_expect(diag && strstr(diag, "operand 1 is f32[n] but parameter 'b' of function 'f' is f32[(+ k 1)]"), "%s", diag);
-  tl_free(diag);
-  tl_graph_free(g);
+  expect_refused("(func f (in a f32 [k]) (in b f32 [(+ k 1)]) (out r (concat a b))) "
+                 "(graph g (in x f32 [n]) (in z f32 [n]) (out y (call x z :fn f)))",
+                 "operand 1 is f32[n] but parameter 'b' of function 'f' is f32[(+ k 1)]", "a derived parameter");
 }
 
 Test(infer, symbol_against_concrete_is_refused) {
