@@ -18,7 +18,9 @@ export TLALOC_CACHE_DIR="$tmp/cache"
 
 bash "$src/fuzz/seeds.sh" "$tmp/seeds"
 mkdir -p "$tmp/corpus" fuzz-artifacts
-opts=(-artifact_prefix="fuzz-artifacts/$name-" -timeout=60 -rss_limit_mb=4096 -seed=1)
+# -error_exitcode: libFuzzer's default, 77, is meson's "skipped", which
+# would report a crash as a skip
+opts=(-artifact_prefix="fuzz-artifacts/$name-" -timeout=60 -rss_limit_mb=4096 -seed=1 -error_exitcode=1)
 
 shopt -s nullglob
 regress=("$src/fuzz/regress/$name"/*)
