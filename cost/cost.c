@@ -217,7 +217,7 @@ int tl_cost_check_monotone(const tl_cost_registry *r, const tl_cost_node *n, con
 
 /* ---- the built-in properties ------------------------------------------------
  * Ids in registration order (tl_cost_registry_new). */
-enum { P_PLACEMENT, P_FLOPS, P_BYTES, P_TIME, P_MEMORY, P_TRANSFER, P_ACCURACY };
+enum { P_PLACEMENT, P_FLOPS, P_BYTES, P_TIME, P_MEMORY, P_TRANSFER, P_ACCURACY, P_CODE };
 
 static double operands(const tl_cost_node *n, int p) {
   double s = 0;
@@ -321,6 +321,19 @@ static double b_accuracy(const tl_cost_node *n, void *u) {
   return own + operands(n, P_ACCURACY);
 }
 
+/* Code: one per op that generates code (sources and constants none). A
+ * control node is one (its call); the code of its functions is charged
+ * once per program, not per call (tl_cost_control leaves it out; the
+ * optimizer's extraction and tl_cost_graph add each function's once), so
+ * that inlining a function at k places costs k copies of its code where
+ * calling it costs one: the objective's weight on `code` is what makes a
+ * large function called from many places stay a call. */
+static double b_code(const tl_cost_node *n, void *u) {
+  (void)u;
+  tl_kind k = tl_ops[n->op].kind;
+  return (k == TL_KIND_SOURCE || k == TL_KIND_CONSTANT ? 0 : 1) + operands(n, P_CODE);
+}
+
 tl_cost_registry *tl_cost_registry_new(const tl_profile *p, double sym_size) {
   tl_cost_registry *r = tl_xcalloc(1, sizeof *r);
   r->props = tl_xcalloc(TL_COST_MAX_PROPS, sizeof *r->props);
@@ -338,6 +351,7 @@ tl_cost_registry *tl_cost_registry_new(const tl_profile *p, double sym_size) {
     [P_MEMORY] = {"memory", TL_PROP_COST, b_memory},
     [P_TRANSFER] = {"transfer", TL_PROP_COST, b_transfer},
     [P_ACCURACY] = {"accuracy", TL_PROP_COST, b_accuracy},
+    [P_CODE] = {"code", TL_PROP_COST, b_code},
   };
   char err[128];
   for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++) {

@@ -41,7 +41,7 @@
 #include "cost/profile.h"
 #include "ir/ir.h"
 
-#define TL_COST_DEFAULT "time + accuracy" /* the objective when none is given */
+#define TL_COST_DEFAULT "time + accuracy + 1e-8*code" /* the objective when none is given */
 #define TL_COST_MAX_PROPS 64
 #define TL_COST_NAME_MAX 32
 
@@ -168,6 +168,15 @@ typedef int (*tl_cost_plugin_init)(const tl_cost_api *api, char *err, size_t n);
 int tl_cost_load_plugin(tl_cost_registry *r, const char *path, char *err, size_t n);
 
 /* ---- the cost of a program ------------------------------------------------ */
+
+/* The cost properties one run of a control node adds (op, attributes and
+ * operand types as in a graph; its functions from t): a call costs its
+ * function; a cond its dearer branch, property by property; a loop :max
+ * times body and condition (10 when unbounded: an estimate) plus the first
+ * test; a scan its length times the body. `code` is left out (0): a
+ * function's code is charged once per program, not per run. */
+int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, int op, const tl_attrs *at,
+                    const tl_type *const *in_type, int nin, double *add, char *err, size_t n);
 
 /* Properties of an extracted graph: totals[p] sums each node's own cost
  * (value properties are not summed: 0), *objective sums the objective per

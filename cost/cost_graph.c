@@ -21,48 +21,68 @@ static bool known_value(const tl_graph *g, int32_t id, double *v) {
  * docs/cost.md), since nothing tells how often a while loop runs. */
 #define TL_COST_UNBOUNDED_TRIPS 10.0
 
-/* The cost properties of one run of control node x (its first :out): its
- * functions' totals times how often they run. call: once; cond: the
- * dearer branch, property by property; loop: :max times body and
- * condition (the bound is an upper estimate; 10 when unbounded), plus the
- * first test; scan: the length times the body. */
-static int control_cost(const tl_cost_registry *r, const tl_graph *g, const tl_node *x, double *add, char *err,
-                        size_t n) {
+int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, int op, const tl_attrs *at,
+                    const tl_type *const *in_type, int nin, double *add, char *err, size_t n) {
   int np = tl_cost_nprops(r);
-  const tl_fns *t = g->fns;
   double *a = tl_xcalloc((size_t)np + 1, sizeof *a), *b = tl_xcalloc((size_t)np + 1, sizeof *b);
   int rc = 0;
   for (int p = 0; p < np; p++) add[p] = 0;
-  switch (x->op) {
+  switch (op) {
   case TL_OP_CALL:
-    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[0]], NULL, add, NULL, NULL, err, n);
+    rc = tl_cost_graph(r, NULL, t->fn[at->fn[0]], NULL, add, NULL, NULL, err, n);
     break;
   case TL_OP_COND:
-    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[0]], NULL, a, NULL, NULL, err, n);
-    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[1]], NULL, b, NULL, NULL, err, n);
+    rc = tl_cost_graph(r, NULL, t->fn[at->fn[0]], NULL, a, NULL, NULL, err, n);
+    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[at->fn[1]], NULL, b, NULL, NULL, err, n);
     for (int p = 0; p < np && !rc; p++) add[p] = a[p] > b[p] ? a[p] : b[p];
     break;
   case TL_OP_LOOP: {
-    double trips = x->attrs.trips >= 0 ? (double)x->attrs.trips : TL_COST_UNBOUNDED_TRIPS;
-    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[1]], NULL, a, NULL, NULL, err, n);
-    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[0]], NULL, b, NULL, NULL, err, n);
+    double trips = at->trips >= 0 ? (double)at->trips : TL_COST_UNBOUNDED_TRIPS;
+    rc = tl_cost_graph(r, NULL, t->fn[at->fn[1]], NULL, a, NULL, NULL, err, n);
+    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[at->fn[0]], NULL, b, NULL, NULL, err, n);
     for (int p = 0; p < np && !rc; p++) add[p] = trips * (a[p] + b[p]) + b[p];
     break;
   }
   case TL_OP_SCAN: {
-    int nin = x->ninputs, first = (int)x->attrs.carry + (int)((x->attrs.present & TL_A_CONSTS) ? x->attrs.consts : 0);
-    int64_t len = first < nin ? g->nodes[tl_node_inputs(g, x)[first]].type.dims[0] : x->attrs.length;
+    int first = (int)at->carry + (int)((at->present & TL_A_CONSTS) ? at->consts : 0);
+    int64_t len = first < nin ? in_type[first]->dims[0] : at->length;
     double steps = tl_dim_is_sym(len) ? tl_cost_sym_size(r) : (double)len;
-    rc = tl_cost_graph(r, NULL, t->fn[x->attrs.fn[1]], NULL, a, NULL, NULL, err, n);
+    rc = tl_cost_graph(r, NULL, t->fn[at->fn[1]], NULL, a, NULL, NULL, err, n);
     for (int p = 0; p < np && !rc; p++) add[p] = steps * a[p];
     break;
   }
   default: break;
   }
+  /* value properties are not summed; code is the functions', charged once
+   * per program by the caller */
+  int code = tl_cost_find(r, "code");
   for (int p = 0; p < np; p++)
-    if (tl_cost_prop_kind(r, p) != TL_PROP_COST) add[p] = 0;
+    if (tl_cost_prop_kind(r, p) != TL_PROP_COST || p == code) add[p] = 0;
   tl_free(a);
   tl_free(b);
+  return rc;
+}
+
+/* The code of every function g's control nodes run, each once (a
+ * function's own total counts the functions it runs, once each). */
+static int functions_code(const tl_cost_registry *r, const tl_graph *g, int code, double *out, char *err, size_t n) {
+  int np = tl_cost_nprops(r);
+  uint8_t *seen = tl_xcalloc((size_t)g->fns->n + 1, 1);
+  double *tot = tl_xcalloc((size_t)np + 1, sizeof *tot);
+  int rc = 0;
+  *out = 0;
+  for (int32_t id = 0; id < g->nnodes && !rc; id++) {
+    int32_t fs[3];
+    int k = tl_control_fns(&g->nodes[id], fs);
+    for (int j = 0; j < k && !rc; j++) {
+      if (seen[fs[j]]) continue;
+      seen[fs[j]] = 1;
+      rc = tl_cost_graph(r, NULL, g->fns->fn[fs[j]], NULL, tot, NULL, NULL, err, n);
+      *out += tot[code];
+    }
+  }
+  tl_free(seen);
+  tl_free(tot);
   return rc;
 }
 
@@ -118,7 +138,7 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
       for (int32_t j = 0; j < id && first; j++) first = !tl_control_same_run(g, j, id);
       if (first) {
         double *add = tl_xcalloc((size_t)np + 1, sizeof *add);
-        rc = control_cost(r, g, nd, add, err, n);
+        rc = tl_cost_control(r, g->fns, nd->op, &nd->attrs, in_type, nd->ninputs, add, err, n);
         for (int p = 0; p < np && !rc; p++) out[p] += add[p];
         tl_free(add);
         if (rc) break;
@@ -127,6 +147,15 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
     for (int p = 0; p < np; p++)
       if (tl_cost_prop_kind(r, p) == TL_PROP_COST) totals[p] += out[p];
     if (obj) total_obj += tl_cost_expr_eval(obj, out);
+  }
+  int code = tl_cost_find(r, "code");
+  if (rc == 0 && code >= 0 && g->fns && tl_graph_has_control(g)) {
+    double c = 0, *v = tl_xcalloc((size_t)np + 1, sizeof *v);
+    rc = functions_code(r, g, code, &c, err, n);
+    totals[code] += c;
+    v[code] = c;
+    if (obj) total_obj += tl_cost_expr_eval(obj, v);
+    tl_free(v);
   }
   if (objective) *objective = total_obj;
   if (peak_bytes) *peak_bytes = tl_cost_peak_bytes(g, tl_cost_sym_size(r));

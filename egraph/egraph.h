@@ -55,6 +55,9 @@ typedef struct eg_lang {
   int nclasses;
   const char *const *class_names;
   const uint8_t *op_class; /* nops entries */
+  /* What control-flow rules may name (rules.h); NULL: rule files of this
+   * language have none. */
+  const struct eg_control_lang *control;
   void *ctx;
 } eg_lang;
 

@@ -28,7 +28,7 @@ int eg_vartab_find(const eg_vartab *v, const char *s, size_t n) {
   return -1;
 }
 
-static uint32_t vartab_add(eg_vartab *v, const char *s, size_t n, bool is_attr) {
+uint32_t eg_vartab_add(eg_vartab *v, const char *s, size_t n, bool is_attr) {
   uint32_t cap = v->cap;
   v->names = xgrow(v->names, &cap, sizeof *v->names, v->n + 1);
   cap = v->cap;
@@ -105,7 +105,7 @@ static int read_var(rd *r, sx_tok t, bool as_attr, uint32_t *var) {
   if (v < 0) {
     if (!(r->flags & EG_VARS_NEW))
       return fail(r, t, "unbound variable '%.*s' on the right side", (int)t.n, t.s);
-    v = (int)vartab_add(r->vt, t.s, t.n, as_attr);
+    v = (int)eg_vartab_add(r->vt, t.s, t.n, as_attr);
   }
   if (r->vt->is_attr[v] != as_attr)
     return fail(r, t, "variable '%.*s' used both as %s", (int)t.n, t.s,

@@ -54,6 +54,7 @@ void eg_pat_free(eg_pat *p);
 void eg_pattern_clear(eg_pattern *p);
 void eg_vartab_clear(eg_vartab *v);
 int eg_vartab_find(const eg_vartab *v, const char *s, size_t n); /* -1 */
+uint32_t eg_vartab_add(eg_vartab *v, const char *s, size_t n, bool is_attr); /* its index */
 
 /* Matches: records of (1 + width) u32 = class, then one slot per variable
  * (a class id, or an attribute id for attribute variables). Reused across

@@ -63,17 +63,18 @@ int eg_conds_add(eg_conds *c, const char *name, const char *args, eg_cond_fn fn,
   return 0;
 }
 
+bool eg_cond_holds(eg_egraph *g, const eg_conds *c, const eg_cond_use *u, const uint32_t *subst) {
+  uint32_t args[EG_COND_MAX_ARGS];
+  EG_ASSERT(u->nargs <= EG_COND_MAX_ARGS && u->fn >= 0);
+  for (int k = 0; k < u->nargs; k++) args[k] = u->vars[k] == EG_NONE ? EG_NONE : subst[u->vars[k]];
+  const cond_def *d = &c->a[u->fn];
+  return d->fn(g, args, (const char *const *)u->atoms, u->nargs, d->ctx);
+}
+
 bool eg_rule_conds_hold(eg_egraph *g, const eg_rules *r, const eg_rule *rule,
                         const uint32_t *subst) {
-  for (int i = 0; i < rule->nconds; i++) {
-    const eg_cond_use *u = &rule->conds[i];
-    uint32_t args[EG_COND_MAX_ARGS];
-    EG_ASSERT(u->nargs <= EG_COND_MAX_ARGS);
-    for (int k = 0; k < u->nargs; k++)
-      args[k] = u->vars[k] == EG_NONE ? EG_NONE : subst[u->vars[k]];
-    const cond_def *d = &r->conds->a[u->fn];
-    if (!d->fn(g, args, (const char *const *)u->atoms, u->nargs, d->ctx)) return false;
-  }
+  for (int i = 0; i < rule->nconds; i++)
+    if (!eg_cond_holds(g, r->conds, &rule->conds[i], subst)) return false;
   return true;
 }
 
@@ -160,10 +161,22 @@ static void inplace_clear(eg_inplace *ip) {
 
 /* How much of r existed before a text was read (a text with errors adds
  * nothing: everything past the mark is dropped). */
-typedef struct mark { int nrules, nsets, nclasses, nfuses, ninplaces; } mark;
+typedef struct mark { int nrules, nsets, nclasses, nfuses, ninplaces, ncontrols; } mark;
 
 static mark rules_mark(const eg_rules *r) {
-  return (mark){r->nrules, r->nrulesets, r->nclasses, r->nfuses, r->ninplaces};
+  return (mark){r->nrules, r->nrulesets, r->nclasses, r->nfuses, r->ninplaces, r->ncontrols};
+}
+
+static void control_clear(eg_control *c) {
+  tl_free(c->name);
+  eg_vartab_clear(&c->vars);
+  for (int i = 0; i < c->nconds; i++) {
+    for (int k = 0; k < c->conds[i].nargs; k++) tl_free(c->conds[i].atoms[k]);
+    tl_free(c->conds[i].vars);
+    tl_free(c->conds[i].atoms);
+  }
+  tl_free(c->conds);
+  memset(c, 0, sizeof *c);
 }
 
 static void rules_truncate(eg_rules *r, mark m) {
@@ -175,11 +188,13 @@ static void rules_truncate(eg_rules *r, mark m) {
   while (r->nclasses > m.nclasses) class_clear(&r->classes[--r->nclasses]);
   while (r->nfuses > m.nfuses) fuse_clear(&r->fuses[--r->nfuses]);
   while (r->ninplaces > m.ninplaces) inplace_clear(&r->inplaces[--r->ninplaces]);
+  while (r->ncontrols > m.ncontrols) control_clear(&r->controls[--r->ncontrols]);
 }
 
 void eg_rules_free(eg_rules *r) {
   if (!r) return;
-  rules_truncate(r, (mark){0, 0, 0, 0, 0});
+  rules_truncate(r, (mark){0, 0, 0, 0, 0, 0});
+  tl_free(r->controls);
   tl_free(r->rules);
   tl_free(r->rulesets);
   tl_free(r->classes);
@@ -331,7 +346,7 @@ static void pattern_error(parser *ps, const eg_perr *pe) {
   error_at(ps, pe->line, pe->col, "%s", pe->msg);
 }
 
-/* Rules, fuse and inplace declarations share one namespace. */
+/* Rules, fuse, inplace and control declarations share one namespace. */
 static bool duplicate_name(parser *ps, sx_tok nm) {
   const eg_rules *r = ps->r;
   const char *file = NULL;
@@ -345,6 +360,9 @@ static bool duplicate_name(parser *ps, sx_tok nm) {
   for (int i = 0; i < r->ninplaces && !file; i++)
     if (strlen(r->inplaces[i].name) == nm.n && !memcmp(r->inplaces[i].name, nm.s, nm.n))
       file = r->inplaces[i].file, line = r->inplaces[i].line, col = r->inplaces[i].col;
+  for (int i = 0; i < r->ncontrols && !file; i++)
+    if (strlen(r->controls[i].name) == nm.n && !memcmp(r->controls[i].name, nm.s, nm.n))
+      file = r->controls[i].file, line = r->controls[i].line, col = r->controls[i].col;
   if (!file) return false;
   error_at(ps, nm.line, nm.col, "duplicate rule name '%.*s' (first defined at %s:%d:%d)", (int)nm.n,
            nm.s, file, line, col);
@@ -726,6 +744,231 @@ bad_nested:
   rule_clear(&r->rules[r->nrules], true);
 }
 
+/* ---- control-flow rules ---------------------------------------------------- */
+
+static int name_find(const char *const *names, int n, const char *s, size_t len) {
+  for (int i = 0; i < n; i++)
+    if (strlen(names[i]) == len && !memcmp(names[i], s, len)) return i;
+  return -1;
+}
+
+/* One side: "(" HEAD item... ")", items `?v` then `:key ?f`. On the left
+ * HEAD is an op and every variable is new (positional ones are classes,
+ * keyed ones functions); on the right variables must be bound, and HEAD is
+ * an op (positional: classes, keyed: functions) or a transformation
+ * (positional: either kind). -1 after reporting (the side is consumed). */
+static int read_cterm(parser *ps, eg_control *c, bool lhs, eg_cterm *t) {
+  const eg_control_lang *cl = ps->r->lang->control;
+  sx_tok lp = sx_next(&ps->lx);
+  memset(t, 0, sizeof *t);
+  t->line = lp.line;
+  t->col = lp.col;
+  if (lp.k != SX_LP) {
+    error_at(ps, lp.line, lp.col, "expected '(OP ...)' as the %s side of a control rule", lhs ? "left" : "right");
+    skip_decl(ps, lp);
+    return -2; /* the declaration is consumed */
+  }
+  sx_tok hd = sx_next(&ps->lx);
+  if (hd.k != SX_ATOM) {
+    error_at(ps, hd.line, hd.col, "expected an op name after '('");
+    if (hd.k == SX_LP) skip_close(&ps->lx);
+    if (hd.k != SX_RP) skip_close(&ps->lx);
+    return -1;
+  }
+  t->op = eg_lang_op(ps->r->lang, hd.s, hd.n);
+  t->head = -1;
+  if (t->op < 0 && !lhs) t->head = name_find(cl->heads, cl->nheads, hd.s, hd.n);
+  if ((t->op < 0 && t->head < 0) || (t->op >= 0 && !cl->op_ok(t->op))) {
+    char known[400] = "";
+    size_t at = 0;
+    for (int i = 0; !lhs && i < cl->nheads && at < sizeof known; i++)
+      at += (size_t)snprintf(known + at, sizeof known - at, ", %s", cl->heads[i]);
+    error_at(ps, hd.line, hd.col, "'%.*s' is not a control op%s%s%s", (int)hd.n, hd.s,
+             lhs ? "" : " or a transformation (", lhs ? "" : known[0] ? known + 2 : "", lhs ? "" : ")");
+    skip_close(&ps->lx);
+    return -1;
+  }
+  for (;;) {
+    sx_tok it = sx_next(&ps->lx);
+    if (it.k == SX_RP) break;
+    bool keyed = it.k == SX_ATOM && it.s[0] == ':' && it.n > 1;
+    sx_tok v = keyed ? sx_next(&ps->lx) : it;
+    if (v.k != SX_ATOM || v.s[0] != '?' || v.n < 2) {
+      error_at(ps, v.line, v.col, "expected a ?variable%s", keyed ? " after the key" : " or ':key ?f'");
+      skip_decl(ps, v);
+      return -1;
+    }
+    int key = -1;
+    if (keyed) {
+      key = name_find(cl->keys, cl->nkeys, it.s + 1, it.n - 1);
+      if (key < 0 || t->op < 0 || !cl->key_ok(t->op, key)) {
+        if (t->op < 0) error_at(ps, it.line, it.col, "a transformation takes ?variables, not keys");
+        else error_at(ps, it.line, it.col, "op '%s' has no function under ':%.*s'", ps->r->lang->op_names[t->op],
+                      (int)it.n - 1, it.s + 1);
+        skip_close(&ps->lx);
+        return -1;
+      }
+    } else if (t->nkeys && t->op >= 0) {
+      error_at(ps, v.line, v.col, "operands must come before keys");
+      skip_close(&ps->lx);
+      return -1;
+    }
+    if ((keyed ? t->nkeys : t->nvars) == EG_CTERM_MAX) {
+      error_at(ps, v.line, v.col, "too many items (at most %d)", EG_CTERM_MAX);
+      skip_close(&ps->lx);
+      return -1;
+    }
+    int var = eg_vartab_find(&c->vars, v.s, v.n);
+    bool is_fn = keyed;
+    if (lhs) {
+      if (var >= 0) {
+        error_at(ps, v.line, v.col, "variable '%.*s' is bound twice on the left side", (int)v.n, v.s);
+        skip_close(&ps->lx);
+        return -1;
+      }
+      var = (int)eg_vartab_add(&c->vars, v.s, v.n, is_fn);
+    } else if (var < 0) {
+      error_at(ps, v.line, v.col, "unbound variable '%.*s' on the right side", (int)v.n, v.s);
+      skip_close(&ps->lx);
+      return -1;
+    } else if (t->op >= 0 && c->vars.is_attr[var] != is_fn) {
+      error_at(ps, v.line, v.col, "'%.*s' is a %s variable, used as %s", (int)v.n, v.s,
+               c->vars.is_attr[var] ? "function" : "class", is_fn ? "a function" : "an operand");
+      skip_close(&ps->lx);
+      return -1;
+    }
+    if (keyed) {
+      t->keys[t->nkeys] = key;
+      t->keyvars[t->nkeys++] = (uint32_t)var;
+    } else {
+      t->vars[t->nvars++] = (uint32_t)var;
+    }
+  }
+  return 0;
+}
+
+/* After ":if": a condition of the registry (class variables) or of the
+ * language (function variables). */
+static int read_control_cond(parser *ps, eg_control *c) {
+  const eg_control_lang *cl = ps->r->lang->control;
+  sx_tok lp = sx_next(&ps->lx);
+  if (lp.k != SX_LP) {
+    error_at(ps, lp.line, lp.col, "expected a condition '(NAME ARG...)' after ':if'");
+    return lp.k == SX_RP ? -2 : -1;
+  }
+  sx_tok nm = sx_next(&ps->lx);
+  int reg = nm.k == SX_ATOM ? cond_find(ps->r->conds, nm.s, nm.n) : -1;
+  int fc = nm.k == SX_ATOM ? name_find(cl->conds, cl->nconds, nm.s, nm.n) : -1;
+  if (reg < 0 && fc < 0) {
+    error_at(ps, nm.line, nm.col, "unknown condition '%.*s'", (int)nm.n, nm.s);
+    if (nm.k != SX_RP) skip_close(&ps->lx);
+    return -1;
+  }
+  eg_cond_use u = {reg >= 0 ? reg : -1 - fc, 0, NULL, NULL};
+  u.vars = tl_xmalloc(sizeof *u.vars * EG_COND_MAX_ARGS);
+  u.atoms = tl_xcalloc(EG_COND_MAX_ARGS, sizeof *u.atoms);
+  int rc = 0;
+  for (;;) {
+    sx_tok t = sx_next(&ps->lx);
+    if (t.k == SX_RP) break;
+    if (t.k != SX_ATOM || u.nargs == EG_COND_MAX_ARGS) {
+      error_at(ps, t.line, t.col, t.k != SX_ATOM ? "expected a condition argument" : "too many condition arguments");
+      skip_decl(ps, t);
+      rc = -1;
+      break;
+    }
+    int v = t.s[0] == '?' ? eg_vartab_find(&c->vars, t.s, t.n) : -1;
+    if (t.s[0] == '?' && v < 0) {
+      error_at(ps, t.line, t.col, "unbound variable '%.*s' in condition", (int)t.n, t.s);
+      skip_close(&ps->lx);
+      rc = -1;
+      break;
+    }
+    /* the registry's conditions read classes (and atoms); the language's
+     * read functions */
+    const cond_def *d = reg >= 0 ? &ps->r->conds->a[reg] : NULL;
+    char want = d ? (u.nargs < d->max ? d->kinds[u.nargs] : 'x') : 'f';
+    bool ok = v >= 0 ? (want == 'v' && !c->vars.is_attr[v]) || (want == 'f' && c->vars.is_attr[v]) : want == 'a';
+    if (!ok) {
+      error_at(ps, t.line, t.col, "condition '%.*s' does not take '%.*s' as argument %d (%s)", (int)nm.n, nm.s,
+               (int)t.n, t.s, u.nargs + 1,
+               want == 'f' ? "it takes function variables" : want == 'v' ? "it takes an operand's ?variable"
+               : want == 'a' ? "it takes an atom" : "too many arguments");
+      skip_close(&ps->lx);
+      rc = -1;
+      break;
+    }
+    if (v < 0) u.atoms[u.nargs] = dupn(t.s, t.n);
+    u.vars[u.nargs++] = v >= 0 ? (uint32_t)v : EG_NONE;
+  }
+  if (!rc && reg >= 0 && u.nargs < ps->r->conds->a[reg].min) {
+    error_at(ps, nm.line, nm.col, "condition '%.*s' takes at least %d argument%s", (int)nm.n, nm.s,
+             ps->r->conds->a[reg].min, ps->r->conds->a[reg].min == 1 ? "" : "s");
+    rc = -1;
+  }
+  if (!rc && reg < 0 && u.nargs < 1) {
+    error_at(ps, nm.line, nm.col, "condition '%.*s' takes function variables", (int)nm.n, nm.s);
+    rc = -1;
+  }
+  c->conds = tl_xrealloc(c->conds, sizeof *c->conds * (size_t)(c->nconds + 1));
+  c->conds[c->nconds++] = u;
+  return rc;
+}
+
+/* After "(control": NAME LHS => RHS [:if (COND ARG...)]... ")" */
+static void read_control(parser *ps, int set, sx_tok lp) {
+  eg_rules *r = ps->r;
+  sx_tok nm;
+  if (!r->lang->control) {
+    error_at(ps, lp.line, lp.col, "this language has no control-flow rules");
+    skip_close(&ps->lx);
+    return;
+  }
+  if (!read_decl_name(ps, "control", &nm)) return;
+  if (duplicate_name(ps, nm)) {
+    skip_close(&ps->lx);
+    return;
+  }
+  eg_control c = {0};
+  c.name = dupn(nm.s, nm.n);
+  c.ruleset = set;
+  c.file = ps->file;
+  c.line = lp.line;
+  c.col = lp.col;
+  int rc = read_cterm(ps, &c, true, &c.lhs);
+  if (rc == -2) goto done;
+  if (rc) goto bad;
+  sx_tok arrow = sx_next(&ps->lx);
+  if (!sx_is(arrow, "=>")) {
+    error_at(ps, arrow.line, arrow.col, "expected '=>' after the left side");
+    skip_decl(ps, arrow);
+    goto done;
+  }
+  rc = read_cterm(ps, &c, false, &c.rhs);
+  if (rc == -2) goto done;
+  if (rc) goto bad;
+  for (;;) {
+    sx_tok t = sx_next(&ps->lx);
+    if (t.k == SX_RP) break;
+    if (sx_is(t, ":if")) {
+      rc = read_control_cond(ps, &c);
+      if (rc == -2) goto done;
+      if (rc) goto bad;
+      continue;
+    }
+    error_at(ps, t.line, t.col, "expected ':if' or ')' after the right side");
+    skip_decl(ps, t);
+    goto done;
+  }
+  r->controls = grow(r->controls, r->ncontrols, &r->capcontrols, sizeof *r->controls);
+  r->controls[r->ncontrols++] = c;
+  return;
+bad:
+  skip_close(&ps->lx);
+done:
+  control_clear(&c);
+}
+
 /* Unmatched parens, reported once, before anything else is read. */
 static int check_parens(parser *ps, const char *text, size_t n) {
   sx_lexer lx;
@@ -816,10 +1059,12 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, tl_
       else if (it.k == SX_LP && sx_is(k2, "fuse")) read_fuse(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "inplace")) read_inplace(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "opclass")) read_opclass(&ps, it);
+      else if (it.k == SX_LP && sx_is(k2, "control")) read_control(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "grad")) skip_close(&ps.lx); /* a derivative rule: grad/ reads it */
       else {
         error_at(&ps, it.line, it.col,
-                 "expected '(rule NAME LHS => RHS ...)', '(fuse ...)', '(inplace ...)' or '(opclass ...)'");
+                 "expected '(rule NAME LHS => RHS ...)', '(fuse ...)', '(inplace ...)', '(control ...)' or "
+                 "'(opclass ...)'");
         if (it.k == SX_LP && k2.k == SX_LP) skip_close(&ps.lx);
         if (it.k == SX_LP && k2.k != SX_RP) skip_close(&ps.lx);
       }

@@ -126,9 +126,59 @@ typedef struct eg_inplace {
   int line, col;
 } eg_inplace;
 
+/* Control-flow rules: a rewrite of one node whose right side makes or reads
+ * functions, which a pattern cannot say, so the language owner carries it
+ * out (docs/rules.md "Control-flow rules"):
+ *     (control NAME (OP ?v... :key ?f...) => (HEAD ?x... [:key ?f]...) [:if (COND ARG...)]...)
+ * The left side binds the node's first operands to class variables and the
+ * functions its keys name to function variables; operands it does not name
+ * pass through to the right side. HEAD is an op (a node of that op, keeping
+ * the left node's other attributes) or one of the language's
+ * transformations, applied to the variables. Conditions are the registry's
+ * (class variables) or the language's function conditions. */
+#define EG_CTERM_MAX 8
+typedef struct eg_cterm {
+  int op;   /* an op, or -1: transformation `head` */
+  int head; /* index in eg_control_lang.heads */
+  int nvars;
+  uint32_t vars[EG_CTERM_MAX];
+  int nkeys;
+  int keys[EG_CTERM_MAX]; /* index in eg_control_lang.keys */
+  uint32_t keyvars[EG_CTERM_MAX];
+  int line, col;
+} eg_cterm;
+
+typedef struct eg_control {
+  char *name;
+  int ruleset;
+  eg_cterm lhs, rhs;
+  eg_vartab vars;    /* is_attr: a function variable */
+  eg_cond_use *conds; /* fn >= 0: the registry's; fn < 0: function condition -1 - fn */
+  int nconds;
+  const char *file;
+  int line, col;
+} eg_control;
+
+/* What control-flow rules may name, given by the language owner. */
+typedef struct eg_control_lang {
+  const char *const *keys;  /* attribute keys that name functions */
+  int nkeys;
+  const char *const *heads; /* transformations */
+  int nheads;
+  const char *const *conds; /* conditions on function variables (each takes them all as 'v+') */
+  int nconds;
+  bool (*op_ok)(int op);    /* ops a control rule may match or make */
+  bool (*key_ok)(int op, int key); /* op has a function under keys[key] */
+} eg_control_lang;
+
+/* Does a registry condition hold for one match (slots as in eg_matches)? */
+bool eg_cond_holds(eg_egraph *g, const eg_conds *c, const eg_cond_use *u, const uint32_t *subst);
+
 typedef struct eg_rules {
   const eg_lang *lang;
   const eg_conds *conds;
+  eg_control *controls;
+  int ncontrols, capcontrols;
   eg_rule *rules;
   int nrules, caprules;
   eg_opclass *classes;

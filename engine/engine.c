@@ -268,9 +268,10 @@ static void *wrap_compile(const tl_engine *e, const tl_graph *g, const tl_engine
   w->raw = e;
   w->g = g;
   const tl_graph *run = g;
-  if (tl_graph_has_control(g)) {
+  if (tl_graph_has_control(g) && !g->fns->calls_decided) {
     /* small straight-line functions are inlined: they fuse with their
-     * callers, and a graph left without control flow is compiled whole */
+     * callers, and a graph left without control flow is compiled whole
+     * (unless the optimizer's cost model chose which calls stay) */
     w->inlined = tl_inline_calls(g, TL_INLINE_MAX_NODES, TL_EMSG(err));
     if (!w->inlined) {
       tl_fail_kind(err, TL_INTERNAL);

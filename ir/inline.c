@@ -63,7 +63,8 @@ static int instantiate(tl_graph *h, const tl_graph *f, const int32_t *args, int 
 
 /* g rebuilt into a new graph over table t (g's table, inlined), its calls
  * of small straight-line functions inlined. */
-static tl_graph *inline_graph(const tl_graph *g, tl_fns *t, bool is_fn, int max_nodes, char *err, size_t n) {
+static tl_graph *inline_graph(const tl_graph *g, tl_fns *t, bool is_fn, int max_nodes, const int32_t *remap,
+                              char *err, size_t n) {
   tl_graph *h = tl_graph_new(g->name);
   if (is_fn)
     h->fns = t; /* weakly: t will hold it */
@@ -87,9 +88,15 @@ static tl_graph *inline_graph(const tl_graph *g, tl_fns *t, bool is_fn, int max_
       continue;
     }
     for (int j = 0; j < nd->ninputs; j++) ops[j] = map[tl_node_inputs(g, nd)[j]];
-    if (nd->op == TL_OP_CALL && inlinable(t->fn[nd->attrs.fn[0]], max_nodes))
+    tl_attrs a = nd->attrs;
+    if (remap && tl_ops[nd->op].kind == TL_KIND_CONTROL) {
+      static const unsigned slot_bits[3] = {TL_A_FN | TL_A_THEN | TL_A_COND, TL_A_ELSE | TL_A_BODY, TL_A_UNTIL};
+      for (int k = 0; k < 3; k++)
+        if (a.present & slot_bits[k]) a.fn[k] = remap[a.fn[k]];
+    }
+    if (!remap && nd->op == TL_OP_CALL && inlinable(t->fn[nd->attrs.fn[0]], max_nodes))
       rc = instantiate(h, t->fn[nd->attrs.fn[0]], ops, nd->attrs.out, &map[x], err, n);
-    else if ((map[x] = tl_graph_add(h, nd->op, &nd->attrs, ops, nd->ninputs, nd->loc, err, n)) < 0)
+    else if ((map[x] = tl_graph_add(h, nd->op, &a, ops, nd->ninputs, nd->loc, err, n)) < 0)
       rc = -1;
   }
   for (int i = 0; i < g->nlets && !rc; i++) tl_graph_add_let(h, g->names[g->nodes[g->lets[i]].name], map[g->lets[i]]);
@@ -109,11 +116,52 @@ tl_graph *tl_inline_calls(const tl_graph *g, int max_nodes, char *err, size_t n)
   tl_graph *h = NULL;
   int i = 0;
   for (; g->fns && i < g->fns->n; i++) {
-    tl_graph *f = inline_graph(g->fns->fn[i], t, true, max_nodes, err, n);
+    tl_graph *f = inline_graph(g->fns->fn[i], t, true, max_nodes, NULL, err, n);
     if (!f) break;
     tl_fns_add(t, f);
   }
-  if (!g->fns || i == g->fns->n) h = inline_graph(g, t, false, max_nodes, err, n);
+  if (!g->fns || i == g->fns->n) h = inline_graph(g, t, false, max_nodes, NULL, err, n);
   tl_fns_release(t);
+  return h;
+}
+
+/* Post-order from function f: its callees, then f. */
+static void reach(const tl_fns *t, int32_t f, uint8_t *seen, int32_t *order, int *n) {
+  if (seen[f]) return;
+  seen[f] = 1;
+  const tl_graph *g = t->fn[f];
+  for (int32_t x = 0; x < g->nnodes; x++) {
+    int32_t fs[3];
+    int k = tl_control_fns(&g->nodes[x], fs);
+    for (int j = 0; j < k; j++) reach(t, fs[j], seen, order, n);
+  }
+  order[(*n)++] = f;
+}
+
+tl_graph *tl_graph_keep_fns(const tl_graph *g, char *err, size_t n) {
+  int nf = g->fns ? g->fns->n : 0;
+  uint8_t *seen = tl_xcalloc((size_t)nf + 1, 1);
+  int32_t *order = tl_xmalloc(((size_t)nf + 1) * sizeof *order), *remap = tl_xmalloc(((size_t)nf + 1) * sizeof *remap);
+  int no = 0;
+  for (int32_t x = 0; x < g->nnodes; x++) {
+    int32_t fs[3];
+    int k = tl_control_fns(&g->nodes[x], fs);
+    for (int j = 0; j < k; j++) reach(g->fns, fs[j], seen, order, &no);
+  }
+  for (int i = 0; i < nf; i++) remap[i] = -1;
+  for (int i = 0; i < no; i++) remap[order[i]] = i;
+  tl_fns *t = no ? tl_fns_new() : NULL;
+  tl_graph *h = NULL;
+  int i = 0;
+  for (; i < no; i++) {
+    tl_graph *f = inline_graph(g->fns->fn[order[i]], t, true, -1, remap, err, n);
+    if (!f) break;
+    tl_fns_add(t, f);
+  }
+  if (i == no) h = inline_graph(g, t, false, -1, remap, err, n);
+  if (t) tl_fns_release(t);
+  tl_free(seen);
+  tl_free(order);
+  tl_free(remap);
   return h;
 }

@@ -101,6 +101,10 @@ struct tl_graph;
  * top-level graph and its copies); the functions inside hold it weakly. */
 typedef struct tl_fns {
   int refs;
+  /* the optimizer chose which calls stay calls (its inlining is a rule
+   * whose result the cost model accepts or rejects): engines then do not
+   * inline by size */
+  bool calls_decided;
   struct tl_graph **fn;
   int32_t n, cap;
 } tl_fns;
@@ -153,6 +157,9 @@ tl_graph *tl_inline_calls(const tl_graph *g, int max_nodes, char *err, size_t n)
 /* The size below which a function is inlined where it is called: the
  * engines compile a call of a larger one once and run it from every call. */
 #define TL_INLINE_MAX_NODES 256
+/* A copy of g whose table holds only the functions g calls (directly or
+ * through others), callees first; NULL with a message on an error. */
+tl_graph *tl_graph_keep_fns(const tl_graph *g, char *err, size_t n);
 
 /* Whether g has a call, cond, loop or scan node. */
 bool tl_graph_has_control(const tl_graph *g);

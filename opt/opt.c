@@ -4,6 +4,7 @@
 
 #include "egraph/explain.h"
 #include "ir/tg.h"
+#include "opt/control.h"
 #include "opt/tensor.h"
 #include "util/util.h"
 
@@ -34,6 +35,11 @@ struct tl_opt {
   eg_id *orig, *roots; /* per output: the loaded term and its class */
   char **out_names;
   int nout;
+  /* control-flow rules: the table the current graph is optimized against
+   * (NULL: no functions), which rulesets are active, applications per rule */
+  tl_fns *fns;
+  bool *ctl_active;
+  size_t *ctl_applied;
 };
 
 tl_opt_params tl_opt_defaults(void) {
@@ -192,6 +198,8 @@ void tl_opt_free(tl_opt *o) {
   if (!o) return;
   clear_run(o);
   eg_rules_free(o->rules);
+  tl_free(o->ctl_active);
+  tl_free(o->ctl_applied);
   tn_ctx_free(o->ctx);
   tl_cost_expr_free(o->objective);
   tl_cost_registry_free(o->costs);
@@ -231,7 +239,21 @@ static void saturate(tl_opt *o) {
   }
   for (int i = 0; i < o->p.nphases; i++) ph[i] = (eg_phase){o->p.phases[i], lim};
   eg_rebuild(o->e);
+  /* control-flow rules between runs of the rewrite rules (a cond's
+   * condition may become a constant by rewriting; an inlined body is
+   * rewritten with its callers), until they add nothing new; each node is
+   * transformed once per rule, so this ends */
+  tn_control_done *done = NULL;
+  bool more = o->fns && o->rules->ncontrols > 0;
+  if (more) more = tn_control_pass(o->ctx, o->e, o->rules, o->ctl_active, o->fns, o->ctl_applied, &done) > 0;
   o->report = eg_run(o->e, o->rules, ph, n, o->p.run);
+  for (int round = 0; more && round < TL_OPT_CONTROL_ROUNDS && !o->report->error; round++) {
+    more = tn_control_pass(o->ctx, o->e, o->rules, o->ctl_active, o->fns, o->ctl_applied, &done) > 0;
+    if (!more) break;
+    eg_report_free(o->report);
+    o->report = eg_run(o->e, o->rules, ph, n, o->p.run);
+  }
+  tn_control_done_free(done);
 }
 
 /* ---- extraction ------------------------------------------------------------
@@ -316,7 +338,29 @@ static int eval_node(tl_opt *o, node_eval *x, uint32_t nid, double *out, bool ch
                      .in_facts = x->in_facts, .in = x->in, .profile = tl_cost_profile(o->costs),
                      .sym_size = tl_cost_sym_size(o->costs)};
   if (tl_cost_eval(o->costs, &cn, out, err, err_size)) return -1;
-  return check ? tl_cost_check_monotone(o->costs, &cn, out, err, err_size) : 0;
+  if (check && tl_cost_check_monotone(o->costs, &cn, out, err, err_size)) return -1;
+  if (tl_ops[nd->op].kind == TL_KIND_CONTROL && o->fns) { /* a run costs its functions */
+    double *add = tl_xcalloc((size_t)np + 1, sizeof *add);
+    int rc = tl_cost_control(o->costs, o->fns, nd->op, &a, x->in_type, nin, add, err, err_size);
+    for (int p = 0; p < np && !rc; p++) out[p] += add[p];
+    tl_free(add);
+    if (rc) return -1;
+  }
+  return 0;
+}
+
+/* The objective on a function's code alone: what extraction charges once
+ * for a function that chosen control nodes run (tl_cost_control leaves
+ * code out of a run's cost; a chosen inlined body pays its own). */
+static int fn_code_cost(tl_opt *o, int32_t f, double *c, char *err, size_t err_size) {
+  int np = tl_cost_nprops(o->costs), code = tl_cost_find(o->costs, "code");
+  double *tot = tl_xcalloc((size_t)np + 1, sizeof *tot), *v = tl_xcalloc((size_t)np + 1, sizeof *v);
+  int rc = tl_cost_graph(o->costs, NULL, o->fns->fn[f], NULL, tot, NULL, NULL, err, err_size);
+  if (code >= 0) v[code] = tot[code];
+  *c = tl_cost_expr_eval(o->objective, v);
+  tl_free(tot);
+  tl_free(v);
+  return rc;
 }
 
 static bool well_typed(eg_egraph *e, const eg_node *nd) {
@@ -430,6 +474,28 @@ static int extract(tl_opt *o, tl_error *err) {
   uint32_t *kid = NULL;
   uint32_t capkid = 0;
   for (uint32_t i = 0; i < ncls && rc == 0; i++) ex_graph_add_class(xg, NULL);
+  /* a function's code is paid once however many calls run it; each of
+   * the k classes that hold a run of it is charged code/k, so that keeping
+   * every call (k runs, one body) and inlining every one (k bodies) compare
+   * as wholes even for an extractor that decides class by class */
+  int nfns = o->fns ? o->fns->n : 0;
+  double *fn_code = tl_xcalloc((size_t)nfns + 1, sizeof *fn_code);
+  uint32_t *fn_runs = tl_xcalloc((size_t)nfns + 1, sizeof *fn_runs), *fn_seen = tl_xcalloc((size_t)nfns + 1, sizeof *fn_seen);
+  for (uint32_t i = 0; i < ncls && nfns; i++) {
+    uint32_t nn;
+    const uint32_t *nodes = eg_class_nodes(e, cls[i], &nn);
+    for (uint32_t j = 0; j < nn; j++) {
+      const eg_node *nd = eg_get_node(e, nodes[j]);
+      if (tl_ops[nd->op].kind != TL_KIND_CONTROL) continue;
+      tl_node tn = {.op = nd->op, .attrs = node_attrs(e, nd)};
+      int32_t fs[3];
+      int k = tl_control_fns(&tn, fs);
+      for (int q = 0; q < k; q++)
+        if (fs[q] >= 0 && fs[q] < nfns && fn_seen[fs[q]] != i + 1) fn_seen[fs[q]] = i + 1, fn_runs[fs[q]]++;
+    }
+  }
+  for (int f = 0; f < nfns && rc == 0; f++)
+    if (fn_runs[f] && fn_code_cost(o, f, &fn_code[f], TL_EMSG(err))) rc = tl_fail_kind(err, TL_BAD_INPUT);
   for (s = 0; s < nslots && rc == 0; s++) {
     const eg_node *nd = eg_get_node(e, slot[s].node);
     if (slot[s].pending != 0 || !well_typed(e, nd)) continue;
@@ -443,6 +509,13 @@ static int extract(tl_opt *o, tl_error *err) {
                    tl_cost_expr_text(o->objective), isnan(c) ? "NaN" : "infinite", tl_ops[nd->op].name);
       break;
     }
+    if (nfns && tl_ops[nd->op].kind == TL_KIND_CONTROL) {
+      tl_node tn = {.op = nd->op, .attrs = node_attrs(e, nd)};
+      int32_t fs[3];
+      int k = tl_control_fns(&tn, fs);
+      for (int j = 0; j < k; j++)
+        if (fs[j] >= 0 && fs[j] < nfns && fn_runs[fs[j]]) c += fn_code[fs[j]] / fn_runs[fs[j]];
+    }
     if (nd->n > capkid) kid = tl_xrealloc(kid, (capkid = nd->n) * sizeof *kid);
     const eg_id *kids = eg_node_kids(e, nd);
     for (uint32_t k = 0; k < nd->n; k++) kid[k] = o->ex_class[eg_find(e, kids[k])];
@@ -450,6 +523,9 @@ static int extract(tl_opt *o, tl_error *err) {
     ins_node[nins++] = slot[s].node;
   }
   tl_free(kid);
+  tl_free(fn_code);
+  tl_free(fn_runs);
+  tl_free(fn_seen);
   tl_error d;
   for (int i = 0; i < o->nout && rc == 0; i++) ex_graph_add_root(xg, o->ex_class[o->roots[i]]);
   if (rc == 0 && ex_graph_finish(xg, &d) != EX_OK)
@@ -509,49 +585,94 @@ static int program_cost(tl_opt *o, const tl_graph *g, const uint8_t *facts, char
   return 0;
 }
 
-static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_error *err);
+static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_fns *t, tl_error *err);
 static tl_graph *opt_table(tl_opt *o, const tl_graph *g, tl_error *err);
 
 /* A graph with functions: each function is optimized on its own, in table
  * order (the rules apply inside bodies; a function keeps its parameters
  * and results, so every call stays valid), then the graph, whose control
- * nodes refer to the new table. The report is the graph's. */
+ * nodes refer to the new table. The control-flow rules (rules/control.rw)
+ * add alternatives to calls, conds, loops and scans, among them inlining,
+ * and extraction chooses by cost; the functions the result still calls
+ * are kept, callees first. The report is the graph's. */
 tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, tl_error *err) {
-  if (!g->fns || g->fns->n == 0) return opt_one(o, g, err);
-  /* small straight-line functions are inlined first, so that the rules see
-   * through their calls (ir/inline.c says which) */
-  tl_graph *in = tl_inline_calls(g, TL_INLINE_MAX_NODES, TL_EMSG(err));
-  if (!in) {
-    tl_fail_kind(err, TL_INTERNAL);
-    return NULL;
+  if (o->ctl_applied) memset(o->ctl_applied, 0, (size_t)o->rules->ncontrols * sizeof *o->ctl_applied);
+  if (!g->fns || g->fns->n == 0) return opt_one(o, g, NULL, err);
+  return opt_table(o, g, err);
+}
+
+/* Which control rules apply: those of the phases' rulesets (all without
+ * phases); does one of them inline? */
+static bool control_setup(tl_opt *o) {
+  int nsets = o->rules->nrulesets, nc = o->rules->ncontrols;
+  tl_free(o->ctl_active);
+  tl_free(o->ctl_applied);
+  o->ctl_active = tl_xcalloc((size_t)nsets + 1, sizeof *o->ctl_active);
+  o->ctl_applied = tl_xcalloc((size_t)nc + 1, sizeof *o->ctl_applied);
+  for (int s = 0; s < nsets; s++) {
+    const char *name = o->rules->rulesets[s];
+    size_t len = strlen(name);
+    bool on = o->p.nphases == 0;
+    for (int i = 0; i < o->p.nphases && !on; i++)
+      for (const char *q = o->p.phases[i]; q && *q && !on; q++) {
+        const char *end = q + strcspn(q, " ,");
+        on = (size_t)(end - q) == len && !strncmp(q, name, len);
+        q = *end ? end : end - 1;
+      }
+    o->ctl_active[s] = on;
   }
-  tl_graph *res = opt_table(o, in, err);
-  tl_graph_free(in);
-  return res;
+  bool inlines = false;
+  for (int i = 0; i < nc; i++) {
+    const eg_control *c = &o->rules->controls[i];
+    inlines = inlines || (o->ctl_active[c->ruleset] && c->rhs.op < 0 && !strcmp(tn_control_lang.heads[c->rhs.head], "inline"));
+  }
+  return inlines;
 }
 
 static tl_graph *opt_table(tl_opt *o, const tl_graph *g, tl_error *err) {
-  if (!tl_graph_has_control(g)) return opt_one(o, g, err); /* every call inlined */
+  bool inlines = control_setup(o);
+  /* the table keeps the functions' indices: a copy of each, replaced by
+   * its optimized form in turn; what the rules make is appended */
   tl_fns *t = tl_fns_new();
   for (int i = 0; i < g->fns->n; i++) {
-    tl_graph *f = opt_one(o, g->fns->fn[i], err);
+    tl_fns_add(t, tl_graph_copy(g->fns->fn[i], g->fns->fn[i]->name));
+  }
+  size_t *applied = tl_xcalloc((size_t)o->rules->ncontrols + 1, sizeof *applied);
+  for (int i = 0; i < g->fns->n; i++) {
+    tl_graph *f = opt_one(o, g->fns->fn[i], t, err);
+    for (int k = 0; k < o->rules->ncontrols; k++) applied[k] += o->ctl_applied[k], o->ctl_applied[k] = 0;
     if (!f) {
       char m[sizeof err->msg];
       snprintf(m, sizeof m, "%s", err->msg);
       tl_fail(err, err->status, "in function '%s': %s", g->fns->fn[i]->name, m);
       tl_fns_release(t);
+      tl_free(applied);
       return NULL;
     }
-    tl_fns_add(t, f);
+    tl_graph_set_fns(f, NULL);
+    f->fns = t; /* weakly, as tl_fns_add sets it */
+    t->fn[i]->fns = NULL;
+    tl_graph_free(t->fn[i]);
+    t->fn[i] = f;
   }
-  tl_graph *res = opt_one(o, g, err);
-  if (res) tl_graph_set_fns(res, t);
+  tl_graph *res = opt_one(o, g, t, err);
+  for (int k = 0; k < o->rules->ncontrols; k++) o->ctl_applied[k] += applied[k];
+  tl_free(applied);
+  tl_graph *kept = NULL;
+  if (res) {
+    tl_graph_set_fns(res, t);
+    kept = tl_graph_keep_fns(res, TL_EMSG(err));
+    if (!kept) tl_fail_kind(err, TL_INTERNAL);
+    else if (kept->fns) kept->fns->calls_decided = inlines;
+    tl_graph_free(res);
+  }
   tl_fns_release(t);
-  return res;
+  return kept;
 }
 
-static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_error *err) {
+static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_fns *t, tl_error *err) {
   clear_run(o);
+  o->fns = t;
   o->e = new_egraph(o);
   if (!o->e) {
     tl_fail(err, TL_INTERNAL, "cannot create an e-graph");
@@ -568,6 +689,7 @@ static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_error *err) {
   if (tn_load_graph(o->ctx, o->e, g, o->orig, slots, TL_EMSG(err))) {
     tl_fail_kind(err, TL_BAD_INPUT);
   } else {
+    if (t) tl_graph_set_fns(o->ctx->store, t); /* control nodes are typed, and rules read bodies, here */
     saturate(o);
     if (o->report->error) {
       tl_fail(err, TL_BAD_INPUT, "%s", o->report->msg); /* a phase names a ruleset the rules lack */
@@ -602,6 +724,14 @@ static void print_totals(const tl_opt *o, FILE *f) {
 void tl_opt_print_stats(const tl_opt *o, FILE *f) {
   if (!o->report) return;
   eg_report_print(o->report, o->rules, f);
+  bool any = false;
+  for (int i = 0; o->ctl_applied && i < o->rules->ncontrols; i++)
+    if (o->ctl_applied[i]) {
+      fprintf(f, "%s %s %zu", any ? "," : "control rules applied (all functions and the graph):", o->rules->controls[i].name,
+              o->ctl_applied[i]);
+      any = true;
+    }
+  if (any) fprintf(f, "\n");
   fprintf(f, "e-graph: %zu e-classes, %zu e-nodes, %zu bytes at peak\n", eg_nclasses(o->e),
           eg_nenodes(o->e), eg_peak_bytes(o->e));
   if (eg_nrefused(o->e))
@@ -689,6 +819,13 @@ void tl_opt_print_explain(tl_opt *o, FILE *f) {
     const eg_rule *r = &o->rules->rules[i];
     fprintf(f, "  %-28s %s:%d  applied %zu time%s\n", r->name, r->file, r->line, s->applied,
             s->applied == 1 ? "" : "s");
+    fired++;
+  }
+  for (int i = 0; o->ctl_applied && i < o->rules->ncontrols; i++) {
+    const eg_control *c = &o->rules->controls[i];
+    if (!o->ctl_applied[i]) continue;
+    fprintf(f, "  %-28s %s:%d  applied %zu time%s (control)\n", c->name, c->file, c->line, o->ctl_applied[i],
+            o->ctl_applied[i] == 1 ? "" : "s");
     fired++;
   }
   if (!fired) fprintf(f, "  (none)\n");

@@ -27,6 +27,8 @@
 #include "ir/ir.h"
 
 #define TL_OPT_MAX_PHASES 8
+/* Rounds of control-flow rules and rewriting after the first (opt.c). */
+#define TL_OPT_CONTROL_ROUNDS 3
 
 typedef struct tl_opt_params {
   const char *const *rule_paths; /* .rw files or folders (every *.rw inside) */

@@ -1,5 +1,6 @@
 /* tensor.c - the tensor language, analysis and rule conditions (tensor.h). */
 #include "opt/tensor.h"
+#include "opt/control.h"
 
 #include "interp/interp.h"
 #include "ir/tg.h"
@@ -476,7 +477,7 @@ tn_ctx *tn_ctx_new(void) {
   c->lang = (eg_lang){.name = "tensor", .nops = TL_OP_COUNT, .op_names = op_names, .arity = op_arity,
                       .parse_leaf = parse_leaf, .parse_attrs = parse_attrs, .print_head = print_head,
                       .nclasses = TL_FUSE_CLASS_COUNT, .class_names = tl_fuse_class_names,
-                      .op_class = c->op_class, .ctx = c};
+                      .op_class = c->op_class, .control = &tn_control_lang, .ctx = c};
   c->analysis = (eg_analysis){sizeof(tn_data), make, merge, modify, refuse, c};
   c->conds = eg_conds_new();
   for (int i = 0; i < TN_C_COUNT; i++)
@@ -587,6 +588,56 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
   }
   if (rc == 0)
     for (int i = 0; i < g->noutputs; i++) out_cls[i] = cls[g->outputs[i].node];
+  tl_free(cls);
+  tl_free(kids);
+  return rc;
+}
+
+tl_attrs tn_attrs(eg_egraph *e, const eg_node *nd) { return payload(e, nd->attr); }
+
+eg_id tn_add(eg_egraph *e, int op, const tl_attrs *a, const eg_id *kids, uint32_t n) {
+  return eg_add(e, op, intern(e, a), kids, n);
+}
+
+#define TN_UNBOUND INT64_MAX
+
+/* A callee dim as the caller sees it (map: f's symbol -> the store's dim). */
+static int64_t callee_dim(int64_t d, const int64_t *map) {
+  if (d == TL_DIM_INFER || !tl_dim_is_sym(d)) return d;
+  return map[tl_dim_sym_id(d)];
+}
+
+int tn_load_fn(tn_ctx *c, eg_egraph *e, const tl_graph *f, const eg_id *args, eg_id *out_cls) {
+  int64_t *map = tl_xmalloc(((size_t)f->nsyms + 1) * sizeof *map);
+  for (int s = 0; s < f->nsyms; s++) map[s] = TN_UNBOUND;
+  for (int i = 0; i < f->ninputs; i++) {
+    if (args[i] == EG_NONE) continue; /* a parameter nothing loaded reads */
+    const tl_type *pt = &f->nodes[f->inputs[i]].type, *at = &tn_data_of(e, eg_find(e, args[i]))->type;
+    for (int d = 0; d < pt->rank && d < at->rank; d++)
+      if (tl_dim_is_sym(pt->dims[d])) map[tl_dim_sym_id(pt->dims[d])] = at->dims[d];
+  }
+  eg_id *cls = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *cls);
+  eg_id *kids = tl_xmalloc(TL_GRAPH_MAX_ARGS * sizeof *kids);
+  for (int i = 0; i < f->ninputs; i++) cls[f->inputs[i]] = args[i];
+  int rc = 0;
+  for (int32_t id = 0; id < f->nnodes && rc == 0; id++) {
+    const tl_node *n = &f->nodes[id];
+    if (n->op == TL_OP_INPUT) continue;
+    tl_attrs a = n->attrs;
+    for (int d = 0; d < a.nshape; d++)
+      if ((a.shape[d] = callee_dim(a.shape[d], map)) == TN_UNBOUND) rc = -1; /* a dim no parameter fixes */
+    if (rc) break;
+    if (n->op == TL_OP_CONST) {
+      TL_GROW(c->store->lits, c->store->nlits, c->store->caplits);
+      c->store->lits[c->store->nlits] = tl_tensor_copy(f->lits[n->attrs.lit]);
+      a.lit = c->store->nlits++;
+    }
+    for (int k = 0; k < n->ninputs; k++) kids[k] = cls[tl_node_inputs(f, n)[k]];
+    cls[id] = eg_add(e, n->op, intern(e, &a), kids, n->ninputs);
+  }
+  if (rc == 0)
+    for (int i = 0; i < f->noutputs; i++) out_cls[i] = cls[f->outputs[i].node];
+  tl_free(map);
   tl_free(cls);
   tl_free(kids);
   return rc;

@@ -90,6 +90,17 @@ int tn_input(tn_ctx *c, const tl_graph *src, int32_t node, char *err, size_t err
 int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, int *in_slots,
                   char *err, size_t err_size);
 
+/* Loads function f's nodes into e on the argument classes args (one per
+ * parameter; f's symbols take the arguments' dims); out_cls[i] gets the
+ * class of f's output i (args[i] EG_NONE: parameter i is not read). -1
+ * when a dim in an attribute is none of the
+ * parameters' (f's own derived dims): nothing is reported. */
+int tn_load_fn(tn_ctx *c, eg_egraph *e, const tl_graph *f, const eg_id *args, eg_id *out_cls);
+
+/* A node's attributes, and adding a node by attributes. */
+tl_attrs tn_attrs(eg_egraph *e, const eg_node *nd);
+eg_id tn_add(eg_egraph *e, int op, const tl_attrs *a, const eg_id *kids, uint32_t n);
+
 /* Builds a graph computing the chosen terms of roots (the extractor's
  * choice), declaring the inputs in_slots (in order) and the outputs. */
 /* facts (may be NULL) receives, per node of the result, the sign facts

@@ -519,7 +519,7 @@ def function(inputs, outputs, rules=DEFAULT_RULES, cost=None, name="f", limits=N
     files/folders;
     limits="iters=30,nodes=100000,time=10,mem=512" bounds the saturation;
     cost= is the objective extraction minimises, an expression over cost
-    properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy";
+    properties ("time", "memory", "time + 1e-9*memory"; default "time + accuracy + 1e-8*code";
     see docs/cost.md). stats then has the extracted program's properties.
     threads: the compiled program's threads for large loops (0: min(2, CPUs);
     tlaloc_compile_options.threads). plugins: cost plugin .so files the

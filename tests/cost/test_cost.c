@@ -400,7 +400,7 @@ Test(cost, expression_parser_errors) {
     {"time +", "cost expression 'time +': column 7: expected a property, a number or '(' at the end"},
     {"time +* 2", "cost expression 'time +* 2': column 7: expected a property, a number or '(', not '*'"},
     {"tme", "cost expression 'tme': column 1: unknown property 'tme' (properties: placement, flops, "
-            "bytes, time, memory, transfer, accuracy)"},
+            "bytes, time, memory, transfer, accuracy, code)"},
     {"time + 1e-9*memroy", "column 13: unknown property 'memroy'"},
     {"(time + memory", "cost expression '(time + memory': column 15: expected ')' to close the '(' of column 1"},
     {"time memory", "cost expression 'time memory': column 6: unexpected 'm' (expected + - * / or the end)"},
@@ -468,8 +468,8 @@ Test(cost, registry_errors) {
   cr_expect_str_eq(err, "cost function for property 'time': unknown op 'expo'");
   cr_expect_eq(tl_cost_register(r, "time", "exp", zero_fn, NULL, err, sizeof err), 0);
   int id = tl_cost_add_property(r, "mine", TL_PROP_COST, zero_fn, NULL, err, sizeof err);
-  cr_expect_eq(id, 7);
-  cr_expect_eq(tl_cost_nprops(r), 8);
+  cr_expect_eq(id, 8);
+  cr_expect_eq(tl_cost_nprops(r), 9);
   cr_expect_str_eq(tl_cost_prop_name(r, id), "mine");
   tl_cost_registry_free(r);
 }
@@ -495,7 +495,7 @@ Test(cost, monotonicity_violation_is_caught) {
   tl_cost_registry *r = tl_opt_costs(o);
   tl_error err = {0};
   int id = tl_cost_add_property(r, "weird", TL_PROP_COST, forwards, NULL, TL_EMSG(&err));
-  cr_assert_eq(id, 8, "%s", err.msg); /* after the built-ins and `ops` */
+  cr_assert_eq(id, 9, "%s", err.msg); /* after the built-ins and `ops` */
   cr_assert_eq(tl_cost_register(r, "weird", "exp", backwards, NULL, TL_EMSG(&err)), 0, "%s", err.msg);
   cr_assert_eq(tl_opt_set_cost(o, "time + weird", TL_EMSG(&err)), 0, "%s", err.msg);
   tl_graph *g = parse("(graph g (in x f32 [4]) (out y (neg (exp x))))");
@@ -525,7 +525,7 @@ Test(cost, non_finite_costs_are_errors) {
   /* an input materialises nothing: time / memory is 0/0 there */
   cr_expect_null(tl_opt_graph(o, g, &err));
   cr_expect(strstr(err.msg, "cost expression 'time / memory' is NaN on op 'in'") != NULL, "%s", err.msg);
-  cr_assert_eq(tl_cost_add_property(tl_opt_costs(o), "bad", TL_PROP_COST, nan_fn, NULL, TL_EMSG(&err)), 8);
+  cr_assert_eq(tl_cost_add_property(tl_opt_costs(o), "bad", TL_PROP_COST, nan_fn, NULL, TL_EMSG(&err)), 9);
   cr_assert_eq(tl_opt_set_cost(o, "time", TL_EMSG(&err)), 0);
   cr_expect_null(tl_opt_graph(o, g, &err));
   cr_expect(strstr(err.msg, "cost property 'bad' of op 'in' is NaN") != NULL, "%s", err.msg);

@@ -1614,6 +1614,12 @@ RANDOM_FUNCS = '''
 (func st0 (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (call a :fn u0)))
 (func st1 (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (cond (gt (sum a) 0) a :then u1 :else u2)))
 (func sc0 (in c T [n]) (in x T [n]) (out c2 (call c x :fn b0)) (out y (mul c2 x)))
+(func sc1 (in c T [n]) (in k T [n]) (in x T [n]) (out c2 (add (mul c 0.5) (mul (tanh k) x))) (out y (sin c2)))
+(func lt3k (in i i64 []) (in a T [n]) (in k T [n]) (out p (lt i 3)))
+(func st2 (in i i64 []) (in a T [n]) (in k T [n]) (out i2 (add i 1)) (out a2 (add (mul a 0.5) (exp (sin k)))) (out k2 k))
+(func h0 (in a T [n]) (out r (mul a (tanh (sum a)))))
+(func h1 (in a T [n]) (out r (sub (tanh (sum a)) a)))
+(func u0b (in b T [n]) (out s (tanh (add b 0.5))))
 '''
 
 
@@ -1622,7 +1628,18 @@ def _random_expr(rng, depth):
     if depth == 0 or rng.random() < 0.15:
         return ['x', 'z', '(slice xs :axis 0 :start 2 :stop 3 :step 1)'][rng.integers(0, 2)]
     a = _random_expr(rng, depth - 1)
-    k = rng.integers(0, 9)
+    k = rng.integers(0, 13)
+    if k == 9:  # loop-invariant code in a scan (a const) and a loop (state passed through)
+        if rng.random() < 0.5:
+            return '(scan %s %s xs :body sc1 :carry 1 :consts 1)' % (a, _random_expr(rng, depth - 1)) \
+                if rng.random() < 0.3 else '(sum (scan %s %s xs :body sc1 :carry 1 :consts 1 :out 1) :axis 0)' % (a, _random_expr(rng, depth - 1))
+        return '(loop %d %s %s :cond lt3k :body st2 :max 8 :out 1)' % (rng.integers(0, 4), a, _random_expr(rng, depth - 1))
+    if k == 10:  # a condition known to the optimizer
+        return '(cond (%s 1.0 0.0) %s :then u%d :else u%d)' % (('gt', 'lt')[rng.integers(0, 2)], a, rng.integers(0, 3), rng.integers(0, 3))
+    if k == 11:  # branches that compute the same (u0b is u0 renamed)
+        return '(cond (gt (sum %s) 0) %s :then u0 :else u0b)' % (_random_expr(rng, depth - 1), a)
+    if k == 12:  # branches that share work
+        return '(cond (gt (max %s) 0.5) %s :then h0 :else h1)' % (_random_expr(rng, depth - 1), a)
     if k == 0:
         return '(call %s :fn u%d)' % (a, rng.integers(0, 3))
     if k == 1:
@@ -1647,7 +1664,9 @@ def _random_expr(rng, depth):
 
 def t_control_random(R, rng):
     """200 random programs with calls, conditionals, loops and scans: llvm
-    (staged, compiled) against the interpreter, 10 programs per graph."""
+    (compiled) against the interpreter, and optimized (so the control-flow
+    rules run: inlining, known conditions, identical branches, hoisting)
+    then compiled, 10 programs per graph."""
     nprog = 0
     for gi in range(20):
         dt = ('f32', 'f64')[gi % 2]
@@ -1668,17 +1687,27 @@ def t_control_random(R, rng):
         d2 = os.path.join(d, 'llvm')
         os.makedirs(d2, exist_ok=True)
         rc2, e2, o2 = R.tlaloc(d2, text, ins, None, ['--engine', 'llvm'])
+        # and optimized (the rewrite and control-flow rules: inlining,
+        # if-simplification, hoisting), then compiled
+        p = subprocess.run([R.exe, 'opt', os.path.join(d, 'g.tg')], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        d3 = os.path.join(d, 'opt')
+        os.makedirs(d3, exist_ok=True)
+        rc3, e3, o3 = (p.returncode, p.stderr.decode(errors='replace'), None) if p.returncode else \
+            R.tlaloc(d3, p.stdout.decode(), ins, None, ['--engine', 'llvm'])
         nprog += len(outs)
-        if rc1 != 0 or rc2 != 0:
-            R.record(label, 'interp exit %s, llvm exit %s: %s' % (rc1, rc2, (e1 or e2).strip()[-300:]), d)
+        if rc1 != 0 or rc2 != 0 or rc3 != 0:
+            R.record(label, 'interp exit %s, llvm exit %s, opt+llvm exit %s: %s' % (rc1, rc2, rc3, (e1 or e2 or e3).strip()[-300:]), d)
             continue
         msg = None
         for i in range(len(outs)):
             a = np.load(os.path.join(o1, 'o%d.npy' % i))
-            b = np.load(os.path.join(o2, 'o%d.npy' % i))
-            m = compare(b, a, scale=np.max(np.abs(a)) if a.size else None)
-            if m:
-                msg = 'program o%d = %s: llvm vs interp: %s' % (i, outs[i], m)
+            for what, o in (('llvm', o2), ('opt+llvm', o3)):
+                b = np.load(os.path.join(o, 'o%d.npy' % i))
+                m = compare(b, a, scale=np.max(np.abs(a)) if a.size else None)
+                if m:
+                    msg = 'program o%d = %s: %s vs interp: %s' % (i, outs[i], what, m)
+                    break
+            if msg:
                 break
         R.record(label, msg, d)
         if not msg:

@@ -293,7 +293,7 @@ Test(egraph_rules, inplace_errors) {
   tl_free(s);
   s = load("(ruleset i (nonsense a))", &n);
   cr_assert(strstr(s, "t.rw:1:12: error: expected '(rule NAME LHS => RHS ...)', '(fuse ...)', "
-                      "'(inplace ...)' or '(opclass ...)'"), "%s", s);
+                      "'(inplace ...)', '(control ...)' or '(opclass ...)'"), "%s", s);
   tl_free(s);
 }
 

@@ -1,0 +1,653 @@
+/* control.c - carrying out the control-flow rules on the e-graph
+ * (control.h; docs/rules.md "Control-flow rules").
+ *
+ * A pass searches, for each declaration, the nodes of its op, binds the
+ * left side's variables (operand classes and the functions under its
+ * keys), checks the conditions and adds the right side to the node's
+ * e-class. The transformations work on functions as graphs: they build
+ * new functions (a body with some of its nodes turned into parameters),
+ * and load what moves out of the body into the e-graph through tn_load_fn
+ * on the node's operands. */
+#include "opt/control.h"
+
+#include "util/alloc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum { K_FN, K_THEN, K_ELSE, K_COND, K_BODY, K_UNTIL, NKEYS };
+static const char *const keys[NKEYS] = {"fn", "then", "else", "cond", "body", "until"};
+static const int key_slot[NKEYS] = {0, 0, 1, 0, 1, 2};
+static const unsigned key_bit[NKEYS] = {TL_A_FN, TL_A_THEN, TL_A_ELSE, TL_A_COND, TL_A_BODY, TL_A_UNTIL};
+
+enum { H_INLINE, H_HOIST_INVARIANT, H_HOIST_COMMON, NHEADS };
+static const char *const heads[NHEADS] = {"inline", "hoist-invariant", "hoist-common"};
+
+enum { C_SAME_FN, C_STRAIGHT_LINE, NCONDS };
+static const char *const fconds[NCONDS] = {"same-fn", "straight-line"};
+
+static bool op_ok(int op) { return op >= 0 && op < TL_OP_COUNT && tl_ops[op].kind == TL_KIND_CONTROL; }
+static bool key_ok(int op, int key) { return (tl_ops[op].allowed_attrs & key_bit[key]) != 0; }
+
+const eg_control_lang tn_control_lang = {keys, NKEYS, heads, NHEADS, fconds, NCONDS, op_ok, key_ok};
+
+/* ---- the set of (rule, node) pairs already carried out -------------------- */
+
+struct tn_control_done {
+  uint64_t *k;
+  size_t n, cap; /* open addressing, cap a power of two; key 0 unused */
+  /* the functions a transformation made, by (rule, its functions): the
+   * other results of one run (:out) get the same ones, so they stay one run */
+  int32_t (*memo)[6];
+  size_t nmemo, capmemo;
+};
+
+static int32_t *memo_find(tn_control_done *d, int ci, int32_t f0, int32_t f1) {
+  for (size_t i = 0; d && i < d->nmemo; i++)
+    if (d->memo[i][0] == ci && d->memo[i][1] == f0 && d->memo[i][2] == f1) return d->memo[i] + 3;
+  return NULL;
+}
+
+static void memo_put(tn_control_done *d, int ci, int32_t f0, int32_t f1, int32_t r0, int32_t r1, int32_t r2) {
+  if (d->nmemo == d->capmemo) {
+    d->capmemo = d->capmemo ? 2 * d->capmemo : 16;
+    d->memo = tl_xrealloc(d->memo, d->capmemo * sizeof *d->memo);
+  }
+  int32_t *m = d->memo[d->nmemo++];
+  m[0] = ci, m[1] = f0, m[2] = f1, m[3] = r0, m[4] = r1, m[5] = r2;
+}
+
+static bool done_add(tn_control_done **dp, uint64_t key) {
+  tn_control_done *d = *dp;
+  if (!d) d = *dp = tl_xcalloc(1, sizeof *d);
+  if (2 * (d->n + 1) > d->cap) {
+    size_t cap = d->cap ? 2 * d->cap : 64;
+    uint64_t *k = tl_xcalloc(cap, sizeof *k);
+    for (size_t i = 0; i < d->cap; i++)
+      if (d->k[i]) {
+        size_t h = (size_t)(d->k[i] * 0x9E3779B97F4A7C15ULL) & (cap - 1);
+        while (k[h]) h = (h + 1) & (cap - 1);
+        k[h] = d->k[i];
+      }
+    tl_free(d->k);
+    d->k = k;
+    d->cap = cap;
+  }
+  size_t h = (size_t)(key * 0x9E3779B97F4A7C15ULL) & (d->cap - 1);
+  while (d->k[h]) {
+    if (d->k[h] == key) return false;
+    h = (h + 1) & (d->cap - 1);
+  }
+  d->k[h] = key;
+  d->n++;
+  return true;
+}
+
+void tn_control_done_free(tn_control_done *d) {
+  if (!d) return;
+  tl_free(d->memo);
+  tl_free(d->k);
+  tl_free(d);
+}
+
+/* ---- functions as graphs ----------------------------------------------------- */
+
+/* A new function named after f (unique in t), with f's symbols in order
+ * (so dims copy over unchanged) and calling into t. */
+static tl_graph *fn_new(const tl_graph *f, tl_fns *t, const char *what) {
+  char name[256];
+  for (int k = 1;; k++) {
+    snprintf(name, sizeof name, "%s.%s%d", f->name, what, k);
+    if (tl_fns_find(t, name, strlen(name)) < 0) break;
+  }
+  tl_graph *h = tl_graph_new(name);
+  h->fns = t; /* weakly, as a function of t */
+  for (int s = 0; s < f->nsyms; s++) tl_graph_sym(h, f->syms[s], strlen(f->syms[s]));
+  return h;
+}
+
+static void fn_drop(tl_graph *h) {
+  h->fns = NULL;
+  tl_graph_free(h);
+}
+
+/* Copies f's node x into h, operands through map. -1 on an error. */
+static int32_t copy_node(tl_graph *h, const tl_graph *f, int32_t x, const int32_t *map) {
+  const tl_node *nd = &f->nodes[x];
+  if (nd->op == TL_OP_CONST) return tl_graph_add_const(h, tl_tensor_copy(f->lits[nd->attrs.lit]), nd->loc);
+  int32_t ops[TL_GRAPH_MAX_ARGS];
+  for (int j = 0; j < nd->ninputs; j++) ops[j] = map[tl_node_inputs(f, nd)[j]];
+  char err[256];
+  return tl_graph_add(h, nd->op, &nd->attrs, ops, nd->ninputs, nd->loc, err, sizeof err);
+}
+
+static void add_param(tl_graph *h, const tl_graph *f, int32_t x, int32_t *map, int k) {
+  char name[48];
+  snprintf(name, sizeof name, "hoisted%d", k);
+  map[x] = tl_graph_add_input(h, name, &f->nodes[x].type, f->nodes[x].loc);
+}
+
+/* f with the nodes cut[] (in order) replaced by new parameters inserted
+ * before parameter `at`; nodes only they needed are dropped. With
+ * pass_through, the new parameters are also appended to the outputs (a
+ * loop body's new state). NULL on an error. */
+static tl_graph *fn_cut(const tl_graph *f, tl_fns *t, const int32_t *cut, int ncut, int at, bool pass_through) {
+  tl_graph *h = fn_new(f, t, "hoisted");
+  int32_t *map = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *map);
+  uint8_t *need = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  for (int32_t x = 0; x < f->nnodes; x++) map[x] = -1;
+  for (int i = 0; i <= f->ninputs; i++) {
+    if (i == at)
+      for (int k = 0; k < ncut; k++) add_param(h, f, cut[k], map, k);
+    if (i < f->ninputs) {
+      const tl_node *x = &f->nodes[f->inputs[i]];
+      map[f->inputs[i]] = tl_graph_add_input(h, f->names[x->name], &x->type, x->loc);
+    }
+  }
+  /* what the outputs still need, walking back from them (a cut node stops) */
+  for (int i = 0; i < f->noutputs; i++) need[f->outputs[i].node] = 1;
+  for (int32_t x = f->nnodes - 1; x >= 0; x--) {
+    if (!need[x] || map[x] >= 0) continue;
+    const tl_node *nd = &f->nodes[x];
+    for (int j = 0; j < nd->ninputs; j++) need[tl_node_inputs(f, nd)[j]] = 1;
+  }
+  bool ok = true;
+  for (int32_t x = 0; x < f->nnodes && ok; x++)
+    if (need[x] && map[x] < 0) ok = (map[x] = copy_node(h, f, x, map)) >= 0;
+  for (int i = 0; i < f->noutputs && ok; i++) tl_graph_add_output(h, f->names[f->outputs[i].name], map[f->outputs[i].node]);
+  for (int k = 0; k < ncut && ok && pass_through; k++) {
+    char name[48];
+    snprintf(name, sizeof name, "hoisted%d_out", k);
+    tl_graph_add_output(h, name, map[cut[k]]);
+  }
+  tl_free(map);
+  tl_free(need);
+  if (!ok) {
+    fn_drop(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* A predicate function f that takes ncut more parameters (types of src's
+ * nodes cut[]) at the end and ignores them. */
+static tl_graph *fn_extend(const tl_graph *f, tl_fns *t, const tl_graph *src, const int32_t *cut, int ncut) {
+  tl_graph *h = fn_new(f, t, "ext");
+  int32_t *map = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *map);
+  for (int i = 0; i < f->ninputs; i++) {
+    const tl_node *x = &f->nodes[f->inputs[i]];
+    map[f->inputs[i]] = tl_graph_add_input(h, f->names[x->name], &x->type, x->loc);
+  }
+  for (int k = 0; k < ncut; k++) {
+    char name[48];
+    snprintf(name, sizeof name, "hoisted%d", k);
+    /* src's symbols are the loop's body's: the same names as f's (one state) */
+    tl_type ty = src->nodes[cut[k]].type;
+    for (int d = 0; d < ty.rank; d++)
+      if (tl_dim_is_sym(ty.dims[d])) {
+        const char *s = src->syms[tl_dim_sym_id(ty.dims[d])];
+        ty.dims[d] = tl_dim_sym(tl_graph_sym(h, s, strlen(s)));
+      }
+    tl_graph_add_input(h, name, &ty, (tl_loc){0, 0});
+  }
+  bool ok = true;
+  for (int32_t x = 0; x < f->nnodes && ok; x++)
+    if (f->nodes[x].op != TL_OP_INPUT) ok = (map[x] = copy_node(h, f, x, map)) >= 0;
+  for (int i = 0; i < f->noutputs && ok; i++) tl_graph_add_output(h, f->names[f->outputs[i].name], map[f->outputs[i].node]);
+  tl_free(map);
+  if (!ok) {
+    fn_drop(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* A function of f's parameters computing f's nodes outs[] (its outputs,
+ * in order): what moves out of a body, loaded on the node's operands. */
+static tl_graph *fn_slice(const tl_graph *f, tl_fns *t, const int32_t *outs, int nouts) {
+  tl_graph *h = fn_new(f, t, "pre");
+  int32_t *map = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *map);
+  uint8_t *need = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  for (int i = 0; i < f->ninputs; i++) {
+    const tl_node *x = &f->nodes[f->inputs[i]];
+    map[f->inputs[i]] = tl_graph_add_input(h, f->names[x->name], &x->type, x->loc);
+  }
+  for (int k = 0; k < nouts; k++) need[outs[k]] = 1;
+  for (int32_t x = f->nnodes - 1; x >= 0; x--) {
+    if (!need[x]) continue;
+    const tl_node *nd = &f->nodes[x];
+    for (int j = 0; j < nd->ninputs; j++) need[tl_node_inputs(f, nd)[j]] = 1;
+  }
+  bool ok = true;
+  for (int32_t x = 0; x < f->nnodes && ok; x++)
+    if (need[x] && f->nodes[x].op != TL_OP_INPUT) ok = (map[x] = copy_node(h, f, x, map)) >= 0;
+  for (int k = 0; k < nouts && ok; k++) {
+    char name[48];
+    snprintf(name, sizeof name, "hoisted%d", k);
+    tl_graph_add_output(h, name, map[outs[k]]);
+  }
+  tl_free(map);
+  tl_free(need);
+  if (!ok) {
+    fn_drop(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* Ops that may stop a run with an error, which a hoisted computation must
+ * not do where the loop or scan would not have run it (zero trips). */
+static bool may_fail(int op) { return op == TL_OP_TAKE || tl_ops[op].kind == TL_KIND_CONTROL; }
+
+/* The nodes of f to hoist, given which parameters are invariant: the
+ * invariant nodes (every operand invariant; not a source) that a variant
+ * node or an output reads. Returns their count (cut[] in node order). */
+static int invariant_cut(const tl_graph *f, const uint8_t *param_inv, int32_t *cut) {
+  uint8_t *inv = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  for (int i = 0; i < f->ninputs; i++) inv[f->inputs[i]] = param_inv[i];
+  for (int32_t x = 0; x < f->nnodes; x++) {
+    const tl_node *nd = &f->nodes[x];
+    if (nd->op == TL_OP_INPUT) continue;
+    bool v = !may_fail(nd->op);
+    for (int j = 0; j < nd->ninputs && v; j++) v = inv[tl_node_inputs(f, nd)[j]];
+    inv[x] = v;
+  }
+  /* worth hoisting: computes something (a leaf or a parameter is free) */
+  uint8_t *cutp = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  for (int32_t x = 0; x < f->nnodes; x++) {
+    const tl_node *nd = &f->nodes[x];
+    bool variant_user = !inv[x];
+    for (int j = 0; j < nd->ninputs && variant_user; j++) {
+      int32_t y = tl_node_inputs(f, nd)[j];
+      if (inv[y] && f->nodes[y].op != TL_OP_INPUT && f->nodes[y].ninputs > 0) cutp[y] = 1;
+    }
+  }
+  for (int i = 0; i < f->noutputs; i++) {
+    int32_t y = f->outputs[i].node;
+    if (inv[y] && f->nodes[y].op != TL_OP_INPUT && f->nodes[y].ninputs > 0) cutp[y] = 1;
+  }
+  int n = 0;
+  for (int32_t x = 0; x < f->nnodes; x++)
+    if (cutp[x]) cut[n++] = x;
+  tl_free(inv);
+  tl_free(cutp);
+  return n;
+}
+
+/* ---- carrying out one right side --------------------------------------------- */
+
+typedef struct ctx {
+  tn_control_done *done;
+  int ci; /* the rule */
+  tn_ctx *c;
+  eg_egraph *e;
+  tl_fns *t;
+  const eg_node *nd;
+  eg_id kids[TL_GRAPH_MAX_ARGS];
+  int nkids;
+  tl_attrs a;
+} ctx;
+
+/* The classes of h's outputs loaded on args; false when it cannot be. */
+static bool load(ctx *x, const tl_graph *h, const eg_id *args, eg_id *out) {
+  return tn_load_fn(x->c, x->e, h, args, out) == 0;
+}
+
+static eg_id add_control(ctx *x, int op, const tl_attrs *a, const eg_id *kids, int n) {
+  return tn_add(x->e, op, a, kids, (uint32_t)n);
+}
+
+static eg_id do_inline(ctx *x, int32_t f) {
+  if (x->nd->op != TL_OP_CALL) return EG_NONE;
+  const tl_graph *g = x->t->fn[f];
+  eg_id *out = tl_xmalloc(((size_t)g->noutputs + 1) * sizeof *out);
+  eg_id r = load(x, g, x->kids, out) ? out[x->a.out] : EG_NONE;
+  tl_free(out);
+  return r;
+}
+
+/* scan: its body's nodes that read only the consts become new consts */
+static eg_id hoist_scan(ctx *x, int32_t b) {
+  const tl_graph *f = x->t->fn[b];
+  int nc = (int)x->a.carry, nk = (x->a.present & TL_A_CONSTS) ? (int)x->a.consts : 0;
+  uint8_t *pinv = tl_xcalloc((size_t)f->ninputs + 1, 1);
+  for (int i = nc; i < nc + nk; i++) pinv[i] = 1;
+  int32_t *cut = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *cut);
+  int ncut = invariant_cut(f, pinv, cut);
+  eg_id r = EG_NONE;
+  if (ncut > 0 && x->nkids + ncut <= TL_GRAPH_MAX_ARGS) {
+    tl_graph *pre = fn_slice(f, x->t, cut, ncut);
+    tl_graph *body = pre ? fn_cut(f, x->t, cut, ncut, nc + nk, false) : NULL;
+    eg_id *hv = tl_xmalloc(((size_t)ncut + 1) * sizeof *hv);
+    /* pre's parameters are the body's: the consts are operands nc.., the
+     * carries too; the sequences' slices are not operands, and pre does
+     * not read them (EG_NONE) */
+    eg_id *args = tl_xmalloc(((size_t)f->ninputs + 1) * sizeof *args);
+    for (int i = 0; i < f->ninputs; i++) args[i] = i < nc + nk ? x->kids[i] : EG_NONE;
+    bool slices_unread = true;
+    for (int i = nc + nk; i < f->ninputs && pre; i++)
+      for (int32_t y = 0; y < pre->nnodes; y++)
+        for (int j = 0; j < pre->nodes[y].ninputs; j++)
+          if (tl_node_inputs(pre, &pre->nodes[y])[j] == pre->inputs[i]) slices_unread = false;
+    if (body && slices_unread && nc + nk > 0 && tn_load_fn(x->c, x->e, pre, args, hv) == 0) {
+      int32_t *m = memo_find(x->done, x->ci, b, -1), bi;
+      if (m) {
+        bi = m[0];
+      } else {
+        bi = tl_fns_add(x->t, body);
+        body = NULL;
+        memo_put(x->done, x->ci, b, -1, bi, -1, -1);
+      }
+      eg_id nk2[TL_GRAPH_MAX_ARGS];
+      int n = 0;
+      for (int i = 0; i < nc + nk; i++) nk2[n++] = x->kids[i];
+      for (int k = 0; k < ncut; k++) nk2[n++] = hv[k];
+      for (int i = nc + nk; i < x->nkids; i++) nk2[n++] = x->kids[i];
+      tl_attrs a = x->a;
+      a.fn[1] = bi;
+      a.consts = nk + ncut;
+      a.present |= TL_A_CONSTS;
+      r = add_control(x, TL_OP_SCAN, &a, nk2, n);
+    }
+    if (body) fn_drop(body);
+    if (pre) fn_drop(pre);
+    tl_free(hv);
+    tl_free(args);
+  }
+  tl_free(pinv);
+  tl_free(cut);
+  return r;
+}
+
+/* loop: its body's nodes that read only state the body passes through
+ * unchanged become new state, passed through too */
+static eg_id hoist_loop(ctx *x, int32_t b) {
+  const tl_graph *f = x->t->fn[b];
+  if (f->ninputs != x->nkids || f->noutputs != f->ninputs) return EG_NONE;
+  uint8_t *pinv = tl_xcalloc((size_t)f->ninputs + 1, 1);
+  for (int i = 0; i < f->ninputs; i++) pinv[i] = f->outputs[i].node == f->inputs[i];
+  int32_t *cut = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *cut);
+  int ncut = invariant_cut(f, pinv, cut);
+  eg_id r = EG_NONE;
+  if (ncut > 0 && x->nkids + ncut <= TL_GRAPH_MAX_ARGS) {
+    tl_graph *pre = fn_slice(f, x->t, cut, ncut);
+    tl_graph *body = pre ? fn_cut(f, x->t, cut, ncut, f->ninputs, true) : NULL;
+    tl_graph *cond = body ? fn_extend(x->t->fn[x->a.fn[0]], x->t, f, cut, ncut) : NULL;
+    bool has_until = (x->a.present & TL_A_UNTIL) != 0;
+    tl_graph *until = cond && has_until ? fn_extend(x->t->fn[x->a.fn[2]], x->t, f, cut, ncut) : NULL;
+    eg_id *hv = tl_xmalloc(((size_t)ncut + 1) * sizeof *hv);
+    if (cond && (!has_until || until) && tn_load_fn(x->c, x->e, pre, x->kids, hv) == 0) {
+      tl_attrs a = x->a;
+      int32_t *m = memo_find(x->done, x->ci, b, x->a.fn[0]);
+      if (m) {
+        a.fn[1] = m[0], a.fn[0] = m[1], a.fn[2] = has_until ? m[2] : a.fn[2];
+      } else {
+        a.fn[1] = tl_fns_add(x->t, body);
+        a.fn[0] = tl_fns_add(x->t, cond);
+        if (has_until) a.fn[2] = tl_fns_add(x->t, until);
+        body = cond = until = NULL;
+        memo_put(x->done, x->ci, b, x->a.fn[0], a.fn[1], a.fn[0], a.fn[2]);
+      }
+      eg_id nk2[TL_GRAPH_MAX_ARGS];
+      int n = 0;
+      for (int i = 0; i < x->nkids; i++) nk2[n++] = x->kids[i];
+      for (int k = 0; k < ncut; k++) nk2[n++] = hv[k];
+      r = add_control(x, TL_OP_LOOP, &a, nk2, n);
+    }
+    if (until) fn_drop(until);
+    if (cond) fn_drop(cond);
+    if (body) fn_drop(body);
+    if (pre) fn_drop(pre);
+    tl_free(hv);
+  }
+  tl_free(pinv);
+  tl_free(cut);
+  return r;
+}
+
+/* f and g rebuilt in one graph on shared parameters (g's params are f's:
+ * a cond's branches take the same operands): hash-consing makes what both
+ * compute one node. mf/mg map their nodes into it. */
+static tl_graph *merged(const tl_graph *f, const tl_graph *g, tl_fns *t, int32_t *mf, int32_t *mg) {
+  if (f->ninputs != g->ninputs || f->noutputs != g->noutputs) return NULL;
+  tl_graph *s = fn_new(f, t, "both");
+  for (int i = 0; i < f->ninputs; i++) {
+    const tl_node *x = &f->nodes[f->inputs[i]];
+    mf[f->inputs[i]] = mg[g->inputs[i]] = tl_graph_add_input(s, f->names[x->name], &x->type, x->loc);
+  }
+  /* g's symbols by name into s (f's are s's) */
+  bool ok = true;
+  for (int32_t x = 0; x < f->nnodes && ok; x++)
+    if (f->nodes[x].op != TL_OP_INPUT) ok = (mf[x] = copy_node(s, f, x, mf)) >= 0;
+  for (int32_t x = 0; x < g->nnodes && ok; x++) {
+    if (g->nodes[x].op == TL_OP_INPUT) continue;
+    tl_node nd = g->nodes[x];
+    for (int d = 0; d < nd.attrs.nshape; d++)
+      if (tl_dim_is_sym(nd.attrs.shape[d]) && nd.attrs.shape[d] != TL_DIM_INFER) {
+        const char *sy = g->syms[tl_dim_sym_id(nd.attrs.shape[d])];
+        nd.attrs.shape[d] = tl_dim_sym(tl_graph_sym(s, sy, strlen(sy)));
+      }
+    if (nd.op == TL_OP_CONST) {
+      mg[x] = tl_graph_add_const(s, tl_tensor_copy(g->lits[nd.attrs.lit]), nd.loc);
+      continue;
+    }
+    int32_t ops[TL_GRAPH_MAX_ARGS];
+    for (int j = 0; j < nd.ninputs; j++) ops[j] = mg[tl_node_inputs(g, &g->nodes[x])[j]];
+    char err[256];
+    ok = (mg[x] = tl_graph_add(s, nd.op, &nd.attrs, ops, nd.ninputs, nd.loc, err, sizeof err)) >= 0;
+  }
+  if (!ok) {
+    fn_drop(s);
+    return NULL;
+  }
+  return s;
+}
+
+static bool same_fn(tl_fns *t, int32_t f, int32_t g) {
+  if (f == g) return true;
+  const tl_graph *a = t->fn[f], *b = t->fn[g];
+  int32_t *ma = tl_xmalloc(((size_t)a->nnodes + 1) * sizeof *ma);
+  int32_t *mb = tl_xmalloc(((size_t)b->nnodes + 1) * sizeof *mb);
+  tl_graph *s = merged(a, b, t, ma, mb);
+  bool eq = s != NULL;
+  for (int i = 0; eq && i < a->noutputs; i++) eq = ma[a->outputs[i].node] == mb[b->outputs[i].node];
+  if (s) fn_drop(s);
+  tl_free(ma);
+  tl_free(mb);
+  return eq;
+}
+
+/* cond: what both branches compute from its operands becomes operands */
+static eg_id hoist_common(ctx *x, int32_t fi, int32_t gi) {
+  if (x->nd->op != TL_OP_COND || fi == gi) return EG_NONE;
+  const tl_graph *f = x->t->fn[fi], *g = x->t->fn[gi];
+  int32_t *mf = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *mf);
+  int32_t *mg = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *mg);
+  tl_graph *s = merged(f, g, x->t, mf, mg);
+  eg_id r = EG_NONE;
+  if (!s) goto out;
+  /* s's nodes reached from both: common; the cut is the common nodes a
+   * node of either branch that is not common reads, or an output is */
+  uint8_t *in_f = tl_xcalloc((size_t)s->nnodes + 1, 1), *in_g = tl_xcalloc((size_t)s->nnodes + 1, 1);
+  uint8_t *cutp = tl_xcalloc((size_t)s->nnodes + 1, 1);
+  for (int32_t y = 0; y < f->nnodes; y++) in_f[mf[y]] = 1;
+  for (int32_t y = 0; y < g->nnodes; y++) in_g[mg[y]] = 1;
+  for (int side = 0; side < 2; side++) {
+    const tl_graph *h = side ? g : f;
+    const int32_t *m = side ? mg : mf;
+    for (int32_t y = 0; y < h->nnodes; y++) {
+      const tl_node *nd = &h->nodes[y];
+      bool common = in_f[m[y]] && in_g[m[y]];
+      for (int j = 0; j < nd->ninputs && !common; j++) {
+        int32_t z = tl_node_inputs(h, nd)[j];
+        const tl_node *zn = &h->nodes[z];
+        if (in_f[m[z]] && in_g[m[z]] && zn->op != TL_OP_INPUT && zn->ninputs > 0) cutp[m[z]] = 1;
+      }
+    }
+    for (int i = 0; i < h->noutputs; i++) {
+      int32_t z = h->outputs[i].node;
+      const tl_node *zn = &h->nodes[z];
+      if (in_f[m[z]] && in_g[m[z]] && zn->op != TL_OP_INPUT && zn->ninputs > 0) cutp[m[z]] = 1;
+    }
+  }
+  int32_t *cut = tl_xmalloc(((size_t)s->nnodes + 1) * sizeof *cut), *cf = NULL, *cg = NULL;
+  int ncut = 0;
+  for (int32_t y = 0; y < s->nnodes; y++)
+    if (cutp[y]) cut[ncut++] = y;
+  if (ncut > 0 && x->nkids + ncut <= TL_GRAPH_MAX_ARGS) {
+    /* the cut in each branch's own node ids (the first node mapping there) */
+    cf = tl_xmalloc(((size_t)ncut + 1) * sizeof *cf);
+    cg = tl_xmalloc(((size_t)ncut + 1) * sizeof *cg);
+    for (int k = 0; k < ncut; k++) {
+      cf[k] = cg[k] = -1;
+      for (int32_t y = 0; y < f->nnodes && cf[k] < 0; y++)
+        if (mf[y] == cut[k]) cf[k] = y;
+      for (int32_t y = 0; y < g->nnodes && cg[k] < 0; y++)
+        if (mg[y] == cut[k]) cg[k] = y;
+    }
+    tl_graph *pre = fn_slice(s, x->t, cut, ncut);
+    tl_graph *f2 = pre ? fn_cut(f, x->t, cf, ncut, f->ninputs, false) : NULL;
+    tl_graph *g2 = f2 ? fn_cut(g, x->t, cg, ncut, g->ninputs, false) : NULL;
+    eg_id *hv = tl_xmalloc(((size_t)ncut + 1) * sizeof *hv);
+    if (g2 && tn_load_fn(x->c, x->e, pre, x->kids + 1, hv) == 0) {
+      tl_attrs a = x->a;
+      int32_t *m = memo_find(x->done, x->ci, fi, gi);
+      if (m) {
+        a.fn[0] = m[0], a.fn[1] = m[1];
+      } else {
+        a.fn[0] = tl_fns_add(x->t, f2);
+        a.fn[1] = tl_fns_add(x->t, g2);
+        f2 = g2 = NULL;
+        memo_put(x->done, x->ci, fi, gi, a.fn[0], a.fn[1], -1);
+      }
+      eg_id nk2[TL_GRAPH_MAX_ARGS];
+      int n = 0;
+      for (int i = 0; i < x->nkids; i++) nk2[n++] = x->kids[i];
+      for (int k = 0; k < ncut; k++) nk2[n++] = hv[k];
+      r = add_control(x, TL_OP_COND, &a, nk2, n);
+    }
+    if (g2) fn_drop(g2);
+    if (f2) fn_drop(f2);
+    if (pre) fn_drop(pre);
+    tl_free(hv);
+  }
+  tl_free(cf);
+  tl_free(cg);
+  tl_free(cut);
+  tl_free(cutp);
+  tl_free(in_f);
+  tl_free(in_g);
+  fn_drop(s);
+out:
+  tl_free(mf);
+  tl_free(mg);
+  return r;
+}
+
+/* The right side of control ct for the node in x, its variables in subst. */
+static eg_id apply(ctx *x, const eg_control *ct, const uint32_t *subst) {
+  const eg_cterm *rt = &ct->rhs;
+  if (rt->op >= 0) {
+    eg_id kids[TL_GRAPH_MAX_ARGS];
+    int n = 0;
+    for (int i = 0; i < rt->nvars; i++) kids[n++] = subst[rt->vars[i]];
+    for (int i = ct->lhs.nvars; i < x->nkids && n < TL_GRAPH_MAX_ARGS; i++) kids[n++] = x->kids[i];
+    tl_attrs a;
+    if (rt->op == ct->lhs.op) {
+      a = x->a;
+    } else {
+      tl_attrs_init(&a);
+      a.out = x->a.out;
+      if (a.out) a.present |= TL_A_OUT;
+    }
+    for (int k = 0; k < rt->nkeys; k++) {
+      a.fn[key_slot[rt->keys[k]]] = (int32_t)subst[rt->keyvars[k]];
+      a.present |= key_bit[rt->keys[k]];
+    }
+    return add_control(x, rt->op, &a, kids, n);
+  }
+  int32_t f0 = rt->nvars > 0 ? (int32_t)subst[rt->vars[0]] : -1;
+  int32_t f1 = rt->nvars > 1 ? (int32_t)subst[rt->vars[1]] : -1;
+  bool fns_ok = true;
+  for (int i = 0; i < rt->nvars; i++) fns_ok = fns_ok && ct->vars.is_attr[rt->vars[i]];
+  if (!fns_ok) return EG_NONE; /* a transformation of classes: none exists */
+  switch (rt->head) {
+  case H_INLINE: return rt->nvars == 1 ? do_inline(x, f0) : EG_NONE;
+  case H_HOIST_INVARIANT:
+    if (rt->nvars != 1) return EG_NONE;
+    if (x->nd->op == TL_OP_SCAN && f0 == x->a.fn[1]) return hoist_scan(x, f0);
+    if (x->nd->op == TL_OP_LOOP && f0 == x->a.fn[1]) return hoist_loop(x, f0);
+    return EG_NONE;
+  case H_HOIST_COMMON:
+    if (rt->nvars != 2 || f0 != x->a.fn[0] || f1 != x->a.fn[1]) return EG_NONE;
+    return hoist_common(x, f0, f1);
+  default: return EG_NONE;
+  }
+}
+
+static bool fn_cond_holds(tl_fns *t, const eg_cond_use *u, const uint32_t *subst) {
+  int k = -1 - u->fn;
+  for (int i = 0; i < u->nargs; i++) {
+    int32_t f = (int32_t)subst[u->vars[i]];
+    if (k == C_STRAIGHT_LINE && tl_graph_has_control(t->fn[f])) return false;
+    if (k == C_SAME_FN && i > 0 && !same_fn(t, (int32_t)subst[u->vars[0]], f)) return false;
+  }
+  return true;
+}
+
+size_t tn_control_pass(tn_ctx *c, eg_egraph *e, const eg_rules *r, const bool *active, tl_fns *t,
+                       size_t *applied, tn_control_done **done) {
+  size_t added = 0;
+  if (!t) return 0;
+  eg_rebuild(e);
+  for (int ci = 0; ci < r->ncontrols; ci++) {
+    const eg_control *ct = &r->controls[ci];
+    if (active && !active[ct->ruleset]) continue;
+    /* the matching nodes first: applying changes the e-graph */
+    uint32_t ncl;
+    const eg_id *cls = eg_classes_with_op(e, ct->lhs.op, &ncl);
+    uint32_t nn = 0, cap = 64;
+    uint32_t *nodes = tl_xmalloc(cap * sizeof *nodes);
+    for (uint32_t i = 0; i < ncl; i++) {
+      uint32_t m;
+      const uint32_t *ns = eg_class_nodes(e, cls[i], &m);
+      for (uint32_t j = 0; j < m; j++) {
+        if (eg_get_node(e, ns[j])->op != ct->lhs.op) continue;
+        if (nn == cap) nodes = tl_xrealloc(nodes, (cap *= 2) * sizeof *nodes);
+        nodes[nn++] = ns[j];
+      }
+    }
+    uint32_t *subst = tl_xcalloc((size_t)ct->vars.n + 1, sizeof *subst);
+    for (uint32_t i = 0; i < nn; i++) {
+      if (!done_add(done, ((uint64_t)(uint32_t)ci << 32 | nodes[i]) + 1)) continue;
+      ctx x = {.done = *done, .ci = ci, .c = c, .e = e, .t = t, .nd = eg_get_node(e, nodes[i])};
+      x.nkids = x.nd->n;
+      const eg_id *k = eg_node_kids(e, x.nd);
+      for (int j = 0; j < x.nkids; j++) x.kids[j] = eg_find(e, k[j]);
+      x.a = tn_attrs(e, x.nd);
+      bool ok = x.nkids >= ct->lhs.nvars;
+      for (int j = 0; j < ct->lhs.nvars && ok; j++) subst[ct->lhs.vars[j]] = x.kids[j];
+      for (int j = 0; j < ct->lhs.nkeys && ok; j++) {
+        int key = ct->lhs.keys[j];
+        int32_t f = x.a.fn[key_slot[key]];
+        ok = (x.a.present & key_bit[key]) && f >= 0 && f < t->n;
+        subst[ct->lhs.keyvars[j]] = (uint32_t)f;
+      }
+      for (int j = 0; j < ct->nconds && ok; j++)
+        ok = ct->conds[j].fn >= 0 ? eg_cond_holds(e, r->conds, &ct->conds[j], subst)
+                                  : fn_cond_holds(t, &ct->conds[j], subst);
+      if (!ok) continue;
+      eg_id cl = x.nd->cls;
+      eg_id res = apply(&x, ct, subst);
+      if (res == EG_NONE) continue;
+      if (eg_find(e, res) != eg_find(e, cl) && eg_union(e, cl, res)) {
+        applied[ci]++;
+        added++;
+      }
+    }
+    tl_free(subst);
+    tl_free(nodes);
+    eg_rebuild(e);
+  }
+  return added;
+}
