@@ -170,7 +170,10 @@ int tl_opt_set_cost(tl_opt *o, const char *expr, char *err, size_t err_size) {
 
 const tl_opt_cost_report *tl_opt_cost(const tl_opt *o) { return o->have_cost ? &o->cost : NULL; }
 
-static void clear_run(tl_opt *o) {
+static void clear_run_keep(tl_opt *o, bool reset_ctx);
+static void clear_run(tl_opt *o) { clear_run_keep(o, true); }
+
+static void clear_run_keep(tl_opt *o, bool reset_ctx) {
   tl_free(o->choice);
   tl_free(o->ex_class);
   tl_free(o->values);
@@ -191,7 +194,7 @@ static void clear_run(tl_opt *o) {
   o->nout = 0;
   /* input slots, and the graphs' symbols, names and tensors, belong to
    * one e-graph: a tl_opt used for many graphs does not keep them all */
-  tn_ctx_reset(o->ctx, o->rules_mark);
+  if (reset_ctx) tn_ctx_reset(o->ctx, o->rules_mark);
 }
 
 void tl_opt_free(tl_opt *o) {
@@ -586,15 +589,14 @@ static int program_cost(tl_opt *o, const tl_graph *g, const uint8_t *facts, char
 }
 
 static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_fns *t, tl_error *err);
+static tl_graph *opt_one_keep(tl_opt *o, const tl_graph *g, tl_fns *t, tl_error *err);
 static tl_graph *opt_table(tl_opt *o, const tl_graph *g, tl_error *err);
 
-/* A graph with functions: each function is optimized on its own, in table
- * order (the rules apply inside bodies; a function keeps its parameters
- * and results, so every call stays valid), then the graph, whose control
- * nodes refer to the new table. The control-flow rules (rules/control.rw)
- * add alternatives to calls, conds, loops and scans, among them inlining,
- * and extraction chooses by cost; the functions the result still calls
- * are kept, callees first. The report is the graph's. */
+/* A graph with functions: the graph, then each function it still calls
+ * (opt_table). The control-flow rules (rules/control.rw) add alternatives
+ * to calls, conds, loops and scans, among them inlining, and extraction
+ * chooses by cost; a function keeps its parameters and results, so every
+ * call stays valid. The report is the graph's. */
 tl_graph *tl_opt_graph(tl_opt *o, const tl_graph *g, tl_error *err) {
   if (o->ctl_applied) memset(o->ctl_applied, 0, (size_t)o->rules->ncontrols * sizeof *o->ctl_applied);
   if (!g->fns || g->fns->n == 0) return opt_one(o, g, NULL, err);
@@ -629,35 +631,105 @@ static bool control_setup(tl_opt *o) {
   return inlines;
 }
 
+/* The state of one optimizer run (opt_one), set aside while another runs. */
+typedef struct run_state {
+  eg_egraph *e;
+  eg_report *report;
+  uint32_t *choice, *ex_class;
+  double *values, *totals;
+  tl_opt_cost_report cost;
+  bool have_cost;
+  eg_id *orig, *roots;
+  char **out_names;
+  int nout;
+  tl_fns *fns;
+} run_state;
+
+static void run_swap(tl_opt *o, run_state *r) {
+  run_state cur = {o->e, o->report, o->choice, o->ex_class, o->values, o->totals, o->cost, o->have_cost,
+                   o->orig, o->roots, o->out_names, o->nout, o->fns};
+  o->e = r->e, o->report = r->report, o->choice = r->choice, o->ex_class = r->ex_class;
+  o->values = r->values, o->totals = r->totals, o->cost = r->cost, o->have_cost = r->have_cost;
+  o->orig = r->orig, o->roots = r->roots, o->out_names = r->out_names, o->nout = r->nout, o->fns = r->fns;
+  *r = cur;
+}
+
+/* The first function res reaches (callers before callees) that is not
+ * optimized yet, or -1. */
+static int32_t next_unoptimized(const tl_graph *res, const tl_fns *t, const uint8_t *optimized) {
+  uint8_t *seen = tl_xcalloc((size_t)t->n + 1, 1);
+  int32_t *stack = tl_xmalloc(((size_t)t->n + 1) * sizeof *stack), found = -1;
+  int sp = 0;
+  for (int32_t x = 0; x < res->nnodes; x++) {
+    int32_t fs[3];
+    int k = tl_control_fns(&res->nodes[x], fs);
+    for (int j = 0; j < k; j++)
+      if (!seen[fs[j]]) seen[fs[j]] = 1, stack[sp++] = fs[j];
+  }
+  while (sp > 0 && found < 0) {
+    int32_t f = stack[--sp];
+    if (!optimized[f]) {
+      found = f;
+      break;
+    }
+    const tl_graph *h = t->fn[f];
+    for (int32_t x = 0; x < h->nnodes; x++) {
+      int32_t fs[3];
+      int k = tl_control_fns(&h->nodes[x], fs);
+      for (int j = 0; j < k; j++)
+        if (!seen[fs[j]]) seen[fs[j]] = 1, stack[sp++] = fs[j];
+    }
+  }
+  tl_free(seen);
+  tl_free(stack);
+  return found;
+}
+
+/* The graph is optimized first, against its functions as they are (a
+ * call is priced by its function's unoptimized body; an inlined body is
+ * rewritten with its caller), then every function the result still calls
+ * is optimized in turn (the control rules apply inside it too), with the
+ * graph's run set aside so that statistics and explanations are the
+ * graph's. The table keeps the functions' indices (copies, replaced by
+ * their optimized forms); what the rules make is appended; the result
+ * keeps the functions it calls, callees first. */
 static tl_graph *opt_table(tl_opt *o, const tl_graph *g, tl_error *err) {
   bool inlines = control_setup(o);
-  /* the table keeps the functions' indices: a copy of each, replaced by
-   * its optimized form in turn; what the rules make is appended */
   tl_fns *t = tl_fns_new();
-  for (int i = 0; i < g->fns->n; i++) {
-    tl_fns_add(t, tl_graph_copy(g->fns->fn[i], g->fns->fn[i]->name));
-  }
-  size_t *applied = tl_xcalloc((size_t)o->rules->ncontrols + 1, sizeof *applied);
-  for (int i = 0; i < g->fns->n; i++) {
-    tl_graph *f = opt_one(o, g->fns->fn[i], t, err);
-    for (int k = 0; k < o->rules->ncontrols; k++) applied[k] += o->ctl_applied[k], o->ctl_applied[k] = 0;
-    if (!f) {
+  for (int i = 0; i < g->fns->n; i++) tl_fns_add(t, tl_graph_copy(g->fns->fn[i], g->fns->fn[i]->name));
+  tl_graph *res = opt_one(o, g, t, err);
+  int cap = t->n + 16;
+  uint8_t *optimized = tl_xcalloc((size_t)cap, 1);
+  for (int32_t f; res && (f = next_unoptimized(res, t, optimized)) >= 0;) {
+    run_state graph_run = {0};
+    run_swap(o, &graph_run);
+    tn_slots slots = tn_ctx_take_slots(o->ctx);
+    tl_graph *h = t->fn[f];
+    tl_graph *fo = opt_one_keep(o, h, t, err);
+    clear_run_keep(o, false);
+    tn_ctx_put_slots(o->ctx, slots);
+    run_swap(o, &graph_run);
+    if (t->n > cap) { /* the rules made functions */
+      optimized = tl_xrealloc(optimized, (size_t)t->n * 2);
+      memset(optimized + cap, 0, (size_t)t->n * 2 - (size_t)cap);
+      cap = t->n * 2;
+    }
+    if (!fo) {
       char m[sizeof err->msg];
       snprintf(m, sizeof m, "%s", err->msg);
-      tl_fail(err, err->status, "in function '%s': %s", g->fns->fn[i]->name, m);
-      tl_fns_release(t);
-      tl_free(applied);
-      return NULL;
+      tl_fail(err, err->status, "in function '%s': %s", h->name, m);
+      tl_graph_free(res);
+      res = NULL;
+      break;
     }
-    tl_graph_set_fns(f, NULL);
-    f->fns = t; /* weakly, as tl_fns_add sets it */
-    t->fn[i]->fns = NULL;
-    tl_graph_free(t->fn[i]);
-    t->fn[i] = f;
+    tl_graph_set_fns(fo, NULL);
+    fo->fns = t; /* weakly, as tl_fns_add sets it */
+    h->fns = NULL;
+    tl_graph_free(h);
+    t->fn[f] = fo;
+    optimized[f] = 1;
   }
-  tl_graph *res = opt_one(o, g, t, err);
-  for (int k = 0; k < o->rules->ncontrols; k++) o->ctl_applied[k] += applied[k];
-  tl_free(applied);
+  tl_free(optimized);
   tl_graph *kept = NULL;
   if (res) {
     tl_graph_set_fns(res, t);
@@ -670,8 +742,16 @@ static tl_graph *opt_table(tl_opt *o, const tl_graph *g, tl_error *err) {
   return kept;
 }
 
-static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_fns *t, tl_error *err) {
-  clear_run(o);
+static tl_graph *opt_run(tl_opt *o, const tl_graph *g, tl_fns *t, bool reset_ctx, tl_error *err);
+static tl_graph *opt_one(tl_opt *o, const tl_graph *g, tl_fns *t, tl_error *err) { return opt_run(o, g, t, true, err); }
+/* A run beside another set aside (the context keeps the other's symbols
+ * and input slots). */
+static tl_graph *opt_one_keep(tl_opt *o, const tl_graph *g, tl_fns *t, tl_error *err) {
+  return opt_run(o, g, t, false, err);
+}
+
+static tl_graph *opt_run(tl_opt *o, const tl_graph *g, tl_fns *t, bool reset_ctx, tl_error *err) {
+  clear_run_keep(o, reset_ctx);
   o->fns = t;
   o->e = new_egraph(o);
   if (!o->e) {

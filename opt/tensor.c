@@ -497,6 +497,22 @@ void tn_ctx_reset(tn_ctx *c, tn_mark m) {
   c->ninputs = 0;
 }
 
+tn_slots tn_ctx_take_slots(tn_ctx *c) {
+  tn_slots s = {c->in_name, c->in_type, c->in_lo, c->in_hi, c->ninputs};
+  c->in_name = NULL, c->in_type = NULL, c->in_lo = c->in_hi = NULL;
+  c->ninputs = c->capinputs = 0;
+  return s;
+}
+
+void tn_ctx_put_slots(tn_ctx *c, tn_slots s) {
+  tl_free(c->in_name);
+  tl_free(c->in_type);
+  tl_free(c->in_lo);
+  tl_free(c->in_hi);
+  c->in_name = s.in_name, c->in_type = s.in_type, c->in_lo = s.in_lo, c->in_hi = s.in_hi;
+  c->ninputs = c->capinputs = s.n;
+}
+
 void tn_ctx_free(tn_ctx *c) {
   if (!c) return;
   tl_graph_free(c->store);

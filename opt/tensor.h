@@ -78,6 +78,17 @@ typedef struct tn_mark { int32_t nsyms, nnames, nlits; } tn_mark;
 tn_mark tn_ctx_mark(const tn_ctx *c);
 void tn_ctx_reset(tn_ctx *c, tn_mark m);
 
+/* The input slots of one e-graph, set aside while another e-graph loads
+ * its own (names may repeat with other types), then put back. */
+typedef struct tn_slots {
+  int32_t *in_name;
+  tl_type *in_type;
+  double *in_lo, *in_hi;
+  int n;
+} tn_slots;
+tn_slots tn_ctx_take_slots(tn_ctx *c);
+void tn_ctx_put_slots(tn_ctx *c, tn_slots s);
+
 /* The input slot for src's input node (its name, type and declared
  * range), created on first use. -1 (with a message) when the name exists
  * with another type or range. The type's symbols are ids of src's table;
