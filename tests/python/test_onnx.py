@@ -79,6 +79,36 @@ def test_loop_with_scan_outputs_is_a_scan(trips, cond):
     np.testing.assert_allclose(rs, np.array(want, np.float32).reshape(n, 3))
 
 
+@pytest.mark.parametrize("direction", [0, 1])
+def test_scan8_is_a_map_of_scans(direction):
+    """Scan-8's batch axis: a scan without carries over the batch whose
+    body is the scan over one element's sequence (the body imported once),
+    not unrolled; both directions, against numpy."""
+    b = helper.make_graph([helper.make_node("Add", ["s", "x"], ["s2"]),
+                           helper.make_node("Mul", ["s2", "x"], ["y"])], "body",
+                          [_vi("s", TensorProto.FLOAT, [2]), _vi("x", TensorProto.FLOAT, [2])],
+                          [_vi("s2", TensorProto.FLOAT, [2]), _vi("y", TensorProto.FLOAT, [2])])
+    m = _model([helper.make_node("Scan", ["", "init", "xs"], ["last", "ys"], body=b, num_scan_inputs=1,
+                                 directions=[direction])],
+               [_vi("init", TensorProto.FLOAT, [3, 2]), _vi("xs", TensorProto.FLOAT, [3, 4, 2])],
+               [_vi("last", TensorProto.FLOAT, [3, 2]), _vi("ys", TensorProto.FLOAT, [3, 4, 2])], opset=8)
+    g = tlo.load(m)
+    assert g.text.count("(scan ") >= 2 and g.text.count("(add ") == 1, g.text
+    rng = np.random.default_rng(1)
+    init, xs = rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal((3, 4, 2)).astype(np.float32)
+    last, ys = tlo.function(g)(init, xs)
+    want_last, want_ys = init.copy(), np.zeros_like(xs)
+    for i in range(3):
+        s = init[i].copy()
+        steps = range(3, -1, -1) if direction else range(4)
+        for k, t in enumerate(steps):  # Scan-8 appends outputs in iteration order
+            s = s + xs[i, t]
+            want_ys[i, k] = s * xs[i, t]
+        want_last[i] = s
+    np.testing.assert_allclose(last, want_last, rtol=1e-6)
+    np.testing.assert_allclose(ys, want_ys, rtol=1e-6)
+
+
 def test_large_initializer_becomes_bound_input():
     w = np.ones((40, 40), np.float32)
     m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])],

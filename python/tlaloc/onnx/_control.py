@@ -2,12 +2,14 @@
 flow"): If is a cond (only the branch taken runs; a static condition just
 imports that branch), Loop a while loop, or a scan when it has scan outputs,
 a static trip count and a condition that stays true (the body passes its
-condition through), Scan a scan. Each body is imported once, as a function
-(OnnxGraph._inline on the trace's placeholders). What these cannot express
-(Scan-8's batch axis, a Loop with scan outputs whose condition can turn
-false or whose trip count is known only at run time, a body that needs its
-iteration number where a value must be static) is unrolled by importing
-the body once per iteration, when the trip count and condition are static.
+condition through), Scan a scan (Scan-8: a map over its batch axis of a
+scan). Each body is imported once, as a function (OnnxGraph._inline on the
+trace's placeholders). What these cannot express (a Loop with scan outputs
+whose condition can turn false or whose trip count is known only at run
+time: the outputs' length would depend on values; a body that needs its
+iteration number where a value must be static, such as a Slice start) is
+unrolled by importing the body once per iteration, when the trip count
+and condition are static.
 """
 import numpy as np
 
@@ -174,25 +176,28 @@ def _loop_unrolled(m, node, ins, at):
 @_reg("Scan", body=None, num_scan_inputs=None, scan_input_axes=None, scan_input_directions=None,
       scan_output_axes=None, scan_output_directions=None, directions=None)
 def _scan(m, node, ins, at):
-    """Unrolled over the (static) scan length: each scan input sliced along
-    its axis (reversed for direction 1), scan outputs stacked likewise.
-    Scan-8 (a leading batch axis, optional sequence_lens) loops over the
-    batch as well."""
+    """A scan over each scan input's axis (reversed for direction 1), scan
+    outputs stacked likewise. Scan-8 (a leading batch axis) is a map over
+    the batch of such a scan; its sequence_lens is refused."""
     op = "Scan"
     body = at["body"]
     K = int(at["num_scan_inputs"])
     if m.opset < 9:
         if _opt(ins, 0) is not None:
             raise UnsupportedOnnx("Scan-8 with sequence_lens", op)
+        # a map over the batch axis (a scan without carries) of a scan
+        # over each batch element's sequences (their axis 0 once the batch
+        # is taken)
         xs = ins[1:]
-        N = m._shape(xs[0], op)[0]
-        per = []
-        for b in range(N):
-            sub = [_g.squeeze(_g.Var("slice", (v,), [("axis", 0), ("start", b), ("stop", b + 1)]), 0)
-                   for v in xs]
-            per.append(_scan_run(m, op, body, sub, K, [0] * K, list(at["directions"] or [0] * K),
-                                 None, None))
-        return [_stack([p[k] for p in per]) for k in range(len(per[0]))]
+        ni = len(xs) - K
+        nout = len(body.output) - ni
+        dirs = list(at["directions"] or [0] * K)
+
+        def per_batch(_, x):
+            return (), tuple(_scan_real(m, op, body, list(x), K, [0] * K, dirs, [0] * nout, [0] * nout))
+
+        _, ys = _c.scan(per_batch, (), tuple(xs))
+        return list(ys)
     ni = len(ins) - K
     iax = list(at["scan_input_axes"] or [0] * K)
     idir = list(at["scan_input_directions"] or [0] * K)
@@ -240,35 +245,4 @@ def _scan_real(m, op, body, xs, K, iax, idir, oax, odir):
             y = _reverse0(y)
         r = m._rank(y)
         res.append(_move_axis(y, 0, _axis(oax[k], r, op), r))
-    return res
-
-
-def _scan_run(m, op, body, xs, K, iax, idir, oax, odir):
-    ni = len(xs) - K
-    state, seqs = xs[:ni], xs[ni:]
-    seqs = [(v, _axis(a, m._rank(v), op)) for v, a in zip(seqs, iax)]
-    T = m._shape(seqs[0][0], op)[seqs[0][1]]
-    if any(m._shape(v, op)[a] != T for v, a in seqs):
-        raise UnsupportedOnnx("%s: scan inputs of different lengths" % op, op)
-    nout = len(body.output) - ni
-    oax = oax or [0] * nout
-    odir = odir or [0] * nout
-    steps = []
-    for t in range(T):
-        args = list(state)
-        for (v, a), d in zip(seqs, idir):
-            tt = T - 1 - t if d else t
-            args.append(_g.squeeze(_g.Var("slice", (v,), [("axis", a), ("start", tt), ("stop", tt + 1)]), a))
-        outs, _ = m._inline(body, args, op)
-        state = outs[:ni]
-        steps.append(outs[ni:])
-    res = list(state)
-    for k in range(nout):
-        seq = [s[k] for s in steps]
-        if odir[k]:
-            seq = seq[::-1]
-        if not seq:
-            raise UnsupportedOnnx("%s: an empty scan leaves the outputs' shapes unknown" % op, op)
-        r = m._rank(seq[0]) + 1
-        res.append(_stack(seq, _axis(oax[k], r, op)))
     return res
