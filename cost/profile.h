@@ -36,6 +36,8 @@ typedef struct tl_profile {
   double bw_1, bw_all;    /* stream bandwidth, bytes/s: one thread, all threads */
   double flops_1, flops_all; /* f32 multiply-add throughput, flop/s (vectorised) */
   double gemm_f32, gemm_f64; /* BLAS GEMM rate on large square matrices, flop/s */
+  double gemm_half;       /* a GEMM whose smallest dim is s runs at s / (s + gemm_half) of that
+                           * rate (packing and edge blocks weigh on small products) */
   double kernel_overhead; /* seconds per kernel call (dispatch, loop setup) */
   double par_overhead;    /* extra seconds per kernel split over threads (waking the worker) */
   double run_overhead;    /* seconds per program call (binding inputs, allocating outputs) */
@@ -114,6 +116,8 @@ typedef struct tl_kernel_work {
   double flops;   /* plain arithmetic */
   double math_ns; /* sum over the kernel's ops of elem_ns × elements (f64 already scaled) */
   double gemm_flops_f32, gemm_flops_f64; /* work done by BLAS */
+  double gemm_extra_f32, gemm_extra_f64; /* what small products cost more, as flops at the
+                                          * large-matrix rate (gemm_half) */
 } tl_kernel_work;
 double tl_profile_kernel_time(const tl_profile *p, const tl_kernel_work *w);
 

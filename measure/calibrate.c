@@ -495,6 +495,18 @@ static int measure_gemm(cal *c, tl_profile *p, FILE *lg) {
       fprintf(lg, "  %-44s %10.2f GFLOP/s\n", what, *rate[i] * 1e-9);
     }
   }
+  /* a product of 32 rows: how much slower small products run (gemm_half:
+   * the smallest dim at which the rate is half the large one's) */
+  double t = time_fmt(c, &c->o1, "(graph mm (in a f32 [32 %ld]) (in b f32 [%ld %ld]) (out c (matmul a b)))", n, n, n);
+  if (t < 0) return -1;
+  double small = 2 * 32.0 * (double)n * (double)n / work_of(p, t, false);
+  double half = small > 0 ? 32 * (p->gemm_f32 / small - 1) : 0;
+  p->gemm_half = half < 0 ? 0 : half > 1024 ? 1024 : half;
+  if (lg) {
+    char what[64];
+    snprintf(what, sizeof what, "GEMM f32 32x%ldx%ld (BLAS)", n, n);
+    fprintf(lg, "  %-44s %10.2f GFLOP/s (half rate at %.0f rows)\n", what, small * 1e-9, p->gemm_half);
+  }
   return 0;
 }
 

@@ -100,6 +100,8 @@ static void add_expr(const tl_profile *p, const be_plan *pl, const int64_t *syms
   w->math_ns += scale * nw.math_ns;
   w->gemm_flops_f32 += scale * nw.gemm_flops_f32;
   w->gemm_flops_f64 += scale * nw.gemm_flops_f64;
+  w->gemm_extra_f32 += scale * nw.gemm_extra_f32;
+  w->gemm_extra_f64 += scale * nw.gemm_extra_f64;
   if (x->op == TL_OP_MATMUL) return; /* its operands are buffers */
   if (tl_ops[x->op].kind == TL_KIND_REDUCTION) scale *= tl_row_passes((tl_op)x->op);
   for (int i = 0; i < x->ninputs; i++) add_expr(p, pl, syms, in[i], false, scale, seen, w);
@@ -304,7 +306,8 @@ static const char *bound_of(const tl_profile *p, const tl_kernel_cost *kc) {
   bool par = kc->parallel;
   double mem = w->bytes / (par ? p->bw_all : p->bw_1);
   double comp = w->flops / (par ? p->flops_all : p->flops_1) + w->math_ns * 1e-9 / (par ? p->threads : 1);
-  double gemm = w->gemm_flops_f32 / p->gemm_f32 + w->gemm_flops_f64 / p->gemm_f64;
+  double gemm = (w->gemm_flops_f32 + w->gemm_extra_f32) / p->gemm_f32 +
+                (w->gemm_flops_f64 + w->gemm_extra_f64) / p->gemm_f64;
   double ovh = p->kernel_overhead + (par ? p->par_overhead : 0);
   double m = fmax(fmax(mem, comp), fmax(gemm, ovh));
   return m == gemm ? "gemm" : m == ovh ? "call" : m == mem ? "memory" : "compute";

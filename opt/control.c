@@ -20,8 +20,8 @@ static const char *const keys[NKEYS] = {"fn", "then", "else", "cond", "body", "u
 static const int key_slot[NKEYS] = {0, 0, 1, 0, 1, 2};
 static const unsigned key_bit[NKEYS] = {TL_A_FN, TL_A_THEN, TL_A_ELSE, TL_A_COND, TL_A_BODY, TL_A_UNTIL};
 
-enum { H_INLINE, H_HOIST_INVARIANT, H_HOIST_COMMON, NHEADS };
-static const char *const heads[NHEADS] = {"inline", "hoist-invariant", "hoist-common"};
+enum { H_INLINE, H_HOIST_INVARIANT, H_HOIST_COMMON, H_HOIST_SEQUENCE, NHEADS };
+static const char *const heads[NHEADS] = {"inline", "hoist-invariant", "hoist-common", "hoist-sequence"};
 
 enum { C_SAME_FN, C_STRAIGHT_LINE, NCONDS };
 static const char *const fconds[NCONDS] = {"same-fn", "straight-line"};
@@ -405,6 +405,127 @@ static eg_id hoist_loop(ctx *x, int32_t b) {
   return r;
 }
 
+/* scan: its body's nodes that read only the sequences' slices (and
+ * consts), made of ops that batch along a new leading axis (elementwise
+ * ops whose slice-derived operands have the result's rank and whose
+ * others broadcast from the right; matmul of a slice-derived left operand
+ * and a const matrix), become new sequences: computed for every step at
+ * once before the scan (x_t W for all t is one matmul of the whole
+ * sequence), the body reading their slices. */
+enum { S_VARIANT, S_CONST, S_SEQ };
+
+static uint8_t seq_kind(const tl_graph *f, const tl_node *nd, const uint8_t *kind) {
+  const int32_t *in = tl_node_inputs(f, nd);
+  bool any_seq = false;
+  for (int j = 0; j < nd->ninputs; j++) {
+    if (kind[in[j]] == S_VARIANT) return S_VARIANT;
+    any_seq = any_seq || kind[in[j]] == S_SEQ;
+  }
+  if (!any_seq) return may_fail(nd->op) ? S_VARIANT : S_CONST;
+  if (nd->op == TL_OP_MATMUL)
+    return kind[in[0]] == S_SEQ && kind[in[1]] == S_CONST && f->nodes[in[1]].type.rank == 2 &&
+                   nd->type.rank >= 2 ? S_SEQ : S_VARIANT;
+  if (tl_ops[nd->op].kind != TL_KIND_ELEMWISE) return S_VARIANT;
+  for (int j = 0; j < nd->ninputs; j++) {
+    int r = f->nodes[in[j]].type.rank;
+    if (kind[in[j]] == S_SEQ ? r != nd->type.rank : r > nd->type.rank) return S_VARIANT;
+  }
+  return S_SEQ;
+}
+
+static eg_id hoist_sequence(ctx *x, int32_t b) {
+  const tl_graph *f = x->t->fn[b];
+  int nc = (int)x->a.carry, nk = (x->a.present & TL_A_CONSTS) ? (int)x->a.consts : 0, first = nc + nk;
+  if (f->ninputs <= first || x->nkids != f->ninputs) return EG_NONE;
+  uint8_t *kind = tl_xcalloc((size_t)f->nnodes + 1, 1), *cutp = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  for (int i = 0; i < f->ninputs; i++) kind[f->inputs[i]] = i < nc ? S_VARIANT : i < first ? S_CONST : S_SEQ;
+  for (int32_t y = 0; y < f->nnodes; y++) {
+    const tl_node *nd = &f->nodes[y];
+    if (nd->op != TL_OP_INPUT) kind[y] = nd->ninputs == 0 ? S_CONST : seq_kind(f, nd, kind);
+  }
+  /* the cut: sequence nodes (not parameters) a variant node or an output reads */
+  for (int32_t y = 0; y < f->nnodes; y++) {
+    const tl_node *nd = &f->nodes[y];
+    if (kind[y] == S_SEQ) continue;
+    for (int j = 0; j < nd->ninputs; j++) {
+      int32_t z = tl_node_inputs(f, nd)[j];
+      if (kind[z] == S_SEQ && f->nodes[z].op != TL_OP_INPUT) cutp[z] = 1;
+    }
+  }
+  for (int i = 0; i < f->noutputs; i++) {
+    int32_t z = f->outputs[i].node;
+    if (kind[z] == S_SEQ && f->nodes[z].op != TL_OP_INPUT) cutp[z] = 1;
+  }
+  int32_t *cut = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *cut);
+  int ncut = 0;
+  for (int32_t y = 0; y < f->nnodes; y++)
+    if (cutp[y]) cut[ncut++] = y;
+  eg_id r = EG_NONE;
+  tl_graph *pre = NULL, *body = NULL;
+  int32_t *map = NULL;
+  uint8_t *need = NULL;
+  if (ncut == 0 || x->nkids + ncut > TL_GRAPH_MAX_ARGS) goto out;
+  /* pre: the consts and whole sequences in, the cut's nodes batched out */
+  pre = fn_new(f, x->t, "seq");
+  map = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *map);
+  need = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  int len_sym = tl_graph_sym(pre, "__steps", 7);
+  for (int i = nc; i < f->ninputs; i++) {
+    const tl_node *p = &f->nodes[f->inputs[i]];
+    tl_type ty = p->type;
+    if (i >= first) { /* the whole sequence: a leading axis of the steps */
+      if (ty.rank == TL_MAX_RANK) goto out;
+      memmove(ty.dims + 1, ty.dims, (size_t)ty.rank * sizeof *ty.dims);
+      ty.dims[0] = tl_dim_sym(len_sym);
+      ty.rank++;
+    }
+    map[f->inputs[i]] = tl_graph_add_input(pre, f->names[p->name], &ty, p->loc);
+  }
+  for (int k = 0; k < ncut; k++) need[cut[k]] = 1;
+  for (int32_t y = f->nnodes - 1; y >= 0; y--)
+    if (need[y])
+      for (int j = 0; j < f->nodes[y].ninputs; j++) need[tl_node_inputs(f, &f->nodes[y])[j]] = 1;
+  bool ok = true;
+  for (int32_t y = 0; y < f->nnodes && ok; y++)
+    if (need[y] && f->nodes[y].op != TL_OP_INPUT) ok = (map[y] = copy_node(pre, f, y, map)) >= 0;
+  for (int k = 0; k < ncut && ok; k++) {
+    char name[48];
+    snprintf(name, sizeof name, "seq%d", k);
+    tl_graph_add_output(pre, name, map[cut[k]]);
+  }
+  if (!ok) goto out;
+  body = fn_cut(f, x->t, cut, ncut, f->ninputs, false);
+  eg_id args[TL_GRAPH_MAX_ARGS], hv[TL_GRAPH_MAX_ARGS];
+  for (int i = 0; i < f->ninputs; i++) args[i] = i < nc ? EG_NONE : x->kids[i];
+  /* pre's parameters are the body's but the carries: drop them */
+  for (int i = nc; i < f->ninputs; i++) args[i - nc] = args[i];
+  if (!body || tn_load_fn(x->c, x->e, pre, args, hv) != 0) goto out;
+  int32_t *m = memo_find(x->done, x->ci, b, -2), bi;
+  if (m) {
+    bi = m[0];
+  } else {
+    bi = tl_fns_add(x->t, body);
+    body = NULL;
+    memo_put(x->done, x->ci, b, -2, bi, -1, -1);
+  }
+  eg_id nk2[TL_GRAPH_MAX_ARGS];
+  int n = 0;
+  for (int i = 0; i < x->nkids; i++) nk2[n++] = x->kids[i];
+  for (int k = 0; k < ncut; k++) nk2[n++] = hv[k];
+  tl_attrs a = x->a;
+  a.fn[1] = bi;
+  r = add_control(x, TL_OP_SCAN, &a, nk2, n);
+out:
+  if (body) fn_drop(body);
+  if (pre) fn_drop(pre);
+  tl_free(map);
+  tl_free(need);
+  tl_free(cut);
+  tl_free(cutp);
+  tl_free(kind);
+  return r;
+}
+
 /* f and g rebuilt in one graph on shared parameters (g's params are f's:
  * a cond's branches take the same operands): hash-consing makes what both
  * compute one node. mf/mg map their nodes into it. */
@@ -581,6 +702,9 @@ static eg_id apply(ctx *x, const eg_control *ct, const uint32_t *subst) {
   case H_HOIST_COMMON:
     if (rt->nvars != 2 || f0 != x->a.fn[0] || f1 != x->a.fn[1]) return EG_NONE;
     return hoist_common(x, f0, f1);
+  case H_HOIST_SEQUENCE:
+    if (rt->nvars != 1 || x->nd->op != TL_OP_SCAN || f0 != x->a.fn[1]) return EG_NONE;
+    return hoist_sequence(x, f0);
   default: return EG_NONE;
   }
 }

@@ -15,7 +15,11 @@ Workloads (docs/design.md, "Functions and control flow"):
              of running it: compiled whole (branches and loops in the
              generated code, the llvm engine's default) and staged
              (TLALOC_STAGED=1: the loop driven from C between compiled
-             segments, as the GPU engines run it)
+             segments, as the GPU engines run it); every dim symbolic, and
+             batch and sizes fixed with the steps symbolic (the cost model
+             prices a symbolic dim as 1024: at 64 rows it sees x_t W run
+             slower than one product of the whole sequence, and
+             rules/control.rw's scan-sequence hoists it)
   newton     tl.while_loop: Newton's iteration for sqrt on 10^6 f64 until
              every relative residual is below 1e-12, against the same loop
              in numpy
@@ -128,18 +132,30 @@ def bench_rnn(T, B, D, H):
     U = (rng.normal(size=(H, H)) / np.sqrt(H)).astype(np.float32)
     b = (rng.normal(size=H) * 0.1).astype(np.float32)
     h0 = np.zeros((B, H), np.float32)
-    tX, th0 = tl.tensor("X", "f32", ("t", "b", "d")), tl.tensor("h0", "f32", ("b", "h"))
-    tW, tU, tb = tl.tensor("W", "f32", ("d", "h")), tl.tensor("U", "f32", ("h", "h")), tl.tensor("bias", "f32", ("h",))
+    def build(dims):
+        tX, th0 = tl.tensor("X", "f32", dims("t", "b", "d")), tl.tensor("h0", "f32", dims("b", "h"))
+        tW, tU = tl.tensor("W", "f32", dims("d", "h")), tl.tensor("U", "f32", dims("h", "h"))
+        tb = tl.tensor("bias", "f32", dims("h"))
 
-    def cell(h, x):
-        h2 = tl.tanh(x @ tW + h @ tU + tb)
-        return h2, tl.sum(h2, axis=1)
+        def cell(h, x):
+            h2 = tl.tanh(x @ tW + h @ tU + tb)
+            return h2, tl.sum(h2, axis=1)
 
-    hT, ys = tl.scan(cell, th0, tX)
+        hT, ys = tl.scan(cell, th0, tX)
+        loss = tl.sum(hT) + tl.sum(ys)
+        gW, gU, gb = tl.grad(loss, [tW, tU, tb])
+        ins = [tX, th0, tW, tU, tb]
+        return ins, hT, ys, loss, gW, gU, gb
+
+    # every dim symbolic (the cost model prices a symbol as 1024), and the
+    # sizes fixed but the steps (what a PyTorch or JAX user's code has)
+    (tX, th0, tW, tU, tb), hT, ys, loss, gW, gU, gb = build(lambda *a: a)
+    ins_c, hT_c, ys_c, loss_c, gW_c, gU_c, gb_c = build(
+        lambda *a: tuple({"t": "t", "b": B, "d": D, "h": H}[x] for x in a))
     fwd = tl.function([tX, th0, tW, tU, tb], [hT, ys], threads=THREADS)
-    loss = tl.sum(hT) + tl.sum(ys)
-    gW, gU, gb = tl.grad(loss, [tW, tU, tb])
     fg = tl.function([tX, th0, tW, tU, tb], [loss, gW, gU, gb], threads=THREADS)
+    fwd_c = tl.function(ins_c, [hT_c, ys_c], threads=THREADS)
+    fg_c = tl.function(ins_c, [loss_c, gW_c, gU_c, gb_c], threads=THREADS)
     # the same functions run staged (control flow driven from C between
     # compiled segments: what the GPU engines do) against compiled whole
     os.environ["TLALOC_STAGED"] = "1"
@@ -149,13 +165,17 @@ def bench_rnn(T, B, D, H):
     args = (X, h0, W, U, b)
     t_fwd, t_fwd_s = tmin(lambda: fwd(*args)), tmin(lambda: fwd_s(*args))
     t_fg, t_fg_s = tmin(lambda: fg(*args)), tmin(lambda: fg_s(*args))
+    t_fwd_c, t_fg_c = tmin(lambda: fwd_c(*args)), tmin(lambda: fg_c(*args))
+    for i, (a, c) in enumerate(zip(fg(*args), fg_c(*args))):
+        check("rnn fixed sizes vs symbolic output %d" % i, c, a, 1e-4)
     got_h, got_ys = fwd(*args)
     got = fg(*args)
     got_s = fg_s(*args)
     for i in range(len(got)):
         check("rnn staged vs compiled output %d" % i, got_s[i], got[i], 1e-5)
     row = {"tlaloc fwd": t_fwd, "tlaloc fwd+grad": t_fg, "tlaloc fwd staged": t_fwd_s,
-           "tlaloc fwd+grad staged": t_fg_s}
+           "tlaloc fwd+grad staged": t_fg_s, "tlaloc fwd fixed sizes": t_fwd_c,
+           "tlaloc fwd+grad fixed sizes": t_fg_c}
     clib = build_c()
     if clib is not None:
         hc = np.zeros((B, H), np.float32)
@@ -280,6 +300,8 @@ def main():
     if "torch fwd" in r:
         goals.append(("fwd vs torch eager", r["torch fwd"] / r["tlaloc fwd"], 2.0))
         goals.append(("fwd+grad vs torch eager", r["torch fwd+grad"] / r["tlaloc fwd+grad"], 2.0))
+        goals.append(("fwd fixed sizes vs torch", r["torch fwd"] / r["tlaloc fwd fixed sizes"], 2.0))
+        goals.append(("fwd+grad fixed vs torch", r["torch fwd+grad"] / r["tlaloc fwd+grad fixed sizes"], 2.0))
     n = 1000 if ARGS.smoke else 10 ** 6
     nw = bench_newton(n)
     print("\nnewton while loop (%d f64):" % n)

@@ -25,7 +25,10 @@ import sys, os, numpy as np
 a, b, name = sys.argv[1:]
 for f in sorted(os.listdir(a)):
     x, y = np.load(os.path.join(a, f)), np.load(os.path.join(b, f))
-    if x.shape != y.shape or not np.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True):
+    # rounding: f32 sums in another order (a batched product, a fused
+    # kernel) differ by a few ulps of the output's scale
+    scale = float(np.max(np.abs(x[np.isfinite(x)]))) if np.isfinite(x).any() else 1.0
+    if x.shape != y.shape or not np.allclose(x, y, rtol=1e-5, atol=1e-5 * max(1.0, scale), equal_nan=True):
         sys.exit(f"{name}: output {f} differs:\n{x}\n{y}")
 PY
 }
@@ -81,7 +84,7 @@ bad_rule() { # RULE-TEXT EXPECTED-MESSAGE
 }
 bad_rule '(control a (add :fn ?f) => (inline ?f))' "bad.rw:2:15: error: 'add' is not a control op"
 bad_rule '(control a (call :then ?f) => (inline ?f))' "bad.rw:2:20: error: op 'call' has no function under ':then'"
-bad_rule '(control a (call :fn ?f) => (unroll ?f))' "bad.rw:2:32: error: 'unroll' is not a control op or a transformation (inline, hoist-invariant, hoist-common)"
+bad_rule '(control a (call :fn ?f) => (unroll ?f))' "bad.rw:2:32: error: 'unroll' is not a control op or a transformation (inline, hoist-invariant, hoist-common, hoist-sequence)"
 bad_rule '(control a (call :fn ?f) => (inline ?g))' "bad.rw:2:39: error: unbound variable '?g' on the right side"
 bad_rule '(control a (cond ?p :then ?f :else ?g) => (call :fn ?f) :if (same-fn ?p ?f))' "does not take '?p' as argument 1"
 bad_rule '(control a (cond ?p :then ?f :else ?g) => (call :fn ?f) :if (nonzero ?f))' "does not take '?f' as argument 1"
