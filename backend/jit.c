@@ -685,6 +685,15 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
   const char *dump = getenv("TLALOC_BE_DUMP");
   if (m && dump && *dump == '1') LLVMDumpModule(m);
   int rc = m ? be_optimise(m, tm, p->opt.opt_level, er) : -1;
+  /* small one-pass kernels: fast codegen (BE_FAST_CG_ELEMS; level 1, the
+   * JIT's default, only; TLALOC_FAST_CG=0 turns it off to compare) */
+  const char *fc = getenv("TLALOC_FAST_CG");
+  if (rc == 0 && cg == 1 && !(fc && *fc == '0')) {
+    unsigned on = LLVMGetEnumAttributeKindForName("optnone", 7);
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+      if (LLVMGetStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "tlaloc-one-pass", 15))
+        LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cx, on, 0));
+  }
   double t4 = tl_now_ms();
   p->stats.opt_ms = t4 - t3;
   if (m && dump && *dump == '2') LLVMDumpModule(m);

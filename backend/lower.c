@@ -56,6 +56,17 @@ LLVMValueRef lw_bufptr(em *e, int32_t bi) {
   return e->bufp[bi];
 }
 
+/* Does kernel k cover fewer than BE_FAST_CG_ELEMS elements, all known? */
+static bool small_kernel(const be_plan *p, const be_kern *k) {
+  const tl_type *t = &p->g->nodes[k->node].type;
+  double n = 1;
+  for (int d = 0; d < t->rank; d++) {
+    if (tl_dim_is_sym(t->dims[d])) return false;
+    n *= (double)t->dims[d];
+  }
+  return n < BE_FAST_CG_ELEMS;
+}
+
 void lw_add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v) {
   unsigned k = LLVMGetEnumAttributeKindForName(name, strlen(name));
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, k, v));
@@ -659,6 +670,11 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
     char kn[48];
     snprintf(kn, sizeof kn, "%s%d", kprefix, i);
     kbegin(e, kn, k->node);
+    if (k->kind != BE_K_ROWS && k->kind != BE_K_SOFTMAX && small_kernel(p, k)) { /* fast codegen will do (jit.c) */
+      static const char fk[] = "tlaloc-one-pass", fv[] = "1";
+      LLVMAddAttributeAtIndex(e->fn, LLVMAttributeFunctionIndex,
+                              LLVMCreateStringAttribute(e->cx, fk, sizeof fk - 1, fv, sizeof fv - 1));
+    }
     switch (k->kind) {
     case BE_K_EW: k_ew(e, k); break;
     case BE_K_RED: lw_k_red(e, k); break;
