@@ -344,12 +344,15 @@ def test_deep_graph_uses_lets():
 
 
 def test_import_is_fast_and_lazy():
+    """What made an import slow: numpy and libtlaloc.so (LLVM) loaded
+    eagerly; both wait for first use. The time bound is loose (a loaded
+    2-core machine took 0.1 s): the two facts are what is checked."""
     code = ("import time, sys; t=time.perf_counter(); import tlaloc; "
-            "d=time.perf_counter()-t; print(d, 'numpy' in sys.modules)")
+            "d=time.perf_counter()-t; print(d, 'numpy' in sys.modules, sys.modules['tlaloc._lib']._lib is None)")
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(tl.__file__), ".."))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True).stdout.split()
-    assert float(out[0]) < 0.1 and out[1] == "False"
+    assert out[1] == "False" and out[2] == "True" and float(out[0]) < 1.0, out
 
 
 def test_shape_signature_cache_and_inplace_outputs():
