@@ -174,8 +174,10 @@ int tl_cost_load_plugin(tl_cost_registry *r, const char *path, char *err, size_t
  * function; a cond its dearer branch, property by property; a loop :max
  * times body and condition (10 when unbounded: an estimate) plus the first
  * test; a scan its length times the body. `code` is left out (0): a
- * function's code is charged once per program, not per run. */
-int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, int op, const tl_attrs *at,
+ * function's code is charged once per program, not per run. fn_totals:
+ * each function's tl_cost_graph totals ([t->n][nprops]) when the caller
+ * keeps them (the optimizer prices many runs of few functions), or NULL. */
+int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, const double *fn_totals, int op, const tl_attrs *at,
                     const tl_type *const *in_type, int nin, double *add, char *err, size_t n);
 
 /* Properties of an extracted graph: totals[p] sums each node's own cost

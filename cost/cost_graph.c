@@ -21,7 +21,16 @@ static bool known_value(const tl_graph *g, int32_t id, double *v) {
  * docs/cost.md), since nothing tells how often a while loop runs. */
 #define TL_COST_UNBOUNDED_TRIPS 10.0
 
-int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, int op, const tl_attrs *at,
+/* Function f's totals into out: from fn_totals when given, else costed. */
+static int fn_totals_of(const tl_cost_registry *r, const tl_fns *t, const double *fn_totals, int32_t f, double *out,
+                        char *err, size_t n) {
+  int np = tl_cost_nprops(r);
+  if (!fn_totals) return tl_cost_graph(r, NULL, t->fn[f], NULL, out, NULL, NULL, err, n);
+  memcpy(out, fn_totals + (size_t)f * (size_t)np, (size_t)np * sizeof *out);
+  return 0;
+}
+
+int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, const double *fn_totals, int op, const tl_attrs *at,
                     const tl_type *const *in_type, int nin, double *add, char *err, size_t n) {
   int np = tl_cost_nprops(r);
   double *a = tl_xcalloc((size_t)np + 1, sizeof *a), *b = tl_xcalloc((size_t)np + 1, sizeof *b);
@@ -29,17 +38,17 @@ int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, int op, const tl
   for (int p = 0; p < np; p++) add[p] = 0;
   switch (op) {
   case TL_OP_CALL:
-    rc = tl_cost_graph(r, NULL, t->fn[at->fn[0]], NULL, add, NULL, NULL, err, n);
+    rc = fn_totals_of(r, t, fn_totals, at->fn[0], add, err, n);
     break;
   case TL_OP_COND:
-    rc = tl_cost_graph(r, NULL, t->fn[at->fn[0]], NULL, a, NULL, NULL, err, n);
-    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[at->fn[1]], NULL, b, NULL, NULL, err, n);
+    rc = fn_totals_of(r, t, fn_totals, at->fn[0], a, err, n);
+    if (!rc) rc = fn_totals_of(r, t, fn_totals, at->fn[1], b, err, n);
     for (int p = 0; p < np && !rc; p++) add[p] = a[p] > b[p] ? a[p] : b[p];
     break;
   case TL_OP_LOOP: {
     double trips = at->trips >= 0 ? (double)at->trips : TL_COST_UNBOUNDED_TRIPS;
-    rc = tl_cost_graph(r, NULL, t->fn[at->fn[1]], NULL, a, NULL, NULL, err, n);
-    if (!rc) rc = tl_cost_graph(r, NULL, t->fn[at->fn[0]], NULL, b, NULL, NULL, err, n);
+    rc = fn_totals_of(r, t, fn_totals, at->fn[1], a, err, n);
+    if (!rc) rc = fn_totals_of(r, t, fn_totals, at->fn[0], b, err, n);
     for (int p = 0; p < np && !rc; p++) add[p] = trips * (a[p] + b[p]) + b[p];
     break;
   }
@@ -47,7 +56,7 @@ int tl_cost_control(const tl_cost_registry *r, const tl_fns *t, int op, const tl
     int first = (int)at->carry + (int)((at->present & TL_A_CONSTS) ? at->consts : 0);
     int64_t len = first < nin ? in_type[first]->dims[0] : at->length;
     double steps = tl_dim_is_sym(len) ? tl_cost_sym_size(r) : (double)len;
-    rc = tl_cost_graph(r, NULL, t->fn[at->fn[1]], NULL, a, NULL, NULL, err, n);
+    rc = fn_totals_of(r, t, fn_totals, at->fn[1], a, err, n);
     for (int p = 0; p < np && !rc; p++) add[p] = steps * a[p];
     break;
   }
@@ -138,7 +147,7 @@ int tl_cost_graph(const tl_cost_registry *r, const tl_cost_expr *obj, const tl_g
       for (int32_t j = 0; j < id && first; j++) first = !tl_control_same_run(g, j, id);
       if (first) {
         double *add = tl_xcalloc((size_t)np + 1, sizeof *add);
-        rc = tl_cost_control(r, g->fns, nd->op, &nd->attrs, in_type, nd->ninputs, add, err, n);
+        rc = tl_cost_control(r, g->fns, NULL, nd->op, &nd->attrs, in_type, nd->ninputs, add, err, n);
         for (int p = 0; p < np && !rc; p++) out[p] += add[p];
         tl_free(add);
         if (rc) break;

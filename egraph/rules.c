@@ -110,6 +110,16 @@ static void skip_close(sx_lexer *lx) {
 
 /* ---- rules ---------------------------------------------------------------- */
 
+/* Frees a rule's or control rule's conditions. */
+static void conds_free(eg_cond_use *conds, int n) {
+  for (int i = 0; i < n; i++) {
+    for (int k = 0; k < conds[i].nargs; k++) tl_free(conds[i].atoms[k]);
+    tl_free(conds[i].vars);
+    tl_free(conds[i].atoms);
+  }
+  tl_free(conds);
+}
+
 static void rule_clear(eg_rule *ru, bool own_vars) {
   tl_free(ru->name);
   eg_pattern_clear(&ru->lhs);
@@ -118,12 +128,7 @@ static void rule_clear(eg_rule *ru, bool own_vars) {
     eg_vartab_clear(ru->vars);
     tl_free(ru->vars);
   }
-  for (int i = 0; i < ru->nconds; i++) {
-    for (int k = 0; k < ru->conds[i].nargs; k++) tl_free(ru->conds[i].atoms[k]);
-    tl_free(ru->conds[i].vars);
-    tl_free(ru->conds[i].atoms);
-  }
-  tl_free(ru->conds);
+  conds_free(ru->conds, ru->nconds);
   memset(ru, 0, sizeof *ru);
 }
 
@@ -170,12 +175,7 @@ static mark rules_mark(const eg_rules *r) {
 static void control_clear(eg_control *c) {
   tl_free(c->name);
   eg_vartab_clear(&c->vars);
-  for (int i = 0; i < c->nconds; i++) {
-    for (int k = 0; k < c->conds[i].nargs; k++) tl_free(c->conds[i].atoms[k]);
-    tl_free(c->conds[i].vars);
-    tl_free(c->conds[i].atoms);
-  }
-  tl_free(c->conds);
+  conds_free(c->conds, c->nconds);
   memset(c, 0, sizeof *c);
 }
 

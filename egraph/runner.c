@@ -99,7 +99,7 @@ static eg_stop check(run *r) {
   return EG_STOP_NONE;
 }
 
-static bool in_sets(const eg_rules *rules, int set, const char *sets) {
+bool eg_ruleset_in(const eg_rules *rules, int set, const char *sets) {
   if (!sets || !*sets) return true;
   const char *name = rules->rulesets[set];
   size_t n = strlen(name);
@@ -164,7 +164,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
                       size_t *match_bytes) {
   int n = rules->nrules;
   for (int i = 0; i < n; i++) {
-    st[i].active = in_sets(rules, rules->rules[i].ruleset, ph->rulesets);
+    st[i].active = eg_ruleset_in(rules, rules->rules[i].ruleset, ph->rulesets);
     st[i].banned_until = st[i].times_banned = 0;
   }
   run R = {g, &ph->limits, now_s(), 0, 0, 0};

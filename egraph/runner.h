@@ -72,6 +72,8 @@ typedef struct eg_phase {
   const char *rulesets;
   eg_limits limits;
 } eg_phase;
+/* Is ruleset `set` among `sets` (a phase's rulesets: NULL or "" = all)? */
+bool eg_ruleset_in(const eg_rules *rules, int set, const char *sets);
 
 typedef struct eg_iter_stats {
   size_t enodes, eclasses, memo, applied, bytes, banned;

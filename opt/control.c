@@ -127,6 +127,24 @@ static void add_param(tl_graph *h, const tl_graph *f, int32_t x, int32_t *map, i
   map[x] = tl_graph_add_input(h, name, &f->nodes[x].type, f->nodes[x].loc);
 }
 
+/* Marks what the marked nodes of f read, transitively (a node x with
+ * stop && stop[x] >= 0 reads nothing here: a cut node, a parameter). */
+static void mark_needed(const tl_graph *f, uint8_t *need, const int32_t *stop) {
+  for (int32_t x = f->nnodes - 1; x >= 0; x--) {
+    if (!need[x] || (stop && stop[x] >= 0)) continue;
+    const tl_node *nd = &f->nodes[x];
+    for (int j = 0; j < nd->ninputs; j++) need[tl_node_inputs(f, nd)[j]] = 1;
+  }
+}
+
+/* The marked nodes' ids, in node order, into out; their count. */
+static int marked(const uint8_t *mask, int32_t n, int32_t *out) {
+  int k = 0;
+  for (int32_t x = 0; x < n; x++)
+    if (mask[x]) out[k++] = x;
+  return k;
+}
+
 /* f with the nodes cut[] (in order) replaced by new parameters inserted
  * before parameter `at`; nodes only they needed are dropped. With
  * pass_through, the new parameters are also appended to the outputs (a
@@ -146,11 +164,7 @@ static tl_graph *fn_cut(const tl_graph *f, tl_fns *t, const int32_t *cut, int nc
   }
   /* what the outputs still need, walking back from them (a cut node stops) */
   for (int i = 0; i < f->noutputs; i++) need[f->outputs[i].node] = 1;
-  for (int32_t x = f->nnodes - 1; x >= 0; x--) {
-    if (!need[x] || map[x] >= 0) continue;
-    const tl_node *nd = &f->nodes[x];
-    for (int j = 0; j < nd->ninputs; j++) need[tl_node_inputs(f, nd)[j]] = 1;
-  }
+  mark_needed(f, need, map);
   bool ok = true;
   for (int32_t x = 0; x < f->nnodes && ok; x++)
     if (need[x] && map[x] < 0) ok = (map[x] = copy_node(h, f, x, map)) >= 0;
@@ -202,23 +216,30 @@ static tl_graph *fn_extend(const tl_graph *f, tl_fns *t, const tl_graph *src, co
   return h;
 }
 
-/* A function of f's parameters computing f's nodes outs[] (its outputs,
- * in order): what moves out of a body, loaded on the node's operands. */
-static tl_graph *fn_slice(const tl_graph *f, tl_fns *t, const int32_t *outs, int nouts) {
+/* A function of f's parameters from `from` on computing f's nodes outs[]
+ * (its outputs, in order): what moves out of a body, loaded on the node's
+ * operands. Parameters from `lead` on take a new leading dim (`__steps`),
+ * so the nodes computed from them are computed for every step at once
+ * (a scan's sequences, whole). NULL on an error. */
+static tl_graph *fn_slice(const tl_graph *f, tl_fns *t, const int32_t *outs, int nouts, int from, int lead) {
   tl_graph *h = fn_new(f, t, "pre");
   int32_t *map = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *map);
   uint8_t *need = tl_xcalloc((size_t)f->nnodes + 1, 1);
-  for (int i = 0; i < f->ninputs; i++) {
+  int steps = lead < f->ninputs ? tl_graph_sym(h, "__steps", 7) : -1;
+  bool ok = true;
+  for (int i = from; i < f->ninputs && ok; i++) {
     const tl_node *x = &f->nodes[f->inputs[i]];
-    map[f->inputs[i]] = tl_graph_add_input(h, f->names[x->name], &x->type, x->loc);
+    tl_type ty = x->type;
+    if (i >= lead) {
+      ok = ty.rank < TL_MAX_RANK;
+      memmove(ty.dims + 1, ty.dims, (size_t)ty.rank * sizeof *ty.dims);
+      ty.dims[0] = tl_dim_sym(steps);
+      ty.rank++;
+    }
+    map[f->inputs[i]] = tl_graph_add_input(h, f->names[x->name], &ty, x->loc);
   }
   for (int k = 0; k < nouts; k++) need[outs[k]] = 1;
-  for (int32_t x = f->nnodes - 1; x >= 0; x--) {
-    if (!need[x]) continue;
-    const tl_node *nd = &f->nodes[x];
-    for (int j = 0; j < nd->ninputs; j++) need[tl_node_inputs(f, nd)[j]] = 1;
-  }
-  bool ok = true;
+  mark_needed(f, need, NULL);
   for (int32_t x = 0; x < f->nnodes && ok; x++)
     if (need[x] && f->nodes[x].op != TL_OP_INPUT) ok = (map[x] = copy_node(h, f, x, map)) >= 0;
   for (int k = 0; k < nouts && ok; k++) {
@@ -239,6 +260,25 @@ static tl_graph *fn_slice(const tl_graph *f, tl_fns *t, const int32_t *outs, int
  * not do where the loop or scan would not have run it (zero trips). */
 static bool may_fail(int op) { return op == TL_OP_TAKE || tl_ops[op].kind == TL_KIND_CONTROL; }
 
+/* Marks in cut (at map[y], or at y without a map) every node y of f in the
+ * set `in` that computes something (not a parameter, not a leaf) and that
+ * a node outside the set, or an output, reads: where a hoisted part of f
+ * meets the rest. */
+static void frontier(const tl_graph *f, const uint8_t *in, const int32_t *map, uint8_t *cut) {
+  for (int32_t x = 0; x < f->nnodes; x++) {
+    const tl_node *nd = &f->nodes[x];
+    bool outside = !in[x];
+    for (int j = 0; j < nd->ninputs && outside; j++) {
+      int32_t y = tl_node_inputs(f, nd)[j];
+      if (in[y] && f->nodes[y].op != TL_OP_INPUT && f->nodes[y].ninputs > 0) cut[map ? map[y] : y] = 1;
+    }
+  }
+  for (int i = 0; i < f->noutputs; i++) {
+    int32_t y = f->outputs[i].node;
+    if (in[y] && f->nodes[y].op != TL_OP_INPUT && f->nodes[y].ninputs > 0) cut[map ? map[y] : y] = 1;
+  }
+}
+
 /* The nodes of f to hoist, given which parameters are invariant: the
  * invariant nodes (every operand invariant; not a source) that a variant
  * node or an output reads. Returns their count (cut[] in node order). */
@@ -252,23 +292,9 @@ static int invariant_cut(const tl_graph *f, const uint8_t *param_inv, int32_t *c
     for (int j = 0; j < nd->ninputs && v; j++) v = inv[tl_node_inputs(f, nd)[j]];
     inv[x] = v;
   }
-  /* worth hoisting: computes something (a leaf or a parameter is free) */
   uint8_t *cutp = tl_xcalloc((size_t)f->nnodes + 1, 1);
-  for (int32_t x = 0; x < f->nnodes; x++) {
-    const tl_node *nd = &f->nodes[x];
-    bool variant_user = !inv[x];
-    for (int j = 0; j < nd->ninputs && variant_user; j++) {
-      int32_t y = tl_node_inputs(f, nd)[j];
-      if (inv[y] && f->nodes[y].op != TL_OP_INPUT && f->nodes[y].ninputs > 0) cutp[y] = 1;
-    }
-  }
-  for (int i = 0; i < f->noutputs; i++) {
-    int32_t y = f->outputs[i].node;
-    if (inv[y] && f->nodes[y].op != TL_OP_INPUT && f->nodes[y].ninputs > 0) cutp[y] = 1;
-  }
-  int n = 0;
-  for (int32_t x = 0; x < f->nnodes; x++)
-    if (cutp[x]) cut[n++] = x;
+  frontier(f, inv, NULL, cutp);
+  int n = marked(cutp, f->nnodes, cut);
   tl_free(inv);
   tl_free(cutp);
   return n;
@@ -288,12 +314,13 @@ typedef struct ctx {
   tl_attrs a;
 } ctx;
 
-/* The classes of h's outputs loaded on args; false when it cannot be. */
-static bool load(ctx *x, const tl_graph *h, const eg_id *args, eg_id *out) {
-  return tn_load_fn(x->c, x->e, h, args, out) == 0;
-}
-
-static eg_id add_control(ctx *x, int op, const tl_attrs *a, const eg_id *kids, int n) {
+/* A node of op with attributes a on the matched node's operands followed
+ * by extra[] (the hoisted values, new trailing operands). */
+static eg_id add_appended(ctx *x, int op, const tl_attrs *a, const eg_id *extra, int nextra) {
+  eg_id kids[TL_GRAPH_MAX_ARGS];
+  int n = 0;
+  for (int i = 0; i < x->nkids; i++) kids[n++] = x->kids[i];
+  for (int k = 0; k < nextra; k++) kids[n++] = extra[k];
   return tn_add(x->e, op, a, kids, (uint32_t)n);
 }
 
@@ -301,7 +328,7 @@ static eg_id do_inline(ctx *x, int32_t f) {
   if (x->nd->op != TL_OP_CALL) return EG_NONE;
   const tl_graph *g = x->t->fn[f];
   eg_id *out = tl_xmalloc(((size_t)g->noutputs + 1) * sizeof *out);
-  eg_id r = load(x, g, x->kids, out) ? out[x->a.out] : EG_NONE;
+  eg_id r = tn_load_fn(x->c, x->e, g, x->kids, out) == 0 ? out[x->a.out] : EG_NONE;
   tl_free(out);
   return r;
 }
@@ -316,7 +343,7 @@ static eg_id hoist_scan(ctx *x, int32_t b) {
   int ncut = invariant_cut(f, pinv, cut);
   eg_id r = EG_NONE;
   if (ncut > 0 && x->nkids + ncut <= TL_GRAPH_MAX_ARGS) {
-    tl_graph *pre = fn_slice(f, x->t, cut, ncut);
+    tl_graph *pre = fn_slice(f, x->t, cut, ncut, 0, f->ninputs);
     tl_graph *body = pre ? fn_cut(f, x->t, cut, ncut, nc + nk, false) : NULL;
     eg_id *hv = tl_xmalloc(((size_t)ncut + 1) * sizeof *hv);
     /* pre's parameters are the body's: the consts are operands nc.., the
@@ -324,12 +351,7 @@ static eg_id hoist_scan(ctx *x, int32_t b) {
      * not read them (EG_NONE) */
     eg_id *args = tl_xmalloc(((size_t)f->ninputs + 1) * sizeof *args);
     for (int i = 0; i < f->ninputs; i++) args[i] = i < nc + nk ? x->kids[i] : EG_NONE;
-    bool slices_unread = true;
-    for (int i = nc + nk; i < f->ninputs && pre; i++)
-      for (int32_t y = 0; y < pre->nnodes; y++)
-        for (int j = 0; j < pre->nodes[y].ninputs; j++)
-          if (tl_node_inputs(pre, &pre->nodes[y])[j] == pre->inputs[i]) slices_unread = false;
-    if (body && slices_unread && nc + nk > 0 && tn_load_fn(x->c, x->e, pre, args, hv) == 0) {
+    if (body && tn_load_fn(x->c, x->e, pre, args, hv) == 0) {
       int32_t *m = memo_find(x->done, x->ci, b, -1), bi;
       if (m) {
         bi = m[0];
@@ -347,7 +369,7 @@ static eg_id hoist_scan(ctx *x, int32_t b) {
       a.fn[1] = bi;
       a.consts = nk + ncut;
       a.present |= TL_A_CONSTS;
-      r = add_control(x, TL_OP_SCAN, &a, nk2, n);
+      r = tn_add(x->e, TL_OP_SCAN, &a, nk2, (uint32_t)n);
     }
     if (body) fn_drop(body);
     if (pre) fn_drop(pre);
@@ -370,7 +392,7 @@ static eg_id hoist_loop(ctx *x, int32_t b) {
   int ncut = invariant_cut(f, pinv, cut);
   eg_id r = EG_NONE;
   if (ncut > 0 && x->nkids + ncut <= TL_GRAPH_MAX_ARGS) {
-    tl_graph *pre = fn_slice(f, x->t, cut, ncut);
+    tl_graph *pre = fn_slice(f, x->t, cut, ncut, 0, f->ninputs);
     tl_graph *body = pre ? fn_cut(f, x->t, cut, ncut, f->ninputs, true) : NULL;
     tl_graph *cond = body ? fn_extend(x->t->fn[x->a.fn[0]], x->t, f, cut, ncut) : NULL;
     bool has_until = (x->a.present & TL_A_UNTIL) != 0;
@@ -388,11 +410,7 @@ static eg_id hoist_loop(ctx *x, int32_t b) {
         body = cond = until = NULL;
         memo_put(x->done, x->ci, b, x->a.fn[0], a.fn[1], a.fn[0], a.fn[2]);
       }
-      eg_id nk2[TL_GRAPH_MAX_ARGS];
-      int n = 0;
-      for (int i = 0; i < x->nkids; i++) nk2[n++] = x->kids[i];
-      for (int k = 0; k < ncut; k++) nk2[n++] = hv[k];
-      r = add_control(x, TL_OP_LOOP, &a, nk2, n);
+      r = add_appended(x, TL_OP_LOOP, &a, hv, ncut);
     }
     if (until) fn_drop(until);
     if (cond) fn_drop(cond);
@@ -437,91 +455,43 @@ static eg_id hoist_sequence(ctx *x, int32_t b) {
   const tl_graph *f = x->t->fn[b];
   int nc = (int)x->a.carry, nk = (x->a.present & TL_A_CONSTS) ? (int)x->a.consts : 0, first = nc + nk;
   if (f->ninputs <= first || x->nkids != f->ninputs) return EG_NONE;
-  uint8_t *kind = tl_xcalloc((size_t)f->nnodes + 1, 1), *cutp = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  uint8_t *kind = tl_xcalloc((size_t)f->nnodes + 1, 1), *seq = tl_xcalloc((size_t)f->nnodes + 1, 1);
+  uint8_t *cutp = tl_xcalloc((size_t)f->nnodes + 1, 1);
   for (int i = 0; i < f->ninputs; i++) kind[f->inputs[i]] = i < nc ? S_VARIANT : i < first ? S_CONST : S_SEQ;
   for (int32_t y = 0; y < f->nnodes; y++) {
     const tl_node *nd = &f->nodes[y];
     if (nd->op != TL_OP_INPUT) kind[y] = nd->ninputs == 0 ? S_CONST : seq_kind(f, nd, kind);
+    seq[y] = kind[y] == S_SEQ;
   }
-  /* the cut: sequence nodes (not parameters) a variant node or an output reads */
-  for (int32_t y = 0; y < f->nnodes; y++) {
-    const tl_node *nd = &f->nodes[y];
-    if (kind[y] == S_SEQ) continue;
-    for (int j = 0; j < nd->ninputs; j++) {
-      int32_t z = tl_node_inputs(f, nd)[j];
-      if (kind[z] == S_SEQ && f->nodes[z].op != TL_OP_INPUT) cutp[z] = 1;
-    }
-  }
-  for (int i = 0; i < f->noutputs; i++) {
-    int32_t z = f->outputs[i].node;
-    if (kind[z] == S_SEQ && f->nodes[z].op != TL_OP_INPUT) cutp[z] = 1;
-  }
+  frontier(f, seq, NULL, cutp);
   int32_t *cut = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *cut);
-  int ncut = 0;
-  for (int32_t y = 0; y < f->nnodes; y++)
-    if (cutp[y]) cut[ncut++] = y;
+  int ncut = marked(cutp, f->nnodes, cut);
   eg_id r = EG_NONE;
-  tl_graph *pre = NULL, *body = NULL;
-  int32_t *map = NULL;
-  uint8_t *need = NULL;
-  if (ncut == 0 || x->nkids + ncut > TL_GRAPH_MAX_ARGS) goto out;
-  /* pre: the consts and whole sequences in, the cut's nodes batched out */
-  pre = fn_new(f, x->t, "seq");
-  map = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *map);
-  need = tl_xcalloc((size_t)f->nnodes + 1, 1);
-  int len_sym = tl_graph_sym(pre, "__steps", 7);
-  for (int i = nc; i < f->ninputs; i++) {
-    const tl_node *p = &f->nodes[f->inputs[i]];
-    tl_type ty = p->type;
-    if (i >= first) { /* the whole sequence: a leading axis of the steps */
-      if (ty.rank == TL_MAX_RANK) goto out;
-      memmove(ty.dims + 1, ty.dims, (size_t)ty.rank * sizeof *ty.dims);
-      ty.dims[0] = tl_dim_sym(len_sym);
-      ty.rank++;
+  if (ncut > 0 && x->nkids + ncut <= TL_GRAPH_MAX_ARGS) {
+    /* pre: the consts and the whole sequences in (not the carries), the
+     * cut's nodes batched out */
+    tl_graph *pre = fn_slice(f, x->t, cut, ncut, nc, first);
+    tl_graph *body = pre ? fn_cut(f, x->t, cut, ncut, f->ninputs, false) : NULL;
+    eg_id hv[TL_GRAPH_MAX_ARGS];
+    if (body && tn_load_fn(x->c, x->e, pre, x->kids + nc, hv) == 0) {
+      int32_t *m = memo_find(x->done, x->ci, b, -2), bi;
+      if (m) {
+        bi = m[0];
+      } else {
+        bi = tl_fns_add(x->t, body);
+        body = NULL;
+        memo_put(x->done, x->ci, b, -2, bi, -1, -1);
+      }
+      tl_attrs a = x->a;
+      a.fn[1] = bi;
+      r = add_appended(x, TL_OP_SCAN, &a, hv, ncut);
     }
-    map[f->inputs[i]] = tl_graph_add_input(pre, f->names[p->name], &ty, p->loc);
+    if (body) fn_drop(body);
+    if (pre) fn_drop(pre);
   }
-  for (int k = 0; k < ncut; k++) need[cut[k]] = 1;
-  for (int32_t y = f->nnodes - 1; y >= 0; y--)
-    if (need[y])
-      for (int j = 0; j < f->nodes[y].ninputs; j++) need[tl_node_inputs(f, &f->nodes[y])[j]] = 1;
-  bool ok = true;
-  for (int32_t y = 0; y < f->nnodes && ok; y++)
-    if (need[y] && f->nodes[y].op != TL_OP_INPUT) ok = (map[y] = copy_node(pre, f, y, map)) >= 0;
-  for (int k = 0; k < ncut && ok; k++) {
-    char name[48];
-    snprintf(name, sizeof name, "seq%d", k);
-    tl_graph_add_output(pre, name, map[cut[k]]);
-  }
-  if (!ok) goto out;
-  body = fn_cut(f, x->t, cut, ncut, f->ninputs, false);
-  eg_id args[TL_GRAPH_MAX_ARGS], hv[TL_GRAPH_MAX_ARGS];
-  for (int i = 0; i < f->ninputs; i++) args[i] = i < nc ? EG_NONE : x->kids[i];
-  /* pre's parameters are the body's but the carries: drop them */
-  for (int i = nc; i < f->ninputs; i++) args[i - nc] = args[i];
-  if (!body || tn_load_fn(x->c, x->e, pre, args, hv) != 0) goto out;
-  int32_t *m = memo_find(x->done, x->ci, b, -2), bi;
-  if (m) {
-    bi = m[0];
-  } else {
-    bi = tl_fns_add(x->t, body);
-    body = NULL;
-    memo_put(x->done, x->ci, b, -2, bi, -1, -1);
-  }
-  eg_id nk2[TL_GRAPH_MAX_ARGS];
-  int n = 0;
-  for (int i = 0; i < x->nkids; i++) nk2[n++] = x->kids[i];
-  for (int k = 0; k < ncut; k++) nk2[n++] = hv[k];
-  tl_attrs a = x->a;
-  a.fn[1] = bi;
-  r = add_control(x, TL_OP_SCAN, &a, nk2, n);
-out:
-  if (body) fn_drop(body);
-  if (pre) fn_drop(pre);
-  tl_free(map);
-  tl_free(need);
   tl_free(cut);
   tl_free(cutp);
+  tl_free(seq);
   tl_free(kind);
   return r;
 }
@@ -596,25 +566,13 @@ static eg_id hoist_common(ctx *x, int32_t fi, int32_t gi) {
   for (int side = 0; side < 2; side++) {
     const tl_graph *h = side ? g : f;
     const int32_t *m = side ? mg : mf;
-    for (int32_t y = 0; y < h->nnodes; y++) {
-      const tl_node *nd = &h->nodes[y];
-      bool common = in_f[m[y]] && in_g[m[y]];
-      for (int j = 0; j < nd->ninputs && !common; j++) {
-        int32_t z = tl_node_inputs(h, nd)[j];
-        const tl_node *zn = &h->nodes[z];
-        if (in_f[m[z]] && in_g[m[z]] && zn->op != TL_OP_INPUT && zn->ninputs > 0) cutp[m[z]] = 1;
-      }
-    }
-    for (int i = 0; i < h->noutputs; i++) {
-      int32_t z = h->outputs[i].node;
-      const tl_node *zn = &h->nodes[z];
-      if (in_f[m[z]] && in_g[m[z]] && zn->op != TL_OP_INPUT && zn->ninputs > 0) cutp[m[z]] = 1;
-    }
+    uint8_t *common = tl_xmalloc((size_t)h->nnodes + 1);
+    for (int32_t y = 0; y < h->nnodes; y++) common[y] = in_f[m[y]] && in_g[m[y]];
+    frontier(h, common, m, cutp);
+    tl_free(common);
   }
   int32_t *cut = tl_xmalloc(((size_t)s->nnodes + 1) * sizeof *cut), *cf = NULL, *cg = NULL;
-  int ncut = 0;
-  for (int32_t y = 0; y < s->nnodes; y++)
-    if (cutp[y]) cut[ncut++] = y;
+  int ncut = marked(cutp, s->nnodes, cut);
   if (ncut > 0 && x->nkids + ncut <= TL_GRAPH_MAX_ARGS) {
     /* the cut in each branch's own node ids (the first node mapping there) */
     cf = tl_xmalloc(((size_t)ncut + 1) * sizeof *cf);
@@ -626,7 +584,7 @@ static eg_id hoist_common(ctx *x, int32_t fi, int32_t gi) {
       for (int32_t y = 0; y < g->nnodes && cg[k] < 0; y++)
         if (mg[y] == cut[k]) cg[k] = y;
     }
-    tl_graph *pre = fn_slice(s, x->t, cut, ncut);
+    tl_graph *pre = fn_slice(s, x->t, cut, ncut, 0, s->ninputs);
     tl_graph *f2 = pre ? fn_cut(f, x->t, cf, ncut, f->ninputs, false) : NULL;
     tl_graph *g2 = f2 ? fn_cut(g, x->t, cg, ncut, g->ninputs, false) : NULL;
     eg_id *hv = tl_xmalloc(((size_t)ncut + 1) * sizeof *hv);
@@ -641,11 +599,7 @@ static eg_id hoist_common(ctx *x, int32_t fi, int32_t gi) {
         f2 = g2 = NULL;
         memo_put(x->done, x->ci, fi, gi, a.fn[0], a.fn[1], -1);
       }
-      eg_id nk2[TL_GRAPH_MAX_ARGS];
-      int n = 0;
-      for (int i = 0; i < x->nkids; i++) nk2[n++] = x->kids[i];
-      for (int k = 0; k < ncut; k++) nk2[n++] = hv[k];
-      r = add_control(x, TL_OP_COND, &a, nk2, n);
+      r = add_appended(x, TL_OP_COND, &a, hv, ncut);
     }
     if (g2) fn_drop(g2);
     if (f2) fn_drop(f2);
@@ -685,7 +639,7 @@ static eg_id apply(ctx *x, const eg_control *ct, const uint32_t *subst) {
       a.fn[key_slot[rt->keys[k]]] = (int32_t)subst[rt->keyvars[k]];
       a.present |= key_bit[rt->keys[k]];
     }
-    return add_control(x, rt->op, &a, kids, n);
+    return tn_add(x->e, rt->op, &a, kids, (uint32_t)n);
   }
   int32_t f0 = rt->nvars > 0 ? (int32_t)subst[rt->vars[0]] : -1;
   int32_t f1 = rt->nvars > 1 ? (int32_t)subst[rt->vars[1]] : -1;

@@ -38,6 +38,7 @@ struct tl_opt {
   /* control-flow rules: the table the current graph is optimized against
    * (NULL: no functions), which rulesets are active, applications per rule */
   tl_fns *fns;
+  double *fn_tot; /* per function of fns: its tl_cost_graph totals [nprops], for extraction */
   bool *ctl_active;
   size_t *ctl_applied;
 };
@@ -178,6 +179,8 @@ static void clear_run_keep(tl_opt *o, bool reset_ctx) {
   tl_free(o->ex_class);
   tl_free(o->values);
   tl_free(o->totals);
+  tl_free(o->fn_tot);
+  o->fn_tot = NULL;
   o->choice = o->ex_class = NULL;
   o->values = o->totals = NULL;
   o->have_cost = false;
@@ -344,7 +347,7 @@ static int eval_node(tl_opt *o, node_eval *x, uint32_t nid, double *out, bool ch
   if (check && tl_cost_check_monotone(o->costs, &cn, out, err, err_size)) return -1;
   if (tl_ops[nd->op].kind == TL_KIND_CONTROL && o->fns) { /* a run costs its functions */
     double *add = tl_xcalloc((size_t)np + 1, sizeof *add);
-    int rc = tl_cost_control(o->costs, o->fns, nd->op, &a, x->in_type, nin, add, err, err_size);
+    int rc = tl_cost_control(o->costs, o->fns, o->fn_tot, nd->op, &a, x->in_type, nin, add, err, err_size);
     for (int p = 0; p < np && !rc; p++) out[p] += add[p];
     tl_free(add);
     if (rc) return -1;
@@ -355,15 +358,26 @@ static int eval_node(tl_opt *o, node_eval *x, uint32_t nid, double *out, bool ch
 /* The objective on a function's code alone: what extraction charges once
  * for a function that chosen control nodes run (tl_cost_control leaves
  * code out of a run's cost; a chosen inlined body pays its own). */
-static int fn_code_cost(tl_opt *o, int32_t f, double *c, char *err, size_t err_size) {
+static double fn_code_cost(tl_opt *o, int32_t f) {
   int np = tl_cost_nprops(o->costs), code = tl_cost_find(o->costs, "code");
-  double *tot = tl_xcalloc((size_t)np + 1, sizeof *tot), *v = tl_xcalloc((size_t)np + 1, sizeof *v);
-  int rc = tl_cost_graph(o->costs, NULL, o->fns->fn[f], NULL, tot, NULL, NULL, err, err_size);
-  if (code >= 0) v[code] = tot[code];
-  *c = tl_cost_expr_eval(o->objective, v);
-  tl_free(tot);
+  double *v = tl_xcalloc((size_t)np + 1, sizeof *v);
+  if (code >= 0) v[code] = o->fn_tot[(size_t)f * (size_t)np + (size_t)code];
+  double c = tl_cost_expr_eval(o->objective, v);
   tl_free(v);
-  return rc;
+  return c;
+}
+
+/* Every function's totals, once per extraction: each run of a function
+ * is priced from them (tl_cost_control), and its code (fn_code_cost). */
+static int fn_totals(tl_opt *o, char *err, size_t err_size) {
+  int np = tl_cost_nprops(o->costs), nf = o->fns ? o->fns->n : 0;
+  tl_free(o->fn_tot);
+  o->fn_tot = nf ? tl_xcalloc((size_t)nf * (size_t)np + 1, sizeof *o->fn_tot) : NULL;
+  for (int f = 0; f < nf; f++)
+    if (tl_cost_graph(o->costs, NULL, o->fns->fn[f], NULL, o->fn_tot + (size_t)f * (size_t)np, NULL, NULL, err,
+                      err_size))
+      return -1;
+  return 0;
 }
 
 static bool well_typed(eg_egraph *e, const eg_node *nd) {
@@ -384,6 +398,7 @@ static int extract(tl_opt *o, tl_error *err) {
   eg_egraph *e = o->e;
   size_t nids = eg_nids(e);
   int np = tl_cost_nprops(o->costs);
+  if (fn_totals(o, TL_EMSG(err))) return tl_fail_kind(err, TL_BAD_INPUT); /* a cost function's complaint */
   o->choice = tl_xmalloc((nids + 1) * sizeof *o->choice);
   o->ex_class = tl_xmalloc((nids + 1) * sizeof *o->ex_class);
   for (size_t i = 0; i < nids; i++) o->choice[i] = EG_NONE, o->ex_class[i] = EX_NONE;
@@ -497,8 +512,8 @@ static int extract(tl_opt *o, tl_error *err) {
         if (fs[q] >= 0 && fs[q] < nfns && fn_seen[fs[q]] != i + 1) fn_seen[fs[q]] = i + 1, fn_runs[fs[q]]++;
     }
   }
-  for (int f = 0; f < nfns && rc == 0; f++)
-    if (fn_runs[f] && fn_code_cost(o, f, &fn_code[f], TL_EMSG(err))) rc = tl_fail_kind(err, TL_BAD_INPUT);
+  for (int f = 0; f < nfns; f++)
+    if (fn_runs[f]) fn_code[f] = fn_code_cost(o, f);
   for (s = 0; s < nslots && rc == 0; s++) {
     const eg_node *nd = eg_get_node(e, slot[s].node);
     if (slot[s].pending != 0 || !well_typed(e, nd)) continue;
@@ -612,15 +627,8 @@ static bool control_setup(tl_opt *o) {
   o->ctl_active = tl_xcalloc((size_t)nsets + 1, sizeof *o->ctl_active);
   o->ctl_applied = tl_xcalloc((size_t)nc + 1, sizeof *o->ctl_applied);
   for (int s = 0; s < nsets; s++) {
-    const char *name = o->rules->rulesets[s];
-    size_t len = strlen(name);
     bool on = o->p.nphases == 0;
-    for (int i = 0; i < o->p.nphases && !on; i++)
-      for (const char *q = o->p.phases[i]; q && *q && !on; q++) {
-        const char *end = q + strcspn(q, " ,");
-        on = (size_t)(end - q) == len && !strncmp(q, name, len);
-        q = *end ? end : end - 1;
-      }
+    for (int i = 0; i < o->p.nphases && !on; i++) on = eg_ruleset_in(o->rules, s, o->p.phases[i]);
     o->ctl_active[s] = on;
   }
   bool inlines = false;
@@ -643,14 +651,16 @@ typedef struct run_state {
   char **out_names;
   int nout;
   tl_fns *fns;
+  double *fn_tot;
 } run_state;
 
 static void run_swap(tl_opt *o, run_state *r) {
   run_state cur = {o->e, o->report, o->choice, o->ex_class, o->values, o->totals, o->cost, o->have_cost,
-                   o->orig, o->roots, o->out_names, o->nout, o->fns};
+                   o->orig, o->roots, o->out_names, o->nout, o->fns, o->fn_tot};
   o->e = r->e, o->report = r->report, o->choice = r->choice, o->ex_class = r->ex_class;
   o->values = r->values, o->totals = r->totals, o->cost = r->cost, o->have_cost = r->have_cost;
   o->orig = r->orig, o->roots = r->roots, o->out_names = r->out_names, o->nout = r->nout, o->fns = r->fns;
+  o->fn_tot = r->fn_tot;
   *r = cur;
 }
 

@@ -570,6 +570,20 @@ int tn_input(tn_ctx *c, const tl_graph *src, int32_t node, char *err, size_t err
   return c->ninputs++;
 }
 
+/* Node n of g into e with attributes a (its dims already the store's) and
+ * its operands' classes from cls (kids: scratch); a const's tensor is
+ * copied into the store. */
+static eg_id load_node(tn_ctx *c, eg_egraph *e, const tl_graph *g, const tl_node *n, tl_attrs *a,
+                       const eg_id *cls, eg_id *kids) {
+  if (n->op == TL_OP_CONST) {
+    TL_GROW(c->store->lits, c->store->nlits, c->store->caplits);
+    c->store->lits[c->store->nlits] = tl_tensor_copy(g->lits[n->attrs.lit]);
+    a->lit = c->store->nlits++;
+  }
+  for (int k = 0; k < n->ninputs; k++) kids[k] = cls[tl_node_inputs(g, n)[k]];
+  return eg_add(e, n->op, intern(e, a), kids, n->ninputs);
+}
+
 int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, int *in_slots,
                   char *err, size_t err_size) {
   eg_id *cls = tl_xmalloc(((size_t)g->nnodes + 1) * sizeof *cls);
@@ -594,13 +608,7 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
     if (n->op == TL_OP_INPUT) continue;
     tl_attrs a = n->attrs;
     rename_dims(c, g, a.shape, a.nshape);
-    if (n->op == TL_OP_CONST) {
-      TL_GROW(c->store->lits, c->store->nlits, c->store->caplits);
-      c->store->lits[c->store->nlits] = tl_tensor_copy(g->lits[n->attrs.lit]);
-      a.lit = c->store->nlits++;
-    }
-    for (int k = 0; k < n->ninputs; k++) kids[k] = cls[tl_node_inputs(g, n)[k]];
-    cls[id] = eg_add(e, n->op, intern(e, &a), kids, n->ninputs);
+    cls[id] = load_node(c, e, g, n, &a, cls, kids);
   }
   if (rc == 0)
     for (int i = 0; i < g->noutputs; i++) out_cls[i] = cls[g->outputs[i].node];
@@ -643,13 +651,7 @@ int tn_load_fn(tn_ctx *c, eg_egraph *e, const tl_graph *f, const eg_id *args, eg
     for (int d = 0; d < a.nshape; d++)
       if ((a.shape[d] = callee_dim(a.shape[d], map)) == TN_UNBOUND) rc = -1; /* a dim no parameter fixes */
     if (rc) break;
-    if (n->op == TL_OP_CONST) {
-      TL_GROW(c->store->lits, c->store->nlits, c->store->caplits);
-      c->store->lits[c->store->nlits] = tl_tensor_copy(f->lits[n->attrs.lit]);
-      a.lit = c->store->nlits++;
-    }
-    for (int k = 0; k < n->ninputs; k++) kids[k] = cls[tl_node_inputs(f, n)[k]];
-    cls[id] = eg_add(e, n->op, intern(e, &a), kids, n->ninputs);
+    cls[id] = load_node(c, e, f, n, &a, cls, kids);
   }
   if (rc == 0)
     for (int i = 0; i < f->noutputs; i++) out_cls[i] = cls[f->outputs[i].node];
