@@ -1,6 +1,7 @@
 /* api.c - the public C API (include/tlaloc.h) over the internal modules. */
 #include "tlaloc.h"
 
+#include "backend/blas.h"
 #include "cost/profile.h"
 #include "engine/engine.h"
 #include "interp/interp.h"
@@ -524,6 +525,8 @@ static tlaloc_status tlaloc_prove_unguarded(const tlaloc_graph *a, const tlaloc_
 void tlaloc_free(void *p) { tl_free(p); }
 
 void tlaloc_malloc_tune(void) { tl_alloc_tune(); }
+
+const char *tlaloc_blas_tune(void) { return be_blas_tune(); }
 
 /* After an unwind: "out of memory" in *errors when that small string can
  * still be had (the failed allocation was undone). */

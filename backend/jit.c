@@ -14,6 +14,7 @@
  * triple, CPU and features; a pool of target machines reused across
  * compiles; one LLJIT in which each program has a JITDylib of its own. */
 #include "backend/be_internal.h"
+#include "backend/blas.h"
 #include "interp/interp.h"
 #include "ir/tg.h"
 #include "util/util.h"
@@ -182,21 +183,9 @@ static void init_impl(void) {
   LLVMInitializeNativeAsmParser();
   /* libmvec must be resolvable by the JIT; the AOT route links -lmvec */
   dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
-  /* cblas_?gemm for generated code, unless the program links OpenBLAS. The
-   * JIT resolves symbols in the global scope (dlopen(NULL)); RTLD_DEFAULT
-   * would also see this library's own dependencies, which are not global
-   * when libtlaloc.so itself was loaded RTLD_LOCAL (Python's ctypes), so
-   * ask the global scope, and make OpenBLAS global if it is not. */
-  void *global = dlopen(NULL, RTLD_NOW);
-  bool have_gemm = global && dlsym(global, "cblas_sgemm");
-  if (global) dlclose(global);
-  if (!have_gemm) {
-    static const char *const blas[] = {"libopenblas.so.0", "libopenblas.so", "libblas.so.3"};
-    for (size_t i = 0; i < sizeof blas / sizeof *blas; i++) {
-      void *h = dlopen(blas[i], RTLD_NOW | RTLD_GLOBAL); /* kept open: the JIT's code calls it */
-      if (h && dlsym(h, "cblas_sgemm")) break;
-    }
-  }
+  /* cblas_?gemm for generated code (backend/blas.c: the global scope, where
+   * the JIT resolves symbols; OpenBLAS is made global when it is not) */
+  be_blas_global();
   const char *nv = getenv("TLALOC_NO_VECLIB");
   if (!nv || !*nv || *nv == '0') {
     const char *args[] = {"tlaloc", "-vector-library=LIBMVEC-X86"};

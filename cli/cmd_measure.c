@@ -3,6 +3,7 @@
  * printed report; measure/calibrate.h does the measuring. */
 #include "cli/cli.h"
 
+#include "backend/blas.h"
 #include "ir/tg.h"
 #include "measure/calibrate.h"
 #include "util/util.h"
@@ -165,6 +166,8 @@ int cli_cmd_cost_report(int argc, char **argv) {
   const char *pp = tl_profile_path(ppath, sizeof ppath);
   if (p.measured) printf("profile: measured, %s (%s)\n", pp, p.cpu);
   else printf("profile: defaults, %s (no profile at %s; run tlaloc calibrate)\n", p.cpu, pp ? pp : "?");
+  const char *core = be_blas_core();
+  printf("BLAS: %s%s\n", core ? "OpenBLAS kernel set " : "", core ? core : "no kernel-set choice");
   printf("threads %d; each kernel row runs the kernel as a program of its own, so both its columns include "
          "one call's fixed cost (%.2f us predicted)\n", p.threads, p.run_overhead * 1e6);
   printf("\n%3s  %-8s  %-26s  %10s  %9s  %3s  %-7s  %11s  %11s  %9s\n", "#", "kind", "computes", "elements",

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 
 #include "backend/backend.h"
+#include "backend/blas.h"
 #include "engine/engine.h"
 #include "extract/extract.h"
 #include "interp/interp.h"
@@ -694,6 +695,7 @@ _Static_assert(CLI_EXIT_CHECK == TL_CHECK_FAILED && CLI_EXIT_BAD == TL_BAD_INPUT
  * TLALOC_FAIL_ALLOC=k fails the k-th allocation (the out-of-memory tests). */
 int main(int argc, char **argv) {
   tl_alloc_tune(); /* outputs of repeated runs stay warm (util/alloc.h) */
+  be_blas_tune();  /* GEMMs on the CPU's fastest OpenBLAS kernels (backend/blas.h) */
   const char *k = getenv("TLALOC_FAIL_ALLOC");
   if (k && *k) tl_alloc_fail_at(strtoull(k, NULL, 10));
   tl_region r;

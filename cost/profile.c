@@ -149,6 +149,16 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
       snprintf(key[0] == 'c' ? p->cpu : p->gpu, sizeof p->cpu, "%.127s", rest); /* a longer name is cut */
       continue;
     }
+    if (!strcmp(key, "blas.core")) {
+      char name[sizeof p->blas_core + 1];
+      if (sscanf(rest, " %32s", name) != 1 || strlen(name) >= sizeof p->blas_core) {
+        snprintf(err, n, "%s:%d: 'blas.core %s': expected an OpenBLAS kernel set's name", path, lineno, rest);
+        rc = 2;
+        break;
+      }
+      snprintf(p->blas_core, sizeof p->blas_core, "%s", name);
+      continue;
+    }
     if (!strncmp(key, "vmath.", 6)) {
       unsigned bit = !strcmp(key + 6, "exp") ? TL_OWN_EXP32 : !strcmp(key + 6, "tanh") ? TL_OWN_TANH32 : 0;
       size_t len = strlen(rest);
@@ -252,6 +262,7 @@ int tl_profile_save(const char *path, const tl_profile *p, char *err, size_t n) 
   fprintf(f, "# tlaloc profile 1 (written by tlaloc calibrate)\n");
   fprintf(f, "cpu %s\nthreads %d\n", p->cpu, p->threads);
   if (p->gpu[0]) fprintf(f, "gpu %s\n", p->gpu);
+  if (p->blas_core[0]) fprintf(f, "blas.core %s\n", p->blas_core);
 #define SAVE_KEY(k) fprintf(f, "%s %.6g\n", #k, p->k);
   PROFILE_KEYS(SAVE_KEY)
 #undef SAVE_KEY

@@ -36,6 +36,8 @@ typedef struct tl_profile {
   double bw_1, bw_all;    /* stream bandwidth, bytes/s: one thread, all threads */
   double flops_1, flops_all; /* f32 multiply-add throughput, flop/s (vectorised) */
   double gemm_f32, gemm_f64; /* BLAS GEMM rate on large square matrices, flop/s */
+  char blas_core[32];      /* OpenBLAS kernel set measured fastest (backend/blas.h); "": not
+                           * measured, keep the default choice */
   double gemm_half;       /* a GEMM whose smallest dim is s runs at s / (s + gemm_half) of that
                            * rate (packing and edge blocks weigh on small products) */
   double kernel_overhead; /* seconds per kernel call (dispatch, loop setup) */

@@ -263,6 +263,19 @@ void tlaloc_free(void *p);
  * make it a no-op, as does a libc other than glibc. */
 void tlaloc_malloc_tune(void);
 
+/* Runs the GEMMs on the fastest of OpenBLAS's kernel sets for this CPU:
+ * the one `tlaloc calibrate` measured (the profile's blas.core), else
+ * OpenBLAS's AVX-512 set where it picked an AVX2 one on a CPU with AVX-512
+ * and OPENBLAS_CORETYPE is not set. The measured set applies over
+ * OPENBLAS_CORETYPE (images set it to "Haswell" as a blanket workaround,
+ * which halves GEMM speed on AVX-512 CPUs). Process-wide (every user of
+ * that OpenBLAS in the process) and not safe while another thread is in a
+ * BLAS call, hence opt-in, once, at start: the CLI and the Python package
+ * call it. A no-op with TLALOC_BLAS_TUNE=0 or a BLAS that is not a
+ * dynamic-arch OpenBLAS. Returns the kernel set running afterwards
+ * ("SkylakeX", ...) or NULL when the BLAS has no such choice. */
+const char *tlaloc_blas_tune(void);
+
 #ifdef __cplusplus
 }
 #endif

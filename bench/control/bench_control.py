@@ -286,7 +286,10 @@ def main():
                 cpu = line.split(":", 1)[1].strip()
     except OSError:
         pass
-    print("bench-control: %s, %d thread(s), min of %d runs" % (cpu, THREADS, ARGS.runs))
+    from tlaloc import _lib
+    core = _lib.library().tlaloc_blas_tune()  # what the import chose; the C loop and torch share it
+    print("bench-control: %s, %d thread(s), min of %d runs, OpenBLAS kernel set %s (all peers)"
+          % (cpu, THREADS, ARGS.runs, core.decode() if core else "unknown"))
     T, B, D, H = (5, 4, 8, 8) if ARGS.smoke else (100, 64, 256, 256)
     r = bench_rnn(T, B, D, H)
     print("\nrnn scan (T=%d, batch %d, hidden %d, f32):" % (T, B, H))

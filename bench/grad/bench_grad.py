@@ -216,8 +216,12 @@ def run_threads(torch, threads, rng):
         th_time = min_time(lambda: torch_step(name, torch, P, D), runs)
         rows.append((name, sizes[name], tl_time, th_time, (t1 - t0) * 1e3, st.get("optimize_s", 0) * 1e3,
                      st.get("compile_s", 0) * 1e3, st.get("kernels", 0)))
-    print("threads %d; %s; load average %s; min of %d runs after 2 warm-up steps; f32; rules: %s" %
-          (threads, cpu_model(), load_average(), runs, "no" if ARGS.no_rules else "rules/ (the e-graph)"))
+    from tlaloc import _lib
+    core = _lib.library().tlaloc_blas_tune()  # chosen at import; PyTorch shares this OpenBLAS
+    print("threads %d; %s; load average %s; min of %d runs after 2 warm-up steps; f32; rules: %s; "
+          "OpenBLAS kernel set %s (both)" %
+          (threads, cpu_model(), load_average(), runs, "no" if ARGS.no_rules else "rules/ (the e-graph)",
+           core.decode() if core else "unknown"))
     print("| workload | sizes | tlaloc step ms | PyTorch step ms | speedup | grad ms | optimize ms | LLVM compile ms | kernels |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, sz, a, b, g, o, c, k in rows:

@@ -125,6 +125,10 @@ def library():
         # fresh outputs reuse warm pages (include/tlaloc.h; TLALOC_MALLOC_TUNE=0: not)
         lib.tlaloc_malloc_tune.restype = None
         lib.tlaloc_malloc_tune()
+        # GEMMs on this CPU's fastest OpenBLAS kernels (include/tlaloc.h;
+        # OPENBLAS_CORETYPE or TLALOC_BLAS_TUNE=0: not)
+        lib.tlaloc_blas_tune.restype = cp
+        lib.tlaloc_blas_tune()
         lib.tlaloc_output_shapes.argtypes = [vp, vp, i, vp, i, ctypes.POINTER(vp)]
         lib.tlaloc_output_shapes.restype = i
         lib.tlaloc_optimize.argtypes = [vp, ctypes.POINTER(cp), i, cp, ctypes.POINTER(vp),

@@ -32,7 +32,7 @@ expect_out "calibrate" "MiB, 1 thread"
 # every number positive; the multi-thread figures not below half the
 # single-thread ones; magnitudes a real machine can have
 while read -r key val; do
-  case $key in '#'* | cpu | vmath.* | '') continue ;; esac
+  case $key in '#'* | cpu | vmath.* | blas.core | '') continue ;; esac
   # a row may cost nothing measurable; everything else takes time
   if [ "$key" = row_ns ]; then min=">="; else min=">"; fi
   awk -v v="$val" "BEGIN { exit !(v + 0 $min 0) }" && ok || bad "profile: $key = $val is not positive"
@@ -78,6 +78,38 @@ sed -i 's/^vmath\.exp own$/vmath.exp libmvec/' "$tmp/vm.txt"
 TLALOC_PROFILE="$tmp/vm.txt" TLALOC_CACHE_DIR="$tmp/vmcache" TLALOC_BE_DUMP=2 "$TL" run "$tmp/vm.tg" --random 1 \
   >/dev/null 2>"$tmp/vm.ll"
 grep -q 'call <.*_expf(' "$tmp/vm.ll" && ok || bad "vmath.exp libmvec: the engine calls no libmvec exp"
+
+# which OpenBLAS kernel set runs the GEMMs: where OpenBLAS offers a choice,
+# calibrate times each set, records the one it chose, and the tools run it
+# (over OPENBLAS_CORETYPE, as measured here); TLALOC_BLAS_TUNE=0 keeps
+# OpenBLAS's own choice. A BLAS with no choice: said plainly, then skipped.
+if grep -q 'OpenBLAS kernel set chosen' "$tmp/out"; then
+  chosen=$(sed -n 's/^ *OpenBLAS kernel set chosen *//p' "$tmp/out")
+  [ "$(value blas.core "$P")" = "$chosen" ] && ok || bad "profile's blas.core is not the chosen set '$chosen'"
+  first=$(sed -n 's/^ *OpenBLAS \([A-Za-z0-9]*\) (at start).*/\1/p' "$tmp/out")
+  [ -n "$first" ] && ok || bad "calibrate did not time the kernel set running at start"
+  for core in $(sed -n 's/^ *OpenBLAS \([A-Za-z0-9]*\)[ :(].*GEMM.*/\1/p' "$tmp/out"); do
+    grep -v '^blas\.core' "$P" >"$tmp/bc.txt"
+    echo "blas.core $core" >>"$tmp/bc.txt"
+    OPENBLAS_CORETYPE=$first TLALOC_PROFILE="$tmp/bc.txt" "$TL" cost-report "$SRC/examples/mlp_layer.tg" \
+      --dim n=64 --runs 1 >"$tmp/out" 2>"$tmp/err"
+    expect_out "profile naming $core" "BLAS: OpenBLAS kernel set $core"
+    # the GEMM on that set computes what the interpreter does
+    printf '(graph mm (in a f32 [67 300]) (in b f32 [300 45]) (out c (matmul a b)))\n' >"$tmp/mm.tg"
+    TLALOC_PROFILE="$tmp/bc.txt" "$TL" run "$tmp/mm.tg" --random 3 >"$tmp/mm_jit.txt" 2>&1 &&
+      "$TL" run "$tmp/mm.tg" --random 3 --interp >"$tmp/mm_int.txt" 2>&1 && ok || bad "matmul on $core did not run"
+    cmp -s "$tmp/mm_jit.txt" "$tmp/mm_int.txt" && ok || python3 - "$tmp/mm_jit.txt" "$tmp/mm_int.txt" <<'PY' && ok || bad "matmul on $core differs from the interpreter"
+import re, sys
+a, b = (re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?|nan|inf", open(f).read()) for f in sys.argv[1:])
+sys.exit(not (len(a) == len(b) > 0 and all(abs(float(x) - float(y)) <= 1e-4 * (1 + abs(float(y))) for x, y in zip(a, b))))
+PY
+  done
+  TLALOC_BLAS_TUNE=0 OPENBLAS_CORETYPE=$first TLALOC_PROFILE="$tmp/bc.txt" "$TL" cost-report \
+    "$SRC/examples/mlp_layer.tg" --dim n=64 --runs 1 >"$tmp/out" 2>"$tmp/err"
+  expect_out "TLALOC_BLAS_TUNE=0" "BLAS: OpenBLAS kernel set $first"
+else
+  echo "skip: the BLAS offers no kernel-set choice here ($(grep -i 'OpenBLAS kernel set' "$tmp/out"))"
+fi
 
 # ---- the stored profile's location ----------------------------------------
 # TLALOC_PROFILE names where calibrate writes and where cost-report reads

@@ -107,6 +107,9 @@ Test(profile, malformed_files) {
   expect_error("# p\nbw_1\n", ":2: 'bw_1' has no value");
   expect_error("threads 2\nfrobs 3\n", ":2: unknown key 'frobs'");
   expect_error("vmath.exp fast\n", ":1: 'vmath.exp fast': expected vmath.exp or vmath.tanh, then own or libmvec");
+  expect_error("blas.core ThisNameIsFarTooLongForAnyKernelSetOfOpenBLAS\n",
+               ":1: 'blas.core ThisNameIsFarTooLongForAnyKernelSetOfOpenBLAS': expected an OpenBLAS kernel "
+               "set's name");
   expect_error("vmath.sin own\n", ":1: 'vmath.sin own': expected vmath.exp or vmath.tanh, then own or libmvec");
   expect_error("bw_1 -5\n", ":1: 'bw_1' needs a finite non-negative number");
   expect_error("bw_1 -1e-3\n", ":1: 'bw_1' needs a finite non-negative number");
@@ -188,6 +191,7 @@ Test(profile, save_load_round_trip) {
   p.level_bw_1[1] = 4e10;
   p.level_bw_all[1] = 7e10;
   p.own_math = TL_OWN_TANH32;
+  snprintf(p.blas_core, sizeof p.blas_core, "SkylakeX");
   char path[128], err[256] = "";
   snprintf(path, sizeof path, "%s/sub/dir/profile.txt", dir); /* folders are created */
   cr_assert_eq(tl_profile_save(path, &p, err, sizeof err), 0, "%s", err);
@@ -201,6 +205,7 @@ Test(profile, save_load_round_trip) {
   cr_expect_eq(q.elem_ns[TL_OP_POW], 0, "a zero cost is written and read back as zero");
   cr_expect_eq(q.elem_ns_f64[TL_OP_EXP], 1.25);
   cr_expect_eq(q.own_math, (unsigned)TL_OWN_TANH32, "vmath.tanh own, vmath.exp libmvec");
+  cr_expect_str_eq(q.blas_core, "SkylakeX");
   cr_assert_eq(q.nlevels, 2);
   cr_expect_eq(q.level_bytes[1], 1572864);
   cr_expect_float_eq(q.level_bw_all[1], 7e10, 1e3);
