@@ -76,6 +76,7 @@ typedef struct be_stats {
   int cache_hit;
   int cache_bad;
   int nkernels;
+  int par_modules;    /* 2: compiled in two halves on two threads (jit.c, "parallel codegen") */
   int ninplace;       /* kernels writing over a dead operand's buffer */
   size_t arena_bytes; /* intermediates' arena at the last run's sizes */
 } be_stats;

@@ -22,6 +22,8 @@
 #include <assert.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -346,7 +348,7 @@ be_options be_options_default(void) {
  * is part of the key. */
 
 #define CE_MAGIC "tlcache\n"
-enum { CE_FORMAT = 1 };
+enum { CE_FORMAT = 2 };
 
 typedef struct cache_hdr {
   char magic[8];      /* CE_MAGIC */
@@ -356,9 +358,11 @@ typedef struct cache_hdr {
   uint64_t prog_hash; /* XXH3-64 of what the key hashes (program, plan, target, options) */
   uint64_t obj_size;  /* bytes of object after the header */
   uint64_t obj_hash;  /* XXH3-64 of those bytes */
+  uint64_t first_size; /* the first object's bytes; the rest, if any, is a second
+                          object (a module compiled in two halves, "parallel codegen") */
   uint64_t hdr_hash;  /* XXH3-64 of the header's bytes before this field */
 } cache_hdr;
-static_assert(sizeof(cache_hdr) == 64, "the cache header has no padding");
+static_assert(sizeof(cache_hdr) == 72, "the cache header has no padding");
 
 /* What an entry is for: its key (the file name) and the program hash. */
 typedef struct cache_id {
@@ -440,10 +444,17 @@ static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_option
 
 static uint64_t hdr_hash(const cache_hdr *h) { return XXH3_64bits(h, offsetof(cache_hdr, hdr_hash)); }
 
-/* The entry at path as an object buffer: 0 and *obj on a sound entry for
- * id; 1 when there is no entry; -1 when there is one but it is not sound
- * (short, corrupted, another program's, another format). */
-static int cache_load(const char *path, const cache_id *id, LLVMMemoryBufferRef *obj) {
+/* The hash of an entry's objects: the first's, seeding the second's. */
+static uint64_t objs_hash(const void *o1, size_t n1, const void *o2, size_t n2) {
+  uint64_t h = XXH3_64bits(o1, n1);
+  return n2 ? XXH3_64bits_withSeed(o2, n2, h) : h;
+}
+
+/* The entry at path as object buffers: 0 and *obj (and *obj2, or NULL
+ * for a one-object entry) on a sound entry for id; 1 when there is no
+ * entry; -1 when there is one but it is not sound (short, corrupted,
+ * another program's, another format). */
+static int cache_load(const char *path, const cache_id *id, LLVMMemoryBufferRef *obj, LLVMMemoryBufferRef *obj2) {
   size_t len;
   char *data = read_all(path, &len);
   if (!data) return 1;
@@ -455,8 +466,13 @@ static int cache_load(const char *path, const cache_id *id, LLVMMemoryBufferRef 
     if (!memcmp(h.magic, CE_MAGIC, sizeof h.magic) && h.format == CE_FORMAT && h.hdr_size == sizeof h &&
         h.hdr_hash == hdr_hash(&h) && h.key_hi == id->key_hi && h.key_lo == id->key_lo &&
         h.prog_hash == id->prog_hash && h.obj_size > 0 && h.obj_size == len - sizeof h &&
-        h.obj_hash == XXH3_64bits(o, h.obj_size)) {
-      *obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(o, h.obj_size, "tlaloc-cached");
+        h.first_size > 0 && h.first_size <= h.obj_size &&
+        h.obj_hash == objs_hash(o, h.first_size, o + h.first_size, h.obj_size - h.first_size)) {
+      *obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(o, h.first_size, "tlaloc-cached");
+      *obj2 = h.first_size < h.obj_size
+                  ? LLVMCreateMemoryBufferWithMemoryRangeCopy(o + h.first_size, h.obj_size - h.first_size,
+                                                              "tlaloc-cached-2")
+                  : NULL;
       rc = 0;
     }
   }
@@ -464,9 +480,13 @@ static int cache_load(const char *path, const cache_id *id, LLVMMemoryBufferRef 
   return rc;
 }
 
-/* Writes the entry for id (header + object) to a temporary file in dir and
- * renames it to path. Best effort: a failure leaves no entry (or the old). */
-static void cache_store(const char *dir, const char *path, const cache_id *id, const void *obj, size_t len) {
+/* Writes the entry for id (header + objects) to a temporary file in dir
+ * and renames it to path. Best effort: a failure leaves no entry (or the
+ * old). obj2 may be NULL. */
+static void cache_store(const char *dir, const char *path, const cache_id *id, LLVMMemoryBufferRef obj,
+                        LLVMMemoryBufferRef obj2) {
+  const char *o1 = LLVMGetBufferStart(obj), *o2 = obj2 ? LLVMGetBufferStart(obj2) : NULL;
+  size_t n1 = LLVMGetBufferSize(obj), n2 = obj2 ? LLVMGetBufferSize(obj2) : 0;
   cache_hdr h;
   memset(&h, 0, sizeof h);
   memcpy(h.magic, CE_MAGIC, sizeof h.magic);
@@ -475,15 +495,16 @@ static void cache_store(const char *dir, const char *path, const cache_id *id, c
   h.key_hi = id->key_hi;
   h.key_lo = id->key_lo;
   h.prog_hash = id->prog_hash;
-  h.obj_size = len;
-  h.obj_hash = XXH3_64bits(obj, len);
+  h.obj_size = n1 + n2;
+  h.first_size = n1;
+  h.obj_hash = objs_hash(o1, n1, o2, n2);
   h.hdr_hash = hdr_hash(&h);
   mkdirs(dir);
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%p", path, (long)getpid(), (void *)&tmp);
   FILE *f = fopen(tmp, "wb");
   if (!f) return;
-  bool ok = fwrite(&h, 1, sizeof h, f) == sizeof h && fwrite(obj, 1, len, f) == len;
+  bool ok = fwrite(&h, 1, sizeof h, f) == sizeof h && fwrite(o1, 1, n1, f) == n1 && (!n2 || fwrite(o2, 1, n2, f) == n2);
   ok = fclose(f) == 0 && ok;
   if (!ok || rename(tmp, path)) unlink(tmp);
 }
@@ -609,21 +630,28 @@ static LLVMErrorRef jd_lookup(LLVMOrcJITDylibRef jd, const char *name, LLVMOrcEx
   return w.err;
 }
 
-static int jit_link(be_program *p, LLVMMemoryBufferRef obj, tl_error *er) {
+static int jit_link(be_program *p, LLVMMemoryBufferRef obj, LLVMMemoryBufferRef obj2, tl_error *er) {
   pthread_once(&jit_once, jit_init);
   if (!the_jit) {
     LLVMDisposeMemoryBuffer(obj);
+    if (obj2) LLVMDisposeMemoryBuffer(obj2);
     tl_fail(er, TL_BACKEND_FAILED, "%s", the_jit_err);
     return -1;
   }
   LLVMOrcJITDylibRef jd = jd_take(er);
   if (!jd) {
     LLVMDisposeMemoryBuffer(obj);
+    if (obj2) LLVMDisposeMemoryBuffer(obj2);
     return -1;
   }
   p->jd = jd;
   LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(the_jit, jd, obj);
   if (e) {
+    if (obj2) LLVMDisposeMemoryBuffer(obj2);
+    set_llvm_err(e, "adding the object", er);
+    return -1;
+  }
+  if (obj2 && (e = LLVMOrcLLJITAddObjectFile(the_jit, jd, obj2))) {
     set_llvm_err(e, "adding the object", er);
     return -1;
   }
@@ -635,6 +663,162 @@ static int jit_link(be_program *p, LLVMMemoryBufferRef obj, tl_error *er) {
   }
   p->entry = (be_entry)(uintptr_t)addr;
   return 0;
+}
+
+/* ---- parallel codegen ------------------------------------------------------
+ * Passes and codegen are most of a cold compile (an MLP training step's
+ * 22 kernels: 39 + 60 of 105 ms), and at level 1 they work function by
+ * function (the lean pipeline has no interprocedural pass). So a module
+ * with enough code is cut in two by functions, balanced by instruction
+ * count, and the second half is optimised and emitted on another thread,
+ * in an LLVM context of its own (a context is single-threaded): the module
+ * goes to bitcode and back into the new context, each copy keeps the
+ * bodies of its half and turns the other half's functions into
+ * declarations. Every function is made external first, so the two objects
+ * link against each other in the program's JITDylib; private constants are
+ * copied into both (they are read-only). TLALOC_COMPILE_THREADS=1 keeps one
+ * module. */
+enum {
+  PAR_MIN_INSTS = 400, /* a module smaller than this compiles in one piece */
+  PAR_MIN_SHARE = 20    /* nor when the lighter half would be under this % */
+};
+
+static size_t fn_insts(LLVMValueRef f) {
+  size_t n = 0;
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i)) n++;
+  return n;
+}
+
+/* f becomes a declaration: its instructions' uses go to poison first, so
+ * erasing them and then the (empty, unreferenced) blocks leaves nothing
+ * dangling. */
+static void drop_body(LLVMValueRef f) {
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+      if (LLVMGetTypeKind(LLVMTypeOf(i)) != LLVMVoidTypeKind) LLVMReplaceAllUsesWith(i, LLVMGetPoison(LLVMTypeOf(i)));
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b)) {
+    LLVMValueRef i;
+    while ((i = LLVMGetFirstInstruction(b))) LLVMInstructionEraseFromParent(i);
+  }
+  LLVMBasicBlockRef b;
+  while ((b = LLVMGetFirstBasicBlock(f))) LLVMDeleteBasicBlock(b);
+}
+
+static int compile_threads(void) {
+  const char *v = getenv("TLALOC_COMPILE_THREADS");
+  if (v && *v) return atoi(v) > 1 ? 2 : 1;
+  return sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1;
+}
+
+/* Cuts m in two as above: 1 and the second half in *m2 (in the new context
+ * *cx2), 0 when m stays whole (small, lopsided, one thread, or LLVM failed
+ * to read the bitcode back). */
+static int split_module(LLVMModuleRef m, LLVMContextRef *cx2, LLVMModuleRef *m2) {
+  if (compile_threads() < 2) return 0;
+  size_t nf = 0, total = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    if (!LLVMIsDeclaration(f)) nf++, total += fn_insts(f);
+  if (nf < 2 || total < PAR_MIN_INSTS) return 0;
+  /* heaviest first, each to the lighter half: half[k] is function k's (in
+   * module order) */
+  size_t *w = tl_xcalloc(nf, sizeof *w), *ord = tl_xcalloc(nf, sizeof *ord);
+  unsigned char *half = tl_xcalloc(nf, 1);
+  size_t k = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    if (!LLVMIsDeclaration(f)) w[k] = fn_insts(f), ord[k] = k, k++;
+  for (size_t i = 1; i < nf; i++) /* insertion sort by weight, descending */
+    for (size_t j = i; j > 0 && w[ord[j]] > w[ord[j - 1]]; j--) {
+      size_t t = ord[j];
+      ord[j] = ord[j - 1];
+      ord[j - 1] = t;
+    }
+  size_t load[2] = {0, 0};
+  for (size_t i = 0; i < nf; i++) {
+    int h = load[1] < load[0];
+    half[ord[i]] = (unsigned char)h;
+    load[h] += w[ord[i]];
+  }
+  size_t lighter = load[0] < load[1] ? load[0] : load[1];
+  int rc = 0;
+  if (lighter * 100 >= total * PAR_MIN_SHARE) {
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+      if (!LLVMIsDeclaration(f)) LLVMSetLinkage(f, LLVMExternalLinkage);
+    /* it lists functions to keep; external ones are kept anyway */
+    LLVMValueRef used = LLVMGetNamedGlobal(m, "llvm.compiler.used");
+    if (used) LLVMDeleteGlobal(used);
+    LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m);
+    LLVMContextRef c2 = LLVMContextCreate();
+    LLVMModuleRef n2 = NULL;
+    if (bc && !LLVMParseBitcodeInContext2(c2, bc, &n2)) {
+      LLVMValueRef f = LLVMGetFirstFunction(m), g = LLVMGetFirstFunction(n2);
+      for (k = 0; f && g; f = LLVMGetNextFunction(f), g = LLVMGetNextFunction(g)) {
+        if (LLVMIsDeclaration(f)) continue;
+        drop_body(half[k] ? f : g);
+        k++;
+      }
+      *cx2 = c2;
+      *m2 = n2;
+      rc = 1;
+    } else {
+      LLVMContextDispose(c2);
+    }
+    if (bc) LLVMDisposeMemoryBuffer(bc);
+  }
+  tl_free(w);
+  tl_free(ord);
+  tl_free(half);
+  return rc;
+}
+
+/* Small one-pass kernels get fast codegen (BE_FAST_CG_ELEMS; at level 1,
+ * the JIT's default, only; TLALOC_FAST_CG=0 turns it off to compare). */
+static void mark_fast_cg(LLVMModuleRef m, LLVMContextRef cx, int cg) {
+  const char *fc = getenv("TLALOC_FAST_CG");
+  if (cg != 1 || (fc && *fc == '0')) return;
+  unsigned on = LLVMGetEnumAttributeKindForName("optnone", 7);
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    if (!LLVMIsDeclaration(f) && LLVMGetStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "tlaloc-one-pass", 15))
+      LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cx, on, 0));
+}
+
+/* Passes and codegen of one module; 0 and *obj, or -1 with a message. */
+static int optimise_emit(LLVMModuleRef m, LLVMContextRef cx, LLVMTargetMachineRef tm, int opt_level, int cg,
+                         LLVMMemoryBufferRef *obj, double *opt_ms, tl_error *er) {
+  double t = tl_now_ms();
+  int rc = be_optimise(m, tm, opt_level, er);
+  if (rc == 0) mark_fast_cg(m, cx, cg);
+  *opt_ms = tl_now_ms() - t;
+  const char *dump = getenv("TLALOC_BE_DUMP");
+  if (dump && *dump == '2') LLVMDumpModule(m);
+  if (rc == 0) {
+    char *msg = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, obj)) {
+      tl_fail(er, TL_BACKEND_FAILED, "backend: codegen failed: %s", msg ? msg : "");
+      rc = -1;
+    }
+    LLVMDisposeMessage(msg);
+  }
+  return rc;
+}
+
+/* The second half's compile, on its own thread (it owns m, cx and tm). */
+typedef struct half_job {
+  LLVMModuleRef m;
+  LLVMContextRef cx;
+  LLVMTargetMachineRef tm;
+  int opt_level, cg, rc;
+  double opt_ms;
+  LLVMMemoryBufferRef obj;
+  tl_error er;
+} half_job;
+
+static void *half_main(void *arg) {
+  half_job *j = arg;
+  j->rc = optimise_emit(j->m, j->cx, j->tm, j->opt_level, j->cg, &j->obj, &j->opt_ms, &j->er);
+  LLVMDisposeModule(j->m);
+  LLVMContextDispose(j->cx);
+  return NULL;
 }
 
 typedef struct emit_res {
@@ -651,7 +835,7 @@ static void emit_release(void *arg) {
 
 /* LLVM IR, passes and codegen for p's plan: 0 and the object in *obj, or
  * -1 with a message. */
-static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
+static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, LLVMMemoryBufferRef *obj2, tl_error *er) {
   double t2 = tl_now_ms();
   /* running out of memory while lowering frees the context (and the module
    * in it) and returns the target machine */
@@ -673,28 +857,39 @@ static int emit_object(be_program *p, LLVMMemoryBufferRef *obj, tl_error *er) {
   p->stats.lower_ms = t3 - t2;
   const char *dump = getenv("TLALOC_BE_DUMP");
   if (m && dump && *dump == '1') LLVMDumpModule(m);
-  int rc = m ? be_optimise(m, tm, p->opt.opt_level, er) : -1;
-  /* small one-pass kernels: fast codegen (BE_FAST_CG_ELEMS; level 1, the
-   * JIT's default, only; TLALOC_FAST_CG=0 turns it off to compare) */
-  const char *fc = getenv("TLALOC_FAST_CG");
-  if (rc == 0 && cg == 1 && !(fc && *fc == '0')) {
-    unsigned on = LLVMGetEnumAttributeKindForName("optnone", 7);
-    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
-      if (LLVMGetStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "tlaloc-one-pass", 15))
-        LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cx, on, 0));
+  /* the second half, when the module is worth cutting, on another thread */
+  half_job job = {0};
+  pthread_t th;
+  bool split = m && p->opt.opt_level == 1 && split_module(m, &job.cx, &job.m), par = false;
+  if (split) {
+    job.opt_level = p->opt.opt_level;
+    job.cg = cg;
+    job.tm = tm_take(cg);
+    if (!job.tm) {
+      LLVMDisposeModule(job.m);
+      LLVMContextDispose(job.cx);
+      job.rc = -1;
+      tl_fail(&job.er, TL_BACKEND_FAILED, "backend: no target machine for the host");
+    } else if (pthread_create(&th, NULL, half_main, &job) == 0) {
+      par = true;
+    } else {
+      half_main(&job); /* no thread: this one compiles both halves */
+    }
   }
   double t4 = tl_now_ms();
-  p->stats.opt_ms = t4 - t3;
-  if (m && dump && *dump == '2') LLVMDumpModule(m);
-  if (rc == 0) {
-    char *msg = NULL;
-    if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, obj)) {
-      tl_fail(er, TL_BACKEND_FAILED, "backend: codegen failed: %s", msg ? msg : "");
-      rc = -1;
-    }
-    LLVMDisposeMessage(msg);
+  int rc = m ? optimise_emit(m, cx, tm, p->opt.opt_level, cg, obj, &p->stats.opt_ms, er) : -1;
+  if (par) pthread_join(th, NULL);
+  if (job.tm) tm_give(cg, job.tm);
+  p->stats.par_modules = split ? 2 : 1;
+  if (split && job.rc == 0) {
+    *obj2 = job.obj;
+  } else if (split) {
+    if (rc == 0) *er = job.er, rc = -1;
+    if (job.obj) LLVMDisposeMemoryBuffer(job.obj);
   }
-  p->stats.codegen_ms = tl_now_ms() - t4;
+  if (rc != 0 && *obj) LLVMDisposeMemoryBuffer(*obj), *obj = NULL;
+  if (rc != 0 && *obj2) LLVMDisposeMemoryBuffer(*obj2), *obj2 = NULL;
+  p->stats.codegen_ms = tl_now_ms() - t4 - p->stats.opt_ms;
   if (m) LLVMDisposeModule(m);
   tl_cleanup_pop(cl);
   LLVMContextDispose(cx);
@@ -732,12 +927,12 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *er) {
   char dir[4096] = "", path[4200] = "";
   bool cache = p->opt.use_cache && cache_dir(&p->opt, dir, sizeof dir) == 0;
   cache_id id = {0, 0, 0};
-  LLVMMemoryBufferRef obj = NULL;
+  LLVMMemoryBufferRef obj = NULL, obj2 = NULL;
   if (cache) {
     id = cache_id_of(g, &p->plan, &p->opt);
     snprintf(path, sizeof path, "%s/%016llx%016llx.tlc", dir, (unsigned long long)id.key_hi,
              (unsigned long long)id.key_lo);
-    int lr = cache_load(path, &id, &obj);
+    int lr = cache_load(path, &id, &obj, &obj2);
     if (lr == 0) p->stats.cache_hit = 1;
     if (lr < 0) {
       p->stats.cache_bad = 1;
@@ -747,7 +942,7 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *er) {
   p->stats.cache_ms = tl_now_ms() - t1;
   if (obj) {
     double t6 = tl_now_ms();
-    if (jit_link(p, obj, er) == 0) {
+    if (jit_link(p, obj, obj2, er) == 0) {
       p->stats.jit_ms = tl_now_ms() - t6;
       p->stats.total_ms = tl_now_ms() - t0;
       return p;
@@ -756,23 +951,23 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *er) {
      * differs under the same BE_VERSION): compile afresh */
     if (p->jd) jd_give(p->jd);
     p->jd = NULL;
-    obj = NULL;
+    obj = obj2 = NULL;
     p->stats.cache_hit = 0;
     p->stats.cache_bad = 1;
     unlink(path);
     tl_error_clear(er);
   }
-  if (emit_object(p, &obj, er)) {
+  if (emit_object(p, &obj, &obj2, er)) {
     be_program_free(p);
     return NULL;
   }
   if (cache) {
     double t5 = tl_now_ms();
-    cache_store(dir, path, &id, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+    cache_store(dir, path, &id, obj, obj2);
     p->stats.cache_ms += tl_now_ms() - t5;
   }
   double t6 = tl_now_ms();
-  if (jit_link(p, obj, er)) {
+  if (jit_link(p, obj, obj2, er)) {
     be_program_free(p);
     return NULL;
   }

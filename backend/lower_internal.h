@@ -25,6 +25,8 @@ typedef struct em {
   LLVMValueRef *fnentry;     /* per plan of the root's table: its entry function */
   LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
   int vector_math; /* be_vm_code (be_internal.h) */
+  int lean_loops;  /* the kernel being lowered is small and one-pass: its loops without
+                    * carried values are neither interleaved nor unrolled (lw_loop_close) */
   long split_elems; /* kernels split across threads from this much work (be_split_elems) */
   int avx512; /* target has AVX-512F: 512-bit vectors and libmvec's _ZGVe variants */
   int avx2;   /* target has AVX2: libmvec's _ZGVd variants (else the SSE _ZGVb ones) */
