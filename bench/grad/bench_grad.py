@@ -259,14 +259,24 @@ def main():
     print("loading libtlaloc.so %.0f ms; the first tl.grad (reads the derivative rules) %.1f ms" %
           ((t1 - t0) * 1e3, (t2 - t1) * 1e3))
     if not ARGS.smoke:
-        env = dict(os.environ, TLALOC_CACHE_DIR=tempfile.mkdtemp(prefix="tlaloc-cold-"))
         cmd = [sys.executable, os.path.abspath(__file__), "--cold-child", "--threads", str(ARGS.threads[0])]
         if ARGS.no_rules:
             cmd.append("--no-rules")
+        # min of 3 fresh processes each: an empty cache of its own, then the
+        # cache the first of them filled
+        warm_dir = tempfile.mkdtemp(prefix="tlaloc-cold-")
         for label in ("empty compile cache", "warm compile cache"):
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
-            total, g, fn, comp = (float(v) for v in out)
-            print("MLP from a fresh process (after import), %s: tl.grad + tl.function %.0f ms "
+            best = None
+            for _ in range(3):
+                d = warm_dir if label.startswith("warm") else tempfile.mkdtemp(prefix="tlaloc-cold-")
+                if label.startswith("empty") and best is None:
+                    d = warm_dir  # the first cold run fills the cache the warm runs use
+                out = subprocess.run(cmd, env=dict(os.environ, TLALOC_CACHE_DIR=d), capture_output=True,
+                                     text=True, check=True).stdout.split()
+                r = tuple(float(v) for v in out)
+                best = r if best is None or r[0] < best[0] else best
+            total, g, fn, comp = best
+            print("MLP from a fresh process (after import), %s, min of 3: tl.grad + tl.function %.0f ms "
                   "(tl.grad %.0f ms with loading libtlaloc.so, tl.function %.0f ms of which LLVM %.0f ms)" %
                   (label, total * 1e3, g * 1e3, fn * 1e3, comp * 1e3))
     if bad:
