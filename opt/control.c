@@ -12,6 +12,7 @@
 
 #include "util/alloc.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,8 +21,9 @@ static const char *const keys[NKEYS] = {"fn", "then", "else", "cond", "body", "u
 static const int key_slot[NKEYS] = {0, 0, 1, 0, 1, 2};
 static const unsigned key_bit[NKEYS] = {TL_A_FN, TL_A_THEN, TL_A_ELSE, TL_A_COND, TL_A_BODY, TL_A_UNTIL};
 
-enum { H_INLINE, H_HOIST_INVARIANT, H_HOIST_COMMON, H_HOIST_SEQUENCE, NHEADS };
-static const char *const heads[NHEADS] = {"inline", "hoist-invariant", "hoist-common", "hoist-sequence"};
+enum { H_INLINE, H_HOIST_INVARIANT, H_HOIST_COMMON, H_HOIST_SEQUENCE, H_SUM_AFTER, NHEADS };
+static const char *const heads[NHEADS] = {"inline", "hoist-invariant", "hoist-common", "hoist-sequence",
+                                          "sum-after"};
 
 enum { C_SAME_FN, C_STRAIGHT_LINE, NCONDS };
 static const char *const fconds[NCONDS] = {"same-fn", "straight-line"};
@@ -496,6 +498,240 @@ static eg_id hoist_sequence(ctx *x, int32_t b) {
   return r;
 }
 
+/* scan: a carry that only accumulates per-step values, acc + a_tᵀ b_t or
+ * acc + sum(b_t, axis 0), is summed after the scan instead: Σ_t a_tᵀ b_t
+ * is Aᵀ B for A and B the steps' a_t and b_t stacked along their rows, one
+ * large product where the scan did one small one per step (a reverse
+ * scan's weight gradients), and Σ_t sum(b_t, 0) one sum of B. The body
+ * drops the carry and returns a_t and b_t as new per-step outputs; a
+ * sequence's slice is read from the sequence itself. The order of the sum
+ * changes (as any product's blocking does); a zero-step scan leaves the
+ * carry's initial value, as before. */
+typedef struct sum_carry {
+  int k;           /* the carry */
+  int32_t a, b;    /* f's per-step values (a = -1: a sum of b) */
+  int oa, ob;      /* their stacked values: the new scan's output, -1 - (sequence operand),
+                    * or NO_VALUE (a sum has no a) */
+} sum_carry;
+enum { NO_VALUE = INT_MIN };
+
+static bool same_shape(const tl_type *x, const tl_type *y) {
+  return x->dtype == y->dtype && x->rank == y->rank && !memcmp(x->dims, y->dims, (size_t)x->rank * sizeof *x->dims);
+}
+
+/* Is carry k of f such an accumulator? Its per-step values into *sc. */
+static bool is_sum_carry(const tl_graph *f, int k, const int32_t *uses, sum_carry *sc) {
+  int32_t p = f->inputs[k], o = f->outputs[k].node;
+  const tl_node *ad = &f->nodes[o];
+  if (ad->op != TL_OP_ADD || uses[p] != 1 || uses[o] != 1 || !same_shape(&ad->type, &f->nodes[p].type)) return false;
+  const int32_t *in = tl_node_inputs(f, ad);
+  int32_t e = in[0] == p ? in[1] : in[1] == p ? in[0] : -1;
+  if (e < 0 || !same_shape(&f->nodes[e].type, &ad->type)) return false;
+  const tl_node *nd = &f->nodes[e];
+  const int32_t *ni = tl_node_inputs(f, nd);
+  sc->k = k;
+  if (nd->op == TL_OP_SUM) {
+    const tl_attrs *a = &nd->attrs;
+    sc->a = -1;
+    sc->b = ni[0];
+    return f->nodes[ni[0]].type.rank == 2 && nd->type.rank == 1 && (a->present & TL_A_AXIS) && a->naxes == 1 &&
+           a->axes[0] == 0 && !a->keepdims;
+  }
+  if (nd->op != TL_OP_MATMUL) return false;
+  const tl_node *tr = &f->nodes[ni[0]];
+  sc->a = tl_node_inputs(f, tr)[0];
+  sc->b = ni[1];
+  return tr->op == TL_OP_TRANSPOSE && tr->type.rank == 2 && f->nodes[ni[1]].type.rank == 2 &&
+         (tr->attrs.present & TL_A_PERM) && tr->attrs.nperm == 2 && tr->attrs.perm[0] == 1;
+}
+
+/* f without the carries sc[] (their parameters and outputs), returning
+ * their per-step values after its outputs; sets sc[].oa/ob. NULL on an
+ * error. */
+static tl_graph *fn_sums(const tl_graph *f, tl_fns *t, int nc, int first, sum_carry *sc, int ns) {
+  tl_graph *h = fn_new(f, t, "sums");
+  int32_t *map = tl_xmalloc(((size_t)f->nnodes + 1) * sizeof *map);
+  uint8_t *need = tl_xcalloc((size_t)f->nnodes + 1, 1), *gone = tl_xcalloc((size_t)f->noutputs + 1, 1);
+  for (int32_t x = 0; x < f->nnodes; x++) map[x] = -1;
+  for (int j = 0; j < ns; j++) gone[sc[j].k] = 1;
+  for (int i = 0; i < f->ninputs; i++) {
+    const tl_node *x = &f->nodes[f->inputs[i]];
+    if (i >= nc || !gone[i]) map[f->inputs[i]] = tl_graph_add_input(h, f->names[x->name], &x->type, x->loc);
+  }
+  /* a value that is a sequence's slice: the sequence (operand i, as
+   * -1 - i); one that another new output returns already: that output */
+  int nout = f->noutputs - ns, nnew = 0;
+  int32_t *newv = tl_xmalloc(((size_t)ns * 2 + 1) * sizeof *newv);
+  for (int j = 0; j < ns; j++) {
+    int32_t v[2] = {sc[j].a, sc[j].b};
+    int o[2] = {NO_VALUE, NO_VALUE};
+    for (int w = 0; w < 2; w++) {
+      if (v[w] < 0) continue;
+      int i = first;
+      while (i < f->ninputs && f->inputs[i] != v[w]) i++;
+      int q = 0;
+      while (q < nnew && newv[q] != v[w]) q++;
+      if (i < f->ninputs) {
+        o[w] = -1 - i;
+      } else if (q < nnew) {
+        o[w] = f->noutputs - ns + q;
+      } else {
+        o[w] = nout++;
+        newv[nnew++] = v[w];
+        need[v[w]] = 1;
+      }
+    }
+    sc[j].oa = o[0], sc[j].ob = o[1];
+  }
+  for (int i = 0; i < f->noutputs; i++)
+    if (i >= nc || !gone[i]) need[f->outputs[i].node] = 1;
+  mark_needed(f, need, map);
+  bool ok = true;
+  for (int32_t x = 0; x < f->nnodes && ok; x++)
+    if (need[x] && map[x] < 0) ok = f->nodes[x].op != TL_OP_INPUT && (map[x] = copy_node(h, f, x, map)) >= 0;
+  for (int i = 0; i < f->noutputs && ok; i++)
+    if (i >= nc || !gone[i]) tl_graph_add_output(h, f->names[f->outputs[i].name], map[f->outputs[i].node]);
+  for (int q = 0; q < nnew && ok; q++) {
+    char name[48];
+    snprintf(name, sizeof name, "step%d", q);
+    tl_graph_add_output(h, name, map[newv[q]]);
+  }
+  tl_free(newv);
+  tl_free(map);
+  tl_free(need);
+  tl_free(gone);
+  if (!ok) {
+    fn_drop(h);
+    return NULL;
+  }
+  return h;
+}
+
+/* The sum after the scan: init + Aᵀ B (or init + sum(B, 0)) with A, B the
+ * stacked [steps, rows, n] values flattened to [steps * rows, n]. */
+static tl_graph *fn_sum_after(const tl_graph *f, tl_fns *t, const sum_carry *sc) {
+  tl_graph *h = fn_new(f, t, "sum");
+  int steps = tl_graph_sym(h, "__steps", 7);
+  const tl_node *init = &f->nodes[f->inputs[sc->k]];
+  int32_t ops[3], v[2] = {sc->a, sc->b}, flat[2] = {-1, -1};
+  ops[0] = tl_graph_add_input(h, "init", &init->type, init->loc);
+  char err[256];
+  bool ok = true;
+  for (int w = 0; w < 2 && ok; w++) {
+    if (v[w] < 0) continue;
+    tl_type ty = f->nodes[v[w]].type; /* rank 2 */
+    tl_type st = ty;
+    st.rank = 3;
+    st.dims[0] = tl_dim_sym(steps), st.dims[1] = ty.dims[0], st.dims[2] = ty.dims[1];
+    int32_t in = tl_graph_add_input(h, w ? "B" : "A", &st, (tl_loc){0, 0});
+    tl_attrs a;
+    tl_attrs_init(&a);
+    a.present = TL_A_SHAPE;
+    a.nshape = 2;
+    a.shape[0] = TL_DIM_INFER, a.shape[1] = ty.dims[1];
+    ok = (flat[w] = tl_graph_add(h, TL_OP_RESHAPE, &a, &in, 1, (tl_loc){0, 0}, err, sizeof err)) >= 0;
+  }
+  int32_t e = -1;
+  tl_attrs a;
+  tl_attrs_init(&a);
+  if (ok && sc->a >= 0) {
+    a.present = TL_A_PERM;
+    a.nperm = 2;
+    a.perm[0] = 1, a.perm[1] = 0;
+    int32_t tr = tl_graph_add(h, TL_OP_TRANSPOSE, &a, &flat[0], 1, (tl_loc){0, 0}, err, sizeof err);
+    int32_t mo[2] = {tr, flat[1]};
+    tl_attrs_init(&a);
+    e = tr < 0 ? -1 : tl_graph_add(h, TL_OP_MATMUL, &a, mo, 2, (tl_loc){0, 0}, err, sizeof err);
+  } else if (ok) {
+    a.present = TL_A_AXIS;
+    a.naxes = 1;
+    a.axes[0] = 0;
+    e = tl_graph_add(h, TL_OP_SUM, &a, &flat[1], 1, (tl_loc){0, 0}, err, sizeof err);
+  }
+  ok = ok && e >= 0;
+  if (ok) {
+    tl_attrs_init(&a);
+    int32_t ad[2] = {ops[0], e};
+    int32_t r = tl_graph_add(h, TL_OP_ADD, &a, ad, 2, (tl_loc){0, 0}, err, sizeof err);
+    ok = r >= 0;
+    if (ok) tl_graph_add_output(h, "sum", r);
+  }
+  if (!ok) {
+    fn_drop(h);
+    return NULL;
+  }
+  return h;
+}
+
+static eg_id sum_after(ctx *x, int32_t b) {
+  const tl_graph *f = x->t->fn[b];
+  int nc = (int)x->a.carry, nk = (x->a.present & TL_A_CONSTS) ? (int)x->a.consts : 0, first = nc + nk;
+  if (nc == 0 || x->nkids != f->ninputs || f->noutputs < nc) return EG_NONE;
+  int32_t *uses = tl_xcalloc((size_t)f->nnodes + 1, sizeof *uses);
+  for (int32_t y = 0; y < f->nnodes; y++)
+    for (int j = 0; j < f->nodes[y].ninputs; j++) uses[tl_node_inputs(f, &f->nodes[y])[j]]++;
+  for (int i = 0; i < f->noutputs; i++) uses[f->outputs[i].node]++;
+  sum_carry *sc = tl_xcalloc((size_t)nc + 1, sizeof *sc);
+  int ns = 0;
+  for (int k = 0; k < nc; k++)
+    if (is_sum_carry(f, k, uses, &sc[ns])) ns++;
+  eg_id r = EG_NONE;
+  tl_graph *body = ns ? fn_sums(f, x->t, nc, first, sc, ns) : NULL;
+  if (body) {
+    /* the new scan: the other carries, the same consts and sequences */
+    tl_attrs a = x->a;
+    int32_t *m = memo_find(x->done, x->ci, b, -3);
+    if (m) {
+      a.fn[1] = m[0];
+    } else {
+      a.fn[1] = tl_fns_add(x->t, body);
+      body = NULL;
+      memo_put(x->done, x->ci, b, -3, a.fn[1], -1, -1);
+    }
+    a.carry = nc - ns;
+    eg_id kids[TL_GRAPH_MAX_ARGS];
+    int n = 0, j = 0, sunk = -1, before = 0;
+    for (int i = 0; i < x->nkids; i++) {
+      while (j < ns && sc[j].k < i) j++;
+      if (i < nc && j < ns && sc[j].k == i) {
+        if (i == x->a.out) sunk = j;
+        if (i < x->a.out) before++;
+        continue;
+      }
+      kids[n++] = x->kids[i];
+    }
+    if (sunk < 0) {
+      a.out = x->a.out < nc ? x->a.out - before : x->a.out - ns;
+      if (a.out) a.present |= TL_A_OUT;
+      r = tn_add(x->e, TL_OP_SCAN, &a, kids, (uint32_t)n);
+    } else {
+      const sum_carry *c = &sc[sunk];
+      eg_id args[3] = {x->kids[c->k], EG_NONE, EG_NONE};
+      int o[2] = {c->oa, c->ob};
+      for (int w = 0; w < 2; w++) {
+        if (w == 0 && c->a < 0) continue;
+        if (o[w] < 0) {
+          args[1 + w] = x->kids[-1 - o[w]];
+        } else {
+          tl_attrs s = a;
+          s.out = o[w];
+          s.present |= TL_A_OUT;
+          args[1 + w] = tn_add(x->e, TL_OP_SCAN, &s, kids, (uint32_t)n);
+        }
+      }
+      if (c->a < 0) args[1] = args[2]; /* a sum's function takes init and B */
+      tl_graph *post = fn_sum_after(f, x->t, c);
+      eg_id out;
+      if (post && tn_load_fn(x->c, x->e, post, args, &out) == 0) r = out;
+      if (post) fn_drop(post);
+    }
+  }
+  if (body) fn_drop(body);
+  tl_free(sc);
+  tl_free(uses);
+  return r;
+}
+
 /* f and g rebuilt in one graph on shared parameters (g's params are f's:
  * a cond's branches take the same operands): hash-consing makes what both
  * compute one node. mf/mg map their nodes into it. */
@@ -659,6 +895,9 @@ static eg_id apply(ctx *x, const eg_control *ct, const uint32_t *subst) {
   case H_HOIST_SEQUENCE:
     if (rt->nvars != 1 || x->nd->op != TL_OP_SCAN || f0 != x->a.fn[1]) return EG_NONE;
     return hoist_sequence(x, f0);
+  case H_SUM_AFTER:
+    if (rt->nvars != 1 || x->nd->op != TL_OP_SCAN || f0 != x->a.fn[1]) return EG_NONE;
+    return sum_after(x, f0);
   default: return EG_NONE;
   }
 }

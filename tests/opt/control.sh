@@ -84,7 +84,7 @@ bad_rule() { # RULE-TEXT EXPECTED-MESSAGE
 }
 bad_rule '(control a (add :fn ?f) => (inline ?f))' "bad.rw:2:15: error: 'add' is not a control op"
 bad_rule '(control a (call :then ?f) => (inline ?f))' "bad.rw:2:20: error: op 'call' has no function under ':then'"
-bad_rule '(control a (call :fn ?f) => (unroll ?f))' "bad.rw:2:32: error: 'unroll' is not a control op or a transformation (inline, hoist-invariant, hoist-common, hoist-sequence)"
+bad_rule '(control a (call :fn ?f) => (unroll ?f))' "bad.rw:2:32: error: 'unroll' is not a control op or a transformation (inline, hoist-invariant, hoist-common, hoist-sequence, sum-after)"
 bad_rule '(control a (call :fn ?f) => (inline ?g))' "bad.rw:2:39: error: unbound variable '?g' on the right side"
 bad_rule '(control a (cond ?p :then ?f :else ?g) => (call :fn ?f) :if (same-fn ?p ?f))' "does not take '?p' as argument 1"
 bad_rule '(control a (cond ?p :then ?f :else ?g) => (call :fn ?f) :if (nonzero ?f))' "does not take '?f' as argument 1"
