@@ -170,7 +170,7 @@ int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
  * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
-#define BE_LOWER_VERSION 14 /* 14: small one-pass kernels' loops without carried values neither interleaved nor unrolled; 13: small one-pass kernels get fast codegen (BE_FAST_CG_ELEMS); 12: dim, iota, bitwise_xor, the split threshold an option; 11: row kernels (BE_K_ROWS); 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
+#define BE_LOWER_VERSION 15 /* 15: rows of a known length up to 16 emitted unrolled (UNROLL_ROW); 14: small one-pass kernels' loops without carried values neither interleaved nor unrolled; 13: small one-pass kernels get fast codegen (BE_FAST_CG_ELEMS); 12: dim, iota, bitwise_xor, the split threshold an option; 11: row kernels (BE_K_ROWS); 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 

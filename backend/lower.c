@@ -698,7 +698,7 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
     default: k_takecheck(e, k); break;
     }
     kend(e);
-    e->lean_loops = 0;
+    e->lean_loops = e->unroll_rows = 0;
     kfn[i] = e->fn;
   }
   /* entry: kernels in order, large ones through par(pool, k, frame, n) */

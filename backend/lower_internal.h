@@ -25,6 +25,8 @@ typedef struct em {
   LLVMValueRef *fnentry;     /* per plan of the root's table: its entry function */
   LLVMValueRef *consts; /* per buffer: the global of a CONST buffer */
   int vector_math; /* be_vm_code (be_internal.h) */
+  int unroll_rows; /* a softmax kernel: rows of a known length up to UNROLL_ROW are emitted
+                    * unrolled (lower_rows.c) */
   int lean_loops;  /* the kernel being lowered is small and one-pass: its loops without
                     * carried values are neither interleaved nor unrolled (lw_loop_close) */
   long split_elems; /* kernels split across threads from this much work (be_split_elems) */

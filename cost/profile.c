@@ -156,7 +156,7 @@ int tl_profile_load(const char *path, tl_profile *p, char *err, size_t n) {
         rc = 2;
         break;
       }
-      snprintf(p->blas_core, sizeof p->blas_core, "%s", name);
+      snprintf(p->blas_core, sizeof p->blas_core, "%.31s", name);
       continue;
     }
     if (!strncmp(key, "vmath.", 6)) {

@@ -1035,6 +1035,12 @@ int main(int argc, char **argv) {
              s16, "the same on [16 1024]", NULL);
   shape_pair("log_softmax f32 [2048 8]", lsm, s8, "log_softmax f32 [16 1024]", NULL);
   shape_pair("log_softmax f32 [512 32]", lsm, s32, "log_softmax f32 [16 1024]", NULL);
+  /* the same with the sizes in the graph: rows up to 16 are emitted
+   * unrolled and vectorised across rows (backend/lower_rows.c UNROLL_ROW) */
+  shape_pair("log_softmax f32 [2048 8], sizes known", "(graph s (in x f32 [2048 8]) (out y (log_softmax x :axis 1)))",
+             s8, "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (log_softmax x :axis 1)))");
+  shape_pair("sum :axis 1 f32 [1024 16], sizes known", "(graph s (in x f32 [1024 16]) (out y (sum x :axis 1)))",
+             s16, "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (sum x :axis 1)))");
   shape_pair("sum :axis 1 f32 [1024 16]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", s16,
              "sum :axis 1 f32 [16 1024]", NULL);
   shape_pair("sum :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (sum x :axis 0)))", sq,
