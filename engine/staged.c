@@ -426,8 +426,11 @@ int tl_staged_run(tl_staged *s, tl_tensor *const *inputs, const int64_t *sym_val
       tl_tensor_free(outputs[i]);
       outputs[i] = NULL;
     }
+  /* a control run's results go back to the pool: the next run's scans
+   * and loops ask for the same sizes */
   for (int32_t id = 0; id < nn; id++)
-    if (own[id]) tl_tensor_free(vals[id]);
+    if (own[id] && tl_ops[g->nodes[id].op].kind == TL_KIND_CONTROL) pool_put(s->fns, vals[id]);
+    else if (own[id]) tl_tensor_free(vals[id]);
   tl_free(vals);
   tl_free(own);
   tl_free(syms);

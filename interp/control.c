@@ -188,10 +188,16 @@ static int run_scan(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
     if (rc) break;
     if (t == 0)
       for (int i = 0; i < ny && rc == 0; i++) { /* the stacked results, now that y's dims are known */
-        int64_t dims[TL_MAX_RANK];
-        dims[0] = len;
-        memcpy(dims + 1, out[k + i]->dims, sizeof(int64_t) * (TL_MAX_RANK - 1));
-        if (!(res[k + i] = tl_tensor_new((tl_dtype)out[k + i]->dtype, out[k + i]->rank + 1, dims, err, n))) rc = -1;
+        /* from the runner's pool where it has one: every row is written,
+         * and a fresh buffer of megabytes faults its pages in on every run
+         * (the staged engine puts control results back after a run) */
+        tl_tensor proto = {0};
+        proto.dtype = out[k + i]->dtype;
+        proto.rank = (uint8_t)(out[k + i]->rank + 1);
+        proto.dims[0] = len;
+        memcpy(proto.dims + 1, out[k + i]->dims, sizeof(int64_t) * (TL_MAX_RANK - 1));
+        proto.numel = len * out[k + i]->numel;
+        if (!(res[k + i] = like(r, &proto, err, n))) rc = -1;
       }
     for (int i = 0; i < ny && rc == 0; i++) {
       size_t sz = (size_t)out[k + i]->numel * tl_dtype_size((tl_dtype)out[k + i]->dtype);
