@@ -716,17 +716,15 @@ static int compile_threads(void) {
  * to read the bitcode back). */
 static int split_module(LLVMModuleRef m, LLVMContextRef *cx2, LLVMModuleRef *m2) {
   if (compile_threads() < 2) return 0;
-  size_t nf = 0, total = 0;
-  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
-    if (!LLVMIsDeclaration(f)) nf++, total += fn_insts(f);
-  if (nf < 2 || total < PAR_MIN_INSTS) return 0;
+  size_t nf = 0, total = 0, k = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) nf += !LLVMIsDeclaration(f);
+  if (nf < 2) return 0;
   /* heaviest first, each to the lighter half: half[k] is function k's (in
    * module order) */
   size_t *w = tl_xcalloc(nf, sizeof *w), *ord = tl_xcalloc(nf, sizeof *ord);
   unsigned char *half = tl_xcalloc(nf, 1);
-  size_t k = 0;
   for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
-    if (!LLVMIsDeclaration(f)) w[k] = fn_insts(f), ord[k] = k, k++;
+    if (!LLVMIsDeclaration(f)) w[k] = fn_insts(f), total += w[k], ord[k] = k, k++;
   for (size_t i = 1; i < nf; i++) /* insertion sort by weight, descending */
     for (size_t j = i; j > 0 && w[ord[j]] > w[ord[j - 1]]; j--) {
       size_t t = ord[j];
@@ -741,7 +739,7 @@ static int split_module(LLVMModuleRef m, LLVMContextRef *cx2, LLVMModuleRef *m2)
   }
   size_t lighter = load[0] < load[1] ? load[0] : load[1];
   int rc = 0;
-  if (lighter * 100 >= total * PAR_MIN_SHARE) {
+  if (total >= PAR_MIN_INSTS && lighter * 100 >= total * PAR_MIN_SHARE) {
     for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
       if (!LLVMIsDeclaration(f)) LLVMSetLinkage(f, LLVMExternalLinkage);
     /* it lists functions to keep; external ones are kept anyway */

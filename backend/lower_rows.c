@@ -133,6 +133,17 @@ static bool computes_inline(const be_plan *p, int32_t id) {
   return false;
 }
 
+/* One element of a row pass: the accumulator after element idx (a
+ * softmax's sum pass also keeps the element's exp in the output). */
+static LLVMValueRef row_step(em *e, const psrc *src, LLVMValueRef *idx, rkind kind, int adt, LLVMValueRef a,
+                             LLVMValueRef *nan, LLVMValueRef shift) {
+  LLVMValueRef v = src_value(e, src, idx, adt);
+  if (kind != R_SUMEXP_KEEP) return reduce_step(e, kind, adt, a, v, shift, nan);
+  LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
+  lw_store_at(e, src->k->out, adt, out_offset(e, src->k, idx), t);
+  return sumexp_add(e, adt, a, t, v, shift, nan);
+}
+
 /* Rows of a known length up to this are not loops: their elements are
  * emitted one after another, so that the loop over rows is the innermost
  * loop and the vectoriser runs it across rows (a vector lane per row,
@@ -159,14 +170,7 @@ static void row_pass(em *e, const psrc *src, int nred, const int *red, LLVMValue
     int64_t d = xn->type.dims[red[0]];
     for (int64_t j = 0; j < d; j++) {
       idx[red[0]] = ci(e, j);
-      LLVMValueRef v = src_value(e, src, idx, adt);
-      if (kind == R_SUMEXP_KEEP) {
-        LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
-        lw_store_at(e, src->k->out, adt, out_offset(e, src->k, idx), t);
-        *acc = sumexp_add(e, adt, *acc, t, v, shift, nan);
-      } else {
-        *acc = reduce_step(e, kind, adt, *acc, v, shift, nan);
-      }
+      *acc = row_step(e, src, idx, kind, adt, *acc, nan, shift);
     }
     return;
   }
@@ -180,15 +184,7 @@ static void row_pass(em *e, const psrc *src, int nred, const int *red, LLVMValue
   if (nred) ls[nred - 1].ic = ic;
   LLVMValueRef a = nred ? ls[nred - 1].phis[0] : *acc;
   LLVMValueRef nn = nan ? (nred ? ls[nred - 1].phis[1] : *nan) : NULL;
-  LLVMValueRef v = src_value(e, src, idx, adt);
-  LLVMValueRef na;
-  if (kind == R_SUMEXP_KEEP) {
-    LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
-    lw_store_at(e, src->k->out, adt, out_offset(e, src->k, idx), t);
-    na = sumexp_add(e, adt, a, t, v, shift, nan ? &nn : NULL);
-  } else {
-    na = reduce_step(e, kind, adt, a, v, shift, nan ? &nn : NULL);
-  }
+  LLVMValueRef na = row_step(e, src, idx, kind, adt, a, nan ? &nn : NULL, shift);
   LLVMValueRef nx[2] = {na, nn};
   for (int k = nred - 1; k >= 0; k--) {
     lw_loop_close(e, &ls[k], nx);

@@ -59,6 +59,18 @@ static void memo_put(tn_control_done *d, int ci, int32_t f0, int32_t f1, int32_t
   m[0] = ci, m[1] = f0, m[2] = f1, m[3] = r0, m[4] = r1, m[5] = r2;
 }
 
+/* The one new body of rule ci for function b (tag tells transformations
+ * apart): the body a sibling :out node made already, else *body, added to
+ * the table (which then owns it: *body becomes NULL). */
+static int32_t memo_body(tn_control_done *d, int ci, tl_fns *t, int32_t b, int32_t tag, tl_graph **body) {
+  int32_t *m = memo_find(d, ci, b, tag);
+  if (m) return m[0];
+  int32_t bi = tl_fns_add(t, *body);
+  *body = NULL;
+  memo_put(d, ci, b, tag, bi, -1, -1);
+  return bi;
+}
+
 static bool done_add(tn_control_done **dp, uint64_t key) {
   tn_control_done *d = *dp;
   if (!d) d = *dp = tl_xcalloc(1, sizeof *d);
@@ -354,14 +366,7 @@ static eg_id hoist_scan(ctx *x, int32_t b) {
     eg_id *args = tl_xmalloc(((size_t)f->ninputs + 1) * sizeof *args);
     for (int i = 0; i < f->ninputs; i++) args[i] = i < nc + nk ? x->kids[i] : EG_NONE;
     if (body && tn_load_fn(x->c, x->e, pre, args, hv) == 0) {
-      int32_t *m = memo_find(x->done, x->ci, b, -1), bi;
-      if (m) {
-        bi = m[0];
-      } else {
-        bi = tl_fns_add(x->t, body);
-        body = NULL;
-        memo_put(x->done, x->ci, b, -1, bi, -1, -1);
-      }
+      int32_t bi = memo_body(x->done, x->ci, x->t, b, -1, &body);
       eg_id nk2[TL_GRAPH_MAX_ARGS];
       int n = 0;
       for (int i = 0; i < nc + nk; i++) nk2[n++] = x->kids[i];
@@ -476,14 +481,7 @@ static eg_id hoist_sequence(ctx *x, int32_t b) {
     tl_graph *body = pre ? fn_cut(f, x->t, cut, ncut, f->ninputs, false) : NULL;
     eg_id hv[TL_GRAPH_MAX_ARGS];
     if (body && tn_load_fn(x->c, x->e, pre, x->kids + nc, hv) == 0) {
-      int32_t *m = memo_find(x->done, x->ci, b, -2), bi;
-      if (m) {
-        bi = m[0];
-      } else {
-        bi = tl_fns_add(x->t, body);
-        body = NULL;
-        memo_put(x->done, x->ci, b, -2, bi, -1, -1);
-      }
+      int32_t bi = memo_body(x->done, x->ci, x->t, b, -2, &body);
       tl_attrs a = x->a;
       a.fn[1] = bi;
       r = add_appended(x, TL_OP_SCAN, &a, hv, ncut);
@@ -680,14 +678,7 @@ static eg_id sum_after(ctx *x, int32_t b) {
   if (body) {
     /* the new scan: the other carries, the same consts and sequences */
     tl_attrs a = x->a;
-    int32_t *m = memo_find(x->done, x->ci, b, -3);
-    if (m) {
-      a.fn[1] = m[0];
-    } else {
-      a.fn[1] = tl_fns_add(x->t, body);
-      body = NULL;
-      memo_put(x->done, x->ci, b, -3, a.fn[1], -1, -1);
-    }
+    a.fn[1] = memo_body(x->done, x->ci, x->t, b, -3, &body);
     a.carry = nc - ns;
     eg_id kids[TL_GRAPH_MAX_ARGS];
     int n = 0, j = 0, sunk = -1, before = 0;

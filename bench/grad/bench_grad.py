@@ -264,13 +264,11 @@ def main():
             cmd.append("--no-rules")
         # min of 3 fresh processes each: an empty cache of its own, then the
         # cache the first of them filled
-        warm_dir = tempfile.mkdtemp(prefix="tlaloc-cold-")
-        for label in ("empty compile cache", "warm compile cache"):
+        fresh = [tempfile.mkdtemp(prefix="tlaloc-cold-") for _ in range(3)]
+        # the first cold run fills the cache the warm runs use
+        for label, dirs in (("empty compile cache", fresh), ("warm compile cache", fresh[:1] * 3)):
             best = None
-            for _ in range(3):
-                d = warm_dir if label.startswith("warm") else tempfile.mkdtemp(prefix="tlaloc-cold-")
-                if label.startswith("empty") and best is None:
-                    d = warm_dir  # the first cold run fills the cache the warm runs use
+            for d in dirs:
                 out = subprocess.run(cmd, env=dict(os.environ, TLALOC_CACHE_DIR=d), capture_output=True,
                                      text=True, check=True).stdout.split()
                 r = tuple(float(v) for v in out)
