@@ -6,6 +6,7 @@
  * usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v] */
 #include "backend/backend.h"
 #include "interp/interp.h"
+#include "ir/symdim.h"
 #include "ir/tg.h"
 #include "util/util.h"
 
@@ -245,7 +246,7 @@ static tl_graph *load_example(const char *srcdir, const char *name) {
  * the compile after that is a hit. */
 static int cache_repair_test(const char *srcdir, const char *dir) {
   static const char *const names[2] = {"softplus_naive", "layer_norm"};
-  enum { HDR = 64 }; /* jit.c's cache_hdr */
+  enum { HDR = 72 }; /* jit.c's cache_hdr */
   tl_graph *g[2] = {0};
   char sub[2][4400], path[2][4800];
   tl_error err = {0};
@@ -340,6 +341,50 @@ static int cache_repair_test(const char *srcdir, const char *dir) {
   return bad;
 }
 
+/* A module compiled in two halves on two threads (jit.c, "parallel
+ * codegen") stores both objects in one cache entry; a hit links both. Each
+ * example compiles (a miss) and then hits, both computing what the
+ * interpreter does; with two CPUs at least one of them must be cut in two
+ * (be_stats.par_modules), else the halves were never exercised. */
+static int split_cache_test(const char *srcdir, const char *dir) {
+  static const char *const names[] = {"attention", "adam_step", "layer_norm", "xent"};
+  enum { N = sizeof names / sizeof *names };
+  const char *ct = getenv("TLALOC_COMPILE_THREADS");
+  bool two = sysconf(_SC_NPROCESSORS_ONLN) > 1 && !(ct && *ct);
+  int bad = 0, split = 0;
+  for (int i = 0; i < N && !bad; i++) {
+    tl_graph *g = load_example(srcdir, names[i]);
+    tl_tensor **in = g ? tl_xcalloc((size_t)g->ninputs + 1, sizeof *in) : NULL;
+    int64_t *syms = g ? tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms) : NULL;
+    char err[256], sub[4400], label[2][96];
+    if (!g || tl_syms_at(g, syms, 6, 1, err, sizeof err) || tl_random_inputs(g, in, syms, 5, err, sizeof err)) {
+      printf("FAIL split cache: %s: %s\n", names[i], g ? err : "cannot load");
+      bad = 1;
+    }
+    snprintf(sub, sizeof sub, "%s/split-%s", dir, names[i]);
+    be_options o = be_options_default();
+    o.cache_dir = sub;
+    be_stats st[2];
+    for (int k = 0; k < 2 && !bad; k++) {
+      snprintf(label[k], sizeof label[k], "split cache: %s, %s", names[i], k ? "hit" : "miss");
+      bad = be_compare_opts(g, in, syms, label[k], 0, &o, &st[k]) || st[k].cache_hit != k;
+      if (bad) printf("FAIL %s (cache hit %d)\n", label[k], st[k].cache_hit);
+    }
+    if (!bad && st[0].par_modules == 2) split++;
+    for (int k = 0; g && k < g->ninputs; k++) tl_tensor_free(in[k]);
+    tl_free(in);
+    tl_free(syms);
+    tl_graph_free(g);
+  }
+  if (!bad && two && split == 0) {
+    printf("FAIL split cache: no example was compiled in two halves on this %ld-CPU machine\n",
+           sysconf(_SC_NPROCESSORS_ONLN));
+    bad = 1;
+  }
+  if (!bad) printf("split cache: %d of %d examples compiled in two halves, each a miss then a hit\n", split, N);
+  return bad;
+}
+
 /* Cache: a miss then a hit (no LLVM work) that computes the same thing. */
 static int cache_test(const char *srcdir) {
   char dir[4096], path[4200];
@@ -385,6 +430,7 @@ static int cache_test(const char *srcdir) {
   be_program_free(b);
   tl_graph_free(g);
   bad |= cache_repair_test(srcdir, dir);
+  bad |= split_cache_test(srcdir, dir);
   char cmd[8300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd)) bad = 1;
