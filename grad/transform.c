@@ -18,7 +18,8 @@
  * to c computes J t, and no forward rule is needed. The cotangent inputs
  * then have no use left and are dropped.
  *
- * The result is compacted (only what the outputs reach, in id order), and
+ * The result is compacted (only what the outputs reach, in id order but
+ * where a forward loop reads its gradient's counting loop), and
  * the forward graph's let names are kept for the values that remain. No
  * traversal recurses over the graph. */
 #include "grad/internal.h"
@@ -39,26 +40,83 @@ static tl_graph *copy_nodes(const tl_graph *g, const char *name) {
   return h;
 }
 
+/* h's nodes with every node after its operands, sorted by id where the
+ * ids allow (always, but after share_counted_loops), and live[id] set for
+ * the nodes the outputs reach. An iterative depth-first walk: graphs are
+ * millions of nodes deep. */
+static int32_t *operand_order(const tl_graph *h, bool *live) {
+  int32_t nn = h->nnodes;
+  int32_t *order = tl_xmalloc(((size_t)nn + 1) * sizeof *order);
+  uint8_t *st = tl_xcalloc((size_t)nn + 1, 1); /* seen */
+  int32_t *stack = tl_xmalloc(((size_t)nn + 1) * sizeof *stack);
+  int32_t *next = tl_xcalloc((size_t)nn + 1, sizeof *next); /* the next operand to visit */
+  int32_t no = 0;
+  for (int i = 0; i < h->noutputs; i++) live[h->outputs[i].node] = true;
+  for (int32_t r = nn - 1; r >= 0; r--) { /* liveness first: operands may come later */
+    if (!live[r] || st[r]) continue;
+    int32_t sp = 0;
+    stack[sp++] = r;
+    st[r] = 1;
+    while (sp) {
+      int32_t v = stack[sp - 1];
+      const tl_node *x = &h->nodes[v];
+      if (next[v] < x->ninputs) {
+        int32_t u = tl_node_inputs(h, x)[next[v]++];
+        live[u] = true;
+        if (!st[u]) {
+          st[u] = 1;
+          stack[sp++] = u;
+        }
+      } else {
+        sp--;
+      }
+    }
+  }
+  memset(st, 0, (size_t)nn + 1);
+  memset(next, 0, ((size_t)nn + 1) * sizeof *next);
+  for (int32_t r = 0; r < nn; r++) { /* then each node after its operands, ids kept where they can be */
+    if (st[r]) continue;
+    int32_t sp = 0;
+    stack[sp++] = r;
+    st[r] = 1;
+    while (sp) {
+      int32_t v = stack[sp - 1];
+      const tl_node *x = &h->nodes[v];
+      if (next[v] < x->ninputs) {
+        int32_t u = tl_node_inputs(h, x)[next[v]++];
+        if (!st[u]) {
+          st[u] = 1;
+          stack[sp++] = u;
+        }
+      } else {
+        order[no++] = v;
+        sp--;
+      }
+    }
+  }
+  tl_free(st);
+  tl_free(stack);
+  tl_free(next);
+  return order;
+}
+
 /* The nodes h's outputs reach and every input not in drop_in (flags per
- * input number) into a fresh graph in id order, h freed; or h itself when
+ * input number) into a fresh graph in operand order (operand_order), h freed; or h itself when
  * it drops no input and at most a tenth of its nodes are dead. g's let
  * names are kept for nodes below g->nnodes (the ids are g's there). */
 static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
   bool *live = tl_xcalloc((size_t)h->nnodes + 1, 1);
   int32_t *map = tl_xmalloc(((size_t)h->nnodes + 1) * sizeof *map);
-  for (int i = 0; i < h->noutputs; i++) live[h->outputs[i].node] = true;
-  for (int32_t id = h->nnodes - 1; id >= 0; id--) {
-    if (!live[id]) continue;
-    const tl_node *x = &h->nodes[id];
-    for (int k = 0; k < x->ninputs; k++) live[tl_node_inputs(h, x)[k]] = true;
-  }
+  int32_t *order = operand_order(h, live);
   for (int i = 0; i < h->ninputs; i++)
     if (!drop_in || !drop_in[i]) live[h->inputs[i]] = true;
+  bool forward_refs = false;
+  for (int32_t k = 0; order && k < h->nnodes; k++) forward_refs |= order[k] != k;
   bool dropping = false;
   int32_t dead = 0;
   for (int i = 0; drop_in && i < h->ninputs; i++) dropping |= drop_in[i];
   for (int32_t id = 0; id < h->nnodes; id++) dead += !live[id];
-  if (!dropping && (int64_t)dead * 10 <= h->nnodes) {
+  if (!dropping && !forward_refs && (int64_t)dead * 10 <= h->nnodes) {
     /* few dead nodes: they cost nothing (every engine and the printer
      * start from the outputs), a rebuild would cost a pass of hashing */
     for (int i = 0; g && i < g->nlets; i++) {
@@ -68,6 +126,7 @@ static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
     }
     tl_free(live);
     tl_free(map);
+    tl_free(order);
     return h;
   }
   tl_graph *c = tl_graph_new(h->name);
@@ -80,7 +139,8 @@ static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
     const tl_node *x = &h->nodes[h->inputs[i]];
     map[h->inputs[i]] = live[h->inputs[i]] ? tl_graph_add_input(c, h->names[x->name], &x->type, x->loc) : -1;
   }
-  for (int32_t id = 0; id < h->nnodes; id++) {
+  for (int32_t k = 0; k < h->nnodes; k++) {
+    int32_t id = order[k];
     const tl_node *x = &h->nodes[id];
     if (!live[id] || x->op == TL_OP_INPUT) continue;
     if (x->op == TL_OP_CONST) {
@@ -100,6 +160,7 @@ static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
   for (int i = 0; i < h->noutputs; i++) tl_graph_add_output(c, h->names[h->outputs[i].name], map[h->outputs[i].node]);
   tl_free(live);
   tl_free(map);
+  tl_free(order);
   tl_graph_free(h);
   return c;
 }
@@ -563,8 +624,9 @@ static int give(tl_graph *h, int32_t xid, int k, int32_t c, const bool *dep, int
  * ends, so nothing can be stacked into a preallocated result. Its gradient
  * replays instead (checkpointing with no snapshots: O(1) memory, O(n^2)
  * body runs for n trips):
- *   (n, s_n) = loop (0, s_0) :cond c.count :body b.count_body [:until u.count]
- *              the same loop, also counting its trips
+ *   (s_n, n) = loop (s_0, 0) :cond c.count :body b.count_body [:until u.count]
+ *              the same loop, also counting its trips (the engines run
+ *              it once for the loop and its count: a prefix run)
  *   ct       = loop (n, ct_n, s_0) :cond b.bwd_cond :body b.bwd_body
  *              while j > 0: j -= 1; s_j = loop (0, j, s_0) :body b (j times,
  *              b.replay_*); ct = b.vjp(s_j, ct)
@@ -647,27 +709,32 @@ static int32_t fn_add(tl_fns *t, tl_graph *g, bool bad) {
   return tl_fns_add(t, g);
 }
 
-/* The loop's counting functions: for its body b.count_body(i, s..) =
- * (i + 1, b(s..)); for its condition (and :until) c.count(i, s..) = c(s..). */
+/* The loop's counting functions, the loop's own with the count as the last
+ * state: its body b.count_body(s.., i) = (b(s..), i + 1), its condition
+ * (and :until) c.count(s.., i) = c(s..). Copies, not calls, so that the
+ * counting loop is a prefix run of the loop (tl_control_prefix_run): the
+ * engines run it once for both. */
 static int32_t fn_count(tl_fns *t, int32_t fi, bool body, char *err, size_t n) {
   const tl_graph *f = t->fn[fi];
   tl_buf nm = {0};
   tl_buf_printf(&nm, "%s.count%s", f->name, body ? "_body" : "");
   int32_t have = have_fn(t, &nm);
   if (have >= 0) return have;
-  const char *ex[1] = {"i"};
-  int32_t *pa = tl_xmalloc(((size_t)f->ninputs + 2) * sizeof *pa);
-  tl_graph *g = fn_like(f, nm.s, ex, 1, pa);
+  tl_graph *g = tl_graph_copy(f, nm.s);
   tl_free(nm.s);
   g->fns = t;
-  bool bad = false;
-  if (body) {
-    int32_t i1 = add_i64(g, TL_OP_ADD, pa[0], 1, err, n);
+  tl_type it = {.dtype = TL_I64, .rank = 0};
+  /* names of their own: a count of a count (grad of grad) adds another */
+  char pn[32], on[32];
+  snprintf(pn, sizeof pn, "trips.%d", f->ninputs);
+  snprintf(on, sizeof on, "trips2.%d", f->ninputs);
+  int32_t i = tl_graph_add_input(g, pn, &it, (tl_loc){0, 0});
+  bool bad = i < 0;
+  if (body && !bad) {
+    int32_t i1 = add_i64(g, TL_OP_ADD, i, 1, err, n);
     bad = i1 < 0;
-    if (!bad) tl_graph_add_output(g, "i2", i1);
+    if (!bad) tl_graph_add_output(g, on, i1);
   }
-  bad = bad || !add_calls(g, fi, pa + 1, f->ninputs, err, n);
-  tl_free(pa);
   return fn_add(t, g, bad);
 }
 
@@ -810,14 +877,14 @@ static int loop_vjp(tl_graph *h, const gr_rules *rs, int32_t id, const tl_node *
   int32_t *args = tl_xmalloc(((size_t)ns * 2 + 4) * sizeof *args);
   int32_t cnt = -1;
   if (!rc) { /* n: the same loop, counting */
-    args[0] = i64_scalar(h, 0, err, n);
-    memcpy(args + 1, ops, (size_t)ns * sizeof *args);
+    memcpy(args, ops, (size_t)ns * sizeof *args);
+    args[ns] = i64_scalar(h, 0, err, n);
     tl_attrs a = x->attrs;
     a.fn[0] = cc;
     a.fn[1] = cb;
     if (until) a.fn[2] = cu;
-    a.out = 0;
-    cnt = args[0] < 0 ? -1 : add_ctl(h, TL_OP_LOOP, &a, args, ns + 1, err, n);
+    a.out = ns;
+    cnt = args[ns] < 0 ? -1 : add_ctl(h, TL_OP_LOOP, &a, args, ns + 1, err, n);
     if (cnt < 0) rc = -1;
   }
   if (!rc) { /* the backward loop from (n, ct_n, s_0) */
@@ -1167,6 +1234,61 @@ static tl_graph *reverse(const tl_graph *g, const gr_rules *rs, gr_mode mode, bo
   return h;
 }
 
+/* Whether function fb is fa's counting copy (fn_count): named after it
+ * with suffix ("go", "go.count") and giving fa's results from fa's
+ * parameters, its extra parameter last. */
+static bool counts(const tl_fns *t, int32_t fa, int32_t fb, const char *suffix) {
+  const tl_graph *a = t->fn[fa], *b = t->fn[fb];
+  size_t la = strlen(a->name);
+  if (strncmp(a->name, b->name, la) || strcmp(b->name + la, suffix) || b->ninputs != a->ninputs + 1 ||
+      b->noutputs < a->noutputs)
+    return false;
+  tl_graph head = *b;
+  head.ninputs = a->ninputs;
+  head.noutputs = a->noutputs;
+  return tl_graph_equal(a, &head);
+}
+
+/* After the sweeps, a forward loop whose gradient counted its trips takes
+ * its results from the counting loop (loop_vjp: the same loop with the
+ * count as its last state), so the loop runs once for its results and its
+ * count; later counts of the same loop (another output's sweep) become
+ * that run too. The redirected nodes refer to later ones: compact orders
+ * the result by operands. */
+static void share_counted_loops(tl_graph *h, int32_t nfwd) {
+  const tl_fns *t = h->fns;
+  for (int32_t c = nfwd; c < h->nnodes; c++) {
+    const tl_node *y = &h->nodes[c];
+    if (y->op != TL_OP_LOOP || y->ninputs < 1) continue;
+    bool until = (y->attrs.present & TL_A_UNTIL) != 0;
+    for (int32_t j = 0; j < c; j++) {
+      tl_node *x = &h->nodes[j];
+      if (x->op != TL_OP_LOOP) continue;
+      bool same = x->ninputs == y->ninputs && j >= nfwd && x->inputs != y->inputs &&
+                  !memcmp(x->attrs.fn, y->attrs.fn, sizeof x->attrs.fn); /* another count of it */
+      bool base = x->ninputs + 1 == y->ninputs && (until == ((x->attrs.present & TL_A_UNTIL) != 0)) &&
+                  counts(t, x->attrs.fn[0], y->attrs.fn[0], ".count") &&
+                  counts(t, x->attrs.fn[1], y->attrs.fn[1], ".count_body") &&
+                  (!until || counts(t, x->attrs.fn[2], y->attrs.fn[2], ".count"));
+      if (!same && !base) continue;
+      const int32_t *xi = tl_node_inputs(h, x), *yi = tl_node_inputs(h, y);
+      if (x->attrs.trips != y->attrs.trips || memcmp(xi, yi, ((size_t)y->ninputs - 1) * sizeof *xi)) continue;
+      if (same) { /* the later count runs as the earlier one */
+        h->nodes[c].inputs = x->inputs;
+        break;
+      }
+      int out = x->attrs.out;
+      x->op = y->op;
+      x->ninputs = y->ninputs;
+      x->inputs = y->inputs;
+      x->attrs = y->attrs;
+      x->attrs.out = out;
+      if (out) x->attrs.present |= TL_A_OUT;
+      else x->attrs.present &= ~(unsigned)TL_A_OUT;
+    }
+  }
+}
+
 /* Forward mode: the VJP v = J^T c of g, then one reverse sweep of
  * S = sum_w sum(v_w * t_w) with respect to the cotangent inputs c_o, whose
  * cotangents are (J t)_o. The result must not use the c_o any more (the
@@ -1235,6 +1357,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     bool *drop = tl_xcalloc((size_t)v->ninputs + 1, 1);
     for (int i = 0; i < v->ninputs; i++)
       for (int k = 0; k < s->nof; k++) drop[i] |= v->inputs[i] == ct_in[k];
+    share_counted_loops(v, g->nnodes);
     c = compact(v, g, drop);
     v = NULL;
     tl_free(drop);
@@ -1276,5 +1399,6 @@ static tl_graph *transform_in(const tl_graph *g, const gr_rules *rs, const gr_pa
   tl_free(ct_in);
   sel_free(&s);
   if (!h) return NULL;
+  share_counted_loops(h, g->nnodes);
   return compact(h, g, NULL);
 }

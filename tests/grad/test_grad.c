@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/be_internal.h"
 #include "engine/engine.h"
 #include "grad/grad.h"
 #include "interp/interp.h"
@@ -453,6 +454,63 @@ Test(transform, grad_of_grad_is_a_hessian_vector_product) {
   check_hvp("(graph misc (in a f64 [3]) (in b f64 [2 3])"
             " (out s (sum (add (logsumexp (mul a b) :axis 1) (prod (div (exp a) (add b 1)) :axis 1)))))"
             );
+}
+
+/* ---- a loop's forward pass runs once --------------------------------------------------------------
+ * A while loop's gradient counts its trips with the same loop carrying a
+ * counter as its last state; the planner computes the loop's results from
+ * that run (a prefix run), so a gradient with its outputs runs two loops
+ * (forward with the count, backward), not three. Unoptimized and optimized;
+ * with and without a post-condition; two outputs (a backward loop each). */
+static int loop_kernels(const tl_graph *g) {
+  be_plan pl;
+  char err[512];
+  cr_assert_eq(be_plan_build(&pl, g, err, sizeof err), 0, "%s: %s", g->name, err);
+  int n = 0;
+  for (int i = 0; i < pl.nks; i++)
+    if (pl.ks[i].kind == BE_K_CONTROL && g->nodes[pl.ks[i].node].op == TL_OP_LOOP) n++;
+  be_plan_free(&pl);
+  return n;
+}
+
+Test(transform, a_loops_forward_pass_runs_once) {
+  static const char *const src[] = {
+      "(func go (in x f64 [n]) (out c (lt (sum x) 4.0)))"
+      "(func dbl (in x f64 [n]) (out y (mul x 2.0)))"
+      "(graph l (in x f64 [n]) (out y (sum (loop x :cond go :body dbl :max 50))))",
+      "(func go (in x f64 [n]) (in k i64 []) (out c (lt (sum x) 4.0)))"
+      "(func stop (in x f64 [n]) (in k i64 []) (out c (gt k 3)))"
+      "(func step (in x f64 [n]) (in k i64 []) (out y (sin (mul x 1.5))) (out k2 (add k 1)))"
+      "(graph u (in x f64 [n]) (let [y k] (loop x (fill i64 [] 0) :cond go :body step :until stop"
+      " :max unbounded)) (out s (sum (mul y y))))",
+      /* two outputs: two sweeps, each counting the loop; one run */
+      "(func go (in x f64 [n]) (out c (lt (sum x) 4.0)))"
+      "(func dbl (in x f64 [n]) (out y (mul x 2.0)))"
+      "(graph two (in x f64 [n]) (let y (loop x :cond go :body dbl :max 50)) (out a (sum y))"
+      " (out b (sum (sin y))))",
+  };
+  gr_rules *r = shipped();
+  tl_opt_params op = tl_opt_defaults();
+  tl_error err = {0};
+  tl_opt *o = tl_opt_new(&op, TL_EMSG(&err));
+  cr_assert(o, "%s", err.msg);
+  for (size_t i = 0; i < sizeof src / sizeof *src; i++) {
+    tl_graph *g = parse(src[i]);
+    cr_assert(g, "case %zu", i);
+    tl_graph *d = transform(g, r, GR_GRAD, true);
+    int want = 1 + g->noutputs; /* the forward loop with its count, a backward loop per output */
+    cr_expect_eq(loop_kernels(d), want, "%s: %d loops run, expected %d: the forward one (counting) once",
+                 g->name, loop_kernels(d), want);
+    tl_graph *best = tl_opt_graph(o, d, &err);
+    cr_assert(best, "%s: %s", g->name, err.msg);
+    cr_expect_eq(loop_kernels(best), want, "%s optimized: %d loops run, expected %d", g->name, loop_kernels(best),
+                 want);
+    tl_graph_free(best);
+    tl_graph_free(d);
+    tl_graph_free(g);
+  }
+  tl_opt_free(o);
+  gr_rules_free(r);
 }
 
 /* ---- deep graphs ------------------------------------------------------------------------------ */
