@@ -20,7 +20,8 @@
  * Benchmark 1 is repeated with tlaloc's own f32 exp/tanh kernels
  * (vector_math 2) against libmvec's (vector_math 1), with exp and tanh
  * alone in ns per element; --chain stops after it; --compile runs
- * benchmark 4 alone, --attention attention's rows alone.
+ * benchmark 4 alone, --attention attention's rows alone, --shapes
+ * the loop shapes (5.) alone.
  *
  * Every row also checks tlaloc's outputs (the last column): against the
  * peer's outputs on the same inputs where the peer computes the same thing
@@ -33,7 +34,7 @@
  * peers reassociate). A mismatch, a compile or run error, or a C peer that
  * does not build is a failure: the exit status is then 1 (the smoke test
  * fails). numpy missing is reported and not a failure.
- * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] */
+ * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] [--shapes] */
 #include "backend/be_internal.h"
 #include "bench/backend/c_peer.h"
 #include "interp/interp.h"
@@ -52,7 +53,7 @@
 #include <unistd.h>
 
 static int REPS = 7;
-static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0, layer_norm_only = 0;
+static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0, layer_norm_only = 0, shapes_only = 0;
 static int failures; /* mismatches, compile and run errors, peers that did not build */
 
 static void fail(const char *fmt, ...) {
@@ -852,6 +853,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--compile")) compile_only = 1;
     else if (!strcmp(argv[i], "--attention")) attention_only = 1;
     else if (!strcmp(argv[i], "--layer-norm")) layer_norm_only = 1;
+    else if (!strcmp(argv[i], "--shapes")) shapes_only = 1;
   if (smoke) REPS = 1;
   char err[512];
   be_options o1 = be_options_default(), o2 = be_options_default();
@@ -880,6 +882,7 @@ int main(int argc, char **argv) {
     layer_norm_rows(&o1, &o2);
     goto done;
   }
+  if (shapes_only) goto shapes;
 
   /* 1. fused chain */
   int64_t n = smoke ? 100000 : 10000000;
@@ -1024,6 +1027,7 @@ int main(int argc, char **argv) {
   compile_latency(srcdir, &o1);
 
   /* 5. loop shapes */
+shapes:;
   static const int64_t s8[4] = {2048, 8, 16, 1024}, s16[4] = {1024, 16, 16, 1024}, s32[4] = {512, 32, 16, 1024},
                        sq[4] = {1024, 1024, 1024, 1024};
   const char *cos32 = "(graph s (in x f32 [r c]) (out y (cos x)))", *cos64 = "(graph s (in x f64 [r c]) (out y (cos x)))";
