@@ -107,7 +107,14 @@ static tlaloc_status tlaloc_output_shapes_unguarded(const tlaloc_graph *g, const
     memset(&outputs[i], 0, sizeof outputs[i]);
     outputs[i].dtype = t->dtype;
     outputs[i].rank = t->rank;
-    if (tl_concrete_dims(g, t, syms, outputs[i].dims, err, sizeof err)) st = TLALOC_BAD_INPUT;
+    if (tl_concrete_dims(g, t, syms, outputs[i].dims, err, sizeof err)) {
+      st = TLALOC_BAD_INPUT;
+      /* a dim a loop's :trips decides is known only after a run: -1 */
+      if (tl_graph_stacks(g)) {
+        st = TLALOC_OK;
+        for (int k = 0; k < t->rank; k++) outputs[i].dims[k] = tl_dim_value(g, t->dims[k], syms);
+      }
+    }
   }
   if (st != TLALOC_OK) set_error(errors, "%s", err);
   for (int i = 0; i < nin; i++) tl_tensor_free(in[i]);
@@ -182,6 +189,7 @@ struct tl_api_program {
   tl_tensor **inp, **outp;
   int64_t *syms;
   bool *allocated;
+  bool stacks; /* a loop with :stack: output shapes known only after a run */
 };
 
 static tlaloc_status tlaloc_compile_unguarded(const tlaloc_graph *g, const tlaloc_compile_options *opts,
@@ -247,6 +255,7 @@ static tlaloc_status tlaloc_compile_unguarded(const tlaloc_graph *g, const tlalo
   p->allocated = tl_xcalloc((size_t)g->noutputs + 1, sizeof *p->allocated);
   for (int i = 0; i < g->ninputs; i++) p->inp[i] = &p->in[i];
   for (int i = 0; i < g->noutputs; i++) p->outp[i] = &p->out[i];
+  p->stacks = tl_graph_stacks(g);
   *out = p;
   return TLALOC_OK;
 }
@@ -299,6 +308,46 @@ static int allocate_outputs(tlaloc_program *p, tlaloc_tensor *outputs, char *err
   return 0;
 }
 
+/* A graph with a loop's :stack: its output shapes are known only when it
+ * has run, so it runs with fresh results, handed over (an output without
+ * data) or copied into the caller's buffer (whose dims must then be the
+ * result's). */
+static int run_fresh(tlaloc_program *p, tlaloc_tensor *outputs, tl_error *err) {
+  const tl_graph *g = p->g;
+  tl_tensor **res = tl_xcalloc((size_t)g->noutputs + 1, sizeof *res);
+  int rc = p->engine->run(p->prog, p->inp, NULL, res, err);
+  for (int i = 0; i < g->noutputs && !rc; i++) {
+    const tl_tensor *t = res[i];
+    if (!outputs[i].data) continue;
+    bool same = outputs[i].dtype == t->dtype && outputs[i].rank == t->rank;
+    for (int k = 0; same && k < t->rank; k++) same = outputs[i].dims[k] == t->dims[k];
+    if (!same)
+      rc = tl_fail(err, TL_BAD_INPUT, "output %d ('%s') came out with other dims than its buffer's (a loop's "
+                   ":stack decides them: pass no buffer, tlaloc allocates it)", i, g->names[g->outputs[i].name]);
+    else if (t->numel)
+      memcpy(outputs[i].data, t->data, (size_t)t->numel * tl_dtype_size((tl_dtype)t->dtype));
+  }
+  for (int i = 0; i < g->noutputs && !rc; i++) {
+    tl_tensor *t = res[i];
+    if (outputs[i].data) continue;
+    memset(&outputs[i], 0, sizeof outputs[i]);
+    outputs[i].dtype = t->dtype;
+    outputs[i].rank = t->rank;
+    memcpy(outputs[i].dims, t->dims, (size_t)t->rank * sizeof *t->dims);
+    if (t->owns) { /* ownership passes to the caller */
+      outputs[i].data = t->data;
+      t->owns = false;
+    } else {
+      size_t sz = (size_t)t->numel * tl_dtype_size((tl_dtype)t->dtype);
+      outputs[i].data = tl_xmalloc(sz ? sz : 1);
+      if (sz) memcpy(outputs[i].data, t->data, sz);
+    }
+  }
+  for (int i = 0; i < g->noutputs; i++) tl_tensor_free(res[i]);
+  tl_free(res);
+  return rc;
+}
+
 static tlaloc_status tlaloc_program_run_unguarded(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
                                  tlaloc_tensor *outputs, int nout, char **errors) {
   tl_error err; /* the per-call path: status and an empty message, not 4 KiB of zeros */
@@ -317,6 +366,11 @@ static tlaloc_status tlaloc_program_run_unguarded(tlaloc_program *p, const tlalo
                 g->names[g->nodes[g->inputs[i]].name], inputs[i].dtype, inputs[i].rank, why);
       return TLALOC_BAD_INPUT;
     }
+  }
+  if (p->stacks) {
+    int rc = run_fresh(p, outputs, &err);
+    if (rc) set_error(errors, "%s", err.msg);
+    return rc ? (tlaloc_status)err.status : TLALOC_OK;
   }
   bool any_alloc = false;
   for (int i = 0; i < nout; i++) any_alloc |= !outputs[i].data;

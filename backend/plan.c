@@ -549,6 +549,12 @@ static int result_type(const tl_graph *g, const tl_node *x, int r, tl_type *t, c
 static int plan_control(be_plan *p, const be_rules *rules, const bool *live, int32_t id, char *err, size_t n) {
   const tl_graph *g = p->g;
   const tl_node *x = &g->nodes[id];
+  if (x->op == TL_OP_LOOP && (x->attrs.present & TL_A_STACK)) {
+    /* the engines run these staged (engine/engine.c); an object cannot */
+    snprintf(err, n, "loop: per-trip results (:stack) have a length known only when the loop has run; the "
+                     "llvm engine runs such a graph staged, but one compiled program (an AOT object) cannot");
+    return -1;
+  }
   /* the run that computes id: an earlier kernel's, or a longer run's */
   int32_t run = id;
   for (int32_t j = 0, hops = 0; j < g->nnodes && hops < 8; j++)

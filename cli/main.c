@@ -628,8 +628,9 @@ static int cmd_ops(int argc, char **argv) {
     if (o->inplace & TL_INPLACE_ROWS) snprintf(ip, sizeof ip, "rows");
     else if (o->inplace) snprintf(ip, sizeof ip, "elements");
     char gr[32];
-    /* control flow: gradient functions (grad/transform.c), a loop none yet */
-    snprintf(gr, sizeof gr, "%s", o->kind != TL_KIND_CONTROL ? grads[o->grad] : op == TL_OP_LOOP ? "not yet" : "functions");
+    /* control flow: gradient functions (grad/transform.c); a loop's replay
+     * its body (none with :stack) */
+    snprintf(gr, sizeof gr, "%s", o->kind != TL_KIND_CONTROL ? grads[o->grad] : op == TL_OP_LOOP ? "replay" : "functions");
     for (int k = 0; k < 8; k++) /* the operands that never carry one (NOGRAD) */
       if ((o->nograd >> k) & 1) snprintf(gr + strlen(gr), sizeof gr - strlen(gr), ", not %d", k);
     const char *cells[] = {o->name, ar, kinds[o->kind], rules[o->dtype_rule], at, tl_fuse_class_names[o->fuse], ip,

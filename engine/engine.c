@@ -283,9 +283,9 @@ static void *wrap_compile(const tl_engine *e, const tl_graph *g, const tl_engine
   /* the LLVM backend compiles control flow into its program (branches and
    * loops in the generated code); the others run it staged, and so does
    * llvm under TLALOC_STAGED=1 (bench/control measures one against the
-   * other) */
+   * other) and for a loop with :stack */
   const char *st = getenv("TLALOC_STAGED");
-  bool staged = e != &raw[0] || (st && *st && *st != '0');
+  bool staged = e != &raw[0] || (st && *st && *st != '0') || tl_graph_stacks(run);
   if (tl_graph_has_control(run) && staged) w->s = tl_staged_compile(run, e, o, err);
   else w->p = e->compile(run, o, err);
   if (!w->s && !w->p) {

@@ -367,7 +367,7 @@ int tl_staged_run(tl_staged *s, tl_tensor *const *inputs, const int64_t *sym_val
   for (int k = 0; k < g->nsyms; k++) syms[k] = sym_values ? sym_values[k] : -1;
   int rc = tl_bind_inputs(g, inputs, syms, TL_EMSG(err)) ? tl_fail_kind(err, TL_BAD_INPUT) : 0;
   for (int i = 0; i < g->ninputs; i++) vals[g->inputs[i]] = inputs[i];
-  tl_ctl_runner r = {s->fns, fn_run, fn_run_into, pool_get, pool_put};
+  tl_ctl_runner r = {s->fns, fn_run, fn_run_into, pool_get, pool_put, syms};
   for (int st = 0; st < s->nsteps && !rc; st++) {
     if (s->steps[st] >= 0) {
       const seg *sg = &s->segs[s->steps[st]];
@@ -390,6 +390,8 @@ int tl_staged_run(tl_staged *s, tl_tensor *const *inputs, const int64_t *sym_val
     tl_tensor **res = tl_xcalloc((size_t)nres + 1, sizeof *res);
     for (int k = 0; k < x->ninputs; k++) args[k] = vals[tl_node_inputs(g, x)[k]];
     rc = tl_control_run(g, x, args, res, &r, TL_EMSG(err)) ? tl_fail_kind(err, TL_BAD_INPUT) : 0;
+    /* a loop with :stack binds its :trips symbol for the segments after it */
+    if (!rc && tl_control_bind_trips(g, x, res, syms, TL_EMSG(err))) rc = tl_fail_kind(err, TL_BAD_INPUT);
     /* the runs that take this one's first results get copies */
     for (int32_t a = 0; a < nn && !rc; a++) {
       if (s->alias[a] != id) continue;

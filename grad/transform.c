@@ -857,6 +857,11 @@ static int loop_vjp(tl_graph *h, const gr_rules *rs, int32_t id, const tl_node *
   tl_fns *t = h->fns;
   int ns = x->ninputs;
   bool until = (x->attrs.present & TL_A_UNTIL) != 0;
+  if (x->attrs.present & TL_A_STACK) {
+    snprintf(err, n, "grad: the gradient through a loop with per-trip results (:stack) is not supported (write it "
+                     "as a scan, whose trace the gradient replays, where the trip count is known)");
+    return -1;
+  }
   int32_t bi = x->attrs.fn[1];
   int *fl = tl_xmalloc(((size_t)ns + 1) * sizeof *fl);
   int nf = 0;

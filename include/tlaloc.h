@@ -90,7 +90,9 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
                          tlaloc_tensor *outputs, int nout, char **errors);
 
 /* The dtype, rank and dims each output will have for these inputs (data is
- * left NULL); nothing is computed. */
+ * left NULL); nothing is computed. A dim that a loop's per-trip results
+ * decide (`:stack`, its length the `:trips` symbol: docs/design.md) is -1:
+ * known only when the graph has run, so pass no buffer for that output. */
 tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
                                    tlaloc_tensor *outputs, int nout, char **errors);
 
@@ -219,7 +221,9 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
  * must not overlap an input or each other (refused with a message: the
  * kernels write outputs before they finish reading inputs). When every
  * output has its buffer and the symbol sizes are those of the previous
- * call, nothing is allocated.
+ * call, nothing is allocated. A graph with a loop's per-trip results
+ * (`:stack`) runs with fresh results: they are handed over to outputs
+ * without data, or copied into a buffer whose dims then must match.
  * Thread safety: a program runs on one thread at a time (it owns its
  * intermediates' arena and a worker thread); run different programs, or
  * serialise the calls, to use several threads. */

@@ -132,6 +132,122 @@ static int run_loop(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
   return rc;
 }
 
+/* A loop with :stack: its body gives the next state, then the trip's
+ * values, which are appended to growing buffers (the trip count is known
+ * only at the end: no preallocated result). Each trip's state is the
+ * runner's fresh tensors. */
+static int run_stacked_loop(const tl_graph *g, const tl_node *x, tl_tensor *const *args, tl_tensor **res,
+                            const tl_ctl_runner *r, char *err, size_t n) {
+  int ns = x->ninputs, ny = (int)x->attrs.stack;
+  const tl_attrs *a = &x->attrs;
+  bool until = (a->present & TL_A_UNTIL) != 0, go;
+  tl_tensor **cur = tl_xcalloc((size_t)ns + 1, sizeof *cur);
+  tl_tensor **next = tl_xcalloc((size_t)(ns + ny) + 1, sizeof *next);
+  char **buf = tl_xcalloc((size_t)ny + 1, sizeof *buf);
+  size_t *cap = tl_xcalloc((size_t)ny + 1, sizeof *cap);
+  tl_type *yt = tl_xcalloc((size_t)ny + 1, sizeof *yt); /* one trip's value: the result without its first dim */
+  size_t *ybytes = tl_xcalloc((size_t)ny + 1, sizeof *ybytes);
+  for (int i = 0; i < ns; i++) cur[i] = args[i];
+  bool owned = false;
+  int rc = 0;
+  for (int k = 0; k < ny && rc == 0; k++) {
+    tl_type t;
+    memset(&t, 0, sizeof t);
+    tl_attrs at = *a;
+    at.out = ns + k;
+    const tl_type **in = tl_xmalloc(((size_t)ns + 1) * sizeof *in);
+    for (int i = 0; i < ns; i++) in[i] = &g->nodes[tl_node_inputs(g, x)[i]].type;
+    rc = tl_infer_control(g, TL_OP_LOOP, &at, in, ns, &t, err, n);
+    tl_free(in);
+    yt[k] = t;
+    yt[k].rank--;
+    memmove(yt[k].dims, t.dims + 1, sizeof(int64_t) * (TL_MAX_RANK - 1));
+  }
+  int64_t trips = 0;
+  if (rc == 0) rc = predicate(r, a->fn[0], cur, &go, err, n);
+  while (rc == 0 && go) {
+    if (a->trips >= 0 && trips == a->trips) {
+      char m[160];
+      snprintf(m, sizeof m, "the loop did not end within its :max of %lld iterations", (long long)a->trips);
+      rc = where(x, err, n, m);
+      break;
+    }
+    rc = r->run(r->ctx, a->fn[1], cur, next, err, n);
+    if (owned) free_all(cur, ns);
+    owned = false;
+    if (rc) break;
+    memcpy(cur, next, (size_t)ns * sizeof *cur);
+    owned = true;
+    for (int k = 0; k < ny; k++) { /* append the trip's values */
+      tl_tensor *y = next[ns + k];
+      size_t sz = (size_t)y->numel * tl_dtype_size((tl_dtype)y->dtype);
+      if (trips == 0) {
+        ybytes[k] = sz;
+        yt[k].rank = y->rank;
+        memcpy(yt[k].dims, y->dims, sizeof y->dims);
+      }
+      if (sz != ybytes[k] && rc == 0) rc = where(x, err, n, "a per-trip result changed its size between trips");
+      if (rc == 0 && (size_t)(trips + 1) * sz > cap[k]) {
+        size_t c = cap[k] ? 2 * cap[k] : 16 * sz + 64;
+        while (c < (size_t)(trips + 1) * sz) c *= 2;
+        buf[k] = tl_xrealloc(buf[k], c);
+        cap[k] = c;
+      }
+      if (rc == 0 && sz) memcpy(buf[k] + (size_t)trips * sz, y->data, sz);
+      tl_tensor_free(y);
+      next[ns + k] = NULL;
+    }
+    trips++;
+    if (rc == 0) {
+      rc = predicate(r, a->fn[until ? 2 : 0], cur, &go, err, n);
+      if (until) go = !go;
+    }
+  }
+  if (rc == 0 && trips == 0) /* no trip: the element shapes from the caller's symbols */
+    for (int k = 0; k < ny && rc == 0; k++) {
+      char e2[200];
+      int64_t d[TL_MAX_RANK];
+      if (tl_concrete_dims(g, &yt[k], r->syms, d, e2, sizeof e2)) rc = where(x, err, n, e2);
+      else memcpy(yt[k].dims, d, sizeof d);
+    }
+  for (int k = 0; k < ny && rc == 0; k++) {
+    int64_t d[TL_MAX_RANK];
+    d[0] = trips;
+    memcpy(d + 1, yt[k].dims, sizeof(int64_t) * (TL_MAX_RANK - 1));
+    res[ns + k] = tl_tensor_new((tl_dtype)yt[k].dtype, yt[k].rank + 1, d, err, n);
+    if (!res[ns + k]) rc = -1;
+    else if (res[ns + k]->numel) memcpy(res[ns + k]->data, buf[k], (size_t)res[ns + k]->numel * tl_dtype_size((tl_dtype)yt[k].dtype));
+  }
+  for (int i = 0; i < ns; i++) {
+    if (rc == 0) res[i] = owned ? cur[i] : tl_tensor_copy(cur[i]);
+    else if (owned) tl_tensor_free(cur[i]);
+  }
+  if (rc) free_all(res + ns, ny);
+  for (int k = 0; k < ny; k++) tl_free(buf[k]);
+  tl_free(buf);
+  tl_free(cap);
+  tl_free(yt);
+  tl_free(ybytes);
+  tl_free(next);
+  tl_free(cur);
+  return rc;
+}
+
+int tl_control_bind_trips(const tl_graph *g, const tl_node *x, tl_tensor *const *res, int64_t *syms, char *err,
+                          size_t n) {
+  if (x->op != TL_OP_LOOP || !(x->attrs.present & TL_A_STACK) || !syms) return 0;
+  int s = tl_dim_sym_id(x->attrs.tdim);
+  int64_t trips = res[x->ninputs]->dims[0];
+  if (syms[s] >= 0 && syms[s] != trips) {
+    char m[200];
+    snprintf(m, sizeof m, "ran %lld trips, but its :trips '%s' is %lld already", (long long)trips, g->syms[s],
+             (long long)syms[s]);
+    return where(x, err, n, m);
+  }
+  syms[s] = trips;
+  return 0;
+}
+
 /* Element t of x along its first dim, as a view (no copy). */
 static tl_tensor step_view(const tl_tensor *x, int64_t t) {
   tl_tensor v;
@@ -262,7 +378,9 @@ int tl_control_run(const tl_graph *g, const tl_node *x, tl_tensor *const *args, 
     bool p = args[0]->numel > 0 && tl_tensor_get_f64(args[0], 0) != 0;
     return r->run(r->ctx, a->fn[p ? 0 : 1], args + 1, results, err, n);
   }
-  case TL_OP_LOOP: return run_loop(g, x, args, results, r, err, n);
+  case TL_OP_LOOP:
+    return (a->present & TL_A_STACK) ? run_stacked_loop(g, x, args, results, r, err, n)
+                                     : run_loop(g, x, args, results, r, err, n);
   case TL_OP_SCAN: return run_scan(g, x, args, results, r, err, n);
   default: return where(x, err, n, "not a control-flow op");
   }

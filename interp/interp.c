@@ -971,12 +971,16 @@ static int interp_fn(void *ctx, int32_t fn, tl_tensor *const *in, tl_tensor **ou
 /* Runs control node id; its results go to vals[id] and to every live
  * node later in g that is a result of the same run (done[] marks them). */
 static int run_control(const tl_graph *g, int32_t id, const tl_tensor *const *args, const bool *live, bool *done,
-                       tl_tensor **vals, char *err, size_t n) {
+                       tl_tensor **vals, int64_t *syms, char *err, size_t n) {
   const tl_node *x = &g->nodes[id];
   int nres = tl_control_nresults(g, x);
   tl_tensor **res = tl_xcalloc((size_t)nres + 1, sizeof *res);
-  tl_ctl_runner r = {(void *)g, interp_fn, NULL, NULL, NULL};
+  tl_ctl_runner r = {(void *)g, interp_fn, NULL, NULL, NULL, syms};
   int rc = tl_control_run(g, x, (tl_tensor *const *)args, res, &r, err, n);
+  if (rc == 0 && tl_control_bind_trips(g, x, res, syms, err, n)) {
+    for (int i = 0; i < nres; i++) tl_tensor_free(res[i]);
+    rc = -1;
+  }
   if (rc == 0) {
     vals[id] = res[x->attrs.out];
     res[x->attrs.out] = NULL;
@@ -992,9 +996,12 @@ static int run_control(const tl_graph *g, int32_t id, const tl_tensor *const *ar
   return rc;
 }
 
-int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *syms,
+int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *bound,
                   tl_tensor **outputs, char *err, size_t err_size) {
   int32_t nn = g->nnodes;
+  /* a loop with :stack binds its :trips symbol when it has run */
+  int64_t *syms = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *syms);
+  for (int s = 0; s < g->nsyms; s++) syms[s] = bound ? bound[s] : -1;
   rctx c = {NULL, NULL, "interp", {0, 0}, err, err_size, false};
   tl_tensor **vals = tl_xcalloc((size_t)nn + 1, sizeof(tl_tensor *));
   int32_t *uses = tl_xcalloc((size_t)nn + 1, sizeof *uses);
@@ -1028,7 +1035,8 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
     c.loc = n->loc;
     int64_t dims[TL_MAX_RANK];
     char e2[256];
-    if (tl_concrete_dims(g, &n->type, syms, dims, e2, sizeof e2)) {
+    /* a control run's results are sized by the run */
+    if (tl_ops[n->op].kind != TL_KIND_CONTROL && tl_concrete_dims(g, &n->type, syms, dims, e2, sizeof e2)) {
       rc = rfail(&c, "%s", e2);
       break;
     }
@@ -1039,7 +1047,7 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
     }
     if (n->op == TL_OP_CONST) args[0] = g->lits[n->attrs.lit];
     if (tl_ops[n->op].kind == TL_KIND_CONTROL) {
-      if (!done[id]) rc = run_control(g, id, args, live, done, vals, err, err_size);
+      if (!done[id]) rc = run_control(g, id, args, live, done, vals, syms, err, err_size);
       if (rc) break;
     } else {
       tl_tensor *out;
@@ -1076,5 +1084,6 @@ int tl_interp_run(const tl_graph *g, tl_tensor *const *inputs, const int64_t *sy
   tl_free(live);
   tl_free(borrowed);
   tl_free(done);
+  tl_free(syms);
   return rc;
 }

@@ -55,6 +55,9 @@ typedef struct tl_ctl_runner {
    * keeps them across runs saves the fresh pages of every run */
   tl_tensor *(*get)(void *ctx, const tl_tensor *like, char *err, size_t n);
   void (*put)(void *ctx, tl_tensor *t);
+  /* the caller's symbol values (a loop's per-trip results of no trip take
+   * their element shape from them); NULL: none */
+  const int64_t *syms;
 } tl_ctl_runner;
 
 /* Runs control node x (call, cond, loop, scan: interp/control.c says what
@@ -63,6 +66,13 @@ typedef struct tl_ctl_runner {
  * its :max, a failing function) with no result left allocated. */
 int tl_control_run(const tl_graph *g, const tl_node *x, tl_tensor *const *args, tl_tensor **results,
                    const tl_ctl_runner *r, char *err, size_t n);
+
+/* After a run of loop x with :stack, binds its :trips symbol in syms to the
+ * trip count (the first dim of its first per-trip result, res[x->ninputs]);
+ * -1 with a message naming the loop when syms holds another value for it
+ * (an input's dim, or another loop's count). A no-op for other nodes. */
+int tl_control_bind_trips(const tl_graph *g, const tl_node *x, tl_tensor *const *res, int64_t *syms, char *err,
+                          size_t n);
 
 /* Whether op has an interpreter kernel (tests check every op has one). */
 bool tl_interp_has(int op);

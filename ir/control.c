@@ -175,25 +175,41 @@ static int infer_loop(cctx *c, const tl_attrs *a, const tl_type *const *in, int 
   const tl_graph *fu = (a->present & TL_A_UNTIL) ? callee(c, a, 2, "until") : NULL;
   if ((a->present & TL_A_UNTIL) && !fu) return -1;
   if (a->trips < -1) return fail(c, ":max must be a count >= 0 or 'unbounded'");
-  if (a->out < 0 || a->out >= nin)
-    return fail(c, ":out %d, but the loop carries %d value%s", a->out, nin, nin == 1 ? "" : "s");
+  bool stacks = (a->present & TL_A_STACK) != 0;
+  if (stacks != ((a->present & TL_A_TRIPS) != 0))
+    return fail(c, ":stack and :trips go together (the per-trip results and the symbol of their length)");
+  int ny = stacks ? (int)a->stack : 0;
+  if (stacks && (a->stack < 1 || !tl_dim_is_sym(a->tdim) || !c->g || tl_dim_sym_id(a->tdim) >= c->g->nsyms ||
+                 tl_sym_derived(c->g, tl_dim_sym_id(a->tdim))))
+    return fail(c, ":stack needs a count >= 1 and :trips a symbol of this graph");
+  if (a->out < 0 || a->out >= nin + ny)
+    return fail(c, ":out %d, but the loop gives %d value%s", a->out, nin + ny, nin + ny == 1 ? "" : "s");
   if (check_pred(c, fc, in, nin, "condition") || (fu && check_pred(c, fu, in, nin, "post-condition"))) return -1;
   int64_t *map = new_map(fb);
   int r = bind_params(c, fb, in, nin, map, "body");
-  if (!r && fb->noutputs != nin)
-    r = fail(c, "body '%s' must return the %d carried value%s, it has %d output%s", fb->name, nin, nin == 1 ? "" : "s",
-             fb->noutputs, fb->noutputs == 1 ? "" : "s");
-  for (int k = 0; !r && k < nin; k++) {
+  if (!r && fb->noutputs != nin + ny)
+    r = ny ? fail(c, "body '%s' must return the %d carried value%s and %d per-trip value%s, it has %d output%s",
+                  fb->name, nin, nin == 1 ? "" : "s", ny, ny == 1 ? "" : "s", fb->noutputs, fb->noutputs == 1 ? "" : "s")
+           : fail(c, "body '%s' must return the %d carried value%s, it has %d output%s", fb->name, nin,
+                  nin == 1 ? "" : "s", fb->noutputs, fb->noutputs == 1 ? "" : "s");
+  for (int k = 0; !r && k < nin + ny; k++) {
     tl_type t;
     char s1[128], s2[128];
     r = result_type(c, fb, k, map, &t, "body");
-    if (!r && !same_type(&t, in[k]))
+    if (!r && k < nin && !same_type(&t, in[k]))
       r = fail(c, "body '%s' turns carried value %d from %s into %s (a loop keeps its state's types)", fb->name, k,
                tl_type_str(c->g, in[k], s1, sizeof s1), tl_type_str(c->g, &t, s2, sizeof s2));
-  }
-  if (!r) {
-    *out = *in[a->out];
-    out->weak = 0;
+    else if (!r && k >= nin && t.rank + 1 > TL_MAX_RANK)
+      r = fail(c, "stacking output %d of '%s' needs rank %d (at most %d)", k, fb->name, t.rank + 1, TL_MAX_RANK);
+    if (!r && k == a->out) {
+      *out = t;
+      out->weak = 0;
+      if (k >= nin) { /* stacked along a new first dim: the trip count */
+        memmove(out->dims + 1, t.dims, sizeof(int64_t) * (TL_MAX_RANK - 1));
+        out->dims[0] = a->tdim;
+        out->rank++;
+      }
+    }
   }
   tl_free(map);
   return r;
@@ -275,12 +291,21 @@ int tl_infer_control(const tl_graph *g, int op, const tl_attrs *a, const tl_type
   }
 }
 
+bool tl_graph_stacks(const tl_graph *g) {
+  for (int f = -1; f < (g->fns ? g->fns->n : 0); f++) {
+    const tl_graph *h = f < 0 ? g : g->fns->fn[f];
+    for (int32_t i = 0; i < h->nnodes; i++)
+      if (h->nodes[i].op == TL_OP_LOOP && (h->nodes[i].attrs.present & TL_A_STACK)) return true;
+  }
+  return false;
+}
+
 int tl_control_nresults(const tl_graph *g, const tl_node *x) {
   const tl_fns *t = g->fns;
   switch (x->op) {
   case TL_OP_CALL: return t->fn[x->attrs.fn[0]]->noutputs;
   case TL_OP_COND: return t->fn[x->attrs.fn[0]]->noutputs;
-  case TL_OP_LOOP: return x->ninputs;
+  case TL_OP_LOOP: return x->ninputs + ((x->attrs.present & TL_A_STACK) ? (int)x->attrs.stack : 0);
   case TL_OP_SCAN: return t->fn[x->attrs.fn[1]]->noutputs;
   default: return 1;
   }

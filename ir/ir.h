@@ -71,6 +71,8 @@ typedef struct tl_attrs {
   int64_t carry; /* scan: how many of the operands and outputs are carried state */
   int64_t length; /* scan: the number of steps when it has no sequence operand */
   int64_t consts; /* scan: how many operands after the carries every step gets whole */
+  int64_t stack;  /* loop: how many per-trip results its body gives after the state (:stack) */
+  int64_t tdim;   /* loop with :stack: the symbolic dim (tl_dim_sym) its trip count binds (:trips) */
 } tl_attrs;
 
 /* reshape's "-1" (infer this dim); distinct from every symbol id in use */
@@ -224,6 +226,9 @@ bool tl_control_same_run(const tl_graph *g, int32_t a, int32_t b);
  * (f and f.trace: a gradient's forward scan reads what the loss's scan
  * computes). Not for loops. */
 bool tl_control_prefix_run(const tl_graph *g, int32_t a, int32_t b);
+/* Whether g or a function of its table has a loop with :stack (per-trip
+ * results whose length its :trips symbol gets only when it has run). */
+bool tl_graph_stacks(const tl_graph *g);
 
 /* Whether op has an inference function (tests check every op has one). */
 bool tl_infer_has(int op);

@@ -36,8 +36,8 @@ const char *const tl_kind_names[TL_KIND_CONTROL + 1] = {"source", "constant", "e
                                                        "shape", "linalg", "control"};
 const char *const tl_attr_names[TL_NATTRS] = {"axis", "keepdims", "dtype", "shape", "perm", "start", "stop",
                                               "step", "range", "fn", "then", "else", "cond", "body", "until",
-                                              "out", "max", "carry", "length", "consts"};
-_Static_assert(TL_A_CONSTS == 1 << (TL_NATTRS - 1), "a name per attribute bit");
+                                              "out", "max", "carry", "length", "consts", "stack", "trips"};
+_Static_assert(TL_A_TRIPS == 1 << (TL_NATTRS - 1), "a name per attribute bit");
 
 int tl_op_lookup(const char *name, size_t n) {
   for (int i = 0; i < TL_OP_COUNT; i++)

@@ -37,7 +37,10 @@ enum {
   /* control flow: the functions called, the output taken, the bounds */
   TL_A_FN = 1 << 9, TL_A_THEN = 1 << 10, TL_A_ELSE = 1 << 11, TL_A_COND = 1 << 12,
   TL_A_BODY = 1 << 13, TL_A_UNTIL = 1 << 14, TL_A_OUT = 1 << 15, TL_A_MAX = 1 << 16,
-  TL_A_CARRY = 1 << 17, TL_A_LENGTH = 1 << 18, TL_A_CONSTS = 1 << 19
+  TL_A_CARRY = 1 << 17, TL_A_LENGTH = 1 << 18, TL_A_CONSTS = 1 << 19,
+  /* a loop's per-trip results: how many (:stack K), and the symbol its
+   * trip count binds at run time (:trips NAME), their first dim */
+  TL_A_STACK = 1 << 20, TL_A_TRIPS = 1 << 21
 };
 
 /* Fusion classes: the built-in opclasses of the fusion rules (names in
@@ -120,7 +123,7 @@ extern const tl_op_info tl_ops[TL_OP_COUNT];
 /* Names of the kinds (tl_kind) and of the attributes by bit number (TL_A_*;
  * "range" is an input's, written `:range LO HI`). */
 extern const char *const tl_kind_names[TL_KIND_CONTROL + 1];
-enum { TL_NATTRS = 20 };
+enum { TL_NATTRS = 22 };
 extern const char *const tl_attr_names[TL_NATTRS];
 
 /* Op by name (NULL-terminated string or n bytes); -1 when unknown. */

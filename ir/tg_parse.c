@@ -485,6 +485,28 @@ static bool parse_attr(parser *p, int op, tl_attrs *a) {
   case TL_A_CARRY: if (!int_value(p, &t, &v, "carry")) return false; a->carry = v; return true;
   case TL_A_LENGTH: if (!int_value(p, &t, &v, "length")) return false; a->length = v; return true;
   case TL_A_CONSTS: if (!int_value(p, &t, &v, "consts")) return false; a->consts = v; return true;
+  case TL_A_STACK:
+    if (!int_value(p, &t, &v, "stack")) return false;
+    if (v < 1 || v >= TL_GRAPH_MAX_ARGS) {
+      tl_diag_error(p->d, t.loc, "attribute :stack %lld is out of range (1 or more per-trip results)", (long long)v);
+      return false;
+    }
+    a->stack = v;
+    return true;
+  case TL_A_TRIPS: {
+    t = next(p);
+    int64_t d = 0;
+    char e[160];
+    if (t.kind != TK_NAME || tl_dim_parse(p->g, t.text, t.len, &d, e, sizeof e) || !tl_dim_is_sym(d) ||
+        tl_sym_derived(p->g, tl_dim_sym_id(d))) {
+      char b[64];
+      tl_diag_error(p->d, t.loc, "attribute :trips expects a symbol name (the dim the trip count binds), found %s",
+                    tok_desc(&t, b, sizeof b));
+      return false;
+    }
+    a->tdim = d;
+    return true;
+  }
   case TL_A_START: if (!int_value(p, &t, &v, "start")) return false; a->start = v; return true;
   case TL_A_STOP: if (!int_value(p, &t, &v, "stop")) return false; a->stop = v; return true;
   default: /* TL_A_STEP */

@@ -97,6 +97,9 @@ static void put_attrs(printer *pr, const tl_attrs *a) {
     if (a->trips < 0) tl_buf_printf(&pr->out, " :max unbounded");
     else tl_buf_printf(&pr->out, " :max %lld", (long long)a->trips);
   }
+  if (a->present & TL_A_STACK) tl_buf_printf(&pr->out, " :stack %lld", (long long)a->stack);
+  if ((a->present & TL_A_TRIPS) && tl_dim_is_sym(a->tdim) && tl_dim_sym_id(a->tdim) < pr->g->nsyms)
+    tl_buf_printf(&pr->out, " :trips %s", pr->g->syms[tl_dim_sym_id(a->tdim)]);
   if (a->present & TL_A_OUT) tl_buf_printf(&pr->out, " :out %d", a->out);
 }
 

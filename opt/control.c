@@ -745,6 +745,10 @@ static tl_graph *merged(const tl_graph *f, const tl_graph *g, tl_fns *t, int32_t
         const char *sy = g->syms[tl_dim_sym_id(nd.attrs.shape[d])];
         nd.attrs.shape[d] = tl_dim_sym(tl_graph_sym(s, sy, strlen(sy)));
       }
+    if (nd.attrs.present & TL_A_TRIPS) { /* a loop's :trips, the same way */
+      const char *sy = g->syms[tl_dim_sym_id(nd.attrs.tdim)];
+      nd.attrs.tdim = tl_dim_sym(tl_graph_sym(s, sy, strlen(sy)));
+    }
     if (nd.op == TL_OP_CONST) {
       mg[x] = tl_graph_add_const(s, tl_tensor_copy(g->lits[nd.attrs.lit]), nd.loc);
       continue;
@@ -878,7 +882,8 @@ static eg_id apply(ctx *x, const eg_control *ct, const uint32_t *subst) {
   case H_HOIST_INVARIANT:
     if (rt->nvars != 1) return EG_NONE;
     if (x->nd->op == TL_OP_SCAN && f0 == x->a.fn[1]) return hoist_scan(x, f0);
-    if (x->nd->op == TL_OP_LOOP && f0 == x->a.fn[1]) return hoist_loop(x, f0);
+    /* (a loop with :stack keeps its body: its per-trip results follow the state) */
+    if (x->nd->op == TL_OP_LOOP && f0 == x->a.fn[1] && !(x->a.present & TL_A_STACK)) return hoist_loop(x, f0);
     return EG_NONE;
   case H_HOIST_COMMON:
     if (rt->nvars != 2 || f0 != x->a.fn[0] || f1 != x->a.fn[1]) return EG_NONE;

@@ -494,6 +494,7 @@ void tn_ctx_reset(tn_ctx *c, tn_mark m) {
   while (s->nsyms > m.nsyms) tl_free(s->syms[--s->nsyms]);
   while (s->nnames > m.nnames) tl_free(s->names[--s->nnames]);
   while (s->nlits > m.nlits) tl_tensor_free(s->lits[--s->nlits]);
+  if (c->ntrips_sym > m.nsyms) c->ntrips_sym = m.nsyms;
   c->ninputs = 0;
 }
 
@@ -516,6 +517,7 @@ void tn_ctx_put_slots(tn_ctx *c, tn_slots s) {
 void tn_ctx_free(tn_ctx *c) {
   if (!c) return;
   tl_graph_free(c->store);
+  tl_free(c->trips_sym);
   tl_free(c->in_name);
   tl_free(c->in_type);
   tl_free(c->in_lo);
@@ -608,6 +610,16 @@ int tn_load_graph(tn_ctx *c, eg_egraph *e, const tl_graph *g, eg_id *out_cls, in
     if (n->op == TL_OP_INPUT) continue;
     tl_attrs a = n->attrs;
     rename_dims(c, g, a.shape, a.nshape);
+    if (a.present & TL_A_TRIPS) { /* a loop's :trips */
+      rename_dims(c, g, &a.tdim, 1);
+      int s = tl_dim_sym_id(a.tdim);
+      if (s >= c->ntrips_sym) {
+        c->trips_sym = tl_xrealloc(c->trips_sym, (size_t)s + 1);
+        memset(c->trips_sym + c->ntrips_sym, 0, (size_t)(s + 1 - c->ntrips_sym));
+        c->ntrips_sym = s + 1;
+      }
+      c->trips_sym[s] = 1;
+    }
     cls[id] = load_node(c, e, g, n, &a, cls, kids);
   }
   if (rc == 0)
@@ -650,6 +662,7 @@ int tn_load_fn(tn_ctx *c, eg_egraph *e, const tl_graph *f, const eg_id *args, eg
     tl_attrs a = n->attrs;
     for (int d = 0; d < a.nshape; d++)
       if ((a.shape[d] = callee_dim(a.shape[d], map)) == TN_UNBOUND) rc = -1; /* a dim no parameter fixes */
+    if (a.present & TL_A_TRIPS) rc = -1; /* a loop's :trips is its body's own symbol: the call stays */
     if (rc) break;
     cls[id] = load_node(c, e, f, n, &a, cls, kids);
   }
@@ -680,7 +693,8 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
    * is also a bind-time check, and one that only an unchosen term made
    * (a slice the rules tried) must not constrain the program. */
   for (int i = 0; i < c->store->nsyms; i++)
-    if (!tl_sym_derived(c->store, i)) tl_graph_sym(g, c->store->syms[i], strlen(c->store->syms[i]));
+    if (!tl_sym_derived(c->store, i) && !(i < c->ntrips_sym && c->trips_sym[i]))
+      tl_graph_sym(g, c->store->syms[i], strlen(c->store->syms[i]));
   int32_t *in_node = tl_xmalloc(((size_t)c->ninputs + 1) * sizeof *in_node);
   for (int i = 0; i < c->ninputs; i++) in_node[i] = -1;
   for (int i = 0; i < nin; i++) {
@@ -748,6 +762,7 @@ tl_graph *tn_build_graph(tn_ctx *c, eg_egraph *e, const uint32_t *choice, const 
       } else {
         for (uint32_t k = 0; k < nd->n; k++) args[k] = built[eg_find(e, kids[k])];
         remap_dims(c, g, a.shape, a.nshape); /* reshape, broadcast_to, fill */
+        if (a.present & TL_A_TRIPS) remap_dims(c, g, &a.tdim, 1);
         id = tl_graph_add(g, nd->op, &a, args, (int)nd->n, (tl_loc){0, 0}, e2, sizeof e2);
         if (id < 0) {
           snprintf(err, err_size, "extracted term is ill-typed: %s", e2);

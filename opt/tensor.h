@@ -65,6 +65,10 @@ typedef struct tn_ctx {
   uint8_t op_class[TL_OP_COUNT]; /* lang.op_class: the op table's fusion classes */
   eg_analysis analysis;
   eg_conds *conds;
+  /* per store symbol: a loop's :trips (bound by the loop's run, so a graph
+   * built from the store takes it only where a chosen node uses it) */
+  uint8_t *trips_sym;
+  int32_t ntrips_sym;
 } tn_ctx;
 
 tn_ctx *tn_ctx_new(void);

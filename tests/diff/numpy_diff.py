@@ -1528,6 +1528,7 @@ CONTROL_FUNCS = '''
 (func inc2 (in j i64 []) (in i i64 []) (in a T [n]) (out j2 (add j 1)) (out i2 i) (out a2 (add a 1)))
 (func tri (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (loop 0 i a :cond lti :body inc2 :max 10 :out 2)))
 (func done (in i i64 []) (in a T [n]) (out p (ge i 4)))
+(func rec (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (add a 1)) (out y (mul a2 2)) (out s (sum a2)))
 '''
 
 
@@ -1577,6 +1578,16 @@ def t_control(R, rng):
             g.out('control/zero-trip/%s/%s' % (sfx, dt), '(loop 5 px :cond lt3 :body inc :max 10 :out 1)', px)
             g.out('control/until/%s/%s' % (sfx, dt), '(loop 0 px :cond lt3 :body inc :until done :max unbounded :out 1)',
                   px + np_dt(4))
+            # per-trip results (:stack): stacked along a dim the trip count binds,
+            # fed to more ops; zero trips give [0 n] and [0]
+            rec_y = np.stack([(px + np_dt(k + 1)) * np_dt(2) for k in range(3)])
+            g.let('[ri ra ry rs]', '(loop 0 px :cond lt3 :body rec :max 10 :stack 2 :trips t)')
+            g.out('control/stack/%s/%s' % (sfx, dt), 'ry', rec_y)
+            g.out('control/stack-sum/%s/%s' % (sfx, dt), 'rs',
+                  np.array([np.sum(px + np_dt(k + 1), dtype=np_dt) for k in range(3)], dtype=np_dt))
+            g.out('control/stack-fed/%s/%s' % (sfx, dt), '(sum (mul ry ry) :axis 0)', np.sum(rec_y * rec_y, axis=0))
+            g.out('control/stack-zero/%s/%s' % (sfx, dt), '(loop 5 px :cond lt3 :body rec :max 10 :stack 2 :trips t0 :out 2)',
+                  np.zeros((0, 6), dtype=np_dt))
             R.run(g)
         # an RNN with scan against the same recurrence in numpy
         g = Graph('control_rnn_%s' % sfx, funcs=CONTROL_FUNCS.replace(' T ', ' f64 '), engine=eng)

@@ -180,6 +180,22 @@ grep -q '^\[8.0 8.0 8.0\]$' "$tmp/out" && ok || { bad "until-loop gradient: want
 # values are checked in tests/backend/aot.sh)
 expect_status 0 "compile a loop to an object" "$TL" compile "$N" -o "$tmp/n.o" --header "$tmp/n.h"
 [ -s "$tmp/n.o" ] && grep -q "newton_sqrt_entry" "$tmp/n.h" && ok || bad "compile of a loop wrote no object or header"
+# A loop's per-trip results (:stack): their length, the symbol :trips, is
+# bound when the loop has run; the llvm engine runs the graph staged, an
+# AOT object cannot hold it (refused by name), and opt keeps the loop
+T="$SRC/examples/control/newton_trace.tg"
+printf '(graph x4 (out x (const f64 [4] 2.0 9.0 0.25 100.0)))\n' >"$tmp/x4.tg"
+"$TL" run "$tmp/x4.tg" --out "$tmp/x4" >/dev/null 2>&1 # the input, as $tmp/x4/x.npy
+for e in interp llvm; do
+  expect_status 0 "run a loop's per-trip results ($e)" "$TL" run "$T" --in x="$tmp/x4/x.npy" --engine $e
+  grep -q '^iterates: f64\[8 4\]' "$tmp/out" && grep -q '^residuals: f64\[8\]' "$tmp/out" && ok ||
+    { bad "per-trip results on $e: want 8 trips of 4"; cat "$tmp/out"; }
+done
+expect_status 2 "compile per-trip results to an object" "$TL" compile "$T" -o "$tmp/t.o"
+grep -q "known only when the loop has run" "$tmp/err" && [ ! -e "$tmp/t.o" ] && ok ||
+  { bad "AOT of :stack: want the refusal and no object"; cat "$tmp/err"; }
+expect_status 0 "opt keeps a loop's :stack" "$TL" opt "$T"
+grep -q ":stack 2 :trips t" "$tmp/out" && ok || { bad "opt lost :stack/:trips"; cat "$tmp/out"; }
 # The cost model charges a loop its body times its bound: :max 100 costs
 # about ten times :max 10 (docs/cost.md)
 sed 's/:max 100/:max 10/' "$N" >"$tmp/n10.tg"
