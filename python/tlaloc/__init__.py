@@ -14,7 +14,7 @@ from .graph import *  # noqa: F401,F403
 from .graph import Var, tensor, scalar, vector, matrix, constant, emit, inputs_of  # noqa: F401
 from .function import Function, function, from_tg  # noqa: F401
 from .autodiff import grad, vjp, jvp  # noqa: F401
-from .control import cond, ifelse, while_loop, fori_loop, scan, fn  # noqa: F401
+from .control import cond, ifelse, while_loop, while_scan, fori_loop, scan, fn  # noqa: F401
 
 __version__ = "0.1.0"
 

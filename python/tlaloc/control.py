@@ -277,6 +277,50 @@ def while_loop(cond_fun, body_fun, init_val, max_iters=None):
     return _unflatten(spec, _loop(fc, fb, state, max_iters))
 
 
+def while_scan(cond_fun, body_fun, init_val, max_iters=None):
+    """A while loop that records: val = init_val; while cond_fun(val):
+    val, y = body_fun(val), each trip's y stacked along a new first axis
+    (y may be a Var or a tuple/list of them, as scan's). Returns
+    (final val, stacked ys); their first dim is a symbol bound to the trip
+    count when the loop has run (PyTensor's scan with `until`). No
+    gradient (a scan has one)."""
+    state, spec = _flatten(init_val)
+    if not state:
+        raise ValueError("while_scan: the state has no values")
+    n = len(state)
+    fc, _ = _trace(lambda *a: cond_fun(_unflatten(spec, a)), state, _fresh("wscan_cond"))
+    if len(fc.outs) != 1:
+        raise ValueError("while_scan: the condition must return one scalar")
+    yspec_box = []
+
+    def bf(*a):
+        res = body_fun(_unflatten(spec, a))
+        if not isinstance(res, tuple) or len(res) != 2:
+            raise ValueError("while_scan: the body must return (state, y)")
+        nl, ns = _flatten(res[0])
+        if ns != spec:
+            raise ValueError("while_scan: the body must return the state's structure")
+        yl, ysp = _flatten(res[1])
+        if not yl:
+            raise ValueError("while_scan: the body records no value (use while_loop)")
+        yspec_box.append(ysp)
+        return nl + yl
+
+    fb, _ = _trace(bf, state, _fresh("wscan_body"))
+    lifted = fc.lifted + [v for v in fb.lifted if v not in fc.lifted]
+    fc2 = _carry_all(fc, n, lifted, with_body=False)
+    # the body: the state, the lifted values unchanged, then the trip's values
+    own = fb.params[:n]
+    mine = dict(zip(map(id, fb.lifted), fb.params[n:]))
+    extra = [mine.get(id(v)) if id(v) in mine else tensor("q%d" % k, *v.type) for k, v in enumerate(lifted)]
+    fb2 = Fn(fb.name, own + extra, fb.outs[:n] + extra + fb.outs[n:], [])
+    ny = len(fb.outs) - n
+    maxa = "unbounded" if max_iters is None else int(max_iters)
+    attrs = [("cond", fc2), ("body", fb2), ("max", maxa), ("stack", ny), ("trips", _fresh("trips"))]
+    outs = _node("loop", state + lifted, attrs, n + len(lifted) + ny)
+    return _unflatten(spec, outs[:n]), _unflatten(yspec_box[0], outs[n + len(lifted):])
+
+
 def fori_loop(lower, upper, body_fun, init_val):
     """jax.lax.fori_loop: for i in range(lower, upper): val = body_fun(i, val).
     i is an i64 scalar. With Python int bounds it is a scan of upper - lower

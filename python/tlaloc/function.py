@@ -27,10 +27,12 @@ class _Sig:
     """What one input-shape signature needs, computed once (tlaloc_output_shapes):
     the input/output descriptor arrays with dims filled in, a settable pointer
     per input, and per output either a cached numpy buffer (small outputs: run
-    writes into it, the caller gets a copy) or the shape/dtype to allocate."""
+    writes into it, the caller gets a copy), the shape/dtype to allocate, or
+    (late) nothing: tlaloc allocates it, its dims known only after the run
+    (a loop's :stack)."""
 
     __slots__ = ("ins", "in_ptrs", "outs", "out_ptrs", "small", "big", "bound_keep", "ins_p",
-                 "outs_p")
+                 "outs_p", "late")
 
 
 def _c_ptr(a):
@@ -396,12 +398,16 @@ class Function:
         sig.out_ptrs = []
         sig.small = []
         sig.big = []
+        sig.late = []  # outputs whose dims a loop's :stack decides (-1): tlaloc allocates them
         for k in range(self._nout):
             t = sig.outs[k]
             dt = dts[t.dtype]
             shape = tuple(t.dims[:t.rank])
             ptr = ctypes.c_void_p.from_address(obase + k * sz + off)
             sig.out_ptrs.append(ptr)
+            if any(d < 0 for d in shape):
+                sig.late.append((k, dt, ptr))
+                continue
             n = 1
             for d in shape:
                 n *= d
@@ -420,6 +426,25 @@ class Function:
             self._cache.clear()
         self._cache[key] = sig
         return sig
+
+    def _take_late(self, sig):
+        """The outputs tlaloc allocated (their dims known only after the
+        run), copied into numpy arrays and released."""
+        np = _NP["np"]
+        out = []
+        for k, dt, ptr in sig.late:
+            t = sig.outs[k]
+            shape = tuple(t.dims[:t.rank])
+            n = 1
+            for d in shape:
+                n *= d
+            o = np.empty(shape, dt)
+            if n:
+                ctypes.memmove(o.ctypes.data, ptr.value, n * dt.itemsize)
+            self._g._lib.tlaloc_free(ptr.value)
+            ptr.value = None
+            out.append((k, o))
+        return out
 
     def __call__(self, *args, **kwargs):
         if kwargs:
@@ -467,20 +492,27 @@ class Function:
                     o = _NP["np"].empty(shape, dt)
                     ptr.value = _ADDR(_CCHAR.from_buffer(o))
                     big.append((k, o))
+            for _, _, ptr in sig.late:
+                ptr.value = None
             st = self._run(self._handle, sig.ins_p, self._cnin, sig.outs_p, self._cnout,
                            self._err_ref)
             if st != 0:
                 msg = _lib.take_string(self._g._lib, self._err.value)
                 self._err.value = None
                 err = _lib.TlalocError(msg or "%s failed (status %d)" % (self._run_name, st), status=st)
-            elif self._single:
-                if big:
-                    return big[0][1]
-                return sig.small[0][1].copy()
             else:
+                late = self._take_late(sig) if sig.late else ()
+                if self._single:
+                    if late:
+                        return late[0][1]
+                    if big:
+                        return big[0][1]
+                    return sig.small[0][1].copy()
                 results = [None] * self._nout
                 for k, buf in sig.small:
                     results[k] = buf.copy()
+                for k, o in late:
+                    results[k] = o
         if st != 0:
             raise self._located(err, arrays) from None
         if big:

@@ -305,3 +305,62 @@ def test_grad_of_grad_through_while_loop_against_pytorch():
     (g,) = torch.autograd.grad((v ** 3).sum(), tx, create_graph=True)
     (h,) = torch.autograd.grad((g * torch.tensor(uv)).sum(), tx)
     np.testing.assert_allclose(f(xv, uv), h.numpy(), rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES + ["gpu-sim"])
+def test_while_scan_records_each_trip_against_numpy(engine):
+    """A while loop whose trips each give values, stacked: their length is
+    the trip count, known only when the loop has run (PyTensor's scan with
+    `until`); the stacked values feed more ops; zero trips give empty
+    stacks of the right element shape."""
+    x = tl.tensor("x", "f64", ("n",))
+
+    def body(v):
+        y = 0.5 * (v + x / v)
+        return y, (y, tl.max(tl.abs(y * y - x)))
+
+    r, (ys, errs) = tl.while_scan(lambda v: tl.max(tl.abs(v * v - x)) > 1e-9, body, x, max_iters=100)
+    assert ys.type[1][1] == "n" and ys.type[1][0] == errs.type[1][0]  # [trips n], [trips]
+    f = fn([x], [r, ys, errs, tl.sum(ys, axis=0), tl.mean(errs)], engine) if engine != "gpu-sim" else \
+        tl.function([x], [r, ys, errs, tl.sum(ys, axis=0), tl.mean(errs)], device="gpu-sim")
+    assert ":stack 2" in f.graph  # a real loop, not unrolled
+    for xv in (np.array([2.0, 9.0, 0.25, 100.0]), np.array([3.0, 7.0]), np.array([1.0, 4.0])):
+        y, want_ys, want_errs = xv.copy(), [], []
+        while np.max(np.abs(y * y - xv)) > 1e-9:
+            y = 0.5 * (y + xv / y)
+            want_ys.append(y.copy())
+            want_errs.append(np.max(np.abs(y * y - xv)))
+        want_ys = np.array(want_ys).reshape(len(want_ys), len(xv))
+        got = f(xv)
+        # (compiled code may contract y * y - x into an fma: errs differ by an ulp of x)
+        np.testing.assert_allclose(got[0], y, rtol=1e-15)
+        assert got[1].shape == want_ys.shape and got[2].shape == (len(want_errs),)
+        np.testing.assert_allclose(got[1], want_ys, rtol=1e-15)
+        np.testing.assert_allclose(got[2], np.array(want_errs), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(got[3], want_ys.sum(axis=0), rtol=1e-15)
+        if want_errs:
+            np.testing.assert_allclose(got[4], np.mean(want_errs), rtol=1e-15)
+        else:  # no trip (x = 1, 4: exact from the start)
+            assert np.isnan(got[4])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_while_scan_errors(engine):
+    x = tl.tensor("x", "f64", ("n",))
+    # past :max: a run-time error naming the loop
+    r, ys = tl.while_scan(lambda v: tl.sum(v) < 1e9, lambda v: (v * 2.0, v), x, max_iters=5)
+    f = fn([x], ys, engine)
+    assert f(np.array([1e8])).shape == (4, 1)
+    with pytest.raises(tl.TlalocError, match="did not end within its :max of 5"):
+        f(np.array([1.0]))
+    # the trip count meets an input's dim of the same symbol: they must agree
+    t = r.type  # noqa: F841
+    sym = ys.type[1][0]
+    w = tl.tensor("w", "f64", (sym,))
+    g = fn([x, w], tl.add(ys[:, 0], w), engine)
+    np.testing.assert_array_equal(g(np.array([1e8]), np.zeros(4)), [1e8, 2e8, 4e8, 8e8])
+    with pytest.raises(tl.TlalocError, match="ran 4 trips, but its :trips"):
+        g(np.array([1e8]), np.zeros(3))
+    # no gradient through it (a scan has one): said, not guessed
+    with pytest.raises(Exception, match="per-trip results"):
+        tl.function([x], tl.grad(tl.sum(r), x), engine=engine)(np.array([1.0]))

@@ -79,6 +79,52 @@ def test_loop_with_scan_outputs_is_a_scan(trips, cond):
     np.testing.assert_allclose(rs, np.array(want, np.float32).reshape(n, 3))
 
 
+def test_loop_with_a_run_time_end_stacks_its_scan_outputs():
+    """A Loop whose trip count is a graph input and whose body computes its
+    condition (stop once y passes a limit), with scan outputs and a Slice
+    at the iteration number: one loop with per-trip results (:stack), not
+    unrolled and with nothing frozen; its outputs' length is the trip
+    count, against the same loop in numpy, for several trip counts and
+    limits (zero trips included). A Slice past the table's end is a
+    run-time error, not a shorter output."""
+    table = np.arange(1, 9, dtype=np.float32)
+    b = helper.make_graph([
+        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", TensorProto.INT64, [], [1])),
+        helper.make_node("Add", ["i", "one"], ["end"]),
+        helper.make_node("Unsqueeze", ["i", "ax0"], ["st"]),
+        helper.make_node("Unsqueeze", ["end", "ax0"], ["en"]),
+        helper.make_node("Slice", ["table", "st", "en"], ["ti"]),
+        helper.make_node("Add", ["y_in", "ti"], ["y_out"]),
+        helper.make_node("ReduceSum", ["y_out"], ["tot"], keepdims=0),
+        helper.make_node("Less", ["tot", "limit"], ["cond_out"]),
+        helper.make_node("Mul", ["y_out", "y_out"], ["sq"]),
+    ], "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []),
+                _vi("y_in", TensorProto.FLOAT, [2])],
+        [_vi("cond_out", TensorProto.BOOL, []), _vi("y_out", TensorProto.FLOAT, [2]),
+         _vi("sq", TensorProto.FLOAT, [2])])
+    inits = [onnx.numpy_helper.from_array(table, "table"), onnx.numpy_helper.from_array(np.array([0], np.int64), "ax0")]
+    m = _model([helper.make_node("Loop", ["M", "c", "y"], ["ry", "rs"], body=b)],
+               [_vi("M", TensorProto.INT64, []), _vi("c", TensorProto.BOOL, []), _vi("y", TensorProto.FLOAT, [2]),
+                _vi("limit", TensorProto.FLOAT, [])],
+               [_vi("ry", TensorProto.FLOAT, [2]), _vi("rs", TensorProto.FLOAT, ["k", 2])], inits)
+    g = tlo.load(m)
+    assert ":stack 1" in g.text and g.text.count("(slice ") + g.text.count("(take ") == 1, g.text
+    f = tlo.function(g)
+    y0 = np.array([0.5, -1.0], np.float32)
+    for M, c, limit in ((5, True, 1e9), (8, True, 10.0), (3, True, -1.0), (0, True, 1e9), (4, False, 1e9)):
+        y, want, i, go = y0.copy(), [], 0, c
+        while go and i < M:
+            y = y + table[i]
+            want.append(y * y)
+            go = bool(y.sum() < limit)
+            i += 1
+        ry, rs = f(np.array(M, np.int64), np.array(c), y0, np.array(limit, np.float32))
+        np.testing.assert_allclose(ry, y, rtol=1e-6)
+        np.testing.assert_allclose(rs, np.array(want, np.float32).reshape(len(want), 2), rtol=1e-6)
+    with pytest.raises(Exception, match="out of (range|bounds)"):
+        f(np.array(9, np.int64), np.array(True), y0, np.array(1e9, np.float32))
+
+
 @pytest.mark.parametrize("direction", [0, 1])
 def test_scan8_is_a_map_of_scans(direction):
     """Scan-8's batch axis: a scan without carries over the batch whose

@@ -2,14 +2,15 @@
 flow"): If is a cond (only the branch taken runs; a static condition just
 imports that branch), Loop a while loop, or a scan when it has scan outputs,
 a static trip count and a condition that stays true (the body passes its
-condition through), Scan a scan (Scan-8: a map over its batch axis of a
-scan). Each body is imported once, as a function (OnnxGraph._inline on the
-trace's placeholders). What these cannot express (a Loop with scan outputs
-whose condition can turn false or whose trip count is known only at run
-time: the outputs' length would depend on values; a body that needs its
-iteration number where a value must be static, such as a Slice start) is
-unrolled by importing the body once per iteration, when the trip count
-and condition are static.
+condition through), else a while loop whose scan outputs are its per-trip
+results (tl.while_scan: their length is the trip count, bound when it has
+run), Scan a scan (Scan-8: a map over its batch axis of a scan). Each body
+is imported once, as a function (OnnxGraph._inline on the trace's
+placeholders). A body that needs its iteration number where a value must
+be static at import is unrolled by importing the body once per
+iteration, when the trip count and condition are static (a Slice whose
+start is the iteration number and whose end is that plus a constant is
+not such a body: it is a take, _tensor._dynamic_slice).
 """
 import numpy as np
 
@@ -56,9 +57,10 @@ def _if(m, node, ins, at):
 def _loop(m, node, ins, at):
     """A while loop over (i, cond, state...): while i < M and cond, the body
     gives (cond, state..., scan outputs...). With scan outputs it is a scan
-    of M steps (M static, and the condition must stay true: checked at run
-    time by a loop guard is not possible, so a run-time condition there is
-    unrolled when static, else refused)."""
+    of M steps when M is static and the condition stays true; otherwise a
+    loop whose per-trip results are stacked (:stack), their length bound
+    when it has run; unrolled only when the body needs i static (a value
+    that must be known at import) and M and the condition are."""
     op = "Loop"
     body = at["body"]
     state = [x for x in ins[2:]]
@@ -71,6 +73,11 @@ def _loop(m, node, ins, at):
         raise UnsupportedOnnx("%s: neither a trip count nor a condition (infinite loop)" % op, op)
     if nscan:
         res = _loop_as_scan(m, node, ins, at, nstate)
+        if res is None:
+            try:
+                res = _loop_stacked(m, node, ins, at, nstate)
+            except UnsupportedOnnx:
+                res = None
         return res if res is not None else _loop_unrolled(m, node, ins, at)
     i0 = _g.constant(np.array(0, np.int64))
     c0 = _g.reshape(_g.cast(C, "bool"), ()) if C is not None else _g.constant(np.array(True))
@@ -140,6 +147,37 @@ def _loop_as_scan(m, node, ins, at, nstate):
     except UnsupportedOnnx:
         return None
     return list(carry[1:]) + list(ys)
+
+
+def _loop_stacked(m, node, ins, at, nstate):
+    """A Loop with scan outputs as a while loop over (i, cond, state...)
+    whose per-trip results (the scan outputs) are stacked: their length is
+    the trip count, known when the loop has run (tl.while_scan)."""
+    op = "Loop"
+    body = at["body"]
+    M, C = _opt(ins, 0), _opt(ins, 1)
+    trips = None
+    if M is not None:
+        try:
+            trips = int(_sval(m._static(node.input[0], op, "M"), op, "M"))
+        except UnsupportedOnnx:
+            trips = None
+    Mv = _g.reshape(_g.cast(M, "i64"), ()) if M is not None else None
+    i0 = _g.constant(np.array(0, np.int64))
+    c0 = _g.reshape(_g.cast(C, "bool"), ()) if C is not None else _g.constant(np.array(True))
+
+    def go(s):
+        i, c = s[0], s[1]
+        return _g.logical_and(c, _g.less(i, Mv)) if Mv is not None else c
+
+    def step(s):
+        i, c = s[0], s[1]
+        outs = m._inline(body, [i, c] + list(s[2:]), op)[0]
+        nxt = (_g.add(i, 1), _g.reshape(_g.cast(outs[0], "bool"), ())) + tuple(outs[1:1 + nstate])
+        return nxt, tuple(outs[1 + nstate:])
+
+    res, ys = _c.while_scan(go, step, (i0, c0) + tuple(ins[2:]), max_iters=trips)
+    return list(res[2:]) + list(ys)
 
 
 def _loop_unrolled(m, node, ins, at):

@@ -7,7 +7,7 @@ import numpy as np
 from onnx import numpy_helper as _nh
 
 from .. import graph as _g
-from ._core import UnsupportedOnnx, _need, _NP_TO_TL, _opt, _reg, _widen
+from ._core import UnsupportedOnnx, _evaluate, _need, _NP_TO_TL, _opt, _reg, _widen
 from ._helpers import _attr_str, _axes_from, _axis, _pad_axis, _sc
 
 
@@ -106,9 +106,76 @@ def _split(m, node, ins, at):
 _I64MAX = 2 ** 63 - 1
 
 
+def _const_int(v):
+    """v's value as an int when it depends on no input and has one element."""
+    if _g.inputs_of([v]):
+        return None
+    a = np.asarray(_evaluate(v)).ravel()
+    return int(a[0]) if a.size == 1 and a.dtype.kind in "iub" else None
+
+
+def _base_offset(v):
+    """(base, k) with v == base + k, seen through shape-only ops on one
+    element and the addition of constants (an ONNX loop's `i` and `i + 1`)."""
+    k = 0
+    for _ in range(64):
+        if v.op in ("reshape", "expand_dims", "squeeze", "cast") and len(v.args) == 1:
+            v = v.args[0]
+        elif v.op in ("add", "sub") and len(v.args) == 2 and _const_int(v.args[1]) is not None:
+            k += _const_int(v.args[1]) * (1 if v.op == "add" else -1)
+            v = v.args[0]
+        elif v.op == "add" and len(v.args) == 2 and _const_int(v.args[0]) is not None:
+            k += _const_int(v.args[0])
+            v = v.args[1]
+        else:
+            break
+    return v, k
+
+
+def _dynamic_slice(m, x, ins):
+    """A Slice whose start is known only at run time but whose end is the
+    start plus a constant c (one axis, step 1): x[s:s+c] as a take of
+    s + arange(c), where s is the start made non-negative (ONNX adds the
+    dim). Where ONNX would return fewer than c elements (the slice runs
+    past an end, or a negative start whose end is not negative) the take's
+    index is out of range: a run-time error, never a shorter result."""
+    op = "Slice"
+    axes = None
+    if _opt(ins, 3) is not None:
+        axes = _const_int(ins[3])
+        if axes is None:
+            raise UnsupportedOnnx("Slice with run-time axes", op)
+    if _opt(ins, 4) is not None and _const_int(ins[4]) != 1:
+        raise UnsupportedOnnx("Slice with a run-time start and a step other than 1", op)
+    (bs, ks), (be, ke) = _base_offset(ins[1]), _base_offset(ins[2])
+    if bs is not be or ke < ks or m._shape(ins[1], op) != (1,):
+        raise UnsupportedOnnx("Slice with a run-time start: its end must be the start plus a constant", op)
+    xs = m._shape(x, op)
+    ax = (axes or 0) + (len(xs) if (axes or 0) < 0 else 0)
+    dim = xs[ax]
+    if not isinstance(dim, int):
+        raise UnsupportedOnnx("Slice with a run-time start on a symbolic dim", op)
+    c = ke - ks
+    s = _g.cast(_g.reshape(ins[1], ()), "i64")
+    big = _g.constant(np.array(dim, np.int64))
+    neg = _g.where(_g.less(_g.add(s, c), 0), _g.add(s, dim), big)
+    base = _g.where(_g.less(s, 0), neg, s)
+    base = _g.where(_g.less(base, 0), big, base)
+    idx = _g.add(base, _g.constant(np.arange(c, dtype=np.int64)))
+    return _g.take(x, idx, ax)
+
+
 @_reg("Slice", starts=None, ends=None, axes=None)
 def _slice(m, node, ins, at):
     x = _need("Slice", ins, 0)
+    if m.opset >= 10:
+        try:
+            m._static(node.input[1], "Slice", "starts")
+        except UnsupportedOnnx as e:
+            try:
+                return _dynamic_slice(m, x, ins)
+            except UnsupportedOnnx:
+                raise e from None  # it says which input to freeze
     if m.opset < 10:
         starts, ends = list(at["starts"]), list(at["ends"])
         axes = list(at["axes"]) if at["axes"] is not None else list(range(len(starts)))
