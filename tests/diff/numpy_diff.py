@@ -1631,35 +1631,43 @@ RANDOM_FUNCS = '''
 (func h0 (in a T [n]) (out r (mul a (tanh (sum a)))))
 (func h1 (in a T [n]) (out r (sub (tanh (sum a)) a)))
 (func u0b (in b T [n]) (out s (tanh (add b 0.5))))
+(func rs0 (in i i64 []) (in a T [n]) (out i2 (add i 1)) (out a2 (call a :fn u0)) (out y (mul a 0.5)) (out s (sum a)))
 '''
 
 
-def _random_expr(rng, depth):
-    """A random expression over x, z [n] and xs [5 n] with calls, conds, loops, scans."""
+def _random_expr(rng, depth, stacks=None):
+    """A random expression over x, z [n] and xs [5 n] with calls, conds,
+    loops, scans, and with `stacks` (a list: the :trips symbols used so
+    far) loops with per-trip results, their stacks fed to more ops."""
     if depth == 0 or rng.random() < 0.15:
         return ['x', 'z', '(slice xs :axis 0 :start 2 :stop 3 :step 1)'][rng.integers(0, 2)]
-    a = _random_expr(rng, depth - 1)
-    k = rng.integers(0, 13)
+    a = _random_expr(rng, depth - 1, stacks)
+    k = rng.integers(0, 14 if stacks is not None else 13)
+    if k == 13:  # a loop's per-trip results (:stack), summed over the trips
+        stacks.append('t%d' % len(stacks))
+        loop = '(loop %d %s :cond lt4 :body rs0 :max 8 :stack 2 :trips %s :out %%d)' % (rng.integers(0, 5), a, stacks[-1])
+        return '(sum %s :axis 0)' % (loop % 2) if rng.random() < 0.5 else \
+            '(add %s (sum %s))' % (loop % 1, loop % 3)
     if k == 9:  # loop-invariant code in a scan (a const) and a loop (state passed through)
         if rng.random() < 0.5:
-            return '(scan %s %s xs :body sc1 :carry 1 :consts 1)' % (a, _random_expr(rng, depth - 1)) \
-                if rng.random() < 0.3 else '(sum (scan %s %s xs :body sc1 :carry 1 :consts 1 :out 1) :axis 0)' % (a, _random_expr(rng, depth - 1))
-        return '(loop %d %s %s :cond lt3k :body st2 :max 8 :out 1)' % (rng.integers(0, 4), a, _random_expr(rng, depth - 1))
+            return '(scan %s %s xs :body sc1 :carry 1 :consts 1)' % (a, _random_expr(rng, depth - 1, stacks)) \
+                if rng.random() < 0.3 else '(sum (scan %s %s xs :body sc1 :carry 1 :consts 1 :out 1) :axis 0)' % (a, _random_expr(rng, depth - 1, stacks))
+        return '(loop %d %s %s :cond lt3k :body st2 :max 8 :out 1)' % (rng.integers(0, 4), a, _random_expr(rng, depth - 1, stacks))
     if k == 10:  # a condition known to the optimizer
         return '(cond (%s 1.0 0.0) %s :then u%d :else u%d)' % (('gt', 'lt')[rng.integers(0, 2)], a, rng.integers(0, 3), rng.integers(0, 3))
     if k == 11:  # branches that compute the same (u0b is u0 renamed)
-        return '(cond (gt (sum %s) 0) %s :then u0 :else u0b)' % (_random_expr(rng, depth - 1), a)
+        return '(cond (gt (sum %s) 0) %s :then u0 :else u0b)' % (_random_expr(rng, depth - 1, stacks), a)
     if k == 12:  # branches that share work
-        return '(cond (gt (max %s) 0.5) %s :then h0 :else h1)' % (_random_expr(rng, depth - 1), a)
+        return '(cond (gt (max %s) 0.5) %s :then h0 :else h1)' % (_random_expr(rng, depth - 1, stacks), a)
     if k == 0:
         return '(call %s :fn u%d)' % (a, rng.integers(0, 3))
     if k == 1:
-        return '(call %s %s :fn b0)' % (a, _random_expr(rng, depth - 1))
+        return '(call %s %s :fn b0)' % (a, _random_expr(rng, depth - 1, stacks))
     if k == 2:
         return '(call %s :fn two :out %d)' % (a, rng.integers(0, 2))
     if k == 3:
         return '(cond (gt (sum %s) %s) %s :then u%d :else u%d)' % (
-            a, fmt_num(float(rng.normal())), _random_expr(rng, depth - 1), rng.integers(0, 3), rng.integers(0, 3))
+            a, fmt_num(float(rng.normal())), _random_expr(rng, depth - 1, stacks), rng.integers(0, 3), rng.integers(0, 3))
     if k == 4:
         return '(loop %d %s :cond lt%d :body st%d :max 8 :out 1)' % (
             rng.integers(0, 3), a, 2 * rng.integers(1, 3), rng.integers(0, 2))
@@ -1667,7 +1675,7 @@ def _random_expr(rng, depth):
         return '(scan %s xs :body sc0 :carry 1 :out %d)' % (a, 0) if rng.random() < 0.5 else \
             '(sum (scan %s xs :body sc0 :carry 1 :out 1) :axis 0)' % a
     if k == 6:
-        return '(add %s %s)' % (a, _random_expr(rng, depth - 1))
+        return '(add %s %s)' % (a, _random_expr(rng, depth - 1, stacks))
     if k == 7:
         return '(mul %s 0.5)' % a
     return '(tanh %s)' % a
@@ -1686,7 +1694,10 @@ def t_control_random(R, rng):
         x = rng.normal(size=n).astype(np_dt)
         z = rng.normal(size=n).astype(np_dt)
         xs = rng.normal(size=(5, n)).astype(np_dt)
-        outs = [_random_expr(rng, 4) for _ in range(10)]
+        # every fourth graph has loops with per-trip results (the llvm
+        # engine then runs it staged: the others keep the compiled whole)
+        stacks = [] if gi % 4 == 3 else None
+        outs = [_random_expr(rng, 4, stacks) for _ in range(10)]
         text = RANDOM_FUNCS.replace(' T ', ' %s ' % dt) + '(graph r (in x %s [n]) (in z %s [n]) (in xs %s [5 n])\n%s)\n' % (
             dt, dt, dt, '\n'.join('  (out o%d %s)' % (i, e) for i, e in enumerate(outs)))
         label = 'control/random/%02d-%s' % (gi, dt)
