@@ -366,6 +366,10 @@ static bool attrs_equal(const tl_graph *ga, const tl_node *a, const tl_graph *gb
       x.shape[i] = y.shape[i] = 0;
     }
   }
+  if ((x.present & TL_A_TRIPS) && (y.present & TL_A_TRIPS)) { /* a loop's :trips, the same way */
+    if (strcmp(ga->syms[tl_dim_sym_id(x.tdim)], gb->syms[tl_dim_sym_id(y.tdim)])) return false;
+    x.tdim = y.tdim = 0;
+  }
   return memcmp(&x, &y, sizeof x) == 0;
 }
 
