@@ -94,6 +94,28 @@ static int bind(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin, int
   return tl_bind_inputs(g, in, syms, err, n);
 }
 
+/* The dims of t when only loops' :trips symbols (bound when those loops
+ * have run) leave some unknown: those are -1. False when t needs another
+ * symbol the inputs did not bind (the caller's error stands). */
+static bool late_dims(const tl_graph *g, const tl_type *t, const int64_t *syms, int64_t *dims) {
+  if (!tl_graph_stacks(g)) return false;
+  int64_t *s1 = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *s1), *s2 = tl_xmalloc(((size_t)g->nsyms + 1) * sizeof *s2);
+  memcpy(s1, syms, (size_t)g->nsyms * sizeof *s1);
+  memcpy(s2, syms, (size_t)g->nsyms * sizeof *s2);
+  for (int32_t i = 0; i < g->nnodes; i++) { /* two trial values for each :trips still unbound */
+    const tl_node *x = &g->nodes[i];
+    int s = (x->op == TL_OP_LOOP && (x->attrs.present & TL_A_TRIPS)) ? tl_dim_sym_id(x->attrs.tdim) : -1;
+    if (s >= 0 && syms[s] < 0) s1[s] = 1000003, s2[s] = 1999993; /* far apart: floordiv(t, k) differs too */
+  }
+  char e[256];
+  int64_t d1[TL_MAX_RANK], d2[TL_MAX_RANK];
+  bool ok = !tl_concrete_dims(g, t, s1, d1, e, sizeof e) && !tl_concrete_dims(g, t, s2, d2, e, sizeof e);
+  for (int k = 0; ok && k < t->rank; k++) dims[k] = d1[k] == d2[k] ? d1[k] : -1;
+  tl_free(s1);
+  tl_free(s2);
+  return ok;
+}
+
 static tlaloc_status tlaloc_output_shapes_unguarded(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
                                    tlaloc_tensor *outputs, int nout, char **errors) {
   char err[1024];
@@ -107,14 +129,8 @@ static tlaloc_status tlaloc_output_shapes_unguarded(const tlaloc_graph *g, const
     memset(&outputs[i], 0, sizeof outputs[i]);
     outputs[i].dtype = t->dtype;
     outputs[i].rank = t->rank;
-    if (tl_concrete_dims(g, t, syms, outputs[i].dims, err, sizeof err)) {
+    if (tl_concrete_dims(g, t, syms, outputs[i].dims, err, sizeof err) && !late_dims(g, t, syms, outputs[i].dims))
       st = TLALOC_BAD_INPUT;
-      /* a dim a loop's :trips decides is known only after a run: -1 */
-      if (tl_graph_stacks(g)) {
-        st = TLALOC_OK;
-        for (int k = 0; k < t->rank; k++) outputs[i].dims[k] = tl_dim_value(g, t->dims[k], syms);
-      }
-    }
   }
   if (st != TLALOC_OK) set_error(errors, "%s", err);
   for (int i = 0; i < nin; i++) tl_tensor_free(in[i]);

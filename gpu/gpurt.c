@@ -58,6 +58,25 @@ GPU_RT_API void gpu_rt_fini(gpu_rt_state *s) {
 
 static int64_t rt_dim(const gpu_rt_state *s, int64_t d) { return d >= 0 ? d : s->syms[-d - 1]; }
 
+/* Whether symbol i sizes a buffer, a launch or a cuBLAS operand, or is a
+ * kernel's parameter. */
+static int rt_sym_used(const gpu_rt_prog *p, int i) {
+  int64_t d = -(int64_t)i - 1;
+  for (int b = 0; b < p->nbufs; b++)
+    for (int k = 0; k < p->bufs[b].rank; k++)
+      if (p->bufs[b].dims[k] == d) return 1;
+  for (int q = 0; q < p->nkernels; q++) {
+    const gpu_rt_kernel *k = &p->ks[q];
+    for (int j = 0; j < k->nwork; j++)
+      if (k->work[j] == d) return 1;
+    for (int j = 0; j < k->nsyms; j++)
+      if (k->syms[j] == i) return 1;
+    for (int j = 0; k->gemm && j < 8; j++)
+      if ((j < k->gar && k->gad[j] == d) || (j < k->gbr && k->gbd[j] == d)) return 1;
+  }
+  return 0;
+}
+
 /* Places every buffer in one pool: the error word, inputs and outputs
  * each in their own place, temporaries first fit by live range (a kernel's
  * reads and its output are live together, so they never share memory). */
@@ -191,6 +210,12 @@ GPU_RT_API int gpu_rt_prepare(gpu_rt_state *s, const gpu_rt_tensor *in, const in
   }
   for (int i = 0; i < p->nsyms; i++)
     if (s->syms[i] < 0) {
+      /* one nothing here reads (a staged segment before the loop that
+       * binds it, say) takes 0 */
+      if (!rt_sym_used(p, i)) {
+        s->syms[i] = 0;
+        continue;
+      }
       snprintf(err, n, "gpu: symbol %d has no size", i);
       return -1;
     }

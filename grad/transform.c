@@ -625,8 +625,9 @@ static int give(tl_graph *h, int32_t xid, int k, int32_t c, const bool *dep, int
  * replays instead (checkpointing with no snapshots: O(1) memory, O(n^2)
  * body runs for n trips):
  *   (s_n, n) = loop (s_0, 0) :cond c.count :body b.count_body [:until u.count]
- *              the same loop, also counting its trips (the engines run
- *              it once for the loop and its count: a prefix run)
+ *              the same loop, also counting its trips; the forward
+ *              loop's nodes become results of this run
+ *              (share_counted_loops), so it runs once for both
  *   ct       = loop (n, ct_n, s_0) :cond b.bwd_cond :body b.bwd_body
  *              while j > 0: j -= 1; s_j = loop (0, j, s_0) :body b (j times,
  *              b.replay_*); ct = b.vjp(s_j, ct)
@@ -711,9 +712,10 @@ static int32_t fn_add(tl_fns *t, tl_graph *g, bool bad) {
 
 /* The loop's counting functions, the loop's own with the count as the last
  * state: its body b.count_body(s.., i) = (b(s..), i + 1), its condition
- * (and :until) c.count(s.., i) = c(s..). Copies, not calls, so that the
- * counting loop is a prefix run of the loop (tl_control_prefix_run): the
- * engines run it once for both. */
+ * (and :until) c.count(s.., i) = c(s..). Copies, not calls, so that
+ * share_counted_loops can see that they give the loop's own results first
+ * (`counts`) and make the forward loop's nodes results of the counting
+ * run. */
 static int32_t fn_count(tl_fns *t, int32_t fi, bool body, char *err, size_t n) {
   const tl_graph *f = t->fn[fi];
   tl_buf nm = {0};
@@ -1254,34 +1256,63 @@ static bool counts(const tl_fns *t, int32_t fa, int32_t fb, const char *suffix) 
   return tl_graph_equal(a, &head);
 }
 
+/* Whether node id is an i64 scalar fill of 0 (a count's start). */
+static bool zero_count(const tl_graph *h, int32_t id) {
+  const tl_node *z = &h->nodes[id];
+  return z->op == TL_OP_FILL && z->type.dtype == TL_I64 && z->type.rank == 0 && z->attrs.is_int && z->attrs.i == 0;
+}
+
 /* After the sweeps, a forward loop whose gradient counted its trips takes
  * its results from the counting loop (loop_vjp: the same loop with the
  * count as its last state), so the loop runs once for its results and its
  * count; later counts of the same loop (another output's sweep) become
  * that run too. The redirected nodes refer to later ones: compact orders
- * the result by operands. */
+ * the result by operands. Loops are bucketed by body function, and the
+ * cheap checks (operands, :max) come before the functions' comparison:
+ * linear in the loops for a chain of thousands of them. */
 static void share_counted_loops(tl_graph *h, int32_t nfwd) {
   const tl_fns *t = h->fns;
-  for (int32_t c = nfwd; c < h->nnodes; c++) {
+  if (!t || !t->n) return;
+  int32_t nn = h->nnodes;
+  int32_t *first = tl_xmalloc(((size_t)t->n + 1) * sizeof *first); /* per body: its loops, ascending */
+  int32_t *next = tl_xmalloc(((size_t)nn + 1) * sizeof *next);
+  for (int f = 0; f < t->n; f++) first[f] = -1;
+  for (int32_t j = nn - 1; j >= 0; j--)
+    if (h->nodes[j].op == TL_OP_LOOP) {
+      next[j] = first[h->nodes[j].attrs.fn[1]];
+      first[h->nodes[j].attrs.fn[1]] = j;
+    }
+  for (int32_t c = nfwd; c < nn; c++) {
     const tl_node *y = &h->nodes[c];
-    if (y->op != TL_OP_LOOP || y->ninputs < 1) continue;
+    if (y->op != TL_OP_LOOP || y->ninputs < 1 || !zero_count(h, tl_node_inputs(h, y)[y->ninputs - 1])) continue;
+    const char *bn = t->fn[y->attrs.fn[1]]->name;
+    size_t bl = strlen(bn), sl = strlen(".count_body");
+    if (bl <= sl || strcmp(bn + bl - sl, ".count_body")) continue;
+    int32_t base = tl_fns_find(t, bn, bl - sl);
     bool until = (y->attrs.present & TL_A_UNTIL) != 0;
-    for (int32_t j = 0; j < c; j++) {
+    const int32_t *yi = tl_node_inputs(h, y);
+    /* an earlier count of the same loop: this one runs as it */
+    bool merged = false;
+    for (int32_t j = first[y->attrs.fn[1]]; j >= 0 && j < c && !merged; j = next[j]) {
+      const tl_node *x = &h->nodes[j];
+      if (j < nfwd || x->ninputs != y->ninputs || x->inputs == y->inputs || x->attrs.trips != y->attrs.trips ||
+          memcmp(x->attrs.fn, y->attrs.fn, sizeof x->attrs.fn) ||
+          memcmp(tl_node_inputs(h, x), yi, ((size_t)y->ninputs - 1) * sizeof *yi) ||
+          !zero_count(h, tl_node_inputs(h, x)[x->ninputs - 1]))
+        continue;
+      h->nodes[c].inputs = x->inputs;
+      merged = true;
+    }
+    if (merged || base < 0) continue;
+    /* the forward loop it counts: its nodes become results of this run */
+    for (int32_t j = first[base]; j >= 0 && j < nfwd; j = next[j]) {
       tl_node *x = &h->nodes[j];
-      if (x->op != TL_OP_LOOP) continue;
-      bool same = x->ninputs == y->ninputs && j >= nfwd && x->inputs != y->inputs &&
-                  !memcmp(x->attrs.fn, y->attrs.fn, sizeof x->attrs.fn); /* another count of it */
-      bool base = x->ninputs + 1 == y->ninputs && (until == ((x->attrs.present & TL_A_UNTIL) != 0)) &&
-                  counts(t, x->attrs.fn[0], y->attrs.fn[0], ".count") &&
-                  counts(t, x->attrs.fn[1], y->attrs.fn[1], ".count_body") &&
-                  (!until || counts(t, x->attrs.fn[2], y->attrs.fn[2], ".count"));
-      if (!same && !base) continue;
-      const int32_t *xi = tl_node_inputs(h, x), *yi = tl_node_inputs(h, y);
-      if (x->attrs.trips != y->attrs.trips || memcmp(xi, yi, ((size_t)y->ninputs - 1) * sizeof *xi)) continue;
-      if (same) { /* the later count runs as the earlier one */
-        h->nodes[c].inputs = x->inputs;
-        break;
-      }
+      if (x->op != TL_OP_LOOP || x->attrs.fn[1] != base || x->ninputs + 1 != y->ninputs ||
+          x->attrs.trips != y->attrs.trips || until != ((x->attrs.present & TL_A_UNTIL) != 0) ||
+          memcmp(tl_node_inputs(h, x), yi, (size_t)x->ninputs * sizeof *yi) ||
+          !counts(t, x->attrs.fn[0], y->attrs.fn[0], ".count") || !counts(t, base, y->attrs.fn[1], ".count_body") ||
+          (until && !counts(t, x->attrs.fn[2], y->attrs.fn[2], ".count")))
+        continue;
       int out = x->attrs.out;
       x->op = y->op;
       x->ninputs = y->ninputs;
@@ -1292,6 +1323,8 @@ static void share_counted_loops(tl_graph *h, int32_t nfwd) {
       else x->attrs.present &= ~(unsigned)TL_A_OUT;
     }
   }
+  tl_free(first);
+  tl_free(next);
 }
 
 /* Forward mode: the VJP v = J^T c of g, then one reverse sweep of
@@ -1366,7 +1399,7 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     c = compact(v, g, drop);
     v = NULL;
     tl_free(drop);
-    for (int i = 0; i < c->ninputs && c; i++)
+    for (int i = 0; c && i < c->ninputs; i++)
       if (!strncmp(c->names[c->nodes[c->inputs[i]].name], "ct_", 3) &&
           find_input(g, c->names[c->nodes[c->inputs[i]].name]) < 0) {
         snprintf(err, n, "grad: internal error: the VJP is not linear in its cotangent '%s'",

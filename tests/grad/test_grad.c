@@ -458,8 +458,9 @@ Test(transform, grad_of_grad_is_a_hessian_vector_product) {
 
 /* ---- a loop's forward pass runs once --------------------------------------------------------------
  * A while loop's gradient counts its trips with the same loop carrying a
- * counter as its last state; the planner computes the loop's results from
- * that run (a prefix run), so a gradient with its outputs runs two loops
+ * counter as its last state; the forward loop's nodes become results of
+ * that run (grad/transform.c share_counted_loops), so a gradient with its
+ * outputs runs two loops
  * (forward with the count, backward), not three. Unoptimized and optimized;
  * with and without a post-condition; two outputs (a backward loop each). */
 static int loop_kernels(const tl_graph *g) {
