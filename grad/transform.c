@@ -1327,16 +1327,6 @@ static void share_counted_loops(tl_graph *h, int32_t nfwd) {
   tl_free(next);
 }
 
-/* Whether g or a function it calls has a while loop. */
-static bool has_loop(const tl_graph *g) {
-  for (int f = -1; f < (g->fns ? g->fns->n : 0); f++) {
-    const tl_graph *h = f < 0 ? g : g->fns->fn[f];
-    for (int32_t i = 0; i < h->nnodes; i++)
-      if (h->nodes[i].op == TL_OP_LOOP) return true;
-  }
-  return false;
-}
-
 /* Forward mode: the VJP v = J^T c of g, then one reverse sweep of
  * S = sum_w sum(v_w * t_w) with respect to the cotangent inputs c_o, whose
  * cotangents are (J t)_o. The result must not use the c_o any more (the
@@ -1412,11 +1402,11 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     for (int i = 0; c && i < c->ninputs; i++)
       if (!strncmp(c->names[c->nodes[c->inputs[i]].name], "ct_", 3) &&
           find_input(g, c->names[c->nodes[c->inputs[i]].name]) < 0) {
-        /* a while loop's VJP replays the loop with the cotangents in its
-         * state: the transposition does not see through that */
-        if (has_loop(g))
-          snprintf(err, n, "grad: forward mode (jvp) through a while loop is not supported (its VJP replays the "
-                           "loop with the cotangent '%s' in its state); take vjp's, or write the loop as a scan",
+        /* control flow's VJPs are functions that take the cotangents as
+         * parameters: the transposition does not see through them */
+        if (tl_graph_has_control(g))
+          snprintf(err, n, "grad: forward mode (jvp) through control flow (call, cond, loop, scan) is not "
+                           "supported: its VJP functions take the cotangent '%s' as a parameter; take a vjp",
                    c->names[c->nodes[c->inputs[i]].name]);
         else
           snprintf(err, n, "grad: internal error: the VJP is not linear in its cotangent '%s'",

@@ -176,9 +176,12 @@ G
 expect_status 0 "grad through a loop with :until" "$TL" grad "$tmp/until.tg" --wrt x -o "$tmp/until_grad.tg"
 expect_status 0 "run it" "$TL" run "$tmp/until_grad.tg" --in x="$tmp/x3/x.npy"
 grep -q '^\[8.0 8.0 8.0\]$' "$tmp/out" && ok || { bad "until-loop gradient: want [8.0 8.0 8.0]"; cat "$tmp/out"; }
-# forward mode through a while loop is refused by name (was a crash)
-expect_status 2 "jvp through a while loop" "$TL" grad "$N" --wrt x --jvp
-grep -q "forward mode (jvp) through a while loop is not supported" "$tmp/err" && ok || { bad "jvp through a loop: want the refusal"; cat "$tmp/err"; }
+# forward mode through control flow is refused by name (a loop's was a crash)
+for f in "$N" "$SRC/examples/control/cumsum_scan.tg" "$SRC/examples/control/piecewise.tg"; do
+  expect_status 2 "jvp through control flow ($(basename "$f"))" "$TL" grad "$f" --jvp
+  grep -q "forward mode (jvp) through control flow (call, cond, loop, scan) is not supported" "$tmp/err" && ok ||
+    { bad "jvp through control flow: want the refusal"; cat "$tmp/err"; }
+done
 # a loop compiles to an object (its branches and loops in the code; the
 # values are checked in tests/backend/aot.sh)
 expect_status 0 "compile a loop to an object" "$TL" compile "$N" -o "$tmp/n.o" --header "$tmp/n.h"
