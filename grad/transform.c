@@ -137,6 +137,7 @@ static tl_graph *compact(tl_graph *h, const tl_graph *g, const bool *drop_in) {
   /* inputs keep their declared order */
   for (int i = 0; i < h->ninputs; i++) {
     const tl_node *x = &h->nodes[h->inputs[i]];
+    if (x->op != TL_OP_INPUT) continue; /* (a jvp's cotangent turned zeros) */
     map[h->inputs[i]] = live[h->inputs[i]] ? tl_graph_add_input(c, h->names[x->name], &x->type, x->loc) : -1;
   }
   for (int32_t k = 0; k < h->nnodes; k++) {
@@ -1395,6 +1396,23 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     bool *drop = tl_xcalloc((size_t)v->ninputs + 1, 1);
     for (int i = 0; i < v->ninputs; i++)
       for (int k = 0; k < s->nof; k++) drop[i] |= v->inputs[i] == ct_in[k];
+    /* Control flow's VJP functions take the cotangents as parameters, so
+     * the sweep's result still passes them to calls whose results do not
+     * depend on them (J t is linear in t alone): they become zeros there.
+     * A graph without control flow keeps the check below (an internal
+     * error if a cotangent is still read). */
+    for (int k = 0; k < s->nof && !rc && tl_graph_has_control(g); k++) {
+      int32_t z = fill_zeros(v, &v->nodes[ct_in[k]].type, err, n);
+      if (z < 0) {
+        rc = -1;
+        break;
+      }
+      tl_node *x = &v->nodes[ct_in[k]]; /* the input becomes those zeros: forward references, ordered by compact */
+      x->op = v->nodes[z].op;
+      x->ninputs = v->nodes[z].ninputs;
+      x->inputs = v->nodes[z].inputs;
+      x->attrs = v->nodes[z].attrs;
+    }
     share_counted_loops(v, g->nnodes);
     c = compact(v, g, drop);
     v = NULL;
@@ -1402,15 +1420,8 @@ static tl_graph *forward(const tl_graph *g, const gr_rules *rs, const gr_params 
     for (int i = 0; c && i < c->ninputs; i++)
       if (!strncmp(c->names[c->nodes[c->inputs[i]].name], "ct_", 3) &&
           find_input(g, c->names[c->nodes[c->inputs[i]].name]) < 0) {
-        /* control flow's VJPs are functions that take the cotangents as
-         * parameters: the transposition does not see through them */
-        if (tl_graph_has_control(g))
-          snprintf(err, n, "grad: forward mode (jvp) through control flow (call, cond, loop, scan) is not "
-                           "supported: its VJP functions take the cotangent '%s' as a parameter; take a vjp",
-                   c->names[c->nodes[c->inputs[i]].name]);
-        else
-          snprintf(err, n, "grad: internal error: the VJP is not linear in its cotangent '%s'",
-                   c->names[c->nodes[c->inputs[i]].name]);
+        snprintf(err, n, "grad: internal error: the VJP is not linear in its cotangent '%s'",
+                 c->names[c->nodes[c->inputs[i]].name]);
         tl_graph_free(c);
         c = NULL;
       }

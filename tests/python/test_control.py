@@ -364,3 +364,30 @@ def test_while_scan_errors(engine):
     # no gradient through it (a scan has one): said, not guessed
     with pytest.raises(Exception, match="per-trip results"):
         tl.function([x], tl.grad(tl.sum(r), x), engine=engine)(np.array([1.0]))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_jvp_through_control_flow_against_finite_differences(engine):
+    """Forward mode (transposition of the VJP) through a while loop, a scan,
+    a cond and a tl.fn call: J t against central differences in f64."""
+    x = tl.tensor("x", "f64", ("n",))
+    t = tl.tensor("t", "f64", ("n",))
+    root = tl.while_loop(lambda y: tl.max(tl.abs(y * y - x) / x) > 1e-13, lambda y: 0.5 * (y + x / y), x,
+                         max_iters=200)
+    _, ys = tl.scan(lambda c, xt: (c * 0.5 + tl.sin(xt), c * xt), x[0] * 0.0, x)
+    pw = tl.cond(tl.sum(x) > 0, lambda a: tl.exp(a) * a, lambda a: -a, x)
+
+    @tl.fn
+    def cell(a):
+        return tl.tanh(a) * a
+
+    outs = [tl.sum(root * root * root), tl.sum(ys), tl.sum(pw), tl.sum(cell(x))]
+    f = tl.function([x], outs, engine=engine)
+    jf = tl.function([x, t], tl.jvp(outs, x, t), engine=engine)
+    rng = np.random.default_rng(3)
+    xv, tv = rng.uniform(0.5, 3.0, 5), rng.standard_normal(5)
+    got = jf(xv, tv)
+    h = 1e-6
+    fp, fm = f(xv + h * tv), f(xv - h * tv)
+    for k in range(len(outs)):
+        np.testing.assert_allclose(got[k], (fp[k] - fm[k]) / (2 * h), rtol=1e-6, atol=1e-8)
