@@ -44,9 +44,12 @@ check() { # check DESCRIPTION AWK-CONDITION
       -v th="$(value threads "$P")" -v exp_="$(value elem.exp "$P")" -v f64="$(value f64_factor "$P")" \
       "BEGIN { exit !($2) }" && ok || { bad "profile: $1"; cat "$P"; }
 }
-check "bw_all >= 0.5 bw_1" "bwa >= 0.5 * bw1"
+# all threads against one: the suite runs two tests at once, so on a
+# 2-core machine the other test takes a core from the all-threads run (a
+# loaded run measured bw_all = 0.30 bw_1): a floor, not a ratio to expect
+check "bw_all >= 0.15 bw_1" "bwa >= 0.15 * bw1"
 check "bandwidth between 100 MB/s and 10 TB/s" "bw1 > 1e8 && bw1 < 1e13"
-check "flops_all >= 0.5 flops_1" "fa >= 0.5 * f1"
+check "flops_all >= 0.15 flops_1" "fa >= 0.15 * f1"
 check "f32 rate between 100 MFLOP/s and 100 TFLOP/s" "f1 > 1e8 && f1 < 1e14"
 check "GEMM rates between 100 MFLOP/s and 100 TFLOP/s" "g32 > 1e8 && g32 < 1e14 && g64 > 1e8 && g64 < 1e14"
 check "overheads below a millisecond" "ko < 1e-3 && ro < 1e-3"
