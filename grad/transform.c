@@ -42,50 +42,27 @@ static tl_graph *copy_nodes(const tl_graph *g, const char *name) {
 
 /* h's nodes with every node after its operands, sorted by id where the
  * ids allow (always, but after share_counted_loops), and live[id] set for
- * the nodes the outputs reach. An iterative depth-first walk: graphs are
- * millions of nodes deep. */
+ * the nodes the outputs reach (a pass over that order from its end). An
+ * iterative depth-first walk: graphs are millions of nodes deep. */
 static int32_t *operand_order(const tl_graph *h, bool *live) {
   int32_t nn = h->nnodes;
   int32_t *order = tl_xmalloc(((size_t)nn + 1) * sizeof *order);
-  uint8_t *st = tl_xcalloc((size_t)nn + 1, 1); /* seen */
+  uint8_t *seen = tl_xcalloc((size_t)nn + 1, 1);
   int32_t *stack = tl_xmalloc(((size_t)nn + 1) * sizeof *stack);
   int32_t *next = tl_xcalloc((size_t)nn + 1, sizeof *next); /* the next operand to visit */
   int32_t no = 0;
-  for (int i = 0; i < h->noutputs; i++) live[h->outputs[i].node] = true;
-  for (int32_t r = nn - 1; r >= 0; r--) { /* liveness first: operands may come later */
-    if (!live[r] || st[r]) continue;
+  for (int32_t r = 0; r < nn; r++) {
+    if (seen[r]) continue;
     int32_t sp = 0;
     stack[sp++] = r;
-    st[r] = 1;
+    seen[r] = 1;
     while (sp) {
       int32_t v = stack[sp - 1];
       const tl_node *x = &h->nodes[v];
       if (next[v] < x->ninputs) {
         int32_t u = tl_node_inputs(h, x)[next[v]++];
-        live[u] = true;
-        if (!st[u]) {
-          st[u] = 1;
-          stack[sp++] = u;
-        }
-      } else {
-        sp--;
-      }
-    }
-  }
-  memset(st, 0, (size_t)nn + 1);
-  memset(next, 0, ((size_t)nn + 1) * sizeof *next);
-  for (int32_t r = 0; r < nn; r++) { /* then each node after its operands, ids kept where they can be */
-    if (st[r]) continue;
-    int32_t sp = 0;
-    stack[sp++] = r;
-    st[r] = 1;
-    while (sp) {
-      int32_t v = stack[sp - 1];
-      const tl_node *x = &h->nodes[v];
-      if (next[v] < x->ninputs) {
-        int32_t u = tl_node_inputs(h, x)[next[v]++];
-        if (!st[u]) {
-          st[u] = 1;
+        if (!seen[u]) {
+          seen[u] = 1;
           stack[sp++] = u;
         }
       } else {
@@ -94,7 +71,13 @@ static int32_t *operand_order(const tl_graph *h, bool *live) {
       }
     }
   }
-  tl_free(st);
+  for (int i = 0; i < h->noutputs; i++) live[h->outputs[i].node] = true;
+  for (int32_t k = nn - 1; k >= 0; k--) { /* users before their operands */
+    const tl_node *x = &h->nodes[order[k]];
+    if (live[order[k]])
+      for (int j = 0; j < x->ninputs; j++) live[tl_node_inputs(h, x)[j]] = true;
+  }
+  tl_free(seen);
   tl_free(stack);
   tl_free(next);
   return order;

@@ -66,6 +66,15 @@ static int where(const tl_node *x, char *err, size_t n, const char *msg) {
   return -1;
 }
 
+/* A loop about to run its body a :max + 1'th time: the run-time error. */
+static bool past_max(const tl_node *x, int64_t trips, char *err, size_t n) {
+  if (x->attrs.trips < 0 || trips != x->attrs.trips) return false;
+  char m[160];
+  snprintf(m, sizeof m, "the loop did not end within its :max of %lld iterations", (long long)x->attrs.trips);
+  where(x, err, n, m);
+  return true;
+}
+
 static int run_loop(const tl_graph *g, const tl_node *x, tl_tensor *const *args, tl_tensor **res,
                     const tl_ctl_runner *r, char *err, size_t n) {
   int ns = x->ninputs;
@@ -78,10 +87,8 @@ static int run_loop(const tl_graph *g, const tl_node *x, tl_tensor *const *args,
   int64_t trips = 0;
   bool owned = false; /* cur holds tensors of its own (run, not run_into) */
   while (rc == 0 && go) {
-    if (a->trips >= 0 && trips == a->trips) {
-      char m[160];
-      snprintf(m, sizeof m, "the loop did not end within its :max of %lld iterations", (long long)a->trips);
-      rc = where(x, err, n, m);
+    if (past_max(x, trips, err, n)) {
+      rc = -1;
       break;
     }
     if (r->run_into) {
@@ -166,10 +173,8 @@ static int run_stacked_loop(const tl_graph *g, const tl_node *x, tl_tensor *cons
   int64_t trips = 0;
   if (rc == 0) rc = predicate(r, a->fn[0], cur, &go, err, n);
   while (rc == 0 && go) {
-    if (a->trips >= 0 && trips == a->trips) {
-      char m[160];
-      snprintf(m, sizeof m, "the loop did not end within its :max of %lld iterations", (long long)a->trips);
-      rc = where(x, err, n, m);
+    if (past_max(x, trips, err, n)) {
+      rc = -1;
       break;
     }
     rc = r->run(r->ctx, a->fn[1], cur, next, err, n);

@@ -79,19 +79,7 @@ def _loop(m, node, ins, at):
             except UnsupportedOnnx:
                 res = None
         return res if res is not None else _loop_unrolled(m, node, ins, at)
-    i0 = _g.constant(np.array(0, np.int64))
-    c0 = _g.reshape(_g.cast(C, "bool"), ()) if C is not None else _g.constant(np.array(True))
-    trips = None
-    if M is not None:
-        try:
-            trips = int(_sval(m._static(node.input[0], op, "M"), op, "M"))
-        except UnsupportedOnnx:
-            trips = None
-    Mv = _g.reshape(_g.cast(M, "i64"), ()) if M is not None else None
-
-    def go(s):
-        i, c = s[0], s[1]
-        return _g.logical_and(c, _g.less(i, Mv)) if Mv is not None else c
+    trips, i0, c0, go = _loop_head(m, node, ins)
 
     def step(s):
         i, c = s[0], s[1]
@@ -100,6 +88,28 @@ def _loop(m, node, ins, at):
 
     res = _c.while_loop(go, step, (i0, c0) + tuple(state), max_iters=trips)
     return list(res[2:])
+
+
+def _loop_head(m, node, ins):
+    """A Loop's (i, cond) as a while loop's: the static trip count (the
+    :max bound, or None), i's and cond's start, and the condition
+    `cond and i < M` over the state (i, cond, ...)."""
+    M, C = _opt(ins, 0), _opt(ins, 1)
+    trips = None
+    if M is not None:
+        try:
+            trips = int(_sval(m._static(node.input[0], "Loop", "M"), "Loop", "M"))
+        except UnsupportedOnnx:
+            trips = None
+    Mv = _g.reshape(_g.cast(M, "i64"), ()) if M is not None else None
+    i0 = _g.constant(np.array(0, np.int64))
+    c0 = _g.reshape(_g.cast(C, "bool"), ()) if C is not None else _g.constant(np.array(True))
+
+    def go(s):
+        i, c = s[0], s[1]
+        return _g.logical_and(c, _g.less(i, Mv)) if Mv is not None else c
+
+    return trips, i0, c0, go
 
 
 def _passes_condition(body):
@@ -155,20 +165,7 @@ def _loop_stacked(m, node, ins, at, nstate):
     the trip count, known when the loop has run (tl.while_scan)."""
     op = "Loop"
     body = at["body"]
-    M, C = _opt(ins, 0), _opt(ins, 1)
-    trips = None
-    if M is not None:
-        try:
-            trips = int(_sval(m._static(node.input[0], op, "M"), op, "M"))
-        except UnsupportedOnnx:
-            trips = None
-    Mv = _g.reshape(_g.cast(M, "i64"), ()) if M is not None else None
-    i0 = _g.constant(np.array(0, np.int64))
-    c0 = _g.reshape(_g.cast(C, "bool"), ()) if C is not None else _g.constant(np.array(True))
-
-    def go(s):
-        i, c = s[0], s[1]
-        return _g.logical_and(c, _g.less(i, Mv)) if Mv is not None else c
+    trips, i0, c0, go = _loop_head(m, node, ins)
 
     def step(s):
         i, c = s[0], s[1]
