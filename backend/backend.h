@@ -78,6 +78,7 @@ typedef struct be_stats {
   int nkernels;
   int par_modules;    /* 2: compiled in two halves on two threads (jit.c, "parallel codegen") */
   int ninplace;       /* kernels writing over a dead operand's buffer */
+  int npasses;        /* one-pass groups: a product and its transpose's over one read of a matrix */
   size_t arena_bytes; /* intermediates' arena at the last run's sizes */
 } be_stats;
 

@@ -102,7 +102,18 @@ typedef struct be_kern {
                                  every buffer it writes) */
   be_ctl *ctl;                /* CONTROL: what it runs, on which buffers */
   int32_t *rows; int nrows;   /* ROWS: the row reductions, in node order */
+  /* a one-pass group (plan_pass.c): ks[pass_lo..pass_hi] run over blocks of
+   * rows, interleaved; pass_hi > pass_lo on each of its kernels, both 0
+   * elsewhere. pass_part (on ks[pass_lo]): the buffer of the parts' sums */
+  int32_t pass_lo, pass_hi, pass_part;
 } be_kern;
+
+/* A one-pass group runs as this many parts of rows (what threads share),
+ * each over blocks of about BE_PASS_BLOCK_BYTES of the matrix (a block is
+ * read from memory by the first product and from cache by the second). */
+enum { BE_PASS_PARTS = 4, BE_PASS_BLOCK_BYTES = 1 << 17 };
+/* each part's row of the partial buffer starts on a line of its own */
+enum { BE_PASS_LINE = 64 };
 
 /* The planner's rules, read from .rw files (docs/rules.md, "Fusion and
  * in-place"): the fuse declarations of the fusion file, and per op the
@@ -164,13 +175,17 @@ int be_plan_build_for(be_plan *p, const tl_graph *g, const be_rules *rules, int 
                       char *err, size_t n);
 int be_plan_build_with(be_plan *p, const tl_graph *g, const be_rules *rules, int destroy_inputs,
                        char *err, size_t n);
+/* Adds a buffer of type t to the plan; its index. */
+int be_plan_add_buf(be_plan *p, int kind, int32_t node, int index, const tl_type *t);
+/* Forms the one-pass groups of a planned program (plan_pass.c). */
+void be_plan_passes(be_plan *p);
 /* The same under the default rule files (be_options_default()). */
 int be_plan_build(be_plan *p, const tl_graph *g, char *err, size_t n);
 /* A hash of everything the generated code depends on in the plan, and of
  * BE_LOWER_VERSION: the compile cache's key holds it, so raising the
  * version when lower*.c emit different code for the same plan keeps stale
  * objects from being linked. */
-#define BE_LOWER_VERSION 15 /* 15: rows of a known length up to 16 emitted unrolled (UNROLL_ROW); 14: small one-pass kernels' loops without carried values neither interleaved nor unrolled; 13: small one-pass kernels get fast codegen (BE_FAST_CG_ELEMS); 12: dim, iota, bitwise_xor, the split threshold an option; 11: row kernels (BE_K_ROWS); 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
+#define BE_LOWER_VERSION 16 /* 16: one-pass groups over a matrix (plan_pass.c, lower_pass.c); 15: rows of a known length up to 16 emitted unrolled (UNROLL_ROW); 14: small one-pass kernels' loops without carried values neither interleaved nor unrolled; 13: small one-pass kernels get fast codegen (BE_FAST_CG_ELEMS); 12: dim, iota, bitwise_xor, the split threshold an option; 11: row kernels (BE_K_ROWS); 10: control kernels (call, cond, loop, scan); 9: slice_update, scatter_add, relu; 2: merged loops, column mode, short rows, BLAS trans/gemv/fold; 3: streaming prefetch; 4: log1p in log_softmax/logsumexp; 5: softmax prefetches the next row; 6: streaming stores, the frame's fresh flag; 7: softmax keeps its exps; 8: uniform matmul operands */
 uint64_t be_plan_hash(const be_plan *p);
 void be_plan_free(be_plan *p);
 

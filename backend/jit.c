@@ -920,6 +920,9 @@ be_program *be_compile(const tl_graph *g, const be_options *opt, tl_error *er) {
   }
   p->stats.nkernels = p->plan.nks;
   p->stats.ninplace = p->plan.ninplace;
+  p->stats.npasses = 0;
+  for (int i = 0; i < p->plan.nks; i++)
+    p->stats.npasses += p->plan.ks[i].pass_hi > p->plan.ks[i].pass_lo && i == p->plan.ks[i].pass_lo;
   double t1 = tl_now_ms();
   p->stats.plan_ms = t1 - t0;
   char dir[4096] = "", path[4200] = "";
@@ -1035,14 +1038,19 @@ static int plan_memory(be_program *p, tl_error *er) {
   for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
   for (int k = 0; k < pl->nks; k++) {
     const be_kern *kk = &pl->ks[k];
+    /* a one-pass group's kernels run interleaved, block by block: every
+     * buffer one of them touches is live over the whole group */
+    bool grp = kk->pass_hi > kk->pass_lo;
+    int lo = grp ? kk->pass_lo : k, hi = grp ? kk->pass_hi : k;
     if (kk->out >= 0) {
-      if (first[kk->out] < 0) first[kk->out] = k;
-      if (last[kk->out] < k) last[kk->out] = k;
+      if (first[kk->out] < 0) first[kk->out] = lo;
+      if (last[kk->out] < hi) last[kk->out] = hi;
     }
     for (int r = 0; r < kk->nreads; r++) {
-      if (last[kk->reads[r]] < k) last[kk->reads[r]] = k;
-      if (first[kk->reads[r]] < 0) first[kk->reads[r]] = k; /* what a control kernel writes */
+      if (last[kk->reads[r]] < hi) last[kk->reads[r]] = hi;
+      if (first[kk->reads[r]] < 0) first[kk->reads[r]] = lo; /* what a control kernel writes */
     }
+    if (grp && k == kk->pass_lo) first[kk->pass_part] = lo, last[kk->pass_part] = hi;
   }
   for (int b = 0; b < nb; b++) {
     const be_buf *bb = &pl->bufs[b];

@@ -72,7 +72,7 @@ void lw_add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v) {
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, k, v));
 }
 
-static void kbegin(em *e, const char *name, int32_t node) {
+void lw_kbegin(em *e, const char *name, int32_t node) {
   e->fn = LLVMAddFunction(e->m, name, e->kty);
   LLVMSetLinkage(e->fn, LLVMInternalLinkage);
   /* kept out of line: the same code runs serially and from the worker */
@@ -98,7 +98,7 @@ static void kbegin(em *e, const char *name, int32_t node) {
   e->knode = node;
 }
 
-static void kend(em *e) {
+void lw_kend(em *e) {
   /* streaming stores are weakly ordered: make them visible before the
    * kernel returns (its caller or the worker then signals completion
    * with ordinary stores) */
@@ -679,9 +679,11 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
   for (int i = 0; i < p->nks && !e->failed; i++) {
     const be_kern *k = &p->ks[i];
     if (k->kind == BE_K_CONTROL) continue; /* runs in the entry itself */
+    /* a one-pass group's products run inside the group's kernel */
+    if (k->pass_hi > k->pass_lo && (i == k->pass_lo || i == k->pass_hi)) continue;
     char kn[48];
     snprintf(kn, sizeof kn, "%s%d", kprefix, i);
-    kbegin(e, kn, k->node);
+    lw_kbegin(e, kn, k->node);
     e->lean_loops = k->kind != BE_K_ROWS && k->kind != BE_K_SOFTMAX && small_kernel(p, k);
     if (e->lean_loops) { /* fast codegen will do (jit.c) */
       static const char fk[] = "tlaloc-one-pass", fv[] = "1";
@@ -697,10 +699,14 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
     case BE_K_SCATTER: k_scatter(e, k); break;
     default: k_takecheck(e, k); break;
     }
-    kend(e);
+    lw_kend(e);
     e->lean_loops = e->unroll_rows = 0;
     kfn[i] = e->fn;
   }
+  /* one-pass groups: kfn[head] runs the parts, kfn[tail] sums them */
+  for (int i = 0; i < p->nks && !e->failed; i++)
+    if (p->ks[i].pass_hi > p->ks[i].pass_lo && i == p->ks[i].pass_lo)
+      lw_k_pass(e, i, kfn, &kfn[i], &kfn[p->ks[i].pass_hi]);
   /* entry: kernels in order, large ones through par(pool, k, frame, n) */
   LLVMTypeRef pty = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->ptr, e->i64}, 4, 0);
   LLVMValueRef ef = LLVMAddFunction(e->m, entry, e->ety);
@@ -728,7 +734,17 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
     }
     LLVMValueRef range, work;
     bool canpar;
-    kernel_range(e, &p->ks[i], &range, &work, &canpar);
+    const be_kern *k = &p->ks[i];
+    bool pass = k->pass_hi > k->pass_lo;
+    if (pass) { /* the group's parts; its sum follows, i moving to its tail */
+      const tl_graph *g = p->g;
+      const tl_type *xt = &g->nodes[tl_node_inputs(g, &g->nodes[k->node])[0]].type;
+      range = ci(e, BE_PASS_PARTS);
+      work = LLVMBuildMul(e->b, lw_dimv(e, xt->dims[0]), lw_dimv(e, xt->dims[1]), "");
+      canpar = true;
+    } else {
+      kernel_range(e, k, &range, &work, &canpar);
+    }
     if (canpar) {
       LLVMValueRef big = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, work, ci(e, e->split_elems)),
                                       icmp(e, LLVMIntSGE, range, ci(e, 2)), "");
@@ -746,6 +762,10 @@ static LLVMValueRef emit_program(em *e, const be_plan *p, const char *kprefix, c
       LLVMPositionBuilderAtEnd(e->b, nb);
     } else {
       LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), range}, 3, "");
+    }
+    if (pass) {
+      i = k->pass_hi;
+      LLVMBuildCall2(e->b, e->kty, kfn[i], (LLVMValueRef[]){e->frame, ci(e, 0), ci(e, 1)}, 3, "");
     }
     LLVMValueRef ev = LLVMBuildLoad2(e->b, e->i32, e->errp, "");
     LLVMBasicBlockRef fb = LLVMAppendBasicBlockInContext(cx, ef, "fail");

@@ -83,6 +83,10 @@ static inline LLVMValueRef icmp(em *e, LLVMIntPredicate p, LLVMValueRef a, LLVMV
 LLVMValueRef lw_dimv(em *e, int64_t d);     /* a tl dim's size (symbols loaded in the entry block) */
 LLVMValueRef lw_bufptr(em *e, int32_t bi);  /* buffer bi's address (loaded in the entry block) */
 void lw_add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v);
+/* A kernel's function (the ABI's k(frame, lo, hi)) named name, the builder
+ * in its body; lw_kend returns from it. */
+void lw_kbegin(em *e, const char *name, int32_t node);
+void lw_kend(em *e);
 void lw_set_err(em *e, int code);           /* stores the error (knode << 4) | code */
 
 /* for (iv = lo; iv < hi; iv++) with nc loop-carried values */
@@ -136,6 +140,8 @@ typedef struct nt_lines { int32_t buf; int dt; LLVMValueRef on; pf_off *off; } n
 typedef void pf_body(em *e, LLVMValueRef i, void *ctx);
 
 bool lw_calls_math(const be_plan *p, int32_t id, bool own);
+/* prefetches the line at base + byte_off (for reading, into all levels) */
+void lw_prefetch(em *e, LLVMValueRef base, LLVMValueRef byte_off);
 int lw_stream_bufs(const be_plan *p, const be_kern *k, int32_t *out, int max);
 LLVMValueRef lw_nt_wanted(em *e, const be_kern *k);
 void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef ahead,
@@ -151,6 +157,14 @@ void lw_k_rows(em *e, const be_kern *k);
 /* ---- lower_matmul.c ------------------------------------------------------- */
 
 void lw_k_matmul(em *e, const be_kern *k);
+
+/* ---- lower_pass.c: one-pass groups (plan_pass.c) --------------------------- */
+
+/* The group headed by ks[head] as two kernels: *run(frame, plo, phi) runs
+ * parts [plo, phi) of BE_PASS_PARTS, calling the members' kernels kfn[]
+ * block by block; *sum(frame, 0, 1) adds the parts' sums into the last
+ * product's output. */
+void lw_k_pass(em *e, int head, const LLVMValueRef *kfn, LLVMValueRef *run, LLVMValueRef *sum);
 
 /* ---- lower_control.c: call, cond, loop, scan in the entry ------------------ */
 

@@ -56,7 +56,7 @@ int lw_stream_bufs(const be_plan *p, const be_kern *k, int32_t *out, int max) {
   return ns;
 }
 
-static void prefetch(em *e, LLVMValueRef base, LLVMValueRef byte_off) {
+void lw_prefetch(em *e, LLVMValueRef base, LLVMValueRef byte_off) {
   LLVMValueRef a = LLVMBuildGEP2(e->b, e->i8, base, &byte_off, 1, "");
   LLVMValueRef args[4] = {a, LLVMConstInt(e->i32, 0, 0), LLVMConstInt(e->i32, 3, 0), LLVMConstInt(e->i32, 1, 0)};
   lw_intr(e, "llvm.prefetch", e->ptr, args, 4);
@@ -138,7 +138,7 @@ void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLV
   for (int s = 0; s < ns; s++) {
     int64_t sz = tl_dtype_size((tl_dtype)e->p->bufs[st[s]].dtype);
     LLVMValueRef byte = LLVMBuildMul(e->b, at, ci(e, sz), "");
-    for (int64_t c = 0; c < bl * sz; c += PF_LINE) prefetch(e, lw_bufptr(e, st[s]), LLVMBuildAdd(e->b, byte, ci(e, c), ""));
+    for (int64_t c = 0; c < bl * sz; c += PF_LINE) lw_prefetch(e, lw_bufptr(e, st[s]), LLVMBuildAdd(e->b, byte, ci(e, c), ""));
   }
   LLVMTypeRef lty = nt ? LLVMArrayType2(mty(e, nt->dt), (uint64_t)bl) : NULL;
   if (nt) {

@@ -54,6 +54,10 @@ static int add_buf(be_plan *p, int kind, int32_t node, int index) {
   return add_buf_typed(p, kind, node, index, &p->g->nodes[node].type);
 }
 
+int be_plan_add_buf(be_plan *p, int kind, int32_t node, int index, const tl_type *t) {
+  return add_buf_typed(p, kind, node, index, t);
+}
+
 static int add_buf_typed(be_plan *p, int kind, int32_t node, int index, const tl_type *t) {
   if (p->nbufs == p->capbufs) {
     p->capbufs = p->capbufs ? 2 * p->capbufs : 16;
@@ -862,7 +866,10 @@ static int plan_build(be_plan *p, const tl_graph *g, const be_rules *rules, int 
     }
   }
   tl_free(claimed);
-  if (!p->fns->no_rows) row_kernels(p);
+  if (!p->fns->no_rows) {
+    row_kernels(p);
+    be_plan_passes(p);
+  }
   inplace(p, rules, destroy_inputs);
   return 0;
 }
@@ -1170,7 +1177,9 @@ static void inplace(be_plan *p, const be_rules *r, int destroy_inputs) {
       rq[e] = q;
       rnext[e] = rhead[b];
       rhead[b] = e;
-      last[b] = j;
+      /* a one-pass group's kernels run interleaved: what one of them reads
+       * stays live to the group's end (plan_pass.c) */
+      last[b] = p->ks[j].pass_hi > p->ks[j].pass_lo ? p->ks[j].pass_hi : j;
     }
   for (int ki = 0; ki < p->nks; ki++) {
     int32_t b = inplace_target(p, r, ki, destroy_inputs, last);
@@ -1242,8 +1251,9 @@ static void hash_plan(XXH3_state_t *st, const be_plan *p) {
   }
   for (int i = 0; i < p->nks; i++) {
     const be_kern *k = &p->ks[i];
-    int64_t v[11] = {k->kind,      k->node,     k->out,      k->place,      k->part,      k->opbuf[0],
-                     k->opbuf[1], k->trans[0], k->trans[1], k->uniform[0], k->uniform[1]};
+    int64_t v[14] = {k->kind,      k->node,     k->out,      k->place,      k->part,
+                     k->opbuf[0],  k->opbuf[1], k->trans[0], k->trans[1], k->uniform[0],
+                     k->uniform[1], k->pass_lo, k->pass_hi, k->pass_part};
     XXH3_64bits_update(st, v, sizeof v);
     XXH3_64bits_update(st, k->reads, (size_t)k->nreads * sizeof *k->reads);
     XXH3_64bits_update(st, k->rows, (size_t)k->nrows * sizeof *k->rows);

@@ -109,10 +109,10 @@ static char *llvm_describe(const void *prog) {
   tl_buf_printf(&b, "{\"engine\": \"llvm\", \"plan_ms\": %.3f, \"lower_ms\": %.3f, \"opt_ms\": %.3f, "
                     "\"codegen_ms\": %.3f, \"cache_ms\": %.3f, \"jit_ms\": %.3f, \"compile_ms\": %.3f, "
                     "\"cache_hit\": %s, \"cache_bad\": %s, \"kernels\": %d, \"inplace\": %d, "
-                    "\"arena_bytes\": %zu}",
+                    "\"one_pass\": %d, \"arena_bytes\": %zu}",
                 s->plan_ms, s->lower_ms, s->opt_ms, s->codegen_ms, s->cache_ms, s->jit_ms, s->total_ms,
                 s->cache_hit ? "true" : "false", s->cache_bad ? "true" : "false", s->nkernels, s->ninplace,
-                s->arena_bytes);
+                s->npasses, s->arena_bytes);
   return b.s;
 }
 

@@ -23,6 +23,7 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
                     const be_options *o, be_stats *st);
 int be_fusion_tests(const char *srcdir, int verbose);
 int be_loop_tests(int verbose);
+int be_pass_tests(int verbose);
 int be_vmath_tests(const char *srcdir, int verbose);
 int be_jit_share_tests(const char *srcdir);
 
@@ -478,6 +479,7 @@ int main(int argc, char **argv) {
   fails += be_jit_share_tests(argv[1]);
   fails += be_fusion_tests(argv[1], verbose);
   fails += be_loop_tests(verbose);
+  fails += be_pass_tests(verbose);
   fails += be_vmath_tests(argv[1], verbose);
   int rf = nrandom > 0 ? be_random_graphs(nrandom, seed, verbose) : 0;
   return fails || rf ? 1 : 0;
