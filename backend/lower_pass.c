@@ -57,7 +57,7 @@ static LLVMValueRef helper(em *e, const char *name, int head, LLVMTypeRef *fty) 
 typedef struct vrow {
   int dt, vl;          /* element dtype, lanes */
   LLVMTypeRef vt, mt;  /* <vl x T>, <vl x i1> */
-  LLVMValueRef lanes;  /* <0, 1, .., vl - 1> (i64) */
+  LLVMValueRef lanes;  /* <0, 1, .., vl - 1> (i32: an i64 compare of 16 lanes is split in two) */
 } vrow;
 
 static void vrow_init(em *e, vrow *v, int dt) {
@@ -67,7 +67,7 @@ static void vrow_init(em *e, vrow *v, int dt) {
   v->vt = LLVMVectorType(vty(e, dt), (unsigned)v->vl);
   v->mt = LLVMVectorType(e->i1, (unsigned)v->vl);
   LLVMValueRef l[16];
-  for (int k = 0; k < v->vl; k++) l[k] = ci(e, k);
+  for (int k = 0; k < v->vl; k++) l[k] = LLVMConstInt(e->i32, (unsigned long long)k, 0);
   v->lanes = LLVMConstVector(l, (unsigned)v->vl);
 }
 
@@ -76,9 +76,10 @@ static LLVMValueRef splat(em *e, const vrow *v, LLVMValueRef x) {
   return LLVMBuildShuffleVector(e->b, u, LLVMGetUndef(v->vt), LLVMConstNull(LLVMVectorType(e->i32, (unsigned)v->vl)), "");
 }
 
-/* lanes below rem (i64) of a vector: the mask of a row's last vector */
+/* lanes below rem (i64, < vl) of a vector: the mask of a row's last vector */
 static LLVMValueRef tail_mask(em *e, const vrow *v, LLVMValueRef rem) {
-  LLVMValueRef r = LLVMBuildInsertElement(e->b, LLVMGetUndef(LLVMVectorType(e->i64, (unsigned)v->vl)), rem, ci(e, 0), "");
+  rem = LLVMBuildTrunc(e->b, rem, e->i32, "");
+  LLVMValueRef r = LLVMBuildInsertElement(e->b, LLVMGetUndef(LLVMVectorType(e->i32, (unsigned)v->vl)), rem, ci(e, 0), "");
   r = LLVMBuildShuffleVector(e->b, r, r, LLVMConstNull(LLVMVectorType(e->i32, (unsigned)v->vl)), "");
   return LLVMBuildICmp(e->b, LLVMIntSLT, v->lanes, r, "");
 }
