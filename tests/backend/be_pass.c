@@ -99,7 +99,7 @@ static int run_case(const pcase *c, int verbose) {
   for (size_t s = 0; s < sizeof sizes / sizeof *sizes && !bad; s++)
     for (int special = 0; special < 2 && !bad && sizes[s][0] >= c->min_n; special++) {
       /* symbols in order of appearance: d, n (w comes first) */
-      int64_t syms[2] = {sizes[s][1], sizes[s][0]};
+      int64_t syms[8] = {sizes[s][1], sizes[s][0]}; /* and room for derived ones (n - 1) */
       tl_tensor *in[4] = {0};
       if (tl_random_inputs(g, in, syms, (uint64_t)(11 + s), err, sizeof err)) {
         printf("FAIL %s: inputs: %s\n", c->name, err);
