@@ -34,7 +34,7 @@ cat >"$work/ctl/derived.tg" <<'G'
   (out c (call (exp x) :fn thirds))
   (out d (mul (sum x) (cast (dim w :axis 0) :dtype f64))))
 G
-for ex in layer_norm gelu logsumexp attention xent control/cumsum_scan control/piecewise ctl derived; do
+for ex in layer_norm gelu logsumexp attention xent logreg_step control/cumsum_scan control/piecewise ctl derived; do
   case $ex in ctl) ex=doubling; exdir=$work/ctl ;; derived) exdir=$work/ctl ;; *) exdir=$src/examples ;; esac
   "$tool" compile "$exdir/$ex.tg" -o "$work/model.o" --header "$work/model.h" --name model
   cc -O2 -I"$work" "$src/examples/aot/main.c" "$work/model.o" -lm -lmvec -lopenblas -o "$work/prog"
@@ -73,7 +73,7 @@ fi
 # --cpu LEVEL: objects for older CPUs hold no wider registers than the
 # level has (x86-64 and -v2: SSE only; -v3: AVX2, no AVX-512) and compute
 # the same values; an unknown level is refused
-for ex in gelu layer_norm; do
+for ex in gelu layer_norm logreg_step; do
   for level in x86-64 x86-64-v2 x86-64-v3 x86-64-v4; do
     "$tool" compile "$src/examples/$ex.tg" -o "$work/lv.o" --header "$work/model.h" --name model --cpu $level
     wide=$(objdump -d "$work/lv.o" | grep -cE 'ymm|zmm' || true)
