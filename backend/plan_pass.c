@@ -16,7 +16,8 @@
  * the two products that is none of these (a reduction of z, say) is moved
  * after the group when nothing in the group reads what it writes and it
  * reads nothing that a later member writes, so the kernels in their new
- * order are still a valid sequential schedule: a consumer of the plan that
+ * order are still a valid sequential schedule (an index check, a scatter or
+ * a control kernel in between keeps the group from forming): a consumer of the plan that
  * ignores the grouping (the C peer of bench/backend) stays correct. The
  * emitter (lower_pass.c) runs the group as BE_PASS_PARTS parts of rows,
  * each summing its share of g into a row of a partial buffer, and adds
@@ -112,7 +113,9 @@ static int try_group(be_plan *p, int a) {
   int b = a + 1;
   for (; b < p->nks; b++) {
     const be_kern *k = &p->ks[b];
-    if (k->kind == BE_K_CONTROL || k->kind == BE_K_SCATTER) return -1;
+    /* an index check stays before the kernels that gather with its
+     * indices: it cannot be moved after the group */
+    if (k->kind == BE_K_CONTROL || k->kind == BE_K_SCATTER || k->kind == BE_K_TAKECHECK) return -1;
     if (tail_product(p, k, X, n)) break;
   }
   if (b >= p->nks) return -1;

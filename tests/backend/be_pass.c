@@ -53,6 +53,10 @@ static const pcase cases[] = {
    * asks of the slice's size n - 1 */
   {"r reads the last row", "(graph p (in w f32 [d]) (in X f32 [n d]) (let z (matmul X w))"
                            " (out g (matmul (transpose X) (expand_dims (mul z (slice z :start -1)) :axis -1))))", 0, 1},
+  /* r gathers: the index check must run before the gather, so it cannot
+   * move after the group, and no group forms */
+  {"r gathers", "(graph p (in w f32 [d]) (in X f32 [n d]) (in i i32 [n]) (in v f32 [3]) (let z (matmul X w))"
+                " (out g (matmul (transpose X) (expand_dims (mul z (take v i)) :axis -1))))", 0, 0},
   /* the second product over another matrix: no group */
   {"two matrices", "(graph p (in w f32 [d]) (in X f32 [n d]) (in V f32 [n d])"
                    " (out g (matmul (transpose V) (expand_dims (exp (matmul X w)) :axis -1))))", 0, 0},
