@@ -16,9 +16,10 @@
  * the two products that is none of these (a reduction of z, say) is moved
  * after the group when nothing in the group reads what it writes and it
  * reads nothing that a later member writes, so the kernels in their new
- * order are still a valid sequential schedule (an index check, a scatter or
- * a control kernel in between keeps the group from forming): a consumer of the plan that
- * ignores the grouping (the C peer of bench/backend) stays correct. The
+ * order are still a valid sequential schedule: a consumer of the plan that
+ * ignores the grouping (the C peer of bench/backend) stays correct. An
+ * index check, a scatter or a control kernel in between keeps the group
+ * from forming (each must run where it is). The
  * emitter (lower_pass.c) runs the group as BE_PASS_PARTS parts of rows,
  * each summing its share of g into a row of a partial buffer, and adds
  * those rows in part order after all parts ran: the same sums, in the same
