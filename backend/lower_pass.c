@@ -1,9 +1,10 @@
 /* lower_pass.c - a one-pass group (plan_pass.c) as two kernels: the run
- * over parts of rows, block by block (z = X w for the block's rows through
- * ?gemv, the members' kernels on the block's rows, then the block's share
- * of X^T r added into its part's row of the partial buffer through ?gemv
- * with beta 1, while the block is in cache), and the sum of the parts'
- * rows, in part order, into the last product's output. */
+ * over parts of rows, block by block (z = X w for the block's rows, the
+ * members' kernels on the block's rows, then the block's share of X^T r
+ * added into its part's row of the partial buffer while the block is in
+ * cache), and the sum of the parts' rows, in part order, into the last
+ * product's output. The block loops are the backend's own (not ?gemv: see
+ * block_zw), in helper functions of explicit vectors. */
 #include "backend/lower_internal.h"
 
 #include <stdio.h>
@@ -51,12 +52,12 @@ static LLVMValueRef helper(em *e, const char *name, int head, LLVMTypeRef *fty) 
  * The helpers' loops over a row are written in vectors of the target's
  * width, the row's last partial vector through masked loads and stores:
  * left to the loop vectoriser (d = 100), each loop became a vector loop, a
- * vector epilogue and a scalar remainder, and codegen of the two helpers
- * took 17-27 ms, against a few here. */
+ * vector epilogue and a scalar remainder, and codegen of the group took
+ * 25-30 ms more than without it, against 6-10 ms here. */
 
 typedef struct vrow {
   int dt, vl;          /* element dtype, lanes */
-  LLVMTypeRef vt, mt;  /* <vl x T>, <vl x i1> */
+  LLVMTypeRef vt;      /* <vl x T> */
   LLVMValueRef lanes;  /* <0, 1, .., vl - 1> (i32: an i64 compare of 16 lanes is split in two) */
 } vrow;
 
@@ -65,7 +66,6 @@ static void vrow_init(em *e, vrow *v, int dt) {
   v->dt = dt;
   v->vl = bytes / (int)tl_dtype_size((tl_dtype)dt);
   v->vt = LLVMVectorType(vty(e, dt), (unsigned)v->vl);
-  v->mt = LLVMVectorType(e->i1, (unsigned)v->vl);
   LLVMValueRef l[16];
   for (int k = 0; k < v->vl; k++) l[k] = LLVMConstInt(e->i32, (unsigned long long)k, 0);
   v->lanes = LLVMConstVector(l, (unsigned)v->vl);
