@@ -277,9 +277,10 @@ void lw_k_pass(em *e, int head, const LLVMValueRef *kfn, LLVMValueRef *run, LLVM
   LLVMValueRef X = lw_bufptr(e, h->opbuf[0]), W = lw_bufptr(e, h->opbuf[1]), Z = lw_bufptr(e, h->out);
   LLVMValueRef R = lw_bufptr(e, rbuf), P = lw_bufptr(e, h->pass_part);
   LLVMValueRef bytes_d = LLVMBuildMul(e->pre, d, ci(e, size), "");
-  /* the parts' rows of the partial buffer are lines apart: two threads
-   * adding into neighbouring rows that share a line took the group from
-   * 1.9 to 4.2 ms (logistic regression, 10^5 x 100 f32, 2 threads) */
+  /* the parts' rows of the partial buffer are lines apart: with two
+   * threads adding into neighbouring rows that shared a line the group took
+   * 4.2 ms, on rows of their own 1.3 ms (logistic regression, 10^5 x 100
+   * f32, two threads, tlaloc cost-report end to end) */
   LLVMValueRef ld = pad_row(e, d, size);
   /* rows per part: a multiple of 16, so that the members' blocks start on
    * cache lines; rows per block: BE_PASS_BLOCK_BYTES of X, at least 16 */
