@@ -72,16 +72,19 @@ void lw_add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v) {
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, k, v));
 }
 
-void lw_kbegin(em *e, const char *name, int32_t node) {
-  e->fn = LLVMAddFunction(e->m, name, e->kty);
-  LLVMSetLinkage(e->fn, LLVMInternalLinkage);
+void lw_kernel_fn(em *e, LLVMValueRef f) {
+  LLVMSetLinkage(f, LLVMInternalLinkage);
   /* kept out of line: the same code runs serially and from the worker */
-  lw_add_enum_attr(e, e->fn, "noinline", 0);
+  lw_add_enum_attr(e, f, "noinline", 0);
   if (e->avx512) {
     static const char k[] = "prefer-vector-width", v[] = "512";
-    LLVMAddAttributeAtIndex(e->fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateStringAttribute(e->cx, k, sizeof k - 1, v, sizeof v - 1));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateStringAttribute(e->cx, k, sizeof k - 1, v, sizeof v - 1));
   }
+}
+
+void lw_kbegin(em *e, const char *name, int32_t node) {
+  e->fn = LLVMAddFunction(e->m, name, e->kty);
+  lw_kernel_fn(e, e->fn);
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->cx, e->fn, "entry");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "body");
   LLVMPositionBuilderAtEnd(e->pre, entry);

@@ -83,6 +83,9 @@ static inline LLVMValueRef icmp(em *e, LLVMIntPredicate p, LLVMValueRef a, LLVMV
 LLVMValueRef lw_dimv(em *e, int64_t d);     /* a tl dim's size (symbols loaded in the entry block) */
 LLVMValueRef lw_bufptr(em *e, int32_t bi);  /* buffer bi's address (loaded in the entry block) */
 void lw_add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v);
+/* What every function the emitter adds gets: internal, noinline, and the
+ * target's vector width preferred. */
+void lw_kernel_fn(em *e, LLVMValueRef f);
 /* A kernel's function (the ABI's k(frame, lo, hi)) named name, the builder
  * in its body; lw_kend returns from it. */
 void lw_kbegin(em *e, const char *name, int32_t node);

@@ -4,7 +4,7 @@
  * added into its part's row of the partial buffer while the block is in
  * cache), and the sum of the parts' rows, in part order, into the last
  * product's output. The block loops are the backend's own (not ?gemv: see
- * block_zw), in helper functions of explicit vectors. */
+ * block_fn), in helper functions of explicit vectors. */
 #include "backend/lower_internal.h"
 
 #include <stdio.h>
@@ -35,14 +35,9 @@ static LLVMValueRef helper(em *e, const char *name, int head, LLVMTypeRef *fty) 
   LLVMTypeRef pt[5] = {e->ptr, e->ptr, e->ptr, e->i64, e->i64};
   *fty = LLVMFunctionType(e->vd, pt, 5, 0);
   LLVMValueRef f = LLVMAddFunction(e->m, nm, *fty);
-  LLVMSetLinkage(f, LLVMInternalLinkage);
-  lw_add_enum_attr(e, f, "noinline", 0);
+  lw_kernel_fn(e, f);
   unsigned na = LLVMGetEnumAttributeKindForName("noalias", 7);
   for (unsigned k = 1; k <= 3; k++) LLVMAddAttributeAtIndex(f, k, LLVMCreateEnumAttribute(e->cx, na, 0));
-  if (e->avx512) {
-    static const char k[] = "prefer-vector-width", v[] = "512";
-    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateStringAttribute(e->cx, k, sizeof k - 1, v, sizeof v - 1));
-  }
   e->fn = f;
   LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->cx, f, "entry"));
   return f;
@@ -71,17 +66,16 @@ static void vrow_init(em *e, vrow *v, int dt) {
   v->lanes = LLVMConstVector(l, (unsigned)v->vl);
 }
 
+/* x in every lane of a vector of vl lanes */
 static LLVMValueRef splat(em *e, const vrow *v, LLVMValueRef x) {
-  LLVMValueRef u = LLVMBuildInsertElement(e->b, LLVMGetUndef(v->vt), x, ci(e, 0), "");
-  return LLVMBuildShuffleVector(e->b, u, LLVMGetUndef(v->vt), LLVMConstNull(LLVMVectorType(e->i32, (unsigned)v->vl)), "");
+  LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)v->vl);
+  LLVMValueRef u = LLVMBuildInsertElement(e->b, LLVMGetUndef(vt), x, ci(e, 0), "");
+  return LLVMBuildShuffleVector(e->b, u, u, LLVMConstNull(LLVMVectorType(e->i32, (unsigned)v->vl)), "");
 }
 
 /* lanes below rem (i64, < vl) of a vector: the mask of a row's last vector */
 static LLVMValueRef tail_mask(em *e, const vrow *v, LLVMValueRef rem) {
-  rem = LLVMBuildTrunc(e->b, rem, e->i32, "");
-  LLVMValueRef r = LLVMBuildInsertElement(e->b, LLVMGetUndef(LLVMVectorType(e->i32, (unsigned)v->vl)), rem, ci(e, 0), "");
-  r = LLVMBuildShuffleVector(e->b, r, r, LLVMConstNull(LLVMVectorType(e->i32, (unsigned)v->vl)), "");
-  return LLVMBuildICmp(e->b, LLVMIntSLT, v->lanes, r, "");
+  return LLVMBuildICmp(e->b, LLVMIntSLT, v->lanes, splat(e, v, LLVMBuildTrunc(e->b, rem, e->i32, "")), "");
 }
 
 /* the vector at base[j] (mask NULL: all lanes; else the masked lanes, 0 elsewhere) */
@@ -200,57 +194,45 @@ static void xr_rows(em *e, const vrow *v, int nr, LLVMValueRef X, LLVMValueRef R
   over_row(e, v, d, 0, NULL, axpy_body, &c);
 }
 
-/* z = X w on a block's rows, four rows at a time (w's loads shared), then
- * the rows left one at a time. Not ?gemv: OpenBLAS splits even a block's
- * product across its own threads, which then contend with the parts'. */
-static LLVMValueRef block_zw(em *e, int head, int dt, LLVMTypeRef *fty) {
-  LLVMValueRef f = helper(e, "zw", head, fty);
-  LLVMValueRef X = LLVMGetParam(f, 0), W = LLVMGetParam(f, 1), Z = LLVMGetParam(f, 2);
+/* Rows [i0, i0 + nr) of a block: zw_rows or xr_rows. */
+typedef void rows_fn(em *e, const vrow *v, int nr, LLVMValueRef X, LLVMValueRef a, LLVMValueRef b, LLVMValueRef i0,
+                     LLVMValueRef d);
+
+/* A block's helper over its rows, four at a time, then the rows left one
+ * at a time. zw (z = X w; a = w, b = z): w's loads shared by four rows.
+ * xr (P += r_i X_i; a = r, b = P): P loaded and stored once per four rows,
+ * and with each four rows the same four rows of the next block prefetched
+ * (from memory while this block is worked on in cache). Not ?gemv:
+ * OpenBLAS splits even a block's product across its own threads, which
+ * then contend with the parts'. */
+static LLVMValueRef block_fn(em *e, const char *name, int head, int dt, rows_fn *rows_of, bool prefetch,
+                             LLVMTypeRef *fty) {
+  LLVMValueRef f = helper(e, name, head, fty);
+  LLVMValueRef X = LLVMGetParam(f, 0), a = LLVMGetParam(f, 1), b = LLVMGetParam(f, 2);
   LLVMValueRef rows = LLVMGetParam(f, 3), d = LLVMGetParam(f, 4);
   vrow v;
   vrow_init(e, &v, dt);
   loop li;
   LLVMValueRef n4 = LLVMBuildAnd(e->b, rows, ci(e, -4), "");
   LLVMValueRef i = lw_loop_open(e, &li, ci(e, 0), LLVMBuildSDiv(e->b, n4, ci(e, 4), ""), 0, NULL);
-  zw_rows(e, &v, 4, X, W, Z, LLVMBuildMul(e->b, i, ci(e, 4), ""), d);
-  li.ic = -1;
-  lw_loop_close(e, &li, NULL);
-  i = lw_loop_open(e, &li, n4, rows, 0, NULL);
-  zw_rows(e, &v, 1, X, W, Z, i, d);
-  li.ic = -1;
-  lw_loop_close(e, &li, NULL);
-  LLVMBuildRetVoid(e->b);
-  return f;
-}
-
-/* P += r_i X_i over a block's rows (read from cache), four rows at a time
- * (P loaded and stored once per four rows), then the rows left one at a
- * time; with each four rows, the same four rows of the next block are
- * prefetched (from memory while this block is worked on in cache). */
-static LLVMValueRef block_xr(em *e, int head, int dt) {
-  LLVMTypeRef fty;
-  LLVMValueRef f = helper(e, "xr", head, &fty);
-  LLVMValueRef X = LLVMGetParam(f, 0), R = LLVMGetParam(f, 1), P = LLVMGetParam(f, 2);
-  LLVMValueRef rows = LLVMGetParam(f, 3), d = LLVMGetParam(f, 4);
-  int64_t size = (int64_t)tl_dtype_size((tl_dtype)dt);
-  vrow v;
-  vrow_init(e, &v, dt);
-  loop li, lf;
-  LLVMValueRef n4 = LLVMBuildAnd(e->b, rows, ci(e, -4), "");
-  LLVMValueRef nl = LLVMBuildSDiv(e->b, LLVMBuildAdd(e->b, LLVMBuildMul(e->b, d, ci(e, 4 * size), ""), ci(e, 63), ""), ci(e, 64), "");
-  LLVMValueRef i = lw_loop_open(e, &li, ci(e, 0), LLVMBuildSDiv(e->b, n4, ci(e, 4), ""), 0, NULL);
   LLVMValueRef i0 = LLVMBuildMul(e->b, i, ci(e, 4), "");
-  LLVMValueRef nx = at(e, dt, X, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, i0, rows, ""), d, ""));
-  LLVMValueRef l = lw_loop_open(e, &lf, ci(e, 0), nl, 0, NULL);
-  lw_prefetch(e, nx, LLVMBuildMul(e->b, l, ci(e, 64), ""));
-  lf.ic = -1;
-  lf.nounroll = 1;
-  lw_loop_close(e, &lf, NULL);
-  xr_rows(e, &v, 4, X, R, P, i0, d);
+  if (prefetch) {
+    int64_t size = (int64_t)tl_dtype_size((tl_dtype)dt);
+    LLVMValueRef nl = LLVMBuildSDiv(e->b, LLVMBuildAdd(e->b, LLVMBuildMul(e->b, d, ci(e, 4 * size), ""), ci(e, 63), ""),
+                                    ci(e, 64), "");
+    LLVMValueRef nx = at(e, dt, X, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, i0, rows, ""), d, ""));
+    loop lf;
+    LLVMValueRef l = lw_loop_open(e, &lf, ci(e, 0), nl, 0, NULL);
+    lw_prefetch(e, nx, LLVMBuildMul(e->b, l, ci(e, 64), ""));
+    lf.ic = -1;
+    lf.nounroll = 1;
+    lw_loop_close(e, &lf, NULL);
+  }
+  rows_of(e, &v, 4, X, a, b, i0, d);
   li.ic = -1;
   lw_loop_close(e, &li, NULL);
   i = lw_loop_open(e, &li, n4, rows, 0, NULL);
-  xr_rows(e, &v, 1, X, R, P, i, d);
+  rows_of(e, &v, 1, X, a, b, i, d);
   li.ic = -1;
   lw_loop_close(e, &li, NULL);
   LLVMBuildRetVoid(e->b);
@@ -269,7 +251,8 @@ void lw_k_pass(em *e, int head, const LLVMValueRef *kfn, LLVMValueRef *run, LLVM
   char name[48];
 
   LLVMTypeRef hty;
-  LLVMValueRef zw = block_zw(e, head, dt, &hty), xr = block_xr(e, head, dt);
+  LLVMValueRef zw = block_fn(e, "zw", head, dt, zw_rows, false, &hty);
+  LLVMValueRef xr = block_fn(e, "xr", head, dt, xr_rows, true, &hty);
   snprintf(name, sizeof name, "pass%d", head);
   lw_kbegin(e, name, h->node);
   LLVMValueRef plo = LLVMGetParam(e->fn, 1), phi = LLVMGetParam(e->fn, 2);

@@ -48,17 +48,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-static int add_buf_typed(be_plan *p, int kind, int32_t node, int index, const tl_type *t);
-
 static int add_buf(be_plan *p, int kind, int32_t node, int index) {
-  return add_buf_typed(p, kind, node, index, &p->g->nodes[node].type);
+  return be_plan_add_buf(p, kind, node, index, &p->g->nodes[node].type);
 }
 
 int be_plan_add_buf(be_plan *p, int kind, int32_t node, int index, const tl_type *t) {
-  return add_buf_typed(p, kind, node, index, t);
-}
-
-static int add_buf_typed(be_plan *p, int kind, int32_t node, int index, const tl_type *t) {
   if (p->nbufs == p->capbufs) {
     p->capbufs = p->capbufs ? 2 * p->capbufs : 16;
     p->bufs = tl_xrealloc(p->bufs, (size_t)p->capbufs * sizeof *p->bufs);
@@ -524,7 +518,7 @@ static int plan_site(be_plan *p, const be_rules *rules, be_kern *k, be_site *s, 
     tl_type t = {.dtype = sp->bufs[b].dtype, .rank = sp->bufs[b].rank};
     memcpy(t.dims, sp->bufs[b].dims, sizeof t.dims);
     t = site_type(s, &t);
-    s->temp[b] = add_buf_typed(p, BE_BUF_TEMP, k->node, -1, &t);
+    s->temp[b] = be_plan_add_buf(p, BE_BUF_TEMP, k->node, -1, &t);
   }
   return 0;
 }
@@ -621,7 +615,7 @@ static int plan_control(be_plan *p, const be_rules *rules, const bool *live, int
         holder = j;
         break;
       }
-    c->res[i] = add_buf_typed(p, BE_BUF_TEMP, holder, -1, &t);
+    c->res[i] = be_plan_add_buf(p, BE_BUF_TEMP, holder, -1, &t);
   }
   k = &p->ks[ki];
   int32_t fns[3];
@@ -637,7 +631,7 @@ static int plan_control(be_plan *p, const be_rules *rules, const bool *live, int
       const be_buf *rb = &p->bufs[c->res[i]];
       tl_type t = {.dtype = rb->dtype, .rank = rb->rank};
       memcpy(t.dims, rb->dims, sizeof t.dims);
-      c->alt[i] = add_buf_typed(p, BE_BUF_TEMP, run, -1, &t);
+      c->alt[i] = be_plan_add_buf(p, BE_BUF_TEMP, run, -1, &t);
     }
   }
   if (r->op == TL_OP_LOOP)
@@ -649,7 +643,7 @@ static int plan_control(be_plan *p, const be_rules *rules, const bool *live, int
       tl_type t = {.dtype = ob->dtype, .rank = ob->rank};
       memcpy(t.dims, ob->dims, sizeof t.dims);
       t = site_type(&c->site[si], &t);
-      c->pred[i] = add_buf_typed(p, BE_BUF_TEMP, run, -1, &t);
+      c->pred[i] = be_plan_add_buf(p, BE_BUF_TEMP, run, -1, &t);
     }
   /* liveness: everything it writes, as reads of the kernel's */
   k = &p->ks[ki];

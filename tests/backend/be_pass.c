@@ -12,12 +12,12 @@
 #include "tests/common/tltest.h"
 #include "util/alloc.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
                     const be_options *o, be_stats *st);
+void be_add_specials(tl_tensor *t); /* be_loops.c */
 
 typedef struct pcase {
   const char *name, *text;
@@ -64,16 +64,6 @@ static const pcase cases[] = {
 
 static const int64_t sizes[][2] = {{1000, 7}, {37, 100}, {203, 20}, {5, 3}, {0, 9}, {9, 0}, {3000, 16}};
 
-/* NaN, +inf and -inf at scattered places of a float input */
-static void add_specials(tl_tensor *t) {
-  for (int64_t i = 0; i < t->numel; i++) {
-    double v = i % 31 == 3 ? NAN : i % 37 == 5 ? INFINITY : i % 41 == 7 ? -INFINITY : 0;
-    if (v == 0) continue;
-    if (t->dtype == TL_F32) ((float *)t->data)[i] = (float)v;
-    else if (t->dtype == TL_F64) ((double *)t->data)[i] = v;
-  }
-}
-
 static int groups(const tl_graph *g) {
   be_plan pl;
   char err[512];
@@ -112,7 +102,7 @@ static int run_case(const pcase *c, int verbose) {
       }
       if (special)
         for (int i = 0; i < g->ninputs; i++)
-          if (i == g->ninputs - 1 || g->nodes[g->inputs[i]].type.rank == 2) add_specials(in[i]);
+          if (i == g->ninputs - 1 || g->nodes[g->inputs[i]].type.rank == 2) be_add_specials(in[i]);
       be_options o = be_options_default();
       o.use_cache = 0;
       for (int th = 1; th <= 2 && !bad; th++) {
