@@ -1,7 +1,7 @@
 /* lower.c - the plan as LLVM IR: one function per kernel plus an entry
  * that runs them in order (ABI in be_internal.h).
  *
- * The emitter is six files along its seams, sharing the state em and the
+ * The emitter is eight files along its seams, sharing the state em and the
  * functions of lower_internal.h:
  *   lower.c         kernel scaffolding (a kernel's function, the values of
  *                   its entry block, loops, error codes); elementwise
@@ -15,8 +15,11 @@
  *                   loop that elementwise and softmax kernels share;
  *   lower_rows.c    reductions, softmax and log_softmax: row passes and
  *                   column mode;
+ *   lower_short.c   softmax and log_softmax over rows of a power of two up
+ *                   to a vector, held in vector registers;
  *   lower_matmul.c  matmul: CBLAS calls, integer loops;
- *   lower_control.c call, cond, loop and scan in the entry.
+ *   lower_control.c call, cond, loop and scan in the entry;
+ *   lower_pass.c    one-pass groups over a matrix (plan_pass.c).
  *
  * Loop shapes (each measured in docs/backend.md): an elementwise kernel
  * runs one loop per group of adjacent dims that its accesses see as one

@@ -97,6 +97,53 @@ static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, i
 static LLVMValueRef vm_exp32(em *e, LLVMValueRef x);
 static LLVMValueRef vm_tanh32(em *e, LLVMValueRef x);
 
+/* A one-argument function over a vector x (lower_short.c's registers):
+ * libmvec's variant of the target's width called on each piece of x, the
+ * variant the vectoriser would pick (mcall's attribute); without vector
+ * math, the scalar function lane by lane. */
+static LLVMValueRef vcall(em *e, const char *name, int dt, LLVMValueRef x) {
+  unsigned n = LLVMGetVectorSize(LLVMTypeOf(x));
+  bool f = dt == TL_F32;
+  int isa = e->avx512 ? 2 : e->avx2 ? 1 : 0;
+  unsigned w = (unsigned)((f ? 4 : 2) << isa);
+  if (!e->vector_math || n % w) {
+    LLVMValueRef r = LLVMGetPoison(LLVMTypeOf(x));
+    for (unsigned i = 0; i < n; i++) {
+      LLVMValueRef l = LLVMConstInt(e->i32, i, 0);
+      LLVMValueRef xi = LLVMBuildExtractElement(e->b, x, l, "");
+      r = LLVMBuildInsertElement(e->b, r, mcall(e, name, dt, &xi, 1), l, "");
+    }
+    return r;
+  }
+  char vname[48];
+  snprintf(vname, sizeof vname, "_ZGV%cN%uv_%s%s", "bde"[isa], w, name, f ? "f" : "");
+  LLVMTypeRef vt = LLVMVectorType(vty(e, dt), w);
+  LLVMTypeRef ft = LLVMFunctionType(vt, &vt, 1, 0);
+  LLVMValueRef vf = LLVMGetNamedFunction(e->m, vname);
+  if (!vf) {
+    vf = LLVMAddFunction(e->m, vname, ft);
+    lw_add_enum_attr(e, vf, "nounwind", 0);
+    lw_add_enum_attr(e, vf, "willreturn", 0);
+    lw_add_enum_attr(e, vf, "memory", 0);
+  }
+  if (n == w) return LLVMBuildCall2(e->b, ft, vf, &x, 1, "");
+  LLVMValueRef m[64], parts[16];
+  unsigned np = n / w;
+  for (unsigned p = 0; p < np && p < 16; p++) {
+    for (unsigned i = 0; i < w; i++) m[i] = LLVMConstInt(e->i32, p * w + i, 0);
+    LLVMValueRef piece = LLVMBuildShuffleVector(e->b, x, LLVMGetPoison(LLVMTypeOf(x)), LLVMConstVector(m, w), "");
+    parts[p] = LLVMBuildCall2(e->b, ft, vf, &piece, 1, "");
+  }
+  /* join the pieces pairwise back to n lanes */
+  for (unsigned len = w; np > 1; len *= 2, np /= 2) {
+    for (unsigned p = 0; p < np / 2; p++) {
+      for (unsigned i = 0; i < 2 * len; i++) m[i] = LLVMConstInt(e->i32, i, 0);
+      parts[p] = LLVMBuildShuffleVector(e->b, parts[2 * p], parts[2 * p + 1], LLVMConstVector(m, 2 * len), "");
+    }
+  }
+  return parts[0];
+}
+
 /* A one-argument math function; f32 exp and tanh (and so sigmoid,
  * softplus, softmax, ... built on exp) are tlaloc's own inline kernels
  * below instead of calls where e->vector_math's own bits say so. */
@@ -106,6 +153,7 @@ LLVMValueRef lw_m1(em *e, const char *name, int dt, LLVMValueRef x) {
     if ((own & BE_OWN_EXP32) && !strcmp(name, "exp")) return vm_exp32(e, x);
     if ((own & BE_OWN_TANH32) && !strcmp(name, "tanh")) return vm_tanh32(e, x);
   }
+  if (lw_is_vec(x)) return vcall(e, name, dt, x);
   return mcall(e, name, dt, &x, 1);
 }
 
@@ -160,15 +208,20 @@ LLVMValueRef lw_conv(em *e, LLVMValueRef v, int from, int to) {
  * inputs (docs/backend.md; tests/backend/be_vmath.c checks <= 4). Not the
  * default: libmvec's AVX-512 variants are faster on AVX-512 hosts. */
 
+/* The kernels below take a scalar or a vector (a row kernel's registers,
+ * lower_short.c): constants and types follow the argument's lanes. */
+static LLVMValueRef kf32(em *e, LLVMValueRef like, double v) { return lw_like(like, cf(e, TL_F32, v)); }
+static LLVMValueRef ki32(em *e, LLVMValueRef like, unsigned v) { return lw_like(like, LLVMConstInt(e->i32, v, 0)); }
+
 static LLVMValueRef fma32(em *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
   LLVMValueRef ar[3] = {a, b, c};
-  return lw_intr(e, "llvm.fmuladd", e->f32, ar, 3);
+  return lw_intr(e, "llvm.fmuladd", LLVMTypeOf(a), ar, 3);
 }
 
 /* 2^k as an f32 for k in [-126, 127]: the biased exponent in place. */
 static LLVMValueRef pow2i(em *e, LLVMValueRef k) {
-  LLVMValueRef b = LLVMBuildAdd(e->b, k, LLVMConstInt(e->i32, 127, 0), "");
-  return LLVMBuildBitCast(e->b, LLVMBuildShl(e->b, b, LLVMConstInt(e->i32, 23, 0), ""), e->f32, "");
+  LLVMValueRef b = LLVMBuildAdd(e->b, k, ki32(e, k, 127), "");
+  return LLVMBuildBitCast(e->b, LLVMBuildShl(e->b, b, ki32(e, k, 23), ""), lw_like_ty(k, e->f32), "");
 }
 
 /* The reduction shared by exp and tanh: x = n ln2 + r, n = round(x / ln2),
@@ -179,20 +232,20 @@ static LLVMValueRef pow2i(em *e, LLVMValueRef k) {
  * float-to-int conversion, so NaN stays defined and flows into r. */
 static LLVMValueRef vm_expm1_r(em *e, LLVMValueRef x, LLVMValueRef *ni) {
   LLVMBuilderRef B = e->b;
-  LLVMValueRef shifter = cf(e, TL_F32, 12582912.0);
-  LLVMValueRef s = fma32(e, x, cf(e, TL_F32, 1.44269504088896341), shifter);
+  LLVMValueRef shifter = kf32(e, x, 12582912.0);
+  LLVMValueRef s = fma32(e, x, kf32(e, x, 1.44269504088896341), shifter);
   LLVMValueRef nf = LLVMBuildFSub(B, s, shifter, "");
-  *ni = LLVMBuildSub(B, LLVMBuildBitCast(B, s, e->i32, ""), LLVMConstInt(e->i32, 0x4b400000, 0), "");
-  LLVMValueRef r = fma32(e, nf, cf(e, TL_F32, -0.693359375), x);
-  r = fma32(e, nf, cf(e, TL_F32, 2.12194440e-4), r);
+  *ni = LLVMBuildSub(B, LLVMBuildBitCast(B, s, lw_like_ty(x, e->i32), ""), ki32(e, x, 0x4b400000), "");
+  LLVMValueRef r = fma32(e, nf, kf32(e, x, -0.693359375), x);
+  r = fma32(e, nf, kf32(e, x, 2.12194440e-4), r);
   static const double c[5] = {0.4999999403953552, 0.1666652113199234, 0.04166838899254799,
                               0.008368710055947304, 0.0013814610429108143};
   /* Estrin's scheme, not Horner's: q is 3 dependent steps instead of 4,
    * and the chain from x to the result is what limits a fused kernel */
   LLVMValueRef r2 = LLVMBuildFMul(B, r, r, "");
-  LLVMValueRef lo = fma32(e, cf(e, TL_F32, c[1]), r, cf(e, TL_F32, c[0]));
-  LLVMValueRef hi = fma32(e, cf(e, TL_F32, c[3]), r, cf(e, TL_F32, c[2]));
-  hi = fma32(e, cf(e, TL_F32, c[4]), r2, hi);
+  LLVMValueRef lo = fma32(e, kf32(e, x, c[1]), r, kf32(e, x, c[0]));
+  LLVMValueRef hi = fma32(e, kf32(e, x, c[3]), r, kf32(e, x, c[2]));
+  hi = fma32(e, kf32(e, x, c[4]), r2, hi);
   LLVMValueRef q = fma32(e, hi, r2, lo);
   return fma32(e, r2, q, r);
 }
@@ -205,12 +258,12 @@ static LLVMValueRef vm_expm1_r(em *e, LLVMValueRef x, LLVMValueRef *ni) {
  * compares) and the arithmetic. */
 static LLVMValueRef vm_exp32(em *e, LLVMValueRef x) {
   LLVMBuilderRef B = e->b;
-  LLVMValueRef hi = cf(e, TL_F32, 89.0), lo = cf(e, TL_F32, -104.0);
+  LLVMValueRef hi = kf32(e, x, 89.0), lo = kf32(e, x, -104.0);
   LLVMValueRef xc = sel(e, fcmp(e, LLVMRealOGT, x, hi), hi, x);
   xc = sel(e, fcmp(e, LLVMRealOLT, xc, lo), lo, xc);
   LLVMValueRef ni;
-  LLVMValueRef p = LLVMBuildFAdd(B, vm_expm1_r(e, xc, &ni), cf(e, TL_F32, 1.0), "");
-  LLVMValueRef n1 = LLVMBuildAShr(B, ni, LLVMConstInt(e->i32, 1, 0), "");
+  LLVMValueRef p = LLVMBuildFAdd(B, vm_expm1_r(e, xc, &ni), kf32(e, x, 1.0), "");
+  LLVMValueRef n1 = LLVMBuildAShr(B, ni, ki32(e, x, 1), "");
   LLVMValueRef n2 = LLVMBuildSub(B, ni, n1, "");
   return LLVMBuildFMul(B, LLVMBuildFMul(B, p, pow2i(e, n1), ""), pow2i(e, n2), "");
 }
@@ -226,13 +279,13 @@ static LLVMValueRef vm_exp32(em *e, LLVMValueRef x) {
 static LLVMValueRef vm_tanh32(em *e, LLVMValueRef x) {
   LLVMBuilderRef B = e->b;
   LLVMValueRef a = lw_intr1(e, "llvm.fabs", x);
-  LLVMValueRef ten = cf(e, TL_F32, 10.0);
+  LLVMValueRef ten = kf32(e, x, 10.0);
   LLVMValueRef ac = sel(e, fcmp(e, LLVMRealOGT, a, ten), ten, a);
   LLVMValueRef ni;
   LLVMValueRef er = vm_expm1_r(e, LLVMBuildFAdd(B, ac, ac, ""), &ni);
   LLVMValueRef sc = pow2i(e, ni);
-  LLVMValueRef m = fma32(e, sc, er, LLVMBuildFSub(B, sc, cf(e, TL_F32, 1.0), ""));
-  LLVMValueRef t = LLVMBuildFDiv(B, m, LLVMBuildFAdd(B, m, cf(e, TL_F32, 2.0), ""), "");
+  LLVMValueRef m = fma32(e, sc, er, LLVMBuildFSub(B, sc, kf32(e, x, 1.0), ""));
+  LLVMValueRef t = LLVMBuildFDiv(B, m, LLVMBuildFAdd(B, m, kf32(e, x, 2.0), ""), "");
   return lw_intr2(e, "llvm.copysign", t, x);
 }
 

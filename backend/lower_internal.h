@@ -66,6 +66,22 @@ static inline bool isf(int dt) { return dt == TL_F32 || dt == TL_F64; }
 
 static inline LLVMValueRef cf(em *e, int dt, double v) { return LLVMConstReal(vty(e, dt), v); }
 
+/* Lane-generic values: most builders below take scalars or vectors (the
+ * short-row kernels of lower_short.c keep rows in vector registers). */
+static inline bool lw_is_vec(LLVMValueRef v) { return LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind; }
+/* t, or a vector of t with like's lane count */
+static inline LLVMTypeRef lw_like_ty(LLVMValueRef like, LLVMTypeRef t) {
+  return lw_is_vec(like) ? LLVMVectorType(t, LLVMGetVectorSize(LLVMTypeOf(like))) : t;
+}
+/* the constant c, or c in every lane when like is a vector (of at most 64) */
+static inline LLVMValueRef lw_like(LLVMValueRef like, LLVMValueRef c) {
+  if (!lw_is_vec(like)) return c;
+  LLVMValueRef a[64];
+  unsigned n = LLVMGetVectorSize(LLVMTypeOf(like));
+  for (unsigned i = 0; i < n && i < 64; i++) a[i] = c;
+  return LLVMConstVector(a, n < 64 ? n : 64);
+}
+
 /* ---- scalar ops ------------------------------------------------------------ */
 
 static inline LLVMValueRef sel(em *e, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
@@ -156,6 +172,18 @@ void lw_reduce_axes(const tl_node *n, int rank, bool *red);
 void lw_k_red(em *e, const be_kern *k);
 void lw_k_softmax(em *e, const be_kern *k);
 void lw_k_rows(em *e, const be_kern *k);
+/* log of a row's sum of exponentials from its sum s (the terms other than
+ * the max's) and ties (how many equal the max); fin: the max is finite */
+LLVMValueRef lw_sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, LLVMValueRef ties);
+
+/* ---- lower_short.c: softmax over short rows in vector registers ----------- */
+
+/* Emits softmax kernel k (last axis) as chunks of rows in registers when
+ * its rows are short. true: done. false with *join set: a symbolic
+ * length, tested at run time; the builder is in the block for the other
+ * lengths, which must branch to *join when done. false, *join NULL: not
+ * taken. */
+bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join);
 
 /* ---- lower_matmul.c ------------------------------------------------------- */
 

@@ -28,7 +28,7 @@ static LLVMValueRef fast(LLVMValueRef v, unsigned f) {
 typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_SUMEXP, R_SUMEXP_KEEP } rkind;
 
 /* a + t for t = exp(v - shift); nan (a row pass's second accumulator)
- * counts the terms equal to the shift and leaves them out (see sumexp_log) */
+ * counts the terms equal to the shift and leaves them out (see lw_sumexp_log) */
 static LLVMValueRef sumexp_add(em *e, int adt, LLVMValueRef a, LLVMValueRef t, LLVMValueRef v, LLVMValueRef shift,
                                LLVMValueRef *nan) {
   if (nan) {
@@ -69,19 +69,20 @@ static LLVMValueRef reduce_step(em *e, rkind kind, int adt, LLVMValueRef a, LLVM
  * does. Otherwise (shift 0) the log of s + ties; the max is then -inf
  * (the sum is 0) or +inf (the sum is inf), where log1p(s + ties - 1) is
  * the same, so one call serves both (two calls per row cost rows of 8
- * twice their time). */
-static LLVMValueRef sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, LLVMValueRef ties) {
-  LLVMValueRef rest = LLVMBuildFAdd(e->b, s, LLVMBuildFSub(e->b, ties, cf(e, dt, 1), ""), "");
-  LLVMValueRef all = LLVMBuildFSub(e->b, LLVMBuildFAdd(e->b, s, ties, ""), cf(e, dt, 1), "");
+ * twice their time). Scalars or vectors (lower_short.c). */
+LLVMValueRef lw_sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, LLVMValueRef ties) {
+  LLVMValueRef one = lw_like(s, cf(e, dt, 1));
+  LLVMValueRef rest = LLVMBuildFAdd(e->b, s, LLVMBuildFSub(e->b, ties, one, ""), "");
+  LLVMValueRef all = LLVMBuildFSub(e->b, LLVMBuildFAdd(e->b, s, ties, ""), one, "");
   /* log1p(x) as log(u) * x / (u - 1) with u = 1 + x (exact when u == 1,
    * within a few ulp of log1p otherwise: the rounding error of u cancels
    * in the quotient). glibc's scalar log1pf took 15 ns a row more than
    * logf: log_softmax over [2048 8] rows 0.064 -> 0.095 ms. */
-  LLVMValueRef x = sel(e, fin, rest, all), u = LLVMBuildFAdd(e->b, x, cf(e, dt, 1), "");
-  LLVMValueRef um1 = LLVMBuildFSub(e->b, u, cf(e, dt, 1), "");
+  LLVMValueRef x = sel(e, fin, rest, all), u = LLVMBuildFAdd(e->b, x, one, "");
+  LLVMValueRef um1 = LLVMBuildFSub(e->b, u, one, "");
   LLVMValueRef q = LLVMBuildFMul(e->b, lw_m1(e, "log", dt, u), LLVMBuildFDiv(e->b, x, um1, ""), "");
-  LLVMValueRef r = sel(e, fcmp(e, LLVMRealOEQ, u, cf(e, dt, INFINITY)), u, q);
-  return sel(e, fcmp(e, LLVMRealOEQ, um1, cf(e, dt, 0)), x, r);
+  LLVMValueRef r = sel(e, fcmp(e, LLVMRealOEQ, u, lw_like(s, cf(e, dt, INFINITY))), u, q);
+  return sel(e, fcmp(e, LLVMRealOEQ, um1, lw_like(s, cf(e, dt, 0))), x, r);
 }
 
 /* What a pass reads. A row kernel's passes evaluate its fused producer
@@ -153,7 +154,8 @@ static LLVMValueRef row_step(em *e, const psrc *src, LLVMValueRef *idx, rkind ki
  * rows of 1024; unrolled, 0.015 ms. Softmax and log_softmax only
  * (e->unroll_rows): a plain sum over rows of 16 ran 2.5x slower across
  * rows (its interleaved loads cost more shuffles than the sum saves),
- * where a row is one vector. */
+ * where a row is one vector. Softmax rows of a power of two up to a vector
+ * do not come here: lower_short.c holds them in registers. */
 enum { UNROLL_ROW = 16 };
 
 static bool unrolled_row(const em *e, const tl_node *xn, int nred, const int *red) {
@@ -393,7 +395,7 @@ void lw_k_red(em *e, const be_kern *k) {
     if (op == TL_OP_MEAN) r = LLVMBuildFDiv(e->b, r, LLVMBuildSIToFP(e->b, count, e->f64, ""), "");
     if (op == TL_OP_LOGSUMEXP) {
       LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", r), cf(e, adt, INFINITY));
-      LLVMValueRef lg = sumexp_log(e, adt, fin, lane_load(e, sacc, adt, j), lane_load(e, tacc, adt, j));
+      LLVMValueRef lg = lw_sumexp_log(e, adt, fin, lane_load(e, sacc, adt, j), lane_load(e, tacc, adt, j));
       r = sel(e, fin, LLVMBuildFAdd(e->b, r, lg, ""), r);
     }
     for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];
@@ -421,7 +423,7 @@ void lw_k_red(em *e, const be_kern *k) {
     LLVMValueRef s = cf(e, adt, 0), ties = cf(e, adt, 0);
     LLVMValueRef sh = sel(e, fin, m, cf(e, adt, 0));
     reduce_pass(e, &src, nr, rd, idx, R_SUMEXP, adt, &s, &ties, sh, true);
-    r = sel(e, fin, LLVMBuildFAdd(e->b, m, sumexp_log(e, adt, fin, s, ties), ""), m);
+    r = sel(e, fin, LLVMBuildFAdd(e->b, m, lw_sumexp_log(e, adt, fin, s, ties), ""), m);
   }
   for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];
   lw_store_at(e, k->out, odt, lw_offset(e, nk, ost, kidx), lw_conv(e, r, adt, odt));
@@ -544,7 +546,7 @@ void lw_k_softmax(em *e, const be_kern *k) {
     LLVMValueRef mj = lane_load(e, macc, dt, j);
     LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mj), cf(e, dt, INFINITY));
     LLVMBuildStore(e->b, soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, t, ""), "")
-                              : sumexp_log(e, dt, fin, s, t), p);
+                              : lw_sumexp_log(e, dt, fin, s, t), p);
     lw_loop_close(e, &l, NULL);
     LLVMValueRef ost[TL_MAX_RANK];
     lw_contig_strides(e, R, n->type.dims, ost);
@@ -559,6 +561,8 @@ void lw_k_softmax(em *e, const be_kern *k) {
     cols_close(e, &c);
     return;
   }
+  LLVMBasicBlockRef join;
+  if (lw_short_softmax(e, k, &join)) return;
   loop ls[TL_MAX_RANK];
   LLVMValueRef kiv[TL_MAX_RANK], no = NULL;
   if (nk == 0) no = lw_guard_range(e, lo, hi);
@@ -566,7 +570,9 @@ void lw_k_softmax(em *e, const be_kern *k) {
   for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
   LLVMValueRef acc = cf(e, dt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0);
   /* the input is converted to dt inside the passes (ints become f64) */
-  /* A symbolic row length gets the long-row loops only: the short-row
+  /* Rows of a power of two up to a vector are lower_short.c's (a symbolic
+   * length there behind a run-time test, the other lengths here). A
+   * symbolic row length gets the long-row loops only: the short-row
    * versions (as reductions have) made no difference to softmax on rows of
    * 8 and 32 (rows of 8: 0.107 vs 0.109 ms over 2048 rows) but made the
    * kernel twice the code, and attention's cold JIT 13.9 -> 10.4 ms
@@ -591,12 +597,16 @@ void lw_k_softmax(em *e, const be_kern *k) {
   LLVMValueRef nton = keep ? NULL : softmax_streams(e, k, ax, ic);
   reduce_pass(e, &rest, 1, red, idx, keep ? R_SUMEXP_KEEP : R_SUMEXP, dt, &s, &ties, sh, false);
   LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, ties, ""), "")
-                           : sumexp_log(e, dt, fin, s, ties);
+                           : lw_sumexp_log(e, dt, fin, s, ties);
   psrc wsrc = rest;
   if (keep) wsrc.mode = SRC_EXP;
   softmax_write(e, &wsrc, ax, idx, sh, post, ic, nton);
   lw_nest_close(e, ls, nk);
   if (no) lw_guard_end(e, no);
+  if (join) {
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, join);
+  }
 }
 
 /* ---- row kernels (BE_K_ROWS, plan.c "row kernels") ------------------------

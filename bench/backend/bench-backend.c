@@ -34,7 +34,10 @@
  * peers reassociate). A mismatch, a compile or run error, or a C peer that
  * does not build is a failure: the exit status is then 1 (the smoke test
  * fails). numpy missing is reported and not a failure.
- * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] [--shapes] */
+ * --reps N takes the minimum of N runs instead of 7 (the loop shapes'
+ * rows take microseconds: 100 steadies them).
+ * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] [--shapes]
+ *                     [--reps N] */
 #include "backend/be_internal.h"
 #include "bench/backend/c_peer.h"
 #include "interp/interp.h"
@@ -854,6 +857,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--attention")) attention_only = 1;
     else if (!strcmp(argv[i], "--layer-norm")) layer_norm_only = 1;
     else if (!strcmp(argv[i], "--shapes")) shapes_only = 1;
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) REPS = atoi(argv[++i]) > 0 ? atoi(argv[i]) : REPS;
   if (smoke) REPS = 1;
   char err[512];
   be_options o1 = be_options_default(), o2 = be_options_default();
@@ -1039,10 +1043,29 @@ shapes:;
              s16, "the same on [16 1024]", NULL);
   shape_pair("log_softmax f32 [2048 8]", lsm, s8, "log_softmax f32 [16 1024]", NULL);
   shape_pair("log_softmax f32 [512 32]", lsm, s32, "log_softmax f32 [16 1024]", NULL);
-  /* the same with the sizes in the graph: rows up to 16 are emitted
-   * unrolled and vectorised across rows (backend/lower_rows.c UNROLL_ROW) */
+  /* the same with the sizes in the graph (a symbolic length of a power of
+   * two up to a vector takes lower_short.c's chunks, a known one its
+   * transposed blocks) */
   shape_pair("log_softmax f32 [2048 8], sizes known", "(graph s (in x f32 [2048 8]) (out y (log_softmax x :axis 1)))",
              s8, "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (log_softmax x :axis 1)))");
+  /* more known short rows: a power of two up to a vector goes through
+   * backend/lower_short.c's transposed blocks, other lengths through the
+   * row passes (unrolled up to 16, lower_rows.c UNROLL_ROW) */
+  static const struct { const char *what, *src, *peer, *psrc; } kn[] = {
+    {"log_softmax f32 [1024 16], sizes known", "(graph s (in x f32 [1024 16]) (out y (log_softmax x :axis 1)))",
+     "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (log_softmax x :axis 1)))"},
+    {"log_softmax f32 [1600 10], sizes known", "(graph s (in x f32 [1600 10]) (out y (log_softmax x :axis 1)))",
+     "[16 1000], sizes known", "(graph s (in x f32 [16 1000]) (out y (log_softmax x :axis 1)))"},
+    {"log_softmax f32 [4000 3], sizes known", "(graph s (in x f32 [4000 3]) (out y (log_softmax x :axis 1)))",
+     "[12 1000], sizes known", "(graph s (in x f32 [12 1000]) (out y (log_softmax x :axis 1)))"},
+    {"log_softmax f32 [640 24], sizes known", "(graph s (in x f32 [640 24]) (out y (log_softmax x :axis 1)))",
+     "[15 1024], sizes known", "(graph s (in x f32 [15 1024]) (out y (log_softmax x :axis 1)))"},
+    {"softmax f32 [2048 8], sizes known", "(graph s (in x f32 [2048 8]) (out y (softmax x :axis 1)))",
+     "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (softmax x :axis 1)))"},
+    {"log_softmax f64 [2048 8], sizes known", "(graph s (in x f64 [2048 8]) (out y (log_softmax x :axis 1)))",
+     "[16 1024], sizes known", "(graph s (in x f64 [16 1024]) (out y (log_softmax x :axis 1)))"},
+  };
+  for (size_t i = 0; i < sizeof kn / sizeof *kn; i++) shape_pair(kn[i].what, kn[i].src, s8, kn[i].peer, kn[i].psrc);
   shape_pair("sum :axis 1 f32 [1024 16], sizes known", "(graph s (in x f32 [1024 16]) (out y (sum x :axis 1)))",
              s16, "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (sum x :axis 1)))");
   shape_pair("sum :axis 1 f32 [1024 16]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", s16,

@@ -24,6 +24,7 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
 int be_fusion_tests(const char *srcdir, int verbose);
 int be_loop_tests(int verbose);
 int be_pass_tests(int verbose);
+int be_short_tests(int verbose);
 int be_vmath_tests(const char *srcdir, int verbose);
 int be_jit_share_tests(const char *srcdir);
 
@@ -440,7 +441,7 @@ static int cache_test(const char *srcdir) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v]\n");
+    fprintf(stderr, "usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v] [--only loops|pass|short]\n");
     return 2;
   }
   int nrandom = 300, verbose = 0;
@@ -451,6 +452,12 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--random") && i + 1 < argc) nrandom = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "-v")) verbose = 1;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) { /* one group of cases alone */
+      const char *o = argv[++i];
+      int f = !strcmp(o, "loops") ? be_loop_tests(verbose) : !strcmp(o, "pass") ? be_pass_tests(verbose)
+            : !strcmp(o, "short") ? be_short_tests(verbose) : (fprintf(stderr, "be-diff: --only %s?\n", o), 1);
+      return f ? 1 : 0;
+    }
   }
   /* the examples, and graphs kept as regression tests of the backend */
   static const char *const dirs[2] = {"examples", "tests/backend/graphs"};
@@ -480,6 +487,7 @@ int main(int argc, char **argv) {
   fails += be_fusion_tests(argv[1], verbose);
   fails += be_loop_tests(verbose);
   fails += be_pass_tests(verbose);
+  fails += be_short_tests(verbose);
   fails += be_vmath_tests(argv[1], verbose);
   int rf = nrandom > 0 ? be_random_graphs(nrandom, seed, verbose) : 0;
   return fails || rf ? 1 : 0;

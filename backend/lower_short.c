@@ -1,0 +1,497 @@
+/* lower_short.c - softmax and log_softmax over the last axis when a row
+ * is at most one vector (VW lanes: 16 f32 or 8 f64 with AVX-512): rows
+ * held in vector registers.
+ *
+ * Why: the row passes of lower_rows.c vectorise along a row. A symbolic
+ * length of 8 ran them scalar (log_softmax over [2048 8]: 0.13x the
+ * per-element speed of rows of 1024); a known one, unrolled and
+ * vectorised across rows (an interleaved load group per pass), 0.57x;
+ * rows of 16, 0.36-0.40x; rows of 10, 0.37-0.40x.
+ *
+ * A known length d (2 to VW) takes blocks of VW rows: d vectors of memory
+ * are transposed in registers into d columns (lane r: row r's element j),
+ * so that a row's max and sums are d - 1 elementwise ops across columns
+ * and the log runs once per row; the transposes are all that is added
+ * (a power of two: log2(d) stages of d two-input shuffles each way; other
+ * lengths: a chain of shuffles per vector over the vectors it draws
+ * from). The last rows (fewer than VW) are a block with masked loads and
+ * stores.
+ *
+ * A symbolic length takes chunks behind a run-time test (a power of two up
+ * to VW; other lengths take the row passes): one vector holds VW/d whole
+ * rows, each reduced by a segmented butterfly (steps of "combine with the
+ * lane whose index differs in bit s", the partner always in the same row,
+ * each step selected by whether it is inside the row), every lane then
+ * holding its row's max or sum. One copy of code serves every length,
+ * where blocks would need one per length.
+ *
+ * Either way each element is read and written once. The numbers are the
+ * row passes': the shift (the max when finite), the terms equal to it
+ * counted apart, lw_sumexp_log's log1p form, NaN and inf rows; only the
+ * order of the additions differs. The input is read from its buffer when
+ * it is one (the same shape and dtype); an input that computes anything,
+ * converts or reads another layout is first written into the output by a
+ * loop over the thread's rows, and the blocks work in place there. */
+#include "backend/lower_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct srow {
+  int dt;
+  int W;       /* lanes of a vector (VW) */
+  int64_t d;   /* the row length, or 0 when symbolic */
+  bool soft;
+  LLVMTypeRef et, vt;
+  LLVMValueRef step[6]; /* symbolic: butterfly step i (partner 2^i lanes away) is inside a row */
+  LLVMValueRef src, dst;
+} srow;
+
+static LLVMValueRef cmask(em *e, const int *m, int n) {
+  LLVMValueRef a[64];
+  for (int i = 0; i < n; i++) a[i] = m[i] < 0 ? LLVMGetPoison(e->i32) : LLVMConstInt(e->i32, (unsigned)m[i], 0);
+  return LLVMConstVector(a, (unsigned)n);
+}
+
+static LLVMValueRef splat_n(em *e, LLVMValueRef c, int n) {
+  LLVMValueRef a[64];
+  for (int i = 0; i < n; i++) a[i] = c;
+  return LLVMConstVector(a, (unsigned)n);
+}
+
+/* ---- chunks with segmented butterflies (a symbolic length) ----------------- */
+
+/* v reduced within each row (its d lanes), the result in every lane */
+static LLVMValueRef butterfly(em *e, const srow *s, LLVMValueRef v, bool max) {
+  int m[64];
+  for (int i = 0, st = 1; st < s->W; st <<= 1, i++) {
+    for (int l = 0; l < s->W; l++) m[l] = l ^ st;
+    LLVMValueRef u = LLVMBuildShuffleVector(e->b, v, LLVMGetPoison(s->vt), cmask(e, m, s->W), "");
+    LLVMValueRef r = max ? lw_intr2(e, "llvm.maxnum", v, u) : LLVMBuildFAdd(e->b, v, u, "");
+    v = sel(e, s->step[i], r, v);
+  }
+  return v;
+}
+
+static LLVMValueRef masked(em *e, bool load, LLVMTypeRef vt, LLVMValueRef ptr, LLVMValueRef val,
+                           LLVMValueRef mask, unsigned align) {
+  const char *name = load ? "llvm.masked.load" : "llvm.masked.store";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef tys[2] = {vt, e->ptr};
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->m, id, tys, 2);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(e->cx, id, tys, 2);
+  LLVMValueRef al = LLVMConstInt(e->i32, align, 0);
+  if (load) return LLVMBuildCall2(e->b, ft, f, (LLVMValueRef[]){ptr, al, mask, val}, 4, "");
+  return LLVMBuildCall2(e->b, ft, f, (LLVMValueRef[]){val, ptr, al, mask}, 4, "");
+}
+
+/* lanes [0, n) of W (n: i64) */
+static LLVMValueRef lanes_below(em *e, int W, LLVMValueRef n) {
+  int m[64], z[64] = {0};
+  for (int i = 0; i < W; i++) m[i] = i;
+  LLVMTypeRef vt = LLVMVectorType(e->i32, (unsigned)W);
+  LLVMValueRef n32 = LLVMBuildTrunc(e->b, n, e->i32, "");
+  LLVMValueRef sp = LLVMBuildInsertElement(e->b, LLVMGetPoison(vt), n32, LLVMConstInt(e->i32, 0, 0), "");
+  sp = LLVMBuildShuffleVector(e->b, sp, LLVMGetPoison(vt), cmask(e, z, W), "");
+  return icmp(e, LLVMIntULT, cmask(e, m, W), sp);
+}
+
+/* The chunk of rows at element offset off, n of its elements (i64; NULL:
+ * all W) */
+static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
+  int dt = s->dt, W = s->W;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
+  LLVMValueRef pin = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &off, 1, "");
+  LLVMValueRef pout = LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &off, 1, "");
+  LLVMValueRef zero = splat_n(e, cf(e, dt, 0), W), one = splat_n(e, cf(e, dt, 1), W);
+  LLVMValueRef mask = n ? lanes_below(e, W, n) : NULL;
+  LLVMValueRef x;
+  if (mask) {
+    x = masked(e, true, s->vt, pin, zero, mask, al);
+  } else {
+    x = LLVMBuildLoad2(e->b, s->vt, pin, "");
+    LLVMSetAlignment(x, al);
+  }
+  /* the row passes' shift: the max when finite (or NaN: a NaN row stays
+   * NaN), else 0. maxnum skips a NaN, whose exp then makes the row's sum
+   * NaN; a row of NaNs has a NaN max. */
+  LLVMValueRef mx = butterfly(e, s, x, true);
+  LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), splat_n(e, cf(e, dt, INFINITY), W));
+  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
+  LLVMValueRef v = LLVMBuildFSub(e->b, x, sh, "");
+  LLVMValueRef eq = fcmp(e, LLVMRealOEQ, x, sh);
+  LLVMValueRef t = lw_m1(e, "exp", dt, v);
+  LLVMValueRef ties = butterfly(e, s, sel(e, eq, one, zero), false);
+  LLVMValueRef sum = butterfly(e, s, sel(e, eq, zero, t), false);
+  LLVMValueRef y;
+  if (s->soft)
+    y = LLVMBuildFMul(e->b, t, LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), ""), "");
+  else
+    y = LLVMBuildFSub(e->b, v, lw_sumexp_log(e, dt, fin, sum, ties), "");
+  if (mask) {
+    masked(e, false, s->vt, pout, y, mask, al);
+  } else {
+    LLVMValueRef st = LLVMBuildStore(e->b, y, pout);
+    LLVMSetAlignment(st, al);
+  }
+}
+
+/* Rows [r0, r1) of the kernel, G to a chunk (rpc, i64), dv the length. */
+static void chunks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef rpc, LLVMValueRef dv) {
+  LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
+  loop l;
+  if (e->avx512) { /* one body, every chunk masked: with AVX-512 a masked load or store costs what a
+                    * plain one does, and one copy of the chunk is half the code to compile */
+    LLVMValueRef nch = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, n, LLVMBuildSub(e->b, rpc, ci(e, 1), ""), ""), rpc, "");
+    LLVMValueRef c = lw_loop_open(e, &l, ci(e, 0), nch, 0, NULL);
+    l.ic = -1;
+    LLVMValueRef first = LLVMBuildMul(e->b, c, rpc, ""), left = LLVMBuildSub(e->b, n, first, "");
+    left = sel(e, icmp(e, LLVMIntSLT, left, rpc), left, rpc);
+    chunk(e, s, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), dv, ""), LLVMBuildMul(e->b, left, dv, ""));
+    lw_loop_close(e, &l, NULL);
+    return;
+  }
+  LLVMValueRef full = LLVMBuildUDiv(e->b, n, rpc, "");
+  LLVMValueRef c = lw_loop_open(e, &l, ci(e, 0), full, 0, NULL);
+  l.ic = -1; /* whole vectors already */
+  LLVMValueRef row = LLVMBuildAdd(e->b, r0, LLVMBuildMul(e->b, c, rpc, ""), "");
+  chunk(e, s, LLVMBuildMul(e->b, row, dv, ""), NULL);
+  lw_loop_close(e, &l, NULL);
+  LLVMValueRef done = LLVMBuildMul(e->b, full, rpc, "");
+  LLVMValueRef left = LLVMBuildSub(e->b, n, done, "");
+  LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srtail");
+  LLVMBasicBlockRef out = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srdone");
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, left, ci(e, 0)), tail, out);
+  LLVMPositionBuilderAtEnd(e->b, tail);
+  LLVMValueRef last = LLVMBuildAdd(e->b, r0, done, "");
+  chunk(e, s, LLVMBuildMul(e->b, last, dv, ""), LLVMBuildMul(e->b, left, dv, ""));
+  LLVMBuildBr(e->b, out);
+  LLVMPositionBuilderAtEnd(e->b, out);
+}
+
+/* ---- blocks of rows transposed (a known length) --------------------------- */
+
+enum { MAXV = 32 };
+
+/* Rearranges n = 2^k vectors of VW lanes (at: the element id in each
+ * lane) so that each element goes to vector tv[id], lane tl[id]: stage s
+ * merges vectors v and v ^ 2^s, each keeping the elements whose wanted
+ * vector agrees with it in bit s, so that after the last stage every
+ * vector holds its own. The stages are simulated on the ids first; false
+ * (nothing emitted) if some stage does not split evenly. */
+static bool regroup(em *e, LLVMValueRef *val, int n, int VW, int at[MAXV][MAXV], const int *tv, const int *tl) {
+  int cur[MAXV][MAXV], nxt[MAXV][MAXV], mask[MAXV][2 * MAXV];
+  int stages = 0;
+  while ((1 << stages) < n) stages++;
+  memcpy(cur, at, sizeof cur);
+  int (*plan)[MAXV][MAXV] = tl_xcalloc((size_t)(stages ? stages : 1), sizeof *plan);
+  bool ok = true;
+  for (int st = 0; st < stages && ok; st++) {
+    bool last = st == stages - 1;
+    for (int v = 0; v < n && ok; v++) {
+      int u = v ^ (1 << st), cnt = 0, a = v < u ? v : u, b = v < u ? u : v;
+      for (int l = 0; l < VW; l++) nxt[v][l] = -1;
+      for (int side = 0; side < 2; side++)
+        for (int l = 0; l < VW; l++) {
+          int id = cur[side ? b : a][l];
+          if (((tv[id] >> st) & 1) != ((v >> st) & 1)) continue;
+          int to = last ? tl[id] : cnt;
+          if (cnt >= VW || to < 0 || to >= VW || nxt[v][to] >= 0 || (last && tv[id] != v)) {
+            ok = false;
+            break;
+          }
+          cnt++;
+          nxt[v][to] = id;
+          plan[st][v][to] = side * VW + l;
+        }
+      ok = ok && cnt == VW;
+    }
+    memcpy(cur, nxt, sizeof cur);
+  }
+  if (ok)
+    for (int st = 0; st < stages; st++) {
+      LLVMValueRef out[MAXV];
+      for (int v = 0; v < n; v++) {
+        int u = v ^ (1 << st), a = v < u ? v : u, b = v < u ? u : v;
+        for (int l = 0; l < VW; l++) mask[v][l] = plan[st][v][l];
+        out[v] = LLVMBuildShuffleVector(e->b, val[a], val[b], cmask(e, mask[v], VW), "");
+      }
+      memcpy(val, out, (size_t)n * sizeof *val);
+    }
+  tl_free(plan);
+  return ok;
+}
+
+/* Each of n outputs built lane by lane from the vectors val[] (output o's
+ * lane l: vector sv[o][l], lane sl[o][l]): a chain of two-input shuffles
+ * over the vectors it draws from, in order of first use. */
+static void gather_tree(em *e, LLVMValueRef *val, int n, int VW, int sv[MAXV][MAXV], int sl[MAXV][MAXV]) {
+  LLVMValueRef out[MAXV];
+  int m[2 * MAXV];
+  for (int o = 0; o < n; o++) {
+    int src[MAXV], ns = 0;
+    for (int l = 0; l < VW; l++) {
+      int k = 0;
+      while (k < ns && src[k] != sv[o][l]) k++;
+      if (k == ns) src[ns++] = sv[o][l];
+    }
+    LLVMValueRef acc = NULL;
+    for (int k = 0; k < ns; k++) {
+      if (k == 1) continue; /* taken with the first */
+      for (int l = 0; l < VW; l++) {
+        int from = sv[o][l];
+        m[l] = -1;
+        if (k == 0 && from == src[0]) m[l] = sl[o][l];
+        else if (k == 0 && ns > 1 && from == src[1]) m[l] = VW + sl[o][l];
+        else if (k > 0 && from == src[k]) m[l] = VW + sl[o][l];
+        else if (k > 0) { /* filled by an earlier source: keep */
+          for (int q = 0; q < k; q++)
+            if (from == src[q]) m[l] = l;
+        }
+      }
+      LLVMValueRef a = k ? acc : val[src[0]];
+      LLVMValueRef b = k ? val[src[k]] : ns > 1 ? val[src[1]] : LLVMGetPoison(LLVMTypeOf(a));
+      acc = LLVMBuildShuffleVector(e->b, a, b, cmask(e, m, VW), "");
+    }
+    out[o] = acc;
+  }
+  memcpy(val, out, (size_t)n * sizeof *val);
+}
+
+/* Memory vectors to columns (back: columns to memory vectors): a power of
+ * two by regroup's stages (log2(d) shuffles per vector), other lengths by
+ * gather_tree (up to d - 1 per vector: rows of 10, 9); column() is the
+ * other way in for those with AVX-512. */
+static void transpose(em *e, LLVMValueRef *val, int d, int VW, bool back) {
+  if (!(d & (d - 1))) {
+    int at[MAXV][MAXV], tv[MAXV * MAXV], tl[MAXV * MAXV];
+    for (int v = 0; v < d; v++)
+      for (int l = 0; l < VW; l++) at[v][l] = back ? l * d + v : v * VW + l; /* the element's offset in the block */
+    for (int id = 0; id < d * VW; id++) {
+      tv[id] = back ? id / VW : id % d;
+      tl[id] = back ? id % VW : id / d;
+    }
+    if (regroup(e, val, d, VW, at, tv, tl)) return;
+  }
+  int sv[MAXV][MAXV], sl[MAXV][MAXV];
+  for (int o = 0; o < d; o++)
+    for (int l = 0; l < VW; l++) {
+      int p = back ? o * VW + l : l * d + o; /* the element's offset in the block */
+      sv[o][l] = back ? p % d : p / VW;
+      sl[o][l] = back ? p / d : p % VW;
+    }
+  gather_tree(e, val, d, VW, sv, sl);
+}
+
+/* Column j of a block (lane r: row r's element j) read by an AVX-512
+ * gather, for lengths that are not powers of two: gather_tree's shuffle
+ * chains ran rows of 10 faster (log_softmax over [1600 10]: 0.013-0.014
+ * against 0.016-0.019 ms) but took 9 ms more to compile (39 against 30
+ * ms for that kernel; 27 before blocks). */
+static LLVMValueRef column(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n, int j) {
+  int d = (int)s->d;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
+  LLVMValueRef ix[MAXV], on[MAXV];
+  for (int r = 0; r < VW; r++) {
+    ix[r] = LLVMConstInt(e->i64, (unsigned long long)(r * d + j), 0);
+    on[r] = LLVMConstInt(e->i1, 1, 0);
+  }
+  LLVMValueRef idx = LLVMConstVector(ix, (unsigned)VW);
+  LLVMValueRef base = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &off, 1, "");
+  LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(e->b, s->et, base, &idx, 1, "");
+  LLVMValueRef mask = LLVMConstVector(on, (unsigned)VW);
+  if (n) {
+    LLVMTypeRef it = LLVMVectorType(e->i64, (unsigned)VW);
+    LLVMValueRef sp = LLVMBuildInsertElement(e->b, LLVMGetPoison(it), n, LLVMConstInt(e->i32, 0, 0), "");
+    sp = LLVMBuildShuffleVector(e->b, sp, LLVMGetPoison(it), LLVMConstNull(LLVMVectorType(e->i32, (unsigned)VW)), "");
+    mask = icmp(e, LLVMIntULT, idx, sp);
+  }
+  const char *name = "llvm.masked.gather";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef tys[2] = {s->vt, LLVMVectorType(e->ptr, (unsigned)VW)};
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->m, id, tys, 2);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(e->cx, id, tys, 2);
+  return LLVMBuildCall2(e->b, ft, f, (LLVMValueRef[]){ptrs, LLVMConstInt(e->i32, al, 0), mask, LLVMConstNull(s->vt)}, 4,
+                        "");
+}
+
+/* VW rows at element offset off; n (i64; NULL: all) of the block's
+ * elements are rows, the rest is neither read nor written */
+static void block(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n) {
+  int dt = s->dt, d = (int)s->d;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
+  LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
+  LLVMValueRef c[MAXV], y[MAXV], mask[MAXV];
+  bool gather = (d & (d - 1)) && e->avx512;
+  for (int i = 0; i < d; i++) {
+    if (n) { /* the vector's lanes that hold rows */
+      LLVMValueRef k = LLVMBuildSub(e->b, n, ci(e, (int64_t)i * VW), "");
+      mask[i] = lanes_below(e, VW, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
+    }
+    if (gather) {
+      c[i] = column(e, s, VW, off, n, i);
+      continue;
+    }
+    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, "");
+    if (n) {
+      c[i] = masked(e, true, vt, p, LLVMConstNull(vt), mask[i], al);
+    } else {
+      c[i] = LLVMBuildLoad2(e->b, vt, p, "");
+      LLVMSetAlignment(c[i], al);
+    }
+  }
+  if (!gather) transpose(e, c, d, VW, false);
+  LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
+  LLVMValueRef mx = c[0];
+  for (int j = 1; j < d; j++) mx = lw_intr2(e, "llvm.maxnum", mx, c[j]);
+  /* maxnum skips a NaN, whose exp then makes the row's sum NaN: the row
+   * is NaN as with the row passes' NaN flag; a row of NaNs has a NaN max */
+  LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), splat_n(e, cf(e, dt, INFINITY), VW));
+  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
+  LLVMValueRef sum = zero, ties = zero;
+  for (int j = 0; j < d; j++) {
+    LLVMValueRef v = LLVMBuildFSub(e->b, c[j], sh, "");
+    LLVMValueRef t = lw_m1(e, "exp", dt, v);
+    LLVMValueRef eq = fcmp(e, LLVMRealOEQ, c[j], sh);
+    ties = LLVMBuildFAdd(e->b, ties, sel(e, eq, one, zero), "");
+    sum = LLVMBuildFAdd(e->b, sum, sel(e, eq, zero, t), "");
+    y[j] = s->soft ? t : v;
+  }
+  if (s->soft) {
+    LLVMValueRef inv = LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "");
+    for (int j = 0; j < d; j++) y[j] = LLVMBuildFMul(e->b, y[j], inv, "");
+  } else {
+    LLVMValueRef post = lw_sumexp_log(e, dt, fin, sum, ties);
+    for (int j = 0; j < d; j++) y[j] = LLVMBuildFSub(e->b, y[j], post, "");
+  }
+  transpose(e, y, d, VW, true);
+  for (int i = 0; i < d; i++) {
+    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, "");
+    if (n) {
+      masked(e, false, vt, p, y[i], mask[i], al);
+    } else {
+      LLVMValueRef st = LLVMBuildStore(e->b, y[i], p);
+      LLVMSetAlignment(st, al);
+    }
+  }
+}
+
+/* Do rows of a known length d take blocks? */
+static bool blockable(int64_t d, int VW) {
+  return d >= 2 && d <= VW && VW <= MAXV;
+}
+
+/* Rows [r0, r1) in blocks of VW rows. With AVX-512 every block is masked
+ * (a masked load or store costs what a plain one does there), so the last
+ * rows need no second copy of the block; else whole blocks, then one
+ * masked. */
+static void blocks(em *e, const srow *s, int VW, LLVMValueRef r0, LLVMValueRef r1) {
+  LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, ""), d = ci(e, s->d), vw = ci(e, VW);
+  bool all = e->avx512;
+  LLVMValueRef nb = LLVMBuildUDiv(e->b, all ? LLVMBuildAdd(e->b, n, ci(e, VW - 1), "") : n, vw, "");
+  loop l;
+  LLVMValueRef b = lw_loop_open(e, &l, ci(e, 0), nb, 0, NULL);
+  l.ic = -1;
+  LLVMValueRef first = LLVMBuildMul(e->b, b, vw, "");
+  LLVMValueRef left = LLVMBuildSub(e->b, n, first, "");
+  left = sel(e, icmp(e, LLVMIntSLT, left, vw), left, vw);
+  block(e, s, VW, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), d, ""),
+        all ? LLVMBuildMul(e->b, left, d, "") : NULL);
+  lw_loop_close(e, &l, NULL);
+  if (all) return;
+  LLVMValueRef done = LLVMBuildMul(e->b, nb, vw, "");
+  LLVMValueRef rest = LLVMBuildSub(e->b, n, done, "");
+  LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srtail");
+  LLVMBasicBlockRef out = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srdone");
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, rest, ci(e, 0)), tail, out);
+  LLVMPositionBuilderAtEnd(e->b, tail);
+  block(e, s, VW, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, done, ""), d, ""), LLVMBuildMul(e->b, rest, d, ""));
+  LLVMBuildBr(e->b, out);
+  LLVMPositionBuilderAtEnd(e->b, out);
+}
+
+/* The input as the blocks and chunks read it: the input's own buffer, or (an input
+ * that computes, converts or reads another layout) the output after a
+ * loop over rows [lo, hi) of dim 0 has written it there. */
+static LLVMValueRef chunk_source(em *e, const be_kern *k, int32_t xid, int nk, const int64_t *kd, LLVMValueRef lo,
+                                 LLVMValueRef hi) {
+  const be_plan *p = e->p;
+  const tl_node *n = &e->g->nodes[k->node], *xn = &e->g->nodes[xid];
+  if ((p->state[xid] == BE_S_MAT || p->state[xid] == BE_S_ALIAS) && xn->type.dtype == n->type.dtype)
+    return lw_bufptr(e, p->buf_of[xid]);
+  int R = n->type.rank, ax = R - 1;
+  loop ls[TL_MAX_RANK], l;
+  LLVMValueRef idx[TL_MAX_RANK], st[TL_MAX_RANK];
+  lw_contig_strides(e, R, n->type.dims, st);
+  lw_nest_open(e, ls, nk, kd, NULL, lo, hi, idx);
+  int64_t d = n->type.dims[ax];
+  bool unroll = d >= 0; /* known rows unrolled: the loop over rows is then the one vectorised */
+  if (unroll) {
+    for (int64_t j = 0; j < d; j++) {
+      idx[ax] = ci(e, j);
+      lw_store_at(e, k->out, n->type.dtype, lw_offset(e, R, st, idx),
+                  lw_conv(e, lw_ex(e, xid, idx), xn->type.dtype, n->type.dtype));
+    }
+  } else {
+    idx[ax] = lw_loop_open(e, &l, ci(e, 0), lw_dimv(e, d), 0, NULL);
+    lw_store_at(e, k->out, n->type.dtype, lw_offset(e, R, st, idx),
+                lw_conv(e, lw_ex(e, xid, idx), xn->type.dtype, n->type.dtype));
+    lw_loop_close(e, &l, NULL);
+  }
+  lw_nest_close(e, ls, nk);
+  return lw_bufptr(e, k->out);
+}
+
+bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
+  *join = NULL;
+  const tl_graph *g = e->g;
+  const tl_node *n = &g->nodes[k->node];
+  int R = n->type.rank, dt = n->type.dtype;
+  int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
+  if (ax < 0) ax += R;
+  int64_t d = n->type.dims[R - 1];
+  if (R < 2 || ax != R - 1 || !isf(dt)) return false;
+  int VW = (e->avx512 ? 64 : e->avx2 ? 32 : 16) / (int)tl_dtype_size((tl_dtype)dt);
+  if (d >= 0 && !blockable(d, VW)) return false;
+  srow s = {.dt = dt, .d = d >= 0 ? d : 0, .W = VW, .soft = n->op == TL_OP_SOFTMAX,
+            .et = vty(e, dt)};
+  s.vt = LLVMVectorType(s.et, (unsigned)VW);
+  LLVMValueRef dv = lw_dimv(e, d);
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  LLVMBasicBlockRef no = NULL;
+  if (d >= 0) { /* a block of its own, named as the symbolic length's (the tests look for it) */
+    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "shortrows");
+    LLVMBuildBr(e->b, yes);
+    LLVMPositionBuilderAtEnd(e->b, yes);
+  } else { /* the run-time test; the builder continues in the other lengths' block */
+    LLVMValueRef pow2 = icmp(e, LLVMIntEQ, LLVMBuildAnd(e->b, dv, LLVMBuildSub(e->b, dv, ci(e, 1), ""), ""), ci(e, 0));
+    LLVMValueRef ok = LLVMBuildAnd(e->b, pow2, LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, dv, ci(e, 1)),
+                                                           icmp(e, LLVMIntSLE, dv, ci(e, VW)), ""), "");
+    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "shortrows");
+    no = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowpasses");
+    *join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "softmaxdone");
+    LLVMBuildCondBr(e->b, ok, yes, no);
+    LLVMPositionBuilderAtEnd(e->b, yes);
+    for (int i = 0, st = 1; st < VW; st <<= 1, i++) s.step[i] = icmp(e, LLVMIntSGT, dv, ci(e, st));
+  }
+  int nk = R - 1;
+  int64_t kd[TL_MAX_RANK];
+  for (int i = 0; i < nk; i++) kd[i] = n->type.dims[i];
+  LLVMValueRef inner = ci(e, 1); /* rows per index of dim 0 */
+  for (int i = 1; i < nk; i++) inner = LLVMBuildMul(e->b, inner, lw_dimv(e, kd[i]), "");
+  s.src = chunk_source(e, k, tl_node_inputs(g, n)[0], nk, kd, lo, hi);
+  s.dst = lw_bufptr(e, k->out);
+  LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
+  if (d >= 0) {
+    blocks(e, &s, VW, r0, r1);
+    return true;
+  }
+  chunks(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv);
+  LLVMBuildBr(e->b, *join);
+  LLVMPositionBuilderAtEnd(e->b, no);
+  return false;
+}

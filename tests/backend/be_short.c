@@ -1,0 +1,177 @@
+/* be_short.c - softmax and log_softmax over short rows held in vector
+ * registers (backend/lower_short.c), part of be-diff. Every row length
+ * powers of two to 32 and lengths around them, known and symbolic, softmax
+ * and log_softmax, f32 and f64, against the interpreter on row counts that
+ * leave partial blocks and chunks (3, 37-39 and 1000 rows, 1000 also on two
+ * threads; no rows; no columns), with and without NaN and infinities; inputs read from their buffer and
+ * through the first pass (a computing producer, an int input, a
+ * transposed one, a rank-3 one). Each case also checks whether the kernel
+ * took the short-row path: known lengths exactly when 2 to one vector,
+ * symbolic ones always (behind the run-time test), so a change that
+ * silently routes rows elsewhere fails too. TLALOC_NO_AVX512=1 runs the
+ * same cases on AVX2's paths (whole blocks and a masked last one, shuffles
+ * where AVX-512 gathers); the test suite does so (tests/backend/meson.build). */
+#include "backend/be_internal.h"
+#include "interp/interp.h"
+#include "tests/common/tltest.h"
+#include "util/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, const char *what, int verbose,
+                    const be_options *o, be_stats *st);
+void be_add_specials(tl_tensor *t); /* be_loops.c */
+
+/* 1 when the emitted module (before LLVM's passes) has the short-row
+ * block, 0 when not, -1 on error */
+static int short_path(const tl_graph *g, char *err, size_t n) {
+  be_plan pl;
+  if (be_plan_build(&pl, g, err, n)) return -1;
+  LLVMContextRef cx = LLVMContextCreate();
+  LLVMTargetMachineRef tm = be_host_tm(1);
+  tl_error e = {0};
+  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "s", "tlk_main", 1, BE_SPLIT_ELEMS, &e) : NULL;
+  if (!m) tl_error_to(&e, err, n);
+  int r = -1;
+  if (m) {
+    char *s = LLVMPrintModuleToString(m);
+    r = strstr(s, "shortrows") != NULL;
+    LLVMDisposeMessage(s);
+    LLVMDisposeModule(m);
+  }
+  if (tm) LLVMDisposeTargetMachine(tm);
+  LLVMContextDispose(cx);
+  be_plan_free(&pl);
+  return r;
+}
+
+/* The vector width in elements of dt on this host, as the emitter sees it
+ * (lower.c: TLALOC_NO_AVX512 set and not 0 takes AVX-512 away). */
+static int host_lanes(int dt) {
+  LLVMTargetMachineRef tm = be_host_tm(1);
+  char *f = tm ? LLVMGetTargetMachineFeatureString(tm) : NULL;
+  const char *no = getenv("TLALOC_NO_AVX512");
+  bool avx512 = f && strstr(f, "+avx512f") && !(no && *no && *no != '0');
+  int bytes = avx512 ? 64 : f && strstr(f, "+avx2") ? 32 : 16;
+  if (f) LLVMDisposeMessage(f);
+  if (tm) LLVMDisposeTargetMachine(tm);
+  return bytes / (dt == TL_F32 ? 4 : 8);
+}
+
+/* want_short: 1 the module must have the short-row path, 0 must not, -1
+ * unchecked; on 1 to maxth threads */
+static int run(const char *name, const char *text, const int64_t *syms, int special, int want_short, int maxth,
+               int verbose) {
+  char *diag = NULL, err[512];
+  tl_graph *g = tlt_parse(text, &diag);
+  if (!g) {
+    printf("FAIL %s: parse: %s\n", name, diag);
+    tl_free(diag);
+    return 1;
+  }
+  tl_free(diag);
+  int bad = 0;
+  if (want_short >= 0) {
+    int h = short_path(g, err, sizeof err);
+    if (h != want_short) {
+      printf("FAIL %s: %s\n", name, h < 0 ? err : h ? "took the short-row path" : "did not take the short-row path");
+      bad = 1;
+    }
+  }
+  int64_t sy[4] = {syms[0], syms[1], syms[2], syms[3]};
+  tl_tensor *in[2] = {0};
+  if (tl_random_inputs(g, in, sy, 11, err, sizeof err)) {
+    printf("FAIL %s: inputs: %s\n", name, err);
+    bad = 1;
+  } else {
+    if (special) be_add_specials(in[0]);
+    be_options o = be_options_default();
+    o.use_cache = 0;
+    for (int th = 1; th <= maxth && !bad; th++) {
+      char what[300];
+      snprintf(what, sizeof what, "%s (%d thread%s)", name, th, th > 1 ? "s" : "");
+      o.threads = th;
+      bad = be_compare_opts(g, in, sy, what, verbose, &o, NULL);
+    }
+  }
+  for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+  tl_graph_free(g);
+  return bad;
+}
+
+int be_short_tests(int verbose);
+int be_short_tests(int verbose) {
+  static const char *ops[2] = {"softmax", "log_softmax"}, *dts[2] = {"f32", "f64"};
+  /* every power of two to 32 (a row of one vector or less takes the path,
+   * 32 does not), and lengths around them */
+  static const int64_t lens[] = {1, 2, 3, 4, 5, 7, 8, 10, 15, 16, 17, 24, 32, 33};
+  int fails = 0, n = 0;
+  char name[200], text[400];
+  for (int op = 0; op < 2; op++)
+    for (int t = 0; t < 2; t++) {
+      int vw = host_lanes(t ? TL_F64 : TL_F32);
+      for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        int64_t d = lens[li];
+        int special = (int)(li % 2), blocked = d >= 2 && d <= vw;
+        /* known sizes: 1000 rows (blocks, a partial block's chunks, split
+         * across threads), 3 rows (chunks alone) */
+        for (int k = 0; k < 2; k++) {
+          int64_t r = k ? 3 : 1000;
+          snprintf(name, sizeof name, "%s %s [%lld %lld]%s", ops[op], dts[t], (long long)r, (long long)d,
+                   special ? ", NaN and infinities" : "");
+          snprintf(text, sizeof text, "(graph s (in x %s [%lld %lld]) (out y (%s x :axis 1)))", dts[t], (long long)r,
+                   (long long)d, ops[op]);
+          int64_t none[4] = {0};
+          fails += run(name, text, none, special, blocked, k ? 1 : 2, verbose);
+          n++;
+        }
+        /* symbolic sizes (the path is always emitted, taken by powers of two) */
+        int64_t r = 37 + (int64_t)li % 3;
+        snprintf(name, sizeof name, "%s %s [r c], r=%lld c=%lld%s", ops[op], dts[t], (long long)r, (long long)d,
+                 special ? ", NaN and infinities" : "");
+        snprintf(text, sizeof text, "(graph s (in x %s [r c]) (out y (%s x :axis -1)))", dts[t], ops[op]);
+        int64_t sy[4] = {r, d};
+        fails += run(name, text, sy, special, 1, 1, verbose);
+        n++;
+      }
+    }
+  /* no rows; rows split across threads with a symbolic length */
+  static const struct { const char *name, *text; int64_t syms[4]; int special; } edge[] = {
+    {"log_softmax f32 [0 8]", "(graph s (in x f32 [0 8]) (out y (log_softmax x :axis 1)))", {0}, 0},
+    {"softmax f64 [r c], r=0 c=4", "(graph s (in x f64 [r c]) (out y (softmax x :axis 1)))", {0, 4}, 0},
+    {"log_softmax f32 [r c], r=0 c=0", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {0, 0}, 0},
+    {"log_softmax f32 [r c], r=5 c=0", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {5, 0}, 0},
+    {"softmax f32 [r c], r=5000 c=8", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {5000, 8}, 1},
+    {"log_softmax f64 [r c], r=3001 c=2", "(graph s (in x f64 [r c]) (out y (log_softmax x :axis 1)))", {3001, 2}, 1},
+  };
+  for (size_t i = 0; i < sizeof edge / sizeof *edge; i++, n++)
+    fails += run(edge[i].name, edge[i].text, edge[i].syms, edge[i].special, -1, 2, verbose);
+  /* inputs through the first pass */
+  static const struct { const char *name, *text; int64_t syms[4]; int special; } other[] = {
+    {"log_softmax of 2x+1, [37 8]", "(graph s (in x f32 [37 8]) (out y (log_softmax (add (mul x 2.0) 1.0) :axis 1)))",
+     {0}, 1},
+    {"softmax of expm1(30x), [37 4]", "(graph s (in x f32 [37 4]) (out y (softmax (expm1 (mul x 30.0)) :axis 1)))",
+     {0}, 0},
+    {"log_softmax of expm1(30x), symbolic rows of 8",
+     "(graph s (in x f64 [r c]) (out y (log_softmax (expm1 (mul x 30.0)) :axis 1)))", {45, 8}, 1},
+    {"log_softmax of i32, [33 16]", "(graph s (in x i32 [33 16]) (out y (log_softmax x :axis 1)))", {0}, 0},
+    {"softmax of a transpose, [8 50] -> [50 8]",
+     "(graph s (in x f32 [8 50]) (out y (softmax (transpose x :perm [1 0]) :axis 1)))", {0}, 1},
+    {"log_softmax of a transpose, symbolic", "(graph s (in x f64 [c r]) (out y (log_softmax (transpose x) :axis 1)))",
+     {4, 29}, 1},
+    {"softmax over rank 3, [3 7 8]", "(graph s (in x f32 [3 7 8]) (out y (softmax x :axis 2)))", {0}, 1},
+    {"log_softmax over rank 3, symbolic [a b 16]", "(graph s (in x f32 [a b c]) (out y (log_softmax x :axis -1)))",
+     {5, 9, 16}, 1},
+    {"log_softmax over rank 3, symbolic [a b 2], split", "(graph s (in x f64 [a b c]) (out y (log_softmax x :axis 2)))",
+     {300, 20, 2}, 0},
+    {"softmax into its input's buffer (x - 1 dies)",
+     "(graph s (in x f32 [r c]) (let u (sub x 1.0)) (out y (softmax u :axis 1)) (out m (sum y)))", {100, 4}, 1},
+  };
+  for (size_t i = 0; i < sizeof other / sizeof *other; i++, n++)
+    fails += run(other[i].name, other[i].text, other[i].syms, other[i].special, -1, 2, verbose);
+  printf("short rows: %d cases (softmax and log_softmax, rows of 1-33 known and symbolic, f32 and f64, inputs through "
+         "the first pass), %d failed\n", n, fails);
+  return fails;
+}
