@@ -15,8 +15,8 @@
  *                   loop that elementwise and softmax kernels share;
  *   lower_rows.c    reductions, softmax and log_softmax: row passes and
  *                   column mode;
- *   lower_short.c   softmax and log_softmax over rows of a power of two up
- *                   to a vector, held in vector registers;
+ *   lower_short.c   softmax and log_softmax over rows of at most a vector,
+ *                   held in vector registers;
  *   lower_matmul.c  matmul: CBLAS calls, integer loops;
  *   lower_control.c call, cond, loop and scan in the entry;
  *   lower_pass.c    one-pass groups over a matrix (plan_pass.c).

@@ -106,7 +106,7 @@ static LLVMValueRef vcall(em *e, const char *name, int dt, LLVMValueRef x) {
   bool f = dt == TL_F32;
   int isa = e->avx512 ? 2 : e->avx2 ? 1 : 0;
   unsigned w = (unsigned)((f ? 4 : 2) << isa);
-  if (!e->vector_math || n % w) {
+  if (!e->vector_math || n % w || n / w > 16 || ((n / w) & (n / w - 1))) {
     LLVMValueRef r = LLVMGetPoison(LLVMTypeOf(x));
     for (unsigned i = 0; i < n; i++) {
       LLVMValueRef l = LLVMConstInt(e->i32, i, 0);

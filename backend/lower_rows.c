@@ -154,8 +154,8 @@ static LLVMValueRef row_step(em *e, const psrc *src, LLVMValueRef *idx, rkind ki
  * rows of 1024; unrolled, 0.015 ms. Softmax and log_softmax only
  * (e->unroll_rows): a plain sum over rows of 16 ran 2.5x slower across
  * rows (its interleaved loads cost more shuffles than the sum saves),
- * where a row is one vector. Softmax rows of a power of two up to a vector
- * do not come here: lower_short.c holds them in registers. */
+ * where a row is one vector. Softmax rows of a known length of 2 up to a
+ * vector do not come here: lower_short.c holds them in registers. */
 enum { UNROLL_ROW = 16 };
 
 static bool unrolled_row(const em *e, const tl_node *xn, int nred, const int *red) {
@@ -570,8 +570,9 @@ void lw_k_softmax(em *e, const be_kern *k) {
   for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
   LLVMValueRef acc = cf(e, dt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0);
   /* the input is converted to dt inside the passes (ints become f64) */
-  /* Rows of a power of two up to a vector are lower_short.c's (a symbolic
-   * length there behind a run-time test, the other lengths here). A
+  /* Rows of a known length of 2 up to a vector are lower_short.c's, and a
+   * symbolic length that is a power of two up to a vector (behind a
+   * run-time test there; the other lengths here). A
    * symbolic row length gets the long-row loops only: the short-row
    * versions (as reductions have) made no difference to softmax on rows of
    * 8 and 32 (rows of 8: 0.107 vs 0.109 ms over 2048 rows) but made the

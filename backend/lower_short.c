@@ -299,7 +299,7 @@ static LLVMValueRef column(em *e, const srow *s, int VW, LLVMValueRef off, LLVMV
   }
   LLVMValueRef idx = LLVMConstVector(ix, (unsigned)VW);
   LLVMValueRef base = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &off, 1, "");
-  LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(e->b, s->et, base, &idx, 1, "");
+  LLVMValueRef ptrs = LLVMBuildGEP2(e->b, s->et, base, &idx, 1, ""); /* masked-off lanes may lie past the buffer */
   LLVMValueRef mask = LLVMConstVector(on, (unsigned)VW);
   if (n) {
     LLVMTypeRef it = LLVMVectorType(e->i64, (unsigned)VW);
@@ -334,7 +334,8 @@ static void block(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n
       continue;
     }
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, "");
+    /* not inbounds: a masked-off vector of the last block may lie past the buffer */
+    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, "");
     if (n) {
       c[i] = masked(e, true, vt, p, LLVMConstNull(vt), mask[i], al);
     } else {
@@ -370,7 +371,7 @@ static void block(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n
   transpose(e, y, d, VW, true);
   for (int i = 0; i < d; i++) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, "");
+    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, "");
     if (n) {
       masked(e, false, vt, p, y[i], mask[i], al);
     } else {
@@ -453,8 +454,8 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   int R = n->type.rank, dt = n->type.dtype;
   int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : -1;
   if (ax < 0) ax += R;
-  int64_t d = n->type.dims[R - 1];
   if (R < 2 || ax != R - 1 || !isf(dt)) return false;
+  int64_t d = n->type.dims[R - 1];
   int VW = (e->avx512 ? 64 : e->avx2 ? 32 : 16) / (int)tl_dtype_size((tl_dtype)dt);
   if (d >= 0 && !blockable(d, VW)) return false;
   srow s = {.dt = dt, .d = d >= 0 ? d : 0, .W = VW, .soft = n->op == TL_OP_SOFTMAX,
