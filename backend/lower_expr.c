@@ -50,6 +50,21 @@ LLVMValueRef lw_intr2(em *e, const char *name, LLVMValueRef x, LLVMValueRef y) {
   return lw_intr(e, name, LLVMTypeOf(x), a, 2);
 }
 
+/* libmvec's variant vname taking n vectors of type vt, declared once per
+ * module and kept in llvm.used (the vectoriser finds it by name) */
+static LLVMValueRef libmvec_fn(em *e, const char *vname, LLVMTypeRef vt, int n, LLVMTypeRef *ft) {
+  LLVMTypeRef vp[2] = {vt, vt};
+  *ft = LLVMFunctionType(vt, vp, (unsigned)n, 0);
+  LLVMValueRef vf = LLVMGetNamedFunction(e->m, vname);
+  if (!vf) {
+    vf = LLVMAddFunction(e->m, vname, *ft);
+    lw_add_enum_attr(e, vf, "nounwind", 0);
+    e->used = tl_xrealloc(e->used, (size_t)(e->nused + 1) * sizeof *e->used);
+    e->used[e->nused++] = vf;
+  }
+  return vf;
+}
+
 /* A glibc math function (name is the double one; f32 appends 'f'). */
 static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, int n) {
   char fname[32], vname[48], attr[256];
@@ -75,14 +90,8 @@ static LLVMValueRef mcall(em *e, const char *name, int dt, LLVMValueRef *args, i
     for (int isa = isa0; isa <= isa1; isa++) {
       int w = (f ? 4 : 2) << isa;
       snprintf(vname, sizeof vname, "_ZGV%cN%d%s_%s", "bde"[isa], w, n == 2 ? "vv" : "v", fname);
-      if (!LLVMGetNamedFunction(e->m, vname)) {
-        LLVMTypeRef vt = LLVMVectorType(t, (unsigned)w);
-        LLVMTypeRef vp[2] = {vt, vt};
-        LLVMValueRef vf = LLVMAddFunction(e->m, vname, LLVMFunctionType(vt, vp, (unsigned)n, 0));
-        lw_add_enum_attr(e, vf, "nounwind", 0);
-        e->used = tl_xrealloc(e->used, (size_t)(e->nused + 1) * sizeof *e->used);
-        e->used[e->nused++] = vf;
-      }
+      LLVMTypeRef vft;
+      libmvec_fn(e, vname, LLVMVectorType(t, (unsigned)w), n, &vft);
       size_t l = strlen(attr);
       snprintf(attr + l, sizeof attr - l, "%s_ZGV_LLVM_N%d%s_%s(%s)", l ? "," : "", w, n == 2 ? "vv" : "v",
                fname, vname);
@@ -117,15 +126,8 @@ static LLVMValueRef vcall(em *e, const char *name, int dt, LLVMValueRef x) {
   }
   char vname[48];
   snprintf(vname, sizeof vname, "_ZGV%cN%uv_%s%s", "bde"[isa], w, name, f ? "f" : "");
-  LLVMTypeRef vt = LLVMVectorType(vty(e, dt), w);
-  LLVMTypeRef ft = LLVMFunctionType(vt, &vt, 1, 0);
-  LLVMValueRef vf = LLVMGetNamedFunction(e->m, vname);
-  if (!vf) {
-    vf = LLVMAddFunction(e->m, vname, ft);
-    lw_add_enum_attr(e, vf, "nounwind", 0);
-    lw_add_enum_attr(e, vf, "willreturn", 0);
-    lw_add_enum_attr(e, vf, "memory", 0);
-  }
+  LLVMTypeRef ft;
+  LLVMValueRef vf = libmvec_fn(e, vname, LLVMVectorType(vty(e, dt), w), 1, &ft);
   if (n == w) return LLVMBuildCall2(e->b, ft, vf, &x, 1, "");
   LLVMValueRef m[64], parts[16];
   unsigned np = n / w;

@@ -85,15 +85,19 @@ static LLVMValueRef masked(em *e, bool load, LLVMTypeRef vt, LLVMValueRef ptr, L
   return LLVMBuildCall2(e->b, ft, f, (LLVMValueRef[]){val, ptr, al, mask}, 4, "");
 }
 
+/* the value v in all n lanes */
+static LLVMValueRef splat_v(em *e, LLVMValueRef v, int n) {
+  int z[64] = {0};
+  LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(v), (unsigned)n);
+  LLVMValueRef sp = LLVMBuildInsertElement(e->b, LLVMGetPoison(vt), v, LLVMConstInt(e->i32, 0, 0), "");
+  return LLVMBuildShuffleVector(e->b, sp, LLVMGetPoison(vt), cmask(e, z, n), "");
+}
+
 /* lanes [0, n) of W (n: i64) */
 static LLVMValueRef lanes_below(em *e, int W, LLVMValueRef n) {
-  int m[64], z[64] = {0};
+  int m[64];
   for (int i = 0; i < W; i++) m[i] = i;
-  LLVMTypeRef vt = LLVMVectorType(e->i32, (unsigned)W);
-  LLVMValueRef n32 = LLVMBuildTrunc(e->b, n, e->i32, "");
-  LLVMValueRef sp = LLVMBuildInsertElement(e->b, LLVMGetPoison(vt), n32, LLVMConstInt(e->i32, 0, 0), "");
-  sp = LLVMBuildShuffleVector(e->b, sp, LLVMGetPoison(vt), cmask(e, z, W), "");
-  return icmp(e, LLVMIntULT, cmask(e, m, W), sp);
+  return icmp(e, LLVMIntULT, cmask(e, m, W), splat_v(e, LLVMBuildTrunc(e->b, n, e->i32, ""), W));
 }
 
 /* The chunk of rows at element offset off, n of its elements (i64; NULL:
@@ -137,35 +141,33 @@ static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   }
 }
 
-/* Rows [r0, r1) of the kernel, G to a chunk (rpc, i64), dv the length. */
-static void chunks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef rpc, LLVMValueRef dv) {
+/* Rows [r0, r1) in groups of per rows (i64), dv the row length: fn(off,
+ * n) for each group at element offset off, n its elements when the group
+ * may be partial (NULL: whole). With AVX-512 every group is masked (a
+ * masked load or store costs what a plain one does there, and the kernel
+ * holds one copy of the group's code); else whole groups, then one
+ * partial group. */
+typedef void group_fn(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n);
+static void groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef per, LLVMValueRef dv,
+                   group_fn *fn) {
   LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
+  bool all = e->avx512;
+  LLVMValueRef ng = LLVMBuildUDiv(e->b, all ? LLVMBuildAdd(e->b, n, LLVMBuildSub(e->b, per, ci(e, 1), ""), "") : n,
+                                  per, "");
   loop l;
-  if (e->avx512) { /* one body, every chunk masked: with AVX-512 a masked load or store costs what a
-                    * plain one does, and one copy of the chunk is half the code to compile */
-    LLVMValueRef nch = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, n, LLVMBuildSub(e->b, rpc, ci(e, 1), ""), ""), rpc, "");
-    LLVMValueRef c = lw_loop_open(e, &l, ci(e, 0), nch, 0, NULL);
-    l.ic = -1;
-    LLVMValueRef first = LLVMBuildMul(e->b, c, rpc, ""), left = LLVMBuildSub(e->b, n, first, "");
-    left = sel(e, icmp(e, LLVMIntSLT, left, rpc), left, rpc);
-    chunk(e, s, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), dv, ""), LLVMBuildMul(e->b, left, dv, ""));
-    lw_loop_close(e, &l, NULL);
-    return;
-  }
-  LLVMValueRef full = LLVMBuildUDiv(e->b, n, rpc, "");
-  LLVMValueRef c = lw_loop_open(e, &l, ci(e, 0), full, 0, NULL);
+  LLVMValueRef g = lw_loop_open(e, &l, ci(e, 0), ng, 0, NULL);
   l.ic = -1; /* whole vectors already */
-  LLVMValueRef row = LLVMBuildAdd(e->b, r0, LLVMBuildMul(e->b, c, rpc, ""), "");
-  chunk(e, s, LLVMBuildMul(e->b, row, dv, ""), NULL);
+  LLVMValueRef first = LLVMBuildMul(e->b, g, per, ""), left = LLVMBuildSub(e->b, n, first, "");
+  left = sel(e, icmp(e, LLVMIntSLT, left, per), left, per);
+  fn(e, s, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), dv, ""), all ? LLVMBuildMul(e->b, left, dv, "") : NULL);
   lw_loop_close(e, &l, NULL);
-  LLVMValueRef done = LLVMBuildMul(e->b, full, rpc, "");
-  LLVMValueRef left = LLVMBuildSub(e->b, n, done, "");
+  if (all) return;
+  LLVMValueRef done = LLVMBuildMul(e->b, ng, per, ""), rest = LLVMBuildSub(e->b, n, done, "");
   LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srtail");
   LLVMBasicBlockRef out = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srdone");
-  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, left, ci(e, 0)), tail, out);
+  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, rest, ci(e, 0)), tail, out);
   LLVMPositionBuilderAtEnd(e->b, tail);
-  LLVMValueRef last = LLVMBuildAdd(e->b, r0, done, "");
-  chunk(e, s, LLVMBuildMul(e->b, last, dv, ""), LLVMBuildMul(e->b, left, dv, ""));
+  fn(e, s, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, done, ""), dv, ""), LLVMBuildMul(e->b, rest, dv, ""));
   LLVMBuildBr(e->b, out);
   LLVMPositionBuilderAtEnd(e->b, out);
 }
@@ -301,12 +303,7 @@ static LLVMValueRef column(em *e, const srow *s, int VW, LLVMValueRef off, LLVMV
   LLVMValueRef base = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &off, 1, "");
   LLVMValueRef ptrs = LLVMBuildGEP2(e->b, s->et, base, &idx, 1, ""); /* masked-off lanes may lie past the buffer */
   LLVMValueRef mask = LLVMConstVector(on, (unsigned)VW);
-  if (n) {
-    LLVMTypeRef it = LLVMVectorType(e->i64, (unsigned)VW);
-    LLVMValueRef sp = LLVMBuildInsertElement(e->b, LLVMGetPoison(it), n, LLVMConstInt(e->i32, 0, 0), "");
-    sp = LLVMBuildShuffleVector(e->b, sp, LLVMGetPoison(it), LLVMConstNull(LLVMVectorType(e->i32, (unsigned)VW)), "");
-    mask = icmp(e, LLVMIntULT, idx, sp);
-  }
+  if (n) mask = icmp(e, LLVMIntULT, idx, splat_v(e, n, VW));
   const char *name = "llvm.masked.gather";
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   LLVMTypeRef tys[2] = {s->vt, LLVMVectorType(e->ptr, (unsigned)VW)};
@@ -318,8 +315,8 @@ static LLVMValueRef column(em *e, const srow *s, int VW, LLVMValueRef off, LLVMV
 
 /* VW rows at element offset off; n (i64; NULL: all) of the block's
  * elements are rows, the rest is neither read nor written */
-static void block(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n) {
-  int dt = s->dt, d = (int)s->d;
+static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
+  int dt = s->dt, d = (int)s->d, VW = s->W;
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
   LLVMValueRef c[MAXV], y[MAXV], mask[MAXV];
@@ -384,35 +381,6 @@ static void block(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n
 /* Do rows of a known length d take blocks? */
 static bool blockable(int64_t d, int VW) {
   return d >= 2 && d <= VW && VW <= MAXV;
-}
-
-/* Rows [r0, r1) in blocks of VW rows. With AVX-512 every block is masked
- * (a masked load or store costs what a plain one does there), so the last
- * rows need no second copy of the block; else whole blocks, then one
- * masked. */
-static void blocks(em *e, const srow *s, int VW, LLVMValueRef r0, LLVMValueRef r1) {
-  LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, ""), d = ci(e, s->d), vw = ci(e, VW);
-  bool all = e->avx512;
-  LLVMValueRef nb = LLVMBuildUDiv(e->b, all ? LLVMBuildAdd(e->b, n, ci(e, VW - 1), "") : n, vw, "");
-  loop l;
-  LLVMValueRef b = lw_loop_open(e, &l, ci(e, 0), nb, 0, NULL);
-  l.ic = -1;
-  LLVMValueRef first = LLVMBuildMul(e->b, b, vw, "");
-  LLVMValueRef left = LLVMBuildSub(e->b, n, first, "");
-  left = sel(e, icmp(e, LLVMIntSLT, left, vw), left, vw);
-  block(e, s, VW, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), d, ""),
-        all ? LLVMBuildMul(e->b, left, d, "") : NULL);
-  lw_loop_close(e, &l, NULL);
-  if (all) return;
-  LLVMValueRef done = LLVMBuildMul(e->b, nb, vw, "");
-  LLVMValueRef rest = LLVMBuildSub(e->b, n, done, "");
-  LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srtail");
-  LLVMBasicBlockRef out = LLVMAppendBasicBlockInContext(e->cx, e->fn, "srdone");
-  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, rest, ci(e, 0)), tail, out);
-  LLVMPositionBuilderAtEnd(e->b, tail);
-  block(e, s, VW, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, done, ""), d, ""), LLVMBuildMul(e->b, rest, d, ""));
-  LLVMBuildBr(e->b, out);
-  LLVMPositionBuilderAtEnd(e->b, out);
 }
 
 /* The input as the blocks and chunks read it: the input's own buffer, or (an input
@@ -488,10 +456,10 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   s.dst = lw_bufptr(e, k->out);
   LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
   if (d >= 0) {
-    blocks(e, &s, VW, r0, r1);
+    groups(e, &s, r0, r1, ci(e, VW), dv, block);
     return true;
   }
-  chunks(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv);
+  groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk);
   LLVMBuildBr(e->b, *join);
   LLVMPositionBuilderAtEnd(e->b, no);
   return false;

@@ -42,9 +42,10 @@ void be_add_specials(tl_tensor *t) {
   }
 }
 
-/* 1 when g's module (before LLVM's passes) has streaming stores, 0 when
- * not, -1 on error */
-static int has_streams(const tl_graph *g, char *err, size_t n) {
+/* 1 when g's module as emitted (before LLVM's passes) holds the text
+ * needle, 0 when not, -1 on error (be_short.c too) */
+int be_emitted_has(const tl_graph *g, const char *needle, char *err, size_t n);
+int be_emitted_has(const tl_graph *g, const char *needle, char *err, size_t n) {
   be_plan pl;
   if (be_plan_build(&pl, g, err, n)) return -1;
   LLVMContextRef cx = LLVMContextCreate();
@@ -55,7 +56,7 @@ static int has_streams(const tl_graph *g, char *err, size_t n) {
   int r = -1;
   if (m) {
     char *s = LLVMPrintModuleToString(m);
-    r = strstr(s, "!nontemporal") != NULL;
+    r = strstr(s, needle) != NULL;
     LLVMDisposeMessage(s);
     LLVMDisposeModule(m);
   }
@@ -100,7 +101,7 @@ static int run_case(const lcase *c, int streams, int verbose) {
     }
   }
   if (streams) {
-    int h = has_streams(g, err, sizeof err);
+    int h = be_emitted_has(g, "!nontemporal", err, sizeof err);
     if (h != (streams > 0)) {
       printf("FAIL %s: %s\n", c->name,
              h < 0 ? err : h ? "streaming stores where none were expected" : "no streaming stores");

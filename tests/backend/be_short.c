@@ -27,28 +27,7 @@ int be_compare_opts(const tl_graph *g, tl_tensor **inputs, const int64_t *syms, 
                     const be_options *o, be_stats *st);
 void be_add_specials(tl_tensor *t); /* be_loops.c */
 
-/* 1 when the emitted module (before LLVM's passes) has the short-row
- * block, 0 when not, -1 on error */
-static int short_path(const tl_graph *g, char *err, size_t n) {
-  be_plan pl;
-  if (be_plan_build(&pl, g, err, n)) return -1;
-  LLVMContextRef cx = LLVMContextCreate();
-  LLVMTargetMachineRef tm = be_host_tm(1);
-  tl_error e = {0};
-  LLVMModuleRef m = tm ? be_emit_module(&pl, cx, tm, "s", "tlk_main", 1, BE_SPLIT_ELEMS, &e) : NULL;
-  if (!m) tl_error_to(&e, err, n);
-  int r = -1;
-  if (m) {
-    char *s = LLVMPrintModuleToString(m);
-    r = strstr(s, "shortrows") != NULL;
-    LLVMDisposeMessage(s);
-    LLVMDisposeModule(m);
-  }
-  if (tm) LLVMDisposeTargetMachine(tm);
-  LLVMContextDispose(cx);
-  be_plan_free(&pl);
-  return r;
-}
+int be_emitted_has(const tl_graph *g, const char *needle, char *err, size_t n); /* be_loops.c */
 
 /* The vector width in elements of dt on this host, as the emitter sees it
  * (lower.c: TLALOC_NO_AVX512 set and not 0 takes AVX-512 away). */
@@ -77,7 +56,7 @@ static int run_vm(const char *name, const char *text, const int64_t *syms, int s
   tl_free(diag);
   int bad = 0;
   if (want_short >= 0) {
-    int h = short_path(g, err, sizeof err);
+    int h = be_emitted_has(g, "shortrows", err, sizeof err);
     if (h != want_short) {
       printf("FAIL %s: %s\n", name, h < 0 ? err : h ? "took the short-row path" : "did not take the short-row path");
       bad = 1;
