@@ -6,8 +6,8 @@
  *    batch is what makes deferred rebuilding pay);
  *  - limits checked at the start, after each rule's search and apply, and
  *    after the iteration; a stop still finishes the iteration's rebuild;
- *    unlike egg, the node limit is also checked after every application
- *    (and the others every 64): one rule's matches can multiply the
+ *    unlike egg (unless limits_between_rules), the node limit is also
+ *    checked after every application (and the others every 64): one rule's matches can multiply the
  *    e-graph (a 14-term sum under associativity, commutativity and
  *    distributivity went from 33k to 536k memo entries in one iteration
  *    against a limit of 100k), so applying stops once the limit is
@@ -21,7 +21,8 @@
  *    egg's match_limit, raised to match_per_node times the e-nodes the phase
  *    started with (runner.h says why); match_per_node 0 is egg's.
  * Match buffers are reused across iterations (the per-iteration scratch);
- * those over 64 KB are freed after the apply (release_matches). */
+ * those over 64 KB are freed after the apply while they hold more than
+ * the e-graph (release_matches). */
 #include "egraph/runner.h"
 #include "util/alloc.h"
 #include "egraph/internal.h"
@@ -46,7 +47,7 @@ const char *eg_stop_name(eg_stop s) {
   }
 }
 
-eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0}; }
+eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0, false}; }
 
 typedef struct rstate {
   eg_prog *lhs, *rhs;
@@ -76,8 +77,10 @@ typedef struct run {
   size_t match_bytes; /* the match buffers now (counted by the memory limit) */
 } run;
 
-static eg_stop check(run *r) {
-  double el = now_s() - r->start;
+/* t: now_s() (the caller's last reading: a clock read costs as much as
+ * searching a small rule, so each rule reads it once) */
+static eg_stop check_at(run *r, double t) {
+  double el = t - r->start;
   if (r->lim->seconds > 0 && el > r->lim->seconds) {
     r->stop_value = el;
     return EG_STOP_TIME;
@@ -98,6 +101,8 @@ static eg_stop check(run *r) {
   }
   return EG_STOP_NONE;
 }
+
+static eg_stop check(run *r) { return check_at(r, now_s()); }
 
 bool eg_ruleset_in(const eg_rules *rules, int set, const char *sets) {
   if (!sets || !*sets) return true;
@@ -134,12 +139,16 @@ static int check_sets(const eg_rules *rules, const char *sets, char *msg, size_t
   return 0;
 }
 
-/* A large match buffer is freed once applied: all rules' matches of one
- * iteration are held together (search all, then apply all), and keeping each
- * rule's buffer at its largest size ever would stack the peaks of different
- * iterations. Small ones stay for reuse. */
+/* A large match buffer is freed once applied while the buffers together
+ * hold more than the e-graph itself: all rules' matches of one iteration are
+ * held together (search all, then apply all), and keeping each rule's
+ * buffer at its largest size ever would stack the peaks of different
+ * iterations. Below that bound they stay: a buffer freed and grown again
+ * every iteration re-faults its pages (~10 us per 4 KiB here) and re-copies
+ * at each doubling, which was most of the page faults of the math suite's
+ * AC rows. Small ones always stay. */
 static void release_matches(run *r, rstate *s) {
-  if (s->m.cap * sizeof *s->m.a <= 64 * 1024) return;
+  if (s->m.cap * sizeof *s->m.a <= 64 * 1024 || r->match_bytes <= eg_bytes(r->g)) return;
   r->match_bytes -= s->m.cap * sizeof *s->m.a;
   uint32_t w = s->m.width;
   eg_matches_free(&s->m);
@@ -177,8 +186,8 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
     eg_iter_stats is = {0};
     size_t size0 = eg_total_size(g), classes0 = eg_nclasses(g);
     uint32_t it = R.iters;
-    stop = check(&R);
-    double t0 = now_s();
+    double t0 = now_s(), tp = t0;
+    stop = check_at(&R, t0);
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
       eg_matches_clear(&s->m, s->m.width);
@@ -187,7 +196,6 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         is.banned++;
         continue;
       }
-      double ts = now_s();
       size_t thr = SIZE_MAX, got, cap0 = s->m.cap;
       if (p.sched == EG_SCHED_BACKOFF) {
         thr = shl_sat(base, s->times_banned);
@@ -205,17 +213,19 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         rs[i].times_banned++;
         eg_matches_clear(&s->m, s->m.width);
       }
-      rs[i].search_ms += (now_s() - ts) * 1e3;
-      stop = check(&R);
+      double t = now_s();
+      rs[i].search_ms += (t - tp) * 1e3;
+      tp = t;
+      stop = check_at(&R, t);
     }
     double t1 = now_s();
+    tp = t1;
     if (R.match_bytes > *match_bytes) *match_bytes = R.match_bytes;
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
       if (!s->m.n) continue;
       const eg_rule *ru = &rules->rules[i];
       eg_reason why = {EG_WHY_RULE, ru->name, ru->backward};
-      double ta = now_s();
       for (size_t k = 0; k < s->m.n && !stop; k++) {
         const uint32_t *rec = eg_match_at(&s->m, k);
         if (ru->nconds && !eg_rule_conds_hold(g, rules, ru, rec + 1)) {
@@ -229,10 +239,14 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
           rs[i].applied++;
           is.applied++;
         }
-        if ((R.lim->nodes && eg_total_size(g) > R.lim->nodes) || (k & 63) == 63) stop = check(&R);
+        if (!p.limits_between_rules &&
+            ((R.lim->nodes && eg_total_size(g) > R.lim->nodes) || (k & 63) == 63))
+          stop = check(&R);
       }
-      rs[i].apply_ms += (now_s() - ta) * 1e3;
-      if (!stop) stop = check(&R);
+      double t = now_s();
+      rs[i].apply_ms += (t - tp) * 1e3;
+      tp = t;
+      if (!stop) stop = check_at(&R, t);
     }
     for (int i = 0; i < n; i++) release_matches(&R, &st[i]);
     double t2 = now_s();

@@ -1,21 +1,28 @@
 /* bench_egg_math.c - tlaloc's e-graph on egg's math suite, beside egg.
  *
- *   bench-egg-math [--runs N] [--rules PATH] [--smoke]
+ *   bench-egg-math [--runs N] [--rounds K] [--rules PATH] [--egg EGG_PEER]
+ *                  [--smoke | --trace]
  *
  * Runs the 8 start expressions of shared/bench/egg-math-suite.md with the 36
  * rules of bench/egraph/egg-math.rw under the backoff and simple schedulers (node
- * limit 100000, iteration limit 30, time limit 20 s), keeps the fastest of N
- * runs in this process, and prints egg 0.9.5's figures beside ours: those
- * are recorded in that file (a 2-vCPU Sapphire Rapids VM), not measured
+ * limit 100000, iteration limit 30, time limit 20 s), with egg's match limit
+ * and egg's limit checks, keeps the fastest of N runs in this process, and
+ * prints egg 0.9.5's figures beside ours. With --egg, egg's are measured now:
+ * EGG_PEER (bench/egraph/egg-peer, and EGG_PEER-deterministic beside it when
+ * built) runs K times alternating with tlaloc's K rounds, minima kept; each
+ * row says whether tlaloc did that egg's work. Without --egg they are the
+ * figures recorded in that file (a 2-vCPU Sapphire Rapids VM), not measured
  * here, and the output says so with this machine's CPU model. Then the same
  * workloads with immediate rebuilding (congruence restored after every
  * union) against deferred rebuilding, and the peak bytes per e-node with
- * where they go (eg_mem_usage). */
+ * where they go (eg_mem_usage). --trace prints per-iteration sizes in
+ * egg-peer's --trace format, to diff the two. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "egraph/egraph.h"
 #include "util/alloc.h"
@@ -86,6 +93,42 @@ static const egg_row egg[2][8] = {
   },
 };
 
+/* egg's figures measured now: runs egg-peer (bench/egraph/egg-peer) and reads
+ * its lines "egg SCHED INDEX STOP ITERS ENODES ECLASSES MEMO WALL SEARCH APPLY
+ * REBUILD" (times in ms, the minimum of its runs). Returns 0 when all 16 rows
+ * were read. */
+static int run_egg_peer(const char *path, int runs, egg_row live[2][8], char stops[2][8][40]) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "'%s' --runs %d", path, runs);
+  FILE *f = popen(cmd, "r");
+  if (!f) return -1;
+  char line[512];
+  int got = 0;
+  while (fgets(line, sizeof line, f)) {
+    char sched[16], stop[40];
+    int idx, iters;
+    long en, ec, memo;
+    double w, se, ap, rb;
+    if (sscanf(line, "egg %15s %d %39s %d %ld %ld %ld %lf %lf %lf %lf", sched, &idx, stop, &iters, &en,
+               &ec, &memo, &w, &se, &ap, &rb) != 11 || idx < 0 || idx > 7)
+      continue;
+    int si = !strcmp(sched, "Simple");
+    snprintf(stops[si][idx], sizeof stops[si][idx], "%s", stop);
+    live[si][idx] = (egg_row){stops[si][idx], iters, en, ec, memo, w, se, ap, rb, (double)en / (w / 1e3)};
+    got++;
+  }
+  int rc = pclose(f);
+  return got == 16 && rc == 0 ? 0 : -1;
+}
+
+/* Did tlaloc do egg's work on this row: the same stop (NodeLimit's number is
+ * the memo size, which may differ), iterations, e-nodes and e-classes? */
+static bool same_work(const char *st, unsigned iters, size_t enodes, size_t eclasses, const egg_row *E) {
+  size_t k = strcspn(st, "(");
+  bool stop = !strncmp(st, "NodeLimit", 9) ? !strncmp(E->stop, st, k) : !strcmp(st, E->stop);
+  return stop && (int)iters == E->iters && (long)enodes == E->enodes && (long)eclasses == E->eclasses;
+}
+
 /* The goals egg's math tests name for these expressions. egg checks that
  * saturation proves them equal to the start term, not that they are the
  * smallest: for the integral, (i (* x (cos x)) x) has AST size 6 and the
@@ -113,6 +156,11 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+/* --trace: one line per iteration in egg-peer's format (sizes at the start of
+ * the iteration, then the sizes after the last rebuild), so the two can be
+ * diffed to find where the e-graphs part. */
+static int trace_index = -1;
+
 static result run_one(eg_math *m, const eg_rules *rules, const char *expr, eg_sched sched,
                       bool immediate, eg_limits lim, bool check, bool want_best,
                       const char *goal) {
@@ -126,10 +174,12 @@ static result run_one(eg_math *m, const eg_rules *rules, const char *expr, eg_sc
     fprintf(stderr, "bench: %s: %s\n", expr, err);
     exit(2);
   }
+  size_t memo0 = eg_total_size(g), classes0 = eg_nclasses(g);
   eg_phase ph = {NULL, lim};
   eg_run_params rp = eg_run_defaults();
   rp.sched = sched;
   rp.match_per_node = 0; /* egg's fixed match limit: the same work as egg */
+  rp.limits_between_rules = true; /* and egg's limit checks (NodeLimit stops) */
   double t0 = now_ms();
   eg_report *rep = eg_run(g, rules, &ph, 1, rp);
   double t1 = now_ms();
@@ -146,6 +196,14 @@ static result run_one(eg_math *m, const eg_rules *rules, const char *expr, eg_sc
   r.stored = eg_nodes_stored(g);
   eg_mem_usage(g, &r.mem);
   r.wall_ms = t1 - t0;
+  if (trace_index >= 0) {
+    const char *sn = sched == EG_SCHED_SIMPLE ? "Simple" : "Backoff";
+    for (unsigned i = 0; i <= P->niters; i++) {
+      size_t mm = i ? P->iters[i - 1].memo : memo0, cc = i ? P->iters[i - 1].eclasses : classes0;
+      printf("iter\t%s\t%d\t%u\t%zu\t%zu\t%zu\n", sn, trace_index, i, mm, cc,
+             i < P->niters ? P->iters[i].applied : 0);
+    }
+  }
   for (unsigned i = 0; i < P->niters; i++) {
     r.search_ms += P->iters[i].search_ms;
     r.apply_ms += P->iters[i].apply_ms;
@@ -194,15 +252,19 @@ static result best_of(eg_math *m, const eg_rules *rules, const char *expr, eg_sc
 }
 
 int main(int argc, char **argv) {
-  int runs = 3;
-  bool smoke = false;
+  int runs = 3, rounds = 1;
+  bool smoke = false, trace = false;
+  const char *egg_path = NULL;
   const char *rules_path = TL_SOURCE_ROOT "/bench/egraph/egg-math.rw";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--smoke")) smoke = true;
+    else if (!strcmp(argv[i], "--trace")) trace = true;
     else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--rules") && i + 1 < argc) rules_path = argv[++i];
+    else if (!strcmp(argv[i], "--egg") && i + 1 < argc) egg_path = argv[++i];
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rules PATH] [--smoke]\n");
+      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rounds K] [--rules PATH] [--egg EGG_PEER] [--smoke | --trace]\n");
       return 2;
     }
   }
@@ -220,6 +282,22 @@ int main(int argc, char **argv) {
     return 1;
   }
   int fails = 0;
+  if (trace) {
+    eg_limits lim = {30, 100000, 20.0, 0};
+    for (int s = 0; s < 2; s++)
+      for (int e = 0; e < 8; e++) {
+        trace_index = e;
+        result r = run_one(&m, rules, exprs[e], s ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF, false, lim,
+                           false, false, NULL);
+        char st[64];
+        stop_str(&r, st, sizeof st);
+        printf("tlaloc\t%s\t%d\t%s\t%u\t%zu\t%zu\t%zu\n", s ? "Simple" : "Backoff", e, st, r.iters,
+               r.enodes, r.eclasses, r.memo);
+      }
+    eg_rules_free(rules);
+    eg_math_fini(&m);
+    return 0;
+  }
   if (smoke) {
     /* small limits, the invariant checker on after every rebuild. Checked
      * against egg: where egg saturates within these limits the saturated
@@ -263,37 +341,119 @@ int main(int argc, char **argv) {
   result res[2][8];
   char cpu[256];
   cpu_model(cpu, sizeof cpu);
-  printf("## egg math suite: tlaloc vs egg 0.9.5 (min of %d runs)\n\n"
-         "tlaloc's columns are measured now, on %s. egg's columns are NOT measured\n"
-         "in this run: they are figures recorded in shared/bench/egg-math-suite.md, measured\n"
-         "there on a 2-vCPU Sapphire Rapids VM (noisy, +-20%%). The ratio column divides the\n"
-         "two, so it holds across machines only as far as the machines are alike; for a\n"
-         "side-by-side figure run egg on this machine.\n\n",
-         runs, cpu);
+  /* [0]: egg as released (hash-ordered maps), [1]: egg with its
+   * "deterministic" feature (insertion order), when built beside it.
+   * K rounds alternate egg's runs and tlaloc's, each side keeping its
+   * minima: on a shared VM the speed drifts by tens of percent over
+   * seconds, and alternating puts both sides in the same drift. */
+  static egg_row live[2][2][8], fresh[2][8];
+  static char stops[2][2][8][40], fstops[2][8][40];
+  bool measured = false, have_det = false;
+  char det[1100] = "";
+  if (egg_path) {
+    snprintf(det, sizeof det, "%s-deterministic", egg_path);
+    have_det = access(det, X_OK) == 0;
+    measured = true;
+  }
+  if (rounds < 1) rounds = 1;
+  for (int round = 0; round < rounds; round++) {
+    for (int b = 0; measured && b < 1 + have_det; b++) {
+      const char *path = b ? det : egg_path;
+      if (run_egg_peer(path, runs, fresh, fstops)) {
+        fprintf(stderr, "bench: %s did not print egg's 16 rows (see bench/egraph/egg-peer/README.md)\n", path);
+        return 2;
+      }
+      for (int s = 0; s < 2; s++)
+        for (int e = 0; e < 8; e++) {
+          egg_row *L = &live[b][s][e], *F = &fresh[s][e];
+          if (round == 0) {
+            memcpy(stops[b][s][e], fstops[s][e], sizeof stops[b][s][e]);
+            *L = *F;
+            L->stop = stops[b][s][e];
+            continue;
+          }
+          if (strcmp(L->stop, fstops[s][e]) || L->enodes != F->enodes || L->eclasses != F->eclasses) {
+            fprintf(stderr, "bench: %s did other work in round %d\n", path, round + 1);
+            return 2;
+          }
+          if (F->wall_ms < L->wall_ms) {
+            L->wall_ms = F->wall_ms, L->search_ms = F->search_ms, L->apply_ms = F->apply_ms;
+            L->rebuild_ms = F->rebuild_ms, L->enodes_per_s = F->enodes_per_s;
+          }
+        }
+    }
+    for (int s = 0; s < 2; s++)
+      for (int e = 0; e < 8; e++) {
+        result r = best_of(&m, rules, exprs[e], s ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF, false, lim,
+                           runs, round == 0 ? best[e] : NULL);
+        if (round == 0) {
+          res[s][e] = r;
+          continue;
+        }
+        tl_free(r.best);
+        result *R = &res[s][e];
+        if (r.enodes != R->enodes || r.eclasses != R->eclasses || r.iters != R->iters) {
+          fprintf(stderr, "bench: tlaloc did other work in round %d on %s\n", round + 1, exprs[e]);
+          return 1;
+        }
+        if (r.wall_ms < R->wall_ms) {
+          R->wall_ms = r.wall_ms, R->search_ms = r.search_ms, R->apply_ms = r.apply_ms;
+          R->rebuild_ms = r.rebuild_ms;
+        }
+      }
+  }
+  printf("## egg math suite: tlaloc vs egg 0.9.5 (min of %d runs, %d round%s)\n\n", runs, rounds,
+         rounds > 1 ? "s alternating egg and tlaloc" : "");
+  if (measured)
+    printf("Both sides measured now, on %s: egg by %s%s%s (egg 0.9.5,\n"
+           "release build, min of %d runs in its own process), right before tlaloc in this run.\n"
+           "Both check the limits where egg does (between rules), so NodeLimit stops overshoot alike.\n"
+           "Each row is compared with egg as released (\"hash\": its maps iterate in hashbrown's order)\n"
+           "unless that egg did other work (stop, iterations, e-nodes or e-classes differ) and egg built\n"
+           "with its \"deterministic\" feature (\"insertion\": classes visited in creation order) did\n"
+           "tlaloc's: the memo count that egg's node limit reads depends on that order.\n\n",
+           cpu, egg_path, have_det ? " and " : "", have_det ? det : "", runs);
+  else
+    printf("tlaloc's columns are measured now, on %s. egg's columns are NOT measured\n"
+           "in this run: they are figures recorded in shared/bench/egg-math-suite.md, measured\n"
+           "there on a 2-vCPU Sapphire Rapids VM (noisy, +-20%%). The ratio column divides the\n"
+           "two, so it holds across machines only as far as the machines are alike; for a\n"
+           "side-by-side figure pass --egg with egg-peer built on this machine\n"
+           "(bench/egraph/egg-peer/README.md).\n\n",
+           cpu);
   printf("| scheduler | expr | stop | iters | enodes | eclasses | memo | wall_ms | search_ms | "
-         "apply_ms | rebuild_ms | enodes_per_s | egg stop | egg iters | egg enodes | egg memo | "
-         "egg wall_ms | egg enodes_per_s | throughput vs egg |\n");
-  printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  double geo = 0;
+         "apply_ms | rebuild_ms | enodes_per_s | egg | egg stop | egg iters | egg enodes | egg memo | "
+         "egg wall_ms | egg enodes_per_s | same work | throughput vs egg |\n");
+  printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  double geo = 0, worst = INFINITY;
+  int same = 0;
   for (int s = 0; s < 2; s++)
     for (int e = 0; e < 8; e++) {
-      result r = best_of(&m, rules, exprs[e], s ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF, false,
-                         lim, runs, best[e]);
-      res[s][e] = r;
-      const egg_row *E = &egg[s][e];
+      result r = res[s][e];
       char st[64];
       stop_str(&r, st, sizeof st);
-      double eps = (double)r.enodes / (r.wall_ms / 1e3);
-      geo += log(eps / E->enodes_per_s);
-      printf("| %s | `%s` | %s | %u | %zu | %zu | %zu | %.2f | %.2f | %.2f | %.2f | %.0f | %s | "
-             "%d | %ld | %ld | %.2f | %.0f | %.2fx |\n",
+      const egg_row *E = measured ? &live[0][s][e] : &egg[s][e];
+      const char *which = measured ? "hash" : "recorded";
+      bool ok = same_work(st, r.iters, r.enodes, r.eclasses, E);
+      if (!ok && have_det && same_work(st, r.iters, r.enodes, r.eclasses, &live[1][s][e])) {
+        E = &live[1][s][e];
+        which = "insertion";
+        ok = true;
+      }
+      same += ok;
+      double eps = (double)r.enodes / (r.wall_ms / 1e3), ratio = eps / E->enodes_per_s;
+      geo += log(ratio);
+      if (ratio < worst) worst = ratio;
+      printf("| %s | `%s` | %s | %u | %zu | %zu | %zu | %.2f | %.2f | %.2f | %.2f | %.0f | %s | %s | "
+             "%d | %ld | %ld | %.2f | %.0f | %s | %.2fx |\n",
              s ? "Simple" : "Backoff", exprs[e], st, r.iters, r.enodes, r.eclasses, r.memo,
-             r.wall_ms, r.search_ms, r.apply_ms, r.rebuild_ms, eps, E->stop, E->iters, E->enodes,
-             E->memo, E->wall_ms, E->enodes_per_s, eps / E->enodes_per_s);
+             r.wall_ms, r.search_ms, r.apply_ms, r.rebuild_ms, eps, which, E->stop, E->iters, E->enodes,
+             E->memo, E->wall_ms, E->enodes_per_s, ok ? "yes" : "NO", ratio);
     }
-  printf("\ngeometric mean of e-node throughput vs egg's recorded figures: %.2fx (egg not run here)\n",
-         exp(geo / 16));
-
+  printf("\ne-node throughput vs egg: geometric mean %.2fx, lowest row %.2fx (%s); rows doing egg's\n"
+         "work (stop, iterations, e-nodes and e-classes): %d of 16\n",
+         exp(geo / 16), worst, measured ? "egg measured in this run" : "egg's recorded figures, egg not run here",
+         same);
   printf("\n## goals and best terms (backoff run; best = greedy AST size)\n\n"
          "| expr | goal (egg's test) | proved | best | size |\n|---|---|---|---|---|\n");
   for (int e = 0; e < 8; e++) {
