@@ -25,18 +25,38 @@ static const eg_reason why_congr = {EG_WHY_CONGRUENCE, "congruence", false};
 
 /* ---- hashing and the memo ---------------------------------------------- */
 
+/* A 64x64->128 multiply folded to 64 bits: the mixing step of wyhash-style
+ * hashes, enough to spread two 32-bit ids over the memo's 32-bit tags. */
+static inline uint64_t mix64(uint64_t a, uint64_t b) {
+  __uint128_t m = (__uint128_t)a * b;
+  return (uint64_t)m ^ (uint64_t)(m >> 64);
+}
+
+/* Nodes of up to two children (all of egg's math language, most tensor ops)
+ * are hashed inline: an XXH3 call was a twentieth of the apply phase, which
+ * hashes one node per right-hand-side node of every match. */
 static inline uint64_t node_hash(const eg_egraph *g, uint32_t op, uint32_t attr,
                                  const uint32_t *kids, uint32_t n) {
   uint64_t s = g->p.seed ^
                ((((uint64_t)op << 48) ^ ((uint64_t)n << 32) ^ attr) *
                 0x9E3779B97F4A7C15ull);
-  return XXH3_64bits_withSeed(n ? (const void *)kids : "", (size_t)n * 4, s);
+  if (n <= 2) {
+    uint64_t k = n == 0 ? 0 : n == 1 ? kids[0] : (uint64_t)kids[0] | (uint64_t)kids[1] << 32;
+    return mix64(s ^ 0xA0761D6478BD642Full, k ^ 0xE7037ED1A0B428DBull);
+  }
+  return XXH3_64bits_withSeed(kids, (size_t)n * 4, s);
 }
 
 static inline bool node_is(const eg_egraph *g, const eg_node *nd, uint32_t op,
                            uint32_t attr, const uint32_t *kids, uint32_t n) {
-  return nd->op == op && nd->n == n && nd->attr == attr &&
-         (n == 0 || memcmp(eg_kids_(g, nd), kids, (size_t)n * 4) == 0);
+  if (nd->op != op || nd->n != n || nd->attr != attr) return false;
+  const uint32_t *k = eg_kids_(g, nd);
+  switch (n) {
+  case 0: return true;
+  case 1: return k[0] == kids[0];
+  case 2: return k[0] == kids[0] && k[1] == kids[1];
+  default: return memcmp(k, kids, (size_t)n * 4) == 0;
+  }
 }
 
 static inline bool is_dead(const eg_egraph *g, uint32_t nid) {
@@ -55,8 +75,10 @@ static inline uint32_t memo_home(uint32_t tag, uint32_t cap) {
 
 static inline uint32_t memo_next(uint32_t i, uint32_t cap) { return i + 1 == cap ? 0 : i + 1; }
 
-static uint32_t memo_find(const eg_egraph *g, uint64_t h, uint32_t op,
-                          uint32_t attr, const uint32_t *kids, uint32_t n) {
+/* always inlined: its call cost a tenth of the add it serves */
+static inline __attribute__((always_inline)) uint32_t
+memo_find(const eg_egraph *g, uint64_t h, uint32_t op, uint32_t attr, const uint32_t *kids,
+          uint32_t n) {
   uint32_t cap = g->memocap, tag = (uint32_t)h, i = memo_home(tag, cap);
   for (;;) {
     uint64_t e = g->memo[i];
@@ -80,7 +102,7 @@ static void memo_insert(eg_egraph *g, uint64_t h, uint32_t nid) {
     uint64_t want = (uint64_t)g->memocap + g->memocap / 2;
     EG_ASSERT(want <= UINT32_MAX);
     uint32_t nc = (uint32_t)want;
-    uint64_t *t = tl_xcalloc(nc, sizeof *t);
+    uint64_t *t = tl_xcalloc_dense(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t i = 0; i < g->memocap; i++)
       if (g->memo[i]) memo_put(t, nc, g->memo[i]);
@@ -133,10 +155,14 @@ static inline uint32_t cap_idx(uint32_t need) {
  * final size in all is still a few ms at 10^6 nodes). */
 static void grow_words(eg_egraph *g, uint32_t **p, uint32_t *cap, uint64_t need) {
   if (need <= *cap) return;
-  uint64_t nc = (uint64_t)*cap + *cap / 4 + 64;
+  /* 1.25x while small (slack is most of a small e-graph's bytes); from
+   * 4 MiB up the block moves to fresh huge pages at each step
+   * (tl_xrealloc_dense), and every step copies and faults in the whole
+   * array again, so it doubles: the copies then sum to one array */
+  uint64_t nc = *cap >= (1u << 20) ? (uint64_t)*cap * 2 : (uint64_t)*cap + *cap / 4 + 64;
   if (nc < need) nc = need;
   EG_ASSERT(nc <= UINT32_MAX);
-  uint32_t *q = tl_xrealloc(*p, (size_t)nc * sizeof *q);
+  uint32_t *q = tl_xrealloc_dense(*p, (size_t)nc * sizeof *q);
   EG_ASSERT(q != NULL);
   g->bytes += (size_t)(nc - *cap) * sizeof *q;
   if (g->bytes > g->peak) g->peak = g->bytes;
@@ -479,6 +505,12 @@ eg_id eg_lookup(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t
   return h == EG_NONE ? EG_NONE : eg_uf_find(g->uf, eg_nd_(g, h)->cls);
 }
 
+static eg_id add_new(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n,
+                     uint64_t h);
+
+/* Most adds find their node (96% while saturating the math suite: every
+ * match instantiates its right-hand side), so the lookup is kept small and
+ * the new-node path is a separate function. */
 eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n) {
   EG_ASSERT(op >= 0 && op < g->lang.nops && attr < g->nattrs);
   int ar = g->lang.arity[op];
@@ -486,13 +518,23 @@ eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n)
   EG_ASSERT(n <= UINT16_MAX);
   EG_GROW(g, g->kbuf.a, g->kbuf.cap, n);
   uint32_t *ck = g->kbuf.a;
-  for (uint32_t i = 0; i < n; i++) ck[i] = eg_find(g, kids[i]);
+  for (uint32_t i = 0; i < n; i++) {
+    EG_ASSERT(kids[i] < g->nids);
+    ck[i] = eg_uf_find(g->uf, kids[i]);
+  }
   uint64_t h = node_hash(g, (uint32_t)op, attr, ck, n);
   uint32_t holder = memo_find(g, h, (uint32_t)op, attr, ck, n);
   if (holder != EG_NONE) {
     if (g->ex) return eg_ex_add_existing(g, op, attr, kids, n, holder);
     return eg_uf_find(g->uf, eg_nd_(g, holder)->cls);
   }
+  return add_new(g, op, attr, kids, n, h);
+}
+
+/* The canonical children are in g->kbuf; h is their node's hash. */
+static eg_id __attribute__((noinline)) add_new(eg_egraph *g, int op, uint32_t attr,
+                                               const eg_id *kids, uint32_t n, uint64_t h) {
+  uint32_t *ck = g->kbuf.a;
   eg_id id = eg_uf_make(g);
   if (g->ex) eg_ex_new_id(g, id, op, attr, kids, n);
   /* kids may alias the pool: canonical copies are in kbuf from here on */

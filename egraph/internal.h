@@ -123,8 +123,13 @@ struct eg_egraph {
 
 /* Grows *p (elem bytes each) to hold need items; accounts bytes. */
 void eg_grow_(eg_egraph *g, void **p, uint32_t *cap, size_t elem, uint64_t need);
-#define EG_GROW(g, arr, cap, need) \
-  eg_grow_((g), (void **)&(arr), &(cap), sizeof *(arr), (need))
+/* the bound is checked inline: most calls find room (a call cost as much as
+ * the lookup it guarded in eg_add) */
+#define EG_GROW(g, arr, cap, need)                                        \
+  do {                                                                    \
+    uint64_t eg_need_ = (need);                                           \
+    if (eg_need_ > (cap)) eg_grow_((g), (void **)&(arr), &(cap), sizeof *(arr), eg_need_); \
+  } while (0)
 
 static inline void eg_vec_push(eg_egraph *g, eg_vec *v, uint32_t x) {
   if (v->n == v->cap) EG_GROW(g, v->a, v->cap, (uint64_t)v->n + 1);

@@ -38,11 +38,14 @@ struct eg_prog {
   eg_id *ground_cls;
   uint32_t *regs, *aslot;
   eg_id *inst, *kbuf;
-  uint32_t capk;
+  /* instantiation: the non-variable nodes in order, and per child slot of
+   * the pattern (p->kids) where its class comes from: a node's index, or
+   * ~var for a variable's binding */
+  uint32_t *steps, nsteps, *kref;
 };
 
 /* A ground pattern node: no variables below it. */
-static void mark_ground(const eg_pattern *p, uint8_t *gr) {
+static void mark_ground(const eg_pattern *p, uint32_t *gr) {
   for (uint32_t i = 0; i < p->n; i++) {
     const eg_pnode *pn = &p->nodes[i];
     gr[i] = pn->kind == EG_PAT_NODE && !pn->attr_var;
@@ -50,25 +53,50 @@ static void mark_ground(const eg_pattern *p, uint8_t *gr) {
   }
 }
 
+/* One allocation holds the program and all its arrays (and the compiler's
+ * scratch): the runner compiles every rule's two patterns per run, and on
+ * small e-graphs a dozen mallocs per pattern cost a fifth of the run. */
 eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
   EG_ASSERT(p->n > 0);
-  eg_prog *pr = tl_xcalloc(1, sizeof *pr);
-  EG_ASSERT(pr);
+  uint32_t nv = v->n ? v->n : 1, nk = 0, maxk = 1;
+  for (uint32_t i = 0; i < p->n; i++) {
+    nk += p->nodes[i].n;
+    if (p->nodes[i].n > maxk) maxk = p->nodes[i].n;
+  }
+  /* at most one BIND per node plus one CMP/LOOKUP per child, plus YIELD;
+   * registers: the root's plus one per child of a bound node */
+  size_t ncode = 2 * (size_t)p->n + 1, words = 2 * (size_t)nv + 4 * (size_t)p->n + (1 + (size_t)nk) +
+                 maxk + p->n + (size_t)nk + 2 * (size_t)p->n + nv + p->n;
+  char *blk = tl_xcalloc(1, sizeof(eg_prog) + ncode * sizeof(eg_insn) + words * sizeof(uint32_t));
+  EG_ASSERT(blk);
+  eg_prog *pr = (eg_prog *)blk;
+  pr->code = (eg_insn *)(blk + sizeof *pr);
+  uint32_t *w = (uint32_t *)(pr->code + ncode);
+  pr->var_reg = w, w += nv;
+  pr->aslot = w, w += nv;
+  pr->attr_ids = w, w += p->n;
+  pr->ground = w, w += p->n;
+  pr->ground_cls = w, w += p->n;
+  pr->inst = w, w += p->n;
+  pr->regs = w, w += 1 + nk;
+  pr->kbuf = w, w += maxk;
+  pr->steps = w, w += p->n;
+  pr->kref = w, w += nk;
+  uint32_t *stack = w;
+  w += 2 * p->n;
+  uint32_t *seen = w, *gr = w + nv; /* scratch, as words: zeroed by calloc */
   pr->p = p;
   pr->v = v;
-  uint32_t nv = v->n ? v->n : 1;
-  pr->var_reg = tl_xmalloc(sizeof *pr->var_reg * nv);
-  pr->aslot = tl_xcalloc(nv, sizeof *pr->aslot);
-  pr->attr_ids = tl_xcalloc(p->n, sizeof *pr->attr_ids);
-  pr->ground = tl_xmalloc(sizeof *pr->ground * p->n);
-  pr->ground_cls = tl_xmalloc(sizeof *pr->ground_cls * p->n);
-  pr->inst = tl_xmalloc(sizeof *pr->inst * p->n);
-  uint8_t *gr = tl_xmalloc(p->n), *seen = tl_xcalloc(nv, 1);
-  /* at most one BIND per node plus one CMP/LOOKUP per child, plus YIELD */
-  pr->code = tl_xmalloc(sizeof *pr->code * (2 * (size_t)p->n + 1));
-  uint32_t *stack = tl_xmalloc(sizeof *stack * 2 * p->n);
-  EG_ASSERT(pr->var_reg && pr->aslot && pr->attr_ids && pr->ground && pr->ground_cls &&
-            pr->inst && gr && seen && pr->code && stack);
+  EG_ASSERT(p->nkids == nk);
+  for (uint32_t i = 0; i < p->n; i++) {
+    const eg_pnode *pn = &p->nodes[i];
+    if (pn->kind == EG_PAT_VAR) continue;
+    pr->steps[pr->nsteps++] = i;
+    for (uint32_t k = 0; k < pn->n; k++) {
+      uint32_t c = p->kids[pn->kids + k];
+      pr->kref[pn->kids + k] = p->nodes[c].kind == EG_PAT_VAR ? ~p->nodes[c].var : c;
+    }
+  }
   for (uint32_t i = 0; i < v->n; i++) pr->var_reg[i] = EG_NONE;
   for (uint32_t i = 0; i < p->n; i++)
     if (p->nodes[i].kind == EG_PAT_NODE && !p->nodes[i].attr_var)
@@ -120,21 +148,11 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
     }
   }
   pr->code[pr->ncode++] = (eg_insn){I_YIELD, 0, 0, 0, 0, 0, 0};
-  pr->regs = tl_xmalloc(sizeof *pr->regs * pr->nregs);
-  EG_ASSERT(pr->regs);
-  tl_free(gr);
-  tl_free(seen);
-  tl_free(stack);
+  EG_ASSERT(pr->ncode <= ncode && pr->nregs <= 1 + nk);
   return pr;
 }
 
-void eg_prog_free(eg_prog *pr) {
-  if (!pr) return;
-  tl_free(pr->code); tl_free(pr->var_reg); tl_free(pr->attr_ids); tl_free(pr->ground);
-  tl_free(pr->ground_cls); tl_free(pr->regs); tl_free(pr->aslot); tl_free(pr->inst);
-  tl_free(pr->kbuf);
-  tl_free(pr);
-}
+void eg_prog_free(eg_prog *pr) { tl_free(pr); }
 
 typedef struct mach {
   const eg_egraph *g;
@@ -151,7 +169,7 @@ static void yield(mach *m) {
   if ((o->n + 1) * w > o->cap) {
     o->cap = o->cap ? o->cap * 2 : 1024;
     while ((o->n + 1) * w > o->cap) o->cap *= 2;
-    o->a = tl_xrealloc(o->a, o->cap * sizeof *o->a);
+    o->a = tl_xrealloc_dense(o->a, o->cap * sizeof *o->a);
     EG_ASSERT(o->a);
   }
   uint32_t *rec = o->a + o->n * w;
@@ -262,18 +280,15 @@ size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) 
 
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {
   const eg_pattern *p = pr->p;
-  for (uint32_t i = 0; i < p->n; i++) {
+  if (!pr->nsteps) return subst[p->nodes[p->n - 1].var]; /* a bare variable */
+  for (uint32_t s = 0; s < pr->nsteps; s++) {
+    uint32_t i = pr->steps[s];
     const eg_pnode *pn = &p->nodes[i];
-    if (pn->kind == EG_PAT_VAR) {
-      pr->inst[i] = subst[pn->var];
-      continue;
+    const uint32_t *kr = pr->kref + pn->kids;
+    for (uint32_t k = 0; k < pn->n; k++) {
+      uint32_t r = kr[k];
+      pr->kbuf[k] = (int32_t)r < 0 ? subst[~r] : pr->inst[r];
     }
-    if (pn->n > pr->capk) {
-      pr->kbuf = tl_xrealloc(pr->kbuf, sizeof *pr->kbuf * pn->n);
-      EG_ASSERT(pr->kbuf);
-      pr->capk = pn->n;
-    }
-    for (uint32_t k = 0; k < pn->n; k++) pr->kbuf[k] = pr->inst[p->kids[pn->kids + k]];
     uint32_t attr = pn->attr_var ? subst[pn->var] : pr->attr_ids[i];
     pr->inst[i] = eg_add(g, pn->op, attr, pr->kbuf, pn->n);
   }
