@@ -160,17 +160,26 @@ typedef struct mach {
   uint32_t *regs, *aslot;
   eg_matches *out;
   size_t found, limit;
-  bool done;
+  bool done, try_alloc, oom;
 } mach;
 
 static void yield(mach *m) {
   eg_matches *o = m->out;
   size_t w = 1 + (size_t)o->width;
   if ((o->n + 1) * w > o->cap) {
-    o->cap = o->cap ? o->cap * 2 : 1024;
-    while ((o->n + 1) * w > o->cap) o->cap *= 2;
-    o->a = tl_xrealloc_dense(o->a, o->cap * sizeof *o->a);
-    EG_ASSERT(o->a);
+    size_t cap = o->cap ? o->cap * 2 : 1024;
+    while ((o->n + 1) * w > cap) cap *= 2;
+    if (m->try_alloc) {
+      uint32_t *a = tl_try_realloc(o->a, cap * sizeof *a);
+      if (!a) {
+        m->oom = m->done = true;
+        return;
+      }
+      o->a = a;
+    } else {
+      o->a = tl_xrealloc_dense(o->a, cap * sizeof *o->a);
+    }
+    o->cap = cap;
   }
   uint32_t *rec = o->a + o->n * w;
   rec[0] = m->regs[0];
@@ -252,30 +261,51 @@ static eg_id lookup_ground(eg_egraph *g, eg_prog *pr, uint32_t pi) {
   return r;
 }
 
-size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) {
+bool eg_prog_prepare(eg_egraph *g, eg_prog *pr) {
   if (!eg_is_clean(g)) eg_rebuild(g);
+  for (uint32_t i = 0; i < pr->nground; i++) {
+    pr->ground_cls[i] = lookup_ground(g, pr, pr->ground[i]);
+    if (pr->ground_cls[i] == EG_NONE) return false; /* can never match */
+  }
+  uint32_t nc;
+  if (pr->root_kind != 1) /* builds the op index now, not on a searching thread */
+    (void)eg_classes_with_op(g, pr->root_kind == 0 ? -1 : pr->p->nodes[pr->p->n - 1].op, &nc);
+  return true;
+}
+
+size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out,
+                               bool try_alloc, bool *oom) {
   if (out->width != pr->v->n) {
     EG_ASSERT(out->n == 0);
     out->width = pr->v->n;
   }
-  for (uint32_t i = 0; i < pr->nground; i++) {
-    pr->ground_cls[i] = lookup_ground(g, pr, pr->ground[i]);
-    if (pr->ground_cls[i] == EG_NONE) return 0; /* can never match */
-  }
-  mach m = {g, pr, pr->regs, pr->aslot, out, 0, limit, false};
+  mach m = {g, pr, pr->regs, pr->aslot, out, 0, limit, false, try_alloc, false};
   if (pr->root_kind == 1) {
     pr->regs[0] = pr->ground_cls[0];
     yield(&m);
-    return m.found;
+  } else {
+    uint32_t nc;
+    /* prepared: the index is built, so this only reads */
+    const eg_id *cl = eg_classes_with_op((eg_egraph *)g, pr->root_kind == 0 ? -1 : pr->p->nodes[pr->p->n - 1].op, &nc);
+    for (uint32_t i = 0; i < nc && !m.done; i++) {
+      pr->regs[0] = cl[i];
+      if (pr->root_kind == 0) yield(&m);
+      else run(&m, 0);
+    }
   }
-  uint32_t nc;
-  const eg_id *cl = eg_classes_with_op(g, pr->root_kind == 0 ? -1 : pr->p->nodes[pr->p->n - 1].op, &nc);
-  for (uint32_t i = 0; i < nc && !m.done; i++) {
-    pr->regs[0] = cl[i];
-    if (pr->root_kind == 0) yield(&m);
-    else run(&m, 0);
-  }
+  if (oom) *oom = m.oom;
   return m.found;
+}
+
+size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) {
+  if (!eg_prog_prepare(g, pr)) {
+    if (out->width != pr->v->n) {
+      EG_ASSERT(out->n == 0);
+      out->width = pr->v->n;
+    }
+    return 0;
+  }
+  return eg_prog_search_prepared(g, pr, limit, out, false, NULL);
 }
 
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {

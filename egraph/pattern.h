@@ -78,6 +78,17 @@ void eg_prog_free(eg_prog *pr);
 /* Appends matches to out; stops once more than limit matches were found
  * (SIZE_MAX: all). Requires a rebuilt e-graph. Returns the number found. */
 size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out);
+/* The same in two steps, for searching several programs on threads:
+ * eg_prog_prepare (on the e-graph's thread: rebuilds if needed, looks up the
+ * pattern's ground parts and the op index) is false when the pattern cannot
+ * match; eg_prog_search_prepared then only reads the e-graph and writes pr's
+ * scratch and out, so different programs may run at once. try_alloc: grow out
+ * with tl_try_realloc and, when that fails, stop and set *oom instead of
+ * unwinding (a thread without a region cannot unwind); a block it allocated
+ * belongs to no region until the caller's tl_adopt. */
+bool eg_prog_prepare(eg_egraph *g, eg_prog *pr);
+size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out,
+                               bool try_alloc, bool *oom);
 /* Adds the pattern instantiated with subst (a match's slots); its class. */
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst);
 /* Naive backtracking matcher over the pattern tree: the reference that the

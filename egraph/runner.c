@@ -28,6 +28,8 @@
 #include "egraph/internal.h"
 #include "egraph/pattern.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 static double now_s(void) {
@@ -47,13 +49,17 @@ const char *eg_stop_name(eg_stop s) {
   }
 }
 
-eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0, false}; }
+eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0, false, 1}; }
 
 typedef struct rstate {
   eg_prog *lhs, *rhs;
   eg_matches m;
   uint32_t banned_until, times_banned;
   bool active;
+  /* one search's outcome, from whichever thread ran it */
+  size_t got, thr;
+  double ms;
+  bool oom;
 } rstate;
 
 static size_t shl_sat(size_t x, uint32_t k) {
@@ -168,9 +174,119 @@ static bool can_stop(rstate *st, int n, uint32_t it) {
   return false;
 }
 
+/* ---- searching on several threads ----------------------------------------
+ *
+ * The search phase only reads the e-graph (rebuilt, its op index built by
+ * eg_prog_prepare on this thread), and each rule has its own program scratch
+ * and match buffer, so rules can be searched at once; the apply phase stays
+ * on one thread, in rule order. Each rule's matches are found by the same
+ * sequential walk whichever thread runs it, so the matches, the bans and
+ * everything after are the same for any thread count. Workers start at the
+ * first iteration big enough to share (thread start and wake-up cost tens of
+ * microseconds, more than a small e-graph's whole search) and live until
+ * eg_run returns. A worker has no allocation region: it grows match buffers
+ * with tl_try_realloc, and this thread adopts them into its region after the
+ * phase, and reports a failed allocation from here. */
+enum { PAR_MIN_ENODES = 2048 };
+
+typedef struct pool {
+  pthread_t th[EG_MAX_SEARCH_THREADS];
+  int nth;
+  int state; /* 0: not started, 1: workers running, -1: none could start */
+  tl_cleanup *cleanup; /* stops the workers if the region unwinds */
+  pthread_mutex_t mu;
+  pthread_cond_t go, done;
+  unsigned gen, finished;
+  bool quit;
+  /* the job: search st[todo[k]] for k taken from next */
+  const eg_egraph *g;
+  rstate *st;
+  const int *todo;
+  int ntodo;
+  atomic_int next;
+} pool;
+
+static void search_rules(pool *P, bool worker) {
+  for (;;) {
+    int k = atomic_fetch_add(&P->next, 1);
+    if (k >= P->ntodo) return;
+    rstate *s = &P->st[P->todo[k]];
+    double t0 = now_s();
+    s->got = eg_prog_search_prepared(P->g, s->lhs, s->thr, &s->m, worker, &s->oom);
+    s->ms = (now_s() - t0) * 1e3;
+  }
+}
+
+static void *worker_main(void *arg) {
+  pool *P = arg;
+  unsigned seen = 0;
+  pthread_mutex_lock(&P->mu);
+  for (;;) {
+    while (P->gen == seen && !P->quit) pthread_cond_wait(&P->go, &P->mu);
+    if (P->quit) break;
+    seen = P->gen;
+    pthread_mutex_unlock(&P->mu);
+    search_rules(P, true);
+    pthread_mutex_lock(&P->mu);
+    if (++P->finished == (unsigned)P->nth) pthread_cond_signal(&P->done);
+  }
+  pthread_mutex_unlock(&P->mu);
+  return NULL;
+}
+
+/* Starts up to n - 1 workers (fewer if threads cannot be made: the search
+ * then runs with what there is); false when none started. */
+static bool pool_start(pool *P, int n) {
+  pthread_mutex_init(&P->mu, NULL);
+  pthread_cond_init(&P->go, NULL);
+  pthread_cond_init(&P->done, NULL);
+  P->gen = P->finished = 0;
+  P->quit = false;
+  P->nth = 0;
+  for (int i = 0; i + 1 < n && i < EG_MAX_SEARCH_THREADS; i++) {
+    if (pthread_create(&P->th[i], NULL, worker_main, P)) break;
+    P->nth++;
+  }
+  if (P->nth) return true;
+  pthread_cond_destroy(&P->done);
+  pthread_cond_destroy(&P->go);
+  pthread_mutex_destroy(&P->mu);
+  return false;
+}
+
+static void pool_stop(void *arg) {
+  pool *P = arg;
+  pthread_mutex_lock(&P->mu);
+  P->quit = true;
+  pthread_cond_broadcast(&P->go);
+  pthread_mutex_unlock(&P->mu);
+  for (int i = 0; i < P->nth; i++) pthread_join(P->th[i], NULL);
+  pthread_cond_destroy(&P->done);
+  pthread_cond_destroy(&P->go);
+  pthread_mutex_destroy(&P->mu);
+}
+
+/* Searches st[todo[0..ntodo)] on this thread and the workers. */
+static void pool_search(pool *P, const eg_egraph *g, rstate *st, const int *todo, int ntodo) {
+  P->g = g;
+  P->st = st;
+  P->todo = todo;
+  P->ntodo = ntodo;
+  atomic_store(&P->next, 0);
+  pthread_mutex_lock(&P->mu);
+  P->finished = 0;
+  P->gen++;
+  pthread_cond_broadcast(&P->go);
+  pthread_mutex_unlock(&P->mu);
+  search_rules(P, false);
+  pthread_mutex_lock(&P->mu);
+  while (P->finished < (unsigned)P->nth) pthread_cond_wait(&P->done, &P->mu);
+  pthread_mutex_unlock(&P->mu);
+}
+
 static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
                       eg_run_params p, rstate *st, eg_rule_stats *rs, eg_phase_report *out,
-                      size_t *match_bytes) {
+                      size_t *match_bytes, pool *P, int *todo) {
   int n = rules->nrules;
   for (int i = 0; i < n; i++) {
     st[i].active = eg_ruleset_in(rules, rules->rules[i].ruleset, ph->rulesets);
@@ -188,6 +304,8 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
     uint32_t it = R.iters;
     double t0 = now_s(), tp = t0;
     stop = check_at(&R, t0);
+    /* which rules search this iteration, and their match limits */
+    int ntodo = 0;
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
       eg_matches_clear(&s->m, s->m.width);
@@ -196,17 +314,42 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         is.banned++;
         continue;
       }
-      size_t thr = SIZE_MAX, got, cap0 = s->m.cap;
-      if (p.sched == EG_SCHED_BACKOFF) {
-        thr = shl_sat(base, s->times_banned);
-        got = eg_prog_search(g, s->lhs, thr, &s->m);
-      } else {
-        got = eg_prog_search(g, s->lhs, SIZE_MAX, &s->m);
+      s->thr = p.sched == EG_SCHED_BACKOFF ? shl_sat(base, s->times_banned) : SIZE_MAX;
+      todo[ntodo++] = i;
+    }
+    bool par = !stop && p.search_threads > 1 && P->state >= 0 && ntodo > 1 &&
+               eg_nenodes(g) >= PAR_MIN_ENODES;
+    if (par && P->state == 0) {
+      P->state = pool_start(P, (int)p.search_threads) ? 1 : -1;
+      if (P->state == 1) P->cleanup->arg = P;
+    }
+    par = par && P->state == 1;
+    if (par) {
+      /* prepare every program here (a pattern with an absent ground part
+       * finds nothing), then search the rest at once */
+      int *work = todo + n, nw = 0;
+      for (int k = 0; k < ntodo; k++) {
+        rstate *s = &st[todo[k]];
+        s->got = 0, s->ms = 0, s->oom = false;
+        if (eg_prog_prepare(g, s->lhs)) work[nw++] = todo[k];
+        else s->m.width = rules->rules[todo[k]].vars->n;
       }
-      R.match_bytes += (s->m.cap - cap0) * sizeof *s->m.a;
+      pool_search(P, g, st, work, nw);
+      size_t failed = 0;
+      for (int k = 0; k < nw; k++) {
+        rstate *s = &st[work[k]];
+        tl_adopt(s->m.a);
+        if (s->oom) failed = (s->m.cap ? 2 * s->m.cap : 1024) * sizeof *s->m.a;
+      }
+      if (failed) tl_oom(failed); /* as the search on this thread would have */
+    }
+    for (int k = 0; k < ntodo && !stop; k++) {
+      int i = todo[k];
+      rstate *s = &st[i];
+      size_t got = par ? s->got : eg_prog_search(g, s->lhs, s->thr, &s->m);
       rs[i].searches++;
       rs[i].matches += got;
-      if (got > thr) {
+      if (got > s->thr) {
         size_t len = shl_sat(p.ban_length, s->times_banned);
         s->banned_until = len >= UINT32_MAX - it ? UINT32_MAX : it + (uint32_t)len;
         s->times_banned++;
@@ -214,10 +357,14 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         eg_matches_clear(&s->m, s->m.width);
       }
       double t = now_s();
-      rs[i].search_ms += (t - tp) * 1e3;
+      rs[i].search_ms += par ? s->ms : (t - tp) * 1e3;
       tp = t;
-      stop = check_at(&R, t);
+      if (!par) stop = check_at(&R, t);
     }
+    /* the match buffers as they are now (grown by the searches) */
+    R.match_bytes = 0;
+    for (int i = 0; i < n; i++) R.match_bytes += st[i].m.cap * sizeof *st[i].m.a;
+    if (par && !stop) stop = check(&R);
     double t1 = now_s();
     tp = t1;
     if (R.match_bytes > *match_bytes) *match_bytes = R.match_bytes;
@@ -302,10 +449,20 @@ eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
     st[i].rhs = eg_prog_new(g, &rules->rules[i].rhs, rules->rules[i].vars);
     eg_matches_clear(&st[i].m, rules->rules[i].vars->n);
   }
+  /* todo: the rules searching in an iteration, then those with something
+   * to search (two lists of n) */
+  int *todo = tl_xmalloc(sizeof *todo * 2 * (size_t)(n ? n : 1));
+  pool *P = tl_xcalloc(1, sizeof *P);
+  P->cleanup = tl_cleanup_push(pool_stop); /* armed once workers start */
   for (int ph = 0; ph < nphases; ph++) {
-    run_phase(g, rules, &phases[ph], p, st, rep->rules, &rep->phases[ph], &rep->match_bytes);
+    run_phase(g, rules, &phases[ph], p, st, rep->rules, &rep->phases[ph], &rep->match_bytes, P,
+              todo);
     rep->nphases++;
   }
+  if (P->state == 1) pool_stop(P);
+  tl_cleanup_pop(P->cleanup);
+  tl_free(P);
+  tl_free(todo);
   for (int i = 0; i < n; i++) {
     eg_prog_free(st[i].lhs);
     eg_prog_free(st[i].rhs);

@@ -71,7 +71,14 @@ typedef struct eg_run_params {
    * egg on the same work; off by default, since an exploding rule is then
    * bounded only by the time and memory limits checked after it. */
   bool limits_between_rules;
+  /* Threads searching the rules of an iteration (this one included; 0 or 1:
+   * this thread only, at most EG_MAX_SEARCH_THREADS + 1). The matches and
+   * everything after them are the same for any count; workers start once an
+   * iteration begins with 2048 e-nodes or more, and only the search phase
+   * runs on them (apply and rebuild stay on this thread). */
+  uint32_t search_threads;
 } eg_run_params;
+enum { EG_MAX_SEARCH_THREADS = 15 };
 /* backoff, 1000, 5 (egg's defaults), 2 matches per starting e-node, limits
  * checked while applying */
 eg_run_params eg_run_defaults(void);

@@ -259,6 +259,12 @@ void tl_keep(void *p) {
   h->prev = h->next = NULL;
 }
 
+void tl_adopt(void *p) {
+  if (!p) return;
+  tl_block *h = (tl_block *)p - 1;
+  if (!h->prev) link_block(h);
+}
+
 int tl_in_region(void) { return top != NULL; }
 
 void tl_region_end(tl_region *r) {

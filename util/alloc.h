@@ -111,6 +111,10 @@ void tl_region_end(tl_region *r);
  * longer frees it. For a block stored into an object that outlives the
  * region (a compiled program's lazily grown state during a run). */
 void tl_keep(void *p);
+/* The other way: puts a block that belongs to no region (one another
+ * thread allocated, having no region) into this thread's innermost region,
+ * as if allocated here; a no-op for a tracked block or outside any region. */
+void tl_adopt(void *p);
 /* True when this thread is inside a region. */
 int tl_in_region(void);
 /* Unwinds to the innermost region (reporting out of memory), or prints

@@ -1,7 +1,7 @@
 /* bench_egg_math.c - tlaloc's e-graph on egg's math suite, beside egg.
  *
- *   bench-egg-math [--runs N] [--rounds K] [--rules PATH] [--egg EGG_PEER]
- *                  [--smoke | --trace]
+ *   bench-egg-math [--runs N] [--rounds K] [--threads T] [--rules PATH]
+ *                  [--egg EGG_PEER] [--smoke | --trace]
  *
  * Runs the 8 start expressions of shared/bench/egg-math-suite.md with the 36
  * rules of bench/egraph/egg-math.rw under the backoff and simple schedulers (node
@@ -15,7 +15,8 @@
  * here, and the output says so with this machine's CPU model. Then the same
  * workloads with immediate rebuilding (congruence restored after every
  * union) against deferred rebuilding, and the peak bytes per e-node with
- * where they go (eg_mem_usage). --trace prints per-iteration sizes in
+ * where they go (eg_mem_usage). --threads T: tlaloc searches on T threads
+ * (eg_run_params.search_threads; egg has one). --trace prints per-iteration sizes in
  * egg-peer's --trace format, to diff the two. */
 #include <math.h>
 #include <stdio.h>
@@ -160,6 +161,7 @@ static double now_ms(void) {
  * the iteration, then the sizes after the last rebuild), so the two can be
  * diffed to find where the e-graphs part. */
 static int trace_index = -1;
+static unsigned search_threads = 1; /* --threads */
 
 static result run_one(eg_math *m, const eg_rules *rules, const char *expr, eg_sched sched,
                       bool immediate, eg_limits lim, bool check, bool want_best,
@@ -180,6 +182,7 @@ static result run_one(eg_math *m, const eg_rules *rules, const char *expr, eg_sc
   rp.sched = sched;
   rp.match_per_node = 0; /* egg's fixed match limit: the same work as egg */
   rp.limits_between_rules = true; /* and egg's limit checks (NodeLimit stops) */
+  rp.search_threads = search_threads;
   double t0 = now_ms();
   eg_report *rep = eg_run(g, rules, &ph, 1, rp);
   double t1 = now_ms();
@@ -263,8 +266,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--rules") && i + 1 < argc) rules_path = argv[++i];
     else if (!strcmp(argv[i], "--egg") && i + 1 < argc) egg_path = argv[++i];
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) search_threads = (unsigned)atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rounds K] [--rules PATH] [--egg EGG_PEER] [--smoke | --trace]\n");
+      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rounds K] [--threads T] [--rules PATH] [--egg EGG_PEER] [--smoke | --trace]\n");
       return 2;
     }
   }
@@ -402,7 +406,8 @@ int main(int argc, char **argv) {
         }
       }
   }
-  printf("## egg math suite: tlaloc vs egg 0.9.5 (min of %d runs, %d round%s)\n\n", runs, rounds,
+  printf("## egg math suite: tlaloc (search on %u thread%s) vs egg 0.9.5 (one thread; min of %d runs, %d round%s)\n\n",
+         search_threads ? search_threads : 1, search_threads > 1 ? "s" : "", runs, rounds,
          rounds > 1 ? "s alternating egg and tlaloc" : "");
   if (measured)
     printf("Both sides measured now, on %s: egg by %s%s%s (egg 0.9.5,\n"

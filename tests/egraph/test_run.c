@@ -196,6 +196,51 @@ Test(egraph_run, limits_between_rules_stop_where_egg_does) {
   }
 }
 
+/* Searching on several threads changes nothing but the time: the same
+ * matches in the same order, so the same iterations, sizes, applications
+ * and bans, on rows large enough for the workers to start (>= 2048 e-nodes)
+ * under both schedulers. */
+Test(egraph_run, threaded_search_does_the_same_work) {
+  const char *exprs[] = {"(i (* (cos x) x) x)", "(+ a (+ b (+ c (+ d (+ e (+ f (+ g h)))))))",
+                         "(d x (- (pow x 3) (* 7 (pow x 2))))"};
+  for (int e = 0; e < 3; e++)
+    for (int sched = 0; sched < 2; sched++) {
+      eg_report *rep[2];
+      eg_egraph *g[2];
+      for (int t = 0; t < 2; t++) {
+        g[t] = eg_new(eg_math_params(&M, false));
+        char err[256];
+        cr_assert_neq(eg_add_term(g[t], exprs[e], err, sizeof err), EG_NONE, "%s", err);
+        eg_phase ph = {NULL, {30, 40000, 60, 0}};
+        eg_run_params rp = eg_run_defaults();
+        rp.sched = sched ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF;
+        rp.match_per_node = 0;
+        rp.search_threads = t ? 2 : 1;
+        rep[t] = eg_run(g[t], R, &ph, 1, rp);
+      }
+      const eg_phase_report *a = &rep[0]->phases[0], *b = &rep[1]->phases[0];
+      cr_assert_eq(a->stop, b->stop, "%s", exprs[e]);
+      cr_assert_eq(a->niters, b->niters, "%s", exprs[e]);
+      cr_assert_gt(eg_nenodes(g[0]), 2048u, "%s: too small for the workers", exprs[e]);
+      for (uint32_t i = 0; i < a->niters; i++) {
+        const eg_iter_stats *x = &a->iters[i], *y = &b->iters[i];
+        cr_assert(x->enodes == y->enodes && x->eclasses == y->eclasses && x->memo == y->memo &&
+                      x->applied == y->applied && x->banned == y->banned,
+                  "%s: iteration %u differs", exprs[e], i);
+      }
+      for (int r = 0; r < rep[0]->nrules; r++) {
+        const eg_rule_stats *x = &rep[0]->rules[r], *y = &rep[1]->rules[r];
+        cr_assert(x->searches == y->searches && x->matches == y->matches && x->applied == y->applied &&
+                      x->refused_conds == y->refused_conds && x->times_banned == y->times_banned,
+                  "%s: rule %d differs", exprs[e], r);
+      }
+      for (int t = 0; t < 2; t++) {
+        eg_report_free(rep[t]);
+        eg_free(g[t]);
+      }
+    }
+}
+
 Test(egraph_run, time_and_memory_limits_stop_cleanly) {
   eg_egraph *g = graph();
   char err[256];
