@@ -16,7 +16,10 @@
 #
 # Environment: BENCH_BUILD_DIR (default build-bench), TL_EXTRACTION_GYM (the
 # extraction-gym data for bench-extract; default ../shared/data/extraction-gym
-# beside the source tree, as the tests use). bench-accuracy exists only when
+# beside the source tree, as the tests use), EGG_PEER (egg-peer built by
+# bench/egraph/egg-peer/build.sh: bench-egg-math then runs egg beside tlaloc
+# in 3 alternating rounds instead of quoting egg's recorded figures).
+# bench-accuracy exists only when
 # MPFR was found (libmpfr-dev); a benchmark that was not built is skipped
 # with a message. Exit status: 0 when every benchmark that ran exited 0.
 set -euo pipefail
@@ -28,7 +31,7 @@ names=()
 for a in "$@"; do
   case "$a" in
   --smoke) smoke=(--smoke) ;;
-  -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   egg-math|scaling|extract|backend|accuracy|cost|grad|control) names+=("$a") ;;
   *) echo "bench.sh: unknown benchmark or option '$a' (see --help)" >&2; exit 2 ;;
   esac
@@ -62,7 +65,13 @@ run() { # name, executable (relative to the build folder), arguments...
 
 for n in "${names[@]}"; do
   case "$n" in
-  egg-math) run "$n" bench/egraph/bench-egg-math ;;
+  egg-math)
+    if [ -n "${EGG_PEER:-}" ] && [ ${#smoke[@]} -eq 0 ]; then
+      run "$n" bench/egraph/bench-egg-math --egg "$EGG_PEER" --rounds 3
+    else
+      run "$n" bench/egraph/bench-egg-math
+    fi
+    ;;
   scaling) run "$n" bench/egraph/bench-scaling ;;
   extract)
     if [ -d "$gym" ]; then
