@@ -102,7 +102,7 @@ static void memo_insert(eg_egraph *g, uint64_t h, uint32_t nid) {
     uint64_t want = (uint64_t)g->memocap + g->memocap / 2;
     EG_ASSERT(want <= UINT32_MAX);
     uint32_t nc = (uint32_t)want;
-    uint64_t *t = tl_xcalloc_dense(nc, sizeof *t);
+    uint64_t *t = tl_xcalloc(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t i = 0; i < g->memocap; i++)
       if (g->memo[i]) memo_put(t, nc, g->memo[i]);
@@ -155,14 +155,10 @@ static inline uint32_t cap_idx(uint32_t need) {
  * final size in all is still a few ms at 10^6 nodes). */
 static void grow_words(eg_egraph *g, uint32_t **p, uint32_t *cap, uint64_t need) {
   if (need <= *cap) return;
-  /* 1.25x while small (slack is most of a small e-graph's bytes); from
-   * 4 MiB up the block moves to fresh huge pages at each step
-   * (tl_xrealloc_dense), and every step copies and faults in the whole
-   * array again, so it doubles: the copies then sum to one array */
-  uint64_t nc = *cap >= (1u << 20) ? (uint64_t)*cap * 2 : (uint64_t)*cap + *cap / 4 + 64;
+  uint64_t nc = (uint64_t)*cap + *cap / 4 + 64;
   if (nc < need) nc = need;
   EG_ASSERT(nc <= UINT32_MAX);
-  uint32_t *q = tl_xrealloc_dense(*p, (size_t)nc * sizeof *q);
+  uint32_t *q = tl_xrealloc(*p, (size_t)nc * sizeof *q);
   EG_ASSERT(q != NULL);
   g->bytes += (size_t)(nc - *cap) * sizeof *q;
   if (g->bytes > g->peak) g->peak = g->bytes;

@@ -177,7 +177,7 @@ static void yield(mach *m) {
       }
       o->a = a;
     } else {
-      o->a = tl_xrealloc_dense(o->a, cap * sizeof *o->a);
+      o->a = tl_xrealloc(o->a, cap * sizeof *o->a);
     }
     o->cap = cap;
   }

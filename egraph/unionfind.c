@@ -18,7 +18,7 @@ void eg_grow_(eg_egraph *g, void **p, uint32_t *cap, size_t elem, uint64_t need)
   uint64_t nc = *cap ? (uint64_t)*cap + *cap / 2 + 2 : 2; /* 1.5x: less slack */
   if (nc < need) nc = need;
   EG_ASSERT(nc <= UINT32_MAX);
-  void *q = tl_xrealloc_dense(*p, (size_t)nc * elem);
+  void *q = tl_xrealloc(*p, (size_t)nc * elem);
   EG_ASSERT(q != NULL); /* out of memory: no recovery path inside the core */
   g->bytes += (size_t)(nc - *cap) * elem;
   if (g->bytes > g->peak) g->peak = g->bytes;
@@ -29,10 +29,10 @@ void eg_grow_(eg_egraph *g, void **p, uint32_t *cap, size_t elem, uint64_t need)
 uint32_t eg_uf_make(eg_egraph *g) {
   if (g->nids == g->capids) {
     uint32_t old = g->capids, nc = old ? old + old / 2 : 64;
-    uint32_t *uf = tl_xrealloc_dense(g->uf, (size_t)nc * sizeof *uf);
-    uint8_t *fl = tl_xrealloc_dense(g->flags, nc);
-    eg_class *cl = tl_xrealloc_dense(g->cls, (size_t)nc * sizeof *cl);
-    uint8_t *d = g->dsize ? tl_xrealloc_dense(g->data, (size_t)nc * g->dsize) : NULL;
+    uint32_t *uf = tl_xrealloc(g->uf, (size_t)nc * sizeof *uf);
+    uint8_t *fl = tl_xrealloc(g->flags, nc);
+    eg_class *cl = tl_xrealloc(g->cls, (size_t)nc * sizeof *cl);
+    uint8_t *d = g->dsize ? tl_xrealloc(g->data, (size_t)nc * g->dsize) : NULL;
     EG_ASSERT(uf && fl && cl && (d || !g->dsize));
     g->uf = uf; g->flags = fl; g->cls = cl; g->data = d;
     memset(cl + old, 0, (size_t)(nc - old) * sizeof *cl);

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 _Static_assert(sizeof(tl_block) == 32, "tl_block must keep 16-byte alignment");
 
@@ -174,57 +173,6 @@ void *tl_xcalloc(size_t n, size_t size) {
 void *tl_xrealloc(void *p, size_t n) {
   void *q = tl_try_realloc(p, n);
   if (!q) tl_oom(n);
-  return q;
-}
-
-enum { DENSE_MIN = 4 << 20, HUGE_PAGE = 2 << 20 };
-
-static void advise_huge(void *p, size_t n) {
-#ifdef MADV_HUGEPAGE
-  uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-  uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
-  if (e > a) (void)madvise((void *)a, e - a, MADV_HUGEPAGE); /* a hint: failure is harmless */
-#else
-  (void)p, (void)n;
-#endif
-}
-
-/* The moved block takes the old one's place in its region's list (or stays
- * untracked), as realloc would: a block grown inside a region but owned by
- * an object from before it must not be freed by that region's unwind. */
-void *tl_xrealloc_dense(void *p, size_t n) {
-  if (n < DENSE_MIN) return tl_xrealloc(p, n);
-  tl_block *h = p ? (tl_block *)p - 1 : NULL;
-  if (!h || h->base != h) { /* new, or an aligned block: no header to move */
-    void *q = p ? tl_xrealloc(p, n) : tl_xmalloc(n);
-    advise_huge(q, n);
-    return q;
-  }
-  if (inject() || n > SIZE_MAX - sizeof *h) tl_oom(n);
-  tl_block *nh = malloc(sizeof *nh + n);
-  if (!nh) tl_oom(n);
-  advise_huge(nh + 1, n);
-  memcpy(nh + 1, p, h->size < n ? h->size : n);
-  int tracked = h->prev != NULL;
-  if (tracked) pthread_mutex_lock(&lock);
-  *nh = *h;
-  nh->base = nh;
-  nh->size = n;
-  if (tracked) {
-    nh->prev->next = nh;
-    nh->next->prev = nh;
-    pthread_mutex_unlock(&lock);
-  }
-  free(h);
-  return nh + 1;
-}
-
-void *tl_xcalloc_dense(size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) tl_oom(SIZE_MAX);
-  if (n * size < DENSE_MIN) return tl_xcalloc(n, size);
-  void *q = tl_xmalloc(n * size);
-  advise_huge(q, n * size);
-  memset(q, 0, n * size);
   return q;
 }
 

@@ -41,16 +41,6 @@ void *tl_xcalloc(size_t n, size_t size);
 void *tl_xrealloc(void *p, size_t n);
 char *tl_xstrdup(const char *s);
 char *tl_xstrndup(const char *s, size_t n);
-/* For large arrays that get filled densely (the e-graph's node arena,
- * hash-cons and lists): the same as tl_xrealloc / tl_xcalloc, but a block
- * of 4 MiB or more is a fresh one whose 2 MiB-aligned interior is advised
- * for transparent huge pages (madvise MADV_HUGEPAGE) before anything
- * touches it, and the old contents are copied in after. Why: a page fault
- * costs ~10 us per 4 KiB page on the VMs measured, and first touches were
- * a fifth of the largest egg-suite row; with huge pages that is one fault
- * per 2 MiB. Where the kernel has THP off (or not Linux), a plain block. */
-void *tl_xrealloc_dense(void *p, size_t n);
-void *tl_xcalloc_dense(size_t n, size_t size);
 /* align: a power of two; the block is released with tl_free too. */
 void *tl_xaligned_alloc(size_t align, size_t n);
 

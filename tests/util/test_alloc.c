@@ -1,84 +1,71 @@
-/* test_alloc.c - tl_xrealloc_dense and tl_xcalloc_dense: contents kept and
- * zeroed across the huge-page threshold, and a grown block keeps its place
- * in the region lists (a region's unwind frees what it owns, and only
- * that; ASan/UBSan runs report a leak or a double free). */
+/* test_alloc.c - tl_adopt: a block allocated on a thread without a region
+ * (the e-graph's search workers grow match buffers so) joins this thread's
+ * innermost region, so the region's unwind frees it; a block already
+ * tracked stays where it is (the region's list is checked directly; the
+ * ASan/UBSan run also reports a double free if an adopted block were freed
+ * twice). */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "util/alloc.h"
 
-enum { MIB = 1 << 20 };
-
-static void fill(uint32_t *a, size_t n, uint32_t seed) {
-  for (size_t i = 0; i < n; i++) a[i] = (uint32_t)(i * 2654435761u) ^ seed;
+/* Is block p on region r's list of live blocks? */
+static bool in_region(const tl_region *r, const void *p) {
+  const tl_block *h = (const tl_block *)p - 1;
+  for (const tl_block *b = r->head.next; b != &r->head; b = b->next)
+    if (b == h) return true;
+  return false;
 }
 
-static void expect(const uint32_t *a, size_t n, uint32_t seed) {
-  for (size_t i = 0; i < n; i++)
-    if (a[i] != ((uint32_t)(i * 2654435761u) ^ seed)) cr_assert_fail("word %zu changed", i);
+static void *grow_on_thread(void *arg) {
+  /* no region on this thread: the block is untracked */
+  uint32_t *a = tl_try_realloc(NULL, 4096);
+  if (a) memset(a, 7, 4096);
+  *(uint32_t **)arg = a;
+  return NULL;
 }
 
-Test(util_alloc, dense_growth_keeps_contents) {
-  /* from below the threshold to past it, in steps that cross it */
-  size_t n = 1000;
-  uint32_t *a = tl_xrealloc_dense(NULL, n * 4);
-  fill(a, n, 7);
-  for (size_t want = 256 * 1024; want <= 24 * MIB / 4; want *= 3) {
-    a = tl_xrealloc_dense(a, want * 4);
-    expect(a, n, 7);
-    n = want;
-    fill(a, n, 7);
-  }
-  /* shrinking keeps the prefix */
-  a = tl_xrealloc_dense(a, 5 * MIB);
-  expect(a, 5 * MIB / 4, 7);
-  tl_free(a);
-}
-
-Test(util_alloc, dense_calloc_is_zero) {
-  for (size_t bytes = 4096; bytes <= 12 * MIB; bytes *= 8) {
-    unsigned char *z = tl_xcalloc_dense(bytes / 8, 8);
-    for (size_t i = 0; i < bytes; i += 4093) cr_assert_eq(z[i], 0);
-    cr_assert_eq(z[bytes - 1], 0);
-    tl_free(z);
-  }
-}
-
-/* A block made before a region and grown inside it belongs to its owner:
- * the region's unwind must not free it. A block made inside is the
- * region's: the unwind frees it (a leak otherwise). */
-Test(util_alloc, dense_growth_keeps_region_ownership) {
-  uint32_t *volatile outer = tl_xmalloc(4096);
-  fill(outer, 1024, 3);
-  uint32_t *volatile inner = NULL;
+Test(util_alloc, adopted_block_is_freed_by_the_unwind) {
   tl_region r;
   if (TL_REGION_TRY(&r)) {
-    outer = tl_xrealloc_dense(outer, 6 * MIB);
-    inner = tl_xrealloc_dense(NULL, 4096);
-    inner = tl_xrealloc_dense(inner, 5 * MIB);
+    uint32_t *a = NULL;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, grow_on_thread, &a), 0);
+    pthread_join(th, NULL);
+    cr_assert(a);
+    cr_assert_eq(a[10], 0x07070707u);
+    cr_assert(!in_region(&r, a));
+    tl_adopt(a); /* now the region's: the unwind below frees it */
+    cr_assert(in_region(&r, a));
     tl_alloc_fail_at(1);
-    (void)tl_xmalloc(16); /* fails: unwinds, freeing inner */
+    (void)tl_xmalloc(16);
     cr_assert_fail("the failed allocation returned");
   }
   tl_alloc_fail_at(0);
   cr_assert_eq(r.failed, 16);
-  expect(outer, 1024, 3);
-  outer[6 * MIB / 4 - 1] = 1; /* still owned, whole */
-  tl_free(outer);
 }
 
-Test(util_alloc, dense_growth_failure_unwinds) {
-  uint32_t *volatile a = tl_xrealloc_dense(NULL, 4096);
-  fill(a, 1024, 5);
+Test(util_alloc, adopting_a_tracked_block_changes_nothing) {
+  uint32_t *volatile outer = tl_xmalloc(64); /* untracked: no region yet */
   tl_region r;
   if (TL_REGION_TRY(&r)) {
-    tl_alloc_fail_at(1);
-    a = tl_xrealloc_dense(a, 8 * MIB); /* fails: the old block stays valid */
-    cr_assert_fail("the failed allocation returned");
+    uint32_t *inner = tl_xmalloc(64);
+    cr_assert(in_region(&r, inner));
+    tl_adopt(inner); /* tracked already: stays in this region */
+    cr_assert(in_region(&r, inner));
+    tl_region_end(&r);
+    tl_free(inner);
   }
-  tl_alloc_fail_at(0);
-  cr_assert_eq(r.failed, 8 * MIB);
-  expect(a, 1024, 5);
-  tl_free(a);
+  tl_region r2;
+  if (TL_REGION_TRY(&r2)) {
+    outer[0] = 5;
+    tl_region_end(&r2);
+  }
+  /* adopting outside any region leaves the block untracked */
+  tl_adopt(outer);
+  cr_assert_eq(outer[0], 5u);
+  tl_free(outer);
 }
