@@ -273,12 +273,17 @@ bool eg_prog_prepare(eg_egraph *g, eg_prog *pr) {
   return true;
 }
 
-size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out,
-                               bool try_alloc, bool *oom) {
+/* out holds records of this program's width (a fresh buffer takes it) */
+static void fit_width(const eg_prog *pr, eg_matches *out) {
   if (out->width != pr->v->n) {
     EG_ASSERT(out->n == 0);
     out->width = pr->v->n;
   }
+}
+
+size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out,
+                               bool try_alloc, bool *oom) {
+  fit_width(pr, out);
   mach m = {g, pr, pr->regs, pr->aslot, out, 0, limit, false, try_alloc, false};
   if (pr->root_kind == 1) {
     pr->regs[0] = pr->ground_cls[0];
@@ -299,10 +304,7 @@ size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg
 
 size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) {
   if (!eg_prog_prepare(g, pr)) {
-    if (out->width != pr->v->n) {
-      EG_ASSERT(out->n == 0);
-      out->width = pr->v->n;
-    }
+    fit_width(pr, out);
     return 0;
   }
   return eg_prog_search_prepared(g, pr, limit, out, false, NULL);

@@ -7,8 +7,8 @@
  *  - limits checked at the start, after each rule's search and apply, and
  *    after the iteration; a stop still finishes the iteration's rebuild;
  *    unlike egg (unless limits_between_rules), the node limit is also
- *    checked after every application (and the others every 64): one rule's matches can multiply the
- *    e-graph (a 14-term sum under associativity, commutativity and
+ *    checked after every application (and the others every 64): one
+ *    rule's matches can multiply the e-graph (a 14-term sum under associativity, commutativity and
  *    distributivity went from 33k to 536k memo entries in one iteration
  *    against a limit of 100k), so applying stops once the limit is
  *    passed, overshooting by what the last application added (its
@@ -328,7 +328,6 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         rstate *s = &st[todo[k]];
         s->got = 0, s->ms = 0, s->oom = false;
         if (eg_prog_prepare(g, s->lhs)) work[nw++] = todo[k];
-        else s->m.width = rules->rules[todo[k]].vars->n;
       }
       pool_search(P, g, st, work, nw);
       size_t failed = 0;
@@ -338,11 +337,17 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         if (s->oom) failed = (s->m.cap ? 2 * s->m.cap : 1024) * sizeof *s->m.a;
       }
       if (failed) tl_oom(failed); /* as the search on this thread would have */
+      R.match_bytes = 0; /* the buffers as the searches left them */
+      for (int i = 0; i < n; i++) R.match_bytes += st[i].m.cap * sizeof *st[i].m.a;
     }
     for (int k = 0; k < ntodo && !stop; k++) {
       int i = todo[k];
       rstate *s = &st[i];
-      size_t got = par ? s->got : eg_prog_search(g, s->lhs, s->thr, &s->m);
+      size_t got = s->got, cap0 = s->m.cap;
+      if (!par) {
+        got = eg_prog_search(g, s->lhs, s->thr, &s->m);
+        R.match_bytes += (s->m.cap - cap0) * sizeof *s->m.a;
+      }
       rs[i].searches++;
       rs[i].matches += got;
       if (got > s->thr) {
@@ -352,14 +357,15 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         rs[i].times_banned++;
         eg_matches_clear(&s->m, s->m.width);
       }
+      if (par) {
+        rs[i].search_ms += s->ms;
+        continue;
+      }
       double t = now_s();
-      rs[i].search_ms += par ? s->ms : (t - tp) * 1e3;
+      rs[i].search_ms += (t - tp) * 1e3;
       tp = t;
-      if (!par) stop = check_at(&R, t);
+      stop = check_at(&R, t);
     }
-    /* the match buffers as they are now (grown by the searches) */
-    R.match_bytes = 0;
-    for (int i = 0; i < n; i++) R.match_bytes += st[i].m.cap * sizeof *st[i].m.a;
     if (par && !stop) stop = check(&R);
     double t1 = now_s();
     tp = t1;

@@ -139,13 +139,15 @@ impl Analysis<Math> for ConstantFold {
     }
 }
 
+fn has_symbol(g: &EG, id: Id) -> bool {
+    g[id].nodes.iter().any(|n| matches!(n, Math::Symbol(..)))
+}
+
 fn is_const_or_distinct_var(v: &str, w: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
     let v: Var = v.parse().unwrap();
     let w: Var = w.parse().unwrap();
     move |g, _, s| {
-        g.find(s[v]) != g.find(s[w])
-            && (g[s[v]].data.is_some()
-                || g[s[v]].nodes.iter().any(|n| matches!(n, Math::Symbol(..))))
+        g.find(s[v]) != g.find(s[w]) && (g[s[v]].data.is_some() || has_symbol(g, s[v]))
     }
 }
 
@@ -156,7 +158,7 @@ fn is_const(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
 
 fn is_sym(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
     let v: Var = v.parse().unwrap();
-    move |g, _, s| g[s[v]].nodes.iter().any(|n| matches!(n, Math::Symbol(..)))
+    move |g, _, s| has_symbol(g, s[v])
 }
 
 fn is_not_zero(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
