@@ -430,6 +430,31 @@ Test(infer, hash_consing_shares_identical_nodes) {
   tl_graph_free(g);
 }
 
+/* A :perm that reverses the dims is transpose's default and is stored as
+ * the default: rules written without :perm (matmul-transpose,
+ * transpose-transpose) then match the transposes the gradient rules make
+ * with an explicit :perm. Any other :perm is kept. */
+Test(infer, a_reversing_perm_is_the_default_transpose) {
+  tl_graph *g = parse_str("(graph g (in x f32 [3 4]) (in z f32 [2 3 4])"
+                          " (out a (transpose x)) (out b (transpose x :perm [1 0])) (out c (transpose x :perm [-1 -2]))"
+                          " (out d (transpose x :perm [0 1])) (out e (transpose z :perm [2 1 0]))"
+                          " (out f (transpose z :perm [0 2 1])))",
+                          NULL);
+  cr_assert(g);
+  int32_t a = g->outputs[0].node;
+  cr_expect_eq(g->outputs[1].node, a, "the explicit reversal is another node");
+  cr_expect_eq(g->outputs[2].node, a, "the negative reversal is another node");
+  cr_expect_neq(g->outputs[3].node, a, "the identity :perm [0 1] became a transpose");
+  cr_expect(!(g->nodes[g->outputs[4].node].attrs.present & TL_A_PERM));
+  cr_expect(g->nodes[g->outputs[5].node].attrs.present & TL_A_PERM);
+  char *t = tl_tg_print(g);
+  cr_expect(strstr(t, ":perm [0 1]") && strstr(t, ":perm [0 2 1]") && !strstr(t, ":perm [1 0]") &&
+                !strstr(t, ":perm [2 1 0]"),
+            "%s", t);
+  tl_free(t);
+  tl_graph_free(g);
+}
+
 /* ---- malformed graphs: each file carries its expected diagnostics ----- */
 
 static char *expected_lines(const char *src) {
