@@ -437,6 +437,7 @@ static void work_free(work *w) {
 
 ex_status ex_exact_choice(const ex_graph *g, const ex_params *p, uint32_t *choice, double *lower_bound_out,
                           bool *optimal, tl_error *d) {
+  if (!ex_solver_load(d)) return EX_ERR_SOLVER;
   double t0 = ex_now();
   double deadline = p->time_limit_s > 0 ? t0 + p->time_limit_s : INFINITY;
   ex_status st = ex_dag_choice(g, choice, d);

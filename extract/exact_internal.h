@@ -11,6 +11,70 @@
 #include <math.h>
 
 #include <Cbc_C_Interface.h>
+#include <Clp_C_Interface.h>
+
+/* CBC and CLP are opened when an exact extraction first needs them
+ * (exact_solver.c), not when tlaloc is loaded: with their dependencies
+ * (Cgl, Osi, CoinUtils, LAPACK) they took ~15 ms of every process's start,
+ * the Python package's and the CLI's, for a solver that only `--extract
+ * exact` uses. Their entry points are this table's; the macros below keep
+ * the call sites in the libraries' own names. */
+#define EX_SOLVER_FNS(X) X(Cbc_newModel) X(Cbc_deleteModel) X(Cbc_loadProblem) X(Cbc_addRow) \
+  X(Cbc_setColName) X(Cbc_setInteger) X(Cbc_setLogLevel) X(Cbc_setParameter) X(Cbc_setMaximumSeconds) \
+  X(Cbc_addCutCallback) X(Cbc_setAllowableGap) X(Cbc_setAllowableFractionGap) X(Cbc_setMIPStartI) \
+  X(Cbc_solve) X(Cbc_bestSolution) X(Cbc_isProvenOptimal) X(Cbc_getObjValue) X(Cbc_getBestPossibleObjValue) \
+  X(Cbc_numberSavedSolutions) X(Cbc_savedSolution) X(Osi_getNumCols) X(Osi_getColSolution) X(OsiCuts_addRowCut) \
+  X(Clp_newModel) X(Clp_deleteModel) X(Clp_loadProblem) \
+  X(Clp_setLogLevel) X(Clp_setMaximumSeconds) X(Clp_initialSolve) X(Clp_primal) X(Clp_isProvenOptimal) \
+  X(Clp_objectiveValue) X(Clp_getColSolution) X(Clp_getReducedCost) X(Clp_rowLower)
+#define EX_SOLVER_FIELD(f) __typeof__(f) *f;
+typedef struct ex_solver_api {
+  EX_SOLVER_FNS(EX_SOLVER_FIELD)
+} ex_solver_api;
+#undef EX_SOLVER_FIELD
+extern ex_solver_api ex_solver;
+
+/* Opens the libraries once per process; false with the reason in d
+ * (EX_ERR_SOLVER) when they or an entry point cannot be found. */
+bool ex_solver_load(tl_error *d);
+
+#ifndef EX_SOLVER_TABLE /* exact_solver.c fills the table by these names */
+#define Cbc_newModel (ex_solver.Cbc_newModel)
+#define Cbc_deleteModel (ex_solver.Cbc_deleteModel)
+#define Cbc_loadProblem (ex_solver.Cbc_loadProblem)
+#define Cbc_addRow (ex_solver.Cbc_addRow)
+#define Cbc_setColName (ex_solver.Cbc_setColName)
+#define Cbc_setInteger (ex_solver.Cbc_setInteger)
+#define Cbc_setLogLevel (ex_solver.Cbc_setLogLevel)
+#define Cbc_setParameter (ex_solver.Cbc_setParameter)
+#define Cbc_setMaximumSeconds (ex_solver.Cbc_setMaximumSeconds)
+#define Cbc_addCutCallback (ex_solver.Cbc_addCutCallback)
+#define Cbc_setAllowableGap (ex_solver.Cbc_setAllowableGap)
+#define Cbc_setAllowableFractionGap (ex_solver.Cbc_setAllowableFractionGap)
+#define Cbc_setMIPStartI (ex_solver.Cbc_setMIPStartI)
+#define Cbc_solve (ex_solver.Cbc_solve)
+#define Cbc_bestSolution (ex_solver.Cbc_bestSolution)
+#define Cbc_isProvenOptimal (ex_solver.Cbc_isProvenOptimal)
+#define Cbc_getObjValue (ex_solver.Cbc_getObjValue)
+#define Cbc_getBestPossibleObjValue (ex_solver.Cbc_getBestPossibleObjValue)
+#define Cbc_numberSavedSolutions (ex_solver.Cbc_numberSavedSolutions)
+#define Cbc_savedSolution (ex_solver.Cbc_savedSolution)
+#define Osi_getNumCols (ex_solver.Osi_getNumCols)
+#define Osi_getColSolution (ex_solver.Osi_getColSolution)
+#define OsiCuts_addRowCut (ex_solver.OsiCuts_addRowCut)
+#define Clp_newModel (ex_solver.Clp_newModel)
+#define Clp_deleteModel (ex_solver.Clp_deleteModel)
+#define Clp_loadProblem (ex_solver.Clp_loadProblem)
+#define Clp_setLogLevel (ex_solver.Clp_setLogLevel)
+#define Clp_setMaximumSeconds (ex_solver.Clp_setMaximumSeconds)
+#define Clp_initialSolve (ex_solver.Clp_initialSolve)
+#define Clp_primal (ex_solver.Clp_primal)
+#define Clp_isProvenOptimal (ex_solver.Clp_isProvenOptimal)
+#define Clp_objectiveValue (ex_solver.Clp_objectiveValue)
+#define Clp_getColSolution (ex_solver.Clp_getColSolution)
+#define Clp_getReducedCost (ex_solver.Clp_getReducedCost)
+#define Clp_rowLower (ex_solver.Clp_rowLower)
+#endif
 
 /* At most this many cycle rows are added per round. */
 #define EX_CUTS_PER_ROUND 2000

@@ -33,7 +33,6 @@
 #include <math.h>
 #include <string.h>
 
-#include <Clp_C_Interface.h>
 
 /* Work (nodes + edges visited) spent on finding mandatory classes, at most. */
 #define EX_MANDATORY_WORK ((uint64_t)200 << 20)
