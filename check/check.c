@@ -3,6 +3,7 @@
 #include "check/exact.h"
 #include "check/gen.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ typedef struct var_inst {
   tl_tensor *t;         /* V_INPUT: the values; V_FILL/V_LIT: one element */
   tl_attrs attrs;       /* attribute variables: the payload */
   double lit;           /* V_LIT / V_FILL value */
+  int64_t ilit;         /* the same, exactly, when lit_int (an i64 near 2^63 is not a double) */
   bool lit_int;
 } var_inst;
 
@@ -149,6 +151,11 @@ static bool gen_trial(rng *r, trial *t) {
     if (x->kind == V_LIT) {
       x->lit_int = strpbrk(val, ".eEin") == NULL;
       x->lit = strtod(val, NULL);
+      if (x->lit_int) {
+        errno = 0;
+        x->ilit = strtoll(val, NULL, 10);
+        if (errno == ERANGE) return false; /* no i64 literal has this value */
+      }
       x->type.dtype = x->lit_int ? TL_I64 : TL_F64;
       x->type.weak = 1;
       x->type.rank = 0;
@@ -157,7 +164,11 @@ static bool gen_trial(rng *r, trial *t) {
     if (!tt) return false;
     int64_t n = x->kind == V_INPUT ? tt->numel : (tt->numel ? 1 : 0);
     for (int64_t i = 0; i < n; i++) {
-      if (x->kind == V_LIT) { tl_tensor_set_f64(tt, i, x->lit); continue; }
+      if (x->kind == V_LIT) {
+        if (x->lit_int) tl_tensor_set_i64(tt, i, x->ilit);
+        else tl_tensor_set_f64(tt, i, x->lit);
+        continue;
+      }
       if (tl_dtype_is_float((tl_dtype)dt)) {
         double f = gen_float(r, dt == TL_F32, wide);
         if (dt == TL_F32) f = (float)f;
@@ -182,7 +193,7 @@ static bool gen_trial(rng *r, trial *t) {
       bool fi = !tl_dtype_is_float((tl_dtype)dt);
       x->lit_int = fi;
       x->lit = tl_tensor_get_f64(tt, 0);
-      int64_t li = tl_tensor_get_i64(tt, 0);
+      int64_t li = x->ilit = tl_tensor_get_i64(tt, 0);
       for (int64_t i = 1; i < tt->numel; i++)
         if (fi) tl_tensor_set_i64(tt, i, li); else tl_tensor_set_f64(tt, i, x->lit);
     }
@@ -321,7 +332,7 @@ static int add_vars(tl_graph *g, const trial *t, int32_t *var_node, tl_tensor **
       ins[nin++] = x->t;
       continue;
     }
-    if (x->lit_int) { a.is_int = 1; a.i = (int64_t)x->lit; } else a.f = x->lit;
+    if (x->lit_int) { a.is_int = 1; a.i = x->ilit; } else a.f = x->lit;
     if (x->kind == V_FILL) {
       a.dtype = x->type.dtype;
       a.nshape = x->type.rank;

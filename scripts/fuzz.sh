@@ -73,7 +73,9 @@ for name in "${names[@]}"; do
     rc=$?
     set -e
     cat "$dir/logs/$name.run" >>"$dir/logs/$name.log"
-    n=$(grep 'stat::number_of_executed_units' "$dir/logs/$name.run" | awk '{print $2}')
+    # the last count: a harness that exits through libFuzzer's own exit
+    # handler prints the final stats twice
+    n=$(grep 'stat::number_of_executed_units' "$dir/logs/$name.run" | awk '{n = $2} END {print n}')
     # a crashed run prints no final stats: count its last progress line
     [ -n "$n" ] || n=$(grep -oE '^#[0-9]+' "$dir/logs/$name.run" | tail -1 | tr -d '#')
     execs=$((execs + ${n:-0}))
