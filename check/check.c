@@ -151,10 +151,11 @@ static bool gen_trial(rng *r, trial *t) {
     if (x->kind == V_LIT) {
       x->lit_int = strpbrk(val, ".eEin") == NULL;
       x->lit = strtod(val, NULL);
-      if (x->lit_int) {
+      if (x->lit_int) { /* as the rules' leaves parse (opt/tensor.c): else no literal has it */
+        char *end;
         errno = 0;
-        x->ilit = strtoll(val, NULL, 10);
-        if (errno == ERANGE) return false; /* no i64 literal has this value */
+        x->ilit = strtoll(val, &end, 10);
+        if (*end || errno == ERANGE) return false;
       }
       x->type.dtype = x->lit_int ? TL_I64 : TL_F64;
       x->type.weak = 1;

@@ -15,7 +15,7 @@
 
 /* CBC and CLP are opened when an exact extraction first needs them
  * (exact_solver.c), not when tlaloc is loaded: with their dependencies
- * (Cgl, Osi, CoinUtils, LAPACK) they took ~15 ms of every process's start,
+ * (Cgl, Osi, CoinUtils, LAPACK) they took 7-10 ms of every process's start,
  * the Python package's and the CLI's, for a solver that only `--extract
  * exact` uses. Their entry points are this table's; the macros below keep
  * the call sites in the libraries' own names. */

@@ -1,5 +1,5 @@
 /* exact_solver.c - CBC and CLP opened at first use (see exact_internal.h:
- * loading them with tlaloc cost every process ~15 ms). The library names
+ * loading them with tlaloc cost every process 7-10 ms). The library names
  * are the sonames of the build's CBC (extract/meson.build). */
 #define EX_SOLVER_TABLE
 #include "extract/exact_internal.h"
@@ -21,9 +21,10 @@ static void load(void) {
   void *cbc = dlopen(EX_CBC_LIB, RTLD_NOW | RTLD_LOCAL);
   void *clp = cbc ? dlopen(EX_CLP_LIB, RTLD_NOW | RTLD_LOCAL) : NULL;
   if (!cbc || !clp) {
-    const char *why = dlerror();
-    snprintf(load_err, sizeof load_err, "exact extraction needs CBC, which could not be loaded: %s",
+    const char *why = dlerror(); /* names the library */
+    snprintf(load_err, sizeof load_err, "exact extraction needs CBC and CLP, which could not be loaded: %s",
              why ? why : "unknown reason");
+    if (cbc) dlclose(cbc);
     return;
   }
   /* CLP's own entry points in libClp, CBC's and its Osi ones in CBC's */

@@ -259,14 +259,6 @@ static int literal_out_of_range(const tl_graph *g, int op, const int32_t *inputs
   return 0;
 }
 
-/* a's :perm is the reversal of a rank-r operand's dims (transpose's default). */
-static bool reverses(const tl_attrs *a, int r) {
-  if (a->nperm != r) return false;
-  for (int i = 0; i < r; i++)
-    if ((a->perm[i] < 0 ? a->perm[i] + r : a->perm[i]) != r - 1 - i) return false;
-  return true;
-}
-
 int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
                      const int32_t *inputs, int ninputs, tl_loc loc,
                      char *err, size_t err_size) {
@@ -277,8 +269,8 @@ int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
     if (a.out) a.present |= TL_A_OUT;
     else a.present &= ~(unsigned)TL_A_OUT;
   }
-  if (op == TL_OP_TRANSPOSE && ninputs == 1 && (a.present & TL_A_PERM) && reverses(&a, g->nodes[inputs[0]].type.rank))
-  { /* the default: one encoding, so that rules written without :perm match it */
+  if (op == TL_OP_TRANSPOSE && ninputs == 1 && tl_perm_reverses(&a, g->nodes[inputs[0]].type.rank)) {
+    /* the default: one encoding, so that rules written without :perm match it */
     a.present &= ~(unsigned)TL_A_PERM;
     a.nperm = 0;
     memset(a.perm, 0, sizeof a.perm);

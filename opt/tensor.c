@@ -6,6 +6,7 @@
 #include "ir/tg.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -53,8 +54,9 @@ static int parse_leaf(const eg_lang *l, const char *tok, size_t n, int *op, uint
   char *end;
   bool is_int = strpbrk(buf, ".eEin") == NULL;
   if (is_int) {
+    errno = 0;
     long long v = strtoll(buf, &end, 10);
-    if (*end) return -1;
+    if (*end || errno == ERANGE) return -1; /* not an i64 literal */
     a.is_int = 1;
     a.i = v;
   } else {
@@ -93,6 +95,13 @@ static int parse_attrs(const eg_lang *l, int op, const eg_kv *kv, int nkv, uint8
     int rc = tl_tg_parse_attr(c->store, op, t.s, t.len, &a, err, errsz);
     tl_free(t.s);
     if (rc) return -1;
+  }
+  /* transpose's :perm has one entry per operand dim, so a reversing one is
+   * the default here too (tl_perm_reverses): the same node as the graphs' */
+  if (op == TL_OP_TRANSPOSE && tl_perm_reverses(&a, a.nperm)) {
+    a.present &= ~(unsigned)TL_A_PERM;
+    a.nperm = 0;
+    memset(a.perm, 0, sizeof a.perm);
   }
   memcpy(attr, &a, sizeof a);
   return (int)sizeof a;

@@ -39,6 +39,12 @@ import sys
 import tempfile
 import time
 
+# PyTorch's OpenMP threads spin after each parallel op by default and take
+# OpenBLAS's cores on a small machine (its RNN forward ran 26.4 against
+# 19.9 ms with passive waiting, two threads, on the 2-vCPU Zen 5 VM): the
+# peer gets its better setting. Set before anything loads libgomp.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 ap = argparse.ArgumentParser()
@@ -57,10 +63,6 @@ import tlaloc as tl  # noqa: E402
 
 THREADS = ARGS.threads or min(2, os.cpu_count() or 1)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
-# PyTorch's OpenMP threads spin after each parallel op by default and take
-# OpenBLAS's cores on a small machine (bench/grad/bench_grad.py measured
-# its two-thread steps 1.3-1.5x slower): the peer gets passive waiting
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 try:
     import torch  # noqa: E402
     torch.set_num_threads(THREADS)

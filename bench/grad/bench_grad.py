@@ -18,7 +18,7 @@ p -= lr p.grad under no_grad. Each step's time is the minimum of --runs
 each --threads N in turn (default 1 then 2: torch.set_num_threads, and
 tlaloc's compile option; OpenBLAS's own threads follow the same count
 through openblas_set_num_threads). OMP_WAIT_POLICY is PASSIVE unless set
-(PyTorch's OpenMP threads otherwise spin against OpenBLAS's; main()).
+(PyTorch's OpenMP threads otherwise spin against OpenBLAS's; see below).
 
 Also reported, per workload: building the gradient graph (tl.grad), the
 optimizer, and the LLVM compile with an empty compile cache, and, in a
@@ -36,6 +36,15 @@ import subprocess
 import sys
 import tempfile
 import time
+
+# PyTorch's OpenMP threads spin after each parallel op by default, and
+# OpenBLAS's threads (matrix products) spin too: on two vCPUs they take
+# each other's cores, and PyTorch's two-thread steps ran 1.3-2x slower than
+# with passive waiting (MLP 25.1 -> 16.9 ms, attention 11.9 -> 9.3 on the
+# 2-vCPU Zen 5 VM). The peer gets its better setting; tlaloc uses no
+# OpenMP. Set before anything loads libgomp (numpy's OpenBLAS may), which
+# reads it then.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -245,13 +254,6 @@ def main():
     if ARGS.cold_child:
         cold_child()
         return 0
-    # PyTorch's OpenMP threads spin after each parallel op by default, and
-    # OpenBLAS's threads (matrix products) spin too: on two vCPUs they take
-    # each other's cores, and PyTorch's two-thread steps ran 1.3-1.5x slower
-    # than with passive waiting (MLP 25.1 -> 16.9 ms, attention 11.9 -> 9.3
-    # on the 2-vCPU Zen 5 VM). The peer gets its better setting; tlaloc
-    # uses no OpenMP. Set before torch loads libgomp, which reads it then.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
     rng = np.random.default_rng(0)
     os.environ["TLALOC_CACHE_DIR"] = tempfile.mkdtemp(prefix="tlaloc-bench-grad-")

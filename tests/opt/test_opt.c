@@ -156,6 +156,8 @@ Test(opt, proves_identities_with_the_shipped_rules) {
     {"(transpose (transpose x))", "x"},
     {"(transpose (matmul A B))", "(matmul (transpose B) (transpose A))"},
     {"(matmul (matmul A B) C)", "(matmul A (matmul B C))"},
+    /* matmul-transpose backwards, on transposes spelled with :perm */
+    {"(matmul (transpose B :perm [1 0]) (transpose A :perm [-1 -2]))", "(transpose (matmul A B))"},
     {"(log (add 1 (exp x)))", "(softplus x)"},
     {"(sub 1 (sigmoid x))", "(sigmoid (neg x))"},
     {"(div (exp x) (add 1 (exp x)))", "(sigmoid x)"},
@@ -209,6 +211,50 @@ Test(opt, proves_identities_with_the_shipped_rules) {
     cr_expect_eq(r, 0, "wrongly proved: %s = %s", non[i][0], non[i][1]);
     tl_graph_free(g1);
     tl_graph_free(g2);
+  }
+  tl_opt_free(o);
+}
+
+/* A rule may spell transpose's default with a reversing :perm, as the
+ * graphs may: both are stored as the plain transpose, so the rule matches
+ * either spelling, and an identity :perm stays a perm of its own. */
+Test(opt, a_reversing_perm_in_a_rule_is_the_default_transpose) {
+  char path[] = "/tmp/tlaloc-opt-perm-XXXXXX.rw";
+  int fd = mkstemps(path, 3);
+  cr_assert_geq(fd, 0);
+  FILE *f = fdopen(fd, "w");
+  fputs("(ruleset r (rule tt (transpose (transpose ?x :perm [1 0])) => ?x)"
+        " (rule tt3 (transpose (transpose ?x :perm [2 1 0])) => ?x))\n", f);
+  fclose(f);
+  tl_opt_params p = tl_opt_defaults();
+  const char *paths[1] = {path};
+  p.rule_paths = paths;
+  p.nrule_paths = 1;
+  char err[4096];
+  tl_opt *o = tl_opt_new(&p, err, sizeof err);
+  remove(path);
+  cr_assert(o, "%s", err);
+  const char *cases[][2] = {
+    {"(transpose (transpose A))", "A"},
+    {"(transpose (transpose A :perm [1 0]) :perm [-1 0])", "A"},
+    {"(transpose (transpose Z))", "Z"},
+    {"(transpose (transpose A :perm [0 1]))", "(transpose (transpose A :perm [0 1]))"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[512], want[512];
+    snprintf(src, sizeof src, "(graph g (in A f32 [2 5]) (in Z f32 [2 3 4]) (out r %s))", cases[i][0]);
+    snprintf(want, sizeof want, "(graph g (in A f32 [2 5]) (in Z f32 [2 3 4]) (out r %s))", cases[i][1]);
+    tl_graph *g = parse(src), *w = parse(want);
+    cr_assert(g && w, "%s", cases[i][0]);
+    tl_error e = {0};
+    tl_graph *best = tl_opt_graph(o, g, &e);
+    cr_assert(best, "%s", e.msg);
+    char *t = tl_tg_print(best);
+    cr_expect(tl_graph_equal(best, w), "%s became\n%s", cases[i][0], t);
+    tl_free(t);
+    tl_graph_free(best);
+    tl_graph_free(g);
+    tl_graph_free(w);
   }
   tl_opt_free(o);
 }
