@@ -269,12 +269,7 @@ int32_t tl_graph_add(tl_graph *g, int op, const tl_attrs *attrs,
     if (a.out) a.present |= TL_A_OUT;
     else a.present &= ~(unsigned)TL_A_OUT;
   }
-  if (op == TL_OP_TRANSPOSE && ninputs == 1 && tl_perm_reverses(&a, g->nodes[inputs[0]].type.rank)) {
-    /* the default: one encoding, so that rules written without :perm match it */
-    a.present &= ~(unsigned)TL_A_PERM;
-    a.nperm = 0;
-    memset(a.perm, 0, sizeof a.perm);
-  }
+  if (op == TL_OP_TRANSPOSE && ninputs == 1) tl_perm_drop_reversal(&a, g->nodes[inputs[0]].type.rank);
   uint64_t h = memoizable(op) ? node_hash(op, &a, inputs, ninputs) : 0;
   if (memoizable(op) && g->memocap) {
     uint32_t mask = g->memocap - 1;

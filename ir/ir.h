@@ -80,10 +80,10 @@ typedef struct tl_attrs {
 
 void tl_attrs_init(tl_attrs *a);
 
-/* Does transpose's :perm in a reverse the dims of a rank-r operand (its
- * default)? Such a perm is stored as the default: one encoding, so that
- * rules written without :perm match it (tl_graph_add, rule patterns). */
-bool tl_perm_reverses(const tl_attrs *a, int r);
+/* A transpose's :perm that reverses the dims of a rank-r operand is its
+ * default: drops it from a (one encoding, so that rules written without
+ * :perm match it; tl_graph_add and rule patterns call this). */
+void tl_perm_drop_reversal(tl_attrs *a, int r);
 
 /* tl_loc (a position in the .tg text) is util/error.h's. */
 

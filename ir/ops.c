@@ -57,11 +57,13 @@ tl_dtype tl_dtype_promote(tl_dtype a, tl_dtype b) {
   return TL_F64; /* one int and one float: i32+f32 and i64+f32 are f64 */
 }
 
-bool tl_perm_reverses(const tl_attrs *a, int r) {
-  if (!(a->present & TL_A_PERM) || a->nperm != r) return false;
+void tl_perm_drop_reversal(tl_attrs *a, int r) {
+  if (!(a->present & TL_A_PERM) || a->nperm != r) return;
   for (int i = 0; i < r; i++)
-    if ((a->perm[i] < 0 ? a->perm[i] + r : a->perm[i]) != r - 1 - i) return false;
-  return true;
+    if ((a->perm[i] < 0 ? a->perm[i] + r : a->perm[i]) != r - 1 - i) return;
+  a->present &= ~(unsigned)TL_A_PERM;
+  a->nperm = 0;
+  memset(a->perm, 0, sizeof a->perm);
 }
 
 void tl_attrs_init(tl_attrs *a) {

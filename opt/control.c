@@ -540,7 +540,7 @@ static bool is_sum_carry(const tl_graph *f, int k, const int32_t *uses, sum_carr
   sc->a = tl_node_inputs(f, tr)[0];
   sc->b = ni[1];
   return tr->op == TL_OP_TRANSPOSE && tr->type.rank == 2 && f->nodes[ni[1]].type.rank == 2 &&
-         !(tr->attrs.present & TL_A_PERM); /* a rank-2 :perm left is [0 1] (tl_perm_reverses) */
+         !(tr->attrs.present & TL_A_PERM); /* a rank-2 :perm left is [0 1] (tl_perm_drop_reversal) */
 }
 
 /* f without the carries sc[] (their parameters and outputs), returning

@@ -97,12 +97,8 @@ static int parse_attrs(const eg_lang *l, int op, const eg_kv *kv, int nkv, uint8
     if (rc) return -1;
   }
   /* transpose's :perm has one entry per operand dim, so a reversing one is
-   * the default here too (tl_perm_reverses): the same node as the graphs' */
-  if (op == TL_OP_TRANSPOSE && tl_perm_reverses(&a, a.nperm)) {
-    a.present &= ~(unsigned)TL_A_PERM;
-    a.nperm = 0;
-    memset(a.perm, 0, sizeof a.perm);
-  }
+   * the default here too: the same node as the graphs' */
+  if (op == TL_OP_TRANSPOSE) tl_perm_drop_reversal(&a, a.nperm);
   memcpy(attr, &a, sizeof a);
   return (int)sizeof a;
 }

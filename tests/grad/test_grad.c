@@ -560,16 +560,20 @@ Test(transform, a_deep_chain) {
 
 /* ---- the optimizer on gradients ------------------------------------------------------------ */
 
-static int count_nodes(const tl_graph *g) {
+/* The nodes the outputs read, directly or not (the caller frees). */
+static bool *live_nodes(const tl_graph *g) {
   bool *live = tl_xcalloc((size_t)g->nnodes + 1, 1);
-  int n = 0;
   for (int i = 0; i < g->noutputs; i++) live[g->outputs[i].node] = true;
-  for (int32_t id = g->nnodes - 1; id >= 0; id--) {
-    if (!live[id]) continue;
-    const tl_node *x = &g->nodes[id];
-    n += x->op != TL_OP_INPUT && x->op != TL_OP_LIT;
-    for (int k = 0; k < x->ninputs; k++) live[tl_node_inputs(g, x)[k]] = true;
-  }
+  for (int32_t id = g->nnodes - 1; id >= 0; id--)
+    if (live[id])
+      for (int k = 0; k < g->nodes[id].ninputs; k++) live[tl_node_inputs(g, &g->nodes[id])[k]] = true;
+  return live;
+}
+
+static int count_nodes(const tl_graph *g) {
+  bool *live = live_nodes(g);
+  int n = 0;
+  for (int32_t id = 0; id < g->nnodes; id++) n += live[id] && g->nodes[id].op != TL_OP_INPUT && g->nodes[id].op != TL_OP_LIT;
   tl_free(live);
   return n;
 }
@@ -686,16 +690,12 @@ Test(optimize, gradients_become_stable) {
 
 /* Live rank-2 matmuls of at least `work` multiply-adds. */
 static int big_products(const tl_graph *g, int64_t work) {
-  bool *live = tl_xcalloc((size_t)g->nnodes + 1, 1);
+  bool *live = live_nodes(g);
   int n = 0;
-  for (int i = 0; i < g->noutputs; i++) live[g->outputs[i].node] = true;
-  for (int32_t id = g->nnodes - 1; id >= 0; id--) {
-    if (!live[id]) continue;
+  for (int32_t id = 0; id < g->nnodes; id++) {
     const tl_node *x = &g->nodes[id];
-    const int32_t *in = tl_node_inputs(g, x);
-    if (x->op == TL_OP_MATMUL && x->type.rank == 2)
-      n += x->type.dims[0] * x->type.dims[1] * g->nodes[in[0]].type.dims[1] >= work;
-    for (int k = 0; k < x->ninputs; k++) live[in[k]] = true;
+    if (live[id] && x->op == TL_OP_MATMUL && x->type.rank == 2)
+      n += x->type.dims[0] * x->type.dims[1] * g->nodes[tl_node_inputs(g, x)[0]].type.dims[1] >= work;
   }
   tl_free(live);
   return n;

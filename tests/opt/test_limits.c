@@ -11,6 +11,7 @@
 #include "opt/opt.h"
 #include "util/util.h"
 #include "tests/common/tltest.h"
+#include "tests/opt/with_rules.h"
 
 /* A chain of n lets; fmt is one link, "%s" its operand. */
 static tl_graph *chain(int n, const char *fmt) {
@@ -28,23 +29,6 @@ static tl_graph *chain(int n, const char *fmt) {
   tl_free(b.s);
   cr_assert(g);
   return g;
-}
-
-static tl_opt *with_rules(const char *text, tl_opt_params p) {
-  char path[] = "/tmp/tlaloc-limits-XXXXXX.rw";
-  int fd = mkstemps(path, 3);
-  cr_assert_geq(fd, 0);
-  FILE *f = fdopen(fd, "w");
-  fputs(text, f);
-  fclose(f);
-  const char *paths[1] = {path};
-  p.rule_paths = paths;
-  p.nrule_paths = 1;
-  char err[4096];
-  tl_opt *o = tl_opt_new(&p, err, sizeof err);
-  remove(path);
-  cr_assert(o, "%s", err);
-  return o;
 }
 
 /* (add 1 v) at every link: the class of the literal is an operand at each

@@ -13,6 +13,7 @@
 #include "opt/opt.h"
 #include "util/util.h"
 #include "tests/common/tltest.h"
+#include "tests/opt/with_rules.h"
 
 static tl_graph *parse(const char *src) { return tlt_parse(src, NULL); }
 
@@ -219,21 +220,9 @@ Test(opt, proves_identities_with_the_shipped_rules) {
  * graphs may: both are stored as the plain transpose, so the rule matches
  * either spelling, and an identity :perm stays a perm of its own. */
 Test(opt, a_reversing_perm_in_a_rule_is_the_default_transpose) {
-  char path[] = "/tmp/tlaloc-opt-perm-XXXXXX.rw";
-  int fd = mkstemps(path, 3);
-  cr_assert_geq(fd, 0);
-  FILE *f = fdopen(fd, "w");
-  fputs("(ruleset r (rule tt (transpose (transpose ?x :perm [1 0])) => ?x)"
-        " (rule tt3 (transpose (transpose ?x :perm [2 1 0])) => ?x))\n", f);
-  fclose(f);
-  tl_opt_params p = tl_opt_defaults();
-  const char *paths[1] = {path};
-  p.rule_paths = paths;
-  p.nrule_paths = 1;
-  char err[4096];
-  tl_opt *o = tl_opt_new(&p, err, sizeof err);
-  remove(path);
-  cr_assert(o, "%s", err);
+  tl_opt *o = with_rules("(ruleset r (rule tt (transpose (transpose ?x :perm [1 0])) => ?x)"
+                         " (rule tt3 (transpose (transpose ?x :perm [2 1 0])) => ?x))\n",
+                         tl_opt_defaults());
   const char *cases[][2] = {
     {"(transpose (transpose A))", "A"},
     {"(transpose (transpose A :perm [1 0]) :perm [-1 0])", "A"},
