@@ -477,6 +477,7 @@ LLVMValueRef lw_offset(em *e, int rank, const LLVMValueRef *st, LLVMValueRef *id
 LLVMValueRef lw_load_at(em *e, int32_t bi, int dt, LLVMValueRef off) {
   LLVMValueRef a = LLVMBuildInBoundsGEP2(e->b, mty(e, dt), lw_bufptr(e, bi), &off, 1, "");
   LLVMValueRef v = LLVMBuildLoad2(e->b, mty(e, dt), a, "");
+  lw_mark_access(e, bi, v);
   if (dt == TL_BOOL) v = LLVMBuildICmp(e->b, LLVMIntNE, v, LLVMConstInt(e->i8, 0, 0), "");
   return v;
 }
@@ -488,7 +489,7 @@ void lw_store_at(em *e, int32_t bi, int dt, LLVMValueRef off, LLVMValueRef v) {
     return;
   }
   LLVMValueRef a = LLVMBuildInBoundsGEP2(e->b, mty(e, dt), lw_bufptr(e, bi), &off, 1, "");
-  LLVMBuildStore(e->b, v, a);
+  lw_mark_access(e, bi, LLVMBuildStore(e->b, v, a));
 }
 
 static LLVMValueRef lit_value(em *e, const tl_node *n) {

@@ -36,6 +36,9 @@ typedef struct em {
   /* current kernel */
   LLVMValueRef fn, frame, bufs, syms, errp;
   LLVMValueRef *bufp;
+  /* per buffer, in the current kernel: its accesses' !alias.scope and
+   * !noalias (lw_kernel_scopes), or NULL */
+  LLVMValueRef *ascope, *anoalias;
   LLVMValueRef symv[MAXSYM];
   int32_t knode;
   int x86;     /* target is x86-64: streaming stores and sfence */
@@ -98,6 +101,7 @@ static inline LLVMValueRef icmp(em *e, LLVMIntPredicate p, LLVMValueRef a, LLVMV
 
 LLVMValueRef lw_dimv(em *e, int64_t d);     /* a tl dim's size (symbols loaded in the entry block) */
 LLVMValueRef lw_bufptr(em *e, int32_t bi);  /* buffer bi's address (loaded in the entry block) */
+void lw_mark_access(em *e, int32_t bi, LLVMValueRef inst); /* a load or store of buffer bi */
 void lw_add_enum_attr(em *e, LLVMValueRef f, const char *name, uint64_t v);
 /* What every function the emitter adds gets: internal, noinline, and the
  * target's vector width preferred. */

@@ -7,7 +7,8 @@
  *    loop versions), NaN and infinities included;
  *  - matmul reads a transposed operand through BLAS's trans flag (no copy
  *    kernel), takes gemv for one row or one column, and folds a batch that
- *    shares its right operand into one product.
+ *    shares its right operand into one product;
+ *  - a root program's kernels carry no run-time overlap checks.
  * Every case runs on one thread and on two (sizes above the split
  * threshold where it matters). */
 #include "backend/be_internal.h"
@@ -505,6 +506,38 @@ static int vector_math_calls(int verbose) {
   return bad;
 }
 
+/* A root program's kernels declare their buffers distinct (scoped
+ * no-alias metadata, lower.c): the loop vectoriser then adds no run-time
+ * overlap check (vector.memcheck, diff.check, found.conflict) and no
+ * scalar copy of the loop it guards. The kernels below each write one
+ * buffer while reading others: an elementwise one, a row softmax and
+ * log_softmax over known rows, and f64 log_softmax over symbolic rows. */
+static int no_overlap_checks(int verbose) {
+  static const char *const texts[] = {
+      "(graph g (in x f32 [n]) (in z f32 [n]) (let s (exp (add x z))) (out y (mul s (sum s))))",
+      "(graph g (in x f32 [64 1024]) (in b f32 [1024]) (let t (add x b)) "
+      "(out y (mul (softmax t :axis 1) (log_softmax t :axis 1))))",
+      "(graph g (in x f64 [r c]) (in b f64 [c]) (let t (add x b)) (out y (sub t (log_softmax t :axis 1))))",
+  };
+  static const char *const checks[] = {"vector.memcheck", "diff.check", "found.conflict", "%bound0"};
+  int bad = 0;
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+    char err[512];
+    char *ir = optimised_ir(texts[i], 1, err, sizeof err);
+    const char *hit = NULL;
+    for (size_t c = 0; ir && !hit && c < sizeof checks / sizeof *checks; c++) hit = strstr(ir, checks[c]) ? checks[c] : NULL;
+    if (!ir || hit) {
+      printf("FAIL overlap checks: %s: %s%s\n", texts[i], ir ? "the optimised kernels still test for overlap: " : err,
+             ir ? hit : "");
+      bad++;
+    } else if (verbose) {
+      printf("ok no overlap checks: %s\n", texts[i]);
+    }
+    tl_free(ir);
+  }
+  return bad;
+}
+
 /* be_options.own_math picks per function: with only BE_OWN_EXP32, f32 exp
  * is tlaloc's own kernel (no libmvec call) while tanh still calls libmvec;
  * and the other way round. */
@@ -592,8 +625,9 @@ int be_loop_tests(int verbose) {
   fails += inplace_rows(verbose);
   n += (int)(sizeof inplace_row_cases / sizeof *inplace_row_cases);
   fails += vector_math_calls(verbose);
+  fails += no_overlap_checks(verbose);
   fails += own_math_choice(verbose);
   fails += split_threshold();
-  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores, row kernels in place, vector math per op and dtype, own math per function), %d failed\n", n, fails);
+  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores, row kernels in place, vector math per op and dtype, no overlap checks, own math per function), %d failed\n", n, fails);
   return fails;
 }
