@@ -15,7 +15,9 @@
  * (a power of two: log2(d) stages of d two-input shuffles each way; other
  * lengths: a chain of shuffles per vector over the vectors it draws
  * from). The last rows (fewer than VW) are a block with masked loads and
- * stores.
+ * stores. With AVX-512, a length that is not a power of two is read as
+ * columns by gathers (column()), or, above VW / 2, padded: each row is a
+ * masked load of d lanes and the block a VW x VW transpose (padded()).
  *
  * A symbolic length takes chunks behind a run-time test (a power of two up
  * to VW; other lengths take the row passes): one vector holds VW/d whole
@@ -287,10 +289,11 @@ static void transpose(em *e, LLVMValueRef *val, int d, int VW, bool back) {
 }
 
 /* Column j of a block (lane r: row r's element j) read by an AVX-512
- * gather, for lengths that are not powers of two: gather_tree's shuffle
- * chains ran rows of 10 faster (log_softmax over [1600 10]: 0.013-0.014
- * against 0.016-0.019 ms) but took 9 ms more to compile (39 against 30
- * ms for that kernel; 27 before blocks). */
+ * gather, for lengths that are not powers of two up to VW / 2: gather_tree's
+ * shuffle chains ran rows of 10 faster (log_softmax over [1600 10]:
+ * 0.013-0.014 against 0.016-0.019 ms) but took 9 ms more to compile (39
+ * against 30 ms for that kernel; 27 before blocks). Longer rows are
+ * padded() instead. */
 static LLVMValueRef column(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n, int j) {
   int d = (int)s->d;
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
@@ -313,6 +316,19 @@ static LLVMValueRef column(em *e, const srow *s, int VW, LLVMValueRef off, LLVMV
                         "");
 }
 
+/* Rows of a length d that is not a power of two, above VW / 2, with
+ * AVX-512: each row a masked load of d lanes, the block a VW x VW
+ * transpose (regroup's stages), and back the same way to masked stores.
+ * Against column()'s gathers, log_softmax over [1600 10] (f32: VW 16) ran
+ * in 0.012-0.013 instead of 0.016 ms (0.61-0.69x the per-element speed of
+ * rows of 1000 instead of 0.45-0.53x; bench-backend --shapes --reps 100,
+ * alternating, Zen 5), the kernel's compile unchanged (21.3-21.8 ms, min
+ * of 7). Shorter rows would waste most of each row's vector: they keep
+ * the gathers. */
+static bool padded(int d, int VW, bool avx512) {
+  return avx512 && (d & (d - 1)) && 2 * d > VW && d <= VW;
+}
+
 /* VW rows at element offset off; n (i64; NULL: all) of the block's
  * elements are rows, the rest is neither read nor written */
 static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
@@ -320,8 +336,19 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
   LLVMValueRef c[MAXV], y[MAXV], mask[MAXV];
-  bool gather = (d & (d - 1)) && e->avx512;
-  for (int i = 0; i < d; i++) {
+  bool pad = padded(d, VW, e->avx512), gather = (d & (d - 1)) && e->avx512 && !pad;
+  if (pad) { /* row r in vector r's first d lanes, then a VW x VW transpose */
+    LLVMValueRef rv[MAXV];
+    for (int r = 0; r < VW; r++) {
+      mask[r] = lanes_below(e, VW, ci(e, d));
+      if (n) mask[r] = LLVMBuildAnd(e->b, mask[r], splat_v(e, icmp(e, LLVMIntSLT, ci(e, (int64_t)r * d), n), VW), "");
+      LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
+      rv[r] = masked(e, true, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), LLVMConstNull(vt), mask[r], al);
+    }
+    transpose(e, rv, VW, VW, false);
+    for (int j = 0; j < d; j++) c[j] = rv[j];
+  }
+  for (int i = 0; i < d && !pad; i++) {
     if (n) { /* the vector's lanes that hold rows */
       LLVMValueRef k = LLVMBuildSub(e->b, n, ci(e, (int64_t)i * VW), "");
       mask[i] = lanes_below(e, VW, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
@@ -340,7 +367,7 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
       LLVMSetAlignment(c[i], al);
     }
   }
-  if (!gather) transpose(e, c, d, VW, false);
+  if (!gather && !pad) transpose(e, c, d, VW, false);
   LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
   LLVMValueRef mx = c[0];
   for (int j = 1; j < d; j++) mx = lw_intr2(e, "llvm.maxnum", mx, c[j]);
@@ -364,6 +391,15 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   } else {
     LLVMValueRef post = lw_sumexp_log(e, dt, fin, sum, ties);
     for (int j = 0; j < d; j++) y[j] = LLVMBuildFSub(e->b, y[j], post, "");
+  }
+  if (pad) {
+    for (int j = d; j < VW; j++) y[j] = zero;
+    transpose(e, y, VW, VW, true);
+    for (int r = 0; r < VW; r++) {
+      LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
+      masked(e, false, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[r], mask[r], al);
+    }
+    return;
   }
   transpose(e, y, d, VW, true);
   for (int i = 0; i < d; i++) {
