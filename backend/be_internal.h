@@ -20,6 +20,7 @@
 
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
+#include <stdio.h>
 
 /* ROW: a reduction over a row computed inside a BE_K_ROWS kernel, held
  * per row in a register (no buffer) */
@@ -254,5 +255,20 @@ LLVMTargetMachineRef be_host_tm_cg(int opt_level, int cg);
  * NULL or "native"; NULL for another name. */
 LLVMTargetMachineRef be_level_tm(const char *cpu, int cg);
 int be_optimise(LLVMModuleRef m, LLVMTargetMachineRef tm, int opt_level, tl_error *err);
+
+/* The program that probes op's vector math in dtype f64 ? f64 : f32: the
+ * op on [n] written to an intermediate that is read twice (an output is
+ * written through streaming-store lines, which vectorised anyway), where
+ * LLVM 19 once left f64 libmvec calls scalar (the "f64 cliff",
+ * docs/backend.md). false, text untouched, for an op the backend does not
+ * lower to vector math. backend-diff checks its optimised module for a
+ * libmvec call; bench-backend times it whole against its kernels. */
+static inline bool be_vmath_probe(int op, int f64, char *text, size_t n) {
+  const tl_op_info *oi = &tl_ops[op];
+  if (!oi->vmath || !oi->math || oi->kind != TL_KIND_ELEMWISE || oi->arity < 1 || oi->arity > 2) return false;
+  snprintf(text, n, "(graph g (in x %s [n]) (let s (%s x%s)) (out y (add (neg s) (mul s 2))))", f64 ? "f64" : "f32",
+           oi->name, oi->arity == 2 ? " (add x 1)" : "");
+  return true;
+}
 
 #endif

@@ -37,7 +37,7 @@ typedef struct em {
   LLVMValueRef fn, frame, bufs, syms, errp;
   LLVMValueRef *bufp;
   /* per buffer, in the current kernel: its accesses' !alias.scope and
-   * !noalias (lw_kernel_scopes), or NULL */
+   * !noalias (kernel_scopes in lower.c), or NULL */
   LLVMValueRef *ascope, *anoalias;
   LLVMValueRef symv[MAXSYM];
   int32_t knode;

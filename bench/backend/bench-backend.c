@@ -774,8 +774,7 @@ static void attention_rows(const be_options *o2) {
 
 /* 6. end to end against its parts: for every op the backend lowers to
  * vector math (the op table's VMATH: libmvec or the project's own) in f32
- * and f64, a program that writes the op's result to an intermediate and
- * reads it twice, timed whole and as its kernels each compiled and timed
+ * and f64, the program be_vmath_probe gives, timed whole and as its kernels each compiled and timed
  * alone (tl_cost_report_measure, what `tlaloc cost-report` prints). A
  * kernel that LLVM leaves scalar in one context and not the other makes
  * the whole far slower than its parts: f64 (sin x) then (exp s) + 2 s was
@@ -804,13 +803,13 @@ static double end_to_end_rows(char *at, size_t atn) {
          (long long)n);
   for (int op = 0; op < TL_OP_COUNT; op++) {
     const tl_op_info *oi = &tl_ops[op];
-    if (!oi->vmath || !oi->math || oi->kind != TL_KIND_ELEMWISE || oi->arity < 1 || oi->arity > 2) continue;
+    char src[256];
+    if (!be_vmath_probe(op, 0, src, sizeof src)) continue;
     double whole[2] = {NAN, NAN}, parts[2] = {NAN, NAN};
     char v[64] = "both = interpreter";
     for (int f = 0; f < 2; f++) {
-      char src[256], err[512], what[96];
-      snprintf(src, sizeof src, "(graph e (in x %s [n]) (let s (%s x%s)) (out y (add (neg s) (mul s 2))))",
-               f ? "f64" : "f32", oi->name, oi->arity == 2 ? " (add x 1)" : "");
+      char err[512], what[96];
+      be_vmath_probe(op, f, src, sizeof src);
       snprintf(what, sizeof what, "end to end, %s %s", oi->name, f ? "f64" : "f32");
       tl_graph *g = parse(src);
       /* a ratio under the bar is measured again, twice at most, keeping
@@ -825,8 +824,8 @@ static double end_to_end_rows(char *at, size_t atn) {
         }
         double sum = 0;
         for (int k = 0; k < r.nks; k++) sum += r.ks[k].measured >= 0 ? r.ks[k].measured : NAN;
-        whole[f] = fmin(r.measured * 1e3, isnan(whole[f]) ? INFINITY : whole[f]);
-        parts[f] = fmin(sum * 1e3, isnan(parts[f]) ? INFINITY : parts[f]);
+        whole[f] = fmin(r.measured * 1e3, whole[f]); /* fmin skips the first NaN */
+        parts[f] = fmin(sum * 1e3, parts[f]);
         tl_cost_report_free(&r);
       }
       double ratio = parts[f] / whole[f];

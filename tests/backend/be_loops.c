@@ -468,13 +468,8 @@ static int vector_math_calls(int verbose) {
   int bad = 0, n = 0;
   for (int op = 0; op < TL_OP_COUNT; op++) {
     const tl_op_info *oi = &tl_ops[op];
-    if (!oi->vmath || !oi->math || oi->kind != TL_KIND_ELEMWISE || oi->arity < 1 || oi->arity > 2) continue;
-    for (int f = 0; f < 2; f++) {
-      char text[256], err[512];
-      /* the op in a kernel that writes an intermediate (an output is written
-       * through streaming-store lines, which vectorised anyway) */
-      snprintf(text, sizeof text, "(graph g (in x %s [n]) (let s (%s x%s)) (out y (add (neg s) (mul s 2))))",
-               f ? "f64" : "f32", oi->name, oi->arity == 2 ? " (add x 1)" : "");
+    char text[256], err[512];
+    for (int f = 0; f < 2 && be_vmath_probe(op, f, text, sizeof text); f++) {
       char want[64];
       /* a call, not the declaration every module has: call <N x T> @_ZGV?N?v_NAME( */
       snprintf(want, sizeof want, "x %s> @_ZGV", f ? "double" : "float");
