@@ -257,6 +257,7 @@ static result best_of(eg_math *m, const eg_rules *rules, const char *expr, eg_sc
 int main(int argc, char **argv) {
   int runs = 3, rounds = 1;
   bool smoke = false, trace = false;
+  int row_s = -1, row_e = -1; /* --row S:E */
   const char *egg_path = NULL;
   const char *rules_path = TL_SOURCE_ROOT "/bench/egraph/egg-math.rw";
   for (int i = 1; i < argc; i++) {
@@ -267,8 +268,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--egg") && i + 1 < argc) egg_path = argv[++i];
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) search_threads = (unsigned)atoi(argv[++i]);
-    else {
-      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rounds K] [--threads T] [--rules PATH] [--egg EGG_PEER] [--smoke | --trace]\n");
+    else if (!strcmp(argv[i], "--row") && i + 1 < argc &&
+             sscanf(argv[++i], "%d:%d", &row_s, &row_e) == 2 && row_s >= 0 && row_s < 2 &&
+             row_e >= 0 && row_e < 8) {
+    } else {
+      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rounds K] [--threads T] [--rules PATH] [--egg EGG_PEER] [--smoke | --trace | --row S:E]\n");
       return 2;
     }
   }
@@ -298,6 +302,23 @@ int main(int argc, char **argv) {
         printf("tlaloc\t%s\t%d\t%s\t%u\t%zu\t%zu\t%zu\n", s ? "Simple" : "Backoff", e, st, r.iters,
                r.enodes, r.eclasses, r.memo);
       }
+    eg_rules_free(rules);
+    eg_math_fini(&m);
+    return 0;
+  }
+  if (row_s >= 0) {
+    /* one row alone (S: 0 Backoff, 1 Simple; E: the expression's index),
+     * min of --runs, for profiling a row without the rest of the suite */
+    eg_limits lim = {30, 100000, 20.0, 0};
+    result r = best_of(&m, rules, exprs[row_e], row_s ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF, false,
+                       lim, runs, NULL);
+    char st[64];
+    stop_str(&r, st, sizeof st);
+    printf("%s `%s`: %s iters %u enodes %zu eclasses %zu memo %zu  wall %.2f ms (search %.2f apply "
+           "%.2f rebuild %.2f)\n",
+           row_s ? "Simple" : "Backoff", exprs[row_e], st, r.iters, r.enodes, r.eclasses, r.memo,
+           r.wall_ms, r.search_ms, r.apply_ms, r.rebuild_ms);
+    tl_free(r.best);
     eg_rules_free(rules);
     eg_math_fini(&m);
     return 0;
