@@ -21,7 +21,9 @@
 
 #include <assert.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <llvm-c/BitReader.h>
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
@@ -42,7 +44,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define BE_VERSION "tlaloc-be-5"
+#define BE_VERSION "tlaloc-be-6"
 
 typedef struct be_frame {
   void **bufs;
@@ -338,7 +340,8 @@ be_options be_options_default(void) {
 /* ---- cache ----------------------------------------------------------------
  * An entry is DIR/KEY.tlc: a 64-byte header, then the object file. KEY is
  * the XXH3-128 of everything the object depends on (the program's canonical
- * text, the plan's hash, the target, the options, BE_VERSION). The header
+ * text, the plan's hash, the target, the options, BE_VERSION, the build).
+ * The header
  * says what the object is for and lets a load check it before linking:
  * a truncated, corrupted or empty file, or another program's entry copied
  * over this one (a valid object that would compute the wrong thing or
@@ -411,6 +414,70 @@ static char *read_all(const char *path, size_t *len) {
 }
 
 /* The id of g's object under plan p and options o. */
+/* The build of the code that emits kernels: the GNU build ID of the
+ * loaded object holding this function (the library, or a program linking
+ * it statically), else that file's size and modification time. Part of the
+ * cache key because BE_VERSION is bumped by hand: an emitter changed
+ * without the bump served a kernel of the previous build from the cache
+ * (a benchmark measured the old code of a changed kernel). */
+typedef struct build_q {
+  uintptr_t at;
+  uint8_t id[64];
+  size_t n;
+} build_q;
+
+static int build_id_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  build_q *q = arg;
+  bool mine = false;
+  for (int i = 0; i < info->dlpi_phnum && !mine; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    mine = ph->p_type == PT_LOAD && q->at >= lo && q->at - lo < ph->p_memsz;
+  }
+  if (!mine) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_NOTE) continue;
+    const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+      size_t name = (nh->n_namesz + 3) & ~(size_t)3, desc = (nh->n_descsz + 3) & ~(size_t)3;
+      const uint8_t *d = p + sizeof *nh + name;
+      if (d + desc > end) break;
+      if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(p + sizeof *nh, "GNU", 4) &&
+          nh->n_descsz <= sizeof q->id) {
+        memcpy(q->id, d, nh->n_descsz);
+        q->n = nh->n_descsz;
+        return 1;
+      }
+      p = d + desc;
+    }
+  }
+  return 1;
+}
+
+static build_q build_stamp_v;
+
+static void build_stamp_init(void) {
+  build_q *q = &build_stamp_v;
+  q->at = (uintptr_t)(void *)q; /* a data address of this build (ISO C casts no function to one) */
+  dl_iterate_phdr(build_id_cb, q);
+  Dl_info di;
+  struct stat st;
+  if (!q->n && dladdr(q, &di) && di.dli_fname && stat(di.dli_fname, &st) == 0) {
+    int64_t v[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
+    memcpy(q->id, v, sizeof v);
+    q->n = sizeof v;
+  }
+}
+
+static const build_q *build_stamp(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, build_stamp_init);
+  return &build_stamp_v;
+}
+
 static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_options *o) {
   char *text = tl_tg_print(g);
   uint64_t ph = be_plan_hash(p);
@@ -421,6 +488,7 @@ static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_option
     const void *p;
     size_t n;
   } part[] = {{BE_VERSION, strlen(BE_VERSION)},
+              {build_stamp()->id, build_stamp()->n},
               {text, strlen(text)},
               {&ph, sizeof ph},
               {host_desc, strlen(host_desc)},
