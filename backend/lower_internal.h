@@ -188,6 +188,11 @@ LLVMValueRef lw_sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, LLVM
  * lengths, which must branch to *join when done. false, *join NULL: not
  * taken. */
 bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join);
+/* Emits sum or mean kernel k over the last axis alone of a materialised
+ * float input as blocks of rows added by a halving tree, when the length
+ * is known, a power of two and at most four accumulator vectors. true:
+ * done; false: not taken, nothing emitted. */
+bool lw_short_sum(em *e, const be_kern *k);
 
 /* ---- lower_matmul.c ------------------------------------------------------- */
 

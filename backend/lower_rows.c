@@ -404,6 +404,7 @@ void lw_k_red(em *e, const be_kern *k) {
     cols_close(e, &c);
     return;
   }
+  if (lw_short_sum(e, k)) return;
   loop ls[TL_MAX_RANK];
   LLVMValueRef no = NULL;
   if (nk == 0) no = lw_guard_range(e, lo, hi);

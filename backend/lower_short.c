@@ -27,6 +27,10 @@
  * holding its row's max or sum. One copy of code serves every length,
  * where blocks would need one per length.
  *
+ * Sums and means over known short rows (lw_short_sum, at the end) take
+ * blocks of L rows (L: f64 lanes) added by a halving tree, one vector
+ * store per block.
+ *
  * Either way each element is read and written once. The numbers are the
  * row passes': the shift (the max when finite), the terms equal to it
  * counted apart, lw_sumexp_log's log1p form, NaN and inf rows; only the
@@ -44,6 +48,9 @@ typedef struct srow {
   int W;       /* lanes of a vector (VW) */
   int64_t d;   /* the row length, or 0 when symbolic */
   bool soft;
+  bool mean;   /* sums: divide by the row length */
+  int odt;     /* sums: the output's dtype */
+  bool whole;  /* whole groups, then one partial group, also with AVX-512 */
   LLVMTypeRef et, vt;
   LLVMValueRef step[6]; /* symbolic: butterfly step i (partner 2^i lanes away) is inside a row */
   LLVMValueRef src, dst;
@@ -147,13 +154,13 @@ static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
  * n) for each group at element offset off, n its elements when the group
  * may be partial (NULL: whole). With AVX-512 every group is masked (a
  * masked load or store costs what a plain one does there, and the kernel
- * holds one copy of the group's code); else whole groups, then one
- * partial group. */
+ * holds one copy of the group's code); else (or s->whole) whole groups,
+ * then one partial group. */
 typedef void group_fn(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n);
 static void groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef per, LLVMValueRef dv,
                    group_fn *fn) {
   LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
-  bool all = e->avx512;
+  bool all = e->avx512 && !s->whole;
   LLVMValueRef ng = LLVMBuildUDiv(e->b, all ? LLVMBuildAdd(e->b, n, LLVMBuildSub(e->b, per, ci(e, 1), ""), "") : n,
                                   per, "");
   loop l;
@@ -499,4 +506,109 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   LLVMBuildBr(e->b, *join);
   LLVMPositionBuilderAtEnd(e->b, no);
   return false;
+}
+
+/* ---- sums over short rows: a halving tree ---------------------------------- */
+
+/* Two vectors of L accumulator lanes, each holding L/g rows of g partial
+ * sums (row r of a in lanes [r*g, r*g + g)), combined into one vector of
+ * 2L/g rows of g/2 partials: a's rows, then b's. Each row's first and
+ * second halves are picked by one two-input shuffle each and added. */
+static LLVMValueRef halve(em *e, LLVMValueRef a, LLVMValueRef b, int g, int L) {
+  int lo[64], hi[64];
+  for (int i = 0; i < L; i++) {
+    int src = i < L / 2 ? 0 : L, j = i % (L / 2), row = j / (g / 2), o = j % (g / 2);
+    lo[i] = src + row * g + o;
+    hi[i] = lo[i] + g / 2;
+  }
+  LLVMValueRef x = LLVMBuildShuffleVector(e->b, a, b, cmask(e, lo, L), "");
+  LLVMValueRef y = LLVMBuildShuffleVector(e->b, a, b, cmask(e, hi, L), "");
+  return LLVMBuildFAdd(e->b, x, y, "");
+}
+
+/* L rows of d elements (L: the accumulator's lanes, f64) at element
+ * offset off; n of the block's elements when it may be partial. The block
+ * is d vectors of L elements: with d < L each holds L/d whole rows, else
+ * each row is d/L vectors, added first. Then log2 of the lanes per row
+ * halving steps leave one vector of the L sums in row order, one store. */
+static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
+  int L = s->W, d = (int)s->d, dt = s->dt;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
+  LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
+  LLVMValueRef v[MAXV] = {0};
+  for (int i = 0; i < d; i++) {
+    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * L), "");
+    /* not inbounds: a masked-off vector of the last block may lie past the buffer */
+    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), x;
+    if (n) {
+      LLVMValueRef k = LLVMBuildSub(e->b, n, ci(e, (int64_t)i * L), "");
+      LLVMValueRef m = lanes_below(e, L, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
+      x = masked(e, true, s->vt, p, LLVMConstNull(s->vt), m, al);
+    } else {
+      x = LLVMBuildLoad2(e->b, s->vt, p, "");
+      LLVMSetAlignment(x, al);
+    }
+    v[i] = dt == TL_F64 ? x : LLVMBuildFPExt(e->b, x, avt, "");
+  }
+  int nv = d, g = d;
+  if (d >= L) { /* row r is vectors [r*m, r*m + m) */
+    int m = d / L;
+    for (int r = 0; r < L; r++) {
+      LLVMValueRef a = v[r * m];
+      for (int j = 1; j < m; j++) a = LLVMBuildFAdd(e->b, a, v[r * m + j], "");
+      v[r] = a;
+    }
+    nv = L, g = L;
+  }
+  for (; g > 1; g /= 2, nv /= 2)
+    for (int i = 0; i < nv / 2; i++) v[i] = halve(e, v[2 * i], v[2 * i + 1], g, L);
+  /* + 0: a row of -0s sums to +0, as the row passes' accumulator (0) gives */
+  LLVMValueRef r = LLVMBuildFAdd(e->b, v[0], LLVMConstNull(avt), "");
+  if (s->mean) r = LLVMBuildFDiv(e->b, r, splat_n(e, cf(e, TL_F64, (double)d), L), "");
+  LLVMTypeRef oet = vty(e, s->odt), ovt = LLVMVectorType(oet, (unsigned)L);
+  if (s->odt != TL_F64) r = LLVMBuildFPTrunc(e->b, r, ovt, "");
+  LLVMValueRef row = LLVMBuildUDiv(e->b, off, ci(e, d), "");
+  LLVMValueRef p = LLVMBuildGEP2(e->b, oet, s->dst, &row, 1, "");
+  unsigned oal = (unsigned)tl_dtype_size((tl_dtype)s->odt);
+  if (n) {
+    masked(e, false, ovt, p, r, lanes_below(e, L, LLVMBuildUDiv(e->b, n, ci(e, d), "")), oal);
+  } else {
+    LLVMValueRef st = LLVMBuildStore(e->b, r, p);
+    LLVMSetAlignment(st, oal);
+  }
+}
+
+bool lw_short_sum(em *e, const be_kern *k) {
+  const tl_graph *g = e->g;
+  const be_plan *p = e->p;
+  const tl_node *n = &g->nodes[k->node];
+  int32_t xid = tl_node_inputs(g, n)[0];
+  const tl_node *xn = &g->nodes[xid];
+  int R = xn->type.rank, dt = xn->type.dtype, odt = n->type.dtype;
+  if ((n->op != TL_OP_SUM && n->op != TL_OP_MEAN) || R < 2 || !(e->avx512 || e->avx2)) return false;
+  if ((dt != TL_F32 && dt != TL_F64) || (odt != TL_F32 && odt != TL_F64)) return false;
+  /* read in place: the input is a buffer of its own shape (a producer
+   * that computes anything takes the row passes, which evaluate it) */
+  if (p->state[xid] != BE_S_MAT && p->state[xid] != BE_S_ALIAS) return false;
+  bool red[TL_MAX_RANK];
+  lw_reduce_axes(n, R, red);
+  for (int i = 0; i < R - 1; i++)
+    if (red[i]) return false;
+  int64_t d = xn->type.dims[R - 1];
+  int L = (e->avx512 ? 64 : 32) / 8; /* f64 accumulator lanes */
+  if (!red[R - 1] || d < 2 || d > 4 * L || (d & (d - 1))) return false;
+  srow s = {.dt = dt, .d = d, .W = L, .mean = n->op == TL_OP_MEAN, .odt = odt, .et = vty(e, dt),
+            /* a mask per load costs more than the halving tree here */
+            .whole = true};
+  s.vt = LLVMVectorType(s.et, (unsigned)L);
+  LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "shortsums");
+  LLVMBuildBr(e->b, yes);
+  LLVMPositionBuilderAtEnd(e->b, yes);
+  LLVMValueRef inner = ci(e, 1); /* rows per index of dim 0 */
+  for (int i = 1; i < R - 1; i++) inner = LLVMBuildMul(e->b, inner, lw_dimv(e, xn->type.dims[i]), "");
+  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
+  s.src = lw_bufptr(e, p->buf_of[xid]);
+  s.dst = lw_bufptr(e, k->out);
+  groups(e, &s, LLVMBuildMul(e->b, lo, inner, ""), LLVMBuildMul(e->b, hi, inner, ""), ci(e, L), ci(e, d), sum_block);
+  return true;
 }

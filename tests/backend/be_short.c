@@ -42,10 +42,23 @@ static int host_lanes(int dt) {
   return bytes / (dt == TL_F32 ? 4 : 8);
 }
 
+/* Zeros of both signs, values near the dtype's largest (two in a row
+ * overflow when the sum is rounded to f32) and subnormals, in a float
+ * input, on top of be_add_specials. */
+static void add_magnitudes(tl_tensor *t) {
+  for (int64_t i = 0; i < t->numel; i++) {
+    double v = i % 13 == 4 ? -0.0 : i % 11 == 2 ? 0.0 : i % 31 == 9 ? 3.0e38 : i % 37 == 10 ? -2.5e38
+             : i % 19 == 6 ? 1e-40 : 1;
+    if (v == 1) continue;
+    if (t->dtype == TL_F32) ((float *)t->data)[i] = (float)v;
+    else if (t->dtype == TL_F64) ((double *)t->data)[i] = v * (i % 2 ? 1e270 : 1);
+  }
+}
+
 /* want_short: 1 the module must have the short-row path, 0 must not, -1
  * unchecked; on 1 to maxth threads */
-static int run_vm(const char *name, const char *text, const int64_t *syms, int special, int want_short, int maxth,
-                  int vm, int verbose) {
+static int run_path(const char *name, const char *text, const int64_t *syms, int special, const char *needle,
+                    int want_short, int maxth, int vm, int verbose) {
   char *diag = NULL, err[512];
   tl_graph *g = tlt_parse(text, &diag);
   if (!g) {
@@ -56,7 +69,7 @@ static int run_vm(const char *name, const char *text, const int64_t *syms, int s
   tl_free(diag);
   int bad = 0;
   if (want_short >= 0) {
-    int h = be_emitted_has(g, "shortrows", err, sizeof err);
+    int h = be_emitted_has(g, needle, err, sizeof err);
     if (h != want_short) {
       printf("FAIL %s: %s\n", name, h < 0 ? err : h ? "took the short-row path" : "did not take the short-row path");
       bad = 1;
@@ -69,6 +82,7 @@ static int run_vm(const char *name, const char *text, const int64_t *syms, int s
     bad = 1;
   } else {
     if (special) be_add_specials(in[0]);
+    if (special == 2) add_magnitudes(in[0]);
     be_options o = be_options_default();
     o.use_cache = 0;
     if (vm >= 0) o.vector_math = vm;
@@ -84,9 +98,64 @@ static int run_vm(const char *name, const char *text, const int64_t *syms, int s
   return bad;
 }
 
+static int run_vm(const char *name, const char *text, const int64_t *syms, int special, int want_short, int maxth,
+                  int vm, int verbose) {
+  return run_path(name, text, syms, special, "shortrows", want_short, maxth, vm, verbose);
+}
+
 static int run(const char *name, const char *text, const int64_t *syms, int special, int want_short, int maxth,
                int verbose) {
   return run_vm(name, text, syms, special, want_short, maxth, -1, verbose);
+}
+
+/* Sums and means over the last axis (lower_short.c's halving trees):
+ * known lengths take the path when a power of two from 2 to four f64
+ * vectors and the input is a buffer; against the interpreter on 1000 rows
+ * (whole blocks, a partial one, two threads), 3 and 37 rows (partial
+ * blocks alone), with and without NaN and infinities, and with values
+ * near overflow, subnormals and zeros of both signs. */
+static int sum_tests(int verbose, int *n) {
+  static const char *ops[2] = {"sum", "mean"}, *dts[2] = {"f32", "f64"};
+  static const int64_t lens[] = {1, 2, 3, 4, 8, 12, 16, 24, 32, 33, 64};
+  int L = host_lanes(TL_F32) >= 8 ? host_lanes(TL_F64) : 0; /* no path below AVX2 */
+  int fails = 0;
+  char name[200], text[400];
+  for (int op = 0; op < 2; op++)
+    for (int t = 0; t < 2; t++)
+      for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        int64_t d = lens[li];
+        int taken = L && d >= 2 && d <= 4 * L && !(d & (d - 1));
+        for (int k = 0; k < 3; k++) {
+          int64_t r = k == 0 ? 1000 : k == 1 ? 3 : 37;
+          int special = (int)(li + (size_t)k) % 3; /* 2: also huge, tiny and signed zeros */
+          snprintf(name, sizeof name, "%s f%s [%lld %lld]%s", ops[op], dts[t] + 1, (long long)r, (long long)d,
+                   special == 2 ? ", NaN, infinities, huge, subnormal, zeros" : special ? ", NaN and infinities" : "");
+          snprintf(text, sizeof text, "(graph s (in x %s [%lld %lld]) (out y (%s x :axis 1)))", dts[t], (long long)r,
+                   (long long)d, ops[op]);
+          int64_t none[4] = {0};
+          fails += run_path(name, text, none, special, "shortsums", taken, k ? 1 : 2, -1, verbose);
+          (*n)++;
+        }
+      }
+  int L8 = L && 8 <= 4 * L; /* rows of 8 take the path */
+  static const struct { const char *name, *text; int64_t syms[4]; int path; } edge[] = {
+    {"sum f32 [0 8]", "(graph s (in x f32 [0 8]) (out y (sum x :axis 1)))", {0}, 1},
+    {"sum over rank 3, [3 7 8]", "(graph s (in x f32 [3 7 8]) (out y (sum x :axis 2)))", {0}, 1},
+    {"mean over rank 3, [5 1 8], two threads", "(graph s (in x f64 [5 1 8]) (out y (mean x :axis -1)))", {0}, 1},
+    {"sum over rank 3 of a symbolic [a b 8]", "(graph s (in x f32 [a b 8]) (out y (sum x :axis 2)))", {7, 9}, 1},
+    {"sum of rows of a symbolic length", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 8}, 0},
+    {"sum over axis 0 of [8 8]", "(graph s (in x f32 [8 8]) (out y (sum x :axis 0)))", {0}, 0},
+    {"sum over both axes of [8 8]", "(graph s (in x f32 [8 8]) (out y (sum x)))", {0}, 0},
+    {"sum of exp(x) (a computing producer), [37 8]", "(graph s (in x f32 [37 8]) (out y (sum (exp x) :axis 1)))",
+     {0}, 0},
+    {"sum of i32 rows, [37 8]", "(graph s (in x i32 [37 8]) (out y (sum x :axis 1)))", {0}, 0},
+    {"sum of a transpose, [8 37] -> [37 8]", "(graph s (in x f32 [8 37]) (out y (sum (transpose x) :axis 1)))", {0}, 0},
+    {"sum keeping its axis, [37 16]", "(graph s (in x f64 [37 16]) (out y (sum x :axis 1 :keepdims true)))", {0}, 1},
+  };
+  for (size_t i = 0; i < sizeof edge / sizeof *edge; i++, (*n)++)
+    fails += run_path(edge[i].name, edge[i].text, edge[i].syms, (int)i % 3, "shortsums", edge[i].path && L8, 2, -1,
+                      verbose);
+  return fails;
 }
 
 int be_short_tests(int verbose);
@@ -172,7 +241,8 @@ int be_short_tests(int verbose) {
       snprintf(name, sizeof name, "%s, vector_math %d", vm[i].name, v);
       fails += run_vm(name, vm[i].text, vm[i].syms, (int)i % 2, -1, 1, v, verbose);
     }
+  fails += sum_tests(verbose, &n);
   printf("short rows: %d cases (softmax and log_softmax, rows of 1-33 known and symbolic, f32 and f64, inputs through "
-         "the first pass, vector math 0 and 2), %d failed\n", n, fails);
+         "the first pass, vector math 0 and 2; sums and means of rows of 1-64), %d failed\n", n, fails);
   return fails;
 }
