@@ -419,7 +419,7 @@ static char *read_all(const char *path, size_t *len) {
  * it statically), else that file's size and modification time. Part of the
  * cache key because BE_VERSION is bumped by hand: an emitter changed
  * without the bump served a kernel of the previous build from the cache
- * (a benchmark measured the old code of a changed kernel). */
+ * (`tlaloc run` ran the kernel an earlier build had cached). */
 typedef struct build_q {
   uintptr_t at;
   uint8_t id[64];

@@ -455,7 +455,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) { /* one group of cases alone */
       const char *o = argv[++i];
       int f = !strcmp(o, "loops") ? be_loop_tests(verbose) : !strcmp(o, "pass") ? be_pass_tests(verbose)
-            : !strcmp(o, "short") ? be_short_tests(verbose) : (fprintf(stderr, "be-diff: --only %s?\n", o), 1);
+            : !strcmp(o, "short") ? be_short_tests(verbose)
+            : !strcmp(o, "vmath") ? be_vmath_tests(argv[1], verbose)
+            : (fprintf(stderr, "be-diff: --only %s?\n", o), 1);
       return f ? 1 : 0;
     }
   }
