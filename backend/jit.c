@@ -341,11 +341,10 @@ be_options be_options_default(void) {
  * An entry is DIR/KEY.tlc: a 64-byte header, then the object file. KEY is
  * the XXH3-128 of everything the object depends on (the program's canonical
  * text, the plan's hash, the target, the options, BE_VERSION, the build).
- * The header
- * says what the object is for and lets a load check it before linking:
- * a truncated, corrupted or empty file, or another program's entry copied
- * over this one (a valid object that would compute the wrong thing or
- * crash), is refused, removed and replaced by a fresh compile. Entries are
+ * The header says what the object is for and lets a load check it before
+ * linking: a truncated, corrupted or empty file, or another program's
+ * entry copied over this one (a valid object that would compute the wrong
+ * thing or crash), is refused, removed and replaced by a fresh compile. Entries are
  * written to a temporary file and renamed over the old one, so a reader
  * sees a whole entry or none. Fields are in host byte order: the target
  * is part of the key. */
@@ -413,7 +412,6 @@ static char *read_all(const char *path, size_t *len) {
   return buf;
 }
 
-/* The id of g's object under plan p and options o. */
 /* The build of the code that emits kernels: the GNU build ID of the
  * loaded object holding this function (the library, or a program linking
  * it statically), else that file's size and modification time. Part of the
@@ -478,7 +476,9 @@ static const build_q *build_stamp(void) {
   return &build_stamp_v;
 }
 
+/* The id of g's object under plan p and options o. */
 static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_options *o) {
+  const build_q *bs = build_stamp();
   char *text = tl_tg_print(g);
   uint64_t ph = be_plan_hash(p);
   long opts[5] = {o->opt_level, o->vector_math, (long)(o->vector_math == 1 ? o->own_math : 0), be_codegen_level(o),
@@ -488,7 +488,7 @@ static cache_id cache_id_of(const tl_graph *g, const be_plan *p, const be_option
     const void *p;
     size_t n;
   } part[] = {{BE_VERSION, strlen(BE_VERSION)},
-              {build_stamp()->id, build_stamp()->n},
+              {bs->id, bs->n},
               {text, strlen(text)},
               {&ph, sizeof ph},
               {host_desc, strlen(host_desc)},

@@ -50,7 +50,6 @@ typedef struct srow {
   bool soft;
   bool mean;   /* sums: divide by the row length */
   int odt;     /* sums: the output's dtype */
-  bool whole;  /* whole groups, then one partial group, also with AVX-512 */
   LLVMTypeRef et, vt;
   LLVMValueRef step[6]; /* symbolic: butterfly step i (partner 2^i lanes away) is inside a row */
   LLVMValueRef src, dst;
@@ -94,6 +93,24 @@ static LLVMValueRef masked(em *e, bool load, LLVMTypeRef vt, LLVMValueRef ptr, L
   return LLVMBuildCall2(e->b, ft, f, (LLVMValueRef[]){val, ptr, al, mask}, 4, "");
 }
 
+/* A vector load at p: masked (masked-off lanes 0) when mask, else plain. */
+static LLVMValueRef vload(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, unsigned al) {
+  if (mask) return masked(e, true, vt, p, LLVMConstNull(vt), mask, al);
+  LLVMValueRef x = LLVMBuildLoad2(e->b, vt, p, "");
+  LLVMSetAlignment(x, al);
+  return x;
+}
+
+/* A vector store of v at p: masked when mask, else plain. */
+static void vstore(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef v, LLVMValueRef mask, unsigned al) {
+  if (mask) {
+    masked(e, false, vt, p, v, mask, al);
+    return;
+  }
+  LLVMValueRef st = LLVMBuildStore(e->b, v, p);
+  LLVMSetAlignment(st, al);
+}
+
 /* the value v in all n lanes */
 static LLVMValueRef splat_v(em *e, LLVMValueRef v, int n) {
   int z[64] = {0};
@@ -109,6 +126,13 @@ static LLVMValueRef lanes_below(em *e, int W, LLVMValueRef n) {
   return icmp(e, LLVMIntULT, cmask(e, m, W), splat_v(e, LLVMBuildTrunc(e->b, n, e->i32, ""), W));
 }
 
+/* The lanes of vector i (W lanes each, laid end to end) that hold the
+ * first n elements (n: i64). */
+static LLVMValueRef lanes_of(em *e, int W, LLVMValueRef n, int i) {
+  LLVMValueRef k = LLVMBuildSub(e->b, n, ci(e, (int64_t)i * W), "");
+  return lanes_below(e, W, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
+}
+
 /* The chunk of rows at element offset off, n of its elements (i64; NULL:
  * all W) */
 static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
@@ -118,13 +142,7 @@ static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   LLVMValueRef pout = LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &off, 1, "");
   LLVMValueRef zero = splat_n(e, cf(e, dt, 0), W), one = splat_n(e, cf(e, dt, 1), W);
   LLVMValueRef mask = n ? lanes_below(e, W, n) : NULL;
-  LLVMValueRef x;
-  if (mask) {
-    x = masked(e, true, s->vt, pin, zero, mask, al);
-  } else {
-    x = LLVMBuildLoad2(e->b, s->vt, pin, "");
-    LLVMSetAlignment(x, al);
-  }
+  LLVMValueRef x = vload(e, s->vt, pin, mask, al);
   /* the row passes' shift: the max when finite (or NaN: a NaN row stays
    * NaN), else 0. maxnum skips a NaN, whose exp then makes the row's sum
    * NaN; a row of NaNs has a NaN max. */
@@ -142,25 +160,20 @@ static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
     y = LLVMBuildFMul(e->b, t, LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), ""), "");
   else
     y = LLVMBuildFSub(e->b, v, lw_sumexp_log(e, dt, fin, sum, ties), "");
-  if (mask) {
-    masked(e, false, s->vt, pout, y, mask, al);
-  } else {
-    LLVMValueRef st = LLVMBuildStore(e->b, y, pout);
-    LLVMSetAlignment(st, al);
-  }
+  vstore(e, s->vt, pout, y, mask, al);
 }
 
 /* Rows [r0, r1) in groups of per rows (i64), dv the row length: fn(off,
  * n) for each group at element offset off, n its elements when the group
  * may be partial (NULL: whole). With AVX-512 every group is masked (a
  * masked load or store costs what a plain one does there, and the kernel
- * holds one copy of the group's code); else (or s->whole) whole groups,
- * then one partial group. */
+ * holds one copy of the group's code) unless whole; else, or when whole,
+ * whole groups, then one partial group. */
 typedef void group_fn(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n);
 static void groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef per, LLVMValueRef dv,
-                   group_fn *fn) {
+                   group_fn *fn, bool whole) {
   LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
-  bool all = e->avx512 && !s->whole;
+  bool all = e->avx512 && !whole;
   LLVMValueRef ng = LLVMBuildUDiv(e->b, all ? LLVMBuildAdd(e->b, n, LLVMBuildSub(e->b, per, ci(e, 1), ""), "") : n,
                                   per, "");
   loop l;
@@ -356,23 +369,14 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
     for (int j = 0; j < d; j++) c[j] = rv[j];
   }
   for (int i = 0; i < d && !pad; i++) {
-    if (n) { /* the vector's lanes that hold rows */
-      LLVMValueRef k = LLVMBuildSub(e->b, n, ci(e, (int64_t)i * VW), "");
-      mask[i] = lanes_below(e, VW, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
-    }
+    mask[i] = n ? lanes_of(e, VW, n, i) : NULL; /* the vector's lanes that hold rows */
     if (gather) {
       c[i] = column(e, s, VW, off, n, i);
       continue;
     }
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
     /* not inbounds: a masked-off vector of the last block may lie past the buffer */
-    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, "");
-    if (n) {
-      c[i] = masked(e, true, vt, p, LLVMConstNull(vt), mask[i], al);
-    } else {
-      c[i] = LLVMBuildLoad2(e->b, vt, p, "");
-      LLVMSetAlignment(c[i], al);
-    }
+    c[i] = vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), mask[i], al);
   }
   if (!gather && !pad) transpose(e, c, d, VW, false);
   LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
@@ -411,13 +415,7 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   transpose(e, y, d, VW, true);
   for (int i = 0; i < d; i++) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, "");
-    if (n) {
-      masked(e, false, vt, p, y[i], mask[i], al);
-    } else {
-      LLVMValueRef st = LLVMBuildStore(e->b, y[i], p);
-      LLVMSetAlignment(st, al);
-    }
+    vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[i], mask[i], al);
   }
 }
 
@@ -499,10 +497,10 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   s.dst = lw_bufptr(e, k->out);
   LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
   if (d >= 0) {
-    groups(e, &s, r0, r1, ci(e, VW), dv, block);
+    groups(e, &s, r0, r1, ci(e, VW), dv, block, false);
     return true;
   }
-  groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk);
+  groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);
   LLVMBuildBr(e->b, *join);
   LLVMPositionBuilderAtEnd(e->b, no);
   return false;
@@ -539,15 +537,8 @@ static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   for (int i = 0; i < d; i++) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * L), "");
     /* not inbounds: a masked-off vector of the last block may lie past the buffer */
-    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), x;
-    if (n) {
-      LLVMValueRef k = LLVMBuildSub(e->b, n, ci(e, (int64_t)i * L), "");
-      LLVMValueRef m = lanes_below(e, L, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
-      x = masked(e, true, s->vt, p, LLVMConstNull(s->vt), m, al);
-    } else {
-      x = LLVMBuildLoad2(e->b, s->vt, p, "");
-      LLVMSetAlignment(x, al);
-    }
+    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, "");
+    LLVMValueRef x = vload(e, s->vt, p, n ? lanes_of(e, L, n, i) : NULL, al);
     v[i] = dt == TL_F64 ? x : LLVMBuildFPExt(e->b, x, avt, "");
   }
   int nv = d, g = d;
@@ -569,13 +560,8 @@ static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   if (s->odt != TL_F64) r = LLVMBuildFPTrunc(e->b, r, ovt, "");
   LLVMValueRef row = LLVMBuildUDiv(e->b, off, ci(e, d), "");
   LLVMValueRef p = LLVMBuildGEP2(e->b, oet, s->dst, &row, 1, "");
-  unsigned oal = (unsigned)tl_dtype_size((tl_dtype)s->odt);
-  if (n) {
-    masked(e, false, ovt, p, r, lanes_below(e, L, LLVMBuildUDiv(e->b, n, ci(e, d), "")), oal);
-  } else {
-    LLVMValueRef st = LLVMBuildStore(e->b, r, p);
-    LLVMSetAlignment(st, oal);
-  }
+  vstore(e, ovt, p, r, n ? lanes_below(e, L, LLVMBuildUDiv(e->b, n, ci(e, d), "")) : NULL,
+         (unsigned)tl_dtype_size((tl_dtype)s->odt));
 }
 
 bool lw_short_sum(em *e, const be_kern *k) {
@@ -597,9 +583,7 @@ bool lw_short_sum(em *e, const be_kern *k) {
   int64_t d = xn->type.dims[R - 1];
   int L = (e->avx512 ? 64 : 32) / 8; /* f64 accumulator lanes */
   if (!red[R - 1] || d < 2 || d > 4 * L || (d & (d - 1))) return false;
-  srow s = {.dt = dt, .d = d, .W = L, .mean = n->op == TL_OP_MEAN, .odt = odt, .et = vty(e, dt),
-            /* a mask per load costs more than the halving tree here */
-            .whole = true};
+  srow s = {.dt = dt, .d = d, .W = L, .mean = n->op == TL_OP_MEAN, .odt = odt, .et = vty(e, dt)};
   s.vt = LLVMVectorType(s.et, (unsigned)L);
   LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "shortsums");
   LLVMBuildBr(e->b, yes);
@@ -609,6 +593,9 @@ bool lw_short_sum(em *e, const be_kern *k) {
   LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
   s.src = lw_bufptr(e, p->buf_of[xid]);
   s.dst = lw_bufptr(e, k->out);
-  groups(e, &s, LLVMBuildMul(e->b, lo, inner, ""), LLVMBuildMul(e->b, hi, inner, ""), ci(e, L), ci(e, d), sum_block);
+  /* whole groups with plain loads: a mask per load in every group cost
+   * more than the halving tree (the kernel ran 2x slower) */
+  groups(e, &s, LLVMBuildMul(e->b, lo, inner, ""), LLVMBuildMul(e->b, hi, inner, ""), ci(e, L), ci(e, d), sum_block,
+         true);
   return true;
 }

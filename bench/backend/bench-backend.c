@@ -774,8 +774,8 @@ static void attention_rows(const be_options *o2) {
 
 /* 6. end to end against its parts: for every op the backend lowers to
  * vector math (the op table's VMATH: libmvec or the project's own) in f32
- * and f64, the program be_vmath_probe gives, timed whole and as its kernels each compiled and timed
- * alone (tl_cost_report_measure, what `tlaloc cost-report` prints). A
+ * and f64, the program be_vmath_probe gives, timed whole and as its
+ * kernels each compiled and timed alone (tl_cost_report_measure, what `tlaloc cost-report` prints). A
  * kernel that LLVM leaves scalar in one context and not the other makes
  * the whole far slower than its parts: f64 (sin x) then (exp s) + 2 s was
  * 12.7 ms end to end against 1.58 + 1.74 ms for its kernels on the Zen 5
