@@ -15,9 +15,9 @@
  * (a power of two: log2(d) stages of d two-input shuffles each way; other
  * lengths: a chain of shuffles per vector over the vectors it draws
  * from). The last rows (fewer than VW) are a block with masked loads and
- * stores. With AVX-512, a length that is not a power of two is read as
- * columns by gathers (column()), or, above VW / 2, padded: each row is a
- * masked load of d lanes and the block a VW x VW transpose (padded()).
+ * stores. With AVX-512, a length that is not a power of two above VW / 2
+ * is padded instead: each row is a masked load of d lanes and the block a
+ * VW x VW transpose (padded()).
  *
  * A symbolic length takes chunks behind a run-time test (a power of two up
  * to VW; other lengths take the row passes): one vector holds VW/d whole
@@ -285,8 +285,11 @@ static void gather_tree(em *e, LLVMValueRef *val, int n, int VW, int sv[MAXV][MA
 
 /* Memory vectors to columns (back: columns to memory vectors): a power of
  * two by regroup's stages (log2(d) shuffles per vector), other lengths by
- * gather_tree (up to d - 1 per vector: rows of 10, 9); column() is the
- * other way in for those with AVX-512. */
+ * gather_tree (up to d - 1 per vector: rows of 10, 9). AVX-512 gathers
+ * of each column were the way in for lengths 3, 5, 6, 7 once: the
+ * shuffles ran log_softmax over [4000 3] in 7.7 instead of 11.5 us, [3200
+ * 5] 10.4 instead of 14.2, [2300 7] 11.0 instead of 14.3 (AOT object, min
+ * of 300 x 20 calls, Zen 5), and compiled as fast. */
 static void transpose(em *e, LLVMValueRef *val, int d, int VW, bool back) {
   if (!(d & (d - 1))) {
     int at[MAXV][MAXV], tv[MAXV * MAXV], tl[MAXV * MAXV];
@@ -308,45 +311,29 @@ static void transpose(em *e, LLVMValueRef *val, int d, int VW, bool back) {
   gather_tree(e, val, d, VW, sv, sl);
 }
 
-/* Column j of a block (lane r: row r's element j) read by an AVX-512
- * gather, for lengths that are not powers of two up to VW / 2: gather_tree's
- * shuffle chains ran rows of 10 faster (log_softmax over [1600 10]:
- * 0.013-0.014 against 0.016-0.019 ms) but took 9 ms more to compile (39
- * against 30 ms for that kernel; 27 before blocks). Longer rows are
- * padded() instead. */
-static LLVMValueRef column(em *e, const srow *s, int VW, LLVMValueRef off, LLVMValueRef n, int j) {
-  int d = (int)s->d;
-  unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
-  LLVMValueRef ix[MAXV], on[MAXV];
-  for (int r = 0; r < VW; r++) {
-    ix[r] = LLVMConstInt(e->i64, (unsigned long long)(r * d + j), 0);
-    on[r] = LLVMConstInt(e->i1, 1, 0);
-  }
-  LLVMValueRef idx = LLVMConstVector(ix, (unsigned)VW);
-  LLVMValueRef base = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &off, 1, "");
-  LLVMValueRef ptrs = LLVMBuildGEP2(e->b, s->et, base, &idx, 1, ""); /* masked-off lanes may lie past the buffer */
-  LLVMValueRef mask = LLVMConstVector(on, (unsigned)VW);
-  if (n) mask = icmp(e, LLVMIntULT, idx, splat_v(e, n, VW));
-  const char *name = "llvm.masked.gather";
-  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-  LLVMTypeRef tys[2] = {s->vt, LLVMVectorType(e->ptr, (unsigned)VW)};
-  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->m, id, tys, 2);
-  LLVMTypeRef ft = LLVMIntrinsicGetType(e->cx, id, tys, 2);
-  return LLVMBuildCall2(e->b, ft, f, (LLVMValueRef[]){ptrs, LLVMConstInt(e->i32, al, 0), mask, LLVMConstNull(s->vt)}, 4,
-                        "");
-}
-
 /* Rows of a length d that is not a power of two, above VW / 2, with
  * AVX-512: each row a masked load of d lanes, the block a VW x VW
  * transpose (regroup's stages), and back the same way to masked stores.
- * Against column()'s gathers, log_softmax over [1600 10] (f32: VW 16) ran
- * in 0.012-0.013 instead of 0.016 ms (0.61-0.69x the per-element speed of
- * rows of 1000 instead of 0.45-0.53x; bench-backend --shapes --reps 100,
- * alternating, Zen 5), the kernel's compile unchanged (21.3-21.8 ms, min
- * of 7). Shorter rows would waste most of each row's vector: they keep
- * the gathers. */
+ * Against gathers of each column, log_softmax over [1600 10] (f32: VW 16)
+ * ran in 0.012-0.013 instead of 0.016 ms (0.61-0.69x the per-element speed
+ * of rows of 1000 instead of 0.45-0.53x; bench-backend --shapes --reps
+ * 100, alternating, Zen 5), the kernel's compile unchanged (21.3-21.8 ms,
+ * min of 7). Shorter rows would waste most of each row's vector: they
+ * take transpose()'s shuffles. */
 static bool padded(int d, int VW, bool avx512) {
   return avx512 && (d & (d - 1)) && 2 * d > VW && d <= VW;
+}
+
+/* v[0..n) combined by maxnum (max) or fadd as a balanced tree (v is
+ * overwritten): log2(n) dependent steps instead of n - 1 */
+static LLVMValueRef pairwise(em *e, LLVMValueRef *v, int n, bool max) {
+  for (; n > 1; n = (n + 1) / 2)
+    for (int i = 0; i < n / 2; i++) {
+      LLVMValueRef a = v[2 * i], b = v[2 * i + 1];
+      v[i] = max ? lw_intr2(e, "llvm.maxnum", a, b) : LLVMBuildFAdd(e->b, a, b, "");
+      if (n % 2 && i == n / 2 - 1) v[i + 1] = v[n - 1];
+    }
+  return v[0];
 }
 
 /* VW rows at element offset off; n (i64; NULL: all) of the block's
@@ -356,7 +343,7 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
   LLVMValueRef c[MAXV], y[MAXV], mask[MAXV];
-  bool pad = padded(d, VW, e->avx512), gather = (d & (d - 1)) && e->avx512 && !pad;
+  bool pad = padded(d, VW, e->avx512);
   if (pad) { /* row r in vector r's first d lanes, then a VW x VW transpose */
     LLVMValueRef rv[MAXV];
     for (int r = 0; r < VW; r++) {
@@ -370,32 +357,36 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   }
   for (int i = 0; i < d && !pad; i++) {
     mask[i] = n ? lanes_of(e, VW, n, i) : NULL; /* the vector's lanes that hold rows */
-    if (gather) {
-      c[i] = column(e, s, VW, off, n, i);
-      continue;
-    }
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
     /* not inbounds: a masked-off vector of the last block may lie past the buffer */
     c[i] = vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), mask[i], al);
   }
-  if (!gather && !pad) transpose(e, c, d, VW, false);
+  if (!pad) transpose(e, c, d, VW, false);
   LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
-  LLVMValueRef mx = c[0];
-  for (int j = 1; j < d; j++) mx = lw_intr2(e, "llvm.maxnum", mx, c[j]);
+  LLVMValueRef tv[MAXV];
+  memcpy(tv, c, (size_t)d * sizeof *tv);
+  LLVMValueRef mx = pairwise(e, tv, d, true);
   /* maxnum skips a NaN, whose exp then makes the row's sum NaN: the row
    * is NaN as with the row passes' NaN flag; a row of NaNs has a NaN max */
   LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
   LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), splat_n(e, cf(e, dt, INFINITY), VW));
   LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
-  LLVMValueRef sum = zero, ties = zero;
+  /* the ties counted before the exp calls and both sums as pairwise
+   * trees: a chain through every call (the running sums spilled and
+   * reloaded around each) was the block's critical path */
+  LLVMValueRef eq[MAXV];
+  for (int j = 0; j < d; j++) {
+    eq[j] = fcmp(e, LLVMRealOEQ, c[j], sh);
+    tv[j] = sel(e, eq[j], one, zero);
+  }
+  LLVMValueRef ties = pairwise(e, tv, d, false);
   for (int j = 0; j < d; j++) {
     LLVMValueRef v = LLVMBuildFSub(e->b, c[j], sh, "");
     LLVMValueRef t = lw_m1(e, "exp", dt, v);
-    LLVMValueRef eq = fcmp(e, LLVMRealOEQ, c[j], sh);
-    ties = LLVMBuildFAdd(e->b, ties, sel(e, eq, one, zero), "");
-    sum = LLVMBuildFAdd(e->b, sum, sel(e, eq, zero, t), "");
+    tv[j] = sel(e, eq[j], zero, t);
     y[j] = s->soft ? t : v;
   }
+  LLVMValueRef sum = pairwise(e, tv, d, false);
   if (s->soft) {
     LLVMValueRef inv = LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "");
     for (int j = 0; j < d; j++) y[j] = LLVMBuildFMul(e->b, y[j], inv, "");
@@ -456,6 +447,67 @@ static LLVMValueRef chunk_source(em *e, const be_kern *k, int32_t xid, int nk, c
   return lw_bufptr(e, k->out);
 }
 
+/* Rows [r0, r1) in blocks of VW rows, every block through one copy of
+ * block()'s code with plain loads and stores: the last, partial block is
+ * copied into a block on the stack (its missing rows zeros), done there,
+ * and its rows copied back. Every block masked (the kernel's only copy
+ * until then) ran log_softmax over [2048 8] in 8.6-8.8 us, whole blocks
+ * and a masked last one 8.0-8.1 but compiled 5-17 ms slower (rows of 8
+ * and 16: two copies of the block); this runs as fast as the latter and
+ * compiles as the former (AOT object, min of 300 x 20 calls, Zen 5). */
+static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1) {
+  int d = (int)s->d, VW = s->W;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
+  LLVMTypeRef vt = s->vt;
+  LLVMValueRef stage = LLVMBuildAlloca(e->pre, LLVMArrayType2(s->et, (uint64_t)(VW * d)), "sstage");
+  LLVMSetAlignment(stage, 64);
+  LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
+  LLVMValueRef ng = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, n, ci(e, VW - 1), ""), ci(e, VW), "");
+  loop l;
+  LLVMValueRef g = lw_loop_open(e, &l, ci(e, 0), ng, 0, NULL);
+  l.ic = -1; /* whole vectors already */
+  LLVMValueRef first = LLVMBuildMul(e->b, g, ci(e, VW), "");
+  LLVMValueRef left = LLVMBuildSub(e->b, n, first, "");
+  LLVMValueRef part = icmp(e, LLVMIntSLT, left, ci(e, VW));
+  LLVMValueRef off = LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), ci(e, d), "");
+  LLVMValueRef nel = LLVMBuildMul(e->b, left, ci(e, d), "");
+  LLVMBasicBlockRef from = LLVMGetInsertBlock(e->b);
+  LLVMBasicBlockRef in = LLVMAppendBasicBlockInContext(e->cx, e->fn, "stagein");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sblock");
+  LLVMBasicBlockRef out = LLVMAppendBasicBlockInContext(e->cx, e->fn, "stageout");
+  LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->cx, e->fn, "snext");
+  LLVMBuildCondBr(e->b, part, in, body);
+  LLVMPositionBuilderAtEnd(e->b, in);
+  for (int i = 0; i < d; i++) {
+    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+    /* not inbounds: a masked-off vector may lie past the buffer */
+    LLVMValueRef v = vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), lanes_of(e, VW, nel, i), al);
+    LLVMValueRef so = ci(e, (int64_t)i * VW);
+    vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, stage, &so, 1, ""), v, NULL, al);
+  }
+  LLVMBuildBr(e->b, body);
+  LLVMPositionBuilderAtEnd(e->b, body);
+  srow t = *s;
+  LLVMValueRef boff = LLVMBuildPhi(e->b, e->i64, "");
+  t.src = LLVMBuildPhi(e->b, e->ptr, "");
+  t.dst = LLVMBuildPhi(e->b, e->ptr, "");
+  LLVMBasicBlockRef ins[2] = {from, in};
+  LLVMAddIncoming(boff, (LLVMValueRef[]){off, ci(e, 0)}, ins, 2);
+  LLVMAddIncoming(t.src, (LLVMValueRef[]){s->src, stage}, ins, 2);
+  LLVMAddIncoming(t.dst, (LLVMValueRef[]){s->dst, stage}, ins, 2);
+  block(e, &t, boff, NULL);
+  LLVMBuildCondBr(e->b, part, out, next);
+  LLVMPositionBuilderAtEnd(e->b, out);
+  for (int i = 0; i < d; i++) {
+    LLVMValueRef so = ci(e, (int64_t)i * VW), o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+    LLVMValueRef v = vload(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, stage, &so, 1, ""), NULL, al);
+    vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), v, lanes_of(e, VW, nel, i), al);
+  }
+  LLVMBuildBr(e->b, next);
+  LLVMPositionBuilderAtEnd(e->b, next);
+  lw_loop_close(e, &l, NULL);
+}
+
 bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   *join = NULL;
   const tl_graph *g = e->g;
@@ -497,7 +549,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   s.dst = lw_bufptr(e, k->out);
   LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
   if (d >= 0) {
-    groups(e, &s, r0, r1, ci(e, VW), dv, block, false);
+    staged_blocks(e, &s, r0, r1);
     return true;
   }
   groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);

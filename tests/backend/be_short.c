@@ -11,8 +11,8 @@
  * short-row path: known lengths exactly when 2 to one vector, symbolic
  * ones always (behind the run-time test), so a change that silently routes
  * rows elsewhere fails too. TLALOC_NO_AVX512=1 runs the same cases on
- * AVX2's paths (whole blocks and a masked last one, shuffles where AVX-512
- * gathers); the test suite does so (tests/backend/meson.build). SSE's
+ * AVX2's paths (8-lane f32 blocks, no padded rows); the
+ * test suite does so (tests/backend/meson.build). SSE's
  * widths (4 f32, 2 f64) are not run here. */
 #include "backend/be_internal.h"
 #include "interp/interp.h"
