@@ -1,6 +1,6 @@
 /* lower_short.c - softmax and log_softmax over the last axis when a row
- * is at most one vector (VW lanes: 16 f32 or 8 f64 with AVX-512): rows
- * held in vector registers.
+ * is at most four vectors (VW lanes: 16 f32 or 8 f64 with AVX-512): rows
+ * held in vector registers or in blocks on the stack.
  *
  * Why: the row passes of lower_rows.c vectorise along a row. A symbolic
  * length of 8 ran them scalar (log_softmax over [2048 8]: 0.13x the
@@ -14,10 +14,14 @@
  * and the log runs once per row; the transposes are all that is added
  * (a power of two: log2(d) stages of d two-input shuffles each way; other
  * lengths: a chain of shuffles per vector over the vectors it draws
- * from). The last rows (fewer than VW) are a block with masked loads and
- * stores. With AVX-512, a length that is not a power of two above VW / 2
+ * from). With AVX-512, a length that is not a power of two above VW / 2
  * is padded instead: each row is a masked load of d lanes and the block a
- * VW x VW transpose (padded()).
+ * VW x VW transpose (padded()). A known length from VW + 1 to 4 VW takes
+ * flat blocks (flat_block): the block's d vectors as they lie in memory
+ * for the exponentials, each row's vectors for its max and sum, the rows'
+ * results gathered by a VW x VW transpose. Either kind of block is one
+ * copy of code with plain loads and stores; the last rows (fewer than VW)
+ * are copied into a block on the stack and back (staged_blocks).
  *
  * A symbolic length takes chunks behind a run-time test (a power of two up
  * to VW; other lengths take the row passes): one vector holds VW/d whole
@@ -455,10 +459,29 @@ static LLVMValueRef chunk_source(em *e, const be_kern *k, int32_t xid, int nk, c
  * and a masked last one 8.0-8.1 but compiled 5-17 ms slower (rows of 8
  * and 16: two copies of the block); this runs as fast as the latter and
  * compiles as the former (AOT object, min of 300 x 20 calls, Zen 5). */
-static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1) {
-  int d = (int)s->d, VW = s->W;
+/* The first nel elements of the block at element offset off copied into
+ * the stage (in; the rest of the stage zeros) or back into the output:
+ * a loop over the block's d vectors, the source's or output's side
+ * masked (a partial block may end anywhere in a vector). */
+static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef off, LLVMValueRef nel, bool in) {
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
-  LLVMTypeRef vt = s->vt;
+  loop l;
+  LLVMValueRef i = lw_loop_open(e, &l, ci(e, 0), ci(e, s->d), 0, NULL);
+  l.ic = -1;
+  l.nounroll = 1;
+  LLVMValueRef so = LLVMBuildMul(e->b, i, ci(e, s->W), ""), o = LLVMBuildAdd(e->b, off, so, "");
+  LLVMValueRef k = LLVMBuildSub(e->b, nel, so, "");
+  LLVMValueRef mask = lanes_below(e, s->W, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
+  LLVMValueRef sp = LLVMBuildInBoundsGEP2(e->b, s->et, stage, &so, 1, "");
+  /* not inbounds: a masked-off vector may lie past the buffer */
+  LLVMValueRef mp = LLVMBuildGEP2(e->b, s->et, in ? s->src : s->dst, &o, 1, "");
+  if (in) vstore(e, s->vt, sp, vload(e, s->vt, mp, mask, al), NULL, al);
+  else vstore(e, s->vt, mp, vload(e, s->vt, sp, NULL, al), mask, al);
+  lw_loop_close(e, &l, NULL);
+}
+
+static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, group_fn *fn) {
+  int d = (int)s->d, VW = s->W;
   LLVMValueRef stage = LLVMBuildAlloca(e->pre, LLVMArrayType2(s->et, (uint64_t)(VW * d)), "sstage");
   LLVMSetAlignment(stage, 64);
   LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
@@ -478,33 +501,236 @@ static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1
   LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->cx, e->fn, "snext");
   LLVMBuildCondBr(e->b, part, in, body);
   LLVMPositionBuilderAtEnd(e->b, in);
-  for (int i = 0; i < d; i++) {
-    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    /* not inbounds: a masked-off vector may lie past the buffer */
-    LLVMValueRef v = vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), lanes_of(e, VW, nel, i), al);
-    LLVMValueRef so = ci(e, (int64_t)i * VW);
-    vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, stage, &so, 1, ""), v, NULL, al);
-  }
+  stage_copy(e, s, stage, off, nel, true);
+  LLVMBasicBlockRef copied = LLVMGetInsertBlock(e->b);
   LLVMBuildBr(e->b, body);
   LLVMPositionBuilderAtEnd(e->b, body);
   srow t = *s;
   LLVMValueRef boff = LLVMBuildPhi(e->b, e->i64, "");
   t.src = LLVMBuildPhi(e->b, e->ptr, "");
   t.dst = LLVMBuildPhi(e->b, e->ptr, "");
-  LLVMBasicBlockRef ins[2] = {from, in};
+  LLVMBasicBlockRef ins[2] = {from, copied};
   LLVMAddIncoming(boff, (LLVMValueRef[]){off, ci(e, 0)}, ins, 2);
   LLVMAddIncoming(t.src, (LLVMValueRef[]){s->src, stage}, ins, 2);
   LLVMAddIncoming(t.dst, (LLVMValueRef[]){s->dst, stage}, ins, 2);
-  block(e, &t, boff, NULL);
+  fn(e, &t, boff, NULL);
   LLVMBuildCondBr(e->b, part, out, next);
   LLVMPositionBuilderAtEnd(e->b, out);
-  for (int i = 0; i < d; i++) {
-    LLVMValueRef so = ci(e, (int64_t)i * VW), o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    LLVMValueRef v = vload(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, stage, &so, 1, ""), NULL, al);
-    vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), v, lanes_of(e, VW, nel, i), al);
-  }
+  stage_copy(e, s, stage, off, nel, false);
   LLVMBuildBr(e->b, next);
   LLVMPositionBuilderAtEnd(e->b, next);
+  lw_loop_close(e, &l, NULL);
+}
+
+/* ---- rows of one to four vectors, a row at a time (a known length) ------- */
+
+enum { MAXM = 4 };
+
+/* element j of the stack array a (of et) */
+static LLVMValueRef slot(em *e, const srow *s, LLVMValueRef a, LLVMValueRef j) {
+  return LLVMBuildInBoundsGEP2(e->b, s->et, a, &j, 1, "");
+}
+
+/* Row r's m vectors at element offset off, the last masked by lm */
+static void row_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef off, int m, LLVMValueRef lm,
+                     LLVMValueRef *x) {
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
+  for (int k = 0; k < m; k++) {
+    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)k * s->W), "");
+    x[k] = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, p, &o, 1, ""), k == m - 1 ? lm : NULL, al);
+  }
+}
+
+/* The VW vectors of the stack matrix a (row r: vector r) reduced across
+ * lanes, row r's result in lane r: a VW x VW transpose, then a tree of
+ * elementwise ops over the columns. Rows past a partial block's hold what
+ * an earlier block left (or nothing written): their lanes are not used. */
+static LLVMValueRef rows_across(em *e, const srow *s, LLVMValueRef a, bool max) {
+  LLVMValueRef v[MAXV];
+  for (int r = 0; r < s->W; r++) v[r] = vload(e, s->vt, slot(e, s, a, ci(e, (int64_t)r * s->W)), NULL, 64);
+  transpose(e, v, s->W, s->W, false);
+  return pairwise(e, v, s->W, max);
+}
+
+/* A loop over the rows of a block (VW rows of d elements at element
+ * offset off): the row's index and its element offset */
+static LLVMValueRef rows_open(em *e, const srow *s, loop *l, LLVMValueRef off, LLVMValueRef *roff) {
+  LLVMValueRef r = lw_loop_open(e, l, ci(e, 0), ci(e, s->W), 0, NULL);
+  l->ic = -1;
+  l->nounroll = 1;
+  *roff = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, r, ci(e, s->d), ""), "");
+  return r;
+}
+
+/* A loop over a block's d vectors of VW elements: the vector's element
+ * offset in the block */
+static LLVMValueRef flat_open(em *e, const srow *s, loop *l) {
+  LLVMValueRef i = lw_loop_open(e, l, ci(e, 0), ci(e, s->d), 0, NULL);
+  l->ic = -1;
+  l->nounroll = 1;
+  return LLVMBuildMul(e->b, i, ci(e, s->W), "");
+}
+
+/* The image im of v over the block: lane r of v (row r's value) at each
+ * of row r's elements, d vectors, each one constant shuffle of v and an
+ * aligned store. A loop over rows storing each row's value as m whole
+ * vectors (overlapping the next row's) ran log_softmax over rows of 17
+ * and 24 in 13.3-13.5 and 10.8-11.0 us against 11.5-11.8 and 9.9 (rows of
+ * 32, whose stores do not overlap: 9.4 against 9.9): the flat loop's
+ * loads of the image wait for overlapping stores. */
+static void block_image(em *e, const srow *s, LLVMValueRef im, LLVMValueRef v) {
+  int m[64];
+  for (int j = 0; j < s->d; j++) {
+    for (int l = 0; l < s->W; l++) m[l] = (int)((j * s->W + l) / s->d);
+    LLVMValueRef x = LLVMBuildShuffleVector(e->b, v, LLVMGetPoison(s->vt), cmask(e, m, s->W), "");
+    vstore(e, s->vt, slot(e, s, im, ci(e, (int64_t)j * s->W)), x, NULL, 64);
+  }
+}
+
+/* A row's value spread over its elements in the block's flat layout (an
+ * image): vector j (element offset jo) has in lane l the value of row
+ * (jo + l) / d. With AVX2 or AVX-512 a variable permute of the rows'
+ * vector by an index vector from a constant table (vpermps; f64 lanes as
+ * two f32 lanes each): code that does not grow with d. Otherwise (SSE)
+ * the image is stored on the stack, each vector one constant shuffle. */
+typedef struct image {
+  LLVMValueRef v;   /* the rows' values, lane r: row r */
+  LLVMValueRef mem; /* SSE: the stored image */
+} image;
+
+static bool permutes(em *e) {
+  return e->avx512 || e->avx2;
+}
+
+/* the table of permute indices (i32 lanes, per vector of the block), one
+ * per kernel */
+static LLVMValueRef image_table(em *e, const srow *s) {
+  int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4; /* i32 lanes a vector */
+  int64_t cnt = s->d * per;
+  LLVMValueRef *ix = tl_xcalloc((size_t)cnt, sizeof *ix);
+  for (int64_t i = 0; i < cnt; i++) {
+    int64_t el = i / (per / s->W), half = i % (per / s->W); /* the element, and which f32 of it */
+    ix[i] = LLVMConstInt(e->i32, (unsigned long long)(el / s->d * (per / s->W) + half), 0);
+  }
+  LLVMValueRef init = LLVMConstArray2(e->i32, ix, (uint64_t)cnt);
+  tl_free(ix);
+  LLVMValueRef gv = LLVMAddGlobal(e->m, LLVMTypeOf(init), "rowidx");
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetAlignment(gv, 64);
+  return gv;
+}
+
+static image image_of(em *e, const srow *s, LLVMValueRef v, LLVMValueRef mem) {
+  image im = {v, mem};
+  if (!permutes(e)) block_image(e, s, mem, v);
+  return im;
+}
+
+/* vector j (element offset jo in the block) of the image */
+static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef tbl, LLVMValueRef jo) {
+  if (!permutes(e)) return vload(e, s->vt, slot(e, s, im->mem, jo), NULL, 64);
+  int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4;
+  LLVMTypeRef it = LLVMVectorType(e->i32, (unsigned)per), ft = LLVMVectorType(e->f32, (unsigned)per);
+  LLVMValueRef io = LLVMBuildMul(e->b, jo, ci(e, per / s->W), "");
+  LLVMValueRef idx = vload(e, it, LLVMBuildInBoundsGEP2(e->b, e->i32, tbl, &io, 1, ""), NULL, 64);
+  const char *name = per == 16 ? "llvm.x86.avx512.permvar.sf.512" : "llvm.x86.avx2.permps";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->m, id, NULL, 0);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(e->cx, id, NULL, 0);
+  LLVMValueRef r = LLVMBuildCall2(e->b, fty, f, (LLVMValueRef[]){LLVMBuildBitCast(e->b, im->v, ft, ""), idx}, 2, "");
+  return LLVMBuildBitCast(e->b, r, s->vt, "");
+}
+
+/* A block of VW rows of a known length VW < d <= 4 VW (m = ceil(d / VW)
+ * vectors a row, the last a masked load of the rest), held in memory as
+ * the d whole vectors it is. The exponentials run on those d vectors
+ * (loops over the block's vectors: "flat"), so that every lane is an
+ * element; what a row needs alone, its max and its sum, comes from loops
+ * over its m vectors, added lanewise and reduced across lanes for all VW
+ * rows at once by a VW x VW transpose (rows_across). A row's shift and
+ * log reach the flat loops as images: the value repeated over the row's
+ * elements on the stack. In order: the rows' maxes; the shift image; the
+ * flat exp(x - shift) into a stack copy of the block; the rows' sums and
+ * ties; the log (or reciprocal) image; the flat write. A row at a time, the exp of a row's m vectors ran every
+ * lane past d too (log_softmax over rows of 17 at 0.54x of rows of 1024,
+ * 24 at 0.68x: the time is the exp calls'). */
+static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
+  (void)n; /* staged_blocks: always a whole block */
+  int dt = s->dt, VW = s->W, d = (int)s->d, m = (d + VW - 1) / VW;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
+  LLVMTypeRef at = LLVMArrayType2(s->et, (uint64_t)VW), mt = LLVMArrayType2(s->et, (uint64_t)(VW * VW));
+  LLVMTypeRef it = LLVMArrayType2(s->et, (uint64_t)(VW * d + VW)); /* + VW: a row's last vector read whole */
+  LLVMValueRef amat = LLVMBuildAlloca(e->pre, mt, "wmat"), ati = LLVMBuildAlloca(e->pre, at, "wties");
+  LLVMValueRef ter = LLVMBuildAlloca(e->pre, it, "wterms"), shi = NULL, poi = NULL, tbl = NULL;
+  if (permutes(e)) {
+    tbl = image_table(e, s);
+  } else {
+    shi = LLVMBuildAlloca(e->pre, it, "wshift");
+    poi = LLVMBuildAlloca(e->pre, it, "wpost");
+    LLVMSetAlignment(shi, 64);
+    LLVMSetAlignment(poi, 64);
+  }
+  LLVMValueRef all[] = {amat, ati, ter};
+  for (int i = 0; i < 3; i++) LLVMSetAlignment(all[i], 64);
+  LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
+  LLVMValueRef lm = lanes_below(e, VW, ci(e, d - (int64_t)(m - 1) * VW));
+  LLVMValueRef x[MAXM], tv[MAXM], ro, r, j;
+  loop l;
+  /* the rows' lanewise maxes, then the block's shifts */
+  r = rows_open(e, s, &l, off, &ro);
+  row_load(e, s, s->src, ro, m, lm, x);
+  for (int k = 0; k < m; k++) tv[k] = k == m - 1 ? sel(e, lm, x[k], x[0]) : x[k];
+  vstore(e, s->vt, slot(e, s, amat, LLVMBuildMul(e->b, r, ci(e, VW), "")), pairwise(e, tv, m, true), NULL, 64);
+  lw_loop_close(e, &l, NULL);
+  LLVMValueRef MX = rows_across(e, s, amat, true);
+  LLVMValueRef nan = fcmp(e, LLVMRealUNO, MX, MX);
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", MX), splat_n(e, cf(e, dt, INFINITY), VW));
+  LLVMValueRef SH = sel(e, LLVMBuildOr(e->b, fin, nan, ""), MX, zero);
+  image ish = image_of(e, s, SH, shi);
+  /* exp(x - shift) over the block's vectors, into the stack (the output
+   * may be the input) */
+  j = flat_open(e, s, &l);
+  LLVMValueRef xo = LLVMBuildAdd(e->b, off, j, "");
+  LLVMValueRef xv = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
+  LLVMValueRef shv = image_at(e, s, &ish, tbl, j);
+  LLVMValueRef t = lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, xv, shv, ""));
+  vstore(e, s->vt, slot(e, s, ter, j), t, NULL, 64);
+  lw_loop_close(e, &l, NULL);
+  /* the rows' lanewise sums without the terms equal to the shift, and
+   * those counted */
+  r = rows_open(e, s, &l, off, &ro);
+  LLVMValueRef to = LLVMBuildSub(e->b, ro, off, ""), nt = ci(e, 0);
+  row_load(e, s, ter, to, m, NULL, tv);
+  row_load(e, s, s->src, ro, m, lm, x);
+  LLVMValueRef shr = splat_v(e, LLVMBuildExtractElement(e->b, SH, LLVMBuildTrunc(e->b, r, e->i32, ""), ""), VW);
+  LLVMTypeRef bits = LLVMIntTypeInContext(e->cx, (unsigned)VW);
+  for (int k = 0; k < m; k++) {
+    LLVMValueRef eq = fcmp(e, LLVMRealOEQ, x[k], shr);
+    if (k == m - 1) eq = LLVMBuildAnd(e->b, eq, lm, "");
+    LLVMValueRef c = lw_intr1(e, "llvm.ctpop", LLVMBuildBitCast(e->b, eq, bits, ""));
+    nt = LLVMBuildAdd(e->b, nt, LLVMBuildZExt(e->b, c, e->i64, ""), "");
+    tv[k] = sel(e, eq, zero, tv[k]);
+  }
+  tv[m - 1] = sel(e, lm, tv[m - 1], zero); /* the next row's terms */
+  vstore(e, s->vt, slot(e, s, amat, LLVMBuildMul(e->b, r, ci(e, VW), "")), pairwise(e, tv, m, false), NULL, 64);
+  vstore(e, s->et, slot(e, s, ati, r), LLVMBuildUIToFP(e->b, nt, s->et, ""), NULL, al);
+  lw_loop_close(e, &l, NULL);
+  LLVMValueRef S = rows_across(e, s, amat, false), T = vload(e, s->vt, ati, NULL, 64);
+  image ipo = image_of(e, s, s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, S, T, ""), "")
+                                     : lw_sumexp_log(e, dt, fin, S, T), poi);
+  /* the block written */
+  j = flat_open(e, s, &l);
+  xo = LLVMBuildAdd(e->b, off, j, "");
+  LLVMValueRef po = image_at(e, s, &ipo, tbl, j), y;
+  if (s->soft) {
+    y = LLVMBuildFMul(e->b, vload(e, s->vt, slot(e, s, ter, j), NULL, 64), po, "");
+  } else {
+    xv = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
+    y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, xv, image_at(e, s, &ish, tbl, j), ""), po, "");
+  }
+  vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &xo, 1, ""), y, NULL, al);
   lw_loop_close(e, &l, NULL);
 }
 
@@ -518,7 +744,8 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   if (R < 2 || ax != R - 1 || !isf(dt)) return false;
   int64_t d = n->type.dims[R - 1];
   int VW = (e->avx512 ? 64 : e->avx2 ? 32 : 16) / (int)tl_dtype_size((tl_dtype)dt);
-  if (d >= 0 && !blockable(d, VW)) return false;
+  bool wide = d > VW && d <= MAXM * VW;
+  if (d >= 0 && !blockable(d, VW) && !wide) return false;
   srow s = {.dt = dt, .d = d >= 0 ? d : 0, .W = VW, .soft = n->op == TL_OP_SOFTMAX,
             .et = vty(e, dt)};
   s.vt = LLVMVectorType(s.et, (unsigned)VW);
@@ -549,7 +776,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   s.dst = lw_bufptr(e, k->out);
   LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
   if (d >= 0) {
-    staged_blocks(e, &s, r0, r1);
+    staged_blocks(e, &s, r0, r1, wide ? flat_block : block);
     return true;
   }
   groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);

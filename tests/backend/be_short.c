@@ -161,9 +161,10 @@ static int sum_tests(int verbose, int *n) {
 int be_short_tests(int verbose);
 int be_short_tests(int verbose) {
   static const char *ops[2] = {"softmax", "log_softmax"}, *dts[2] = {"f32", "f64"};
-  /* every power of two to 32 (a row of one vector or less takes the path,
-   * 32 does not), and lengths around them */
-  static const int64_t lens[] = {1, 2, 3, 4, 5, 7, 8, 10, 15, 16, 17, 24, 32, 33};
+  /* every power of two to 64 (a known row of 2 to four vectors takes the
+   * path: blocks up to one vector, wide rows above), and lengths around
+   * them */
+  static const int64_t lens[] = {1, 2, 3, 4, 5, 7, 8, 10, 15, 16, 17, 24, 32, 33, 47, 64, 65};
   int fails = 0, n = 0;
   char name[200], text[400];
   for (int op = 0; op < 2; op++)
@@ -171,7 +172,7 @@ int be_short_tests(int verbose) {
       int vw = host_lanes(t ? TL_F64 : TL_F32);
       for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
         int64_t d = lens[li];
-        int special = (int)(li % 2), blocked = d >= 2 && d <= vw;
+        int special = (int)(li % 2), blocked = d >= 2 && d <= 4 * vw;
         /* known sizes: 1000 rows (blocks, a partial block's chunks, split
          * across threads), 3 rows (chunks alone) */
         for (int k = 0; k < 2; k++) {
@@ -211,6 +212,12 @@ int be_short_tests(int verbose) {
      {0}, 1},
     {"softmax of expm1(30x), [37 4]", "(graph s (in x f32 [37 4]) (out y (softmax (expm1 (mul x 30.0)) :axis 1)))",
      {0}, 0},
+    {"log_softmax of 2x+1, wide rows [37 24]",
+     "(graph s (in x f32 [37 24]) (out y (log_softmax (add (mul x 2.0) 1.0) :axis 1)))", {0}, 1},
+    {"softmax of expm1(30x), wide rows [37 40]",
+     "(graph s (in x f32 [37 40]) (out y (softmax (expm1 (mul x 30.0)) :axis 1)))", {0}, 0},
+    {"softmax of a transpose, wide rows [20 50] -> [50 20]",
+     "(graph s (in x f64 [20 50]) (out y (softmax (transpose x :perm [1 0]) :axis 1)))", {0}, 1},
     {"log_softmax of expm1(30x), symbolic rows of 8",
      "(graph s (in x f64 [r c]) (out y (log_softmax (expm1 (mul x 30.0)) :axis 1)))", {45, 8}, 1},
     {"log_softmax of i32, [33 16]", "(graph s (in x i32 [33 16]) (out y (log_softmax x :axis 1)))", {0}, 0},
@@ -242,7 +249,7 @@ int be_short_tests(int verbose) {
       fails += run_vm(name, vm[i].text, vm[i].syms, (int)i % 2, -1, 1, v, verbose);
     }
   fails += sum_tests(verbose, &n);
-  printf("short rows: %d cases (softmax and log_softmax, rows of 1-33 known and symbolic, f32 and f64, inputs through "
+  printf("short rows: %d cases (softmax and log_softmax, rows of 1-65 known and symbolic, f32 and f64, inputs through "
          "the first pass, vector math 0 and 2; sums and means of rows of 1-64), %d failed\n", n, fails);
   return fails;
 }
