@@ -185,7 +185,8 @@ int be_short_tests(int verbose) {
           fails += run(name, text, none, special, blocked, k ? 1 : 2, verbose);
           n++;
         }
-        /* symbolic sizes (the path is always emitted, taken by powers of two) */
+        /* symbolic sizes (the path is always emitted; flat blocks take 1 to
+         * four vectors, chunks small powers of two) */
         int64_t r = 37 + (int64_t)li % 3;
         snprintf(name, sizeof name, "%s %s [r c], r=%lld c=%lld%s", ops[op], dts[t], (long long)r, (long long)d,
                  special ? ", NaN and infinities" : "");
