@@ -1209,7 +1209,7 @@ int main(int argc, char **argv) {
   /* 5. loop shapes */
 shapes:;
   static const int64_t s8[4] = {2048, 8, 16, 1024}, s16[4] = {1024, 16, 16, 1024}, s32[4] = {512, 32, 16, 1024},
-                       sq[4] = {1024, 1024, 1024, 1024};
+                       s24[4] = {682, 24, 16, 1023}, sq[4] = {1024, 1024, 1024, 1024};
   const char *cos32 = "(graph s (in x f32 [r c]) (out y (cos x)))", *cos64 = "(graph s (in x f64 [r c]) (out y (cos x)))";
   const char *lsm = "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))";
   shape_pair("cos f32 [2048 8]", cos32, s8, "cos f32 [16 1024]", NULL);
@@ -1219,14 +1219,15 @@ shapes:;
              s16, "the same on [16 1024]", NULL);
   shape_pair("log_softmax f32 [2048 8]", lsm, s8, "log_softmax f32 [16 1024]", NULL);
   shape_pair("log_softmax f32 [512 32]", lsm, s32, "log_softmax f32 [16 1024]", NULL);
-  /* the same with the sizes in the graph (a symbolic length of a power of
-   * two up to a vector takes lower_short.c's chunks, a known one its
-   * transposed blocks) */
+  shape_pair("log_softmax f32 [682 24]", lsm, s24, "log_softmax f32 [16 1023]", NULL);
+  /* the same with the sizes in the graph (a symbolic length up to four
+   * vectors takes lower_short.c's flat blocks, powers of two up to a
+   * quarter vector its chunks; a known one up to a vector the transposed
+   * blocks, above the flat blocks) */
   shape_pair("log_softmax f32 [2048 8], sizes known", "(graph s (in x f32 [2048 8]) (out y (log_softmax x :axis 1)))",
              s8, "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (log_softmax x :axis 1)))");
-  /* more known short rows: a power of two up to a vector goes through
-   * backend/lower_short.c's transposed blocks, other lengths through the
-   * row passes (unrolled up to 16, lower_rows.c UNROLL_ROW) */
+  /* more known short rows: up to a vector through backend/lower_short.c's
+   * transposed blocks, up to four vectors its flat blocks */
   static const struct { const char *what, *src, *peer, *psrc; } kn[] = {
     {"log_softmax f32 [1024 16], sizes known", "(graph s (in x f32 [1024 16]) (out y (log_softmax x :axis 1)))",
      "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (log_softmax x :axis 1)))"},
@@ -1236,6 +1237,8 @@ shapes:;
      "[12 1000], sizes known", "(graph s (in x f32 [12 1000]) (out y (log_softmax x :axis 1)))"},
     {"log_softmax f32 [640 24], sizes known", "(graph s (in x f32 [640 24]) (out y (log_softmax x :axis 1)))",
      "[15 1024], sizes known", "(graph s (in x f32 [15 1024]) (out y (log_softmax x :axis 1)))"},
+    {"log_softmax f32 [963 17], sizes known", "(graph s (in x f32 [963 17]) (out y (log_softmax x :axis 1)))",
+     "[16 1023], sizes known", "(graph s (in x f32 [16 1023]) (out y (log_softmax x :axis 1)))"},
     {"softmax f32 [2048 8], sizes known", "(graph s (in x f32 [2048 8]) (out y (softmax x :axis 1)))",
      "[16 1024], sizes known", "(graph s (in x f32 [16 1024]) (out y (softmax x :axis 1)))"},
     {"log_softmax f64 [2048 8], sizes known", "(graph s (in x f64 [2048 8]) (out y (log_softmax x :axis 1)))",
