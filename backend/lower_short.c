@@ -528,7 +528,7 @@ static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1
   lw_loop_close(e, &l, NULL);
 }
 
-/* ---- rows of one to four vectors, a row at a time (a known length) ------- */
+/* ---- rows of one to four vectors: flat blocks ------------------------------ */
 
 /* element j of the stack array a (of et) */
 static LLVMValueRef slot(em *e, const srow *s, LLVMValueRef a, LLVMValueRef j) {
@@ -545,10 +545,6 @@ static void row_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef off, int
   }
 }
 
-/* The VW vectors of the stack matrix a (row r: vector r) reduced across
- * lanes, row r's result in lane r: a VW x VW transpose, then a tree of
- * elementwise ops over the columns (a symbolic length: the rows' results,
- * row_result). */
 /* v reduced across its lanes (maxnum or fadd) by log2(W) shuffle steps,
  * lane 0 */
 static LLVMValueRef across(em *e, LLVMValueRef v, int W, bool max) {
@@ -576,6 +572,10 @@ static void row_result(em *e, const srow *s, LLVMValueRef a, LLVMValueRef r, LLV
   vstore(e, s->vt, slot(e, s, a, LLVMBuildMul(e->b, r, ci(e, s->W), "")), v, NULL, 64);
 }
 
+/* The VW vectors of the stack matrix a (row r: vector r) reduced across
+ * lanes, row r's result in lane r: a VW x VW transpose, then a tree of
+ * elementwise ops over the columns (a symbolic length: the rows' results,
+ * row_result). */
 static LLVMValueRef rows_across(em *e, const srow *s, LLVMValueRef a, bool max) {
   if (!s->d) return vload(e, s->vt, a, NULL, 64);
   LLVMValueRef v[MAXV];
@@ -698,19 +698,6 @@ static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef
   return LLVMBuildBitCast(e->b, r, s->vt, "");
 }
 
-/* A block of VW rows of a known length VW < d <= 4 VW (m = ceil(d / VW)
- * vectors a row, the last a masked load of the rest), held in memory as
- * the d whole vectors it is. The exponentials run on those d vectors
- * (loops over the block's vectors: "flat"), so that every lane is an
- * element; what a row needs alone, its max and its sum, comes from loops
- * over its m vectors, added lanewise and reduced across lanes for all VW
- * rows at once by a VW x VW transpose (rows_across). A row's shift and
- * log reach the flat loops as images: the value repeated over the row's
- * elements on the stack. In order: the rows' maxes; the shift image; the
- * flat exp(x - shift) into a stack copy of the block; the rows' sums and
- * ties; the log (or reciprocal) image; the flat write. A row at a time, the exp of a row's m vectors ran every
- * lane past d too (log_softmax over rows of 17 at 0.54x of rows of 1024,
- * 24 at 0.68x: the time is the exp calls'). */
 /* A symbolic length: the lanes of a row's vector k (i64) that hold its
  * elements */
 static LLVMValueRef sym_lanes(em *e, const srow *s, LLVMValueRef k) {
@@ -741,6 +728,20 @@ static LLVMValueRef sym_row_max(em *e, const srow *s, LLVMValueRef ro, LLVMValue
   return l.phis[0];
 }
 
+/* A block of VW rows of length d, VW < d <= 4 VW when known (m = ceil(d /
+ * VW) vectors a row, the last a masked load of the rest), 1 to 4 VW when
+ * symbolic (a row's vectors by a loop), held in memory as the d whole
+ * vectors it is. The exponentials run on those d vectors (loops over the
+ * block's vectors: "flat"), so that every lane is an element; what a row
+ * needs alone, its max and its sum, comes from loops over its vectors,
+ * combined lanewise and reduced across lanes for all VW rows at once
+ * (rows_across). A row's shift and log reach the flat loops as images
+ * (image_at). In order: the rows' maxes; the block's shifts; the flat
+ * exp(x - shift) into a stack copy of the block (the output may be the
+ * input); the rows' sums and ties; the logs (or reciprocals); the flat
+ * write. A row at a time, the exp of a row's last vector ran every lane
+ * past d too (log_softmax over rows of 17 at 0.54x of rows of 1024, 24 at
+ * 0.68x: the time is the exp calls'). */
 static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   (void)n; /* staged_blocks: always a whole block */
   int dt = s->dt, VW = s->W, d = (int)s->d, m = d ? (d + VW - 1) / VW : 1;
@@ -783,8 +784,7 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", MX), splat_n(e, cf(e, dt, INFINITY), VW));
   LLVMValueRef SH = sel(e, LLVMBuildOr(e->b, fin, nan, ""), MX, zero);
   image ish = image_of(e, s, SH, shi);
-  /* exp(x - shift) over the block's vectors, into the stack (the output
-   * may be the input) */
+  /* exp(x - shift) over the block's vectors, into the stack */
   j = flat_open(e, s, &l);
   LLVMValueRef xo = LLVMBuildAdd(e->b, off, j, "");
   LLVMValueRef xv = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
