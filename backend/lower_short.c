@@ -135,10 +135,10 @@ static LLVMValueRef lanes_below(em *e, int W, LLVMValueRef n) {
   return icmp(e, LLVMIntULT, cmask(e, m, W), splat_v(e, LLVMBuildTrunc(e->b, n, e->i32, ""), W));
 }
 
-/* The lanes of vector i (W lanes each, laid end to end) that hold the
- * first n elements (n: i64). */
-static LLVMValueRef lanes_of(em *e, int W, LLVMValueRef n, int i) {
-  LLVMValueRef k = LLVMBuildSub(e->b, n, ci(e, (int64_t)i * W), "");
+/* The lanes of the vector starting at element start (i64) that hold one
+ * of the first n elements (i64). */
+static LLVMValueRef lanes_from(em *e, int W, LLVMValueRef n, LLVMValueRef start) {
+  LLVMValueRef k = LLVMBuildSub(e->b, n, start, "");
   return lanes_below(e, W, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
 }
 
@@ -345,30 +345,28 @@ static LLVMValueRef pairwise(em *e, LLVMValueRef *v, int n, bool max) {
   return v[0];
 }
 
-/* VW rows at element offset off; n (i64; NULL: all) of the block's
- * elements are rows, the rest is neither read nor written */
-static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
+/* VW whole rows at element offset off (staged_blocks stages a partial
+ * last block) */
+static void block(em *e, const srow *s, LLVMValueRef off) {
   int dt = s->dt, d = (int)s->d, VW = s->W;
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
-  LLVMValueRef c[MAXV], y[MAXV], mask[MAXV];
+  LLVMValueRef c[MAXV], y[MAXV];
   bool pad = padded(d, VW, e->avx512);
+  LLVMValueRef rmask = pad ? lanes_below(e, VW, ci(e, d)) : NULL; /* padded: a row's lanes */
   if (pad) { /* row r in vector r's first d lanes, then a VW x VW transpose */
     LLVMValueRef rv[MAXV];
     for (int r = 0; r < VW; r++) {
-      mask[r] = lanes_below(e, VW, ci(e, d));
-      if (n) mask[r] = LLVMBuildAnd(e->b, mask[r], splat_v(e, icmp(e, LLVMIntSLT, ci(e, (int64_t)r * d), n), VW), "");
       LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
-      rv[r] = masked(e, true, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), LLVMConstNull(vt), mask[r], al);
+      /* not inbounds: the last row's masked-off lanes may lie past the buffer */
+      rv[r] = vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), rmask, al);
     }
     transpose(e, rv, VW, VW, false);
     for (int j = 0; j < d; j++) c[j] = rv[j];
   }
   for (int i = 0; i < d && !pad; i++) {
-    mask[i] = n ? lanes_of(e, VW, n, i) : NULL; /* the vector's lanes that hold rows */
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    /* not inbounds: a masked-off vector of the last block may lie past the buffer */
-    c[i] = vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), mask[i], al);
+    c[i] = vload(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
   }
   if (!pad) transpose(e, c, d, VW, false);
   LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
@@ -408,14 +406,14 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
     transpose(e, y, VW, VW, true);
     for (int r = 0; r < VW; r++) {
       LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
-      masked(e, false, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[r], mask[r], al);
+      vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[r], rmask, al);
     }
     return;
   }
   transpose(e, y, d, VW, true);
   for (int i = 0; i < d; i++) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[i], mask[i], al);
+    vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), y[i], NULL, al);
   }
 }
 
@@ -456,14 +454,6 @@ static LLVMValueRef chunk_source(em *e, const be_kern *k, int32_t xid, int nk, c
   return lw_bufptr(e, k->out);
 }
 
-/* Rows [r0, r1) in blocks of VW rows, every block through one copy of
- * block()'s code with plain loads and stores: the last, partial block is
- * copied into a block on the stack (its missing rows zeros), done there,
- * and its rows copied back. Every block masked (the kernel's only copy
- * until then) ran log_softmax over [2048 8] in 8.6-8.8 us, whole blocks
- * and a masked last one 8.0-8.1 but compiled 5-17 ms slower (rows of 8
- * and 16: two copies of the block); this runs as fast as the latter and
- * compiles as the former (AOT object, min of 300 x 20 calls, Zen 5). */
 /* The first nel elements of the block at element offset off copied into
  * the stage (in; the rest of the stage zeros) or back into the output:
  * a loop over the block's d vectors, the source's or output's side
@@ -475,8 +465,7 @@ static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef of
   l.ic = -1;
   l.nounroll = 1;
   LLVMValueRef so = LLVMBuildMul(e->b, i, ci(e, s->W), ""), o = LLVMBuildAdd(e->b, off, so, "");
-  LLVMValueRef k = LLVMBuildSub(e->b, nel, so, "");
-  LLVMValueRef mask = lanes_below(e, s->W, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
+  LLVMValueRef mask = lanes_from(e, s->W, nel, so);
   LLVMValueRef sp = LLVMBuildInBoundsGEP2(e->b, s->et, stage, &so, 1, "");
   /* not inbounds: a masked-off vector may lie past the buffer */
   LLVMValueRef mp = LLVMBuildGEP2(e->b, s->et, in ? s->src : s->dst, &o, 1, "");
@@ -485,7 +474,16 @@ static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef of
   lw_loop_close(e, &l, NULL);
 }
 
-static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, group_fn *fn) {
+/* Rows [r0, r1) in blocks of VW rows, every block through one copy of
+ * fn's code with plain loads and stores: the last, partial block is
+ * copied into a block on the stack (its missing rows zeros), done there,
+ * and its rows copied back. Every block masked (the kernel's only copy
+ * until then) ran log_softmax over [2048 8] in 8.6-8.8 us, whole blocks
+ * and a masked last one 8.0-8.1 but compiled 5-17 ms slower (rows of 8
+ * and 16: two copies of the block); this runs as fast as the latter and
+ * compiles as the former (AOT object, min of 300 x 20 calls, Zen 5). */
+typedef void block_fn(em *e, const srow *s, LLVMValueRef off);
+static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn) {
   int VW = s->W;
   int64_t d = s->d ? s->d : MAXM * VW; /* symbolic (flat blocks): the longest row */
   LLVMValueRef stage = LLVMBuildAlloca(e->pre, LLVMArrayType2(s->et, (uint64_t)(VW * d)), "sstage");
@@ -519,7 +517,7 @@ static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1
   LLVMAddIncoming(boff, (LLVMValueRef[]){off, ci(e, 0)}, ins, 2);
   LLVMAddIncoming(t.src, (LLVMValueRef[]){s->src, stage}, ins, 2);
   LLVMAddIncoming(t.dst, (LLVMValueRef[]){s->dst, stage}, ins, 2);
-  fn(e, &t, boff, NULL);
+  fn(e, &t, boff);
   LLVMBuildCondBr(e->b, part, out, next);
   LLVMPositionBuilderAtEnd(e->b, out);
   stage_copy(e, s, stage, off, nel, false);
@@ -627,6 +625,7 @@ static void block_image(em *e, const srow *s, LLVMValueRef im, LLVMValueRef v) {
  * the image is stored on the stack, each vector one constant shuffle. */
 typedef struct image {
   LLVMValueRef v;   /* the rows' values, lane r: row r */
+  LLVMValueRef tbl; /* a known length's permute indices (image_table) */
   LLVMValueRef mem; /* SSE: the stored image */
 } image;
 
@@ -654,21 +653,21 @@ static LLVMValueRef image_table(em *e, const srow *s) {
   return gv;
 }
 
-static image image_of(em *e, const srow *s, LLVMValueRef v, LLVMValueRef mem) {
-  image im = {v, mem};
+static image image_of(em *e, const srow *s, LLVMValueRef v, LLVMValueRef tbl, LLVMValueRef mem) {
+  image im = {v, tbl, mem};
   if (!permutes(e)) block_image(e, s, mem, v);
   return im;
 }
 
 /* vector j (element offset jo in the block) of the image */
-static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef tbl, LLVMValueRef jo) {
+static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef jo) {
   if (!permutes(e)) return vload(e, s->vt, slot(e, s, im->mem, jo), NULL, 64);
   int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4;
   LLVMTypeRef it = LLVMVectorType(e->i32, (unsigned)per), ft = LLVMVectorType(e->f32, (unsigned)per);
   LLVMValueRef idx;
   if (s->d) {
     LLVMValueRef io = LLVMBuildMul(e->b, jo, ci(e, per / s->W), "");
-    idx = vload(e, it, LLVMBuildInBoundsGEP2(e->b, e->i32, tbl, &io, 1, ""), NULL, 64);
+    idx = vload(e, it, LLVMBuildInBoundsGEP2(e->b, e->i32, im->tbl, &io, 1, ""), NULL, 64);
   } else { /* row (jo + l) / d as floor((jo + l + 0.5) / d) in f32: exact below
             * 2^13 elements (the error, under 2^-10, is far from the nearest
             * multiple of 1/d away, at least 1 / (2 d)) */
@@ -701,8 +700,7 @@ static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef
 /* A symbolic length: the lanes of a row's vector k (i64) that hold its
  * elements */
 static LLVMValueRef sym_lanes(em *e, const srow *s, LLVMValueRef k) {
-  LLVMValueRef n = LLVMBuildSub(e->b, s->dv, LLVMBuildMul(e->b, k, ci(e, s->W), ""), "");
-  return lanes_below(e, s->W, sel(e, icmp(e, LLVMIntSLT, n, ci(e, 0)), ci(e, 0), n));
+  return lanes_from(e, s->W, s->dv, LLVMBuildMul(e->b, k, ci(e, s->W), ""));
 }
 
 /* A symbolic length: row vector k (at element offset ro of p), masked */
@@ -742,8 +740,7 @@ static LLVMValueRef sym_row_max(em *e, const srow *s, LLVMValueRef ro, LLVMValue
  * write. A row at a time, the exp of a row's last vector ran every lane
  * past d too (log_softmax over rows of 17 at 0.54x of rows of 1024, 24 at
  * 0.68x: the time is the exp calls'). */
-static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
-  (void)n; /* staged_blocks: always a whole block */
+static void flat_block(em *e, const srow *s, LLVMValueRef off) {
   int dt = s->dt, VW = s->W, d = (int)s->d, m = d ? (d + VW - 1) / VW : 1;
   int64_t dmax = d ? d : MAXM * VW; /* symbolic: the longest row */
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
@@ -783,12 +780,12 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   LLVMValueRef nan = fcmp(e, LLVMRealUNO, MX, MX);
   LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", MX), splat_n(e, cf(e, dt, INFINITY), VW));
   LLVMValueRef SH = sel(e, LLVMBuildOr(e->b, fin, nan, ""), MX, zero);
-  image ish = image_of(e, s, SH, shi);
+  image ish = image_of(e, s, SH, tbl, shi);
   /* exp(x - shift) over the block's vectors, into the stack */
   j = flat_open(e, s, &l);
   LLVMValueRef xo = LLVMBuildAdd(e->b, off, j, "");
   LLVMValueRef xv = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
-  LLVMValueRef shv = image_at(e, s, &ish, tbl, j);
+  LLVMValueRef shv = image_at(e, s, &ish, j);
   LLVMValueRef t = lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, xv, shv, ""));
   vstore(e, s->vt, slot(e, s, ter, j), t, NULL, 64);
   lw_loop_close(e, &l, NULL);
@@ -831,16 +828,16 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   lw_loop_close(e, &l, NULL);
   LLVMValueRef S = rows_across(e, s, amat, false), T = vload(e, s->vt, ati, NULL, 64);
   image ipo = image_of(e, s, s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, S, T, ""), "")
-                                     : lw_sumexp_log(e, dt, fin, S, T), poi);
+                                     : lw_sumexp_log(e, dt, fin, S, T), tbl, poi);
   /* the block written */
   j = flat_open(e, s, &l);
   xo = LLVMBuildAdd(e->b, off, j, "");
-  LLVMValueRef po = image_at(e, s, &ipo, tbl, j), y;
+  LLVMValueRef po = image_at(e, s, &ipo, j), y;
   if (s->soft) {
     y = LLVMBuildFMul(e->b, vload(e, s->vt, slot(e, s, ter, j), NULL, 64), po, "");
   } else {
     xv = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
-    y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, xv, image_at(e, s, &ish, tbl, j), ""), po, "");
+    y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, xv, image_at(e, s, &ish, j), ""), po, "");
   }
   vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &xo, 1, ""), y, NULL, al);
   lw_loop_close(e, &l, NULL);
@@ -957,7 +954,7 @@ static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * L), "");
     /* not inbounds: a masked-off vector of the last block may lie past the buffer */
     LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, "");
-    LLVMValueRef x = vload(e, s->vt, p, n ? lanes_of(e, L, n, i) : NULL, al);
+    LLVMValueRef x = vload(e, s->vt, p, n ? lanes_from(e, L, n, ci(e, (int64_t)i * L)) : NULL, al);
     v[i] = dt == TL_F64 ? x : LLVMBuildFPExt(e->b, x, avt, "");
   }
   int nv = d, g = d;
