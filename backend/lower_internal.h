@@ -189,10 +189,12 @@ LLVMValueRef lw_sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, LLVM
  * taken. */
 bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join);
 /* Emits sum or mean kernel k over the last axis alone of a materialised
- * float input as blocks of rows added by a halving tree, when the length
- * is known, a power of two and at most four accumulator vectors. true:
- * done; false: not taken, nothing emitted. */
-bool lw_short_sum(em *e, const be_kern *k);
+ * float input as blocks of rows added by a halving tree, when the rows
+ * are at most four accumulator vectors long. true: done. false with
+ * *join set: a symbolic length, tested at run time; the builder is in
+ * the block for the other lengths, which must branch to *join when done.
+ * false, *join NULL: not taken, nothing emitted. */
+bool lw_short_sum(em *e, const be_kern *k, LLVMBasicBlockRef *join);
 
 /* ---- lower_matmul.c ------------------------------------------------------- */
 

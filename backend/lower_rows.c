@@ -404,7 +404,8 @@ void lw_k_red(em *e, const be_kern *k) {
     cols_close(e, &c);
     return;
   }
-  if (lw_short_sum(e, k)) return;
+  LLVMBasicBlockRef sjoin;
+  if (lw_short_sum(e, k, &sjoin)) return;
   loop ls[TL_MAX_RANK];
   LLVMValueRef no = NULL;
   if (nk == 0) no = lw_guard_range(e, lo, hi);
@@ -430,6 +431,10 @@ void lw_k_red(em *e, const be_kern *k) {
   lw_store_at(e, k->out, odt, lw_offset(e, nk, ost, kidx), lw_conv(e, r, adt, odt));
   lw_nest_close(e, ls, nk);
   if (no) lw_guard_end(e, no);
+  if (sjoin) {
+    LLVMBuildBr(e->b, sjoin);
+    LLVMPositionBuilderAtEnd(e->b, sjoin);
+  }
 }
 
 /* The output pass of a softmax row: y = f(x - shift, post); ic as row_pass. */
