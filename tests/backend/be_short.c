@@ -168,6 +168,26 @@ static int sum_tests(int verbose, int *n) {
   for (size_t i = 0; i < sizeof edge / sizeof *edge; i++, (*n)++)
     fails += run_path(edge[i].name, edge[i].text, edge[i].syms, (int)i % 3, "shortsums", edge[i].path && L8, 2, -1,
                       verbose);
+  /* with AVX-512, sum_block's kernels leave the vector width to LLVM's
+   * tuning for the CPU (a 256-bit legal width); kernels that call libmvec
+   * must not (its 512-bit argument would be split) */
+  static const struct { const char *name, *text; int want; } width[] = {
+    {"sum f32 [37 16]: width left to the CPU's tuning", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", 1},
+    {"sum f32 [r c]: 512-bit", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", 0},
+    {"log_softmax f32 [37 16]: 512-bit", "(graph s (in x f32 [37 16]) (out y (log_softmax x :axis 1)))", 0},
+  };
+  for (size_t i = 0; i < sizeof width / sizeof *width; i++, (*n)++) {
+    char *diag = NULL, err[512];
+    tl_graph *g = tlt_parse(width[i].text, &diag);
+    tl_free(diag);
+    int h = g ? be_emitted_has(g, "\"min-legal-vector-width\"=\"256\"", err, sizeof err) : -1;
+    int want = host_lanes(TL_F64) == 8 && width[i].want;
+    if (h != want) {
+      printf("FAIL %s: %s\n", width[i].name, h < 0 ? (g ? err : "parse") : h ? "256-bit legal width" : "no 256-bit legal width");
+      fails++;
+    }
+    tl_graph_free(g);
+  }
   return fails;
 }
 
