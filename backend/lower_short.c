@@ -19,7 +19,7 @@
  * VW x VW transpose (padded()). A known length from VW + 1 to 4 VW takes
  * flat blocks (flat_block): the block's d vectors as they lie in memory
  * for the exponentials, each row's vectors for its max and sum, the rows'
- * results gathered by a VW x VW transpose. Either kind of block is one
+ * results gathered by a halving tree (rows_across). Either kind of block is one
  * copy of code with plain loads and stores; the last rows (fewer than VW)
  * are copied into a block on the stack and back (staged_blocks).
  *
@@ -547,43 +547,51 @@ static void row_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef off, int
   }
 }
 
-/* v reduced across its lanes (maxnum or fadd) by log2(W) shuffle steps,
- * lane 0 */
-static LLVMValueRef across(em *e, LLVMValueRef v, int W, bool max) {
-  int m[64];
-  for (int st = W / 2; st >= 1; st /= 2) {
-    for (int l = 0; l < W; l++) m[l] = l ^ st;
-    LLVMValueRef u = LLVMBuildShuffleVector(e->b, v, LLVMGetPoison(LLVMTypeOf(v)), cmask(e, m, W), "");
-    v = max ? lw_intr2(e, "llvm.maxnum", v, u) : LLVMBuildFAdd(e->b, v, u, "");
+/* Two vectors of L lanes, each holding L/g rows of g partials (row r of a
+ * in lanes [r*g, r*g + g)), combined into one vector of 2L/g rows of g/2
+ * partials: a's rows, then b's. Each row's first and second halves are
+ * picked by one two-input shuffle each and added (or maxnum'd). */
+static LLVMValueRef halve(em *e, LLVMValueRef a, LLVMValueRef b, int g, int L, bool max) {
+  int lo[64], hi[64];
+  for (int i = 0; i < L; i++) {
+    int src = i < L / 2 ? 0 : L, j = i % (L / 2), row = j / (g / 2), o = j % (g / 2);
+    lo[i] = src + row * g + o;
+    hi[i] = lo[i] + g / 2;
   }
-  return LLVMBuildExtractElement(e->b, v, LLVMConstInt(e->i32, 0, 0), "");
+  LLVMValueRef x = LLVMBuildShuffleVector(e->b, a, b, cmask(e, lo, L), "");
+  LLVMValueRef y = LLVMBuildShuffleVector(e->b, a, b, cmask(e, hi, L), "");
+  return max ? lw_intr2(e, "llvm.maxnum", x, y) : LLVMBuildFAdd(e->b, x, y, "");
+}
+
+/* L vectors of L lanes (vector r: row r's partials) reduced to one whose
+ * lane r is row r's sum or max: L - 1 halvings, log2(L) deep. */
+static LLVMValueRef halving_tree(em *e, LLVMValueRef *v, int L, bool max) {
+  for (int g = L, nv = L; g > 1; g /= 2, nv /= 2)
+    for (int i = 0; i < nv / 2; i++) v[i] = halve(e, v[2 * i], v[2 * i + 1], g, L, max);
+  return v[0];
 }
 
 /* Row r's lanewise max or sum v kept for rows_across: row r of the
- * matrix a (a known length), or reduced across its lanes into element r
- * (a symbolic length). Across lanes in the row loop ran 10% slower (a
- * symbolic length of 8-64, 0.38-0.77x of rows of 1024 against 0.42-0.84x)
- * but the kernel, which holds the row passes and chunks as well, compiled
- * in 68 instead of 83 ms (60 before flat blocks; rows of 24 f32, cold
- * `run --stats`, min of 7). */
-static void row_result(em *e, const srow *s, LLVMValueRef a, LLVMValueRef r, LLVMValueRef v, bool max) {
-  if (!s->d) {
-    vstore(e, s->et, slot(e, s, a, r), across(e, v, s->W, max), NULL, (unsigned)tl_dtype_size((tl_dtype)s->dt));
-    return;
-  }
+ * stack matrix a. */
+static void row_result(em *e, const srow *s, LLVMValueRef a, LLVMValueRef r, LLVMValueRef v) {
   vstore(e, s->vt, slot(e, s, a, LLVMBuildMul(e->b, r, ci(e, s->W), "")), v, NULL, 64);
 }
 
 /* The VW vectors of the stack matrix a (row r: vector r) reduced across
- * lanes, row r's result in lane r: a VW x VW transpose, then a tree of
- * elementwise ops over the columns (a symbolic length: the rows' results,
- * row_result). */
+ * lanes, row r's result in lane r, by a halving tree: VW - 1 halvings of
+ * two shuffles and an op, where a VW x VW transpose and a tree over the
+ * columns took log2(VW) stages of VW shuffles and then VW - 1 ops, and
+ * reducing each row across its lanes in the row loop took log2(VW)
+ * shuffle steps a row. log_softmax f32, AVX-512, Sapphire Rapids (AOT
+ * objects, min of 300 x 20 calls): symbolic rows of 8 / 16 / 24, 25.0 /
+ * 17.3 / 16.0 us (across lanes a row) -> 17.8 / 13.3 / 13.2; known rows of
+ * 17 / 24, 11.8 / 10.2 us (transposes) -> 11.0 / 9.7, and their kernel
+ * compiles in 20 ms instead of 30 (cold `run --stats`, min of 7); the
+ * symbolic kernel in 46 instead of 44. */
 static LLVMValueRef rows_across(em *e, const srow *s, LLVMValueRef a, bool max) {
-  if (!s->d) return vload(e, s->vt, a, NULL, 64);
   LLVMValueRef v[MAXV];
   for (int r = 0; r < s->W; r++) v[r] = vload(e, s->vt, slot(e, s, a, ci(e, (int64_t)r * s->W)), NULL, 64);
-  transpose(e, v, s->W, s->W, false);
-  return pairwise(e, v, s->W, max);
+  return halving_tree(e, v, s->W, max);
 }
 
 /* A loop over the rows of a block (VW rows of d elements at element
@@ -778,7 +786,7 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off) {
   } else {
     rmax = sym_row_max(e, s, ro, mv);
   }
-  row_result(e, s, amat, r, rmax, true);
+  row_result(e, s, amat, r, rmax);
   lw_loop_close(e, &l, NULL);
   LLVMValueRef MX = rows_across(e, s, amat, true);
   LLVMValueRef nan = fcmp(e, LLVMRealUNO, MX, MX);
@@ -827,7 +835,7 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off) {
     rsum = lk.phis[0];
     nt = lk.phis[1];
   }
-  row_result(e, s, amat, r, rsum, false);
+  row_result(e, s, amat, r, rsum);
   vstore(e, s->et, slot(e, s, ati, r), LLVMBuildUIToFP(e->b, nt, s->et, ""), NULL, al);
   lw_loop_close(e, &l, NULL);
   LLVMValueRef S = rows_across(e, s, amat, false), T = vload(e, s->vt, ati, NULL, 64);
@@ -941,22 +949,6 @@ static LLVMValueRef slot_v(em *e, LLVMTypeRef vt, LLVMValueRef a, int r) {
   return LLVMBuildInBoundsGEP2(e->b, vt, a, &i, 1, "");
 }
 
-/* Two vectors of L accumulator lanes, each holding L/g rows of g partial
- * sums (row r of a in lanes [r*g, r*g + g)), combined into one vector of
- * 2L/g rows of g/2 partials: a's rows, then b's. Each row's first and
- * second halves are picked by one two-input shuffle each and added. */
-static LLVMValueRef halve(em *e, LLVMValueRef a, LLVMValueRef b, int g, int L) {
-  int lo[64], hi[64];
-  for (int i = 0; i < L; i++) {
-    int src = i < L / 2 ? 0 : L, j = i % (L / 2), row = j / (g / 2), o = j % (g / 2);
-    lo[i] = src + row * g + o;
-    hi[i] = lo[i] + g / 2;
-  }
-  LLVMValueRef x = LLVMBuildShuffleVector(e->b, a, b, cmask(e, lo, L), "");
-  LLVMValueRef y = LLVMBuildShuffleVector(e->b, a, b, cmask(e, hi, L), "");
-  return LLVMBuildFAdd(e->b, x, y, "");
-}
-
 /* L rows of d elements (L: the accumulator's lanes, f64) at element
  * offset off; n of the block's elements when it may be partial. The block
  * is d vectors of L elements: with d < L each holds L/d whole rows, else
@@ -997,7 +989,7 @@ static LLVMValueRef sum_tree(em *e, const sum_leaves *t, int lo, int cnt, int *g
   int ga, gb;
   LLVMValueRef a = sum_tree(e, t, lo, cnt / 2, &ga), b = sum_tree(e, t, lo + cnt / 2, cnt / 2, &gb);
   *g = ga / 2;
-  return halve(e, a, b, ga, t->s->W);
+  return halve(e, a, b, ga, t->s->W, false);
 }
 
 static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
@@ -1059,9 +1051,7 @@ static void sum_rows(em *e, const srow *s, int m, LLVMValueRef src, LLVMValueRef
     lw_loop_close(e, &l, NULL);
     for (int r = 0; r < L; r++) v[r] = LLVMBuildLoad2(e->b, avt, slot_v(e, avt, acc, r), "");
   }
-  for (int g = L, nv = L; g > 1; g /= 2, nv /= 2)
-    for (int i = 0; i < nv / 2; i++) v[i] = halve(e, v[2 * i], v[2 * i + 1], g, L);
-  LLVMValueRef r = LLVMBuildFAdd(e->b, v[0], LLVMConstNull(avt), ""); /* + 0: as sum_block */
+  LLVMValueRef r = LLVMBuildFAdd(e->b, halving_tree(e, v, L, false), LLVMConstNull(avt), ""); /* + 0: as sum_block */
   if (s->mean) r = LLVMBuildFDiv(e->b, r, splat_v(e, LLVMBuildSIToFP(e->b, s->dv, e->f64, ""), L), "");
   LLVMTypeRef ovt = LLVMVectorType(vty(e, s->odt), (unsigned)L);
   if (s->odt != TL_F64) r = LLVMBuildFPTrunc(e->b, r, ovt, "");
