@@ -949,11 +949,6 @@ static LLVMValueRef slot_v(em *e, LLVMTypeRef vt, LLVMValueRef a, int r) {
   return LLVMBuildInBoundsGEP2(e->b, vt, a, &i, 1, "");
 }
 
-/* L rows of d elements (L: the accumulator's lanes, f64) at element
- * offset off; n of the block's elements when it may be partial. The block
- * is d vectors of L elements: with d < L each holds L/d whole rows, else
- * each row is d/L vectors, added first. Then log2 of the lanes per row
- * halving steps leave one vector of the L sums in row order, one store. */
 typedef struct sum_leaves {
   const srow *s;
   LLVMValueRef off, n;
@@ -992,14 +987,19 @@ static LLVMValueRef sum_tree(em *e, const sum_leaves *t, int lo, int cnt, int *g
   return halve(e, a, b, ga, t->s->W, false);
 }
 
+/* L rows of d elements (L: the accumulator's lanes, f64) at element
+ * offset off; n of the block's elements when it may be partial. The block
+ * is d vectors of L elements: with d < L each holds L/d whole rows, else
+ * each row is d/L vectors, added first. Then log2 of the lanes per row
+ * halving steps leave one vector of the L sums in row order, one store. */
 static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   int L = s->W, d = (int)s->d;
   LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
   sum_leaves t = {s, off, n};
-  int g;
-  LLVMValueRef v[1] = {sum_tree(e, &t, 0, d >= L ? L : d, &g)};
+  int g; /* 1: one sum a row */
+  LLVMValueRef r = sum_tree(e, &t, 0, d >= L ? L : d, &g);
   /* + 0: a row of -0s sums to +0, as the row passes' accumulator (0) gives */
-  LLVMValueRef r = LLVMBuildFAdd(e->b, v[0], LLVMConstNull(avt), "");
+  r = LLVMBuildFAdd(e->b, r, LLVMConstNull(avt), "");
   if (s->mean) r = LLVMBuildFDiv(e->b, r, splat_n(e, cf(e, TL_F64, (double)d), L), "");
   LLVMTypeRef oet = vty(e, s->odt), ovt = LLVMVectorType(oet, (unsigned)L);
   if (s->odt != TL_F64) r = LLVMBuildFPTrunc(e->b, r, ovt, "");
