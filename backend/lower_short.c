@@ -722,18 +722,18 @@ static LLVMValueRef sym_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef 
   return vload(e, s->vt, LLVMBuildGEP2(e->b, s->et, p, &o, 1, ""), mask, (unsigned)tl_dtype_size((tl_dtype)s->dt));
 }
 
-/* A symbolic length: the row at ro's lanewise max, by a loop over its
- * vectors (lanes past the row take the running max, the first vector's
- * its first element, so that a row of NaNs stays NaN) */
-static LLVMValueRef sym_row_max(em *e, const srow *s, LLVMValueRef ro, LLVMValueRef mv) {
-  LLVMValueRef m0 = sym_lanes(e, s, ci(e, 0)), x0 = sym_load(e, s, s->src, ro, ci(e, 0), m0);
-  LLVMValueRef acc = sel(e, m0, x0, splat_v(e, LLVMBuildExtractElement(e->b, x0, LLVMConstInt(e->i32, 0, 0), ""), s->W));
+/* A symbolic length: the row at ro's lanewise max: its last vector
+ * (mv - 1, masked by tail; lanes past the row take its first element,
+ * lane 0 of that vector, so that a row of NaNs stays NaN), then a loop
+ * over its whole vectors with plain loads. */
+static LLVMValueRef sym_row_max(em *e, const srow *s, LLVMValueRef ro, LLVMValueRef mv, LLVMValueRef tail) {
+  LLVMValueRef last = LLVMBuildSub(e->b, mv, ci(e, 1), ""), xl = sym_load(e, s, s->src, ro, last, tail);
+  LLVMValueRef acc = sel(e, tail, xl, splat_v(e, LLVMBuildExtractElement(e->b, xl, LLVMConstInt(e->i32, 0, 0), ""), s->W));
   loop l;
-  LLVMValueRef k = lw_loop_open(e, &l, ci(e, 1), mv, 1, &acc);
+  LLVMValueRef k = lw_loop_open(e, &l, ci(e, 0), last, 1, &acc);
   l.ic = -1;
   l.nounroll = 1;
-  LLVMValueRef mk = sym_lanes(e, s, k), xk = sym_load(e, s, s->src, ro, k, mk);
-  LLVMValueRef next = lw_intr2(e, "llvm.maxnum", l.phis[0], sel(e, mk, xk, l.phis[0]));
+  LLVMValueRef next = lw_intr2(e, "llvm.maxnum", l.phis[0], sym_load(e, s, s->src, ro, k, NULL));
   lw_loop_close(e, &l, &next);
   return l.phis[0];
 }
@@ -772,8 +772,9 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off) {
   for (int i = 0; i < 3; i++) LLVMSetAlignment(all[i], 64);
   LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
   LLVMValueRef lm = d ? lanes_below(e, VW, ci(e, d - (int64_t)(m - 1) * VW)) : NULL;
-  /* symbolic: the vectors of a row */
+  /* symbolic: the vectors of a row, the lanes of its last that hold elements */
   LLVMValueRef mv = d ? NULL : LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, s->dv, ci(e, VW - 1), ""), ci(e, VW), "");
+  LLVMValueRef tail = d ? NULL : sym_lanes(e, s, LLVMBuildSub(e->b, mv, ci(e, 1), ""));
   LLVMValueRef x[MAXM], tv[MAXM], ro, r, j;
   loop l;
   /* the rows' lanewise maxes, then the block's shifts */
@@ -784,7 +785,7 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off) {
     for (int k = 0; k < m; k++) tv[k] = k == m - 1 ? sel(e, lm, x[k], x[0]) : x[k];
     rmax = pairwise(e, tv, m, true);
   } else {
-    rmax = sym_row_max(e, s, ro, mv);
+    rmax = sym_row_max(e, s, ro, mv, tail);
   }
   row_result(e, s, amat, r, rmax);
   lw_loop_close(e, &l, NULL);
@@ -819,18 +820,21 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off) {
     }
     tv[m - 1] = sel(e, lm, tv[m - 1], zero); /* the next row's terms */
     rsum = pairwise(e, tv, m, false);
-  } else { /* a loop over the row's vectors */
+  } else { /* the row's last vector (masked), then a loop over its whole ones */
+    LLVMValueRef last = LLVMBuildSub(e->b, mv, ci(e, 1), "");
+    LLVMValueRef xl = sym_load(e, s, s->src, ro, last, tail), tl = sym_load(e, s, ter, to, last, NULL);
+    LLVMValueRef eql = LLVMBuildAnd(e->b, fcmp(e, LLVMRealOEQ, xl, shr), tail, "");
+    LLVMValueRef cl = lw_intr1(e, "llvm.ctpop", LLVMBuildBitCast(e->b, eql, bits, ""));
+    LLVMValueRef init[2] = {sel(e, eql, zero, sel(e, tail, tl, zero)), LLVMBuildZExt(e->b, cl, e->i64, "")};
     loop lk;
-    LLVMValueRef k = lw_loop_open(e, &lk, ci(e, 0), mv, 2, (LLVMValueRef[]){zero, ci(e, 0)});
+    LLVMValueRef k = lw_loop_open(e, &lk, ci(e, 0), last, 2, init);
     lk.ic = -1;
     lk.nounroll = 1;
-    LLVMValueRef mk = sym_lanes(e, s, k), xk = sym_load(e, s, s->src, ro, k, mk);
-    LLVMValueRef tk = sym_load(e, s, ter, to, k, NULL);
-    LLVMValueRef eq = LLVMBuildAnd(e->b, fcmp(e, LLVMRealOEQ, xk, shr), mk, "");
+    LLVMValueRef xk = sym_load(e, s, s->src, ro, k, NULL), tk = sym_load(e, s, ter, to, k, NULL);
+    LLVMValueRef eq = fcmp(e, LLVMRealOEQ, xk, shr);
     LLVMValueRef c = lw_intr1(e, "llvm.ctpop", LLVMBuildBitCast(e->b, eq, bits, ""));
-    LLVMValueRef next[2] = {
-      LLVMBuildFAdd(e->b, lk.phis[0], sel(e, eq, zero, sel(e, mk, tk, zero)), ""),
-      LLVMBuildAdd(e->b, lk.phis[1], LLVMBuildZExt(e->b, c, e->i64, ""), "")};
+    LLVMValueRef next[2] = {LLVMBuildFAdd(e->b, lk.phis[0], sel(e, eq, zero, tk), ""),
+                            LLVMBuildAdd(e->b, lk.phis[1], LLVMBuildZExt(e->b, c, e->i64, ""), "")};
     lw_loop_close(e, &lk, next);
     rsum = lk.phis[0];
     nt = lk.phis[1];
