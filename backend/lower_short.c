@@ -19,9 +19,9 @@
  * VW x VW transpose (padded()). A known length from VW + 1 to 4 VW takes
  * flat blocks (flat_block): the block's d vectors as they lie in memory
  * for the exponentials, each row's vectors for its max and sum, the rows'
- * results gathered by a halving tree (rows_across). Either kind of block is one
- * copy of code with plain loads and stores; the last rows (fewer than VW)
- * are copied into a block on the stack and back (staged_blocks).
+ * results gathered by a halving tree (rows_across). Either kind of block
+ * is one copy of code with plain loads and stores; the last rows (fewer
+ * than VW) are copied into a block on the stack and back (staged_blocks).
  *
  * A symbolic length takes, behind a run-time test, flat blocks (with AVX2
  * or AVX-512, 1 to 4 VW, each row's vectors by a loop, the images'
