@@ -211,6 +211,13 @@ static void groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMV
 
 enum { MAXV = 32, MAXM = 4 /* vectors a row of a flat block */ };
 
+/* The longest rows summed here: four f64 vectors with AVX-512, eight with
+ * AVX2, where rows of 24 and 32 f32 ran the row passes at 0.22-0.23x the
+ * per-element speed of rows of 1024 and run at 0.94-1.07x this way
+ * (x86-64-v3 objects, min of 300 x 20 calls, Sapphire Rapids). Longer
+ * rows are the row passes'. */
+enum { SUMMAX = 32 };
+
 /* Rearranges n = 2^k vectors of VW lanes (at: the element id in each
  * lane) so that each element goes to vector tv[id], lane tl[id]: stage s
  * merges vectors v and v ^ 2^s, each keeping the elements whose wanted
@@ -351,7 +358,7 @@ static LLVMValueRef pairwise(em *e, LLVMValueRef *v, int n, bool max) {
 
 /* VW whole rows at element offset off (staged_blocks stages a partial
  * last block) */
-static void block(em *e, const srow *s, LLVMValueRef off) {
+static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
   int dt = s->dt, d = (int)s->d, VW = s->W;
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
@@ -481,17 +488,23 @@ static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef of
 /* Rows [r0, r1) in blocks of VW rows, every block through one copy of
  * fn's code with plain loads and stores: the last, partial block is
  * copied into a block on the stack (its missing rows zeros), done there,
- * and its rows copied back. Every block masked (the kernel's only copy
+ * and its results copied back: its rows (fn writes the block's elements)
+ * or, per_row (a sum: fn writes one vector of VW values, the block's
+ * rows'), its rows' values. fn gets the block's element offset and first
+ * row, both 0 on the stack. Every block masked (the kernel's only copy
  * until then) ran log_softmax over [2048 8] in 8.6-8.8 us, whole blocks
  * and a masked last one 8.0-8.1 but compiled 5-17 ms slower (rows of 8
  * and 16: two copies of the block); this runs as fast as the latter and
  * compiles as the former (AOT object, min of 300 x 20 calls, Zen 5). */
-typedef void block_fn(em *e, const srow *s, LLVMValueRef off);
-static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn) {
+typedef void block_fn(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row);
+static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn, bool per_row) {
   int VW = s->W;
-  int64_t d = s->d ? s->d : MAXM * VW; /* symbolic (flat blocks): the longest row */
+  /* symbolic: the longest row (flat blocks, sums) */
+  int64_t d = s->d ? s->d : per_row ? SUMMAX : MAXM * VW;
   LLVMValueRef stage = LLVMBuildAlloca(e->pre, LLVMArrayType2(s->et, (uint64_t)(VW * d)), "sstage");
   LLVMSetAlignment(stage, 64);
+  LLVMTypeRef ovt = per_row ? LLVMVectorType(vty(e, s->odt), (unsigned)VW) : NULL;
+  LLVMValueRef ostage = per_row ? LLVMBuildAlloca(e->pre, ovt, "sout") : stage;
   LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
   LLVMValueRef ng = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, n, ci(e, VW - 1), ""), ci(e, VW), "");
   loop l;
@@ -500,7 +513,7 @@ static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1
   LLVMValueRef first = LLVMBuildMul(e->b, g, ci(e, VW), "");
   LLVMValueRef left = LLVMBuildSub(e->b, n, first, "");
   LLVMValueRef part = icmp(e, LLVMIntSLT, left, ci(e, VW));
-  LLVMValueRef off = LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), s->dv, "");
+  LLVMValueRef row = LLVMBuildAdd(e->b, r0, first, ""), off = LLVMBuildMul(e->b, row, s->dv, "");
   LLVMValueRef nel = LLVMBuildMul(e->b, left, s->dv, "");
   LLVMBasicBlockRef from = LLVMGetInsertBlock(e->b);
   LLVMBasicBlockRef in = LLVMAppendBasicBlockInContext(e->cx, e->fn, "stagein");
@@ -514,17 +527,24 @@ static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1
   LLVMBuildBr(e->b, body);
   LLVMPositionBuilderAtEnd(e->b, body);
   srow t = *s;
-  LLVMValueRef boff = LLVMBuildPhi(e->b, e->i64, "");
+  LLVMValueRef boff = LLVMBuildPhi(e->b, e->i64, ""), brow = LLVMBuildPhi(e->b, e->i64, "");
   t.src = LLVMBuildPhi(e->b, e->ptr, "");
   t.dst = LLVMBuildPhi(e->b, e->ptr, "");
   LLVMBasicBlockRef ins[2] = {from, copied};
   LLVMAddIncoming(boff, (LLVMValueRef[]){off, ci(e, 0)}, ins, 2);
+  LLVMAddIncoming(brow, (LLVMValueRef[]){row, ci(e, 0)}, ins, 2);
   LLVMAddIncoming(t.src, (LLVMValueRef[]){s->src, stage}, ins, 2);
-  LLVMAddIncoming(t.dst, (LLVMValueRef[]){s->dst, stage}, ins, 2);
-  fn(e, &t, boff);
+  LLVMAddIncoming(t.dst, (LLVMValueRef[]){s->dst, ostage}, ins, 2);
+  fn(e, &t, boff, brow);
   LLVMBuildCondBr(e->b, part, out, next);
   LLVMPositionBuilderAtEnd(e->b, out);
-  stage_copy(e, s, stage, off, nel, false);
+  if (per_row) {
+    unsigned oal = (unsigned)tl_dtype_size((tl_dtype)s->odt);
+    LLVMValueRef to = LLVMBuildGEP2(e->b, vty(e, s->odt), s->dst, &row, 1, "");
+    vstore(e, ovt, to, vload(e, ovt, ostage, NULL, oal), lanes_below(e, VW, left), oal);
+  } else {
+    stage_copy(e, s, stage, off, nel, false);
+  }
   LLVMBuildBr(e->b, next);
   LLVMPositionBuilderAtEnd(e->b, next);
   lw_loop_close(e, &l, NULL);
@@ -752,7 +772,7 @@ static LLVMValueRef sym_row_max(em *e, const srow *s, LLVMValueRef ro, LLVMValue
  * write. A row at a time, the exp of a row's last vector ran every lane
  * past d too (log_softmax over rows of 17 at 0.54x of rows of 1024, 24 at
  * 0.68x: the time is the exp calls'). */
-static void flat_block(em *e, const srow *s, LLVMValueRef off) {
+static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
   int dt = s->dt, VW = s->W, d = (int)s->d, m = d ? (d + VW - 1) / VW : 1;
   int64_t dmax = d ? d : MAXM * VW; /* symbolic: the longest row */
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
@@ -918,7 +938,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   s.dst = lw_bufptr(e, k->out);
   LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
   if (d >= 0) {
-    staged_blocks(e, &s, r0, r1, wide ? flat_block : block);
+    staged_blocks(e, &s, r0, r1, wide ? flat_block : block, false);
     return true;
   }
   groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);
@@ -931,7 +951,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     r1 = LLVMBuildMul(e->b, hi, inner, "");
     s.src = chunk_source(e, k, tl_node_inputs(g, n)[0], nk, kd, lo, hi);
     s.invd = splat_v(e, LLVMBuildFDiv(e->b, LLVMConstReal(e->f32, 1), LLVMBuildSIToFP(e->b, dv, e->f32, ""), ""), VW);
-    staged_blocks(e, &s, r0, r1, flat_block);
+    staged_blocks(e, &s, r0, r1, flat_block, false);
     LLVMBuildBr(e->b, *join);
   }
   LLVMPositionBuilderAtEnd(e->b, no);
@@ -940,12 +960,6 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
 
 /* ---- sums over short rows: a halving tree ---------------------------------- */
 
-/* The longest rows summed here: four f64 vectors with AVX-512, eight with
- * AVX2, where rows of 24 and 32 f32 ran the row passes at 0.22-0.23x the
- * per-element speed of rows of 1024 and run at 0.94-1.07x this way
- * (x86-64-v3 objects, min of 300 x 20 calls, Sapphire Rapids). Longer
- * rows are the row passes'. */
-enum { SUMMAX = 32 };
 
 /* vector r of the stack array a (of vt) */
 static LLVMValueRef slot_v(em *e, LLVMTypeRef vt, LLVMValueRef a, int r) {
@@ -1024,15 +1038,17 @@ static LLVMValueRef row_part(em *e, const srow *s, LLVMValueRef src, LLVMValueRe
   return s->dt == TL_F64 ? x : LLVMBuildFPExt(e->b, x, LLVMVectorType(e->f64, (unsigned)s->W), "");
 }
 
-/* L rows of any length d up to SUMMAX at element offset off of src, their
- * sums stored as one vector at out. Each row is its vectors of L elements
+/* L rows of any length d up to SUMMAX at element offset off, from row
+ * row on, their sums stored as one vector at the output's row row. Each row is its vectors of L elements
  * where they lie, added lanewise, the last one masked to the row's end;
  * the L row vectors then go through the halving tree as sum_block's rows
- * of L or more do. m: the vectors a row, unrolled (a known length); 0: a
- * loop over the s->mv - 1 whole ones (a symbolic length), so that one
- * copy of code serves every length. */
-static void sum_rows(em *e, const srow *s, int m, LLVMValueRef src, LLVMValueRef off, LLVMValueRef out) {
-  int L = s->W;
+ * of L or more do. A known length's m vectors a row are unrolled; a
+ * symbolic one's whole vectors (s->mv - 1) are a loop, so that one copy
+ * of code serves every length. The last, partial block of rows comes
+ * through staged_blocks' stack block (per_row). */
+static void sum_rows(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
+  int L = s->W, m = s->d ? (int)((s->d + L - 1) / L) : 0;
+  LLVMValueRef src = s->src, out = LLVMBuildGEP2(e->b, vty(e, s->odt), s->dst, &row, 1, "");
   LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
   LLVMValueRef last = m ? ci(e, m - 1) : LLVMBuildSub(e->b, s->mv, ci(e, 1), "");
   LLVMValueRef tail = lanes_from(e, L, s->dv, LLVMBuildMul(e->b, last, ci(e, L), ""));
@@ -1060,52 +1076,6 @@ static void sum_rows(em *e, const srow *s, int m, LLVMValueRef src, LLVMValueRef
   LLVMTypeRef ovt = LLVMVectorType(vty(e, s->odt), (unsigned)L);
   if (s->odt != TL_F64) r = LLVMBuildFPTrunc(e->b, r, ovt, "");
   vstore(e, ovt, out, r, NULL, (unsigned)tl_dtype_size((tl_dtype)s->odt));
-}
-
-/* Rows [r0, r1) by sum_rows, L at a time; the last, partial block of rows
- * through a block on the stack (as staged_blocks does), so that the one
- * copy of sum_rows has no masks but the rows' last vectors. */
-static void sum_rows_loop(em *e, const srow *s, int m, LLVMValueRef r0, LLVMValueRef r1) {
-  int L = s->W;
-  int64_t d = m ? s->d : SUMMAX; /* symbolic: the longest row */
-  LLVMTypeRef ovt = LLVMVectorType(vty(e, s->odt), (unsigned)L);
-  unsigned oal = (unsigned)tl_dtype_size((tl_dtype)s->odt);
-  LLVMValueRef stage = LLVMBuildAlloca(e->pre, LLVMArrayType2(s->et, (uint64_t)(L * d)), "sumstage");
-  LLVMValueRef ostage = LLVMBuildAlloca(e->pre, ovt, "sumout");
-  LLVMSetAlignment(stage, 64);
-  LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
-  LLVMValueRef nb = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, n, ci(e, L - 1), ""), ci(e, L), "");
-  loop l;
-  LLVMValueRef b = lw_loop_open(e, &l, ci(e, 0), nb, 0, NULL);
-  l.ic = -1;
-  LLVMValueRef first = LLVMBuildMul(e->b, b, ci(e, L), ""), left = LLVMBuildSub(e->b, n, first, "");
-  LLVMValueRef part = icmp(e, LLVMIntSLT, left, ci(e, L));
-  LLVMValueRef row = LLVMBuildAdd(e->b, r0, first, ""), off = LLVMBuildMul(e->b, row, s->dv, "");
-  LLVMValueRef dst = LLVMBuildGEP2(e->b, vty(e, s->odt), s->dst, &row, 1, "");
-  LLVMBasicBlockRef from = LLVMGetInsertBlock(e->b);
-  LLVMBasicBlockRef in = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sumstagein");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sumblock");
-  LLVMBasicBlockRef out = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sumstageout");
-  LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sumnext");
-  LLVMBuildCondBr(e->b, part, in, body);
-  LLVMPositionBuilderAtEnd(e->b, in);
-  stage_copy(e, s, stage, off, LLVMBuildMul(e->b, left, s->dv, ""), true);
-  LLVMBasicBlockRef copied = LLVMGetInsertBlock(e->b);
-  LLVMBuildBr(e->b, body);
-  LLVMPositionBuilderAtEnd(e->b, body);
-  LLVMValueRef src = LLVMBuildPhi(e->b, e->ptr, ""), boff = LLVMBuildPhi(e->b, e->i64, "");
-  LLVMValueRef to = LLVMBuildPhi(e->b, e->ptr, "");
-  LLVMBasicBlockRef ins[2] = {from, copied};
-  LLVMAddIncoming(src, (LLVMValueRef[]){s->src, stage}, ins, 2);
-  LLVMAddIncoming(boff, (LLVMValueRef[]){off, ci(e, 0)}, ins, 2);
-  LLVMAddIncoming(to, (LLVMValueRef[]){dst, ostage}, ins, 2);
-  sum_rows(e, s, m, src, boff, to);
-  LLVMBuildCondBr(e->b, part, out, next);
-  LLVMPositionBuilderAtEnd(e->b, out);
-  vstore(e, ovt, dst, vload(e, ovt, ostage, NULL, oal), lanes_below(e, L, left), oal);
-  LLVMBuildBr(e->b, next);
-  LLVMPositionBuilderAtEnd(e->b, next);
-  lw_loop_close(e, &l, NULL);
 }
 
 /* The vector width of the kernel left to LLVM's tuning for the CPU
@@ -1176,12 +1146,12 @@ bool lw_short_sum(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     return true;
   }
   if (d >= 0) {
-    sum_rows_loop(e, &s, (int)((d + L - 1) / L), r0, r1);
+    staged_blocks(e, &s, r0, r1, sum_rows, true);
     return true;
   }
   /* a symbolic length: one copy for every vector count */
   s.mv = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, s.dv, ci(e, L - 1), ""), ci(e, L), "");
-  sum_rows_loop(e, &s, 0, r0, r1);
+  staged_blocks(e, &s, r0, r1, sum_rows, true);
   LLVMBuildBr(e->b, *join);
   LLVMPositionBuilderAtEnd(e->b, no);
   return false;
