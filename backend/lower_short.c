@@ -23,15 +23,18 @@
  * is one copy of code with plain loads and stores; the last rows (fewer
  * than VW) are copied into a block on the stack and back (staged_blocks).
  *
- * A symbolic length takes, behind a run-time test, flat blocks (with AVX2
- * or AVX-512, 1 to 4 VW, each row's vectors by a loop, the images'
- * indices computed) or chunks (powers of two up to VW / 4, and without
- * AVX2 up to VW); other lengths take the row passes. In a chunk, one
+ * A symbolic length takes, behind a run-time test, with AVX2 or AVX-512
+ * padded blocks (3 to VW / 2: rows padded to a power of two P, transposed
+ * as a known length P, loops over the columns: sym_block), flat blocks
+ * (the other lengths up to 4 VW, each row's vectors by a loop, the
+ * images' indices computed once a call) or chunks (1 and 2); without
+ * AVX2, chunks (powers of two up to VW). Other lengths take the row
+ * passes. In a chunk, one
  * vector holds VW/d whole rows, each reduced by a segmented butterfly
  * (steps of "combine with the lane whose index differs in bit s", the
  * partner always in the same row, each step selected by whether it is
- * inside the row), every lane then holding its row's max or sum. Either
- * way one copy of code serves every length, where the transposed blocks
+ * inside the row), every lane then holding its row's max or sum. Each
+ * way one copy of code serves many lengths, where the transposed blocks
  * would need one per length.
  *
  * Sums and means over rows of up to 32 elements (lw_short_sum, at the
@@ -65,6 +68,7 @@ typedef struct srow {
   LLVMValueRef src, dst;
   LLVMValueRef dv;   /* the row length (i64) */
   LLVMValueRef invd; /* symbolic flat blocks: 1 / d in f32 lanes, for the images' row numbers */
+  LLVMValueRef itbl; /* symbolic flat blocks: the images' permute indices (sym_table) */
   LLVMValueRef mv;   /* symbolic sums: the vectors a row (i64) */
 } srow;
 
@@ -616,8 +620,9 @@ static LLVMValueRef rows_across(em *e, const srow *s, LLVMValueRef a, bool max) 
 
 /* A loop over the rows of a block (VW rows of d elements at element
  * offset off): the row's index and its element offset */
-static LLVMValueRef rows_open(em *e, const srow *s, loop *l, LLVMValueRef off, LLVMValueRef *roff) {
-  LLVMValueRef r = lw_loop_open(e, l, ci(e, 0), ci(e, s->W), 0, NULL);
+static LLVMValueRef rows_open(em *e, const srow *s, loop *l, LLVMValueRef off, LLVMValueRef *roff, int nc,
+                              const LLVMValueRef *init) {
+  LLVMValueRef r = lw_loop_open(e, l, ci(e, 0), ci(e, s->W), nc, init);
   l->ic = -1;
   l->nounroll = 1;
   *roff = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, r, s->dv, ""), "");
@@ -691,42 +696,84 @@ static image image_of(em *e, const srow *s, LLVMValueRef v, LLVMValueRef tbl, LL
   return im;
 }
 
-/* vector j (element offset jo in the block) of the image */
-static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef jo) {
-  if (!permutes(e)) return vload(e, s->vt, slot(e, s, im->mem, jo), NULL, 64);
+/* v's lanes permuted by idx (i32 lanes; an f64 lane as two f32 lanes):
+ * vpermps, AVX2 or AVX-512 */
+static LLVMValueRef permute(em *e, const srow *s, LLVMValueRef v, LLVMValueRef idx) {
   int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4;
-  LLVMTypeRef it = LLVMVectorType(e->i32, (unsigned)per), ft = LLVMVectorType(e->f32, (unsigned)per);
-  LLVMValueRef idx;
-  if (s->d) {
-    LLVMValueRef io = LLVMBuildMul(e->b, jo, ci(e, per / s->W), "");
-    idx = vload(e, it, LLVMBuildInBoundsGEP2(e->b, e->i32, im->tbl, &io, 1, ""), NULL, 64);
-  } else { /* row (jo + l) / d as floor((jo + l + 0.5) / d) in f32: exact below
-            * 2^13 elements (the error, under 2^-10, is far from the nearest
-            * multiple of 1/d away, at least 1 / (2 d)) */
-    int io[64], pair[64], half[64];
-    for (int l = 0; l < per; l++) {
-      io[l] = l;
-      pair[l] = l / (per / s->W);
-      half[l] = l % (per / s->W);
-    }
-    LLVMTypeRef wt = LLVMVectorType(e->i32, (unsigned)s->W), wf = LLVMVectorType(e->f32, (unsigned)s->W);
-    LLVMValueRef el = LLVMBuildAdd(e->b, splat_v(e, LLVMBuildTrunc(e->b, jo, e->i32, ""), s->W), cmask(e, io, s->W), "");
-    LLVMValueRef q = LLVMBuildFMul(e->b, LLVMBuildFAdd(e->b, LLVMBuildSIToFP(e->b, el, wf, ""),
-                                                       splat_n(e, LLVMConstReal(e->f32, 0.5), s->W), ""),
-                                   s->invd, "");
-    idx = LLVMBuildFPToSI(e->b, q, wt, "");
-    if (per != s->W) { /* f64: two f32 lanes each */
-      idx = LLVMBuildShuffleVector(e->b, idx, LLVMGetPoison(wt), cmask(e, pair, per), "");
-      idx = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, idx, splat_n(e, LLVMConstInt(e->i32, 2, 0), per), ""),
-                         cmask(e, half, per), "");
-    }
-  }
+  LLVMTypeRef ft = LLVMVectorType(e->f32, (unsigned)per);
   const char *name = per == 16 ? "llvm.x86.avx512.permvar.sf.512" : "llvm.x86.avx2.permps";
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->m, id, NULL, 0);
   LLVMTypeRef fty = LLVMIntrinsicGetType(e->cx, id, NULL, 0);
-  LLVMValueRef r = LLVMBuildCall2(e->b, fty, f, (LLVMValueRef[]){LLVMBuildBitCast(e->b, im->v, ft, ""), idx}, 2, "");
+  LLVMValueRef r = LLVMBuildCall2(e->b, fty, f, (LLVMValueRef[]){LLVMBuildBitCast(e->b, v, ft, ""), idx}, 2, "");
   return LLVMBuildBitCast(e->b, r, s->vt, "");
+}
+
+/* lane r (i64) of v in every lane: a variable permute with AVX2 or
+ * AVX-512 (f64 lanes as two f32 lanes each), else through memory */
+static LLVMValueRef lane_splat(em *e, const srow *s, LLVMValueRef v, LLVMValueRef r) {
+  LLVMValueRef r32 = LLVMBuildTrunc(e->b, r, e->i32, "");
+  if (!permutes(e)) return splat_v(e, LLVMBuildExtractElement(e->b, v, r32, ""), s->W);
+  int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4, half[64];
+  for (int l = 0; l < per; l++) half[l] = l % (per / s->W);
+  LLVMValueRef idx = splat_v(e, LLVMBuildMul(e->b, r32, LLVMConstInt(e->i32, (unsigned)(per / s->W), 0), ""), per);
+  idx = LLVMBuildAdd(e->b, idx, cmask(e, half, per), "");
+  return permute(e, s, v, idx);
+}
+
+/* A symbolic length: the permute indices of vector j (element offset jo
+ * in the block) of an image: row (jo + l) / d as floor((jo + l + 0.5) /
+ * d) in f32, exact below 2^13 elements (the error, under 2^-10, is far
+ * from the nearest multiple of 1/d away, at least 1 / (2 d)); f64 lanes
+ * as two f32 lanes each */
+static LLVMValueRef sym_index(em *e, const srow *s, LLVMValueRef jo) {
+  int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4;
+  int io[64], pair[64], half[64];
+  for (int l = 0; l < per; l++) {
+    io[l] = l;
+    pair[l] = l / (per / s->W);
+    half[l] = l % (per / s->W);
+  }
+  LLVMTypeRef wt = LLVMVectorType(e->i32, (unsigned)s->W), wf = LLVMVectorType(e->f32, (unsigned)s->W);
+  LLVMValueRef el = LLVMBuildAdd(e->b, splat_v(e, LLVMBuildTrunc(e->b, jo, e->i32, ""), s->W), cmask(e, io, s->W), "");
+  LLVMValueRef q = LLVMBuildFMul(e->b, LLVMBuildFAdd(e->b, LLVMBuildSIToFP(e->b, el, wf, ""),
+                                                     splat_n(e, LLVMConstReal(e->f32, 0.5), s->W), ""),
+                                 s->invd, "");
+  LLVMValueRef idx = LLVMBuildFPToSI(e->b, q, wt, "");
+  if (per != s->W) {
+    idx = LLVMBuildShuffleVector(e->b, idx, LLVMGetPoison(wt), cmask(e, pair, per), "");
+    idx = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, idx, splat_n(e, LLVMConstInt(e->i32, 2, 0), per), ""),
+                       cmask(e, half, per), "");
+  }
+  return idx;
+}
+
+/* A symbolic length: the images' permute indices of a block's d vectors,
+ * computed once a call into a stack table that every block reads as a
+ * known length reads its constant one. Computed in each image, they cost
+ * six instructions a vector three times a vector. */
+static LLVMValueRef sym_table(em *e, const srow *s) {
+  int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4;
+  LLVMValueRef t = LLVMBuildAlloca(e->pre, LLVMArrayType2(e->i32, (uint64_t)(MAXM * s->W * per)), "rowidx");
+  LLVMSetAlignment(t, 64);
+  loop l;
+  LLVMValueRef j = lw_loop_open(e, &l, ci(e, 0), s->dv, 0, NULL);
+  l.ic = -1;
+  l.nounroll = 1;
+  LLVMValueRef io = LLVMBuildMul(e->b, j, ci(e, per), "");
+  vstore(e, LLVMVectorType(e->i32, (unsigned)per), LLVMBuildInBoundsGEP2(e->b, e->i32, t, &io, 1, ""),
+         sym_index(e, s, LLVMBuildMul(e->b, j, ci(e, s->W), "")), NULL, 64);
+  lw_loop_close(e, &l, NULL);
+  return t;
+}
+
+/* vector j (element offset jo in the block) of the image */
+static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef jo) {
+  if (!permutes(e)) return vload(e, s->vt, slot(e, s, im->mem, jo), NULL, 64);
+  int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4;
+  LLVMTypeRef it = LLVMVectorType(e->i32, (unsigned)per);
+  LLVMValueRef io = LLVMBuildMul(e->b, jo, ci(e, per / s->W), "");
+  return permute(e, s, im->v, vload(e, it, LLVMBuildInBoundsGEP2(e->b, e->i32, im->tbl, &io, 1, ""), NULL, 64));
 }
 
 /* A symbolic length: the lanes of a row's vector k (i64) that hold its
@@ -776,20 +823,22 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
   int dt = s->dt, VW = s->W, d = (int)s->d, m = d ? (d + VW - 1) / VW : 1;
   int64_t dmax = d ? d : MAXM * VW; /* symbolic: the longest row */
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
-  LLVMTypeRef at = LLVMArrayType2(s->et, (uint64_t)VW), mt = LLVMArrayType2(s->et, (uint64_t)(VW * VW));
+  LLVMTypeRef mt = LLVMArrayType2(s->et, (uint64_t)(VW * VW));
   LLVMTypeRef it = LLVMArrayType2(s->et, (uint64_t)(VW * dmax + VW)); /* + VW: a row's last vector read whole */
-  LLVMValueRef amat = LLVMBuildAlloca(e->pre, mt, "wmat"), ati = LLVMBuildAlloca(e->pre, at, "wties");
+  LLVMValueRef amat = LLVMBuildAlloca(e->pre, mt, "wmat");
   LLVMValueRef ter = LLVMBuildAlloca(e->pre, it, "wterms"), shi = NULL, poi = NULL, tbl = NULL;
   if (permutes(e)) {
-    tbl = d ? image_table(e, s) : NULL;
+    tbl = d ? image_table(e, s) : s->itbl;
   } else {
     shi = LLVMBuildAlloca(e->pre, it, "wshift");
     poi = LLVMBuildAlloca(e->pre, it, "wpost");
     LLVMSetAlignment(shi, 64);
     LLVMSetAlignment(poi, 64);
   }
-  LLVMValueRef all[] = {amat, ati, ter};
-  for (int i = 0; i < 3; i++) LLVMSetAlignment(all[i], 64);
+  LLVMSetAlignment(amat, 64);
+  LLVMSetAlignment(ter, 64);
+  int iota[64];
+  for (int i = 0; i < VW; i++) iota[i] = i;
   LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
   LLVMValueRef lm = d ? lanes_below(e, VW, ci(e, d - (int64_t)(m - 1) * VW)) : NULL;
   /* symbolic: the vectors of a row, the lanes of its last that hold elements */
@@ -798,7 +847,7 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
   LLVMValueRef x[MAXM], tv[MAXM], ro, r, j;
   loop l;
   /* the rows' lanewise maxes, then the block's shifts */
-  r = rows_open(e, s, &l, off, &ro);
+  r = rows_open(e, s, &l, off, &ro, 0, NULL);
   LLVMValueRef rmax;
   if (d) {
     row_load(e, s, s->src, ro, m, lm, x);
@@ -824,9 +873,9 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
   lw_loop_close(e, &l, NULL);
   /* the rows' lanewise sums without the terms equal to the shift, and
    * those counted */
-  r = rows_open(e, s, &l, off, &ro);
+  r = rows_open(e, s, &l, off, &ro, 1, &zero);
   LLVMValueRef to = LLVMBuildSub(e->b, ro, off, ""), nt = ci(e, 0), rsum;
-  LLVMValueRef shr = splat_v(e, LLVMBuildExtractElement(e->b, SH, LLVMBuildTrunc(e->b, r, e->i32, ""), ""), VW);
+  LLVMValueRef shr = lane_splat(e, s, SH, r);
   LLVMTypeRef bits = LLVMIntTypeInContext(e->cx, (unsigned)VW);
   if (d) {
     row_load(e, s, ter, to, m, NULL, tv);
@@ -860,9 +909,12 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
     nt = lk.phis[1];
   }
   row_result(e, s, amat, r, rsum);
-  vstore(e, s->et, slot(e, s, ati, r), LLVMBuildUIToFP(e->b, nt, s->et, ""), NULL, al);
-  lw_loop_close(e, &l, NULL);
-  LLVMValueRef S = rows_across(e, s, amat, false), T = vload(e, s->vt, ati, NULL, 64);
+  /* the ties' count into lane r of a vector in registers: stored a lane
+   * at a time and read back whole, the read waited for every store */
+  LLVMValueRef onehot = icmp(e, LLVMIntEQ, cmask(e, iota, VW), splat_v(e, LLVMBuildTrunc(e->b, r, e->i32, ""), VW));
+  LLVMValueRef tnext = sel(e, onehot, splat_v(e, LLVMBuildUIToFP(e->b, nt, s->et, ""), VW), l.phis[0]);
+  lw_loop_close(e, &l, &tnext);
+  LLVMValueRef S = rows_across(e, s, amat, false), T = l.phis[0];
   image ipo = image_of(e, s, s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, S, T, ""), "")
                                      : lw_sumexp_log(e, dt, fin, S, T), tbl, poi);
   /* the block written */
@@ -877,6 +929,137 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
   }
   vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &xo, 1, ""), y, NULL, al);
   lw_loop_close(e, &l, NULL);
+}
+
+/* A loop over columns [lo, d) of a symbolic block, not unrolled */
+static LLVMValueRef cols_open(em *e, const srow *s, loop *l, int64_t lo, int nc, const LLVMValueRef *init) {
+  LLVMValueRef j = lw_loop_open(e, l, ci(e, lo), s->dv, nc, init);
+  l->ic = -1;
+  l->nounroll = 1;
+  return LLVMBuildMul(e->b, j, ci(e, s->W), "");
+}
+
+/* Lanes [s P, s P + d) of W (d: i64): row s of a vector of rows padded
+ * to P lanes */
+static LLVMValueRef segment(em *e, int W, int P, int seg, LLVMValueRef d) {
+  int m[64];
+  for (int i = 0; i < W; i++) m[i] = i < seg * P ? W : i - seg * P; /* W: past any row (cmask takes < 0 as poison) */
+  return icmp(e, LLVMIntULT, cmask(e, m, W), splat_v(e, LLVMBuildTrunc(e->b, d, e->i32, ""), W));
+}
+
+/* A symbolic length d from 3 to VW / 2, with AVX2 or AVX-512 (padded
+ * blocks): block()'s transposes with each row padded to P lanes (P the
+ * power of two from d up, 4 to VW / 2: one copy of the transposes per P)
+ * and loops over the columns. Vector v of the block holds rows v VW/P to
+ * v VW/P + VW/P - 1, row s of them in lanes [s P, s P + d) by a masked
+ * load merged into the vector (its address the row's less s P elements),
+ * so that the VW rows are the P vectors of a block of rows of P, and
+ * transpose() turns them into P columns (column j: element j of every
+ * row) as for a known length P. The maxes, exps, sums and logs are loops
+ * over the first d columns, elementwise across rows, on the stack (the
+ * exp calls clobber every vector register anyway; the sums and ties are
+ * a loop of their own, without calls), the same code for every P, and
+ * the columns go back the same way to masked stores.
+ *
+ * Flat blocks did a row at a time what this does a column at a time (a
+ * row's max, sum and ties; the reductions across lanes). log_softmax f32,
+ * AVX-512 (AOT objects, min of 200 x 20 calls, Sapphire Rapids): [4000 3]
+ * 22.3 -> 11.2 us, [4096 4] 19.7 (chunks) -> 13.5, [2300 7] 16.0 -> 11.2,
+ * [2048 8] 14.1 -> 10.9; AVX2: [4000 3] 27.7 -> 17.1, [4096 4] 31.0 ->
+ * 20.3. Rows padded to VW (9 to VW) ran as flat blocks do, within 5%
+ * either way ([1024 16] 9.4 against 9.1, [1600 10] 10.6 against 11.3),
+ * and cost 10 ms more compile; rows of 1 and 2 ran faster as chunks. The
+ * symbolic log_softmax kernel compiles in 51-53 ms instead of 38 (cold
+ * `run --stats`, min of 7). */
+static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
+  (void)row;
+  int dt = s->dt, VW = s->W;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
+  LLVMTypeRef ct = LLVMArrayType2(s->et, (uint64_t)(VW * VW / 2)); /* P columns, P <= VW / 2 */
+  LLVMValueRef col = LLVMBuildAlloca(e->pre, ct, "pcols"), ter = LLVMBuildAlloca(e->pre, ct, "pterms");
+  LLVMSetAlignment(col, 64);
+  LLVMSetAlignment(ter, 64);
+  /* row r's element offset in the block, less its segment's start, for
+   * each P */
+  LLVMValueRef rd[MAXV];
+  for (int r = 0; r < VW; r++) rd[r] = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, ci(e, r), s->dv, ""), "");
+  LLVMBasicBlockRef mid = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padcols");
+  for (int pass = 0; pass < 2; pass++) { /* 0: rows into columns; 1: back */
+    LLVMBasicBlockRef done = pass ? LLVMAppendBasicBlockInContext(e->cx, e->fn, "padout") : mid;
+    for (int P = VW / 2; P >= 4; P /= 2) {
+      int per = VW / P;
+      LLVMBasicBlockRef tier = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padtier");
+      LLVMBasicBlockRef nt = P > 4 ? LLVMAppendBasicBlockInContext(e->cx, e->fn, "padnext") : NULL;
+      if (nt) LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, s->dv, ci(e, P / 2)), tier, nt);
+      else LLVMBuildBr(e->b, tier);
+      LLVMPositionBuilderAtEnd(e->b, tier);
+      LLVMValueRef seg[MAXV], v[MAXV], ro[MAXV];
+      for (int g = 0; g < per; g++) seg[g] = segment(e, VW, P, g, s->dv);
+      for (int r = 0; r < VW; r++) ro[r] = LLVMBuildSub(e->b, rd[r], ci(e, (int64_t)(r % per) * P), "");
+      if (!pass) {
+        for (int i = 0; i < P; i++) {
+          v[i] = splat_n(e, cf(e, dt, 0), VW);
+          for (int g = 0; g < per; g++) {
+            /* not inbounds: the masked-off lanes may lie outside the buffer */
+            LLVMValueRef ptr = LLVMBuildGEP2(e->b, s->et, s->src, &ro[i * per + g], 1, "");
+            v[i] = masked(e, true, s->vt, ptr, v[i], seg[g], al);
+          }
+        }
+        transpose(e, v, P, VW, false);
+        for (int j = 0; j < P; j++) vstore(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), v[j], NULL, 64);
+      } else {
+        for (int j = 0; j < P; j++) v[j] = vload(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), NULL, 64);
+        transpose(e, v, P, VW, true);
+        for (int i = 0; i < P; i++)
+          for (int g = 0; g < per; g++)
+            vstore(e, s->vt, LLVMBuildGEP2(e->b, s->et, s->dst, &ro[i * per + g], 1, ""), v[i], seg[g], al);
+      }
+      LLVMBuildBr(e->b, done);
+      if (nt) LLVMPositionBuilderAtEnd(e->b, nt);
+    }
+    LLVMPositionBuilderAtEnd(e->b, done);
+    if (pass) break;
+    /* the columns, whatever P */
+    LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
+    /* the rows' maxes (maxnum skips a NaN, whose exp then makes the row's
+     * sum NaN, as in block()) */
+    loop l;
+    LLVMValueRef c0 = vload(e, s->vt, col, NULL, 64);
+    LLVMValueRef jo = cols_open(e, s, &l, 1, 1, &c0);
+    LLVMValueRef mnext = lw_intr2(e, "llvm.maxnum", l.phis[0], vload(e, s->vt, slot(e, s, col, jo), NULL, 64));
+    lw_loop_close(e, &l, &mnext);
+    LLVMValueRef mx = l.phis[0];
+    LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
+    LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), splat_n(e, cf(e, dt, INFINITY), VW));
+    LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
+    /* the exps */
+    jo = cols_open(e, s, &l, 0, 0, NULL);
+    LLVMValueRef c = vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+    vstore(e, s->vt, slot(e, s, ter, jo), lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, c, sh, "")), NULL, 64);
+    lw_loop_close(e, &l, NULL);
+    /* the sums without the terms equal to the shift, and those counted */
+    LLVMValueRef acc[2] = {zero, zero};
+    jo = cols_open(e, s, &l, 0, 2, acc);
+    c = vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+    LLVMValueRef t = vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), eq = fcmp(e, LLVMRealOEQ, c, sh);
+    LLVMValueRef next[2] = {LLVMBuildFAdd(e->b, l.phis[0], sel(e, eq, zero, t), ""),
+                            LLVMBuildFAdd(e->b, l.phis[1], sel(e, eq, one, zero), "")};
+    lw_loop_close(e, &l, next);
+    LLVMValueRef sum = l.phis[0], ties = l.phis[1];
+    LLVMValueRef post = s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "")
+                                : lw_sumexp_log(e, dt, fin, sum, ties);
+    /* the results, over the columns */
+    jo = cols_open(e, s, &l, 0, 0, NULL);
+    LLVMValueRef y;
+    if (s->soft) {
+      y = LLVMBuildFMul(e->b, vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), post, "");
+    } else {
+      c = vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+      y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, c, sh, ""), post, "");
+    }
+    vstore(e, s->vt, slot(e, s, col, jo), y, NULL, 64);
+    lw_loop_close(e, &l, NULL);
+  }
 }
 
 bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
@@ -909,12 +1092,14 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     LLVMValueRef ok = LLVMBuildAnd(e->b, pow2, LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, dv, ci(e, 1)),
                                                            icmp(e, LLVMIntSLE, dv, ci(e, VW)), ""), "");
     LLVMValueRef in = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, dv, ci(e, 1)), icmp(e, LLVMIntSLE, dv, ci(e, MAXM * VW)), "");
-    /* flat blocks (when they can) except for powers of two up to VW / 4,
-     * where chunks ran faster: log_softmax f32 [8192 2] 16.6 against 51.5
-     * us, [4096 4] 17.9 against 25.4; [2048 8] 20.8 against 15.9, [1024 16]
-     * 23.5 against 10.6 (AOT objects, min of 300 x 20 calls, Zen 5) */
+    /* padded or flat blocks (when they can) except for 1 and 2 (powers of
+     * two up to VW / 4), where chunks ran faster: log_softmax f32 [8192 2]
+     * 15.6 us against 18.5 padded, [16384 1] 14.2 against 27.0; [4096 4]
+     * 17.9 against 12.4 padded (AOT objects, min of 200 x 20 calls,
+     * Sapphire Rapids). Flat blocks against chunks on Zen 5: [8192 2] 51.5
+     * against 16.6, [2048 8] 15.9 against 20.8. */
     if (flat) {
-      LLVMValueRef chunks = LLVMBuildAnd(e->b, ok, icmp(e, LLVMIntSLE, dv, ci(e, VW / 4)), "");
+      LLVMValueRef chunks = LLVMBuildAnd(e->b, ok, icmp(e, LLVMIntSLE, dv, ci(e, VW / 4 < 2 ? VW / 4 : 2)), "");
       LLVMBasicBlockRef fb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "flatrows");
       LLVMBasicBlockRef nf = LLVMAppendBasicBlockInContext(e->cx, e->fn, "notflat");
       LLVMBuildCondBr(e->b, LLVMBuildAnd(e->b, in, LLVMBuildNot(e->b, chunks, ""), ""), fb, nf);
@@ -950,7 +1135,17 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     r0 = LLVMBuildMul(e->b, lo, inner, "");
     r1 = LLVMBuildMul(e->b, hi, inner, "");
     s.src = chunk_source(e, k, tl_node_inputs(g, n)[0], nk, kd, lo, hi);
+    if (VW / 2 >= 4) { /* rows of 3 to VW / 2: padded blocks, P 4 to VW / 2 */
+      LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padrows");
+      LLVMBasicBlockRef wb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "widerows");
+      LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLE, dv, ci(e, VW / 2)), pb, wb);
+      LLVMPositionBuilderAtEnd(e->b, pb);
+      staged_blocks(e, &s, r0, r1, sym_block, false);
+      LLVMBuildBr(e->b, *join);
+      LLVMPositionBuilderAtEnd(e->b, wb);
+    }
     s.invd = splat_v(e, LLVMBuildFDiv(e->b, LLVMConstReal(e->f32, 1), LLVMBuildSIToFP(e->b, dv, e->f32, ""), ""), VW);
+    s.itbl = sym_table(e, &s);
     staged_blocks(e, &s, r0, r1, flat_block, false);
     LLVMBuildBr(e->b, *join);
   }

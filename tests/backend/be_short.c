@@ -11,7 +11,7 @@
  * short-row path: known lengths exactly when 2 to one vector, symbolic
  * ones always (behind the run-time test), so a change that silently routes
  * rows elsewhere fails too. TLALOC_NO_AVX512=1 runs the same cases on
- * AVX2's paths (8-lane f32 blocks, no padded rows); the
+ * AVX2's paths (8-lane f32 blocks; no padded known lengths, which need AVX-512); the
  * test suite does so (tests/backend/meson.build). SSE's
  * widths (4 f32, 2 f64) are not run here. */
 #include "backend/be_internal.h"
@@ -191,9 +191,11 @@ static int sum_tests(int verbose, int *n) {
   return fails;
 }
 
-/* The input's last element right before a page that cannot be read: the
- * partial last block must not load past its rows (a load that does
- * faults), which the value checks cannot see (lanes read past the end
+/* The input's last element right before a page that cannot be read, and
+ * (after) its first element right after one: the partial last block must
+ * not load past its rows, nor a padded block's masked loads (whose
+ * addresses start before the row) before the first (a load that does
+ * faults), which the value checks cannot see (lanes read outside the rows
  * are dropped before the store). */
 static int guarded_tests(int verbose, int *n) {
   static const struct { const char *name, *text; int64_t syms[4]; } cases[] = {
@@ -204,10 +206,14 @@ static int guarded_tests(int verbose, int *n) {
     {"sum f64 [r c], c = 31", "(graph s (in x f64 [r c]) (out y (sum x :axis 1)))", {37, 31}},
     {"log_softmax f32 [37 24]", "(graph s (in x f32 [37 24]) (out y (log_softmax x :axis 1)))", {0}},
     {"softmax f32 [r c], c = 10", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {37, 10}},
+    {"softmax f32 [r c], c = 5", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {37, 5}},
+    {"log_softmax f64 [r c], c = 3", "(graph s (in x f64 [r c]) (out y (log_softmax x :axis 1)))", {37, 3}},
   };
   int fails = 0;
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++, (*n)++) {
+  for (size_t c = 0; c < 2 * sizeof cases / sizeof *cases; c++, (*n)++) {
+    size_t i = c / 2;
+    int after = (int)(c % 2); /* the first element right after the page */
     char *diag = NULL, err[512], what[200];
     tl_graph *g = tlt_parse(cases[i].text, &diag);
     tl_free(diag);
@@ -222,17 +228,17 @@ static int guarded_tests(int verbose, int *n) {
     size_t bytes = (size_t)in[0]->numel * tl_dtype_size((tl_dtype)in[0]->dtype);
     size_t span = (bytes + page - 1) / page * page;
     char *map = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED || mprotect(map + span, page, PROT_NONE)) {
+    if (map == MAP_FAILED || mprotect(after ? map : map + span, page, PROT_NONE)) {
       printf("FAIL %s (guarded): mmap\n", cases[i].name);
       fails++;
     } else {
       void *own = in[0]->data;
-      in[0]->data = map + span - bytes;
+      in[0]->data = after ? map + page : map + span - bytes;
       memcpy(in[0]->data, own, bytes);
       be_options o = be_options_default();
       o.use_cache = 0;
       o.threads = 1;
-      snprintf(what, sizeof what, "%s, input against an unreadable page", cases[i].name);
+      snprintf(what, sizeof what, "%s, input %s an unreadable page", cases[i].name, after ? "right after" : "right before");
       fails += be_compare_opts(g, in, sy, what, verbose, &o, NULL);
       in[0]->data = own;
     }
@@ -292,6 +298,24 @@ int be_short_tests(int verbose) {
   };
   for (size_t i = 0; i < sizeof edge / sizeof *edge; i++, n++)
     fails += run(edge[i].name, edge[i].text, edge[i].syms, edge[i].special, -1, 2, verbose);
+  /* which blocks a symbolic length's kernel carries: padded blocks when
+   * VW / 2 >= 4 with AVX2 or AVX-512, flat blocks with AVX2 or AVX-512 */
+  for (int t = 0; t < 2; t++)
+    for (int w = 0; w < 2; w++, n++) {
+      char *diag = NULL, err[512];
+      static const char *needle[2] = {"padcols", "flatrows"};
+      snprintf(text, sizeof text, "(graph s (in x %s [r c]) (out y (log_softmax x :axis 1)))", dts[t]);
+      tl_graph *g = tlt_parse(text, &diag);
+      tl_free(diag);
+      int avx2 = host_lanes(TL_F32) >= 8, want = avx2 && (w || host_lanes(t ? TL_F64 : TL_F32) / 2 >= 4);
+      int h = g ? be_emitted_has(g, needle[w], err, sizeof err) : -1;
+      if (h != want) {
+        printf("FAIL log_softmax %s [r c]: %s\n", dts[t], h < 0 ? (g ? err : "parse") : h ? "has" : "lacks");
+        printf("  (%s blocks)\n", needle[w]);
+        fails++;
+      }
+      tl_graph_free(g);
+    }
   /* inputs through the first pass */
   static const struct { const char *name, *text; int64_t syms[4]; int special; } other[] = {
     {"log_softmax of 2x+1, [37 8]", "(graph s (in x f32 [37 8]) (out y (log_softmax (add (mul x 2.0) 1.0) :axis 1)))",
