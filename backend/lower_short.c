@@ -959,7 +959,10 @@ static LLVMValueRef segment(em *e, int W, int P, int seg, LLVMValueRef d) {
  * over the first d columns, elementwise across rows, on the stack (the
  * exp calls clobber every vector register anyway; the sums and ties are
  * a loop of their own, without calls), the same code for every P, and
- * the columns go back the same way to masked stores.
+ * the columns go back the same way to masked stores. Rows of exactly P
+ * (a power of two) are the block's P vectors as they lie, plain loads and
+ * stores: [4096 4] 12.4-12.8 -> 10.2-10.6 us, [2048 8] 9.8-10.2 -> 9.1-9.4
+ * (the same compile time).
  *
  * Flat blocks did a row at a time what this does a column at a time (a
  * row's max, sum and ties; the reductions across lanes). log_softmax f32,
@@ -996,23 +999,65 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
       LLVMValueRef seg[MAXV], v[MAXV], ro[MAXV];
       for (int g = 0; g < per; g++) seg[g] = segment(e, VW, P, g, s->dv);
       for (int r = 0; r < VW; r++) ro[r] = LLVMBuildSub(e->b, rd[r], ci(e, (int64_t)(r % per) * P), "");
+      /* rows of exactly P: the block's P vectors as they lie, plain loads
+       * and stores */
+      LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padfull");
+      LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padpart");
+      LLVMBasicBlockRef both = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padboth");
+      LLVMBasicBlockRef from[2] = {full, part};
+      LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, s->dv, ci(e, P)), full, part);
       if (!pass) {
-        for (int i = 0; i < P; i++) {
-          v[i] = splat_n(e, cf(e, dt, 0), VW);
-          for (int g = 0; g < per; g++) {
-            /* not inbounds: the masked-off lanes may lie outside the buffer */
-            LLVMValueRef ptr = LLVMBuildGEP2(e->b, s->et, s->src, &ro[i * per + g], 1, "");
-            v[i] = masked(e, true, s->vt, ptr, v[i], seg[g], al);
+        LLVMValueRef w[2][MAXV];
+        for (int k = 0; k < 2; k++) {
+          LLVMPositionBuilderAtEnd(e->b, from[k]);
+          for (int i = 0; i < P; i++) {
+            if (!k) {
+              LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+              w[k][i] = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
+              continue;
+            }
+            w[k][i] = splat_n(e, cf(e, dt, 0), VW);
+            for (int g = 0; g < per; g++) {
+              /* not inbounds: the masked-off lanes may lie outside the buffer */
+              LLVMValueRef ptr = LLVMBuildGEP2(e->b, s->et, s->src, &ro[i * per + g], 1, "");
+              w[k][i] = masked(e, true, s->vt, ptr, w[k][i], seg[g], al);
+            }
           }
+          from[k] = LLVMGetInsertBlock(e->b);
+          LLVMBuildBr(e->b, both);
+        }
+        LLVMPositionBuilderAtEnd(e->b, both);
+        for (int i = 0; i < P; i++) {
+          v[i] = LLVMBuildPhi(e->b, s->vt, "");
+          LLVMAddIncoming(v[i], (LLVMValueRef[]){w[0][i], w[1][i]}, from, 2);
         }
         transpose(e, v, P, VW, false);
         for (int j = 0; j < P; j++) vstore(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), v[j], NULL, 64);
       } else {
+        LLVMPositionBuilderAtEnd(e->b, full);
+        LLVMBuildBr(e->b, both);
+        LLVMPositionBuilderAtEnd(e->b, part);
+        LLVMBuildBr(e->b, both);
+        LLVMPositionBuilderAtEnd(e->b, both);
         for (int j = 0; j < P; j++) v[j] = vload(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), NULL, 64);
         transpose(e, v, P, VW, true);
+        LLVMValueRef isfull = icmp(e, LLVMIntEQ, s->dv, ci(e, P));
+        LLVMBasicBlockRef sf = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padsfull");
+        LLVMBasicBlockRef sp = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padspart");
+        LLVMBasicBlockRef sd = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padsdone");
+        LLVMBuildCondBr(e->b, isfull, sf, sp);
+        LLVMPositionBuilderAtEnd(e->b, sf);
+        for (int i = 0; i < P; i++) {
+          LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+          vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), v[i], NULL, al);
+        }
+        LLVMBuildBr(e->b, sd);
+        LLVMPositionBuilderAtEnd(e->b, sp);
         for (int i = 0; i < P; i++)
           for (int g = 0; g < per; g++)
             vstore(e, s->vt, LLVMBuildGEP2(e->b, s->et, s->dst, &ro[i * per + g], 1, ""), v[i], seg[g], al);
+        LLVMBuildBr(e->b, sd);
+        LLVMPositionBuilderAtEnd(e->b, sd);
       }
       LLVMBuildBr(e->b, done);
       if (nt) LLVMPositionBuilderAtEnd(e->b, nt);
