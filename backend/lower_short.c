@@ -571,28 +571,59 @@ static void row_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef off, int
   }
 }
 
-/* Two vectors of L lanes, each holding L/g rows of g partials (row r of a
- * in lanes [r*g, r*g + g)), combined into one vector of 2L/g rows of g/2
- * partials: a's rows, then b's. Each row's first and second halves are
- * picked by one two-input shuffle each and added (or maxnum'd). */
-static LLVMValueRef halve(em *e, LLVMValueRef a, LLVMValueRef b, int g, int L, bool max) {
-  int lo[64], hi[64];
+/* A vector of L lanes holding L/g rows of g partials each: segment k
+ * (lanes [k g, k g + g)) holds row rows[k]'s. */
+typedef struct rowvec {
+  LLVMValueRef v;
+  int g;
+  int rows[64];
+} rowvec;
+
+/* Two such vectors of the same g combined into one of 2L/g rows of g/2
+ * partials: in segment k of g lanes, the first half a[i] + a[i + g/2]
+ * (a's row k) and the second b[i] + b[i - g/2] (b's row k), or maxnum.
+ * That is one two-input shuffle (the other half of each segment) and a
+ * blend (a's first halves, b's second), where picking each row's halves
+ * into place took two shuffles: shuffles of two vectors run on one port
+ * of Intel's cores (and the f32 -> f64 conversions of the sums on it
+ * too), blends on two. */
+static rowvec halve(em *e, const rowvec *a, const rowvec *b, int L, bool max) {
+  int g = a->g, sh[64], bl[64];
   for (int i = 0; i < L; i++) {
-    int src = i < L / 2 ? 0 : L, j = i % (L / 2), row = j / (g / 2), o = j % (g / 2);
-    lo[i] = src + row * g + o;
-    hi[i] = lo[i] + g / 2;
+    bool first = i % g < g / 2;
+    sh[i] = first ? i + g / 2 : L + i - g / 2;
+    bl[i] = first ? i : L + i;
   }
-  LLVMValueRef x = LLVMBuildShuffleVector(e->b, a, b, cmask(e, lo, L), "");
-  LLVMValueRef y = LLVMBuildShuffleVector(e->b, a, b, cmask(e, hi, L), "");
-  return max ? lw_intr2(e, "llvm.maxnum", x, y) : LLVMBuildFAdd(e->b, x, y, "");
+  LLVMValueRef x = LLVMBuildShuffleVector(e->b, a->v, b->v, cmask(e, bl, L), "");
+  LLVMValueRef y = LLVMBuildShuffleVector(e->b, a->v, b->v, cmask(e, sh, L), "");
+  rowvec c = {max ? lw_intr2(e, "llvm.maxnum", x, y) : LLVMBuildFAdd(e->b, x, y, ""), g / 2, {0}};
+  for (int k = 0; k < L / g; k++) {
+    c.rows[2 * k] = a->rows[k];
+    c.rows[2 * k + 1] = b->rows[k];
+  }
+  return c;
+}
+
+/* A vector of L rows of one value each (g 1) with lane r row r's: one
+ * shuffle unless the rows are in order already */
+static LLVMValueRef rows_in_order(em *e, const rowvec *c, int L) {
+  int m[64];
+  bool same = true;
+  for (int i = 0; i < L; i++) {
+    m[c->rows[i]] = i;
+    same = same && c->rows[i] == i;
+  }
+  return same ? c->v : LLVMBuildShuffleVector(e->b, c->v, LLVMGetPoison(LLVMTypeOf(c->v)), cmask(e, m, L), "");
 }
 
 /* L vectors of L lanes (vector r: row r's partials) reduced to one whose
  * lane r is row r's sum or max: L - 1 halvings, log2(L) deep. */
 static LLVMValueRef halving_tree(em *e, LLVMValueRef *v, int L, bool max) {
-  for (int g = L, nv = L; g > 1; g /= 2, nv /= 2)
-    for (int i = 0; i < nv / 2; i++) v[i] = halve(e, v[2 * i], v[2 * i + 1], g, L, max);
-  return v[0];
+  rowvec t[MAXV];
+  for (int r = 0; r < L; r++) t[r] = (rowvec){v[r], L, {r}};
+  for (int nv = L; nv > 1; nv /= 2)
+    for (int i = 0; i < nv / 2; i++) t[i] = halve(e, &t[2 * i], &t[2 * i + 1], L, max);
+  return rows_in_order(e, &t[0], L);
 }
 
 /* Row r's lanewise max or sum v kept for rows_across: row r of the
@@ -1232,17 +1263,17 @@ static LLVMValueRef sum_leaf(em *e, const sum_leaves *t, int i) {
 }
 
 /* Leaves [lo, lo + cnt) halved into one vector, emitted depth first (a
- * pair's halving right after its leaves' loads); *g: the partials a row
- * holds in the result. */
-static LLVMValueRef sum_tree(em *e, const sum_leaves *t, int lo, int cnt, int *g) {
+ * pair's halving right after its leaves' loads). */
+static rowvec sum_tree(em *e, const sum_leaves *t, int lo, int cnt) {
+  int L = t->s->W;
   if (cnt == 1) {
-    *g = t->s->d >= t->s->W ? t->s->W : (int)t->s->d;
-    return sum_leaf(e, t, lo);
+    int g = t->s->d >= L ? L : (int)t->s->d;
+    rowvec c = {sum_leaf(e, t, lo), g, {0}};
+    for (int k = 0; k < L / g; k++) c.rows[k] = lo * (L / g) + k;
+    return c;
   }
-  int ga, gb;
-  LLVMValueRef a = sum_tree(e, t, lo, cnt / 2, &ga), b = sum_tree(e, t, lo + cnt / 2, cnt / 2, &gb);
-  *g = ga / 2;
-  return halve(e, a, b, ga, t->s->W, false);
+  rowvec a = sum_tree(e, t, lo, cnt / 2), b = sum_tree(e, t, lo + cnt / 2, cnt / 2);
+  return halve(e, &a, &b, L, false);
 }
 
 /* L rows of d elements (L: the accumulator's lanes, f64) at element
@@ -1254,8 +1285,8 @@ static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   int L = s->W, d = (int)s->d;
   LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
   sum_leaves t = {s, off, n};
-  int g; /* 1: one sum a row */
-  LLVMValueRef r = sum_tree(e, &t, 0, d >= L ? L : d, &g);
+  rowvec c = sum_tree(e, &t, 0, d >= L ? L : d);
+  LLVMValueRef r = rows_in_order(e, &c, L);
   /* + 0: a row of -0s sums to +0, as the row passes' accumulator (0) gives */
   r = LLVMBuildFAdd(e->b, r, LLVMConstNull(avt), "");
   if (s->mean) r = LLVMBuildFDiv(e->b, r, splat_n(e, cf(e, TL_F64, (double)d), L), "");
