@@ -454,7 +454,7 @@ void eg_free(eg_egraph *g) {
   if (g->byop)
     for (int i = 0; i < g->lang.nops; i++) tl_free(g->byop[i].a);
   tl_free(g->byop);
-  tl_free(g->uf); tl_free(g->flags); tl_free(g->cls); tl_free(g->data);
+  tl_free(g->uf); tl_free(g->flags); tl_free(g->cls); tl_free(g->data); tl_free(g->nstamp);
   tl_free(g->na); tl_free(g->memo); tl_free(g->lp);
   tl_free(g->dv); tl_free(g->dvtab); tl_free(g->dtmp);
   tl_free(g->ablob); tl_free(g->aoff); tl_free(g->atab);
@@ -539,6 +539,8 @@ static eg_id __attribute__((noinline)) add_new(eg_egraph *g, int op, uint32_t at
   *eg_nd_(g, nid) = (eg_node){(uint16_t)op, (uint16_t)n, attr, id};
   if (n) memcpy(eg_nkids_(g, nid), ck, (size_t)n * 4);
   g->nna += EG_NODE_WORDS + n;
+  if (nid / EG_NODE_WORDS >= g->capns) EG_GROW(g, g->nstamp, g->capns, (uint64_t)g->capna / EG_NODE_WORDS + 1);
+  g->nstamp[nid / EG_NODE_WORDS] = g->epoch;
   g->nstored++;
   g->nkids += n;
   /* a new class: one node, room for one parent */
@@ -614,6 +616,10 @@ static bool union_impl(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why) {
   g->clean = false;
   g->nclasses--;
   push_parents(g, &g->pending, rb, true);
+  /* rb's nodes join ra: new members for the matches through ra */
+  uint32_t nb = eg_cls_nn(g, rb);
+  const uint32_t *bn = eg_cls_nodes(g, rb);
+  for (uint32_t i = 0; i < nb; i++) g->nstamp[bn[i] / EG_NODE_WORDS] = g->epoch;
   if (g->has_an) {
     unsigned m = merge_into(g, ra, eg_value_(g, eg_handles_(g)[rb]));
     if (m & EG_MERGE_TO) push_parents(g, &g->apending, ra, false);
@@ -723,6 +729,7 @@ size_t eg_rebuild(eg_egraph *g) {
       if (!changed) continue;
       memo_remove(g, node_hash(g, nd.op, nd.attr, k, nd.n), nid);
       for (uint32_t i = 0; i < nd.n; i++) k[i] = eg_uf_find(g->uf, k[i]);
+      g->nstamp[nid / EG_NODE_WORDS] = g->epoch;
       uint64_t h = node_hash(g, nd.op, nd.attr, k, nd.n);
       uint32_t holder = memo_find(g, h, nd.op, nd.attr, k, nd.n);
       if (holder != EG_NONE) {
@@ -760,6 +767,8 @@ size_t eg_rebuild(eg_egraph *g) {
 
 bool eg_is_clean(const eg_egraph *g) { return g->clean && !g->pending.n; }
 
+uint32_t eg_next_epoch(eg_egraph *g) { return ++g->epoch; }
+
 /* ---- queries -------------------------------------------------------------- */
 
 size_t eg_nclasses(const eg_egraph *g) { return g->nclasses; }
@@ -784,7 +793,7 @@ size_t eg_analysis_values(const eg_egraph *g) { return g->ndv; }
 void eg_mem_usage(const eg_egraph *g, eg_mem *m) {
   memset(m, 0, sizeof *m);
   m->kids = g->nkids * sizeof *g->na;
-  m->nodes = (size_t)g->capna * sizeof *g->na - m->kids;
+  m->nodes = (size_t)g->capna * sizeof *g->na - m->kids + (size_t)g->capns * sizeof *g->nstamp;
   m->memo = (size_t)g->memocap * sizeof *g->memo;
   m->ids = (size_t)g->capids * (sizeof *g->uf + sizeof *g->flags + sizeof *g->cls);
   m->lists = (size_t)g->caplp * sizeof *g->lp;

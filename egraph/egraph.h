@@ -139,6 +139,10 @@ bool eg_union_why(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why);
 /* Restores the congruence and analysis invariants; returns #unions done. */
 size_t eg_rebuild(eg_egraph *g);
 bool eg_is_clean(const eg_egraph *g);
+/* Starts a new epoch (the runner: one per iteration, before its searches);
+ * each e-node records the epoch in which it was added, joined its class (its
+ * old class merged into another) or was re-canonicalised. Returns it. */
+uint32_t eg_next_epoch(eg_egraph *g);
 
 /* Full invariant check; on failure writes a message and returns false. */
 bool eg_check(eg_egraph *g, char *err, size_t errsz);

@@ -80,6 +80,14 @@ struct eg_egraph {
 
   uint32_t *uf; uint8_t *flags; eg_class *cls; uint8_t *data;
   uint32_t nids, capids;
+  /* Per node (at nid / EG_NODE_WORDS): the epoch in which it was added,
+   * joined its class (its old class merged into another) or was
+   * re-canonicalised; epoch: the current one (eg_next_epoch). The runner
+   * skips the matches of a rule it applied whole in the previous iteration
+   * when they bind no node stamped since that search began: the same match
+   * was found and applied then. */
+  uint32_t *nstamp; uint32_t capns;
+  uint32_t epoch;
 
   uint32_t *na; uint32_t nna, capna; /* the node arena (word offsets) */
   uint32_t nstored;                   /* node records in it */

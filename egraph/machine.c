@@ -35,13 +35,18 @@ struct eg_prog {
   uint32_t *attr_ids;  /* per pattern node: its fixed attribute, interned */
   uint32_t *ground;    /* pattern nodes looked up per search */
   uint32_t nground;
-  eg_id *ground_cls;
+  eg_id *ground_cls, *ground_prev;
   uint32_t *regs, *aslot;
   eg_id *inst, *kbuf;
   /* instantiation: the non-variable nodes in order, and per child slot of
    * the pattern (p->kids) where its class comes from: a node's index, or
    * ~var for a variable's binding */
   uint32_t *steps, nsteps, *kref;
+  /* eg_prog_skip_before: keep only matches binding a node stamped in or
+   * after epoch skip (0: all); whether the ground classes differ from the
+   * previous prepare's */
+  uint32_t skip;
+  bool ground_moved, prepared;
 };
 
 /* A ground pattern node: no variables below it. */
@@ -65,7 +70,7 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
   }
   /* at most one BIND per node plus one CMP/LOOKUP per child, plus YIELD;
    * registers: the root's plus one per child of a bound node */
-  size_t ncode = 2 * (size_t)p->n + 1, words = 2 * (size_t)nv + 4 * (size_t)p->n + (1 + (size_t)nk) +
+  size_t ncode = 2 * (size_t)p->n + 1, words = 2 * (size_t)nv + 5 * (size_t)p->n + (1 + (size_t)nk) +
                  maxk + p->n + (size_t)nk + 2 * (size_t)p->n + nv + p->n;
   char *blk = tl_xcalloc(1, sizeof(eg_prog) + ncode * sizeof(eg_insn) + words * sizeof(uint32_t));
   EG_ASSERT(blk);
@@ -77,6 +82,7 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
   pr->attr_ids = w, w += p->n;
   pr->ground = w, w += p->n;
   pr->ground_cls = w, w += p->n;
+  pr->ground_prev = w, w += p->n;
   pr->inst = w, w += p->n;
   pr->regs = w, w += 1 + nk;
   pr->kbuf = w, w += maxk;
@@ -160,10 +166,18 @@ typedef struct mach {
   uint32_t *regs, *aslot;
   eg_matches *out;
   size_t found, limit;
+  uint32_t skip; /* keep matches whose newest node was stamped in epoch skip or later (0: all) */
   bool done, try_alloc, oom;
 } mach;
 
-static void yield(mach *m) {
+/* A match, through nodes last stamped in epoch stamp: counted, and kept
+ * unless the runner asked to skip it (the same match was found and applied
+ * in the previous iteration). */
+static void yield(mach *m, uint32_t stamp) {
+  if (stamp < m->skip) {
+    if (++m->found > m->limit) m->done = true;
+    return;
+  }
   eg_matches *o = m->out;
   size_t w = 1 + (size_t)o->width;
   if ((o->n + 1) * w > o->cap) {
@@ -190,7 +204,8 @@ static void yield(mach *m) {
   if (++m->found > m->limit) m->done = true;
 }
 
-static void run(mach *m, uint32_t pc) {
+/* stamp: the newest stamp among the nodes bound so far */
+static void run(mach *m, uint32_t pc, uint32_t stamp) {
   const eg_insn *code = m->pr->code;
   uint32_t *regs = m->regs;
   for (;;) {
@@ -205,7 +220,7 @@ static void run(mach *m, uint32_t pc) {
       pc++;
       continue;
     case I_YIELD:
-      yield(m);
+      yield(m, stamp);
       return;
     default: break;
     }
@@ -237,7 +252,8 @@ static void run(mach *m, uint32_t pc) {
       }
       const uint32_t *k = eg_kids_(m->g, nd);
       for (uint32_t j = 0; j < in->n; j++) regs[in->out + j] = k[j];
-      run(m, pc + 1);
+      uint32_t ns_ = m->g->nstamp[ns[i] / EG_NODE_WORDS];
+      run(m, pc + 1, ns_ > stamp ? ns_ : stamp);
       if (m->done) return;
     }
     return;
@@ -263,9 +279,16 @@ static eg_id lookup_ground(eg_egraph *g, eg_prog *pr, uint32_t pi) {
 
 bool eg_prog_prepare(eg_egraph *g, eg_prog *pr) {
   if (!eg_is_clean(g)) eg_rebuild(g);
+  pr->ground_moved = !pr->prepared;
+  pr->prepared = true;
   for (uint32_t i = 0; i < pr->nground; i++) {
     pr->ground_cls[i] = lookup_ground(g, pr, pr->ground[i]);
-    if (pr->ground_cls[i] == EG_NONE) return false; /* can never match */
+    if (pr->ground_cls[i] != pr->ground_prev[i]) pr->ground_moved = true;
+    pr->ground_prev[i] = pr->ground_cls[i];
+    if (pr->ground_cls[i] == EG_NONE) { /* can never match */
+      pr->prepared = false;
+      return false;
+    }
   }
   uint32_t nc;
   if (pr->root_kind != 1) /* builds the op index now, not on a searching thread */
@@ -284,18 +307,22 @@ static void fit_width(const eg_prog *pr, eg_matches *out) {
 size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out,
                                bool try_alloc, bool *oom) {
   fit_width(pr, out);
-  mach m = {g, pr, pr->regs, pr->aslot, out, 0, limit, false, try_alloc, false};
+  /* skipping needs everything a match depends on read from bound nodes:
+   * not a bare variable or ground root, nor ground parts whose classes
+   * moved (a node's child can equal the new class without a stamp) */
+  uint32_t skip = pr->root_kind == 2 && !pr->ground_moved ? pr->skip : 0;
+  mach m = {g, pr, pr->regs, pr->aslot, out, 0, limit, skip, false, try_alloc, false};
   if (pr->root_kind == 1) {
     pr->regs[0] = pr->ground_cls[0];
-    yield(&m);
+    yield(&m, UINT32_MAX);
   } else {
     uint32_t nc;
     /* prepared: the index is built, so this only reads */
     const eg_id *cl = eg_classes_with_op((eg_egraph *)g, pr->root_kind == 0 ? -1 : pr->p->nodes[pr->p->n - 1].op, &nc);
     for (uint32_t i = 0; i < nc && !m.done; i++) {
       pr->regs[0] = cl[i];
-      if (pr->root_kind == 0) yield(&m);
-      else run(&m, 0);
+      if (pr->root_kind == 0) yield(&m, UINT32_MAX);
+      else run(&m, 0, 0);
     }
   }
   if (oom) *oom = m.oom;
@@ -309,6 +336,8 @@ size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) 
   }
   return eg_prog_search_prepared(g, pr, limit, out, false, NULL);
 }
+
+void eg_prog_skip_before(eg_prog *pr, uint32_t epoch) { pr->skip = epoch; }
 
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {
   const eg_pattern *p = pr->p;

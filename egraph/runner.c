@@ -48,12 +48,16 @@ const char *eg_stop_name(eg_stop s) {
   }
 }
 
-eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0, false, 1}; }
+eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0, false, 1, false}; }
 
 typedef struct rstate {
   eg_prog *lhs, *rhs;
   eg_matches m;
   uint32_t banned_until, times_banned;
+  /* the epoch of the last iteration that applied all its matches (0: none),
+   * and this iteration's (0 once it cannot: not searched, banned, or a
+   * union refused) */
+  uint32_t whole, now;
   bool active;
   /* one search's outcome, from whichever thread ran it */
   size_t got, thr;
@@ -286,7 +290,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
   int n = rules->nrules;
   for (int i = 0; i < n; i++) {
     st[i].active = eg_ruleset_in(rules, rules->rules[i].ruleset, ph->rulesets);
-    st[i].banned_until = st[i].times_banned = 0;
+    st[i].banned_until = st[i].times_banned = st[i].whole = 0;
   }
   run R = {g, &ph->limits, now_s(), 0, 0, 0};
   for (int i = 0; i < n; i++) R.match_bytes += st[i].m.cap * sizeof *st[i].m.a;
@@ -297,7 +301,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
   for (;;) {
     eg_iter_stats is = {0};
     size_t size0 = eg_total_size(g), classes0 = eg_nclasses(g);
-    uint32_t it = R.iters;
+    uint32_t it = R.iters, epoch = eg_next_epoch(g);
     double t0 = now_s(), tp = t0;
     stop = check_at(&R, t0);
     /* which rules search this iteration, and their match limits */
@@ -305,12 +309,26 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
       eg_matches_clear(&s->m, s->m.width);
+      s->now = 0;
       if (!s->active) continue;
       if (p.sched == EG_SCHED_BACKOFF && it < s->banned_until) {
         is.banned++;
         continue;
       }
       s->thr = p.sched == EG_SCHED_BACKOFF ? shl_sat(base, s->times_banned) : SIZE_MAX;
+      /* A match this rule found and applied in the previous iteration, found
+       * again through nodes not stamped since (eg_prog_skip_before), is the
+       * same match: applying it again adds nothing that the rebuild would
+       * not merge away (its right-hand side is in the hash-cons, in the
+       * left-hand side's class; a child class merged since gives at most a
+       * duplicate node, congruent to the old one). It is counted and not
+       * kept. Conditions read analysis data, which changes without a node
+       * being stamped, and explanations record every application: those
+       * rules apply every match. */
+      const eg_rule *ru = &rules->rules[i];
+      bool skip = !p.apply_repeats && !ru->nconds && !g->ex && epoch > 1 && s->whole == epoch - 1;
+      eg_prog_skip_before(s->lhs, skip ? epoch - 1 : 0);
+      s->now = epoch;
       todo[ntodo++] = i;
     }
     bool par = !stop && p.search_threads > 1 && P->state >= 0 && ntodo > 1 &&
@@ -351,11 +369,14 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
       rs[i].searches++;
       rs[i].matches += got;
       if (got > s->thr) {
+        s->now = 0;
         size_t len = shl_sat(p.ban_length, s->times_banned);
         s->banned_until = len >= UINT32_MAX - it ? UINT32_MAX : it + (uint32_t)len;
         s->times_banned++;
         rs[i].times_banned++;
         eg_matches_clear(&s->m, s->m.width);
+      } else {
+        rs[i].repeats += got - s->m.n;
       }
       if (par) {
         rs[i].search_ms += s->ms;
@@ -372,9 +393,12 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
     if (R.match_bytes > *match_bytes) *match_bytes = R.match_bytes;
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
+      /* all its matches are applied below unless the run stops (and ends) */
+      s->whole = s->now;
       if (!s->m.n) continue;
       const eg_rule *ru = &rules->rules[i];
       eg_reason why = {EG_WHY_RULE, ru->name, ru->backward};
+      size_t refused0 = eg_nrefused(g);
       for (size_t k = 0; k < s->m.n && !stop; k++) {
         const uint32_t *rec = eg_match_at(&s->m, k);
         if (ru->nconds && !eg_rule_conds_hold(g, rules, ru, rec + 1)) {
@@ -392,6 +416,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
             ((R.lim->nodes && eg_total_size(g) > R.lim->nodes) || (k & 63) == 63))
           stop = check(&R);
       }
+      if (eg_nrefused(g) != refused0) s->whole = 0; /* refused now, maybe not next time */
       double t = now_s();
       rs[i].apply_ms += (t - tp) * 1e3;
       tp = t;
@@ -499,13 +524,13 @@ void eg_report_print(const eg_report *r, const eg_rules *rules, FILE *f) {
               s->eclasses, s->memo, s->applied, s->banned, s->search_ms, s->apply_ms, s->rebuild_ms);
     }
   }
-  fprintf(f, "| rule | searches | matches | applied | cond-refused | bans | search_ms | apply_ms |\n"
-             "|---|---|---|---|---|---|---|---|\n");
+  fprintf(f, "| rule | searches | matches | repeats | applied | cond-refused | bans | search_ms | apply_ms |\n"
+             "|---|---|---|---|---|---|---|---|---|\n");
   for (int i = 0; i < r->nrules; i++) {
     const eg_rule_stats *s = &r->rules[i];
     if (!s->searches) continue;
-    fprintf(f, "| %s%s | %zu | %zu | %zu | %zu | %u | %.3f | %.3f |\n", rules->rules[i].name,
-            rules->rules[i].backward ? " (<=)" : "", s->searches, s->matches, s->applied,
+    fprintf(f, "| %s%s | %zu | %zu | %zu | %zu | %zu | %u | %.3f | %.3f |\n", rules->rules[i].name,
+            rules->rules[i].backward ? " (<=)" : "", s->searches, s->matches, s->repeats, s->applied,
             s->refused_conds, s->times_banned, s->search_ms, s->apply_ms);
   }
 }

@@ -77,6 +77,11 @@ typedef struct eg_run_params {
    * iteration begins with 2048 e-nodes or more, and only the search phase
    * runs on them (apply and rebuild stay on this thread). */
   uint32_t search_threads;
+  /* Apply again the matches a rule found and applied in the previous
+   * iteration (through classes unchanged since): egg does, and they add
+   * nothing; by default they are skipped at the search (counted, not kept).
+   * For checking that skipping them changes nothing. */
+  bool apply_repeats;
 } eg_run_params;
 enum { EG_MAX_SEARCH_THREADS = 15 };
 /* backoff, 1000, 5 (egg's defaults), 2 matches per starting e-node, limits
@@ -97,7 +102,9 @@ typedef struct eg_iter_stats {
 } eg_iter_stats;
 
 typedef struct eg_rule_stats {
-  size_t searches, matches, applied, refused_conds;
+  /* repeats: matches found and not applied, being the previous iteration's
+   * (eg_run_params.apply_repeats) */
+  size_t searches, matches, repeats, applied, refused_conds;
   double search_ms, apply_ms;
   uint32_t times_banned;
 } eg_rule_stats;
