@@ -168,12 +168,22 @@ static int sum_tests(int verbose, int *n) {
   for (size_t i = 0; i < sizeof edge / sizeof *edge; i++, (*n)++)
     fails += run_path(edge[i].name, edge[i].text, edge[i].syms, (int)i % 3, "shortsums", edge[i].path && L8, 2, -1,
                       verbose);
+  /* a symbolic power of two calls its known length's blocks (AVX2 and up) */
+  static const struct { const char *name, *text; int64_t syms[4]; } pow2[] = {
+    {"sum f32 [r c], c = 8: the known blocks", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {1000, 8}},
+    {"mean f64 [r c], c = 32: the known blocks", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {37, 32}},
+    {"sum f32 [r c], c = 2: the known blocks", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {3, 2}},
+  };
+  for (size_t i = 0; i < sizeof pow2 / sizeof *pow2; i++, (*n)++)
+    fails += run_path(pow2[i].name, pow2[i].text, pow2[i].syms, (int)i % 3, "pow2sums", L > 0, 2, -1, verbose);
   /* with AVX-512, sum_block's kernels leave the vector width to LLVM's
-   * tuning for the CPU (a 256-bit legal width); kernels that call libmvec
-   * must not (its 512-bit argument would be split) */
+   * tuning for the CPU (a 256-bit legal width), and so do the functions a
+   * symbolic length's powers of two call; kernels that call libmvec must
+   * not (its 512-bit argument would be split) */
   static const struct { const char *name, *text; int want; } width[] = {
     {"sum f32 [37 16]: width left to the CPU's tuning", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", 1},
-    {"sum f32 [r c]: 512-bit", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", 0},
+    {"sum f32 [r c]: its power-of-two blocks' width left to the CPU's tuning",
+     "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", 1},
     {"log_softmax f32 [37 16]: 512-bit", "(graph s (in x f32 [37 16]) (out y (log_softmax x :axis 1)))", 0},
   };
   for (size_t i = 0; i < sizeof width / sizeof *width; i++, (*n)++) {
@@ -203,6 +213,8 @@ static int guarded_tests(int verbose, int *n) {
     {"mean f64 [37 24]", "(graph s (in x f64 [37 24]) (out y (mean x :axis 1)))", {0}},
     {"sum f32 [37 16]", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", {0}},
     {"sum f32 [r c], c = 5", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 5}},
+    {"sum f32 [r c], c = 16", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 16}},
+    {"mean f64 [r c], c = 4", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {37, 4}},
     {"sum f64 [r c], c = 31", "(graph s (in x f64 [r c]) (out y (sum x :axis 1)))", {37, 31}},
     {"log_softmax f32 [37 24]", "(graph s (in x f32 [37 24]) (out y (log_softmax x :axis 1)))", {0}},
     {"softmax f32 [r c], c = 10", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {37, 10}},
