@@ -37,14 +37,9 @@
  * way one copy of code serves many lengths, where the transposed blocks
  * would need one per length.
  *
- * Sums and means over rows of up to 32 elements (lw_short_sum, at the
- * end) take blocks of L rows (L: f64 lanes) added by a halving tree, one
- * vector store per block: a known power of two as d vectors of memory
- * (sum_block), other lengths and symbolic ones (behind a run-time test)
- * as each row's vectors where they lie, the last masked (sum_rows; for a
- * symbolic length one copy, a loop over the row's whole vectors). A
- * symbolic power of two calls its known length's sum_block, compiled in a
- * function of its own per length (pow2_sums).
+ * Sums and means over short rows are lower_sums.c's; lower_short.h holds
+ * what both share (the block of rows, vector helpers, the halving tree,
+ * groups and staged blocks).
  *
  * Either way each element is read and written once. The numbers are the
  * row passes': the shift (the max when finite), the terms equal to it
@@ -53,27 +48,10 @@
  * it is one (the same shape and dtype); an input that computes anything,
  * converts or reads another layout is first written into the output by a
  * loop over the thread's rows, and the blocks work in place there. */
-#include "backend/lower_internal.h"
+#include "backend/lower_short.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
-
-typedef struct srow {
-  int dt;
-  int W;       /* lanes of a vector (VW) */
-  int64_t d;   /* the row length, or 0 when symbolic */
-  bool soft;
-  bool mean;   /* sums: divide by the row length */
-  int odt;     /* sums: the output's dtype */
-  LLVMTypeRef et, vt;
-  LLVMValueRef step[6]; /* symbolic: butterfly step i (partner 2^i lanes away) is inside a row */
-  LLVMValueRef src, dst;
-  LLVMValueRef dv;   /* the row length (i64) */
-  LLVMValueRef invd; /* symbolic flat blocks: 1 / d in f32 lanes, for the images' row numbers */
-  LLVMValueRef itbl; /* symbolic flat blocks: the images' permute indices (sym_table) */
-  LLVMValueRef mv;   /* symbolic sums: the vectors a row (i64) */
-} srow;
 
 static LLVMValueRef cmask(em *e, const int *m, int n) {
   LLVMValueRef a[64];
@@ -81,7 +59,7 @@ static LLVMValueRef cmask(em *e, const int *m, int n) {
   return LLVMConstVector(a, (unsigned)n);
 }
 
-static LLVMValueRef splat_n(em *e, LLVMValueRef c, int n) {
+LLVMValueRef sr_splat_n(em *e, LLVMValueRef c, int n) {
   LLVMValueRef a[64];
   for (int i = 0; i < n; i++) a[i] = c;
   return LLVMConstVector(a, (unsigned)n);
@@ -101,8 +79,8 @@ static LLVMValueRef butterfly(em *e, const srow *s, LLVMValueRef v, bool max) {
   return v;
 }
 
-static LLVMValueRef masked(em *e, bool load, LLVMTypeRef vt, LLVMValueRef ptr, LLVMValueRef val,
-                           LLVMValueRef mask, unsigned align) {
+static LLVMValueRef masked(em *e, bool load, LLVMTypeRef vt, LLVMValueRef ptr, LLVMValueRef val, LLVMValueRef mask,
+                           unsigned align) {
   const char *name = load ? "llvm.masked.load" : "llvm.masked.store";
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   LLVMTypeRef tys[2] = {vt, e->ptr};
@@ -114,7 +92,7 @@ static LLVMValueRef masked(em *e, bool load, LLVMTypeRef vt, LLVMValueRef ptr, L
 }
 
 /* A vector load at p: masked (masked-off lanes 0) when mask, else plain. */
-static LLVMValueRef vload(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, unsigned al) {
+LLVMValueRef sr_vload(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, unsigned al) {
   if (mask) return masked(e, true, vt, p, LLVMConstNull(vt), mask, al);
   LLVMValueRef x = LLVMBuildLoad2(e->b, vt, p, "");
   LLVMSetAlignment(x, al);
@@ -122,7 +100,7 @@ static LLVMValueRef vload(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef ma
 }
 
 /* A vector store of v at p: masked when mask, else plain. */
-static void vstore(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef v, LLVMValueRef mask, unsigned al) {
+void sr_vstore(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef v, LLVMValueRef mask, unsigned al) {
   if (mask) {
     masked(e, false, vt, p, v, mask, al);
     return;
@@ -132,7 +110,7 @@ static void vstore(em *e, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef v, LLVMVa
 }
 
 /* the value v in all n lanes */
-static LLVMValueRef splat_v(em *e, LLVMValueRef v, int n) {
+LLVMValueRef sr_splat_v(em *e, LLVMValueRef v, int n) {
   int z[64] = {0};
   LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(v), (unsigned)n);
   LLVMValueRef sp = LLVMBuildInsertElement(e->b, LLVMGetPoison(vt), v, LLVMConstInt(e->i32, 0, 0), "");
@@ -140,17 +118,17 @@ static LLVMValueRef splat_v(em *e, LLVMValueRef v, int n) {
 }
 
 /* lanes [0, n) of W (n: i64) */
-static LLVMValueRef lanes_below(em *e, int W, LLVMValueRef n) {
+LLVMValueRef sr_lanes_below(em *e, int W, LLVMValueRef n) {
   int m[64];
   for (int i = 0; i < W; i++) m[i] = i;
-  return icmp(e, LLVMIntULT, cmask(e, m, W), splat_v(e, LLVMBuildTrunc(e->b, n, e->i32, ""), W));
+  return icmp(e, LLVMIntULT, cmask(e, m, W), sr_splat_v(e, LLVMBuildTrunc(e->b, n, e->i32, ""), W));
 }
 
 /* The lanes of the vector starting at element start (i64) that hold one
  * of the first n elements (i64). */
-static LLVMValueRef lanes_from(em *e, int W, LLVMValueRef n, LLVMValueRef start) {
+LLVMValueRef sr_lanes_from(em *e, int W, LLVMValueRef n, LLVMValueRef start) {
   LLVMValueRef k = LLVMBuildSub(e->b, n, start, "");
-  return lanes_below(e, W, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
+  return sr_lanes_below(e, W, sel(e, icmp(e, LLVMIntSLT, k, ci(e, 0)), ci(e, 0), k));
 }
 
 /* The chunk of rows at element offset off, n of its elements (i64; NULL:
@@ -160,15 +138,15 @@ static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMValueRef pin = LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &off, 1, "");
   LLVMValueRef pout = LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &off, 1, "");
-  LLVMValueRef zero = splat_n(e, cf(e, dt, 0), W), one = splat_n(e, cf(e, dt, 1), W);
-  LLVMValueRef mask = n ? lanes_below(e, W, n) : NULL;
-  LLVMValueRef x = vload(e, s->vt, pin, mask, al);
+  LLVMValueRef zero = sr_splat_n(e, cf(e, dt, 0), W), one = sr_splat_n(e, cf(e, dt, 1), W);
+  LLVMValueRef mask = n ? sr_lanes_below(e, W, n) : NULL;
+  LLVMValueRef x = sr_vload(e, s->vt, pin, mask, al);
   /* the row passes' shift: the max when finite (or NaN: a NaN row stays
    * NaN), else 0. maxnum skips a NaN, whose exp then makes the row's sum
    * NaN; a row of NaNs has a NaN max. */
   LLVMValueRef mx = butterfly(e, s, x, true);
   LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
-  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), splat_n(e, cf(e, dt, INFINITY), W));
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), sr_splat_n(e, cf(e, dt, INFINITY), W));
   LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
   LLVMValueRef v = LLVMBuildFSub(e->b, x, sh, "");
   LLVMValueRef eq = fcmp(e, LLVMRealOEQ, x, sh);
@@ -180,7 +158,7 @@ static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
     y = LLVMBuildFMul(e->b, t, LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), ""), "");
   else
     y = LLVMBuildFSub(e->b, v, lw_sumexp_log(e, dt, fin, sum, ties), "");
-  vstore(e, s->vt, pout, y, mask, al);
+  sr_vstore(e, s->vt, pout, y, mask, al);
 }
 
 /* Rows [r0, r1) in groups of per rows (i64), dv the row length: fn(off,
@@ -189,19 +167,19 @@ static void chunk(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
  * masked load or store costs what a plain one does there, and the kernel
  * holds one copy of the group's code) unless whole; else, or when whole,
  * whole groups, then one partial group. */
-typedef void group_fn(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n);
-static void groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef per, LLVMValueRef dv,
-                   group_fn *fn, bool whole) {
+void sr_groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef per, LLVMValueRef dv, group_fn *fn,
+               bool whole) {
   LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
   bool all = e->avx512 && !whole;
-  LLVMValueRef ng = LLVMBuildUDiv(e->b, all ? LLVMBuildAdd(e->b, n, LLVMBuildSub(e->b, per, ci(e, 1), ""), "") : n,
-                                  per, "");
+  LLVMValueRef ng =
+      LLVMBuildUDiv(e->b, all ? LLVMBuildAdd(e->b, n, LLVMBuildSub(e->b, per, ci(e, 1), ""), "") : n, per, "");
   loop l;
   LLVMValueRef g = lw_loop_open(e, &l, ci(e, 0), ng, 0, NULL);
   l.ic = -1; /* whole vectors already */
   LLVMValueRef first = LLVMBuildMul(e->b, g, per, ""), left = LLVMBuildSub(e->b, n, first, "");
   left = sel(e, icmp(e, LLVMIntSLT, left, per), left, per);
-  fn(e, s, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), dv, ""), all ? LLVMBuildMul(e->b, left, dv, "") : NULL);
+  fn(e, s, LLVMBuildMul(e->b, LLVMBuildAdd(e->b, r0, first, ""), dv, ""),
+     all ? LLVMBuildMul(e->b, left, dv, "") : NULL);
   lw_loop_close(e, &l, NULL);
   if (all) return;
   LLVMValueRef done = LLVMBuildMul(e->b, ng, per, ""), rest = LLVMBuildSub(e->b, n, done, "");
@@ -216,15 +194,6 @@ static void groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMV
 
 /* ---- blocks of rows transposed (a known length) --------------------------- */
 
-enum { MAXV = 32, MAXM = 4 /* vectors a row of a flat block */ };
-
-/* The longest rows summed here: four f64 vectors with AVX-512, eight with
- * AVX2, where rows of 24 and 32 f32 ran the row passes at 0.22-0.23x the
- * per-element speed of rows of 1024 and run at 0.94-1.07x this way
- * (x86-64-v3 objects, min of 300 x 20 calls, Sapphire Rapids). Longer
- * rows are the row passes'. */
-enum { SUMMAX = 32 };
-
 /* Rearranges n = 2^k vectors of VW lanes (at: the element id in each
  * lane) so that each element goes to vector tv[id], lane tl[id]: stage s
  * merges vectors v and v ^ 2^s, each keeping the elements whose wanted
@@ -236,7 +205,7 @@ static bool regroup(em *e, LLVMValueRef *val, int n, int VW, int at[MAXV][MAXV],
   int stages = 0;
   while ((1 << stages) < n) stages++;
   memcpy(cur, at, sizeof cur);
-  int (*plan)[MAXV][MAXV] = tl_xcalloc((size_t)(stages ? stages : 1), sizeof *plan);
+  int(*plan)[MAXV][MAXV] = tl_xcalloc((size_t)(stages ? stages : 1), sizeof *plan);
   bool ok = true;
   for (int st = 0; st < stages && ok; st++) {
     bool last = st == stages - 1;
@@ -293,9 +262,12 @@ static void gather_tree(em *e, LLVMValueRef *val, int n, int VW, int sv[MAXV][MA
       for (int l = 0; l < VW; l++) {
         int from = sv[o][l];
         m[l] = -1;
-        if (k == 0 && from == src[0]) m[l] = sl[o][l];
-        else if (k == 0 && ns > 1 && from == src[1]) m[l] = VW + sl[o][l];
-        else if (k > 0 && from == src[k]) m[l] = VW + sl[o][l];
+        if (k == 0 && from == src[0])
+          m[l] = sl[o][l];
+        else if (k == 0 && ns > 1 && from == src[1])
+          m[l] = VW + sl[o][l];
+        else if (k > 0 && from == src[k])
+          m[l] = VW + sl[o][l];
         else if (k > 0) { /* filled by an earlier source: keep */
           for (int q = 0; q < k; q++)
             if (from == src[q]) m[l] = l;
@@ -347,9 +319,7 @@ static void transpose(em *e, LLVMValueRef *val, int d, int VW, bool back) {
  * 100, alternating, Zen 5), the kernel's compile unchanged (21.3-21.8 ms,
  * min of 7). Shorter rows would waste most of each row's vector: they
  * take transpose()'s shuffles. */
-static bool padded(int d, int VW, bool avx512) {
-  return avx512 && (d & (d - 1)) && 2 * d > VW && d <= VW;
-}
+static bool padded(int d, int VW, bool avx512) { return avx512 && (d & (d - 1)) && 2 * d > VW && d <= VW; }
 
 /* v[0..n) combined by maxnum (max) or fadd as a balanced tree (v is
  * overwritten): log2(n) dependent steps instead of n - 1 */
@@ -371,30 +341,30 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
   LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
   LLVMValueRef c[MAXV], y[MAXV];
   bool pad = padded(d, VW, e->avx512);
-  LLVMValueRef rmask = pad ? lanes_below(e, VW, ci(e, d)) : NULL; /* padded: a row's lanes */
+  LLVMValueRef rmask = pad ? sr_lanes_below(e, VW, ci(e, d)) : NULL; /* padded: a row's lanes */
   if (pad) { /* row r in vector r's first d lanes, then a VW x VW transpose */
     LLVMValueRef rv[MAXV];
     for (int r = 0; r < VW; r++) {
       LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
       /* not inbounds: the last row's masked-off lanes may lie past the buffer */
-      rv[r] = vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), rmask, al);
+      rv[r] = sr_vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), rmask, al);
     }
     transpose(e, rv, VW, VW, false);
     for (int j = 0; j < d; j++) c[j] = rv[j];
   }
   for (int i = 0; i < d && !pad; i++) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    c[i] = vload(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
+    c[i] = sr_vload(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
   }
   if (!pad) transpose(e, c, d, VW, false);
-  LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
+  LLVMValueRef zero = sr_splat_n(e, cf(e, dt, 0), VW), one = sr_splat_n(e, cf(e, dt, 1), VW);
   LLVMValueRef tv[MAXV];
   memcpy(tv, c, (size_t)d * sizeof *tv);
   LLVMValueRef mx = pairwise(e, tv, d, true);
   /* maxnum skips a NaN, whose exp then makes the row's sum NaN: the row
    * is NaN as with the row passes' NaN flag; a row of NaNs has a NaN max */
   LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
-  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), splat_n(e, cf(e, dt, INFINITY), VW));
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), sr_splat_n(e, cf(e, dt, INFINITY), VW));
   LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
   /* the ties counted before the exp calls and both sums as pairwise
    * trees: a chain through every call (the running sums spilled and
@@ -424,21 +394,19 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
     transpose(e, y, VW, VW, true);
     for (int r = 0; r < VW; r++) {
       LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
-      vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[r], rmask, al);
+      sr_vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[r], rmask, al);
     }
     return;
   }
   transpose(e, y, d, VW, true);
   for (int i = 0; i < d; i++) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), y[i], NULL, al);
+    sr_vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), y[i], NULL, al);
   }
 }
 
 /* Do rows of a known length d take blocks? */
-static bool blockable(int64_t d, int VW) {
-  return d >= 2 && d <= VW && VW <= MAXV;
-}
+static bool blockable(int64_t d, int VW) { return d >= 2 && d <= VW && VW <= MAXV; }
 
 /* The input as the blocks and chunks read it: the input's own buffer, or (an input
  * that computes, converts or reads another layout) the output after a
@@ -483,12 +451,14 @@ static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef of
   l.ic = -1;
   l.nounroll = 1;
   LLVMValueRef so = LLVMBuildMul(e->b, i, ci(e, s->W), ""), o = LLVMBuildAdd(e->b, off, so, "");
-  LLVMValueRef mask = lanes_from(e, s->W, nel, so);
+  LLVMValueRef mask = sr_lanes_from(e, s->W, nel, so);
   LLVMValueRef sp = LLVMBuildInBoundsGEP2(e->b, s->et, stage, &so, 1, "");
   /* not inbounds: a masked-off vector may lie past the buffer */
   LLVMValueRef mp = LLVMBuildGEP2(e->b, s->et, in ? s->src : s->dst, &o, 1, "");
-  if (in) vstore(e, s->vt, sp, vload(e, s->vt, mp, mask, al), NULL, al);
-  else vstore(e, s->vt, mp, vload(e, s->vt, sp, NULL, al), mask, al);
+  if (in)
+    sr_vstore(e, s->vt, sp, sr_vload(e, s->vt, mp, mask, al), NULL, al);
+  else
+    sr_vstore(e, s->vt, mp, sr_vload(e, s->vt, sp, NULL, al), mask, al);
   lw_loop_close(e, &l, NULL);
 }
 
@@ -503,8 +473,7 @@ static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef of
  * and a masked last one 8.0-8.1 but compiled 5-17 ms slower (rows of 8
  * and 16: two copies of the block); this runs as fast as the latter and
  * compiles as the former (AOT object, min of 300 x 20 calls, Zen 5). */
-typedef void block_fn(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row);
-static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn, bool per_row) {
+void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn, bool per_row) {
   int VW = s->W;
   /* symbolic: the longest row (flat blocks, sums) */
   int64_t d = s->d ? s->d : per_row ? SUMMAX : MAXM * VW;
@@ -548,7 +517,7 @@ static void staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1
   if (per_row) {
     unsigned oal = (unsigned)tl_dtype_size((tl_dtype)s->odt);
     LLVMValueRef to = LLVMBuildGEP2(e->b, vty(e, s->odt), s->dst, &row, 1, "");
-    vstore(e, ovt, to, vload(e, ovt, ostage, NULL, oal), lanes_below(e, VW, left), oal);
+    sr_vstore(e, ovt, to, sr_vload(e, ovt, ostage, NULL, oal), sr_lanes_below(e, VW, left), oal);
   } else {
     stage_copy(e, s, stage, off, nel, false);
   }
@@ -565,22 +534,13 @@ static LLVMValueRef slot(em *e, const srow *s, LLVMValueRef a, LLVMValueRef j) {
 }
 
 /* Row r's m vectors at element offset off, the last masked by lm */
-static void row_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef off, int m, LLVMValueRef lm,
-                     LLVMValueRef *x) {
+static void row_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef off, int m, LLVMValueRef lm, LLVMValueRef *x) {
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
   for (int k = 0; k < m; k++) {
     LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)k * s->W), "");
-    x[k] = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, p, &o, 1, ""), k == m - 1 ? lm : NULL, al);
+    x[k] = sr_vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, p, &o, 1, ""), k == m - 1 ? lm : NULL, al);
   }
 }
-
-/* A vector of L lanes holding L/g rows of g partials each: segment k
- * (lanes [k g, k g + g)) holds row rows[k]'s. */
-typedef struct rowvec {
-  LLVMValueRef v;
-  int g;
-  int rows[64];
-} rowvec;
 
 /* Two such vectors of the same g combined into one of 2L/g rows of g/2
  * partials: in segment k of g lanes, the first half a[i] + a[i + g/2]
@@ -590,7 +550,7 @@ typedef struct rowvec {
  * into place took two shuffles: shuffles of two vectors run on one port
  * of Intel's cores (and the f32 -> f64 conversions of the sums on it
  * too), blends on two. */
-static rowvec halve(em *e, const rowvec *a, const rowvec *b, int L, bool max) {
+rowvec sr_halve(em *e, const rowvec *a, const rowvec *b, int L, bool max) {
   int g = a->g, sh[64], bl[64];
   for (int i = 0; i < L; i++) {
     bool first = i % g < g / 2;
@@ -609,7 +569,7 @@ static rowvec halve(em *e, const rowvec *a, const rowvec *b, int L, bool max) {
 
 /* A vector of L rows of one value each (g 1) with lane r row r's: one
  * shuffle unless the rows are in order already */
-static LLVMValueRef rows_in_order(em *e, const rowvec *c, int L) {
+LLVMValueRef sr_rows_in_order(em *e, const rowvec *c, int L) {
   int m[64];
   bool same = true;
   for (int i = 0; i < L; i++) {
@@ -621,18 +581,18 @@ static LLVMValueRef rows_in_order(em *e, const rowvec *c, int L) {
 
 /* L vectors of L lanes (vector r: row r's partials) reduced to one whose
  * lane r is row r's sum or max: L - 1 halvings, log2(L) deep. */
-static LLVMValueRef halving_tree(em *e, LLVMValueRef *v, int L, bool max) {
+LLVMValueRef sr_halving_tree(em *e, LLVMValueRef *v, int L, bool max) {
   rowvec t[MAXV];
   for (int r = 0; r < L; r++) t[r] = (rowvec){v[r], L, {r}};
   for (int nv = L; nv > 1; nv /= 2)
-    for (int i = 0; i < nv / 2; i++) t[i] = halve(e, &t[2 * i], &t[2 * i + 1], L, max);
-  return rows_in_order(e, &t[0], L);
+    for (int i = 0; i < nv / 2; i++) t[i] = sr_halve(e, &t[2 * i], &t[2 * i + 1], L, max);
+  return sr_rows_in_order(e, &t[0], L);
 }
 
 /* Row r's lanewise max or sum v kept for rows_across: row r of the
  * stack matrix a. */
 static void row_result(em *e, const srow *s, LLVMValueRef a, LLVMValueRef r, LLVMValueRef v) {
-  vstore(e, s->vt, slot(e, s, a, LLVMBuildMul(e->b, r, ci(e, s->W), "")), v, NULL, 64);
+  sr_vstore(e, s->vt, slot(e, s, a, LLVMBuildMul(e->b, r, ci(e, s->W), "")), v, NULL, 64);
 }
 
 /* The VW vectors of the stack matrix a (row r: vector r) reduced across
@@ -648,8 +608,8 @@ static void row_result(em *e, const srow *s, LLVMValueRef a, LLVMValueRef r, LLV
  * symbolic kernel in 46 instead of 44. */
 static LLVMValueRef rows_across(em *e, const srow *s, LLVMValueRef a, bool max) {
   LLVMValueRef v[MAXV];
-  for (int r = 0; r < s->W; r++) v[r] = vload(e, s->vt, slot(e, s, a, ci(e, (int64_t)r * s->W)), NULL, 64);
-  return halving_tree(e, v, s->W, max);
+  for (int r = 0; r < s->W; r++) v[r] = sr_vload(e, s->vt, slot(e, s, a, ci(e, (int64_t)r * s->W)), NULL, 64);
+  return sr_halving_tree(e, v, s->W, max);
 }
 
 /* A loop over the rows of a block (VW rows of d elements at element
@@ -684,7 +644,7 @@ static void block_image(em *e, const srow *s, LLVMValueRef im, LLVMValueRef v) {
   for (int j = 0; j < s->d; j++) {
     for (int l = 0; l < s->W; l++) m[l] = (int)((j * s->W + l) / s->d);
     LLVMValueRef x = LLVMBuildShuffleVector(e->b, v, LLVMGetPoison(s->vt), cmask(e, m, s->W), "");
-    vstore(e, s->vt, slot(e, s, im, ci(e, (int64_t)j * s->W)), x, NULL, 64);
+    sr_vstore(e, s->vt, slot(e, s, im, ci(e, (int64_t)j * s->W)), x, NULL, 64);
   }
 }
 
@@ -700,9 +660,7 @@ typedef struct image {
   LLVMValueRef mem; /* SSE: the stored image */
 } image;
 
-static bool permutes(em *e) {
-  return e->avx512 || e->avx2;
-}
+static bool permutes(em *e) { return e->avx512 || e->avx2; }
 
 /* the table of permute indices (i32 lanes, per vector of the block), one
  * per kernel */
@@ -747,10 +705,10 @@ static LLVMValueRef permute(em *e, const srow *s, LLVMValueRef v, LLVMValueRef i
  * AVX-512 (f64 lanes as two f32 lanes each), else through memory */
 static LLVMValueRef lane_splat(em *e, const srow *s, LLVMValueRef v, LLVMValueRef r) {
   LLVMValueRef r32 = LLVMBuildTrunc(e->b, r, e->i32, "");
-  if (!permutes(e)) return splat_v(e, LLVMBuildExtractElement(e->b, v, r32, ""), s->W);
+  if (!permutes(e)) return sr_splat_v(e, LLVMBuildExtractElement(e->b, v, r32, ""), s->W);
   int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4, half[64];
   for (int l = 0; l < per; l++) half[l] = l % (per / s->W);
-  LLVMValueRef idx = splat_v(e, LLVMBuildMul(e->b, r32, LLVMConstInt(e->i32, (unsigned)(per / s->W), 0), ""), per);
+  LLVMValueRef idx = sr_splat_v(e, LLVMBuildMul(e->b, r32, LLVMConstInt(e->i32, (unsigned)(per / s->W), 0), ""), per);
   idx = LLVMBuildAdd(e->b, idx, cmask(e, half, per), "");
   return permute(e, s, v, idx);
 }
@@ -769,14 +727,15 @@ static LLVMValueRef sym_index(em *e, const srow *s, LLVMValueRef jo) {
     half[l] = l % (per / s->W);
   }
   LLVMTypeRef wt = LLVMVectorType(e->i32, (unsigned)s->W), wf = LLVMVectorType(e->f32, (unsigned)s->W);
-  LLVMValueRef el = LLVMBuildAdd(e->b, splat_v(e, LLVMBuildTrunc(e->b, jo, e->i32, ""), s->W), cmask(e, io, s->W), "");
-  LLVMValueRef q = LLVMBuildFMul(e->b, LLVMBuildFAdd(e->b, LLVMBuildSIToFP(e->b, el, wf, ""),
-                                                     splat_n(e, LLVMConstReal(e->f32, 0.5), s->W), ""),
-                                 s->invd, "");
+  LLVMValueRef el =
+      LLVMBuildAdd(e->b, sr_splat_v(e, LLVMBuildTrunc(e->b, jo, e->i32, ""), s->W), cmask(e, io, s->W), "");
+  LLVMValueRef q = LLVMBuildFMul(
+      e->b, LLVMBuildFAdd(e->b, LLVMBuildSIToFP(e->b, el, wf, ""), sr_splat_n(e, LLVMConstReal(e->f32, 0.5), s->W), ""),
+      s->invd, "");
   LLVMValueRef idx = LLVMBuildFPToSI(e->b, q, wt, "");
   if (per != s->W) {
     idx = LLVMBuildShuffleVector(e->b, idx, LLVMGetPoison(wt), cmask(e, pair, per), "");
-    idx = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, idx, splat_n(e, LLVMConstInt(e->i32, 2, 0), per), ""),
+    idx = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, idx, sr_splat_n(e, LLVMConstInt(e->i32, 2, 0), per), ""),
                        cmask(e, half, per), "");
   }
   return idx;
@@ -795,32 +754,32 @@ static LLVMValueRef sym_table(em *e, const srow *s) {
   l.ic = -1;
   l.nounroll = 1;
   LLVMValueRef io = LLVMBuildMul(e->b, j, ci(e, per), "");
-  vstore(e, LLVMVectorType(e->i32, (unsigned)per), LLVMBuildInBoundsGEP2(e->b, e->i32, t, &io, 1, ""),
-         sym_index(e, s, LLVMBuildMul(e->b, j, ci(e, s->W), "")), NULL, 64);
+  sr_vstore(e, LLVMVectorType(e->i32, (unsigned)per), LLVMBuildInBoundsGEP2(e->b, e->i32, t, &io, 1, ""),
+            sym_index(e, s, LLVMBuildMul(e->b, j, ci(e, s->W), "")), NULL, 64);
   lw_loop_close(e, &l, NULL);
   return t;
 }
 
 /* vector j (element offset jo in the block) of the image */
 static LLVMValueRef image_at(em *e, const srow *s, const image *im, LLVMValueRef jo) {
-  if (!permutes(e)) return vload(e, s->vt, slot(e, s, im->mem, jo), NULL, 64);
+  if (!permutes(e)) return sr_vload(e, s->vt, slot(e, s, im->mem, jo), NULL, 64);
   int per = s->W * (int)tl_dtype_size((tl_dtype)s->dt) / 4;
   LLVMTypeRef it = LLVMVectorType(e->i32, (unsigned)per);
   LLVMValueRef io = LLVMBuildMul(e->b, jo, ci(e, per / s->W), "");
-  return permute(e, s, im->v, vload(e, it, LLVMBuildInBoundsGEP2(e->b, e->i32, im->tbl, &io, 1, ""), NULL, 64));
+  return permute(e, s, im->v, sr_vload(e, it, LLVMBuildInBoundsGEP2(e->b, e->i32, im->tbl, &io, 1, ""), NULL, 64));
 }
 
 /* A symbolic length: the lanes of a row's vector k (i64) that hold its
  * elements */
 static LLVMValueRef sym_lanes(em *e, const srow *s, LLVMValueRef k) {
-  return lanes_from(e, s->W, s->dv, LLVMBuildMul(e->b, k, ci(e, s->W), ""));
+  return sr_lanes_from(e, s->W, s->dv, LLVMBuildMul(e->b, k, ci(e, s->W), ""));
 }
 
 /* A symbolic length: row vector k (at element offset ro of p), masked */
 static LLVMValueRef sym_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef ro, LLVMValueRef k, LLVMValueRef mask) {
   LLVMValueRef o = LLVMBuildAdd(e->b, ro, LLVMBuildMul(e->b, k, ci(e, s->W), ""), "");
   /* not inbounds: a masked-off vector may lie past the buffer */
-  return vload(e, s->vt, LLVMBuildGEP2(e->b, s->et, p, &o, 1, ""), mask, (unsigned)tl_dtype_size((tl_dtype)s->dt));
+  return sr_vload(e, s->vt, LLVMBuildGEP2(e->b, s->et, p, &o, 1, ""), mask, (unsigned)tl_dtype_size((tl_dtype)s->dt));
 }
 
 /* A symbolic length: the row at ro's lanewise max: its last vector
@@ -829,7 +788,8 @@ static LLVMValueRef sym_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef 
  * over its whole vectors with plain loads. */
 static LLVMValueRef sym_row_max(em *e, const srow *s, LLVMValueRef ro, LLVMValueRef mv, LLVMValueRef tail) {
   LLVMValueRef last = LLVMBuildSub(e->b, mv, ci(e, 1), ""), xl = sym_load(e, s, s->src, ro, last, tail);
-  LLVMValueRef acc = sel(e, tail, xl, splat_v(e, LLVMBuildExtractElement(e->b, xl, LLVMConstInt(e->i32, 0, 0), ""), s->W));
+  LLVMValueRef acc =
+      sel(e, tail, xl, sr_splat_v(e, LLVMBuildExtractElement(e->b, xl, LLVMConstInt(e->i32, 0, 0), ""), s->W));
   loop l;
   LLVMValueRef k = lw_loop_open(e, &l, ci(e, 0), last, 1, &acc);
   l.ic = -1;
@@ -873,8 +833,8 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
   LLVMSetAlignment(ter, 64);
   int iota[64];
   for (int i = 0; i < VW; i++) iota[i] = i;
-  LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
-  LLVMValueRef lm = d ? lanes_below(e, VW, ci(e, d - (int64_t)(m - 1) * VW)) : NULL;
+  LLVMValueRef zero = sr_splat_n(e, cf(e, dt, 0), VW), one = sr_splat_n(e, cf(e, dt, 1), VW);
+  LLVMValueRef lm = d ? sr_lanes_below(e, VW, ci(e, d - (int64_t)(m - 1) * VW)) : NULL;
   /* symbolic: the vectors of a row, the lanes of its last that hold elements */
   LLVMValueRef mv = d ? NULL : LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, s->dv, ci(e, VW - 1), ""), ci(e, VW), "");
   LLVMValueRef tail = d ? NULL : sym_lanes(e, s, LLVMBuildSub(e->b, mv, ci(e, 1), ""));
@@ -894,16 +854,16 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
   lw_loop_close(e, &l, NULL);
   LLVMValueRef MX = rows_across(e, s, amat, true);
   LLVMValueRef nan = fcmp(e, LLVMRealUNO, MX, MX);
-  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", MX), splat_n(e, cf(e, dt, INFINITY), VW));
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", MX), sr_splat_n(e, cf(e, dt, INFINITY), VW));
   LLVMValueRef SH = sel(e, LLVMBuildOr(e->b, fin, nan, ""), MX, zero);
   image ish = image_of(e, s, SH, tbl, shi);
   /* exp(x - shift) over the block's vectors, into the stack */
   j = flat_open(e, s, &l);
   LLVMValueRef xo = LLVMBuildAdd(e->b, off, j, "");
-  LLVMValueRef xv = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
+  LLVMValueRef xv = sr_vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
   LLVMValueRef shv = image_at(e, s, &ish, j);
   LLVMValueRef t = lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, xv, shv, ""));
-  vstore(e, s->vt, slot(e, s, ter, j), t, NULL, 64);
+  sr_vstore(e, s->vt, slot(e, s, ter, j), t, NULL, 64);
   lw_loop_close(e, &l, NULL);
   /* the rows' lanewise sums without the terms equal to the shift, and
    * those counted */
@@ -945,23 +905,24 @@ static void flat_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row)
   row_result(e, s, amat, r, rsum);
   /* the ties' count into lane r of a vector in registers: stored a lane
    * at a time and read back whole, the read waited for every store */
-  LLVMValueRef onehot = icmp(e, LLVMIntEQ, cmask(e, iota, VW), splat_v(e, LLVMBuildTrunc(e->b, r, e->i32, ""), VW));
-  LLVMValueRef tnext = sel(e, onehot, splat_v(e, LLVMBuildUIToFP(e->b, nt, s->et, ""), VW), l.phis[0]);
+  LLVMValueRef onehot = icmp(e, LLVMIntEQ, cmask(e, iota, VW), sr_splat_v(e, LLVMBuildTrunc(e->b, r, e->i32, ""), VW));
+  LLVMValueRef tnext = sel(e, onehot, sr_splat_v(e, LLVMBuildUIToFP(e->b, nt, s->et, ""), VW), l.phis[0]);
   lw_loop_close(e, &l, &tnext);
   LLVMValueRef S = rows_across(e, s, amat, false), T = l.phis[0];
-  image ipo = image_of(e, s, s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, S, T, ""), "")
-                                     : lw_sumexp_log(e, dt, fin, S, T), tbl, poi);
+  image ipo = image_of(
+      e, s, s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, S, T, ""), "") : lw_sumexp_log(e, dt, fin, S, T),
+      tbl, poi);
   /* the block written */
   j = flat_open(e, s, &l);
   xo = LLVMBuildAdd(e->b, off, j, "");
   LLVMValueRef po = image_at(e, s, &ipo, j), y;
   if (s->soft) {
-    y = LLVMBuildFMul(e->b, vload(e, s->vt, slot(e, s, ter, j), NULL, 64), po, "");
+    y = LLVMBuildFMul(e->b, sr_vload(e, s->vt, slot(e, s, ter, j), NULL, 64), po, "");
   } else {
-    xv = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
+    xv = sr_vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &xo, 1, ""), NULL, al);
     y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, xv, image_at(e, s, &ish, j), ""), po, "");
   }
-  vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &xo, 1, ""), y, NULL, al);
+  sr_vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &xo, 1, ""), y, NULL, al);
   lw_loop_close(e, &l, NULL);
 }
 
@@ -978,7 +939,7 @@ static LLVMValueRef cols_open(em *e, const srow *s, loop *l, int64_t lo, int nc,
 static LLVMValueRef segment(em *e, int W, int P, int seg, LLVMValueRef d) {
   int m[64];
   for (int i = 0; i < W; i++) m[i] = i < seg * P ? W : i - seg * P; /* W: past any row (cmask takes < 0 as poison) */
-  return icmp(e, LLVMIntULT, cmask(e, m, W), splat_v(e, LLVMBuildTrunc(e->b, d, e->i32, ""), W));
+  return icmp(e, LLVMIntULT, cmask(e, m, W), sr_splat_v(e, LLVMBuildTrunc(e->b, d, e->i32, ""), W));
 }
 
 /* A symbolic length d from 3 to VW / 2, with AVX2 or AVX-512 (padded
@@ -1027,8 +988,10 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
       int per = VW / P;
       LLVMBasicBlockRef tier = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padtier");
       LLVMBasicBlockRef nt = P > 4 ? LLVMAppendBasicBlockInContext(e->cx, e->fn, "padnext") : NULL;
-      if (nt) LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, s->dv, ci(e, P / 2)), tier, nt);
-      else LLVMBuildBr(e->b, tier);
+      if (nt)
+        LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, s->dv, ci(e, P / 2)), tier, nt);
+      else
+        LLVMBuildBr(e->b, tier);
       LLVMPositionBuilderAtEnd(e->b, tier);
       LLVMValueRef seg[MAXV], v[MAXV], ro[MAXV];
       for (int g = 0; g < per; g++) seg[g] = segment(e, VW, P, g, s->dv);
@@ -1047,10 +1010,10 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
           for (int i = 0; i < P; i++) {
             if (!k) {
               LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-              w[k][i] = vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
+              w[k][i] = sr_vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
               continue;
             }
-            w[k][i] = splat_n(e, cf(e, dt, 0), VW);
+            w[k][i] = sr_splat_n(e, cf(e, dt, 0), VW);
             for (int g = 0; g < per; g++) {
               /* not inbounds: the masked-off lanes may lie outside the buffer */
               LLVMValueRef ptr = LLVMBuildGEP2(e->b, s->et, s->src, &ro[i * per + g], 1, "");
@@ -1066,14 +1029,14 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
           LLVMAddIncoming(v[i], (LLVMValueRef[]){w[0][i], w[1][i]}, from, 2);
         }
         transpose(e, v, P, VW, false);
-        for (int j = 0; j < P; j++) vstore(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), v[j], NULL, 64);
+        for (int j = 0; j < P; j++) sr_vstore(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), v[j], NULL, 64);
       } else {
         LLVMPositionBuilderAtEnd(e->b, full);
         LLVMBuildBr(e->b, both);
         LLVMPositionBuilderAtEnd(e->b, part);
         LLVMBuildBr(e->b, both);
         LLVMPositionBuilderAtEnd(e->b, both);
-        for (int j = 0; j < P; j++) v[j] = vload(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), NULL, 64);
+        for (int j = 0; j < P; j++) v[j] = sr_vload(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), NULL, 64);
         transpose(e, v, P, VW, true);
         LLVMValueRef isfull = icmp(e, LLVMIntEQ, s->dv, ci(e, P));
         LLVMBasicBlockRef sf = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padsfull");
@@ -1083,13 +1046,13 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
         LLVMPositionBuilderAtEnd(e->b, sf);
         for (int i = 0; i < P; i++) {
           LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-          vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), v[i], NULL, al);
+          sr_vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), v[i], NULL, al);
         }
         LLVMBuildBr(e->b, sd);
         LLVMPositionBuilderAtEnd(e->b, sp);
         for (int i = 0; i < P; i++)
           for (int g = 0; g < per; g++)
-            vstore(e, s->vt, LLVMBuildGEP2(e->b, s->et, s->dst, &ro[i * per + g], 1, ""), v[i], seg[g], al);
+            sr_vstore(e, s->vt, LLVMBuildGEP2(e->b, s->et, s->dst, &ro[i * per + g], 1, ""), v[i], seg[g], al);
         LLVMBuildBr(e->b, sd);
         LLVMPositionBuilderAtEnd(e->b, sd);
       }
@@ -1099,28 +1062,28 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
     LLVMPositionBuilderAtEnd(e->b, done);
     if (pass) break;
     /* the columns, whatever P */
-    LLVMValueRef zero = splat_n(e, cf(e, dt, 0), VW), one = splat_n(e, cf(e, dt, 1), VW);
+    LLVMValueRef zero = sr_splat_n(e, cf(e, dt, 0), VW), one = sr_splat_n(e, cf(e, dt, 1), VW);
     /* the rows' maxes (maxnum skips a NaN, whose exp then makes the row's
      * sum NaN, as in block()) */
     loop l;
-    LLVMValueRef c0 = vload(e, s->vt, col, NULL, 64);
+    LLVMValueRef c0 = sr_vload(e, s->vt, col, NULL, 64);
     LLVMValueRef jo = cols_open(e, s, &l, 1, 1, &c0);
-    LLVMValueRef mnext = lw_intr2(e, "llvm.maxnum", l.phis[0], vload(e, s->vt, slot(e, s, col, jo), NULL, 64));
+    LLVMValueRef mnext = lw_intr2(e, "llvm.maxnum", l.phis[0], sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64));
     lw_loop_close(e, &l, &mnext);
     LLVMValueRef mx = l.phis[0];
     LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
-    LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), splat_n(e, cf(e, dt, INFINITY), VW));
+    LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), sr_splat_n(e, cf(e, dt, INFINITY), VW));
     LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
     /* the exps */
     jo = cols_open(e, s, &l, 0, 0, NULL);
-    LLVMValueRef c = vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
-    vstore(e, s->vt, slot(e, s, ter, jo), lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, c, sh, "")), NULL, 64);
+    LLVMValueRef c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+    sr_vstore(e, s->vt, slot(e, s, ter, jo), lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, c, sh, "")), NULL, 64);
     lw_loop_close(e, &l, NULL);
     /* the sums without the terms equal to the shift, and those counted */
     LLVMValueRef acc[2] = {zero, zero};
     jo = cols_open(e, s, &l, 0, 2, acc);
-    c = vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
-    LLVMValueRef t = vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), eq = fcmp(e, LLVMRealOEQ, c, sh);
+    c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+    LLVMValueRef t = sr_vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), eq = fcmp(e, LLVMRealOEQ, c, sh);
     LLVMValueRef next[2] = {LLVMBuildFAdd(e->b, l.phis[0], sel(e, eq, zero, t), ""),
                             LLVMBuildFAdd(e->b, l.phis[1], sel(e, eq, one, zero), "")};
     lw_loop_close(e, &l, next);
@@ -1131,12 +1094,12 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
     jo = cols_open(e, s, &l, 0, 0, NULL);
     LLVMValueRef y;
     if (s->soft) {
-      y = LLVMBuildFMul(e->b, vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), post, "");
+      y = LLVMBuildFMul(e->b, sr_vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), post, "");
     } else {
-      c = vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+      c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
       y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, c, sh, ""), post, "");
     }
-    vstore(e, s->vt, slot(e, s, col, jo), y, NULL, 64);
+    sr_vstore(e, s->vt, slot(e, s, col, jo), y, NULL, 64);
     lw_loop_close(e, &l, NULL);
   }
 }
@@ -1153,8 +1116,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   int VW = (e->avx512 ? 64 : e->avx2 ? 32 : 16) / (int)tl_dtype_size((tl_dtype)dt);
   bool wide = d > VW && d <= MAXM * VW;
   if (d >= 0 && !blockable(d, VW) && !wide) return false;
-  srow s = {.dt = dt, .d = d >= 0 ? d : 0, .W = VW, .soft = n->op == TL_OP_SOFTMAX,
-            .et = vty(e, dt)};
+  srow s = {.dt = dt, .d = d >= 0 ? d : 0, .W = VW, .soft = n->op == TL_OP_SOFTMAX, .et = vty(e, dt)};
   s.vt = LLVMVectorType(s.et, (unsigned)VW);
   LLVMValueRef dv = lw_dimv(e, d);
   s.dv = dv;
@@ -1168,9 +1130,10 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     LLVMPositionBuilderAtEnd(e->b, yes);
   } else { /* the run-time test; the builder continues in the other lengths' block */
     LLVMValueRef pow2 = icmp(e, LLVMIntEQ, LLVMBuildAnd(e->b, dv, LLVMBuildSub(e->b, dv, ci(e, 1), ""), ""), ci(e, 0));
-    LLVMValueRef ok = LLVMBuildAnd(e->b, pow2, LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, dv, ci(e, 1)),
-                                                           icmp(e, LLVMIntSLE, dv, ci(e, VW)), ""), "");
-    LLVMValueRef in = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, dv, ci(e, 1)), icmp(e, LLVMIntSLE, dv, ci(e, MAXM * VW)), "");
+    LLVMValueRef ok = LLVMBuildAnd(
+        e->b, pow2, LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, dv, ci(e, 1)), icmp(e, LLVMIntSLE, dv, ci(e, VW)), ""), "");
+    LLVMValueRef in =
+        LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, dv, ci(e, 1)), icmp(e, LLVMIntSLE, dv, ci(e, MAXM * VW)), "");
     /* padded or flat blocks (when they can) except for 1 and 2 (powers of
      * two up to VW / 4), where chunks ran faster: log_softmax f32 [8192 2]
      * 15.6 us against 18.5 padded, [16384 1] 14.2 against 27.0; [4096 4]
@@ -1202,10 +1165,10 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   s.dst = lw_bufptr(e, k->out);
   LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
   if (d >= 0) {
-    staged_blocks(e, &s, r0, r1, wide ? flat_block : block, false);
+    sr_staged_blocks(e, &s, r0, r1, wide ? flat_block : block, false);
     return true;
   }
-  groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);
+  sr_groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);
   LLVMBuildBr(e->b, *join);
   if (fblock) { /* the input as the flat blocks read it, on their own path */
     LLVMPositionBuilderAtEnd(e->b, fblock);
@@ -1219,259 +1182,16 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
       LLVMBasicBlockRef wb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "widerows");
       LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLE, dv, ci(e, VW / 2)), pb, wb);
       LLVMPositionBuilderAtEnd(e->b, pb);
-      staged_blocks(e, &s, r0, r1, sym_block, false);
+      sr_staged_blocks(e, &s, r0, r1, sym_block, false);
       LLVMBuildBr(e->b, *join);
       LLVMPositionBuilderAtEnd(e->b, wb);
     }
-    s.invd = splat_v(e, LLVMBuildFDiv(e->b, LLVMConstReal(e->f32, 1), LLVMBuildSIToFP(e->b, dv, e->f32, ""), ""), VW);
+    s.invd =
+        sr_splat_v(e, LLVMBuildFDiv(e->b, LLVMConstReal(e->f32, 1), LLVMBuildSIToFP(e->b, dv, e->f32, ""), ""), VW);
     s.itbl = sym_table(e, &s);
-    staged_blocks(e, &s, r0, r1, flat_block, false);
+    sr_staged_blocks(e, &s, r0, r1, flat_block, false);
     LLVMBuildBr(e->b, *join);
   }
-  LLVMPositionBuilderAtEnd(e->b, no);
-  return false;
-}
-
-/* ---- sums over short rows: a halving tree ---------------------------------- */
-
-
-/* vector r of the stack array a (of vt) */
-static LLVMValueRef slot_v(em *e, LLVMTypeRef vt, LLVMValueRef a, int r) {
-  LLVMValueRef i = ci(e, r);
-  return LLVMBuildInBoundsGEP2(e->b, vt, a, &i, 1, "");
-}
-
-typedef struct sum_leaves {
-  const srow *s;
-  LLVMValueRef off, n;
-} sum_leaves;
-
-/* Leaf i of sum_block's tree: memory vector i (d < L) or row i's d/L
- * vectors added (d >= L), as f64 lanes. */
-static LLVMValueRef sum_leaf(em *e, const sum_leaves *t, int i) {
-  const srow *s = t->s;
-  int L = s->W, d = (int)s->d, m = d >= L ? d / L : 1;
-  unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
-  LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
-  LLVMValueRef a = NULL;
-  for (int j = i * m; j < i * m + m; j++) {
-    LLVMValueRef o = LLVMBuildAdd(e->b, t->off, ci(e, (int64_t)j * L), "");
-    /* not inbounds: a masked-off vector of the last block may lie past the buffer */
-    LLVMValueRef p = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, "");
-    LLVMValueRef x = vload(e, s->vt, p, t->n ? lanes_from(e, L, t->n, ci(e, (int64_t)j * L)) : NULL, al);
-    if (s->dt != TL_F64) x = LLVMBuildFPExt(e->b, x, avt, "");
-    a = a ? LLVMBuildFAdd(e->b, a, x, "") : x;
-  }
-  return a;
-}
-
-/* Leaves [lo, lo + cnt) halved into one vector, emitted depth first (a
- * pair's halving right after its leaves' loads). */
-static rowvec sum_tree(em *e, const sum_leaves *t, int lo, int cnt) {
-  int L = t->s->W;
-  if (cnt == 1) {
-    int g = t->s->d >= L ? L : (int)t->s->d;
-    rowvec c = {sum_leaf(e, t, lo), g, {0}};
-    for (int k = 0; k < L / g; k++) c.rows[k] = lo * (L / g) + k;
-    return c;
-  }
-  rowvec a = sum_tree(e, t, lo, cnt / 2), b = sum_tree(e, t, lo + cnt / 2, cnt / 2);
-  return halve(e, &a, &b, L, false);
-}
-
-/* L rows of d elements (L: the accumulator's lanes, f64) at element
- * offset off; n of the block's elements when it may be partial. The block
- * is d vectors of L elements: with d < L each holds L/d whole rows, else
- * each row is d/L vectors, added first. Then log2 of the lanes per row
- * halving steps leave one vector of the L sums in row order, one store. */
-static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
-  int L = s->W, d = (int)s->d;
-  LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
-  sum_leaves t = {s, off, n};
-  rowvec c = sum_tree(e, &t, 0, d >= L ? L : d);
-  LLVMValueRef r = rows_in_order(e, &c, L);
-  /* + 0: a row of -0s sums to +0, as the row passes' accumulator (0) gives */
-  r = LLVMBuildFAdd(e->b, r, LLVMConstNull(avt), "");
-  if (s->mean) r = LLVMBuildFDiv(e->b, r, splat_n(e, cf(e, TL_F64, (double)d), L), "");
-  LLVMTypeRef oet = vty(e, s->odt), ovt = LLVMVectorType(oet, (unsigned)L);
-  if (s->odt != TL_F64) r = LLVMBuildFPTrunc(e->b, r, ovt, "");
-  LLVMValueRef row = LLVMBuildUDiv(e->b, off, ci(e, d), "");
-  LLVMValueRef p = LLVMBuildGEP2(e->b, oet, s->dst, &row, 1, "");
-  vstore(e, ovt, p, r, n ? lanes_below(e, L, LLVMBuildUDiv(e->b, n, ci(e, d), "")) : NULL,
-         (unsigned)tl_dtype_size((tl_dtype)s->odt));
-}
-
-/* Row r's vector j (i64) of L elements at element offset ro of src, as
- * f64 lanes; masked when mask. Not inbounds: a masked-off vector may lie
- * past the buffer. */
-static LLVMValueRef row_part(em *e, const srow *s, LLVMValueRef src, LLVMValueRef ro, LLVMValueRef j,
-                             LLVMValueRef mask) {
-  unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
-  LLVMValueRef o = LLVMBuildAdd(e->b, ro, LLVMBuildMul(e->b, j, ci(e, s->W), ""), "");
-  LLVMValueRef x = vload(e, s->vt, LLVMBuildGEP2(e->b, s->et, src, &o, 1, ""), mask, al);
-  return s->dt == TL_F64 ? x : LLVMBuildFPExt(e->b, x, LLVMVectorType(e->f64, (unsigned)s->W), "");
-}
-
-/* L rows of any length d up to SUMMAX at element offset off, from row
- * row on, their sums stored as one vector at the output's row row. Each row is its vectors of L elements
- * where they lie, added lanewise, the last one masked to the row's end;
- * the L row vectors then go through the halving tree as sum_block's rows
- * of L or more do. A known length's m vectors a row are unrolled; a
- * symbolic one's whole vectors (s->mv - 1) are a loop, so that one copy
- * of code serves every length. The last, partial block of rows comes
- * through staged_blocks' stack block (per_row). */
-static void sum_rows(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
-  int L = s->W, m = s->d ? (int)((s->d + L - 1) / L) : 0;
-  LLVMValueRef src = s->src, out = LLVMBuildGEP2(e->b, vty(e, s->odt), s->dst, &row, 1, "");
-  LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
-  LLVMValueRef last = m ? ci(e, m - 1) : LLVMBuildSub(e->b, s->mv, ci(e, 1), "");
-  LLVMValueRef tail = lanes_from(e, L, s->dv, LLVMBuildMul(e->b, last, ci(e, L), ""));
-  LLVMValueRef v[MAXV], ro[MAXV];
-  for (int r = 0; r < L; r++) {
-    ro[r] = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, ci(e, r), s->dv, ""), "");
-    v[r] = row_part(e, s, src, ro[r], last, tail);
-    for (int j = 0; j < m - 1; j++) v[r] = LLVMBuildFAdd(e->b, v[r], row_part(e, s, src, ro[r], ci(e, j), NULL), "");
-  }
-  if (!m) { /* the whole vectors: a loop, the row sums through a stack array (promoted to registers) */
-    LLVMValueRef acc = LLVMBuildAlloca(e->pre, LLVMArrayType2(avt, (uint64_t)L), "rowsums");
-    for (int r = 0; r < L; r++) LLVMBuildStore(e->b, v[r], slot_v(e, avt, acc, r));
-    loop l;
-    LLVMValueRef j = lw_loop_open(e, &l, ci(e, 0), last, 0, NULL);
-    l.ic = -1;
-    for (int r = 0; r < L; r++) {
-      LLVMValueRef p = slot_v(e, avt, acc, r);
-      LLVMBuildStore(e->b, LLVMBuildFAdd(e->b, LLVMBuildLoad2(e->b, avt, p, ""), row_part(e, s, src, ro[r], j, NULL), ""), p);
-    }
-    lw_loop_close(e, &l, NULL);
-    for (int r = 0; r < L; r++) v[r] = LLVMBuildLoad2(e->b, avt, slot_v(e, avt, acc, r), "");
-  }
-  LLVMValueRef r = LLVMBuildFAdd(e->b, halving_tree(e, v, L, false), LLVMConstNull(avt), ""); /* + 0: as sum_block */
-  if (s->mean) r = LLVMBuildFDiv(e->b, r, splat_v(e, LLVMBuildSIToFP(e->b, s->dv, e->f64, ""), L), "");
-  LLVMTypeRef ovt = LLVMVectorType(vty(e, s->odt), (unsigned)L);
-  if (s->odt != TL_F64) r = LLVMBuildFPTrunc(e->b, r, ovt, "");
-  vstore(e, ovt, out, r, NULL, (unsigned)tl_dtype_size((tl_dtype)s->odt));
-}
-
-/* The vector width of the kernel left to LLVM's tuning for the CPU
- * instead of the kernels' prefer-vector-width=512: Intel's AVX-512 cores
- * are tuned to prefer 256-bit vectors (512-bit operations issue on two
- * ports, their shuffles and f32 -> f64 conversions on one), AMD's Zen 4
- * and 5 keep 512 (llc -mcpu=znver4/znver5 on the same IR: zmm; generic
- * x86-64-v4: ymm). Taken for sum_block only, which has no calls (a libmvec
- * call takes its 512-bit vector in one register, which a 256-bit legal
- * width would split): on Sapphire Rapids its rows of 8 / 16 / 32 f32 ran
- * at 0.61 / 0.80 / 0.93x the per-element speed of long rows with zmm and
- * 0.78 / 0.93 / 1.04x with ymm; sum_rows' masked rows ran slower with ymm
- * (symbolic rows of 16 0.74 -> 0.63x) and keep 512. */
-static void tuned_width(em *e) {
-  static const char pw[] = "prefer-vector-width", lw[] = "min-legal-vector-width", v[] = "256";
-  LLVMRemoveStringAttributeAtIndex(e->fn, LLVMAttributeFunctionIndex, pw, sizeof pw - 1);
-  LLVMAddAttributeAtIndex(e->fn, LLVMAttributeFunctionIndex, LLVMCreateStringAttribute(e->cx, lw, sizeof lw - 1, v, sizeof v - 1));
-}
-
-/* A symbolic length that is a power of two d (2 to SUMMAX): sum_block's
- * code for d in a function of its own, (src, dst, r0, r1), since the
- * vector width it is tuned to is a function's attribute. One function per
- * d; the kernel calls the one its length asks for. sum_rows ran these
- * lengths at 0.70-0.75x of long rows (rows of 16) and slower with that
- * width; f32, AVX-512, Sapphire Rapids (AOT objects, min of 300 x 20
- * calls): [8192 2] 6.8 -> 2.3 us, [4096 4] 3.4 -> 2.1, [2048 8] 1.73 ->
- * 1.28, [1024 16] 1.31-1.33 -> 1.03, [512 32] 1.11 -> 0.91 ([16 1024]:
- * 0.92-0.94). The symbolic sum kernel compiles in 29 ms instead of 15
- * (cold `run --stats`, min of 7). */
-static LLVMValueRef pow2_sums(em *e, const srow *s0, int d) {
-  LLVMTypeRef ft = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->i64, e->i64}, 4, 0);
-  char name[160];
-  size_t len;
-  snprintf(name, sizeof name, "%s.sums%d", LLVMGetValueName2(e->fn, &len), d);
-  LLVMValueRef f = LLVMAddFunction(e->m, name, ft), fn = e->fn;
-  lw_kernel_fn(e, f);
-  LLVMBasicBlockRef at = LLVMGetInsertBlock(e->b);
-  LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->cx, f, "entry"));
-  e->fn = f;
-  if (e->avx512) tuned_width(e);
-  srow s = *s0;
-  s.d = d;
-  s.src = LLVMGetParam(f, 0);
-  s.dst = LLVMGetParam(f, 1);
-  s.dv = ci(e, d);
-  groups(e, &s, LLVMGetParam(f, 2), LLVMGetParam(f, 3), ci(e, s.W), s.dv, sum_block, true);
-  LLVMBuildRetVoid(e->b);
-  e->fn = fn;
-  LLVMPositionBuilderAtEnd(e->b, at);
-  return f;
-}
-
-bool lw_short_sum(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
-  *join = NULL;
-  const tl_graph *g = e->g;
-  const be_plan *p = e->p;
-  const tl_node *n = &g->nodes[k->node];
-  int32_t xid = tl_node_inputs(g, n)[0];
-  const tl_node *xn = &g->nodes[xid];
-  int R = xn->type.rank, dt = xn->type.dtype, odt = n->type.dtype;
-  if ((n->op != TL_OP_SUM && n->op != TL_OP_MEAN) || R < 2 || !(e->avx512 || e->avx2)) return false;
-  if ((dt != TL_F32 && dt != TL_F64) || (odt != TL_F32 && odt != TL_F64)) return false;
-  /* read in place: the input is a buffer of its own shape (a producer
-   * that computes anything takes the row passes, which evaluate it) */
-  if (p->state[xid] != BE_S_MAT && p->state[xid] != BE_S_ALIAS) return false;
-  bool red[TL_MAX_RANK];
-  lw_reduce_axes(n, R, red);
-  for (int i = 0; i < R - 1; i++)
-    if (red[i]) return false;
-  int64_t d = xn->type.dims[R - 1];
-  int L = (e->avx512 ? 64 : 32) / 8; /* f64 accumulator lanes */
-  if (!red[R - 1] || (d >= 0 && (d < 2 || d > SUMMAX))) return false;
-  srow s = {.dt = dt, .d = d >= 0 ? d : 0, .W = L, .mean = n->op == TL_OP_MEAN, .odt = odt, .et = vty(e, dt)};
-  s.vt = LLVMVectorType(s.et, (unsigned)L);
-  s.dv = lw_dimv(e, d);
-  LLVMBasicBlockRef no = NULL;
-  if (d >= 0) {
-    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "shortsums");
-    LLVMBuildBr(e->b, yes);
-    LLVMPositionBuilderAtEnd(e->b, yes);
-  } else { /* the run-time test; the builder continues in the other lengths' block */
-    LLVMValueRef in = LLVMBuildAnd(e->b, icmp(e, LLVMIntSGE, s.dv, ci(e, 1)), icmp(e, LLVMIntSLE, s.dv, ci(e, SUMMAX)), "");
-    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "shortsums");
-    no = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowpasses");
-    *join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sumsdone");
-    LLVMBuildCondBr(e->b, in, yes, no);
-    LLVMPositionBuilderAtEnd(e->b, yes);
-  }
-  LLVMValueRef inner = ci(e, 1); /* rows per index of dim 0 */
-  for (int i = 1; i < R - 1; i++) inner = LLVMBuildMul(e->b, inner, lw_dimv(e, xn->type.dims[i]), "");
-  LLVMValueRef lo = LLVMGetParam(e->fn, 1), hi = LLVMGetParam(e->fn, 2);
-  LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
-  s.src = lw_bufptr(e, p->buf_of[xid]);
-  s.dst = lw_bufptr(e, k->out);
-  if (d >= 0 && !(d & (d - 1))) {
-    /* a power of two: d vectors of memory a block, whole groups with plain
-     * loads (a mask per load in every group cost more than the halving
-     * tree: the kernel ran 2x slower) */
-    if (e->avx512) tuned_width(e);
-    groups(e, &s, r0, r1, ci(e, L), ci(e, d), sum_block, true);
-    return true;
-  }
-  if (d >= 0) {
-    staged_blocks(e, &s, r0, r1, sum_rows, true);
-    return true;
-  }
-  /* a symbolic power of two: its known length's blocks, in functions of
-   * their own (pow2_sums) */
-  for (int d2 = 2; d2 <= SUMMAX; d2 *= 2) {
-    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "pow2sums");
-    LLVMBasicBlockRef nt = LLVMAppendBasicBlockInContext(e->cx, e->fn, "notpow2");
-    LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, s.dv, ci(e, d2)), yes, nt);
-    LLVMPositionBuilderAtEnd(e->b, yes);
-    LLVMValueRef f = pow2_sums(e, &s, d2);
-    LLVMBuildCall2(e->b, LLVMGlobalGetValueType(f), f, (LLVMValueRef[]){s.src, s.dst, r0, r1}, 4, "");
-    LLVMBuildBr(e->b, *join);
-    LLVMPositionBuilderAtEnd(e->b, nt);
-  }
-  /* the other lengths: one copy for every vector count */
-  s.mv = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, s.dv, ci(e, L - 1), ""), ci(e, L), "");
-  staged_blocks(e, &s, r0, r1, sum_rows, true);
-  LLVMBuildBr(e->b, *join);
   LLVMPositionBuilderAtEnd(e->b, no);
   return false;
 }
