@@ -35,11 +35,8 @@ static inline uint64_t mix64(uint64_t a, uint64_t b) {
 /* Nodes of up to two children (all of egg's math language, most tensor ops)
  * are hashed inline: an XXH3 call was a twentieth of the apply phase, which
  * hashes one node per right-hand-side node of every match. */
-static inline uint64_t node_hash(const eg_egraph *g, uint32_t op, uint32_t attr,
-                                 const uint32_t *kids, uint32_t n) {
-  uint64_t s = g->p.seed ^
-               ((((uint64_t)op << 48) ^ ((uint64_t)n << 32) ^ attr) *
-                0x9E3779B97F4A7C15ull);
+static inline uint64_t node_hash(const eg_egraph *g, uint32_t op, uint32_t attr, const uint32_t *kids, uint32_t n) {
+  uint64_t s = g->p.seed ^ ((((uint64_t)op << 48) ^ ((uint64_t)n << 32) ^ attr) * 0x9E3779B97F4A7C15ull);
   if (n <= 2) {
     uint64_t k = n == 0 ? 0 : n == 1 ? kids[0] : (uint64_t)kids[0] | (uint64_t)kids[1] << 32;
     return mix64(s ^ 0xA0761D6478BD642Full, k ^ 0xE7037ED1A0B428DBull);
@@ -47,8 +44,8 @@ static inline uint64_t node_hash(const eg_egraph *g, uint32_t op, uint32_t attr,
   return XXH3_64bits_withSeed(kids, (size_t)n * 4, s);
 }
 
-static inline bool node_is(const eg_egraph *g, const eg_node *nd, uint32_t op,
-                           uint32_t attr, const uint32_t *kids, uint32_t n) {
+static inline bool node_is(const eg_egraph *g, const eg_node *nd, uint32_t op, uint32_t attr, const uint32_t *kids,
+                           uint32_t n) {
   if (nd->op != op || nd->n != n || nd->attr != attr) return false;
   const uint32_t *k = eg_kids_(g, nd);
   switch (n) {
@@ -59,9 +56,7 @@ static inline bool node_is(const eg_egraph *g, const eg_node *nd, uint32_t op,
   }
 }
 
-static inline bool is_dead(const eg_egraph *g, uint32_t nid) {
-  return eg_nd_(g, nid)->cls == EG_NONE;
-}
+static inline bool is_dead(const eg_egraph *g, uint32_t nid) { return eg_nd_(g, nid)->cls == EG_NONE; }
 
 /* The memo's size is not a power of two: a tag's home slot is
  * (tag * cap) >> 32 (Lemire's multiply-shift range reduction), so the table
@@ -69,16 +64,13 @@ static inline bool is_dead(const eg_egraph *g, uint32_t nid) {
  * per entry, where doubling at 5/8 spent 13 to 26. Linear probing at 0.8
  * costs about 3 probes for a hit and 13 for a miss, all in one or two cache
  * lines since an entry carries its 32-bit hash tag. */
-static inline uint32_t memo_home(uint32_t tag, uint32_t cap) {
-  return (uint32_t)(((uint64_t)tag * cap) >> 32);
-}
+static inline uint32_t memo_home(uint32_t tag, uint32_t cap) { return (uint32_t)(((uint64_t)tag * cap) >> 32); }
 
 static inline uint32_t memo_next(uint32_t i, uint32_t cap) { return i + 1 == cap ? 0 : i + 1; }
 
 /* always inlined: its call cost a tenth of the add it serves */
-static inline __attribute__((always_inline)) uint32_t
-memo_find(const eg_egraph *g, uint64_t h, uint32_t op, uint32_t attr, const uint32_t *kids,
-          uint32_t n) {
+static inline __attribute__((always_inline)) uint32_t memo_find(const eg_egraph *g, uint64_t h, uint32_t op,
+                                                                uint32_t attr, const uint32_t *kids, uint32_t n) {
   uint32_t cap = g->memocap, tag = (uint32_t)h, i = memo_home(tag, cap);
   for (;;) {
     uint64_t e = g->memo[i];
@@ -217,8 +209,7 @@ static uint32_t blk_alloc(eg_egraph *g, uint32_t need) {
     g->lfree[i] = g->lp[b + 1];
     g->lfree_words -= EG_LP_HDR + cap;
   } else {
-    if ((uint64_t)g->nlp + EG_LP_HDR + cap > g->caplp && g->lfree_words >= g->caplp / 4)
-      pool_compact(g);
+    if ((uint64_t)g->nlp + EG_LP_HDR + cap > g->caplp && g->lfree_words >= g->caplp / 4) pool_compact(g);
     grow_words(g, &g->lp, &g->caplp, (uint64_t)g->nlp + EG_LP_HDR + cap);
     b = g->nlp;
     g->nlp += EG_LP_HDR + cap;
@@ -372,8 +363,7 @@ uint32_t eg_attr_intern(eg_egraph *g, const void *bytes, size_t n) {
   for (uint32_t i = (uint32_t)h & mask; g->atab[i]; i = (i + 1) & mask) {
     uint32_t id = g->atab[i] - 1;
     uint32_t len = g->aoff[id + 1] - g->aoff[id];
-    if (len == n && (n == 0 || !memcmp(g->ablob + g->aoff[id], bytes, n)))
-      return id;
+    if (len == n && (n == 0 || !memcmp(g->ablob + g->aoff[id], bytes, n))) return id;
   }
   uint32_t id = g->nattrs++;
   EG_GROW(g, g->aoff, g->capattrs, (uint64_t)g->nattrs + 1);
@@ -386,8 +376,7 @@ uint32_t eg_attr_intern(eg_egraph *g, const void *bytes, size_t n) {
     uint32_t *t = tl_xcalloc(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t a = 0; a < g->nattrs; a++)
-      atab_put(t, nc - 1,
-               attr_hash(g, g->ablob + g->aoff[a], g->aoff[a + 1] - g->aoff[a]), a);
+      atab_put(t, nc - 1, attr_hash(g, g->ablob + g->aoff[a], g->aoff[a + 1] - g->aoff[a]), a);
     tl_free(g->atab);
     g->bytes += (size_t)(nc - g->atabcap) * sizeof *t;
     if (g->bytes > g->peak) g->peak = g->bytes;
@@ -433,8 +422,7 @@ eg_egraph *eg_new(eg_params p) {
     return NULL;
   }
   g->bytes = sizeof *g + g->memocap * sizeof *g->memo + g->atabcap * sizeof *g->atab +
-             (size_t)g->lang.nops * sizeof *g->byop +
-             (size_t)g->dvtabcap * sizeof *g->dvtab + 2 * g->asize;
+             (size_t)g->lang.nops * sizeof *g->byop + (size_t)g->dvtabcap * sizeof *g->dvtab + 2 * g->asize;
   g->peak = g->bytes;
   g->clean = true;
   g->byop_stale = g->roots_stale = true;
@@ -454,12 +442,26 @@ void eg_free(eg_egraph *g) {
   if (g->byop)
     for (int i = 0; i < g->lang.nops; i++) tl_free(g->byop[i].a);
   tl_free(g->byop);
-  tl_free(g->uf); tl_free(g->flags); tl_free(g->cls); tl_free(g->data); tl_free(g->nstamp);
-  tl_free(g->na); tl_free(g->memo); tl_free(g->lp);
-  tl_free(g->dv); tl_free(g->dvtab); tl_free(g->dtmp);
-  tl_free(g->ablob); tl_free(g->aoff); tl_free(g->atab);
-  tl_free(g->pending.a); tl_free(g->apending.a); tl_free(g->dirty.a); tl_free(g->kbuf.a);
-  tl_free(g->roots.a); tl_free(g->sortbuf.a);
+  tl_free(g->uf);
+  tl_free(g->flags);
+  tl_free(g->cls);
+  tl_free(g->data);
+  tl_free(g->nstamp);
+  tl_free(g->na);
+  tl_free(g->memo);
+  tl_free(g->lp);
+  tl_free(g->dv);
+  tl_free(g->dvtab);
+  tl_free(g->dtmp);
+  tl_free(g->ablob);
+  tl_free(g->aoff);
+  tl_free(g->atab);
+  tl_free(g->pending.a);
+  tl_free(g->apending.a);
+  tl_free(g->dirty.a);
+  tl_free(g->kbuf.a);
+  tl_free(g->roots.a);
+  tl_free(g->sortbuf.a);
   tl_free(g->refusals);
   eg_ex_free(g->ex);
   tl_free(g);
@@ -496,13 +498,11 @@ eg_id eg_lookup(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t
   EG_GROW(g, g->kbuf.a, g->kbuf.cap, n);
   uint32_t *ck = g->kbuf.a;
   for (uint32_t i = 0; i < n; i++) ck[i] = eg_find(g, kids[i]);
-  uint32_t h = memo_find(g, node_hash(g, (uint32_t)op, attr, ck, n),
-                         (uint32_t)op, attr, ck, n);
+  uint32_t h = memo_find(g, node_hash(g, (uint32_t)op, attr, ck, n), (uint32_t)op, attr, ck, n);
   return h == EG_NONE ? EG_NONE : eg_uf_find(g->uf, eg_nd_(g, h)->cls);
 }
 
-static eg_id add_new(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n,
-                     uint64_t h);
+static eg_id add_new(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n, uint64_t h);
 
 /* Most adds find their node (96% while saturating the math suite: every
  * match instantiates its right-hand side), so the lookup is kept small and
@@ -528,8 +528,8 @@ eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n)
 }
 
 /* The canonical children are in g->kbuf; h is their node's hash. */
-static eg_id __attribute__((noinline)) add_new(eg_egraph *g, int op, uint32_t attr,
-                                               const eg_id *kids, uint32_t n, uint64_t h) {
+static eg_id __attribute__((noinline)) add_new(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n,
+                                               uint64_t h) {
   uint32_t *ck = g->kbuf.a;
   eg_id id = eg_uf_make(g);
   if (g->ex) eg_ex_new_id(g, id, op, attr, kids, n);
@@ -572,8 +572,7 @@ static void log_refusal(eg_egraph *g, const eg_reason *why, const char *msg) {
   g->nrefused++;
   if (g->nref > 4000) return;
   char line[640];
-  int k = snprintf(line, sizeof line, "union refused (rule %s): %s\n",
-                   why && why->name ? why->name : "?", msg);
+  int k = snprintf(line, sizeof line, "union refused (rule %s): %s\n", why && why->name ? why->name : "?", msg);
   if (k < 0) return;
   size_t len = (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
   if (g->nref + len + 1 > g->capref) {
@@ -634,8 +633,7 @@ static bool union_impl(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why) {
 
 bool eg_union_why(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why) {
   bool r = union_impl(g, a, b, why ? why : &why_user);
-  if (r && g->p.immediate_rebuild && !g->in_rebuild && !g->union_depth)
-    eg_rebuild(g);
+  if (r && g->p.immediate_rebuild && !g->in_rebuild && !g->union_depth) eg_rebuild(g);
   return r;
 }
 
@@ -784,8 +782,8 @@ const char *eg_refusals(const eg_egraph *g) { return g->refusals ? g->refusals :
 
 size_t eg_analysis_bytes(const eg_egraph *g) {
   if (!g->has_an) return 0;
-  return (size_t)g->capids * g->dsize + (size_t)g->capdv * g->asize +
-         (size_t)g->dvtabcap * sizeof *g->dvtab + 2 * g->asize;
+  return (size_t)g->capids * g->dsize + (size_t)g->capdv * g->asize + (size_t)g->dvtabcap * sizeof *g->dvtab +
+         2 * g->asize;
 }
 
 size_t eg_analysis_values(const eg_egraph *g) { return g->ndv; }
@@ -798,13 +796,10 @@ void eg_mem_usage(const eg_egraph *g, eg_mem *m) {
   m->ids = (size_t)g->capids * (sizeof *g->uf + sizeof *g->flags + sizeof *g->cls);
   m->lists = (size_t)g->caplp * sizeof *g->lp;
   m->lists_free = g->lfree_words * sizeof *g->lp + (size_t)(g->caplp - g->nlp) * sizeof *g->lp;
-  m->index = (size_t)g->lang.nops * sizeof *g->byop +
-             (size_t)g->roots.cap * sizeof *g->roots.a;
+  m->index = (size_t)g->lang.nops * sizeof *g->byop + (size_t)g->roots.cap * sizeof *g->roots.a;
   for (int o = 0; o < g->lang.nops; o++) m->index += (size_t)g->byop[o].cap * sizeof *g->byop[o].a;
-  m->work = ((size_t)g->pending.cap + g->apending.cap + g->dirty.cap + g->kbuf.cap +
-             g->sortbuf.cap) * sizeof(uint32_t);
-  m->attrs = (size_t)g->capablob + (size_t)g->capattrs * sizeof *g->aoff +
-             (size_t)g->atabcap * sizeof *g->atab;
+  m->work = ((size_t)g->pending.cap + g->apending.cap + g->dirty.cap + g->kbuf.cap + g->sortbuf.cap) * sizeof(uint32_t);
+  m->attrs = (size_t)g->capablob + (size_t)g->capattrs * sizeof *g->aoff + (size_t)g->atabcap * sizeof *g->atab;
   m->analysis = eg_analysis_bytes(g);
   m->explain = eg_ex_bytes(g->ex);
   m->fixed = sizeof *g;
@@ -824,8 +819,7 @@ const uint32_t *eg_class_nodes(const eg_egraph *g, eg_id cls, uint32_t *n) {
   return eg_cls_nodes(g, cls);
 }
 
-void eg_class_retain(eg_egraph *g, eg_id cls,
-                     bool (*keep)(const eg_egraph *, const eg_node *, void *), void *ctx) {
+void eg_class_retain(eg_egraph *g, eg_id cls, bool (*keep)(const eg_egraph *, const eg_node *, void *), void *ctx) {
   uint32_t r = eg_find(g, cls);
   uint32_t nn = eg_cls_nn(g, r), *ns = eg_cls_nodes(g, r), w = 0;
   for (uint32_t i = 0; i < nn; i++)
@@ -883,11 +877,11 @@ static int cmp_pair(const void *a, const void *b) {
   return *x < *y ? -1 : *x > *y;
 }
 
-#define FAIL(...)                          \
-  do {                                     \
-    snprintf(err, errsz, __VA_ARGS__);     \
-    ok = false;                            \
-    goto out;                              \
+#define FAIL(...)                                                                                                      \
+  do {                                                                                                                 \
+    snprintf(err, errsz, __VA_ARGS__);                                                                                 \
+    ok = false;                                                                                                        \
+    goto out;                                                                                                          \
   } while (0)
 
 /* The list pool adds up: the zero header, every root's block, and the free
@@ -901,21 +895,20 @@ static bool check_pool(const eg_egraph *g, char *err, size_t errsz) {
     if (!b) continue;
     const uint32_t *h = g->lp + b;
     uint32_t cap = eg_blk_cap(h[0]);
-    if ((h[0] & EG_BLK_FREE) || b + EG_LP_HDR + (uint64_t)cap > g->nlp)
-      FAIL("class %u has a bad block at %u", c, b);
+    if ((h[0] & EG_BLK_FREE) || b + EG_LP_HDR + (uint64_t)cap > g->nlp) FAIL("class %u has a bad block at %u", c, b);
     if ((uint64_t)(h[0] & EG_NN_MASK) + h[1] > cap) FAIL("class %u overflows its block", c);
     words += EG_LP_HDR + (uint64_t)cap;
   }
   for (uint32_t i = 0; i < EG_NCAPS; i++)
     for (uint32_t b = g->lfree[i]; b; b = g->lp[b + 1]) {
       uint32_t w = g->lp[b];
-      if (!(w & EG_BLK_FREE) || ((w >> EG_NN_BITS) & 63) != i ||
-          b + EG_LP_HDR + (uint64_t)eg_cap_at(i) > g->nlp)
+      if (!(w & EG_BLK_FREE) || ((w >> EG_NN_BITS) & 63) != i || b + EG_LP_HDR + (uint64_t)eg_cap_at(i) > g->nlp)
         FAIL("bad free block %u in size class %u", b, i);
       freew += EG_LP_HDR + (uint64_t)eg_cap_at(i);
     }
   if (freew != g->lfree_words) FAIL("free list words %zu, counted %llu", g->lfree_words, (unsigned long long)freew);
-  if (words + freew != g->nlp) FAIL("list pool: %llu words in blocks, %u used", (unsigned long long)(words + freew), g->nlp);
+  if (words + freew != g->nlp)
+    FAIL("list pool: %llu words in blocks, %u used", (unsigned long long)(words + freew), g->nlp);
 out:
   return ok;
 }
@@ -944,7 +937,8 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
       uint32_t nid = ns[i];
       const eg_node *nd = eg_nd_(g, nid);
       if (is_dead(g, nid)) FAIL("dead node %u in class %u", nid, c);
-      if (eg_uf_find(g->uf, nd->cls) != c) FAIL("node %u listed in class %u but belongs to %u", nid, c, eg_uf_find(g->uf, nd->cls));
+      if (eg_uf_find(g->uf, nd->cls) != c)
+        FAIL("node %u listed in class %u but belongs to %u", nid, c, eg_uf_find(g->uf, nd->cls));
       if (i && eg_node_cmp(g, ns[i - 1], nid) >= 0) FAIL("class %u nodes unsorted or duplicated", c);
       const uint32_t *k = eg_kids_(g, nd);
       for (uint32_t j = 0; j < nd->n; j++) {
@@ -959,8 +953,8 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
       uint32_t hd = memo_find(g, node_hash(g, nd->op, nd->attr, k, nd->n), nd->op, nd->attr, k, nd->n);
       if (hd == EG_NONE) FAIL("node %u of class %u missing from the hash-cons", nid, c);
       if (eg_uf_find(g->uf, eg_nd_(g, hd)->cls) != c)
-        FAIL("congruence: node %u (class %u) and node %u (class %u) are equal",
-             nid, c, hd, eg_uf_find(g->uf, eg_nd_(g, hd)->cls));
+        FAIL("congruence: node %u (class %u) and node %u (class %u) are equal", nid, c, hd,
+             eg_uf_find(g->uf, eg_nd_(g, hd)->cls));
       if (g->has_an) {
         /* merge(data, make(node)) must change nothing; on copies, so the
          * check leaves the e-graph as it was */
@@ -1006,8 +1000,7 @@ bool eg_check(eg_egraph *g, char *err, size_t errsz) {
   for (size_t i = 0, j = 0; i < nw; i++) {
     while (j < nh && have[j] < want[i]) j++;
     if (j == nh || have[j] != want[i])
-      FAIL("node %u missing from the parent list of class %u",
-           (uint32_t)want[i], (uint32_t)(want[i] >> 32));
+      FAIL("node %u missing from the parent list of class %u", (uint32_t)want[i], (uint32_t)(want[i] >> 32));
   }
 out:
   tl_free(have);

@@ -23,13 +23,16 @@
 
 typedef uint32_t eg_id;
 #define EG_NONE UINT32_MAX
-#define EG_ATTR_NONE 0u   /* interned id of the empty attribute (0 bytes) */
-#define EG_ATTR_MAX 512   /* largest attribute payload in bytes */
+#define EG_ATTR_NONE 0u /* interned id of the empty attribute (0 bytes) */
+#define EG_ATTR_MAX 512 /* largest attribute payload in bytes */
 
 typedef struct eg_egraph eg_egraph;
 
 /* One ":key value" pair of a pattern or term, as source text. */
-typedef struct eg_kv { const char *key, *val; size_t keylen, vallen; } eg_kv;
+typedef struct eg_kv {
+  const char *key, *val;
+  size_t keylen, vallen;
+} eg_kv;
 
 /* A language: the op table the e-graph runs over. Strings are borrowed. */
 typedef struct eg_lang {
@@ -39,16 +42,13 @@ typedef struct eg_lang {
   const int *arity;            /* nops entries; -1 = variadic (>= 1 child) */
   /* Token that is not "(" or "?var": writes its op and payload bytes into
    * attr (EG_ATTR_MAX bytes); returns the payload length, -1 if not a leaf. */
-  int (*parse_leaf)(const struct eg_lang *l, const char *tok, size_t n,
-                    int *op, uint8_t *attr);
+  int (*parse_leaf)(const struct eg_lang *l, const char *tok, size_t n, int *op, uint8_t *attr);
   /* ":key value" pairs of an op into payload bytes; returns the length or -1
    * with a message in err. NULL: the language has no attributes. */
-  int (*parse_attrs)(const struct eg_lang *l, int op, const eg_kv *kv, int nkv,
-                     uint8_t *attr, char *err, size_t errsz);
+  int (*parse_attrs)(const struct eg_lang *l, int op, const eg_kv *kv, int nkv, uint8_t *attr, char *err, size_t errsz);
   /* Prints op + payload (a leaf's token, or "op" followed by " :key v").
    * Returns the snprintf-style length. NULL: the op name alone. */
-  int (*print_head)(const struct eg_lang *l, int op, const uint8_t *attr,
-                    size_t n, char *buf, size_t size);
+  int (*print_head)(const struct eg_lang *l, int op, const uint8_t *attr, size_t n, char *buf, size_t size);
   /* Built-in opclasses for rule files (tensor ops: the fusion classes of
    * the op table): class k (1 <= k < nclasses) is named class_names[k] and
    * holds every op whose op_class[op] is k. nclasses 0: none. */
@@ -74,8 +74,7 @@ typedef struct eg_analysis {
   size_t data_size;
   /* Data of a new e-node into out (zeroed); kids may be non-canonical (use
    * eg_data). Must not add to or union in the e-graph. */
-  void (*make)(eg_egraph *g, int op, uint32_t attr, const eg_id *kids,
-               uint32_t n, void *out, void *ctx);
+  void (*make)(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n, void *out, void *ctx);
   /* Joins from into to (a scratch copy of the class's value); EG_MERGE_TO
    * if to changed, EG_MERGE_FROM if the result differs from `from`. */
   unsigned (*merge)(eg_egraph *g, void *to, const void *from, void *ctx);
@@ -84,18 +83,17 @@ typedef struct eg_analysis {
   void (*modify)(eg_egraph *g, eg_id cls, void *ctx);
   /* true: the two classes must not merge (dtype/shape clash); writes why.
    * The union is refused and logged with the current reason. NULL: never. */
-  bool (*refuse)(eg_egraph *g, const void *a, const void *b, char *why,
-                 size_t n, void *ctx);
+  bool (*refuse)(eg_egraph *g, const void *a, const void *b, char *why, size_t n, void *ctx);
   void *ctx;
 } eg_analysis;
 
 typedef struct eg_params {
-  const eg_lang *lang;          /* required, must outlive the e-graph */
-  const eg_analysis *analysis;  /* NULL: no analysis; must outlive */
-  uint64_t seed;                /* XXH3 seed; runs are reproducible per seed */
-  bool explain;                 /* record a proof forest (eg_explain) */
-  bool immediate_rebuild;       /* restore congruence after every union */
-  bool check;                   /* eg_check after every rebuild (tests) */
+  const eg_lang *lang;         /* required, must outlive the e-graph */
+  const eg_analysis *analysis; /* NULL: no analysis; must outlive */
+  uint64_t seed;               /* XXH3 seed; runs are reproducible per seed */
+  bool explain;                /* record a proof forest (eg_explain) */
+  bool immediate_rebuild;      /* restore congruence after every union */
+  bool check;                  /* eg_check after every rebuild (tests) */
 } eg_params;
 
 /* Why two classes were merged (explanations, refusal reports). */
@@ -112,10 +110,10 @@ typedef struct eg_reason {
 typedef struct eg_node {
   uint16_t op, n;
   uint32_t attr;
-  uint32_t cls;  /* id created with this node (its class is eg_find(cls)) */
+  uint32_t cls; /* id created with this node (its class is eg_find(cls)) */
 } eg_node;
 
-eg_egraph *eg_new(eg_params p);  /* NULL on allocation failure */
+eg_egraph *eg_new(eg_params p); /* NULL on allocation failure */
 void eg_free(eg_egraph *g);
 const eg_lang *eg_lang_of(const eg_egraph *g);
 
@@ -154,11 +152,11 @@ size_t eg_nclasses(const eg_egraph *g);
 size_t eg_nenodes(const eg_egraph *g);
 size_t eg_memo_size(const eg_egraph *g);
 size_t eg_total_size(const eg_egraph *g);
-size_t eg_bytes(const eg_egraph *g);       /* bytes held by the arenas now */
-size_t eg_peak_bytes(const eg_egraph *g);  /* high-water mark of eg_bytes */
-size_t eg_analysis_bytes(const eg_egraph *g); /* of which analysis data */
+size_t eg_bytes(const eg_egraph *g);           /* bytes held by the arenas now */
+size_t eg_peak_bytes(const eg_egraph *g);      /* high-water mark of eg_bytes */
+size_t eg_analysis_bytes(const eg_egraph *g);  /* of which analysis data */
 size_t eg_analysis_values(const eg_egraph *g); /* distinct analysis values */
-size_t eg_nids(const eg_egraph *g);        /* ids ever made (classes+merged) */
+size_t eg_nids(const eg_egraph *g);            /* ids ever made (classes+merged) */
 /* Node records ever stored: live, pruned by eg_class_retain, and dead
  * duplicates that rebuild dropped (egg keeps all of them too). */
 size_t eg_nodes_stored(const eg_egraph *g);
@@ -167,19 +165,19 @@ size_t eg_nodes_stored(const eg_egraph *g);
  * shrink, so (without explanations) eg_bytes is also the peak and this is
  * the breakdown at the peak. The fields add up to total. */
 typedef struct eg_mem {
-  size_t fixed;      /* the eg_egraph record */
-  size_t nodes;      /* e-node records (eg_node) */
-  size_t kids;       /* child ids of the records */
-  size_t memo;       /* the hash-cons table */
-  size_t ids;        /* per id: union-find parent, flags, class block offset */
-  size_t lists;      /* class node and parent lists (the list pool) */
-  size_t lists_free; /*   of which free: freed blocks and the pool's tail */
-  size_t index;      /* op index (classes by op) and the list of roots */
-  size_t work;       /* worklists and scratch (rebuild queues, sort buffer) */
-  size_t attrs;      /* interned attribute payloads */
-  size_t analysis;   /* per-id value handles and the distinct values */
-  size_t explain;    /* proof forest (only with eg_params.explain) */
-  size_t total;      /* eg_bytes */
+  size_t fixed;       /* the eg_egraph record */
+  size_t nodes;       /* e-node records (eg_node) */
+  size_t kids;        /* child ids of the records */
+  size_t memo;        /* the hash-cons table */
+  size_t ids;         /* per id: union-find parent, flags, class block offset */
+  size_t lists;       /* class node and parent lists (the list pool) */
+  size_t lists_free;  /*   of which free: freed blocks and the pool's tail */
+  size_t index;       /* op index (classes by op) and the list of roots */
+  size_t work;        /* worklists and scratch (rebuild queues, sort buffer) */
+  size_t attrs;       /* interned attribute payloads */
+  size_t analysis;    /* per-id value handles and the distinct values */
+  size_t explain;     /* proof forest (only with eg_params.explain) */
+  size_t total;       /* eg_bytes */
   size_t compactions; /* times the list pool was compacted (not bytes) */
 } eg_mem;
 void eg_mem_usage(const eg_egraph *g, eg_mem *m);
@@ -193,9 +191,7 @@ const uint32_t *eg_class_nodes(const eg_egraph *g, eg_id cls, uint32_t *n);
 const void *eg_data(eg_egraph *g, eg_id id);
 /* Keeps only the nodes of class cls for which keep() is true (egg's
  * `nodes.retain`): the removed nodes stay in the hash-cons. */
-void eg_class_retain(eg_egraph *g, eg_id cls,
-                     bool (*keep)(const eg_egraph *, const eg_node *, void *),
-                     void *ctx);
+void eg_class_retain(eg_egraph *g, eg_id cls, bool (*keep)(const eg_egraph *, const eg_node *, void *), void *ctx);
 /* Classes containing op (after a rebuild); the op index of e-matching.
  * op -1: every class with a node. */
 const eg_id *eg_classes_with_op(eg_egraph *g, int op, uint32_t *n);

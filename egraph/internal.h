@@ -27,16 +27,18 @@
 #include <string.h>
 
 /* Always-on invariant check (STYLE: broken invariants are asserts). */
-#define EG_ASSERT(c)                                                        \
-  do {                                                                      \
-    if (!(c)) {                                                             \
-      fprintf(stderr, "%s:%d: egraph invariant failed: %s\n", __FILE__,     \
-              __LINE__, #c);                                                \
-      abort();                                                              \
-    }                                                                       \
+#define EG_ASSERT(c)                                                                                                   \
+  do {                                                                                                                 \
+    if (!(c)) {                                                                                                        \
+      fprintf(stderr, "%s:%d: egraph invariant failed: %s\n", __FILE__, __LINE__, #c);                                 \
+      abort();                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
-typedef struct eg_vec { uint32_t *a; uint32_t n, cap; } eg_vec;
+typedef struct eg_vec {
+  uint32_t *a;
+  uint32_t n, cap;
+} eg_vec;
 
 /* Per id: the word offset of its class's block in the list pool (0: none;
  * only roots own a block). A block is two header words and cap payload words:
@@ -55,10 +57,12 @@ typedef struct eg_vec { uint32_t *a; uint32_t n, cap; } eg_vec;
  * and when the pool is full and a quarter of it is free the live blocks are
  * slid together (pool_compact in egraph.c). Words 0..1 of the pool are a zero
  * header, so offset 0 reads as an empty class without a branch. */
-typedef struct eg_class { uint32_t blk; } eg_class;
+typedef struct eg_class {
+  uint32_t blk;
+} eg_class;
 
-enum { EG_F_DIRTY = 1 };          /* per-id flag: node list to sort/dedup */
-enum { EG_NCAPS = 64 };           /* block size classes */
+enum { EG_F_DIRTY = 1 }; /* per-id flag: node list to sort/dedup */
+enum { EG_NCAPS = 64 };  /* block size classes */
 #define EG_LP_HDR 2u
 #define EG_NN_BITS 25u
 #define EG_NN_MASK ((1u << EG_NN_BITS) - 1)
@@ -78,7 +82,10 @@ struct eg_egraph {
   /* Per-id analysis bytes for eg_uf_make: 4 (a value handle) or 0. */
   size_t dsize;
 
-  uint32_t *uf; uint8_t *flags; eg_class *cls; uint8_t *data;
+  uint32_t *uf;
+  uint8_t *flags;
+  eg_class *cls;
+  uint8_t *data;
   uint32_t nids, capids;
   /* Per node (at nid / EG_NODE_WORDS): the epoch in which it was added,
    * joined its class (its old class merged into another) or was
@@ -86,37 +93,47 @@ struct eg_egraph {
    * skips the matches of a rule it applied whole in the previous iteration
    * when they bind no node stamped since that search began: the same match
    * was found and applied then. */
-  uint32_t *nstamp; uint32_t capns;
+  uint32_t *nstamp;
+  uint32_t capns;
   uint32_t epoch;
 
-  uint32_t *na; uint32_t nna, capna; /* the node arena (word offsets) */
-  uint32_t nstored;                   /* node records in it */
-  size_t nkids;                       /* child-id words in it */
+  uint32_t *na;
+  uint32_t nna, capna; /* the node arena (word offsets) */
+  uint32_t nstored;    /* node records in it */
+  size_t nkids;        /* child-id words in it */
 
-  uint64_t *memo; uint32_t memocap, memon;
+  uint64_t *memo;
+  uint32_t memocap, memon;
   uint64_t memo_total;
 
   /* the list pool (see eg_class) */
-  uint32_t *lp; uint32_t nlp, caplp;
+  uint32_t *lp;
+  uint32_t nlp, caplp;
   uint32_t lfree[EG_NCAPS];
   size_t lfree_words, ncompact;
 
   /* interned analysis values: asize bytes each, and their hash table */
   size_t asize;
-  uint8_t *dv; uint32_t ndv, capdv;
-  uint32_t *dvtab; uint32_t dvtabcap;
+  uint8_t *dv;
+  uint32_t ndv, capdv;
+  uint32_t *dvtab;
+  uint32_t dvtabcap;
   void *dtmp, *dtmp2; /* two blobs of scratch */
 
   /* attribute interning: byte blob + offsets, open-addressed id table */
-  uint8_t *ablob; uint32_t nablob, capablob;
-  uint32_t *aoff; uint32_t nattrs, capattrs;
-  uint32_t *atab; uint32_t atabcap;
+  uint8_t *ablob;
+  uint32_t nablob, capablob;
+  uint32_t *aoff;
+  uint32_t nattrs, capattrs;
+  uint32_t *atab;
+  uint32_t atabcap;
 
   eg_vec pending, apending, dirty, kbuf;
-  eg_vec *byop; bool byop_stale;
-  eg_vec roots;    /* root classes with nodes, built when asked for */
+  eg_vec *byop;
+  bool byop_stale;
+  eg_vec roots; /* root classes with nodes, built when asked for */
   bool roots_stale;
-  eg_vec sortbuf;  /* merge-sort scratch */
+  eg_vec sortbuf; /* merge-sort scratch */
 
   size_t nclasses, nenodes;
   size_t bytes, peak;
@@ -124,7 +141,8 @@ struct eg_egraph {
   int in_rebuild, union_depth;
 
   size_t nrefused;
-  char *refusals; size_t nref, capref;
+  char *refusals;
+  size_t nref, capref;
 
   struct eg_explain *ex;
 };
@@ -133,10 +151,10 @@ struct eg_egraph {
 void eg_grow_(eg_egraph *g, void **p, uint32_t *cap, size_t elem, uint64_t need);
 /* the bound is checked inline: most calls find room (a call cost as much as
  * the lookup it guarded in eg_add) */
-#define EG_GROW(g, arr, cap, need)                                        \
-  do {                                                                    \
-    uint64_t eg_need_ = (need);                                           \
-    if (eg_need_ > (cap)) eg_grow_((g), (void **)&(arr), &(cap), sizeof *(arr), eg_need_); \
+#define EG_GROW(g, arr, cap, need)                                                                                     \
+  do {                                                                                                                 \
+    uint64_t eg_need_ = (need);                                                                                        \
+    if (eg_need_ > (cap)) eg_grow_((g), (void **)&(arr), &(cap), sizeof *(arr), eg_need_);                             \
   } while (0)
 
 static inline void eg_vec_push(eg_egraph *g, eg_vec *v, uint32_t x) {
@@ -159,12 +177,8 @@ uint32_t eg_uf_make(eg_egraph *g); /* new singleton id (grows per-id arrays) */
 /* Nodes: node id nid is the arena word offset of its eg_node; its child ids
  * follow it. Valid until the next add (which may grow the arena). */
 #define EG_NODE_WORDS 3u
-static inline eg_node *eg_nd_(const eg_egraph *g, uint32_t nid) {
-  return (eg_node *)(void *)(g->na + nid);
-}
-static inline uint32_t *eg_nkids_(const eg_egraph *g, uint32_t nid) {
-  return g->na + nid + EG_NODE_WORDS;
-}
+static inline eg_node *eg_nd_(const eg_egraph *g, uint32_t nid) { return (eg_node *)(void *)(g->na + nid); }
+static inline uint32_t *eg_nkids_(const eg_egraph *g, uint32_t nid) { return g->na + nid + EG_NODE_WORDS; }
 static inline const uint32_t *eg_kids_(const eg_egraph *g, const eg_node *n) {
   (void)g;
   return (const uint32_t *)(const void *)(n + 1);
@@ -172,15 +186,9 @@ static inline const uint32_t *eg_kids_(const eg_egraph *g, const eg_node *n) {
 
 /* Class lists (see eg_class). Pointers into the pool are valid until the
  * next add or union (which may grow or compact it). */
-static inline uint32_t eg_cls_nn(const eg_egraph *g, uint32_t c) {
-  return g->lp[g->cls[c].blk] & EG_NN_MASK;
-}
-static inline uint32_t eg_cls_np(const eg_egraph *g, uint32_t c) {
-  return g->lp[g->cls[c].blk + 1];
-}
-static inline uint32_t *eg_cls_nodes(const eg_egraph *g, uint32_t c) {
-  return g->lp + g->cls[c].blk + EG_LP_HDR;
-}
+static inline uint32_t eg_cls_nn(const eg_egraph *g, uint32_t c) { return g->lp[g->cls[c].blk] & EG_NN_MASK; }
+static inline uint32_t eg_cls_np(const eg_egraph *g, uint32_t c) { return g->lp[g->cls[c].blk + 1]; }
+static inline uint32_t *eg_cls_nodes(const eg_egraph *g, uint32_t c) { return g->lp + g->cls[c].blk + EG_LP_HDR; }
 /* Parent i of class c, in the order they were added. */
 static inline uint32_t eg_cls_parent(const eg_egraph *g, uint32_t c, uint32_t i) {
   const uint32_t *h = g->lp + g->cls[c].blk;
@@ -189,20 +197,16 @@ static inline uint32_t eg_cls_parent(const eg_egraph *g, uint32_t c, uint32_t i)
 
 /* Analysis data: handle per id (valid at roots) into the interned values. */
 static inline uint32_t *eg_handles_(const eg_egraph *g) { return (uint32_t *)(void *)g->data; }
-static inline const void *eg_value_(const eg_egraph *g, uint32_t h) {
-  return g->dv + (size_t)h * g->asize;
-}
+static inline const void *eg_value_(const eg_egraph *g, uint32_t h) { return g->dv + (size_t)h * g->asize; }
 
 /* explanations (explain.c); all no-ops unless g->ex */
 struct eg_explain *eg_ex_new(void);
 void eg_ex_free(struct eg_explain *ex);
-void eg_ex_new_id(eg_egraph *g, eg_id id, int op, uint32_t attr,
-                  const eg_id *kids, uint32_t n);
+void eg_ex_new_id(eg_egraph *g, eg_id id, int op, uint32_t attr, const eg_id *kids, uint32_t n);
 void eg_ex_union(eg_egraph *g, eg_id a, eg_id b, const eg_reason *why);
 /* With explanations, an add of an existing class by a not-yet-seen original
  * term makes a fresh id merged into it by congruence (as egg does). */
-eg_id eg_ex_add_existing(eg_egraph *g, int op, uint32_t attr, const eg_id *kids,
-                         uint32_t n, uint32_t holder);
+eg_id eg_ex_add_existing(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n, uint32_t holder);
 size_t eg_ex_bytes(const struct eg_explain *ex);
 
 /* sorting of a class's node ids by node content (egraph.c) */

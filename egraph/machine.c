@@ -32,8 +32,8 @@ struct eg_prog {
   uint32_t ncode, nregs;
   int root_kind; /* 0 variable, 1 ground, 2 node */
   uint32_t *var_reg;
-  uint32_t *attr_ids;  /* per pattern node: its fixed attribute, interned */
-  uint32_t *ground;    /* pattern nodes looked up per search */
+  uint32_t *attr_ids; /* per pattern node: its fixed attribute, interned */
+  uint32_t *ground;   /* pattern nodes looked up per search */
   uint32_t nground;
   eg_id *ground_cls, *ground_prev;
   uint32_t *regs, *aslot;
@@ -70,8 +70,8 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
   }
   /* at most one BIND per node plus one CMP/LOOKUP per child, plus YIELD;
    * registers: the root's plus one per child of a bound node */
-  size_t ncode = 2 * (size_t)p->n + 1, words = 2 * (size_t)nv + 5 * (size_t)p->n + (1 + (size_t)nk) +
-                 maxk + p->n + (size_t)nk + 2 * (size_t)p->n + nv + p->n;
+  size_t ncode = 2 * (size_t)p->n + 1, words = 2 * (size_t)nv + 5 * (size_t)p->n + (1 + (size_t)nk) + maxk + p->n +
+                                               (size_t)nk + 2 * (size_t)p->n + nv + p->n;
   char *blk = tl_xcalloc(1, sizeof(eg_prog) + ncode * sizeof(eg_insn) + words * sizeof(uint32_t));
   EG_ASSERT(blk);
   eg_prog *pr = (eg_prog *)blk;
@@ -138,8 +138,10 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
       uint32_t c = p->kids[pn->kids + k], r = in.out + k;
       const eg_pnode *cn = &p->nodes[c];
       if (cn->kind == EG_PAT_VAR) {
-        if (pr->var_reg[cn->var] == EG_NONE) pr->var_reg[cn->var] = r;
-        else pr->code[pr->ncode++] = (eg_insn){I_CMP, 0, 0, r, pr->var_reg[cn->var], 0, 0};
+        if (pr->var_reg[cn->var] == EG_NONE)
+          pr->var_reg[cn->var] = r;
+        else
+          pr->code[pr->ncode++] = (eg_insn){I_CMP, 0, 0, r, pr->var_reg[cn->var], 0, 0};
       } else if (gr[c]) {
         pr->code[pr->ncode++] = (eg_insn){I_LOOKUP, 0, 0, r, pr->nground, 0, 0};
         pr->ground[pr->nground++] = c;
@@ -198,8 +200,7 @@ static void yield(mach *m, uint32_t stamp) {
   uint32_t *rec = o->a + o->n * w;
   rec[0] = m->regs[0];
   const eg_prog *pr = m->pr;
-  for (uint32_t v = 0; v < pr->v->n; v++)
-    rec[1 + v] = pr->v->is_attr[v] ? m->aslot[v] : m->regs[pr->var_reg[v]];
+  for (uint32_t v = 0; v < pr->v->n; v++) rec[1 + v] = pr->v->is_attr[v] ? m->aslot[v] : m->regs[pr->var_reg[v]];
   o->n++;
   if (++m->found > m->limit) m->done = true;
 }
@@ -219,9 +220,7 @@ static void run(mach *m, uint32_t pc, uint32_t stamp) {
       if (regs[in->reg] != m->pr->ground_cls[in->out]) return;
       pc++;
       continue;
-    case I_YIELD:
-      yield(m, stamp);
-      return;
+    case I_YIELD: yield(m, stamp); return;
     default: break;
     }
     /* I_BIND: the nodes of op in the class are contiguous (sorted by op) */
@@ -231,8 +230,10 @@ static void run(mach *m, uint32_t pc, uint32_t stamp) {
     if (hi > 8) {
       while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (eg_nd_(m->g, ns[mid])->op < in->op) lo = mid + 1;
-        else hi = mid;
+        if (eg_nd_(m->g, ns[mid])->op < in->op)
+          lo = mid + 1;
+        else
+          hi = mid;
       }
       hi = nn;
     }
@@ -304,8 +305,8 @@ static void fit_width(const eg_prog *pr, eg_matches *out) {
   }
 }
 
-size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out,
-                               bool try_alloc, bool *oom) {
+size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out, bool try_alloc,
+                               bool *oom) {
   fit_width(pr, out);
   /* skipping needs everything a match depends on read from bound nodes:
    * not a bare variable or ground root, nor ground parts whose classes
@@ -321,8 +322,10 @@ size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg
     const eg_id *cl = eg_classes_with_op((eg_egraph *)g, pr->root_kind == 0 ? -1 : pr->p->nodes[pr->p->n - 1].op, &nc);
     for (uint32_t i = 0; i < nc && !m.done; i++) {
       pr->regs[0] = cl[i];
-      if (pr->root_kind == 0) yield(&m, UINT32_MAX);
-      else run(&m, 0, 0);
+      if (pr->root_kind == 0)
+        yield(&m, UINT32_MAX);
+      else
+        run(&m, 0, 0);
     }
   }
   if (oom) *oom = m.oom;

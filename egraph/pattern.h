@@ -22,11 +22,11 @@
 enum { EG_PAT_VAR, EG_PAT_NODE };
 
 typedef struct eg_pnode {
-  uint8_t kind;      /* EG_PAT_VAR or EG_PAT_NODE */
-  uint8_t attr_var;  /* NODE: the attribute is variable `var` */
+  uint8_t kind;     /* EG_PAT_VAR or EG_PAT_NODE */
+  uint8_t attr_var; /* NODE: the attribute is variable `var` */
   uint16_t op;
-  uint32_t n, kids;  /* NODE: n children, indices at pat->kids[kids..] */
-  uint32_t var;      /* VAR (class variable) or attribute variable index */
+  uint32_t n, kids;            /* NODE: n children, indices at pat->kids[kids..] */
+  uint32_t var;                /* VAR (class variable) or attribute variable index */
   uint32_t attr_off, attr_len; /* NODE: fixed attribute bytes in pat->blob */
   int line, col;
 } eg_pnode;
@@ -39,9 +39,12 @@ typedef struct eg_vartab {
 } eg_vartab;
 
 typedef struct eg_pattern {
-  eg_pnode *nodes; uint32_t n;
-  uint32_t *kids; uint32_t nkids;
-  uint8_t *blob; uint32_t nblob;
+  eg_pnode *nodes;
+  uint32_t n;
+  uint32_t *kids;
+  uint32_t nkids;
+  uint8_t *blob;
+  uint32_t nblob;
 } eg_pattern;
 
 /* A standalone pattern (its own variables). NULL + message on error. */
@@ -53,7 +56,7 @@ eg_pat *eg_pat_parse(const eg_lang *l, const char *text, char *err, size_t errsz
 void eg_pat_free(eg_pat *p);
 void eg_pattern_clear(eg_pattern *p);
 void eg_vartab_clear(eg_vartab *v);
-int eg_vartab_find(const eg_vartab *v, const char *s, size_t n); /* -1 */
+int eg_vartab_find(const eg_vartab *v, const char *s, size_t n);             /* -1 */
 uint32_t eg_vartab_add(eg_vartab *v, const char *s, size_t n, bool is_attr); /* its index */
 
 /* Matches: records of (1 + width) u32 = class, then one slot per variable
@@ -66,9 +69,7 @@ typedef struct eg_matches {
 } eg_matches;
 void eg_matches_clear(eg_matches *m, uint32_t width);
 void eg_matches_free(eg_matches *m);
-static inline const uint32_t *eg_match_at(const eg_matches *m, size_t i) {
-  return m->a + i * (1 + (size_t)m->width);
-}
+static inline const uint32_t *eg_match_at(const eg_matches *m, size_t i) { return m->a + i * (1 + (size_t)m->width); }
 
 /* A pattern compiled for one e-graph (its attributes interned there). The
  * pattern and vartab must outlive it. */
@@ -87,8 +88,8 @@ size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out);
  * unwinding (a thread without a region cannot unwind); a block it allocated
  * belongs to no region until the caller's tl_adopt. */
 bool eg_prog_prepare(eg_egraph *g, eg_prog *pr);
-size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out,
-                               bool try_alloc, bool *oom);
+size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out, bool try_alloc,
+                               bool *oom);
 /* Searches from now on count every match but keep only those binding an
  * e-node stamped (eg_next_epoch) in or after epoch (0: keep all): the others
  * bind the same nodes, in the same classes, with the same children as at
@@ -101,7 +102,6 @@ void eg_prog_skip_before(eg_prog *pr, uint32_t epoch);
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst);
 /* Naive backtracking matcher over the pattern tree: the reference that the
  * tests compare the program against. */
-size_t eg_pattern_search_naive(eg_egraph *g, const eg_pattern *p,
-                               const eg_vartab *v, eg_matches *out);
+size_t eg_pattern_search_naive(eg_egraph *g, const eg_pattern *p, const eg_vartab *v, eg_matches *out);
 
 #endif

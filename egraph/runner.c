@@ -65,9 +65,7 @@ typedef struct rstate {
   bool oom;
 } rstate;
 
-static size_t shl_sat(size_t x, uint32_t k) {
-  return k >= 8 * sizeof x || x > (SIZE_MAX >> k) ? SIZE_MAX : x << k;
-}
+static size_t shl_sat(size_t x, uint32_t k) { return k >= 8 * sizeof x || x > (SIZE_MAX >> k) ? SIZE_MAX : x << k; }
 
 /* The backoff scheduler's match limit for a phase that starts with n0 live
  * e-nodes, before the shift by times_banned (runner.h). */
@@ -136,8 +134,7 @@ static int check_sets(const eg_rules *rules, const char *sets, char *msg, size_t
     if (e > p) {
       int found = 0;
       for (int i = 0; i < rules->nrulesets; i++)
-        if (strlen(rules->rulesets[i]) == (size_t)(e - p) && !memcmp(rules->rulesets[i], p, (size_t)(e - p)))
-          found = 1;
+        if (strlen(rules->rulesets[i]) == (size_t)(e - p) && !memcmp(rules->rulesets[i], p, (size_t)(e - p))) found = 1;
       if (!found) {
         snprintf(msg, n, "unknown ruleset '%.*s'", (int)(e - p), p);
         return -1;
@@ -192,7 +189,7 @@ enum { PAR_MIN_ENODES = 2048 };
 typedef struct pool {
   pthread_t th[EG_MAX_SEARCH_THREADS];
   int nth;
-  int state; /* 0: not started, 1: workers running, -1: none could start */
+  int state;           /* 0: not started, 1: workers running, -1: none could start */
   tl_cleanup *cleanup; /* stops the workers if the region unwinds */
   pthread_mutex_t mu;
   pthread_cond_t go, done;
@@ -284,9 +281,8 @@ static void pool_search(pool *P, const eg_egraph *g, rstate *st, const int *todo
   pthread_mutex_unlock(&P->mu);
 }
 
-static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
-                      eg_run_params p, rstate *st, eg_rule_stats *rs, eg_phase_report *out,
-                      size_t *match_bytes, pool *P, int *todo) {
+static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, eg_run_params p, rstate *st,
+                      eg_rule_stats *rs, eg_phase_report *out, size_t *match_bytes, pool *P, int *todo) {
   int n = rules->nrules;
   for (int i = 0; i < n; i++) {
     st[i].active = eg_ruleset_in(rules, rules->rules[i].ruleset, ph->rulesets);
@@ -331,8 +327,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
       s->now = epoch;
       todo[ntodo++] = i;
     }
-    bool par = !stop && p.search_threads > 1 && P->state >= 0 && ntodo > 1 &&
-               eg_nenodes(g) >= PAR_MIN_ENODES;
+    bool par = !stop && p.search_threads > 1 && P->state >= 0 && ntodo > 1 && eg_nenodes(g) >= PAR_MIN_ENODES;
     if (par && P->state == 0) {
       P->state = pool_start(P, (int)p.search_threads) ? 1 : -1;
       if (P->state == 1) P->cleanup->arg = P;
@@ -355,7 +350,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
         if (s->oom) failed = (s->m.cap ? 2 * s->m.cap : 1024) * sizeof *s->m.a;
       }
       if (failed) tl_oom(failed); /* as the search on this thread would have */
-      R.match_bytes = 0; /* the buffers as the searches left them */
+      R.match_bytes = 0;          /* the buffers as the searches left them */
       for (int i = 0; i < n; i++) R.match_bytes += st[i].m.cap * sizeof *st[i].m.a;
     }
     for (int k = 0; k < ntodo && !stop; k++) {
@@ -412,8 +407,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
           rs[i].applied++;
           is.applied++;
         }
-        if (!p.limits_between_rules &&
-            ((R.lim->nodes && eg_total_size(g) > R.lim->nodes) || (k & 63) == 63))
+        if (!p.limits_between_rules && ((R.lim->nodes && eg_total_size(g) > R.lim->nodes) || (k & 63) == 63))
           stop = check(&R);
       }
       if (eg_nrefused(g) != refused0) s->whole = 0; /* refused now, maybe not next time */
@@ -433,8 +427,8 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
     is.eclasses = eg_nclasses(g);
     is.memo = eg_total_size(g);
     is.bytes = eg_bytes(g);
-    bool sat = is.applied == 0 && (p.sched != EG_SCHED_BACKOFF || can_stop(st, n, it)) &&
-               size0 == eg_total_size(g) && classes0 == eg_nclasses(g);
+    bool sat = is.applied == 0 && (p.sched != EG_SCHED_BACKOFF || can_stop(st, n, it)) && size0 == eg_total_size(g) &&
+               classes0 == eg_nclasses(g);
     if (!stop && sat) stop = EG_STOP_SATURATED;
     if (out->niters == capit) {
       capit = capit ? capit * 2 : 16;
@@ -452,8 +446,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph,
   out->ms = (now_s() - R.start) * 1e3;
 }
 
-eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
-                  int nphases, eg_run_params p) {
+eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases, int nphases, eg_run_params p) {
   eg_report *rep = tl_xcalloc(1, sizeof *rep);
   EG_ASSERT(rep);
   int n = rules->nrules;
@@ -482,8 +475,7 @@ eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
   pool *P = tl_xcalloc(1, sizeof *P);
   P->cleanup = tl_cleanup_push(pool_stop); /* armed once workers start */
   for (int ph = 0; ph < nphases; ph++) {
-    run_phase(g, rules, &phases[ph], p, st, rep->rules, &rep->phases[ph], &rep->match_bytes, P,
-              todo);
+    run_phase(g, rules, &phases[ph], p, st, rep->rules, &rep->phases[ph], &rep->match_bytes, P, todo);
     rep->nphases++;
   }
   if (P->state == 1) pool_stop(P);
@@ -514,14 +506,14 @@ void eg_report_print(const eg_report *r, const eg_rules *rules, FILE *f) {
   }
   for (int ph = 0; ph < r->nphases; ph++) {
     const eg_phase_report *P = &r->phases[ph];
-    fprintf(f, "phase %d: stop %s(%.6g) after %u iterations, %.2f ms\n", ph,
-            eg_stop_name(P->stop), P->stop_value, P->niters, P->ms);
+    fprintf(f, "phase %d: stop %s(%.6g) after %u iterations, %.2f ms\n", ph, eg_stop_name(P->stop), P->stop_value,
+            P->niters, P->ms);
     fprintf(f, "| iter | enodes | eclasses | memo | applied | banned | search_ms | apply_ms | rebuild_ms |\n"
                "|---|---|---|---|---|---|---|---|---|\n");
     for (uint32_t i = 0; i < P->niters; i++) {
       const eg_iter_stats *s = &P->iters[i];
-      fprintf(f, "| %u | %zu | %zu | %zu | %zu | %zu | %.3f | %.3f | %.3f |\n", i, s->enodes,
-              s->eclasses, s->memo, s->applied, s->banned, s->search_ms, s->apply_ms, s->rebuild_ms);
+      fprintf(f, "| %u | %zu | %zu | %zu | %zu | %zu | %.3f | %.3f | %.3f |\n", i, s->enodes, s->eclasses, s->memo,
+              s->applied, s->banned, s->search_ms, s->apply_ms, s->rebuild_ms);
     }
   }
   fprintf(f, "| rule | searches | matches | repeats | applied | cond-refused | bans | search_ms | apply_ms |\n"
@@ -530,7 +522,7 @@ void eg_report_print(const eg_report *r, const eg_rules *rules, FILE *f) {
     const eg_rule_stats *s = &r->rules[i];
     if (!s->searches) continue;
     fprintf(f, "| %s%s | %zu | %zu | %zu | %zu | %zu | %u | %.3f | %.3f |\n", rules->rules[i].name,
-            rules->rules[i].backward ? " (<=)" : "", s->searches, s->matches, s->repeats, s->applied,
-            s->refused_conds, s->times_banned, s->search_ms, s->apply_ms);
+            rules->rules[i].backward ? " (<=)" : "", s->searches, s->matches, s->repeats, s->applied, s->refused_conds,
+            s->times_banned, s->search_ms, s->apply_ms);
   }
 }

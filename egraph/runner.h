@@ -23,8 +23,12 @@
 #include "egraph/rules.h"
 
 typedef enum eg_stop {
-  EG_STOP_NONE, EG_STOP_SATURATED, EG_STOP_ITERATIONS, EG_STOP_NODES,
-  EG_STOP_TIME, EG_STOP_MEMORY
+  EG_STOP_NONE,
+  EG_STOP_SATURATED,
+  EG_STOP_ITERATIONS,
+  EG_STOP_NODES,
+  EG_STOP_TIME,
+  EG_STOP_MEMORY
 } eg_stop;
 const char *eg_stop_name(eg_stop s); /* "Saturated", "IterLimit", ... */
 
@@ -125,13 +129,12 @@ typedef struct eg_report {
   size_t match_bytes;
   eg_rule_stats *rules; /* per rule of the book, summed over phases */
   int nrules;
-  int error;            /* 1: a phase named an unknown ruleset */
+  int error; /* 1: a phase named an unknown ruleset */
   char msg[160];
 } eg_report;
 
 /* Runs the phases in order on g. Never NULL (error is set on bad input). */
-eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases,
-                  int nphases, eg_run_params p);
+eg_report *eg_run(eg_egraph *g, const eg_rules *rules, const eg_phase *phases, int nphases, eg_run_params p);
 void eg_report_free(eg_report *r);
 /* The --stats text: stop reasons, per-iteration and per-rule tables. */
 void eg_report_print(const eg_report *r, const eg_rules *rules, FILE *f);

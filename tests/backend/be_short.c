@@ -49,11 +49,17 @@ static int host_lanes(int dt) {
  * input, on top of be_add_specials. */
 static void add_magnitudes(tl_tensor *t) {
   for (int64_t i = 0; i < t->numel; i++) {
-    double v = i % 13 == 4 ? -0.0 : i % 11 == 2 ? 0.0 : i % 31 == 9 ? 3.0e38 : i % 37 == 10 ? -2.5e38
-             : i % 19 == 6 ? 1e-40 : 1;
+    double v = i % 13 == 4    ? -0.0
+               : i % 11 == 2  ? 0.0
+               : i % 31 == 9  ? 3.0e38
+               : i % 37 == 10 ? -2.5e38
+               : i % 19 == 6  ? 1e-40
+                              : 1;
     if (v == 1) continue;
-    if (t->dtype == TL_F32) ((float *)t->data)[i] = (float)v;
-    else if (t->dtype == TL_F64) ((double *)t->data)[i] = v * (i % 2 ? 1e270 : 1);
+    if (t->dtype == TL_F32)
+      ((float *)t->data)[i] = (float)v;
+    else if (t->dtype == TL_F64)
+      ((double *)t->data)[i] = v * (i % 2 ? 1e270 : 1);
   }
 }
 
@@ -136,12 +142,14 @@ static int sum_tests(int verbose, int *n) {
           int special = (int)(li + (size_t)k) % 3; /* 2: also huge, tiny and signed zeros */
           snprintf(name, sizeof name, "%s f%s [%lld %lld]%s%s", ops[op], dts[t] + 1, (long long)r, (long long)d,
                    sym ? " (symbolic)" : "",
-                   special == 2 ? ", NaN, infinities, huge, subnormal, zeros" : special ? ", NaN and infinities" : "");
+                   special == 2 ? ", NaN, infinities, huge, subnormal, zeros"
+                   : special    ? ", NaN and infinities"
+                                : "");
           if (sym)
             snprintf(text, sizeof text, "(graph s (in x %s [r c]) (out y (%s x :axis 1)))", dts[t], ops[op]);
           else
-            snprintf(text, sizeof text, "(graph s (in x %s [%lld %lld]) (out y (%s x :axis 1)))", dts[t],
-                     (long long)r, (long long)d, ops[op]);
+            snprintf(text, sizeof text, "(graph s (in x %s [%lld %lld]) (out y (%s x :axis 1)))", dts[t], (long long)r,
+                     (long long)d, ops[op]);
           int64_t syms[4] = {sym ? r : 0, sym ? d : 0};
           fails += run_path(name, text, syms, special, "shortsums", sym ? L > 0 : taken, k == 0 || k == 3 ? 2 : 1, -1,
                             verbose);
@@ -149,30 +157,42 @@ static int sum_tests(int verbose, int *n) {
         }
       }
   int L8 = L > 0; /* rows of 8 take the path (AVX2 and up) */
-  static const struct { const char *name, *text; int64_t syms[4]; int path; } edge[] = {
-    {"sum f32 [0 8]", "(graph s (in x f32 [0 8]) (out y (sum x :axis 1)))", {0}, 1},
-    {"sum over rank 3, [3 7 8]", "(graph s (in x f32 [3 7 8]) (out y (sum x :axis 2)))", {0}, 1},
-    {"mean over rank 3, [5 1 8], two threads", "(graph s (in x f64 [5 1 8]) (out y (mean x :axis -1)))", {0}, 1},
-    {"sum over rank 3 of a symbolic [a b 8]", "(graph s (in x f32 [a b 8]) (out y (sum x :axis 2)))", {7, 9}, 1},
-    {"sum of rows of a symbolic length", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 8}, 1},
-    {"sum of rows of a symbolic length, none", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 0}, 1},
-    {"sum of no rows of a symbolic length", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {0, 5}, 1},
-    {"sum over axis 0 of [8 8]", "(graph s (in x f32 [8 8]) (out y (sum x :axis 0)))", {0}, 0},
-    {"sum over both axes of [8 8]", "(graph s (in x f32 [8 8]) (out y (sum x)))", {0}, 0},
-    {"sum of exp(x) (a computing producer), [37 8]", "(graph s (in x f32 [37 8]) (out y (sum (exp x) :axis 1)))",
-     {0}, 0},
-    {"sum of i32 rows, [37 8]", "(graph s (in x i32 [37 8]) (out y (sum x :axis 1)))", {0}, 0},
-    {"sum of a transpose, [8 37] -> [37 8]", "(graph s (in x f32 [8 37]) (out y (sum (transpose x) :axis 1)))", {0}, 0},
-    {"sum keeping its axis, [37 16]", "(graph s (in x f64 [37 16]) (out y (sum x :axis 1 :keepdims true)))", {0}, 1},
+  static const struct {
+    const char *name, *text;
+    int64_t syms[4];
+    int path;
+  } edge[] = {
+      {"sum f32 [0 8]", "(graph s (in x f32 [0 8]) (out y (sum x :axis 1)))", {0}, 1},
+      {"sum over rank 3, [3 7 8]", "(graph s (in x f32 [3 7 8]) (out y (sum x :axis 2)))", {0}, 1},
+      {"mean over rank 3, [5 1 8], two threads", "(graph s (in x f64 [5 1 8]) (out y (mean x :axis -1)))", {0}, 1},
+      {"sum over rank 3 of a symbolic [a b 8]", "(graph s (in x f32 [a b 8]) (out y (sum x :axis 2)))", {7, 9}, 1},
+      {"sum of rows of a symbolic length", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 8}, 1},
+      {"sum of rows of a symbolic length, none", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 0}, 1},
+      {"sum of no rows of a symbolic length", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {0, 5}, 1},
+      {"sum over axis 0 of [8 8]", "(graph s (in x f32 [8 8]) (out y (sum x :axis 0)))", {0}, 0},
+      {"sum over both axes of [8 8]", "(graph s (in x f32 [8 8]) (out y (sum x)))", {0}, 0},
+      {"sum of exp(x) (a computing producer), [37 8]",
+       "(graph s (in x f32 [37 8]) (out y (sum (exp x) :axis 1)))",
+       {0},
+       0},
+      {"sum of i32 rows, [37 8]", "(graph s (in x i32 [37 8]) (out y (sum x :axis 1)))", {0}, 0},
+      {"sum of a transpose, [8 37] -> [37 8]",
+       "(graph s (in x f32 [8 37]) (out y (sum (transpose x) :axis 1)))",
+       {0},
+       0},
+      {"sum keeping its axis, [37 16]", "(graph s (in x f64 [37 16]) (out y (sum x :axis 1 :keepdims true)))", {0}, 1},
   };
   for (size_t i = 0; i < sizeof edge / sizeof *edge; i++, (*n)++)
-    fails += run_path(edge[i].name, edge[i].text, edge[i].syms, (int)i % 3, "shortsums", edge[i].path && L8, 2, -1,
-                      verbose);
+    fails +=
+        run_path(edge[i].name, edge[i].text, edge[i].syms, (int)i % 3, "shortsums", edge[i].path && L8, 2, -1, verbose);
   /* a symbolic power of two calls its known length's blocks (AVX2 and up) */
-  static const struct { const char *name, *text; int64_t syms[4]; } pow2[] = {
-    {"sum f32 [r c], c = 8: the known blocks", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {1000, 8}},
-    {"mean f64 [r c], c = 32: the known blocks", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {37, 32}},
-    {"sum f32 [r c], c = 2: the known blocks", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {3, 2}},
+  static const struct {
+    const char *name, *text;
+    int64_t syms[4];
+  } pow2[] = {
+      {"sum f32 [r c], c = 8: the known blocks", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {1000, 8}},
+      {"mean f64 [r c], c = 32: the known blocks", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {37, 32}},
+      {"sum f32 [r c], c = 2: the known blocks", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {3, 2}},
   };
   for (size_t i = 0; i < sizeof pow2 / sizeof *pow2; i++, (*n)++)
     fails += run_path(pow2[i].name, pow2[i].text, pow2[i].syms, (int)i % 3, "pow2sums", L > 0, 2, -1, verbose);
@@ -180,11 +200,14 @@ static int sum_tests(int verbose, int *n) {
    * tuning for the CPU (a 256-bit legal width), and so do the functions a
    * symbolic length's powers of two call; kernels that call libmvec must
    * not (its 512-bit argument would be split) */
-  static const struct { const char *name, *text; int want; } width[] = {
-    {"sum f32 [37 16]: width left to the CPU's tuning", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", 1},
-    {"sum f32 [r c]: its power-of-two blocks' width left to the CPU's tuning",
-     "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", 1},
-    {"log_softmax f32 [37 16]: 512-bit", "(graph s (in x f32 [37 16]) (out y (log_softmax x :axis 1)))", 0},
+  static const struct {
+    const char *name, *text;
+    int want;
+  } width[] = {
+      {"sum f32 [37 16]: width left to the CPU's tuning", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", 1},
+      {"sum f32 [r c]: its power-of-two blocks' width left to the CPU's tuning",
+       "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", 1},
+      {"log_softmax f32 [37 16]: 512-bit", "(graph s (in x f32 [37 16]) (out y (log_softmax x :axis 1)))", 0},
   };
   for (size_t i = 0; i < sizeof width / sizeof *width; i++, (*n)++) {
     char *diag = NULL, err[512];
@@ -193,7 +216,10 @@ static int sum_tests(int verbose, int *n) {
     int h = g ? be_emitted_has(g, "\"min-legal-vector-width\"=\"256\"", err, sizeof err) : -1;
     int want = host_lanes(TL_F64) == 8 && width[i].want;
     if (h != want) {
-      printf("FAIL %s: %s\n", width[i].name, h < 0 ? (g ? err : "parse") : h ? "256-bit legal width" : "no 256-bit legal width");
+      printf("FAIL %s: %s\n", width[i].name,
+             h < 0 ? (g ? err : "parse")
+             : h   ? "256-bit legal width"
+                   : "no 256-bit legal width");
       fails++;
     }
     tl_graph_free(g);
@@ -208,18 +234,21 @@ static int sum_tests(int verbose, int *n) {
  * faults), which the value checks cannot see (lanes read outside the rows
  * are dropped before the store). */
 static int guarded_tests(int verbose, int *n) {
-  static const struct { const char *name, *text; int64_t syms[4]; } cases[] = {
-    {"sum f32 [37 12]", "(graph s (in x f32 [37 12]) (out y (sum x :axis 1)))", {0}},
-    {"mean f64 [37 24]", "(graph s (in x f64 [37 24]) (out y (mean x :axis 1)))", {0}},
-    {"sum f32 [37 16]", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", {0}},
-    {"sum f32 [r c], c = 5", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 5}},
-    {"sum f32 [r c], c = 16", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 16}},
-    {"mean f64 [r c], c = 4", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {37, 4}},
-    {"sum f64 [r c], c = 31", "(graph s (in x f64 [r c]) (out y (sum x :axis 1)))", {37, 31}},
-    {"log_softmax f32 [37 24]", "(graph s (in x f32 [37 24]) (out y (log_softmax x :axis 1)))", {0}},
-    {"softmax f32 [r c], c = 10", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {37, 10}},
-    {"softmax f32 [r c], c = 5", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {37, 5}},
-    {"log_softmax f64 [r c], c = 3", "(graph s (in x f64 [r c]) (out y (log_softmax x :axis 1)))", {37, 3}},
+  static const struct {
+    const char *name, *text;
+    int64_t syms[4];
+  } cases[] = {
+      {"sum f32 [37 12]", "(graph s (in x f32 [37 12]) (out y (sum x :axis 1)))", {0}},
+      {"mean f64 [37 24]", "(graph s (in x f64 [37 24]) (out y (mean x :axis 1)))", {0}},
+      {"sum f32 [37 16]", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", {0}},
+      {"sum f32 [r c], c = 5", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 5}},
+      {"sum f32 [r c], c = 16", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", {37, 16}},
+      {"mean f64 [r c], c = 4", "(graph s (in x f64 [r c]) (out y (mean x :axis 1)))", {37, 4}},
+      {"sum f64 [r c], c = 31", "(graph s (in x f64 [r c]) (out y (sum x :axis 1)))", {37, 31}},
+      {"log_softmax f32 [37 24]", "(graph s (in x f32 [37 24]) (out y (log_softmax x :axis 1)))", {0}},
+      {"softmax f32 [r c], c = 10", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {37, 10}},
+      {"softmax f32 [r c], c = 5", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {37, 5}},
+      {"log_softmax f64 [r c], c = 3", "(graph s (in x f64 [r c]) (out y (log_softmax x :axis 1)))", {37, 3}},
   };
   int fails = 0;
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -250,7 +279,8 @@ static int guarded_tests(int verbose, int *n) {
       be_options o = be_options_default();
       o.use_cache = 0;
       o.threads = 1;
-      snprintf(what, sizeof what, "%s, input %s an unreadable page", cases[i].name, after ? "right after" : "right before");
+      snprintf(what, sizeof what, "%s, input %s an unreadable page", cases[i].name,
+               after ? "right after" : "right before");
       fails += be_compare_opts(g, in, sy, what, verbose, &o, NULL);
       in[0]->data = own;
     }
@@ -300,13 +330,17 @@ int be_short_tests(int verbose) {
       }
     }
   /* no rows; rows split across threads with a symbolic length */
-  static const struct { const char *name, *text; int64_t syms[4]; int special; } edge[] = {
-    {"log_softmax f32 [0 8]", "(graph s (in x f32 [0 8]) (out y (log_softmax x :axis 1)))", {0}, 0},
-    {"softmax f64 [r c], r=0 c=4", "(graph s (in x f64 [r c]) (out y (softmax x :axis 1)))", {0, 4}, 0},
-    {"log_softmax f32 [r c], r=0 c=0", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {0, 0}, 0},
-    {"log_softmax f32 [r c], r=5 c=0", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {5, 0}, 0},
-    {"softmax f32 [r c], r=5000 c=8", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {5000, 8}, 1},
-    {"log_softmax f64 [r c], r=3001 c=2", "(graph s (in x f64 [r c]) (out y (log_softmax x :axis 1)))", {3001, 2}, 1},
+  static const struct {
+    const char *name, *text;
+    int64_t syms[4];
+    int special;
+  } edge[] = {
+      {"log_softmax f32 [0 8]", "(graph s (in x f32 [0 8]) (out y (log_softmax x :axis 1)))", {0}, 0},
+      {"softmax f64 [r c], r=0 c=4", "(graph s (in x f64 [r c]) (out y (softmax x :axis 1)))", {0, 4}, 0},
+      {"log_softmax f32 [r c], r=0 c=0", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {0, 0}, 0},
+      {"log_softmax f32 [r c], r=5 c=0", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {5, 0}, 0},
+      {"softmax f32 [r c], r=5000 c=8", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {5000, 8}, 1},
+      {"log_softmax f64 [r c], r=3001 c=2", "(graph s (in x f64 [r c]) (out y (log_softmax x :axis 1)))", {3001, 2}, 1},
   };
   for (size_t i = 0; i < sizeof edge / sizeof *edge; i++, n++)
     fails += run(edge[i].name, edge[i].text, edge[i].syms, edge[i].special, -1, 2, verbose);
@@ -329,41 +363,70 @@ int be_short_tests(int verbose) {
       tl_graph_free(g);
     }
   /* inputs through the first pass */
-  static const struct { const char *name, *text; int64_t syms[4]; int special; } other[] = {
-    {"log_softmax of 2x+1, [37 8]", "(graph s (in x f32 [37 8]) (out y (log_softmax (add (mul x 2.0) 1.0) :axis 1)))",
-     {0}, 1},
-    {"softmax of expm1(30x), [37 4]", "(graph s (in x f32 [37 4]) (out y (softmax (expm1 (mul x 30.0)) :axis 1)))",
-     {0}, 0},
-    {"log_softmax of 2x+1, wide rows [37 24]",
-     "(graph s (in x f32 [37 24]) (out y (log_softmax (add (mul x 2.0) 1.0) :axis 1)))", {0}, 1},
-    {"softmax of expm1(30x), wide rows [37 40]",
-     "(graph s (in x f32 [37 40]) (out y (softmax (expm1 (mul x 30.0)) :axis 1)))", {0}, 0},
-    {"softmax of a transpose, wide rows [20 50] -> [50 20]",
-     "(graph s (in x f64 [20 50]) (out y (softmax (transpose x :perm [1 0]) :axis 1)))", {0}, 1},
-    {"log_softmax of expm1(30x), symbolic rows of 8",
-     "(graph s (in x f64 [r c]) (out y (log_softmax (expm1 (mul x 30.0)) :axis 1)))", {45, 8}, 1},
-    {"log_softmax of i32, [33 16]", "(graph s (in x i32 [33 16]) (out y (log_softmax x :axis 1)))", {0}, 0},
-    {"softmax of a transpose, [8 50] -> [50 8]",
-     "(graph s (in x f32 [8 50]) (out y (softmax (transpose x :perm [1 0]) :axis 1)))", {0}, 1},
-    {"log_softmax of a transpose, symbolic", "(graph s (in x f64 [c r]) (out y (log_softmax (transpose x) :axis 1)))",
-     {4, 29}, 1},
-    {"softmax over rank 3, [3 7 8]", "(graph s (in x f32 [3 7 8]) (out y (softmax x :axis 2)))", {0}, 1},
-    {"log_softmax over rank 3, symbolic [a b 16]", "(graph s (in x f32 [a b c]) (out y (log_softmax x :axis -1)))",
-     {5, 9, 16}, 1},
-    {"log_softmax over rank 3, symbolic [a b 2], split", "(graph s (in x f64 [a b c]) (out y (log_softmax x :axis 2)))",
-     {300, 20, 2}, 0},
-    {"softmax into its input's buffer (x - 1 dies)",
-     "(graph s (in x f32 [r c]) (let u (sub x 1.0)) (out y (softmax u :axis 1)) (out m (sum y)))", {100, 4}, 1},
+  static const struct {
+    const char *name, *text;
+    int64_t syms[4];
+    int special;
+  } other[] = {
+      {"log_softmax of 2x+1, [37 8]",
+       "(graph s (in x f32 [37 8]) (out y (log_softmax (add (mul x 2.0) 1.0) :axis 1)))",
+       {0},
+       1},
+      {"softmax of expm1(30x), [37 4]",
+       "(graph s (in x f32 [37 4]) (out y (softmax (expm1 (mul x 30.0)) :axis 1)))",
+       {0},
+       0},
+      {"log_softmax of 2x+1, wide rows [37 24]",
+       "(graph s (in x f32 [37 24]) (out y (log_softmax (add (mul x 2.0) 1.0) :axis 1)))",
+       {0},
+       1},
+      {"softmax of expm1(30x), wide rows [37 40]",
+       "(graph s (in x f32 [37 40]) (out y (softmax (expm1 (mul x 30.0)) :axis 1)))",
+       {0},
+       0},
+      {"softmax of a transpose, wide rows [20 50] -> [50 20]",
+       "(graph s (in x f64 [20 50]) (out y (softmax (transpose x :perm [1 0]) :axis 1)))",
+       {0},
+       1},
+      {"log_softmax of expm1(30x), symbolic rows of 8",
+       "(graph s (in x f64 [r c]) (out y (log_softmax (expm1 (mul x 30.0)) :axis 1)))",
+       {45, 8},
+       1},
+      {"log_softmax of i32, [33 16]", "(graph s (in x i32 [33 16]) (out y (log_softmax x :axis 1)))", {0}, 0},
+      {"softmax of a transpose, [8 50] -> [50 8]",
+       "(graph s (in x f32 [8 50]) (out y (softmax (transpose x :perm [1 0]) :axis 1)))",
+       {0},
+       1},
+      {"log_softmax of a transpose, symbolic",
+       "(graph s (in x f64 [c r]) (out y (log_softmax (transpose x) :axis 1)))",
+       {4, 29},
+       1},
+      {"softmax over rank 3, [3 7 8]", "(graph s (in x f32 [3 7 8]) (out y (softmax x :axis 2)))", {0}, 1},
+      {"log_softmax over rank 3, symbolic [a b 16]",
+       "(graph s (in x f32 [a b c]) (out y (log_softmax x :axis -1)))",
+       {5, 9, 16},
+       1},
+      {"log_softmax over rank 3, symbolic [a b 2], split",
+       "(graph s (in x f64 [a b c]) (out y (log_softmax x :axis 2)))",
+       {300, 20, 2},
+       0},
+      {"softmax into its input's buffer (x - 1 dies)",
+       "(graph s (in x f32 [r c]) (let u (sub x 1.0)) (out y (softmax u :axis 1)) (out m (sum y)))",
+       {100, 4},
+       1},
   };
   for (size_t i = 0; i < sizeof other / sizeof *other; i++, n++)
     fails += run(other[i].name, other[i].text, other[i].syms, other[i].special, -1, 2, verbose);
   /* the math on vectors other ways: lane by lane through scalar libm
    * (vector_math 0), tlaloc's own f32 exp on whole vectors (2) */
-  static const struct { const char *name, *text; int64_t syms[4]; } vm[] = {
-    {"log_softmax f32 [37 8]", "(graph s (in x f32 [37 8]) (out y (log_softmax x :axis 1)))", {0}},
-    {"softmax f32 [41 10]", "(graph s (in x f32 [41 10]) (out y (softmax x :axis 1)))", {0}},
-    {"log_softmax f32 [r c], c=4", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {23, 4}},
-    {"softmax f64 [r c], c=2", "(graph s (in x f64 [r c]) (out y (softmax x :axis 1)))", {23, 2}},
+  static const struct {
+    const char *name, *text;
+    int64_t syms[4];
+  } vm[] = {
+      {"log_softmax f32 [37 8]", "(graph s (in x f32 [37 8]) (out y (log_softmax x :axis 1)))", {0}},
+      {"softmax f32 [41 10]", "(graph s (in x f32 [41 10]) (out y (softmax x :axis 1)))", {0}},
+      {"log_softmax f32 [r c], c=4", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))", {23, 4}},
+      {"softmax f64 [r c], c=2", "(graph s (in x f64 [r c]) (out y (softmax x :axis 1)))", {23, 2}},
   };
   for (int v = 0; v <= 2; v += 2)
     for (size_t i = 0; i < sizeof vm / sizeof *vm; i++, n++) {
@@ -373,6 +436,8 @@ int be_short_tests(int verbose) {
   fails += sum_tests(verbose, &n);
   fails += guarded_tests(verbose, &n);
   printf("short rows: %d cases (softmax and log_softmax, rows of 1-65 known and symbolic, f32 and f64, inputs through "
-         "the first pass, vector math 0 and 2; sums and means of rows of 1-64, known and symbolic; inputs against an unreadable page), %d failed\n", n, fails);
+         "the first pass, vector math 0 and 2; sums and means of rows of 1-64, known and symbolic; inputs against an "
+         "unreadable page), %d failed\n",
+         n, fails);
   return fails;
 }

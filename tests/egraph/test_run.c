@@ -61,8 +61,7 @@ Test(egraph_run, math_best_terms) {
                  EG_SCHED_BACKOFF, NULL);
   cr_assert_str_eq(b, "(/ 1 (sqrt five))");
   tl_free(b);
-  b = best_after("(d x (- (pow x 3) (* 7 (pow x 2))))", (eg_limits){30, 100000, 20, 0},
-                 EG_SCHED_BACKOFF, NULL);
+  b = best_after("(d x (- (pow x 3) (* 7 (pow x 2))))", (eg_limits){30, 100000, 20, 0}, EG_SCHED_BACKOFF, NULL);
   cr_assert_str_eq(b, "(* x (+ -14 (* x 3)))");
   tl_free(b);
 }
@@ -253,9 +252,13 @@ Test(egraph_run, threaded_search_does_the_same_work) {
  * may stop the last iteration at another point (those rows compare the
  * iterations before it). Some rows must skip repeats at all. */
 Test(egraph_run, skipping_repeated_matches_does_the_same_work) {
-  const char *exprs[] = {"(+ x (+ x (+ x x)))", "(* (+ a b) (+ c d))", "(d x (+ 1 (* 2 x)))",
-                         "(d x (- (pow x 3) (* 7 (pow x 2))))", "(+ (* y (+ x y)) (- (+ x 2) (+ x x)))",
-                         "(i (* (cos x) x) x)", "(+ a (+ b (+ c (+ d (+ e (+ f (+ g h)))))))",
+  const char *exprs[] = {"(+ x (+ x (+ x x)))",
+                         "(* (+ a b) (+ c d))",
+                         "(d x (+ 1 (* 2 x)))",
+                         "(d x (- (pow x 3) (* 7 (pow x 2))))",
+                         "(+ (* y (+ x y)) (- (+ x 2) (+ x x)))",
+                         "(i (* (cos x) x) x)",
+                         "(+ a (+ b (+ c (+ d (+ e (+ f (+ g h)))))))",
                          "(/ 1 (- (/ (+ 1 (sqrt five)) 2) (/ (- 1 (sqrt five)) 2)))"};
   size_t skipped = 0;
   for (int e = 0; e < 8; e++)
@@ -294,8 +297,8 @@ Test(egraph_run, skipping_repeated_matches_does_the_same_work) {
       }
       char *best[2];
       for (int t = 0; t < 2; t++) best[t] = eg_extract_best(g[t], root[t], NULL);
-      cr_assert(best[0] && best[1] && (cut || !strcmp(best[0], best[1])), "%s: best %s against %s", exprs[e],
-                best[0], best[1]);
+      cr_assert(best[0] && best[1] && (cut || !strcmp(best[0], best[1])), "%s: best %s against %s", exprs[e], best[0],
+                best[1]);
       for (int t = 0; t < 2; t++) {
         tl_free(best[t]);
         eg_report_free(rep[t]);
