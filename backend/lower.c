@@ -15,8 +15,9 @@
  *                   loop that elementwise and softmax kernels share;
  *   lower_rows.c    reductions, softmax and log_softmax: row passes and
  *                   column mode;
- *   lower_short.c   softmax and log_softmax over rows of at most a vector,
- *                   held in vector registers;
+ *   lower_short.c   softmax and log_softmax over rows of at most four
+ *                   vectors, in blocks held in vector registers;
+ *   lower_sums.c    sums and means over rows of at most 32 elements;
  *   lower_matmul.c  matmul: CBLAS calls, integer loops;
  *   lower_control.c call, cond, loop and scan in the entry;
  *   lower_pass.c    one-pass groups over a matrix (plan_pass.c).

@@ -188,6 +188,9 @@ LLVMValueRef lw_sumexp_log(em *e, int dt, LLVMValueRef fin, LLVMValueRef s, LLVM
  * lengths, which must branch to *join when done. false, *join NULL: not
  * taken. */
 bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join);
+
+/* ---- lower_sums.c: sums over short rows ----------------------------------- */
+
 /* Emits sum or mean kernel k over the last axis alone of a materialised
  * float input as blocks of rows added by a halving tree, when the rows
  * are at most four accumulator vectors long. true: done. false with

@@ -969,139 +969,128 @@ static LLVMValueRef segment(em *e, int W, int P, int seg, LLVMValueRef d) {
  * and cost 10 ms more compile; rows of 1 and 2 ran faster as chunks. The
  * symbolic log_softmax kernel compiles in 51-53 ms instead of 38 (cold
  * `run --stats`, min of 7). */
+/* sym_block's rows to columns (back: columns to rows) for each P from VW
+ * / 2 down to 4, chosen by d: the P vectors of the block (rows of exactly
+ * P: as they lie, plain loads or stores; else each row masked in its
+ * segment), transposed, and the P columns on the stack at col. rd: row r's
+ * element offset. */
+static void pad_tiers(em *e, const srow *s, LLVMValueRef off, const LLVMValueRef *rd, LLVMValueRef col, bool back) {
+  int dt = s->dt, VW = s->W;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
+  LLVMValueRef base = back ? s->dst : s->src;
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->cx, e->fn, back ? "padout" : "padcols");
+  for (int P = VW / 2; P >= 4; P /= 2) {
+    int per = VW / P;
+    LLVMBasicBlockRef tier = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padtier");
+    LLVMBasicBlockRef nt = P > 4 ? LLVMAppendBasicBlockInContext(e->cx, e->fn, "padnext") : NULL;
+    if (nt)
+      LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, s->dv, ci(e, P / 2)), tier, nt);
+    else
+      LLVMBuildBr(e->b, tier);
+    LLVMPositionBuilderAtEnd(e->b, tier);
+    /* row r less its segment's start: its masked vector's address */
+    LLVMValueRef seg[MAXV], v[MAXV], ro[MAXV], w[2][MAXV];
+    for (int g = 0; g < per; g++) seg[g] = segment(e, VW, P, g, s->dv);
+    for (int r = 0; r < VW; r++) ro[r] = LLVMBuildSub(e->b, rd[r], ci(e, (int64_t)(r % per) * P), "");
+    if (back) {
+      for (int j = 0; j < P; j++) v[j] = sr_vload(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), NULL, 64);
+      transpose(e, v, P, VW, true);
+    }
+    LLVMBasicBlockRef from[2] = {LLVMAppendBasicBlockInContext(e->cx, e->fn, "padfull"),
+                                 LLVMAppendBasicBlockInContext(e->cx, e->fn, "padpart")};
+    LLVMBasicBlockRef both = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padboth");
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, s->dv, ci(e, P)), from[0], from[1]);
+    for (int k = 0; k < 2; k++) {
+      LLVMPositionBuilderAtEnd(e->b, from[k]);
+      for (int i = 0; i < P; i++) {
+        if (!k) {
+          LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+          LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->b, s->et, base, &o, 1, "");
+          if (back)
+            sr_vstore(e, s->vt, ptr, v[i], NULL, al);
+          else
+            w[k][i] = sr_vload(e, s->vt, ptr, NULL, al);
+          continue;
+        }
+        if (!back) w[k][i] = sr_splat_n(e, cf(e, dt, 0), VW);
+        for (int g = 0; g < per; g++) {
+          /* not inbounds: the masked-off lanes may lie outside the buffer */
+          LLVMValueRef ptr = LLVMBuildGEP2(e->b, s->et, base, &ro[i * per + g], 1, "");
+          if (back)
+            sr_vstore(e, s->vt, ptr, v[i], seg[g], al);
+          else
+            w[k][i] = masked(e, true, s->vt, ptr, w[k][i], seg[g], al);
+        }
+      }
+      from[k] = LLVMGetInsertBlock(e->b);
+      LLVMBuildBr(e->b, both);
+    }
+    LLVMPositionBuilderAtEnd(e->b, both);
+    if (!back) {
+      for (int i = 0; i < P; i++) {
+        v[i] = LLVMBuildPhi(e->b, s->vt, "");
+        LLVMAddIncoming(v[i], (LLVMValueRef[]){w[0][i], w[1][i]}, from, 2);
+      }
+      transpose(e, v, P, VW, false);
+      for (int j = 0; j < P; j++) sr_vstore(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), v[j], NULL, 64);
+    }
+    LLVMBuildBr(e->b, done);
+    if (nt) LLVMPositionBuilderAtEnd(e->b, nt);
+  }
+  LLVMPositionBuilderAtEnd(e->b, done);
+}
+
 static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
   (void)row;
   int dt = s->dt, VW = s->W;
-  unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMTypeRef ct = LLVMArrayType2(s->et, (uint64_t)(VW * VW / 2)); /* P columns, P <= VW / 2 */
   LLVMValueRef col = LLVMBuildAlloca(e->pre, ct, "pcols"), ter = LLVMBuildAlloca(e->pre, ct, "pterms");
   LLVMSetAlignment(col, 64);
   LLVMSetAlignment(ter, 64);
-  /* row r's element offset in the block, less its segment's start, for
-   * each P */
-  LLVMValueRef rd[MAXV];
+  LLVMValueRef rd[MAXV]; /* row r's element offset */
   for (int r = 0; r < VW; r++) rd[r] = LLVMBuildAdd(e->b, off, LLVMBuildMul(e->b, ci(e, r), s->dv, ""), "");
-  LLVMBasicBlockRef mid = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padcols");
-  for (int pass = 0; pass < 2; pass++) { /* 0: rows into columns; 1: back */
-    LLVMBasicBlockRef done = pass ? LLVMAppendBasicBlockInContext(e->cx, e->fn, "padout") : mid;
-    for (int P = VW / 2; P >= 4; P /= 2) {
-      int per = VW / P;
-      LLVMBasicBlockRef tier = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padtier");
-      LLVMBasicBlockRef nt = P > 4 ? LLVMAppendBasicBlockInContext(e->cx, e->fn, "padnext") : NULL;
-      if (nt)
-        LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGT, s->dv, ci(e, P / 2)), tier, nt);
-      else
-        LLVMBuildBr(e->b, tier);
-      LLVMPositionBuilderAtEnd(e->b, tier);
-      LLVMValueRef seg[MAXV], v[MAXV], ro[MAXV];
-      for (int g = 0; g < per; g++) seg[g] = segment(e, VW, P, g, s->dv);
-      for (int r = 0; r < VW; r++) ro[r] = LLVMBuildSub(e->b, rd[r], ci(e, (int64_t)(r % per) * P), "");
-      /* rows of exactly P: the block's P vectors as they lie, plain loads
-       * and stores */
-      LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padfull");
-      LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padpart");
-      LLVMBasicBlockRef both = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padboth");
-      LLVMBasicBlockRef from[2] = {full, part};
-      LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, s->dv, ci(e, P)), full, part);
-      if (!pass) {
-        LLVMValueRef w[2][MAXV];
-        for (int k = 0; k < 2; k++) {
-          LLVMPositionBuilderAtEnd(e->b, from[k]);
-          for (int i = 0; i < P; i++) {
-            if (!k) {
-              LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-              w[k][i] = sr_vload(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
-              continue;
-            }
-            w[k][i] = sr_splat_n(e, cf(e, dt, 0), VW);
-            for (int g = 0; g < per; g++) {
-              /* not inbounds: the masked-off lanes may lie outside the buffer */
-              LLVMValueRef ptr = LLVMBuildGEP2(e->b, s->et, s->src, &ro[i * per + g], 1, "");
-              w[k][i] = masked(e, true, s->vt, ptr, w[k][i], seg[g], al);
-            }
-          }
-          from[k] = LLVMGetInsertBlock(e->b);
-          LLVMBuildBr(e->b, both);
-        }
-        LLVMPositionBuilderAtEnd(e->b, both);
-        for (int i = 0; i < P; i++) {
-          v[i] = LLVMBuildPhi(e->b, s->vt, "");
-          LLVMAddIncoming(v[i], (LLVMValueRef[]){w[0][i], w[1][i]}, from, 2);
-        }
-        transpose(e, v, P, VW, false);
-        for (int j = 0; j < P; j++) sr_vstore(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), v[j], NULL, 64);
-      } else {
-        LLVMPositionBuilderAtEnd(e->b, full);
-        LLVMBuildBr(e->b, both);
-        LLVMPositionBuilderAtEnd(e->b, part);
-        LLVMBuildBr(e->b, both);
-        LLVMPositionBuilderAtEnd(e->b, both);
-        for (int j = 0; j < P; j++) v[j] = sr_vload(e, s->vt, slot(e, s, col, ci(e, (int64_t)j * VW)), NULL, 64);
-        transpose(e, v, P, VW, true);
-        LLVMValueRef isfull = icmp(e, LLVMIntEQ, s->dv, ci(e, P));
-        LLVMBasicBlockRef sf = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padsfull");
-        LLVMBasicBlockRef sp = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padspart");
-        LLVMBasicBlockRef sd = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padsdone");
-        LLVMBuildCondBr(e->b, isfull, sf, sp);
-        LLVMPositionBuilderAtEnd(e->b, sf);
-        for (int i = 0; i < P; i++) {
-          LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-          sr_vstore(e, s->vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), v[i], NULL, al);
-        }
-        LLVMBuildBr(e->b, sd);
-        LLVMPositionBuilderAtEnd(e->b, sp);
-        for (int i = 0; i < P; i++)
-          for (int g = 0; g < per; g++)
-            sr_vstore(e, s->vt, LLVMBuildGEP2(e->b, s->et, s->dst, &ro[i * per + g], 1, ""), v[i], seg[g], al);
-        LLVMBuildBr(e->b, sd);
-        LLVMPositionBuilderAtEnd(e->b, sd);
-      }
-      LLVMBuildBr(e->b, done);
-      if (nt) LLVMPositionBuilderAtEnd(e->b, nt);
-    }
-    LLVMPositionBuilderAtEnd(e->b, done);
-    if (pass) break;
-    /* the columns, whatever P */
-    LLVMValueRef zero = sr_splat_n(e, cf(e, dt, 0), VW), one = sr_splat_n(e, cf(e, dt, 1), VW);
-    /* the rows' maxes (maxnum skips a NaN, whose exp then makes the row's
+  pad_tiers(e, s, off, rd, col, false);
+  /* the columns, whatever P */
+  LLVMValueRef zero = sr_splat_n(e, cf(e, dt, 0), VW), one = sr_splat_n(e, cf(e, dt, 1), VW);
+  /* the rows' maxes (maxnum skips a NaN, whose exp then makes the row's
      * sum NaN, as in block()) */
-    loop l;
-    LLVMValueRef c0 = sr_vload(e, s->vt, col, NULL, 64);
-    LLVMValueRef jo = cols_open(e, s, &l, 1, 1, &c0);
-    LLVMValueRef mnext = lw_intr2(e, "llvm.maxnum", l.phis[0], sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64));
-    lw_loop_close(e, &l, &mnext);
-    LLVMValueRef mx = l.phis[0];
-    LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
-    LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), sr_splat_n(e, cf(e, dt, INFINITY), VW));
-    LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
-    /* the exps */
-    jo = cols_open(e, s, &l, 0, 0, NULL);
-    LLVMValueRef c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
-    sr_vstore(e, s->vt, slot(e, s, ter, jo), lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, c, sh, "")), NULL, 64);
-    lw_loop_close(e, &l, NULL);
-    /* the sums without the terms equal to the shift, and those counted */
-    LLVMValueRef acc[2] = {zero, zero};
-    jo = cols_open(e, s, &l, 0, 2, acc);
+  loop l;
+  LLVMValueRef c0 = sr_vload(e, s->vt, col, NULL, 64);
+  LLVMValueRef jo = cols_open(e, s, &l, 1, 1, &c0);
+  LLVMValueRef mnext = lw_intr2(e, "llvm.maxnum", l.phis[0], sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64));
+  lw_loop_close(e, &l, &mnext);
+  LLVMValueRef mx = l.phis[0];
+  LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), sr_splat_n(e, cf(e, dt, INFINITY), VW));
+  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
+  /* the exps */
+  jo = cols_open(e, s, &l, 0, 0, NULL);
+  LLVMValueRef c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+  sr_vstore(e, s->vt, slot(e, s, ter, jo), lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, c, sh, "")), NULL, 64);
+  lw_loop_close(e, &l, NULL);
+  /* the sums without the terms equal to the shift, and those counted */
+  LLVMValueRef acc[2] = {zero, zero};
+  jo = cols_open(e, s, &l, 0, 2, acc);
+  c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
+  LLVMValueRef t = sr_vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), eq = fcmp(e, LLVMRealOEQ, c, sh);
+  LLVMValueRef next[2] = {LLVMBuildFAdd(e->b, l.phis[0], sel(e, eq, zero, t), ""),
+                          LLVMBuildFAdd(e->b, l.phis[1], sel(e, eq, one, zero), "")};
+  lw_loop_close(e, &l, next);
+  LLVMValueRef sum = l.phis[0], ties = l.phis[1];
+  LLVMValueRef post =
+      s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "") : lw_sumexp_log(e, dt, fin, sum, ties);
+  /* the results, over the columns */
+  jo = cols_open(e, s, &l, 0, 0, NULL);
+  LLVMValueRef y;
+  if (s->soft) {
+    y = LLVMBuildFMul(e->b, sr_vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), post, "");
+  } else {
     c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
-    LLVMValueRef t = sr_vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), eq = fcmp(e, LLVMRealOEQ, c, sh);
-    LLVMValueRef next[2] = {LLVMBuildFAdd(e->b, l.phis[0], sel(e, eq, zero, t), ""),
-                            LLVMBuildFAdd(e->b, l.phis[1], sel(e, eq, one, zero), "")};
-    lw_loop_close(e, &l, next);
-    LLVMValueRef sum = l.phis[0], ties = l.phis[1];
-    LLVMValueRef post = s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "")
-                                : lw_sumexp_log(e, dt, fin, sum, ties);
-    /* the results, over the columns */
-    jo = cols_open(e, s, &l, 0, 0, NULL);
-    LLVMValueRef y;
-    if (s->soft) {
-      y = LLVMBuildFMul(e->b, sr_vload(e, s->vt, slot(e, s, ter, jo), NULL, 64), post, "");
-    } else {
-      c = sr_vload(e, s->vt, slot(e, s, col, jo), NULL, 64);
-      y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, c, sh, ""), post, "");
-    }
-    sr_vstore(e, s->vt, slot(e, s, col, jo), y, NULL, 64);
-    lw_loop_close(e, &l, NULL);
+    y = LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, c, sh, ""), post, "");
   }
+  sr_vstore(e, s->vt, slot(e, s, col, jo), y, NULL, 64);
+  lw_loop_close(e, &l, NULL);
+  pad_tiers(e, s, off, rd, col, true);
 }
 
 bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {

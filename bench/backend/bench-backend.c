@@ -1250,7 +1250,7 @@ shapes:;
   shape_pair("sum :axis 1 f32 [1024 16]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", s16,
              "sum :axis 1 f32 [16 1024]", NULL);
   /* lengths that are not powers of two: each row's vectors where they lie
-   * (lower_short.c's sum_rows) */
+   * (lower_sums.c's sum_rows) */
   shape_pair("sum :axis 1 f32 [682 24]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", s24,
              "sum :axis 1 f32 [16 1023]", NULL);
   shape_pair("sum :axis 1 f32 [640 24], sizes known", "(graph s (in x f32 [640 24]) (out y (sum x :axis 1)))", s8,

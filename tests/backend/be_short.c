@@ -116,7 +116,7 @@ static int run(const char *name, const char *text, const int64_t *syms, int spec
   return run_vm(name, text, syms, special, want_short, maxth, -1, verbose);
 }
 
-/* Sums and means over the last axis (lower_short.c's halving trees):
+/* Sums and means over the last axis (lower_sums.c's halving trees):
  * known lengths take the path when from 2 to 32 elements and the
  * input is a buffer (powers of two as sum_block's transposed blocks, the
  * others as sum_rows' masked rows); symbolic lengths always have it,
