@@ -42,11 +42,13 @@ struct eg_prog {
    * the pattern (p->kids) where its class comes from: a node's index, or
    * ~var for a variable's binding */
   uint32_t *steps, nsteps, *kref;
-  /* eg_prog_skip_before: keep only matches binding a node stamped in or
-   * after epoch skip (0: all); whether the ground classes differ from the
-   * previous prepare's */
-  uint32_t skip;
-  bool ground_moved, prepared;
+  /* eg_prog_applied / eg_prog_skip_applied: the epoch in which the last
+   * prepare ran, the epoch of the last search whose matches were all
+   * applied (0: none) with its ground classes in ground_prev, whether to
+   * skip what that search found, and whether the ground classes now differ
+   * from ground_prev (then nothing is skipped) */
+  uint32_t searched, anchor;
+  bool skipping, ground_moved;
 };
 
 /* A ground pattern node: no variables below it. */
@@ -280,16 +282,13 @@ static eg_id lookup_ground(eg_egraph *g, eg_prog *pr, uint32_t pi) {
 
 bool eg_prog_prepare(eg_egraph *g, eg_prog *pr) {
   if (!eg_is_clean(g)) eg_rebuild(g);
-  pr->ground_moved = !pr->prepared;
-  pr->prepared = true;
+  pr->searched = g->epoch;
+  pr->ground_moved = false;
+  for (uint32_t i = 0; i < pr->nground; i++) pr->ground_cls[i] = EG_NONE;
   for (uint32_t i = 0; i < pr->nground; i++) {
     pr->ground_cls[i] = lookup_ground(g, pr, pr->ground[i]);
     if (pr->ground_cls[i] != pr->ground_prev[i]) pr->ground_moved = true;
-    pr->ground_prev[i] = pr->ground_cls[i];
-    if (pr->ground_cls[i] == EG_NONE) { /* can never match */
-      pr->prepared = false;
-      return false;
-    }
+    if (pr->ground_cls[i] == EG_NONE) return false; /* can never match */
   }
   uint32_t nc;
   if (pr->root_kind != 1) /* builds the op index now, not on a searching thread */
@@ -311,7 +310,7 @@ size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg
   /* skipping needs everything a match depends on read from bound nodes:
    * not a bare variable or ground root, nor ground parts whose classes
    * moved (a node's child can equal the new class without a stamp) */
-  uint32_t skip = pr->root_kind == 2 && !pr->ground_moved ? pr->skip : 0;
+  uint32_t skip = pr->skipping && pr->anchor && pr->root_kind == 2 && !pr->ground_moved ? pr->anchor : 0;
   mach m = {g, pr, pr->regs, pr->aslot, out, 0, limit, skip, false, try_alloc, false};
   if (pr->root_kind == 1) {
     pr->regs[0] = pr->ground_cls[0];
@@ -340,7 +339,12 @@ size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) 
   return eg_prog_search_prepared(g, pr, limit, out, false, NULL);
 }
 
-void eg_prog_skip_before(eg_prog *pr, uint32_t epoch) { pr->skip = epoch; }
+void eg_prog_skip_applied(eg_prog *pr, bool on) { pr->skipping = on; }
+
+void eg_prog_applied(eg_prog *pr) {
+  pr->anchor = pr->searched;
+  memcpy(pr->ground_prev, pr->ground_cls, pr->nground * sizeof *pr->ground_prev);
+}
 
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {
   const eg_pattern *p = pr->p;

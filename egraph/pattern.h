@@ -90,14 +90,17 @@ size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out);
 bool eg_prog_prepare(eg_egraph *g, eg_prog *pr);
 size_t eg_prog_search_prepared(const eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out, bool try_alloc,
                                bool *oom);
-/* Searches from now on count every match but keep only those binding an
- * e-node stamped (eg_next_epoch) in or after epoch (0: keep all): the others
- * bind the same nodes, in the same classes, with the same children as at
- * that epoch's search, so they are matches found then. With a bare-variable
- * or ground root, or ground parts whose classes moved since the last
- * prepare, all are kept. For the runner: a rule that applied every match it
- * found in the previous iteration, whose search began at that epoch. */
-void eg_prog_skip_before(eg_prog *pr, uint32_t epoch);
+/* The caller applied every match the last search kept: that search is the
+ * anchor of the skipping below. */
+void eg_prog_applied(eg_prog *pr);
+/* With on, searches from now on count every match but keep only those
+ * binding an e-node stamped (eg_next_epoch) in or after the epoch in which
+ * the anchor search ran: the others bind the same nodes, in the same
+ * classes, with the same children as then, so that search found them too
+ * and they were applied (or skipped as found by an earlier anchor). With no
+ * anchor, a bare-variable or ground root, or ground parts whose classes
+ * differ from the anchor's, all are kept. */
+void eg_prog_skip_applied(eg_prog *pr, bool on);
 /* Adds the pattern instantiated with subst (a match's slots); its class. */
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst);
 /* Naive backtracking matcher over the pattern tree: the reference that the

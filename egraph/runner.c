@@ -54,10 +54,9 @@ typedef struct rstate {
   eg_prog *lhs, *rhs;
   eg_matches m;
   uint32_t banned_until, times_banned;
-  /* the epoch of the last iteration that applied all its matches (0: none),
-   * and this iteration's (0 once it cannot: not searched, banned, or a
-   * union refused) */
-  uint32_t whole, now;
+  /* whether this iteration searched and may apply every match it kept (not
+   * once the search went over its limit) */
+  bool now;
   bool active;
   /* one search's outcome, from whichever thread ran it */
   size_t got, thr;
@@ -286,7 +285,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
   int n = rules->nrules;
   for (int i = 0; i < n; i++) {
     st[i].active = eg_ruleset_in(rules, rules->rules[i].ruleset, ph->rulesets);
-    st[i].banned_until = st[i].times_banned = st[i].whole = 0;
+    st[i].banned_until = st[i].times_banned = 0;
   }
   run R = {g, &ph->limits, now_s(), 0, 0, 0};
   for (int i = 0; i < n; i++) R.match_bytes += st[i].m.cap * sizeof *st[i].m.a;
@@ -297,7 +296,8 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
   for (;;) {
     eg_iter_stats is = {0};
     size_t size0 = eg_total_size(g), classes0 = eg_nclasses(g);
-    uint32_t it = R.iters, epoch = eg_next_epoch(g);
+    uint32_t it = R.iters;
+    (void)eg_next_epoch(g); /* nodes stamped from here on are this iteration's (eg_prog_applied) */
     double t0 = now_s(), tp = t0;
     stop = check_at(&R, t0);
     /* which rules search this iteration, and their match limits */
@@ -305,26 +305,29 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
       eg_matches_clear(&s->m, s->m.width);
-      s->now = 0;
+      s->now = false;
       if (!s->active) continue;
       if (p.sched == EG_SCHED_BACKOFF && it < s->banned_until) {
         is.banned++;
         continue;
       }
       s->thr = p.sched == EG_SCHED_BACKOFF ? shl_sat(base, s->times_banned) : SIZE_MAX;
-      /* A match this rule found and applied in the previous iteration, found
-       * again through nodes not stamped since (eg_prog_skip_before), is the
-       * same match: applying it again adds nothing that the rebuild would
-       * not merge away (its right-hand side is in the hash-cons, in the
-       * left-hand side's class; a child class merged since gives at most a
-       * duplicate node, congruent to the old one). It is counted and not
-       * kept. Conditions read analysis data, which changes without a node
-       * being stamped, and explanations record every application: those
-       * rules apply every match. */
+      /* A match this rule found and applied in an earlier iteration (the
+       * last whose matches it applied all, eg_prog_applied), found again
+       * through nodes not stamped since, is the same match: applying it
+       * again adds nothing that the rebuild would not merge away (its
+       * right-hand side is in the hash-cons, in the left-hand side's class;
+       * a child class merged since gives at most a duplicate node, congruent
+       * to the old one). It is counted (the backoff limits see it) and not
+       * kept. Searches in between that went over the limit applied nothing
+       * and leave that iteration the anchor, so a rule the backoff
+       * scheduler bans and lets go skips what it applied before the ban.
+       * Conditions read analysis data, which changes without a node being
+       * stamped, and explanations record every application: those rules
+       * apply every match. */
       const eg_rule *ru = &rules->rules[i];
-      bool skip = !p.apply_repeats && !ru->nconds && !g->ex && epoch > 1 && s->whole == epoch - 1;
-      eg_prog_skip_before(s->lhs, skip ? epoch - 1 : 0);
-      s->now = epoch;
+      eg_prog_skip_applied(s->lhs, !p.apply_repeats && !ru->nconds && !g->ex);
+      s->now = true;
       todo[ntodo++] = i;
     }
     bool par = !stop && p.search_threads > 1 && P->state >= 0 && ntodo > 1 && eg_nenodes(g) >= PAR_MIN_ENODES;
@@ -364,7 +367,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
       rs[i].searches++;
       rs[i].matches += got;
       if (got > s->thr) {
-        s->now = 0;
+        s->now = false;
         size_t len = shl_sat(p.ban_length, s->times_banned);
         s->banned_until = len >= UINT32_MAX - it ? UINT32_MAX : it + (uint32_t)len;
         s->times_banned++;
@@ -389,8 +392,10 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
       /* all its matches are applied below unless the run stops (and ends) */
-      s->whole = s->now;
-      if (!s->m.n) continue;
+      if (!s->m.n) {
+        if (s->now) eg_prog_applied(s->lhs);
+        continue;
+      }
       const eg_rule *ru = &rules->rules[i];
       eg_reason why = {EG_WHY_RULE, ru->name, ru->backward};
       size_t refused0 = eg_nrefused(g);
@@ -410,7 +415,8 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
         if (!p.limits_between_rules && ((R.lim->nodes && eg_total_size(g) > R.lim->nodes) || (k & 63) == 63))
           stop = check(&R);
       }
-      if (eg_nrefused(g) != refused0) s->whole = 0; /* refused now, maybe not next time */
+      /* a refused union may go through next time: the anchor stays */
+      if (s->now && !stop && eg_nrefused(g) == refused0) eg_prog_applied(s->lhs);
       double t = now_s();
       rs[i].apply_ms += (t - tp) * 1e3;
       tp = t;

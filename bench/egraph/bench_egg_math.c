@@ -1,7 +1,7 @@
 /* bench_egg_math.c - tlaloc's e-graph on egg's math suite, beside egg.
  *
  *   bench-egg-math [--runs N] [--rounds K] [--threads T] [--rules PATH]
- *                  [--egg EGG_PEER] [--smoke | --trace]
+ *                  [--egg EGG_PEER] [--report] [--smoke | --trace | --row S:E]
  *
  * Runs the 8 start expressions of shared/bench/egg-math-suite.md with the 36
  * rules of bench/egraph/egg-math.rw under the backoff and simple schedulers (node
@@ -17,7 +17,9 @@
  * union) against deferred rebuilding, and the peak bytes per e-node with
  * where they go (eg_mem_usage). --threads T: tlaloc searches on T threads
  * (eg_run_params.search_threads; egg has one). --trace prints per-iteration sizes in
- * egg-peer's --trace format, to diff the two. */
+ * egg-peer's --trace format, to diff the two; --row S:E runs one row (S: 0 Backoff, 1 Simple;
+ * E: the expression, 0-7); --report prints each run's iteration and rule tables
+ * (eg_report_print: matches, repeats skipped, applied, times) to stderr. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +164,7 @@ static double now_ms(void) {
  * diffed to find where the e-graphs part. */
 static int trace_index = -1;
 static unsigned search_threads = 1; /* --threads */
+static bool print_report;            /* --report */
 
 static result run_one(eg_math *m, const eg_rules *rules, const char *expr, eg_sched sched,
                       bool immediate, eg_limits lim, bool check, bool want_best,
@@ -225,6 +228,7 @@ static result run_one(eg_math *m, const eg_rules *rules, const char *expr, eg_sc
       exit(1);
     }
   }
+  if (print_report) eg_report_print(rep, rules, stderr);
   eg_report_free(rep);
   eg_free(g);
   return r;
@@ -263,6 +267,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--smoke")) smoke = true;
     else if (!strcmp(argv[i], "--trace")) trace = true;
+    else if (!strcmp(argv[i], "--report")) print_report = true;
     else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--rules") && i + 1 < argc) rules_path = argv[++i];
     else if (!strcmp(argv[i], "--egg") && i + 1 < argc) egg_path = argv[++i];
@@ -272,7 +277,7 @@ int main(int argc, char **argv) {
              sscanf(argv[++i], "%d:%d", &row_s, &row_e) == 2 && row_s >= 0 && row_s < 2 &&
              row_e >= 0 && row_e < 8) {
     } else {
-      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rounds K] [--threads T] [--rules PATH] [--egg EGG_PEER] [--smoke | --trace | --row S:E]\n");
+      fprintf(stderr, "usage: bench-egg-math [--runs N] [--rounds K] [--threads T] [--rules PATH] [--egg EGG_PEER] [--report] [--smoke | --trace | --row S:E]\n");
       return 2;
     }
   }
