@@ -23,6 +23,9 @@ typedef struct eg_insn {
   uint8_t k, amode;
   uint16_t op;
   uint32_t reg, out, n, attr; /* attr: fixed id, or the variable slot */
+  /* a BIND with a fixed attribute whose first child must equal a register
+   * bound earlier: that register + 1 (0: none) */
+  uint32_t key;
 } eg_insn;
 
 struct eg_prog {
@@ -126,7 +129,7 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
   while (ns) {
     uint32_t reg = stack[--ns], pi = stack[--ns];
     const eg_pnode *pn = &p->nodes[pi];
-    eg_insn in = {I_BIND, A_FIXED, pn->op, reg, pr->nregs, pn->n, pr->attr_ids[pi]};
+    eg_insn in = {I_BIND, A_FIXED, pn->op, reg, pr->nregs, pn->n, pr->attr_ids[pi], 0};
     if (pn->attr_var) {
       in.amode = seen[pn->var] ? A_CMP : A_BIND;
       in.attr = pn->var;
@@ -142,10 +145,15 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
       if (cn->kind == EG_PAT_VAR) {
         if (pr->var_reg[cn->var] == EG_NONE)
           pr->var_reg[cn->var] = r;
+        else if (k == 0 && in.amode == A_FIXED)
+          /* the class's nodes are sorted by (op, attr, n, children): those
+           * with this first child are a range found by binary search (a
+           * join such as factor's (+ (* a b) (* a c)) tried every pair) */
+          pr->code[pr->ncode - 1].key = pr->var_reg[cn->var] + 1;
         else
-          pr->code[pr->ncode++] = (eg_insn){I_CMP, 0, 0, r, pr->var_reg[cn->var], 0, 0};
+          pr->code[pr->ncode++] = (eg_insn){I_CMP, 0, 0, r, pr->var_reg[cn->var], 0, 0, 0};
       } else if (gr[c]) {
-        pr->code[pr->ncode++] = (eg_insn){I_LOOKUP, 0, 0, r, pr->nground, 0, 0};
+        pr->code[pr->ncode++] = (eg_insn){I_LOOKUP, 0, 0, r, pr->nground, 0, 0, 0};
         pr->ground[pr->nground++] = c;
       }
     }
@@ -157,7 +165,7 @@ eg_prog *eg_prog_new(eg_egraph *g, const eg_pattern *p, const eg_vartab *v) {
       }
     }
   }
-  pr->code[pr->ncode++] = (eg_insn){I_YIELD, 0, 0, 0, 0, 0, 0};
+  pr->code[pr->ncode++] = (eg_insn){I_YIELD, 0, 0, 0, 0, 0, 0, 0};
   EG_ASSERT(pr->ncode <= ncode && pr->nregs <= 1 + nk);
   return pr;
 }
@@ -207,6 +215,34 @@ static void yield(mach *m, uint32_t stamp) {
   if (++m->found > m->limit) m->done = true;
 }
 
+/* Orders node nd against the form (in's op, attr and arity; first child k0)
+ * as eg_node_cmp orders nodes: negative below, 0 equal, positive above. */
+static inline int key_cmp(const eg_node *nd, const eg_insn *in, uint32_t k0) {
+  if (nd->op != in->op) return nd->op < in->op ? -1 : 1;
+  if (nd->attr != in->attr) return nd->attr < in->attr ? -1 : 1;
+  if (nd->n != in->n) return nd->n < in->n ? -1 : 1;
+  const uint32_t k = ((const uint32_t *)(const void *)(nd + 1))[0];
+  return k < k0 ? -1 : k > k0;
+}
+
+/* [*lo, *hi): the nodes of a sorted class list that have in's op, attr and
+ * arity and first child k0. */
+static void key_range(const eg_egraph *g, const uint32_t *ns, uint32_t nn, const eg_insn *in, uint32_t k0, uint32_t *lo,
+                      uint32_t *hi) {
+  uint32_t a = 0, b = nn;
+  while (a < b) {
+    uint32_t mid = (a + b) / 2;
+    if (key_cmp(eg_nd_(g, ns[mid]), in, k0) < 0)
+      a = mid + 1;
+    else
+      b = mid;
+  }
+  uint32_t e = a;
+  while (e < nn && key_cmp(eg_nd_(g, ns[e]), in, k0) == 0) e++;
+  *lo = a;
+  *hi = e;
+}
+
 /* stamp: the newest stamp among the nodes bound so far */
 static void run(mach *m, uint32_t pc, uint32_t stamp) {
   const eg_insn *code = m->pr->code;
@@ -229,6 +265,18 @@ static void run(mach *m, uint32_t pc, uint32_t stamp) {
     const uint32_t nn = eg_cls_nn(m->g, regs[in->reg]);
     const uint32_t *ns = eg_cls_nodes(m->g, regs[in->reg]);
     uint32_t lo = 0, hi = nn;
+    if (in->key) {
+      key_range(m->g, ns, nn, in, regs[in->key - 1], &lo, &hi);
+      for (uint32_t i = lo; i < hi; i++) {
+        const eg_node *nd = eg_nd_(m->g, ns[i]);
+        const uint32_t *k = eg_kids_(m->g, nd);
+        for (uint32_t j = 0; j < in->n; j++) regs[in->out + j] = k[j];
+        uint32_t ns_ = m->g->nstamp[ns[i] / EG_NODE_WORDS];
+        run(m, pc + 1, ns_ > stamp ? ns_ : stamp);
+        if (m->done) return;
+      }
+      return;
+    }
     if (hi > 8) {
       while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
