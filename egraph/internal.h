@@ -90,9 +90,9 @@ struct eg_egraph {
   /* Per node (at nid / EG_NODE_WORDS): the epoch in which it was added,
    * joined its class (its old class merged into another) or was
    * re-canonicalised; epoch: the current one (eg_next_epoch). The runner
-   * skips the matches of a rule it applied whole in the previous iteration
-   * when they bind no node stamped since that search began: the same match
-   * was found and applied then. */
+   * skips the matches of a rule that bind no node stamped since the rule's
+   * last search whose matches it applied all began: the same match was
+   * found and applied then (eg_prog_skip_applied). */
   uint32_t *nstamp;
   uint32_t capns;
   uint32_t epoch;

@@ -183,8 +183,8 @@ typedef struct mach {
 } mach;
 
 /* A match, through nodes last stamped in epoch stamp: counted, and kept
- * unless the runner asked to skip it (the same match was found and applied
- * in the previous iteration). */
+ * unless the runner asked to skip it (stamped before the anchor search,
+ * which found the same match, applied then: eg_prog_skip_applied). */
 static void yield(mach *m, uint32_t stamp) {
   if (stamp < m->skip) {
     if (++m->found > m->limit) m->done = true;
@@ -388,6 +388,8 @@ size_t eg_prog_search(eg_egraph *g, eg_prog *pr, size_t limit, eg_matches *out) 
 }
 
 void eg_prog_skip_applied(eg_prog *pr, bool on) { pr->skipping = on; }
+
+void eg_prog_forget(eg_prog *pr) { pr->anchor = 0; }
 
 void eg_prog_applied(eg_prog *pr) {
   pr->anchor = pr->searched;

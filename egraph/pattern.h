@@ -101,6 +101,8 @@ void eg_prog_applied(eg_prog *pr);
  * anchor, a bare-variable or ground root, or ground parts whose classes
  * differ from the anchor's, all are kept. */
 void eg_prog_skip_applied(eg_prog *pr, bool on);
+/* No anchor: the next searches keep every match (until eg_prog_applied). */
+void eg_prog_forget(eg_prog *pr);
 /* Adds the pattern instantiated with subst (a match's slots); its class. */
 eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst);
 /* Naive backtracking matcher over the pattern tree: the reference that the

@@ -391,12 +391,14 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
     if (R.match_bytes > *match_bytes) *match_bytes = R.match_bytes;
     for (int i = 0; i < n && !stop; i++) {
       rstate *s = &st[i];
-      /* all its matches are applied below unless the run stops (and ends) */
+      const eg_rule *ru = &rules->rules[i];
+      /* a search whose kept matches are all applied below (none refused,
+       * the run not stopped) becomes the rule's anchor; rules with
+       * conditions never skip (and may not apply every match) */
       if (!s->m.n) {
-        if (s->now) eg_prog_applied(s->lhs);
+        if (s->now && !ru->nconds) eg_prog_applied(s->lhs);
         continue;
       }
-      const eg_rule *ru = &rules->rules[i];
       eg_reason why = {EG_WHY_RULE, ru->name, ru->backward};
       size_t refused0 = eg_nrefused(g);
       for (size_t k = 0; k < s->m.n && !stop; k++) {
@@ -416,7 +418,7 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
           stop = check(&R);
       }
       /* a refused union may go through next time: the anchor stays */
-      if (s->now && !stop && eg_nrefused(g) == refused0) eg_prog_applied(s->lhs);
+      if (s->now && !stop && !ru->nconds && eg_nrefused(g) == refused0) eg_prog_applied(s->lhs);
       double t = now_s();
       rs[i].apply_ms += (t - tp) * 1e3;
       tp = t;
@@ -424,7 +426,14 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
     }
     for (int i = 0; i < n; i++) release_matches(&R, &st[i]);
     double t2 = now_s();
+    size_t refused_r = eg_nrefused(g);
     eg_rebuild(g);
+    /* a congruence the analysis refused leaves two congruent classes apart,
+     * so a right-hand side found again may look up into the other one: no
+     * search skips anything from before this (refusals are rare; an
+     * analysis that refuses may accept later) */
+    if (eg_nrefused(g) != refused_r)
+      for (int i = 0; i < n; i++) eg_prog_forget(st[i].lhs);
     double t3 = now_s();
     is.search_ms = (t1 - t0) * 1e3;
     is.apply_ms = (t2 - t1) * 1e3;

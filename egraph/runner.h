@@ -81,10 +81,10 @@ typedef struct eg_run_params {
    * iteration begins with 2048 e-nodes or more, and only the search phase
    * runs on them (apply and rebuild stay on this thread). */
   uint32_t search_threads;
-  /* Apply again the matches a rule found and applied in the previous
-   * iteration (through classes unchanged since): egg does, and they add
-   * nothing; by default they are skipped at the search (counted, not kept).
-   * For checking that skipping them changes nothing. */
+  /* Apply again the matches a rule found and applied in an earlier
+   * iteration (through nodes unchanged since: eg_prog_skip_applied): egg
+   * does, and they add nothing; by default they are skipped at the search
+   * (counted, not kept). For checking that skipping them changes nothing. */
   bool apply_repeats;
 } eg_run_params;
 enum { EG_MAX_SEARCH_THREADS = 15 };
@@ -106,8 +106,8 @@ typedef struct eg_iter_stats {
 } eg_iter_stats;
 
 typedef struct eg_rule_stats {
-  /* repeats: matches found and not applied, being the previous iteration's
-   * (eg_run_params.apply_repeats) */
+  /* repeats: matches found and not applied, being found and applied in an
+   * earlier iteration (eg_run_params.apply_repeats) */
   size_t searches, matches, repeats, applied, refused_conds;
   double search_ms, apply_ms;
   uint32_t times_banned;

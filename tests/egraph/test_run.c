@@ -308,6 +308,53 @@ Test(egraph_run, skipping_repeated_matches_does_the_same_work) {
   cr_assert_gt(skipped, 100000u, "only %zu repeats skipped", skipped);
 }
 
+/* A phase that stops while applying leaves the rules it was applying
+ * without a new anchor, so the next phase applies what the stopped one
+ * found and did not apply: saturating afterwards gives the e-graph that
+ * applying every match gives. */
+Test(egraph_run, a_phase_stopped_while_applying_skips_nothing_unapplied) {
+  const char *exprs[] = {"(+ x (+ x (+ x x)))", "(* (+ a b) (+ c d))", "(+ a (+ b (+ c (+ d e))))"};
+  size_t cuts[] = {20, 45, 100, 250, 600};
+  int compared = 0;
+  for (int e = 0; e < 3; e++)
+    for (int sched = 0; sched < 2; sched++)
+      for (int c = 0; c < 5; c++) {
+        size_t en[2], ec[2];
+        char *best[2];
+        bool cut[2], sat[2];
+        for (int t = 0; t < 2; t++) {
+          eg_egraph *g = graph();
+          char err[256];
+          eg_id root = eg_add_term(g, exprs[e], err, sizeof err);
+          cr_assert_neq(root, EG_NONE, "%s", err);
+          /* a node limit first (it stops in the middle of a rule's
+           * matches), then on to saturation */
+          eg_phase ph[2] = {{NULL, {30, cuts[c], 60, 0}}, {NULL, {60, 400000, 60, 0}}};
+          eg_run_params rp = eg_run_defaults();
+          rp.sched = sched ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF;
+          rp.apply_repeats = t == 1;
+          eg_report *rep = eg_run(g, R, ph, 2, rp);
+          cr_assert(eg_check(g, err, sizeof err), "%s", err);
+          cut[t] = rep->phases[0].stop == EG_STOP_NODES;
+          sat[t] = rep->phases[1].stop == EG_STOP_SATURATED;
+          en[t] = eg_nenodes(g);
+          ec[t] = eg_nclasses(g);
+          best[t] = eg_extract_best(g, root, NULL);
+          eg_report_free(rep);
+          eg_free(g);
+        }
+        if (cut[0] && cut[1]) {
+          cr_assert(sat[0] && sat[1], "%s: the second phase should saturate", exprs[e]);
+          cr_assert(en[0] == en[1] && ec[0] == ec[1], "%s (%s, cut at %zu): %zu/%zu e-nodes, %zu/%zu e-classes",
+                    exprs[e], sched ? "simple" : "backoff", cuts[c], en[0], en[1], ec[0], ec[1]);
+          cr_assert_str_eq(best[0], best[1]);
+          compared++;
+        }
+        for (int t = 0; t < 2; t++) tl_free(best[t]);
+      }
+  cr_assert_geq(compared, 12, "only %d runs were cut and compared", compared);
+}
+
 Test(egraph_run, time_and_memory_limits_stop_cleanly) {
   eg_egraph *g = graph();
   char err[256];
