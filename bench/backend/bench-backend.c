@@ -1255,6 +1255,14 @@ shapes:;
              "sum :axis 1 f32 [16 1023]", NULL);
   shape_pair("sum :axis 1 f32 [640 24], sizes known", "(graph s (in x f32 [640 24]) (out y (sum x :axis 1)))", s8,
              "[15 1024], sizes known", "(graph s (in x f32 [15 1024]) (out y (sum x :axis 1)))");
+  /* rows of 10: two f32 -> f64 conversions of 8 lanes a row for 10
+   * elements, and a halving per row: below the target (docs/backend.md,
+   * "Other lengths, and symbolic ones") */
+  static const int64_t s10[4] = {1600, 10, 16, 1000};
+  shape_pair("sum :axis 1 f32 [1600 10]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", s10,
+             "sum :axis 1 f32 [16 1000]", NULL);
+  shape_pair("sum :axis 1 f32 [1600 10], sizes known", "(graph s (in x f32 [1600 10]) (out y (sum x :axis 1)))", s10,
+             "[16 1000], sizes known", "(graph s (in x f32 [16 1000]) (out y (sum x :axis 1)))");
   shape_pair("sum :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (sum x :axis 0)))", sq,
              "sum :axis 1 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))");
   shape_pair("softmax :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (softmax x :axis 0)))", sq,
