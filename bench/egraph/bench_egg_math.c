@@ -457,7 +457,8 @@ int main(int argc, char **argv) {
          "egg wall_ms | egg enodes_per_s | same work | throughput vs egg |\n");
   printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   double geo = 0, worst = INFINITY;
-  int same = 0;
+  int same = 0, below = 0;
+  char low[16][96]; /* the rows under the goal of 2x */
   for (int s = 0; s < 2; s++)
     for (int e = 0; e < 8; e++) {
       result r = res[s][e];
@@ -475,6 +476,9 @@ int main(int argc, char **argv) {
       double eps = (double)r.enodes / (r.wall_ms / 1e3), ratio = eps / E->enodes_per_s;
       geo += log(ratio);
       if (ratio < worst) worst = ratio;
+      if (ratio < 2.0)
+        snprintf(low[below++], sizeof low[0], "%s `%.40s%s` %.2fx", s ? "Simple" : "Backoff", exprs[e],
+                 strlen(exprs[e]) > 40 ? "..." : "", ratio);
       printf("| %s | `%s` | %s | %u | %zu | %zu | %zu | %.2f | %.2f | %.2f | %.2f | %.0f | %s | %s | "
              "%d | %ld | %ld | %.2f | %.0f | %s | %.2fx |\n",
              s ? "Simple" : "Backoff", exprs[e], st, r.iters, r.enodes, r.eclasses, r.memo,
@@ -485,6 +489,8 @@ int main(int argc, char **argv) {
          "work (stop, iterations, e-nodes and e-classes): %d of 16\n",
          exp(geo / 16), worst, measured ? "egg measured in this run" : "egg's recorded figures, egg not run here",
          same);
+  printf("rows below 2x egg's e-nodes per second (the goal): %d%s", below, below ? ":" : "\n");
+  for (int i = 0; i < below; i++) printf(" %s%s", low[i], i + 1 < below ? ";" : "\n");
   printf("\n## goals and best terms (backoff run; best = greedy AST size)\n\n"
          "| expr | goal (egg's test) | proved | best | size |\n|---|---|---|---|---|\n");
   for (int e = 0; e < 8; e++) {
