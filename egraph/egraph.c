@@ -652,8 +652,66 @@ int eg_node_cmp(const eg_egraph *g, uint32_t a, uint32_t b) {
   return 0;
 }
 
+/* A 64-bit prefix of eg_node_cmp's order: op (16 bits), attr (16), arity
+ * (8), first child (24). A field too large for its bits takes the field's
+ * maximum and zeroes the fields after it, so a smaller key is a smaller
+ * node and equal keys leave the order to eg_node_cmp. */
+static inline uint64_t sort_key(const eg_node *x) {
+  uint64_t k = (uint64_t)x->op << 48;
+  if (x->attr >= 0xFFFF) return k | 0xFFFFull << 32;
+  k |= (uint64_t)x->attr << 32;
+  if (x->n >= 0xFF) return k | 0xFFull << 24;
+  k |= (uint64_t)x->n << 24;
+  uint32_t k0 = x->n ? ((const uint32_t *)(const void *)(x + 1))[0] : 0;
+  return k | (k0 >= 0xFFFFFF ? 0xFFFFFFu : k0);
+}
+
+typedef struct keyed {
+  uint64_t key;
+  uint32_t nid;
+} keyed;
+
+static inline bool keyed_before(const eg_egraph *g, const keyed *x, const keyed *y) {
+  return x->key != y->key ? x->key < y->key : eg_node_cmp(g, x->nid, y->nid) < 0;
+}
+
+/* Stable merge sort of keyed nodes (t: scratch of n) */
+static void sort_keyed(const eg_egraph *g, keyed *a, keyed *t, uint32_t n) {
+  if (n <= 16) {
+    for (uint32_t i = 1; i < n; i++) {
+      keyed x = a[i];
+      uint32_t j = i;
+      while (j > 0 && keyed_before(g, &x, &a[j - 1])) {
+        a[j] = a[j - 1];
+        j--;
+      }
+      a[j] = x;
+    }
+    return;
+  }
+  uint32_t h = n / 2;
+  sort_keyed(g, a, t, h);
+  sort_keyed(g, a + h, t, n - h);
+  if (!keyed_before(g, &a[h], &a[h - 1])) return;
+  uint32_t i = 0, j = h, k = 0;
+  while (i < h && j < n) t[k++] = keyed_before(g, &a[j], &a[i]) ? a[j++] : a[i++];
+  while (i < h) t[k++] = a[i++];
+  while (j < n) t[k++] = a[j++];
+  memcpy(a, t, (size_t)n * sizeof *a);
+}
+
 /* Stable merge sort by content (ties keep node-id order: deterministic). */
 static void sort_nodes(eg_egraph *g, uint32_t *a, uint32_t n) {
+  if (n > 16) {
+    /* each node's key read once: a comparison reads two nodes from the
+     * arena, and the merges of a large class compare each node again */
+    EG_GROW(g, g->sortbuf.a, g->sortbuf.cap, (uint64_t)n * 2 * sizeof(keyed) / 4);
+    keyed *k = (keyed *)(void *)g->sortbuf.a, *t = k + n;
+    for (uint32_t i = 0; i < n; i++) k[i] = (keyed){sort_key(eg_nd_(g, a[i])), a[i]};
+    sort_keyed(g, k, t, n);
+    for (uint32_t i = 0; i < n; i++) a[i] = k[i].nid;
+    return;
+  }
   if (n <= 16) {
     for (uint32_t i = 1; i < n; i++) {
       uint32_t x = a[i], j = i;

@@ -137,6 +137,32 @@ Test(egraph_core, immediate_rebuild_matches_oracle) {
   for (unsigned s = 1; s <= 20; s++) random_run(s, true);
 }
 
+/* Rebuild sorts a large class by a 64-bit prefix of the node order (16
+ * bits of attribute id): ids past 0xFFFF share one prefix and must still
+ * come out in eg_node_cmp's order (eg_check verifies it). */
+Test(egraph_core, classes_sort_past_the_sort_key_bits) {
+  eg_egraph *g = eg_new((eg_params){.lang = &toy_lang, .check = true});
+  char err[128], tok[16];
+  enum { NLEAF = 65600 };
+  eg_id last[100];
+  for (unsigned i = 0; i < NLEAF; i++) {
+    snprintf(tok, sizeof tok, "%u", i);
+    eg_id id = eg_add_term(g, tok, err, sizeof err);
+    cr_assert_neq(id, EG_NONE, "%s", err);
+    if (i >= NLEAF - 100) last[i - (NLEAF - 100)] = id;
+  }
+  /* one class of the last 100 leaves (attribute ids either side of
+   * 0xFFFF), joined in a scrambled order */
+  for (unsigned i = 1; i < 100; i++) eg_union(g, last[(i * 37) % 100], last[(i * 37 + 37) % 100]);
+  eg_rebuild(g);
+  uint32_t n;
+  const uint32_t *ns = eg_class_nodes(g, eg_find(g, last[0]), &n);
+  cr_assert_eq(n, 100);
+  for (uint32_t i = 1; i < n; i++) cr_assert_lt(eg_get_node(g, ns[i - 1])->attr, eg_get_node(g, ns[i])->attr);
+  cr_assert_gt(eg_get_node(g, ns[n - 1])->attr, 0xFFFFu);
+  eg_free(g);
+}
+
 /* ---- analyses: refusal hook ------------------------------------------------ */
 
 typedef struct tag { uint8_t t; } tag;
