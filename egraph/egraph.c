@@ -700,18 +700,11 @@ static void sort_keyed(const eg_egraph *g, keyed *a, keyed *t, uint32_t n) {
   memcpy(a, t, (size_t)n * sizeof *a);
 }
 
-/* Stable merge sort by content (ties keep node-id order: deterministic). */
+/* Stable sort by content (equal nodes keep their order: deterministic).
+ * Up to 16 nodes by insertion; more as keyed pairs, so that each node is
+ * read from the arena once (a comparison reads two nodes, and the merges
+ * of a large class compare each node again). */
 static void sort_nodes(eg_egraph *g, uint32_t *a, uint32_t n) {
-  if (n > 16) {
-    /* each node's key read once: a comparison reads two nodes from the
-     * arena, and the merges of a large class compare each node again */
-    EG_GROW(g, g->sortbuf.a, g->sortbuf.cap, (uint64_t)n * 2 * sizeof(keyed) / 4);
-    keyed *k = (keyed *)(void *)g->sortbuf.a, *t = k + n;
-    for (uint32_t i = 0; i < n; i++) k[i] = (keyed){sort_key(eg_nd_(g, a[i])), a[i]};
-    sort_keyed(g, k, t, n);
-    for (uint32_t i = 0; i < n; i++) a[i] = k[i].nid;
-    return;
-  }
   if (n <= 16) {
     for (uint32_t i = 1; i < n; i++) {
       uint32_t x = a[i], j = i;
@@ -723,16 +716,11 @@ static void sort_nodes(eg_egraph *g, uint32_t *a, uint32_t n) {
     }
     return;
   }
-  uint32_t h = n / 2;
-  sort_nodes(g, a, h);
-  sort_nodes(g, a + h, n - h);
-  if (eg_node_cmp(g, a[h - 1], a[h]) <= 0) return;
-  EG_GROW(g, g->sortbuf.a, g->sortbuf.cap, n);
-  uint32_t *t = g->sortbuf.a, i = 0, j = h, k = 0;
-  while (i < h && j < n) t[k++] = eg_node_cmp(g, a[j], a[i]) < 0 ? a[j++] : a[i++];
-  while (i < h) t[k++] = a[i++];
-  while (j < n) t[k++] = a[j++];
-  memcpy(a, t, (size_t)n * 4);
+  EG_GROW(g, g->sortbuf.a, g->sortbuf.cap, (uint64_t)n * 2 * sizeof(keyed) / 4);
+  keyed *k = (keyed *)(void *)g->sortbuf.a, *t = k + n;
+  for (uint32_t i = 0; i < n; i++) k[i] = (keyed){sort_key(eg_nd_(g, a[i])), a[i]};
+  sort_keyed(g, k, t, n);
+  for (uint32_t i = 0; i < n; i++) a[i] = k[i].nid;
 }
 
 /* Sorts and deduplicates the node lists of the classes touched since the

@@ -266,18 +266,10 @@ static void run(mach *m, uint32_t pc, uint32_t stamp) {
     const uint32_t *ns = eg_cls_nodes(m->g, regs[in->reg]);
     uint32_t lo = 0, hi = nn;
     if (in->key) {
+      /* only nodes of this op, attribute, arity and first child: the
+       * checks below pass for all of them */
       key_range(m->g, ns, nn, in, regs[in->key - 1], &lo, &hi);
-      for (uint32_t i = lo; i < hi; i++) {
-        const eg_node *nd = eg_nd_(m->g, ns[i]);
-        const uint32_t *k = eg_kids_(m->g, nd);
-        for (uint32_t j = 0; j < in->n; j++) regs[in->out + j] = k[j];
-        uint32_t ns_ = m->g->nstamp[ns[i] / EG_NODE_WORDS];
-        run(m, pc + 1, ns_ > stamp ? ns_ : stamp);
-        if (m->done) return;
-      }
-      return;
-    }
-    if (hi > 8) {
+    } else if (hi > 8) {
       while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
         if (eg_nd_(m->g, ns[mid])->op < in->op)
@@ -332,11 +324,13 @@ bool eg_prog_prepare(eg_egraph *g, eg_prog *pr) {
   if (!eg_is_clean(g)) eg_rebuild(g);
   pr->searched = g->epoch;
   pr->ground_moved = false;
-  for (uint32_t i = 0; i < pr->nground; i++) pr->ground_cls[i] = EG_NONE;
   for (uint32_t i = 0; i < pr->nground; i++) {
     pr->ground_cls[i] = lookup_ground(g, pr, pr->ground[i]);
     if (pr->ground_cls[i] != pr->ground_prev[i]) pr->ground_moved = true;
-    if (pr->ground_cls[i] == EG_NONE) return false; /* can never match */
+    if (pr->ground_cls[i] == EG_NONE) { /* can never match; eg_prog_applied copies all of them */
+      for (uint32_t j = i + 1; j < pr->nground; j++) pr->ground_cls[j] = EG_NONE;
+      return false;
+    }
   }
   uint32_t nc;
   if (pr->root_kind != 1) /* builds the op index now, not on a searching thread */
