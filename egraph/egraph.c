@@ -527,27 +527,27 @@ eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n)
   return add_new(g, op, attr, kids, n, h);
 }
 
-/* The canonical children are in g->kbuf; h is their node's hash. */
-static eg_id __attribute__((noinline)) add_new(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n,
-                                               uint64_t h) {
-  uint32_t *ck = g->kbuf.a;
-  eg_id id = eg_uf_make(g);
-  if (g->ex) eg_ex_new_id(g, id, op, attr, kids, n);
-  /* kids may alias the pool: canonical copies are in kbuf from here on */
+/* Stores a node whose canonical children are in g->kbuf as a member of
+ * class cls (written in the node, not yet in the class's list); returns its
+ * index in the node arena. */
+static uint32_t store_node(eg_egraph *g, int op, uint32_t attr, uint32_t n, uint32_t cls) {
+  /* the caller's kids may alias the pool: the canonical copies in kbuf are
+   * what is stored */
   grow_words(g, &g->na, &g->capna, (uint64_t)g->nna + EG_NODE_WORDS + n);
   uint32_t nid = g->nna;
-  *eg_nd_(g, nid) = (eg_node){(uint16_t)op, (uint16_t)n, attr, id};
-  if (n) memcpy(eg_nkids_(g, nid), ck, (size_t)n * 4);
+  *eg_nd_(g, nid) = (eg_node){(uint16_t)op, (uint16_t)n, attr, cls};
+  if (n) memcpy(eg_nkids_(g, nid), g->kbuf.a, (size_t)n * 4);
   g->nna += EG_NODE_WORDS + n;
   if (nid / EG_NODE_WORDS >= g->capns) EG_GROW(g, g->nstamp, g->capns, (uint64_t)g->capna / EG_NODE_WORDS + 1);
   g->nstamp[nid / EG_NODE_WORDS] = g->epoch;
   g->nstored++;
   g->nkids += n;
-  /* a new class: one node, room for one parent */
-  uint32_t b = blk_alloc(g, 2);
-  g->cls[id].blk = b;
-  eg_cls_nodes(g, id)[0] = nid;
-  cls_set_nn(g, id, 1);
+  return nid;
+}
+
+/* Enters a stored node in its children's parent lists and the memo (h: its
+ * hash), and counts it. */
+static void link_node(eg_egraph *g, uint32_t nid, uint32_t n, uint64_t h) {
   /* one parent entry per child occurrence, as egg does: (+ x x) is twice a
    * parent of x. Parent-list lengths decide which class stays the root, and
    * with it which parents are re-canonicalised, so keeping egg's counts
@@ -555,15 +555,81 @@ static eg_id __attribute__((noinline)) add_new(eg_egraph *g, int op, uint32_t at
   for (uint32_t i = 0; i < n; i++) cls_push_parent(g, eg_nkids_(g, nid)[i], nid);
   memo_insert(g, h, nid);
   g->memo_total++;
-  g->nclasses++;
   g->nenodes++;
-  /* a one-node class is sorted already: only the op index goes stale */
   index_stale(g);
+}
+
+/* The canonical children are in g->kbuf; h is their node's hash. */
+static eg_id __attribute__((noinline)) add_new(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n,
+                                               uint64_t h) {
+  eg_id id = eg_uf_make(g);
+  if (g->ex) eg_ex_new_id(g, id, op, attr, kids, n);
+  uint32_t nid = store_node(g, op, attr, n, id);
+  /* a new class: one node, room for one parent; a one-node class is
+   * sorted already (link_node marks only the op index stale) */
+  uint32_t b = blk_alloc(g, 2);
+  g->cls[id].blk = b;
+  eg_cls_nodes(g, id)[0] = nid;
+  cls_set_nn(g, id, 1);
+  link_node(g, nid, n, h);
+  g->nclasses++;
   if (g->has_an) {
     eg_handles_(g)[id] = value_intern(g, make_value(g, op, attr, eg_nkids_(g, nid), n));
     if (g->an.modify) g->an.modify(g, id, g->an.ctx);
   }
   return id;
+}
+
+static void push_parents(eg_egraph *g, eg_vec *v, uint32_t c, bool live_only);
+
+/* What eg_add followed by eg_union(into, ...) leaves, without the new
+ * node's one-node class: when the node is new it joins into's class
+ * directly. Half of a node-limit row's kept matches add their right-hand
+ * side's top node, and its own class (an id, a list block, then a union
+ * that moves the node out and frees the block) was a sixth of the run.
+ * The class's data merge, the analysis's modify and the rebuild's re-sort
+ * are the union's. Not with explanations: the proof forest needs the
+ * node's own id. */
+eg_id eg_add_into(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n, eg_id into, bool *added) {
+  *added = false;
+  if (g->ex) return eg_add(g, op, attr, kids, n);
+  EG_ASSERT(op >= 0 && op < g->lang.nops && attr < g->nattrs && into < g->nids);
+  int ar = g->lang.arity[op];
+  EG_ASSERT(ar < 0 ? n >= 1 : (uint32_t)ar == n);
+  EG_ASSERT(n <= UINT16_MAX);
+  EG_GROW(g, g->kbuf.a, g->kbuf.cap, n);
+  uint32_t *ck = g->kbuf.a;
+  for (uint32_t i = 0; i < n; i++) {
+    EG_ASSERT(kids[i] < g->nids);
+    ck[i] = eg_uf_find(g->uf, kids[i]);
+  }
+  uint64_t h = node_hash(g, (uint32_t)op, attr, ck, n);
+  uint32_t holder = memo_find(g, h, (uint32_t)op, attr, ck, n);
+  if (holder != EG_NONE) return eg_uf_find(g->uf, eg_nd_(g, holder)->cls);
+  uint32_t r = eg_uf_find(g->uf, into);
+  if (g->has_an && g->an.refuse) {
+    /* refused: the node gets its own class and the union is refused (and
+     * logged) as eg_union would */
+    char msg[8];
+    if (g->an.refuse(g, eg_value_(g, eg_handles_(g)[r]), make_value(g, op, attr, ck, n), msg, sizeof msg, g->an.ctx))
+      return add_new(g, op, attr, kids, n, h);
+  }
+  uint32_t nid = store_node(g, op, attr, n, r);
+  cls_reserve(g, r, 1);
+  uint32_t nn = eg_cls_nn(g, r);
+  eg_cls_nodes(g, r)[nn] = nid;
+  cls_set_nn(g, r, nn + 1);
+  link_node(g, nid, n, h);
+  g->clean = false;
+  mark_dirty(g, r);
+  *added = true;
+  if (g->has_an) {
+    unsigned m = merge_into(g, r, make_value(g, op, attr, eg_nkids_(g, nid), n));
+    if (m & EG_MERGE_TO) push_parents(g, &g->apending, r, false);
+    if (g->an.modify) g->an.modify(g, r, g->an.ctx);
+  }
+  if (g->p.immediate_rebuild && !g->in_rebuild && !g->union_depth) eg_rebuild(g);
+  return r;
 }
 
 /* ---- union ---------------------------------------------------------------- */

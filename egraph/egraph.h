@@ -125,6 +125,14 @@ const uint8_t *eg_attr_bytes(const eg_egraph *g, uint32_t id, size_t *n);
  * result may already be non-canonical if an analysis merged it; with
  * explanations on, every distinct original term gets its own id. */
 eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n);
+/* eg_add then eg_union(into, the result), in one step: a new node joins
+ * into's class (*added true; returns into's root) instead of getting a
+ * class of its own; a found one's class is returned for the caller to
+ * unite (*added false). The new node's make() data merges into the class,
+ * the analysis's refuse sees that data (refused: eg_add's own class, for
+ * the union to refuse) and modify runs on the class, as after a union.
+ * With explanations on, it is eg_add (the proof needs the node's own id). */
+eg_id eg_add_into(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n, eg_id into, bool *added);
 /* The class of op(kids) if present (kids canonicalised), else EG_NONE. */
 eg_id eg_lookup(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n);
 /* Canonical id (path halving). */

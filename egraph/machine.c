@@ -390,8 +390,9 @@ void eg_prog_applied(eg_prog *pr) {
   memcpy(pr->ground_prev, pr->ground_cls, pr->nground * sizeof *pr->ground_prev);
 }
 
-eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {
+eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst, eg_id into, bool *added) {
   const eg_pattern *p = pr->p;
+  *added = false;
   if (!pr->nsteps) return subst[p->nodes[p->n - 1].var]; /* a bare variable */
   for (uint32_t s = 0; s < pr->nsteps; s++) {
     uint32_t i = pr->steps[s];
@@ -402,7 +403,8 @@ eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst) {
       pr->kbuf[k] = (int32_t)r < 0 ? subst[~r] : pr->inst[r];
     }
     uint32_t attr = pn->attr_var ? subst[pn->var] : pr->attr_ids[i];
-    pr->inst[i] = eg_add(g, pn->op, attr, pr->kbuf, pn->n);
+    pr->inst[i] = i == p->n - 1 && into != EG_NONE ? eg_add_into(g, pn->op, attr, pr->kbuf, pn->n, into, added)
+                                                   : eg_add(g, pn->op, attr, pr->kbuf, pn->n);
   }
   return pr->inst[p->n - 1];
 }

@@ -103,8 +103,10 @@ void eg_prog_applied(eg_prog *pr);
 void eg_prog_skip_applied(eg_prog *pr, bool on);
 /* No anchor: the next searches keep every match (until eg_prog_applied). */
 void eg_prog_forget(eg_prog *pr);
-/* Adds the pattern instantiated with subst (a match's slots); its class. */
-eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst);
+/* Adds the pattern instantiated with subst (a match's slots); its class.
+ * With into (not EG_NONE), a new top node is added into into's class
+ * (eg_add_into; *added says so) where a union with into would follow. */
+eg_id eg_prog_instantiate(eg_egraph *g, eg_prog *pr, const uint32_t *subst, eg_id into, bool *added);
 /* Naive backtracking matcher over the pattern tree: the reference that the
  * tests compare the program against. */
 size_t eg_pattern_search_naive(eg_egraph *g, const eg_pattern *p, const eg_vartab *v, eg_matches *out);

@@ -48,7 +48,7 @@ const char *eg_stop_name(eg_stop s) {
   }
 }
 
-eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0, false, 1, false}; }
+eg_run_params eg_run_defaults(void) { return (eg_run_params){EG_SCHED_BACKOFF, 1000, 5, 2.0, false, 1, false, false}; }
 
 typedef struct rstate {
   eg_prog *lhs, *rhs;
@@ -408,9 +408,11 @@ static void run_phase(eg_egraph *g, const eg_rules *rules, const eg_phase *ph, e
           continue;
         }
         eg_id from = rec[0];
-        if (g->ex) from = eg_prog_instantiate(g, s->lhs, rec + 1);
-        eg_id to = eg_prog_instantiate(g, s->rhs, rec + 1);
-        if (eg_union_why(g, from, to, &why)) {
+        bool added;
+        if (g->ex) from = eg_prog_instantiate(g, s->lhs, rec + 1, EG_NONE, &added);
+        /* a new right-hand side's top node joins from's class directly */
+        eg_id to = eg_prog_instantiate(g, s->rhs, rec + 1, p.top_node_own_class ? EG_NONE : from, &added);
+        if (added || eg_union_why(g, from, to, &why)) {
           rs[i].applied++;
           is.applied++;
         }

@@ -86,6 +86,11 @@ typedef struct eg_run_params {
    * does, and they add nothing; by default they are skipped at the search
    * (counted, not kept). For checking that skipping them changes nothing. */
   bool apply_repeats;
+  /* Give a right-hand side's new top node a class of its own and unite it
+   * with the matched class, as egg does; by default the node joins the
+   * matched class directly (eg_add_into), the same e-graph without the
+   * short-lived class. For checking that the two agree. */
+  bool top_node_own_class;
 } eg_run_params;
 enum { EG_MAX_SEARCH_THREADS = 15 };
 /* backoff, 1000, 5 (egg's defaults), 2 matches per starting e-node, limits
@@ -100,6 +105,10 @@ typedef struct eg_phase {
 /* Is ruleset `set` among `sets` (a phase's rulesets: NULL or "" = all)? */
 bool eg_ruleset_in(const eg_rules *rules, int set, const char *sets);
 
+/* applied (here and per rule): matches whose right-hand side changed the
+ * e-graph, by a union of two classes or by its new top node joining the
+ * matched class (eg_add_into; counted even where the analysis prunes the
+ * node at once). */
 typedef struct eg_iter_stats {
   size_t enodes, eclasses, memo, applied, bytes, banned;
   double search_ms, apply_ms, rebuild_ms;

@@ -69,7 +69,10 @@ static int ofind(int *p, int x) {
   return x;
 }
 
-static void random_run(unsigned seed, bool immediate) {
+/* into: a third of the adds go through eg_add_into with a random existing
+ * term, followed by a union when the node was found (as the runner does),
+ * and the oracle unites the two terms. */
+static void random_run(unsigned seed, bool immediate, bool into) {
   srand(seed);
   eg_egraph *g = toy_graph(immediate);
   enum { N = 160 };
@@ -92,9 +95,17 @@ static void random_run(unsigned seed, bool immediate) {
       }
       eg_id kids[2];
       for (int i = 0; i < x.n; i++) kids[i] = t[x.kids[i]].id;
-      x.id = eg_add(g, x.op, x.attr, kids, (uint32_t)x.n);
-      t[nt] = x;
+      int with = into && nt && rand() % 3 == 0 ? rand() % nt : -1;
       par[nt] = nt;
+      if (with >= 0) {
+        bool added;
+        x.id = eg_add_into(g, x.op, x.attr, kids, (uint32_t)x.n, t[with].id, &added);
+        if (!added) eg_union(g, t[with].id, x.id);
+        par[nt] = ofind(par, with);
+      } else {
+        x.id = eg_add(g, x.op, x.attr, kids, (uint32_t)x.n);
+      }
+      t[nt] = x;
       nt++;
     } else if (nt > 1) {
       int a = rand() % nt, b = rand() % nt;
@@ -130,11 +141,16 @@ static void random_run(unsigned seed, bool immediate) {
 }
 
 Test(egraph_core, random_adds_unions_match_oracle) {
-  for (unsigned s = 1; s <= 40; s++) random_run(s, false);
+  for (unsigned s = 1; s <= 40; s++) random_run(s, false, false);
 }
 
 Test(egraph_core, immediate_rebuild_matches_oracle) {
-  for (unsigned s = 1; s <= 20; s++) random_run(s, true);
+  for (unsigned s = 1; s <= 20; s++) random_run(s, true, false);
+}
+
+Test(egraph_core, adds_into_classes_match_oracle) {
+  for (unsigned s = 1; s <= 40; s++) random_run(s, false, true);
+  for (unsigned s = 1; s <= 20; s++) random_run(s, true, true);
 }
 
 /* Rebuild sorts a large class by a 64-bit prefix of the node order (16
@@ -201,6 +217,32 @@ Test(egraph_core, refused_union_is_reported_with_rule) {
   cr_assert_neq(eg_find(g, a), eg_find(g, z));
   cr_assert_eq(eg_nrefused(g), 1);
   cr_assert_str_eq(eg_refusals(g), "union refused (rule bad-rule): dtype 0 vs 1\n");
+  eg_free(g);
+}
+
+/* A node added into a class whose data refuses it gets a class of its own
+ * (not added), so that the union that follows is refused and reported as
+ * eg_union's would be; an accepted one joins the class. */
+Test(egraph_core, add_into_a_refusing_class_keeps_the_node_apart) {
+  eg_analysis an = {sizeof(tag), tag_make, tag_merge, NULL, tag_refuse, NULL};
+  eg_egraph *g = eg_new((eg_params){.lang = &toy_lang, .analysis = &an, .check = true});
+  char err[128];
+  eg_id a = eg_add_term(g, "a", err, sizeof err), z = eg_add_term(g, "z", err, sizeof err);
+  bool added;
+  eg_id fz = eg_add_into(g, TOY_F, 0, &z, 1, a, &added); /* (f z): z's dtype */
+  cr_assert_not(added);
+  cr_assert_neq(eg_find(g, fz), eg_find(g, a));
+  eg_reason why = {EG_WHY_RULE, "bad-rule", false};
+  cr_assert_not(eg_union_why(g, a, fz, &why));
+  eg_id fa = eg_add_into(g, TOY_F, 0, &a, 1, a, &added); /* (f a): a's dtype */
+  cr_assert(added);
+  cr_assert_eq(fa, eg_find(g, a));
+  eg_rebuild(g);
+  cr_assert_eq(eg_lookup(g, TOY_F, 0, &a, 1), eg_find(g, a));
+  cr_assert_neq(eg_lookup(g, TOY_F, 0, &z, 1), eg_find(g, a));
+  cr_assert_eq(eg_nrefused(g), 1);
+  cr_assert_str_eq(eg_refusals(g), "union refused (rule bad-rule): dtype 0 vs 1\n");
+  cr_assert(eg_check(g, err, sizeof err), "%s", err);
   eg_free(g);
 }
 

@@ -308,6 +308,61 @@ Test(egraph_run, skipping_repeated_matches_does_the_same_work) {
   cr_assert_gt(skipped, 100000u, "only %zu repeats skipped", skipped);
 }
 
+/* A right-hand side's new top node joins the matched class directly
+ * (eg_add_into) instead of getting a class of its own and a union (egg's
+ * way, top_node_own_class). ConstantFold's merge, modify and pruning run on
+ * the class in both ways: the two e-graphs grow alike, iteration by
+ * iteration, to the same best terms. (The applied counts may differ: a node
+ * added into a class holding its constant counts, where its own class
+ * would have been folded into that class before the union, which then
+ * finds nothing to do.) */
+Test(egraph_run, adding_into_the_matched_class_does_the_same_work) {
+  const char *exprs[] = {"(+ x (+ x (+ x x)))",
+                         "(* (+ a b) (+ c d))",
+                         "(d x (+ 1 (* 2 x)))",
+                         "(d x (- (pow x 3) (* 7 (pow x 2))))",
+                         "(+ (* y (+ x y)) (- (+ x 2) (+ x x)))",
+                         "(i (* (cos x) x) x)",
+                         "(* (+ 2 3) (- (* 4 x) (+ 1 (* 2 (* 2 x)))))",
+                         "(/ 1 (- (/ (+ 1 (sqrt five)) 2) (/ (- 1 (sqrt five)) 2)))"};
+  for (int e = 0; e < 8; e++)
+    for (int sched = 0; sched < 2; sched++) {
+      eg_report *rep[2];
+      eg_egraph *g[2];
+      eg_id root[2];
+      for (int t = 0; t < 2; t++) {
+        g[t] = graph();
+        char err[256];
+        root[t] = eg_add_term(g[t], exprs[e], err, sizeof err);
+        cr_assert_neq(root[t], EG_NONE, "%s", err);
+        eg_phase ph = {NULL, {sched ? 8 : 14, 20000, 60, 0}};
+        eg_run_params rp = eg_run_defaults();
+        rp.sched = sched ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF;
+        rp.top_node_own_class = t == 0;
+        rep[t] = eg_run(g[t], R, &ph, 1, rp);
+        cr_assert(eg_check(g[t], err, sizeof err), "%s", err);
+      }
+      cr_assert_lt(eg_nids(g[1]), eg_nids(g[0]), "%s: no top node was added into its class", exprs[e]);
+      const eg_phase_report *a = &rep[0]->phases[0], *b = &rep[1]->phases[0];
+      cr_assert_eq(a->stop, b->stop, "%s", exprs[e]);
+      cr_assert_eq(a->niters, b->niters, "%s", exprs[e]);
+      for (uint32_t i = 0; i < a->niters; i++) {
+        const eg_iter_stats *x = &a->iters[i], *y = &b->iters[i];
+        cr_assert(x->enodes == y->enodes && x->eclasses == y->eclasses && x->memo == y->memo,
+                  "%s (%s): iteration %u differs: %zu/%zu e-nodes, %zu/%zu e-classes, %zu/%zu memo", exprs[e],
+                  sched ? "simple" : "backoff", i, x->enodes, y->enodes, x->eclasses, y->eclasses, x->memo, y->memo);
+      }
+      char *best[2];
+      for (int t = 0; t < 2; t++) best[t] = eg_extract_best(g[t], root[t], NULL);
+      cr_assert(best[0] && best[1] && !strcmp(best[0], best[1]), "%s: best %s against %s", exprs[e], best[0], best[1]);
+      for (int t = 0; t < 2; t++) {
+        tl_free(best[t]);
+        eg_report_free(rep[t]);
+        eg_free(g[t]);
+      }
+    }
+}
+
 /* A phase that stops while applying leaves the rules it was applying
  * without a new anchor, so the next phase applies what the stopped one
  * found and did not apply: saturating afterwards gives the e-graph that
