@@ -824,6 +824,22 @@ static void fix_dirty(eg_egraph *g) {
   g->dirty.n = 0;
 }
 
+/* The worklist is taken from the top; the parents 16 below it are fetched
+ * from the arena now, and for those 8 below, the memo slot of their current
+ * form (which the rebuild removes) and their children's union-find entries:
+ * on a large rebuild each of those is a cache miss that would otherwise
+ * stall the loop (golden-ratio Simple row: rebuild 61 -> 57 ms). */
+static inline void prefetch_pending(const eg_egraph *g) {
+  uint32_t n = g->pending.n;
+  if (n < 16) return;
+  __builtin_prefetch(eg_nd_(g, g->pending.a[n - 16]));
+  const eg_node *f = eg_nd_(g, g->pending.a[n - 8]);
+  if (f->cls == EG_NONE) return;
+  const uint32_t *fk = eg_kids_(g, f);
+  __builtin_prefetch(g->memo + memo_home((uint32_t)node_hash(g, f->op, f->attr, fk, f->n), g->memocap));
+  for (uint32_t i = 0; i < f->n && i < 2; i++) __builtin_prefetch(g->uf + fk[i]);
+}
+
 size_t eg_rebuild(eg_egraph *g) {
   if (g->in_rebuild) return 0;
   g->in_rebuild++;
@@ -831,6 +847,7 @@ size_t eg_rebuild(eg_egraph *g) {
   while (g->pending.n || g->apending.n) {
     while (g->pending.n) {
       uint32_t nid = g->pending.a[--g->pending.n];
+      prefetch_pending(g);
       if (is_dead(g, nid)) continue;
       eg_node nd = *eg_nd_(g, nid);
       uint32_t *k = eg_nkids_(g, nid);
