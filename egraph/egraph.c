@@ -607,11 +607,15 @@ eg_id eg_add_into(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32
   uint32_t holder = memo_find(g, h, (uint32_t)op, attr, ck, n);
   if (holder != EG_NONE) return eg_uf_find(g->uf, eg_nd_(g, holder)->cls);
   uint32_t r = eg_uf_find(g->uf, into);
+  /* the node's data, made once (g->dtmp: nothing below writes it before
+   * the merge) */
+  const void *val = g->has_an ? make_value(g, op, attr, ck, n) : NULL;
   if (g->has_an && g->an.refuse) {
     /* refused: the node gets its own class and the union is refused (and
      * logged) as eg_union would */
-    char msg[8];
-    if (g->an.refuse(g, eg_value_(g, eg_handles_(g)[r]), make_value(g, op, attr, ck, n), msg, sizeof msg, g->an.ctx))
+    char msg[256];
+    msg[0] = '\0';
+    if (g->an.refuse(g, eg_value_(g, eg_handles_(g)[r]), val, msg, sizeof msg, g->an.ctx))
       return add_new(g, op, attr, kids, n, h);
   }
   uint32_t nid = store_node(g, op, attr, n, r);
@@ -624,7 +628,7 @@ eg_id eg_add_into(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32
   mark_dirty(g, r);
   *added = true;
   if (g->has_an) {
-    unsigned m = merge_into(g, r, make_value(g, op, attr, eg_nkids_(g, nid), n));
+    unsigned m = merge_into(g, r, val);
     if (m & EG_MERGE_TO) push_parents(g, &g->apending, r, false);
     if (g->an.modify) g->an.modify(g, r, g->an.ctx);
   }
