@@ -494,20 +494,12 @@ const void *eg_data(eg_egraph *g, eg_id id) {
 
 /* ---- add ------------------------------------------------------------------ */
 
-eg_id eg_lookup(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n) {
-  EG_GROW(g, g->kbuf.a, g->kbuf.cap, n);
-  uint32_t *ck = g->kbuf.a;
-  for (uint32_t i = 0; i < n; i++) ck[i] = eg_find(g, kids[i]);
-  uint32_t h = memo_find(g, node_hash(g, (uint32_t)op, attr, ck, n), (uint32_t)op, attr, ck, n);
-  return h == EG_NONE ? EG_NONE : eg_uf_find(g->uf, eg_nd_(g, h)->cls);
-}
-
 static eg_id add_new(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n, uint64_t h);
 
-/* Most adds find their node (96% while saturating the math suite: every
- * match instantiates its right-hand side), so the lookup is kept small and
- * the new-node path is a separate function. */
-eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n) {
+/* Checks op(kids), writes its canonical children to g->kbuf and looks the
+ * form up: the memo's holder node or EG_NONE; *h: the form's hash. */
+static inline __attribute__((always_inline)) uint32_t find_form(eg_egraph *g, int op, uint32_t attr, const eg_id *kids,
+                                                                uint32_t n, uint64_t *h) {
   EG_ASSERT(op >= 0 && op < g->lang.nops && attr < g->nattrs);
   int ar = g->lang.arity[op];
   EG_ASSERT(ar < 0 ? n >= 1 : (uint32_t)ar == n);
@@ -518,8 +510,22 @@ eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n)
     EG_ASSERT(kids[i] < g->nids);
     ck[i] = eg_uf_find(g->uf, kids[i]);
   }
-  uint64_t h = node_hash(g, (uint32_t)op, attr, ck, n);
-  uint32_t holder = memo_find(g, h, (uint32_t)op, attr, ck, n);
+  *h = node_hash(g, (uint32_t)op, attr, ck, n);
+  return memo_find(g, *h, (uint32_t)op, attr, ck, n);
+}
+
+eg_id eg_lookup(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n) {
+  uint64_t h;
+  uint32_t holder = find_form(g, op, attr, kids, n, &h);
+  return holder == EG_NONE ? EG_NONE : eg_uf_find(g->uf, eg_nd_(g, holder)->cls);
+}
+
+/* Most adds find their node (96% while saturating the math suite: every
+ * match instantiates its right-hand side), so the lookup is kept small and
+ * the new-node path is a separate function. */
+eg_id eg_add(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n) {
+  uint64_t h;
+  uint32_t holder = find_form(g, op, attr, kids, n, &h);
   if (holder != EG_NONE) {
     if (g->ex) return eg_ex_add_existing(g, op, attr, kids, n, holder);
     return eg_uf_find(g->uf, eg_nd_(g, holder)->cls);
@@ -594,23 +600,14 @@ static void push_parents(eg_egraph *g, eg_vec *v, uint32_t c, bool live_only);
 eg_id eg_add_into(eg_egraph *g, int op, uint32_t attr, const eg_id *kids, uint32_t n, eg_id into, bool *added) {
   *added = false;
   if (g->ex) return eg_add(g, op, attr, kids, n);
-  EG_ASSERT(op >= 0 && op < g->lang.nops && attr < g->nattrs && into < g->nids);
-  int ar = g->lang.arity[op];
-  EG_ASSERT(ar < 0 ? n >= 1 : (uint32_t)ar == n);
-  EG_ASSERT(n <= UINT16_MAX);
-  EG_GROW(g, g->kbuf.a, g->kbuf.cap, n);
-  uint32_t *ck = g->kbuf.a;
-  for (uint32_t i = 0; i < n; i++) {
-    EG_ASSERT(kids[i] < g->nids);
-    ck[i] = eg_uf_find(g->uf, kids[i]);
-  }
-  uint64_t h = node_hash(g, (uint32_t)op, attr, ck, n);
-  uint32_t holder = memo_find(g, h, (uint32_t)op, attr, ck, n);
+  EG_ASSERT(into < g->nids);
+  uint64_t h;
+  uint32_t holder = find_form(g, op, attr, kids, n, &h);
   if (holder != EG_NONE) return eg_uf_find(g->uf, eg_nd_(g, holder)->cls);
   uint32_t r = eg_uf_find(g->uf, into);
   /* the node's data, made once (g->dtmp: nothing below writes it before
    * the merge) */
-  const void *val = g->has_an ? make_value(g, op, attr, ck, n) : NULL;
+  const void *val = g->has_an ? make_value(g, op, attr, g->kbuf.a, n) : NULL;
   if (g->has_an && g->an.refuse) {
     /* refused: the node gets its own class and the union is refused (and
      * logged) as eg_union would */
