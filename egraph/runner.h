@@ -91,6 +91,11 @@ typedef struct eg_run_params {
    * matched class directly (eg_add_into), the same e-graph without the
    * short-lived class. For checking that the two agree. */
   bool top_node_own_class;
+  /* Apply a rule's matches in the order the search found them (classes by
+   * ascending id, the oldest first); by default the newest classes' matches
+   * go first, which leaves fewer duplicate nodes for the rebuild to merge
+   * (runner.c, the apply loop). For comparing the two. */
+  bool apply_in_search_order;
 } eg_run_params;
 enum { EG_MAX_SEARCH_THREADS = 15 };
 /* backoff, 1000, 5 (egg's defaults), 2 matches per starting e-node, limits
