@@ -35,13 +35,35 @@ static inline uint64_t mix64(uint64_t a, uint64_t b) {
 /* Nodes of up to two children (all of egg's math language, most tensor ops)
  * are hashed inline: an XXH3 call was a twentieth of the apply phase, which
  * hashes one node per right-hand-side node of every match. */
+static inline uint64_t node_seed(const eg_egraph *g, uint32_t op, uint32_t attr, uint32_t n) {
+  return g->p.seed ^ ((((uint64_t)op << 48) ^ ((uint64_t)n << 32) ^ attr) * 0x9E3779B97F4A7C15ull);
+}
+
+/* n <= 2 children as k = kid0 | kid1 << 32 (0 where absent). Callers that
+ * have just computed the children pass them from registers: reading two
+ * 4-byte stores back as one 8-byte load defeats store forwarding, and the
+ * hash feeds the memo probe's address. */
+static inline uint64_t node_hash_small(const eg_egraph *g, uint32_t op, uint32_t attr, uint32_t n, uint64_t k) {
+  return mix64(node_seed(g, op, attr, n) ^ 0xA0761D6478BD642Full, k ^ 0xE7037ED1A0B428DBull);
+}
+
 static inline uint64_t node_hash(const eg_egraph *g, uint32_t op, uint32_t attr, const uint32_t *kids, uint32_t n) {
-  uint64_t s = g->p.seed ^ ((((uint64_t)op << 48) ^ ((uint64_t)n << 32) ^ attr) * 0x9E3779B97F4A7C15ull);
+  if (n <= 2)
+    return node_hash_small(g, op, attr, n, n == 0 ? 0 : n == 1 ? kids[0] : (uint64_t)kids[0] | (uint64_t)kids[1] << 32);
+  return XXH3_64bits_withSeed(kids, (size_t)n * 4, node_seed(g, op, attr, n));
+}
+
+/* Canonicalises kids[0..n) into out (may be kids) and returns their hash. */
+static inline uint64_t canon_hash(const eg_egraph *g, uint32_t op, uint32_t attr, const uint32_t *kids, uint32_t *out,
+                                  uint32_t n) {
   if (n <= 2) {
-    uint64_t k = n == 0 ? 0 : n == 1 ? kids[0] : (uint64_t)kids[0] | (uint64_t)kids[1] << 32;
-    return mix64(s ^ 0xA0761D6478BD642Full, k ^ 0xE7037ED1A0B428DBull);
+    uint32_t c0 = n ? eg_uf_find(g->uf, kids[0]) : 0, c1 = n == 2 ? eg_uf_find(g->uf, kids[1]) : 0;
+    if (n) out[0] = c0;
+    if (n == 2) out[1] = c1;
+    return node_hash_small(g, op, attr, n, (uint64_t)c0 | (uint64_t)c1 << 32);
   }
-  return XXH3_64bits_withSeed(kids, (size_t)n * 4, s);
+  for (uint32_t i = 0; i < n; i++) out[i] = eg_uf_find(g->uf, kids[i]);
+  return XXH3_64bits_withSeed(out, (size_t)n * 4, node_seed(g, op, attr, n));
 }
 
 static inline bool node_is(const eg_egraph *g, const eg_node *nd, uint32_t op, uint32_t attr, const uint32_t *kids,
@@ -506,11 +528,8 @@ static inline __attribute__((always_inline)) uint32_t find_form(eg_egraph *g, in
   EG_ASSERT(n <= UINT16_MAX);
   EG_GROW(g, g->kbuf.a, g->kbuf.cap, n);
   uint32_t *ck = g->kbuf.a;
-  for (uint32_t i = 0; i < n; i++) {
-    EG_ASSERT(kids[i] < g->nids);
-    ck[i] = eg_uf_find(g->uf, kids[i]);
-  }
-  *h = node_hash(g, (uint32_t)op, attr, ck, n);
+  for (uint32_t i = 0; i < n; i++) EG_ASSERT(kids[i] < g->nids);
+  *h = canon_hash(g, (uint32_t)op, attr, kids, ck, n);
   return memo_find(g, *h, (uint32_t)op, attr, ck, n);
 }
 
@@ -858,9 +877,8 @@ size_t eg_rebuild(eg_egraph *g) {
       for (uint32_t i = 0; i < nd.n && !changed; i++) changed = g->uf[k[i]] != k[i];
       if (!changed) continue;
       memo_remove(g, node_hash(g, nd.op, nd.attr, k, nd.n), nid);
-      for (uint32_t i = 0; i < nd.n; i++) k[i] = eg_uf_find(g->uf, k[i]);
+      uint64_t h = canon_hash(g, nd.op, nd.attr, k, k, nd.n);
       g->nstamp[nid / EG_NODE_WORDS] = g->epoch;
-      uint64_t h = node_hash(g, nd.op, nd.attr, k, nd.n);
       uint32_t holder = memo_find(g, h, nd.op, nd.attr, k, nd.n);
       if (holder != EG_NONE) {
         unions += union_impl(g, eg_nd_(g, holder)->cls, nd.cls, &why_congr);
