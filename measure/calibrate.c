@@ -49,8 +49,8 @@
 #define GLIBC_MMAP_MAX (32.0 * 1024 * 1024)
 
 /* One be_run: its wall time in seconds, outputs freed; -1 on an error. */
-static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outs,
-                       char *err, size_t n) {
+static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outs, char *err,
+                       size_t n) {
   const tl_graph *g = be_program_graph(p);
   tl_error e;
   tl_error_clear(&e);
@@ -62,8 +62,8 @@ static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *s
   return t;
 }
 
-double tl_time_run(be_program *p, tl_tensor *const *inputs, const int64_t *syms, int runs,
-                   double budget_s, char *err, size_t n) {
+double tl_time_run(be_program *p, tl_tensor *const *inputs, const int64_t *syms, int runs, double budget_s, char *err,
+                   size_t n) {
   const tl_graph *g = be_program_graph(p);
   tl_tensor **outs = tl_xcalloc((size_t)g->noutputs + 1, sizeof *outs);
   double best = run_once(p, inputs, syms, outs, err, n), start = tl_now_ms(); /* warm-up */
@@ -95,9 +95,12 @@ int tl_timing_inputs(const tl_graph *g, const int64_t *syms, tl_tensor **inputs,
     }
     for (int64_t k = 0; k < t->numel; k++) {
       s ^= s << 13, s ^= s >> 7, s ^= s << 17; /* xorshift64 */
-      if (tl_dtype_is_float((tl_dtype)t->dtype)) tl_tensor_set_f64(t, k, 0.5 + (double)(s >> 11) * 0x1p-53);
-      else if (t->dtype == TL_BOOL) tl_tensor_set_i64(t, k, k & 1);
-      else tl_tensor_set_i64(t, k, (int64_t)(s % 3));
+      if (tl_dtype_is_float((tl_dtype)t->dtype))
+        tl_tensor_set_f64(t, k, 0.5 + (double)(s >> 11) * 0x1p-53);
+      else if (t->dtype == TL_BOOL)
+        tl_tensor_set_i64(t, k, k & 1);
+      else
+        tl_tensor_set_i64(t, k, (int64_t)(s % 3));
     }
     inputs[i] = t;
   }
@@ -114,7 +117,19 @@ typedef struct cal {
   double budget;     /* and at least this long (s) */
   char *err;
   size_t n;
+  bool into; /* time runs into the warm-up run's outputs (be_run_into) */
 } cal;
+
+/* One run into outs (be_run_into: no fresh pages; a large output is
+ * written with streaming stores). Seconds, or -1 with a message. */
+static double run_into_once(be_program *p, tl_tensor *const *inputs, tl_tensor **outs, char *err, size_t n) {
+  tl_error e;
+  tl_error_clear(&e);
+  double t0 = tl_now_ms();
+  int rc = be_run_into(p, inputs, NULL, outs, &e);
+  double t = (tl_now_ms() - t0) * 1e-3;
+  return rc ? tl_error_to(&e, err, n) : t;
+}
 
 /* Compiles src (concrete shapes only) under each of the nopt option sets
  * and times the programs in alternation, one run of each per round, so
@@ -132,28 +147,41 @@ static int time_src_n(cal *c, const char *src, const be_options *const *o, int n
   }
   tl_diag_free(&d);
   tl_tensor **in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
-  tl_tensor **outs = tl_xcalloc((size_t)g->noutputs + 1, sizeof *outs);
+  /* outs[i]: option i's outputs, kept from its warm-up run when c->into */
+  tl_tensor **outs[2] = {tl_xcalloc((size_t)g->noutputs + 1, sizeof **outs),
+                         tl_xcalloc((size_t)g->noutputs + 1, sizeof **outs)};
   be_program *p[2] = {NULL, NULL};
   int rc = tl_timing_inputs(g, NULL, in, c->err, c->n);
   for (int i = 0; i < nopt && !rc; i++) {
     tl_error e = {0};
-    if (!(p[i] = be_compile(g, o[i], &e))) rc = tl_error_to(&e, c->err, c->n);
-    else if (run_once(p[i], in, NULL, outs, c->err, c->n) < 0) rc = -1; /* warm-up */
+    if (!(p[i] = be_compile(g, o[i], &e)))
+      rc = tl_error_to(&e, c->err, c->n);
+    else if (c->into)
+      rc = be_run(p[i], in, NULL, outs[i], &e) ? tl_error_to(&e, c->err, c->n) : 0; /* warm-up */
+    else if (run_once(p[i], in, NULL, outs[i], c->err, c->n) < 0)
+      rc = -1; /* warm-up */
     t[i] = INFINITY;
   }
   double start = tl_now_ms();
   for (int r = 0; !rc && r < 100000; r++) {
     if (r >= c->runs && (tl_now_ms() - start) * 1e-3 >= c->budget) break;
     for (int i = 0; i < nopt && !rc; i++) {
-      double ti = run_once(p[i], in, NULL, outs, c->err, c->n);
-      if (ti < 0) rc = -1;
-      else t[i] = fmin(t[i], ti);
+      double ti =
+          c->into ? run_into_once(p[i], in, outs[i], c->err, c->n) : run_once(p[i], in, NULL, outs[i], c->err, c->n);
+      if (ti < 0)
+        rc = -1;
+      else
+        t[i] = fmin(t[i], ti);
     }
   }
   for (int i = 0; i < nopt; i++) be_program_free(p[i]);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
+  for (int i = 0; i < 2; i++) {
+    if (c->into)
+      for (int k = 0; k < g->noutputs; k++) tl_tensor_free(outs[i][k]);
+    tl_free(outs[i]);
+  }
   tl_free(in);
-  tl_free(outs);
   tl_graph_free(g);
   return rc;
 }
@@ -163,8 +191,7 @@ static double time_src(cal *c, const char *src, const be_options *o) {
   return time_src_n(c, src, &o, 1, &t) ? -1 : t;
 }
 
-static double time_fmt(cal *c, const be_options *o, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static double time_fmt(cal *c, const be_options *o, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static double time_fmt(cal *c, const be_options *o, const char *fmt, ...) {
   char src[8192];
   va_list ap;
@@ -251,22 +278,29 @@ static double fault_cost(size_t bytes, int reps) {
 }
 
 /* Bandwidth in bytes/s from the triad's time t on n-element arrays (12
- * bytes per element), less the overheads and, for an output of 32 MiB or
- * more, its fresh pages. */
+ * bytes per element), less the overheads. */
 static double triad_bw(const tl_profile *p, double t, long n, bool par) {
   double w = t - p->run_overhead - p->kernel_overhead - (par ? p->par_overhead : 0);
-  if (4.0 * (double)n >= GLIBC_MMAP_MAX) w -= 4.0 * (double)n / p->fault_bw;
   return 12.0 * (double)n / fmax(w, t * 0.05);
 }
 
 /* The triad a = b + 3c on n-element f32 arrays, on one thread and on the
- * backend's threads, timed in alternation. -1 on failure. */
+ * backend's threads, timed in alternation. An output of 32 MiB or more
+ * would be a fresh mapping on every be_run: those runs go into the
+ * warm-up's outputs instead, so that no page is first touched in the
+ * timing. (Subtracting fault_bw's estimate of the first touches instead
+ * made the bandwidth hang on that estimate: one noisy fault measurement,
+ * 79 MB/s under a sanitizer with a test beside it, left 5% of the triad's
+ * time and a bandwidth of 163 GB/s.) -1 on failure. */
 static int triad(cal *c, const tl_profile *p, long n, double *bw1, double *bwall) {
   char src[256];
   snprintf(src, sizeof src, "(graph triad (in b f32 [%ld]) (in c f32 [%ld]) (out a (add b (mul c 3.0))))", n, n);
   const be_options *o[2] = {&c->o1, &c->on};
   double t[2];
-  if (time_src_n(c, src, o, c->threads > 1 ? 2 : 1, t)) return -1;
+  c->into = 4.0 * (double)n >= GLIBC_MMAP_MAX;
+  int rc = time_src_n(c, src, o, c->threads > 1 ? 2 : 1, t);
+  c->into = false;
+  if (rc) return -1;
   *bw1 = triad_bw(p, t[0], n, false);
   *bwall = c->threads > 1 ? triad_bw(p, t[1], n, n >= BE_SPLIT_ELEMS) : *bw1;
   return 0;
@@ -457,7 +491,10 @@ static int measure_math(cal *c, tl_profile *p, FILE *lg) {
  * in alternating rounds on 10^5 elements in cache, one thread. Own only
  * when at least 3% faster, so that noise does not flip a sound default. */
 static int measure_vmath(cal *c, tl_profile *p, FILE *lg) {
-  static const struct { const char *fn; unsigned bit; } f[] = {{"exp", TL_OWN_EXP32}, {"tanh", TL_OWN_TANH32}};
+  static const struct {
+    const char *fn;
+    unsigned bit;
+  } f[] = {{"exp", TL_OWN_EXP32}, {"tanh", TL_OWN_TANH32}};
   be_options own = c->o1;
   own.vector_math = 2;
   const be_options *o[2] = {&c->o1, &own};
@@ -531,8 +568,8 @@ static int measure_gemm(cal *c, tl_profile *p, FILE *lg) {
   const char *dts[2] = {"f32", "f64"};
   double *rate[2] = {&p->gemm_f32, &p->gemm_f64};
   for (int i = 0; i < 2; i++) {
-    double t = time_fmt(c, &c->o1, "(graph mm (in a %s [%ld %ld]) (in b %s [%ld %ld]) (out c (matmul a b)))",
-                        dts[i], n, n, dts[i], n, n);
+    double t = time_fmt(c, &c->o1, "(graph mm (in a %s [%ld %ld]) (in b %s [%ld %ld]) (out c (matmul a b)))", dts[i], n,
+                        n, dts[i], n, n);
     if (t < 0) return -1;
     double nn = (double)n;
     *rate[i] = 2 * nn * nn * nn / work_of(p, t, false);
@@ -574,8 +611,9 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
   p->threads = c.threads;
   p->parallel_min_elems = BE_SPLIT_ELEMS; /* until measure_split */
   cpu_name(p->cpu, sizeof p->cpu);
-  if (lg) fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu,
-                   c.threads, c.threads > 1 ? "s" : "");
+  if (lg)
+    fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu, c.threads,
+            c.threads > 1 ? "s" : "");
   if (measure_overheads(&c, p, lg) || measure_par_overhead(&c, p, lg) || measure_bandwidth(&c, p, lg) ||
       measure_flops(&c, p, lg) || measure_rows(&c, p, lg) || measure_vmath(&c, p, lg) || measure_math(&c, p, lg) ||
       measure_blas(&c, p, lg) || measure_gemm(&c, p, lg) || tl_calibrate_gpu(p, quick, lg, err, n)) {
