@@ -335,6 +335,16 @@ bool eg_prog_prepare(eg_egraph *g, eg_prog *pr) {
   uint32_t nc;
   if (pr->root_kind != 1) /* builds the op index now, not on a searching thread */
     (void)eg_classes_with_op(g, pr->root_kind == 0 ? -1 : pr->p->nodes[pr->p->n - 1].op, &nc);
+  /* A node the pattern binds can only be a node of its op: with none of
+   * that op in the e-graph the search would visit every class of the
+   * root's op for nothing. (The tensor rules' chain of 10^5 nodes: 59
+   * rules that never matched took 120 of its 609 ms of search.) After the
+   * ground parts, so that eg_prog_applied copies this search's classes. */
+  for (uint32_t i = 0; i < pr->ncode; i++)
+    if (pr->code[i].k == I_BIND) {
+      (void)eg_classes_with_op(g, pr->code[i].op, &nc);
+      if (!nc) return false;
+    }
   return true;
 }
 
