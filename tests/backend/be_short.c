@@ -118,8 +118,8 @@ static int run(const char *name, const char *text, const int64_t *syms, int spec
 
 /* Sums and means over the last axis (lower_sums.c's halving trees):
  * known lengths take the path when from 2 to 32 elements and the
- * input is a buffer (powers of two as sum_block's transposed blocks, the
- * others as sum_rows' masked rows); symbolic lengths always have it,
+ * input is a buffer (powers of two and multiples of the f64 lanes as
+ * sum_block's transposed blocks, the others as sum_rows' masked rows); symbolic lengths always have it,
  * behind the run-time test (1 to 32 elements: one loop over a row's whole
  * vectors; longer rows run the row passes). Against the interpreter on 1000 rows
  * (whole blocks, a partial one, two threads), 3 and 37 rows (partial
@@ -205,6 +205,9 @@ static int sum_tests(int verbose, int *n) {
     int want;
   } width[] = {
       {"sum f32 [37 16]: width left to the CPU's tuning", "(graph s (in x f32 [37 16]) (out y (sum x :axis 1)))", 1},
+      {"sum f32 [37 24] (a multiple of the lanes): sum_block's blocks, width left to the CPU's tuning",
+       "(graph s (in x f32 [37 24]) (out y (sum x :axis 1)))", 1},
+      {"sum f32 [37 10]: sum_rows, 512-bit", "(graph s (in x f32 [37 10]) (out y (sum x :axis 1)))", 0},
       {"sum f32 [r c]: its power-of-two blocks' width left to the CPU's tuning",
        "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))", 1},
       {"log_softmax f32 [37 16]: 512-bit", "(graph s (in x f32 [37 16]) (out y (log_softmax x :axis 1)))", 0},
