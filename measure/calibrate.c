@@ -48,28 +48,32 @@
  * first-touched by every run. */
 #define GLIBC_MMAP_MAX (32.0 * 1024 * 1024)
 
-/* One be_run: its wall time in seconds, outputs freed; -1 on an error. */
-static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outs, char *err,
-                       size_t n) {
+/* One run: its wall time in seconds, -1 on an error. Into fresh outputs,
+ * freed after (be_run); with into, into the outputs already in outs, kept
+ * (be_run_into: no fresh pages; a large output is written with streaming
+ * stores). */
+static double run_once(be_program *p, tl_tensor *const *inputs, const int64_t *syms, tl_tensor **outs,
+                       bool into, char *err, size_t n) {
   const tl_graph *g = be_program_graph(p);
   tl_error e;
   tl_error_clear(&e);
   double t0 = tl_now_ms();
-  int rc = be_run(p, inputs, syms, outs, &e);
+  int rc = into ? be_run_into(p, inputs, syms, outs, &e) : be_run(p, inputs, syms, outs, &e);
   double t = (tl_now_ms() - t0) * 1e-3;
   if (rc) return tl_error_to(&e, err, n);
-  for (int i = 0; i < g->noutputs; i++) tl_tensor_free(outs[i]);
+  if (!into)
+    for (int i = 0; i < g->noutputs; i++) tl_tensor_free(outs[i]);
   return t;
 }
 
-double tl_time_run(be_program *p, tl_tensor *const *inputs, const int64_t *syms, int runs, double budget_s, char *err,
-                   size_t n) {
+double tl_time_run(be_program *p, tl_tensor *const *inputs, const int64_t *syms, int runs,
+                   double budget_s, char *err, size_t n) {
   const tl_graph *g = be_program_graph(p);
   tl_tensor **outs = tl_xcalloc((size_t)g->noutputs + 1, sizeof *outs);
-  double best = run_once(p, inputs, syms, outs, err, n), start = tl_now_ms(); /* warm-up */
+  double best = run_once(p, inputs, syms, outs, false, err, n), start = tl_now_ms(); /* warm-up */
   for (int r = 0; best >= 0 && r < 100000; r++) {
     if (r >= runs && (tl_now_ms() - start) * 1e-3 >= budget_s) break;
-    double t = run_once(p, inputs, syms, outs, err, n);
+    double t = run_once(p, inputs, syms, outs, false, err, n);
     if (t < 0 || r == 0 || t < best) best = t;
   }
   tl_free(outs);
@@ -95,12 +99,9 @@ int tl_timing_inputs(const tl_graph *g, const int64_t *syms, tl_tensor **inputs,
     }
     for (int64_t k = 0; k < t->numel; k++) {
       s ^= s << 13, s ^= s >> 7, s ^= s << 17; /* xorshift64 */
-      if (tl_dtype_is_float((tl_dtype)t->dtype))
-        tl_tensor_set_f64(t, k, 0.5 + (double)(s >> 11) * 0x1p-53);
-      else if (t->dtype == TL_BOOL)
-        tl_tensor_set_i64(t, k, k & 1);
-      else
-        tl_tensor_set_i64(t, k, (int64_t)(s % 3));
+      if (tl_dtype_is_float((tl_dtype)t->dtype)) tl_tensor_set_f64(t, k, 0.5 + (double)(s >> 11) * 0x1p-53);
+      else if (t->dtype == TL_BOOL) tl_tensor_set_i64(t, k, k & 1);
+      else tl_tensor_set_i64(t, k, (int64_t)(s % 3));
     }
     inputs[i] = t;
   }
@@ -117,26 +118,15 @@ typedef struct cal {
   double budget;     /* and at least this long (s) */
   char *err;
   size_t n;
-  bool into; /* time runs into the warm-up run's outputs (be_run_into) */
 } cal;
-
-/* One run into outs (be_run_into: no fresh pages; a large output is
- * written with streaming stores). Seconds, or -1 with a message. */
-static double run_into_once(be_program *p, tl_tensor *const *inputs, tl_tensor **outs, char *err, size_t n) {
-  tl_error e;
-  tl_error_clear(&e);
-  double t0 = tl_now_ms();
-  int rc = be_run_into(p, inputs, NULL, outs, &e);
-  double t = (tl_now_ms() - t0) * 1e-3;
-  return rc ? tl_error_to(&e, err, n) : t;
-}
 
 /* Compiles src (concrete shapes only) under each of the nopt option sets
  * and times the programs in alternation, one run of each per round, so
  * that a burst of load on a shared machine hits them alike: at least
  * c->runs rounds and c->budget seconds, after a warm-up run each. t[i]: the
- * minimum in seconds under o[i]. 0, or -1 with a message. */
-static int time_src_n(cal *c, const char *src, const be_options *const *o, int nopt, double *t) {
+ * minimum in seconds under o[i]. into: the timed runs write the warm-up
+ * run's outputs (run_once). 0, or -1 with a message. */
+static int time_src_n(cal *c, const char *src, const be_options *const *o, int nopt, bool into, double *t) {
   tl_diag d;
   tl_diag_init(&d, "calibrate", src, strlen(src));
   tl_graph *g = tl_tg_parse(src, strlen(src), &d);
@@ -147,37 +137,31 @@ static int time_src_n(cal *c, const char *src, const be_options *const *o, int n
   }
   tl_diag_free(&d);
   tl_tensor **in = tl_xcalloc((size_t)g->ninputs + 1, sizeof *in);
-  /* outs[i]: option i's outputs, kept from its warm-up run when c->into */
+  /* each program's outputs: with into, its warm-up run's, kept */
   tl_tensor **outs[2] = {tl_xcalloc((size_t)g->noutputs + 1, sizeof **outs),
                          tl_xcalloc((size_t)g->noutputs + 1, sizeof **outs)};
   be_program *p[2] = {NULL, NULL};
   int rc = tl_timing_inputs(g, NULL, in, c->err, c->n);
   for (int i = 0; i < nopt && !rc; i++) {
     tl_error e = {0};
-    if (!(p[i] = be_compile(g, o[i], &e)))
-      rc = tl_error_to(&e, c->err, c->n);
-    else if (c->into)
-      rc = be_run(p[i], in, NULL, outs[i], &e) ? tl_error_to(&e, c->err, c->n) : 0; /* warm-up */
-    else if (run_once(p[i], in, NULL, outs[i], c->err, c->n) < 0)
-      rc = -1; /* warm-up */
+    if (!(p[i] = be_compile(g, o[i], &e))) rc = tl_error_to(&e, c->err, c->n);
+    else if (into && be_run(p[i], in, NULL, outs[i], &e)) rc = tl_error_to(&e, c->err, c->n); /* warm-up */
+    else if (!into && run_once(p[i], in, NULL, outs[i], false, c->err, c->n) < 0) rc = -1;    /* warm-up */
     t[i] = INFINITY;
   }
   double start = tl_now_ms();
   for (int r = 0; !rc && r < 100000; r++) {
     if (r >= c->runs && (tl_now_ms() - start) * 1e-3 >= c->budget) break;
     for (int i = 0; i < nopt && !rc; i++) {
-      double ti =
-          c->into ? run_into_once(p[i], in, outs[i], c->err, c->n) : run_once(p[i], in, NULL, outs[i], c->err, c->n);
-      if (ti < 0)
-        rc = -1;
-      else
-        t[i] = fmin(t[i], ti);
+      double ti = run_once(p[i], in, NULL, outs[i], into, c->err, c->n);
+      if (ti < 0) rc = -1;
+      else t[i] = fmin(t[i], ti);
     }
   }
   for (int i = 0; i < nopt; i++) be_program_free(p[i]);
   for (int i = 0; i < g->ninputs; i++) tl_tensor_free(in[i]);
   for (int i = 0; i < 2; i++) {
-    if (c->into)
+    if (into)
       for (int k = 0; k < g->noutputs; k++) tl_tensor_free(outs[i][k]);
     tl_free(outs[i]);
   }
@@ -188,10 +172,11 @@ static int time_src_n(cal *c, const char *src, const be_options *const *o, int n
 
 static double time_src(cal *c, const char *src, const be_options *o) {
   double t;
-  return time_src_n(c, src, &o, 1, &t) ? -1 : t;
+  return time_src_n(c, src, &o, 1, false, &t) ? -1 : t;
 }
 
-static double time_fmt(cal *c, const be_options *o, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static double time_fmt(cal *c, const be_options *o, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static double time_fmt(cal *c, const be_options *o, const char *fmt, ...) {
   char src[8192];
   va_list ap;
@@ -297,10 +282,7 @@ static int triad(cal *c, const tl_profile *p, long n, double *bw1, double *bwall
   snprintf(src, sizeof src, "(graph triad (in b f32 [%ld]) (in c f32 [%ld]) (out a (add b (mul c 3.0))))", n, n);
   const be_options *o[2] = {&c->o1, &c->on};
   double t[2];
-  c->into = 4.0 * (double)n >= GLIBC_MMAP_MAX;
-  int rc = time_src_n(c, src, o, c->threads > 1 ? 2 : 1, t);
-  c->into = false;
-  if (rc) return -1;
+  if (time_src_n(c, src, o, c->threads > 1 ? 2 : 1, 4.0 * (double)n >= GLIBC_MMAP_MAX, t)) return -1;
   *bw1 = triad_bw(p, t[0], n, false);
   *bwall = c->threads > 1 ? triad_bw(p, t[1], n, n >= BE_SPLIT_ELEMS) : *bw1;
   return 0;
@@ -375,7 +357,7 @@ static int measure_par_overhead(cal *c, tl_profile *p, FILE *lg) {
     const char *src = "(graph par (in x f32 [65536]) (out y (exp x)))";
     const be_options *o[2] = {&c->o1, &c->on};
     double t[2];
-    if (time_src_n(c, src, o, 2, t)) return -1;
+    if (time_src_n(c, src, o, 2, false, t)) return -1;
     double ts = t[0], tp = t[1];
     double work = ts - p->run_overhead - p->kernel_overhead;
     p->par_overhead = fmax(tp - p->run_overhead - p->kernel_overhead - work / c->threads, 1e-8);
@@ -491,10 +473,7 @@ static int measure_math(cal *c, tl_profile *p, FILE *lg) {
  * in alternating rounds on 10^5 elements in cache, one thread. Own only
  * when at least 3% faster, so that noise does not flip a sound default. */
 static int measure_vmath(cal *c, tl_profile *p, FILE *lg) {
-  static const struct {
-    const char *fn;
-    unsigned bit;
-  } f[] = {{"exp", TL_OWN_EXP32}, {"tanh", TL_OWN_TANH32}};
+  static const struct { const char *fn; unsigned bit; } f[] = {{"exp", TL_OWN_EXP32}, {"tanh", TL_OWN_TANH32}};
   be_options own = c->o1;
   own.vector_math = 2;
   const be_options *o[2] = {&c->o1, &own};
@@ -503,7 +482,7 @@ static int measure_vmath(cal *c, tl_profile *p, FILE *lg) {
     char src[160];
     double t[2];
     snprintf(src, sizeof src, "(graph vm (in x f32 [100000]) (out y (%s (mul x 0.5))))", f[i].fn);
-    if (time_src_n(c, src, o, 2, t)) return -1;
+    if (time_src_n(c, src, o, 2, false, t)) return -1;
     if (t[1] < 0.97 * t[0]) p->own_math |= f[i].bit;
     if (lg) {
       char what[64];
@@ -568,8 +547,8 @@ static int measure_gemm(cal *c, tl_profile *p, FILE *lg) {
   const char *dts[2] = {"f32", "f64"};
   double *rate[2] = {&p->gemm_f32, &p->gemm_f64};
   for (int i = 0; i < 2; i++) {
-    double t = time_fmt(c, &c->o1, "(graph mm (in a %s [%ld %ld]) (in b %s [%ld %ld]) (out c (matmul a b)))", dts[i], n,
-                        n, dts[i], n, n);
+    double t = time_fmt(c, &c->o1, "(graph mm (in a %s [%ld %ld]) (in b %s [%ld %ld]) (out c (matmul a b)))",
+                        dts[i], n, n, dts[i], n, n);
     if (t < 0) return -1;
     double nn = (double)n;
     *rate[i] = 2 * nn * nn * nn / work_of(p, t, false);
@@ -611,9 +590,8 @@ int tl_calibrate(tl_profile *p, bool quick, FILE *lg, char *err, size_t n) {
   p->threads = c.threads;
   p->parallel_min_elems = BE_SPLIT_ELEMS; /* until measure_split */
   cpu_name(p->cpu, sizeof p->cpu);
-  if (lg)
-    fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu, c.threads,
-            c.threads > 1 ? "s" : "");
+  if (lg) fprintf(lg, "tlaloc calibrate%s: %s, %d thread%s\n", quick ? " --quick" : "", p->cpu,
+                   c.threads, c.threads > 1 ? "s" : "");
   if (measure_overheads(&c, p, lg) || measure_par_overhead(&c, p, lg) || measure_bandwidth(&c, p, lg) ||
       measure_flops(&c, p, lg) || measure_rows(&c, p, lg) || measure_vmath(&c, p, lg) || measure_math(&c, p, lg) ||
       measure_blas(&c, p, lg) || measure_gemm(&c, p, lg) || tl_calibrate_gpu(p, quick, lg, err, n)) {
