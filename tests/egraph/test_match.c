@@ -26,6 +26,18 @@ static size_t count(eg_egraph *g, const char *pat, eg_matches *m) {
   return n;
 }
 
+/* pat compiled for skipping searches (eg_prog_skip_applied), m cleared for
+ * its matches; *p: the parsed pattern (the program reads it). */
+static eg_prog *skipping_prog(eg_egraph *g, const char *pat, eg_pat **p, eg_matches *m) {
+  char err[200];
+  *p = eg_pat_parse(eg_lang_of(g), pat, err, sizeof err);
+  cr_assert(*p, "%s", err);
+  eg_prog *pr = eg_prog_new(g, &(*p)->p, &(*p)->vars);
+  eg_prog_skip_applied(pr, true);
+  eg_matches_clear(m, (*p)->vars.n);
+  return pr;
+}
+
 Test(egraph_match, hand_checked) {
   eg_egraph *g = eg_new((eg_params){.lang = &toy_lang, .check = true});
   char err[128];
@@ -114,12 +126,9 @@ Test(egraph_match, skipping_keeps_matches_through_a_moved_ground_class) {
   cr_assert_neq(eg_add_term(g, "(f (g a b))", err, sizeof err), EG_NONE, "%s", err);
   eg_id b = eg_add_term(g, "b", err, sizeof err), k = eg_add_term(g, "k", err, sizeof err);
   eg_rebuild(g);
-  eg_pat *p = eg_pat_parse(eg_lang_of(g), "(f (g ?a k))", err, sizeof err);
-  cr_assert(p, "%s", err);
-  eg_prog *pr = eg_prog_new(g, &p->p, &p->vars);
-  eg_prog_skip_applied(pr, true);
+  eg_pat *p;
   eg_matches m = {0};
-  eg_matches_clear(&m, p->vars.n);
+  eg_prog *pr = skipping_prog(g, "(f (g ?a k))", &p, &m);
   eg_next_epoch(g);
   cr_assert_eq(eg_prog_search(g, pr, SIZE_MAX, &m), 0);
   eg_prog_applied(pr);
@@ -151,13 +160,10 @@ Test(egraph_match, an_absent_op_is_not_searched_until_it_appears) {
   cr_assert_neq(eg_add_term(g, "(g c c)", err, sizeof err), EG_NONE, "%s", err);
   eg_id b = eg_add_term(g, "b", err, sizeof err);
   eg_rebuild(g);
-  eg_pat *p = eg_pat_parse(eg_lang_of(g), "(g ?x (f ?y))", err, sizeof err);
-  cr_assert(p, "%s", err);
-  eg_prog *pr = eg_prog_new(g, &p->p, &p->vars);
-  eg_prog_skip_applied(pr, true);
-  cr_assert(!eg_prog_prepare(g, pr), "no f node: nothing to search");
+  eg_pat *p;
   eg_matches m = {0};
-  eg_matches_clear(&m, p->vars.n);
+  eg_prog *pr = skipping_prog(g, "(g ?x (f ?y))", &p, &m);
+  cr_assert(!eg_prog_prepare(g, pr), "no f node: nothing to search");
   eg_next_epoch(g);
   cr_assert_eq(eg_prog_search(g, pr, SIZE_MAX, &m), 0);
   eg_prog_applied(pr);

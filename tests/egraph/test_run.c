@@ -30,6 +30,19 @@ static eg_egraph *graph(void) {
   return eg_new(p);
 }
 
+/* A fresh math e-graph holding expr, run once under rp within lim, its
+ * invariants checked; *root: expr's class. */
+static eg_report *run_term(const char *expr, eg_limits lim, eg_run_params rp, eg_egraph **g, eg_id *root) {
+  *g = graph();
+  char err[256];
+  *root = eg_add_term(*g, expr, err, sizeof err);
+  cr_assert_neq(*root, EG_NONE, "%s", err);
+  eg_phase ph = {NULL, lim};
+  eg_report *rep = eg_run(*g, R, &ph, 1, rp);
+  cr_assert(eg_check(*g, err, sizeof err), "%s: %s", expr, err);
+  return rep;
+}
+
 static char *best_after(const char *expr, eg_limits lim, eg_sched s, eg_stop *stop) {
   eg_egraph *g = graph();
   char err[128];
@@ -331,16 +344,10 @@ Test(egraph_run, adding_into_the_matched_class_does_the_same_work) {
       eg_egraph *g[2];
       eg_id root[2];
       for (int t = 0; t < 2; t++) {
-        g[t] = graph();
-        char err[256];
-        root[t] = eg_add_term(g[t], exprs[e], err, sizeof err);
-        cr_assert_neq(root[t], EG_NONE, "%s", err);
-        eg_phase ph = {NULL, {sched ? 8 : 14, 20000, 60, 0}};
         eg_run_params rp = eg_run_defaults();
         rp.sched = sched ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF;
         rp.top_node_own_class = t == 0;
-        rep[t] = eg_run(g[t], R, &ph, 1, rp);
-        cr_assert(eg_check(g[t], err, sizeof err), "%s", err);
+        rep[t] = run_term(exprs[e], (eg_limits){sched ? 8 : 14, 20000, 60, 0}, rp, &g[t], &root[t]);
       }
       cr_assert_lt(eg_nids(g[1]), eg_nids(g[0]), "%s: no top node was added into its class", exprs[e]);
       const eg_phase_report *a = &rep[0]->phases[0], *b = &rep[1]->phases[0];
@@ -385,17 +392,11 @@ Test(egraph_run, applying_the_newest_classes_first_stores_fewer_duplicates) {
       eg_egraph *g[2];
       eg_id root[2];
       for (int t = 0; t < 2; t++) {
-        g[t] = graph();
-        char err[256];
-        root[t] = eg_add_term(g[t], exprs[e], err, sizeof err);
-        cr_assert_neq(root[t], EG_NONE, "%s", err);
-        /* iteration limits only: the node limit reads the stored count */
-        eg_phase ph = {NULL, {sched ? (e == 6 ? 10 : 7) : 12, 10000000, 60, 0}};
         eg_run_params rp = eg_run_defaults();
         rp.sched = sched ? EG_SCHED_SIMPLE : EG_SCHED_BACKOFF;
         rp.apply_in_search_order = t == 0;
-        rep[t] = eg_run(g[t], R, &ph, 1, rp);
-        cr_assert(eg_check(g[t], err, sizeof err), "%s", err);
+        /* iteration limits only: the node limit reads the stored count */
+        rep[t] = run_term(exprs[e], (eg_limits){sched ? (e == 6 ? 10 : 7) : 12, 10000000, 60, 0}, rp, &g[t], &root[t]);
         total[t] += eg_total_size(g[t]);
       }
       const eg_phase_report *a = &rep[0]->phases[0], *b = &rep[1]->phases[0];
