@@ -570,12 +570,9 @@ static int k_concat(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
-static int k_slice(rctx *c, const tl_node *n, tl_tensor *out) {
-  const tl_tensor *x = arg(c, n, 0);
-  const tl_attrs *a = &n->attrs;
-  int ax = (a->present & TL_A_AXIS) ? a->axes[0] : 0;
-  if (ax < 0) ax += x->rank;
-  int64_t step = (a->present & TL_A_STEP) ? a->step : 1, len = x->dims[ax], start;
+/* Python's slice start along a dim of length len (as infer.c computes it). */
+static int64_t slice_first(const tl_attrs *a, int64_t len) {
+  int64_t step = (a->present & TL_A_STEP) ? a->step : 1, start;
   if (step > 0) {
     start = (a->present & TL_A_START) ? a->start : 0;
     if (start < 0) start = start + len < 0 ? 0 : start + len;
@@ -585,18 +582,35 @@ static int k_slice(rctx *c, const tl_node *n, tl_tensor *out) {
     if (start < 0) start = start + len < 0 ? -1 : start + len;
     else if (start >= len) start = len - 1;
   }
+  return start;
+}
+
+/* Copies the slice x[start::step] along :axis (of v's shape) out of x into
+ * v, or, with into_x, v into that slice of x: one walk for slice and
+ * slice_update. */
+static void slice_copy(const tl_node *n, const tl_tensor *x, const tl_tensor *v, bool into_x) {
+  const tl_attrs *a = &n->attrs;
+  int ax = (a->present & TL_A_AXIS) ? a->axes[0] : 0;
+  if (ax < 0) ax += x->rank;
+  int64_t step = (a->present & TL_A_STEP) ? a->step : 1, start = slice_first(a, x->dims[ax]);
   int64_t xs[TL_MAX_RANK];
   strides_of(x->dims, x->rank, xs);
   size_t es = tl_dtype_size((tl_dtype)x->dtype);
-  for (int64_t o = 0; o < out->numel; o++) {
+  for (int64_t o = 0; o < v->numel; o++) {
     int64_t rem = o, off = 0;
-    for (int i = out->rank - 1; i >= 0; i--) {
-      int64_t idx = rem % out->dims[i];
-      rem /= out->dims[i];
+    for (int i = v->rank - 1; i >= 0; i--) {
+      int64_t idx = rem % v->dims[i];
+      rem /= v->dims[i];
       off += (i == ax ? start + idx * step : idx) * xs[i];
     }
-    memcpy((char *)out->data + o * (int64_t)es, (const char *)x->data + off * (int64_t)es, es);
+    char *xp = (char *)x->data + off * (int64_t)es, *vp = (char *)v->data + o * (int64_t)es;
+    if (into_x) memcpy(xp, vp, es);
+    else memcpy(vp, xp, es);
   }
+}
+
+static int k_slice(rctx *c, const tl_node *n, tl_tensor *out) {
+  slice_copy(n, arg(c, n, 0), out, false);
   return 0;
 }
 
@@ -627,41 +641,11 @@ static int k_take(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
-/* Python's slice start along a dim of length len (as infer.c and k_slice). */
-static int64_t slice_first(const tl_attrs *a, int64_t len) {
-  int64_t step = (a->present & TL_A_STEP) ? a->step : 1, start;
-  if (step > 0) {
-    start = (a->present & TL_A_START) ? a->start : 0;
-    if (start < 0) start = start + len < 0 ? 0 : start + len;
-    else if (start > len) start = len;
-  } else {
-    start = (a->present & TL_A_START) ? a->start : len - 1;
-    if (start < 0) start = start + len < 0 ? -1 : start + len;
-    else if (start >= len) start = len - 1;
-  }
-  return start;
-}
-
 /* x with x[start::step] along :axis replaced by v (v has the slice's type). */
 static int k_slice_update(rctx *c, const tl_node *n, tl_tensor *out) {
   const tl_tensor *x = arg(c, n, 0), *v = arg(c, n, 1);
-  const tl_attrs *a = &n->attrs;
-  int ax = (a->present & TL_A_AXIS) ? a->axes[0] : 0;
-  if (ax < 0) ax += x->rank;
-  int64_t step = (a->present & TL_A_STEP) ? a->step : 1, start = slice_first(a, x->dims[ax]);
-  size_t es = tl_dtype_size((tl_dtype)x->dtype);
-  memcpy(out->data, x->data, (size_t)x->numel * es);
-  int64_t xs[TL_MAX_RANK];
-  strides_of(x->dims, x->rank, xs);
-  for (int64_t o = 0; o < v->numel; o++) {
-    int64_t rem = o, off = 0;
-    for (int i = v->rank - 1; i >= 0; i--) {
-      int64_t idx = rem % v->dims[i];
-      rem /= v->dims[i];
-      off += (i == ax ? start + idx * step : idx) * xs[i];
-    }
-    memcpy((char *)out->data + off * (int64_t)es, (const char *)v->data + o * (int64_t)es, es);
-  }
+  memcpy(out->data, x->data, (size_t)x->numel * tl_dtype_size((tl_dtype)x->dtype));
+  slice_copy(n, out, v, true);
   return 0;
 }
 
