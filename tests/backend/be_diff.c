@@ -457,6 +457,7 @@ int main(int argc, char **argv) {
       int f = !strcmp(o, "loops") ? be_loop_tests(verbose) : !strcmp(o, "pass") ? be_pass_tests(verbose)
             : !strcmp(o, "short") ? be_short_tests(verbose)
             : !strcmp(o, "vmath") ? be_vmath_tests(argv[1], verbose)
+            : !strcmp(o, "fusion") ? be_fusion_tests(argv[1], verbose)
             : (fprintf(stderr, "be-diff: --only %s?\n", o), 1);
       return f ? 1 : 0;
     }

@@ -419,6 +419,14 @@ static const rows_case rows_cases[] = {
                            " (out y (mul (div x (sqrt (add (mean (mul x x) :axis 2 :keepdims true) 1e-6))) g)))", 1, 1},
   {"x - row max, row min", "(graph l (in x f32 [n m]) (let mx (max x :axis -1 :keepdims true))"
                            " (out y (mul (sub x mx) (min x :axis 1 :keepdims true))))", 1, 1},
+  /* two reductions over rows of a rank-3 tensor: the first runs one row
+   * ahead in the innermost kept loop (lower_rows.c "ahead") */
+  {"layer norm f64, rank 3", "(graph l (in x f64 [k n m])"
+                             " (let d (sub x (mean x :axis 2 :keepdims true)))"
+                             " (out y (div d (sqrt (add (mean (mul d d) :axis 2 :keepdims true) 1e-6)))))", 1, 1},
+  /* the second reduction does not read the first; a max runs ahead */
+  {"row max beside row sum", "(graph l (in x f32 [n m]) (let mx (max (exp x) :axis -1 :keepdims true))"
+                             " (out y (add (mul x mx) (sum (abs x) :axis 1 :keepdims true))))", 1, 1},
   /* the mean is an output too: it keeps its buffer and its kernel */
   {"reduction also an output", "(graph l (in x f32 [n m]) (let mu (mean x :axis -1 :keepdims true))"
                                " (out m mu) (out y (sub x mu)))", 2, 0},
@@ -487,6 +495,12 @@ static int rows_test(int verbose) {
           tl_tensor_set_f64(t, t->numel / 2 + 1, -INFINITY);
           tl_tensor_set_f64(t, t->numel - 1, 3e38);
         }
+      bad |= be_compare_opts(g, in, syms, what, verbose, &o, NULL);
+      /* rows split across two threads: each thread's first row starts the
+       * reduction that runs ahead */
+      o.threads = 2;
+      o.split_elems = 1;
+      snprintf(what, sizeof what, "rows case '%s' at %lld, two threads", c->name, (long long)sizes[z]);
       bad |= be_compare_opts(g, in, syms, what, verbose, &o, NULL);
       for (int k = 0; k < g->ninputs; k++) tl_tensor_free(in[k]);
     }
