@@ -283,6 +283,9 @@ static void make(eg_egraph *e, int op, uint32_t attr, const eg_id *kids, uint32_
   if (d->facts & TN_POSITIVE) d->facts |= TN_NONZERO | TN_NONNEG;
 }
 
+/* the same double to the bit (NaN is itself, -0 is not 0) */
+static bool same_value(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
+
 static unsigned merge(eg_egraph *e, void *top, const void *fromp, void *ctx) {
   (void)e;
   (void)ctx;
@@ -297,7 +300,10 @@ static unsigned merge(eg_egraph *e, void *top, const void *fromp, void *ctx) {
     to->has_value = 1;
     to->value = from->value;
     r |= EG_MERGE_TO;
-  } else if (to->has_value && !from->has_value) {
+  } else if (to->has_value && (!from->has_value || !same_value(to->value, from->value))) {
+    /* two known values that differ (an unsound rule, or one constant
+     * folded two ways that round apart): the class keeps to's, which is
+     * news to the parents of from's class */
     r |= EG_MERGE_FROM;
   }
   return r;
