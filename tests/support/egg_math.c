@@ -94,8 +94,10 @@ static unsigned merge(eg_egraph *g, void *to, const void *from, void *ctx) {
     *t = *f;
     return EG_MERGE_TO;
   }
-  if (t->has && !f->has) return EG_MERGE_FROM;
-  return 0; /* two constants: egg asserts equality and keeps `to` */
+  /* two constants that differ (egg asserts they do not): `to` stays, and
+   * the parents of from's class were made from the other one */
+  if (t->has && (!f->has || t->v != f->v)) return EG_MERGE_FROM;
+  return 0;
 }
 
 static bool is_leaf(const eg_egraph *g, const eg_node *nd, void *ctx) {
