@@ -657,7 +657,8 @@ static LLVMValueRef row_init(em *e, rkind kind) {
  * (gcc -O2 -march=native, layer norm [4096 1024] f32 into a buffer, one
  * thread, Sapphire Rapids) 1.72 -> 1.45 ms, the same bits. The first
  * reduction reads no row value (rows are in node order), so it can run
- * ahead; each accumulator still sums its own row in its own order. */
+ * ahead; each accumulator still sums its own row, in f64 (docs/backend.md
+ * on the order within a row). */
 typedef struct ahead {
   LLVMValueRef acc, nan;   /* stack slots: the first reduction's accumulator and NaN flag */
   LLVMValueRef start, end; /* the innermost kept loop's range */
