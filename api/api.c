@@ -657,9 +657,18 @@ tlaloc_status tlaloc_output_shapes(const tlaloc_graph *g, const tlaloc_tensor *i
   return st;
 }
 
-tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
-                         tlaloc_tensor *outputs, int nout, char **errors) {
-  /* outputs whose data tlaloc allocates: NULL again after an unwind */
+/* A run of a graph or of a compiled program under a region: on an unwind
+ * (out of memory) the outputs whose data tlaloc allocated are NULL again,
+ * so the caller frees nothing that the region took back. */
+typedef struct api_run {
+  bool program; /* p's run, else g's */
+  const tlaloc_graph *g;
+  tlaloc_program *p;
+  const tlaloc_tensor *inputs;
+  int nin;
+} api_run;
+
+static tlaloc_status run_guarded(const api_run *a, tlaloc_tensor *outputs, int nout, char **errors) {
   unsigned char small[64], *fresh = nout <= 64 ? small : tl_try_malloc((size_t)nout);
   if (!fresh) return api_out_of_memory(errors, (size_t)nout);
   for (int i = 0; i < nout; i++) fresh[i] = outputs[i].data == NULL;
@@ -670,10 +679,16 @@ tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int
     if (fresh != small) tl_free(fresh);
     return api_out_of_memory(errors, r.failed);
   }
-  tlaloc_status st = tlaloc_run_unguarded(g, inputs, nin, outputs, nout, errors);
+  tlaloc_status st = a->program ? tlaloc_program_run_unguarded(a->p, a->inputs, a->nin, outputs, nout, errors)
+                                : tlaloc_run_unguarded(a->g, a->inputs, a->nin, outputs, nout, errors);
   tl_region_end(&r);
   if (fresh != small) tl_free(fresh);
   return st;
+}
+
+tlaloc_status tlaloc_run(const tlaloc_graph *g, const tlaloc_tensor *inputs, int nin,
+                         tlaloc_tensor *outputs, int nout, char **errors) {
+  return run_guarded(&(api_run){false, g, NULL, inputs, nin}, outputs, nout, errors);
 }
 
 tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options *opts,
@@ -690,21 +705,7 @@ tlaloc_status tlaloc_compile(const tlaloc_graph *g, const tlaloc_compile_options
 
 tlaloc_status tlaloc_program_run(tlaloc_program *p, const tlaloc_tensor *inputs, int nin,
                                  tlaloc_tensor *outputs, int nout, char **errors) {
-  /* outputs whose data tlaloc allocates: NULL again after an unwind */
-  unsigned char small[64], *fresh = nout <= 64 ? small : tl_try_malloc((size_t)nout);
-  if (!fresh) return api_out_of_memory(errors, (size_t)nout);
-  for (int i = 0; i < nout; i++) fresh[i] = outputs[i].data == NULL;
-  tl_region r;
-  if (!TL_REGION_TRY(&r)) {
-    for (int i = 0; i < nout; i++)
-      if (fresh[i]) outputs[i].data = NULL;
-    if (fresh != small) tl_free(fresh);
-    return api_out_of_memory(errors, r.failed);
-  }
-  tlaloc_status st = tlaloc_program_run_unguarded(p, inputs, nin, outputs, nout, errors);
-  tl_region_end(&r);
-  if (fresh != small) tl_free(fresh);
-  return st;
+  return run_guarded(&(api_run){true, NULL, p, inputs, nin}, outputs, nout, errors);
 }
 
 char *tlaloc_program_stats(const tlaloc_program *p) {
