@@ -9,6 +9,7 @@
  * use older edges, so the recursive expansion terminates. */
 #include "egraph/explain.h"
 #include "util/alloc.h"
+#include "util/util.h"
 #include "egraph/internal.h"
 
 #define XXH_INLINE_ALL
@@ -251,19 +252,7 @@ static tn *term_of(const struct eg_explain *ex, arena *a, tn **memo, uint32_t id
   return memo[id];
 }
 
-typedef struct sbuf { char *s; size_t n, cap; } sbuf;
-
-static void sput(sbuf *b, const char *s, size_t n) {
-  if (b->n + n + 1 > b->cap) {
-    b->cap = (b->n + n + 1) * 2;
-    b->s = tl_xrealloc(b->s, b->cap);
-    EG_ASSERT(b->s);
-  }
-  memcpy(b->s + b->n, s, n);
-  b->n += n;
-  b->s[b->n] = 0;
-}
-static void sputs(sbuf *b, const char *s) { sput(b, s, strlen(s)); }
+static void sputs(tl_buf *b, const char *s) { tl_buf_putn(b, s, strlen(s)); }
 
 /* Bounds on the text of an explanation. A term is printed as a tree, so a
  * DAG with sharing prints exponentially long, and a 10^6-long chain prints
@@ -278,14 +267,13 @@ static bool hidden_level(int pd, int plen) { return plen > 2 * EX_KEEP && pd >= 
 /* Prints t; with mark, the subterm at path (plen levels down) is wrapped in
  * "mark ...)". Iterative: frames hold the nodes still open. Past the byte
  * bound, one "..." stands for all the operands not written. */
-static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t *path, int plen,
-                       const char *mark) {
+static void print_term(const eg_egraph *g, const tn *t, tl_buf *b, const uint32_t *path, int plen, const char *mark) {
   typedef struct pframe {
     const tn *t;
     uint32_t k; /* next child */
     int pd;     /* depth on the path to the mark, -1 off it */
   } pframe;
-  size_t start = b->n, sp = 0, cap = 16;
+  size_t start = b->len, sp = 0, cap = 16;
   pframe *st = tl_xmalloc(sizeof *st * cap);
   EG_ASSERT(st);
   const tn *cur = t;
@@ -296,7 +284,7 @@ static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t 
     /* open cur */
     bool hid = hidden_level(pd, plen);
     if (hid && pd == EX_KEEP) sputs(b, "... ");
-    if (pd < 0 && b->n - start > EG_EXPL_TERM_BYTES) {
+    if (pd < 0 && b->len - start > EG_EXPL_TERM_BYTES) {
       sputs(b, "...");
       over = true;
     } else {
@@ -310,7 +298,7 @@ static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t 
         if (k < 0) k = 0;
         if (k >= (int)sizeof head) k = (int)sizeof head - 1;
         if (cur->n) sputs(b, "(");
-        sput(b, head, (size_t)k);
+        tl_buf_putn(b, head, (size_t)k);
       }
       if (cur->n) {
         if (sp == cap) {
@@ -347,7 +335,7 @@ static void print_term(const eg_egraph *g, const tn *t, sbuf *b, const uint32_t 
 }
 
 static char *term_str(const eg_egraph *g, const tn *t) {
-  sbuf b = {0};
+  tl_buf b = {0};
   print_term(g, t, &b, NULL, -1, NULL);
   return b.s;
 }
@@ -547,7 +535,7 @@ eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b) {
   e->truncated = x.truncated;
   tn *cur = term_of(g->ex, &x.a, x.memo, a);
   e->start = keep(e, term_str(g, cur));
-  sbuf text = {0};
+  tl_buf text = {0};
   sputs(&text, e->start);
   sputs(&text, "\n");
   e->steps = tl_xcalloc(x.n ? x.n : 1, sizeof *e->steps);
@@ -569,7 +557,7 @@ eg_expl *eg_explain(eg_egraph *g, eg_id a, eg_id b) {
     cur = replace_at(&x.a, cur, s->path, s->plen, s->after);
     char mark[300];
     snprintf(mark, sizeof mark, "(Rewrite%s %s", s->backward ? "<=" : "=>", o->rule);
-    sbuf b2 = {0};
+    tl_buf b2 = {0};
     print_term(g, cur, &b2, s->path, s->plen, mark);
     o->term = keep(e, b2.s);
     o->plain = keep(e, term_str(g, cur));

@@ -6,6 +6,7 @@
  * node in the class's (content-sorted) order, so results are reproducible. */
 #include "egraph/extract.h"
 #include "util/alloc.h"
+#include "util/util.h"
 #include "egraph/internal.h"
 
 #include <math.h>
@@ -63,33 +64,21 @@ void eg_choice_free(eg_choice *ch) {
   memset(ch, 0, sizeof *ch);
 }
 
-typedef struct sb { char *s; size_t n, cap; } sb;
-static void put(sb *b, const char *s, size_t n) {
-  if (b->n + n + 1 > b->cap) {
-    b->cap = (b->n + n + 1) * 2;
-    b->s = tl_xrealloc(b->s, b->cap);
-    EG_ASSERT(b->s);
-  }
-  memcpy(b->s + b->n, s, n);
-  b->n += n;
-  b->s[b->n] = 0;
-}
-
 /* Writes one node's head ("(op" with its payload, or a leaf's token). */
-static void put_head(eg_egraph *g, const eg_node *nd, sb *b) {
+static void put_head(eg_egraph *g, const eg_node *nd, tl_buf *b) {
   char head[600];
   int k = eg_print_head(g, nd->op, nd->attr, head, sizeof head);
   if (k < 0) k = 0;
   if (k >= (int)sizeof head) k = (int)sizeof head - 1;
-  if (nd->n) put(b, "(", 1);
-  put(b, head, (size_t)k);
+  if (nd->n) tl_buf_putn(b, "(", 1);
+  tl_buf_putn(b, head, (size_t)k);
 }
 
 /* The chosen term of c, written with an explicit stack of the nodes still
  * open (a chosen term is as deep as the program: a 10^6-long chain). The
  * text is the term as a tree, so a class the choice shares is written at
  * each use. */
-static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b) {
+static void print(eg_egraph *g, const eg_choice *ch, eg_id c, tl_buf *b) {
   typedef struct frame { uint32_t nid, k; } frame; /* node, its next child */
   size_t sp = 0, cap = 16;
   frame *st = tl_xmalloc(cap * sizeof *st);
@@ -111,11 +100,11 @@ static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b) {
       frame *f = &st[sp - 1];
       const eg_node *fn = eg_get_node(g, f->nid);
       if (f->k < fn->n) {
-        put(b, " ", 1);
+        tl_buf_putn(b, " ", 1);
         c = eg_node_kids(g, fn)[f->k++];
         break;
       }
-      put(b, ")", 1);
+      tl_buf_putn(b, ")", 1);
       sp--;
     }
     if (!sp) break;
@@ -125,7 +114,7 @@ static void print(eg_egraph *g, const eg_choice *ch, eg_id c, sb *b) {
 
 char *eg_choice_term(eg_egraph *g, const eg_choice *ch, eg_id root) {
   if (ch->node[eg_find(g, root)] == EG_NONE) return NULL;
-  sb b = {0};
+  tl_buf b = {0};
   print(g, ch, root, &b);
   return b.s;
 }
