@@ -207,34 +207,59 @@ static void row_pass(em *e, const psrc *src, int nred, const int *red, LLVMValue
  * gets both loops and picks at run time. */
 enum { SHORT_ROW = 64 };
 
-static void reduce_pass(em *e, const psrc *src, int nred, const int *red, LLVMValueRef *idx,
-                        rkind kind, int adt, LLVMValueRef *acc, LLVMValueRef *nan, LLVMValueRef shift,
-                        bool short_version) {
-  int64_t d = nred ? src->xn->type.dims[red[nred - 1]] : 0;
-  if (!nred || d >= 0 || !short_version) {
-    row_pass(e, src, nred, red, idx, kind, adt, acc, nan, shift, nred && d >= 0 && d < SHORT_ROW ? 1 : 0);
+/* Emits a row's loop through f with the interleave the row's length d
+ * asks for: a known length once (ic 1 below SHORT_ROW, else 0), a
+ * symbolic one twice behind a run-time test, the nv values the loops
+ * carry (in and out through v; NULL entries carry nothing) joined by phis. */
+typedef void row_loop(em *e, int ic, LLVMValueRef *v, void *ctx);
+static void by_row_length(em *e, int64_t d, row_loop *f, void *ctx, LLVMValueRef *v, int nv) {
+  if (d >= 0) {
+    f(e, d < SHORT_ROW ? 1 : 0, v, ctx);
     return;
   }
   LLVMBasicBlockRef bb[2] = {LLVMAppendBasicBlockInContext(e->cx, e->fn, "short"),
                              LLVMAppendBasicBlockInContext(e->cx, e->fn, "long")};
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowj");
   LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, lw_dimv(e, d), ci(e, SHORT_ROW)), bb[0], bb[1]);
-  LLVMValueRef a[2], nn[2];
-  for (int v = 0; v < 2; v++) {
-    LLVMPositionBuilderAtEnd(e->b, bb[v]);
-    a[v] = *acc;
-    nn[v] = nan ? *nan : NULL;
-    row_pass(e, src, nred, red, idx, kind, adt, &a[v], nan ? &nn[v] : NULL, shift, v ? 0 : 1);
-    bb[v] = LLVMGetInsertBlock(e->b);
+  LLVMValueRef out[4][2];
+  for (int w = 0; w < 2; w++) {
+    LLVMPositionBuilderAtEnd(e->b, bb[w]);
+    LLVMValueRef t[4];
+    memcpy(t, v, (size_t)nv * sizeof *t);
+    f(e, w ? 0 : 1, t, ctx);
+    for (int q = 0; q < nv; q++) out[q][w] = t[q];
+    bb[w] = LLVMGetInsertBlock(e->b);
     LLVMBuildBr(e->b, join);
   }
   LLVMPositionBuilderAtEnd(e->b, join);
-  *acc = LLVMBuildPhi(e->b, LLVMTypeOf(a[0]), "");
-  LLVMAddIncoming(*acc, a, bb, 2);
-  if (nan) {
-    *nan = LLVMBuildPhi(e->b, LLVMTypeOf(nn[0]), "");
-    LLVMAddIncoming(*nan, nn, bb, 2);
+  for (int q = 0; q < nv; q++) {
+    if (!v[q]) continue;
+    v[q] = LLVMBuildPhi(e->b, LLVMTypeOf(out[q][0]), "");
+    LLVMAddIncoming(v[q], out[q], bb, 2);
   }
+}
+
+typedef struct rp_ctx {
+  const psrc *src; int nred; const int *red; LLVMValueRef *idx; rkind kind; int adt; LLVMValueRef shift;
+} rp_ctx;
+static void row_pass_at(em *e, int ic, LLVMValueRef *v, void *ctx) {
+  rp_ctx *c = ctx;
+  row_pass(e, c->src, c->nred, c->red, c->idx, c->kind, c->adt, &v[0], v[1] ? &v[1] : NULL, c->shift, ic);
+}
+
+static void reduce_pass(em *e, const psrc *src, int nred, const int *red, LLVMValueRef *idx,
+                        rkind kind, int adt, LLVMValueRef *acc, LLVMValueRef *nan, LLVMValueRef shift,
+                        bool short_version) {
+  int64_t d = nred ? src->xn->type.dims[red[nred - 1]] : 0;
+  if (!nred || (d < 0 && !short_version)) {
+    row_pass(e, src, nred, red, idx, kind, adt, acc, nan, shift, 0);
+    return;
+  }
+  rp_ctx c = {src, nred, red, idx, kind, adt, shift};
+  LLVMValueRef v[2] = {*acc, nan ? *nan : NULL};
+  by_row_length(e, d, row_pass_at, &c, v, 2);
+  *acc = v[0];
+  if (nan) *nan = v[1];
 }
 
 static LLVMValueRef fix_nan(em *e, int adt, LLVMValueRef acc, LLVMValueRef nan) {
@@ -676,57 +701,30 @@ static bool ahead_ok(const em *e, const be_kern *k, int R) {
 
 /* The second reduction's pass over the row at idx fused with the first
  * reduction's pass over the row at nidx: one loop carrying both
- * accumulators (and NaN flags), ic as row_pass. */
-static void fused_pass(em *e, const psrc *s2, const psrc *s1, LLVMValueRef *idx, LLVMValueRef *nidx, int ax, rkind k2,
-                       rkind k1, LLVMValueRef *a2, LLVMValueRef *n2, LLVMValueRef *a1, LLVMValueRef *n1, int ic) {
+ * accumulators and, where there are, NaN flags (v: a2, n2, a1, n1; a NULL
+ * flag is none). A by_row_length loop. */
+typedef struct fp_ctx { const psrc *s2, *s1; LLVMValueRef *idx, *nidx; int ax; rkind k2, k1; } fp_ctx;
+static void fused_pass(em *e, int ic, LLVMValueRef *v, void *ctx) {
+  fp_ctx *c = ctx;
   LLVMValueRef init[4];
-  int nc = 0, i2 = nc++, j2 = n2 ? nc++ : -1, i1 = nc++, j1 = n1 ? nc++ : -1;
-  init[i2] = *a2, init[i1] = *a1;
-  if (n2) init[j2] = *n2;
-  if (n1) init[j1] = *n1;
-  loop l;
-  LLVMValueRef j = lw_loop_open(e, &l, ci(e, 0), lw_dimv(e, s2->xn->type.dims[ax]), nc, init);
-  l.ic = ic;
-  idx[ax] = nidx[ax] = j;
-  LLVMValueRef next[4], nn2 = n2 ? l.phis[j2] : NULL, nn1 = n1 ? l.phis[j1] : NULL;
-  next[i2] = row_step(e, s2, idx, k2, TL_F64, l.phis[i2], n2 ? &nn2 : NULL, NULL);
-  next[i1] = row_step(e, s1, nidx, k1, TL_F64, l.phis[i1], n1 ? &nn1 : NULL, NULL);
-  if (n2) next[j2] = nn2;
-  if (n1) next[j1] = nn1;
-  lw_loop_close(e, &l, next);
-  *a2 = l.phis[i2], *a1 = l.phis[i1];
-  if (n2) *n2 = l.phis[j2];
-  if (n1) *n1 = l.phis[j1];
-}
-
-/* fused_pass, with a symbolic row length split as reduce_pass splits it */
-static void fused_reduce_pass(em *e, const psrc *s2, const psrc *s1, LLVMValueRef *idx, LLVMValueRef *nidx, int ax,
-                              rkind k2, rkind k1, LLVMValueRef *a2, LLVMValueRef *n2, LLVMValueRef *a1,
-                              LLVMValueRef *n1) {
-  int64_t d = s2->xn->type.dims[ax];
-  if (d >= 0) {
-    fused_pass(e, s2, s1, idx, nidx, ax, k2, k1, a2, n2, a1, n1, d < SHORT_ROW ? 1 : 0);
-    return;
-  }
-  LLVMBasicBlockRef bb[2] = {LLVMAppendBasicBlockInContext(e->cx, e->fn, "short"),
-                             LLVMAppendBasicBlockInContext(e->cx, e->fn, "long")};
-  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowj");
-  LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLT, lw_dimv(e, d), ci(e, SHORT_ROW)), bb[0], bb[1]);
-  LLVMValueRef v[4][2], *out[4] = {a2, n2, a1, n1};
-  for (int w = 0; w < 2; w++) {
-    LLVMPositionBuilderAtEnd(e->b, bb[w]);
-    LLVMValueRef x2 = *a2, y2 = n2 ? *n2 : NULL, x1 = *a1, y1 = n1 ? *n1 : NULL;
-    fused_pass(e, s2, s1, idx, nidx, ax, k2, k1, &x2, n2 ? &y2 : NULL, &x1, n1 ? &y1 : NULL, w ? 0 : 1);
-    v[0][w] = x2, v[1][w] = y2, v[2][w] = x1, v[3][w] = y1;
-    bb[w] = LLVMGetInsertBlock(e->b);
-    LLVMBuildBr(e->b, join);
-  }
-  LLVMPositionBuilderAtEnd(e->b, join);
+  int slot[4], nc = 0;
   for (int q = 0; q < 4; q++) {
-    if (!out[q]) continue;
-    *out[q] = LLVMBuildPhi(e->b, LLVMTypeOf(v[q][0]), "");
-    LLVMAddIncoming(*out[q], v[q], bb, 2);
+    slot[q] = v[q] ? nc : -1;
+    if (v[q]) init[nc++] = v[q];
   }
+  loop l;
+  LLVMValueRef j = lw_loop_open(e, &l, ci(e, 0), lw_dimv(e, c->s2->xn->type.dims[c->ax]), nc, init);
+  l.ic = ic;
+  c->idx[c->ax] = c->nidx[c->ax] = j;
+  LLVMValueRef cur[4], next[4];
+  for (int q = 0; q < 4; q++) cur[q] = v[q] ? l.phis[slot[q]] : NULL;
+  cur[0] = row_step(e, c->s2, c->idx, c->k2, TL_F64, cur[0], cur[1] ? &cur[1] : NULL, NULL);
+  cur[2] = row_step(e, c->s1, c->nidx, c->k1, TL_F64, cur[2], cur[3] ? &cur[3] : NULL, NULL);
+  for (int q = 0; q < 4; q++)
+    if (v[q]) next[slot[q]] = cur[q];
+  lw_loop_close(e, &l, next);
+  for (int q = 0; q < 4; q++)
+    if (v[q]) v[q] = l.phis[slot[q]];
 }
 
 void lw_k_rows(em *e, const be_kern *k) {
@@ -799,11 +797,14 @@ void lw_k_rows(em *e, const be_kern *k) {
       memcpy(nidx, idx, sizeof nidx);
       LLVMValueRef r1 = LLVMBuildNSWAdd(e->b, idx[nk - 1], ci(e, 1), "");
       nidx[nk - 1] = sel(e, icmp(e, LLVMIntSLT, r1, ah.end), r1, idx[nk - 1]);
-      LLVMValueRef acc0 = row_init(e, kind0), nan0 = LLVMConstInt(e->i1, 0, 0);
-      fused_reduce_pass(e, &src, &src0, idx, nidx, R - 1, kind, kind0, &acc, fnan ? &nan : NULL, &acc0,
-                        kind0 != R_SUM ? &nan0 : NULL);
-      LLVMBuildStore(e->b, acc0, ah.acc);
-      LLVMBuildStore(e->b, nan0, ah.nan);
+      fp_ctx fc = {&src, &src0, idx, nidx, R - 1, kind, kind0};
+      LLVMValueRef no = LLVMConstInt(e->i1, 0, 0);
+      LLVMValueRef v[4] = {acc, fnan ? nan : NULL, row_init(e, kind0), kind0 != R_SUM ? no : NULL};
+      by_row_length(e, src.xn->type.dims[R - 1], fused_pass, &fc, v, 4);
+      acc = v[0];
+      if (fnan) nan = v[1];
+      LLVMBuildStore(e->b, v[2], ah.acc);
+      LLVMBuildStore(e->b, v[3] ? v[3] : no, ah.nan);
     } else {
       reduce_pass(e, &src, 1, red, idx, kind, adt, &acc, fnan ? &nan : NULL, NULL, true);
     }
