@@ -44,7 +44,9 @@ typedef struct em {
   int x86;     /* target is x86-64: streaming stores and sfence */
   int nt_used; /* the current kernel has streaming stores: sfence before returning */
   /* while set, stores to buffer scratch_buf go to scratch[scratch_j]
-   * (lw_prefetched_loop's line of output, see "streaming stores") */
+   * (lw_prefetched_loop's line of output, see "streaming stores");
+   * scratch_j is the element's place in its block there, NULL outside
+   * the blocks */
   LLVMValueRef scratch, scratch_j;
   int32_t scratch_buf;
   /* per node, in a BE_K_ROWS kernel: a BE_S_ROW reduction's value for the
@@ -167,6 +169,7 @@ bool lw_calls_math(const be_plan *p, int32_t id, bool own);
 void lw_prefetch(em *e, LLVMValueRef base, LLVMValueRef byte_off);
 int lw_stream_bufs(const be_plan *p, const be_kern *k, int32_t *out, int max);
 LLVMValueRef lw_nt_wanted(em *e, const be_kern *k);
+LLVMValueRef lw_line_head(em *e, const nt_lines *nt, LLVMValueRef lo, LLVMValueRef hi, void *ctx);
 void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef ahead,
                         const int32_t *st, int ns, pf_body *body, void *ctx, const nt_lines *nt);
 

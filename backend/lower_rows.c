@@ -541,6 +541,228 @@ static void softmax_write(em *e, const psrc *src, int ax, LLVMValueRef *idx, LLV
   lw_loop_close(e, &l, NULL);
 }
 
+/* ---- log_softmax's write pass one row behind ------------------------------
+ * A log_softmax row makes three passes: the max (which reads the row from
+ * memory, or from cache when the previous write pass prefetched it), the
+ * sum of exponentials (an exp per element: the core computes) and the
+ * write pass (the row out, the next row in: memory works). One after
+ * another, each left the other's unit idle. Over the last axis with long
+ * rows, the write pass of row r - 1 now runs inside the sum pass of row r,
+ * prefetching row r + 1, whose max pass then follows from cache; row r - 1's
+ * shift and log wait in stack slots, the first row of the innermost kept
+ * loop (each thread's first row) makes its sum pass alone and the last row
+ * its write pass alone. In C (one thread, libmvec's exp, streaming
+ * stores, Sapphire Rapids, min of 30): [1000 10000] 6.9 -> 5.6 ms, [4096
+ * 1024] 2.7 -> 1.9, [256 4096] 0.66 -> 0.50. The fused loop is the write
+ * pass's (lw_prefetched_loop: blocks of one output line, one vector each),
+ * so the sum accumulates in lane arrays of one line (a scalar accumulator
+ * would be reduced across lanes in every block), reduced once a row. */
+typedef struct behind {
+  const psrc *src;          /* what both passes read */
+  LLVMValueRef *cur, *prev; /* row r's and row r - 1's index */
+  int ax;
+  LLVMValueRef sh, psh, ppost; /* row r's shift; row r - 1's shift and log */
+  LLVMValueRef acc, ties;      /* lane arrays of one line */
+  LLVMValueRef hoff;           /* the write's elements before its first block */
+  const LLVMValueRef *ost;
+} behind;
+
+/* element s of row r into lane `lane` of the sums */
+static void behind_sum(em *e, behind *c, LLVMValueRef lane, LLVMValueRef s) {
+  int dt = e->g->nodes[c->src->k->node].type.dtype;
+  c->cur[c->ax] = s;
+  LLVMValueRef pa = LLVMBuildInBoundsGEP2(e->b, vty(e, dt), c->acc, &lane, 1, "");
+  LLVMValueRef pt = LLVMBuildInBoundsGEP2(e->b, vty(e, dt), c->ties, &lane, 1, "");
+  LLVMValueRef t = LLVMBuildLoad2(e->b, vty(e, dt), pt, "");
+  LLVMValueRef v = src_value(e, c->src, c->cur, dt);
+  LLVMValueRef a = sumexp_add(e, dt, LLVMBuildLoad2(e->b, vty(e, dt), pa, ""),
+                              lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, v, c->sh, "")), v, c->sh, &t);
+  LLVMBuildStore(e->b, a, pa);
+  LLVMBuildStore(e->b, t, pt);
+}
+
+/* lw_prefetched_loop's body: element i of row r - 1 written; in a block,
+ * also element i - hoff of row r summed (so that the sums run in whole
+ * vectors whatever the write's alignment; the head and tail elements of
+ * the write, which run one by one, sum nothing) */
+static void behind_elem_at(em *e, LLVMValueRef i, void *ctx) {
+  behind *c = ctx;
+  c->prev[c->ax] = i;
+  softmax_elem(e, c->src, c->prev, c->psh, c->ppost, c->ost);
+  if (e->scratch_j) behind_sum(e, c, e->scratch_j, LLVMBuildNSWSub(e->b, i, c->hoff, ""));
+}
+static LLVMValueRef behind_off_at(em *e, LLVMValueRef i, void *ctx) {
+  behind *c = ctx;
+  c->prev[c->ax] = i;
+  return lw_offset(e, e->g->nodes[c->src->k->node].type.rank, c->ost, c->prev);
+}
+
+/* The sums the write's blocks left: whole blocks from block `from` on (one
+ * vector each; at most one after the write's blocks, as the write's head
+ * is shorter than a block; all of the row's on a first row), then the
+ * last elements one by one into lane 0. */
+static void behind_rest(em *e, behind *c, int64_t bl, LLVMValueRef from, LLVMValueRef len) {
+  LLVMValueRef nb = LLVMBuildUDiv(e->b, len, ci(e, bl), "");
+  loop ob, ib, tb;
+  LLVMValueRef b = lw_loop_open(e, &ob, from, nb, 0, NULL);
+  ob.nounroll = 1;
+  LLVMValueRef j = lw_loop_open(e, &ib, ci(e, 0), ci(e, bl), 0, NULL);
+  ib.ic = 1;
+  ib.vectorize = 1;
+  behind_sum(e, c, j, LLVMBuildNSWAdd(e->b, LLVMBuildNSWMul(e->b, b, ci(e, bl), ""), j, ""));
+  lw_loop_close(e, &ib, NULL);
+  lw_loop_close(e, &ob, NULL);
+  LLVMValueRef k = lw_loop_open(e, &tb, LLVMBuildNSWMul(e->b, nb, ci(e, bl), ""), len, 0, NULL);
+  tb.ic = -1;
+  tb.nounroll = 1;
+  behind_sum(e, c, ci(e, 0), k);
+  lw_loop_close(e, &tb, NULL);
+}
+
+/* the sum of a lane array of bl elements of dt */
+static LLVMValueRef lanes_sum(em *e, LLVMValueRef arr, int dt, int64_t bl) {
+  LLVMTypeRef vt = LLVMVectorType(vty(e, dt), (unsigned)bl);
+  LLVMValueRef v = LLVMBuildLoad2(e->b, vt, arr, "");
+  LLVMValueRef args[2] = {cf(e, dt, 0), v};
+  return fast(lw_intr(e, "llvm.vector.reduce.fadd", vt, args, 2), LLVMFastMathAllowReassoc);
+}
+
+/* Rows shorter than this (in bytes) keep the passes: the fused loop runs
+ * one vector a block where the sum pass alone runs four, and each row pays
+ * for its lane arrays, so rows that sit in L2 lost more than the overlap
+ * won. AOT objects, one thread, min of 40-60 alternating calls, Sapphire
+ * Rapids, with the fused loop at every length: f32 [16384 100] 0.83-0.89x,
+ * [8192 256] 0.87-1.10x, [4096 512] 0.97-1.03x, [4096 768] 0.94-1.17x, [2048 1000] 1.10-1.31x;
+ * f64 [8192 256] (2 KiB rows) 0.85-0.89x, [4096 512] 1.13-1.47x. */
+enum { BEHIND_BYTES = 3072 };
+
+/* Whether kernel k's log_softmax rows can run their write pass one row
+ * behind (see above): the last axis, rows long enough for the long-row
+ * loops (ic 0), a kept dim to loop over, an input read in step with the
+ * output, and a producer evaluated in each pass (SRC_EX: a stored one
+ * would be read back from the row being written). */
+static bool behind_ok(const em *e, const be_kern *k, const psrc *src, int ax, int ic, int ns) {
+  const tl_node *n = &e->g->nodes[k->node];
+  return n->op == TL_OP_LOG_SOFTMAX && ax == n->type.rank - 1 && n->type.rank >= 2 && ic == 0 && ns > 0 &&
+         src->mode == SRC_EX;
+}
+
+/* The row at idx (its innermost kept index idx[nk - 1], in [start, end)):
+ * sum pass beside the previous row's write pass, then the next row's max. */
+static void log_softmax_behind(em *e, const be_kern *k, const psrc *src, int nk, LLVMValueRef *idx, LLVMValueRef start,
+                               LLVMValueRef end, LLVMValueRef nton, const int32_t *st, int ns) {
+  const tl_node *n = &e->g->nodes[k->node];
+  int R = n->type.rank, ax = R - 1, dt = n->type.dtype, red[1] = {ax};
+  int64_t bl = PF_LINE / tl_dtype_size((tl_dtype)dt);
+  LLVMTypeRef ft = vty(e, dt), lty = LLVMArrayType2(ft, (uint64_t)bl);
+  LLVMValueRef acc = LLVMBuildAlloca(e->pre, lty, "lanesum"), ties = LLVMBuildAlloca(e->pre, lty, "laneties");
+  LLVMSetAlignment(acc, PF_LINE);
+  LLVMSetAlignment(ties, PF_LINE);
+  LLVMValueRef mslot = LLVMBuildAlloca(e->pre, ft, "nextmax"), nslot = LLVMBuildAlloca(e->pre, e->i1, "nextnan");
+  LLVMValueRef shslot = LLVMBuildAlloca(e->pre, ft, "prevshift"), postslot = LLVMBuildAlloca(e->pre, ft, "prevlog");
+  LLVMValueRef len = lw_dimv(e, n->type.dims[ax]), row = idx[nk - 1];
+  LLVMValueRef first = icmp(e, LLVMIntEQ, row, start);
+  LLVMBasicBlockRef bf = LLVMAppendBasicBlockInContext(e->cx, e->fn, "firstmax");
+  LLVMBasicBlockRef bh = LLVMAppendBasicBlockInContext(e->cx, e->fn, "havemax");
+  LLVMBuildCondBr(e->b, first, bf, bh);
+  LLVMPositionBuilderAtEnd(e->b, bf);
+  LLVMValueRef m = cf(e, dt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0);
+  reduce_pass(e, src, 1, red, idx, R_MAX, dt, &m, &nan, NULL, false);
+  LLVMBuildStore(e->b, m, mslot);
+  LLVMBuildStore(e->b, nan, nslot);
+  LLVMBuildBr(e->b, bh);
+  LLVMPositionBuilderAtEnd(e->b, bh);
+  nan = LLVMBuildLoad2(e->b, e->i1, nslot, "");
+  m = fix_nan(e, dt, LLVMBuildLoad2(e->b, ft, mslot, ""), nan);
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY));
+  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), m, cf(e, dt, 0));
+  /* the sum pass beside row r - 1's writes; the first row takes the
+   * blocks behind_rest runs after them, all of its row (one loop for both:
+   * a pass of its own for the first row cost compile time) */
+  LLVMValueRef bytes = ci(e, bl * tl_dtype_size((tl_dtype)dt));
+  LLVMBuildMemSet(e->b, acc, LLVMConstInt(e->i8, 0, 0), bytes, PF_LINE);
+  LLVMBuildMemSet(e->b, ties, LLVMConstInt(e->i8, 0, 0), bytes, PF_LINE);
+  LLVMValueRef ost[TL_MAX_RANK], prev[TL_MAX_RANK];
+  lw_contig_strides(e, R, n->type.dims, ost);
+  behind c = {src, idx, prev, ax, sh, NULL, NULL, acc, ties, ci(e, 0), ost};
+  LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sumbehind");
+  LLVMBasicBlockRef bj = LLVMAppendBasicBlockInContext(e->cx, e->fn, "sumrest");
+  LLVMBasicBlockRef ba = LLVMGetInsertBlock(e->b);
+  LLVMBuildCondBr(e->b, first, bj, bb);
+  LLVMPositionBuilderAtEnd(e->b, bb);
+  memcpy(prev, idx, sizeof prev);
+  prev[nk - 1] = LLVMBuildNSWSub(e->b, row, ci(e, 1), "");
+  prev[ax] = ci(e, 0);
+  LLVMValueRef ahead = LLVMBuildAdd(e->b, lw_offset(e, R, ost, prev), LLVMBuildMul(e->b, len, ci(e, 2), ""), "");
+  c.psh = LLVMBuildLoad2(e->b, ft, shslot, "");
+  c.ppost = LLVMBuildLoad2(e->b, ft, postslot, "");
+  nt_lines nt = {k->out, dt, nton, behind_off_at};
+  if (nton) c.hoff = lw_line_head(e, &nt, ci(e, 0), len, &c);
+  lw_prefetched_loop(e, bl, ci(e, 0), len, ahead, st, ns, behind_elem_at, &c, nton ? &nt : NULL);
+  LLVMValueRef done = LLVMBuildUDiv(e->b, LLVMBuildNSWSub(e->b, len, c.hoff, ""), ci(e, bl), "");
+  bb = LLVMGetInsertBlock(e->b);
+  LLVMBuildBr(e->b, bj);
+  LLVMPositionBuilderAtEnd(e->b, bj);
+  LLVMValueRef from = LLVMBuildPhi(e->b, e->i64, "");
+  LLVMAddIncoming(from, (LLVMValueRef[]){ci(e, 0), done}, (LLVMBasicBlockRef[]){ba, bb}, 2);
+  behind_rest(e, &c, bl, from, len);
+  LLVMValueRef s[2] = {lanes_sum(e, acc, dt, bl), lanes_sum(e, ties, dt, bl)};
+  LLVMValueRef post = lw_sumexp_log(e, dt, fin, s[0], s[1]);
+  LLVMBuildStore(e->b, sh, shslot);
+  LLVMBuildStore(e->b, post, postslot);
+  /* the next row's max (this row's again on the last row: no branch) */
+  LLVMValueRef nidx[TL_MAX_RANK];
+  memcpy(nidx, idx, sizeof nidx);
+  LLVMValueRef r1 = LLVMBuildNSWAdd(e->b, row, ci(e, 1), "");
+  LLVMValueRef more = icmp(e, LLVMIntSLT, r1, end);
+  nidx[nk - 1] = sel(e, more, r1, row);
+  m = cf(e, dt, -INFINITY);
+  nan = LLVMConstInt(e->i1, 0, 0);
+  reduce_pass(e, src, 1, red, nidx, R_MAX, dt, &m, &nan, NULL, false);
+  LLVMBuildStore(e->b, m, mslot);
+  LLVMBuildStore(e->b, nan, nslot);
+  /* the last row writes itself */
+  LLVMBasicBlockRef bl1 = LLVMAppendBasicBlockInContext(e->cx, e->fn, "lastwrite");
+  LLVMBasicBlockRef bd = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowdone");
+  LLVMBuildCondBr(e->b, more, bd, bl1);
+  LLVMPositionBuilderAtEnd(e->b, bl1);
+  softmax_write(e, src, ax, idx, sh, post, 0, nton);
+  LLVMBuildBr(e->b, bd);
+  LLVMPositionBuilderAtEnd(e->b, bd);
+}
+
+/* One softmax or log_softmax row in passes: the max, the sum of
+ * exponentials, the write pass. */
+static void softmax_row(em *e, const be_kern *k, const psrc *first, const psrc *rest, int ax, LLVMValueRef *idx,
+                        int ic) {
+  const tl_node *n = &e->g->nodes[k->node];
+  int dt = n->type.dtype, red[1] = {ax};
+  bool soft = n->op == TL_OP_SOFTMAX;
+  LLVMValueRef acc = cf(e, dt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0);
+  reduce_pass(e, first, 1, red, idx, R_MAX, dt, &acc, &nan, NULL, false);
+  LLVMValueRef m = fix_nan(e, dt, acc, nan);
+  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY));
+  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), m, cf(e, dt, 0));
+  LLVMValueRef s = cf(e, dt, 0), ties = cf(e, dt, 0);
+  /* Softmax keeps each exp in the output and its write pass only scales:
+   * one exp per element instead of two (one thread, 1024 x 1024: 1.34 ->
+   * 0.73 ms; attention's 2048 x 2048 on two threads: 3.64 -> 3.35 ms).
+   * Its write pass then never streams: the sum pass's stores have brought
+   * the row's lines into cache, and a streaming store to a cached line
+   * costs more than an ordinary one (1000 x 10000 into a caller's buffer,
+   * one thread: 18.8-19.0 ms kept and streamed; 11.6-14.1 kept, not
+   * streamed; 11.8-12.0 two exps and streamed). log_softmax has no exp
+   * in its write pass and streams. */
+  bool keep = soft;
+  LLVMValueRef nton = keep ? NULL : softmax_streams(e, k, ax, ic);
+  reduce_pass(e, rest, 1, red, idx, keep ? R_SUMEXP_KEEP : R_SUMEXP, dt, &s, &ties, sh, false);
+  LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, ties, ""), "")
+                           : lw_sumexp_log(e, dt, fin, s, ties);
+  psrc wsrc = *rest;
+  if (keep) wsrc.mode = SRC_EXP;
+  softmax_write(e, &wsrc, ax, idx, sh, post, ic, nton);
+}
+
 void lw_k_softmax(em *e, const be_kern *k) {
   const tl_graph *g = e->g;
   const tl_node *n = &g->nodes[k->node];
@@ -600,7 +822,6 @@ void lw_k_softmax(em *e, const be_kern *k) {
   if (nk == 0) no = lw_guard_range(e, lo, hi);
   lw_nest_open(e, ls, nk, kd, NULL, lo, hi, kiv);
   for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
-  LLVMValueRef acc = cf(e, dt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0);
   /* the input is converted to dt inside the passes (ints become f64) */
   /* Rows of a known length of 2 up to a vector are lower_short.c's, and a
    * symbolic length that is a power of two up to a vector (behind a
@@ -610,30 +831,35 @@ void lw_k_softmax(em *e, const be_kern *k) {
    * 8 and 32 (rows of 8: 0.107 vs 0.109 ms over 2048 rows) but made the
    * kernel twice the code, and attention's cold JIT 13.9 -> 10.4 ms
    * without them. */
-  reduce_pass(e, &first, 1, red, idx, R_MAX, dt, &acc, &nan, NULL, false);
-  LLVMValueRef m = fix_nan(e, dt, acc, nan);
-  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", m), cf(e, dt, INFINITY));
-  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), m, cf(e, dt, 0));
-  LLVMValueRef s = cf(e, dt, 0), ties = cf(e, dt, 0);
-  /* Softmax keeps each exp in the output and its write pass only scales:
-   * one exp per element instead of two (one thread, 1024 x 1024: 1.34 ->
-   * 0.73 ms; attention's 2048 x 2048 on two threads: 3.64 -> 3.35 ms).
-   * Its write pass then never streams: the sum pass's stores have brought
-   * the row's lines into cache, and a streaming store to a cached line
-   * costs more than an ordinary one (1000 x 10000 into a caller's buffer,
-   * one thread: 18.8-19.0 ms kept and streamed; 11.6-14.1 kept, not
-   * streamed; 11.8-12.0 two exps and streamed). log_softmax has no exp
-   * in its write pass and streams. */
   int64_t d = n->type.dims[ax];
   int ic = d >= 0 && d < SHORT_ROW ? 1 : 0;
-  bool keep = soft;
-  LLVMValueRef nton = keep ? NULL : softmax_streams(e, k, ax, ic);
-  reduce_pass(e, &rest, 1, red, idx, keep ? R_SUMEXP_KEEP : R_SUMEXP, dt, &s, &ties, sh, false);
-  LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, ties, ""), "")
-                           : lw_sumexp_log(e, dt, fin, s, ties);
-  psrc wsrc = rest;
-  if (keep) wsrc.mode = SRC_EXP;
-  softmax_write(e, &wsrc, ax, idx, sh, post, ic, nton);
+  int32_t st[8];
+  int ns = lw_stream_bufs(e->p, k, st, 8);
+  if (nk >= 1 && behind_ok(e, k, &first, ax, ic, ns)) {
+    /* rows shorter than BEHIND_BYTES in passes; a symbolic length chooses at run time */
+    int64_t sz = tl_dtype_size((tl_dtype)dt);
+    LLVMValueRef start = nk == 1 ? lo : ci(e, 0), end = nk == 1 ? hi : lw_dimv(e, kd[nk - 1]);
+    LLVMValueRef nton = softmax_streams(e, k, ax, ic);
+    if (d >= 0 && d * sz >= BEHIND_BYTES) {
+      log_softmax_behind(e, k, &first, nk, idx, start, end, nton, st, ns);
+    } else if (d >= 0) {
+      softmax_row(e, k, &first, &rest, ax, idx, ic);
+    } else {
+      LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "behind");
+      LLVMBasicBlockRef bp = LLVMAppendBasicBlockInContext(e->cx, e->fn, "inpasses");
+      LLVMBasicBlockRef bj = LLVMAppendBasicBlockInContext(e->cx, e->fn, "rowend");
+      LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGE, lw_dimv(e, d), ci(e, BEHIND_BYTES / sz)), bb, bp);
+      LLVMPositionBuilderAtEnd(e->b, bb);
+      log_softmax_behind(e, k, &first, nk, idx, start, end, nton, st, ns);
+      LLVMBuildBr(e->b, bj);
+      LLVMPositionBuilderAtEnd(e->b, bp);
+      softmax_row(e, k, &first, &rest, ax, idx, ic);
+      LLVMBuildBr(e->b, bj);
+      LLVMPositionBuilderAtEnd(e->b, bj);
+    }
+  } else {
+    softmax_row(e, k, &first, &rest, ax, idx, ic);
+  }
   lw_nest_close(e, ls, nk);
   if (no) lw_guard_end(e, no);
   if (join) {

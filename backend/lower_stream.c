@@ -4,7 +4,8 @@
  * and can store each line of a large output with a streaming store
  * (lw_nt_wanted says when). Elementwise kernels that call vector math
  * (lower.c, lw_calls_math) prefetch PF_AHEAD lines ahead; a softmax's
- * write pass over its last axis (lower_rows.c) prefetches the next row. */
+ * write pass over its last axis (lower_rows.c) prefetches the next row
+ * (log_softmax's, run one row behind inside a sum pass, the row after). */
 #include "backend/lower_internal.h"
 
 /* ---- streaming prefetch ---------------------------------------------------
@@ -101,6 +102,19 @@ LLVMValueRef lw_nt_wanted(em *e, const be_kern *k) {
 
 static void store_line(em *e, const nt_lines *nt, LLVMValueRef scratch, LLVMValueRef i0, void *ctx);
 
+/* How many elements of [lo, hi) come before the first aligned line of
+ * nt's output (all of them where none is aligned). */
+LLVMValueRef lw_line_head(em *e, const nt_lines *nt, LLVMValueRef lo, LLVMValueRef hi, void *ctx) {
+  LLVMValueRef off = nt->off(e, lo, ctx);
+  LLVMValueRef a = LLVMBuildInBoundsGEP2(e->b, mty(e, nt->dt), lw_bufptr(e, nt->buf), &off, 1, "");
+  LLVMValueRef mis = LLVMBuildAnd(e->b, LLVMBuildPtrToInt(e->b, a, e->i64, ""), ci(e, PF_LINE - 1), "");
+  LLVMValueRef h =
+      LLVMBuildUDiv(e->b, LLVMBuildAnd(e->b, LLVMBuildSub(e->b, ci(e, PF_LINE), mis, ""), ci(e, PF_LINE - 1), ""),
+                    ci(e, tl_dtype_size((tl_dtype)nt->dt)), "");
+  LLVMValueRef len = LLVMBuildSub(e->b, hi, lo, "");
+  return sel(e, icmp(e, LLVMIntSGT, h, len), len, h);
+}
+
 /* for (i = lo; i < hi; i++) body(i), in blocks of bl elements (one output
  * line): each block [i0, i0 + bl) first prefetches, for each buffer of st,
  * the line(s) at element i0 + ahead, then runs the body from 0 to the
@@ -112,15 +126,9 @@ static void store_line(em *e, const nt_lines *nt, LLVMValueRef scratch, LLVMValu
  * (streaming stores). */
 void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef ahead,
                         const int32_t *st, int ns, pf_body *body, void *ctx, const nt_lines *nt) {
+  e->scratch_j = NULL;
   if (nt) { /* the elements before the first aligned output line, one by one */
-    LLVMValueRef off = nt->off(e, lo, ctx);
-    LLVMValueRef a = LLVMBuildInBoundsGEP2(e->b, mty(e, nt->dt), lw_bufptr(e, nt->buf), &off, 1, "");
-    LLVMValueRef mis = LLVMBuildAnd(e->b, LLVMBuildPtrToInt(e->b, a, e->i64, ""), ci(e, PF_LINE - 1), "");
-    LLVMValueRef h = LLVMBuildUDiv(e->b, LLVMBuildAnd(e->b, LLVMBuildSub(e->b, ci(e, PF_LINE), mis, ""), ci(e, PF_LINE - 1), ""),
-                                   ci(e, tl_dtype_size((tl_dtype)nt->dt)), "");
-    LLVMValueRef len = LLVMBuildSub(e->b, hi, lo, "");
-    h = sel(e, icmp(e, LLVMIntSGT, h, len), len, h);
-    LLVMValueRef start = LLVMBuildNSWAdd(e->b, lo, h, "");
+    LLVMValueRef start = LLVMBuildNSWAdd(e->b, lo, lw_line_head(e, nt, lo, hi, ctx), "");
     loop hb;
     LLVMValueRef i = lw_loop_open(e, &hb, lo, start, 0, NULL);
     hb.ic = -1;
@@ -153,7 +161,7 @@ void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLV
   body(e, LLVMBuildNSWAdd(e->b, i0, j, ""), ctx);
   lw_loop_close(e, &ib, NULL);
   if (nt) store_line(e, nt, e->scratch, i0, ctx);
-  e->scratch = NULL;
+  e->scratch = e->scratch_j = NULL;
   lw_loop_close(e, &ob, NULL);
   LLVMValueRef rest = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, nblk, ci(e, bl), ""), "");
   LLVMValueRef i = lw_loop_open(e, &tb, rest, hi, 0, NULL);

@@ -408,46 +408,57 @@ static int light_test(int verbose) {
 typedef struct rows_case {
   const char *name, *text;
   int kernels, rows;
+  int msym; /* symbol msym (in order of appearance) takes the value m where m is not 0 */
+  int64_t m;
 } rows_case;
 
 static const rows_case rows_cases[] = {
   {"layer norm", "(graph l (in x f32 [n m]) (in g f32 [m]) (in b f32 [m])"
                  " (let mu (mean x :axis -1 :keepdims true)) (let d (sub x mu))"
                  " (let var (mean (mul d d) :axis -1 :keepdims true))"
-                 " (out y (add (mul (div d (sqrt (add var 1e-5))) g) b)))", 1, 1},
+                 " (out y (add (mul (div d (sqrt (add var 1e-5))) g) b)))", 1, 1, 0, 0},
   {"rms norm f64, rank 3", "(graph l (in x f64 [k n m]) (in g f64 [m])"
-                           " (out y (mul (div x (sqrt (add (mean (mul x x) :axis 2 :keepdims true) 1e-6))) g)))", 1, 1},
+                           " (out y (mul (div x (sqrt (add (mean (mul x x) :axis 2 :keepdims true) 1e-6))) g)))", 1, 1, 0, 0},
   {"x - row max, row min", "(graph l (in x f32 [n m]) (let mx (max x :axis -1 :keepdims true))"
-                           " (out y (mul (sub x mx) (min x :axis 1 :keepdims true))))", 1, 1},
+                           " (out y (mul (sub x mx) (min x :axis 1 :keepdims true))))", 1, 1, 0, 0},
   /* two reductions over rows of a rank-3 tensor: the first runs one row
    * ahead in the innermost kept loop (lower_rows.c "ahead") */
   {"layer norm f64, rank 3", "(graph l (in x f64 [k n m])"
                              " (let d (sub x (mean x :axis 2 :keepdims true)))"
-                             " (out y (div d (sqrt (add (mean (mul d d) :axis 2 :keepdims true) 1e-6)))))", 1, 1},
+                             " (out y (div d (sqrt (add (mean (mul d d) :axis 2 :keepdims true) 1e-6)))))", 1, 1, 0, 0},
   /* the second reduction does not read the first; a max runs ahead */
   {"row max beside row sum", "(graph l (in x f32 [n m]) (let mx (max (exp x) :axis -1 :keepdims true))"
-                             " (out y (add (mul x mx) (sum (abs x) :axis 1 :keepdims true))))", 1, 1},
+                             " (out y (add (mul x mx) (sum (abs x) :axis 1 :keepdims true))))", 1, 1, 0, 0},
+  /* log_softmax kernels (not row kernels) over rows of 4 KiB and more
+   * write each row one row behind, inside the next row's sum pass
+   * (lower_rows.c "one row behind"): a symbolic length (1030, and 200,
+   * which the run-time test keeps in passes), rank 3 (the innermost kept
+   * loop restarts), a known length whose rows start at every alignment */
+  {"log_softmax one row behind", "(graph l (in x f32 [n m]) (out y (log_softmax x :axis -1)))", 1, 0, 1, 1030},
+  {"log_softmax rows in passes", "(graph l (in x f32 [n m]) (out y (log_softmax x :axis -1)))", 1, 0, 1, 200},
+  {"log_softmax behind f64, rank 3", "(graph l (in x f64 [k n m]) (out y (log_softmax x :axis 2)))", 1, 0, 2, 520},
+  {"log_softmax behind, rows of 1100", "(graph l (in x f32 [n 1100]) (out y (log_softmax x :axis 1)))", 1, 0, 0, 0},
   /* the mean is an output too: it keeps its buffer and its kernel */
   {"reduction also an output", "(graph l (in x f32 [n m]) (let mu (mean x :axis -1 :keepdims true))"
-                               " (out m mu) (out y (sub x mu)))", 2, 0},
+                               " (out m mu) (out y (sub x mu)))", 2, 0, 0, 0},
   /* read by another kernel (the sum over rows) as well */
   {"reduction read elsewhere", "(graph l (in x f32 [n m]) (let mu (sum x :axis -1 :keepdims true))"
-                               " (out y (sub x mu)) (out z (sum (exp mu))))", 3, 0},
+                               " (out y (sub x mu)) (out z (sum (exp mu))))", 3, 0, 0, 0},
   /* t0 is an output's kernel and also computed inside y's: the min keeps
    * its buffer (found by bench-cost's random graphs) */
   {"shared inline root", "(graph l (in x0 f32 [n m]) (in x1 f32 [n m])"
                          " (let t0 (sub x0 (min x0 :axis 1 :keepdims true)))"
-                         " (out y (maximum (tanh x1) t0)) (out z t0))", 3, 0},
+                         " (out y (maximum (tanh x1) t0)) (out z t0))", 3, 0, 0, 0},
   /* d is inline in the output's kernel and in another reduction's */
   {"inline node read elsewhere", "(graph l (in x f32 [n m]) (let d (sub x (mean x :axis -1 :keepdims true)))"
-                                 " (out y (mul d 2.0)) (out z (sum d :axis 0)))", 3, 0},
+                                 " (out y (mul d 2.0)) (out z (sum d :axis 0)))", 3, 0, 0, 0},
   /* a reduction over the first axis is not a row's */
-  {"column reduction", "(graph l (in x f32 [n m]) (out y (sub x (sum x :axis 0 :keepdims true))))", 2, 0},
+  {"column reduction", "(graph l (in x f32 [n m]) (out y (sub x (sum x :axis 0 :keepdims true))))", 2, 0, 0, 0},
   /* read through a transpose: not at the current row */
   {"through a transpose", "(graph l (in x f32 [n n]) (let s (sum x :axis -1 :keepdims true))"
-                          " (out y (add x (transpose (broadcast_to s :shape [n n])))))", 2, 0},
+                          " (out y (add x (transpose (broadcast_to s :shape [n n])))))", 2, 0, 0, 0},
   /* an integer reduction stays a kernel of its own */
-  {"integer sum", "(graph l (in x i32 [n m]) (out y (sub x (sum x :axis -1 :keepdims true))))", 2, 0},
+  {"integer sum", "(graph l (in x i32 [n m]) (out y (sub x (sum x :axis -1 :keepdims true))))", 2, 0, 0, 0},
 };
 
 static int rows_test(int verbose) {
@@ -478,6 +489,7 @@ static int rows_test(int verbose) {
     static const int64_t sizes[3] = {37, 5, 0};
     for (int z = 0; z < 3; z++) {
       int64_t syms[4] = {sizes[z], sizes[z] + 3, sizes[z] + 1, sizes[z]};
+      if (c->m) syms[c->msym] = c->m;
       tl_tensor *in[4] = {0};
       be_options o = be_options_default();
       snprintf(what, sizeof what, "rows case '%s' at %lld", c->name, (long long)sizes[z]);
