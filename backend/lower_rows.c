@@ -679,9 +679,8 @@ static void log_softmax_behind(em *e, const be_kern *k, const psrc *src, int nk,
   /* the sum pass beside row r - 1's writes; the first row takes the
    * blocks behind_rest runs after them, all of its row (one loop for both:
    * a pass of its own for the first row cost compile time) */
-  LLVMValueRef bytes = ci(e, bl * tl_dtype_size((tl_dtype)dt));
-  LLVMBuildMemSet(e->b, acc, LLVMConstInt(e->i8, 0, 0), bytes, PF_LINE);
-  LLVMBuildMemSet(e->b, ties, LLVMConstInt(e->i8, 0, 0), bytes, PF_LINE);
+  LLVMBuildMemSet(e->b, acc, LLVMConstInt(e->i8, 0, 0), ci(e, PF_LINE), PF_LINE);
+  LLVMBuildMemSet(e->b, ties, LLVMConstInt(e->i8, 0, 0), ci(e, PF_LINE), PF_LINE);
   LLVMValueRef ost[TL_MAX_RANK], prev[TL_MAX_RANK];
   lw_contig_strides(e, R, n->type.dims, ost);
   behind c = {src, idx, prev, ax, sh, NULL, NULL, acc, ties, ci(e, 0), ost};
@@ -732,9 +731,9 @@ static void log_softmax_behind(em *e, const be_kern *k, const psrc *src, int nk,
 }
 
 /* One softmax or log_softmax row in passes: the max, the sum of
- * exponentials, the write pass. */
-static void softmax_row(em *e, const be_kern *k, const psrc *first, const psrc *rest, int ax, LLVMValueRef *idx,
-                        int ic) {
+ * exponentials, the write pass; nton: softmax_streams' condition. */
+static void softmax_row(em *e, const be_kern *k, const psrc *first, const psrc *rest, int ax, LLVMValueRef *idx, int ic,
+                        LLVMValueRef nton) {
   const tl_node *n = &e->g->nodes[k->node];
   int dt = n->type.dtype, red[1] = {ax};
   bool soft = n->op == TL_OP_SOFTMAX;
@@ -754,7 +753,6 @@ static void softmax_row(em *e, const be_kern *k, const psrc *first, const psrc *
    * streamed; 11.8-12.0 two exps and streamed). log_softmax has no exp
    * in its write pass and streams. */
   bool keep = soft;
-  LLVMValueRef nton = keep ? NULL : softmax_streams(e, k, ax, ic);
   reduce_pass(e, rest, 1, red, idx, keep ? R_SUMEXP_KEEP : R_SUMEXP, dt, &s, &ties, sh, false);
   LLVMValueRef post = soft ? LLVMBuildFDiv(e->b, cf(e, dt, 1), LLVMBuildFAdd(e->b, s, ties, ""), "")
                            : lw_sumexp_log(e, dt, fin, s, ties);
@@ -835,15 +833,16 @@ void lw_k_softmax(em *e, const be_kern *k) {
   int ic = d >= 0 && d < SHORT_ROW ? 1 : 0;
   int32_t st[8];
   int ns = lw_stream_bufs(e->p, k, st, 8);
-  if (nk >= 1 && behind_ok(e, k, &first, ax, ic, ns)) {
+  /* softmax keeps its exps in the output and never streams (softmax_row) */
+  LLVMValueRef nton = soft ? NULL : softmax_streams(e, k, ax, ic);
+  if (behind_ok(e, k, &first, ax, ic, ns)) {
     /* rows shorter than BEHIND_BYTES in passes; a symbolic length chooses at run time */
     int64_t sz = tl_dtype_size((tl_dtype)dt);
     LLVMValueRef start = nk == 1 ? lo : ci(e, 0), end = nk == 1 ? hi : lw_dimv(e, kd[nk - 1]);
-    LLVMValueRef nton = softmax_streams(e, k, ax, ic);
     if (d >= 0 && d * sz >= BEHIND_BYTES) {
       log_softmax_behind(e, k, &first, nk, idx, start, end, nton, st, ns);
     } else if (d >= 0) {
-      softmax_row(e, k, &first, &rest, ax, idx, ic);
+      softmax_row(e, k, &first, &rest, ax, idx, ic, nton);
     } else {
       LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "behind");
       LLVMBasicBlockRef bp = LLVMAppendBasicBlockInContext(e->cx, e->fn, "inpasses");
@@ -853,12 +852,12 @@ void lw_k_softmax(em *e, const be_kern *k) {
       log_softmax_behind(e, k, &first, nk, idx, start, end, nton, st, ns);
       LLVMBuildBr(e->b, bj);
       LLVMPositionBuilderAtEnd(e->b, bp);
-      softmax_row(e, k, &first, &rest, ax, idx, ic);
+      softmax_row(e, k, &first, &rest, ax, idx, ic, nton);
       LLVMBuildBr(e->b, bj);
       LLVMPositionBuilderAtEnd(e->b, bj);
     }
   } else {
-    softmax_row(e, k, &first, &rest, ax, idx, ic);
+    softmax_row(e, k, &first, &rest, ax, idx, ic, nton);
   }
   lw_nest_close(e, ls, nk);
   if (no) lw_guard_end(e, no);
