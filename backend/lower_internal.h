@@ -168,6 +168,7 @@ bool lw_calls_math(const be_plan *p, int32_t id, bool own);
 /* prefetches the line at base + byte_off (for reading, into all levels) */
 void lw_prefetch(em *e, LLVMValueRef base, LLVMValueRef byte_off);
 int lw_stream_bufs(const be_plan *p, const be_kern *k, int32_t *out, int max);
+int lw_bufs_like(const be_plan *p, const be_kern *k, const tl_type *t, int32_t *out, int max);
 LLVMValueRef lw_nt_wanted(em *e, const be_kern *k);
 LLVMValueRef lw_line_head(em *e, const nt_lines *nt, LLVMValueRef lo, LLVMValueRef hi, void *ctx);
 void lw_prefetched_loop(em *e, int64_t bl, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef ahead,

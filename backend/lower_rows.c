@@ -34,24 +34,44 @@ static LLVMValueRef sumexp_add(em *e, int adt, LLVMValueRef a, LLVMValueRef t, L
                                LLVMValueRef *nan) {
   if (nan) {
     LLVMValueRef eq = fcmp(e, LLVMRealOEQ, v, shift);
-    *nan = fast(LLVMBuildFAdd(e->b, *nan, sel(e, eq, cf(e, adt, 1), cf(e, adt, 0)), ""), LLVMFastMathAllowReassoc);
+    if (LLVMGetTypeKind(LLVMTypeOf(*nan)) == LLVMIntegerTypeKind) /* a count (lw_k_red's f32 rows) */
+      *nan = LLVMBuildAdd(e->b, *nan, LLVMBuildZExt(e->b, eq, LLVMTypeOf(*nan), ""), "");
+    else
+      *nan = fast(LLVMBuildFAdd(e->b, *nan, sel(e, eq, cf(e, adt, 1), cf(e, adt, 0)), ""), LLVMFastMathAllowReassoc);
     t = sel(e, eq, cf(e, adt, 0), t);
   }
   return fast(LLVMBuildFAdd(e->b, a, t, ""), LLVMFastMathAllowReassoc);
 }
 
+/* A sum of exponentials' term exp(v - shift), accumulated in adt. An f32
+ * input's exps are f32 (summed in f64 all the same), as log_softmax's are:
+ * an f64 exp takes half the lanes and more work per lane (logsumexp over
+ * f32 rows of 10^4 ran at 0.43x of gcc's f32 kernel with them). The
+ * difference and the tie test are f32 too, exact conversions of v and
+ * shift (the max of f32 values), so the vector loop stays on 16 lanes; the
+ * exp then errs by about an f32 ulp of each term, within the f32 result's
+ * ulp of the interpreter's f64 exps. xdt: the input's dtype. */
+static LLVMValueRef sumexp_term(em *e, int adt, int xdt, LLVMValueRef a, LLVMValueRef v, LLVMValueRef shift,
+                                LLVMValueRef *nan) {
+  if (adt != TL_F64 || xdt != TL_F32)
+    return sumexp_add(e, adt, a, lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, "")), v, shift, nan);
+  LLVMValueRef vf = lw_conv(e, v, TL_F64, TL_F32), sf = lw_conv(e, shift, TL_F64, TL_F32);
+  LLVMValueRef t = lw_m1(e, "exp", TL_F32, LLVMBuildFSub(e->b, vf, sf, ""));
+  return sumexp_add(e, adt, a, lw_conv(e, t, TL_F32, TL_F64), vf, sf, nan);
+}
+
 /* f(a, v) for one element. nan: a row pass's NaN flag; a float max/min then
  * uses maxnum under nnan (which the vectoriser reduces) and the flag records
- * NaNs. Without it (column mode, elementwise) llvm.maximum propagates them. */
-static LLVMValueRef reduce_step(em *e, rkind kind, int adt, LLVMValueRef a, LLVMValueRef v, LLVMValueRef shift,
+ * NaNs. Without it (column mode, elementwise) llvm.maximum propagates them.
+ * xdt: the input's dtype before v was converted to adt. */
+static LLVMValueRef reduce_step(em *e, rkind kind, int adt, int xdt, LLVMValueRef a, LLVMValueRef v, LLVMValueRef shift,
                                 LLVMValueRef *nan) {
   bool fl = isf(adt);
   switch (kind) {
   case R_SUM: return fl ? fast(LLVMBuildFAdd(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildAdd(e->b, a, v, "");
   case R_PROD: return fl ? fast(LLVMBuildFMul(e->b, a, v, ""), LLVMFastMathAllowReassoc) : LLVMBuildMul(e->b, a, v, "");
   case R_SUMEXP:
-  case R_SUMEXP_KEEP:
-    return sumexp_add(e, adt, a, lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, "")), v, shift, nan);
+  case R_SUMEXP_KEEP: return sumexp_term(e, adt, xdt, a, v, shift, nan);
   default:
     if (!fl) return sel(e, icmp(e, kind == R_MAX ? LLVMIntSGT : LLVMIntSLT, v, a), v, a);
     if (!nan) return lw_intr2(e, kind == R_MAX ? "llvm.maximum" : "llvm.minimum", a, v);
@@ -140,7 +160,7 @@ static bool computes_inline(const be_plan *p, int32_t id) {
 static LLVMValueRef row_step(em *e, const psrc *src, LLVMValueRef *idx, rkind kind, int adt, LLVMValueRef a,
                              LLVMValueRef *nan, LLVMValueRef shift) {
   LLVMValueRef v = src_value(e, src, idx, adt);
-  if (kind != R_SUMEXP_KEEP) return reduce_step(e, kind, adt, a, v, shift, nan);
+  if (kind != R_SUMEXP_KEEP) return reduce_step(e, kind, adt, src->xn->type.dtype, a, v, shift, nan);
   LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
   lw_store_at(e, src->k->out, adt, out_offset(e, src->k, idx), t);
   return sumexp_add(e, adt, a, t, v, shift, nan);
@@ -358,9 +378,135 @@ static void cols_pass(em *e, cols *c, const psrc *src, int nred, const int *red,
   LLVMValueRef sh = kind == R_SUMEXP ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
   LLVMValueRef p = lane_ptr(e, acc, adt, j), tp = tarr ? lane_ptr(e, tarr, adt, j) : NULL;
   LLVMValueRef t = tarr ? LLVMBuildLoad2(e->b, vty(e, adt), tp, "") : NULL;
-  LLVMBuildStore(e->b, reduce_step(e, kind, adt, LLVMBuildLoad2(e->b, vty(e, adt), p, ""), v, sh, tarr ? &t : NULL), p);
+  LLVMValueRef a = LLVMBuildLoad2(e->b, vty(e, adt), p, "");
+  LLVMBuildStore(e->b, reduce_step(e, kind, adt, xn->type.dtype, a, v, sh, tarr ? &t : NULL), p);
   if (tarr) LLVMBuildStore(e->b, t, tp);
   for (int k = nred; k >= 0; k--) lw_loop_close(e, &ls[k], NULL);
+}
+
+static LLVMValueRef lanes_sum(em *e, LLVMValueRef arr, int dt, int64_t bl);
+
+/* ---- logsumexp's sum pass, prefetching the next row ------------------------
+ * logsumexp's rows take two passes: the max reads the row from memory, the
+ * sum of exponentials (an exp per element) computes from cache. Over the
+ * last axis with rows of LSE_PF_BYTES or more, the sum pass runs in blocks
+ * of one line (lw_prefetched_loop), each prefetching the same line of the
+ * next row: the next max pass then reads from cache, and memory works
+ * while the core computes this row's exps (as log_softmax's fused loop
+ * does below). The sums and the tie counts accumulate in lane arrays of
+ * one block, reduced once a row; the counts are i32 per lane (a row's
+ * count reaches 2^31 only past 2^35 elements), summed in i64. */
+enum { LSE_PF_BYTES = 2048 };
+
+typedef struct lse_pf {
+  const psrc *src;
+  LLVMValueRef *idx;
+  int ax, adt;
+  LLVMValueRef sh, acc, ties; /* the shift; lane arrays of one block */
+} lse_pf;
+
+/* lw_prefetched_loop's body: element i into lane scratch_j (lane 0 for the
+ * elements after the blocks) */
+static void lse_sum_at(em *e, LLVMValueRef i, void *ctx) {
+  lse_pf *c = ctx;
+  LLVMValueRef lane = e->scratch_j ? e->scratch_j : ci(e, 0);
+  c->idx[c->ax] = i;
+  LLVMTypeRef at = vty(e, c->adt);
+  LLVMValueRef pa = LLVMBuildInBoundsGEP2(e->b, at, c->acc, &lane, 1, "");
+  LLVMValueRef pt = LLVMBuildInBoundsGEP2(e->b, e->i32, c->ties, &lane, 1, "");
+  LLVMValueRef t = LLVMBuildLoad2(e->b, e->i32, pt, "");
+  LLVMValueRef v = src_value(e, c->src, c->idx, c->adt);
+  LLVMValueRef a = sumexp_term(e, c->adt, c->src->xn->type.dtype, LLVMBuildLoad2(e->b, at, pa, ""), v, c->sh, &t);
+  LLVMBuildStore(e->b, a, pa);
+  LLVMBuildStore(e->b, t, pt);
+}
+
+/* The sum pass of the row at idx over the last axis ax, prefetching the
+ * next row of the ns buffers st (read like the input); s and ties (i64)
+ * out. */
+static void lse_sum_prefetched(em *e, const psrc *src, LLVMValueRef *idx, int ax, int adt, LLVMValueRef sh,
+                               const int32_t *st, int ns, LLVMValueRef *s, LLVMValueRef *ties) {
+  const tl_type *xt = &src->xn->type;
+  int64_t bl = PF_LINE / tl_dtype_size((tl_dtype)xt->dtype);
+  LLVMValueRef acc = LLVMBuildAlloca(e->pre, LLVMArrayType2(vty(e, adt), (uint64_t)bl), "lsesum");
+  LLVMValueRef tl = LLVMBuildAlloca(e->pre, LLVMArrayType2(e->i32, (uint64_t)bl), "lseties");
+  LLVMSetAlignment(acc, PF_LINE);
+  LLVMSetAlignment(tl, PF_LINE);
+  LLVMBuildMemSet(e->b, acc, LLVMConstInt(e->i8, 0, 0), ci(e, bl * tl_dtype_size((tl_dtype)adt)), PF_LINE);
+  LLVMBuildMemSet(e->b, tl, LLVMConstInt(e->i8, 0, 0), ci(e, bl * 4), PF_LINE);
+  LLVMValueRef xst[TL_MAX_RANK], len = lw_dimv(e, xt->dims[ax]);
+  lw_contig_strides(e, xt->rank, xt->dims, xst);
+  idx[ax] = ci(e, 0);
+  LLVMValueRef next = LLVMBuildAdd(e->b, lw_offset(e, xt->rank, xst, idx), len, "");
+  lse_pf c = {src, idx, ax, adt, sh, acc, tl};
+  lw_prefetched_loop(e, bl, ci(e, 0), len, next, st, ns, lse_sum_at, &c, NULL);
+  *s = lanes_sum(e, acc, adt, bl);
+  LLVMTypeRef vt = LLVMVectorType(e->i32, (unsigned)bl), wt = LLVMVectorType(e->i64, (unsigned)bl);
+  LLVMValueRef tv = LLVMBuildSExt(e->b, LLVMBuildLoad2(e->b, vt, tl, ""), wt, "");
+  *ties = lw_intr(e, "llvm.vector.reduce.add", wt, &tv, 1);
+}
+
+/* logsumexp's sum of exponentials and tie count (f64, out through s and
+ * ties) over the reduced dims of the row at idx: long rows over the last
+ * axis prefetch the next row (above; a symbolic length tests at run time),
+ * the others take reduce_pass. A row known to count fewer than 2^31 terms
+ * counts its ties in i32 lanes: one masked add a vector where an f64 count
+ * took two conversions' worth of adds. */
+static void lse_sums(em *e, const be_kern *k, const psrc *src, int nr, const int *rd, int nk, LLVMValueRef *idx,
+                     int adt, LLVMValueRef sh, LLVMValueRef *s, LLVMValueRef *ties) {
+  const tl_type *xt = &src->xn->type;
+  int64_t xsz = tl_dtype_size((tl_dtype)xt->dtype), cnt = 1;
+  int32_t st[8];
+  int ns = nr == 1 && rd[0] == xt->rank - 1 && nk >= 1 ? lw_bufs_like(e->p, k, xt, st, 8) : 0;
+  int64_t d = xt->dims[rd[nr - 1]];
+  bool known = true; /* and then cnt is the count, or INT32_MAX when it is not less */
+  for (int i = 0; i < nr; i++) {
+    int64_t di = xt->dims[rd[i]];
+    known &= di >= 0;
+    cnt = cnt < INT32_MAX && di < INT32_MAX ? cnt * di : INT32_MAX;
+  }
+  bool pf_always = ns > 0 && d >= 0 && d * xsz >= LSE_PF_BYTES, pf_test = ns > 0 && d < 0;
+  if (pf_always) {
+    lse_sum_prefetched(e, src, idx, rd[0], adt, sh, st, ns, s, ties);
+    *ties = LLVMBuildSIToFP(e->b, *ties, e->f64, "");
+    return;
+  }
+  /* below the run-time test a row has fewer than LSE_PF_BYTES elements */
+  bool i32t = (known && cnt < INT32_MAX) || pf_test;
+  LLVMBasicBlockRef bp = NULL, bs = NULL, join = NULL;
+  LLVMValueRef ps = NULL, pt = NULL;
+  if (pf_test) {
+    bp = LLVMAppendBasicBlockInContext(e->cx, e->fn, "lsepf");
+    bs = LLVMAppendBasicBlockInContext(e->cx, e->fn, "lserows");
+    join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "lsesums");
+    LLVMValueRef bytes = LLVMBuildMul(e->b, lw_dimv(e, d), ci(e, xsz), "");
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntSGE, bytes, ci(e, LSE_PF_BYTES)), bp, bs);
+    LLVMPositionBuilderAtEnd(e->b, bp);
+    lse_sum_prefetched(e, src, idx, rd[0], adt, sh, st, ns, &ps, &pt);
+    pt = LLVMBuildSIToFP(e->b, pt, e->f64, "");
+    bp = LLVMGetInsertBlock(e->b);
+    LLVMBuildBr(e->b, join);
+    LLVMPositionBuilderAtEnd(e->b, bs);
+  }
+  *s = cf(e, adt, 0);
+  *ties = i32t ? LLVMConstInt(e->i32, 0, 0) : cf(e, adt, 0);
+  /* below the test, one loop without interleaving (the exps bound it): a
+   * third copy of the loop took the symbolic kernel's compile from 33 to
+   * 73 ms */
+  if (pf_test)
+    row_pass(e, src, nr, rd, idx, R_SUMEXP, adt, s, ties, sh, 1);
+  else
+    reduce_pass(e, src, nr, rd, idx, R_SUMEXP, adt, s, ties, sh, true);
+  if (i32t) *ties = LLVMBuildSIToFP(e->b, *ties, e->f64, "");
+  if (!pf_test) return;
+  bs = LLVMGetInsertBlock(e->b);
+  LLVMBuildBr(e->b, join);
+  LLVMPositionBuilderAtEnd(e->b, join);
+  LLVMValueRef phs = LLVMBuildPhi(e->b, vty(e, adt), ""), pht = LLVMBuildPhi(e->b, e->f64, "");
+  LLVMAddIncoming(phs, (LLVMValueRef[]){ps, *s}, (LLVMBasicBlockRef[]){bp, bs}, 2);
+  LLVMAddIncoming(pht, (LLVMValueRef[]){pt, *ties}, (LLVMBasicBlockRef[]){bp, bs}, 2);
+  *s = phs;
+  *ties = pht;
 }
 
 void lw_k_red(em *e, const be_kern *k) {
@@ -440,17 +586,18 @@ void lw_k_red(em *e, const be_kern *k) {
     lw_nest_open(e, ls, nk, kd, NULL, lo, hi, kiv);
     for (int i = 0; i < nk; i++) idx[kept[i]] = kiv[i];
   }
-  LLVMValueRef acc = init, nan = LLVMConstInt(e->i1, 0, 0), r;
+  /* logsumexp's max over f32 rows in f32: the same value, on 16 lanes */
+  int madt = op == TL_OP_LOGSUMEXP && xn->type.dtype == TL_F32 ? TL_F32 : adt;
+  LLVMValueRef acc = madt == adt ? init : cf(e, madt, -INFINITY), nan = LLVMConstInt(e->i1, 0, 0), r;
   bool fnan = !ints && (kind == R_MAX || kind == R_MIN);
-  reduce_pass(e, &src, nr, rd, idx, kind, adt, &acc, fnan ? &nan : NULL, NULL, true);
-  r = fnan ? fix_nan(e, adt, acc, nan) : acc;
+  reduce_pass(e, &src, nr, rd, idx, kind, madt, &acc, fnan ? &nan : NULL, NULL, true);
+  r = lw_conv(e, fnan ? fix_nan(e, madt, acc, nan) : acc, madt, adt);
   if (op == TL_OP_MEAN) r = LLVMBuildFDiv(e->b, r, LLVMBuildSIToFP(e->b, count, e->f64, ""), "");
   if (op == TL_OP_LOGSUMEXP) {
-    LLVMValueRef m = r;
+    LLVMValueRef m = r, s, ties;
     LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", m), cf(e, adt, INFINITY));
-    LLVMValueRef s = cf(e, adt, 0), ties = cf(e, adt, 0);
     LLVMValueRef sh = sel(e, fin, m, cf(e, adt, 0));
-    reduce_pass(e, &src, nr, rd, idx, R_SUMEXP, adt, &s, &ties, sh, true);
+    lse_sums(e, k, &src, nr, rd, nk, idx, adt, sh, &s, &ties);
     r = sel(e, fin, LLVMBuildFAdd(e->b, m, lw_sumexp_log(e, adt, fin, s, ties), ""), m);
   }
   for (int i = 0; i < nk; i++) kidx[i] = idx[kept[i]];

@@ -37,7 +37,11 @@ bool lw_calls_math(const be_plan *p, int32_t id, bool own) {
  * (the same dims once dims of size 1 are dropped). In a kernel whose
  * loops merge into one, such a buffer is read at the loop's index. */
 int lw_stream_bufs(const be_plan *p, const be_kern *k, int32_t *out, int max) {
-  const tl_type *t = &p->g->nodes[k->node].type;
+  return lw_bufs_like(p, k, &p->g->nodes[k->node].type, out, max);
+}
+
+/* The buffers kernel k reads that have t's dims (dims of size 1 dropped) */
+int lw_bufs_like(const be_plan *p, const be_kern *k, const tl_type *t, int32_t *out, int max) {
   int64_t od[TL_MAX_RANK];
   int nod = 0;
   for (int i = 0; i < t->rank; i++)

@@ -438,6 +438,13 @@ static const rows_case rows_cases[] = {
   {"log_softmax rows in passes", "(graph l (in x f32 [n m]) (out y (log_softmax x :axis -1)))", 1, 0, 1, 200},
   {"log_softmax behind f64, rank 3", "(graph l (in x f64 [k n m]) (out y (log_softmax x :axis 2)))", 1, 0, 2, 520},
   {"log_softmax behind, rows of 1100", "(graph l (in x f32 [n 1100]) (out y (log_softmax x :axis 1)))", 1, 0, 0, 0},
+  /* logsumexp over rows of 2 KiB and more sums in blocks that prefetch
+   * the next row (lower_rows.c "logsumexp's sum pass"): a symbolic length
+   * (1030, and 200 below the run-time test), f64 of rank 3, a known one */
+  {"logsumexp prefetching", "(graph l (in x f32 [n m]) (out y (logsumexp x :axis -1)))", 1, 0, 1, 1030},
+  {"logsumexp rows in passes", "(graph l (in x f32 [n m]) (out y (logsumexp x :axis 1)))", 1, 0, 1, 200},
+  {"logsumexp prefetching f64, rank 3", "(graph l (in x f64 [k n m]) (out y (logsumexp x :axis 2)))", 1, 0, 2, 520},
+  {"logsumexp, rows of 1100", "(graph l (in x f32 [n 1100]) (out y (logsumexp (mul x 3.0) :axis 1)))", 1, 0, 0, 0},
   /* the mean is an output too: it keeps its buffer and its kernel */
   {"reduction also an output", "(graph l (in x f32 [n m]) (let mu (mean x :axis -1 :keepdims true))"
                                " (out m mu) (out y (sub x mu)))", 2, 0, 0, 0},

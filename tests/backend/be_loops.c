@@ -423,6 +423,83 @@ static int dominated_rows(void) {
   return bad;
 }
 
+/* logsumexp over long rows, whose sum pass runs in blocks that prefetch
+ * the next row, counting ties in i32 lanes (lower_rows.c "logsumexp's sum
+ * pass"), and over rows below the run-time test: a row dominated by its
+ * max (log1p of 1e-8, which a tie added into the f64 sum would round
+ * away in f64), the max in the last, unblocked elements, a row of ties
+ * (x + log(len): every lane's count and the tail's), -inf, +inf and NaN
+ * rows. Known and symbolic lengths, one thread and two. */
+static int logsumexp_long_rows(void) {
+  static const char *const src[4] = {"(graph d (in x f32 [r c]) (out b (logsumexp x :axis 1)))",
+                                     "(graph d (in x f64 [r c]) (out b (logsumexp x :axis 1)))",
+                                     "(graph d (in x f32 [6 1030]) (out b (logsumexp x :axis 1)))",
+                                     "(graph d (in x f64 [k 3 c]) (out b (logsumexp x :axis 2)))"};
+  static const int64_t lens[3] = {1030, 200, 531};
+  int bad = 0;
+  for (int s = 0; s < 4; s++)
+    for (int li = 0; li < (s == 2 ? 1 : 3); li++)
+      for (int th = 1; th <= 2; th++) {
+        int64_t c = lens[li], dims[3] = {6, c, 0}, syms[2] = {6, c};
+        int rank = 2, dt64 = s == 1 || s == 3;
+        if (s == 3) { /* [2 3 c]: rows restart in the inner kept loop */
+          dims[0] = 2, dims[1] = 3, dims[2] = c, rank = 3;
+          syms[0] = 2;
+        }
+        tl_error err = {0};
+        tl_graph *g = tlt_parse(src[s], NULL);
+        tl_tensor *x = g ? tl_tensor_new(dt64 ? TL_F64 : TL_F32, rank, dims, TL_EMSG(&err)) : NULL;
+        double want[6];
+        const double r = exp(-25.0);
+        for (int i = 0; x && i < 6; i++) {
+          for (int64_t j = 0; j < c; j++) {
+            double v = i == 0   ? (j == 7 ? 0 : -25)
+                       : i == 1 ? (j == c - 1 ? 0 : -25)
+                       : i == 2 ? 3
+                       : i == 3 ? -INFINITY
+                       : i == 4 ? (j == c / 2 ? INFINITY : 1)
+                                : (j == c - 2 ? NAN : 1);
+            tl_tensor_set_f64(x, i * c + j, v);
+          }
+          want[i] = i <= 1   ? log1p((double)(c - 1) * r)
+                    : i == 2 ? 3 + log((double)c)
+                    : i == 3 ? -INFINITY
+                    : i == 4 ? INFINITY
+                             : NAN;
+        }
+        be_options o = be_options_default();
+        o.use_cache = 0;
+        o.threads = th;
+        o.split_elems = 1;
+        be_program *p = x ? be_compile(g, &o, &err) : NULL;
+        tl_tensor *out[1] = {0};
+        if (!p || be_run(p, &x, syms, out, &err)) {
+          printf("FAIL logsumexp long rows (%s, %lld): %s\n", src[s], (long long)c, err.msg);
+          bad = 1;
+        } else {
+          /* relative; a sum of 10^3 terms in f64 errs by some ulp, a tie
+           * added into it by 1e-8 */
+          double tol = dt64 ? 1e-13 : 1e-6;
+          for (int i = 0; i < 6; i++) {
+            double got = tl_tensor_get_f64(out[0], i);
+            bool ok = isnan(want[i])   ? isnan(got)
+                      : isinf(want[i]) ? got == want[i]
+                                       : fabs(got - want[i]) <= tol * fabs(want[i]);
+            if (!ok) {
+              printf("FAIL logsumexp long rows (%s, rows of %lld, %d thread%s): row %d is %.17g, expected %.17g\n",
+                     src[s], (long long)c, th, th > 1 ? "s" : "", i, got, want[i]);
+              bad = 1;
+            }
+          }
+        }
+        tl_tensor_free(out[0]);
+        be_program_free(p);
+        tl_tensor_free(x);
+        tl_graph_free(g);
+      }
+  return bad;
+}
+
 /* Every op whose float lowering calls vector math (the op table's VMATH)
  * must reach the vectoriser's output as libmvec's vector variant, in f32
  * and f64: LLVM's cost model once left f64 sin scalar (five times slower
@@ -617,12 +694,16 @@ int be_loop_tests(int verbose) {
     fails += run_case(&stream_cases[i].c, stream_cases[i].streams, verbose);
   fails += trans_plan();
   fails += dominated_rows();
+  fails += logsumexp_long_rows();
   fails += inplace_rows(verbose);
   n += (int)(sizeof inplace_row_cases / sizeof *inplace_row_cases);
   fails += vector_math_calls(verbose);
   fails += no_overlap_checks(verbose);
   fails += own_math_choice(verbose);
   fails += split_threshold();
-  printf("loop structure: %d cases (merged loops, column mode, short rows, matmul forms, streaming stores, row kernels in place, vector math per op and dtype, no overlap checks, own math per function), %d failed\n", n, fails);
+  printf("loop structure: %d cases (merged loops, column mode, short rows, logsumexp's long rows, matmul forms, "
+         "streaming stores, row kernels in place, vector math per op and dtype, no overlap checks, own math per "
+         "function), %d failed\n",
+         n, fails);
   return fails;
 }
