@@ -3,7 +3,8 @@
  *   1. 5-op elementwise chain with exp/tanh, n = 1e7 f32, vs a STREAM triad
  *      (1 and 2 threads) and numpy;
  *   2. log_softmax 1000x10000 f32 vs numpy and a hand C kernel built with
- *      gcc -O3 -march=native -ffast-math; layer norm 4096x1024 f32 vs a C
+ *      gcc -O3 -march=native -ffast-math; logsumexp over the same rows and
+ *      over [4096 1024] vs a C kernel (the same flags); layer norm 4096x1024 f32 vs a C
  *      kernel (the same flags, OpenMP for two threads) and PyTorch's
  *      layer_norm;
  *   3. matmul-heavy graphs (MLP, attention) vs calling OpenBLAS directly
@@ -24,7 +25,8 @@
  * Benchmark 1 is repeated with tlaloc's own f32 exp/tanh kernels
  * (vector_math 2) against libmvec's (vector_math 1), with exp and tanh
  * alone in ns per element; --chain stops after it; --compile runs
- * benchmark 4 alone, --attention attention's rows alone, --shapes
+ * benchmark 4 alone, --attention attention's rows alone, --layer-norm and
+ * --logsumexp those rows alone, --shapes
  * the loop shapes (5.) alone, --end-to-end section 6 alone.
  *
  * Every row also checks tlaloc's outputs (the last column): against the
@@ -40,7 +42,7 @@
  * fails). numpy missing is reported and not a failure.
  * --reps N takes the minimum of N runs instead of 7 (the loop shapes'
  * rows take microseconds: 100 steadies them).
- * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] [--shapes]
+ * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] [--logsumexp] [--shapes]
  *                     [--end-to-end]
  *                     [--reps N] */
 #include "backend/be_internal.h"
@@ -62,8 +64,8 @@
 #include <unistd.h>
 
 static int REPS = 7;
-static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0, layer_norm_only = 0, shapes_only = 0,
-           e2e_only = 0;
+static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0, layer_norm_only = 0, logsumexp_only = 0,
+           shapes_only = 0, e2e_only = 0;
 static int failures; /* mismatches, compile and run errors, peers that did not build */
 
 static void fail(const char *fmt, ...) {
@@ -250,6 +252,17 @@ static const char *HAND_LSM =
   "    float m = -INFINITY; for (long i = 0; i < cols; i++) m = a[i] > m ? a[i] : m;\n"
   "    float s = 0; for (long i = 0; i < cols; i++) s += expf(a[i] - m);\n"
   "    float l = logf(s); for (long i = 0; i < cols; i++) o[i] = a[i] - m - l;\n"
+  "  }\n}\n";
+
+/* logsumexp over rows as a C programmer writes it: f32 throughout */
+static const char *HAND_LSE =
+  "#include <math.h>\n"
+  "void lse(const float *x, float *y, long rows, long cols) {\n"
+  "  for (long r = 0; r < rows; r++) {\n"
+  "    const float *a = x + r * cols;\n"
+  "    float m = -INFINITY; for (long i = 0; i < cols; i++) m = a[i] > m ? a[i] : m;\n"
+  "    float s = 0; for (long i = 0; i < cols; i++) s += expf(a[i] - m);\n"
+  "    y[r] = m + logf(s);\n"
   "  }\n}\n";
 
 /* attention's softmax for the peer, row by row on two threads (the
@@ -894,6 +907,62 @@ static void targets_table(double e2e_worst, const char *e2e_at) {
               e2e_worst >= 0.5 ? "yes" : "no");
 }
 
+/* 2a. logsumexp over the rows of [rows cols] f32, one thread, into a
+ * buffer, against the C kernel above (gcc -O3 -march=native -ffast-math),
+ * the two alternating in three rounds as log_softmax's headline row. Not
+ * a target; shown because the sums of exponentials were once computed in
+ * f64 here (0.4x of this peer). */
+static void logsumexp_row(int64_t rows, int64_t cols, be_options *o1) {
+  char err[512], v[64], what[96], so[256];
+  int64_t s2[2] = {rows, cols};
+  tl_graph *g = parse("(graph lse (in x f32 [r c]) (out y (logsumexp x :axis 1)))");
+  tl_tensor *in[2] = {0};
+  if (!g || tl_random_inputs(g, in, s2, 2, err, sizeof err)) {
+    fail("logsumexp: %s", g ? err : "parse");
+    tl_graph_free(g);
+    return;
+  }
+  be_program *p = compile("logsumexp", g, o1);
+  tl_error rerr = {0};
+  tl_tensor *out = p ? tl_tensor_new(TL_F32, 1, s2, TL_EMSG(&rerr)) : NULL;
+  double gcc_ms, ours = 1e30, hand = 1e30;
+  void *h = build_c(HAND_LSE, "-O3 -march=native -ffast-math", &gcc_ms, so);
+  float *hy = tl_xmalloc((size_t)rows * 4);
+  void (*lse)(const float *, float *, long, long) = NULL;
+  if (!h) fail("gcc failed on the logsumexp peer");
+  else *(void **)&lse = dlsym(h, "lse");
+  for (int round = 0; out && lse && round < 3; round++) {
+    for (int r = 0; r < REPS; r++) {
+      double t = tl_now_ms();
+      if (be_run_into(p, in, s2, &out, &rerr)) {
+        fail("logsumexp: %s", rerr.msg);
+        round = 3;
+        break;
+      }
+      t = tl_now_ms() - t;
+      if (t < ours) ours = t;
+    }
+    for (int r = 0; r < REPS; r++) {
+      double t = tl_now_ms();
+      lse(in[0]->data, hy, (long)rows, (long)cols);
+      t = tl_now_ms() - t;
+      if (t < hand) hand = t;
+    }
+  }
+  agree("logsumexp", "the C kernel", out ? out->data : NULL, lse ? hy : NULL, false, rows, v, sizeof v);
+  snprintf(what, sizeof what, "logsumexp %lldx%lld f32, 1 thread", (long long)rows, (long long)cols);
+  row(what, out && lse ? ours : NAN, "C gcc -O3 -march=native -ffast-math", lse ? hand : NAN, v);
+  if (h) {
+    dlclose(h);
+    unlink(so);
+  }
+  tl_free(hy);
+  tl_tensor_free(out);
+  be_program_free(p);
+  tl_tensor_free(in[0]);
+  tl_graph_free(g);
+}
+
 /* 2b. layer norm [4096 1024] f32 (examples/layer_norm.tg with symbolic
  * columns): tlaloc writing into a buffer against the C peer (one thread,
  * and two through OpenMP); against PyTorch's layer_norm at 1 and 2
@@ -1003,6 +1072,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--compile")) compile_only = 1;
     else if (!strcmp(argv[i], "--attention")) attention_only = 1;
     else if (!strcmp(argv[i], "--layer-norm")) layer_norm_only = 1;
+    else if (!strcmp(argv[i], "--logsumexp")) logsumexp_only = 1;
     else if (!strcmp(argv[i], "--shapes")) shapes_only = 1;
     else if (!strcmp(argv[i], "--end-to-end")) e2e_only = 1;
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) REPS = atoi(argv[++i]) > 0 ? atoi(argv[i]) : REPS;
@@ -1032,6 +1102,11 @@ int main(int argc, char **argv) {
   }
   if (layer_norm_only) {
     layer_norm_rows(&o1, &o2);
+    goto done;
+  }
+  if (logsumexp_only) {
+    logsumexp_row(smoke ? 10 : 1000, 10000, &o1);
+    logsumexp_row(smoke ? 64 : 4096, 1024, &o1);
     goto done;
   }
   if (shapes_only) goto shapes;
@@ -1167,6 +1242,8 @@ int main(int argc, char **argv) {
   tl_tensor_free(xin[0]);
   tl_graph_free(g);
 
+  logsumexp_row(rows, cols, &o1);
+  logsumexp_row(smoke ? 64 : 4096, 1024, &o1);
   layer_norm_rows(&o1, &o2);
 
   /* 3. matmul-heavy: MLP layer relu(x W + b) W2 */
