@@ -458,7 +458,7 @@ static void lse_sums(em *e, const be_kern *k, const psrc *src, int nr, const int
   int64_t xsz = tl_dtype_size((tl_dtype)xt->dtype), cnt = 1;
   int32_t st[8];
   int ns = nr == 1 && rd[0] == xt->rank - 1 && nk >= 1 ? lw_bufs_like(e->p, k, xt, st, 8) : 0;
-  int64_t d = xt->dims[rd[nr - 1]];
+  int64_t d = nr ? xt->dims[rd[nr - 1]] : 0; /* nr 0: a reduction over no axis */
   bool known = true; /* and then cnt is the count, or INT32_MAX when it is not less */
   for (int i = 0; i < nr; i++) {
     int64_t di = xt->dims[rd[i]];
