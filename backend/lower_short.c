@@ -14,7 +14,8 @@
  * and the log runs once per row; the transposes are all that is added
  * (a power of two: log2(d) stages of d two-input shuffles each way; other
  * lengths: a chain of shuffles per vector over the vectors it draws
- * from). With AVX-512, a length that is not a power of two above VW / 2
+ * from; log_softmax transposes only in, and writes each output vector as
+ * its input vector less its lanes' rows' shift and log: rows_write). With AVX-512, a length that is not a power of two above VW / 2
  * is padded instead: each row is a masked load of d lanes and the block a
  * VW x VW transpose (padded()). A known length from VW + 1 to 4 VW takes
  * flat blocks (flat_block): the block's d vectors as they lie in memory
@@ -333,6 +334,51 @@ static LLVMValueRef pairwise(em *e, LLVMValueRef *v, int n, bool max) {
   return v[0];
 }
 
+/* log_softmax's block written as its rows lie: each output vector is its
+ * input vector (read again) minus the shift and the log of the row of each
+ * lane, the same two subtractions as in the columns (so the same values)
+ * without the transpose back (log2(d) stages of d two-input shuffles for
+ * a power of two d, a VW x VW transpose for padded rows). Vectors of whole
+ * rows (rd NULL: vector i at element off + i VW) take the lanes' shifts
+ * and logs out of sh and post (lane r: row r) by one single-source shuffle
+ * each; a row in a vector of its own (rd[r]: its offset, mask: its lanes)
+ * takes them broadcast from a stack copy of sh and post, a load where a
+ * shuffle of the register would compete with the block's others. */
+static void rows_write(em *e, const srow *s, LLVMValueRef off, LLVMValueRef sh, LLVMValueRef post,
+                       const LLVMValueRef *rd, LLVMValueRef mask) {
+  int VW = s->W;
+  unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
+  LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
+  LLVMValueRef stack = NULL;
+  if (rd) {
+    stack = LLVMBuildAlloca(e->pre, LLVMArrayType2(s->et, (uint64_t)(2 * VW)), "rowpost");
+    LLVMSetAlignment(stack, 64);
+    sr_vstore(e, vt, stack, sh, NULL, 64);
+    sr_vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, stack, (LLVMValueRef[]){ci(e, VW)}, 1, ""), post, NULL, 64);
+  }
+  int m[64];
+  for (int i = 0; i < (rd ? VW : (int)s->d); i++) {
+    LLVMValueRef ps, pp, o = rd ? rd[i] : LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
+    if (rd) {
+      LLVMValueRef a =
+          LLVMBuildLoad2(e->b, s->et, LLVMBuildInBoundsGEP2(e->b, s->et, stack, (LLVMValueRef[]){ci(e, i)}, 1, ""), "");
+      LLVMValueRef b = LLVMBuildLoad2(
+          e->b, s->et, LLVMBuildInBoundsGEP2(e->b, s->et, stack, (LLVMValueRef[]){ci(e, VW + i)}, 1, ""), "");
+      ps = sr_splat_v(e, a, VW);
+      pp = sr_splat_v(e, b, VW);
+    } else {
+      for (int l = 0; l < VW; l++) m[l] = (i * VW + l) / (int)s->d; /* the row of lane l */
+      LLVMValueRef im = cmask(e, m, VW);
+      ps = LLVMBuildShuffleVector(e->b, sh, LLVMGetPoison(vt), im, "");
+      pp = LLVMBuildShuffleVector(e->b, post, LLVMGetPoison(vt), im, "");
+    }
+    /* not inbounds for a row of its own: its masked-off lanes may lie past the buffer */
+    LLVMValueRef sp = LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), dp = LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, "");
+    LLVMValueRef x = sr_vload(e, vt, sp, rd ? mask : NULL, al);
+    sr_vstore(e, vt, dp, LLVMBuildFSub(e->b, LLVMBuildFSub(e->b, x, ps, ""), pp, ""), rd ? mask : NULL, al);
+  }
+}
+
 /* VW whole rows at element offset off (staged_blocks stages a partial
  * last block) */
 static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
@@ -382,13 +428,14 @@ static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
     y[j] = s->soft ? t : v;
   }
   LLVMValueRef sum = pairwise(e, tv, d, false);
-  if (s->soft) {
-    LLVMValueRef inv = LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "");
-    for (int j = 0; j < d; j++) y[j] = LLVMBuildFMul(e->b, y[j], inv, "");
-  } else {
-    LLVMValueRef post = lw_sumexp_log(e, dt, fin, sum, ties);
-    for (int j = 0; j < d; j++) y[j] = LLVMBuildFSub(e->b, y[j], post, "");
+  if (!s->soft) { /* log_softmax: written in the rows' own layout */
+    LLVMValueRef rd[MAXV];
+    for (int r = 0; pad && r < VW; r++) rd[r] = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
+    rows_write(e, s, off, sh, lw_sumexp_log(e, dt, fin, sum, ties), pad ? rd : NULL, rmask);
+    return;
   }
+  LLVMValueRef inv = LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "");
+  for (int j = 0; j < d; j++) y[j] = LLVMBuildFMul(e->b, y[j], inv, "");
   if (pad) {
     for (int j = d; j < VW; j++) y[j] = zero;
     transpose(e, y, VW, VW, true);
