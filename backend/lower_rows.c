@@ -375,11 +375,18 @@ static void cols_pass(em *e, cols *c, const psrc *src, int nred, const int *red,
     c->idx[red[k]] = lw_loop_open(e, &ls[k], ci(e, 0), lw_dimv(e, xn->type.dims[red[k]]), 0, NULL);
   LLVMValueRef j = lane_open(e, c, &ls[nred]);
   LLVMValueRef v = src_value(e, src, c->idx, adt);
-  LLVMValueRef sh = kind == R_SUMEXP ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
+  LLVMValueRef sh = kind == R_SUMEXP || kind == R_SUMEXP_KEEP ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
   LLVMValueRef p = lane_ptr(e, acc, adt, j), tp = tarr ? lane_ptr(e, tarr, adt, j) : NULL;
   LLVMValueRef t = tarr ? LLVMBuildLoad2(e->b, vty(e, adt), tp, "") : NULL;
-  LLVMValueRef a = LLVMBuildLoad2(e->b, vty(e, adt), p, "");
-  LLVMBuildStore(e->b, reduce_step(e, kind, adt, xn->type.dtype, a, v, sh, tarr ? &t : NULL), p);
+  LLVMValueRef a = LLVMBuildLoad2(e->b, vty(e, adt), p, ""), na;
+  if (kind == R_SUMEXP_KEEP) { /* softmax: each exp kept in the output for the write pass */
+    LLVMValueRef x = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, sh, ""));
+    lw_store_at(e, src->k->out, adt, out_offset(e, src->k, c->idx), x);
+    na = sumexp_add(e, adt, a, x, v, sh, tarr ? &t : NULL);
+  } else {
+    na = reduce_step(e, kind, adt, xn->type.dtype, a, v, sh, tarr ? &t : NULL);
+  }
+  LLVMBuildStore(e->b, na, p);
   if (tarr) LLVMBuildStore(e->b, t, tp);
   for (int k = nred; k >= 0; k--) lw_loop_close(e, &ls[k], NULL);
 }
@@ -938,7 +945,9 @@ void lw_k_softmax(em *e, const be_kern *k) {
     cols_pass(e, &c, &first, 1, red, R_MAX, dt, macc, NULL, NULL);
     lanes_fill(e, &c, sacc, dt, cf(e, dt, 0));
     lanes_fill(e, &c, tacc, dt, cf(e, dt, 0));
-    cols_pass(e, &c, &rest, 1, red, R_SUMEXP, dt, sacc, macc, tacc);
+    /* softmax keeps each exp in the output, and its write pass scales
+     * them (one exp per element, as the rows do) */
+    cols_pass(e, &c, &rest, 1, red, soft ? R_SUMEXP_KEEP : R_SUMEXP, dt, sacc, macc, tacc);
     loop l, lw[2];
     LLVMValueRef j = lane_open(e, &c, &l), p = lane_ptr(e, sacc, dt, j);
     LLVMValueRef s = LLVMBuildLoad2(e->b, vty(e, dt), p, ""), t = lane_load(e, tacc, dt, j);
@@ -951,9 +960,15 @@ void lw_k_softmax(em *e, const be_kern *k) {
     lw_contig_strides(e, R, n->type.dims, ost);
     idx[ax] = lw_loop_open(e, &lw[0], ci(e, 0), lw_dimv(e, n->type.dims[ax]), 0, NULL);
     j = lane_open(e, &c, &lw[1]);
-    LLVMValueRef v = LLVMBuildFSub(e->b, src_value(e, &rest, idx, dt), shift_of(e, dt, lane_load(e, macc, dt, j)), "");
-    LLVMValueRef post = lane_load(e, sacc, dt, j);
-    LLVMValueRef r = soft ? LLVMBuildFMul(e->b, lw_m1(e, "exp", dt, v), post, "") : LLVMBuildFSub(e->b, v, post, "");
+    LLVMValueRef post = lane_load(e, sacc, dt, j), r;
+    if (soft) {
+      psrc kept_exp = {k, xn, xid, SRC_EXP};
+      r = LLVMBuildFMul(e->b, src_value(e, &kept_exp, idx, dt), post, "");
+    } else {
+      LLVMValueRef v =
+          LLVMBuildFSub(e->b, src_value(e, &rest, idx, dt), shift_of(e, dt, lane_load(e, macc, dt, j)), "");
+      r = LLVMBuildFSub(e->b, v, post, "");
+    }
     lw_store_at(e, k->out, dt, lw_offset(e, R, ost, idx), r);
     lw_loop_close(e, &lw[1], NULL);
     lw_loop_close(e, &lw[0], NULL);
