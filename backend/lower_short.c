@@ -379,78 +379,118 @@ static void rows_write(em *e, const srow *s, LLVMValueRef off, LLVMValueRef sh, 
   }
 }
 
-/* VW whole rows at element offset off (staged_blocks stages a partial
- * last block) */
-static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
+/* nb blocks of VW whole rows, block b at element offset off + b VW d
+ * (staged_blocks stages a partial last block). The blocks' steps are
+ * interleaved, the exp calls of all blocks' columns side by side and then
+ * their logs: one block is a chain of dependent steps (transpose, max,
+ * exps, sum, log, write) that the core ran one block after another, the
+ * next block's loads waiting behind the calls of this one's; two chains
+ * side by side overlap. In C (rows of 3, one thread, libmvec) two blocks
+ * ran 1.37x faster than one. */
+enum { NBLK = 2 };
+static void blocks_n(em *e, const srow *s, LLVMValueRef off0, int nb) {
   int dt = s->dt, d = (int)s->d, VW = s->W;
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)dt);
   LLVMTypeRef vt = LLVMVectorType(s->et, (unsigned)VW);
-  LLVMValueRef c[MAXV], y[MAXV];
+  LLVMValueRef c[NBLK][MAXV], y[NBLK][MAXV], off[NBLK], eq[NBLK][MAXV], tv[MAXV];
+  LLVMValueRef sh[NBLK], fin[NBLK], ties[NBLK], sum[NBLK], post[NBLK];
   bool pad = padded(d, VW, e->avx512);
   LLVMValueRef rmask = pad ? sr_lanes_below(e, VW, ci(e, d)) : NULL; /* padded: a row's lanes */
-  if (pad) { /* row r in vector r's first d lanes, then a VW x VW transpose */
-    LLVMValueRef rv[MAXV];
-    for (int r = 0; r < VW; r++) {
-      LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
-      /* not inbounds: the last row's masked-off lanes may lie past the buffer */
-      rv[r] = sr_vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), rmask, al);
-    }
-    transpose(e, rv, VW, VW, false);
-    for (int j = 0; j < d; j++) c[j] = rv[j];
-  }
-  for (int i = 0; i < d && !pad; i++) {
-    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    c[i] = sr_vload(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
-  }
-  if (!pad) transpose(e, c, d, VW, false);
   LLVMValueRef zero = sr_splat_n(e, cf(e, dt, 0), VW), one = sr_splat_n(e, cf(e, dt, 1), VW);
-  LLVMValueRef tv[MAXV];
-  memcpy(tv, c, (size_t)d * sizeof *tv);
-  LLVMValueRef mx = pairwise(e, tv, d, true);
-  /* maxnum skips a NaN, whose exp then makes the row's sum NaN: the row
-   * is NaN as with the row passes' NaN flag; a row of NaNs has a NaN max */
-  LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
-  LLVMValueRef fin = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), sr_splat_n(e, cf(e, dt, INFINITY), VW));
-  LLVMValueRef sh = sel(e, LLVMBuildOr(e->b, fin, nan, ""), mx, zero);
-  /* the ties counted before the exp calls and both sums as pairwise
-   * trees: a chain through every call (the running sums spilled and
-   * reloaded around each) was the block's critical path */
-  LLVMValueRef eq[MAXV];
-  for (int j = 0; j < d; j++) {
-    eq[j] = fcmp(e, LLVMRealOEQ, c[j], sh);
-    tv[j] = sel(e, eq[j], one, zero);
-  }
-  LLVMValueRef ties = pairwise(e, tv, d, false);
-  for (int j = 0; j < d; j++) {
-    LLVMValueRef v = LLVMBuildFSub(e->b, c[j], sh, "");
-    LLVMValueRef t = lw_m1(e, "exp", dt, v);
-    tv[j] = sel(e, eq[j], zero, t);
-    y[j] = s->soft ? t : v;
-  }
-  LLVMValueRef sum = pairwise(e, tv, d, false);
-  if (!s->soft) { /* log_softmax: written in the rows' own layout */
-    LLVMValueRef rd[MAXV];
-    for (int r = 0; pad && r < VW; r++) rd[r] = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
-    rows_write(e, s, off, sh, lw_sumexp_log(e, dt, fin, sum, ties), pad ? rd : NULL, rmask);
-    return;
-  }
-  LLVMValueRef inv = LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum, ties, ""), "");
-  for (int j = 0; j < d; j++) y[j] = LLVMBuildFMul(e->b, y[j], inv, "");
-  if (pad) {
-    for (int j = d; j < VW; j++) y[j] = zero;
-    transpose(e, y, VW, VW, true);
-    for (int r = 0; r < VW; r++) {
-      LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)r * d), "");
-      sr_vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[r], rmask, al);
+  for (int b = 0; b < nb; b++) {
+    off[b] = b ? LLVMBuildAdd(e->b, off0, ci(e, (int64_t)b * VW * d), "") : off0;
+    if (pad) { /* row r in vector r's first d lanes, then a VW x VW transpose */
+      LLVMValueRef rv[MAXV];
+      for (int r = 0; r < VW; r++) {
+        LLVMValueRef o = LLVMBuildAdd(e->b, off[b], ci(e, (int64_t)r * d), "");
+        /* not inbounds: the last row's masked-off lanes may lie past the buffer */
+        rv[r] = sr_vload(e, vt, LLVMBuildGEP2(e->b, s->et, s->src, &o, 1, ""), rmask, al);
+      }
+      transpose(e, rv, VW, VW, false);
+      for (int j = 0; j < d; j++) c[b][j] = rv[j];
+      continue;
     }
-    return;
+    for (int i = 0; i < d; i++) {
+      LLVMValueRef o = LLVMBuildAdd(e->b, off[b], ci(e, (int64_t)i * VW), "");
+      c[b][i] = sr_vload(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->src, &o, 1, ""), NULL, al);
+    }
+    transpose(e, c[b], d, VW, false);
   }
-  transpose(e, y, d, VW, true);
-  for (int i = 0; i < d; i++) {
-    LLVMValueRef o = LLVMBuildAdd(e->b, off, ci(e, (int64_t)i * VW), "");
-    sr_vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), y[i], NULL, al);
+  for (int b = 0; b < nb; b++) {
+    memcpy(tv, c[b], (size_t)d * sizeof *tv);
+    LLVMValueRef mx = pairwise(e, tv, d, true);
+    /* maxnum skips a NaN, whose exp then makes the row's sum NaN: the row
+     * is NaN as with the row passes' NaN flag; a row of NaNs has a NaN max */
+    LLVMValueRef nan = fcmp(e, LLVMRealUNO, mx, mx);
+    fin[b] = fcmp(e, LLVMRealOLT, lw_intr1(e, "llvm.fabs", mx), sr_splat_n(e, cf(e, dt, INFINITY), VW));
+    sh[b] = sel(e, LLVMBuildOr(e->b, fin[b], nan, ""), mx, zero);
+    /* the ties counted before the exp calls and both sums as pairwise
+     * trees: a chain through every call (the running sums spilled and
+     * reloaded around each) was the block's critical path */
+    for (int j = 0; j < d; j++) {
+      eq[b][j] = fcmp(e, LLVMRealOEQ, c[b][j], sh[b]);
+      tv[j] = sel(e, eq[b][j], one, zero);
+    }
+    ties[b] = pairwise(e, tv, d, false);
+  }
+  for (int j = 0; j < d; j++)
+    for (int b = 0; b < nb; b++) {
+      LLVMValueRef v = LLVMBuildFSub(e->b, c[b][j], sh[b], "");
+      LLVMValueRef t = lw_m1(e, "exp", dt, v);
+      c[b][j] = sel(e, eq[b][j], zero, t); /* the term, the column no longer needed */
+      y[b][j] = s->soft ? t : v;
+    }
+  for (int b = 0; b < nb; b++) {
+    memcpy(tv, c[b], (size_t)d * sizeof *tv);
+    sum[b] = pairwise(e, tv, d, false);
+  }
+  for (int b = 0; b < nb; b++)
+    post[b] = s->soft ? LLVMBuildFDiv(e->b, one, LLVMBuildFAdd(e->b, sum[b], ties[b], ""), "")
+                      : lw_sumexp_log(e, dt, fin[b], sum[b], ties[b]);
+  for (int b = 0; b < nb; b++) {
+    if (!s->soft) { /* log_softmax: written in the rows' own layout */
+      LLVMValueRef rd[MAXV];
+      for (int r = 0; pad && r < VW; r++) rd[r] = LLVMBuildAdd(e->b, off[b], ci(e, (int64_t)r * d), "");
+      rows_write(e, s, off[b], sh[b], post[b], pad ? rd : NULL, rmask);
+      continue;
+    }
+    for (int j = 0; j < d; j++) y[b][j] = LLVMBuildFMul(e->b, y[b][j], post[b], "");
+    if (pad) {
+      for (int j = d; j < VW; j++) y[b][j] = zero;
+      transpose(e, y[b], VW, VW, true);
+      for (int r = 0; r < VW; r++) {
+        LLVMValueRef o = LLVMBuildAdd(e->b, off[b], ci(e, (int64_t)r * d), "");
+        sr_vstore(e, vt, LLVMBuildGEP2(e->b, s->et, s->dst, &o, 1, ""), y[b][r], rmask, al);
+      }
+      continue;
+    }
+    transpose(e, y[b], d, VW, true);
+    for (int i = 0; i < d; i++) {
+      LLVMValueRef o = LLVMBuildAdd(e->b, off[b], ci(e, (int64_t)i * VW), "");
+      sr_vstore(e, vt, LLVMBuildInBoundsGEP2(e->b, s->et, s->dst, &o, 1, ""), y[b][i], NULL, al);
+    }
   }
 }
+
+/* one block of VW rows at element offset off, or NBLK of them
+ * (staged_blocks stages a partial group, so that one copy of the code
+ * serves every group) */
+static void block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
+  (void)row;
+  blocks_n(e, s, off, 1);
+}
+static void block_group(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) {
+  (void)row;
+  blocks_n(e, s, off, NBLK);
+}
+
+/* Rows shorter than this take their blocks NBLK at a time. AOT objects, f32
+ * log_softmax, one thread, before and after in one harness (Emerald
+ * Rapids): rows of 3 / 4 / 5 / 6 / 7 1.18 / 1.18-1.19 / 1.12 / 1.17-1.19 /
+ * 1.07-1.09x, the kernel's cold compile 3-7 ms longer; rows of 8 1.09x
+ * but 20 ms longer (23 -> 43 ms), 10 1.05-1.12x for 15, 16 1.01x for 36:
+ * those keep one block. */
+enum { GROUP_BELOW = 8 };
 
 /* Do rows of a known length d take blocks? */
 static bool blockable(int64_t d, int VW) { return d >= 2 && d <= VW && VW <= MAXV; }
@@ -491,10 +531,12 @@ static LLVMValueRef chunk_source(em *e, const be_kern *k, int32_t xid, int nk, c
  * the stage (in; the rest of the stage zeros) or back into the output:
  * a loop over the block's d vectors, the source's or output's side
  * masked (a partial block may end anywhere in a vector). */
-static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef off, LLVMValueRef nel, bool in) {
+static void stage_copy(em *e, const srow *s, int nblk, LLVMValueRef stage, LLVMValueRef off, LLVMValueRef nel,
+                       bool in) {
   unsigned al = (unsigned)tl_dtype_size((tl_dtype)s->dt);
   loop l;
-  LLVMValueRef i = lw_loop_open(e, &l, ci(e, 0), s->dv, 0, NULL);
+  LLVMValueRef nv = nblk > 1 ? LLVMBuildMul(e->b, s->dv, ci(e, nblk), "") : s->dv;
+  LLVMValueRef i = lw_loop_open(e, &l, ci(e, 0), nv, 0, NULL);
   l.ic = -1;
   l.nounroll = 1;
   LLVMValueRef so = LLVMBuildMul(e->b, i, ci(e, s->W), ""), o = LLVMBuildAdd(e->b, off, so, "");
@@ -509,24 +551,26 @@ static void stage_copy(em *e, const srow *s, LLVMValueRef stage, LLVMValueRef of
   lw_loop_close(e, &l, NULL);
 }
 
-/* Rows [r0, r1) in blocks of VW rows, every block through one copy of
- * fn's code with plain loads and stores: the last, partial block is
- * copied into a block on the stack (its missing rows zeros), done there,
- * and its results copied back: its rows (fn writes the block's elements)
- * or, per_row (a sum: fn writes one vector of VW values, the block's
- * rows'), its rows' values. fn gets the block's element offset and first
- * row, both 0 on the stack. Every block masked (the kernel's only copy
+/* Rows [r0, r1) in blocks of VW rows, nblk blocks a call of fn (the
+ * transposed blocks take two at a time, block_group), every call through
+ * one copy of fn's code with plain loads and stores: the last, partial
+ * group is
+ * copied into blocks on the stack (its missing rows zeros), done there,
+ * and its results copied back: its rows (fn writes the blocks' elements)
+ * or, per_row (a sum, nblk 1: fn writes one vector of VW values, the
+ * block's rows'), its rows' values. fn gets the group's element offset
+ * and first row, both 0 on the stack. Every block masked (the kernel's only copy
  * until then) ran log_softmax over [2048 8] in 8.6-8.8 us, whole blocks
  * and a masked last one 8.0-8.1 but compiled 5-17 ms slower (rows of 8
  * and 16: two copies of the block); this runs as fast as the latter and
  * compiles as the former (AOT object, min of 300 x 20 calls, Zen 5). */
-void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn, bool per_row) {
-  int VW = s->W;
+void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn, int nblk, bool per_row) {
+  int VW = s->W * nblk; /* rows a call of fn takes */
   /* symbolic: the longest row (flat blocks, sums) */
   int64_t d = s->d ? s->d : per_row ? SUMMAX : MAXM * VW;
   LLVMValueRef stage = LLVMBuildAlloca(e->pre, LLVMArrayType2(s->et, (uint64_t)(VW * d)), "sstage");
   LLVMSetAlignment(stage, 64);
-  LLVMTypeRef ovt = per_row ? LLVMVectorType(vty(e, s->odt), (unsigned)VW) : NULL;
+  LLVMTypeRef ovt = per_row ? LLVMVectorType(vty(e, s->odt), (unsigned)VW) : NULL; /* per_row: nblk 1 */
   LLVMValueRef ostage = per_row ? LLVMBuildAlloca(e->pre, ovt, "sout") : stage;
   LLVMValueRef n = LLVMBuildSub(e->b, r1, r0, "");
   LLVMValueRef ng = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, n, ci(e, VW - 1), ""), ci(e, VW), "");
@@ -545,7 +589,7 @@ void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, bl
   LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(e->cx, e->fn, "snext");
   LLVMBuildCondBr(e->b, part, in, body);
   LLVMPositionBuilderAtEnd(e->b, in);
-  stage_copy(e, s, stage, off, nel, true);
+  stage_copy(e, s, nblk, stage, off, nel, true);
   LLVMBasicBlockRef copied = LLVMGetInsertBlock(e->b);
   LLVMBuildBr(e->b, body);
   LLVMPositionBuilderAtEnd(e->b, body);
@@ -566,7 +610,7 @@ void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, bl
     LLVMValueRef to = LLVMBuildGEP2(e->b, vty(e, s->odt), s->dst, &row, 1, "");
     sr_vstore(e, ovt, to, sr_vload(e, ovt, ostage, NULL, oal), sr_lanes_below(e, VW, left), oal);
   } else {
-    stage_copy(e, s, stage, off, nel, false);
+    stage_copy(e, s, nblk, stage, off, nel, false);
   }
   LLVMBuildBr(e->b, next);
   LLVMPositionBuilderAtEnd(e->b, next);
@@ -1201,7 +1245,9 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   s.dst = lw_bufptr(e, k->out);
   LLVMValueRef r0 = LLVMBuildMul(e->b, lo, inner, ""), r1 = LLVMBuildMul(e->b, hi, inner, "");
   if (d >= 0) {
-    sr_staged_blocks(e, &s, r0, r1, wide ? flat_block : block, false);
+    bool group = !wide && d < GROUP_BELOW;
+    block_fn *fn = wide ? flat_block : group ? block_group : block;
+    sr_staged_blocks(e, &s, r0, r1, fn, group ? NBLK : 1, false);
     return true;
   }
   sr_groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);
@@ -1218,14 +1264,14 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
       LLVMBasicBlockRef wb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "widerows");
       LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLE, dv, ci(e, VW / 2)), pb, wb);
       LLVMPositionBuilderAtEnd(e->b, pb);
-      sr_staged_blocks(e, &s, r0, r1, sym_block, false);
+      sr_staged_blocks(e, &s, r0, r1, sym_block, 1, false);
       LLVMBuildBr(e->b, *join);
       LLVMPositionBuilderAtEnd(e->b, wb);
     }
     s.invd =
         sr_splat_v(e, LLVMBuildFDiv(e->b, LLVMConstReal(e->f32, 1), LLVMBuildSIToFP(e->b, dv, e->f32, ""), ""), VW);
     s.itbl = sym_table(e, &s);
-    sr_staged_blocks(e, &s, r0, r1, flat_block, false);
+    sr_staged_blocks(e, &s, r0, r1, flat_block, 1, false);
     LLVMBuildBr(e->b, *join);
   }
   LLVMPositionBuilderAtEnd(e->b, no);

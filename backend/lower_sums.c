@@ -236,7 +236,7 @@ bool lw_short_sum(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     return true;
   }
   if (d >= 0) {
-    sr_staged_blocks(e, &s, r0, r1, sum_rows, true);
+    sr_staged_blocks(e, &s, r0, r1, sum_rows, 1, true);
     return true;
   }
   /* a symbolic power of two: its known length's blocks, in functions of
@@ -253,7 +253,7 @@ bool lw_short_sum(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   }
   /* the other lengths: one copy for every vector count */
   s.mv = LLVMBuildUDiv(e->b, LLVMBuildAdd(e->b, s.dv, ci(e, L - 1), ""), ci(e, L), "");
-  sr_staged_blocks(e, &s, r0, r1, sum_rows, true);
+  sr_staged_blocks(e, &s, r0, r1, sum_rows, 1, true);
   LLVMBuildBr(e->b, *join);
   LLVMPositionBuilderAtEnd(e->b, no);
   return false;
