@@ -155,15 +155,22 @@ static bool computes_inline(const be_plan *p, int32_t id) {
   return false;
 }
 
+/* a + exp(v - shift) for softmax's sum pass, which also keeps the exp in
+ * the output at idx for its write pass to scale */
+static LLVMValueRef sumexp_keep(em *e, const psrc *src, LLVMValueRef *idx, int adt, LLVMValueRef a, LLVMValueRef v,
+                                LLVMValueRef shift, LLVMValueRef *nan) {
+  LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
+  lw_store_at(e, src->k->out, adt, out_offset(e, src->k, idx), t);
+  return sumexp_add(e, adt, a, t, v, shift, nan);
+}
+
 /* One element of a row pass: the accumulator after element idx (a
  * softmax's sum pass also keeps the element's exp in the output). */
 static LLVMValueRef row_step(em *e, const psrc *src, LLVMValueRef *idx, rkind kind, int adt, LLVMValueRef a,
                              LLVMValueRef *nan, LLVMValueRef shift) {
   LLVMValueRef v = src_value(e, src, idx, adt);
   if (kind != R_SUMEXP_KEEP) return reduce_step(e, kind, adt, src->xn->type.dtype, a, v, shift, nan);
-  LLVMValueRef t = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, shift, ""));
-  lw_store_at(e, src->k->out, adt, out_offset(e, src->k, idx), t);
-  return sumexp_add(e, adt, a, t, v, shift, nan);
+  return sumexp_keep(e, src, idx, adt, a, v, shift, nan);
 }
 
 /* Rows of a known length up to this are not loops: their elements are
@@ -378,15 +385,11 @@ static void cols_pass(em *e, cols *c, const psrc *src, int nred, const int *red,
   LLVMValueRef sh = kind == R_SUMEXP || kind == R_SUMEXP_KEEP ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
   LLVMValueRef p = lane_ptr(e, acc, adt, j), tp = tarr ? lane_ptr(e, tarr, adt, j) : NULL;
   LLVMValueRef t = tarr ? LLVMBuildLoad2(e->b, vty(e, adt), tp, "") : NULL;
-  LLVMValueRef a = LLVMBuildLoad2(e->b, vty(e, adt), p, ""), na;
-  if (kind == R_SUMEXP_KEEP) { /* softmax: each exp kept in the output for the write pass */
-    LLVMValueRef x = lw_m1(e, "exp", adt, LLVMBuildFSub(e->b, v, sh, ""));
-    lw_store_at(e, src->k->out, adt, out_offset(e, src->k, c->idx), x);
-    na = sumexp_add(e, adt, a, x, v, sh, tarr ? &t : NULL);
-  } else {
-    na = reduce_step(e, kind, adt, xn->type.dtype, a, v, sh, tarr ? &t : NULL);
-  }
-  LLVMBuildStore(e->b, na, p);
+  LLVMValueRef a = LLVMBuildLoad2(e->b, vty(e, adt), p, "");
+  LLVMBuildStore(e->b,
+                 kind == R_SUMEXP_KEEP ? sumexp_keep(e, src, c->idx, adt, a, v, sh, tarr ? &t : NULL)
+                                       : reduce_step(e, kind, adt, xn->type.dtype, a, v, sh, tarr ? &t : NULL),
+                 p);
   if (tarr) LLVMBuildStore(e->b, t, tp);
   for (int k = nred; k >= 0; k--) lw_loop_close(e, &ls[k], NULL);
 }
@@ -412,20 +415,27 @@ typedef struct lse_pf {
   LLVMValueRef sh, acc, ties; /* the shift; lane arrays of one block */
 } lse_pf;
 
+/* Element idx's term exp(x - sh) into lane `lane` of one block's lane
+ * arrays: acc (adt) and ties (the count of terms equal to sh, of type tty:
+ * i32 for logsumexp, adt for log_softmax's fused loop). */
+static void lane_sumexp(em *e, const psrc *src, LLVMValueRef *idx, int adt, LLVMValueRef sh, LLVMValueRef acc,
+                        LLVMValueRef ties, LLVMTypeRef tty, LLVMValueRef lane) {
+  LLVMTypeRef at = vty(e, adt);
+  LLVMValueRef pa = LLVMBuildInBoundsGEP2(e->b, at, acc, &lane, 1, "");
+  LLVMValueRef pt = LLVMBuildInBoundsGEP2(e->b, tty, ties, &lane, 1, "");
+  LLVMValueRef t = LLVMBuildLoad2(e->b, tty, pt, "");
+  LLVMValueRef v = src_value(e, src, idx, adt);
+  LLVMValueRef a = sumexp_term(e, adt, src->xn->type.dtype, LLVMBuildLoad2(e->b, at, pa, ""), v, sh, &t);
+  LLVMBuildStore(e->b, a, pa);
+  LLVMBuildStore(e->b, t, pt);
+}
+
 /* lw_prefetched_loop's body: element i into lane scratch_j (lane 0 for the
  * elements after the blocks) */
 static void lse_sum_at(em *e, LLVMValueRef i, void *ctx) {
   lse_pf *c = ctx;
-  LLVMValueRef lane = e->scratch_j ? e->scratch_j : ci(e, 0);
   c->idx[c->ax] = i;
-  LLVMTypeRef at = vty(e, c->adt);
-  LLVMValueRef pa = LLVMBuildInBoundsGEP2(e->b, at, c->acc, &lane, 1, "");
-  LLVMValueRef pt = LLVMBuildInBoundsGEP2(e->b, e->i32, c->ties, &lane, 1, "");
-  LLVMValueRef t = LLVMBuildLoad2(e->b, e->i32, pt, "");
-  LLVMValueRef v = src_value(e, c->src, c->idx, c->adt);
-  LLVMValueRef a = sumexp_term(e, c->adt, c->src->xn->type.dtype, LLVMBuildLoad2(e->b, at, pa, ""), v, c->sh, &t);
-  LLVMBuildStore(e->b, a, pa);
-  LLVMBuildStore(e->b, t, pt);
+  lane_sumexp(e, c->src, c->idx, c->adt, c->sh, c->acc, c->ties, e->i32, e->scratch_j ? e->scratch_j : ci(e, 0));
 }
 
 /* The sum pass of the row at idx over the last axis ax, prefetching the
@@ -725,14 +735,7 @@ typedef struct behind {
 static void behind_sum(em *e, behind *c, LLVMValueRef lane, LLVMValueRef s) {
   int dt = e->g->nodes[c->src->k->node].type.dtype;
   c->cur[c->ax] = s;
-  LLVMValueRef pa = LLVMBuildInBoundsGEP2(e->b, vty(e, dt), c->acc, &lane, 1, "");
-  LLVMValueRef pt = LLVMBuildInBoundsGEP2(e->b, vty(e, dt), c->ties, &lane, 1, "");
-  LLVMValueRef t = LLVMBuildLoad2(e->b, vty(e, dt), pt, "");
-  LLVMValueRef v = src_value(e, c->src, c->cur, dt);
-  LLVMValueRef a = sumexp_add(e, dt, LLVMBuildLoad2(e->b, vty(e, dt), pa, ""),
-                              lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, v, c->sh, "")), v, c->sh, &t);
-  LLVMBuildStore(e->b, a, pa);
-  LLVMBuildStore(e->b, t, pt);
+  lane_sumexp(e, c->src, c->cur, dt, c->sh, c->acc, c->ties, vty(e, dt), lane);
 }
 
 /* lw_prefetched_loop's body: element i of row r - 1 written; in a block,
