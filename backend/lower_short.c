@@ -15,9 +15,11 @@
  * (a power of two: log2(d) stages of d two-input shuffles each way; other
  * lengths: a chain of shuffles per vector over the vectors it draws
  * from; log_softmax transposes only in, and writes each output vector as
- * its input vector less its lanes' rows' shift and log: rows_write). With AVX-512, a length that is not a power of two above VW / 2
- * is padded instead: each row is a masked load of d lanes and the block a
- * VW x VW transpose (padded()). A known length from VW + 1 to 4 VW takes
+ * its input vector less its lanes' rows' shift and log: rows_write). Rows
+ * shorter than 8 take two blocks at a time, their steps interleaved
+ * (blocks_n). With AVX-512, a length that is not a power of two above
+ * VW / 2 is padded instead: each row is a masked load of d lanes and the
+ * block a VW x VW transpose (padded()). A known length from VW + 1 to 4 VW takes
  * flat blocks (flat_block): the block's d vectors as they lie in memory
  * for the exponentials, each row's vectors for its max and sum, the rows'
  * results gathered by a halving tree (rows_across). Either kind of block
@@ -380,7 +382,7 @@ static void rows_write(em *e, const srow *s, LLVMValueRef off, LLVMValueRef sh, 
 }
 
 /* nb blocks of VW whole rows, block b at element offset off + b VW d
- * (staged_blocks stages a partial last block). The blocks' steps are
+ * (staged_blocks stages a partial last group). The blocks' steps are
  * interleaved, the exp calls of all blocks' columns side by side and then
  * their logs: one block is a chain of dependent steps (transpose, max,
  * exps, sum, log, write) that the core ran one block after another, the
@@ -435,10 +437,9 @@ static void blocks_n(em *e, const srow *s, LLVMValueRef off0, int nb) {
   }
   for (int j = 0; j < d; j++)
     for (int b = 0; b < nb; b++) {
-      LLVMValueRef v = LLVMBuildFSub(e->b, c[b][j], sh[b], "");
-      LLVMValueRef t = lw_m1(e, "exp", dt, v);
+      LLVMValueRef t = lw_m1(e, "exp", dt, LLVMBuildFSub(e->b, c[b][j], sh[b], ""));
       c[b][j] = sel(e, eq[b][j], zero, t); /* the term, the column no longer needed */
-      y[b][j] = s->soft ? t : v;
+      if (s->soft) y[b][j] = t;
     }
   for (int b = 0; b < nb; b++) {
     memcpy(tv, c[b], (size_t)d * sizeof *tv);

@@ -61,8 +61,8 @@ LLVMValueRef sr_lanes_from(em *e, int W, LLVMValueRef n, LLVMValueRef start);
  * unless whole) through fn */
 void sr_groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef per, LLVMValueRef dv, group_fn *fn,
                bool whole);
-/* Rows [r0, r1) in blocks of VW rows through fn, the last, partial block
- * staged on the stack (lower_short.c says how) */
+/* Rows [r0, r1) in blocks of VW rows through fn, nblk blocks a call, the
+ * last, partial group staged on the stack (lower_short.c says how) */
 void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn, int nblk, bool per_row);
 /* Two vectors of rows of g partials combined into one of rows of g/2 */
 rowvec sr_halve(em *e, const rowvec *a, const rowvec *b, int L, bool max);
