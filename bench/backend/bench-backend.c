@@ -25,9 +25,12 @@
  * Benchmark 1 is repeated with tlaloc's own f32 exp/tanh kernels
  * (vector_math 2) against libmvec's (vector_math 1), with exp and tanh
  * alone in ns per element; --chain stops after it; --compile runs
- * benchmark 4 alone, --attention attention's rows alone, --layer-norm and
- * --logsumexp those rows alone, --shapes
+ * benchmark 4 alone, --attention attention's rows alone, --log-softmax,
+ * --layer-norm and --logsumexp those rows alone, --shapes
  * the loop shapes (5.) alone, --end-to-end section 6 alone.
+ * tlaloc's programs are compiled as the engines would compile them on this
+ * machine: with the vector math and split threshold of the profile `tlaloc
+ * calibrate` wrote, or the defaults without one; the first lines say which.
  *
  * Every row also checks tlaloc's outputs (the last column): against the
  * peer's outputs on the same inputs where the peer computes the same thing
@@ -42,8 +45,8 @@
  * fails). numpy missing is reported and not a failure.
  * --reps N takes the minimum of N runs instead of 7 (the loop shapes'
  * rows take microseconds: 100 steadies them).
- * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--layer-norm] [--logsumexp] [--shapes]
- *                     [--end-to-end]
+ * usage: bench-backend SOURCE_DIR [--smoke] [--chain] [--compile] [--attention] [--log-softmax] [--layer-norm] [--logsumexp]
+ *                     [--shapes] [--end-to-end]
  *                     [--reps N] */
 #include "backend/be_internal.h"
 #include "bench/backend/c_peer.h"
@@ -65,7 +68,7 @@
 
 static int REPS = 7;
 static int smoke = 0, chain_only = 0, compile_only = 0, attention_only = 0, layer_norm_only = 0, logsumexp_only = 0,
-           shapes_only = 0, e2e_only = 0;
+           shapes_only = 0, e2e_only = 0, log_softmax_only = 0;
 static int failures; /* mismatches, compile and run errors, peers that did not build */
 
 static void fail(const char *fmt, ...) {
@@ -1073,6 +1076,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--attention")) attention_only = 1;
     else if (!strcmp(argv[i], "--layer-norm")) layer_norm_only = 1;
     else if (!strcmp(argv[i], "--logsumexp")) logsumexp_only = 1;
+    else if (!strcmp(argv[i], "--log-softmax")) log_softmax_only = 1;
     else if (!strcmp(argv[i], "--shapes")) shapes_only = 1;
     else if (!strcmp(argv[i], "--end-to-end")) e2e_only = 1;
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) REPS = atoi(argv[++i]) > 0 ? atoi(argv[i]) : REPS;
@@ -1082,6 +1086,20 @@ int main(int argc, char **argv) {
   o1.threads = 1;
   o2.threads = 2;
   o1.use_cache = o2.use_cache = 0;
+  /* what the engines compile with on this machine: the vector math and the
+   * split threshold `tlaloc calibrate` measured, or the defaults without a
+   * profile (engine/engine.c) */
+  tl_profile prof;
+  char perr[256];
+  const char *pfrom = "the defaults: no profile";
+  if (tl_profile_get(&prof, perr, sizeof perr)) {
+    tl_profile_default(&prof);
+    pfrom = "the defaults: the profile did not load";
+  } else if (tl_profile_path(perr, sizeof perr) && access(perr, R_OK) == 0) {
+    pfrom = perr;
+  }
+  o1.own_math = o2.own_math = prof.own_math;
+  o1.split_elems = o2.split_elems = (long)prof.parallel_min_elems;
   /* the figures are wall-clock minima: on a shared 2-vCPU machine the load
    * average says how much to trust them */
   FILE *la = fopen("/proc/loadavg", "r");
@@ -1090,7 +1108,10 @@ int main(int argc, char **argv) {
     if (!fgets(lbuf, sizeof lbuf, la)) lbuf[0] = 0;
     fclose(la);
   }
-  printf("load average at start: %s\n", lbuf[0] ? lbuf : "?\n");
+  printf("load average at start: %s", lbuf[0] ? lbuf : "?\n");
+  printf("compiled as the engines would here (%s): f32 exp %s, f32 tanh %s, split from %ld elements\n", pfrom,
+         (prof.own_math & BE_OWN_EXP32) ? "own" : "libmvec", (prof.own_math & BE_OWN_TANH32) ? "own" : "libmvec",
+         be_split_elems(&o1));
   printf("| measurement | tlaloc | peer | peer time | peer/tlaloc | outputs |\n|---|---|---|---|---|---|\n");
   if (compile_only) {
     compile_latency(srcdir, &o1);
@@ -1114,6 +1135,8 @@ int main(int argc, char **argv) {
     e2e_worst = end_to_end_rows(e2e_at, sizeof e2e_at);
     goto done;
   }
+
+  if (log_softmax_only) goto log_softmax;
 
   /* 1. fused chain */
   int64_t n = smoke ? 100000 : 10000000;
@@ -1162,6 +1185,7 @@ int main(int argc, char **argv) {
   if (chain_only) goto done;
 
   /* 2. log_softmax */
+log_softmax:;
   int64_t rows = smoke ? 10 : 1000, cols = 10000;
   g = parse("(graph lsm (in x f32 [r c]) (out y (log_softmax x :axis 1)))");
   int64_t s2[4] = {rows, cols};
@@ -1242,6 +1266,7 @@ int main(int argc, char **argv) {
   tl_tensor_free(xin[0]);
   tl_graph_free(g);
 
+  if (log_softmax_only) goto done;
   logsumexp_row(rows, cols, &o1);
   logsumexp_row(smoke ? 64 : 4096, 1024, &o1);
   layer_norm_rows(&o1, &o2);
