@@ -3,6 +3,7 @@
  * list, which one process-wide mutex guards (a block may be freed by another
  * thread than the one that allocated it). Untracked blocks never touch the
  * mutex, so the allocations of a run outside any region stay cheap. */
+#define _GNU_SOURCE /* mremap */
 #include "util/alloc.h"
 
 #include <pthread.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 _Static_assert(sizeof(tl_block) == 32, "tl_block must keep 16-byte alignment");
 
@@ -53,6 +56,64 @@ static void unlink_block(tl_block *h) {
   pthread_mutex_unlock(&lock);
 }
 
+/* Blocks that are zeroed (calloc) or grown (realloc) to BIG bytes or more
+ * get pages of their own: an anonymous mapping of whole 2 MiB pages at a
+ * 2 MiB boundary, advised MADV_HUGEPAGE, unmapped when freed (tl_block.base
+ * NULL). Where the kernel's THP mode is `madvise` (Debian's default) their
+ * first touch faults 2 MiB at a time instead of 4 KiB (a 4 KiB fault cost
+ * ~10 us on the VMs measured), growth moves page tables instead of copying
+ * bytes, and a freed block goes back to the kernel at once. These are the
+ * e-graph's tables and match buffers, whose last iterations fault in tens
+ * of megabytes (docs/egraph.md, "Pages of their own"). Blocks from malloc
+ * stay glibc's: a tensor output freed and allocated again each call stays
+ * warm there (tl_alloc_tune). */
+enum { BIG = 256 << 10, HUGE = 2 << 20 };
+
+/* The mapping of a block of n bytes: whole 2 MiB pages, header included */
+static size_t map_len(size_t n) { return (sizeof(tl_block) + n + HUGE - 1) & ~(size_t)(HUGE - 1); }
+
+/* len bytes (a multiple of HUGE) of zero pages at a HUGE-aligned address,
+ * advised (without THP the advice changes nothing) */
+static void *map_aligned(size_t len) {
+  char *raw = mmap(NULL, len + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  char *a = (char *)(((uintptr_t)raw + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+  if (a > raw) munmap(raw, (size_t)(a - raw));
+  if (raw + HUGE > a) munmap(a + len, (size_t)(raw + HUGE - a));
+#ifdef MADV_HUGEPAGE
+  (void)madvise(a, len, MADV_HUGEPAGE);
+#endif
+  return a;
+}
+
+static tl_block *map_block(size_t n) { return map_aligned(map_len(n)); }
+
+/* A mapped block h grown or shrunk to n bytes: within its mapping, or its
+ * pages moved (page tables, not bytes) to the front of a new aligned
+ * mapping, where 2 MiB pages stay whole. NULL when out of memory. */
+static tl_block *remap_block(tl_block *h, size_t n) {
+  size_t old = map_len(h->size), len = map_len(n);
+  if (len == old) return h;
+  if (len < old) {
+    munmap((char *)h + len, old - len);
+    return h;
+  }
+  char *a = map_aligned(len);
+  if (!a) return NULL;
+  if (mremap(h, old, old, MREMAP_MAYMOVE | MREMAP_FIXED, a) == MAP_FAILED) {
+    munmap(a, len);
+    return NULL;
+  }
+  return (tl_block *)a;
+}
+
+static void release(tl_block *h) {
+  if (h->base)
+    free(h->base);
+  else
+    munmap(h, map_len(h->size));
+}
+
 static void *finish(tl_block *h, void *base, size_t n) {
   h->base = base;
   h->size = n;
@@ -70,6 +131,10 @@ void *tl_try_malloc(size_t n) {
  * zero pages that are faulted in only when written. */
 void *tl_try_calloc(size_t n, size_t size) {
   if (inject() || (size && n > (SIZE_MAX - sizeof(tl_block)) / size - 1)) return NULL;
+  if (n * size >= BIG) {
+    tl_block *h = map_block(n * size); /* zero pages, faulted in when touched */
+    return h ? finish(h, NULL, n * size) : NULL;
+  }
   tl_block *h = calloc(1, sizeof *h + n * size);
   return h ? finish(h, h, n * size) : NULL;
 }
@@ -78,8 +143,16 @@ void *tl_try_realloc(void *p, size_t n) {
   if (!p) return tl_try_malloc(n);
   if (inject() || n > SIZE_MAX - sizeof(tl_block)) return NULL;
   tl_block *h = (tl_block *)p - 1;
-  if (h->base != h) { /* an aligned block: move it by hand */
-    void *q = tl_try_malloc(n);
+  /* an aligned block, or one growing to BIG bytes: moved by hand (a BIG
+   * block into pages of its own, advised before the copy touches them) */
+  if (h->base && (h->base != h || n >= BIG)) {
+    void *q = NULL;
+    if (n >= BIG) {
+      tl_block *m = map_block(n);
+      q = m ? finish(m, NULL, n) : NULL;
+    } else {
+      q = tl_try_malloc(n);
+    }
     if (!q) return NULL;
     memcpy(q, p, h->size < n ? h->size : n);
     tl_free(p);
@@ -87,9 +160,15 @@ void *tl_try_realloc(void *p, size_t n) {
   }
   int tracked = h->prev != NULL;
   if (tracked) pthread_mutex_lock(&lock);
-  tl_block *nh = realloc(h, sizeof *nh + n);
+  tl_block *nh;
+  int mapped = !h->base;
+  if (mapped) {
+    nh = remap_block(h, n);
+  } else {
+    nh = realloc(h, sizeof *nh + n);
+  }
   if (nh) {
-    nh->base = nh;
+    nh->base = mapped ? NULL : nh;
     nh->size = n;
     if (tracked) {
       nh->prev->next = nh;
@@ -125,7 +204,7 @@ void tl_free(void *p) {
   if (!p) return;
   tl_block *h = (tl_block *)p - 1;
   unlink_block(h);
-  free(h->base);
+  release(h);
 }
 
 void tl_free_foreign(void *p) { free(p); }
@@ -150,7 +229,7 @@ _Noreturn void tl_oom(size_t n) {
   pthread_mutex_unlock(&lock);
   while (h != &r->head) {
     tl_block *next = h->next;
-    free(h->base);
+    release(h);
     h = next;
   }
   top = r->parent;

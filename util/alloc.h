@@ -76,7 +76,7 @@ uint64_t tl_alloc_count(void);
 
 typedef struct tl_block {
   struct tl_block *prev, *next; /* NULL, NULL: untracked */
-  void *base;                   /* what libc returned (aligned blocks) */
+  void *base;                   /* what libc returned (aligned blocks); NULL: pages of its own */
   size_t size;
 } tl_block;
 

@@ -69,3 +69,60 @@ Test(util_alloc, adopting_a_tracked_block_changes_nothing) {
   cr_assert_eq(outer[0], 5u);
   tl_free(outer);
 }
+
+/* Blocks zeroed or grown to 256 KiB and more get pages of their own
+ * (alloc.c): zero when calloc'd, their bytes kept when grown from a small
+ * block, grown again (their pages moved), shrunk within the mapping and
+ * below it, and freed by a region's unwind like any other block. */
+static void fill(uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed + i * 7);
+}
+
+static bool same(const uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (uint8_t)(seed + i * 7)) return false;
+  return true;
+}
+
+Test(util_alloc, large_blocks_keep_their_bytes) {
+  size_t big = 3u << 20;
+  uint8_t *z = tl_xcalloc(big, 1);
+  for (size_t i = 0; i < big; i += 4093) cr_assert_eq(z[i], 0);
+  cr_assert_eq(z[big - 1], 0);
+  fill(z, big, 1);
+  z = tl_xrealloc(z, 9u << 20); /* past its 2 MiB pages: moved */
+  cr_assert(same(z, big, 1));
+  fill(z, 9u << 20, 2);
+  z = tl_xrealloc(z, (9u << 20) + 100); /* within its last page */
+  cr_assert(same(z, 9u << 20, 2));
+  z = tl_xrealloc(z, 5u << 20); /* shrunk: the mapping's tail unmapped */
+  cr_assert(same(z, 5u << 20, 2));
+  z = tl_xrealloc(z, 1000); /* below the threshold: stays mapped */
+  cr_assert(same(z, 1000, 2));
+  tl_free(z);
+
+  uint8_t *s = tl_xmalloc(5000); /* glibc's block, grown into pages of its own */
+  fill(s, 5000, 3);
+  s = tl_xrealloc(s, 600u << 10);
+  cr_assert(same(s, 5000, 3));
+  fill(s, 600u << 10, 4);
+  s = tl_xrealloc(s, 7u << 20);
+  cr_assert(same(s, 600u << 10, 4));
+  tl_free(s);
+}
+
+Test(util_alloc, large_blocks_are_freed_by_the_unwind) {
+  tl_region r;
+  if (TL_REGION_TRY(&r)) {
+    uint8_t *a = tl_xcalloc(1u << 20, 4);
+    cr_assert(in_region(&r, a));
+    a = tl_xrealloc(a, 13u << 20);
+    cr_assert(in_region(&r, a));
+    fill(a, 13u << 20, 5);
+    tl_alloc_fail_at(1);
+    (void)tl_xcalloc(1u << 20, 8); /* the injected failure, on a large block */
+    cr_assert_fail("the failed allocation returned");
+  }
+  tl_alloc_fail_at(0);
+  cr_assert_eq(r.failed, 8u << 20);
+}
