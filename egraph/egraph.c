@@ -116,7 +116,7 @@ static void memo_insert(eg_egraph *g, uint64_t h, uint32_t nid) {
     uint64_t want = (uint64_t)g->memocap + g->memocap / 2;
     EG_ASSERT(want <= UINT32_MAX);
     uint32_t nc = (uint32_t)want;
-    uint64_t *t = tl_xcalloc(nc, sizeof *t);
+    uint64_t *t = tl_xcalloc_pages(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t i = 0; i < g->memocap; i++)
       if (g->memo[i]) memo_put(t, nc, g->memo[i]);
@@ -335,7 +335,7 @@ static uint32_t value_intern(eg_egraph *g, const void *blob) {
   g->ndv++;
   if ((uint64_t)g->ndv * 2 > g->dvtabcap) {
     uint32_t nc = g->dvtabcap * 2;
-    uint32_t *t = tl_xcalloc(nc, sizeof *t);
+    uint32_t *t = tl_xcalloc_pages(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t v = 0; v < g->ndv; v++) dvtab_put(t, nc - 1, value_hash(g, eg_value_(g, v)), v);
     tl_free(g->dvtab);
@@ -395,7 +395,7 @@ uint32_t eg_attr_intern(eg_egraph *g, const void *bytes, size_t n) {
   g->aoff[id + 1] = g->nablob;
   if ((uint64_t)g->nattrs * 2 > g->atabcap) {
     uint32_t nc = g->atabcap * 2;
-    uint32_t *t = tl_xcalloc(nc, sizeof *t);
+    uint32_t *t = tl_xcalloc_pages(nc, sizeof *t);
     EG_ASSERT(t != NULL);
     for (uint32_t a = 0; a < g->nattrs; a++)
       atab_put(t, nc - 1, attr_hash(g, g->ablob + g->aoff[a], g->aoff[a + 1] - g->aoff[a]), a);
@@ -430,14 +430,14 @@ eg_egraph *eg_new(eg_params p) {
     g->asize = p.analysis->data_size ? p.analysis->data_size : 1;
     g->dsize = sizeof(uint32_t);
     g->dvtabcap = 64;
-    g->dvtab = tl_xcalloc(g->dvtabcap, sizeof *g->dvtab);
+    g->dvtab = tl_xcalloc_pages(g->dvtabcap, sizeof *g->dvtab);
     g->dtmp = tl_xcalloc(2, g->asize);
     g->dtmp2 = (uint8_t *)g->dtmp + g->asize;
   }
   g->memocap = 1024;
-  g->memo = tl_xcalloc(g->memocap, sizeof *g->memo);
+  g->memo = tl_xcalloc_pages(g->memocap, sizeof *g->memo);
   g->atabcap = 64;
-  g->atab = tl_xcalloc(g->atabcap, sizeof *g->atab);
+  g->atab = tl_xcalloc_pages(g->atabcap, sizeof *g->atab);
   g->byop = tl_xcalloc((size_t)g->lang.nops, sizeof *g->byop);
   if (!g->memo || !g->atab || !g->byop || (p.analysis && (!g->dvtab || !g->dtmp))) {
     eg_free(g);

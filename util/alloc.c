@@ -56,21 +56,32 @@ static void unlink_block(tl_block *h) {
   pthread_mutex_unlock(&lock);
 }
 
-/* Blocks that are zeroed (calloc) or grown (realloc) to BIG bytes or more
+/* Blocks grown (realloc) to BIG bytes or more, blocks zeroed by
+ * tl_xcalloc_pages from BIG bytes on, and any block of MAPPED bytes or more
  * get pages of their own: an anonymous mapping of whole 2 MiB pages at a
  * 2 MiB boundary, advised MADV_HUGEPAGE, unmapped when freed (tl_block.base
  * NULL). Where the kernel's THP mode is `madvise` (Debian's default) their
  * first touch faults 2 MiB at a time instead of 4 KiB (a 4 KiB fault cost
  * ~10 us on the VMs measured), growth moves page tables instead of copying
- * bytes, and a freed block goes back to the kernel at once. These are the
- * e-graph's tables and match buffers, whose last iterations fault in tens
- * of megabytes (docs/egraph.md, "Pages of their own"). Blocks from malloc
- * stay glibc's: a tensor output freed and allocated again each call stays
- * warm there (tl_alloc_tune). */
-enum { BIG = 256 << 10, HUGE = 2 << 20 };
+ * bytes, and a freed block goes back to the kernel at once. The first two
+ * are the e-graph's tables and match buffers, whose last iterations fault
+ * in tens of megabytes (docs/egraph.md, "Pages of their own"); the third
+ * what glibc maps and unmaps at every allocation anyway (its mmap
+ * threshold grows to 32 MiB at most). Smaller blocks from malloc and
+ * calloc stay glibc's: a tensor output freed and allocated again each call
+ * stays warm there (tl_alloc_tune), where a mapping of its own faulted
+ * 256 KiB in 60 us instead of 5 each call. */
+enum { BIG = 256 << 10, MAPPED = 32 << 20, HUGE = 2 << 20 };
 
-/* The mapping of a block of n bytes: whole 2 MiB pages, header included */
-static size_t map_len(size_t n) { return (sizeof(tl_block) + n + HUGE - 1) & ~(size_t)(HUGE - 1); }
+static size_t round_huge(size_t n) { return (n + HUGE - 1) & ~(size_t)(HUGE - 1); }
+
+/* A mapped block's mapping starts at the 2 MiB boundary below its header
+ * (the user's bytes start at most 2 MiB into it) and spans its offset
+ * there plus n bytes, in whole 2 MiB pages. */
+static char *map_base(const tl_block *h) { return (char *)((uintptr_t)h & ~(uintptr_t)(HUGE - 1)); }
+static size_t map_span(const tl_block *h, size_t n) {
+  return round_huge((size_t)((const char *)(h + 1) - map_base(h)) + n);
+}
 
 /* len bytes (a multiple of HUGE) of zero pages at a HUGE-aligned address,
  * advised (without THP the advice changes nothing) */
@@ -86,32 +97,41 @@ static void *map_aligned(size_t len) {
   return a;
 }
 
-static tl_block *map_block(size_t n) { return map_aligned(map_len(n)); }
+/* The header of a new mapped block of n bytes whose bytes are aligned to
+ * align (a power of two, at most HUGE) */
+static tl_block *map_block(size_t n, size_t align) {
+  size_t off = align > sizeof(tl_block) ? align : sizeof(tl_block);
+  if (n > SIZE_MAX - off - HUGE) return NULL;
+  char *a = map_aligned(round_huge(off + n));
+  return a ? (tl_block *)(a + off) - 1 : NULL;
+}
 
 /* A mapped block h grown or shrunk to n bytes: within its mapping, or its
  * pages moved (page tables, not bytes) to the front of a new aligned
  * mapping, where 2 MiB pages stay whole. NULL when out of memory. */
 static tl_block *remap_block(tl_block *h, size_t n) {
-  size_t old = map_len(h->size), len = map_len(n);
+  if (n > SIZE_MAX - 2 * (size_t)HUGE) return NULL;
+  char *m = map_base(h);
+  size_t old = map_span(h, h->size), len = map_span(h, n);
   if (len == old) return h;
   if (len < old) {
-    munmap((char *)h + len, old - len);
+    munmap(m + len, old - len);
     return h;
   }
   char *a = map_aligned(len);
   if (!a) return NULL;
-  if (mremap(h, old, old, MREMAP_MAYMOVE | MREMAP_FIXED, a) == MAP_FAILED) {
+  if (mremap(m, old, old, MREMAP_MAYMOVE | MREMAP_FIXED, a) == MAP_FAILED) {
     munmap(a, len);
     return NULL;
   }
-  return (tl_block *)a;
+  return (tl_block *)(a + ((char *)h - m));
 }
 
 static void release(tl_block *h) {
   if (h->base)
     free(h->base);
   else
-    munmap(h, map_len(h->size));
+    munmap(map_base(h), map_span(h, h->size));
 }
 
 static void *finish(tl_block *h, void *base, size_t n) {
@@ -122,22 +142,29 @@ static void *finish(tl_block *h, void *base, size_t n) {
 }
 
 void *tl_try_malloc(size_t n) {
-  if (inject() || n > SIZE_MAX - sizeof(tl_block)) return NULL;
+  if (inject() || n > SIZE_MAX - sizeof(tl_block) - HUGE) return NULL;
+  if (n >= MAPPED) {
+    tl_block *m = map_block(n, 16);
+    return m ? finish(m, NULL, n) : NULL;
+  }
   tl_block *h = malloc(sizeof *h + n);
   return h ? finish(h, h, n) : NULL;
 }
 
 /* calloc itself, not malloc + memset: a large block then comes as fresh
  * zero pages that are faulted in only when written. */
-void *tl_try_calloc(size_t n, size_t size) {
+static void *calloc_from(size_t n, size_t size, size_t own_pages_from) {
   if (inject() || (size && n > (SIZE_MAX - sizeof(tl_block)) / size - 1)) return NULL;
-  if (n * size >= BIG) {
-    tl_block *h = map_block(n * size); /* zero pages, faulted in when touched */
+  if (n * size >= own_pages_from) {
+    tl_block *h = map_block(n * size, 16); /* zero pages, faulted in when touched */
     return h ? finish(h, NULL, n * size) : NULL;
   }
   tl_block *h = calloc(1, sizeof *h + n * size);
   return h ? finish(h, h, n * size) : NULL;
 }
+
+void *tl_try_calloc(size_t n, size_t size) { return calloc_from(n, size, MAPPED); }
+void *tl_try_calloc_pages(size_t n, size_t size) { return calloc_from(n, size, BIG); }
 
 void *tl_try_realloc(void *p, size_t n) {
   if (!p) return tl_try_malloc(n);
@@ -148,7 +175,7 @@ void *tl_try_realloc(void *p, size_t n) {
   if (h->base && (h->base != h || n >= BIG)) {
     void *q = NULL;
     if (n >= BIG) {
-      tl_block *m = map_block(n);
+      tl_block *m = map_block(n, 16);
       q = m ? finish(m, NULL, n) : NULL;
     } else {
       q = tl_try_malloc(n);
@@ -192,7 +219,11 @@ char *tl_try_strdup(const char *s) { return tl_try_strndup(s, SIZE_MAX); }
 
 void *tl_try_aligned_alloc(size_t align, size_t n) {
   if (align < sizeof(tl_block)) align = sizeof(tl_block);
-  if (inject() || n > SIZE_MAX - 2 * align) return NULL;
+  if (inject() || n > SIZE_MAX - 2 * align - HUGE) return NULL;
+  if (n >= MAPPED && align <= HUGE) {
+    tl_block *m = map_block(n, align);
+    return m ? finish(m, NULL, n) : NULL;
+  }
   size_t total = (align + n + align - 1) & ~(align - 1);
   char *base = aligned_alloc(align, total);
   if (!base) return NULL;
@@ -245,6 +276,12 @@ void *tl_xmalloc(size_t n) {
 
 void *tl_xcalloc(size_t n, size_t size) {
   void *p = tl_try_calloc(n, size);
+  if (!p) tl_oom(n * size);
+  return p;
+}
+
+void *tl_xcalloc_pages(size_t n, size_t size) {
+  void *p = tl_try_calloc_pages(n, size);
   if (!p) tl_oom(n * size);
   return p;
 }

@@ -38,6 +38,11 @@
 
 void *tl_xmalloc(size_t n);
 void *tl_xcalloc(size_t n, size_t size);
+/* As tl_xcalloc, but from 256 KiB on the block gets pages of its own (huge
+ * pages, unmapped when freed; alloc.c says why): for tables that are built
+ * and grown within one run, like the e-graph's, not for blocks allocated
+ * and freed each call (tensors), which stay warm in glibc's heap. */
+void *tl_xcalloc_pages(size_t n, size_t size);
 void *tl_xrealloc(void *p, size_t n);
 char *tl_xstrdup(const char *s);
 char *tl_xstrndup(const char *s, size_t n);
@@ -58,6 +63,7 @@ void tl_alloc_tune(void);
 
 void *tl_try_malloc(size_t n);
 void *tl_try_calloc(size_t n, size_t size);
+void *tl_try_calloc_pages(size_t n, size_t size);
 void *tl_try_realloc(void *p, size_t n);
 char *tl_try_strdup(const char *s);
 char *tl_try_strndup(const char *s, size_t n);

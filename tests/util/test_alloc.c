@@ -71,7 +71,7 @@ Test(util_alloc, adopting_a_tracked_block_changes_nothing) {
 }
 
 /* Blocks zeroed or grown to 256 KiB and more get pages of their own
- * (alloc.c): zero when calloc'd, their bytes kept when grown from a small
+ * (alloc.c): zero from tl_xcalloc_pages, their bytes kept when grown from a small
  * block, grown again (their pages moved), shrunk within the mapping and
  * below it, and freed by a region's unwind like any other block. */
 static void fill(uint8_t *p, size_t n, uint8_t seed) {
@@ -86,7 +86,7 @@ static bool same(const uint8_t *p, size_t n, uint8_t seed) {
 
 Test(util_alloc, large_blocks_keep_their_bytes) {
   size_t big = 3u << 20;
-  uint8_t *z = tl_xcalloc(big, 1);
+  uint8_t *z = tl_xcalloc_pages(big, 1);
   for (size_t i = 0; i < big; i += 4093) cr_assert_eq(z[i], 0);
   cr_assert_eq(z[big - 1], 0);
   fill(z, big, 1);
@@ -114,15 +114,37 @@ Test(util_alloc, large_blocks_keep_their_bytes) {
 Test(util_alloc, large_blocks_are_freed_by_the_unwind) {
   tl_region r;
   if (TL_REGION_TRY(&r)) {
-    uint8_t *a = tl_xcalloc(1u << 20, 4);
+    uint8_t *a = tl_xcalloc_pages(1u << 20, 4);
     cr_assert(in_region(&r, a));
     a = tl_xrealloc(a, 13u << 20);
     cr_assert(in_region(&r, a));
     fill(a, 13u << 20, 5);
     tl_alloc_fail_at(1);
-    (void)tl_xcalloc(1u << 20, 8); /* the injected failure, on a large block */
+    (void)tl_xcalloc_pages(1u << 20, 8); /* the injected failure, on a large block */
     cr_assert_fail("the failed allocation returned");
   }
   tl_alloc_fail_at(0);
   cr_assert_eq(r.failed, 8u << 20);
+}
+
+/* Blocks of 32 MiB and more from malloc and aligned_alloc are mapped too:
+ * aligned as asked, their bytes kept when grown and shrunk. */
+Test(util_alloc, mapped_blocks_keep_alignment_and_bytes) {
+  size_t n = 33u << 20;
+  uint8_t *a = tl_xaligned_alloc(64, n);
+  cr_assert_eq((uintptr_t)a % 64, 0);
+  fill(a, n, 6);
+  a = tl_xrealloc(a, n + (5u << 20));
+  cr_assert_eq((uintptr_t)a % 64, 0);
+  cr_assert(same(a, n, 6));
+  a = tl_xrealloc(a, 3000);
+  cr_assert(same(a, 3000, 6));
+  tl_free(a);
+  uint8_t *m = tl_xmalloc(n);
+  cr_assert_eq((uintptr_t)m % 16, 0);
+  fill(m, n, 7);
+  cr_assert(same(m, n, 7));
+  tl_free(m);
+  cr_assert_null(tl_try_malloc(SIZE_MAX - 64));
+  cr_assert_null(tl_try_aligned_alloc(64, SIZE_MAX - 256));
 }
