@@ -141,12 +141,15 @@ static void *finish(tl_block *h, void *base, size_t n) {
   return h + 1;
 }
 
+/* A new block of n bytes, aligned to align, on pages of its own */
+static void *map_new(size_t n, size_t align) {
+  tl_block *h = map_block(n, align);
+  return h ? finish(h, NULL, n) : NULL;
+}
+
 void *tl_try_malloc(size_t n) {
   if (inject() || n > SIZE_MAX - sizeof(tl_block) - HUGE) return NULL;
-  if (n >= MAPPED) {
-    tl_block *m = map_block(n, 16);
-    return m ? finish(m, NULL, n) : NULL;
-  }
+  if (n >= MAPPED) return map_new(n, 16);
   tl_block *h = malloc(sizeof *h + n);
   return h ? finish(h, h, n) : NULL;
 }
@@ -155,10 +158,7 @@ void *tl_try_malloc(size_t n) {
  * zero pages that are faulted in only when written. */
 static void *calloc_from(size_t n, size_t size, size_t own_pages_from) {
   if (inject() || (size && n > (SIZE_MAX - sizeof(tl_block)) / size - 1)) return NULL;
-  if (n * size >= own_pages_from) {
-    tl_block *h = map_block(n * size, 16); /* zero pages, faulted in when touched */
-    return h ? finish(h, NULL, n * size) : NULL;
-  }
+  if (n * size >= own_pages_from) return map_new(n * size, 16); /* zero pages, faulted in when touched */
   tl_block *h = calloc(1, sizeof *h + n * size);
   return h ? finish(h, h, n * size) : NULL;
 }
@@ -173,13 +173,7 @@ void *tl_try_realloc(void *p, size_t n) {
   /* an aligned block, or one growing to BIG bytes: moved by hand (a BIG
    * block into pages of its own, advised before the copy touches them) */
   if (h->base && (h->base != h || n >= BIG)) {
-    void *q = NULL;
-    if (n >= BIG) {
-      tl_block *m = map_block(n, 16);
-      q = m ? finish(m, NULL, n) : NULL;
-    } else {
-      q = tl_try_malloc(n);
-    }
+    void *q = n >= BIG ? map_new(n, 16) : tl_try_malloc(n);
     if (!q) return NULL;
     memcpy(q, p, h->size < n ? h->size : n);
     tl_free(p);
@@ -220,10 +214,7 @@ char *tl_try_strdup(const char *s) { return tl_try_strndup(s, SIZE_MAX); }
 void *tl_try_aligned_alloc(size_t align, size_t n) {
   if (align < sizeof(tl_block)) align = sizeof(tl_block);
   if (inject() || n > SIZE_MAX - 2 * align - HUGE) return NULL;
-  if (n >= MAPPED && align <= HUGE) {
-    tl_block *m = map_block(n, align);
-    return m ? finish(m, NULL, n) : NULL;
-  }
+  if (n >= MAPPED && align <= HUGE) return map_new(n, align);
   size_t total = (align + n + align - 1) & ~(align - 1);
   char *base = aligned_alloc(align, total);
   if (!base) return NULL;

@@ -1090,14 +1090,12 @@ int main(int argc, char **argv) {
    * split threshold `tlaloc calibrate` measured, or the defaults without a
    * profile (engine/engine.c) */
   tl_profile prof;
-  char perr[256];
-  const char *pfrom = "the defaults: no profile";
-  if (tl_profile_get(&prof, perr, sizeof perr)) {
-    tl_profile_default(&prof);
-    pfrom = "the defaults: the profile did not load";
-  } else if (tl_profile_path(perr, sizeof perr) && access(perr, R_OK) == 0) {
-    pfrom = perr;
-  }
+  char ppath[1024], perr[256];
+  tl_profile_default(&prof);
+  int prc = tl_profile_path(ppath, sizeof ppath) ? tl_profile_load(ppath, &prof, perr, sizeof perr) : 1;
+  const char *pfrom = prc == 0   ? ppath
+                      : prc == 1 ? "the defaults: no profile"
+                                 : "the defaults: the profile did not load";
   o1.own_math = o2.own_math = prof.own_math;
   o1.split_elems = o2.split_elems = (long)prof.parallel_min_elems;
   /* the figures are wall-clock minima: on a shared 2-vCPU machine the load
