@@ -634,6 +634,33 @@ static void row_load(em *e, const srow *s, LLVMValueRef p, LLVMValueRef off, int
   }
 }
 
+/* The blend of a and b that bl describes (lane i: a's when bl[i] == i, b's
+ * when L + i) as a select on a mask register whose value LLVM cannot see.
+ * Given a constant mask, LLVM's x86 lowering turns a blend of 256-bit
+ * halves into vshuff64x2 and one of alternate lanes into vshufpd, and on
+ * Zen 5 those share the shuffle pipes with the halvings' other shuffle and
+ * with the sums' f32 -> f64 conversions, where a masked vblendmpd runs on
+ * any vector pipe. The mask passes through an empty asm statement that
+ * reads and writes no memory, so it is loaded into a mask register once
+ * outside the loop. Without AVX-512 a constant blend is vblendpd, which
+ * any port runs, and is kept. Measured in docs/backend.md ("Blends in
+ * mask registers"). */
+static LLVMValueRef masked_blend(em *e, LLVMValueRef a, LLVMValueRef b, const int *bl, int L) {
+  uint64_t bits = 0;
+  for (int i = 0; i < L; i++)
+    if (bl[i] >= L) bits |= 1ull << i;
+  LLVMTypeRef it = LLVMIntTypeInContext(e->cx, (unsigned)L);
+  LLVMTypeRef fty = LLVMFunctionType(it, &it, 1, 0);
+  LLVMValueRef opaque = LLVMGetInlineAsm(fty, "", 0, "=r,0", 4, 0, 0, LLVMInlineAsmDialectATT, 0);
+  LLVMValueRef m = LLVMBuildCall2(e->b, fty, opaque, (LLVMValueRef[]){LLVMConstInt(it, bits, 0)}, 1, "");
+  unsigned mem = LLVMGetEnumAttributeKindForName("memory", 6),
+           nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+  LLVMAddCallSiteAttribute(m, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, mem, 0));
+  LLVMAddCallSiteAttribute(m, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(e->cx, nounwind, 0));
+  LLVMValueRef k = LLVMBuildBitCast(e->b, m, LLVMVectorType(e->i1, (unsigned)L), "");
+  return LLVMBuildSelect(e->b, k, b, a, "");
+}
+
 /* Two such vectors of the same g combined into one of 2L/g rows of g/2
  * partials: in segment k of g lanes, the first half a[i] + a[i + g/2]
  * (a's row k) and the second b[i] + b[i - g/2] (b's row k), or maxnum.
@@ -649,7 +676,8 @@ rowvec sr_halve(em *e, const rowvec *a, const rowvec *b, int L, bool max) {
     sh[i] = first ? i + g / 2 : L + i - g / 2;
     bl[i] = first ? i : L + i;
   }
-  LLVMValueRef x = LLVMBuildShuffleVector(e->b, a->v, b->v, cmask(e, bl, L), "");
+  LLVMValueRef x = e->avx512 && (L == 8 || L == 16) ? masked_blend(e, a->v, b->v, bl, L)
+                                                    : LLVMBuildShuffleVector(e->b, a->v, b->v, cmask(e, bl, L), "");
   LLVMValueRef y = LLVMBuildShuffleVector(e->b, a->v, b->v, cmask(e, sh, L), "");
   rowvec c = {max ? lw_intr2(e, "llvm.maxnum", x, y) : LLVMBuildFAdd(e->b, x, y, ""), g / 2, {0}};
   for (int k = 0; k < L / g; k++) {
@@ -671,11 +699,34 @@ LLVMValueRef sr_rows_in_order(em *e, const rowvec *c, int L) {
   return same ? c->v : LLVMBuildShuffleVector(e->b, c->v, LLVMGetPoison(LLVMTypeOf(c->v)), cmask(e, m, L), "");
 }
 
+/* The order in which to give a halving tree its L leaves of one row each
+ * so that its result holds row r in lane r: leaf i is row order[i]. Each
+ * halving interleaves its two vectors' rows (sr_halve), so leaves in row
+ * order come out in bit-reversed order and would need a last shuffle;
+ * the tree is simulated on leaf ids and the order inverted. */
+void sr_leaf_order(int L, int *order) {
+  int rows[MAXV][MAXV];
+  for (int i = 0; i < L; i++) rows[i][0] = i;
+  for (int nv = L, per = 1; nv > 1; nv /= 2, per *= 2)
+    for (int i = 0; i < nv / 2; i++) {
+      int c[MAXV];
+      for (int k = 0; k < per; k++) {
+        c[2 * k] = rows[2 * i][k];
+        c[2 * k + 1] = rows[2 * i + 1][k];
+      }
+      memcpy(rows[i], c, sizeof(int) * (size_t)(2 * per));
+    }
+  for (int j = 0; j < L; j++) order[rows[0][j]] = j;
+}
+
 /* L vectors of L lanes (vector r: row r's partials) reduced to one whose
- * lane r is row r's sum or max: L - 1 halvings, log2(L) deep. */
+ * lane r is row r's sum or max: L - 1 halvings, log2(L) deep, the leaves
+ * taken in sr_leaf_order so that no shuffle puts the rows in order. */
 LLVMValueRef sr_halving_tree(em *e, LLVMValueRef *v, int L, bool max) {
   rowvec t[MAXV];
-  for (int r = 0; r < L; r++) t[r] = (rowvec){v[r], L, {r}};
+  int order[MAXV];
+  sr_leaf_order(L, order);
+  for (int i = 0; i < L; i++) t[i] = (rowvec){v[order[i]], L, {order[i]}};
   for (int nv = L; nv > 1; nv /= 2)
     for (int i = 0; i < nv / 2; i++) t[i] = sr_halve(e, &t[2 * i], &t[2 * i + 1], L, max);
   return sr_rows_in_order(e, &t[0], L);

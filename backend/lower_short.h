@@ -68,6 +68,8 @@ void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, bl
 rowvec sr_halve(em *e, const rowvec *a, const rowvec *b, int L, bool max);
 /* A vector of L rows of one value each with lane r row r's */
 LLVMValueRef sr_rows_in_order(em *e, const rowvec *c, int L);
+/* leaf i of an L-leaf halving tree is row order[i]: the result comes out in row order */
+void sr_leaf_order(int L, int *order);
 /* L vectors (vector r: row r's partials) reduced to one whose lane r is
  * row r's sum or max */
 LLVMValueRef sr_halving_tree(em *e, LLVMValueRef *v, int L, bool max);

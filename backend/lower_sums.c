@@ -21,6 +21,7 @@ static LLVMValueRef slot_v(em *e, LLVMTypeRef vt, LLVMValueRef a, int r) {
 typedef struct sum_leaves {
   const srow *s;
   LLVMValueRef off, n;
+  int order[MAXV]; /* d >= L: leaf i is row order[i] (sr_leaf_order) */
 } sum_leaves;
 
 /* Leaf i of sum_block's tree: memory vector i (d < L) or row i's d/L
@@ -47,7 +48,8 @@ static LLVMValueRef sum_leaf(em *e, const sum_leaves *t, int i) {
 static rowvec sum_tree(em *e, const sum_leaves *t, int lo, int cnt) {
   int L = t->s->W;
   if (cnt == 1) {
-    int g = t->s->d >= L ? L : (int)t->s->d;
+    if (t->s->d >= L) return (rowvec){sum_leaf(e, t, t->order[lo]), L, {t->order[lo]}};
+    int g = (int)t->s->d; /* a leaf is a vector of memory: L/g whole rows in order */
     rowvec c = {sum_leaf(e, t, lo), g, {0}};
     for (int k = 0; k < L / g; k++) c.rows[k] = lo * (L / g) + k;
     return c;
@@ -64,7 +66,8 @@ static rowvec sum_tree(em *e, const sum_leaves *t, int lo, int cnt) {
 static void sum_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef n) {
   int L = s->W, d = (int)s->d;
   LLVMTypeRef avt = LLVMVectorType(e->f64, (unsigned)L);
-  sum_leaves t = {s, off, n};
+  sum_leaves t = {s, off, n, {0}};
+  if (d >= L) sr_leaf_order(L, t.order);
   rowvec c = sum_tree(e, &t, 0, d >= L ? L : d);
   LLVMValueRef r = sr_rows_in_order(e, &c, L);
   /* + 0: a row of -0s sums to +0, as the row passes' accumulator (0) gives */
