@@ -3,6 +3,9 @@
 #include "cost/profile.h"
 
 #include <errno.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +13,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* f32 exp and tanh without a profile (or a profile without the vmath
+ * keys): tlaloc's own kernels on the CPU kind where `tlaloc calibrate` has
+ * chosen them in every run so far, AMD family 26 (Zen 5: exp 0.27 ns an
+ * element against libmvec's 0.40, tanh 0.29 against 0.37; docs/calibrate.md),
+ * libmvec on every other CPU: faster in the exp/tanh chain on Sapphire
+ * Rapids, and the sound choice where nothing was measured. */
+static unsigned default_own_math(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+  bool amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u; /* "AuthenticAMD" */
+  if (!amd || !__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  unsigned family = (a >> 8) & 0xfu;
+  if (family == 0xfu) family += (a >> 20) & 0xffu;
+  return family == 26 ? TL_OWN_EXP32 | TL_OWN_TANH32 : 0;
+#else
+  return 0;
+#endif
+}
+
 void tl_profile_default(tl_profile *p) {
   memset(p, 0, sizeof *p);
+  p->own_math = default_own_math();
   p->measured = false;
   snprintf(p->cpu, sizeof p->cpu, "%s", "defaults (reference 2-vCPU AVX-512 VM)");
   /* ../shared/bench/machine-baselines.md: triad 15-16 GB/s on one thread,
@@ -91,7 +115,7 @@ static bool read_number(char **s, double *v, bool zero_ok) {
 static int load_level(tl_profile *p, const char *key, char *rest, const char *path, int lineno, char *err,
                       size_t n) {
   char *s = (char *)key + 4, *r = rest;
-  double bytes, b1, ball;
+  double bytes, b1 = 0, ball = 0; /* read_number sets both when ok (gcc -O3 cannot see it) */
   if (!read_number(&s, &bytes, false) || *s || bytes != floor(bytes)) {
     snprintf(err, n, "%s:%d: '%s': '%s' is not a size in bytes", path, lineno, key, key + 4);
     return -1;

@@ -64,7 +64,8 @@ typedef struct tl_profile {
   /* Which f32 math the backend calls where it has a choice: bit
    * TL_OWN_EXP32 / TL_OWN_TANH32 set when tlaloc's own inline kernel was
    * measured faster than libmvec's ("vmath.exp own" / "vmath.tanh libmvec"
-   * in the file). The defaults have none: libmvec, sound on every machine. */
+   * in the file). The defaults: both on AMD family 26 (Zen 5), where every
+   * calibration chose them, else none (libmvec, sound on every machine). */
   unsigned own_math;
   /* The GPU and the link to it (docs/gpu.md, "Placement"). The defaults
    * are an H100/H200-class card (SXM, HBM3/HBM3e) on PCIe 5 with pageable

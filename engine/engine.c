@@ -83,8 +83,9 @@ static void *llvm_compile(const tl_graph *g, const tl_engine_opts *o, tl_error *
   if (o->use_cache) bo.use_cache = o->use_cache > 0;
   bo.cache_dir = o->cache_dir;
   bo.destroy_inputs = o->destroy_inputs;
-  /* the vector math `tlaloc calibrate` measured faster here (none without
-   * a profile; an unreadable profile is the defaults, as for the cost model) */
+  /* the vector math `tlaloc calibrate` measured faster here (without a
+   * profile the CPU kind's default, cost/profile.c; an unreadable profile
+   * is the defaults, as for the cost model) */
   tl_profile prof;
   char perr[256];
   if (tl_profile_get(&prof, perr, sizeof perr)) tl_profile_default(&prof);

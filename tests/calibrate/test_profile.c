@@ -54,6 +54,37 @@ Test(profile, defaults_are_positive_and_unmeasured) {
   cr_expect_eq(p.elem_ns[TL_OP_ADD], 0, "plain arithmetic counts as flops");
 }
 
+/* The vector math without a profile follows the CPU kind (cost/profile.c,
+ * default_own_math: tlaloc's own f32 exp and tanh on AMD family 26, Zen 5,
+ * libmvec elsewhere), read here from /proc/cpuinfo rather than cpuid; a
+ * profile without the vmath keys keeps that default, one with them wins. */
+Test(profile, vector_math_default_follows_the_cpu) {
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) cr_skip_test("no /proc/cpuinfo");
+  char line[512], vendor[64] = "";
+  int family = -1;
+  while (fgets(line, sizeof line, f) && (family < 0 || !vendor[0])) {
+    if (!strncmp(line, "vendor_id", 9) && strchr(line, ':')) sscanf(strchr(line, ':') + 1, "%63s", vendor);
+    if (!strncmp(line, "cpu family", 10) && strchr(line, ':')) family = atoi(strchr(line, ':') + 1);
+  }
+  fclose(f);
+  tl_profile d, p;
+  tl_profile_default(&d);
+#if defined(__x86_64__)
+  bool zen5 = !strcmp(vendor, "AuthenticAMD") && family == 26;
+  cr_expect_eq(d.own_math, zen5 ? (unsigned)(TL_OWN_EXP32 | TL_OWN_TANH32) : 0u, "vendor %s family %d", vendor, family);
+#else
+  cr_expect_eq(d.own_math, 0u);
+#endif
+  char err[256] = "";
+  const char *path = write_file("nokeys.txt", "cpu Some CPU\nthreads 2\n");
+  cr_assert_eq(tl_profile_load(path, &p, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(p.own_math, d.own_math, "a profile without vmath keys keeps the default");
+  path = write_file("keys.txt", "vmath.exp libmvec\nvmath.tanh own\n");
+  cr_assert_eq(tl_profile_load(path, &p, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(p.own_math, (unsigned)TL_OWN_TANH32, "the profile's keys win over the default");
+}
+
 Test(profile, missing_file_gives_defaults) {
   tl_profile p, d;
   char err[256] = "";
