@@ -127,7 +127,7 @@ static int run(const char *name, const char *text, const int64_t *syms, int spec
  * near overflow, subnormals and zeros of both signs. */
 static int sum_tests(int verbose, int *n) {
   static const char *ops[2] = {"sum", "mean"}, *dts[2] = {"f32", "f64"};
-  static const int64_t lens[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 16, 17, 24, 31, 32, 33, 64};
+  static const int64_t lens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 16, 17, 24, 31, 32, 33, 64};
   int L = host_lanes(TL_F32) >= 8 ? host_lanes(TL_F64) : 0; /* no path below AVX2 */
   int fails = 0;
   char name[200], text[400];
