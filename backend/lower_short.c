@@ -661,6 +661,15 @@ static LLVMValueRef masked_blend(em *e, LLVMValueRef a, LLVMValueRef b, const in
   return LLVMBuildSelect(e->b, k, b, a, "");
 }
 
+/* The rows of a halving's result, segment by segment: a's row k, then
+ * b's row k (n rows each) */
+static void halved_rows(const int *a, const int *b, int n, int *c) {
+  for (int k = 0; k < n; k++) {
+    c[2 * k] = a[k];
+    c[2 * k + 1] = b[k];
+  }
+}
+
 /* Two such vectors of the same g combined into one of 2L/g rows of g/2
  * partials: in segment k of g lanes, the first half a[i] + a[i + g/2]
  * (a's row k) and the second b[i] + b[i - g/2] (b's row k), or maxnum.
@@ -680,10 +689,7 @@ rowvec sr_halve(em *e, const rowvec *a, const rowvec *b, int L, bool max) {
                                                     : LLVMBuildShuffleVector(e->b, a->v, b->v, cmask(e, bl, L), "");
   LLVMValueRef y = LLVMBuildShuffleVector(e->b, a->v, b->v, cmask(e, sh, L), "");
   rowvec c = {max ? lw_intr2(e, "llvm.maxnum", x, y) : LLVMBuildFAdd(e->b, x, y, ""), g / 2, {0}};
-  for (int k = 0; k < L / g; k++) {
-    c.rows[2 * k] = a->rows[k];
-    c.rows[2 * k + 1] = b->rows[k];
-  }
+  halved_rows(a->rows, b->rows, L / g, c.rows);
   return c;
 }
 
@@ -710,10 +716,7 @@ void sr_leaf_order(int L, int *order) {
   for (int nv = L, per = 1; nv > 1; nv /= 2, per *= 2)
     for (int i = 0; i < nv / 2; i++) {
       int c[MAXV];
-      for (int k = 0; k < per; k++) {
-        c[2 * k] = rows[2 * i][k];
-        c[2 * k + 1] = rows[2 * i + 1][k];
-      }
+      halved_rows(rows[2 * i], rows[2 * i + 1], per, c);
       memcpy(rows[i], c, sizeof(int) * (size_t)(2 * per));
     }
   for (int j = 0; j < L; j++) order[rows[0][j]] = j;
