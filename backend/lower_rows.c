@@ -204,7 +204,7 @@ static void row_pass(em *e, const psrc *src, int nred, const int *red, LLVMValue
     }
     return;
   }
-  loop ls[TL_MAX_RANK];
+  loop ls[TL_MAX_RANK] = {0}; /* gcc -O3 saw phis[1] read where nc is 1 (it is not) */
   LLVMValueRef init[2] = {*acc, nan ? *nan : NULL};
   int nc = nan ? 2 : 1;
   /* open loops carrying (acc, nan) */
