@@ -238,6 +238,13 @@ static const lcase red_cases[] = {
   {"log_softmax over axis 0 of i32", "(graph l (in x i32 [r c]) (out z (log_softmax x :axis 0)))", {6, 10}, -1, 0},
   {"softmax over axis 0, split across threads", "(graph l (in x f32 [r c]) (out z (softmax x :axis 0)))",
    {70, 1000}, -1, 0},
+  /* the sum passes take eight rows at a time: ties with the max among them */
+  {"log_softmax over axis 0, 20 rows of i32", "(graph l (in x i32 [r c]) (out z (log_softmax x :axis 0)))", {20, 40},
+   -1, 0},
+  {"softmax over axis 0, tied maxima", "(graph l (in x f32 [r c]) (out z (softmax (floor (mul x 2.0)) :axis 0)))",
+   {19, 70}, -1, 0},
+  {"logsumexp over axis 0, tied maxima, f64", "(graph l (in x f64 [r c]) (out z (logsumexp (floor x) :axis 0)))",
+   {17, 70}, -1, 1},
   /* row mode: a symbolic row length picks the short or the long loop */
   {"sum, rows of 3", "(graph l (in x f32 [r c]) (out z (sum x :axis 1)))", {50, 3}, -1, 0},
   {"sum, rows of 37", "(graph l (in x f32 [r c]) (out z (sum x :axis 1)))", {50, 37}, -1, 0},
