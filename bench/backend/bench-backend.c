@@ -1367,6 +1367,10 @@ shapes:;
              "sum :axis 1 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (sum x :axis 1)))");
   shape_pair("softmax :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (softmax x :axis 0)))", sq,
              "softmax :axis 1 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))");
+  shape_pair("log_softmax :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 0)))", sq,
+             "log_softmax :axis 1 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (log_softmax x :axis 1)))");
+  shape_pair("max :axis 0 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (max x :axis 0)))", sq,
+             "max :axis 1 f32 [1024 1024]", "(graph s (in x f32 [r c]) (out y (max x :axis 1)))");
   int64_t K = smoke ? 1024 : 9216, NN = smoke ? 1024 : 4096;
   blas_pair(smoke ? "[1 1024] @ [1024 1024]" : "[1 9216] @ [9216 4096] (gemv)",
             "(graph s (in x f32 [m k]) (in w f32 [k n]) (out y (matmul x w)))", 1, K, NN, 0);
