@@ -380,47 +380,50 @@ static LLVMValueRef col_step(em *e, const psrc *src, LLVMValueRef *idx, rkind ki
   return reduce_step(e, kind, adt, src->xn->type.dtype, a, v, sh, t);
 }
 
-/* Rows of the innermost reduced dim that cols_pass combines before they
- * meet the accumulators (jammed). */
-enum { JAM = 8 };
-
-/* acc[j] = f(acc[j], x[idx]) for JAM rows of the innermost reduced dim at a
- * time (sums, products and sums of exponentials, which already allow
- * reassociation): sums' and products' rows combined pairwise first, so that
- * each accumulator is loaded and stored once per JAM rows. The accumulators
- * are a stack array that a pass over one row reads and writes whole; a row
- * at a time, the kernel stored an accumulator vector per vector read (f32
- * into f64 accumulators: two), and those stores set its speed. f32 sums
- * over axis 0, Zen 5, one thread, min of 5 x 100 runs, the variants
- * alternated in one process, two runs: [1024 1024] 90-96 us a row at a
- * time, 86-88 two, 75-80 four, 71-72 eight rows; [256 4096] 89-93 / 76-77 /
- * 61-68 / 56-57; [4096 256] 78-84 / 76-80 / 60-63 / 58-59 (the sums over
- * axis 1: 45-53). Sixteen rows ran slower than eight. The sum pass of a
- * softmax, log_softmax or logsumexp likewise adds its eight rows' terms and
- * ties in registers, then into the two accumulator arrays once: f32 [1024
- * 1024] over axis 0, log_softmax 456-466 -> 390-399 us, logsumexp 834-854
- * -> 633-644, softmax 394-429 -> 347-425 (over axis 1: 311-332, 483-514,
+/* Column mode takes JAM rows of the innermost reduced dim at a time,
+ * combined before they meet the accumulators (sums, products and sums of
+ * exponentials, which already allow reassociation), so that each
+ * accumulator is loaded and stored once per JAM rows. The accumulators are
+ * a stack array that a pass over one row reads and writes whole; a row at a
+ * time, the kernel stored an accumulator vector per vector read (f32 into
+ * f64 accumulators: two), and those stores set its speed. f32 sums over
+ * axis 0, Zen 5, one thread, min of 5 x 100 runs, the variants alternated
+ * in one process, two runs: [1024 1024] 90-96 us a row at a time, 86-88
+ * two, 75-80 four, 71-72 eight rows; [256 4096] 89-93 / 76-77 / 61-68 /
+ * 56-57; [4096 256] 78-84 / 76-80 / 60-63 / 58-59 (the sums over axis 1:
+ * 45-53). Sixteen rows ran slower than eight. The sum pass of a softmax,
+ * log_softmax or logsumexp likewise adds its eight rows' terms and ties in
+ * registers, then into the two accumulator arrays once: f32 [1024 1024]
+ * over axis 0, log_softmax 456-466 -> 390-399 us, logsumexp 834-854 ->
+ * 633-644, softmax 394-429 -> 347-425 (over axis 1: 311-332, 483-514,
  * 280-305). Max and min keep a row at a time: jammed, their time did not
  * move (llvm.maximum's expansion sets it), and softmax's max pass ran 4%
- * slower. Returns the first row left for the row-at-a-time loop. */
-static LLVMValueRef cols_jammed(em *e, cols *c, const psrc *src, int ax, rkind kind, int adt, LLVMValueRef acc,
-                                LLVMValueRef marr, LLVMValueRef tarr) {
+ * slower. */
+enum { JAM = 8 };
+
+/* acc[j] = f(acc[j], x[idx]) for ng groups of g rows of the innermost
+ * reduced dim ax from row lo, over the chunk's columns: a group's rows
+ * combined in registers (sums and products pairwise, a sum of
+ * exponentials and its ties as a chain from 0), then into the accumulator
+ * arrays once. R_SUMEXP shifts by shift_of(marr[j]). */
+static void cols_rows(em *e, cols *c, const psrc *src, int ax, rkind kind, int adt, LLVMValueRef acc, LLVMValueRef marr,
+                      LLVMValueRef tarr, LLVMValueRef lo, LLVMValueRef ng, int g) {
   const tl_node *xn = src->xn;
-  LLVMValueRef nq = LLVMBuildSDiv(e->b, lw_dimv(e, xn->type.dims[ax]), ci(e, JAM), "");
   loop lq, lj;
-  LLVMValueRef i0 = LLVMBuildNSWMul(e->b, lw_loop_open(e, &lq, ci(e, 0), nq, 0, NULL), ci(e, JAM), "");
+  LLVMValueRef q = lw_loop_open(e, &lq, ci(e, 0), ng, 0, NULL);
+  LLVMValueRef i0 = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, q, ci(e, g), ""), "");
   LLVMValueRef j = lane_open(e, c, &lj);
   bool sx = kind == R_SUMEXP || kind == R_SUMEXP_KEEP;
   LLVMValueRef v[JAM], sh = sx ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
   LLVMValueRef s = sx ? cf(e, adt, 0) : NULL, t = tarr ? cf(e, adt, 0) : NULL;
-  for (int u = 0; u < JAM; u++) {
+  for (int u = 0; u < g; u++) {
     c->idx[ax] = LLVMBuildNSWAdd(e->b, i0, ci(e, u), "");
     v[u] = src_value(e, src, c->idx, adt);
     if (sx) s = col_step(e, src, c->idx, kind, adt, s, v[u], sh, tarr ? &t : NULL);
   }
   if (!sx) {
-    for (int w = 1; w < JAM; w *= 2)
-      for (int u = 0; u + w < JAM; u += 2 * w)
+    for (int w = 1; w < g; w *= 2)
+      for (int u = 0; u + w < g; u += 2 * w)
         v[u] = reduce_step(e, kind, adt, xn->type.dtype, v[u], v[u + w], NULL, NULL);
     s = v[0];
   }
@@ -435,30 +438,27 @@ static LLVMValueRef cols_jammed(em *e, cols *c, const psrc *src, int ax, rkind k
   }
   lw_loop_close(e, &lj, NULL);
   lw_loop_close(e, &lq, NULL);
-  return LLVMBuildNSWMul(e->b, nq, ci(e, JAM), "");
 }
 
 /* acc[j] = f(acc[j], x[idx]) over the reduced dims (outer) and the chunk's
- * columns (inner). R_SUMEXP shifts by shift_of(marr[j]). */
+ * columns (inner): the innermost reduced dim JAM rows at a time where the
+ * step may be reassociated and reads nothing it stores, the rest a row at
+ * a time. */
 static void cols_pass(em *e, cols *c, const psrc *src, int nred, const int *red, rkind kind, int adt,
                       LLVMValueRef acc, LLVMValueRef marr, LLVMValueRef tarr) {
   const tl_node *xn = src->xn;
-  loop ls[TL_MAX_RANK + 1];
-  bool jam = src->mode != SRC_STORE && kind != R_MAX && kind != R_MIN;
-  for (int k = 0; k < nred; k++) {
-    LLVMValueRef from = ci(e, 0);
-    if (jam && k == nred - 1) from = cols_jammed(e, c, src, red[k], kind, adt, acc, marr, tarr);
-    c->idx[red[k]] = lw_loop_open(e, &ls[k], from, lw_dimv(e, xn->type.dims[red[k]]), 0, NULL);
+  loop ls[TL_MAX_RANK];
+  for (int k = 0; k < nred - 1; k++)
+    c->idx[red[k]] = lw_loop_open(e, &ls[k], ci(e, 0), lw_dimv(e, xn->type.dims[red[k]]), 0, NULL);
+  int ax = red[nred - 1];
+  LLVMValueRef n = lw_dimv(e, xn->type.dims[ax]), from = ci(e, 0);
+  if (src->mode != SRC_STORE && kind != R_MAX && kind != R_MIN) {
+    LLVMValueRef nq = LLVMBuildSDiv(e->b, n, ci(e, JAM), "");
+    cols_rows(e, c, src, ax, kind, adt, acc, marr, tarr, from, nq, JAM);
+    from = LLVMBuildNSWMul(e->b, nq, ci(e, JAM), "");
   }
-  LLVMValueRef j = lane_open(e, c, &ls[nred]);
-  LLVMValueRef v = src_value(e, src, c->idx, adt);
-  LLVMValueRef sh = kind == R_SUMEXP || kind == R_SUMEXP_KEEP ? shift_of(e, adt, lane_load(e, marr, adt, j)) : NULL;
-  LLVMValueRef p = lane_ptr(e, acc, adt, j), tp = tarr ? lane_ptr(e, tarr, adt, j) : NULL;
-  LLVMValueRef t = tarr ? LLVMBuildLoad2(e->b, vty(e, adt), tp, "") : NULL;
-  LLVMValueRef a = LLVMBuildLoad2(e->b, vty(e, adt), p, "");
-  LLVMBuildStore(e->b, col_step(e, src, c->idx, kind, adt, a, v, sh, tarr ? &t : NULL), p);
-  if (tarr) LLVMBuildStore(e->b, t, tp);
-  for (int k = nred; k >= 0; k--) lw_loop_close(e, &ls[k], NULL);
+  cols_rows(e, c, src, ax, kind, adt, acc, marr, tarr, from, LLVMBuildSub(e->b, n, from, ""), 1);
+  for (int k = nred - 2; k >= 0; k--) lw_loop_close(e, &ls[k], NULL);
 }
 
 static LLVMValueRef lanes_sum(em *e, LLVMValueRef arr, int dt, int64_t bl);
