@@ -3,7 +3,7 @@
  *    every access allows it (be_ew_loops: loop counts of chosen kernels),
  *    and compute the interpreter's values either way;
  *  - reductions and softmax over a leading or middle axis (column mode,
- *    chunks of 256 columns) and over short or long symbolic rows (both
+ *    chunks of 1024 columns) and over short or long symbolic rows (both
  *    loop versions), NaN and infinities included;
  *  - matmul reads a transposed operand through BLAS's trans flag (no copy
  *    kernel), takes gemv for one row or one column, and folds a batch that
@@ -193,17 +193,17 @@ static const lcase ew_cases[] = {
 };
 
 static const lcase red_cases[] = {
-  /* column mode: the last dim is kept; 300 columns are two chunks */
-  {"sum over axis 0", "(graph l (in x f32 [r c]) (out z (sum x :axis 0)))", {33, 300}, -1, 0},
-  {"mean over axis 0, f64", "(graph l (in x f64 [r c]) (out z (mean x :axis 0 :keepdims true)))", {33, 300}, -1, 0},
+  /* column mode: the last dim is kept; 1100 columns are two chunks */
+  {"sum over axis 0", "(graph l (in x f32 [r c]) (out z (sum x :axis 0)))", {33, 1100}, -1, 0},
+  {"mean over axis 0, f64", "(graph l (in x f64 [r c]) (out z (mean x :axis 0 :keepdims true)))", {33, 1100}, -1, 0},
   {"prod over axis 0", "(graph l (in x f64 [r c]) (out z (prod (add 1.0 (mul 0.1 x)) :axis 0)))", {9, 261}, -1, 0},
-  {"max over axis 0, NaN", "(graph l (in x f32 [r c]) (out z (max x :axis 0)))", {33, 300}, -1, 1},
-  {"min over axis 0, NaN", "(graph l (in x f64 [r c]) (out z (min x :axis 0)))", {33, 300}, -1, 1},
-  {"max over axis 0, i32", "(graph l (in x i32 [r c]) (out z (max x :axis 0)))", {33, 300}, -1, 0},
-  {"sum over axis 0, i64", "(graph l (in x i64 [r c]) (out z (sum x :axis 0)))", {33, 300}, -1, 0},
-  {"logsumexp over axis 0", "(graph l (in x f32 [r c]) (out z (logsumexp x :axis 0)))", {33, 300}, -1, 0},
+  {"max over axis 0, NaN", "(graph l (in x f32 [r c]) (out z (max x :axis 0)))", {33, 1100}, -1, 1},
+  {"min over axis 0, NaN", "(graph l (in x f64 [r c]) (out z (min x :axis 0)))", {33, 1100}, -1, 1},
+  {"max over axis 0, i32", "(graph l (in x i32 [r c]) (out z (max x :axis 0)))", {33, 1100}, -1, 0},
+  {"sum over axis 0, i64", "(graph l (in x i64 [r c]) (out z (sum x :axis 0)))", {33, 1100}, -1, 0},
+  {"logsumexp over axis 0", "(graph l (in x f32 [r c]) (out z (logsumexp x :axis 0)))", {33, 1100}, -1, 0},
   {"logsumexp over axis 0, NaN and infinities", "(graph l (in x f64 [r c]) (out z (logsumexp x :axis 0)))",
-   {33, 300}, -1, 1},
+   {33, 1100}, -1, 1},
   {"sum over the middle axis", "(graph l (in x f32 [a b c]) (out z (sum (exp x) :axis 1)))", {3, 7, 40}, -1, 0},
   {"sum over the two leading axes", "(graph l (in x f64 [a b c]) (out z (sum x :axis [0 1])))", {3, 7, 40}, -1, 0},
   {"sum over the outer and inner axes", "(graph l (in x f32 [a b c]) (out z (sum x :axis [0 2])))", {3, 7, 40}, -1,
@@ -226,18 +226,18 @@ static const lcase red_cases[] = {
   {"min, rows of 37, f32, NaN", "(graph l (in x f32 [r c]) (out z (min x :axis 1)))", {50, 37}, -1, 1},
   {"max, rows of 40, f32, scaled", "(graph l (in x f32 [r c]) (out z (mul (max x :axis 1) 2.0)))", {9, 40}, -1, 1},
   {"sum over axis 0, split across threads", "(graph l (in x f32 [r c]) (out z (sum (mul x x) :axis 0)))",
-   {70, 1000}, -1, 0},
-  {"softmax over axis 0", "(graph l (in x f32 [r c]) (out z (softmax x :axis 0)))", {33, 300}, -1, 0},
+   {70, 2100}, -1, 0},
+  {"softmax over axis 0", "(graph l (in x f32 [r c]) (out z (softmax x :axis 0)))", {33, 1100}, -1, 0},
   /* softmax keeps its exps in the output for the write pass */
-  {"softmax over axis 0, NaN and infinities", "(graph l (in x f64 [r c]) (out z (softmax x :axis 0)))", {33, 300},
+  {"softmax over axis 0, NaN and infinities", "(graph l (in x f64 [r c]) (out z (softmax x :axis 0)))", {33, 1100},
    -1, 1},
   {"log_softmax over axis 0, NaN and infinities", "(graph l (in x f64 [r c]) (out z (log_softmax x :axis 0)))",
-   {33, 300}, -1, 1},
+   {33, 1100}, -1, 1},
   {"softmax over the middle axis", "(graph l (in x f32 [a b c]) (out z (softmax (mul 2.0 x) :axis 1)))",
    {3, 7, 40}, -1, 0},
   {"log_softmax over axis 0 of i32", "(graph l (in x i32 [r c]) (out z (log_softmax x :axis 0)))", {6, 10}, -1, 0},
   {"softmax over axis 0, split across threads", "(graph l (in x f32 [r c]) (out z (softmax x :axis 0)))",
-   {70, 1000}, -1, 0},
+   {70, 2100}, -1, 0},
   /* the sum passes take eight rows at a time: ties with the max among them */
   {"log_softmax over axis 0, 20 rows of i32", "(graph l (in x i32 [r c]) (out z (log_softmax x :axis 0)))", {20, 40},
    -1, 0},
