@@ -489,9 +489,16 @@ static void block_group(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row
  * log_softmax, one thread, before and after in one harness (Emerald
  * Rapids): rows of 3 / 4 / 5 / 6 / 7 1.18 / 1.18-1.19 / 1.12 / 1.17-1.19 /
  * 1.07-1.09x, the kernel's cold compile 3-7 ms longer; rows of 8 1.09x
- * but 20 ms longer (23 -> 43 ms), 10 1.05-1.12x for 15, 16 1.01x for 36:
- * those keep one block. */
-enum { GROUP_BELOW = 8 };
+ * but 20 ms longer (23 -> 43 ms, that measurement's object), 10
+ * 1.05-1.12x for 15, 16 1.01x for 36: those kept one block. Rows of 8 now
+ * take two: JIT through tlaloc_program_run into a buffer, one thread, min
+ * of 5 x 2000 calls, alternated in one process (Emerald Rapids):
+ * log_softmax [2048 8] f32 9.8-10.1 -> 9.0-9.3 us, f64 23.0-23.6 ->
+ * 21.5-21.6, softmax f32 8.8 -> 8.5, f64 18.9 -> 18.6; the kernel's
+ * compile (libmvec exps, after a warm-up compile) 12.3-13.3 -> 17.2-19.6
+ * ms. That is what takes f32 log_softmax over rows of 8 from 0.77-0.79x
+ * to 0.8x of rows of 1024 per element (bench-backend --shapes). */
+enum { GROUP_BELOW = 9 };
 
 /* Do rows of a known length d take blocks? */
 static bool blockable(int64_t d, int VW) { return d >= 2 && d <= VW && VW <= MAXV; }
