@@ -1246,6 +1246,74 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
   pad_tiers(e, s, off, rd, col, true);
 }
 
+/* A symbolic length's paths in functions of their own, void f(src, dst,
+ * r0, r1, d) over rows [r0, r1): the chunks, and the padded and flat
+ * blocks. In the kernel they made one function with the row passes, which
+ * LLVM's codegen took whole on one compile thread; as functions, the
+ * module's two halves (jit.c) can put them on the other thread. The
+ * compile's CPU time is the same (one compile thread: symbolic softmax f32
+ * 62-63 ms either way); its wall time with two, Emerald Rapids, in one
+ * process after a warm-up compile: softmax 64-67 -> 39-45 ms, log_softmax
+ * 101-105 -> 65-70 ms (the blocks alone moved). */
+typedef void outlined_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1);
+
+/* Emits f (its name: the kernel's and suffix) with body, and a call of it
+ * on s0's src, dst and dv at the builder's place in the kernel. */
+static void call_outlined(em *e, const srow *s0, const char *suffix, outlined_body *body, LLVMValueRef r0,
+                          LLVMValueRef r1) {
+  LLVMTypeRef ft = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->i64, e->i64, e->i64}, 5, 0);
+  char name[160];
+  size_t len;
+  snprintf(name, sizeof name, "%s.%s", LLVMGetValueName2(e->fn, &len), suffix);
+  LLVMValueRef f = LLVMAddFunction(e->m, name, ft), fn = e->fn;
+  lw_kernel_fn(e, f);
+  /* the builders' places in the kernel: e->pre sits before the entry's branch */
+  LLVMBasicBlockRef at = LLVMGetInsertBlock(e->b), pre_at = LLVMGetInsertBlock(e->pre);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->cx, f, "entry");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(e->cx, f, "body");
+  LLVMPositionBuilderAtEnd(e->pre, entry);
+  LLVMPositionBuilderBefore(e->pre, LLVMBuildBr(e->pre, start));
+  LLVMPositionBuilderAtEnd(e->b, start);
+  e->fn = f;
+  srow s = *s0;
+  s.src = LLVMGetParam(f, 0);
+  s.dst = LLVMGetParam(f, 1);
+  s.dv = LLVMGetParam(f, 4);
+  body(e, &s, LLVMGetParam(f, 2), LLVMGetParam(f, 3));
+  LLVMBuildRetVoid(e->b);
+  e->fn = fn;
+  LLVMPositionBuilderAtEnd(e->b, at);
+  LLVMPositionBuilderBefore(e->pre, LLVMGetBasicBlockTerminator(pre_at));
+  LLVMBuildCall2(e->b, ft, f, (LLVMValueRef[]){s0->src, s0->dst, r0, r1, s0->dv}, 5, "");
+}
+
+/* chunks: VW / d rows a vector, reduced by segmented butterflies */
+static void chunks_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1) {
+  for (int i = 0, st = 1; st < s->W; st <<= 1, i++) s->step[i] = icmp(e, LLVMIntSGT, s->dv, ci(e, st));
+  sr_groups(e, s, r0, r1, LLVMBuildUDiv(e->b, ci(e, s->W), s->dv, ""), s->dv, chunk, false);
+}
+
+/* rows of 3 to VW / 2: padded blocks (P 4 to VW / 2); longer, flat blocks */
+static void blocks_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1) {
+  int VW = s->W;
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->cx, e->fn, "blocksdone");
+  if (VW / 2 >= 4) {
+    LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padrows");
+    LLVMBasicBlockRef wb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "widerows");
+    LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLE, s->dv, ci(e, VW / 2)), pb, wb);
+    LLVMPositionBuilderAtEnd(e->b, pb);
+    sr_staged_blocks(e, s, r0, r1, sym_block, 1, false);
+    LLVMBuildBr(e->b, done);
+    LLVMPositionBuilderAtEnd(e->b, wb);
+  }
+  s->invd =
+      sr_splat_v(e, LLVMBuildFDiv(e->b, LLVMConstReal(e->f32, 1), LLVMBuildSIToFP(e->b, s->dv, e->f32, ""), ""), VW);
+  s->itbl = sym_table(e, s);
+  sr_staged_blocks(e, s, r0, r1, flat_block, 1, false);
+  LLVMBuildBr(e->b, done);
+  LLVMPositionBuilderAtEnd(e->b, done);
+}
+
 bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
   *join = NULL;
   const tl_graph *g = e->g;
@@ -1296,7 +1364,6 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     *join = LLVMAppendBasicBlockInContext(e->cx, e->fn, "softmaxdone");
     LLVMBuildCondBr(e->b, ok, yes, no);
     LLVMPositionBuilderAtEnd(e->b, yes);
-    for (int i = 0, st = 1; st < VW; st <<= 1, i++) s.step[i] = icmp(e, LLVMIntSGT, dv, ci(e, st));
   }
   int nk = R - 1;
   int64_t kd[TL_MAX_RANK];
@@ -1312,7 +1379,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     sr_staged_blocks(e, &s, r0, r1, fn, group ? NBLK : 1, false);
     return true;
   }
-  sr_groups(e, &s, r0, r1, LLVMBuildUDiv(e->b, ci(e, VW), dv, ""), dv, chunk, false);
+  call_outlined(e, &s, "chunks", chunks_body, r0, r1);
   LLVMBuildBr(e->b, *join);
   if (fblock) { /* the input as the flat blocks read it, on their own path */
     LLVMPositionBuilderAtEnd(e->b, fblock);
@@ -1321,19 +1388,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     r0 = LLVMBuildMul(e->b, lo, inner, "");
     r1 = LLVMBuildMul(e->b, hi, inner, "");
     s.src = chunk_source(e, k, tl_node_inputs(g, n)[0], nk, kd, lo, hi);
-    if (VW / 2 >= 4) { /* rows of 3 to VW / 2: padded blocks, P 4 to VW / 2 */
-      LLVMBasicBlockRef pb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "padrows");
-      LLVMBasicBlockRef wb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "widerows");
-      LLVMBuildCondBr(e->b, icmp(e, LLVMIntSLE, dv, ci(e, VW / 2)), pb, wb);
-      LLVMPositionBuilderAtEnd(e->b, pb);
-      sr_staged_blocks(e, &s, r0, r1, sym_block, 1, false);
-      LLVMBuildBr(e->b, *join);
-      LLVMPositionBuilderAtEnd(e->b, wb);
-    }
-    s.invd =
-        sr_splat_v(e, LLVMBuildFDiv(e->b, LLVMConstReal(e->f32, 1), LLVMBuildSIToFP(e->b, dv, e->f32, ""), ""), VW);
-    s.itbl = sym_table(e, &s);
-    sr_staged_blocks(e, &s, r0, r1, flat_block, 1, false);
+    call_outlined(e, &s, "blocks", blocks_body, r0, r1);
     LLVMBuildBr(e->b, *join);
   }
   LLVMPositionBuilderAtEnd(e->b, no);
