@@ -1293,6 +1293,23 @@ static void chunks_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1) {
   sr_groups(e, s, r0, r1, LLVMBuildUDiv(e->b, ci(e, s->W), s->dv, ""), s->dv, chunk, false);
 }
 
+/* A symbolic length of exactly VW / 2 (8 f32, 4 f64 with AVX-512) takes
+ * the known length's transposed blocks, two at a time, in a function of
+ * its own: the padded blocks ran symbolic rows of 8 at 0.69-0.72x of rows
+ * of 1024 on Emerald Rapids (bench-backend --shapes), these at 0.92-0.94x.
+ * Into a buffer, one thread, min of 5 x 3000 calls: log_softmax f32
+ * [2048 8] 12.0-12.4 -> 9.3-9.6 us (one block at a time: 10.1-10.4),
+ * softmax 11.0-11.1 -> 8.5, log_softmax f64 [4096 4] 31.3 -> 24.8. The
+ * cost is compile time: cold `tlaloc run examples/attention.tg --stats`
+ * with one compile thread 84-85 -> 99-100 ms (one block at a time: 93). */
+static void half_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1) {
+  srow h = *s;
+  h.d = s->W / 2;
+  h.dv = ci(e, h.d);
+  bool group = h.d < GROUP_BELOW;
+  sr_staged_blocks(e, &h, r0, r1, group ? block_group : block, group ? NBLK : 1, false);
+}
+
 /* rows of 3 to VW / 2: padded blocks (P 4 to VW / 2); longer, flat blocks */
 static void blocks_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1) {
   int VW = s->W;
@@ -1388,6 +1405,15 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     r0 = LLVMBuildMul(e->b, lo, inner, "");
     r1 = LLVMBuildMul(e->b, hi, inner, "");
     s.src = chunk_source(e, k, tl_node_inputs(g, n)[0], nk, kd, lo, hi);
+    if (VW / 2 >= 4) {
+      LLVMBasicBlockRef hb = LLVMAppendBasicBlockInContext(e->cx, e->fn, "halfrows");
+      LLVMBasicBlockRef ob = LLVMAppendBasicBlockInContext(e->cx, e->fn, "otherrows");
+      LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, dv, ci(e, VW / 2)), hb, ob);
+      LLVMPositionBuilderAtEnd(e->b, hb);
+      call_outlined(e, &s, "half", half_body, r0, r1);
+      LLVMBuildBr(e->b, *join);
+      LLVMPositionBuilderAtEnd(e->b, ob);
+    }
     call_outlined(e, &s, "blocks", blocks_body, r0, r1);
     LLVMBuildBr(e->b, *join);
   }

@@ -396,6 +396,12 @@ int be_short_tests(int verbose) {
        {45, 8},
        1},
       {"log_softmax of i32, [33 16]", "(graph s (in x i32 [33 16]) (out y (log_softmax x :axis 1)))", {0}, 0},
+      /* a symbolic length of VW / 2 takes the known length's blocks */
+      {"softmax, symbolic rows of 8", "(graph s (in x f32 [r c]) (out y (softmax x :axis 1)))", {70, 8}, 1},
+      {"log_softmax of 2x, symbolic rows of 4", "(graph s (in x f64 [r c]) (out y (log_softmax (mul x 2.0) :axis 1)))",
+       {70, 4}, 1},
+      {"log_softmax over rank 3, symbolic [a b 8]", "(graph s (in x f32 [a b c]) (out y (log_softmax x :axis 2)))",
+       {5, 13, 8}, 1},
       {"softmax of a transpose, [8 50] -> [50 8]",
        "(graph s (in x f32 [8 50]) (out y (softmax (transpose x :perm [1 0]) :axis 1)))",
        {0},
