@@ -305,17 +305,17 @@ static LLVMValueRef fix_nan(em *e, int adt, LLVMValueRef acc, LLVMValueRef nan) 
  * dim in chunks of COLS columns with one accumulator per column in a stack
  * array, so each pass over the reduced dims is a loop over contiguous
  * columns that the vectoriser treats like an elementwise kernel. */
-/* COLS: 1024 columns. On Emerald Rapids (one thread, f32 [1024 1024] over
- * axis 0, min of 5 x 100 runs, the widths alternated in one process)
- * 256-column chunks read a 1 KiB piece of each row at a 4 KiB stride (a
- * new page for the prefetchers every 16 lines; the set aliasing of that
- * stride is the likely reason the 1 MiB chunk is not served from L2):
- * softmax 1118-1195 us at 256 columns,
- * 792-897 at 1024, 909-1010 at 512; sum 184-188 / 142-148; max 217 / 142
- * (over axis 1: 137 and 145). 2048 and 4096 columns ran as 1024 within
- * noise ([2048 2048], [256 4096], [64 16384]); 64 and 128 were slower.
- * On Zen 5 512 to 2048 had measured within noise of 256. The stack
- * arrays stay in L1: three of 1024 f64 are 24 KiB. */
+/* COLS: 1024 columns. 256-column chunks read a 1 KiB piece of each row at
+ * a 4 KiB stride (a new page for the prefetchers every 16 lines; the set
+ * aliasing of that stride is the likely reason the 1 MiB chunk was not
+ * served from L2). On Emerald Rapids (one thread, f32 [1024 1024] over
+ * axis 0, min of 5 x 100 runs, the widths alternated in one process):
+ * softmax 1118-1195 us at 256 columns, 909-1010 at 512, 792-897 at 1024;
+ * sum 184-188 / 142-148 (256 / 1024); max 217 / 142 (over axis 1: 137
+ * and 145). 2048 and 4096 columns ran as 1024 within noise ([2048 2048],
+ * [256 4096], [64 16384]); 64 and 128 were slower. On Zen 5, 512 to 2048
+ * had measured within noise of 256. The stack arrays stay in L1: three of
+ * 1024 f64 are 24 KiB. */
 enum { COLS = 1024 };
 
 typedef struct cols {

@@ -496,8 +496,8 @@ static void block_group(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row
  * log_softmax [2048 8] f32 9.8-10.1 -> 9.0-9.3 us, f64 23.0-23.6 ->
  * 21.5-21.6, softmax f32 8.8 -> 8.5, f64 18.9 -> 18.6; the kernel's
  * compile (libmvec exps, after a warm-up compile) 12.3-13.3 -> 17.2-19.6
- * ms. That is what takes f32 log_softmax over rows of 8 from 0.77-0.79x
- * to 0.8x of rows of 1024 per element (bench-backend --shapes). */
+ * ms. That took f32 log_softmax over rows of 8 from 0.77-0.79x to
+ * 0.85-0.88x of rows of 1024 per element (bench-backend --shapes). */
 enum { GROUP_BELOW = 9 };
 
 /* Do rows of a known length d take blocks? */
