@@ -1255,12 +1255,8 @@ static void sym_block(em *e, const srow *s, LLVMValueRef off, LLVMValueRef row) 
  * 62-63 ms either way); its wall time with two, Emerald Rapids, in one
  * process after a warm-up compile: softmax 64-67 -> 39-45 ms, log_softmax
  * 101-105 -> 65-70 ms (the blocks alone moved). */
-typedef void outlined_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1);
-
-/* Emits f (its name: the kernel's and suffix) with body, and a call of it
- * on s0's src, dst and dv at the builder's place in the kernel. */
-static void call_outlined(em *e, const srow *s0, const char *suffix, outlined_body *body, LLVMValueRef r0,
-                          LLVMValueRef r1) {
+void sr_call_outlined(em *e, const srow *s0, const char *suffix, outlined_body *body, LLVMValueRef r0,
+                      LLVMValueRef r1) {
   LLVMTypeRef ft = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->i64, e->i64, e->i64}, 5, 0);
   char name[160];
   size_t len;
@@ -1396,7 +1392,7 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     sr_staged_blocks(e, &s, r0, r1, fn, group ? NBLK : 1, false);
     return true;
   }
-  call_outlined(e, &s, "chunks", chunks_body, r0, r1);
+  sr_call_outlined(e, &s, "chunks", chunks_body, r0, r1);
   LLVMBuildBr(e->b, *join);
   if (fblock) { /* the input as the flat blocks read it, on their own path */
     LLVMPositionBuilderAtEnd(e->b, fblock);
@@ -1410,11 +1406,11 @@ bool lw_short_softmax(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
       LLVMBasicBlockRef ob = LLVMAppendBasicBlockInContext(e->cx, e->fn, "otherrows");
       LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, dv, ci(e, VW / 2)), hb, ob);
       LLVMPositionBuilderAtEnd(e->b, hb);
-      call_outlined(e, &s, "half", half_body, r0, r1);
+      sr_call_outlined(e, &s, "half", half_body, r0, r1);
       LLVMBuildBr(e->b, *join);
       LLVMPositionBuilderAtEnd(e->b, ob);
     }
-    call_outlined(e, &s, "blocks", blocks_body, r0, r1);
+    sr_call_outlined(e, &s, "blocks", blocks_body, r0, r1);
     LLVMBuildBr(e->b, *join);
   }
   LLVMPositionBuilderAtEnd(e->b, no);

@@ -64,6 +64,13 @@ void sr_groups(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, LLVMValue
 /* Rows [r0, r1) in blocks of VW rows through fn, nblk blocks a call, the
  * last, partial group staged on the stack (lower_short.c says how) */
 void sr_staged_blocks(em *e, const srow *s, LLVMValueRef r0, LLVMValueRef r1, block_fn *fn, int nblk, bool per_row);
+/* What sr_call_outlined emits into a function of its own: rows [r0, r1)
+ * of s, whose src, dst and dv are that function's parameters */
+typedef void outlined_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1);
+/* Emits void f(src, dst, r0, r1, d), named the kernel's name and suffix,
+ * with body, and a call of it on s0's src, dst and dv at the builder's
+ * place in the kernel (lower_short.c says why) */
+void sr_call_outlined(em *e, const srow *s0, const char *suffix, outlined_body *body, LLVMValueRef r0, LLVMValueRef r1);
 /* Two vectors of rows of g partials combined into one of rows of g/2 */
 rowvec sr_halve(em *e, const rowvec *a, const rowvec *b, int L, bool max);
 /* A vector of L rows of one value each with lane r row r's */

@@ -5,7 +5,7 @@
  * (behind a run-time test) as each row's vectors where they lie, the last
  * masked (sum_rows);
  * a symbolic power of two calls its known length's sum_block, compiled per
- * length in a function of its own (pow2_sums). The blocks, staging and
+ * length in a function of its own (pow2_body). The blocks, staging and
  * halving tree are lower_short.c's (lower_short.h). */
 #include "backend/lower_short.h"
 
@@ -151,37 +151,20 @@ static void tuned_width(em *e) {
                           LLVMCreateStringAttribute(e->cx, lw, sizeof lw - 1, v, sizeof v - 1));
 }
 
-/* A symbolic length that is a power of two d (2 to SUMMAX): sum_block's
- * code for d in a function of its own, (src, dst, r0, r1), since the
- * vector width it is tuned to is a function's attribute. One function per
- * d; the kernel calls the one its length asks for. sum_rows ran these
+/* A symbolic length that is a power of two d (2 to SUMMAX, in s->d):
+ * sum_block's code for d in a function of its own (sr_call_outlined),
+ * since the vector width it is tuned to is a function's attribute. One
+ * function per d; the kernel calls the one its length asks for. sum_rows ran these
  * lengths at 0.70-0.75x of long rows (rows of 16) and slower with that
  * width; f32, AVX-512, Sapphire Rapids (AOT objects, min of 300 x 20
  * calls): [8192 2] 6.8 -> 2.3 us, [4096 4] 3.4 -> 2.1, [2048 8] 1.73 ->
  * 1.28, [1024 16] 1.31-1.33 -> 1.03, [512 32] 1.11 -> 0.91 ([16 1024]:
  * 0.92-0.94). The symbolic sum kernel compiles in 29 ms instead of 15
  * (cold `run --stats`, min of 7). */
-static LLVMValueRef pow2_sums(em *e, const srow *s0, int d) {
-  LLVMTypeRef ft = LLVMFunctionType(e->vd, (LLVMTypeRef[]){e->ptr, e->ptr, e->i64, e->i64}, 4, 0);
-  char name[160];
-  size_t len;
-  snprintf(name, sizeof name, "%s.sums%d", LLVMGetValueName2(e->fn, &len), d);
-  LLVMValueRef f = LLVMAddFunction(e->m, name, ft), fn = e->fn;
-  lw_kernel_fn(e, f);
-  LLVMBasicBlockRef at = LLVMGetInsertBlock(e->b);
-  LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->cx, f, "entry"));
-  e->fn = f;
+static void pow2_body(em *e, srow *s, LLVMValueRef r0, LLVMValueRef r1) {
   if (e->avx512) tuned_width(e);
-  srow s = *s0;
-  s.d = d;
-  s.src = LLVMGetParam(f, 0);
-  s.dst = LLVMGetParam(f, 1);
-  s.dv = ci(e, d);
-  sr_groups(e, &s, LLVMGetParam(f, 2), LLVMGetParam(f, 3), ci(e, s.W), s.dv, sum_block, true);
-  LLVMBuildRetVoid(e->b);
-  e->fn = fn;
-  LLVMPositionBuilderAtEnd(e->b, at);
-  return f;
+  s->dv = ci(e, s->d);
+  sr_groups(e, s, r0, r1, ci(e, s->W), s->dv, sum_block, true);
 }
 
 bool lw_short_sum(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
@@ -243,14 +226,17 @@ bool lw_short_sum(em *e, const be_kern *k, LLVMBasicBlockRef *join) {
     return true;
   }
   /* a symbolic power of two: its known length's blocks, in functions of
-   * their own (pow2_sums) */
+   * their own (pow2_body) */
   for (int d2 = 2; d2 <= SUMMAX; d2 *= 2) {
     LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(e->cx, e->fn, "pow2sums");
     LLVMBasicBlockRef nt = LLVMAppendBasicBlockInContext(e->cx, e->fn, "notpow2");
     LLVMBuildCondBr(e->b, icmp(e, LLVMIntEQ, s.dv, ci(e, d2)), yes, nt);
     LLVMPositionBuilderAtEnd(e->b, yes);
-    LLVMValueRef f = pow2_sums(e, &s, d2);
-    LLVMBuildCall2(e->b, LLVMGlobalGetValueType(f), f, (LLVMValueRef[]){s.src, s.dst, r0, r1}, 4, "");
+    srow p = s;
+    p.d = d2;
+    char sfx[16];
+    snprintf(sfx, sizeof sfx, "sums%d", d2);
+    sr_call_outlined(e, &p, sfx, pow2_body, r0, r1);
     LLVMBuildBr(e->b, *join);
     LLVMPositionBuilderAtEnd(e->b, nt);
   }
