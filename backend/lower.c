@@ -359,7 +359,7 @@ static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
     break;
   case TL_OP_EXPAND_DIMS: {
     bool ins[TL_MAX_RANK];
-    lw_expand_dims_mask(n, ins);
+    tl_expand_dims_mask(n, ins);
     int j = 0;
     for (int i = 0; i < n->type.rank; i++)
       if (!ins[i]) x[j++] = d[i];
@@ -367,7 +367,7 @@ static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
   }
   case TL_OP_SQUEEZE: {
     bool drop[TL_MAX_RANK];
-    lw_squeeze_mask(n, xt, drop);
+    tl_squeeze_mask(n, xt, drop);
     int j = 0;
     for (int i = 0; i < xt->rank; i++) x[i] = drop[i] ? dep_of(DEP_OTHER, 0) : d[j++];
     break;

@@ -508,28 +508,6 @@ static LLVMValueRef lit_value(em *e, const tl_node *n) {
   return LLVMConstInt(vty(e, dt), (unsigned long long)v, 1);
 }
 
-/* The index maps of expand_dims and squeeze, shared by the index
- * expressions and the dependency analysis: which result dims expand_dims
- * inserts, and which operand dims squeeze drops. */
-void lw_expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]) {
-  memset(ins, 0, TL_MAX_RANK * sizeof *ins);
-  for (int i = 0; i < n->attrs.naxes; i++) {
-    int a = n->attrs.axes[i];
-    ins[a < 0 ? a + n->type.rank : a] = true;
-  }
-}
-
-void lw_squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]) {
-  memset(drop, 0, TL_MAX_RANK * sizeof *drop);
-  if (n->attrs.present & TL_A_AXIS)
-    for (int i = 0; i < n->attrs.naxes; i++) {
-      int a = n->attrs.axes[i];
-      drop[a < 0 ? a + xt->rank : a] = true;
-    }
-  else
-    for (int i = 0; i < xt->rank; i++) drop[i] = xt->dims[i] == 1;
-}
-
 /* Index of operand x (of rank xr) of a broadcasting op of rank r. */
 static void bcast_idx(em *e, const tl_type *xt, const tl_type *ot, LLVMValueRef *idx, LLVMValueRef *xi) {
   int off = ot->rank - xt->rank;
@@ -657,7 +635,7 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
     return lw_ex(e, in[0], xi);
   case TL_OP_EXPAND_DIMS: {
     bool ins[TL_MAX_RANK];
-    lw_expand_dims_mask(n, ins);
+    tl_expand_dims_mask(n, ins);
     int j = 0;
     for (int i = 0; i < n->type.rank; i++)
       if (!ins[i]) xi[j++] = idx[i];
@@ -665,7 +643,7 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
   }
   case TL_OP_SQUEEZE: {
     bool drop[TL_MAX_RANK];
-    lw_squeeze_mask(n, xt, drop);
+    tl_squeeze_mask(n, xt, drop);
     int j = 0;
     for (int i = 0; i < xt->rank; i++) xi[i] = drop[i] ? ci(e, 0) : idx[j++];
     return lw_ex(e, in[0], xi);

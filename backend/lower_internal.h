@@ -148,8 +148,6 @@ LLVMValueRef lw_ex(em *e, int32_t id, LLVMValueRef *idx);
 LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx);
 /* Python's slice start (slice and slice_update :start :step) along a dim of length len. */
 LLVMValueRef lw_slice_start(em *e, const tl_attrs *a, LLVMValueRef len);
-void lw_expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]);
-void lw_squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]);
 
 /* ---- lower_stream.c: streaming prefetch and stores ------------------------ */
 

@@ -274,27 +274,6 @@ static int32_t i_op(gb *b, int op, int32_t x, int32_t y) {
 
 /* ---- expressions ------------------------------------------------------------ */
 
-/* The index maps of expand_dims (the result dims it inserts) and squeeze
- * (the operand dims it drops), as backend/lower_expr.c reads them. */
-static void expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]) {
-  memset(ins, 0, TL_MAX_RANK * sizeof *ins);
-  for (int i = 0; i < n->attrs.naxes; i++) {
-    int a = n->attrs.axes[i];
-    ins[a < 0 ? a + n->type.rank : a] = true;
-  }
-}
-
-static void squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]) {
-  memset(drop, 0, TL_MAX_RANK * sizeof *drop);
-  if (n->attrs.present & TL_A_AXIS)
-    for (int i = 0; i < n->attrs.naxes; i++) {
-      int a = n->attrs.axes[i];
-      drop[a < 0 ? a + xt->rank : a] = true;
-    }
-  else
-    for (int i = 0; i < xt->rank; i++) drop[i] = xt->dims[i] == 1;
-}
-
 static int32_t load_at(gb *b, int32_t bi, int dt, int32_t off) { return gk_load(b->k, bi, dt, off); }
 
 static int32_t lit_value(gb *b, const tl_node *n) {
@@ -435,7 +414,7 @@ int32_t gb_ex_def(gb *b, int32_t id, const int32_t *idx) {
     return gb_ex(b, in[0], xi);
   case TL_OP_EXPAND_DIMS: {
     bool ins[TL_MAX_RANK];
-    expand_dims_mask(n, ins);
+    tl_expand_dims_mask(n, ins);
     int j = 0;
     for (int i = 0; i < n->type.rank; i++)
       if (!ins[i]) xi[j++] = idx[i];
@@ -443,7 +422,7 @@ int32_t gb_ex_def(gb *b, int32_t id, const int32_t *idx) {
   }
   case TL_OP_SQUEEZE: {
     bool drop[TL_MAX_RANK];
-    squeeze_mask(n, xt, drop);
+    tl_squeeze_mask(n, xt, drop);
     int j = 0;
     for (int i = 0; i < xt->rank; i++) xi[i] = drop[i] ? gk_i64(k, 0) : idx[j++];
     return gb_ex(b, in[0], xi);

@@ -406,6 +406,27 @@ static int infer_squeeze(ictx *c) {
   return 0;
 }
 
+/* The masks of infer_expand_dims and infer_squeeze once the axes have
+ * passed them (no checks left to make) */
+void tl_expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]) {
+  memset(ins, 0, TL_MAX_RANK * sizeof *ins);
+  for (int i = 0; i < n->attrs.naxes; i++) {
+    int a = n->attrs.axes[i];
+    ins[a < 0 ? a + n->type.rank : a] = true;
+  }
+}
+
+void tl_squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]) {
+  memset(drop, 0, TL_MAX_RANK * sizeof *drop);
+  if (n->attrs.present & TL_A_AXIS)
+    for (int i = 0; i < n->attrs.naxes; i++) {
+      int a = n->attrs.axes[i];
+      drop[a < 0 ? a + xt->rank : a] = true;
+    }
+  else
+    for (int i = 0; i < xt->rank; i++) drop[i] = xt->dims[i] == 1;
+}
+
 static int infer_concat(ictx *c) {
   if (infer_dtype(c, 0)) return -1;
   const tl_type *x = c->in[0];

@@ -235,6 +235,13 @@ bool tl_control_prefix_run(const tl_graph *g, int32_t a, int32_t b);
  * results whose length its :trips symbol gets only when it has run). */
 bool tl_graph_stacks(const tl_graph *g);
 
+/* The index maps of expand_dims and squeeze, for a node whose type has
+ * been inferred (its axes are valid): which result dims expand_dims
+ * inserts, and which dims of its operand xt squeeze drops. The backends
+ * read their index expressions from them. */
+void tl_expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]);
+void tl_squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]);
+
 /* Whether op has an inference function (tests check every op has one). */
 bool tl_infer_has(int op);
 
