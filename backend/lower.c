@@ -135,6 +135,16 @@ void lw_kernel_fn(em *e, LLVMValueRef f) {
   LLVMSetLinkage(f, LLVMInternalLinkage);
   /* kept out of line: the same code runs serially and from the worker */
   lw_add_enum_attr(e, f, "noinline", 0);
+  /* a frame aligned to a vector, so that the vectors spilled around each
+   * libmvec call sit in aligned slots: a kernel whose frame held no
+   * 64-byte-aligned array of its own spilled zmm registers at offsets such
+   * as 0x370(%rsp), each spill and reload across two cache lines. The
+   * symbolic softmax `(softmax (div x 4.0) :axis 1)` over [2048 2048] f32,
+   * two run threads, Emerald Rapids, alternated processes, six each:
+   * 1359-1588 us -> 1286-1432 (its frame had been aligned while it held
+   * the short rows' block arrays: 1300-1367); one thread no different;
+   * the full bench-backend's figures the same within noise */
+  lw_add_enum_attr(e, f, "alignstack", e->avx512 ? 64 : 32);
   if (e->avx512) {
     static const char k[] = "prefer-vector-width", v[] = "512";
     LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateStringAttribute(e->cx, k, sizeof k - 1, v, sizeof v - 1));
