@@ -31,9 +31,11 @@ typedef struct gb {
 } gb;
 
 /* Builds the description of plan kernel ki into b->k (a fresh kernel
- * named name). 0, or -1 with the message in b->err (an op, dtype or math
- * function the GPU backend lacks). */
-int gb_kernel(gb *b, int ki, const char *name);
+ * named name): the whole kernel (stage 0), or of a split reduction the
+ * partial results into plan buffer scratch (stage 1) or the rows from
+ * them (stage 2). 0, or -1 with the message in b->err (an op, dtype or
+ * math function the GPU backend lacks). */
+int gb_kernel(gb *b, int ki, const char *name, int stage, int32_t scratch, int slots);
 
 /* ---- gk_build.c: values ---------------------------------------------------- */
 int32_t gb_dim(gb *b, int64_t d);                         /* a tl dim's size, i64 */
@@ -59,6 +61,12 @@ int32_t gb_math(gb *b, gk_math f, int dt, int32_t x, int32_t y);
 /* ---- gk_rows.c, gk_matmul.c ------------------------------------------------- */
 void gb_reduce_axes(const tl_node *n, int rank, bool *red);
 int gb_k_red(gb *b, const be_kern *k);
+/* Whether reduction kernel k runs as two kernels (gk_rows.c, "split
+ * reductions"): then *scratch is the type of the buffer of partial results
+ * between them and *slots their number per row. */
+bool gb_red_split(const tl_graph *g, const be_kern *k, tl_type *scratch, int *slots);
+int gb_k_red_part(gb *b, const be_kern *k, int32_t scratch, int slots);
+int gb_k_red_final(gb *b, const be_kern *k, int32_t scratch, int slots);
 int gb_k_softmax(gb *b, const be_kern *k);
 int gb_k_matmul(gb *b, const be_kern *k);
 

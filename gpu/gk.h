@@ -118,6 +118,10 @@ typedef struct gk_launch {
 typedef struct gk_kernel {
   char name[32];
   int plan_kernel; /* index in the plan (be_plan.ks) */
+  /* 0: the plan kernel's own; of a split reduction (gk_rows.c), 1 the
+   * partial results into plan buffer scratch, 2 the rows from them */
+  int stage;
+  int32_t scratch;
   gk_ins *ins;
   int32_t nins, capins;
   uint8_t *vars; /* gk_ty of each variable */

@@ -674,10 +674,12 @@ static int k_scatter(gb *b, const be_kern *kk) {
   return b->failed ? -1 : 0;
 }
 
-int gb_kernel(gb *b, int ki, const char *name) {
+int gb_kernel(gb *b, int ki, const char *name, int stage, int32_t scratch, int slots) {
   const be_kern *kk = &b->p->ks[ki];
   b->k = gk_new(name, GB_THREADS);
   b->k->plan_kernel = ki;
+  b->k->stage = stage;
+  b->k->scratch = stage ? scratch : -1;
   b->k->is_const = b->is_const;
   b->knode = kk->node;
   /* in-place kernels read and write one buffer: its loads are never merged */
@@ -685,7 +687,11 @@ int gb_kernel(gb *b, int ki, const char *name) {
   int rc;
   switch (kk->kind) {
   case BE_K_EW: rc = k_ew(b, kk); break;
-  case BE_K_RED: rc = gb_k_red(b, kk); break;
+  case BE_K_RED:
+    rc = stage == 1   ? gb_k_red_part(b, kk, scratch, slots)
+         : stage == 2 ? gb_k_red_final(b, kk, scratch, slots)
+                      : gb_k_red(b, kk);
+    break;
   case BE_K_SOFTMAX: rc = gb_k_softmax(b, kk); break;
   case BE_K_MATMUL: rc = gb_k_matmul(b, kk); break;
   case BE_K_SCATTER: rc = k_scatter(b, kk); break;

@@ -186,47 +186,101 @@ static int32_t red_elem(gb *b, const red *R, int32_t j) {
   return gb_conv(b, gb_ex(b, R->xid, idx), R->xn->type.dtype, R->adt);
 }
 
-int gb_k_red(gb *b, const be_kern *kk) {
-  gk_kernel *k = b->k;
-  const tl_graph *g = b->g;
-  const tl_node *n = &g->nodes[kk->node];
+/* What a reduction kernel reads and how it combines: the rows and their
+ * elements (R), the combine, its identity and the accumulator's dtype. */
+typedef struct redk {
   red R;
-  memset(&R, 0, sizeof R);
-  R.xid = tl_node_inputs(g, n)[0];
-  R.xn = &g->nodes[R.xid];
-  int rank = R.xn->type.rank, op = n->op, odt = n->type.dtype;
-  bool redm[TL_MAX_RANK];
-  gb_reduce_axes(n, rank, redm);
-  int64_t kd[TL_MAX_RANK], len_known = 1;
-  for (int i = 0; i < rank; i++) {
-    int64_t d = R.xn->type.dims[i];
-    if (redm[i]) {
-      R.rd[R.nr] = i;
-      R.rdim[R.nr++] = gb_dim(b, d);
-      len_known = d < 0 || len_known < 0 ? -1 : len_known * d;
+  int op, odt, rank;
+  bool ints, redm[TL_MAX_RANK];
+  int64_t kd[TL_MAX_RANK], len_known, rows_known; /* -1: symbolic */
+  comb c;
+} redk;
+
+static void red_shape(const tl_graph *g, const be_kern *kk, redk *q) {
+  const tl_node *n = &g->nodes[kk->node];
+  memset(q, 0, sizeof *q);
+  q->R.xid = tl_node_inputs(g, n)[0];
+  q->R.xn = &g->nodes[q->R.xid];
+  q->rank = q->R.xn->type.rank;
+  q->op = n->op;
+  q->odt = n->type.dtype;
+  gb_reduce_axes(n, q->rank, q->redm);
+  q->len_known = q->rows_known = 1;
+  for (int i = 0; i < q->rank; i++) {
+    int64_t d = q->R.xn->type.dims[i];
+    int64_t *known = q->redm[i] ? &q->len_known : &q->rows_known;
+    *known = d < 0 || *known < 0 ? -1 : *known * d;
+    if (q->redm[i])
+      q->R.nr++;
+    else
+      q->kd[q->R.nk++] = d;
+  }
+  q->ints = !isf(q->odt) && q->op != TL_OP_MEAN && q->op != TL_OP_LOGSUMEXP;
+  q->R.adt = q->ints ? TL_I64 : TL_F64;
+  q->c = q->op == TL_OP_PROD                              ? C_MUL
+         : q->op == TL_OP_MAX || q->op == TL_OP_LOGSUMEXP ? C_MAX
+         : q->op == TL_OP_MIN                             ? C_MIN
+                                                          : C_ADD;
+}
+
+/* The rows' and elements' dims as kernel values; count and nrows. */
+static void red_dims(gb *b, redk *q, int32_t *count, int32_t *nrows) {
+  gk_kernel *k = b->k;
+  q->R.nk = q->R.nr = 0;
+  for (int i = 0; i < q->rank; i++) {
+    int64_t d = q->R.xn->type.dims[i];
+    if (q->redm[i]) {
+      q->R.rd[q->R.nr] = i;
+      q->R.rdim[q->R.nr++] = gb_dim(b, d);
     } else {
-      kd[R.nk] = d;
-      R.kept[R.nk] = i;
-      R.kdim[R.nk++] = gb_dim(b, d);
+      q->R.kept[q->R.nk] = i;
+      q->R.kdim[q->R.nk++] = gb_dim(b, d);
     }
   }
-  bool ints = !isf(odt) && op != TL_OP_MEAN && op != TL_OP_LOGSUMEXP;
-  R.adt = ints ? TL_I64 : TL_F64;
-  gk_ty at = gk_ty_of_dtype(R.adt);
-  rows rw = {.mode = choose_mode(!(rank >= 2 && R.nr > 0 && !redm[rank - 1]), len_known)};
-  set_launch(b, rw.mode, R.nk, kd);
-  int32_t count = gk_i64(k, 1), nrows = gk_i64(k, 1);
-  for (int i = 0; i < R.nr; i++) count = gk_mul(k, count, R.rdim[i]);
-  for (int i = 0; i < R.nk; i++) nrows = gk_mul(k, nrows, R.kdim[i]);
-  if (op == TL_OP_MAX || op == TL_OP_MIN) {
-    gk_if(k, gk_icmp_v(k, GK_IEQ, count, gk_i64(k, 0)));
-    gb_set_err(b, BE_ERR_EMPTY);
-    gk_end(k);
-  }
-  comb c = op == TL_OP_PROD ? C_MUL : op == TL_OP_MAX || op == TL_OP_LOGSUMEXP ? C_MAX : op == TL_OP_MIN ? C_MIN : C_ADD;
-  int32_t init = c == C_ADD ? (ints ? gk_i64(k, 0) : gk_cf(k, at, 0))
-               : c == C_MUL ? (ints ? gk_i64(k, 1) : gk_cf(k, at, 1))
-               : ints ? gk_i64(k, c == C_MAX ? INT64_MIN : INT64_MAX) : gk_cf(k, at, c == C_MAX ? -INFINITY : INFINITY);
+  *count = gk_i64(k, 1);
+  *nrows = gk_i64(k, 1);
+  for (int i = 0; i < q->R.nr; i++) *count = gk_mul(k, *count, q->R.rdim[i]);
+  for (int i = 0; i < q->R.nk; i++) *nrows = gk_mul(k, *nrows, q->R.kdim[i]);
+}
+
+static int32_t red_init(gb *b, const redk *q) {
+  gk_kernel *k = b->k;
+  gk_ty at = gk_ty_of_dtype(q->R.adt);
+  comb c = q->c;
+  if (c == C_ADD) return q->ints ? gk_i64(k, 0) : gk_cf(k, at, 0);
+  if (c == C_MUL) return q->ints ? gk_i64(k, 1) : gk_cf(k, at, 1);
+  if (q->ints) return gk_i64(k, c == C_MAX ? INT64_MIN : INT64_MAX);
+  return gk_cf(k, at, c == C_MAX ? -INFINITY : INFINITY);
+}
+
+/* max and min of nothing: the program's error */
+static void red_empty_check(gb *b, const redk *q, int32_t count) {
+  if (q->op != TL_OP_MAX && q->op != TL_OP_MIN) return;
+  gk_if(b->k, gk_icmp_v(b->k, GK_IEQ, count, gk_i64(b->k, 0)));
+  gb_set_err(b, BE_ERR_EMPTY);
+  gk_end(b->k);
+}
+
+/* The row's result r (adt) as the op's: mean divides by the count. */
+static int32_t red_finish(gb *b, const redk *q, int32_t r, int32_t count) {
+  if (q->op == TL_OP_MEAN) r = gk_bin_v(b->k, GK_FDIV, r, gk_conv_v(b->k, GK_SITOFP, count, GK_F64));
+  return gb_conv(b, r, q->R.adt, q->odt);
+}
+
+int gb_k_red(gb *b, const be_kern *kk) {
+  gk_kernel *k = b->k;
+  redk q;
+  red_shape(b->g, kk, &q);
+  red *R = &q.R;
+  int op = q.op;
+  gk_ty at = gk_ty_of_dtype(R->adt);
+  rows rw = {.mode = choose_mode(!(q.rank >= 2 && q.R.nr > 0 && !q.redm[q.rank - 1]), q.len_known)};
+  set_launch(b, rw.mode, R->nk, q.kd);
+  int32_t count, nrows;
+  red_dims(b, &q, &count, &nrows);
+  red_empty_check(b, &q, count);
+  comb c = q.c;
+  int32_t init = red_init(b, &q);
   if (rw.mode == M_BLOCK) {
     rw.shm[0] = gk_shm(k, at, GB_WARPS);
     if (op == TL_OP_LOGSUMEXP) rw.shm[1] = gk_shm(k, at, GB_WARPS);
@@ -234,14 +288,13 @@ int gb_k_red(gb *b, const be_kern *kk) {
   int32_t rv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
   rows_open(b, &rw, nrows, rv);
   int32_t row = gk_get(k, rv);
-  gb_decompose(b, row, R.nk, R.kdim, R.kidx);
+  gb_decompose(b, row, R->nk, R->kdim, R->kidx);
   gk_set(k, acc, init);
   gk_loop(k, jv, rw.first, count, rw.step);
-  gk_set(k, acc, combine(b, c, gk_get(k, acc), red_elem(b, &R, gk_get(k, jv))));
+  gk_set(k, acc, combine(b, c, gk_get(k, acc), red_elem(b, R, gk_get(k, jv))));
   gk_end(k);
   int32_t r = gk_get(k, acc);
   rows_combine(b, &rw, 1, &r, &c, &init);
-  if (op == TL_OP_MEAN) r = gk_bin_v(k, GK_FDIV, r, gk_conv_v(k, GK_SITOFP, count, GK_F64));
   if (op == TL_OP_LOGSUMEXP) {
     int32_t m = r, fin = is_finite(b, m);
     int32_t sh = gk_select(k, fin, m, gk_cf(k, at, 0));
@@ -249,9 +302,9 @@ int gb_k_red(gb *b, const be_kern *kk) {
     gk_set(k, s, gk_cf(k, at, 0));
     gk_set(k, ties, gk_cf(k, at, 0));
     gk_loop(k, jv, rw.first, count, rw.step);
-    int32_t v = red_elem(b, &R, gk_get(k, jv));
+    int32_t v = red_elem(b, R, gk_get(k, jv));
     int32_t eq = gk_fcmp_v(k, GK_FOEQ, v, sh);
-    int32_t t = gb_math(b, GK_EXP, R.adt, gk_bin_v(k, GK_FSUB, v, sh), -1);
+    int32_t t = gb_math(b, GK_EXP, R->adt, gk_bin_v(k, GK_FSUB, v, sh), -1);
     gk_set(k, ties, gk_bin_v(k, GK_FADD, gk_get(k, ties), gk_select(k, eq, gk_cf(k, at, 1), gk_cf(k, at, 0))));
     gk_set(k, s, gk_bin_v(k, GK_FADD, gk_get(k, s), gk_select(k, eq, gk_cf(k, at, 0), t)));
     gk_end(k);
@@ -259,10 +312,123 @@ int gb_k_red(gb *b, const be_kern *kk) {
     comb cc[2] = {C_ADD, C_ADD};
     int32_t ids[2] = {zero, zero};
     rows_combine(b, &rw, 2, pair, cc, ids);
-    r = gk_select(k, fin, gk_bin_v(k, GK_FADD, m, sumexp_log(b, R.adt, fin, pair[0], pair[1])), m);
+    r = gk_select(k, fin, gk_bin_v(k, GK_FADD, m, sumexp_log(b, R->adt, fin, pair[0], pair[1])), m);
   }
   gk_if(k, rw.lane0);
-  gk_store(k, kk->out, odt, row, gb_conv(b, r, R.adt, odt));
+  gk_store(k, kk->out, q.odt, row, red_finish(b, &q, r, count));
+  gk_end(k);
+  gk_end(k);
+  return b->failed ? -1 : 0;
+}
+
+/* ---- split reductions ----------------------------------------------------------
+ * A reduction to a few rows (a loss: the sum or mean of everything) took
+ * a block per row, so one block of the whole GPU read all of a long row.
+ * Such a reduction runs as two kernels instead: the first computes up to
+ * `slots` partial results per row, each a block's over every
+ * (slots x threads)-th run of the row's elements, into a scratch buffer
+ * of rows x slots (the accumulator's dtype); the second reduces each
+ * row's partial results in one block and writes the row. A row of count
+ * elements uses ceil(count / SPLIT_PER_SLOT) slots (at least 1, at most
+ * `slots`), computed alike by both kernels, so a short row costs a block,
+ * and the order in which the elements combine depends only on the count:
+ * the result is the same for any grid, as the interpreter's order is
+ * fixed too (though not the same order; floats accumulate in f64).
+ * Logsumexp keeps its block per row (its two passes would need two
+ * scratch rounds). */
+enum { SPLIT_ROWS = 64, SPLIT_SLOTS = 1024, SPLIT_PER_SLOT = 16 * GB_THREADS, SPLIT_MIN_LEN = 65536 };
+
+bool gb_red_split(const tl_graph *g, const be_kern *kk, tl_type *scratch, int *slots) {
+  if (kk->kind != BE_K_RED) return false;
+  redk q;
+  red_shape(g, kk, &q);
+  if (q.op == TL_OP_LOGSUMEXP || q.R.nk + 1 > TL_MAX_RANK) return false;
+  bool along_last = !(q.rank >= 2 && q.R.nr > 0 && !q.redm[q.rank - 1]);
+  if (choose_mode(along_last, q.len_known) != M_BLOCK) return false;
+  if (q.rows_known < 0 || q.rows_known > SPLIT_ROWS) return false;
+  if (q.len_known >= 0 && q.len_known < SPLIT_MIN_LEN) return false;
+  int s = SPLIT_SLOTS;
+  while (s > 1 && s * q.rows_known > SPLIT_SLOTS) s /= 2;
+  *slots = s;
+  memset(scratch, 0, sizeof *scratch);
+  scratch->dtype = (uint8_t)q.R.adt;
+  scratch->rank = (uint8_t)(q.R.nk + 1);
+  for (int i = 0; i < q.R.nk; i++) scratch->dims[i] = q.kd[i];
+  scratch->dims[q.R.nk] = s;
+  return true;
+}
+
+/* the slots a row of count elements uses: ceil(count / SPLIT_PER_SLOT), in [1, slots] */
+static int32_t used_slots(gb *b, int32_t count, int slots) {
+  gk_kernel *k = b->k;
+  int32_t u = gk_bin_v(k, GK_SDIV, gk_add(k, count, gk_i64(k, SPLIT_PER_SLOT - 1)), gk_i64(k, SPLIT_PER_SLOT));
+  u = gk_select(k, gk_icmp_v(k, GK_ISLT, u, gk_i64(k, 1)), gk_i64(k, 1), u);
+  return gk_select(k, gk_icmp_v(k, GK_ISGT, u, gk_i64(k, slots)), gk_i64(k, slots), u);
+}
+
+int gb_k_red_part(gb *b, const be_kern *kk, int32_t scratch, int slots) {
+  gk_kernel *k = b->k;
+  redk q;
+  red_shape(b->g, kk, &q);
+  red *R = &q.R;
+  gk_ty at = gk_ty_of_dtype(R->adt);
+  gk_launch *l = &k->launch;
+  l->nwork = R->nk + 1;
+  for (int i = 0; i < R->nk; i++) l->work[i] = q.kd[i];
+  l->work[R->nk] = slots;
+  l->per_block = 1;
+  int32_t count, nrows;
+  red_dims(b, &q, &count, &nrows);
+  rows rw = {.mode = M_BLOCK};
+  rw.shm[0] = gk_shm(k, at, GB_WARPS);
+  comb c = q.c;
+  int32_t init = red_init(b, &q), used = used_slots(b, count, slots);
+  int32_t tid = gk_sreg_v(k, GK_TID), ntid = gk_sreg_v(k, GK_NTID);
+  int32_t sv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
+  /* slot s of the used ones: row s / used, part s % used (block-uniform) */
+  gk_loop(k, sv, gk_sreg_v(k, GK_CTAID), gk_mul(k, nrows, used), gk_sreg_v(k, GK_NCTAID));
+  int32_t s = gk_get(k, sv);
+  int32_t row = gk_bin_v(k, GK_SDIV, s, used), part = gk_bin_v(k, GK_SREM, s, used);
+  gb_decompose(b, row, R->nk, R->kdim, R->kidx);
+  gk_set(k, acc, init);
+  gk_loop(k, jv, gk_add(k, gk_mul(k, part, ntid), tid), count, gk_mul(k, used, ntid));
+  gk_set(k, acc, combine(b, c, gk_get(k, acc), red_elem(b, R, gk_get(k, jv))));
+  gk_end(k);
+  int32_t r = gk_get(k, acc);
+  rows_combine(b, &rw, 1, &r, &c, &init);
+  gk_if(k, gk_icmp_v(k, GK_IEQ, tid, gk_i64(k, 0)));
+  gk_store(k, scratch, R->adt, gk_add(k, gk_mul(k, row, gk_i64(k, slots)), part), r);
+  gk_end(k);
+  gk_end(k);
+  return b->failed ? -1 : 0;
+}
+
+int gb_k_red_final(gb *b, const be_kern *kk, int32_t scratch, int slots) {
+  gk_kernel *k = b->k;
+  redk q;
+  red_shape(b->g, kk, &q);
+  red *R = &q.R;
+  gk_ty at = gk_ty_of_dtype(R->adt);
+  set_launch(b, M_BLOCK, R->nk, q.kd);
+  int32_t count, nrows;
+  red_dims(b, &q, &count, &nrows);
+  red_empty_check(b, &q, count);
+  rows rw = {.mode = M_BLOCK};
+  rw.shm[0] = gk_shm(k, at, GB_WARPS);
+  comb c = q.c;
+  int32_t init = red_init(b, &q), used = used_slots(b, count, slots);
+  int32_t rv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
+  rows_open(b, &rw, nrows, rv);
+  int32_t row = gk_get(k, rv);
+  gk_set(k, acc, init);
+  gk_loop(k, jv, rw.first, used, rw.step);
+  int32_t at_j = gk_add(k, gk_mul(k, row, gk_i64(k, slots)), gk_get(k, jv));
+  gk_set(k, acc, combine(b, c, gk_get(k, acc), gk_load(k, scratch, R->adt, at_j)));
+  gk_end(k);
+  int32_t r = gk_get(k, acc);
+  rows_combine(b, &rw, 1, &r, &c, &init);
+  gk_if(k, rw.lane0);
+  gk_store(k, kk->out, q.odt, row, red_finish(b, &q, r, count));
   gk_end(k);
   gk_end(k);
   return b->failed ? -1 : 0;

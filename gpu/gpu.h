@@ -63,10 +63,13 @@ void gpu_program_free(gpu_program *p);
 
 /* ---- timing (the `gpu` engine only; tlaloc calibrate, cost-report) ------------------
  * After a gpu_run with the inputs to time, their device copies stay: */
+/* The kernels of its plan (a split reduction's two GPU kernels count as
+ * their plan kernel). */
 int gpu_program_kernels(const gpu_program *p);
-/* Seconds per run of kernel ki alone, or of all the program's kernels (ki
- * = -1), by CUDA events over reps runs after one untimed; -1 with a
- * message (no GPU program, or a failure). */
+/* Seconds per run of plan kernel ki alone (a split reduction's two
+ * kernels together), or of all the program's kernels (ki = -1), by CUDA
+ * events over reps runs after one untimed; -1 with a message (no GPU
+ * program, or a failure). */
 double gpu_time(gpu_program *p, int ki, int reps, char *err, size_t n);
 /* Seconds per copy of bytes: device to device (events), or host to device
  * from pageable memory (h2d: wall clock, the best of reps); -1 with a

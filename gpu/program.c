@@ -68,26 +68,40 @@ int gpu_build_make(gpu_build *b, const tl_graph *g, int math, const char *name_p
     if (!strncmp(err, "backend: ", 9)) memmove(err, "gpu: ", 5), memmove(err + 5, err + 9, strlen(err + 9) + 1);
     return -1;
   }
+  /* a split reduction's partial results: a temporary of the plan's */
+  int np = b->plan.nks, nsplit = 0;
+  int32_t *scratch = tl_xcalloc((size_t)np + 1, sizeof *scratch);
+  int *slots = tl_xcalloc((size_t)np + 1, sizeof *slots);
+  for (int i = 0; i < np; i++) {
+    tl_type st;
+    scratch[i] = -1;
+    if (!gb_red_split(g, &b->plan.ks[i], &st, &slots[i])) continue;
+    scratch[i] = be_plan_add_buf(&b->plan, BE_BUF_TEMP, b->plan.ks[i].node, -1, &st);
+    nsplit++;
+  }
   b->is_const = tl_xcalloc((size_t)b->plan.nbufs + 1, 1);
   for (int i = 0; i < b->plan.nbufs; i++) b->is_const[i] = b->plan.bufs[i].kind == BE_BUF_CONST;
-  b->nks = b->plan.nks;
-  b->ks = tl_xcalloc((size_t)b->nks + 1, sizeof *b->ks);
+  b->ks = tl_xcalloc((size_t)(np + nsplit) + 1, sizeof *b->ks);
   gb gbs = {.p = &b->plan, .g = g, .math = math, .is_const = b->is_const, .err = err, .errn = n};
-  for (int i = 0; i < b->nks; i++) {
-    char name[64];
-    snprintf(name, sizeof name, "%sk%d", name_prefix ? name_prefix : "", i);
-    gbs.failed = 0;
-    rc = gb_kernel(&gbs, i, name);
-    b->ks[i] = gbs.k;
-    if (rc) return -1;
-    const char *dump = getenv("TLALOC_GPU_DUMP");
-    if (dump && *dump == '1') {
-      char *t = gk_print(gbs.k);
-      fputs(t, stderr);
-      tl_free(t);
+  rc = 0;
+  for (int i = 0; i < np && !rc; i++) {
+    for (int stage = scratch[i] >= 0 ? 1 : 0; stage <= (scratch[i] >= 0 ? 2 : 0) && !rc; stage++) {
+      char name[64];
+      snprintf(name, sizeof name, "%sk%d%s", name_prefix ? name_prefix : "", i, stage == 1 ? "_part" : "");
+      gbs.failed = 0;
+      rc = gb_kernel(&gbs, i, name, stage, scratch[i], slots[i]);
+      b->ks[b->nks++] = gbs.k;
+      const char *dump = getenv("TLALOC_GPU_DUMP");
+      if (!rc && dump && *dump == '1') {
+        char *t = gk_print(gbs.k);
+        fputs(t, stderr);
+        tl_free(t);
+      }
     }
   }
-  return 0;
+  tl_free(scratch);
+  tl_free(slots);
+  return rc ? -1 : 0;
 }
 
 void gpu_build_free(gpu_build *b) {
@@ -116,9 +130,9 @@ void gpu_tables_make(gpu_tables *t, const gpu_build *b) {
   t->lists = tl_xcalloc((size_t)b->nks + 1, sizeof *t->lists);
   for (int i = 0; i < b->nks; i++) {
     const gk_kernel *k = b->ks[i];
-    const be_kern *kk = &p->ks[i];
+    const be_kern *kk = &p->ks[k->plan_kernel];
     gpu_rt_kernel *r = &t->ks[i];
-    int32_t *l = t->lists[i] = tl_xcalloc((size_t)(k->nbufs + k->nsyms + kk->nreads) + 1, sizeof *l);
+    int32_t *l = t->lists[i] = tl_xcalloc((size_t)(k->nbufs + k->nsyms + kk->nreads + 1) + 1, sizeof *l);
     r->name = k->name;
     r->threads = k->launch.threads;
     r->nwork = k->launch.nwork;
@@ -132,10 +146,13 @@ void gpu_tables_make(gpu_tables *t, const gpu_build *b) {
     r->nsyms = k->nsyms;
     if (k->nsyms) memcpy(l + k->nbufs, k->syms, (size_t)k->nsyms * sizeof *l);
     r->syms = l + k->nbufs;
-    r->nreads = kk->nreads;
-    if (kk->nreads) memcpy(l + k->nbufs + k->nsyms, kk->reads, (size_t)kk->nreads * sizeof *l);
+    /* a split reduction's first kernel writes the scratch buffer, the
+     * second reads it */
+    const int32_t *reads = k->stage == 2 ? &k->scratch : kk->reads;
+    r->nreads = k->stage == 2 ? 1 : kk->nreads;
+    if (r->nreads) memcpy(l + k->nbufs + k->nsyms, reads, (size_t)r->nreads * sizeof *l);
     r->reads = l + k->nbufs + k->nsyms;
-    r->out = kk->out;
+    r->out = k->stage == 1 ? k->scratch : kk->out;
     if (kk->kind == BE_K_MATMUL) {
       const tl_node *x = &g->nodes[kk->node];
       const tl_type *at = &g->nodes[tl_node_inputs(g, x)[0]].type, *bt = &g->nodes[tl_node_inputs(g, x)[1]].type;
@@ -400,7 +417,7 @@ int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_va
   return rc;
 }
 
-int gpu_program_kernels(const gpu_program *p) { return p->b.nks; }
+int gpu_program_kernels(const gpu_program *p) { return p->b.plan.nks; }
 const char *gpu_device_name(const gpu_program *p) { return p->cuda_open ? p->cuda.devname : ""; }
 
 double gpu_time(gpu_program *p, int ki, int reps, char *err, size_t n) {
@@ -408,9 +425,19 @@ double gpu_time(gpu_program *p, int ki, int reps, char *err, size_t n) {
     snprintf(err, n, "gpu: timing needs a program of the gpu engine that has run");
     return -1;
   }
-  double ms = ki < 0 ? gpu_rt_cuda_time_exec(&p->cuda, &p->st, reps, err, n)
-                     : gpu_rt_cuda_time_kernel(&p->cuda, &p->st, ki, reps, err, n);
-  return ms < 0 ? -1 : ms * 1e-3;
+  if (ki < 0) {
+    double ms = gpu_rt_cuda_time_exec(&p->cuda, &p->st, reps, err, n);
+    return ms < 0 ? -1 : ms * 1e-3;
+  }
+  /* plan kernel ki: both kernels of a split reduction */
+  double ms = 0;
+  for (int i = 0; i < p->b.nks; i++) {
+    if (p->b.ks[i]->plan_kernel != ki) continue;
+    double t = gpu_rt_cuda_time_kernel(&p->cuda, &p->st, i, reps, err, n);
+    if (t < 0) return -1;
+    ms += t;
+  }
+  return ms * 1e-3;
 }
 
 double gpu_copy_seconds(gpu_program *p, size_t bytes, int reps, int h2d, char *err, size_t n) {
@@ -437,7 +464,7 @@ char *gpu_describe(const gpu_program *p) {
   for (int i = 0; i < pr->nsteps; i++) {
     const gpu_rt_step *s = &pr->steps[i];
     if (s->kind == GPU_RT_LAUNCH) {
-      const be_kern *k = &p->b.plan.ks[s->arg];
+      const be_kern *k = &p->b.plan.ks[p->b.ks[s->arg]->plan_kernel];
       tl_buf_printf(&b, "%s\"launch %s (%s %s)\"", i ? ", " : "", pr->ks[s->arg].name, kind_names[k->kind],
                     tl_ops[p->g->nodes[k->node].op].name);
     } else {

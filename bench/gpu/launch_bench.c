@@ -1,6 +1,6 @@
 /* launch_bench.c - the GPU benchmarks through AOT launchers, for a GPU
  * machine with no LLVM (scripts/gpu-check.sh builds it from what
- * scripts/gpu-prepare.sh carried): the launchers chain, softmax,
+ * scripts/gpu-prepare.sh carried): the launchers chain, loss, softmax,
  * log_softmax and attention (the graphs of bench/gpu compiled with --target ptx
  * --name NAME) linked into one program, plain C11 and libc.
  *
@@ -20,6 +20,7 @@
 #include "attention.h"
 #include "chain.h"
 #include "log_softmax.h"
+#include "loss.h"
 #include "softmax.h"
 
 #include <math.h>
@@ -168,6 +169,33 @@ int main(int argc, char **argv) {
     free(in[0].data);
     free(in[1].data);
     chain_release();
+  }
+
+  /* a loss, the mean of (a - b)^2 over 10^8 f32: a reduction to one value */
+  {
+    int64_t n = 100000000;
+    tlaloc_tensor in[2] = {tensor(1, &n), tensor(1, &n)}, y[1];
+    int rc = loss_prepare(in);
+    double ms = rc ? -1 : loss_time_exec(20);
+    rc = rc ? rc : loss_fetch(y);
+    check(rc == 0 && ms > 0, "loss ran");
+    if (!rc) {
+      const float *a = in[0].data, *b = in[1].data;
+      double s = 0;
+      for (int64_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+      double want = s / (double)n, got = *(const float *)y[0].data, err = fabs(got - want) / want;
+      check(err < 1e-5, "loss against C in double");
+      double bw = 8.0 * (double)n / (ms * 1e-3);
+      printf("BENCH loss ms=%.4f gbs=%.1f copy_ratio=%.3f check_err=%.2g (mean of (a - b)^2, n = 10^8 f32, 8 bytes per "
+             "element)\n",
+             ms, bw / 1e9, bw / copy_bw, err);
+      free(y[0].data);
+    } else {
+      printf("BENCH loss failed: %s\n", loss_error());
+    }
+    free(in[0].data);
+    free(in[1].data);
+    loss_release();
   }
 
   /* softmax and log_softmax over 4096 x 32768 */

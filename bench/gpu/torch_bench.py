@@ -68,6 +68,11 @@ def main():
         print("TORCH chain ms=%.4f gbs=%.1f mode=compiled" % (ms, 12 * n / (ms * 1e-3) / 1e9))
     except Exception as e:  # no compiler there: the eager figure stands
         print("TORCH chain compiled=unavailable reason=\"%s\"" % str(e).splitlines()[0][:120])
+    # the loss of launch_bench: the mean of (a - b)^2, 8 bytes per element
+    ms = timed(lambda: torch.mean((a - b) * (a - b)))
+    print("TORCH loss ms=%.4f gbs=%.1f mode=eager" % (ms, 8 * n / (ms * 1e-3) / 1e9))
+    ms = timed(lambda: torch.nn.functional.mse_loss(a, b))
+    print("TORCH loss ms=%.4f gbs=%.1f mode=mse_loss" % (ms, 8 * n / (ms * 1e-3) / 1e9))
     del a, b
 
     # a call's fixed costs, as launch_bench's "call" row: host arrays of
