@@ -323,47 +323,84 @@ int gb_k_red(gb *b, const be_kern *kk) {
 
 /* ---- split reductions ----------------------------------------------------------
  * A reduction to a few rows (a loss: the sum or mean of everything) took
- * a block per row, so one block of the whole GPU read all of a long row.
+ * a block per row, so one block of the whole GPU read all of a long row;
+ * one over a leading axis to few columns (a bias's gradient: the sum over
+ * the batch of [b f]) took a thread per column, f threads for all of it.
  * Such a reduction runs as two kernels instead: the first computes up to
- * `slots` partial results per row, each a block's over every
- * (slots x threads)-th run of the row's elements, into a scratch buffer
- * of rows x slots (the accumulator's dtype); the second reduces each
- * row's partial results in one block and writes the row. A row of count
- * elements uses ceil(count / SPLIT_PER_SLOT) slots (at least 1, at most
- * `slots`), computed alike by both kernels, so a short row costs a block,
- * and the order in which the elements combine depends only on the count:
- * the result is the same for any grid, as the interpreter's order is
- * fixed too (though not the same order; floats accumulate in f64).
- * Logsumexp keeps its block per row (its two passes would need two
- * scratch rounds). */
-enum { SPLIT_ROWS = 64, SPLIT_SLOTS = 1024, SPLIT_PER_SLOT = 16 * GB_THREADS, SPLIT_MIN_LEN = 65536 };
+ * `slots` partial results per row into a scratch buffer (the
+ * accumulator's dtype), the second reduces each row's partial results and
+ * writes the row.
+ *   BLOCK  each partial result a block's, over every (slots x threads)-th
+ *          run of the row's elements; scratch rows x slots; the second
+ *          kernel a block per row. A row uses ceil(count / SPLIT_PER_SLOT)
+ *          slots.
+ *   THREAD each partial result a thread's, over a run of ceil(count /
+ *          used) consecutive elements of its row (neighbouring threads
+ *          take neighbouring rows: the columns, coalesced); scratch slots x
+ *          rows, so that the second kernel's thread per row reads it
+ *          coalesced too. A row uses ceil(count / SPLIT_PER_THREAD) slots.
+ * The slots used (at least 1, at most `slots`) are computed alike by both
+ * kernels, so a short row costs little and the order in which elements
+ * combine depends only on the count: the result is the same for any grid
+ * (the interpreter's order is fixed too, though not the same; floats
+ * accumulate in f64). Logsumexp keeps one kernel (its two passes would
+ * need two scratch rounds). */
+enum {
+  SPLIT_ROWS = 64,
+  SPLIT_SLOTS = 1024,
+  SPLIT_PER_SLOT = 16 * GB_THREADS,
+  SPLIT_MIN_LEN = 65536,
+  /* THREAD: up to 2^18 threads in the first kernel (an H100 or H200
+   * holds about 2^18 resident), for outputs of fewer than 2^15 columns */
+  SPLIT_COLS = 32768,
+  SPLIT_THREADS = 1 << 18,
+  SPLIT_PER_THREAD = 16,
+  SPLIT_MIN_COL = 1024
+};
+
+static int split_mode(const redk *q) {
+  bool along_last = !(q->rank >= 2 && q->R.nr > 0 && !q->redm[q->rank - 1]);
+  return choose_mode(along_last, q->len_known);
+}
 
 bool gb_red_split(const tl_graph *g, const be_kern *kk, tl_type *scratch, int *slots) {
   if (kk->kind != BE_K_RED) return false;
   redk q;
   red_shape(g, kk, &q);
-  if (q.op == TL_OP_LOGSUMEXP || q.R.nk + 1 > TL_MAX_RANK) return false;
-  bool along_last = !(q.rank >= 2 && q.R.nr > 0 && !q.redm[q.rank - 1]);
-  if (choose_mode(along_last, q.len_known) != M_BLOCK) return false;
-  if (q.rows_known < 0 || q.rows_known > SPLIT_ROWS) return false;
-  if (q.len_known >= 0 && q.len_known < SPLIT_MIN_LEN) return false;
-  int s = SPLIT_SLOTS;
-  while (s > 1 && s * q.rows_known > SPLIT_SLOTS) s /= 2;
+  if (q.op == TL_OP_LOGSUMEXP || q.R.nk + 1 > TL_MAX_RANK || q.rows_known < 0) return false;
+  int mode = split_mode(&q), s = SPLIT_SLOTS;
+  if (mode == M_BLOCK) {
+    if (q.rows_known > SPLIT_ROWS || (q.len_known >= 0 && q.len_known < SPLIT_MIN_LEN)) return false;
+    while (s > 1 && s * q.rows_known > SPLIT_SLOTS) s /= 2;
+  } else if (mode == M_THREAD) {
+    if (q.rows_known > SPLIT_COLS || (q.len_known >= 0 && q.len_known < SPLIT_MIN_COL)) return false;
+    while (s > 1 && s * q.rows_known > SPLIT_THREADS) s /= 2;
+  } else {
+    return false;
+  }
   *slots = s;
   memset(scratch, 0, sizeof *scratch);
   scratch->dtype = (uint8_t)q.R.adt;
   scratch->rank = (uint8_t)(q.R.nk + 1);
-  for (int i = 0; i < q.R.nk; i++) scratch->dims[i] = q.kd[i];
-  scratch->dims[q.R.nk] = s;
+  int lead = mode == M_THREAD; /* slots x rows, else rows x slots */
+  for (int i = 0; i < q.R.nk; i++) scratch->dims[i + lead] = q.kd[i];
+  scratch->dims[lead ? 0 : q.R.nk] = s;
   return true;
 }
 
-/* the slots a row of count elements uses: ceil(count / SPLIT_PER_SLOT), in [1, slots] */
-static int32_t used_slots(gb *b, int32_t count, int slots) {
+/* the slots a row of count elements uses: ceil(count / per), in [1, slots] */
+static int32_t used_slots(gb *b, int32_t count, int per, int slots) {
   gk_kernel *k = b->k;
-  int32_t u = gk_bin_v(k, GK_SDIV, gk_add(k, count, gk_i64(k, SPLIT_PER_SLOT - 1)), gk_i64(k, SPLIT_PER_SLOT));
+  int32_t u = gk_bin_v(k, GK_SDIV, gk_add(k, count, gk_i64(k, per - 1)), gk_i64(k, per));
   u = gk_select(k, gk_icmp_v(k, GK_ISLT, u, gk_i64(k, 1)), gk_i64(k, 1), u);
   return gk_select(k, gk_icmp_v(k, GK_ISGT, u, gk_i64(k, slots)), gk_i64(k, slots), u);
+}
+
+/* the scratch element of row and slot */
+static int32_t scratch_at(gb *b, int mode, int32_t row, int32_t slot, int32_t nrows, int slots) {
+  gk_kernel *k = b->k;
+  if (mode == M_THREAD) return gk_add(k, gk_mul(k, slot, nrows), row);
+  return gk_add(k, gk_mul(k, row, gk_i64(k, slots)), slot);
 }
 
 int gb_k_red_part(gb *b, const be_kern *kk, int32_t scratch, int slots) {
@@ -371,20 +408,41 @@ int gb_k_red_part(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   redk q;
   red_shape(b->g, kk, &q);
   red *R = &q.R;
+  int mode = split_mode(&q);
   gk_ty at = gk_ty_of_dtype(R->adt);
   gk_launch *l = &k->launch;
   l->nwork = R->nk + 1;
-  for (int i = 0; i < R->nk; i++) l->work[i] = q.kd[i];
-  l->work[R->nk] = slots;
-  l->per_block = 1;
+  int lead = mode == M_THREAD;
+  for (int i = 0; i < R->nk; i++) l->work[i + lead] = q.kd[i];
+  l->work[lead ? 0 : R->nk] = slots;
+  l->per_block = mode == M_THREAD ? GB_THREADS : 1;
   int32_t count, nrows;
   red_dims(b, &q, &count, &nrows);
+  comb c = q.c;
+  int32_t init = red_init(b, &q);
+  int32_t sv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
+  if (mode == M_THREAD) {
+    /* thread t: row t % nrows, slot t / nrows, over a run of the row */
+    int32_t used = used_slots(b, count, SPLIT_PER_THREAD, slots);
+    int32_t per = gk_bin_v(k, GK_SDIV, gk_add(k, count, gk_add(k, used, gk_i64(k, -1))), used);
+    gk_loop(k, sv, gb_gtid(b), gk_mul(k, nrows, used), gb_gstride(b));
+    int32_t t = gk_get(k, sv);
+    int32_t slot = gk_bin_v(k, GK_SDIV, t, nrows), row = gk_bin_v(k, GK_SREM, t, nrows);
+    gb_decompose(b, row, R->nk, R->kdim, R->kidx);
+    int32_t lo = gk_mul(k, slot, per), hi = gk_add(k, lo, per);
+    hi = gk_select(k, gk_icmp_v(k, GK_ISGT, hi, count), count, hi);
+    gk_set(k, acc, init);
+    gk_loop(k, jv, lo, hi, gk_i64(k, 1));
+    gk_set(k, acc, combine(b, c, gk_get(k, acc), red_elem(b, R, gk_get(k, jv))));
+    gk_end(k);
+    gk_store(k, scratch, R->adt, scratch_at(b, mode, row, slot, nrows, slots), gk_get(k, acc));
+    gk_end(k);
+    return b->failed ? -1 : 0;
+  }
   rows rw = {.mode = M_BLOCK};
   rw.shm[0] = gk_shm(k, at, GB_WARPS);
-  comb c = q.c;
-  int32_t init = red_init(b, &q), used = used_slots(b, count, slots);
+  int32_t used = used_slots(b, count, SPLIT_PER_SLOT, slots);
   int32_t tid = gk_sreg_v(k, GK_TID), ntid = gk_sreg_v(k, GK_NTID);
-  int32_t sv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
   /* slot s of the used ones: row s / used, part s % used (block-uniform) */
   gk_loop(k, sv, gk_sreg_v(k, GK_CTAID), gk_mul(k, nrows, used), gk_sreg_v(k, GK_NCTAID));
   int32_t s = gk_get(k, sv);
@@ -397,7 +455,7 @@ int gb_k_red_part(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   int32_t r = gk_get(k, acc);
   rows_combine(b, &rw, 1, &r, &c, &init);
   gk_if(k, gk_icmp_v(k, GK_IEQ, tid, gk_i64(k, 0)));
-  gk_store(k, scratch, R->adt, gk_add(k, gk_mul(k, row, gk_i64(k, slots)), part), r);
+  gk_store(k, scratch, R->adt, scratch_at(b, mode, row, part, nrows, slots), r);
   gk_end(k);
   gk_end(k);
   return b->failed ? -1 : 0;
@@ -408,21 +466,23 @@ int gb_k_red_final(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   redk q;
   red_shape(b->g, kk, &q);
   red *R = &q.R;
+  int mode = split_mode(&q);
   gk_ty at = gk_ty_of_dtype(R->adt);
-  set_launch(b, M_BLOCK, R->nk, q.kd);
+  set_launch(b, mode, R->nk, q.kd);
   int32_t count, nrows;
   red_dims(b, &q, &count, &nrows);
   red_empty_check(b, &q, count);
-  rows rw = {.mode = M_BLOCK};
-  rw.shm[0] = gk_shm(k, at, GB_WARPS);
+  rows rw = {.mode = mode};
+  if (mode == M_BLOCK) rw.shm[0] = gk_shm(k, at, GB_WARPS);
   comb c = q.c;
-  int32_t init = red_init(b, &q), used = used_slots(b, count, slots);
+  int32_t init = red_init(b, &q);
+  int32_t used = used_slots(b, count, mode == M_THREAD ? SPLIT_PER_THREAD : SPLIT_PER_SLOT, slots);
   int32_t rv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
   rows_open(b, &rw, nrows, rv);
   int32_t row = gk_get(k, rv);
   gk_set(k, acc, init);
   gk_loop(k, jv, rw.first, used, rw.step);
-  int32_t at_j = gk_add(k, gk_mul(k, row, gk_i64(k, slots)), gk_get(k, jv));
+  int32_t at_j = scratch_at(b, mode, row, gk_get(k, jv), nrows, slots);
   gk_set(k, acc, combine(b, c, gk_get(k, acc), gk_load(k, scratch, R->adt, at_j)));
   gk_end(k);
   int32_t r = gk_get(k, acc);

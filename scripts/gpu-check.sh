@@ -14,7 +14,7 @@
 #    the interpreter's refusal); the driver compiles the PTX for the GPU it
 #    finds (CUDA's JIT), and cuBLAS computes f32/f64 matmul where libcublas
 #    loads (CUDA_HOME/lib64 is searched too);
-# 3. bench/gpu: the fused chain and a loss (n = 10^8), softmax / log_softmax over
+# 3. bench/gpu: the fused chain and a loss (n = 10^8), a column sum, softmax / log_softmax over
 #    4096 x 32768 against the device-to-device copy bandwidth measured in
 #    the same run, attention at t = 4096, d = 64; then PyTorch on the same
 #    shapes (and attention's output compared with PyTorch's), and a table

@@ -15,7 +15,7 @@
 #                 tests/gpu/graphs at 700, the first GPU_PREPARE_RANDOM
 #                 (150; 0 with GPU_PREPARE_QUICK) random graphs of
 #                 tests/gpu, the graphs of tests/gpu/graphs/fail at 0
-#   bench/        chain, loss, softmax, log_softmax, attention: launchers of
+#   bench/        chain, loss, colsum, softmax, log_softmax, attention: launchers of
 #                 bench/gpu/*.tg (their inputs are made on the GPU machine)
 #   driver.c launch_bench.c torch_bench.py gpu-check.sh   the programs
 #   compile_times.txt   bench-gpu compile: PTX compile time per program, here
@@ -111,7 +111,7 @@ for g in tests/gpu/graphs/fail/*.tg; do
   add_case "fail-$(basename "$g" .tg)" "$g" 0
   ncase=$((ncase + 1))
 done
-for b in chain loss softmax log_softmax attention; do
+for b in chain loss colsum softmax log_softmax attention; do
   "$tl" compile "bench/gpu/$b.tg" --target ptx --name "$b" -o "$carry/bench/$b.ptx" --header "$carry/bench/$b.h"
   check_ptx "$carry/bench/$b.ptx"
 done
@@ -132,7 +132,7 @@ if [ -x "$build/bench/gpu/bench-gpu" ] && [ "${GPU_PREPARE_QUICK:-0}" != 1 ]; th
 fi
 {
   echo "prepared $(date -u '+%Y-%m-%d %H:%M UTC') from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
-  echo "cases: $((ncase - nrefused)) differential (examples at 1000 and 37, tests/gpu/graphs at 700, $nrandom random graphs, failing runs at 0); benchmarks: chain loss softmax log_softmax attention"
+  echo "cases: $((ncase - nrefused)) differential (examples at 1000 and 37, tests/gpu/graphs at 700, $nrandom random graphs, failing runs at 0); benchmarks: chain loss colsum softmax log_softmax attention"
   if [ -n "$ptxas" ]; then echo "ptxas -arch=sm_90 accepted all $nptx PTX modules here ($("$ptxas" --version | tail -1))"
   else echo "no ptxas here: the PTX was not assembled before travelling"; fi
   if [ "$nrefused" -gt 0 ]; then

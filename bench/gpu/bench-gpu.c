@@ -8,7 +8,8 @@
  *            libdevice linked, optimised, PTX emitted), the minimum of the
  *            runs; its parts (build, lower, link, opt, emit) from that run.
  *   device   the kernels on the GPU through the gpu engine (only with a GPU):
- *            the fused elementwise chain and a loss (n = 10^8, f32), softmax /
+ *            the fused elementwise chain and a loss (n = 10^8, f32), a
+ *            column sum ([2^20 64] over axis 0), softmax /
  *            log_softmax over 4096 x 32768 against the device-to-device copy
  *            bandwidth measured in the same run. PyTorch's figures for the
  *            same shapes come from scripts/gpu-check.sh (bench/gpu/torch_bench.py),
@@ -138,6 +139,7 @@ static int bench_device(const char *src) {
   static const struct { const char *file; int64_t sym; const char *what; } cases[] = {
     {"chain.tg", 100000000, "fused elementwise chain, n = 10^8 f32"},
     {"loss.tg", 100000000, "a loss, mean of (a - b)^2, n = 10^8 f32"},
+    {"colsum.tg", 1 << 20, "a bias's gradient, sum over axis 0 of [2^20 64] f32"},
     {"softmax.tg", 0, "softmax 4096 x 32768 f32"},
     {"log_softmax.tg", 0, "log_softmax 4096 x 32768 f32"},
     {"attention.tg", 0, "attention t = 4096, d = 64 f32"},

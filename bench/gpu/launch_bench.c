@@ -1,7 +1,7 @@
 /* launch_bench.c - the GPU benchmarks through AOT launchers, for a GPU
  * machine with no LLVM (scripts/gpu-check.sh builds it from what
- * scripts/gpu-prepare.sh carried): the launchers chain, loss, softmax,
- * log_softmax and attention (the graphs of bench/gpu compiled with --target ptx
+ * scripts/gpu-prepare.sh carried): the launchers chain, loss, colsum,
+ * softmax, log_softmax and attention (the graphs of bench/gpu compiled with --target ptx
  * --name NAME) linked into one program, plain C11 and libc.
  *
  *   cc -O2 -I DIR launch_bench.c DIR/chain_launch.c ... -ldl -lpthread -lm -o run && ./run OUTDIR
@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include "attention.h"
 #include "chain.h"
+#include "colsum.h"
 #include "log_softmax.h"
 #include "loss.h"
 #include "softmax.h"
@@ -196,6 +197,35 @@ int main(int argc, char **argv) {
     free(in[0].data);
     free(in[1].data);
     loss_release();
+  }
+
+  /* a bias's gradient, the sum over axis 0 of [2^20 64] f32 */
+  {
+    int64_t dims[2] = {1 << 20, 64};
+    tlaloc_tensor in[1] = {tensor(2, dims)}, y[1];
+    int rc = colsum_prepare(in);
+    double ms = rc ? -1 : colsum_time_exec(20);
+    rc = rc ? rc : colsum_fetch(y);
+    check(rc == 0 && ms > 0, "colsum ran");
+    if (!rc) {
+      const float *x = in[0].data, *got = y[0].data;
+      double worst = 0;
+      for (int64_t j = 0; j < dims[1]; j++) {
+        double s = 0, scale = 0;
+        for (int64_t i = 0; i < dims[0]; i++) s += x[i * dims[1] + j], scale += fabs(x[i * dims[1] + j]);
+        double e = fabs(got[j] - s) / scale;
+        if (e > worst) worst = e;
+      }
+      check(worst < 1e-6, "colsum against C in double");
+      double bw = 4.0 * (double)(dims[0] * dims[1]) / (ms * 1e-3);
+      printf("BENCH colsum ms=%.4f gbs=%.1f copy_ratio=%.3f check_err=%.2g (sum over axis 0 of [2^20 64] f32)\n", ms,
+             bw / 1e9, bw / copy_bw, worst);
+      free(y[0].data);
+    } else {
+      printf("BENCH colsum failed: %s\n", colsum_error());
+    }
+    free(in[0].data);
+    colsum_release();
   }
 
   /* softmax and log_softmax over 4096 x 32768 */

@@ -75,6 +75,12 @@ def main():
     print("TORCH loss ms=%.4f gbs=%.1f mode=mse_loss" % (ms, 8 * n / (ms * 1e-3) / 1e9))
     del a, b
 
+    # launch_bench's colsum: a bias's gradient, the sum over axis 0 of [2^20 64]
+    x = torch.rand(1 << 20, 64, device=dev) * 4 - 2
+    ms = timed(lambda: x.sum(0))
+    print("TORCH colsum ms=%.4f gbs=%.1f mode=eager" % (ms, 4 * x.numel() / (ms * 1e-3) / 1e9))
+    del x
+
     # a call's fixed costs, as launch_bench's "call" row: host arrays of
     # 1000 in, the chain (eager), the result back to the host
     import time
