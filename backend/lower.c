@@ -142,8 +142,9 @@ void lw_kernel_fn(em *e, LLVMValueRef f) {
    * symbolic softmax `(softmax (div x 4.0) :axis 1)` over [2048 2048] f32,
    * two run threads, Emerald Rapids, alternated processes, six each:
    * 1359-1588 us -> 1286-1432 (its frame had been aligned while it held
-   * the short rows' block arrays: 1300-1367); one thread no different;
-   * the full bench-backend's figures the same within noise */
+   * the short rows' block arrays: 1300-1367), the known-size kernel of
+   * the same graph 1389-1424 -> 1297-1307; one thread no different; the
+   * full bench-backend's figures the same within noise */
   lw_add_enum_attr(e, f, "alignstack", e->avx512 ? 64 : 32);
   if (e->avx512) {
     static const char k[] = "prefer-vector-width", v[] = "512";
