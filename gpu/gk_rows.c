@@ -73,7 +73,7 @@ static int32_t combine(gb *b, comb c, int32_t x, int32_t y) {
 /* The row loop and lane loop of a mode. */
 typedef struct rows {
   int mode;
-  int32_t shm[2]; /* BLOCK: one shared array per combined value */
+  int32_t shm[3]; /* BLOCK: one shared array per combined value */
   int32_t lane0;  /* i1: this thread writes the row's result */
   int32_t first, step; /* the lane loop: first element and stride */
 } rows;
@@ -494,6 +494,74 @@ int gb_k_red_final(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   return b->failed ? -1 : 0;
 }
 
+/* ---- softmax and log_softmax: the max and the sum in one read -----------------
+ * A row not held in registers is read twice, not three times: the first
+ * pass keeps, per thread, the running max m, the sum s of the terms
+ * exp(v - shift(m)) other than those equal to the shift, and their count
+ * t (the ties, which log_softmax takes apart: log1p of the rest). Where
+ * the shift moves from sh to sh2, the terms so far all scale by exp(sh -
+ * sh2): s becomes (s + t) exp(sh - sh2), t becomes 0 (0 stays 0: with no
+ * term yet, the factor may be infinite). Threads' states merge the same
+ * way, each scaled to the larger max's shift. The shift is as the three
+ * passes had it (the max, 0 when infinite, NaN when NaN), so the terms are
+ * the same numbers, each scaled once per move of its thread's max, a
+ * rounding or two more. */
+
+/* shift(m): m when finite or NaN, else 0 */
+static int32_t shift_of(gb *b, int32_t m) {
+  gk_kernel *k = b->k;
+  int32_t fin = is_finite(b, m);
+  return gk_select(k, gk_bin_v(k, GK_OR, fin, gk_fcmp_v(k, GK_FUNO, m, m)), m, gk_cf(k, gk_type(k, m), 0));
+}
+
+/* (s, t) of a state whose max had shift sh, scaled to shift sh2 */
+static void online_scale(gb *b, int dt, int32_t sh, int32_t sh2, int32_t *s, int32_t *t) {
+  gk_kernel *k = b->k;
+  gk_ty ty = gk_ty_of_dtype(dt);
+  int32_t zero = gk_cf(k, ty, 0), st = gk_bin_v(k, GK_FADD, *s, *t);
+  int32_t f = gb_math(b, GK_EXP, dt, gk_bin_v(k, GK_FSUB, sh, sh2), -1);
+  int32_t scaled = gk_select(k, gk_fcmp_v(k, GK_FOEQ, st, zero), zero, gk_bin_v(k, GK_FMUL, st, f));
+  int32_t moved = gk_fcmp_v(k, GK_FUNE, sh, sh2);
+  *s = gk_select(k, moved, scaled, *s);
+  *t = gk_select(k, moved, zero, *t);
+}
+
+/* Merges the (m, s, t) states of the threads that share a row (as
+ * rows_combine: xor shuffles, then in BLOCK mode one shared slot per warp
+ * and shuffles again); every such thread gets the row's state. */
+static void online_combine(gb *b, rows *r, int dt, int32_t *m, int32_t *s, int32_t *t) {
+  gk_kernel *k = b->k;
+  gk_ty ty = gk_ty_of_dtype(dt);
+  if (r->mode == M_THREAD) return;
+  for (int round = 0; round < 2; round++) {
+    for (int off = 16; off >= 1; off /= 2) {
+      int32_t m2 = gk_shfl_xor(k, *m, off), s2 = gk_shfl_xor(k, *s, off), t2 = gk_shfl_xor(k, *t, off);
+      int32_t mm = combine(b, C_MAX, *m, m2), sh = shift_of(b, mm);
+      online_scale(b, dt, shift_of(b, *m), sh, s, t);
+      online_scale(b, dt, shift_of(b, m2), sh, &s2, &t2);
+      *m = mm;
+      *s = gk_bin_v(k, GK_FADD, *s, s2);
+      *t = gk_bin_v(k, GK_FADD, *t, t2);
+    }
+    if (r->mode == M_WARP || round == 1) break;
+    int32_t tid = gk_sreg_v(k, GK_TID);
+    int32_t lane = gk_bin_v(k, GK_AND, tid, gk_i64(k, 31)), warp = gk_bin_v(k, GK_ASHR, tid, gk_i64(k, 5));
+    int nw = k->launch.threads / 32;
+    gk_if(k, gk_icmp_v(k, GK_IEQ, lane, gk_i64(k, 0)));
+    gk_shstore(k, r->shm[0], warp, *m);
+    gk_shstore(k, r->shm[1], warp, *s);
+    gk_shstore(k, r->shm[2], warp, *t);
+    gk_end(k);
+    gk_barrier(k);
+    int32_t in = gk_icmp_v(k, GK_ISLT, lane, gk_i64(k, nw));
+    int32_t at = gk_bin_v(k, GK_AND, lane, gk_i64(k, nw - 1)), zero = gk_cf(k, ty, 0);
+    *m = gk_select(k, in, gk_shload(k, r->shm[0], at), gk_cf(k, ty, -INFINITY));
+    *s = gk_select(k, in, gk_shload(k, r->shm[1], at), zero);
+    *t = gk_select(k, in, gk_shload(k, r->shm[2], at), zero);
+  }
+  if (r->mode == M_BLOCK) gk_barrier(k); /* the shared arrays are written again by the next row */
+}
+
 /* ---- softmax and log_softmax ------------------------------------------------------ */
 
 /* Softmax or log_softmax of the row at idx (its axis ax of known length
@@ -618,6 +686,7 @@ int gb_k_softmax(gb *b, const be_kern *kk) {
   if (rw.mode == M_BLOCK) {
     rw.shm[0] = gk_shm(k, t, k->launch.threads / 32);
     rw.shm[1] = gk_shm(k, t, k->launch.threads / 32);
+    if (!cached) rw.shm[2] = gk_shm(k, t, k->launch.threads / 32);
   }
   int32_t rv = gk_var(k, GK_I64), jv = gk_var(k, GK_I64), mx = gk_var(k, t), s = gk_var(k, t), ties = gk_var(k, t);
   rows_open(b, &rw, nrows, rv);
@@ -628,37 +697,29 @@ int gb_k_softmax(gb *b, const be_kern *kk) {
     gk_end(k);
     return b->failed ? -1 : 0;
   }
-  /* pass 1: the max */
-  int32_t ninf = gk_cf(k, t, -INFINITY);
-  gk_set(k, mx, ninf);
+  /* pass 1: the max, the sum of exponentials and the ties, online */
+  int32_t zero = gk_cf(k, t, 0);
+  gk_set(k, mx, gk_cf(k, t, -INFINITY));
+  gk_set(k, s, zero);
+  gk_set(k, ties, zero);
   gk_loop(k, jv, rw.first, len, rw.step);
   idx[ax] = gk_get(k, jv);
   int32_t v = gb_conv(b, gb_ex(b, xid, idx), xn->type.dtype, dt);
-  gk_set(k, mx, combine(b, C_MAX, gk_get(k, mx), v));
+  int32_t m0 = gk_get(k, mx), m2 = combine(b, C_MAX, m0, v), sh2 = shift_of(b, m2);
+  int32_t sv = gk_get(k, s), tv = gk_get(k, ties);
+  online_scale(b, dt, shift_of(b, m0), sh2, &sv, &tv);
+  int32_t eq = gk_fcmp_v(k, GK_FOEQ, v, sh2);
+  int32_t e = gb_math(b, GK_EXP, dt, gk_bin_v(k, GK_FSUB, v, sh2), -1);
+  gk_set(k, ties, gk_bin_v(k, GK_FADD, tv, gk_select(k, eq, gk_cf(k, t, 1), zero)));
+  gk_set(k, s, gk_bin_v(k, GK_FADD, sv, gk_select(k, eq, zero, e)));
+  gk_set(k, mx, m2);
   gk_end(k);
-  int32_t m = gk_get(k, mx);
-  comb cmax = C_MAX;
-  rows_combine(b, &rw, 1, &m, &cmax, &ninf);
-  int32_t fin = is_finite(b, m);
-  int32_t sh = gk_select(k, gk_bin_v(k, GK_OR, fin, gk_fcmp_v(k, GK_FUNO, m, m)), m, gk_cf(k, t, 0));
-  /* pass 2: the sum of exponentials, terms equal to the shift counted apart */
-  gk_set(k, s, gk_cf(k, t, 0));
-  gk_set(k, ties, gk_cf(k, t, 0));
-  gk_loop(k, jv, rw.first, len, rw.step);
-  idx[ax] = gk_get(k, jv);
-  v = gb_conv(b, gb_ex(b, xid, idx), xn->type.dtype, dt);
-  int32_t eq = gk_fcmp_v(k, GK_FOEQ, v, sh);
-  int32_t e = gb_math(b, GK_EXP, dt, gk_bin_v(k, GK_FSUB, v, sh), -1);
-  gk_set(k, ties, gk_bin_v(k, GK_FADD, gk_get(k, ties), gk_select(k, eq, gk_cf(k, t, 1), gk_cf(k, t, 0))));
-  gk_set(k, s, gk_bin_v(k, GK_FADD, gk_get(k, s), gk_select(k, eq, gk_cf(k, t, 0), e)));
-  gk_end(k);
-  int32_t pair[2] = {gk_get(k, s), gk_get(k, ties)}, zero = gk_cf(k, t, 0);
-  comb cc[2] = {C_ADD, C_ADD};
-  int32_t ids[2] = {zero, zero};
-  rows_combine(b, &rw, 2, pair, cc, ids);
-  int32_t post = soft ? gk_bin_v(k, GK_FDIV, gk_cf(k, t, 1), gk_bin_v(k, GK_FADD, pair[0], pair[1]))
-                      : sumexp_log(b, dt, fin, pair[0], pair[1]);
-  /* pass 3: write */
+  int32_t m = gk_get(k, mx), sum = gk_get(k, s), tie = gk_get(k, ties);
+  online_combine(b, &rw, dt, &m, &sum, &tie);
+  int32_t fin = is_finite(b, m), sh = shift_of(b, m);
+  int32_t post =
+      soft ? gk_bin_v(k, GK_FDIV, gk_cf(k, t, 1), gk_bin_v(k, GK_FADD, sum, tie)) : sumexp_log(b, dt, fin, sum, tie);
+  /* pass 2: write */
   gk_loop(k, jv, rw.first, len, rw.step);
   idx[ax] = gk_get(k, jv);
   v = gk_bin_v(k, GK_FSUB, gb_conv(b, gb_ex(b, xid, idx), xn->type.dtype, dt), sh);
