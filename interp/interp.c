@@ -10,6 +10,7 @@
 #include "interp/interp.h"
 #include "util/util.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -503,9 +504,15 @@ static int k_softmax(rctx *c, const tl_node *n, tl_tensor *out) {
       for (int64_t k = 0; k < len; k++)
         if (k != at) rest += exp(tl_tensor_get_f64(x, base + k * inner) - mx);
       double s = at >= 0 ? 1.0 + rest : rest, logs = at >= 0 ? log1p(rest) : log(rest);
+      /* a row whose max is +inf shifts by 0 and sums to +inf: each term
+       * exp(v) over it is 0, or NaN where exp(v) overflows the result's
+       * dtype (the terms are values of that dtype, as every engine
+       * computes them: f32 overflows above 88.7, where a double would not) */
+      double big = out->dtype == TL_F32 ? FLT_MAX : DBL_MAX;
       for (int64_t k = 0; k < len; k++) {
-        double v = tl_tensor_get_f64(x, base + k * inner) - mx;
-        tl_tensor_set_f64(out, base + k * inner, n->op == TL_OP_SOFTMAX ? exp(v) / s : v - logs);
+        double v = tl_tensor_get_f64(x, base + k * inner) - mx, e = exp(v);
+        if (e > big) e = INFINITY;
+        tl_tensor_set_f64(out, base + k * inner, n->op == TL_OP_SOFTMAX ? e / s : v - logs);
       }
     }
   }
