@@ -223,6 +223,12 @@ static void red_shape(const tl_graph *g, const be_kern *kk, redk *q) {
                                                           : C_ADD;
 }
 
+/* The row mode of a reduction: rows along the last dim, or keeping it. */
+static int red_mode(const redk *q) {
+  bool along_last = !(q->rank >= 2 && q->R.nr > 0 && !q->redm[q->rank - 1]);
+  return choose_mode(along_last, q->len_known);
+}
+
 /* The rows' and elements' dims as kernel values; count and nrows. */
 static void red_dims(gb *b, redk *q, int32_t *count, int32_t *nrows) {
   gk_kernel *k = b->k;
@@ -274,7 +280,7 @@ int gb_k_red(gb *b, const be_kern *kk) {
   red *R = &q.R;
   int op = q.op;
   gk_ty at = gk_ty_of_dtype(R->adt);
-  rows rw = {.mode = choose_mode(!(q.rank >= 2 && q.R.nr > 0 && !q.redm[q.rank - 1]), q.len_known)};
+  rows rw = {.mode = red_mode(&q)};
   set_launch(b, rw.mode, R->nk, q.kd);
   int32_t count, nrows;
   red_dims(b, &q, &count, &nrows);
@@ -358,17 +364,12 @@ enum {
   SPLIT_MIN_COL = 1024
 };
 
-static int split_mode(const redk *q) {
-  bool along_last = !(q->rank >= 2 && q->R.nr > 0 && !q->redm[q->rank - 1]);
-  return choose_mode(along_last, q->len_known);
-}
-
 bool gb_red_split(const tl_graph *g, const be_kern *kk, tl_type *scratch, int *slots) {
   if (kk->kind != BE_K_RED) return false;
   redk q;
   red_shape(g, kk, &q);
   if (q.op == TL_OP_LOGSUMEXP || q.R.nk + 1 > TL_MAX_RANK || q.rows_known < 0) return false;
-  int mode = split_mode(&q), s = SPLIT_SLOTS;
+  int mode = red_mode(&q), s = SPLIT_SLOTS;
   if (mode == M_BLOCK) {
     if (q.rows_known > SPLIT_ROWS || (q.len_known >= 0 && q.len_known < SPLIT_MIN_LEN)) return false;
     while (s > 1 && s * q.rows_known > SPLIT_SLOTS) s /= 2;
@@ -408,7 +409,7 @@ int gb_k_red_part(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   redk q;
   red_shape(b->g, kk, &q);
   red *R = &q.R;
-  int mode = split_mode(&q);
+  int mode = red_mode(&q);
   gk_ty at = gk_ty_of_dtype(R->adt);
   gk_launch *l = &k->launch;
   l->nwork = R->nk + 1;
@@ -466,7 +467,7 @@ int gb_k_red_final(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   redk q;
   red_shape(b->g, kk, &q);
   red *R = &q.R;
-  int mode = split_mode(&q);
+  int mode = red_mode(&q);
   gk_ty at = gk_ty_of_dtype(R->adt);
   set_launch(b, mode, R->nk, q.kd);
   int32_t count, nrows;
