@@ -389,9 +389,11 @@ bool gb_red_split(const tl_graph *g, const be_kern *kk, tl_type *scratch, int *s
   return true;
 }
 
-/* the slots a row of count elements uses: ceil(count / per), in [1, slots] */
-static int32_t used_slots(gb *b, int32_t count, int per, int slots) {
+/* the slots a row of count elements uses: ceil(count / per), in [1,
+ * slots], per the mode's; both kernels of a split reduction ask here */
+static int32_t used_slots(gb *b, int mode, int32_t count, int slots) {
   gk_kernel *k = b->k;
+  int per = mode == M_THREAD ? SPLIT_PER_THREAD : SPLIT_PER_SLOT;
   int32_t u = gk_bin_v(k, GK_SDIV, gk_add(k, count, gk_i64(k, per - 1)), gk_i64(k, per));
   u = gk_select(k, gk_icmp_v(k, GK_ISLT, u, gk_i64(k, 1)), gk_i64(k, 1), u);
   return gk_select(k, gk_icmp_v(k, GK_ISGT, u, gk_i64(k, slots)), gk_i64(k, slots), u);
@@ -422,9 +424,9 @@ int gb_k_red_part(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   comb c = q.c;
   int32_t init = red_init(b, &q);
   int32_t sv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
+  int32_t used = used_slots(b, mode, count, slots);
   if (mode == M_THREAD) {
     /* thread t: row t % nrows, slot t / nrows, over a run of the row */
-    int32_t used = used_slots(b, count, SPLIT_PER_THREAD, slots);
     int32_t per = gk_bin_v(k, GK_SDIV, gk_add(k, count, gk_add(k, used, gk_i64(k, -1))), used);
     gk_loop(k, sv, gb_gtid(b), gk_mul(k, nrows, used), gb_gstride(b));
     int32_t t = gk_get(k, sv);
@@ -442,7 +444,6 @@ int gb_k_red_part(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   }
   rows rw = {.mode = M_BLOCK};
   rw.shm[0] = gk_shm(k, at, GB_WARPS);
-  int32_t used = used_slots(b, count, SPLIT_PER_SLOT, slots);
   int32_t tid = gk_sreg_v(k, GK_TID), ntid = gk_sreg_v(k, GK_NTID);
   /* slot s of the used ones: row s / used, part s % used (block-uniform) */
   gk_loop(k, sv, gk_sreg_v(k, GK_CTAID), gk_mul(k, nrows, used), gk_sreg_v(k, GK_NCTAID));
@@ -477,7 +478,7 @@ int gb_k_red_final(gb *b, const be_kern *kk, int32_t scratch, int slots) {
   if (mode == M_BLOCK) rw.shm[0] = gk_shm(k, at, GB_WARPS);
   comb c = q.c;
   int32_t init = red_init(b, &q);
-  int32_t used = used_slots(b, count, mode == M_THREAD ? SPLIT_PER_THREAD : SPLIT_PER_SLOT, slots);
+  int32_t used = used_slots(b, mode, count, slots);
   int32_t rv = gk_var(k, GK_I64), acc = gk_var(k, at), jv = gk_var(k, GK_I64);
   rows_open(b, &rw, nrows, rv);
   int32_t row = gk_get(k, rv);
@@ -506,7 +507,9 @@ int gb_k_red_final(gb *b, const be_kern *kk, int32_t scratch, int slots) {
  * way, each scaled to the larger max's shift. The shift is as the three
  * passes had it (the max, 0 when infinite, NaN when NaN), so the terms are
  * the same numbers, each scaled once per move of its thread's max, a
- * rounding or two more. */
+ * rounding or two more. The price is a second exp per element (the
+ * factor, taken whether or not the max moved: a branch would diverge
+ * within the warp), against a third read of the row; not yet timed. */
 
 /* shift(m): m when finite or NaN, else 0 */
 static int32_t shift_of(gb *b, int32_t m) {

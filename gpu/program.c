@@ -85,7 +85,9 @@ int gpu_build_make(gpu_build *b, const tl_graph *g, int math, const char *name_p
   gb gbs = {.p = &b->plan, .g = g, .math = math, .is_const = b->is_const, .err = err, .errn = n};
   rc = 0;
   for (int i = 0; i < np && !rc; i++) {
-    for (int stage = scratch[i] >= 0 ? 1 : 0; stage <= (scratch[i] >= 0 ? 2 : 0) && !rc; stage++) {
+    /* stage 0: the plan kernel's own; a split reduction's 1 then 2 */
+    int first = scratch[i] >= 0 ? 1 : 0, last = first ? 2 : 0;
+    for (int stage = first; stage <= last && !rc; stage++) {
       char name[64];
       snprintf(name, sizeof name, "%sk%d%s", name_prefix ? name_prefix : "", i, stage == 1 ? "_part" : "");
       gbs.failed = 0;
