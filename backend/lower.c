@@ -327,9 +327,9 @@ static void scan_access(mscan *s, int lr, const int64_t *ldims, const dep *d) {
 
 /* Operand xt of a broadcasting node of type ot (bcast_idx's map). */
 static void bcast_dep(const tl_type *xt, const tl_type *ot, const dep *d, dep *x) {
-  int off = ot->rank - xt->rank;
-  for (int j = 0; j < xt->rank; j++)
-    x[j] = xt->dims[j] == 1 && ot->dims[j + off] != 1 ? dep_of(DEP_OTHER, 0) : d[j + off];
+  int src[TL_MAX_RANK];
+  tl_broadcast_src_axes(xt, ot, src);
+  for (int j = 0; j < xt->rank; j++) x[j] = src[j] < 0 ? dep_of(DEP_OTHER, 0) : d[src[j]];
 }
 
 /* The accesses of lw_ex(id) (def: lw_ex_def(id)) at an index vector d.
@@ -346,6 +346,12 @@ static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
   const int32_t *in = tl_node_inputs(g, n);
   const tl_type *xt = n->ninputs ? &g->nodes[in[0]].type : NULL;
   dep x[TL_MAX_RANK];
+  int src[TL_MAX_RANK];
+  if (tl_view_src_axes(g, n, src)) {
+    for (int i = 0; i < xt->rank; i++) x[i] = src[i] < 0 ? dep_of(DEP_OTHER, 0) : d[src[i]];
+    scan_expr(s, in[0], false, x);
+    return;
+  }
   switch (n->op) {
   case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE: case TL_OP_DIM:
     return;
@@ -358,30 +364,6 @@ static void scan_expr(mscan *s, int32_t id, bool def, const dep *d) {
     x[ax] = dep_of(DEP_OTHER, d[ax].mask);
     scan_access(s, n->type.rank, n->type.dims, x);
     return;
-  }
-  case TL_OP_TRANSPOSE:
-    for (int i = 0; i < xt->rank; i++) {
-      int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;
-      x[q < 0 ? q + xt->rank : q] = d[i];
-    }
-    break;
-  case TL_OP_BROADCAST_TO:
-    bcast_dep(xt, &n->type, d, x);
-    break;
-  case TL_OP_EXPAND_DIMS: {
-    bool ins[TL_MAX_RANK];
-    tl_expand_dims_mask(n, ins);
-    int j = 0;
-    for (int i = 0; i < n->type.rank; i++)
-      if (!ins[i]) x[j++] = d[i];
-    break;
-  }
-  case TL_OP_SQUEEZE: {
-    bool drop[TL_MAX_RANK];
-    tl_squeeze_mask(n, xt, drop);
-    int j = 0;
-    for (int i = 0; i < xt->rank; i++) x[i] = drop[i] ? dep_of(DEP_OTHER, 0) : d[j++];
-    break;
   }
   case TL_OP_SLICE: {
     int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : 0;

@@ -510,11 +510,9 @@ static LLVMValueRef lit_value(em *e, const tl_node *n) {
 
 /* Index of operand x (of rank xr) of a broadcasting op of rank r. */
 static void bcast_idx(em *e, const tl_type *xt, const tl_type *ot, LLVMValueRef *idx, LLVMValueRef *xi) {
-  int off = ot->rank - xt->rank;
-  for (int j = 0; j < xt->rank; j++) {
-    bool b = xt->dims[j] == 1 && ot->dims[j + off] != 1;
-    xi[j] = b ? ci(e, 0) : idx[j + off];
-  }
+  int src[TL_MAX_RANK];
+  tl_broadcast_src_axes(xt, ot, src);
+  for (int j = 0; j < xt->rank; j++) xi[j] = src[j] < 0 ? ci(e, 0) : idx[src[j]];
 }
 
 /* Python slice start for a dim of length len (an LLVM value). */
@@ -614,6 +612,11 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
   const be_plan *p = e->p;
   const tl_type *xt = n->ninputs ? &g->nodes[in[0]].type : NULL;
   LLVMValueRef xi[TL_MAX_RANK];
+  int src[TL_MAX_RANK];
+  if (tl_view_src_axes(g, n, src)) {
+    for (int i = 0; i < xt->rank; i++) xi[i] = src[i] < 0 ? ci(e, 0) : idx[src[i]];
+    return lw_ex(e, in[0], xi);
+  }
   switch (n->op) {
   case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE:
     return lit_value(e, n);
@@ -623,31 +626,6 @@ LLVMValueRef lw_ex_def(em *e, int32_t id, LLVMValueRef *idx) {
   }
   case TL_OP_IOTA: /* lower.c keeps :axis out of merged loops, so idx[ax] is the index */
     return idx[n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0]];
-  case TL_OP_TRANSPOSE:
-    for (int i = 0; i < xt->rank; i++) {
-      int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;
-      if (q < 0) q += xt->rank;
-      xi[q] = idx[i];
-    }
-    return lw_ex(e, in[0], xi);
-  case TL_OP_BROADCAST_TO:
-    bcast_idx(e, xt, &n->type, idx, xi);
-    return lw_ex(e, in[0], xi);
-  case TL_OP_EXPAND_DIMS: {
-    bool ins[TL_MAX_RANK];
-    tl_expand_dims_mask(n, ins);
-    int j = 0;
-    for (int i = 0; i < n->type.rank; i++)
-      if (!ins[i]) xi[j++] = idx[i];
-    return lw_ex(e, in[0], xi);
-  }
-  case TL_OP_SQUEEZE: {
-    bool drop[TL_MAX_RANK];
-    tl_squeeze_mask(n, xt, drop);
-    int j = 0;
-    for (int i = 0; i < xt->rank; i++) xi[i] = drop[i] ? ci(e, 0) : idx[j++];
-    return lw_ex(e, in[0], xi);
-  }
   case TL_OP_SLICE: {
     int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : 0;
     if (ax < 0) ax += xt->rank;

@@ -290,11 +290,9 @@ static int32_t lit_value(gb *b, const tl_node *n) {
 
 /* Index of operand x of a broadcasting op of type ot. */
 static void bcast_idx(gb *b, const tl_type *xt, const tl_type *ot, const int32_t *idx, int32_t *xi) {
-  int off = ot->rank - xt->rank;
-  for (int j = 0; j < xt->rank; j++) {
-    bool bc = xt->dims[j] == 1 && ot->dims[j + off] != 1;
-    xi[j] = bc ? gk_i64(b->k, 0) : idx[j + off];
-  }
+  int src[TL_MAX_RANK];
+  tl_broadcast_src_axes(xt, ot, src);
+  for (int j = 0; j < xt->rank; j++) xi[j] = src[j] < 0 ? gk_i64(b->k, 0) : idx[src[j]];
 }
 
 /* Python slice start for a dim of length len. */
@@ -393,6 +391,11 @@ int32_t gb_ex_def(gb *b, int32_t id, const int32_t *idx) {
   gk_kernel *k = b->k;
   const tl_type *xt = n->ninputs ? &g->nodes[in[0]].type : NULL;
   int32_t xi[TL_MAX_RANK];
+  int src[TL_MAX_RANK];
+  if (tl_view_src_axes(g, n, src)) {
+    for (int i = 0; i < xt->rank; i++) xi[i] = src[i] < 0 ? gk_i64(k, 0) : idx[src[i]];
+    return gb_ex(b, in[0], xi);
+  }
   switch (n->op) {
   case TL_OP_LIT: case TL_OP_FILL: case TL_OP_ZEROS_LIKE: case TL_OP_ONES_LIKE:
     return lit_value(b, n);
@@ -402,31 +405,6 @@ int32_t gb_ex_def(gb *b, int32_t id, const int32_t *idx) {
   }
   case TL_OP_IOTA:
     return idx[n->attrs.axes[0] < 0 ? n->attrs.axes[0] + xt->rank : n->attrs.axes[0]];
-  case TL_OP_TRANSPOSE:
-    for (int i = 0; i < xt->rank; i++) {
-      int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;
-      if (q < 0) q += xt->rank;
-      xi[q] = idx[i];
-    }
-    return gb_ex(b, in[0], xi);
-  case TL_OP_BROADCAST_TO:
-    bcast_idx(b, xt, &n->type, idx, xi);
-    return gb_ex(b, in[0], xi);
-  case TL_OP_EXPAND_DIMS: {
-    bool ins[TL_MAX_RANK];
-    tl_expand_dims_mask(n, ins);
-    int j = 0;
-    for (int i = 0; i < n->type.rank; i++)
-      if (!ins[i]) xi[j++] = idx[i];
-    return gb_ex(b, in[0], xi);
-  }
-  case TL_OP_SQUEEZE: {
-    bool drop[TL_MAX_RANK];
-    tl_squeeze_mask(n, xt, drop);
-    int j = 0;
-    for (int i = 0; i < xt->rank; i++) xi[i] = drop[i] ? gk_i64(k, 0) : idx[j++];
-    return gb_ex(b, in[0], xi);
-  }
   case TL_OP_SLICE: {
     int ax = (n->attrs.present & TL_A_AXIS) ? n->attrs.axes[0] : 0;
     if (ax < 0) ax += xt->rank;

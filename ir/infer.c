@@ -406,25 +406,47 @@ static int infer_squeeze(ictx *c) {
   return 0;
 }
 
-/* The masks of infer_expand_dims and infer_squeeze once the axes have
- * passed them (no checks left to make) */
-void tl_expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]) {
-  memset(ins, 0, TL_MAX_RANK * sizeof *ins);
-  for (int i = 0; i < n->attrs.naxes; i++) {
-    int a = n->attrs.axes[i];
-    ins[a < 0 ? a + n->type.rank : a] = true;
-  }
+void tl_broadcast_src_axes(const tl_type *xt, const tl_type *ot, int src[TL_MAX_RANK]) {
+  int off = ot->rank - xt->rank;
+  for (int j = 0; j < xt->rank; j++) src[j] = xt->dims[j] == 1 && ot->dims[j + off] != 1 ? -1 : j + off;
 }
 
-void tl_squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]) {
-  memset(drop, 0, TL_MAX_RANK * sizeof *drop);
-  if (n->attrs.present & TL_A_AXIS)
+bool tl_view_src_axes(const tl_graph *g, const tl_node *n, int src[TL_MAX_RANK]) {
+  if (n->op != TL_OP_TRANSPOSE && n->op != TL_OP_BROADCAST_TO && n->op != TL_OP_EXPAND_DIMS && n->op != TL_OP_SQUEEZE)
+    return false;
+  const tl_type *xt = &g->nodes[tl_node_inputs(g, n)[0]].type, *ot = &n->type;
+  bool mark[TL_MAX_RANK] = {0}; /* expand_dims: inserted result dims; squeeze: dropped operand dims */
+  switch (n->op) {
+  case TL_OP_TRANSPOSE: /* result axis i is operand axis perm[i] (default: reversed) */
+    for (int i = 0; i < xt->rank; i++) {
+      int q = (n->attrs.present & TL_A_PERM) ? n->attrs.perm[i] : xt->rank - 1 - i;
+      src[q < 0 ? q + xt->rank : q] = i;
+    }
+    break;
+  case TL_OP_BROADCAST_TO: tl_broadcast_src_axes(xt, ot, src); break;
+  case TL_OP_EXPAND_DIMS: {
     for (int i = 0; i < n->attrs.naxes; i++) {
       int a = n->attrs.axes[i];
-      drop[a < 0 ? a + xt->rank : a] = true;
+      mark[a < 0 ? a + ot->rank : a] = true;
     }
-  else
-    for (int i = 0; i < xt->rank; i++) drop[i] = xt->dims[i] == 1;
+    int j = 0;
+    for (int i = 0; i < ot->rank; i++)
+      if (!mark[i]) src[j++] = i;
+    break;
+  }
+  default: { /* squeeze: the given axes, or every dim of 1 */
+    for (int i = 0; i < xt->rank; i++) mark[i] = !(n->attrs.present & TL_A_AXIS) && xt->dims[i] == 1;
+    if (n->attrs.present & TL_A_AXIS)
+      for (int i = 0; i < n->attrs.naxes; i++) {
+        int a = n->attrs.axes[i];
+        mark[a < 0 ? a + xt->rank : a] = true;
+      }
+    int j = 0;
+    for (int i = 0; i < xt->rank; i++) src[i] = mark[i] ? -1 : j++;
+    break;
+  }
+  }
+  return true;
 }
 
 static int infer_concat(ictx *c) {

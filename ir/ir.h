@@ -235,12 +235,17 @@ bool tl_control_prefix_run(const tl_graph *g, int32_t a, int32_t b);
  * results whose length its :trips symbol gets only when it has run). */
 bool tl_graph_stacks(const tl_graph *g);
 
-/* The index maps of expand_dims and squeeze, for a node whose type has
- * been inferred (its axes are valid): which result dims expand_dims
- * inserts, and which dims of its operand xt squeeze drops. The backends
- * read their index expressions from them. */
-void tl_expand_dims_mask(const tl_node *n, bool ins[TL_MAX_RANK]);
-void tl_squeeze_mask(const tl_node *n, const tl_type *xt, bool drop[TL_MAX_RANK]);
+/* For a view that only re-indexes its operand (transpose, broadcast_to,
+ * expand_dims, squeeze) whose type has been inferred: the result axis
+ * whose index each axis of the operand reads, or -1 where it reads index
+ * 0 (a dim of 1 broadcast, or squeezed away). False, src untouched, for
+ * every other op. The CPU lowering, its access scan and the GPU kernels
+ * all take a view's indices from here, so they cannot disagree on one. */
+bool tl_view_src_axes(const tl_graph *g, const tl_node *n, int src[TL_MAX_RANK]);
+/* The same map for an operand of type xt broadcast to type ot (numpy's
+ * rule, aligned at the right): broadcast_to's, and every elementwise op's
+ * for each of its operands. */
+void tl_broadcast_src_axes(const tl_type *xt, const tl_type *ot, int src[TL_MAX_RANK]);
 
 /* Whether op has an inference function (tests check every op has one). */
 bool tl_infer_has(int op);
