@@ -42,6 +42,10 @@ enum { BE_K_EW, BE_K_RED, BE_K_SOFTMAX, BE_K_MATMUL, BE_K_TAKECHECK, BE_K_SCATTE
  * control node's, with the function's kind; MAXTRIP: a loop needed more
  * than its :max iterations. */
 enum { BE_ERR_TAKE = 1, BE_ERR_POW = 2, BE_ERR_EMPTY = 3, BE_ERR_MAXTRIP = 4 };
+/* A kernel's error code rc (non-zero) as both engines report it: the
+ * node's op, its source position where it has one, and the interpreter's
+ * words for the kind. Returns -1. */
+int be_run_error(const tl_graph *g, int32_t rc, tl_error *err);
 
 struct be_plan;
 

@@ -1064,16 +1064,6 @@ void be_program_free(be_program *p) {
 
 /* ---- run ------------------------------------------------------------------- */
 
-static const char *err_text(int kind) {
-  switch (kind) {
-  case BE_ERR_TAKE: return "an index is out of bounds";
-  case BE_ERR_POW: return "integers to negative integer powers are not allowed";
-  case BE_ERR_EMPTY: return "zero-size reduction has no identity";
-  case BE_ERR_MAXTRIP: return "the loop did not end within its :max iterations";
-  default: return "run-time error";
-  }
-}
-
 /* Large buffers on transparent huge pages (2 MiB aligned, MADV_HUGEPAGE):
  * a fresh 40 MB output otherwise takes ~10^4 page faults, which cost as
  * much as the kernel that fills it. */
@@ -1273,19 +1263,7 @@ static int execute(be_program *p, tl_tensor *const *inputs, tl_tensor *const *ou
   if (p->threads > 1 && !p->pool.started && pool_start(&p->pool)) p->threads = 1;
   be_frame f = {p->bufs, p->syms, 0, fresh};
   int32_t rc = p->entry(&f, p->threads > 1 ? pool_par : NULL, &p->pool);
-  if (rc) {
-    int node = rc >> 4;
-    const tl_node *x = node < g->nnodes ? &g->nodes[node] : NULL;
-    char why[160];
-    snprintf(why, sizeof why, "%s", err_text(rc & 15));
-    if (x && (rc & 15) == BE_ERR_MAXTRIP) /* the interpreter's words */
-      snprintf(why, sizeof why, "the loop did not end within its :max of %lld iterations", (long long)x->attrs.trips);
-    if (x && x->loc.line > 0)
-      tl_fail(er, TL_BAD_INPUT, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, why);
-    else
-      tl_fail(er, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", why);
-    return -1;
-  }
+  if (rc) return be_run_error(g, rc, er);
   return 0;
 }
 

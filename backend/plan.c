@@ -1300,3 +1300,26 @@ void be_plan_free(be_plan *p) {
   tl_free(p->out_buf);
   memset(p, 0, sizeof *p);
 }
+
+int be_run_error(const tl_graph *g, int32_t rc, tl_error *err) {
+  int node = rc >> 4;
+  const tl_node *x = node < g->nnodes ? &g->nodes[node] : NULL;
+  char why[160];
+  switch (rc & 15) {
+  case BE_ERR_TAKE: snprintf(why, sizeof why, "an index is out of bounds"); break;
+  case BE_ERR_POW: snprintf(why, sizeof why, "integers to negative integer powers are not allowed"); break;
+  case BE_ERR_EMPTY: snprintf(why, sizeof why, "zero-size reduction has no identity"); break;
+  case BE_ERR_MAXTRIP:
+    if (x)
+      snprintf(why, sizeof why, "the loop did not end within its :max of %lld iterations", (long long)x->attrs.trips);
+    else
+      snprintf(why, sizeof why, "the loop did not end within its :max iterations");
+    break;
+  default: snprintf(why, sizeof why, "run-time error");
+  }
+  if (x && x->loc.line > 0)
+    tl_fail(err, TL_BAD_INPUT, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, why);
+  else
+    tl_fail(err, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", why);
+  return -1;
+}

@@ -302,15 +302,6 @@ void gpu_program_free(gpu_program *p) {
   tl_free(p);
 }
 
-static const char *err_text(int kind) {
-  switch (kind) {
-  case BE_ERR_TAKE: return "an index is out of bounds";
-  case BE_ERR_POW: return "integers to negative integer powers are not allowed";
-  case BE_ERR_EMPTY: return "zero-size reduction has no identity";
-  default: return "run-time error";
-  }
-}
-
 static void views(const tl_graph *g, tl_tensor *const *ts, int nt, gpu_rt_tensor *v) {
   (void)g;
   for (int i = 0; i < nt; i++) {
@@ -326,13 +317,7 @@ static void views(const tl_graph *g, tl_tensor *const *ts, int nt, gpu_rt_tensor
 static int report(const gpu_program *p, int rc, tl_error *err) {
   if (rc < 0) return tl_fail_kind(err, TL_BACKEND_FAILED); /* a driver call's message */
   if (rc == 0) return 0;
-  int node = rc >> 4;
-  const tl_node *x = node < p->g->nnodes ? &p->g->nodes[node] : NULL;
-  if (x && x->loc.line > 0)
-    tl_fail(err, TL_BAD_INPUT, "%s (at %d:%d): %s", tl_ops[x->op].name, x->loc.line, x->loc.col, err_text(rc & 15));
-  else
-    tl_fail(err, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", err_text(rc & 15));
-  return -1;
+  return be_run_error(p->g, rc, err);
 }
 
 /* Binds the symbols with the interpreter's messages (input names), then
