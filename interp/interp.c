@@ -621,23 +621,32 @@ static int k_slice(rctx *c, const tl_node *n, tl_tensor *out) {
   return 0;
 }
 
-static int k_take(rctx *c, const tl_node *n, tl_tensor *out) {
-  const tl_tensor *x = arg(c, n, 0), *idx = arg(c, n, 1);
-  size_t es = tl_dtype_size((tl_dtype)x->dtype);
+/* take's and scatter_add's view of x along :axis (without it, of x
+ * flattened): outer blocks of len slices of inner elements. Fails, as
+ * numpy does, on an index outside [-len, len). */
+static int index_geometry(rctx *c, const tl_node *n, const tl_tensor *x, const tl_tensor *idx, int64_t *outer,
+                          int64_t *len, int64_t *inner) {
   bool flat = !(n->attrs.present & TL_A_AXIS);
   int ax = flat ? 0 : n->attrs.axes[0];
   if (ax < 0) ax += x->rank;
-  int64_t outer = 1, len = flat ? x->numel : x->dims[ax], inner = 1;
+  *outer = 1, *len = flat ? x->numel : x->dims[ax], *inner = 1;
   if (!flat) {
-    for (int i = 0; i < ax; i++) outer *= x->dims[i];
-    for (int i = ax + 1; i < x->rank; i++) inner *= x->dims[i];
+    for (int i = 0; i < ax; i++) *outer *= x->dims[i];
+    for (int i = ax + 1; i < x->rank; i++) *inner *= x->dims[i];
   }
   for (int64_t k = 0; k < idx->numel; k++) {
     int64_t j = tl_tensor_get_i64(idx, k);
-    if (j < -len || j >= len)
-      return rfail(c, "index %lld is out of bounds for axis %d with size %lld", (long long)j, ax,
-                   (long long)len);
+    if (j < -*len || j >= *len)
+      return rfail(c, "index %lld is out of bounds for axis %d with size %lld", (long long)j, ax, (long long)*len);
   }
+  return 0;
+}
+
+static int k_take(rctx *c, const tl_node *n, tl_tensor *out) {
+  const tl_tensor *x = arg(c, n, 0), *idx = arg(c, n, 1);
+  size_t es = tl_dtype_size((tl_dtype)x->dtype);
+  int64_t outer, len, inner;
+  if (index_geometry(c, n, x, idx, &outer, &len, &inner)) return -1;
   for (int64_t a = 0; a < outer; a++)
     for (int64_t k = 0; k < idx->numel; k++) {
       int64_t j = tl_tensor_get_i64(idx, k);
@@ -660,20 +669,9 @@ static int k_slice_update(rctx *c, const tl_node *n, tl_tensor *out) {
  * v's element order, so that duplicate indices accumulate in a fixed order. */
 static int k_scatter_add(rctx *c, const tl_node *n, tl_tensor *out) {
   const tl_tensor *x = arg(c, n, 0), *idx = arg(c, n, 1), *v = arg(c, n, 2);
-  bool flat = !(n->attrs.present & TL_A_AXIS), fl = tl_dtype_is_float((tl_dtype)x->dtype);
-  int ax = flat ? 0 : n->attrs.axes[0];
-  if (ax < 0) ax += x->rank;
-  int64_t outer = 1, len = flat ? x->numel : x->dims[ax], inner = 1;
-  if (!flat) {
-    for (int i = 0; i < ax; i++) outer *= x->dims[i];
-    for (int i = ax + 1; i < x->rank; i++) inner *= x->dims[i];
-  }
-  for (int64_t k = 0; k < idx->numel; k++) {
-    int64_t j = tl_tensor_get_i64(idx, k);
-    if (j < -len || j >= len)
-      return rfail(c, "index %lld is out of bounds for axis %d with size %lld", (long long)j, ax,
-                   (long long)len);
-  }
+  bool fl = tl_dtype_is_float((tl_dtype)x->dtype);
+  int64_t outer, len, inner;
+  if (index_geometry(c, n, x, idx, &outer, &len, &inner)) return -1;
   memcpy(out->data, x->data, (size_t)x->numel * tl_dtype_size((tl_dtype)x->dtype));
   for (int64_t a = 0; a < outer; a++)
     for (int64_t k = 0; k < idx->numel; k++) {
