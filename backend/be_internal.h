@@ -225,6 +225,20 @@ enum { BE_FAST_CG_ELEMS = 1 << 20 };
  * min(2, online CPUs). */
 int be_default_threads(void);
 
+/* A matmul node's operands as matrices with batch dims, numpy's way: a
+ * vector a is [1 K], a vector b [K 1]; the batch dims (all but the last
+ * two) broadcast. ad/bd hold the operands' dims so promoted (rank ar/br:
+ * M = ad[ar-2], K = ad[ar-1], N = bd[br-1]); the result has nbr batch
+ * dims bdims; batch dim i of the result reads A's dim abat[i] (-1: A
+ * has no such dim or a 1 broadcast there, so its stride is 0), B's
+ * bbat[i]. Both engines lay out their batch loops and strides from it. */
+typedef struct {
+  int64_t ad[TL_MAX_RANK + 1], bd[TL_MAX_RANK + 1], bdims[TL_MAX_RANK];
+  int ar, br, nbr;
+  int abat[TL_MAX_RANK], bbat[TL_MAX_RANK];
+} be_matmul_shape;
+void be_matmul_shape_of(const tl_graph *g, const tl_node *n, be_matmul_shape *m);
+
 /* Which loop of kernel k the entry may split: the dims [*lo, *hi] of *t
  * make up its outer loop (what the threads share), all dims of *t the
  * kernel's work. false for kernels that are never split (matmul, index

@@ -90,17 +90,12 @@ static void spread_uniform(em *e, const be_kern *k, int dt, LLVMValueRef N, LLVM
 void lw_k_matmul(em *e, const be_kern *k) {
   const tl_graph *g = e->g;
   const tl_node *n = &g->nodes[k->node];
-  const int32_t *in = tl_node_inputs(g, n);
-  const tl_type *at = &g->nodes[in[0]].type, *bt = &g->nodes[in[1]].type;
   int dt = n->type.dtype;
-  int64_t ad[TL_MAX_RANK + 1], bd[TL_MAX_RANK + 1];
-  int ar = at->rank, br = bt->rank;
-  memcpy(ad, at->dims, sizeof at->dims);
-  memcpy(bd, bt->dims, sizeof bt->dims);
-  if (ar == 1) { ad[1] = ad[0]; ad[0] = 1; ar = 2; }
-  if (br == 1) { bd[1] = 1; br = 2; }
+  be_matmul_shape m;
+  be_matmul_shape_of(g, n, &m);
+  const int64_t *ad = m.ad, *bd = m.bd, *bdims = m.bdims;
+  int ar = m.ar, br = m.br, nbr = m.nbr;
   LLVMValueRef M = lw_dimv(e, ad[ar - 2]), K = lw_dimv(e, ad[ar - 1]), N = lw_dimv(e, bd[br - 1]);
-  int nbr = (ar > br ? ar : br) - 2;
   /* [.. M K] @ [K N] with one B for every batch (a linear layer over a
    * batch): A's batches are contiguous rows, so the batch is one product
    * with M * batch rows rather than a loop of small ones */
@@ -113,25 +108,17 @@ void lw_k_matmul(em *e, const be_kern *k) {
     for (int i = 0; i < nbr; i++) M = LLVMBuildMul(e->pre, M, lw_dimv(e, ad[i]), "");
     nbr = 0;
   }
-  /* batch dims of the output and each operand's batch stride (in matrices) */
-  int64_t bdims[TL_MAX_RANK];
+  /* each operand's batch stride (in matrices) */
   LLVMValueRef ast[TL_MAX_RANK], bst[TL_MAX_RANK];
-  for (int i = 0; i < nbr; i++) {
-    int ai = i - (nbr - (ar - 2)), bi = i - (nbr - (br - 2));
-    int64_t da = ai >= 0 ? ad[ai] : 1, db = bi >= 0 ? bd[bi] : 1;
-    bdims[i] = da == 1 ? db : da;
-  }
   LLVMValueRef s = ci(e, 1);
   for (int i = nbr - 1; i >= 0; i--) {
-    int ai = i - (nbr - (ar - 2));
-    if (ai < 0 || (ad[ai] == 1 && bdims[i] != 1)) ast[i] = ci(e, 0);
-    else { ast[i] = s; s = LLVMBuildMul(e->pre, s, lw_dimv(e, ad[ai]), ""); }
+    ast[i] = m.abat[i] < 0 ? ci(e, 0) : s;
+    if (m.abat[i] >= 0) s = LLVMBuildMul(e->pre, s, lw_dimv(e, ad[m.abat[i]]), "");
   }
   s = ci(e, 1);
   for (int i = nbr - 1; i >= 0; i--) {
-    int bi = i - (nbr - (br - 2));
-    if (bi < 0 || (bd[bi] == 1 && bdims[i] != 1)) bst[i] = ci(e, 0);
-    else { bst[i] = s; s = LLVMBuildMul(e->pre, s, lw_dimv(e, bd[bi]), ""); }
+    bst[i] = m.bbat[i] < 0 ? ci(e, 0) : s;
+    if (m.bbat[i] >= 0) s = LLVMBuildMul(e->pre, s, lw_dimv(e, bd[m.bbat[i]]), "");
   }
   LLVMValueRef ost[TL_MAX_RANK];
   lw_contig_strides(e, nbr, bdims, ost);

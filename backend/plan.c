@@ -1323,3 +1323,22 @@ int be_run_error(const tl_graph *g, int32_t rc, tl_error *err) {
     tl_fail(err, TL_BAD_INPUT, "%s: %s", x ? tl_ops[x->op].name : "?", why);
   return -1;
 }
+
+void be_matmul_shape_of(const tl_graph *g, const tl_node *n, be_matmul_shape *m) {
+  const int32_t *in = tl_node_inputs(g, n);
+  const tl_type *at = &g->nodes[in[0]].type, *bt = &g->nodes[in[1]].type;
+  memset(m, 0, sizeof *m);
+  m->ar = at->rank, m->br = bt->rank;
+  memcpy(m->ad, at->dims, sizeof at->dims);
+  memcpy(m->bd, bt->dims, sizeof bt->dims);
+  if (m->ar == 1) m->ad[1] = m->ad[0], m->ad[0] = 1, m->ar = 2;
+  if (m->br == 1) m->bd[1] = 1, m->br = 2;
+  m->nbr = (m->ar > m->br ? m->ar : m->br) - 2;
+  for (int i = 0; i < m->nbr; i++) {
+    int ai = i - (m->nbr - (m->ar - 2)), bi = i - (m->nbr - (m->br - 2));
+    int64_t da = ai >= 0 ? m->ad[ai] : 1, db = bi >= 0 ? m->bd[bi] : 1;
+    m->bdims[i] = da == 1 ? db : da;
+    m->abat[i] = ai < 0 || (da == 1 && m->bdims[i] != 1) ? -1 : ai;
+    m->bbat[i] = bi < 0 || (db == 1 && m->bdims[i] != 1) ? -1 : bi;
+  }
+}

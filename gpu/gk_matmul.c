@@ -16,7 +16,6 @@
  * dtype with fused multiply-adds (as BLAS does), integers and bools in i64. */
 #include "gpu/gb.h"
 
-#include <string.h>
 
 enum { T = 16 };
 
@@ -24,36 +23,23 @@ int gb_k_matmul(gb *b, const be_kern *kk) {
   gk_kernel *k = b->k;
   const tl_graph *g = b->g;
   const tl_node *n = &g->nodes[kk->node];
-  const int32_t *in = tl_node_inputs(g, n);
-  const tl_type *at = &g->nodes[in[0]].type, *bt = &g->nodes[in[1]].type;
   int dt = n->type.dtype;
-  int64_t ad[TL_MAX_RANK + 1], bd[TL_MAX_RANK + 1];
-  int ar = at->rank, br = bt->rank;
-  memcpy(ad, at->dims, sizeof at->dims);
-  memcpy(bd, bt->dims, sizeof bt->dims);
-  if (ar == 1) { ad[1] = ad[0]; ad[0] = 1; ar = 2; }
-  if (br == 1) { bd[1] = 1; br = 2; }
+  be_matmul_shape m;
+  be_matmul_shape_of(g, n, &m);
+  const int64_t *ad = m.ad, *bd = m.bd, *bdims = m.bdims;
+  int ar = m.ar, br = m.br, nbr = m.nbr;
   int32_t M = gb_dim(b, ad[ar - 2]), K = gb_dim(b, ad[ar - 1]), N = gb_dim(b, bd[br - 1]);
-  int nbr = (ar > br ? ar : br) - 2;
-  int64_t bdims[TL_MAX_RANK];
   int32_t bdv[TL_MAX_RANK], ast[TL_MAX_RANK], bst[TL_MAX_RANK], ost[TL_MAX_RANK];
-  for (int i = 0; i < nbr; i++) {
-    int ai = i - (nbr - (ar - 2)), bi = i - (nbr - (br - 2));
-    int64_t da = ai >= 0 ? ad[ai] : 1, db = bi >= 0 ? bd[bi] : 1;
-    bdims[i] = da == 1 ? db : da;
-    bdv[i] = gb_dim(b, bdims[i]);
-  }
-  int32_t s = gk_i64(k, 1);
+  for (int i = 0; i < nbr; i++) bdv[i] = gb_dim(b, bdims[i]);
+  int32_t s = gk_i64(k, 1); /* each operand's batch stride (in matrices) */
   for (int i = nbr - 1; i >= 0; i--) {
-    int ai = i - (nbr - (ar - 2));
-    if (ai < 0 || (ad[ai] == 1 && bdims[i] != 1)) ast[i] = gk_i64(k, 0);
-    else { ast[i] = s; s = gk_mul(k, s, gb_dim(b, ad[ai])); }
+    ast[i] = m.abat[i] < 0 ? gk_i64(k, 0) : s;
+    if (m.abat[i] >= 0) s = gk_mul(k, s, gb_dim(b, ad[m.abat[i]]));
   }
   s = gk_i64(k, 1);
   for (int i = nbr - 1; i >= 0; i--) {
-    int bi = i - (nbr - (br - 2));
-    if (bi < 0 || (bd[bi] == 1 && bdims[i] != 1)) bst[i] = gk_i64(k, 0);
-    else { bst[i] = s; s = gk_mul(k, s, gb_dim(b, bd[bi])); }
+    bst[i] = m.bbat[i] < 0 ? gk_i64(k, 0) : s;
+    if (m.bbat[i] >= 0) s = gk_mul(k, s, gb_dim(b, bd[m.bbat[i]]));
   }
   gb_strides(b, nbr, bdims, ost);
   int32_t MK = gk_mul(k, M, K), KN = gk_mul(k, K, N), MN = gk_mul(k, M, N);

@@ -290,6 +290,13 @@ static const lcase mm_cases[] = {
    {3, 4, 5, 6}, -1, 0},
   {"batched w (not folded)", "(graph l (in x f32 [b m k]) (in w f32 [b k n]) (out z (matmul x w)))", {3, 4, 5, 6}, -1,
    0},
+  /* batch dims that broadcast a 1 of either operand (stride 0 there) */
+  {"a's batch of 1 over b's batch", "(graph l (in x f32 [1 m k]) (in w f32 [b k n]) (out z (matmul x w)))",
+   {4, 5, 3, 6}, -1, 0},
+  {"batches broadcast both ways", "(graph l (in x f64 [b 1 m k]) (in w f64 [3 k n]) (out z (matmul x w)))",
+   {2, 4, 5, 6}, -1, 0},
+  {"i32 batches broadcast both ways", "(graph l (in x i32 [1 b m k]) (in w i32 [3 1 k n]) (out z (matmul x w)))",
+   {2, 4, 5, 6}, -1, 0},
   {"transpose also read elsewhere", "(graph l (in x f32 [m k]) (in w f32 [n k]) (let t (transpose w))"
                                     " (out z (matmul x t)) (out u (exp t)))", {5, 7, 9}, -1, 0},
   {"i32 a @ b^T (loops)", "(graph l (in a i32 [m k]) (in b i32 [n k]) (out z (matmul a (transpose b))))",
