@@ -320,6 +320,15 @@ static int report(const gpu_program *p, int rc, tl_error *err) {
   return be_run_error(p->g, rc, err);
 }
 
+/* One call on the device once inputs and outputs are bound: the inputs
+ * up, the kernels, the outputs down. */
+static int call(gpu_program *p, const gpu_rt_tensor *vin, gpu_rt_tensor *vout, tl_error *err) {
+  int rc = gpu_rt_upload(&p->st, vin, TL_EMSG(err));
+  if (!rc) rc = gpu_rt_exec(&p->st, TL_EMSG(err));
+  if (!rc) rc = gpu_rt_download(&p->st, vout, TL_EMSG(err));
+  return report(p, rc, err);
+}
+
 /* Binds the symbols with the interpreter's messages (input names), then
  * prepares the device. */
 static int prepare(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values, gpu_rt_tensor *vin,
@@ -353,10 +362,7 @@ int gpu_run(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_values,
     else views(g, &outputs[i], 1, &vout[i]);
   }
   if (!rc) {
-    rc = gpu_rt_upload(&p->st, vin, TL_EMSG(err));
-    if (!rc) rc = gpu_rt_exec(&p->st, TL_EMSG(err));
-    if (!rc) rc = gpu_rt_download(&p->st, vout, TL_EMSG(err));
-    rc = report(p, rc, err);
+    rc = call(p, vin, vout, err);
   }
   if (rc)
     for (int i = 0; i < g->noutputs; i++) {
@@ -392,10 +398,7 @@ int gpu_run_into(gpu_program *p, tl_tensor *const *inputs, const int64_t *sym_va
   }
   if (!rc) {
     views(g, outputs, g->noutputs, vout);
-    rc = gpu_rt_upload(&p->st, vin, TL_EMSG(err));
-    if (!rc) rc = gpu_rt_exec(&p->st, TL_EMSG(err));
-    if (!rc) rc = gpu_rt_download(&p->st, vout, TL_EMSG(err));
-    rc = report(p, rc, err);
+    rc = call(p, vin, vout, err);
   }
   tl_free(vin);
   tl_free(vout);
