@@ -12,7 +12,8 @@
 # pack puts the programs (tlaloc, libtlaloc.so, the test programs gpu-test,
 # test-ops and test-grad) and every shared library they load except the C
 # and C++ runtimes (libLLVM, OpenBLAS, ...) into DIR/pack.tar.xz, checked to
-# stay under the 60 MiB that can travel beside the working tree (~52 MB).
+# stay under the 60 MiB that can travel beside the working tree; debug
+# information is stripped (about 4 minutes of xz here).
 # check unpacks it, points LD_LIBRARY_PATH at it, and runs, each step with
 # its own timeout and its output in REPORT:
 #   1. tlaloc engines, and a run of an example on `gpu`;
@@ -44,7 +45,12 @@ pack)
   ldd "${progs[@]}" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u |
     grep -v -E '/(libc|libm|libpthread|libdl|librt|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' |
     while read -r l; do cp -L "$l" "$dir/stage/lib/"; done
-  tar -C "$dir/stage" -cf - . | xz -T0 -6 > "$dir/pack.tar.xz"
+  # without their debug info (the programs are 60 MB each with it), and
+  # with a dictionary that spans every file: each program and libtlaloc.so
+  # carries its own static copy of LLVM, which xz's default 8 MiB window
+  # would compress five times over (80 MB instead of ~30)
+  strip --strip-debug "$dir/stage/bin/"* "$dir/stage/lib/"* 2>/dev/null
+  tar -C "$dir/stage" -cf - . | xz -T0 --lzma2=preset=6,dict=256MiB > "$dir/pack.tar.xz"
   rm -rf "$dir/stage"
   size=$(stat -c %s "$dir/pack.tar.xz")
   if [ "$size" -gt $((60 * 1024 * 1024)) ]; then
