@@ -80,15 +80,6 @@ static int fail(rd *r, sx_tok t, const char *fmt, ...) {
   return -1;
 }
 
-/* Consumes tokens up to and including the ) closing an open ( . */
-static void skip_close(sx_lexer *lx) {
-  for (int depth = 1; depth > 0;) {
-    sx_tok t = sx_next(lx);
-    if (t.k == SX_EOF) return;
-    if (t.k == SX_LP) depth++;
-    if (t.k == SX_RP) depth--;
-  }
-}
 
 static uint32_t push_node(rd *r, eg_pnode nd) {
   r->p->nodes = xgrow(r->p->nodes, &r->capn, sizeof *r->p->nodes, r->p->n + 1);
@@ -117,12 +108,12 @@ static int read_var(rd *r, sx_tok t, bool as_attr, uint32_t *var) {
 static int read_node(rd *r, sx_tok lp, uint32_t *out) {
   sx_tok ot = sx_next(r->lx);
   if (ot.k != SX_ATOM) {
-    if (ot.k != SX_RP) skip_close(r->lx);
+    if (ot.k != SX_RP) sx_skip_close(r->lx);
     return fail(r, ot, "expected an op name after '('");
   }
   int op = eg_lang_op(r->l, ot.s, ot.n);
   if (op < 0) {
-    skip_close(r->lx);
+    sx_skip_close(r->lx);
     return fail(r, ot, "unknown op '%.*s'", (int)ot.n, ot.s);
   }
   uint32_t kbuf[16], *kids = kbuf, nk = 0, capk = 16;
@@ -157,12 +148,12 @@ static int read_node(rd *r, sx_tok lp, uint32_t *out) {
         v.n = (size_t)(e.s + 1 - s);
       } else if (v.k != SX_ATOM) {
         rc = fail(r, v, "expected a value after '%.*s'", (int)t.n, t.s);
-        if (v.k != SX_RP) skip_close(r->lx);
+        if (v.k != SX_RP) sx_skip_close(r->lx);
         goto out;
       }
       if (nkv == 8) {
         rc = fail(r, t, "too many attributes");
-        skip_close(r->lx);
+        sx_skip_close(r->lx);
         goto out;
       }
       if (v.s[0] == '?') {
@@ -174,12 +165,12 @@ static int read_node(rd *r, sx_tok lp, uint32_t *out) {
     }
     if (nkv) {
       rc = fail(r, t, "operands must come before attributes");
-      skip_close(r->lx);
+      sx_skip_close(r->lx);
       goto out;
     }
     uint32_t c;
     if (read_expr(r, &c)) {
-      skip_close(r->lx);
+      sx_skip_close(r->lx);
       rc = -1;
       goto out;
     }
@@ -241,7 +232,7 @@ static int read_expr(rd *r, uint32_t *out) {
   sx_tok t = sx_next(r->lx);
   if (t.k == SX_LP) {
     if (r->depth >= EG_PAT_MAX_DEPTH && !(r->flags & EG_VARS_NONE)) {
-      skip_close(r->lx);
+      sx_skip_close(r->lx);
       return fail(r, t, "pattern nested more than %d deep", EG_PAT_MAX_DEPTH);
     }
     r->depth++;

@@ -99,15 +99,6 @@ static void error_at(parser *ps, int line, int col, const char *fmt, ...) {
   tl_diag_error(ps->d, (tl_loc){line, col}, "%s", msg);
 }
 
-static void skip_close(sx_lexer *lx) {
-  for (int depth = 1; depth > 0;) {
-    sx_tok t = sx_next(lx);
-    if (t.k == SX_EOF) return;
-    if (t.k == SX_LP) depth++;
-    if (t.k == SX_RP) depth--;
-  }
-}
-
 /* ---- rules ---------------------------------------------------------------- */
 
 /* Frees a rule's or control rule's conditions. */
@@ -262,13 +253,13 @@ static int read_cond(parser *ps, eg_rule *ru) {
   sx_tok nm = sx_next(&ps->lx);
   if (nm.k != SX_ATOM) {
     error_at(ps, nm.line, nm.col, "expected a condition name");
-    if (nm.k != SX_RP) skip_close(&ps->lx);
+    if (nm.k != SX_RP) sx_skip_close(&ps->lx);
     return -1;
   }
   int fn = cond_find(ps->r->conds, nm.s, nm.n);
   if (fn < 0) {
     error_at(ps, nm.line, nm.col, "unknown condition '%.*s'", (int)nm.n, nm.s);
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return -1;
   }
   eg_cond_use u = {fn, 0, NULL, NULL};
@@ -282,14 +273,14 @@ static int read_cond(parser *ps, eg_rule *ru) {
     if (t.k == SX_RP) break;
     if (t.k != SX_ATOM) {
       error_at(ps, t.line, t.col, "expected a condition argument");
-      if (t.k == SX_LP) skip_close(&ps->lx);
-      skip_close(&ps->lx);
+      if (t.k == SX_LP) sx_skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       rc = -1;
       break;
     }
     if (u.nargs == EG_COND_MAX_ARGS) {
       error_at(ps, t.line, t.col, "too many condition arguments");
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       rc = -1;
       break;
     }
@@ -298,7 +289,7 @@ static int read_cond(parser *ps, eg_rule *ru) {
       int v = eg_vartab_find(ru->vars, t.s, t.n);
       if (v < 0) {
         error_at(ps, t.line, t.col, "unbound variable '%.*s' in condition", (int)t.n, t.s);
-        skip_close(&ps->lx);
+        sx_skip_close(&ps->lx);
         rc = -1;
         break;
       }
@@ -372,8 +363,8 @@ static bool duplicate_name(parser *ps, sx_tok nm) {
 /* After an error at token t inside a declaration: consume the rest of the
  * declaration (t itself may open a nested list, or be its closing paren). */
 static void skip_decl(parser *ps, sx_tok t) {
-  if (t.k == SX_LP) skip_close(&ps->lx);
-  if (t.k != SX_RP && t.k != SX_EOF) skip_close(&ps->lx);
+  if (t.k == SX_LP) sx_skip_close(&ps->lx);
+  if (t.k != SX_RP && t.k != SX_EOF) sx_skip_close(&ps->lx);
 }
 
 /* A declaration's name: an atom that is not a ?var or :key. */
@@ -442,7 +433,7 @@ static void read_opclass(parser *ps, sx_tok lp) {
   if (builtin_class(r->lang, nm.s, nm.n)) {
     error_at(ps, nm.line, nm.col, "opclass '%.*s' is built in (the %s language's op table)", (int)nm.n, nm.s,
              r->lang->name);
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return;
   }
   if (c >= 0 || sx_is(nm, "any") || sx_is(nm, "output") || eg_lang_op(r->lang, nm.s, nm.n) >= 0) {
@@ -451,7 +442,7 @@ static void read_opclass(parser *ps, sx_tok lp) {
                nm.s, r->classes[c].file, r->classes[c].line, r->classes[c].col);
     else
       error_at(ps, nm.line, nm.col, "opclass name '%.*s' is an op name, 'any' or 'output'", (int)nm.n, nm.s);
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return;
   }
   int nops = r->lang->nops, nmembers = 0;
@@ -496,8 +487,8 @@ static int read_fuse_cond(parser *ps, eg_fuse *f) {
                "unknown fusion condition '%.*s' (known: single-use, cheap, light, max-ops N)", (int)nm.n, nm.s);
     else
       error_at(ps, nm.line, nm.col, "expected a fusion condition name");
-    if (nm.k == SX_LP) skip_close(&ps->lx);
-    if (nm.k != SX_RP) skip_close(&ps->lx);
+    if (nm.k == SX_LP) sx_skip_close(&ps->lx);
+    if (nm.k != SX_RP) sx_skip_close(&ps->lx);
     return -1;
   }
   eg_fuse_cond c = {kind, 0};
@@ -507,8 +498,8 @@ static int read_fuse_cond(parser *ps, eg_fuse *f) {
     long long v = t.k == SX_ATOM ? strtoll(t.s, &end, 10) : 0;
     if (t.k != SX_ATOM || end != t.s + t.n || v < 1 || v > 1000000) {
       error_at(ps, t.line, t.col, "condition 'max-ops' takes a positive integer");
-      if (t.k == SX_LP) skip_close(&ps->lx);
-      if (t.k != SX_RP) skip_close(&ps->lx);
+      if (t.k == SX_LP) sx_skip_close(&ps->lx);
+      if (t.k != SX_RP) sx_skip_close(&ps->lx);
       return -1;
     }
     c.arg = v;
@@ -517,8 +508,8 @@ static int read_fuse_cond(parser *ps, eg_fuse *f) {
   if (t.k != SX_RP) {
     error_at(ps, t.line, t.col, "condition '%.*s' takes %s", (int)nm.n, nm.s,
              kind == EG_FUSE_MAX_OPS ? "one argument" : "no arguments");
-    if (t.k == SX_LP) skip_close(&ps->lx);
-    skip_close(&ps->lx);
+    if (t.k == SX_LP) sx_skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return -1;
   }
   f->conds = tl_xrealloc(f->conds, sizeof *f->conds * (size_t)(f->nconds + 1));
@@ -533,7 +524,7 @@ static void read_fuse(parser *ps, int set, sx_tok lp) {
   sx_tok nm;
   if (!read_decl_name(ps, "fuse", &nm)) return;
   if (duplicate_name(ps, nm)) {
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return;
   }
   eg_fuse f = {0};
@@ -556,7 +547,7 @@ static void read_fuse(parser *ps, int set, sx_tok lp) {
     int rc = read_fuse_cond(ps, &f);
     if (rc == -2) goto bad_closed;
     if (rc) {
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       goto bad_closed;
     }
   }
@@ -580,7 +571,7 @@ static void read_inplace(parser *ps, int set, sx_tok lp) {
   sx_tok nm;
   if (!read_decl_name(ps, "inplace", &nm)) return;
   if (duplicate_name(ps, nm)) {
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return;
   }
   eg_inplace ip = {0};
@@ -590,7 +581,7 @@ static void read_inplace(parser *ps, int set, sx_tok lp) {
   sx_tok at = sx_peek(&ps->lx);
   if (eg_pattern_read(&ps->lx, r->lang, ip.vars, EG_VARS_NEW, &ip.pat, &pe)) {
     pattern_error(ps, &pe);
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     goto bad_closed;
   }
   const eg_pnode *root = &ip.pat.nodes[ip.pat.n - 1];
@@ -602,7 +593,7 @@ static void read_inplace(parser *ps, int set, sx_tok lp) {
   }
   if (!ok) {
     error_at(ps, at.line, at.col, "an in-place pattern is one op over distinct ?vars, e.g. (exp ?x)");
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     goto bad_closed;
   }
   ip.op = root->op;
@@ -655,12 +646,12 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
   sx_tok nm = sx_next(&ps->lx);
   if (nm.k != SX_ATOM || nm.s[0] == '?' || nm.s[0] == ':') {
     error_at(ps, nm.line, nm.col, "expected a rule name after 'rule'");
-    if (nm.k == SX_LP) skip_close(&ps->lx);
-    if (nm.k != SX_RP) skip_close(&ps->lx);
+    if (nm.k == SX_LP) sx_skip_close(&ps->lx);
+    if (nm.k != SX_RP) sx_skip_close(&ps->lx);
     return;
   }
   if (duplicate_name(ps, nm)) {
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return;
   }
   eg_rule *ru = rule_push(r);
@@ -680,8 +671,8 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
   bool both = sx_is(arrow, "<=>");
   if (!both && !sx_is(arrow, "=>")) {
     error_at(ps, arrow.line, arrow.col, "expected '=>' or '<=>' after the left side");
-    if (arrow.k == SX_LP) skip_close(&ps->lx);
-    if (arrow.k != SX_RP) skip_close(&ps->lx);
+    if (arrow.k == SX_LP) sx_skip_close(&ps->lx);
+    if (arrow.k != SX_RP) sx_skip_close(&ps->lx);
     goto bad_nested;
   }
   if (eg_pattern_read(&ps->lx, r->lang, ru->vars, 0, &ru->rhs, &pe)) {
@@ -706,7 +697,7 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
       continue;
     }
     error_at(ps, t.line, t.col, "expected ':if' or ')' after the right side");
-    if (t.k == SX_LP) skip_close(&ps->lx);
+    if (t.k == SX_LP) sx_skip_close(&ps->lx);
     goto bad;
   }
   if (both) {
@@ -738,7 +729,7 @@ static void read_rule(parser *ps, int set, sx_tok lp) {
   }
   return;
 bad:
-  skip_close(&ps->lx);
+  sx_skip_close(&ps->lx);
 bad_nested:
   r->nrules--;
   rule_clear(&r->rules[r->nrules], true);
@@ -771,8 +762,8 @@ static int read_cterm(parser *ps, eg_control *c, bool lhs, eg_cterm *t) {
   sx_tok hd = sx_next(&ps->lx);
   if (hd.k != SX_ATOM) {
     error_at(ps, hd.line, hd.col, "expected an op name after '('");
-    if (hd.k == SX_LP) skip_close(&ps->lx);
-    if (hd.k != SX_RP) skip_close(&ps->lx);
+    if (hd.k == SX_LP) sx_skip_close(&ps->lx);
+    if (hd.k != SX_RP) sx_skip_close(&ps->lx);
     return -1;
   }
   t->op = eg_lang_op(ps->r->lang, hd.s, hd.n);
@@ -785,7 +776,7 @@ static int read_cterm(parser *ps, eg_control *c, bool lhs, eg_cterm *t) {
       at += (size_t)snprintf(known + at, sizeof known - at, ", %s", cl->heads[i]);
     error_at(ps, hd.line, hd.col, "'%.*s' is not a control op%s%s%s", (int)hd.n, hd.s,
              lhs ? "" : " or a transformation (", lhs ? "" : known[0] ? known + 2 : "", lhs ? "" : ")");
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return -1;
   }
   for (;;) {
@@ -805,17 +796,17 @@ static int read_cterm(parser *ps, eg_control *c, bool lhs, eg_cterm *t) {
         if (t->op < 0) error_at(ps, it.line, it.col, "a transformation takes ?variables, not keys");
         else error_at(ps, it.line, it.col, "op '%s' has no function under ':%.*s'", ps->r->lang->op_names[t->op],
                       (int)it.n - 1, it.s + 1);
-        skip_close(&ps->lx);
+        sx_skip_close(&ps->lx);
         return -1;
       }
     } else if (t->nkeys && t->op >= 0) {
       error_at(ps, v.line, v.col, "operands must come before keys");
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       return -1;
     }
     if ((keyed ? t->nkeys : t->nvars) == EG_CTERM_MAX) {
       error_at(ps, v.line, v.col, "too many items (at most %d)", EG_CTERM_MAX);
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       return -1;
     }
     int var = eg_vartab_find(&c->vars, v.s, v.n);
@@ -823,18 +814,18 @@ static int read_cterm(parser *ps, eg_control *c, bool lhs, eg_cterm *t) {
     if (lhs) {
       if (var >= 0) {
         error_at(ps, v.line, v.col, "variable '%.*s' is bound twice on the left side", (int)v.n, v.s);
-        skip_close(&ps->lx);
+        sx_skip_close(&ps->lx);
         return -1;
       }
       var = (int)eg_vartab_add(&c->vars, v.s, v.n, is_fn);
     } else if (var < 0) {
       error_at(ps, v.line, v.col, "unbound variable '%.*s' on the right side", (int)v.n, v.s);
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       return -1;
     } else if (t->op >= 0 && c->vars.is_attr[var] != is_fn) {
       error_at(ps, v.line, v.col, "'%.*s' is a %s variable, used as %s", (int)v.n, v.s,
                c->vars.is_attr[var] ? "function" : "class", is_fn ? "a function" : "an operand");
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       return -1;
     }
     if (keyed) {
@@ -861,7 +852,7 @@ static int read_control_cond(parser *ps, eg_control *c) {
   int fc = nm.k == SX_ATOM ? name_find(cl->conds, cl->nconds, nm.s, nm.n) : -1;
   if (reg < 0 && fc < 0) {
     error_at(ps, nm.line, nm.col, "unknown condition '%.*s'", (int)nm.n, nm.s);
-    if (nm.k != SX_RP) skip_close(&ps->lx);
+    if (nm.k != SX_RP) sx_skip_close(&ps->lx);
     return -1;
   }
   eg_cond_use u = {reg >= 0 ? reg : -1 - fc, 0, NULL, NULL};
@@ -880,7 +871,7 @@ static int read_control_cond(parser *ps, eg_control *c) {
     int v = t.s[0] == '?' ? eg_vartab_find(&c->vars, t.s, t.n) : -1;
     if (t.s[0] == '?' && v < 0) {
       error_at(ps, t.line, t.col, "unbound variable '%.*s' in condition", (int)t.n, t.s);
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       rc = -1;
       break;
     }
@@ -894,7 +885,7 @@ static int read_control_cond(parser *ps, eg_control *c) {
                (int)t.n, t.s, u.nargs + 1,
                want == 'f' ? "it takes function variables" : want == 'v' ? "it takes an operand's ?variable"
                : want == 'a' ? "it takes an atom" : "too many arguments");
-      skip_close(&ps->lx);
+      sx_skip_close(&ps->lx);
       rc = -1;
       break;
     }
@@ -921,12 +912,12 @@ static void read_control(parser *ps, int set, sx_tok lp) {
   sx_tok nm;
   if (!r->lang->control) {
     error_at(ps, lp.line, lp.col, "this language has no control-flow rules");
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return;
   }
   if (!read_decl_name(ps, "control", &nm)) return;
   if (duplicate_name(ps, nm)) {
-    skip_close(&ps->lx);
+    sx_skip_close(&ps->lx);
     return;
   }
   eg_control c = {0};
@@ -964,7 +955,7 @@ static void read_control(parser *ps, int set, sx_tok lp) {
   r->controls[r->ncontrols++] = c;
   return;
 bad:
-  skip_close(&ps->lx);
+  sx_skip_close(&ps->lx);
 done:
   control_clear(&c);
 }
@@ -1027,15 +1018,15 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, tl_
     sx_tok kw = t.k == SX_LP ? sx_next(&ps.lx) : t;
     if (t.k != SX_LP || !sx_is(kw, "ruleset")) {
       error_at(&ps, t.line, t.col, "expected '(ruleset NAME ...)'");
-      if (t.k == SX_LP && kw.k == SX_LP) skip_close(&ps.lx);
-      if (t.k == SX_LP && kw.k != SX_RP) skip_close(&ps.lx);
+      if (t.k == SX_LP && kw.k == SX_LP) sx_skip_close(&ps.lx);
+      if (t.k == SX_LP && kw.k != SX_RP) sx_skip_close(&ps.lx);
       continue;
     }
     sx_tok nm = sx_next(&ps.lx);
     if (nm.k != SX_ATOM) {
       error_at(&ps, nm.line, nm.col, "expected a ruleset name");
-      if (nm.k == SX_LP) skip_close(&ps.lx);
-      if (nm.k != SX_RP) skip_close(&ps.lx);
+      if (nm.k == SX_LP) sx_skip_close(&ps.lx);
+      if (nm.k != SX_RP) sx_skip_close(&ps.lx);
       continue;
     }
     char *name = dupn(nm.s, nm.n);
@@ -1060,13 +1051,14 @@ int eg_rules_load(eg_rules *r, const char *file, const char *text, size_t n, tl_
       else if (it.k == SX_LP && sx_is(k2, "inplace")) read_inplace(&ps, set, it);
       else if (it.k == SX_LP && sx_is(k2, "opclass")) read_opclass(&ps, it);
       else if (it.k == SX_LP && sx_is(k2, "control")) read_control(&ps, set, it);
-      else if (it.k == SX_LP && sx_is(k2, "grad")) skip_close(&ps.lx); /* a derivative rule: grad/ reads it */
+      else if (it.k == SX_LP && sx_is(k2, "grad"))
+        sx_skip_close(&ps.lx); /* a derivative rule: grad/ reads it */
       else {
         error_at(&ps, it.line, it.col,
                  "expected '(rule NAME LHS => RHS ...)', '(fuse ...)', '(inplace ...)', '(control ...)' or "
                  "'(opclass ...)'");
-        if (it.k == SX_LP && k2.k == SX_LP) skip_close(&ps.lx);
-        if (it.k == SX_LP && k2.k != SX_RP) skip_close(&ps.lx);
+        if (it.k == SX_LP && k2.k == SX_LP) sx_skip_close(&ps.lx);
+        if (it.k == SX_LP && k2.k != SX_RP) sx_skip_close(&ps.lx);
       }
     }
   }

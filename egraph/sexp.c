@@ -72,3 +72,12 @@ const char *sx_line(const sx_lexer *lx, int line, size_t *n) {
 int sx_is(sx_tok t, const char *s) {
   return t.k == SX_ATOM && strlen(s) == t.n && memcmp(t.s, s, t.n) == 0;
 }
+
+void sx_skip_close(sx_lexer *lx) {
+  for (int depth = 1; depth > 0;) {
+    sx_tok t = sx_next(lx);
+    if (t.k == SX_EOF) return;
+    if (t.k == SX_LP) depth++;
+    if (t.k == SX_RP) depth--;
+  }
+}

@@ -24,6 +24,9 @@ typedef struct sx_lexer {
 void sx_init(sx_lexer *lx, const char *src, size_t n);
 sx_tok sx_next(sx_lexer *lx);
 sx_tok sx_peek(sx_lexer *lx);
+/* Consumes tokens up to and including the ) closing an open ( (error
+ * recovery: the reader goes on after a malformed form). */
+void sx_skip_close(sx_lexer *lx);
 /* The text of source line `line` (no newline) and its length. */
 const char *sx_line(const sx_lexer *lx, int line, size_t *n);
 int sx_is(sx_tok t, const char *s); /* atom equal to s */
