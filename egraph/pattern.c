@@ -80,7 +80,6 @@ static int fail(rd *r, sx_tok t, const char *fmt, ...) {
   return -1;
 }
 
-
 static uint32_t push_node(rd *r, eg_pnode nd) {
   r->p->nodes = xgrow(r->p->nodes, &r->capn, sizeof *r->p->nodes, r->p->n + 1);
   r->p->nodes[r->p->n] = nd;

@@ -10,10 +10,10 @@
 #                                                 root (gpu-jit, DIR/report.txt)
 #
 # pack puts the programs (tlaloc, libtlaloc.so, the test programs gpu-test,
-# test-ops and test-grad) and every shared library they load except the C
-# and C++ runtimes (libLLVM, OpenBLAS, ...) into DIR/pack.tar.xz, checked to
-# stay under the 60 MiB that can travel beside the working tree; debug
-# information is stripped (about 4 minutes of xz here).
+# test-ops and test-grad; LLVM is linked into each) and every shared
+# library they load except the C and C++ runtimes (OpenBLAS, ...) into
+# DIR/pack.tar.xz without debug information, checked to stay under the 60
+# MiB that can travel beside the working tree (about 4 minutes of xz here).
 # check unpacks it, points LD_LIBRARY_PATH at it, and runs, each step with
 # its own timeout and its output in REPORT:
 #   1. tlaloc engines, and a run of an example on `gpu`;
@@ -48,9 +48,15 @@ pack)
   # without their debug info (the programs are 60 MB each with it), and
   # with a dictionary that spans every file: each program and libtlaloc.so
   # carries its own static copy of LLVM, which xz's default 8 MiB window
-  # would compress five times over (80 MB instead of ~30)
-  strip --strip-debug "$dir/stage/bin/"* "$dir/stage/lib/"* 2>/dev/null
-  tar -C "$dir/stage" -cf - . | xz -T0 --lzma2=preset=6,dict=256MiB > "$dir/pack.tar.xz"
+  # would compress five times over (80 MB instead of ~30). One thread: a
+  # block spans the whole stream anyway (xz needs ~2.7 GiB for it here)
+  strip --strip-debug "$dir/stage/bin/"* "$dir/stage/lib/"* ||
+    echo "gpu-jit: strip failed on some files; they are packed as they are" >&2
+  if ! tar -C "$dir/stage" -cf - . | xz -T1 --lzma2=preset=6,dict=256MiB > "$dir/pack.tar.xz"; then
+    echo "gpu-jit: packing failed (tar or xz; xz needs ~2.7 GiB of memory)" >&2
+    rm -rf "$dir"
+    exit 1
+  fi
   rm -rf "$dir/stage"
   size=$(stat -c %s "$dir/pack.tar.xz")
   if [ "$size" -gt $((60 * 1024 * 1024)) ]; then
