@@ -1,6 +1,7 @@
 /* be_diff.c - differential test of the CPU backend against the reference
- * interpreter: every graph of examples/ and tests/backend/graphs/ at
- * several symbol sizes (0 included), then random graphs (be_random.c).
+ * interpreter: every graph of examples/, tests/backend/graphs/ and
+ * tests/gpu/graphs/ at several symbol sizes (0 included), then random
+ * graphs (be_random.c).
  * Exit 0 iff every comparison passes.
  *
  * usage: be-diff SOURCE_DIR [--random N] [--seed S] [-v] */
@@ -468,10 +469,12 @@ int main(int argc, char **argv) {
       return f ? 1 : 0;
     }
   }
-  /* the examples, and graphs kept as regression tests of the backend */
-  static const char *const dirs[2] = {"examples", "tests/backend/graphs"};
+  /* the examples, graphs kept as regression tests of the backend, and the
+   * GPU kernels' graphs (index maps, row modes and special values that
+   * both backends lower from the same plans) */
+  static const char *const dirs[3] = {"examples", "tests/backend/graphs", "tests/gpu/graphs"};
   int fails = 0, n = 0;
-  for (int di = 0; di < 2; di++) {
+  for (int di = 0; di < 3; di++) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", argv[1], dirs[di]);
     DIR *dp = opendir(dir);
@@ -490,7 +493,7 @@ int main(int argc, char **argv) {
     }
     closedir(dp);
   }
-  printf("examples and tests/backend/graphs: %d files, %d failed\n", n, fails);
+  printf("examples, tests/backend/graphs and tests/gpu/graphs: %d files, %d failed\n", n, fails);
   fails += cache_test(argv[1]);
   fails += be_jit_share_tests(argv[1]);
   fails += be_fusion_tests(argv[1], verbose);
